@@ -1,0 +1,102 @@
+/*
+ * error.h - the one list of dirconn error codes, their messages and exit codes.
+ *
+ * Every module returns an `enum dirconn_err` and, where the caller needs the
+ * cause, fills a `struct dirconn_error` with one human-readable line that names
+ * the file:line, server or object and keeps the original library code (LDAP
+ * result code, CURLcode, errno) in the text. Library codes are translated at
+ * module borders; callers never see raw LDAP or curl codes.
+ *
+ * The list is an X-macro (libuv's UV_ERRNO_MAP style): the enum, the message
+ * table and the exit code table are generated from DIRCONN_ERRNO_MAP.
+ * Exit codes are documented in docs/cli.md; keep them stable.
+ */
+#ifndef DIRCONN_ERROR_H
+#define DIRCONN_ERROR_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+/* XX(name, exit code, message) */
+#define DIRCONN_ERRNO_MAP(XX)                                                                      \
+    XX(OK, 0, "success")                                                                           \
+    XX(EFAIL, 1, "operation failed")                                                               \
+    XX(EUSAGE, 2, "invalid command line")                                                          \
+    XX(ECONFIG, 3, "invalid configuration")                                                        \
+    XX(ENOMEM, 4, "out of memory")                                                                 \
+    XX(EIO, 5, "I/O error")                                                                        \
+    XX(ELDAP_CONNECT, 10, "directory server unreachable")                                          \
+    XX(ELDAP_TLS, 11, "TLS failure with directory server")                                         \
+    XX(ELDAP_AUTH, 12, "directory bind failed")                                                    \
+    XX(ELDAP_NOSUCHOBJECT, 13, "base DN does not exist")                                           \
+    XX(ELDAP_UNSUPPORTED, 14, "directory server lacks a required feature")                         \
+    XX(ELDAP_TIMEOUT, 15, "directory operation timed out")                                         \
+    XX(ELDAP, 16, "directory operation failed")                                                    \
+    XX(ESTATE, 20, "state store error")                                                            \
+    XX(ECLOUD_CONNECT, 30, "cloud unreachable")                                                    \
+    XX(ECLOUD_AUTH, 31, "cloud authentication failed")                                             \
+    XX(ECLOUD, 32, "cloud request failed")                                                         \
+    XX(ETHRESHOLD, 40, "delete threshold exceeded")                                                \
+    XX(ELEASE, 50, "lease not held")                                                               \
+    XX(EPROXY, 60, "proxy failure")                                                                \
+    XX(ESECRET, 70, "secret store error")
+
+enum dirconn_err {
+#define DIRCONN_ERR_ENUM(name, code, msg) DIRCONN_##name,
+    DIRCONN_ERRNO_MAP(DIRCONN_ERR_ENUM)
+#undef DIRCONN_ERR_ENUM
+        DIRCONN_ERR_MAX
+};
+
+/* Longest error line kept, terminating NUL included. */
+#define DIRCONN_ERROR_LEN 1024
+
+/* One error: the code and one line of text. Zero-initialise before use. */
+struct dirconn_error {
+    enum dirconn_err code;
+    char msg[DIRCONN_ERROR_LEN];
+};
+
+/*
+ * dirconn_strerror - the fixed message of an error code.
+ * Returns a static string, never NULL ("unknown error" for codes out of range).
+ */
+const char *dirconn_strerror(enum dirconn_err code);
+
+/*
+ * dirconn_err_name - the symbolic name ("ECONFIG") of an error code.
+ * Returns a static string, never NULL.
+ */
+const char *dirconn_err_name(enum dirconn_err code);
+
+/*
+ * dirconn_exit_code - the process exit status for an error (docs/cli.md).
+ * Returns 0 for DIRCONN_OK, 1 for codes out of range.
+ */
+int dirconn_exit_code(enum dirconn_err code);
+
+/*
+ * dirconn_error_set - record an error with a printf-style one-line message.
+ * err may be NULL (the message is dropped). The text is truncated to
+ * DIRCONN_ERROR_LEN-1 bytes; newlines in it are replaced with spaces so the
+ * result is always one line. Returns code, so callers can write
+ * `return dirconn_error_set(err, DIRCONN_ECONFIG, "%s:%d: ...", ...);`.
+ */
+enum dirconn_err dirconn_error_set(struct dirconn_error *err, enum dirconn_err code,
+                                   const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* dirconn_error_vset - va_list form of dirconn_error_set. */
+enum dirconn_err dirconn_error_vset(struct dirconn_error *err, enum dirconn_err code,
+                                    const char *fmt, va_list ap);
+
+/*
+ * dirconn_error_clear - reset err to DIRCONN_OK with an empty message.
+ * err may be NULL.
+ */
+void dirconn_error_clear(struct dirconn_error *err);
+
+#endif

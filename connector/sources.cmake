@@ -1,0 +1,5 @@
+# Sources of libdirconn from connector/ (included by the top-level CMakeLists.txt).
+list(APPEND DIRCONN_SOURCES
+  connector/error.c
+  connector/log.c
+)

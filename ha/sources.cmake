@@ -1,0 +1,2 @@
+# Sources of libdirconn from ha/ (lease backends and the election; see issue on HA).
+list(APPEND DIRCONN_SOURCES)
