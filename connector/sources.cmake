@@ -2,4 +2,5 @@
 list(APPEND DIRCONN_SOURCES
   connector/error.c
   connector/log.c
+  connector/config.c
 )

@@ -1,0 +1,964 @@
+/*
+ * config.c - the dirconn configuration file: one options table, parsed with inih.
+ *
+ * inih reads the file line by line through config_reader(), which counts lines
+ * so that every error names file:line, and which turns an over-long line into
+ * an error instead of letting inih split it. The handler looks the key up in
+ * the options table, parses the value with the option's type and bounds, runs
+ * the option's validator (libldap for DNs, filters and LDAP URLs, libcurl's URL
+ * API for HTTP URLs), and stores it at the option's offset in struct config.
+ */
+#include "connector/config.h"
+
+#include "connector/log.h"
+
+#include <curl/curl.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <lber.h>
+#include <ldap.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* inih's fixed line buffer (INI_MAX_LINE in the distribution's build). */
+#define CONFIG_MAX_LINE 200
+
+enum opt_type {
+    OPT_STRING,
+    OPT_BOOL,
+    OPT_INT,
+    OPT_DURATION,
+    OPT_ENUM,
+    OPT_LIST,
+    OPT_WEEKLY,
+};
+
+/* Option flags. */
+#define OPT_REQUIRED 0x1u   /* must be set */
+#define OPT_JOIN_NONE 0x2u  /* continuation lines are appended without a separator */
+#define OPT_LIST_SEMI 0x4u  /* list items are separated by ';' (DNs contain commas and spaces) */
+#define OPT_LIST_SPACE 0x8u /* list items are separated by white space, ',' or ';' */
+
+typedef bool (*opt_validator)(const char *value, char *why, size_t whylen);
+
+struct opt {
+    const char *section;
+    const char *key;
+    enum opt_type type;
+    size_t offset;
+    const char *def; /* default, as text in the option's syntax; NULL = unset */
+    int64_t min, max;
+    const char *const *names; /* OPT_ENUM: value names, index = stored int */
+    unsigned flags;
+    opt_validator validate; /* per value (per item for lists) */
+};
+
+static bool validate_dn(const char *value, char *why, size_t whylen);
+static bool validate_filter(const char *value, char *why, size_t whylen);
+static bool validate_ldap_url(const char *value, char *why, size_t whylen);
+static bool validate_http_url(const char *value, char *why, size_t whylen);
+static bool validate_proxy_url(const char *value, char *why, size_t whylen);
+static bool validate_pac_url(const char *value, char *why, size_t whylen);
+static bool validate_attribute(const char *value, char *why, size_t whylen);
+
+static const char *const change_tracking_names[] = {"auto", "dirsync", "usn", "syncrepl", NULL};
+static const char *const cloud_auth_names[] = {"oauth2", "bearer", NULL};
+static const char *const ha_lease_names[] = {"cloud", "etcd", "none", NULL};
+static const char *const proxy_mode_names[] = {"auto", "pac", "explicit", "none", NULL};
+static const char *const proxy_auth_names[] = {"any",  "basic",     "digest",
+                                               "ntlm", "negotiate", NULL};
+static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_target_names[] = {"stderr", "syslog", NULL};
+
+#define OFF(field) offsetof(struct config, field)
+#define DAY_MS (24LL * 3600 * 1000)
+
+/* The options table. docs/configuration.md documents every row; a unit test checks that. */
+static const struct opt options[] = {
+    {"connector", "name", OPT_STRING, OFF(name), NULL, 1, 64, NULL, 0, NULL},
+    {"connector", "state_dir", OPT_STRING, OFF(state_dir), "/var/lib/dirconn", 1, PATH_MAX, NULL,
+     0, NULL},
+
+    {"ldap", "urls", OPT_LIST, OFF(urls), NULL, 1, 32, NULL, OPT_REQUIRED | OPT_LIST_SPACE,
+     validate_ldap_url},
+    {"ldap", "bind_dn", OPT_STRING, OFF(bind_dn), NULL, 1, 1024, NULL, 0, validate_dn},
+    {"ldap", "bind_password_file", OPT_STRING, OFF(bind_password_file), NULL, 1, PATH_MAX, NULL, 0,
+     NULL},
+    {"ldap", "ca_file", OPT_STRING, OFF(ca_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
+    {"ldap", "start_tls", OPT_BOOL, OFF(start_tls), "yes", 0, 0, NULL, 0, NULL},
+    {"ldap", "tls_insecure", OPT_BOOL, OFF(tls_insecure), "no", 0, 0, NULL, 0, NULL},
+    {"ldap", "base_dn", OPT_STRING, OFF(base_dn), NULL, 1, 1024, NULL, 0, validate_dn},
+    {"ldap", "page_size", OPT_INT, OFF(page_size), "500", 1, 100000, NULL, 0, NULL},
+    {"ldap", "timeout", OPT_DURATION, OFF(timeout_ms), "30s", 100, 3600 * 1000, NULL, 0, NULL},
+    {"ldap", "change_tracking", OPT_ENUM, OFF(change_tracking), "auto", 0, 0,
+     change_tracking_names, 0, NULL},
+
+    {"users", "base_dns", OPT_LIST, OFF(users.base_dns), NULL, 0, 256, NULL, OPT_LIST_SEMI,
+     validate_dn},
+    {"users", "filter", OPT_STRING, OFF(users.filter), NULL, 1, 65536, NULL, OPT_JOIN_NONE,
+     validate_filter},
+    {"users", "enabled", OPT_BOOL, OFF(users.enabled), "yes", 0, 0, NULL, 0, NULL},
+    {"users", "enabled_only", OPT_BOOL, OFF(users_enabled_only), "no", 0, 0, NULL, 0, NULL},
+    {"users", "security_groups", OPT_LIST, OFF(users_security_groups), NULL, 0, 256, NULL,
+     OPT_LIST_SEMI, validate_dn},
+    {"users", "required_attributes", OPT_LIST, OFF(users_required_attributes), "mail", 0, 32,
+     NULL, OPT_LIST_SPACE, validate_attribute},
+
+    {"groups", "base_dns", OPT_LIST, OFF(groups.base_dns), NULL, 0, 256, NULL, OPT_LIST_SEMI,
+     validate_dn},
+    {"groups", "filter", OPT_STRING, OFF(groups.filter), NULL, 1, 65536, NULL, OPT_JOIN_NONE,
+     validate_filter},
+    {"groups", "enabled", OPT_BOOL, OFF(groups.enabled), "yes", 0, 0, NULL, 0, NULL},
+
+    {"contacts", "base_dns", OPT_LIST, OFF(contacts.base_dns), NULL, 0, 256, NULL, OPT_LIST_SEMI,
+     validate_dn},
+    {"contacts", "filter", OPT_STRING, OFF(contacts.filter), NULL, 1, 65536, NULL, OPT_JOIN_NONE,
+     validate_filter},
+    {"contacts", "enabled", OPT_BOOL, OFF(contacts.enabled), "yes", 0, 0, NULL, 0, NULL},
+
+    {"avatar", "enabled", OPT_BOOL, OFF(avatar_enabled), "no", 0, 0, NULL, 0, NULL},
+    {"avatar", "pattern", OPT_STRING, OFF(avatar_pattern), NULL, 1, 2048, NULL, 0, NULL},
+
+    {"policy", "delete_threshold", OPT_INT, OFF(delete_threshold), "20", 0, 10000000, NULL, 0,
+     NULL},
+    {"policy", "delete_threshold_enabled", OPT_BOOL, OFF(delete_threshold_enabled), "yes", 0, 0,
+     NULL, 0, NULL},
+
+    {"schedule", "incremental_interval", OPT_DURATION, OFF(incremental_interval_ms), "10m", 1000,
+     DAY_MS, NULL, 0, NULL},
+    {"schedule", "full_sync", OPT_WEEKLY, OFF(full_sync), "Sun 02:00", 0, 0, NULL, 0, NULL},
+    {"schedule", "notifications", OPT_BOOL, OFF(notifications), "yes", 0, 0, NULL, 0, NULL},
+
+    {"cloud", "url", OPT_STRING, OFF(cloud_url), NULL, 1, 2048, NULL, 0, validate_http_url},
+    {"cloud", "org", OPT_STRING, OFF(cloud_org), NULL, 1, 128, NULL, 0, NULL},
+    {"cloud", "scim_url", OPT_STRING, OFF(cloud_scim_url), NULL, 1, 2048, NULL, 0,
+     validate_http_url},
+    {"cloud", "auth", OPT_ENUM, OFF(cloud_auth), "oauth2", 0, 0, cloud_auth_names, 0, NULL},
+    {"cloud", "token_file", OPT_STRING, OFF(cloud_token_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
+    {"cloud", "ca_file", OPT_STRING, OFF(cloud_ca_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
+
+    {"ha", "lease", OPT_ENUM, OFF(ha_lease), "cloud", 0, 0, ha_lease_names, 0, NULL},
+    {"ha", "etcd_endpoints", OPT_LIST, OFF(ha_etcd_endpoints), NULL, 0, 16, NULL, OPT_LIST_SPACE,
+     validate_http_url},
+    {"ha", "lease_duration", OPT_DURATION, OFF(ha_lease_duration_ms), "30s", 1000, 3600 * 1000,
+     NULL, 0, NULL},
+    {"ha", "renew_interval", OPT_DURATION, OFF(ha_renew_interval_ms), NULL, 100, 3600 * 1000,
+     NULL, 0, NULL},
+    {"ha", "failover_interval", OPT_DURATION, OFF(ha_failover_interval_ms), "0s", 0, DAY_MS,
+     NULL, 0, NULL},
+
+    {"proxy", "mode", OPT_ENUM, OFF(proxy_mode), "auto", 0, 0, proxy_mode_names, 0, NULL},
+    {"proxy", "pac_url", OPT_STRING, OFF(proxy_pac_url), NULL, 1, 2048, NULL, 0,
+     validate_pac_url},
+    {"proxy", "url", OPT_STRING, OFF(proxy_url), NULL, 1, 2048, NULL, 0, validate_proxy_url},
+    {"proxy", "username", OPT_STRING, OFF(proxy_username), NULL, 1, 256, NULL, 0, NULL},
+    {"proxy", "password_file", OPT_STRING, OFF(proxy_password_file), NULL, 1, PATH_MAX, NULL, 0,
+     NULL},
+    {"proxy", "auth", OPT_ENUM, OFF(proxy_auth), "any", 0, 0, proxy_auth_names, 0, NULL},
+    {"proxy", "no_proxy", OPT_STRING, OFF(proxy_no_proxy), NULL, 1, 4096, NULL, 0, NULL},
+
+    {"log", "level", OPT_ENUM, OFF(log_level), "info", 0, 0, log_level_names, 0, NULL},
+    {"log", "target", OPT_ENUM, OFF(log_target), "stderr", 0, 0, log_target_names, 0, NULL},
+};
+
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+/* Sections whose keys are free-form (validated by their own module). */
+static const char *const free_sections[] = {"mapping", NULL};
+
+/* Parsing context shared by the reader and the handler. */
+struct config_parse {
+    struct config *cfg;
+    const char *name; /* file name for messages */
+    FILE *fp;         /* config_reader input (file) */
+    const char *text; /* config_reader input (string) */
+    int line;         /* line most recently handed to inih */
+    bool continuation; /* that line started with white space */
+    int long_line;     /* first line longer than inih's buffer, 0 = none */
+    int set_line[N_OPTIONS]; /* line where each option was set, 0 = not set */
+    const struct opt *last_opt; /* option of the previous handled line */
+    struct dirconn_error *err;
+    bool failed;
+    int fail_line; /* line of the recorded error, 0 = none or not tied to a line */
+};
+
+size_t config_key_count(void)
+{
+    return N_OPTIONS;
+}
+
+bool config_key_at(size_t i, const char **section, const char **key)
+{
+    if (i >= N_OPTIONS)
+        return false;
+    *section = options[i].section;
+    *key = options[i].key;
+    return true;
+}
+
+/* ---- validators -------------------------------------------------------- */
+
+static bool validate_dn(const char *value, char *why, size_t whylen)
+{
+    LDAPDN dn = NULL;
+    int rc = ldap_str2dn(value, &dn, LDAP_DN_FORMAT_LDAPV3);
+    if (rc != LDAP_SUCCESS) {
+        snprintf(why, whylen, "not a valid distinguished name (RFC 4514): %s", ldap_err2string(rc));
+        return false;
+    }
+    ldap_dnfree(dn);
+    return true;
+}
+
+/*
+ * An LDAP filter is checked by libldap's own filter encoder: the assertion
+ * control (RFC 4528) carries a full Filter, and building its value parses the
+ * string form (RFC 4515) without any network traffic.
+ */
+static bool validate_filter(const char *value, char *why, size_t whylen)
+{
+    LDAP *ld = NULL;
+    if (ldap_initialize(&ld, NULL) != LDAP_SUCCESS || ld == NULL) {
+        snprintf(why, whylen, "cannot initialise libldap to check the filter");
+        return false;
+    }
+    struct berval bv = {0, NULL};
+    int rc = ldap_create_assertion_control_value(ld, (char *)value, &bv);
+    ldap_unbind_ext(ld, NULL, NULL);
+    if (bv.bv_val != NULL)
+        ber_memfree(bv.bv_val);
+    if (rc != LDAP_SUCCESS) {
+        snprintf(why, whylen, "not a valid LDAP filter (RFC 4515): %s", ldap_err2string(rc));
+        return false;
+    }
+    return true;
+}
+
+static bool validate_ldap_url(const char *value, char *why, size_t whylen)
+{
+    LDAPURLDesc *lud = NULL;
+    int rc = ldap_url_parse(value, &lud);
+    if (rc != LDAP_URL_SUCCESS) {
+        snprintf(why, whylen, "not a valid LDAP URL (RFC 4516), expected ldap://host[:port] or "
+                              "ldaps://host[:port]");
+        return false;
+    }
+    bool ok = strcasecmp(lud->lud_scheme, "ldap") == 0 || strcasecmp(lud->lud_scheme, "ldaps") == 0;
+    if (!ok)
+        snprintf(why, whylen, "scheme '%s' is not supported, use ldap:// or ldaps://",
+                 lud->lud_scheme);
+    else if (lud->lud_host == NULL || lud->lud_host[0] == '\0') {
+        snprintf(why, whylen, "the URL names no host");
+        ok = false;
+    }
+    ldap_free_urldesc(lud);
+    return ok;
+}
+
+static bool validate_url_scheme(const char *value, const char *const *schemes, char *why,
+                                size_t whylen)
+{
+    CURLU *u = curl_url();
+    if (u == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return false;
+    }
+    bool ok = false;
+    char *scheme = NULL, *host = NULL;
+    CURLUcode rc = curl_url_set(u, CURLUPART_URL, value, CURLU_NON_SUPPORT_SCHEME);
+    if (rc != CURLUE_OK) {
+        snprintf(why, whylen, "not a valid URL: %s", curl_url_strerror(rc));
+    } else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+        snprintf(why, whylen, "the URL has no scheme");
+    } else {
+        for (size_t i = 0; schemes[i] != NULL; i++) {
+            if (strcasecmp(scheme, schemes[i]) == 0)
+                ok = true;
+        }
+        if (!ok) {
+            snprintf(why, whylen, "scheme '%s' is not supported here", scheme);
+        } else if (strncasecmp(scheme, "pac+file", 8) != 0 &&
+                   (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0')) {
+            snprintf(why, whylen, "the URL names no host");
+            ok = false;
+        }
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+static bool validate_http_url(const char *value, char *why, size_t whylen)
+{
+    static const char *const schemes[] = {"https", "http", NULL};
+    return validate_url_scheme(value, schemes, why, whylen);
+}
+
+static bool validate_proxy_url(const char *value, char *why, size_t whylen)
+{
+    static const char *const schemes[] = {"http", "https", "socks5", "socks5h", NULL};
+    return validate_url_scheme(value, schemes, why, whylen);
+}
+
+static bool validate_pac_url(const char *value, char *why, size_t whylen)
+{
+    /* libproxy's forms: pac+http://, pac+https://, pac+file:// (also plain http(s) and file). */
+    if (strncasecmp(value, "pac+file://", 11) == 0 || strncasecmp(value, "file://", 7) == 0) {
+        const char *p = strstr(value, "://") + 3;
+        if (*p != '/') {
+            snprintf(why, whylen, "a PAC file URL needs an absolute path (pac+file:///path)");
+            return false;
+        }
+        return true;
+    }
+    static const char *const schemes[] = {"pac+http", "pac+https", "http", "https", NULL};
+    return validate_url_scheme(value, schemes, why, whylen);
+}
+
+/* An LDAP attribute description: a letter, then letters, digits and hyphens (RFC 4512 1.4). */
+static bool validate_attribute(const char *value, char *why, size_t whylen)
+{
+    bool ok = isalpha((unsigned char)value[0]) != 0;
+    for (const char *p = value; ok && *p != '\0'; p++)
+        ok = isalnum((unsigned char)*p) || *p == '-';
+    if (!ok)
+        snprintf(why, whylen, "'%s' is not an LDAP attribute name", value);
+    return ok;
+}
+
+/* ---- value parsers -------------------------------------------------------- */
+
+static bool parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = {"yes", "true", "on", "1", NULL};
+    static const char *const no[] = {"no", "false", "off", "0", NULL};
+    for (int i = 0; yes[i] != NULL; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool parse_int64(const char *v, int64_t *out)
+{
+    errno = 0;
+    char *end = NULL;
+    long long n = strtoll(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0')
+        return false;
+    *out = n;
+    return true;
+}
+
+bool config_parse_duration(const char *text, int64_t *ms)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    const char *p = text;
+    int64_t total = 0;
+    if (*p == '\0')
+        return false;
+    while (*p != '\0') {
+        if (!isdigit((unsigned char)*p))
+            return false;
+        errno = 0;
+        char *end = NULL;
+        long long n = strtoll(p, &end, 10);
+        if (errno != 0 || n < 0)
+            return false;
+        p = end;
+        size_t ulen = 0;
+        while (isalpha((unsigned char)p[ulen]))
+            ulen++;
+        if (ulen == 0)
+            return false; /* a bare number: the unit is mandatory */
+        int64_t mult = 0;
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+            if (strlen(units[i].unit) == ulen && strncmp(p, units[i].unit, ulen) == 0)
+                mult = units[i].ms;
+        }
+        if (mult == 0 || n > INT64_MAX / mult || total > INT64_MAX - n * mult)
+            return false;
+        total += n * mult;
+        p += ulen;
+    }
+    *ms = total;
+    return true;
+}
+
+bool config_parse_weekly(const char *text, struct config_weekly *out)
+{
+    static const char *const days[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+    char buf[128];
+    if (strlen(text) >= sizeof(buf))
+        return false;
+    snprintf(buf, sizeof(buf), "%s", text);
+    if (strcasecmp(buf, "never") == 0) {
+        out->days = 0;
+        out->minute = 0;
+        return true;
+    }
+    char *space = strrchr(buf, ' ');
+    if (space == NULL)
+        return false;
+    *space = '\0';
+    const char *hm = space + 1;
+    int h = -1, m = -1;
+    char tail = '\0';
+    if (strlen(hm) != 5 || sscanf(hm, "%2d:%2d%c", &h, &m, &tail) != 2 || h < 0 || h > 23 ||
+        m < 0 || m > 59)
+        return false;
+    unsigned mask = 0;
+    if (strcasecmp(buf, "daily") == 0) {
+        mask = 0x7f;
+    } else {
+        char *save = NULL;
+        for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+            while (*tok == ' ')
+                tok++;
+            size_t len = strlen(tok);
+            while (len > 0 && tok[len - 1] == ' ')
+                tok[--len] = '\0';
+            int found = -1;
+            for (int d = 0; d < 7; d++) {
+                if (strncasecmp(tok, days[d], 3) == 0 && (len == 3 || len > 3)) {
+                    /* "Sun" or a longer English day name starting with it ("Sunday"). */
+                    static const char *const full[] = {"sunday",   "monday", "tuesday",
+                                                       "wednesday", "thursday", "friday",
+                                                       "saturday"};
+                    if (len == 3 || strcasecmp(tok, full[d]) == 0)
+                        found = d;
+                }
+            }
+            if (found < 0)
+                return false;
+            mask |= 1u << found;
+        }
+    }
+    if (mask == 0)
+        return false;
+    out->days = mask;
+    out->minute = h * 60 + m;
+    return true;
+}
+
+/* ---- storing values ------------------------------------------------------- */
+
+static enum dirconn_err parse_fail(struct config_parse *ps, int line, const struct opt *o,
+                                   const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+static enum dirconn_err parse_fail(struct config_parse *ps, int line, const struct opt *o,
+                                   const char *fmt, ...)
+{
+    if (ps->failed)
+        return DIRCONN_ECONFIG;
+    char cause[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cause, sizeof(cause), fmt, ap);
+    va_end(ap);
+    ps->failed = true;
+    ps->fail_line = line;
+    if (line > 0 && o != NULL)
+        return dirconn_error_set(ps->err, DIRCONN_ECONFIG, "%s:%d: [%s] %s: %s", ps->name, line,
+                                 o->section, o->key, cause);
+    if (line > 0)
+        return dirconn_error_set(ps->err, DIRCONN_ECONFIG, "%s:%d: %s", ps->name, line, cause);
+    if (o != NULL)
+        return dirconn_error_set(ps->err, DIRCONN_ECONFIG, "%s: [%s] %s: %s", ps->name, o->section,
+                                 o->key, cause);
+    return dirconn_error_set(ps->err, DIRCONN_ECONFIG, "%s: %s", ps->name, cause);
+}
+
+static bool strlist_push(struct strlist *l, const char *s)
+{
+    char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
+    if (v == NULL)
+        return false;
+    l->v = v;
+    l->v[l->n] = strdup(s);
+    if (l->v[l->n] == NULL)
+        return false;
+    l->n++;
+    return true;
+}
+
+static void strlist_clear(struct strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+/* Append the items of one value to a list option. */
+static bool store_list(struct config_parse *ps, const struct opt *o, int line, const char *value)
+{
+    struct strlist *l = (struct strlist *)((char *)ps->cfg + o->offset);
+    const char *seps = (o->flags & OPT_LIST_SEMI) ? ";" : " \t,;";
+    char *copy = strdup(value);
+    if (copy == NULL) {
+        parse_fail(ps, line, o, "out of memory");
+        return false;
+    }
+    char *save = NULL;
+    bool ok = true;
+    for (char *tok = strtok_r(copy, seps, &save); ok && tok != NULL;
+         tok = strtok_r(NULL, seps, &save)) {
+        char *item = trim(tok);
+        if (*item == '\0')
+            continue;
+        char why[512] = "";
+        if (o->validate != NULL && !o->validate(item, why, sizeof(why))) {
+            parse_fail(ps, line, o, "'%s': %s", item, why);
+            ok = false;
+        } else if (o->max > 0 && l->n >= (size_t)o->max) {
+            parse_fail(ps, line, o, "at most %lld items", (long long)o->max);
+            ok = false;
+        } else if (!strlist_push(l, item)) {
+            parse_fail(ps, line, o, "out of memory");
+            ok = false;
+        }
+    }
+    free(copy);
+    return ok;
+}
+
+/* Parse one value of option o and store it in the config. */
+static bool store_value(struct config_parse *ps, const struct opt *o, int line, const char *value)
+{
+    void *field = (char *)ps->cfg + o->offset;
+    char why[512] = "";
+    switch (o->type) {
+    case OPT_STRING: {
+        size_t len = strlen(value);
+        if (len < (size_t)o->min || len > (size_t)o->max) {
+            parse_fail(ps, line, o, "value must be %lld to %lld characters long",
+                       (long long)o->min, (long long)o->max);
+            return false;
+        }
+        /* Values that may continue on the next line are validated once complete. */
+        bool deferred = (o->flags & OPT_JOIN_NONE) && line > 0;
+        if (!deferred && o->validate != NULL && !o->validate(value, why, sizeof(why))) {
+            parse_fail(ps, line, o, "'%s': %s", value, why);
+            return false;
+        }
+        char *copy = strdup(value);
+        if (copy == NULL) {
+            parse_fail(ps, line, o, "out of memory");
+            return false;
+        }
+        free(*(char **)field);
+        *(char **)field = copy;
+        return true;
+    }
+    case OPT_BOOL:
+        if (!parse_bool(value, (bool *)field)) {
+            parse_fail(ps, line, o, "'%s' is not a boolean (yes/no, true/false, on/off, 1/0)",
+                       value);
+            return false;
+        }
+        return true;
+    case OPT_INT: {
+        int64_t n = 0;
+        if (!parse_int64(value, &n)) {
+            parse_fail(ps, line, o, "'%s' is not an integer", value);
+            return false;
+        }
+        if (n < o->min || n > o->max) {
+            parse_fail(ps, line, o, "%lld is out of range (%lld to %lld)", (long long)n,
+                       (long long)o->min, (long long)o->max);
+            return false;
+        }
+        *(int *)field = (int)n;
+        return true;
+    }
+    case OPT_DURATION: {
+        int64_t ms = 0;
+        if (!config_parse_duration(value, &ms)) {
+            parse_fail(ps, line, o,
+                       "'%s' is not a duration; give a number with a unit: ms, s, m, h or d "
+                       "(e.g. 30s, 10m, 1h30m)",
+                       value);
+            return false;
+        }
+        if (ms < o->min || ms > o->max) {
+            parse_fail(ps, line, o, "'%s' is out of range (%lldms to %lldms)", value,
+                       (long long)o->min, (long long)o->max);
+            return false;
+        }
+        *(int64_t *)field = ms;
+        return true;
+    }
+    case OPT_ENUM:
+        for (int i = 0; o->names[i] != NULL; i++) {
+            if (strcasecmp(value, o->names[i]) == 0) {
+                *(int *)field = i;
+                return true;
+            }
+        }
+        {
+            char allowed[256] = "";
+            for (int i = 0; o->names[i] != NULL; i++) {
+                strncat(allowed, i ? ", " : "", sizeof(allowed) - strlen(allowed) - 1);
+                strncat(allowed, o->names[i], sizeof(allowed) - strlen(allowed) - 1);
+            }
+            parse_fail(ps, line, o, "'%s' is not one of: %s", value, allowed);
+        }
+        return false;
+    case OPT_LIST:
+        return store_list(ps, o, line, value);
+    case OPT_WEEKLY:
+        if (!config_parse_weekly(value, (struct config_weekly *)field)) {
+            parse_fail(ps, line, o,
+                       "'%s' is not a schedule; use 'never', 'daily HH:MM' or days and a time "
+                       "such as 'Sun 02:00' or 'Mon,Thu 23:30'",
+                       value);
+            return false;
+        }
+        return true;
+    }
+    return false;
+}
+
+/* Append a continuation line to a string option. */
+static bool append_value(struct config_parse *ps, const struct opt *o, int line, const char *value)
+{
+    char **field = (char **)((char *)ps->cfg + o->offset);
+    const char *prev = *field != NULL ? *field : "";
+    size_t len = strlen(prev) + strlen(value) + 1;
+    char *joined = malloc(len);
+    if (joined == NULL) {
+        parse_fail(ps, line, o, "out of memory");
+        return false;
+    }
+    snprintf(joined, len, "%s%s", prev, value);
+    char *saved = *field;
+    *field = NULL;
+    bool ok = store_value(ps, o, line, joined);
+    if (ok)
+        free(saved);
+    else
+        *field = saved;
+    free(joined);
+    return ok;
+}
+
+static bool add_mapping(struct config_parse *ps, int line, const char *key, const char *value)
+{
+    struct config *cfg = ps->cfg;
+    if (ps->continuation && cfg->n_mappings > 0 &&
+        strcmp(cfg->mappings[cfg->n_mappings - 1].scim_path, key) == 0) {
+        struct config_mapping *m = &cfg->mappings[cfg->n_mappings - 1];
+        size_t len = strlen(m->expression) + strlen(value) + 2;
+        char *joined = malloc(len);
+        if (joined == NULL)
+            return parse_fail(ps, line, NULL, "out of memory") == DIRCONN_OK;
+        snprintf(joined, len, "%s %s", m->expression, value);
+        free(m->expression);
+        m->expression = joined;
+        return true;
+    }
+    for (size_t i = 0; i < cfg->n_mappings; i++) {
+        if (strcmp(cfg->mappings[i].scim_path, key) == 0) {
+            parse_fail(ps, line, NULL, "[mapping] %s: duplicate key (first set at line %d)", key,
+                       cfg->mappings[i].line);
+            return false;
+        }
+    }
+    struct config_mapping *v = realloc(cfg->mappings, (cfg->n_mappings + 1) * sizeof(*v));
+    if (v == NULL)
+        return parse_fail(ps, line, NULL, "out of memory") == DIRCONN_OK;
+    cfg->mappings = v;
+    struct config_mapping *m = &cfg->mappings[cfg->n_mappings];
+    m->scim_path = strdup(key);
+    m->expression = strdup(value);
+    m->line = line;
+    cfg->n_mappings++;
+    if (m->scim_path == NULL || m->expression == NULL)
+        return parse_fail(ps, line, NULL, "out of memory") == DIRCONN_OK;
+    return true;
+}
+
+static bool is_password_key(const char *key)
+{
+    size_t n = strlen(key);
+    return (n >= 8 && strcasecmp(key + n - 8, "password") == 0) || strcasecmp(key, "secret") == 0 ||
+           strcasecmp(key, "token") == 0;
+}
+
+/* inih handler: one name = value pair (or one continuation line of it). */
+static int config_handler(void *user, const char *section, const char *name, const char *value)
+{
+    struct config_parse *ps = user;
+    int line = ps->line;
+    if (ps->failed)
+        return 0;
+
+    for (int i = 0; free_sections[i] != NULL; i++) {
+        if (strcasecmp(section, free_sections[i]) == 0)
+            return add_mapping(ps, line, name, value) ? 1 : 0;
+    }
+
+    const struct opt *o = NULL;
+    bool section_known = false;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (strcasecmp(options[i].section, section) == 0) {
+            section_known = true;
+            if (strcasecmp(options[i].key, name) == 0)
+                o = &options[i];
+        }
+    }
+    if (!section_known) {
+        parse_fail(ps, line, NULL, "unknown section [%s]", section);
+        return 0;
+    }
+    if (o == NULL) {
+        if (is_password_key(name))
+            parse_fail(ps, line, NULL,
+                       "[%s] %s: secrets are not accepted in the configuration file; name a file "
+                       "with %s_file or use 'dirconnctl secret set'",
+                       section, name, name);
+        else
+            parse_fail(ps, line, NULL, "[%s] %s: unknown key", section, name);
+        return 0;
+    }
+    size_t idx = (size_t)(o - options);
+
+    if (ps->continuation && ps->last_opt == o && ps->set_line[idx] != 0) {
+        if (o->type == OPT_LIST)
+            return store_list(ps, o, line, value) ? 1 : 0;
+        if (o->type == OPT_STRING && (o->flags & OPT_JOIN_NONE))
+            return append_value(ps, o, line, value) ? 1 : 0;
+        parse_fail(ps, line, o, "this key does not take continuation lines");
+        return 0;
+    }
+    if (ps->set_line[idx] != 0) {
+        parse_fail(ps, line, o, "duplicate key (first set at line %d)", ps->set_line[idx]);
+        return 0;
+    }
+    ps->set_line[idx] = line;
+    ps->last_opt = o;
+    if (o->type == OPT_LIST)
+        strlist_clear((struct strlist *)((char *)ps->cfg + o->offset)); /* drop the default */
+    return store_value(ps, o, line, value) ? 1 : 0;
+}
+
+/*
+ * inih reader: hands inih one line at a time so that ps->line is the number of
+ * the line the handler is called for. A line longer than inih's buffer is
+ * consumed whole and replaced by an empty line; config_parse_text reports it.
+ */
+static char *config_reader(char *str, int num, void *stream)
+{
+    struct config_parse *ps = stream;
+    size_t cap = (size_t)num;
+    size_t n = 0;
+    bool got = false, eol = false;
+    while (!eol) {
+        int c;
+        if (ps->fp != NULL) {
+            c = fgetc(ps->fp);
+        } else {
+            c = *ps->text != '\0' ? (unsigned char)*ps->text++ : EOF;
+        }
+        if (c == EOF)
+            break;
+        got = true;
+        if (c == '\n')
+            eol = true;
+        if (n + 1 < cap)
+            str[n++] = (char)c;
+        else if (!eol && ps->long_line == 0)
+            ps->long_line = ps->line + 1;
+    }
+    if (!got)
+        return NULL;
+    ps->line++;
+    if (ps->long_line == ps->line)
+        n = 0;
+    str[n] = '\0';
+    ps->continuation = n > 0 && (str[0] == ' ' || str[0] == '\t');
+    if (!ps->continuation)
+        ps->last_opt = NULL;
+    return str;
+}
+
+static void config_set_defaults(struct config_parse *ps)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (options[i].def != NULL)
+            store_value(ps, &options[i], 0, options[i].def);
+    }
+}
+
+/* The line where section.key was set, 0 when it kept its default. */
+static int config_line_of(const struct config_parse *ps, const char *section, const char *key)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (strcmp(options[i].section, section) == 0 && strcmp(options[i].key, key) == 0)
+            return ps->set_line[i];
+    }
+    return 0;
+}
+
+/* Checks that involve more than one key, run after the whole file was read. */
+static void config_cross_check(struct config_parse *ps)
+{
+    struct config *cfg = ps->cfg;
+    for (size_t i = 0; i < N_OPTIONS && !ps->failed; i++) {
+        const struct opt *o = &options[i];
+        const char *value = *(char **)((char *)cfg + o->offset);
+        char why[512] = "";
+        if ((o->flags & OPT_REQUIRED) && ps->set_line[i] == 0)
+            parse_fail(ps, 0, o, "required key is missing");
+        else if ((o->flags & OPT_JOIN_NONE) && value != NULL && o->validate != NULL &&
+                 !o->validate(value, why, sizeof(why)))
+            parse_fail(ps, ps->set_line[i], o, "'%s': %s", value, why);
+    }
+#define LINE_OF(sec, k) config_line_of(ps, sec, k)
+    if (!ps->failed && cfg->bind_dn != NULL && cfg->bind_password_file == NULL)
+        parse_fail(ps, LINE_OF("ldap", "bind_dn"), NULL,
+                   "[ldap] bind_dn is set but bind_password_file is not");
+    if (!ps->failed && cfg->avatar_enabled && cfg->avatar_pattern == NULL)
+        parse_fail(ps, LINE_OF("avatar", "enabled"), NULL,
+                   "[avatar] enabled is yes but no pattern is set");
+    if (!ps->failed && cfg->cloud_auth == CLOUD_AUTH_BEARER && cfg->cloud_token_file == NULL)
+        parse_fail(ps, LINE_OF("cloud", "auth"), NULL,
+                   "[cloud] auth = bearer needs token_file");
+    if (!ps->failed && cfg->ha_lease == HA_LEASE_ETCD && cfg->ha_etcd_endpoints.n == 0)
+        parse_fail(ps, LINE_OF("ha", "lease"), NULL, "[ha] lease = etcd needs etcd_endpoints");
+    if (!ps->failed && cfg->ha_renew_interval_ms == 0)
+        cfg->ha_renew_interval_ms = cfg->ha_lease_duration_ms / 3;
+    if (!ps->failed && cfg->ha_renew_interval_ms >= cfg->ha_lease_duration_ms)
+        parse_fail(ps, LINE_OF("ha", "renew_interval"), NULL,
+                   "[ha] renew_interval must be shorter than lease_duration");
+    if (!ps->failed && cfg->proxy_mode == PROXY_MODE_EXPLICIT && cfg->proxy_url == NULL)
+        parse_fail(ps, LINE_OF("proxy", "mode"), NULL, "[proxy] mode = explicit needs url");
+    if (!ps->failed && cfg->proxy_mode == PROXY_MODE_PAC && cfg->proxy_pac_url == NULL)
+        parse_fail(ps, LINE_OF("proxy", "mode"), NULL, "[proxy] mode = pac needs pac_url");
+    if (!ps->failed && cfg->proxy_password_file != NULL && cfg->proxy_username == NULL)
+        parse_fail(ps, LINE_OF("proxy", "password_file"), NULL,
+                   "[proxy] password_file is set but username is not");
+#undef LINE_OF
+    if (!ps->failed && cfg->name == NULL) {
+        char host[256] = "";
+        if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+            snprintf(host, sizeof(host), "dirconn");
+        cfg->name = strdup(host);
+        if (cfg->name == NULL)
+            parse_fail(ps, 0, NULL, "out of memory");
+    }
+}
+
+static enum dirconn_err config_parse_text(struct config_parse *ps)
+{
+    config_set_defaults(ps);
+    int rc = ini_parse_stream(config_reader, ps, config_handler, ps);
+    /* Report whichever problem comes first in the file. */
+    if (ps->long_line != 0 && (!ps->failed || ps->long_line < ps->fail_line)) {
+        ps->failed = false;
+        parse_fail(ps, ps->long_line, NULL,
+                   "line longer than %d characters; split the value over indented continuation "
+                   "lines",
+                   CONFIG_MAX_LINE - 2);
+    } else if (rc > 0 && (!ps->failed || rc < ps->fail_line)) {
+        ps->failed = false;
+        parse_fail(ps, rc, NULL, "syntax error: expected '[section]' or 'key = value'");
+    } else if (rc < 0 && !ps->failed) {
+        parse_fail(ps, 0, NULL, "cannot read the file");
+    }
+    if (!ps->failed)
+        config_cross_check(ps);
+    return ps->failed ? ps->err->code : DIRCONN_OK;
+}
+
+static enum dirconn_err config_load_common(struct config_parse *ps, const char *name,
+                                           struct config **out, struct dirconn_error *err)
+{
+    struct dirconn_error local;
+    dirconn_error_clear(&local);
+    ps->err = err != NULL ? err : &local;
+    ps->name = name;
+    ps->cfg = calloc(1, sizeof(*ps->cfg));
+    *out = NULL;
+    if (ps->cfg == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "%s: out of memory", name);
+    ps->cfg->path = strdup(name);
+    enum dirconn_err rc = config_parse_text(ps);
+    if (rc != DIRCONN_OK) {
+        config_free(ps->cfg);
+        return rc;
+    }
+    *out = ps->cfg;
+    return DIRCONN_OK;
+}
+
+enum dirconn_err config_load(const char *path, struct config **out, struct dirconn_error *err)
+{
+    struct config_parse ps = {0};
+    *out = NULL;
+    ps.fp = fopen(path, "r");
+    if (ps.fp == NULL)
+        return dirconn_error_set(err, DIRCONN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    enum dirconn_err rc = config_load_common(&ps, path, out, err);
+    fclose(ps.fp);
+    return rc;
+}
+
+enum dirconn_err config_load_string(const char *text, const char *name, struct config **out,
+                                    struct dirconn_error *err)
+{
+    struct config_parse ps = {0};
+    ps.text = text;
+    return config_load_common(&ps, name, out, err);
+}
+
+void config_free(struct config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        void *field = (char *)cfg + options[i].offset;
+        if (options[i].type == OPT_STRING)
+            free(*(char **)field);
+        else if (options[i].type == OPT_LIST)
+            strlist_clear((struct strlist *)field);
+    }
+    for (size_t i = 0; i < cfg->n_mappings; i++) {
+        free(cfg->mappings[i].scim_path);
+        free(cfg->mappings[i].expression);
+    }
+    free(cfg->mappings);
+    free(cfg->path);
+    free(cfg);
+}

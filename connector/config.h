@@ -1,0 +1,191 @@
+/*
+ * config.h - the dirconn configuration file (INI, parsed with inih).
+ *
+ * One file, sections per concern; every key, its type, default and bounds live
+ * in one options table in config.c (the pattern of redis config.c and SSSD's
+ * ldap_opts.c) and are documented in docs/configuration.md. Unknown sections
+ * or keys, duplicate keys, bad values, durations without a unit, inline
+ * passwords and missing required keys are errors naming file:line and the key.
+ *
+ * A reload parses into a new struct config and the caller swaps it in only if
+ * config_load() succeeded; a config is never modified after loading.
+ */
+#ifndef DIRCONN_CONFIG_H
+#define DIRCONN_CONFIG_H
+
+#include "connector/error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* An ordered list of strings owned by the config. */
+struct strlist {
+    char **v;
+    size_t n;
+};
+
+enum change_tracking {
+    CHANGE_TRACKING_AUTO = 0,
+    CHANGE_TRACKING_DIRSYNC,  /* AD DirSync control 1.2.840.113556.1.4.841 */
+    CHANGE_TRACKING_USN,      /* uSNChanged polling against one DC */
+    CHANGE_TRACKING_SYNCREPL, /* RFC 4533 content synchronisation */
+};
+
+enum cloud_auth { CLOUD_AUTH_OAUTH2 = 0, CLOUD_AUTH_BEARER };
+enum ha_lease_backend { HA_LEASE_CLOUD = 0, HA_LEASE_ETCD, HA_LEASE_NONE };
+enum proxy_mode { PROXY_MODE_AUTO = 0, PROXY_MODE_PAC, PROXY_MODE_EXPLICIT, PROXY_MODE_NONE };
+enum proxy_auth {
+    PROXY_AUTH_ANY = 0,
+    PROXY_AUTH_BASIC,
+    PROXY_AUTH_DIGEST,
+    PROXY_AUTH_NTLM,
+    PROXY_AUTH_NEGOTIATE
+};
+
+/* One [mapping] line: SCIM attribute path = expression over directory attributes. */
+struct config_mapping {
+    char *scim_path;  /* e.g. "displayName", "name.givenName" */
+    char *expression; /* e.g. "givenName sn"; parsed by the mapping module */
+    int line;         /* line in the file, for error messages */
+};
+
+/* A weekly schedule: a set of days and a time of day ("Sun 02:00", "Mon,Thu 23:30", "daily 03:00"). */
+struct config_weekly {
+    unsigned days;   /* bit 0 = Sunday ... bit 6 = Saturday; 0 = never */
+    int minute;      /* minutes after local midnight, 0..1439 */
+};
+
+/* Which object kind a [users]/[groups]/[contacts] section describes. */
+struct config_scope {
+    struct strlist base_dns; /* containers or OUs; empty = the whole naming context */
+    char *filter;            /* extra LDAP filter (RFC 4515), ANDed with the default; NULL = none */
+    bool enabled;            /* sync this kind at all */
+};
+
+struct config {
+    char *path; /* the file this was loaded from */
+
+    /* [connector] */
+    char *name;      /* connector name shown in the cloud; default: the host name */
+    char *state_dir; /* state database, secret store */
+
+    /* [ldap] */
+    struct strlist urls; /* preferred domain controllers, in order (ldap:// or ldaps://) */
+    char *bind_dn;
+    char *bind_password_file;
+    char *ca_file;
+    bool start_tls;     /* StartTLS on ldap:// URLs (RFC 4513 3) */
+    bool tls_insecure;  /* skip certificate verification (labs only; logged as a warning) */
+    char *base_dn;      /* domain or AD LDS partition; NULL = the server's defaultNamingContext */
+    int page_size;      /* RFC 2696 page size */
+    int64_t timeout_ms; /* network and operation timeout */
+    enum change_tracking change_tracking;
+
+    /* [users] */
+    struct config_scope users;
+    bool users_enabled_only;
+    struct strlist users_security_groups; /* DNs of groups whose direct members are in scope */
+    struct strlist users_required_attributes;
+
+    /* [groups] */
+    struct config_scope groups;
+
+    /* [contacts] */
+    struct config_scope contacts;
+
+    /* [mapping] */
+    struct config_mapping *mappings;
+    size_t n_mappings;
+
+    /* [avatar] */
+    bool avatar_enabled;
+    char *avatar_pattern;
+
+    /* [policy] */
+    int delete_threshold;
+    bool delete_threshold_enabled;
+
+    /* [schedule] */
+    int64_t incremental_interval_ms;
+    struct config_weekly full_sync;
+    bool notifications;
+
+    /* [cloud] */
+    char *cloud_url;      /* control API base URL */
+    char *cloud_org;
+    char *cloud_scim_url; /* SCIM base URL; default <url>/scim/v2/<org> */
+    enum cloud_auth cloud_auth;
+    char *cloud_token_file; /* bearer token file (auth = bearer) */
+    char *cloud_ca_file;
+
+    /* [ha] */
+    enum ha_lease_backend ha_lease;
+    struct strlist ha_etcd_endpoints;
+    int64_t ha_lease_duration_ms;
+    int64_t ha_renew_interval_ms; /* 0 = a third of the lease duration */
+    int64_t ha_failover_interval_ms;
+
+    /* [proxy] */
+    enum proxy_mode proxy_mode;
+    char *proxy_pac_url;
+    char *proxy_url;
+    char *proxy_username;
+    char *proxy_password_file;
+    enum proxy_auth proxy_auth;
+    char *proxy_no_proxy;
+
+    /* [log] */
+    int log_level;  /* enum log_level */
+    int log_target; /* enum log_target */
+};
+
+/*
+ * config_load - read and validate a configuration file.
+ *
+ * path: the INI file. On success *out receives a new config owned by the
+ * caller (free with config_free) and DIRCONN_OK is returned. On failure *out
+ * is NULL, err holds one line "FILE:LINE: [section] key: cause" (or
+ * "FILE: cause" for errors without a line) and the code is DIRCONN_ECONFIG
+ * (DIRCONN_EIO when the file cannot be read, DIRCONN_ENOMEM).
+ *
+ * Long values may be split over indented continuation lines (inih multi-line
+ * values): list keys take one item per line, filters and expressions are
+ * joined without a separator, other keys reject continuations.
+ */
+enum dirconn_err config_load(const char *path, struct config **out, struct dirconn_error *err);
+
+/*
+ * config_load_string - as config_load, from a NUL-terminated buffer. name is
+ * used in error messages in place of the file name (e.g. "<embedded>").
+ */
+enum dirconn_err config_load_string(const char *text, const char *name, struct config **out,
+                                    struct dirconn_error *err);
+
+/* config_free - free a config and everything it owns. cfg may be NULL. */
+void config_free(struct config *cfg);
+
+/*
+ * config_parse_duration - parse a duration with units ("500ms", "30s", "10m",
+ * "1h30m", "2d"); a bare number is rejected. Returns true and stores
+ * milliseconds in *ms on success.
+ */
+bool config_parse_duration(const char *text, int64_t *ms);
+
+/*
+ * config_parse_weekly - parse a weekly schedule: "never", "daily HH:MM", or a
+ * comma-separated list of English day abbreviations (Sun..Sat) and "HH:MM".
+ * Returns true on success.
+ */
+bool config_parse_weekly(const char *text, struct config_weekly *out);
+
+/*
+ * config_key_count / config_key_at - enumerate the options table (used by the
+ * test that checks docs/configuration.md documents every key). config_key_at
+ * stores static strings in *section and *key and returns false past the end.
+ * The free-form [mapping] section is not in the table.
+ */
+size_t config_key_count(void);
+bool config_key_at(size_t i, const char **section, const char **key);
+
+#endif

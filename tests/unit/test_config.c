@@ -1,0 +1,272 @@
+/* Unit tests for connector/config.c: defaults, values, and errors with file:line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "connector/config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MINIMAL "[ldap]\nurls = ldaps://dc1.example.com ldap://dc2.example.com:3389\n"
+
+static struct config *load_ok(const char *text)
+{
+    struct config *cfg = NULL;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    enum dirconn_err rc = config_load_string(text, "test.conf", &cfg, &err);
+    if (rc != DIRCONN_OK)
+        fail_msg("unexpected error: %s", err.msg);
+    assert_non_null(cfg);
+    return cfg;
+}
+
+/* Loads text expecting an error; returns the message in a static-free buffer of the caller. */
+static void load_fail(const char *text, const char *expect)
+{
+    struct config *cfg = (struct config *)1;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    enum dirconn_err rc = config_load_string(text, "test.conf", &cfg, &err);
+    assert_int_equal(rc, DIRCONN_ECONFIG);
+    assert_null(cfg);
+    if (strstr(err.msg, expect) == NULL)
+        fail_msg("error '%s' does not contain '%s'", err.msg, expect);
+    assert_null(strchr(err.msg, '\n'));
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct config *cfg = load_ok(MINIMAL);
+    assert_int_equal(cfg->urls.n, 2);
+    assert_string_equal(cfg->urls.v[0], "ldaps://dc1.example.com");
+    assert_string_equal(cfg->urls.v[1], "ldap://dc2.example.com:3389");
+    assert_int_equal(cfg->page_size, 500);
+    assert_true(cfg->start_tls);
+    assert_false(cfg->tls_insecure);
+    assert_int_equal(cfg->timeout_ms, 30000);
+    assert_int_equal(cfg->delete_threshold, 20);
+    assert_true(cfg->delete_threshold_enabled);
+    assert_int_equal(cfg->incremental_interval_ms, 600000);
+    assert_int_equal(cfg->full_sync.days, 1u);
+    assert_int_equal(cfg->full_sync.minute, 120);
+    assert_int_equal(cfg->ha_lease_duration_ms, 30000);
+    assert_int_equal(cfg->ha_renew_interval_ms, 10000);
+    assert_int_equal(cfg->change_tracking, CHANGE_TRACKING_AUTO);
+    assert_int_equal(cfg->users_required_attributes.n, 1);
+    assert_string_equal(cfg->users_required_attributes.v[0], "mail");
+    assert_string_equal(cfg->state_dir, "/var/lib/dirconn");
+    assert_non_null(cfg->name);
+    assert_true(cfg->users.enabled);
+    assert_true(cfg->groups.enabled);
+    assert_null(cfg->base_dn);
+    config_free(cfg);
+}
+
+static void test_values(void **state)
+{
+    (void)state;
+    struct config *cfg = load_ok("; a comment\n"
+                                 "[connector]\nname = conn-a\nstate_dir = /tmp/x\n"
+                                 "[ldap]\nurls = ldap://a\n"
+                                 "bind_dn = CN=Sync,OU=Service Accounts,DC=example,DC=com\n"
+                                 "bind_password_file = /etc/dirconn/bind.pw\n"
+                                 "base_dn = DC=example,DC=com\npage_size = 1000\n"
+                                 "timeout = 1m30s\nchange_tracking = DirSync\nstart_tls = off\n"
+                                 "[users]\nbase_dns = OU=Employees,DC=example,DC=com\n"
+                                 "  OU=Contractors,DC=example,DC=com\n"
+                                 "filter = (&(objectClass=user)\n  (mail=*))\n"
+                                 "security_groups = CN=Cloud Users,OU=Groups,DC=example,DC=com;"
+                                 "CN=Other,DC=example,DC=com\n"
+                                 "[mapping]\ndisplayName = givenName sn\nname.familyName = sn\n"
+                                 "[schedule]\nfull_sync = Mon,Thu 23:30\n"
+                                 "[ha]\nlease_duration = 15s\n");
+    assert_string_equal(cfg->name, "conn-a");
+    assert_int_equal(cfg->page_size, 1000);
+    assert_int_equal(cfg->timeout_ms, 90000);
+    assert_int_equal(cfg->change_tracking, CHANGE_TRACKING_DIRSYNC);
+    assert_false(cfg->start_tls);
+    assert_int_equal(cfg->users.base_dns.n, 2);
+    assert_string_equal(cfg->users.base_dns.v[1], "OU=Contractors,DC=example,DC=com");
+    assert_string_equal(cfg->users.filter, "(&(objectClass=user)(mail=*))");
+    assert_int_equal(cfg->users_security_groups.n, 2);
+    assert_string_equal(cfg->users_security_groups.v[0], "CN=Cloud Users,OU=Groups,DC=example,DC=com");
+    assert_int_equal(cfg->n_mappings, 2);
+    assert_string_equal(cfg->mappings[0].scim_path, "displayName");
+    assert_string_equal(cfg->mappings[0].expression, "givenName sn");
+    assert_int_equal(cfg->mappings[0].line, 21);
+    assert_int_equal(cfg->full_sync.days, (1u << 1) | (1u << 4));
+    assert_int_equal(cfg->full_sync.minute, 23 * 60 + 30);
+    assert_int_equal(cfg->ha_renew_interval_ms, 5000);
+    config_free(cfg);
+}
+
+static void test_errors_name_file_line(void **state)
+{
+    (void)state;
+    load_fail(MINIMAL "[ldap]\nbogus = 1\n", "test.conf:4: [ldap] bogus: unknown key");
+    load_fail(MINIMAL "[ldpa]\nurls = ldap://x\n", "test.conf:4: unknown section [ldpa]");
+    load_fail(MINIMAL "[schedule]\nincremental_interval = 600\n",
+              "test.conf:4: [schedule] incremental_interval: '600' is not a duration");
+    load_fail(MINIMAL "page_size = 0\n", "test.conf:3: [ldap] page_size: 0 is out of range");
+    load_fail(MINIMAL "page_size = ten\n", "test.conf:3: [ldap] page_size: 'ten' is not an integer");
+    load_fail(MINIMAL "urls = ldap://y\n", "test.conf:3: [ldap] urls: duplicate key (first set at line 2)");
+    load_fail(MINIMAL "bind_password = hunter2\n", "test.conf:3: [ldap] bind_password: secrets are not accepted");
+    load_fail(MINIMAL "[users]\nfilter = (&(objectClass=user)(mail=*)\n",
+              "test.conf:4: [users] filter: '(&(objectClass=user)(mail=*)': not a valid LDAP filter");
+    load_fail(MINIMAL "base_dn = not a dn\n", "test.conf:3: [ldap] base_dn: 'not a dn': not a valid distinguished name");
+    load_fail("[ldap]\nurls = http://dc1\n", "test.conf:2: [ldap] urls: 'http://dc1': not a valid LDAP URL");
+    load_fail(MINIMAL "start_tls = maybe\n", "test.conf:3: [ldap] start_tls: 'maybe' is not a boolean");
+    load_fail(MINIMAL "change_tracking = magic\n", "'magic' is not one of: auto, dirsync, usn, syncrepl");
+    load_fail(MINIMAL "this line has no equals sign\n", "test.conf:3: syntax error");
+    load_fail("[connector]\nname = a\n", "test.conf: [ldap] urls: required key is missing");
+    load_fail(MINIMAL "bind_dn = CN=x,DC=y\n", "test.conf:3: [ldap] bind_dn is set but bind_password_file is not");
+    load_fail(MINIMAL "page_size = 10\n  20\n", "test.conf:4: [ldap] page_size: this key does not take continuation lines");
+    load_fail(MINIMAL "[schedule]\nfull_sync = Funday 02:00\n", "test.conf:4: [schedule] full_sync");
+    load_fail(MINIMAL "[cloud]\nurl = ftp://cloud\n", "test.conf:4: [cloud] url: 'ftp://cloud'");
+    load_fail(MINIMAL "[ha]\nlease_duration = 3s\nrenew_interval = 3s\n",
+              "test.conf:5: [ha] renew_interval must be shorter than lease_duration");
+    load_fail(MINIMAL "[mapping]\ndisplayName = a\ndisplayName = b\n",
+              "test.conf:5: [mapping] displayName: duplicate key (first set at line 4)");
+}
+
+static void test_long_line(void **state)
+{
+    (void)state;
+    char text[1024];
+    char filter[400];
+    memset(filter, 'x', sizeof(filter) - 1);
+    filter[sizeof(filter) - 1] = '\0';
+    snprintf(text, sizeof(text), MINIMAL "[users]\nfilter = (cn=%s)\n", filter);
+    load_fail(text, "test.conf:4: line longer than");
+}
+
+static void test_durations_and_weekly(void **state)
+{
+    (void)state;
+    int64_t ms = 0;
+    assert_true(config_parse_duration("500ms", &ms));
+    assert_int_equal(ms, 500);
+    assert_true(config_parse_duration("1h30m", &ms));
+    assert_int_equal(ms, 5400000);
+    assert_true(config_parse_duration("2d", &ms));
+    assert_int_equal(ms, 172800000);
+    assert_false(config_parse_duration("30", &ms));
+    assert_false(config_parse_duration("", &ms));
+    assert_false(config_parse_duration("5 s", &ms));
+    assert_false(config_parse_duration("5w", &ms));
+    assert_false(config_parse_duration("-5s", &ms));
+
+    struct config_weekly w;
+    assert_true(config_parse_weekly("daily 03:15", &w));
+    assert_int_equal(w.days, 0x7f);
+    assert_int_equal(w.minute, 195);
+    assert_true(config_parse_weekly("never", &w));
+    assert_int_equal(w.days, 0);
+    assert_true(config_parse_weekly("Saturday 00:00", &w));
+    assert_int_equal(w.days, 1u << 6);
+    assert_false(config_parse_weekly("Sun 24:00", &w));
+    assert_false(config_parse_weekly("Sun 2:00", &w));
+    assert_false(config_parse_weekly("Sunn 02:00", &w));
+}
+
+static void test_file_errors(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    assert_int_equal(config_load("/nonexistent/dirconn.conf", &cfg, &err), DIRCONN_EIO);
+    assert_non_null(strstr(err.msg, "/nonexistent/dirconn.conf: cannot open"));
+
+    char path[] = "/tmp/dirconn-config-test-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *fp = fdopen(fd, "w");
+    fputs(MINIMAL "\n[users]\nenabled_only = sometimes\n", fp);
+    fclose(fp);
+    assert_int_equal(config_load(path, &cfg, &err), DIRCONN_ECONFIG);
+    char expect[128];
+    snprintf(expect, sizeof(expect), "%s:5: [users] enabled_only", path);
+    assert_non_null(strstr(err.msg, expect));
+    unlink(path);
+}
+
+/* docs/configuration.md must document every key of the options table. */
+static void test_every_key_documented(void **state)
+{
+    (void)state;
+    const char *src = getenv("DIRCONN_SOURCE_DIR");
+    if (src == NULL)
+        skip();
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/docs/configuration.md", src);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    static char doc[1 << 20];
+    size_t n = fread(doc, 1, sizeof(doc) - 1, fp);
+    doc[n] = '\0';
+    fclose(fp);
+    const char *section = NULL, *key = NULL;
+    for (size_t i = 0; config_key_at(i, &section, &key); i++) {
+        char sect[64], row[96];
+        snprintf(sect, sizeof(sect), "## [%s]", section);
+        snprintf(row, sizeof(row), "| `%s` |", key);
+        const char *s = strstr(doc, sect);
+        if (s == NULL)
+            fail_msg("docs/configuration.md has no section '%s'", sect);
+        const char *next = strstr(s + 1, "\n## ");
+        const char *r = strstr(s, row);
+        if (r == NULL || (next != NULL && r > next))
+            fail_msg("docs/configuration.md does not document [%s] %s", section, key);
+    }
+    assert_int_equal(config_key_count() > 40, 1);
+}
+
+/* The example file in docs/configuration.md must load. */
+static void test_documented_example_loads(void **state)
+{
+    (void)state;
+    const char *src = getenv("DIRCONN_SOURCE_DIR");
+    if (src == NULL)
+        skip();
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/docs/configuration.md", src);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    static char doc[1 << 20];
+    size_t n = fread(doc, 1, sizeof(doc) - 1, fp);
+    doc[n] = '\0';
+    fclose(fp);
+    char *start = strstr(doc, "```ini\n");
+    assert_non_null(start);
+    start += 7;
+    char *end = strstr(start, "```");
+    assert_non_null(end);
+    *end = '\0';
+    struct config *cfg = load_ok(start);
+    assert_int_equal(cfg->users.base_dns.n, 2);
+    assert_string_equal(cfg->users.filter, "(&(department=*)(!(title=Intern)))");
+    assert_int_equal(cfg->urls.n, 2);
+    config_free(cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_errors_name_file_line),
+        cmocka_unit_test(test_long_line),
+        cmocka_unit_test(test_durations_and_weekly),
+        cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_every_key_documented),
+        cmocka_unit_test(test_documented_example_loads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,52 @@
+/* Unit tests for connector/error.c: the X-macro tables and one-line messages. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "connector/error.h"
+
+#include <string.h>
+
+static void test_codes_and_names(void **state)
+{
+    (void)state;
+    assert_int_equal(dirconn_exit_code(DIRCONN_OK), 0);
+    assert_int_equal(dirconn_exit_code(DIRCONN_EUSAGE), 2);
+    assert_int_equal(dirconn_exit_code(DIRCONN_ECONFIG), 3);
+    assert_string_equal(dirconn_err_name(DIRCONN_ELDAP_AUTH), "ELDAP_AUTH");
+    assert_string_equal(dirconn_strerror(DIRCONN_ELDAP_TLS), "TLS failure with directory server");
+    assert_string_equal(dirconn_strerror((enum dirconn_err)9999), "unknown error");
+    assert_int_equal(dirconn_exit_code((enum dirconn_err)9999), 1);
+}
+
+static void test_exit_codes_unique(void **state)
+{
+    (void)state;
+    for (int i = 0; i < DIRCONN_ERR_MAX; i++)
+        for (int j = i + 1; j < DIRCONN_ERR_MAX; j++)
+            assert_int_not_equal(dirconn_exit_code((enum dirconn_err)i),
+                                 dirconn_exit_code((enum dirconn_err)j));
+}
+
+static void test_set_is_one_line(void **state)
+{
+    (void)state;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    enum dirconn_err rc = dirconn_error_set(&err, DIRCONN_ELDAP, "a\nb\r%s", "c");
+    assert_int_equal(rc, DIRCONN_ELDAP);
+    assert_int_equal(err.code, DIRCONN_ELDAP);
+    assert_string_equal(err.msg, "a b c");
+    assert_int_equal(dirconn_error_set(NULL, DIRCONN_EIO, "x"), DIRCONN_EIO);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_codes_and_names),
+        cmocka_unit_test(test_exit_codes_unique),
+        cmocka_unit_test(test_set_is_one_line),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
