@@ -3,4 +3,6 @@ list(APPEND DIRCONN_SOURCES
   connector/error.c
   connector/log.c
   connector/config.c
+  connector/ldap_entry.c
+  connector/ldap_source.c
 )

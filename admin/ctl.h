@@ -1,0 +1,50 @@
+/*
+ * ctl.h - what the dirconnctl subcommands share: the invocation context,
+ * loading the configuration, and reporting errors as one line on stderr.
+ */
+#ifndef DIRCONN_ADMIN_CTL_H
+#define DIRCONN_ADMIN_CTL_H
+
+#include "connector/config.h"
+#include "connector/error.h"
+#include "connector/log.h"
+
+#include <stdbool.h>
+
+/* Default configuration file when --config is not given. */
+#define CTL_DEFAULT_CONFIG "/etc/dirconn/dirconn.conf"
+
+struct ctl {
+    const char *prog;        /* "dirconnctl" */
+    const char *command;     /* the subcommand being run */
+    const char *config_path; /* --config */
+    bool json;               /* --json */
+    struct config *cfg;      /* loaded by ctl_load_config */
+    struct log_sink log;
+};
+
+/*
+ * ctl_load_config - load ctl->config_path into ctl->cfg and set up logging
+ * from [log]. Returns DIRCONN_OK or the config error (already printed).
+ */
+enum dirconn_err ctl_load_config(struct ctl *ctl);
+
+/*
+ * ctl_fail - print "dirconnctl COMMAND: <message>" on stderr and return the
+ * documented exit code for err->code (docs/cli.md).
+ */
+int ctl_fail(const struct ctl *ctl, const struct dirconn_error *err);
+
+/* ctl_usage_error - print a usage error line and return exit code 2. */
+int ctl_usage_error(const struct ctl *ctl, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* The directory subcommands (admin/cmd_directory.c). Each returns an exit code. */
+int cmd_partitions(struct ctl *ctl, int argc, char **argv);
+int cmd_test_connection(struct ctl *ctl, int argc, char **argv);
+int cmd_search(struct ctl *ctl, int argc, char **argv);
+
+#endif

@@ -1,0 +1,1 @@
+dirconn_unit_test(test_ldap_entry ${CMAKE_CURRENT_LIST_DIR}/test_ldap_entry.c)
