@@ -6,6 +6,8 @@
 
 #include "connector/error.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void test_codes_and_names(void **state)
@@ -41,12 +43,37 @@ static void test_set_is_one_line(void **state)
     assert_int_equal(dirconn_error_set(NULL, DIRCONN_EIO, "x"), DIRCONN_EIO);
 }
 
+/* docs/cli.md must list every exit code with its name. */
+static void test_cli_doc_lists_exit_codes(void **state)
+{
+    (void)state;
+    const char *src = getenv("DIRCONN_SOURCE_DIR");
+    if (src == NULL)
+        skip();
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/docs/cli.md", src);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    static char doc[1 << 20];
+    size_t n = fread(doc, 1, sizeof(doc) - 1, fp);
+    doc[n] = '\0';
+    fclose(fp);
+    for (int i = 0; i < DIRCONN_ERR_MAX; i++) {
+        char row[96];
+        snprintf(row, sizeof(row), "| %d | `%s` |", dirconn_exit_code((enum dirconn_err)i),
+                 dirconn_err_name((enum dirconn_err)i));
+        if (strstr(doc, row) == NULL)
+            fail_msg("docs/cli.md lacks the exit code row '%s'", row);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_codes_and_names),
         cmocka_unit_test(test_exit_codes_unique),
         cmocka_unit_test(test_set_is_one_line),
+        cmocka_unit_test(test_cli_doc_lists_exit_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
