@@ -8,14 +8,22 @@
 #include "connector/ldap_source.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lber.h>
 #include <ldap.h>
+#include <netdb.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 /* Longest password accepted from a password file. */
 #define BIND_PASSWORD_MAX 1024
@@ -100,6 +108,122 @@ static bool looks_like_tls_failure(const char *diag)
             return true;
     }
     return false;
+}
+
+/* TCP connect to host:port within timeout_ms; returns the socket or -1 with errno set. */
+static int tcp_connect(const char *host, int port, int64_t timeout_ms)
+{
+    char service[16];
+    snprintf(service, sizeof(service), "%d", port);
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, service, &hints, &res) != 0) {
+        errno = EHOSTUNREACH;
+        return -1;
+    }
+    int fd = -1, saved = ECONNREFUSED;
+    for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        int flags = fcntl(fd, F_GETFL, 0);
+        fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+        int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+        if (rc != 0 && errno == EINPROGRESS) {
+            struct pollfd pfd = {fd, POLLOUT, 0};
+            int soerr = ETIMEDOUT;
+            socklen_t len = sizeof(soerr);
+            if (poll(&pfd, 1, (int)timeout_ms) == 1)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+            rc = soerr == 0 ? 0 : -1;
+            errno = soerr;
+        }
+        if (rc != 0) {
+            saved = errno;
+            close(fd);
+            fd = -1;
+        } else {
+            fcntl(fd, F_SETFL, flags);
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        errno = saved;
+    return fd;
+}
+
+/*
+ * Why an LDAPS connection failed, when libldap's TLS library gives no detail:
+ * connect again with OpenSSL, verifying the certificate against the same CA
+ * file and host name (RFC 6125), and describe what fails. Writes one phrase
+ * into why and returns true when TCP works but TLS does not (a TLS failure);
+ * false when the server is unreachable, or when the probe's handshake
+ * succeeds (the failure was something else).
+ */
+static bool diagnose_ldaps(const struct ldap_source *src, const char *url, char *why,
+                           size_t whylen)
+{
+    LDAPURLDesc *lud = NULL;
+    if (ldap_url_parse(url, &lud) != LDAP_URL_SUCCESS)
+        return false;
+    int port = lud->lud_port != 0 ? lud->lud_port : 636;
+    int fd = tcp_connect(lud->lud_host, port, src->cfg->timeout_ms);
+    if (fd < 0) {
+        snprintf(why, whylen, "%s", strerror(errno));
+        ldap_free_urldesc(lud);
+        return false;
+    }
+    bool tls_failure = true;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = NULL;
+    if (ctx == NULL) {
+        snprintf(why, whylen, "TLS handshake failed");
+        goto out;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, src->cfg->tls_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    if (src->cfg->ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, src->cfg->ca_file, NULL) != 1
+                                  : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        snprintf(why, whylen, "cannot load the CA file %s",
+                 src->cfg->ca_file != NULL ? src->cfg->ca_file : "(system store)");
+        goto out;
+    }
+    ssl = SSL_new(ctx);
+    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) {
+        snprintf(why, whylen, "TLS handshake failed");
+        goto out;
+    }
+    SSL_set_tlsext_host_name(ssl, lud->lud_host);
+    if (!src->cfg->tls_insecure)
+        SSL_set1_host(ssl, lud->lud_host);
+    struct timeval tv = timeout_tv(src);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (SSL_connect(ssl) == 1) {
+        tls_failure = false;
+        snprintf(why, whylen, "TLS handshake succeeded on a second attempt");
+        goto out;
+    }
+    long verify = SSL_get_verify_result(ssl);
+    if (verify != X509_V_OK) {
+        snprintf(why, whylen, "certificate verify failed: %s%s",
+                 X509_verify_cert_error_string(verify),
+                 verify == X509_V_ERR_HOSTNAME_MISMATCH ? " (the URL's host is not in the "
+                                                          "certificate)"
+                                                        : " (is [ldap] ca_file the CA that "
+                                                          "signed the DC's certificate?)");
+    } else {
+        char buf[256];
+        unsigned long e = ERR_peek_last_error();
+        ERR_error_string_n(e, buf, sizeof(buf));
+        snprintf(why, whylen, "%s", e != 0 ? buf : "the server closed the connection");
+    }
+out:
+    ERR_clear_error();
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    ldap_free_urldesc(lud);
+    return tls_failure;
 }
 
 /* Read the bind password: the file's content without a trailing newline. */
@@ -313,11 +437,14 @@ static enum dirconn_err connect_one(struct ldap_source *src, const char *url,
 
     rc = ldap_connect(ld);
     if (rc != LDAP_SUCCESS) {
-        char diag[512];
+        char diag[512], probe[512];
         diag_message(ld, diag, sizeof(diag));
         if (src->ldaps && looks_like_tls_failure(diag))
             e = dirconn_error_set(err, DIRCONN_ELDAP_TLS, "%s: TLS handshake failed: %s", url,
                                   diag);
+        else if (src->ldaps && rc != LDAP_TIMEOUT && diagnose_ldaps(src, url, probe, sizeof(probe)))
+            e = dirconn_error_set(err, DIRCONN_ELDAP_TLS, "%s: TLS handshake failed: %s", url,
+                                  probe);
         else
             e = dirconn_error_set(err, rc == LDAP_TIMEOUT ? DIRCONN_ELDAP_TIMEOUT
                                                           : DIRCONN_ELDAP_CONNECT,
@@ -334,8 +461,15 @@ static enum dirconn_err connect_one(struct ldap_source *src, const char *url,
             goto fail;
         }
         if (rc != LDAP_SUCCESS) {
-            e = dirconn_error_set(err, DIRCONN_ELDAP_TLS, "%s: StartTLS failed: %s", url,
-                                  describe_rc(ld, rc, why, sizeof(why)));
+            describe_rc(ld, rc, why, sizeof(why));
+            if (rc == LDAP_CONNECT_ERROR)
+                e = dirconn_error_set(err, DIRCONN_ELDAP_TLS,
+                                      "%s: StartTLS handshake failed: %s (is the DC's certificate "
+                                      "signed by [ldap] ca_file, with the URL's host in it?)",
+                                      url, why);
+            else
+                e = dirconn_error_set(err, DIRCONN_ELDAP_TLS,
+                                      "%s: the server refused StartTLS: %s", url, why);
             goto fail;
         }
         src->tls_started = true;

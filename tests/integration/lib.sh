@@ -1,0 +1,60 @@
+# lib.sh - helpers for dirconn's integration test scripts (sourced).
+# Each check prints "ok - ..." or "not ok - ..."; finish prints
+# "N passed, N failed" and exits non-zero when anything failed.
+set -euo pipefail
+
+SRC=${DIRCONN_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+LDSFX=$SRC/ldsfx/ldsfx
+PY=/usr/bin/python3 # Debian's interpreter, which has python3-ldap
+T_PASS=0
+T_FAIL=0
+
+ok() { T_PASS=$((T_PASS + 1)); echo "ok - $*"; }
+not_ok() { T_FAIL=$((T_FAIL + 1)); echo "not ok - $*"; }
+
+# check DESCRIPTION COMMAND...: passes when the command succeeds.
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+
+# check_eq DESCRIPTION EXPECTED ACTUAL
+check_eq() {
+	if [[ "$2" == "$3" ]]; then ok "$1 ($3)"; else not_ok "$1: expected '$2', got '$3'"; fi
+}
+
+# check_contains DESCRIPTION HAYSTACK NEEDLE
+check_contains() {
+	if [[ "$2" == *"$3"* ]]; then ok "$1"; else not_ok "$1: '$3' not in: $2"; fi
+}
+
+# run_capture VAR_PREFIX COMMAND...: runs the command, stores stdout in
+# ${prefix}_out, stderr in ${prefix}_err and the exit code in ${prefix}_rc.
+run_capture() {
+	local prefix=$1
+	shift
+	local out err rc=0
+	out=$(mktemp)
+	err=$(mktemp)
+	"$@" >"$out" 2>"$err" || rc=$?
+	printf -v "${prefix}_out" '%s' "$(cat "$out")"
+	printf -v "${prefix}_err" '%s' "$(cat "$err")"
+	printf -v "${prefix}_rc" '%s' "$rc"
+	rm -f "$out" "$err"
+}
+
+# json FILE_OR_STRING EXPR: evaluates a Python expression over the parsed JSON `j`.
+json() {
+	local doc=$1 expr=$2
+	if [[ -f $doc ]]; then
+		"$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$doc" "$expr"
+	else
+		"$PY" -c 'import json,sys; j=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$doc" "$expr"
+	fi
+}
+
+finish() {
+	echo "$T_PASS passed, $T_FAIL failed"
+	[[ $T_FAIL -eq 0 ]]
+}
