@@ -1,0 +1,573 @@
+/* state.c - the connector's local state in SQLite. */
+#include "connector/state.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct state {
+    sqlite3 *db;
+    char *path;
+};
+
+/*
+ * Migrations: migrations[i] takes the schema from version i to i + 1.
+ * Never edit a released migration; append a new one.
+ */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE objects ("
+    "  external_id TEXT PRIMARY KEY NOT NULL,"
+    "  kind INTEGER NOT NULL,"
+    "  dn TEXT NOT NULL,"
+    "  cloud_id TEXT,"
+    "  name TEXT,"
+    "  hash BLOB,"
+    "  origin INTEGER NOT NULL DEFAULT 0,"
+    "  synced_at INTEGER NOT NULL DEFAULT 0"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX objects_cloud_id ON objects(cloud_id);"
+    "CREATE INDEX objects_kind ON objects(kind, external_id);"
+    "CREATE TABLE watermarks ("
+    "  partition TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,"
+    "  method TEXT NOT NULL,"
+    "  value BLOB,"
+    "  dc TEXT,"
+    "  invocation_id TEXT,"
+    "  scope_hash TEXT"
+    ");"
+    "CREATE TABLE history ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  type TEXT NOT NULL,"
+    "  started INTEGER NOT NULL,"
+    "  ended INTEGER NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  added INTEGER NOT NULL DEFAULT 0,"
+    "  updated INTEGER NOT NULL DEFAULT 0,"
+    "  deleted INTEGER NOT NULL DEFAULT 0,"
+    "  matched INTEGER NOT NULL DEFAULT 0,"
+    "  skipped INTEGER NOT NULL DEFAULT 0,"
+    "  failed INTEGER NOT NULL DEFAULT 0,"
+    "  threshold_exceeded INTEGER NOT NULL DEFAULT 0,"
+    "  override_used INTEGER NOT NULL DEFAULT 0,"
+    "  message TEXT"
+    ");"
+    "CREATE TABLE settings ("
+    "  name TEXT PRIMARY KEY NOT NULL,"
+    "  value TEXT NOT NULL"
+    ");",
+};
+
+#define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
+_Static_assert(N_MIGRATIONS == STATE_SCHEMA_VERSION, "one migration per schema version");
+
+static enum dirconn_err db_error(struct state *st, struct dirconn_error *err, const char *what)
+{
+    return dirconn_error_set(err, DIRCONN_ESTATE, "%s: %s: %s (SQLite %d)", st->path, what,
+                             sqlite3_errmsg(st->db), sqlite3_extended_errcode(st->db));
+}
+
+static enum dirconn_err exec(struct state *st, const char *sql, const char *what,
+                             struct dirconn_error *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        dirconn_error_set(err, DIRCONN_ESTATE, "%s: %s: %s", st->path, what,
+                          msg != NULL ? msg : sqlite3_errmsg(st->db));
+        sqlite3_free(msg);
+        return DIRCONN_ESTATE;
+    }
+    return DIRCONN_OK;
+}
+
+static enum dirconn_err prepare(struct state *st, const char *sql, sqlite3_stmt **stmt,
+                                struct dirconn_error *err)
+{
+    if (sqlite3_prepare_v2(st->db, sql, -1, stmt, NULL) != SQLITE_OK)
+        return db_error(st, err, "prepare");
+    return DIRCONN_OK;
+}
+
+static enum dirconn_err migrate(struct state *st, struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(st, "PRAGMA user_version", &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    int version = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : -1;
+    sqlite3_finalize(stmt);
+    if (version < 0)
+        return db_error(st, err, "reading the schema version");
+    if (version > STATE_SCHEMA_VERSION)
+        return dirconn_error_set(err, DIRCONN_ESTATE,
+                                 "%s: schema version %d is newer than this dirconn supports (%d); "
+                                 "use the newer dirconn or restore a backup",
+                                 st->path, version, STATE_SCHEMA_VERSION);
+    for (int v = version; v < STATE_SCHEMA_VERSION; v++) {
+        char what[64], bump[64];
+        snprintf(what, sizeof(what), "migration to schema version %d", v + 1);
+        snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", v + 1);
+        if ((e = exec(st, "BEGIN IMMEDIATE", what, err)) != DIRCONN_OK)
+            return e;
+        if ((e = exec(st, migrations[v], what, err)) != DIRCONN_OK ||
+            (e = exec(st, bump, what, err)) != DIRCONN_OK ||
+            (e = exec(st, "COMMIT", what, err)) != DIRCONN_OK) {
+            exec(st, "ROLLBACK", what, NULL);
+            return e;
+        }
+    }
+    return DIRCONN_OK;
+}
+
+static enum dirconn_err make_dir(const char *dir, struct dirconn_error *err)
+{
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
+        return dirconn_error_set(err, DIRCONN_EIO, "%s: path too long", dir);
+    for (char *p = path + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(path, 0700) != 0 && errno != EEXIST)
+                return dirconn_error_set(err, DIRCONN_EIO, "[connector] state_dir %s: cannot create %s: %s",
+                                         dir, path, strerror(errno));
+            *p = saved;
+            if (saved == '\0')
+                break;
+        }
+    }
+    return DIRCONN_OK;
+}
+
+enum dirconn_err state_open(const char *dir, struct state **out, struct dirconn_error *err)
+{
+    *out = NULL;
+    enum dirconn_err e = make_dir(dir, err);
+    if (e != DIRCONN_OK)
+        return e;
+    struct state *st = calloc(1, sizeof(*st));
+    size_t len = strlen(dir) + sizeof("/state.db");
+    if (st == NULL || (st->path = malloc(len)) == NULL) {
+        free(st);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    snprintf(st->path, len, "%s/state.db", dir);
+    mode_t old = umask(077);
+    int rc = sqlite3_open_v2(st->path, &st->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    umask(old);
+    if (rc != SQLITE_OK) {
+        e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: cannot open: %s", st->path,
+                              st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        state_close(st);
+        return e;
+    }
+    sqlite3_busy_timeout(st->db, 10000);
+    sqlite3_extended_result_codes(st->db, 1);
+    if ((e = exec(st, "PRAGMA journal_mode = WAL", "setting WAL mode", err)) != DIRCONN_OK ||
+        (e = exec(st, "PRAGMA synchronous = FULL", "setting synchronous", err)) != DIRCONN_OK ||
+        (e = exec(st, "PRAGMA foreign_keys = ON", "enabling foreign keys", err)) != DIRCONN_OK ||
+        (e = migrate(st, err)) != DIRCONN_OK) {
+        state_close(st);
+        return e;
+    }
+    *out = st;
+    return DIRCONN_OK;
+}
+
+void state_close(struct state *st)
+{
+    if (st == NULL)
+        return;
+    sqlite3_close(st->db);
+    free(st->path);
+    free(st);
+}
+
+const char *state_path(const struct state *st)
+{
+    return st->path;
+}
+
+enum dirconn_err state_begin(struct state *st, struct dirconn_error *err)
+{
+    return exec(st, "BEGIN IMMEDIATE", "begin", err);
+}
+
+enum dirconn_err state_commit(struct state *st, struct dirconn_error *err)
+{
+    return exec(st, "COMMIT", "commit", err);
+}
+
+void state_rollback(struct state *st)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        exec(st, "ROLLBACK", "rollback", NULL);
+}
+
+/* ---- objects ---------------------------------------------------------------- */
+
+static char *col_text(sqlite3_stmt *stmt, int col)
+{
+    const unsigned char *t = sqlite3_column_text(stmt, col);
+    return t != NULL ? strdup((const char *)t) : NULL;
+}
+
+static void read_object(sqlite3_stmt *stmt, struct state_object *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->external_id = col_text(stmt, 0);
+    o->kind = sqlite3_column_int(stmt, 1);
+    o->dn = col_text(stmt, 2);
+    o->cloud_id = col_text(stmt, 3);
+    o->name = col_text(stmt, 4);
+    if (sqlite3_column_bytes(stmt, 5) == (int)sizeof(o->hash)) {
+        memcpy(o->hash, sqlite3_column_blob(stmt, 5), sizeof(o->hash));
+        o->has_hash = true;
+    }
+    o->origin = (enum state_origin)sqlite3_column_int(stmt, 6);
+    o->synced_at = sqlite3_column_int64(stmt, 7);
+}
+
+#define OBJECT_COLUMNS "external_id, kind, dn, cloud_id, name, hash, origin, synced_at"
+
+static enum dirconn_err object_get_by(struct state *st, const char *sql, const char *key,
+                                      struct state_object *out, bool *found,
+                                      struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    *found = false;
+    enum dirconn_err e = prepare(st, sql, &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        read_object(stmt, out);
+        *found = true;
+    } else if (rc != SQLITE_DONE) {
+        e = db_error(st, err, "reading an object");
+    }
+    sqlite3_finalize(stmt);
+    return e;
+}
+
+enum dirconn_err state_object_get(struct state *st, const char *external_id,
+                                  struct state_object *out, bool *found, struct dirconn_error *err)
+{
+    return object_get_by(st, "SELECT " OBJECT_COLUMNS " FROM objects WHERE external_id = ?1",
+                         external_id, out, found, err);
+}
+
+enum dirconn_err state_object_find_cloud_id(struct state *st, const char *cloud_id,
+                                            struct state_object *out, bool *found,
+                                            struct dirconn_error *err)
+{
+    return object_get_by(st, "SELECT " OBJECT_COLUMNS " FROM objects WHERE cloud_id = ?1",
+                         cloud_id, out, found, err);
+}
+
+enum dirconn_err state_object_put(struct state *st, const struct state_object *o,
+                                  struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(st,
+                                 "INSERT OR REPLACE INTO objects (" OBJECT_COLUMNS
+                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                 &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(stmt, 1, o->external_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 2, o->kind);
+    sqlite3_bind_text(stmt, 3, o->dn != NULL ? o->dn : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, o->cloud_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 5, o->name, -1, SQLITE_STATIC);
+    if (o->has_hash)
+        sqlite3_bind_blob(stmt, 6, o->hash, (int)sizeof(o->hash), SQLITE_STATIC);
+    else
+        sqlite3_bind_null(stmt, 6);
+    sqlite3_bind_int(stmt, 7, (int)o->origin);
+    sqlite3_bind_int64(stmt, 8, o->synced_at);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        e = db_error(st, err, "writing an object");
+    sqlite3_finalize(stmt);
+    return e;
+}
+
+enum dirconn_err state_object_delete(struct state *st, const char *external_id,
+                                     struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(st, "DELETE FROM objects WHERE external_id = ?1", &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        e = db_error(st, err, "deleting an object");
+    sqlite3_finalize(stmt);
+    return e;
+}
+
+enum dirconn_err state_object_foreach(struct state *st, int kind,
+                                      int (*fn)(const struct state_object *obj, void *arg),
+                                      void *arg, struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(st,
+                                 "SELECT " OBJECT_COLUMNS " FROM objects WHERE ?1 < 0 OR kind = ?1 "
+                                 "ORDER BY external_id",
+                                 &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_int(stmt, 1, kind);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        struct state_object o;
+        read_object(stmt, &o);
+        int stop = fn(&o, arg);
+        state_object_clear(&o);
+        if (stop != 0) {
+            sqlite3_finalize(stmt);
+            return dirconn_error_set(err, DIRCONN_EFAIL, "%s: walk of the objects stopped",
+                                     st->path);
+        }
+    }
+    if (rc != SQLITE_DONE)
+        e = db_error(st, err, "reading the objects");
+    sqlite3_finalize(stmt);
+    return e;
+}
+
+long state_object_count(struct state *st, int kind)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM objects WHERE ?1 < 0 OR kind = ?1", -1,
+                           &stmt, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int(stmt, 1, kind);
+    long n = sqlite3_step(stmt) == SQLITE_ROW ? (long)sqlite3_column_int64(stmt, 0) : -1;
+    sqlite3_finalize(stmt);
+    return n;
+}
+
+void state_object_clear(struct state_object *o)
+{
+    if (o == NULL)
+        return;
+    free(o->external_id);
+    free(o->dn);
+    free(o->cloud_id);
+    free(o->name);
+    memset(o, 0, sizeof(*o));
+}
+
+/* ---- watermarks ------------------------------------------------------------- */
+
+enum dirconn_err state_watermark_get(struct state *st, const char *partition,
+                                     struct state_watermark *out, bool *found,
+                                     struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    *found = false;
+    enum dirconn_err e = prepare(st,
+                                 "SELECT partition, method, value, dc, invocation_id, scope_hash "
+                                 "FROM watermarks WHERE partition = ?1",
+                                 &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(stmt, 1, partition, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        out->partition = col_text(stmt, 0);
+        out->method = col_text(stmt, 1);
+        out->len = (size_t)sqlite3_column_bytes(stmt, 2);
+        out->value = malloc(out->len + 1);
+        if (out->value != NULL) {
+            if (out->len > 0)
+                memcpy(out->value, sqlite3_column_blob(stmt, 2), out->len);
+            out->value[out->len] = '\0';
+        }
+        out->dc = col_text(stmt, 3);
+        out->invocation_id = col_text(stmt, 4);
+        out->scope_hash = col_text(stmt, 5);
+        *found = true;
+    } else if (rc != SQLITE_DONE) {
+        e = db_error(st, err, "reading a watermark");
+    }
+    sqlite3_finalize(stmt);
+    return e;
+}
+
+enum dirconn_err state_watermark_put(struct state *st, const struct state_watermark *wm,
+                                     struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(st,
+                                 "INSERT OR REPLACE INTO watermarks (partition, method, value, dc, "
+                                 "invocation_id, scope_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                 &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(stmt, 1, wm->partition, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, wm->method, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 3, wm->value, (int)wm->len, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, wm->dc, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 5, wm->invocation_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 6, wm->scope_hash, -1, SQLITE_STATIC);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        e = db_error(st, err, "writing a watermark");
+    sqlite3_finalize(stmt);
+    return e;
+}
+
+enum dirconn_err state_watermark_delete_all(struct state *st, struct dirconn_error *err)
+{
+    return exec(st, "DELETE FROM watermarks", "discarding the watermarks", err);
+}
+
+void state_watermark_clear(struct state_watermark *wm)
+{
+    if (wm == NULL)
+        return;
+    free(wm->partition);
+    free(wm->method);
+    free(wm->value);
+    free(wm->dc);
+    free(wm->invocation_id);
+    free(wm->scope_hash);
+    memset(wm, 0, sizeof(*wm));
+}
+
+/* ---- history ------------------------------------------------------------------ */
+
+enum dirconn_err state_history_add(struct state *st, struct state_history *h,
+                                   struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(st,
+                                 "INSERT INTO history (type, started, ended, status, added, "
+                                 "updated, deleted, matched, skipped, failed, threshold_exceeded, "
+                                 "override_used, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                                 "?9, ?10, ?11, ?12, ?13)",
+                                 &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(stmt, 1, h->type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, h->started);
+    sqlite3_bind_int64(stmt, 3, h->ended);
+    sqlite3_bind_text(stmt, 4, h->status != NULL ? h->status : "success", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 5, h->added);
+    sqlite3_bind_int64(stmt, 6, h->updated);
+    sqlite3_bind_int64(stmt, 7, h->deleted);
+    sqlite3_bind_int64(stmt, 8, h->matched);
+    sqlite3_bind_int64(stmt, 9, h->skipped);
+    sqlite3_bind_int64(stmt, 10, h->failed);
+    sqlite3_bind_int(stmt, 11, h->threshold_exceeded);
+    sqlite3_bind_int(stmt, 12, h->override_used);
+    sqlite3_bind_text(stmt, 13, h->message, -1, SQLITE_STATIC);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        e = db_error(st, err, "recording the sync history");
+    else
+        h->id = sqlite3_last_insert_rowid(st->db);
+    sqlite3_finalize(stmt);
+    return e;
+}
+
+enum dirconn_err state_history_list(struct state *st, size_t limit, struct state_history **out,
+                                    size_t *n, struct dirconn_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(st,
+                                 "SELECT id, type, started, ended, status, added, updated, deleted, "
+                                 "matched, skipped, failed, threshold_exceeded, override_used, "
+                                 "message FROM history ORDER BY id DESC LIMIT ?1",
+                                 &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)limit);
+    struct state_history *list = calloc(limit > 0 ? limit : 1, sizeof(*list));
+    if (list == NULL) {
+        sqlite3_finalize(stmt);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    int rc;
+    size_t k = 0;
+    while (k < limit && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        struct state_history *h = &list[k++];
+        h->id = sqlite3_column_int64(stmt, 0);
+        h->type = col_text(stmt, 1);
+        h->started = sqlite3_column_int64(stmt, 2);
+        h->ended = sqlite3_column_int64(stmt, 3);
+        h->status = col_text(stmt, 4);
+        h->added = (long)sqlite3_column_int64(stmt, 5);
+        h->updated = (long)sqlite3_column_int64(stmt, 6);
+        h->deleted = (long)sqlite3_column_int64(stmt, 7);
+        h->matched = (long)sqlite3_column_int64(stmt, 8);
+        h->skipped = (long)sqlite3_column_int64(stmt, 9);
+        h->failed = (long)sqlite3_column_int64(stmt, 10);
+        h->threshold_exceeded = sqlite3_column_int(stmt, 11) != 0;
+        h->override_used = sqlite3_column_int(stmt, 12) != 0;
+        h->message = col_text(stmt, 13);
+    }
+    sqlite3_finalize(stmt);
+    *out = list;
+    *n = k;
+    return DIRCONN_OK;
+}
+
+void state_history_free(struct state_history *h, size_t n)
+{
+    for (size_t i = 0; h != NULL && i < n; i++) {
+        free(h[i].type);
+        free(h[i].status);
+        free(h[i].message);
+    }
+    free(h);
+}
+
+/* ---- settings -------------------------------------------------------------------- */
+
+enum dirconn_err state_setting_get(struct state *st, const char *name, char **value,
+                                   struct dirconn_error *err)
+{
+    *value = NULL;
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(st, "SELECT value FROM settings WHERE name = ?1", &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        *value = col_text(stmt, 0);
+    else if (rc != SQLITE_DONE)
+        e = db_error(st, err, "reading a setting");
+    sqlite3_finalize(stmt);
+    return e;
+}
+
+enum dirconn_err state_setting_set(struct state *st, const char *name, const char *value,
+                                   struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e =
+        prepare(st,
+                value != NULL ? "INSERT OR REPLACE INTO settings (name, value) VALUES (?1, ?2)"
+                              : "DELETE FROM settings WHERE name = ?1",
+                &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    if (value != NULL)
+        sqlite3_bind_text(stmt, 2, value, -1, SQLITE_STATIC);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        e = db_error(st, err, "writing a setting");
+    sqlite3_finalize(stmt);
+    return e;
+}

@@ -1,0 +1,176 @@
+/*
+ * state.h - the connector's local state in SQLite: which directory object is
+ * which cloud object, what was last sent, watermarks and sync history.
+ *
+ * The database is DIR/state.db ([connector] state_dir, created mode 0700, the
+ * file mode 0600) in WAL mode with synchronous=FULL: a transaction that
+ * state_commit() returned from survives a crash or power loss. The schema is
+ * versioned with PRAGMA user_version; state_open() applies the missing
+ * migrations in order, each in its own transaction, and refuses a database
+ * newer than the code.
+ *
+ * Objects are keyed by the directory's stable identifier (objectGUID as a
+ * GUID string, or entryUUID), which is also the SCIM externalId (RFC 7643
+ * 3.1). A watermark (DirSync cookie, highest uSNChanged, RFC 4533 cookie) is
+ * stored per naming context and is written only by the caller that knows the
+ * changes it covers were acknowledged by the cloud.
+ *
+ * One struct state is used by one thread at a time.
+ */
+#ifndef DIRCONN_STATE_H
+#define DIRCONN_STATE_H
+
+#include "connector/error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Current schema version (PRAGMA user_version). */
+#define STATE_SCHEMA_VERSION 1
+
+/* How the connector came to manage a cloud object. Only these may ever be deleted by it. */
+enum state_origin { STATE_ORIGIN_CREATED = 0, STATE_ORIGIN_ADOPTED = 1 };
+
+struct state_object {
+    char *external_id; /* objectGUID / entryUUID string; the key */
+    int kind;          /* enum select_kind */
+    char *dn;          /* DN at the last sync */
+    char *cloud_id;    /* SCIM id in the cloud */
+    char *name;        /* userName (users), displayName (groups, contacts) */
+    unsigned char hash[32]; /* SHA-256 of the record last acknowledged by the cloud */
+    bool has_hash;
+    enum state_origin origin;
+    int64_t synced_at; /* Unix seconds of the last acknowledged write */
+};
+
+struct state_watermark {
+    char *partition;     /* naming context */
+    char *method;        /* "dirsync", "usn", "syncrepl" */
+    unsigned char *value; /* cookie bytes, or the USN as decimal text */
+    size_t len;
+    char *dc;            /* the DC the watermark belongs to (usn) */
+    char *invocation_id; /* the DC's invocationId (usn) */
+    char *scope_hash;    /* hash of the selection and mapping it was taken under */
+};
+
+struct state_history {
+    int64_t id;           /* assigned by state_history_add */
+    char *type;           /* "full", "incremental", "dry-run" */
+    int64_t started, ended; /* Unix seconds */
+    char *status;         /* "success", "failed", "threshold" */
+    long added, updated, deleted, matched, skipped, failed;
+    bool threshold_exceeded;
+    bool override_used;
+    char *message;        /* one line, or NULL */
+};
+
+struct state;
+
+/*
+ * state_open - open (creating if needed) dir/state.db and migrate it to
+ * STATE_SCHEMA_VERSION. dir is created with mode 0700 if missing. On success
+ * *out owns the handle (state_close). Errors: DIRCONN_ESTATE (the message
+ * names the file and SQLite's error), DIRCONN_EIO (the directory cannot be
+ * created), DIRCONN_ENOMEM.
+ */
+enum dirconn_err state_open(const char *dir, struct state **out, struct dirconn_error *err);
+
+/* state_close - close the database. st may be NULL. */
+void state_close(struct state *st);
+
+/* state_path - the database file's path. Owned by st. */
+const char *state_path(const struct state *st);
+
+/*
+ * state_begin / state_commit / state_rollback - a write transaction
+ * (BEGIN IMMEDIATE). Writes outside a transaction commit one by one.
+ */
+enum dirconn_err state_begin(struct state *st, struct dirconn_error *err);
+enum dirconn_err state_commit(struct state *st, struct dirconn_error *err);
+void state_rollback(struct state *st);
+
+/*
+ * state_object_get - look up an object by external id. On DIRCONN_OK,
+ * *found says whether it exists and, if so, *out is filled with fields the
+ * caller frees with state_object_clear.
+ */
+enum dirconn_err state_object_get(struct state *st, const char *external_id,
+                                  struct state_object *out, bool *found, struct dirconn_error *err);
+
+/*
+ * state_object_find_cloud_id - look up an object by its cloud id (used to
+ * recognise the connector's own objects in the cloud). As state_object_get.
+ */
+enum dirconn_err state_object_find_cloud_id(struct state *st, const char *cloud_id,
+                                            struct state_object *out, bool *found,
+                                            struct dirconn_error *err);
+
+/* state_object_put - insert or replace an object (all fields). obj is not taken. */
+enum dirconn_err state_object_put(struct state *st, const struct state_object *obj,
+                                  struct dirconn_error *err);
+
+/* state_object_delete - forget an object; deleting an unknown id is not an error. */
+enum dirconn_err state_object_delete(struct state *st, const char *external_id,
+                                     struct dirconn_error *err);
+
+/*
+ * state_object_foreach - call fn for every object of a kind (kind < 0: all),
+ * ordered by external id. The object passed is valid only during the call.
+ * A non-zero return from fn stops the walk and is returned as
+ * DIRCONN_EFAIL. Writes to the database from fn are not allowed.
+ */
+enum dirconn_err state_object_foreach(struct state *st, int kind,
+                                      int (*fn)(const struct state_object *obj, void *arg),
+                                      void *arg, struct dirconn_error *err);
+
+/* state_object_count - the number of objects of a kind (kind < 0: all), or -1 on error. */
+long state_object_count(struct state *st, int kind);
+
+/* state_object_clear - free the fields of an object filled by a get. obj may be NULL. */
+void state_object_clear(struct state_object *obj);
+
+/*
+ * state_watermark_get - the watermark of a naming context. On DIRCONN_OK,
+ * *found says whether one exists; if so *out's fields are the caller's to
+ * free with state_watermark_clear.
+ */
+enum dirconn_err state_watermark_get(struct state *st, const char *partition,
+                                     struct state_watermark *out, bool *found,
+                                     struct dirconn_error *err);
+
+/* state_watermark_put - store (replace) the watermark of wm->partition. */
+enum dirconn_err state_watermark_put(struct state *st, const struct state_watermark *wm,
+                                     struct dirconn_error *err);
+
+/* state_watermark_delete_all - discard every watermark (forces a full sync). */
+enum dirconn_err state_watermark_delete_all(struct state *st, struct dirconn_error *err);
+
+/* state_watermark_clear - free the fields of a watermark. wm may be NULL. */
+void state_watermark_clear(struct state_watermark *wm);
+
+/* state_history_add - append a sync to the history; sets h->id. */
+enum dirconn_err state_history_add(struct state *st, struct state_history *h,
+                                   struct dirconn_error *err);
+
+/*
+ * state_history_list - the newest `limit` syncs, newest first, into a new
+ * array *out of *n entries; free with state_history_free.
+ */
+enum dirconn_err state_history_list(struct state *st, size_t limit, struct state_history **out,
+                                    size_t *n, struct dirconn_error *err);
+
+/* state_history_free - free an array from state_history_list. */
+void state_history_free(struct state_history *h, size_t n);
+
+/*
+ * state_setting_get / state_setting_set - small named values (e.g. the
+ * one-shot delete threshold override). get stores a malloc'd copy in *value,
+ * or NULL when unset; set with value NULL deletes the setting.
+ */
+enum dirconn_err state_setting_get(struct state *st, const char *name, char **value,
+                                   struct dirconn_error *err);
+enum dirconn_err state_setting_set(struct state *st, const char *name, const char *value,
+                                   struct dirconn_error *err);
+
+#endif

@@ -1,0 +1,221 @@
+/* Unit tests for connector/state.c on a real SQLite file in a temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "connector/state.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/dirconn-state-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    strcat(dir, "/sub");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%.*s'", (int)(strlen(dir) - 4), dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct state *open_ok(void)
+{
+    struct state *st = NULL;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    if (state_open(dir, &st, &err) != DIRCONN_OK)
+        fail_msg("%s", err.msg);
+    return st;
+}
+
+static void test_objects_survive_reopen(void **state)
+{
+    (void)state;
+    struct state *st = open_ok();
+    struct stat sb;
+    assert_int_equal(stat(dir, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    assert_int_equal(stat(state_path(st), &sb), 0);
+    assert_int_equal(sb.st_mode & 077, 0);
+
+    struct state_object o = {.external_id = "00112233-4455-6677-8899-aabbccddeeff",
+                             .kind = 0,
+                             .dn = "CN=Zoë,OU=Employees,DC=x",
+                             .cloud_id = "c-1",
+                             .name = "zoe@example.com",
+                             .has_hash = true,
+                             .origin = STATE_ORIGIN_ADOPTED,
+                             .synced_at = 1700000000};
+    memset(o.hash, 0xab, sizeof(o.hash));
+    assert_int_equal(state_begin(st, NULL), DIRCONN_OK);
+    assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
+    o.external_id = "g-1";
+    o.kind = 1;
+    o.cloud_id = "c-2";
+    o.has_hash = false;
+    assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
+    assert_int_equal(state_commit(st, NULL), DIRCONN_OK);
+
+    /* A rolled back transaction leaves nothing. */
+    assert_int_equal(state_begin(st, NULL), DIRCONN_OK);
+    o.external_id = "rolled-back";
+    assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
+    state_rollback(st);
+    state_close(st);
+
+    st = open_ok();
+    assert_int_equal(state_object_count(st, -1), 2);
+    assert_int_equal(state_object_count(st, 1), 1);
+    struct state_object got;
+    bool found = false;
+    assert_int_equal(state_object_get(st, "00112233-4455-6677-8899-aabbccddeeff", &got, &found, NULL),
+                     DIRCONN_OK);
+    assert_true(found);
+    assert_string_equal(got.dn, "CN=Zoë,OU=Employees,DC=x");
+    assert_string_equal(got.cloud_id, "c-1");
+    assert_true(got.has_hash);
+    assert_int_equal(got.hash[31], 0xab);
+    assert_int_equal(got.origin, STATE_ORIGIN_ADOPTED);
+    assert_int_equal(got.synced_at, 1700000000);
+    state_object_clear(&got);
+    assert_int_equal(state_object_find_cloud_id(st, "c-2", &got, &found, NULL), DIRCONN_OK);
+    assert_true(found);
+    assert_string_equal(got.external_id, "g-1");
+    assert_false(got.has_hash);
+    state_object_clear(&got);
+    assert_int_equal(state_object_get(st, "rolled-back", &got, &found, NULL), DIRCONN_OK);
+    assert_false(found);
+    assert_int_equal(state_object_delete(st, "g-1", NULL), DIRCONN_OK);
+    assert_int_equal(state_object_delete(st, "g-1", NULL), DIRCONN_OK);
+    assert_int_equal(state_object_count(st, -1), 1);
+    state_close(st);
+}
+
+static int count_cb(const struct state_object *o, void *arg)
+{
+    (void)o;
+    return ++*(int *)arg >= 3 ? 1 : 0;
+}
+
+static void test_foreach_stops(void **state)
+{
+    (void)state;
+    struct state *st = open_ok();
+    char id[16];
+    assert_int_equal(state_begin(st, NULL), DIRCONN_OK);
+    for (int i = 0; i < 10; i++) {
+        snprintf(id, sizeof(id), "id-%02d", i);
+        struct state_object o = {.external_id = id, .kind = 2, .dn = "CN=c", .cloud_id = id};
+        assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
+    }
+    assert_int_equal(state_commit(st, NULL), DIRCONN_OK);
+    int n = 0;
+    assert_int_equal(state_object_foreach(st, 2, count_cb, &n, NULL), DIRCONN_EFAIL);
+    assert_int_equal(n, 3);
+    state_close(st);
+}
+
+static void test_watermarks_history_settings(void **state)
+{
+    (void)state;
+    struct state *st = open_ok();
+    unsigned char cookie[5] = {0, 1, 2, 0xff, 0};
+    struct state_watermark wm = {.partition = "DC=x", .method = "dirsync", .value = cookie,
+                                 .len = sizeof(cookie), .scope_hash = "abc"};
+    assert_int_equal(state_watermark_put(st, &wm, NULL), DIRCONN_OK);
+    struct state_watermark got;
+    bool found = false;
+    assert_int_equal(state_watermark_get(st, "dc=X", &got, &found, NULL), DIRCONN_OK);
+    assert_true(found);
+    assert_int_equal(got.len, 5);
+    assert_memory_equal(got.value, cookie, 5);
+    assert_string_equal(got.method, "dirsync");
+    assert_null(got.dc);
+    state_watermark_clear(&got);
+    assert_int_equal(state_watermark_delete_all(st, NULL), DIRCONN_OK);
+    assert_int_equal(state_watermark_get(st, "DC=x", &got, &found, NULL), DIRCONN_OK);
+    assert_false(found);
+
+    for (int i = 0; i < 3; i++) {
+        struct state_history h = {.type = i == 2 ? "dry-run" : "full", .started = 100 + i,
+                                  .ended = 200 + i, .status = "success", .added = i};
+        assert_int_equal(state_history_add(st, &h, NULL), DIRCONN_OK);
+        assert_true(h.id > 0);
+    }
+    struct state_history *list = NULL;
+    size_t n = 0;
+    assert_int_equal(state_history_list(st, 2, &list, &n, NULL), DIRCONN_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].type, "dry-run");
+    assert_int_equal(list[0].added, 2);
+    assert_int_equal(list[1].started, 101);
+    state_history_free(list, n);
+
+    char *v = NULL;
+    assert_int_equal(state_setting_get(st, "override", &v, NULL), DIRCONN_OK);
+    assert_null(v);
+    assert_int_equal(state_setting_set(st, "override", "1", NULL), DIRCONN_OK);
+    assert_int_equal(state_setting_get(st, "override", &v, NULL), DIRCONN_OK);
+    assert_string_equal(v, "1");
+    free(v);
+    assert_int_equal(state_setting_set(st, "override", NULL, NULL), DIRCONN_OK);
+    assert_int_equal(state_setting_get(st, "override", &v, NULL), DIRCONN_OK);
+    assert_null(v);
+    state_close(st);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+    (void)state;
+    struct state *st = open_ok();
+    char path[128];
+    snprintf(path, sizeof(path), "%s", state_path(st));
+    state_close(st);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    assert_int_equal(state_open(dir, &st, &err), DIRCONN_ESTATE);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "schema version 99 is newer"));
+    assert_non_null(strstr(err.msg, path));
+}
+
+static void test_unusable_dir(void **state)
+{
+    (void)state;
+    struct state *st = NULL;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    assert_int_equal(state_open("/proc/dirconn-no/state", &st, &err), DIRCONN_EIO);
+    assert_non_null(strstr(err.msg, "state_dir /proc/dirconn-no/state: cannot create"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_objects_survive_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreach_stops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watermarks_history_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test(test_unusable_dir),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
