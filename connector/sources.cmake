@@ -7,4 +7,5 @@ list(APPEND DIRCONN_SOURCES
   connector/ldap_source.c
   connector/select.c
   connector/state.c
+  connector/scim.c
 )

@@ -1,0 +1,168 @@
+/*
+ * scim.h - the SCIM 2.0 HTTP client (RFC 7644) on libcurl's multi interface.
+ *
+ * Requests are queued with scim_submit() and executed by scim_run(), which
+ * keeps up to max_in_flight requests in flight over keep-alive connections
+ * and calls each request's completion callback once, with its final
+ * response. Transient failures are retried with exponential backoff and
+ * jitter: connection errors and timeouts, 429 Too Many Requests, 500, 502,
+ * 503 and 504, honouring Retry-After (RFC 9110 10.2.3, seconds or HTTP-date)
+ * up to max_retries; a 401 refreshes the bearer token once. Other statuses
+ * complete the request as they are; SCIM errors (RFC 7644 3.12) are parsed
+ * into status, scimType and detail.
+ *
+ * Requests carry "Authorization: Bearer <token>" from the token callback,
+ * "Content-Type: application/scim+json", If-Match when given (RFC 7644 3.14),
+ * and the extra headers of the client (the fencing token). TLS verification
+ * of the cloud is always on; ca_file replaces the system store. Proxy
+ * settings are applied to every transfer by the configure hook.
+ *
+ * A client is used by one thread at a time.
+ */
+#ifndef DIRCONN_SCIM_H
+#define DIRCONN_SCIM_H
+
+#include "connector/error.h"
+#include "connector/log.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SCIM_CONTENT_TYPE "application/scim+json"
+#define SCIM_SCHEMA_USER "urn:ietf:params:scim:schemas:core:2.0:User"
+#define SCIM_SCHEMA_GROUP "urn:ietf:params:scim:schemas:core:2.0:Group"
+#define SCIM_SCHEMA_ENTERPRISE "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+#define SCIM_SCHEMA_PATCH "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+#define SCIM_SCHEMA_BULK_REQUEST "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+#define SCIM_SCHEMA_LIST "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+#define SCIM_SCHEMA_ERROR "urn:ietf:params:scim:api:messages:2.0:Error"
+
+/*
+ * The bearer token source: store a malloc'd token in *token (the client
+ * frees it) or return an error. refresh = true after a 401: the cached token
+ * must not be returned again.
+ */
+typedef enum dirconn_err (*scim_token_fn)(void *arg, bool refresh, char **token,
+                                          struct dirconn_error *err);
+
+/* Applied to every libcurl easy handle before a transfer (proxy options). */
+typedef enum dirconn_err (*scim_configure_fn)(void *arg, CURL *easy, const char *url,
+                                              struct dirconn_error *err);
+
+struct scim_client_options {
+    const char *base_url;  /* SCIM base, e.g. https://cloud/scim/v2/org; copied */
+    const char *ca_file;   /* PEM CA file, NULL = system store; copied */
+    int64_t timeout_ms;    /* per attempt, default 60000 */
+    int64_t connect_timeout_ms; /* default 10000 */
+    int max_in_flight;     /* concurrent requests, default 8 */
+    int max_retries;       /* retries after the first attempt, default 6 */
+    int64_t backoff_base_ms; /* first retry delay, default 500 */
+    int64_t backoff_max_ms;  /* cap, default 30000 */
+    scim_token_fn token;   /* NULL = no Authorization header */
+    void *token_arg;
+    scim_configure_fn configure; /* NULL = no hook */
+    void *configure_arg;
+    const struct log_sink *log;
+};
+
+/* The final outcome of one request. */
+struct scim_response {
+    enum dirconn_err code; /* DIRCONN_OK for 2xx; DIRCONN_ECLOUD_AUTH for 401/403;
+                              DIRCONN_ECLOUD for other statuses; DIRCONN_ECLOUD_CONNECT when no
+                              answer arrived (after the retries); the token source's error */
+    long status;           /* HTTP status, 0 when none arrived */
+    json_t *body;          /* parsed JSON body or NULL; owned by the response */
+    char *etag;            /* ETag header or NULL */
+    char *location;        /* Location header or NULL */
+    char *scim_type;       /* scimType of a SCIM error, or NULL */
+    char *detail;          /* detail of a SCIM error (or the raw body start), or NULL */
+    int attempts;          /* how many times it was sent */
+    char error[DIRCONN_ERROR_LEN]; /* one line describing a failure ("" on 2xx) */
+};
+
+struct scim_client;
+struct scim_request;
+
+/* Called once per request from inside scim_run with the final response (valid during the call). */
+typedef void (*scim_done_fn)(void *arg, const struct scim_response *resp);
+
+/*
+ * scim_client_new - a client for opts->base_url. On success *out is owned by
+ * the caller (scim_client_free). Errors: DIRCONN_ECONFIG (base URL not
+ * http(s)), DIRCONN_ENOMEM.
+ */
+enum dirconn_err scim_client_new(const struct scim_client_options *opts, struct scim_client **out,
+                                 struct dirconn_error *err);
+
+/* scim_client_free - free the client; queued requests are dropped without callbacks. */
+void scim_client_free(struct scim_client *c);
+
+/*
+ * scim_client_set_header - set (or with value NULL remove) an extra request
+ * header sent on every request, e.g. the fencing token. name and value are copied.
+ */
+enum dirconn_err scim_client_set_header(struct scim_client *c, const char *name,
+                                        const char *value);
+
+/*
+ * scim_submit - queue a request. method is GET, POST, PUT, PATCH or DELETE;
+ * path is relative to the base URL ("/Users", "/Users/<id>") or absolute;
+ * body (may be NULL) is serialised now and not taken; if_match may be NULL.
+ * done runs from scim_run. Errors: DIRCONN_ENOMEM (the callback never runs).
+ */
+enum dirconn_err scim_submit(struct scim_client *c, const char *method, const char *path,
+                             const json_t *body, const char *if_match, scim_done_fn done,
+                             void *arg, struct dirconn_error *err);
+
+/*
+ * scim_run - execute queued requests until none is left (requests submitted
+ * from callbacks included). Returns DIRCONN_OK when every request completed
+ * (whatever its outcome: see each response's code), or an error when the
+ * loop itself failed (DIRCONN_ENOMEM, DIRCONN_ECLOUD for a libcurl failure).
+ */
+enum dirconn_err scim_run(struct scim_client *c, struct dirconn_error *err);
+
+/*
+ * scim_request_sync - submit one request and run it; the caller owns
+ * *resp's fields (scim_response_clear). Returns resp->code.
+ */
+enum dirconn_err scim_request_sync(struct scim_client *c, const char *method, const char *path,
+                                   const json_t *body, const char *if_match,
+                                   struct scim_response *resp);
+
+/* scim_response_clear - free a response's fields. */
+void scim_response_clear(struct scim_response *resp);
+
+/*
+ * scim_list_all - GET every page of path (e.g. "/Users") with startIndex and
+ * count (RFC 7644 3.4.2.4), optional filter and attributes, calling fn for
+ * each resource in Resources; fn returning non-zero stops the walk
+ * (DIRCONN_EFAIL). page_size is the count per request.
+ * Errors: DIRCONN_ECLOUD (a non-2xx answer, message names the URL and
+ * status), the transport errors of scim_run.
+ */
+enum dirconn_err scim_list_all(struct scim_client *c, const char *path, const char *filter,
+                               const char *attributes, int page_size,
+                               int (*fn)(void *arg, json_t *resource), void *arg,
+                               struct dirconn_error *err);
+
+/* scim_url_escape - percent-encode a query value (libcurl's curl_easy_escape); free with curl_free. */
+char *scim_url_escape(const char *s);
+
+/*
+ * scim_retry_delay_ms - the delay before retry number `attempt` (1-based):
+ * min(max_ms, base_ms * 2^(attempt-1)) with jitter drawn from [delay/2,
+ * delay] using rnd (a uniformly random 32-bit value). Exposed for tests.
+ */
+int64_t scim_retry_delay_ms(int attempt, int64_t base_ms, int64_t max_ms, uint32_t rnd);
+
+/*
+ * scim_parse_retry_after - the delay a Retry-After value asks for, in ms,
+ * from delay-seconds or an HTTP-date (parsed with curl_getdate) relative to
+ * now (Unix seconds). Returns -1 when the value is not valid.
+ */
+int64_t scim_parse_retry_after(const char *value, int64_t now);
+
+#endif

@@ -1,0 +1,111 @@
+/* Unit tests for the pure parts of connector/scim.c: backoff, Retry-After, escaping. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "connector/scim.h"
+
+#include <string.h>
+
+static void test_backoff(void **state)
+{
+    (void)state;
+    /* Attempt n waits between half and all of min(max, base * 2^(n-1)). */
+    for (uint32_t rnd = 0; rnd < 5000; rnd += 37) {
+        int64_t d1 = scim_retry_delay_ms(1, 500, 30000, rnd);
+        assert_true(d1 >= 250 && d1 <= 500);
+        int64_t d4 = scim_retry_delay_ms(4, 500, 30000, rnd);
+        assert_true(d4 >= 2000 && d4 <= 4000);
+        int64_t d20 = scim_retry_delay_ms(20, 500, 30000, rnd);
+        assert_true(d20 >= 15000 && d20 <= 30000);
+    }
+    /* Jitter spreads the values. */
+    assert_int_not_equal(scim_retry_delay_ms(3, 500, 30000, 1), scim_retry_delay_ms(3, 500, 30000, 977));
+}
+
+static void test_retry_after(void **state)
+{
+    (void)state;
+    assert_int_equal(scim_parse_retry_after("7", 0), 7000);
+    assert_int_equal(scim_parse_retry_after(" 0", 0), 0);
+    assert_int_equal(scim_parse_retry_after("-1", 0), -1);
+    assert_int_equal(scim_parse_retry_after("soon", 0), -1);
+    assert_int_equal(scim_parse_retry_after("5x", 0), -1);
+    assert_int_equal(scim_parse_retry_after(NULL, 0), -1);
+    /* Sun, 06 Nov 1994 08:49:37 GMT is 784111777 (RFC 9110 5.6.7). */
+    assert_int_equal(scim_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111770), 7000);
+    assert_int_equal(scim_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111800), 0);
+}
+
+static void test_escape(void **state)
+{
+    (void)state;
+    char *e = scim_url_escape("userName eq \"zoë@example.com\"");
+    assert_string_equal(e, "userName%20eq%20%22zo%C3%AB%40example.com%22");
+    curl_free(e);
+}
+
+static void test_client_rejects_bad_url(void **state)
+{
+    (void)state;
+    struct scim_client_options o = {.base_url = "ftp://x"};
+    struct scim_client *c = NULL;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    assert_int_equal(scim_client_new(&o, &c, &err), DIRCONN_ECONFIG);
+    assert_null(c);
+    o.base_url = "https://cloud.example.com/scim/v2/org/";
+    assert_int_equal(scim_client_new(&o, &c, &err), DIRCONN_OK);
+    assert_int_equal(scim_client_set_header(c, "Dirconn-Fencing-Token", "3"), DIRCONN_OK);
+    assert_int_equal(scim_client_set_header(c, "dirconn-fencing-token", "4"), DIRCONN_OK);
+    assert_int_equal(scim_client_set_header(c, "Dirconn-Fencing-Token", NULL), DIRCONN_OK);
+    scim_client_free(c);
+}
+
+/* A request to a closed port fails with ECLOUD_CONNECT after its retries, naming the URL. */
+static int done_calls;
+static void on_done(void *arg, const struct scim_response *resp)
+{
+    struct scim_response *out = arg;
+    done_calls++;
+    out->code = resp->code;
+    out->attempts = resp->attempts;
+    memcpy(out->error, resp->error, sizeof(out->error));
+}
+
+static void test_unreachable_is_retried_then_fails(void **state)
+{
+    (void)state;
+    struct scim_client_options o = {.base_url = "http://127.0.0.1:1/scim/v2/o",
+                                    .max_retries = 2,
+                                    .backoff_base_ms = 10,
+                                    .backoff_max_ms = 20,
+                                    .connect_timeout_ms = 1000};
+    struct scim_client *c = NULL;
+    assert_int_equal(scim_client_new(&o, &c, NULL), DIRCONN_OK);
+    struct scim_response r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(scim_submit(c, "GET", "/Users", NULL, NULL, on_done, &r, NULL), DIRCONN_OK);
+    assert_int_equal(scim_run(c, NULL), DIRCONN_OK);
+    assert_int_equal(done_calls, 1);
+    assert_int_equal(r.code, DIRCONN_ECLOUD_CONNECT);
+    assert_int_equal(r.attempts, 3);
+    assert_non_null(strstr(r.error, "GET http://127.0.0.1:1/scim/v2/o/Users"));
+    scim_client_free(c);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_retry_after),
+        cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_client_rejects_bad_url),
+        cmocka_unit_test(test_unreachable_is_retried_then_fails),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
