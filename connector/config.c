@@ -139,6 +139,9 @@ static const struct opt options[] = {
     {"cloud", "scim_url", OPT_STRING, OFF(cloud_scim_url), NULL, 1, 2048, NULL, 0,
      validate_http_url},
     {"cloud", "auth", OPT_ENUM, OFF(cloud_auth), "oauth2", 0, 0, cloud_auth_names, 0, NULL},
+    {"cloud", "client_id", OPT_STRING, OFF(cloud_client_id), NULL, 1, 256, NULL, 0, NULL},
+    {"cloud", "client_secret_file", OPT_STRING, OFF(cloud_client_secret_file), NULL, 1, PATH_MAX,
+     NULL, 0, NULL},
     {"cloud", "token_file", OPT_STRING, OFF(cloud_token_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
     {"cloud", "ca_file", OPT_STRING, OFF(cloud_ca_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
 

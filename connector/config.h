@@ -32,7 +32,7 @@ enum change_tracking {
     CHANGE_TRACKING_SYNCREPL, /* RFC 4533 content synchronisation */
 };
 
-enum cloud_auth { CLOUD_AUTH_OAUTH2 = 0, CLOUD_AUTH_BEARER };
+enum cloud_auth_mode { CLOUD_AUTH_OAUTH2 = 0, CLOUD_AUTH_BEARER };
 enum ha_lease_backend { HA_LEASE_CLOUD = 0, HA_LEASE_ETCD, HA_LEASE_NONE };
 enum proxy_mode { PROXY_MODE_AUTO = 0, PROXY_MODE_PAC, PROXY_MODE_EXPLICIT, PROXY_MODE_NONE };
 enum proxy_auth {
@@ -115,7 +115,9 @@ struct config {
     char *cloud_url;      /* control API base URL */
     char *cloud_org;
     char *cloud_scim_url; /* SCIM base URL; default <url>/scim/v2/<org> */
-    enum cloud_auth cloud_auth;
+    enum cloud_auth_mode cloud_auth;
+    char *cloud_client_id;          /* connector id for OAuth 2.0 client credentials */
+    char *cloud_client_secret_file; /* file holding the connector secret */
     char *cloud_token_file; /* bearer token file (auth = bearer) */
     char *cloud_ca_file;
 

@@ -8,4 +8,5 @@ list(APPEND DIRCONN_SOURCES
   connector/select.c
   connector/state.c
   connector/scim.c
+  connector/cloud_auth.c
 )

@@ -1,0 +1,232 @@
+/* cloud_auth.c - OAuth 2.0 client credentials and static bearer tokens. */
+#include "connector/cloud_auth.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define SECRET_MAX 4096
+
+struct cloud_auth {
+    const struct config *cfg;
+    scim_configure_fn configure;
+    void *configure_arg;
+    char *token;
+    int64_t expires_ms; /* monotonic time after which the token is renewed */
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void cloud_auth_free_secret(char *s)
+{
+    if (s == NULL)
+        return;
+    OPENSSL_cleanse(s, strlen(s));
+    free(s);
+}
+
+enum dirconn_err cloud_auth_read_secret(const char *path, const char *key, char **secret,
+                                        struct dirconn_error *err)
+{
+    *secret = NULL;
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL)
+        return dirconn_error_set(err, DIRCONN_ECONFIG, "%s %s: cannot open: %s", key, path,
+                                 strerror(errno));
+    char *buf = malloc(SECRET_MAX);
+    if (buf == NULL) {
+        fclose(fp);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    size_t n = fread(buf, 1, SECRET_MAX - 1, fp);
+    bool too_long = n == SECRET_MAX - 1 && fgetc(fp) != EOF;
+    fclose(fp);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    if (too_long || n == 0 || strlen(buf) != n || strchr(buf, '\n') != NULL) {
+        OPENSSL_cleanse(buf, SECRET_MAX);
+        free(buf);
+        return dirconn_error_set(err, DIRCONN_ECONFIG, "%s %s: %s", key, path,
+                                 n == 0 ? "the file is empty" : "not a one-line secret");
+    }
+    *secret = buf;
+    return DIRCONN_OK;
+}
+
+enum dirconn_err cloud_auth_new(const struct config *cfg, scim_configure_fn configure, void *arg,
+                                struct cloud_auth **out, struct dirconn_error *err)
+{
+    *out = NULL;
+    if (cfg->cloud_auth == CLOUD_AUTH_OAUTH2) {
+        const char *missing = cfg->cloud_url == NULL            ? "url"
+                              : cfg->cloud_client_id == NULL     ? "client_id"
+                              : cfg->cloud_client_secret_file == NULL ? "client_secret_file"
+                                                                       : NULL;
+        if (missing != NULL)
+            return dirconn_error_set(err, DIRCONN_ECONFIG,
+                                     "%s: [cloud] %s is required with auth = oauth2", cfg->path,
+                                     missing);
+    } else if (cfg->cloud_token_file == NULL) {
+        return dirconn_error_set(err, DIRCONN_ECONFIG,
+                                 "%s: [cloud] token_file is required with auth = bearer",
+                                 cfg->path);
+    }
+    struct cloud_auth *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    a->cfg = cfg;
+    a->configure = configure;
+    a->configure_arg = arg;
+    *out = a;
+    return DIRCONN_OK;
+}
+
+void cloud_auth_free(struct cloud_auth *a)
+{
+    if (a == NULL)
+        return;
+    cloud_auth_free_secret(a->token);
+    free(a);
+}
+
+struct body_buf {
+    char data[16384];
+    size_t len;
+};
+
+static size_t collect(char *p, size_t size, size_t nmemb, void *userp)
+{
+    struct body_buf *b = userp;
+    size_t n = size * nmemb;
+    if (b->len + n >= sizeof(b->data))
+        return 0;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+/* POST grant_type=client_credentials to the token endpoint. */
+static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_error *err)
+{
+    const struct config *cfg = a->cfg;
+    char *secret = NULL;
+    enum dirconn_err e = cloud_auth_read_secret(cfg->cloud_client_secret_file,
+                                                "[cloud] client_secret_file", &secret, err);
+    if (e != DIRCONN_OK)
+        return e;
+    CURL *h = curl_easy_init();
+    char *uid = h ? curl_easy_escape(h, cfg->cloud_client_id, 0) : NULL;
+    char *usecret = h ? curl_easy_escape(h, secret, 0) : NULL;
+    cloud_auth_free_secret(secret);
+    char url[2200];
+    size_t ulen = strlen(cfg->cloud_url);
+    snprintf(url, sizeof(url), "%.*s/oauth/token",
+             (int)(ulen > 0 && cfg->cloud_url[ulen - 1] == '/' ? ulen - 1 : ulen), cfg->cloud_url);
+    struct body_buf *body = calloc(1, sizeof(*body));
+    if (h == NULL || uid == NULL || usecret == NULL || body == NULL) {
+        if (usecret != NULL)
+            OPENSSL_cleanse(usecret, strlen(usecret));
+        curl_free(uid);
+        curl_free(usecret);
+        curl_easy_cleanup(h);
+        free(body);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    char errbuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, "grant_type=client_credentials");
+    curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+    curl_easy_setopt(h, CURLOPT_USERNAME, uid);
+    curl_easy_setopt(h, CURLOPT_PASSWORD, usecret);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "dirconn");
+    if (cfg->cloud_ca_file != NULL)
+        curl_easy_setopt(h, CURLOPT_CAINFO, cfg->cloud_ca_file);
+    if (a->configure != NULL)
+        e = a->configure(a->configure_arg, h, url, err);
+    CURLcode rc = e == DIRCONN_OK ? curl_easy_perform(h) : CURLE_OK;
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    OPENSSL_cleanse(usecret, strlen(usecret));
+    curl_free(uid);
+    curl_free(usecret);
+    curl_easy_cleanup(h);
+    if (e != DIRCONN_OK) {
+        free(body);
+        return e;
+    }
+    if (rc != CURLE_OK) {
+        free(body);
+        return dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "POST %s: %s (curl %d)", url,
+                                 errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc);
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadb(body->data, body->len, 0, &jerr);
+    OPENSSL_cleanse(body->data, sizeof(body->data));
+    free(body);
+    if (status != 200) {
+        const char *oerr = json_string_value(json_object_get(doc, "error"));
+        const char *desc = json_string_value(json_object_get(doc, "error_description"));
+        e = dirconn_error_set(err,
+                              status == 400 || status == 401 || status == 403 ? DIRCONN_ECLOUD_AUTH
+                                                                              : DIRCONN_ECLOUD,
+                              "POST %s: HTTP %ld %s%s%s (connector id '%s')", url, status,
+                              oerr ? oerr : "", desc ? ": " : "", desc ? desc : "",
+                              cfg->cloud_client_id);
+        json_decref(doc);
+        return e;
+    }
+    const char *tok = json_string_value(json_object_get(doc, "access_token"));
+    const char *type = json_string_value(json_object_get(doc, "token_type"));
+    json_int_t expires = json_integer_value(json_object_get(doc, "expires_in"));
+    if (tok == NULL || type == NULL || strcasecmp(type, "Bearer") != 0) {
+        json_decref(doc);
+        return dirconn_error_set(err, DIRCONN_ECLOUD,
+                                 "POST %s: the answer holds no Bearer access_token", url);
+    }
+    cloud_auth_free_secret(a->token);
+    a->token = strdup(tok);
+    /* expires_in is RECOMMENDED; without it assume an hour. Renew at 90%. */
+    if (expires <= 0)
+        expires = 3600;
+    a->expires_ms = mono_ms() + expires * 900;
+    json_object_del(doc, "access_token");
+    json_decref(doc);
+    if (a->token == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    return DIRCONN_OK;
+}
+
+enum dirconn_err cloud_auth_token(void *arg, bool refresh, char **token, struct dirconn_error *err)
+{
+    struct cloud_auth *a = arg;
+    *token = NULL;
+    if (a->cfg->cloud_auth == CLOUD_AUTH_BEARER)
+        return cloud_auth_read_secret(a->cfg->cloud_token_file, "[cloud] token_file", token, err);
+    if (refresh || a->token == NULL || mono_ms() >= a->expires_ms) {
+        enum dirconn_err e = fetch_oauth_token(a, err);
+        if (e != DIRCONN_OK)
+            return e;
+    }
+    *token = strdup(a->token);
+    return *token != NULL ? DIRCONN_OK : dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+}

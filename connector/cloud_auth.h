@@ -1,0 +1,57 @@
+/*
+ * cloud_auth.h - bearer tokens for the cloud: OAuth 2.0 client credentials
+ * (RFC 6749 4.4) or a static SCIM bearer token read from a file.
+ *
+ * With [cloud] auth = oauth2 the connector id ([cloud] client_id) and its
+ * secret ([cloud] client_secret_file) are sent with HTTP Basic
+ * authentication, each form-urlencoded first (RFC 6749 2.3.1), to
+ * <[cloud] url>/oauth/token with grant_type=client_credentials. The token is
+ * cached until 90% of its expires_in has passed (RFC 6749 5.1). With auth =
+ * bearer the token is the content of [cloud] token_file. Secrets are wiped
+ * from memory after use (OPENSSL_cleanse) and never logged.
+ */
+#ifndef DIRCONN_CLOUD_AUTH_H
+#define DIRCONN_CLOUD_AUTH_H
+
+#include "connector/config.h"
+#include "connector/error.h"
+#include "connector/scim.h"
+
+#include <stdbool.h>
+
+struct cloud_auth;
+
+/*
+ * cloud_auth_new - a token source for cfg's [cloud] section. cfg is borrowed
+ * and must outlive the source; configure/arg (may be NULL) are applied to the
+ * token request's libcurl handle (proxy settings). Errors: DIRCONN_ECONFIG
+ * (a required key is missing: the message names it), DIRCONN_ENOMEM.
+ */
+enum dirconn_err cloud_auth_new(const struct config *cfg, scim_configure_fn configure, void *arg,
+                                struct cloud_auth **out, struct dirconn_error *err);
+
+/* cloud_auth_free - wipe the cached token and free. a may be NULL. */
+void cloud_auth_free(struct cloud_auth *a);
+
+/*
+ * cloud_auth_token - a scim_token_fn: store a malloc'd bearer token in
+ * *token. refresh = true discards the cached token first. Errors:
+ * DIRCONN_ECLOUD_AUTH (the cloud refused the credentials: the message holds
+ * the OAuth error, never the secret), DIRCONN_ECLOUD_CONNECT (the token
+ * endpoint is unreachable), DIRCONN_ECONFIG (a secret file cannot be read),
+ * DIRCONN_ECLOUD (a malformed token response).
+ */
+enum dirconn_err cloud_auth_token(void *a, bool refresh, char **token, struct dirconn_error *err);
+
+/*
+ * cloud_auth_read_secret - read a one-line secret file into a new buffer the
+ * caller wipes and frees with cloud_auth_free_secret. The trailing newline is
+ * removed; an empty file is an error. key names the config key for messages.
+ */
+enum dirconn_err cloud_auth_read_secret(const char *path, const char *key, char **secret,
+                                        struct dirconn_error *err);
+
+/* cloud_auth_free_secret - wipe and free a secret. s may be NULL. */
+void cloud_auth_free_secret(char *s);
+
+#endif
