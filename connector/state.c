@@ -60,6 +60,10 @@ static const char *const migrations[] = {
     "  name TEXT PRIMARY KEY NOT NULL,"
     "  value TEXT NOT NULL"
     ");",
+    /* 1 -> 2: keep the acknowledged record (for update diffs) and the hash as hex text */
+    "ALTER TABLE objects ADD COLUMN record TEXT;"
+    "UPDATE objects SET hash = NULL;"
+    "CREATE INDEX objects_dn ON objects(dn COLLATE NOCASE);",
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -188,6 +192,11 @@ void state_close(struct state *st)
     free(st);
 }
 
+struct sqlite3 *state_db(struct state *st)
+{
+    return st->db;
+}
+
 const char *state_path(const struct state *st)
 {
     return st->path;
@@ -225,15 +234,13 @@ static void read_object(sqlite3_stmt *stmt, struct state_object *o)
     o->dn = col_text(stmt, 2);
     o->cloud_id = col_text(stmt, 3);
     o->name = col_text(stmt, 4);
-    if (sqlite3_column_bytes(stmt, 5) == (int)sizeof(o->hash)) {
-        memcpy(o->hash, sqlite3_column_blob(stmt, 5), sizeof(o->hash));
-        o->has_hash = true;
-    }
+    o->hash = col_text(stmt, 5);
     o->origin = (enum state_origin)sqlite3_column_int(stmt, 6);
     o->synced_at = sqlite3_column_int64(stmt, 7);
+    o->record = col_text(stmt, 8);
 }
 
-#define OBJECT_COLUMNS "external_id, kind, dn, cloud_id, name, hash, origin, synced_at"
+#define OBJECT_COLUMNS "external_id, kind, dn, cloud_id, name, hash, origin, synced_at, record"
 
 static enum dirconn_err object_get_by(struct state *st, const char *sql, const char *key,
                                       struct state_object *out, bool *found,
@@ -271,13 +278,21 @@ enum dirconn_err state_object_find_cloud_id(struct state *st, const char *cloud_
                          cloud_id, out, found, err);
 }
 
+enum dirconn_err state_object_find_dn(struct state *st, const char *dn, struct state_object *out,
+                                      bool *found, struct dirconn_error *err)
+{
+    return object_get_by(st,
+                         "SELECT " OBJECT_COLUMNS " FROM objects WHERE dn = ?1 COLLATE NOCASE",
+                         dn, out, found, err);
+}
+
 enum dirconn_err state_object_put(struct state *st, const struct state_object *o,
                                   struct dirconn_error *err)
 {
     sqlite3_stmt *stmt = NULL;
     enum dirconn_err e = prepare(st,
                                  "INSERT OR REPLACE INTO objects (" OBJECT_COLUMNS
-                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                                  &stmt, err);
     if (e != DIRCONN_OK)
         return e;
@@ -286,12 +301,10 @@ enum dirconn_err state_object_put(struct state *st, const struct state_object *o
     sqlite3_bind_text(stmt, 3, o->dn != NULL ? o->dn : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 4, o->cloud_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 5, o->name, -1, SQLITE_STATIC);
-    if (o->has_hash)
-        sqlite3_bind_blob(stmt, 6, o->hash, (int)sizeof(o->hash), SQLITE_STATIC);
-    else
-        sqlite3_bind_null(stmt, 6);
+    sqlite3_bind_text(stmt, 6, o->hash, -1, SQLITE_STATIC);
     sqlite3_bind_int(stmt, 7, (int)o->origin);
     sqlite3_bind_int64(stmt, 8, o->synced_at);
+    sqlite3_bind_text(stmt, 9, o->record, -1, SQLITE_STATIC);
     if (sqlite3_step(stmt) != SQLITE_DONE)
         e = db_error(st, err, "writing an object");
     sqlite3_finalize(stmt);
@@ -362,6 +375,8 @@ void state_object_clear(struct state_object *o)
     free(o->dn);
     free(o->cloud_id);
     free(o->name);
+    free(o->hash);
+    free(o->record);
     memset(o, 0, sizeof(*o));
 }
 

@@ -26,8 +26,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct sqlite3;
+
 /* Current schema version (PRAGMA user_version). */
-#define STATE_SCHEMA_VERSION 1
+#define STATE_SCHEMA_VERSION 2
 
 /* How the connector came to manage a cloud object. Only these may ever be deleted by it. */
 enum state_origin { STATE_ORIGIN_CREATED = 0, STATE_ORIGIN_ADOPTED = 1 };
@@ -38,8 +40,8 @@ struct state_object {
     char *dn;          /* DN at the last sync */
     char *cloud_id;    /* SCIM id in the cloud */
     char *name;        /* userName (users), displayName (groups, contacts) */
-    unsigned char hash[32]; /* SHA-256 of the record last acknowledged by the cloud */
-    bool has_hash;
+    char *hash;        /* hex SHA-256 of the record last acknowledged by the cloud, or NULL */
+    char *record;      /* that record (canonical JSON), or NULL; for update diffs */
     enum state_origin origin;
     int64_t synced_at; /* Unix seconds of the last acknowledged write */
 };
@@ -78,6 +80,12 @@ enum dirconn_err state_open(const char *dir, struct state **out, struct dirconn_
 
 /* state_close - close the database. st may be NULL. */
 void state_close(struct state *st);
+
+/*
+ * state_db - the SQLite connection, for modules that keep their own tables
+ * in the state database (the plan's temporary tables). Owned by st.
+ */
+struct sqlite3 *state_db(struct state *st);
 
 /* state_path - the database file's path. Owned by st. */
 const char *state_path(const struct state *st);
@@ -123,6 +131,12 @@ enum dirconn_err state_object_delete(struct state *st, const char *external_id,
 enum dirconn_err state_object_foreach(struct state *st, int kind,
                                       int (*fn)(const struct state_object *obj, void *arg),
                                       void *arg, struct dirconn_error *err);
+
+/*
+ * state_object_find_dn - look up an object by its DN (case-insensitive). As state_object_get.
+ */
+enum dirconn_err state_object_find_dn(struct state *st, const char *dn, struct state_object *out,
+                                      bool *found, struct dirconn_error *err);
 
 /* state_object_count - the number of objects of a kind (kind < 0: all), or -1 on error. */
 long state_object_count(struct state *st, int kind);

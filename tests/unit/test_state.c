@@ -58,16 +58,17 @@ static void test_objects_survive_reopen(void **state)
                              .dn = "CN=Zoë,OU=Employees,DC=x",
                              .cloud_id = "c-1",
                              .name = "zoe@example.com",
-                             .has_hash = true,
+                             .hash = "abab",
+                             .record = "{\"userName\":\"zoe@example.com\"}",
                              .origin = STATE_ORIGIN_ADOPTED,
                              .synced_at = 1700000000};
-    memset(o.hash, 0xab, sizeof(o.hash));
     assert_int_equal(state_begin(st, NULL), DIRCONN_OK);
     assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
     o.external_id = "g-1";
     o.kind = 1;
     o.cloud_id = "c-2";
-    o.has_hash = false;
+    o.hash = NULL;
+    o.record = NULL;
     assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
     assert_int_equal(state_commit(st, NULL), DIRCONN_OK);
 
@@ -88,15 +89,19 @@ static void test_objects_survive_reopen(void **state)
     assert_true(found);
     assert_string_equal(got.dn, "CN=Zoë,OU=Employees,DC=x");
     assert_string_equal(got.cloud_id, "c-1");
-    assert_true(got.has_hash);
-    assert_int_equal(got.hash[31], 0xab);
+    assert_string_equal(got.hash, "abab");
+    assert_string_equal(got.record, "{\"userName\":\"zoe@example.com\"}");
     assert_int_equal(got.origin, STATE_ORIGIN_ADOPTED);
     assert_int_equal(got.synced_at, 1700000000);
     state_object_clear(&got);
     assert_int_equal(state_object_find_cloud_id(st, "c-2", &got, &found, NULL), DIRCONN_OK);
     assert_true(found);
     assert_string_equal(got.external_id, "g-1");
-    assert_false(got.has_hash);
+    assert_null(got.hash);
+    state_object_clear(&got);
+    assert_int_equal(state_object_find_dn(st, "cn=zoë,ou=employees,dc=x", &got, &found, NULL),
+                     DIRCONN_OK);
+    assert_true(found);
     state_object_clear(&got);
     assert_int_equal(state_object_get(st, "rolled-back", &got, &found, NULL), DIRCONN_OK);
     assert_false(found);
