@@ -9,4 +9,5 @@ list(APPEND DIRCONN_SOURCES
   connector/state.c
   connector/scim.c
   connector/cloud_auth.c
+  connector/plan.c
 )

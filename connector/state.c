@@ -248,6 +248,7 @@ static enum dirconn_err object_get_by(struct state *st, const char *sql, const c
 {
     sqlite3_stmt *stmt = NULL;
     *found = false;
+    memset(out, 0, sizeof(*out));
     enum dirconn_err e = prepare(st, sql, &stmt, err);
     if (e != DIRCONN_OK)
         return e;
@@ -388,6 +389,7 @@ enum dirconn_err state_watermark_get(struct state *st, const char *partition,
 {
     sqlite3_stmt *stmt = NULL;
     *found = false;
+    memset(out, 0, sizeof(*out));
     enum dirconn_err e = prepare(st,
                                  "SELECT partition, method, value, dc, invocation_id, scope_hash "
                                  "FROM watermarks WHERE partition = ?1",

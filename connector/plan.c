@@ -1,0 +1,843 @@
+/* plan.c - the sync plan, computed in temporary tables of the state database. */
+#include "connector/plan.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* Status of a directory object. */
+enum { DIR_OK = 0, DIR_SKIP = 1, DIR_CONFLICT = 2 };
+
+struct plan {
+    struct state *st;
+    sqlite3 *db;
+    sqlite3_stmt *ins_cloud, *ins_dir, *ins_warning, *ins_item;
+    sqlite3_stmt *dir_by_dn, *cloud_by_id, *cloud_by_ext, *cloud_by_name;
+    struct plan_summary summary;
+};
+
+static const char *const op_names[PLAN_OP_MAX] = {"add",       "update", "match",    "delete",
+                                                  "protected", "skip",   "conflict", "forget"};
+static const char *const kind_names[PLAN_KIND_MAX] = {"user", "group", "contact"};
+
+const char *plan_op_name(enum plan_op op)
+{
+    return (int)op >= 0 && op < PLAN_OP_MAX ? op_names[op] : "?";
+}
+
+const char *plan_kind_name(enum plan_kind kind)
+{
+    return (int)kind >= 0 && kind < PLAN_KIND_MAX ? kind_names[kind] : "?";
+}
+
+void plan_record_hash(const char *canonical, char hex[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(canonical, strlen(canonical), md, &len, EVP_sha256(), NULL);
+    for (unsigned i = 0; i < len && i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    hex[64] = '\0';
+}
+
+static enum dirconn_err db_fail(struct plan *p, struct dirconn_error *err, const char *what)
+{
+    return dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: %s: %s", state_path(p->st), what,
+                             sqlite3_errmsg(p->db));
+}
+
+static const char schema_sql[] =
+    "DROP TABLE IF EXISTS temp.plan_cloud;"
+    "DROP TABLE IF EXISTS temp.plan_dir;"
+    "DROP TABLE IF EXISTS temp.plan_items;"
+    "DROP TABLE IF EXISTS temp.plan_warnings;"
+    "CREATE TEMP TABLE plan_cloud (kind INTEGER, id TEXT, name_lower TEXT, external_id TEXT,"
+    "  is_admin INTEGER, version TEXT);"
+    "CREATE INDEX temp.plan_cloud_id ON plan_cloud(kind, id);"
+    "CREATE INDEX temp.plan_cloud_ext ON plan_cloud(kind, external_id);"
+    "CREATE INDEX temp.plan_cloud_name ON plan_cloud(kind, name_lower);"
+    "CREATE TEMP TABLE plan_dir (external_id TEXT PRIMARY KEY, kind INTEGER, dn TEXT,"
+    "  dn_lower TEXT, name TEXT, name_lower TEXT, resource TEXT, manager_dn TEXT,"
+    "  members TEXT, status INTEGER, message TEXT);"
+    "CREATE INDEX temp.plan_dir_dn ON plan_dir(dn_lower);"
+    "CREATE INDEX temp.plan_dir_name ON plan_dir(name_lower);"
+    "CREATE TEMP TABLE plan_items (seq INTEGER PRIMARY KEY, op INTEGER, kind INTEGER,"
+    "  external_id TEXT, cloud_id TEXT, dn TEXT, name TEXT, record TEXT, old_record TEXT,"
+    "  hash TEXT, version TEXT, changed TEXT, message TEXT, origin INTEGER);"
+    "CREATE INDEX temp.plan_items_op ON plan_items(op, kind);"
+    "CREATE TEMP TABLE plan_warnings (seq INTEGER PRIMARY KEY, dn TEXT, message TEXT);";
+
+enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_error *err)
+{
+    *out = NULL;
+    struct plan *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    p->st = st;
+    p->db = state_db(st);
+    char *msg = NULL;
+    if (sqlite3_exec(p->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
+        enum dirconn_err e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: %s",
+                                               state_path(st), msg ? msg : "cannot create tables");
+        sqlite3_free(msg);
+        free(p);
+        return e;
+    }
+    struct {
+        sqlite3_stmt **stmt;
+        const char *sql;
+    } stmts[] = {
+        {&p->ins_cloud, "INSERT INTO plan_cloud VALUES (?1, ?2, lower(?3), ?4, ?5, ?6)"},
+        {&p->ins_dir, "INSERT OR IGNORE INTO plan_dir VALUES (?1, ?2, ?3, lower(?3), ?4, lower(?4),"
+                      " ?5, ?6, ?7, ?8, ?9)"},
+        {&p->ins_warning, "INSERT INTO plan_warnings (dn, message) VALUES (?1, ?2)"},
+        {&p->ins_item, "INSERT INTO plan_items (op, kind, external_id, cloud_id, dn, name, record,"
+                       " old_record, hash, version, changed, message, origin)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"},
+        {&p->dir_by_dn, "SELECT external_id FROM plan_dir WHERE dn_lower = lower(?1) AND status = 0"},
+        {&p->cloud_by_id, "SELECT id, is_admin, version FROM plan_cloud WHERE kind = ?1 AND id = ?2"},
+        {&p->cloud_by_ext,
+         "SELECT id, is_admin, version FROM plan_cloud WHERE kind = ?1 AND external_id = ?2"},
+        {&p->cloud_by_name, "SELECT id, is_admin, version, external_id FROM plan_cloud"
+                            " WHERE kind = ?1 AND name_lower = lower(?2)"},
+    };
+    for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+        if (sqlite3_prepare_v2(p->db, stmts[i].sql, -1, stmts[i].stmt, NULL) != SQLITE_OK) {
+            enum dirconn_err e = db_fail(p, err, "prepare");
+            plan_free(p);
+            return e;
+        }
+    }
+    *out = p;
+    return DIRCONN_OK;
+}
+
+void plan_free(struct plan *p)
+{
+    if (p == NULL)
+        return;
+    sqlite3_stmt *all[] = {p->ins_cloud,  p->ins_dir,     p->ins_warning,  p->ins_item,
+                           p->dir_by_dn, p->cloud_by_id, p->cloud_by_ext, p->cloud_by_name};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        sqlite3_finalize(all[i]);
+    sqlite3_exec(p->db,
+                 "DROP TABLE IF EXISTS temp.plan_cloud; DROP TABLE IF EXISTS temp.plan_dir;"
+                 "DROP TABLE IF EXISTS temp.plan_items; DROP TABLE IF EXISTS temp.plan_warnings;",
+                 NULL, NULL, NULL);
+    free(p);
+}
+
+static enum dirconn_err step_done(struct plan *p, sqlite3_stmt *s, struct dirconn_error *err,
+                                  const char *what)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE ? DIRCONN_OK : db_fail(p, err, what);
+}
+
+enum dirconn_err plan_add_cloud(struct plan *p, enum plan_kind kind, const char *id,
+                                const char *name, const char *external_id, bool is_admin,
+                                const char *version, struct dirconn_error *err)
+{
+    sqlite3_stmt *s = p->ins_cloud;
+    sqlite3_bind_int(s, 1, kind);
+    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, external_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 5, is_admin);
+    sqlite3_bind_text(s, 6, version, -1, SQLITE_STATIC);
+    return step_done(p, s, err, "recording the cloud inventory");
+}
+
+enum dirconn_err plan_add_dir(struct plan *p, enum plan_kind kind, const char *external_id,
+                              const char *dn, const char *name, const json_t *resource,
+                              const char *manager_dn, char *const *member_dns, size_t n_members,
+                              const char *skip_message, struct dirconn_error *err)
+{
+    char *res_text = resource != NULL ? json_dumps(resource, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    char *members_text = NULL;
+    if (n_members > 0) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < n_members; i++)
+            json_array_append_new(a, json_string(member_dns[i]));
+        members_text = json_dumps(a, JSON_COMPACT);
+        json_decref(a);
+    }
+    if ((resource != NULL && res_text == NULL) || (n_members > 0 && members_text == NULL)) {
+        free(res_text);
+        free(members_text);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    sqlite3_stmt *s = p->ins_dir;
+    sqlite3_bind_text(s, 1, external_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, kind);
+    sqlite3_bind_text(s, 3, dn, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, res_text, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, manager_dn, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, members_text, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 8, skip_message != NULL ? DIR_SKIP : DIR_OK);
+    sqlite3_bind_text(s, 9, skip_message, -1, SQLITE_STATIC);
+    enum dirconn_err e = step_done(p, s, err, "recording a directory object");
+    free(res_text);
+    free(members_text);
+    return e;
+}
+
+enum dirconn_err plan_add_warning(struct plan *p, const char *dn, const char *message,
+                                  struct dirconn_error *err)
+{
+    sqlite3_bind_text(p->ins_warning, 1, dn, -1, SQLITE_STATIC);
+    sqlite3_bind_text(p->ins_warning, 2, message, -1, SQLITE_STATIC);
+    enum dirconn_err e = step_done(p, p->ins_warning, err, "recording a warning");
+    if (e == DIRCONN_OK)
+        p->summary.warnings++;
+    return e;
+}
+
+/* The externalId of the in-scope directory object with this DN, or NULL (malloc'd). */
+static char *dir_external_id(struct plan *p, const char *dn)
+{
+    sqlite3_bind_text(p->dir_by_dn, 1, dn, -1, SQLITE_STATIC);
+    char *id = NULL;
+    if (sqlite3_step(p->dir_by_dn) == SQLITE_ROW)
+        id = strdup((const char *)sqlite3_column_text(p->dir_by_dn, 0));
+    sqlite3_reset(p->dir_by_dn);
+    sqlite3_clear_bindings(p->dir_by_dn);
+    return id;
+}
+
+struct cloud_row {
+    char *id;
+    bool is_admin;
+    char *version;
+    char *external_id;
+    bool found;
+};
+
+static void cloud_row_clear(struct cloud_row *r)
+{
+    free(r->id);
+    free(r->version);
+    free(r->external_id);
+    memset(r, 0, sizeof(*r));
+}
+
+static char *dup_col(sqlite3_stmt *s, int col)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    return t != NULL ? strdup((const char *)t) : NULL;
+}
+
+/* Look up the cloud inventory; at most one row is taken (the first). */
+static void cloud_lookup(struct plan *p, sqlite3_stmt *s, int kind, const char *key,
+                         struct cloud_row *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (key == NULL)
+        return;
+    sqlite3_bind_int(s, 1, kind);
+    sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        out->found = true;
+        out->id = dup_col(s, 0);
+        out->is_admin = sqlite3_column_int(s, 1) != 0;
+        out->version = dup_col(s, 2);
+        if (sqlite3_column_count(s) > 3)
+            out->external_id = dup_col(s, 3);
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    (void)p;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The record to plan: the mapped resource plus the private keys naming the
+ * manager and members by externalId (only objects in scope).
+ */
+static json_t *build_record(struct plan *p, const char *resource, const char *manager_dn,
+                            const char *members)
+{
+    json_error_t jerr;
+    json_t *rec = json_loads(resource, 0, &jerr);
+    if (rec == NULL)
+        return NULL;
+    if (manager_dn != NULL) {
+        char *mid = dir_external_id(p, manager_dn);
+        if (mid != NULL)
+            json_object_set_new(rec, PLAN_KEY_MANAGER, json_string(mid));
+        free(mid);
+    }
+    if (members != NULL) {
+        json_t *dns = json_loads(members, 0, &jerr);
+        size_t n = json_array_size(dns), k = 0;
+        char **ids = calloc(n > 0 ? n : 1, sizeof(char *));
+        for (size_t i = 0; ids != NULL && i < n; i++) {
+            char *id = dir_external_id(p, json_string_value(json_array_get(dns, i)));
+            if (id != NULL)
+                ids[k++] = id;
+        }
+        json_decref(dns);
+        if (ids != NULL) {
+            qsort(ids, k, sizeof(char *), cmp_str);
+            json_t *arr = json_array();
+            for (size_t i = 0; i < k; i++) {
+                if (i == 0 || strcmp(ids[i], ids[i - 1]) != 0)
+                    json_array_append_new(arr, json_string(ids[i]));
+            }
+            for (size_t i = 0; i < k; i++)
+                free(ids[i]);
+            free(ids);
+            json_object_set_new(rec, PLAN_KEY_MEMBERS, arr);
+        }
+    }
+    return rec;
+}
+
+/* The top-level attributes (and enterprise extension attributes) that differ. */
+static char *changed_attributes(const char *old_text, json_t *now)
+{
+    json_error_t jerr;
+    json_t *old = old_text != NULL ? json_loads(old_text, 0, &jerr) : NULL;
+    size_t cap = 256, len = 0;
+    char *out = malloc(cap);
+    if (out == NULL) {
+        json_decref(old);
+        return NULL;
+    }
+    out[0] = '\0';
+#define ADD_NAME(n)                                                                                \
+    do {                                                                                           \
+        size_t l = strlen(n);                                                                      \
+        if (len + l + 2 > cap) {                                                                   \
+            cap = (cap + l) * 2;                                                                   \
+            char *g = realloc(out, cap);                                                           \
+            if (g == NULL)                                                                         \
+                break;                                                                             \
+            out = g;                                                                               \
+        }                                                                                          \
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? "," : "", n);                  \
+    } while (0)
+    const char *key;
+    json_t *val;
+    json_object_foreach(now, key, val)
+    {
+        json_t *was = json_object_get(old, key);
+        if (!json_equal(was, val))
+            ADD_NAME(key);
+    }
+    json_object_foreach(old, key, val)
+    {
+        if (json_object_get(now, key) == NULL)
+            ADD_NAME(key);
+    }
+#undef ADD_NAME
+    json_decref(old);
+    return out;
+}
+
+static enum dirconn_err insert_item(struct plan *p, enum plan_op op, int kind, const char *ext,
+                                    const char *cloud_id, const char *dn, const char *name,
+                                    const char *record, const char *old_record, const char *hash,
+                                    const char *version, const char *changed, const char *message,
+                                    int origin, struct dirconn_error *err)
+{
+    sqlite3_stmt *s = p->ins_item;
+    sqlite3_bind_int(s, 1, op);
+    sqlite3_bind_int(s, 2, kind);
+    sqlite3_bind_text(s, 3, ext, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, cloud_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, dn, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, record, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 8, old_record, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 9, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 10, version, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 11, changed, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 12, message, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 13, origin);
+    enum dirconn_err e = step_done(p, s, err, "recording the plan");
+    if (e == DIRCONN_OK) {
+        p->summary.count[op]++;
+        if (op == PLAN_DELETE) {
+            p->summary.deleted_by_kind[kind]++;
+            p->summary.deletes++;
+        }
+    }
+    return e;
+}
+
+/* Classify one directory object in scope. */
+static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirconn_error *err)
+{
+    const char *ext = (const char *)sqlite3_column_text(row, 0);
+    int kind = sqlite3_column_int(row, 1);
+    const char *dn = (const char *)sqlite3_column_text(row, 2);
+    const char *name = (const char *)sqlite3_column_text(row, 3);
+    const char *resource = (const char *)sqlite3_column_text(row, 4);
+    const char *manager_dn = (const char *)sqlite3_column_text(row, 5);
+    const char *members = (const char *)sqlite3_column_text(row, 6);
+    int status = sqlite3_column_int(row, 7);
+    const char *message = (const char *)sqlite3_column_text(row, 8);
+
+    if (status != DIR_OK)
+        return insert_item(p, status == DIR_SKIP ? PLAN_SKIP : PLAN_CONFLICT, kind, ext, NULL, dn,
+                           name, NULL, NULL, NULL, NULL, NULL, message, 0, err);
+
+    json_t *rec = build_record(p, resource, manager_dn, members);
+    char *text = rec != NULL ? json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if (text == NULL) {
+        json_decref(rec);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "plan: cannot build the record of %s", dn);
+    }
+    char hash[65];
+    plan_record_hash(text, hash);
+
+    struct state_object so = {0};
+    bool known = false;
+    enum dirconn_err e = state_object_get(p->st, ext, &so, &known, err);
+    if (e != DIRCONN_OK) {
+        free(text);
+        json_decref(rec);
+        return e;
+    }
+    struct cloud_row c = {0};
+    enum plan_op op = PLAN_ADD;
+    int origin = STATE_ORIGIN_CREATED;
+    const char *skip = NULL;
+    char why[1024];
+    if (known && so.cloud_id != NULL)
+        cloud_lookup(p, p->cloud_by_id, kind, so.cloud_id, &c);
+    if (c.found) {
+        op = so.hash != NULL && strcmp(so.hash, hash) == 0 ? PLAN_MATCH : PLAN_UPDATE;
+        origin = so.origin;
+    } else {
+        cloud_row_clear(&c);
+        cloud_lookup(p, p->cloud_by_ext, kind, ext, &c);
+        if (c.found) {
+            /* Ours from an earlier run whose acknowledgement was not recorded. */
+            op = PLAN_UPDATE;
+            origin = known ? so.origin : STATE_ORIGIN_CREATED;
+        } else if (kind == PLAN_USER) {
+            cloud_row_clear(&c);
+            cloud_lookup(p, p->cloud_by_name, kind, name, &c);
+            if (c.found && c.external_id != NULL && c.external_id[0] != '\0') {
+                snprintf(why, sizeof(why),
+                         "The cloud user %s (id %s) already has the externalId %s; %s is not "
+                         "sent until one of them changes",
+                         name, c.id, c.external_id, dn);
+                skip = why;
+            } else if (c.found) {
+                op = PLAN_UPDATE; /* adopt the cloud user made by hand */
+                origin = STATE_ORIGIN_ADOPTED;
+            }
+        }
+    }
+    if (skip != NULL) {
+        e = insert_item(p, PLAN_CONFLICT, kind, ext, NULL, dn, name, NULL, NULL, NULL, NULL, NULL,
+                        skip, 0, err);
+    } else {
+        char *changed = op == PLAN_UPDATE ? changed_attributes(known ? so.record : NULL, rec) : NULL;
+        e = insert_item(p, op, kind, ext, c.found ? c.id : NULL, dn, name, text,
+                        known ? so.record : NULL, hash, c.version, changed, NULL, origin, err);
+        free(changed);
+    }
+    cloud_row_clear(&c);
+    state_object_clear(&so);
+    free(text);
+    json_decref(rec);
+    return e;
+}
+
+enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dirconn_error *err)
+{
+    memset(p->summary.count, 0, sizeof(p->summary.count));
+    memset(p->summary.deleted_by_kind, 0, sizeof(p->summary.deleted_by_kind));
+    p->summary.deletes = 0;
+    /* Naming conflicts: one email on two users or contacts; neither is sent. */
+    static const char conflicts[] =
+        "UPDATE plan_dir SET status = 2, message = 'Naming conflict: the email ' || name ||"
+        " ' is on more than one directory object (' || (SELECT group_concat(d2.dn, '; ')"
+        " FROM plan_dir d2 WHERE d2.name_lower = plan_dir.name_lower AND d2.status = 0"
+        " AND d2.kind IN (0, 2)) || '); none of them is sent'"
+        " WHERE status = 0 AND kind IN (0, 2) AND name_lower IN (SELECT name_lower FROM plan_dir"
+        " WHERE status = 0 AND kind IN (0, 2) AND name_lower IS NOT NULL"
+        " GROUP BY name_lower HAVING count(*) > 1)";
+    char *msg = NULL;
+    if (sqlite3_exec(p->db, "DELETE FROM plan_items", NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(p->db, conflicts, NULL, NULL, &msg) != SQLITE_OK) {
+        enum dirconn_err e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: %s",
+                                               state_path(p->st), msg ? msg : "conflict detection");
+        sqlite3_free(msg);
+        return e;
+    }
+    sqlite3_stmt *rows = NULL;
+    if (sqlite3_prepare_v2(p->db,
+                           "SELECT external_id, kind, dn, name, resource, manager_dn, members,"
+                           " status, message FROM plan_dir ORDER BY kind, external_id",
+                           -1, &rows, NULL) != SQLITE_OK)
+        return db_fail(p, err, "reading the directory objects");
+    enum dirconn_err e = DIRCONN_OK;
+    int rc;
+    while (e == DIRCONN_OK && (rc = sqlite3_step(rows)) == SQLITE_ROW)
+        e = plan_one(p, rows, err);
+    sqlite3_finalize(rows);
+    if (e != DIRCONN_OK)
+        return e;
+
+    /* Deletions: objects the connector holds that left the scope. */
+    if (sqlite3_prepare_v2(p->db,
+                           "SELECT o.external_id, o.kind, o.dn, o.cloud_id, o.name, o.record,"
+                           " o.origin FROM objects o WHERE ((?1 >> o.kind) & 1) = 1 AND NOT EXISTS"
+                           " (SELECT 1 FROM plan_dir d WHERE d.external_id = o.external_id)"
+                           " ORDER BY o.kind, o.external_id",
+                           -1, &rows, NULL) != SQLITE_OK)
+        return db_fail(p, err, "reading the state");
+    sqlite3_bind_int(rows, 1, (int)kinds_enabled);
+    while (e == DIRCONN_OK && (rc = sqlite3_step(rows)) == SQLITE_ROW) {
+        const char *ext = (const char *)sqlite3_column_text(rows, 0);
+        int kind = sqlite3_column_int(rows, 1);
+        const char *dn = (const char *)sqlite3_column_text(rows, 2);
+        const char *cloud_id = (const char *)sqlite3_column_text(rows, 3);
+        const char *name = (const char *)sqlite3_column_text(rows, 4);
+        const char *record = (const char *)sqlite3_column_text(rows, 5);
+        int origin = sqlite3_column_int(rows, 6);
+        struct cloud_row c;
+        cloud_lookup(p, p->cloud_by_id, kind, cloud_id, &c);
+        enum plan_op op = !c.found ? PLAN_FORGET : c.is_admin ? PLAN_PROTECTED : PLAN_DELETE;
+        e = insert_item(p, op, kind, ext, cloud_id, dn, name, NULL, record, NULL, c.version, NULL,
+                        op == PLAN_PROTECTED ? "a cloud administrator is never deleted" : NULL,
+                        origin, err);
+        cloud_row_clear(&c);
+    }
+    sqlite3_finalize(rows);
+    return e;
+}
+
+const struct plan_summary *plan_get_summary(const struct plan *p)
+{
+    return &p->summary;
+}
+
+enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
+                              int (*fn)(void *arg, const struct plan_item *item), void *arg,
+                              struct dirconn_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(p->db,
+                           "SELECT op, kind, external_id, cloud_id, dn, name, record, old_record,"
+                           " hash, version, changed, message, origin FROM plan_items"
+                           " WHERE (?1 < 0 OR op = ?1) AND (?2 < 0 OR kind = ?2) ORDER BY seq",
+                           -1, &s, NULL) != SQLITE_OK)
+        return db_fail(p, err, "reading the plan");
+    sqlite3_bind_int(s, 1, op);
+    sqlite3_bind_int(s, 2, kind);
+    enum dirconn_err e = DIRCONN_OK;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct plan_item it = {
+            .op = (enum plan_op)sqlite3_column_int(s, 0),
+            .kind = (enum plan_kind)sqlite3_column_int(s, 1),
+            .external_id = (const char *)sqlite3_column_text(s, 2),
+            .cloud_id = (const char *)sqlite3_column_text(s, 3),
+            .dn = (const char *)sqlite3_column_text(s, 4),
+            .name = (const char *)sqlite3_column_text(s, 5),
+            .record = (const char *)sqlite3_column_text(s, 6),
+            .old_record = (const char *)sqlite3_column_text(s, 7),
+            .hash = (const char *)sqlite3_column_text(s, 8),
+            .version = (const char *)sqlite3_column_text(s, 9),
+            .changed = (const char *)sqlite3_column_text(s, 10),
+            .message = (const char *)sqlite3_column_text(s, 11),
+            .origin = (enum state_origin)sqlite3_column_int(s, 12),
+        };
+        if (fn(arg, &it) != 0) {
+            e = dirconn_error_set(err, DIRCONN_EFAIL, "plan walk stopped");
+            break;
+        }
+    }
+    if (e == DIRCONN_OK && rc != SQLITE_DONE)
+        e = db_fail(p, err, "reading the plan");
+    sqlite3_finalize(s);
+    return e;
+}
+
+/* The cloud id of the object with this externalId, from the state (malloc'd), or NULL. */
+static char *cloud_id_of(struct plan *p, const char *external_id)
+{
+    struct state_object o;
+    bool found = false;
+    char *id = NULL;
+    if (state_object_get(p->st, external_id, &o, &found, NULL) == DIRCONN_OK && found) {
+        id = o.cloud_id;
+        o.cloud_id = NULL;
+        state_object_clear(&o);
+    }
+    return id;
+}
+
+json_t *plan_resolve(struct plan *p, const struct plan_item *item, bool with_members,
+                     long *unresolved)
+{
+    json_error_t jerr;
+    json_t *rec = item->record != NULL ? json_loads(item->record, 0, &jerr) : NULL;
+    if (rec == NULL)
+        return NULL;
+    const char *mgr = json_string_value(json_object_get(rec, PLAN_KEY_MANAGER));
+    if (mgr != NULL) {
+        char *id = cloud_id_of(p, mgr);
+        if (id != NULL) {
+            json_t *ent = json_object_get(rec, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User");
+            if (ent == NULL) {
+                ent = json_object();
+                json_object_set_new(rec, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", ent);
+                json_t *schemas = json_object_get(rec, "schemas");
+                json_array_append_new(schemas, json_string("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"));
+            }
+            json_object_set_new(ent, "manager", json_pack("{s:s}", "value", id));
+            free(id);
+        } else if (unresolved != NULL) {
+            (*unresolved)++;
+        }
+    }
+    json_t *members = json_object_get(rec, PLAN_KEY_MEMBERS);
+    if (with_members && members != NULL) {
+        json_t *out = json_array();
+        size_t i;
+        json_t *v;
+        json_array_foreach(members, i, v)
+        {
+            char *id = cloud_id_of(p, json_string_value(v));
+            if (id != NULL)
+                json_array_append_new(out, json_pack("{s:s}", "value", id));
+            else if (unresolved != NULL)
+                (*unresolved)++;
+            free(id);
+        }
+        json_object_set_new(rec, "members", out);
+    }
+    json_object_del(rec, PLAN_KEY_MANAGER);
+    json_object_del(rec, PLAN_KEY_MEMBERS);
+    return rec;
+}
+
+static json_t *member_set(const char *record)
+{
+    json_error_t jerr;
+    json_t *rec = record != NULL ? json_loads(record, 0, &jerr) : NULL;
+    json_t *m = json_incref(json_object_get(rec, PLAN_KEY_MEMBERS));
+    json_decref(rec);
+    return m != NULL ? m : json_array();
+}
+
+static bool array_has(json_t *a, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v)
+    {
+        if (strcmp(json_string_value(v), s) == 0)
+            return true;
+    }
+    return false;
+}
+
+enum dirconn_err plan_member_changes(struct plan *p, const struct plan_item *item, json_t **add,
+                                     json_t **remove, struct dirconn_error *err)
+{
+    json_t *now = member_set(item->record);
+    json_t *was = member_set(item->old_record);
+    *add = json_array();
+    *remove = json_array();
+    if (*add == NULL || *remove == NULL) {
+        json_decref(now);
+        json_decref(was);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    /* Both lists are sorted; the linear scans keep this simple and groups are bounded. */
+    size_t i;
+    json_t *v;
+    json_array_foreach(now, i, v)
+    {
+        if (!array_has(was, json_string_value(v))) {
+            char *id = cloud_id_of(p, json_string_value(v));
+            if (id != NULL)
+                json_array_append_new(*add, json_string(id));
+            free(id);
+        }
+    }
+    json_array_foreach(was, i, v)
+    {
+        if (!array_has(now, json_string_value(v))) {
+            char *id = cloud_id_of(p, json_string_value(v));
+            if (id != NULL)
+                json_array_append_new(*remove, json_string(id));
+            free(id);
+        }
+    }
+    json_decref(now);
+    json_decref(was);
+    return DIRCONN_OK;
+}
+
+/* ---- report ---------------------------------------------------------------- */
+
+static void csv_field(FILE *fp, const char *s, bool last)
+{
+    /* RFC 4180: quote every field; double the quotes inside. */
+    fputc('"', fp);
+    for (const char *c = s != NULL ? s : ""; *c != '\0'; c++) {
+        if (*c == '"')
+            fputc('"', fp);
+        fputc(*c, fp);
+    }
+    fputc('"', fp);
+    fputs(last ? "\r\n" : ",", fp);
+}
+
+struct report_ctx {
+    FILE *fp;
+    bool csv;
+    json_t *cats;
+};
+
+static const char *category_of(const struct plan_item *it)
+{
+    switch (it->op) {
+    case PLAN_ADD:
+        return "added";
+    case PLAN_UPDATE:
+        return "updated";
+    case PLAN_MATCH:
+        return "matched";
+    case PLAN_DELETE:
+        return it->kind == PLAN_USER    ? "usersDeleted"
+               : it->kind == PLAN_GROUP ? "groupsDeleted"
+                                        : "contactsDeleted";
+    case PLAN_PROTECTED:
+        return "adminsNotDeleted";
+    case PLAN_SKIP:
+        return "skipped";
+    case PLAN_CONFLICT:
+        return "conflicts";
+    case PLAN_FORGET:
+        return "alreadyGone";
+    case PLAN_OP_MAX:
+        break;
+    }
+    return "other";
+}
+
+static int report_item(void *arg, const struct plan_item *it)
+{
+    struct report_ctx *r = arg;
+    const char *cat = category_of(it);
+    if (r->csv) {
+        csv_field(r->fp, cat, false);
+        csv_field(r->fp, plan_kind_name(it->kind), false);
+        csv_field(r->fp, it->dn, false);
+        csv_field(r->fp, it->name, false);
+        csv_field(r->fp, it->external_id, false);
+        csv_field(r->fp, it->cloud_id, false);
+        csv_field(r->fp, it->changed != NULL ? it->changed : it->message, true);
+        return 0;
+    }
+    json_t *list = json_object_get(r->cats, cat);
+    if (list == NULL) {
+        list = json_array();
+        json_object_set_new(r->cats, cat, list);
+    }
+    json_t *o = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?}", "kind", plan_kind_name(it->kind), "dn",
+                          it->dn, "name", it->name, "externalId", it->external_id, "cloudId",
+                          it->cloud_id);
+    if (it->changed != NULL)
+        json_object_set_new(o, "changed", json_string(it->changed));
+    if (it->message != NULL)
+        json_object_set_new(o, "message", json_string(it->message));
+    json_array_append_new(list, o);
+    return 0;
+}
+
+enum dirconn_err plan_write_report(struct plan *p, const char *path, bool threshold_exceeded,
+                                   struct dirconn_error *err)
+{
+    size_t len = strlen(path);
+    bool csv = len > 4 && strcasecmp(path + len - 4, ".csv") == 0;
+    bool js = len > 5 && strcasecmp(path + len - 5, ".json") == 0;
+    if (!csv && !js)
+        return dirconn_error_set(err, DIRCONN_EUSAGE,
+                                 "report %s: the name must end in .json or .csv", path);
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+    FILE *fp = fopen(tmp, "w");
+    if (fp == NULL)
+        return dirconn_error_set(err, DIRCONN_EIO, "report %s: cannot create: %s", path,
+                                 strerror(errno));
+    struct report_ctx r = {fp, csv, json_object()};
+    if (csv)
+        fputs("\"category\",\"kind\",\"dn\",\"name\",\"externalId\",\"cloudId\",\"details\"\r\n", fp);
+    enum dirconn_err e = plan_foreach(p, -1, -1, report_item, &r, err);
+    sqlite3_stmt *s = NULL;
+    json_t *warnings = json_array();
+    if (e == DIRCONN_OK &&
+        sqlite3_prepare_v2(p->db, "SELECT dn, message FROM plan_warnings ORDER BY seq", -1, &s,
+                           NULL) == SQLITE_OK) {
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            const char *dn = (const char *)sqlite3_column_text(s, 0);
+            const char *m = (const char *)sqlite3_column_text(s, 1);
+            if (csv) {
+                csv_field(fp, "warning", false);
+                csv_field(fp, "", false);
+                csv_field(fp, dn, false);
+                csv_field(fp, "", false);
+                csv_field(fp, "", false);
+                csv_field(fp, "", false);
+                csv_field(fp, m, true);
+            } else {
+                json_array_append_new(warnings, json_pack("{s:s?, s:s?}", "dn", dn, "message", m));
+            }
+        }
+        sqlite3_finalize(s);
+    }
+    if (e == DIRCONN_OK && !csv) {
+        const struct plan_summary *sum = &p->summary;
+        json_t *summary = json_pack(
+            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "adminsDeleted", (json_int_t)0,
+            "adminsNotDeleted", (json_int_t)sum->count[PLAN_PROTECTED], "usersDeleted",
+            (json_int_t)sum->deleted_by_kind[PLAN_USER], "groupsDeleted",
+            (json_int_t)sum->deleted_by_kind[PLAN_GROUP], "contactsDeleted",
+            (json_int_t)sum->deleted_by_kind[PLAN_CONTACT], "objectsAdded",
+            (json_int_t)sum->count[PLAN_ADD], "objectsUpdated", (json_int_t)sum->count[PLAN_UPDATE],
+            "objectsMatched", (json_int_t)sum->count[PLAN_MATCH], "skipped",
+            (json_int_t)(sum->count[PLAN_SKIP] + sum->count[PLAN_CONFLICT]), "warnings",
+            (json_int_t)sum->warnings, "deleteThresholdExceeded", threshold_exceeded);
+        json_t *doc = json_pack("{s:o, s:o, s:o}", "summary", summary, "objects", r.cats,
+                                "warnings", warnings);
+        r.cats = NULL;
+        warnings = NULL;
+        if (json_dumpf(doc, fp, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0)
+            e = dirconn_error_set(err, DIRCONN_EIO, "report %s: write failed", path);
+        json_decref(doc);
+    }
+    json_decref(r.cats);
+    json_decref(warnings);
+    if (fflush(fp) != 0 || fsync(fileno(fp)) != 0)
+        e = e != DIRCONN_OK ? e : dirconn_error_set(err, DIRCONN_EIO, "report %s: %s", path, strerror(errno));
+    fclose(fp);
+    if (e == DIRCONN_OK && rename(tmp, path) != 0)
+        e = dirconn_error_set(err, DIRCONN_EIO, "report %s: cannot rename into place: %s", path,
+                              strerror(errno));
+    if (e != DIRCONN_OK)
+        unlink(tmp);
+    return e;
+}

@@ -1,0 +1,169 @@
+/*
+ * plan.h - the sync plan: what a sync would add, update, delete and match.
+ *
+ * The plan is a value. It is computed from three inputs, each loaded into a
+ * temporary table of the state database so that neither the directory nor
+ * the cloud has to fit in memory:
+ *   - the cloud inventory (plan_add_cloud): every user, group and contact the
+ *     cloud holds, with its id, userName/displayName, externalId, whether it
+ *     is an administrator (roles contains "admin") and its ETag;
+ *   - the directory objects in scope (plan_add_dir): the mapped SCIM record,
+ *     the manager's DN, the member DNs, or why the object is skipped;
+ *   - the connector's state: which directory object is which cloud object.
+ * plan_compute() classifies each object (RFC 7643 externalId is the key; a
+ * cloud user with the same userName, compared case-insensitively, is
+ * adopted; an email on two directory objects is a naming conflict and
+ * neither is sent), resolves manager and member DNs to the externalIds of
+ * objects in scope, and lists the deletions: objects the connector created
+ * or adopted that left the scope. Cloud administrators are never deleted;
+ * they are listed as protected (the Cisco guide's "would have been deleted,
+ * but were not"). Dry run prints the plan; apply executes it.
+ */
+#ifndef DIRCONN_PLAN_H
+#define DIRCONN_PLAN_H
+
+#include "connector/error.h"
+#include "connector/state.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* Object kinds, in the order of enum select_kind and enum mapping_kind. */
+enum plan_kind { PLAN_USER = 0, PLAN_GROUP = 1, PLAN_CONTACT = 2, PLAN_KIND_MAX = 3 };
+
+enum plan_op {
+    PLAN_ADD = 0,   /* create in the cloud */
+    PLAN_UPDATE,    /* change in the cloud (PATCH of the changed attributes), or adopt */
+    PLAN_MATCH,     /* in the cloud and unchanged */
+    PLAN_DELETE,    /* created or adopted by the connector, gone from the scope */
+    PLAN_PROTECTED, /* would be deleted, but is a cloud administrator */
+    PLAN_SKIP,      /* not sent: a required attribute is missing */
+    PLAN_CONFLICT,  /* not sent: its email is on another directory object too */
+    PLAN_FORGET,    /* in the state but already gone from the cloud: only the state entry goes */
+    PLAN_OP_MAX
+};
+
+/* Private keys of a planned record, resolved and removed before sending. */
+#define PLAN_KEY_MANAGER "dirconn:manager" /* externalId of the manager */
+#define PLAN_KEY_MEMBERS "dirconn:members" /* externalIds of the members, sorted */
+
+struct plan_item {
+    enum plan_op op;
+    enum plan_kind kind;
+    const char *external_id;
+    const char *cloud_id;   /* NULL for PLAN_ADD */
+    const char *dn;
+    const char *name;       /* userName or displayName */
+    const char *record;     /* the planned record (canonical JSON), NULL for deletions */
+    const char *old_record; /* the record last acknowledged, or NULL */
+    const char *hash;       /* hex SHA-256 of record */
+    const char *version;    /* the cloud's ETag, or NULL */
+    const char *changed;    /* PLAN_UPDATE: comma-separated changed attributes */
+    const char *message;    /* PLAN_SKIP, PLAN_CONFLICT: the reason */
+    enum state_origin origin; /* how the connector holds it after this sync */
+};
+
+struct plan_summary {
+    long count[PLAN_OP_MAX];               /* items per operation */
+    long deleted_by_kind[PLAN_KIND_MAX];   /* PLAN_DELETE per kind */
+    long warnings;                         /* attribute warnings (objects still sent) */
+    long deletes;                          /* PLAN_DELETE over all kinds */
+};
+
+struct plan;
+
+/*
+ * plan_new - create the plan's temporary tables in st's database (dropping
+ * those of an earlier plan). st is borrowed. Errors: DIRCONN_ESTATE, DIRCONN_ENOMEM.
+ */
+enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_error *err);
+
+/* plan_free - drop the temporary tables and free. p may be NULL. */
+void plan_free(struct plan *p);
+
+/*
+ * plan_add_cloud - one object of the cloud inventory. name is the userName
+ * (users) or displayName; external_id and version may be NULL.
+ */
+enum dirconn_err plan_add_cloud(struct plan *p, enum plan_kind kind, const char *id,
+                                const char *name, const char *external_id, bool is_admin,
+                                const char *version, struct dirconn_error *err);
+
+/*
+ * plan_add_dir - one directory object in scope. resource is the mapped SCIM
+ * record (not taken; NULL when skip_message is set); name is its userName
+ * (users) or email (contacts, for conflicts) or displayName (groups);
+ * manager_dn and member_dns (n_members) may be empty. An external id seen
+ * twice (overlapping base DNs) is kept once.
+ */
+enum dirconn_err plan_add_dir(struct plan *p, enum plan_kind kind, const char *external_id,
+                              const char *dn, const char *name, const json_t *resource,
+                              const char *manager_dn, char *const *member_dns, size_t n_members,
+                              const char *skip_message, struct dirconn_error *err);
+
+/* plan_add_warning - an attribute warning for an object that is still sent. */
+enum dirconn_err plan_add_warning(struct plan *p, const char *dn, const char *message,
+                                  struct dirconn_error *err);
+
+/*
+ * plan_compute - classify every object (see above). kinds_enabled is a bit
+ * mask of (1 << enum plan_kind): objects of disabled kinds are neither
+ * deleted nor otherwise touched. Errors: DIRCONN_ESTATE, DIRCONN_ENOMEM.
+ */
+enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dirconn_error *err);
+
+/* plan_get_summary - counts of the computed plan. */
+const struct plan_summary *plan_get_summary(const struct plan *p);
+
+/*
+ * plan_foreach - call fn for each item with operation op (op < 0: all) and
+ * kind (kind < 0: all), in a stable order. The item is valid during the
+ * call only. A non-zero return stops the walk (DIRCONN_EFAIL). fn must not
+ * write to the state database; collect and write afterwards.
+ */
+enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
+                              int (*fn)(void *arg, const struct plan_item *item), void *arg,
+                              struct dirconn_error *err);
+
+/*
+ * plan_resolve - the record to send: a copy of item->record without the
+ * private keys, with the enterprise manager set to the manager's cloud id
+ * (looked up in the state) and, for groups, "members" set to the members'
+ * cloud ids when with_members. Members or managers without a cloud id yet are
+ * left out and counted in *unresolved (may be NULL). Returns a new reference
+ * or NULL on error.
+ */
+json_t *plan_resolve(struct plan *p, const struct plan_item *item, bool with_members,
+                     long *unresolved);
+
+/*
+ * plan_member_changes - for a group item, the cloud ids to add and to remove
+ * (new JSON arrays, owned by the caller), comparing the planned members with
+ * those of the last acknowledged record. Members without a cloud id are left
+ * out.
+ */
+enum dirconn_err plan_member_changes(struct plan *p, const struct plan_item *item, json_t **add,
+                                     json_t **remove, struct dirconn_error *err);
+
+/*
+ * plan_write_report - write every item by category, the summary and the
+ * warnings to path: JSON when it ends in ".json", CSV (RFC 4180) when it ends
+ * in ".csv"; written to a temporary file and renamed into place. Errors:
+ * DIRCONN_EUSAGE (another extension), DIRCONN_EIO.
+ */
+enum dirconn_err plan_write_report(struct plan *p, const char *path, bool threshold_exceeded,
+                                   struct dirconn_error *err);
+
+/* plan_op_name - "add", "update", "match", "delete", "protected", "skip", "conflict", "forget". */
+const char *plan_op_name(enum plan_op op);
+
+/* plan_kind_name - "user", "group", "contact". */
+const char *plan_kind_name(enum plan_kind kind);
+
+/*
+ * plan_record_hash - the hex SHA-256 of the canonical form of a record
+ * (json_dumps with JSON_SORT_KEYS | JSON_COMPACT), into hex[65].
+ */
+void plan_record_hash(const char *canonical, char hex[65]);
+
+#endif

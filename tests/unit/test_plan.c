@@ -1,0 +1,241 @@
+/* Unit tests for connector/plan.c over a real state database. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "connector/plan.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char dir[64];
+static struct state *st;
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/dirconn-plan-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    return state_open(dir, &st, NULL) == DIRCONN_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    state_close(st);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static json_t *user(const char *mail, const char *display)
+{
+    return json_pack("{s:[s], s:s, s:s}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:User",
+                     "userName", mail, "displayName", display);
+}
+
+/* The canonical text and hash plan_compute would give a record without manager or members. */
+static void record_of(json_t *rec, char **text, char hash[65])
+{
+    *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+    plan_record_hash(*text, hash);
+}
+
+static void put_state(const char *ext, int kind, const char *dn, const char *cloud_id,
+                      const char *record, const char *hash)
+{
+    struct state_object o = {.external_id = (char *)ext, .kind = kind, .dn = (char *)dn,
+                             .cloud_id = (char *)cloud_id, .name = (char *)dn,
+                             .hash = (char *)hash, .record = (char *)record};
+    assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
+}
+
+struct seen {
+    char ops[32][64];
+    int n;
+};
+
+static int collect(void *arg, const struct plan_item *it)
+{
+    struct seen *s = arg;
+    snprintf(s->ops[s->n++], 64, "%s %s %s", plan_op_name(it->op), it->external_id,
+             it->changed ? it->changed : "");
+    return 0;
+}
+
+static bool has(struct seen *s, const char *line)
+{
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->ops[i], line) == 0)
+            return true;
+    return false;
+}
+
+static void test_classification(void **state)
+{
+    (void)state;
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+
+    json_t *a = user("a@x.com", "A");
+    char *a_text, a_hash[65];
+    record_of(a, &a_text, a_hash);
+    json_t *b = user("b@x.com", "B old");
+    char *b_text, b_hash[65];
+    record_of(b, &b_text, b_hash);
+    put_state("A", PLAN_USER, "CN=A,DC=x", "cA", a_text, a_hash);
+    put_state("B", PLAN_USER, "CN=B,DC=x", "cB", b_text, b_hash);
+    put_state("D", PLAN_USER, "CN=D,DC=x", "cD", NULL, NULL);  /* left the scope */
+    put_state("ADM", PLAN_USER, "CN=Adm,DC=x", "cAdm", NULL, NULL); /* left, but an admin */
+    put_state("GONE", PLAN_USER, "CN=Gone,DC=x", "cGone", NULL, NULL); /* deleted in the cloud */
+    put_state("C1", PLAN_CONTACT, "CN=C1,DC=x", "cC1", NULL, NULL); /* contacts disabled */
+
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cA", "a@x.com", "A", false, "W/\"1\"", NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cB", "b@x.com", "B", false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cD", "d@x.com", "D", false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cAdm", "adm@x.com", "ADM", true, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cHand", "Hand@X.com", NULL, false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cOther", "other@x.com", "ZZZ", false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cLost", "lost@x.com", "LOST", false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_CONTACT, "cC1", "c1@x.com", "C1", false, NULL, NULL), DIRCONN_OK);
+
+    json_t *b2 = user("b@x.com", "B new");
+    json_t *e = user("e@x.com", "E");
+    json_t *h = user("hand@x.com", "Hand");
+    json_t *o = user("other@x.com", "Other");
+    json_t *l = user("lost@x.com", "Lost");
+    json_t *dup1 = user("dup@x.com", "Dup1");
+    json_t *dup2 = user("DUP@x.com", "Dup2");
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "A", "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "A", "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "B", "CN=B,DC=x", "b@x.com", b2, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "E", "CN=E,DC=x", "e@x.com", e, "cn=a,dc=x", NULL, 0, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "H", "CN=H,DC=x", "hand@x.com", h, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "O", "CN=O,DC=x", "other@x.com", o, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "LOST", "CN=L,DC=x", "lost@x.com", l, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "S", "CN=S,DC=x", NULL, NULL, NULL, NULL, 0, "The required attribute mail is missing", NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "DUP1", "CN=Dup1,DC=x", "dup@x.com", dup1, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_CONTACT, "DUP2", "CN=Dup2,DC=x", "DUP@x.com", dup2, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
+    char *members[] = {"CN=E,DC=x", "cn=a,dc=x", "CN=S,DC=x", "CN=Outside,DC=x"};
+    json_t *g = json_pack("{s:[s], s:s}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:Group", "displayName", "G");
+    assert_int_equal(plan_add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 4, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_warning(p, "CN=E,DC=x", "invalid +", NULL), DIRCONN_OK);
+
+    assert_int_equal(plan_compute(p, (1u << PLAN_USER) | (1u << PLAN_GROUP), NULL), DIRCONN_OK);
+    struct seen s = {0};
+    assert_int_equal(plan_foreach(p, -1, -1, collect, &s, NULL), DIRCONN_OK);
+    assert_true(has(&s, "match A "));
+    assert_true(has(&s, "update B displayName"));
+    assert_true(has(&s, "add E "));
+    assert_true(has(&s, "update H displayName,schemas,userName")); /* adopted, no old record */
+    assert_true(has(&s, "conflict O ")); /* the cloud user has another externalId */
+    assert_true(has(&s, "update LOST displayName,schemas,userName")); /* ours, unacknowledged */
+    assert_true(has(&s, "skip S "));
+    assert_true(has(&s, "conflict DUP1 "));
+    assert_true(has(&s, "conflict DUP2 "));
+    assert_true(has(&s, "add G "));
+    assert_true(has(&s, "delete D "));
+    assert_true(has(&s, "protected ADM "));
+    assert_true(has(&s, "forget GONE "));
+    assert_false(has(&s, "delete C1 ")); /* contacts are disabled: untouched */
+    const struct plan_summary *sum = plan_get_summary(p);
+    assert_int_equal(sum->count[PLAN_ADD], 2);
+    assert_int_equal(sum->count[PLAN_UPDATE], 3);
+    assert_int_equal(sum->count[PLAN_MATCH], 1);
+    assert_int_equal(sum->deletes, 1);
+    assert_int_equal(sum->deleted_by_kind[PLAN_USER], 1);
+    assert_int_equal(sum->count[PLAN_PROTECTED], 1);
+    assert_int_equal(sum->warnings, 1);
+
+    /* The report: JSON by extension, CSV by extension, anything else refused. */
+    char path[128];
+    snprintf(path, sizeof(path), "%s/r.json", dir);
+    assert_int_equal(plan_write_report(p, path, false, NULL), DIRCONN_OK);
+    json_error_t jerr;
+    json_t *rep = json_load_file(path, 0, &jerr);
+    assert_non_null(rep);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(rep, "summary"), "objectsAdded")), 2);
+    assert_int_equal(json_array_size(json_object_get(json_object_get(rep, "objects"), "adminsNotDeleted")), 1);
+    assert_int_equal(json_array_size(json_object_get(rep, "warnings")), 1);
+    json_decref(rep);
+    snprintf(path, sizeof(path), "%s/r.csv", dir);
+    assert_int_equal(plan_write_report(p, path, false, NULL), DIRCONN_OK);
+    FILE *fp = fopen(path, "r");
+    char line[512];
+    assert_non_null(fgets(line, sizeof(line), fp));
+    assert_string_equal(line, "\"category\",\"kind\",\"dn\",\"name\",\"externalId\",\"cloudId\",\"details\"\r\n");
+    fclose(fp);
+    snprintf(path, sizeof(path), "%s/r.txt", dir);
+    assert_int_equal(plan_write_report(p, path, false, NULL), DIRCONN_EUSAGE);
+
+    json_decref(a); json_decref(b); json_decref(b2); json_decref(e); json_decref(h);
+    json_decref(o); json_decref(l); json_decref(dup1); json_decref(dup2); json_decref(g);
+    free(a_text); free(b_text);
+    plan_free(p);
+}
+
+static int find_group(void *arg, const struct plan_item *it)
+{
+    if (strcmp(it->external_id, "G") == 0)
+        *(char **)arg = strdup(it->record);
+    return 0;
+}
+
+static int resolve_group(void *arg, const struct plan_item *it)
+{
+    struct plan *p = arg;
+    if (strcmp(it->external_id, "G") != 0)
+        return 0;
+    long unresolved = 0;
+    json_t *r = plan_resolve(p, it, true, &unresolved);
+    assert_non_null(r);
+    assert_null(json_object_get(r, PLAN_KEY_MEMBERS));
+    assert_int_equal(json_array_size(json_object_get(r, "members")), 1); /* only E has a cloud id */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(r, "members"), 0), "value")), "cE");
+    assert_int_equal(unresolved, 1);
+    json_decref(r);
+    json_t *add = NULL, *rem = NULL;
+    assert_int_equal(plan_member_changes(p, it, &add, &rem, NULL), DIRCONN_OK);
+    assert_int_equal(json_array_size(add), 1);
+    assert_int_equal(json_array_size(rem), 0);
+    json_decref(add);
+    json_decref(rem);
+    return 0;
+}
+
+static void test_members_and_managers(void **state)
+{
+    (void)state;
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    json_t *a = user("a@x.com", "A");
+    json_t *e = user("e@x.com", "E");
+    json_t *g = json_pack("{s:[s], s:s}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:Group", "displayName", "G");
+    char *members[] = {"CN=E,DC=x", "cn=a,dc=x", "CN=Outside,DC=x"};
+    plan_add_dir(p, PLAN_USER, "A", "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL);
+    plan_add_dir(p, PLAN_USER, "E", "CN=E,DC=x", "e@x.com", e, "CN=A,DC=x", NULL, 0, NULL, NULL);
+    plan_add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 3, NULL, NULL);
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+    char *rec = NULL;
+    plan_foreach(p, -1, -1, find_group, &rec, NULL);
+    assert_non_null(rec);
+    assert_non_null(strstr(rec, "\"dirconn:members\":[\"A\",\"E\"]"));
+    free(rec);
+    put_state("E", PLAN_USER, "CN=E,DC=x", "cE", NULL, NULL);
+    plan_foreach(p, -1, -1, resolve_group, p, NULL);
+    json_decref(a); json_decref(e); json_decref(g);
+    plan_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_classification, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_members_and_managers, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
