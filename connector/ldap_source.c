@@ -530,6 +530,18 @@ fail:
     return e;
 }
 
+/* Append s to the NUL-terminated text in buf (size bytes), truncating at the end. */
+static void append_truncated(char *buf, size_t size, const char *s)
+{
+    size_t used = strlen(buf), n = strlen(s);
+    if (used + 1 >= size)
+        return;
+    if (n > size - used - 1)
+        n = size - used - 1;
+    memcpy(buf + used, s, n);
+    buf[used + n] = '\0';
+}
+
 enum dirconn_err ldap_source_open(const struct config *cfg, const struct log_sink *log,
                                   struct ldap_source **out, struct dirconn_error *err)
 {
@@ -556,8 +568,8 @@ enum dirconn_err ldap_source_open(const struct config *cfg, const struct log_sin
             return DIRCONN_OK;
         }
         log_msg(log, LOG_LEVEL_DEBUG, "%s", one.msg);
-        size_t used = strlen(tried);
-        snprintf(tried + used, sizeof(tried) - used, "%s%s", used ? "; " : "", one.msg);
+        append_truncated(tried, sizeof(tried), tried[0] != '\0' ? "; " : "");
+        append_truncated(tried, sizeof(tried), one.msg);
         /* A refused password or a broken configuration is the same on every DC. */
         if (e == DIRCONN_ELDAP_AUTH || e == DIRCONN_ECONFIG || e == DIRCONN_ENOMEM) {
             dirconn_error_set(err, e, "%s", one.msg);
