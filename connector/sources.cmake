@@ -5,4 +5,5 @@ list(APPEND DIRCONN_SOURCES
   connector/config.c
   connector/ldap_entry.c
   connector/ldap_source.c
+  connector/avatar.c
 )
