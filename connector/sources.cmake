@@ -6,4 +6,5 @@ list(APPEND DIRCONN_SOURCES
   connector/ldap_entry.c
   connector/ldap_source.c
   connector/avatar.c
+  connector/mapping.c
 )
