@@ -1,13 +1,4 @@
-# Sources of libdirconn from connector/ (included by the top-level CMakeLists.txt).
-list(APPEND DIRCONN_SOURCES
-  connector/error.c
-  connector/log.c
-  connector/config.c
-  connector/ldap_entry.c
-  connector/ldap_source.c
-  connector/select.c
-  connector/state.c
-  connector/scim.c
-  connector/cloud_auth.c
-  connector/plan.c
-)
+# Sources of libdirconn from connector/ (included by the top-level CMakeLists.txt):
+# every .c file of the directory is one module.
+file(GLOB DIRCONN_CONNECTOR_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*.c)
+list(APPEND DIRCONN_SOURCES ${DIRCONN_CONNECTOR_SOURCES})

@@ -1,0 +1,129 @@
+/*
+ * mapping.h - the "map" stage of the sync engine: directory entries to SCIM
+ * resources (RFC 7643 4.1 User, 4.2 Group, 4.3 enterprise User extension, and
+ * dirconn's Contact resource urn:dirconn:params:scim:schemas:core:1.0:Contact).
+ *
+ * A mapping is a table from SCIM attribute path to an expression over
+ * directory attributes: the built-in defaults (the attribute table of the
+ * Cisco Directory Connector guide, translated to SCIM) overridden by the
+ * [mapping] lines of the configuration. Expressions are parsed once by
+ * mapping_compile; mapping_apply evaluates them for one entry, validates the
+ * values (phone numbers, e-mail addresses, text, sizes) and reports what it
+ * dropped in the words of the guide's error table. docs/mapping.md has the
+ * grammar, the paths and their aliases, and the default table.
+ *
+ * A compiled mapping is immutable and may be shared by threads; results are
+ * per call.
+ */
+#ifndef DIRCONN_MAPPING_H
+#define DIRCONN_MAPPING_H
+
+#include "connector/config.h"
+#include "connector/error.h"
+#include "connector/ldap_entry.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define MAPPING_SCHEMA_USER "urn:ietf:params:scim:schemas:core:2.0:User"
+#define MAPPING_SCHEMA_GROUP "urn:ietf:params:scim:schemas:core:2.0:Group"
+#define MAPPING_SCHEMA_ENTERPRISE "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+#define MAPPING_SCHEMA_CONTACT "urn:dirconn:params:scim:schemas:core:1.0:Contact"
+
+/* Longest mapped string value, in bytes; longer values are dropped with a warning. */
+#define MAPPING_VALUE_MAX 1024
+/* Longest mapped record (compact JSON), in bytes; a longer record is skipped. */
+#define MAPPING_RECORD_MAX 65536
+/* SHA-256 as lower-case hex, plus NUL. */
+#define MAPPING_HASH_LEN 65
+
+/* Which kind of directory object a mapping is for. */
+enum mapping_kind { MAPPING_USER = 0, MAPPING_GROUP, MAPPING_CONTACT };
+
+struct mapping;
+
+/* One per-attribute warning of one entry: the value was dropped, the rest was mapped. */
+struct mapping_issue {
+    char *attribute; /* the directory attribute (or the SCIM path when several fed the value) */
+    char *message;   /* one line: "For <dn>, the attribute <a> has the following invalid value: <v>. <rule>." */
+};
+
+/* The outcome of mapping one entry. Zero-initialised by mapping_apply; release with mapping_result_clear. */
+struct mapping_result {
+    bool skipped;       /* the entry must not be sent; skip_message says why */
+    char *skip_message; /* e.g. "The required attribute mail is missing when adding on-premises entry <dn>, ..." */
+    json_t *resource;   /* the SCIM resource with "schemas"; NULL when skipped. Owned (one reference). */
+    char *external_id;  /* the mapped externalId (copy), or NULL when skipped */
+    char *manager_dn;   /* users: the DN of the manager, for the plan stage to resolve to a cloud id
+                           and set as enterprise manager.value; NULL = none */
+    char **member_dns;  /* groups: DNs of the direct members (values of member), for the plan stage */
+    size_t n_members;
+    struct mapping_issue *issues; /* warnings, in the order found */
+    size_t n_issues;
+};
+
+/*
+ * mapping_compile - build the mapping of one object kind from the defaults
+ * and cfg's [mapping] lines, parsing every expression once.
+ *
+ * Lines apply by prefix: "group.<path>" to groups, "contact.<path>" to
+ * contacts, anything else (optionally "user.<path>") to users. For
+ * MAPPING_USER with cfg->avatar_enabled, [avatar] pattern is compiled too and
+ * its URI sent as photos[type eq "photo"]; cfg->users_required_attributes are
+ * the attributes without which a user is skipped.
+ *
+ * On success *out receives a mapping owned by the caller (mapping_free);
+ * cfg is not referenced afterwards. Errors (*out NULL, err one line):
+ *   DIRCONN_ECONFIG  "FILE:LINE: [mapping] <path>: <cause>" for an unknown
+ *                    path, a path of another kind, a bad expression (syntax,
+ *                    unknown function, a boolean where a string is needed),
+ *                    or removing a required target; "FILE: [avatar] pattern:
+ *                    <cause>" for a bad avatar pattern (avatar_compile);
+ *   DIRCONN_ENOMEM   out of memory.
+ */
+enum dirconn_err mapping_compile(const struct config *cfg, enum mapping_kind kind,
+                                 struct mapping **out, struct dirconn_error *err);
+
+/*
+ * mapping_attributes - the directory attributes a search must request for
+ * this mapping (expressions, account state, identifiers, required
+ * attributes, avatar placeholders, member/manager), NULL-terminated, without
+ * duplicates (case-insensitive). Owned by m; valid until mapping_free.
+ */
+const char *const *mapping_attributes(const struct mapping *m);
+
+/* mapping_kind_of - the kind m was compiled for. */
+enum mapping_kind mapping_kind_of(const struct mapping *m);
+
+/*
+ * mapping_apply - map one entry.
+ *
+ * Fills *out (which it first zeroes; out must not hold a previous result):
+ * either a resource, or skipped with skip_message (a required attribute is
+ * missing, or the record exceeds MAPPING_RECORD_MAX). Invalid values are
+ * dropped and listed in out->issues; the rest of the entry is mapped.
+ * Returns DIRCONN_OK (also when skipped) or DIRCONN_ENOMEM (out is then
+ * cleared). m and e are only read.
+ */
+enum dirconn_err mapping_apply(const struct mapping *m, const struct ldap_entry *e,
+                               struct mapping_result *out);
+
+/* mapping_result_clear - free what a result owns and zero it. r may be NULL. */
+void mapping_result_clear(struct mapping_result *r);
+
+/*
+ * mapping_result_hash - a stable digest of the mapped record, for the state
+ * store to detect changes: SHA-256 (OpenSSL EVP) over the resource dumped as
+ * canonical JSON (JSON_SORT_KEYS | JSON_COMPACT, multi-valued attributes in
+ * a fixed order), the manager DN and the member DNs sorted case-insensitively.
+ * The order of attributes and values in the LDAP entry does not change it.
+ * Writes MAPPING_HASH_LEN bytes (lower-case hex and NUL) to hex. Returns
+ * DIRCONN_OK, DIRCONN_EFAIL for a skipped result, DIRCONN_ENOMEM.
+ */
+enum dirconn_err mapping_result_hash(const struct mapping_result *r, char hex[MAPPING_HASH_LEN]);
+
+/* mapping_free - free a mapping. m may be NULL. */
+void mapping_free(struct mapping *m);
+
+#endif
