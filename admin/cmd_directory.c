@@ -2,7 +2,6 @@
  * cmd_directory.c - dirconnctl subcommands that talk to the directory:
  * partitions, test-connection and search.
  */
-#define _DEFAULT_SOURCE /* getopt_long */
 #include "admin/ctl.h"
 #include "connector/ldap_source.h"
 
@@ -15,58 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-enum { OPT_CONFIG = 'c', OPT_HELP = 'h', OPT_JSON = 0x100, OPT_BASE, OPT_SCOPE, OPT_FILTER,
-       OPT_ATTRS, OPT_COUNT, OPT_LIMIT };
-
-/*
- * Parse the options every directory command takes (--config, --json, --help)
- * plus the extra ones in `extra`; unknown options are usage errors.
- * Returns -1 to continue, or an exit code. For extra options, on_opt is called.
- */
-typedef int (*extra_opt_fn)(struct ctl *ctl, int opt, const char *arg, void *user);
-
-static int parse_options(struct ctl *ctl, int argc, char **argv, const struct option *extra,
-                         extra_opt_fn on_opt, void *user, const char *help)
-{
-    struct option opts[16];
-    size_t n = 0;
-    opts[n++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
-    opts[n++] = (struct option){"json", no_argument, NULL, OPT_JSON};
-    opts[n++] = (struct option){"help", no_argument, NULL, OPT_HELP};
-    for (size_t i = 0; extra != NULL && extra[i].name != NULL && n < 15; i++)
-        opts[n++] = extra[i];
-    opts[n] = (struct option){NULL, 0, NULL, 0};
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_CONFIG:
-            ctl->config_path = optarg;
-            break;
-        case OPT_JSON:
-            ctl->json = true;
-            break;
-        case OPT_HELP:
-            fputs(help, stdout);
-            return 0;
-        case ':':
-            return ctl_usage_error(ctl, "option '%s' needs a value", argv[optind - 1]);
-        case '?':
-            return ctl_usage_error(ctl, "unknown option '%s'", argv[optind - 1]);
-        default:
-            if (on_opt != NULL) {
-                int rc = on_opt(ctl, c, optarg, user);
-                if (rc >= 0)
-                    return rc;
-            }
-            break;
-        }
-    }
-    if (optind < argc)
-        return ctl_usage_error(ctl, "unexpected argument '%s'", argv[optind]);
-    return -1;
-}
+enum { OPT_BASE = 0x200, OPT_SCOPE, OPT_FILTER, OPT_ATTRS, OPT_COUNT, OPT_LIMIT };
 
 /* Load the configuration and connect to the directory. Returns an exit code or -1 to go on. */
 static int connect_directory(struct ctl *ctl, struct ldap_source **src)
@@ -103,7 +51,7 @@ static const char partitions_help[] =
 
 int cmd_partitions(struct ctl *ctl, int argc, char **argv)
 {
-    int rc = parse_options(ctl, argc, argv, NULL, NULL, NULL, partitions_help);
+    int rc = ctl_parse_options(ctl, argc, argv, NULL, NULL, NULL, partitions_help);
     if (rc >= 0)
         return rc;
     struct ldap_source *src = NULL;
@@ -170,7 +118,7 @@ static json_t *tracking_array(unsigned bits)
 
 int cmd_test_connection(struct ctl *ctl, int argc, char **argv)
 {
-    int rc = parse_options(ctl, argc, argv, NULL, NULL, NULL, test_connection_help);
+    int rc = ctl_parse_options(ctl, argc, argv, NULL, NULL, NULL, test_connection_help);
     if (rc >= 0)
         return rc;
     struct ldap_source *src = NULL;
@@ -346,7 +294,7 @@ int cmd_search(struct ctl *ctl, int argc, char **argv)
         {"count", no_argument, NULL, OPT_COUNT},       {"limit", required_argument, NULL, OPT_LIMIT},
         {NULL, 0, NULL, 0}};
     struct search_args a = {.scope = LDAP_SCOPE_SUBTREE};
-    int rc = parse_options(ctl, argc, argv, extra, search_opt, &a, search_help);
+    int rc = ctl_parse_options(ctl, argc, argv, extra, search_opt, &a, search_help);
     if (rc >= 0)
         return rc;
     struct ldap_source *src = NULL;

@@ -42,9 +42,25 @@ int ctl_usage_error(const struct ctl *ctl, const char *fmt, ...)
 #endif
     ;
 
+/*
+ * ctl_parse_options - parse the options every command takes (--config FILE,
+ * --json, --help) plus `extra` (getopt_long entries whose val is at least
+ * 0x200); on_opt is called for each extra option and returns -1 to go on or an
+ * exit code. help is printed for --help. Returns -1 when the command should
+ * run, or the exit code to return (0 after --help, 2 on a usage error).
+ */
+typedef int (*ctl_opt_fn)(struct ctl *ctl, int opt, const char *arg, void *user);
+struct option;
+int ctl_parse_options(struct ctl *ctl, int argc, char **argv, const struct option *extra,
+                      ctl_opt_fn on_opt, void *user, const char *help);
+
 /* The directory subcommands (admin/cmd_directory.c). Each returns an exit code. */
 int cmd_partitions(struct ctl *ctl, int argc, char **argv);
 int cmd_test_connection(struct ctl *ctl, int argc, char **argv);
 int cmd_search(struct ctl *ctl, int argc, char **argv);
+
+/* The sync subcommands (admin/cmd_sync.c). */
+int cmd_dry_run(struct ctl *ctl, int argc, char **argv);
+int cmd_sync(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -3,8 +3,10 @@
  * its own options, prints data (or JSON with --json) on stdout, one-line
  * errors on stderr, and exits with the codes of docs/cli.md.
  */
+#define _DEFAULT_SOURCE /* getopt_long */
 #include "admin/ctl.h"
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,8 @@ static const struct ctl_command commands[] = {
     {"test-connection", cmd_test_connection,
      "bind to the preferred DCs and report the DC, TLS and change tracking"},
     {"search", cmd_search, "run a paged search with the configured connection (JSON lines)"},
+    {"dry-run", cmd_dry_run, "show what a sync would add, update and delete, changing nothing"},
+    {"sync", cmd_sync, "synchronise the directory into the cloud (--full)"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -64,6 +68,51 @@ int ctl_usage_error(const struct ctl *ctl, const char *fmt, ...)
     fprintf(stderr, "%s %s: %s (see '%s %s --help')\n", ctl->prog, ctl->command, msg, ctl->prog,
             ctl->command);
     return dirconn_exit_code(DIRCONN_EUSAGE);
+}
+
+enum { OPT_CONFIG = 'c', OPT_HELP = 'h', OPT_JSON = 0x100 };
+
+int ctl_parse_options(struct ctl *ctl, int argc, char **argv, const struct option *extra,
+                      ctl_opt_fn on_opt, void *user, const char *help)
+{
+    struct option opts[16];
+    size_t n = 0;
+    opts[n++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
+    opts[n++] = (struct option){"json", no_argument, NULL, OPT_JSON};
+    opts[n++] = (struct option){"help", no_argument, NULL, OPT_HELP};
+    for (size_t i = 0; extra != NULL && extra[i].name != NULL && n < 15; i++)
+        opts[n++] = extra[i];
+    opts[n] = (struct option){NULL, 0, NULL, 0};
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_CONFIG:
+            ctl->config_path = optarg;
+            break;
+        case OPT_JSON:
+            ctl->json = true;
+            break;
+        case OPT_HELP:
+            fputs(help, stdout);
+            return 0;
+        case ':':
+            return ctl_usage_error(ctl, "option '%s' needs a value", argv[optind - 1]);
+        case '?':
+            return ctl_usage_error(ctl, "unknown option '%s'", argv[optind - 1]);
+        default:
+            if (on_opt != NULL) {
+                int rc = on_opt(ctl, c, optarg, user);
+                if (rc >= 0)
+                    return rc;
+            }
+            break;
+        }
+    }
+    if (optind < argc)
+        return ctl_usage_error(ctl, "unexpected argument '%s'", argv[optind]);
+    return -1;
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,994 @@
+/* sync.c - the sync engine: read, map, plan, and apply over SCIM. */
+#include "connector/sync.h"
+
+#include "connector/cloud_auth.h"
+#include "connector/ldap_source.h"
+#include "connector/mapping.h"
+#include "connector/scim.h"
+#include "connector/select.h"
+#include "connector/state.h"
+
+#include <ldap.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Objects per state transaction while applying. */
+#define APPLY_BATCH 200
+/* Members per PATCH operation (bounded chunks). */
+#define MEMBER_CHUNK 500
+/* Resources per list page when reading the cloud inventory. */
+#define INVENTORY_PAGE 1000
+
+/* What the cloud says it supports (RFC 7643 5, 6). */
+struct cloud_caps {
+    bool bulk;
+    long bulk_max_operations;
+    long bulk_max_payload;
+    bool contacts;
+};
+
+struct sync_ctx {
+    const struct config *cfg;
+    const struct log_sink *log;
+    const struct sync_options *opts;
+    struct sync_result *res;
+    struct state *st;
+    struct ldap_source *src;
+    struct mapping *maps[PLAN_KIND_MAX];
+    struct cloud_auth *auth;
+    struct scim_client *scim;
+    struct plan *plan;
+    struct cloud_caps caps;
+    char *scim_base;
+    /* apply */
+    long done, total;
+    double started;
+    int batch_writes;
+    struct dirconn_error *err;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *const resource_paths[PLAN_KIND_MAX] = {"/Users", "/Groups", "/Contacts"};
+
+/* ---- progress -------------------------------------------------------------------- */
+
+static void progress(struct sync_ctx *c, const char *phase, bool force)
+{
+    if (!c->opts->progress || !isatty(STDERR_FILENO))
+        return;
+    static const long every = 50;
+    if (!force && c->done % every != 0)
+        return;
+    double el = now_s() - c->started;
+    fprintf(stderr, "\r%s: %ld of %ld objects (%.0f/s)   ", phase, c->done, c->total,
+            el > 0 ? (double)c->done / el : 0.0);
+    if (force)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* ---- cloud discovery and inventory ------------------------------------------------ */
+
+static enum dirconn_err discover(struct sync_ctx *c)
+{
+    struct scim_response r;
+    if (scim_request_sync(c->scim, "GET", "/ServiceProviderConfig", NULL, NULL, &r) != DIRCONN_OK) {
+        enum dirconn_err e = dirconn_error_set(c->err, r.code, "%s", r.error);
+        scim_response_clear(&r);
+        return e;
+    }
+    json_t *bulk = json_object_get(r.body, "bulk");
+    c->caps.bulk = json_is_true(json_object_get(bulk, "supported"));
+    c->caps.bulk_max_operations = (long)json_integer_value(json_object_get(bulk, "maxOperations"));
+    c->caps.bulk_max_payload = (long)json_integer_value(json_object_get(bulk, "maxPayloadSize"));
+    if (c->caps.bulk_max_operations <= 0 || c->caps.bulk_max_payload <= 0)
+        c->caps.bulk = false;
+    scim_response_clear(&r);
+    if (scim_request_sync(c->scim, "GET", "/ResourceTypes", NULL, NULL, &r) == DIRCONN_OK) {
+        json_t *list = json_object_get(r.body, "Resources");
+        if (list == NULL && json_is_array(r.body))
+            list = r.body;
+        size_t i;
+        json_t *rt;
+        json_array_foreach(list, i, rt)
+        {
+            const char *name = json_string_value(json_object_get(rt, "name"));
+            const char *ep = json_string_value(json_object_get(rt, "endpoint"));
+            if ((name != NULL && strcasecmp(name, "Contact") == 0) ||
+                (ep != NULL && strcasecmp(ep, "/Contacts") == 0))
+                c->caps.contacts = true;
+        }
+    }
+    scim_response_clear(&r);
+    log_msg(c->log, LOG_LEVEL_DEBUG, "cloud: bulk %s (max %ld operations, %ld bytes), contacts %s",
+            c->caps.bulk ? "yes" : "no", c->caps.bulk_max_operations, c->caps.bulk_max_payload,
+            c->caps.contacts ? "yes" : "no");
+    return DIRCONN_OK;
+}
+
+struct inventory_ctx {
+    struct sync_ctx *c;
+    enum plan_kind kind;
+    enum dirconn_err e;
+};
+
+static bool is_admin(json_t *res)
+{
+    size_t i;
+    json_t *role;
+    json_array_foreach(json_object_get(res, "roles"), i, role)
+    {
+        const char *v = json_string_value(json_object_get(role, "value"));
+        const char *t = json_string_value(json_object_get(role, "type"));
+        if ((v != NULL && strcasecmp(v, "admin") == 0) || (t != NULL && strcasecmp(t, "admin") == 0))
+            return true;
+    }
+    return false;
+}
+
+static int inventory_one(void *arg, json_t *res)
+{
+    struct inventory_ctx *ic = arg;
+    const char *id = json_string_value(json_object_get(res, "id"));
+    const char *name = json_string_value(
+        json_object_get(res, ic->kind == PLAN_USER ? "userName" : "displayName"));
+    const char *ext = json_string_value(json_object_get(res, "externalId"));
+    const char *version = json_string_value(json_object_get(json_object_get(res, "meta"), "version"));
+    if (id == NULL)
+        return 0;
+    ic->e = plan_add_cloud(ic->c->plan, ic->kind, id, name, ext, is_admin(res), version, ic->c->err);
+    return ic->e != DIRCONN_OK;
+}
+
+static enum dirconn_err load_inventory(struct sync_ctx *c, unsigned kinds)
+{
+    static const char *const attrs[PLAN_KIND_MAX] = {"id,userName,externalId,roles,meta",
+                                                     "id,displayName,externalId,meta",
+                                                     "id,displayName,externalId,meta"};
+    for (int k = 0; k < PLAN_KIND_MAX; k++) {
+        if (!(kinds & (1u << k)))
+            continue;
+        struct inventory_ctx ic = {c, (enum plan_kind)k, DIRCONN_OK};
+        enum dirconn_err e = scim_list_all(c->scim, resource_paths[k], NULL, attrs[k],
+                                           INVENTORY_PAGE, inventory_one, &ic, c->err);
+        if (ic.e != DIRCONN_OK)
+            return ic.e;
+        if (e != DIRCONN_OK)
+            return e;
+    }
+    return DIRCONN_OK;
+}
+
+/* ---- directory ------------------------------------------------------------------- */
+
+static const char *record_name(enum plan_kind kind, json_t *res)
+{
+    if (kind == PLAN_USER)
+        return json_string_value(json_object_get(res, "userName"));
+    if (kind == PLAN_CONTACT) {
+        const char *mail = json_string_value(json_object_get(json_array_get(json_object_get(res, "emails"), 0), "value"));
+        if (mail != NULL)
+            return mail;
+    }
+    return json_string_value(json_object_get(res, "displayName"));
+}
+
+static enum dirconn_err read_directory(struct sync_ctx *c, const struct select_plan *sel,
+                                       unsigned kinds, long *read)
+{
+    for (size_t i = 0; i < sel->n; i++) {
+        const struct select_search *s = &sel->searches[i];
+        if (!(kinds & (1u << s->kind)))
+            continue;
+        struct mapping *m = c->maps[s->kind];
+        /* The mapping's attributes plus what classification needs. */
+        const char *const *mattrs = mapping_attributes(m);
+        size_t n = 0;
+        while (mattrs[n] != NULL)
+            n++;
+        const char **attrs = calloc(n + 4, sizeof(char *));
+        if (attrs == NULL)
+            return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+        memcpy(attrs, mattrs, n * sizeof(char *));
+        attrs[n++] = "objectClass";
+        attrs[n++] = "userAccountControl";
+        attrs[n++] = "msDS-UserAccountDisabled";
+        struct ldap_search_spec spec = {s->base, LDAP_SCOPE_SUBTREE, s->filter, attrs};
+        struct ldap_cursor *cur = NULL;
+        enum dirconn_err e = ldap_source_search(c->src, &spec, &cur, c->err);
+        while (e == DIRCONN_OK) {
+            struct ldap_entry *entry = NULL;
+            e = ldap_cursor_next(cur, &entry, c->err);
+            if (e != DIRCONN_OK || entry == NULL)
+                break;
+            if ((int)select_classify(entry) != (int)s->kind || entry->id[0] == '\0') {
+                ldap_entry_free(entry);
+                continue; /* computers, and objects without a stable identifier */
+            }
+            struct mapping_result mr;
+            e = mapping_apply(m, entry, &mr);
+            if (e != DIRCONN_OK) {
+                dirconn_error_set(c->err, e, "mapping %s failed", entry->dn);
+                ldap_entry_free(entry);
+                mapping_result_clear(&mr);
+                break;
+            }
+            for (size_t k = 0; k < mr.n_issues && e == DIRCONN_OK; k++) {
+                log_msg(c->log, LOG_LEVEL_WARN, "%s", mr.issues[k].message);
+                e = plan_add_warning(c->plan, entry->dn, mr.issues[k].message, c->err);
+            }
+            if (e == DIRCONN_OK) {
+                const char *ext = mr.external_id != NULL ? mr.external_id : entry->id;
+                if (mr.skipped)
+                    log_msg(c->log, LOG_LEVEL_WARN, "%s", mr.skip_message);
+                e = plan_add_dir(c->plan, (enum plan_kind)s->kind, ext, entry->dn,
+                                 mr.skipped ? NULL : record_name((enum plan_kind)s->kind, mr.resource),
+                                 mr.skipped ? NULL : mr.resource, mr.manager_dn, mr.member_dns,
+                                 mr.n_members, mr.skipped ? mr.skip_message : NULL, c->err);
+            }
+            (*read)++;
+            mapping_result_clear(&mr);
+            ldap_entry_free(entry);
+        }
+        ldap_cursor_free(cur);
+        free(attrs);
+        if (e != DIRCONN_OK)
+            return e;
+    }
+    return DIRCONN_OK;
+}
+
+/* ---- apply ------------------------------------------------------------------------ */
+
+/* One object of a batch being applied. */
+struct apply_op {
+    struct sync_ctx *c;
+    enum plan_op op;
+    enum plan_kind kind;
+    char *external_id;
+    char *cloud_id;
+    char *dn;
+    char *name;
+    char *record; /* what the state records once acknowledged */
+    char *hash;
+    enum state_origin origin;
+    bool ok;
+    bool manager_pending; /* sent without its manager: recorded without its record */
+    bool followup;        /* the second write of a user whose manager was pending */
+    char *new_cloud_id;
+};
+
+struct batch {
+    struct apply_op ops[APPLY_BATCH];
+    int n;
+};
+
+static void op_clear(struct apply_op *o)
+{
+    free(o->external_id);
+    free(o->cloud_id);
+    free(o->dn);
+    free(o->name);
+    free(o->record);
+    free(o->hash);
+    free(o->new_cloud_id);
+    memset(o, 0, sizeof(*o));
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
+static void report_failure(struct sync_ctx *c, struct apply_op *o, const char *what)
+{
+    c->res->failed++;
+    log_msg(c->log, LOG_LEVEL_ERROR, "%s %s %s failed: %s", plan_op_name(o->op),
+            plan_kind_name(o->kind), o->dn != NULL ? o->dn : o->external_id, what);
+}
+
+/* The id from a created resource: its "id", else the last segment of Location. */
+static char *created_id(const struct scim_response *r)
+{
+    const char *id = json_string_value(json_object_get(r->body, "id"));
+    if (id != NULL)
+        return strdup(id);
+    if (r->location != NULL) {
+        const char *slash = strrchr(r->location, '/');
+        if (slash != NULL && slash[1] != '\0')
+            return strdup(slash + 1);
+    }
+    return NULL;
+}
+
+static void on_write_done(void *arg, const struct scim_response *r)
+{
+    struct apply_op *o = arg;
+    struct sync_ctx *c = o->c;
+    c->done++;
+    progress(c, "Applying", false);
+    if (r->code != DIRCONN_OK) {
+        if (o->op == PLAN_DELETE && r->status == 404) {
+            o->ok = true; /* already gone: the goal is met */
+            return;
+        }
+        report_failure(c, o, r->error);
+        return;
+    }
+    o->ok = true;
+    if (o->op == PLAN_ADD) {
+        o->new_cloud_id = created_id(r);
+        if (o->new_cloud_id == NULL) {
+            o->ok = false;
+            report_failure(c, o, "the cloud returned no id for the created resource");
+        }
+    }
+}
+
+/* Record the acknowledged operations of a batch in the state, in one transaction. */
+static enum dirconn_err commit_batch(struct sync_ctx *c, struct batch *b)
+{
+    enum dirconn_err e = state_begin(c->st, c->err);
+    for (int i = 0; i < b->n && e == DIRCONN_OK; i++) {
+        struct apply_op *o = &b->ops[i];
+        if (!o->ok)
+            continue;
+        if (o->op == PLAN_DELETE || o->op == PLAN_FORGET) {
+            e = state_object_delete(c->st, o->external_id, c->err);
+            if (o->op == PLAN_DELETE)
+                c->res->deleted++;
+            continue;
+        }
+        struct state_object so = {
+            .external_id = o->external_id,
+            .kind = o->kind,
+            .dn = o->dn,
+            .cloud_id = o->new_cloud_id != NULL ? o->new_cloud_id : o->cloud_id,
+            .name = o->name,
+            .hash = o->manager_pending ? NULL : o->hash,
+            .record = o->manager_pending ? NULL : o->record,
+            .origin = o->origin,
+            .synced_at = (int64_t)time(NULL),
+        };
+        e = state_object_put(c->st, &so, c->err);
+        if (o->followup)
+            continue;
+        if (o->op == PLAN_ADD)
+            c->res->added++;
+        else if (o->op == PLAN_UPDATE)
+            c->res->updated++;
+    }
+    if (e == DIRCONN_OK)
+        e = state_commit(c->st, c->err);
+    else
+        state_rollback(c->st);
+    for (int i = 0; i < b->n; i++)
+        op_clear(&b->ops[i]);
+    b->n = 0;
+    return e;
+}
+
+/* The PATCH body replacing the record's attributes (RFC 7644 3.5.2), members excluded. */
+static json_t *patch_for(json_t *rec, const char *old_record)
+{
+    json_t *ops = json_array();
+    json_error_t jerr;
+    json_t *old = old_record != NULL ? json_loads(old_record, 0, &jerr) : NULL;
+    const char *key;
+    json_t *val;
+    json_object_foreach(rec, key, val)
+    {
+        if (strcmp(key, "schemas") == 0 || strcmp(key, "members") == 0)
+            continue;
+        json_array_append_new(ops, json_pack("{s:s, s:s, s:O}", "op", "replace", "path", key,
+                                             "value", val));
+    }
+    /* Attributes the connector sent before and no longer maps are removed. */
+    json_object_foreach(old, key, val)
+    {
+        if (strcmp(key, "schemas") == 0 || strncmp(key, "dirconn:", 8) == 0 ||
+            strcmp(key, "members") == 0 || json_object_get(rec, key) != NULL)
+            continue;
+        json_array_append_new(ops, json_pack("{s:s, s:s}", "op", "remove", "path", key));
+    }
+    json_decref(old);
+    return json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
+}
+
+struct bulk_req {
+    struct sync_ctx *c;
+    struct batch *b;
+    int first, count;
+};
+
+static void on_bulk_done(void *arg, const struct scim_response *r)
+{
+    struct bulk_req *br = arg;
+    struct sync_ctx *c = br->c;
+    if (r->code != DIRCONN_OK) {
+        for (int i = 0; i < br->count; i++) {
+            c->done++;
+            report_failure(c, &br->b->ops[br->first + i], r->error);
+        }
+        free(br);
+        return;
+    }
+    json_t *results = json_object_get(r->body, "Operations");
+    for (int i = 0; i < br->count; i++) {
+        struct apply_op *o = &br->b->ops[br->first + i];
+        c->done++;
+        json_t *res = NULL;
+        size_t k;
+        json_t *item;
+        json_array_foreach(results, k, item)
+        {
+            const char *bid = json_string_value(json_object_get(item, "bulkId"));
+            if (bid != NULL && strcmp(bid, o->external_id) == 0)
+                res = item;
+        }
+        json_t *st = json_object_get(res, "status");
+        long status = json_is_string(st) ? strtol(json_string_value(st), NULL, 10)
+                                         : (long)json_integer_value(st);
+        if (res == NULL || status < 200 || status >= 300) {
+            const char *detail = json_string_value(
+                json_object_get(json_object_get(res, "response"), "detail"));
+            char why[512];
+            snprintf(why, sizeof(why), "bulk operation answered %ld%s%s", status,
+                     detail ? ": " : "", detail ? detail : "");
+            report_failure(c, o, res == NULL ? "no result in the bulk response" : why);
+            continue;
+        }
+        const char *loc = json_string_value(json_object_get(res, "location"));
+        const char *slash = loc != NULL ? strrchr(loc, '/') : NULL;
+        const char *rid = json_string_value(json_object_get(json_object_get(res, "response"), "id"));
+        o->new_cloud_id = rid != NULL ? strdup(rid) : slash != NULL ? strdup(slash + 1) : NULL;
+        o->ok = o->new_cloud_id != NULL;
+        if (!o->ok)
+            report_failure(c, o, "the bulk result names no location");
+    }
+    progress(c, "Applying", false);
+    free(br);
+}
+
+/* Send the ADDs of a batch with /Bulk (RFC 7644 3.7) within the server's limits. */
+static enum dirconn_err submit_bulk(struct sync_ctx *c, struct batch *b, json_t **bodies)
+{
+    int i = 0;
+    while (i < b->n) {
+        json_t *ops = json_array();
+        size_t payload = 128;
+        int first = i;
+        while (i < b->n && (long)json_array_size(ops) < c->caps.bulk_max_operations) {
+            char *text = json_dumps(bodies[i], JSON_COMPACT);
+            size_t len = text != NULL ? strlen(text) + 128 : 0;
+            free(text);
+            if (json_array_size(ops) > 0 && (long)(payload + len) > c->caps.bulk_max_payload)
+                break;
+            payload += len;
+            json_array_append_new(ops, json_pack("{s:s, s:s, s:s, s:O}", "method", "POST", "path",
+                                                 resource_paths[b->ops[i].kind], "bulkId",
+                                                 b->ops[i].external_id, "data", bodies[i]));
+            i++;
+        }
+        json_t *req = json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_BULK_REQUEST, "Operations", ops);
+        struct bulk_req *br = malloc(sizeof(*br));
+        if (br == NULL) {
+            json_decref(req);
+            return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+        }
+        *br = (struct bulk_req){c, b, first, i - first};
+        enum dirconn_err e = scim_submit(c->scim, "POST", "/Bulk", req, NULL, on_bulk_done, br, c->err);
+        json_decref(req);
+        if (e != DIRCONN_OK) {
+            free(br);
+            return e;
+        }
+    }
+    return DIRCONN_OK;
+}
+
+/* Send one batch of adds, updates or deletes, wait for all, and record the results. */
+static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
+{
+    if (b->n == 0)
+        return DIRCONN_OK;
+    json_t *bodies[APPLY_BATCH] = {0};
+    bool all_adds = true;
+    for (int i = 0; i < b->n; i++)
+        all_adds = all_adds && b->ops[i].op == PLAN_ADD && b->ops[i].kind != PLAN_GROUP;
+    enum dirconn_err e = DIRCONN_OK;
+    for (int i = 0; i < b->n && e == DIRCONN_OK; i++) {
+        struct apply_op *o = &b->ops[i];
+        if (o->op == PLAN_FORGET) {
+            o->ok = true;
+            c->done++;
+            continue;
+        }
+        if (o->op == PLAN_DELETE) {
+            char path[512];
+            snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->cloud_id);
+            e = scim_submit(c->scim, "DELETE", path, NULL, NULL, on_write_done, o, c->err);
+            continue;
+        }
+        struct plan_item it = {.op = o->op, .kind = o->kind, .external_id = o->external_id,
+                               .record = o->record};
+        long unresolved = 0;
+        json_t *rec = plan_resolve(c->plan, &it, o->kind == PLAN_GROUP && o->op == PLAN_ADD,
+                                   &unresolved);
+        if (rec == NULL) {
+            report_failure(c, o, "the planned record cannot be read");
+            c->done++;
+            continue;
+        }
+        /* A manager created later in this run is set afterwards. */
+        json_error_t jerr;
+        json_t *planned = json_loads(o->record, 0, &jerr);
+        o->manager_pending = json_object_get(planned, PLAN_KEY_MANAGER) != NULL &&
+                             json_object_get(json_object_get(rec, SCIM_SCHEMA_ENTERPRISE), "manager") == NULL;
+        json_decref(planned);
+        json_object_set_new(rec, "externalId", json_string(o->external_id));
+        if (o->op == PLAN_ADD) {
+            if (all_adds && c->caps.bulk) {
+                bodies[i] = rec;
+                continue;
+            }
+            e = scim_submit(c->scim, "POST", resource_paths[o->kind], rec, NULL, on_write_done, o, c->err);
+        } else {
+            /* PLAN_UPDATE: PATCH the mapped attributes (members separately, see apply_members). */
+            char path[512];
+            snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->cloud_id);
+            struct state_object so = {0};
+            bool known = false;
+            state_object_get(c->st, o->external_id, &so, &known, NULL);
+            json_t *patch = patch_for(rec, known ? so.record : NULL);
+            state_object_clear(&so);
+            e = scim_submit(c->scim, "PATCH", path, patch, NULL, on_write_done, o, c->err);
+            json_decref(patch);
+        }
+        json_decref(rec);
+    }
+    if (e == DIRCONN_OK && all_adds && c->caps.bulk)
+        e = submit_bulk(c, b, bodies);
+    for (int i = 0; i < b->n; i++)
+        json_decref(bodies[i]);
+    if (e == DIRCONN_OK)
+        e = scim_run(c->scim, c->err);
+    enum dirconn_err ce = commit_batch(c, b);
+    return e != DIRCONN_OK ? e : ce;
+}
+
+struct apply_walk {
+    struct sync_ctx *c;
+    struct batch *b;
+    enum dirconn_err e;
+};
+
+static int apply_item(void *arg, const struct plan_item *it)
+{
+    struct apply_walk *w = arg;
+    struct apply_op *o = &w->b->ops[w->b->n++];
+    *o = (struct apply_op){.c = w->c, .op = it->op, .kind = it->kind, .origin = it->origin};
+    o->external_id = dup_or_null(it->external_id);
+    o->cloud_id = dup_or_null(it->cloud_id);
+    o->dn = dup_or_null(it->dn);
+    o->name = dup_or_null(it->name);
+    o->record = dup_or_null(it->record);
+    o->hash = dup_or_null(it->hash);
+    if (w->b->n == APPLY_BATCH)
+        w->e = flush_batch(w->c, w->b);
+    return w->e != DIRCONN_OK;
+}
+
+static enum dirconn_err apply_ops(struct sync_ctx *c, int op, int kind)
+{
+    struct batch *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    struct apply_walk w = {c, b, DIRCONN_OK};
+    enum dirconn_err e = plan_foreach(c->plan, op, kind, apply_item, &w, c->err);
+    if (w.e != DIRCONN_OK)
+        e = w.e;
+    if (e == DIRCONN_OK)
+        e = flush_batch(c, b);
+    for (int i = 0; i < b->n; i++)
+        op_clear(&b->ops[i]);
+    free(b);
+    return e;
+}
+
+/* Member changes of updated groups: PATCH add/remove in chunks (RFC 7644 3.5.2.1, 3.5.2.2). */
+struct member_walk {
+    struct sync_ctx *c;
+    enum dirconn_err e;
+    long patches;
+};
+
+static void on_member_patch(void *arg, const struct scim_response *r)
+{
+    struct sync_ctx *c = arg;
+    if (r->code != DIRCONN_OK) {
+        c->res->failed++;
+        log_msg(c->log, LOG_LEVEL_ERROR, "group membership change failed: %s", r->error);
+    }
+}
+
+static int member_item(void *arg, const struct plan_item *it)
+{
+    struct member_walk *w = arg;
+    struct sync_ctx *c = w->c;
+    if (it->kind != PLAN_GROUP || it->op != PLAN_UPDATE)
+        return 0;
+    json_t *add = NULL, *remove = NULL;
+    w->e = plan_member_changes(c->plan, it, &add, &remove, c->err);
+    if (w->e != DIRCONN_OK)
+        return 1;
+    struct state_object so = {0};
+    bool known = false;
+    state_object_get(c->st, it->external_id, &so, &known, NULL);
+    const char *cloud_id = known && so.cloud_id ? so.cloud_id : it->cloud_id;
+    char path[512];
+    snprintf(path, sizeof(path), "/Groups/%s", cloud_id);
+    for (int pass = 0; pass < 2 && w->e == DIRCONN_OK; pass++) {
+        json_t *list = pass == 0 ? remove : add;
+        for (size_t i = 0; i < json_array_size(list) && w->e == DIRCONN_OK; i += MEMBER_CHUNK) {
+            json_t *ops = json_array();
+            if (pass == 0) {
+                for (size_t k = i; k < i + MEMBER_CHUNK && k < json_array_size(list); k++) {
+                    char p[300];
+                    snprintf(p, sizeof(p), "members[value eq \"%s\"]",
+                             json_string_value(json_array_get(list, k)));
+                    json_array_append_new(ops, json_pack("{s:s, s:s}", "op", "remove", "path", p));
+                }
+            } else {
+                json_t *vals = json_array();
+                for (size_t k = i; k < i + MEMBER_CHUNK && k < json_array_size(list); k++)
+                    json_array_append_new(vals, json_pack("{s:O}", "value", json_array_get(list, k)));
+                json_array_append_new(ops, json_pack("{s:s, s:s, s:o}", "op", "add", "path",
+                                                     "members", "value", vals));
+            }
+            json_t *body = json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
+            w->e = scim_submit(c->scim, "PATCH", path, body, NULL, on_member_patch, c, c->err);
+            json_decref(body);
+            w->patches++;
+        }
+    }
+    state_object_clear(&so);
+    json_decref(add);
+    json_decref(remove);
+    return w->e != DIRCONN_OK;
+}
+
+/*
+ * Users whose manager had no cloud id when they were written (the manager was
+ * created later in this run) were recorded without their record: PATCH them
+ * again now that every manager exists, and record them fully.
+ */
+struct manager_walk {
+    struct sync_ctx *c;
+    struct batch *b;
+    enum dirconn_err e;
+};
+
+static int manager_item(void *arg, const struct plan_item *it)
+{
+    struct manager_walk *w = arg;
+    if (it->record == NULL || strstr(it->record, "\"" PLAN_KEY_MANAGER "\"") == NULL)
+        return 0;
+    struct state_object so = {0};
+    bool known = false;
+    w->e = state_object_get(w->c->st, it->external_id, &so, &known, w->c->err);
+    bool pending = w->e == DIRCONN_OK && known && so.record == NULL && so.cloud_id != NULL;
+    if (pending) {
+        struct apply_op *o = &w->b->ops[w->b->n++];
+        *o = (struct apply_op){.c = w->c, .op = PLAN_UPDATE, .kind = it->kind,
+                               .origin = so.origin, .followup = true};
+        o->external_id = dup_or_null(it->external_id);
+        o->cloud_id = dup_or_null(so.cloud_id);
+        o->dn = dup_or_null(it->dn);
+        o->name = dup_or_null(it->name);
+        o->record = dup_or_null(it->record);
+        o->hash = dup_or_null(it->hash);
+        if (w->b->n == APPLY_BATCH)
+            w->e = flush_batch(w->c, w->b);
+    }
+    state_object_clear(&so);
+    return w->e != DIRCONN_OK;
+}
+
+static enum dirconn_err apply_pending_managers(struct sync_ctx *c)
+{
+    struct batch *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    struct manager_walk w = {c, b, DIRCONN_OK};
+    enum dirconn_err e = DIRCONN_OK;
+    for (int op = PLAN_ADD; op <= PLAN_UPDATE && e == DIRCONN_OK; op++) {
+        e = plan_foreach(c->plan, op, PLAN_USER, manager_item, &w, c->err);
+        if (w.e != DIRCONN_OK)
+            e = w.e;
+    }
+    if (e == DIRCONN_OK)
+        e = flush_batch(c, b);
+    for (int i = 0; i < b->n; i++)
+        op_clear(&b->ops[i]);
+    free(b);
+    return e;
+}
+
+/* ---- history and report --------------------------------------------------------- */
+
+static void print_summary(struct sync_ctx *c, bool threshold_exceeded, const char *override_note)
+{
+    FILE *out = c->opts->out != NULL ? c->opts->out : stdout;
+    const struct plan_summary *s = plan_get_summary(c->plan);
+    fprintf(out,
+            "Summary | 0 Admins Deleted | %ld Users Deleted | %ld Groups Deleted | %ld Objects "
+            "Added | %ld Objects Updated | %ld Objects Matched\n",
+            s->deleted_by_kind[PLAN_USER], s->deleted_by_kind[PLAN_GROUP], s->count[PLAN_ADD],
+            s->count[PLAN_UPDATE], s->count[PLAN_MATCH]);
+    if (s->deleted_by_kind[PLAN_CONTACT] > 0)
+        fprintf(out, "%ld contact objects will be deleted\n", s->deleted_by_kind[PLAN_CONTACT]);
+    if (s->count[PLAN_PROTECTED] > 0)
+        fprintf(out, "%ld admin objects would have been deleted, but were not\n",
+                s->count[PLAN_PROTECTED]);
+    if (s->count[PLAN_SKIP] + s->count[PLAN_CONFLICT] > 0)
+        fprintf(out, "%ld objects skipped (%ld missing a required attribute, %ld naming conflicts)\n",
+                s->count[PLAN_SKIP] + s->count[PLAN_CONFLICT], s->count[PLAN_SKIP],
+                s->count[PLAN_CONFLICT]);
+    if (s->warnings > 0)
+        fprintf(out, "%ld attribute warnings (the objects are sent without the invalid values)\n",
+                s->warnings);
+    if (c->res->contacts_unsupported)
+        fprintf(out, "Contacts are not synchronised: the cloud offers no Contact resource type\n");
+    if (!c->cfg->delete_threshold_enabled)
+        fprintf(out, "Delete threshold is disabled\n");
+    else if (threshold_exceeded)
+        fprintf(out, "Delete threshold (%d object%s) exceeded. %ld objects would be deleted%s\n",
+                c->cfg->delete_threshold, c->cfg->delete_threshold == 1 ? "" : "s", s->deletes,
+                c->res->override_used ? " (override used for this run)" : "");
+    else
+        fprintf(out, "Delete threshold (%d object%s) not exceeded: %ld objects would be deleted\n",
+                c->cfg->delete_threshold, c->cfg->delete_threshold == 1 ? "" : "s", s->deletes);
+    if (override_note != NULL)
+        fprintf(out, "%s\n", override_note);
+}
+
+static void record_history(struct sync_ctx *c, const char *type, const char *status,
+                           time_t started, const char *message)
+{
+    const struct plan_summary *s = c->plan != NULL ? plan_get_summary(c->plan) : NULL;
+    struct state_history h = {
+        .type = (char *)type,
+        .started = (int64_t)started,
+        .ended = (int64_t)time(NULL),
+        .status = (char *)status,
+        .added = c->opts->mode == SYNC_DRY_RUN && s ? s->count[PLAN_ADD] : c->res->added,
+        .updated = c->opts->mode == SYNC_DRY_RUN && s ? s->count[PLAN_UPDATE] : c->res->updated,
+        .deleted = c->opts->mode == SYNC_DRY_RUN && s ? s->deletes : c->res->deleted,
+        .matched = s ? s->count[PLAN_MATCH] : 0,
+        .skipped = s ? s->count[PLAN_SKIP] + s->count[PLAN_CONFLICT] : 0,
+        .failed = c->res->failed,
+        .threshold_exceeded = c->res->threshold_exceeded,
+        .override_used = c->res->override_used,
+        .message = (char *)message,
+    };
+    struct dirconn_error e2;
+    if (state_history_add(c->st, &h, &e2) != DIRCONN_OK)
+        log_msg(c->log, LOG_LEVEL_WARN, "%s", e2.msg);
+}
+
+/* The note shown when the previous sync overrode the threshold (Cisco guide). */
+static char *override_note(struct sync_ctx *c)
+{
+    struct state_history *h = NULL;
+    size_t n = 0;
+    char *note = NULL;
+    if (state_history_list(c->st, 1, &h, &n, NULL) == DIRCONN_OK && n == 1 && h[0].override_used) {
+        char when[64];
+        time_t t = (time_t)h[0].started;
+        struct tm tm;
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+        size_t len = 200;
+        note = malloc(len);
+        if (note != NULL)
+            snprintf(note, len, "Note: the delete threshold was overridden for the %s sync of %s",
+                     h[0].type, when);
+    }
+    state_history_free(h, n);
+    return note;
+}
+
+/* ---- the run ---------------------------------------------------------------------- */
+
+static enum dirconn_err open_cloud(struct sync_ctx *c)
+{
+    const struct config *cfg = c->cfg;
+    if (cfg->cloud_scim_url == NULL && (cfg->cloud_url == NULL || cfg->cloud_org == NULL))
+        return dirconn_error_set(c->err, DIRCONN_ECONFIG,
+                                 "%s: [cloud] needs url and org (or scim_url) to synchronise",
+                                 cfg->path);
+    if (cfg->cloud_scim_url != NULL) {
+        c->scim_base = strdup(cfg->cloud_scim_url);
+    } else {
+        size_t len = strlen(cfg->cloud_url) + strlen(cfg->cloud_org) + 16;
+        c->scim_base = malloc(len);
+        if (c->scim_base != NULL) {
+            size_t ul = strlen(cfg->cloud_url);
+            snprintf(c->scim_base, len, "%.*s/scim/v2/%s",
+                     (int)(ul > 0 && cfg->cloud_url[ul - 1] == '/' ? ul - 1 : ul), cfg->cloud_url,
+                     cfg->cloud_org);
+        }
+    }
+    if (c->scim_base == NULL)
+        return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    enum dirconn_err e = cloud_auth_new(cfg, NULL, NULL, &c->auth, c->err);
+    if (e != DIRCONN_OK)
+        return e;
+    struct scim_client_options so = {
+        .base_url = c->scim_base,
+        .ca_file = cfg->cloud_ca_file,
+        .max_in_flight = 8,
+        .token = cloud_auth_token,
+        .token_arg = c->auth,
+        .log = c->log,
+    };
+    return scim_client_new(&so, &c->scim, c->err);
+}
+
+enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
+                          const struct sync_options *opts, struct sync_result *res,
+                          struct dirconn_error *err)
+{
+    struct sync_result local = {0};
+    struct sync_ctx ctx = {.cfg = cfg, .log = log, .opts = opts, .res = res ? res : &local, .err = err};
+    struct sync_ctx *c = &ctx;
+    memset(c->res, 0, sizeof(*c->res));
+    double t0 = now_s();
+    time_t started = time(NULL);
+    const char *type = opts->mode == SYNC_DRY_RUN ? "dry-run" : "full";
+    struct select_plan sel = {0};
+    char *note = NULL;
+    bool history = false;
+
+    enum dirconn_err e = state_open(cfg->state_dir, &c->st, err);
+    if (e == DIRCONN_OK)
+        e = open_cloud(c);
+    if (e == DIRCONN_OK)
+        e = ldap_source_open(cfg, log, &c->src, err);
+    if (e == DIRCONN_OK)
+        e = ldap_source_check_base(c->src, err);
+    if (e == DIRCONN_OK)
+        e = select_build(cfg, ldap_source_rootdse(c->src)->kind, ldap_source_base_dn(c->src), &sel, err);
+    for (int k = 0; k < PLAN_KIND_MAX && e == DIRCONN_OK; k++)
+        e = mapping_compile(cfg, (enum mapping_kind)k, &c->maps[k], err);
+    if (e == DIRCONN_OK)
+        e = discover(c);
+    unsigned kinds = 0;
+    if (cfg->users.enabled)
+        kinds |= 1u << PLAN_USER;
+    if (cfg->groups.enabled)
+        kinds |= 1u << PLAN_GROUP;
+    if (cfg->contacts.enabled && c->caps.contacts)
+        kinds |= 1u << PLAN_CONTACT;
+    if (e == DIRCONN_OK && cfg->contacts.enabled && !c->caps.contacts) {
+        c->res->contacts_unsupported = true;
+        log_msg(log, LOG_LEVEL_WARN,
+                "the cloud offers no Contact resource type: contacts are not synchronised");
+    }
+    if (e == DIRCONN_OK)
+        e = plan_new(c->st, &c->plan, err);
+    history = e == DIRCONN_OK;
+    if (e == DIRCONN_OK)
+        note = override_note(c);
+    if (e == DIRCONN_OK)
+        e = load_inventory(c, kinds);
+    long read = 0;
+    if (e == DIRCONN_OK) {
+        e = state_begin(c->st, err);
+        if (e == DIRCONN_OK) {
+            e = read_directory(c, &sel, kinds, &read);
+            if (e == DIRCONN_OK)
+                e = state_commit(c->st, err);
+            else
+                state_rollback(c->st);
+        }
+    }
+    if (e == DIRCONN_OK)
+        e = plan_compute(c->plan, kinds, err);
+    if (e == DIRCONN_OK) {
+        const struct plan_summary *s = plan_get_summary(c->plan);
+        c->res->plan = *s;
+        c->res->threshold_exceeded =
+            cfg->delete_threshold_enabled && s->deletes > cfg->delete_threshold;
+        c->res->override_used = c->res->threshold_exceeded && opts->override_threshold &&
+                                opts->mode != SYNC_DRY_RUN;
+        log_msg(log, LOG_LEVEL_INFO, "%ld directory objects read; plan: %ld add, %ld update, %ld match, %ld delete",
+                read, s->count[PLAN_ADD], s->count[PLAN_UPDATE], s->count[PLAN_MATCH], s->deletes);
+        print_summary(c, c->res->threshold_exceeded, note);
+        if (opts->report_path != NULL)
+            e = plan_write_report(c->plan, opts->report_path, c->res->threshold_exceeded, err);
+    }
+    if (e == DIRCONN_OK && opts->mode == SYNC_FULL) {
+        if (c->res->threshold_exceeded && !c->res->override_used) {
+            e = dirconn_error_set(err, DIRCONN_ETHRESHOLD,
+                                  "Delete threshold (%d objects) exceeded: %ld objects would be "
+                                  "deleted; nothing was changed. Check the dry-run report, then "
+                                  "rerun with --override-threshold to let this sync through once",
+                                  cfg->delete_threshold, c->res->plan.deletes);
+        } else {
+            c->total = c->res->plan.count[PLAN_ADD] + c->res->plan.count[PLAN_UPDATE] +
+                       c->res->plan.deletes + c->res->plan.count[PLAN_FORGET];
+            c->started = now_s();
+            /* Users and contacts, then groups (their members exist by then), then deletions. */
+            e = apply_ops(c, PLAN_ADD, PLAN_USER);
+            if (e == DIRCONN_OK)
+                e = apply_ops(c, PLAN_UPDATE, PLAN_USER);
+            if (e == DIRCONN_OK)
+                e = apply_ops(c, PLAN_ADD, PLAN_CONTACT);
+            if (e == DIRCONN_OK)
+                e = apply_ops(c, PLAN_UPDATE, PLAN_CONTACT);
+            if (e == DIRCONN_OK)
+                e = apply_ops(c, PLAN_ADD, PLAN_GROUP);
+            if (e == DIRCONN_OK)
+                e = apply_ops(c, PLAN_UPDATE, PLAN_GROUP);
+            if (e == DIRCONN_OK) {
+                struct member_walk w = {c, DIRCONN_OK, 0};
+                e = plan_foreach(c->plan, PLAN_UPDATE, PLAN_GROUP, member_item, &w, err);
+                if (w.e != DIRCONN_OK)
+                    e = w.e;
+                if (e == DIRCONN_OK)
+                    e = scim_run(c->scim, err);
+            }
+            if (e == DIRCONN_OK)
+                e = apply_pending_managers(c);
+            for (int k = PLAN_GROUP; e == DIRCONN_OK && k >= PLAN_USER; k--) {
+                /* groups, then users (contacts sit between them in the enum) */
+                if (k == PLAN_GROUP) {
+                    e = apply_ops(c, PLAN_DELETE, PLAN_GROUP);
+                    if (e == DIRCONN_OK)
+                        e = apply_ops(c, PLAN_DELETE, PLAN_CONTACT);
+                } else {
+                    e = apply_ops(c, PLAN_DELETE, PLAN_USER);
+                }
+            }
+            if (e == DIRCONN_OK)
+                e = apply_ops(c, PLAN_FORGET, -1);
+            progress(c, "Applied", true);
+            if (e == DIRCONN_OK && c->res->failed > 0)
+                e = dirconn_error_set(err, DIRCONN_EFAIL,
+                                      "%ld objects failed (reported above); the others were "
+                                      "synchronised",
+                                      c->res->failed);
+            FILE *out = opts->out != NULL ? opts->out : stdout;
+            fprintf(out, "Result | %ld added | %ld updated | %ld deleted | %ld failed\n",
+                    c->res->added, c->res->updated, c->res->deleted, c->res->failed);
+        }
+    }
+    if (history) {
+        const char *status = e == DIRCONN_OK ? "success"
+                             : e == DIRCONN_ETHRESHOLD ? "threshold"
+                                                       : "failed";
+        record_history(c, type, status, started, e == DIRCONN_OK ? NULL : err->msg);
+    }
+    c->res->seconds = now_s() - t0;
+    free(note);
+    plan_free(c->plan);
+    select_plan_free(&sel);
+    for (int k = 0; k < PLAN_KIND_MAX; k++)
+        mapping_free(c->maps[k]);
+    scim_client_free(c->scim);
+    cloud_auth_free(c->auth);
+    free(c->scim_base);
+    ldap_source_close(c->src);
+    state_close(c->st);
+    return e;
+}

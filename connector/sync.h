@@ -1,0 +1,65 @@
+/*
+ * sync.h - the sync engine: source -> select -> map -> plan -> apply.
+ *
+ * A full sync reads every in-scope object of the directory (paged), maps it
+ * to a SCIM record, loads the cloud's inventory, computes the plan (see
+ * plan.h) and, unless it is a dry run, applies it over SCIM 2.0 (RFC 7644):
+ * users and contacts first (POST, or /Bulk within the server's maxOperations
+ * and maxPayloadSize when it advertises bulk), then groups with their members
+ * (members changed by PATCH in chunks), then managers that could only be
+ * resolved once their objects existed, then deletions. Every acknowledged
+ * write is recorded in the state at once (in batches committed as they
+ * complete), so a rerun after a crash at any point converges: externalId is
+ * the key and nothing is created twice.
+ *
+ * The delete threshold (Cisco guide, "Configure the Connector Policy") is
+ * checked before anything changes in the cloud: a sync that would delete more
+ * than [policy] delete_threshold objects fails with DIRCONN_ETHRESHOLD and
+ * records a threshold event, unless the run was started with the override,
+ * which is then noted in the history and shown by the next summary.
+ */
+#ifndef DIRCONN_SYNC_H
+#define DIRCONN_SYNC_H
+
+#include "connector/config.h"
+#include "connector/error.h"
+#include "connector/log.h"
+#include "connector/plan.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+enum sync_mode { SYNC_DRY_RUN = 0, SYNC_FULL };
+
+struct sync_options {
+    enum sync_mode mode;
+    bool override_threshold; /* let this run exceed the delete threshold, once */
+    const char *report_path; /* dry run report (.json or .csv), or NULL */
+    bool progress;           /* show progress on a terminal (stderr) */
+    FILE *out;               /* where the summary goes; NULL = stdout */
+};
+
+struct sync_result {
+    struct plan_summary plan;    /* what the plan said */
+    long added, updated, deleted; /* what the cloud acknowledged */
+    long failed;                 /* objects whose write failed (reported, not fatal) */
+    bool threshold_exceeded;
+    bool override_used;
+    bool contacts_unsupported;   /* the cloud has no Contact resource type */
+    double seconds;              /* wall time */
+};
+
+/*
+ * sync_run - run one dry run or full sync for cfg (borrowed). The summary in
+ * the Cisco guide's form is printed to opts->out; res (may be NULL) receives
+ * the counts. Returns DIRCONN_OK when every object was handled, DIRCONN_EFAIL
+ * when some objects failed (each reported; the rest was applied),
+ * DIRCONN_ETHRESHOLD when the delete threshold stopped the sync before any
+ * change, or the error that prevented the sync (directory, cloud, state,
+ * configuration) with one line in err.
+ */
+enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
+                          const struct sync_options *opts, struct sync_result *res,
+                          struct dirconn_error *err);
+
+#endif
