@@ -99,7 +99,9 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
         {&p->ins_item, "INSERT INTO plan_items (op, kind, external_id, cloud_id, dn, name, record,"
                        " old_record, hash, version, changed, message, origin)"
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"},
-        {&p->dir_by_dn, "SELECT external_id FROM plan_dir WHERE dn_lower = lower(?1) AND status = 0"},
+        /* Managers are users; members are users or groups (RFC 7643 4.2), never contacts. */
+        {&p->dir_by_dn, "SELECT external_id FROM plan_dir WHERE dn_lower = lower(?1) AND status = 0"
+                        " AND kind IN (0, 1)"},
         {&p->cloud_by_id, "SELECT id, is_admin, version FROM plan_cloud WHERE kind = ?1 AND id = ?2"},
         {&p->cloud_by_ext,
          "SELECT id, is_admin, version FROM plan_cloud WHERE kind = ?1 AND external_id = ?2"},

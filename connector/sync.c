@@ -262,8 +262,8 @@ struct apply_op {
     char *hash;
     enum state_origin origin;
     bool ok;
-    bool manager_pending; /* sent without its manager: recorded without its record */
-    bool followup;        /* the second write of a user whose manager was pending */
+    bool pending;  /* sent without its manager or some members: recorded without its record */
+    bool followup; /* the second write of a pending object */
     char *new_cloud_id;
 };
 
@@ -354,8 +354,8 @@ static enum dirconn_err commit_batch(struct sync_ctx *c, struct batch *b)
             .dn = o->dn,
             .cloud_id = o->new_cloud_id != NULL ? o->new_cloud_id : o->cloud_id,
             .name = o->name,
-            .hash = o->manager_pending ? NULL : o->hash,
-            .record = o->manager_pending ? NULL : o->record,
+            .hash = o->pending ? NULL : o->hash,
+            .record = o->pending ? NULL : o->record,
             .origin = o->origin,
             .synced_at = (int64_t)time(NULL),
         };
@@ -529,11 +529,16 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
             c->done++;
             continue;
         }
-        /* A manager created later in this run is set afterwards. */
+        /*
+         * A manager created later in this run, or a member group created after
+         * this group, is set by the follow-up pass (apply_pending).
+         */
         json_error_t jerr;
         json_t *planned = json_loads(o->record, 0, &jerr);
-        o->manager_pending = json_object_get(planned, PLAN_KEY_MANAGER) != NULL &&
-                             json_object_get(json_object_get(rec, SCIM_SCHEMA_ENTERPRISE), "manager") == NULL;
+        o->pending = (json_object_get(planned, PLAN_KEY_MANAGER) != NULL &&
+                      json_object_get(json_object_get(rec, SCIM_SCHEMA_ENTERPRISE), "manager") ==
+                          NULL) ||
+                     (o->kind == PLAN_GROUP && o->op == PLAN_ADD && unresolved > 0);
         json_decref(planned);
         json_object_set_new(rec, "externalId", json_string(o->external_id));
         if (o->op == PLAN_ADD) {
@@ -551,6 +556,20 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
             state_object_get(c->st, o->external_id, &so, &known, NULL);
             json_t *patch = patch_for(rec, known ? so.record : NULL);
             state_object_clear(&so);
+            if (o->followup && o->kind == PLAN_GROUP) {
+                /* Every planned member now has a cloud id: add them in bounded chunks. */
+                json_t *full = plan_resolve(c->plan, &it, true, NULL);
+                json_t *members = json_object_get(full, "members");
+                json_t *ops = json_object_get(patch, "Operations");
+                for (size_t k = 0; k < json_array_size(members); k += MEMBER_CHUNK) {
+                    json_t *chunk = json_array();
+                    for (size_t j = k; j < k + MEMBER_CHUNK && j < json_array_size(members); j++)
+                        json_array_append(chunk, json_array_get(members, j));
+                    json_array_append_new(ops, json_pack("{s:s, s:s, s:o}", "op", "add", "path",
+                                                         "members", "value", chunk));
+                }
+                json_decref(full);
+            }
             e = scim_submit(c->scim, "PATCH", path, patch, NULL, on_write_done, o, c->err);
             json_decref(patch);
         }
@@ -681,7 +700,9 @@ struct manager_walk {
 static int manager_item(void *arg, const struct plan_item *it)
 {
     struct manager_walk *w = arg;
-    if (it->record == NULL || strstr(it->record, "\"" PLAN_KEY_MANAGER "\"") == NULL)
+    if (it->record == NULL ||
+        (strstr(it->record, "\"" PLAN_KEY_MANAGER "\"") == NULL &&
+         strstr(it->record, "\"" PLAN_KEY_MEMBERS "\"") == NULL))
         return 0;
     struct state_object so = {0};
     bool known = false;
@@ -712,9 +733,11 @@ static enum dirconn_err apply_pending_managers(struct sync_ctx *c)
     struct manager_walk w = {c, b, DIRCONN_OK};
     enum dirconn_err e = DIRCONN_OK;
     for (int op = PLAN_ADD; op <= PLAN_UPDATE && e == DIRCONN_OK; op++) {
-        e = plan_foreach(c->plan, op, PLAN_USER, manager_item, &w, c->err);
-        if (w.e != DIRCONN_OK)
-            e = w.e;
+        for (int kind = PLAN_USER; kind <= PLAN_GROUP && e == DIRCONN_OK; kind++) {
+            e = plan_foreach(c->plan, op, kind, manager_item, &w, c->err);
+            if (w.e != DIRCONN_OK)
+                e = w.e;
+        }
     }
     if (e == DIRCONN_OK)
         e = flush_batch(c, b);
