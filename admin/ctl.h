@@ -47,4 +47,7 @@ int cmd_partitions(struct ctl *ctl, int argc, char **argv);
 int cmd_test_connection(struct ctl *ctl, int argc, char **argv);
 int cmd_search(struct ctl *ctl, int argc, char **argv);
 
+/* The avatar subcommand (admin/cmd_avatar.c): render an avatar URI pattern with a sample value. */
+int cmd_avatar_test(struct ctl *ctl, int argc, char **argv);
+
 #endif

@@ -21,6 +21,7 @@ static const struct ctl_command commands[] = {
     {"test-connection", cmd_test_connection,
      "bind to the preferred DCs and report the DC, TLS and change tracking"},
     {"search", cmd_search, "run a paged search with the configured connection (JSON lines)"},
+    {"avatar-test", cmd_avatar_test, "render an avatar URI pattern with a sample value"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
