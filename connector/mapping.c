@@ -763,7 +763,7 @@ struct eval {
     bool oom;
 };
 
-/* A growing string; oom is set in the eval on failure. */
+/* A growing string; sbuf_add returns false when out of memory. */
 struct sbuf {
     char *p;
     size_t len, cap;
@@ -785,6 +785,12 @@ static bool sbuf_add(struct sbuf *b, const char *s, size_t n)
     b->len += n;
     b->p[b->len] = '\0';
     return true;
+}
+
+/* The DN for messages ("" for an entry without one). */
+static const char *entry_dn(const struct ldap_entry *e)
+{
+    return e->dn != NULL ? e->dn : "";
 }
 
 /*
@@ -863,7 +869,7 @@ static void invalid_value(struct eval *ev, const char *attribute, const char *da
     char shown[400];
     escape_value(data, len, shown, sizeof(shown));
     add_issue(ev, attribute, "For %s, the attribute %s has the following invalid value: %s. %s",
-              ev->e->dn, attribute, shown, rule);
+              entry_dn(ev->e), attribute, shown, rule);
 }
 
 /* GUID-valued binary attributes render as GUID strings. */
@@ -1141,7 +1147,7 @@ static bool skip(struct eval *ev, const char *attribute)
     snprintf(msg, sizeof(msg),
              "The required attribute %s is missing when adding on-premises entry %s, the entry is "
              "not created in the cloud until all required attributes have a value.",
-             attribute, ev->e->dn);
+             attribute, entry_dn(ev->e));
     ev->r->skipped = true;
     ev->r->skip_message = strdup(msg);
     return ev->r->skip_message != NULL;
@@ -1202,7 +1208,7 @@ enum dirconn_err mapping_apply(const struct mapping *m, const struct ldap_entry 
 {
     memset(out, 0, sizeof(*out));
     struct eval ev = {m, e, out, false};
-    const char *dn = e->dn != NULL ? e->dn : "";
+    const char *dn = entry_dn(e);
 
     /* Required directory attributes first: such an entry is not mapped at all. */
     for (size_t i = 0; i < m->n_required; i++) {
