@@ -290,7 +290,7 @@ static bool parse_alt(const char *s, size_t len, struct alt *a, char *why, size_
                 const struct fn_def *fn = NULL;
                 for (size_t k = 0; k < N_FUNCTIONS; k++) {
                     if (strlen(functions[k].name) == name_len &&
-                        strncmp(functions[k].name, s + start, name_len) == 0)
+                        strncasecmp(functions[k].name, s + start, name_len) == 0)
                         fn = &functions[k];
                 }
                 if (fn == NULL) {
