@@ -181,9 +181,8 @@ struct expr {
 };
 
 struct rule {
-    bool set;        /* the target is mapped */
+    bool set; /* the target is mapped */
     struct expr expr;
-    char *source;    /* expression text, for messages */
 };
 
 struct mapping {
@@ -545,10 +544,8 @@ void mapping_free(struct mapping *m)
 {
     if (m == NULL)
         return;
-    for (size_t i = 0; i < N_TARGETS; i++) {
+    for (size_t i = 0; i < N_TARGETS; i++)
         expr_clear(&m->rules[i].expr);
-        free(m->rules[i].source);
-    }
     for (size_t i = 0; i < m->n_attrs; i++)
         free(m->attrs[i]);
     free(m->attrs);
@@ -567,8 +564,6 @@ static bool set_rule(struct mapping *m, size_t i, const char *expression, char *
 {
     struct rule *r = &m->rules[i];
     expr_clear(&r->expr);
-    free(r->source);
-    r->source = NULL;
     r->set = false;
     why[0] = '\0';
     size_t skip = strspn(expression, " \t");
@@ -583,10 +578,6 @@ static bool set_rule(struct mapping *m, size_t i, const char *expression, char *
     if (!parse_expr(expression, &x, why, why_len))
         return false;
     if (!check_types(&targets[i], &x, why, why_len)) {
-        expr_clear(&x);
-        return false;
-    }
-    if ((r->source = strdup(expression)) == NULL) {
         expr_clear(&x);
         return false;
     }
@@ -626,7 +617,7 @@ enum dirconn_err mapping_compile(const struct config *cfg, enum mapping_kind kin
     if (m == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "mapping: out of memory");
     m->kind = kind;
-    char why[512];
+    char why[512] = "";
     enum dirconn_err rc = compile_checks(m, err);
 
     /* The defaults. */
@@ -634,6 +625,7 @@ enum dirconn_err mapping_compile(const struct config *cfg, enum mapping_kind kin
         if (!(defaults[d].kinds & (1u << kind)))
             continue;
         size_t i;
+        snprintf(why, sizeof(why), "unknown path");
         if (find_target(defaults[d].path, &i) == NULL ||
             !set_rule(m, i, defaults[d].expression, why, sizeof(why)))
             rc = dirconn_error_set(err, why[0] ? DIRCONN_EFAIL : DIRCONN_ENOMEM,
