@@ -25,6 +25,7 @@ static const struct ctl_command commands[] = {
     {"search", cmd_search, "run a paged search with the configured connection (JSON lines)"},
     {"dry-run", cmd_dry_run, "show what a sync would add, update and delete, changing nothing"},
     {"sync", cmd_sync, "synchronise the directory into the cloud (--full)"},
+    {"avatar-test", cmd_avatar_test, "render an avatar URI pattern with a sample value"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -258,8 +258,8 @@ enum dirconn_err avatar_compile(const char *pattern, struct avatar **out, struct
             }
             int ecode = 0;
             PCRE2_SIZE eoff = 0;
-            part.code = pcre2_compile((PCRE2_SPTR)part.regex, PCRE2_ZERO_TERMINATED, PCRE2_UTF,
-                                      &ecode, &eoff, NULL);
+            part.code = pcre2_compile((PCRE2_SPTR)part.regex, PCRE2_ZERO_TERMINATED,
+                                      PCRE2_UTF | PCRE2_UCP, &ecode, &eoff, NULL);
             if (part.code == NULL) {
                 PCRE2_UCHAR msg[256];
                 if (pcre2_get_error_message(ecode, msg, sizeof(msg)) < 0)

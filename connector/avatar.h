@@ -6,9 +6,10 @@
  *
  * Pattern syntax (docs/mapping.md, "Avatar URI pattern"):
  *   {attribute}         the whole first value of the attribute
- *   {attribute:regex}   the first match of regex (PCRE2, UTF mode, lookaround
- *                       allowed) in the value; e.g. {mail:.*?(?=@.*)} takes the
- *                       part of the mail address before '@'
+ *   {attribute:regex}   the first match of regex in the value (PCRE2 in UTF and
+ *                       UCP modes, so \w \d \b are Unicode-aware as in .NET regular
+ *                       expressions; lookaround allowed); e.g. {mail:.*?(?=@.*)}
+ *                       takes the part of the mail address before '@'
  *   {{  }}              a literal '{' or '}'
  * Inserted text is percent-encoded (RFC 3986 2.1, unreserved characters
  * 2.3 kept) with libcurl's curl_easy_escape; the literal text of the pattern is

@@ -840,7 +840,9 @@ static void config_cross_check(struct config_parse *ps)
     struct config *cfg = ps->cfg;
     for (size_t i = 0; i < N_OPTIONS && !ps->failed; i++) {
         const struct opt *o = &options[i];
-        const char *value = *(char **)((char *)cfg + o->offset);
+        /* Only string options hold a char * at their offset. */
+        const char *value =
+            o->type == OPT_STRING ? *(char **)((char *)cfg + o->offset) : NULL;
         char why[512] = "";
         if ((o->flags & OPT_REQUIRED) && ps->set_line[i] == 0)
             parse_fail(ps, 0, o, "required key is missing");

@@ -181,9 +181,8 @@ struct expr {
 };
 
 struct rule {
-    bool set;        /* the target is mapped */
+    bool set; /* the target is mapped */
     struct expr expr;
-    char *source;    /* expression text, for messages */
 };
 
 struct mapping {
@@ -290,7 +289,7 @@ static bool parse_alt(const char *s, size_t len, struct alt *a, char *why, size_
                 const struct fn_def *fn = NULL;
                 for (size_t k = 0; k < N_FUNCTIONS; k++) {
                     if (strlen(functions[k].name) == name_len &&
-                        strncmp(functions[k].name, s + start, name_len) == 0)
+                        strncasecmp(functions[k].name, s + start, name_len) == 0)
                         fn = &functions[k];
                 }
                 if (fn == NULL) {
@@ -545,10 +544,8 @@ void mapping_free(struct mapping *m)
 {
     if (m == NULL)
         return;
-    for (size_t i = 0; i < N_TARGETS; i++) {
+    for (size_t i = 0; i < N_TARGETS; i++)
         expr_clear(&m->rules[i].expr);
-        free(m->rules[i].source);
-    }
     for (size_t i = 0; i < m->n_attrs; i++)
         free(m->attrs[i]);
     free(m->attrs);
@@ -567,8 +564,6 @@ static bool set_rule(struct mapping *m, size_t i, const char *expression, char *
 {
     struct rule *r = &m->rules[i];
     expr_clear(&r->expr);
-    free(r->source);
-    r->source = NULL;
     r->set = false;
     why[0] = '\0';
     size_t skip = strspn(expression, " \t");
@@ -583,10 +578,6 @@ static bool set_rule(struct mapping *m, size_t i, const char *expression, char *
     if (!parse_expr(expression, &x, why, why_len))
         return false;
     if (!check_types(&targets[i], &x, why, why_len)) {
-        expr_clear(&x);
-        return false;
-    }
-    if ((r->source = strdup(expression)) == NULL) {
         expr_clear(&x);
         return false;
     }
@@ -626,7 +617,7 @@ enum dirconn_err mapping_compile(const struct config *cfg, enum mapping_kind kin
     if (m == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "mapping: out of memory");
     m->kind = kind;
-    char why[512];
+    char why[512] = "";
     enum dirconn_err rc = compile_checks(m, err);
 
     /* The defaults. */
@@ -634,6 +625,7 @@ enum dirconn_err mapping_compile(const struct config *cfg, enum mapping_kind kin
         if (!(defaults[d].kinds & (1u << kind)))
             continue;
         size_t i;
+        snprintf(why, sizeof(why), "unknown path");
         if (find_target(defaults[d].path, &i) == NULL ||
             !set_rule(m, i, defaults[d].expression, why, sizeof(why)))
             rc = dirconn_error_set(err, why[0] ? DIRCONN_EFAIL : DIRCONN_ENOMEM,
@@ -763,7 +755,7 @@ struct eval {
     bool oom;
 };
 
-/* A growing string; oom is set in the eval on failure. */
+/* A growing string; sbuf_add returns false when out of memory. */
 struct sbuf {
     char *p;
     size_t len, cap;
@@ -785,6 +777,12 @@ static bool sbuf_add(struct sbuf *b, const char *s, size_t n)
     b->len += n;
     b->p[b->len] = '\0';
     return true;
+}
+
+/* The DN for messages ("" for an entry without one). */
+static const char *entry_dn(const struct ldap_entry *e)
+{
+    return e->dn != NULL ? e->dn : "";
 }
 
 /*
@@ -863,7 +861,7 @@ static void invalid_value(struct eval *ev, const char *attribute, const char *da
     char shown[400];
     escape_value(data, len, shown, sizeof(shown));
     add_issue(ev, attribute, "For %s, the attribute %s has the following invalid value: %s. %s",
-              ev->e->dn, attribute, shown, rule);
+              entry_dn(ev->e), attribute, shown, rule);
 }
 
 /* GUID-valued binary attributes render as GUID strings. */
@@ -1141,7 +1139,7 @@ static bool skip(struct eval *ev, const char *attribute)
     snprintf(msg, sizeof(msg),
              "The required attribute %s is missing when adding on-premises entry %s, the entry is "
              "not created in the cloud until all required attributes have a value.",
-             attribute, ev->e->dn);
+             attribute, entry_dn(ev->e));
     ev->r->skipped = true;
     ev->r->skip_message = strdup(msg);
     return ev->r->skip_message != NULL;
@@ -1202,7 +1200,7 @@ enum dirconn_err mapping_apply(const struct mapping *m, const struct ldap_entry 
 {
     memset(out, 0, sizeof(*out));
     struct eval ev = {m, e, out, false};
-    const char *dn = e->dn != NULL ? e->dn : "";
+    const char *dn = entry_dn(e);
 
     /* Required directory attributes first: such an entry is not mapped at all. */
     for (size_t i = 0; i < m->n_required; i++) {

@@ -144,6 +144,8 @@ static void test_percent_encoding(void **state)
     expect_uri("https://x.example/p/{v}", "A-z_0.9~", "https://x.example/p/A-z_0.9~");
     /* Unicode in the regex itself (PCRE2 UTF mode): one character, not one byte. */
     expect_uri("https://x.example/{cn:^.}", "Éva", "https://x.example/%C3%89");
+    /* \w and \d are Unicode-aware (UCP), as in .NET regular expressions. */
+    expect_uri("https://x.example/{cn:^\\w+}", "Zoë Ann", "https://x.example/Zo%C3%AB");
 }
 
 static void test_bad_patterns(void **state)

@@ -396,6 +396,39 @@ static void test_constants_fallback_and_unmapping(void **state)
     mapping_free(m);
 }
 
+static void test_expression_edges(void **state)
+{
+    (void)state;
+    struct mapping *m = compile_ok(MINIMAL "[mapping]\n"
+                                           "nickName = \"a|b\" | sn\n"
+                                           "title = sn \" | \" givenName\n"
+                                           "locale = c_1 2 c\n"
+                                           "timezone = missing | other | \"UTC\"\n"
+                                           "name.middleName = DN()\n"
+                                           "active = \"TRUE\"\n",
+                                   MAPPING_USER);
+    struct ldap_entry *e = entry_new(JOHN_DN, JOHN_ID);
+    entry_set(e, "mail", "john@example.com");
+    entry_set(e, "sn", "Smith");
+    entry_set(e, "givenName", "John");
+    entry_set(e, "c-1", "x");
+    entry_set(e, "C", "y");
+    struct mapping_result r;
+    apply_ok(m, e, &r);
+    /* '|' inside quotes is text; only the first present alternative counts. */
+    assert_string_equal(jstr(r.resource, "nickName"), "a|b");
+    assert_string_equal(jstr(r.resource, "title"), "Smith | John");
+    /* '_' and digits are separator text; "c" (any case) is an attribute name. */
+    assert_string_equal(jstr(r.resource, "locale"), "y_1 2 y");
+    /* Function names are case-insensitive, like attribute names. */
+    assert_string_equal(jstr(r.resource, "name.middleName"), JOHN_DN);
+    assert_string_equal(jstr(r.resource, "timezone"), "UTC");
+    assert_true(json_is_true(json_object_get(r.resource, "active")));
+    mapping_result_clear(&r);
+    ldap_entry_free(e);
+    mapping_free(m);
+}
+
 static void test_bad_expressions_and_paths(void **state)
 {
     (void)state;
@@ -909,6 +942,7 @@ int main(void)
         cmocka_unit_test(test_default_adlds_user),
         cmocka_unit_test(test_concatenation),
         cmocka_unit_test(test_constants_fallback_and_unmapping),
+        cmocka_unit_test(test_expression_edges),
         cmocka_unit_test(test_bad_expressions_and_paths),
         cmocka_unit_test(test_invalid_phone_keeps_the_rest),
         cmocka_unit_test(test_missing_required_attribute),
