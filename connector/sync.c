@@ -174,11 +174,9 @@ static const char *record_name(enum plan_kind kind, json_t *res)
 {
     if (kind == PLAN_USER)
         return json_string_value(json_object_get(res, "userName"));
-    if (kind == PLAN_CONTACT) {
-        const char *mail = json_string_value(json_object_get(json_array_get(json_object_get(res, "emails"), 0), "value"));
-        if (mail != NULL)
-            return mail;
-    }
+    if (kind == PLAN_CONTACT) /* contacts are matched and checked for conflicts by email only */
+        return json_string_value(
+            json_object_get(json_array_get(json_object_get(res, "emails"), 0), "value"));
     return json_string_value(json_object_get(res, "displayName"));
 }
 
@@ -264,6 +262,7 @@ struct apply_op {
     bool ok;
     bool pending;  /* sent without its manager or some members: recorded without its record */
     bool followup; /* the second write of a pending object */
+    bool lookup;   /* created by a lost attempt: find it by externalId */
     char *new_cloud_id;
 };
 
@@ -321,6 +320,11 @@ static void on_write_done(void *arg, const struct scim_response *r)
             o->ok = true; /* already gone: the goal is met */
             return;
         }
+        if (o->op == PLAN_ADD && r->status == 409 && r->attempts > 1) {
+            /* An earlier attempt was applied before its answer was lost. */
+            o->lookup = true;
+            return;
+        }
         report_failure(c, o, r->error);
         return;
     }
@@ -332,6 +336,35 @@ static void on_write_done(void *arg, const struct scim_response *r)
             report_failure(c, o, "the cloud returned no id for the created resource");
         }
     }
+}
+
+/*
+ * An add that answered 409 on a retry: the first attempt created the object
+ * and its answer was lost. Find it by externalId and record it; it is
+ * recorded without its record, so the next sync brings it up to date.
+ */
+static void find_created(struct sync_ctx *c, struct apply_op *o)
+{
+    char filter[256], path[600];
+    snprintf(filter, sizeof(filter), "externalId eq \"%s\"", o->external_id);
+    char *esc = scim_url_escape(filter);
+    snprintf(path, sizeof(path), "%s?filter=%s&attributes=id", resource_paths[o->kind],
+             esc != NULL ? esc : "");
+    curl_free(esc);
+    struct scim_response r;
+    scim_request_sync(c->scim, "GET", path, NULL, NULL, &r);
+    const char *id = json_string_value(
+        json_object_get(json_array_get(json_object_get(r.body, "Resources"), 0), "id"));
+    if (r.code == DIRCONN_OK && id != NULL) {
+        o->new_cloud_id = strdup(id);
+        o->ok = o->new_cloud_id != NULL;
+        o->pending = true;
+        log_msg(c->log, LOG_LEVEL_INFO, "%s: created by an attempt whose answer was lost; recorded",
+                o->dn);
+    } else {
+        report_failure(c, o, r.code != DIRCONN_OK ? r.error : "409 Conflict, and no object has its externalId");
+    }
+    scim_response_clear(&r);
 }
 
 /* Record the acknowledged operations of a batch in the state, in one transaction. */
@@ -438,6 +471,10 @@ static void on_bulk_done(void *arg, const struct scim_response *r)
         json_t *st = json_object_get(res, "status");
         long status = json_is_string(st) ? strtol(json_string_value(st), NULL, 10)
                                          : (long)json_integer_value(st);
+        if (res != NULL && status == 409 && r->attempts > 1) {
+            o->lookup = true;
+            continue;
+        }
         if (res == NULL || status < 200 || status >= 300) {
             const char *detail = json_string_value(
                 json_object_get(json_object_get(res, "response"), "detail"));
@@ -581,6 +618,9 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
         json_decref(bodies[i]);
     if (e == DIRCONN_OK)
         e = scim_run(c->scim, c->err);
+    for (int i = 0; i < b->n && e == DIRCONN_OK; i++)
+        if (b->ops[i].lookup)
+            find_created(c, &b->ops[i]);
     enum dirconn_err ce = commit_batch(c, b);
     return e != DIRCONN_OK ? e : ce;
 }
