@@ -849,6 +849,62 @@ static void record_history(struct sync_ctx *c, const char *type, const char *sta
         log_msg(c->log, LOG_LEVEL_WARN, "%s", e2.msg);
 }
 
+static void iso8601(time_t t, char out[32])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/*
+ * Post the sync report to the cloud's control API (docs/cloud-api.md,
+ * Reports) when the connector authenticates as a registered connector. A
+ * failure here is logged and does not fail the sync.
+ */
+static void post_report(struct sync_ctx *c, const char *type, time_t started, const char *message)
+{
+    const struct config *cfg = c->cfg;
+    if (c->scim == NULL || cfg->cloud_auth != CLOUD_AUTH_OAUTH2 || cfg->cloud_client_id == NULL ||
+        cfg->cloud_url == NULL || cfg->cloud_org == NULL)
+        return;
+    const struct plan_summary *s = c->plan != NULL ? plan_get_summary(c->plan) : NULL;
+    bool dry = c->opts->mode == SYNC_DRY_RUN;
+    char start[32], end[32];
+    iso8601(started, start);
+    iso8601(time(NULL), end);
+    json_t *events = json_array();
+    if (c->res->threshold_exceeded && s != NULL)
+        json_array_append_new(events, json_pack("{s:s, s:I, s:I, s:s}", "kind", "delete", "planned",
+                                                (json_int_t)s->deletes, "threshold",
+                                                (json_int_t)cfg->delete_threshold, "action",
+                                                dry ? "reported" : c->res->override_used ? "overridden"
+                                                                                        : "aborted"));
+    json_t *body = json_pack(
+        "{s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:s}", "type", type, "start", start,
+        "end", end, "counts", "added", (json_int_t)(dry && s ? s->count[PLAN_ADD] : c->res->added),
+        "updated", (json_int_t)(dry && s ? s->count[PLAN_UPDATE] : c->res->updated), "deleted",
+        (json_int_t)(dry && s ? s->deletes : c->res->deleted), "matched",
+        (json_int_t)(s ? s->count[PLAN_MATCH] : 0), "skipped",
+        (json_int_t)(s ? s->count[PLAN_SKIP] + s->count[PLAN_CONFLICT] : 0), "failed",
+        (json_int_t)c->res->failed, "thresholdEvents", events, "version", DIRCONN_VERSION);
+    if (message != NULL)
+        json_object_set_new(body, "message", json_string(message));
+    char *id = scim_url_escape(cfg->cloud_client_id);
+    char *org = scim_url_escape(cfg->cloud_org);
+    char url[4096];
+    size_t ul = strlen(cfg->cloud_url);
+    snprintf(url, sizeof(url), "%.*s/v1/orgs/%s/connectors/%s/reports",
+             (int)(ul > 0 && cfg->cloud_url[ul - 1] == '/' ? ul - 1 : ul), cfg->cloud_url,
+             org ? org : "", id ? id : "");
+    curl_free(id);
+    curl_free(org);
+    struct scim_response r;
+    if (scim_request_sync(c->scim, "POST", url, body, NULL, &r) != DIRCONN_OK)
+        log_msg(c->log, LOG_LEVEL_WARN, "the sync report was not accepted: %s", r.error);
+    scim_response_clear(&r);
+    json_decref(body);
+}
+
 /* The note shown when the previous sync overrode the threshold (Cisco guide). */
 static char *override_note(struct sync_ctx *c)
 {
@@ -1041,6 +1097,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                              : e == DIRCONN_ETHRESHOLD ? "threshold"
                                                        : "failed";
         record_history(c, type, status, started, e == DIRCONN_OK ? NULL : err->msg);
+        if (e == DIRCONN_OK || e == DIRCONN_EFAIL || e == DIRCONN_ETHRESHOLD)
+            post_report(c, type, started, e == DIRCONN_OK ? NULL : err->msg);
     }
     c->res->seconds = now_s() - t0;
     free(note);

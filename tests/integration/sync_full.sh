@@ -61,6 +61,11 @@ adopted=$(cloud_admin GET "/scim/v2/acme/Users/$hand_id")
 check_eq "the hand-made user was adopted, not recreated" "$(json "$M" "j['samples'][0]['mail']")" "$(json "$adopted" "j['userName']")"
 check "the adopted user carries the directory's externalId" test -n "$(json "$adopted" "j.get('externalId','')")"
 
+reports=$(cloud_admin GET "/v1/orgs/acme/connectors/$(cat "$work/conn-a.id")/reports?limit=5")
+check_eq "the sync posted its report to the control API" "full $added" \
+	"$(json "$reports" "j['reports'][0]['type'] + ' ' + str(j['reports'][0]['counts']['added'])")"
+check_eq "the dry runs were reported too" "dry-run" "$(json "$reports" "j['reports'][1]['type']")"
+
 run_capture s2 dirconnctl sync --full --config "$work/a.conf"
 check_eq "a second sync exits 0" 0 "$s2_rc"
 check_contains "a second sync changes nothing" "$s2_out" "Result | 0 added | 0 updated | 0 deleted | 0 failed"
@@ -109,6 +114,9 @@ run_capture t1 dirconnctl sync --full --config "$work/a.conf"
 check_eq "21 deletions stop the sync: exit 40" 40 "$t1_rc"
 check_contains "the error says how many would be deleted" "$t1_err" "Delete threshold (20 objects) exceeded: 21 objects would be deleted; nothing was changed"
 check_eq "nothing was deleted in the cloud" "$before" "$(count_users)"
+reports=$(cloud_admin GET "/v1/orgs/acme/connectors/$(cat "$work/conn-a.id")/reports?limit=1")
+check_eq "the threshold event was reported" "delete 21 20 aborted" \
+	"$(json "$reports" "' '.join(str(v) for v in j['reports'][0]['thresholdEvents'][0].values())")"
 run_capture t2 dirconnctl dry-run --config "$work/a.conf"
 check_contains "dry-run says the threshold would be exceeded" "$t2_out" "Delete threshold (20 objects) exceeded. 21 objects would be deleted"
 run_capture t3 dirconnctl sync --full --config "$work/a.conf" --override-threshold
@@ -136,6 +144,15 @@ cloud_admin GET "/scim/v2/acme/Users/$aid" >/dev/null
 check_eq "the administrator is still in the cloud" 200 "$(admin_status)"
 run_capture chk sync_check --protected "$admin_ext"
 check_eq "the cloud still matches the directory" 0 "$chk_rc"
+
+# ---- an unreachable cloud fails the sync and leaves the state as it was
+objects_before=$(sqlite3 "$work/state-conn-a/state.db" 'select count(*), sum(length(record)) from objects')
+sed "s|^url = .*|url = https://127.0.0.1:1|" "$work/a.conf" >"$work/down.conf"
+run_capture u1 dirconnctl sync --full --config "$work/down.conf"
+check_eq "an unreachable cloud fails the sync: exit 30" 30 "$u1_rc"
+check_contains "the error names the cloud" "$u1_err" "https://127.0.0.1:1/oauth/token"
+check_eq "the state is unchanged" "$objects_before" \
+	"$(sqlite3 "$work/state-conn-a/state.db" 'select count(*), sum(length(record)) from objects')"
 
 # ---- kill -9 during a full sync, then a rerun converges
 sync_cloud_stop
