@@ -12,10 +12,13 @@
 #include <time.h>
 
 #define SECRET_MAX 4096
+/* Most proxies tried for one token request before giving up (a PAC list is short). */
+#define CLOUD_AUTH_MAX_ROUTES 8
 
 struct cloud_auth {
     const struct config *cfg;
     scim_configure_fn configure;
+    scim_outcome_fn outcome;
     void *configure_arg;
     char *token;
     int64_t expires_ms; /* monotonic time after which the token is renewed */
@@ -93,6 +96,11 @@ enum dirconn_err cloud_auth_new(const struct config *cfg, scim_configure_fn conf
     return DIRCONN_OK;
 }
 
+void cloud_auth_set_outcome(struct cloud_auth *a, scim_outcome_fn outcome)
+{
+    a->outcome = outcome;
+}
+
 void cloud_auth_free(struct cloud_auth *a)
 {
     if (a == NULL)
@@ -161,9 +169,31 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
     curl_easy_setopt(h, CURLOPT_USERAGENT, "dirconn");
     if (cfg->cloud_ca_file != NULL)
         curl_easy_setopt(h, CURLOPT_CAINFO, cfg->cloud_ca_file);
-    if (a->configure != NULL)
-        e = a->configure(a->configure_arg, h, url, err);
-    CURLcode rc = e == DIRCONN_OK ? curl_easy_perform(h) : CURLE_OK;
+    /* One transfer per route: the outcome hook may ask for another proxy at once. */
+    CURLcode rc = CURLE_OK;
+    char note[DIRCONN_ERROR_LEN] = "";
+    for (int route = 0; route < CLOUD_AUTH_MAX_ROUTES; route++) {
+        if (a->configure != NULL)
+            e = a->configure(a->configure_arg, h, url, err);
+        if (e != DIRCONN_OK)
+            break;
+        body->len = 0;
+        errbuf[0] = '\0';
+        rc = curl_easy_perform(h);
+        if (a->outcome == NULL || a->configure == NULL)
+            break;
+        struct dirconn_error herr;
+        dirconn_error_clear(&herr);
+        enum scim_outcome o = a->outcome(a->configure_arg, h, url, rc, &herr);
+        snprintf(note, sizeof(note), "%s", herr.msg);
+        if (o == SCIM_OUTCOME_FAIL) {
+            e = dirconn_error_set(err, herr.code != DIRCONN_OK ? herr.code : DIRCONN_EFAIL,
+                                  "POST %s: %s", url, herr.msg);
+            break;
+        }
+        if (o != SCIM_OUTCOME_RETRY)
+            break;
+    }
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     OPENSSL_cleanse(usecret, strlen(usecret));
@@ -176,6 +206,8 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
     }
     if (rc != CURLE_OK) {
         free(body);
+        if (note[0] != '\0')
+            return dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "POST %s: %s", url, note);
         return dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "POST %s: %s (curl %d)", url,
                                  errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc);
     }
