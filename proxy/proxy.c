@@ -217,19 +217,46 @@ bool proxy_route_from_libproxy(const char *answer, char **route)
     return false;
 }
 
-size_t proxy_pac_directives(const char *answer)
+/* One directive "KEYWORD [host:port]" (already trimmed), len bytes. */
+static bool directive_valid(const char *d, size_t len)
+{
+    static const char *const with_host[] = {"PROXY", "SOCKS", "SOCKS4", "SOCKS4A",
+                                            "SOCKS5", "HTTP", "HTTPS", NULL};
+    size_t kw = 0;
+    while (kw < len && d[kw] != ' ' && d[kw] != '\t')
+        kw++;
+    size_t arg = kw;
+    while (arg < len && (d[arg] == ' ' || d[arg] == '\t'))
+        arg++;
+    if (kw == 6 && strncasecmp(d, "DIRECT", 6) == 0)
+        return arg == len;
+    for (size_t i = 0; with_host[i] != NULL; i++) {
+        if (strlen(with_host[i]) == kw && strncasecmp(d, with_host[i], kw) == 0)
+            return arg < len && strcspn(d + arg, " \t") >= len - arg;
+    }
+    return false;
+}
+
+size_t proxy_pac_directives(const char *answer, bool *garbage)
 {
     size_t n = 0;
-    bool content = false;
-    for (const char *s = answer; ; s++) {
-        if (*s == ';' || *s == '\0') {
-            n += content ? 1 : 0;
-            content = false;
-            if (*s == '\0')
-                break;
-        } else if (*s != ' ' && *s != '\t' && *s != '\r' && *s != '\n') {
-            content = true;
+    *garbage = false;
+    const char *s = answer;
+    for (;;) {
+        size_t len = strcspn(s, ";");
+        const char *b = s, *e = s + len;
+        while (b < e && (*b == ' ' || *b == '\t' || *b == '\r' || *b == '\n'))
+            b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+            e--;
+        if (e > b) {
+            n++;
+            if (!directive_valid(b, (size_t)(e - b)))
+                *garbage = true;
         }
+        if (s[len] == '\0')
+            break;
+        s += len + 1;
     }
     return n;
 }
@@ -407,6 +434,7 @@ static enum dirconn_err resolve_px(struct proxy_ctx *p, const char *url,
         (res->pac_answer = strdup(ans.pac_answer != NULL ? ans.pac_answer : "")) == NULL)
         e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     const char *pac = res->pac_url != NULL ? res->pac_url : "(from the host's settings)";
+    bool garbage = false;
     if (e != DIRCONN_OK) {
     } else if (ans.pac_unreadable) {
         e = dirconn_error_set(err, DIRCONN_EPROXY, "PAC %s cannot be downloaded or read", pac);
@@ -419,7 +447,8 @@ static enum dirconn_err resolve_px(struct proxy_ctx *p, const char *url,
         e = dirconn_error_set(err, DIRCONN_EPROXY,
                               "PAC %s: FindProxyForURL(\"%s\") failed or returned nothing", pac,
                               url);
-    } else if (ans.pac_ran && proxy_pac_directives(ans.pac_answer) != ans.n) {
+    } else if (ans.pac_ran && (proxy_pac_directives(ans.pac_answer, &garbage) != ans.n ||
+                               garbage)) {
         e = dirconn_error_set(err, DIRCONN_EPROXY,
                               "PAC %s returned '%.200s' for %s: not a list of "
                               "'PROXY host:port', 'SOCKS host:port' or 'DIRECT'",

@@ -128,10 +128,11 @@ bool proxy_route_from_libproxy(const char *answer, char **route);
 
 /*
  * proxy_pac_directives - how many non-empty ';'-separated directives a PAC
- * answer holds (Netscape PAC format: "PROXY host:port; DIRECT"). Used to
- * notice garbage that libproxy silently dropped.
+ * answer holds (Netscape PAC format: "PROXY host:port; SOCKS host:port;
+ * DIRECT"); *garbage is set when one of them is not such a directive. Used
+ * to notice answers that libproxy silently turns into DIRECT.
  */
-size_t proxy_pac_directives(const char *answer);
+size_t proxy_pac_directives(const char *answer, bool *garbage);
 
 /* proxy_mode_name - "auto", "pac", "explicit" or "none". */
 const char *proxy_mode_name(enum proxy_mode mode);
