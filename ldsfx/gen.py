@@ -745,7 +745,6 @@ def main(argv):
         entries = org.materialise()
         path = os.path.join(a.out, "data", "p%d.ldif" % k)
         with open(path + ".tmp", "w", encoding="utf-8", newline="\n") as f:
-            f.write("version: 1\n\n")
             for e in entries:
                 f.write(e.ldif())
                 f.write("\n")
