@@ -1,0 +1,3 @@
+# Integration tests of dirconn-cloud (each starts its own server on a free loopback port).
+dirconn_integration_test(cloud_scim cloud_scim.sh TIMEOUT 300)
+dirconn_integration_test(cloud_control cloud_control.sh TIMEOUT 300)
