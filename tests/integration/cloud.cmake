@@ -13,3 +13,5 @@ endfunction()
 
 cloud_integration_test(cloud_scim cloud_scim.sh 300)
 cloud_integration_test(cloud_control cloud_control.sh 300)
+cloud_integration_test(cloud_faults cloud_faults.sh 300)
+cloud_integration_test(cloud_crash cloud_crash.sh 300)
