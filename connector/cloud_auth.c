@@ -172,6 +172,7 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
     /* One transfer per route: the outcome hook may ask for another proxy at once. */
     CURLcode rc = CURLE_OK;
     char note[DIRCONN_ERROR_LEN] = "";
+    enum dirconn_err note_code = DIRCONN_ECLOUD_CONNECT;
     for (int route = 0; route < CLOUD_AUTH_MAX_ROUTES; route++) {
         if (a->configure != NULL)
             e = a->configure(a->configure_arg, h, url, err);
@@ -186,6 +187,7 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
         dirconn_error_clear(&herr);
         enum scim_outcome o = a->outcome(a->configure_arg, h, url, rc, &herr);
         snprintf(note, sizeof(note), "%s", herr.msg);
+        note_code = herr.code != DIRCONN_OK ? herr.code : DIRCONN_ECLOUD_CONNECT;
         if (o == SCIM_OUTCOME_FAIL) {
             e = dirconn_error_set(err, herr.code != DIRCONN_OK ? herr.code : DIRCONN_EFAIL,
                                   "POST %s: %s", url, herr.msg);
@@ -207,7 +209,7 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
     if (rc != CURLE_OK) {
         free(body);
         if (note[0] != '\0')
-            return dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "POST %s: %s", url, note);
+            return dirconn_error_set(err, note_code, "POST %s: %s", url, note);
         return dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "POST %s: %s (curl %d)", url,
                                  errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc);
     }
