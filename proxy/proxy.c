@@ -744,7 +744,8 @@ enum scim_outcome proxy_outcome(void *arg, CURL *easy, const char *url, CURLcode
     if (h->current < h->n) {
         char next[800];
         route_label(h, h->current, next, sizeof(next));
-        dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "%s: %s; trying %s", label, why, next);
+        dirconn_error_set(err, route != NULL ? DIRCONN_EPROXY : DIRCONN_ECLOUD_CONNECT,
+                          "%s: %s; next route: %s", label, why, next);
         return SCIM_OUTCOME_RETRY;
     }
     /* Every route failed: name them all, and resolve again next time. */
