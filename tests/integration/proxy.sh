@@ -245,6 +245,8 @@ check_eq "wrong proxy password: sync exit 60 (EPROXY)" 60 "$r_rc"
 check_contains "wrong proxy password: the sync names the proxy and the 407" "$r_err" \
 	"proxy http://127.0.0.1:$SQ_basic: HTTP 407"
 check_eq "wrong proxy password: nothing reached the cloud" 0 "$(cloud_users)"
+state_rows() { sqlite3 "$T/state-$1/state.db" "SELECT (SELECT count(*) FROM objects) + (SELECT count(*) FROM watermarks) + (SELECT count(*) FROM history)" 2>/dev/null || echo 0; }
+check_eq "wrong proxy password: the state holds no object, watermark or history" 0 "$(state_rows wrong)"
 
 c=$(conf noauth 'mode = explicit' "url = http://127.0.0.1:$SQ_basic")
 run_capture r dirconnctl proxy-check --config "$c"
@@ -320,6 +322,11 @@ run_capture r env https_proxy=http://127.0.0.1:$TPORT no_proxy=localhost,127.0.0
 check_contains "auto: no_proxy excludes the host" "$r_out" "1. DIRECT: reached the cloud"
 run_capture r env https_proxy="$PAC_HTTP" no_proxy= dirconnctl proxy-check --config "$c"
 check_contains "auto: a pac+http:// URL in the environment is evaluated" "$r_out" "PAC URL: $PAC_HTTP"
+before=$(connects "$T/tiny/tinyproxy.log")
+run_capture r env https_proxy=http://127.0.0.1:$TPORT no_proxy= dirconnctl sync --full --no-progress --config "$c"
+check_eq "auto: a sync with https_proxy in the environment: exit" 0 "$r_rc"
+after=$(connects "$T/tiny/tinyproxy.log")
+check "auto: the sync's requests went through tinyproxy ($before -> $after)" test "$after" -gt "$before"
 
 # ---- the proxy going away --------------------------------------------------------
 kill "$SQPID_basic"
