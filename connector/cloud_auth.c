@@ -12,8 +12,6 @@
 #include <time.h>
 
 #define SECRET_MAX 4096
-/* Most proxies tried for one token request before giving up (a PAC list is short). */
-#define CLOUD_AUTH_MAX_ROUTES 8
 
 struct cloud_auth {
     const struct config *cfg;
@@ -126,6 +124,12 @@ static size_t collect(char *p, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
+static void reset_body(void *arg)
+{
+    struct body_buf *b = arg;
+    b->len = 0;
+}
+
 /* POST grant_type=client_credentials to the token endpoint. */
 static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_error *err)
 {
@@ -171,31 +175,11 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
         curl_easy_setopt(h, CURLOPT_CAINFO, cfg->cloud_ca_file);
     /* One transfer per route: the outcome hook may ask for another proxy at once. */
     CURLcode rc = CURLE_OK;
-    char note[DIRCONN_ERROR_LEN] = "";
-    enum dirconn_err note_code = DIRCONN_ECLOUD_CONNECT;
-    for (int route = 0; route < CLOUD_AUTH_MAX_ROUTES; route++) {
-        if (a->configure != NULL)
-            e = a->configure(a->configure_arg, h, url, err);
-        if (e != DIRCONN_OK)
-            break;
-        body->len = 0;
-        errbuf[0] = '\0';
-        rc = curl_easy_perform(h);
-        if (a->outcome == NULL || a->configure == NULL)
-            break;
-        struct dirconn_error herr;
-        dirconn_error_clear(&herr);
-        enum scim_outcome o = a->outcome(a->configure_arg, h, url, rc, &herr);
-        snprintf(note, sizeof(note), "%s", herr.msg);
-        note_code = herr.code != DIRCONN_OK ? herr.code : DIRCONN_ECLOUD_CONNECT;
-        if (o == SCIM_OUTCOME_FAIL) {
-            e = dirconn_error_set(err, herr.code != DIRCONN_OK ? herr.code : DIRCONN_EFAIL,
-                                  "POST %s: %s", url, herr.msg);
-            break;
-        }
-        if (o != SCIM_OUTCOME_RETRY)
-            break;
-    }
+    struct dirconn_error note;
+    struct scim_transport t = {a->configure, a->outcome, a->configure_arg};
+    e = scim_easy_perform(&t, h, url, reset_body, body, &rc, &note);
+    if (e != DIRCONN_OK)
+        dirconn_error_set(err, e, "POST %s: %s", url, note.msg);
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     OPENSSL_cleanse(usecret, strlen(usecret));
@@ -208,8 +192,8 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
     }
     if (rc != CURLE_OK) {
         free(body);
-        if (note[0] != '\0')
-            return dirconn_error_set(err, note_code, "POST %s: %s", url, note);
+        if (note.code != DIRCONN_OK)
+            return dirconn_error_set(err, note.code, "POST %s: %s", url, note.msg);
         return dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "POST %s: %s (curl %d)", url,
                                  errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc);
     }

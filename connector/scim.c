@@ -691,3 +691,36 @@ enum dirconn_err scim_list_all(struct scim_client *c, const char *path, const ch
     curl_free(ea);
     return e;
 }
+
+enum dirconn_err scim_easy_perform(const struct scim_transport *t, CURL *easy, const char *url,
+                                   void (*reset)(void *), void *reset_arg, CURLcode *rc,
+                                   struct dirconn_error *err)
+{
+    dirconn_error_clear(err);
+    *rc = CURLE_OK;
+    for (int route = 0; route < SCIM_MAX_ROUTES; route++) {
+        if (t != NULL && t->configure != NULL) {
+            enum dirconn_err e = t->configure(t->arg, easy, url, err);
+            if (e != DIRCONN_OK)
+                return e;
+        }
+        if (reset != NULL)
+            reset(reset_arg);
+        *rc = curl_easy_perform(easy);
+        if (t == NULL || t->configure == NULL || t->outcome == NULL)
+            return DIRCONN_OK;
+        struct dirconn_error herr;
+        dirconn_error_clear(&herr);
+        enum scim_outcome o = t->outcome(t->arg, easy, url, *rc, &herr);
+        if (o == SCIM_OUTCOME_FAIL)
+            return dirconn_error_set(err, herr.code != DIRCONN_OK ? herr.code : DIRCONN_EFAIL,
+                                     "%s", herr.msg);
+        dirconn_error_clear(err);
+        if (*rc != CURLE_OK && herr.msg[0] != '\0')
+            dirconn_error_set(err, herr.code != DIRCONN_OK ? herr.code : DIRCONN_ECLOUD_CONNECT,
+                              "%s", herr.msg);
+        if (o != SCIM_OUTCOME_RETRY)
+            break;
+    }
+    return DIRCONN_OK;
+}
