@@ -616,6 +616,17 @@ static enum dirconn_err host_get(struct proxy_ctx *p, const char *url, struct pr
     return DIRCONN_OK;
 }
 
+enum dirconn_err proxy_route_for(struct proxy_ctx *p, const char *url, const char **route,
+                                 struct dirconn_error *err)
+{
+    struct proxy_host *h = NULL;
+    *route = NULL;
+    enum dirconn_err e = host_get(p, url, &h, err);
+    if (e == DIRCONN_OK)
+        *route = h->routes[h->current < h->n ? h->current : 0];
+    return e;
+}
+
 enum dirconn_err proxy_configure(void *arg, CURL *easy, const char *url,
                                  struct dirconn_error *err)
 {

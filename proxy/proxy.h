@@ -94,6 +94,16 @@ enum dirconn_err proxy_apply(struct proxy_ctx *p, CURL *easy, const char *url, c
                              struct dirconn_error *err);
 
 /*
+ * proxy_route_for - the route the next transfer to url takes: the current
+ * route of url's host, resolving and caching its list when missing, older
+ * than [proxy] pac_ttl, or exhausted by failures. *route is borrowed from
+ * the cache (NULL = DIRECT) and valid until the next call on p. Errors:
+ * those of proxy_resolve.
+ */
+enum dirconn_err proxy_route_for(struct proxy_ctx *p, const char *url, const char **route,
+                                 struct dirconn_error *err);
+
+/*
  * proxy_configure - a scim_configure_fn (arg = the struct proxy_ctx): pick
  * the current route of url's host (resolving and caching the list when
  * needed) and proxy_apply it. Errors: those of proxy_resolve.

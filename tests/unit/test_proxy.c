@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static char tmpdir[64];
@@ -203,6 +204,54 @@ static void test_resolve_pac_file(void **state)
     }
 }
 
+/* The list is kept for pac_ttl, and resolved again early once every route failed. */
+static void test_cache_ttl_and_failure(void **state)
+{
+    (void)state;
+    write_pac("ttl.pac", "function FindProxyForURL(u, h) { return \"PROXY 127.0.0.1:1\"; }\n");
+    char section[512];
+    snprintf(section, sizeof(section), "mode = pac\npac_url = pac+file://%s/ttl.pac\npac_ttl = 1s\n",
+             tmpdir);
+    struct config *cfg = load(section);
+    struct log_sink quiet = {.level = LOG_LEVEL_ERROR};
+    struct proxy_ctx *p = NULL;
+    assert_int_equal(proxy_new(cfg, &quiet, &p, NULL), DIRCONN_OK);
+    const char *url = "https://cloud.example/scim/v2/o/Users";
+    const char *route = NULL;
+    assert_int_equal(proxy_route_for(p, url, &route, NULL), DIRCONN_OK);
+    assert_string_equal(route, "http://127.0.0.1:1");
+    write_pac("ttl.pac", "function FindProxyForURL(u, h) { return \"PROXY 127.0.0.1:2\"; }\n");
+    assert_int_equal(proxy_route_for(p, url, &route, NULL), DIRCONN_OK);
+    assert_string_equal(route, "http://127.0.0.1:1"); /* cached */
+    struct timespec pause = {.tv_sec = 1, .tv_nsec = 100 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    assert_int_equal(proxy_route_for(p, "https://cloud.example/other", &route, NULL), DIRCONN_OK);
+    assert_string_equal(route, "http://127.0.0.1:2"); /* expired: resolved again */
+
+    /* The only route fails: the list is exhausted and resolved again at its next use. */
+    write_pac("ttl.pac", "function FindProxyForURL(u, h) { return \"PROXY 127.0.0.1:3\"; }\n");
+    CURL *easy = curl_easy_init();
+    assert_non_null(easy);
+    assert_int_equal(proxy_configure(p, easy, url, NULL), DIRCONN_OK);
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    assert_int_equal(proxy_outcome(p, easy, url, CURLE_COULDNT_CONNECT, &err),
+                     SCIM_OUTCOME_DEFAULT);
+    assert_int_equal(err.code, DIRCONN_EPROXY);
+    assert_non_null(strstr(err.msg, "proxy http://127.0.0.1:2"));
+    assert_int_equal(proxy_route_for(p, url, &route, NULL), DIRCONN_OK);
+    assert_string_equal(route, "http://127.0.0.1:3");
+
+    /* An outcome without a configured transfer changes nothing. */
+    dirconn_error_clear(&err);
+    assert_int_equal(proxy_outcome(p, easy, url, CURLE_COULDNT_CONNECT, &err),
+                     SCIM_OUTCOME_DEFAULT);
+    assert_int_equal(err.code, DIRCONN_OK);
+    curl_easy_cleanup(easy);
+    proxy_free(p);
+    config_free(cfg);
+}
+
 /* The SCIM client with the proxy seam: each route of the PAC list is tried in turn. */
 static int done_calls;
 static void on_done(void *arg, const struct scim_response *resp)
@@ -261,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_resolve_none_and_explicit),
         cmocka_unit_test(test_password_file_missing),
         cmocka_unit_test(test_resolve_pac_file),
+        cmocka_unit_test(test_cache_ttl_and_failure),
         cmocka_unit_test(test_seam_moves_through_routes),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
