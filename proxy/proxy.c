@@ -18,6 +18,8 @@
 /* Largest PAC file downloaded. */
 #define PROXY_PAC_MAX (1024u * 1024)
 #define PROXY_PAC_TIMEOUT_MS 15000L
+/* Transfers remembered between configure and outcome (far above any max_in_flight). */
+#define PROXY_MAX_INFLIGHT 256
 
 /* One cached answer: the routes of a scheme://host:port. */
 struct proxy_host {
@@ -124,6 +126,17 @@ enum dirconn_err proxy_new(const struct config *cfg, const struct log_sink *log,
         }
     }
     *out = p;
+    return DIRCONN_OK;
+}
+
+enum dirconn_err proxy_set_password(struct proxy_ctx *p, const char *password,
+                                    struct dirconn_error *err)
+{
+    char *copy = NULL;
+    if (password != NULL && (copy = strdup(password)) == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    cloud_auth_free_secret(p->password);
+    p->password = copy;
     return DIRCONN_OK;
 }
 
@@ -644,6 +657,11 @@ enum dirconn_err proxy_configure(void *arg, CURL *easy, const char *url,
     for (size_t i = 0; i < p->n_fl && f == NULL; i++) {
         if (p->fl[i].easy == easy)
             f = &p->fl[i];
+    }
+    if (f == NULL && p->n_fl == PROXY_MAX_INFLIGHT) {
+        /* A client that never reports outcomes: forget the oldest transfer. */
+        memmove(p->fl, p->fl + 1, (p->n_fl - 1) * sizeof(*p->fl));
+        p->n_fl--;
     }
     if (f == NULL) {
         if (p->n_fl == p->cap_fl) {
