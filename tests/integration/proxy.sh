@@ -325,8 +325,22 @@ check_contains "auto: a pac+http:// URL in the environment is evaluated" "$r_out
 before=$(connects "$T/tiny/tinyproxy.log")
 run_capture r env https_proxy=http://127.0.0.1:$TPORT no_proxy= dirconnctl sync --full --no-progress --config "$c"
 check_eq "auto: a sync with https_proxy in the environment: exit" 0 "$r_rc"
+[[ $r_rc == 0 ]] || echo "$r_err" | tail -5
 after=$(connects "$T/tiny/tinyproxy.log")
 check "auto: the sync's requests went through tinyproxy ($before -> $after)" test "$after" -gt "$before"
+
+# ---- the HA lease (last: once the org uses the lease, writes need its fencing token) ----
+before=$(connects "$T/basic/access.log")
+run_capture r "${DIRCONN_BUILD_DIR:-.}/tests/integration/proxy_lease_probe" "$T/pachttp.conf"
+check_eq "HA lease acquired and renewed through squid chosen by the PAC: exit" 0 "$r_rc"
+[[ $r_rc == 0 ]] || echo "$r_err"
+check_contains "HA lease: held by the connector" "$r_out" "lease held by $CID"
+check_contains "HA lease: released again" "$r_out" "lease released"
+holder=$(curl -sS --noproxy '*' --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN_TOKEN" \
+	"$CLOUD/v1/orgs/acme/lease" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["holderIdentity"], j["leaseTransitions"])')
+check_eq "HA lease: the cloud saw it taken and given back" "None 2" "$holder"
+after=$(connects "$T/basic/access.log")
+check "HA lease: its requests went through squid ($before -> $after)" test "$after" -gt "$before"
 
 # ---- the proxy going away --------------------------------------------------------
 kill "$SQPID_basic"
