@@ -451,6 +451,11 @@ static enum dirconn_err resolve_px(struct proxy_ctx *p, const char *url,
     if (e != DIRCONN_OK) {
     } else if (ans.pac_unreadable) {
         e = dirconn_error_set(err, DIRCONN_EPROXY, "PAC %s cannot be downloaded or read", pac);
+    } else if (ans.no_runner) {
+        e = dirconn_error_set(err, DIRCONN_EPROXY,
+                              "PAC %s cannot be evaluated: libproxy has no PAC runner (install "
+                              "libproxy1-plugin-webkit)",
+                              pac);
     } else if (ans.failed) {
         e = dirconn_error_set(err, DIRCONN_EPROXY,
                               "PAC %s cannot be evaluated for %s (libproxy's PAC runner "
@@ -467,6 +472,8 @@ static enum dirconn_err resolve_px(struct proxy_ctx *p, const char *url,
                               "'PROXY host:port', 'SOCKS host:port' or 'DIRECT'",
                               pac, ans.pac_answer, url);
     }
+    if (e == DIRCONN_OK && ans.wpad_failed)
+        log_msg(p->log, LOG_LEVEL_WARN, "proxy: WPAD found no PAC for %s: going DIRECT", url);
     for (size_t i = 0; e == DIRCONN_OK && i < ans.n; i++) {
         char *route = NULL;
         if (!proxy_route_from_libproxy(ans.proxies[i], &route)) {

@@ -132,6 +132,10 @@ static enum dirconn_err parse_trace(char *trace, struct proxy_px_answer *ans)
         in_config = strcmp(line, "Config is: ") == 0 || strcmp(line, "Config is:") == 0;
         if (strcmp(line, "Unable to download PAC!") == 0) {
             ans->pac_unreadable = true;
+        } else if (strcmp(line, "Unable to find a required pacrunner!") == 0) {
+            ans->no_runner = true;
+        } else if (strcmp(line, "No PAC found...") == 0) {
+            ans->wpad_failed = true;
         } else if (strncmp(line, "Pacrunner returned: ", 20) == 0 ||
                    strcmp(line, "Pacrunner returned:") == 0) {
             ans->pac_ran = true;
@@ -195,6 +199,9 @@ enum dirconn_err proxy_px_resolve(const struct proxy_px_request *req, struct pro
     }
     close(tp[1]);
     close(rp[1]);
+    /* Keep our ends out of any other child's hands. */
+    fcntl(tp[0], F_SETFD, FD_CLOEXEC);
+    fcntl(rp[0], F_SETFD, FD_CLOEXEC);
     struct px_buf trace = {.open = true}, list = {.open = true};
     int64_t deadline = mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : 20000);
     bool late = false, broken = false;

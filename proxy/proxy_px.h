@@ -38,6 +38,8 @@ struct proxy_px_answer {
     char *config;         /* the configuration libproxy used (first of its trace), or NULL */
     bool pac_unreadable;  /* the trace says the PAC could not be downloaded or read */
     bool pac_ran;         /* a PAC ran */
+    bool no_runner;       /* a PAC was found but libproxy has no PAC runner plugin */
+    bool wpad_failed;     /* WPAD was configured but found no PAC */
     char *pac_answer;     /* FindProxyForURL's raw answer when pac_ran */
 };
 
