@@ -762,11 +762,8 @@ enum scim_outcome proxy_outcome(void *arg, CURL *easy, const char *url, CURLcode
                               label);
         return SCIM_OUTCOME_FAIL;
     }
-    if (!route_failed(route, url, rc, connect_code)) {
-        if (rc == CURLE_OK && h->current != f.index && h->current >= h->n)
-            h->current = f.index;
-        return SCIM_OUTCOME_DEFAULT;
-    }
+    if (!route_failed(route, url, rc, connect_code))
+        return SCIM_OUTCOME_DEFAULT; /* the route works: the host keeps it */
     char why[400];
     if (connect_code != 0 && connect_code / 100 != 2)
         snprintf(why, sizeof(why), "CONNECT answered HTTP %ld", connect_code);
