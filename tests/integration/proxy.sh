@@ -210,6 +210,13 @@ check_eq "tinyproxy without auth: exit" 0 "$r_rc"
 check_contains "tinyproxy: reached" "$r_out" "1. http://127.0.0.1:$TPORT: reached the cloud: HTTP"
 check "tinyproxy's log shows the CONNECT to the cloud" grep -q "CONNECT 127.0.0.1:$CPORT" "$T/tiny/tinyproxy.log"
 
+c=$(conf tinynoca 'mode = explicit' "url = http://127.0.0.1:$TPORT")
+sed -i "\|^ca_file = $T/ca.pem\$|d" "$c" # the cloud's CA is no longer trusted
+run_capture r dirconnctl proxy-check --config "$c"
+check_eq "through a proxy the cloud's certificate is still verified: exit 60" 60 "$r_rc"
+check_contains "an untrusted cloud certificate is refused through the proxy" "$r_out" \
+	"SSL certificate problem"
+
 c=$(conf basic 'mode = explicit' "url = http://127.0.0.1:$SQ_basic" 'username = alice' \
 	"password_file = $T/proxy-password" 'auth = basic')
 run_capture r dirconnctl proxy-check --config "$c" --json
