@@ -112,7 +112,7 @@ auth_param digest realm dirconn-test"
 		http_access allow authed
 		http_access deny all
 	EOF
-	chown -R proxy "$dir"
+	[[ $(id -u) != 0 ]] || chown -R proxy "$dir" # squid drops to the proxy user as root
 	chmod 644 "$dir/htpasswd" "$dir/digest-passwords"
 	squid -N -f "$dir/squid.conf" >"$dir/squid.out" 2>&1 &
 	PIDS+=($!)
@@ -125,9 +125,8 @@ squid_start digest digest
 
 TPORT=$(free_port)
 mkdir -p "$T/tiny"
-cat >"$T/tiny/tinyproxy.conf" <<EOF
-User nobody
-Group nogroup
+[[ $(id -u) != 0 ]] || printf 'User nobody\nGroup nogroup\n' >"$T/tiny/tinyproxy.conf"
+cat >>"$T/tiny/tinyproxy.conf" <<EOF
 Port $TPORT
 Listen 127.0.0.1
 Timeout 60
@@ -136,7 +135,7 @@ LogLevel Connect
 MaxClients 20
 Allow 127.0.0.1
 EOF
-chown -R nobody "$T/tiny"
+[[ $(id -u) != 0 ]] || chown -R nobody "$T/tiny" # tinyproxy runs as User nobody
 tinyproxy -d -c "$T/tiny/tinyproxy.conf" >"$T/tiny/out" 2>&1 &
 PIDS+=($!)
 wait_port "$TPORT"
