@@ -62,6 +62,8 @@ int cmd_search(struct ctl *ctl, int argc, char **argv);
 /* The sync subcommands (admin/cmd_sync.c). */
 int cmd_dry_run(struct ctl *ctl, int argc, char **argv);
 int cmd_sync(struct ctl *ctl, int argc, char **argv);
+/* The proxy subcommand (admin/cmd_proxy.c): resolve and try the proxies for a cloud URL. */
+int cmd_proxy_check(struct ctl *ctl, int argc, char **argv);
 /* The avatar subcommand (admin/cmd_avatar.c): render an avatar URI pattern with a sample value. */
 int cmd_avatar_test(struct ctl *ctl, int argc, char **argv);
 

@@ -26,6 +26,8 @@ static const struct ctl_command commands[] = {
     {"dry-run", cmd_dry_run, "show what a sync would add, update and delete, changing nothing"},
     {"sync", cmd_sync, "synchronise the directory into the cloud (--full)"},
     {"avatar-test", cmd_avatar_test, "render an avatar URI pattern with a sample value"},
+    {"proxy-check", cmd_proxy_check,
+     "show the proxies for a cloud URL and whether each one reaches the cloud"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -2,6 +2,7 @@
 #include "connector/sync.h"
 
 #include "connector/cloud_auth.h"
+#include "proxy/proxy.h"
 #include "connector/ldap_source.h"
 #include "connector/mapping.h"
 #include "connector/scim.h"
@@ -38,6 +39,7 @@ struct sync_ctx {
     struct state *st;
     struct ldap_source *src;
     struct mapping *maps[PLAN_KIND_MAX];
+    struct proxy_ctx *proxy;
     struct cloud_auth *auth;
     struct scim_client *scim;
     struct plan *plan;
@@ -949,15 +951,23 @@ static enum dirconn_err open_cloud(struct sync_ctx *c)
     }
     if (c->scim_base == NULL)
         return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
-    enum dirconn_err e = cloud_auth_new(cfg, NULL, NULL, &c->auth, c->err);
+    /* Every cloud request (token and SCIM) goes the way [proxy] says. */
+    enum dirconn_err e = proxy_new(cfg, c->log, &c->proxy, c->err);
     if (e != DIRCONN_OK)
         return e;
+    e = cloud_auth_new(cfg, proxy_configure, c->proxy, &c->auth, c->err);
+    if (e != DIRCONN_OK)
+        return e;
+    cloud_auth_set_outcome(c->auth, proxy_outcome);
     struct scim_client_options so = {
         .base_url = c->scim_base,
         .ca_file = cfg->cloud_ca_file,
         .max_in_flight = 8,
         .token = cloud_auth_token,
         .token_arg = c->auth,
+        .configure = proxy_configure,
+        .outcome = proxy_outcome,
+        .configure_arg = c->proxy,
         .log = c->log,
     };
     return scim_client_new(&so, &c->scim, c->err);
@@ -1108,6 +1118,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         mapping_free(c->maps[k]);
     scim_client_free(c->scim);
     cloud_auth_free(c->auth);
+    proxy_free(c->proxy);
     free(c->scim_base);
     ldap_source_close(c->src);
     state_close(c->st);
