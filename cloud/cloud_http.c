@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <stdarg.h>
@@ -386,6 +387,14 @@ static void on_request(struct evhttp_request *ev, void *arg)
     req->ctx = ctx;
     req->ev = ev;
     req->start_ns = mono_ns();
+    /* answers go out in one piece: no Nagle delay against the client's delayed ACK */
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
     req->method = evhttp_request_get_command(ev);
     req->method_name = method_name(req->method);
     TAILQ_INIT(&req->query);
