@@ -558,7 +558,7 @@ static void lease_put(struct cloud_req *req, const char *org)
     struct cloud_ctx *ctx = req->ctx;
     const char *im = cloud_http_input_header(req, "If-Match");
     if (im == NULL) {
-        cloud_http_api_error(req, 428, "preconditionRequired",
+        cloud_http_api_error(req, 412, "preconditionFailed",
                              "PUT lease needs If-Match with the current resourceVersion");
         return;
     }
@@ -722,7 +722,7 @@ static void state_put(struct cloud_req *req, const char *org)
     struct cloud_ctx *ctx = req->ctx;
     const char *im = cloud_http_input_header(req, "If-Match");
     if (im == NULL) {
-        cloud_http_api_error(req, 428, "preconditionRequired",
+        cloud_http_api_error(req, 412, "preconditionFailed",
                              "PUT state needs If-Match with the current ETag");
         return;
     }

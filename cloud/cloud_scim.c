@@ -1047,9 +1047,7 @@ static int proj_parse(const struct cloud_rtype_def *rt, const char *attrs, const
         struct cloud_patch_path pp;
         char msg[200];
         if (cloud_patch_path_parse(tok, &pp, msg, sizeof(msg)) != 0 || pp.filter != NULL) {
-            if (pp.filter == NULL)
-                cloud_patch_path_clear(&pp);
-            cloud_patch_path_clear(&pp);
+            cloud_patch_path_clear(&pp); /* zeroed by a failed parse: safe either way */
             rc = cloud_scim_err_set(err, 400, "invalidValue", "bad attribute name '%s'", tok);
             break;
         }

@@ -71,7 +71,7 @@ check_jq '[(.holderIdentity|tostring), (.leaseTransitions|tostring)]|join(",")' 
 RV=$(printf '%s' "$BODY" | jq -r .resourceVersion)
 check_eq "$(header ETag)" "\"$RV\"" "lease ETag"
 req "$T1" PUT "$V1/lease" "{\"holderIdentity\":\"$C1\",\"leaseDurationSeconds\":30}"
-check_status 428 "lease PUT without If-Match"
+check_status 412 "lease PUT without If-Match"
 req "$T1" PUT "$V1/lease" "{\"holderIdentity\":\"$C2\",\"leaseDurationSeconds\":30}" -H "If-Match: \"$RV\""
 check_status 403 "connector naming another holder"
 # race: both PUT with the same resourceVersion at the same time
