@@ -45,6 +45,7 @@ struct cloud_config {
 struct event_base;
 struct evhttp;
 struct event;
+struct cloud_req;
 
 struct cloud_ctx {
     struct cloud_config cfg;
@@ -58,6 +59,7 @@ struct cloud_ctx {
     struct cloud_fault fault;
     char base_url[256];           /* scheme://host:port, no trailing slash */
     int port;                     /* bound port */
+    struct cloud_req *delayed;    /* requests held by the latency fault (freed at shutdown) */
 };
 
 /* cloud_now_ms - wall clock, milliseconds since the epoch. */

@@ -318,11 +318,23 @@ static void run_request(struct cloud_req *req)
     cloud_http_error(req, 404, "notFound", "no such endpoint");
 }
 
+static void delayed_unlink(struct cloud_req *req)
+{
+    if (req->dprev != NULL)
+        req->dprev->dnext = req->dnext;
+    else
+        req->ctx->delayed = req->dnext;
+    if (req->dnext != NULL)
+        req->dnext->dprev = req->dprev;
+    req->dnext = req->dprev = NULL;
+}
+
 static void delay_done(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct cloud_req *req = arg;
+    delayed_unlink(req);
     event_free(req->delay);
     req->delay = NULL;
     run_request(req);
@@ -477,6 +489,10 @@ static void on_request(struct evhttp_request *ev, void *arg)
             if (req->delay != NULL) {
                 struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
                 evtimer_add(req->delay, &tv);
+                req->dnext = ctx->delayed;
+                if (ctx->delayed != NULL)
+                    ctx->delayed->dprev = req;
+                ctx->delayed = req;
                 return;
             }
         }
@@ -594,6 +610,11 @@ int cloud_http_start(struct cloud_ctx *ctx, char *msg, size_t msglen)
 
 void cloud_http_stop(struct cloud_ctx *ctx)
 {
+    while (ctx->delayed != NULL) {
+        struct cloud_req *req = ctx->delayed;
+        delayed_unlink(req);
+        req_free(req); /* its evhttp request goes with evhttp_free below */
+    }
     if (ctx->http != NULL)
         evhttp_free(ctx->http);
     ctx->http = NULL;

@@ -40,12 +40,14 @@ struct cloud_req {
     int64_t start_ns;
     bool faultable;
     struct event *delay;           /* latency fault timer */
+    struct cloud_req *dnext, *dprev; /* in ctx->delayed while the timer runs */
 };
 
 /* cloud_http_start - create the evhttp server on ctx->base, bind cfg.listen, set TLS. */
 int cloud_http_start(struct cloud_ctx *ctx, char *msg, size_t msglen);
 
-/* cloud_http_stop - free the server (open connections are closed). */
+/* cloud_http_stop - free the server (open connections are closed) and requests
+ * still held by the latency fault. */
 void cloud_http_stop(struct cloud_ctx *ctx);
 
 /* cloud_http_header - add an output header to the answer. */
