@@ -177,7 +177,7 @@ static void member_rows(struct scim *s, const char *group_id, const json_t *memb
     }
 }
 
-/* Set of member values of a group document: {"id": true, ...}. */
+/* Member values of a group document with their stored type: {"id": "User", ...}. */
 static json_t *member_set(const json_t *doc)
 {
     json_t *set = json_object();
@@ -185,8 +185,9 @@ static json_t *member_set(const json_t *doc)
     json_t *m;
     json_array_foreach(json_object_get(doc, "members"), i, m) {
         const char *v = json_string_value(json_object_get(m, "value"));
+        json_t *type = json_object_get(m, "type");
         if (v != NULL)
-            json_object_set_new(set, v, json_true());
+            json_object_set_new(set, v, json_is_string(type) ? json_copy(type) : json_true());
     }
     return set;
 }
@@ -281,7 +282,8 @@ static int res_save(struct scim *s, const struct cloud_rtype_def *rt, const char
 /*
  * Check the members of a group document: each value names an existing User
  * or Group of the org (not the group itself); fills type and $ref; drops
- * duplicates. Members already in known (a member set) are trusted.
+ * duplicates. Members already in known (member_set of the stored version)
+ * are not looked up again.
  */
 static int resolve_members(struct scim *s, const char *group_id, json_t *doc, const json_t *known,
                            struct op_result *r)
@@ -307,9 +309,10 @@ static int resolve_members(struct scim *s, const char *group_id, json_t *doc, co
             break;
         }
         const char *type = json_string_value(json_object_get(m, "type"));
+        const char *stored = known != NULL ? json_string_value(json_object_get(known, v)) : NULL;
         int kind;
-        if (known != NULL && json_object_get(known, v) != NULL && type != NULL)
-            kind = strcmp(type, "Group") == 0 ? CLOUD_RK_GROUP : CLOUD_RK_USER;
+        if (stored != NULL) /* already a member: its kind is known */
+            kind = strcmp(stored, "Group") == 0 ? CLOUD_RK_GROUP : CLOUD_RK_USER;
         else
             kind = res_kind(s, v);
         if (kind != CLOUD_RK_USER && kind != CLOUD_RK_GROUP) {

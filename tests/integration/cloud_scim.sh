@@ -152,6 +152,8 @@ check_jq '.groups[0].value + " " + .groups[0].display' "$ENG Engineering" "user 
 gp() { api PATCH "$SCIM/Groups/$ENG" "{$PATCH_SCHEMA,\"Operations\":[$1]}"; }
 gp '{"op":"add","path":"members","value":[{"value":"'$BOB'"}]}'
 check_jq '.members|length' 3 "add member"
+gp '{"op":"replace","path":"members","value":[{"value":"'$BOB'","type":"Group"}]}'
+check_status 400 "member type must match, also for existing members"
 gp '{"op":"remove","path":"members[value eq \"'$CAROL'\"]"}'
 check_jq '[.members[].value]|sort|join(",")' "$(printf '%s\n' "$ALICE" "$BOB" | sort | paste -sd,)" "remove member by value filter"
 gp '{"op":"remove","path":"members","value":[{"value":"'$BOB'"}]}'
