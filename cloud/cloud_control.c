@@ -223,6 +223,7 @@ void cloud_control_oauth_token(struct cloud_req *req)
     sqlite3_bind_int64(s, 4, now + ctx->cfg.token_ttl_s * 1000);
     int rc = cloud_store_exec(st, s);
     snprintf(req->connector_id, sizeof(req->connector_id), "%s", id);
+    req->auth = CLOUD_AUTH_CONNECTOR; /* for the log line */
     free(id);
     if (rc != SQLITE_DONE) {
         OPENSSL_cleanse(token, sizeof(token));

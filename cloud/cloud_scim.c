@@ -916,6 +916,77 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
     cloud_http_reply(req, 200, out, CT_SCIM);
 }
 
+/* POST /{type}/.search (RFC 7644 3.4.3): the SearchRequest becomes the query of a list. */
+static void search(struct cloud_req *req, struct scim *s, const struct cloud_rtype_def *rt)
+{
+    json_t *body = parse_scim_body(req);
+    if (body == NULL)
+        return;
+    const char *bad = NULL;
+    json_t *schemas = json_object_get(body, "schemas");
+    if (!json_is_object(body))
+        bad = "the body must be a SearchRequest object";
+    else if (!json_is_array(schemas) || json_array_size(schemas) != 1 ||
+             !json_is_string(json_array_get(schemas, 0)) ||
+             strcmp(json_string_value(json_array_get(schemas, 0)),
+                    "urn:ietf:params:scim:api:messages:2.0:SearchRequest") != 0)
+        bad = "'schemas' must be [\"urn:ietf:params:scim:api:messages:2.0:SearchRequest\"]";
+    evhttp_clear_headers(&req->query);
+    const char *k;
+    json_t *v;
+    if (bad == NULL) {
+        json_object_foreach(body, k, v) {
+            char buf[64];
+            if (strcmp(k, "schemas") == 0)
+                continue;
+            if (strcmp(k, "filter") == 0 || strcmp(k, "sortBy") == 0 ||
+                strcmp(k, "sortOrder") == 0) {
+                if (!json_is_string(v)) {
+                    bad = "filter, sortBy and sortOrder are strings";
+                    break;
+                }
+                evhttp_add_header(&req->query, k, json_string_value(v));
+            } else if (strcmp(k, "startIndex") == 0 || strcmp(k, "count") == 0) {
+                if (!json_is_integer(v)) {
+                    bad = "startIndex and count are integers";
+                    break;
+                }
+                snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                evhttp_add_header(&req->query, k, buf);
+            } else if (strcmp(k, "attributes") == 0 || strcmp(k, "excludedAttributes") == 0) {
+                char list[2048] = "";
+                size_t i;
+                json_t *a;
+                if (!json_is_array(v)) {
+                    bad = "attributes and excludedAttributes are arrays of strings";
+                    break;
+                }
+                json_array_foreach(v, i, a) {
+                    if (!json_is_string(a) || strlen(list) + json_string_length(a) + 2 > sizeof(list)) {
+                        bad = "attributes and excludedAttributes are short arrays of strings";
+                        break;
+                    }
+                    if (i > 0)
+                        strcat(list, ",");
+                    strcat(list, json_string_value(a));
+                }
+                if (bad != NULL)
+                    break;
+                evhttp_add_header(&req->query, k, list);
+            } else {
+                bad = "unknown member in SearchRequest";
+                break;
+            }
+        }
+    }
+    json_decref(body);
+    if (bad != NULL) {
+        cloud_http_scim_error(req, 400, "invalidSyntax", "%s", bad);
+        return;
+    }
+    list_resources(req, s, rt);
+}
+
 static void get_resource(struct cloud_req *req, struct scim *s, const struct cloud_rtype_def *rt,
                          const char *id)
 {
@@ -1447,6 +1518,15 @@ void cloud_scim_handle(struct cloud_req *req)
         return;
     }
     const char *id = req->segs[4];
+    if (strcmp(id, ".search") == 0) {
+        if (m == EVHTTP_REQ_POST)
+            search(req, &s, rt);
+        else {
+            cloud_http_header(req, "Allow", "POST");
+            cloud_http_scim_error(req, 405, NULL, "use POST for .search");
+        }
+        return;
+    }
     if (!valid_id(id)) {
         cloud_http_scim_error(req, 404, NULL, "%s '%s' not found", rt->name, id);
         return;

@@ -90,6 +90,15 @@ check_jq '[.totalResults, .itemsPerPage]|join(",")' 4,0 "count=0"
 api GET "$SCIM/Users?count=abc"
 check_status 400 "count not a number"
 
+# POST .search
+api POST "$SCIM/Users/.search" '{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"title eq \"Engineer\"","attributes":["userName"],"startIndex":1,"count":10}'
+check_status 200 ".search"
+check_jq '[.totalResults, (.Resources[0].name // "none")]|map(tostring)|join(",")' "2,none" ".search filter and attributes"
+api POST "$SCIM/Users/.search" '{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":5}'
+check_status 400 ".search with a bad filter type"
+api POST "$SCIM/Users/.search" '{"filter":"userName pr"}'
+check_status 400 ".search without schemas"
+
 # PUT with If-Match, 412 on mismatch
 api PUT "$SCIM/Users/$BOB" "{$USER_SCHEMA,\"userName\":\"bob@example.com\",\"title\":\"VP\",\"active\":true}" -H 'If-Match: W/"1"'
 check_status 200 "PUT with matching If-Match"
