@@ -261,6 +261,31 @@ static int res_save(struct scim *s, const struct cloud_rtype_def *rt, const char
         return fail(r, 409, "uniqueness", "userName is already in use");
     if (rc != SQLITE_DONE)
         return fail(r, 500, NULL, "database error: %s", cloud_store_errmsg(s->st));
+    if (json_object_get(doc, "emails") != NULL || !is_new) {
+        /* the emails.value index (filters "emails eq", "emails.value eq") */
+        bool ok = true;
+        if (!is_new) {
+            q = cloud_store_stmt(s->st, CLOUD_STMT_EMAIL_DELETE);
+            sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+            ok = cloud_store_exec(s->st, q) == SQLITE_DONE;
+        }
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(doc, "emails"), i, e) {
+            char *lc = ascii_lower(json_string_value(json_object_get(e, "value")));
+            if (lc == NULL)
+                continue;
+            q = cloud_store_stmt(s->st, CLOUD_STMT_EMAIL_INSERT);
+            sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 2, lc, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 3, id, -1, SQLITE_STATIC);
+            ok = ok && cloud_store_exec(s->st, q) == SQLITE_DONE;
+            free(lc);
+        }
+        if (!ok)
+            return fail(r, 500, NULL, "database error: %s", cloud_store_errmsg(s->st));
+    }
     if (rt->kind == CLOUD_RK_GROUP) {
         bool ok = true;
         json_t *newset = member_set(doc);
@@ -523,6 +548,10 @@ static int op_delete(struct scim *s, const struct cloud_rtype_def *rt, const cha
     sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
     bool ok = cloud_store_exec(s->st, q) == SQLITE_DONE;
+    q = cloud_store_stmt(s->st, CLOUD_STMT_EMAIL_DELETE);
+    sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+    ok = ok && cloud_store_exec(s->st, q) == SQLITE_DONE;
     q = cloud_store_stmt(s->st, CLOUD_STMT_RES_DELETE);
     sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
@@ -802,10 +831,15 @@ static const struct cloud_filter *indexed_eq(const struct cloud_filter *f, enum 
         const struct cloud_filter *l = indexed_eq(f->left, which);
         return l != NULL ? l : indexed_eq(f->right, which);
     }
-    if (f->op != CLOUD_FILTER_EQ || !json_is_string(f->value) || f->ref.ext != NULL ||
-        f->ref.sub != NULL)
+    if (f->op != CLOUD_FILTER_EQ || !json_is_string(f->value) || f->ref.ext != NULL)
         return NULL;
     const char *n = f->ref.attr->name;
+    if (strcmp(n, "emails") == 0 && (f->ref.sub == NULL || strcmp(f->ref.sub->name, "value") == 0)) {
+        *which = CLOUD_STMT_RES_SCAN_EMAIL;
+        return f;
+    }
+    if (f->ref.sub != NULL)
+        return NULL;
     if (strcmp(n, "userName") == 0)
         *which = CLOUD_STMT_RES_SCAN_USERNAME;
     else if (strcmp(n, "externalId") == 0)

@@ -53,6 +53,7 @@ f 'nickName pr' ''
 f 'externalId eq "ext-3"' carol@example.org
 f 'externalId eq "EXT-3"' ''
 f 'emails.value eq "dave@example.org"' dave@example.org
+f 'emails eq "DAVE@example.ORG" and title eq "Director"' dave@example.org
 f 'emails co "bob@"' bob@example.com
 f 'emails[type eq "work" and value sw "carol"]' carol@example.org
 f 'displayName eq "bob baker"' bob@example.com
