@@ -16,8 +16,13 @@ api POST "$SCIM/Users" "$(user before500@example.com)"
 check_status 500 "injected 500"
 token "$CID" "$CSECRET"
 check_status 200 "oauth not faulted by default"
-faults '{"error500":0}'
+faults '{"oauth":true}'
+token "$CID" "$CSECRET"
+check_status 500 "oauth faulted when asked"
+faults '{"error500":0,"oauth":false}'
 check_eq "$(count_user before500@example.com)" 0 "500 fault is not applied"
+req "$CT" GET "$BASE/v1/orgs/acme/stats"
+check_status 200 "control API answers again"
 
 faults '{"error503":1,"retryAfter":7}'
 api POST "$SCIM/Users" "$(user before503@example.com)"
