@@ -1011,6 +1011,20 @@ void cloud_control_handle(struct cloud_req *req)
     cloud_http_api_error(req, 404, "notFound", "no such endpoint");
 }
 
+void cloud_control_orgs(struct cloud_req *req)
+{
+    if (cloud_http_authenticate(req, "") != 0 || !require_admin(req))
+        return;
+    if (req->method != EVHTTP_REQ_GET) {
+        method_not_allowed(req, "GET");
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < req->ctx->cfg.norgs; i++)
+        json_array_append_new(arr, json_string(req->ctx->cfg.orgs[i]));
+    cloud_http_reply(req, 200, json_pack("{s:o}", "orgs", arr), CT_JSON);
+}
+
 void cloud_control_faults(struct cloud_req *req)
 {
     if (cloud_http_authenticate(req, "") != 0)

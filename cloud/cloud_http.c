@@ -307,6 +307,10 @@ static void run_request(struct cloud_req *req)
         cloud_control_handle(req);
         return;
     }
+    if (req->nsegs == 2 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "orgs") == 0) {
+        cloud_control_orgs(req);
+        return;
+    }
     if (req->nsegs == 2 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "faults") == 0) {
         cloud_control_faults(req);
         return;

@@ -188,6 +188,9 @@ check_status 404 "deregister twice"
 api GET "$BASE/v1/orgs/nosuch/lease"
 check_status 404 "unknown org"
 
+api GET "$BASE/v1/orgs"
+check_jq '.orgs|join(",")' acme,globex "list orgs"
+
 # faults endpoint is admin-only
 token "$HOLDER" "$NEWS"
 req "$TOKEN" GET "$BASE/v1/faults"
