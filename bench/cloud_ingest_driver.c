@@ -120,7 +120,8 @@ static void finish_one(struct driver *d, CURL *easy, CURLcode rc)
         json_t *r = json_loads(t->resp != NULL ? t->resp : "", 0, NULL);
         size_t i;
         json_t *op;
-        json_array_foreach(json_object_get(r, "Operations"), i, op) {
+        json_array_foreach(json_object_get(r, "Operations"), i, op)
+        {
             const char *st = json_string_value(json_object_get(op, "status"));
             if (st != NULL && strcmp(st, "201") == 0)
                 ok++;
@@ -142,8 +143,8 @@ static void finish_one(struct driver *d, CURL *easy, CURLcode rc)
 
 int main(int argc, char **argv)
 {
-    struct driver d = {.mode = "single", .users = 1000, .bulk_size = 500, .concurrency = 4,
-                       .prefix = "u"};
+    struct driver d = {
+        .mode = "single", .users = 1000, .bulk_size = 500, .concurrency = 4, .prefix = "u"};
     const char *token_file = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];

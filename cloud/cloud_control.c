@@ -54,7 +54,8 @@ static const char *unknown_member(const json_t *obj, const char *const *allowed)
 {
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)obj, k, v) {
+    json_object_foreach((json_t *)obj, k, v)
+    {
         const char *const *a;
         for (a = allowed; *a != NULL; a++) {
             if (strcmp(*a, k) == 0)
@@ -492,8 +493,8 @@ static json_t *lease_json(const struct lease *l, int64_t now)
     cloud_format_time(now, srv, sizeof(srv));
     snprintf(rv, sizeof(rv), "%lld", l->rv);
     return json_pack("{s:o, s:I, s:o, s:o, s:I, s:s, s:b, s:s}", "holderIdentity",
-                     l->has_holder ? json_string(l->holder) : json_null(),
-                     "leaseDurationSeconds", (json_int_t)l->duration_s, "acquireTime",
+                     l->has_holder ? json_string(l->holder) : json_null(), "leaseDurationSeconds",
+                     (json_int_t)l->duration_s, "acquireTime",
                      l->has_acquire ? json_string(a) : json_null(), "renewTime",
                      l->has_renew ? json_string(r) : json_null(), "leaseTransitions",
                      (json_int_t)l->transitions, "resourceVersion", rv, "expired",
@@ -566,9 +567,10 @@ static void lease_put(struct cloud_req *req, const char *org)
     json_t *b = parse_body(req, 0);
     if (b == NULL)
         return;
-    static const char *const allowed[] = {"holderIdentity", "leaseDurationSeconds",
-                                          "acquireTime", "renewTime", "leaseTransitions",
-                                          "resourceVersion", "expired", "serverTime", NULL};
+    static const char *const allowed[] = {
+        "holderIdentity", "leaseDurationSeconds", "acquireTime",
+        "renewTime",      "leaseTransitions",     "resourceVersion",
+        "expired",        "serverTime",           NULL};
     const char *unk = json_is_object(b) ? unknown_member(b, allowed) : NULL;
     json_t *holder = json_object_get(b, "holderIdentity");
     json_t *dur = json_object_get(b, "leaseDurationSeconds");
@@ -619,8 +621,7 @@ static void lease_put(struct cloud_req *req, const char *org)
             snprintf(detail, sizeof(detail), "a connector may only name itself as holder");
         } else if (l.has_holder && !expired && strcmp(l.holder, req->connector_id) != 0) {
             status = 409, code = "leaseHeld";
-            snprintf(detail, sizeof(detail), "the lease is held by %s until it expires",
-                     l.holder);
+            snprintf(detail, sizeof(detail), "the lease is held by %s until it expires", l.holder);
         }
     }
     if (status != 0) {
@@ -776,10 +777,10 @@ static void report_post(struct cloud_req *req, const char *org, const char *id)
     json_t *b = parse_body(req, 0);
     if (b == NULL)
         return;
-    static const char *const allowed[] = {"type",    "start",           "end", "counts",
+    static const char *const allowed[] = {"type",    "start",           "end",     "counts",
                                           "message", "thresholdEvents", "version", NULL};
-    static const char *const counts[] = {"added",   "updated", "deleted",
-                                         "matched", "skipped", "failed", NULL};
+    static const char *const counts[] = {"added",   "updated", "deleted", "matched",
+                                         "skipped", "failed",  NULL};
     const char *bad = NULL;
     json_t *type = json_object_get(b, "type"), *start = json_object_get(b, "start"),
            *end = json_object_get(b, "end"), *cnt = json_object_get(b, "counts"),
@@ -872,8 +873,7 @@ static void reports_list(struct cloud_req *req, const char *org, const char *id)
         if (r == NULL)
             continue;
         json_object_set_new(r, "id", json_integer(sqlite3_column_int64(s, 0)));
-        json_object_set_new(r, "connectorId",
-                            json_string((const char *)sqlite3_column_text(s, 1)));
+        json_object_set_new(r, "connectorId", json_string((const char *)sqlite3_column_text(s, 1)));
         json_object_set_new(r, "receivedAt", time_json(s, 2));
         json_array_append_new(arr, r);
     }
@@ -903,14 +903,14 @@ static void stats_get(struct cloud_req *req, const char *org)
     sqlite3_reset(s);
     struct lease l;
     lease_load(ctx, org, &l);
-    json_t *o = json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:I, s:{s:o, s:I}}", "org", org, "fencedRejections",
-        (json_int_t)fenced, "users", (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 0),
-        "groups", (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 1), "contacts",
-        (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 2), "connectors",
-        (json_int_t)count_of(ctx, CLOUD_STMT_CONN_COUNT, org, -1), "lease", "holderIdentity",
-        l.has_holder ? json_string(l.holder) : json_null(), "leaseTransitions",
-        (json_int_t)l.transitions);
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:{s:o, s:I}}", "org", org,
+                          "fencedRejections", (json_int_t)fenced, "users",
+                          (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 0), "groups",
+                          (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 1), "contacts",
+                          (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 2), "connectors",
+                          (json_int_t)count_of(ctx, CLOUD_STMT_CONN_COUNT, org, -1), "lease",
+                          "holderIdentity", l.has_holder ? json_string(l.holder) : json_null(),
+                          "leaseTransitions", (json_int_t)l.transitions);
     cloud_http_reply(req, 200, o, CT_JSON);
 }
 

@@ -66,25 +66,44 @@ const char *cloud_http_query(struct cloud_req *req, const char *name)
 static const char *reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 412: return "Precondition Failed";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 428:
+        return "Precondition Required";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
     }
 }
 
@@ -102,8 +121,8 @@ static json_t *scim_error_json(int status, const char *scim_type, const char *de
 {
     char st[16];
     snprintf(st, sizeof(st), "%d", status);
-    json_t *e = json_pack("{s:[s], s:s, s:s}", "schemas", CLOUD_MSG_ERROR, "status", st,
-                          "detail", detail);
+    json_t *e =
+        json_pack("{s:[s], s:s, s:s}", "schemas", CLOUD_MSG_ERROR, "status", st, "detail", detail);
     if (scim_type != NULL)
         json_object_set_new(e, "scimType", json_string(scim_type));
     return e;
@@ -179,8 +198,7 @@ static void api_error_v(struct cloud_req *req, int status, const char *code, con
     cloud_http_reply(req, status, e, "application/json");
 }
 
-void cloud_http_api_error(struct cloud_req *req, int status, const char *code, const char *fmt,
-                          ...)
+void cloud_http_api_error(struct cloud_req *req, int status, const char *code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -197,15 +215,15 @@ void cloud_http_error(struct cloud_req *req, int status, const char *code, const
         vsnprintf(detail, sizeof(detail), fmt, ap);
         /* SCIM scimType values are only the RFC 7644 3.12 ones. */
         static const char *const scim_types[] = {
-            "invalidFilter", "tooMany",  "uniqueness", "mutability", "invalidSyntax",
-            "invalidPath",   "noTarget", "invalidValue", "invalidVers", "sensitive", NULL};
+            "invalidFilter", "tooMany",     "uniqueness", "mutability",
+            "invalidSyntax", "invalidPath", "noTarget",   "invalidValue",
+            "invalidVers",   "sensitive",   NULL};
         const char *st = NULL;
         for (const char *const *p = scim_types; code != NULL && *p != NULL; p++) {
             if (strcmp(*p, code) == 0)
                 st = *p;
         }
-        cloud_http_reply(req, status, scim_error_json(status, st, detail),
-                         "application/scim+json");
+        cloud_http_reply(req, status, scim_error_json(status, st, detail), "application/scim+json");
     } else {
         api_error_v(req, status, code, fmt, ap);
     }
@@ -276,8 +294,7 @@ int cloud_http_authenticate(struct cloud_req *req, const char *org)
     }
     req->auth = CLOUD_AUTH_CONNECTOR;
     if (strcmp(req->auth_org, org) != 0) {
-        cloud_http_error(req, 403, "forbidden", "the access token is not valid for org '%s'",
-                         org);
+        cloud_http_error(req, 403, "forbidden", "the access token is not valid for org '%s'", org);
         return -1;
     }
     const char *version = cloud_http_input_header(req, CLOUD_VERSION_HEADER);
@@ -347,16 +364,26 @@ static void delay_done(evutil_socket_t fd, short what, void *arg)
 static const char *method_name(enum evhttp_cmd_type m)
 {
     switch (m) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_TRACE: return "TRACE";
-    case EVHTTP_REQ_CONNECT: return "CONNECT";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    default: return "?";
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "?";
     }
 }
 
@@ -460,16 +487,16 @@ static void on_request(struct evhttp_request *ev, void *arg)
         req->body_len = len;
     }
     bool oauth = req->nsegs == 2 && strcmp(req->segs[0], "oauth") == 0;
-    req->faultable = cloud_http_is_scim(req) ||
-                     (req->nsegs >= 2 && strcmp(req->segs[0], "v1") == 0 &&
-                      strcmp(req->segs[1], "orgs") == 0) ||
-                     (oauth && ctx->fault.cfg.oauth);
+    req->faultable =
+        cloud_http_is_scim(req) ||
+        (req->nsegs >= 2 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "orgs") == 0) ||
+        (oauth && ctx->fault.cfg.oauth);
     if (req->faultable) {
         long delay_ms = 0;
         enum cloud_fault_action a = cloud_fault_before(&ctx->fault, cloud_now_ms(), &delay_ms);
         char ra[24];
-        snprintf(ra, sizeof(ra), "%ld", ctx->fault.cfg.retry_after_s > 0
-                                            ? ctx->fault.cfg.retry_after_s : 1);
+        snprintf(ra, sizeof(ra), "%ld",
+                 ctx->fault.cfg.retry_after_s > 0 ? ctx->fault.cfg.retry_after_s : 1);
         switch (a) {
         case CLOUD_FAULT_429:
             req->faultable = false;
@@ -563,8 +590,8 @@ int cloud_http_start(struct cloud_ctx *ctx, char *msg, size_t msglen)
             SSL_CTX_check_private_key(ctx->ssl) != 1) {
             unsigned long e = ERR_get_error();
             snprintf(msg, msglen, "TLS certificate %s / key %s: %s", ctx->cfg.tls_cert,
-                     ctx->cfg.tls_key, ERR_reason_error_string(e) != NULL
-                                           ? ERR_reason_error_string(e) : "unusable");
+                     ctx->cfg.tls_key,
+                     ERR_reason_error_string(e) != NULL ? ERR_reason_error_string(e) : "unusable");
             return -1;
         }
     }
@@ -584,8 +611,8 @@ int cloud_http_start(struct cloud_ctx *ctx, char *msg, size_t msglen)
     evhttp_set_gencb(ctx->http, on_request, ctx);
     if (ctx->ssl != NULL)
         evhttp_set_bevcb(ctx->http, tls_bevcb, ctx);
-    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(ctx->http, host,
-                                                                     (ev_uint16_t)port);
+    struct evhttp_bound_socket *bs =
+        evhttp_bind_socket_with_handle(ctx->http, host, (ev_uint16_t)port);
     if (bs == NULL) {
         snprintf(msg, msglen, "cannot listen on %s", ctx->cfg.listen);
         return -1;

@@ -6,7 +6,6 @@
 
 #include "cloud/cloud_filter.h"
 
-
 /* Canonical copy of a complex value's members (sub-attribute names as in the schema). */
 static int canon_subs(const struct cloud_attr_def *def, const json_t *v, json_t **out,
                       struct cloud_scim_err *err)
@@ -17,7 +16,8 @@ static int canon_subs(const struct cloud_attr_def *def, const json_t *v, json_t 
     json_t *o = json_object();
     const char *k;
     json_t *x;
-    json_object_foreach((json_t *)v, k, x) {
+    json_object_foreach((json_t *)v, k, x)
+    {
         const struct cloud_attr_def *sd = cloud_schema_find(def->subs, def->nsubs, k);
         if (sd == NULL) {
             json_decref(o);
@@ -58,8 +58,8 @@ static bool same_element(const json_t *a, const json_t *b)
 
 /* Apply one operation to an attribute of container (top-level doc or extension object). */
 static int patch_attr(const char *op, json_t *container, const struct cloud_attr_def *attr,
-                      const struct cloud_attr_def *sub, struct cloud_filter *filter,
-                      json_t *value, struct cloud_scim_err *err)
+                      const struct cloud_attr_def *sub, struct cloud_filter *filter, json_t *value,
+                      struct cloud_scim_err *err)
 {
     const char *key = attr->name;
     json_t *cur = json_object_get(container, key);
@@ -144,7 +144,8 @@ static int patch_attr(const char *op, json_t *container, const struct cloud_attr
             }
             size_t i;
             json_t *el;
-            json_array_foreach(cur, i, el) {
+            json_array_foreach(cur, i, el)
+            {
                 if (remove)
                     json_object_del(el, sub->name);
                 else
@@ -182,7 +183,8 @@ static int patch_attr(const char *op, json_t *container, const struct cloud_attr
                 bool hit = false;
                 size_t j;
                 json_t *v;
-                json_array_foreach(vals, j, v) {
+                json_array_foreach(vals, j, v)
+                {
                     if (same_element(json_array_get(cur, i), v))
                         hit = true;
                 }
@@ -206,7 +208,8 @@ static int patch_attr(const char *op, json_t *container, const struct cloud_attr
         if (attr->type == CLOUD_T_COMPLEX) {
             size_t i;
             json_t *v;
-            json_array_foreach(vals, i, v) {
+            json_array_foreach(vals, i, v)
+            {
                 json_t *c;
                 if (canon_subs(attr, v, &c, err) != 0) {
                     json_decref(vals);
@@ -221,11 +224,13 @@ static int patch_attr(const char *op, json_t *container, const struct cloud_attr
         }
         size_t i;
         json_t *v;
-        json_array_foreach(vals, i, v) {
+        json_array_foreach(vals, i, v)
+        {
             bool dup = false;
             size_t j;
             json_t *e;
-            json_array_foreach(cur, j, e) {
+            json_array_foreach(cur, j, e)
+            {
                 if (attr->type == CLOUD_T_COMPLEX ? same_element(e, v) : json_equal(e, v))
                     dup = true;
             }
@@ -268,8 +273,8 @@ static int check_mutable(const struct cloud_attr_ref *ref, struct cloud_scim_err
 {
     if (ref->attr->mutability == CLOUD_M_READONLY ||
         (ref->sub != NULL && ref->sub->mutability == CLOUD_M_READONLY))
-        return cloud_scim_err_set(err, 400, "mutability", "'%s%s%s' is read-only",
-                                  ref->attr->name, ref->sub != NULL ? "." : "",
+        return cloud_scim_err_set(err, 400, "mutability", "'%s%s%s' is read-only", ref->attr->name,
+                                  ref->sub != NULL ? "." : "",
                                   ref->sub != NULL ? ref->sub->name : "");
     return 0;
 }
@@ -286,11 +291,11 @@ static int patch_path_op(const struct cloud_rtype_def *rt, json_t *doc, const ch
             return 0;
         }
         if (!json_is_object(value))
-            return cloud_scim_err_set(err, 400, "invalidValue", "'%s' needs an object value",
-                                      path);
+            return cloud_scim_err_set(err, 400, "invalidValue", "'%s' needs an object value", path);
         const char *k;
         json_t *v;
-        json_object_foreach((json_t *)value, k, v) {
+        json_object_foreach((json_t *)value, k, v)
+        {
             struct cloud_attr_ref ref;
             if (cloud_schema_resolve(rt, rt->ext->id, k, NULL, &ref, err) != 0) {
                 err->scim_type = "invalidValue";
@@ -359,7 +364,8 @@ int cloud_patch_apply(const struct cloud_rtype_def *rt, json_t *doc, const json_
         return cloud_scim_err_set(err, 400, "invalidSyntax", "the body must be a PatchOp object");
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)body, k, v) {
+    json_object_foreach((json_t *)body, k, v)
+    {
         if (strcmp(k, "schemas") != 0 && strcasecmp(k, "Operations") != 0)
             return cloud_scim_err_set(err, 400, "invalidSyntax", "unknown member '%s' in PatchOp",
                                       k);
@@ -376,11 +382,13 @@ int cloud_patch_apply(const struct cloud_rtype_def *rt, json_t *doc, const json_
                                   "'Operations' must be a non-empty array");
     size_t i;
     json_t *o;
-    json_array_foreach(ops, i, o) {
+    json_array_foreach(ops, i, o)
+    {
         if (!json_is_object(o))
             return cloud_scim_err_set(err, 400, "invalidSyntax", "Operations[%zu] is not an object",
                                       i);
-        json_object_foreach(o, k, v) {
+        json_object_foreach(o, k, v)
+        {
             if (strcmp(k, "op") != 0 && strcmp(k, "path") != 0 && strcmp(k, "value") != 0)
                 return cloud_scim_err_set(err, 400, "invalidSyntax",
                                           "unknown member '%s' in Operations[%zu]", k, i);
@@ -401,12 +409,13 @@ int cloud_patch_apply(const struct cloud_rtype_def *rt, json_t *doc, const json_
         json_t *pathv = json_object_get(o, "path");
         json_t *value = json_object_get(o, "value");
         if (pathv != NULL && !json_is_string(pathv))
-            return cloud_scim_err_set(err, 400, "invalidPath", "Operations[%zu].path is not a "
-                                      "string", i);
+            return cloud_scim_err_set(err, 400, "invalidPath",
+                                      "Operations[%zu].path is not a "
+                                      "string",
+                                      i);
         const char *path = json_string_value(pathv);
         if (strcmp(op, "remove") != 0 && value == NULL)
-            return cloud_scim_err_set(err, 400, "invalidValue", "Operations[%zu] needs a value",
-                                      i);
+            return cloud_scim_err_set(err, 400, "invalidValue", "Operations[%zu] needs a value", i);
         if (path != NULL) {
             if (patch_path_op(rt, doc, op, path, value, true, err) != 0)
                 return -1;
@@ -419,7 +428,8 @@ int cloud_patch_apply(const struct cloud_rtype_def *rt, json_t *doc, const json_
                                       "without a path the value must be an object");
         const char *vk;
         json_t *vv;
-        json_object_foreach(value, vk, vv) {
+        json_object_foreach(value, vk, vv)
+        {
             if (strcmp(vk, "schemas") == 0)
                 continue;
             if (patch_path_op(rt, doc, op, vk, vv, false, err) != 0)

@@ -11,7 +11,7 @@
 #include "cloud/cloud_filter.h"
 #include "cloud/cloud_patch.h"
 
-#define CT_SCIM "application/scim+json"
+#define CT_SCIM  "application/scim+json"
 #define MAX_PROJ 32
 
 /* One SCIM request's view of the world: the org and its base URL. */
@@ -164,7 +164,8 @@ static void member_rows(struct scim *s, const char *group_id, const json_t *memb
 {
     size_t i;
     json_t *m;
-    json_array_foreach(members, i, m) {
+    json_array_foreach(members, i, m)
+    {
         const char *v = json_string_value(json_object_get(m, "value"));
         if (v == NULL || (skip != NULL && json_object_get(skip, v) != NULL))
             continue;
@@ -183,7 +184,8 @@ static json_t *member_set(const json_t *doc)
     json_t *set = json_object();
     size_t i;
     json_t *m;
-    json_array_foreach(json_object_get(doc, "members"), i, m) {
+    json_array_foreach(json_object_get(doc, "members"), i, m)
+    {
         const char *v = json_string_value(json_object_get(m, "value"));
         json_t *type = json_object_get(m, "type");
         if (v != NULL)
@@ -214,7 +216,8 @@ static int res_save(struct scim *s, const struct cloud_rtype_def *rt, const char
         json_object_set(ordered, "externalId", json_object_get(doc, "externalId"));
     const char *k;
     json_t *v;
-    json_object_foreach(doc, k, v) {
+    json_object_foreach(doc, k, v)
+    {
         if (strcmp(k, "schemas") != 0 && strcmp(k, "id") != 0 && strcmp(k, "externalId") != 0 &&
             strcmp(k, "meta") != 0)
             json_object_set(ordered, k, v);
@@ -272,7 +275,8 @@ static int res_save(struct scim *s, const struct cloud_rtype_def *rt, const char
         }
         size_t i;
         json_t *e;
-        json_array_foreach(json_object_get(doc, "emails"), i, e) {
+        json_array_foreach(json_object_get(doc, "emails"), i, e)
+        {
             char *lc = ascii_lower(json_string_value(json_object_get(e, "value")));
             if (lc == NULL)
                 continue;
@@ -321,7 +325,8 @@ static int resolve_members(struct scim *s, const char *group_id, json_t *doc, co
     size_t i;
     json_t *m;
     int rc = 0;
-    json_array_foreach(members, i, m) {
+    json_array_foreach(members, i, m)
+    {
         const char *v = json_string_value(json_object_get(m, "value"));
         if (v == NULL) {
             rc = fail(r, 400, "invalidValue", "members[%zu].value is required", i);
@@ -370,8 +375,7 @@ static int resolve_members(struct scim *s, const char *group_id, json_t *doc, co
     return 0;
 }
 
-static int check_username(struct scim *s, const json_t *doc, const char *self,
-                          struct op_result *r)
+static int check_username(struct scim *s, const json_t *doc, const char *self, struct op_result *r)
 {
     const char *u = json_string_value(json_object_get(doc, "userName"));
     if (u == NULL)
@@ -402,7 +406,8 @@ static int drop_memberships(struct scim *s, const char *id, struct op_result *r)
     size_t i;
     json_t *g;
     int rc = 0;
-    json_array_foreach(groups, i, g) {
+    json_array_foreach(groups, i, g)
+    {
         json_t *doc;
         long long version, created;
         if (res_load(s, json_string_value(g), CLOUD_RK_GROUP, &doc, &version, &created) != 0)
@@ -412,7 +417,8 @@ static int drop_memberships(struct scim *s, const char *id, struct op_result *r)
         json_t *keep = json_array();
         size_t j;
         json_t *m;
-        json_array_foreach(members, j, m) {
+        json_array_foreach(members, j, m)
+        {
             if (strcmp(json_string_value(json_object_get(m, "value")), id) != 0)
                 json_array_append(keep, m);
         }
@@ -445,8 +451,7 @@ static int check_preconditions(long long version, const char *if_match, const ch
         return fail(r, 412, NULL, "If-Match does not match the current version W/\"%lld\"",
                     version);
     if (if_none != NULL && etag_matches(if_none, version))
-        return fail(r, 412, NULL, "If-None-Match matches the current version W/\"%lld\"",
-                    version);
+        return fail(r, 412, NULL, "If-None-Match matches the current version W/\"%lld\"", version);
     return 0;
 }
 
@@ -562,7 +567,6 @@ static int op_delete(struct scim *s, const struct cloud_rtype_def *rt, const cha
     snprintf(r->id, sizeof(r->id), "%s", id);
     return 0;
 }
-
 
 static int op_patch(struct scim *s, const struct cloud_rtype_def *rt, const char *id,
                     const json_t *body, const char *if_match, const char *if_none,
@@ -801,9 +805,9 @@ static void answer_write(struct cloud_req *req, struct scim *s, const struct clo
     etag_of(r->version, etag, sizeof(etag));
     cloud_http_header(req, "ETag", etag);
     if (r->status == 201) {
-        cloud_http_header(req, "Location",
-                          json_string_value(json_object_get(json_object_get(r->res, "meta"),
-                                                            "location")));
+        cloud_http_header(
+            req, "Location",
+            json_string_value(json_object_get(json_object_get(r->res, "meta"), "location")));
     }
     json_t *out = proj_apply(p, representation(s, rt, r->res));
     cloud_http_reply(req, r->status, out, CT_SCIM);
@@ -834,7 +838,8 @@ static const struct cloud_filter *indexed_eq(const struct cloud_filter *f, enum 
     if (f->op != CLOUD_FILTER_EQ || !json_is_string(f->value) || f->ref.ext != NULL)
         return NULL;
     const char *n = f->ref.attr->name;
-    if (strcmp(n, "emails") == 0 && (f->ref.sub == NULL || strcmp(f->ref.sub->name, "value") == 0)) {
+    if (strcmp(n, "emails") == 0 &&
+        (f->ref.sub == NULL || strcmp(f->ref.sub->name, "value") == 0)) {
         *which = CLOUD_STMT_RES_SCAN_EMAIL;
         return f;
     }
@@ -923,7 +928,8 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
     sqlite3_reset(q);
     size_t i;
     json_t *idv;
-    json_array_foreach(ids, i, idv) {
+    json_array_foreach(ids, i, idv)
+    {
         json_t *doc;
         if (res_load(s, json_string_value(idv), rt->kind, &doc, NULL, NULL) != 0)
             continue;
@@ -943,10 +949,10 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
     }
     json_decref(ids);
     cloud_filter_free(f);
-    json_t *out = json_pack("{s:[s], s:I, s:I, s:I, s:o}", "schemas", CLOUD_MSG_LIST,
-                            "totalResults", (json_int_t)total, "itemsPerPage",
-                            (json_int_t)json_array_size(resources), "startIndex",
-                            (json_int_t)start, "Resources", resources);
+    json_t *out =
+        json_pack("{s:[s], s:I, s:I, s:I, s:o}", "schemas", CLOUD_MSG_LIST, "totalResults",
+                  (json_int_t)total, "itemsPerPage", (json_int_t)json_array_size(resources),
+                  "startIndex", (json_int_t)start, "Resources", resources);
     cloud_http_reply(req, 200, out, CT_SCIM);
 }
 
@@ -969,7 +975,8 @@ static void search(struct cloud_req *req, struct scim *s, const struct cloud_rty
     const char *k;
     json_t *v;
     if (bad == NULL) {
-        json_object_foreach(body, k, v) {
+        json_object_foreach(body, k, v)
+        {
             char buf[64];
             if (strcmp(k, "schemas") == 0)
                 continue;
@@ -995,8 +1002,10 @@ static void search(struct cloud_req *req, struct scim *s, const struct cloud_rty
                     bad = "attributes and excludedAttributes are arrays of strings";
                     break;
                 }
-                json_array_foreach(v, i, a) {
-                    if (!json_is_string(a) || strlen(list) + json_string_length(a) + 2 > sizeof(list)) {
+                json_array_foreach(v, i, a)
+                {
+                    if (!json_is_string(a) ||
+                        strlen(list) + json_string_length(a) + 2 > sizeof(list)) {
                         bad = "attributes and excludedAttributes are short arrays of strings";
                         break;
                     }
@@ -1130,7 +1139,8 @@ static void substitute_refs(json_t *v, const json_t *map)
     if (json_is_array(v)) {
         size_t i;
         json_t *e;
-        json_array_foreach(v, i, e) {
+        json_array_foreach(v, i, e)
+        {
             if (json_is_string(e) && strncmp(json_string_value(e), "bulkId:", 7) == 0) {
                 const char *id = json_string_value(json_object_get(map, json_string_value(e) + 7));
                 if (id != NULL)
@@ -1142,7 +1152,8 @@ static void substitute_refs(json_t *v, const json_t *map)
     } else if (json_is_object(v)) {
         const char *k;
         json_t *e;
-        json_object_foreach(v, k, e) {
+        json_object_foreach(v, k, e)
+        {
             if (json_is_string(e) && strncmp(json_string_value(e), "bulkId:", 7) == 0) {
                 const char *id = json_string_value(json_object_get(map, json_string_value(e) + 7));
                 if (id != NULL)
@@ -1224,7 +1235,8 @@ static void bulk(struct cloud_req *req, struct scim *s)
     if (!json_is_object(body))
         bad = "the body must be a BulkRequest object";
     else {
-        json_object_foreach(body, k, v) {
+        json_object_foreach(body, k, v)
+        {
             if (strcmp(k, "schemas") != 0 && strcmp(k, "Operations") != 0 &&
                 strcmp(k, "failOnErrors") != 0)
                 bad = "unknown member in BulkRequest";
@@ -1271,7 +1283,8 @@ static void bulk(struct cloud_req *req, struct scim *s)
     json_t *failed = json_object();  /* bulkIds of failed POSTs */
     size_t i;
     json_t *op;
-    json_array_foreach(ops, i, op) {
+    json_array_foreach(ops, i, op)
+    {
         const char *bid = json_string_value(json_object_get(op, "bulkId"));
         if (bid != NULL)
             json_object_set_new(pending, bid, json_true());
@@ -1281,7 +1294,8 @@ static void bulk(struct cloud_req *req, struct scim *s)
     size_t remaining = nops;
     while (remaining > 0 && !stop) {
         bool progress = false;
-        json_array_foreach(ops, i, op) {
+        json_array_foreach(ops, i, op)
+        {
             if (done[i] || stop)
                 continue;
             struct op_result r = {0};
@@ -1293,7 +1307,8 @@ static void bulk(struct cloud_req *req, struct scim *s)
             if (!json_is_object(op)) {
                 rc = fail(&r, 400, "invalidSyntax", "operation is not an object");
             } else {
-                json_object_foreach(op, k, v) {
+                json_object_foreach(op, k, v)
+                {
                     if (strcmp(k, "method") != 0 && strcmp(k, "path") != 0 &&
                         strcmp(k, "bulkId") != 0 && strcmp(k, "version") != 0 &&
                         strcmp(k, "data") != 0)
@@ -1320,7 +1335,8 @@ static void bulk(struct cloud_req *req, struct scim *s)
                 }
                 const char *ref;
                 json_t *unused;
-                json_object_foreach(refs, ref, unused) {
+                json_object_foreach(refs, ref, unused)
+                {
                     if (json_object_get(idmap, ref) != NULL)
                         continue;
                     if (json_object_get(failed, ref) != NULL) {
@@ -1395,15 +1411,16 @@ static void bulk(struct cloud_req *req, struct scim *s)
         }
         if (!progress && !stop) {
             /* circular references: fail what is left */
-            json_array_foreach(ops, i, op) {
+            json_array_foreach(ops, i, op)
+            {
                 if (done[i])
                     continue;
                 struct op_result r = {0};
                 fail(&r, 409, NULL, "circular bulkId references");
-                json_t *res = json_pack("{s:O?, s:O?, s:s, s:o}", "method",
-                                        json_object_get(op, "method"), "bulkId",
-                                        json_object_get(op, "bulkId"), "status", "409",
-                                        "response", bulk_error_response(&r));
+                json_t *res =
+                    json_pack("{s:O?, s:O?, s:s, s:o}", "method", json_object_get(op, "method"),
+                              "bulkId", json_object_get(op, "bulkId"), "status", "409", "response",
+                              bulk_error_response(&r));
                 results[i] = res;
                 done[i] = true;
                 remaining--;
@@ -1428,11 +1445,9 @@ static void bulk(struct cloud_req *req, struct scim *s)
         cloud_http_scim_error(req, 500, NULL, "commit failed");
         return;
     }
-    cloud_http_reply(req,
-                     200,
-                     json_pack("{s:[s], s:o}", "schemas", CLOUD_MSG_BULK_RESP, "Operations",
-                               out_ops),
-                     CT_SCIM);
+    cloud_http_reply(
+        req, 200, json_pack("{s:[s], s:o}", "schemas", CLOUD_MSG_BULK_RESP, "Operations", out_ops),
+        CT_SCIM);
 }
 
 /* --- discovery --------------------------------------------------------------------------- */
@@ -1449,10 +1464,9 @@ static json_t *service_provider_config(struct scim *s)
         "documentationUri", "docs/cloud-api.md", "patch", "supported", 1, "bulk", "supported", 1,
         "maxOperations", (json_int_t)c->bulk_max_ops, "maxPayloadSize",
         (json_int_t)c->bulk_max_payload, "filter", "supported", 1, "maxResults",
-        (json_int_t)c->filter_max_results, "changePassword", "supported", 0, "sort", "supported",
-        0, "etag", "supported", 1, "authenticationSchemes", "type", "oauthbearertoken", "name",
-        "OAuth Bearer Token",
-        "description",
+        (json_int_t)c->filter_max_results, "changePassword", "supported", 0, "sort", "supported", 0,
+        "etag", "supported", 1, "authenticationSchemes", "type", "oauthbearertoken", "name",
+        "OAuth Bearer Token", "description",
         "OAuth 2.0 client credentials (POST /oauth/token) or the org admin token", "primary", 1,
         "meta", "resourceType", "ServiceProviderConfig", "location", loc);
 }

@@ -77,8 +77,8 @@ enum dirconn_err cloud_store_open(struct cloud_store *st, const char *path, bool
         return DIRCONN_ESTATE;
     }
     for (int i = 0; i < CLOUD_STMT_MAX; i++) {
-        rc = sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                                &st->stmts[i], NULL);
+        rc = sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmts[i],
+                                NULL);
         if (rc != SQLITE_OK) {
             dirconn_error_set(err, DIRCONN_ESTATE, "%s: preparing statement %d: %s (sqlite %d)",
                               path, i, sqlite3_errmsg(st->db), rc);

@@ -1,4 +1,5 @@
-/* cloud_patch_test.c - unit tests of SCIM body validation and PATCH application (RFC 7643, RFC 7644 3.5.2). */
+/* cloud_patch_test.c - unit tests of SCIM body validation and PATCH application (RFC 7643, RFC
+ * 7644 3.5.2). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +13,7 @@
 #include "cloud/cloud_patch.h"
 
 #define USER_SCHEMA "\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"]"
-#define EXT "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+#define EXT         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 static json_t *load(const char *text)
 {
@@ -51,12 +52,13 @@ static void invalid(const char *text, const char *scim_type)
 static void test_validate(void **state)
 {
     (void)state;
-    json_t *u = valid("{" USER_SCHEMA ",\"USERNAME\":\"a\",\"Name\":{\"GivenName\":\"G\"},"
-                      "\"id\":\"ignored\",\"meta\":{\"version\":\"x\"},\"groups\":[{\"value\":\"g\"}],"
-                      "\"password\":\"secret\",\"emails\":[],\"title\":null}");
+    json_t *u =
+        valid("{" USER_SCHEMA ",\"USERNAME\":\"a\",\"Name\":{\"GivenName\":\"G\"},"
+              "\"id\":\"ignored\",\"meta\":{\"version\":\"x\"},\"groups\":[{\"value\":\"g\"}],"
+              "\"password\":\"secret\",\"emails\":[],\"title\":null}");
     assert_string_equal(json_string_value(json_object_get(u, "userName")), "a");
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(u, "name"), "givenName")), "G");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(u, "name"), "givenName")),
+                        "G");
     assert_null(json_object_get(u, "id"));
     assert_null(json_object_get(u, "meta"));
     assert_null(json_object_get(u, "groups"));
@@ -120,9 +122,10 @@ static json_t *patch(const char *doc, const char *ops, struct cloud_scim_err *er
 {
     json_t *d = valid(doc);
     char body[4096];
-    snprintf(body, sizeof(body),
-             "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\"Operations\":[%s]}",
-             ops);
+    snprintf(
+        body, sizeof(body),
+        "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\"Operations\":[%s]}",
+        ops);
     json_t *b = load(body);
     memset(err, 0, sizeof(*err));
     int rc = cloud_patch_apply(cloud_schema_rtype(CLOUD_RK_USER), d, b, err);
@@ -155,12 +158,16 @@ static void test_patch_ok(void **state)
 {
     (void)state;
     struct cloud_scim_err err;
-    json_t *d = patch(base, "{\"op\":\"replace\",\"path\":\"name.givenName\",\"value\":\"N\"}", &err);
+    json_t *d =
+        patch(base, "{\"op\":\"replace\",\"path\":\"name.givenName\",\"value\":\"N\"}", &err);
     assert_non_null(d);
     assert_string_equal(str_at(d, "name/givenName"), "N");
     json_decref(d);
 
-    d = patch(base, "{\"op\":\"add\",\"path\":\"emails\",\"value\":[{\"value\":\"w@x\"},{\"value\":\"o@x\"}]}", &err);
+    d = patch(
+        base,
+        "{\"op\":\"add\",\"path\":\"emails\",\"value\":[{\"value\":\"w@x\"},{\"value\":\"o@x\"}]}",
+        &err);
     assert_int_equal(json_array_size(json_object_get(d, "emails")), 3); /* w@x not duplicated */
     json_decref(d);
 
@@ -168,17 +175,25 @@ static void test_patch_ok(void **state)
     assert_int_equal(json_array_size(json_object_get(d, "emails")), 1);
     json_decref(d);
 
-    d = patch(base, "{\"op\":\"replace\",\"path\":\"emails[type eq \\\"work\\\"].value\",\"value\":\"n@x\"}", &err);
+    d = patch(
+        base,
+        "{\"op\":\"replace\",\"path\":\"emails[type eq \\\"work\\\"].value\",\"value\":\"n@x\"}",
+        &err);
     assert_string_equal(str_at(d, "emails/0/value"), "n@x");
     json_decref(d);
 
-    d = patch(base, "{\"op\":\"add\",\"path\":\"phoneNumbers[type eq \\\"mobile\\\"].value\",\"value\":\"1\"}", &err);
+    d = patch(
+        base,
+        "{\"op\":\"add\",\"path\":\"phoneNumbers[type eq \\\"mobile\\\"].value\",\"value\":\"1\"}",
+        &err);
     assert_string_equal(str_at(d, "phoneNumbers/0/type"), "mobile");
     assert_string_equal(str_at(d, "phoneNumbers/0/value"), "1");
     json_decref(d);
 
-    d = patch(base, "{\"op\":\"Replace\",\"value\":{\"TITLE\":\"X\",\"name.familyName\":\"F\","
-                    "\"" EXT ":department\":\"D\"}}", &err);
+    d = patch(base,
+              "{\"op\":\"Replace\",\"value\":{\"TITLE\":\"X\",\"name.familyName\":\"F\","
+              "\"" EXT ":department\":\"D\"}}",
+              &err);
     assert_string_equal(str_at(d, "title"), "X");
     assert_string_equal(str_at(d, "name/familyName"), "F");
     assert_string_equal(str_at(d, "name/givenName"), "G"); /* complex merge */
@@ -186,18 +201,23 @@ static void test_patch_ok(void **state)
     assert_int_equal(json_array_size(json_object_get(d, "schemas")), 2);
     json_decref(d);
 
-    d = patch(base, "{\"op\":\"add\",\"path\":\"" EXT "\",\"value\":{\"costCenter\":\"C\"}},"
-                    "{\"op\":\"remove\",\"path\":\"" EXT ":costCenter\"}", &err);
+    d = patch(base,
+              "{\"op\":\"add\",\"path\":\"" EXT "\",\"value\":{\"costCenter\":\"C\"}},"
+              "{\"op\":\"remove\",\"path\":\"" EXT ":costCenter\"}",
+              &err);
     assert_null(json_object_get(d, EXT));
     assert_int_equal(json_array_size(json_object_get(d, "schemas")), 1);
     json_decref(d);
 
-    d = patch(base, "{\"op\":\"remove\",\"path\":\"emails\",\"value\":[{\"value\":\"h@x\"}]}", &err);
+    d = patch(base, "{\"op\":\"remove\",\"path\":\"emails\",\"value\":[{\"value\":\"h@x\"}]}",
+              &err);
     assert_int_equal(json_array_size(json_object_get(d, "emails")), 1);
     json_decref(d);
 
-    d = patch(base, "{\"op\":\"remove\",\"path\":\"nickName\"},"
-                    "{\"op\":\"remove\",\"path\":\"emails[type eq \\\"other\\\"]\"}", &err);
+    d = patch(base,
+              "{\"op\":\"remove\",\"path\":\"nickName\"},"
+              "{\"op\":\"remove\",\"path\":\"emails[type eq \\\"other\\\"]\"}",
+              &err);
     assert_non_null(d); /* removing absent things succeeds */
     json_decref(d);
 }
@@ -217,22 +237,32 @@ static void expect_patch_error(const char *ops, const char *scim_type)
 static void test_patch_errors(void **state)
 {
     (void)state;
-    expect_patch_error("{\"op\":\"replace\",\"path\":\"emails[type eq \\\"other\\\"].value\",\"value\":\"x\"}", "noTarget");
+    expect_patch_error(
+        "{\"op\":\"replace\",\"path\":\"emails[type eq \\\"other\\\"].value\",\"value\":\"x\"}",
+        "noTarget");
     expect_patch_error("{\"op\":\"remove\"}", "noTarget");
     expect_patch_error("{\"op\":\"remove\",\"path\":\"userName\"}", "mutability");
     expect_patch_error("{\"op\":\"replace\",\"path\":\"id\",\"value\":\"x\"}", "mutability");
-    expect_patch_error("{\"op\":\"add\",\"path\":\"groups\",\"value\":[{\"value\":\"g\"}]}", "mutability");
+    expect_patch_error("{\"op\":\"add\",\"path\":\"groups\",\"value\":[{\"value\":\"g\"}]}",
+                       "mutability");
     expect_patch_error("{\"op\":\"replace\",\"path\":\"bogus\",\"value\":\"x\"}", "invalidPath");
-    expect_patch_error("{\"op\":\"replace\",\"path\":\"emails[bogus eq 1]\",\"value\":\"x\"}", "invalidPath");
-    expect_patch_error("{\"op\":\"replace\",\"path\":\"title[value eq 1]\",\"value\":\"x\"}", "invalidPath");
+    expect_patch_error("{\"op\":\"replace\",\"path\":\"emails[bogus eq 1]\",\"value\":\"x\"}",
+                       "invalidPath");
+    expect_patch_error("{\"op\":\"replace\",\"path\":\"title[value eq 1]\",\"value\":\"x\"}",
+                       "invalidPath");
     expect_patch_error("{\"op\":\"replace\",\"path\":\"name..x\",\"value\":\"x\"}", "invalidPath");
     expect_patch_error("{\"op\":\"move\",\"path\":\"title\",\"value\":\"x\"}", "invalidSyntax");
     expect_patch_error("{\"op\":\"replace\",\"path\":\"title\"}", "invalidValue");
     expect_patch_error("{\"op\":\"replace\",\"value\":\"x\"}", "invalidValue");
-    expect_patch_error("{\"op\":\"replace\",\"path\":\"title\",\"value\":\"x\",\"extra\":1}", "invalidSyntax");
-    expect_patch_error("{\"op\":\"add\",\"path\":\"name\",\"value\":{\"bogus\":1}}", "invalidValue");
-    expect_patch_error("{\"op\":\"add\",\"value\":{\"emails[type eq \\\"work\\\"].value\":\"x\"}}", "invalidPath");
-    expect_patch_error("{\"op\":\"add\",\"path\":\"emails[type ne \\\"work\\\" and type ne \\\"home\\\"].value\",\"value\":\"x\"}", "noTarget");
+    expect_patch_error("{\"op\":\"replace\",\"path\":\"title\",\"value\":\"x\",\"extra\":1}",
+                       "invalidSyntax");
+    expect_patch_error("{\"op\":\"add\",\"path\":\"name\",\"value\":{\"bogus\":1}}",
+                       "invalidValue");
+    expect_patch_error("{\"op\":\"add\",\"value\":{\"emails[type eq \\\"work\\\"].value\":\"x\"}}",
+                       "invalidPath");
+    expect_patch_error("{\"op\":\"add\",\"path\":\"emails[type ne \\\"work\\\" and type ne "
+                       "\\\"home\\\"].value\",\"value\":\"x\"}",
+                       "noTarget");
 }
 
 static void test_patch_body(void **state)
@@ -241,11 +271,14 @@ static void test_patch_body(void **state)
     json_t *d = valid(base);
     struct cloud_scim_err err = {0};
     const char *bad[] = {
-        "[]", "{}", "{\"schemas\":[\"urn:x\"],\"Operations\":[]}",
+        "[]",
+        "{}",
+        "{\"schemas\":[\"urn:x\"],\"Operations\":[]}",
         "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\"Operations\":[]}",
         "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\"Operations\":{}}",
         "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\"Operations\":[1]}",
-        "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\"Operations\":[{}],\"x\":1}",
+        "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\"Operations\":[{}],"
+        "\"x\":1}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         json_t *b = load(bad[i]);
@@ -259,8 +292,8 @@ static void test_patch_body(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_validate),     cmocka_unit_test(test_datetime),
-        cmocka_unit_test(test_patch_ok),     cmocka_unit_test(test_patch_errors),
+        cmocka_unit_test(test_validate),   cmocka_unit_test(test_datetime),
+        cmocka_unit_test(test_patch_ok),   cmocka_unit_test(test_patch_errors),
         cmocka_unit_test(test_patch_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
