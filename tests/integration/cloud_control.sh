@@ -112,7 +112,7 @@ req "$HT" POST "$SCIM/Users" "${U/fenced@/fenced4@}" -H "Dirconn-Fencing-Token: 
 check_status 409 "stale token"
 api POST "$SCIM/Users" "${U/fenced@/admin-write@}"
 check_status 201 "admin writes are not fenced"
-sleep 1.2   # the 1 s lease expires
+sleep 3.2   # the 3 s lease expires
 refresh() { # new tokens: the 2 s ttl of this test is short
     local hs os; if [ "$HOLDER" = "$C1" ]; then hs=$S1; os=$S2; else hs=$S2; os=$S1; fi
     token "$HOLDER" "$hs"; HT=$TOKEN; token "$OTHER" "$os"; OT=$TOKEN
