@@ -94,7 +94,7 @@ RV=$(printf '%s' "$BODY" | jq -r .resourceVersion)
 FT=$(printf '%s' "$BODY" | jq -r .leaseTransitions)
 req "$OT" PUT "$V1/lease" "{\"holderIdentity\":\"$OTHER\",\"leaseDurationSeconds\":30}" -H "If-Match: \"$RV\""
 check_status 409 "taking an unexpired lease"
-req "$HT" PUT "$V1/lease" "{\"holderIdentity\":\"$HOLDER\",\"leaseDurationSeconds\":1}" -H "If-Match: \"$RV\""
+req "$HT" PUT "$V1/lease" "{\"holderIdentity\":\"$HOLDER\",\"leaseDurationSeconds\":3}" -H "If-Match: \"$RV\""
 check_status 200 "renew"
 check_jq .leaseTransitions 1 "renew keeps transitions"
 RV=$(printf '%s' "$BODY" | jq -r .resourceVersion)
