@@ -28,6 +28,7 @@ cloud_setup() {
     printf '%s\n' "$ADMIN_TOKEN" > "$T/admin.token"
     CLOUD_PID=
     trap cloud_cleanup EXIT
+    trap 'exit 143' TERM INT HUP # run the EXIT trap (server cleanup) on signals too
 }
 
 cloud_cleanup() {
