@@ -132,10 +132,13 @@ void cloud_http_reply(struct cloud_req *req, int status, json_t *body, const cha
 {
     struct evkeyvalq *out = evhttp_request_get_output_headers(req->ev);
     bool drop = false;
-    if (req->faultable && status < 500) {
+    if (req->faultable && status < 400) {
+        /* only answers of requests that were applied (or were harmless reads) */
         bool e500 = false;
         cloud_fault_after(&req->ctx->fault, &e500, &drop);
         if (e500) {
+            evhttp_remove_header(out, "ETag");
+            evhttp_remove_header(out, "Location");
             json_decref(body);
             body = scim_error_json(500, NULL, "injected fault: applied, then failed");
             status = 500;
