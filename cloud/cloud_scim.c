@@ -1539,6 +1539,10 @@ void cloud_scim_handle(struct cloud_req *req)
     }
     if (cloud_http_authenticate(req, s.org) != 0)
         return;
+    if (strcmp(what, "Me") == 0 || (strcmp(what, ".search") == 0 && req->nsegs == 4)) {
+        cloud_http_scim_error(req, 501, NULL, "/%s is not implemented", what);
+        return;
+    }
     if (strcmp(what, "Bulk") == 0 && req->nsegs == 4) {
         if (req->method != EVHTTP_REQ_POST) {
             cloud_http_header(req, "Allow", "POST");

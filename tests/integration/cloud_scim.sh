@@ -273,6 +273,8 @@ api GET "$SCIM/Users?filter=%ff%fe"
 check_status 400 "invalid UTF-8 filter"
 api DELETE "$SCIM/Users"
 check_status 405 "DELETE on collection"
+api GET "$SCIM/Me"
+check_status 501 "/Me not implemented"
 # still alive
 api GET "$SCIM/ServiceProviderConfig"
 check_status 200 "server survives"
