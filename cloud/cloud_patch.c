@@ -1,6 +1,7 @@
 /* cloud_patch.c - SCIM PATCH applied to a resource document (RFC 7644 3.5.2). */
 #include "cloud/cloud_patch.h"
 
+#include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 
@@ -256,6 +257,47 @@ static int patch_attr(const char *op, json_t *container, const struct cloud_attr
     return 0;
 }
 
+/* Elements of a multi-valued attribute that have "primary": true. */
+static size_t primaries(const json_t *arr, const json_t **out, size_t max)
+{
+    size_t n = 0, i;
+    json_t *el;
+    json_array_foreach(arr, i, el)
+    {
+        if (json_is_true(json_object_get(el, "primary")) && n < max)
+            out[n++] = el;
+    }
+    return n;
+}
+
+/*
+ * After an operation on a multi-valued attribute: a value that became primary
+ * makes every other value non-primary (RFC 7644 3.5.2: the server sets
+ * "primary" to false on the other values).
+ */
+static void settle_primary(json_t *arr, const json_t *const *before, size_t nbefore)
+{
+    const json_t *now[64];
+    size_t n = primaries(arr, now, 64);
+    const json_t *fresh = NULL;
+    for (size_t i = 0; i < n; i++) {
+        bool old = false;
+        for (size_t j = 0; j < nbefore; j++)
+            old = old || now[i] == before[j];
+        if (!old)
+            fresh = now[i];
+    }
+    if (fresh == NULL || n < 2)
+        return;
+    size_t i;
+    json_t *el;
+    json_array_foreach(arr, i, el)
+    {
+        if (el != fresh && json_is_true(json_object_get(el, "primary")))
+            json_object_set_new(el, "primary", json_false());
+    }
+}
+
 /* The container an attribute reference lives in (creating the extension object if asked). */
 static json_t *container_of(json_t *doc, const struct cloud_attr_ref *ref, bool create)
 {
@@ -349,7 +391,14 @@ static int patch_path_op(const struct cloud_rtype_def *rt, json_t *doc, const ch
         rc = 0; /* removing from an absent extension: nothing to do */
         goto out;
     }
+    const json_t *before[64];
+    size_t nbefore = 0;
+    bool multi = ref.attr->multi && ref.attr->type == CLOUD_T_COMPLEX;
+    if (multi)
+        nbefore = primaries(json_object_get(container, ref.attr->name), before, 64);
     rc = patch_attr(op, container, ref.attr, ref.sub, pp.filter, value, err);
+    if (rc == 0 && multi && json_is_array(json_object_get(container, ref.attr->name)))
+        settle_primary(json_object_get(container, ref.attr->name), before, nbefore);
     if (ref.ext != NULL && json_object_size(container) == 0)
         json_object_del(doc, ref.ext->id);
 out:

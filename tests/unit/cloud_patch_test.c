@@ -214,6 +214,26 @@ static void test_patch_ok(void **state)
     assert_int_equal(json_array_size(json_object_get(d, "emails")), 1);
     json_decref(d);
 
+    /* a new primary value demotes the old one (RFC 7644 3.5.2) */
+    d = patch(
+        base,
+        "{\"op\":\"add\",\"path\":\"emails\",\"value\":[{\"value\":\"p@x\",\"primary\":true}]}",
+        &err);
+    assert_non_null(d);
+    json_t *em = json_object_get(d, "emails");
+    assert_false(json_is_true(json_object_get(json_array_get(em, 0), "primary")));
+    assert_true(json_is_true(json_object_get(json_array_get(em, 2), "primary")));
+    json_decref(d);
+    d = patch(
+        base,
+        "{\"op\":\"replace\",\"path\":\"emails[type eq \\\"home\\\"].primary\",\"value\":true}",
+        &err);
+    assert_non_null(d);
+    em = json_object_get(d, "emails");
+    assert_false(json_is_true(json_object_get(json_array_get(em, 0), "primary")));
+    assert_true(json_is_true(json_object_get(json_array_get(em, 1), "primary")));
+    json_decref(d);
+
     d = patch(base,
               "{\"op\":\"remove\",\"path\":\"nickName\"},"
               "{\"op\":\"remove\",\"path\":\"emails[type eq \\\"other\\\"]\"}",
