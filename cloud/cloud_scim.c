@@ -858,11 +858,112 @@ static const struct cloud_filter *indexed_eq(const struct cloud_filter *f, enum 
     return f;
 }
 
+/* Sorting (RFC 7644 3.4.2.3). */
+struct sort_spec {
+    bool on, desc;
+    struct cloud_attr_ref ref;
+    const struct cloud_attr_def *def; /* the attribute whose values are compared */
+};
+
+struct sort_item {
+    json_t *doc;
+    const json_t *key; /* borrowed from doc; NULL when the resource has no value */
+    size_t idx;
+    const struct sort_spec *spec;
+};
+
+static int sort_parse(const struct cloud_rtype_def *rt, const char *by, const char *order,
+                      struct sort_spec *sp, struct cloud_scim_err *err)
+{
+    memset(sp, 0, sizeof(*sp));
+    if (order != NULL && strcmp(order, "ascending") != 0 && strcmp(order, "descending") != 0)
+        return cloud_scim_err_set(err, 400, "invalidValue",
+                                  "sortOrder must be ascending or descending");
+    if (by == NULL)
+        return 0;
+    struct cloud_patch_path pp;
+    char msg[200];
+    if (cloud_patch_path_parse(by, &pp, msg, sizeof(msg)) != 0 || pp.filter != NULL) {
+        cloud_patch_path_clear(&pp);
+        return cloud_scim_err_set(err, 400, "invalidValue", "bad sortBy '%s'", by);
+    }
+    int rc = cloud_schema_resolve(rt, pp.uri, pp.attr, pp.sub, &sp->ref, err);
+    cloud_patch_path_clear(&pp);
+    if (rc != 0) {
+        err->scim_type = "invalidValue";
+        return -1;
+    }
+    sp->def = sp->ref.sub;
+    if (sp->def == NULL && sp->ref.attr->type == CLOUD_T_COMPLEX)
+        sp->def = cloud_schema_find(sp->ref.attr->subs, sp->ref.attr->nsubs, "value");
+    else if (sp->def == NULL)
+        sp->def = sp->ref.attr;
+    if (sp->def == NULL)
+        return cloud_scim_err_set(err, 400, "invalidValue",
+                                  "sortBy '%s' is complex: name a sub-attribute", by);
+    sp->on = true;
+    sp->desc = order != NULL && strcmp(order, "descending") == 0;
+    return 0;
+}
+
+/* The value a resource sorts by: multi-valued attributes use the primary value, else the first. */
+static const json_t *sort_key(const struct sort_spec *sp, const json_t *doc)
+{
+    const json_t *c = sp->ref.ext != NULL ? json_object_get(doc, sp->ref.ext->id) : doc;
+    const json_t *v = json_object_get(c, sp->ref.attr->name);
+    if (json_is_array(v)) {
+        const json_t *pick = json_array_get(v, 0);
+        size_t i;
+        json_t *el;
+        json_array_foreach(v, i, el) {
+            if (json_is_true(json_object_get(el, "primary"))) {
+                pick = el;
+                break;
+            }
+        }
+        v = pick;
+    }
+    if (json_is_object(v))
+        v = json_object_get(v, sp->def->name);
+    return v == NULL || json_is_null(v) ? NULL : v;
+}
+
+static int sort_cmp(const void *pa, const void *pb)
+{
+    const struct sort_item *a = pa, *b = pb;
+    const struct cloud_attr_def *d = a->spec->def;
+    int c = 0;
+    if (a->key == NULL || b->key == NULL) {
+        c = (a->key == NULL) - (b->key == NULL); /* no value: last ascending, first descending */
+    } else if (json_is_string(a->key) && json_is_string(b->key)) {
+        const char *x = json_string_value(a->key), *y = json_string_value(b->key);
+        long long tx, ty;
+        if (d->type == CLOUD_T_DATETIME && cloud_schema_parse_datetime(x, &tx) &&
+            cloud_schema_parse_datetime(y, &ty))
+            c = (tx > ty) - (tx < ty);
+        else
+            c = d->case_exact ? strcmp(x, y) : strcasecmp(x, y);
+    } else if (json_is_number(a->key) && json_is_number(b->key)) {
+        double x = json_number_value(a->key), y = json_number_value(b->key);
+        c = (x > y) - (x < y);
+    } else if (json_is_boolean(a->key) && json_is_boolean(b->key)) {
+        c = json_is_true(a->key) - json_is_true(b->key);
+    }
+    if (a->spec->desc)
+        c = -c;
+    if (c == 0)
+        c = (a->idx > b->idx) - (a->idx < b->idx);
+    return c;
+}
+
 static void list_resources(struct cloud_req *req, struct scim *s, const struct cloud_rtype_def *rt)
 {
     struct cloud_ctx *ctx = s->ctx;
-    if (cloud_http_query(req, "sortBy") != NULL || cloud_http_query(req, "sortOrder") != NULL) {
-        cloud_http_scim_error(req, 400, "invalidValue", "sorting is not supported");
+    struct sort_spec sort;
+    struct cloud_scim_err serr = {0};
+    if (sort_parse(rt, cloud_http_query(req, "sortBy"), cloud_http_query(req, "sortOrder"), &sort,
+                   &serr) != 0) {
+        cloud_http_scim_error(req, serr.status, serr.scim_type, "%s", serr.detail);
         return;
     }
     long long start = 1, count = ctx->cfg.filter_max_results;
@@ -898,7 +999,9 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
     json_t *resources = json_array();
     long long total = 0;
     sqlite3_stmt *q;
-    if (f == NULL) {
+    if (f == NULL && sort.on) {
+        q = cloud_store_stmt(s->st, CLOUD_STMT_RES_SCAN);
+    } else if (f == NULL) {
         q = cloud_store_stmt(s->st, CLOUD_STMT_RES_COUNT);
         sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
         sqlite3_bind_int(q, 2, rt->kind);
@@ -928,12 +1031,26 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
     sqlite3_reset(q);
     size_t i;
     json_t *idv;
+    struct sort_item *items = NULL;
+    size_t nitems = 0;
+    if (sort.on)
+        items = calloc(json_array_size(ids) + 1, sizeof(*items));
     json_array_foreach(ids, i, idv)
     {
         json_t *doc;
         if (res_load(s, json_string_value(idv), rt->kind, &doc, NULL, NULL) != 0)
             continue;
         doc = representation(s, rt, doc);
+        if (sort.on) {
+            /* sorting needs every match before paging */
+            if (f != NULL && !cloud_filter_match(f, doc)) {
+                json_decref(doc);
+                continue;
+            }
+            items[nitems] = (struct sort_item){doc, sort_key(&sort, doc), nitems, &sort};
+            nitems++;
+            continue;
+        }
         if (f != NULL) {
             if (!cloud_filter_match(f, doc)) {
                 json_decref(doc);
@@ -946,6 +1063,17 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
             }
         }
         json_array_append_new(resources, proj_apply(&p, doc));
+    }
+    if (sort.on) {
+        qsort(items, nitems, sizeof(*items), sort_cmp);
+        total = (long long)nitems;
+        for (size_t k = 0; k < nitems; k++) {
+            if ((long long)k + 1 >= start && (long long)json_array_size(resources) < count)
+                json_array_append_new(resources, proj_apply(&p, items[k].doc));
+            else
+                json_decref(items[k].doc);
+        }
+        free(items);
     }
     json_decref(ids);
     cloud_filter_free(f);
@@ -1464,7 +1592,7 @@ static json_t *service_provider_config(struct scim *s)
         "documentationUri", "docs/cloud-api.md", "patch", "supported", 1, "bulk", "supported", 1,
         "maxOperations", (json_int_t)c->bulk_max_ops, "maxPayloadSize",
         (json_int_t)c->bulk_max_payload, "filter", "supported", 1, "maxResults",
-        (json_int_t)c->filter_max_results, "changePassword", "supported", 0, "sort", "supported", 0,
+        (json_int_t)c->filter_max_results, "changePassword", "supported", 0, "sort", "supported", 1,
         "etag", "supported", 1, "authenticationSchemes", "type", "oauthbearertoken", "name",
         "OAuth Bearer Token", "description",
         "OAuth 2.0 client credentials (POST /oauth/token) or the org admin token", "primary", 1,

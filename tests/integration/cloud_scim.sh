@@ -81,6 +81,17 @@ bad_filter 'name eq "x"'
 bad_filter "$(printf 'not (%.0s' $(seq 1 40))userName pr$(printf ')%.0s' $(seq 1 40))"
 bad_filter "userName eq \"$(head -c 9000 /dev/zero | tr '\0' a)\""
 
+# sorting
+srt() { api GET "$SCIM/Users?$1"; check_status 200 "sort $1"; check_jq '[.Resources[].userName]|join(",")' "$2" "sort $1"; }
+srt 'sortBy=userName&sortOrder=descending' dave@example.org,carol@example.org,bob@example.com,alice@example.com
+srt 'sortBy=title' dave@example.org,alice@example.com,carol@example.org,bob@example.com
+srt 'sortBy=emails&sortOrder=descending&count=2' dave@example.org,carol@example.org
+srt 'sortBy=nickName&startIndex=2&count=2' bob@example.com,carol@example.org
+srt 'sortBy=name.givenName&filter=active%20eq%20true' alice@example.com,bob@example.com,dave@example.org
+api GET "$SCIM/Users?sortBy=bogus"; check_status 400 "sortBy unknown"
+api GET "$SCIM/Users?sortBy=name"; check_status 400 "sortBy complex"
+api GET "$SCIM/Users?sortBy=userName&sortOrder=up"; check_status 400 "sortOrder bad"
+
 # paging
 api GET "$SCIM/Users?startIndex=2&count=2"
 check_jq '[.totalResults, .itemsPerPage, .startIndex, (.Resources|length)]|join(",")' 4,2,2,2 "paging"
