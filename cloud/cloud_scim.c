@@ -915,7 +915,8 @@ static const json_t *sort_key(const struct sort_spec *sp, const json_t *doc)
         const json_t *pick = json_array_get(v, 0);
         size_t i;
         json_t *el;
-        json_array_foreach(v, i, el) {
+        json_array_foreach(v, i, el)
+        {
             if (json_is_true(json_object_get(el, "primary"))) {
                 pick = el;
                 break;
