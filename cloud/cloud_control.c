@@ -223,6 +223,15 @@ void cloud_control_oauth_token(struct cloud_req *req)
     bind_text(s, 3, id);
     sqlite3_bind_int64(s, 4, now + ctx->cfg.token_ttl_s * 1000);
     int rc = cloud_store_exec(st, s);
+    if (rc == SQLITE_DONE) {
+        s = cloud_store_stmt(st, CLOUD_STMT_CONN_SEEN);
+        bind_text(s, 1, id);
+        sqlite3_bind_int64(s, 2, now);
+        const char *version = cloud_http_input_header(req, CLOUD_VERSION_HEADER);
+        if (version != NULL && strlen(version) <= 64)
+            bind_text(s, 3, version);
+        cloud_store_exec(st, s);
+    }
     snprintf(req->connector_id, sizeof(req->connector_id), "%s", id);
     req->auth = CLOUD_AUTH_CONNECTOR; /* for the log line */
     free(id);
