@@ -29,6 +29,7 @@ struct cloud_fault_config {
     long retry_after_s; /* Retry-After for 429 and 503 */
     uint64_t seed;      /* generator seed */
     bool oauth;         /* also fault POST /oauth/token */
+    bool writes_only;   /* only POST, PUT, PATCH, DELETE (reads always pass) */
 };
 
 struct cloud_fault_counts {

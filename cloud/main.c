@@ -92,6 +92,8 @@ static const struct opt options[] = {
      "Retry-After of 429/503 (1)"},
     {"fault-seed", OPT_U64, CFG(fault.seed), 0, 0, "N", "seed of the fault generator (0)"},
     {"fault-oauth", OPT_FLAG, CFG(fault.oauth), 0, 0, NULL, "also inject faults on /oauth/token"},
+    {"fault-writes-only", OPT_FLAG, CFG(fault.writes_only), 0, 0, NULL,
+     "inject faults on POST/PUT/PATCH/DELETE only"},
 };
 
 static void usage(FILE *f)
