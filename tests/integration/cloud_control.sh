@@ -191,6 +191,28 @@ check_status 404 "unknown org"
 api GET "$BASE/v1/orgs"
 check_jq '.orgs|join(",")' acme,globex "list orgs"
 
+# a wider race on another org: six connectors, one resourceVersion, one winner
+G1="$BASE/v1/orgs/globex"
+api GET "$G1/lease"; GRV=$(printf '%s' "$BODY" | jq -r .resourceVersion)
+PIDS=""
+for i in 1 2 3 4 5 6; do
+    api POST "$G1/connectors" "{\"name\":\"g$i\",\"host\":\"g$i.example.test\"}"
+    gid=$(printf '%s' "$BODY" | jq -r .id); gs=$(printf '%s' "$BODY" | jq -r .secret)
+    token "$gid" "$gs"
+    echo "$gid $TOKEN" > "$T/g$i"
+done
+for i in 1 2 3 4 5 6; do
+    read -r gid gtok < "$T/g$i"
+    curl -sS --cacert "$T/ca.pem" -o /dev/null -w '%{http_code}\n' -X PUT \
+        -H "Authorization: Bearer $gtok" -H 'Content-Type: application/json' -H "If-Match: \"$GRV\"" \
+        -d "{\"holderIdentity\":\"$gid\",\"leaseDurationSeconds\":30}" "$G1/lease" > "$T/grace$i" &
+    PIDS="$PIDS $!"
+done
+wait $PIDS
+check_eq "$(cat "$T"/grace* | sort | uniq -c | awk '{print $1"x"$2}' | paste -sd,)" "1x200,5x412" "six-way lease race"
+api GET "$G1/lease"
+check_jq .leaseTransitions 1 "one transition after the six-way race"
+
 # faults endpoint is admin-only
 token "$HOLDER" "$NEWS"
 req "$TOKEN" GET "$BASE/v1/faults"
