@@ -16,15 +16,20 @@ api POST "$SCIM/Users" "$(user before500@example.com)"
 check_status 500 "injected 500"
 token "$CID" "$CSECRET"
 check_status 200 "oauth not faulted by default"
-faults '{"error500":0}'
+faults '{"oauth":true}'
+token "$CID" "$CSECRET"
+check_status 500 "oauth faulted when asked"
+faults '{"error500":0,"oauth":false}'
 check_eq "$(count_user before500@example.com)" 0 "500 fault is not applied"
+req "$CT" GET "$BASE/v1/orgs/acme/stats"
+check_status 200 "control API answers again"
 
-faults '{"error503":1,"retryAfter":7}'
+faults '{"error503":1,"retryAfter":7,"writesOnly":true}'
 api POST "$SCIM/Users" "$(user before503@example.com)"
 check_status 503 "injected 503"
 check_eq "$(header Retry-After)" 7 "503 Retry-After"
-faults '{"error503":0}'
-check_eq "$(count_user before503@example.com)" 0 "503 fault is not applied"
+check_eq "$(count_user before503@example.com)" 0 "503 fault is not applied (reads pass with writesOnly)"
+faults '{"error503":0,"writesOnly":false}' 
 
 faults '{"error500After":1}'
 api POST "$SCIM/Users" "$(user after500@example.com)"

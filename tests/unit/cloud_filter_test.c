@@ -1,4 +1,5 @@
-/* cloud_filter_test.c - unit tests of the SCIM filter and PATCH path parser (RFC 7644 3.4.2.2, 3.5.2). */
+/* cloud_filter_test.c - unit tests of the SCIM filter and PATCH path parser (RFC
+ * 7644 3.4.2.2, 3.5.2). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -112,8 +113,9 @@ static void test_value_paths_and_uris(void **state)
     expect_parse("members[value eq \"2819c223\"]", "members[value eq \"2819c223\"]");
     expect_parse("urn:ietf:params:scim:schemas:core:2.0:User:userName sw \"J\"",
                  "urn:ietf:params:scim:schemas:core:2.0:User:userName sw \"J\"");
-    expect_parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq \"x\"",
-                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq \"x\"");
+    expect_parse(
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq \"x\"",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq \"x\"");
     expect_parse("userName eq \"a\\\"b\\u00e9\"", "userName eq \"a\\\"b\xc3\xa9\"");
 }
 
@@ -279,11 +281,11 @@ static void test_patch_paths(void **state)
     expect_path("title", NULL, "title", NULL, NULL);
     expect_path("name.givenName", NULL, "name", "givenName", NULL);
     expect_path("members", NULL, "members", NULL, NULL);
-    expect_path("members[value eq \"2819c223-7f76-453a-919d-413861904646\"]", NULL, "members",
-                NULL, "value eq \"2819c223-7f76-453a-919d-413861904646\"");
+    expect_path("members[value eq \"2819c223-7f76-453a-919d-413861904646\"]", NULL, "members", NULL,
+                "value eq \"2819c223-7f76-453a-919d-413861904646\"");
     expect_path("emails[type eq \"work\"].value", NULL, "emails", "value", "type eq \"work\"");
-    expect_path("addresses[type eq \"work\" and primary eq true].streetAddress", NULL,
-                "addresses", "streetAddress", "(type eq \"work\" and primary eq true)");
+    expect_path("addresses[type eq \"work\" and primary eq true].streetAddress", NULL, "addresses",
+                "streetAddress", "(type eq \"work\" and primary eq true)");
     expect_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "manager", NULL,
                 NULL);
@@ -306,9 +308,12 @@ static void test_patch_paths(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_operators),          cmocka_unit_test(test_precedence),
-        cmocka_unit_test(test_value_paths_and_uris), cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_match),              cmocka_unit_test(test_bind_errors),
+        cmocka_unit_test(test_operators),
+        cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_value_paths_and_uris),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_match),
+        cmocka_unit_test(test_bind_errors),
         cmocka_unit_test(test_patch_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
