@@ -29,6 +29,7 @@ struct cloud_caps {
     long bulk_max_operations;
     long bulk_max_payload;
     bool contacts;
+    bool etag; /* If-Match on updates and deletions (RFC 7644 3.14) */
 };
 
 struct sync_ctx {
@@ -94,6 +95,7 @@ static enum dirconn_err discover(struct sync_ctx *c)
     c->caps.bulk_max_payload = (long)json_integer_value(json_object_get(bulk, "maxPayloadSize"));
     if (c->caps.bulk_max_operations <= 0 || c->caps.bulk_max_payload <= 0)
         c->caps.bulk = false;
+    c->caps.etag = json_is_true(json_object_get(json_object_get(r.body, "etag"), "supported"));
     scim_response_clear(&r);
     if (scim_request_sync(c->scim, "GET", "/ResourceTypes", NULL, NULL, &r) == DIRCONN_OK) {
         json_t *list = json_object_get(r.body, "Resources");
@@ -260,6 +262,7 @@ struct apply_op {
     char *name;
     char *record; /* what the state records once acknowledged */
     char *hash;
+    char *version; /* the cloud's ETag from the inventory, for If-Match */
     enum state_origin origin;
     bool ok;
     bool pending;  /* sent without its manager or some members: recorded without its record */
@@ -281,6 +284,7 @@ static void op_clear(struct apply_op *o)
     free(o->name);
     free(o->record);
     free(o->hash);
+    free(o->version);
     free(o->new_cloud_id);
     memset(o, 0, sizeof(*o));
 }
@@ -325,6 +329,11 @@ static void on_write_done(void *arg, const struct scim_response *r)
         if (o->op == PLAN_ADD && r->status == 409 && r->attempts > 1) {
             /* An earlier attempt was applied before its answer was lost. */
             o->lookup = true;
+            return;
+        }
+        if (r->status == 412) {
+            report_failure(c, o, "changed in the cloud since this sync read it (412); the next "
+                                 "sync updates it");
             return;
         }
         report_failure(c, o, r->error);
@@ -555,7 +564,7 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
         if (o->op == PLAN_DELETE) {
             char path[512];
             snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->cloud_id);
-            e = scim_submit(c->scim, "DELETE", path, NULL, NULL, on_write_done, o, c->err);
+            e = scim_submit(c->scim, "DELETE", path, NULL, o->version, on_write_done, o, c->err);
             continue;
         }
         struct plan_item it = {.op = o->op, .kind = o->kind, .external_id = o->external_id,
@@ -609,7 +618,8 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
                 }
                 json_decref(full);
             }
-            e = scim_submit(c->scim, "PATCH", path, patch, NULL, on_write_done, o, c->err);
+            e = scim_submit(c->scim, "PATCH", path, patch, o->followup ? NULL : o->version,
+                            on_write_done, o, c->err);
             json_decref(patch);
         }
         json_decref(rec);
@@ -644,6 +654,7 @@ static int apply_item(void *arg, const struct plan_item *it)
     o->name = dup_or_null(it->name);
     o->record = dup_or_null(it->record);
     o->hash = dup_or_null(it->hash);
+    o->version = w->c->caps.etag ? dup_or_null(it->version) : NULL;
     if (w->b->n == APPLY_BATCH)
         w->e = flush_batch(w->c, w->b);
     return w->e != DIRCONN_OK;
