@@ -834,15 +834,16 @@ enum dirconn_err ldap_source_search(struct ldap_source *src, const struct ldap_s
         ok = (cur->attrs[k++] = strdup("*")) != NULL;
     /*
      * On Active Directory, large multi-valued attributes are asked for with an
-     * explicit range (MS-ADTS 3.1.1.3.1.3.3): the DC then answers at most
-     * MaxValRange values and names the range, and fetch_ranges() follows it.
-     * Windows truncates even without the option; asking explicitly makes every
-     * AD implementation (Samba included) behave the same way.
+     * explicit range of the default MaxValRange (MS-ADTS 3.1.1.3.1.3.3): the DC
+     * answers at most that many values and names the range it returned, and
+     * fetch_ranges() follows it. Windows truncates even without the option;
+     * asking explicitly makes every AD implementation (Samba included) answer
+     * the same way.
      */
     bool ad = src->dse.kind == LDAP_SERVER_AD_DS || src->dse.kind == LDAP_SERVER_AD_LDS;
     for (size_t i = 0; ok && i < n; i++) {
         if (ad && strcasecmp(spec->attrs[i], "member") == 0)
-            ok = (cur->attrs[k++] = strdup("member;range=0-*")) != NULL;
+            ok = (cur->attrs[k++] = strdup("member;range=0-1499")) != NULL;
         else
             ok = (cur->attrs[k++] = strdup(spec->attrs[i])) != NULL;
     }
