@@ -14,6 +14,8 @@ import json
 import re
 import ssl
 import sys
+import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -78,13 +80,20 @@ def cloud_all(base, ctx, token, path):
     while True:
         url = "%s%s?startIndex=%d&count=1000" % (base, path, start)
         req = urllib.request.Request(url, headers={"Authorization": "Bearer " + token})
-        try:
-            with urllib.request.urlopen(req, context=ctx) as r:
-                doc = json.load(r)
-        except urllib.error.HTTPError as e:
-            if e.code == 404 and path == "/Contacts":
-                return None
-            raise
+        for attempt in range(20):  # the cloud may be injecting faults: retry them
+            try:
+                with urllib.request.urlopen(req, context=ctx) as r:
+                    doc = json.load(r)
+                break
+            except urllib.error.HTTPError as e:
+                if e.code == 404 and path == "/Contacts":
+                    return None
+                if e.code not in (429, 500, 502, 503, 504) or attempt == 19:
+                    raise
+            except (urllib.error.URLError, ConnectionError, json.JSONDecodeError):
+                if attempt == 19:
+                    raise
+            time.sleep(0.5)
         res = doc.get("Resources", [])
         out.extend(res)
         start += len(res)

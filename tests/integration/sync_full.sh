@@ -129,9 +129,15 @@ run_capture t5 dirconnctl sync --full --config "$work/a.conf"
 check_eq "the override was for one run only (nothing left to delete)" 0 "$t5_rc"
 
 # ---- cloud administrators are never deleted
-admin_dn=$(json "$M" "j['samples'][3]['dn']")
-admin_mail=$(json "$M" "j['samples'][3]['mail']")
-aid=$(json "$(cloud_admin GET "/scim/v2/acme/Users?filter=$(uri_filter "userName eq \"$admin_mail\"")")" "j['Resources'][0]['id']")
+# Pick a synchronised user with an email, and find its entry in the directory.
+pick=$(cloud_admin GET "/scim/v2/acme/Users?filter=$(uri_filter 'externalId pr')&count=50&attributes=id,userName")
+aid=$(json "$pick" "[r['id'] for r in j['Resources'] if r['id'] != '$hand_id'][5]")
+admin_mail=$(json "$pick" "[r['userName'] for r in j['Resources'] if r['id'] == '$aid'][0]")
+admin_dn=$(LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
+	-y "$LDSFX_BIND_PASSWORD_FILE" -b "$LDSFX_BASE_DN" -LLL -o ldif-wrap=no "(mail=$admin_mail)" 1.1 | "$PY" -c '
+import sys, ldif
+r = ldif.LDIFRecordList(sys.stdin.buffer); r.parse()
+print(r.all_records[0][0])')
 cloud_admin PATCH "/scim/v2/acme/Users/$aid" '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"roles","value":[{"value":"admin"}]}]}' >/dev/null
 check_eq "a synced user is made a cloud administrator" 200 "$(admin_status)"
 admin_ext=$(json "$(cloud_admin GET "/scim/v2/acme/Users/$aid")" "j['externalId']")
