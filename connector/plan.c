@@ -63,13 +63,15 @@ static const char schema_sql[] =
     "CREATE INDEX temp.plan_cloud_name ON plan_cloud(kind, name_lower);"
     "CREATE TEMP TABLE plan_dir (external_id TEXT PRIMARY KEY, kind INTEGER, dn TEXT,"
     "  dn_lower TEXT, name TEXT, name_lower TEXT, resource TEXT, manager_dn TEXT,"
-    "  members TEXT, status INTEGER, message TEXT);"
+    "  members TEXT, status INTEGER, message TEXT, manager_lower TEXT);"
     "CREATE INDEX temp.plan_dir_dn ON plan_dir(dn_lower);"
+    "CREATE INDEX temp.plan_dir_manager ON plan_dir(manager_lower);"
     "CREATE INDEX temp.plan_dir_name ON plan_dir(name_lower);"
     "CREATE TEMP TABLE plan_items (seq INTEGER PRIMARY KEY, op INTEGER, kind INTEGER,"
     "  external_id TEXT, cloud_id TEXT, dn TEXT, name TEXT, record TEXT, old_record TEXT,"
-    "  hash TEXT, version TEXT, changed TEXT, message TEXT, origin INTEGER);"
-    "CREATE INDEX temp.plan_items_op ON plan_items(op, kind);"
+    "  hash TEXT, version TEXT, changed TEXT, message TEXT, origin INTEGER,"
+    "  depth INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX temp.plan_items_op ON plan_items(op, kind, depth, seq);"
     "CREATE TEMP TABLE plan_warnings (seq INTEGER PRIMARY KEY, dn TEXT, message TEXT);";
 
 enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_error *err)
@@ -94,7 +96,7 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
     } stmts[] = {
         {&p->ins_cloud, "INSERT INTO plan_cloud VALUES (?1, ?2, lower(?3), ?4, ?5, ?6)"},
         {&p->ins_dir, "INSERT OR IGNORE INTO plan_dir VALUES (?1, ?2, ?3, lower(?3), ?4, lower(?4),"
-                      " ?5, ?6, ?7, ?8, ?9)"},
+                      " ?5, ?6, ?7, ?8, ?9, lower(?6))"},
         {&p->ins_warning, "INSERT INTO plan_warnings (dn, message) VALUES (?1, ?2)"},
         {&p->ins_item, "INSERT INTO plan_items (op, kind, external_id, cloud_id, dn, name, record,"
                        " old_record, hash, version, changed, message, origin)"
@@ -527,6 +529,35 @@ enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dir
         cloud_row_clear(&c);
     }
     sqlite3_finalize(rows);
+    if (e != DIRCONN_OK)
+        return e;
+
+    /*
+     * Depth in the management chain: users whose manager is not in scope are
+     * 0, their reports 1, and so on (cycles are cut at 32 and go last). Users
+     * are applied in this order, so a manager has a cloud id before its reports
+     * are written.
+     */
+    static const char depth_sql[] =
+        "DROP TABLE IF EXISTS temp.plan_depth;"
+        "CREATE TEMP TABLE plan_depth AS WITH RECURSIVE lvl(ext, dn_lower, depth) AS ("
+        "  SELECT d.external_id, d.dn_lower, 0 FROM plan_dir d WHERE d.kind = 0 AND d.status = 0"
+        "   AND (d.manager_lower IS NULL OR NOT EXISTS (SELECT 1 FROM plan_dir m"
+        "    WHERE m.dn_lower = d.manager_lower AND m.status = 0 AND m.kind = 0))"
+        "  UNION ALL"
+        "  SELECT d.external_id, d.dn_lower, lvl.depth + 1 FROM lvl"
+        "   JOIN plan_dir d ON d.manager_lower = lvl.dn_lower"
+        "   WHERE d.kind = 0 AND d.status = 0 AND lvl.depth < 32)"
+        " SELECT ext, max(depth) AS depth FROM lvl GROUP BY ext;"
+        "CREATE INDEX temp.plan_depth_ext ON plan_depth(ext);"
+        "UPDATE plan_items SET depth = coalesce((SELECT depth FROM plan_depth"
+        " WHERE plan_depth.ext = plan_items.external_id), 99) WHERE kind = 0 AND op IN (0, 1, 2);"
+        "DROP TABLE temp.plan_depth;";
+    if (sqlite3_exec(p->db, depth_sql, NULL, NULL, &msg) != SQLITE_OK) {
+        e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: management depth: %s",
+                              state_path(p->st), msg ? msg : "");
+        sqlite3_free(msg);
+    }
     return e;
 }
 
@@ -542,8 +573,9 @@ enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(p->db,
                            "SELECT op, kind, external_id, cloud_id, dn, name, record, old_record,"
-                           " hash, version, changed, message, origin FROM plan_items"
-                           " WHERE (?1 < 0 OR op = ?1) AND (?2 < 0 OR kind = ?2) ORDER BY seq",
+                           " hash, version, changed, message, origin, depth FROM plan_items"
+                           " WHERE (?1 < 0 OR op = ?1) AND (?2 < 0 OR kind = ?2)"
+                           " ORDER BY depth, seq",
                            -1, &s, NULL) != SQLITE_OK)
         return db_fail(p, err, "reading the plan");
     sqlite3_bind_int(s, 1, op);
@@ -565,6 +597,7 @@ enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
             .changed = (const char *)sqlite3_column_text(s, 10),
             .message = (const char *)sqlite3_column_text(s, 11),
             .origin = (enum state_origin)sqlite3_column_int(s, 12),
+            .depth = sqlite3_column_int(s, 13),
         };
         if (fn(arg, &it) != 0) {
             e = dirconn_error_set(err, DIRCONN_EFAIL, "plan walk stopped");

@@ -61,6 +61,7 @@ struct plan_item {
     const char *changed;    /* PLAN_UPDATE: comma-separated changed attributes */
     const char *message;    /* PLAN_SKIP, PLAN_CONFLICT: the reason */
     enum state_origin origin; /* how the connector holds it after this sync */
+    int depth;                /* users: depth in the management chain (managers first) */
 };
 
 struct plan_summary {
@@ -117,7 +118,8 @@ const struct plan_summary *plan_get_summary(const struct plan *p);
 
 /*
  * plan_foreach - call fn for each item with operation op (op < 0: all) and
- * kind (kind < 0: all), in a stable order. The item is valid during the
+ * kind (kind < 0: all), in a stable order: by management depth (managers
+ * before their reports), then as planned. The item is valid during the
  * call only. A non-zero return stops the walk (DIRCONN_EFAIL). fn must not
  * write to the state database; collect and write afterwards.
  */

@@ -9,9 +9,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Prepared statements of the hot paths, kept for the life of the handle. */
+#define STATE_STMT_CACHE 8
+
 struct state {
     sqlite3 *db;
     char *path;
+    struct {
+        const char *sql; /* a string literal: compared by address */
+        sqlite3_stmt *stmt;
+    } cache[STATE_STMT_CACHE];
 };
 
 /*
@@ -94,6 +101,44 @@ static enum dirconn_err prepare(struct state *st, const char *sql, sqlite3_stmt 
     if (sqlite3_prepare_v2(st->db, sql, -1, stmt, NULL) != SQLITE_OK)
         return db_error(st, err, "prepare");
     return DIRCONN_OK;
+}
+
+/*
+ * A prepared statement for a string literal, from the handle's cache: reset
+ * and with cleared bindings. Release it with cached_done(), never finalize it.
+ */
+static enum dirconn_err cached(struct state *st, const char *sql, sqlite3_stmt **stmt,
+                               struct dirconn_error *err)
+{
+    for (size_t i = 0; i < STATE_STMT_CACHE; i++) {
+        if (st->cache[i].sql == sql) {
+            *stmt = st->cache[i].stmt;
+            return DIRCONN_OK;
+        }
+    }
+    enum dirconn_err e = prepare(st, sql, stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    for (size_t i = 0; i < STATE_STMT_CACHE; i++) {
+        if (st->cache[i].sql == NULL) {
+            st->cache[i].sql = sql;
+            st->cache[i].stmt = *stmt;
+            return DIRCONN_OK;
+        }
+    }
+    return DIRCONN_OK; /* cache full: cached_done() finalizes it */
+}
+
+static void cached_done(struct state *st, sqlite3_stmt *stmt)
+{
+    for (size_t i = 0; i < STATE_STMT_CACHE; i++) {
+        if (st->cache[i].stmt == stmt) {
+            sqlite3_reset(stmt);
+            sqlite3_clear_bindings(stmt);
+            return;
+        }
+    }
+    sqlite3_finalize(stmt);
 }
 
 static enum dirconn_err migrate(struct state *st, struct dirconn_error *err)
@@ -187,6 +232,8 @@ void state_close(struct state *st)
 {
     if (st == NULL)
         return;
+    for (size_t i = 0; i < STATE_STMT_CACHE; i++)
+        sqlite3_finalize(st->cache[i].stmt);
     sqlite3_close(st->db);
     free(st->path);
     free(st);
@@ -249,7 +296,7 @@ static enum dirconn_err object_get_by(struct state *st, const char *sql, const c
     sqlite3_stmt *stmt = NULL;
     *found = false;
     memset(out, 0, sizeof(*out));
-    enum dirconn_err e = prepare(st, sql, &stmt, err);
+    enum dirconn_err e = cached(st, sql, &stmt, err);
     if (e != DIRCONN_OK)
         return e;
     sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
@@ -260,41 +307,40 @@ static enum dirconn_err object_get_by(struct state *st, const char *sql, const c
     } else if (rc != SQLITE_DONE) {
         e = db_error(st, err, "reading an object");
     }
-    sqlite3_finalize(stmt);
+    cached_done(st, stmt);
     return e;
 }
 
 enum dirconn_err state_object_get(struct state *st, const char *external_id,
                                   struct state_object *out, bool *found, struct dirconn_error *err)
 {
-    return object_get_by(st, "SELECT " OBJECT_COLUMNS " FROM objects WHERE external_id = ?1",
-                         external_id, out, found, err);
+    static const char sql[] = "SELECT " OBJECT_COLUMNS " FROM objects WHERE external_id = ?1";
+    return object_get_by(st, sql, external_id, out, found, err);
 }
 
 enum dirconn_err state_object_find_cloud_id(struct state *st, const char *cloud_id,
                                             struct state_object *out, bool *found,
                                             struct dirconn_error *err)
 {
-    return object_get_by(st, "SELECT " OBJECT_COLUMNS " FROM objects WHERE cloud_id = ?1",
-                         cloud_id, out, found, err);
+    static const char sql[] = "SELECT " OBJECT_COLUMNS " FROM objects WHERE cloud_id = ?1";
+    return object_get_by(st, sql, cloud_id, out, found, err);
 }
 
 enum dirconn_err state_object_find_dn(struct state *st, const char *dn, struct state_object *out,
                                       bool *found, struct dirconn_error *err)
 {
-    return object_get_by(st,
-                         "SELECT " OBJECT_COLUMNS " FROM objects WHERE dn = ?1 COLLATE NOCASE",
-                         dn, out, found, err);
+    static const char sql[] =
+        "SELECT " OBJECT_COLUMNS " FROM objects WHERE dn = ?1 COLLATE NOCASE";
+    return object_get_by(st, sql, dn, out, found, err);
 }
 
 enum dirconn_err state_object_put(struct state *st, const struct state_object *o,
                                   struct dirconn_error *err)
 {
+    static const char sql[] = "INSERT OR REPLACE INTO objects (" OBJECT_COLUMNS
+                              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
     sqlite3_stmt *stmt = NULL;
-    enum dirconn_err e = prepare(st,
-                                 "INSERT OR REPLACE INTO objects (" OBJECT_COLUMNS
-                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                                 &stmt, err);
+    enum dirconn_err e = cached(st, sql, &stmt, err);
     if (e != DIRCONN_OK)
         return e;
     sqlite3_bind_text(stmt, 1, o->external_id, -1, SQLITE_STATIC);
@@ -308,21 +354,22 @@ enum dirconn_err state_object_put(struct state *st, const struct state_object *o
     sqlite3_bind_text(stmt, 9, o->record, -1, SQLITE_STATIC);
     if (sqlite3_step(stmt) != SQLITE_DONE)
         e = db_error(st, err, "writing an object");
-    sqlite3_finalize(stmt);
+    cached_done(st, stmt);
     return e;
 }
 
 enum dirconn_err state_object_delete(struct state *st, const char *external_id,
                                      struct dirconn_error *err)
 {
+    static const char sql[] = "DELETE FROM objects WHERE external_id = ?1";
     sqlite3_stmt *stmt = NULL;
-    enum dirconn_err e = prepare(st, "DELETE FROM objects WHERE external_id = ?1", &stmt, err);
+    enum dirconn_err e = cached(st, sql, &stmt, err);
     if (e != DIRCONN_OK)
         return e;
     sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_STATIC);
     if (sqlite3_step(stmt) != SQLITE_DONE)
         e = db_error(st, err, "deleting an object");
-    sqlite3_finalize(stmt);
+    cached_done(st, stmt);
     return e;
 }
 

@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 /* Objects per state transaction while applying. */
-#define APPLY_BATCH 200
+#define APPLY_BATCH 1000
+/* Operations per /Bulk request, so that a batch's adds travel as several requests in flight. */
+#define BULK_CHUNK 250
 /* Members per PATCH operation (bounded chunks). */
 #define MEMBER_CHUNK 500
 /* Resources per list page when reading the cloud inventory. */
@@ -515,7 +517,9 @@ static enum dirconn_err submit_bulk(struct sync_ctx *c, struct batch *b, json_t 
         json_t *ops = json_array();
         size_t payload = 128;
         int first = i;
-        while (i < b->n && (long)json_array_size(ops) < c->caps.bulk_max_operations) {
+        long max_ops = c->caps.bulk_max_operations < BULK_CHUNK ? c->caps.bulk_max_operations
+                                                                : BULK_CHUNK;
+        while (i < b->n && (long)json_array_size(ops) < max_ops) {
             char *text = json_dumps(bodies[i], JSON_COMPACT);
             size_t len = text != NULL ? strlen(text) + 128 : 0;
             free(text);
@@ -641,11 +645,19 @@ struct apply_walk {
     struct sync_ctx *c;
     struct batch *b;
     enum dirconn_err e;
+    int depth; /* management depth of the items in the batch */
 };
 
 static int apply_item(void *arg, const struct plan_item *it)
 {
     struct apply_walk *w = arg;
+    /* A new management level starts a new batch: its managers are committed by then. */
+    if (w->b->n > 0 && it->depth != w->depth) {
+        w->e = flush_batch(w->c, w->b);
+        if (w->e != DIRCONN_OK)
+            return 1;
+    }
+    w->depth = it->depth;
     struct apply_op *o = &w->b->ops[w->b->n++];
     *o = (struct apply_op){.c = w->c, .op = it->op, .kind = it->kind, .origin = it->origin};
     o->external_id = dup_or_null(it->external_id);
@@ -660,12 +672,28 @@ static int apply_item(void *arg, const struct plan_item *it)
     return w->e != DIRCONN_OK;
 }
 
+static enum dirconn_err apply_ops_timed(struct sync_ctx *c, int op, int kind);
+
+/* Apply the items of one operation and kind; logs how long it took at debug level. */
 static enum dirconn_err apply_ops(struct sync_ctx *c, int op, int kind)
+{
+    double t0 = now_s();
+    long before = c->done;
+    enum dirconn_err e = apply_ops_timed(c, op, kind);
+    if (c->done > before)
+        log_msg(c->log, LOG_LEVEL_DEBUG, "%s %s: %ld objects in %.2f s",
+                op >= 0 ? plan_op_name((enum plan_op)op) : "all",
+                kind >= 0 ? plan_kind_name((enum plan_kind)kind) : "kinds", c->done - before,
+                now_s() - t0);
+    return e;
+}
+
+static enum dirconn_err apply_ops_timed(struct sync_ctx *c, int op, int kind)
 {
     struct batch *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
-    struct apply_walk w = {c, b, DIRCONN_OK};
+    struct apply_walk w = {c, b, DIRCONN_OK, 0};
     enum dirconn_err e = plan_foreach(c->plan, op, kind, apply_item, &w, c->err);
     if (w.e != DIRCONN_OK)
         e = w.e;
@@ -1029,8 +1057,12 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     history = e == DIRCONN_OK;
     if (e == DIRCONN_OK)
         note = override_note(c);
+    double tp = now_s();
     if (e == DIRCONN_OK)
         e = load_inventory(c, kinds);
+    if (e == DIRCONN_OK)
+        log_msg(log, LOG_LEVEL_DEBUG, "cloud inventory read in %.2f s", now_s() - tp);
+    tp = now_s();
     long read = 0;
     if (e == DIRCONN_OK) {
         e = state_begin(c->st, err);
@@ -1043,7 +1075,13 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         }
     }
     if (e == DIRCONN_OK)
+        log_msg(log, LOG_LEVEL_DEBUG, "%ld directory objects read and mapped in %.2f s", read,
+                now_s() - tp);
+    tp = now_s();
+    if (e == DIRCONN_OK)
         e = plan_compute(c->plan, kinds, err);
+    if (e == DIRCONN_OK)
+        log_msg(log, LOG_LEVEL_DEBUG, "plan computed in %.2f s", now_s() - tp);
     if (e == DIRCONN_OK) {
         const struct plan_summary *s = plan_get_summary(c->plan);
         c->res->plan = *s;
@@ -1088,8 +1126,10 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                 if (e == DIRCONN_OK)
                     e = scim_run(c->scim, err);
             }
+            double tf = now_s();
             if (e == DIRCONN_OK)
                 e = apply_pending_managers(c);
+            log_msg(log, LOG_LEVEL_DEBUG, "follow-up pass in %.2f s", now_s() - tf);
             for (int k = PLAN_GROUP; e == DIRCONN_OK && k >= PLAN_USER; k--) {
                 /* groups, then users (contacts sit between them in the enum) */
                 if (k == PLAN_GROUP) {

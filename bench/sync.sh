@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# sync.sh - full sync benchmark: dirconn against its floors, on one machine.
+#
+# usage: bench/sync.sh [--smoke] [--kind adlds|adds] [--users N] [--out FILE] [--build-dir DIR]
+#
+# Starts the directory fixture with N users (and N/10 groups, memberships
+# included; slapd is loaded with slapadd), the reference cloud over HTTPS, and
+# measures on the same data:
+#   1. the full sync of an empty cloud: wall time, objects/s, CPU seconds, peak RSS;
+#   2. a no-change full sync of the same directory;
+#   3. the floors: ldapsearch paging through the same objects (read floor), and
+#      dirconn-cloud's ingest rate of as many users with /Bulk (ingest floor).
+# The connector's time is reported as a ratio to max(read floor, ingest floor).
+# Prints a table and writes JSON (default bench-sync-KIND-N.json). --smoke: 500
+# users, for CI.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+build=${DIRCONN_BUILD_DIR:-$top/build}
+kind=adlds users=10000 out= smoke=0
+while [[ $# -gt 0 ]]; do
+	case $1 in
+	--smoke) smoke=1; users=500 ;;
+	--kind) kind=$2; shift ;;
+	--users) users=$2; shift ;;
+	--out) out=$2; shift ;;
+	--build-dir) build=$2; shift ;;
+	*) echo "usage: $0 [--smoke] [--kind adlds|adds] [--users N] [--out FILE] [--build-dir DIR]" >&2; exit 2 ;;
+	esac
+	shift
+done
+out=${out:-bench-sync-$kind-$users.json}
+ctl=$build/admin/dirconnctl
+cloud=$build/cloud/dirconn-cloud
+driver=$build/cloud/cloud_ingest_driver
+for b in "$ctl" "$cloud" "$driver"; do [[ -x $b ]] || { echo "build first: $b" >&2; exit 2; }; done
+
+T=$(mktemp -d /tmp/dirconn-bench-sync.XXXXXX)
+cloud_pid=
+cleanup() {
+	[[ -n $cloud_pid ]] && kill "$cloud_pid" 2>/dev/null
+	wait 2>/dev/null || true
+	"$top/ldsfx/ldsfx" stop "$T/fx" >/dev/null 2>&1 || true
+	[[ -n ${KEEP_BENCH:-} ]] || rm -rf "$T"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+echo "== fixture: $kind with $users users" >&2
+"$top/ldsfx/ldsfx" start "$kind" "$T/fx" --users "$users" --timeout 3600 >&2
+# shellcheck disable=SC1091
+source "$T/fx/env"
+
+start_cloud() {
+	rm -f "$T/ready"
+	"$cloud" --listen 127.0.0.1:0 --db "$T/$1.db" --admin-token-file "$T/token" --org bench \
+		--tls-cert "$T/cert.pem" --tls-key "$T/key.pem" --ready-file "$T/ready" --log-level warn \
+		2>>"$T/cloud.log" &
+	cloud_pid=$!
+	for _ in $(seq 1 200); do [[ -s $T/ready ]] && break; sleep 0.05; done
+	cloud_url=https://127.0.0.1:$(cat "$T/ready")
+}
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 1 \
+	-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+openssl rand -hex 24 >"$T/token"
+
+# ---- floor 1: read every object with ldapsearch, paged
+attrs=(objectClass objectGUID entryUUID mail displayName givenName sn title department
+	employeeNumber telephoneNumber mobile manager member cn userAccountControl
+	msDS-UserAccountDisabled l st postalCode c streetAddress)
+filter='(|(&(objectClass=user)(!(objectClass=computer)))(objectClass=group)(objectClass=contact))'
+t0=$(now)
+LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
+	-y "$LDSFX_BIND_PASSWORD_FILE" -b "$LDSFX_BASE_DN" -E pr=500/noprompt -LLL "$filter" \
+	"${attrs[@]}" >"$T/read.ldif"
+read_floor=$(elapsed "$t0" "$(now)")
+objects=$(grep -c '^dn' "$T/read.ldif" || true)
+
+# ---- floor 2: the cloud's ingest rate of as many users, with /Bulk
+start_cloud ingest
+t0=$(now)
+"$driver" --scim "$cloud_url/scim/v2/bench" --token-file "$T/token" --cacert "$T/cert.pem" \
+	--mode bulk --users "$objects" --bulk-size 1000 --concurrency 2 --prefix floor >/dev/null
+ingest_floor=$(elapsed "$t0" "$(now)")
+kill "$cloud_pid"; wait "$cloud_pid" 2>/dev/null || true; cloud_pid=
+
+# ---- the connector: a full sync into an empty cloud, then a no-change sync
+start_cloud sync
+reg=$(curl -sS --fail --cacert "$T/cert.pem" -H "Authorization: Bearer $(cat "$T/token")" \
+	-H 'Content-Type: application/json' -d '{"name":"bench","host":"localhost"}' \
+	"$cloud_url/v1/orgs/bench/connectors")
+python3 -c 'import json,sys; sys.stdout.write(json.loads(sys.argv[1])["secret"])' "$reg" >"$T/secret"
+cat >"$T/bench.conf" <<EOF
+[connector]
+state_dir = $T/state
+[ldap]
+urls = $LDSFX_URL_TLS
+bind_dn = $LDSFX_BIND_DN
+bind_password_file = $LDSFX_BIND_PASSWORD_FILE
+ca_file = $LDSFX_CA_FILE
+base_dn = $LDSFX_BASE_DN
+page_size = 500
+[policy]
+delete_threshold_enabled = no
+[cloud]
+url = $cloud_url
+org = bench
+client_id = $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$reg")
+client_secret_file = $T/secret
+ca_file = $T/cert.pem
+[log]
+level = ${BENCH_LOG_LEVEL:-error}
+EOF
+
+measure() { # label -> "wall user sys maxrss_kb"
+	/usr/bin/time -f '%e %U %S %M' -o "$T/$1.time" "$ctl" sync --full --no-progress --config "$T/bench.conf" \
+		>"$T/$1.out" 2>"$T/$1.err" || { echo "sync failed:" >&2; tail -5 "$T/$1.err" >&2; exit 1; }
+	cat "$T/$1.time"
+}
+read -r full_wall full_user full_sys full_rss < <(measure full)
+added=$(grep -o 'Result | [0-9]* added' "$T/full.out" | grep -o '[0-9]*')
+read -r nc_wall nc_user nc_sys nc_rss < <(measure nochange)
+matched=$(grep -o '[0-9]* Objects Matched' "$T/nochange.out" | grep -o '[0-9]*')
+
+python3 - "$out" <<PY
+import json, sys
+floor = max($read_floor, $ingest_floor)
+r = {
+    "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)", "machine": "$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB",
+    "kind": "$kind", "users": $users, "objects_read": $objects, "objects_added": int("${added:-0}"),
+    "full_sync": {"wall_s": $full_wall, "objects_per_s": round(int("${added:-0}") / max($full_wall, 0.001)),
+                  "cpu_s": round($full_user + $full_sys, 2), "peak_rss_mb": round($full_rss / 1024, 1)},
+    "no_change_sync": {"wall_s": $nc_wall, "objects_matched": int("${matched:-0}"),
+                       "cpu_s": round($nc_user + $nc_sys, 2), "peak_rss_mb": round($nc_rss / 1024, 1)},
+    "floors": {"read_s": $read_floor, "ingest_bulk_s": $ingest_floor},
+    "ratio_to_floor": round($full_wall / floor, 2) if floor > 0 else None,
+}
+json.dump(r, open(sys.argv[1], "w"), indent=2)
+f, n = r["full_sync"], r["no_change_sync"]
+print("| %-6s | %7s | %8s | %9s | %8s | %7s | %9s | %9s | %10s | %6s |" % (
+    "kind", "users", "objects", "full (s)", "obj/s", "CPU (s)", "RSS (MB)", "no-chg (s)", "floor (s)", "ratio"))
+print("|" + "|".join("-" * w for w in (8, 9, 10, 11, 10, 9, 11, 11, 12, 8)) + "|")
+print("| %-6s | %7d | %8d | %9.2f | %8d | %7.2f | %9.1f | %9.2f | %10.2f | %6s |" % (
+    r["kind"], r["users"], r["objects_added"], f["wall_s"], f["objects_per_s"], f["cpu_s"],
+    f["peak_rss_mb"], n["wall_s"], floor, r["ratio_to_floor"]))
+print("read floor %.2f s (ldapsearch, %d objects), ingest floor %.2f s (dirconn-cloud /Bulk); "
+      "no-change sync: %.2f s, %d matched, %.1f MB" % ($read_floor, $objects, $ingest_floor,
+      n["wall_s"], n["objects_matched"], n["peak_rss_mb"]))
+print("JSON written to %s" % sys.argv[1])
+PY
