@@ -1,0 +1,2 @@
+# Benchmarks are not timed tests: CI runs a small smoke of each.
+dirconn_integration_test(bench_sync_smoke bench_sync_smoke.sh TIMEOUT 600)
