@@ -1,0 +1,78 @@
+/*
+ * cloud.h - the one context of dirconn-cloud, shared by its modules.
+ *
+ * Everything the process owns lives in struct cloud_ctx (no global mutable
+ * state): the configuration parsed from the command line, the log sink, the
+ * event base and HTTP server, the TLS context, the SQLite store and the fault
+ * injector. main.c creates it; request handlers receive it through
+ * struct cloud_req (cloud_http.h).
+ */
+#ifndef DIRCONN_CLOUD_H
+#define DIRCONN_CLOUD_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloud/cloud_fault.h"
+#include "cloud/cloud_store.h"
+#include "connector/log.h"
+
+#define CLOUD_MAX_ORGS 64
+
+/* The command line (docs/cloud-api.md "Command line"). Strings are borrowed from argv. */
+struct cloud_config {
+    const char *listen;           /* "127.0.0.1:8443", "[::1]:0" */
+    const char *db_path;          /* SQLite database file */
+    const char *admin_token_file; /* file holding the admin token */
+    const char *orgs[CLOUD_MAX_ORGS];
+    size_t norgs;
+    const char *tls_cert, *tls_key;
+    bool insecure_http;
+    const char *ready_file; /* written with the bound port once listening */
+    const char *public_url; /* base URL used in meta.location; default from --listen */
+    long token_ttl_s;       /* access token lifetime, seconds */
+    long max_body;          /* bytes, non-bulk requests */
+    long bulk_max_ops;      /* /Bulk maxOperations */
+    long bulk_max_payload;  /* /Bulk maxPayloadSize, bytes */
+    long filter_max_results;
+    bool db_sync_full; /* synchronous=FULL instead of NORMAL */
+    enum log_level log_level;
+    struct cloud_fault_config fault;
+};
+
+struct event_base;
+struct evhttp;
+struct event;
+
+struct cloud_ctx {
+    struct cloud_config cfg;
+    struct log_sink log;
+    struct event_base *base;
+    struct evhttp *http;
+    SSL_CTX *ssl;
+    struct event *sig_term, *sig_int;
+    struct cloud_store store;
+    unsigned char admin_hash[32]; /* SHA-256 of the admin token */
+    struct cloud_fault fault;
+    char base_url[256];           /* scheme://host:port, no trailing slash */
+    int port;                     /* bound port */
+};
+
+/* cloud_now_ms - wall clock, milliseconds since the epoch. */
+int64_t cloud_now_ms(void);
+
+/* cloud_format_time - RFC 3339 UTC with milliseconds into buf (>= 32 bytes). */
+void cloud_format_time(int64_t ms, char *buf, size_t len);
+
+/* cloud_random_hex - 2*nbytes hex characters of RAND_bytes output into out (2*nbytes+1). Returns 0/-1. */
+int cloud_random_hex(char *out, size_t nbytes);
+
+/* cloud_uuid - a random (version 4) UUID into out (37 bytes). Returns 0/-1. */
+int cloud_uuid(char *out);
+
+/* cloud_sha256 - SHA-256 of len bytes of data into md (32 bytes). */
+void cloud_sha256(const void *data, size_t len, unsigned char md[32]);
+
+#endif

@@ -1,0 +1,1039 @@
+/* cloud_control.c - OAuth token endpoint, connectors, lease, fencing, state, reports, stats. */
+#include "cloud/cloud_control.h"
+#include "cloud/cloud_schema.h"
+
+#include <ctype.h>
+#include <event2/http.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+
+#define CT_JSON "application/json"
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v != NULL)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+static json_t *time_json(sqlite3_stmt *s, int col)
+{
+    if (sqlite3_column_type(s, col) == SQLITE_NULL)
+        return json_null();
+    char buf[40];
+    cloud_format_time(sqlite3_column_int64(s, col), buf, sizeof(buf));
+    return json_string(buf);
+}
+
+static void db_error(struct cloud_req *req)
+{
+    log_msg(&req->ctx->log, LOG_LEVEL_ERROR, "database: %s", cloud_store_errmsg(&req->ctx->store));
+    cloud_store_rollback(&req->ctx->store);
+    cloud_http_error(req, 500, "internal", "database error");
+}
+
+/* Parse the request body as JSON; answers 400 and returns NULL on failure. */
+static json_t *parse_body(struct cloud_req *req, size_t flags)
+{
+    json_error_t e;
+    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | flags, &e);
+    if (j == NULL)
+        cloud_http_error(req, 400, "invalidJson", "malformed JSON body: %s (line %d, column %d)",
+                         e.text, e.line, e.column);
+    return j;
+}
+
+/* Strict member check: every key of obj must be in allowed (NULL-terminated). */
+static const char *unknown_member(const json_t *obj, const char *const *allowed)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v) {
+        const char *const *a;
+        for (a = allowed; *a != NULL; a++) {
+            if (strcmp(*a, k) == 0)
+                break;
+        }
+        if (*a == NULL)
+            return k;
+    }
+    return NULL;
+}
+
+/* --- OAuth 2.0 client credentials (RFC 6749 4.4) ----------------------------------------- */
+
+static void oauth_error(struct cloud_req *req, int status, const char *error, const char *desc)
+{
+    if (status == 401)
+        cloud_http_header(req, "WWW-Authenticate", "Basic realm=\"dirconn-cloud\"");
+    cloud_http_header(req, "Cache-Control", "no-store");
+    cloud_http_header(req, "Pragma", "no-cache");
+    cloud_http_reply(req, status,
+                     json_pack("{s:s, s:s}", "error", error, "error_description", desc), CT_JSON);
+}
+
+/* Decode "Basic base64(urlenc(id):urlenc(secret))" (RFC 6749 2.3.1, RFC 7617). */
+static int parse_basic(const char *h, char **id, char **secret)
+{
+    *id = *secret = NULL;
+    if (strncasecmp(h, "Basic ", 6) != 0)
+        return -1;
+    const char *b64 = h + 6;
+    while (*b64 == ' ')
+        b64++;
+    size_t len = strlen(b64);
+    if (len == 0 || len % 4 != 0 || len > 4096)
+        return -1;
+    unsigned char *raw = malloc(len / 4 * 3 + 1);
+    if (raw == NULL)
+        return -1;
+    int n = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)len);
+    if (n < 0) {
+        free(raw);
+        return -1;
+    }
+    if (b64[len - 1] == '=')
+        n--;
+    if (b64[len - 2] == '=')
+        n--;
+    raw[n] = '\0';
+    char *colon = memchr(raw, ':', (size_t)n);
+    if (colon == NULL || strlen((char *)raw) != (size_t)n) {
+        OPENSSL_cleanse(raw, (size_t)n);
+        free(raw);
+        return -1;
+    }
+    *colon = '\0';
+    *id = evhttp_uridecode((char *)raw, 1, NULL);
+    *secret = evhttp_uridecode(colon + 1, 1, NULL);
+    OPENSSL_cleanse(raw, (size_t)n);
+    free(raw);
+    if (*id == NULL || *secret == NULL) {
+        free(*id);
+        free(*secret);
+        *id = *secret = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void free_secret(char *s)
+{
+    if (s != NULL) {
+        OPENSSL_cleanse(s, strlen(s));
+        free(s);
+    }
+}
+
+void cloud_control_oauth_token(struct cloud_req *req)
+{
+    struct cloud_ctx *ctx = req->ctx;
+    if (req->method != EVHTTP_REQ_POST) {
+        cloud_http_header(req, "Allow", "POST");
+        oauth_error(req, 405, "invalid_request", "use POST");
+        return;
+    }
+    const char *ct = cloud_http_input_header(req, "Content-Type");
+    if (ct == NULL || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0) {
+        oauth_error(req, 400, "invalid_request",
+                    "the body must be application/x-www-form-urlencoded");
+        return;
+    }
+    struct evkeyvalq form;
+    TAILQ_INIT(&form);
+    if (evhttp_parse_query_str(req->body, &form) != 0) {
+        evhttp_clear_headers(&form);
+        oauth_error(req, 400, "invalid_request", "malformed form body");
+        return;
+    }
+    const char *grant = evhttp_find_header(&form, "grant_type");
+    const char *fid = evhttp_find_header(&form, "client_id");
+    const char *fsecret = evhttp_find_header(&form, "client_secret");
+    const char *authz = cloud_http_input_header(req, "Authorization");
+    char *id = NULL, *secret = NULL;
+    int status = 0;
+    const char *error = NULL, *desc = NULL;
+    if (grant == NULL) {
+        status = 400, error = "invalid_request", desc = "grant_type is missing";
+    } else if (strcmp(grant, "client_credentials") != 0) {
+        status = 400, error = "unsupported_grant_type", desc = "only client_credentials";
+    } else if (authz != NULL) {
+        if (fsecret != NULL) {
+            status = 400, error = "invalid_request",
+            desc = "use one client authentication method, not two";
+        } else if (parse_basic(authz, &id, &secret) != 0) {
+            status = 401, error = "invalid_client", desc = "malformed Basic credentials";
+        } else if (fid != NULL && strcmp(fid, id) != 0) {
+            status = 400, error = "invalid_request", desc = "client_id differs from Basic user";
+        }
+    } else if (fid == NULL || fsecret == NULL) {
+        status = 401, error = "invalid_client", desc = "client authentication required";
+    } else {
+        id = strdup(fid);
+        secret = strdup(fsecret);
+    }
+    if (status == 0 && (id == NULL || secret == NULL)) {
+        status = 500, error = "server_error", desc = "out of memory";
+    }
+    char org[80] = "";
+    if (status == 0) {
+        sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_CONN_GET);
+        bind_text(s, 1, id);
+        unsigned char md[32];
+        cloud_sha256(secret, strlen(secret), md);
+        if (sqlite3_step(s) != SQLITE_ROW || sqlite3_column_bytes(s, 4) != 32 ||
+            CRYPTO_memcmp(sqlite3_column_blob(s, 4), md, 32) != 0) {
+            status = 401, error = "invalid_client", desc = "unknown client or wrong secret";
+        } else {
+            snprintf(org, sizeof(org), "%s", (const char *)sqlite3_column_text(s, 1));
+        }
+        sqlite3_reset(s);
+    }
+    evhttp_clear_headers(&form);
+    if (status != 0) {
+        free(id);
+        free_secret(secret);
+        oauth_error(req, status, error, desc);
+        return;
+    }
+    free_secret(secret);
+    char token[65];
+    if (cloud_random_hex(token, 32) != 0) {
+        free(id);
+        oauth_error(req, 500, "server_error", "no randomness");
+        return;
+    }
+    unsigned char md[32];
+    cloud_sha256(token, strlen(token), md);
+    int64_t now = cloud_now_ms();
+    struct cloud_store *st = &ctx->store;
+    sqlite3_stmt *s = cloud_store_stmt(st, CLOUD_STMT_TOKEN_PURGE);
+    sqlite3_bind_int64(s, 1, now - 86400000);
+    cloud_store_exec(st, s);
+    s = cloud_store_stmt(st, CLOUD_STMT_TOKEN_INSERT);
+    sqlite3_bind_blob(s, 1, md, 32, SQLITE_TRANSIENT);
+    bind_text(s, 2, org);
+    bind_text(s, 3, id);
+    sqlite3_bind_int64(s, 4, now + ctx->cfg.token_ttl_s * 1000);
+    int rc = cloud_store_exec(st, s);
+    snprintf(req->connector_id, sizeof(req->connector_id), "%s", id);
+    free(id);
+    if (rc != SQLITE_DONE) {
+        OPENSSL_cleanse(token, sizeof(token));
+        oauth_error(req, 500, "server_error", "database error");
+        return;
+    }
+    cloud_http_header(req, "Cache-Control", "no-store");
+    cloud_http_header(req, "Pragma", "no-cache");
+    json_t *body = json_pack("{s:s, s:s, s:I}", "access_token", token, "token_type", "Bearer",
+                             "expires_in", (json_int_t)ctx->cfg.token_ttl_s);
+    OPENSSL_cleanse(token, sizeof(token));
+    cloud_http_reply(req, 200, body, CT_JSON);
+}
+
+/* --- connectors -------------------------------------------------------------------------- */
+
+/* CONN_GET / CONN_LIST row to JSON. */
+static json_t *connector_json(sqlite3_stmt *s)
+{
+    json_t *c = json_pack("{s:s, s:s, s:s, s:o, s:o}", "id", sqlite3_column_text(s, 0), "name",
+                          sqlite3_column_text(s, 2), "host", sqlite3_column_text(s, 3),
+                          "registeredAt", time_json(s, 5), "lastSeen", time_json(s, 6));
+    if (sqlite3_column_type(s, 7) != SQLITE_NULL)
+        json_object_set_new(c, "version", json_string((const char *)sqlite3_column_text(s, 7)));
+    return c;
+}
+
+/* Look up connector id in org; returns a JSON description or NULL (not found). */
+static json_t *connector_get(struct cloud_ctx *ctx, const char *org, const char *id)
+{
+    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_CONN_GET);
+    bind_text(s, 1, id);
+    json_t *c = NULL;
+    if (sqlite3_step(s) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(s, 1), org) == 0)
+        c = connector_json(s);
+    sqlite3_reset(s);
+    return c;
+}
+
+static bool require_admin(struct cloud_req *req)
+{
+    if (req->auth == CLOUD_AUTH_ADMIN)
+        return true;
+    cloud_http_api_error(req, 403, "forbidden", "this call needs the admin token");
+    return false;
+}
+
+static bool valid_text(const json_t *v, size_t max)
+{
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)json_string_value(v); *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+static void connectors_register(struct cloud_req *req, const char *org)
+{
+    struct cloud_ctx *ctx = req->ctx;
+    if (!require_admin(req))
+        return;
+    json_t *b = parse_body(req, 0);
+    if (b == NULL)
+        return;
+    static const char *const allowed[] = {"name", "host", NULL};
+    const char *unk = json_is_object(b) ? unknown_member(b, allowed) : NULL;
+    if (!json_is_object(b) || unk != NULL) {
+        json_decref(b);
+        cloud_http_api_error(req, 400, "invalidRequest",
+                             unk != NULL ? "unknown member" : "body must be an object");
+        return;
+    }
+    json_t *name = json_object_get(b, "name"), *host = json_object_get(b, "host");
+    if (!valid_text(name, 128) || !valid_text(host, 255)) {
+        json_decref(b);
+        cloud_http_api_error(req, 400, "invalidRequest",
+                             "name (1-128 chars) and host (1-255 chars) are required strings");
+        return;
+    }
+    char id[37], secret[65];
+    if (cloud_uuid(id) != 0 || cloud_random_hex(secret, 32) != 0) {
+        json_decref(b);
+        cloud_http_api_error(req, 500, "internal", "no randomness");
+        return;
+    }
+    unsigned char md[32];
+    cloud_sha256(secret, strlen(secret), md);
+    int64_t now = cloud_now_ms();
+    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_CONN_INSERT);
+    bind_text(s, 1, id);
+    bind_text(s, 2, org);
+    bind_text(s, 3, json_string_value(name));
+    bind_text(s, 4, json_string_value(host));
+    sqlite3_bind_blob(s, 5, md, 32, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 6, now);
+    int rc = cloud_store_exec(&ctx->store, s);
+    json_decref(b);
+    if (rc != SQLITE_DONE) {
+        OPENSSL_cleanse(secret, sizeof(secret));
+        db_error(req);
+        return;
+    }
+    json_t *c = connector_get(ctx, org, id);
+    json_object_set_new(c, "secret", json_string(secret));
+    OPENSSL_cleanse(secret, sizeof(secret));
+    char loc[512];
+    snprintf(loc, sizeof(loc), "%s/v1/orgs/%s/connectors/%s", ctx->base_url, org, id);
+    cloud_http_header(req, "Location", loc);
+    cloud_http_header(req, "Cache-Control", "no-store");
+    cloud_http_reply(req, 201, c, CT_JSON);
+}
+
+static void connectors_list(struct cloud_req *req, const char *org)
+{
+    sqlite3_stmt *s = cloud_store_stmt(&req->ctx->store, CLOUD_STMT_CONN_LIST);
+    bind_text(s, 1, org);
+    json_t *arr = json_array();
+    while (sqlite3_step(s) == SQLITE_ROW)
+        json_array_append_new(arr, connector_json(s));
+    sqlite3_reset(s);
+    cloud_http_reply(req, 200, json_pack("{s:o}", "connectors", arr), CT_JSON);
+}
+
+/* Lease row of org: fills the fields; returns 0 or -1. */
+struct lease {
+    char holder[40];
+    bool has_holder;
+    long long duration_s;
+    long long acquire_ms, renew_ms;
+    bool has_acquire, has_renew;
+    long long transitions;
+    long long rv;
+};
+
+static int lease_load(struct cloud_ctx *ctx, const char *org, struct lease *l)
+{
+    memset(l, 0, sizeof(*l));
+    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_LEASE_GET);
+    bind_text(s, 1, org);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return -1;
+    }
+    if (sqlite3_column_type(s, 0) != SQLITE_NULL) {
+        l->has_holder = true;
+        snprintf(l->holder, sizeof(l->holder), "%s", (const char *)sqlite3_column_text(s, 0));
+    }
+    l->duration_s = sqlite3_column_int64(s, 1);
+    l->has_acquire = sqlite3_column_type(s, 2) != SQLITE_NULL;
+    l->acquire_ms = sqlite3_column_int64(s, 2);
+    l->has_renew = sqlite3_column_type(s, 3) != SQLITE_NULL;
+    l->renew_ms = sqlite3_column_int64(s, 3);
+    l->transitions = sqlite3_column_int64(s, 4);
+    l->rv = sqlite3_column_int64(s, 5);
+    sqlite3_reset(s);
+    return 0;
+}
+
+static bool lease_expired(const struct lease *l, int64_t now)
+{
+    return l->has_holder && l->renew_ms + l->duration_s * 1000 <= now;
+}
+
+static int lease_store(struct cloud_ctx *ctx, const char *org, const struct lease *l)
+{
+    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_LEASE_SET);
+    bind_text(s, 1, org);
+    bind_text(s, 2, l->has_holder ? l->holder : NULL);
+    sqlite3_bind_int64(s, 3, l->duration_s);
+    if (l->has_acquire)
+        sqlite3_bind_int64(s, 4, l->acquire_ms);
+    if (l->has_renew)
+        sqlite3_bind_int64(s, 5, l->renew_ms);
+    sqlite3_bind_int64(s, 6, l->transitions);
+    return cloud_store_exec(&ctx->store, s) == SQLITE_DONE ? 0 : -1;
+}
+
+static void connector_delete(struct cloud_req *req, const char *org, const char *id)
+{
+    struct cloud_ctx *ctx = req->ctx;
+    if (!require_admin(req))
+        return;
+    json_t *c = connector_get(ctx, org, id);
+    if (c == NULL) {
+        cloud_http_api_error(req, 404, "notFound", "no connector '%s' in org '%s'", id, org);
+        return;
+    }
+    json_decref(c);
+    struct cloud_store *st = &ctx->store;
+    if (cloud_store_begin(st) != SQLITE_OK) {
+        db_error(req);
+        return;
+    }
+    sqlite3_stmt *s = cloud_store_stmt(st, CLOUD_STMT_TOKEN_DELETE_CONN);
+    bind_text(s, 1, id);
+    int ok = cloud_store_exec(st, s) == SQLITE_DONE;
+    s = cloud_store_stmt(st, CLOUD_STMT_CONN_DELETE);
+    bind_text(s, 1, id);
+    ok = ok && cloud_store_exec(st, s) == SQLITE_DONE;
+    struct lease l;
+    if (ok && lease_load(ctx, org, &l) == 0 && l.has_holder && strcmp(l.holder, id) == 0) {
+        l.has_holder = false;
+        l.has_acquire = l.has_renew = false;
+        l.transitions++;
+        ok = lease_store(ctx, org, &l) == 0;
+        log_msg(&ctx->log, LOG_LEVEL_INFO, "org %s: lease released by deregistration of %s", org,
+                id);
+    }
+    if (!ok || cloud_store_commit(st) != SQLITE_OK) {
+        db_error(req);
+        return;
+    }
+    cloud_http_reply(req, 204, NULL, NULL);
+}
+
+static void connector_reset_secret(struct cloud_req *req, const char *org, const char *id)
+{
+    struct cloud_ctx *ctx = req->ctx;
+    if (!require_admin(req))
+        return;
+    json_t *c = connector_get(ctx, org, id);
+    if (c == NULL) {
+        cloud_http_api_error(req, 404, "notFound", "no connector '%s' in org '%s'", id, org);
+        return;
+    }
+    char secret[65];
+    if (cloud_random_hex(secret, 32) != 0) {
+        json_decref(c);
+        cloud_http_api_error(req, 500, "internal", "no randomness");
+        return;
+    }
+    unsigned char md[32];
+    cloud_sha256(secret, strlen(secret), md);
+    struct cloud_store *st = &ctx->store;
+    int ok = cloud_store_begin(st) == SQLITE_OK;
+    sqlite3_stmt *s = cloud_store_stmt(st, CLOUD_STMT_CONN_SECRET_SET);
+    bind_text(s, 1, id);
+    sqlite3_bind_blob(s, 2, md, 32, SQLITE_TRANSIENT);
+    ok = ok && cloud_store_exec(st, s) == SQLITE_DONE;
+    s = cloud_store_stmt(st, CLOUD_STMT_TOKEN_DELETE_CONN);
+    bind_text(s, 1, id);
+    ok = ok && cloud_store_exec(st, s) == SQLITE_DONE;
+    if (!ok || cloud_store_commit(st) != SQLITE_OK) {
+        json_decref(c);
+        OPENSSL_cleanse(secret, sizeof(secret));
+        db_error(req);
+        return;
+    }
+    json_object_set_new(c, "secret", json_string(secret));
+    OPENSSL_cleanse(secret, sizeof(secret));
+    cloud_http_header(req, "Cache-Control", "no-store");
+    cloud_http_reply(req, 200, c, CT_JSON);
+}
+
+/* --- lease ------------------------------------------------------------------------------- */
+
+static json_t *lease_json(const struct lease *l, int64_t now)
+{
+    char a[40], r[40], srv[40], rv[32];
+    if (l->has_acquire)
+        cloud_format_time(l->acquire_ms, a, sizeof(a));
+    if (l->has_renew)
+        cloud_format_time(l->renew_ms, r, sizeof(r));
+    cloud_format_time(now, srv, sizeof(srv));
+    snprintf(rv, sizeof(rv), "%lld", l->rv);
+    return json_pack("{s:o, s:I, s:o, s:o, s:I, s:s, s:b, s:s}", "holderIdentity",
+                     l->has_holder ? json_string(l->holder) : json_null(),
+                     "leaseDurationSeconds", (json_int_t)l->duration_s, "acquireTime",
+                     l->has_acquire ? json_string(a) : json_null(), "renewTime",
+                     l->has_renew ? json_string(r) : json_null(), "leaseTransitions",
+                     (json_int_t)l->transitions, "resourceVersion", rv, "expired",
+                     lease_expired(l, now), "serverTime", srv);
+}
+
+static void set_etag(struct cloud_req *req, long long v)
+{
+    char etag[40];
+    snprintf(etag, sizeof(etag), "\"%lld\"", v);
+    cloud_http_header(req, "ETag", etag);
+}
+
+/* Does the If-Match header value name version v ("*", "5", "\"5\"", W/"5", lists)? */
+static bool if_match(const char *h, long long v)
+{
+    char want[32];
+    snprintf(want, sizeof(want), "%lld", v);
+    const char *p = h;
+    while (*p != '\0') {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (*p == '\0')
+            break;
+        const char *e = strchr(p, ',');
+        size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+        while (n > 0 && p[n - 1] == ' ')
+            n--;
+        const char *t = p;
+        if (n == 1 && *t == '*')
+            return true;
+        if (n >= 2 && t[0] == 'W' && t[1] == '/')
+            t += 2, n -= 2;
+        if (n >= 2 && t[0] == '"' && t[n - 1] == '"')
+            t++, n -= 2;
+        if (n == strlen(want) && strncmp(t, want, n) == 0)
+            return true;
+        p += (e != NULL ? (size_t)(e - p) : strlen(p));
+    }
+    return false;
+}
+
+static void lease_get(struct cloud_req *req, const char *org)
+{
+    struct lease l;
+    if (lease_load(req->ctx, org, &l) != 0) {
+        db_error(req);
+        return;
+    }
+    set_etag(req, l.rv);
+    cloud_http_reply(req, 200, lease_json(&l, cloud_now_ms()), CT_JSON);
+}
+
+static bool connector_in_org(struct cloud_ctx *ctx, const char *org, const char *id)
+{
+    json_t *c = connector_get(ctx, org, id);
+    json_decref(c);
+    return c != NULL;
+}
+
+static void lease_put(struct cloud_req *req, const char *org)
+{
+    struct cloud_ctx *ctx = req->ctx;
+    const char *im = cloud_http_input_header(req, "If-Match");
+    if (im == NULL) {
+        cloud_http_api_error(req, 428, "preconditionRequired",
+                             "PUT lease needs If-Match with the current resourceVersion");
+        return;
+    }
+    json_t *b = parse_body(req, 0);
+    if (b == NULL)
+        return;
+    static const char *const allowed[] = {"holderIdentity", "leaseDurationSeconds",
+                                          "acquireTime", "renewTime", "leaseTransitions",
+                                          "resourceVersion", "expired", "serverTime", NULL};
+    const char *unk = json_is_object(b) ? unknown_member(b, allowed) : NULL;
+    json_t *holder = json_object_get(b, "holderIdentity");
+    json_t *dur = json_object_get(b, "leaseDurationSeconds");
+    const char *bad = NULL;
+    if (!json_is_object(b))
+        bad = "body must be an object";
+    else if (unk != NULL)
+        bad = "unknown member in lease";
+    else if (holder == NULL || (!json_is_null(holder) && !json_is_string(holder)))
+        bad = "holderIdentity (string or null) is required";
+    else if (json_is_string(holder) &&
+             (dur == NULL || !json_is_integer(dur) || json_integer_value(dur) < 1 ||
+              json_integer_value(dur) > 86400))
+        bad = "leaseDurationSeconds (1-86400) is required with a holder";
+    else if (dur != NULL && !json_is_integer(dur))
+        bad = "leaseDurationSeconds must be an integer";
+    if (bad != NULL) {
+        json_decref(b);
+        cloud_http_api_error(req, 400, "invalidRequest", "%s", bad);
+        return;
+    }
+    struct lease l;
+    if (lease_load(ctx, org, &l) != 0) {
+        json_decref(b);
+        db_error(req);
+        return;
+    }
+    if (!if_match(im, l.rv)) {
+        json_decref(b);
+        set_etag(req, l.rv);
+        cloud_http_api_error(req, 412, "preconditionFailed",
+                             "If-Match does not name the current resourceVersion %lld", l.rv);
+        return;
+    }
+    int64_t now = cloud_now_ms();
+    const char *want = json_is_string(holder) ? json_string_value(holder) : NULL;
+    bool expired = lease_expired(&l, now);
+    int status = 0;
+    const char *code = NULL;
+    char detail[200] = "";
+    if (want != NULL && !connector_in_org(ctx, org, want)) {
+        status = 400, code = "invalidHolder";
+        snprintf(detail, sizeof(detail), "holderIdentity must be a registered connector of %s",
+                 org);
+    } else if (req->auth == CLOUD_AUTH_CONNECTOR) {
+        if (want != NULL && strcmp(want, req->connector_id) != 0) {
+            status = 403, code = "forbidden";
+            snprintf(detail, sizeof(detail), "a connector may only name itself as holder");
+        } else if (l.has_holder && !expired && strcmp(l.holder, req->connector_id) != 0) {
+            status = 409, code = "leaseHeld";
+            snprintf(detail, sizeof(detail), "the lease is held by %s until it expires",
+                     l.holder);
+        }
+    }
+    if (status != 0) {
+        json_decref(b);
+        cloud_http_api_error(req, status, code, "%s", detail);
+        return;
+    }
+    bool change = (want == NULL) != !l.has_holder ||
+                  (want != NULL && l.has_holder && strcmp(want, l.holder) != 0);
+    if (change)
+        l.transitions++;
+    if (want != NULL) {
+        if (change || !l.has_acquire) {
+            l.acquire_ms = now;
+            l.has_acquire = true;
+        }
+        l.has_holder = true;
+        snprintf(l.holder, sizeof(l.holder), "%s", want);
+        l.duration_s = json_integer_value(dur);
+        l.renew_ms = now;
+        l.has_renew = true;
+    } else {
+        l.has_holder = l.has_acquire = l.has_renew = false;
+        if (dur != NULL)
+            l.duration_s = json_integer_value(dur);
+    }
+    json_decref(b);
+    if (lease_store(ctx, org, &l) != 0 || lease_load(ctx, org, &l) != 0) {
+        db_error(req);
+        return;
+    }
+    if (change)
+        log_msg(&ctx->log, LOG_LEVEL_INFO, "org %s: lease holder now %s (transitions %lld)", org,
+                l.has_holder ? l.holder : "none", l.transitions);
+    set_etag(req, l.rv);
+    cloud_http_reply(req, 200, lease_json(&l, now), CT_JSON);
+}
+
+int cloud_control_fence(struct cloud_req *req, const char *org)
+{
+    struct cloud_ctx *ctx = req->ctx;
+    if (req->auth != CLOUD_AUTH_CONNECTOR)
+        return 0;
+    struct lease l;
+    if (lease_load(ctx, org, &l) != 0) {
+        db_error(req);
+        return -1;
+    }
+    const char *h = cloud_http_input_header(req, CLOUD_FENCING_HEADER);
+    const char *why = NULL;
+    if (h == NULL) {
+        if (l.transitions == 0)
+            return 0;
+        why = "the org uses the lease: writes must carry " CLOUD_FENCING_HEADER;
+    } else {
+        char *end;
+        long long tok = strtoll(h, &end, 10);
+        if (*h == '\0' || *end != '\0' || !isdigit((unsigned char)*h))
+            why = "malformed " CLOUD_FENCING_HEADER;
+        else if (!l.has_holder || strcmp(l.holder, req->connector_id) != 0)
+            why = "this connector does not hold the lease";
+        else if (lease_expired(&l, cloud_now_ms()))
+            why = "the lease has expired";
+        else if (tok != l.transitions)
+            why = "stale fencing token";
+    }
+    if (why == NULL)
+        return 0;
+    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_ORG_FENCED_INC);
+    bind_text(s, 1, org);
+    cloud_store_exec(&ctx->store, s);
+    log_msg(&ctx->log, LOG_LEVEL_WARN, "org %s: fenced write from %s: %s", org, req->connector_id,
+            why);
+    cloud_http_header(req, "Dirconn-Fenced", "1");
+    cloud_http_error(req, 409, "fenced", "write rejected by fencing: %s (current token %lld)", why,
+                     l.transitions);
+    return -1;
+}
+
+/* --- connector state --------------------------------------------------------------------- */
+
+static void state_get(struct cloud_req *req, const char *org)
+{
+    sqlite3_stmt *s = cloud_store_stmt(&req->ctx->store, CLOUD_STMT_ORG_GET);
+    bind_text(s, 1, org);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_reset(s);
+        db_error(req);
+        return;
+    }
+    json_t *doc = json_loads((const char *)sqlite3_column_text(s, 1), JSON_DECODE_ANY, NULL);
+    long long v = sqlite3_column_int64(s, 2);
+    sqlite3_reset(s);
+    set_etag(req, v);
+    cloud_http_reply(req, 200, doc != NULL ? doc : json_object(), CT_JSON);
+}
+
+static void state_put(struct cloud_req *req, const char *org)
+{
+    struct cloud_ctx *ctx = req->ctx;
+    const char *im = cloud_http_input_header(req, "If-Match");
+    if (im == NULL) {
+        cloud_http_api_error(req, 428, "preconditionRequired",
+                             "PUT state needs If-Match with the current ETag");
+        return;
+    }
+    json_t *doc = parse_body(req, JSON_DECODE_ANY);
+    if (doc == NULL)
+        return;
+    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_ORG_GET);
+    bind_text(s, 1, org);
+    long long v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 2) : -1;
+    sqlite3_reset(s);
+    if (!if_match(im, v)) {
+        json_decref(doc);
+        set_etag(req, v);
+        cloud_http_api_error(req, 412, "preconditionFailed",
+                             "If-Match does not name the current state version %lld", v);
+        return;
+    }
+    if (cloud_control_fence(req, org) != 0) {
+        json_decref(doc);
+        return;
+    }
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
+    s = cloud_store_stmt(&ctx->store, CLOUD_STMT_ORG_STATE_SET);
+    bind_text(s, 1, org);
+    bind_text(s, 2, text);
+    int rc = cloud_store_exec(&ctx->store, s);
+    free(text);
+    if (rc != SQLITE_DONE) {
+        json_decref(doc);
+        db_error(req);
+        return;
+    }
+    set_etag(req, v + 1);
+    cloud_http_reply(req, 200, doc, CT_JSON);
+}
+
+/* --- reports ----------------------------------------------------------------------------- */
+
+static void report_post(struct cloud_req *req, const char *org, const char *id)
+{
+    struct cloud_ctx *ctx = req->ctx;
+    if (req->auth == CLOUD_AUTH_CONNECTOR && strcmp(req->connector_id, id) != 0) {
+        cloud_http_api_error(req, 403, "forbidden", "a connector reports only for itself");
+        return;
+    }
+    if (!connector_in_org(ctx, org, id)) {
+        cloud_http_api_error(req, 404, "notFound", "no connector '%s' in org '%s'", id, org);
+        return;
+    }
+    json_t *b = parse_body(req, 0);
+    if (b == NULL)
+        return;
+    static const char *const allowed[] = {"type",    "start",           "end", "counts",
+                                          "message", "thresholdEvents", "version", NULL};
+    static const char *const counts[] = {"added",   "updated", "deleted",
+                                         "matched", "skipped", "failed", NULL};
+    const char *bad = NULL;
+    json_t *type = json_object_get(b, "type"), *start = json_object_get(b, "start"),
+           *end = json_object_get(b, "end"), *cnt = json_object_get(b, "counts"),
+           *te = json_object_get(b, "thresholdEvents"), *msg = json_object_get(b, "message"),
+           *ver = json_object_get(b, "version");
+    long long ms0 = 0, ms1 = 0;
+    if (!json_is_object(b))
+        bad = "body must be an object";
+    else if (unknown_member(b, allowed) != NULL)
+        bad = "unknown member in report";
+    else if (!json_is_string(type) || (strcmp(json_string_value(type), "full") != 0 &&
+                                       strcmp(json_string_value(type), "incremental") != 0 &&
+                                       strcmp(json_string_value(type), "dry-run") != 0))
+        bad = "type must be full, incremental or dry-run";
+    else if (!json_is_string(start) || !cloud_schema_parse_datetime(json_string_value(start), &ms0))
+        bad = "start must be an RFC 3339 date-time";
+    else if (!json_is_string(end) || !cloud_schema_parse_datetime(json_string_value(end), &ms1))
+        bad = "end must be an RFC 3339 date-time";
+    else if (ms1 < ms0)
+        bad = "end is before start";
+    else if (!json_is_object(cnt) || unknown_member(cnt, counts) != NULL)
+        bad = "counts must be an object with added, updated, deleted, matched, skipped, failed";
+    else if (te != NULL && !json_is_array(te))
+        bad = "thresholdEvents must be an array";
+    else if (msg != NULL && !json_is_string(msg))
+        bad = "message must be a string";
+    else if (ver != NULL && !valid_text(ver, 64))
+        bad = "version must be a short string";
+    if (bad == NULL) {
+        for (const char *const *c = counts; *c != NULL; c++) {
+            json_t *v = json_object_get(cnt, *c);
+            if (!json_is_integer(v) || json_integer_value(v) < 0) {
+                bad = "every count is a required non-negative integer";
+                break;
+            }
+        }
+    }
+    if (bad != NULL) {
+        json_decref(b);
+        cloud_http_api_error(req, 400, "invalidRequest", "%s", bad);
+        return;
+    }
+    if (te == NULL)
+        json_object_set_new(b, "thresholdEvents", json_array());
+    int64_t now = cloud_now_ms();
+    char *text = json_dumps(b, JSON_COMPACT);
+    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_REPORT_INSERT);
+    bind_text(s, 1, org);
+    bind_text(s, 2, id);
+    sqlite3_bind_int64(s, 3, now);
+    bind_text(s, 4, text);
+    int rc = cloud_store_exec(&ctx->store, s);
+    free(text);
+    if (rc != SQLITE_DONE) {
+        json_decref(b);
+        db_error(req);
+        return;
+    }
+    char ts[40];
+    cloud_format_time(now, ts, sizeof(ts));
+    json_object_set_new(b, "id", json_integer(sqlite3_last_insert_rowid(ctx->store.db)));
+    json_object_set_new(b, "connectorId", json_string(id));
+    json_object_set_new(b, "receivedAt", json_string(ts));
+    cloud_http_reply(req, 201, b, CT_JSON);
+}
+
+static void reports_list(struct cloud_req *req, const char *org, const char *id)
+{
+    const char *lim = cloud_http_query(req, "limit");
+    long limit = 20;
+    if (lim != NULL) {
+        char *end;
+        limit = strtol(lim, &end, 10);
+        if (*lim == '\0' || *end != '\0' || limit < 1 || limit > 1000) {
+            cloud_http_api_error(req, 400, "invalidRequest", "limit must be 1-1000");
+            return;
+        }
+    }
+    if (id != NULL && !connector_in_org(req->ctx, org, id)) {
+        cloud_http_api_error(req, 404, "notFound", "no connector '%s' in org '%s'", id, org);
+        return;
+    }
+    sqlite3_stmt *s = cloud_store_stmt(&req->ctx->store, CLOUD_STMT_REPORT_LIST);
+    bind_text(s, 1, org);
+    bind_text(s, 2, id);
+    sqlite3_bind_int64(s, 3, limit);
+    json_t *arr = json_array();
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        json_t *r = json_loads((const char *)sqlite3_column_text(s, 3), 0, NULL);
+        if (r == NULL)
+            continue;
+        json_object_set_new(r, "id", json_integer(sqlite3_column_int64(s, 0)));
+        json_object_set_new(r, "connectorId",
+                            json_string((const char *)sqlite3_column_text(s, 1)));
+        json_object_set_new(r, "receivedAt", time_json(s, 2));
+        json_array_append_new(arr, r);
+    }
+    sqlite3_reset(s);
+    cloud_http_reply(req, 200, json_pack("{s:o}", "reports", arr), CT_JSON);
+}
+
+/* --- stats ------------------------------------------------------------------------------- */
+
+static long long count_of(struct cloud_ctx *ctx, enum cloud_stmt which, const char *org, int kind)
+{
+    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, which);
+    bind_text(s, 1, org);
+    if (kind >= 0)
+        sqlite3_bind_int(s, 2, kind);
+    long long n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return n;
+}
+
+static void stats_get(struct cloud_req *req, const char *org)
+{
+    struct cloud_ctx *ctx = req->ctx;
+    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_ORG_GET);
+    bind_text(s, 1, org);
+    long long fenced = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    struct lease l;
+    lease_load(ctx, org, &l);
+    json_t *o = json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:I, s:{s:o, s:I}}", "org", org, "fencedRejections",
+        (json_int_t)fenced, "users", (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 0),
+        "groups", (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 1), "contacts",
+        (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 2), "connectors",
+        (json_int_t)count_of(ctx, CLOUD_STMT_CONN_COUNT, org, -1), "lease", "holderIdentity",
+        l.has_holder ? json_string(l.holder) : json_null(), "leaseTransitions",
+        (json_int_t)l.transitions);
+    cloud_http_reply(req, 200, o, CT_JSON);
+}
+
+/* --- routing ----------------------------------------------------------------------------- */
+
+static void method_not_allowed(struct cloud_req *req, const char *allow)
+{
+    cloud_http_header(req, "Allow", allow);
+    cloud_http_api_error(req, 405, "methodNotAllowed", "method not allowed here");
+}
+
+void cloud_control_handle(struct cloud_req *req)
+{
+    const char *org = req->segs[2];
+    if (!cloud_http_org_exists(req->ctx, org)) {
+        cloud_http_api_error(req, 404, "unknownOrg", "no organisation '%s'", org);
+        return;
+    }
+    if (cloud_http_authenticate(req, org) != 0)
+        return;
+    enum evhttp_cmd_type m = req->method;
+    size_t n = req->nsegs - 3;
+    char **p = req->segs + 3;
+    if (n == 1 && strcmp(p[0], "connectors") == 0) {
+        if (m == EVHTTP_REQ_GET)
+            connectors_list(req, org);
+        else if (m == EVHTTP_REQ_POST)
+            connectors_register(req, org);
+        else
+            method_not_allowed(req, "GET, POST");
+        return;
+    }
+    if (n >= 2 && strcmp(p[0], "connectors") == 0) {
+        const char *id = p[1];
+        if (n == 2) {
+            if (m == EVHTTP_REQ_GET) {
+                json_t *c = connector_get(req->ctx, org, id);
+                if (c == NULL)
+                    cloud_http_api_error(req, 404, "notFound", "no connector '%s'", id);
+                else
+                    cloud_http_reply(req, 200, c, CT_JSON);
+            } else if (m == EVHTTP_REQ_DELETE) {
+                connector_delete(req, org, id);
+            } else {
+                method_not_allowed(req, "GET, DELETE");
+            }
+            return;
+        }
+        if (n == 3 && strcmp(p[2], "secret") == 0) {
+            if (m == EVHTTP_REQ_POST)
+                connector_reset_secret(req, org, id);
+            else
+                method_not_allowed(req, "POST");
+            return;
+        }
+        if (n == 3 && strcmp(p[2], "reports") == 0) {
+            if (m == EVHTTP_REQ_POST)
+                report_post(req, org, id);
+            else if (m == EVHTTP_REQ_GET)
+                reports_list(req, org, id);
+            else
+                method_not_allowed(req, "GET, POST");
+            return;
+        }
+    }
+    if (n == 1 && strcmp(p[0], "reports") == 0) {
+        if (m == EVHTTP_REQ_GET)
+            reports_list(req, org, NULL);
+        else
+            method_not_allowed(req, "GET");
+        return;
+    }
+    if (n == 1 && strcmp(p[0], "lease") == 0) {
+        if (m == EVHTTP_REQ_GET)
+            lease_get(req, org);
+        else if (m == EVHTTP_REQ_PUT)
+            lease_put(req, org);
+        else
+            method_not_allowed(req, "GET, PUT");
+        return;
+    }
+    if (n == 1 && strcmp(p[0], "state") == 0) {
+        if (m == EVHTTP_REQ_GET)
+            state_get(req, org);
+        else if (m == EVHTTP_REQ_PUT)
+            state_put(req, org);
+        else
+            method_not_allowed(req, "GET, PUT");
+        return;
+    }
+    if (n == 1 && strcmp(p[0], "stats") == 0) {
+        if (m == EVHTTP_REQ_GET)
+            stats_get(req, org);
+        else
+            method_not_allowed(req, "GET");
+        return;
+    }
+    cloud_http_api_error(req, 404, "notFound", "no such endpoint");
+}
+
+void cloud_control_faults(struct cloud_req *req)
+{
+    if (cloud_http_authenticate(req, "") != 0)
+        return;
+    if (!require_admin(req))
+        return;
+    if (req->method == EVHTTP_REQ_GET) {
+        cloud_http_reply(req, 200, cloud_fault_json(&req->ctx->fault), CT_JSON);
+        return;
+    }
+    if (req->method != EVHTTP_REQ_PUT) {
+        method_not_allowed(req, "GET, PUT");
+        return;
+    }
+    json_t *b = parse_body(req, 0);
+    if (b == NULL)
+        return;
+    char msg[200];
+    if (cloud_fault_update(&req->ctx->fault, b, msg, sizeof(msg)) != 0) {
+        json_decref(b);
+        cloud_http_api_error(req, 400, "invalidRequest", "%s", msg);
+        return;
+    }
+    json_decref(b);
+    log_msg(&req->ctx->log, LOG_LEVEL_INFO, "fault settings changed");
+    cloud_http_reply(req, 200, cloud_fault_json(&req->ctx->fault), CT_JSON);
+}

@@ -1,0 +1,594 @@
+/* cloud_http.c - evhttp server, request parsing, routing, authentication, faults, logging. */
+#include "cloud/cloud_http.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <stdarg.h>
+#include <sys/queue.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "cloud/cloud_control.h"
+#include "cloud/cloud_schema.h"
+#include "cloud/cloud_scim.h"
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void req_free(struct cloud_req *req)
+{
+    for (size_t i = 0; i < req->nsegs; i++)
+        free(req->segs[i]);
+    evhttp_clear_headers(&req->query);
+    free(req->raw_path);
+    free(req->body);
+    if (req->delay != NULL)
+        event_free(req->delay);
+    free(req);
+}
+
+bool cloud_http_is_scim(const struct cloud_req *req)
+{
+    return req->nsegs >= 1 && strcmp(req->segs[0], "scim") == 0;
+}
+
+void cloud_http_header(struct cloud_req *req, const char *name, const char *value)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req->ev), name, value);
+}
+
+const char *cloud_http_input_header(struct cloud_req *req, const char *name)
+{
+    return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
+}
+
+const char *cloud_http_query(struct cloud_req *req, const char *name)
+{
+    return evhttp_find_header(&req->query, name);
+}
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 412: return "Precondition Failed";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    default: return "Status";
+    }
+}
+
+static void log_request(struct cloud_req *req, int status)
+{
+    double ms = (double)(mono_ns() - req->start_ns) / 1e6;
+    const char *who = req->auth == CLOUD_AUTH_ADMIN       ? "admin"
+                      : req->auth == CLOUD_AUTH_CONNECTOR ? req->connector_id
+                                                          : "-";
+    log_msg(&req->ctx->log, LOG_LEVEL_INFO, "%s %s %d %.1fms connector=%s", req->method_name,
+            req->raw_path, status, ms, who);
+}
+
+static json_t *scim_error_json(int status, const char *scim_type, const char *detail)
+{
+    char st[16];
+    snprintf(st, sizeof(st), "%d", status);
+    json_t *e = json_pack("{s:[s], s:s, s:s}", "schemas", CLOUD_MSG_ERROR, "status", st,
+                          "detail", detail);
+    if (scim_type != NULL)
+        json_object_set_new(e, "scimType", json_string(scim_type));
+    return e;
+}
+
+void cloud_http_reply(struct cloud_req *req, int status, json_t *body, const char *ctype)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req->ev);
+    bool drop = false;
+    if (req->faultable && status < 500) {
+        bool e500 = false;
+        cloud_fault_after(&req->ctx->fault, &e500, &drop);
+        if (e500) {
+            json_decref(body);
+            body = scim_error_json(500, NULL, "injected fault: applied, then failed");
+            status = 500;
+            drop = false;
+            if (!cloud_http_is_scim(req)) {
+                json_decref(body);
+                body = json_pack("{s:i, s:s, s:s}", "status", 500, "error", "injectedFault",
+                                 "detail", "injected fault: applied, then failed");
+            }
+            ctype = cloud_http_is_scim(req) ? "application/scim+json" : "application/json";
+        }
+    }
+    struct evbuffer *buf = evbuffer_new();
+    if (body != NULL) {
+        char *text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        if (text != NULL) {
+            size_t len = strlen(text);
+            if (drop && len > 1) {
+                char cl[32];
+                snprintf(cl, sizeof(cl), "%zu", len);
+                evhttp_remove_header(out, "Content-Length");
+                evhttp_add_header(out, "Content-Length", cl);
+                evhttp_add_header(out, "Connection", "close");
+                len /= 2;
+            }
+            evbuffer_add(buf, text, len);
+            free(text);
+        }
+        evhttp_add_header(out, "Content-Type", ctype != NULL ? ctype : "application/json");
+    } else if (drop) {
+        evhttp_add_header(out, "Content-Length", "2");
+        evhttp_add_header(out, "Connection", "close");
+        evbuffer_add(buf, "{", 1);
+    }
+    log_request(req, status);
+    evhttp_send_reply(req->ev, status, reason(status), buf);
+    evbuffer_free(buf);
+    req_free(req);
+}
+
+void cloud_http_scim_error(struct cloud_req *req, int status, const char *scim_type,
+                           const char *fmt, ...)
+{
+    char detail[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    cloud_http_reply(req, status, scim_error_json(status, scim_type, detail),
+                     "application/scim+json");
+}
+
+static void api_error_v(struct cloud_req *req, int status, const char *code, const char *fmt,
+                        va_list ap)
+{
+    char detail[600];
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    json_t *e = json_pack("{s:i, s:s, s:s}", "status", status, "error", code, "detail", detail);
+    cloud_http_reply(req, status, e, "application/json");
+}
+
+void cloud_http_api_error(struct cloud_req *req, int status, const char *code, const char *fmt,
+                          ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    api_error_v(req, status, code, fmt, ap);
+    va_end(ap);
+}
+
+void cloud_http_error(struct cloud_req *req, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (cloud_http_is_scim(req)) {
+        char detail[600];
+        vsnprintf(detail, sizeof(detail), fmt, ap);
+        /* SCIM scimType values are only the RFC 7644 3.12 ones. */
+        static const char *const scim_types[] = {
+            "invalidFilter", "tooMany",  "uniqueness", "mutability", "invalidSyntax",
+            "invalidPath",   "noTarget", "invalidValue", "invalidVers", "sensitive", NULL};
+        const char *st = NULL;
+        for (const char *const *p = scim_types; code != NULL && *p != NULL; p++) {
+            if (strcmp(*p, code) == 0)
+                st = *p;
+        }
+        cloud_http_reply(req, status, scim_error_json(status, st, detail),
+                         "application/scim+json");
+    } else {
+        api_error_v(req, status, code, fmt, ap);
+    }
+    va_end(ap);
+}
+
+bool cloud_http_org_exists(struct cloud_ctx *ctx, const char *org)
+{
+    for (size_t i = 0; i < ctx->cfg.norgs; i++) {
+        if (strcmp(ctx->cfg.orgs[i], org) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void unauthorized(struct cloud_req *req, const char *error, const char *detail)
+{
+    char h[160];
+    if (error != NULL)
+        snprintf(h, sizeof(h), "Bearer realm=\"dirconn-cloud\", error=\"%s\"", error);
+    else
+        snprintf(h, sizeof(h), "Bearer realm=\"dirconn-cloud\"");
+    cloud_http_header(req, "WWW-Authenticate", h);
+    cloud_http_error(req, 401, "unauthorized", "%s", detail);
+}
+
+int cloud_http_authenticate(struct cloud_req *req, const char *org)
+{
+    struct cloud_ctx *ctx = req->ctx;
+    const char *h = cloud_http_input_header(req, "Authorization");
+    if (h == NULL) {
+        unauthorized(req, NULL, "authentication required: Authorization: Bearer <token>");
+        return -1;
+    }
+    if (strncasecmp(h, "Bearer ", 7) != 0) {
+        unauthorized(req, "invalid_request", "the Authorization scheme must be Bearer");
+        return -1;
+    }
+    const char *tok = h + 7;
+    while (*tok == ' ')
+        tok++;
+    unsigned char md[32];
+    cloud_sha256(tok, strlen(tok), md);
+    if (CRYPTO_memcmp(md, ctx->admin_hash, sizeof(md)) == 0) {
+        req->auth = CLOUD_AUTH_ADMIN;
+        return 0;
+    }
+    struct cloud_store *st = &ctx->store;
+    sqlite3_stmt *s = cloud_store_stmt(st, CLOUD_STMT_TOKEN_GET);
+    sqlite3_bind_blob(s, 1, md, sizeof(md), SQLITE_TRANSIENT);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW || sqlite3_column_bytes(s, 0) != 32 ||
+        CRYPTO_memcmp(sqlite3_column_blob(s, 0), md, 32) != 0) {
+        sqlite3_reset(s);
+        unauthorized(req, "invalid_token", "the access token is unknown or revoked");
+        return -1;
+    }
+    snprintf(req->auth_org, sizeof(req->auth_org), "%s", (const char *)sqlite3_column_text(s, 1));
+    snprintf(req->connector_id, sizeof(req->connector_id), "%s",
+             (const char *)sqlite3_column_text(s, 2));
+    int64_t expires = sqlite3_column_int64(s, 3);
+    sqlite3_reset(s);
+    int64_t now = cloud_now_ms();
+    if (expires <= now) {
+        req->connector_id[0] = '\0';
+        unauthorized(req, "invalid_token", "the access token has expired");
+        return -1;
+    }
+    req->auth = CLOUD_AUTH_CONNECTOR;
+    if (strcmp(req->auth_org, org) != 0) {
+        cloud_http_error(req, 403, "forbidden", "the access token is not valid for org '%s'",
+                         org);
+        return -1;
+    }
+    const char *version = cloud_http_input_header(req, CLOUD_VERSION_HEADER);
+    s = cloud_store_stmt(st, CLOUD_STMT_CONN_SEEN);
+    sqlite3_bind_text(s, 1, req->connector_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, now);
+    if (version != NULL && strlen(version) <= 64)
+        sqlite3_bind_text(s, 3, version, -1, SQLITE_TRANSIENT);
+    cloud_store_exec(st, s);
+    return 0;
+}
+
+/* --- routing ----------------------------------------------------------------------------- */
+
+static void run_request(struct cloud_req *req)
+{
+    if (req->nsegs == 2 && strcmp(req->segs[0], "oauth") == 0 &&
+        strcmp(req->segs[1], "token") == 0) {
+        cloud_control_oauth_token(req);
+        return;
+    }
+    if (req->nsegs >= 3 && strcmp(req->segs[0], "scim") == 0 && strcmp(req->segs[1], "v2") == 0) {
+        cloud_scim_handle(req);
+        return;
+    }
+    if (req->nsegs >= 3 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "orgs") == 0) {
+        cloud_control_handle(req);
+        return;
+    }
+    if (req->nsegs == 2 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "faults") == 0) {
+        cloud_control_faults(req);
+        return;
+    }
+    if (req->nsegs == 1 && strcmp(req->segs[0], "healthz") == 0) {
+        cloud_http_reply(req, 200, json_pack("{s:s}", "status", "ok"), "application/json");
+        return;
+    }
+    cloud_http_error(req, 404, "notFound", "no such endpoint");
+}
+
+static void delay_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct cloud_req *req = arg;
+    event_free(req->delay);
+    req->delay = NULL;
+    run_request(req);
+}
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    default: return "?";
+    }
+}
+
+/* Split the raw path into percent-decoded segments; rejects NUL, "/", "." and "..". */
+static int split_segments(struct cloud_req *req, const char *path)
+{
+    const char *p = path;
+    if (*p != '/')
+        return -1;
+    while (*p != '\0') {
+        while (*p == '/')
+            p++;
+        if (*p == '\0')
+            break;
+        const char *e = strchr(p, '/');
+        size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+        if (req->nsegs == CLOUD_MAX_SEGS)
+            return -1;
+        char *raw = strndup(p, n);
+        if (raw == NULL)
+            return -1;
+        size_t outlen = 0;
+        char *dec = evhttp_uridecode(raw, 0, &outlen);
+        free(raw);
+        if (dec == NULL)
+            return -1;
+        req->segs[req->nsegs++] = dec;
+        if (outlen != strlen(dec) || strchr(dec, '/') != NULL || strcmp(dec, ".") == 0 ||
+            strcmp(dec, "..") == 0 || outlen == 0)
+            return -1;
+        p += n;
+    }
+    return 0;
+}
+
+static void on_request(struct evhttp_request *ev, void *arg)
+{
+    struct cloud_ctx *ctx = arg;
+    struct cloud_req *req = calloc(1, sizeof(*req));
+    if (req == NULL) {
+        evhttp_send_error(ev, 500, "out of memory");
+        return;
+    }
+    req->ctx = ctx;
+    req->ev = ev;
+    req->start_ns = mono_ns();
+    req->method = evhttp_request_get_command(ev);
+    req->method_name = method_name(req->method);
+    TAILQ_INIT(&req->query);
+    const char *uri = evhttp_request_get_uri(ev);
+    req->raw_path = strdup(uri != NULL ? uri : "?");
+    char *q = req->raw_path != NULL ? strchr(req->raw_path, '?') : NULL;
+    if (q != NULL)
+        *q = '\0'; /* log the path only: queries may be long */
+    req->body = calloc(1, 1);
+    if (req->raw_path == NULL || req->body == NULL) {
+        evhttp_send_error(ev, 500, "out of memory");
+        free(req->raw_path);
+        free(req->body);
+        free(req);
+        return;
+    }
+    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(ev);
+    const char *path = u != NULL ? evhttp_uri_get_path(u) : NULL;
+    if (path == NULL || split_segments(req, path) != 0) {
+        cloud_http_error(req, 404, "notFound", "invalid path");
+        return;
+    }
+    const char *query = u != NULL ? evhttp_uri_get_query(u) : NULL;
+    if (query != NULL && evhttp_parse_query_str(query, &req->query) != 0) {
+        cloud_http_error(req, 400, "invalidSyntax", "malformed query string");
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(ev);
+    size_t len = evbuffer_get_length(in);
+    bool bulk = cloud_http_is_scim(req) && req->nsegs == 4 && strcmp(req->segs[3], "Bulk") == 0;
+    long limit = bulk ? ctx->cfg.bulk_max_payload : ctx->cfg.max_body;
+    if ((long long)len > (long long)limit) {
+        cloud_http_error(req, 413, "tooLarge", "request body of %zu bytes exceeds the limit of %ld",
+                         len, limit);
+        return;
+    }
+    if (len > 0) {
+        free(req->body);
+        req->body = malloc(len + 1);
+        if (req->body == NULL) {
+            req->body = calloc(1, 1);
+            cloud_http_error(req, 500, "internal", "out of memory");
+            return;
+        }
+        evbuffer_copyout(in, req->body, len);
+        req->body[len] = '\0';
+        req->body_len = len;
+    }
+    bool oauth = req->nsegs == 2 && strcmp(req->segs[0], "oauth") == 0;
+    req->faultable = cloud_http_is_scim(req) ||
+                     (req->nsegs >= 2 && strcmp(req->segs[0], "v1") == 0 &&
+                      strcmp(req->segs[1], "orgs") == 0) ||
+                     (oauth && ctx->fault.cfg.oauth);
+    if (req->faultable) {
+        long delay_ms = 0;
+        enum cloud_fault_action a = cloud_fault_before(&ctx->fault, cloud_now_ms(), &delay_ms);
+        char ra[24];
+        snprintf(ra, sizeof(ra), "%ld", ctx->fault.cfg.retry_after_s > 0
+                                            ? ctx->fault.cfg.retry_after_s : 1);
+        switch (a) {
+        case CLOUD_FAULT_429:
+            req->faultable = false;
+            cloud_http_header(req, "Retry-After", ra);
+            cloud_http_error(req, 429, "tooManyRequests", "injected fault: throttled");
+            return;
+        case CLOUD_FAULT_500:
+            req->faultable = false;
+            cloud_http_error(req, 500, "injectedFault", "injected fault: not applied");
+            return;
+        case CLOUD_FAULT_503:
+            req->faultable = false;
+            cloud_http_header(req, "Retry-After", ra);
+            cloud_http_error(req, 503, "injectedFault", "injected fault: unavailable, not applied");
+            return;
+        case CLOUD_FAULT_NONE:
+            break;
+        }
+        if (delay_ms > 0) {
+            req->delay = evtimer_new(ctx->base, delay_done, req);
+            if (req->delay != NULL) {
+                struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+                evtimer_add(req->delay, &tv);
+                return;
+            }
+        }
+    }
+    run_request(req);
+}
+
+/* --- server setup ------------------------------------------------------------------------ */
+
+static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
+{
+    struct cloud_ctx *ctx = arg;
+    SSL *ssl = SSL_new(ctx->ssl);
+    if (ssl == NULL)
+        return NULL;
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (bev != NULL)
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+static int parse_listen(const char *listen, char *host, size_t hostlen, int *port)
+{
+    const char *colon;
+    if (listen[0] == '[') {
+        const char *rb = strchr(listen, ']');
+        if (rb == NULL || rb[1] != ':')
+            return -1;
+        snprintf(host, hostlen, "%.*s", (int)(rb - listen - 1), listen + 1);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (colon == NULL)
+            return -1;
+        snprintf(host, hostlen, "%.*s", (int)(colon - listen), listen);
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || p < 0 || p > 65535 || colon[1] == '\0')
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
+int cloud_http_start(struct cloud_ctx *ctx, char *msg, size_t msglen)
+{
+    char host[128];
+    int port;
+    if (parse_listen(ctx->cfg.listen, host, sizeof(host), &port) != 0) {
+        snprintf(msg, msglen, "--listen %s: expected HOST:PORT or [V6]:PORT", ctx->cfg.listen);
+        return -1;
+    }
+    if (!ctx->cfg.insecure_http) {
+        ctx->ssl = SSL_CTX_new(TLS_server_method());
+        if (ctx->ssl == NULL) {
+            snprintf(msg, msglen, "SSL_CTX_new failed");
+            return -1;
+        }
+        SSL_CTX_set_min_proto_version(ctx->ssl, TLS1_2_VERSION);
+        SSL_CTX_set_options(ctx->ssl, SSL_OP_NO_RENEGOTIATION);
+        if (SSL_CTX_use_certificate_chain_file(ctx->ssl, ctx->cfg.tls_cert) != 1 ||
+            SSL_CTX_use_PrivateKey_file(ctx->ssl, ctx->cfg.tls_key, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(ctx->ssl) != 1) {
+            unsigned long e = ERR_get_error();
+            snprintf(msg, msglen, "TLS certificate %s / key %s: %s", ctx->cfg.tls_cert,
+                     ctx->cfg.tls_key, ERR_reason_error_string(e) != NULL
+                                           ? ERR_reason_error_string(e) : "unusable");
+            return -1;
+        }
+    }
+    ctx->http = evhttp_new(ctx->base);
+    if (ctx->http == NULL) {
+        snprintf(msg, msglen, "evhttp_new failed");
+        return -1;
+    }
+    long max = ctx->cfg.max_body > ctx->cfg.bulk_max_payload ? ctx->cfg.max_body
+                                                             : ctx->cfg.bulk_max_payload;
+    evhttp_set_max_body_size(ctx->http, max);
+    evhttp_set_max_headers_size(ctx->http, 64 * 1024);
+    evhttp_set_timeout(ctx->http, 120);
+    evhttp_set_allowed_methods(ctx->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                              EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE |
+                                              EVHTTP_REQ_HEAD);
+    evhttp_set_gencb(ctx->http, on_request, ctx);
+    if (ctx->ssl != NULL)
+        evhttp_set_bevcb(ctx->http, tls_bevcb, ctx);
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(ctx->http, host,
+                                                                     (ev_uint16_t)port);
+    if (bs == NULL) {
+        snprintf(msg, msglen, "cannot listen on %s", ctx->cfg.listen);
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            ctx->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            ctx->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    if (ctx->cfg.public_url != NULL) {
+        snprintf(ctx->base_url, sizeof(ctx->base_url), "%s", ctx->cfg.public_url);
+        size_t n = strlen(ctx->base_url);
+        while (n > 0 && ctx->base_url[n - 1] == '/')
+            ctx->base_url[--n] = '\0';
+    } else {
+        bool v6 = strchr(host, ':') != NULL;
+        snprintf(ctx->base_url, sizeof(ctx->base_url), "%s://%s%s%s:%d",
+                 ctx->ssl != NULL ? "https" : "http", v6 ? "[" : "", host, v6 ? "]" : "",
+                 ctx->port);
+    }
+    return 0;
+}
+
+void cloud_http_stop(struct cloud_ctx *ctx)
+{
+    if (ctx->http != NULL)
+        evhttp_free(ctx->http);
+    ctx->http = NULL;
+    if (ctx->ssl != NULL)
+        SSL_CTX_free(ctx->ssl);
+    ctx->ssl = NULL;
+}

@@ -1,0 +1,1891 @@
+/* cloud_scim.c - SCIM 2.0 resources, PATCH, Bulk and discovery (RFC 7643, RFC 7644). */
+#include "cloud/cloud_scim.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cloud/cloud_control.h"
+#include "cloud/cloud_filter.h"
+
+#define CT_SCIM "application/scim+json"
+#define MAX_PROJ 32
+
+/* One SCIM request's view of the world: the org and its base URL. */
+struct scim {
+    struct cloud_ctx *ctx;
+    struct cloud_store *st;
+    const char *org;
+    char base[512]; /* https://host:port/scim/v2/{org} */
+};
+
+/* The outcome of one resource operation (used by single requests and by /Bulk). */
+struct op_result {
+    int status;
+    json_t *res; /* stored representation after the operation (owned), or NULL */
+    long long version;
+    char id[40];
+    struct cloud_scim_err err;
+};
+
+static int fail(struct op_result *r, int status, const char *scim_type, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+static int fail(struct op_result *r, int status, const char *scim_type, const char *fmt, ...)
+{
+    r->status = status;
+    r->err.status = status;
+    r->err.scim_type = scim_type;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err.detail, sizeof(r->err.detail), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int fail_err(struct op_result *r, const struct cloud_scim_err *e)
+{
+    r->status = e->status;
+    r->err = *e;
+    return -1;
+}
+
+static char *ascii_lower(const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    char *d = strdup(s);
+    if (d == NULL)
+        return NULL;
+    for (char *p = d; *p != '\0'; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return d;
+}
+
+static void etag_of(long long v, char *buf, size_t len)
+{
+    snprintf(buf, len, "W/\"%lld\"", v);
+}
+
+/* Weak comparison of an If-Match / If-None-Match list against version v. */
+static bool etag_matches(const char *h, long long v)
+{
+    char want[32];
+    snprintf(want, sizeof(want), "%lld", v);
+    const char *p = h;
+    while (*p != '\0') {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (*p == '\0')
+            break;
+        const char *e = strchr(p, ',');
+        size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+        size_t adv = n;
+        while (n > 0 && p[n - 1] == ' ')
+            n--;
+        const char *t = p;
+        if (n == 1 && *t == '*')
+            return true;
+        if (n >= 2 && t[0] == 'W' && t[1] == '/')
+            t += 2, n -= 2;
+        if (n >= 2 && t[0] == '"' && t[n - 1] == '"')
+            t++, n -= 2;
+        if (n == strlen(want) && strncmp(t, want, n) == 0)
+            return true;
+        p += adv;
+    }
+    return false;
+}
+
+static bool valid_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 64)
+        return false;
+    for (const char *p = id; *p != '\0'; p++) {
+        if (!isalnum((unsigned char)*p) && *p != '-')
+            return false;
+    }
+    return true;
+}
+
+/* --- storage ----------------------------------------------------------------------------- */
+
+/* Load resource id of kind; returns 0, 1 when absent (or another kind), -1 on error. */
+static int res_load(struct scim *s, const char *id, int kind, json_t **body, long long *version,
+                    long long *created)
+{
+    *body = NULL;
+    if (!valid_id(id))
+        return 1;
+    sqlite3_stmt *q = cloud_store_stmt(s->st, CLOUD_STMT_RES_GET);
+    sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(q);
+        return rc == SQLITE_DONE ? 1 : -1;
+    }
+    if (kind >= 0 && sqlite3_column_int(q, 0) != kind) {
+        sqlite3_reset(q);
+        return 1;
+    }
+    if (version != NULL)
+        *version = sqlite3_column_int64(q, 1);
+    if (created != NULL)
+        *created = sqlite3_column_int64(q, 2);
+    *body = json_loadb((const char *)sqlite3_column_text(q, 4), (size_t)sqlite3_column_bytes(q, 4),
+                       0, NULL);
+    sqlite3_reset(q);
+    return *body != NULL ? 0 : -1;
+}
+
+/* Kind of resource id, or -1 if absent. */
+static int res_kind(struct scim *s, const char *id)
+{
+    if (!valid_id(id))
+        return -1;
+    sqlite3_stmt *q = cloud_store_stmt(s->st, CLOUD_STMT_RES_GET);
+    sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_TRANSIENT);
+    int kind = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+    sqlite3_reset(q);
+    return kind;
+}
+
+static void member_rows(struct scim *s, const char *group_id, const json_t *members,
+                        const json_t *skip, enum cloud_stmt which, bool *ok)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(members, i, m) {
+        const char *v = json_string_value(json_object_get(m, "value"));
+        if (v == NULL || (skip != NULL && json_object_get(skip, v) != NULL))
+            continue;
+        sqlite3_stmt *q = cloud_store_stmt(s->st, which);
+        sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, group_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 3, v, -1, SQLITE_STATIC);
+        if (cloud_store_exec(s->st, q) != SQLITE_DONE)
+            *ok = false;
+    }
+}
+
+/* Set of member values of a group document: {"id": true, ...}. */
+static json_t *member_set(const json_t *doc)
+{
+    json_t *set = json_object();
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(doc, "members"), i, m) {
+        const char *v = json_string_value(json_object_get(m, "value"));
+        if (v != NULL)
+            json_object_set_new(set, v, json_true());
+    }
+    return set;
+}
+
+/*
+ * Write doc (canonical) as resource id: sets id and meta, inserts or updates
+ * the row and, for groups, the member index (old_doc: the previous version).
+ */
+static int res_save(struct scim *s, const struct cloud_rtype_def *rt, const char *id, json_t *doc,
+                    bool is_new, long long version, long long created_ms, const json_t *old_doc,
+                    struct op_result *r)
+{
+    long long now = cloud_now_ms();
+    char created[40], modified[40], etag[40], loc[700];
+    cloud_format_time(created_ms, created, sizeof(created));
+    cloud_format_time(now, modified, sizeof(modified));
+    etag_of(version, etag, sizeof(etag));
+    snprintf(loc, sizeof(loc), "%s%s/%s", s->base, rt->endpoint, id);
+    /* canonical member order: schemas, id, externalId, attributes, meta */
+    json_t *ordered = json_object();
+    json_object_set(ordered, "schemas", json_object_get(doc, "schemas"));
+    json_object_set_new(ordered, "id", json_string(id));
+    if (json_object_get(doc, "externalId") != NULL)
+        json_object_set(ordered, "externalId", json_object_get(doc, "externalId"));
+    const char *k;
+    json_t *v;
+    json_object_foreach(doc, k, v) {
+        if (strcmp(k, "schemas") != 0 && strcmp(k, "id") != 0 && strcmp(k, "externalId") != 0 &&
+            strcmp(k, "meta") != 0)
+            json_object_set(ordered, k, v);
+    }
+    json_object_set_new(ordered, "meta",
+                        json_pack("{s:s, s:s, s:s, s:s, s:s}", "resourceType", rt->name, "created",
+                                  created, "lastModified", modified, "location", loc, "version",
+                                  etag));
+    json_object_clear(doc);
+    json_object_update(doc, ordered);
+    json_decref(ordered);
+    char *uname = ascii_lower(json_string_value(json_object_get(doc, "userName")));
+    char *dname = ascii_lower(json_string_value(json_object_get(doc, "displayName")));
+    const char *ext = json_string_value(json_object_get(doc, "externalId"));
+    char *text = json_dumps(doc, JSON_COMPACT);
+    sqlite3_stmt *q;
+    if (is_new) {
+        q = cloud_store_stmt(s->st, CLOUD_STMT_RES_INSERT);
+        sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+        sqlite3_bind_int(q, 2, rt->kind);
+        sqlite3_bind_text(q, 3, id, -1, SQLITE_STATIC);
+        if (rt->kind == CLOUD_RK_USER)
+            sqlite3_bind_text(q, 4, uname, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 5, ext, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 6, dname, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 7, now);
+        sqlite3_bind_text(q, 8, text, -1, SQLITE_STATIC);
+    } else {
+        q = cloud_store_stmt(s->st, CLOUD_STMT_RES_UPDATE);
+        sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+        if (rt->kind == CLOUD_RK_USER)
+            sqlite3_bind_text(q, 3, uname, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 4, ext, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 5, dname, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 6, now);
+        sqlite3_bind_text(q, 7, text, -1, SQLITE_STATIC);
+    }
+    int rc = cloud_store_exec(s->st, q);
+    free(text);
+    free(uname);
+    free(dname);
+    if (rc == SQLITE_CONSTRAINT)
+        return fail(r, 409, "uniqueness", "userName is already in use");
+    if (rc != SQLITE_DONE)
+        return fail(r, 500, NULL, "database error: %s", cloud_store_errmsg(s->st));
+    if (rt->kind == CLOUD_RK_GROUP) {
+        bool ok = true;
+        json_t *newset = member_set(doc);
+        json_t *oldset = old_doc != NULL ? member_set(old_doc) : json_object();
+        if (old_doc != NULL)
+            member_rows(s, id, json_object_get(old_doc, "members"), newset,
+                        CLOUD_STMT_MEMBER_DELETE, &ok);
+        member_rows(s, id, json_object_get(doc, "members"), oldset, CLOUD_STMT_MEMBER_INSERT, &ok);
+        json_decref(newset);
+        json_decref(oldset);
+        if (!ok)
+            return fail(r, 500, NULL, "database error: %s", cloud_store_errmsg(s->st));
+    }
+    r->version = version;
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    return 0;
+}
+
+/*
+ * Check the members of a group document: each value names an existing User
+ * or Group of the org (not the group itself); fills type and $ref; drops
+ * duplicates. Members already in known (a member set) are trusted.
+ */
+static int resolve_members(struct scim *s, const char *group_id, json_t *doc, const json_t *known,
+                           struct op_result *r)
+{
+    json_t *members = json_object_get(doc, "members");
+    if (members == NULL)
+        return 0;
+    json_t *seen = json_object();
+    json_t *out = json_array();
+    size_t i;
+    json_t *m;
+    int rc = 0;
+    json_array_foreach(members, i, m) {
+        const char *v = json_string_value(json_object_get(m, "value"));
+        if (v == NULL) {
+            rc = fail(r, 400, "invalidValue", "members[%zu].value is required", i);
+            break;
+        }
+        if (json_object_get(seen, v) != NULL)
+            continue;
+        if (group_id != NULL && strcmp(v, group_id) == 0) {
+            rc = fail(r, 400, "invalidValue", "a group cannot be a member of itself");
+            break;
+        }
+        const char *type = json_string_value(json_object_get(m, "type"));
+        int kind;
+        if (known != NULL && json_object_get(known, v) != NULL && type != NULL)
+            kind = strcmp(type, "Group") == 0 ? CLOUD_RK_GROUP : CLOUD_RK_USER;
+        else
+            kind = res_kind(s, v);
+        if (kind != CLOUD_RK_USER && kind != CLOUD_RK_GROUP) {
+            rc = fail(r, 400, "invalidValue", "member '%s' is not a User or Group of this org", v);
+            break;
+        }
+        const char *actual = kind == CLOUD_RK_USER ? "User" : "Group";
+        if (type != NULL && strcmp(type, actual) != 0) {
+            rc = fail(r, 400, "invalidValue", "member '%s' is a %s, not a %s", v, actual, type);
+            break;
+        }
+        char ref[700];
+        snprintf(ref, sizeof(ref), "%s/%s/%s", s->base, kind == CLOUD_RK_USER ? "Users" : "Groups",
+                 v);
+        json_t *c = json_pack("{s:s, s:s, s:s}", "value", v, "$ref", ref, "type", actual);
+        json_array_append_new(out, c);
+        json_object_set_new(seen, v, json_true());
+    }
+    json_decref(seen);
+    if (rc != 0) {
+        json_decref(out);
+        return rc;
+    }
+    if (json_array_size(out) == 0) {
+        json_decref(out);
+        json_object_del(doc, "members");
+    } else {
+        json_object_set_new(doc, "members", out);
+    }
+    return 0;
+}
+
+static int check_username(struct scim *s, const json_t *doc, const char *self,
+                          struct op_result *r)
+{
+    const char *u = json_string_value(json_object_get(doc, "userName"));
+    if (u == NULL)
+        return 0;
+    char *lc = ascii_lower(u);
+    sqlite3_stmt *q = cloud_store_stmt(s->st, CLOUD_STMT_RES_BY_USERNAME);
+    sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, lc, -1, SQLITE_STATIC);
+    int rc = 0;
+    if (sqlite3_step(q) == SQLITE_ROW &&
+        (self == NULL || strcmp((const char *)sqlite3_column_text(q, 0), self) != 0))
+        rc = fail(r, 409, "uniqueness", "userName '%s' is already in use", u);
+    sqlite3_reset(q);
+    free(lc);
+    return rc;
+}
+
+/* Remove id from every group that lists it (bumping those groups' versions). */
+static int drop_memberships(struct scim *s, const char *id, struct op_result *r)
+{
+    sqlite3_stmt *q = cloud_store_stmt(s->st, CLOUD_STMT_MEMBER_GROUPS_OF);
+    sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+    json_t *groups = json_array();
+    while (sqlite3_step(q) == SQLITE_ROW)
+        json_array_append_new(groups, json_string((const char *)sqlite3_column_text(q, 0)));
+    sqlite3_reset(q);
+    size_t i;
+    json_t *g;
+    int rc = 0;
+    json_array_foreach(groups, i, g) {
+        json_t *doc;
+        long long version, created;
+        if (res_load(s, json_string_value(g), CLOUD_RK_GROUP, &doc, &version, &created) != 0)
+            continue;
+        json_t *old = json_deep_copy(doc);
+        json_t *members = json_object_get(doc, "members");
+        json_t *keep = json_array();
+        size_t j;
+        json_t *m;
+        json_array_foreach(members, j, m) {
+            if (strcmp(json_string_value(json_object_get(m, "value")), id) != 0)
+                json_array_append(keep, m);
+        }
+        if (json_array_size(keep) > 0)
+            json_object_set_new(doc, "members", keep);
+        else {
+            json_decref(keep);
+            json_object_del(doc, "members");
+        }
+        struct op_result sub = {0};
+        rc = res_save(s, cloud_schema_rtype(CLOUD_RK_GROUP), json_string_value(g), doc, false,
+                      version + 1, created, old, &sub);
+        json_decref(old);
+        json_decref(doc);
+        if (rc != 0) {
+            *r = sub;
+            break;
+        }
+    }
+    json_decref(groups);
+    return rc;
+}
+
+/* --- operations -------------------------------------------------------------------------- */
+
+static int check_preconditions(long long version, const char *if_match, const char *if_none,
+                               struct op_result *r)
+{
+    if (if_match != NULL && !etag_matches(if_match, version))
+        return fail(r, 412, NULL, "If-Match does not match the current version W/\"%lld\"",
+                    version);
+    if (if_none != NULL && etag_matches(if_none, version))
+        return fail(r, 412, NULL, "If-None-Match matches the current version W/\"%lld\"",
+                    version);
+    return 0;
+}
+
+static int op_create(struct scim *s, const struct cloud_rtype_def *rt, const json_t *body,
+                     struct op_result *r)
+{
+    json_t *doc;
+    if (cloud_schema_validate(rt, body, &doc, &r->err) != 0)
+        return fail_err(r, &r->err);
+    char id[37];
+    if (cloud_uuid(id) != 0) {
+        json_decref(doc);
+        return fail(r, 500, NULL, "no randomness");
+    }
+    if ((rt->kind == CLOUD_RK_USER && check_username(s, doc, NULL, r) != 0) ||
+        (rt->kind == CLOUD_RK_GROUP && resolve_members(s, id, doc, NULL, r) != 0)) {
+        json_decref(doc);
+        return -1;
+    }
+    long long now = cloud_now_ms();
+    if (res_save(s, rt, id, doc, true, 1, now, NULL, r) != 0) {
+        json_decref(doc);
+        return -1;
+    }
+    r->status = 201;
+    r->res = doc;
+    return 0;
+}
+
+/* Load for update with preconditions; 404/412 as results. */
+static int load_for_update(struct scim *s, const struct cloud_rtype_def *rt, const char *id,
+                           const char *if_match, const char *if_none, json_t **doc,
+                           long long *version, long long *created, struct op_result *r)
+{
+    int rc = res_load(s, id, rt->kind, doc, version, created);
+    if (rc == 1)
+        return fail(r, 404, NULL, "%s '%s' not found", rt->name, id);
+    if (rc != 0)
+        return fail(r, 500, NULL, "database error");
+    if (check_preconditions(*version, if_match, if_none, r) != 0) {
+        json_decref(*doc);
+        *doc = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Validate, check and store a new full document for an existing resource. */
+static int finish_update(struct scim *s, const struct cloud_rtype_def *rt, const char *id,
+                         const json_t *input, json_t *old, long long version, long long created,
+                         struct op_result *r)
+{
+    json_t *doc;
+    if (cloud_schema_validate(rt, input, &doc, &r->err) != 0)
+        return fail_err(r, &r->err);
+    int rc = 0;
+    if (rt->kind == CLOUD_RK_USER)
+        rc = check_username(s, doc, id, r);
+    if (rc == 0 && rt->kind == CLOUD_RK_GROUP) {
+        json_t *known = member_set(old);
+        rc = resolve_members(s, id, doc, known, r);
+        json_decref(known);
+    }
+    if (rc == 0)
+        rc = res_save(s, rt, id, doc, false, version + 1, created, old, r);
+    if (rc != 0) {
+        json_decref(doc);
+        return -1;
+    }
+    r->status = 200;
+    r->res = doc;
+    return 0;
+}
+
+static int op_replace(struct scim *s, const struct cloud_rtype_def *rt, const char *id,
+                      const json_t *body, const char *if_match, const char *if_none,
+                      struct op_result *r)
+{
+    json_t *old;
+    long long version, created;
+    if (load_for_update(s, rt, id, if_match, if_none, &old, &version, &created, r) != 0)
+        return -1;
+    int rc = finish_update(s, rt, id, body, old, version, created, r);
+    json_decref(old);
+    return rc;
+}
+
+static int op_delete(struct scim *s, const struct cloud_rtype_def *rt, const char *id,
+                     const char *if_match, const char *if_none, struct op_result *r)
+{
+    json_t *old;
+    long long version, created;
+    if (load_for_update(s, rt, id, if_match, if_none, &old, &version, &created, r) != 0)
+        return -1;
+    json_decref(old);
+    if (drop_memberships(s, id, r) != 0)
+        return -1;
+    sqlite3_stmt *q = cloud_store_stmt(s->st, CLOUD_STMT_MEMBER_DELETE_GROUP);
+    sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+    bool ok = cloud_store_exec(s->st, q) == SQLITE_DONE;
+    q = cloud_store_stmt(s->st, CLOUD_STMT_RES_DELETE);
+    sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+    ok = ok && cloud_store_exec(s->st, q) == SQLITE_DONE;
+    if (!ok)
+        return fail(r, 500, NULL, "database error: %s", cloud_store_errmsg(s->st));
+    r->status = 204;
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    return 0;
+}
+
+/* --- PATCH (RFC 7644 3.5.2) -------------------------------------------------------------- */
+
+/* Canonical copy of a complex value's members (sub-attribute names as in the schema). */
+static int canon_subs(const struct cloud_attr_def *def, const json_t *v, json_t **out,
+                      struct cloud_scim_err *err)
+{
+    if (!json_is_object(v))
+        return cloud_scim_err_set(err, 400, "invalidValue", "'%s' needs an object value",
+                                  def->name);
+    json_t *o = json_object();
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x) {
+        const struct cloud_attr_def *sd = cloud_schema_find(def->subs, def->nsubs, k);
+        if (sd == NULL) {
+            json_decref(o);
+            return cloud_scim_err_set(err, 400, "invalidValue", "unknown sub-attribute '%s.%s'",
+                                      def->name, k);
+        }
+        json_object_set(o, sd->name, x);
+    }
+    *out = o;
+    return 0;
+}
+
+/* Add the filter's eq terms (a conjunction) as members of obj; -1 if the filter is not one. */
+static int eq_terms(const struct cloud_filter *f, json_t *obj)
+{
+    if (f->op == CLOUD_FILTER_AND)
+        return eq_terms(f->left, obj) == 0 && eq_terms(f->right, obj) == 0 ? 0 : -1;
+    if (f->op != CLOUD_FILTER_EQ || json_is_null(f->value))
+        return -1;
+    json_object_set(obj, f->ref.attr->name, f->value);
+    return 0;
+}
+
+static void merge_into(json_t *dst, const json_t *src)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)src, k, v) json_object_set(dst, k, v);
+}
+
+static bool same_element(const json_t *a, const json_t *b)
+{
+    const json_t *va = json_object_get(a, "value"), *vb = json_object_get(b, "value");
+    if (va != NULL && vb != NULL)
+        return json_equal(va, vb);
+    return json_equal(a, b);
+}
+
+/* Apply one operation to an attribute of container (top-level doc or extension object). */
+static int patch_attr(const char *op, json_t *container, const struct cloud_attr_def *attr,
+                      const struct cloud_attr_def *sub, struct cloud_filter *filter,
+                      json_t *value, struct cloud_scim_err *err)
+{
+    const char *key = attr->name;
+    json_t *cur = json_object_get(container, key);
+    bool add = strcmp(op, "add") == 0, replace = strcmp(op, "replace") == 0;
+    bool remove = !add && !replace;
+    if (filter != NULL) {
+        size_t nmatch = 0, i;
+        json_t *el;
+        if (json_is_array(cur)) {
+            for (i = 0; i < json_array_size(cur);) {
+                el = json_array_get(cur, i);
+                if (!cloud_filter_match(filter, el)) {
+                    i++;
+                    continue;
+                }
+                nmatch++;
+                if (remove) {
+                    if (sub != NULL) {
+                        json_object_del(el, sub->name);
+                        i++;
+                    } else {
+                        json_array_remove(cur, i);
+                    }
+                    continue;
+                }
+                if (sub != NULL) {
+                    json_object_set(el, sub->name, value);
+                } else {
+                    json_t *c;
+                    if (canon_subs(attr, value, &c, err) != 0)
+                        return -1;
+                    if (replace)
+                        json_array_set_new(cur, i, c);
+                    else {
+                        merge_into(el, c);
+                        json_decref(c);
+                    }
+                }
+                i++;
+            }
+            if (remove && json_array_size(cur) == 0)
+                json_object_del(container, key);
+        }
+        if (nmatch > 0 || remove)
+            return 0;
+        if (replace)
+            return cloud_scim_err_set(err, 400, "noTarget", "no value of '%s' matches the filter",
+                                      key);
+        /* add with no match: create the element the filter describes */
+        json_t *n = json_object();
+        if (eq_terms(filter, n) != 0) {
+            json_decref(n);
+            return cloud_scim_err_set(err, 400, "noTarget",
+                                      "no value of '%s' matches and the filter is not a list "
+                                      "of eq terms",
+                                      key);
+        }
+        if (sub != NULL) {
+            json_object_set(n, sub->name, value);
+        } else {
+            json_t *c;
+            if (canon_subs(attr, value, &c, err) != 0) {
+                json_decref(n);
+                return -1;
+            }
+            merge_into(n, c);
+            json_decref(c);
+        }
+        if (!json_is_array(cur)) {
+            cur = json_array();
+            json_object_set_new(container, key, cur);
+        }
+        json_array_append_new(cur, n);
+        return 0;
+    }
+    if (sub != NULL) {
+        if (attr->multi) {
+            if (!json_is_array(cur)) {
+                if (remove)
+                    return 0;
+                return cloud_scim_err_set(err, 400, "noTarget", "'%s' has no values", key);
+            }
+            size_t i;
+            json_t *el;
+            json_array_foreach(cur, i, el) {
+                if (remove)
+                    json_object_del(el, sub->name);
+                else
+                    json_object_set(el, sub->name, value);
+            }
+            return 0;
+        }
+        if (remove) {
+            if (json_is_object(cur)) {
+                json_object_del(cur, sub->name);
+                if (json_object_size(cur) == 0)
+                    json_object_del(container, key);
+            }
+            return 0;
+        }
+        if (!json_is_object(cur)) {
+            cur = json_object();
+            json_object_set_new(container, key, cur);
+        }
+        json_object_set(cur, sub->name, value);
+        return 0;
+    }
+    if (remove) {
+        if (attr->required)
+            return cloud_scim_err_set(err, 400, "mutability", "'%s' is required", key);
+        if (value != NULL && attr->multi && json_is_array(cur)) {
+            json_t *vals = value;
+            json_t *wrapped = NULL;
+            if (!json_is_array(value)) {
+                wrapped = json_array();
+                json_array_append(wrapped, value);
+                vals = wrapped;
+            }
+            for (size_t i = 0; i < json_array_size(cur);) {
+                bool hit = false;
+                size_t j;
+                json_t *v;
+                json_array_foreach(vals, j, v) {
+                    if (same_element(json_array_get(cur, i), v))
+                        hit = true;
+                }
+                if (hit)
+                    json_array_remove(cur, i);
+                else
+                    i++;
+            }
+            json_decref(wrapped);
+            if (json_array_size(cur) == 0)
+                json_object_del(container, key);
+            return 0;
+        }
+        json_object_del(container, key);
+        return 0;
+    }
+    if (value == NULL)
+        return cloud_scim_err_set(err, 400, "invalidValue", "'%s' needs a value", op);
+    if (attr->multi) {
+        json_t *vals = json_is_array(value) ? json_deep_copy(value) : json_pack("[O]", value);
+        if (attr->type == CLOUD_T_COMPLEX) {
+            size_t i;
+            json_t *v;
+            json_array_foreach(vals, i, v) {
+                json_t *c;
+                if (canon_subs(attr, v, &c, err) != 0) {
+                    json_decref(vals);
+                    return -1;
+                }
+                json_array_set_new(vals, i, c);
+            }
+        }
+        if (replace || !json_is_array(cur)) {
+            json_object_set_new(container, key, vals);
+            return 0;
+        }
+        size_t i;
+        json_t *v;
+        json_array_foreach(vals, i, v) {
+            bool dup = false;
+            size_t j;
+            json_t *e;
+            json_array_foreach(cur, j, e) {
+                if (attr->type == CLOUD_T_COMPLEX ? same_element(e, v) : json_equal(e, v))
+                    dup = true;
+            }
+            if (!dup)
+                json_array_append(cur, v);
+        }
+        json_decref(vals);
+        return 0;
+    }
+    if (attr->type == CLOUD_T_COMPLEX) {
+        json_t *c;
+        if (canon_subs(attr, value, &c, err) != 0)
+            return -1;
+        if (!json_is_object(cur)) {
+            json_object_set_new(container, key, c);
+            return 0;
+        }
+        merge_into(cur, c);
+        json_decref(c);
+        return 0;
+    }
+    json_object_set(container, key, value);
+    return 0;
+}
+
+/* The container an attribute reference lives in (creating the extension object if asked). */
+static json_t *container_of(json_t *doc, const struct cloud_attr_ref *ref, bool create)
+{
+    if (ref->ext == NULL)
+        return doc;
+    json_t *c = json_object_get(doc, ref->ext->id);
+    if (c == NULL && create) {
+        c = json_object();
+        json_object_set_new(doc, ref->ext->id, c);
+    }
+    return c;
+}
+
+static int check_mutable(const struct cloud_attr_ref *ref, struct cloud_scim_err *err)
+{
+    if (ref->attr->mutability == CLOUD_M_READONLY ||
+        (ref->sub != NULL && ref->sub->mutability == CLOUD_M_READONLY))
+        return cloud_scim_err_set(err, 400, "mutability", "'%s%s%s' is read-only",
+                                  ref->attr->name, ref->sub != NULL ? "." : "",
+                                  ref->sub != NULL ? ref->sub->name : "");
+    return 0;
+}
+
+/* Apply an op given a path string (no path: called per member of the value object). */
+static int patch_path_op(const struct cloud_rtype_def *rt, json_t *doc, const char *op,
+                         const char *path, json_t *value, bool allow_filter,
+                         struct cloud_scim_err *err)
+{
+    if (rt->ext != NULL && strcasecmp(path, rt->ext->id) == 0) {
+        /* the whole extension object */
+        if (strcmp(op, "remove") == 0) {
+            json_object_del(doc, rt->ext->id);
+            return 0;
+        }
+        if (!json_is_object(value))
+            return cloud_scim_err_set(err, 400, "invalidValue", "'%s' needs an object value",
+                                      path);
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)value, k, v) {
+            struct cloud_attr_ref ref;
+            if (cloud_schema_resolve(rt, rt->ext->id, k, NULL, &ref, err) != 0) {
+                err->scim_type = "invalidValue";
+                return -1;
+            }
+            if (check_mutable(&ref, err) != 0 ||
+                patch_attr(op, container_of(doc, &ref, true), ref.attr, NULL, NULL, v, err) != 0)
+                return -1;
+        }
+        return 0;
+    }
+    struct cloud_patch_path pp;
+    char msg[256];
+    if (cloud_patch_path_parse(path, &pp, msg, sizeof(msg)) != 0)
+        return cloud_scim_err_set(err, 400, "invalidPath", "path '%s': %s", path, msg);
+    int rc = -1;
+    struct cloud_attr_ref ref;
+    if (pp.filter != NULL && !allow_filter) {
+        cloud_scim_err_set(err, 400, "invalidPath", "'%s' may not hold a value filter", path);
+        goto out;
+    }
+    if (cloud_schema_resolve(rt, pp.uri, pp.attr, pp.filter != NULL ? NULL : pp.sub, &ref, err) !=
+        0) {
+        err->scim_type = "invalidPath";
+        goto out;
+    }
+    if (pp.filter != NULL) {
+        if (!ref.attr->multi || ref.attr->type != CLOUD_T_COMPLEX) {
+            cloud_scim_err_set(err, 400, "invalidPath",
+                               "'%s' is not a multi-valued complex attribute", ref.attr->name);
+            goto out;
+        }
+        if (cloud_filter_bind_values(pp.filter, ref.attr, err) != 0) {
+            err->scim_type = "invalidPath";
+            goto out;
+        }
+        if (pp.sub != NULL) {
+            ref.sub = cloud_schema_find(ref.attr->subs, ref.attr->nsubs, pp.sub);
+            if (ref.sub == NULL) {
+                cloud_scim_err_set(err, 400, "invalidPath", "unknown sub-attribute '%s.%s'",
+                                   ref.attr->name, pp.sub);
+                goto out;
+            }
+        }
+    }
+    if (check_mutable(&ref, err) != 0)
+        goto out;
+    bool remove = strcmp(op, "remove") == 0;
+    json_t *container = container_of(doc, &ref, !remove);
+    if (container == NULL) {
+        rc = 0; /* removing from an absent extension: nothing to do */
+        goto out;
+    }
+    rc = patch_attr(op, container, ref.attr, ref.sub, pp.filter, value, err);
+    if (ref.ext != NULL && json_object_size(container) == 0)
+        json_object_del(doc, ref.ext->id);
+out:
+    cloud_patch_path_clear(&pp);
+    return rc;
+}
+
+static int patch_doc(const struct cloud_rtype_def *rt, json_t *doc, const json_t *body,
+                     struct cloud_scim_err *err)
+{
+    if (!json_is_object(body))
+        return cloud_scim_err_set(err, 400, "invalidSyntax", "the body must be a PatchOp object");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)body, k, v) {
+        if (strcmp(k, "schemas") != 0 && strcasecmp(k, "Operations") != 0)
+            return cloud_scim_err_set(err, 400, "invalidSyntax", "unknown member '%s' in PatchOp",
+                                      k);
+    }
+    json_t *schemas = json_object_get(body, "schemas");
+    if (!json_is_array(schemas) || json_array_size(schemas) != 1 ||
+        !json_is_string(json_array_get(schemas, 0)) ||
+        strcmp(json_string_value(json_array_get(schemas, 0)), CLOUD_MSG_PATCH) != 0)
+        return cloud_scim_err_set(err, 400, "invalidSyntax", "'schemas' must be [\"%s\"]",
+                                  CLOUD_MSG_PATCH);
+    json_t *ops = cloud_json_get_ci(body, "Operations", NULL);
+    if (!json_is_array(ops) || json_array_size(ops) == 0)
+        return cloud_scim_err_set(err, 400, "invalidSyntax",
+                                  "'Operations' must be a non-empty array");
+    size_t i;
+    json_t *o;
+    json_array_foreach(ops, i, o) {
+        if (!json_is_object(o))
+            return cloud_scim_err_set(err, 400, "invalidSyntax", "Operations[%zu] is not an object",
+                                      i);
+        json_object_foreach(o, k, v) {
+            if (strcmp(k, "op") != 0 && strcmp(k, "path") != 0 && strcmp(k, "value") != 0)
+                return cloud_scim_err_set(err, 400, "invalidSyntax",
+                                          "unknown member '%s' in Operations[%zu]", k, i);
+        }
+        const char *opname = json_string_value(json_object_get(o, "op"));
+        const char *op = NULL;
+        if (opname != NULL) {
+            if (strcasecmp(opname, "add") == 0)
+                op = "add";
+            else if (strcasecmp(opname, "replace") == 0)
+                op = "replace";
+            else if (strcasecmp(opname, "remove") == 0)
+                op = "remove";
+        }
+        if (op == NULL)
+            return cloud_scim_err_set(err, 400, "invalidSyntax",
+                                      "Operations[%zu].op must be add, remove or replace", i);
+        json_t *pathv = json_object_get(o, "path");
+        json_t *value = json_object_get(o, "value");
+        if (pathv != NULL && !json_is_string(pathv))
+            return cloud_scim_err_set(err, 400, "invalidPath", "Operations[%zu].path is not a "
+                                      "string", i);
+        const char *path = json_string_value(pathv);
+        if (strcmp(op, "remove") != 0 && value == NULL)
+            return cloud_scim_err_set(err, 400, "invalidValue", "Operations[%zu] needs a value",
+                                      i);
+        if (path != NULL) {
+            if (patch_path_op(rt, doc, op, path, value, true, err) != 0)
+                return -1;
+            continue;
+        }
+        if (strcmp(op, "remove") == 0)
+            return cloud_scim_err_set(err, 400, "noTarget", "remove needs a path");
+        if (!json_is_object(value))
+            return cloud_scim_err_set(err, 400, "invalidValue",
+                                      "without a path the value must be an object");
+        const char *vk;
+        json_t *vv;
+        json_object_foreach(value, vk, vv) {
+            if (strcmp(vk, "schemas") == 0)
+                continue;
+            if (patch_path_op(rt, doc, op, vk, vv, false, err) != 0)
+                return -1;
+        }
+    }
+    /* schemas follows the extension object's presence */
+    json_t *sch = json_array();
+    json_array_append_new(sch, json_string(rt->core->id));
+    if (rt->ext != NULL && json_object_size(json_object_get(doc, rt->ext->id)) > 0)
+        json_array_append_new(sch, json_string(rt->ext->id));
+    else if (rt->ext != NULL)
+        json_object_del(doc, rt->ext->id);
+    json_object_set_new(doc, "schemas", sch);
+    return 0;
+}
+
+static int op_patch(struct scim *s, const struct cloud_rtype_def *rt, const char *id,
+                    const json_t *body, const char *if_match, const char *if_none,
+                    struct op_result *r)
+{
+    json_t *old;
+    long long version, created;
+    if (load_for_update(s, rt, id, if_match, if_none, &old, &version, &created, r) != 0)
+        return -1;
+    json_t *doc = json_deep_copy(old);
+    int rc = patch_doc(rt, doc, body, &r->err);
+    if (rc != 0)
+        fail_err(r, &r->err);
+    else
+        rc = finish_update(s, rt, id, doc, old, version, created, r);
+    json_decref(doc);
+    json_decref(old);
+    return rc;
+}
+
+/* --- output: groups, projection ------------------------------------------------------------ */
+
+/* Add the read-only "groups" attribute of a user. */
+static void add_user_groups(struct scim *s, json_t *doc)
+{
+    const char *id = json_string_value(json_object_get(doc, "id"));
+    if (id == NULL)
+        return;
+    sqlite3_stmt *q = cloud_store_stmt(s->st, CLOUD_STMT_MEMBER_OF);
+    sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+    json_t *groups = json_array();
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *gid = (const char *)sqlite3_column_text(q, 0);
+        const char *disp = (const char *)sqlite3_column_text(q, 1);
+        char ref[700];
+        snprintf(ref, sizeof(ref), "%s/Groups/%s", s->base, gid);
+        json_t *g = json_pack("{s:s, s:s, s:s}", "value", gid, "$ref", ref, "type", "direct");
+        if (disp != NULL)
+            json_object_set_new(g, "display", json_string(disp));
+        json_array_append_new(groups, g);
+    }
+    sqlite3_reset(q);
+    if (json_array_size(groups) > 0)
+        json_object_set_new(doc, "groups", groups);
+    else
+        json_decref(groups);
+}
+
+struct proj {
+    int mode; /* 0 none, 1 attributes, 2 excludedAttributes */
+    struct cloud_attr_ref refs[MAX_PROJ];
+    size_t n;
+};
+
+static int proj_parse(const struct cloud_rtype_def *rt, const char *attrs, const char *excl,
+                      struct proj *p, struct cloud_scim_err *err)
+{
+    memset(p, 0, sizeof(*p));
+    if (attrs != NULL && excl != NULL)
+        return cloud_scim_err_set(err, 400, "invalidValue",
+                                  "use attributes or excludedAttributes, not both");
+    const char *list = attrs != NULL ? attrs : excl;
+    if (list == NULL)
+        return 0;
+    p->mode = attrs != NULL ? 1 : 2;
+    char *copy = strdup(list);
+    if (copy == NULL)
+        return cloud_scim_err_set(err, 500, NULL, "out of memory");
+    char *save = NULL;
+    int rc = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        size_t n = strlen(tok);
+        while (n > 0 && tok[n - 1] == ' ')
+            tok[--n] = '\0';
+        if (n == 0)
+            continue;
+        if (p->n == MAX_PROJ) {
+            rc = cloud_scim_err_set(err, 400, "invalidValue", "too many attributes listed");
+            break;
+        }
+        struct cloud_patch_path pp;
+        char msg[200];
+        if (cloud_patch_path_parse(tok, &pp, msg, sizeof(msg)) != 0 || pp.filter != NULL) {
+            if (pp.filter == NULL)
+                cloud_patch_path_clear(&pp);
+            cloud_patch_path_clear(&pp);
+            rc = cloud_scim_err_set(err, 400, "invalidValue", "bad attribute name '%s'", tok);
+            break;
+        }
+        int r = cloud_schema_resolve(rt, pp.uri, pp.attr, pp.sub, &p->refs[p->n], err);
+        cloud_patch_path_clear(&pp);
+        if (r != 0) {
+            err->scim_type = "invalidValue";
+            rc = -1;
+            break;
+        }
+        p->n++;
+    }
+    free(copy);
+    return rc;
+}
+
+static void proj_copy(json_t *out, const json_t *full, const struct cloud_attr_ref *ref)
+{
+    const json_t *src = ref->ext != NULL ? json_object_get(full, ref->ext->id) : full;
+    const json_t *v = json_object_get(src, ref->attr->name);
+    if (v == NULL)
+        return;
+    json_t *dst = out;
+    if (ref->ext != NULL) {
+        dst = json_object_get(out, ref->ext->id);
+        if (dst == NULL) {
+            dst = json_object();
+            json_object_set_new(out, ref->ext->id, dst);
+        }
+    }
+    if (ref->sub == NULL) {
+        json_object_set_new(dst, ref->attr->name, json_deep_copy(v));
+        return;
+    }
+    json_t *have = json_object_get(dst, ref->attr->name);
+    if (json_is_array(v)) {
+        if (!json_is_array(have)) {
+            have = json_array();
+            for (size_t i = 0; i < json_array_size(v); i++)
+                json_array_append_new(have, json_object());
+            json_object_set_new(dst, ref->attr->name, have);
+        }
+        for (size_t i = 0; i < json_array_size(v) && i < json_array_size(have); i++) {
+            json_t *x = json_object_get(json_array_get(v, i), ref->sub->name);
+            if (x != NULL)
+                json_object_set(json_array_get(have, i), ref->sub->name, x);
+        }
+        return;
+    }
+    json_t *x = json_object_get(v, ref->sub->name);
+    if (x == NULL)
+        return;
+    if (!json_is_object(have)) {
+        have = json_object();
+        json_object_set_new(dst, ref->attr->name, have);
+    }
+    json_object_set(have, ref->sub->name, x);
+}
+
+/* Apply the projection to a full representation; consumes full. */
+static json_t *proj_apply(const struct proj *p, json_t *full)
+{
+    if (p->mode == 0)
+        return full;
+    if (p->mode == 1) {
+        json_t *out = json_object();
+        json_object_set(out, "schemas", json_object_get(full, "schemas"));
+        json_object_set(out, "id", json_object_get(full, "id"));
+        for (size_t i = 0; i < p->n; i++)
+            proj_copy(out, full, &p->refs[i]);
+        json_decref(full);
+        return out;
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        const struct cloud_attr_ref *ref = &p->refs[i];
+        if (ref->attr->returned == CLOUD_R_ALWAYS)
+            continue;
+        json_t *src = ref->ext != NULL ? json_object_get(full, ref->ext->id) : full;
+        if (!json_is_object(src))
+            continue;
+        if (ref->sub == NULL) {
+            json_object_del(src, ref->attr->name);
+            continue;
+        }
+        json_t *v = json_object_get(src, ref->attr->name);
+        if (json_is_array(v)) {
+            size_t j;
+            json_t *el;
+            json_array_foreach(v, j, el) json_object_del(el, ref->sub->name);
+        } else if (json_is_object(v)) {
+            json_object_del(v, ref->sub->name);
+        }
+    }
+    return full;
+}
+
+/* The full representation of a stored document (adds users' groups). Consumes doc. */
+static json_t *representation(struct scim *s, const struct cloud_rtype_def *rt, json_t *doc)
+{
+    if (rt->kind == CLOUD_RK_USER)
+        add_user_groups(s, doc);
+    return doc;
+}
+
+/* --- HTTP handlers ----------------------------------------------------------------------- */
+
+static void reply_error(struct cloud_req *req, const struct op_result *r)
+{
+    cloud_http_scim_error(req, r->status, r->err.scim_type, "%s", r->err.detail);
+}
+
+static json_t *parse_scim_body(struct cloud_req *req)
+{
+    const char *ct = cloud_http_input_header(req, "Content-Type");
+    if (ct == NULL || (strncasecmp(ct, "application/scim+json", 21) != 0 &&
+                       strncasecmp(ct, "application/json", 16) != 0)) {
+        cloud_http_scim_error(req, 415, NULL,
+                              "Content-Type must be application/scim+json (or application/json)");
+        return NULL;
+    }
+    json_error_t e;
+    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &e);
+    if (j == NULL)
+        cloud_http_scim_error(req, 400, "invalidSyntax", "malformed JSON: %s (line %d, column %d)",
+                              e.text, e.line, e.column);
+    return j;
+}
+
+/* Run one write in a transaction and answer. */
+static void answer_write(struct cloud_req *req, struct scim *s, const struct cloud_rtype_def *rt,
+                         struct op_result *r, int rc, const struct proj *p)
+{
+    if (rc != 0) {
+        cloud_store_rollback(s->st);
+        json_decref(r->res);
+        reply_error(req, r);
+        return;
+    }
+    if (cloud_store_commit(s->st) != SQLITE_OK) {
+        json_decref(r->res);
+        cloud_http_scim_error(req, 500, NULL, "commit failed");
+        return;
+    }
+    if (r->status == 204) {
+        cloud_http_reply(req, 204, NULL, NULL);
+        return;
+    }
+    char etag[40];
+    etag_of(r->version, etag, sizeof(etag));
+    cloud_http_header(req, "ETag", etag);
+    if (r->status == 201) {
+        cloud_http_header(req, "Location",
+                          json_string_value(json_object_get(json_object_get(r->res, "meta"),
+                                                            "location")));
+    }
+    json_t *out = proj_apply(p, representation(s, rt, r->res));
+    cloud_http_reply(req, r->status, out, CT_SCIM);
+}
+
+static bool parse_int_param(struct cloud_req *req, const char *name, long long *out)
+{
+    const char *v = cloud_http_query(req, name);
+    if (v == NULL)
+        return true;
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    if (*v == '\0' || *end != '\0') {
+        cloud_http_scim_error(req, 400, "invalidValue", "'%s' must be an integer", name);
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+/* Pick an index for a filter: an eq on an indexed attribute, alone or inside an "and". */
+static const struct cloud_filter *indexed_eq(const struct cloud_filter *f, enum cloud_stmt *which)
+{
+    if (f->op == CLOUD_FILTER_AND) {
+        const struct cloud_filter *l = indexed_eq(f->left, which);
+        return l != NULL ? l : indexed_eq(f->right, which);
+    }
+    if (f->op != CLOUD_FILTER_EQ || !json_is_string(f->value) || f->ref.ext != NULL ||
+        f->ref.sub != NULL)
+        return NULL;
+    const char *n = f->ref.attr->name;
+    if (strcmp(n, "userName") == 0)
+        *which = CLOUD_STMT_RES_SCAN_USERNAME;
+    else if (strcmp(n, "externalId") == 0)
+        *which = CLOUD_STMT_RES_SCAN_EXT;
+    else if (strcmp(n, "displayName") == 0)
+        *which = CLOUD_STMT_RES_SCAN_DISPLAY;
+    else if (strcmp(n, "id") == 0)
+        *which = CLOUD_STMT_RES_SCAN_ID;
+    else
+        return NULL;
+    return f;
+}
+
+static void list_resources(struct cloud_req *req, struct scim *s, const struct cloud_rtype_def *rt)
+{
+    struct cloud_ctx *ctx = s->ctx;
+    if (cloud_http_query(req, "sortBy") != NULL || cloud_http_query(req, "sortOrder") != NULL) {
+        cloud_http_scim_error(req, 400, "invalidValue", "sorting is not supported");
+        return;
+    }
+    long long start = 1, count = ctx->cfg.filter_max_results;
+    if (!parse_int_param(req, "startIndex", &start) || !parse_int_param(req, "count", &count))
+        return;
+    if (start < 1)
+        start = 1;
+    if (count < 0)
+        count = 0;
+    if (count > ctx->cfg.filter_max_results)
+        count = ctx->cfg.filter_max_results;
+    struct proj p;
+    struct cloud_scim_err err = {0};
+    if (proj_parse(rt, cloud_http_query(req, "attributes"),
+                   cloud_http_query(req, "excludedAttributes"), &p, &err) != 0) {
+        cloud_http_scim_error(req, err.status, err.scim_type, "%s", err.detail);
+        return;
+    }
+    const char *ftext = cloud_http_query(req, "filter");
+    struct cloud_filter *f = NULL;
+    if (ftext != NULL) {
+        char msg[300];
+        if (cloud_filter_parse(ftext, &f, msg, sizeof(msg)) != 0) {
+            cloud_http_scim_error(req, 400, "invalidFilter", "%s", msg);
+            return;
+        }
+        if (cloud_filter_bind(f, rt, &err) != 0) {
+            cloud_filter_free(f);
+            cloud_http_scim_error(req, 400, "invalidFilter", "%s", err.detail);
+            return;
+        }
+    }
+    json_t *resources = json_array();
+    long long total = 0;
+    sqlite3_stmt *q;
+    if (f == NULL) {
+        q = cloud_store_stmt(s->st, CLOUD_STMT_RES_COUNT);
+        sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+        sqlite3_bind_int(q, 2, rt->kind);
+        total = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+        sqlite3_reset(q);
+        q = cloud_store_stmt(s->st, CLOUD_STMT_RES_PAGE);
+        sqlite3_bind_int64(q, 3, count);
+        sqlite3_bind_int64(q, 4, start - 1);
+    } else {
+        enum cloud_stmt which = CLOUD_STMT_RES_SCAN;
+        const struct cloud_filter *eq = indexed_eq(f, &which);
+        q = cloud_store_stmt(s->st, which);
+        if (eq != NULL) {
+            char *v = which == CLOUD_STMT_RES_SCAN_EXT || which == CLOUD_STMT_RES_SCAN_ID
+                          ? strdup(json_string_value(eq->value))
+                          : ascii_lower(json_string_value(eq->value));
+            sqlite3_bind_text(q, 3, v, -1, SQLITE_TRANSIENT);
+            free(v);
+        }
+    }
+    sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, rt->kind);
+    /* collect ids first: loading uses other statements */
+    json_t *ids = json_array();
+    while (sqlite3_step(q) == SQLITE_ROW)
+        json_array_append_new(ids, json_string((const char *)sqlite3_column_text(q, 0)));
+    sqlite3_reset(q);
+    size_t i;
+    json_t *idv;
+    json_array_foreach(ids, i, idv) {
+        json_t *doc;
+        if (res_load(s, json_string_value(idv), rt->kind, &doc, NULL, NULL) != 0)
+            continue;
+        doc = representation(s, rt, doc);
+        if (f != NULL) {
+            if (!cloud_filter_match(f, doc)) {
+                json_decref(doc);
+                continue;
+            }
+            total++;
+            if (total < start || (long long)json_array_size(resources) >= count) {
+                json_decref(doc);
+                continue;
+            }
+        }
+        json_array_append_new(resources, proj_apply(&p, doc));
+    }
+    json_decref(ids);
+    cloud_filter_free(f);
+    json_t *out = json_pack("{s:[s], s:I, s:I, s:I, s:o}", "schemas", CLOUD_MSG_LIST,
+                            "totalResults", (json_int_t)total, "itemsPerPage",
+                            (json_int_t)json_array_size(resources), "startIndex",
+                            (json_int_t)start, "Resources", resources);
+    cloud_http_reply(req, 200, out, CT_SCIM);
+}
+
+static void get_resource(struct cloud_req *req, struct scim *s, const struct cloud_rtype_def *rt,
+                         const char *id)
+{
+    struct proj p;
+    struct cloud_scim_err err = {0};
+    if (proj_parse(rt, cloud_http_query(req, "attributes"),
+                   cloud_http_query(req, "excludedAttributes"), &p, &err) != 0) {
+        cloud_http_scim_error(req, err.status, err.scim_type, "%s", err.detail);
+        return;
+    }
+    json_t *doc;
+    long long version;
+    int rc = res_load(s, id, rt->kind, &doc, &version, NULL);
+    if (rc == 1) {
+        cloud_http_scim_error(req, 404, NULL, "%s '%s' not found", rt->name, id);
+        return;
+    }
+    if (rc != 0) {
+        cloud_http_scim_error(req, 500, NULL, "database error");
+        return;
+    }
+    char etag[40];
+    etag_of(version, etag, sizeof(etag));
+    cloud_http_header(req, "ETag", etag);
+    const char *inm = cloud_http_input_header(req, "If-None-Match");
+    if (inm != NULL && etag_matches(inm, version)) {
+        json_decref(doc);
+        cloud_http_reply(req, 304, NULL, NULL);
+        return;
+    }
+    cloud_http_reply(req, 200, proj_apply(&p, representation(s, rt, doc)), CT_SCIM);
+}
+
+static void write_resource(struct cloud_req *req, struct scim *s, const struct cloud_rtype_def *rt,
+                           const char *id)
+{
+    struct proj p;
+    struct cloud_scim_err err = {0};
+    if (req->method != EVHTTP_REQ_DELETE &&
+        proj_parse(rt, cloud_http_query(req, "attributes"),
+                   cloud_http_query(req, "excludedAttributes"), &p, &err) != 0) {
+        cloud_http_scim_error(req, err.status, err.scim_type, "%s", err.detail);
+        return;
+    }
+    if (req->method == EVHTTP_REQ_DELETE)
+        memset(&p, 0, sizeof(p));
+    json_t *body = NULL;
+    if (req->method != EVHTTP_REQ_DELETE) {
+        body = parse_scim_body(req);
+        if (body == NULL)
+            return;
+    }
+    if (cloud_control_fence(req, s->org) != 0) {
+        json_decref(body);
+        return;
+    }
+    if (cloud_store_begin(s->st) != SQLITE_OK) {
+        json_decref(body);
+        cloud_http_scim_error(req, 500, NULL, "database busy");
+        return;
+    }
+    const char *im = cloud_http_input_header(req, "If-Match");
+    const char *inm = cloud_http_input_header(req, "If-None-Match");
+    struct op_result r = {0};
+    int rc;
+    switch (req->method) {
+    case EVHTTP_REQ_POST:
+        rc = op_create(s, rt, body, &r);
+        break;
+    case EVHTTP_REQ_PUT:
+        rc = op_replace(s, rt, id, body, im, inm, &r);
+        break;
+    case EVHTTP_REQ_PATCH:
+        rc = op_patch(s, rt, id, body, im, inm, &r);
+        break;
+    default:
+        rc = op_delete(s, rt, id, im, inm, &r);
+        break;
+    }
+    json_decref(body);
+    answer_write(req, s, rt, &r, rc, &p);
+}
+
+/* --- Bulk (RFC 7644 3.7) ----------------------------------------------------------------- */
+
+/* Collect "bulkId:x" references in v into refs (object of names). */
+static void collect_refs(const json_t *v, json_t *refs)
+{
+    if (json_is_string(v)) {
+        const char *sv = json_string_value(v);
+        if (strncmp(sv, "bulkId:", 7) == 0)
+            json_object_set_new(refs, sv + 7, json_true());
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) collect_refs(e, refs);
+    } else if (json_is_object(v)) {
+        const char *k;
+        json_t *e;
+        json_object_foreach((json_t *)v, k, e) collect_refs(e, refs);
+    }
+}
+
+/* Replace "bulkId:x" strings with the created ids in map (in place). */
+static void substitute_refs(json_t *v, const json_t *map)
+{
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+            if (json_is_string(e) && strncmp(json_string_value(e), "bulkId:", 7) == 0) {
+                const char *id = json_string_value(json_object_get(map, json_string_value(e) + 7));
+                if (id != NULL)
+                    json_array_set_new(v, i, json_string(id));
+            } else {
+                substitute_refs(e, map);
+            }
+        }
+    } else if (json_is_object(v)) {
+        const char *k;
+        json_t *e;
+        json_object_foreach(v, k, e) {
+            if (json_is_string(e) && strncmp(json_string_value(e), "bulkId:", 7) == 0) {
+                const char *id = json_string_value(json_object_get(map, json_string_value(e) + 7));
+                if (id != NULL)
+                    json_object_set_new(v, k, json_string(id));
+            } else {
+                substitute_refs(e, map);
+            }
+        }
+    }
+}
+
+static json_t *bulk_error_response(const struct op_result *r)
+{
+    char st[16];
+    snprintf(st, sizeof(st), "%d", r->status);
+    json_t *e = json_pack("{s:[s], s:s, s:s}", "schemas", CLOUD_MSG_ERROR, "status", st, "detail",
+                          r->err.detail);
+    if (r->err.scim_type != NULL)
+        json_object_set_new(e, "scimType", json_string(r->err.scim_type));
+    return e;
+}
+
+/* Run one bulk operation (refs already substituted). */
+static int bulk_run_op(struct scim *s, const char *method, const char *path, const char *version,
+                       const json_t *data, struct op_result *r, const struct cloud_rtype_def **rtp)
+{
+    if (path == NULL || path[0] != '/')
+        return fail(r, 400, "invalidPath", "operation path must start with '/'");
+    char seg[64], id[128] = "";
+    const char *slash = strchr(path + 1, '/');
+    size_t n = slash != NULL ? (size_t)(slash - path - 1) : strlen(path + 1);
+    if (n == 0 || n >= sizeof(seg))
+        return fail(r, 400, "invalidPath", "unknown path '%s'", path);
+    memcpy(seg, path + 1, n);
+    seg[n] = '\0';
+    const struct cloud_rtype_def *rt = cloud_schema_rtype_by_endpoint(seg);
+    if (rt == NULL)
+        return fail(r, 400, "invalidPath", "unknown resource endpoint '%s'", path);
+    *rtp = rt;
+    if (slash != NULL) {
+        if (strlen(slash + 1) >= sizeof(id) || strchr(slash + 1, '/') != NULL)
+            return fail(r, 404, NULL, "no resource at '%s'", path);
+        snprintf(id, sizeof(id), "%s", slash + 1);
+    }
+    if (strcmp(method, "POST") == 0) {
+        if (slash != NULL)
+            return fail(r, 400, "invalidPath", "POST goes to the resource type endpoint");
+        if (data == NULL)
+            return fail(r, 400, "invalidSyntax", "POST needs data");
+        return op_create(s, rt, data, r);
+    }
+    if (slash == NULL || id[0] == '\0')
+        return fail(r, 400, "invalidPath", "%s needs a resource id in the path", method);
+    if (strcmp(method, "DELETE") == 0)
+        return op_delete(s, rt, id, version, NULL, r);
+    if (data == NULL)
+        return fail(r, 400, "invalidSyntax", "%s needs data", method);
+    if (strcmp(method, "PUT") == 0)
+        return op_replace(s, rt, id, data, version, NULL, r);
+    if (strcmp(method, "PATCH") == 0)
+        return op_patch(s, rt, id, data, version, NULL, r);
+    return fail(r, 400, "invalidValue", "unknown method '%s'", method);
+}
+
+static void savepoint(struct scim *s, enum cloud_stmt which)
+{
+    cloud_store_exec(s->st, cloud_store_stmt(s->st, which));
+}
+
+static void bulk(struct cloud_req *req, struct scim *s)
+{
+    struct cloud_ctx *ctx = s->ctx;
+    json_t *body = parse_scim_body(req);
+    if (body == NULL)
+        return;
+    const char *bad = NULL;
+    const char *k;
+    json_t *v;
+    if (!json_is_object(body))
+        bad = "the body must be a BulkRequest object";
+    else {
+        json_object_foreach(body, k, v) {
+            if (strcmp(k, "schemas") != 0 && strcmp(k, "Operations") != 0 &&
+                strcmp(k, "failOnErrors") != 0)
+                bad = "unknown member in BulkRequest";
+        }
+    }
+    json_t *schemas = json_object_get(body, "schemas");
+    json_t *ops = json_object_get(body, "Operations");
+    json_t *foe = json_object_get(body, "failOnErrors");
+    if (bad == NULL && (!json_is_array(schemas) || json_array_size(schemas) != 1 ||
+                        !json_is_string(json_array_get(schemas, 0)) ||
+                        strcmp(json_string_value(json_array_get(schemas, 0)), CLOUD_MSG_BULK_REQ)))
+        bad = "'schemas' must be [\"" CLOUD_MSG_BULK_REQ "\"]";
+    if (bad == NULL && !json_is_array(ops))
+        bad = "'Operations' must be an array";
+    if (bad == NULL && foe != NULL && (!json_is_integer(foe) || json_integer_value(foe) < 0))
+        bad = "'failOnErrors' must be a non-negative integer";
+    if (bad != NULL) {
+        json_decref(body);
+        cloud_http_scim_error(req, 400, "invalidSyntax", "%s", bad);
+        return;
+    }
+    size_t nops = json_array_size(ops);
+    if ((long)nops > ctx->cfg.bulk_max_ops) {
+        json_decref(body);
+        cloud_http_scim_error(req, 413, NULL,
+                              "the request has %zu operations; maxOperations is %ld", nops,
+                              ctx->cfg.bulk_max_ops);
+        return;
+    }
+    long long fail_on = foe != NULL ? json_integer_value(foe) : 0;
+    if (cloud_control_fence(req, s->org) != 0) {
+        json_decref(body);
+        return;
+    }
+    if (cloud_store_begin(s->st) != SQLITE_OK) {
+        json_decref(body);
+        cloud_http_scim_error(req, 500, NULL, "database busy");
+        return;
+    }
+    json_t **results = calloc(nops + 1, sizeof(*results));
+    bool *done = calloc(nops + 1, sizeof(*done));
+    json_t *idmap = json_object();   /* bulkId -> created id */
+    json_t *pending = json_object(); /* bulkIds of POSTs not run yet */
+    json_t *failed = json_object();  /* bulkIds of failed POSTs */
+    size_t i;
+    json_t *op;
+    json_array_foreach(ops, i, op) {
+        const char *bid = json_string_value(json_object_get(op, "bulkId"));
+        if (bid != NULL)
+            json_object_set_new(pending, bid, json_true());
+    }
+    long long errors = 0;
+    bool stop = false;
+    size_t remaining = nops;
+    while (remaining > 0 && !stop) {
+        bool progress = false;
+        json_array_foreach(ops, i, op) {
+            if (done[i] || stop)
+                continue;
+            struct op_result r = {0};
+            const struct cloud_rtype_def *rt = NULL;
+            const char *method = NULL, *path = NULL, *bid = NULL, *version = NULL;
+            json_t *data = NULL;
+            int rc = 0;
+            bool defer = false;
+            if (!json_is_object(op)) {
+                rc = fail(&r, 400, "invalidSyntax", "operation is not an object");
+            } else {
+                json_object_foreach(op, k, v) {
+                    if (strcmp(k, "method") != 0 && strcmp(k, "path") != 0 &&
+                        strcmp(k, "bulkId") != 0 && strcmp(k, "version") != 0 &&
+                        strcmp(k, "data") != 0)
+                        rc = fail(&r, 400, "invalidSyntax", "unknown member '%s' in operation", k);
+                }
+                method = json_string_value(json_object_get(op, "method"));
+                path = json_string_value(json_object_get(op, "path"));
+                bid = json_string_value(json_object_get(op, "bulkId"));
+                version = json_string_value(json_object_get(op, "version"));
+                json_t *bidv = json_object_get(op, "bulkId");
+                if (rc == 0 && (method == NULL || path == NULL))
+                    rc = fail(&r, 400, "invalidSyntax", "operation needs method and path");
+                else if (rc == 0 && bidv != NULL && bid == NULL)
+                    rc = fail(&r, 400, "invalidSyntax", "bulkId must be a string");
+                else if (rc == 0 && strcmp(method, "POST") == 0 && bid == NULL)
+                    rc = fail(&r, 400, "invalidSyntax", "POST operations need a bulkId");
+            }
+            if (rc == 0) {
+                json_t *refs = json_object();
+                collect_refs(json_object_get(op, "data"), refs);
+                if (strncmp(path, "bulkId:", 7) == 0 || strstr(path, "/bulkId:") != NULL) {
+                    const char *p = strstr(path, "bulkId:");
+                    json_object_set_new(refs, p + 7, json_true());
+                }
+                const char *ref;
+                json_t *unused;
+                json_object_foreach(refs, ref, unused) {
+                    if (json_object_get(idmap, ref) != NULL)
+                        continue;
+                    if (json_object_get(failed, ref) != NULL) {
+                        rc = fail(&r, 409, NULL, "bulkId '%s' refers to a failed operation", ref);
+                        break;
+                    }
+                    if (json_object_get(pending, ref) != NULL &&
+                        (bid == NULL || strcmp(ref, bid) != 0)) {
+                        defer = true;
+                        continue;
+                    }
+                    rc = fail(&r, 409, NULL, "bulkId '%s' is not defined by a POST", ref);
+                    break;
+                }
+                json_decref(refs);
+            }
+            if (rc == 0 && defer)
+                continue;
+            progress = true;
+            if (rc == 0) {
+                data = json_deep_copy(json_object_get(op, "data"));
+                substitute_refs(data, idmap);
+                char fixed[512];
+                const char *p = strstr(path, "bulkId:");
+                if (p != NULL) {
+                    const char *rid = json_string_value(json_object_get(idmap, p + 7));
+                    snprintf(fixed, sizeof(fixed), "%.*s%s", (int)(p - path), path,
+                             rid != NULL ? rid : "");
+                    path = fixed;
+                }
+                savepoint(s, CLOUD_STMT_SAVEPOINT);
+                rc = bulk_run_op(s, method, path, version, data, &r, &rt);
+                if (rc != 0)
+                    savepoint(s, CLOUD_STMT_ROLLBACK_TO);
+                savepoint(s, CLOUD_STMT_RELEASE);
+                json_decref(data);
+            }
+            json_t *res = json_object();
+            if (method != NULL)
+                json_object_set_new(res, "method", json_string(method));
+            if (bid != NULL)
+                json_object_set_new(res, "bulkId", json_string(bid));
+            char st[16];
+            snprintf(st, sizeof(st), "%d", r.status);
+            if (rc == 0) {
+                if (r.status != 204) {
+                    char etag[40];
+                    etag_of(r.version, etag, sizeof(etag));
+                    json_object_set_new(res, "version", json_string(etag));
+                    json_object_set(res, "location",
+                                    json_object_get(json_object_get(r.res, "meta"), "location"));
+                }
+                if (bid != NULL && strcmp(method, "POST") == 0) {
+                    json_object_set_new(idmap, bid, json_string(r.id));
+                    json_object_del(pending, bid);
+                }
+            } else {
+                errors++;
+                json_object_set_new(res, "response", bulk_error_response(&r));
+                if (bid != NULL) {
+                    json_object_set_new(failed, bid, json_true());
+                    json_object_del(pending, bid);
+                }
+            }
+            json_object_set_new(res, "status", json_string(st));
+            json_decref(r.res);
+            results[i] = res;
+            done[i] = true;
+            remaining--;
+            if (fail_on > 0 && errors >= fail_on)
+                stop = true;
+        }
+        if (!progress && !stop) {
+            /* circular references: fail what is left */
+            json_array_foreach(ops, i, op) {
+                if (done[i])
+                    continue;
+                struct op_result r = {0};
+                fail(&r, 409, NULL, "circular bulkId references");
+                json_t *res = json_pack("{s:O?, s:O?, s:s, s:o}", "method",
+                                        json_object_get(op, "method"), "bulkId",
+                                        json_object_get(op, "bulkId"), "status", "409",
+                                        "response", bulk_error_response(&r));
+                results[i] = res;
+                done[i] = true;
+                remaining--;
+                errors++;
+            }
+        }
+    }
+    int crc = cloud_store_commit(s->st);
+    json_t *out_ops = json_array();
+    for (i = 0; i < nops; i++) {
+        if (results[i] != NULL)
+            json_array_append_new(out_ops, results[i]);
+    }
+    free(results);
+    free(done);
+    json_decref(idmap);
+    json_decref(pending);
+    json_decref(failed);
+    json_decref(body);
+    if (crc != SQLITE_OK) {
+        json_decref(out_ops);
+        cloud_http_scim_error(req, 500, NULL, "commit failed");
+        return;
+    }
+    cloud_http_reply(req,
+                     200,
+                     json_pack("{s:[s], s:o}", "schemas", CLOUD_MSG_BULK_RESP, "Operations",
+                               out_ops),
+                     CT_SCIM);
+}
+
+/* --- discovery --------------------------------------------------------------------------- */
+
+static json_t *service_provider_config(struct scim *s)
+{
+    char loc[700];
+    snprintf(loc, sizeof(loc), "%s/ServiceProviderConfig", s->base);
+    const struct cloud_config *c = &s->ctx->cfg;
+    return json_pack(
+        "{s:[s], s:s, s:{s:b}, s:{s:b, s:I, s:I}, s:{s:b, s:I}, s:{s:b}, s:{s:b}, s:{s:b}, "
+        "s:[{s:s, s:s, s:s, s:b}], s:{s:s, s:s}}",
+        "schemas", "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig",
+        "documentationUri", "docs/cloud-api.md", "patch", "supported", 1, "bulk", "supported", 1,
+        "maxOperations", (json_int_t)c->bulk_max_ops, "maxPayloadSize",
+        (json_int_t)c->bulk_max_payload, "filter", "supported", 1, "maxResults",
+        (json_int_t)c->filter_max_results, "changePassword", "supported", 0, "sort", "supported",
+        0, "etag", "supported", 1, "authenticationSchemes", "type", "oauthbearertoken", "name",
+        "OAuth Bearer Token",
+        "description",
+        "OAuth 2.0 client credentials (POST /oauth/token) or the org admin token", "primary", 1,
+        "meta", "resourceType", "ServiceProviderConfig", "location", loc);
+}
+
+static void discovery(struct cloud_req *req, struct scim *s)
+{
+    if (req->method != EVHTTP_REQ_GET) {
+        cloud_http_header(req, "Allow", "GET");
+        cloud_http_scim_error(req, 405, NULL, "discovery endpoints are read-only");
+        return;
+    }
+    const char *what = req->segs[3];
+    const char *arg = req->nsegs > 4 ? req->segs[4] : NULL;
+    if (req->nsegs > 5) {
+        cloud_http_scim_error(req, 404, NULL, "no such endpoint");
+        return;
+    }
+    if (strcmp(what, "ServiceProviderConfig") == 0 && arg == NULL) {
+        cloud_http_reply(req, 200, service_provider_config(s), CT_SCIM);
+        return;
+    }
+    if (strcmp(what, "ResourceTypes") == 0) {
+        if (arg == NULL) {
+            cloud_http_reply(req, 200, cloud_schema_rtypes_json(s->base), CT_SCIM);
+            return;
+        }
+        for (int k = 0; k < CLOUD_RK_MAX; k++) {
+            const struct cloud_rtype_def *rt = cloud_schema_rtype((enum cloud_rkind)k);
+            if (strcmp(rt->name, arg) == 0) {
+                cloud_http_reply(req, 200, cloud_schema_rtype_json(rt, s->base), CT_SCIM);
+                return;
+            }
+        }
+        cloud_http_scim_error(req, 404, NULL, "no resource type '%s'", arg);
+        return;
+    }
+    if (strcmp(what, "Schemas") == 0) {
+        if (arg == NULL) {
+            cloud_http_reply(req, 200, cloud_schema_schemas_json(s->base), CT_SCIM);
+            return;
+        }
+        const struct cloud_schema_def *sd = cloud_schema_by_id(arg);
+        if (sd == NULL) {
+            cloud_http_scim_error(req, 404, NULL, "no schema '%s'", arg);
+            return;
+        }
+        cloud_http_reply(req, 200, cloud_schema_schema_json(sd, s->base), CT_SCIM);
+        return;
+    }
+    cloud_http_scim_error(req, 404, NULL, "no such endpoint");
+}
+
+void cloud_scim_handle(struct cloud_req *req)
+{
+    struct scim s = {.ctx = req->ctx, .st = &req->ctx->store, .org = req->segs[2]};
+    if (!cloud_http_org_exists(req->ctx, s.org)) {
+        cloud_http_scim_error(req, 404, NULL, "no organisation '%s'", s.org);
+        return;
+    }
+    snprintf(s.base, sizeof(s.base), "%s/scim/v2/%s", req->ctx->base_url, s.org);
+    if (req->nsegs < 4) {
+        cloud_http_scim_error(req, 404, NULL, "no such endpoint");
+        return;
+    }
+    const char *what = req->segs[3];
+    if (strcmp(what, "ServiceProviderConfig") == 0 || strcmp(what, "ResourceTypes") == 0 ||
+        strcmp(what, "Schemas") == 0) {
+        discovery(req, &s);
+        return;
+    }
+    if (cloud_http_authenticate(req, s.org) != 0)
+        return;
+    if (strcmp(what, "Bulk") == 0 && req->nsegs == 4) {
+        if (req->method != EVHTTP_REQ_POST) {
+            cloud_http_header(req, "Allow", "POST");
+            cloud_http_scim_error(req, 405, NULL, "use POST for /Bulk");
+            return;
+        }
+        bulk(req, &s);
+        return;
+    }
+    const struct cloud_rtype_def *rt = cloud_schema_rtype_by_endpoint(what);
+    if (rt == NULL || req->nsegs > 5) {
+        cloud_http_scim_error(req, 404, NULL, "no such endpoint");
+        return;
+    }
+    enum evhttp_cmd_type m = req->method;
+    if (req->nsegs == 4) {
+        if (m == EVHTTP_REQ_GET)
+            list_resources(req, &s, rt);
+        else if (m == EVHTTP_REQ_POST)
+            write_resource(req, &s, rt, NULL);
+        else {
+            cloud_http_header(req, "Allow", "GET, POST");
+            cloud_http_scim_error(req, 405, NULL, "method not allowed on %s", rt->endpoint);
+        }
+        return;
+    }
+    const char *id = req->segs[4];
+    if (!valid_id(id)) {
+        cloud_http_scim_error(req, 404, NULL, "%s '%s' not found", rt->name, id);
+        return;
+    }
+    if (m == EVHTTP_REQ_GET)
+        get_resource(req, &s, rt, id);
+    else if (m == EVHTTP_REQ_PUT || m == EVHTTP_REQ_PATCH || m == EVHTTP_REQ_DELETE)
+        write_resource(req, &s, rt, id);
+    else {
+        cloud_http_header(req, "Allow", "GET, PUT, PATCH, DELETE");
+        cloud_http_scim_error(req, 405, NULL, "method not allowed on a resource");
+    }
+}

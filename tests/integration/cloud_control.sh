@@ -1,0 +1,197 @@
+# Control API of dirconn-cloud over HTTPS: OAuth client credentials, auth
+# failures, connectors, lease races, fencing, state, reports and stats.
+. "$(dirname "$0")/cloud_lib.sh"
+cloud_setup
+cloud_start --token-ttl 2s
+
+# registration needs the admin token
+req "" POST "$V1/connectors" '{"name":"c1","host":"h1"}'
+check_status 401 "register without token"
+check_eq "$(header WWW-Authenticate | cut -c1-6)" "Bearer" "WWW-Authenticate on 401"
+req "wrong-token" POST "$V1/connectors" '{"name":"c1","host":"h1"}'
+check_status 401 "register with a wrong token"
+api POST "$V1/connectors" '{"name":"c1"}'
+check_status 400 "register without host"
+api POST "$V1/connectors" '{"name":"c1","host":"h1","extra":1}'
+check_status 400 "register with an unknown member"
+register c1; C1=$CID; S1=$CSECRET
+check_status 201 "register c1"
+check_eq "${#S1}" 64 "secret length"
+register c2; C2=$CID; S2=$CSECRET
+api GET "$V1/connectors"
+check_jq '[.connectors[].name]|join(",")' c1,c2 "list connectors"
+api GET "$V1/connectors/$C1"
+check_jq '.host + " " + (.lastSeen|tostring)' "c1.example.test null" "get connector"
+sqlite3 "$T/cloud.db" "select count(*) from connectors where hex(secret_hash) like '%'" >/dev/null 2>&1 || true
+if command -v sqlite3 >/dev/null && sqlite3 "$T/cloud.db" "select * from connectors" | grep -q "$S1"; then failm "secret stored in clear"; else pass; fi
+
+# OAuth 2.0 client credentials: form body and HTTP Basic
+token "$C1" "$S1"
+check_status 200 "token (form)"
+check_jq '.token_type + " " + (.expires_in|tostring)' "Bearer 2" "token response"
+T1=$TOKEN
+BODY=$(curl -sS --cacert "$T/ca.pem" -w '\n%{http_code}' -u "$C2:$S2" -d grant_type=client_credentials "$BASE/oauth/token")
+STATUS=${BODY##*$'\n'}; BODY=${BODY%$'\n'*}
+check_status 200 "token (Basic)"
+T2=$(printf '%s' "$BODY" | jq -r .access_token)
+token "$C1" "wrong"
+check_status 401 "token with a wrong secret"
+check_jq .error invalid_client "invalid_client"
+BODY=$(curl -sS --cacert "$T/ca.pem" -w '\n%{http_code}' -d grant_type=password -d client_id=$C1 -d client_secret=$S1 "$BASE/oauth/token")
+STATUS=${BODY##*$'\n'}; BODY=${BODY%$'\n'*}
+check_status 400 "unsupported grant"; check_jq .error unsupported_grant_type "unsupported_grant_type"
+BODY=$(curl -sS --cacert "$T/ca.pem" -w '\n%{http_code}' -H 'Content-Type: application/json' -d '{}' "$BASE/oauth/token")
+STATUS=${BODY##*$'\n'}
+check_status 400 "token with a JSON body"
+
+# connector tokens work on SCIM and the control API; not on another org
+req "$T1" GET "$SCIM/Users"
+check_status 200 "connector token on SCIM"
+req "$T1" GET "$BASE/scim/v2/globex/Users"
+check_status 403 "connector token on another org"
+req "$T1" GET "$BASE/v1/orgs/globex/lease"
+check_status 403 "connector token on another org's lease"
+req "$T1" POST "$V1/connectors" '{"name":"x","host":"y"}'
+check_status 403 "connector cannot register connectors"
+req "$T1" GET "$V1/connectors/$C1" "" -H "Dirconn-Connector-Version: 1.2.3"
+check_jq .version 1.2.3 "reported version"
+check_eq "$(printf '%s' "$BODY" | jq -r '.lastSeen|type')" string "lastSeen"
+
+# expired token
+sleep 2.2
+req "$T1" GET "$SCIM/Users"
+check_status 401 "expired token"
+check_eq "$(header WWW-Authenticate | grep -c invalid_token)" 1 "expired token error=invalid_token"
+token "$C1" "$S1"; T1=$TOKEN
+token "$C2" "$S2"; T2=$TOKEN
+
+# lease: take, races, renew, fencing
+api GET "$V1/lease"
+check_jq '[(.holderIdentity|tostring), (.leaseTransitions|tostring)]|join(",")' "null,0" "initial lease"
+RV=$(printf '%s' "$BODY" | jq -r .resourceVersion)
+check_eq "$(header ETag)" "\"$RV\"" "lease ETag"
+req "$T1" PUT "$V1/lease" "{\"holderIdentity\":\"$C1\",\"leaseDurationSeconds\":30}"
+check_status 428 "lease PUT without If-Match"
+req "$T1" PUT "$V1/lease" "{\"holderIdentity\":\"$C2\",\"leaseDurationSeconds\":30}" -H "If-Match: \"$RV\""
+check_status 403 "connector naming another holder"
+# race: both PUT with the same resourceVersion at the same time
+LB1="{\"holderIdentity\":\"$C1\",\"leaseDurationSeconds\":30}"
+LB2="{\"holderIdentity\":\"$C2\",\"leaseDurationSeconds\":30}"
+for i in 1 2; do
+    tok=$T1; lb=$LB1; [ $i = 2 ] && { tok=$T2; lb=$LB2; }
+    curl -sS --cacert "$T/ca.pem" -o "$T/race$i.json" -w '%{http_code}' -X PUT \
+        -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' -H "If-Match: \"$RV\"" \
+        -d "$lb" "$V1/lease" > "$T/race$i.status" &
+    RACE_PIDS="${RACE_PIDS:-} $!"
+done
+wait $RACE_PIDS
+R1=$(cat "$T/race1.status"); R2=$(cat "$T/race2.status")
+check_eq "$(printf '%s\n' "$R1" "$R2" | sort | paste -sd,)" "200,412" "lease race: one 200, one 412"
+if [ "$R1" = 200 ]; then HOLDER=$C1; HT=$T1; OTHER=$C2; OT=$T2; else HOLDER=$C2; HT=$T2; OTHER=$C1; OT=$T1; fi
+api GET "$V1/lease"
+check_jq '.holderIdentity + " " + (.leaseTransitions|tostring)' "$HOLDER 1" "lease after race"
+RV=$(printf '%s' "$BODY" | jq -r .resourceVersion)
+FT=$(printf '%s' "$BODY" | jq -r .leaseTransitions)
+req "$OT" PUT "$V1/lease" "{\"holderIdentity\":\"$OTHER\",\"leaseDurationSeconds\":30}" -H "If-Match: \"$RV\""
+check_status 409 "taking an unexpired lease"
+req "$HT" PUT "$V1/lease" "{\"holderIdentity\":\"$HOLDER\",\"leaseDurationSeconds\":1}" -H "If-Match: \"$RV\""
+check_status 200 "renew"
+check_jq .leaseTransitions 1 "renew keeps transitions"
+RV=$(printf '%s' "$BODY" | jq -r .resourceVersion)
+
+# fencing
+U='{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"fenced@example.com"}'
+req "$HT" POST "$SCIM/Users" "$U" -H "Dirconn-Fencing-Token: $FT"
+check_status 201 "holder writes with its token"
+req "$HT" POST "$SCIM/Users" "${U/fenced@/fenced2@}"
+check_status 409 "write without the header once the lease is used"
+req "$OT" POST "$SCIM/Users" "${U/fenced@/fenced3@}" -H "Dirconn-Fencing-Token: $FT"
+check_status 409 "non-holder with the current token"
+check_eq "$(header Dirconn-Fenced)" 1 "Dirconn-Fenced header"
+req "$HT" POST "$SCIM/Users" "${U/fenced@/fenced4@}" -H "Dirconn-Fencing-Token: $((FT - 1))"
+check_status 409 "stale token"
+api POST "$SCIM/Users" "${U/fenced@/admin-write@}"
+check_status 201 "admin writes are not fenced"
+sleep 1.2   # the 1 s lease expires
+refresh() { # new tokens: the 2 s ttl of this test is short
+    local hs os; if [ "$HOLDER" = "$C1" ]; then hs=$S1; os=$S2; else hs=$S2; os=$S1; fi
+    token "$HOLDER" "$hs"; HT=$TOKEN; token "$OTHER" "$os"; OT=$TOKEN
+}
+refresh
+req "$HT" POST "$SCIM/Users" "${U/fenced@/fenced5@}" -H "Dirconn-Fencing-Token: $FT"
+check_status 409 "expired holder is fenced"
+req "$OT" PUT "$V1/lease" "{\"holderIdentity\":\"$OTHER\",\"leaseDurationSeconds\":30}" -H "If-Match: \"$RV\""
+check_status 200 "take an expired lease"
+check_jq .leaseTransitions 2 "transition on takeover"
+RV=$(printf '%s' "$BODY" | jq -r .resourceVersion)
+req "$OT" POST "$SCIM/Bulk" "{$BULK_SCHEMA,\"Operations\":[{\"method\":\"POST\",\"path\":\"/Users\",\"bulkId\":\"a\",\"data\":$U}]}" -H "Dirconn-Fencing-Token: 1"
+check_status 409 "bulk with the old token"
+api GET "$V1/stats"
+check_jq .fencedRejections 5 "fencedRejections counted"
+check_jq '.users' 2 "stats users"
+
+# state document with ETag
+refresh
+req "$OT" GET "$V1/state"
+check_status 200 "get state"; check_eq "$BODY" "{}" "initial state"
+SV=$(header ETag)
+req "$OT" PUT "$V1/state" '{"watermark":"usn:123"}' -H "If-Match: $SV" -H "Dirconn-Fencing-Token: 2"
+check_status 200 "put state"
+req "$OT" PUT "$V1/state" '{"watermark":"usn:124"}' -H "If-Match: $SV" -H "Dirconn-Fencing-Token: 2"
+check_status 412 "put state with a stale ETag"
+req "$HT" PUT "$V1/state" '{"watermark":"usn:999"}' -H "If-Match: *" -H "Dirconn-Fencing-Token: 1"
+check_status 409 "state write from the old holder is fenced"
+req "$HT" GET "$V1/state"
+check_jq .watermark usn:123 "state kept"
+
+# reports
+REP='{"type":"incremental","start":"2026-01-01T10:00:00Z","end":"2026-01-01T10:00:05Z","counts":{"added":1,"updated":2,"deleted":0,"matched":3,"skipped":0,"failed":0},"thresholdEvents":[]}'
+req "$OT" POST "$V1/connectors/$OTHER/reports" "$REP"
+check_status 201 "post report"
+req "$OT" POST "$V1/connectors/$OTHER/reports" "${REP/incremental/full}"
+req "$OT" POST "$V1/connectors/$HOLDER/reports" "$REP"
+check_status 403 "report for another connector"
+req "$OT" POST "$V1/connectors/$OTHER/reports" "${REP/incremental/weekly}"
+check_status 400 "bad report type"
+req "$OT" POST "$V1/connectors/$OTHER/reports" "${REP/\"failed\":0/\"failed\":-1}"
+check_status 400 "negative count"
+api GET "$V1/connectors/$OTHER/reports?limit=1"
+check_jq '[(.reports|length|tostring), .reports[0].type]|join(",")' "1,full" "reports newest first with limit"
+api GET "$V1/reports"
+check_jq '.reports|length' 2 "org reports"
+
+# secret reset: old secret and tokens stop at once
+refresh
+api POST "$V1/connectors/$HOLDER/secret"
+check_status 200 "reset secret"
+NEWS=$(printf '%s' "$BODY" | jq -r .secret)
+req "$HT" GET "$SCIM/Users"
+check_status 401 "old token after secret reset"
+if [ "$HOLDER" = "$C1" ]; then OLDS=$S1; else OLDS=$S2; fi
+token "$HOLDER" "$OLDS"
+check_status 401 "old secret after reset"
+token "$HOLDER" "$NEWS"
+check_status 200 "new secret works"
+
+# deregistration: tokens stop at once, lease released
+HOLDER_S=$NEWS; token "$OTHER" "$([ "$OTHER" = "$C1" ] && echo "$S1" || echo "$S2")"; OT=$TOKEN
+req "$OT" GET "$SCIM/Users"
+check_status 200 "holder token before deregistration"
+api DELETE "$V1/connectors/$OTHER"
+check_status 204 "deregister"
+req "$OT" GET "$SCIM/Users"
+check_status 401 "deregistered connector's token"
+api GET "$V1/lease"
+check_jq '(.holderIdentity|tostring) + " " + (.leaseTransitions|tostring)' "null 3" "lease released by deregistration"
+api DELETE "$V1/connectors/$OTHER"
+check_status 404 "deregister twice"
+api GET "$BASE/v1/orgs/nosuch/lease"
+check_status 404 "unknown org"
+
+# faults endpoint is admin-only
+token "$HOLDER" "$NEWS"
+req "$TOKEN" GET "$BASE/v1/faults"
+check_status 403 "faults with a connector token"
+api GET "$BASE/v1/faults"
+check_status 200 "faults with the admin token"
+finish
