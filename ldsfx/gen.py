@@ -1,0 +1,799 @@
+#!/usr/bin/env python3
+"""Deterministic organisation generator for the dirconn directory fixtures.
+
+Writes LDIF for an AD DS domain (Samba) or for AD LDS-like application
+partitions (slapd) plus manifest.json, the exact numbers tests compare with.
+
+    gen.py --kind adds|adlds --out DIR [--users N] [--seed S]
+
+Output:
+    DIR/data/p1.ldif        first (or only) naming context, parents first
+    DIR/data/p2.ldif        adlds only: the second partition
+    DIR/manifest.json       expected counts, sample entries, special cases
+
+Same arguments give byte-identical output (python3 standard library only,
+random.Random(seed), no clock, no environment).
+"""
+
+import argparse
+import base64
+import json
+import os
+import random
+import struct
+import sys
+import unicodedata
+import zlib
+
+GENERATOR_VERSION = 1
+DEFAULT_SEED = 4533
+DEFAULT_USERS = 2000
+BIG_GROUP_SIZE = 1600  # > 1500 forces AD ranged retrieval (member;range=0-1499)
+
+ADDS_DOMAIN_DN = "DC=dirconn,DC=test"
+ADDS_MAIL_DOMAIN = "dirconn.test"
+ADLDS_PARTITIONS = [
+    # (naming context, mail domain, head entry kind, share of --users)
+    ("CN=AppPartition1,DC=dirconn,DC=test", "dirconn.test", "container", 1.0),
+    ("O=Fabrikam,C=US", "fabrikam.example", "organization", 0.1),
+]
+
+# userAccountControl bits ([MS-ADTS] 2.2.16)
+UAC_ACCOUNTDISABLE = 0x2
+UAC_NORMAL_ACCOUNT = 0x200
+UAC_WORKSTATION_TRUST_ACCOUNT = 0x1000
+UAC_DONT_EXPIRE_PASSWORD = 0x10000
+
+# groupType ([MS-ADTS] 2.2.12), as the signed 32-bit values AD returns
+GT_GLOBAL_SECURITY = -2147483646
+GT_UNIVERSAL_SECURITY = -2147483640
+GT_UNIVERSAL_DISTRIBUTION = 8
+GT_BUILTIN_LOCAL_SECURITY = -2147483643
+
+# ---------------------------------------------------------------- name pools
+GIVEN = [
+    "Anna", "José", "Zoë", "Łukasz", "Søren", "Ángel", "François", "Ingrid",
+    "Björn", "Chloé", "Nuño", "John", "Mary", "Ahmed", "Priya", "Oluwaseun",
+    "Siobhán", "Dmitri", "Agnès", "Jürgen", "Małgorzata", "Renée", "Thomas",
+    "Fatima", "Kofi", "Elena", "Mateo", "Noémie", "Øystein", "Wei", "Aiko",
+    "Lars", "Camille", "Grzegorz", "Hélène", "Raúl", "Sinéad", "Tomáš",
+    "Yusuf", "Émilie", "Olga", "Pedro", "Ségolène", "Zbigniew", "Laura",
+    "Michael", "Sarah", "David", "Sofía", "Chiara",
+]
+SURNAME = [
+    "O'Brien", "D'Angelo", "Müller", "García", "Nguyễn", "Smith", "Dvořák",
+    "Øvergaard", "Jönsson", "van der Berg", "Ó Súilleabháin", "Kowalczyk",
+    "Łęcki", "Ibáñez", "Schmidt", "Johnson", "Fernández", "Rossi", "Dubois",
+    "Novák", "Andersson", "Papadopoulos", "Yılmaz", "Kowalski", "Moreau",
+    "Bianchi", "Fischer", "Hernández", "Lindqvist", "Petrović", "Silva",
+    "Brown", "Taylor", "Wilson", "Martin", "Lefèvre", "Weiß", "Çelik",
+    "Sørensen", "Ågren", "MacDonald", "N'Diaye", "de la Cruz", "Nowak",
+]
+CJK = [
+    # (family, given, display name as written)
+    ("王", "伟", None), ("李", "娜", None), ("张", "秀英", None),
+    ("刘", "洋", None), ("陈", "静", None), ("田中", "太郎", "田中 太郎"),
+    ("佐藤", "花子", "佐藤 花子"), ("鈴木", "一郎", "鈴木 一郎"),
+    ("김", "민준", "김민준"), ("이", "서연", "이서연"), ("박", "지훈", "박지훈"),
+]
+DEPARTMENTS = [
+    ("Executive", "Chief Executive Officer", ["Executive Assistant", "Chief of Staff"]),
+    ("Sales", "Head of Sales", ["Account Executive", "Sales Manager", "Sales Engineer"]),
+    ("Marketing", "Head of Marketing", ["Marketing Specialist", "Content Writer"]),
+    ("Engineering", "VP Engineering", ["Software Engineer", "Senior Software Engineer", "Staff Engineer", "QA Engineer"]),
+    ("Operations", "Head of Operations", ["Site Reliability Engineer", "Operations Analyst"]),
+    ("Finance", "Chief Financial Officer", ["Accountant", "Financial Analyst", "Controller"]),
+    ("Human Resources", "Head of People", ["HR Partner", "Recruiter"]),
+    ("Legal", "General Counsel", ["Paralegal", "Counsel"]),
+    ("Support", "Head of Support", ["Support Engineer", "Support Agent"]),
+    ("Research & Development", "Head of R&D", ["Researcher", "Research Scientist"]),
+    ("Facilities", "Facilities Manager", ["Facilities Coordinator"]),
+    ("IT", "Chief Information Officer", ["Systems Administrator", "Help Desk Technician"]),
+]
+OFFICES = [
+    # office name, street, city, st, postal code, c, co, language, phone prefix
+    ("Berlin HQ", "Friedrichstraße 68", "Berlin", "BE", "10117", "DE", "Germany", "de-DE", "+49 30 5550"),
+    ("Zürich", "Bahnhofstrasse 10", "Zürich", "ZH", "8001", "CH", "Switzerland", "de-CH", "+41 44 5550"),
+    ("New York", "350 Fifth Avenue", "New York", "NY", "10118", "US", "United States", "en-US", "+1 212 555"),
+    ("Tokyo", "1-1 Marunouchi, Chiyoda-ku", "Tokyo", "13", "100-0005", "JP", "Japan", "ja-JP", "+81 3 5550"),
+    ("São Paulo", "Avenida Paulista 1000", "São Paulo", "SP", "01310-100", "BR", "Brazil", "pt-BR", "+55 11 5550"),
+    ("London", "1 Canada Square", "London", "", "E14 5AB", "GB", "United Kingdom", "en-GB", "+44 20 7946"),
+    ("Kraków", "ul. Floriańska 3", "Kraków", "MA", "31-019", "PL", "Poland", "pl-PL", "+48 12 5550"),
+]
+PARTNER_DOMAINS = ["contoso.example", "northwind.example", "tailspin.example", "adatum.example"]
+SERVICE_NAMES = ["svc-backup", "svc-sql", "svc-sharepoint", "svc-exchange", "svc-monitoring",
+                 "svc-ci", "svc-print", "svc-scan", "svc-hr-sync", "svc-crm"]
+
+
+# ---------------------------------------------------------------- helpers
+def rdn_escape(value):
+    """Escape an attribute value for use in a DN (RFC 4514 section 2.4)."""
+    out = []
+    for i, ch in enumerate(value):
+        if ch in ',+"\\<>;=':
+            out.append("\\" + ch)
+        elif ch == "\0":
+            out.append("\\00")
+        elif (ch == " " and (i == 0 or i == len(value) - 1)) or (ch == "#" and i == 0):
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def ascii_fold(text):
+    """ASCII letters only, accents removed; '' for scripts without a folding."""
+    special = {"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "ß": "ss", "đ": "d", "ı": "i"}
+    text = "".join(special.get(c, c) for c in text)
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if c.isascii() and c.isalpha())
+
+
+def tiny_png(rng):
+    """A valid 16x16 single-colour PNG, as a stand-in photo (about 80 bytes)."""
+    r, g, b = rng.randrange(256), rng.randrange(256), rng.randrange(256)
+    raw = b"".join(b"\x00" + bytes((r, g, b)) * 16 for _ in range(16))
+
+    def chunk(kind, data):
+        c = struct.pack(">I", len(data)) + kind + data
+        return c + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
+def ldif_line(attr, value):
+    """One LDIF attrval-spec (RFC 2849), base64 when the value needs it."""
+    if isinstance(value, bytes):
+        return "%s:: %s" % (attr, base64.b64encode(value).decode("ascii"))
+    safe = (value != "" and value.isascii() and value.isprintable()
+            and value[0] not in " :<" and value[-1] != " ")
+    if safe:
+        return "%s: %s" % (attr, value)
+    return "%s:: %s" % (attr, base64.b64encode(value.encode("utf-8")).decode("ascii"))
+
+
+class Entry:
+    def __init__(self, dn, kind):
+        self.dn = dn
+        self.kind = kind  # ou, user, group, contact, computer, container, head
+        self.attrs = []   # list of (name, value)
+        self.info = {}
+
+    def add(self, name, value):
+        if value is None or value == "":
+            return
+        self.attrs.append((name, value))
+
+    def ldif(self):
+        lines = [ldif_line("dn", self.dn)]
+        lines += [ldif_line(a, v) for a, v in self.attrs]
+        return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- the org
+class Org:
+    """One naming context's worth of organisation."""
+
+    def __init__(self, kind, base_dn, mail_domain, n_users, seed, head=None):
+        self.kind = kind
+        self.base = base_dn
+        self.domain = mail_domain
+        self.n = n_users
+        self.rng = random.Random("%s|%s|%d" % (seed, base_dn, n_users))
+        self.head = head
+        self.entries = []
+        self.ous = {}
+        self.cn_taken = set()
+        self.sam_taken = set()
+        self.mail_taken = set()
+        self.users = []
+        self.groups = []
+        self.contacts = []
+        self.computers = []
+        self.conflicts = []
+        self.build()
+
+    # -- names -------------------------------------------------------------
+    def person_name(self):
+        rng = self.rng
+        if rng.random() < 0.08:
+            family, given, display = rng.choice(CJK)
+            return given, family, display or (family + given), True
+        given, sn = rng.choice(GIVEN), rng.choice(SURNAME)
+        return given, sn, "%s %s" % (given, sn), False
+
+    def unique_cn(self, parent, cn):
+        cand, i = cn, 1
+        while (parent, cand.casefold()) in self.cn_taken:
+            i += 1
+            cand = "%s %d" % (cn, i)
+        self.cn_taken.add((parent, cand.casefold()))
+        return cand
+
+    def unique(self, taken, base, limit):
+        base = base[:limit]
+        cand, i = base, 1
+        while cand.casefold() in taken:
+            i += 1
+            suffix = str(i)
+            cand = base[:limit - len(suffix)] + suffix
+        taken.add(cand.casefold())
+        return cand
+
+    # -- building blocks -----------------------------------------------------
+    def ou(self, name):
+        dn = "OU=%s,%s" % (rdn_escape(name), self.base)
+        e = Entry(dn, "ou")
+        e.add("objectClass", "top")
+        e.add("objectClass", "organizationalUnit")
+        e.add("ou", name)
+        e.add("description", "%s (dirconn ldsfx)" % name)
+        self.entries.append(e)
+        self.ous[name] = dn
+        return dn
+
+    def new_user(self, ou_name, category, dept=None, title=None, manager=None,
+                 disabled=False, service_name=None):
+        rng = self.rng
+        parent = self.ous[ou_name]
+        if service_name:
+            given, sn, display, cjk = None, service_name, service_name, False
+            cn = service_name
+        else:
+            given, sn, display, cjk = self.person_name()
+            if not cjk and rng.random() < 0.15:
+                cn = "%s, %s" % (sn, given)  # "Last, First": a comma in the RDN
+            else:
+                cn = display
+        cn = self.unique_cn(parent, cn)
+        if not service_name and cn != display and "," not in cn:
+            display = cn  # keep CN and displayName aligned after de-duplication
+        idx = len(self.users)
+        if service_name:
+            login = service_name
+        else:
+            login = (ascii_fold(given)[:1] + ascii_fold(sn)).lower() or "user%05d" % idx
+        sam = self.unique(self.sam_taken, login, 20)
+        e = Entry("CN=%s,%s" % (rdn_escape(cn), parent), "user")
+        e.info.update(cn=cn, sam=sam, ou=ou_name, category=category, disabled=disabled,
+                      given=given, sn=sn, display=display, dept=dept, title=title,
+                      manager=manager, cjk=cjk, mail=None, index=idx)
+        self.users.append(e)
+        return e
+
+    def assign_mail(self, e, mixed_case=False):
+        i = e.info
+        if i["given"] and ascii_fold(i["given"]) and ascii_fold(i["sn"]):
+            local = "%s.%s" % (ascii_fold(i["given"]), ascii_fold(i["sn"]))
+        else:
+            local = i["sam"]
+        local = self.unique(self.mail_taken, local.lower(), 64)
+        if mixed_case:
+            parts = local.split(".")
+            local = ".".join(p[:1].upper() + p[1:] for p in parts)
+            mail = "%s@%s" % (local, self.domain.title())
+        else:
+            mail = "%s@%s" % (local, self.domain)
+        i["mail"] = mail
+        i["mixed_case_mail"] = mixed_case
+
+    # -- the whole organisation -----------------------------------------------
+    def build(self):
+        rng = self.rng
+        n = self.n
+        for name in ["Employees", "Contractors", "Disabled", "Service Accounts",
+                     "Groups", "Contacts", "Workstations"]:
+            self.ou(name)
+
+        n_service = min(max(2, round(n * 0.01)), n // 4) if n >= 8 else 0
+        n_disabled_ou = max(1, round(n * 0.04)) if n >= 8 else 0
+        n_contractors = max(1, round(n * 0.10)) if n >= 8 else 0
+        n_employees = n - n_service - n_disabled_ou - n_contractors
+        if n_employees < 1:
+            raise SystemExit("gen.py: --users must be at least 1")
+
+        # Employees: CEO first, then department heads, then everyone else, so
+        # that every manager exists before the entries that point at it.
+        depts = DEPARTMENTS[:max(1, min(len(DEPARTMENTS), n_employees // 8 or 1))]
+        ceo = self.new_user("Employees", "employee", dept=depts[0][0], title=depts[0][1])
+        heads = {depts[0][0]: ceo}
+        for dname, htitle, _ in depts[1:]:
+            if len(self.users) >= n_employees:
+                break
+            heads[dname] = self.new_user("Employees", "employee", dept=dname, title=htitle,
+                                         manager=ceo)
+        dnames = list(heads)
+        while len(self.users) < n_employees:
+            dname = rng.choice(dnames)
+            titles = [d[2] for d in depts if d[0] == dname][0]
+            # every 50th employee has left but was not moved: disabled in place
+            disabled = len(self.users) % 50 == 49
+            self.new_user("Employees", "employee", dept=dname, title=rng.choice(titles),
+                          manager=heads[dname], disabled=disabled)
+        for _ in range(n_contractors):
+            dname = rng.choice(dnames)
+            self.new_user("Contractors", "contractor", dept=dname, title="Contractor",
+                          manager=heads[dname], disabled=rng.random() < 0.05)
+        for _ in range(n_disabled_ou):
+            dname = rng.choice(dnames)
+            self.new_user("Disabled", "leaver", dept=dname, title="Former Employee",
+                          disabled=True)
+        for k in range(n_service):
+            name = SERVICE_NAMES[k] if k < len(SERVICE_NAMES) else "svc-app-%03d" % k
+            self.new_user("Service Accounts", "service", service_name=name)
+
+        # mail: service accounts never, ~6% of the others not either
+        people = [u for u in self.users if u.info["category"] != "service"]
+        for u in people:
+            if u is not ceo and rng.random() < 0.06:
+                continue
+            self.assign_mail(u, mixed_case=rng.random() < 0.03)
+
+        # contacts (external partners), some of them with a user's address
+        n_contacts = max(3, n // 20)
+        contacts_ou = self.ous["Contacts"]
+        mailed = [u for u in people if u.info["mail"]]
+        pair = (mailed[1], mailed[-1]) if len(mailed) >= 4 else ()
+        pool = [u for u in mailed if u not in pair]
+        n_dup = min(len(pool) // 3, max(1, n // 250))
+        dup_users = rng.sample(pool, n_dup) if n_dup else []
+        for k in range(n_contacts):
+            given, sn, display, _ = self.person_name()
+            cn = self.unique_cn(contacts_ou, "%s (External)" % display)
+            e = Entry("CN=%s,%s" % (rdn_escape(cn), contacts_ou), "contact")
+            if k < len(dup_users):
+                # naming conflict: a contact with the address of a user; every
+                # second one differs from the user's address in case only
+                owner = dup_users[k]
+                mail = owner.info["mail"]
+                mail = mail.upper() if k % 2 else mail
+                self.conflicts.append({"mail": mail, "dns": [owner.dn, e.dn],
+                                       "case_only": mail != owner.info["mail"]})
+            else:
+                local = ascii_fold(given).lower() + "." + (ascii_fold(sn).lower() or "x")
+                mail = "%s%d@%s" % (local, k, PARTNER_DOMAINS[k % len(PARTNER_DOMAINS)])
+            e.info.update(cn=cn, given=given, sn=sn, display=display, mail=mail)
+            self.contacts.append(e)
+        # and one user pair sharing an address (the second took the first's)
+        if pair:
+            a, b = pair
+            b.info["mail"] = a.info["mail"]
+            b.info["mixed_case_mail"] = a.info.get("mixed_case_mail", False)
+            self.conflicts.append({"mail": a.info["mail"], "dns": [a.dn, b.dn], "case_only": False})
+
+        # user attributes
+        for u in self.users:
+            self.fill_user(u)
+
+        # computers: must never sync
+        n_computers = max(2, n // 40)
+        ws_ou = self.ous["Workstations"]
+        for k in range(n_computers):
+            name = "WS%05d" % (k + 1)
+            e = Entry("CN=%s,%s" % (name, ws_ou), "computer")
+            e.info.update(cn=name)
+            self.computers.append(e)
+
+        self.build_groups(heads, people)
+
+    def fill_user(self, u):
+        rng = self.rng
+        i = u.info
+        office = OFFICES[(i["index"] * 7 + len(i["sam"])) % len(OFFICES)]
+        i["office"] = office
+        phone = None
+        if i["category"] != "service":
+            r = rng.random()
+            if r < 0.02:
+                phone = "+"  # invalid on purpose
+            elif r < 0.90:
+                phone = "%s %04d" % (office[8], rng.randrange(10000))
+        i["phone"] = phone
+        i["mobile"] = ("%s %04d" % (office[8].rsplit(" ", 1)[0] + " 17", rng.randrange(10000))
+                       if i["category"] != "service" and rng.random() < 0.5 else None)
+        i["fax"] = "%s 9%03d" % (office[8], rng.randrange(1000)) if rng.random() < 0.05 else None
+        i["pager"] = "%05d" % rng.randrange(100000) if rng.random() < 0.02 else None
+        i["home"] = "%s %04d" % (office[8], rng.randrange(10000)) if rng.random() < 0.1 else None
+        i["photo"] = tiny_png(rng) if i["category"] != "service" and rng.random() < 0.05 else None
+        i["alias"] = rng.random() < 0.2
+
+    def build_groups(self, heads, people):
+        rng = self.rng
+        gou = self.ous["Groups"]
+        groups = {}
+
+        def group(name, gtype, members, mail=None, description=None):
+            e = Entry("CN=%s,%s" % (rdn_escape(name), gou), "group")
+            e.info.update(cn=name, gtype=gtype, members=list(members), mail=mail,
+                          description=description, sam=self.unique(self.sam_taken, name, 64))
+            self.groups.append(e)
+            groups[name] = e
+            return e
+
+        # department groups, nested two levels deep under "Staff"
+        dept_groups = []
+        for dname in heads:
+            members = [u for u in self.users
+                       if u.info["dept"] == dname and u.info["category"] == "employee"]
+            dept_groups.append(group("Dept - %s" % dname, GT_GLOBAL_SECURITY, members,
+                                     description="Employees of %s" % dname))
+        contractors = group("Contractors", GT_GLOBAL_SECURITY,
+                            [u for u in self.users if u.info["category"] == "contractor"])
+        all_depts = group("All Departments", GT_UNIVERSAL_SECURITY, dept_groups)
+        group("Staff", GT_UNIVERSAL_SECURITY, [all_depts, contractors],
+              description="Nested: Staff > All Departments > Dept - *")
+        group("Managers", GT_GLOBAL_SECURITY, list(heads.values()))
+        # the big group: > 1500 members at the default size
+        big = [u for u in self.users if u.info["category"] != "service"][:BIG_GROUP_SIZE]
+        self.big_group = group("All Company", GT_UNIVERSAL_DISTRIBUTION, big,
+                               mail="all-company@%s" % self.domain)
+        # the email security group the connector is told to sync
+        enabled_mailed = [u for u in self.users if u.info["category"] == "employee"
+                          and not u.info["disabled"] and u.info["mail"]]
+        cloud_direct = enabled_mailed[::4]
+        pilot_pool = [u for u in self.users if u.info["category"] == "contractor"]
+        pilot = pilot_pool[:10]
+        # the nested group also holds one disabled user and one without mail,
+        # so that the connector's filters have something to filter
+        extra = [u for u in self.users if u.info["disabled"] and u not in pilot][:1]
+        extra += [u for u in people if not u.info["mail"] and not u.info["disabled"]
+                  and u not in pilot][:1]
+        pilot_group = group("Cloud Pilot", GT_GLOBAL_SECURITY, pilot + extra)
+        self.cloud_group = group("Cloud Users", GT_UNIVERSAL_SECURITY,
+                                 cloud_direct + [pilot_group],
+                                 mail="cloud-users@%s" % self.domain,
+                                 description="Email security group: users synced to the cloud")
+        newsletter_contacts = self.contacts[: max(1, len(self.contacts) // 2)]
+        group("Newsletter", GT_UNIVERSAL_DISTRIBUTION,
+              rng.sample(people, min(25, len(people))) + newsletter_contacts,
+              mail="newsletter@%s" % self.domain)
+        group("Empty Group", GT_GLOBAL_SECURITY, [])
+
+    # -- output ----------------------------------------------------------------
+    def user_entry_attrs(self, u):
+        i = u.info
+        e = u
+        if self.kind == "adds":
+            e.add("objectClass", "top")
+            e.add("objectClass", "person")
+            e.add("objectClass", "organizationalPerson")
+            e.add("objectClass", "user")
+        else:
+            for oc in ("top", "person", "organizationalPerson", "user"):
+                e.add("objectClass", oc)
+        e.add("cn", i["cn"])
+        if self.kind == "adds":
+            e.add("sAMAccountName", i["sam"])
+            uac = UAC_NORMAL_ACCOUNT
+            if i["category"] == "service":
+                uac |= UAC_DONT_EXPIRE_PASSWORD
+            if i["disabled"]:
+                uac |= UAC_ACCOUNTDISABLE
+            e.add("userAccountControl", str(uac))
+        else:
+            e.add("msDS-UserAccountDisabled", "TRUE" if i["disabled"] else "FALSE")
+        e.add("userPrincipalName", "%s@%s" % (i["sam"], self.domain))
+        e.add("givenName", i["given"])
+        e.add("sn", i["sn"])
+        e.add("displayName", i["display"])
+        if i["mail"]:
+            e.add("mail", i["mail"])
+            e.add("proxyAddresses", "SMTP:" + i["mail"])
+            if i["alias"]:
+                e.add("proxyAddresses", "smtp:%s@mail.%s" % (i["sam"].lower(), self.domain))
+        if i["category"] == "service":
+            e.add("description", "Service account")
+            return
+        o = i["office"]
+        e.add("telephoneNumber", i["phone"])
+        e.add("mobile", i["mobile"])
+        e.add("facsimileTelephoneNumber", i["fax"])
+        e.add("pager", i["pager"])
+        e.add("homePhone", i["home"])
+        e.add("physicalDeliveryOfficeName", o[0])
+        e.add("streetAddress", o[1])
+        e.add("l", o[2])
+        e.add("st", o[3])
+        e.add("postalCode", o[4])
+        e.add("c", o[5])
+        e.add("co", o[6])
+        e.add("preferredLanguage", o[7])
+        e.add("title", i["title"])
+        e.add("department", i["dept"])
+        prefix = {"employee": "E", "contractor": "C", "leaver": "L"}[i["category"]]
+        e.add("employeeNumber", "%s%06d" % (prefix, i["index"] + 1))
+        if i["manager"] is not None:
+            e.add("manager", i["manager"].dn)
+        if i["photo"]:
+            e.add("thumbnailPhoto", i["photo"])
+
+    def materialise(self):
+        """Fill every entry's attribute list; returns entries in load order."""
+        member_of = {}
+        for g in self.groups:
+            for m in g.info["members"]:
+                member_of.setdefault(m.dn, []).append(g.dn)
+        for u in self.users:
+            self.user_entry_attrs(u)
+        for c in self.contacts:
+            i = c.info
+            for oc in ("top", "person", "organizationalPerson", "contact"):
+                c.add("objectClass", oc)
+            c.add("cn", i["cn"])
+            c.add("givenName", i["given"])
+            c.add("sn", i["sn"])
+            c.add("displayName", i["display"])
+            c.add("mail", i["mail"])
+            c.add("description", "External contact")
+        for w in self.computers:
+            name = w.info["cn"]
+            if self.kind == "adds":
+                w.add("objectClass", "top")
+                w.add("objectClass", "computer")
+                w.add("cn", name)
+                w.add("sAMAccountName", name + "$")
+                w.add("userAccountControl", str(UAC_WORKSTATION_TRUST_ACCOUNT))
+            else:
+                for oc in ("top", "person", "organizationalPerson", "user", "computer"):
+                    w.add("objectClass", oc)
+                w.add("cn", name)
+                w.add("sn", name)
+            w.add("dNSHostName", "%s.%s" % (name.lower(), self.domain))
+            w.add("description", "Workstation (must never sync)")
+        # groups: a group's member groups come before it (nesting order)
+        ordered, seen = [], set()
+
+        def visit(g):
+            if g.dn in seen:
+                return
+            seen.add(g.dn)
+            for m in g.info["members"]:
+                if m.kind == "group":
+                    visit(m)
+            ordered.append(g)
+        for g in self.groups:
+            visit(g)
+        self.groups = ordered
+        for g in self.groups:
+            i = g.info
+            g.add("objectClass", "top")
+            g.add("objectClass", "group")
+            g.add("cn", i["cn"])
+            if self.kind == "adds":
+                g.add("sAMAccountName", i["sam"])
+            g.add("groupType", str(i["gtype"]))
+            g.add("description", i["description"])
+            if i["mail"]:
+                g.add("mail", i["mail"])
+                g.add("proxyAddresses", "SMTP:" + i["mail"])
+            for m in i["members"]:
+                g.add("member", m.dn)
+        roles = []
+        if self.kind == "adlds":
+            # every AD LDS partition has CN=Roles with three built-in groups
+            rdn = "CN=Roles,%s" % self.base
+            r = Entry(rdn, "container")
+            r.add("objectClass", "top")
+            r.add("objectClass", "container")
+            r.add("cn", "Roles")
+            r.add("isCriticalSystemObject", "TRUE")
+            roles.append(r)
+            for name in ("Administrators", "Readers", "Users"):
+                g = Entry("CN=%s,%s" % (name, rdn), "role")
+                g.add("objectClass", "top")
+                g.add("objectClass", "group")
+                g.add("cn", name)
+                g.add("groupType", str(GT_BUILTIN_LOCAL_SECURITY))
+                g.add("isCriticalSystemObject", "TRUE")
+                roles.append(g)
+            # memberOf is maintained by the memberof overlay on writes;
+            # slapadd bypasses overlays, so the generator writes it.
+            for e in self.users + self.contacts + self.groups:
+                for gdn in member_of.get(e.dn, []):
+                    e.add("memberOf", gdn)
+        self.roles = roles
+        head = []
+        if self.head is not None:
+            head.append(self.head)
+        ous = [e for e in self.entries if e.kind == "ou"]
+        return head + roles + ous + self.users + self.contacts + self.computers + self.groups
+
+    def manifest(self):
+        users = self.users
+
+        def enabled(u):
+            return not u.info["disabled"]
+
+        def transitive_users(g, seen=None):
+            seen = set() if seen is None else seen
+            out = {}
+            for m in g.info["members"]:
+                if m.kind == "group":
+                    if m.dn not in seen:
+                        seen.add(m.dn)
+                        out.update(transitive_users(m, seen))
+                elif m.kind == "user":
+                    out[m.dn] = m
+            return out
+
+        per_ou = {}
+        for name, dn in self.ous.items():
+            per_ou[name] = {"dn": dn, "users": 0, "users_enabled": 0, "users_disabled": 0,
+                            "groups": 0, "contacts": 0, "computers": 0}
+        for u in users:
+            o = per_ou[u.info["ou"]]
+            o["users"] += 1
+            o["users_enabled" if enabled(u) else "users_disabled"] += 1
+        per_ou["Groups"]["groups"] = len(self.groups)
+        per_ou["Contacts"]["contacts"] = len(self.contacts)
+        per_ou["Workstations"]["computers"] = len(self.computers)
+
+        cloud = self.cloud_group
+        cloud_all = transitive_users(cloud)
+        big = self.big_group
+        with_mail = [u for u in users if u.info["mail"]]
+        counts = {
+            "users": len(users),
+            "users_enabled": sum(1 for u in users if enabled(u)),
+            "users_disabled": sum(1 for u in users if not enabled(u)),
+            "users_with_mail": len(with_mail),
+            "users_without_mail": len(users) - len(with_mail),
+            "users_enabled_with_mail": sum(1 for u in with_mail if enabled(u)),
+            "users_mixed_case_mail": sum(1 for u in with_mail if u.info.get("mixed_case_mail")),
+            "users_with_manager": sum(1 for u in users if u.info["manager"] is not None),
+            "users_with_photo": sum(1 for u in users if u.info.get("photo")),
+            "users_invalid_phone": sum(1 for u in users if u.info.get("phone") == "+"),
+            "users_comma_in_cn": sum(1 for u in users if "," in u.info["cn"]),
+            "users_non_ascii_cn": sum(1 for u in users if not u.info["cn"].isascii()),
+            "groups": len(self.groups),
+            "groups_security": sum(1 for g in self.groups if g.info["gtype"] < 0),
+            "groups_distribution": sum(1 for g in self.groups if g.info["gtype"] > 0),
+            "groups_with_mail": sum(1 for g in self.groups if g.info["mail"]),
+            "contacts": len(self.contacts),
+            "computers": len(self.computers),
+            "ous": len(self.ous),
+        }
+        if self.kind == "adlds":
+            counts["role_groups"] = 3
+
+        def sample(u, why):
+            return {"why": why, "dn": u.dn, "mail": u.info["mail"], "displayName": u.info["display"],
+                    "cn": u.info["cn"], "enabled": enabled(u),
+                    **({"sAMAccountName": u.info["sam"]} if self.kind == "adds" else {})}
+
+        samples, picked = [], set()
+
+        def pick(why, pred):
+            for u in users:
+                if u.dn not in picked and pred(u):
+                    picked.add(u.dn)
+                    samples.append(sample(u, why))
+                    return
+        pick("first employee (CEO)", lambda u: True)
+        pick("comma in CN", lambda u: "," in u.info["cn"])
+        pick("CJK name", lambda u: u.info["cjk"])
+        pick("apostrophe in CN", lambda u: "'" in u.info["cn"])
+        pick("no mail", lambda u: not u.info["mail"] and u.info["category"] != "service")
+        pick("disabled", lambda u: u.info["disabled"])
+        pick("mixed-case mail", lambda u: u.info.get("mixed_case_mail"))
+        pick("invalid telephoneNumber '+'", lambda u: u.info.get("phone") == "+")
+        pick("service account", lambda u: u.info["category"] == "service")
+
+        return {
+            "dn": self.base,
+            "mail_domain": self.domain,
+            "users_requested": self.n,
+            "counts": counts,
+            "ous": per_ou,
+            "groups": {g.info["cn"]: {"dn": g.dn, "members": len(g.info["members"]),
+                                      "groupType": g.info["gtype"]} for g in self.groups},
+            "big_group": {"name": big.info["cn"], "dn": big.dn, "members": len(big.info["members"])},
+            "cloud_users": {
+                "name": cloud.info["cn"], "dn": cloud.dn, "mail": cloud.info["mail"],
+                "members": len(cloud.info["members"]),
+                "direct_user_members": sum(1 for m in cloud.info["members"] if m.kind == "user"),
+                "direct_group_members": [m.dn for m in cloud.info["members"] if m.kind == "group"],
+                "transitive_users": len(cloud_all),
+                "transitive_users_enabled": sum(1 for u in cloud_all.values() if enabled(u)),
+                "transitive_users_enabled_with_mail": sum(
+                    1 for u in cloud_all.values() if enabled(u) and u.info["mail"]),
+            },
+            "mail_conflicts": self.conflicts,
+            "samples": samples,
+        }
+
+
+def partition_head(dn):
+    """The entry at the top of an adlds naming context."""
+    attr, value = dn.split(",", 1)[0].split("=", 1)
+    e = Entry(dn, "head")
+    if attr.upper() == "CN":
+        e.add("objectClass", "top")
+        e.add("objectClass", "container")
+        e.add("cn", value)
+    elif attr.upper() == "O":
+        e.add("objectClass", "top")
+        e.add("objectClass", "organization")
+        e.add("o", value)
+    else:
+        raise SystemExit("gen.py: unsupported partition head %s" % dn)
+    e.add("description", "dirconn ldsfx application partition")
+    return e
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--kind", choices=["adds", "adlds"], required=True)
+    ap.add_argument("--out", required=True, help="output directory")
+    ap.add_argument("--users", type=int, default=DEFAULT_USERS)
+    ap.add_argument("--seed", default=str(DEFAULT_SEED))
+    a = ap.parse_args(argv)
+    if a.users < 1:
+        ap.error("--users must be at least 1")
+
+    os.makedirs(os.path.join(a.out, "data"), exist_ok=True)
+    if a.kind == "adds":
+        specs = [(ADDS_DOMAIN_DN, ADDS_MAIL_DOMAIN, None, a.users)]
+    else:
+        specs = [(dn, dom, partition_head(dn), max(20, round(a.users * share)) if share < 1 else a.users)
+                 for dn, dom, _, share in ADLDS_PARTITIONS]
+    parts = []
+    for k, (dn, dom, head, n) in enumerate(specs, 1):
+        org = Org(a.kind, dn, dom, n, a.seed, head)
+        entries = org.materialise()
+        path = os.path.join(a.out, "data", "p%d.ldif" % k)
+        with open(path + ".tmp", "w", encoding="utf-8", newline="\n") as f:
+            for e in entries:
+                f.write(e.ldif())
+                f.write("\n")
+        os.replace(path + ".tmp", path)
+        m = org.manifest()
+        m["ldif"] = os.path.join("data", "p%d.ldif" % k)
+        m["entries"] = len(entries)
+        parts.append(m)
+
+    first = parts[0]
+    manifest = {
+        "generator": "ldsfx/gen.py",
+        "generator_version": GENERATOR_VERSION,
+        "kind": a.kind,
+        "seed": a.seed,
+        "users_requested": a.users,
+        "base_dn": first["dn"],
+        "partitions": parts,
+        # convenience copies of the first partition (the base DN)
+        "counts": first["counts"],
+        "ous": first["ous"],
+        "big_group": first["big_group"],
+        "cloud_users": first["cloud_users"],
+        "samples": first["samples"],
+        "filters": {
+            "users": "(&(objectClass=user)(!(objectClass=computer)))",
+            "users_enabled": ("(&(objectClass=user)(!(objectClass=computer))"
+                              "(!(userAccountControl:1.2.840.113556.1.4.803:=2)))"
+                              if a.kind == "adds" else
+                              "(&(objectClass=user)(!(objectClass=computer))"
+                              "(!(msDS-UserAccountDisabled=TRUE)))"),
+            "groups": "(objectClass=group)",
+            "contacts": "(objectClass=contact)",
+            "computers": "(objectClass=computer)",
+        },
+        "notes": ("counts cover the generated organisation, i.e. the OUs listed in 'ous'; "
+                  + ("Samba's built-in objects (CN=Users, CN=Builtin, OU=Domain Controllers) "
+                     "are counted separately under 'builtin' when ldsfx loads the data"
+                     if a.kind == "adds" else
+                     "each partition also holds CN=Roles with three built-in groups "
+                     "(counts.role_groups), which are not in counts.groups")),
+    }
+    path = os.path.join(a.out, "manifest.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
