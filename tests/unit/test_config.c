@@ -125,7 +125,6 @@ static void test_errors_name_file_line(void **state)
     load_fail(MINIMAL "change_tracking = magic\n", "'magic' is not one of: auto, dirsync, usn, syncrepl");
     load_fail(MINIMAL "this line has no equals sign\n", "test.conf:3: syntax error");
     load_fail("[connector]\nname = a\n", "test.conf: [ldap] urls: required key is missing");
-    load_fail(MINIMAL "bind_dn = CN=x,DC=y\n", "test.conf:3: [ldap] bind_dn is set but bind_password_file is not");
     load_fail(MINIMAL "page_size = 10\n  20\n", "test.conf:4: [ldap] page_size: this key does not take continuation lines");
     load_fail(MINIMAL "[schedule]\nfull_sync = Funday 02:00\n", "test.conf:4: [schedule] full_sync");
     load_fail(MINIMAL "[cloud]\nurl = ftp://cloud\n", "test.conf:4: [cloud] url: 'ftp://cloud'");
