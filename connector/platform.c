@@ -177,20 +177,21 @@ enum dirconn_err platform_read_secret(const char *prompt, const char *confirm, s
     return DIRCONN_OK;
 }
 
-bool platform_confirm(const char *question)
+int platform_confirm(const char *question)
 {
-    int fd = open("/dev/tty", O_RDWR | O_NOCTTY);
+    int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (fd < 0)
-        return false;
+        return -1;
     char line[16];
     if (write(fd, question, strlen(question)) < 0) {
         close(fd);
-        return false;
+        return -1;
     }
     long n = read_line_fd(fd, line, sizeof(line), true);
     close(fd);
     if (n < 0)
-        return false;
-    return strcmp(line, "y") == 0 || strcmp(line, "Y") == 0 || strcmp(line, "yes") == 0 ||
-           strcmp(line, "YES") == 0 || strcmp(line, "Yes") == 0;
+        return 0;
+    for (char *p = line; *p != '\0'; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+    return strcmp(line, "y") == 0 || strcmp(line, "yes") == 0;
 }

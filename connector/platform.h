@@ -65,10 +65,10 @@ enum dirconn_err platform_read_secret(const char *prompt, const char *confirm, s
                                       char **out, struct dirconn_error *err);
 
 /*
- * platform_confirm - ask a yes/no question on the terminal (stderr prompt,
- * answer read from /dev/tty). Returns true only for "y" or "yes"; false when
- * there is no terminal.
+ * platform_confirm - ask a yes/no question on the controlling terminal
+ * (/dev/tty). Returns 1 for "y" or "yes" (any case), 0 for anything else,
+ * and -1 when the process has no terminal to ask on.
  */
-bool platform_confirm(const char *question);
+int platform_confirm(const char *question);
 
 #endif
