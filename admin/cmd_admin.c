@@ -22,11 +22,12 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { OPT_ADMIN_TOKEN = 0x400, OPT_NAME, OPT_FORCE, OPT_YES };
+enum { OPT_ADMIN_TOKEN = 0x400, OPT_NAME, OPT_FORCE, OPT_YES, OPT_ID };
 
 struct admin_args {
     const char *admin_token_file;
     const char *name;
+    const char *id;
     bool force;
     bool yes;
 };
@@ -43,6 +44,8 @@ static int admin_opt(struct ctl *ctl, int opt, const char *arg, void *user)
         a->force = true;
     else if (opt == OPT_YES)
         a->yes = true;
+    else if (opt == OPT_ID)
+        a->id = arg;
     return -1;
 }
 
@@ -66,7 +69,7 @@ static const char register_help[] =
     "configuration, cloud and secret store errors (docs/cli.md).\n";
 
 static const char deregister_help[] =
-    "usage: dirconnctl deregister [--config FILE] [--admin-token-file FILE] [--yes]\n"
+    "usage: dirconnctl deregister [--config FILE] [--admin-token-file FILE [--id ID]] [--yes]\n"
     "\n"
     "Remove this connector's registration: release the HA lease if this connector holds it\n"
     "(so a standby takes over at once), delete the registration in the cloud, and wipe the\n"
@@ -79,6 +82,9 @@ static const char deregister_help[] =
     "                           secret wiped with the connector's own credentials, and the\n"
     "                           registration stays in the cloud until an administrator\n"
     "                           deletes it.\n"
+    "  --id ID                  deregister another registration of the organisation, e.g.\n"
+    "                           of an instance that was uninstalled without it (needs the\n"
+    "                           admin token; this instance's secret is left alone)\n"
     "  --yes                    do not ask for confirmation\n"
     "\n"
     "Exit 0 when deregistered; 6 when not confirmed; 71 when not registered; 30-32, 50, 70\n"
@@ -317,26 +323,44 @@ int cmd_register(struct ctl *ctl, int argc, char **argv)
 
 static int run_deregister(struct ctl *ctl, const struct admin_args *a)
 {
+    if (a->id != NULL && a->admin_token_file == NULL)
+        return ctl_usage_error(ctl, "--id needs --admin-token-file");
     if (load_cloud_config(ctl) != DIRCONN_OK)
         return dirconn_exit_code(DIRCONN_ECONFIG);
     const struct config *cfg = ctl->cfg;
     struct dirconn_error err;
     dirconn_error_clear(&err);
     struct secret_store *store = NULL;
-    char *id = NULL, *token = NULL;
+    char *local_id = NULL, *token = NULL;
     struct control_connector *list = NULL;
     size_t n = 0;
     int rc = 0;
     enum dirconn_err e = open_store(ctl, false, &store, &err);
     if (e == DIRCONN_OK)
-        e = secret_store_lookup(store, SECRET_CONNECTOR_ID, &id, &err);
-    if (e == DIRCONN_OK && id == NULL)
+        e = secret_store_lookup(store, SECRET_CONNECTOR_ID, &local_id, &err);
+    if (e != DIRCONN_OK && a->id != NULL) {
+        /* Deregistering another instance does not need this one's store. */
+        warn(ctl, "%s", err.msg);
+        dirconn_error_clear(&err);
+        secret_store_close(store);
+        store = NULL;
+        e = DIRCONN_OK;
+    }
+    if (e == DIRCONN_OK && a->id == NULL && local_id == NULL)
         e = dirconn_error_set(&err, DIRCONN_ENOTREGISTERED,
                               "this instance is not registered (no connector id in the secret "
                               "store of %s)",
                               cfg->state_dir);
-    if (e == DIRCONN_OK)
+    const char *id = a->id != NULL ? a->id : local_id;
+    bool local = local_id != NULL && strcmp(id, local_id) == 0;
+    if (e == DIRCONN_OK) {
         e = api_token(ctl, a->admin_token_file, &token, &err);
+        if (e == DIRCONN_ECLOUD_AUTH && a->admin_token_file == NULL) {
+            size_t len = strlen(err.msg);
+            snprintf(err.msg + len, sizeof(err.msg) - len,
+                     " (the connector's credentials no longer work: use --admin-token-file)");
+        }
+    }
     struct control_options opts;
     control_options_from_config(cfg, &opts);
     if (e == DIRCONN_OK)
@@ -344,9 +368,17 @@ static int run_deregister(struct ctl *ctl, const struct admin_args *a)
     if (e != DIRCONN_OK)
         goto out;
     size_t others = 0;
+    bool known = false;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(list[i].id, id) != 0)
             others++;
+        else
+            known = true;
+    }
+    if (!known && !local) {
+        e = dirconn_error_set(&err, DIRCONN_ENOTREGISTERED,
+                              "organisation %s has no connector %s", cfg->cloud_org, id);
+        goto out;
     }
     if (others == 0) {
         warn(ctl, "%s is the last connector of organisation %s: after deregistration, users "
@@ -373,22 +405,25 @@ static int run_deregister(struct ctl *ctl, const struct admin_args *a)
     if (e != DIRCONN_OK)
         goto out;
     if (released)
-        printf("Released the HA lease held by this connector.\n");
+        printf("Released the HA lease held by %s.\n", local ? "this connector" : id);
     if (a->admin_token_file != NULL) {
         e = control_deregister(&opts, token, id, &existed, &err);
         if (e != DIRCONN_OK)
             goto out;
     }
-    secret_store_remove(store, SECRET_CONNECTOR_ID);
-    secret_store_remove(store, SECRET_CONNECTOR_SECRET);
-    e = secret_store_save(store, &err);
-    if (e != DIRCONN_OK)
-        goto out;
+    if (local) {
+        secret_store_remove(store, SECRET_CONNECTOR_ID);
+        secret_store_remove(store, SECRET_CONNECTOR_SECRET);
+        e = secret_store_save(store, &err);
+        if (e != DIRCONN_OK)
+            goto out;
+    }
     log_msg(&ctl->log, LOG_LEVEL_INFO, "deregistered connector %s from org %s", id,
             cfg->cloud_org);
     if (a->admin_token_file != NULL)
-        printf("Deregistered connector %s from organisation %s%s; its local secret is wiped.\n",
-               id, cfg->cloud_org, existed ? "" : " (the cloud no longer knew it)");
+        printf("Deregistered connector %s from organisation %s%s%s.\n", id, cfg->cloud_org,
+               existed ? "" : " (the cloud no longer knew it)",
+               local ? "; its local secret is wiped" : "");
     else
         printf("Wiped the local secret of connector %s. Its registration stays in organisation "
                "%s until an administrator deletes it (dirconnctl deregister "
@@ -399,7 +434,7 @@ out:
         rc = ctl_fail(ctl, &err);
     cloud_auth_free_secret(token);
     control_list_free(list, n);
-    free(id);
+    free(local_id);
     secret_store_close(store);
     return rc;
 }
@@ -409,6 +444,7 @@ int cmd_deregister(struct ctl *ctl, int argc, char **argv)
     static const struct option extra[] = {
         {"admin-token-file", required_argument, NULL, OPT_ADMIN_TOKEN},
         {"yes", no_argument, NULL, OPT_YES},
+        {"id", required_argument, NULL, OPT_ID},
         {NULL, 0, NULL, 0}};
     struct admin_args a = {0};
     int rc = ctl_parse_options(ctl, argc, argv, extra, admin_opt, &a, deregister_help);

@@ -193,7 +193,9 @@ out:
         OPENSSL_cleanse(auth, strlen(auth));
         free(auth);
     }
-    curl_slist_free_all(hdrs); /* libcurl's copy of the Authorization line is not wiped */
+    for (struct curl_slist *l = hdrs; l != NULL; l = l->next)
+        OPENSSL_cleanse(l->data, strlen(l->data)); /* the list's copy of the bearer token */
+    curl_slist_free_all(hdrs);
     free(payload);
     free(url);
     curl_free(eorg);

@@ -315,13 +315,57 @@ ctl r3 register --config "$T/a.conf" --admin-token-file "$T/admin.token"
 check_eq "register again after deregistration" 0 "$r3_rc"
 A3_ID=$(json "$(store_json "$T/a")" "j['cloud-connector-id']")
 remember "$(json "$(store_json "$T/a")" "j['cloud-connector-secret']")"
-api DELETE "connectors/$B_ID"
-check_eq "the standby is gone" 204 "$STATUS"
+ctl di deregister --config "$T/a.conf" --id "$B_ID" --yes
+check_eq "deregister --id without the admin token is a usage error" 2 "$di_rc"
+ctl di deregister --config "$T/a.conf" --admin-token-file "$T/admin.token" --id no-such-id --yes
+check_eq "deregister --id of an unknown id: not registered" 71 "$di_rc"
+ctl di deregister --config "$T/a.conf" --admin-token-file "$T/admin.token" --id "$B_ID"
+check_eq "deregister --id removes another instance's registration" 0 "$di_rc"
+check_contains "  ... saying so" "$di_out" "Deregistered connector $B_ID from organisation acme."
+api GET "connectors/$B_ID"
+check_eq "the standby is gone" 404 "$STATUS"
+check_eq "  ... and this instance is still registered" "$A3_ID" "$(json "$(store_json "$T/a")" "j['cloud-connector-id']")"
 run_capture nc setsid -w dirconnctl deregister --config "$T/a.conf" --admin-token-file "$T/admin.token"
 printf '%s\n%s\n' "$nc_out" "$nc_err" >"$LOGS/last.log"
 check_eq "deregistering the last connector without --yes and without a terminal is cancelled" 6 "$nc_rc"
 check_contains "  ... after the warning" "$nc_err" "users are not synchronized any more"
 check_contains "  ... saying nothing changed" "$nc_err" "nothing was changed"
+api GET "connectors/$A3_ID"
+check_eq "  ... the registration is still there" 200 "$STATUS"
+# on_tty ANSWER ARGS...: run dirconnctl on a pseudo-terminal, answer the question; sets TTY_OUT, TTY_RC
+on_tty() {
+	local answer=$1
+	shift
+	TTY_OUT=$("$PY" - "$answer" "$@" <<'PYEOF'
+import os, pty, sys, time
+answer = sys.argv[1].encode() + b"\n"
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("dirconnctl", ["dirconnctl"] + sys.argv[2:])
+out = b""
+deadline = time.time() + 30
+answered = False
+while time.time() < deadline:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+    if not answered and b"[y/N]" in out:
+        os.write(fd, answer)
+        answered = True
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+PYEOF
+	) && TTY_RC=0 || TTY_RC=$?
+	printf '%s\n' "$TTY_OUT" >>"$LOGS/tty.log"
+}
+on_tty n deregister --config "$T/a.conf" --admin-token-file "$T/admin.token"
+check_eq "answering n on the terminal cancels" 6 "$TTY_RC"
+check_contains "  ... the question was asked" "$TTY_OUT" "Deregister it? [y/N]"
 api GET "connectors/$A3_ID"
 check_eq "  ... the registration is still there" 200 "$STATUS"
 
@@ -339,6 +383,13 @@ api GET "connectors/$A4_ID"
 check_eq "  ... the new one has the new name" renamed "$(json "$BODY" "j['name']")"
 ctl fl connectors --config "$T/a.conf"
 check_eq "  ... and its credentials work" 0 "$fl_rc"
+
+# ---- the last connector, confirmed on the terminal
+on_tty y deregister --config "$T/a.conf" --admin-token-file "$T/admin.token"
+check_eq "answering y on the terminal deregisters the last connector" 0 "$TTY_RC"
+check_contains "  ... after the warning" "$TTY_OUT" "users are not synchronized any more"
+ctl none connectors --config "$T/a.conf" --admin-token-file "$T/admin.token"
+check_contains "  ... and the organisation has no connector left" "$none_out" "No connectors are registered in organisation acme."
 
 # ---- no secret in any log or output of the run
 for s in "${SECRETS[@]}"; do
