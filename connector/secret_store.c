@@ -41,6 +41,7 @@ struct secret_store {
     unsigned char key_id[KEY_ID_LEN];
     struct secret_entry entries[MAX_SECRETS];
     size_t n;
+    int lock_fd; /* <file>.lock with a write lock held from open to close, or -1 */
 };
 
 /* ---- paths --------------------------------------------------------------- */
@@ -552,6 +553,32 @@ static enum dirconn_err decrypt_file(struct secret_store *s, const unsigned char
     return e;
 }
 
+/*
+ * Serialise the read-modify-write cycles of concurrent commands: a POSIX
+ * record lock on <file>.lock (mode 0600), held until secret_store_close. When
+ * the lock file cannot be created (a read-only state directory, or none yet)
+ * the store is opened without it: such an open cannot save anyway.
+ */
+static enum dirconn_err take_lock(struct secret_store *s, struct dirconn_error *err)
+{
+    char path[PATH_MAX + 8];
+    snprintf(path, sizeof(path), "%s.lock", s->file);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return DIRCONN_OK;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    while (fcntl(fd, F_SETLKW, &fl) != 0) {
+        if (errno == EINTR)
+            continue;
+        int saved = errno;
+        close(fd);
+        return dirconn_error_set(err, DIRCONN_EIO, "secret store %s: cannot lock %s: %s",
+                                 s->file, path, strerror(saved));
+    }
+    s->lock_fd = fd;
+    return DIRCONN_OK;
+}
+
 enum dirconn_err secret_store_open(const char *file, const char *key_file, bool create,
                                    struct secret_store **out, struct dirconn_error *err)
 {
@@ -559,6 +586,7 @@ enum dirconn_err secret_store_open(const char *file, const char *key_file, bool 
     struct secret_store *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    s->lock_fd = -1;
     if ((size_t)snprintf(s->file, sizeof(s->file), "%s", file) >= sizeof(s->file) ||
         (size_t)snprintf(s->key_file, sizeof(s->key_file), "%s", key_file) >=
             sizeof(s->key_file)) {
@@ -576,7 +604,12 @@ enum dirconn_err secret_store_open(const char *file, const char *key_file, bool 
     }
     unsigned char *data = NULL;
     size_t len = 0;
-    enum dirconn_err e = read_file(file, &data, &len, err);
+    enum dirconn_err e = take_lock(s, err);
+    if (e != DIRCONN_OK) {
+        secret_store_close(s);
+        return e;
+    }
+    e = read_file(file, &data, &len, err);
     bool missing = false;
     if (e == DIRCONN_OK)
         e = load_key(s, &missing, err);
@@ -624,6 +657,8 @@ void secret_store_close(struct secret_store *s)
         entry_clear(&s->entries[i]);
     platform_secure_free(s->key, SECRET_STORE_KEY_LEN);
     OPENSSL_cleanse(s->key_id, sizeof(s->key_id));
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the lock */
     free(s);
 }
 

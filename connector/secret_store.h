@@ -17,6 +17,8 @@
  * link(2)ed into place). A key file readable by group or others is refused.
  * The store is written atomically: temporary file (mode 0600) -> fsync ->
  * rename -> fsync of the directory, so a failed write leaves the old file.
+ * An open store holds a POSIX write lock on <file>.lock until it is closed,
+ * so that concurrent commands do not lose each other's changes.
  *
  * Values are wiped from memory (OPENSSL_cleanse) when they are freed; the key
  * lives in pages excluded from core dumps (platform_secure_alloc). Error

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct fixture {
@@ -304,6 +305,40 @@ static void test_get_from_config(void **state)
     assert_non_null(strstr(err.msg, "dirconnctl secret set proxy-password"));
 }
 
+/* An open store holds the write lock on <file>.lock until it is closed. */
+static void test_lock_held_while_open(void **state)
+{
+    struct fixture *f = *state;
+    write_store(f);
+    struct secret_store *s = NULL;
+    struct dirconn_error err = {0};
+    assert_int_equal(secret_store_open(f->file, f->key, false, &s, &err), DIRCONN_OK);
+    char lock[320];
+    snprintf(lock, sizeof(lock), "%s.lock", f->file);
+    struct stat st;
+    assert_int_equal(stat(lock, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Another process sees the lock (record locks are per process). */
+        int fd = open(lock, O_RDWR);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        char held = (fd >= 0 && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) ? 'y' : 'n';
+        if (write(fds[1], &held, 1) != 1)
+            _exit(2);
+        _exit(0);
+    }
+    char held = 0;
+    assert_int_equal(read(fds[0], &held, 1), 1);
+    waitpid(pid, NULL, 0);
+    assert_int_equal(held, 'y');
+    secret_store_close(s);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +350,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_write_keeps_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names_and_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_from_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_held_while_open, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
