@@ -15,6 +15,7 @@
 #include "connector/secret_store.h"
 
 #include <getopt.h>
+#include <stdarg.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -585,11 +586,11 @@ static int run_connectors(struct ctl *ctl, const struct admin_args *a)
     } else if (n == 0) {
         printf("No connectors are registered in organisation %s.\n", ctl->cfg->cloud_org);
     } else {
-        printf("  %-36s  %-20s  %-24s  %-20s  %s\n", "ID", "NAME", "HOST", "REGISTERED",
+        printf("  %-36s  %-20s  %-24s  %-24s  %s\n", "ID", "NAME", "HOST", "REGISTERED",
                "LAST SEEN");
         for (size_t i = 0; i < n; i++) {
             bool me = self != NULL && strcmp(self, list[i].id) == 0;
-            printf("%c %-36s  %-20s  %-24s  %-20s  %s\n", me ? '*' : ' ', list[i].id,
+            printf("%c %-36s  %-20s  %-24s  %-24s  %s\n", me ? '*' : ' ', list[i].id,
                    list[i].name ? list[i].name : "-", list[i].host ? list[i].host : "-",
                    list[i].registered_at ? list[i].registered_at : "-",
                    list[i].last_seen ? list[i].last_seen : "never");
