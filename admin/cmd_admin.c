@@ -15,9 +15,9 @@
 #include "connector/secret_store.h"
 
 #include <getopt.h>
-#include <stdarg.h>
 #include <jansson.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
