@@ -134,6 +134,21 @@ static void test_errors_name_file_line(void **state)
               "test.conf:5: [mapping] displayName: duplicate key (first set at line 4)");
 }
 
+/* Secrets may come from the secret store: no *_file key is required for them. */
+static void test_secrets_from_store(void **state)
+{
+    (void)state;
+    struct config *cfg = load_ok(MINIMAL "bind_dn = CN=x,DC=y\n[cloud]\nauth = bearer\n"
+                                         "[connector]\nkey_file = /etc/dirconn/secret.key\n");
+    assert_null(cfg->bind_password_file);
+    assert_null(cfg->cloud_token_file);
+    assert_string_equal(cfg->key_file, "/etc/dirconn/secret.key");
+    config_free(cfg);
+    cfg = load_ok(MINIMAL);
+    assert_null(cfg->key_file); /* <state_dir>/secret.key */
+    config_free(cfg);
+}
+
 static void test_long_line(void **state)
 {
     (void)state;
@@ -261,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_errors_name_file_line),
+        cmocka_unit_test(test_secrets_from_store),
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_durations_and_weekly),
         cmocka_unit_test(test_file_errors),
