@@ -205,6 +205,32 @@ check_eq "secret set of an unknown name is a usage error" 2 "$sb_rc"
 run_capture se bash -c "printf '' | dirconnctl secret set proxy-password --config '$T/a.conf'"
 check_eq "an empty value is refused" 2 "$se_rc"
 
+# ---- a process that holds secrets: no core dump, key pages excluded from dumps
+mkfifo "$T/fifo"
+dirconnctl secret set proxy-password --config "$T/a.conf" <"$T/fifo" >"$LOGS/fifo.out" 2>&1 &
+pid=$!
+exec 7>"$T/fifo" # the command now waits for the value, with the store (and its key) open
+# anon_dontdump PID: the number of anonymous mappings marked VM_DONTDUMP ([vvar] and the like
+# have a name and do not count)
+anon_dontdump() {
+	awk '/^[0-9a-f]+-[0-9a-f]+ / { anon = (NF == 5) }
+	     /^VmFlags:/ && anon && / dd( |$)/ { n++ }
+	     END { print n + 0 }' "/proc/$1/smaps" 2>/dev/null || echo 0
+}
+for _ in $(seq 1 100); do
+	[[ $(readlink "/proc/$pid/exe" 2>/dev/null) == */dirconnctl && $(anon_dontdump "$pid") -gt 0 ]] && break
+	sleep 0.05
+done
+check_eq "dirconnctl runs with a core size limit of 0" "0 0" \
+	"$(awk '/^Max core file size/ {print $5, $6}' "/proc/$pid/limits")"
+check "  ... and keeps the key in anonymous pages excluded from core dumps (VmFlags dd)" \
+	test "$(anon_dontdump "$pid")" -gt 0
+printf 'proxy-secret-value\n' >&7
+exec 7>&-
+wait "$pid" && rc=0 || rc=$?
+remember proxy-secret-value
+check_eq "  ... and then stores the value" 0 "$rc"
+
 # ---- reset-secret: the old secret stops working, the new one works
 cp -a "$T/a" "$T/a-old"
 conf "$T/a-old.conf" "$T/a-old"
