@@ -90,6 +90,54 @@ static long read_line_fd(int fd, char *buf, size_t max, bool stop_at_newline)
     return too_long ? -2 : (long)n;
 }
 
+static bool is_cc(const struct termios *t, int which, unsigned char c)
+{
+    return t->c_cc[which] != _POSIX_VDISABLE && t->c_cc[which] == c;
+}
+
+/*
+ * Read one line from the terminal in non-canonical mode, doing the line editing
+ * the terminal would: erase (removes one UTF-8 character) and kill. The
+ * interrupt character, or end-of-file on an empty line, cancels. Returns the
+ * length, -1 on error, -2 if too long, -3 when cancelled. `t` holds the
+ * terminal's own settings (for its special characters).
+ */
+static long read_tty_line(int fd, char *buf, size_t max, const struct termios *t)
+{
+    size_t n = 0;
+    bool too_long = false;
+    for (;;) {
+        unsigned char c;
+        ssize_t r = read(fd, &c, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0 || c == '\n' || c == '\r')
+            break;
+        if (is_cc(t, VINTR, c) || (is_cc(t, VEOF, c) && n == 0)) {
+            OPENSSL_cleanse(buf, max);
+            return -3;
+        }
+        if (is_cc(t, VERASE, c) || c == 0x7f || c == 0x08) {
+            while (n > 0 && ((unsigned char)buf[n - 1] & 0xC0) == 0x80)
+                buf[--n] = '\0';
+            if (n > 0)
+                buf[--n] = '\0';
+        } else if (is_cc(t, VKILL, c)) {
+            OPENSSL_cleanse(buf, max);
+            n = 0;
+        } else if (n + 1 < max) {
+            buf[n++] = (char)c;
+        } else {
+            too_long = true;
+        }
+        c = 0;
+    }
+    buf[n] = '\0';
+    return too_long ? -2 : (long)n;
+}
+
 static enum dirconn_err tty_read(const char *prompt, char *buf, size_t max,
                                  struct dirconn_error *err)
 {
@@ -98,17 +146,24 @@ static enum dirconn_err tty_read(const char *prompt, char *buf, size_t max,
         return dirconn_error_set(err, DIRCONN_EIO, "cannot read the terminal settings: %s",
                                  strerror(errno));
     quiet = old;
-    quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-    quiet.c_lflag |= ICANON;
-    fputs(prompt, stderr);
-    fflush(stderr);
+    /* No echo; no signals, so that Ctrl-C cannot leave the terminal without echo (the
+     * interrupt character arrives as data and cancels); byte by byte, so that it does
+     * so at once. read_tty_line does the line editing. */
+    quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ISIG | ICANON | IEXTEN);
+    quiet.c_cc[VMIN] = 1;
+    quiet.c_cc[VTIME] = 0;
+    /* Echo off before the prompt appears, so nothing typed after it is echoed. */
     if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) != 0)
         return dirconn_error_set(err, DIRCONN_EIO, "cannot turn off the terminal echo: %s",
                                  strerror(errno));
-    long n = read_line_fd(STDIN_FILENO, buf, max, true);
+    fputs(prompt, stderr);
+    fflush(stderr);
+    long n = read_tty_line(STDIN_FILENO, buf, max, &old);
     int saved = errno;
     tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
     fputc('\n', stderr);
+    if (n == -3)
+        return dirconn_error_set(err, DIRCONN_ECANCELED, "interrupted; nothing was stored");
     if (n == -1)
         return dirconn_error_set(err, DIRCONN_EIO, "cannot read the terminal: %s",
                                  strerror(saved));

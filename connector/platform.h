@@ -57,9 +57,13 @@ bool platform_is_tty(int fd);
  *
  * On success *out holds a NUL-terminated buffer from platform_secure_alloc of
  * size max, which the caller frees with platform_secure_free(*out, max).
+ * While the prompt waits, terminal signals are off: the interrupt character
+ * (Ctrl-C), or end-of-file (Ctrl-D) on an empty line, cancels with
+ * DIRCONN_ECANCELED and the terminal's settings are restored. Erase and kill
+ * edit the line as usual.
  * Errors: DIRCONN_EUSAGE (empty value, line too long, NUL or newline inside,
- * the two entries differ), DIRCONN_EIO (read error), DIRCONN_ENOMEM. The
- * message never contains the value.
+ * the two entries differ), DIRCONN_ECANCELED, DIRCONN_EIO (read error),
+ * DIRCONN_ENOMEM. The message never contains the value.
  */
 enum dirconn_err platform_read_secret(const char *prompt, const char *confirm, size_t max,
                                       char **out, struct dirconn_error *err);

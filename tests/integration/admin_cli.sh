@@ -358,20 +358,26 @@ check_contains "  ... after the warning" "$nc_err" "users are not synchronized a
 check_contains "  ... saying nothing changed" "$nc_err" "nothing was changed"
 api GET "connectors/$A3_ID"
 check_eq "  ... the registration is still there" 200 "$STATUS"
-# on_tty ANSWER ARGS...: run dirconnctl on a pseudo-terminal, answer the question; sets TTY_OUT, TTY_RC
+# on_tty PROMPTS ANSWER ARGS...: run dirconnctl on a pseudo-terminal and type ANSWER (and a
+# newline; ^C types a lone Ctrl-C) whenever one of the '|'-separated PROMPTS appears; the
+# command is killed after 30 s. Sets TTY_OUT, TTY_RC.
 on_tty() {
-	local answer=$1
-	shift
-	TTY_OUT=$("$PY" - "$answer" "$@" <<'PYEOF'
-import os, pty, sys, time
-answer = sys.argv[1].encode() + b"\n"
+	local prompts=$1 answer=$2
+	shift 2
+	TTY_OUT=$("$PY" - "$prompts" "$answer" "$@" <<'PYEOF'
+import os, pty, select, signal, sys, time
+prompts = [p.encode() for p in sys.argv[1].split("|")]
+answer = b"\x03" if sys.argv[2] == "^C" else sys.argv[2].encode() + b"\n"
 pid, fd = pty.fork()
 if pid == 0:
-    os.execvp("dirconnctl", ["dirconnctl"] + sys.argv[2:])
+    os.execvp("dirconnctl", ["dirconnctl"] + sys.argv[3:])
 out = b""
+seen = 0
 deadline = time.time() + 30
-answered = False
 while time.time() < deadline:
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if not r:
+        continue
     try:
         chunk = os.read(fd, 4096)
     except OSError:
@@ -379,9 +385,12 @@ while time.time() < deadline:
     if not chunk:
         break
     out += chunk
-    if not answered and b"[y/N]" in out:
+    count = sum(out.count(p) for p in prompts)
+    while seen < count:
         os.write(fd, answer)
-        answered = True
+        seen += 1
+else:
+    os.kill(pid, signal.SIGKILL)
 _, status = os.waitpid(pid, 0)
 sys.stdout.write(out.decode(errors="replace"))
 sys.exit(os.waitstatus_to_exitcode(status))
@@ -389,7 +398,7 @@ PYEOF
 	) && TTY_RC=0 || TTY_RC=$?
 	printf '%s\n' "$TTY_OUT" >>"$LOGS/tty.log"
 }
-on_tty n deregister --config "$T/a.conf" --admin-token-file "$T/admin.token"
+on_tty "[y/N]" n deregister --config "$T/a.conf" --admin-token-file "$T/admin.token"
 check_eq "answering n on the terminal cancels" 6 "$TTY_RC"
 check_contains "  ... the question was asked" "$TTY_OUT" "Deregister it? [y/N]"
 api GET "connectors/$A3_ID"
@@ -410,8 +419,19 @@ check_eq "  ... the new one has the new name" renamed "$(json "$BODY" "j['name']
 ctl fl connectors --config "$T/a.conf"
 check_eq "  ... and its credentials work" 0 "$fl_rc"
 
+# ---- secret set on a terminal: no echo, Ctrl-C cancels
+on_tty "Value of" ^C secret set proxy-password --config "$T/a.conf"
+check_eq "Ctrl-C at the prompt cancels" 6 "$TTY_RC"
+check_contains "  ... and says so" "$TTY_OUT" "interrupted; nothing was stored"
+on_tty "Value of|Again:" typed-on-tty-1 secret set proxy-password --config "$T/a.conf"
+check_eq "a value typed twice at the prompt is stored" 0 "$TTY_RC"
+check_contains "  ... after the second prompt" "$TTY_OUT" "Again:"
+check "  ... and it is not echoed" test "${TTY_OUT/typed-on-tty/}" == "$TTY_OUT"
+check_eq "  ... stored" typed-on-tty-1 "$(json "$(store_json "$T/a")" "j['proxy-password']")"
+remember typed-on-tty-1
+
 # ---- the last connector, confirmed on the terminal
-on_tty y deregister --config "$T/a.conf" --admin-token-file "$T/admin.token"
+on_tty "[y/N]" y deregister --config "$T/a.conf" --admin-token-file "$T/admin.token"
 check_eq "answering y on the terminal deregisters the last connector" 0 "$TTY_RC"
 check_contains "  ... after the warning" "$TTY_OUT" "users are not synchronized any more"
 ctl none connectors --config "$T/a.conf" --admin-token-file "$T/admin.token"
