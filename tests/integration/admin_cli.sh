@@ -217,8 +217,11 @@ anon_dontdump() {
 	     /^VmFlags:/ && anon && / dd( |$)/ { n++ }
 	     END { print n + 0 }' "/proc/$1/smaps" 2>/dev/null || echo 0
 }
+# Wait until it blocks in read(0, ...) (x86-64 syscall 0; elsewhere the loop just times out):
+# by then the store is open and the key loaded.
 for _ in $(seq 1 100); do
-	[[ $(readlink "/proc/$pid/exe" 2>/dev/null) == */dirconnctl && $(anon_dontdump "$pid") -gt 0 ]] && break
+	[[ $(readlink "/proc/$pid/exe" 2>/dev/null) == */dirconnctl &&
+		$(cut -d' ' -f1,2 "/proc/$pid/syscall" 2>/dev/null) == "0 0x0" ]] && break
 	sleep 0.05
 done
 check_eq "dirconnctl runs with a core size limit of 0" "0 0" \
