@@ -69,6 +69,8 @@ int cmd_reset_secret(struct ctl *ctl, int argc, char **argv);
 int cmd_connectors(struct ctl *ctl, int argc, char **argv);
 int cmd_secret(struct ctl *ctl, int argc, char **argv);
 
+/* The proxy subcommand (admin/cmd_proxy.c): resolve and try the proxies for a cloud URL. */
+int cmd_proxy_check(struct ctl *ctl, int argc, char **argv);
 /* The avatar subcommand (admin/cmd_avatar.c): render an avatar URI pattern with a sample value. */
 int cmd_avatar_test(struct ctl *ctl, int argc, char **argv);
 

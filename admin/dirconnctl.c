@@ -32,6 +32,8 @@ static const struct ctl_command commands[] = {
     {"reset-secret", cmd_reset_secret, "rotate the connector secret in the cloud and locally"},
     {"connectors", cmd_connectors, "list the organisation's registered connectors"},
     {"secret", cmd_secret, "store a secret (set NAME), remove one (unset NAME), list names"},
+    {"proxy-check", cmd_proxy_check,
+     "show the proxies for a cloud URL and whether each one reaches the cloud"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -45,6 +45,7 @@ struct cloud_config {
 struct event_base;
 struct evhttp;
 struct event;
+struct cloud_req;
 
 struct cloud_ctx {
     struct cloud_config cfg;
@@ -56,8 +57,9 @@ struct cloud_ctx {
     struct cloud_store store;
     unsigned char admin_hash[32]; /* SHA-256 of the admin token */
     struct cloud_fault fault;
-    char base_url[256];           /* scheme://host:port, no trailing slash */
-    int port;                     /* bound port */
+    char base_url[256];        /* scheme://host:port, no trailing slash */
+    int port;                  /* bound port */
+    struct cloud_req *delayed; /* requests held by the latency fault (freed at shutdown) */
 };
 
 /* cloud_now_ms - wall clock, milliseconds since the epoch. */
@@ -66,7 +68,8 @@ int64_t cloud_now_ms(void);
 /* cloud_format_time - RFC 3339 UTC with milliseconds into buf (>= 32 bytes). */
 void cloud_format_time(int64_t ms, char *buf, size_t len);
 
-/* cloud_random_hex - 2*nbytes hex characters of RAND_bytes output into out (2*nbytes+1). Returns 0/-1. */
+/* cloud_random_hex - 2*nbytes hex characters of RAND_bytes output into out (2*nbytes+1). Returns
+ * 0/-1. */
 int cloud_random_hex(char *out, size_t nbytes);
 
 /* cloud_uuid - a random (version 4) UUID into out (37 bytes). Returns 0/-1. */

@@ -54,7 +54,8 @@ static const char *unknown_member(const json_t *obj, const char *const *allowed)
 {
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)obj, k, v) {
+    json_object_foreach((json_t *)obj, k, v)
+    {
         const char *const *a;
         for (a = allowed; *a != NULL; a++) {
             if (strcmp(*a, k) == 0)
@@ -222,7 +223,17 @@ void cloud_control_oauth_token(struct cloud_req *req)
     bind_text(s, 3, id);
     sqlite3_bind_int64(s, 4, now + ctx->cfg.token_ttl_s * 1000);
     int rc = cloud_store_exec(st, s);
+    if (rc == SQLITE_DONE) {
+        s = cloud_store_stmt(st, CLOUD_STMT_CONN_SEEN);
+        bind_text(s, 1, id);
+        sqlite3_bind_int64(s, 2, now);
+        const char *version = cloud_http_input_header(req, CLOUD_VERSION_HEADER);
+        if (version != NULL && strlen(version) <= 64)
+            bind_text(s, 3, version);
+        cloud_store_exec(st, s);
+    }
     snprintf(req->connector_id, sizeof(req->connector_id), "%s", id);
+    req->auth = CLOUD_AUTH_CONNECTOR; /* for the log line */
     free(id);
     if (rc != SQLITE_DONE) {
         OPENSSL_cleanse(token, sizeof(token));
@@ -491,8 +502,8 @@ static json_t *lease_json(const struct lease *l, int64_t now)
     cloud_format_time(now, srv, sizeof(srv));
     snprintf(rv, sizeof(rv), "%lld", l->rv);
     return json_pack("{s:o, s:I, s:o, s:o, s:I, s:s, s:b, s:s}", "holderIdentity",
-                     l->has_holder ? json_string(l->holder) : json_null(),
-                     "leaseDurationSeconds", (json_int_t)l->duration_s, "acquireTime",
+                     l->has_holder ? json_string(l->holder) : json_null(), "leaseDurationSeconds",
+                     (json_int_t)l->duration_s, "acquireTime",
                      l->has_acquire ? json_string(a) : json_null(), "renewTime",
                      l->has_renew ? json_string(r) : json_null(), "leaseTransitions",
                      (json_int_t)l->transitions, "resourceVersion", rv, "expired",
@@ -558,16 +569,17 @@ static void lease_put(struct cloud_req *req, const char *org)
     struct cloud_ctx *ctx = req->ctx;
     const char *im = cloud_http_input_header(req, "If-Match");
     if (im == NULL) {
-        cloud_http_api_error(req, 428, "preconditionRequired",
+        cloud_http_api_error(req, 412, "preconditionFailed",
                              "PUT lease needs If-Match with the current resourceVersion");
         return;
     }
     json_t *b = parse_body(req, 0);
     if (b == NULL)
         return;
-    static const char *const allowed[] = {"holderIdentity", "leaseDurationSeconds",
-                                          "acquireTime", "renewTime", "leaseTransitions",
-                                          "resourceVersion", "expired", "serverTime", NULL};
+    static const char *const allowed[] = {
+        "holderIdentity", "leaseDurationSeconds", "acquireTime",
+        "renewTime",      "leaseTransitions",     "resourceVersion",
+        "expired",        "serverTime",           NULL};
     const char *unk = json_is_object(b) ? unknown_member(b, allowed) : NULL;
     json_t *holder = json_object_get(b, "holderIdentity");
     json_t *dur = json_object_get(b, "leaseDurationSeconds");
@@ -618,8 +630,7 @@ static void lease_put(struct cloud_req *req, const char *org)
             snprintf(detail, sizeof(detail), "a connector may only name itself as holder");
         } else if (l.has_holder && !expired && strcmp(l.holder, req->connector_id) != 0) {
             status = 409, code = "leaseHeld";
-            snprintf(detail, sizeof(detail), "the lease is held by %s until it expires",
-                     l.holder);
+            snprintf(detail, sizeof(detail), "the lease is held by %s until it expires", l.holder);
         }
     }
     if (status != 0) {
@@ -722,7 +733,7 @@ static void state_put(struct cloud_req *req, const char *org)
     struct cloud_ctx *ctx = req->ctx;
     const char *im = cloud_http_input_header(req, "If-Match");
     if (im == NULL) {
-        cloud_http_api_error(req, 428, "preconditionRequired",
+        cloud_http_api_error(req, 412, "preconditionFailed",
                              "PUT state needs If-Match with the current ETag");
         return;
     }
@@ -775,10 +786,10 @@ static void report_post(struct cloud_req *req, const char *org, const char *id)
     json_t *b = parse_body(req, 0);
     if (b == NULL)
         return;
-    static const char *const allowed[] = {"type",    "start",           "end", "counts",
+    static const char *const allowed[] = {"type",    "start",           "end",     "counts",
                                           "message", "thresholdEvents", "version", NULL};
-    static const char *const counts[] = {"added",   "updated", "deleted",
-                                         "matched", "skipped", "failed", NULL};
+    static const char *const counts[] = {"added",   "updated", "deleted", "matched",
+                                         "skipped", "failed",  NULL};
     const char *bad = NULL;
     json_t *type = json_object_get(b, "type"), *start = json_object_get(b, "start"),
            *end = json_object_get(b, "end"), *cnt = json_object_get(b, "counts"),
@@ -871,8 +882,7 @@ static void reports_list(struct cloud_req *req, const char *org, const char *id)
         if (r == NULL)
             continue;
         json_object_set_new(r, "id", json_integer(sqlite3_column_int64(s, 0)));
-        json_object_set_new(r, "connectorId",
-                            json_string((const char *)sqlite3_column_text(s, 1)));
+        json_object_set_new(r, "connectorId", json_string((const char *)sqlite3_column_text(s, 1)));
         json_object_set_new(r, "receivedAt", time_json(s, 2));
         json_array_append_new(arr, r);
     }
@@ -902,14 +912,14 @@ static void stats_get(struct cloud_req *req, const char *org)
     sqlite3_reset(s);
     struct lease l;
     lease_load(ctx, org, &l);
-    json_t *o = json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:I, s:{s:o, s:I}}", "org", org, "fencedRejections",
-        (json_int_t)fenced, "users", (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 0),
-        "groups", (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 1), "contacts",
-        (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 2), "connectors",
-        (json_int_t)count_of(ctx, CLOUD_STMT_CONN_COUNT, org, -1), "lease", "holderIdentity",
-        l.has_holder ? json_string(l.holder) : json_null(), "leaseTransitions",
-        (json_int_t)l.transitions);
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:{s:o, s:I}}", "org", org,
+                          "fencedRejections", (json_int_t)fenced, "users",
+                          (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 0), "groups",
+                          (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 1), "contacts",
+                          (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 2), "connectors",
+                          (json_int_t)count_of(ctx, CLOUD_STMT_CONN_COUNT, org, -1), "lease",
+                          "holderIdentity", l.has_holder ? json_string(l.holder) : json_null(),
+                          "leaseTransitions", (json_int_t)l.transitions);
     cloud_http_reply(req, 200, o, CT_JSON);
 }
 
@@ -1008,6 +1018,20 @@ void cloud_control_handle(struct cloud_req *req)
         return;
     }
     cloud_http_api_error(req, 404, "notFound", "no such endpoint");
+}
+
+void cloud_control_orgs(struct cloud_req *req)
+{
+    if (cloud_http_authenticate(req, "") != 0 || !require_admin(req))
+        return;
+    if (req->method != EVHTTP_REQ_GET) {
+        method_not_allowed(req, "GET");
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < req->ctx->cfg.norgs; i++)
+        json_array_append_new(arr, json_string(req->ctx->cfg.orgs[i]));
+    cloud_http_reply(req, 200, json_pack("{s:o}", "orgs", arr), CT_JSON);
 }
 
 void cloud_control_faults(struct cloud_req *req)

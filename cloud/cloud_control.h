@@ -17,6 +17,9 @@ void cloud_control_oauth_token(struct cloud_req *req);
 /* cloud_control_handle - everything under /v1/orgs/{org}/. Answers and frees req. */
 void cloud_control_handle(struct cloud_req *req);
 
+/* cloud_control_orgs - GET /v1/orgs (admin token): the organisations served. Frees req. */
+void cloud_control_orgs(struct cloud_req *req);
+
 /* cloud_control_faults - GET/PUT /v1/faults (admin token). Answers and frees req. */
 void cloud_control_faults(struct cloud_req *req);
 

@@ -19,16 +19,17 @@
 #include <stdint.h>
 
 struct cloud_fault_config {
-    long latency_ms;     /* added to every faulted request */
-    long jitter_ms;      /* plus uniform 0..jitter_ms */
-    double p500;         /* fraction answered 500 before applying */
-    double p503;         /* fraction answered 503 + Retry-After before applying */
-    double p500_after;   /* fraction applied, then answered 500 */
-    double pdrop;        /* fraction applied, then dropped mid-response */
-    long throttle_rps;   /* > 0: 429 above this many requests per second */
-    long retry_after_s;  /* Retry-After for 429 and 503 */
-    uint64_t seed;       /* generator seed */
-    bool oauth;          /* also fault POST /oauth/token */
+    long latency_ms;    /* added to every faulted request */
+    long jitter_ms;     /* plus uniform 0..jitter_ms */
+    double p500;        /* fraction answered 500 before applying */
+    double p503;        /* fraction answered 503 + Retry-After before applying */
+    double p500_after;  /* fraction applied, then answered 500 */
+    double pdrop;       /* fraction applied, then dropped mid-response */
+    long throttle_rps;  /* > 0: 429 above this many requests per second */
+    long retry_after_s; /* Retry-After for 429 and 503 */
+    uint64_t seed;      /* generator seed */
+    bool oauth;         /* also fault POST /oauth/token */
+    bool writes_only;   /* only POST, PUT, PATCH, DELETE (reads always pass) */
 };
 
 struct cloud_fault_counts {

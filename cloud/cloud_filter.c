@@ -315,8 +315,7 @@ static struct cloud_filter *parse_unary(struct parser *p, bool in_value)
 
 static struct cloud_filter *parse_binary(struct parser *p, bool in_value, bool is_or)
 {
-    struct cloud_filter *left = is_or ? parse_binary(p, in_value, false)
-                                      : parse_unary(p, in_value);
+    struct cloud_filter *left = is_or ? parse_binary(p, in_value, false) : parse_unary(p, in_value);
     if (left == NULL)
         return NULL;
     for (;;) {
@@ -333,8 +332,8 @@ static struct cloud_filter *parse_binary(struct parser *p, bool in_value, bool i
             cloud_filter_free(left);
             return NULL;
         }
-        struct cloud_filter *right = is_or ? parse_binary(p, in_value, false)
-                                           : parse_unary(p, in_value);
+        struct cloud_filter *right =
+            is_or ? parse_binary(p, in_value, false) : parse_unary(p, in_value);
         if (right == NULL) {
             cloud_filter_free(left);
             return NULL;
@@ -410,8 +409,8 @@ static int check_comparison(struct cloud_filter *f, struct cloud_scim_err *err)
     const json_t *v = f->value;
     bool ordering = f->op == CLOUD_FILTER_GT || f->op == CLOUD_FILTER_GE ||
                     f->op == CLOUD_FILTER_LT || f->op == CLOUD_FILTER_LE;
-    bool substring = f->op == CLOUD_FILTER_CO || f->op == CLOUD_FILTER_SW ||
-                     f->op == CLOUD_FILTER_EW;
+    bool substring =
+        f->op == CLOUD_FILTER_CO || f->op == CLOUD_FILTER_SW || f->op == CLOUD_FILTER_EW;
     if (json_is_null(v)) {
         if (f->op != CLOUD_FILTER_EQ && f->op != CLOUD_FILTER_NE)
             return cloud_scim_err_set(err, 400, "invalidFilter", "null only compares with eq/ne");
@@ -475,8 +474,8 @@ static int bind_node(struct cloud_filter *f, const struct cloud_rtype_def *rt,
     }
     if (f->op == CLOUD_FILTER_VALUE_PATH) {
         if (f->ref.attr->type != CLOUD_T_COMPLEX || f->ref.sub != NULL)
-            return cloud_scim_err_set(err, 400, "invalidFilter",
-                                      "'%s' is not a complex attribute", f->attr);
+            return cloud_scim_err_set(err, 400, "invalidFilter", "'%s' is not a complex attribute",
+                                      f->attr);
         return bind_node(f->left, rt, f->ref.attr, err);
     }
     return check_comparison(f, err);
@@ -610,7 +609,8 @@ static bool any_value(const struct cloud_filter *f, const json_t *obj,
     if (json_is_array(v)) {
         size_t i;
         json_t *el;
-        json_array_foreach(v, i, el) {
+        json_array_foreach(v, i, el)
+        {
             const json_t *x = subname != NULL ? json_object_get(el, subname) : el;
             if (x != NULL && pred(f, d, x))
                 return true;
@@ -663,7 +663,8 @@ bool cloud_filter_match(const struct cloud_filter *f, const json_t *obj)
             return cloud_filter_match(f->left, v);
         size_t i;
         json_t *el;
-        json_array_foreach(v, i, el) {
+        json_array_foreach(v, i, el)
+        {
             if (json_is_object(el) && cloud_filter_match(f->left, el))
                 return true;
         }
@@ -697,8 +698,7 @@ void cloud_patch_path_clear(struct cloud_patch_path *p)
     memset(p, 0, sizeof(*p));
 }
 
-int cloud_patch_path_parse(const char *text, struct cloud_patch_path *out, char *err,
-                           size_t errlen)
+int cloud_patch_path_parse(const char *text, struct cloud_patch_path *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     struct parser p = {.s = text, .err = err, .errlen = errlen};
@@ -737,8 +737,8 @@ int cloud_patch_path_parse(const char *text, struct cloud_patch_path *out, char 
         if (p.s[p.pos] == '.') {
             p.pos++;
             size_t start = p.pos;
-            while (isalnum((unsigned char)p.s[p.pos]) || p.s[p.pos] == '_' ||
-                   p.s[p.pos] == '-' || p.s[p.pos] == '$')
+            while (isalnum((unsigned char)p.s[p.pos]) || p.s[p.pos] == '_' || p.s[p.pos] == '-' ||
+                   p.s[p.pos] == '$')
                 p.pos++;
             char *sub = strndup(p.s + start, p.pos - start);
             if (sub == NULL || !valid_name(sub)) {

@@ -50,7 +50,7 @@ struct cloud_filter {
 };
 
 /* Longest filter text accepted, in bytes, and deepest nesting. */
-#define CLOUD_FILTER_MAX_LEN 8192
+#define CLOUD_FILTER_MAX_LEN   8192
 #define CLOUD_FILTER_MAX_DEPTH 32
 
 /*

@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <stdarg.h>
@@ -65,25 +66,44 @@ const char *cloud_http_query(struct cloud_req *req, const char *name)
 static const char *reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 412: return "Precondition Failed";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 428:
+        return "Precondition Required";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
     }
 }
 
@@ -101,8 +121,8 @@ static json_t *scim_error_json(int status, const char *scim_type, const char *de
 {
     char st[16];
     snprintf(st, sizeof(st), "%d", status);
-    json_t *e = json_pack("{s:[s], s:s, s:s}", "schemas", CLOUD_MSG_ERROR, "status", st,
-                          "detail", detail);
+    json_t *e =
+        json_pack("{s:[s], s:s, s:s}", "schemas", CLOUD_MSG_ERROR, "status", st, "detail", detail);
     if (scim_type != NULL)
         json_object_set_new(e, "scimType", json_string(scim_type));
     return e;
@@ -112,10 +132,13 @@ void cloud_http_reply(struct cloud_req *req, int status, json_t *body, const cha
 {
     struct evkeyvalq *out = evhttp_request_get_output_headers(req->ev);
     bool drop = false;
-    if (req->faultable && status < 500) {
+    if (req->faultable && status < 400) {
+        /* only answers of requests that were applied (or were harmless reads) */
         bool e500 = false;
         cloud_fault_after(&req->ctx->fault, &e500, &drop);
         if (e500) {
+            evhttp_remove_header(out, "ETag");
+            evhttp_remove_header(out, "Location");
             json_decref(body);
             body = scim_error_json(500, NULL, "injected fault: applied, then failed");
             status = 500;
@@ -178,8 +201,7 @@ static void api_error_v(struct cloud_req *req, int status, const char *code, con
     cloud_http_reply(req, status, e, "application/json");
 }
 
-void cloud_http_api_error(struct cloud_req *req, int status, const char *code, const char *fmt,
-                          ...)
+void cloud_http_api_error(struct cloud_req *req, int status, const char *code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -196,15 +218,15 @@ void cloud_http_error(struct cloud_req *req, int status, const char *code, const
         vsnprintf(detail, sizeof(detail), fmt, ap);
         /* SCIM scimType values are only the RFC 7644 3.12 ones. */
         static const char *const scim_types[] = {
-            "invalidFilter", "tooMany",  "uniqueness", "mutability", "invalidSyntax",
-            "invalidPath",   "noTarget", "invalidValue", "invalidVers", "sensitive", NULL};
+            "invalidFilter", "tooMany",     "uniqueness", "mutability",
+            "invalidSyntax", "invalidPath", "noTarget",   "invalidValue",
+            "invalidVers",   "sensitive",   NULL};
         const char *st = NULL;
         for (const char *const *p = scim_types; code != NULL && *p != NULL; p++) {
             if (strcmp(*p, code) == 0)
                 st = *p;
         }
-        cloud_http_reply(req, status, scim_error_json(status, st, detail),
-                         "application/scim+json");
+        cloud_http_reply(req, status, scim_error_json(status, st, detail), "application/scim+json");
     } else {
         api_error_v(req, status, code, fmt, ap);
     }
@@ -275,8 +297,7 @@ int cloud_http_authenticate(struct cloud_req *req, const char *org)
     }
     req->auth = CLOUD_AUTH_CONNECTOR;
     if (strcmp(req->auth_org, org) != 0) {
-        cloud_http_error(req, 403, "forbidden", "the access token is not valid for org '%s'",
-                         org);
+        cloud_http_error(req, 403, "forbidden", "the access token is not valid for org '%s'", org);
         return -1;
     }
     const char *version = cloud_http_input_header(req, CLOUD_VERSION_HEADER);
@@ -306,6 +327,10 @@ static void run_request(struct cloud_req *req)
         cloud_control_handle(req);
         return;
     }
+    if (req->nsegs == 2 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "orgs") == 0) {
+        cloud_control_orgs(req);
+        return;
+    }
     if (req->nsegs == 2 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "faults") == 0) {
         cloud_control_faults(req);
         return;
@@ -317,11 +342,23 @@ static void run_request(struct cloud_req *req)
     cloud_http_error(req, 404, "notFound", "no such endpoint");
 }
 
+static void delayed_unlink(struct cloud_req *req)
+{
+    if (req->dprev != NULL)
+        req->dprev->dnext = req->dnext;
+    else
+        req->ctx->delayed = req->dnext;
+    if (req->dnext != NULL)
+        req->dnext->dprev = req->dprev;
+    req->dnext = req->dprev = NULL;
+}
+
 static void delay_done(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct cloud_req *req = arg;
+    delayed_unlink(req);
     event_free(req->delay);
     req->delay = NULL;
     run_request(req);
@@ -330,16 +367,26 @@ static void delay_done(evutil_socket_t fd, short what, void *arg)
 static const char *method_name(enum evhttp_cmd_type m)
 {
     switch (m) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_TRACE: return "TRACE";
-    case EVHTTP_REQ_CONNECT: return "CONNECT";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    default: return "?";
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "?";
     }
 }
 
@@ -386,6 +433,14 @@ static void on_request(struct evhttp_request *ev, void *arg)
     req->ctx = ctx;
     req->ev = ev;
     req->start_ns = mono_ns();
+    /* answers go out in one piece: no Nagle delay against the client's delayed ACK */
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
     req->method = evhttp_request_get_command(ev);
     req->method_name = method_name(req->method);
     TAILQ_INIT(&req->query);
@@ -435,16 +490,19 @@ static void on_request(struct evhttp_request *ev, void *arg)
         req->body_len = len;
     }
     bool oauth = req->nsegs == 2 && strcmp(req->segs[0], "oauth") == 0;
-    req->faultable = cloud_http_is_scim(req) ||
-                     (req->nsegs >= 2 && strcmp(req->segs[0], "v1") == 0 &&
-                      strcmp(req->segs[1], "orgs") == 0) ||
-                     (oauth && ctx->fault.cfg.oauth);
+    req->faultable =
+        cloud_http_is_scim(req) ||
+        (req->nsegs >= 2 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "orgs") == 0) ||
+        (oauth && ctx->fault.cfg.oauth);
+    if (ctx->fault.cfg.writes_only &&
+        (req->method == EVHTTP_REQ_GET || req->method == EVHTTP_REQ_HEAD))
+        req->faultable = false;
     if (req->faultable) {
         long delay_ms = 0;
         enum cloud_fault_action a = cloud_fault_before(&ctx->fault, cloud_now_ms(), &delay_ms);
         char ra[24];
-        snprintf(ra, sizeof(ra), "%ld", ctx->fault.cfg.retry_after_s > 0
-                                            ? ctx->fault.cfg.retry_after_s : 1);
+        snprintf(ra, sizeof(ra), "%ld",
+                 ctx->fault.cfg.retry_after_s > 0 ? ctx->fault.cfg.retry_after_s : 1);
         switch (a) {
         case CLOUD_FAULT_429:
             req->faultable = false;
@@ -468,6 +526,10 @@ static void on_request(struct evhttp_request *ev, void *arg)
             if (req->delay != NULL) {
                 struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
                 evtimer_add(req->delay, &tv);
+                req->dnext = ctx->delayed;
+                if (ctx->delayed != NULL)
+                    ctx->delayed->dprev = req;
+                ctx->delayed = req;
                 return;
             }
         }
@@ -534,8 +596,8 @@ int cloud_http_start(struct cloud_ctx *ctx, char *msg, size_t msglen)
             SSL_CTX_check_private_key(ctx->ssl) != 1) {
             unsigned long e = ERR_get_error();
             snprintf(msg, msglen, "TLS certificate %s / key %s: %s", ctx->cfg.tls_cert,
-                     ctx->cfg.tls_key, ERR_reason_error_string(e) != NULL
-                                           ? ERR_reason_error_string(e) : "unusable");
+                     ctx->cfg.tls_key,
+                     ERR_reason_error_string(e) != NULL ? ERR_reason_error_string(e) : "unusable");
             return -1;
         }
     }
@@ -555,8 +617,8 @@ int cloud_http_start(struct cloud_ctx *ctx, char *msg, size_t msglen)
     evhttp_set_gencb(ctx->http, on_request, ctx);
     if (ctx->ssl != NULL)
         evhttp_set_bevcb(ctx->http, tls_bevcb, ctx);
-    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(ctx->http, host,
-                                                                     (ev_uint16_t)port);
+    struct evhttp_bound_socket *bs =
+        evhttp_bind_socket_with_handle(ctx->http, host, (ev_uint16_t)port);
     if (bs == NULL) {
         snprintf(msg, msglen, "cannot listen on %s", ctx->cfg.listen);
         return -1;
@@ -585,6 +647,11 @@ int cloud_http_start(struct cloud_ctx *ctx, char *msg, size_t msglen)
 
 void cloud_http_stop(struct cloud_ctx *ctx)
 {
+    while (ctx->delayed != NULL) {
+        struct cloud_req *req = ctx->delayed;
+        delayed_unlink(req);
+        req_free(req); /* its evhttp request goes with evhttp_free below */
+    }
     if (ctx->http != NULL)
         evhttp_free(ctx->http);
     ctx->http = NULL;

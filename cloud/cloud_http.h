@@ -17,7 +17,7 @@
 
 #include "cloud/cloud.h"
 
-#define CLOUD_MAX_SEGS 12
+#define CLOUD_MAX_SEGS       12
 #define CLOUD_FENCING_HEADER "Dirconn-Fencing-Token"
 #define CLOUD_VERSION_HEADER "Dirconn-Connector-Version"
 
@@ -28,24 +28,26 @@ struct cloud_req {
     struct evhttp_request *ev;
     enum evhttp_cmd_type method;
     const char *method_name;
-    char *raw_path;                /* as received, for the log */
-    char *segs[CLOUD_MAX_SEGS];    /* percent-decoded path segments */
+    char *raw_path;             /* as received, for the log */
+    char *segs[CLOUD_MAX_SEGS]; /* percent-decoded path segments */
     size_t nsegs;
-    struct evkeyvalq query;        /* parsed query string */
-    char *body;                    /* NUL-terminated copy of the body, never NULL */
+    struct evkeyvalq query; /* parsed query string */
+    char *body;             /* NUL-terminated copy of the body, never NULL */
     size_t body_len;
     enum cloud_auth_kind auth;
-    char connector_id[40];         /* when auth == CLOUD_AUTH_CONNECTOR */
+    char connector_id[40]; /* when auth == CLOUD_AUTH_CONNECTOR */
     char auth_org[80];
     int64_t start_ns;
     bool faultable;
-    struct event *delay;           /* latency fault timer */
+    struct event *delay;             /* latency fault timer */
+    struct cloud_req *dnext, *dprev; /* in ctx->delayed while the timer runs */
 };
 
 /* cloud_http_start - create the evhttp server on ctx->base, bind cfg.listen, set TLS. */
 int cloud_http_start(struct cloud_ctx *ctx, char *msg, size_t msglen);
 
-/* cloud_http_stop - free the server (open connections are closed). */
+/* cloud_http_stop - free the server (open connections are closed) and requests
+ * still held by the latency fault. */
 void cloud_http_stop(struct cloud_ctx *ctx);
 
 /* cloud_http_header - add an output header to the answer. */
@@ -73,8 +75,7 @@ void cloud_http_scim_error(struct cloud_req *req, int status, const char *scim_t
     ;
 
 /* cloud_http_api_error - a control API error {"status", "error", "detail"}. */
-void cloud_http_api_error(struct cloud_req *req, int status, const char *code, const char *fmt,
-                          ...)
+void cloud_http_api_error(struct cloud_req *req, int status, const char *code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
 #endif

@@ -26,12 +26,19 @@ int cloud_scim_err_set(struct cloud_scim_err *err, int status, const char *scim_
 
 /* Shorthands for the tables: S simple readWrite, RO readOnly. */
 #define ATTR(n, t, m, req, ce, mut, ret, uniq, desc, canon, refs, subs, nsubs)                     \
-    {n, t, m, req, ce, mut, ret, uniq, desc, canon, refs, subs, nsubs}
-#define STR(n, desc) ATTR(n, CLOUD_T_STRING, false, false, false, CLOUD_M_READWRITE, CLOUD_R_DEFAULT, CLOUD_U_NONE, desc, NULL, NULL, NULL, 0)
-#define BOOL(n, desc) ATTR(n, CLOUD_T_BOOLEAN, false, false, false, CLOUD_M_READWRITE, CLOUD_R_DEFAULT, CLOUD_U_NONE, desc, NULL, NULL, NULL, 0)
+    {                                                                                              \
+        n, t, m, req, ce, mut, ret, uniq, desc, canon, refs, subs, nsubs                           \
+    }
+#define STR(n, desc)                                                                               \
+    ATTR(n, CLOUD_T_STRING, false, false, false, CLOUD_M_READWRITE, CLOUD_R_DEFAULT, CLOUD_U_NONE, \
+         desc, NULL, NULL, NULL, 0)
+#define BOOL(n, desc)                                                                              \
+    ATTR(n, CLOUD_T_BOOLEAN, false, false, false, CLOUD_M_READWRITE, CLOUD_R_DEFAULT,              \
+         CLOUD_U_NONE, desc, NULL, NULL, NULL, 0)
 
 static const char *const canon_email_types[] = {"work", "home", "other", NULL};
-static const char *const canon_phone_types[] = {"work", "home", "mobile", "fax", "pager", "other", NULL};
+static const char *const canon_phone_types[] = {"work",  "home",  "mobile", "fax",
+                                                "pager", "other", NULL};
 static const char *const canon_addr_types[] = {"work", "home", "other", NULL};
 static const char *const canon_photo_types[] = {"photo", "thumbnail", NULL};
 static const char *const canon_member_types[] = {"User", "Group", NULL};
@@ -85,8 +92,8 @@ static const struct cloud_attr_def addr_subs[] = {
     STR("postalCode", "The zip code or postal code component."),
     STR("country", "The country name component."),
     ATTR("type", CLOUD_T_STRING, false, false, false, CLOUD_M_READWRITE, CLOUD_R_DEFAULT,
-         CLOUD_U_NONE, "A label indicating the attribute's function.", canon_addr_types, NULL,
-         NULL, 0),
+         CLOUD_U_NONE, "A label indicating the attribute's function.", canon_addr_types, NULL, NULL,
+         0),
     BOOL("primary", "Whether this is the primary address."),
 };
 
@@ -94,8 +101,8 @@ static const struct cloud_attr_def user_groups_subs[] = {
     ATTR("value", CLOUD_T_STRING, false, false, false, CLOUD_M_READONLY, CLOUD_R_DEFAULT,
          CLOUD_U_NONE, "The identifier of the User's group.", NULL, NULL, NULL, 0),
     ATTR("$ref", CLOUD_T_REFERENCE, false, false, false, CLOUD_M_READONLY, CLOUD_R_DEFAULT,
-         CLOUD_U_NONE, "The URI of the corresponding Group resource.", NULL, refs_user_group,
-         NULL, 0),
+         CLOUD_U_NONE, "The URI of the corresponding Group resource.", NULL, refs_user_group, NULL,
+         0),
     ATTR("display", CLOUD_T_STRING, false, false, false, CLOUD_M_READONLY, CLOUD_R_DEFAULT,
          CLOUD_U_NONE, "The displayName of the group.", NULL, NULL, NULL, 0),
     ATTR("type", CLOUD_T_STRING, false, false, false, CLOUD_M_READONLY, CLOUD_R_DEFAULT,
@@ -124,16 +131,16 @@ static const struct cloud_attr_def user_attrs[] = {
     STR("timezone", "The User's time zone in the Olson time zone database format."),
     BOOL("active", "The User's administrative status."),
     ATTR("password", CLOUD_T_STRING, false, false, false, CLOUD_M_WRITEONLY, CLOUD_R_NEVER,
-         CLOUD_U_NONE, "The User's cleartext password (accepted, never stored).", NULL, NULL,
-         NULL, 0),
+         CLOUD_U_NONE, "The User's cleartext password (accepted, never stored).", NULL, NULL, NULL,
+         0),
     MV("emails", emails_subs, "Email addresses for the user."),
     MV("phoneNumbers", phones_subs, "Phone numbers for the User."),
     MV("ims", ims_subs, "Instant messaging addresses for the User."),
     MV("photos", photos_subs, "URLs of photos of the User."),
     MV("addresses", addr_subs, "A physical mailing address for this User."),
     ATTR("groups", CLOUD_T_COMPLEX, true, false, false, CLOUD_M_READONLY, CLOUD_R_DEFAULT,
-         CLOUD_U_NONE, "A list of groups to which the user belongs.", NULL, NULL,
-         user_groups_subs, NSUB(user_groups_subs)),
+         CLOUD_U_NONE, "A list of groups to which the user belongs.", NULL, NULL, user_groups_subs,
+         NSUB(user_groups_subs)),
     MV("entitlements", ents_subs, "A list of entitlements for the User."),
     MV("roles", roles_subs, "A list of roles for the User (\"admin\" makes an administrator)."),
     MV("x509Certificates", certs_subs, "A list of certificates issued to the User."),
@@ -148,8 +155,8 @@ static const struct cloud_attr_def members_subs[] = {
     ATTR("display", CLOUD_T_STRING, false, false, false, CLOUD_M_READONLY, CLOUD_R_DEFAULT,
          CLOUD_U_NONE, "A human-readable name for the member.", NULL, NULL, NULL, 0),
     ATTR("type", CLOUD_T_STRING, false, false, false, CLOUD_M_IMMUTABLE, CLOUD_R_DEFAULT,
-         CLOUD_U_NONE, "A label indicating the type of resource.", canon_member_types, NULL,
-         NULL, 0),
+         CLOUD_U_NONE, "A label indicating the type of resource.", canon_member_types, NULL, NULL,
+         0),
 };
 
 static const struct cloud_attr_def group_attrs[] = {
@@ -162,8 +169,8 @@ static const struct cloud_attr_def group_attrs[] = {
 
 static const struct cloud_attr_def manager_subs[] = {
     ATTR("value", CLOUD_T_STRING, false, false, false, CLOUD_M_READWRITE, CLOUD_R_DEFAULT,
-         CLOUD_U_NONE, "The id of the SCIM resource representing the User's manager.", NULL,
-         NULL, NULL, 0),
+         CLOUD_U_NONE, "The id of the SCIM resource representing the User's manager.", NULL, NULL,
+         NULL, 0),
     ATTR("$ref", CLOUD_T_REFERENCE, false, false, false, CLOUD_M_READWRITE, CLOUD_R_DEFAULT,
          CLOUD_U_NONE, "The URI of the SCIM resource representing the User's manager.", NULL,
          refs_user, NULL, 0),
@@ -202,9 +209,8 @@ static const struct cloud_attr_def meta_subs[] = {
          CLOUD_U_NONE, "The name of the resource type.", NULL, NULL, NULL, 0),
     ATTR("created", CLOUD_T_DATETIME, false, false, false, CLOUD_M_READONLY, CLOUD_R_DEFAULT,
          CLOUD_U_NONE, "When the resource was added.", NULL, NULL, NULL, 0),
-    ATTR("lastModified", CLOUD_T_DATETIME, false, false, false, CLOUD_M_READONLY,
-         CLOUD_R_DEFAULT, CLOUD_U_NONE, "When the resource was last modified.", NULL, NULL, NULL,
-         0),
+    ATTR("lastModified", CLOUD_T_DATETIME, false, false, false, CLOUD_M_READONLY, CLOUD_R_DEFAULT,
+         CLOUD_U_NONE, "When the resource was last modified.", NULL, NULL, NULL, 0),
     ATTR("location", CLOUD_T_REFERENCE, false, false, true, CLOUD_M_READONLY, CLOUD_R_DEFAULT,
          CLOUD_U_NONE, "The URI of the resource.", NULL, NULL, NULL, 0),
     ATTR("version", CLOUD_T_STRING, false, false, true, CLOUD_M_READONLY, CLOUD_R_DEFAULT,
@@ -212,21 +218,21 @@ static const struct cloud_attr_def meta_subs[] = {
 };
 
 static const struct cloud_attr_def common_attrs[] = {
-    ATTR("id", CLOUD_T_STRING, false, false, true, CLOUD_M_READONLY, CLOUD_R_ALWAYS,
-         CLOUD_U_SERVER, "Server-assigned identifier.", NULL, NULL, NULL, 0),
+    ATTR("id", CLOUD_T_STRING, false, false, true, CLOUD_M_READONLY, CLOUD_R_ALWAYS, CLOUD_U_SERVER,
+         "Server-assigned identifier.", NULL, NULL, NULL, 0),
     ATTR("externalId", CLOUD_T_STRING, false, false, true, CLOUD_M_READWRITE, CLOUD_R_DEFAULT,
          CLOUD_U_NONE, "Identifier defined by the provisioning client.", NULL, NULL, NULL, 0),
     ATTR("meta", CLOUD_T_COMPLEX, false, false, false, CLOUD_M_READONLY, CLOUD_R_DEFAULT,
          CLOUD_U_NONE, "Resource metadata.", NULL, NULL, meta_subs, NSUB(meta_subs)),
 };
 
-static const struct cloud_schema_def schema_user = {
-    CLOUD_SCHEMA_USER, "User", "User Account", user_attrs, NSUB(user_attrs)};
-static const struct cloud_schema_def schema_group = {
-    CLOUD_SCHEMA_GROUP, "Group", "Group", group_attrs, NSUB(group_attrs)};
-static const struct cloud_schema_def schema_enterprise = {
-    CLOUD_SCHEMA_ENTERPRISE, "EnterpriseUser", "Enterprise User", enterprise_attrs,
-    NSUB(enterprise_attrs)};
+static const struct cloud_schema_def schema_user = {CLOUD_SCHEMA_USER, "User", "User Account",
+                                                    user_attrs, NSUB(user_attrs)};
+static const struct cloud_schema_def schema_group = {CLOUD_SCHEMA_GROUP, "Group", "Group",
+                                                     group_attrs, NSUB(group_attrs)};
+static const struct cloud_schema_def schema_enterprise = {CLOUD_SCHEMA_ENTERPRISE, "EnterpriseUser",
+                                                          "Enterprise User", enterprise_attrs,
+                                                          NSUB(enterprise_attrs)};
 static const struct cloud_schema_def schema_contact = {
     CLOUD_SCHEMA_CONTACT, "Contact", "Directory contact (dirconn extension resource)",
     contact_attrs, NSUB(contact_attrs)};
@@ -287,7 +293,8 @@ json_t *cloud_json_get_ci(const json_t *obj, const char *key, const char **actua
     json_t *v;
     if (!json_is_object(obj))
         return NULL;
-    json_object_foreach((json_t *)obj, k, v) {
+    json_object_foreach((json_t *)obj, k, v)
+    {
         if (strcasecmp(k, key) == 0) {
             if (actual_key != NULL)
                 *actual_key = k;
@@ -311,8 +318,7 @@ int cloud_schema_resolve(const struct cloud_rtype_def *rt, const char *uri, cons
             defs = rt->ext->attrs;
             n = rt->ext->nattrs;
         } else {
-            return cloud_scim_err_set(err, 400, NULL, "unknown schema '%s' for %s", uri,
-                                      rt->name);
+            return cloud_scim_err_set(err, 400, NULL, "unknown schema '%s' for %s", uri, rt->name);
         }
     }
     const struct cloud_attr_def *a = cloud_schema_find(defs, n, attr);
@@ -462,18 +468,16 @@ static int check_scalar(const struct cloud_attr_def *def, const json_t *v, const
             break;
         size_t len = json_string_length(v);
         if (len % 4 != 0 || len > 1024 * 1024)
-            return cloud_scim_err_set(err, 400, "invalidValue", "'%s' is not valid base64",
-                                      where);
+            return cloud_scim_err_set(err, 400, "invalidValue", "'%s' is not valid base64", where);
         unsigned char *buf = malloc(len / 4 * 3 + 1);
         if (buf == NULL)
             return cloud_scim_err_set(err, 500, NULL, "out of memory");
-        int n = len == 0 ? 0
-                         : EVP_DecodeBlock(buf, (const unsigned char *)json_string_value(v),
-                                           (int)len);
+        int n = len == 0
+                    ? 0
+                    : EVP_DecodeBlock(buf, (const unsigned char *)json_string_value(v), (int)len);
         free(buf);
         if (n < 0)
-            return cloud_scim_err_set(err, 400, "invalidValue", "'%s' is not valid base64",
-                                      where);
+            return cloud_scim_err_set(err, 400, "invalidValue", "'%s' is not valid base64", where);
         return 0;
     }
     case CLOUD_T_COMPLEX:
@@ -500,14 +504,15 @@ static int canon_value(const struct cloud_attr_def *def, const json_t *v, json_t
         size_t i;
         json_t *el;
         int primaries = 0;
-        json_array_foreach(v, i, el) {
+        json_array_foreach(v, i, el)
+        {
             json_t *c = NULL;
             char w[256];
             snprintf(w, sizeof(w), "%s[%zu]", where, i);
-            int rc = def->type == CLOUD_T_COMPLEX ? canon_complex(def, el, &c, w, err)
-                                                  : (check_scalar(def, el, w, err) == 0
-                                                         ? ((c = json_deep_copy(el)), 0)
-                                                         : -1);
+            int rc =
+                def->type == CLOUD_T_COMPLEX
+                    ? canon_complex(def, el, &c, w, err)
+                    : (check_scalar(def, el, w, err) == 0 ? ((c = json_deep_copy(el)), 0) : -1);
             if (rc != 0) {
                 json_decref(arr);
                 return -1;
@@ -549,7 +554,8 @@ static int canon_complex(const struct cloud_attr_def *def, const json_t *in, jso
     json_t *obj = json_object();
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)in, k, v) {
+    json_object_foreach((json_t *)in, k, v)
+    {
         const struct cloud_attr_def *sd = cloud_schema_find(def->subs, def->nsubs, k);
         if (sd == NULL) {
             json_decref(obj);
@@ -591,12 +597,13 @@ int cloud_schema_check_value(const struct cloud_attr_def *def, const json_t *v, 
 }
 
 /* Canonicalise the attributes of one schema from obj into out. */
-static int canon_attrs(const struct cloud_schema_def *s, const json_t *obj, json_t *out,
-                       bool top, const struct cloud_rtype_def *rt, struct cloud_scim_err *err)
+static int canon_attrs(const struct cloud_schema_def *s, const json_t *obj, json_t *out, bool top,
+                       const struct cloud_rtype_def *rt, struct cloud_scim_err *err)
 {
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)obj, k, v) {
+    json_object_foreach((json_t *)obj, k, v)
+    {
         if (top) {
             if (strcmp(k, "schemas") == 0)
                 continue;
@@ -609,8 +616,8 @@ static int canon_attrs(const struct cloud_schema_def *s, const json_t *obj, json
                 if (cd->mutability == CLOUD_M_READONLY)
                     continue;
                 if (json_object_get(out, cd->name) != NULL)
-                    return cloud_scim_err_set(err, 400, "invalidSyntax",
-                                              "duplicate attribute '%s'", cd->name);
+                    return cloud_scim_err_set(err, 400, "invalidSyntax", "duplicate attribute '%s'",
+                                              cd->name);
                 json_t *c = NULL;
                 if (canon_value(cd, v, &c, cd->name, err) != 0)
                     return -1;
@@ -666,7 +673,8 @@ int cloud_schema_validate(const struct cloud_rtype_def *rt, const json_t *in, js
     bool has_core = false, has_ext = false;
     size_t i;
     json_t *s;
-    json_array_foreach(schemas, i, s) {
+    json_array_foreach(schemas, i, s)
+    {
         if (!json_is_string(s))
             return cloud_scim_err_set(err, 400, "invalidSyntax", "'schemas' must hold strings");
         const char *urn = json_string_value(s);
@@ -691,7 +699,8 @@ int cloud_schema_validate(const struct cloud_rtype_def *rt, const json_t *in, js
         const char *k;
         json_t *v;
         int count = 0;
-        json_object_foreach((json_t *)in, k, v) {
+        json_object_foreach((json_t *)in, k, v)
+        {
             if (strcasecmp(k, rt->ext->id) == 0) {
                 ext_in = v;
                 count++;
@@ -759,8 +768,8 @@ static const char *uniqueness_name(enum cloud_uniqueness u)
 
 static json_t *attr_json(const struct cloud_attr_def *d)
 {
-    json_t *a = json_pack("{s:s, s:s, s:b, s:s, s:b, s:b, s:s, s:s, s:s}", "name", d->name,
-                          "type", type_name(d->type), "multiValued", d->multi, "description",
+    json_t *a = json_pack("{s:s, s:s, s:b, s:s, s:b, s:b, s:s, s:s, s:s}", "name", d->name, "type",
+                          type_name(d->type), "multiValued", d->multi, "description",
                           d->description, "required", d->required, "caseExact", d->case_exact,
                           "mutability", mutability_name(d->mutability), "returned",
                           returned_name(d->returned), "uniqueness", uniqueness_name(d->uniqueness));
@@ -813,15 +822,15 @@ json_t *cloud_schema_rtype_json(const struct cloud_rtype_def *rt, const char *ba
 {
     char loc[1024];
     snprintf(loc, sizeof(loc), "%s/ResourceTypes/%s", base, rt->name);
-    json_t *o = json_pack("{s:[s], s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "schemas",
-                          "urn:ietf:params:scim:schemas:core:2.0:ResourceType", "id", rt->name,
-                          "name", rt->name, "endpoint", rt->endpoint, "description",
-                          rt->description, "schema", rt->core->id, "meta", "resourceType",
-                          "ResourceType", "location", loc);
+    json_t *o =
+        json_pack("{s:[s], s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "schemas",
+                  "urn:ietf:params:scim:schemas:core:2.0:ResourceType", "id", rt->name, "name",
+                  rt->name, "endpoint", rt->endpoint, "description", rt->description, "schema",
+                  rt->core->id, "meta", "resourceType", "ResourceType", "location", loc);
     if (rt->ext != NULL) {
-        json_object_set_new(o, "schemaExtensions",
-                            json_pack("[{s:s, s:b}]", "schema", rt->ext->id, "required",
-                                      rt->ext_required));
+        json_object_set_new(
+            o, "schemaExtensions",
+            json_pack("[{s:s, s:b}]", "schema", rt->ext->id, "required", rt->ext_required));
     }
     return o;
 }

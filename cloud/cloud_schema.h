@@ -17,15 +17,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CLOUD_SCHEMA_USER "urn:ietf:params:scim:schemas:core:2.0:User"
-#define CLOUD_SCHEMA_GROUP "urn:ietf:params:scim:schemas:core:2.0:Group"
+#define CLOUD_SCHEMA_USER       "urn:ietf:params:scim:schemas:core:2.0:User"
+#define CLOUD_SCHEMA_GROUP      "urn:ietf:params:scim:schemas:core:2.0:Group"
 #define CLOUD_SCHEMA_ENTERPRISE "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-#define CLOUD_SCHEMA_CONTACT "urn:dirconn:params:scim:schemas:core:1.0:Contact"
-#define CLOUD_MSG_ERROR "urn:ietf:params:scim:api:messages:2.0:Error"
-#define CLOUD_MSG_LIST "urn:ietf:params:scim:api:messages:2.0:ListResponse"
-#define CLOUD_MSG_PATCH "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-#define CLOUD_MSG_BULK_REQ "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
-#define CLOUD_MSG_BULK_RESP "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
+#define CLOUD_SCHEMA_CONTACT    "urn:dirconn:params:scim:schemas:core:1.0:Contact"
+#define CLOUD_MSG_ERROR         "urn:ietf:params:scim:api:messages:2.0:Error"
+#define CLOUD_MSG_LIST          "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+#define CLOUD_MSG_PATCH         "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+#define CLOUD_MSG_BULK_REQ      "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+#define CLOUD_MSG_BULK_RESP     "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
 
 /* RFC 7643 2.3 data types. */
 enum cloud_attr_type {
@@ -109,7 +109,8 @@ int cloud_scim_err_set(struct cloud_scim_err *err, int status, const char *scim_
 #endif
     ;
 
-/* cloud_schema_rtype - the resource type of a kind, or by endpoint segment ("Users"); NULL if none. */
+/* cloud_schema_rtype - the resource type of a kind, or by endpoint segment ("Users"); NULL if none.
+ */
 const struct cloud_rtype_def *cloud_schema_rtype(enum cloud_rkind kind);
 const struct cloud_rtype_def *cloud_schema_rtype_by_endpoint(const char *segment);
 

@@ -9,8 +9,9 @@
 
 #include "cloud/cloud_control.h"
 #include "cloud/cloud_filter.h"
+#include "cloud/cloud_patch.h"
 
-#define CT_SCIM "application/scim+json"
+#define CT_SCIM  "application/scim+json"
 #define MAX_PROJ 32
 
 /* One SCIM request's view of the world: the org and its base URL. */
@@ -163,7 +164,8 @@ static void member_rows(struct scim *s, const char *group_id, const json_t *memb
 {
     size_t i;
     json_t *m;
-    json_array_foreach(members, i, m) {
+    json_array_foreach(members, i, m)
+    {
         const char *v = json_string_value(json_object_get(m, "value"));
         if (v == NULL || (skip != NULL && json_object_get(skip, v) != NULL))
             continue;
@@ -176,16 +178,18 @@ static void member_rows(struct scim *s, const char *group_id, const json_t *memb
     }
 }
 
-/* Set of member values of a group document: {"id": true, ...}. */
+/* Member values of a group document with their stored type: {"id": "User", ...}. */
 static json_t *member_set(const json_t *doc)
 {
     json_t *set = json_object();
     size_t i;
     json_t *m;
-    json_array_foreach(json_object_get(doc, "members"), i, m) {
+    json_array_foreach(json_object_get(doc, "members"), i, m)
+    {
         const char *v = json_string_value(json_object_get(m, "value"));
+        json_t *type = json_object_get(m, "type");
         if (v != NULL)
-            json_object_set_new(set, v, json_true());
+            json_object_set_new(set, v, json_is_string(type) ? json_copy(type) : json_true());
     }
     return set;
 }
@@ -212,7 +216,8 @@ static int res_save(struct scim *s, const struct cloud_rtype_def *rt, const char
         json_object_set(ordered, "externalId", json_object_get(doc, "externalId"));
     const char *k;
     json_t *v;
-    json_object_foreach(doc, k, v) {
+    json_object_foreach(doc, k, v)
+    {
         if (strcmp(k, "schemas") != 0 && strcmp(k, "id") != 0 && strcmp(k, "externalId") != 0 &&
             strcmp(k, "meta") != 0)
             json_object_set(ordered, k, v);
@@ -259,6 +264,32 @@ static int res_save(struct scim *s, const struct cloud_rtype_def *rt, const char
         return fail(r, 409, "uniqueness", "userName is already in use");
     if (rc != SQLITE_DONE)
         return fail(r, 500, NULL, "database error: %s", cloud_store_errmsg(s->st));
+    if (json_object_get(doc, "emails") != NULL || !is_new) {
+        /* the emails.value index (filters "emails eq", "emails.value eq") */
+        bool ok = true;
+        if (!is_new) {
+            q = cloud_store_stmt(s->st, CLOUD_STMT_EMAIL_DELETE);
+            sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+            ok = cloud_store_exec(s->st, q) == SQLITE_DONE;
+        }
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(doc, "emails"), i, e)
+        {
+            char *lc = ascii_lower(json_string_value(json_object_get(e, "value")));
+            if (lc == NULL)
+                continue;
+            q = cloud_store_stmt(s->st, CLOUD_STMT_EMAIL_INSERT);
+            sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 2, lc, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 3, id, -1, SQLITE_STATIC);
+            ok = ok && cloud_store_exec(s->st, q) == SQLITE_DONE;
+            free(lc);
+        }
+        if (!ok)
+            return fail(r, 500, NULL, "database error: %s", cloud_store_errmsg(s->st));
+    }
     if (rt->kind == CLOUD_RK_GROUP) {
         bool ok = true;
         json_t *newset = member_set(doc);
@@ -280,7 +311,8 @@ static int res_save(struct scim *s, const struct cloud_rtype_def *rt, const char
 /*
  * Check the members of a group document: each value names an existing User
  * or Group of the org (not the group itself); fills type and $ref; drops
- * duplicates. Members already in known (a member set) are trusted.
+ * duplicates. Members already in known (member_set of the stored version)
+ * are not looked up again.
  */
 static int resolve_members(struct scim *s, const char *group_id, json_t *doc, const json_t *known,
                            struct op_result *r)
@@ -293,7 +325,8 @@ static int resolve_members(struct scim *s, const char *group_id, json_t *doc, co
     size_t i;
     json_t *m;
     int rc = 0;
-    json_array_foreach(members, i, m) {
+    json_array_foreach(members, i, m)
+    {
         const char *v = json_string_value(json_object_get(m, "value"));
         if (v == NULL) {
             rc = fail(r, 400, "invalidValue", "members[%zu].value is required", i);
@@ -306,9 +339,10 @@ static int resolve_members(struct scim *s, const char *group_id, json_t *doc, co
             break;
         }
         const char *type = json_string_value(json_object_get(m, "type"));
+        const char *stored = known != NULL ? json_string_value(json_object_get(known, v)) : NULL;
         int kind;
-        if (known != NULL && json_object_get(known, v) != NULL && type != NULL)
-            kind = strcmp(type, "Group") == 0 ? CLOUD_RK_GROUP : CLOUD_RK_USER;
+        if (stored != NULL) /* already a member: its kind is known */
+            kind = strcmp(stored, "Group") == 0 ? CLOUD_RK_GROUP : CLOUD_RK_USER;
         else
             kind = res_kind(s, v);
         if (kind != CLOUD_RK_USER && kind != CLOUD_RK_GROUP) {
@@ -341,8 +375,7 @@ static int resolve_members(struct scim *s, const char *group_id, json_t *doc, co
     return 0;
 }
 
-static int check_username(struct scim *s, const json_t *doc, const char *self,
-                          struct op_result *r)
+static int check_username(struct scim *s, const json_t *doc, const char *self, struct op_result *r)
 {
     const char *u = json_string_value(json_object_get(doc, "userName"));
     if (u == NULL)
@@ -373,7 +406,8 @@ static int drop_memberships(struct scim *s, const char *id, struct op_result *r)
     size_t i;
     json_t *g;
     int rc = 0;
-    json_array_foreach(groups, i, g) {
+    json_array_foreach(groups, i, g)
+    {
         json_t *doc;
         long long version, created;
         if (res_load(s, json_string_value(g), CLOUD_RK_GROUP, &doc, &version, &created) != 0)
@@ -383,7 +417,8 @@ static int drop_memberships(struct scim *s, const char *id, struct op_result *r)
         json_t *keep = json_array();
         size_t j;
         json_t *m;
-        json_array_foreach(members, j, m) {
+        json_array_foreach(members, j, m)
+        {
             if (strcmp(json_string_value(json_object_get(m, "value")), id) != 0)
                 json_array_append(keep, m);
         }
@@ -416,8 +451,7 @@ static int check_preconditions(long long version, const char *if_match, const ch
         return fail(r, 412, NULL, "If-Match does not match the current version W/\"%lld\"",
                     version);
     if (if_none != NULL && etag_matches(if_none, version))
-        return fail(r, 412, NULL, "If-None-Match matches the current version W/\"%lld\"",
-                    version);
+        return fail(r, 412, NULL, "If-None-Match matches the current version W/\"%lld\"", version);
     return 0;
 }
 
@@ -519,6 +553,10 @@ static int op_delete(struct scim *s, const struct cloud_rtype_def *rt, const cha
     sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
     bool ok = cloud_store_exec(s->st, q) == SQLITE_DONE;
+    q = cloud_store_stmt(s->st, CLOUD_STMT_EMAIL_DELETE);
+    sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+    ok = ok && cloud_store_exec(s->st, q) == SQLITE_DONE;
     q = cloud_store_stmt(s->st, CLOUD_STMT_RES_DELETE);
     sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
@@ -527,438 +565,6 @@ static int op_delete(struct scim *s, const struct cloud_rtype_def *rt, const cha
         return fail(r, 500, NULL, "database error: %s", cloud_store_errmsg(s->st));
     r->status = 204;
     snprintf(r->id, sizeof(r->id), "%s", id);
-    return 0;
-}
-
-/* --- PATCH (RFC 7644 3.5.2) -------------------------------------------------------------- */
-
-/* Canonical copy of a complex value's members (sub-attribute names as in the schema). */
-static int canon_subs(const struct cloud_attr_def *def, const json_t *v, json_t **out,
-                      struct cloud_scim_err *err)
-{
-    if (!json_is_object(v))
-        return cloud_scim_err_set(err, 400, "invalidValue", "'%s' needs an object value",
-                                  def->name);
-    json_t *o = json_object();
-    const char *k;
-    json_t *x;
-    json_object_foreach((json_t *)v, k, x) {
-        const struct cloud_attr_def *sd = cloud_schema_find(def->subs, def->nsubs, k);
-        if (sd == NULL) {
-            json_decref(o);
-            return cloud_scim_err_set(err, 400, "invalidValue", "unknown sub-attribute '%s.%s'",
-                                      def->name, k);
-        }
-        json_object_set(o, sd->name, x);
-    }
-    *out = o;
-    return 0;
-}
-
-/* Add the filter's eq terms (a conjunction) as members of obj; -1 if the filter is not one. */
-static int eq_terms(const struct cloud_filter *f, json_t *obj)
-{
-    if (f->op == CLOUD_FILTER_AND)
-        return eq_terms(f->left, obj) == 0 && eq_terms(f->right, obj) == 0 ? 0 : -1;
-    if (f->op != CLOUD_FILTER_EQ || json_is_null(f->value))
-        return -1;
-    json_object_set(obj, f->ref.attr->name, f->value);
-    return 0;
-}
-
-static void merge_into(json_t *dst, const json_t *src)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)src, k, v) json_object_set(dst, k, v);
-}
-
-static bool same_element(const json_t *a, const json_t *b)
-{
-    const json_t *va = json_object_get(a, "value"), *vb = json_object_get(b, "value");
-    if (va != NULL && vb != NULL)
-        return json_equal(va, vb);
-    return json_equal(a, b);
-}
-
-/* Apply one operation to an attribute of container (top-level doc or extension object). */
-static int patch_attr(const char *op, json_t *container, const struct cloud_attr_def *attr,
-                      const struct cloud_attr_def *sub, struct cloud_filter *filter,
-                      json_t *value, struct cloud_scim_err *err)
-{
-    const char *key = attr->name;
-    json_t *cur = json_object_get(container, key);
-    bool add = strcmp(op, "add") == 0, replace = strcmp(op, "replace") == 0;
-    bool remove = !add && !replace;
-    if (filter != NULL) {
-        size_t nmatch = 0, i;
-        json_t *el;
-        if (json_is_array(cur)) {
-            for (i = 0; i < json_array_size(cur);) {
-                el = json_array_get(cur, i);
-                if (!cloud_filter_match(filter, el)) {
-                    i++;
-                    continue;
-                }
-                nmatch++;
-                if (remove) {
-                    if (sub != NULL) {
-                        json_object_del(el, sub->name);
-                        i++;
-                    } else {
-                        json_array_remove(cur, i);
-                    }
-                    continue;
-                }
-                if (sub != NULL) {
-                    json_object_set(el, sub->name, value);
-                } else {
-                    json_t *c;
-                    if (canon_subs(attr, value, &c, err) != 0)
-                        return -1;
-                    if (replace)
-                        json_array_set_new(cur, i, c);
-                    else {
-                        merge_into(el, c);
-                        json_decref(c);
-                    }
-                }
-                i++;
-            }
-            if (remove && json_array_size(cur) == 0)
-                json_object_del(container, key);
-        }
-        if (nmatch > 0 || remove)
-            return 0;
-        if (replace)
-            return cloud_scim_err_set(err, 400, "noTarget", "no value of '%s' matches the filter",
-                                      key);
-        /* add with no match: create the element the filter describes */
-        json_t *n = json_object();
-        if (eq_terms(filter, n) != 0) {
-            json_decref(n);
-            return cloud_scim_err_set(err, 400, "noTarget",
-                                      "no value of '%s' matches and the filter is not a list "
-                                      "of eq terms",
-                                      key);
-        }
-        if (sub != NULL) {
-            json_object_set(n, sub->name, value);
-        } else {
-            json_t *c;
-            if (canon_subs(attr, value, &c, err) != 0) {
-                json_decref(n);
-                return -1;
-            }
-            merge_into(n, c);
-            json_decref(c);
-        }
-        if (!json_is_array(cur)) {
-            cur = json_array();
-            json_object_set_new(container, key, cur);
-        }
-        json_array_append_new(cur, n);
-        return 0;
-    }
-    if (sub != NULL) {
-        if (attr->multi) {
-            if (!json_is_array(cur)) {
-                if (remove)
-                    return 0;
-                return cloud_scim_err_set(err, 400, "noTarget", "'%s' has no values", key);
-            }
-            size_t i;
-            json_t *el;
-            json_array_foreach(cur, i, el) {
-                if (remove)
-                    json_object_del(el, sub->name);
-                else
-                    json_object_set(el, sub->name, value);
-            }
-            return 0;
-        }
-        if (remove) {
-            if (json_is_object(cur)) {
-                json_object_del(cur, sub->name);
-                if (json_object_size(cur) == 0)
-                    json_object_del(container, key);
-            }
-            return 0;
-        }
-        if (!json_is_object(cur)) {
-            cur = json_object();
-            json_object_set_new(container, key, cur);
-        }
-        json_object_set(cur, sub->name, value);
-        return 0;
-    }
-    if (remove) {
-        if (attr->required)
-            return cloud_scim_err_set(err, 400, "mutability", "'%s' is required", key);
-        if (value != NULL && attr->multi && json_is_array(cur)) {
-            json_t *vals = value;
-            json_t *wrapped = NULL;
-            if (!json_is_array(value)) {
-                wrapped = json_array();
-                json_array_append(wrapped, value);
-                vals = wrapped;
-            }
-            for (size_t i = 0; i < json_array_size(cur);) {
-                bool hit = false;
-                size_t j;
-                json_t *v;
-                json_array_foreach(vals, j, v) {
-                    if (same_element(json_array_get(cur, i), v))
-                        hit = true;
-                }
-                if (hit)
-                    json_array_remove(cur, i);
-                else
-                    i++;
-            }
-            json_decref(wrapped);
-            if (json_array_size(cur) == 0)
-                json_object_del(container, key);
-            return 0;
-        }
-        json_object_del(container, key);
-        return 0;
-    }
-    if (value == NULL)
-        return cloud_scim_err_set(err, 400, "invalidValue", "'%s' needs a value", op);
-    if (attr->multi) {
-        json_t *vals = json_is_array(value) ? json_deep_copy(value) : json_pack("[O]", value);
-        if (attr->type == CLOUD_T_COMPLEX) {
-            size_t i;
-            json_t *v;
-            json_array_foreach(vals, i, v) {
-                json_t *c;
-                if (canon_subs(attr, v, &c, err) != 0) {
-                    json_decref(vals);
-                    return -1;
-                }
-                json_array_set_new(vals, i, c);
-            }
-        }
-        if (replace || !json_is_array(cur)) {
-            json_object_set_new(container, key, vals);
-            return 0;
-        }
-        size_t i;
-        json_t *v;
-        json_array_foreach(vals, i, v) {
-            bool dup = false;
-            size_t j;
-            json_t *e;
-            json_array_foreach(cur, j, e) {
-                if (attr->type == CLOUD_T_COMPLEX ? same_element(e, v) : json_equal(e, v))
-                    dup = true;
-            }
-            if (!dup)
-                json_array_append(cur, v);
-        }
-        json_decref(vals);
-        return 0;
-    }
-    if (attr->type == CLOUD_T_COMPLEX) {
-        json_t *c;
-        if (canon_subs(attr, value, &c, err) != 0)
-            return -1;
-        if (!json_is_object(cur)) {
-            json_object_set_new(container, key, c);
-            return 0;
-        }
-        merge_into(cur, c);
-        json_decref(c);
-        return 0;
-    }
-    json_object_set(container, key, value);
-    return 0;
-}
-
-/* The container an attribute reference lives in (creating the extension object if asked). */
-static json_t *container_of(json_t *doc, const struct cloud_attr_ref *ref, bool create)
-{
-    if (ref->ext == NULL)
-        return doc;
-    json_t *c = json_object_get(doc, ref->ext->id);
-    if (c == NULL && create) {
-        c = json_object();
-        json_object_set_new(doc, ref->ext->id, c);
-    }
-    return c;
-}
-
-static int check_mutable(const struct cloud_attr_ref *ref, struct cloud_scim_err *err)
-{
-    if (ref->attr->mutability == CLOUD_M_READONLY ||
-        (ref->sub != NULL && ref->sub->mutability == CLOUD_M_READONLY))
-        return cloud_scim_err_set(err, 400, "mutability", "'%s%s%s' is read-only",
-                                  ref->attr->name, ref->sub != NULL ? "." : "",
-                                  ref->sub != NULL ? ref->sub->name : "");
-    return 0;
-}
-
-/* Apply an op given a path string (no path: called per member of the value object). */
-static int patch_path_op(const struct cloud_rtype_def *rt, json_t *doc, const char *op,
-                         const char *path, json_t *value, bool allow_filter,
-                         struct cloud_scim_err *err)
-{
-    if (rt->ext != NULL && strcasecmp(path, rt->ext->id) == 0) {
-        /* the whole extension object */
-        if (strcmp(op, "remove") == 0) {
-            json_object_del(doc, rt->ext->id);
-            return 0;
-        }
-        if (!json_is_object(value))
-            return cloud_scim_err_set(err, 400, "invalidValue", "'%s' needs an object value",
-                                      path);
-        const char *k;
-        json_t *v;
-        json_object_foreach((json_t *)value, k, v) {
-            struct cloud_attr_ref ref;
-            if (cloud_schema_resolve(rt, rt->ext->id, k, NULL, &ref, err) != 0) {
-                err->scim_type = "invalidValue";
-                return -1;
-            }
-            if (check_mutable(&ref, err) != 0 ||
-                patch_attr(op, container_of(doc, &ref, true), ref.attr, NULL, NULL, v, err) != 0)
-                return -1;
-        }
-        return 0;
-    }
-    struct cloud_patch_path pp;
-    char msg[256];
-    if (cloud_patch_path_parse(path, &pp, msg, sizeof(msg)) != 0)
-        return cloud_scim_err_set(err, 400, "invalidPath", "path '%s': %s", path, msg);
-    int rc = -1;
-    struct cloud_attr_ref ref;
-    if (pp.filter != NULL && !allow_filter) {
-        cloud_scim_err_set(err, 400, "invalidPath", "'%s' may not hold a value filter", path);
-        goto out;
-    }
-    if (cloud_schema_resolve(rt, pp.uri, pp.attr, pp.filter != NULL ? NULL : pp.sub, &ref, err) !=
-        0) {
-        err->scim_type = "invalidPath";
-        goto out;
-    }
-    if (pp.filter != NULL) {
-        if (!ref.attr->multi || ref.attr->type != CLOUD_T_COMPLEX) {
-            cloud_scim_err_set(err, 400, "invalidPath",
-                               "'%s' is not a multi-valued complex attribute", ref.attr->name);
-            goto out;
-        }
-        if (cloud_filter_bind_values(pp.filter, ref.attr, err) != 0) {
-            err->scim_type = "invalidPath";
-            goto out;
-        }
-        if (pp.sub != NULL) {
-            ref.sub = cloud_schema_find(ref.attr->subs, ref.attr->nsubs, pp.sub);
-            if (ref.sub == NULL) {
-                cloud_scim_err_set(err, 400, "invalidPath", "unknown sub-attribute '%s.%s'",
-                                   ref.attr->name, pp.sub);
-                goto out;
-            }
-        }
-    }
-    if (check_mutable(&ref, err) != 0)
-        goto out;
-    bool remove = strcmp(op, "remove") == 0;
-    json_t *container = container_of(doc, &ref, !remove);
-    if (container == NULL) {
-        rc = 0; /* removing from an absent extension: nothing to do */
-        goto out;
-    }
-    rc = patch_attr(op, container, ref.attr, ref.sub, pp.filter, value, err);
-    if (ref.ext != NULL && json_object_size(container) == 0)
-        json_object_del(doc, ref.ext->id);
-out:
-    cloud_patch_path_clear(&pp);
-    return rc;
-}
-
-static int patch_doc(const struct cloud_rtype_def *rt, json_t *doc, const json_t *body,
-                     struct cloud_scim_err *err)
-{
-    if (!json_is_object(body))
-        return cloud_scim_err_set(err, 400, "invalidSyntax", "the body must be a PatchOp object");
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)body, k, v) {
-        if (strcmp(k, "schemas") != 0 && strcasecmp(k, "Operations") != 0)
-            return cloud_scim_err_set(err, 400, "invalidSyntax", "unknown member '%s' in PatchOp",
-                                      k);
-    }
-    json_t *schemas = json_object_get(body, "schemas");
-    if (!json_is_array(schemas) || json_array_size(schemas) != 1 ||
-        !json_is_string(json_array_get(schemas, 0)) ||
-        strcmp(json_string_value(json_array_get(schemas, 0)), CLOUD_MSG_PATCH) != 0)
-        return cloud_scim_err_set(err, 400, "invalidSyntax", "'schemas' must be [\"%s\"]",
-                                  CLOUD_MSG_PATCH);
-    json_t *ops = cloud_json_get_ci(body, "Operations", NULL);
-    if (!json_is_array(ops) || json_array_size(ops) == 0)
-        return cloud_scim_err_set(err, 400, "invalidSyntax",
-                                  "'Operations' must be a non-empty array");
-    size_t i;
-    json_t *o;
-    json_array_foreach(ops, i, o) {
-        if (!json_is_object(o))
-            return cloud_scim_err_set(err, 400, "invalidSyntax", "Operations[%zu] is not an object",
-                                      i);
-        json_object_foreach(o, k, v) {
-            if (strcmp(k, "op") != 0 && strcmp(k, "path") != 0 && strcmp(k, "value") != 0)
-                return cloud_scim_err_set(err, 400, "invalidSyntax",
-                                          "unknown member '%s' in Operations[%zu]", k, i);
-        }
-        const char *opname = json_string_value(json_object_get(o, "op"));
-        const char *op = NULL;
-        if (opname != NULL) {
-            if (strcasecmp(opname, "add") == 0)
-                op = "add";
-            else if (strcasecmp(opname, "replace") == 0)
-                op = "replace";
-            else if (strcasecmp(opname, "remove") == 0)
-                op = "remove";
-        }
-        if (op == NULL)
-            return cloud_scim_err_set(err, 400, "invalidSyntax",
-                                      "Operations[%zu].op must be add, remove or replace", i);
-        json_t *pathv = json_object_get(o, "path");
-        json_t *value = json_object_get(o, "value");
-        if (pathv != NULL && !json_is_string(pathv))
-            return cloud_scim_err_set(err, 400, "invalidPath", "Operations[%zu].path is not a "
-                                      "string", i);
-        const char *path = json_string_value(pathv);
-        if (strcmp(op, "remove") != 0 && value == NULL)
-            return cloud_scim_err_set(err, 400, "invalidValue", "Operations[%zu] needs a value",
-                                      i);
-        if (path != NULL) {
-            if (patch_path_op(rt, doc, op, path, value, true, err) != 0)
-                return -1;
-            continue;
-        }
-        if (strcmp(op, "remove") == 0)
-            return cloud_scim_err_set(err, 400, "noTarget", "remove needs a path");
-        if (!json_is_object(value))
-            return cloud_scim_err_set(err, 400, "invalidValue",
-                                      "without a path the value must be an object");
-        const char *vk;
-        json_t *vv;
-        json_object_foreach(value, vk, vv) {
-            if (strcmp(vk, "schemas") == 0)
-                continue;
-            if (patch_path_op(rt, doc, op, vk, vv, false, err) != 0)
-                return -1;
-        }
-    }
-    /* schemas follows the extension object's presence */
-    json_t *sch = json_array();
-    json_array_append_new(sch, json_string(rt->core->id));
-    if (rt->ext != NULL && json_object_size(json_object_get(doc, rt->ext->id)) > 0)
-        json_array_append_new(sch, json_string(rt->ext->id));
-    else if (rt->ext != NULL)
-        json_object_del(doc, rt->ext->id);
-    json_object_set_new(doc, "schemas", sch);
     return 0;
 }
 
@@ -971,7 +577,7 @@ static int op_patch(struct scim *s, const struct cloud_rtype_def *rt, const char
     if (load_for_update(s, rt, id, if_match, if_none, &old, &version, &created, r) != 0)
         return -1;
     json_t *doc = json_deep_copy(old);
-    int rc = patch_doc(rt, doc, body, &r->err);
+    int rc = cloud_patch_apply(rt, doc, body, &r->err);
     if (rc != 0)
         fail_err(r, &r->err);
     else
@@ -1047,9 +653,7 @@ static int proj_parse(const struct cloud_rtype_def *rt, const char *attrs, const
         struct cloud_patch_path pp;
         char msg[200];
         if (cloud_patch_path_parse(tok, &pp, msg, sizeof(msg)) != 0 || pp.filter != NULL) {
-            if (pp.filter == NULL)
-                cloud_patch_path_clear(&pp);
-            cloud_patch_path_clear(&pp);
+            cloud_patch_path_clear(&pp); /* zeroed by a failed parse: safe either way */
             rc = cloud_scim_err_set(err, 400, "invalidValue", "bad attribute name '%s'", tok);
             break;
         }
@@ -1201,9 +805,9 @@ static void answer_write(struct cloud_req *req, struct scim *s, const struct clo
     etag_of(r->version, etag, sizeof(etag));
     cloud_http_header(req, "ETag", etag);
     if (r->status == 201) {
-        cloud_http_header(req, "Location",
-                          json_string_value(json_object_get(json_object_get(r->res, "meta"),
-                                                            "location")));
+        cloud_http_header(
+            req, "Location",
+            json_string_value(json_object_get(json_object_get(r->res, "meta"), "location")));
     }
     json_t *out = proj_apply(p, representation(s, rt, r->res));
     cloud_http_reply(req, r->status, out, CT_SCIM);
@@ -1231,10 +835,16 @@ static const struct cloud_filter *indexed_eq(const struct cloud_filter *f, enum 
         const struct cloud_filter *l = indexed_eq(f->left, which);
         return l != NULL ? l : indexed_eq(f->right, which);
     }
-    if (f->op != CLOUD_FILTER_EQ || !json_is_string(f->value) || f->ref.ext != NULL ||
-        f->ref.sub != NULL)
+    if (f->op != CLOUD_FILTER_EQ || !json_is_string(f->value) || f->ref.ext != NULL)
         return NULL;
     const char *n = f->ref.attr->name;
+    if (strcmp(n, "emails") == 0 &&
+        (f->ref.sub == NULL || strcmp(f->ref.sub->name, "value") == 0)) {
+        *which = CLOUD_STMT_RES_SCAN_EMAIL;
+        return f;
+    }
+    if (f->ref.sub != NULL)
+        return NULL;
     if (strcmp(n, "userName") == 0)
         *which = CLOUD_STMT_RES_SCAN_USERNAME;
     else if (strcmp(n, "externalId") == 0)
@@ -1248,11 +858,113 @@ static const struct cloud_filter *indexed_eq(const struct cloud_filter *f, enum 
     return f;
 }
 
+/* Sorting (RFC 7644 3.4.2.3). */
+struct sort_spec {
+    bool on, desc;
+    struct cloud_attr_ref ref;
+    const struct cloud_attr_def *def; /* the attribute whose values are compared */
+};
+
+struct sort_item {
+    json_t *doc;
+    const json_t *key; /* borrowed from doc; NULL when the resource has no value */
+    size_t idx;
+    const struct sort_spec *spec;
+};
+
+static int sort_parse(const struct cloud_rtype_def *rt, const char *by, const char *order,
+                      struct sort_spec *sp, struct cloud_scim_err *err)
+{
+    memset(sp, 0, sizeof(*sp));
+    if (order != NULL && strcmp(order, "ascending") != 0 && strcmp(order, "descending") != 0)
+        return cloud_scim_err_set(err, 400, "invalidValue",
+                                  "sortOrder must be ascending or descending");
+    if (by == NULL)
+        return 0;
+    struct cloud_patch_path pp;
+    char msg[200];
+    if (cloud_patch_path_parse(by, &pp, msg, sizeof(msg)) != 0 || pp.filter != NULL) {
+        cloud_patch_path_clear(&pp);
+        return cloud_scim_err_set(err, 400, "invalidValue", "bad sortBy '%s'", by);
+    }
+    int rc = cloud_schema_resolve(rt, pp.uri, pp.attr, pp.sub, &sp->ref, err);
+    cloud_patch_path_clear(&pp);
+    if (rc != 0) {
+        err->scim_type = "invalidValue";
+        return -1;
+    }
+    sp->def = sp->ref.sub;
+    if (sp->def == NULL && sp->ref.attr->type == CLOUD_T_COMPLEX)
+        sp->def = cloud_schema_find(sp->ref.attr->subs, sp->ref.attr->nsubs, "value");
+    else if (sp->def == NULL)
+        sp->def = sp->ref.attr;
+    if (sp->def == NULL)
+        return cloud_scim_err_set(err, 400, "invalidValue",
+                                  "sortBy '%s' is complex: name a sub-attribute", by);
+    sp->on = true;
+    sp->desc = order != NULL && strcmp(order, "descending") == 0;
+    return 0;
+}
+
+/* The value a resource sorts by: multi-valued attributes use the primary value, else the first. */
+static const json_t *sort_key(const struct sort_spec *sp, const json_t *doc)
+{
+    const json_t *c = sp->ref.ext != NULL ? json_object_get(doc, sp->ref.ext->id) : doc;
+    const json_t *v = json_object_get(c, sp->ref.attr->name);
+    if (json_is_array(v)) {
+        const json_t *pick = json_array_get(v, 0);
+        size_t i;
+        json_t *el;
+        json_array_foreach(v, i, el)
+        {
+            if (json_is_true(json_object_get(el, "primary"))) {
+                pick = el;
+                break;
+            }
+        }
+        v = pick;
+    }
+    if (json_is_object(v))
+        v = json_object_get(v, sp->def->name);
+    return v == NULL || json_is_null(v) ? NULL : v;
+}
+
+static int sort_cmp(const void *pa, const void *pb)
+{
+    const struct sort_item *a = pa, *b = pb;
+    const struct cloud_attr_def *d = a->spec->def;
+    int c = 0;
+    if (a->key == NULL || b->key == NULL) {
+        c = (a->key == NULL) - (b->key == NULL); /* no value: last ascending, first descending */
+    } else if (json_is_string(a->key) && json_is_string(b->key)) {
+        const char *x = json_string_value(a->key), *y = json_string_value(b->key);
+        long long tx, ty;
+        if (d->type == CLOUD_T_DATETIME && cloud_schema_parse_datetime(x, &tx) &&
+            cloud_schema_parse_datetime(y, &ty))
+            c = (tx > ty) - (tx < ty);
+        else
+            c = d->case_exact ? strcmp(x, y) : strcasecmp(x, y);
+    } else if (json_is_number(a->key) && json_is_number(b->key)) {
+        double x = json_number_value(a->key), y = json_number_value(b->key);
+        c = (x > y) - (x < y);
+    } else if (json_is_boolean(a->key) && json_is_boolean(b->key)) {
+        c = json_is_true(a->key) - json_is_true(b->key);
+    }
+    if (a->spec->desc)
+        c = -c;
+    if (c == 0)
+        c = (a->idx > b->idx) - (a->idx < b->idx);
+    return c;
+}
+
 static void list_resources(struct cloud_req *req, struct scim *s, const struct cloud_rtype_def *rt)
 {
     struct cloud_ctx *ctx = s->ctx;
-    if (cloud_http_query(req, "sortBy") != NULL || cloud_http_query(req, "sortOrder") != NULL) {
-        cloud_http_scim_error(req, 400, "invalidValue", "sorting is not supported");
+    struct sort_spec sort;
+    struct cloud_scim_err serr = {0};
+    if (sort_parse(rt, cloud_http_query(req, "sortBy"), cloud_http_query(req, "sortOrder"), &sort,
+                   &serr) != 0) {
+        cloud_http_scim_error(req, serr.status, serr.scim_type, "%s", serr.detail);
         return;
     }
     long long start = 1, count = ctx->cfg.filter_max_results;
@@ -1288,7 +1000,9 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
     json_t *resources = json_array();
     long long total = 0;
     sqlite3_stmt *q;
-    if (f == NULL) {
+    if (f == NULL && sort.on) {
+        q = cloud_store_stmt(s->st, CLOUD_STMT_RES_SCAN);
+    } else if (f == NULL) {
         q = cloud_store_stmt(s->st, CLOUD_STMT_RES_COUNT);
         sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
         sqlite3_bind_int(q, 2, rt->kind);
@@ -1318,11 +1032,26 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
     sqlite3_reset(q);
     size_t i;
     json_t *idv;
-    json_array_foreach(ids, i, idv) {
+    struct sort_item *items = NULL;
+    size_t nitems = 0;
+    if (sort.on)
+        items = calloc(json_array_size(ids) + 1, sizeof(*items));
+    json_array_foreach(ids, i, idv)
+    {
         json_t *doc;
         if (res_load(s, json_string_value(idv), rt->kind, &doc, NULL, NULL) != 0)
             continue;
         doc = representation(s, rt, doc);
+        if (sort.on) {
+            /* sorting needs every match before paging */
+            if (f != NULL && !cloud_filter_match(f, doc)) {
+                json_decref(doc);
+                continue;
+            }
+            items[nitems] = (struct sort_item){doc, sort_key(&sort, doc), nitems, &sort};
+            nitems++;
+            continue;
+        }
         if (f != NULL) {
             if (!cloud_filter_match(f, doc)) {
                 json_decref(doc);
@@ -1336,13 +1065,98 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
         }
         json_array_append_new(resources, proj_apply(&p, doc));
     }
+    if (sort.on) {
+        qsort(items, nitems, sizeof(*items), sort_cmp);
+        total = (long long)nitems;
+        for (size_t k = 0; k < nitems; k++) {
+            if ((long long)k + 1 >= start && (long long)json_array_size(resources) < count)
+                json_array_append_new(resources, proj_apply(&p, items[k].doc));
+            else
+                json_decref(items[k].doc);
+        }
+        free(items);
+    }
     json_decref(ids);
     cloud_filter_free(f);
-    json_t *out = json_pack("{s:[s], s:I, s:I, s:I, s:o}", "schemas", CLOUD_MSG_LIST,
-                            "totalResults", (json_int_t)total, "itemsPerPage",
-                            (json_int_t)json_array_size(resources), "startIndex",
-                            (json_int_t)start, "Resources", resources);
+    json_t *out =
+        json_pack("{s:[s], s:I, s:I, s:I, s:o}", "schemas", CLOUD_MSG_LIST, "totalResults",
+                  (json_int_t)total, "itemsPerPage", (json_int_t)json_array_size(resources),
+                  "startIndex", (json_int_t)start, "Resources", resources);
     cloud_http_reply(req, 200, out, CT_SCIM);
+}
+
+/* POST /{type}/.search (RFC 7644 3.4.3): the SearchRequest becomes the query of a list. */
+static void search(struct cloud_req *req, struct scim *s, const struct cloud_rtype_def *rt)
+{
+    json_t *body = parse_scim_body(req);
+    if (body == NULL)
+        return;
+    const char *bad = NULL;
+    json_t *schemas = json_object_get(body, "schemas");
+    if (!json_is_object(body))
+        bad = "the body must be a SearchRequest object";
+    else if (!json_is_array(schemas) || json_array_size(schemas) != 1 ||
+             !json_is_string(json_array_get(schemas, 0)) ||
+             strcmp(json_string_value(json_array_get(schemas, 0)),
+                    "urn:ietf:params:scim:api:messages:2.0:SearchRequest") != 0)
+        bad = "'schemas' must be [\"urn:ietf:params:scim:api:messages:2.0:SearchRequest\"]";
+    evhttp_clear_headers(&req->query);
+    const char *k;
+    json_t *v;
+    if (bad == NULL) {
+        json_object_foreach(body, k, v)
+        {
+            char buf[64];
+            if (strcmp(k, "schemas") == 0)
+                continue;
+            if (strcmp(k, "filter") == 0 || strcmp(k, "sortBy") == 0 ||
+                strcmp(k, "sortOrder") == 0) {
+                if (!json_is_string(v)) {
+                    bad = "filter, sortBy and sortOrder are strings";
+                    break;
+                }
+                evhttp_add_header(&req->query, k, json_string_value(v));
+            } else if (strcmp(k, "startIndex") == 0 || strcmp(k, "count") == 0) {
+                if (!json_is_integer(v)) {
+                    bad = "startIndex and count are integers";
+                    break;
+                }
+                snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                evhttp_add_header(&req->query, k, buf);
+            } else if (strcmp(k, "attributes") == 0 || strcmp(k, "excludedAttributes") == 0) {
+                char list[2048] = "";
+                size_t i;
+                json_t *a;
+                if (!json_is_array(v)) {
+                    bad = "attributes and excludedAttributes are arrays of strings";
+                    break;
+                }
+                json_array_foreach(v, i, a)
+                {
+                    if (!json_is_string(a) ||
+                        strlen(list) + json_string_length(a) + 2 > sizeof(list)) {
+                        bad = "attributes and excludedAttributes are short arrays of strings";
+                        break;
+                    }
+                    if (i > 0)
+                        strcat(list, ",");
+                    strcat(list, json_string_value(a));
+                }
+                if (bad != NULL)
+                    break;
+                evhttp_add_header(&req->query, k, list);
+            } else {
+                bad = "unknown member in SearchRequest";
+                break;
+            }
+        }
+    }
+    json_decref(body);
+    if (bad != NULL) {
+        cloud_http_scim_error(req, 400, "invalidSyntax", "%s", bad);
+        return;
+    }
+    list_resources(req, s, rt);
 }
 
 static void get_resource(struct cloud_req *req, struct scim *s, const struct cloud_rtype_def *rt,
@@ -1454,7 +1268,8 @@ static void substitute_refs(json_t *v, const json_t *map)
     if (json_is_array(v)) {
         size_t i;
         json_t *e;
-        json_array_foreach(v, i, e) {
+        json_array_foreach(v, i, e)
+        {
             if (json_is_string(e) && strncmp(json_string_value(e), "bulkId:", 7) == 0) {
                 const char *id = json_string_value(json_object_get(map, json_string_value(e) + 7));
                 if (id != NULL)
@@ -1466,7 +1281,8 @@ static void substitute_refs(json_t *v, const json_t *map)
     } else if (json_is_object(v)) {
         const char *k;
         json_t *e;
-        json_object_foreach(v, k, e) {
+        json_object_foreach(v, k, e)
+        {
             if (json_is_string(e) && strncmp(json_string_value(e), "bulkId:", 7) == 0) {
                 const char *id = json_string_value(json_object_get(map, json_string_value(e) + 7));
                 if (id != NULL)
@@ -1548,7 +1364,8 @@ static void bulk(struct cloud_req *req, struct scim *s)
     if (!json_is_object(body))
         bad = "the body must be a BulkRequest object";
     else {
-        json_object_foreach(body, k, v) {
+        json_object_foreach(body, k, v)
+        {
             if (strcmp(k, "schemas") != 0 && strcmp(k, "Operations") != 0 &&
                 strcmp(k, "failOnErrors") != 0)
                 bad = "unknown member in BulkRequest";
@@ -1595,7 +1412,8 @@ static void bulk(struct cloud_req *req, struct scim *s)
     json_t *failed = json_object();  /* bulkIds of failed POSTs */
     size_t i;
     json_t *op;
-    json_array_foreach(ops, i, op) {
+    json_array_foreach(ops, i, op)
+    {
         const char *bid = json_string_value(json_object_get(op, "bulkId"));
         if (bid != NULL)
             json_object_set_new(pending, bid, json_true());
@@ -1605,7 +1423,8 @@ static void bulk(struct cloud_req *req, struct scim *s)
     size_t remaining = nops;
     while (remaining > 0 && !stop) {
         bool progress = false;
-        json_array_foreach(ops, i, op) {
+        json_array_foreach(ops, i, op)
+        {
             if (done[i] || stop)
                 continue;
             struct op_result r = {0};
@@ -1617,7 +1436,8 @@ static void bulk(struct cloud_req *req, struct scim *s)
             if (!json_is_object(op)) {
                 rc = fail(&r, 400, "invalidSyntax", "operation is not an object");
             } else {
-                json_object_foreach(op, k, v) {
+                json_object_foreach(op, k, v)
+                {
                     if (strcmp(k, "method") != 0 && strcmp(k, "path") != 0 &&
                         strcmp(k, "bulkId") != 0 && strcmp(k, "version") != 0 &&
                         strcmp(k, "data") != 0)
@@ -1644,7 +1464,8 @@ static void bulk(struct cloud_req *req, struct scim *s)
                 }
                 const char *ref;
                 json_t *unused;
-                json_object_foreach(refs, ref, unused) {
+                json_object_foreach(refs, ref, unused)
+                {
                     if (json_object_get(idmap, ref) != NULL)
                         continue;
                     if (json_object_get(failed, ref) != NULL) {
@@ -1719,15 +1540,16 @@ static void bulk(struct cloud_req *req, struct scim *s)
         }
         if (!progress && !stop) {
             /* circular references: fail what is left */
-            json_array_foreach(ops, i, op) {
+            json_array_foreach(ops, i, op)
+            {
                 if (done[i])
                     continue;
                 struct op_result r = {0};
                 fail(&r, 409, NULL, "circular bulkId references");
-                json_t *res = json_pack("{s:O?, s:O?, s:s, s:o}", "method",
-                                        json_object_get(op, "method"), "bulkId",
-                                        json_object_get(op, "bulkId"), "status", "409",
-                                        "response", bulk_error_response(&r));
+                json_t *res =
+                    json_pack("{s:O?, s:O?, s:s, s:o}", "method", json_object_get(op, "method"),
+                              "bulkId", json_object_get(op, "bulkId"), "status", "409", "response",
+                              bulk_error_response(&r));
                 results[i] = res;
                 done[i] = true;
                 remaining--;
@@ -1752,11 +1574,9 @@ static void bulk(struct cloud_req *req, struct scim *s)
         cloud_http_scim_error(req, 500, NULL, "commit failed");
         return;
     }
-    cloud_http_reply(req,
-                     200,
-                     json_pack("{s:[s], s:o}", "schemas", CLOUD_MSG_BULK_RESP, "Operations",
-                               out_ops),
-                     CT_SCIM);
+    cloud_http_reply(
+        req, 200, json_pack("{s:[s], s:o}", "schemas", CLOUD_MSG_BULK_RESP, "Operations", out_ops),
+        CT_SCIM);
 }
 
 /* --- discovery --------------------------------------------------------------------------- */
@@ -1773,10 +1593,9 @@ static json_t *service_provider_config(struct scim *s)
         "documentationUri", "docs/cloud-api.md", "patch", "supported", 1, "bulk", "supported", 1,
         "maxOperations", (json_int_t)c->bulk_max_ops, "maxPayloadSize",
         (json_int_t)c->bulk_max_payload, "filter", "supported", 1, "maxResults",
-        (json_int_t)c->filter_max_results, "changePassword", "supported", 0, "sort", "supported",
-        0, "etag", "supported", 1, "authenticationSchemes", "type", "oauthbearertoken", "name",
-        "OAuth Bearer Token",
-        "description",
+        (json_int_t)c->filter_max_results, "changePassword", "supported", 0, "sort", "supported", 1,
+        "etag", "supported", 1, "authenticationSchemes", "type", "oauthbearertoken", "name",
+        "OAuth Bearer Token", "description",
         "OAuth 2.0 client credentials (POST /oauth/token) or the org admin token", "primary", 1,
         "meta", "resourceType", "ServiceProviderConfig", "location", loc);
 }
@@ -1849,6 +1668,10 @@ void cloud_scim_handle(struct cloud_req *req)
     }
     if (cloud_http_authenticate(req, s.org) != 0)
         return;
+    if (strcmp(what, "Me") == 0 || (strcmp(what, ".search") == 0 && req->nsegs == 4)) {
+        cloud_http_scim_error(req, 501, NULL, "/%s is not implemented", what);
+        return;
+    }
     if (strcmp(what, "Bulk") == 0 && req->nsegs == 4) {
         if (req->method != EVHTTP_REQ_POST) {
             cloud_http_header(req, "Allow", "POST");
@@ -1876,6 +1699,15 @@ void cloud_scim_handle(struct cloud_req *req)
         return;
     }
     const char *id = req->segs[4];
+    if (strcmp(id, ".search") == 0) {
+        if (m == EVHTTP_REQ_POST)
+            search(req, &s, rt);
+        else {
+            cloud_http_header(req, "Allow", "POST");
+            cloud_http_scim_error(req, 405, NULL, "use POST for .search");
+        }
+        return;
+    }
     if (!valid_id(id)) {
         cloud_http_scim_error(req, 404, NULL, "%s '%s' not found", rt->name, id);
         return;

@@ -44,6 +44,10 @@ static const char schema_sql[] =
     "  WHERE kind=0;"
     "CREATE INDEX IF NOT EXISTS resources_external ON resources(org, kind, external_id);"
     "CREATE INDEX IF NOT EXISTS resources_display ON resources(org, kind, display_name_lc);"
+    "CREATE TABLE IF NOT EXISTS res_emails("
+    "  org TEXT NOT NULL, value_lc TEXT NOT NULL, id TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS res_emails_value ON res_emails(org, value_lc);"
+    "CREATE INDEX IF NOT EXISTS res_emails_id ON res_emails(org, id);"
     "CREATE TABLE IF NOT EXISTS members("
     "  org TEXT NOT NULL, group_id TEXT NOT NULL, member_id TEXT NOT NULL,"
     "  PRIMARY KEY(org, group_id, member_id)) WITHOUT ROWID;"
@@ -73,8 +77,8 @@ enum dirconn_err cloud_store_open(struct cloud_store *st, const char *path, bool
         return DIRCONN_ESTATE;
     }
     for (int i = 0; i < CLOUD_STMT_MAX; i++) {
-        rc = sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                                &st->stmts[i], NULL);
+        rc = sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmts[i],
+                                NULL);
         if (rc != SQLITE_OK) {
             dirconn_error_set(err, DIRCONN_ESTATE, "%s: preparing statement %d: %s (sqlite %d)",
                               path, i, sqlite3_errmsg(st->db), rc);

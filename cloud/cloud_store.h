@@ -62,7 +62,7 @@
     XX(RES_GET, "SELECT kind, version, created_ms, modified_ms, body FROM resources "              \
                 "WHERE org=?1 AND id=?2")                                                          \
     XX(RES_DELETE, "DELETE FROM resources WHERE org=?1 AND id=?2")                                 \
-    XX(RES_BY_USERNAME, "SELECT id FROM resources WHERE org=?1 AND kind=0 AND user_name_lc=?2")   \
+    XX(RES_BY_USERNAME, "SELECT id FROM resources WHERE org=?1 AND kind=0 AND user_name_lc=?2")    \
     XX(RES_COUNT, "SELECT count(*) FROM resources WHERE org=?1 AND kind=?2")                       \
     XX(RES_PAGE, "SELECT id FROM resources WHERE org=?1 AND kind=?2 ORDER BY rowid "               \
                  "LIMIT ?3 OFFSET ?4")                                                             \
@@ -74,11 +74,17 @@
     XX(RES_SCAN_DISPLAY, "SELECT id FROM resources WHERE org=?1 AND kind=?2 AND "                  \
                          "display_name_lc=?3 ORDER BY rowid")                                      \
     XX(RES_SCAN_ID, "SELECT id FROM resources WHERE org=?1 AND kind=?2 AND id=?3")                 \
-    XX(MEMBER_INSERT, "INSERT OR IGNORE INTO members(org, group_id, member_id) VALUES(?1, ?2, ?3)") \
+    XX(RES_SCAN_EMAIL, "SELECT DISTINCT r.id FROM res_emails e JOIN resources r "                  \
+                       "ON r.org=e.org AND r.id=e.id WHERE e.org=?1 AND r.kind=?2 AND "            \
+                       "e.value_lc=?3 ORDER BY r.rowid")                                           \
+    XX(EMAIL_INSERT, "INSERT INTO res_emails(org, value_lc, id) VALUES(?1, ?2, ?3)")               \
+    XX(EMAIL_DELETE, "DELETE FROM res_emails WHERE org=?1 AND id=?2")                              \
+    XX(MEMBER_INSERT,                                                                              \
+       "INSERT OR IGNORE INTO members(org, group_id, member_id) VALUES(?1, ?2, ?3)")               \
     XX(MEMBER_DELETE, "DELETE FROM members WHERE org=?1 AND group_id=?2 AND member_id=?3")         \
     XX(MEMBER_DELETE_GROUP, "DELETE FROM members WHERE org=?1 AND group_id=?2")                    \
-    XX(MEMBER_OF, "SELECT m.group_id, json_extract(r.body, '$.displayName') "             \
-                  "FROM members m JOIN resources r "                     \
+    XX(MEMBER_OF, "SELECT m.group_id, json_extract(r.body, '$.displayName') "                      \
+                  "FROM members m JOIN resources r "                                               \
                   "ON r.org=m.org AND r.id=m.group_id WHERE m.org=?1 AND m.member_id=?2 "          \
                   "ORDER BY r.rowid")                                                              \
     XX(MEMBER_GROUPS_OF, "SELECT group_id FROM members WHERE org=?1 AND member_id=?2")

@@ -48,32 +48,52 @@ struct opt {
 #define CFG(m) offsetof(struct cloud_config, m)
 
 static const struct opt options[] = {
-    {"listen", OPT_STR, CFG(listen), 0, 0, "HOST:PORT", "address to listen on (port 0: any free port)"},
+    {"listen", OPT_STR, CFG(listen), 0, 0, "HOST:PORT",
+     "address to listen on (port 0: any free port)"},
     {"db", OPT_STR, CFG(db_path), 0, 0, "FILE", "SQLite database (created if missing)"},
-    {"admin-token-file", OPT_STR, CFG(admin_token_file), 0, 0, "FILE", "file holding the admin token"},
+    {"admin-token-file", OPT_STR, CFG(admin_token_file), 0, 0, "FILE",
+     "file holding the admin token"},
     {"org", OPT_ORG, 0, 0, 0, "NAME", "organisation to serve (repeatable; default: default)"},
     {"tls-cert", OPT_STR, CFG(tls_cert), 0, 0, "FILE", "PEM certificate chain for HTTPS"},
     {"tls-key", OPT_STR, CFG(tls_key), 0, 0, "FILE", "PEM private key for HTTPS"},
     {"insecure-http", OPT_FLAG, CFG(insecure_http), 0, 0, NULL, "serve plain HTTP (tests only)"},
-    {"ready-file", OPT_STR, CFG(ready_file), 0, 0, "FILE", "write the bound port here once listening"},
-    {"public-url", OPT_STR, CFG(public_url), 0, 0, "URL", "base URL for meta.location (default from --listen)"},
-    {"token-ttl", OPT_DURATION_S, CFG(token_ttl_s), 1, 86400 * 30, "DURATION", "access token lifetime (3600s)"},
-    {"max-body", OPT_SIZE, CFG(max_body), 1024, 1L << 30, "BYTES", "largest request body except /Bulk (1m)"},
-    {"bulk-max-operations", OPT_LONG, CFG(bulk_max_ops), 1, 100000, "N", "Bulk maxOperations (1000)"},
-    {"bulk-max-payload", OPT_SIZE, CFG(bulk_max_payload), 1024, 1L << 30, "BYTES", "Bulk maxPayloadSize (4m)"},
-    {"filter-max-results", OPT_LONG, CFG(filter_max_results), 1, 1000000, "N", "largest page of a list (1000)"},
-    {"db-sync", OPT_SYNC, CFG(db_sync_full), 0, 0, "normal|full", "SQLite synchronous mode (normal)"},
-    {"log-level", OPT_LOGLEVEL, CFG(log_level), 0, 0, "LEVEL", "error, warn, info (default), debug"},
-    {"fault-latency", OPT_DURATION_MS, CFG(fault.latency_ms), 0, 600000, "DURATION", "add latency to each request"},
-    {"fault-jitter", OPT_DURATION_MS, CFG(fault.jitter_ms), 0, 600000, "DURATION", "plus uniform random 0..DURATION"},
+    {"ready-file", OPT_STR, CFG(ready_file), 0, 0, "FILE",
+     "write the bound port here once listening"},
+    {"public-url", OPT_STR, CFG(public_url), 0, 0, "URL",
+     "base URL for meta.location (default from --listen)"},
+    {"token-ttl", OPT_DURATION_S, CFG(token_ttl_s), 1, 86400 * 30, "DURATION",
+     "access token lifetime (3600s)"},
+    {"max-body", OPT_SIZE, CFG(max_body), 1024, 1L << 30, "BYTES",
+     "largest request body except /Bulk (1m)"},
+    {"bulk-max-operations", OPT_LONG, CFG(bulk_max_ops), 1, 100000, "N",
+     "Bulk maxOperations (1000)"},
+    {"bulk-max-payload", OPT_SIZE, CFG(bulk_max_payload), 1024, 1L << 30, "BYTES",
+     "Bulk maxPayloadSize (4m)"},
+    {"filter-max-results", OPT_LONG, CFG(filter_max_results), 1, 1000000, "N",
+     "largest page of a list (1000)"},
+    {"db-sync", OPT_SYNC, CFG(db_sync_full), 0, 0, "normal|full",
+     "SQLite synchronous mode (normal)"},
+    {"log-level", OPT_LOGLEVEL, CFG(log_level), 0, 0, "LEVEL",
+     "error, warn, info (default), debug"},
+    {"fault-latency", OPT_DURATION_MS, CFG(fault.latency_ms), 0, 600000, "DURATION",
+     "add latency to each request"},
+    {"fault-jitter", OPT_DURATION_MS, CFG(fault.jitter_ms), 0, 600000, "DURATION",
+     "plus uniform random 0..DURATION"},
     {"fault-500", OPT_RATE, CFG(fault.p500), 0, 0, "RATE", "fraction answered 500 before applying"},
-    {"fault-503", OPT_RATE, CFG(fault.p503), 0, 0, "RATE", "fraction answered 503 + Retry-After before applying"},
-    {"fault-500-after", OPT_RATE, CFG(fault.p500_after), 0, 0, "RATE", "fraction applied, then answered 500"},
-    {"fault-drop", OPT_RATE, CFG(fault.pdrop), 0, 0, "RATE", "fraction applied, then dropped mid-response"},
-    {"fault-429-rps", OPT_LONG, CFG(fault.throttle_rps), 0, 1000000, "N", "429 + Retry-After above N requests/s"},
-    {"fault-retry-after", OPT_LONG, CFG(fault.retry_after_s), 1, 3600, "SECONDS", "Retry-After of 429/503 (1)"},
+    {"fault-503", OPT_RATE, CFG(fault.p503), 0, 0, "RATE",
+     "fraction answered 503 + Retry-After before applying"},
+    {"fault-500-after", OPT_RATE, CFG(fault.p500_after), 0, 0, "RATE",
+     "fraction applied, then answered 500"},
+    {"fault-drop", OPT_RATE, CFG(fault.pdrop), 0, 0, "RATE",
+     "fraction applied, then dropped mid-response"},
+    {"fault-429-rps", OPT_LONG, CFG(fault.throttle_rps), 0, 1000000, "N",
+     "429 + Retry-After above N requests/s"},
+    {"fault-retry-after", OPT_LONG, CFG(fault.retry_after_s), 1, 3600, "SECONDS",
+     "Retry-After of 429/503 (1)"},
     {"fault-seed", OPT_U64, CFG(fault.seed), 0, 0, "N", "seed of the fault generator (0)"},
     {"fault-oauth", OPT_FLAG, CFG(fault.oauth), 0, 0, NULL, "also inject faults on /oauth/token"},
+    {"fault-writes-only", OPT_FLAG, CFG(fault.writes_only), 0, 0, NULL,
+     "inject faults on POST/PUT/PATCH/DELETE only"},
 };
 
 static void usage(FILE *f)
@@ -289,13 +309,15 @@ static enum dirconn_err load_admin_token(struct cloud_ctx *ctx, struct dirconn_e
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
     fclose(f);
     buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
-                     buf[n - 1] == '\t'))
+    while (n > 0 &&
+           (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
         buf[--n] = '\0';
     if (n < 8 || strlen(buf) != n) {
         OPENSSL_cleanse(buf, sizeof(buf));
-        return dirconn_error_set(err, DIRCONN_ECONFIG, "%s: the admin token must be one line "
-                                 "of at least 8 characters", ctx->cfg.admin_token_file);
+        return dirconn_error_set(err, DIRCONN_ECONFIG,
+                                 "%s: the admin token must be one line "
+                                 "of at least 8 characters",
+                                 ctx->cfg.admin_token_file);
     }
     cloud_sha256(buf, n, ctx->admin_hash);
     OPENSSL_cleanse(buf, sizeof(buf));

@@ -18,6 +18,7 @@
 struct cloud_auth {
     const struct config *cfg;
     scim_configure_fn configure;
+    scim_outcome_fn outcome;
     void *configure_arg;
     char *token;
     int64_t expires_ms; /* monotonic time after which the token is renewed */
@@ -99,6 +100,11 @@ enum dirconn_err cloud_auth_new(const struct config *cfg, scim_configure_fn conf
     return DIRCONN_OK;
 }
 
+void cloud_auth_set_outcome(struct cloud_auth *a, scim_outcome_fn outcome)
+{
+    a->outcome = outcome;
+}
+
 void cloud_auth_free(struct cloud_auth *a)
 {
     if (a == NULL)
@@ -122,6 +128,12 @@ static size_t collect(char *p, size_t size, size_t nmemb, void *userp)
     b->len += n;
     b->data[b->len] = '\0';
     return n;
+}
+
+static void reset_body(void *arg)
+{
+    struct body_buf *b = arg;
+    b->len = 0;
 }
 
 /* POST grant_type=client_credentials to the token endpoint. */
@@ -179,9 +191,13 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
     curl_easy_setopt(h, CURLOPT_USERAGENT, "dirconn");
     if (cfg->cloud_ca_file != NULL)
         curl_easy_setopt(h, CURLOPT_CAINFO, cfg->cloud_ca_file);
-    if (a->configure != NULL)
-        e = a->configure(a->configure_arg, h, url, err);
-    CURLcode rc = e == DIRCONN_OK ? curl_easy_perform(h) : CURLE_OK;
+    /* One transfer per route: the outcome hook may ask for another proxy at once. */
+    CURLcode rc = CURLE_OK;
+    struct dirconn_error note;
+    struct scim_transport t = {a->configure, a->outcome, a->configure_arg};
+    e = scim_easy_perform(&t, h, url, reset_body, body, &rc, &note);
+    if (e != DIRCONN_OK)
+        dirconn_error_set(err, e, "POST %s: %s", url, note.msg);
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     OPENSSL_cleanse(usecret, strlen(usecret));
@@ -196,6 +212,8 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
     if (rc != CURLE_OK) {
         free(body);
         secret_store_free_value(client_id);
+        if (note.code != DIRCONN_OK)
+            return dirconn_error_set(err, note.code, "POST %s: %s", url, note.msg);
         return dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "POST %s: %s (curl %d)", url,
                                  errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc);
     }

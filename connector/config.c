@@ -165,6 +165,7 @@ static const struct opt options[] = {
      NULL},
     {"proxy", "auth", OPT_ENUM, OFF(proxy_auth), "any", 0, 0, proxy_auth_names, 0, NULL},
     {"proxy", "no_proxy", OPT_STRING, OFF(proxy_no_proxy), NULL, 1, 4096, NULL, 0, NULL},
+    {"proxy", "pac_ttl", OPT_DURATION, OFF(proxy_pac_ttl_ms), "5m", 1000, DAY_MS, NULL, 0, NULL},
 
     {"log", "level", OPT_ENUM, OFF(log_level), "info", 0, 0, log_level_names, 0, NULL},
     {"log", "target", OPT_ENUM, OFF(log_target), "stderr", 0, 0, log_target_names, 0, NULL},

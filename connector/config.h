@@ -137,6 +137,7 @@ struct config {
     char *proxy_password_file;
     enum proxy_auth proxy_auth;
     char *proxy_no_proxy;
+    int64_t proxy_pac_ttl_ms; /* how long a resolved proxy list is kept per host */
 
     /* [log] */
     int log_level;  /* enum log_level */

@@ -860,8 +860,21 @@ enum dirconn_err ldap_source_search(struct ldap_source *src, const struct ldap_s
     size_t k = 0;
     if (ok && spec->attrs == NULL)
         ok = (cur->attrs[k++] = strdup("*")) != NULL;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (cur->attrs[k++] = strdup(spec->attrs[i])) != NULL;
+    /*
+     * On Active Directory, large multi-valued attributes are asked for with an
+     * explicit range of the default MaxValRange (MS-ADTS 3.1.1.3.1.3.3): the DC
+     * answers at most that many values and names the range it returned, and
+     * fetch_ranges() follows it. Windows truncates even without the option;
+     * asking explicitly makes every AD implementation (Samba included) answer
+     * the same way.
+     */
+    bool ad = src->dse.kind == LDAP_SERVER_AD_DS || src->dse.kind == LDAP_SERVER_AD_LDS;
+    for (size_t i = 0; ok && i < n; i++) {
+        if (ad && strcasecmp(spec->attrs[i], "member") == 0)
+            ok = (cur->attrs[k++] = strdup("member;range=0-1499")) != NULL;
+        else
+            ok = (cur->attrs[k++] = strdup(spec->attrs[i])) != NULL;
+    }
     if (ok)
         ok = (cur->attrs[k++] = strdup("objectGUID")) != NULL;
     if (ok)
@@ -992,8 +1005,11 @@ static enum dirconn_err convert_entry(struct ldap_cursor *cur, LDAPMessage *msg,
             attr->name = strdup(ranged ? base : a);
             if (attr->name == NULL || !attr_append(attr, vals))
                 e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-            else if (ranged && hi >= 0)
+            else if (ranged && hi >= 0) {
+                log_msg(src->log, LOG_LEVEL_DEBUG, "%s: %s came in ranges (%ld-%ld first)",
+                        entry->dn, attr->name, lo, hi);
                 e = fetch_ranges(cur, entry->dn, attr, hi + 1, err);
+            }
         }
         ldap_value_free_len(vals);
         ldap_memfree(a);

@@ -467,15 +467,18 @@ enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dir
     memset(p->summary.count, 0, sizeof(p->summary.count));
     memset(p->summary.deleted_by_kind, 0, sizeof(p->summary.deleted_by_kind));
     p->summary.deletes = 0;
-    /* Naming conflicts: one email on two users or contacts; neither is sent. */
+    /* Naming conflicts: one email on two users or contacts; none of them is sent. */
     static const char conflicts[] =
+        "DROP TABLE IF EXISTS temp.plan_conflicts;"
+        "CREATE TEMP TABLE plan_conflicts AS SELECT name_lower, group_concat(dn, '; ') AS dns"
+        " FROM plan_dir WHERE status = 0 AND kind IN (0, 2) AND name_lower IS NOT NULL"
+        " GROUP BY name_lower HAVING count(*) > 1;"
         "UPDATE plan_dir SET status = 2, message = 'Naming conflict: the email ' || name ||"
-        " ' is on more than one directory object (' || (SELECT group_concat(d2.dn, '; ')"
-        " FROM plan_dir d2 WHERE d2.name_lower = plan_dir.name_lower AND d2.status = 0"
-        " AND d2.kind IN (0, 2)) || '); none of them is sent'"
-        " WHERE status = 0 AND kind IN (0, 2) AND name_lower IN (SELECT name_lower FROM plan_dir"
-        " WHERE status = 0 AND kind IN (0, 2) AND name_lower IS NOT NULL"
-        " GROUP BY name_lower HAVING count(*) > 1)";
+        " ' is on more than one directory object (' || (SELECT dns FROM plan_conflicts c"
+        " WHERE c.name_lower = plan_dir.name_lower) || '); none of them is sent'"
+        " WHERE status = 0 AND kind IN (0, 2) AND name_lower IN"
+        " (SELECT name_lower FROM plan_conflicts);"
+        "DROP TABLE temp.plan_conflicts;";
     char *msg = NULL;
     if (sqlite3_exec(p->db, "DELETE FROM plan_items", NULL, NULL, &msg) != SQLITE_OK ||
         sqlite3_exec(p->db, conflicts, NULL, NULL, &msg) != SQLITE_OK) {

@@ -37,6 +37,9 @@ struct scim_request {
     bool force_token_refresh;
     enum dirconn_err token_error;
     char token_message[DIRCONN_ERROR_LEN];
+    bool configured;  /* the configure hook ran for the attempt in flight */
+    char transport_note[DIRCONN_ERROR_LEN]; /* the outcome hook's text for a transport error */
+    enum dirconn_err transport_code;        /* and its code */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -374,6 +377,7 @@ static enum dirconn_err start_attempt(struct scim_client *c, struct scim_request
             snprintf(r->token_message, sizeof(r->token_message), "%s", terr.msg);
             return ce;
         }
+        r->configured = true;
     }
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
         return DIRCONN_ENOMEM;
@@ -428,9 +432,15 @@ static void build_response(struct scim_request *r, CURLcode rc, long status,
     }
     if (rc != CURLE_OK) {
         resp->code = DIRCONN_ECLOUD_CONNECT;
-        snprintf(resp->error, sizeof(resp->error), "%s %.500s: %s (curl %d)%s", r->method, r->url,
-                 r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc), (int)rc,
-                 r->attempts > 1 ? ", after retries" : "");
+        if (r->transport_note[0] != '\0' && r->transport_code != DIRCONN_OK)
+            resp->code = r->transport_code;
+        if (r->transport_note[0] != '\0')
+            snprintf(resp->error, sizeof(resp->error), "%s %.300s: %.650s%s", r->method, r->url,
+                     r->transport_note, r->attempts > 1 ? ", after retries" : "");
+        else
+            snprintf(resp->error, sizeof(resp->error), "%s %.500s: %s (curl %d)%s", r->method,
+                     r->url, r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc), (int)rc,
+                     r->attempts > 1 ? ", after retries" : "");
         if (r->resp_overflow)
             snprintf(resp->error, sizeof(resp->error), "%s %.500s: response larger than %u bytes",
                      r->method, r->url, SCIM_MAX_RESPONSE);
@@ -486,7 +496,27 @@ static void attempt_done(struct scim_client *c, struct scim_request *r, CURLcode
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
     bool retry = false;
     int64_t delay = -1;
-    if (r->token_error != DIRCONN_OK) {
+    if (r->configured && c->opts.outcome != NULL && r->token_error == DIRCONN_OK) {
+        struct dirconn_error herr;
+        dirconn_error_clear(&herr);
+        enum scim_outcome o = c->opts.outcome(c->opts.configure_arg, r->easy, r->url, rc, &herr);
+        r->transport_note[0] = '\0';
+        if (o == SCIM_OUTCOME_FAIL) {
+            r->token_error = herr.code != DIRCONN_OK ? herr.code : DIRCONN_EFAIL;
+            snprintf(r->token_message, sizeof(r->token_message), "%s", herr.msg);
+        } else if (herr.msg[0] != '\0') {
+            snprintf(r->transport_note, sizeof(r->transport_note), "%s", herr.msg);
+            r->transport_code = herr.code;
+        }
+        if (o == SCIM_OUTCOME_RETRY) {
+            retry = true;
+            delay = 0;
+        }
+    }
+    r->configured = false;
+    if (retry) {
+        /* the outcome hook chose another route */
+    } else if (r->token_error != DIRCONN_OK) {
         retry = r->token_error == DIRCONN_ECLOUD_CONNECT || r->token_error == DIRCONN_ECLOUD;
     } else if (rc != CURLE_OK) {
         retry = retryable_curl(rc) && !r->resp_overflow;
@@ -660,4 +690,37 @@ enum dirconn_err scim_list_all(struct scim_client *c, const char *path, const ch
     curl_free(ef);
     curl_free(ea);
     return e;
+}
+
+enum dirconn_err scim_easy_perform(const struct scim_transport *t, CURL *easy, const char *url,
+                                   void (*reset)(void *), void *reset_arg, CURLcode *rc,
+                                   struct dirconn_error *err)
+{
+    dirconn_error_clear(err);
+    *rc = CURLE_OK;
+    for (int route = 0; route < SCIM_MAX_ROUTES; route++) {
+        if (t != NULL && t->configure != NULL) {
+            enum dirconn_err e = t->configure(t->arg, easy, url, err);
+            if (e != DIRCONN_OK)
+                return e;
+        }
+        if (reset != NULL)
+            reset(reset_arg);
+        *rc = curl_easy_perform(easy);
+        if (t == NULL || t->configure == NULL || t->outcome == NULL)
+            return DIRCONN_OK;
+        struct dirconn_error herr;
+        dirconn_error_clear(&herr);
+        enum scim_outcome o = t->outcome(t->arg, easy, url, *rc, &herr);
+        if (o == SCIM_OUTCOME_FAIL)
+            return dirconn_error_set(err, herr.code != DIRCONN_OK ? herr.code : DIRCONN_EFAIL,
+                                     "%s", herr.msg);
+        dirconn_error_clear(err);
+        if (*rc != CURLE_OK && herr.msg[0] != '\0')
+            dirconn_error_set(err, herr.code != DIRCONN_OK ? herr.code : DIRCONN_ECLOUD_CONNECT,
+                              "%s", herr.msg);
+        if (o != SCIM_OUTCOME_RETRY)
+            break;
+    }
+    return DIRCONN_OK;
 }

@@ -47,9 +47,58 @@
 typedef enum dirconn_err (*scim_token_fn)(void *arg, bool refresh, char **token,
                                           struct dirconn_error *err);
 
-/* Applied to every libcurl easy handle before a transfer (proxy options). */
+/*
+ * The transport seam (proxy/proxy.h implements it). configure is applied to
+ * every libcurl easy handle before each attempt (proxy options); returning an
+ * error ends the request with that error, without a transfer.
+ */
 typedef enum dirconn_err (*scim_configure_fn)(void *arg, CURL *easy, const char *url,
                                               struct dirconn_error *err);
+
+/* What an outcome hook asks the client to do with a finished attempt. */
+enum scim_outcome {
+    SCIM_OUTCOME_DEFAULT = 0, /* the client's own rules (retry or complete); a message set in
+                                 err replaces the transport error text (and err->code the
+                                 code) if the request fails on a transport error */
+    SCIM_OUTCOME_RETRY,       /* retry at once (another route), counted as a retry */
+    SCIM_OUTCOME_FAIL,        /* complete now with err->code and err->msg (e.g. HTTP 407) */
+};
+
+/*
+ * Called after every attempt whose handle went through configure, with the
+ * handle still holding its CURLINFO (CURLINFO_HTTP_CONNECTCODE, ...) and the
+ * transfer's CURLcode. Every successful configure call is followed by exactly
+ * one outcome call for the same handle once the transfer ran.
+ */
+typedef enum scim_outcome (*scim_outcome_fn)(void *arg, CURL *easy, const char *url, CURLcode rc,
+                                             struct dirconn_error *err);
+
+/* The transport seam as one value, for clients on plain easy handles. */
+struct scim_transport {
+    scim_configure_fn configure; /* NULL = no hook (then outcome is not called either) */
+    scim_outcome_fn outcome;     /* NULL = no hook */
+    void *arg;
+};
+
+/* Most routes one scim_easy_perform tries (a PAC list is short). */
+#define SCIM_MAX_ROUTES 8
+
+/*
+ * scim_easy_perform - curl_easy_perform(easy) for url through the transport
+ * seam, for clients with a plain easy handle (the OAuth token request, the
+ * lease client): configure, perform, outcome, and again on the next route
+ * while the outcome hook answers SCIM_OUTCOME_RETRY (at most SCIM_MAX_ROUTES
+ * transfers). reset(reset_arg) (may be NULL) runs before each transfer to
+ * drop what a previous one collected. t may be NULL (one plain transfer).
+ * Returns the configure hook's error or, for SCIM_OUTCOME_FAIL, the outcome
+ * hook's (err holds the message; the request must end). Otherwise returns
+ * DIRCONN_OK with the last transfer's CURLcode in *rc; when *rc is not
+ * CURLE_OK and the hook described the failure, err->code and err->msg hold
+ * it (err->code is DIRCONN_OK when it did not).
+ */
+enum dirconn_err scim_easy_perform(const struct scim_transport *t, CURL *easy, const char *url,
+                                   void (*reset)(void *), void *reset_arg, CURLcode *rc,
+                                   struct dirconn_error *err);
 
 struct scim_client_options {
     const char *base_url;  /* SCIM base, e.g. https://cloud/scim/v2/org; copied */
@@ -63,6 +112,7 @@ struct scim_client_options {
     scim_token_fn token;   /* NULL = no Authorization header */
     void *token_arg;
     scim_configure_fn configure; /* NULL = no hook */
+    scim_outcome_fn outcome;     /* NULL = no hook; called with configure_arg */
     void *configure_arg;
     const struct log_sink *log;
 };

@@ -2,6 +2,7 @@
 #include "connector/sync.h"
 
 #include "connector/cloud_auth.h"
+#include "proxy/proxy.h"
 #include "connector/ldap_source.h"
 #include "connector/mapping.h"
 #include "connector/scim.h"
@@ -28,6 +29,7 @@ struct cloud_caps {
     long bulk_max_operations;
     long bulk_max_payload;
     bool contacts;
+    bool etag; /* If-Match on updates and deletions (RFC 7644 3.14) */
 };
 
 struct sync_ctx {
@@ -38,6 +40,7 @@ struct sync_ctx {
     struct state *st;
     struct ldap_source *src;
     struct mapping *maps[PLAN_KIND_MAX];
+    struct proxy_ctx *proxy;
     struct cloud_auth *auth;
     struct scim_client *scim;
     struct plan *plan;
@@ -92,6 +95,7 @@ static enum dirconn_err discover(struct sync_ctx *c)
     c->caps.bulk_max_payload = (long)json_integer_value(json_object_get(bulk, "maxPayloadSize"));
     if (c->caps.bulk_max_operations <= 0 || c->caps.bulk_max_payload <= 0)
         c->caps.bulk = false;
+    c->caps.etag = json_is_true(json_object_get(json_object_get(r.body, "etag"), "supported"));
     scim_response_clear(&r);
     if (scim_request_sync(c->scim, "GET", "/ResourceTypes", NULL, NULL, &r) == DIRCONN_OK) {
         json_t *list = json_object_get(r.body, "Resources");
@@ -174,11 +178,9 @@ static const char *record_name(enum plan_kind kind, json_t *res)
 {
     if (kind == PLAN_USER)
         return json_string_value(json_object_get(res, "userName"));
-    if (kind == PLAN_CONTACT) {
-        const char *mail = json_string_value(json_object_get(json_array_get(json_object_get(res, "emails"), 0), "value"));
-        if (mail != NULL)
-            return mail;
-    }
+    if (kind == PLAN_CONTACT) /* contacts are matched and checked for conflicts by email only */
+        return json_string_value(
+            json_object_get(json_array_get(json_object_get(res, "emails"), 0), "value"));
     return json_string_value(json_object_get(res, "displayName"));
 }
 
@@ -260,10 +262,12 @@ struct apply_op {
     char *name;
     char *record; /* what the state records once acknowledged */
     char *hash;
+    char *version; /* the cloud's ETag from the inventory, for If-Match */
     enum state_origin origin;
     bool ok;
     bool pending;  /* sent without its manager or some members: recorded without its record */
     bool followup; /* the second write of a pending object */
+    bool lookup;   /* created by a lost attempt: find it by externalId */
     char *new_cloud_id;
 };
 
@@ -280,6 +284,7 @@ static void op_clear(struct apply_op *o)
     free(o->name);
     free(o->record);
     free(o->hash);
+    free(o->version);
     free(o->new_cloud_id);
     memset(o, 0, sizeof(*o));
 }
@@ -321,6 +326,16 @@ static void on_write_done(void *arg, const struct scim_response *r)
             o->ok = true; /* already gone: the goal is met */
             return;
         }
+        if (o->op == PLAN_ADD && r->status == 409 && r->attempts > 1) {
+            /* An earlier attempt was applied before its answer was lost. */
+            o->lookup = true;
+            return;
+        }
+        if (r->status == 412) {
+            report_failure(c, o, "changed in the cloud since this sync read it (412); the next "
+                                 "sync updates it");
+            return;
+        }
         report_failure(c, o, r->error);
         return;
     }
@@ -332,6 +347,35 @@ static void on_write_done(void *arg, const struct scim_response *r)
             report_failure(c, o, "the cloud returned no id for the created resource");
         }
     }
+}
+
+/*
+ * An add that answered 409 on a retry: the first attempt created the object
+ * and its answer was lost. Find it by externalId and record it; it is
+ * recorded without its record, so the next sync brings it up to date.
+ */
+static void find_created(struct sync_ctx *c, struct apply_op *o)
+{
+    char filter[256], path[600];
+    snprintf(filter, sizeof(filter), "externalId eq \"%s\"", o->external_id);
+    char *esc = scim_url_escape(filter);
+    snprintf(path, sizeof(path), "%s?filter=%s&attributes=id", resource_paths[o->kind],
+             esc != NULL ? esc : "");
+    curl_free(esc);
+    struct scim_response r;
+    scim_request_sync(c->scim, "GET", path, NULL, NULL, &r);
+    const char *id = json_string_value(
+        json_object_get(json_array_get(json_object_get(r.body, "Resources"), 0), "id"));
+    if (r.code == DIRCONN_OK && id != NULL) {
+        o->new_cloud_id = strdup(id);
+        o->ok = o->new_cloud_id != NULL;
+        o->pending = true;
+        log_msg(c->log, LOG_LEVEL_INFO, "%s: created by an attempt whose answer was lost; recorded",
+                o->dn);
+    } else {
+        report_failure(c, o, r.code != DIRCONN_OK ? r.error : "409 Conflict, and no object has its externalId");
+    }
+    scim_response_clear(&r);
 }
 
 /* Record the acknowledged operations of a batch in the state, in one transaction. */
@@ -438,6 +482,10 @@ static void on_bulk_done(void *arg, const struct scim_response *r)
         json_t *st = json_object_get(res, "status");
         long status = json_is_string(st) ? strtol(json_string_value(st), NULL, 10)
                                          : (long)json_integer_value(st);
+        if (res != NULL && status == 409 && r->attempts > 1) {
+            o->lookup = true;
+            continue;
+        }
         if (res == NULL || status < 200 || status >= 300) {
             const char *detail = json_string_value(
                 json_object_get(json_object_get(res, "response"), "detail"));
@@ -516,7 +564,7 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
         if (o->op == PLAN_DELETE) {
             char path[512];
             snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->cloud_id);
-            e = scim_submit(c->scim, "DELETE", path, NULL, NULL, on_write_done, o, c->err);
+            e = scim_submit(c->scim, "DELETE", path, NULL, o->version, on_write_done, o, c->err);
             continue;
         }
         struct plan_item it = {.op = o->op, .kind = o->kind, .external_id = o->external_id,
@@ -570,7 +618,8 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
                 }
                 json_decref(full);
             }
-            e = scim_submit(c->scim, "PATCH", path, patch, NULL, on_write_done, o, c->err);
+            e = scim_submit(c->scim, "PATCH", path, patch, o->followup ? NULL : o->version,
+                            on_write_done, o, c->err);
             json_decref(patch);
         }
         json_decref(rec);
@@ -581,6 +630,9 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
         json_decref(bodies[i]);
     if (e == DIRCONN_OK)
         e = scim_run(c->scim, c->err);
+    for (int i = 0; i < b->n && e == DIRCONN_OK; i++)
+        if (b->ops[i].lookup)
+            find_created(c, &b->ops[i]);
     enum dirconn_err ce = commit_batch(c, b);
     return e != DIRCONN_OK ? e : ce;
 }
@@ -602,6 +654,7 @@ static int apply_item(void *arg, const struct plan_item *it)
     o->name = dup_or_null(it->name);
     o->record = dup_or_null(it->record);
     o->hash = dup_or_null(it->hash);
+    o->version = w->c->caps.etag ? dup_or_null(it->version) : NULL;
     if (w->b->n == APPLY_BATCH)
         w->e = flush_batch(w->c, w->b);
     return w->e != DIRCONN_OK;
@@ -809,6 +862,62 @@ static void record_history(struct sync_ctx *c, const char *type, const char *sta
         log_msg(c->log, LOG_LEVEL_WARN, "%s", e2.msg);
 }
 
+static void iso8601(time_t t, char out[32])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/*
+ * Post the sync report to the cloud's control API (docs/cloud-api.md,
+ * Reports) when the connector authenticates as a registered connector. A
+ * failure here is logged and does not fail the sync.
+ */
+static void post_report(struct sync_ctx *c, const char *type, time_t started, const char *message)
+{
+    const struct config *cfg = c->cfg;
+    if (c->scim == NULL || cfg->cloud_auth != CLOUD_AUTH_OAUTH2 || cfg->cloud_client_id == NULL ||
+        cfg->cloud_url == NULL || cfg->cloud_org == NULL)
+        return;
+    const struct plan_summary *s = c->plan != NULL ? plan_get_summary(c->plan) : NULL;
+    bool dry = c->opts->mode == SYNC_DRY_RUN;
+    char start[32], end[32];
+    iso8601(started, start);
+    iso8601(time(NULL), end);
+    json_t *events = json_array();
+    if (c->res->threshold_exceeded && s != NULL)
+        json_array_append_new(events, json_pack("{s:s, s:I, s:I, s:s}", "kind", "delete", "planned",
+                                                (json_int_t)s->deletes, "threshold",
+                                                (json_int_t)cfg->delete_threshold, "action",
+                                                dry ? "reported" : c->res->override_used ? "overridden"
+                                                                                        : "aborted"));
+    json_t *body = json_pack(
+        "{s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:s}", "type", type, "start", start,
+        "end", end, "counts", "added", (json_int_t)(dry && s ? s->count[PLAN_ADD] : c->res->added),
+        "updated", (json_int_t)(dry && s ? s->count[PLAN_UPDATE] : c->res->updated), "deleted",
+        (json_int_t)(dry && s ? s->deletes : c->res->deleted), "matched",
+        (json_int_t)(s ? s->count[PLAN_MATCH] : 0), "skipped",
+        (json_int_t)(s ? s->count[PLAN_SKIP] + s->count[PLAN_CONFLICT] : 0), "failed",
+        (json_int_t)c->res->failed, "thresholdEvents", events, "version", DIRCONN_VERSION);
+    if (message != NULL)
+        json_object_set_new(body, "message", json_string(message));
+    char *id = scim_url_escape(cfg->cloud_client_id);
+    char *org = scim_url_escape(cfg->cloud_org);
+    char url[4096];
+    size_t ul = strlen(cfg->cloud_url);
+    snprintf(url, sizeof(url), "%.*s/v1/orgs/%s/connectors/%s/reports",
+             (int)(ul > 0 && cfg->cloud_url[ul - 1] == '/' ? ul - 1 : ul), cfg->cloud_url,
+             org ? org : "", id ? id : "");
+    curl_free(id);
+    curl_free(org);
+    struct scim_response r;
+    if (scim_request_sync(c->scim, "POST", url, body, NULL, &r) != DIRCONN_OK)
+        log_msg(c->log, LOG_LEVEL_WARN, "the sync report was not accepted: %s", r.error);
+    scim_response_clear(&r);
+    json_decref(body);
+}
+
 /* The note shown when the previous sync overrode the threshold (Cisco guide). */
 static char *override_note(struct sync_ctx *c)
 {
@@ -853,15 +962,23 @@ static enum dirconn_err open_cloud(struct sync_ctx *c)
     }
     if (c->scim_base == NULL)
         return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
-    enum dirconn_err e = cloud_auth_new(cfg, NULL, NULL, &c->auth, c->err);
+    /* Every cloud request (token and SCIM) goes the way [proxy] says. */
+    enum dirconn_err e = proxy_new(cfg, c->log, &c->proxy, c->err);
     if (e != DIRCONN_OK)
         return e;
+    e = cloud_auth_new(cfg, proxy_configure, c->proxy, &c->auth, c->err);
+    if (e != DIRCONN_OK)
+        return e;
+    cloud_auth_set_outcome(c->auth, proxy_outcome);
     struct scim_client_options so = {
         .base_url = c->scim_base,
         .ca_file = cfg->cloud_ca_file,
         .max_in_flight = 8,
         .token = cloud_auth_token,
         .token_arg = c->auth,
+        .configure = proxy_configure,
+        .outcome = proxy_outcome,
+        .configure_arg = c->proxy,
         .log = c->log,
     };
     return scim_client_new(&so, &c->scim, c->err);
@@ -1001,6 +1118,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                              : e == DIRCONN_ETHRESHOLD ? "threshold"
                                                        : "failed";
         record_history(c, type, status, started, e == DIRCONN_OK ? NULL : err->msg);
+        if (e == DIRCONN_OK || e == DIRCONN_EFAIL || e == DIRCONN_ETHRESHOLD)
+            post_report(c, type, started, e == DIRCONN_OK ? NULL : err->msg);
     }
     c->res->seconds = now_s() - t0;
     free(note);
@@ -1010,6 +1129,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         mapping_free(c->maps[k]);
     scim_client_free(c->scim);
     cloud_auth_free(c->auth);
+    proxy_free(c->proxy);
     free(c->scim_base);
     ldap_source_close(c->src);
     state_close(c->st);

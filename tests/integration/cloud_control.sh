@@ -71,7 +71,7 @@ check_jq '[(.holderIdentity|tostring), (.leaseTransitions|tostring)]|join(",")' 
 RV=$(printf '%s' "$BODY" | jq -r .resourceVersion)
 check_eq "$(header ETag)" "\"$RV\"" "lease ETag"
 req "$T1" PUT "$V1/lease" "{\"holderIdentity\":\"$C1\",\"leaseDurationSeconds\":30}"
-check_status 428 "lease PUT without If-Match"
+check_status 412 "lease PUT without If-Match"
 req "$T1" PUT "$V1/lease" "{\"holderIdentity\":\"$C2\",\"leaseDurationSeconds\":30}" -H "If-Match: \"$RV\""
 check_status 403 "connector naming another holder"
 # race: both PUT with the same resourceVersion at the same time
@@ -94,7 +94,7 @@ RV=$(printf '%s' "$BODY" | jq -r .resourceVersion)
 FT=$(printf '%s' "$BODY" | jq -r .leaseTransitions)
 req "$OT" PUT "$V1/lease" "{\"holderIdentity\":\"$OTHER\",\"leaseDurationSeconds\":30}" -H "If-Match: \"$RV\""
 check_status 409 "taking an unexpired lease"
-req "$HT" PUT "$V1/lease" "{\"holderIdentity\":\"$HOLDER\",\"leaseDurationSeconds\":1}" -H "If-Match: \"$RV\""
+req "$HT" PUT "$V1/lease" "{\"holderIdentity\":\"$HOLDER\",\"leaseDurationSeconds\":3}" -H "If-Match: \"$RV\""
 check_status 200 "renew"
 check_jq .leaseTransitions 1 "renew keeps transitions"
 RV=$(printf '%s' "$BODY" | jq -r .resourceVersion)
@@ -112,7 +112,7 @@ req "$HT" POST "$SCIM/Users" "${U/fenced@/fenced4@}" -H "Dirconn-Fencing-Token: 
 check_status 409 "stale token"
 api POST "$SCIM/Users" "${U/fenced@/admin-write@}"
 check_status 201 "admin writes are not fenced"
-sleep 1.2   # the 1 s lease expires
+sleep 3.2   # the 3 s lease expires
 refresh() { # new tokens: the 2 s ttl of this test is short
     local hs os; if [ "$HOLDER" = "$C1" ]; then hs=$S1; os=$S2; else hs=$S2; os=$S1; fi
     token "$HOLDER" "$hs"; HT=$TOKEN; token "$OTHER" "$os"; OT=$TOKEN
@@ -187,6 +187,31 @@ api DELETE "$V1/connectors/$OTHER"
 check_status 404 "deregister twice"
 api GET "$BASE/v1/orgs/nosuch/lease"
 check_status 404 "unknown org"
+
+api GET "$BASE/v1/orgs"
+check_jq '.orgs|join(",")' acme,globex "list orgs"
+
+# a wider race on another org: six connectors, one resourceVersion, one winner
+G1="$BASE/v1/orgs/globex"
+api GET "$G1/lease"; GRV=$(printf '%s' "$BODY" | jq -r .resourceVersion)
+PIDS=""
+for i in 1 2 3 4 5 6; do
+    api POST "$G1/connectors" "{\"name\":\"g$i\",\"host\":\"g$i.example.test\"}"
+    gid=$(printf '%s' "$BODY" | jq -r .id); gs=$(printf '%s' "$BODY" | jq -r .secret)
+    token "$gid" "$gs"
+    echo "$gid $TOKEN" > "$T/g$i"
+done
+for i in 1 2 3 4 5 6; do
+    read -r gid gtok < "$T/g$i"
+    curl -sS --cacert "$T/ca.pem" -o /dev/null -w '%{http_code}\n' -X PUT \
+        -H "Authorization: Bearer $gtok" -H 'Content-Type: application/json' -H "If-Match: \"$GRV\"" \
+        -d "{\"holderIdentity\":\"$gid\",\"leaseDurationSeconds\":30}" "$G1/lease" > "$T/grace$i" &
+    PIDS="$PIDS $!"
+done
+wait $PIDS
+check_eq "$(cat "$T"/grace* | sort | uniq -c | awk '{print $1"x"$2}' | paste -sd,)" "1x200,5x412" "six-way lease race"
+api GET "$G1/lease"
+check_jq .leaseTransitions 1 "one transition after the six-way race"
 
 # faults endpoint is admin-only
 token "$HOLDER" "$NEWS"

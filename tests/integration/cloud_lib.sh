@@ -28,6 +28,7 @@ cloud_setup() {
     printf '%s\n' "$ADMIN_TOKEN" > "$T/admin.token"
     CLOUD_PID=
     trap cloud_cleanup EXIT
+    trap 'exit 143' TERM INT HUP # run the EXIT trap (server cleanup) on signals too
 }
 
 cloud_cleanup() {
@@ -92,6 +93,11 @@ check_jq() {
     if [ "$got" = "$2" ]; then pass; else failm "$3: $1 = '$got', want '$2' (body: ${BODY:0:300})"; fi
 }
 finish() {
+    # a sanitizer report from any server run fails the test
+    if grep -q -E "Sanitizer|runtime error:" "$T/cloud.log" 2>/dev/null; then
+        failm "sanitizer report in the server log:"
+        grep -E -A20 "Sanitizer|runtime error:" "$T/cloud.log" | head -60
+    fi
     echo "$CHECKS checks, $FAILS failures"
     [ "$FAILS" -eq 0 ]
 }

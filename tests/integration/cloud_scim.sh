@@ -53,6 +53,7 @@ f 'nickName pr' ''
 f 'externalId eq "ext-3"' carol@example.org
 f 'externalId eq "EXT-3"' ''
 f 'emails.value eq "dave@example.org"' dave@example.org
+f 'emails eq "DAVE@example.ORG" and title eq "Director"' dave@example.org
 f 'emails co "bob@"' bob@example.com
 f 'emails[type eq "work" and value sw "carol"]' carol@example.org
 f 'displayName eq "bob baker"' bob@example.com
@@ -80,6 +81,17 @@ bad_filter 'name eq "x"'
 bad_filter "$(printf 'not (%.0s' $(seq 1 40))userName pr$(printf ')%.0s' $(seq 1 40))"
 bad_filter "userName eq \"$(head -c 9000 /dev/zero | tr '\0' a)\""
 
+# sorting
+srt() { api GET "$SCIM/Users?$1"; check_status 200 "sort $1"; check_jq '[.Resources[].userName]|join(",")' "$2" "sort $1"; }
+srt 'sortBy=userName&sortOrder=descending' dave@example.org,carol@example.org,bob@example.com,alice@example.com
+srt 'sortBy=title' dave@example.org,alice@example.com,carol@example.org,bob@example.com
+srt 'sortBy=emails&sortOrder=descending&count=2' dave@example.org,carol@example.org
+srt 'sortBy=nickName&startIndex=2&count=2' bob@example.com,carol@example.org
+srt 'sortBy=name.givenName&filter=active%20eq%20true' alice@example.com,bob@example.com,dave@example.org
+api GET "$SCIM/Users?sortBy=bogus"; check_status 400 "sortBy unknown"
+api GET "$SCIM/Users?sortBy=name"; check_status 400 "sortBy complex"
+api GET "$SCIM/Users?sortBy=userName&sortOrder=up"; check_status 400 "sortOrder bad"
+
 # paging
 api GET "$SCIM/Users?startIndex=2&count=2"
 check_jq '[.totalResults, .itemsPerPage, .startIndex, (.Resources|length)]|join(",")' 4,2,2,2 "paging"
@@ -89,6 +101,15 @@ api GET "$SCIM/Users?count=0"
 check_jq '[.totalResults, .itemsPerPage]|join(",")' 4,0 "count=0"
 api GET "$SCIM/Users?count=abc"
 check_status 400 "count not a number"
+
+# POST .search
+api POST "$SCIM/Users/.search" '{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"title eq \"Engineer\"","attributes":["userName"],"startIndex":1,"count":10}'
+check_status 200 ".search"
+check_jq '[.totalResults, (.Resources[0].name // "none")]|map(tostring)|join(",")' "2,none" ".search filter and attributes"
+api POST "$SCIM/Users/.search" '{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":5}'
+check_status 400 ".search with a bad filter type"
+api POST "$SCIM/Users/.search" '{"filter":"userName pr"}'
+check_status 400 ".search without schemas"
 
 # PUT with If-Match, 412 on mismatch
 api PUT "$SCIM/Users/$BOB" "{$USER_SCHEMA,\"userName\":\"bob@example.com\",\"title\":\"VP\",\"active\":true}" -H 'If-Match: W/"1"'
@@ -152,6 +173,8 @@ check_jq '.groups[0].value + " " + .groups[0].display' "$ENG Engineering" "user 
 gp() { api PATCH "$SCIM/Groups/$ENG" "{$PATCH_SCHEMA,\"Operations\":[$1]}"; }
 gp '{"op":"add","path":"members","value":[{"value":"'$BOB'"}]}'
 check_jq '.members|length' 3 "add member"
+gp '{"op":"replace","path":"members","value":[{"value":"'$BOB'","type":"Group"}]}'
+check_status 400 "member type must match, also for existing members"
 gp '{"op":"remove","path":"members[value eq \"'$CAROL'\"]"}'
 check_jq '[.members[].value]|sort|join(",")' "$(printf '%s\n' "$ALICE" "$BOB" | sort | paste -sd,)" "remove member by value filter"
 gp '{"op":"remove","path":"members","value":[{"value":"'$BOB'"}]}'
@@ -261,6 +284,8 @@ api GET "$SCIM/Users?filter=%ff%fe"
 check_status 400 "invalid UTF-8 filter"
 api DELETE "$SCIM/Users"
 check_status 405 "DELETE on collection"
+api GET "$SCIM/Me"
+check_status 501 "/Me not implemented"
 # still alive
 api GET "$SCIM/ServiceProviderConfig"
 check_status 200 "server survives"

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 SRC=${DIRCONN_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-LDSFX=$SRC/ldsfx/ldsfx
+LDSFX=${LDSFX:-$SRC/ldsfx/ldsfx}
 PY=/usr/bin/python3 # Debian's interpreter, which has python3-ldap
 T_PASS=0
 T_FAIL=0

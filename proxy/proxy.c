@@ -1,0 +1,801 @@
+/* proxy.c - routes per cloud URL, their cache, and the libcurl options (see proxy.h). */
+#include "proxy/proxy.h"
+
+#include "connector/cloud_auth.h"
+#include "proxy/proxy_px.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+/* How long libproxy (WPAD, PAC script) may take for one URL. */
+#define PROXY_RESOLVE_TIMEOUT_MS 20000
+/* Largest PAC file downloaded. */
+#define PROXY_PAC_MAX (1024u * 1024)
+#define PROXY_PAC_TIMEOUT_MS 15000L
+/* Transfers remembered between configure and outcome (far above any max_in_flight). */
+#define PROXY_MAX_INFLIGHT 256
+
+/* One cached answer: the routes of a scheme://host:port. */
+struct proxy_host {
+    struct proxy_host *next;
+    char *key;
+    char **routes; /* NULL = DIRECT */
+    char **last_error; /* per route: why it failed last, or NULL */
+    size_t n;
+    size_t current;     /* the route transfers use */
+    uint64_t generation; /* bumped on every resolution */
+    int64_t expires_ms;
+    bool stale;         /* every route failed: resolve again on next use */
+    char *pac_url;      /* for messages, or NULL */
+};
+
+/* A transfer between proxy_configure and proxy_outcome. */
+struct proxy_inflight {
+    CURL *easy;
+    struct proxy_host *host;
+    uint64_t generation;
+    size_t index;
+};
+
+struct proxy_ctx {
+    const struct config *cfg;
+    const struct log_sink *log;
+    char *password; /* wiped on free */
+    struct proxy_host *hosts;
+    struct proxy_inflight *fl;
+    size_t n_fl, cap_fl;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *proxy_mode_name(enum proxy_mode mode)
+{
+    switch (mode) {
+    case PROXY_MODE_AUTO:
+        return "auto";
+    case PROXY_MODE_PAC:
+        return "pac";
+    case PROXY_MODE_EXPLICIT:
+        return "explicit";
+    case PROXY_MODE_NONE:
+        return "none";
+    }
+    return "unknown";
+}
+
+static const char *auth_name(enum proxy_auth a)
+{
+    switch (a) {
+    case PROXY_AUTH_ANY:
+        return "any";
+    case PROXY_AUTH_BASIC:
+        return "basic";
+    case PROXY_AUTH_DIGEST:
+        return "digest";
+    case PROXY_AUTH_NTLM:
+        return "ntlm";
+    case PROXY_AUTH_NEGOTIATE:
+        return "negotiate";
+    }
+    return "any";
+}
+
+static unsigned long curl_auth_bits(enum proxy_auth a)
+{
+    switch (a) {
+    case PROXY_AUTH_BASIC:
+        return CURLAUTH_BASIC;
+    case PROXY_AUTH_DIGEST:
+        return CURLAUTH_DIGEST;
+    case PROXY_AUTH_NTLM:
+        return CURLAUTH_NTLM;
+    case PROXY_AUTH_NEGOTIATE:
+        return CURLAUTH_NEGOTIATE;
+    case PROXY_AUTH_ANY:
+        break;
+    }
+    return CURLAUTH_ANY;
+}
+
+enum dirconn_err proxy_new(const struct config *cfg, const struct log_sink *log,
+                           struct proxy_ctx **out, struct dirconn_error *err)
+{
+    *out = NULL;
+    struct proxy_ctx *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    p->cfg = cfg;
+    p->log = log;
+    if (cfg->proxy_password_file != NULL && cfg->proxy_mode != PROXY_MODE_NONE) {
+        enum dirconn_err e = cloud_auth_read_secret(cfg->proxy_password_file,
+                                                    "[proxy] password_file", &p->password, err);
+        if (e != DIRCONN_OK) {
+            free(p);
+            return e;
+        }
+    }
+    *out = p;
+    return DIRCONN_OK;
+}
+
+enum dirconn_err proxy_set_password(struct proxy_ctx *p, const char *password,
+                                    struct dirconn_error *err)
+{
+    char *copy = NULL;
+    if (password != NULL && (copy = strdup(password)) == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    cloud_auth_free_secret(p->password);
+    p->password = copy;
+    return DIRCONN_OK;
+}
+
+static void host_free_routes(struct proxy_host *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        free(h->routes[i]);
+        free(h->last_error[i]);
+    }
+    free(h->routes);
+    free(h->last_error);
+    free(h->pac_url);
+    h->routes = NULL;
+    h->last_error = NULL;
+    h->pac_url = NULL;
+    h->n = 0;
+}
+
+void proxy_free(struct proxy_ctx *p)
+{
+    if (p == NULL)
+        return;
+    cloud_auth_free_secret(p->password);
+    while (p->hosts != NULL) {
+        struct proxy_host *h = p->hosts;
+        p->hosts = h->next;
+        host_free_routes(h);
+        free(h->key);
+        free(h);
+    }
+    free(p->fl);
+    free(p);
+}
+
+void proxy_resolution_clear(struct proxy_resolution *res)
+{
+    for (size_t i = 0; i < res->n; i++)
+        free(res->routes[i]);
+    free(res->routes);
+    free(res->pac_url);
+    free(res->pac_answer);
+    memset(res, 0, sizeof(*res));
+}
+
+char *proxy_redact(const char *route)
+{
+    if (route == NULL)
+        return strdup("DIRECT");
+    CURLU *u = curl_url();
+    char *s = NULL;
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, route, 0) == CURLUE_OK) {
+        curl_url_set(u, CURLUPART_USER, NULL, 0);
+        curl_url_set(u, CURLUPART_PASSWORD, NULL, 0);
+        char *c = NULL;
+        if (curl_url_get(u, CURLUPART_URL, &c, 0) == CURLUE_OK && c != NULL) {
+            size_t n = strlen(c);
+            /* curl adds a path "/" to the proxy URL: drop it again */
+            if (n > 0 && c[n - 1] == '/' && strchr(route + strcspn(route, ":") + 3, '/') == NULL)
+                c[n - 1] = '\0';
+            s = strdup(c);
+            curl_free(c);
+        }
+    } else {
+        s = strdup("<unparsable proxy URL>");
+    }
+    curl_url_cleanup(u);
+    return s;
+}
+
+bool proxy_route_from_libproxy(const char *answer, char **route)
+{
+    *route = NULL;
+    if (strncasecmp(answer, "direct://", 9) == 0)
+        return true;
+    static const struct {
+        const char *from, *to;
+    } map[] = {{"http://", "http://"},       {"https://", "https://"},
+               {"socks://", "socks4://"},    {"socks4://", "socks4://"},
+               {"socks4a://", "socks4a://"}, {"socks5://", "socks5h://"}};
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        size_t fl = strlen(map[i].from);
+        if (strncasecmp(answer, map[i].from, fl) != 0 || answer[fl] == '\0')
+            continue;
+        size_t len = strlen(map[i].to) + strlen(answer + fl) + 1;
+        *route = malloc(len);
+        if (*route == NULL)
+            return false;
+        snprintf(*route, len, "%s%s", map[i].to, answer + fl);
+        return true;
+    }
+    return false;
+}
+
+/* One directive "KEYWORD [host:port]" (already trimmed), len bytes. */
+static bool directive_valid(const char *d, size_t len)
+{
+    static const char *const with_host[] = {"PROXY", "SOCKS", "SOCKS4", "SOCKS4A",
+                                            "SOCKS5", "HTTP", "HTTPS", NULL};
+    size_t kw = 0;
+    while (kw < len && d[kw] != ' ' && d[kw] != '\t')
+        kw++;
+    size_t arg = kw;
+    while (arg < len && (d[arg] == ' ' || d[arg] == '\t'))
+        arg++;
+    if (kw == 6 && strncasecmp(d, "DIRECT", 6) == 0)
+        return arg == len;
+    for (size_t i = 0; with_host[i] != NULL; i++) {
+        if (strlen(with_host[i]) == kw && strncasecmp(d, with_host[i], kw) == 0)
+            return arg < len && strcspn(d + arg, " \t") >= len - arg;
+    }
+    return false;
+}
+
+size_t proxy_pac_directives(const char *answer, bool *garbage)
+{
+    size_t n = 0;
+    *garbage = false;
+    const char *s = answer;
+    for (;;) {
+        size_t len = strcspn(s, ";");
+        const char *b = s, *e = s + len;
+        while (b < e && (*b == ' ' || *b == '\t' || *b == '\r' || *b == '\n'))
+            b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+            e--;
+        if (e > b) {
+            n++;
+            if (!directive_valid(b, (size_t)(e - b)))
+                *garbage = true;
+        }
+        if (s[len] == '\0')
+            break;
+        s += len + 1;
+    }
+    return n;
+}
+
+/* ---- PAC download (mode pac with an http(s) URL) -------------------------- */
+
+struct pac_buf {
+    char *data;
+    size_t len;
+    bool too_big;
+};
+
+static size_t pac_write(char *d, size_t size, size_t nmemb, void *userp)
+{
+    struct pac_buf *b = userp;
+    size_t n = size * nmemb;
+    if (b->len + n + 1 > PROXY_PAC_MAX) {
+        b->too_big = true;
+        return 0;
+    }
+    char *p = realloc(b->data, b->len + n + 1);
+    if (p == NULL)
+        return 0;
+    memcpy(p + b->len, d, n);
+    b->data = p;
+    b->len += n;
+    p[b->len] = '\0';
+    return n;
+}
+
+/*
+ * Make the configured PAC readable for libproxy: pac+file:// and file:// are
+ * checked and used as they are; pac+http(s):// and http(s):// are downloaded
+ * directly with libcurl (TLS verified; libproxy 0.4 has no https) into a
+ * private temporary file, *tmp_path, which the caller unlinks.
+ */
+static enum dirconn_err pac_localise(struct proxy_ctx *p, char **px_url, char **tmp_path,
+                                     struct dirconn_error *err)
+{
+    const char *pac = p->cfg->proxy_pac_url;
+    *px_url = NULL;
+    *tmp_path = NULL;
+    const char *rest = strncasecmp(pac, "pac+", 4) == 0 ? pac + 4 : pac;
+    if (strncasecmp(rest, "file://", 7) == 0) {
+        const char *path = rest + 7;
+        if (access(path, R_OK) != 0)
+            return dirconn_error_set(err, DIRCONN_EPROXY, "PAC %s cannot be read: %s", pac,
+                                     strerror(errno));
+        size_t len = strlen(path) + 16;
+        *px_url = malloc(len);
+        if (*px_url == NULL)
+            return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+        snprintf(*px_url, len, "pac+file://%s", path);
+        return DIRCONN_OK;
+    }
+    CURL *h = curl_easy_init();
+    if (h == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    struct pac_buf b = {0};
+    char errbuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(h, CURLOPT_URL, rest);
+    curl_easy_setopt(h, CURLOPT_PROXY, ""); /* a PAC file is fetched directly */
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, PROXY_PAC_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, PROXY_PAC_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "dirconn");
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, pac_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    CURLcode rc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    enum dirconn_err e = DIRCONN_OK;
+    if (rc != CURLE_OK)
+        e = dirconn_error_set(err, DIRCONN_EPROXY, "PAC %s cannot be downloaded: %s (curl %d)",
+                              pac, b.too_big ? "larger than 1 MiB"
+                                   : errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc);
+    else if (status != 200)
+        e = dirconn_error_set(err, DIRCONN_EPROXY, "PAC %s cannot be downloaded: HTTP %ld", pac,
+                              status);
+    else if (b.len == 0)
+        e = dirconn_error_set(err, DIRCONN_EPROXY, "PAC %s is empty", pac);
+    if (e != DIRCONN_OK) {
+        free(b.data);
+        return e;
+    }
+    const char *tmpdir = getenv("TMPDIR");
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/dirconn-pac-XXXXXX",
+             tmpdir != NULL && tmpdir[0] == '/' && strlen(tmpdir) < 4000 ? tmpdir : "/tmp");
+    int fd = mkstemp(path);
+    bool ok = fd >= 0;
+    for (size_t off = 0; ok && off < b.len;) {
+        ssize_t w = write(fd, b.data + off, b.len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        ok = w > 0;
+        off += ok ? (size_t)w : 0;
+    }
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    free(b.data);
+    if (!ok) {
+        if (fd >= 0)
+            unlink(path);
+        return dirconn_error_set(err, DIRCONN_EPROXY, "PAC %s: cannot keep a copy in %s: %s", pac,
+                                 path, strerror(saved));
+    }
+    size_t len = strlen(path) + 16;
+    *px_url = malloc(len);
+    *tmp_path = strdup(path);
+    if (*px_url == NULL || *tmp_path == NULL) {
+        unlink(path);
+        free(*px_url);
+        free(*tmp_path);
+        *px_url = *tmp_path = NULL;
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    snprintf(*px_url, len, "pac+file://%s", path);
+    return DIRCONN_OK;
+}
+
+static enum dirconn_err add_route(struct proxy_resolution *res, const char *route)
+{
+    char **v = realloc(res->routes, (res->n + 1) * sizeof(*v));
+    if (v == NULL)
+        return DIRCONN_ENOMEM;
+    res->routes = v;
+    v[res->n] = NULL;
+    if (route != NULL && (v[res->n] = strdup(route)) == NULL)
+        return DIRCONN_ENOMEM;
+    res->n++;
+    return DIRCONN_OK;
+}
+
+/* libproxy for modes auto and pac. */
+static enum dirconn_err resolve_px(struct proxy_ctx *p, const char *url,
+                                   struct proxy_resolution *res, struct dirconn_error *err)
+{
+    const struct config *cfg = p->cfg;
+    char *px_url = NULL, *tmp_path = NULL;
+    enum dirconn_err e = DIRCONN_OK;
+    if (cfg->proxy_mode == PROXY_MODE_PAC) {
+        if ((res->pac_url = strdup(cfg->proxy_pac_url)) == NULL)
+            return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+        e = pac_localise(p, &px_url, &tmp_path, err);
+        if (e != DIRCONN_OK)
+            return e;
+    }
+    struct proxy_px_request req = {
+        .url = url,
+        .pac_url = px_url,
+        .no_proxy = cfg->proxy_no_proxy,
+        .timeout_ms = PROXY_RESOLVE_TIMEOUT_MS,
+    };
+    struct proxy_px_answer ans;
+    e = proxy_px_resolve(&req, &ans, err);
+    if (tmp_path != NULL)
+        unlink(tmp_path);
+    free(tmp_path);
+    free(px_url);
+    if (e != DIRCONN_OK)
+        return e;
+    /* In mode auto the PAC (if any) is the one libproxy found in the host's settings. */
+    if (res->pac_url == NULL && ans.config != NULL &&
+        (strncasecmp(ans.config, "pac+", 4) == 0 || strncasecmp(ans.config, "wpad:", 5) == 0) &&
+        (res->pac_url = strdup(ans.config)) == NULL)
+        e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    if (e == DIRCONN_OK && ans.pac_ran &&
+        (res->pac_answer = strdup(ans.pac_answer != NULL ? ans.pac_answer : "")) == NULL)
+        e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    const char *pac = res->pac_url != NULL ? res->pac_url : "(from the host's settings)";
+    bool garbage = false;
+    if (e != DIRCONN_OK) {
+    } else if (ans.pac_unreadable) {
+        e = dirconn_error_set(err, DIRCONN_EPROXY, "PAC %s cannot be downloaded or read", pac);
+    } else if (ans.no_runner) {
+        e = dirconn_error_set(err, DIRCONN_EPROXY,
+                              "PAC %s cannot be evaluated: libproxy has no PAC runner (install "
+                              "libproxy1-plugin-webkit)",
+                              pac);
+    } else if (ans.failed) {
+        e = dirconn_error_set(err, DIRCONN_EPROXY,
+                              "PAC %s cannot be evaluated for %s (libproxy's PAC runner "
+                              "rejected the script: syntax error?)",
+                              pac, url);
+    } else if (ans.pac_ran && (ans.pac_answer == NULL || ans.pac_answer[0] == '\0')) {
+        e = dirconn_error_set(err, DIRCONN_EPROXY,
+                              "PAC %s: FindProxyForURL(\"%s\") failed or returned nothing", pac,
+                              url);
+    } else if (ans.pac_ran && (proxy_pac_directives(ans.pac_answer, &garbage) != ans.n ||
+                               garbage)) {
+        e = dirconn_error_set(err, DIRCONN_EPROXY,
+                              "PAC %s returned '%.200s' for %s: not a list of "
+                              "'PROXY host:port', 'SOCKS host:port' or 'DIRECT'",
+                              pac, ans.pac_answer, url);
+    }
+    if (e == DIRCONN_OK && ans.wpad_failed)
+        log_msg(p->log, LOG_LEVEL_WARN, "proxy: WPAD found no PAC for %s: going DIRECT", url);
+    for (size_t i = 0; e == DIRCONN_OK && i < ans.n; i++) {
+        char *route = NULL;
+        if (!proxy_route_from_libproxy(ans.proxies[i], &route)) {
+            e = dirconn_error_set(err, DIRCONN_EPROXY, "%s%s gave the proxy '%.200s' for %s, "
+                                  "which libcurl cannot use",
+                                  res->pac_url != NULL ? "PAC " : "libproxy",
+                                  res->pac_url != NULL ? res->pac_url : "", ans.proxies[i], url);
+            break;
+        }
+        if (add_route(res, route) != DIRCONN_OK)
+            e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+        free(route);
+    }
+    proxy_px_answer_clear(&ans);
+    return e;
+}
+
+enum dirconn_err proxy_resolve(struct proxy_ctx *p, const char *url, struct proxy_resolution *res,
+                               struct dirconn_error *err)
+{
+    memset(res, 0, sizeof(*res));
+    res->mode = p->cfg->proxy_mode;
+    enum dirconn_err e = DIRCONN_OK;
+    switch (p->cfg->proxy_mode) {
+    case PROXY_MODE_NONE:
+        e = add_route(res, NULL);
+        break;
+    case PROXY_MODE_EXPLICIT:
+        e = add_route(res, p->cfg->proxy_url);
+        break;
+    case PROXY_MODE_AUTO:
+    case PROXY_MODE_PAC:
+        return resolve_px(p, url, res, err);
+    }
+    return e == DIRCONN_OK ? e : dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+}
+
+static bool is_https(const char *url)
+{
+    return strncasecmp(url, "https://", 8) == 0;
+}
+
+enum dirconn_err proxy_apply(struct proxy_ctx *p, CURL *easy, const char *url, const char *route,
+                             struct dirconn_error *err)
+{
+    const struct config *cfg = p->cfg;
+    CURLcode rc = curl_easy_setopt(easy, CURLOPT_PROXY, route != NULL ? route : "");
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(easy, CURLOPT_NOPROXY,
+                              cfg->proxy_no_proxy != NULL ? cfg->proxy_no_proxy : "");
+    if (route != NULL) {
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(easy, CURLOPT_HTTPPROXYTUNNEL, is_https(url) ? 1L : 0L);
+        if (rc == CURLE_OK && (cfg->proxy_username != NULL ||
+                               cfg->proxy_auth == PROXY_AUTH_NEGOTIATE)) {
+            /* Negotiate without a user name uses the service's Kerberos credentials. */
+            rc = curl_easy_setopt(easy, CURLOPT_PROXYUSERNAME,
+                                  cfg->proxy_username != NULL ? cfg->proxy_username : "");
+            if (rc == CURLE_OK)
+                rc = curl_easy_setopt(easy, CURLOPT_PROXYPASSWORD,
+                                      p->password != NULL ? p->password : "");
+            if (rc == CURLE_OK)
+                rc = curl_easy_setopt(easy, CURLOPT_PROXYAUTH, curl_auth_bits(cfg->proxy_auth));
+        }
+    }
+    if (rc != CURLE_OK) {
+        char *shown = proxy_redact(route);
+        dirconn_error_set(err, DIRCONN_EPROXY, "proxy %s: libcurl refused the proxy options: %s",
+                          shown != NULL ? shown : "?", curl_easy_strerror(rc));
+        free(shown);
+        return DIRCONN_EPROXY;
+    }
+    return DIRCONN_OK;
+}
+
+/* "https://host:port" of a URL (the cache key); NULL on ENOMEM or a bad URL. */
+static char *host_key(const char *url)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL, *key = NULL;
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+        size_t len = strlen(scheme) + strlen(host) + strlen(port) + 8;
+        key = malloc(len);
+        if (key != NULL)
+            snprintf(key, len, "%s://%s:%s", scheme, host, port);
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return key;
+}
+
+/* The cached routes of url's host, resolved when missing, expired or stale. */
+static enum dirconn_err host_get(struct proxy_ctx *p, const char *url, struct proxy_host **out,
+                                 struct dirconn_error *err)
+{
+    char *key = host_key(url);
+    if (key == NULL)
+        return dirconn_error_set(err, DIRCONN_EPROXY, "cannot parse the URL '%s'", url);
+    struct proxy_host *h = p->hosts;
+    while (h != NULL && strcmp(h->key, key) != 0)
+        h = h->next;
+    int64_t now = mono_ms();
+    if (h != NULL && !h->stale && h->n > 0 && now < h->expires_ms) {
+        free(key);
+        *out = h;
+        return DIRCONN_OK;
+    }
+    struct proxy_resolution res;
+    enum dirconn_err e = proxy_resolve(p, url, &res, err);
+    if (e != DIRCONN_OK) {
+        proxy_resolution_clear(&res);
+        free(key);
+        return e;
+    }
+    if (h == NULL) {
+        h = calloc(1, sizeof(*h));
+        if (h == NULL) {
+            proxy_resolution_clear(&res);
+            free(key);
+            return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+        }
+        h->key = key;
+        key = NULL;
+        h->next = p->hosts;
+        p->hosts = h;
+    }
+    free(key);
+    host_free_routes(h);
+    h->last_error = calloc(res.n, sizeof(*h->last_error));
+    if (h->last_error == NULL) {
+        proxy_resolution_clear(&res);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    h->routes = res.routes;
+    h->n = res.n;
+    h->pac_url = res.pac_url;
+    res.routes = NULL;
+    res.n = 0;
+    res.pac_url = NULL;
+    h->current = 0;
+    h->generation++;
+    h->stale = false;
+    h->expires_ms = now + (p->cfg->proxy_pac_ttl_ms > 0 ? p->cfg->proxy_pac_ttl_ms : 300000);
+    if (p->log != NULL && p->log->level >= LOG_LEVEL_DEBUG) {
+        for (size_t i = 0; i < h->n; i++) {
+            char *shown = proxy_redact(h->routes[i]);
+            log_msg(p->log, LOG_LEVEL_DEBUG, "proxy: %s route %zu: %s%s%s", h->key, i + 1,
+                    shown != NULL ? shown : "?", h->pac_url ? " from PAC " : "",
+                    h->pac_url ? h->pac_url : "");
+            free(shown);
+        }
+    }
+    proxy_resolution_clear(&res);
+    *out = h;
+    return DIRCONN_OK;
+}
+
+enum dirconn_err proxy_route_for(struct proxy_ctx *p, const char *url, const char **route,
+                                 struct dirconn_error *err)
+{
+    struct proxy_host *h = NULL;
+    *route = NULL;
+    enum dirconn_err e = host_get(p, url, &h, err);
+    if (e == DIRCONN_OK)
+        *route = h->routes[h->current < h->n ? h->current : 0];
+    return e;
+}
+
+enum dirconn_err proxy_configure(void *arg, CURL *easy, const char *url,
+                                 struct dirconn_error *err)
+{
+    struct proxy_ctx *p = arg;
+    struct proxy_host *h = NULL;
+    enum dirconn_err e = host_get(p, url, &h, err);
+    if (e != DIRCONN_OK)
+        return e;
+    size_t idx = h->current < h->n ? h->current : 0;
+    e = proxy_apply(p, easy, url, h->routes[idx], err);
+    if (e != DIRCONN_OK)
+        return e;
+    /* Remember the route for proxy_outcome; a handle has one transfer at a time. */
+    struct proxy_inflight *f = NULL;
+    for (size_t i = 0; i < p->n_fl && f == NULL; i++) {
+        if (p->fl[i].easy == easy)
+            f = &p->fl[i];
+    }
+    if (f == NULL && p->n_fl == PROXY_MAX_INFLIGHT) {
+        /* A client that never reports outcomes: forget the oldest transfer. */
+        memmove(p->fl, p->fl + 1, (p->n_fl - 1) * sizeof(*p->fl));
+        p->n_fl--;
+    }
+    if (f == NULL) {
+        if (p->n_fl == p->cap_fl) {
+            size_t cap = p->cap_fl ? p->cap_fl * 2 : 16;
+            struct proxy_inflight *v = realloc(p->fl, cap * sizeof(*v));
+            if (v == NULL)
+                return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+            p->fl = v;
+            p->cap_fl = cap;
+        }
+        f = &p->fl[p->n_fl++];
+    }
+    *f = (struct proxy_inflight){.easy = easy, .host = h, .generation = h->generation, .index = idx};
+    return DIRCONN_OK;
+}
+
+/* Did the route itself fail (rather than the cloud behind it)? */
+static bool route_failed(const char *route, const char *url, CURLcode rc, long connect_code)
+{
+    if (route == NULL)
+        return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST;
+    if (connect_code != 0 && connect_code / 100 != 2)
+        return true; /* the proxy refused the CONNECT or could not reach the cloud */
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_PROXY:
+        return true;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_OPERATION_TIMEDOUT:
+        /* before the tunnel stood: the proxy's fault */
+        return is_https(url) && connect_code == 0;
+    default:
+        return false;
+    }
+}
+
+/* "proxy http://h:p (PAC X)" or "DIRECT" into buf. */
+static void route_label(const struct proxy_host *h, size_t idx, char *buf, size_t len)
+{
+    char *shown = proxy_redact(h->routes[idx]);
+    if (h->routes[idx] == NULL)
+        snprintf(buf, len, "DIRECT");
+    else
+        snprintf(buf, len, "proxy %.300s%s%.300s%s", shown != NULL ? shown : "?",
+                 h->pac_url != NULL ? " (from PAC " : "", h->pac_url != NULL ? h->pac_url : "",
+                 h->pac_url != NULL ? ")" : "");
+    free(shown);
+}
+
+enum scim_outcome proxy_outcome(void *arg, CURL *easy, const char *url, CURLcode rc,
+                                struct dirconn_error *err)
+{
+    struct proxy_ctx *p = arg;
+    struct proxy_inflight f = {0};
+    bool found = false;
+    for (size_t i = 0; i < p->n_fl; i++) {
+        if (p->fl[i].easy == easy) {
+            f = p->fl[i];
+            p->fl[i] = p->fl[--p->n_fl];
+            found = true;
+            break;
+        }
+    }
+    if (!found)
+        return SCIM_OUTCOME_DEFAULT;
+    struct proxy_host *h = f.host;
+    if (f.generation != h->generation || f.index >= h->n)
+        return SCIM_OUTCOME_DEFAULT; /* resolved again meanwhile: nothing to judge */
+    const char *route = h->routes[f.index];
+    long connect_code = 0, status = 0;
+    curl_easy_getinfo(easy, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    char label[800];
+    route_label(h, f.index, label, sizeof(label));
+    if (route != NULL && (connect_code == 407 || (!is_https(url) && status == 407))) {
+        const struct config *cfg = p->cfg;
+        if (cfg->proxy_username != NULL)
+            dirconn_error_set(err, DIRCONN_EPROXY,
+                              "%s: HTTP 407 Proxy Authentication Required: proxy authentication "
+                              "failed for user '%s' ([proxy] auth = %s); check [proxy] username "
+                              "and password_file",
+                              label, cfg->proxy_username, auth_name(cfg->proxy_auth));
+        else
+            dirconn_error_set(err, DIRCONN_EPROXY,
+                              "%s: HTTP 407 Proxy Authentication Required: the proxy wants "
+                              "credentials; set [proxy] username and password_file",
+                              label);
+        return SCIM_OUTCOME_FAIL;
+    }
+    if (!route_failed(route, url, rc, connect_code))
+        return SCIM_OUTCOME_DEFAULT; /* the route works: the host keeps it */
+    char why[400];
+    if (connect_code != 0 && connect_code / 100 != 2)
+        snprintf(why, sizeof(why), "CONNECT answered HTTP %ld", connect_code);
+    else
+        snprintf(why, sizeof(why), "%s (curl %d)", curl_easy_strerror(rc), (int)rc);
+    free(h->last_error[f.index]);
+    h->last_error[f.index] = strdup(why);
+    log_msg(p->log, LOG_LEVEL_WARN, "%s failed for %s: %s", label, h->key, why);
+    if (h->current == f.index)
+        h->current = f.index + 1;
+    if (h->current < h->n) {
+        char next[800];
+        route_label(h, h->current, next, sizeof(next));
+        dirconn_error_set(err, route != NULL ? DIRCONN_EPROXY : DIRCONN_ECLOUD_CONNECT,
+                          "%s: %s; next route: %s", label, why, next);
+        return SCIM_OUTCOME_RETRY;
+    }
+    /* Every route failed: name them all, and resolve again next time. */
+    bool all_proxies = true;
+    for (size_t i = 0; i < h->n; i++)
+        all_proxies = all_proxies && h->routes[i] != NULL;
+    char msg[DIRCONN_ERROR_LEN];
+    size_t off = (size_t)snprintf(msg, sizeof(msg), "no route reached %s:", h->key);
+    for (size_t i = 0; i < h->n && off < sizeof(msg); i++) {
+        char l[800];
+        route_label(h, i, l, sizeof(l));
+        int w = snprintf(msg + off, sizeof(msg) - off, "%s %s: %s", i ? ";" : "", l,
+                         h->last_error[i] != NULL ? h->last_error[i] : "not tried");
+        off += w > 0 ? (size_t)w : 0;
+    }
+    dirconn_error_set(err, all_proxies ? DIRCONN_EPROXY : DIRCONN_ECLOUD_CONNECT, "%s", msg);
+    h->stale = true;
+    h->current = 0;
+    return SCIM_OUTCOME_DEFAULT;
+}

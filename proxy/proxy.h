@@ -1,0 +1,159 @@
+/*
+ * proxy.h - which proxy for which cloud URL, turned into libcurl options.
+ *
+ * Every HTTPS request of dirconn (OAuth token, SCIM, control API, lease)
+ * goes through one struct proxy_ctx: its proxy_configure() and
+ * proxy_outcome() are the transport seam of scim.h (scim_configure_fn,
+ * scim_outcome_fn) and any other libcurl client calls them the same way.
+ *
+ * For each URL the context resolves an ordered list of routes (a proxy URL
+ * or DIRECT) from [proxy] mode (docs/configuration.md, docs/operations.md
+ * "Proxies"; Cisco Directory Connector guide, "Web Proxy Integration"):
+ *   auto      the host's settings through libproxy: http_proxy, https_proxy
+ *             and no_proxy, WPAD, desktop settings, a pac+http:// or
+ *             pac+file:// PAC URL in those settings;
+ *   pac       [proxy] pac_url evaluated through libproxy's PAC runner;
+ *   explicit  [proxy] url (hosts in [proxy] no_proxy go direct);
+ *   none      DIRECT.
+ * The answer is cached per scheme://host:port for [proxy] pac_ttl. Each
+ * transfer uses the host's current route; when a proxy cannot be reached
+ * (or answers the CONNECT with an error) the next route of the list is
+ * tried at once; when the list is exhausted the request fails with a
+ * message naming every route and the list is resolved again on next use.
+ * HTTP 407 is final: DIRCONN_EPROXY naming the proxy and the user.
+ *
+ * HTTPS goes through a proxy with CONNECT (RFC 9110 9.3.6); TLS verification
+ * of the cloud is never changed here. Proxy authentication is libcurl's
+ * (Basic RFC 7617, Digest RFC 7616, NTLM, Negotiate RFC 4559), any by
+ * default or pinned by [proxy] auth; the password comes from
+ * [proxy] password_file, is wiped on free and never logged. Proxy URLs in
+ * messages have their user information removed.
+ *
+ * A context is used by one thread at a time. No process-wide state is
+ * touched: libproxy runs in a short-lived child process (proxy_px.h).
+ */
+#ifndef DIRCONN_PROXY_H
+#define DIRCONN_PROXY_H
+
+#include "connector/config.h"
+#include "connector/error.h"
+#include "connector/log.h"
+#include "connector/scim.h"
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct proxy_ctx;
+
+/* One resolution: what proxy_resolve found for a URL (see proxy-check). */
+struct proxy_resolution {
+    enum proxy_mode mode;
+    char *pac_url;    /* the PAC evaluated (configured or found by libproxy), or NULL */
+    char *pac_answer; /* FindProxyForURL's raw answer, or NULL when no PAC ran */
+    char **routes;    /* n routes in order; NULL = DIRECT, else a proxy URL (may hold user info) */
+    size_t n;
+};
+
+/*
+ * proxy_new - a context for cfg's [proxy] section. cfg and log are borrowed
+ * and must outlive the context. Reads [proxy] password_file now. On success
+ * *out is owned by the caller (proxy_free). Errors: DIRCONN_ECONFIG (the
+ * password file cannot be read: the message names it), DIRCONN_ENOMEM.
+ */
+enum dirconn_err proxy_new(const struct config *cfg, const struct log_sink *log,
+                           struct proxy_ctx **out, struct dirconn_error *err);
+
+/*
+ * proxy_set_password - use password (copied; the old one is wiped) for
+ * proxy authentication instead of [proxy] password_file, e.g. the
+ * "proxy-password" of the secret store. NULL removes it. Errors:
+ * DIRCONN_ENOMEM.
+ */
+enum dirconn_err proxy_set_password(struct proxy_ctx *p, const char *password,
+                                    struct dirconn_error *err);
+
+/* proxy_free - wipe the password and free the context and its cache. p may be NULL. */
+void proxy_free(struct proxy_ctx *p);
+
+/*
+ * proxy_resolve - the routes for url (http or https) without using or
+ * filling the cache. res is filled and owned by the caller
+ * (proxy_resolution_clear), also after an error when a PAC ran. Errors:
+ * DIRCONN_EPROXY (the PAC cannot be downloaded or read, fails to evaluate,
+ * or answers garbage; libproxy's runner did not finish in time: the message
+ * names the PAC URL and the target URL), DIRCONN_ENOMEM.
+ */
+enum dirconn_err proxy_resolve(struct proxy_ctx *p, const char *url, struct proxy_resolution *res,
+                               struct dirconn_error *err);
+
+/* proxy_resolution_clear - free a resolution's fields. */
+void proxy_resolution_clear(struct proxy_resolution *res);
+
+/*
+ * proxy_apply - set the libcurl options for one route on easy: route NULL
+ * is DIRECT (CURLOPT_PROXY "", so libcurl ignores its own environment);
+ * otherwise CURLOPT_PROXY, CURLOPT_NOPROXY ([proxy] no_proxy or ""),
+ * CURLOPT_HTTPPROXYTUNNEL for https targets, and the credentials and
+ * CURLOPT_PROXYAUTH of [proxy]. The strings are copied by libcurl.
+ * Errors: DIRCONN_EPROXY (libcurl refused an option).
+ */
+enum dirconn_err proxy_apply(struct proxy_ctx *p, CURL *easy, const char *url, const char *route,
+                             struct dirconn_error *err);
+
+/*
+ * proxy_route_for - the route the next transfer to url takes: the current
+ * route of url's host, resolving and caching its list when missing, older
+ * than [proxy] pac_ttl, or exhausted by failures. *route is borrowed from
+ * the cache (NULL = DIRECT) and valid until the next call on p. Errors:
+ * those of proxy_resolve.
+ */
+enum dirconn_err proxy_route_for(struct proxy_ctx *p, const char *url, const char **route,
+                                 struct dirconn_error *err);
+
+/*
+ * proxy_configure - a scim_configure_fn (arg = the struct proxy_ctx): pick
+ * the current route of url's host (resolving and caching the list when
+ * needed) and proxy_apply it. Errors: those of proxy_resolve.
+ */
+enum dirconn_err proxy_configure(void *arg, CURL *easy, const char *url,
+                                 struct dirconn_error *err);
+
+/*
+ * proxy_outcome - a scim_outcome_fn (arg = the struct proxy_ctx): judge the
+ * attempt made on easy. HTTP 407 from the proxy -> SCIM_OUTCOME_FAIL with
+ * DIRCONN_EPROXY; the route failed (proxy unreachable, CONNECT refused,
+ * DIRECT unreachable) and another remains -> SCIM_OUTCOME_RETRY; the list
+ * is exhausted -> SCIM_OUTCOME_DEFAULT with a message naming every route;
+ * otherwise SCIM_OUTCOME_DEFAULT with no message.
+ */
+enum scim_outcome proxy_outcome(void *arg, CURL *easy, const char *url, CURLcode rc,
+                                struct dirconn_error *err);
+
+/*
+ * proxy_redact - a copy of a proxy URL without user name and password, for
+ * messages; "DIRECT" for NULL. The caller frees it; NULL on ENOMEM.
+ */
+char *proxy_redact(const char *route);
+
+/*
+ * proxy_route_from_libproxy - a libproxy answer ("direct://",
+ * "http://host:port", "socks://host:port", ...) as a route for libcurl:
+ * *route = NULL for DIRECT, else a malloc'd URL (socks:// becomes
+ * socks4://). Returns false for a scheme libcurl cannot use.
+ */
+bool proxy_route_from_libproxy(const char *answer, char **route);
+
+/*
+ * proxy_pac_directives - how many non-empty ';'-separated directives a PAC
+ * answer holds (Netscape PAC format: "PROXY host:port; SOCKS host:port;
+ * DIRECT"); *garbage is set when one of them is not such a directive. Used
+ * to notice answers that libproxy silently turns into DIRECT.
+ */
+size_t proxy_pac_directives(const char *answer, bool *garbage);
+
+/* proxy_mode_name - "auto", "pac", "explicit" or "none". */
+const char *proxy_mode_name(enum proxy_mode mode);
+
+#endif

@@ -1,0 +1,238 @@
+#!/usr/bin/python3
+"""Compare the cloud with the directory, independently of dirconn.
+
+Reads the fixture with python-ldap (libldap, paged) and the cloud with urllib
+(admin token), computes what a correct sync must have produced from the rules
+in docs/configuration.md and docs/mapping.md (users that are not computers and
+have mail, not in a naming conflict; groups that are not critical system
+objects, with the members that are in scope; contacts), and checks the cloud
+holds exactly that. Prints "ok - ..." / "not ok - ..." lines and a final
+"N passed, N failed"; exits 1 on any failure.
+"""
+import argparse
+import json
+import re
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+import ldap
+from ldap.controls import SimplePagedResultsControl
+
+PASS = FAIL = 0
+
+
+def check(ok, what):
+    global PASS, FAIL
+    if ok:
+        PASS += 1
+        print("ok - " + what)
+    else:
+        FAIL += 1
+        print("not ok - " + what)
+
+
+def ldap_all(conn, base, filt, attrs):
+    ctrl = SimplePagedResultsControl(True, size=500, cookie=b"")
+    out = []
+    while True:
+        msgid = conn.search_ext(base, ldap.SCOPE_SUBTREE, filt, attrs, serverctrls=[ctrl])
+        _, data, _, sctrls = conn.result3(msgid)
+        out.extend((dn, a) for dn, a in data if dn)
+        cookie = next((c.cookie for c in sctrls if c.controlType == SimplePagedResultsControl.controlType), b"")
+        if not cookie:
+            return out
+        ctrl.cookie = cookie
+
+
+def first(a, name):
+    for k, v in a.items():
+        if k.lower() == name.lower() and v:
+            return v[0].decode("utf-8", "replace")
+    return None
+
+
+def values(a, name):
+    for k, v in a.items():
+        if k.split(";")[0].lower() == name.lower():
+            return v
+    return []
+
+
+def ext_id(a):
+    g = values(a, "objectGUID")
+    if g and len(g[0]) == 16:
+        return str(uuid.UUID(bytes_le=g[0]))
+    u = first(a, "entryUUID")
+    return u.lower() if u else None
+
+
+def classes(a):
+    return {c.decode().lower() for c in values(a, "objectClass")}
+
+
+def cloud_all(base, ctx, token, path):
+    out, start = [], 1
+    while True:
+        url = "%s%s?startIndex=%d&count=1000" % (base, path, start)
+        req = urllib.request.Request(url, headers={"Authorization": "Bearer " + token})
+        for attempt in range(20):  # the cloud may be injecting faults: retry them
+            try:
+                with urllib.request.urlopen(req, context=ctx) as r:
+                    doc = json.load(r)
+                break
+            except urllib.error.HTTPError as e:
+                if e.code == 404 and path == "/Contacts":
+                    return None
+                if e.code not in (429, 500, 502, 503, 504) or attempt == 19:
+                    raise
+            except (urllib.error.URLError, ConnectionError, json.JSONDecodeError):
+                if attempt == 19:
+                    raise
+            time.sleep(0.5)
+        res = doc.get("Resources", [])
+        out.extend(res)
+        start += len(res)
+        if not res or start > doc.get("totalResults", 0):
+            return out
+
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for k in ("url", "ca", "bind-dn", "password-file", "base", "cloud", "cloud-ca", "token-file"):
+        ap.add_argument("--" + k, required=True)
+    ap.add_argument("--user-base", action="append", default=[], help="users are searched here only")
+    ap.add_argument("--no-groups", action="store_true")
+    ap.add_argument("--no-contacts", action="store_true")
+    ap.add_argument("--protected", action="append", default=[], help="externalIds kept although out of scope")
+    ap.add_argument("--avatar", help="expected photo URI of the form PREFIX{local-part}SUFFIX")
+    a = ap.parse_args()
+
+    ldap.set_option(ldap.OPT_X_TLS_CACERTFILE, a.ca)
+    ldap.set_option(ldap.OPT_X_TLS_NEWCTX, 0)
+    conn = ldap.initialize(a.url)
+    conn.protocol_version = 3
+    conn.set_option(ldap.OPT_REFERRALS, 0)
+    if a.url.startswith("ldap://"):
+        conn.start_tls_s()
+    conn.simple_bind_s(a.bind_dn, open(a.password_file).read().strip())
+    attrs = ["objectClass", "mail", "displayName", "givenName", "sn", "cn", "userAccountControl",
+             "msDS-UserAccountDisabled", "objectGUID", "entryUUID", "member", "isCriticalSystemObject"]
+    entries = ldap_all(conn, a.base, "(|(objectClass=user)(objectClass=group)(objectClass=contact))", attrs)
+
+    def in_user_base(dn):
+        if not a.user_base:
+            return True
+        return any(dn.lower().endswith(b.lower()) for b in a.user_base)
+
+    users, groups, contacts = {}, {}, {}
+    for dn, at in entries:
+        c = classes(at)
+        i = ext_id(at)
+        if "user" in c and "computer" not in c and in_user_base(dn):
+            users[i] = (dn, at)
+        elif "group" in c and first(at, "isCriticalSystemObject") != "TRUE":
+            groups[i] = (dn, at)
+        elif "contact" in c:
+            contacts[i] = (dn, at)
+
+    # Naming conflicts: one email (lower case) on two users or contacts.
+    names = {}
+    for i, (dn, at) in users.items():
+        m = first(at, "mail")
+        if m:
+            names.setdefault(m.lower(), []).append(i)
+    if not a.no_contacts:
+        for i, (dn, at) in contacts.items():
+            m = first(at, "mail")
+            if m and EMAIL.match(m):
+                names.setdefault(m.lower(), []).append(i)
+    conflicted = {i for ids in names.values() if len(ids) > 1 for i in ids}
+    want_users = {i: v for i, v in users.items() if first(v[1], "mail") and i not in conflicted}
+    want_contacts = {} if a.no_contacts else {i: v for i, v in contacts.items() if i not in conflicted}
+    want_groups = {} if a.no_groups else groups
+
+    ctx = ssl.create_default_context(cafile=a.cloud_ca)
+    token = open(a.token_file).read().strip()
+    cu = cloud_all(a.cloud, ctx, token, "/Users")
+    cg = cloud_all(a.cloud, ctx, token, "/Groups")
+    cc = cloud_all(a.cloud, ctx, token, "/Contacts")
+    by_ext = {}
+    dup = []
+    for r in cu + cg + (cc or []):
+        e = r.get("externalId")
+        if e:
+            if e in by_ext:
+                dup.append(e)
+            by_ext[e] = r
+    check(not dup, "no externalId appears twice in the cloud (%d duplicates)" % len(dup))
+    cloud_users = {r["externalId"]: r for r in cu if r.get("externalId")}
+    expected_users = set(want_users) | (set(a.protected) & set(cloud_users))
+    missing = set(want_users) - set(cloud_users)
+    extra = set(cloud_users) - expected_users
+    check(not missing and not extra, "cloud users are exactly the %d users in scope (missing %d: %s; extra %d: %s)"
+          % (len(want_users), len(missing), [users[i][0] for i in list(missing)[:3]], len(extra), list(extra)[:3]))
+    bad = []
+    for i, (dn, at) in want_users.items():
+        r = cloud_users.get(i)
+        if r is None:
+            continue
+        disabled = False
+        uac = first(at, "userAccountControl")
+        if uac is not None:
+            disabled = bool(int(uac) & 2)
+        elif first(at, "msDS-UserAccountDisabled") is not None:
+            disabled = first(at, "msDS-UserAccountDisabled").upper() == "TRUE"
+        want = {"userName": first(at, "mail"), "active": not disabled}
+        if first(at, "displayName"):
+            want["displayName"] = first(at, "displayName")
+        got = {"userName": r.get("userName"), "active": r.get("active")}
+        if "displayName" in want:
+            got["displayName"] = r.get("displayName")
+        if first(at, "givenName"):
+            want["givenName"] = first(at, "givenName")
+            got["givenName"] = (r.get("name") or {}).get("givenName")
+        if a.avatar:
+            local = first(at, "mail").split("@")[0]
+            want["photo"] = a.avatar.replace("{local-part}", urllib.parse.quote(local, safe=""))
+            got["photo"] = ((r.get("photos") or [{}])[0]).get("value")
+        if want != got:
+            bad.append((dn, want, got))
+    check(not bad, "every user carries the mapped attributes of its directory entry (%d differ: %s)"
+          % (len(bad), bad[:2]))
+
+    if not a.no_groups:
+        cloud_groups = {r["externalId"]: r for r in cg if r.get("externalId")}
+        check(set(cloud_groups) == set(want_groups),
+              "cloud groups are exactly the %d groups in scope (cloud has %d)" % (len(want_groups), len(cloud_groups)))
+        id_to_ext = {r["id"]: r.get("externalId") for r in cu + cg}
+        dn_to_ext = {dn.lower(): i for i, (dn, _) in list(want_users.items()) + list(want_groups.items())}
+        wrong = []
+        for i, (dn, at) in want_groups.items():
+            r = cloud_groups.get(i)
+            if r is None:
+                continue
+            want_members = {dn_to_ext[m.decode().lower()] for m in values(at, "member") if m.decode().lower() in dn_to_ext}
+            got_members = {id_to_ext.get(m["value"]) for m in r.get("members", [])}
+            if want_members != got_members:
+                wrong.append((dn, len(want_members), len(got_members)))
+        check(not wrong, "every group has exactly its in-scope members (%d differ: %s)" % (len(wrong), wrong[:3]))
+
+    if not a.no_contacts and cc is not None:
+        cloud_contacts = {r["externalId"]: r for r in cc if r.get("externalId")}
+        check(set(cloud_contacts) == set(want_contacts),
+              "cloud contacts are exactly the %d contacts in scope (cloud has %d)" % (len(want_contacts), len(cloud_contacts)))
+
+    print("%d passed, %d failed" % (PASS, FAIL))
+    return 0 if FAIL == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

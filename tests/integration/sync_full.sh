@@ -1,0 +1,199 @@
+# Integration test of the full sync against a real directory fixture and the
+# reference cloud over HTTPS.
+#   bash sync_full.sh adds|adlds
+# Each result is checked against the directory itself (sync_check.py reads it
+# with libldap) and the cloud (read with the admin token), not against
+# dirconn's own view.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/sync_lib.sh"
+kind=${1:?usage: sync_full.sh adds|adlds}
+
+work=$(mktemp -d /tmp/dirconn-it-sync-XXXXXX)
+cleanup() {
+	sync_cloud_stop
+	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
+	if [[ $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
+}
+trap cleanup EXIT
+"$LDSFX" start "$kind" "$work/fx"
+# shellcheck disable=SC1091
+source "$work/fx/env"
+M=$LDSFX_MANIFEST
+sync_cloud_start
+sync_register conn-a
+USER_SCHEMA='"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"]'
+count_users() { json "$(cloud_admin GET '/scim/v2/acme/Users?count=1')" "j['totalResults']"; }
+
+# A cloud user made by hand before the first sync, with a directory user's email in upper case.
+hand_mail=$(json "$M" "j['samples'][0]['mail']")
+hand_dn=$(json "$M" "j['samples'][0]['dn']")
+hand=$(cloud_admin POST /scim/v2/acme/Users "{$USER_SCHEMA, \"userName\": \"${hand_mail^^}\"}")
+check_eq "a cloud user is created by hand" 201 "$(admin_status)"
+hand_id=$(json "$hand" "j['id']")
+
+avatar='https://photos.example.com/dir/{mail:.*?(?=@.*)}.jpg'
+sync_conf "$work/a.conf" conn-a "[avatar]
+enabled = yes
+pattern = $avatar"
+
+# ---- dry run: the plan, the report, and nothing changed
+run_capture d dirconnctl dry-run --config "$work/a.conf" --report "$work/dry.json"
+check_eq "dry-run exits 0" 0 "$d_rc"
+check_contains "dry-run prints the summary" "$d_out" "Summary | 0 Admins Deleted | 0 Users Deleted | 0 Groups Deleted |"
+check_contains "dry-run tells the delete threshold" "$d_out" "Delete threshold (20 objects) not exceeded"
+added=$(json "$work/dry.json" "j['summary']['objectsAdded']")
+check "the report lists the objects to add" test "$added" -gt 200
+check_eq "the report lists the adopted user as an update" "${hand_dn,,}" \
+	"$(json "$work/dry.json" "[o['dn'].lower() for o in j['objects']['updated']][0]")"
+check_eq "the dry run changed nothing in the cloud" 1 "$(count_users)"
+run_capture dc dirconnctl dry-run --config "$work/a.conf" --report "$work/dry.csv"
+check_eq "a CSV report is written" '"category","kind","dn","name","externalId","cloudId","details"' \
+	"$(head -1 "$work/dry.csv" | tr -d '\r')"
+
+# ---- the first full sync
+run_capture s1 dirconnctl sync --full --config "$work/a.conf"
+check_eq "the first full sync exits 0" 0 "$s1_rc"
+check_contains "the sync prints its result" "$s1_out" "Result | $((added)) added | 1 updated | 0 deleted | 0 failed"
+run_capture chk sync_check --avatar 'https://photos.example.com/dir/{local-part}.jpg'
+echo "$chk_out" | grep -v '^ok' || true
+check_eq "the cloud holds exactly the directory's objects in scope, mapped" 0 "$chk_rc"
+adopted=$(cloud_admin GET "/scim/v2/acme/Users/$hand_id")
+check_eq "the hand-made user was adopted, not recreated" "$(json "$M" "j['samples'][0]['mail']")" "$(json "$adopted" "j['userName']")"
+check "the adopted user carries the directory's externalId" test -n "$(json "$adopted" "j.get('externalId','')")"
+
+reports=$(cloud_admin GET "/v1/orgs/acme/connectors/$(cat "$work/conn-a.id")/reports?limit=5")
+check_eq "the sync posted its report to the control API" "full $added" \
+	"$(json "$reports" "j['reports'][0]['type'] + ' ' + str(j['reports'][0]['counts']['added'])")"
+check_eq "the dry runs were reported too" "dry-run" "$(json "$reports" "j['reports'][1]['type']")"
+
+run_capture s2 dirconnctl sync --full --config "$work/a.conf"
+check_eq "a second sync exits 0" 0 "$s2_rc"
+check_contains "a second sync changes nothing" "$s2_out" "Result | 0 added | 0 updated | 0 deleted | 0 failed"
+check_contains "everything matched" "$s2_out" "0 Objects Added | 0 Objects Updated | $((added + 1)) Objects Matched"
+
+# ---- directory changes: an edit, a disable, a deletion
+edit_dn=$(json "$M" "j['samples'][1]['dn']")
+gone_dn=$(json "$M" "j['samples'][2]['dn']")
+if [[ $kind == adds ]]; then disable="replace: userAccountControl
+userAccountControl: 514"; else disable="replace: msDS-UserAccountDisabled
+msDS-UserAccountDisabled: TRUE"; fi
+ldap_modify "dn: $edit_dn
+changetype: modify
+replace: displayName
+displayName: Renamed By Test
+-
+$disable
+
+dn: $gone_dn
+changetype: delete"
+run_capture s3 dirconnctl sync --full --config "$work/a.conf" --report "$work/s3.json"
+check_eq "the sync after directory changes exits 0" 0 "$s3_rc"
+check_contains "the deletion is applied" "$s3_out" "| 1 deleted | 0 failed"
+check_contains "the summary counts the deleted user" "$s3_out" "| 1 Users Deleted |"
+run_capture chk sync_check
+echo "$chk_out" | grep -v '^ok' || true
+check_eq "edits, disables and deletions reached the cloud" 0 "$chk_rc"
+uri_filter() { "$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
+edited=$(cloud_admin GET "/scim/v2/acme/Users?filter=$(uri_filter 'displayName eq "Renamed By Test"')")
+check_eq "the disabled user is inactive, not deleted" False "$(json "$edited" "j['Resources'][0]['active']")"
+
+# ---- the delete threshold: 21 deletions stop the sync before any change
+ou=$(json "$M" "j['ous']['Contractors']['dn']")
+mapfile -t victims < <(LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
+	-y "$LDSFX_BIND_PASSWORD_FILE" -b "$ou" -E pr=500/noprompt -LLL -o ldif-wrap=no \
+	'(&(objectClass=user)(mail=*))' 1.1 | "$PY" -c '
+import sys, ldif
+r = ldif.LDIFRecordList(sys.stdin.buffer); r.parse()
+for dn, _ in r.all_records[:21]: print(dn)')
+check_eq "21 users to delete were found" 21 "${#victims[@]}"
+for dn in "${victims[@]}"; do printf 'dn: %s\nchangetype: delete\n\n' "$dn"; done >"$work/delete21.ldif"
+LDAPTLS_CACERT=$LDSFX_CA_FILE ldapmodify -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" -y "$LDSFX_BIND_PASSWORD_FILE" \
+	-f "$work/delete21.ldif" >/dev/null
+before=$(count_users)
+run_capture t1 dirconnctl sync --full --config "$work/a.conf"
+check_eq "21 deletions stop the sync: exit 40" 40 "$t1_rc"
+check_contains "the error says how many would be deleted" "$t1_err" "Delete threshold (20 objects) exceeded: 21 objects would be deleted; nothing was changed"
+check_eq "nothing was deleted in the cloud" "$before" "$(count_users)"
+reports=$(cloud_admin GET "/v1/orgs/acme/connectors/$(cat "$work/conn-a.id")/reports?limit=1")
+check_eq "the threshold event was reported" "delete 21 20 aborted" \
+	"$(json "$reports" "' '.join(str(v) for v in j['reports'][0]['thresholdEvents'][0].values())")"
+run_capture t2 dirconnctl dry-run --config "$work/a.conf"
+check_contains "dry-run says the threshold would be exceeded" "$t2_out" "Delete threshold (20 objects) exceeded. 21 objects would be deleted"
+run_capture t3 dirconnctl sync --full --config "$work/a.conf" --override-threshold
+check_eq "the override lets the sync through" 0 "$t3_rc"
+check_contains "the override is shown" "$t3_out" "(override used for this run)"
+check_eq "the 21 users are gone from the cloud" "$((before - 21))" "$(count_users)"
+run_capture t4 dirconnctl dry-run --config "$work/a.conf"
+check_contains "the next summary notes the override" "$t4_out" "Note: the delete threshold was overridden"
+run_capture t5 dirconnctl sync --full --config "$work/a.conf"
+check_eq "the override was for one run only (nothing left to delete)" 0 "$t5_rc"
+
+# ---- cloud administrators are never deleted
+# Pick a synchronised user with an email, and find its entry in the directory.
+pick=$(cloud_admin GET "/scim/v2/acme/Users?filter=$(uri_filter 'externalId pr')&count=50&attributes=id,userName")
+aid=$(json "$pick" "[r['id'] for r in j['Resources'] if r['id'] != '$hand_id'][5]")
+admin_mail=$(json "$pick" "[r['userName'] for r in j['Resources'] if r['id'] == '$aid'][0]")
+admin_dn=$(LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
+	-y "$LDSFX_BIND_PASSWORD_FILE" -b "$LDSFX_BASE_DN" -LLL -o ldif-wrap=no "(mail=$admin_mail)" 1.1 | "$PY" -c '
+import sys, ldif
+r = ldif.LDIFRecordList(sys.stdin.buffer); r.parse()
+print(r.all_records[0][0])')
+cloud_admin PATCH "/scim/v2/acme/Users/$aid" '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"roles","value":[{"value":"admin"}]}]}' >/dev/null
+check_eq "a synced user is made a cloud administrator" 200 "$(admin_status)"
+admin_ext=$(json "$(cloud_admin GET "/scim/v2/acme/Users/$aid")" "j['externalId']")
+ldap_modify "dn: $admin_dn
+changetype: delete"
+run_capture p1 dirconnctl sync --full --config "$work/a.conf"
+check_eq "the sync with an administrator out of scope exits 0" 0 "$p1_rc"
+check_contains "the administrator is reported, not deleted" "$p1_out" "1 admin objects would have been deleted, but were not"
+cloud_admin GET "/scim/v2/acme/Users/$aid" >/dev/null
+check_eq "the administrator is still in the cloud" 200 "$(admin_status)"
+run_capture chk sync_check --protected "$admin_ext"
+check_eq "the cloud still matches the directory" 0 "$chk_rc"
+
+# ---- an unreachable cloud fails the sync and leaves the state as it was
+objects_before=$(sqlite3 "$work/state-conn-a/state.db" 'select count(*), sum(length(record)) from objects')
+sed "s|^url = .*|url = https://127.0.0.1:1|" "$work/a.conf" >"$work/down.conf"
+run_capture u1 dirconnctl sync --full --config "$work/down.conf"
+check_eq "an unreachable cloud fails the sync: exit 30" 30 "$u1_rc"
+check_contains "the error names the cloud" "$u1_err" "https://127.0.0.1:1/oauth/token"
+check_eq "the state is unchanged" "$objects_before" \
+	"$(sqlite3 "$work/state-conn-a/state.db" 'select count(*), sum(length(record)) from objects')"
+
+# ---- kill -9 during a full sync, then a rerun converges
+sync_cloud_stop
+rm -f "$work"/cloud.db*
+sync_cloud_start --fault-latency 20ms
+sync_register conn-b
+sync_conf "$work/b.conf" conn-b
+dirconnctl sync --full --config "$work/b.conf" --no-progress >/dev/null 2>&1 &
+sync_pid=$!
+sleep 2
+kill -9 "$sync_pid" 2>/dev/null || true
+wait "$sync_pid" 2>/dev/null || true
+partial=$(count_users)
+check "the killed sync had written part of the directory" test "$partial" -gt 0
+sync_cloud_stop
+sync_cloud_start
+run_capture k1 dirconnctl sync --full --config "$work/b.conf"
+check_eq "the rerun after kill -9 exits 0" 0 "$k1_rc"
+run_capture chk sync_check
+echo "$chk_out" | grep -v '^ok' || true
+check_eq "the rerun converged: no loss, no duplicate" 0 "$chk_rc"
+
+# ---- 429 and 503 from the cloud, answers lost after applying: nothing lost, nothing doubled
+sync_cloud_stop
+rm -f "$work"/cloud.db*
+sync_cloud_start --fault-503 0.1 --fault-429-rps 200 --fault-retry-after 1 --fault-500-after 0.03 --fault-seed 4533
+sync_register conn-c
+sync_conf "$work/c.conf" conn-c
+run_capture f1 dirconnctl sync --full --config "$work/c.conf"
+check_eq "a sync through throttling and failures exits 0" 0 "$f1_rc"
+check "the cloud did throttle and fail requests" grep -qE ' (429|503|500) ' "$work/cloud.log"
+run_capture chk sync_check
+echo "$chk_out" | grep -v '^ok' || true
+check_eq "nothing lost, nothing duplicated under faults" 0 "$chk_rc"
+run_capture f2 dirconnctl sync --full --config "$work/c.conf"
+check_contains "and the next sync has nothing to do" "$f2_out" "0 Objects Added | 0 Objects Updated"
+
+finish

@@ -1,0 +1,1 @@
+dirconn_unit_test(test_proxy ${CMAKE_CURRENT_LIST_DIR}/test_proxy.c)
