@@ -13,6 +13,7 @@
 #include "connector/control.h"
 #include "connector/platform.h"
 #include "connector/secret_store.h"
+#include "proxy/proxy.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -182,29 +183,59 @@ static enum dirconn_err load_cloud_config(struct ctl *ctl)
     return DIRCONN_OK;
 }
 
+/* The cloud side of a command: the control API options, all traffic through [proxy]. */
+struct admin_cloud {
+    struct proxy_ctx *proxy;
+    struct control_options opts;
+};
+
+static enum dirconn_err cloud_open(struct ctl *ctl, struct admin_cloud *c,
+                                   struct dirconn_error *err)
+{
+    memset(c, 0, sizeof(*c));
+    enum dirconn_err e = proxy_new(ctl->cfg, &ctl->log, &c->proxy, err);
+    if (e != DIRCONN_OK)
+        return e;
+    control_options_from_config(ctl->cfg, &c->opts);
+    c->opts.configure = proxy_configure;
+    c->opts.outcome = proxy_outcome;
+    c->opts.configure_arg = c->proxy;
+    return DIRCONN_OK;
+}
+
+static void cloud_close(struct admin_cloud *c)
+{
+    proxy_free(c->proxy);
+    c->proxy = NULL;
+}
+
 /*
  * The token for the control API: the admin token from its file, or else the
- * connector's own OAuth 2.0 token. *token is wiped and freed by the caller
- * (cloud_auth_free_secret).
+ * connector's own OAuth 2.0 token (through the proxy). *token is wiped and
+ * freed by the caller (cloud_auth_free_secret).
  */
-static enum dirconn_err api_token(struct ctl *ctl, const char *admin_token_file, char **token,
+static enum dirconn_err api_token(struct ctl *ctl, struct admin_cloud *c,
+                                  const char *admin_token_file, char **token,
                                   struct dirconn_error *err)
 {
     *token = NULL;
     if (admin_token_file != NULL)
         return cloud_auth_read_secret(admin_token_file, "--admin-token-file", token, err);
     struct cloud_auth *auth = NULL;
-    enum dirconn_err e = cloud_auth_new(ctl->cfg, NULL, NULL, &auth, err);
-    if (e == DIRCONN_OK)
+    enum dirconn_err e = cloud_auth_new(ctl->cfg, proxy_configure, c->proxy, &auth, err);
+    if (e == DIRCONN_OK) {
+        cloud_auth_set_outcome(auth, proxy_outcome);
         e = cloud_auth_token(auth, false, token, err);
+    }
     cloud_auth_free(auth);
     return e;
 }
 
-static enum dirconn_err open_store(struct ctl *ctl, bool create, struct secret_store **s,
+static enum dirconn_err open_store(struct ctl *ctl, enum secret_store_mode mode,
+                                   struct secret_store **s,
                                    struct dirconn_error *err)
 {
-    return secret_store_open_config(ctl->cfg, create, s, err);
+    return secret_store_open_config(ctl->cfg, mode, s, err);
 }
 
 /* ---- register --------------------------------------------------------------- */
@@ -225,11 +256,16 @@ static int run_register(struct ctl *ctl, const struct admin_args *a)
                   "SCIM requests keep the bearer token");
     struct dirconn_error err;
     dirconn_error_clear(&err);
+    struct admin_cloud cloud;
+    if (cloud_open(ctl, &cloud, &err) != DIRCONN_OK) {
+        cloud_close(&cloud);
+        return ctl_fail(ctl, &err);
+    }
     struct secret_store *store = NULL;
     char *admin = NULL, *secret = NULL, *old_id = NULL;
     struct control_connector reg = {0};
     int rc = 0;
-    enum dirconn_err e = open_store(ctl, true, &store, &err);
+    enum dirconn_err e = open_store(ctl, SECRET_STORE_CREATE, &store, &err);
     if (e == DIRCONN_OK)
         e = secret_store_lookup(store, SECRET_CONNECTOR_ID, &old_id, &err);
     if (e == DIRCONN_OK && old_id != NULL && !a->force)
@@ -243,10 +279,8 @@ static int run_register(struct ctl *ctl, const struct admin_args *a)
     if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
         snprintf(host, sizeof(host), "localhost");
     const char *name = a->name != NULL ? a->name : cfg->name;
-    struct control_options opts;
-    control_options_from_config(cfg, &opts);
     if (e == DIRCONN_OK)
-        e = control_register(&opts, admin, name, host, &reg, &secret, &err);
+        e = control_register(&cloud.opts, admin, name, host, &reg, &secret, &err);
     if (e != DIRCONN_OK)
         goto out;
     e = secret_store_put(store, SECRET_CONNECTOR_ID, reg.id, &err);
@@ -259,7 +293,7 @@ static int run_register(struct ctl *ctl, const struct admin_args *a)
         struct dirconn_error ignored;
         bool existed;
         dirconn_error_clear(&ignored);
-        control_deregister(&opts, admin, reg.id, &existed, &ignored);
+        control_deregister(&cloud.opts, admin, reg.id, &existed, &ignored);
         goto out;
     }
     log_msg(&ctl->log, LOG_LEVEL_INFO, "registered connector %s (%s) in org %s", reg.id, name,
@@ -280,9 +314,9 @@ static int run_register(struct ctl *ctl, const struct admin_args *a)
     if (old_id != NULL) {
         /* --force: the new registration is saved; now retire the old one. */
         bool released = false, existed = false;
-        e = control_lease_release(&opts, admin, old_id, &released, &err);
+        e = control_lease_release(&cloud.opts, admin, old_id, &released, &err);
         if (e == DIRCONN_OK)
-            e = control_deregister(&opts, admin, old_id, &existed, &err);
+            e = control_deregister(&cloud.opts, admin, old_id, &existed, &err);
         if (e != DIRCONN_OK) {
             rc = ctl_fail(ctl, &err);
             warn(ctl, "the old registration %s could not be removed; remove it in the cloud",
@@ -303,6 +337,7 @@ out:
     free(old_id);
     control_connector_clear(&reg);
     secret_store_close(store);
+    cloud_close(&cloud);
     return rc;
 }
 
@@ -331,12 +366,17 @@ static int run_deregister(struct ctl *ctl, const struct admin_args *a)
     const struct config *cfg = ctl->cfg;
     struct dirconn_error err;
     dirconn_error_clear(&err);
+    struct admin_cloud cloud;
+    if (cloud_open(ctl, &cloud, &err) != DIRCONN_OK) {
+        cloud_close(&cloud);
+        return ctl_fail(ctl, &err);
+    }
     struct secret_store *store = NULL;
     char *local_id = NULL, *token = NULL;
     struct control_connector *list = NULL;
     size_t n = 0;
     int rc = 0;
-    enum dirconn_err e = open_store(ctl, false, &store, &err);
+    enum dirconn_err e = open_store(ctl, SECRET_STORE_UPDATE, &store, &err);
     if (e == DIRCONN_OK)
         e = secret_store_lookup(store, SECRET_CONNECTOR_ID, &local_id, &err);
     if (e != DIRCONN_OK && a->id != NULL) {
@@ -355,17 +395,15 @@ static int run_deregister(struct ctl *ctl, const struct admin_args *a)
     const char *id = a->id != NULL ? a->id : local_id;
     bool local = local_id != NULL && strcmp(id, local_id) == 0;
     if (e == DIRCONN_OK) {
-        e = api_token(ctl, a->admin_token_file, &token, &err);
+        e = api_token(ctl, &cloud, a->admin_token_file, &token, &err);
         if (e == DIRCONN_ECLOUD_AUTH && a->admin_token_file == NULL) {
             size_t len = strlen(err.msg);
             snprintf(err.msg + len, sizeof(err.msg) - len,
                      " (the connector's credentials no longer work: use --admin-token-file)");
         }
     }
-    struct control_options opts;
-    control_options_from_config(cfg, &opts);
     if (e == DIRCONN_OK)
-        e = control_list(&opts, token, &list, &n, &err);
+        e = control_list(&cloud.opts, token, &list, &n, &err);
     if (e != DIRCONN_OK)
         goto out;
     size_t others = 0;
@@ -402,13 +440,13 @@ static int run_deregister(struct ctl *ctl, const struct admin_args *a)
         }
     }
     bool released = false, existed = false;
-    e = control_lease_release(&opts, token, id, &released, &err);
+    e = control_lease_release(&cloud.opts, token, id, &released, &err);
     if (e != DIRCONN_OK)
         goto out;
     if (released)
         printf("Released the HA lease held by %s.\n", local ? "this connector" : id);
     if (a->admin_token_file != NULL) {
-        e = control_deregister(&opts, token, id, &existed, &err);
+        e = control_deregister(&cloud.opts, token, id, &existed, &err);
         if (e != DIRCONN_OK)
             goto out;
     }
@@ -437,6 +475,7 @@ out:
     control_list_free(list, n);
     free(local_id);
     secret_store_close(store);
+    cloud_close(&cloud);
     return rc;
 }
 
@@ -468,10 +507,15 @@ static int run_reset(struct ctl *ctl, const struct admin_args *a)
                          cfg->path);
     struct dirconn_error err;
     dirconn_error_clear(&err);
+    struct admin_cloud cloud;
+    if (cloud_open(ctl, &cloud, &err) != DIRCONN_OK) {
+        cloud_close(&cloud);
+        return ctl_fail(ctl, &err);
+    }
     struct secret_store *store = NULL;
     char *id = NULL, *token = NULL, *secret = NULL;
     int rc = 0;
-    enum dirconn_err e = open_store(ctl, false, &store, &err);
+    enum dirconn_err e = open_store(ctl, SECRET_STORE_UPDATE, &store, &err);
     if (e == DIRCONN_OK)
         e = secret_store_lookup(store, SECRET_CONNECTOR_ID, &id, &err);
     if (e == DIRCONN_OK && id == NULL)
@@ -483,11 +527,9 @@ static int run_reset(struct ctl *ctl, const struct admin_args *a)
     if (e == DIRCONN_OK)
         e = secret_store_save(store, &err);
     if (e == DIRCONN_OK)
-        e = api_token(ctl, a->admin_token_file, &token, &err);
-    struct control_options opts;
-    control_options_from_config(cfg, &opts);
+        e = api_token(ctl, &cloud, a->admin_token_file, &token, &err);
     if (e == DIRCONN_OK) {
-        e = control_reset_secret(&opts, token, id, &secret, &err);
+        e = control_reset_secret(&cloud.opts, token, id, &secret, &err);
         if (e == DIRCONN_ECLOUD_AUTH && a->admin_token_file == NULL) {
             size_t len = strlen(err.msg);
             snprintf(err.msg + len, sizeof(err.msg) - len,
@@ -526,6 +568,7 @@ out:
     secret_store_free_value(secret);
     free(id);
     secret_store_close(store);
+    cloud_close(&cloud);
     return rc;
 }
 
@@ -548,6 +591,11 @@ static int run_connectors(struct ctl *ctl, const struct admin_args *a)
         return dirconn_exit_code(DIRCONN_ECONFIG);
     struct dirconn_error err;
     dirconn_error_clear(&err);
+    struct admin_cloud cloud;
+    if (cloud_open(ctl, &cloud, &err) != DIRCONN_OK) {
+        cloud_close(&cloud);
+        return ctl_fail(ctl, &err);
+    }
     char *self = NULL, *token = NULL;
     struct control_connector *list = NULL;
     size_t n = 0;
@@ -555,16 +603,14 @@ static int run_connectors(struct ctl *ctl, const struct admin_args *a)
     struct secret_store *store = NULL;
     struct dirconn_error ignored;
     dirconn_error_clear(&ignored);
-    if (open_store(ctl, false, &store, &ignored) == DIRCONN_OK)
+    if (open_store(ctl, SECRET_STORE_READ, &store, &ignored) == DIRCONN_OK)
         secret_store_lookup(store, SECRET_CONNECTOR_ID, &self, &ignored);
     secret_store_close(store);
     if (self == NULL && ctl->cfg->cloud_client_id != NULL)
         self = strdup(ctl->cfg->cloud_client_id);
-    struct control_options opts;
-    control_options_from_config(ctl->cfg, &opts);
-    enum dirconn_err e = api_token(ctl, a->admin_token_file, &token, &err);
+    enum dirconn_err e = api_token(ctl, &cloud, a->admin_token_file, &token, &err);
     if (e == DIRCONN_OK)
-        e = control_list(&opts, token, &list, &n, &err);
+        e = control_list(&cloud.opts, token, &list, &n, &err);
     int rc = 0;
     if (e != DIRCONN_OK) {
         rc = ctl_fail(ctl, &err);
@@ -599,6 +645,7 @@ static int run_connectors(struct ctl *ctl, const struct admin_args *a)
     cloud_auth_free_secret(token);
     control_list_free(list, n);
     free(self);
+    cloud_close(&cloud);
     return rc;
 }
 
@@ -641,7 +688,7 @@ static int secret_set(struct ctl *ctl, const char *name, bool unset)
     struct secret_store *store = NULL;
     char *value = NULL;
     size_t cap = SECRET_STORE_VALUE_MAX + 1;
-    e = open_store(ctl, !unset, &store, &err);
+    e = open_store(ctl, unset ? SECRET_STORE_UPDATE : SECRET_STORE_CREATE, &store, &err);
     if (e == DIRCONN_OK && !unset) {
         char prompt[128];
         snprintf(prompt, sizeof(prompt), "Value of %s: ", name);
@@ -678,7 +725,7 @@ static int secret_list(struct ctl *ctl)
     struct dirconn_error err;
     dirconn_error_clear(&err);
     struct secret_store *store = NULL;
-    e = open_store(ctl, false, &store, &err);
+    e = open_store(ctl, SECRET_STORE_READ, &store, &err);
     if (e != DIRCONN_OK)
         return ctl_fail(ctl, &err);
     if (ctl->json) {

@@ -72,6 +72,23 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
+/* Before each route's attempt: forget what an earlier attempt collected. */
+struct attempt {
+    struct buf *b;
+    struct control_response *resp;
+};
+
+static void reset_attempt(void *arg)
+{
+    struct attempt *at = arg;
+    if (at->b->data != NULL)
+        OPENSSL_cleanse(at->b->data, at->b->cap);
+    at->b->len = 0;
+    at->b->overflow = false;
+    free(at->resp->etag);
+    at->resp->etag = NULL;
+}
+
 static size_t on_header(char *p, size_t size, size_t nmemb, void *userp)
 {
     struct control_response *r = userp;
@@ -147,17 +164,26 @@ enum dirconn_err control_request(const struct control_options *o, const char *be
     curl_easy_setopt(h, CURLOPT_USERAGENT, "dirconn");
     if (o->ca_file != NULL)
         curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
-    if (o->configure != NULL) {
-        e = o->configure(o->configure_arg, h, url, err);
-        if (e != DIRCONN_OK)
-            goto out;
+    /* Through the transport seam (scim.h): the proxy hooks pick the route and may
+     * move to the next one when a proxy fails. */
+    struct scim_transport t = {o->configure, o->outcome, o->configure_arg};
+    struct attempt at = {&b, resp};
+    struct dirconn_error note;
+    dirconn_error_clear(&note);
+    CURLcode rc = CURLE_OK;
+    e = scim_easy_perform(&t, h, url, reset_attempt, &at, &rc, &note);
+    if (e != DIRCONN_OK) {
+        dirconn_error_set(err, e, "%s %s: %s", method, url, note.msg);
+        goto out;
     }
-    CURLcode rc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
     if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && b.overflow)) {
         resp->status = 0;
-        e = dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "%s %s: %s (curl %d)", method, url,
-                              errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc);
+        if (note.code != DIRCONN_OK)
+            e = dirconn_error_set(err, note.code, "%s %s: %s", method, url, note.msg);
+        else
+            e = dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "%s %s: %s (curl %d)", method,
+                                  url, errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc);
         goto out;
     }
     if (b.overflow) {

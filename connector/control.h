@@ -5,7 +5,8 @@
  *
  * One libcurl easy transfer per call, JSON bodies through jansson, TLS
  * verification always on ([cloud] ca_file replaces the system store), the
- * proxy applied by the scim_configure_fn hook. Calls are synchronous; a
+ * proxy chosen through the transport seam of scim.h (scim_easy_perform with
+ * the configure and outcome hooks: the next proxy is tried when one fails). Calls are synchronous; a
  * client is used by one thread at a time. Bearer tokens and response bodies
  * that carry secrets are wiped (OPENSSL_cleanse) and never logged or put in
  * error messages.
@@ -26,8 +27,9 @@ struct control_options {
     const char *org;             /* organisation; borrowed */
     const char *ca_file;         /* PEM CA file, NULL = system store; borrowed */
     int64_t timeout_ms;          /* per request, 0 = 30000 */
-    scim_configure_fn configure; /* proxy hook, NULL = none */
-    void *configure_arg;
+    scim_configure_fn configure; /* proxy hook (proxy_configure), NULL = none */
+    scim_outcome_fn outcome;     /* proxy hook (proxy_outcome), NULL = none */
+    void *configure_arg;         /* the struct proxy_ctx of both hooks */
 };
 
 /* control_options_from_config - fill o from cfg's [cloud] section (cfg must outlive o). */
@@ -52,7 +54,8 @@ void control_response_clear(struct control_response *r);
  * and 403, DIRCONN_ECLOUD for other statuses (the message holds the method,
  * the URL, the status and the API's error code and detail);
  * DIRCONN_ECLOUD_CONNECT when no answer arrived (libcurl's message and
- * CURLcode); the configure hook's error; DIRCONN_ENOMEM. A 2xx answer that is
+ * CURLcode); the hooks' errors (DIRCONN_EPROXY: every proxy failed, or 407);
+ * DIRCONN_ENOMEM. A 2xx answer that is
  * not JSON (other than an empty 204) is DIRCONN_ECLOUD.
  */
 enum dirconn_err control_request(const struct control_options *o, const char *bearer,

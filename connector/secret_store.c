@@ -42,6 +42,7 @@ struct secret_store {
     struct secret_entry entries[MAX_SECRETS];
     size_t n;
     int lock_fd; /* <file>.lock with a write lock held from open to close, or -1 */
+    bool writable; /* opened for update */
 };
 
 /* ---- paths --------------------------------------------------------------- */
@@ -579,9 +580,11 @@ static enum dirconn_err take_lock(struct secret_store *s, struct dirconn_error *
     return DIRCONN_OK;
 }
 
-enum dirconn_err secret_store_open(const char *file, const char *key_file, bool create,
-                                   struct secret_store **out, struct dirconn_error *err)
+enum dirconn_err secret_store_open(const char *file, const char *key_file,
+                                   enum secret_store_mode mode, struct secret_store **out,
+                                   struct dirconn_error *err)
 {
+    bool create = mode == SECRET_STORE_CREATE;
     *out = NULL;
     struct secret_store *s = calloc(1, sizeof(*s));
     if (s == NULL)
@@ -604,7 +607,8 @@ enum dirconn_err secret_store_open(const char *file, const char *key_file, bool 
     }
     unsigned char *data = NULL;
     size_t len = 0;
-    enum dirconn_err e = take_lock(s, err);
+    s->writable = mode != SECRET_STORE_READ;
+    enum dirconn_err e = s->writable ? take_lock(s, err) : DIRCONN_OK;
     if (e != DIRCONN_OK) {
         secret_store_close(s);
         return e;
@@ -638,7 +642,7 @@ enum dirconn_err secret_store_open(const char *file, const char *key_file, bool 
     return DIRCONN_OK;
 }
 
-enum dirconn_err secret_store_open_config(const struct config *cfg, bool create,
+enum dirconn_err secret_store_open_config(const struct config *cfg, enum secret_store_mode mode,
                                           struct secret_store **out, struct dirconn_error *err)
 {
     char file[PATH_MAX], key[PATH_MAX];
@@ -646,7 +650,7 @@ enum dirconn_err secret_store_open_config(const struct config *cfg, bool create,
     if (!secret_store_path(cfg, file, sizeof(file)) || !secret_store_key_path(cfg, key, sizeof(key)))
         return dirconn_error_set(err, DIRCONN_ECONFIG, "%s: [connector] state_dir or key_file too long",
                                  cfg->path);
-    return secret_store_open(file, key, create, out, err);
+    return secret_store_open(file, key, mode, out, err);
 }
 
 void secret_store_close(struct secret_store *s)
@@ -687,6 +691,9 @@ static enum dirconn_err serialize(const struct secret_store *s, unsigned char **
 
 enum dirconn_err secret_store_save(struct secret_store *s, struct dirconn_error *err)
 {
+    if (!s->writable)
+        return dirconn_error_set(err, DIRCONN_ESECRET, "secret store %s was opened read-only",
+                                 s->file);
     if (s->key == NULL)
         return dirconn_error_set(err, DIRCONN_ESECRET,
                                  "secret store %s: no key file %s; nothing can be saved",
@@ -757,7 +764,7 @@ enum dirconn_err secret_store_get(const struct config *cfg, const char *name, ch
 {
     *value = NULL;
     struct secret_store *s = NULL;
-    enum dirconn_err e = secret_store_open_config(cfg, false, &s, err);
+    enum dirconn_err e = secret_store_open_config(cfg, SECRET_STORE_READ, &s, err);
     if (e != DIRCONN_OK)
         return e;
     e = secret_store_lookup(s, name, value, err);

@@ -17,8 +17,8 @@
  * link(2)ed into place). A key file readable by group or others is refused.
  * The store is written atomically: temporary file (mode 0600) -> fsync ->
  * rename -> fsync of the directory, so a failed write leaves the old file.
- * An open store holds a POSIX write lock on <file>.lock until it is closed,
- * so that concurrent commands do not lose each other's changes.
+ * A store opened for update holds a POSIX write lock on <file>.lock until it
+ * is closed, so that concurrent commands do not lose each other's changes.
  *
  * Values are wiped from memory (OPENSSL_cleanse) when they are freed; the key
  * lives in pages excluded from core dumps (platform_secure_alloc). Error
@@ -51,6 +51,14 @@
 
 struct secret_store;
 
+/* How a store is opened. */
+enum secret_store_mode {
+    SECRET_STORE_READ = 0, /* read only: no lock, no key is created, save is refused */
+    SECRET_STORE_UPDATE,   /* read-modify-write: holds the lock; the key must exist when the
+                              store does (a missing key leaves the store read-only) */
+    SECRET_STORE_CREATE,   /* as UPDATE, and creates the directory and the key when missing */
+};
+
 /*
  * secret_store_path / secret_store_key_path - the store file
  * (<state_dir>/secrets.enc) and the key file ([connector] key_file or
@@ -65,10 +73,14 @@ bool secret_store_key_path(const struct config *cfg, char *buf, size_t len);
  *
  * When the store file exists it is read and decrypted; it must be a whole,
  * unchanged store written with this key. When it does not exist the store is
- * empty. With create = true a missing key file is created (32 bytes from
- * RAND_bytes, mode 0600; the directory of `file` is created with mode 0700
- * when missing); with create = false a missing key leaves the store
- * read-only and empty, and secret_store_save() fails.
+ * empty. With SECRET_STORE_CREATE a missing key file is created (32 bytes
+ * from RAND_bytes, mode 0600; the directory of `file` is created with mode
+ * 0700 when missing); otherwise a missing key leaves the store empty and
+ * read-only, and secret_store_save() fails. UPDATE and CREATE hold a POSIX
+ * record lock on <file>.lock from before the read until secret_store_close,
+ * so that concurrent read-modify-write cycles do not lose changes; READ takes
+ * no lock (writes replace the file atomically), so a process may read the
+ * store while it holds it open for update.
  *
  * On success *out is a store owned by the caller (secret_store_close).
  * Errors, all with nothing changed on disk: DIRCONN_ESECRET (the message
@@ -77,11 +89,12 @@ bool secret_store_key_path(const struct config *cfg, char *buf, size_t len);
  * missing, of the wrong size or readable by others), DIRCONN_EIO (a file
  * cannot be read or created; errno text in the message), DIRCONN_ENOMEM.
  */
-enum dirconn_err secret_store_open(const char *file, const char *key_file, bool create,
-                                   struct secret_store **out, struct dirconn_error *err);
+enum dirconn_err secret_store_open(const char *file, const char *key_file,
+                                   enum secret_store_mode mode, struct secret_store **out,
+                                   struct dirconn_error *err);
 
 /* secret_store_open_config - secret_store_open with the paths of cfg. */
-enum dirconn_err secret_store_open_config(const struct config *cfg, bool create,
+enum dirconn_err secret_store_open_config(const struct config *cfg, enum secret_store_mode mode,
                                           struct secret_store **out, struct dirconn_error *err);
 
 /* secret_store_close - wipe every value and the key, and free. s may be NULL. */
@@ -125,7 +138,8 @@ const char *secret_store_name_at(const struct secret_store *s, size_t i);
  * mode 0600, write, fsync, rename, fsync of the directory). On failure the
  * temporary file is removed and the old file is left as it was.
  * Errors: DIRCONN_EIO (errno text and the file in the message),
- * DIRCONN_ESECRET (the store was opened without a key), DIRCONN_ENOMEM.
+ * DIRCONN_ESECRET (the store was opened read-only or without a key),
+ * DIRCONN_ENOMEM.
  */
 enum dirconn_err secret_store_save(struct secret_store *s, struct dirconn_error *err);
 

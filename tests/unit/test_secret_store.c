@@ -83,7 +83,7 @@ static void write_store(struct fixture *f)
 {
     struct secret_store *s = NULL;
     struct dirconn_error err = {0};
-    assert_int_equal(secret_store_open(f->file, f->key, true, &s, &err), DIRCONN_OK);
+    assert_int_equal(secret_store_open(f->file, f->key, SECRET_STORE_CREATE, &s, &err), DIRCONN_OK);
     assert_int_equal(secret_store_put(s, "ldap-bind-password", "p@ss w0rd", &err), DIRCONN_OK);
     assert_int_equal(secret_store_put(s, "cloud-token", "tok-123", &err), DIRCONN_OK);
     assert_int_equal(secret_store_save(s, &err), DIRCONN_OK);
@@ -94,7 +94,7 @@ static void expect_open_error(struct fixture *f, const char *needle)
 {
     struct secret_store *s = NULL;
     struct dirconn_error err = {0};
-    assert_int_equal(secret_store_open(f->file, f->key, true, &s, &err), DIRCONN_ESECRET);
+    assert_int_equal(secret_store_open(f->file, f->key, SECRET_STORE_CREATE, &s, &err), DIRCONN_ESECRET);
     assert_null(s);
     if (strstr(err.msg, needle) == NULL)
         fail_msg("'%s' not in '%s'", needle, err.msg);
@@ -109,7 +109,7 @@ static void test_round_trip(void **state)
     write_store(f);
     struct secret_store *s = NULL;
     struct dirconn_error err = {0};
-    assert_int_equal(secret_store_open(f->file, f->key, false, &s, &err), DIRCONN_OK);
+    assert_int_equal(secret_store_open(f->file, f->key, SECRET_STORE_UPDATE, &s, &err), DIRCONN_OK);
     assert_int_equal(secret_store_count(s), 2);
     assert_string_equal(secret_store_name_at(s, 0), "cloud-token");
     char *v = NULL;
@@ -122,7 +122,7 @@ static void test_round_trip(void **state)
     assert_false(secret_store_remove(s, "cloud-token"));
     assert_int_equal(secret_store_save(s, &err), DIRCONN_OK);
     secret_store_close(s);
-    assert_int_equal(secret_store_open(f->file, f->key, false, &s, &err), DIRCONN_OK);
+    assert_int_equal(secret_store_open(f->file, f->key, SECRET_STORE_UPDATE, &s, &err), DIRCONN_OK);
     assert_int_equal(secret_store_count(s), 1);
     secret_store_close(s);
     /* The plaintext is not in the file. */
@@ -238,7 +238,7 @@ static void test_failed_write_keeps_old(void **state)
     unsigned char *before = slurp(f->file, &len);
     struct secret_store *s = NULL;
     struct dirconn_error err = {0};
-    assert_int_equal(secret_store_open(f->file, f->key, false, &s, &err), DIRCONN_OK);
+    assert_int_equal(secret_store_open(f->file, f->key, SECRET_STORE_UPDATE, &s, &err), DIRCONN_OK);
     char big[SECRET_STORE_VALUE_MAX + 1];
     memset(big, 'x', SECRET_STORE_VALUE_MAX);
     big[SECRET_STORE_VALUE_MAX] = '\0';
@@ -271,7 +271,7 @@ static void test_names_and_values(void **state)
     struct fixture *f = *state;
     struct secret_store *s = NULL;
     struct dirconn_error err = {0};
-    assert_int_equal(secret_store_open(f->file, f->key, true, &s, &err), DIRCONN_OK);
+    assert_int_equal(secret_store_open(f->file, f->key, SECRET_STORE_CREATE, &s, &err), DIRCONN_OK);
     assert_int_equal(secret_store_put(s, "Bad Name", "x", &err), DIRCONN_EUSAGE);
     assert_int_equal(secret_store_put(s, "ok-name", "", &err), DIRCONN_EUSAGE);
     assert_int_equal(secret_store_put(s, "ok-name", "a\nb", &err), DIRCONN_EUSAGE);
@@ -279,7 +279,7 @@ static void test_names_and_values(void **state)
     secret_store_close(s);
     /* Read-only open without a key: empty, and saving is refused. */
     unlink(f->key);
-    assert_int_equal(secret_store_open(f->file, f->key, false, &s, &err), DIRCONN_OK);
+    assert_int_equal(secret_store_open(f->file, f->key, SECRET_STORE_UPDATE, &s, &err), DIRCONN_OK);
     assert_int_equal(secret_store_count(s), 0);
     assert_int_equal(secret_store_save(s, &err), DIRCONN_ESECRET);
     secret_store_close(s);
@@ -312,7 +312,7 @@ static void test_lock_held_while_open(void **state)
     write_store(f);
     struct secret_store *s = NULL;
     struct dirconn_error err = {0};
-    assert_int_equal(secret_store_open(f->file, f->key, false, &s, &err), DIRCONN_OK);
+    assert_int_equal(secret_store_open(f->file, f->key, SECRET_STORE_UPDATE, &s, &err), DIRCONN_OK);
     char lock[320];
     snprintf(lock, sizeof(lock), "%s.lock", f->file);
     struct stat st;
@@ -339,6 +339,30 @@ static void test_lock_held_while_open(void **state)
     close(fds[1]);
 }
 
+/* A read-only open takes no lock (so a process may read while it holds the store for
+ * update) and cannot save. */
+static void test_read_only(void **state)
+{
+    struct fixture *f = *state;
+    write_store(f);
+    struct secret_store *w = NULL, *r = NULL;
+    struct dirconn_error err = {0};
+    assert_int_equal(secret_store_open(f->file, f->key, SECRET_STORE_UPDATE, &w, &err),
+                     DIRCONN_OK);
+    assert_int_equal(secret_store_open(f->file, f->key, SECRET_STORE_READ, &r, &err), DIRCONN_OK);
+    char *v = NULL;
+    assert_int_equal(secret_store_lookup(r, "cloud-token", &v, &err), DIRCONN_OK);
+    assert_string_equal(v, "tok-123");
+    secret_store_free_value(v);
+    assert_int_equal(secret_store_save(r, &err), DIRCONN_ESECRET);
+    assert_non_null(strstr(err.msg, "read-only"));
+    secret_store_close(r);
+    /* The writer still saves. */
+    assert_int_equal(secret_store_put(w, "proxy-password", "pp", &err), DIRCONN_OK);
+    assert_int_equal(secret_store_save(w, &err), DIRCONN_OK);
+    secret_store_close(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +375,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_names_and_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_from_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_held_while_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
