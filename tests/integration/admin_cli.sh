@@ -12,9 +12,11 @@ T=$(mktemp -d /tmp/dirconn-it-admin-XXXXXX)
 LOGS=$T/logs
 mkdir -p "$LOGS"
 CLOUD_PID=
+SQUID_PID=
 cleanup() {
 	local rc=$?
 	[[ -n $CLOUD_PID ]] && kill "$CLOUD_PID" 2>/dev/null && wait "$CLOUD_PID" 2>/dev/null
+	[[ -n $SQUID_PID ]] && kill "$SQUID_PID" 2>/dev/null && wait "$SQUID_PID" 2>/dev/null
 	[[ -d $T/fx ]] && "$LDSFX" stop "$T/fx" >/dev/null 2>&1
 	if [[ $rc -ne 0 || ${KEEP_TMP:-0} == 1 ]]; then echo "test dir: $T"; else rm -rf "$T"; fi
 	exit $rc
@@ -439,6 +441,70 @@ check_eq "answering y on the terminal deregisters the last connector" 0 "$TTY_RC
 check_contains "  ... after the warning" "$TTY_OUT" "users are not synchronized any more"
 ctl none connectors --config "$T/a.conf" --admin-token-file "$T/admin.token"
 check_contains "  ... and the organisation has no connector left" "$none_out" "No connectors are registered in organisation acme."
+
+# ---- through an authenticating proxy, with its password from the secret store
+if command -v squid >/dev/null && command -v htpasswd >/dev/null; then
+	PW=$(openssl rand -hex 12)
+	remember "$PW"
+	SQ=$T/squid
+	mkdir -p "$SQ"
+	SQPORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	htpasswd -bc "$SQ/htpasswd" alice "$PW" 2>/dev/null
+	cat >"$SQ/squid.conf" <<-EOF
+		http_port 127.0.0.1:$SQPORT
+		pid_filename $SQ/squid.pid
+		cache_log $SQ/cache.log
+		access_log stdio:$SQ/access.log
+		cache_store_log none
+		cache deny all
+		cache_mem 4 MB
+		coredump_dir $SQ
+		pinger_enable off
+		netdb_filename none
+		icp_port 0
+		htcp_port 0
+		shutdown_lifetime 0 seconds
+		auth_param basic program /usr/lib/squid/basic_ncsa_auth $SQ/htpasswd
+		auth_param basic realm dirconn-test
+		acl authed proxy_auth REQUIRED
+		http_access allow authed
+		http_access deny all
+	EOF
+	chmod 711 "$T" # squid runs as the proxy user: let it reach its directory (only that)
+	[[ $(id -u) != 0 ]] || chown -R proxy "$SQ"
+	chmod 644 "$SQ/htpasswd"
+	squid -N -f "$SQ/squid.conf" >"$SQ/squid.out" 2>&1 &
+	SQUID_PID=$!
+	for _ in $(seq 1 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$SQPORT") 2>/dev/null && break
+		sleep 0.1
+	done
+	conf "$T/p.conf" "$T/p" "[proxy]" "mode = explicit" "url = http://127.0.0.1:$SQPORT" "username = alice"
+	ctl px register --config "$T/p.conf" --admin-token-file "$T/admin.token"
+	check_eq "register through the proxy without its password: proxy authentication fails" 60 "$px_rc"
+	check_contains "  ... and says so" "$px_err" "407"
+	n_run=$((n_run + 1))
+	printf '%s\n' "$PW" | dirconnctl secret set proxy-password --config "$T/p.conf" \
+		>"$LOGS/$n_run-proxy-pw.out" 2>"$LOGS/$n_run-proxy-pw.err" && rc=0 || rc=$?
+	check_eq "secret set proxy-password" 0 "$rc"
+	ctl pr register --config "$T/p.conf" --admin-token-file "$T/admin.token"
+	check_eq "register through the proxy with the stored password" 0 "$pr_rc"
+	remember "$(json "$(store_json "$T/p")" "j['cloud-connector-secret']")"
+	ctl pl connectors --config "$T/p.conf"
+	check_eq "connectors through the proxy (OAuth token and control API)" 0 "$pl_rc"
+	ctl ps reset-secret --config "$T/p.conf" --admin-token-file "$T/admin.token"
+	check_eq "reset-secret through the proxy" 0 "$ps_rc"
+	remember "$(json "$(store_json "$T/p")" "j['cloud-connector-secret']")"
+	ctl pd deregister --config "$T/p.conf" --admin-token-file "$T/admin.token" --yes
+	check_eq "deregister through the proxy" 0 "$pd_rc"
+	sleep 0.5
+	check "  ... every request went through the proxy as alice" \
+		test "$(grep -c "CONNECT 127.0.0.1:${BASE##*:} alice" "$SQ/access.log")" -ge 5
+	cp "$SQ/access.log" "$LOGS/squid-access.log"
+	cp "$SQ/cache.log" "$LOGS/squid-cache.log" 2>/dev/null || true
+else
+	echo "# squid or htpasswd missing: the proxy checks are skipped"
+fi
 
 # ---- no secret in any log or output of the run
 for s in "${SECRETS[@]}"; do
