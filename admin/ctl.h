@@ -62,6 +62,13 @@ int cmd_search(struct ctl *ctl, int argc, char **argv);
 /* The sync subcommands (admin/cmd_sync.c). */
 int cmd_dry_run(struct ctl *ctl, int argc, char **argv);
 int cmd_sync(struct ctl *ctl, int argc, char **argv);
+/* Registration and secrets (admin/cmd_admin.c). */
+int cmd_register(struct ctl *ctl, int argc, char **argv);
+int cmd_deregister(struct ctl *ctl, int argc, char **argv);
+int cmd_reset_secret(struct ctl *ctl, int argc, char **argv);
+int cmd_connectors(struct ctl *ctl, int argc, char **argv);
+int cmd_secret(struct ctl *ctl, int argc, char **argv);
+
 /* The proxy subcommand (admin/cmd_proxy.c): resolve and try the proxies for a cloud URL. */
 int cmd_proxy_check(struct ctl *ctl, int argc, char **argv);
 /* The avatar subcommand (admin/cmd_avatar.c): render an avatar URI pattern with a sample value. */

@@ -5,6 +5,7 @@
  */
 #define _DEFAULT_SOURCE /* getopt_long */
 #include "admin/ctl.h"
+#include "connector/platform.h"
 
 #include <getopt.h>
 #include <stdarg.h>
@@ -26,6 +27,11 @@ static const struct ctl_command commands[] = {
     {"dry-run", cmd_dry_run, "show what a sync would add, update and delete, changing nothing"},
     {"sync", cmd_sync, "synchronise the directory into the cloud (--full)"},
     {"avatar-test", cmd_avatar_test, "render an avatar URI pattern with a sample value"},
+    {"register", cmd_register, "register this connector with the cloud (--admin-token-file)"},
+    {"deregister", cmd_deregister, "release the lease, delete the registration, wipe the secret"},
+    {"reset-secret", cmd_reset_secret, "rotate the connector secret in the cloud and locally"},
+    {"connectors", cmd_connectors, "list the organisation's registered connectors"},
+    {"secret", cmd_secret, "store a secret (set NAME), remove one (unset NAME), list names"},
     {"proxy-check", cmd_proxy_check,
      "show the proxies for a cloud URL and whether each one reaches the cloud"},
 };
@@ -122,6 +128,11 @@ int main(int argc, char **argv)
 {
     struct ctl ctl = {.prog = "dirconnctl", .config_path = CTL_DEFAULT_CONFIG};
     log_sink_init(&ctl.log, ctl.prog, LOG_LEVEL_INFO, LOG_TARGET_STDERR);
+    /* dirconnctl handles secrets: no core dump may hold them. */
+    struct dirconn_error dump_err;
+    dirconn_error_clear(&dump_err);
+    if (platform_disable_core_dumps(&dump_err) != DIRCONN_OK)
+        log_msg(&ctl.log, LOG_LEVEL_WARN, "%s", dump_err.msg);
     if (argc < 2) {
         usage(stderr);
         return dirconn_exit_code(DIRCONN_EUSAGE);

@@ -1,6 +1,8 @@
 /* cloud_auth.c - OAuth 2.0 client credentials and static bearer tokens. */
 #include "connector/cloud_auth.h"
 
+#include "connector/secret_store.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
@@ -71,18 +73,22 @@ enum dirconn_err cloud_auth_new(const struct config *cfg, scim_configure_fn conf
 {
     *out = NULL;
     if (cfg->cloud_auth == CLOUD_AUTH_OAUTH2) {
-        const char *missing = cfg->cloud_url == NULL            ? "url"
-                              : cfg->cloud_client_id == NULL     ? "client_id"
-                              : cfg->cloud_client_secret_file == NULL ? "client_secret_file"
-                                                                       : NULL;
+        /* client_id and client_secret_file come together; without both, the
+         * registration in the secret store is used (dirconnctl register). */
+        const char *missing =
+            cfg->cloud_url == NULL ? "url"
+            : cfg->cloud_client_id != NULL && cfg->cloud_client_secret_file == NULL
+                ? "client_secret_file"
+            : cfg->cloud_client_id == NULL && cfg->cloud_client_secret_file != NULL ? "client_id"
+                                                                                    : NULL;
         if (missing != NULL)
             return dirconn_error_set(err, DIRCONN_ECONFIG,
-                                     "%s: [cloud] %s is required with auth = oauth2", cfg->path,
-                                     missing);
-    } else if (cfg->cloud_token_file == NULL) {
-        return dirconn_error_set(err, DIRCONN_ECONFIG,
-                                 "%s: [cloud] token_file is required with auth = bearer",
-                                 cfg->path);
+                                     "%s: [cloud] %s is required with auth = oauth2%s", cfg->path,
+                                     missing,
+                                     strcmp(missing, "url") == 0
+                                         ? ""
+                                         : " (or leave out both client_id and client_secret_file "
+                                           "to use the registration in the secret store)");
     }
     struct cloud_auth *a = calloc(1, sizeof(*a));
     if (a == NULL)
@@ -135,12 +141,23 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
 {
     const struct config *cfg = a->cfg;
     char *secret = NULL;
-    enum dirconn_err e = cloud_auth_read_secret(cfg->cloud_client_secret_file,
-                                                "[cloud] client_secret_file", &secret, err);
-    if (e != DIRCONN_OK)
+    char *client_id = NULL; /* from the secret store when not in the config */
+    enum dirconn_err e;
+    if (cfg->cloud_client_id != NULL) {
+        e = cloud_auth_read_secret(cfg->cloud_client_secret_file, "[cloud] client_secret_file",
+                                   &secret, err);
+    } else {
+        e = secret_store_get(cfg, SECRET_CONNECTOR_ID, &client_id, err);
+        if (e == DIRCONN_OK)
+            e = secret_store_get(cfg, SECRET_CONNECTOR_SECRET, &secret, err);
+    }
+    if (e != DIRCONN_OK) {
+        secret_store_free_value(client_id);
         return e;
+    }
+    const char *id = cfg->cloud_client_id != NULL ? cfg->cloud_client_id : client_id;
     CURL *h = curl_easy_init();
-    char *uid = h ? curl_easy_escape(h, cfg->cloud_client_id, 0) : NULL;
+    char *uid = h ? curl_easy_escape(h, id, 0) : NULL;
     char *usecret = h ? curl_easy_escape(h, secret, 0) : NULL;
     cloud_auth_free_secret(secret);
     char url[2200];
@@ -155,6 +172,7 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
         curl_free(usecret);
         curl_easy_cleanup(h);
         free(body);
+        secret_store_free_value(client_id);
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     }
     char errbuf[CURL_ERROR_SIZE] = "";
@@ -188,10 +206,12 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
     curl_easy_cleanup(h);
     if (e != DIRCONN_OK) {
         free(body);
+        secret_store_free_value(client_id);
         return e;
     }
     if (rc != CURLE_OK) {
         free(body);
+        secret_store_free_value(client_id);
         if (note.code != DIRCONN_OK)
             return dirconn_error_set(err, note.code, "POST %s: %s", url, note.msg);
         return dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "POST %s: %s (curl %d)", url,
@@ -208,11 +228,12 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
                               status == 400 || status == 401 || status == 403 ? DIRCONN_ECLOUD_AUTH
                                                                               : DIRCONN_ECLOUD,
                               "POST %s: HTTP %ld %s%s%s (connector id '%s')", url, status,
-                              oerr ? oerr : "", desc ? ": " : "", desc ? desc : "",
-                              cfg->cloud_client_id);
+                              oerr ? oerr : "", desc ? ": " : "", desc ? desc : "", id);
         json_decref(doc);
+        secret_store_free_value(client_id);
         return e;
     }
+    secret_store_free_value(client_id);
     const char *tok = json_string_value(json_object_get(doc, "access_token"));
     const char *type = json_string_value(json_object_get(doc, "token_type"));
     json_int_t expires = json_integer_value(json_object_get(doc, "expires_in"));
@@ -238,8 +259,11 @@ enum dirconn_err cloud_auth_token(void *arg, bool refresh, char **token, struct 
 {
     struct cloud_auth *a = arg;
     *token = NULL;
-    if (a->cfg->cloud_auth == CLOUD_AUTH_BEARER)
+    if (a->cfg->cloud_auth == CLOUD_AUTH_BEARER) {
+        if (a->cfg->cloud_token_file == NULL)
+            return secret_store_get(a->cfg, SECRET_CLOUD_TOKEN, token, err);
         return cloud_auth_read_secret(a->cfg->cloud_token_file, "[cloud] token_file", token, err);
+    }
     if (refresh || a->token == NULL || mono_ms() >= a->expires_ms) {
         enum dirconn_err e = fetch_oauth_token(a, err);
         if (e != DIRCONN_OK)

@@ -3,11 +3,14 @@
  * (RFC 6749 4.4) or a static SCIM bearer token read from a file.
  *
  * With [cloud] auth = oauth2 the connector id ([cloud] client_id) and its
- * secret ([cloud] client_secret_file) are sent with HTTP Basic
+ * secret ([cloud] client_secret_file) -- or, when neither key is set, the
+ * cloud-connector-id and cloud-connector-secret of the secret store that
+ * `dirconnctl register` saved -- are sent with HTTP Basic
  * authentication, each form-urlencoded first (RFC 6749 2.3.1), to
  * <[cloud] url>/oauth/token with grant_type=client_credentials. The token is
  * cached until 90% of its expires_in has passed (RFC 6749 5.1). With auth =
- * bearer the token is the content of [cloud] token_file. Secrets are wiped
+ * bearer the token is the content of [cloud] token_file (or the secret
+ * store's cloud-token when token_file is not set). Secrets are wiped
  * from memory after use (OPENSSL_cleanse) and never logged.
  */
 #ifndef DIRCONN_CLOUD_AUTH_H
@@ -47,7 +50,8 @@ void cloud_auth_free(struct cloud_auth *a);
  * DIRCONN_ECLOUD_AUTH (the cloud refused the credentials: the message holds
  * the OAuth error, never the secret), DIRCONN_ECLOUD_CONNECT (the token
  * endpoint is unreachable), DIRCONN_ECONFIG (a secret file cannot be read),
- * DIRCONN_ECLOUD (a malformed token response).
+ * DIRCONN_ECLOUD (a malformed token response), and those of
+ * secret_store_get() (DIRCONN_ESECRET: not registered, store unreadable).
  */
 enum dirconn_err cloud_auth_token(void *a, bool refresh, char **token, struct dirconn_error *err);
 

@@ -83,6 +83,7 @@ static const struct opt options[] = {
     {"connector", "name", OPT_STRING, OFF(name), NULL, 1, 64, NULL, 0, NULL},
     {"connector", "state_dir", OPT_STRING, OFF(state_dir), "/var/lib/dirconn", 1, PATH_MAX, NULL,
      0, NULL},
+    {"connector", "key_file", OPT_STRING, OFF(key_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
 
     {"ldap", "urls", OPT_LIST, OFF(urls), NULL, 1, 32, NULL, OPT_REQUIRED | OPT_LIST_SPACE,
      validate_ldap_url},
@@ -852,15 +853,11 @@ static void config_cross_check(struct config_parse *ps)
             parse_fail(ps, ps->set_line[i], o, "'%s': %s", value, why);
     }
 #define LINE_OF(sec, k) config_line_of(ps, sec, k)
-    if (!ps->failed && cfg->bind_dn != NULL && cfg->bind_password_file == NULL)
-        parse_fail(ps, LINE_OF("ldap", "bind_dn"), NULL,
-                   "[ldap] bind_dn is set but bind_password_file is not");
+    /* Without bind_password_file the bind password comes from the secret store
+     * (ldap-bind-password); without token_file the bearer token does (cloud-token). */
     if (!ps->failed && cfg->avatar_enabled && cfg->avatar_pattern == NULL)
         parse_fail(ps, LINE_OF("avatar", "enabled"), NULL,
                    "[avatar] enabled is yes but no pattern is set");
-    if (!ps->failed && cfg->cloud_auth == CLOUD_AUTH_BEARER && cfg->cloud_token_file == NULL)
-        parse_fail(ps, LINE_OF("cloud", "auth"), NULL,
-                   "[cloud] auth = bearer needs token_file");
     if (!ps->failed && cfg->ha_lease == HA_LEASE_ETCD && cfg->ha_etcd_endpoints.n == 0)
         parse_fail(ps, LINE_OF("ha", "lease"), NULL, "[ha] lease = etcd needs etcd_endpoints");
     if (!ps->failed && cfg->ha_renew_interval_ms == 0)

@@ -69,6 +69,7 @@ struct config {
     /* [connector] */
     char *name;      /* connector name shown in the cloud; default: the host name */
     char *state_dir; /* state database, secret store */
+    char *key_file;  /* secret store key; NULL = <state_dir>/secret.key */
 
     /* [ldap] */
     struct strlist urls; /* preferred domain controllers, in order (ldap:// or ldaps://) */

@@ -25,6 +25,7 @@
     XX(ECONFIG, 3, "invalid configuration")                                                        \
     XX(ENOMEM, 4, "out of memory")                                                                 \
     XX(EIO, 5, "I/O error")                                                                        \
+    XX(ECANCELED, 6, "cancelled: not confirmed")                                                   \
     XX(ELDAP_CONNECT, 10, "directory server unreachable")                                          \
     XX(ELDAP_TLS, 11, "TLS failure with directory server")                                         \
     XX(ELDAP_AUTH, 12, "directory bind failed")                                                    \
@@ -39,7 +40,9 @@
     XX(ETHRESHOLD, 40, "delete threshold exceeded")                                                \
     XX(ELEASE, 50, "lease not held")                                                               \
     XX(EPROXY, 60, "proxy failure")                                                                \
-    XX(ESECRET, 70, "secret store error")
+    XX(ESECRET, 70, "secret store error")                                                          \
+    XX(ENOTREGISTERED, 71, "connector not registered")                                             \
+    XX(EREGISTERED, 72, "connector already registered")
 
 enum dirconn_err {
 #define DIRCONN_ERR_ENUM(name, code, msg) DIRCONN_##name,

@@ -7,6 +7,8 @@
  */
 #include "connector/ldap_source.h"
 
+#include "connector/secret_store.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <lber.h>
@@ -260,6 +262,26 @@ static enum dirconn_err read_password(const char *path, char *buf, size_t len,
     return DIRCONN_OK;
 }
 
+/* Without [ldap] bind_password_file: the password from the secret store (ldap-bind-password). */
+static enum dirconn_err store_password(const struct config *cfg, char *buf, size_t len,
+                                       struct dirconn_error *err)
+{
+    char *value = NULL;
+    enum dirconn_err e = secret_store_get(cfg, SECRET_LDAP_BIND_PASSWORD, &value, err);
+    if (e != DIRCONN_OK)
+        return e;
+    size_t n = strlen(value);
+    if (n >= len) {
+        secret_store_free_value(value);
+        return dirconn_error_set(err, DIRCONN_ECONFIG,
+                                 "secret store: %s is longer than %zu bytes",
+                                 SECRET_LDAP_BIND_PASSWORD, len - 1);
+    }
+    memcpy(buf, value, n + 1);
+    secret_store_free_value(value);
+    return DIRCONN_OK;
+}
+
 /* ---- rootDSE ---------------------------------------------------------- */
 
 static void rootdse_clear(struct ldap_rootdse *d)
@@ -484,7 +506,9 @@ static enum dirconn_err connect_one(struct ldap_source *src, const char *url,
 
     if (cfg->bind_dn != NULL) {
         char password[BIND_PASSWORD_MAX];
-        e = read_password(cfg->bind_password_file, password, sizeof(password), err);
+        e = cfg->bind_password_file != NULL
+                ? read_password(cfg->bind_password_file, password, sizeof(password), err)
+                : store_password(cfg, password, sizeof(password), err);
         if (e != DIRCONN_OK)
             goto fail;
         struct berval cred = {(ber_len_t)strlen(password), password};
@@ -495,7 +519,11 @@ static enum dirconn_err connect_one(struct ldap_source *src, const char *url,
             if (rc == LDAP_INVALID_CREDENTIALS)
                 e = dirconn_error_set(err, DIRCONN_ELDAP_AUTH,
                                       "%s: bind as '%s' refused, check the password in %s: %s",
-                                      url, cfg->bind_dn, cfg->bind_password_file, why);
+                                      url, cfg->bind_dn,
+                                      cfg->bind_password_file != NULL
+                                          ? cfg->bind_password_file
+                                          : "the secret store (" SECRET_LDAP_BIND_PASSWORD ")",
+                                      why);
             else if (rc == LDAP_STRONG_AUTH_REQUIRED || rc == LDAP_CONFIDENTIALITY_REQUIRED)
                 e = dirconn_error_set(err, DIRCONN_ELDAP_AUTH,
                                       "%s: the server requires TLS for simple binds; use "

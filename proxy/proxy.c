@@ -2,6 +2,7 @@
 #include "proxy/proxy.h"
 
 #include "connector/cloud_auth.h"
+#include "connector/secret_store.h"
 #include "proxy/proxy_px.h"
 
 #include <errno.h>
@@ -120,6 +121,22 @@ enum dirconn_err proxy_new(const struct config *cfg, const struct log_sink *log,
     if (cfg->proxy_password_file != NULL && cfg->proxy_mode != PROXY_MODE_NONE) {
         enum dirconn_err e = cloud_auth_read_secret(cfg->proxy_password_file,
                                                     "[proxy] password_file", &p->password, err);
+        if (e != DIRCONN_OK) {
+            free(p);
+            return e;
+        }
+    } else if (cfg->proxy_username != NULL && cfg->proxy_mode != PROXY_MODE_NONE &&
+               cfg->state_dir != NULL) {
+        /* No password file: the secret store's proxy-password, when it is set. */
+        struct secret_store *store = NULL;
+        enum dirconn_err e = secret_store_open_config(cfg, SECRET_STORE_READ, &store, err);
+        if (e == DIRCONN_OK) {
+            char *value = NULL;
+            e = secret_store_lookup(store, SECRET_PROXY_PASSWORD, &value, err);
+            if (e == DIRCONN_OK && value != NULL)
+                p->password = value; /* wiped and freed like a file's password */
+            secret_store_close(store);
+        }
         if (e != DIRCONN_OK) {
             free(p);
             return e;

@@ -58,9 +58,12 @@ struct proxy_resolution {
 
 /*
  * proxy_new - a context for cfg's [proxy] section. cfg and log are borrowed
- * and must outlive the context. Reads [proxy] password_file now. On success
- * *out is owned by the caller (proxy_free). Errors: DIRCONN_ECONFIG (the
- * password file cannot be read: the message names it), DIRCONN_ENOMEM.
+ * and must outlive the context. Reads [proxy] password_file now, or, when
+ * only [proxy] username is set, the secret store's proxy-password (if it is
+ * set; `dirconnctl secret set proxy-password`). On success *out is owned by
+ * the caller (proxy_free). Errors: DIRCONN_ECONFIG (the password file cannot
+ * be read: the message names it), those of secret_store_open (DIRCONN_ESECRET:
+ * the store is damaged or its key wrong), DIRCONN_ENOMEM.
  */
 enum dirconn_err proxy_new(const struct config *cfg, const struct log_sink *log,
                            struct proxy_ctx **out, struct dirconn_error *err);

@@ -125,7 +125,6 @@ static void test_errors_name_file_line(void **state)
     load_fail(MINIMAL "change_tracking = magic\n", "'magic' is not one of: auto, dirsync, usn, syncrepl");
     load_fail(MINIMAL "this line has no equals sign\n", "test.conf:3: syntax error");
     load_fail("[connector]\nname = a\n", "test.conf: [ldap] urls: required key is missing");
-    load_fail(MINIMAL "bind_dn = CN=x,DC=y\n", "test.conf:3: [ldap] bind_dn is set but bind_password_file is not");
     load_fail(MINIMAL "page_size = 10\n  20\n", "test.conf:4: [ldap] page_size: this key does not take continuation lines");
     load_fail(MINIMAL "[schedule]\nfull_sync = Funday 02:00\n", "test.conf:4: [schedule] full_sync");
     load_fail(MINIMAL "[cloud]\nurl = ftp://cloud\n", "test.conf:4: [cloud] url: 'ftp://cloud'");
@@ -133,6 +132,21 @@ static void test_errors_name_file_line(void **state)
               "test.conf:5: [ha] renew_interval must be shorter than lease_duration");
     load_fail(MINIMAL "[mapping]\ndisplayName = a\ndisplayName = b\n",
               "test.conf:5: [mapping] displayName: duplicate key (first set at line 4)");
+}
+
+/* Secrets may come from the secret store: no *_file key is required for them. */
+static void test_secrets_from_store(void **state)
+{
+    (void)state;
+    struct config *cfg = load_ok(MINIMAL "bind_dn = CN=x,DC=y\n[cloud]\nauth = bearer\n"
+                                         "[connector]\nkey_file = /etc/dirconn/secret.key\n");
+    assert_null(cfg->bind_password_file);
+    assert_null(cfg->cloud_token_file);
+    assert_string_equal(cfg->key_file, "/etc/dirconn/secret.key");
+    config_free(cfg);
+    cfg = load_ok(MINIMAL);
+    assert_null(cfg->key_file); /* <state_dir>/secret.key */
+    config_free(cfg);
 }
 
 static void test_long_line(void **state)
@@ -262,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_errors_name_file_line),
+        cmocka_unit_test(test_secrets_from_store),
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_durations_and_weekly),
         cmocka_unit_test(test_file_errors),

@@ -1,0 +1,518 @@
+# Integration test of dirconnctl register, deregister, reset-secret, connectors
+# and secret against dirconn-cloud over HTTPS, with a sync from the slapd
+# (AD LDS-like) fixture.
+#   bash admin_cli.sh [--no-sync]
+# Every command's output and the cloud's log are kept under $T/logs; at the
+# end no secret may appear in any of them.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+with_sync=yes
+[[ ${1:-} == --no-sync ]] && with_sync=no
+
+T=$(mktemp -d /tmp/dirconn-it-admin-XXXXXX)
+LOGS=$T/logs
+mkdir -p "$LOGS"
+CLOUD_PID=
+SQUID_PID=
+cleanup() {
+	local rc=$?
+	[[ -n $CLOUD_PID ]] && kill "$CLOUD_PID" 2>/dev/null && wait "$CLOUD_PID" 2>/dev/null
+	[[ -n $SQUID_PID ]] && kill "$SQUID_PID" 2>/dev/null && wait "$SQUID_PID" 2>/dev/null
+	[[ -d $T/fx ]] && "$LDSFX" stop "$T/fx" >/dev/null 2>&1
+	if [[ $rc -ne 0 || ${KEEP_TMP:-0} == 1 ]]; then echo "test dir: $T"; else rm -rf "$T"; fi
+	exit $rc
+}
+trap cleanup EXIT
+
+# ---- the cloud: CA, server certificate, admin token, dirconn-cloud on a free port
+(
+	cd "$T"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+		-subj "/CN=dirconn test CA" -addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
+	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >ext.cnf
+	openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+		-days 2 -extfile ext.cnf 2>/dev/null
+)
+umask 077
+openssl rand -hex 24 >"$T/admin.token"
+ADMIN=$(cat "$T/admin.token")
+dirconn-cloud --listen 127.0.0.1:0 --db "$T/cloud.db" --admin-token-file "$T/admin.token" \
+	--org acme --tls-cert "$T/server.pem" --tls-key "$T/server.key" --ready-file "$T/ready" \
+	--log-level debug 2>"$LOGS/cloud.log" &
+CLOUD_PID=$!
+for _ in $(seq 1 100); do
+	[[ -s $T/ready ]] && break
+	sleep 0.05
+done
+[[ -s $T/ready ]] || { echo "dirconn-cloud did not start"; cat "$LOGS/cloud.log"; exit 1; }
+BASE="https://127.0.0.1:$(cat "$T/ready")"
+V1=$BASE/v1/orgs/acme
+
+# api METHOD PATH [BODY] [curl args]: the control API with the admin token; sets STATUS, BODY
+api() {
+	local method=$1 path=$2 body=${3-}
+	shift 2
+	[[ $# -gt 0 ]] && shift
+	local data=()
+	[[ -n $body ]] && data=(-H "Content-Type: application/json" --data-binary "$body")
+	BODY=$(curl -sS --cacert "$T/ca.pem" -X "$method" -H "Authorization: Bearer $ADMIN" "${data[@]}" \
+		"$@" -w '\n%{http_code}' "$V1/$path")
+	STATUS=${BODY##*$'\n'}
+	BODY=${BODY%$'\n'*}
+}
+
+# conf FILE STATE_DIR [extra lines...]
+conf() {
+	local file=$1 state=$2
+	shift 2
+	{
+		printf '[connector]\nname = %s\nstate_dir = %s\n' "$(basename "$state")" "$state"
+		printf '[ldap]\nurls = %s\n' "${LDAP_URLS:-ldaps://127.0.0.1:1}"
+		[[ -n ${LDAP_EXTRA:-} ]] && printf '%s\n' "$LDAP_EXTRA"
+		printf '[cloud]\nurl = %s\norg = acme\nca_file = %s\n' "$BASE" "$T/ca.pem"
+		printf '%s\n' "$@"
+	} >"$file"
+}
+
+# ctl NAME ARGS...: run dirconnctl, keep its output in $LOGS/NAME.{out,err}; sets NAME_{out,err,rc}
+n_run=0
+ctl() {
+	local name=$1
+	shift
+	n_run=$((n_run + 1))
+	run_capture "$name" dirconnctl "$@"
+	local o=${name}_out e=${name}_err
+	printf '%s\n' "${!o}" >"$LOGS/$n_run-$name.out"
+	printf '%s\n' "${!e}" >"$LOGS/$n_run-$name.err"
+}
+
+rc_of() { local v=${1}_rc; echo "${!v}"; }
+err_of() { local v=${1}_err; echo "${!v}"; }
+out_of() { local v=${1}_out; echo "${!v}"; }
+
+mode_of() { stat -c %a "$1"; }
+
+# store_json STATE_DIR: decrypt the secret store with the documented format (docs/operations.md)
+store_json() {
+	"$PY" - "$1/secrets.enc" "$1/secret.key" <<'PYEOF'
+import json, sys
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+d = open(sys.argv[1], "rb").read()
+k = open(sys.argv[2], "rb").read()
+assert d[:8] == b"DCSECRET" and d[8] == 1 and d[9] == 1, "header"
+n = int.from_bytes(d[32:36], "big")
+assert len(d) == 36 + n + 16, "length"
+print(AESGCM(k).decrypt(d[20:32], d[36:36 + n + 16], d[:36]).decode())
+PYEOF
+}
+SECRETS=("$ADMIN")
+remember() { [[ -n $1 ]] && SECRETS+=("$1"); }
+
+conf "$T/a.conf" "$T/a"
+conf "$T/b.conf" "$T/b"
+
+# ---- --help and usage errors
+for c in register deregister reset-secret connectors secret; do
+	ctl h "$c" --help
+	check_eq "$c --help exits 0" 0 "$h_rc"
+	check_contains "$c --help prints usage" "$h_out" "usage: dirconnctl $c"
+done
+ctl u register --config "$T/a.conf"
+check_eq "register without --admin-token-file is a usage error" 2 "$u_rc"
+ctl u register --config "$T/a.conf" --admin-token-file "$T/admin.token" extra
+check_eq "register with a stray argument is a usage error" 2 "$u_rc"
+ctl u deregister --config "$T/a.conf" --yes
+check_eq "deregister before register: not registered" 71 "$u_rc"
+check_contains "  ... one line that says so" "$u_err" "dirconnctl deregister: this instance is not registered"
+ctl u reset-secret --config "$T/a.conf"
+check_eq "reset-secret before register: not registered" 71 "$u_rc"
+
+# ---- register
+ctl r register --config "$T/a.conf" --admin-token-file "$T/admin.token" --json
+check_eq "register exits 0" 0 "$r_rc"
+A_ID=$(json "$r_out" "j['id']")
+check_eq "register --json names the org" acme "$(json "$r_out" "j['org']")"
+check_eq "the store file is mode 0600" 600 "$(mode_of "$T/a/secrets.enc")"
+check_eq "the key file is mode 0600" 600 "$(mode_of "$T/a/secret.key")"
+check_eq "the state directory is mode 0700" 700 "$(mode_of "$T/a")"
+check_eq "the key file is 32 bytes" 32 "$(stat -c %s "$T/a/secret.key")"
+check_eq "the store holds the connector id" "$A_ID" "$(json "$(store_json "$T/a")" "j['cloud-connector-id']")"
+A_SECRET=$(json "$(store_json "$T/a")" "j['cloud-connector-secret']")
+remember "$A_SECRET"
+check_eq "no temporary file is left" "" "$(find "$T/a" -name '*.tmp.*')"
+api GET "connectors/$A_ID"
+check_eq "the cloud knows the connector" 200 "$STATUS"
+check_eq "  ... under the config's name" a "$(json "$BODY" "j['name']")"
+
+ctl r2 register --config "$T/a.conf" --admin-token-file "$T/admin.token"
+check_eq "registering again without --force is refused" 72 "$r2_rc"
+check_contains "  ... naming the id" "$r2_err" "registered already as $A_ID"
+
+# ---- the connector gets tokens with the stored credentials (OAuth client credentials)
+ctl l connectors --config "$T/a.conf" --json
+check_eq "connectors with the connector's own token exits 0" 0 "$l_rc"
+check_eq "  ... lists this instance as self" "True" "$(json "$l_out" "[c['self'] for c in j['connectors'] if c['id']=='$A_ID'][0]")"
+check_eq "  ... with the host name" "$(hostname)" "$(json "$l_out" "j['connectors'][0]['host']")"
+ctl l2 connectors --config "$T/a.conf" --admin-token-file "$T/admin.token"
+check_contains "connectors table marks this instance" "$l2_out" "* $A_ID"
+check_contains "  ... has the columns" "$l2_out" "REGISTERED"
+
+# ---- a sync with the stored registration (no client_id in the config)
+if [[ $with_sync == yes ]]; then
+	"$LDSFX" start adlds "$T/fx" >"$LOGS/ldsfx.log" 2>&1
+	# shellcheck disable=SC1091
+	source "$T/fx/env"
+	remember "$(cat "$LDSFX_BIND_PASSWORD_FILE")"
+	LDAP_URLS=$LDSFX_URL_TLS
+	LDAP_EXTRA=$(printf 'bind_dn = %s\nca_file = %s\nbase_dn = %s\n' "$LDSFX_BIND_DN" "$LDSFX_CA_FILE" "$LDSFX_BASE_DN")
+	conf "$T/a.conf" "$T/a" "[policy]" "delete_threshold_enabled = no"
+	# The bind password from the secret store, typed on standard input.
+	n_run=$((n_run + 1))
+	set +e
+	dirconnctl secret set ldap-bind-password --config "$T/a.conf" <"$LDSFX_BIND_PASSWORD_FILE" \
+		>"$LOGS/$n_run-secret-set.out" 2>"$LOGS/$n_run-secret-set.err"
+	rc=$?
+	set -e
+	check_eq "secret set ldap-bind-password from stdin" 0 "$rc"
+	check_eq "  ... stored" "$(cat "$LDSFX_BIND_PASSWORD_FILE")" "$(json "$(store_json "$T/a")" "j['ldap-bind-password']")"
+	ctl s sync --full --no-progress --config "$T/a.conf"
+	check_eq "sync --full with the stored registration and bind password exits 0" 0 "$s_rc"
+	[[ $s_rc == 0 ]] || echo "$s_err"
+	users=$(curl -sS --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN" "$BASE/scim/v2/acme/Users?count=1" |
+		"$PY" -c 'import json,sys; print(json.load(sys.stdin)["totalResults"])')
+	check "  ... and the cloud holds users" test "$users" -gt 0
+	api GET "connectors/$A_ID"
+	check "  ... and the cloud saw the connector" test "$(json "$BODY" "j['lastSeen']")" != None
+fi
+
+# ---- secret set / list / unset
+n_run=$((n_run + 1))
+set +e
+printf 'scim-bearer-0123456789\n' | dirconnctl secret set cloud-token --config "$T/a.conf" \
+	>"$LOGS/$n_run-secret.out" 2>"$LOGS/$n_run-secret.err"
+rc=$?
+set -e
+remember scim-bearer-0123456789
+check_eq "secret set cloud-token from stdin" 0 "$rc"
+check_eq "  ... the trailing newline is dropped" scim-bearer-0123456789 "$(json "$(store_json "$T/a")" "j['cloud-token']")"
+ctl sl secret list --config "$T/a.conf" --json
+check_contains "secret list names it" "$sl_out" '"cloud-token"'
+check "  ... and prints no value" test "${sl_out/scim-bearer/}" == "$sl_out"
+ctl su secret unset cloud-token --config "$T/a.conf"
+check_eq "secret unset exits 0" 0 "$su_rc"
+check_eq "  ... and it is gone" False "$(json "$(store_json "$T/a")" "'cloud-token' in j")"
+ctl sb secret set bogus-name --config "$T/a.conf"
+check_eq "secret set of an unknown name is a usage error" 2 "$sb_rc"
+run_capture se bash -c "printf '' | dirconnctl secret set proxy-password --config '$T/a.conf'"
+check_eq "an empty value is refused" 2 "$se_rc"
+
+# ---- a process that holds secrets: no core dump, key pages excluded from dumps
+mkfifo "$T/fifo"
+dirconnctl secret set proxy-password --config "$T/a.conf" <"$T/fifo" >"$LOGS/fifo.out" 2>&1 &
+pid=$!
+exec 7>"$T/fifo" # the command now waits for the value, with the store (and its key) open
+# anon_dontdump PID: the number of anonymous mappings marked VM_DONTDUMP ([vvar] and the like
+# have a name and do not count)
+anon_dontdump() {
+	awk '/^[0-9a-f]+-[0-9a-f]+ / { anon = (NF == 5) }
+	     /^VmFlags:/ && anon && / dd( |$)/ { n++ }
+	     END { print n + 0 }' "/proc/$1/smaps" 2>/dev/null || echo 0
+}
+# Wait until it blocks in read(0, ...) (x86-64 syscall 0; elsewhere the loop just times out):
+# by then the store is open and the key loaded.
+for _ in $(seq 1 100); do
+	[[ $(readlink "/proc/$pid/exe" 2>/dev/null) == */dirconnctl &&
+		$(cut -d' ' -f1,2 "/proc/$pid/syscall" 2>/dev/null) == "0 0x0" ]] && break
+	sleep 0.05
+done
+check_eq "dirconnctl runs with a core size limit of 0" "0 0" \
+	"$(awk '/^Max core file size/ {print $5, $6}' "/proc/$pid/limits")"
+check "  ... and keeps the key in anonymous pages excluded from core dumps (VmFlags dd)" \
+	test "$(anon_dontdump "$pid")" -gt 0
+printf 'proxy-secret-value\n' >&7
+exec 7>&-
+wait "$pid" && rc=0 || rc=$?
+remember proxy-secret-value
+check_eq "  ... and then stores the value" 0 "$rc"
+
+# ---- reset-secret: the old secret stops working, the new one works
+cp -a "$T/a" "$T/a-old"
+conf "$T/a-old.conf" "$T/a-old"
+ctl rs reset-secret --config "$T/a.conf" --admin-token-file "$T/admin.token"
+check_eq "reset-secret exits 0" 0 "$rs_rc"
+A_SECRET2=$(json "$(store_json "$T/a")" "j['cloud-connector-secret']")
+remember "$A_SECRET2"
+check "  ... the stored secret changed" test "$A_SECRET2" != "$A_SECRET"
+check_eq "  ... the store is still mode 0600" 600 "$(mode_of "$T/a/secrets.enc")"
+ctl o connectors --config "$T/a-old.conf"
+check_eq "the old secret is refused" 31 "$o_rc"
+check_contains "  ... with the OAuth error" "$o_err" "invalid_client"
+ctl nw connectors --config "$T/a.conf"
+check_eq "the new secret works" 0 "$nw_rc"
+ctl rs2 reset-secret --config "$T/a.conf"
+check_eq "reset-secret with the connector's own token: dirconn-cloud wants the admin token" 31 "$rs2_rc"
+check_contains "  ... and says so" "$rs2_err" "--admin-token-file"
+ctl nw2 connectors --config "$T/a.conf"
+check_eq "  ... and the secret still works" 0 "$nw2_rc"
+
+# ---- damaged stores: a clear error, nothing changed
+for damage in tamper truncate wrongkey; do
+	rm -rf "$T/d"
+	cp -a "$T/a" "$T/d"
+	conf "$T/d.conf" "$T/d"
+	case $damage in
+	tamper) "$PY" -c 'import sys; p=sys.argv[1]; d=bytearray(open(p,"rb").read()); d[40]^=1; open(p,"wb").write(d)' "$T/d/secrets.enc"; want="failed authentication" ;;
+	truncate) truncate -s -7 "$T/d/secrets.enc"; want="truncated" ;;
+	wrongkey) head -c 32 /dev/urandom >"$T/d/secret.key"; want="another key" ;;
+	esac
+	sum=$(sha256sum "$T/d/secrets.enc" "$T/d/secret.key")
+	ctl dm connectors --config "$T/d.conf"
+	check_eq "$damage: connectors fails with ESECRET" 70 "$dm_rc"
+	check_contains "$damage: the error says why" "$dm_err" "$want"
+	check_eq "$damage: the error is one line" 1 "$(printf '%s\n' "$dm_err" | wc -l)"
+	run_capture dw bash -c "printf 'x-value\n' | dirconnctl secret set proxy-password --config '$T/d.conf'"
+	check_eq "$damage: secret set fails with ESECRET" 70 "$dw_rc"
+	ctl dr reset-secret --config "$T/d.conf" --admin-token-file "$T/admin.token"
+	check_eq "$damage: reset-secret fails with ESECRET" 70 "$dr_rc"
+	check_eq "$damage: the files are unchanged" "$sum" "$(sha256sum "$T/d/secrets.enc" "$T/d/secret.key")"
+done
+ctl nw3 connectors --config "$T/a.conf"
+check_eq "the secret still works after the failed attempts" 0 "$nw3_rc"
+
+# ---- a standby: connector B, registered through the API, holds its own secret here
+api POST connectors '{"name":"b","host":"standby.example.test"}'
+B_ID=$(json "$BODY" "j['id']")
+B_SECRET=$(json "$BODY" "j['secret']")
+remember "$B_SECRET"
+b_token() {
+	curl -sS --cacert "$T/ca.pem" -d grant_type=client_credentials --data-urlencode "client_id=$B_ID" \
+		--data-urlencode "client_secret=$B_SECRET" "$BASE/oauth/token" |
+		"$PY" -c 'import json,sys; print(json.load(sys.stdin).get("access_token",""))'
+}
+B_TOKEN=$(b_token)
+remember "$B_TOKEN"
+
+# put_lease HOLDER: the admin sets the lease holder
+put_lease() {
+	api GET lease
+	local rv
+	rv=$(json "$BODY" "j['resourceVersion']")
+	api PUT lease "{\"holderIdentity\":\"$1\",\"leaseDurationSeconds\":300}" -H "If-Match: \"$rv\""
+}
+
+# ---- deregister without the admin token: lease released with the connector's own token
+put_lease "$A_ID"
+check_eq "A holds the lease" 200 "$STATUS"
+cp -a "$T/a" "$T/a-keep"
+ctl dn deregister --config "$T/a.conf" --yes
+check_eq "deregister without the admin token exits 0" 0 "$dn_rc"
+check_contains "  ... released the lease" "$dn_out" "Released the HA lease"
+check_contains "  ... and says the registration stays" "$dn_out" "stays in organisation acme"
+api GET lease
+check_eq "  ... the lease has no holder" None "$(json "$BODY" "j['holderIdentity']")"
+api GET "connectors/$A_ID"
+check_eq "  ... the registration is still in the cloud" 200 "$STATUS"
+check_eq "  ... the local registration is wiped" False "$(json "$(store_json "$T/a")" "'cloud-connector-id' in j or 'cloud-connector-secret' in j")"
+BODY=$(curl -sS --cacert "$T/ca.pem" -X GET -H "Authorization: Bearer $B_TOKEN" "$V1/lease" -D "$T/h" )
+rv=$(json "$BODY" "j['resourceVersion']")
+STATUS=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$T/ca.pem" -X PUT -H "Authorization: Bearer $B_TOKEN" \
+	-H "If-Match: \"$rv\"" -H 'Content-Type: application/json' \
+	--data "{\"holderIdentity\":\"$B_ID\",\"leaseDurationSeconds\":30}" "$V1/lease")
+check_eq "the standby takes the lease at once" 200 "$STATUS"
+# Put A's registration back (it is still in the cloud) to deregister it with the admin token.
+rm -rf "$T/a"
+cp -a "$T/a-keep" "$T/a"
+
+# ---- deregister with the admin token, while A holds the lease again
+put_lease "$A_ID"
+ctl dy deregister --config "$T/a.conf" --admin-token-file "$T/admin.token" --yes
+check_eq "deregister exits 0" 0 "$dy_rc"
+check_contains "  ... released the lease first" "$dy_out" "Released the HA lease"
+check_contains "  ... and deregistered" "$dy_out" "Deregistered connector $A_ID"
+api GET "connectors/$A_ID"
+check_eq "  ... the cloud no longer knows A" 404 "$STATUS"
+api GET lease
+check_eq "  ... the lease has no holder" None "$(json "$BODY" "j['holderIdentity']")"
+check_eq "  ... the local registration is wiped" False "$(json "$(store_json "$T/a")" "'cloud-connector-id' in j or 'cloud-connector-secret' in j")"
+conf "$T/a-keep.conf" "$T/a-keep"
+ctl dt connectors --config "$T/a-keep.conf"
+check_eq "  ... no token can be had with A's old credentials" 31 "$dt_rc"
+ctl dd deregister --config "$T/a.conf" --admin-token-file "$T/admin.token" --yes
+check_eq "deregister again: not registered" 71 "$dd_rc"
+
+# ---- the last connector: a warning, and confirmation unless --yes
+ctl r3 register --config "$T/a.conf" --admin-token-file "$T/admin.token"
+check_eq "register again after deregistration" 0 "$r3_rc"
+A3_ID=$(json "$(store_json "$T/a")" "j['cloud-connector-id']")
+remember "$(json "$(store_json "$T/a")" "j['cloud-connector-secret']")"
+ctl di deregister --config "$T/a.conf" --id "$B_ID" --yes
+check_eq "deregister --id without the admin token is a usage error" 2 "$di_rc"
+ctl di deregister --config "$T/a.conf" --admin-token-file "$T/admin.token" --id no-such-id --yes
+check_eq "deregister --id of an unknown id: not registered" 71 "$di_rc"
+ctl di deregister --config "$T/a.conf" --admin-token-file "$T/admin.token" --id "$B_ID"
+check_eq "deregister --id removes another instance's registration" 0 "$di_rc"
+check_contains "  ... saying so" "$di_out" "Deregistered connector $B_ID from organisation acme."
+api GET "connectors/$B_ID"
+check_eq "the standby is gone" 404 "$STATUS"
+check_eq "  ... and this instance is still registered" "$A3_ID" "$(json "$(store_json "$T/a")" "j['cloud-connector-id']")"
+run_capture nc setsid -w dirconnctl deregister --config "$T/a.conf" --admin-token-file "$T/admin.token"
+printf '%s\n%s\n' "$nc_out" "$nc_err" >"$LOGS/last.log"
+check_eq "deregistering the last connector without --yes and without a terminal is cancelled" 6 "$nc_rc"
+check_contains "  ... after the warning" "$nc_err" "users are not synchronized any more"
+check_contains "  ... saying nothing changed" "$nc_err" "nothing was changed"
+api GET "connectors/$A3_ID"
+check_eq "  ... the registration is still there" 200 "$STATUS"
+# on_tty PROMPTS ANSWER ARGS...: run dirconnctl on a pseudo-terminal and type ANSWER (and a
+# newline; ^C types a lone Ctrl-C) whenever one of the '|'-separated PROMPTS appears; the
+# command is killed after 30 s. Sets TTY_OUT, TTY_RC.
+on_tty() {
+	local prompts=$1 answer=$2
+	shift 2
+	TTY_OUT=$("$PY" - "$prompts" "$answer" "$@" <<'PYEOF'
+import os, pty, select, signal, sys, time
+prompts = [p.encode() for p in sys.argv[1].split("|")]
+answer = b"\x03" if sys.argv[2] == "^C" else sys.argv[2].encode() + b"\n"
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("dirconnctl", ["dirconnctl"] + sys.argv[3:])
+out = b""
+seen = 0
+deadline = time.time() + 30
+while time.time() < deadline:
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if not r:
+        continue
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+    count = sum(out.count(p) for p in prompts)
+    while seen < count:
+        os.write(fd, answer)
+        seen += 1
+else:
+    os.kill(pid, signal.SIGKILL)
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+PYEOF
+	) && TTY_RC=0 || TTY_RC=$?
+	printf '%s\n' "$TTY_OUT" >>"$LOGS/tty.log"
+}
+on_tty "[y/N]" n deregister --config "$T/a.conf" --admin-token-file "$T/admin.token"
+check_eq "answering n on the terminal cancels" 6 "$TTY_RC"
+check_contains "  ... the question was asked" "$TTY_OUT" "Deregister it? [y/N]"
+api GET "connectors/$A3_ID"
+check_eq "  ... the registration is still there" 200 "$STATUS"
+
+# ---- register --force: a new id, the old one deregistered
+put_lease "$A3_ID"
+ctl rf register --config "$T/a.conf" --admin-token-file "$T/admin.token" --force --name renamed
+check_eq "register --force exits 0" 0 "$rf_rc"
+A4_ID=$(json "$(store_json "$T/a")" "j['cloud-connector-id']")
+remember "$(json "$(store_json "$T/a")" "j['cloud-connector-secret']")"
+check "  ... with a new id" test "$A4_ID" != "$A3_ID"
+check_contains "  ... and the old registration deregistered" "$rf_out" "Deregistered the old registration $A3_ID (its HA lease was released)"
+api GET "connectors/$A3_ID"
+check_eq "  ... the cloud no longer knows the old id" 404 "$STATUS"
+api GET "connectors/$A4_ID"
+check_eq "  ... the new one has the new name" renamed "$(json "$BODY" "j['name']")"
+ctl fl connectors --config "$T/a.conf"
+check_eq "  ... and its credentials work" 0 "$fl_rc"
+
+# ---- secret set on a terminal: no echo, Ctrl-C cancels
+on_tty "Value of" ^C secret set proxy-password --config "$T/a.conf"
+check_eq "Ctrl-C at the prompt cancels" 6 "$TTY_RC"
+check_contains "  ... and says so" "$TTY_OUT" "interrupted; nothing was stored"
+on_tty "Value of|Again:" typed-on-tty-1 secret set proxy-password --config "$T/a.conf"
+check_eq "a value typed twice at the prompt is stored" 0 "$TTY_RC"
+check_contains "  ... after the second prompt" "$TTY_OUT" "Again:"
+check "  ... and it is not echoed" test "${TTY_OUT/typed-on-tty/}" == "$TTY_OUT"
+check_eq "  ... stored" typed-on-tty-1 "$(json "$(store_json "$T/a")" "j['proxy-password']")"
+remember typed-on-tty-1
+
+# ---- the last connector, confirmed on the terminal
+on_tty "[y/N]" y deregister --config "$T/a.conf" --admin-token-file "$T/admin.token"
+check_eq "answering y on the terminal deregisters the last connector" 0 "$TTY_RC"
+check_contains "  ... after the warning" "$TTY_OUT" "users are not synchronized any more"
+ctl none connectors --config "$T/a.conf" --admin-token-file "$T/admin.token"
+check_contains "  ... and the organisation has no connector left" "$none_out" "No connectors are registered in organisation acme."
+
+# ---- through an authenticating proxy, with its password from the secret store
+if command -v squid >/dev/null && command -v htpasswd >/dev/null; then
+	PW=$(openssl rand -hex 12)
+	remember "$PW"
+	SQ=$T/squid
+	mkdir -p "$SQ"
+	SQPORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	htpasswd -bc "$SQ/htpasswd" alice "$PW" 2>/dev/null
+	cat >"$SQ/squid.conf" <<-EOF
+		http_port 127.0.0.1:$SQPORT
+		pid_filename $SQ/squid.pid
+		cache_log $SQ/cache.log
+		access_log stdio:$SQ/access.log
+		cache_store_log none
+		cache deny all
+		cache_mem 4 MB
+		coredump_dir $SQ
+		pinger_enable off
+		netdb_filename none
+		icp_port 0
+		htcp_port 0
+		shutdown_lifetime 0 seconds
+		auth_param basic program /usr/lib/squid/basic_ncsa_auth $SQ/htpasswd
+		auth_param basic realm dirconn-test
+		acl authed proxy_auth REQUIRED
+		http_access allow authed
+		http_access deny all
+	EOF
+	chmod 711 "$T" # squid runs as the proxy user: let it reach its directory (only that)
+	[[ $(id -u) != 0 ]] || chown -R proxy "$SQ"
+	chmod 644 "$SQ/htpasswd"
+	squid -N -f "$SQ/squid.conf" >"$SQ/squid.out" 2>&1 &
+	SQUID_PID=$!
+	for _ in $(seq 1 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$SQPORT") 2>/dev/null && break
+		sleep 0.1
+	done
+	conf "$T/p.conf" "$T/p" "[proxy]" "mode = explicit" "url = http://127.0.0.1:$SQPORT" "username = alice"
+	ctl px register --config "$T/p.conf" --admin-token-file "$T/admin.token"
+	check_eq "register through the proxy without its password: proxy authentication fails" 60 "$px_rc"
+	check_contains "  ... and says so" "$px_err" "407"
+	n_run=$((n_run + 1))
+	printf '%s\n' "$PW" | dirconnctl secret set proxy-password --config "$T/p.conf" \
+		>"$LOGS/$n_run-proxy-pw.out" 2>"$LOGS/$n_run-proxy-pw.err" && rc=0 || rc=$?
+	check_eq "secret set proxy-password" 0 "$rc"
+	ctl pr register --config "$T/p.conf" --admin-token-file "$T/admin.token"
+	check_eq "register through the proxy with the stored password" 0 "$pr_rc"
+	remember "$(json "$(store_json "$T/p")" "j['cloud-connector-secret']")"
+	ctl pl connectors --config "$T/p.conf"
+	check_eq "connectors through the proxy (OAuth token and control API)" 0 "$pl_rc"
+	ctl ps reset-secret --config "$T/p.conf" --admin-token-file "$T/admin.token"
+	check_eq "reset-secret through the proxy" 0 "$ps_rc"
+	remember "$(json "$(store_json "$T/p")" "j['cloud-connector-secret']")"
+	ctl pd deregister --config "$T/p.conf" --admin-token-file "$T/admin.token" --yes
+	check_eq "deregister through the proxy" 0 "$pd_rc"
+	sleep 0.5
+	check "  ... every request went through the proxy as alice" \
+		test "$(grep -c "CONNECT 127.0.0.1:${BASE##*:} alice" "$SQ/access.log")" -ge 5
+	cp "$SQ/access.log" "$LOGS/squid-access.log"
+	cp "$SQ/cache.log" "$LOGS/squid-cache.log" 2>/dev/null || true
+else
+	echo "# squid or htpasswd missing: the proxy checks are skipped"
+fi
+
+# ---- no secret in any log or output of the run
+for s in "${SECRETS[@]}"; do
+	if grep -rqF -- "$s" "$LOGS"; then
+		not_ok "a secret (${#s} characters) appears in $(grep -rlF -- "$s" "$LOGS" | head -1)"
+	else
+		ok "a secret of ${#s} characters is in no log"
+	fi
+done
+check "the secrets checked include the connector secrets" test "${#SECRETS[@]}" -ge 6
+finish
