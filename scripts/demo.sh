@@ -66,14 +66,9 @@ sed -e "s|@LDAP_URLS@|$LDSFX_URL_TLS $LDSFX_URL|" \
 	"$top/docs/examples/dirconn-demo.conf.in" >"$conf"
 echo "== configuration: $conf"
 
-echo "== registering the connector with the cloud"
-reg=$(curl -sS --fail --cacert "$demo/cloud/ca.pem" -H "Authorization: Bearer $(cat "$demo/cloud/admin.token")" \
-	-H 'Content-Type: application/json' -d '{"name":"dirconn-demo","host":"localhost"}' \
-	"$cloud_url/v1/orgs/demo/connectors")
-python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["id"])' "$reg" >"$demo/connector.id"
-(umask 077; python3 -c 'import json,sys; sys.stdout.write(json.loads(sys.argv[1])["secret"])' "$reg" >"$demo/connector.secret")
-printf '[cloud]\nclient_id = %s\nclient_secret_file = %s\n' "$(cat "$demo/connector.id")" "$demo/connector.secret" >>"$conf"
-sed -i '0,/^\[cloud\]$/!{/^\[cloud\]$/d}' "$conf"
+echo "== dirconnctl register"
+"$ctl" register --config "$conf" --admin-token-file "$demo/cloud/admin.token"
+"$ctl" connectors --config "$conf"
 
 echo "== dirconnctl test-connection"
 "$ctl" test-connection --config "$conf"
