@@ -622,6 +622,23 @@ struct proj {
     size_t n;
 };
 
+/*
+ * Whether a response with projection p carries the top-level attribute name.
+ * "groups" of a user is computed from the memberships on every read, which
+ * costs a query per user: list pages that do not return it skip that work.
+ */
+static bool proj_keeps(const struct proj *p, const char *name)
+{
+    if (p->mode == 0)
+        return true;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->refs[i].ext == NULL && p->refs[i].attr != NULL &&
+            strcasecmp(p->refs[i].attr->name, name) == 0)
+            return p->mode == 1;
+    }
+    return p->mode == 2;
+}
+
 static int proj_parse(const struct cloud_rtype_def *rt, const char *attrs, const char *excl,
                       struct proj *p, struct cloud_scim_err *err)
 {
@@ -756,6 +773,13 @@ static json_t *representation(struct scim *s, const struct cloud_rtype_def *rt, 
     if (rt->kind == CLOUD_RK_USER)
         add_user_groups(s, doc);
     return doc;
+}
+
+/* The representation when the response will hold the attribute "groups", else doc as stored. */
+static json_t *representation_for(struct scim *s, const struct cloud_rtype_def *rt, json_t *doc,
+                                  bool groups_needed)
+{
+    return groups_needed ? representation(s, rt, doc) : doc;
 }
 
 /* --- HTTP handlers ----------------------------------------------------------------------- */
@@ -1041,7 +1065,7 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
         json_t *doc;
         if (res_load(s, json_string_value(idv), rt->kind, &doc, NULL, NULL) != 0)
             continue;
-        doc = representation(s, rt, doc);
+        doc = representation_for(s, rt, doc, f != NULL || sort.on || proj_keeps(&p, "groups"));
         if (sort.on) {
             /* sorting needs every match before paging */
             if (f != NULL && !cloud_filter_match(f, doc)) {

@@ -71,6 +71,25 @@ static const char *const migrations[] = {
     "ALTER TABLE objects ADD COLUMN record TEXT;"
     "UPDATE objects SET hash = NULL;"
     "CREATE INDEX objects_dn ON objects(dn COLLATE NOCASE);",
+    /* 2 -> 3: a rowid table; records of a few KiB overflow badly in a WITHOUT ROWID table */
+    "CREATE TABLE objects_new ("
+    "  external_id TEXT NOT NULL UNIQUE,"
+    "  kind INTEGER NOT NULL,"
+    "  dn TEXT NOT NULL,"
+    "  cloud_id TEXT,"
+    "  name TEXT,"
+    "  hash BLOB,"
+    "  origin INTEGER NOT NULL DEFAULT 0,"
+    "  synced_at INTEGER NOT NULL DEFAULT 0,"
+    "  record TEXT"
+    ");"
+    "INSERT INTO objects_new SELECT external_id, kind, dn, cloud_id, name, hash, origin,"
+    "  synced_at, record FROM objects;"
+    "DROP TABLE objects;"
+    "ALTER TABLE objects_new RENAME TO objects;"
+    "CREATE INDEX objects_cloud_id ON objects(cloud_id);"
+    "CREATE INDEX objects_kind ON objects(kind, external_id);"
+    "CREATE INDEX objects_dn ON objects(dn COLLATE NOCASE);",
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -219,6 +238,8 @@ enum dirconn_err state_open(const char *dir, struct state **out, struct dirconn_
     sqlite3_extended_result_codes(st->db, 1);
     if ((e = exec(st, "PRAGMA journal_mode = WAL", "setting WAL mode", err)) != DIRCONN_OK ||
         (e = exec(st, "PRAGMA synchronous = FULL", "setting synchronous", err)) != DIRCONN_OK ||
+        (e = exec(st, "PRAGMA journal_size_limit = 67108864", "limiting the WAL", err)) !=
+            DIRCONN_OK ||
         (e = exec(st, "PRAGMA foreign_keys = ON", "enabling foreign keys", err)) != DIRCONN_OK ||
         (e = migrate(st, err)) != DIRCONN_OK) {
         state_close(st);
@@ -337,8 +358,11 @@ enum dirconn_err state_object_find_dn(struct state *st, const char *dn, struct s
 enum dirconn_err state_object_put(struct state *st, const struct state_object *o,
                                   struct dirconn_error *err)
 {
-    static const char sql[] = "INSERT OR REPLACE INTO objects (" OBJECT_COLUMNS
-                              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    static const char sql[] =
+        "INSERT INTO objects (" OBJECT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        " ON CONFLICT(external_id) DO UPDATE SET kind = excluded.kind, dn = excluded.dn,"
+        " cloud_id = excluded.cloud_id, name = excluded.name, hash = excluded.hash,"
+        " origin = excluded.origin, synced_at = excluded.synced_at, record = excluded.record";
     sqlite3_stmt *stmt = NULL;
     enum dirconn_err e = cached(st, sql, &stmt, err);
     if (e != DIRCONN_OK)

@@ -51,7 +51,7 @@ struct sync_ctx {
     /* apply */
     long done, total;
     double started;
-    int batch_writes;
+    long pending; /* objects recorded without their record: the follow-up pass has work */
     struct dirconn_error *err;
 };
 
@@ -406,6 +406,8 @@ static enum dirconn_err commit_batch(struct sync_ctx *c, struct batch *b)
             .synced_at = (int64_t)time(NULL),
         };
         e = state_object_put(c->st, &so, c->err);
+        if (o->pending)
+            c->pending++;
         if (o->followup)
             continue;
         if (o->op == PLAN_ADD)
@@ -1127,7 +1129,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                     e = scim_run(c->scim, err);
             }
             double tf = now_s();
-            if (e == DIRCONN_OK)
+            if (e == DIRCONN_OK && c->pending > 0)
                 e = apply_pending_managers(c);
             log_msg(log, LOG_LEVEL_DEBUG, "follow-up pass in %.2f s", now_s() - tf);
             for (int k = PLAN_GROUP; e == DIRCONN_OK && k >= PLAN_USER; k--) {
