@@ -72,6 +72,7 @@ static const char schema_sql[] =
     "  hash TEXT, version TEXT, changed TEXT, message TEXT, origin INTEGER,"
     "  depth INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX temp.plan_items_op ON plan_items(op, kind, depth, seq);"
+    "CREATE INDEX temp.plan_items_ext ON plan_items(external_id);"
     "CREATE TEMP TABLE plan_warnings (seq INTEGER PRIMARY KEY, dn TEXT, message TEXT);";
 
 enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_error *err)
@@ -566,6 +567,27 @@ const struct plan_summary *plan_get_summary(const struct plan *p)
     return &p->summary;
 }
 
+/* An item from a row of ITEM_COLUMNS; its strings are valid until the next step. */
+static void read_item(sqlite3_stmt *s, struct plan_item *it)
+{
+    *it = (struct plan_item){
+        .op = (enum plan_op)sqlite3_column_int(s, 0),
+        .kind = (enum plan_kind)sqlite3_column_int(s, 1),
+        .external_id = (const char *)sqlite3_column_text(s, 2),
+        .cloud_id = (const char *)sqlite3_column_text(s, 3),
+        .dn = (const char *)sqlite3_column_text(s, 4),
+        .name = (const char *)sqlite3_column_text(s, 5),
+        .record = (const char *)sqlite3_column_text(s, 6),
+        .old_record = (const char *)sqlite3_column_text(s, 7),
+        .hash = (const char *)sqlite3_column_text(s, 8),
+        .version = (const char *)sqlite3_column_text(s, 9),
+        .changed = (const char *)sqlite3_column_text(s, 10),
+        .message = (const char *)sqlite3_column_text(s, 11),
+        .origin = (enum state_origin)sqlite3_column_int(s, 12),
+        .depth = sqlite3_column_int(s, 13),
+    };
+}
+
 enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
                               int (*fn)(void *arg, const struct plan_item *item), void *arg,
                               struct dirconn_error *err)
@@ -583,22 +605,8 @@ enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
     enum dirconn_err e = DIRCONN_OK;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct plan_item it = {
-            .op = (enum plan_op)sqlite3_column_int(s, 0),
-            .kind = (enum plan_kind)sqlite3_column_int(s, 1),
-            .external_id = (const char *)sqlite3_column_text(s, 2),
-            .cloud_id = (const char *)sqlite3_column_text(s, 3),
-            .dn = (const char *)sqlite3_column_text(s, 4),
-            .name = (const char *)sqlite3_column_text(s, 5),
-            .record = (const char *)sqlite3_column_text(s, 6),
-            .old_record = (const char *)sqlite3_column_text(s, 7),
-            .hash = (const char *)sqlite3_column_text(s, 8),
-            .version = (const char *)sqlite3_column_text(s, 9),
-            .changed = (const char *)sqlite3_column_text(s, 10),
-            .message = (const char *)sqlite3_column_text(s, 11),
-            .origin = (enum state_origin)sqlite3_column_int(s, 12),
-            .depth = sqlite3_column_int(s, 13),
-        };
+        struct plan_item it;
+        read_item(s, &it);
         if (fn(arg, &it) != 0) {
             e = dirconn_error_set(err, DIRCONN_EFAIL, "plan walk stopped");
             break;
@@ -606,6 +614,66 @@ enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
     }
     if (e == DIRCONN_OK && rc != SQLITE_DONE)
         e = db_fail(p, err, "reading the plan");
+    sqlite3_finalize(s);
+    return e;
+}
+
+#define ITEM_COLUMNS                                                                               \
+    "op, kind, external_id, cloud_id, dn, name, record, old_record, hash, version, changed,"      \
+    " message, origin, depth"
+
+enum dirconn_err plan_item_get(struct plan *p, const char *external_id,
+                               int (*fn)(void *arg, const struct plan_item *item), void *arg,
+                               struct dirconn_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(p->db,
+                           "SELECT " ITEM_COLUMNS " FROM plan_items WHERE external_id = ?1"
+                           " AND op IN (0, 1, 2) LIMIT 1",
+                           -1, &s, NULL) != SQLITE_OK)
+        return db_fail(p, err, "reading the plan");
+    sqlite3_bind_text(s, 1, external_id, -1, SQLITE_STATIC);
+    enum dirconn_err e = DIRCONN_OK;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        struct plan_item it;
+        read_item(s, &it);
+        if (fn(arg, &it) != 0)
+            e = dirconn_error_set(err, DIRCONN_EFAIL, "plan walk stopped");
+    }
+    sqlite3_finalize(s);
+    return e;
+}
+
+enum dirconn_err plan_pending_ids(struct plan *p, char ***ids, size_t *n, struct dirconn_error *err)
+{
+    *ids = NULL;
+    *n = 0;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(p->db,
+                           "SELECT i.external_id FROM plan_items i JOIN objects o"
+                           " ON o.external_id = i.external_id WHERE i.op IN (0, 1)"
+                           " AND i.record IS NOT NULL AND o.record IS NULL"
+                           " AND o.cloud_id IS NOT NULL ORDER BY i.depth, i.seq",
+                           -1, &s, NULL) != SQLITE_OK)
+        return db_fail(p, err, "reading the pending objects");
+    size_t cap = 0;
+    enum dirconn_err e = DIRCONN_OK;
+    while (e == DIRCONN_OK && sqlite3_step(s) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **g = realloc(*ids, cap * sizeof(char *));
+            if (g == NULL) {
+                e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+                break;
+            }
+            *ids = g;
+        }
+        (*ids)[*n] = strdup((const char *)sqlite3_column_text(s, 0));
+        if ((*ids)[*n] == NULL)
+            e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+        else
+            (*n)++;
+    }
     sqlite3_finalize(s);
     return e;
 }

@@ -128,6 +128,22 @@ enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
                               struct dirconn_error *err);
 
 /*
+ * plan_item_get - call fn once with the add, update or match item of an
+ * externalId, if the plan has one. Errors as plan_foreach.
+ */
+enum dirconn_err plan_item_get(struct plan *p, const char *external_id,
+                               int (*fn)(void *arg, const struct plan_item *item), void *arg,
+                               struct dirconn_error *err);
+
+/*
+ * plan_pending_ids - the externalIds of added or updated objects that the
+ * state records without their record (written before their manager or member
+ * groups existed), managers first. *ids is a new array of *n malloc'd
+ * strings; the caller frees each and the array.
+ */
+enum dirconn_err plan_pending_ids(struct plan *p, char ***ids, size_t *n, struct dirconn_error *err);
+
+/*
  * plan_resolve - the record to send: a copy of item->record without the
  * private keys, with the enterprise manager set to the manager's cloud id
  * (looked up in the state) and, for groups, "members" set to the members'

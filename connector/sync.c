@@ -810,23 +810,27 @@ static int manager_item(void *arg, const struct plan_item *it)
 
 static enum dirconn_err apply_pending_managers(struct sync_ctx *c)
 {
+    char **ids = NULL;
+    size_t n = 0;
+    enum dirconn_err e = plan_pending_ids(c->plan, &ids, &n, c->err);
     struct batch *b = calloc(1, sizeof(*b));
-    if (b == NULL)
-        return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    if (e == DIRCONN_OK && b == NULL)
+        e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    log_msg(c->log, LOG_LEVEL_DEBUG, "follow-up pass: %zu objects", n);
     struct manager_walk w = {c, b, DIRCONN_OK};
-    enum dirconn_err e = DIRCONN_OK;
-    for (int op = PLAN_ADD; op <= PLAN_UPDATE && e == DIRCONN_OK; op++) {
-        for (int kind = PLAN_USER; kind <= PLAN_GROUP && e == DIRCONN_OK; kind++) {
-            e = plan_foreach(c->plan, op, kind, manager_item, &w, c->err);
-            if (w.e != DIRCONN_OK)
-                e = w.e;
-        }
+    for (size_t i = 0; i < n && e == DIRCONN_OK; i++) {
+        e = plan_item_get(c->plan, ids[i], manager_item, &w, c->err);
+        if (w.e != DIRCONN_OK)
+            e = w.e;
     }
-    if (e == DIRCONN_OK)
+    if (e == DIRCONN_OK && b != NULL)
         e = flush_batch(c, b);
-    for (int i = 0; i < b->n; i++)
+    for (int i = 0; b != NULL && i < b->n; i++)
         op_clear(&b->ops[i]);
     free(b);
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
     return e;
 }
 
