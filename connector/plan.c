@@ -692,7 +692,7 @@ static char *cloud_id_of(struct plan *p, const char *external_id)
     return id;
 }
 
-json_t *plan_resolve(struct plan *p, const struct plan_item *item, bool with_members,
+json_t *plan_resolve(struct plan *p, const struct plan_item *item, int members_of_kind,
                      long *unresolved)
 {
     json_error_t jerr;
@@ -717,18 +717,22 @@ json_t *plan_resolve(struct plan *p, const struct plan_item *item, bool with_mem
         }
     }
     json_t *members = json_object_get(rec, PLAN_KEY_MEMBERS);
-    if (with_members && members != NULL) {
+    if (members_of_kind != PLAN_MEMBERS_NONE && members != NULL) {
         json_t *out = json_array();
         size_t i;
         json_t *v;
         json_array_foreach(members, i, v)
         {
-            char *id = cloud_id_of(p, json_string_value(v));
-            if (id != NULL)
-                json_array_append_new(out, json_pack("{s:s}", "value", id));
-            else if (unresolved != NULL)
+            struct state_object o = {0};
+            bool found = false;
+            state_object_get(p->st, json_string_value(v), &o, &found, NULL);
+            if (found && o.cloud_id != NULL) {
+                if (members_of_kind == PLAN_MEMBERS_ALL || o.kind == members_of_kind)
+                    json_array_append_new(out, json_pack("{s:s}", "value", o.cloud_id));
+            } else if (unresolved != NULL) {
                 (*unresolved)++;
-            free(id);
+            }
+            state_object_clear(&o);
         }
         json_object_set_new(rec, "members", out);
     }

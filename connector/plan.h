@@ -143,15 +143,21 @@ enum dirconn_err plan_item_get(struct plan *p, const char *external_id,
  */
 enum dirconn_err plan_pending_ids(struct plan *p, char ***ids, size_t *n, struct dirconn_error *err);
 
+/* Which members plan_resolve puts in "members". */
+#define PLAN_MEMBERS_NONE (-2) /* none */
+#define PLAN_MEMBERS_ALL (-1)  /* all that have a cloud id */
+/* or a plan_kind: only the members of that kind (PLAN_GROUP: the nested groups) */
+
 /*
  * plan_resolve - the record to send: a copy of item->record without the
  * private keys, with the enterprise manager set to the manager's cloud id
- * (looked up in the state) and, for groups, "members" set to the members'
- * cloud ids when with_members. Members or managers without a cloud id yet are
- * left out and counted in *unresolved (may be NULL). Returns a new reference
- * or NULL on error.
+ * (looked up in the state) and, for groups, "members" set to the cloud ids
+ * of the members selected by members_of_kind (PLAN_MEMBERS_NONE,
+ * PLAN_MEMBERS_ALL or a plan_kind). Members or managers without a cloud id yet
+ * are left out and counted in *unresolved (may be NULL). Returns a new
+ * reference or NULL on error.
  */
-json_t *plan_resolve(struct plan *p, const struct plan_item *item, bool with_members,
+json_t *plan_resolve(struct plan *p, const struct plan_item *item, int members_of_kind,
                      long *unresolved);
 
 /*

@@ -576,7 +576,9 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
         struct plan_item it = {.op = o->op, .kind = o->kind, .external_id = o->external_id,
                                .record = o->record};
         long unresolved = 0;
-        json_t *rec = plan_resolve(c->plan, &it, o->kind == PLAN_GROUP && o->op == PLAN_ADD,
+        json_t *rec = plan_resolve(c->plan, &it,
+                                   o->kind == PLAN_GROUP && o->op == PLAN_ADD ? PLAN_MEMBERS_ALL
+                                                                              : PLAN_MEMBERS_NONE,
                                    &unresolved);
         if (rec == NULL) {
             report_failure(c, o, "the planned record cannot be read");
@@ -611,8 +613,12 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
             json_t *patch = patch_for(rec, known ? so.record : NULL);
             state_object_clear(&so);
             if (o->followup && o->kind == PLAN_GROUP) {
-                /* Every planned member now has a cloud id: add them in bounded chunks. */
-                json_t *full = plan_resolve(c->plan, &it, true, NULL);
+                /*
+                 * The group was created with every member that had a cloud id:
+                 * all users. What was missing are member groups created after it;
+                 * add those now, in bounded chunks.
+                 */
+                json_t *full = plan_resolve(c->plan, &it, PLAN_GROUP, NULL);
                 json_t *members = json_object_get(full, "members");
                 json_t *ops = json_object_get(patch, "Operations");
                 for (size_t k = 0; k < json_array_size(members); k += MEMBER_CHUNK) {

@@ -191,7 +191,7 @@ static int resolve_group(void *arg, const struct plan_item *it)
     if (strcmp(it->external_id, "G") != 0)
         return 0;
     long unresolved = 0;
-    json_t *r = plan_resolve(p, it, true, &unresolved);
+    json_t *r = plan_resolve(p, it, PLAN_MEMBERS_ALL, &unresolved);
     assert_non_null(r);
     assert_null(json_object_get(r, PLAN_KEY_MEMBERS));
     assert_int_equal(json_array_size(json_object_get(r, "members")), 1); /* only E has a cloud id */
