@@ -5,6 +5,8 @@ set -euo pipefail
 
 SRC=${DIRCONN_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 LDSFX=${LDSFX:-$SRC/ldsfx/ldsfx}
+# Only one AD DS fixture can run per machine: wait for the slot rather than fail.
+export LDSFX_ADDS_WAIT=${LDSFX_ADDS_WAIT:-900}
 PY=/usr/bin/python3 # Debian's interpreter, which has python3-ldap
 T_PASS=0
 T_FAIL=0
