@@ -113,6 +113,8 @@ def main():
     ap.add_argument("--no-contacts", action="store_true")
     ap.add_argument("--protected", action="append", default=[], help="externalIds kept although out of scope")
     ap.add_argument("--avatar", help="expected photo URI of the form PREFIX{local-part}SUFFIX")
+    ap.add_argument("--out-of-scope-description", help="users with this description are filtered out")
+    ap.add_argument("--member-of", help="only direct members of this group are users in scope")
     a = ap.parse_args()
 
     ldap.set_option(ldap.OPT_X_TLS_CACERTFILE, a.ca)
@@ -124,7 +126,8 @@ def main():
         conn.start_tls_s()
     conn.simple_bind_s(a.bind_dn, open(a.password_file).read().strip())
     attrs = ["objectClass", "mail", "displayName", "givenName", "sn", "cn", "userAccountControl",
-             "msDS-UserAccountDisabled", "objectGUID", "entryUUID", "member", "isCriticalSystemObject"]
+             "msDS-UserAccountDisabled", "objectGUID", "entryUUID", "member", "isCriticalSystemObject",
+             "description", "memberOf"]
     entries = ldap_all(conn, a.base, "(|(objectClass=user)(objectClass=group)(objectClass=contact))", attrs)
 
     def in_user_base(dn):
@@ -137,6 +140,10 @@ def main():
         c = classes(at)
         i = ext_id(at)
         if "user" in c and "computer" not in c and in_user_base(dn):
+            if a.out_of_scope_description and first(at, "description") == a.out_of_scope_description:
+                continue
+            if a.member_of and a.member_of.lower() not in {m.decode().lower() for m in values(at, "memberOf")}:
+                continue
             users[i] = (dn, at)
         elif "group" in c and first(at, "isCriticalSystemObject") != "TRUE":
             groups[i] = (dn, at)

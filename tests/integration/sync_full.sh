@@ -32,7 +32,9 @@ check_eq "a cloud user is created by hand" 201 "$(admin_status)"
 hand_id=$(json "$hand" "j['id']")
 
 avatar='https://photos.example.com/dir/{mail:.*?(?=@.*)}.jpg'
-sync_conf "$work/a.conf" conn-a "[avatar]
+sync_conf "$work/a.conf" conn-a "[users]
+filter = (!(description=out-of-scope))
+[avatar]
 enabled = yes
 pattern = $avatar"
 
@@ -97,6 +99,41 @@ uri_filter() { "$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.
 edited=$(cloud_admin GET "/scim/v2/acme/Users?filter=$(uri_filter 'displayName eq "Renamed By Test"')")
 check_eq "the disabled user is inactive, not deleted" False "$(json "$edited" "j['Resources'][0]['active']")"
 
+# ---- a changed mail renames the cloud user; a filter takes a user out of scope; an
+#      oversized value is reported and does not break the batch
+ren_dn=$(json "$M" "j['samples'][3]['dn']")
+ren_mail=$(json "$M" "j['samples'][3]['mail']")
+ren_id=$(json "$(cloud_admin GET "/scim/v2/acme/Users?filter=$(uri_filter "userName eq \"$ren_mail\"")")" "j['Resources'][0]['id']")
+out_dn=$(json "$M" "j['samples'][7]['dn']")
+out_mail=$(json "$M" "j['samples'][7]['mail']")
+out_id=$(json "$(cloud_admin GET "/scim/v2/acme/Users?filter=$(uri_filter "userName eq \"$out_mail\"")")" "j['Resources'][0]['id']")
+big_dn=$(json "$M" "j['samples'][6]['dn']")
+long_title=$(printf 'x%.0s' $(seq 1 1500))
+ldap_modify "dn: $ren_dn
+changetype: modify
+replace: mail
+mail: renamed.$ren_mail
+
+dn: $out_dn
+changetype: modify
+replace: description
+description: out-of-scope
+
+dn: $big_dn
+changetype: modify
+replace: title
+title: $long_title"
+run_capture s4 dirconnctl sync --full --config "$work/a.conf"
+check_eq "the sync after a rename, a scope change and an oversized value exits 0" 0 "$s4_rc"
+check_contains "the oversized value is reported" "$s4_err" "the attribute title has the following invalid value"
+check_eq "the changed mail renamed the same cloud user" "renamed.$ren_mail" \
+	"$(json "$(cloud_admin GET "/scim/v2/acme/Users/$ren_id")" "j['userName']")"
+cloud_admin GET "/scim/v2/acme/Users/$out_id" >/dev/null
+check_eq "the user the filter took out of scope is deleted from the cloud" 404 "$(admin_status)"
+run_capture chk sync_check --out-of-scope-description out-of-scope
+echo "$chk_out" | grep -v '^ok' || true
+check_eq "the cloud matches the directory after rename, scope change and oversized value" 0 "$chk_rc"
+
 # ---- the delete threshold: 21 deletions stop the sync before any change
 ou=$(json "$M" "j['ous']['Contractors']['dn']")
 mapfile -t victims < <(LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
@@ -148,8 +185,25 @@ check_eq "the sync with an administrator out of scope exits 0" 0 "$p1_rc"
 check_contains "the administrator is reported, not deleted" "$p1_out" "1 admin objects would have been deleted, but were not"
 cloud_admin GET "/scim/v2/acme/Users/$aid" >/dev/null
 check_eq "the administrator is still in the cloud" 200 "$(admin_status)"
-run_capture chk sync_check --protected "$admin_ext"
+run_capture chk sync_check --protected "$admin_ext" --out-of-scope-description out-of-scope
 check_eq "the cloud still matches the directory" 0 "$chk_rc"
+
+# ---- security-group scoping: only direct members of "Cloud Users" are users in scope
+sync_cloud_stop
+rm -f "$work"/cloud.db*
+sync_cloud_start
+sync_register conn-d
+cu_dn=$(json "$M" "j['cloud_users']['dn']")
+sync_conf "$work/d.conf" conn-d "[users]
+security_groups = $cu_dn"
+run_capture g1 dirconnctl sync --full --config "$work/d.conf"
+check_eq "a sync scoped by a security group exits 0" 0 "$g1_rc"
+run_capture chk sync_check --member-of "$cu_dn"
+echo "$chk_out" | grep -v '^ok' || true
+check_eq "only the group's direct members are users in the cloud; nested groups are not expanded" 0 "$chk_rc"
+sync_cloud_stop
+rm -f "$work"/cloud.db*
+sync_cloud_start
 
 # ---- an unreachable cloud fails the sync and leaves the state as it was
 objects_before=$(sqlite3 "$work/state-conn-a/state.db" 'select count(*), sum(length(record)) from objects')
