@@ -32,6 +32,7 @@
     XX(ELDAP_UNSUPPORTED, 14, "directory server lacks a required feature")                         \
     XX(ELDAP_TIMEOUT, 15, "directory operation timed out")                                         \
     XX(ELDAP, 16, "directory operation failed")                                                    \
+    XX(EWATERMARK, 17, "change tracking watermark no longer valid")                                \
     XX(ESTATE, 20, "state store error")                                                            \
     XX(ECLOUD_CONNECT, 30, "cloud unreachable")                                                    \
     XX(ECLOUD_AUTH, 31, "cloud authentication failed")                                             \

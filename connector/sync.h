@@ -29,7 +29,15 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-enum sync_mode { SYNC_DRY_RUN = 0, SYNC_FULL };
+/*
+ * SYNC_INCREMENTAL reads only what changed since the watermark of the naming
+ * context (connector/tracking.h) and plans only those objects (plan_set_partial).
+ * It runs a full sync instead, and says why, when there is no watermark, when
+ * it was taken under another scope (selection, mapping: the scope hash), with
+ * another method, on another DC or invocationId (usn), or when the server
+ * refuses the cookie. The delete threshold applies to both.
+ */
+enum sync_mode { SYNC_DRY_RUN = 0, SYNC_FULL, SYNC_INCREMENTAL };
 
 struct sync_options {
     enum sync_mode mode;
@@ -47,10 +55,18 @@ struct sync_result {
     bool override_used;
     bool contacts_unsupported;   /* the cloud has no Contact resource type */
     double seconds;              /* wall time */
+    bool incremental;            /* the run was incremental (SYNC_INCREMENTAL may fall back) */
+    long changes;                /* incremental: changes reported by the directory */
+    bool watermark_saved;        /* the watermark moved at the end of this run */
+    char fallback[DIRCONN_ERROR_LEN + 64]; /* why an incremental ran as a full sync, or "" */
 };
 
 /*
- * sync_run - run one dry run or full sync for cfg (borrowed). The summary in
+ * sync_run - run one dry run, full or incremental sync for cfg (borrowed).
+ * The watermark is saved only when every change it covers was acknowledged
+ * by the cloud or recorded as a per-object failure (state_retry_put) that
+ * the next incremental sync re-reads; a run stopped by an error, a crash or
+ * an unreachable cloud leaves it where it was. The summary in
  * the Cisco guide's form is printed to opts->out; res (may be NULL) receives
  * the counts. Returns DIRCONN_OK when every object was handled, DIRCONN_EFAIL
  * when some objects failed (each reported; the rest was applied),
