@@ -127,8 +127,21 @@ static const char *const resource_paths[PLAN_KIND_MAX] = {"/Users", "/Groups", "
 
 /* ---- progress -------------------------------------------------------------------- */
 
+static bool cancelled(const struct sync_ctx *c)
+{
+    return c->opts->cancel != NULL && atomic_load(c->opts->cancel);
+}
+
+static void phase(struct sync_ctx *c, const char *name)
+{
+    if (c->opts->on_progress != NULL)
+        c->opts->on_progress(c->opts->progress_arg, name, 0, 0);
+}
+
 static void progress(struct sync_ctx *c, const char *phase, bool force)
 {
+    if (c->opts->on_progress != NULL)
+        c->opts->on_progress(c->opts->progress_arg, "applying", c->done, c->total);
     if (!c->opts->progress || !isatty(STDERR_FILENO))
         return;
     static const long every = 50;
@@ -799,13 +812,20 @@ static int apply_item(void *arg, const struct plan_item *it)
     o->record = dup_or_null(it->record);
     o->hash = dup_or_null(it->hash);
     o->version = w->c->caps.etag ? dup_or_null(it->version) : NULL;
-    if (w->b->n == APPLY_BATCH)
+    if (w->b->n == APPLY_BATCH) {
         w->e = flush_batch(w->c, w->b);
+        if (w->e == DIRCONN_OK && cancelled(w->c))
+            w->e = dirconn_error_set(w->c->err, DIRCONN_ECANCELED,
+                                     "stopped on request after a batch; the rest is left to the next sync");
+    }
     return w->e != DIRCONN_OK;
 }
 
 static enum dirconn_err apply_ops(struct sync_ctx *c, int op, int kind)
 {
+    if (cancelled(c))
+        return dirconn_error_set(c->err, DIRCONN_ECANCELED,
+                                 "stopped on request; the rest is left to the next sync");
     struct batch *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
@@ -1699,6 +1719,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     char *note = NULL;
     bool history = false;
 
+    phase(c, "connecting");
     enum dirconn_err e = state_open(cfg->state_dir, &c->st, err);
     if (e == DIRCONN_OK)
         e = open_cloud(c);
@@ -1763,6 +1784,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     if (e == DIRCONN_OK)
         note = override_note(c);
     long read = 0;
+    phase(c, "reading");
     if (e == DIRCONN_OK && incremental) {
         e = plan_changes(c, method, partition, &wm, &next, lists, &read);
         if (e == DIRCONN_EWATERMARK) {
@@ -1839,6 +1861,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                 state_rollback(c->st);
         }
     }
+    phase(c, "planning");
     if (e == DIRCONN_OK)
         e = plan_compute(c->plan, kinds, err);
     if (e == DIRCONN_OK) {

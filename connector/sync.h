@@ -26,6 +26,7 @@
 #include "connector/log.h"
 #include "connector/plan.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -45,6 +46,16 @@ struct sync_options {
     const char *report_path; /* dry run report (.json or .csv), or NULL */
     bool progress;           /* show progress on a terminal (stderr) */
     FILE *out;               /* where the summary goes; NULL = stdout */
+    /*
+     * dirconnd: when *cancel becomes true (another thread, a signal handler's
+     * loop), the run stops after the batch in flight was acknowledged and
+     * recorded, and returns DIRCONN_ECANCELED; the watermark does not move.
+     */
+    const atomic_bool *cancel;
+    /* dirconnd: called at each phase and batch (phase: "connecting", "reading",
+     * "planning", "applying"; done and total in objects, 0 when unknown). */
+    void (*on_progress)(void *arg, const char *phase, long done, long total);
+    void *progress_arg;
 };
 
 struct sync_result {

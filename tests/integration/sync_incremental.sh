@@ -239,14 +239,15 @@ change_tracking = usn"
 	incr u0
 	check_contains "a new method needs a full sync" "$u0_out" "Running a full sync: the change tracking method changed"
 	check_eq "the watermark is a USN now" "usn" "$(sqlite3 "$state" "select method from watermarks")"
-	ldap_modify "dn: ${victims[2]}
+	# victims[1] is back in the security group and in the cloud
+	ldap_modify "dn: ${victims[1]}
 changetype: modify
 replace: displayName
 displayName: Changed Under USN"
 	incr u1
 	check_contains "uSNChanged polling is incremental" "$u1_out" "Incremental |"
 	check_contains "and finds the change" "$u1_out" "Result | 0 added | 1 updated"
-	ldap_modify "dn: ${victims[3]}
+	ldap_modify "dn: ${victims[1]}
 changetype: delete"
 	incr u2
 	check_contains "a deletion is found through Show Deleted" "$u2_out" "| 1 deleted | 0 failed"
