@@ -118,6 +118,8 @@ static void print_status(json_t *s)
 {
     const char *overall = str(s, "overall");
     printf("Status:                 %s (%s)\n", overall, str(s, "state"));
+    if (json_is_string(json_object_get(s, "error")))
+        printf("Last error:             %s\n", str(s, "error"));
     json_t *cur = json_object_get(s, "current");
     if (json_is_object(cur)) {
         printf("Current synchronization: %s, started %s (%s), phase %s", str(cur, "type"),

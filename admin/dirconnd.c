@@ -89,6 +89,9 @@ struct daemon {
     struct notify *notify;
     int64_t notify_backoff_ms;
     unsigned long notifications;
+    enum dirconn_err last_rc;  /* the last run's outcome, also when it failed before */
+    char last_error[DIRCONN_ERROR_LEN]; /* being recorded in the history (cloud unreachable) */
+    time_t last_ended;
 };
 
 /* ---- state machine ------------------------------------------------------------- */
@@ -278,6 +281,9 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     else
         log_msg(&d->log, rc == DIRCONN_ECANCELED ? LOG_LEVEL_WARN : LOG_LEVEL_ERROR,
                 "sync ended: %s", message);
+    d->last_rc = rc;
+    d->last_ended = time(NULL);
+    snprintf(d->last_error, sizeof(d->last_error), "%s", rc == DIRCONN_OK ? "" : message);
     if (d->run_cfg != d->cfg)
         config_free(d->run_cfg); /* replaced by a reload during the run */
     d->run_cfg = NULL;
@@ -483,6 +489,10 @@ static json_t *status_json(struct daemon *d)
             overall = "warning";
         state_close(st);
     }
+    /* A run that failed before it could be recorded (cloud or directory unreachable). */
+    if (d->last_ended != 0 && d->last_rc != DIRCONN_OK && d->last_rc != DIRCONN_EFAIL &&
+        d->last_rc != DIRCONN_ECANCELED)
+        overall = d->last_rc == DIRCONN_ETHRESHOLD ? "threshold exceeded" : "error";
     if (d->paused)
         overall = "paused";
     char host[256] = "";
@@ -510,8 +520,8 @@ static json_t *status_json(struct daemon *d)
         cfg->groups.enabled, "contacts", cfg->contacts.enabled);
     for (size_t i = 0; i < cfg->urls.n; i++)
         json_array_append_new(json_object_get(config, "directory"), json_string(cfg->urls.v[i]));
-    return json_pack("{s:s, s:s, s:b, s:o, s:{s:o, s:o}, s:o, s:o, s:{s:b, s:s?, s:I}, s:o, s:s}",
-                     "overall", overall, "state", state_names[d->state], "paused", d->paused,
+    return json_pack("{s:s, s:s?, s:s, s:b, s:o, s:{s:o, s:o}, s:o, s:o, s:{s:b, s:s?, s:I}, s:o, s:s}",
+                     "overall", overall, "error", d->last_error[0] ? d->last_error : NULL, "state", state_names[d->state], "paused", d->paused,
                      "current", current, "next", "full", iso_time(d->next_full), "incremental",
                      iso_time(d->paused ? 0 : d->next_incr), "last", last, "connectors", connectors,
                      "notifications", "connected", d->notify != NULL, "method",
