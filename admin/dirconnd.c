@@ -29,6 +29,7 @@
 #include "connector/state.h"
 #include "connector/sync.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -765,6 +766,8 @@ int main(int argc, char **argv)
                   (enum log_target)d->cfg->log_target);
     platform_harden();
     signal(SIGPIPE, SIG_IGN);
+    /* Library globals are set up once, before any thread exists. */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_mutex_init(&d->sh.lock, NULL);
     atomic_init(&d->cancel, false);
     d->notify_backoff_ms = 1000;
@@ -832,5 +835,6 @@ out:
     pthread_mutex_destroy(&d->sh.lock);
     log_sink_close(&d->log);
     libevent_global_shutdown();
+    curl_global_cleanup();
     return exit_code;
 }
