@@ -107,6 +107,26 @@ incr d1
 check_contains "a disabled user is updated" "$d1_out" "Result | 0 added | 1 updated | 0 deleted | 0 failed"
 converged "a disabled user is inactive in the cloud"
 
+# ---- moved within the scope: nothing to send, the recorded DN follows
+svc=$(json "$M" "j['ous']['Service Accounts']['dn']")
+ldap_modify "dn: $new_dn
+changetype: modrdn
+newrdn: CN=Incr Tester
+deleteoldrdn: 1
+newsuperior: $svc"
+incr mv1
+check_eq "a move within the scope exits 0" 0 "$mv1_rc"
+check_eq "the recorded DN follows the move" 1 \
+	"$(sqlite3 "$state" "select count(*) from objects where dn like 'CN=Incr Tester,OU=Service Accounts,%'")"
+converged "a move within the scope keeps the cloud in step"
+ldap_modify "dn: CN=Incr Tester,$svc
+changetype: modrdn
+newrdn: CN=Incr Tester
+deleteoldrdn: 1
+newsuperior: $emp"
+incr mv2
+converged "the move back keeps the cloud in step"
+
 # ---- group membership: a member added to another group
 grp=$(json "$M" "j['big_group']['dn']" 2>/dev/null || true)
 [[ -n $grp ]] || grp=$SG
