@@ -317,7 +317,7 @@ int cmd_search(struct ctl *ctl, int argc, char **argv)
          t = strtok_r(NULL, ",", &save))
         attrs[n++] = t;
     attrs[n] = NULL;
-    struct ldap_search_spec spec = {base, a.scope, a.filter, a.attrs_csv ? attrs : NULL};
+    struct ldap_search_spec spec = {base, a.scope, a.filter, a.attrs_csv ? attrs : NULL, false};
     struct ldap_cursor *cur = NULL;
     enum dirconn_err e = ldap_source_search(src, &spec, &cur, &err);
     long count = 0;

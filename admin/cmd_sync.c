@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { OPT_REPORT = 0x300, OPT_OVERRIDE, OPT_FULL, OPT_NO_PROGRESS };
+enum { OPT_REPORT = 0x300, OPT_OVERRIDE, OPT_FULL, OPT_NO_PROGRESS, OPT_INCREMENTAL };
 
 static const char dry_run_help[] =
     "usage: dirconnctl dry-run [--config FILE] [--report FILE.json|FILE.csv]\n"
@@ -22,11 +22,14 @@ static const char dry_run_help[] =
     "matched, skipped, conflicts) and the attribute warnings, as JSON or CSV by extension.\n";
 
 static const char sync_help[] =
-    "usage: dirconnctl sync --full [--config FILE] [--override-threshold] [--report FILE]\n"
-    "                       [--no-progress]\n"
+    "usage: dirconnctl sync --full|--incremental [--config FILE] [--override-threshold]\n"
+    "                       [--report FILE] [--no-progress]\n"
     "\n"
     "Run a full synchronization: read the directory, compute the plan as dry-run does, and\n"
-    "apply it to the cloud over SCIM 2.0. A sync that would delete more objects than\n"
+    "apply it to the cloud over SCIM 2.0. --incremental reads only what changed since the\n"
+    "last synchronization (DirSync, uSNChanged or RFC 4533, see [ldap] change_tracking) and\n"
+    "runs a full synchronization instead, saying why, when the scope or mapping changed or\n"
+    "there is no watermark yet. A sync that would delete more objects than\n"
     "[policy] delete_threshold stops before changing anything (exit 40);\n"
     "--override-threshold lets this run through once, and the next summary notes it.\n"
     "Progress is shown on a terminal. Exit 1 when some objects failed (each is reported;\n"
@@ -36,6 +39,7 @@ struct sync_args {
     const char *report;
     bool override_threshold;
     bool full;
+    bool incremental;
     bool no_progress;
 };
 
@@ -49,6 +53,8 @@ static int sync_opt(struct ctl *ctl, int opt, const char *arg, void *user)
         a->override_threshold = true;
     else if (opt == OPT_FULL)
         a->full = true;
+    else if (opt == OPT_INCREMENTAL)
+        a->incremental = true;
     else if (opt == OPT_NO_PROGRESS)
         a->no_progress = true;
     return -1;
@@ -94,13 +100,14 @@ int cmd_sync(struct ctl *ctl, int argc, char **argv)
     static const struct option extra[] = {{"report", required_argument, NULL, OPT_REPORT},
                                           {"override-threshold", no_argument, NULL, OPT_OVERRIDE},
                                           {"full", no_argument, NULL, OPT_FULL},
+                                          {"incremental", no_argument, NULL, OPT_INCREMENTAL},
                                           {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
                                           {NULL, 0, NULL, 0}};
     struct sync_args a = {0};
     int rc = ctl_parse_options(ctl, argc, argv, extra, sync_opt, &a, sync_help);
     if (rc >= 0)
         return rc;
-    if (!a.full)
-        return ctl_usage_error(ctl, "only full synchronization is available: use --full");
-    return run(ctl, SYNC_FULL, &a);
+    if (a.full == a.incremental)
+        return ctl_usage_error(ctl, "say which synchronization: --full or --incremental");
+    return run(ctl, a.full ? SYNC_FULL : SYNC_INCREMENTAL, &a);
 }

@@ -69,6 +69,11 @@ int cmd_reset_secret(struct ctl *ctl, int argc, char **argv);
 int cmd_connectors(struct ctl *ctl, int argc, char **argv);
 int cmd_secret(struct ctl *ctl, int argc, char **argv);
 
+/* The dirconnd subcommands (admin/cmd_daemon.c): talk to dirconnd's admin socket. */
+int cmd_status(struct ctl *ctl, int argc, char **argv);
+int cmd_sync_now(struct ctl *ctl, int argc, char **argv);
+int cmd_pause(struct ctl *ctl, int argc, char **argv);
+int cmd_resume(struct ctl *ctl, int argc, char **argv);
 /* The proxy subcommand (admin/cmd_proxy.c): resolve and try the proxies for a cloud URL. */
 int cmd_proxy_check(struct ctl *ctl, int argc, char **argv);
 /* The avatar subcommand (admin/cmd_avatar.c): render an avatar URI pattern with a sample value. */

@@ -167,6 +167,12 @@ static const struct opt options[] = {
     {"proxy", "no_proxy", OPT_STRING, OFF(proxy_no_proxy), NULL, 1, 4096, NULL, 0, NULL},
     {"proxy", "pac_ttl", OPT_DURATION, OFF(proxy_pac_ttl_ms), "5m", 1000, DAY_MS, NULL, 0, NULL},
 
+    {"daemon", "socket", OPT_STRING, OFF(daemon_socket), NULL, 1, 107, NULL, 0, NULL},
+    {"daemon", "debounce", OPT_DURATION, OFF(daemon_debounce_ms), "1s", 0, 60 * 1000, NULL, 0,
+     NULL},
+    {"daemon", "notify_retry_max", OPT_DURATION, OFF(daemon_notify_retry_max_ms), "5m", 1000,
+     3600 * 1000, NULL, 0, NULL},
+
     {"log", "level", OPT_ENUM, OFF(log_level), "info", 0, 0, log_level_names, 0, NULL},
     {"log", "target", OPT_ENUM, OFF(log_target), "stderr", 0, 0, log_target_names, 0, NULL},
 };

@@ -142,6 +142,11 @@ struct config {
     /* [log] */
     int log_level;  /* enum log_level */
     int log_target; /* enum log_target */
+
+    /* [daemon] */
+    char *daemon_socket;                 /* admin socket; NULL = <state_dir>/dirconnd.sock */
+    int64_t daemon_debounce_ms;          /* wait after a change notification before syncing */
+    int64_t daemon_notify_retry_max_ms;  /* longest wait between notification reconnections */
 };
 
 /*

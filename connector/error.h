@@ -25,7 +25,7 @@
     XX(ECONFIG, 3, "invalid configuration")                                                        \
     XX(ENOMEM, 4, "out of memory")                                                                 \
     XX(EIO, 5, "I/O error")                                                                        \
-    XX(ECANCELED, 6, "cancelled: not confirmed")                                                   \
+    XX(ECANCELED, 6, "cancelled (not confirmed, or stopped on request)")                            \
     XX(ELDAP_CONNECT, 10, "directory server unreachable")                                          \
     XX(ELDAP_TLS, 11, "TLS failure with directory server")                                         \
     XX(ELDAP_AUTH, 12, "directory bind failed")                                                    \
@@ -33,6 +33,7 @@
     XX(ELDAP_UNSUPPORTED, 14, "directory server lacks a required feature")                         \
     XX(ELDAP_TIMEOUT, 15, "directory operation timed out")                                         \
     XX(ELDAP, 16, "directory operation failed")                                                    \
+    XX(EWATERMARK, 17, "change tracking watermark no longer valid")                                \
     XX(ESTATE, 20, "state store error")                                                            \
     XX(ECLOUD_CONNECT, 30, "cloud unreachable")                                                    \
     XX(ECLOUD_AUTH, 31, "cloud authentication failed")                                             \

@@ -216,3 +216,20 @@ bool ldap_attr_is_binary(const char *name)
     }
     return strstr(name, ";binary") != NULL;
 }
+
+char *ldap_dn_canonical(const char *dn)
+{
+    LDAPDN parsed = NULL;
+    if (dn == NULL || ldap_str2dn(dn, &parsed, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS)
+        return NULL;
+    char *text = NULL;
+    int rc = ldap_dn2str(parsed, &text, LDAP_DN_FORMAT_LDAPV3 | LDAP_DN_PRETTY); /* UTF-8 kept */
+    ldap_dnfree(parsed);
+    if (rc != LDAP_SUCCESS || text == NULL) {
+        ldap_memfree(text);
+        return NULL;
+    }
+    char *out = strdup(text);
+    ldap_memfree(text);
+    return out;
+}

@@ -91,6 +91,16 @@ const char *ldap_entry_str(const struct ldap_entry *entry, const char *name);
 /* ldap_entry_has_class - whether objectClass holds class (case-insensitive). */
 bool ldap_entry_has_class(const struct ldap_entry *entry, const char *objclass);
 
+/*
+ * ldap_dn_canonical - one spelling of a DN (RFC 4514): parsed with
+ * ldap_str2dn and written back with ldap_dn2str (LDAPv3, UTF-8 kept as is,
+ * special characters as hex escapes), so that
+ * "CN=Doe\\, Jane" and "cn=Doe\\2C Jane" compare equal case-insensitively.
+ * Returns a string the caller frees with free(), or NULL when dn does not
+ * parse or memory runs out.
+ */
+char *ldap_dn_canonical(const char *dn);
+
 /* ldap_entry_free - free an entry and everything it owns. entry may be NULL. */
 void ldap_entry_free(struct ldap_entry *entry);
 

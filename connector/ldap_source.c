@@ -46,6 +46,7 @@ struct ldap_cursor {
     char *filter;
     char **attrs; /* NULL-terminated, objectGUID and entryUUID added */
     int scope;
+    bool show_deleted;
     int msgid;         /* outstanding page request, -1 = none */
     struct berval cookie;
     bool done;
@@ -624,6 +625,11 @@ void ldap_source_close(struct ldap_source *src)
     free(src);
 }
 
+struct ldap *ldap_source_handle(struct ldap_source *src)
+{
+    return src->ld;
+}
+
 const char *ldap_source_url(const struct ldap_source *src)
 {
     return src->url;
@@ -815,7 +821,8 @@ static enum dirconn_err send_page(struct ldap_cursor *cur, struct dirconn_error 
     if (rc != LDAP_SUCCESS)
         return dirconn_error_set(err, DIRCONN_ELDAP, "%s: cannot build the paged results control: %s",
                                  src->url, ldap_err2string(rc));
-    LDAPControl *ctrls[2] = {page, NULL};
+    LDAPControl deleted = {LDAP_CONTROL_X_SHOW_DELETED, {0, NULL}, 1};
+    LDAPControl *ctrls[3] = {page, cur->show_deleted ? &deleted : NULL, NULL};
     struct timeval tv = timeout_tv(src);
     rc = ldap_search_ext(src->ld, cur->base, cur->scope, cur->filter, cur->attrs, 0, ctrls, NULL,
                          &tv, 0, &cur->msgid);
@@ -848,6 +855,7 @@ enum dirconn_err ldap_source_search(struct ldap_source *src, const struct ldap_s
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     cur->src = src;
     cur->scope = spec->scope;
+    cur->show_deleted = spec->show_deleted;
     cur->msgid = -1;
     cur->base = xstrdup_opt(spec->base);
     cur->filter = xstrdup_opt(spec->filter != NULL ? spec->filter : "(objectClass=*)");

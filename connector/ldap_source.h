@@ -77,6 +77,7 @@ struct ldap_search_spec {
     int scope;
     const char *filter;
     const char *const *attrs;
+    bool show_deleted; /* add the Show Deleted control (MS-ADTS 3.1.1.3.4.1.14): tombstones too */
 };
 
 /*
@@ -93,6 +94,14 @@ struct ldap_search_spec {
  */
 enum dirconn_err ldap_source_open(const struct config *cfg, const struct log_sink *log,
                                   struct ldap_source **out, struct dirconn_error *err);
+
+/*
+ * ldap_source_handle - the libldap handle of the connection, for the change
+ * tracking module's own operations (DirSync, RFC 4533). Owned by the source;
+ * never unbind it. Not thread-safe, like the source.
+ */
+struct ldap;
+struct ldap *ldap_source_handle(struct ldap_source *src);
 
 /* ldap_source_close - unbind and free. src may be NULL. */
 void ldap_source_close(struct ldap_source *src);

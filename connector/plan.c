@@ -1,6 +1,8 @@
 /* plan.c - the sync plan, computed in temporary tables of the state database. */
 #include "connector/plan.h"
 
+#include "connector/ldap_entry.h"
+
 #include <errno.h>
 #include <openssl/evp.h>
 #include <sqlite3.h>
@@ -18,6 +20,8 @@ struct plan {
     sqlite3 *db;
     sqlite3_stmt *ins_cloud, *ins_dir, *ins_warning, *ins_item;
     sqlite3_stmt *dir_by_dn, *cloud_by_id, *cloud_by_ext, *cloud_by_name;
+    sqlite3_stmt *ins_gone, *state_by_dn;
+    bool partial; /* incremental: only the objects given are planned; deletions are explicit */
     struct plan_summary summary;
 };
 
@@ -56,6 +60,8 @@ static const char schema_sql[] =
     "DROP TABLE IF EXISTS temp.plan_dir;"
     "DROP TABLE IF EXISTS temp.plan_items;"
     "DROP TABLE IF EXISTS temp.plan_warnings;"
+    "DROP TABLE IF EXISTS temp.plan_gone;"
+    "CREATE TEMP TABLE plan_gone (external_id TEXT PRIMARY KEY) WITHOUT ROWID;"
     "CREATE TEMP TABLE plan_cloud (kind INTEGER, id TEXT, name_lower TEXT, external_id TEXT,"
     "  is_admin INTEGER, version TEXT);"
     "CREATE INDEX temp.plan_cloud_id ON plan_cloud(kind, id);"
@@ -96,8 +102,8 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
         const char *sql;
     } stmts[] = {
         {&p->ins_cloud, "INSERT INTO plan_cloud VALUES (?1, ?2, lower(?3), ?4, ?5, ?6)"},
-        {&p->ins_dir, "INSERT OR IGNORE INTO plan_dir VALUES (?1, ?2, ?3, lower(?3), ?4, lower(?4),"
-                      " ?5, ?6, ?7, ?8, ?9, lower(?6))"},
+        {&p->ins_dir, "INSERT OR IGNORE INTO plan_dir VALUES (?1, ?2, ?3, lower(?10), ?4, lower(?4),"
+                      " ?5, ?6, ?7, ?8, ?9, lower(?11))"},
         {&p->ins_warning, "INSERT INTO plan_warnings (dn, message) VALUES (?1, ?2)"},
         {&p->ins_item, "INSERT INTO plan_items (op, kind, external_id, cloud_id, dn, name, record,"
                        " old_record, hash, version, changed, message, origin)"
@@ -110,6 +116,11 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
          "SELECT id, is_admin, version FROM plan_cloud WHERE kind = ?1 AND external_id = ?2"},
         {&p->cloud_by_name, "SELECT id, is_admin, version, external_id FROM plan_cloud"
                             " WHERE kind = ?1 AND name_lower = lower(?2)"},
+        {&p->ins_gone, "INSERT OR IGNORE INTO plan_gone VALUES (?1)"},
+        /* Partial plans: a manager or member not read in this run is resolved through the state. */
+        {&p->state_by_dn, "SELECT external_id FROM objects WHERE dn = ?1 COLLATE NOCASE"
+                          " AND kind IN (0, 1) AND external_id NOT IN (SELECT external_id FROM plan_gone)"
+                          " AND external_id NOT IN (SELECT external_id FROM plan_dir)"},
     };
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
         if (sqlite3_prepare_v2(p->db, stmts[i].sql, -1, stmts[i].stmt, NULL) != SQLITE_OK) {
@@ -126,13 +137,15 @@ void plan_free(struct plan *p)
 {
     if (p == NULL)
         return;
-    sqlite3_stmt *all[] = {p->ins_cloud,  p->ins_dir,     p->ins_warning,  p->ins_item,
-                           p->dir_by_dn, p->cloud_by_id, p->cloud_by_ext, p->cloud_by_name};
+    sqlite3_stmt *all[] = {p->ins_cloud,   p->ins_dir,      p->ins_warning,   p->ins_item,
+                           p->dir_by_dn,   p->cloud_by_id,  p->cloud_by_ext,  p->cloud_by_name,
+                           p->ins_gone,    p->state_by_dn};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
     sqlite3_exec(p->db,
                  "DROP TABLE IF EXISTS temp.plan_cloud; DROP TABLE IF EXISTS temp.plan_dir;"
-                 "DROP TABLE IF EXISTS temp.plan_items; DROP TABLE IF EXISTS temp.plan_warnings;",
+                 "DROP TABLE IF EXISTS temp.plan_items; DROP TABLE IF EXISTS temp.plan_warnings;"
+                 "DROP TABLE IF EXISTS temp.plan_gone;",
                  NULL, NULL, NULL);
     free(p);
 }
@@ -189,7 +202,14 @@ enum dirconn_err plan_add_dir(struct plan *p, enum plan_kind kind, const char *e
     sqlite3_bind_text(s, 7, members_text, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 8, skip_message != NULL ? DIR_SKIP : DIR_OK);
     sqlite3_bind_text(s, 9, skip_message, -1, SQLITE_STATIC);
+    /* DNs are compared in one spelling: member values and entry DNs may escape differently. */
+    char *key = ldap_dn_canonical(dn);
+    sqlite3_bind_text(s, 10, key != NULL ? key : dn, -1, SQLITE_STATIC);
+    char *mkey = manager_dn != NULL ? ldap_dn_canonical(manager_dn) : NULL;
+    sqlite3_bind_text(s, 11, mkey != NULL ? mkey : manager_dn, -1, SQLITE_STATIC);
     enum dirconn_err e = step_done(p, s, err, "recording a directory object");
+    free(key);
+    free(mkey);
     free(res_text);
     free(members_text);
     return e;
@@ -209,13 +229,37 @@ enum dirconn_err plan_add_warning(struct plan *p, const char *dn, const char *me
 /* The externalId of the in-scope directory object with this DN, or NULL (malloc'd). */
 static char *dir_external_id(struct plan *p, const char *dn)
 {
-    sqlite3_bind_text(p->dir_by_dn, 1, dn, -1, SQLITE_STATIC);
+    char *key = ldap_dn_canonical(dn);
+    sqlite3_bind_text(p->dir_by_dn, 1, key != NULL ? key : dn, -1, SQLITE_STATIC);
     char *id = NULL;
     if (sqlite3_step(p->dir_by_dn) == SQLITE_ROW)
         id = strdup((const char *)sqlite3_column_text(p->dir_by_dn, 0));
     sqlite3_reset(p->dir_by_dn);
     sqlite3_clear_bindings(p->dir_by_dn);
+    /* The state holds DNs as the server spelled them: try that spelling, then the canonical one. */
+    for (int pass = 0; id == NULL && p->partial && pass < 2; pass++) {
+        const char *try = pass == 0 ? dn : key;
+        if (try == NULL || (pass == 1 && strcmp(dn, key) == 0))
+            continue;
+        sqlite3_bind_text(p->state_by_dn, 1, try, -1, SQLITE_STATIC);
+        if (sqlite3_step(p->state_by_dn) == SQLITE_ROW)
+            id = strdup((const char *)sqlite3_column_text(p->state_by_dn, 0));
+        sqlite3_reset(p->state_by_dn);
+        sqlite3_clear_bindings(p->state_by_dn);
+    }
+    free(key);
     return id;
+}
+
+void plan_set_partial(struct plan *p)
+{
+    p->partial = true;
+}
+
+enum dirconn_err plan_add_gone(struct plan *p, const char *external_id, struct dirconn_error *err)
+{
+    sqlite3_bind_text(p->ins_gone, 1, external_id, -1, SQLITE_STATIC);
+    return step_done(p, p->ins_gone, err, "recording a deletion");
 }
 
 struct cloud_row {
@@ -471,11 +515,25 @@ enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dir
     memset(p->summary.deleted_by_kind, 0, sizeof(p->summary.deleted_by_kind));
     p->summary.deletes = 0;
     /* Naming conflicts: one email on two users or contacts; none of them is sent. */
-    static const char conflicts[] =
+    /*
+     * A partial plan also counts the names of the objects in scope that this
+     * run did not read: the state's names table, kept by every run.
+     */
+    static const char conflicts_partial[] =
+        "DROP TABLE IF EXISTS temp.plan_conflicts;"
+        "CREATE TEMP TABLE plan_conflicts AS SELECT name_lower, group_concat(dn, '; ') AS dns"
+        " FROM (SELECT name_lower, dn FROM plan_dir WHERE status = 0 AND kind IN (0, 2)"
+        "   AND name_lower IS NOT NULL"
+        " UNION ALL SELECT name_lower, coalesce(dn, external_id) FROM names"
+        "   WHERE external_id NOT IN (SELECT external_id FROM plan_dir)"
+        "   AND external_id NOT IN (SELECT external_id FROM plan_gone))"
+        " GROUP BY name_lower HAVING count(*) > 1;";
+    static const char conflicts_full[] =
         "DROP TABLE IF EXISTS temp.plan_conflicts;"
         "CREATE TEMP TABLE plan_conflicts AS SELECT name_lower, group_concat(dn, '; ') AS dns"
         " FROM plan_dir WHERE status = 0 AND kind IN (0, 2) AND name_lower IS NOT NULL"
-        " GROUP BY name_lower HAVING count(*) > 1;"
+        " GROUP BY name_lower HAVING count(*) > 1;";
+    static const char conflicts[] =
         "UPDATE plan_dir SET status = 2, message = 'Naming conflict: the email ' || name ||"
         " ' is on more than one directory object (' || (SELECT dns FROM plan_conflicts c"
         " WHERE c.name_lower = plan_dir.name_lower) || '); none of them is sent'"
@@ -484,6 +542,8 @@ enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dir
         "DROP TABLE temp.plan_conflicts;";
     char *msg = NULL;
     if (sqlite3_exec(p->db, "DELETE FROM plan_items", NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(p->db, p->partial ? conflicts_partial : conflicts_full, NULL, NULL, &msg) !=
+            SQLITE_OK ||
         sqlite3_exec(p->db, conflicts, NULL, NULL, &msg) != SQLITE_OK) {
         enum dirconn_err e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: %s",
                                                state_path(p->st), msg ? msg : "conflict detection");
@@ -509,10 +569,12 @@ enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dir
                            "SELECT o.external_id, o.kind, o.dn, o.cloud_id, o.name, o.record,"
                            " o.origin FROM objects o WHERE ((?1 >> o.kind) & 1) = 1 AND NOT EXISTS"
                            " (SELECT 1 FROM plan_dir d WHERE d.external_id = o.external_id)"
+                           " AND (?2 = 0 OR o.external_id IN (SELECT external_id FROM plan_gone))"
                            " ORDER BY o.kind, o.external_id",
                            -1, &rows, NULL) != SQLITE_OK)
         return db_fail(p, err, "reading the state");
     sqlite3_bind_int(rows, 1, (int)kinds_enabled);
+    sqlite3_bind_int(rows, 2, p->partial);
     while (e == DIRCONN_OK && (rc = sqlite3_step(rows)) == SQLITE_ROW) {
         const char *ext = (const char *)sqlite3_column_text(rows, 0);
         int kind = sqlite3_column_int(rows, 1);
@@ -560,6 +622,28 @@ enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dir
         sqlite3_free(msg);
     }
     return e;
+}
+
+enum dirconn_err plan_save_names(struct plan *p, struct dirconn_error *err)
+{
+    /* Skipped objects have no name; conflicted ones keep theirs (status 2). */
+    static const char names_full[] =
+        "DELETE FROM names;"
+        "INSERT INTO names SELECT external_id, kind, dn, name_lower FROM plan_dir"
+        " WHERE status IN (0, 2) AND kind IN (0, 2) AND name_lower IS NOT NULL;";
+    static const char names_partial[] =
+        "DELETE FROM names WHERE external_id IN (SELECT external_id FROM plan_dir)"
+        " OR external_id IN (SELECT external_id FROM plan_gone);"
+        "INSERT INTO names SELECT external_id, kind, dn, name_lower FROM plan_dir"
+        " WHERE status IN (0, 2) AND kind IN (0, 2) AND name_lower IS NOT NULL;";
+    char *msg = NULL;
+    if (sqlite3_exec(p->db, p->partial ? names_partial : names_full, NULL, NULL, &msg) != SQLITE_OK) {
+        enum dirconn_err e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: names: %s",
+                                               state_path(p->st), msg ? msg : "write failed");
+        sqlite3_free(msg);
+        return e;
+    }
+    return DIRCONN_OK;
 }
 
 const struct plan_summary *plan_get_summary(const struct plan *p)

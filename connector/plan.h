@@ -102,6 +102,23 @@ enum dirconn_err plan_add_dir(struct plan *p, enum plan_kind kind, const char *e
                               const char *manager_dn, char *const *member_dns, size_t n_members,
                               const char *skip_message, struct dirconn_error *err);
 
+/*
+ * plan_set_partial - make this an incremental plan: only the objects given
+ * to plan_add_dir are classified; the state's other objects are unchanged,
+ * and deletions are only those named by plan_add_gone. Manager and member
+ * DNs that are not among this run's objects are resolved through the
+ * state's objects (by DN, case-insensitively), except objects being deleted.
+ * Call before adding objects.
+ */
+void plan_set_partial(struct plan *p);
+
+/*
+ * plan_add_gone - (partial plans) an object that was deleted in the
+ * directory or left the scope. An id the state does not know is ignored.
+ * Errors: DIRCONN_ESTATE.
+ */
+enum dirconn_err plan_add_gone(struct plan *p, const char *external_id, struct dirconn_error *err);
+
 /* plan_add_warning - an attribute warning for an object that is still sent. */
 enum dirconn_err plan_add_warning(struct plan *p, const char *dn, const char *message,
                                   struct dirconn_error *err);
@@ -112,6 +129,16 @@ enum dirconn_err plan_add_warning(struct plan *p, const char *dn, const char *me
  * deleted nor otherwise touched. Errors: DIRCONN_ESTATE, DIRCONN_ENOMEM.
  */
 enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dirconn_error *err);
+
+/*
+ * plan_save_names - record the names (userName, contact email) of this
+ * plan's directory objects in the state's names table: all of them for a
+ * full plan, the changed and gone ones for a partial plan. Partial plans
+ * detect naming conflicts with the objects they did not read through it.
+ * Call once the run's results are saved (inside the caller's transaction).
+ * Errors: DIRCONN_ESTATE.
+ */
+enum dirconn_err plan_save_names(struct plan *p, struct dirconn_error *err);
 
 /* plan_get_summary - counts of the computed plan. */
 const struct plan_summary *plan_get_summary(const struct plan *p);

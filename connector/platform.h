@@ -10,6 +10,8 @@
  *   (mlock), and wiped with OPENSSL_cleanse before they are unmapped.
  * - Secrets typed by an administrator are read from the terminal without
  *   echo (termios), never from the command line.
+ * - The service manager is told the daemon's state with the sd_notify(3)
+ *   datagram protocol (NOTIFY_SOCKET; no libsystemd needed).
  */
 #ifndef DIRCONN_PLATFORM_H
 #define DIRCONN_PLATFORM_H
@@ -74,5 +76,13 @@ enum dirconn_err platform_read_secret(const char *prompt, const char *confirm, s
  * and -1 when the process has no terminal to ask on.
  */
 int platform_confirm(const char *question);
+
+/*
+ * platform_notify - send one sd_notify message ("READY=1", "RELOADING=1",
+ * "STOPPING=1", "STATUS=...") to the socket named by NOTIFY_SOCKET. Without
+ * NOTIFY_SOCKET (not started by systemd, Type=simple), and on systems other
+ * than Linux, it does nothing. Returns 0, or -1 with errno set.
+ */
+int platform_notify(const char *message);
 
 #endif

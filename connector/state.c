@@ -90,6 +90,21 @@ static const char *const migrations[] = {
     "CREATE INDEX objects_cloud_id ON objects(cloud_id);"
     "CREATE INDEX objects_kind ON objects(kind, external_id);"
     "CREATE INDEX objects_dn ON objects(dn COLLATE NOCASE);",
+    /* 3 -> 4: objects whose change failed (retried by the next incremental sync); names */
+    "CREATE TABLE retry ("
+    "  external_id TEXT PRIMARY KEY NOT NULL,"
+    "  dn TEXT,"
+    "  reason TEXT,"
+    "  since INTEGER NOT NULL DEFAULT 0"
+    ");"
+    /* the names (email, userName) of the directory objects in scope, for naming conflicts */
+    "CREATE TABLE names ("
+    "  external_id TEXT PRIMARY KEY NOT NULL,"
+    "  kind INTEGER NOT NULL,"
+    "  dn TEXT,"
+    "  name_lower TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX names_name ON names(name_lower);",
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -658,4 +673,75 @@ enum dirconn_err state_setting_set(struct state *st, const char *name, const cha
         e = db_error(st, err, "writing a setting");
     sqlite3_finalize(stmt);
     return e;
+}
+
+enum dirconn_err state_retry_put(struct state *st, const char *external_id, const char *dn,
+                                 const char *reason, struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(st,
+                                 "INSERT INTO retry (external_id, dn, reason, since) VALUES"
+                                 " (?1, ?2, ?3, strftime('%s','now')) ON CONFLICT(external_id)"
+                                 " DO UPDATE SET dn = coalesce(?2, dn), reason = ?3",
+                                 &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, dn, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, reason, -1, SQLITE_STATIC);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        e = db_error(st, err, "recording an object to retry");
+    sqlite3_finalize(stmt);
+    return e;
+}
+
+enum dirconn_err state_retry_delete(struct state *st, const char *external_id,
+                                    struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(st,
+                                 external_id != NULL ? "DELETE FROM retry WHERE external_id = ?1"
+                                                     : "DELETE FROM retry",
+                                 &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    if (external_id != NULL)
+        sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        e = db_error(st, err, "forgetting an object to retry");
+    sqlite3_finalize(stmt);
+    return e;
+}
+
+enum dirconn_err state_retry_foreach(struct state *st,
+                                     int (*fn)(void *arg, const char *external_id, const char *dn),
+                                     void *arg, struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e =
+        prepare(st, "SELECT external_id, dn FROM retry ORDER BY external_id", &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (fn(arg, (const char *)sqlite3_column_text(stmt, 0),
+               (const char *)sqlite3_column_text(stmt, 1)) != 0) {
+            e = dirconn_error_set(err, DIRCONN_EFAIL, "retry walk stopped");
+            break;
+        }
+    }
+    if (e == DIRCONN_OK && rc != SQLITE_DONE)
+        e = db_error(st, err, "reading the objects to retry");
+    sqlite3_finalize(stmt);
+    return e;
+}
+
+long state_retry_count(struct state *st)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM retry", -1, &stmt, NULL) != SQLITE_OK)
+        return -1;
+    long n = sqlite3_step(stmt) == SQLITE_ROW ? (long)sqlite3_column_int64(stmt, 0) : -1;
+    sqlite3_finalize(stmt);
+    return n;
 }

@@ -29,7 +29,7 @@
 struct sqlite3;
 
 /* Current schema version (PRAGMA user_version). */
-#define STATE_SCHEMA_VERSION 3
+#define STATE_SCHEMA_VERSION 4
 
 /* How the connector came to manage a cloud object. Only these may ever be deleted by it. */
 enum state_origin { STATE_ORIGIN_CREATED = 0, STATE_ORIGIN_ADOPTED = 1 };
@@ -186,5 +186,29 @@ enum dirconn_err state_setting_get(struct state *st, const char *name, char **va
                                    struct dirconn_error *err);
 enum dirconn_err state_setting_set(struct state *st, const char *name, const char *value,
                                    struct dirconn_error *err);
+
+/*
+ * state_retry_put - remember an object whose change failed (its write was
+ * refused, or answered with an error) so that the next incremental sync
+ * re-reads and resends it; the watermark may then move past its change.
+ * dn is its DN when known (NULL keeps the one recorded). Errors: DIRCONN_ESTATE.
+ */
+enum dirconn_err state_retry_put(struct state *st, const char *external_id, const char *dn,
+                                 const char *reason, struct dirconn_error *err);
+
+/* state_retry_delete - the object was handled (NULL: all were); an unknown id is not an error. */
+enum dirconn_err state_retry_delete(struct state *st, const char *external_id,
+                                    struct dirconn_error *err);
+
+/*
+ * state_retry_foreach - call fn for every object to retry (dn may be NULL).
+ * A non-zero return stops the walk (DIRCONN_EFAIL). fn must not write.
+ */
+enum dirconn_err state_retry_foreach(struct state *st,
+                                     int (*fn)(void *arg, const char *external_id, const char *dn),
+                                     void *arg, struct dirconn_error *err);
+
+/* state_retry_count - the number of objects to retry, or -1 on error. */
+long state_retry_count(struct state *st);
 
 #endif

@@ -8,8 +8,11 @@
 #include "connector/scim.h"
 #include "connector/select.h"
 #include "connector/state.h"
+#include "connector/tracking.h"
 
 #include <ldap.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -34,6 +37,59 @@ struct cloud_caps {
     bool etag; /* If-Match on updates and deletions (RFC 7644 3.14) */
 };
 
+/* A growing list of (external id, DN, kind, name) records. */
+struct id_rec {
+    char *id;
+    char *dn;
+    char *name;
+    int kind;
+    bool deleted;
+};
+
+struct id_list {
+    struct id_rec *v;
+    size_t n, cap;
+};
+
+static bool id_list_add(struct id_list *l, const char *id, const char *dn, int kind,
+                        const char *name, bool deleted)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct id_rec *g = realloc(l->v, cap * sizeof(*g));
+        if (g == NULL)
+            return false;
+        l->v = g;
+        l->cap = cap;
+    }
+    struct id_rec *r = &l->v[l->n];
+    r->id = id != NULL ? strdup(id) : NULL;
+    r->dn = dn != NULL ? strdup(dn) : NULL;
+    r->name = name != NULL ? strdup(name) : NULL;
+    r->kind = kind;
+    r->deleted = deleted;
+    if ((id != NULL && r->id == NULL) || (dn != NULL && r->dn == NULL) ||
+        (name != NULL && r->name == NULL)) {
+        free(r->id);
+        free(r->dn);
+        free(r->name);
+        return false;
+    }
+    l->n++;
+    return true;
+}
+
+static void id_list_free(struct id_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i].id);
+        free(l->v[i].dn);
+        free(l->v[i].name);
+    }
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
 struct sync_ctx {
     const struct config *cfg;
     const struct log_sink *log;
@@ -48,6 +104,13 @@ struct sync_ctx {
     struct plan *plan;
     struct cloud_caps caps;
     char *scim_base;
+    unsigned kinds;                  /* bits of enum plan_kind being synchronised */
+    const struct select_plan *sel;
+    /* called for each object given to the plan (incremental: targeted inventory) */
+    enum dirconn_err (*on_added)(struct sync_ctx *c, enum plan_kind kind, const char *ext,
+                                 const char *name);
+    struct id_list touched;  /* incremental: objects planned or deleted in this run */
+    struct id_list failures; /* objects whose write failed: retried by the next incremental */
     /* apply */
     long done, total;
     double started;
@@ -66,8 +129,21 @@ static const char *const resource_paths[PLAN_KIND_MAX] = {"/Users", "/Groups", "
 
 /* ---- progress -------------------------------------------------------------------- */
 
+static bool cancelled(const struct sync_ctx *c)
+{
+    return c->opts->cancel != NULL && atomic_load(c->opts->cancel);
+}
+
+static void phase(struct sync_ctx *c, const char *name)
+{
+    if (c->opts->on_progress != NULL)
+        c->opts->on_progress(c->opts->progress_arg, name, 0, 0);
+}
+
 static void progress(struct sync_ctx *c, const char *phase, bool force)
 {
+    if (c->opts->on_progress != NULL)
+        c->opts->on_progress(c->opts->progress_arg, "applying", c->done, c->total);
     if (!c->opts->progress || !isatty(STDERR_FILENO))
         return;
     static const long every = 50;
@@ -155,11 +231,13 @@ static int inventory_one(void *arg, json_t *res)
     return ic->e != DIRCONN_OK;
 }
 
+static const char *const inventory_attrs[PLAN_KIND_MAX] = {"id,userName,externalId,roles,meta",
+                                                           "id,displayName,externalId,meta",
+                                                           "id,displayName,externalId,meta"};
+
 static enum dirconn_err load_inventory(struct sync_ctx *c, unsigned kinds)
 {
-    static const char *const attrs[PLAN_KIND_MAX] = {"id,userName,externalId,roles,meta",
-                                                     "id,displayName,externalId,meta",
-                                                     "id,displayName,externalId,meta"};
+    const char *const *attrs = inventory_attrs;
     for (int k = 0; k < PLAN_KIND_MAX; k++) {
         if (!(kinds & (1u << k)))
             continue;
@@ -186,6 +264,52 @@ static const char *record_name(enum plan_kind kind, json_t *res)
     return json_string_value(json_object_get(res, "displayName"));
 }
 
+/* The mapping's attributes plus what classification needs (free the array only). */
+static const char **search_attrs(struct mapping *m)
+{
+    const char *const *mattrs = mapping_attributes(m);
+    size_t n = 0;
+    while (mattrs[n] != NULL)
+        n++;
+    const char **attrs = calloc(n + 4, sizeof(char *));
+    if (attrs == NULL)
+        return NULL;
+    memcpy(attrs, mattrs, n * sizeof(char *));
+    attrs[n++] = "objectClass";
+    attrs[n++] = "userAccountControl";
+    attrs[n++] = "msDS-UserAccountDisabled";
+    return attrs;
+}
+
+/* Map one entry of kind and give it to the plan. */
+static enum dirconn_err add_entry(struct sync_ctx *c, enum plan_kind kind, struct ldap_entry *entry)
+{
+    struct mapping_result mr;
+    enum dirconn_err e = mapping_apply(c->maps[kind], entry, &mr);
+    if (e != DIRCONN_OK) {
+        dirconn_error_set(c->err, e, "mapping %s failed", entry->dn);
+        mapping_result_clear(&mr);
+        return e;
+    }
+    for (size_t k = 0; k < mr.n_issues && e == DIRCONN_OK; k++) {
+        log_msg(c->log, LOG_LEVEL_WARN, "%s", mr.issues[k].message);
+        e = plan_add_warning(c->plan, entry->dn, mr.issues[k].message, c->err);
+    }
+    if (e == DIRCONN_OK) {
+        const char *ext = mr.external_id != NULL ? mr.external_id : entry->id;
+        if (mr.skipped)
+            log_msg(c->log, LOG_LEVEL_WARN, "%s", mr.skip_message);
+        const char *name = mr.skipped ? NULL : record_name(kind, mr.resource);
+        e = plan_add_dir(c->plan, kind, ext, entry->dn, name, mr.skipped ? NULL : mr.resource,
+                         mr.manager_dn, mr.member_dns, mr.n_members,
+                         mr.skipped ? mr.skip_message : NULL, c->err);
+        if (e == DIRCONN_OK && c->on_added != NULL)
+            e = c->on_added(c, kind, ext, name);
+    }
+    mapping_result_clear(&mr);
+    return e;
+}
+
 static enum dirconn_err read_directory(struct sync_ctx *c, const struct select_plan *sel,
                                        unsigned kinds, long *read)
 {
@@ -193,20 +317,10 @@ static enum dirconn_err read_directory(struct sync_ctx *c, const struct select_p
         const struct select_search *s = &sel->searches[i];
         if (!(kinds & (1u << s->kind)))
             continue;
-        struct mapping *m = c->maps[s->kind];
-        /* The mapping's attributes plus what classification needs. */
-        const char *const *mattrs = mapping_attributes(m);
-        size_t n = 0;
-        while (mattrs[n] != NULL)
-            n++;
-        const char **attrs = calloc(n + 4, sizeof(char *));
+        const char **attrs = search_attrs(c->maps[s->kind]);
         if (attrs == NULL)
             return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
-        memcpy(attrs, mattrs, n * sizeof(char *));
-        attrs[n++] = "objectClass";
-        attrs[n++] = "userAccountControl";
-        attrs[n++] = "msDS-UserAccountDisabled";
-        struct ldap_search_spec spec = {s->base, LDAP_SCOPE_SUBTREE, s->filter, attrs};
+        struct ldap_search_spec spec = {s->base, LDAP_SCOPE_SUBTREE, s->filter, attrs, false};
         struct ldap_cursor *cur = NULL;
         enum dirconn_err e = ldap_source_search(c->src, &spec, &cur, c->err);
         while (e == DIRCONN_OK) {
@@ -218,29 +332,8 @@ static enum dirconn_err read_directory(struct sync_ctx *c, const struct select_p
                 ldap_entry_free(entry);
                 continue; /* computers, and objects without a stable identifier */
             }
-            struct mapping_result mr;
-            e = mapping_apply(m, entry, &mr);
-            if (e != DIRCONN_OK) {
-                dirconn_error_set(c->err, e, "mapping %s failed", entry->dn);
-                ldap_entry_free(entry);
-                mapping_result_clear(&mr);
-                break;
-            }
-            for (size_t k = 0; k < mr.n_issues && e == DIRCONN_OK; k++) {
-                log_msg(c->log, LOG_LEVEL_WARN, "%s", mr.issues[k].message);
-                e = plan_add_warning(c->plan, entry->dn, mr.issues[k].message, c->err);
-            }
-            if (e == DIRCONN_OK) {
-                const char *ext = mr.external_id != NULL ? mr.external_id : entry->id;
-                if (mr.skipped)
-                    log_msg(c->log, LOG_LEVEL_WARN, "%s", mr.skip_message);
-                e = plan_add_dir(c->plan, (enum plan_kind)s->kind, ext, entry->dn,
-                                 mr.skipped ? NULL : record_name((enum plan_kind)s->kind, mr.resource),
-                                 mr.skipped ? NULL : mr.resource, mr.manager_dn, mr.member_dns,
-                                 mr.n_members, mr.skipped ? mr.skip_message : NULL, c->err);
-            }
+            e = add_entry(c, (enum plan_kind)s->kind, entry);
             (*read)++;
-            mapping_result_clear(&mr);
             ldap_entry_free(entry);
         }
         ldap_cursor_free(cur);
@@ -299,6 +392,8 @@ static char *dup_or_null(const char *s)
 static void report_failure(struct sync_ctx *c, struct apply_op *o, const char *what)
 {
     c->res->failed++;
+    if (!id_list_add(&c->failures, o->external_id, o->dn, o->kind, what, o->op == PLAN_DELETE))
+        log_msg(c->log, LOG_LEVEL_ERROR, "out of memory recording a failure");
     log_msg(c->log, LOG_LEVEL_ERROR, "%s %s %s failed: %s", plan_op_name(o->op),
             plan_kind_name(o->kind), o->dn != NULL ? o->dn : o->external_id, what);
 }
@@ -380,6 +475,66 @@ static void find_created(struct sync_ctx *c, struct apply_op *o)
     scim_response_clear(&r);
 }
 
+/*
+ * The cloud forgets a deleted object everywhere: as a group member and as a
+ * manager. The state's records of the objects that referred to it forget it
+ * too, so that the object coming back later (same externalId, new cloud id)
+ * is seen as a change of those groups and users.
+ */
+static enum dirconn_err forget_references(struct sync_ctx *c, const char *gone_id)
+{
+    sqlite3 *db = state_db(c->st);
+    sqlite3_stmt *q = NULL;
+    struct id_list refs = {0};
+    if (sqlite3_prepare_v2(db,
+                           "SELECT external_id FROM objects WHERE kind IN (0, 1) AND record IS NOT"
+                           " NULL AND instr(record, '\"' || ?1 || '\"') > 0",
+                           -1, &q, NULL) != SQLITE_OK)
+        return dirconn_error_set(c->err, DIRCONN_ESTATE, "%s: %s", state_path(c->st),
+                                 sqlite3_errmsg(db));
+    sqlite3_bind_text(q, 1, gone_id, -1, SQLITE_STATIC);
+    while (sqlite3_step(q) == SQLITE_ROW)
+        id_list_add(&refs, (const char *)sqlite3_column_text(q, 0), NULL, -1, NULL, false);
+    sqlite3_finalize(q);
+    enum dirconn_err e = DIRCONN_OK;
+    for (size_t i = 0; i < refs.n && e == DIRCONN_OK; i++) {
+        struct state_object so = {0};
+        bool found = false;
+        e = state_object_get(c->st, refs.v[i].id, &so, &found, c->err);
+        json_error_t jerr;
+        json_t *rec = e == DIRCONN_OK && found && so.record ? json_loads(so.record, 0, &jerr) : NULL;
+        if (rec != NULL) {
+            bool changed = false;
+            const char *mgr = json_string_value(json_object_get(rec, PLAN_KEY_MANAGER));
+            if (mgr != NULL && strcmp(mgr, gone_id) == 0) {
+                json_object_del(rec, PLAN_KEY_MANAGER);
+                changed = true;
+            }
+            json_t *members = json_object_get(rec, PLAN_KEY_MEMBERS);
+            for (size_t k = json_array_size(members); k > 0; k--) {
+                if (strcmp(json_string_value(json_array_get(members, k - 1)), gone_id) == 0) {
+                    json_array_remove(members, k - 1);
+                    changed = true;
+                }
+            }
+            char *text = changed ? json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+            if (text != NULL) {
+                char hash[65];
+                plan_record_hash(text, hash);
+                free(so.record);
+                free(so.hash);
+                so.record = text;
+                so.hash = strdup(hash);
+                e = state_object_put(c->st, &so, c->err);
+            }
+            json_decref(rec);
+        }
+        state_object_clear(&so);
+    }
+    id_list_free(&refs);
+    return e;
+}
+
 /* Record the acknowledged operations of a batch in the state, in one transaction. */
 static enum dirconn_err commit_batch(struct sync_ctx *c, struct batch *b)
 {
@@ -390,6 +545,8 @@ static enum dirconn_err commit_batch(struct sync_ctx *c, struct batch *b)
             continue;
         if (o->op == PLAN_DELETE || o->op == PLAN_FORGET) {
             e = state_object_delete(c->st, o->external_id, c->err);
+            if (e == DIRCONN_OK && o->kind != PLAN_CONTACT)
+                e = forget_references(c, o->external_id);
             if (o->op == PLAN_DELETE)
                 c->res->deleted++;
             continue;
@@ -675,8 +832,12 @@ static int apply_item(void *arg, const struct plan_item *it)
     o->record = dup_or_null(it->record);
     o->hash = dup_or_null(it->hash);
     o->version = w->c->caps.etag ? dup_or_null(it->version) : NULL;
-    if (w->b->n == APPLY_BATCH)
+    if (w->b->n == APPLY_BATCH) {
         w->e = flush_batch(w->c, w->b);
+        if (w->e == DIRCONN_OK && cancelled(w->c))
+            w->e = dirconn_error_set(w->c->err, DIRCONN_ECANCELED,
+                                     "stopped on request after a batch; the rest is left to the next sync");
+    }
     return w->e != DIRCONN_OK;
 }
 
@@ -698,6 +859,9 @@ static enum dirconn_err apply_ops(struct sync_ctx *c, int op, int kind)
 
 static enum dirconn_err apply_ops_timed(struct sync_ctx *c, int op, int kind)
 {
+    if (cancelled(c))
+        return dirconn_error_set(c->err, DIRCONN_ECANCELED,
+                                 "stopped on request; the rest is left to the next sync");
     struct batch *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
@@ -720,13 +884,25 @@ struct member_walk {
     long patches;
 };
 
+struct member_patch {
+    struct sync_ctx *c;
+    char *external_id;
+    char *dn;
+};
+
 static void on_member_patch(void *arg, const struct scim_response *r)
 {
-    struct sync_ctx *c = arg;
+    struct member_patch *mp = arg;
+    struct sync_ctx *c = mp->c;
     if (r->code != DIRCONN_OK) {
         c->res->failed++;
-        log_msg(c->log, LOG_LEVEL_ERROR, "group membership change failed: %s", r->error);
+        log_msg(c->log, LOG_LEVEL_ERROR, "group membership change of %s failed: %s",
+                mp->dn ? mp->dn : mp->external_id, r->error);
+        id_list_add(&c->failures, mp->external_id, mp->dn, PLAN_GROUP, r->error, false);
     }
+    free(mp->external_id);
+    free(mp->dn);
+    free(mp);
 }
 
 static int member_item(void *arg, const struct plan_item *it)
@@ -764,7 +940,20 @@ static int member_item(void *arg, const struct plan_item *it)
                                                      "members", "value", vals));
             }
             json_t *body = json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
-            w->e = scim_submit(c->scim, "PATCH", path, body, NULL, on_member_patch, c, c->err);
+            struct member_patch *mp = calloc(1, sizeof(*mp));
+            if (mp != NULL) {
+                mp->c = c;
+                mp->external_id = dup_or_null(it->external_id);
+                mp->dn = dup_or_null(it->dn);
+            }
+            if (mp == NULL)
+                w->e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+            else if ((w->e = scim_submit(c->scim, "PATCH", path, body, NULL, on_member_patch, mp,
+                                         c->err)) != DIRCONN_OK) {
+                free(mp->external_id);
+                free(mp->dn);
+                free(mp);
+            }
             json_decref(body);
             w->patches++;
         }
@@ -979,6 +1168,566 @@ static char *override_note(struct sync_ctx *c)
     return note;
 }
 
+/* ---- incremental ------------------------------------------------------------------ */
+
+/*
+ * The scope hash: what the selection and mapping were when a watermark was
+ * taken. Any change (base DNs, filters, security groups, enabled kinds,
+ * mapping, required attributes, avatar) makes the watermark worthless: the
+ * objects it skipped may now be in scope or mapped differently.
+ */
+static void scope_hash(const struct config *cfg, const struct select_plan *sel, unsigned kinds,
+                       const char *partition, char hex[65])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    char buf[64];
+#define H(str) EVP_DigestUpdate(md, (str), strlen(str) + 1)
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    H("dirconn scope 1");
+    H(partition != NULL ? partition : "");
+    snprintf(buf, sizeof(buf), "kinds %u enabled_only %d avatar %d", kinds, cfg->users_enabled_only,
+             cfg->avatar_enabled);
+    H(buf);
+    for (size_t i = 0; i < sel->n; i++) {
+        snprintf(buf, sizeof(buf), "search %d", (int)sel->searches[i].kind);
+        H(buf);
+        H(sel->searches[i].base);
+        H(sel->searches[i].filter);
+    }
+    for (size_t i = 0; i < cfg->n_mappings; i++) {
+        H(cfg->mappings[i].scim_path);
+        H(cfg->mappings[i].expression);
+    }
+    for (size_t i = 0; i < cfg->users_required_attributes.n; i++)
+        H(cfg->users_required_attributes.v[i]);
+    H(cfg->avatar_pattern != NULL ? cfg->avatar_pattern : "");
+#undef H
+    EVP_DigestFinal_ex(md, out, &len);
+    EVP_MD_CTX_free(md);
+    for (unsigned i = 0; i < len && i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", out[i]);
+    hex[64] = '\0';
+}
+
+/* The attributes whose changes matter to the mapping of any enabled kind. */
+static const char **tracked_attrs(struct sync_ctx *c)
+{
+    size_t cap = 16, n = 0;
+    const char **v = calloc(cap, sizeof(char *));
+    static const char *const extra[] = {"objectClass", "userAccountControl",
+                                        "msDS-UserAccountDisabled", "member", "name", NULL};
+    for (int k = -1; v != NULL && k < PLAN_KIND_MAX; k++) {
+        if (k >= 0 && !(c->kinds & (1u << k)))
+            continue;
+        const char *const *a = k < 0 ? extra : mapping_attributes(c->maps[k]);
+        for (size_t i = 0; v != NULL && a[i] != NULL; i++) {
+            bool dup = false;
+            for (size_t j = 0; j < n && !dup; j++)
+                dup = strcasecmp(v[j], a[i]) == 0;
+            if (dup)
+                continue;
+            if (n + 2 > cap) {
+                cap *= 2;
+                const char **g = realloc(v, cap * sizeof(char *));
+                if (g == NULL) {
+                    free(v);
+                    return NULL;
+                }
+                v = g;
+            }
+            v[n++] = a[i];
+            v[n] = NULL;
+        }
+    }
+    return v;
+}
+
+static int collect_change(void *arg, const struct tracking_change *ch)
+{
+    struct id_list *l = arg;
+    if (ch->kind == TRACKING_PRESENT)
+        return !id_list_add(&l[1], ch->id, NULL, -1, NULL, false);
+    if (ch->id[0] == '\0' && ch->dn == NULL)
+        return 0;
+    return !id_list_add(&l[0], ch->id[0] != '\0' ? ch->id : NULL, ch->dn, -1, NULL,
+                        ch->kind == TRACKING_DELETED);
+}
+
+static int collect_retry(void *arg, const char *id, const char *dn)
+{
+    struct id_list *l = arg;
+    return !(id_list_add(&l[0], id, dn, -1, NULL, false) && id_list_add(&l[2], id, dn, -1, NULL, false));
+}
+
+static bool is_security_group(const struct config *cfg, const char *dn)
+{
+    for (size_t i = 0; i < cfg->users_security_groups.n; i++)
+        if (select_dn_within(dn, cfg->users_security_groups.v[i]) &&
+            select_dn_within(cfg->users_security_groups.v[i], dn))
+            return true;
+    return false;
+}
+
+/* The DNs of a security group's members, now and as last sent: their scope may have changed. */
+static void queue_members(struct sync_ctx *c, const char *group_id, const struct ldap_entry *entry,
+                          struct id_list *more)
+{
+    const struct ldap_attr *m = ldap_entry_attr(entry, "member");
+    for (size_t i = 0; m != NULL && i < m->n_values; i++)
+        id_list_add(more, NULL, m->values[i].data, -1, NULL, false);
+    /* Users in scope that were never sent (naming conflicts) are in no record: re-read them too. */
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(state_db(c->st),
+                           "SELECT external_id, dn FROM names WHERE kind = 0 AND external_id NOT IN"
+                           " (SELECT external_id FROM objects)",
+                           -1, &q, NULL) == SQLITE_OK) {
+        while (sqlite3_step(q) == SQLITE_ROW)
+            id_list_add(more, (const char *)sqlite3_column_text(q, 0),
+                        (const char *)sqlite3_column_text(q, 1), -1, NULL, false);
+    }
+    sqlite3_finalize(q);
+    struct state_object so = {0};
+    bool found = false;
+    if (state_object_get(c->st, group_id, &so, &found, NULL) != DIRCONN_OK || !found ||
+        so.record == NULL) {
+        state_object_clear(&so);
+        return;
+    }
+    json_error_t jerr;
+    json_t *rec = json_loads(so.record, 0, &jerr);
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(rec, PLAN_KEY_MEMBERS), i, v)
+    {
+        struct state_object mo = {0};
+        bool mf = false;
+        if (state_object_get(c->st, json_string_value(v), &mo, &mf, NULL) == DIRCONN_OK && mf)
+            id_list_add(more, NULL, mo.dn, -1, NULL, false);
+        state_object_clear(&mo);
+    }
+    json_decref(rec);
+    state_object_clear(&so);
+}
+
+/*
+ * An object the connector does not hold yet (new, or back in scope): the
+ * groups that list it as a member and the users it manages must be re-read,
+ * their member lists and managers now resolve to it. (Groups of an object leaving the scope lose it in the cloud
+ * with its deletion.)
+ */
+static enum dirconn_err queue_groups_of_new(struct sync_ctx *c, const struct ldap_entry *entry,
+                                            struct id_list *more)
+{
+    struct state_object so = {0};
+    bool found = false;
+    enum dirconn_err e = state_object_get(c->st, entry->id, &so, &found, c->err);
+    state_object_clear(&so);
+    if (e != DIRCONN_OK || found || more == NULL)
+        return e;
+    char *esc = ldap_escape_filter_value(entry->dn, strlen(entry->dn));
+    if (esc == NULL)
+        return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    size_t len = 2 * strlen(esc) + 64;
+    char *filter = malloc(len);
+    if (filter == NULL) {
+        free(esc);
+        return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    }
+    snprintf(filter, len, "(|(&(objectClass=group)(member=%s))(manager=%s))", esc, esc);
+    free(esc);
+    static const char *const attrs[] = {"objectClass", NULL};
+    struct ldap_search_spec spec = {ldap_source_base_dn(c->src), LDAP_SCOPE_SUBTREE, filter, attrs,
+                                    false};
+    struct ldap_cursor *cur = NULL;
+    e = ldap_source_search(c->src, &spec, &cur, c->err);
+    while (e == DIRCONN_OK) {
+        struct ldap_entry *g = NULL;
+        e = ldap_cursor_next(cur, &g, c->err);
+        if (e != DIRCONN_OK || g == NULL)
+            break;
+        if (!id_list_add(more, g->id[0] ? g->id : NULL, g->dn, -1, NULL, false))
+            e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+        ldap_entry_free(g);
+    }
+    ldap_cursor_free(cur);
+    free(filter);
+    return e;
+}
+
+/*
+ * The objects that shared a name (email) with this one when it was last
+ * read: a naming conflict may end when it changes or goes, and they are
+ * then sent.
+ */
+static enum dirconn_err queue_name_partners(struct sync_ctx *c, const char *id, struct id_list *more)
+{
+    if (id == NULL || more == NULL)
+        return DIRCONN_OK;
+    sqlite3 *db = state_db(c->st);
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT n2.external_id, n2.dn FROM names n1 JOIN names n2 ON"
+                           " n2.name_lower = n1.name_lower AND n2.external_id != n1.external_id"
+                           " WHERE n1.external_id = ?1",
+                           -1, &q, NULL) != SQLITE_OK)
+        return dirconn_error_set(c->err, DIRCONN_ESTATE, "%s: %s", state_path(c->st),
+                                 sqlite3_errmsg(db));
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    enum dirconn_err e = DIRCONN_OK;
+    while (e == DIRCONN_OK && sqlite3_step(q) == SQLITE_ROW)
+        if (!id_list_add(more, (const char *)sqlite3_column_text(q, 0),
+                         (const char *)sqlite3_column_text(q, 1), -1, NULL, false))
+            e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    sqlite3_finalize(q);
+    return e;
+}
+
+/* The object left the scope or was deleted: plan its deletion if the connector holds it. */
+static enum dirconn_err gone(struct sync_ctx *c, const char *id, const char *dn)
+{
+    struct state_object so = {0};
+    bool found = false;
+    enum dirconn_err e = DIRCONN_OK;
+    if (id != NULL)
+        e = state_object_get(c->st, id, &so, &found, c->err);
+    else if (dn != NULL) {
+        e = state_object_find_dn(c->st, dn, &so, &found, c->err);
+        char *key = e == DIRCONN_OK && !found ? ldap_dn_canonical(dn) : NULL;
+        if (key != NULL)
+            e = state_object_find_dn(c->st, key, &so, &found, c->err);
+        free(key);
+    }
+    if (e == DIRCONN_OK && !found && id != NULL)
+        e = plan_add_gone(c->plan, id, c->err); /* never sent (a conflict): its name goes */
+    if (e == DIRCONN_OK && found) {
+        e = plan_add_gone(c->plan, so.external_id, c->err);
+        if (e == DIRCONN_OK && !id_list_add(&c->touched, so.external_id, so.dn, so.kind, so.name, true))
+            e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    }
+    state_object_clear(&so);
+    return e;
+}
+
+/*
+ * Re-read one changed object by its DN with every search of the selection
+ * whose base holds it: in scope, it is mapped in full and planned; out of
+ * scope (or gone), it is planned for deletion if the connector holds it.
+ */
+static enum dirconn_err evaluate(struct sync_ctx *c, const char *id, const char *dn,
+                                 struct id_list *more, long *read)
+{
+    bool found = false;
+    enum dirconn_err e = queue_name_partners(c, id, more);
+    for (size_t i = 0; dn != NULL && i < c->sel->n && !found && e == DIRCONN_OK; i++) {
+        const struct select_search *s = &c->sel->searches[i];
+        if (!(c->kinds & (1u << s->kind)) || !select_dn_within(dn, s->base))
+            continue;
+        const char **attrs = search_attrs(c->maps[s->kind]);
+        if (attrs == NULL)
+            return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+        struct ldap_search_spec spec = {dn, LDAP_SCOPE_BASE, s->filter, attrs, false};
+        struct ldap_cursor *cur = NULL;
+        e = ldap_source_search(c->src, &spec, &cur, c->err);
+        while (e == DIRCONN_OK) {
+            struct ldap_entry *entry = NULL;
+            e = ldap_cursor_next(cur, &entry, c->err);
+            if (e != DIRCONN_OK || entry == NULL)
+                break;
+            if ((int)select_classify(entry) == (int)s->kind && entry->id[0] != '\0' &&
+                (id == NULL || strcasecmp(id, entry->id) == 0)) {
+                found = true;
+                (*read)++;
+                e = add_entry(c, (enum plan_kind)s->kind, entry);
+                if (e == DIRCONN_OK && s->kind != SELECT_CONTACT)
+                    e = queue_groups_of_new(c, entry, more);
+                if (e == DIRCONN_OK && s->kind == SELECT_GROUP && more != NULL &&
+                    is_security_group(c->cfg, entry->dn))
+                    queue_members(c, entry->id, entry, more);
+            }
+            ldap_entry_free(entry);
+        }
+        ldap_cursor_free(cur);
+        free(attrs);
+        if (e == DIRCONN_ELDAP_NOSUCHOBJECT)
+            e = DIRCONN_OK; /* renamed or deleted since it was reported */
+    }
+    if (e == DIRCONN_OK && !found)
+        e = gone(c, id, dn);
+    return e;
+}
+
+static enum dirconn_err note_added(struct sync_ctx *c, enum plan_kind kind, const char *ext,
+                                   const char *name)
+{
+    bool ok = id_list_add(&c->touched, ext, NULL, kind, name, false);
+    return ok ? DIRCONN_OK : dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+}
+
+/* One targeted inventory request: a resource, or a list of them. 404 is no object. */
+static enum dirconn_err inventory_get(struct sync_ctx *c, enum plan_kind kind, const char *path)
+{
+    struct scim_response r;
+    if (scim_request_sync(c->scim, "GET", path, NULL, NULL, &r) != DIRCONN_OK) {
+        enum dirconn_err e = r.status == 404 ? DIRCONN_OK : dirconn_error_set(c->err, r.code, "%s", r.error);
+        scim_response_clear(&r);
+        return e;
+    }
+    struct inventory_ctx ic = {c, kind, DIRCONN_OK};
+    json_t *list = json_object_get(r.body, "Resources");
+    if (list != NULL) {
+        size_t i;
+        json_t *res;
+        json_array_foreach(list, i, res)
+        {
+            if (inventory_one(&ic, res) != 0)
+                break;
+        }
+    } else {
+        inventory_one(&ic, r.body);
+    }
+    scim_response_clear(&r);
+    return ic.e;
+}
+
+static enum dirconn_err inventory_filter(struct sync_ctx *c, enum plan_kind kind, const char *attr,
+                                         const char *value)
+{
+    char filter[1024], path[2048];
+    snprintf(filter, sizeof(filter), "%s eq \"%s\"", attr, value);
+    char *esc = scim_url_escape(filter);
+    snprintf(path, sizeof(path), "%s?filter=%s&attributes=%s", resource_paths[kind],
+             esc != NULL ? esc : "", inventory_attrs[kind]);
+    curl_free(esc);
+    return inventory_get(c, kind, path);
+}
+
+/*
+ * The cloud's view of the objects of this run only: by cloud id when the
+ * state knows it, else by externalId and (users) userName for adoption. A
+ * run with many changes loads the whole inventory instead.
+ */
+static enum dirconn_err load_targeted_inventory(struct sync_ctx *c)
+{
+    if (c->touched.n > INVENTORY_PAGE)
+        return load_inventory(c, c->kinds);
+    enum dirconn_err e = DIRCONN_OK;
+    for (size_t i = 0; i < c->touched.n && e == DIRCONN_OK; i++) {
+        const struct id_rec *r = &c->touched.v[i];
+        if (r->kind < 0 || r->kind >= PLAN_KIND_MAX || !(c->kinds & (1u << r->kind)))
+            continue;
+        struct state_object so = {0};
+        bool found = false;
+        e = state_object_get(c->st, r->id, &so, &found, c->err);
+        if (e == DIRCONN_OK && found && so.cloud_id != NULL) {
+            char *esc = scim_url_escape(so.cloud_id);
+            char path[1024];
+            snprintf(path, sizeof(path), "%s/%s?attributes=%s", resource_paths[r->kind],
+                     esc != NULL ? esc : "", inventory_attrs[r->kind]);
+            curl_free(esc);
+            e = inventory_get(c, (enum plan_kind)r->kind, path);
+        }
+        if (e == DIRCONN_OK && !r->deleted) {
+            e = inventory_filter(c, (enum plan_kind)r->kind, "externalId", r->id);
+            if (e == DIRCONN_OK && r->kind == PLAN_USER && r->name != NULL)
+                e = inventory_filter(c, PLAN_USER, "userName", r->name);
+        }
+        state_object_clear(&so);
+    }
+    return e;
+}
+
+static int cmp_rec(const void *a, const void *b)
+{
+    const struct id_rec *x = a, *y = b;
+    return strcmp(x->id, y->id);
+}
+
+/* Whether id is in the sorted list. */
+static bool sorted_has(const struct id_list *l, const char *id)
+{
+    struct id_rec key = {.id = (char *)id};
+    return l->n > 0 && bsearch(&key, l->v, l->n, sizeof(*l->v), cmp_rec) != NULL;
+}
+
+struct present_walk {
+    struct sync_ctx *c;
+    struct id_list *present, *changed_sorted;
+    struct id_list gone;
+};
+
+static int present_one(const struct state_object *o, void *arg)
+{
+    struct present_walk *w = arg;
+    if (!(w->c->kinds & (1u << o->kind)) || sorted_has(w->present, o->external_id) ||
+        sorted_has(w->changed_sorted, o->external_id))
+        return 0;
+    return !id_list_add(&w->gone, o->external_id, o->dn, o->kind, NULL, true);
+}
+
+/*
+ * Read the changes since wm and plan them (partial plan). lists[0] gets the
+ * changes and the retries, lists[1] the RFC 4533 present ids, lists[2] the
+ * retries taken up by this run.
+ */
+static enum dirconn_err plan_changes(struct sync_ctx *c, enum change_tracking method,
+                                     const char *partition, const struct state_watermark *wm,
+                                     struct state_watermark *next, struct id_list lists[3],
+                                     long *read)
+{
+    const char **attrs = tracked_attrs(c);
+    if (attrs == NULL)
+        return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    struct tracking_result tr;
+    enum dirconn_err e = tracking_read(c->src, c->log, method, partition, attrs, wm,
+                                       collect_change, lists, next, &tr, c->err);
+    free(attrs);
+    if (e != DIRCONN_OK)
+        return e;
+    c->res->changes = (long)tr.changes;
+    log_msg(c->log, LOG_LEVEL_INFO, "%s: %lu changes since the watermark",
+            change_tracking_name(method), tr.changes);
+    e = state_retry_foreach(c->st, collect_retry, lists, c->err);
+    if (e != DIRCONN_OK)
+        return e;
+    if (lists[2].n > 0)
+        log_msg(c->log, LOG_LEVEL_INFO, "%zu objects whose last change failed are retried",
+                lists[2].n);
+    plan_set_partial(c->plan);
+    c->on_added = note_added;
+    e = state_begin(c->st, c->err);
+    struct id_list more = {0};
+    /* The last report of an object wins (a change, then its deletion). */
+    for (size_t i = 0; i < lists[0].n && e == DIRCONN_OK; i++) {
+        const struct id_rec *r = &lists[0].v[i];
+        bool later = false;
+        for (size_t j = i + 1; r->id != NULL && j < lists[0].n && !later; j++)
+            later = lists[0].v[j].id != NULL && strcmp(lists[0].v[j].id, r->id) == 0;
+        if (later)
+            continue;
+        if (r->deleted) {
+            e = queue_name_partners(c, r->id, &more);
+            if (e == DIRCONN_OK)
+                e = gone(c, r->id, NULL);
+        } else {
+            e = evaluate(c, r->id, r->dn, &more, read);
+        }
+    }
+    for (size_t i = 0; i < more.n && e == DIRCONN_OK; i++) {
+        bool seen = more.v[i].dn == NULL;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = more.v[j].dn != NULL && strcasecmp(more.v[j].dn, more.v[i].dn) == 0;
+        for (size_t j = 0; j < lists[0].n && !seen && more.v[i].id != NULL; j++)
+            seen = lists[0].v[j].id != NULL && strcmp(lists[0].v[j].id, more.v[i].id) == 0;
+        if (!seen) {
+            /* evaluate may append to more; the strings stay where they are */
+            const char *id = more.v[i].id, *dn = more.v[i].dn;
+            e = evaluate(c, id, dn, &more, read);
+        }
+    }
+    id_list_free(&more);
+    if (e == DIRCONN_OK && tr.present_phase) {
+        /* RFC 4533 present phase: what was neither present nor changed is gone. */
+        struct id_list changed = {0};
+        for (size_t i = 0; i < lists[0].n && e == DIRCONN_OK; i++)
+            if (lists[0].v[i].id != NULL &&
+                !id_list_add(&changed, lists[0].v[i].id, NULL, -1, NULL, false))
+                e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+        qsort(changed.v, changed.n, sizeof(*changed.v), cmp_rec);
+        qsort(lists[1].v, lists[1].n, sizeof(*lists[1].v), cmp_rec);
+        struct present_walk w = {c, &lists[1], &changed, {0}};
+        if (e == DIRCONN_OK)
+            e = state_object_foreach(c->st, -1, present_one, &w, c->err);
+        for (size_t i = 0; i < w.gone.n && e == DIRCONN_OK; i++)
+            e = gone(c, w.gone.v[i].id, NULL);
+        id_list_free(&w.gone);
+        id_list_free(&changed);
+    }
+    if (e == DIRCONN_OK)
+        e = state_commit(c->st, c->err);
+    else
+        state_rollback(c->st);
+    return e;
+}
+
+/* Matched objects whose DN changed (moved or renamed within the scope) get their new DN. */
+static int collect_moved(void *arg, const struct plan_item *it)
+{
+    struct id_list *l = arg;
+    return !id_list_add(l, it->external_id, it->dn, it->kind, NULL, false);
+}
+
+static enum dirconn_err record_moves(struct sync_ctx *c)
+{
+    struct id_list matched = {0};
+    enum dirconn_err e = plan_foreach(c->plan, PLAN_MATCH, -1, collect_moved, &matched, c->err);
+    for (size_t i = 0; e == DIRCONN_OK && i < matched.n; i++) {
+        struct state_object so = {0};
+        bool found = false;
+        e = state_object_get(c->st, matched.v[i].id, &so, &found, c->err);
+        if (e == DIRCONN_OK && found && matched.v[i].dn != NULL && strcmp(so.dn, matched.v[i].dn) != 0) {
+            free(so.dn);
+            so.dn = strdup(matched.v[i].dn);
+            e = so.dn != NULL ? state_object_put(c->st, &so, c->err)
+                              : dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+        }
+        state_object_clear(&so);
+    }
+    id_list_free(&matched);
+    return e;
+}
+
+/*
+ * After the cloud acknowledged the run (or each failure was recorded): the
+ * failures become retries, the retries this run took up are forgotten, and
+ * the watermark moves, all in one transaction. Nothing here runs when the
+ * run stopped on an error, so a crash or an outage never skips a change.
+ */
+static enum dirconn_err save_progress(struct sync_ctx *c, bool full, const struct id_list *retried,
+                                      struct state_watermark *wm, struct dirconn_error *err)
+{
+    struct dirconn_error *saved = c->err;
+    c->err = err;
+    enum dirconn_err e = state_begin(c->st, c->err);
+    if (e != DIRCONN_OK) {
+        c->err = saved;
+        return e;
+    }
+    if (full)
+        e = state_retry_delete(c->st, NULL, c->err);
+    for (size_t i = 0; e == DIRCONN_OK && retried != NULL && i < retried->n; i++)
+        e = state_retry_delete(c->st, retried->v[i].id, c->err);
+    for (size_t i = 0; e == DIRCONN_OK && i < c->failures.n; i++) {
+        const struct id_rec *f = &c->failures.v[i];
+        e = state_retry_put(c->st, f->id, f->dn, f->name, c->err);
+        /* Forget what was last sent, so the retry rewrites the whole object. */
+        struct state_object so = {0};
+        bool found = false;
+        if (e == DIRCONN_OK)
+            e = state_object_get(c->st, f->id, &so, &found, c->err);
+        if (e == DIRCONN_OK && found && so.record != NULL) {
+            free(so.hash);
+            free(so.record);
+            so.hash = so.record = NULL;
+            e = state_object_put(c->st, &so, c->err);
+        }
+        state_object_clear(&so);
+    }
+    if (e == DIRCONN_OK)
+        e = plan_save_names(c->plan, c->err);
+    if (e == DIRCONN_OK)
+        e = record_moves(c);
+    if (e == DIRCONN_OK && wm != NULL && wm->method != NULL)
+        e = state_watermark_put(c->st, wm, c->err);
+    if (e == DIRCONN_OK)
+        e = state_commit(c->st, c->err);
+    else
+        state_rollback(c->st);
+    c->err = saved;
+    return e;
+}
+
 /* ---- the run ---------------------------------------------------------------------- */
 
 static enum dirconn_err open_cloud(struct sync_ctx *c)
@@ -1039,6 +1788,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     char *note = NULL;
     bool history = false;
 
+    phase(c, "connecting");
     enum dirconn_err e = state_open(cfg->state_dir, &c->st, err);
     if (e == DIRCONN_OK)
         e = open_cloud(c);
@@ -1059,10 +1809,43 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         kinds |= 1u << PLAN_GROUP;
     if (cfg->contacts.enabled && c->caps.contacts)
         kinds |= 1u << PLAN_CONTACT;
+    c->kinds = kinds;
+    c->sel = &sel;
     if (e == DIRCONN_OK && cfg->contacts.enabled && !c->caps.contacts) {
         c->res->contacts_unsupported = true;
         log_msg(log, LOG_LEVEL_WARN,
                 "the cloud offers no Contact resource type: contacts are not synchronised");
+    }
+
+    /* Change tracking: which method, and whether the watermark still applies. */
+    const char *partition = e == DIRCONN_OK ? ldap_source_base_dn(c->src) : NULL;
+    enum change_tracking method = CHANGE_TRACKING_AUTO;
+    bool tracking = false, incremental = false;
+    struct state_watermark wm = {0}, next = {0};
+    struct id_list lists[3] = {{0}, {0}, {0}};
+    char hash[65] = "";
+    if (e == DIRCONN_OK && opts->mode != SYNC_DRY_RUN) {
+        struct dirconn_error terr;
+        tracking = tracking_method(cfg, c->src, &method, &terr) == DIRCONN_OK;
+        if (!tracking)
+            snprintf(c->res->fallback, sizeof(c->res->fallback), "%s", terr.msg);
+        scope_hash(cfg, &sel, kinds, partition, hash);
+    }
+    if (e == DIRCONN_OK && tracking && opts->mode == SYNC_INCREMENTAL) {
+        bool found = false;
+        e = state_watermark_get(c->st, partition, &wm, &found, err);
+        if (e == DIRCONN_OK) {
+            const char *why = !found ? "there is no watermark yet (no full sync since the state was created)"
+                              : wm.scope_hash == NULL || strcmp(wm.scope_hash, hash) != 0
+                                  ? "the scope or the mapping changed since the last full sync"
+                              : wm.method == NULL || strcmp(wm.method, change_tracking_name(method)) != 0
+                                  ? "the change tracking method changed"
+                                  : NULL;
+            if (why != NULL)
+                snprintf(c->res->fallback, sizeof(c->res->fallback), "%s", why);
+            else
+                incremental = true;
+        }
     }
     if (e == DIRCONN_OK)
         e = plan_new(c->st, &c->plan, err);
@@ -1070,13 +1853,75 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     if (e == DIRCONN_OK)
         note = override_note(c);
     double tp = now_s();
-    if (e == DIRCONN_OK)
-        e = load_inventory(c, kinds);
-    if (e == DIRCONN_OK)
-        log_msg(log, LOG_LEVEL_DEBUG, "cloud inventory read in %.2f s", now_s() - tp);
-    tp = now_s();
     long read = 0;
-    if (e == DIRCONN_OK) {
+    phase(c, "reading");
+    if (e == DIRCONN_OK && incremental) {
+        e = plan_changes(c, method, partition, &wm, &next, lists, &read);
+        if (e == DIRCONN_EWATERMARK) {
+            /* The watermark no longer applies (another DC, a restored DC, a refused cookie). */
+            snprintf(c->res->fallback, sizeof(c->res->fallback), "%s", err->msg);
+            e = state_watermark_delete_all(c->st, err);
+            incremental = false;
+            plan_free(c->plan);
+            c->plan = NULL;
+            c->on_added = NULL;
+            id_list_free(&c->touched);
+            for (int i = 0; i < 3; i++)
+                id_list_free(&lists[i]);
+            state_watermark_clear(&next);
+            memset(&next, 0, sizeof(next));
+            if (e == DIRCONN_OK)
+                e = plan_new(c->st, &c->plan, err);
+        } else if (e == DIRCONN_ELDAP_UNSUPPORTED && method == CHANGE_TRACKING_DIRSYNC &&
+                   cfg->change_tracking == CHANGE_TRACKING_AUTO) {
+            /* DirSync refused even with object security: uSNChanged polling, from a full sync. */
+            snprintf(c->res->fallback, sizeof(c->res->fallback), "%s; falling back to uSNChanged polling",
+                     err->msg);
+            e = DIRCONN_OK;
+            incremental = false;
+            method = CHANGE_TRACKING_USN;
+            plan_free(c->plan);
+            c->plan = NULL;
+            c->on_added = NULL;
+            id_list_free(&c->touched);
+            for (int i = 0; i < 3; i++)
+                id_list_free(&lists[i]);
+            state_watermark_clear(&next);
+            memset(&next, 0, sizeof(next));
+            e = plan_new(c->st, &c->plan, err);
+        }
+    }
+    if (e == DIRCONN_OK && opts->mode == SYNC_INCREMENTAL && !incremental) {
+        log_msg(log, LOG_LEVEL_INFO, "incremental sync not possible: %s; running a full sync",
+                c->res->fallback);
+        FILE *out = opts->out != NULL ? opts->out : stdout;
+        fprintf(out, "Running a full sync: %s\n", c->res->fallback);
+    }
+    c->res->incremental = incremental;
+    type = opts->mode == SYNC_DRY_RUN ? "dry-run" : incremental ? "incremental" : "full";
+    if (e == DIRCONN_OK && tracking && !incremental) {
+        /* Take the watermark before reading: changes made during the read are read again next time. */
+        struct dirconn_error terr;
+        enum dirconn_err te = tracking_read(c->src, log, method, partition, NULL, NULL, NULL, NULL,
+                                            &next, NULL, &terr);
+        if (te == DIRCONN_ELDAP_UNSUPPORTED && method == CHANGE_TRACKING_DIRSYNC &&
+            cfg->change_tracking == CHANGE_TRACKING_AUTO) {
+            log_msg(log, LOG_LEVEL_WARN, "%s; falling back to uSNChanged polling", terr.msg);
+            state_watermark_clear(&next);
+            memset(&next, 0, sizeof(next));
+            method = CHANGE_TRACKING_USN;
+            te = tracking_read(c->src, log, method, partition, NULL, NULL, NULL, NULL, &next, NULL, &terr);
+        }
+        if (te != DIRCONN_OK) {
+            log_msg(log, LOG_LEVEL_WARN,
+                    "no change tracking watermark: %s; the next incremental sync runs in full", terr.msg);
+            state_watermark_clear(&next);
+            memset(&next, 0, sizeof(next));
+        }
+    }
+    if (e == DIRCONN_OK)
+        e = incremental ? load_targeted_inventory(c) : load_inventory(c, kinds);
+    if (e == DIRCONN_OK && !incremental) {
         e = state_begin(c->st, err);
         if (e == DIRCONN_OK) {
             e = read_directory(c, &sel, kinds, &read);
@@ -1086,6 +1931,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                 state_rollback(c->st);
         }
     }
+    phase(c, "planning");
     if (e == DIRCONN_OK)
         log_msg(log, LOG_LEVEL_DEBUG, "%ld directory objects read and mapped in %.2f s", read,
                 now_s() - tp);
@@ -1101,13 +1947,17 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
             cfg->delete_threshold_enabled && s->deletes > cfg->delete_threshold;
         c->res->override_used = c->res->threshold_exceeded && opts->override_threshold &&
                                 opts->mode != SYNC_DRY_RUN;
-        log_msg(log, LOG_LEVEL_INFO, "%ld directory objects read; plan: %ld add, %ld update, %ld match, %ld delete",
-                read, s->count[PLAN_ADD], s->count[PLAN_UPDATE], s->count[PLAN_MATCH], s->deletes);
+        log_msg(log, LOG_LEVEL_INFO, "%s: %ld directory objects read; plan: %ld add, %ld update, %ld match, %ld delete",
+                type, read, s->count[PLAN_ADD], s->count[PLAN_UPDATE], s->count[PLAN_MATCH], s->deletes);
+        if (incremental)
+            fprintf(opts->out != NULL ? opts->out : stdout,
+                    "Incremental | %ld changes since the last synchronization (%s)\n",
+                    c->res->changes, change_tracking_name(method));
         print_summary(c, c->res->threshold_exceeded, note);
         if (opts->report_path != NULL)
             e = plan_write_report(c->plan, opts->report_path, c->res->threshold_exceeded, err);
     }
-    if (e == DIRCONN_OK && opts->mode == SYNC_FULL) {
+    if (e == DIRCONN_OK && opts->mode != SYNC_DRY_RUN) {
         if (c->res->threshold_exceeded && !c->res->override_used) {
             e = dirconn_error_set(err, DIRCONN_ETHRESHOLD,
                                   "Delete threshold (%d objects) exceeded: %ld objects would be "
@@ -1163,6 +2013,21 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
             FILE *out = opts->out != NULL ? opts->out : stdout;
             fprintf(out, "Result | %ld added | %ld updated | %ld deleted | %ld failed\n",
                     c->res->added, c->res->updated, c->res->deleted, c->res->failed);
+            /* Every change was acknowledged or recorded as a failure to retry: move on. */
+            if (e == DIRCONN_OK || e == DIRCONN_EFAIL) {
+                struct dirconn_error serr;
+                if (next.method != NULL)
+                    next.scope_hash = strdup(hash);
+                enum dirconn_err se = save_progress(c, !incremental, &lists[2],
+                                                    next.method != NULL && next.scope_hash != NULL
+                                                        ? &next
+                                                        : NULL,
+                                                    &serr);
+                if (se != DIRCONN_OK)
+                    e = dirconn_error_set(err, se, "%s", serr.msg);
+                else
+                    c->res->watermark_saved = next.method != NULL;
+            }
         }
     }
     if (history) {
@@ -1174,6 +2039,12 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
             post_report(c, type, started, e == DIRCONN_OK ? NULL : err->msg);
     }
     c->res->seconds = now_s() - t0;
+    state_watermark_clear(&wm);
+    state_watermark_clear(&next);
+    for (int i = 0; i < 3; i++)
+        id_list_free(&lists[i]);
+    id_list_free(&c->touched);
+    id_list_free(&c->failures);
     free(note);
     plan_free(c->plan);
     select_plan_free(&sel);

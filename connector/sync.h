@@ -26,10 +26,19 @@
 #include "connector/log.h"
 #include "connector/plan.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 
-enum sync_mode { SYNC_DRY_RUN = 0, SYNC_FULL };
+/*
+ * SYNC_INCREMENTAL reads only what changed since the watermark of the naming
+ * context (connector/tracking.h) and plans only those objects (plan_set_partial).
+ * It runs a full sync instead, and says why, when there is no watermark, when
+ * it was taken under another scope (selection, mapping: the scope hash), with
+ * another method, on another DC or invocationId (usn), or when the server
+ * refuses the cookie. The delete threshold applies to both.
+ */
+enum sync_mode { SYNC_DRY_RUN = 0, SYNC_FULL, SYNC_INCREMENTAL };
 
 struct sync_options {
     enum sync_mode mode;
@@ -37,6 +46,16 @@ struct sync_options {
     const char *report_path; /* dry run report (.json or .csv), or NULL */
     bool progress;           /* show progress on a terminal (stderr) */
     FILE *out;               /* where the summary goes; NULL = stdout */
+    /*
+     * dirconnd: when *cancel becomes true (another thread, a signal handler's
+     * loop), the run stops after the batch in flight was acknowledged and
+     * recorded, and returns DIRCONN_ECANCELED; the watermark does not move.
+     */
+    const atomic_bool *cancel;
+    /* dirconnd: called at each phase and batch (phase: "connecting", "reading",
+     * "planning", "applying"; done and total in objects, 0 when unknown). */
+    void (*on_progress)(void *arg, const char *phase, long done, long total);
+    void *progress_arg;
 };
 
 struct sync_result {
@@ -47,10 +66,18 @@ struct sync_result {
     bool override_used;
     bool contacts_unsupported;   /* the cloud has no Contact resource type */
     double seconds;              /* wall time */
+    bool incremental;            /* the run was incremental (SYNC_INCREMENTAL may fall back) */
+    long changes;                /* incremental: changes reported by the directory */
+    bool watermark_saved;        /* the watermark moved at the end of this run */
+    char fallback[DIRCONN_ERROR_LEN + 64]; /* why an incremental ran as a full sync, or "" */
 };
 
 /*
- * sync_run - run one dry run or full sync for cfg (borrowed). The summary in
+ * sync_run - run one dry run, full or incremental sync for cfg (borrowed).
+ * The watermark is saved only when every change it covers was acknowledged
+ * by the cloud or recorded as a per-object failure (state_retry_put) that
+ * the next incremental sync re-reads; a run stopped by an error, a crash or
+ * an unreachable cloud leaves it where it was. The summary in
  * the Cisco guide's form is printed to opts->out; res (may be NULL) receives
  * the counts. Returns DIRCONN_OK when every object was handled, DIRCONN_EFAIL
  * when some objects failed (each reported; the rest was applied),

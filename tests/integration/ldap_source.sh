@@ -11,7 +11,7 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-"$LDSFX" start "$kind" "$work/fx"
+ldsfx_start_retry "$kind" "$work/fx"
 # shellcheck disable=SC1091
 source "$work/fx/env"
 M=$LDSFX_MANIFEST

@@ -60,3 +60,22 @@ finish() {
 	echo "$T_PASS passed, $T_FAIL failed"
 	[[ $T_FAIL -eq 0 ]]
 }
+
+# ldsfx_start_retry KIND DIR [ARGS...]: start a fixture; the one AD DS fixture of the machine
+# may be in use by another test run ("already running"): wait for it (every 20 s, up to 10 min).
+ldsfx_start_retry() {
+	local kind=$1 dir=$2 i out
+	shift 2
+	for i in $(seq 1 31); do
+		if out=$("$LDSFX" start "$kind" "$dir" "$@" 2>&1); then
+			echo "$out"
+			return 0
+		fi
+		if [[ $out != *"already running"* || $i -eq 31 ]]; then
+			echo "$out" >&2
+			return 1
+		fi
+		echo "# the $kind fixture is busy; waiting 20 s" >&2
+		sleep 20
+	done
+}

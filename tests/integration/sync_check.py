@@ -21,6 +21,7 @@ import urllib.request
 import uuid
 
 import ldap
+import ldap.dn
 from ldap.controls import SimplePagedResultsControl
 
 PASS = FAIL = 0
@@ -109,6 +110,8 @@ def main():
     for k in ("url", "ca", "bind-dn", "password-file", "base", "cloud", "cloud-ca", "token-file"):
         ap.add_argument("--" + k, required=True)
     ap.add_argument("--user-base", action="append", default=[], help="users are searched here only")
+    ap.add_argument("--security-group", action="append", default=[],
+                    help="users must be direct members of one of these groups ([users] security_groups)")
     ap.add_argument("--no-groups", action="store_true")
     ap.add_argument("--no-contacts", action="store_true")
     ap.add_argument("--protected", action="append", default=[], help="externalIds kept although out of scope")
@@ -135,8 +138,21 @@ def main():
             return True
         return any(dn.lower().endswith(b.lower()) for b in a.user_base)
 
+    def norm(dn):  # one spelling per DN: escapes differ between servers ("\\2C" or "\\,")
+        return ldap.dn.dn2str(ldap.dn.str2dn(dn)).lower()
+
+    sg_members = None
+    if a.security_group:
+        sgs = {norm(g) for g in a.security_group}
+        sg_members = set()
+        for dn, at in entries:
+            if norm(dn) in sgs:
+                sg_members |= {norm(m.decode()) for m in values(at, "member")}
+
     users, groups, contacts = {}, {}, {}
     for dn, at in entries:
+        if sg_members is not None and "user" in classes(at) and norm(dn) not in sg_members:
+            continue
         c = classes(at)
         i = ext_id(at)
         if "user" in c and "computer" not in c and in_user_base(dn):
@@ -220,13 +236,13 @@ def main():
         check(set(cloud_groups) == set(want_groups),
               "cloud groups are exactly the %d groups in scope (cloud has %d)" % (len(want_groups), len(cloud_groups)))
         id_to_ext = {r["id"]: r.get("externalId") for r in cu + cg}
-        dn_to_ext = {dn.lower(): i for i, (dn, _) in list(want_users.items()) + list(want_groups.items())}
+        dn_to_ext = {norm(dn): i for i, (dn, _) in list(want_users.items()) + list(want_groups.items())}
         wrong = []
         for i, (dn, at) in want_groups.items():
             r = cloud_groups.get(i)
             if r is None:
                 continue
-            want_members = {dn_to_ext[m.decode().lower()] for m in values(at, "member") if m.decode().lower() in dn_to_ext}
+            want_members = {dn_to_ext[norm(m.decode())] for m in values(at, "member") if norm(m.decode()) in dn_to_ext}
             got_members = {id_to_ext.get(m["value"]) for m in r.get("members", [])}
             if want_members != got_members:
                 wrong.append((dn, len(want_members), len(got_members)))

@@ -15,7 +15,7 @@ cleanup() {
 	if [[ $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
 }
 trap cleanup EXIT
-"$LDSFX" start "$kind" "$work/fx"
+ldsfx_start_retry "$kind" "$work/fx"
 # shellcheck disable=SC1091
 source "$work/fx/env"
 M=$LDSFX_MANIFEST

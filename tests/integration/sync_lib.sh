@@ -107,3 +107,4 @@ sync_check() {
 		--bind-dn "$LDSFX_BIND_DN" --password-file "$LDSFX_BIND_PASSWORD_FILE" --base "$LDSFX_BASE_DN" \
 		--cloud "$CLOUD_URL/scim/v2/acme" --cloud-ca "$work/cloud-ca.pem" --token-file "$work/admin.token" "$@"
 }
+

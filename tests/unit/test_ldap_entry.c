@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void test_guid_rendering(void **state)
 {
@@ -132,6 +133,21 @@ static void test_entry_lookup(void **state)
     ldap_entry_free(e);
 }
 
+/* One spelling per DN: "\\," and "\\2C" escape the same comma; UTF-8 stays as it is. */
+static void test_dn_canonical(void **state)
+{
+    (void)state;
+    char *a = ldap_dn_canonical("CN=Hern\xc3\xa1ndez\\, Pedro,OU=Employees,DC=x");
+    char *b = ldap_dn_canonical("cn=Hern\xc3\xa1ndez\\2C Pedro,ou=Employees,dc=x");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(strcasecmp(a, b), 0);
+    assert_string_equal(a, "CN=Hern\xc3\xa1ndez\\2C Pedro,OU=Employees,DC=x");
+    free(a);
+    free(b);
+    assert_null(ldap_dn_canonical("not a DN"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -140,6 +156,7 @@ int main(void)
         cmocka_unit_test(test_range_parsing),
         cmocka_unit_test(test_text_detection),
         cmocka_unit_test(test_entry_lookup),
+        cmocka_unit_test(test_dn_canonical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

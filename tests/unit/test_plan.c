@@ -231,11 +231,65 @@ static void test_members_and_managers(void **state)
     plan_free(p);
 }
 
+/*
+ * A partial (incremental) plan: only the objects given are classified, the
+ * state's others are left alone, deletions are explicit, and members that
+ * were not read in this run resolve through the state, whatever the DN's
+ * spelling (escapes, case).
+ */
+static void test_partial(void **state)
+{
+    (void)state;
+    json_t *a = user("a@x.com", "A");
+    json_t *b = user("b@x.com", "B");
+    char *ta = NULL, *tb = NULL;
+    char ha[65], hb[65];
+    record_of(a, &ta, ha);
+    record_of(b, &tb, hb);
+    put_state("A", PLAN_USER, "cn=Doe\\2C A,dc=x", "cA", ta, ha);
+    put_state("B", PLAN_USER, "CN=B,DC=x", "cB", tb, hb);
+    put_state("C", PLAN_USER, "CN=C,DC=x", "cC", tb, hb);
+    put_state("D", PLAN_USER, "CN=D,DC=x", "cD", tb, hb);
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    plan_set_partial(p);
+    for (const char *const *id = (const char *const[]){"cA", "cB", "cC", "cD", NULL}; *id; id++)
+        plan_add_cloud(p, PLAN_USER, *id, "x", NULL, false, NULL, NULL);
+    json_t *b2 = user("b@x.com", "B changed");
+    json_t *g = json_pack("{s:[s], s:s}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:Group",
+                          "displayName", "G");
+    char *members[] = {"CN=Doe\\, A,DC=x", "CN=B,DC=x", "CN=C,DC=x"};
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "B", "CN=B,DC=x", "b@x.com", b2, NULL, NULL, 0, NULL,
+                                  NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 3, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_gone(p, "C", NULL), DIRCONN_OK);
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+    struct seen s = {0};
+    plan_foreach(p, -1, -1, collect, &s, NULL);
+    assert_true(has(&s, "update B displayName"));
+    assert_true(has(&s, "add G "));
+    assert_true(has(&s, "delete C "));
+    assert_int_equal(s.n, 3); /* A and D are not touched, D is not deleted */
+    char *rec = NULL;
+    plan_foreach(p, -1, -1, find_group, &rec, NULL);
+    assert_non_null(rec);
+    /* A resolves through the state (its DN spelled differently), C is being deleted */
+    assert_non_null(strstr(rec, "\"dirconn:members\":[\"A\",\"B\"]"));
+    free(rec);
+    plan_free(p);
+    free(ta);
+    free(tb);
+    json_decref(a); json_decref(b); json_decref(b2); json_decref(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_classification, setup, teardown),
         cmocka_unit_test_setup_teardown(test_members_and_managers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,842 @@
+/*
+ * dirconnd - the dirconn daemon.
+ *
+ * One libevent loop (the main thread) holds everything: the incremental
+ * timer, the full-sync schedule, the change notification socket and its
+ * debounce and reconnection timers, the signals (SIGTERM/SIGINT, SIGHUP) and
+ * the admin socket. A sync runs on a worker thread (sync_run is blocking) so
+ * the loop stays responsive (status, signals; the HA lease will be renewed
+ * here). What the two threads share is in struct shared, under its mutex:
+ * the progress of the running sync and its result. The worker tells the loop
+ * it is done with event_active() on a user event (libevent's pthreads
+ * support makes that thread-safe); nothing else crosses threads, apart from
+ * the atomic cancel flag that SIGTERM sets.
+ *
+ * Admin socket protocol (JSON lines over a UNIX stream socket, mode 0600):
+ * one request object per line, one response object per line:
+ *   {"cmd":"status"}                         -> {"ok":true,"status":{...}}
+ *   {"cmd":"sync","type":"incremental"|"full"} -> {"ok":true,"queued":"full"}
+ *   {"cmd":"pause"} / {"cmd":"resume"}      -> {"ok":true,"paused":bool}
+ *   anything else                            -> {"ok":false,"error":"..."}
+ */
+#include "admin/daemon_socket.h"
+#include "connector/platform.h"
+#include "connector/config.h"
+#include "connector/error.h"
+#include "connector/ldap_source.h"
+#include "connector/log.h"
+#include "connector/notify.h"
+#include "connector/state.h"
+#include "connector/sync.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Daemon states (see set_state). */
+enum dstate { D_STARTING = 0, D_IDLE, D_SYNCING, D_STOPPING };
+
+/* What a sync request asks for; FULL outranks INCREMENTAL when both wait. */
+enum request { REQ_NONE = 0, REQ_INCREMENTAL, REQ_FULL };
+
+/* Shared between the loop and the worker; every field under lock. */
+struct shared {
+    pthread_mutex_t lock;
+    char phase[32];
+    long done, total;
+    /* the worker's result, read by the loop after the done event */
+    enum dirconn_err rc;
+    struct sync_result res;
+    char message[DIRCONN_ERROR_LEN];
+};
+
+struct daemon {
+    const char *prog;
+    char *config_path;
+    struct config *cfg;     /* current; the worker's run keeps run_cfg alive */
+    struct config *run_cfg; /* the config of the running sync (may be older than cfg) */
+    struct log_sink log;
+    struct event_base *base;
+    struct event *ev_incr, *ev_full, *ev_done, *ev_term, *ev_int, *ev_hup;
+    struct event *ev_notify, *ev_debounce, *ev_notify_retry;
+    struct evconnlistener *listener;
+    char socket_path[108];
+    enum dstate state;
+    bool paused;
+    enum request pending;    /* asked for while a sync ran */
+    enum request running;    /* the running sync's kind */
+    const char *trigger;     /* what started it: "schedule", "notification", "admin" */
+    time_t started, next_incr, next_full;
+    atomic_bool cancel;
+    pthread_t worker;
+    struct shared sh;
+    struct notify *notify;
+    int64_t notify_backoff_ms;
+    unsigned long notifications;
+    enum dirconn_err last_rc;  /* the last run's outcome, also when it failed before */
+    char last_error[DIRCONN_ERROR_LEN]; /* being recorded in the history (cloud unreachable) */
+    time_t last_ended;
+};
+
+/* ---- state machine ------------------------------------------------------------- */
+
+static const char *const state_names[] = {"starting", "idle", "syncing", "stopping"};
+
+/*
+ * set_state - the one place the daemon's state changes; each transition is logged.
+ *
+ *   STARTING -> IDLE      the loop is set up (socket, timers, notifications)
+ *   IDLE     -> SYNCING   a timer, a notification (after the debounce) or sync-now
+ *   SYNCING  -> IDLE      the worker finished; a pending request starts the next run
+ *   IDLE     -> STOPPING  SIGTERM/SIGINT: the loop exits at once
+ *   SYNCING  -> STOPPING  SIGTERM/SIGINT: the run ends after its batch in flight
+ * Pause and resume do not change the state: they hold back timers and notifications.
+ */
+static void set_state(struct daemon *d, enum dstate s)
+{
+    if (d->state == s)
+        return;
+    log_msg(&d->log, LOG_LEVEL_DEBUG, "state: %s -> %s", state_names[d->state], state_names[s]);
+    d->state = s;
+}
+
+/* ---- schedule ------------------------------------------------------------------- */
+
+/* The next time at or after now + 1 minute matching the weekly schedule, or 0 for never. */
+static time_t next_weekly(const struct config_weekly *w, time_t now)
+{
+    if (w->days == 0)
+        return 0;
+    struct tm tm;
+    for (int day = 0; day < 8; day++) {
+        time_t t = now + (time_t)day * 86400;
+        localtime_r(&t, &tm);
+        tm.tm_hour = w->minute / 60;
+        tm.tm_min = w->minute % 60;
+        tm.tm_sec = 0;
+        tm.tm_isdst = -1;
+        time_t cand = mktime(&tm);
+        localtime_r(&cand, &tm);
+        if (cand > now && (w->days & (1u << tm.tm_wday)))
+            return cand;
+    }
+    return 0;
+}
+
+static void arm(struct event *ev, int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(ev, &tv);
+}
+
+static void schedule_incremental(struct daemon *d)
+{
+    d->next_incr = time(NULL) + (time_t)(d->cfg->incremental_interval_ms / 1000);
+    arm(d->ev_incr, d->cfg->incremental_interval_ms);
+}
+
+static void schedule_full(struct daemon *d)
+{
+    evtimer_del(d->ev_full);
+    time_t now = time(NULL);
+    d->next_full = next_weekly(&d->cfg->full_sync, now);
+    if (d->next_full != 0)
+        arm(d->ev_full, ((int64_t)(d->next_full - now)) * 1000);
+}
+
+/* ---- the worker ------------------------------------------------------------------ */
+
+static void on_progress(void *arg, const char *phase, long done, long total)
+{
+    struct daemon *d = arg;
+    pthread_mutex_lock(&d->sh.lock);
+    snprintf(d->sh.phase, sizeof(d->sh.phase), "%s", phase);
+    d->sh.done = done;
+    d->sh.total = total;
+    pthread_mutex_unlock(&d->sh.lock);
+}
+
+struct job {
+    struct daemon *d;
+    struct config *cfg;
+    enum sync_mode mode;
+};
+
+static void *worker_main(void *arg)
+{
+    struct job *j = arg;
+    struct daemon *d = j->d;
+    char *summary = NULL;
+    size_t summary_len = 0;
+    FILE *out = open_memstream(&summary, &summary_len);
+    struct sync_options o = {
+        .mode = j->mode,
+        .out = out,
+        .cancel = &d->cancel,
+        .on_progress = on_progress,
+        .progress_arg = d,
+    };
+    struct sync_result res;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    enum dirconn_err rc = sync_run(j->cfg, &d->log, &o, &res, &err);
+    if (out != NULL)
+        fclose(out);
+    /* The summary lines go to the log. */
+    for (char *line = summary, *next; line != NULL && *line != '\0'; line = next) {
+        next = strchr(line, '\n');
+        if (next != NULL)
+            *next++ = '\0';
+        log_msg(&d->log, LOG_LEVEL_INFO, "%s", line);
+    }
+    free(summary);
+    pthread_mutex_lock(&d->sh.lock);
+    d->sh.rc = rc;
+    d->sh.res = res;
+    snprintf(d->sh.message, sizeof(d->sh.message), "%s", rc == DIRCONN_OK ? "" : err.msg);
+    pthread_mutex_unlock(&d->sh.lock);
+    free(j);
+    event_active(d->ev_done, EV_READ, 0);
+    return NULL;
+}
+
+static void start_sync(struct daemon *d, enum request what, const char *trigger)
+{
+    struct job *j = malloc(sizeof(*j));
+    if (j == NULL) {
+        log_msg(&d->log, LOG_LEVEL_ERROR, "out of memory starting a sync");
+        return;
+    }
+    *j = (struct job){d, d->cfg, what == REQ_FULL ? SYNC_FULL : SYNC_INCREMENTAL};
+    d->run_cfg = d->cfg;
+    d->running = what;
+    d->trigger = trigger;
+    d->started = time(NULL);
+    on_progress(d, "starting", 0, 0);
+    evtimer_del(d->ev_incr);
+    d->next_incr = 0;
+    set_state(d, D_SYNCING);
+    log_msg(&d->log, LOG_LEVEL_INFO, "%s sync started (%s)",
+            what == REQ_FULL ? "full" : "incremental", trigger);
+    platform_notify(what == REQ_FULL ? "STATUS=full sync running" : "STATUS=incremental sync running");
+    int rc = pthread_create(&d->worker, NULL, worker_main, j);
+    if (rc != 0) {
+        free(j);
+        log_msg(&d->log, LOG_LEVEL_ERROR, "cannot start the sync thread: %s", strerror(rc));
+        set_state(d, D_IDLE);
+        schedule_incremental(d);
+    }
+}
+
+/* Ask for a sync: at once when idle, after the running one otherwise. */
+static void request_sync(struct daemon *d, enum request what, const char *trigger, bool forced)
+{
+    if (d->state == D_STOPPING)
+        return;
+    if (d->paused && !forced) {
+        log_msg(&d->log, LOG_LEVEL_DEBUG, "paused: the %s sync (%s) is not started",
+                what == REQ_FULL ? "full" : "incremental", trigger);
+        return;
+    }
+    if (d->state == D_SYNCING) {
+        if (what > d->pending)
+            d->pending = what;
+        return;
+    }
+    start_sync(d, what, trigger);
+}
+
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct daemon *d = arg;
+    pthread_join(d->worker, NULL);
+    pthread_mutex_lock(&d->sh.lock);
+    enum dirconn_err rc = d->sh.rc;
+    struct sync_result res = d->sh.res;
+    char message[DIRCONN_ERROR_LEN];
+    snprintf(message, sizeof(message), "%s", d->sh.message);
+    pthread_mutex_unlock(&d->sh.lock);
+    if (rc == DIRCONN_OK)
+        log_msg(&d->log, LOG_LEVEL_INFO, "%s sync done in %.1f s: %ld added, %ld updated, %ld deleted",
+                res.incremental ? "incremental" : "full", res.seconds, res.added, res.updated,
+                res.deleted);
+    else
+        log_msg(&d->log, rc == DIRCONN_ECANCELED ? LOG_LEVEL_WARN : LOG_LEVEL_ERROR,
+                "sync ended: %s", message);
+    d->last_rc = rc;
+    d->last_ended = time(NULL);
+    snprintf(d->last_error, sizeof(d->last_error), "%s", rc == DIRCONN_OK ? "" : message);
+    if (d->run_cfg != d->cfg)
+        config_free(d->run_cfg); /* replaced by a reload during the run */
+    d->run_cfg = NULL;
+    d->running = REQ_NONE;
+    if (d->state == D_STOPPING) {
+        event_base_loopexit(d->base, NULL);
+        return;
+    }
+    set_state(d, D_IDLE);
+    platform_notify("STATUS=idle");
+    schedule_incremental(d);
+    enum request next = d->pending;
+    d->pending = REQ_NONE;
+    if (next != REQ_NONE)
+        request_sync(d, next, "queued", true);
+}
+
+static void on_incr_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct daemon *d = arg;
+    request_sync(d, REQ_INCREMENTAL, "schedule", false);
+    if (d->state != D_SYNCING)
+        schedule_incremental(d);
+}
+
+static void on_full_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct daemon *d = arg;
+    request_sync(d, REQ_FULL, "schedule", false);
+    schedule_full(d);
+}
+
+/* ---- change notifications ------------------------------------------------------------ */
+
+static void notify_start(struct daemon *d);
+
+static void notify_stop(struct daemon *d)
+{
+    if (d->ev_notify != NULL) {
+        event_free(d->ev_notify);
+        d->ev_notify = NULL;
+    }
+    notify_close(d->notify);
+    d->notify = NULL;
+}
+
+static void notify_failed(struct daemon *d, const char *why)
+{
+    notify_stop(d);
+    log_msg(&d->log, LOG_LEVEL_WARN, "change notifications: %s; reconnecting in %lld ms", why,
+            (long long)d->notify_backoff_ms);
+    arm(d->ev_notify_retry, d->notify_backoff_ms);
+    d->notify_backoff_ms *= 2;
+    if (d->notify_backoff_ms > d->cfg->daemon_notify_retry_max_ms)
+        d->notify_backoff_ms = d->cfg->daemon_notify_retry_max_ms;
+}
+
+static void on_notify_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct daemon *d = arg;
+    unsigned long changes = 0;
+    struct dirconn_error err;
+    enum dirconn_err e = notify_drain(d->notify, &changes, &err);
+    if (changes > 0) {
+        d->notifications += changes;
+        d->notify_backoff_ms = 1000; /* the connection works */
+        log_msg(&d->log, LOG_LEVEL_DEBUG, "%lu change notifications; syncing in %lld ms", changes,
+                (long long)d->cfg->daemon_debounce_ms);
+        /* Debounce: changes come in bursts; the timer restarts with each. */
+        arm(d->ev_debounce, d->cfg->daemon_debounce_ms);
+    }
+    if (e != DIRCONN_OK)
+        notify_failed(d, err.msg);
+}
+
+static void on_debounce(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    request_sync(arg, REQ_INCREMENTAL, "notification", false);
+}
+
+static void on_notify_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    notify_start(arg);
+}
+
+/* The RFC 4533 cookie of the last sync, to start the persistent search from. */
+static unsigned char *saved_cookie(struct daemon *d, size_t *len)
+{
+    *len = 0;
+    struct state *st = NULL;
+    struct dirconn_error err;
+    unsigned char *out = NULL;
+    if (state_open(d->cfg->state_dir, &st, &err) != DIRCONN_OK)
+        return NULL;
+    /* The watermark of the synchronised partition; any one works for a notification. */
+    struct sqlite3 *db = state_db(st);
+    (void)db;
+    struct state_watermark wm = {0};
+    bool found = false;
+    if (d->cfg->base_dn != NULL &&
+        state_watermark_get(st, d->cfg->base_dn, &wm, &found, &err) == DIRCONN_OK && found &&
+        wm.method != NULL && strcmp(wm.method, "syncrepl") == 0 && wm.len > 0) {
+        out = malloc(wm.len);
+        if (out != NULL) {
+            memcpy(out, wm.value, wm.len);
+            *len = wm.len;
+        }
+    }
+    state_watermark_clear(&wm);
+    state_close(st);
+    return out;
+}
+
+static void notify_start(struct daemon *d)
+{
+    if (!d->cfg->notifications || d->notify != NULL)
+        return;
+    size_t len = 0;
+    unsigned char *cookie = saved_cookie(d, &len);
+    struct dirconn_error err;
+    enum dirconn_err e = notify_open(d->cfg, &d->log, cookie, len, &d->notify, &err);
+    free(cookie);
+    if (e == DIRCONN_ELDAP_UNSUPPORTED) {
+        log_msg(&d->log, LOG_LEVEL_WARN, "%s; only the periodic incremental sync runs", err.msg);
+        return;
+    }
+    if (e != DIRCONN_OK) {
+        notify_failed(d, err.msg);
+        return;
+    }
+    d->ev_notify = event_new(d->base, notify_fd(d->notify), EV_READ | EV_PERSIST,
+                             on_notify_readable, d);
+    if (d->ev_notify == NULL || event_add(d->ev_notify, NULL) != 0)
+        notify_failed(d, "cannot watch the connection");
+    else
+        on_notify_readable(-1, EV_READ, d); /* messages that arrived with the handshake */
+}
+
+/* ---- status ---------------------------------------------------------------------- */
+
+static json_t *iso_time(time_t t)
+{
+    if (t == 0)
+        return json_null();
+    char buf[40];
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S%z", &tm);
+    return json_string(buf);
+}
+
+static json_t *status_json(struct daemon *d)
+{
+    const struct config *cfg = d->cfg;
+    json_t *current = json_null();
+    if (d->state == D_SYNCING || (d->state == D_STOPPING && d->running != REQ_NONE)) {
+        pthread_mutex_lock(&d->sh.lock);
+        current = json_pack("{s:s, s:o, s:s, s:s, s:I, s:I}", "type",
+                            d->running == REQ_FULL ? "full" : "incremental", "started",
+                            iso_time(d->started), "trigger", d->trigger, "phase", d->sh.phase,
+                            "done", (json_int_t)d->sh.done, "total", (json_int_t)d->sh.total);
+        pthread_mutex_unlock(&d->sh.lock);
+    }
+    json_t *last = json_array();
+    const char *overall = "ok";
+    struct state *st = NULL;
+    struct dirconn_error err;
+    if (state_open(cfg->state_dir, &st, &err) == DIRCONN_OK) {
+        struct state_history *h = NULL;
+        size_t n = 0;
+        if (state_history_list(st, 3, &h, &n, &err) == DIRCONN_OK) {
+            size_t shown = 0;
+            for (size_t i = 0; i < n && shown < 2; i++) {
+                if (strcmp(h[i].type, "dry-run") == 0)
+                    continue;
+                if (shown == 0 && strcmp(h[i].status, "success") != 0)
+                    overall = strcmp(h[i].status, "threshold") == 0 ? "threshold exceeded" : "error";
+                json_array_append_new(
+                    last, json_pack("{s:s, s:o, s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s?}",
+                                    "type", h[i].type, "started", iso_time((time_t)h[i].started),
+                                    "ended", iso_time((time_t)h[i].ended), "status", h[i].status,
+                                    "added", (json_int_t)h[i].added, "updated",
+                                    (json_int_t)h[i].updated, "deleted", (json_int_t)h[i].deleted,
+                                    "matched", (json_int_t)h[i].matched, "skipped",
+                                    (json_int_t)h[i].skipped, "failed", (json_int_t)h[i].failed,
+                                    "message", h[i].message));
+                shown++;
+            }
+            state_history_free(h, n);
+        }
+        long retries = state_retry_count(st);
+        if (retries > 0 && strcmp(overall, "ok") == 0)
+            overall = "warning";
+        state_close(st);
+    }
+    /* A run that failed before it could be recorded (cloud or directory unreachable). */
+    if (d->last_ended != 0 && d->last_rc != DIRCONN_OK && d->last_rc != DIRCONN_EFAIL &&
+        d->last_rc != DIRCONN_ECANCELED)
+        overall = d->last_rc == DIRCONN_ETHRESHOLD ? "threshold exceeded" : "error";
+    if (d->paused)
+        overall = "paused";
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    json_t *connectors = json_pack("[{s:s, s:s, s:b, s:s}]", "name", cfg->name ? cfg->name : host,
+                                   "host", host, "active", 1, "lease",
+                                   cfg->ha_lease == HA_LEASE_NONE ? "none" : "not yet implemented: this instance syncs");
+    char full[64] = "never";
+    if (cfg->full_sync.days != 0) {
+        static const char *const day[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+        size_t k = 0;
+        for (int i = 0; i < 7; i++)
+            if (cfg->full_sync.days & (1u << i))
+                k += (size_t)snprintf(full + k, sizeof(full) - k, "%s%s", k ? "," : "", day[i]);
+        snprintf(full + k, sizeof(full) - k, " %02d:%02d", cfg->full_sync.minute / 60,
+                 cfg->full_sync.minute % 60);
+    }
+    json_t *config = json_pack(
+        "{s:s, s:o, s:s?, s:s, s:I, s:s, s:b, s:s?, s:s?, s:I, s:b, s:b, s:b}", "file", cfg->path,
+        "directory", json_pack("[]"), "base_dn", cfg->base_dn, "change_tracking",
+        change_tracking_name(cfg->change_tracking), "incremental_interval_s",
+        (json_int_t)(cfg->incremental_interval_ms / 1000), "full_sync", full, "notifications",
+        cfg->notifications, "cloud", cfg->cloud_url, "org", cfg->cloud_org, "delete_threshold",
+        (json_int_t)cfg->delete_threshold, "users", cfg->users.enabled, "groups",
+        cfg->groups.enabled, "contacts", cfg->contacts.enabled);
+    for (size_t i = 0; i < cfg->urls.n; i++)
+        json_array_append_new(json_object_get(config, "directory"), json_string(cfg->urls.v[i]));
+    return json_pack("{s:s, s:s?, s:s, s:b, s:o, s:{s:o, s:o}, s:o, s:o, s:{s:b, s:s?, s:I}, s:o, s:s}",
+                     "overall", overall, "error", d->last_error[0] ? d->last_error : NULL, "state", state_names[d->state], "paused", d->paused,
+                     "current", current, "next", "full", iso_time(d->next_full), "incremental",
+                     iso_time(d->paused ? 0 : d->next_incr), "last", last, "connectors", connectors,
+                     "notifications", "connected", d->notify != NULL, "method",
+                     d->notify ? notify_method(d->notify) : NULL, "received",
+                     (json_int_t)d->notifications, "config", config, "version", DIRCONN_VERSION);
+}
+
+/* ---- admin socket ---------------------------------------------------------------- */
+
+static json_t *handle(struct daemon *d, const char *line)
+{
+    json_error_t jerr;
+    json_t *req = json_loads(line, 0, &jerr);
+    const char *cmd = json_string_value(json_object_get(req, "cmd"));
+    json_t *resp = NULL;
+    if (cmd == NULL) {
+        resp = json_pack("{s:b, s:s}", "ok", 0, "error", "a request is a JSON object with \"cmd\"");
+    } else if (strcmp(cmd, "status") == 0) {
+        resp = json_pack("{s:b, s:o}", "ok", 1, "status", status_json(d));
+    } else if (strcmp(cmd, "sync") == 0) {
+        const char *type = json_string_value(json_object_get(req, "type"));
+        bool full = type != NULL && strcmp(type, "full") == 0;
+        if (type != NULL && !full && strcmp(type, "incremental") != 0) {
+            resp = json_pack("{s:b, s:s}", "ok", 0, "error", "type is full or incremental");
+        } else if (d->state == D_STOPPING) {
+            resp = json_pack("{s:b, s:s}", "ok", 0, "error", "dirconnd is stopping");
+        } else {
+            bool busy = d->state == D_SYNCING;
+            request_sync(d, full ? REQ_FULL : REQ_INCREMENTAL, "admin", true);
+            resp = json_pack("{s:b, s:s, s:b}", "ok", 1, "queued", full ? "full" : "incremental",
+                             "after_current", busy);
+        }
+    } else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {
+        bool pause = strcmp(cmd, "pause") == 0;
+        if (pause != d->paused)
+            log_msg(&d->log, LOG_LEVEL_INFO, "%s", pause ? "paused: scheduled and notified syncs are held back"
+                                                         : "resumed");
+        d->paused = pause;
+        if (!pause && d->state == D_IDLE)
+            schedule_incremental(d);
+        resp = json_pack("{s:b, s:b}", "ok", 1, "paused", d->paused);
+    } else {
+        resp = json_pack("{s:b, s:s}", "ok", 0, "error", "unknown command (status, sync, pause, resume)");
+    }
+    json_decref(req);
+    return resp;
+}
+
+static void on_client_write(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_free(bev);
+}
+
+static void on_client_read(struct bufferevent *bev, void *arg)
+{
+    struct daemon *d = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t len = 0;
+    char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
+    if (line == NULL) {
+        if (evbuffer_get_length(in) > DAEMON_LINE_MAX)
+            bufferevent_free(bev);
+        return;
+    }
+    json_t *resp = handle(d, line);
+    free(line);
+    char *text = json_dumps(resp, JSON_COMPACT);
+    json_decref(resp);
+    if (text != NULL) {
+        bufferevent_write(bev, text, strlen(text));
+        bufferevent_write(bev, "\n", 1);
+        free(text);
+    }
+    /* One request per connection: close once the answer is written. */
+    bufferevent_setcb(bev, NULL, on_client_write, NULL, d);
+}
+
+static void on_client_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    bufferevent_free(bev);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)len;
+    struct daemon *d = arg;
+    struct bufferevent *bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        close(fd);
+        return;
+    }
+    bufferevent_setcb(bev, on_client_read, NULL, on_client_event, d);
+    struct timeval tv = {10, 0};
+    bufferevent_set_timeouts(bev, &tv, &tv);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static int open_socket(struct daemon *d)
+{
+    if (daemon_socket_path(d->cfg, d->socket_path, sizeof(d->socket_path)) == NULL) {
+        log_msg(&d->log, LOG_LEVEL_ERROR, "the admin socket path is longer than 107 bytes");
+        return -1;
+    }
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, d->socket_path, strlen(d->socket_path));
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    /* A socket file left by a crash is replaced; one a live daemon answers on is not. */
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+        log_msg(&d->log, LOG_LEVEL_ERROR, "%s: another dirconnd is running", d->socket_path);
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    unlink(d->socket_path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    mode_t old = umask(0177);
+    int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (rc != 0 || chmod(d->socket_path, 0600) != 0 || listen(fd, 16) != 0) {
+        log_msg(&d->log, LOG_LEVEL_ERROR, "%s: cannot listen: %s", d->socket_path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    evutil_make_socket_nonblocking(fd);
+    d->listener = evconnlistener_new(d->base, on_accept, d, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    if (d->listener == NULL) {
+        close(fd);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- signals ---------------------------------------------------------------------- */
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct daemon *d = arg;
+    log_msg(&d->log, LOG_LEVEL_INFO, "%s: stopping%s", sig == SIGINT ? "SIGINT" : "SIGTERM",
+            d->state == D_SYNCING ? " after the batch in flight" : "");
+    platform_notify("STOPPING=1");
+    bool running = d->state == D_SYNCING;
+    set_state(d, D_STOPPING);
+    atomic_store(&d->cancel, true);
+    if (!running)
+        event_base_loopexit(d->base, NULL);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct daemon *d = arg;
+    platform_notify("RELOADING=1");
+    struct config *fresh = NULL;
+    struct dirconn_error err;
+    if (config_load(d->config_path, &fresh, &err) != DIRCONN_OK) {
+        log_msg(&d->log, LOG_LEVEL_ERROR,
+                "SIGHUP: the new configuration is rejected, the running one is kept: %s", err.msg);
+        platform_notify("READY=1");
+        return;
+    }
+    struct config *old = d->cfg;
+    d->cfg = fresh;
+    if (old != d->run_cfg)
+        config_free(old); /* else freed when the running sync ends */
+    log_sink_close(&d->log);
+    log_sink_init(&d->log, d->prog, (enum log_level)fresh->log_level,
+                  (enum log_target)fresh->log_target);
+    log_msg(&d->log, LOG_LEVEL_INFO, "SIGHUP: configuration %s reloaded", d->config_path);
+    schedule_full(d);
+    if (d->state == D_IDLE) {
+        evtimer_del(d->ev_incr);
+        schedule_incremental(d);
+    }
+    notify_stop(d);
+    evtimer_del(d->ev_notify_retry);
+    d->notify_backoff_ms = 1000;
+    notify_start(d);
+    platform_notify("READY=1");
+}
+
+/* ---- main ------------------------------------------------------------------------- */
+
+static const char usage[] =
+    "usage: dirconnd [--config FILE] [--no-initial-sync]\n"
+    "\n"
+    "The dirconn daemon: incremental syncs every [schedule] incremental_interval and within\n"
+    "seconds of a change notification, full syncs on the [schedule] full_sync days, and the\n"
+    "admin socket that dirconnctl status, sync-now, pause and resume use. SIGHUP reloads the\n"
+    "configuration (an invalid one is rejected and the running one kept); SIGTERM finishes\n"
+    "the batch in flight and exits.\n";
+
+int main(int argc, char **argv)
+{
+    struct daemon dd;
+    memset(&dd, 0, sizeof(dd));
+    struct daemon *d = &dd;
+    d->prog = "dirconnd";
+    const char *config_path = "/etc/dirconn/dirconn.conf";
+    bool initial = true;
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"no-initial-sync", no_argument, NULL, 'n'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        if (opt == 'c')
+            config_path = optarg;
+        else if (opt == 'n')
+            initial = false;
+        else if (opt == 'h') {
+            fputs(usage, stdout);
+            return 0;
+        } else {
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    log_sink_init(&d->log, d->prog, LOG_LEVEL_INFO, LOG_TARGET_STDERR);
+    d->config_path = strdup(config_path);
+    struct dirconn_error err;
+    if (d->config_path == NULL || config_load(d->config_path, &d->cfg, &err) != DIRCONN_OK) {
+        log_msg(&d->log, LOG_LEVEL_ERROR, "%s", d->config_path ? err.msg : "out of memory");
+        free(d->config_path);
+        return dirconn_exit_code(DIRCONN_ECONFIG);
+    }
+    log_sink_init(&d->log, d->prog, (enum log_level)d->cfg->log_level,
+                  (enum log_target)d->cfg->log_target);
+    /* The daemon holds the bind password, the connector secret and tokens: no core dumps. */
+    if (platform_disable_core_dumps(&err) != DIRCONN_OK)
+        log_msg(&d->log, LOG_LEVEL_WARN, "%s", err.msg);
+    signal(SIGPIPE, SIG_IGN);
+    /* Library globals are set up once, before any thread exists. */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    pthread_mutex_init(&d->sh.lock, NULL);
+    atomic_init(&d->cancel, false);
+    d->notify_backoff_ms = 1000;
+    int exit_code = 1;
+    if (evthread_use_pthreads() != 0 || (d->base = event_base_new()) == NULL) {
+        log_msg(&d->log, LOG_LEVEL_ERROR, "cannot create the event loop");
+        goto out;
+    }
+    d->ev_incr = evtimer_new(d->base, on_incr_timer, d);
+    d->ev_full = evtimer_new(d->base, on_full_timer, d);
+    d->ev_done = event_new(d->base, -1, 0, on_done, d);
+    d->ev_debounce = evtimer_new(d->base, on_debounce, d);
+    d->ev_notify_retry = evtimer_new(d->base, on_notify_retry, d);
+    d->ev_term = evsignal_new(d->base, SIGTERM, on_term, d);
+    d->ev_int = evsignal_new(d->base, SIGINT, on_term, d);
+    d->ev_hup = evsignal_new(d->base, SIGHUP, on_hup, d);
+    if (!d->ev_incr || !d->ev_full || !d->ev_done || !d->ev_debounce || !d->ev_notify_retry ||
+        !d->ev_term || !d->ev_int || !d->ev_hup || evsignal_add(d->ev_term, NULL) != 0 ||
+        evsignal_add(d->ev_int, NULL) != 0 || evsignal_add(d->ev_hup, NULL) != 0) {
+        log_msg(&d->log, LOG_LEVEL_ERROR, "cannot set up the event loop");
+        goto out;
+    }
+    /* The state directory (where the socket lives by default) is created by the state store. */
+    struct state *st = NULL;
+    if (state_open(d->cfg->state_dir, &st, &err) != DIRCONN_OK) {
+        log_msg(&d->log, LOG_LEVEL_ERROR, "%s", err.msg);
+        goto out;
+    }
+    state_close(st);
+    if (open_socket(d) != 0)
+        goto out;
+    set_state(d, D_IDLE);
+    schedule_full(d);
+    schedule_incremental(d);
+    notify_start(d);
+    log_msg(&d->log, LOG_LEVEL_INFO, "dirconnd %s ready: admin socket %s, incremental every %lld s",
+            DIRCONN_VERSION, d->socket_path, (long long)(d->cfg->incremental_interval_ms / 1000));
+    platform_notify("READY=1\nSTATUS=idle");
+    if (initial)
+        request_sync(d, REQ_INCREMENTAL, "start", false);
+    event_base_dispatch(d->base);
+    exit_code = 0;
+    log_msg(&d->log, LOG_LEVEL_INFO, "dirconnd stopped");
+out:
+    if (d->running != REQ_NONE) {
+        atomic_store(&d->cancel, true);
+        pthread_join(d->worker, NULL);
+    }
+    notify_stop(d);
+    if (d->listener != NULL) {
+        evconnlistener_free(d->listener);
+        unlink(d->socket_path);
+    }
+    struct event *evs[] = {d->ev_incr,     d->ev_full, d->ev_done, d->ev_debounce,
+                           d->ev_notify_retry, d->ev_term, d->ev_int,  d->ev_hup};
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+        if (evs[i] != NULL)
+            event_free(evs[i]);
+    if (d->base != NULL)
+        event_base_free(d->base);
+    if (d->run_cfg != NULL && d->run_cfg != d->cfg)
+        config_free(d->run_cfg);
+    config_free(d->cfg);
+    free(d->config_path);
+    pthread_mutex_destroy(&d->sh.lock);
+    log_sink_close(&d->log);
+    libevent_global_shutdown();
+    curl_global_cleanup();
+    return exit_code;
+}

@@ -1,0 +1,280 @@
+# Integration test of change tracking and the incremental sync (dirconnctl
+# sync --incremental) against a real directory fixture and the reference cloud.
+#   bash sync_incremental.sh adds|adlds
+# After each directory change an incremental sync runs and sync_check (an
+# independent oracle reading the directory and the cloud) compares them.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/sync_lib.sh"
+kind=${1:?usage: sync_incremental.sh adds|adlds}
+
+work=$(mktemp -d /tmp/dirconn-it-incr-XXXXXX)
+cleanup() {
+	sync_cloud_stop
+	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
+	if [[ $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
+}
+trap cleanup EXIT
+ldsfx_start_retry "$kind" "$work/fx"
+# shellcheck disable=SC1091
+source "$work/fx/env"
+M=$LDSFX_MANIFEST
+sync_cloud_start
+sync_register conn-a
+B=$LDSFX_BASE_DN
+SG=$(json "$M" "j['cloud_users']['dn']")
+sync_conf "$work/a.conf" conn-a "[users]
+security_groups = $SG"
+state=$work/state-conn-a/state.db
+chk() { sync_check --security-group "$SG" "$@"; }
+incr() { # incr NAME: an incremental sync, its output in NAME_out, NAME_rc
+	run_capture "$1" dirconnctl sync --incremental --config "$work/a.conf" --no-progress
+}
+converged() { # converged WHAT
+	run_capture chk chk
+	echo "$chk_out" | grep -v '^ok' || true
+	check_eq "$1" 0 "$chk_rc"
+}
+
+# ---- the first incremental is a full sync, and takes the watermark
+incr i0
+check_eq "the first incremental sync exits 0" 0 "$i0_rc"
+check_contains "without a watermark it runs in full, and says why" "$i0_out" "Running a full sync: there is no watermark yet"
+converged "the full sync brought the cloud to the directory"
+method=$(sqlite3 "$state" "select method from watermarks")
+if [[ $kind == adds ]]; then want=dirsync; else want=syncrepl; fi
+check_eq "the watermark is taken with $want" "$want" "$method"
+check_eq "the history says full" "full" "$(sqlite3 "$state" "select type from history order by id desc limit 1")"
+
+incr i1
+check_eq "a second incremental exits 0" 0 "$i1_rc"
+check_contains "it is incremental" "$i1_out" "Incremental |"
+check_contains "nothing changed, nothing sent" "$i1_out" "Result | 0 added | 0 updated | 0 deleted | 0 failed"
+check_eq "the history says incremental" "incremental" "$(sqlite3 "$state" "select type from history order by id desc limit 1")"
+
+# ---- a user added (as a member of the security group), then modified, then disabled
+emp=$(json "$M" "j['ous']['Employees']['dn']")
+new_dn="CN=Incr Tester,$emp"
+if [[ $kind == adds ]]; then
+	ldap_modify "dn: $new_dn
+changetype: add
+objectClass: user
+sAMAccountName: incrtester
+userPrincipalName: incr.tester@dirconn.test
+givenName: Incr
+sn: Tester
+displayName: Incr Tester
+mail: incr.tester@dirconn.test
+userAccountControl: 544"
+	disable="replace: userAccountControl
+userAccountControl: 546"
+else
+	ldap_modify "dn: $new_dn
+changetype: add
+objectClass: user
+userPrincipalName: incr.tester@dirconn.test
+givenName: Incr
+sn: Tester
+displayName: Incr Tester
+mail: incr.tester@dirconn.test
+msDS-UserAccountDisabled: FALSE"
+	disable="replace: msDS-UserAccountDisabled
+msDS-UserAccountDisabled: TRUE"
+fi
+ldap_modify "dn: $SG
+changetype: modify
+add: member
+member: $new_dn"
+incr a1
+check_eq "the incremental after an addition exits 0" 0 "$a1_rc"
+check_contains "the new user is added (and the group updated)" "$a1_out" "Result | 1 added | 1 updated | 0 deleted | 0 failed"
+converged "an added user reaches the cloud"
+
+ldap_modify "dn: $new_dn
+changetype: modify
+replace: displayName
+displayName: Incr Tester Renamed
+-
+replace: givenName
+givenName: Incremental"
+incr m1
+check_contains "a modified user is updated" "$m1_out" "Result | 0 added | 1 updated | 0 deleted | 0 failed"
+converged "a modified user reaches the cloud"
+
+ldap_modify "dn: $new_dn
+changetype: modify
+$disable"
+incr d1
+check_contains "a disabled user is updated" "$d1_out" "Result | 0 added | 1 updated | 0 deleted | 0 failed"
+converged "a disabled user is inactive in the cloud"
+
+# ---- moved within the scope: nothing to send, the recorded DN follows
+svc=$(json "$M" "j['ous']['Service Accounts']['dn']")
+ldap_modify "dn: $new_dn
+changetype: modrdn
+newrdn: CN=Incr Tester
+deleteoldrdn: 1
+newsuperior: $svc"
+incr mv1
+check_eq "a move within the scope exits 0" 0 "$mv1_rc"
+check_eq "the recorded DN follows the move" 1 \
+	"$(sqlite3 "$state" "select count(*) from objects where dn like 'CN=Incr Tester,OU=Service Accounts,%'")"
+converged "a move within the scope keeps the cloud in step"
+ldap_modify "dn: CN=Incr Tester,$svc
+changetype: modrdn
+newrdn: CN=Incr Tester
+deleteoldrdn: 1
+newsuperior: $emp"
+incr mv2
+converged "the move back keeps the cloud in step"
+
+# ---- group membership: a member added to another group
+grp=$(json "$M" "j['big_group']['dn']" 2>/dev/null || true)
+[[ -n $grp ]] || grp=$SG
+ldap_modify "dn: $grp
+changetype: modify
+add: member
+member: $new_dn"
+incr g1
+check_eq "the incremental after a membership change exits 0" 0 "$g1_rc"
+converged "a group membership change reaches the cloud"
+
+# ---- removed from the security group: out of scope, deleted in the cloud
+ldap_modify "dn: $SG
+changetype: modify
+delete: member
+member: $new_dn"
+incr r1
+check_contains "a user removed from the security group is deleted" "$r1_out" "| 1 deleted | 0 failed"
+converged "removal from the security group reaches the cloud"
+
+# ---- back in the security group, then moved out of scope (another base DN) by a filter change
+ldap_modify "dn: $SG
+changetype: modify
+add: member
+member: $new_dn"
+incr b1
+check_contains "back in the security group: added again" "$b1_out" "Result | 1 added |"
+converged "re-adding to the security group reaches the cloud"
+
+# moved out of scope: the object is renamed below an OU that the config does not read
+svc=$(json "$M" "j['ous']['Service Accounts']['dn']")
+sync_conf "$work/a.conf" conn-a "[users]
+security_groups = $SG
+base_dns = $emp"
+incr s0
+check_contains "a scope change forces a full sync" "$s0_out" "Running a full sync: the scope or the mapping changed"
+run_capture chk chk --user-base "$emp"
+echo "$chk_out" | grep -v '^ok' || true
+check_eq "the full sync after the scope change converged" 0 "$chk_rc"
+ldap_modify "dn: $new_dn
+changetype: modrdn
+newrdn: CN=Incr Tester
+deleteoldrdn: 1
+newsuperior: $svc"
+moved_dn="CN=Incr Tester,$svc"
+incr o1
+check_contains "a user moved out of scope is deleted" "$o1_out" "| 1 deleted | 0 failed"
+run_capture chk chk --user-base "$emp"
+echo "$chk_out" | grep -v '^ok' || true
+check_eq "moving out of scope reaches the cloud" 0 "$chk_rc"
+ldap_modify "dn: $moved_dn
+changetype: modrdn
+newrdn: CN=Incr Tester
+deleteoldrdn: 1
+newsuperior: $emp"
+sync_conf "$work/a.conf" conn-a "[users]
+security_groups = $SG"
+incr s1
+check_contains "the old scope back: a full sync again" "$s1_out" "Running a full sync"
+converged "the object moved back is in the cloud"
+
+# ---- deleted in the directory
+ldap_modify "dn: $new_dn
+changetype: delete"
+incr x1
+check_contains "a deleted user is deleted in the cloud" "$x1_out" "| 1 deleted | 0 failed"
+converged "a deletion reaches the cloud"
+
+# ---- the delete threshold applies to incremental syncs too
+# 30 members out of the security group: more than 20 of them are in the cloud
+mapfile -t victims < <(LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
+	-y "$LDSFX_BIND_PASSWORD_FILE" -b "$SG" -s base -LLL -o ldif-wrap=no member | sed -n 's/^member: \(.*Employees.*\)/\1/p' | head -30)
+check_eq "30 members of the security group were found" 30 "${#victims[@]}"
+{
+	printf 'dn: %s\nchangetype: modify\ndelete: member\n' "$SG"
+	for dn in "${victims[@]}"; do printf 'member: %s\n' "$dn"; done
+} >"$work/remove21.ldif"
+LDAPTLS_CACERT=$LDSFX_CA_FILE ldapmodify -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" -y "$LDSFX_BIND_PASSWORD_FILE" \
+	-f "$work/remove21.ldif" >/dev/null
+wm_before=$(sqlite3 "$state" "select hex(value) from watermarks")
+run_capture t1 dirconnctl sync --incremental --config "$work/a.conf" --no-progress
+check_eq "more than 20 deletions stop the incremental: exit 40" 40 "$t1_rc"
+check_contains "the error says so" "$t1_err" "Delete threshold (20 objects) exceeded"
+check_eq "the watermark did not move" "$wm_before" "$(sqlite3 "$state" "select hex(value) from watermarks")"
+run_capture t2 dirconnctl sync --incremental --config "$work/a.conf" --no-progress --override-threshold
+check_eq "the override lets it through" 0 "$t2_rc"
+check_contains "the users are deleted" "$t2_out" "(override used for this run)"
+converged "the cloud matches after the override"
+
+# ---- the cloud down: the incremental fails, the watermark stays, nothing is lost
+ldap_modify "dn: ${victims[0]}
+changetype: modify
+replace: displayName
+displayName: Changed While The Cloud Was Down"
+ldap_modify "dn: $SG
+changetype: modify
+add: member
+member: ${victims[1]}"
+wm_before=$(sqlite3 "$state" "select hex(value) from watermarks")
+sync_cloud_stop
+incr c1
+check "the incremental with the cloud down fails" test "$c1_rc" -ne 0
+check_eq "the watermark did not move" "$wm_before" "$(sqlite3 "$state" "select hex(value) from watermarks")"
+sync_cloud_start
+incr c2
+check_eq "the next incremental exits 0" 0 "$c2_rc"
+converged "the change made during the outage reached the cloud"
+
+# ---- per-object failures are retried; the watermark moves past them
+cloud_admin PUT /v1/faults '{"error500": 1.0, "writesOnly": true}' >/dev/null
+ldap_modify "dn: ${victims[1]}
+changetype: modify
+replace: displayName
+displayName: Refused By The Cloud"
+incr f1
+check_eq "refused writes fail the run: exit 1" 1 "$f1_rc"
+check_eq "the refused object is recorded for retry" 1 "$(sqlite3 "$state" "select count(*) from retry")"
+cloud_admin PUT /v1/faults '{"error500": 0, "writesOnly": false}' >/dev/null
+incr f2
+check_eq "the retry run exits 0" 0 "$f2_rc"
+check_eq "nothing is left to retry" 0 "$(sqlite3 "$state" "select count(*) from retry")"
+converged "the refused change reached the cloud on retry"
+
+# ---- a watermark of another method (forced in the config) means a full sync
+if [[ $kind == adds ]]; then
+	sync_conf "$work/a.conf" conn-a "[users]
+security_groups = $SG
+[ldap]
+change_tracking = usn"
+	incr u0
+	check_contains "a new method needs a full sync" "$u0_out" "Running a full sync: the change tracking method changed"
+	check_eq "the watermark is a USN now" "usn" "$(sqlite3 "$state" "select method from watermarks")"
+	# victims[1] is back in the security group and in the cloud
+	ldap_modify "dn: ${victims[1]}
+changetype: modify
+replace: displayName
+displayName: Changed Under USN"
+	incr u1
+	check_contains "uSNChanged polling is incremental" "$u1_out" "Incremental |"
+	check_contains "and finds the change" "$u1_out" "Result | 0 added | 1 updated"
+	ldap_modify "dn: ${victims[1]}
+changetype: delete"
+	incr u2
+	check_contains "a deletion is found through Show Deleted" "$u2_out" "| 1 deleted | 0 failed"
+	converged "uSNChanged polling converged"
+	sqlite3 "$state" "update watermarks set invocation_id = '00000000-0000-0000-0000-000000000000'"
+	incr u3
+	check_contains "another invocationId discards the watermark" "$u3_out" "Running a full sync: the DC's invocationId changed"
+fi
+
+finish
