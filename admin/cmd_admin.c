@@ -232,8 +232,7 @@ static enum dirconn_err api_token(struct ctl *ctl, struct admin_cloud *c,
 }
 
 static enum dirconn_err open_store(struct ctl *ctl, enum secret_store_mode mode,
-                                   struct secret_store **s,
-                                   struct dirconn_error *err)
+                                   struct secret_store **s, struct dirconn_error *err)
 {
     return secret_store_open_config(ctl->cfg, mode, s, err);
 }
@@ -248,8 +247,9 @@ static int run_register(struct ctl *ctl, const struct admin_args *a)
         return dirconn_exit_code(DIRCONN_ECONFIG);
     const struct config *cfg = ctl->cfg;
     if (cfg->cloud_client_id != NULL)
-        warn(ctl, "[cloud] client_id is set in %s: the connector keeps using it and not this "
-                  "registration until client_id and client_secret_file are removed",
+        warn(ctl,
+             "[cloud] client_id is set in %s: the connector keeps using it and not this "
+             "registration until client_id and client_secret_file are removed",
              cfg->path);
     if (cfg->cloud_auth != CLOUD_AUTH_OAUTH2)
         warn(ctl, "[cloud] auth = bearer: the registration is used for the lease and reports, "
@@ -300,8 +300,8 @@ static int run_register(struct ctl *ctl, const struct admin_args *a)
             cfg->cloud_org);
     if (ctl->json) {
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s?}", "id", reg.id, "name",
-                              reg.name ? reg.name : name, "host", reg.host ? reg.host : host,
-                              "org", cfg->cloud_org, "registeredAt", reg.registered_at);
+                              reg.name ? reg.name : name, "host", reg.host ? reg.host : host, "org",
+                              cfg->cloud_org, "registeredAt", reg.registered_at);
         char *text = o != NULL ? json_dumps(o, JSON_INDENT(2)) : NULL;
         if (text != NULL)
             puts(text);
@@ -415,13 +415,14 @@ static int run_deregister(struct ctl *ctl, const struct admin_args *a)
             known = true;
     }
     if (!known && !local) {
-        e = dirconn_error_set(&err, DIRCONN_ENOTREGISTERED,
-                              "organisation %s has no connector %s", cfg->cloud_org, id);
+        e = dirconn_error_set(&err, DIRCONN_ENOTREGISTERED, "organisation %s has no connector %s",
+                              cfg->cloud_org, id);
         goto out;
     }
     if (others == 0) {
-        warn(ctl, "%s is the last connector of organisation %s: after deregistration, users "
-                  "are not synchronized any more",
+        warn(ctl,
+             "%s is the last connector of organisation %s: after deregistration, users "
+             "are not synchronized any more",
              id, cfg->cloud_org);
         if (!a->yes) {
             int answer = platform_confirm("Deregister it? [y/N] ");
@@ -457,8 +458,7 @@ static int run_deregister(struct ctl *ctl, const struct admin_args *a)
         if (e != DIRCONN_OK)
             goto out;
     }
-    log_msg(&ctl->log, LOG_LEVEL_INFO, "deregistered connector %s from org %s", id,
-            cfg->cloud_org);
+    log_msg(&ctl->log, LOG_LEVEL_INFO, "deregistered connector %s from org %s", id, cfg->cloud_org);
     if (a->admin_token_file != NULL)
         printf("Deregistered connector %s from organisation %s%s%s.\n", id, cfg->cloud_org,
                existed ? "" : " (the cloud no longer knew it)",
@@ -677,8 +677,9 @@ static bool is_settable(const char *name)
 static int secret_set(struct ctl *ctl, const char *name, bool unset)
 {
     if (!is_settable(name))
-        return ctl_usage_error(ctl, "'%s' is not a secret name: use ldap-bind-password, "
-                                    "proxy-password or cloud-token",
+        return ctl_usage_error(ctl,
+                               "'%s' is not a secret name: use ldap-bind-password, "
+                               "proxy-password or cloud-token",
                                name);
     enum dirconn_err e = ctl_load_config(ctl);
     if (e != DIRCONN_OK)

@@ -133,10 +133,10 @@ static void print_status(json_t *s)
     json_t *next = json_object_get(s, "next");
     printf("Next full sync:         %s\n",
            json_is_string(json_object_get(next, "full")) ? str(next, "full") : "not scheduled");
-    printf("Next incremental sync:  %s\n", json_is_string(json_object_get(next, "incremental"))
-                                               ? str(next, "incremental")
-                                           : json_is_true(json_object_get(s, "paused")) ? "paused"
-                                                                                        : "after the current one");
+    printf("Next incremental sync:  %s\n",
+           json_is_string(json_object_get(next, "incremental")) ? str(next, "incremental")
+           : json_is_true(json_object_get(s, "paused"))         ? "paused"
+                                                                : "after the current one");
     printf("Last synchronizations:\n");
     size_t i;
     json_t *h;
@@ -154,18 +154,20 @@ static void print_status(json_t *s)
         printf("  none yet\n");
     printf("Connectors:\n");
     json_array_foreach(json_object_get(s, "connectors"), i, h)
-    printf("  %s on %s%s\n", str(h, "name"), str(h, "host"),
-           json_is_true(json_object_get(h, "active")) ? " (active)" : "");
+        printf("  %s on %s%s\n", str(h, "name"), str(h, "host"),
+               json_is_true(json_object_get(h, "active")) ? " (active)" : "");
     json_t *n = json_object_get(s, "notifications");
     printf("Change notifications:   %s%s%s, %ld received\n",
            json_is_true(json_object_get(n, "connected")) ? "connected" : "not connected",
            json_is_string(json_object_get(n, "method")) ? " via " : "",
-           json_is_string(json_object_get(n, "method")) ? str(n, "method") : "", num(n, "received"));
+           json_is_string(json_object_get(n, "method")) ? str(n, "method") : "",
+           num(n, "received"));
     json_t *c = json_object_get(s, "config");
     printf("Configuration:          %s\n", str(c, "file"));
-    printf("  directory %s", json_string_value(json_array_get(json_object_get(c, "directory"), 0))
-                                 ? json_string_value(json_array_get(json_object_get(c, "directory"), 0))
-                                 : "-");
+    printf("  directory %s",
+           json_string_value(json_array_get(json_object_get(c, "directory"), 0))
+               ? json_string_value(json_array_get(json_object_get(c, "directory"), 0))
+               : "-");
     printf(", base %s, change tracking %s\n", str(c, "base_dn"), str(c, "change_tracking"));
     printf("  cloud %s (org %s), delete threshold %ld\n", str(c, "cloud"), str(c, "org"),
            num(c, "delete_threshold"));

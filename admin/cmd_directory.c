@@ -156,7 +156,8 @@ int cmd_test_connection(struct ctl *ctl, int argc, char **argv)
         json_object_set_new(doc, "changeTrackingConfigured",
                             json_string(change_tracking_name(configured)));
         json_object_set_new(doc, "changeTrackingSelected",
-                            selected_ok ? json_string(change_tracking_name(selected)) : json_null());
+                            selected_ok ? json_string(change_tracking_name(selected))
+                                        : json_null());
         json_object_set_new(doc, "changeNotifications", json_boolean(notify));
         if (dse->has_usn)
             json_object_set_new(doc, "highestCommittedUSN",
@@ -282,17 +283,19 @@ static json_t *entry_json(const struct ldap_entry *e)
             json_array_append_new(vals, value_json(a->name, &a->values[j]));
         json_object_set_new(attrs, a->name, vals);
     }
-    return json_pack("{s:s, s:s?, s:o}", "dn", e->dn, "id", e->id[0] ? e->id : NULL,
-                     "attributes", attrs);
+    return json_pack("{s:s, s:s?, s:o}", "dn", e->dn, "id", e->id[0] ? e->id : NULL, "attributes",
+                     attrs);
 }
 
 int cmd_search(struct ctl *ctl, int argc, char **argv)
 {
-    static const struct option extra[] = {
-        {"base", required_argument, NULL, OPT_BASE},   {"scope", required_argument, NULL, OPT_SCOPE},
-        {"filter", required_argument, NULL, OPT_FILTER}, {"attrs", required_argument, NULL, OPT_ATTRS},
-        {"count", no_argument, NULL, OPT_COUNT},       {"limit", required_argument, NULL, OPT_LIMIT},
-        {NULL, 0, NULL, 0}};
+    static const struct option extra[] = {{"base", required_argument, NULL, OPT_BASE},
+                                          {"scope", required_argument, NULL, OPT_SCOPE},
+                                          {"filter", required_argument, NULL, OPT_FILTER},
+                                          {"attrs", required_argument, NULL, OPT_ATTRS},
+                                          {"count", no_argument, NULL, OPT_COUNT},
+                                          {"limit", required_argument, NULL, OPT_LIMIT},
+                                          {NULL, 0, NULL, 0}};
     struct search_args a = {.scope = LDAP_SCOPE_SUBTREE};
     int rc = ctl_parse_options(ctl, argc, argv, extra, search_opt, &a, search_help);
     if (rc >= 0)

@@ -183,9 +183,9 @@ static int run_check(struct ctl *ctl, const char *url)
                 json_object_set_new(o, "proxy", json_string(shown != NULL ? shown : "?"));
                 json_object_set_new(o, "reached", json_boolean(pr.reached));
                 json_object_set_new(o, "status", pr.status ? json_integer(pr.status) : json_null());
-                json_object_set_new(o, "connect_status", pr.connect_status
-                                                             ? json_integer(pr.connect_status)
-                                                             : json_null());
+                json_object_set_new(o, "connect_status",
+                                    pr.connect_status ? json_integer(pr.connect_status)
+                                                      : json_null());
                 json_object_set_new(o, "error", pr.reached ? json_null() : json_string(pr.error));
                 json_array_append_new(list, o);
             } else if (pr.reached) {

@@ -47,7 +47,8 @@ static void usage(FILE *out)
     fprintf(out, "usage: dirconnctl COMMAND [--config FILE] [OPTIONS]\n\ncommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n'dirconnctl COMMAND --help' describes a command; exit codes are in docs/cli.md.\n");
+    fprintf(out,
+            "\n'dirconnctl COMMAND --help' describes a command; exit codes are in docs/cli.md.\n");
 }
 
 enum dirconn_err ctl_load_config(struct ctl *ctl)

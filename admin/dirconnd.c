@@ -80,9 +80,9 @@ struct daemon {
     char socket_path[108];
     enum dstate state;
     bool paused;
-    enum request pending;    /* asked for while a sync ran */
-    enum request running;    /* the running sync's kind */
-    const char *trigger;     /* what started it: "schedule", "notification", "admin" */
+    enum request pending; /* asked for while a sync ran */
+    enum request running; /* the running sync's kind */
+    const char *trigger;  /* what started it: "schedule", "notification", "admin" */
     time_t started, next_incr, next_full;
     atomic_bool cancel;
     pthread_t worker;
@@ -90,7 +90,7 @@ struct daemon {
     struct notify *notify;
     int64_t notify_backoff_ms;
     unsigned long notifications;
-    enum dirconn_err last_rc;  /* the last run's outcome, also when it failed before */
+    enum dirconn_err last_rc;           /* the last run's outcome, also when it failed before */
     char last_error[DIRCONN_ERROR_LEN]; /* being recorded in the history (cloud unreachable) */
     time_t last_ended;
 };
@@ -235,7 +235,8 @@ static void start_sync(struct daemon *d, enum request what, const char *trigger)
     set_state(d, D_SYNCING);
     log_msg(&d->log, LOG_LEVEL_INFO, "%s sync started (%s)",
             what == REQ_FULL ? "full" : "incremental", trigger);
-    platform_notify(what == REQ_FULL ? "STATUS=full sync running" : "STATUS=incremental sync running");
+    platform_notify(what == REQ_FULL ? "STATUS=full sync running"
+                                     : "STATUS=incremental sync running");
     int rc = pthread_create(&d->worker, NULL, worker_main, j);
     if (rc != 0) {
         free(j);
@@ -276,7 +277,8 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     snprintf(message, sizeof(message), "%s", d->sh.message);
     pthread_mutex_unlock(&d->sh.lock);
     if (rc == DIRCONN_OK)
-        log_msg(&d->log, LOG_LEVEL_INFO, "%s sync done in %.1f s: %ld added, %ld updated, %ld deleted",
+        log_msg(&d->log, LOG_LEVEL_INFO,
+                "%s sync done in %.1f s: %ld added, %ld updated, %ld deleted",
                 res.incremental ? "incremental" : "full", res.seconds, res.added, res.updated,
                 res.deleted);
     else
@@ -425,8 +427,8 @@ static void notify_start(struct daemon *d)
         notify_failed(d, err.msg);
         return;
     }
-    d->ev_notify = event_new(d->base, notify_fd(d->notify), EV_READ | EV_PERSIST,
-                             on_notify_readable, d);
+    d->ev_notify =
+        event_new(d->base, notify_fd(d->notify), EV_READ | EV_PERSIST, on_notify_readable, d);
     if (d->ev_notify == NULL || event_add(d->ev_notify, NULL) != 0)
         notify_failed(d, "cannot watch the connection");
     else
@@ -471,16 +473,17 @@ static json_t *status_json(struct daemon *d)
                 if (strcmp(h[i].type, "dry-run") == 0)
                     continue;
                 if (shown == 0 && strcmp(h[i].status, "success") != 0)
-                    overall = strcmp(h[i].status, "threshold") == 0 ? "threshold exceeded" : "error";
+                    overall =
+                        strcmp(h[i].status, "threshold") == 0 ? "threshold exceeded" : "error";
                 json_array_append_new(
-                    last, json_pack("{s:s, s:o, s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s?}",
-                                    "type", h[i].type, "started", iso_time((time_t)h[i].started),
-                                    "ended", iso_time((time_t)h[i].ended), "status", h[i].status,
-                                    "added", (json_int_t)h[i].added, "updated",
-                                    (json_int_t)h[i].updated, "deleted", (json_int_t)h[i].deleted,
-                                    "matched", (json_int_t)h[i].matched, "skipped",
-                                    (json_int_t)h[i].skipped, "failed", (json_int_t)h[i].failed,
-                                    "message", h[i].message));
+                    last,
+                    json_pack("{s:s, s:o, s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s?}", "type",
+                              h[i].type, "started", iso_time((time_t)h[i].started), "ended",
+                              iso_time((time_t)h[i].ended), "status", h[i].status, "added",
+                              (json_int_t)h[i].added, "updated", (json_int_t)h[i].updated,
+                              "deleted", (json_int_t)h[i].deleted, "matched",
+                              (json_int_t)h[i].matched, "skipped", (json_int_t)h[i].skipped,
+                              "failed", (json_int_t)h[i].failed, "message", h[i].message));
                 shown++;
             }
             state_history_free(h, n);
@@ -498,9 +501,10 @@ static json_t *status_json(struct daemon *d)
         overall = "paused";
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
-    json_t *connectors = json_pack("[{s:s, s:s, s:b, s:s}]", "name", cfg->name ? cfg->name : host,
-                                   "host", host, "active", 1, "lease",
-                                   cfg->ha_lease == HA_LEASE_NONE ? "none" : "not yet implemented: this instance syncs");
+    json_t *connectors = json_pack(
+        "[{s:s, s:s, s:b, s:s}]", "name", cfg->name ? cfg->name : host, "host", host, "active", 1,
+        "lease",
+        cfg->ha_lease == HA_LEASE_NONE ? "none" : "not yet implemented: this instance syncs");
     char full[64] = "never";
     if (cfg->full_sync.days != 0) {
         static const char *const day[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
@@ -521,13 +525,14 @@ static json_t *status_json(struct daemon *d)
         cfg->groups.enabled, "contacts", cfg->contacts.enabled);
     for (size_t i = 0; i < cfg->urls.n; i++)
         json_array_append_new(json_object_get(config, "directory"), json_string(cfg->urls.v[i]));
-    return json_pack("{s:s, s:s?, s:s, s:b, s:o, s:{s:o, s:o}, s:o, s:o, s:{s:b, s:s?, s:I}, s:o, s:s}",
-                     "overall", overall, "error", d->last_error[0] ? d->last_error : NULL, "state", state_names[d->state], "paused", d->paused,
-                     "current", current, "next", "full", iso_time(d->next_full), "incremental",
-                     iso_time(d->paused ? 0 : d->next_incr), "last", last, "connectors", connectors,
-                     "notifications", "connected", d->notify != NULL, "method",
-                     d->notify ? notify_method(d->notify) : NULL, "received",
-                     (json_int_t)d->notifications, "config", config, "version", DIRCONN_VERSION);
+    return json_pack(
+        "{s:s, s:s?, s:s, s:b, s:o, s:{s:o, s:o}, s:o, s:o, s:{s:b, s:s?, s:I}, s:o, s:s}",
+        "overall", overall, "error", d->last_error[0] ? d->last_error : NULL, "state",
+        state_names[d->state], "paused", d->paused, "current", current, "next", "full",
+        iso_time(d->next_full), "incremental", iso_time(d->paused ? 0 : d->next_incr), "last", last,
+        "connectors", connectors, "notifications", "connected", d->notify != NULL, "method",
+        d->notify ? notify_method(d->notify) : NULL, "received", (json_int_t)d->notifications,
+        "config", config, "version", DIRCONN_VERSION);
 }
 
 /* ---- admin socket ---------------------------------------------------------------- */
@@ -558,14 +563,15 @@ static json_t *handle(struct daemon *d, const char *line)
     } else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {
         bool pause = strcmp(cmd, "pause") == 0;
         if (pause != d->paused)
-            log_msg(&d->log, LOG_LEVEL_INFO, "%s", pause ? "paused: scheduled and notified syncs are held back"
-                                                         : "resumed");
+            log_msg(&d->log, LOG_LEVEL_INFO, "%s",
+                    pause ? "paused: scheduled and notified syncs are held back" : "resumed");
         d->paused = pause;
         if (!pause && d->state == D_IDLE)
             schedule_incremental(d);
         resp = json_pack("{s:b, s:b}", "ok", 1, "paused", d->paused);
     } else {
-        resp = json_pack("{s:b, s:s}", "ok", 0, "error", "unknown command (status, sync, pause, resume)");
+        resp = json_pack("{s:b, s:s}", "ok", 0, "error",
+                         "unknown command (status, sync, pause, resume)");
     }
     json_decref(req);
     return resp;
@@ -823,7 +829,7 @@ out:
         evconnlistener_free(d->listener);
         unlink(d->socket_path);
     }
-    struct event *evs[] = {d->ev_incr,     d->ev_full, d->ev_done, d->ev_debounce,
+    struct event *evs[] = {d->ev_incr,         d->ev_full, d->ev_done, d->ev_debounce,
                            d->ev_notify_retry, d->ev_term, d->ev_int,  d->ev_hup};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i] != NULL)

@@ -16,10 +16,10 @@
 
 /* One piece of a pattern: literal text, or a placeholder. */
 struct avatar_part {
-    char *literal;     /* literal text (braces unescaped); NULL for a placeholder */
-    char *attribute;   /* placeholder: the directory attribute */
-    char *regex;       /* placeholder: the regex source; NULL for {attribute} */
-    pcre2_code *code;  /* compiled regex, or NULL */
+    char *literal;    /* literal text (braces unescaped); NULL for a placeholder */
+    char *attribute;  /* placeholder: the directory attribute */
+    char *regex;      /* placeholder: the regex source; NULL for {attribute} */
+    pcre2_code *code; /* compiled regex, or NULL */
 };
 
 struct avatar {
@@ -356,8 +356,8 @@ static void set_why(char *why, size_t why_len, const char *fmt, ...)
     }
 }
 
-static enum dirconn_err render(const struct avatar *a, const struct avatar_source *src,
-                               char **uri, char *why, size_t why_len)
+static enum dirconn_err render(const struct avatar *a, const struct avatar_source *src, char **uri,
+                               char *why, size_t why_len)
 {
     *uri = NULL;
     if (why != NULL && why_len > 0)

@@ -48,7 +48,8 @@ struct avatar;
  *                    http(s) URI (it must start with http:// or https://);
  *   DIRCONN_ENOMEM   out of memory.
  */
-enum dirconn_err avatar_compile(const char *pattern, struct avatar **out, struct dirconn_error *err);
+enum dirconn_err avatar_compile(const char *pattern, struct avatar **out,
+                                struct dirconn_error *err);
 
 /*
  * avatar_attributes - the directory attributes the placeholders read, as a

@@ -39,9 +39,9 @@ enum opt_type {
 };
 
 /* Option flags. */
-#define OPT_REQUIRED 0x1u   /* must be set */
-#define OPT_JOIN_NONE 0x2u  /* continuation lines are appended without a separator */
-#define OPT_LIST_SEMI 0x4u  /* list items are separated by ';' (DNs contain commas and spaces) */
+#define OPT_REQUIRED   0x1u /* must be set */
+#define OPT_JOIN_NONE  0x2u /* continuation lines are appended without a separator */
+#define OPT_LIST_SEMI  0x4u /* list items are separated by ';' (DNs contain commas and spaces) */
 #define OPT_LIST_SPACE 0x8u /* list items are separated by white space, ',' or ';' */
 
 typedef bool (*opt_validator)(const char *value, char *why, size_t whylen);
@@ -70,19 +70,18 @@ static const char *const change_tracking_names[] = {"auto", "dirsync", "usn", "s
 static const char *const cloud_auth_names[] = {"oauth2", "bearer", NULL};
 static const char *const ha_lease_names[] = {"cloud", "etcd", "none", NULL};
 static const char *const proxy_mode_names[] = {"auto", "pac", "explicit", "none", NULL};
-static const char *const proxy_auth_names[] = {"any",  "basic",     "digest",
-                                               "ntlm", "negotiate", NULL};
+static const char *const proxy_auth_names[] = {"any", "basic", "digest", "ntlm", "negotiate", NULL};
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_target_names[] = {"stderr", "syslog", NULL};
 
 #define OFF(field) offsetof(struct config, field)
-#define DAY_MS (24LL * 3600 * 1000)
+#define DAY_MS     (24LL * 3600 * 1000)
 
 /* The options table. docs/configuration.md documents every row; a unit test checks that. */
 static const struct opt options[] = {
     {"connector", "name", OPT_STRING, OFF(name), NULL, 1, 64, NULL, 0, NULL},
-    {"connector", "state_dir", OPT_STRING, OFF(state_dir), "/var/lib/dirconn", 1, PATH_MAX, NULL,
-     0, NULL},
+    {"connector", "state_dir", OPT_STRING, OFF(state_dir), "/var/lib/dirconn", 1, PATH_MAX, NULL, 0,
+     NULL},
     {"connector", "key_file", OPT_STRING, OFF(key_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
 
     {"ldap", "urls", OPT_LIST, OFF(urls), NULL, 1, 32, NULL, OPT_REQUIRED | OPT_LIST_SPACE,
@@ -96,8 +95,8 @@ static const struct opt options[] = {
     {"ldap", "base_dn", OPT_STRING, OFF(base_dn), NULL, 1, 1024, NULL, 0, validate_dn},
     {"ldap", "page_size", OPT_INT, OFF(page_size), "500", 1, 100000, NULL, 0, NULL},
     {"ldap", "timeout", OPT_DURATION, OFF(timeout_ms), "30s", 100, 3600 * 1000, NULL, 0, NULL},
-    {"ldap", "change_tracking", OPT_ENUM, OFF(change_tracking), "auto", 0, 0,
-     change_tracking_names, 0, NULL},
+    {"ldap", "change_tracking", OPT_ENUM, OFF(change_tracking), "auto", 0, 0, change_tracking_names,
+     0, NULL},
 
     {"users", "base_dns", OPT_LIST, OFF(users.base_dns), NULL, 0, 256, NULL, OPT_LIST_SEMI,
      validate_dn},
@@ -107,8 +106,8 @@ static const struct opt options[] = {
     {"users", "enabled_only", OPT_BOOL, OFF(users_enabled_only), "no", 0, 0, NULL, 0, NULL},
     {"users", "security_groups", OPT_LIST, OFF(users_security_groups), NULL, 0, 256, NULL,
      OPT_LIST_SEMI, validate_dn},
-    {"users", "required_attributes", OPT_LIST, OFF(users_required_attributes), "mail", 0, 32,
-     NULL, OPT_LIST_SPACE, validate_attribute},
+    {"users", "required_attributes", OPT_LIST, OFF(users_required_attributes), "mail", 0, 32, NULL,
+     OPT_LIST_SPACE, validate_attribute},
 
     {"groups", "base_dns", OPT_LIST, OFF(groups.base_dns), NULL, 0, 256, NULL, OPT_LIST_SEMI,
      validate_dn},
@@ -151,14 +150,13 @@ static const struct opt options[] = {
      validate_http_url},
     {"ha", "lease_duration", OPT_DURATION, OFF(ha_lease_duration_ms), "30s", 1000, 3600 * 1000,
      NULL, 0, NULL},
-    {"ha", "renew_interval", OPT_DURATION, OFF(ha_renew_interval_ms), NULL, 100, 3600 * 1000,
-     NULL, 0, NULL},
-    {"ha", "failover_interval", OPT_DURATION, OFF(ha_failover_interval_ms), "0s", 0, DAY_MS,
-     NULL, 0, NULL},
+    {"ha", "renew_interval", OPT_DURATION, OFF(ha_renew_interval_ms), NULL, 100, 3600 * 1000, NULL,
+     0, NULL},
+    {"ha", "failover_interval", OPT_DURATION, OFF(ha_failover_interval_ms), "0s", 0, DAY_MS, NULL,
+     0, NULL},
 
     {"proxy", "mode", OPT_ENUM, OFF(proxy_mode), "auto", 0, 0, proxy_mode_names, 0, NULL},
-    {"proxy", "pac_url", OPT_STRING, OFF(proxy_pac_url), NULL, 1, 2048, NULL, 0,
-     validate_pac_url},
+    {"proxy", "pac_url", OPT_STRING, OFF(proxy_pac_url), NULL, 1, 2048, NULL, 0, validate_pac_url},
     {"proxy", "url", OPT_STRING, OFF(proxy_url), NULL, 1, 2048, NULL, 0, validate_proxy_url},
     {"proxy", "username", OPT_STRING, OFF(proxy_username), NULL, 1, 256, NULL, 0, NULL},
     {"proxy", "password_file", OPT_STRING, OFF(proxy_password_file), NULL, 1, PATH_MAX, NULL, 0,
@@ -185,13 +183,13 @@ static const char *const free_sections[] = {"mapping", NULL};
 /* Parsing context shared by the reader and the handler. */
 struct config_parse {
     struct config *cfg;
-    const char *name; /* file name for messages */
-    FILE *fp;         /* config_reader input (file) */
-    const char *text; /* config_reader input (string) */
-    int line;         /* line most recently handed to inih */
-    bool continuation; /* that line started with white space */
-    int long_line;     /* first line longer than inih's buffer, 0 = none */
-    int set_line[N_OPTIONS]; /* line where each option was set, 0 = not set */
+    const char *name;           /* file name for messages */
+    FILE *fp;                   /* config_reader input (file) */
+    const char *text;           /* config_reader input (string) */
+    int line;                   /* line most recently handed to inih */
+    bool continuation;          /* that line started with white space */
+    int long_line;              /* first line longer than inih's buffer, 0 = none */
+    int set_line[N_OPTIONS];    /* line where each option was set, 0 = not set */
     const struct opt *last_opt; /* option of the previous handled line */
     struct dirconn_error *err;
     bool failed;
@@ -255,8 +253,9 @@ static bool validate_ldap_url(const char *value, char *why, size_t whylen)
     LDAPURLDesc *lud = NULL;
     int rc = ldap_url_parse(value, &lud);
     if (rc != LDAP_URL_SUCCESS) {
-        snprintf(why, whylen, "not a valid LDAP URL (RFC 4516), expected ldap://host[:port] or "
-                              "ldaps://host[:port]");
+        snprintf(why, whylen,
+                 "not a valid LDAP URL (RFC 4516), expected ldap://host[:port] or "
+                 "ldaps://host[:port]");
         return false;
     }
     bool ok = strcasecmp(lud->lud_scheme, "ldap") == 0 || strcasecmp(lud->lud_scheme, "ldaps") == 0;
@@ -448,9 +447,8 @@ bool config_parse_weekly(const char *text, struct config_weekly *out)
             for (int d = 0; d < 7; d++) {
                 if (strncasecmp(tok, days[d], 3) == 0 && (len == 3 || len > 3)) {
                     /* "Sun" or a longer English day name starting with it ("Sunday"). */
-                    static const char *const full[] = {"sunday",   "monday", "tuesday",
-                                                       "wednesday", "thursday", "friday",
-                                                       "saturday"};
+                    static const char *const full[] = {"sunday",   "monday", "tuesday", "wednesday",
+                                                       "thursday", "friday", "saturday"};
                     if (len == 3 || strcasecmp(tok, full[d]) == 0)
                         found = d;
                 }
@@ -573,8 +571,8 @@ static bool store_value(struct config_parse *ps, const struct opt *o, int line, 
     case OPT_STRING: {
         size_t len = strlen(value);
         if (len < (size_t)o->min || len > (size_t)o->max) {
-            parse_fail(ps, line, o, "value must be %lld to %lld characters long",
-                       (long long)o->min, (long long)o->max);
+            parse_fail(ps, line, o, "value must be %lld to %lld characters long", (long long)o->min,
+                       (long long)o->max);
             return false;
         }
         /* Values that may continue on the next line are validated once complete. */
@@ -849,8 +847,7 @@ static void config_cross_check(struct config_parse *ps)
     for (size_t i = 0; i < N_OPTIONS && !ps->failed; i++) {
         const struct opt *o = &options[i];
         /* Only string options hold a char * at their offset. */
-        const char *value =
-            o->type == OPT_STRING ? *(char **)((char *)cfg + o->offset) : NULL;
+        const char *value = o->type == OPT_STRING ? *(char **)((char *)cfg + o->offset) : NULL;
         char why[512] = "";
         if ((o->flags & OPT_REQUIRED) && ps->set_line[i] == 0)
             parse_fail(ps, 0, o, "required key is missing");

@@ -50,10 +50,11 @@ struct config_mapping {
     int line;         /* line in the file, for error messages */
 };
 
-/* A weekly schedule: a set of days and a time of day ("Sun 02:00", "Mon,Thu 23:30", "daily 03:00"). */
+/* A weekly schedule: a set of days and a time of day ("Sun 02:00", "Mon,Thu 23:30", "daily 03:00").
+ */
 struct config_weekly {
-    unsigned days;   /* bit 0 = Sunday ... bit 6 = Saturday; 0 = never */
-    int minute;      /* minutes after local midnight, 0..1439 */
+    unsigned days; /* bit 0 = Sunday ... bit 6 = Saturday; 0 = never */
+    int minute;    /* minutes after local midnight, 0..1439 */
 };
 
 /* Which object kind a [users]/[groups]/[contacts] section describes. */
@@ -113,13 +114,13 @@ struct config {
     bool notifications;
 
     /* [cloud] */
-    char *cloud_url;      /* control API base URL */
+    char *cloud_url; /* control API base URL */
     char *cloud_org;
     char *cloud_scim_url; /* SCIM base URL; default <url>/scim/v2/<org> */
     enum cloud_auth_mode cloud_auth;
     char *cloud_client_id;          /* connector id for OAuth 2.0 client credentials */
     char *cloud_client_secret_file; /* file holding the connector secret */
-    char *cloud_token_file; /* bearer token file (auth = bearer) */
+    char *cloud_token_file;         /* bearer token file (auth = bearer) */
     char *cloud_ca_file;
 
     /* [ha] */
@@ -144,9 +145,9 @@ struct config {
     int log_target; /* enum log_target */
 
     /* [daemon] */
-    char *daemon_socket;                 /* admin socket; NULL = <state_dir>/dirconnd.sock */
-    int64_t daemon_debounce_ms;          /* wait after a change notification before syncing */
-    int64_t daemon_notify_retry_max_ms;  /* longest wait between notification reconnections */
+    char *daemon_socket;                /* admin socket; NULL = <state_dir>/dirconnd.sock */
+    int64_t daemon_debounce_ms;         /* wait after a change notification before syncing */
+    int64_t daemon_notify_retry_max_ms; /* longest wait between notification reconnections */
 };
 
 /*

@@ -182,8 +182,8 @@ enum dirconn_err control_request(const struct control_options *o, const char *be
         if (note.code != DIRCONN_OK)
             e = dirconn_error_set(err, note.code, "%s %s: %s", method, url, note.msg);
         else
-            e = dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "%s %s: %s (curl %d)", method,
-                                  url, errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc);
+            e = dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "%s %s: %s (curl %d)", method, url,
+                                  errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc);
         goto out;
     }
     if (b.overflow) {
@@ -200,12 +200,10 @@ enum dirconn_err control_request(const struct control_options *o, const char *be
         const char *detail = json_string_value(json_object_get(resp->body, "detail"));
         if (detail == NULL)
             detail = json_string_value(json_object_get(resp->body, "error_description"));
-        e = dirconn_error_set(err,
-                              resp->status == 401 || resp->status == 403 ? DIRCONN_ECLOUD_AUTH
-                                                                          : DIRCONN_ECLOUD,
-                              "%s %s: HTTP %ld%s%s%s%s", method, url, resp->status,
-                              code ? " " : "", code ? code : "", detail ? ": " : "",
-                              detail ? detail : "");
+        e = dirconn_error_set(
+            err, resp->status == 401 || resp->status == 403 ? DIRCONN_ECLOUD_AUTH : DIRCONN_ECLOUD,
+            "%s %s: HTTP %ld%s%s%s%s", method, url, resp->status, code ? " " : "", code ? code : "",
+            detail ? ": " : "", detail ? detail : "");
     } else if (b.len > 0 && resp->body == NULL) {
         e = dirconn_error_set(err, DIRCONN_ECLOUD, "%s %s: HTTP %ld with a body that is not JSON",
                               method, url, resp->status);
@@ -261,9 +259,8 @@ static enum dirconn_err take_secret(json_t *body, const char *what, char **secre
 }
 
 enum dirconn_err control_register(const struct control_options *o, const char *admin_token,
-                                  const char *name, const char *host,
-                                  struct control_connector *out, char **secret,
-                                  struct dirconn_error *err)
+                                  const char *name, const char *host, struct control_connector *out,
+                                  char **secret, struct dirconn_error *err)
 {
     memset(out, 0, sizeof(*out));
     *secret = NULL;

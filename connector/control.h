@@ -6,10 +6,9 @@
  * One libcurl easy transfer per call, JSON bodies through jansson, TLS
  * verification always on ([cloud] ca_file replaces the system store), the
  * proxy chosen through the transport seam of scim.h (scim_easy_perform with
- * the configure and outcome hooks: the next proxy is tried when one fails). Calls are synchronous; a
- * client is used by one thread at a time. Bearer tokens and response bodies
- * that carry secrets are wiped (OPENSSL_cleanse) and never logged or put in
- * error messages.
+ * the configure and outcome hooks: the next proxy is tried when one fails). Calls are synchronous;
+ * a client is used by one thread at a time. Bearer tokens and response bodies that carry secrets
+ * are wiped (OPENSSL_cleanse) and never logged or put in error messages.
  */
 #ifndef DIRCONN_CONTROL_H
 #define DIRCONN_CONTROL_H
@@ -37,7 +36,7 @@ void control_options_from_config(const struct config *cfg, struct control_option
 
 /* The answer to one request. */
 struct control_response {
-    long status; /* HTTP status, 0 when none arrived */
+    long status;  /* HTTP status, 0 when none arrived */
     json_t *body; /* parsed JSON body or NULL; owned */
     char *etag;   /* ETag header or NULL; owned */
 };
@@ -82,9 +81,8 @@ void control_connector_clear(struct control_connector *c);
  * Errors: those of control_request.
  */
 enum dirconn_err control_register(const struct control_options *o, const char *admin_token,
-                                  const char *name, const char *host,
-                                  struct control_connector *out, char **secret,
-                                  struct dirconn_error *err);
+                                  const char *name, const char *host, struct control_connector *out,
+                                  char **secret, struct dirconn_error *err);
 
 /*
  * control_deregister - DELETE connectors/<id>. *existed is false when the
@@ -108,8 +106,7 @@ enum dirconn_err control_reset_secret(const struct control_options *o, const cha
  * DIRCONN_ECLOUD for an answer without a connectors array.
  */
 enum dirconn_err control_list(const struct control_options *o, const char *token,
-                              struct control_connector **out, size_t *n,
-                              struct dirconn_error *err);
+                              struct control_connector **out, size_t *n, struct dirconn_error *err);
 
 /* control_list_free - free a list from control_list. */
 void control_list_free(struct control_connector *v, size_t n);
@@ -124,7 +121,6 @@ void control_list_free(struct control_connector *v, size_t n);
  * the lease kept changing.
  */
 enum dirconn_err control_lease_release(const struct control_options *o, const char *token,
-                                       const char *id, bool *released,
-                                       struct dirconn_error *err);
+                                       const char *id, bool *released, struct dirconn_error *err);
 
 #endif

@@ -25,7 +25,7 @@
     XX(ECONFIG, 3, "invalid configuration")                                                        \
     XX(ENOMEM, 4, "out of memory")                                                                 \
     XX(EIO, 5, "I/O error")                                                                        \
-    XX(ECANCELED, 6, "cancelled (not confirmed, or stopped on request)")                            \
+    XX(ECANCELED, 6, "cancelled (not confirmed, or stopped on request)")                           \
     XX(ELDAP_CONNECT, 10, "directory server unreachable")                                          \
     XX(ELDAP_TLS, 11, "TLS failure with directory server")                                         \
     XX(ELDAP_AUTH, 12, "directory bind failed")                                                    \

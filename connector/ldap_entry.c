@@ -205,11 +205,22 @@ bool ldap_value_is_text(const struct ldap_value *v)
 
 bool ldap_attr_is_binary(const char *name)
 {
-    static const char *const binary[] = {
-        "objectGUID",     "objectSid",         "thumbnailPhoto", "jpegPhoto",
-        "userCertificate", "cACertificate",    "photo",          "msExchMailboxGuid",
-        "mS-DS-ConsistencyGuid", "msDS-ConsistencyGuid", "sIDHistory", "tokenGroups",
-        "nTSecurityDescriptor", "userSMIMECertificate", "msExchMasterAccountSid", NULL};
+    static const char *const binary[] = {"objectGUID",
+                                         "objectSid",
+                                         "thumbnailPhoto",
+                                         "jpegPhoto",
+                                         "userCertificate",
+                                         "cACertificate",
+                                         "photo",
+                                         "msExchMailboxGuid",
+                                         "mS-DS-ConsistencyGuid",
+                                         "msDS-ConsistencyGuid",
+                                         "sIDHistory",
+                                         "tokenGroups",
+                                         "nTSecurityDescriptor",
+                                         "userSMIMECertificate",
+                                         "msExchMasterAccountSid",
+                                         NULL};
     for (int i = 0; binary[i] != NULL; i++) {
         if (attr_name_eq(name, binary[i]))
             return true;

@@ -47,7 +47,7 @@ struct ldap_cursor {
     char **attrs; /* NULL-terminated, objectGUID and entryUUID added */
     int scope;
     bool show_deleted;
-    int msgid;         /* outstanding page request, -1 = none */
+    int msgid; /* outstanding page request, -1 = none */
     struct berval cookie;
     bool done;
     unsigned long pages;
@@ -163,8 +163,7 @@ static int tcp_connect(const char *host, int port, int64_t timeout_ms)
  * false when the server is unreachable, or when the probe's handshake
  * succeeds (the failure was something else).
  */
-static bool diagnose_ldaps(const struct ldap_source *src, const char *url, char *why,
-                           size_t whylen)
+static bool diagnose_ldaps(const struct ldap_source *src, const char *url, char *why, size_t whylen)
 {
     LDAPURLDesc *lud = NULL;
     if (ldap_url_parse(url, &lud) != LDAP_URL_SUCCESS)
@@ -274,8 +273,7 @@ static enum dirconn_err store_password(const struct config *cfg, char *buf, size
     size_t n = strlen(value);
     if (n >= len) {
         secret_store_free_value(value);
-        return dirconn_error_set(err, DIRCONN_ECONFIG,
-                                 "secret store: %s is longer than %zu bytes",
+        return dirconn_error_set(err, DIRCONN_ECONFIG, "secret store: %s is longer than %zu bytes",
                                  SECRET_LDAP_BIND_PASSWORD, len - 1);
     }
     memcpy(buf, value, n + 1);
@@ -337,11 +335,19 @@ static bool strlist_has(const struct strlist *l, const char *s)
 
 static enum dirconn_err read_rootdse(struct ldap_source *src, struct dirconn_error *err)
 {
-    static const char *const attrs[] = {
-        "namingContexts",  "defaultNamingContext", "configurationNamingContext",
-        "schemaNamingContext", "rootDomainNamingContext", "supportedControl",
-        "supportedCapabilities", "highestCommittedUSN", "dsServiceName", "dnsHostName",
-        "vendorName",      "vendorVersion",        NULL};
+    static const char *const attrs[] = {"namingContexts",
+                                        "defaultNamingContext",
+                                        "configurationNamingContext",
+                                        "schemaNamingContext",
+                                        "rootDomainNamingContext",
+                                        "supportedControl",
+                                        "supportedCapabilities",
+                                        "highestCommittedUSN",
+                                        "dsServiceName",
+                                        "dnsHostName",
+                                        "vendorName",
+                                        "vendorVersion",
+                                        NULL};
     struct timeval tv = timeout_tv(src);
     LDAPMessage *res = NULL;
     int rc = ldap_search_ext_s(src->ld, "", LDAP_SCOPE_BASE, "(objectClass=*)", (char **)attrs, 0,
@@ -469,18 +475,18 @@ static enum dirconn_err connect_one(struct ldap_source *src, const char *url,
             e = dirconn_error_set(err, DIRCONN_ELDAP_TLS, "%s: TLS handshake failed: %s", url,
                                   probe);
         else
-            e = dirconn_error_set(err, rc == LDAP_TIMEOUT ? DIRCONN_ELDAP_TIMEOUT
-                                                          : DIRCONN_ELDAP_CONNECT,
-                                  "%s: cannot connect: %s", url,
-                                  describe_rc(ld, rc, why, sizeof(why)));
+            e = dirconn_error_set(
+                err, rc == LDAP_TIMEOUT ? DIRCONN_ELDAP_TIMEOUT : DIRCONN_ELDAP_CONNECT,
+                "%s: cannot connect: %s", url, describe_rc(ld, rc, why, sizeof(why)));
         goto fail;
     }
 
     if (!src->ldaps && cfg->start_tls) {
         rc = ldap_start_tls_s(ld, NULL, NULL);
         if (rc == LDAP_SERVER_DOWN) {
-            e = dirconn_error_set(err, DIRCONN_ELDAP_CONNECT, "%s: connection lost during StartTLS: %s",
-                                  url, describe_rc(ld, rc, why, sizeof(why)));
+            e = dirconn_error_set(err, DIRCONN_ELDAP_CONNECT,
+                                  "%s: connection lost during StartTLS: %s", url,
+                                  describe_rc(ld, rc, why, sizeof(why)));
             goto fail;
         }
         if (rc != LDAP_SUCCESS) {
@@ -491,8 +497,8 @@ static enum dirconn_err connect_one(struct ldap_source *src, const char *url,
                                       "signed by [ldap] ca_file, with the URL's host in it?)",
                                       url, why);
             else
-                e = dirconn_error_set(err, DIRCONN_ELDAP_TLS,
-                                      "%s: the server refused StartTLS: %s", url, why);
+                e = dirconn_error_set(err, DIRCONN_ELDAP_TLS, "%s: the server refused StartTLS: %s",
+                                      url, why);
             goto fail;
         }
         src->tls_started = true;
@@ -519,8 +525,8 @@ static enum dirconn_err connect_one(struct ldap_source *src, const char *url,
             describe_rc(ld, rc, why, sizeof(why));
             if (rc == LDAP_INVALID_CREDENTIALS)
                 e = dirconn_error_set(err, DIRCONN_ELDAP_AUTH,
-                                      "%s: bind as '%s' refused, check the password in %s: %s",
-                                      url, cfg->bind_dn,
+                                      "%s: bind as '%s' refused, check the password in %s: %s", url,
+                                      cfg->bind_dn,
                                       cfg->bind_password_file != NULL
                                           ? cfg->bind_password_file
                                           : "the secret store (" SECRET_LDAP_BIND_PASSWORD ")",
@@ -531,8 +537,8 @@ static enum dirconn_err connect_one(struct ldap_source *src, const char *url,
                                       "ldaps:// or start_tls = yes: %s",
                                       url, why);
             else if (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR)
-                e = dirconn_error_set(err, DIRCONN_ELDAP_CONNECT, "%s: connection lost during bind: %s",
-                                      url, why);
+                e = dirconn_error_set(err, DIRCONN_ELDAP_CONNECT,
+                                      "%s: connection lost during bind: %s", url, why);
             else
                 e = dirconn_error_set(err, DIRCONN_ELDAP_AUTH, "%s: bind as '%s' failed: %s", url,
                                       cfg->bind_dn, why);
@@ -798,8 +804,8 @@ enum dirconn_err ldap_source_check_base(struct ldap_source *src, struct dirconn_
     static const char *const attrs[] = {"1.1", NULL};
     struct timeval tv = timeout_tv(src);
     LDAPMessage *res = NULL;
-    int rc = ldap_search_ext_s(src->ld, base, LDAP_SCOPE_BASE, "(objectClass=*)", (char **)attrs,
-                               0, NULL, NULL, &tv, 1, &res);
+    int rc = ldap_search_ext_s(src->ld, base, LDAP_SCOPE_BASE, "(objectClass=*)", (char **)attrs, 0,
+                               NULL, NULL, &tv, 1, &res);
     char *matched = NULL, *diag = NULL;
     if (rc == LDAP_NO_SUCH_OBJECT && res != NULL)
         ldap_parse_result(src->ld, res, NULL, &matched, &diag, NULL, NULL, 0);
@@ -819,8 +825,9 @@ static enum dirconn_err send_page(struct ldap_cursor *cur, struct dirconn_error 
     int rc = ldap_create_page_control(src->ld, (ber_int_t)src->cfg->page_size,
                                       cur->cookie.bv_len ? &cur->cookie : NULL, 1, &page);
     if (rc != LDAP_SUCCESS)
-        return dirconn_error_set(err, DIRCONN_ELDAP, "%s: cannot build the paged results control: %s",
-                                 src->url, ldap_err2string(rc));
+        return dirconn_error_set(err, DIRCONN_ELDAP,
+                                 "%s: cannot build the paged results control: %s", src->url,
+                                 ldap_err2string(rc));
     LDAPControl deleted = {LDAP_CONTROL_X_SHOW_DELETED, {0, NULL}, 1};
     LDAPControl *ctrls[3] = {page, cur->show_deleted ? &deleted : NULL, NULL};
     struct timeval tv = timeout_tv(src);
@@ -928,8 +935,8 @@ static bool attr_append(struct ldap_attr *attr, struct berval **vals)
  * "name;range=<next>-*" on the entry until the server answers with a range
  * ending in "*".
  */
-static enum dirconn_err fetch_ranges(struct ldap_cursor *cur, const char *dn, struct ldap_attr *attr,
-                                     long next, struct dirconn_error *err)
+static enum dirconn_err fetch_ranges(struct ldap_cursor *cur, const char *dn,
+                                     struct ldap_attr *attr, long next, struct dirconn_error *err)
 {
     struct ldap_source *src = cur->src;
     for (int round = 0; round < 1000000; round++) {
@@ -1036,7 +1043,8 @@ static enum dirconn_err convert_entry(struct ldap_cursor *cur, LDAPMessage *msg,
         entry->id_source = LDAP_ID_OBJECTGUID;
     } else if (uuid != NULL && strlen(uuid) == LDAP_GUID_STRLEN - 1) {
         for (size_t i = 0; i < LDAP_GUID_STRLEN; i++)
-            entry->id[i] = (char)((uuid[i] >= 'A' && uuid[i] <= 'F') ? uuid[i] - 'A' + 'a' : uuid[i]);
+            entry->id[i] =
+                (char)((uuid[i] >= 'A' && uuid[i] <= 'F') ? uuid[i] - 'A' + 'a' : uuid[i]);
         entry->id_source = LDAP_ID_ENTRYUUID;
     }
     *out = entry;

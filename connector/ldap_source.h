@@ -33,13 +33,13 @@
 #include <stdint.h>
 
 /* Controls and capabilities dirconn looks for in the rootDSE. */
-#define LDAP_OID_PAGED_RESULTS "1.2.840.113556.1.4.319"     /* RFC 2696 */
-#define LDAP_OID_DIRSYNC "1.2.840.113556.1.4.841"           /* MS-ADTS 3.1.1.3.4.1.3 */
-#define LDAP_OID_NOTIFICATION "1.2.840.113556.1.4.528"      /* MS-ADTS 3.1.1.3.4.1.9 */
-#define LDAP_OID_SHOW_DELETED "1.2.840.113556.1.4.417"      /* MS-ADTS 3.1.1.3.4.1.14 */
-#define LDAP_OID_SYNC "1.3.6.1.4.1.4203.1.9.1.1"            /* RFC 4533 */
-#define LDAP_OID_CAP_ACTIVE_DIRECTORY "1.2.840.113556.1.4.800"  /* AD DS */
-#define LDAP_OID_CAP_ACTIVE_DIRECTORY_ADAM "1.2.840.113556.1.4.1851" /* AD LDS */
+#define LDAP_OID_PAGED_RESULTS             "1.2.840.113556.1.4.319"   /* RFC 2696 */
+#define LDAP_OID_DIRSYNC                   "1.2.840.113556.1.4.841"   /* MS-ADTS 3.1.1.3.4.1.3 */
+#define LDAP_OID_NOTIFICATION              "1.2.840.113556.1.4.528"   /* MS-ADTS 3.1.1.3.4.1.9 */
+#define LDAP_OID_SHOW_DELETED              "1.2.840.113556.1.4.417"   /* MS-ADTS 3.1.1.3.4.1.14 */
+#define LDAP_OID_SYNC                      "1.3.6.1.4.1.4203.1.9.1.1" /* RFC 4533 */
+#define LDAP_OID_CAP_ACTIVE_DIRECTORY      "1.2.840.113556.1.4.800"   /* AD DS */
+#define LDAP_OID_CAP_ACTIVE_DIRECTORY_ADAM "1.2.840.113556.1.4.1851"  /* AD LDS */
 
 /* What kind of directory server answered. */
 enum ldap_server_kind { LDAP_SERVER_GENERIC = 0, LDAP_SERVER_AD_DS, LDAP_SERVER_AD_LDS };

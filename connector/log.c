@@ -41,8 +41,8 @@ void log_vmsg(const struct log_sink *sink, enum log_level level, const char *fmt
         syslog(prio[level], "%s", line);
         return;
     }
-    fprintf(stderr, "%s: %s: %s\n", sink != NULL ? sink->ident : "dirconn",
-            log_level_name(level), line);
+    fprintf(stderr, "%s: %s: %s\n", sink != NULL ? sink->ident : "dirconn", log_level_name(level),
+            line);
 }
 
 void log_msg(const struct log_sink *sink, enum log_level level, const char *fmt, ...)

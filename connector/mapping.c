@@ -19,10 +19,10 @@
 
 /* ---- SCIM targets ---------------------------------------------------------------------------- */
 
-#define K_USER (1u << MAPPING_USER)
-#define K_GROUP (1u << MAPPING_GROUP)
+#define K_USER    (1u << MAPPING_USER)
+#define K_GROUP   (1u << MAPPING_GROUP)
 #define K_CONTACT (1u << MAPPING_CONTACT)
-#define K_ALL (K_USER | K_GROUP | K_CONTACT)
+#define K_ALL     (K_USER | K_GROUP | K_CONTACT)
 
 enum value_type { VT_STRING = 0, VT_BOOL };
 enum tgt_check { CHECK_NONE = 0, CHECK_EMAIL, CHECK_PHONE };
@@ -48,15 +48,28 @@ struct target {
 };
 
 #define ENT MAPPING_SCHEMA_ENTERPRISE ":"
-#define STR_TOP(p, kinds) {p, NULL, kinds, VT_STRING, CHECK_NONE, PL_TOP, p, NULL}
-#define NAME_SUB(k) {"name." k, NULL, K_USER, VT_STRING, CHECK_NONE, PL_NAME, k, NULL}
+#define STR_TOP(p, kinds)                                                                          \
+    {                                                                                              \
+        p, NULL, kinds, VT_STRING, CHECK_NONE, PL_TOP, p, NULL                                     \
+    }
+#define NAME_SUB(k)                                                                                \
+    {                                                                                              \
+        "name." k, NULL, K_USER, VT_STRING, CHECK_NONE, PL_NAME, k, NULL                           \
+    }
 #define PHONE(t)                                                                                   \
-    {"phoneNumbers[type eq \"" t "\"].value", "phoneNumbers." t, K_USER, VT_STRING, CHECK_PHONE, \
-     PL_PHONE, "value", t}
+    {                                                                                              \
+        "phoneNumbers[type eq \"" t "\"].value", "phoneNumbers." t, K_USER, VT_STRING,             \
+            CHECK_PHONE, PL_PHONE, "value", t                                                      \
+    }
 #define ADDR(t, k)                                                                                 \
-    {"addresses[type eq \"" t "\"]." k, "addresses." t "." k, K_USER, VT_STRING, CHECK_NONE,      \
-     PL_ADDR, k, t}
-#define ENTERPRISE(k) {ENT k, "enterprise." k, K_USER, VT_STRING, CHECK_NONE, PL_ENT, k, NULL}
+    {                                                                                              \
+        "addresses[type eq \"" t "\"]." k, "addresses." t "." k, K_USER, VT_STRING, CHECK_NONE,    \
+            PL_ADDR, k, t                                                                          \
+    }
+#define ENTERPRISE(k)                                                                              \
+    {                                                                                              \
+        ENT k, "enterprise." k, K_USER, VT_STRING, CHECK_NONE, PL_ENT, k, NULL                     \
+    }
 
 /* The order here is the order of values in multi-valued attributes (stable hashes). */
 static const struct target targets[] = {
@@ -208,10 +221,22 @@ static void expr_clear(struct expr *x)
     memset(x, 0, sizeof(*x));
 }
 
-static bool is_space(int c) { return c == ' ' || c == '\t'; }
-static bool is_alpha(int c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
-static bool is_digit(int c) { return c >= '0' && c <= '9'; }
-static bool is_name_char(int c) { return is_alpha(c) || is_digit(c) || c == '-'; }
+static bool is_space(int c)
+{
+    return c == ' ' || c == '\t';
+}
+static bool is_alpha(int c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+static bool is_digit(int c)
+{
+    return c >= '0' && c <= '9';
+}
+static bool is_name_char(int c)
+{
+    return is_alpha(c) || is_digit(c) || c == '-';
+}
 
 static bool alt_push(struct alt *a, enum part_kind kind, char *text, const struct fn_def *fn)
 {
@@ -253,8 +278,9 @@ static bool parse_alt(const char *s, size_t len, struct alt *a, char *why, size_
                         continue;
                     }
                     free(text);
-                    snprintf(why, why_len,
-                             "unknown escape in a quoted constant (only \\\" and \\\\ are escapes)");
+                    snprintf(
+                        why, why_len,
+                        "unknown escape in a quoted constant (only \\\" and \\\\ are escapes)");
                     return false;
                 }
                 if (s[i] == '"') {
@@ -559,8 +585,7 @@ void mapping_free(struct mapping *m)
 }
 
 /* Set rule i from an expression; why on failure (why[0] == '\0': out of memory). */
-static bool set_rule(struct mapping *m, size_t i, const char *expression, char *why,
-                     size_t why_len)
+static bool set_rule(struct mapping *m, size_t i, const char *expression, char *why, size_t why_len)
 {
     struct rule *r = &m->rules[i];
     expr_clear(&r->expr);
@@ -598,10 +623,10 @@ static enum dirconn_err compile_checks(struct mapping *m, struct dirconn_error *
     static const char phone[] = "[0-9]";
     int ecode;
     PCRE2_SIZE eoff;
-    m->email_re = pcre2_compile((PCRE2_SPTR)email, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ecode, &eoff,
-                                NULL);
-    m->phone_re = pcre2_compile((PCRE2_SPTR)phone, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ecode, &eoff,
-                                NULL);
+    m->email_re =
+        pcre2_compile((PCRE2_SPTR)email, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ecode, &eoff, NULL);
+    m->phone_re =
+        pcre2_compile((PCRE2_SPTR)phone, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ecode, &eoff, NULL);
     if (m->email_re == NULL || m->phone_re == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "mapping: cannot compile value checks (%d)",
                                  ecode);
@@ -795,8 +820,11 @@ static void escape_value(const char *data, size_t len, char *out, size_t out_len
     const size_t shown = len > 64 ? 64 : len;
     while (i < shown && o + 8 < out_len) {
         unsigned char c = (unsigned char)data[i];
-        size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-                                  : (c & 0xf8) == 0xf0 ? 4 : 0;
+        size_t n = c < 0x80             ? 1
+                   : (c & 0xe0) == 0xc0 ? 2
+                   : (c & 0xf0) == 0xe0 ? 3
+                   : (c & 0xf8) == 0xf0 ? 4
+                                        : 0;
         struct ldap_value one = {(char *)data + i, n};
         if (n > 1 && i + n <= len && ldap_value_is_text(&one)) {
             memcpy(out + o, data + i, n);
@@ -1029,8 +1057,9 @@ static bool check_value(struct eval *ev, const struct target *t, const char *sou
         invalid_value(ev, name, value, len, rule);
         return false;
     }
-    const pcre2_code *re = t->check == CHECK_EMAIL ? ev->m->email_re
-                           : t->check == CHECK_PHONE ? ev->m->phone_re : NULL;
+    const pcre2_code *re = t->check == CHECK_EMAIL   ? ev->m->email_re
+                           : t->check == CHECK_PHONE ? ev->m->phone_re
+                                                     : NULL;
     if (re == NULL)
         return true;
     pcre2_match_data *md = pcre2_match_data_create(1, NULL);
@@ -1295,8 +1324,7 @@ enum dirconn_err mapping_apply(const struct mapping *m, const struct ldap_entry 
         drop_resource(out);
         return DIRCONN_OK;
     }
-    if ((out->external_id = strdup(json_string_value(json_object_get(root, "externalId")))) ==
-        NULL)
+    if ((out->external_id = strdup(json_string_value(json_object_get(root, "externalId")))) == NULL)
         goto oom;
 
     char *dump = json_dumps(root, JSON_COMPACT);

@@ -26,10 +26,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define MAPPING_SCHEMA_USER "urn:ietf:params:scim:schemas:core:2.0:User"
-#define MAPPING_SCHEMA_GROUP "urn:ietf:params:scim:schemas:core:2.0:Group"
+#define MAPPING_SCHEMA_USER       "urn:ietf:params:scim:schemas:core:2.0:User"
+#define MAPPING_SCHEMA_GROUP      "urn:ietf:params:scim:schemas:core:2.0:Group"
 #define MAPPING_SCHEMA_ENTERPRISE "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-#define MAPPING_SCHEMA_CONTACT "urn:dirconn:params:scim:schemas:core:1.0:Contact"
+#define MAPPING_SCHEMA_CONTACT    "urn:dirconn:params:scim:schemas:core:1.0:Contact"
 
 /* Longest mapped string value, in bytes; longer values are dropped with a warning. */
 #define MAPPING_VALUE_MAX 1024
@@ -46,18 +46,23 @@ struct mapping;
 /* One per-attribute warning of one entry: the value was dropped, the rest was mapped. */
 struct mapping_issue {
     char *attribute; /* the directory attribute (or the SCIM path when several fed the value) */
-    char *message;   /* one line: "For <dn>, the attribute <a> has the following invalid value: <v>. <rule>." */
+    char *message;   /* one line: "For <dn>, the attribute <a> has the following invalid value: <v>.
+                        <rule>." */
 };
 
-/* The outcome of mapping one entry. Zero-initialised by mapping_apply; release with mapping_result_clear. */
+/* The outcome of mapping one entry. Zero-initialised by mapping_apply; release with
+ * mapping_result_clear. */
 struct mapping_result {
     bool skipped;       /* the entry must not be sent; skip_message says why */
-    char *skip_message; /* e.g. "The required attribute mail is missing when adding on-premises entry <dn>, ..." */
-    json_t *resource;   /* the SCIM resource with "schemas"; NULL when skipped. Owned (one reference). */
-    char *external_id;  /* the mapped externalId (copy), or NULL when skipped */
-    char *manager_dn;   /* users: the DN of the manager, for the plan stage to resolve to a cloud id
-                           and set as enterprise manager.value; NULL = none */
-    char **member_dns;  /* groups: DNs of the direct members (values of member), for the plan stage */
+    char *skip_message; /* e.g. "The required attribute mail is missing when adding on-premises
+                           entry <dn>, ..." */
+    json_t
+        *resource; /* the SCIM resource with "schemas"; NULL when skipped. Owned (one reference). */
+    char *external_id; /* the mapped externalId (copy), or NULL when skipped */
+    char *manager_dn;  /* users: the DN of the manager, for the plan stage to resolve to a cloud id
+                          and set as enterprise manager.value; NULL = none */
+    char *
+        *member_dns; /* groups: DNs of the direct members (values of member), for the plan stage */
     size_t n_members;
     struct mapping_issue *issues; /* warnings, in the order found */
     size_t n_issues;

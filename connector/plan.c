@@ -91,8 +91,8 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
     p->db = state_db(st);
     char *msg = NULL;
     if (sqlite3_exec(p->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
-        enum dirconn_err e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: %s",
-                                               state_path(st), msg ? msg : "cannot create tables");
+        enum dirconn_err e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: %s", state_path(st),
+                                               msg ? msg : "cannot create tables");
         sqlite3_free(msg);
         free(p);
         return e;
@@ -102,8 +102,9 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
         const char *sql;
     } stmts[] = {
         {&p->ins_cloud, "INSERT INTO plan_cloud VALUES (?1, ?2, lower(?3), ?4, ?5, ?6)"},
-        {&p->ins_dir, "INSERT OR IGNORE INTO plan_dir VALUES (?1, ?2, ?3, lower(?10), ?4, lower(?4),"
-                      " ?5, ?6, ?7, ?8, ?9, lower(?11))"},
+        {&p->ins_dir,
+         "INSERT OR IGNORE INTO plan_dir VALUES (?1, ?2, ?3, lower(?10), ?4, lower(?4),"
+         " ?5, ?6, ?7, ?8, ?9, lower(?11))"},
         {&p->ins_warning, "INSERT INTO plan_warnings (dn, message) VALUES (?1, ?2)"},
         {&p->ins_item, "INSERT INTO plan_items (op, kind, external_id, cloud_id, dn, name, record,"
                        " old_record, hash, version, changed, message, origin)"
@@ -111,16 +112,18 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
         /* Managers are users; members are users or groups (RFC 7643 4.2), never contacts. */
         {&p->dir_by_dn, "SELECT external_id FROM plan_dir WHERE dn_lower = lower(?1) AND status = 0"
                         " AND kind IN (0, 1)"},
-        {&p->cloud_by_id, "SELECT id, is_admin, version FROM plan_cloud WHERE kind = ?1 AND id = ?2"},
+        {&p->cloud_by_id,
+         "SELECT id, is_admin, version FROM plan_cloud WHERE kind = ?1 AND id = ?2"},
         {&p->cloud_by_ext,
          "SELECT id, is_admin, version FROM plan_cloud WHERE kind = ?1 AND external_id = ?2"},
         {&p->cloud_by_name, "SELECT id, is_admin, version, external_id FROM plan_cloud"
                             " WHERE kind = ?1 AND name_lower = lower(?2)"},
         {&p->ins_gone, "INSERT OR IGNORE INTO plan_gone VALUES (?1)"},
         /* Partial plans: a manager or member not read in this run is resolved through the state. */
-        {&p->state_by_dn, "SELECT external_id FROM objects WHERE dn = ?1 COLLATE NOCASE"
-                          " AND kind IN (0, 1) AND external_id NOT IN (SELECT external_id FROM plan_gone)"
-                          " AND external_id NOT IN (SELECT external_id FROM plan_dir)"},
+        {&p->state_by_dn,
+         "SELECT external_id FROM objects WHERE dn = ?1 COLLATE NOCASE"
+         " AND kind IN (0, 1) AND external_id NOT IN (SELECT external_id FROM plan_gone)"
+         " AND external_id NOT IN (SELECT external_id FROM plan_dir)"},
     };
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
         if (sqlite3_prepare_v2(p->db, stmts[i].sql, -1, stmts[i].stmt, NULL) != SQLITE_OK) {
@@ -137,9 +140,9 @@ void plan_free(struct plan *p)
 {
     if (p == NULL)
         return;
-    sqlite3_stmt *all[] = {p->ins_cloud,   p->ins_dir,      p->ins_warning,   p->ins_item,
-                           p->dir_by_dn,   p->cloud_by_id,  p->cloud_by_ext,  p->cloud_by_name,
-                           p->ins_gone,    p->state_by_dn};
+    sqlite3_stmt *all[] = {p->ins_cloud, p->ins_dir,     p->ins_warning,  p->ins_item,
+                           p->dir_by_dn, p->cloud_by_id, p->cloud_by_ext, p->cloud_by_name,
+                           p->ins_gone,  p->state_by_dn};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
     sqlite3_exec(p->db,
@@ -497,7 +500,8 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
         e = insert_item(p, PLAN_CONFLICT, kind, ext, NULL, dn, name, NULL, NULL, NULL, NULL, NULL,
                         skip, 0, err);
     } else {
-        char *changed = op == PLAN_UPDATE ? changed_attributes(known ? so.record : NULL, rec) : NULL;
+        char *changed =
+            op == PLAN_UPDATE ? changed_attributes(known ? so.record : NULL, rec) : NULL;
         e = insert_item(p, op, kind, ext, c.found ? c.id : NULL, dn, name, text,
                         known ? so.record : NULL, hash, c.version, changed, NULL, origin, err);
         free(changed);
@@ -637,7 +641,8 @@ enum dirconn_err plan_save_names(struct plan *p, struct dirconn_error *err)
         "INSERT INTO names SELECT external_id, kind, dn, name_lower FROM plan_dir"
         " WHERE status IN (0, 2) AND kind IN (0, 2) AND name_lower IS NOT NULL;";
     char *msg = NULL;
-    if (sqlite3_exec(p->db, p->partial ? names_partial : names_full, NULL, NULL, &msg) != SQLITE_OK) {
+    if (sqlite3_exec(p->db, p->partial ? names_partial : names_full, NULL, NULL, &msg) !=
+        SQLITE_OK) {
         enum dirconn_err e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: names: %s",
                                                state_path(p->st), msg ? msg : "write failed");
         sqlite3_free(msg);
@@ -703,7 +708,7 @@ enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
 }
 
 #define ITEM_COLUMNS                                                                               \
-    "op, kind, external_id, cloud_id, dn, name, record, old_record, hash, version, changed,"      \
+    "op, kind, external_id, cloud_id, dn, name, record, old_record, hash, version, changed,"       \
     " message, origin, depth"
 
 enum dirconn_err plan_item_get(struct plan *p, const char *external_id,
@@ -787,12 +792,16 @@ json_t *plan_resolve(struct plan *p, const struct plan_item *item, int members_o
     if (mgr != NULL) {
         char *id = cloud_id_of(p, mgr);
         if (id != NULL) {
-            json_t *ent = json_object_get(rec, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User");
+            json_t *ent =
+                json_object_get(rec, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User");
             if (ent == NULL) {
                 ent = json_object();
-                json_object_set_new(rec, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", ent);
+                json_object_set_new(
+                    rec, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", ent);
                 json_t *schemas = json_object_get(rec, "schemas");
-                json_array_append_new(schemas, json_string("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"));
+                json_array_append_new(
+                    schemas,
+                    json_string("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"));
             }
             json_object_set_new(ent, "manager", json_pack("{s:s}", "value", id));
             free(id);
@@ -951,9 +960,9 @@ static int report_item(void *arg, const struct plan_item *it)
         list = json_array();
         json_object_set_new(r->cats, cat, list);
     }
-    json_t *o = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?}", "kind", plan_kind_name(it->kind), "dn",
-                          it->dn, "name", it->name, "externalId", it->external_id, "cloudId",
-                          it->cloud_id);
+    json_t *o =
+        json_pack("{s:s, s:s?, s:s?, s:s?, s:s?}", "kind", plan_kind_name(it->kind), "dn", it->dn,
+                  "name", it->name, "externalId", it->external_id, "cloudId", it->cloud_id);
     if (it->changed != NULL)
         json_object_set_new(o, "changed", json_string(it->changed));
     if (it->message != NULL)
@@ -979,7 +988,8 @@ enum dirconn_err plan_write_report(struct plan *p, const char *path, bool thresh
                                  strerror(errno));
     struct report_ctx r = {fp, csv, json_object()};
     if (csv)
-        fputs("\"category\",\"kind\",\"dn\",\"name\",\"externalId\",\"cloudId\",\"details\"\r\n", fp);
+        fputs("\"category\",\"kind\",\"dn\",\"name\",\"externalId\",\"cloudId\",\"details\"\r\n",
+              fp);
     enum dirconn_err e = plan_foreach(p, -1, -1, report_item, &r, err);
     sqlite3_stmt *s = NULL;
     json_t *warnings = json_array();
@@ -1006,9 +1016,9 @@ enum dirconn_err plan_write_report(struct plan *p, const char *path, bool thresh
     if (e == DIRCONN_OK && !csv) {
         const struct plan_summary *sum = &p->summary;
         json_t *summary = json_pack(
-            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "adminsDeleted", (json_int_t)0,
-            "adminsNotDeleted", (json_int_t)sum->count[PLAN_PROTECTED], "usersDeleted",
-            (json_int_t)sum->deleted_by_kind[PLAN_USER], "groupsDeleted",
+            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "adminsDeleted",
+            (json_int_t)0, "adminsNotDeleted", (json_int_t)sum->count[PLAN_PROTECTED],
+            "usersDeleted", (json_int_t)sum->deleted_by_kind[PLAN_USER], "groupsDeleted",
             (json_int_t)sum->deleted_by_kind[PLAN_GROUP], "contactsDeleted",
             (json_int_t)sum->deleted_by_kind[PLAN_CONTACT], "objectsAdded",
             (json_int_t)sum->count[PLAN_ADD], "objectsUpdated", (json_int_t)sum->count[PLAN_UPDATE],
@@ -1026,7 +1036,9 @@ enum dirconn_err plan_write_report(struct plan *p, const char *path, bool thresh
     json_decref(r.cats);
     json_decref(warnings);
     if (fflush(fp) != 0 || fsync(fileno(fp)) != 0)
-        e = e != DIRCONN_OK ? e : dirconn_error_set(err, DIRCONN_EIO, "report %s: %s", path, strerror(errno));
+        e = e != DIRCONN_OK
+                ? e
+                : dirconn_error_set(err, DIRCONN_EIO, "report %s: %s", path, strerror(errno));
     fclose(fp);
     if (e == DIRCONN_OK && rename(tmp, path) != 0)
         e = dirconn_error_set(err, DIRCONN_EIO, "report %s: cannot rename into place: %s", path,

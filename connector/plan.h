@@ -51,24 +51,24 @@ struct plan_item {
     enum plan_op op;
     enum plan_kind kind;
     const char *external_id;
-    const char *cloud_id;   /* NULL for PLAN_ADD */
+    const char *cloud_id; /* NULL for PLAN_ADD */
     const char *dn;
-    const char *name;       /* userName or displayName */
-    const char *record;     /* the planned record (canonical JSON), NULL for deletions */
-    const char *old_record; /* the record last acknowledged, or NULL */
-    const char *hash;       /* hex SHA-256 of record */
-    const char *version;    /* the cloud's ETag, or NULL */
-    const char *changed;    /* PLAN_UPDATE: comma-separated changed attributes */
-    const char *message;    /* PLAN_SKIP, PLAN_CONFLICT: the reason */
+    const char *name;         /* userName or displayName */
+    const char *record;       /* the planned record (canonical JSON), NULL for deletions */
+    const char *old_record;   /* the record last acknowledged, or NULL */
+    const char *hash;         /* hex SHA-256 of record */
+    const char *version;      /* the cloud's ETag, or NULL */
+    const char *changed;      /* PLAN_UPDATE: comma-separated changed attributes */
+    const char *message;      /* PLAN_SKIP, PLAN_CONFLICT: the reason */
     enum state_origin origin; /* how the connector holds it after this sync */
     int depth;                /* users: depth in the management chain (managers first) */
 };
 
 struct plan_summary {
-    long count[PLAN_OP_MAX];               /* items per operation */
-    long deleted_by_kind[PLAN_KIND_MAX];   /* PLAN_DELETE per kind */
-    long warnings;                         /* attribute warnings (objects still sent) */
-    long deletes;                          /* PLAN_DELETE over all kinds */
+    long count[PLAN_OP_MAX];             /* items per operation */
+    long deleted_by_kind[PLAN_KIND_MAX]; /* PLAN_DELETE per kind */
+    long warnings;                       /* attribute warnings (objects still sent) */
+    long deletes;                        /* PLAN_DELETE over all kinds */
 };
 
 struct plan;
@@ -168,11 +168,12 @@ enum dirconn_err plan_item_get(struct plan *p, const char *external_id,
  * groups existed), managers first. *ids is a new array of *n malloc'd
  * strings; the caller frees each and the array.
  */
-enum dirconn_err plan_pending_ids(struct plan *p, char ***ids, size_t *n, struct dirconn_error *err);
+enum dirconn_err plan_pending_ids(struct plan *p, char ***ids, size_t *n,
+                                  struct dirconn_error *err);
 
 /* Which members plan_resolve puts in "members". */
 #define PLAN_MEMBERS_NONE (-2) /* none */
-#define PLAN_MEMBERS_ALL (-1)  /* all that have a cloud id */
+#define PLAN_MEMBERS_ALL  (-1) /* all that have a cloud id */
 /* or a plan_kind: only the members of that kind (PLAN_GROUP: the nested groups) */
 
 /*

@@ -67,7 +67,8 @@ bool platform_is_tty(int fd)
     return isatty(fd) == 1;
 }
 
-/* Read up to a newline (not stored) from fd into buf; returns the length, -1 on error, -2 if too long. */
+/* Read up to a newline (not stored) from fd into buf; returns the length, -1 on error, -2 if too
+ * long. */
 static long read_line_fd(int fd, char *buf, size_t max, bool stop_at_newline)
 {
     size_t n = 0;
@@ -168,8 +169,7 @@ static enum dirconn_err tty_read(const char *prompt, char *buf, size_t max,
     if (n == -3)
         return dirconn_error_set(err, DIRCONN_ECANCELED, "interrupted; nothing was stored");
     if (n == -1)
-        return dirconn_error_set(err, DIRCONN_EIO, "cannot read the terminal: %s",
-                                 strerror(saved));
+        return dirconn_error_set(err, DIRCONN_EIO, "cannot read the terminal: %s", strerror(saved));
     if (n == -2)
         return dirconn_error_set(err, DIRCONN_EUSAGE, "the value is longer than %zu bytes",
                                  max - 1);

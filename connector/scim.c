@@ -37,7 +37,7 @@ struct scim_request {
     bool force_token_refresh;
     enum dirconn_err token_error;
     char token_message[DIRCONN_ERROR_LEN];
-    bool configured;  /* the configure hook ran for the attempt in flight */
+    bool configured;                        /* the configure hook ran for the attempt in flight */
     char transport_note[DIRCONN_ERROR_LEN]; /* the outcome hook's text for a transport error */
     enum dirconn_err transport_code;        /* and its code */
     char errbuf[CURL_ERROR_SIZE];
@@ -222,8 +222,8 @@ enum dirconn_err scim_client_set_header(struct scim_client *c, const char *name,
 }
 
 enum dirconn_err scim_submit(struct scim_client *c, const char *method, const char *path,
-                             const json_t *body, const char *if_match, scim_done_fn done,
-                             void *arg, struct dirconn_error *err)
+                             const json_t *body, const char *if_match, scim_done_fn done, void *arg,
+                             struct dirconn_error *err)
 {
     struct scim_request *r = calloc(1, sizeof(*r));
     if (r == NULL)
@@ -306,7 +306,8 @@ static enum dirconn_err start_attempt(struct scim_client *c, struct scim_request
     if (c->opts.token != NULL && (c->token == NULL || r->force_token_refresh)) {
         free(c->token);
         c->token = NULL;
-        enum dirconn_err e = c->opts.token(c->opts.token_arg, r->force_token_refresh, &c->token, &terr);
+        enum dirconn_err e =
+            c->opts.token(c->opts.token_arg, r->force_token_refresh, &c->token, &terr);
         r->force_token_refresh = false;
         if (e != DIRCONN_OK) {
             r->token_error = e;
@@ -469,8 +470,8 @@ static void build_response(struct scim_request *r, CURLcode rc, long status,
     } else if (r->resp_len > 0) {
         resp->detail = strndup(r->resp, r->resp_len > 200 ? 200 : r->resp_len);
     }
-    snprintf(resp->error, sizeof(resp->error), "%s %.300s: HTTP %ld%s%.60s%s%.500s", r->method, r->url,
-             status, resp->scim_type ? " " : "", resp->scim_type ? resp->scim_type : "",
+    snprintf(resp->error, sizeof(resp->error), "%s %.300s: HTTP %ld%s%.60s%s%.500s", r->method,
+             r->url, status, resp->scim_type ? " " : "", resp->scim_type ? resp->scim_type : "",
              resp->detail ? ": " : "", resp->detail ? resp->detail : "");
     for (char *p = resp->error; *p != '\0'; p++) {
         if (*p == '\n' || *p == '\r')
@@ -713,8 +714,8 @@ enum dirconn_err scim_easy_perform(const struct scim_transport *t, CURL *easy, c
         dirconn_error_clear(&herr);
         enum scim_outcome o = t->outcome(t->arg, easy, url, *rc, &herr);
         if (o == SCIM_OUTCOME_FAIL)
-            return dirconn_error_set(err, herr.code != DIRCONN_OK ? herr.code : DIRCONN_EFAIL,
-                                     "%s", herr.msg);
+            return dirconn_error_set(err, herr.code != DIRCONN_OK ? herr.code : DIRCONN_EFAIL, "%s",
+                                     herr.msg);
         dirconn_error_clear(err);
         if (*rc != CURLE_OK && herr.msg[0] != '\0')
             dirconn_error_set(err, herr.code != DIRCONN_OK ? herr.code : DIRCONN_ECLOUD_CONNECT,

@@ -30,14 +30,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SCIM_CONTENT_TYPE "application/scim+json"
-#define SCIM_SCHEMA_USER "urn:ietf:params:scim:schemas:core:2.0:User"
-#define SCIM_SCHEMA_GROUP "urn:ietf:params:scim:schemas:core:2.0:Group"
-#define SCIM_SCHEMA_ENTERPRISE "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-#define SCIM_SCHEMA_PATCH "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+#define SCIM_CONTENT_TYPE        "application/scim+json"
+#define SCIM_SCHEMA_USER         "urn:ietf:params:scim:schemas:core:2.0:User"
+#define SCIM_SCHEMA_GROUP        "urn:ietf:params:scim:schemas:core:2.0:Group"
+#define SCIM_SCHEMA_ENTERPRISE   "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+#define SCIM_SCHEMA_PATCH        "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 #define SCIM_SCHEMA_BULK_REQUEST "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
-#define SCIM_SCHEMA_LIST "urn:ietf:params:scim:api:messages:2.0:ListResponse"
-#define SCIM_SCHEMA_ERROR "urn:ietf:params:scim:api:messages:2.0:Error"
+#define SCIM_SCHEMA_LIST         "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+#define SCIM_SCHEMA_ERROR        "urn:ietf:params:scim:api:messages:2.0:Error"
 
 /*
  * The bearer token source: store a malloc'd token in *token (the client
@@ -101,15 +101,15 @@ enum dirconn_err scim_easy_perform(const struct scim_transport *t, CURL *easy, c
                                    struct dirconn_error *err);
 
 struct scim_client_options {
-    const char *base_url;  /* SCIM base, e.g. https://cloud/scim/v2/org; copied */
-    const char *ca_file;   /* PEM CA file, NULL = system store; copied */
-    int64_t timeout_ms;    /* per attempt, default 60000 */
+    const char *base_url;       /* SCIM base, e.g. https://cloud/scim/v2/org; copied */
+    const char *ca_file;        /* PEM CA file, NULL = system store; copied */
+    int64_t timeout_ms;         /* per attempt, default 60000 */
     int64_t connect_timeout_ms; /* default 10000 */
-    int max_in_flight;     /* concurrent requests, default 8 */
-    int max_retries;       /* retries after the first attempt, default 6 */
-    int64_t backoff_base_ms; /* first retry delay, default 500 */
-    int64_t backoff_max_ms;  /* cap, default 30000 */
-    scim_token_fn token;   /* NULL = no Authorization header */
+    int max_in_flight;          /* concurrent requests, default 8 */
+    int max_retries;            /* retries after the first attempt, default 6 */
+    int64_t backoff_base_ms;    /* first retry delay, default 500 */
+    int64_t backoff_max_ms;     /* cap, default 30000 */
+    scim_token_fn token;        /* NULL = no Authorization header */
     void *token_arg;
     scim_configure_fn configure; /* NULL = no hook */
     scim_outcome_fn outcome;     /* NULL = no hook; called with configure_arg */
@@ -119,16 +119,16 @@ struct scim_client_options {
 
 /* The final outcome of one request. */
 struct scim_response {
-    enum dirconn_err code; /* DIRCONN_OK for 2xx; DIRCONN_ECLOUD_AUTH for 401/403;
-                              DIRCONN_ECLOUD for other statuses; DIRCONN_ECLOUD_CONNECT when no
-                              answer arrived (after the retries); the token source's error */
-    long status;           /* HTTP status, 0 when none arrived */
-    json_t *body;          /* parsed JSON body or NULL; owned by the response */
-    char *etag;            /* ETag header or NULL */
-    char *location;        /* Location header or NULL */
-    char *scim_type;       /* scimType of a SCIM error, or NULL */
-    char *detail;          /* detail of a SCIM error (or the raw body start), or NULL */
-    int attempts;          /* how many times it was sent */
+    enum dirconn_err code;         /* DIRCONN_OK for 2xx; DIRCONN_ECLOUD_AUTH for 401/403;
+                                      DIRCONN_ECLOUD for other statuses; DIRCONN_ECLOUD_CONNECT when no
+                                      answer arrived (after the retries); the token source's error */
+    long status;                   /* HTTP status, 0 when none arrived */
+    json_t *body;                  /* parsed JSON body or NULL; owned by the response */
+    char *etag;                    /* ETag header or NULL */
+    char *location;                /* Location header or NULL */
+    char *scim_type;               /* scimType of a SCIM error, or NULL */
+    char *detail;                  /* detail of a SCIM error (or the raw body start), or NULL */
+    int attempts;                  /* how many times it was sent */
     char error[DIRCONN_ERROR_LEN]; /* one line describing a failure ("" on 2xx) */
 };
 
@@ -153,8 +153,7 @@ void scim_client_free(struct scim_client *c);
  * scim_client_set_header - set (or with value NULL remove) an extra request
  * header sent on every request, e.g. the fencing token. name and value are copied.
  */
-enum dirconn_err scim_client_set_header(struct scim_client *c, const char *name,
-                                        const char *value);
+enum dirconn_err scim_client_set_header(struct scim_client *c, const char *name, const char *value);
 
 /*
  * scim_submit - queue a request. method is GET, POST, PUT, PATCH or DELETE;
@@ -163,8 +162,8 @@ enum dirconn_err scim_client_set_header(struct scim_client *c, const char *name,
  * done runs from scim_run. Errors: DIRCONN_ENOMEM (the callback never runs).
  */
 enum dirconn_err scim_submit(struct scim_client *c, const char *method, const char *path,
-                             const json_t *body, const char *if_match, scim_done_fn done,
-                             void *arg, struct dirconn_error *err);
+                             const json_t *body, const char *if_match, scim_done_fn done, void *arg,
+                             struct dirconn_error *err);
 
 /*
  * scim_run - execute queued requests until none is left (requests submitted
@@ -198,7 +197,8 @@ enum dirconn_err scim_list_all(struct scim_client *c, const char *path, const ch
                                int (*fn)(void *arg, json_t *resource), void *arg,
                                struct dirconn_error *err);
 
-/* scim_url_escape - percent-encode a query value (libcurl's curl_easy_escape); free with curl_free. */
+/* scim_url_escape - percent-encode a query value (libcurl's curl_easy_escape); free with curl_free.
+ */
 char *scim_url_escape(const char *s);
 
 /*

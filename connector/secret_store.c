@@ -18,16 +18,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAGIC "DCSECRET"
-#define MAGIC_LEN 8
-#define VERSION 1
+#define MAGIC              "DCSECRET"
+#define MAGIC_LEN          8
+#define VERSION            1
 #define CIPHER_AES_256_GCM 1
-#define KEY_ID_LEN 8
-#define NONCE_LEN 12
-#define TAG_LEN 16
-#define HEADER_LEN (MAGIC_LEN + 4 + KEY_ID_LEN + NONCE_LEN + 4) /* 36 */
-#define MAX_SECRETS 64
-#define MAX_PLAINTEXT (1024 * 1024)
+#define KEY_ID_LEN         8
+#define NONCE_LEN          12
+#define TAG_LEN            16
+#define HEADER_LEN         (MAGIC_LEN + 4 + KEY_ID_LEN + NONCE_LEN + 4) /* 36 */
+#define MAX_SECRETS        64
+#define MAX_PLAINTEXT      (1024 * 1024)
 
 struct secret_entry {
     char *name;
@@ -41,7 +41,7 @@ struct secret_store {
     unsigned char key_id[KEY_ID_LEN];
     struct secret_entry entries[MAX_SECRETS];
     size_t n;
-    int lock_fd; /* <file>.lock with a write lock held from open to close, or -1 */
+    int lock_fd;   /* <file>.lock with a write lock held from open to close, or -1 */
     bool writable; /* opened for update */
 };
 
@@ -155,7 +155,8 @@ static void hex(const unsigned char *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-/* Read the key file into s->key. Returns DIRCONN_ESECRET with *missing = true when it does not exist. */
+/* Read the key file into s->key. Returns DIRCONN_ESECRET with *missing = true when it does not
+ * exist. */
 static enum dirconn_err load_key(struct secret_store *s, bool *missing, struct dirconn_error *err)
 {
     *missing = false;
@@ -173,11 +174,9 @@ static enum dirconn_err load_key(struct secret_store *s, bool *missing, struct d
     if (fstat(fd, &st) != 0) {
         int saved = errno;
         close(fd);
-        return dirconn_error_set(err, DIRCONN_EIO, "key file %s: %s", s->key_file,
-                                 strerror(saved));
+        return dirconn_error_set(err, DIRCONN_EIO, "key file %s: %s", s->key_file, strerror(saved));
     }
-    if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0 ||
-        st.st_size != SECRET_STORE_KEY_LEN) {
+    if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0 || st.st_size != SECRET_STORE_KEY_LEN) {
         close(fd);
         if (!S_ISREG(st.st_mode))
             return dirconn_error_set(err, DIRCONN_ESECRET, "key file %s is not a regular file",
@@ -450,8 +449,7 @@ static enum dirconn_err read_file(const char *path, unsigned char **data, size_t
         st.st_size > (off_t)(HEADER_LEN + MAX_PLAINTEXT + TAG_LEN)) {
         close(fd);
         return dirconn_error_set(err, DIRCONN_ESECRET,
-                                 "secret store %s is not a regular file of a plausible size",
-                                 path);
+                                 "secret store %s is not a regular file of a plausible size", path);
     }
     size_t n = (size_t)st.st_size;
     unsigned char *buf = malloc(n + 1);
@@ -573,8 +571,8 @@ static enum dirconn_err take_lock(struct secret_store *s, struct dirconn_error *
             continue;
         int saved = errno;
         close(fd);
-        return dirconn_error_set(err, DIRCONN_EIO, "secret store %s: cannot lock %s: %s",
-                                 s->file, path, strerror(saved));
+        return dirconn_error_set(err, DIRCONN_EIO, "secret store %s: cannot lock %s: %s", s->file,
+                                 path, strerror(saved));
     }
     s->lock_fd = fd;
     return DIRCONN_OK;
@@ -591,8 +589,7 @@ enum dirconn_err secret_store_open(const char *file, const char *key_file,
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     s->lock_fd = -1;
     if ((size_t)snprintf(s->file, sizeof(s->file), "%s", file) >= sizeof(s->file) ||
-        (size_t)snprintf(s->key_file, sizeof(s->key_file), "%s", key_file) >=
-            sizeof(s->key_file)) {
+        (size_t)snprintf(s->key_file, sizeof(s->key_file), "%s", key_file) >= sizeof(s->key_file)) {
         free(s);
         return dirconn_error_set(err, DIRCONN_ESECRET, "secret store path too long");
     }
@@ -601,8 +598,8 @@ enum dirconn_err secret_store_open(const char *file, const char *key_file,
         dir_of(file, dir, sizeof(dir));
         if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
             free(s);
-            return dirconn_error_set(err, DIRCONN_EIO, "%s: cannot create the directory: %s",
-                                     dir, strerror(errno));
+            return dirconn_error_set(err, DIRCONN_EIO, "%s: cannot create the directory: %s", dir,
+                                     strerror(errno));
         }
     }
     unsigned char *data = NULL;
@@ -647,9 +644,10 @@ enum dirconn_err secret_store_open_config(const struct config *cfg, enum secret_
 {
     char file[PATH_MAX], key[PATH_MAX];
     *out = NULL;
-    if (!secret_store_path(cfg, file, sizeof(file)) || !secret_store_key_path(cfg, key, sizeof(key)))
-        return dirconn_error_set(err, DIRCONN_ECONFIG, "%s: [connector] state_dir or key_file too long",
-                                 cfg->path);
+    if (!secret_store_path(cfg, file, sizeof(file)) ||
+        !secret_store_key_path(cfg, key, sizeof(key)))
+        return dirconn_error_set(err, DIRCONN_ECONFIG,
+                                 "%s: [connector] state_dir or key_file too long", cfg->path);
     return secret_store_open(file, key, mode, out, err);
 }
 
@@ -696,8 +694,8 @@ enum dirconn_err secret_store_save(struct secret_store *s, struct dirconn_error 
                                  s->file);
     if (s->key == NULL)
         return dirconn_error_set(err, DIRCONN_ESECRET,
-                                 "secret store %s: no key file %s; nothing can be saved",
-                                 s->file, s->key_file);
+                                 "secret store %s: no key file %s; nothing can be saved", s->file,
+                                 s->key_file);
     unsigned char *plain = NULL;
     size_t plen = 0, pcap = 0;
     enum dirconn_err e = serialize(s, &plain, &plen, &pcap, err);
@@ -728,8 +726,10 @@ enum dirconn_err secret_store_save(struct secret_store *s, struct dirconn_error 
     int fd = make_temp(s->file, tmp, sizeof(tmp));
     if (fd < 0) {
         free(out);
-        return dirconn_error_set(err, DIRCONN_EIO, "secret store %s: cannot create a temporary "
-                                 "file: %s", s->file, strerror(errno));
+        return dirconn_error_set(err, DIRCONN_EIO,
+                                 "secret store %s: cannot create a temporary "
+                                 "file: %s",
+                                 s->file, strerror(errno));
     }
     const char *step = "write";
     ok = write_all(fd, out, total);

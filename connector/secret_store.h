@@ -34,15 +34,15 @@
 #include <stddef.h>
 
 /* File names in state_dir. */
-#define SECRET_STORE_FILE "secrets.enc"
+#define SECRET_STORE_FILE     "secrets.enc"
 #define SECRET_STORE_KEY_FILE "secret.key"
 
 /* The names the connector reads. */
 #define SECRET_LDAP_BIND_PASSWORD "ldap-bind-password"
-#define SECRET_PROXY_PASSWORD "proxy-password"
-#define SECRET_CLOUD_TOKEN "cloud-token"
-#define SECRET_CONNECTOR_ID "cloud-connector-id"
-#define SECRET_CONNECTOR_SECRET "cloud-connector-secret"
+#define SECRET_PROXY_PASSWORD     "proxy-password"
+#define SECRET_CLOUD_TOKEN        "cloud-token"
+#define SECRET_CONNECTOR_ID       "cloud-connector-id"
+#define SECRET_CONNECTOR_SECRET   "cloud-connector-secret"
 
 /* Longest value, terminating NUL excluded. */
 #define SECRET_STORE_VALUE_MAX 4095

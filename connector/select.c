@@ -9,7 +9,7 @@
 #include <strings.h>
 
 /* AD's bitwise AND matching rule (LDAP_MATCHING_RULE_BIT_AND). */
-#define AD_ENABLED_FILTER "(!(userAccountControl:1.2.840.113556.1.4.803:=2))"
+#define AD_ENABLED_FILTER  "(!(userAccountControl:1.2.840.113556.1.4.803:=2))"
 #define LDS_ENABLED_FILTER "(!(msDS-UserAccountDisabled=TRUE))"
 
 static const char *const default_filters[SELECT_KIND_MAX] = {
@@ -75,10 +75,11 @@ bool select_dn_within(const char *dn, const char *base)
             size_t k = 0;
             for (; within && rd[k] != NULL && rb[k] != NULL; k++) {
                 LDAPAVA *x = rd[k], *y = rb[k];
-                within = x->la_attr.bv_len == y->la_attr.bv_len &&
-                         strncasecmp(x->la_attr.bv_val, y->la_attr.bv_val, x->la_attr.bv_len) == 0 &&
-                         x->la_value.bv_len == y->la_value.bv_len &&
-                         strncasecmp(x->la_value.bv_val, y->la_value.bv_val, x->la_value.bv_len) == 0;
+                within =
+                    x->la_attr.bv_len == y->la_attr.bv_len &&
+                    strncasecmp(x->la_attr.bv_val, y->la_attr.bv_val, x->la_attr.bv_len) == 0 &&
+                    x->la_value.bv_len == y->la_value.bv_len &&
+                    strncasecmp(x->la_value.bv_val, y->la_value.bv_val, x->la_value.bv_len) == 0;
             }
             within = within && rd[k] == NULL && rb[k] == NULL;
         }

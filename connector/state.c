@@ -216,8 +216,9 @@ static enum dirconn_err make_dir(const char *dir, struct dirconn_error *err)
             char saved = *p;
             *p = '\0';
             if (mkdir(path, 0700) != 0 && errno != EEXIST)
-                return dirconn_error_set(err, DIRCONN_EIO, "[connector] state_dir %s: cannot create %s: %s",
-                                         dir, path, strerror(errno));
+                return dirconn_error_set(err, DIRCONN_EIO,
+                                         "[connector] state_dir %s: cannot create %s: %s", dir,
+                                         path, strerror(errno));
             *p = saved;
             if (saved == '\0')
                 break;
@@ -240,8 +241,8 @@ enum dirconn_err state_open(const char *dir, struct state **out, struct dirconn_
     }
     snprintf(st->path, len, "%s/state.db", dir);
     mode_t old = umask(077);
-    int rc = sqlite3_open_v2(st->path, &st->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(
+        st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     umask(old);
     if (rc != SQLITE_OK) {
         e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: cannot open: %s", st->path,
@@ -365,8 +366,7 @@ enum dirconn_err state_object_find_cloud_id(struct state *st, const char *cloud_
 enum dirconn_err state_object_find_dn(struct state *st, const char *dn, struct state_object *out,
                                       bool *found, struct dirconn_error *err)
 {
-    static const char sql[] =
-        "SELECT " OBJECT_COLUMNS " FROM objects WHERE dn = ?1 COLLATE NOCASE";
+    static const char sql[] = "SELECT " OBJECT_COLUMNS " FROM objects WHERE dn = ?1 COLLATE NOCASE";
     return object_get_by(st, sql, dn, out, found, err);
 }
 
@@ -587,11 +587,12 @@ enum dirconn_err state_history_list(struct state *st, size_t limit, struct state
     *out = NULL;
     *n = 0;
     sqlite3_stmt *stmt = NULL;
-    enum dirconn_err e = prepare(st,
-                                 "SELECT id, type, started, ended, status, added, updated, deleted, "
-                                 "matched, skipped, failed, threshold_exceeded, override_used, "
-                                 "message FROM history ORDER BY id DESC LIMIT ?1",
-                                 &stmt, err);
+    enum dirconn_err e =
+        prepare(st,
+                "SELECT id, type, started, ended, status, added, updated, deleted, "
+                "matched, skipped, failed, threshold_exceeded, override_used, "
+                "message FROM history ORDER BY id DESC LIMIT ?1",
+                &stmt, err);
     if (e != DIRCONN_OK)
         return e;
     sqlite3_bind_int64(stmt, 1, (sqlite3_int64)limit);
@@ -699,10 +700,9 @@ enum dirconn_err state_retry_delete(struct state *st, const char *external_id,
                                     struct dirconn_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    enum dirconn_err e = prepare(st,
-                                 external_id != NULL ? "DELETE FROM retry WHERE external_id = ?1"
-                                                     : "DELETE FROM retry",
-                                 &stmt, err);
+    enum dirconn_err e = prepare(
+        st, external_id != NULL ? "DELETE FROM retry WHERE external_id = ?1" : "DELETE FROM retry",
+        &stmt, err);
     if (e != DIRCONN_OK)
         return e;
     if (external_id != NULL)

@@ -47,8 +47,8 @@ struct state_object {
 };
 
 struct state_watermark {
-    char *partition;     /* naming context */
-    char *method;        /* "dirsync", "usn", "syncrepl" */
+    char *partition;      /* naming context */
+    char *method;         /* "dirsync", "usn", "syncrepl" */
     unsigned char *value; /* cookie bytes, or the USN as decimal text */
     size_t len;
     char *dc;            /* the DC the watermark belongs to (usn) */
@@ -57,14 +57,14 @@ struct state_watermark {
 };
 
 struct state_history {
-    int64_t id;           /* assigned by state_history_add */
-    char *type;           /* "full", "incremental", "dry-run" */
+    int64_t id;             /* assigned by state_history_add */
+    char *type;             /* "full", "incremental", "dry-run" */
     int64_t started, ended; /* Unix seconds */
-    char *status;         /* "success", "failed", "threshold" */
+    char *status;           /* "success", "failed", "threshold" */
     long added, updated, deleted, matched, skipped, failed;
     bool threshold_exceeded;
     bool override_used;
-    char *message;        /* one line, or NULL */
+    char *message; /* one line, or NULL */
 };
 
 struct state;

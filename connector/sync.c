@@ -104,7 +104,7 @@ struct sync_ctx {
     struct plan *plan;
     struct cloud_caps caps;
     char *scim_base;
-    unsigned kinds;                  /* bits of enum plan_kind being synchronised */
+    unsigned kinds; /* bits of enum plan_kind being synchronised */
     const struct select_plan *sel;
     /* called for each object given to the plan (incremental: targeted inventory) */
     enum dirconn_err (*on_added)(struct sync_ctx *c, enum plan_kind kind, const char *ext,
@@ -211,7 +211,8 @@ static bool is_admin(json_t *res)
     {
         const char *v = json_string_value(json_object_get(role, "value"));
         const char *t = json_string_value(json_object_get(role, "type"));
-        if ((v != NULL && strcasecmp(v, "admin") == 0) || (t != NULL && strcasecmp(t, "admin") == 0))
+        if ((v != NULL && strcasecmp(v, "admin") == 0) ||
+            (t != NULL && strcasecmp(t, "admin") == 0))
             return true;
     }
     return false;
@@ -221,13 +222,15 @@ static int inventory_one(void *arg, json_t *res)
 {
     struct inventory_ctx *ic = arg;
     const char *id = json_string_value(json_object_get(res, "id"));
-    const char *name = json_string_value(
-        json_object_get(res, ic->kind == PLAN_USER ? "userName" : "displayName"));
+    const char *name =
+        json_string_value(json_object_get(res, ic->kind == PLAN_USER ? "userName" : "displayName"));
     const char *ext = json_string_value(json_object_get(res, "externalId"));
-    const char *version = json_string_value(json_object_get(json_object_get(res, "meta"), "version"));
+    const char *version =
+        json_string_value(json_object_get(json_object_get(res, "meta"), "version"));
     if (id == NULL)
         return 0;
-    ic->e = plan_add_cloud(ic->c->plan, ic->kind, id, name, ext, is_admin(res), version, ic->c->err);
+    ic->e =
+        plan_add_cloud(ic->c->plan, ic->kind, id, name, ext, is_admin(res), version, ic->c->err);
     return ic->e != DIRCONN_OK;
 }
 
@@ -429,8 +432,9 @@ static void on_write_done(void *arg, const struct scim_response *r)
             return;
         }
         if (r->status == 412) {
-            report_failure(c, o, "changed in the cloud since this sync read it (412); the next "
-                                 "sync updates it");
+            report_failure(c, o,
+                           "changed in the cloud since this sync read it (412); the next "
+                           "sync updates it");
             return;
         }
         report_failure(c, o, r->error);
@@ -470,7 +474,9 @@ static void find_created(struct sync_ctx *c, struct apply_op *o)
         log_msg(c->log, LOG_LEVEL_INFO, "%s: created by an attempt whose answer was lost; recorded",
                 o->dn);
     } else {
-        report_failure(c, o, r.code != DIRCONN_OK ? r.error : "409 Conflict, and no object has its externalId");
+        report_failure(c, o,
+                       r.code != DIRCONN_OK ? r.error
+                                            : "409 Conflict, and no object has its externalId");
     }
     scim_response_clear(&r);
 }
@@ -502,7 +508,8 @@ static enum dirconn_err forget_references(struct sync_ctx *c, const char *gone_i
         bool found = false;
         e = state_object_get(c->st, refs.v[i].id, &so, &found, c->err);
         json_error_t jerr;
-        json_t *rec = e == DIRCONN_OK && found && so.record ? json_loads(so.record, 0, &jerr) : NULL;
+        json_t *rec =
+            e == DIRCONN_OK && found && so.record ? json_loads(so.record, 0, &jerr) : NULL;
         if (rec != NULL) {
             bool changed = false;
             const char *mgr = json_string_value(json_object_get(rec, PLAN_KEY_MANAGER));
@@ -594,8 +601,8 @@ static json_t *patch_for(json_t *rec, const char *old_record)
     {
         if (strcmp(key, "schemas") == 0 || strcmp(key, "members") == 0)
             continue;
-        json_array_append_new(ops, json_pack("{s:s, s:s, s:O}", "op", "replace", "path", key,
-                                             "value", val));
+        json_array_append_new(
+            ops, json_pack("{s:s, s:s, s:O}", "op", "replace", "path", key, "value", val));
     }
     /* Attributes the connector sent before and no longer maps are removed. */
     json_object_foreach(old, key, val)
@@ -648,8 +655,8 @@ static void on_bulk_done(void *arg, const struct scim_response *r)
             continue;
         }
         if (res == NULL || status < 200 || status >= 300) {
-            const char *detail = json_string_value(
-                json_object_get(json_object_get(res, "response"), "detail"));
+            const char *detail =
+                json_string_value(json_object_get(json_object_get(res, "response"), "detail"));
             char why[512];
             snprintf(why, sizeof(why), "bulk operation answered %ld%s%s", status,
                      detail ? ": " : "", detail ? detail : "");
@@ -658,7 +665,8 @@ static void on_bulk_done(void *arg, const struct scim_response *r)
         }
         const char *loc = json_string_value(json_object_get(res, "location"));
         const char *slash = loc != NULL ? strrchr(loc, '/') : NULL;
-        const char *rid = json_string_value(json_object_get(json_object_get(res, "response"), "id"));
+        const char *rid =
+            json_string_value(json_object_get(json_object_get(res, "response"), "id"));
         o->new_cloud_id = rid != NULL ? strdup(rid) : slash != NULL ? strdup(slash + 1) : NULL;
         o->ok = o->new_cloud_id != NULL;
         if (!o->ok)
@@ -676,8 +684,8 @@ static enum dirconn_err submit_bulk(struct sync_ctx *c, struct batch *b, json_t 
         json_t *ops = json_array();
         size_t payload = 128;
         int first = i;
-        long max_ops = c->caps.bulk_max_operations < BULK_CHUNK ? c->caps.bulk_max_operations
-                                                                : BULK_CHUNK;
+        long max_ops =
+            c->caps.bulk_max_operations < BULK_CHUNK ? c->caps.bulk_max_operations : BULK_CHUNK;
         while (i < b->n && (long)json_array_size(ops) < max_ops) {
             char *text = json_dumps(bodies[i], JSON_COMPACT);
             size_t len = text != NULL ? strlen(text) + 128 : 0;
@@ -690,14 +698,16 @@ static enum dirconn_err submit_bulk(struct sync_ctx *c, struct batch *b, json_t 
                                                  b->ops[i].external_id, "data", bodies[i]));
             i++;
         }
-        json_t *req = json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_BULK_REQUEST, "Operations", ops);
+        json_t *req =
+            json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_BULK_REQUEST, "Operations", ops);
         struct bulk_req *br = malloc(sizeof(*br));
         if (br == NULL) {
             json_decref(req);
             return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
         }
         *br = (struct bulk_req){c, b, first, i - first};
-        enum dirconn_err e = scim_submit(c->scim, "POST", "/Bulk", req, NULL, on_bulk_done, br, c->err);
+        enum dirconn_err e =
+            scim_submit(c->scim, "POST", "/Bulk", req, NULL, on_bulk_done, br, c->err);
         json_decref(req);
         if (e != DIRCONN_OK) {
             free(br);
@@ -730,8 +740,8 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
             e = scim_submit(c->scim, "DELETE", path, NULL, o->version, on_write_done, o, c->err);
             continue;
         }
-        struct plan_item it = {.op = o->op, .kind = o->kind, .external_id = o->external_id,
-                               .record = o->record};
+        struct plan_item it = {
+            .op = o->op, .kind = o->kind, .external_id = o->external_id, .record = o->record};
         long unresolved = 0;
         json_t *rec = plan_resolve(c->plan, &it,
                                    o->kind == PLAN_GROUP && o->op == PLAN_ADD ? PLAN_MEMBERS_ALL
@@ -748,10 +758,10 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
          */
         json_error_t jerr;
         json_t *planned = json_loads(o->record, 0, &jerr);
-        o->pending = (json_object_get(planned, PLAN_KEY_MANAGER) != NULL &&
-                      json_object_get(json_object_get(rec, SCIM_SCHEMA_ENTERPRISE), "manager") ==
-                          NULL) ||
-                     (o->kind == PLAN_GROUP && o->op == PLAN_ADD && unresolved > 0);
+        o->pending =
+            (json_object_get(planned, PLAN_KEY_MANAGER) != NULL &&
+             json_object_get(json_object_get(rec, SCIM_SCHEMA_ENTERPRISE), "manager") == NULL) ||
+            (o->kind == PLAN_GROUP && o->op == PLAN_ADD && unresolved > 0);
         json_decref(planned);
         json_object_set_new(rec, "externalId", json_string(o->external_id));
         if (o->op == PLAN_ADD) {
@@ -759,7 +769,8 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
                 bodies[i] = rec;
                 continue;
             }
-            e = scim_submit(c->scim, "POST", resource_paths[o->kind], rec, NULL, on_write_done, o, c->err);
+            e = scim_submit(c->scim, "POST", resource_paths[o->kind], rec, NULL, on_write_done, o,
+                            c->err);
         } else {
             /* PLAN_UPDATE: PATCH the mapped attributes (members separately, see apply_members). */
             char path[512];
@@ -835,8 +846,9 @@ static int apply_item(void *arg, const struct plan_item *it)
     if (w->b->n == APPLY_BATCH) {
         w->e = flush_batch(w->c, w->b);
         if (w->e == DIRCONN_OK && cancelled(w->c))
-            w->e = dirconn_error_set(w->c->err, DIRCONN_ECANCELED,
-                                     "stopped on request after a batch; the rest is left to the next sync");
+            w->e = dirconn_error_set(
+                w->c->err, DIRCONN_ECANCELED,
+                "stopped on request after a batch; the rest is left to the next sync");
     }
     return w->e != DIRCONN_OK;
 }
@@ -935,11 +947,13 @@ static int member_item(void *arg, const struct plan_item *it)
             } else {
                 json_t *vals = json_array();
                 for (size_t k = i; k < i + MEMBER_CHUNK && k < json_array_size(list); k++)
-                    json_array_append_new(vals, json_pack("{s:O}", "value", json_array_get(list, k)));
+                    json_array_append_new(vals,
+                                          json_pack("{s:O}", "value", json_array_get(list, k)));
                 json_array_append_new(ops, json_pack("{s:s, s:s, s:o}", "op", "add", "path",
                                                      "members", "value", vals));
             }
-            json_t *body = json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
+            json_t *body =
+                json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
             struct member_patch *mp = calloc(1, sizeof(*mp));
             if (mp != NULL) {
                 mp->c = c;
@@ -978,9 +992,8 @@ struct manager_walk {
 static int manager_item(void *arg, const struct plan_item *it)
 {
     struct manager_walk *w = arg;
-    if (it->record == NULL ||
-        (strstr(it->record, "\"" PLAN_KEY_MANAGER "\"") == NULL &&
-         strstr(it->record, "\"" PLAN_KEY_MEMBERS "\"") == NULL))
+    if (it->record == NULL || (strstr(it->record, "\"" PLAN_KEY_MANAGER "\"") == NULL &&
+                               strstr(it->record, "\"" PLAN_KEY_MEMBERS "\"") == NULL))
         return 0;
     struct state_object so = {0};
     bool known = false;
@@ -988,8 +1001,8 @@ static int manager_item(void *arg, const struct plan_item *it)
     bool pending = w->e == DIRCONN_OK && known && so.record == NULL && so.cloud_id != NULL;
     if (pending) {
         struct apply_op *o = &w->b->ops[w->b->n++];
-        *o = (struct apply_op){.c = w->c, .op = PLAN_UPDATE, .kind = it->kind,
-                               .origin = so.origin, .followup = true};
+        *o = (struct apply_op){
+            .c = w->c, .op = PLAN_UPDATE, .kind = it->kind, .origin = so.origin, .followup = true};
         o->external_id = dup_or_null(it->external_id);
         o->cloud_id = dup_or_null(so.cloud_id);
         o->dn = dup_or_null(it->dn);
@@ -1046,7 +1059,8 @@ static void print_summary(struct sync_ctx *c, bool threshold_exceeded, const cha
         fprintf(out, "%ld admin objects would have been deleted, but were not\n",
                 s->count[PLAN_PROTECTED]);
     if (s->count[PLAN_SKIP] + s->count[PLAN_CONFLICT] > 0)
-        fprintf(out, "%ld objects skipped (%ld missing a required attribute, %ld naming conflicts)\n",
+        fprintf(out,
+                "%ld objects skipped (%ld missing a required attribute, %ld naming conflicts)\n",
                 s->count[PLAN_SKIP] + s->count[PLAN_CONFLICT], s->count[PLAN_SKIP],
                 s->count[PLAN_CONFLICT]);
     if (s->warnings > 0)
@@ -1067,8 +1081,8 @@ static void print_summary(struct sync_ctx *c, bool threshold_exceeded, const cha
         fprintf(out, "%s\n", override_note);
 }
 
-static void record_history(struct sync_ctx *c, const char *type, const char *status,
-                           time_t started, const char *message)
+static void record_history(struct sync_ctx *c, const char *type, const char *status, time_t started,
+                           const char *message)
 {
     const struct plan_summary *s = c->plan != NULL ? plan_get_summary(c->plan) : NULL;
     struct state_history h = {
@@ -1119,8 +1133,9 @@ static void post_report(struct sync_ctx *c, const char *type, time_t started, co
         json_array_append_new(events, json_pack("{s:s, s:I, s:I, s:s}", "kind", "delete", "planned",
                                                 (json_int_t)s->deletes, "threshold",
                                                 (json_int_t)cfg->delete_threshold, "action",
-                                                dry ? "reported" : c->res->override_used ? "overridden"
-                                                                                        : "aborted"));
+                                                dry                     ? "reported"
+                                                : c->res->override_used ? "overridden"
+                                                                        : "aborted"));
     json_t *body = json_pack(
         "{s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:s}", "type", type, "start", start,
         "end", end, "counts", "added", (json_int_t)(dry && s ? s->count[PLAN_ADD] : c->res->added),
@@ -1216,8 +1231,8 @@ static const char **tracked_attrs(struct sync_ctx *c)
 {
     size_t cap = 16, n = 0;
     const char **v = calloc(cap, sizeof(char *));
-    static const char *const extra[] = {"objectClass", "userAccountControl",
-                                        "msDS-UserAccountDisabled", "member", "name", NULL};
+    static const char *const extra[] = {
+        "objectClass", "userAccountControl", "msDS-UserAccountDisabled", "member", "name", NULL};
     for (int k = -1; v != NULL && k < PLAN_KIND_MAX; k++) {
         if (k >= 0 && !(c->kinds & (1u << k)))
             continue;
@@ -1258,7 +1273,8 @@ static int collect_change(void *arg, const struct tracking_change *ch)
 static int collect_retry(void *arg, const char *id, const char *dn)
 {
     struct id_list *l = arg;
-    return !(id_list_add(&l[0], id, dn, -1, NULL, false) && id_list_add(&l[2], id, dn, -1, NULL, false));
+    return !(id_list_add(&l[0], id, dn, -1, NULL, false) &&
+             id_list_add(&l[2], id, dn, -1, NULL, false));
 }
 
 static bool is_security_group(const struct config *cfg, const char *dn)
@@ -1314,8 +1330,8 @@ static void queue_members(struct sync_ctx *c, const char *group_id, const struct
 /*
  * An object the connector does not hold yet (new, or back in scope): the
  * groups that list it as a member and the users it manages must be re-read,
- * their member lists and managers now resolve to it. (Groups of an object leaving the scope lose it in the cloud
- * with its deletion.)
+ * their member lists and managers now resolve to it. (Groups of an object leaving the scope lose it
+ * in the cloud with its deletion.)
  */
 static enum dirconn_err queue_groups_of_new(struct sync_ctx *c, const struct ldap_entry *entry,
                                             struct id_list *more)
@@ -1361,7 +1377,8 @@ static enum dirconn_err queue_groups_of_new(struct sync_ctx *c, const struct lda
  * read: a naming conflict may end when it changes or goes, and they are
  * then sent.
  */
-static enum dirconn_err queue_name_partners(struct sync_ctx *c, const char *id, struct id_list *more)
+static enum dirconn_err queue_name_partners(struct sync_ctx *c, const char *id,
+                                            struct id_list *more)
 {
     if (id == NULL || more == NULL)
         return DIRCONN_OK;
@@ -1403,7 +1420,8 @@ static enum dirconn_err gone(struct sync_ctx *c, const char *id, const char *dn)
         e = plan_add_gone(c->plan, id, c->err); /* never sent (a conflict): its name goes */
     if (e == DIRCONN_OK && found) {
         e = plan_add_gone(c->plan, so.external_id, c->err);
-        if (e == DIRCONN_OK && !id_list_add(&c->touched, so.external_id, so.dn, so.kind, so.name, true))
+        if (e == DIRCONN_OK &&
+            !id_list_add(&c->touched, so.external_id, so.dn, so.kind, so.name, true))
             e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
     }
     state_object_clear(&so);
@@ -1470,7 +1488,8 @@ static enum dirconn_err inventory_get(struct sync_ctx *c, enum plan_kind kind, c
 {
     struct scim_response r;
     if (scim_request_sync(c->scim, "GET", path, NULL, NULL, &r) != DIRCONN_OK) {
-        enum dirconn_err e = r.status == 404 ? DIRCONN_OK : dirconn_error_set(c->err, r.code, "%s", r.error);
+        enum dirconn_err e =
+            r.status == 404 ? DIRCONN_OK : dirconn_error_set(c->err, r.code, "%s", r.error);
         scim_response_clear(&r);
         return e;
     }
@@ -1580,8 +1599,8 @@ static enum dirconn_err plan_changes(struct sync_ctx *c, enum change_tracking me
     if (attrs == NULL)
         return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
     struct tracking_result tr;
-    enum dirconn_err e = tracking_read(c->src, c->log, method, partition, attrs, wm,
-                                       collect_change, lists, next, &tr, c->err);
+    enum dirconn_err e = tracking_read(c->src, c->log, method, partition, attrs, wm, collect_change,
+                                       lists, next, &tr, c->err);
     free(attrs);
     if (e != DIRCONN_OK)
         return e;
@@ -1666,7 +1685,8 @@ static enum dirconn_err record_moves(struct sync_ctx *c)
         struct state_object so = {0};
         bool found = false;
         e = state_object_get(c->st, matched.v[i].id, &so, &found, c->err);
-        if (e == DIRCONN_OK && found && matched.v[i].dn != NULL && strcmp(so.dn, matched.v[i].dn) != 0) {
+        if (e == DIRCONN_OK && found && matched.v[i].dn != NULL &&
+            strcmp(so.dn, matched.v[i].dn) != 0) {
             free(so.dn);
             so.dn = strdup(matched.v[i].dn);
             e = so.dn != NULL ? state_object_put(c->st, &so, c->err)
@@ -1778,7 +1798,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                           struct dirconn_error *err)
 {
     struct sync_result local = {0};
-    struct sync_ctx ctx = {.cfg = cfg, .log = log, .opts = opts, .res = res ? res : &local, .err = err};
+    struct sync_ctx ctx = {
+        .cfg = cfg, .log = log, .opts = opts, .res = res ? res : &local, .err = err};
     struct sync_ctx *c = &ctx;
     memset(c->res, 0, sizeof(*c->res));
     double t0 = now_s();
@@ -1797,7 +1818,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     if (e == DIRCONN_OK)
         e = ldap_source_check_base(c->src, err);
     if (e == DIRCONN_OK)
-        e = select_build(cfg, ldap_source_rootdse(c->src)->kind, ldap_source_base_dn(c->src), &sel, err);
+        e = select_build(cfg, ldap_source_rootdse(c->src)->kind, ldap_source_base_dn(c->src), &sel,
+                         err);
     for (int k = 0; k < PLAN_KIND_MAX && e == DIRCONN_OK; k++)
         e = mapping_compile(cfg, (enum mapping_kind)k, &c->maps[k], err);
     if (e == DIRCONN_OK)
@@ -1835,12 +1857,13 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         bool found = false;
         e = state_watermark_get(c->st, partition, &wm, &found, err);
         if (e == DIRCONN_OK) {
-            const char *why = !found ? "there is no watermark yet (no full sync since the state was created)"
-                              : wm.scope_hash == NULL || strcmp(wm.scope_hash, hash) != 0
-                                  ? "the scope or the mapping changed since the last full sync"
-                              : wm.method == NULL || strcmp(wm.method, change_tracking_name(method)) != 0
-                                  ? "the change tracking method changed"
-                                  : NULL;
+            const char *why =
+                !found ? "there is no watermark yet (no full sync since the state was created)"
+                : wm.scope_hash == NULL || strcmp(wm.scope_hash, hash) != 0
+                    ? "the scope or the mapping changed since the last full sync"
+                : wm.method == NULL || strcmp(wm.method, change_tracking_name(method)) != 0
+                    ? "the change tracking method changed"
+                    : NULL;
             if (why != NULL)
                 snprintf(c->res->fallback, sizeof(c->res->fallback), "%s", why);
             else
@@ -1875,8 +1898,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         } else if (e == DIRCONN_ELDAP_UNSUPPORTED && method == CHANGE_TRACKING_DIRSYNC &&
                    cfg->change_tracking == CHANGE_TRACKING_AUTO) {
             /* DirSync refused even with object security: uSNChanged polling, from a full sync. */
-            snprintf(c->res->fallback, sizeof(c->res->fallback), "%s; falling back to uSNChanged polling",
-                     err->msg);
+            snprintf(c->res->fallback, sizeof(c->res->fallback),
+                     "%s; falling back to uSNChanged polling", err->msg);
             e = DIRCONN_OK;
             incremental = false;
             method = CHANGE_TRACKING_USN;
@@ -1900,7 +1923,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     c->res->incremental = incremental;
     type = opts->mode == SYNC_DRY_RUN ? "dry-run" : incremental ? "incremental" : "full";
     if (e == DIRCONN_OK && tracking && !incremental) {
-        /* Take the watermark before reading: changes made during the read are read again next time. */
+        /* Take the watermark before reading: changes made during the read are read again next time.
+         */
         struct dirconn_error terr;
         enum dirconn_err te = tracking_read(c->src, log, method, partition, NULL, NULL, NULL, NULL,
                                             &next, NULL, &terr);
@@ -1910,11 +1934,13 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
             state_watermark_clear(&next);
             memset(&next, 0, sizeof(next));
             method = CHANGE_TRACKING_USN;
-            te = tracking_read(c->src, log, method, partition, NULL, NULL, NULL, NULL, &next, NULL, &terr);
+            te = tracking_read(c->src, log, method, partition, NULL, NULL, NULL, NULL, &next, NULL,
+                               &terr);
         }
         if (te != DIRCONN_OK) {
             log_msg(log, LOG_LEVEL_WARN,
-                    "no change tracking watermark: %s; the next incremental sync runs in full", terr.msg);
+                    "no change tracking watermark: %s; the next incremental sync runs in full",
+                    terr.msg);
             state_watermark_clear(&next);
             memset(&next, 0, sizeof(next));
         }
@@ -1945,10 +1971,12 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         c->res->plan = *s;
         c->res->threshold_exceeded =
             cfg->delete_threshold_enabled && s->deletes > cfg->delete_threshold;
-        c->res->override_used = c->res->threshold_exceeded && opts->override_threshold &&
-                                opts->mode != SYNC_DRY_RUN;
-        log_msg(log, LOG_LEVEL_INFO, "%s: %ld directory objects read; plan: %ld add, %ld update, %ld match, %ld delete",
-                type, read, s->count[PLAN_ADD], s->count[PLAN_UPDATE], s->count[PLAN_MATCH], s->deletes);
+        c->res->override_used =
+            c->res->threshold_exceeded && opts->override_threshold && opts->mode != SYNC_DRY_RUN;
+        log_msg(log, LOG_LEVEL_INFO,
+                "%s: %ld directory objects read; plan: %ld add, %ld update, %ld match, %ld delete",
+                type, read, s->count[PLAN_ADD], s->count[PLAN_UPDATE], s->count[PLAN_MATCH],
+                s->deletes);
         if (incremental)
             fprintf(opts->out != NULL ? opts->out : stdout,
                     "Incremental | %ld changes since the last synchronization (%s)\n",
@@ -2018,11 +2046,9 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                 struct dirconn_error serr;
                 if (next.method != NULL)
                     next.scope_hash = strdup(hash);
-                enum dirconn_err se = save_progress(c, !incremental, &lists[2],
-                                                    next.method != NULL && next.scope_hash != NULL
-                                                        ? &next
-                                                        : NULL,
-                                                    &serr);
+                enum dirconn_err se = save_progress(
+                    c, !incremental, &lists[2],
+                    next.method != NULL && next.scope_hash != NULL ? &next : NULL, &serr);
                 if (se != DIRCONN_OK)
                     e = dirconn_error_set(err, se, "%s", serr.msg);
                 else
@@ -2031,7 +2057,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         }
     }
     if (history) {
-        const char *status = e == DIRCONN_OK ? "success"
+        const char *status = e == DIRCONN_OK           ? "success"
                              : e == DIRCONN_ETHRESHOLD ? "threshold"
                                                        : "failed";
         record_history(c, type, status, started, e == DIRCONN_OK ? NULL : err->msg);

@@ -59,16 +59,16 @@ struct sync_options {
 };
 
 struct sync_result {
-    struct plan_summary plan;    /* what the plan said */
+    struct plan_summary plan;     /* what the plan said */
     long added, updated, deleted; /* what the cloud acknowledged */
-    long failed;                 /* objects whose write failed (reported, not fatal) */
+    long failed;                  /* objects whose write failed (reported, not fatal) */
     bool threshold_exceeded;
     bool override_used;
-    bool contacts_unsupported;   /* the cloud has no Contact resource type */
-    double seconds;              /* wall time */
-    bool incremental;            /* the run was incremental (SYNC_INCREMENTAL may fall back) */
-    long changes;                /* incremental: changes reported by the directory */
-    bool watermark_saved;        /* the watermark moved at the end of this run */
+    bool contacts_unsupported; /* the cloud has no Contact resource type */
+    double seconds;            /* wall time */
+    bool incremental;          /* the run was incremental (SYNC_INCREMENTAL may fall back) */
+    long changes;              /* incremental: changes reported by the directory */
+    bool watermark_saved;      /* the watermark moved at the end of this run */
     char fallback[DIRCONN_ERROR_LEN + 64]; /* why an incremental ran as a full sync, or "" */
 };
 

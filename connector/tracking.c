@@ -21,10 +21,9 @@ static const char kinds_filter[] =
 
 void tracking_uuid_to_string(const unsigned char u[16], char out[37])
 {
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-             u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
-             u[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
+             u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+             u[14], u[15]);
 }
 
 enum dirconn_err tracking_method(const struct config *cfg, const struct ldap_source *src,
@@ -56,12 +55,13 @@ static enum dirconn_err ldap_fail(struct ldap_source *src, int rc, const char *w
     LDAP *ld = ldap_source_handle(src);
     char *diag = NULL;
     ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
-    enum dirconn_err code = rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR ? DIRCONN_ELDAP_CONNECT
-                            : rc == LDAP_TIMEOUT                              ? DIRCONN_ELDAP_TIMEOUT
-                                                                              : DIRCONN_ELDAP;
-    enum dirconn_err e = dirconn_error_set(err, code, "%s: %s: %s (LDAP %d)%s%s",
-                                           ldap_source_url(src), what, ldap_err2string(rc), rc,
-                                           diag && *diag ? ": " : "", diag ? diag : "");
+    enum dirconn_err code = rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR
+                                ? DIRCONN_ELDAP_CONNECT
+                            : rc == LDAP_TIMEOUT ? DIRCONN_ELDAP_TIMEOUT
+                                                 : DIRCONN_ELDAP;
+    enum dirconn_err e =
+        dirconn_error_set(err, code, "%s: %s: %s (LDAP %d)%s%s", ldap_source_url(src), what,
+                          ldap_err2string(rc), rc, diag && *diag ? ": " : "", diag ? diag : "");
     ldap_memfree(diag);
     return e;
 }
@@ -98,8 +98,8 @@ static void entry_guid(LDAP *ld, LDAPMessage *msg, char out[LDAP_GUID_STRLEN])
 static bool entry_is_deleted(LDAP *ld, LDAPMessage *msg)
 {
     struct berval **v = ldap_get_values_len(ld, msg, "isDeleted");
-    bool del = v != NULL && v[0] != NULL && v[0]->bv_len == 4 &&
-               strncasecmp(v[0]->bv_val, "TRUE", 4) == 0;
+    bool del =
+        v != NULL && v[0] != NULL && v[0]->bv_len == 4 && strncasecmp(v[0]->bv_val, "TRUE", 4) == 0;
     ldap_value_free_len(v);
     return del;
 }
@@ -156,9 +156,11 @@ static enum dirconn_err dirsync_once(struct ldap_source *src, const char *partit
             msg = NULL;
             *result_rc = code;
             if (e == DIRCONN_OK && (rc != LDAP_SUCCESS || code != LDAP_SUCCESS)) {
-                if (code != LDAP_INSUFFICIENT_ACCESS && code != LDAP_UNAVAILABLE_CRITICAL_EXTENSION &&
+                if (code != LDAP_INSUFFICIENT_ACCESS &&
+                    code != LDAP_UNAVAILABLE_CRITICAL_EXTENSION &&
                     code != LDAP_UNWILLING_TO_PERFORM)
-                    e = dirconn_error_set(err, DIRCONN_ELDAP, "%s: DirSync search of %s: %s (LDAP %d)%s%s",
+                    e = dirconn_error_set(err, DIRCONN_ELDAP,
+                                          "%s: DirSync search of %s: %s (LDAP %d)%s%s",
                                           ldap_source_url(src), partition, ldap_err2string(code),
                                           code, diag && *diag ? ": " : "", diag ? diag : "");
                 else
@@ -243,8 +245,9 @@ static enum dirconn_err dirsync_read(struct ldap_source *src, const struct log_s
         }
     }
     free(a);
-    if (e == DIRCONN_OK && (!set_str(&next->method, "dirsync") || !set_str(&next->partition, partition) ||
-                            !set_value(next, cookie.bv_val, cookie.bv_len)))
+    if (e == DIRCONN_OK &&
+        (!set_str(&next->method, "dirsync") || !set_str(&next->partition, partition) ||
+         !set_value(next, cookie.bv_val, cookie.bv_len)))
         e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     ber_memfree(cookie.bv_val);
     return e;
@@ -303,14 +306,16 @@ static enum dirconn_err usn_now(struct ldap_source *src, uint64_t *usn, char **s
         free(*service);
         *service = NULL;
         return dirconn_error_set(err, DIRCONN_ELDAP_UNSUPPORTED,
-                                 "%s: the invocationId of the DC cannot be read", ldap_source_url(src));
+                                 "%s: the invocationId of the DC cannot be read",
+                                 ldap_source_url(src));
     }
     return DIRCONN_OK;
 }
 
 static enum dirconn_err usn_search(struct ldap_source *src, const char *partition,
                                    const char *filter, bool deleted, tracking_change_fn fn,
-                                   void *arg, struct tracking_result *res, struct dirconn_error *err)
+                                   void *arg, struct tracking_result *res,
+                                   struct dirconn_error *err)
 {
     static const char *const attrs[] = {"objectClass", "isDeleted", NULL};
     struct ldap_search_spec spec = {partition, LDAP_SCOPE_SUBTREE, filter, attrs, deleted};
@@ -435,8 +440,9 @@ static int on_sync_intermediate(ldap_sync_t *ls, LDAPMessage *msg, BerVarray uui
     if (phase == LDAP_SYNC_CAPI_PRESENTS)
         sc->res->present_phase = true;
     for (size_t i = 0; uuids != NULL && uuids[i].bv_val != NULL; i++) {
-        int rc = report(sc, phase == LDAP_SYNC_CAPI_DELETES_IDSET ? TRACKING_DELETED : TRACKING_PRESENT,
-                        &uuids[i], NULL);
+        int rc =
+            report(sc, phase == LDAP_SYNC_CAPI_DELETES_IDSET ? TRACKING_DELETED : TRACKING_PRESENT,
+                   &uuids[i], NULL);
         if (rc != 0)
             return rc;
     }
@@ -498,8 +504,9 @@ static enum dirconn_err syncrepl_read(struct ldap_source *src, const char *parti
         e = dirconn_error_set(err, DIRCONN_EFAIL, "change tracking stopped");
     else if (rc != LDAP_SUCCESS)
         e = ldap_fail(src, rc, "RFC 4533 refresh", err);
-    if (e == DIRCONN_OK && (!set_str(&next->method, "syncrepl") || !set_str(&next->partition, partition) ||
-                            !set_value(next, ls.ls_cookie.bv_val, ls.ls_cookie.bv_len)))
+    if (e == DIRCONN_OK &&
+        (!set_str(&next->method, "syncrepl") || !set_str(&next->partition, partition) ||
+         !set_value(next, ls.ls_cookie.bv_val, ls.ls_cookie.bv_len)))
         e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     /* The handle, base, filter and attributes are ours: keep ldap_sync_destroy off them. */
     ls.ls_ld = NULL;

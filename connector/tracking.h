@@ -56,9 +56,9 @@ struct tracking_change {
 typedef int (*tracking_change_fn)(void *arg, const struct tracking_change *change);
 
 struct tracking_result {
-    unsigned long changes;   /* changes reported (present entries not counted) */
-    bool present_phase;      /* syncrepl: objects neither present nor changed are gone */
-    bool object_security;    /* dirsync: the object-security flag had to be used */
+    unsigned long changes; /* changes reported (present entries not counted) */
+    bool present_phase;    /* syncrepl: objects neither present nor changed are gone */
+    bool object_security;  /* dirsync: the object-security flag had to be used */
 };
 
 /*

@@ -17,7 +17,7 @@
 /* How long libproxy (WPAD, PAC script) may take for one URL. */
 #define PROXY_RESOLVE_TIMEOUT_MS 20000
 /* Largest PAC file downloaded. */
-#define PROXY_PAC_MAX (1024u * 1024)
+#define PROXY_PAC_MAX        (1024u * 1024)
 #define PROXY_PAC_TIMEOUT_MS 15000L
 /* Transfers remembered between configure and outcome (far above any max_in_flight). */
 #define PROXY_MAX_INFLIGHT 256
@@ -26,14 +26,14 @@
 struct proxy_host {
     struct proxy_host *next;
     char *key;
-    char **routes; /* NULL = DIRECT */
+    char **routes;     /* NULL = DIRECT */
     char **last_error; /* per route: why it failed last, or NULL */
     size_t n;
-    size_t current;     /* the route transfers use */
+    size_t current;      /* the route transfers use */
     uint64_t generation; /* bumped on every resolution */
     int64_t expires_ms;
-    bool stale;         /* every route failed: resolve again on next use */
-    char *pac_url;      /* for messages, or NULL */
+    bool stale;    /* every route failed: resolve again on next use */
+    char *pac_url; /* for messages, or NULL */
 };
 
 /* A transfer between proxy_configure and proxy_outcome. */
@@ -250,8 +250,8 @@ bool proxy_route_from_libproxy(const char *answer, char **route)
 /* One directive "KEYWORD [host:port]" (already trimmed), len bytes. */
 static bool directive_valid(const char *d, size_t len)
 {
-    static const char *const with_host[] = {"PROXY", "SOCKS", "SOCKS4", "SOCKS4A",
-                                            "SOCKS5", "HTTP", "HTTPS", NULL};
+    static const char *const with_host[] = {"PROXY",  "SOCKS", "SOCKS4", "SOCKS4A",
+                                            "SOCKS5", "HTTP",  "HTTPS",  NULL};
     size_t kw = 0;
     while (kw < len && d[kw] != ' ' && d[kw] != '\t')
         kw++;
@@ -365,9 +365,11 @@ static enum dirconn_err pac_localise(struct proxy_ctx *p, char **px_url, char **
     curl_easy_cleanup(h);
     enum dirconn_err e = DIRCONN_OK;
     if (rc != CURLE_OK)
-        e = dirconn_error_set(err, DIRCONN_EPROXY, "PAC %s cannot be downloaded: %s (curl %d)",
-                              pac, b.too_big ? "larger than 1 MiB"
-                                   : errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc);
+        e = dirconn_error_set(err, DIRCONN_EPROXY, "PAC %s cannot be downloaded: %s (curl %d)", pac,
+                              b.too_big   ? "larger than 1 MiB"
+                              : errbuf[0] ? errbuf
+                                          : curl_easy_strerror(rc),
+                              (int)rc);
     else if (status != 200)
         e = dirconn_error_set(err, DIRCONN_EPROXY, "PAC %s cannot be downloaded: HTTP %ld", pac,
                               status);
@@ -482,8 +484,8 @@ static enum dirconn_err resolve_px(struct proxy_ctx *p, const char *url,
         e = dirconn_error_set(err, DIRCONN_EPROXY,
                               "PAC %s: FindProxyForURL(\"%s\") failed or returned nothing", pac,
                               url);
-    } else if (ans.pac_ran && (proxy_pac_directives(ans.pac_answer, &garbage) != ans.n ||
-                               garbage)) {
+    } else if (ans.pac_ran &&
+               (proxy_pac_directives(ans.pac_answer, &garbage) != ans.n || garbage)) {
         e = dirconn_error_set(err, DIRCONN_EPROXY,
                               "PAC %s returned '%.200s' for %s: not a list of "
                               "'PROXY host:port', 'SOCKS host:port' or 'DIRECT'",
@@ -494,7 +496,8 @@ static enum dirconn_err resolve_px(struct proxy_ctx *p, const char *url,
     for (size_t i = 0; e == DIRCONN_OK && i < ans.n; i++) {
         char *route = NULL;
         if (!proxy_route_from_libproxy(ans.proxies[i], &route)) {
-            e = dirconn_error_set(err, DIRCONN_EPROXY, "%s%s gave the proxy '%.200s' for %s, "
+            e = dirconn_error_set(err, DIRCONN_EPROXY,
+                                  "%s%s gave the proxy '%.200s' for %s, "
                                   "which libcurl cannot use",
                                   res->pac_url != NULL ? "PAC " : "libproxy",
                                   res->pac_url != NULL ? res->pac_url : "", ans.proxies[i], url);
@@ -544,8 +547,8 @@ enum dirconn_err proxy_apply(struct proxy_ctx *p, CURL *easy, const char *url, c
     if (route != NULL) {
         if (rc == CURLE_OK)
             rc = curl_easy_setopt(easy, CURLOPT_HTTPPROXYTUNNEL, is_https(url) ? 1L : 0L);
-        if (rc == CURLE_OK && (cfg->proxy_username != NULL ||
-                               cfg->proxy_auth == PROXY_AUTH_NEGOTIATE)) {
+        if (rc == CURLE_OK &&
+            (cfg->proxy_username != NULL || cfg->proxy_auth == PROXY_AUTH_NEGOTIATE)) {
             /* Negotiate without a user name uses the service's Kerberos credentials. */
             rc = curl_easy_setopt(easy, CURLOPT_PROXYUSERNAME,
                                   cfg->proxy_username != NULL ? cfg->proxy_username : "");
@@ -664,8 +667,7 @@ enum dirconn_err proxy_route_for(struct proxy_ctx *p, const char *url, const cha
     return e;
 }
 
-enum dirconn_err proxy_configure(void *arg, CURL *easy, const char *url,
-                                 struct dirconn_error *err)
+enum dirconn_err proxy_configure(void *arg, CURL *easy, const char *url, struct dirconn_error *err)
 {
     struct proxy_ctx *p = arg;
     struct proxy_host *h = NULL;
@@ -698,7 +700,8 @@ enum dirconn_err proxy_configure(void *arg, CURL *easy, const char *url,
         }
         f = &p->fl[p->n_fl++];
     }
-    *f = (struct proxy_inflight){.easy = easy, .host = h, .generation = h->generation, .index = idx};
+    *f =
+        (struct proxy_inflight){.easy = easy, .host = h, .generation = h->generation, .index = idx};
     return DIRCONN_OK;
 }
 

@@ -120,8 +120,7 @@ enum dirconn_err proxy_route_for(struct proxy_ctx *p, const char *url, const cha
  * the current route of url's host (resolving and caching the list when
  * needed) and proxy_apply it. Errors: those of proxy_resolve.
  */
-enum dirconn_err proxy_configure(void *arg, CURL *easy, const char *url,
-                                 struct dirconn_error *err);
+enum dirconn_err proxy_configure(void *arg, CURL *easy, const char *url, struct dirconn_error *err);
 
 /*
  * proxy_outcome - a scim_outcome_fn (arg = the struct proxy_ctx): judge the

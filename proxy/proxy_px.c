@@ -18,10 +18,20 @@
 #define PX_MAX_OUTPUT (256u * 1024)
 
 /* Variables that make libproxy prefer other sources than the one mode pac gives it. */
-static const char *const px_cleared_vars[] = {
-    "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ftp_proxy", "FTP_PROXY",
-    "no_proxy", "NO_PROXY", "XDG_CURRENT_DESKTOP", "DESKTOP_SESSION", "GNOME_DESKTOP_SESSION_ID",
-    "KDE_FULL_SESSION", "KDE_SESSION_VERSION", NULL};
+static const char *const px_cleared_vars[] = {"http_proxy",
+                                              "HTTP_PROXY",
+                                              "https_proxy",
+                                              "HTTPS_PROXY",
+                                              "ftp_proxy",
+                                              "FTP_PROXY",
+                                              "no_proxy",
+                                              "NO_PROXY",
+                                              "XDG_CURRENT_DESKTOP",
+                                              "DESKTOP_SESSION",
+                                              "GNOME_DESKTOP_SESSION_ID",
+                                              "KDE_FULL_SESSION",
+                                              "KDE_SESSION_VERSION",
+                                              NULL};
 
 static int64_t mono_ms(void)
 {

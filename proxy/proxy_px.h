@@ -32,15 +32,15 @@ struct proxy_px_request {
 };
 
 struct proxy_px_answer {
-    char **proxies;       /* libproxy's list ("direct://", "http://h:p", ...), n entries */
+    char **proxies; /* libproxy's list ("direct://", "http://h:p", ...), n entries */
     size_t n;
-    bool failed;          /* libproxy returned NULL (e.g. a PAC with a syntax error) */
-    char *config;         /* the configuration libproxy used (first of its trace), or NULL */
-    bool pac_unreadable;  /* the trace says the PAC could not be downloaded or read */
-    bool pac_ran;         /* a PAC ran */
-    bool no_runner;       /* a PAC was found but libproxy has no PAC runner plugin */
-    bool wpad_failed;     /* WPAD was configured but found no PAC */
-    char *pac_answer;     /* FindProxyForURL's raw answer when pac_ran */
+    bool failed;         /* libproxy returned NULL (e.g. a PAC with a syntax error) */
+    char *config;        /* the configuration libproxy used (first of its trace), or NULL */
+    bool pac_unreadable; /* the trace says the PAC could not be downloaded or read */
+    bool pac_ran;        /* a PAC ran */
+    bool no_runner;      /* a PAC was found but libproxy has no PAC runner plugin */
+    bool wpad_failed;    /* WPAD was configured but found no PAC */
+    char *pac_answer;    /* FindProxyForURL's raw answer when pac_ran */
 };
 
 /*
