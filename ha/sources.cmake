@@ -1,2 +1,4 @@
-# Sources of libdirconn from ha/ (lease backends and the election; see issue on HA).
-list(APPEND DIRCONN_SOURCES)
+# Sources of libdirconn from ha/: the lease backend interface and its backends
+# (lease*.c) and the election state machine (election.c).
+list(APPEND DIRCONN_SOURCES
+  ${CMAKE_CURRENT_LIST_DIR}/lease.c)

@@ -1,0 +1,140 @@
+/*
+ * lease.h - the HA lease: one backend interface, two backends.
+ *
+ * Several dirconnd instances of one organisation elect the active one
+ * through a lease kept by a lease server: the reference cloud's control API
+ * (docs/cloud-api.md, "Lease", modelled on the Kubernetes
+ * coordination.k8s.io/v1 Lease) or an etcd v3 cluster through its JSON
+ * gateway (etcd's "gRPC gateway": /v3/lease/grant, /v3/lease/keepalive,
+ * /v3/kv/range, /v3/kv/txn). The election (ha/election.h) drives a backend;
+ * a backend only talks to its server.
+ *
+ * Time: every duration a backend reports is measured by the lease server's
+ * clock relative to its own answer (cloud: renewTime + leaseDurationSeconds
+ * - serverTime; etcd: the lease's TTL), never by comparing this host's wall
+ * clock with another's. The election turns them into deadlines on the local
+ * monotonic clock.
+ *
+ * The fencing token is a number that grows with every change of holder:
+ * the cloud's leaseTransitions, etcd's create_revision of the lease key.
+ * Writes made under the lease carry it (cloud: the Dirconn-Fencing-Token
+ * header on SCIM writes and PUT /state; etcd: a txn compare on the lease
+ * key's create_revision for the state key).
+ *
+ * A backend is used by one thread at a time (the election thread); its
+ * calls are synchronous HTTP requests bounded by the backend's timeout.
+ */
+#ifndef DIRCONN_HA_LEASE_H
+#define DIRCONN_HA_LEASE_H
+
+#include "connector/config.h"
+#include "connector/error.h"
+#include "connector/log.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* What a backend saw of the lease at one answer of the lease server. */
+struct lease_info {
+    char *holder;         /* holderIdentity (connector id), NULL when nobody holds it; owned */
+    int64_t token;        /* fencing token of the current holder (0 when free and never held) */
+    int64_t remaining_ms; /* how long the holder's lease lasts from this answer, by the server's
+                             clock; 0 when free or expired */
+    int64_t duration_ms;  /* the holder's lease duration, 0 when free */
+    char *version;        /* compare-and-swap version (cloud: resourceVersion; etcd: the key's
+                             mod_revision as text), NULL when the backend has none; owned */
+    char *acquired_at;    /* RFC 3339 time the holder took it, by the server's clock, or NULL */
+    char *renewed_at;     /* RFC 3339 time of the last renewal, by the server's clock, or NULL */
+};
+
+/* lease_info_clear - free the strings of li and zero it. li may be NULL. */
+void lease_info_clear(struct lease_info *li);
+
+/* lease_info_copy - deep copy; returns false when out of memory (dst is then zeroed). */
+bool lease_info_copy(struct lease_info *dst, const struct lease_info *src);
+
+/*
+ * The backend operations. `self` is the backend's own pointer. Each fills
+ * *out (zeroed by the caller, freed with lease_info_clear) on success.
+ *
+ * observe  - read the lease. Errors: the transport's (DIRCONN_ECLOUD_CONNECT
+ *            when no lease server answered, DIRCONN_ECLOUD_AUTH, DIRCONN_ECLOUD,
+ *            DIRCONN_EPROXY), DIRCONN_ENOMEM.
+ * acquire  - take the lease for this instance with duration_ms, given what
+ *            observe last returned (`seen`: its version is the compare-and-swap
+ *            precondition). Only when seen shows it free or expired (remaining_ms
+ *            == 0) or held by this instance. DIRCONN_ELEASE when another instance
+ *            was faster or holds it (412/409, txn compare failed); transport errors.
+ * renew    - extend this instance's lease by duration_ms from now (server clock).
+ *            DIRCONN_ELEASE when it is no longer this instance's (expired and taken,
+ *            released by an operator, deregistered); transport errors otherwise
+ *            (the caller retries until its own deadline).
+ * release  - give it up so a standby takes it at once (holder null, or the key
+ *            deleted and the etcd lease revoked). DIRCONN_OK also when this
+ *            instance no longer held it.
+ * state_get - the shared connector-state document (cloud: GET /state; etcd: the
+ *            state key beside the lease key) into *doc (owned; {} when none was
+ *            ever written) and its version into *version (owned; may be NULL).
+ * state_put - replace the document, if its version is still `version` (NULL =
+ *            unconditional) and this instance still holds the lease under
+ *            `token`. DIRCONN_ELEASE when the write was fenced (stale token, lease
+ *            lost); DIRCONN_ECLOUD for a version mismatch; transport errors.
+ * free     - release everything (does not release the lease).
+ */
+struct lease_backend_ops {
+    const char *name; /* "cloud" or "etcd", for logs and status */
+    enum dirconn_err (*observe)(void *self, struct lease_info *out, struct dirconn_error *err);
+    enum dirconn_err (*acquire)(void *self, const struct lease_info *seen, int64_t duration_ms,
+                                struct lease_info *out, struct dirconn_error *err);
+    enum dirconn_err (*renew)(void *self, int64_t duration_ms, struct lease_info *out,
+                              struct dirconn_error *err);
+    enum dirconn_err (*release)(void *self, struct dirconn_error *err);
+    enum dirconn_err (*state_get)(void *self, json_t **doc, char **version,
+                                  struct dirconn_error *err);
+    enum dirconn_err (*state_put)(void *self, const json_t *doc, const char *version,
+                                  int64_t token, struct dirconn_error *err);
+    void (*free)(void *self);
+};
+
+/* A backend: its operations, its state, and who this instance is. */
+struct lease_backend {
+    const struct lease_backend_ops *ops;
+    void *self;
+    char *identity; /* this instance's holderIdentity (the connector id); owned */
+    /* true when the cloud checks the fencing token on SCIM writes (cloud
+     * backend): the SCIM client then sends Dirconn-Fencing-Token. With etcd
+     * the cloud knows nothing of the lease and the connector fences itself. */
+    bool cloud_fencing;
+};
+
+/*
+ * lease_backend_cloud_new - the reference cloud's lease (docs/cloud-api.md
+ * "Lease", "Fencing", "Connector state") for cfg's [cloud] and [proxy]
+ * (cfg borrowed, must outlive the backend). The identity is the connector id
+ * ([cloud] client_id or the secret store's cloud-connector-id). Requests go
+ * through the proxy seam with the connector's OAuth token; each is bounded by
+ * timeout_ms. Errors: DIRCONN_ECONFIG ([cloud] url/org missing, auth = bearer
+ * which has no connector identity), DIRCONN_ENOTREGISTERED (no connector id),
+ * DIRCONN_ENOMEM, those of cloud_auth_new and proxy_new.
+ */
+enum dirconn_err lease_backend_cloud_new(const struct config *cfg, const struct log_sink *log,
+                                         int64_t timeout_ms, struct lease_backend *out,
+                                         struct dirconn_error *err);
+
+/*
+ * lease_backend_etcd_new - an etcd v3 lease through the JSON gateway of
+ * cfg's [ha] etcd_endpoints (tried in order; the next one when one does not
+ * answer), under the key prefix /dirconn/<org>/ (lease key "leader", state
+ * key "state"). identity: the holder name to write (the connector id, or
+ * host name and pid when not registered); copied. Errors: DIRCONN_ECONFIG
+ * (no endpoints), DIRCONN_ENOMEM.
+ */
+enum dirconn_err lease_backend_etcd_new(const struct config *cfg, const struct log_sink *log,
+                                        const char *identity, int64_t timeout_ms,
+                                        struct lease_backend *out, struct dirconn_error *err);
+
+/* lease_backend_free - free the backend (ops->free) and the identity; zero *b. */
+void lease_backend_free(struct lease_backend *b);
+
+#endif
