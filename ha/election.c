@@ -30,6 +30,7 @@ struct ha_election {
     bool observed;          /* at least one answer */
     long activations;
     char last_error[DIRCONN_ERROR_LEN];
+    enum dirconn_err last_code;
     /* lock-free for the writers */
     _Atomic int64_t deadline; /* the write gate (CLOCK_MONOTONIC ms), 0 = closed */
     _Atomic int64_t token;
@@ -167,6 +168,7 @@ static void note_seen(struct ha_election *e, struct lease_info *li)
     memset(li, 0, sizeof(*li));
     e->observed = true;
     e->last_error[0] = '\0';
+    e->last_code = DIRCONN_OK;
     pthread_cond_broadcast(&e->cond);
     pthread_mutex_unlock(&e->lock);
 }
@@ -177,6 +179,7 @@ static void note_error(struct ha_election *e, const struct dirconn_error *err)
     if (strcmp(e->last_error, err->msg) != 0)
         log_msg(e->log, LOG_LEVEL_WARN, "ha: %s lease: %s", e->b.ops->name, err->msg);
     snprintf(e->last_error, sizeof(e->last_error), "%s", err->msg);
+    e->last_code = err->code != DIRCONN_OK ? err->code : DIRCONN_ECLOUD;
     pthread_cond_broadcast(&e->cond);
     pthread_mutex_unlock(&e->lock);
 }
@@ -354,7 +357,7 @@ enum dirconn_err ha_election_start(struct lease_backend *b, const struct ha_opti
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&e->cond, &ca);
     pthread_condattr_destroy(&ca);
-    log_msg(log, LOG_LEVEL_INFO,
+    log_msg(log, o->one_shot ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
             "ha: %s lease for %s: duration %lld ms, renew every %lld ms, failover interval %lld "
             "ms, jitter %lld ms, safety margin %lld ms",
             e->b.ops->name, e->b.identity, (long long)e->o.duration_ms, (long long)e->o.renew_ms,
@@ -389,6 +392,11 @@ enum dirconn_err ha_election_wait_active(struct ha_election *e, int64_t timeout_
                 e->seen.renewed_at ? e->seen.renewed_at : "?",
                 (long long)(e->seen.remaining_ms + 999) / 1000,
                 is_self(e, e->seen.holder) ? "; its dirconnd syncs: use dirconnctl sync-now" : "");
+            break;
+        }
+        if (e->o.one_shot && e->last_error[0] != '\0' && e->state == HA_STANDBY) {
+            /* One run: the lease server's failure is the answer (the cloud unreachable...). */
+            rc = dirconn_error_set(err, e->last_code, "%s", e->last_error);
             break;
         }
         int64_t now = ha_monotonic_ms();
