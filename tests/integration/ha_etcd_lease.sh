@@ -16,8 +16,10 @@ for bin in etcd etcdctl curl "$DRIVER"; do
 done
 
 T=$(mktemp -d /tmp/dirconn-etcd-test.XXXXXX)
+HANG_PID=
 cleanup() {
 	local rc=$?
+	if [[ -n $HANG_PID ]]; then kill "$HANG_PID" 2>/dev/null || true; fi
 	etcd_stop_all
 	if [[ $rc -ne 0 || ${KEEP_TMP:-0} == 1 ]]; then echo "test dir: $T"; else rm -rf "$T"; fi
 	exit "$rc"
@@ -166,13 +168,35 @@ lease A acquire 3000
 check_eq "A acquires at once" "0" "$r_rc"
 T3=$(field "j['token']")
 check "A's token is larger again ($T2 -> $T3)" test "$T3" -gt "$T2"
+etcd_ctl del /dirconn/acme/leader >/dev/null
+lease A renew 3000
+check_eq "an operator deleted the key: A's renewal fails (ELEASE)" "50" "$r_rc"
+lease A acquire 3000
+check_eq "A acquires again" "0" "$r_rc"
 lease A release
 check_eq "A releases" "0" "$r_rc"
+
+# ---- a first endpoint that accepts connections and never answers -----------------------------
+HANG=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(16); time.sleep(120)' "$HANG" &
+HANG_PID=$!
+for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$HANG") 2>/dev/null && break; sleep 0.1; done
+sed -i "s|^etcd_endpoints = .*|etcd_endpoints = http://127.0.0.1:$HANG ${EP[1]} ${EP[2]}|" "$T/ha.conf"
+start=$(date +%s%N)
+DIRCONN_LEASE_DRIVER_TIMEOUT_MS=500 lease B acquire 3000
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+check_eq "B acquires past a hanging first endpoint" "0" "$r_rc"
+check_contains "the hanging endpoint timed out" "$r_err" "etcd http://127.0.0.1:$HANG: Operation timed out"
+check "within the 500 ms timeout and the rest (${ms} ms)" test "$ms" -lt 3000
+lease B release
+kill "$HANG_PID" 2>/dev/null || true
+wait "$HANG_PID" 2>/dev/null || true
 
 # ---- no endpoint at all ---------------------------------------------------------------------
 etcd_stop_all
 lease A observe
 check_eq "no endpoint answers: ECLOUD_CONNECT" "30" "$r_rc"
-check_contains "the message names the last endpoint" "$r_err" "etcd ${EP[2]}: "
+check_contains "the message names every endpoint" "$r_err" "etcd ${EP[1]}: "
+check_contains "... to the last" "$r_err" "etcd ${EP[2]}: "
 
 finish
