@@ -22,9 +22,10 @@
 # etcd_endpoints_csv          the endpoints of the running members, comma-separated
 # etcd_ctl ARGS...            etcdctl (API v3) against the running members
 #
-# Members run with a 50 ms heartbeat and a 500 ms election timeout so that the
-# cluster starts and elects a new leader within about a second; etcd's minimum
-# lease TTL is then 1 s.
+# Members run with etcd's default 100 ms heartbeat and 1 s election timeout
+# (shorter ones make a loaded test machine hold spurious elections): the
+# cluster starts in about 2 s and elects a new leader within about 2 s after
+# losing one; etcd's minimum lease TTL is then 2 s (1.5 election timeouts).
 
 ETCD_BIN=${ETCD_BIN:-etcd}
 ETCDCTL_BIN=${ETCDCTL_BIN:-etcdctl}
@@ -112,7 +113,7 @@ _etcd_start_once() {
 			--initial-advertise-peer-urls "${ETCD_PEER_URLS[$i]}" \
 			--initial-cluster "$cluster" --initial-cluster-state new \
 			--initial-cluster-token "$token" \
-			--heartbeat-interval 50 --election-timeout 500 \
+			--heartbeat-interval 100 --election-timeout 1000 \
 			--log-level warn >"${ETCD_LOGS[$i]}" 2>&1 &
 		ETCD_PIDS+=("$!")
 	done
