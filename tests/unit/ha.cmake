@@ -1,0 +1,2 @@
+# ha/: the etcd lease backend against a scripted fake of the etcd JSON gateway.
+dirconn_unit_test(test_lease_etcd ${CMAKE_CURRENT_LIST_DIR}/test_lease_etcd.c)
