@@ -791,7 +791,7 @@ static enum dirconn_err etcd_state_get(void *self, json_t **doc, char **version,
         d = json_object();
     } else {
         json_error_t jerr;
-        d = json_loadb(kv.value, kv.value_len, 0, &jerr);
+        d = json_loadb(kv.value, kv.value_len, JSON_DECODE_ANY, &jerr);
         if (d == NULL)
             rv = dirconn_error_set(err, DIRCONN_ECLOUD,
                                    "etcd %s: the state key is not JSON: %s (line %d)", cur_ep(e),
