@@ -100,12 +100,9 @@ enum dirconn_err ha_backend_new(const struct config *cfg, const struct log_sink 
         snprintf(fallback, sizeof(fallback), "%s:%ld", host, (long)getpid());
         identity = fallback;
     }
-    (void)log;
-    (void)request_timeout;
+    enum dirconn_err e = lease_backend_etcd_new(cfg, log, identity, request_timeout(cfg), out, err);
     secret_store_free_value(id);
-    return dirconn_error_set(err, DIRCONN_ECONFIG,
-                             "%s: [ha] lease = etcd: this build has no etcd backend yet (%s)",
-                             cfg->path, identity);
+    return e;
 }
 
 /* ---- the thread ----------------------------------------------------------------------- */
@@ -223,7 +220,7 @@ static void *election_main(void *arg)
                 sleep_until(e, t0 + (e->o.renew_ms < 1000 ? e->o.renew_ms : 1000));
                 continue;
             }
-            bool mine = is_self(e, li.holder) && li.remaining_ms > 0 && !e->o.one_shot;
+            bool mine = is_self(e, li.holder) && li.remaining_ms > 0 && !e->o.self_in_use;
             bool expired = li.holder != NULL && li.remaining_ms <= 0;
             int64_t remaining = li.remaining_ms;
             lease_info_clear(&cand);
@@ -383,7 +380,7 @@ enum dirconn_err ha_election_wait_active(struct ha_election *e, int64_t timeout_
         if (e->state == HA_ACTIVE)
             break;
         if (e->observed && e->state == HA_STANDBY && e->seen.holder != NULL &&
-            (!is_self(e, e->seen.holder) || e->o.one_shot) && e->seen.remaining_ms > 0) {
+            (!is_self(e, e->seen.holder) || e->o.self_in_use) && e->seen.remaining_ms > 0) {
             rc = dirconn_error_set(
                 err, DIRCONN_ELEASE,
                 "the HA lease is held by connector %s%s (renewed %s, valid for another %lld s): "

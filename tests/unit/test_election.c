@@ -324,6 +324,7 @@ static void test_one_shot_refused(void **state)
     assert_true(wait_for(is_active, a, 2000) >= 0);
     struct ha_options o = opts();
     o.one_shot = true;
+    o.self_in_use = true;
     struct ha_election *cli = start(t, "a", o); /* the same connector as the daemon */
     struct dirconn_error err;
     int64_t t0 = ha_monotonic_ms();

@@ -1,0 +1,7 @@
+# HA lease backends: ha_lease_driver runs one lease operation (observe, acquire,
+# renew, release, state-get, state-put) against the backend [ha] lease names;
+# ha_etcd_lease.sh drives the etcd backend against a three-member etcd cluster
+# on loopback (etcd_lib.sh).
+add_executable(ha_lease_driver ${CMAKE_CURRENT_LIST_DIR}/ha_lease_driver.c)
+target_link_libraries(ha_lease_driver PRIVATE dirconn)
+dirconn_integration_test(ha_etcd_lease ha_etcd_lease.sh TIMEOUT 180)
