@@ -204,27 +204,13 @@ struct job {
 static bool shared_state(struct job *j, bool before, const struct sync_result *res,
                          enum ha_import *what)
 {
-    struct daemon *d = j->d;
-    struct lease_backend b;
-    struct state *st = NULL;
+    if (!before && !res->watermark_saved)
+        return true;
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    enum dirconn_err e = ha_backend_new(j->cfg, &d->log, NULL, &b, &err);
-    if (e == DIRCONN_OK && b.ops == NULL) {
-        lease_backend_free(&b);
-        return true;
-    }
-    if (e == DIRCONN_OK)
-        e = state_open(j->cfg->state_dir, &st, &err);
-    if (e == DIRCONN_OK && before) {
-        e = ha_shared_import(&b, st, &d->log, what, &err);
-    } else if (e == DIRCONN_OK && res->watermark_saved) {
-        e = ha_shared_export(&b, st, j->token_n, &d->log, &err);
-    }
-    state_close(st);
-    lease_backend_free(&b);
+    enum dirconn_err e = ha_shared_step(j->cfg, &j->d->log, before, j->token_n, what, &err);
     if (e != DIRCONN_OK)
-        log_msg(&d->log, LOG_LEVEL_ERROR, "ha: shared state %s: %s",
+        log_msg(&j->d->log, LOG_LEVEL_ERROR, "ha: shared state %s: %s",
                 before ? "not read, the sync waits" : "not written", err.msg);
     return e == DIRCONN_OK;
 }
