@@ -7,6 +7,7 @@
 #include "connector/sync.h"
 #include "ha/election.h"
 #include "ha/shared_state.h"
+#include "proxy/proxy_px.h"
 
 #include <getopt.h>
 #include <sys/socket.h>
@@ -134,6 +135,11 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
     memset(&res, 0, sizeof(res));
     /* Under [ha] lease = cloud|etcd a sync writes only while holding the lease. */
     struct ha_election *ha = NULL;
+    /* The lease thread runs beside the sync: libproxy children come from a launcher forked
+     * now, while this process has one thread (proxy/proxy_px.h). */
+    if (mode != SYNC_DRY_RUN && ctl->cfg->ha_lease != HA_LEASE_NONE &&
+        proxy_px_prefork(&err) != DIRCONN_OK)
+        log_msg(&ctl->log, LOG_LEVEL_WARN, "%s", err.msg);
     enum dirconn_err e = mode == SYNC_DRY_RUN ? DIRCONN_OK : ha_lease(ctl, &ha, &err);
     char token[32] = "";
     bool send_token = false;
@@ -167,6 +173,7 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
         ha_election_stop(ha, true);
         ha_election_free(ha);
     }
+    proxy_px_prefork_stop();
     fflush(stdout);
     if (e != DIRCONN_OK)
         return ctl_fail(ctl, &err);

@@ -32,6 +32,7 @@
 #include "connector/sync.h"
 #include "ha/election.h"
 #include "ha/shared_state.h"
+#include "proxy/proxy_px.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -959,6 +960,9 @@ int main(int argc, char **argv)
     if (platform_disable_core_dumps(&err) != DIRCONN_OK)
         log_msg(&d->log, LOG_LEVEL_WARN, "%s", err.msg);
     signal(SIGPIPE, SIG_IGN);
+    /* libproxy children are forked by a launcher started while this process has one thread. */
+    if (proxy_px_prefork(&err) != DIRCONN_OK)
+        log_msg(&d->log, LOG_LEVEL_WARN, "%s", err.msg);
     /* Library globals are set up once, before any thread exists. */
     curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_mutex_init(&d->sh.lock, NULL);
@@ -1042,5 +1046,6 @@ out:
     log_sink_close(&d->log);
     libevent_global_shutdown();
     curl_global_cleanup();
+    proxy_px_prefork_stop();
     return exit_code;
 }
