@@ -285,8 +285,8 @@ static void *election_main(void *arg)
                 if (rc != DIRCONN_ELEASE)
                     note_error(e, &err);
                 set_state(e, HA_STANDBY, rc == DIRCONN_ELEASE ? "another instance took it" : NULL);
-                if (rc != DIRCONN_ELEASE)
-                    sleep_until(e, t0 + poll);
+                /* Lost the race: look again shortly, not in a tight loop. */
+                sleep_until(e, t0 + (rc != DIRCONN_ELEASE ? poll : (poll < 100 ? poll : 100)));
             }
         } else if (st == HA_ACTIVE) {
             int64_t deadline = atomic_load(&e->deadline);

@@ -565,6 +565,10 @@ static enum dirconn_err etcd_observe(void *self, struct lease_info *out, struct 
         rv = lease_ttl(e, kv.lease, &ttl, &granted, err);
     if (rv == DIRCONN_OK)
         rv = fill_held(&kv, ttl, granted, out, err);
+    /* etcd counts the TTL in whole seconds and leaves it out under one (an expired lease
+     * says -1): the key is still held for up to a second. */
+    if (rv == DIRCONN_OK && kv.lease != 0 && ttl == 0 && granted > 0)
+        out->remaining_ms = 500;
     if (rv == DIRCONN_OK && kv_is(&kv, e->identity))
         e->lease_id = kv.lease;
     kv_clear(&kv);
