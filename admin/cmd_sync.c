@@ -2,7 +2,10 @@
  * cmd_sync.c - dirconnctl dry-run and sync: run the sync engine once.
  */
 #include "admin/ctl.h"
+#include "connector/state.h"
 #include "connector/sync.h"
+#include "ha/election.h"
+#include "ha/shared_state.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -60,6 +63,52 @@ static int sync_opt(struct ctl *ctl, int opt, const char *arg, void *user)
     return -1;
 }
 
+/* Take the HA lease for this run (NULL with [ha] lease = none). */
+static enum dirconn_err ha_lease(struct ctl *ctl, struct ha_election **out,
+                                 struct dirconn_error *err)
+{
+    *out = NULL;
+    struct lease_backend b;
+    enum dirconn_err e = ha_backend_new(ctl->cfg, &ctl->log, NULL, &b, err);
+    if (e != DIRCONN_OK || b.ops == NULL)
+        return e;
+    struct ha_options o;
+    ha_options_from_config(ctl->cfg, &o);
+    o.one_shot = true;
+    e = ha_election_start(&b, &o, &ctl->log, NULL, NULL, out, err);
+    if (e != DIRCONN_OK) {
+        lease_backend_free(&b);
+        return e;
+    }
+    e = ha_election_wait_active(*out, o.failover_ms + o.jitter_ms + 15000, err);
+    if (e != DIRCONN_OK) {
+        ha_election_stop(*out, false);
+        ha_election_free(*out);
+        *out = NULL;
+    }
+    return e;
+}
+
+/* Continue from the shared state (before) or publish the watermarks (after). */
+static enum dirconn_err shared_state(struct ctl *ctl, bool before, int64_t token,
+                                     struct dirconn_error *err)
+{
+    struct lease_backend b;
+    struct state *st = NULL;
+    enum dirconn_err e = ha_backend_new(ctl->cfg, &ctl->log, NULL, &b, err);
+    if (e == DIRCONN_OK)
+        e = state_open(ctl->cfg->state_dir, &st, err);
+    if (e == DIRCONN_OK && before) {
+        enum ha_import what;
+        e = ha_shared_import(&b, st, &ctl->log, &what, err);
+    } else if (e == DIRCONN_OK) {
+        e = ha_shared_export(&b, st, token, &ctl->log, err);
+    }
+    state_close(st);
+    lease_backend_free(&b);
+    return e;
+}
+
 static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
 {
     enum dirconn_err loaded = ctl_load_config(ctl);
@@ -75,7 +124,34 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
     struct dirconn_error err;
     dirconn_error_clear(&err);
     struct sync_result res;
-    enum dirconn_err e = sync_run(ctl->cfg, &ctl->log, &opts, &res, &err);
+    memset(&res, 0, sizeof(res));
+    /* Under [ha] lease = cloud|etcd a sync writes only while holding the lease. */
+    struct ha_election *ha = NULL;
+    enum dirconn_err e = mode == SYNC_DRY_RUN ? DIRCONN_OK : ha_lease(ctl, &ha, &err);
+    char token[32] = "";
+    bool send_token = false;
+    if (e == DIRCONN_OK && ha != NULL) {
+        snprintf(token, sizeof(token), "%lld", (long long)ha_election_token(ha));
+        struct ha_status hs;
+        ha_election_status(ha, &hs);
+        send_token = strcmp(hs.backend, "cloud") == 0;
+        ha_status_clear(&hs);
+        opts.fencing_token = send_token ? token : NULL;
+        opts.write_deadline_ms = ha_election_write_deadline(ha);
+        e = shared_state(ctl, true, ha_election_token(ha), &err);
+    }
+    if (e == DIRCONN_OK)
+        e = sync_run(ctl->cfg, &ctl->log, &opts, &res, &err);
+    if (ha != NULL && (e == DIRCONN_OK || e == DIRCONN_EFAIL) && res.watermark_saved) {
+        struct dirconn_error serr;
+        if (shared_state(ctl, false, ha_election_token(ha), &serr) != DIRCONN_OK)
+            log_msg(&ctl->log, LOG_LEVEL_WARN, "ha: the shared state was not written: %s",
+                    serr.msg);
+    }
+    if (ha != NULL) {
+        ha_election_stop(ha, true);
+        ha_election_free(ha);
+    }
     fflush(stdout);
     if (e != DIRCONN_OK)
         return ctl_fail(ctl, &err);

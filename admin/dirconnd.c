@@ -5,12 +5,14 @@
  * timer, the full-sync schedule, the change notification socket and its
  * debounce and reconnection timers, the signals (SIGTERM/SIGINT, SIGHUP) and
  * the admin socket. A sync runs on a worker thread (sync_run is blocking) so
- * the loop stays responsive (status, signals; the HA lease will be renewed
- * here). What the two threads share is in struct shared, under its mutex:
- * the progress of the running sync and its result. The worker tells the loop
- * it is done with event_active() on a user event (libevent's pthreads
- * support makes that thread-safe); nothing else crosses threads, apart from
- * the atomic cancel flag that SIGTERM sets.
+ * the loop stays responsive (status, signals). With [ha] lease = cloud or
+ * etcd, the election (ha/election.h) runs on its own thread: only the active
+ * instance syncs; its role changes reach the loop through the ev_role user
+ * event. A standby keeps its schedule and notifications but starts no sync. What the two threads
+ * share is in struct shared, under its mutex: the progress of the running sync and its result. The
+ * worker tells the loop it is done with event_active() on a user event (libevent's pthreads support
+ * makes that thread-safe); nothing else crosses threads, apart from the atomic cancel flag that
+ * SIGTERM sets.
  *
  * Admin socket protocol (JSON lines over a UNIX stream socket, mode 0600):
  * one request object per line, one response object per line:
@@ -28,6 +30,8 @@
 #include "connector/notify.h"
 #include "connector/state.h"
 #include "connector/sync.h"
+#include "ha/election.h"
+#include "ha/shared_state.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -93,6 +97,13 @@ struct daemon {
     enum dirconn_err last_rc;           /* the last run's outcome, also when it failed before */
     char last_error[DIRCONN_ERROR_LEN]; /* being recorded in the history (cloud unreachable) */
     time_t last_ended;
+    /* HA (NULL when [ha] lease = none) */
+    struct ha_election *ha;
+    struct event *ev_role;
+    bool active;   /* the loop's view: a sync may start */
+    bool takeover; /* the next sync first continues from the shared state */
+    char token[32];
+    bool skip_first_sync; /* --no-initial-sync: the first activation starts no sync */
 };
 
 /* ---- state machine ------------------------------------------------------------- */
@@ -177,7 +188,46 @@ struct job {
     struct daemon *d;
     struct config *cfg;
     enum sync_mode mode;
+    bool ha;         /* under the HA lease */
+    bool takeover;   /* first sync after becoming active */
+    char token[32];  /* fencing token, "" = none */
+    bool send_token; /* the cloud checks the token on SCIM writes (cloud backend) */
+    int64_t token_n;
 };
+
+/*
+ * HA, on the worker: continue from the shared state before the first sync
+ * after a takeover, publish the watermarks after an acknowledged sync. The
+ * worker uses its own backend (a backend serves one thread). Returns false
+ * when the sync must not run.
+ */
+static bool shared_state(struct job *j, bool before, const struct sync_result *res,
+                         enum ha_import *what)
+{
+    struct daemon *d = j->d;
+    struct lease_backend b;
+    struct state *st = NULL;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    enum dirconn_err e = ha_backend_new(j->cfg, &d->log, NULL, &b, &err);
+    if (e == DIRCONN_OK && b.ops == NULL) {
+        lease_backend_free(&b);
+        return true;
+    }
+    if (e == DIRCONN_OK)
+        e = state_open(j->cfg->state_dir, &st, &err);
+    if (e == DIRCONN_OK && before) {
+        e = ha_shared_import(&b, st, &d->log, what, &err);
+    } else if (e == DIRCONN_OK && res->watermark_saved) {
+        e = ha_shared_export(&b, st, j->token_n, &d->log, &err);
+    }
+    state_close(st);
+    lease_backend_free(&b);
+    if (e != DIRCONN_OK)
+        log_msg(&d->log, LOG_LEVEL_ERROR, "ha: shared state %s: %s",
+                before ? "not read, the sync waits" : "not written", err.msg);
+    return e == DIRCONN_OK;
+}
 
 static void *worker_main(void *arg)
 {
@@ -192,11 +242,32 @@ static void *worker_main(void *arg)
         .cancel = &d->cancel,
         .on_progress = on_progress,
         .progress_arg = d,
+        .fencing_token = j->ha && j->send_token ? j->token : NULL,
+        .write_deadline_ms = j->ha ? ha_election_write_deadline(d->ha) : NULL,
     };
     struct sync_result res;
+    memset(&res, 0, sizeof(res));
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    enum dirconn_err rc = sync_run(j->cfg, &d->log, &o, &res, &err);
+    enum dirconn_err rc = DIRCONN_OK;
+    enum ha_import what = HA_IMPORT_CURRENT;
+    if (j->ha && j->takeover && !shared_state(j, true, NULL, &what))
+        rc = dirconn_error_set(&err, DIRCONN_ELEASE,
+                               "the shared state could not be read; the sync waits for the next "
+                               "attempt");
+    if (rc == DIRCONN_OK && what == HA_IMPORT_TAKEN && o.mode == SYNC_INCREMENTAL) {
+        /* Another instance synchronised since this one's state was current: the
+         * object map (which cloud object each directory object is, the DNs that
+         * members resolve through) is behind, and a partial plan would trust it. */
+        log_msg(&d->log, LOG_LEVEL_INFO,
+                "ha: the local object map is behind the shared state: this first sync runs in "
+                "full (guarded by the delete threshold), then incremental syncs continue");
+        o.mode = SYNC_FULL;
+    }
+    if (rc == DIRCONN_OK)
+        rc = sync_run(j->cfg, &d->log, &o, &res, &err);
+    if (j->ha && (rc == DIRCONN_OK || rc == DIRCONN_EFAIL))
+        shared_state(j, false, &res, NULL);
     if (out != NULL)
         fclose(out);
     /* The summary lines go to the log. */
@@ -224,7 +295,19 @@ static void start_sync(struct daemon *d, enum request what, const char *trigger)
         log_msg(&d->log, LOG_LEVEL_ERROR, "out of memory starting a sync");
         return;
     }
-    *j = (struct job){d, d->cfg, what == REQ_FULL ? SYNC_FULL : SYNC_INCREMENTAL};
+    *j = (struct job){
+        .d = d, .cfg = d->cfg, .mode = what == REQ_FULL ? SYNC_FULL : SYNC_INCREMENTAL};
+    if (d->ha != NULL) {
+        j->ha = true;
+        j->takeover = d->takeover;
+        j->token_n = ha_election_token(d->ha);
+        snprintf(j->token, sizeof(j->token), "%lld", (long long)j->token_n);
+        struct ha_status hs;
+        ha_election_status(d->ha, &hs);
+        j->send_token = strcmp(hs.backend, "cloud") == 0;
+        ha_status_clear(&hs);
+    }
+    atomic_store(&d->cancel, false);
     d->run_cfg = d->cfg;
     d->running = what;
     d->trigger = trigger;
@@ -251,6 +334,12 @@ static void request_sync(struct daemon *d, enum request what, const char *trigge
 {
     if (d->state == D_STOPPING)
         return;
+    if (d->ha != NULL && !d->active) {
+        log_msg(&d->log, LOG_LEVEL_DEBUG,
+                "standby: the %s sync (%s) is left to the active instance",
+                what == REQ_FULL ? "full" : "incremental", trigger);
+        return;
+    }
     if (d->paused && !forced) {
         log_msg(&d->log, LOG_LEVEL_DEBUG, "paused: the %s sync (%s) is not started",
                 what == REQ_FULL ? "full" : "incremental", trigger);
@@ -286,6 +375,9 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
                 "sync ended: %s", message);
     d->last_rc = rc;
     d->last_ended = time(NULL);
+    /* The takeover is done once the shared state was read and a sync ran on it. */
+    if (rc == DIRCONN_OK || rc == DIRCONN_EFAIL || rc == DIRCONN_ETHRESHOLD)
+        d->takeover = false;
     snprintf(d->last_error, sizeof(d->last_error), "%s", rc == DIRCONN_OK ? "" : message);
     if (d->run_cfg != d->cfg)
         config_free(d->run_cfg); /* replaced by a reload during the run */
@@ -321,6 +413,101 @@ static void on_full_timer(evutil_socket_t fd, short what, void *arg)
     struct daemon *d = arg;
     request_sync(d, REQ_FULL, "schedule", false);
     schedule_full(d);
+}
+
+/* ---- HA ------------------------------------------------------------------------------ */
+
+static void notify_start(struct daemon *d);
+static void notify_stop(struct daemon *d);
+
+/* On the election thread: hand the change over to the loop. */
+static void on_role_change(void *arg, bool active, int64_t token)
+{
+    (void)active;
+    (void)token;
+    struct daemon *d = arg;
+    event_active(d->ev_role, EV_READ, 0);
+}
+
+/* On the loop: follow the election's view. */
+static void on_role(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct daemon *d = arg;
+    bool active = ha_election_is_active(d->ha);
+    if (active == d->active)
+        return;
+    d->active = active;
+    if (active) {
+        snprintf(d->token, sizeof(d->token), "%lld", (long long)ha_election_token(d->ha));
+        log_msg(&d->log, LOG_LEVEL_INFO, "active (fencing token %s): syncing", d->token);
+        platform_notify("STATUS=active");
+        d->takeover = true;
+        if (!d->skip_first_sync)
+            request_sync(d, REQ_INCREMENTAL, "takeover", true);
+        d->skip_first_sync = false;
+        notify_start(d);
+    } else {
+        d->token[0] = '\0';
+        d->pending = REQ_NONE;
+        log_msg(&d->log, LOG_LEVEL_WARN, "standby: %s",
+                d->state == D_SYNCING ? "the running sync stops after its batch in flight"
+                                      : "no sync starts here until this instance is active");
+        platform_notify("STATUS=standby");
+        notify_stop(d);
+        evtimer_del(d->ev_notify_retry);
+        evtimer_del(d->ev_debounce);
+        if (d->state == D_SYNCING)
+            atomic_store(&d->cancel, true);
+    }
+}
+
+/* Start the election ([ha] lease = cloud or etcd); false on a fatal error. */
+static bool ha_start(struct daemon *d)
+{
+    struct lease_backend b;
+    struct dirconn_error err;
+    enum dirconn_err e = ha_backend_new(d->cfg, &d->log, NULL, &b, &err);
+    if (e != DIRCONN_OK) {
+        log_msg(&d->log, LOG_LEVEL_ERROR, "ha: %s", err.msg);
+        d->last_rc = e;
+        return false;
+    }
+    if (b.ops == NULL) {
+        d->active = true; /* [ha] lease = none: a single instance */
+        return true;
+    }
+    struct ha_options o;
+    ha_options_from_config(d->cfg, &o);
+    d->ev_role = event_new(d->base, -1, 0, on_role, d);
+    if (d->ev_role == NULL) {
+        lease_backend_free(&b);
+        return false;
+    }
+    e = ha_election_start(&b, &o, &d->log, on_role_change, d, &d->ha, &err);
+    if (e != DIRCONN_OK) {
+        lease_backend_free(&b);
+        log_msg(&d->log, LOG_LEVEL_ERROR, "ha: %s", err.msg);
+        return false;
+    }
+    return true;
+}
+
+static json_t *ha_json(struct daemon *d)
+{
+    if (d->ha == NULL)
+        return json_pack("{s:s, s:s, s:s}", "backend", "none", "role", "active", "state", "active");
+    struct ha_status hs;
+    ha_election_status(d->ha, &hs);
+    json_t *o = json_pack(
+        "{s:s, s:s?, s:s, s:s, s:s?, s:I, s:s?, s:s?, s:I, s:s?}", "backend", hs.backend,
+        "identity", hs.identity, "role", d->active ? "active" : "standby", "state",
+        ha_state_name(hs.state), "holder", hs.holder, "fencing_token", (json_int_t)hs.token,
+        "holder_since", hs.holder_since, "last_renew", hs.last_renew, "activations",
+        (json_int_t)hs.activations, "error", hs.last_error[0] ? hs.last_error : NULL);
+    ha_status_clear(&hs);
+    return o;
 }
 
 /* ---- change notifications ------------------------------------------------------------ */
@@ -412,7 +599,7 @@ static unsigned char *saved_cookie(struct daemon *d, size_t *len)
 
 static void notify_start(struct daemon *d)
 {
-    if (!d->cfg->notifications || d->notify != NULL)
+    if (!d->cfg->notifications || d->notify != NULL || !d->active)
         return;
     size_t len = 0;
     unsigned char *cookie = saved_cookie(d, &len);
@@ -501,10 +688,11 @@ static json_t *status_json(struct daemon *d)
         overall = "paused";
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
-    json_t *connectors = json_pack(
-        "[{s:s, s:s, s:b, s:s}]", "name", cfg->name ? cfg->name : host, "host", host, "active", 1,
-        "lease",
-        cfg->ha_lease == HA_LEASE_NONE ? "none" : "not yet implemented: this instance syncs");
+    json_t *connectors = json_pack("[{s:s, s:s, s:b, s:s}]", "name", cfg->name ? cfg->name : host,
+                                   "host", host, "active", d->active, "lease",
+                                   d->ha == NULL                     ? "none"
+                                   : cfg->ha_lease == HA_LEASE_CLOUD ? "cloud"
+                                                                     : "etcd");
     char full[64] = "never";
     if (cfg->full_sync.days != 0) {
         static const char *const day[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
@@ -525,7 +713,7 @@ static json_t *status_json(struct daemon *d)
         cfg->groups.enabled, "contacts", cfg->contacts.enabled);
     for (size_t i = 0; i < cfg->urls.n; i++)
         json_array_append_new(json_object_get(config, "directory"), json_string(cfg->urls.v[i]));
-    return json_pack(
+    json_t *st_json = json_pack(
         "{s:s, s:s?, s:s, s:b, s:o, s:{s:o, s:o}, s:o, s:o, s:{s:b, s:s?, s:I}, s:o, s:s}",
         "overall", overall, "error", d->last_error[0] ? d->last_error : NULL, "state",
         state_names[d->state], "paused", d->paused, "current", current, "next", "full",
@@ -533,6 +721,8 @@ static json_t *status_json(struct daemon *d)
         "connectors", connectors, "notifications", "connected", d->notify != NULL, "method",
         d->notify ? notify_method(d->notify) : NULL, "received", (json_int_t)d->notifications,
         "config", config, "version", DIRCONN_VERSION);
+    json_object_set_new(st_json, "ha", ha_json(d));
+    return st_json;
 }
 
 /* ---- admin socket ---------------------------------------------------------------- */
@@ -554,6 +744,15 @@ static json_t *handle(struct daemon *d, const char *line)
             resp = json_pack("{s:b, s:s}", "ok", 0, "error", "type is full or incremental");
         } else if (d->state == D_STOPPING) {
             resp = json_pack("{s:b, s:s}", "ok", 0, "error", "dirconnd is stopping");
+        } else if (!d->active) {
+            struct ha_status hs;
+            ha_election_status(d->ha, &hs);
+            char msg[512];
+            snprintf(msg, sizeof(msg),
+                     "this instance is a standby; the active one is connector %s (sync there)",
+                     hs.holder != NULL ? hs.holder : "(none at the moment)");
+            ha_status_clear(&hs);
+            resp = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
         } else {
             bool busy = d->state == D_SYNCING;
             request_sync(d, full ? REQ_FULL : REQ_INCREMENTAL, "admin", true);
@@ -807,6 +1006,10 @@ int main(int argc, char **argv)
     state_close(st);
     if (open_socket(d) != 0)
         goto out;
+    if (!ha_start(d)) {
+        exit_code = dirconn_exit_code(d->last_rc != DIRCONN_OK ? d->last_rc : DIRCONN_EFAIL);
+        goto out;
+    }
     set_state(d, D_IDLE);
     schedule_full(d);
     schedule_incremental(d);
@@ -814,7 +1017,8 @@ int main(int argc, char **argv)
     log_msg(&d->log, LOG_LEVEL_INFO, "dirconnd %s ready: admin socket %s, incremental every %lld s",
             DIRCONN_VERSION, d->socket_path, (long long)(d->cfg->incremental_interval_ms / 1000));
     platform_notify("READY=1\nSTATUS=idle");
-    if (initial)
+    d->skip_first_sync = !initial;
+    if (initial && d->ha == NULL)
         request_sync(d, REQ_INCREMENTAL, "start", false);
     event_base_dispatch(d->base);
     exit_code = 0;
@@ -824,6 +1028,14 @@ out:
         atomic_store(&d->cancel, true);
         pthread_join(d->worker, NULL);
     }
+    /* SIGTERM of the active: release the lease so a standby takes over at once. */
+    if (d->ha != NULL) {
+        ha_election_stop(d->ha, true);
+        ha_election_free(d->ha);
+        d->ha = NULL;
+    }
+    if (d->ev_role != NULL)
+        event_free(d->ev_role);
     notify_stop(d);
     if (d->listener != NULL) {
         evconnlistener_free(d->listener);

@@ -154,6 +154,7 @@ static const struct opt options[] = {
      0, NULL},
     {"ha", "failover_interval", OPT_DURATION, OFF(ha_failover_interval_ms), "0s", 0, DAY_MS, NULL,
      0, NULL},
+    {"ha", "jitter", OPT_DURATION, OFF(ha_jitter_ms), "250ms", 0, 60 * 1000, NULL, 0, NULL},
 
     {"proxy", "mode", OPT_ENUM, OFF(proxy_mode), "auto", 0, 0, proxy_mode_names, 0, NULL},
     {"proxy", "pac_url", OPT_STRING, OFF(proxy_pac_url), NULL, 1, 2048, NULL, 0, validate_pac_url},

@@ -129,6 +129,7 @@ struct config {
     int64_t ha_lease_duration_ms;
     int64_t ha_renew_interval_ms; /* 0 = a third of the lease duration */
     int64_t ha_failover_interval_ms;
+    int64_t ha_jitter_ms; /* random 0..jitter added to a standby's wait before it acquires */
 
     /* [proxy] */
     enum proxy_mode proxy_mode;

@@ -144,6 +144,11 @@ enum dirconn_err control_request(const struct control_options *o, const char *be
         snprintf(im, sizeof(im), "If-Match: %s", if_match);
         hdrs = curl_slist_append(hdrs, im);
     }
+    if (o->fencing_token != NULL) {
+        char ft[96];
+        snprintf(ft, sizeof(ft), "Dirconn-Fencing-Token: %s", o->fencing_token);
+        hdrs = curl_slist_append(hdrs, ft);
+    }
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);

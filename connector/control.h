@@ -29,6 +29,8 @@ struct control_options {
     scim_configure_fn configure; /* proxy hook (proxy_configure), NULL = none */
     scim_outcome_fn outcome;     /* proxy hook (proxy_outcome), NULL = none */
     void *configure_arg;         /* the struct proxy_ctx of both hooks */
+    const char *fencing_token;   /* sent as Dirconn-Fencing-Token (docs/cloud-api.md "Fencing")
+                                    when not NULL; borrowed */
 };
 
 /* control_options_from_config - fill o from cfg's [cloud] section (cfg must outlive o). */

@@ -301,6 +301,14 @@ static enum dirconn_err start_attempt(struct scim_client *c, struct scim_request
     if (r->easy == NULL)
         return DIRCONN_ENOMEM;
 
+    /* Self-fencing (HA): no write starts once the lease may have expired. */
+    if (c->opts.write_deadline_ms != NULL && strcmp(r->method, "GET") != 0 &&
+        mono_ms() >= atomic_load(c->opts.write_deadline_ms)) {
+        r->token_error = DIRCONN_ELEASE;
+        snprintf(r->token_message, sizeof(r->token_message),
+                 "not sent: this connector no longer holds the HA lease (self-fenced)");
+        return DIRCONN_ELEASE;
+    }
     struct dirconn_error terr;
     dirconn_error_clear(&terr);
     if (c->opts.token != NULL && (c->token == NULL || r->force_token_refresh)) {
@@ -458,6 +466,11 @@ static void build_response(struct scim_request *r, CURLcode rc, long status,
         return;
     }
     resp->code = status == 401 || status == 403 ? DIRCONN_ECLOUD_AUTH : DIRCONN_ECLOUD;
+    /* docs/cloud-api.md "Fencing": a write under a stale fencing token. */
+    char *fenced = status == 409 ? header_value(r->easy, "Dirconn-Fenced") : NULL;
+    if (fenced != NULL)
+        resp->code = DIRCONN_ELEASE;
+    free(fenced);
     if (json_is_object(resp->body)) {
         const char *t = json_string_value(json_object_get(resp->body, "scimType"));
         const char *d = json_string_value(json_object_get(resp->body, "detail"));

@@ -27,6 +27,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -115,11 +116,20 @@ struct scim_client_options {
     scim_outcome_fn outcome;     /* NULL = no hook; called with configure_arg */
     void *configure_arg;
     const struct log_sink *log;
+    /*
+     * HA self-fencing: when not NULL, a write (any method but GET) is only
+     * started while CLOCK_MONOTONIC in ms is below *write_deadline_ms (the
+     * election moves it on each renewal, ha/election.h); later writes
+     * complete at once with DIRCONN_ELEASE, unsent. Borrowed.
+     */
+    const _Atomic int64_t *write_deadline_ms;
 };
 
 /* The final outcome of one request. */
 struct scim_response {
     enum dirconn_err code;         /* DIRCONN_OK for 2xx; DIRCONN_ECLOUD_AUTH for 401/403;
+                                      DIRCONN_ELEASE for a write the cloud fenced (409 with
+                                      Dirconn-Fenced) or the write gate held back;
                                       DIRCONN_ECLOUD for other statuses; DIRCONN_ECLOUD_CONNECT when no
                                       answer arrived (after the retries); the token source's error */
     long status;                   /* HTTP status, 0 when none arrived */

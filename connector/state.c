@@ -469,6 +469,25 @@ void state_object_clear(struct state_object *o)
 
 /* ---- watermarks ------------------------------------------------------------- */
 
+/* The watermark of the current row of `SELECT partition, method, value, dc, invocation_id,
+ * scope_hash`. */
+static void row_watermark(sqlite3_stmt *stmt, struct state_watermark *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->partition = col_text(stmt, 0);
+    out->method = col_text(stmt, 1);
+    out->len = (size_t)sqlite3_column_bytes(stmt, 2);
+    out->value = malloc(out->len + 1);
+    if (out->value != NULL) {
+        if (out->len > 0)
+            memcpy(out->value, sqlite3_column_blob(stmt, 2), out->len);
+        out->value[out->len] = '\0';
+    }
+    out->dc = col_text(stmt, 3);
+    out->invocation_id = col_text(stmt, 4);
+    out->scope_hash = col_text(stmt, 5);
+}
+
 enum dirconn_err state_watermark_get(struct state *st, const char *partition,
                                      struct state_watermark *out, bool *found,
                                      struct dirconn_error *err)
@@ -485,23 +504,39 @@ enum dirconn_err state_watermark_get(struct state *st, const char *partition,
     sqlite3_bind_text(stmt, 1, partition, -1, SQLITE_STATIC);
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
-        memset(out, 0, sizeof(*out));
-        out->partition = col_text(stmt, 0);
-        out->method = col_text(stmt, 1);
-        out->len = (size_t)sqlite3_column_bytes(stmt, 2);
-        out->value = malloc(out->len + 1);
-        if (out->value != NULL) {
-            if (out->len > 0)
-                memcpy(out->value, sqlite3_column_blob(stmt, 2), out->len);
-            out->value[out->len] = '\0';
-        }
-        out->dc = col_text(stmt, 3);
-        out->invocation_id = col_text(stmt, 4);
-        out->scope_hash = col_text(stmt, 5);
+        row_watermark(stmt, out);
         *found = true;
     } else if (rc != SQLITE_DONE) {
         e = db_error(st, err, "reading a watermark");
     }
+    sqlite3_finalize(stmt);
+    return e;
+}
+
+enum dirconn_err state_watermark_foreach(struct state *st,
+                                         int (*fn)(void *arg, const struct state_watermark *wm),
+                                         void *arg, struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(st,
+                                 "SELECT partition, method, value, dc, invocation_id, scope_hash "
+                                 "FROM watermarks ORDER BY partition",
+                                 &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        struct state_watermark wm;
+        row_watermark(stmt, &wm);
+        int stop = fn(arg, &wm);
+        state_watermark_clear(&wm);
+        if (stop != 0) {
+            e = dirconn_error_set(err, DIRCONN_EFAIL, "stopped while listing watermarks");
+            break;
+        }
+    }
+    if (e == DIRCONN_OK && rc != SQLITE_DONE)
+        e = db_error(st, err, "listing watermarks");
     sqlite3_finalize(stmt);
     return e;
 }

@@ -153,6 +153,15 @@ enum dirconn_err state_watermark_get(struct state *st, const char *partition,
                                      struct state_watermark *out, bool *found,
                                      struct dirconn_error *err);
 
+/*
+ * state_watermark_foreach - call fn for each stored watermark (borrowed for
+ * the call), in partition order; fn returning non-zero stops the walk
+ * (DIRCONN_EFAIL). Errors: DIRCONN_ESTATE.
+ */
+enum dirconn_err state_watermark_foreach(struct state *st,
+                                         int (*fn)(void *arg, const struct state_watermark *wm),
+                                         void *arg, struct dirconn_error *err);
+
 /* state_watermark_put - store (replace) the watermark of wm->partition. */
 enum dirconn_err state_watermark_put(struct state *st, const struct state_watermark *wm,
                                      struct dirconn_error *err);

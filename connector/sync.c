@@ -115,6 +115,10 @@ struct sync_ctx {
     long done, total;
     double started;
     long pending; /* objects recorded without their record: the follow-up pass has work */
+    /* HA: a write was fenced (the cloud refused the fencing token, or the write
+     * gate held it back): the run stops after the batch in flight. */
+    bool lease_lost;
+    char lease_msg[DIRCONN_ERROR_LEN];
     struct dirconn_error *err;
 };
 
@@ -131,7 +135,28 @@ static const char *const resource_paths[PLAN_KIND_MAX] = {"/Users", "/Groups", "
 
 static bool cancelled(const struct sync_ctx *c)
 {
-    return c->opts->cancel != NULL && atomic_load(c->opts->cancel);
+    return c->lease_lost || (c->opts->cancel != NULL && atomic_load(c->opts->cancel));
+}
+
+/* A response that says this connector may no longer write (ha/election.h). */
+static bool lease_lost(struct sync_ctx *c, const struct scim_response *r)
+{
+    if (r->code != DIRCONN_ELEASE)
+        return false;
+    if (!c->lease_lost)
+        snprintf(c->lease_msg, sizeof(c->lease_msg), "%s", r->error);
+    c->lease_lost = true;
+    return true;
+}
+
+/* The error a stopped run returns: the lost lease, or the cancel request. */
+static enum dirconn_err stopped(struct sync_ctx *c, const char *what)
+{
+    if (c->lease_lost)
+        return dirconn_error_set(c->err, DIRCONN_ELEASE,
+                                 "the HA lease was lost, nothing more is written: %s",
+                                 c->lease_msg);
+    return dirconn_error_set(c->err, DIRCONN_ECANCELED, "%s", what);
 }
 
 static void phase(struct sync_ctx *c, const char *name)
@@ -421,6 +446,8 @@ static void on_write_done(void *arg, const struct scim_response *r)
     struct sync_ctx *c = o->c;
     c->done++;
     progress(c, "Applying", false);
+    if (lease_lost(c, r))
+        return; /* not a failure of the object: nothing was written */
     if (r->code != DIRCONN_OK) {
         if (o->op == PLAN_DELETE && r->status == 404) {
             o->ok = true; /* already gone: the goal is met */
@@ -626,6 +653,11 @@ static void on_bulk_done(void *arg, const struct scim_response *r)
 {
     struct bulk_req *br = arg;
     struct sync_ctx *c = br->c;
+    if (lease_lost(c, r)) {
+        c->done += br->count;
+        free(br);
+        return;
+    }
     if (r->code != DIRCONN_OK) {
         for (int i = 0; i < br->count; i++) {
             c->done++;
@@ -846,9 +878,8 @@ static int apply_item(void *arg, const struct plan_item *it)
     if (w->b->n == APPLY_BATCH) {
         w->e = flush_batch(w->c, w->b);
         if (w->e == DIRCONN_OK && cancelled(w->c))
-            w->e = dirconn_error_set(
-                w->c->err, DIRCONN_ECANCELED,
-                "stopped on request after a batch; the rest is left to the next sync");
+            w->e = stopped(w->c,
+                           "stopped on request after a batch; the rest is left to the next sync");
     }
     return w->e != DIRCONN_OK;
 }
@@ -872,8 +903,7 @@ static enum dirconn_err apply_ops(struct sync_ctx *c, int op, int kind)
 static enum dirconn_err apply_ops_timed(struct sync_ctx *c, int op, int kind)
 {
     if (cancelled(c))
-        return dirconn_error_set(c->err, DIRCONN_ECANCELED,
-                                 "stopped on request; the rest is left to the next sync");
+        return stopped(c, "stopped on request; the rest is left to the next sync");
     struct batch *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
@@ -906,7 +936,9 @@ static void on_member_patch(void *arg, const struct scim_response *r)
 {
     struct member_patch *mp = arg;
     struct sync_ctx *c = mp->c;
-    if (r->code != DIRCONN_OK) {
+    if (lease_lost(c, r)) {
+        /* nothing written */
+    } else if (r->code != DIRCONN_OK) {
         c->res->failed++;
         log_msg(c->log, LOG_LEVEL_ERROR, "group membership change of %s failed: %s",
                 mp->dn ? mp->dn : mp->external_id, r->error);
@@ -1789,8 +1821,12 @@ static enum dirconn_err open_cloud(struct sync_ctx *c)
         .outcome = proxy_outcome,
         .configure_arg = c->proxy,
         .log = c->log,
+        .write_deadline_ms = c->opts->write_deadline_ms,
     };
-    return scim_client_new(&so, &c->scim, c->err);
+    e = scim_client_new(&so, &c->scim, c->err);
+    if (e == DIRCONN_OK && c->opts->fencing_token != NULL)
+        e = scim_client_set_header(c->scim, "Dirconn-Fencing-Token", c->opts->fencing_token);
+    return e;
 }
 
 enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
@@ -2033,6 +2069,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
             if (e == DIRCONN_OK)
                 e = apply_ops(c, PLAN_FORGET, -1);
             progress(c, "Applied", true);
+            if ((e == DIRCONN_OK || e == DIRCONN_EFAIL) && c->lease_lost)
+                e = stopped(c, "");
             if (e == DIRCONN_OK && c->res->failed > 0)
                 e = dirconn_error_set(err, DIRCONN_EFAIL,
                                       "%ld objects failed (reported above); the others were "

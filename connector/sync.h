@@ -28,6 +28,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /*
@@ -56,6 +57,15 @@ struct sync_options {
      * "planning", "applying"; done and total in objects, 0 when unknown). */
     void (*on_progress)(void *arg, const char *phase, long done, long total);
     void *progress_arg;
+    /*
+     * HA (ha/election.h): the fencing token every SCIM write carries as
+     * Dirconn-Fencing-Token (docs/cloud-api.md "Fencing"), NULL = none; and
+     * the write gate of the SCIM client (scim_client_options.write_deadline_ms),
+     * NULL = none. A write the cloud fences or the gate holds back stops the
+     * run after the batch in flight with DIRCONN_ELEASE; the watermark does not move.
+     */
+    const char *fencing_token;
+    const _Atomic int64_t *write_deadline_ms;
 };
 
 struct sync_result {

@@ -92,8 +92,8 @@ struct lease_backend_ops {
     enum dirconn_err (*release)(void *self, struct dirconn_error *err);
     enum dirconn_err (*state_get)(void *self, json_t **doc, char **version,
                                   struct dirconn_error *err);
-    enum dirconn_err (*state_put)(void *self, const json_t *doc, const char *version,
-                                  int64_t token, struct dirconn_error *err);
+    enum dirconn_err (*state_put)(void *self, const json_t *doc, const char *version, int64_t token,
+                                  struct dirconn_error *err);
     void (*free)(void *self);
 };
 

@@ -1,4 +1,7 @@
 # Sources of libdirconn from ha/: the lease backend interface and its backends
 # (lease*.c) and the election state machine (election.c).
 list(APPEND DIRCONN_SOURCES
-  ${CMAKE_CURRENT_LIST_DIR}/lease.c)
+  ${CMAKE_CURRENT_LIST_DIR}/lease.c
+  ${CMAKE_CURRENT_LIST_DIR}/lease_cloud.c
+  ${CMAKE_CURRENT_LIST_DIR}/election.c
+  ${CMAKE_CURRENT_LIST_DIR}/shared_state.c)

@@ -1,0 +1,201 @@
+/*
+ * shared_state.c - the watermarks a new active connector continues from (see shared_state.h).
+ */
+#include "ha/shared_state.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GENERATION_SETTING "ha-generation"
+
+static int64_t local_generation(struct state *st)
+{
+    char *v = NULL;
+    struct dirconn_error ignored;
+    if (state_setting_get(st, GENERATION_SETTING, &v, &ignored) != DIRCONN_OK || v == NULL)
+        return 0;
+    int64_t g = strtoll(v, NULL, 10);
+    free(v);
+    return g;
+}
+
+static enum dirconn_err set_local_generation(struct state *st, int64_t g, struct dirconn_error *err)
+{
+    char v[32];
+    snprintf(v, sizeof(v), "%" PRId64, g);
+    return state_setting_set(st, GENERATION_SETTING, v, err);
+}
+
+static json_t *opt_string(const char *s)
+{
+    return s != NULL ? json_string(s) : json_null();
+}
+
+static int add_watermark(void *arg, const struct state_watermark *wm)
+{
+    json_t *arr = arg;
+    size_t cap = 4 * ((wm->len + 2) / 3) + 1;
+    unsigned char *b64 = malloc(cap);
+    if (b64 == NULL)
+        return 1;
+    EVP_EncodeBlock(b64, wm->value != NULL ? wm->value : (const unsigned char *)"", (int)wm->len);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:o, s:o, s:o}", "partition", wm->partition, "method",
+                  wm->method, "value", (const char *)b64, "dc", opt_string(wm->dc), "invocationId",
+                  opt_string(wm->invocation_id), "scopeHash", opt_string(wm->scope_hash));
+    free(b64);
+    return o == NULL || json_array_append_new(arr, o) != 0;
+}
+
+static char *dup_member(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s != NULL ? strdup(s) : NULL;
+}
+
+/* A watermark from the document; false when the entry is malformed. */
+static bool parse_watermark(json_t *o, struct state_watermark *wm)
+{
+    memset(wm, 0, sizeof(*wm));
+    const char *b64 = json_string_value(json_object_get(o, "value"));
+    if (!json_is_string(json_object_get(o, "partition")) ||
+        !json_is_string(json_object_get(o, "method")) || b64 == NULL)
+        return false;
+    size_t n = strlen(b64);
+    if (n % 4 != 0)
+        return false;
+    wm->value = malloc(n / 4 * 3 + 1);
+    if (wm->value == NULL)
+        return false;
+    int len = n > 0 ? EVP_DecodeBlock(wm->value, (const unsigned char *)b64, (int)n) : 0;
+    if (len < 0) {
+        state_watermark_clear(wm);
+        return false;
+    }
+    /* EVP_DecodeBlock counts the padding as zero bytes. */
+    for (size_t i = n; i > 0 && b64[i - 1] == '='; i--)
+        len--;
+    wm->len = (size_t)len;
+    wm->value[wm->len] = '\0';
+    wm->partition = dup_member(o, "partition");
+    wm->method = dup_member(o, "method");
+    wm->dc = dup_member(o, "dc");
+    wm->invocation_id = dup_member(o, "invocationId");
+    wm->scope_hash = dup_member(o, "scopeHash");
+    return wm->partition != NULL && wm->method != NULL;
+}
+
+enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
+                                  const struct log_sink *log, enum ha_import *what,
+                                  struct dirconn_error *err)
+{
+    *what = HA_IMPORT_CURRENT;
+    json_t *doc = NULL;
+    char *version = NULL;
+    enum dirconn_err e = b->ops->state_get(b->self, &doc, &version, err);
+    free(version);
+    if (e != DIRCONN_OK)
+        return e;
+    int64_t gen = (int64_t)json_integer_value(json_object_get(doc, "generation"));
+    int64_t mine = local_generation(st);
+    json_t *wms = json_object_get(doc, "watermarks");
+    const char *writer = json_string_value(json_object_get(doc, "writer"));
+    if (gen != 0 && !json_is_array(wms)) {
+        json_decref(doc);
+        return dirconn_error_set(err, DIRCONN_ECLOUD,
+                                 "the shared %s state document (generation %" PRId64
+                                 ") has no watermarks array",
+                                 b->ops->name, gen);
+    }
+    if (gen != 0 && gen == mine) {
+        log_msg(log, LOG_LEVEL_INFO,
+                "ha: the local state is the shared one (generation %" PRId64 "): continuing", gen);
+        json_decref(doc);
+        return DIRCONN_OK;
+    }
+    e = state_begin(st, err);
+    if (e == DIRCONN_OK)
+        e = state_watermark_delete_all(st, err);
+    size_t i;
+    json_t *o;
+    size_t taken = 0;
+    json_array_foreach(wms, i, o)
+    {
+        if (e != DIRCONN_OK)
+            break;
+        struct state_watermark wm;
+        if (!parse_watermark(o, &wm)) {
+            state_watermark_clear(&wm);
+            e = dirconn_error_set(err, DIRCONN_ECLOUD,
+                                  "the shared %s state document has a malformed watermark "
+                                  "(entry %zu)",
+                                  b->ops->name, i);
+            break;
+        }
+        e = state_watermark_put(st, &wm, err);
+        state_watermark_clear(&wm);
+        taken++;
+    }
+    if (e == DIRCONN_OK)
+        e = set_local_generation(st, gen, err);
+    if (e == DIRCONN_OK)
+        e = state_commit(st, err);
+    else
+        state_rollback(st);
+    if (e == DIRCONN_OK && taken > 0) {
+        *what = HA_IMPORT_TAKEN;
+        log_msg(log, LOG_LEVEL_INFO,
+                "ha: continuing from the shared state: %zu watermark%s of generation %" PRId64
+                " written by %s",
+                taken, taken == 1 ? "" : "s", gen, writer != NULL ? writer : "?");
+    } else if (e == DIRCONN_OK) {
+        *what = HA_IMPORT_NONE;
+        log_msg(log, LOG_LEVEL_INFO,
+                "ha: no shared watermark: the next sync runs in full (guarded by the delete "
+                "threshold)");
+    }
+    json_decref(doc);
+    return e;
+}
+
+enum dirconn_err ha_shared_export(struct lease_backend *b, struct state *st, int64_t token,
+                                  const struct log_sink *log, struct dirconn_error *err)
+{
+    json_t *old = NULL;
+    char *version = NULL;
+    enum dirconn_err e = b->ops->state_get(b->self, &old, &version, err);
+    if (e != DIRCONN_OK)
+        return e;
+    int64_t gen = (int64_t)json_integer_value(json_object_get(old, "generation"));
+    int64_t mine = local_generation(st);
+    int64_t next = (gen > mine ? gen : mine) + 1;
+    json_decref(old);
+    json_t *arr = json_array();
+    json_t *doc = arr != NULL
+                      ? json_pack("{s:i, s:I, s:s, s:o}", "format", 1, "generation",
+                                  (json_int_t)next, "writer", b->identity, "watermarks", arr)
+                      : NULL;
+    if (doc == NULL) {
+        free(version);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    e = state_watermark_foreach(st, add_watermark, arr, err);
+    if (e == DIRCONN_EFAIL)
+        e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    if (e == DIRCONN_OK)
+        e = b->ops->state_put(b->self, doc, version, token, err);
+    free(version);
+    if (e == DIRCONN_OK)
+        e = set_local_generation(st, next, err);
+    if (e == DIRCONN_OK)
+        log_msg(log, LOG_LEVEL_DEBUG,
+                "ha: shared state generation %" PRId64 " written (%zu "
+                "watermarks)",
+                next, json_array_size(arr));
+    json_decref(doc);
+    return e;
+}

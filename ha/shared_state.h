@@ -1,0 +1,56 @@
+/*
+ * shared_state.h - what a new active connector continues from: the
+ * watermarks (DirSync cookie, highest uSNChanged, RFC 4533 cookie) kept in
+ * the lease server's shared document (cloud: the control API's
+ * connector-state document, docs/cloud-api.md "Connector state"; etcd: the
+ * state key beside the lease key).
+ *
+ * The document: {"format": 1, "generation": N, "writer": "<holderIdentity>",
+ * "watermarks": [{"partition", "method", "value" (base64), "dc",
+ * "invocationId", "scopeHash"}]}. The active connector writes it after each
+ * sync whose changes were all acknowledged (the watermark moved in its own
+ * state), fenced by its token. Each instance remembers the generation its
+ * local state matches (state setting "ha-generation").
+ */
+#ifndef DIRCONN_HA_SHARED_STATE_H
+#define DIRCONN_HA_SHARED_STATE_H
+
+#include "connector/error.h"
+#include "connector/log.h"
+#include "connector/state.h"
+#include "ha/lease.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* What ha_shared_import did. */
+enum ha_import {
+    HA_IMPORT_CURRENT = 0, /* the local state is the shared one (this instance wrote it last) */
+    HA_IMPORT_TAKEN,       /* the shared watermarks replaced the local ones */
+    HA_IMPORT_NONE,        /* no shared watermark: local ones discarded, a full sync follows */
+};
+
+/*
+ * ha_shared_import - on becoming active: read the shared document through b
+ * and, unless the local state already matches its generation, replace the
+ * local watermarks with the shared ones (none: every local watermark is
+ * discarded, so the next incremental sync runs in full, guarded by the
+ * delete threshold). One line is logged saying which. Errors: the backend's
+ * state_get errors, DIRCONN_ESTATE, DIRCONN_ECLOUD (a document that is not
+ * in this format), DIRCONN_ENOMEM.
+ */
+enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
+                                  const struct log_sink *log, enum ha_import *what,
+                                  struct dirconn_error *err);
+
+/*
+ * ha_shared_export - after an acknowledged sync: write the local watermarks
+ * as the next generation of the shared document, fenced by token (the
+ * backend's state_put), and remember that generation locally. Errors:
+ * DIRCONN_ELEASE (fenced: this instance lost the lease), the backend's
+ * transport errors, DIRCONN_ESTATE, DIRCONN_ENOMEM.
+ */
+enum dirconn_err ha_shared_export(struct lease_backend *b, struct state *st, int64_t token,
+                                  const struct log_sink *log, struct dirconn_error *err);
+
+#endif
