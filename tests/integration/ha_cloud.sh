@@ -149,6 +149,7 @@ for _ in $(seq 1 100); do
 done
 echo "# the active was applying when stopped: $applying"
 sleep 0.5
+old_tok=$(status_of "$a" "j['ha']['fencing_token']")
 ha_signal "$a" STOP
 ha_failover_time "$a" "$LIMIT" || true
 echo "# SIGSTOP failover: $HA_FAILOVER s"
@@ -168,6 +169,11 @@ echo "# fencedRejections: $fenced0 before SIGCONT, $fenced1 after"
 check "SIGCONT: the old active's log says it lost the lease" \
 	grep -q -E "ha: self-fenced|ha: active -> (standby|releasing|stopped)|lost the lease|lease lost" \
 	<(ha_log_since "$a" "test: SIGCONT")
+uid=$(ha_cloud_user_id "displayName eq \"$CHANGE\"")
+fenced0=$(ha_fenced)
+check_eq "the cloud rejects a late write with the old active's token $old_tok" 409 "$(ha_stale_write "$a" "$old_tok" "$uid")"
+check_eq "the rejected write is counted in fencedRejections" $((fenced0 + 1)) "$(ha_fenced)"
+check_eq "the rejected write changed nothing" 0 "$(ha_cloud_count 'title eq "Stale Write"')"
 check_eq "SIGCONT: the new active is the only active" "$b" "$(ha_active)"
 check_eq "SIGCONT: the cloud's lease stays with the new active" "$b" "$(ha_cloud_holder)"
 check "the changes being applied when the old active stopped all reach the cloud" \
@@ -180,6 +186,9 @@ f=$(other_than "$a" 3 | head -1)
 ha_stop "$f"
 ha_start "$f" faketime "+5h"
 check "faketime: the instance with a clock 5 h ahead starts as standby" ha_wait_role "$f" standby 15
+# its own clock is ahead: the next incremental it shows (local time) is about 5 h from now
+ahead=$(status_of "$f" "round((__import__('datetime').datetime.strptime(j['next']['incremental'], '%Y-%m-%dT%H:%M:%S%z').timestamp() - __import__('time').time()) / 3600)")
+check_eq "faketime: its clock is 5 h ahead (hours ahead of ours, by its next incremental)" 5 "$ahead"
 sleep "$LEASE"
 check_eq "faketime: it does not take the lease from a live active" "$a" "$(ha_cloud_holder)"
 check_eq "faketime: still exactly one active" "$a" "$(ha_active)"
@@ -210,5 +219,5 @@ HA_PID[f]=
 ha_monitor_stop
 ha_monitor_check "faketime"
 echo "# fencedRejections at the end: $(ha_fenced); lease: $(ha_cloud_lease)"
-grep -h -E 'ha: ' "$work"/dirconnd-*.log | sed 's/^/# /' | tail -40
+for ((i = 1; i <= 3; i++)); do grep -E '^dirconnd: [a-z]+: ha: [a-z]+ -> |test: SIG' "$work/dirconnd-$i.log" | sed "s/^/# conn-$i: /"; done
 finish

@@ -39,7 +39,10 @@
 #                           I of conn-I, "none", or the raw id); ha_cloud_stats GET .../stats
 # ha_fenced                 prints the cloud's fencedRejections
 # ha_cloud_writes_by I FROM_LINE  prints the cloud log lines, from line FROM_LINE on, of
-#                           successful (2xx) writes (POST/PUT/PATCH/DELETE) by conn-I
+#                           successful (2xx) SCIM or state writes (POST/PUT/PATCH/DELETE) by conn-I
+# ha_stale_write I TOKEN USER_ID  PATCHes the cloud user's title to "Stale Write" as conn-I with
+#                           Dirconn-Fencing-Token TOKEN (what an old active's late write looks
+#                           like); prints the HTTP status
 # ha_id I                   prints conn-I's connector id
 # ha_index ID               prints I for conn-I's id
 
@@ -323,7 +326,8 @@ ha_fenced() { json "$(ha_cloud_stats)" "j['fencedRejections']"; }
 ha_cloud_writes_by() {
 	local id
 	id=$(ha_id "$1")
-	tail -n +"$2" "$work/cloud.log" | grep -E "info: (POST|PUT|PATCH|DELETE) .* 2[0-9][0-9] .*connector=$id" || true
+	tail -n +"$2" "$work/cloud.log" |
+		grep -E "info: (POST|PUT|PATCH|DELETE) (/scim/|/v1/orgs/[^/ ]+/state)[^ ]* 2[0-9][0-9] .*connector=$id" || true
 }
 
 # ha_cloud_log_lines: the current length of the cloud's log (a starting point for ha_cloud_writes_by)
@@ -384,4 +388,24 @@ ha_log_since() {
 	local f="$work/dirconnd-$1.log" n
 	n=$(grep -n -F -- "$2" "$f" | tail -1 | cut -d: -f1)
 	tail -n +"${n:-1}" "$f"
+}
+
+ha_stale_write() {
+	local i=$1 token=$2 uid=$3 at
+	at=$(curl -sS --cacert "$work/cloud-ca.pem" -u "$(ha_id "$i"):$(cat "$work/conn-$i.secret")" \
+		-d grant_type=client_credentials "$CLOUD_URL/oauth/token")
+	at=$(json "$at" "j['access_token']")
+	curl -sS -o /dev/null -w '%{http_code}' --cacert "$work/cloud-ca.pem" -X PATCH \
+		-H "Authorization: Bearer $at" -H 'Content-Type: application/scim+json' \
+		-H "Dirconn-Fencing-Token: $token" \
+		--data-binary '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"title","value":"Stale Write"}]}' \
+		"$CLOUD_URL/scim/v2/acme/Users/$uid"
+}
+
+# ha_cloud_user_id FILTER: the id of the first cloud user matching FILTER
+ha_cloud_user_id() {
+	local out
+	out=$(curl -sS -G --cacert "$work/cloud-ca.pem" -H "Authorization: Bearer $(cat "$work/admin.token")" \
+		--data-urlencode "filter=$1" "$CLOUD_URL/scim/v2/acme/Users")
+	json "$out" "j['Resources'][0]['id']"
 }
