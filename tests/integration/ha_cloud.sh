@@ -43,6 +43,7 @@ status_of() {
 other_than() {
 	local i
 	for ((i = 1; i <= $2; i++)); do [[ $i != "$1" ]] && echo "$i"; done
+	return 0
 }
 n_change=0
 # change_reaches_cloud WHAT SECONDS: a new displayName of the probe user must reach the cloud
