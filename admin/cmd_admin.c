@@ -11,6 +11,7 @@
 #include "admin/ctl.h"
 #include "connector/cloud_auth.h"
 #include "connector/control.h"
+#include "ha/election.h"
 #include "connector/platform.h"
 #include "connector/secret_store.h"
 #include "proxy/proxy.h"
@@ -111,10 +112,15 @@ static const char reset_help[] =
 static const char connectors_help[] =
     "usage: dirconnctl connectors [--config FILE] [--admin-token-file FILE] [--json]\n"
     "\n"
-    "List the organisation's registered connectors: id, name, host, when registered, when\n"
-    "last seen. This instance is marked '*'. Authenticates with the admin token when\n"
-    "--admin-token-file is given, else with the connector's own credentials.\n"
-    "--json prints {\"connectors\": [{id, name, host, registeredAt, lastSeen, self}]}.\n";
+    "List the organisation's registered connectors: id, name, host, HA role (active: holds\n"
+    "the lease; standby; with [ha] lease = none: -), since when the active one holds the\n"
+    "lease and when it last renewed it (the lease server's clock), the version it reported,\n"
+    "when registered and when last seen. This instance is marked '*'. Authenticates with\n"
+    "the admin token when --admin-token-file is given, else with the connector's own\n"
+    "credentials.\n"
+    "--json prints {\"org\", \"lease\": {backend, holder, holderSince, lastRenew, expired},\n"
+    "\"connectors\": [{id, name, host, role, holderSince, lastRenew, version, registeredAt,\n"
+    "lastSeen, self}]}.\n";
 
 static const char secret_help[] =
     "usage: dirconnctl secret set NAME [--config FILE]\n"
@@ -585,6 +591,50 @@ int cmd_reset_secret(struct ctl *ctl, int argc, char **argv)
 
 /* ---- connectors ------------------------------------------------------------- */
 
+/* The HA lease as its server shows it: the cloud's GET lease with the token used for the
+ * list, or the etcd backend. *has is false with [ha] lease = none. */
+static enum dirconn_err lease_view(struct ctl *ctl, struct admin_cloud *cloud, const char *token,
+                                   struct lease_info *li, bool *has, struct dirconn_error *err)
+{
+    *has = false;
+    memset(li, 0, sizeof(*li));
+    if (ctl->cfg->ha_lease == HA_LEASE_NONE)
+        return DIRCONN_OK;
+    if (ctl->cfg->ha_lease == HA_LEASE_ETCD) {
+        struct lease_backend b;
+        enum dirconn_err e = ha_backend_new(ctl->cfg, &ctl->log, NULL, &b, err);
+        if (e == DIRCONN_OK)
+            e = b.ops->observe(b.self, li, err);
+        lease_backend_free(&b);
+        *has = e == DIRCONN_OK;
+        return e;
+    }
+    struct control_response r;
+    enum dirconn_err e = control_request(&cloud->opts, token, "GET", "lease", NULL, NULL, &r, err);
+    if (e == DIRCONN_OK) {
+        const char *h = json_string_value(json_object_get(r.body, "holderIdentity"));
+        const char *at = json_string_value(json_object_get(r.body, "acquireTime"));
+        const char *rt = json_string_value(json_object_get(r.body, "renewTime"));
+        li->holder = h != NULL ? strdup(h) : NULL;
+        li->acquired_at = at != NULL ? strdup(at) : NULL;
+        li->renewed_at = rt != NULL ? strdup(rt) : NULL;
+        li->token = (json_int_t)json_integer_value(json_object_get(r.body, "leaseTransitions"));
+        li->remaining_ms = json_is_true(json_object_get(r.body, "expired")) ? 0 : 1;
+        *has = true;
+    }
+    control_response_clear(&r);
+    return e;
+}
+
+static const char *role_of(bool has_lease, const struct lease_info *li, const char *id)
+{
+    if (!has_lease)
+        return "-";
+    return li->holder != NULL && strcmp(li->holder, id) == 0
+               ? (li->remaining_ms > 0 ? "active" : "expired")
+               : "standby";
+}
+
 static int run_connectors(struct ctl *ctl, const struct admin_args *a)
 {
     if (load_cloud_config(ctl) != DIRCONN_OK)
@@ -611,19 +661,36 @@ static int run_connectors(struct ctl *ctl, const struct admin_args *a)
     enum dirconn_err e = api_token(ctl, &cloud, a->admin_token_file, &token, &err);
     if (e == DIRCONN_OK)
         e = control_list(&cloud.opts, token, &list, &n, &err);
+    struct lease_info li = {0};
+    bool has_lease = false;
+    if (e == DIRCONN_OK)
+        e = lease_view(ctl, &cloud, token, &li, &has_lease, &err);
     int rc = 0;
     if (e != DIRCONN_OK) {
         rc = ctl_fail(ctl, &err);
     } else if (ctl->json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++) {
+            bool holder = has_lease && li.holder != NULL && strcmp(li.holder, list[i].id) == 0;
             json_array_append_new(
-                arr, json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:b}", "id", list[i].id, "name",
-                               list[i].name, "host", list[i].host, "registeredAt",
-                               list[i].registered_at, "lastSeen", list[i].last_seen, "self",
-                               self != NULL && strcmp(self, list[i].id) == 0));
+                arr, json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:b}", "id",
+                               list[i].id, "name", list[i].name, "host", list[i].host, "role",
+                               role_of(has_lease, &li, list[i].id), "holderSince",
+                               holder ? li.acquired_at : NULL, "lastRenew",
+                               holder ? li.renewed_at : NULL, "version", list[i].version,
+                               "registeredAt", list[i].registered_at, "lastSeen", list[i].last_seen,
+                               "self", self != NULL && strcmp(self, list[i].id) == 0));
         }
-        json_t *o = json_pack("{s:s, s:o}", "org", ctl->cfg->cloud_org, "connectors", arr);
+        json_t *lease =
+            has_lease
+                ? json_pack("{s:s, s:s?, s:s?, s:s?, s:b, s:I}", "backend",
+                            ctl->cfg->ha_lease == HA_LEASE_ETCD ? "etcd" : "cloud", "holder",
+                            li.holder, "holderSince", li.acquired_at, "lastRenew", li.renewed_at,
+                            "expired", li.holder != NULL && li.remaining_ms <= 0, "fencingToken",
+                            (json_int_t)li.token)
+                : json_null();
+        json_t *o = json_pack("{s:s, s:o, s:o}", "org", ctl->cfg->cloud_org, "lease", lease,
+                              "connectors", arr);
         char *text = o != NULL ? json_dumps(o, JSON_INDENT(2)) : NULL;
         if (text != NULL)
             puts(text);
@@ -632,16 +699,26 @@ static int run_connectors(struct ctl *ctl, const struct admin_args *a)
     } else if (n == 0) {
         printf("No connectors are registered in organisation %s.\n", ctl->cfg->cloud_org);
     } else {
-        printf("  %-36s  %-20s  %-24s  %-24s  %s\n", "ID", "NAME", "HOST", "REGISTERED",
-               "LAST SEEN");
+        printf("  %-36s  %-16s  %-20s  %-8s  %-24s  %-24s  %-8s  %-24s  %s\n", "ID", "NAME", "HOST",
+               "ROLE", "HOLDER SINCE", "LAST RENEW", "VERSION", "REGISTERED", "LAST SEEN");
         for (size_t i = 0; i < n; i++) {
             bool me = self != NULL && strcmp(self, list[i].id) == 0;
-            printf("%c %-36s  %-20s  %-24s  %-24s  %s\n", me ? '*' : ' ', list[i].id,
-                   list[i].name ? list[i].name : "-", list[i].host ? list[i].host : "-",
+            bool holder = has_lease && li.holder != NULL && strcmp(li.holder, list[i].id) == 0;
+            printf("%c %-36s  %-16s  %-20s  %-8s  %-24s  %-24s  %-8s  %-24s  %s\n", me ? '*' : ' ',
+                   list[i].id, list[i].name ? list[i].name : "-", list[i].host ? list[i].host : "-",
+                   role_of(has_lease, &li, list[i].id),
+                   holder && li.acquired_at ? li.acquired_at : "-",
+                   holder && li.renewed_at ? li.renewed_at : "-",
+                   list[i].version ? list[i].version : "-",
                    list[i].registered_at ? list[i].registered_at : "-",
                    list[i].last_seen ? list[i].last_seen : "never");
         }
+        if (has_lease && li.holder != NULL && li.remaining_ms <= 0)
+            printf("The lease of %s expired: a standby takes it over.\n", li.holder);
+        else if (has_lease && li.holder == NULL)
+            printf("Nobody holds the HA lease: a standby takes it within a second.\n");
     }
+    lease_info_clear(&li);
     cloud_auth_free_secret(token);
     control_list_free(list, n);
     free(self);

@@ -155,7 +155,20 @@ static void print_status(json_t *s)
     printf("Connectors:\n");
     json_array_foreach(json_object_get(s, "connectors"), i, h)
         printf("  %s on %s%s\n", str(h, "name"), str(h, "host"),
-               json_is_true(json_object_get(h, "active")) ? " (active)" : "");
+               json_is_true(json_object_get(h, "active")) ? " (active)" : " (standby)");
+    json_t *ha = json_object_get(s, "ha");
+    if (json_is_object(ha) && strcmp(str(ha, "backend"), "none") != 0) {
+        bool active = strcmp(str(ha, "role"), "active") == 0;
+        printf("High availability:      %s on the %s lease (state %s), fencing token %ld\n",
+               str(ha, "role"), str(ha, "backend"), str(ha, "state"), num(ha, "fencing_token"));
+        printf("  holder %s%s, since %s, last renewal %s\n",
+               json_is_string(json_object_get(ha, "holder")) ? str(ha, "holder") : "none",
+               active ? " (this instance)" : "",
+               json_is_string(json_object_get(ha, "holder_since")) ? str(ha, "holder_since") : "-",
+               json_is_string(json_object_get(ha, "last_renew")) ? str(ha, "last_renew") : "-");
+        if (json_is_string(json_object_get(ha, "error")))
+            printf("  lease server: %s\n", str(ha, "error"));
+    }
     json_t *n = json_object_get(s, "notifications");
     printf("Change notifications:   %s%s%s, %ld received\n",
            json_is_true(json_object_get(n, "connected")) ? "connected" : "not connected",

@@ -2,12 +2,16 @@
  * cmd_sync.c - dirconnctl dry-run and sync: run the sync engine once.
  */
 #include "admin/ctl.h"
+#include "admin/daemon_socket.h"
 #include "connector/state.h"
 #include "connector/sync.h"
 #include "ha/election.h"
 #include "ha/shared_state.h"
 
 #include <getopt.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -63,7 +67,29 @@ static int sync_opt(struct ctl *ctl, int opt, const char *arg, void *user)
     return -1;
 }
 
-/* Take the HA lease for this run (NULL with [ha] lease = none). */
+/* Whether this connector's dirconnd answers on its admin socket. */
+static bool daemon_running(const struct config *cfg)
+{
+    char path[108];
+    if (daemon_socket_path(cfg, path, sizeof(path)) == NULL)
+        return false;
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, strlen(path));
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    bool up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return up;
+}
+
+/*
+ * Take the HA lease for this run (NULL with [ha] lease = none). A lease this
+ * connector holds is its dirconnd's while that answers on the admin socket;
+ * otherwise it was left by a run that crashed and is taken back.
+ */
 static enum dirconn_err ha_lease(struct ctl *ctl, struct ha_election **out,
                                  struct dirconn_error *err)
 {
@@ -75,6 +101,7 @@ static enum dirconn_err ha_lease(struct ctl *ctl, struct ha_election **out,
     struct ha_options o;
     ha_options_from_config(ctl->cfg, &o);
     o.one_shot = true;
+    o.self_in_use = daemon_running(ctl->cfg);
     e = ha_election_start(&b, &o, &ctl->log, NULL, NULL, out, err);
     if (e != DIRCONN_OK) {
         lease_backend_free(&b);

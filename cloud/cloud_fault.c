@@ -77,15 +77,16 @@ json_t *cloud_fault_json(const struct cloud_fault *f)
 {
     const struct cloud_fault_config *c = &f->cfg;
     return json_pack(
-        "{s:{s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:b, s:b}, "
+        "{s:{s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:b, s:b, s:b}, "
         "s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
         "config", "latencyMs", (json_int_t)c->latency_ms, "jitterMs", (json_int_t)c->jitter_ms,
         "error500", c->p500, "error503", c->p503, "error500After", c->p500_after, "drop", c->pdrop,
         "throttleRps", (json_int_t)c->throttle_rps, "retryAfter", (json_int_t)c->retry_after_s,
-        "seed", (json_int_t)c->seed, "oauth", c->oauth, "writesOnly", c->writes_only, "counts",
-        "throttled", (json_int_t)f->counts.throttled, "error500", (json_int_t)f->counts.e500,
-        "error503", (json_int_t)f->counts.e503, "error500After", (json_int_t)f->counts.e500_after,
-        "dropped", (json_int_t)f->counts.dropped, "delayed", (json_int_t)f->counts.delayed);
+        "seed", (json_int_t)c->seed, "oauth", c->oauth, "writesOnly", c->writes_only, "scimOnly",
+        c->scim_only, "counts", "throttled", (json_int_t)f->counts.throttled, "error500",
+        (json_int_t)f->counts.e500, "error503", (json_int_t)f->counts.e503, "error500After",
+        (json_int_t)f->counts.e500_after, "dropped", (json_int_t)f->counts.dropped, "delayed",
+        (json_int_t)f->counts.delayed);
 }
 
 static int get_rate(const json_t *v, double *out)
@@ -142,6 +143,9 @@ int cloud_fault_update(struct cloud_fault *f, const json_t *obj, char *msg, size
         } else if (strcmp(k, "writesOnly") == 0) {
             rc = json_is_boolean(v) ? 0 : -1;
             c.writes_only = json_is_true(v);
+        } else if (strcmp(k, "scimOnly") == 0) {
+            rc = json_is_boolean(v) ? 0 : -1;
+            c.scim_only = json_is_true(v);
         } else if (strcmp(k, "seed") == 0) {
             rc = json_is_integer(v) && json_integer_value(v) >= 0 ? 0 : -1;
             c.seed = (uint64_t)json_integer_value(v);

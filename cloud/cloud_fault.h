@@ -30,6 +30,7 @@ struct cloud_fault_config {
     uint64_t seed;      /* generator seed */
     bool oauth;         /* also fault POST /oauth/token */
     bool writes_only;   /* only POST, PUT, PATCH, DELETE (reads always pass) */
+    bool scim_only;     /* only /scim/... (the control API: lease, state, reports, passes) */
 };
 
 struct cloud_fault_counts {

@@ -494,6 +494,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
         cloud_http_is_scim(req) ||
         (req->nsegs >= 2 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "orgs") == 0) ||
         (oauth && ctx->fault.cfg.oauth);
+    if (ctx->fault.cfg.scim_only && !cloud_http_is_scim(req))
+        req->faultable = false;
     if (ctx->fault.cfg.writes_only &&
         (req->method == EVHTTP_REQ_GET || req->method == EVHTTP_REQ_HEAD))
         req->faultable = false;

@@ -94,6 +94,8 @@ static const struct opt options[] = {
     {"fault-oauth", OPT_FLAG, CFG(fault.oauth), 0, 0, NULL, "also inject faults on /oauth/token"},
     {"fault-writes-only", OPT_FLAG, CFG(fault.writes_only), 0, 0, NULL,
      "inject faults on POST/PUT/PATCH/DELETE only"},
+    {"fault-scim-only", OPT_FLAG, CFG(fault.scim_only), 0, 0, NULL,
+     "inject faults on /scim/... only (never on the control API)"},
 };
 
 static void usage(FILE *f)

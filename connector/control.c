@@ -33,6 +33,7 @@ void control_connector_clear(struct control_connector *c)
     free(c->name);
     free(c->host);
     free(c->registered_at);
+    free(c->version);
     free(c->last_seen);
     memset(c, 0, sizeof(*c));
 }
@@ -246,6 +247,7 @@ static bool connector_from_json(const json_t *obj, struct control_connector *c)
     c->host = dup_member(obj, "host");
     c->registered_at = dup_member(obj, "registeredAt");
     c->last_seen = dup_member(obj, "lastSeen");
+    c->version = dup_member(obj, "version");
     return c->id != NULL;
 }
 

@@ -71,6 +71,7 @@ struct control_connector {
     char *host;
     char *registered_at; /* RFC 3339, or NULL */
     char *last_seen;     /* RFC 3339, or NULL (never seen) */
+    char *version;       /* the dirconn version it last reported, or NULL */
 };
 
 /* control_connector_clear - free the strings of c and zero it. */

@@ -30,6 +30,7 @@ struct ha_election {
     bool observed;          /* at least one answer */
     long activations;
     char last_error[DIRCONN_ERROR_LEN];
+    enum dirconn_err last_code;
     /* lock-free for the writers */
     _Atomic int64_t deadline; /* the write gate (CLOCK_MONOTONIC ms), 0 = closed */
     _Atomic int64_t token;
@@ -99,12 +100,9 @@ enum dirconn_err ha_backend_new(const struct config *cfg, const struct log_sink 
         snprintf(fallback, sizeof(fallback), "%s:%ld", host, (long)getpid());
         identity = fallback;
     }
-    (void)log;
-    (void)request_timeout;
+    enum dirconn_err e = lease_backend_etcd_new(cfg, log, identity, request_timeout(cfg), out, err);
     secret_store_free_value(id);
-    return dirconn_error_set(err, DIRCONN_ECONFIG,
-                             "%s: [ha] lease = etcd: this build has no etcd backend yet (%s)",
-                             cfg->path, identity);
+    return e;
 }
 
 /* ---- the thread ----------------------------------------------------------------------- */
@@ -167,6 +165,7 @@ static void note_seen(struct ha_election *e, struct lease_info *li)
     memset(li, 0, sizeof(*li));
     e->observed = true;
     e->last_error[0] = '\0';
+    e->last_code = DIRCONN_OK;
     pthread_cond_broadcast(&e->cond);
     pthread_mutex_unlock(&e->lock);
 }
@@ -177,6 +176,7 @@ static void note_error(struct ha_election *e, const struct dirconn_error *err)
     if (strcmp(e->last_error, err->msg) != 0)
         log_msg(e->log, LOG_LEVEL_WARN, "ha: %s lease: %s", e->b.ops->name, err->msg);
     snprintf(e->last_error, sizeof(e->last_error), "%s", err->msg);
+    e->last_code = err->code != DIRCONN_OK ? err->code : DIRCONN_ECLOUD;
     pthread_cond_broadcast(&e->cond);
     pthread_mutex_unlock(&e->lock);
 }
@@ -220,7 +220,7 @@ static void *election_main(void *arg)
                 sleep_until(e, t0 + (e->o.renew_ms < 1000 ? e->o.renew_ms : 1000));
                 continue;
             }
-            bool mine = is_self(e, li.holder) && li.remaining_ms > 0 && !e->o.one_shot;
+            bool mine = is_self(e, li.holder) && li.remaining_ms > 0 && !e->o.self_in_use;
             bool expired = li.holder != NULL && li.remaining_ms <= 0;
             int64_t remaining = li.remaining_ms;
             lease_info_clear(&cand);
@@ -354,7 +354,7 @@ enum dirconn_err ha_election_start(struct lease_backend *b, const struct ha_opti
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&e->cond, &ca);
     pthread_condattr_destroy(&ca);
-    log_msg(log, LOG_LEVEL_INFO,
+    log_msg(log, o->one_shot ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
             "ha: %s lease for %s: duration %lld ms, renew every %lld ms, failover interval %lld "
             "ms, jitter %lld ms, safety margin %lld ms",
             e->b.ops->name, e->b.identity, (long long)e->o.duration_ms, (long long)e->o.renew_ms,
@@ -380,7 +380,7 @@ enum dirconn_err ha_election_wait_active(struct ha_election *e, int64_t timeout_
         if (e->state == HA_ACTIVE)
             break;
         if (e->observed && e->state == HA_STANDBY && e->seen.holder != NULL &&
-            (!is_self(e, e->seen.holder) || e->o.one_shot) && e->seen.remaining_ms > 0) {
+            (!is_self(e, e->seen.holder) || e->o.self_in_use) && e->seen.remaining_ms > 0) {
             rc = dirconn_error_set(
                 err, DIRCONN_ELEASE,
                 "the HA lease is held by connector %s%s (renewed %s, valid for another %lld s): "
@@ -389,6 +389,11 @@ enum dirconn_err ha_election_wait_active(struct ha_election *e, int64_t timeout_
                 e->seen.renewed_at ? e->seen.renewed_at : "?",
                 (long long)(e->seen.remaining_ms + 999) / 1000,
                 is_self(e, e->seen.holder) ? "; its dirconnd syncs: use dirconnctl sync-now" : "");
+            break;
+        }
+        if (e->o.one_shot && e->last_error[0] != '\0' && e->state == HA_STANDBY) {
+            /* One run: the lease server's failure is the answer (the cloud unreachable...). */
+            rc = dirconn_error_set(err, e->last_code, "%s", e->last_error);
             break;
         }
         int64_t now = ha_monotonic_ms();

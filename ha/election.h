@@ -56,8 +56,11 @@ struct ha_options {
     int64_t failover_ms; /* wait after expiry before taking the lease ([ha] failover_interval) */
     int64_t jitter_ms;   /* random 0..jitter added to a standby's wait ([ha] jitter) */
     int64_t margin_ms;   /* safety margin before expiry; 0 = duration/10 within 500 ms..5 s */
-    bool one_shot;       /* a one-time run (dirconnctl sync): a lease this identity already
-                            holds belongs to its running dirconnd and is not taken over */
+    bool one_shot;       /* a one-time run (dirconnctl sync): ha_election_wait_active returns
+                            the lease server's first failure instead of waiting */
+    bool self_in_use;    /* a lease this identity holds belongs to another live process (the
+                            connector's running dirconnd) and is not taken over; false: it is
+                            left by a crashed process of this identity and taken back */
 };
 
 /* ha_options_from_config - the [ha] settings of cfg. */

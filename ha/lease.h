@@ -129,6 +129,40 @@ enum dirconn_err lease_backend_cloud_new(const struct config *cfg, const struct 
  * key "state"). identity: the holder name to write (the connector id, or
  * host name and pid when not registered); copied. Errors: DIRCONN_ECONFIG
  * (no endpoints), DIRCONN_ENOMEM.
+ *
+ * cfg is borrowed only during the call; log is borrowed and must outlive the
+ * backend. org is [cloud] org, or "default" when unset. timeout_ms bounds
+ * each HTTP request to one endpoint (connect included; <= 0: 5000), so one
+ * operation may take a few requests times the endpoints that do not answer.
+ * Requests never use a proxy (CURLOPT_NOPROXY "*": etcd is on the site's
+ * network); https endpoints are verified against the system CA store. The
+ * caller has run curl_global_init. ha/lease_etcd.c has the etcd API calls.
+ *
+ * What the etcd backend reports (struct lease_info; acquired_at and
+ * renewed_at are always NULL, etcd keeps no such times):
+ *   holder       the leader key's value; NULL when the key is absent: etcd
+ *                deletes it itself when its etcd lease expires, so expired
+ *                and free are one state.
+ *   token        the leader key's create_revision (etcd's cluster revision
+ *                when this holder created it: it grows with every change of
+ *                holder and stays through renewals); 0 when free.
+ *   version      the leader key's mod_revision as decimal text (changes at
+ *                acquire and when a renewal re-attaches the key); NULL when free.
+ *   remaining_ms the etcd lease's remaining TTL (/v3/lease/timetolive, whole
+ *                seconds rounded down by etcd) x 1000; right after acquire
+ *                and renew: the TTL etcd granted x 1000. 0 when free, when
+ *                the etcd lease already expired but the key is not yet
+ *                deleted, or when the key has no etcd lease.
+ *   duration_ms  the TTL etcd granted x 1000: ceil(duration_ms / 1000) s,
+ *                or etcd's minimum TTL when that is larger.
+ * acquire ignores `seen` (may be NULL): its precondition is etcd's txn compare
+ * "the leader key is absent"; when the key already holds this identity it
+ * renews instead. renew with another duration than the etcd lease's TTL
+ * attaches the key to a new etcd lease (same create_revision: the token
+ * stays). state_get returns version "0" when the state key was never
+ * written; state_put's version is compared with the state key's
+ * mod_revision ("0" = only if never written). The state must fit etcd's
+ * request size limit (--max-request-bytes, 1.5 MiB by default).
  */
 enum dirconn_err lease_backend_etcd_new(const struct config *cfg, const struct log_sink *log,
                                         const char *identity, int64_t timeout_ms,

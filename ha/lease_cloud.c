@@ -98,26 +98,55 @@ static enum dirconn_err parse_lease(const struct control_response *r, struct lea
     return DIRCONN_OK;
 }
 
-/* One control API request with the connector's token; a 401 refreshes it once. */
-static enum dirconn_err call(struct cloud_lease *cl, const char *method, const char *path,
-                             const json_t *body, const char *if_match, const char *fencing,
-                             struct control_response *r, struct dirconn_error *err)
+static bool transient(enum dirconn_err e, long status)
 {
-    for (int attempt = 0; attempt < 2; attempt++) {
+    return e == DIRCONN_ECLOUD_CONNECT || status == 429 || status == 500 || status == 502 ||
+           status == 503 || status == 504;
+}
+
+/*
+ * One control API request with the connector's token; a 401 refreshes it once;
+ * 429, 5xx and connection failures are tried again twice after 100 and 300 ms
+ * (the election has its own deadline; a lease request never waits long).
+ * *retried tells whether an earlier attempt may have been applied.
+ */
+static enum dirconn_err call_r(struct cloud_lease *cl, const char *method, const char *path,
+                               const json_t *body, const char *if_match, const char *fencing,
+                               struct control_response *r, bool *retried, struct dirconn_error *err)
+{
+    memset(r, 0, sizeof(*r));
+    *retried = false;
+    bool refreshed = false;
+    enum dirconn_err e = DIRCONN_ECLOUD_AUTH;
+    for (int attempt = 0; attempt < 4; attempt++) {
         char *tok = NULL;
-        enum dirconn_err e = cloud_auth_token(cl->auth, attempt > 0, &tok, err);
+        e = cloud_auth_token(cl->auth, refreshed, &tok, err);
         if (e != DIRCONN_OK)
             return e;
         struct control_options co = cl->co;
         co.fencing_token = fencing;
-        memset(r, 0, sizeof(*r));
+        control_response_clear(r);
         e = control_request(&co, tok, method, path, body, if_match, r, err);
         cloud_auth_free_secret(tok);
-        if (r->status != 401 || attempt > 0)
+        if (r->status == 401 && !refreshed) {
+            refreshed = true;
+            continue;
+        }
+        if (!transient(e, r->status) || attempt >= 2)
             return e;
-        control_response_clear(r);
+        *retried = true;
+        struct timespec ts = {0, (attempt == 0 ? 100 : 300) * 1000000L};
+        nanosleep(&ts, NULL);
     }
-    return DIRCONN_ECLOUD_AUTH;
+    return e;
+}
+
+static enum dirconn_err call(struct cloud_lease *cl, const char *method, const char *path,
+                             const json_t *body, const char *if_match, const char *fencing,
+                             struct control_response *r, struct dirconn_error *err)
+{
+    bool retried;
+    return call_r(cl, method, path, body, if_match, fencing, r, &retried, err);
 }
 
 static enum dirconn_err cl_observe(void *self, struct lease_info *out, struct dirconn_error *err)
@@ -164,7 +193,23 @@ static enum dirconn_err cl_acquire(void *self, const struct lease_info *seen, in
 {
     struct cloud_lease *cl = self;
     long status = 0;
-    return put_self(cl, seen->version, duration_ms, out, &status, err);
+    enum dirconn_err e = put_self(cl, seen->version, duration_ms, out, &status, err);
+    if (e != DIRCONN_ELEASE || status != 412)
+        return e;
+    /* A 412 after a PUT whose answer was lost: did that PUT make this instance the holder? */
+    struct lease_info now = {0};
+    struct dirconn_error oerr;
+    if (cl_observe(cl, &now, &oerr) == DIRCONN_OK && now.holder != NULL &&
+        strcmp(now.holder, cl->id) == 0 && now.remaining_ms > 0 &&
+        (seen->holder == NULL || strcmp(seen->holder, cl->id) != 0)) {
+        free(cl->version);
+        cl->version = now.version != NULL ? strdup(now.version) : NULL;
+        *out = now;
+        dirconn_error_clear(err);
+        return DIRCONN_OK;
+    }
+    lease_info_clear(&now);
+    return e;
 }
 
 static enum dirconn_err cl_renew(void *self, int64_t duration_ms, struct lease_info *out,

@@ -236,7 +236,7 @@ check_eq "the next incremental exits 0" 0 "$c2_rc"
 converged "the change made during the outage reached the cloud"
 
 # ---- per-object failures are retried; the watermark moves past them
-cloud_admin PUT /v1/faults '{"error500": 1.0, "writesOnly": true}' >/dev/null
+cloud_admin PUT /v1/faults '{"error500": 1.0, "writesOnly": true, "scimOnly": true}' >/dev/null
 ldap_modify "dn: ${victims[1]}
 changetype: modify
 replace: displayName
@@ -244,7 +244,7 @@ displayName: Refused By The Cloud"
 incr f1
 check_eq "refused writes fail the run: exit 1" 1 "$f1_rc"
 check_eq "the refused object is recorded for retry" 1 "$(sqlite3 "$state" "select count(*) from retry")"
-cloud_admin PUT /v1/faults '{"error500": 0, "writesOnly": false}' >/dev/null
+cloud_admin PUT /v1/faults '{"error500": 0, "writesOnly": false, "scimOnly": false}' >/dev/null
 incr f2
 check_eq "the retry run exits 0" 0 "$f2_rc"
 check_eq "nothing is left to retry" 0 "$(sqlite3 "$state" "select count(*) from retry")"

@@ -1,0 +1,980 @@
+/*
+ * lease_etcd.c - the HA lease in an etcd v3 cluster (lease.h), through etcd's
+ * JSON gateway (the gRPC gateway of etcd 3.4: POST /v3/lease/grant,
+ * /v3/lease/keepalive, /v3/lease/timetolive, /v3/lease/revoke, /v3/kv/range,
+ * /v3/kv/txn; https://etcd.io/docs/v3.4/dev-guide/api_grpc_gateway/).
+ *
+ * Keys, under /dirconn/<org>/ (org = [cloud] org, or "default"):
+ *   leader  value: the holder's identity; attached to an etcd lease whose TTL
+ *           is the lease duration, so that etcd itself deletes the key when the
+ *           holder stops renewing (by the etcd leader's clock): free = absent.
+ *   state   value: the shared connector-state document (compact JSON); no lease.
+ * The fencing token is the leader key's create_revision: etcd's cluster-wide
+ * revision counter only grows, and the key is created anew at every change
+ * of holder. A state write is a txn that compares the leader key's
+ * create_revision with the writer's token and its value with the writer's
+ * identity, so a deposed holder can never overwrite the state.
+ *
+ * Transport: one libcurl easy handle (connections kept alive), no proxy
+ * (CURLOPT_NOPROXY "*": etcd is on the site's network, not behind the
+ * cloud's proxy), each request bounded by timeout_ms. The endpoints are tried
+ * in order from the one that answered last; the next one is tried when an
+ * endpoint does not answer (any libcurl transport error) or answers 503 (a
+ * member without a raft leader). Int64 values come as decimal strings in the
+ * gateway's JSON (proto3 mapping) and zero values are omitted; keys and
+ * values are base64 (OpenSSL EVP_EncodeBlock / EVP_DecodeBlock).
+ */
+#include "ha/lease.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ETCD_BODY_MAX           (4 * 1024 * 1024)
+#define ETCD_DEFAULT_TIMEOUT_MS 5000
+#define ETCD_KEY_PREFIX         "/dirconn/"
+
+struct etcd {
+    const struct log_sink *log; /* borrowed */
+    char **endpoints;           /* base URLs without a trailing '/'; owned */
+    size_t n_endpoints;
+    size_t current;     /* index of the endpoint that answered last */
+    int64_t timeout_ms; /* per HTTP request */
+    char *identity;     /* owned copy */
+    char *identity_b64;
+    char *leader_key; /* "/dirconn/<org>/leader", for messages */
+    char *leader_b64;
+    char *state_b64;
+    int64_t lease_id; /* the etcd lease this instance's leader key is attached to, 0 = unknown */
+    CURL *curl;
+};
+
+/* ---- base64 and JSON helpers ------------------------------------------------------------- */
+
+/* b64_encode - base64 of len bytes (NUL-terminated, malloc'd), NULL when out of memory. */
+static char *b64_encode(const void *data, size_t len)
+{
+    if (len > INT_MAX / 4 * 3 - 3)
+        return NULL;
+    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    if (out != NULL)
+        EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+    return out;
+}
+
+/* b64_decode - decode s into *out (malloc'd, NUL-terminated) and *outlen. */
+static enum dirconn_err b64_decode(const char *s, char **out, size_t *outlen,
+                                   struct dirconn_error *err)
+{
+    size_t n = strlen(s);
+    *out = NULL;
+    if (n % 4 != 0 || n > INT_MAX)
+        return dirconn_error_set(err, DIRCONN_ECLOUD, "etcd: malformed base64 in an answer");
+    char *d = malloc(n / 4 * 3 + 1);
+    if (d == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    int r = n > 0 ? EVP_DecodeBlock((unsigned char *)d, (const unsigned char *)s, (int)n) : 0;
+    if (r < 0) {
+        free(d);
+        return dirconn_error_set(err, DIRCONN_ECLOUD, "etcd: malformed base64 in an answer");
+    }
+    /* EVP_DecodeBlock counts the padding as zero bytes. */
+    if (n >= 1 && s[n - 1] == '=')
+        r--;
+    if (n >= 2 && s[n - 2] == '=')
+        r--;
+    d[r] = '\0';
+    *out = d;
+    *outlen = (size_t)r;
+    return DIRCONN_OK;
+}
+
+/* parse_i64 - a whole decimal int64 (etcd's revisions and lease IDs); false when malformed. */
+static bool parse_i64(const char *s, int64_t *out)
+{
+    if (s == NULL || *s == '\0')
+        return false;
+    errno = 0;
+    char *end = NULL;
+    long long x = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *out = (int64_t)x;
+    return true;
+}
+
+/*
+ * get_i64 - the int64 member key of obj: a decimal string in the gateway's
+ * proto3 JSON (a number is accepted too). An absent member is proto3's zero.
+ * Returns false when the member is malformed.
+ */
+static bool get_i64(const json_t *obj, const char *key, int64_t *out)
+{
+    const json_t *v = json_object_get(obj, key);
+    *out = 0;
+    if (v == NULL || json_is_null(v))
+        return true;
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return true;
+    }
+    return parse_i64(json_string_value(v), out);
+}
+
+/* A JSON string holding an int64 as etcd's gateway expects it; NULL when out of memory. */
+static json_t *i64_json(int64_t v)
+{
+    char s[32];
+    snprintf(s, sizeof(s), "%" PRId64, v);
+    return json_string(s);
+}
+
+static char *i64_text(int64_t v)
+{
+    char s[32];
+    snprintf(s, sizeof(s), "%" PRId64, v);
+    return strdup(s);
+}
+
+/* ---- HTTP -------------------------------------------------------------------------------- */
+
+struct body {
+    char *data;
+    size_t len, cap;
+    bool overflow;
+    bool stream;   /* a streaming answer (keepalive): stop after the first JSON object */
+    bool complete; /* stream: the first object is in */
+};
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *userp)
+{
+    struct body *b = userp;
+    size_t n = size * nmemb;
+    if (b->len + n + 1 > ETCD_BODY_MAX) {
+        b->overflow = true;
+        return 0;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (d == NULL)
+            return 0;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    if (b->stream) {
+        json_error_t jerr;
+        json_t *first = json_loadb(b->data, b->len, JSON_DISABLE_EOF_CHECK, &jerr);
+        if (first != NULL) {
+            json_decref(first);
+            b->complete = true;
+            return 0; /* the one result we want: end the transfer */
+        }
+    }
+    return n;
+}
+
+/* Append "; " and one endpoint's failure to the message collected in buf. */
+static void note_failure(char *buf, size_t cap, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static void note_failure(char *buf, size_t cap, const char *fmt, ...)
+{
+    size_t len = strlen(buf);
+    if (len > 0 && len + 2 < cap) {
+        memcpy(buf + len, "; ", 3);
+        len += 2;
+    }
+    if (len + 1 >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + len, cap - len, fmt, ap);
+    va_end(ap);
+}
+
+/* The gateway's error text: {"error": "...", "message": "...", "code": N}. */
+static const char *gateway_message(const json_t *body)
+{
+    const char *m = json_string_value(json_object_get(body, "message"));
+    if (m == NULL)
+        m = json_string_value(json_object_get(body, "error"));
+    return m != NULL ? m : "";
+}
+
+/*
+ * etcd_post - POST the JSON req to path on the endpoints, from the one that
+ * answered last, moving on while an endpoint does not answer. stream: the
+ * answer is a stream (keepalive): only its first object is read. On success
+ * *resp is the answer (an object; owned by the caller). Errors:
+ * DIRCONN_ECLOUD_CONNECT (no endpoint answered), DIRCONN_ECLOUD_AUTH (HTTP
+ * 401/403), DIRCONN_ECLOUD (another HTTP status, an answer that is not a
+ * JSON object), DIRCONN_ENOMEM.
+ */
+static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t *req, bool stream,
+                                  json_t **resp, long *http_status, struct dirconn_error *err)
+{
+    *resp = NULL;
+    if (http_status != NULL)
+        *http_status = 0;
+    char *payload = json_dumps(req, JSON_COMPACT);
+    if (payload == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    char failures[DIRCONN_ERROR_LEN] = "";
+    enum dirconn_err rv = DIRCONN_ECLOUD_CONNECT;
+    struct body b = {0};
+    for (size_t i = 0; i < e->n_endpoints; i++) {
+        size_t idx = (e->current + i) % e->n_endpoints;
+        const char *ep = e->endpoints[idx];
+        size_t urlcap = strlen(ep) + strlen(path) + 1;
+        char *url = malloc(urlcap);
+        if (url == NULL) {
+            rv = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+            break;
+        }
+        snprintf(url, urlcap, "%s%s", ep, path);
+        b.len = 0;
+        b.overflow = false;
+        b.stream = stream;
+        b.complete = false;
+        char errbuf[CURL_ERROR_SIZE] = "";
+        struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+        CURL *h = e->curl;
+        curl_easy_reset(h);
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)e->timeout_ms);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)e->timeout_ms);
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* etcd is on the LAN: never a proxy */
+        curl_easy_setopt(h, CURLOPT_USERAGENT, "dirconn");
+        CURLcode rc = curl_easy_perform(h);
+        curl_slist_free_all(hdrs);
+        long status = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        if (rc == CURLE_WRITE_ERROR && b.complete)
+            rc = CURLE_OK;
+        if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && b.overflow)) {
+            note_failure(failures, sizeof(failures), "etcd %s: %s (curl %d)", ep,
+                         errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc);
+            if (i + 1 < e->n_endpoints)
+                log_msg(e->log, LOG_LEVEL_WARN, "etcd %s: %s; trying %s", ep,
+                        errbuf[0] ? errbuf : curl_easy_strerror(rc),
+                        e->endpoints[(idx + 1) % e->n_endpoints]);
+            free(url);
+            continue;
+        }
+        json_error_t jerr;
+        json_t *j = b.len > 0 && !b.overflow
+                        ? json_loadb(b.data, b.len, JSON_DISABLE_EOF_CHECK, &jerr)
+                        : NULL;
+        if (status == 503) {
+            /* A member that lost its raft leader (gRPC Unavailable): ask another. */
+            note_failure(failures, sizeof(failures), "etcd %s: HTTP 503 %s", ep,
+                         gateway_message(j));
+            if (i + 1 < e->n_endpoints)
+                log_msg(e->log, LOG_LEVEL_WARN, "etcd %s: HTTP 503 %s; trying %s", ep,
+                        gateway_message(j), e->endpoints[(idx + 1) % e->n_endpoints]);
+            json_decref(j);
+            free(url);
+            continue;
+        }
+        if (e->current != idx)
+            log_msg(e->log, LOG_LEVEL_INFO, "etcd: now using %s", ep);
+        e->current = idx;
+        if (http_status != NULL)
+            *http_status = status;
+        if (b.overflow)
+            rv =
+                dirconn_error_set(err, DIRCONN_ECLOUD,
+                                  "etcd %s: the answer is larger than %d bytes", ep, ETCD_BODY_MAX);
+        else if (status < 200 || status > 299)
+            rv = dirconn_error_set(
+                err, status == 401 || status == 403 ? DIRCONN_ECLOUD_AUTH : DIRCONN_ECLOUD,
+                "etcd %s: POST %s: HTTP %ld: %s", ep, path, status,
+                j != NULL ? gateway_message(j) : "(no JSON answer)");
+        else if (!json_is_object(j))
+            rv = dirconn_error_set(err, DIRCONN_ECLOUD, "etcd %s: POST %s: the answer is not JSON",
+                                   ep, path);
+        else {
+            *resp = j;
+            j = NULL;
+            rv = DIRCONN_OK;
+        }
+        json_decref(j);
+        free(url);
+        break;
+    }
+    if (rv == DIRCONN_ECLOUD_CONNECT)
+        dirconn_error_set(err, rv, "%s", failures[0] ? failures : "etcd: no endpoint");
+    free(b.data);
+    free(payload);
+    return rv;
+}
+
+/* The endpoint named in messages about an answer: the one that answered last. */
+static const char *cur_ep(const struct etcd *e)
+{
+    return e->endpoints[e->current];
+}
+
+/* ---- keys, leases and transactions -------------------------------------------------------- */
+
+/* One key as a range answer describes it. */
+struct kv {
+    bool present;
+    char *value; /* decoded, NUL-terminated; owned */
+    size_t value_len;
+    int64_t create_revision, mod_revision, lease;
+};
+
+static void kv_clear(struct kv *kv)
+{
+    free(kv->value);
+    memset(kv, 0, sizeof(*kv));
+}
+
+/* kv_from_range - the first key of a RangeResponse (or of prev_kvs when member is "prev_kvs"). */
+static enum dirconn_err kv_from(const struct etcd *e, const json_t *resp, const char *member,
+                                struct kv *kv, struct dirconn_error *err)
+{
+    memset(kv, 0, sizeof(*kv));
+    const json_t *kvs = json_object_get(resp, member);
+    if (kvs == NULL || json_array_size(kvs) == 0)
+        return DIRCONN_OK;
+    const json_t *k = json_array_get(kvs, 0);
+    const char *v = json_string_value(json_object_get(k, "value"));
+    if (!get_i64(k, "create_revision", &kv->create_revision) ||
+        !get_i64(k, "mod_revision", &kv->mod_revision) || !get_i64(k, "lease", &kv->lease))
+        return dirconn_error_set(err, DIRCONN_ECLOUD, "etcd %s: malformed key-value in an answer",
+                                 cur_ep(e));
+    enum dirconn_err rv = b64_decode(v != NULL ? v : "", &kv->value, &kv->value_len, err);
+    if (rv != DIRCONN_OK)
+        return rv;
+    kv->present = true;
+    return DIRCONN_OK;
+}
+
+static bool kv_is(const struct kv *kv, const char *identity)
+{
+    return kv->present && kv->value_len == strlen(identity) && strcmp(kv->value, identity) == 0;
+}
+
+/* range - read one key (POST /v3/kv/range). */
+static enum dirconn_err range(struct etcd *e, const char *key_b64, struct kv *kv,
+                              struct dirconn_error *err)
+{
+    memset(kv, 0, sizeof(*kv));
+    json_t *req = json_pack("{s:s}", "key", key_b64);
+    json_t *resp = NULL;
+    enum dirconn_err rv = req != NULL ? etcd_post(e, "/v3/kv/range", req, false, &resp, NULL, err)
+                                      : dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    if (rv == DIRCONN_OK)
+        rv = kv_from(e, resp, "kvs", kv, err);
+    json_decref(resp);
+    json_decref(req);
+    return rv;
+}
+
+/* lease_grant - a new etcd lease of ttl_s seconds (POST /v3/lease/grant): its ID and the TTL
+ * etcd granted (it may raise a TTL below its minimum). */
+static enum dirconn_err lease_grant(struct etcd *e, int64_t ttl_s, int64_t *id, int64_t *granted,
+                                    struct dirconn_error *err)
+{
+    json_t *req = json_pack("{s:o}", "TTL", i64_json(ttl_s));
+    json_t *resp = NULL;
+    enum dirconn_err rv = req != NULL
+                              ? etcd_post(e, "/v3/lease/grant", req, false, &resp, NULL, err)
+                              : dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    json_decref(req);
+    if (rv != DIRCONN_OK)
+        return rv;
+    const char *why = json_string_value(json_object_get(resp, "error"));
+    if (!get_i64(resp, "ID", id) || !get_i64(resp, "TTL", granted) || *id == 0 || *granted <= 0)
+        rv = dirconn_error_set(err, DIRCONN_ECLOUD, "etcd %s: lease grant refused%s%s", cur_ep(e),
+                               why ? ": " : "", why ? why : "");
+    json_decref(resp);
+    return rv;
+}
+
+/* lease_revoke - revoke an etcd lease (POST /v3/lease/revoke), deleting the keys attached to
+ * it; a lease that is already gone (HTTP 404) is not an error. Best effort where the caller
+ * ignores the result. */
+static enum dirconn_err lease_revoke(struct etcd *e, int64_t id, struct dirconn_error *err)
+{
+    if (id == 0)
+        return DIRCONN_OK;
+    json_t *req = json_pack("{s:o}", "ID", i64_json(id));
+    json_t *resp = NULL;
+    long status = 0;
+    struct dirconn_error note;
+    dirconn_error_clear(&note);
+    enum dirconn_err rv = req != NULL
+                              ? etcd_post(e, "/v3/lease/revoke", req, false, &resp, &status, &note)
+                              : dirconn_error_set(&note, DIRCONN_ENOMEM, "out of memory");
+    json_decref(req);
+    json_decref(resp);
+    if (rv == DIRCONN_ECLOUD && status == 404)
+        return DIRCONN_OK; /* "etcdserver: requested lease not found" */
+    if (rv != DIRCONN_OK) {
+        log_msg(e->log, LOG_LEVEL_WARN, "%s", note.msg);
+        if (err != NULL)
+            *err = note;
+    }
+    return rv;
+}
+
+/* lease_ttl - the remaining TTL and granted TTL (seconds) of an etcd lease (POST
+ * /v3/lease/timetolive); *ttl <= 0 when it expired or never existed. */
+static enum dirconn_err lease_ttl(struct etcd *e, int64_t id, int64_t *ttl, int64_t *granted,
+                                  struct dirconn_error *err)
+{
+    *ttl = *granted = 0;
+    json_t *req = json_pack("{s:o}", "ID", i64_json(id));
+    json_t *resp = NULL;
+    enum dirconn_err rv = req != NULL
+                              ? etcd_post(e, "/v3/lease/timetolive", req, false, &resp, NULL, err)
+                              : dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    json_decref(req);
+    if (rv == DIRCONN_OK && (!get_i64(resp, "TTL", ttl) || !get_i64(resp, "grantedTTL", granted)))
+        rv = dirconn_error_set(err, DIRCONN_ECLOUD, "etcd %s: malformed timetolive answer",
+                               cur_ep(e));
+    json_decref(resp);
+    return rv;
+}
+
+/* lease_keepalive - one keepalive of an etcd lease (POST /v3/lease/keepalive, a stream of
+ * which the first result is read): the TTL it has again, <= 0 when the lease is gone. */
+static enum dirconn_err lease_keepalive(struct etcd *e, int64_t id, int64_t *ttl,
+                                        struct dirconn_error *err)
+{
+    *ttl = 0;
+    json_t *req = json_pack("{s:o}", "ID", i64_json(id));
+    json_t *resp = NULL;
+    enum dirconn_err rv = req != NULL
+                              ? etcd_post(e, "/v3/lease/keepalive", req, true, &resp, NULL, err)
+                              : dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    json_decref(req);
+    if (rv != DIRCONN_OK)
+        return rv;
+    const json_t *result = json_object_get(resp, "result");
+    if (result == NULL) {
+        /* A stream error: {"error": {"grpc_code": N, "message": "..."}}. */
+        const json_t *e2 = json_object_get(resp, "error");
+        const char *m = json_string_value(json_object_get(e2, "message"));
+        rv = dirconn_error_set(err, DIRCONN_ECLOUD, "etcd %s: keepalive failed: %s", cur_ep(e),
+                               m != NULL ? m : "no result");
+    } else if (!get_i64(result, "TTL", ttl)) {
+        rv = dirconn_error_set(err, DIRCONN_ECLOUD, "etcd %s: malformed keepalive answer",
+                               cur_ep(e));
+    }
+    json_decref(resp);
+    return rv;
+}
+
+/* A txn compare of key's target ("CREATE", "MOD", "VALUE") with value (an int64 as text,
+ * or base64 for VALUE), under the field name etcd's Compare message uses for the target. */
+static json_t *compare(const char *key_b64, const char *target, const char *field,
+                       const char *value)
+{
+    return json_pack("{s:s, s:s, s:s, s:s}", "key", key_b64, "target", target, "result", "EQUAL",
+                     field, value);
+}
+
+/* txn - POST /v3/kv/txn {compare, success, failure} (the arrays are stolen). *succeeded says
+ * which branch ran; *resp is the answer (owned by the caller). */
+static enum dirconn_err txn(struct etcd *e, json_t *cmp, json_t *success, json_t *failure,
+                            bool *succeeded, json_t **resp, struct dirconn_error *err)
+{
+    *succeeded = false;
+    *resp = NULL;
+    json_t *req =
+        json_pack("{s:o?, s:o?, s:o?}", "compare", cmp, "success", success, "failure", failure);
+    if (req == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    enum dirconn_err rv = etcd_post(e, "/v3/kv/txn", req, false, resp, NULL, err);
+    json_decref(req);
+    if (rv == DIRCONN_OK)
+        *succeeded = json_is_true(json_object_get(*resp, "succeeded"));
+    return rv;
+}
+
+/* The n-th response of a txn answer, by its member name ("response_range", ...). */
+static const json_t *txn_response(const json_t *resp, size_t n, const char *member)
+{
+    return json_object_get(json_array_get(json_object_get(resp, "responses"), n), member);
+}
+
+/* The lease duration in whole seconds as etcd takes it: ceil(ms / 1000), at least 1. */
+static int64_t ttl_of(int64_t duration_ms)
+{
+    if (duration_ms <= 0)
+        return 1;
+    return (duration_ms + 999) / 1000;
+}
+
+/* Fill out for the leader key kv held by this instance, with a TTL in seconds. */
+static enum dirconn_err fill_held(const struct kv *kv, int64_t ttl_s, int64_t granted_s,
+                                  struct lease_info *out, struct dirconn_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    out->holder = strdup(kv->value);
+    out->version = i64_text(kv->mod_revision);
+    out->token = kv->create_revision;
+    out->remaining_ms = ttl_s > 0 ? ttl_s * 1000 : 0;
+    out->duration_ms = granted_s > 0 ? granted_s * 1000 : 0;
+    if (out->holder == NULL || out->version == NULL) {
+        lease_info_clear(out);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    return DIRCONN_OK;
+}
+
+/* ---- the operations ------------------------------------------------------------------------ */
+
+static enum dirconn_err etcd_observe(void *self, struct lease_info *out, struct dirconn_error *err)
+{
+    struct etcd *e = self;
+    struct kv kv;
+    memset(out, 0, sizeof(*out));
+    enum dirconn_err rv = range(e, e->leader_b64, &kv, err);
+    if (rv != DIRCONN_OK || !kv.present) {
+        kv_clear(&kv);
+        return rv; /* free: holder NULL, token 0, remaining 0 */
+    }
+    int64_t ttl = 0, granted = 0;
+    if (kv.lease != 0)
+        rv = lease_ttl(e, kv.lease, &ttl, &granted, err);
+    if (rv == DIRCONN_OK)
+        rv = fill_held(&kv, ttl, granted, out, err);
+    if (rv == DIRCONN_OK && kv_is(&kv, e->identity))
+        e->lease_id = kv.lease;
+    kv_clear(&kv);
+    return rv;
+}
+
+static enum dirconn_err etcd_renew(void *self, int64_t duration_ms, struct lease_info *out,
+                                   struct dirconn_error *err);
+
+static enum dirconn_err etcd_acquire(void *self, const struct lease_info *seen, int64_t duration_ms,
+                                     struct lease_info *out, struct dirconn_error *err)
+{
+    struct etcd *e = self;
+    (void)seen; /* etcd's own compare (the key is absent) is the precondition */
+    memset(out, 0, sizeof(*out));
+    int64_t id = 0, granted = 0;
+    enum dirconn_err rv = lease_grant(e, ttl_of(duration_ms), &id, &granted, err);
+    if (rv != DIRCONN_OK)
+        return rv;
+    /* Create the leader key only if it is absent (create_revision 0), attached to the new
+     * lease; read it back in the same txn for its create_revision (the token). */
+    json_t *put = json_pack("{s:{s:s, s:s, s:o}}", "request_put", "key", e->leader_b64, "value",
+                            e->identity_b64, "lease", i64_json(id));
+    json_t *rd = json_pack("{s:{s:s}}", "request_range", "key", e->leader_b64);
+    json_t *rd2 = json_pack("{s:{s:s}}", "request_range", "key", e->leader_b64);
+    json_t *cmp = json_pack("[o]", compare(e->leader_b64, "CREATE", "create_revision", "0"));
+    json_t *ok = json_pack("[o,o]", put, rd);
+    json_t *ko = json_pack("[o]", rd2);
+    bool succeeded = false;
+    json_t *resp = NULL;
+    struct kv kv = {0};
+    if (cmp == NULL || ok == NULL || ko == NULL) {
+        json_decref(cmp);
+        json_decref(ok);
+        json_decref(ko);
+        rv = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    } else {
+        rv = txn(e, cmp, ok, ko, &succeeded, &resp, err);
+    }
+    if (rv == DIRCONN_OK)
+        rv = kv_from(e, txn_response(resp, succeeded ? 1 : 0, "response_range"), "kvs", &kv, err);
+    json_decref(resp);
+    if (rv != DIRCONN_OK) {
+        lease_revoke(e, id, NULL);
+        kv_clear(&kv);
+        return rv;
+    }
+    if (succeeded) {
+        if (e->lease_id != 0 && e->lease_id != id)
+            lease_revoke(e, e->lease_id, NULL); /* an older lease of ours without the key */
+        e->lease_id = id;
+        if (!kv.present) /* deleted between the put and the range of one txn: cannot be */
+            rv = dirconn_error_set(err, DIRCONN_ECLOUD, "etcd %s: %s missing after its put",
+                                   cur_ep(e), e->leader_key);
+        else
+            rv = fill_held(&kv, granted, granted, out, err);
+        log_msg(e->log, LOG_LEVEL_DEBUG, "etcd %s: %s acquired by %s (token %" PRId64 ")",
+                cur_ep(e), e->leader_key, e->identity, kv.create_revision);
+        kv_clear(&kv);
+        return rv;
+    }
+    lease_revoke(e, id, NULL);
+    if (kv_is(&kv, e->identity)) {
+        /* Ours already (an earlier acquire of this identity): keep it alive instead. */
+        e->lease_id = kv.lease;
+        kv_clear(&kv);
+        return etcd_renew(self, duration_ms, out, err);
+    }
+    rv = dirconn_error_set(err, DIRCONN_ELEASE, "etcd %s: %s is held by %s (token %" PRId64 ")",
+                           cur_ep(e), e->leader_key, kv.present ? kv.value : "(nobody)",
+                           kv.create_revision);
+    kv_clear(&kv);
+    return rv;
+}
+
+/*
+ * Attach the leader key (ours, created at create_revision) to a new lease of ttl_s seconds,
+ * keeping its create_revision (a put on an existing key does): for a renewal with another
+ * duration, as an etcd lease's TTL is fixed when it is granted.
+ */
+static enum dirconn_err relet(struct etcd *e, int64_t create_revision, int64_t ttl_s, struct kv *kv,
+                              int64_t *granted, struct dirconn_error *err)
+{
+    int64_t id = 0;
+    enum dirconn_err rv = lease_grant(e, ttl_s, &id, granted, err);
+    if (rv != DIRCONN_OK)
+        return rv;
+    char crev[32];
+    snprintf(crev, sizeof(crev), "%" PRId64, create_revision);
+    json_t *cmp = json_pack("[o,o]", compare(e->leader_b64, "CREATE", "create_revision", crev),
+                            compare(e->leader_b64, "VALUE", "value", e->identity_b64));
+    json_t *ok =
+        json_pack("[{s:{s:s, s:s, s:o}}, {s:{s:s}}]", "request_put", "key", e->leader_b64, "value",
+                  e->identity_b64, "lease", i64_json(id), "request_range", "key", e->leader_b64);
+    bool succeeded = false;
+    json_t *resp = NULL;
+    if (cmp == NULL || ok == NULL) {
+        json_decref(cmp);
+        json_decref(ok);
+        rv = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    } else {
+        rv = txn(e, cmp, ok, NULL, &succeeded, &resp, err);
+    }
+    kv_clear(kv);
+    if (rv == DIRCONN_OK && !succeeded)
+        rv = dirconn_error_set(err, DIRCONN_ELEASE, "etcd %s: %s is no longer held by %s",
+                               cur_ep(e), e->leader_key, e->identity);
+    if (rv == DIRCONN_OK)
+        rv = kv_from(e, txn_response(resp, 1, "response_range"), "kvs", kv, err);
+    json_decref(resp);
+    if (rv != DIRCONN_OK) {
+        lease_revoke(e, id, NULL);
+        return rv;
+    }
+    lease_revoke(e, e->lease_id, NULL); /* the old lease has no key left */
+    e->lease_id = id;
+    return DIRCONN_OK;
+}
+
+static enum dirconn_err etcd_renew(void *self, int64_t duration_ms, struct lease_info *out,
+                                   struct dirconn_error *err)
+{
+    struct etcd *e = self;
+    struct kv kv = {0};
+    enum dirconn_err rv = DIRCONN_OK;
+    memset(out, 0, sizeof(*out));
+    if (e->lease_id == 0) {
+        /* A fresh process: learn the lease from the key. */
+        rv = range(e, e->leader_b64, &kv, err);
+        if (rv != DIRCONN_OK)
+            goto out;
+        if (!kv_is(&kv, e->identity) || kv.lease == 0) {
+            rv = dirconn_error_set(err, DIRCONN_ELEASE, "etcd %s: %s is %s%s, not by %s", cur_ep(e),
+                                   e->leader_key, kv.present ? "held by " : "free",
+                                   kv.present ? kv.value : "", e->identity);
+            goto out;
+        }
+        e->lease_id = kv.lease;
+        kv_clear(&kv);
+    }
+    int64_t ttl = 0;
+    rv = lease_keepalive(e, e->lease_id, &ttl, err);
+    if (rv != DIRCONN_OK)
+        goto out;
+    if (ttl <= 0) {
+        rv = dirconn_error_set(err, DIRCONN_ELEASE,
+                               "etcd %s: lease %" PRId64 " of %s expired (%s is lost)", cur_ep(e),
+                               e->lease_id, e->identity, e->leader_key);
+        e->lease_id = 0;
+        goto out;
+    }
+    /* The lease lives: is the key on it still ours (an operator may have deleted it)? */
+    rv = range(e, e->leader_b64, &kv, err);
+    if (rv != DIRCONN_OK)
+        goto out;
+    if (!kv_is(&kv, e->identity) || kv.lease != e->lease_id) {
+        rv = dirconn_error_set(err, DIRCONN_ELEASE, "etcd %s: %s is %s%s, not by %s", cur_ep(e),
+                               e->leader_key, kv.present ? "held by " : "free",
+                               kv.present ? kv.value : "", e->identity);
+        lease_revoke(e, e->lease_id, NULL); /* nothing of ours is attached to it any more */
+        e->lease_id = 0;
+        goto out;
+    }
+    int64_t granted = ttl;
+    if (ttl != ttl_of(duration_ms)) {
+        rv = relet(e, kv.create_revision, ttl_of(duration_ms), &kv, &granted, err);
+        if (rv != DIRCONN_OK)
+            goto out;
+        ttl = granted;
+    }
+    rv = fill_held(&kv, ttl, granted, out, err);
+out:
+    kv_clear(&kv);
+    return rv;
+}
+
+static enum dirconn_err etcd_release(void *self, struct dirconn_error *err)
+{
+    struct etcd *e = self;
+    /* Delete the leader key only if it is ours; its prev_kv names the lease to revoke. */
+    json_t *cmp = json_pack("[o]", compare(e->leader_b64, "VALUE", "value", e->identity_b64));
+    json_t *ok =
+        json_pack("[{s:{s:s, s:b}}]", "request_delete_range", "key", e->leader_b64, "prev_kv", 1);
+    bool succeeded = false;
+    json_t *resp = NULL;
+    enum dirconn_err rv;
+    if (cmp == NULL || ok == NULL) {
+        json_decref(cmp);
+        json_decref(ok);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    rv = txn(e, cmp, ok, NULL, &succeeded, &resp, err);
+    if (rv != DIRCONN_OK)
+        return rv;
+    /* The key is gone (or was not ours): revoking is tidying up, best effort (an etcd lease
+     * that is not revoked expires by itself). */
+    struct kv prev = {0};
+    if (succeeded &&
+        kv_from(e, txn_response(resp, 0, "response_delete_range"), "prev_kvs", &prev, NULL) ==
+            DIRCONN_OK &&
+        prev.lease != 0 && prev.lease != e->lease_id)
+        lease_revoke(e, prev.lease, NULL);
+    lease_revoke(e, e->lease_id, NULL);
+    e->lease_id = 0;
+    log_msg(e->log, LOG_LEVEL_DEBUG, "etcd %s: %s %s", cur_ep(e), e->leader_key,
+            succeeded ? "released" : "was not held by us");
+    kv_clear(&prev);
+    json_decref(resp);
+    return rv;
+}
+
+static enum dirconn_err etcd_state_get(void *self, json_t **doc, char **version,
+                                       struct dirconn_error *err)
+{
+    struct etcd *e = self;
+    *doc = NULL;
+    *version = NULL;
+    struct kv kv;
+    enum dirconn_err rv = range(e, e->state_b64, &kv, err);
+    if (rv != DIRCONN_OK)
+        return rv;
+    json_t *d = NULL;
+    if (!kv.present) {
+        d = json_object();
+    } else {
+        json_error_t jerr;
+        d = json_loadb(kv.value, kv.value_len, JSON_DECODE_ANY, &jerr);
+        if (d == NULL)
+            rv = dirconn_error_set(err, DIRCONN_ECLOUD,
+                                   "etcd %s: the state key is not JSON: %s (line %d)", cur_ep(e),
+                                   jerr.text, jerr.line);
+    }
+    char *v = rv == DIRCONN_OK ? i64_text(kv.present ? kv.mod_revision : 0) : NULL;
+    if (rv == DIRCONN_OK && (d == NULL || v == NULL))
+        rv = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    if (rv == DIRCONN_OK) {
+        *doc = d;
+        *version = v;
+    } else {
+        json_decref(d);
+        free(v);
+    }
+    kv_clear(&kv);
+    return rv;
+}
+
+static enum dirconn_err etcd_state_put(void *self, const json_t *doc, const char *version,
+                                       int64_t token, struct dirconn_error *err)
+{
+    struct etcd *e = self;
+    if (token <= 0)
+        return dirconn_error_set(err, DIRCONN_ELEASE,
+                                 "etcd %s: state write fenced: no fencing token", cur_ep(e));
+    int64_t want_mod = 0;
+    if (version != NULL) {
+        if (!parse_i64(version, &want_mod) || want_mod < 0)
+            return dirconn_error_set(err, DIRCONN_ECLOUD,
+                                     "etcd: state version '%s' is not an etcd revision", version);
+    }
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *val = text != NULL ? b64_encode(text, strlen(text)) : NULL;
+    free(text);
+    char tok[32], mod[32];
+    snprintf(tok, sizeof(tok), "%" PRId64, token);
+    snprintf(mod, sizeof(mod), "%" PRId64, want_mod);
+    json_t *cmp = json_pack("[o,o]", compare(e->leader_b64, "CREATE", "create_revision", tok),
+                            compare(e->leader_b64, "VALUE", "value", e->identity_b64));
+    if (cmp != NULL && version != NULL &&
+        json_array_append_new(cmp, compare(e->state_b64, "MOD", "mod_revision", mod)) != 0) {
+        json_decref(cmp);
+        cmp = NULL;
+    }
+    json_t *ok = val != NULL ? json_pack("[{s:{s:s, s:s}}]", "request_put", "key", e->state_b64,
+                                         "value", val)
+                             : NULL;
+    json_t *ko = json_pack("[{s:{s:s}}, {s:{s:s}}]", "request_range", "key", e->leader_b64,
+                           "request_range", "key", e->state_b64);
+    free(val);
+    if (cmp == NULL || ok == NULL || ko == NULL) {
+        json_decref(cmp);
+        json_decref(ok);
+        json_decref(ko);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    bool succeeded = false;
+    json_t *resp = NULL;
+    enum dirconn_err rv = txn(e, cmp, ok, ko, &succeeded, &resp, err);
+    if (rv != DIRCONN_OK || succeeded) {
+        json_decref(resp);
+        return rv;
+    }
+    /* Which compare failed? The leader key first: a fenced write is not a version race. */
+    struct kv leader = {0}, state = {0};
+    rv = kv_from(e, txn_response(resp, 0, "response_range"), "kvs", &leader, err);
+    if (rv == DIRCONN_OK)
+        rv = kv_from(e, txn_response(resp, 1, "response_range"), "kvs", &state, err);
+    if (rv != DIRCONN_OK) {
+        /* rv and err say why */
+    } else if (!kv_is(&leader, e->identity) || leader.create_revision != token) {
+        if (leader.present)
+            rv = dirconn_error_set(err, DIRCONN_ELEASE,
+                                   "etcd %s: state write fenced: %s is held by %s with token "
+                                   "%" PRId64 ", not by %s with token %" PRId64,
+                                   cur_ep(e), e->leader_key, leader.value, leader.create_revision,
+                                   e->identity, token);
+        else
+            rv = dirconn_error_set(err, DIRCONN_ELEASE,
+                                   "etcd %s: state write fenced: %s is free (token %" PRId64
+                                   " of %s expired)",
+                                   cur_ep(e), e->leader_key, token, e->identity);
+    } else {
+        rv = dirconn_error_set(err, DIRCONN_ECLOUD,
+                               "etcd %s: state version is %" PRId64 ", not %s (changed meanwhile)",
+                               cur_ep(e), state.present ? state.mod_revision : 0,
+                               version != NULL ? version : "(any)");
+    }
+    kv_clear(&leader);
+    kv_clear(&state);
+    json_decref(resp);
+    return rv;
+}
+
+static void etcd_free(void *self)
+{
+    struct etcd *e = self;
+    if (e == NULL)
+        return;
+    for (size_t i = 0; i < e->n_endpoints; i++)
+        free(e->endpoints[i]);
+    free(e->endpoints);
+    free(e->identity);
+    free(e->identity_b64);
+    free(e->leader_key);
+    free(e->leader_b64);
+    free(e->state_b64);
+    if (e->curl != NULL)
+        curl_easy_cleanup(e->curl);
+    free(e);
+}
+
+static const struct lease_backend_ops etcd_ops = {
+    .name = "etcd",
+    .observe = etcd_observe,
+    .acquire = etcd_acquire,
+    .renew = etcd_renew,
+    .release = etcd_release,
+    .state_get = etcd_state_get,
+    .state_put = etcd_state_put,
+    .free = etcd_free,
+};
+
+/* "/dirconn/<org>/<name>" (malloc'd), NULL when out of memory. */
+static char *key_of(const char *org, const char *name)
+{
+    size_t cap = strlen(ETCD_KEY_PREFIX) + strlen(org) + strlen(name) + 2;
+    char *k = malloc(cap);
+    if (k != NULL)
+        snprintf(k, cap, "%s%s/%s", ETCD_KEY_PREFIX, org, name);
+    return k;
+}
+
+enum dirconn_err lease_backend_etcd_new(const struct config *cfg, const struct log_sink *log,
+                                        const char *identity, int64_t timeout_ms,
+                                        struct lease_backend *out, struct dirconn_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (cfg->ha_etcd_endpoints.n == 0)
+        return dirconn_error_set(err, DIRCONN_ECONFIG, "[ha] etcd_endpoints: no etcd endpoint");
+    if (identity == NULL || identity[0] == '\0')
+        return dirconn_error_set(err, DIRCONN_ECONFIG, "etcd lease: no holder identity");
+    const char *org =
+        cfg->cloud_org != NULL && cfg->cloud_org[0] != '\0' ? cfg->cloud_org : "default";
+    struct etcd *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    e->log = log;
+    e->timeout_ms = timeout_ms > 0 ? timeout_ms : ETCD_DEFAULT_TIMEOUT_MS;
+    e->endpoints = calloc(cfg->ha_etcd_endpoints.n, sizeof(*e->endpoints));
+    bool ok = e->endpoints != NULL;
+    for (size_t i = 0; ok && i < cfg->ha_etcd_endpoints.n; i++) {
+        const char *u = cfg->ha_etcd_endpoints.v[i];
+        size_t len = strlen(u);
+        while (len > 0 && u[len - 1] == '/')
+            len--;
+        e->endpoints[i] = strndup(u, len);
+        ok = e->endpoints[i] != NULL;
+        e->n_endpoints = i + 1;
+    }
+    char *state_key = NULL;
+    if (ok) {
+        e->identity = strdup(identity);
+        e->identity_b64 = b64_encode(identity, strlen(identity));
+        e->leader_key = key_of(org, "leader");
+        state_key = key_of(org, "state");
+        e->leader_b64 = e->leader_key ? b64_encode(e->leader_key, strlen(e->leader_key)) : NULL;
+        e->state_b64 = state_key ? b64_encode(state_key, strlen(state_key)) : NULL;
+        e->curl = curl_easy_init();
+        out->identity = strdup(identity);
+        ok = e->identity && e->identity_b64 && e->leader_b64 && e->state_b64 && e->curl &&
+             out->identity;
+    }
+    free(state_key);
+    if (!ok) {
+        etcd_free(e);
+        free(out->identity);
+        memset(out, 0, sizeof(*out));
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    out->ops = &etcd_ops;
+    out->self = e;
+    out->cloud_fencing = false;
+    return DIRCONN_OK;
+}
