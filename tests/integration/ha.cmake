@@ -9,3 +9,4 @@ dirconn_integration_test(ha_etcd_lease ha_etcd_lease.sh TIMEOUT 180)
 # High availability: several dirconnd instances elect one active through a lease
 # (ha_lib.sh): the cloud's lease with 2 and 3 instances, and the etcd lease.
 dirconn_integration_test(ha_cloud ha_cloud.sh TIMEOUT 600)
+dirconn_integration_test(ha_etcd ha_etcd.sh TIMEOUT 600)
