@@ -2,7 +2,7 @@
 # failover.sh - HA failover time benchmark: two dirconnd instances, one lease.
 #
 # usage: bench/failover.sh [--smoke] [--trials N] [--lease SECONDS] [--backend cloud]
-#                          [--out FILE] [--build-dir DIR]
+#                          [--only kill|term] [--out FILE] [--build-dir DIR]
 #
 # Starts the slapd (AD LDS-like) fixture with 50 users, the reference cloud over HTTPS and
 # two dirconnd instances ([ha] lease = cloud, lease_duration = --lease, jitter 200 ms), then
@@ -18,9 +18,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 build=${DIRCONN_BUILD_DIR:-$top/build}
-trials=20 lease=15 backend=cloud out= smoke=0
+trials=20 lease=15 backend=cloud out= smoke=0 only=
 usage() {
-	echo "usage: $0 [--smoke] [--trials N] [--lease SECONDS] [--backend cloud] [--out FILE] [--build-dir DIR]" >&2
+	echo "usage: $0 [--smoke] [--trials N] [--lease SECONDS] [--backend cloud] [--only kill|term] [--out FILE] [--build-dir DIR]" >&2
 	exit 2
 }
 while [[ $# -gt 0 ]]; do
@@ -29,13 +29,14 @@ while [[ $# -gt 0 ]]; do
 	--trials) trials=$2; shift ;;
 	--lease) lease=$2; shift ;;
 	--backend) backend=$2; shift ;;
+	--only) only=$2; shift ;;
 	--out) out=$2; shift ;;
 	--build-dir) build=$2; shift ;;
 	*) usage ;;
 	esac
 	shift
 done
-[[ $backend == cloud ]] || usage
+[[ $backend == cloud && ($only == "" || $only == kill || $only == term) ]] || usage
 [[ $trials =~ ^[1-9][0-9]*$ && $lease =~ ^[1-9][0-9]*$ ]] || usage
 out=${out:-bench-failover-$backend.json}
 for b in "$build/admin/dirconnd" "$build/admin/dirconnctl" "$build/cloud/dirconn-cloud"; do
@@ -52,7 +53,7 @@ cleanup() {
 	ha_stop_all
 	sync_cloud_stop
 	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
-	[[ -n ${KEEP_BENCH:-} ]] || rm -rf "$work"
+	if [[ -n ${KEEP_BENCH:-} || -e $work/keep ]]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -85,16 +86,24 @@ trial() {
 	echo "$HA_FAILOVER" >>"$work/$sig.times"
 	printf '  %-4s trial %2d: conn-%d -> conn-%s in %s s\n' "$sig" "$(wc -l <"$work/$sig.times")" \
 		"$a" "${HA_ACTIVE:-?}" "$HA_FAILOVER" >&2
-	[[ $sig == TERM ]] && { wait "${HA_PID[a]}" 2>/dev/null || true; HA_PID[a]=; }
+	if [[ $sig == TERM ]]; then
+		local rc=0
+		wait "${HA_PID[a]}" 2>/dev/null || rc=$?
+		HA_PID[a]=
+		((rc == 0)) || echo "  conn-$a exited $rc after SIGTERM" >&2
+	fi
 	ha_start "$a" >&2
 	ha_wait_role "$a" standby 30 >&2 || return 1
 }
 
 : >"$work/KILL.times"
 : >"$work/TERM.times"
-for ((n = 1; n <= trials; n++)); do trial KILL; done
-for ((n = 1; n <= trials; n++)); do trial TERM; done
+if [[ $only != term ]]; then for ((n = 1; n <= trials; n++)); do trial KILL; done; fi
+if [[ $only != kill ]]; then for ((n = 1; n <= trials; n++)); do trial TERM; done; fi
 
+# keep the logs when a target is missed
+awk '$1 == "timeout" || $1 >= 20 { bad = 1 } END { exit !bad }' "$work/KILL.times" && touch "$work/keep"
+awk '$1 == "timeout" || $1 >= 2 { bad = 1 } END { exit !bad }' "$work/TERM.times" && touch "$work/keep"
 python3 - "$out" "$work/KILL.times" "$work/TERM.times" <<PY
 import json, math, sys
 def stats(path):

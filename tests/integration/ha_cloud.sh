@@ -90,6 +90,26 @@ first_sync() {
 }
 check "the active's first sync fills the cloud" first_sync
 check_eq "the standby wrote nothing to the cloud" "" "$(ha_cloud_writes_by "$s" 1)"
+# the active keeps its watermarks in the cloud's connector-state document for a successor
+shared_writer() { json "$(cloud_admin GET /v1/orgs/acme/state)" "j.get('writer') if isinstance(j, dict) and j.get('watermarks') else None"; }
+wait_writer() {
+	local t0=$SECONDS
+	until [[ $(shared_writer) == "$(ha_id "$1")" ]]; do
+		((SECONDS - t0 > $2)) && { echo "# the shared state: $(cloud_admin GET /v1/orgs/acme/state)"; return 1; }
+		sleep 0.5
+	done
+}
+check "the active stored its watermarks in the cloud's connector state" wait_writer "$a" 30
+gen0=$(json "$(cloud_admin GET /v1/orgs/acme/state)" "j['generation']")
+
+# ---- SIGSTOP shorter than what the lease leaves after a renewal: no failover
+ha_signal "$a" STOP
+sleep 2
+ha_signal "$a" CONT
+sleep 1
+check_eq "a 2 s SIGSTOP of the active: it is still the only active" "$a" "$(ha_active)"
+check_eq "a 2 s SIGSTOP of the active: the cloud's lease did not move" "$a" "$(ha_cloud_holder)"
+check_eq "a 2 s SIGSTOP of the active: no new lease transition" "$tok" "$(json "$(ha_cloud_lease)" "j['leaseTransitions']")"
 
 # ---- kill -9 of the active: a standby takes over within lease + failover_interval + 2 s
 ha_signal "$a" KILL
@@ -102,6 +122,13 @@ check_eq "kill -9: the cloud's lease moved to the new active" "$b" "$(ha_cloud_h
 check "kill -9: the fencing token grew" test "$(json "$(ha_cloud_lease)" "j['leaseTransitions']")" -gt "$tok"
 change_reached "kill -9: a directory change made right after the kill reaches the cloud" 30
 check "kill -9: the new active's log shows the transition" grep -q "ha: acquiring -> active" "$work/dirconnd-$b.log"
+check "kill -9: the new active continues from the shared watermarks" \
+	grep -q "ha: continuing from the shared state" "$work/dirconnd-$b.log"
+check "kill -9: the new active then writes the shared state itself" wait_writer "$b" 30
+check "kill -9: the shared state's generation grew" test "$(json "$(cloud_admin GET /v1/orgs/acme/state)" "j['generation']")" -gt "$gen0"
+if grep -q "the local object map is behind the shared state: this first sync runs in full" "$work/dirconnd-$b.log"; then
+	echo "# note: the new active's first sync ran in full (its local object map was behind)"
+fi
 ha_start "$a"
 check "kill -9: the killed instance restarts as standby" ha_wait_role "$a" standby 15
 check_eq "kill -9: still exactly one active" "$b" "$(ha_active)"
