@@ -61,7 +61,7 @@ echo "== fixture: adlds with 50 users; cloud; 2 instances, lease ${lease}s, $tri
 ldsfx_start_retry adlds "$work/fx" --users 50 >&2
 # shellcheck disable=SC1091
 source "$work/fx/env"
-sync_cloud_start --log-level warn
+sync_cloud_start # per-request log lines (info): a slow trial can be explained
 ha_setup 2 "[ha]
 lease = $backend
 lease_duration = ${lease}s
