@@ -206,7 +206,34 @@ check_eq "SIGCONT: the new active is the only active" "$b" "$(ha_active)"
 check_eq "SIGCONT: the cloud's lease stays with the new active" "$b" "$(ha_cloud_holder)"
 check "the changes being applied when the old active stopped all reach the cloud" \
 	ha_wait_cloud_count 'title eq "HA Stopped Mid-Sync"' "${#users[@]}" 45
-ha_monitor_check "three instances, kill -9 and SIGSTOP"
+
+# ---- SIGTERM of the active in the middle of a sync: it stops after the batch in flight and
+# releases; a standby is active within 2 s
+a=$(ha_active)
+cloud_admin PUT /v1/faults '{"latencyMs": 150, "writesOnly": true}' >/dev/null
+ha_set_attr_many title "HA Terminated Mid-Sync" "${users[@]}"
+applying=no
+for _ in $(seq 1 100); do
+	if [[ $(status_of "$a" "(j['current'] or {}).get('phase','')") == applying ]]; then applying=yes; break; fi
+	sleep 0.05
+done
+echo "# the active was applying when terminated: $applying"
+ha_signal "$a" TERM
+ha_failover_time "$a" 2 || true
+echo "# SIGTERM handover during a sync: $HA_FAILOVER s"
+check "SIGTERM during a sync: a standby is active within 2 s ($HA_FAILOVER s)" test "$HA_FAILOVER" != timeout
+rc=0
+wait "${HA_PID[a]}" || rc=$?
+HA_PID[a]=
+check_eq "SIGTERM during a sync: the old active exits 0" 0 "$rc"
+check "SIGTERM during a sync: its log says the lease was released" \
+	grep -q "ha: lease released" <(ha_log_since "$a" "test: SIGTERM")
+cloud_admin PUT /v1/faults '{"latencyMs": 0, "writesOnly": false}' >/dev/null
+check "SIGTERM during a sync: the new active completes the changes" \
+	ha_wait_cloud_count 'title eq "HA Terminated Mid-Sync"' "${#users[@]}" 45
+ha_start "$a"
+check "SIGTERM during a sync: the old active restarts as standby" ha_wait_role "$a" standby 15
+ha_monitor_check "three instances, kill -9, SIGSTOP and SIGTERM"
 
 # ---- one instance with its clock 5 hours ahead (libfaketime) changes nothing
 a=$(ha_active)
