@@ -276,4 +276,6 @@ ha_monitor_stop
 ha_monitor_check "faketime"
 echo "# fencedRejections at the end: $(ha_fenced); lease: $(ha_cloud_lease)"
 for ((i = 1; i <= 3; i++)); do grep -E '^dirconnd: [a-z]+: ha: [a-z]+ -> |test: SIG' "$work/dirconnd-$i.log" | sed "s/^/# conn-$i: /"; done
+check_eq "no dirconnd has a helper process stuck (a forked libproxy child that deadlocked)" "" "$(ha_stuck_children)"
+[[ -s $work/ha-children.log ]] && sed 's/^/#/' "$work/ha-children.log"
 finish

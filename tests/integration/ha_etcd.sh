@@ -140,4 +140,6 @@ ha_monitor_check "etcd"
 # Not a failure, a number to watch: acquire attempts that found the lease still held.
 echo "# futile acquire attempts (acquiring -> standby): $(cat "$work"/dirconnd-*.log | grep -c 'ha: acquiring -> standby' || true)"
 for ((i = 1; i <= 3; i++)); do grep -E '^dirconnd: [a-z]+: ha: [a-z]+ -> |test: SIG' "$work/dirconnd-$i.log" | sed "s/^/# conn-$i: /"; done
+check_eq "no dirconnd has a helper process stuck (a forked libproxy child that deadlocked)" "" "$(ha_stuck_children)"
+[[ -s $work/ha-children.log ]] && sed 's/^/#/' "$work/ha-children.log"
 finish

@@ -12,10 +12,12 @@
 # ha_start I [faketime OFFSET]  start dirconnd for instance I (under libfaketime with the
 #                           given FAKETIME offset, e.g. +5h); HA_PID[I]; waits for its socket
 # ha_start_all K            ha_start 1..K
-# ha_stop I                 SIGCONT then SIGTERM instance I and wait for it (no-op if down)
+# ha_stop I                 SIGCONT then SIGTERM instance I and wait for it (no-op if down);
+#                           after 10 s SIGKILL it and its children (noted in its log)
 # ha_stop_all               ha_stop every instance started
 # ha_signal I SIG           send SIG (KILL, STOP, CONT, TERM) to instance I; HA_T_SIGNAL is the
-#                           time of the signal (date +%s.%N); KILL and TERM reap it
+#                           time of the signal (date +%s.%N); KILL reaps it and kills the
+#                           children it leaves (a libproxy helper), noted in $work/ha-children.log
 # ha_role I                 prints active|standby|<other ha state>|down (no socket, refused,
 #                           exited) or unknown (no answer within 1 s: e.g. SIGSTOPped)
 # ha_status I               prints dirconnctl status --json of instance I (empty if no answer)
@@ -43,6 +45,7 @@
 # ha_stale_write I TOKEN USER_ID  PATCHes the cloud user's title to "Stale Write" as conn-I with
 #                           Dirconn-Fencing-Token TOKEN (what an old active's late write looks
 #                           like); prints the HTTP status
+# ha_stuck_children [S]     prints the children of running instances older than S s (default 5)
 # ha_id I                   prints conn-I's connector id
 # ha_index ID               prints I for conn-I's id
 
@@ -112,8 +115,22 @@ ha_start_all() {
 	for ((i = 1; i <= $1; i++)); do ha_start "$i" || return 1; done
 }
 
+# ha__kill_children PID...: SIGKILL the given processes (children of a dirconnd we killed: a
+# forked libproxy helper would otherwise outlive it, and one that deadlocked never exits)
+ha__kill_children() {
+	local c age
+	for c in "$@"; do
+		echo "# $(date -u +%T.%N | cut -c1-12) test: killed child $c, $(ps -o etimes= -p "$c" 2>/dev/null | tr -d ' ') s old ($(tr '\0' ' ' </proc/"$c"/cmdline 2>/dev/null)), of a killed dirconnd" \
+			>>"$work/ha-children.log"
+		age=$(ps -o etimes= -p "$c" 2>/dev/null | tr -d ' ')
+		[[ -n $age ]] && ((age > 5)) && echo "a killed dirconnd had had child $c for $age s" >>"$work/ha-stuck.log"
+		kill -KILL "$c" 2>/dev/null || true
+	done
+	return 0
+}
+
 ha_stop() {
-	local i=$1 pid=${HA_PID[$1]:-}
+	local i=$1 pid=${HA_PID[$1]:-} kids
 	[[ -n $pid ]] || return 0
 	kill -CONT "$pid" 2>/dev/null || true
 	kill -TERM "$pid" 2>/dev/null || true
@@ -121,7 +138,13 @@ ha_stop() {
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -KILL "$pid" 2>/dev/null || true
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "# $(date -u +%T.%N | cut -c1-12) test: conn-$i did not exit within 10 s of SIGTERM: SIGKILL" >>"$work/dirconnd-$i.log"
+		kids=$(pgrep -P "$pid" || true)
+		kill -KILL "$pid" 2>/dev/null || true
+		# shellcheck disable=SC2086
+		ha__kill_children $kids
+	fi
 	wait "$pid" 2>/dev/null || true
 	HA_PID[i]=
 }
@@ -135,12 +158,16 @@ ha_signal() {
 	local i=$1 sig=$2 pid=${HA_PID[$1]:-}
 	[[ -n $pid ]] || { echo "conn-$i is not running"; return 1; }
 	echo "# $(date -u +%T.%N | cut -c1-12) test: SIG$sig" >>"$work/dirconnd-$i.log"
+	local kids=
+	[[ $sig == KILL ]] && kids=$(pgrep -P "$pid" || true)
 	HA_T_SIGNAL=$(ha_now)
 	kill -"$sig" "$pid"
 	case $sig in
 	KILL)
 		wait "$pid" 2>/dev/null || true
 		HA_PID[i]=
+		# shellcheck disable=SC2086
+		ha__kill_children $kids
 		;;
 	esac
 	return 0
@@ -408,4 +435,20 @@ ha_cloud_user_id() {
 	out=$(curl -sS -G --cacert "$work/cloud-ca.pem" -H "Authorization: Bearer $(cat "$work/admin.token")" \
 		--data-urlencode "filter=$1" "$CLOUD_URL/scim/v2/acme/Users")
 	json "$out" "j['Resources'][0]['id']"
+}
+
+# ha_stuck_children [SECONDS]: prints the children of running instances older than SECONDS
+# (default 5): a forked libproxy helper answers in milliseconds, one stuck for seconds has
+# deadlocked (fork in a multi-threaded process) and holds its dirconnd's request for up to 20 s
+ha_stuck_children() {
+	local limit=${1:-5} i c age
+	for ((i = 1; i <= HA_N; i++)); do
+		[[ -n ${HA_PID[i]:-} ]] || continue
+		for c in $(pgrep -P "${HA_PID[i]}" || true); do
+			age=$(ps -o etimes= -p "$c" 2>/dev/null | tr -d ' ')
+			[[ -n $age ]] && ((age > limit)) && echo "conn-$i (pid ${HA_PID[i]}) has had child $c for $age s"
+		done
+	done
+	[[ -s $work/ha-stuck.log ]] && cat "$work/ha-stuck.log"
+	return 0
 }
