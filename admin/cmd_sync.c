@@ -7,6 +7,7 @@
 #include "connector/sync.h"
 #include "ha/election.h"
 #include "ha/shared_state.h"
+#include "proxy/proxy_px.h"
 
 #include <getopt.h>
 #include <sys/socket.h>
@@ -116,26 +117,6 @@ static enum dirconn_err ha_lease(struct ctl *ctl, struct ha_election **out,
     return e;
 }
 
-/* Continue from the shared state (before) or publish the watermarks (after). */
-static enum dirconn_err shared_state(struct ctl *ctl, bool before, int64_t token,
-                                     struct dirconn_error *err)
-{
-    struct lease_backend b;
-    struct state *st = NULL;
-    enum dirconn_err e = ha_backend_new(ctl->cfg, &ctl->log, NULL, &b, err);
-    if (e == DIRCONN_OK)
-        e = state_open(ctl->cfg->state_dir, &st, err);
-    if (e == DIRCONN_OK && before) {
-        enum ha_import what;
-        e = ha_shared_import(&b, st, &ctl->log, &what, err);
-    } else if (e == DIRCONN_OK) {
-        e = ha_shared_export(&b, st, token, &ctl->log, err);
-    }
-    state_close(st);
-    lease_backend_free(&b);
-    return e;
-}
-
 static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
 {
     enum dirconn_err loaded = ctl_load_config(ctl);
@@ -154,6 +135,11 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
     memset(&res, 0, sizeof(res));
     /* Under [ha] lease = cloud|etcd a sync writes only while holding the lease. */
     struct ha_election *ha = NULL;
+    /* The lease thread runs beside the sync: libproxy children come from a launcher forked
+     * now, while this process has one thread (proxy/proxy_px.h). */
+    if (mode != SYNC_DRY_RUN && ctl->cfg->ha_lease != HA_LEASE_NONE &&
+        proxy_px_prefork(&err) != DIRCONN_OK)
+        log_msg(&ctl->log, LOG_LEVEL_WARN, "%s", err.msg);
     enum dirconn_err e = mode == SYNC_DRY_RUN ? DIRCONN_OK : ha_lease(ctl, &ha, &err);
     char token[32] = "";
     bool send_token = false;
@@ -165,13 +151,21 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
         ha_status_clear(&hs);
         opts.fencing_token = send_token ? token : NULL;
         opts.write_deadline_ms = ha_election_write_deadline(ha);
-        e = shared_state(ctl, true, ha_election_token(ha), &err);
+        enum ha_import what = HA_IMPORT_CURRENT;
+        e = ha_shared_step(ctl->cfg, &ctl->log, true, 0, &what, &err);
+        if (e == DIRCONN_OK && what == HA_IMPORT_TAKEN && opts.mode == SYNC_INCREMENTAL) {
+            /* Another connector synchronised since this state was current (see dirconnd). */
+            printf("Running a full sync: another connector synchronised since this one's state "
+                   "was current\n");
+            opts.mode = SYNC_FULL;
+        }
     }
     if (e == DIRCONN_OK)
         e = sync_run(ctl->cfg, &ctl->log, &opts, &res, &err);
     if (ha != NULL && (e == DIRCONN_OK || e == DIRCONN_EFAIL) && res.watermark_saved) {
         struct dirconn_error serr;
-        if (shared_state(ctl, false, ha_election_token(ha), &serr) != DIRCONN_OK)
+        if (ha_shared_step(ctl->cfg, &ctl->log, false, ha_election_token(ha), NULL, &serr) !=
+            DIRCONN_OK)
             log_msg(&ctl->log, LOG_LEVEL_WARN, "ha: the shared state was not written: %s",
                     serr.msg);
     }
@@ -179,6 +173,7 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
         ha_election_stop(ha, true);
         ha_election_free(ha);
     }
+    proxy_px_prefork_stop();
     fflush(stdout);
     if (e != DIRCONN_OK)
         return ctl_fail(ctl, &err);

@@ -32,6 +32,7 @@
 #include "connector/sync.h"
 #include "ha/election.h"
 #include "ha/shared_state.h"
+#include "proxy/proxy_px.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -204,27 +205,13 @@ struct job {
 static bool shared_state(struct job *j, bool before, const struct sync_result *res,
                          enum ha_import *what)
 {
-    struct daemon *d = j->d;
-    struct lease_backend b;
-    struct state *st = NULL;
+    if (!before && !res->watermark_saved)
+        return true;
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    enum dirconn_err e = ha_backend_new(j->cfg, &d->log, NULL, &b, &err);
-    if (e == DIRCONN_OK && b.ops == NULL) {
-        lease_backend_free(&b);
-        return true;
-    }
-    if (e == DIRCONN_OK)
-        e = state_open(j->cfg->state_dir, &st, &err);
-    if (e == DIRCONN_OK && before) {
-        e = ha_shared_import(&b, st, &d->log, what, &err);
-    } else if (e == DIRCONN_OK && res->watermark_saved) {
-        e = ha_shared_export(&b, st, j->token_n, &d->log, &err);
-    }
-    state_close(st);
-    lease_backend_free(&b);
+    enum dirconn_err e = ha_shared_step(j->cfg, &j->d->log, before, j->token_n, what, &err);
     if (e != DIRCONN_OK)
-        log_msg(&d->log, LOG_LEVEL_ERROR, "ha: shared state %s: %s",
+        log_msg(&j->d->log, LOG_LEVEL_ERROR, "ha: shared state %s: %s",
                 before ? "not read, the sync waits" : "not written", err.msg);
     return e == DIRCONN_OK;
 }
@@ -973,6 +960,9 @@ int main(int argc, char **argv)
     if (platform_disable_core_dumps(&err) != DIRCONN_OK)
         log_msg(&d->log, LOG_LEVEL_WARN, "%s", err.msg);
     signal(SIGPIPE, SIG_IGN);
+    /* libproxy children are forked by a launcher started while this process has one thread. */
+    if (proxy_px_prefork(&err) != DIRCONN_OK)
+        log_msg(&d->log, LOG_LEVEL_WARN, "%s", err.msg);
     /* Library globals are set up once, before any thread exists. */
     curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_mutex_init(&d->sh.lock, NULL);
@@ -1056,5 +1046,6 @@ out:
     log_sink_close(&d->log);
     libevent_global_shutdown();
     curl_global_cleanup();
+    proxy_px_prefork_stop();
     return exit_code;
 }

@@ -201,6 +201,10 @@ static void *election_main(void *arg)
     struct ha_election *e = arg;
     int64_t poll = e->o.renew_ms < 500 ? e->o.renew_ms : 500;
     int64_t expired_since = -1, next_renew = 0;
+    /* When the lease last seen held by another instance runs out (local monotonic ms), 0 =
+     * none: a lease that is free after that point expired rather than was released (etcd
+     * deletes an expired key, so its "free" must be told apart this way). */
+    int64_t other_until = 0;
     struct lease_info cand = {0}; /* what STANDBY saw when it decided to acquire */
     struct dirconn_error err;
     for (;;) {
@@ -222,6 +226,12 @@ static void *election_main(void *arg)
             }
             bool mine = is_self(e, li.holder) && li.remaining_ms > 0 && !e->o.self_in_use;
             bool expired = li.holder != NULL && li.remaining_ms <= 0;
+            if (li.holder == NULL && other_until > 0 && t0 >= other_until - 1000)
+                expired = true; /* deleted on expiry (etcd), not released */
+            if (li.holder != NULL && !is_self(e, li.holder) && li.remaining_ms > 0)
+                other_until = t0 + li.remaining_ms;
+            else if (li.holder == NULL && !expired)
+                other_until = 0;
             int64_t remaining = li.remaining_ms;
             lease_info_clear(&cand);
             bool copied = lease_info_copy(&cand, &li);
@@ -237,7 +247,7 @@ static void *election_main(void *arg)
             }
             if (cand.holder == NULL || expired) {
                 int64_t wait = jitter(e);
-                if (expired && !is_self(e, cand.holder)) {
+                if (expired && (cand.holder == NULL || !is_self(e, cand.holder))) {
                     if (expired_since < 0)
                         expired_since = t0;
                     int64_t left = expired_since + e->o.failover_ms - ha_monotonic_ms();
@@ -245,6 +255,7 @@ static void *election_main(void *arg)
                 }
                 if (wait > 0 && sleep_until(e, ha_monotonic_ms() + wait))
                     break;
+                other_until = 0;
                 set_state(e, HA_ACQUIRING, expired ? "the lease expired" : "the lease is free");
                 continue;
             }

@@ -3,6 +3,8 @@
  */
 #include "ha/shared_state.h"
 
+#include "ha/election.h"
+
 #include <inttypes.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -197,5 +199,27 @@ enum dirconn_err ha_shared_export(struct lease_backend *b, struct state *st, int
                 "watermarks)",
                 next, json_array_size(arr));
     json_decref(doc);
+    return e;
+}
+
+enum dirconn_err ha_shared_step(const struct config *cfg, const struct log_sink *log, bool import,
+                                int64_t token, enum ha_import *what, struct dirconn_error *err)
+{
+    enum ha_import ignored = HA_IMPORT_CURRENT;
+    if (what == NULL)
+        what = &ignored;
+    *what = HA_IMPORT_CURRENT;
+    struct lease_backend b;
+    struct state *st = NULL;
+    enum dirconn_err e = ha_backend_new(cfg, log, NULL, &b, err);
+    if (e == DIRCONN_OK && b.ops == NULL)
+        return DIRCONN_OK;
+    if (e == DIRCONN_OK)
+        e = state_open(cfg->state_dir, &st, err);
+    if (e == DIRCONN_OK)
+        e = import ? ha_shared_import(&b, st, log, what, err)
+                   : ha_shared_export(&b, st, token, log, err);
+    state_close(st);
+    lease_backend_free(&b);
     return e;
 }

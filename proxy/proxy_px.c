@@ -3,13 +3,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <poll.h>
 #include <proxy.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -179,36 +183,241 @@ static enum dirconn_err parse_list(char *text, struct proxy_px_answer *ans)
     return DIRCONN_OK;
 }
 
+/* ---- the pre-forked launcher ------------------------------------------------------------ */
+
+/*
+ * fork(2) in a multi-threaded process only copies the calling thread: a lock
+ * another thread held at that moment (the dynamic loader's, which libproxy
+ * takes to load its modules while a libcurl resolver thread loads an NSS
+ * module) stays locked forever in the child. So programs that run threads
+ * start a launcher while they are still single-threaded (proxy_px_prefork);
+ * the launcher forks each libproxy child from its own single thread and hands
+ * the child's two pipes back over a UNIX socket (SCM_RIGHTS).
+ */
+static int launcher_fd = -1;
+static pid_t launcher_pid = -1;
+static pthread_mutex_t launcher_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int read_full(int fd, void *buf, size_t n)
+{
+    char *p = buf;
+    while (n > 0) {
+        ssize_t r = read(fd, p, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Send the child's pid and its two pipe ends. */
+static int send_fds(int sock, int64_t pid, int fd1, int fd2)
+{
+    struct iovec iov = {&pid, sizeof(pid)};
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(2 * sizeof(int))];
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr m = {0};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = u.buf;
+    m.msg_controllen = sizeof(u.buf);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+    int fds[2] = {fd1, fd2};
+    memcpy(CMSG_DATA(c), fds, sizeof(fds));
+    ssize_t w;
+    while ((w = sendmsg(sock, &m, 0)) < 0 && errno == EINTR)
+        ;
+    return w == (ssize_t)sizeof(pid) ? 0 : -1;
+}
+
+static int recv_fds(int sock, int64_t *pid, int *fd1, int *fd2)
+{
+    struct iovec iov = {pid, sizeof(*pid)};
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(2 * sizeof(int))];
+    } u;
+    struct msghdr m = {0};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = u.buf;
+    m.msg_controllen = sizeof(u.buf);
+    ssize_t r;
+    while ((r = recvmsg(sock, &m, 0)) < 0 && errno == EINTR)
+        ;
+    struct cmsghdr *c = r == (ssize_t)sizeof(*pid) ? CMSG_FIRSTHDR(&m) : NULL;
+    if (c == NULL || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(2 * sizeof(int)))
+        return -1;
+    int fds[2];
+    memcpy(fds, CMSG_DATA(c), sizeof(fds));
+    *fd1 = fds[0];
+    *fd2 = fds[1];
+    return 0;
+}
+
+/* The launcher: one request (length + JSON) at a time, one child each. Never returns. */
+static void launcher_main(int sock)
+{
+    signal(SIGCHLD, SIG_IGN); /* children are reaped by the system */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    for (;;) {
+        uint32_t len = 0;
+        if (read_full(sock, &len, sizeof(len)) != 0 || len == 0 || len > 65536)
+            _exit(0); /* the program ended */
+        char *text = malloc(len + 1);
+        if (text == NULL || read_full(sock, text, len) != 0)
+            _exit(0);
+        text[len] = '\0';
+        json_error_t jerr;
+        json_t *o = json_loads(text, 0, &jerr);
+        free(text);
+        struct proxy_px_request req = {
+            .url = json_string_value(json_object_get(o, "url")),
+            .pac_url = json_string_value(json_object_get(o, "pac_url")),
+            .no_proxy = json_string_value(json_object_get(o, "no_proxy")),
+            .timeout_ms = (int64_t)json_integer_value(json_object_get(o, "timeout_ms")),
+        };
+        int tp[2] = {-1, -1}, rp[2] = {-1, -1};
+        pid_t pid = -1;
+        if (req.url != NULL && pipe(tp) == 0 && pipe(rp) == 0)
+            pid = fork();
+        if (pid == 0) {
+            close(sock);
+            close(tp[0]);
+            close(rp[0]);
+            run_child(&req, tp[1], rp[1]);
+        }
+        json_decref(o);
+        if (tp[1] >= 0)
+            close(tp[1]);
+        if (rp[1] >= 0)
+            close(rp[1]);
+        int rc = pid > 0 ? send_fds(sock, (int64_t)pid, tp[0], rp[0]) : send_fds(sock, -1, 0, 0);
+        if (tp[0] >= 0)
+            close(tp[0]);
+        if (rp[0] >= 0)
+            close(rp[0]);
+        if (rc != 0)
+            _exit(0);
+    }
+}
+
+enum dirconn_err proxy_px_prefork(struct dirconn_error *err)
+{
+    if (launcher_fd >= 0)
+        return DIRCONN_OK;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        return dirconn_error_set(err, DIRCONN_EPROXY, "libproxy launcher: socketpair: %s",
+                                 strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(sv[0]);
+        close(sv[1]);
+        return dirconn_error_set(err, DIRCONN_EPROXY, "libproxy launcher: fork: %s", strerror(e));
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        launcher_main(sv[1]);
+    }
+    close(sv[1]);
+    fcntl(sv[0], F_SETFD, FD_CLOEXEC);
+    launcher_fd = sv[0];
+    launcher_pid = pid;
+    return DIRCONN_OK;
+}
+
+void proxy_px_prefork_stop(void)
+{
+    if (launcher_fd < 0)
+        return;
+    close(launcher_fd); /* the launcher reads EOF and exits */
+    launcher_fd = -1;
+    while (waitpid(launcher_pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    launcher_pid = -1;
+}
+
+/* Ask the launcher for a child; false when there is no launcher (or it is gone). */
+static bool launch(const struct proxy_px_request *req, pid_t *pid, int *tfd, int *rfd)
+{
+    pthread_mutex_lock(&launcher_lock);
+    bool ok = false;
+    if (launcher_fd >= 0) {
+        json_t *o = json_pack("{s:s, s:s?, s:s?, s:I}", "url", req->url, "pac_url", req->pac_url,
+                              "no_proxy", req->no_proxy, "timeout_ms", (json_int_t)req->timeout_ms);
+        char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        uint32_t len = text != NULL ? (uint32_t)strlen(text) : 0;
+        int64_t child = -1;
+        if (text != NULL &&
+            send(launcher_fd, &len, sizeof(len), MSG_NOSIGNAL) == (ssize_t)sizeof(len) &&
+            send(launcher_fd, text, len, MSG_NOSIGNAL) == (ssize_t)len &&
+            recv_fds(launcher_fd, &child, tfd, rfd) == 0) {
+            if (child > 0) {
+                *pid = (pid_t)child;
+                ok = true;
+            } else {
+                close(*tfd);
+                close(*rfd);
+            }
+        } else {
+            /* The launcher is gone: fork directly from now on. */
+            close(launcher_fd);
+            launcher_fd = -1;
+        }
+        free(text);
+    }
+    pthread_mutex_unlock(&launcher_lock);
+    return ok;
+}
+
 enum dirconn_err proxy_px_resolve(const struct proxy_px_request *req, struct proxy_px_answer *ans,
                                   struct dirconn_error *err)
 {
     memset(ans, 0, sizeof(*ans));
     int tp[2] = {-1, -1}, rp[2] = {-1, -1};
-    if (pipe(tp) != 0 || pipe(rp) != 0) {
-        int e = errno;
-        for (int i = 0; i < 2; i++) {
-            if (tp[i] >= 0)
-                close(tp[i]);
+    pid_t pid = -1;
+    bool launched = launch(req, &pid, &tp[0], &rp[0]);
+    if (!launched) {
+        if (pipe(tp) != 0 || pipe(rp) != 0) {
+            int e = errno;
+            for (int i = 0; i < 2; i++) {
+                if (tp[i] >= 0)
+                    close(tp[i]);
+            }
+            return dirconn_error_set(err, DIRCONN_EPROXY, "libproxy: pipe: %s", strerror(e));
         }
-        return dirconn_error_set(err, DIRCONN_EPROXY, "libproxy: pipe: %s", strerror(e));
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        int e = errno;
-        close(tp[0]);
+        fflush(NULL);
+        pid = fork();
+        if (pid < 0) {
+            int e = errno;
+            close(tp[0]);
+            close(tp[1]);
+            close(rp[0]);
+            close(rp[1]);
+            return dirconn_error_set(err, DIRCONN_EPROXY, "libproxy: fork: %s", strerror(e));
+        }
+        if (pid == 0) {
+            close(tp[0]);
+            close(rp[0]);
+            run_child(req, tp[1], rp[1]);
+        }
         close(tp[1]);
-        close(rp[0]);
         close(rp[1]);
-        return dirconn_error_set(err, DIRCONN_EPROXY, "libproxy: fork: %s", strerror(e));
     }
-    if (pid == 0) {
-        close(tp[0]);
-        close(rp[0]);
-        run_child(req, tp[1], rp[1]);
-    }
-    close(tp[1]);
-    close(rp[1]);
     /* Keep our ends out of any other child's hands. */
     fcntl(tp[0], F_SETFD, FD_CLOEXEC);
     fcntl(rp[0], F_SETFD, FD_CLOEXEC);
@@ -244,8 +453,8 @@ enum dirconn_err proxy_px_resolve(const struct proxy_px_request *req, struct pro
     close(rp[0]);
     if (late || broken)
         kill(pid, SIGKILL);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    int status = 0; /* a launcher's child is reaped by the launcher: its pipes tell */
+    while (!launched && waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     enum dirconn_err e = DIRCONN_OK;
     if (late)

@@ -51,6 +51,21 @@ struct proxy_px_answer {
 enum dirconn_err proxy_px_resolve(const struct proxy_px_request *req, struct proxy_px_answer *ans,
                                   struct dirconn_error *err);
 
+/*
+ * proxy_px_prefork - start the launcher process that forks the libproxy
+ * children from now on. fork(2) copies only the calling thread, and a lock
+ * another thread holds at that moment (the dynamic loader's, libproxy loads
+ * modules) would stay locked in the child: programs that run threads call
+ * this while they are still single-threaded (dirconnd at start, dirconnctl
+ * sync before its lease thread). Without it each resolution forks directly
+ * (safe in single-threaded programs). The launcher ends when the program
+ * closes its socket (exit, or proxy_px_prefork_stop). Errors: DIRCONN_EPROXY.
+ */
+enum dirconn_err proxy_px_prefork(struct dirconn_error *err);
+
+/* proxy_px_prefork_stop - stop the launcher and reap it (nothing when none runs). */
+void proxy_px_prefork_stop(void);
+
 /* proxy_px_answer_clear - free an answer's fields. */
 void proxy_px_answer_clear(struct proxy_px_answer *ans);
 

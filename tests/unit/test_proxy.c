@@ -10,7 +10,9 @@
 #include "connector/config.h"
 #include "connector/scim.h"
 #include "proxy/proxy.h"
+#include "proxy/proxy_px.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,8 +212,8 @@ static void test_cache_ttl_and_failure(void **state)
     (void)state;
     write_pac("ttl.pac", "function FindProxyForURL(u, h) { return \"PROXY 127.0.0.1:1\"; }\n");
     char section[512];
-    snprintf(section, sizeof(section), "mode = pac\npac_url = pac+file://%s/ttl.pac\npac_ttl = 1s\n",
-             tmpdir);
+    snprintf(section, sizeof(section),
+             "mode = pac\npac_url = pac+file://%s/ttl.pac\npac_ttl = 1s\n", tmpdir);
     struct config *cfg = load(section);
     struct log_sink quiet = {.level = LOG_LEVEL_ERROR};
     struct proxy_ctx *p = NULL;
@@ -300,6 +302,55 @@ static void test_seam_moves_through_routes(void **state)
     config_free(cfg);
 }
 
+/* One resolution of ok.pac for cloud.example; returns 0 when libproxy gave its three routes. */
+static void *resolve_loop(void *arg)
+{
+    const char *section = arg;
+    struct config *cfg = load(section);
+    long bad = 0;
+    for (int i = 0; i < 5; i++) {
+        struct proxy_ctx *p = NULL;
+        struct proxy_resolution res;
+        struct dirconn_error err;
+        if (proxy_new(cfg, NULL, &p, NULL) != DIRCONN_OK ||
+            proxy_resolve(p, "https://cloud.example/scim", &res, &err) != DIRCONN_OK) {
+            bad++;
+        } else {
+            if (res.n != 3 || res.routes[0] == NULL || strcmp(res.routes[0], "http://127.0.0.1:1"))
+                bad++;
+            proxy_resolution_clear(&res);
+        }
+        proxy_free(p);
+    }
+    config_free(cfg);
+    return (void *)bad;
+}
+
+/* With the launcher (proxy_px_prefork), threads resolve at the same time; after it stops,
+ * resolutions fork directly again. */
+static void test_launcher_threads(void **state)
+{
+    (void)state;
+    write_pac("ok.pac", "function FindProxyForURL(url, host) {\n"
+                        "  if (host == \"cloud.example\") return \"PROXY 127.0.0.1:1; PROXY "
+                        "127.0.0.1:2; DIRECT\";\n"
+                        "  return \"DIRECT\"; }\n");
+    static char section[512];
+    snprintf(section, sizeof(section), "mode = pac\npac_url = pac+file://%s/ok.pac\n", tmpdir);
+    struct dirconn_error err;
+    assert_int_equal(proxy_px_prefork(&err), DIRCONN_OK);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, resolve_loop, section), 0);
+    for (int i = 0; i < 4; i++) {
+        void *bad = NULL;
+        pthread_join(t[i], &bad);
+        assert_int_equal((long)bad, 0);
+    }
+    proxy_px_prefork_stop();
+    assert_int_equal((long)resolve_loop(section), 0);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -312,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_resolve_pac_file),
         cmocka_unit_test(test_cache_ttl_and_failure),
         cmocka_unit_test(test_seam_moves_through_routes),
+        cmocka_unit_test(test_launcher_threads),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();
