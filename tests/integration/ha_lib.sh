@@ -13,11 +13,13 @@
 #                           given FAKETIME offset, e.g. +5h); HA_PID[I]; waits for its socket
 # ha_start_all K            ha_start 1..K
 # ha_stop I                 SIGCONT then SIGTERM instance I and wait for it (no-op if down);
-#                           after 10 s SIGKILL it and its children (noted in its log)
+#                           after 10 s SIGKILL it (noted in its log); its helper processes
+#                           must end by themselves within 2 s (else recorded and killed)
 # ha_stop_all               ha_stop every instance started
 # ha_signal I SIG           send SIG (KILL, STOP, CONT, TERM) to instance I; HA_T_SIGNAL is the
-#                           time of the signal (date +%s.%N); KILL reaps it and kills the
-#                           children it leaves (a libproxy helper), noted in $work/ha-children.log
+#                           time of the signal (date +%s.%N); KILL reaps it, and its helper
+#                           processes must end by themselves within 2 s (else recorded, killed)
+# ha_wait_exit I            after ha_signal I TERM: wait for it; returns its exit status
 # ha_role I                 prints active|standby|<other ha state>|down (no socket, refused,
 #                           exited) or unknown (no answer within 1 s: e.g. SIGSTOPped)
 # ha_status I               prints dirconnctl status --json of instance I (empty if no answer)
@@ -45,7 +47,8 @@
 # ha_stale_write I TOKEN USER_ID  PATCHes the cloud user's title to "Stale Write" as conn-I with
 #                           Dirconn-Fencing-Token TOKEN (what an old active's late write looks
 #                           like); prints the HTTP status
-# ha_stuck_children [S]     prints the children of running instances older than S s (default 5)
+# ha_stuck_children [S]     prints libproxy children of running instances older than S s
+#                           (default 5) and helpers that outlived their dirconnd
 # ha_id I                   prints conn-I's connector id
 # ha_index ID               prints I for conn-I's id
 
@@ -53,6 +56,7 @@
 HA_FAKETIME_LIB=${HA_FAKETIME_LIB:-/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1}
 HA_N=0 # the highest instance index started or set up
 declare -a HA_PID=()
+declare -a HA_KIDS=() # the helper processes of instance I when it was last signalled
 HA_ACTIVE=
 HA_T_SIGNAL=
 HA_FAILOVER=
@@ -115,15 +119,32 @@ ha_start_all() {
 	for ((i = 1; i <= $1; i++)); do ha_start "$i" || return 1; done
 }
 
-# ha__kill_children PID...: SIGKILL the given processes (children of a dirconnd we killed: a
-# forked libproxy helper would otherwise outlive it, and one that deadlocked never exits)
-ha__kill_children() {
-	local c age
-	for c in "$@"; do
-		echo "# $(date -u +%T.%N | cut -c1-12) test: killed child $c, $(ps -o etimes= -p "$c" 2>/dev/null | tr -d ' ') s old ($(tr '\0' ' ' </proc/"$c"/cmdline 2>/dev/null)), of a killed dirconnd" \
-			>>"$work/ha-children.log"
-		age=$(ps -o etimes= -p "$c" 2>/dev/null | tr -d ' ')
-		[[ -n $age ]] && ((age > 5)) && echo "a killed dirconnd had had child $c for $age s" >>"$work/ha-stuck.log"
+# ha__descendants PID: the children and grandchildren of PID (dirconnd's libproxy launcher,
+# forked at start, and the libproxy children the launcher forks)
+ha__descendants() {
+	local c
+	for c in $(pgrep -P "$1" || true); do
+		echo "$c"
+		pgrep -P "$c" || true
+	done
+	return 0
+}
+
+# ha__reap_helpers I PID...: after instance I's dirconnd ended, the helpers it had must end by
+# themselves within 2 s (the launcher reads EOF); any still running is recorded in
+# $work/ha-stuck.log (a failure of ha_stuck_children) and killed
+ha__reap_helpers() {
+	local i=$1 c left
+	shift
+	[[ $# -gt 0 ]] || return 0
+	for _ in $(seq 1 20); do
+		left=
+		for c in "$@"; do kill -0 "$c" 2>/dev/null && left+=" $c"; done
+		[[ -z $left ]] && return 0
+		sleep 0.1
+	done
+	for c in $left; do
+		echo "conn-$i's dirconnd ended but its helper $c ($(tr '\0' ' ' </proc/"$c"/cmdline 2>/dev/null)) still ran 2 s later" >>"$work/ha-stuck.log"
 		kill -KILL "$c" 2>/dev/null || true
 	done
 	return 0
@@ -132,6 +153,7 @@ ha__kill_children() {
 ha_stop() {
 	local i=$1 pid=${HA_PID[$1]:-} kids
 	[[ -n $pid ]] || return 0
+	kids=$(ha__descendants "$pid")
 	kill -CONT "$pid" 2>/dev/null || true
 	kill -TERM "$pid" 2>/dev/null || true
 	for _ in $(seq 1 100); do
@@ -140,13 +162,12 @@ ha_stop() {
 	done
 	if kill -0 "$pid" 2>/dev/null; then
 		echo "# $(date -u +%T.%N | cut -c1-12) test: conn-$i did not exit within 10 s of SIGTERM: SIGKILL" >>"$work/dirconnd-$i.log"
-		kids=$(pgrep -P "$pid" || true)
 		kill -KILL "$pid" 2>/dev/null || true
-		# shellcheck disable=SC2086
-		ha__kill_children $kids
 	fi
 	wait "$pid" 2>/dev/null || true
 	HA_PID[i]=
+	# shellcheck disable=SC2086
+	ha__reap_helpers "$i" $kids
 }
 
 ha_stop_all() {
@@ -159,7 +180,8 @@ ha_signal() {
 	[[ -n $pid ]] || { echo "conn-$i is not running"; return 1; }
 	echo "# $(date -u +%T.%N | cut -c1-12) test: SIG$sig" >>"$work/dirconnd-$i.log"
 	local kids=
-	[[ $sig == KILL ]] && kids=$(pgrep -P "$pid" || true)
+	[[ $sig == KILL || $sig == TERM ]] && kids=$(ha__descendants "$pid")
+	HA_KIDS[i]=$kids
 	HA_T_SIGNAL=$(ha_now)
 	kill -"$sig" "$pid"
 	case $sig in
@@ -167,10 +189,22 @@ ha_signal() {
 		wait "$pid" 2>/dev/null || true
 		HA_PID[i]=
 		# shellcheck disable=SC2086
-		ha__kill_children $kids
+		ha__reap_helpers "$i" $kids
 		;;
 	esac
 	return 0
+}
+
+# ha_wait_exit I: after ha_signal I TERM: wait for it, return its exit status; its helper
+# processes must end within 2 s (ha__reap_helpers)
+ha_wait_exit() {
+	local i=$1 rc=0
+	[[ -n ${HA_PID[i]:-} ]] || return 0
+	wait "${HA_PID[i]}" 2>/dev/null || rc=$?
+	HA_PID[i]=
+	# shellcheck disable=SC2086
+	ha__reap_helpers "$i" ${HA_KIDS[i]:-}
+	return "$rc"
 }
 
 ha_status() {
@@ -437,16 +471,18 @@ ha_cloud_user_id() {
 	json "$out" "j['Resources'][0]['id']"
 }
 
-# ha_stuck_children [SECONDS]: prints the children of running instances older than SECONDS
-# (default 5): a forked libproxy helper answers in milliseconds, one stuck for seconds has
-# deadlocked (fork in a multi-threaded process) and holds its dirconnd's request for up to 20 s
+# ha_stuck_children [SECONDS]: prints the libproxy children (grandchildren of a running
+# dirconnd, under its launcher) older than SECONDS (default 5), which answer in milliseconds
+# when healthy, and what ha__reap_helpers recorded (helpers that outlived their dirconnd)
 ha_stuck_children() {
-	local limit=${1:-5} i c age
+	local limit=${1:-5} i l c age
 	for ((i = 1; i <= HA_N; i++)); do
 		[[ -n ${HA_PID[i]:-} ]] || continue
-		for c in $(pgrep -P "${HA_PID[i]}" || true); do
-			age=$(ps -o etimes= -p "$c" 2>/dev/null | tr -d ' ')
-			[[ -n $age ]] && ((age > limit)) && echo "conn-$i (pid ${HA_PID[i]}) has had child $c for $age s"
+		for l in $(pgrep -P "${HA_PID[i]}" || true); do
+			for c in $(pgrep -P "$l" || true); do
+				age=$(ps -o etimes= -p "$c" 2>/dev/null | tr -d ' ')
+				[[ -n $age ]] && ((age > limit)) && echo "conn-$i (pid ${HA_PID[i]}) has had libproxy child $c for $age s"
+			done
 		done
 	done
 	[[ -s $work/ha-stuck.log ]] && cat "$work/ha-stuck.log"
