@@ -1,9 +1,13 @@
 # Integration test of high availability with the reference cloud's lease ([ha] lease = cloud):
 # several dirconnd instances (separately registered connectors, one slapd AD LDS fixture, one
-# dirconn-cloud) elect exactly one active; kill -9, SIGSTOP past the lease and SIGTERM of the
-# active hand over to a standby in time; a resumed old active writes nothing and becomes
-# standby; an instance with its clock 5 hours ahead (libfaketime) changes nothing; a sampler
-# checks throughout that no two instances report active at once.
+# dirconn-cloud) elect exactly one active, which the cloud's lease and every status agree on;
+# a standby refuses sync-now and writes nothing; the active keeps its watermarks in the
+# cloud's connector state for a successor. kill -9, SIGSTOP past the lease and SIGTERM (also
+# in the middle of a sync) of the active hand over in time and a directory change made then
+# reaches the cloud; a 2 s SIGSTOP changes nothing; a resumed old active writes nothing and
+# becomes standby, and a late write with its old fencing token is rejected; an instance with
+# its clock 5 hours ahead (libfaketime) changes nothing; failover_interval delays a takeover;
+# a sampler checks throughout that no two instances report active at once.
 #   bash ha_cloud.sh
 # HA_LEASE (default 6) is the lease duration in seconds.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -1,9 +1,11 @@
 # Integration test of high availability with the etcd lease ([ha] lease = etcd) against a
 # three-member etcd cluster on loopback (etcd_lib.sh): three dirconnd instances (separately
 # registered connectors, one slapd AD LDS fixture, one dirconn-cloud) elect exactly one
-# active; kill -9 and SIGTERM of the active hand over in time; with one etcd member killed
-# (the first endpoint, made the raft leader first) the active keeps its lease and a kill -9
-# failover still works; a sampler checks that no two instances report active at once.
+# active, named by the etcd leader key; kill -9 and SIGTERM of the active hand over in time
+# and a directory change made then reaches the cloud; with one etcd member killed (the first
+# endpoint, made the raft leader first) the active keeps its lease and the handovers still
+# work; failover_interval delays a takeover; a sampler checks that no two instances report
+# active at once.
 #   bash ha_etcd.sh
 # HA_LEASE (default 6) is the lease duration in seconds.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
