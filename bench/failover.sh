@@ -89,7 +89,6 @@ trial() {
 	if [[ $sig == TERM ]]; then
 		local rc=0
 		ha_wait_exit "$a" || rc=$?
-		HA_PID[a]=
 		((rc == 0)) || echo "  conn-$a exited $rc after SIGTERM" >&2
 	fi
 	ha_start "$a" >&2

@@ -144,7 +144,6 @@ echo "# SIGTERM handover: $HA_FAILOVER s"
 check "SIGTERM: the standby is active within 2 s ($HA_FAILOVER s)" test "$HA_FAILOVER" != timeout
 rc=0
 ha_wait_exit "$b" || rc=$?
-HA_PID[b]=
 check_eq "SIGTERM: the old active exits 0" 0 "$rc"
 check "SIGTERM: its log says the lease was released" grep -q "ha: lease released" "$work/dirconnd-$b.log"
 change_now
@@ -229,7 +228,6 @@ echo "# SIGTERM handover during a sync: $HA_FAILOVER s"
 check "SIGTERM during a sync: a standby is active within 2 s ($HA_FAILOVER s)" test "$HA_FAILOVER" != timeout
 rc=0
 ha_wait_exit "$a" || rc=$?
-HA_PID[a]=
 check_eq "SIGTERM during a sync: the old active exits 0" 0 "$rc"
 check "SIGTERM during a sync: its log says the lease was released" \
 	grep -q "ha: lease released" <(ha_log_since "$a" "test: SIGTERM")
@@ -275,7 +273,6 @@ ha_failover_time "$f" 2 || true
 echo "# SIGTERM handover from the fast-clock instance: $HA_FAILOVER s"
 check "faketime: SIGTERM hands over within 2 s ($HA_FAILOVER s)" test "$HA_FAILOVER" != timeout
 ha_wait_exit "$f" || true
-HA_PID[f]=
 ha_monitor_stop
 ha_monitor_check "faketime"
 echo "# fencedRejections at the end: $(ha_fenced); lease: $(ha_cloud_lease)"

@@ -75,7 +75,6 @@ failover() {
 	if [[ $sig == TERM ]]; then
 		local rc=0
 		ha_wait_exit "$a" || rc=$?
-		HA_PID[a]=
 		check_eq "$what: SIGTERM: the old active exits 0" 0 "$rc"
 		check "$what: SIGTERM: its log says the lease was released" \
 			grep -q "ha: lease released" <(ha_log_since "$a" "test: SIGTERM")
