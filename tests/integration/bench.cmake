@@ -1,2 +1,3 @@
 # Benchmarks are not timed tests: CI runs a small smoke of each.
 dirconn_integration_test(bench_sync_smoke bench_sync_smoke.sh TIMEOUT 600)
+dirconn_integration_test(bench_failover_smoke bench_failover_smoke.sh TIMEOUT 600)

@@ -5,3 +5,8 @@
 add_executable(ha_lease_driver ${CMAKE_CURRENT_LIST_DIR}/ha_lease_driver.c)
 target_link_libraries(ha_lease_driver PRIVATE dirconn)
 dirconn_integration_test(ha_etcd_lease ha_etcd_lease.sh TIMEOUT 180)
+
+# High availability: several dirconnd instances elect one active through a lease
+# (ha_lib.sh): the cloud's lease with 2 and 3 instances, and the etcd lease.
+dirconn_integration_test(ha_cloud ha_cloud.sh TIMEOUT 600)
+dirconn_integration_test(ha_etcd ha_etcd.sh TIMEOUT 600)

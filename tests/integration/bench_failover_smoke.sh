@@ -1,0 +1,18 @@
+# Smoke run of bench/failover.sh (3 kill -9 and 3 SIGTERM failovers with a 4 s lease) so the
+# benchmark keeps working.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+out=$(mktemp /tmp/bench-failover-smoke.XXXXXX.json)
+trap 'rm -f "$out"' EXIT
+run_capture b bash "$SRC/bench/failover.sh" --smoke --build-dir "$DIRCONN_BUILD_DIR" --out "$out"
+check_eq "the benchmark runs" 0 "$b_rc"
+[[ $b_rc -eq 0 ]] || echo "$b_err" | tail -20
+check_contains "it prints its table" "$b_out" "| kill -9  | cloud   |"
+check_contains "it prints the SIGTERM row" "$b_out" "| SIGTERM  | cloud   |"
+check_eq "three kill -9 trials" 3 "$(json "$out" "j['kill9']['trials']")"
+check_eq "three SIGTERM trials" 3 "$(json "$out" "j['sigterm']['trials']")"
+check_eq "no kill -9 trial timed out" 0 "$(json "$out" "j['kill9']['timeouts']")"
+check_eq "no SIGTERM trial timed out" 0 "$(json "$out" "j['sigterm']['timeouts']")"
+# lease 4 s: the lease runs out at most 4 s after the kill, plus the standby's poll and jitter
+check_eq "kill -9 failovers within lease + 2 s" True "$(json "$out" "j['kill9']['max_s'] < 6")"
+check_eq "SIGTERM failovers within 2 s" True "$(json "$out" "j['sigterm']['max_s'] < 2")"
+finish

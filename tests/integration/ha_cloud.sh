@@ -1,0 +1,305 @@
+# Integration test of high availability with the reference cloud's lease ([ha] lease = cloud):
+# several dirconnd instances (separately registered connectors, one slapd AD LDS fixture, one
+# dirconn-cloud) elect exactly one active, which the cloud's lease and every status agree on;
+# a standby refuses sync-now and writes nothing; the active keeps its watermarks in the
+# cloud's connector state for a successor. kill -9, SIGSTOP past the lease and SIGTERM (also
+# in the middle of a sync) of the active hand over in time and a directory change made then
+# reaches the cloud; a 2 s SIGSTOP changes nothing; a resumed old active writes nothing and
+# becomes standby, and a late write with its old fencing token is rejected; an instance with
+# its clock 5 hours ahead (libfaketime) changes nothing; failover_interval delays a takeover;
+# a sampler checks throughout that no two instances report active at once.
+#   bash ha_cloud.sh
+# HA_LEASE (default 6) is the lease duration in seconds.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/sync_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/ha_lib.sh"
+LEASE=${HA_LEASE:-6}
+LIMIT=$((LEASE + 0 + 2)) # lease_duration + failover_interval + 2 s
+
+work=$(mktemp -d /tmp/dirconn-it-ha-cloud-XXXXXX)
+cleanup() {
+	ha_monitor_stop
+	ha_stop_all
+	sync_cloud_stop
+	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
+	if [[ $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
+}
+trap cleanup EXIT
+ldsfx_start_retry adlds "$work/fx" --users 200
+# shellcheck disable=SC1091
+source "$work/fx/env"
+sync_cloud_start
+ha_setup 3 "[ha]
+lease = cloud
+lease_duration = ${LEASE}s
+failover_interval = 0s
+jitter = 200ms"
+mapfile -t users < <(ha_user_dns 40)
+probe=${users[0]}
+
+# status_of I EXPR: a Python expression over instance I's status JSON (j)
+status_of() {
+	local s
+	s=$(ha_status "$1")
+	[[ -n $s ]] || { echo "no answer"; return 0; }
+	json "$s" "$2" 2>/dev/null || echo "no such member"
+}
+other_than() {
+	local i
+	for ((i = 1; i <= $2; i++)); do [[ $i != "$1" ]] && echo "$i"; done
+	return 0
+}
+n_change=0
+# change_reaches_cloud WHAT SECONDS: a new displayName of the probe user must reach the cloud
+change_now() {
+	n_change=$((n_change + 1))
+	CHANGE="HA Change $n_change $RANDOM"
+	ha_set_attr "$probe" displayName "$CHANGE"
+}
+change_reached() {
+	check "$1" ha_wait_cloud_count "displayName eq \"$CHANGE\"" 1 "$2"
+}
+
+# ---- two instances: exactly one active
+ha_start_all 2
+ha_monitor_start
+check "one of two instances becomes active" ha_wait_one_active 30
+a=$HA_ACTIVE
+s=$(other_than "$a" 2)
+check_eq "the other one is standby" standby "$(ha_role "$s")"
+check_eq "the cloud's lease is held by the active one" "$a" "$(ha_cloud_holder)"
+tok=$(json "$(ha_cloud_lease)" "j['leaseTransitions']")
+check_eq "status of the active: backend" cloud "$(status_of "$a" "j['ha']['backend']")"
+check_eq "status of the active: identity is its connector id" "$(ha_id "$a")" "$(status_of "$a" "j['ha']['identity']")"
+check_eq "status of the active: state" active "$(status_of "$a" "j['ha']['state']")"
+check_eq "status of the active: holder is itself" "$(ha_id "$a")" "$(status_of "$a" "j['ha']['holder']")"
+check_eq "status of the active: its fencing token is the cloud's leaseTransitions" "$tok" \
+	"$(status_of "$a" "j['ha']['fencing_token']")"
+check "status of the active: holder_since and last_renew are set" test "$(status_of "$a" \
+	"bool(j['ha']['holder_since'] and j['ha']['last_renew'])")" = True
+check_eq "status of the standby: identity" "$(ha_id "$s")" "$(status_of "$s" "j['ha']['identity']")"
+check_eq "status of the standby: state" standby "$(status_of "$s" "j['ha']['state']")"
+check_eq "status of the standby: the holder is the active one" "$(ha_id "$a")" "$(status_of "$s" "j['ha']['holder']")"
+run_capture sn dirconnctl sync-now --incremental --socket "$(ha_sock "$s")"
+check "sync-now on the standby fails" test "$sn_rc" -ne 0
+check "sync-now on the standby says why" test -n "$sn_err$sn_out"
+echo "# sync-now on the standby: rc $sn_rc: $sn_err$sn_out"
+cloud_users() { json "$(ha_cloud_stats)" "j['users']"; }
+first_sync() {
+	local t0=$SECONDS
+	until (($(cloud_users) > 100)); do
+		((SECONDS - t0 > 60)) && return 1
+		sleep 0.5
+	done
+}
+check "the active's first sync fills the cloud" first_sync
+check_eq "the standby wrote nothing to the cloud" "" "$(ha_cloud_writes_by "$s" 1)"
+# the active keeps its watermarks in the cloud's connector-state document for a successor
+shared_writer() { json "$(cloud_admin GET /v1/orgs/acme/state)" "j.get('writer') if isinstance(j, dict) and j.get('watermarks') else None"; }
+wait_writer() {
+	local t0=$SECONDS
+	until [[ $(shared_writer) == "$(ha_id "$1")" ]]; do
+		((SECONDS - t0 > $2)) && { echo "# the shared state: $(cloud_admin GET /v1/orgs/acme/state)"; return 1; }
+		sleep 0.5
+	done
+}
+check "the active stored its watermarks in the cloud's connector state" wait_writer "$a" 30
+gen0=$(json "$(cloud_admin GET /v1/orgs/acme/state)" "j['generation']")
+
+# ---- SIGSTOP shorter than what the lease leaves after a renewal: no failover
+ha_signal "$a" STOP
+sleep 2
+ha_signal "$a" CONT
+sleep 1
+check_eq "a 2 s SIGSTOP of the active: it is still the only active" "$a" "$(ha_active)"
+check_eq "a 2 s SIGSTOP of the active: the cloud's lease did not move" "$a" "$(ha_cloud_holder)"
+check_eq "a 2 s SIGSTOP of the active: no new lease transition" "$tok" "$(json "$(ha_cloud_lease)" "j['leaseTransitions']")"
+
+# ---- kill -9 of the active: a standby takes over within lease + failover_interval + 2 s
+ha_signal "$a" KILL
+change_now
+ha_failover_time "$a" "$LIMIT" || true
+echo "# kill -9 failover: $HA_FAILOVER s (limit $LIMIT s)"
+check "kill -9: the standby is active within ${LIMIT}s ($HA_FAILOVER s)" test "$HA_FAILOVER" != timeout
+b=$HA_ACTIVE
+check_eq "kill -9: the cloud's lease moved to the new active" "$b" "$(ha_cloud_holder)"
+check "kill -9: the fencing token grew" test "$(json "$(ha_cloud_lease)" "j['leaseTransitions']")" -gt "$tok"
+change_reached "kill -9: a directory change made right after the kill reaches the cloud" 30
+check "kill -9: the new active's log shows the transition" grep -q "ha: acquiring -> active" "$work/dirconnd-$b.log"
+check "kill -9: the new active continues from the shared watermarks" \
+	grep -q "ha: continuing from the shared state" "$work/dirconnd-$b.log"
+check "kill -9: the new active then writes the shared state itself" wait_writer "$b" 30
+check "kill -9: the shared state's generation grew" test "$(json "$(cloud_admin GET /v1/orgs/acme/state)" "j['generation']")" -gt "$gen0"
+if grep -q "the local object map is behind the shared state: this first sync runs in full" "$work/dirconnd-$b.log"; then
+	echo "# note: the new active's first sync ran in full (its local object map was behind)"
+fi
+ha_start "$a"
+check "kill -9: the killed instance restarts as standby" ha_wait_role "$a" standby 15
+check_eq "kill -9: still exactly one active" "$b" "$(ha_active)"
+
+# ---- SIGTERM of the active: released, a standby is active within 2 s
+ha_signal "$b" TERM
+ha_failover_time "$b" 2 || true
+echo "# SIGTERM handover: $HA_FAILOVER s"
+check "SIGTERM: the standby is active within 2 s ($HA_FAILOVER s)" test "$HA_FAILOVER" != timeout
+rc=0
+ha_wait_exit "$b" || rc=$?
+check_eq "SIGTERM: the old active exits 0" 0 "$rc"
+check "SIGTERM: its log says the lease was released" grep -q "ha: lease released" "$work/dirconnd-$b.log"
+change_now
+change_reached "SIGTERM: a change reaches the cloud through the new active" 30
+ha_start "$b"
+check "SIGTERM: the old active restarts as standby" ha_wait_role "$b" standby 15
+ha_monitor_stop
+ha_monitor_check "two instances"
+
+# ---- three instances
+ha_start 3
+ha_monitor_start
+check "a third instance starts as standby" ha_wait_role 3 standby 15
+check "three instances: exactly one active" ha_wait_one_active 5
+a=$HA_ACTIVE
+ha_signal "$a" KILL
+change_now
+ha_failover_time "$a" "$LIMIT" || true
+echo "# kill -9 failover (3 instances): $HA_FAILOVER s"
+check "three instances, kill -9: a standby is active within ${LIMIT}s ($HA_FAILOVER s)" test "$HA_FAILOVER" != timeout
+check "three instances, kill -9: then exactly one active" ha_wait_one_active 3 "$a"
+change_reached "three instances, kill -9: the change made after the kill reaches the cloud" 30
+ha_start "$a"
+check "three instances: the killed one restarts as standby" ha_wait_role "$a" standby 15
+
+# ---- SIGSTOP of the active in the middle of a sync, past its lease; then SIGCONT
+a=$(ha_active)
+cloud_admin PUT /v1/faults '{"latencyMs": 150, "writesOnly": true}' >/dev/null
+ha_set_attr_many title "HA Stopped Mid-Sync" "${users[@]}"
+applying=no
+for _ in $(seq 1 100); do
+	if [[ $(status_of "$a" "(j['current'] or {}).get('phase','')") == applying ]]; then applying=yes; break; fi
+	sleep 0.1
+done
+echo "# the active was applying when stopped: $applying"
+sleep 0.5
+old_tok=$(status_of "$a" "j['ha']['fencing_token']")
+ha_signal "$a" STOP
+ha_failover_time "$a" "$LIMIT" || true
+echo "# SIGSTOP failover: $HA_FAILOVER s"
+check "SIGSTOP: a standby is active within ${LIMIT}s ($HA_FAILOVER s)" test "$HA_FAILOVER" != timeout
+b=$HA_ACTIVE
+check_eq "SIGSTOP: the cloud's lease moved" "$b" "$(ha_cloud_holder)"
+cloud_admin PUT /v1/faults '{"latencyMs": 0, "writesOnly": false}' >/dev/null
+sleep 1
+from=$(ha_cloud_log_lines)
+fenced0=$(ha_fenced)
+ha_signal "$a" CONT
+check "SIGCONT: the old active becomes standby" ha_wait_role "$a" standby 15
+sleep 2
+check_eq "SIGCONT: the old active made no write the cloud accepted" "" "$(ha_cloud_writes_by "$a" "$from")"
+fenced1=$(ha_fenced)
+echo "# fencedRejections: $fenced0 before SIGCONT, $fenced1 after"
+check "SIGCONT: the old active's log says it lost the lease" \
+	grep -q -E "ha: self-fenced|ha: active -> (standby|releasing|stopped)|lost the lease|lease lost" \
+	<(ha_log_since "$a" "test: SIGCONT")
+uid=$(ha_cloud_user_id "displayName eq \"$CHANGE\"")
+fenced0=$(ha_fenced)
+check_eq "the cloud rejects a late write with the old active's token $old_tok" 409 "$(ha_stale_write "$a" "$old_tok" "$uid")"
+check_eq "the rejected write is counted in fencedRejections" $((fenced0 + 1)) "$(ha_fenced)"
+check_eq "the rejected write changed nothing" 0 "$(ha_cloud_count 'title eq "Stale Write"')"
+check_eq "SIGCONT: the new active is the only active" "$b" "$(ha_active)"
+check_eq "SIGCONT: the cloud's lease stays with the new active" "$b" "$(ha_cloud_holder)"
+check "the changes being applied when the old active stopped all reach the cloud" \
+	ha_wait_cloud_count 'title eq "HA Stopped Mid-Sync"' "${#users[@]}" 45
+
+# ---- SIGTERM of the active in the middle of a sync: it stops after the batch in flight and
+# releases; a standby is active within 2 s
+# (100 ms a write: the handover waits for the batch in flight, 1.0-1.6 s with 150 ms a write)
+a=$(ha_active)
+cloud_admin PUT /v1/faults '{"latencyMs": 100, "writesOnly": true}' >/dev/null
+ha_set_attr_many title "HA Terminated Mid-Sync" "${users[@]}"
+applying=no
+for _ in $(seq 1 100); do
+	if [[ $(status_of "$a" "(j['current'] or {}).get('phase','')") == applying ]]; then applying=yes; break; fi
+	sleep 0.05
+done
+echo "# the active was applying when terminated: $applying"
+ha_signal "$a" TERM
+ha_failover_time "$a" 2 || true
+echo "# SIGTERM handover during a sync: $HA_FAILOVER s"
+check "SIGTERM during a sync: a standby is active within 2 s ($HA_FAILOVER s)" test "$HA_FAILOVER" != timeout
+rc=0
+ha_wait_exit "$a" || rc=$?
+check_eq "SIGTERM during a sync: the old active exits 0" 0 "$rc"
+check "SIGTERM during a sync: its log says the lease was released" \
+	grep -q "ha: lease released" <(ha_log_since "$a" "test: SIGTERM")
+cloud_admin PUT /v1/faults '{"latencyMs": 0, "writesOnly": false}' >/dev/null
+check "SIGTERM during a sync: the new active completes the changes" \
+	ha_wait_cloud_count 'title eq "HA Terminated Mid-Sync"' "${#users[@]}" 45
+ha_start "$a"
+check "SIGTERM during a sync: the old active restarts as standby" ha_wait_role "$a" standby 15
+ha_monitor_check "three instances, kill -9, SIGSTOP and SIGTERM"
+
+# ---- one instance with its clock 5 hours ahead (libfaketime) changes nothing
+a=$(ha_active)
+f=$(other_than "$a" 3 | head -1)
+ha_stop "$f"
+ha_start "$f" faketime "+5h"
+check "faketime: the instance with a clock 5 h ahead starts as standby" ha_wait_role "$f" standby 15
+# its own clock is ahead: the next incremental it shows (local time) is about 5 h from now
+ahead=$(status_of "$f" "round((__import__('datetime').datetime.strptime(j['next']['incremental'], '%Y-%m-%dT%H:%M:%S%z').timestamp() - __import__('time').time()) / 3600)")
+check_eq "faketime: its clock is 5 h ahead (hours ahead of ours, by its next incremental)" 5 "$ahead"
+sleep "$LEASE"
+check_eq "faketime: it does not take the lease from a live active" "$a" "$(ha_cloud_holder)"
+check_eq "faketime: still exactly one active" "$a" "$(ha_active)"
+# make it the active: kill the others' actives until it takes over
+for _ in 1 2; do
+	cur=$(ha_active)
+	[[ -z $cur || $cur == "$f" ]] && break
+	ha_signal "$cur" KILL
+	ha_failover_time "$cur" "$LIMIT" || true
+	echo "# kill -9 failover with a fast-clock standby: $HA_FAILOVER s"
+	check "faketime: kill -9 of conn-$cur: a standby is active within ${LIMIT}s ($HA_FAILOVER s)" test "$HA_FAILOVER" != timeout
+done
+check_eq "faketime: the fast-clock instance is active" "$f" "$(ha_active)"
+change_now
+change_reached "faketime: its writes reach the cloud" 30
+for ((i = 1; i <= 3; i++)); do
+	[[ -z ${HA_PID[i]:-} ]] && ha_start "$i"
+done
+sleep "$LEASE"
+check_eq "faketime: it keeps the lease (renewals count by the server's clock)" "$f" "$(ha_cloud_holder)"
+check_eq "faketime: exactly one active" "$f" "$(ha_active)"
+ha_signal "$f" TERM
+ha_failover_time "$f" 2 || true
+echo "# SIGTERM handover from the fast-clock instance: $HA_FAILOVER s"
+check "faketime: SIGTERM hands over within 2 s ($HA_FAILOVER s)" test "$HA_FAILOVER" != timeout
+ha_wait_exit "$f" || true
+ha_monitor_stop
+ha_monitor_check "faketime"
+echo "# fencedRejections at the end: $(ha_fenced); lease: $(ha_cloud_lease)"
+# ---- failover_interval: after the lease ran out a standby waits that long before taking it
+FI=6
+ha_stop_all
+ha_setup 3 "[ha]
+lease = cloud
+lease_duration = ${LEASE}s
+failover_interval = ${FI}s
+jitter = 200ms"
+ha_start_all 3
+ha_monitor_start
+check "failover_interval ${FI}s: one active" ha_wait_one_active 30
+a=$HA_ACTIVE
+sleep 1
+ha_signal "$a" KILL
+ha_failover_time "$a" $((LEASE + FI + 2)) || true
+echo "# kill -9 failover with failover_interval ${FI}s: $HA_FAILOVER s"
+check "failover_interval ${FI}s: a standby is active within $((LEASE + FI + 2))s ($HA_FAILOVER s)" test "$HA_FAILOVER" != timeout
+# the lease lasts at least lease_duration - renew_interval after the kill (1.5 s of slack;
+# etcd reports whole seconds)
+low=$(awk -v l="$LEASE" -v f="$FI" 'BEGIN { printf "%.1f", f + l - l / 3 - 1.5 }')
+check "failover_interval ${FI}s: not before the lease ran out plus the interval (>= ${low}s: $HA_FAILOVER s)" \
+	awk -v t="$HA_FAILOVER" -v l="$low" 'BEGIN { exit !(t != "timeout" && t + 0 >= l) }'
+ha_monitor_stop
+ha_monitor_check "failover_interval"
+for ((i = 1; i <= 3; i++)); do grep -E '^dirconnd: [a-z]+: ha: [a-z]+ -> |test: SIG' "$work/dirconnd-$i.log" | sed "s/^/# conn-$i: /"; done
+check_eq "no libproxy helper got stuck or outlived its dirconnd" "" "$(ha_stuck_children)"
+finish
