@@ -2,6 +2,7 @@
 #include "connector/plan.h"
 
 #include "connector/ldap_entry.h"
+#include "connector/mapping.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -69,7 +70,7 @@ static const char schema_sql[] =
     "CREATE INDEX temp.plan_cloud_name ON plan_cloud(kind, name_lower);"
     "CREATE TEMP TABLE plan_dir (external_id TEXT PRIMARY KEY, kind INTEGER, dn TEXT,"
     "  dn_lower TEXT, name TEXT, name_lower TEXT, resource TEXT, manager_dn TEXT,"
-    "  members TEXT, status INTEGER, message TEXT, manager_lower TEXT);"
+    "  members TEXT, status INTEGER, message TEXT, manager_lower TEXT, split INTEGER);"
     "CREATE INDEX temp.plan_dir_dn ON plan_dir(dn_lower);"
     "CREATE INDEX temp.plan_dir_manager ON plan_dir(manager_lower);"
     "CREATE INDEX temp.plan_dir_name ON plan_dir(name_lower);"
@@ -104,7 +105,7 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
         {&p->ins_cloud, "INSERT INTO plan_cloud VALUES (?1, ?2, lower(?3), ?4, ?5, ?6)"},
         {&p->ins_dir,
          "INSERT OR IGNORE INTO plan_dir VALUES (?1, ?2, ?3, lower(?10), ?4, lower(?4),"
-         " ?5, ?6, ?7, ?8, ?9, lower(?11))"},
+         " ?5, ?6, ?7, ?8, ?9, lower(?11), ?12)"},
         {&p->ins_warning, "INSERT INTO plan_warnings (dn, message) VALUES (?1, ?2)"},
         {&p->ins_item, "INSERT INTO plan_items (op, kind, external_id, cloud_id, dn, name, record,"
                        " old_record, hash, version, changed, message, origin)"
@@ -181,7 +182,22 @@ enum dirconn_err plan_add_dir(struct plan *p, enum plan_kind kind, const char *e
                               const char *manager_dn, char *const *member_dns, size_t n_members,
                               const char *skip_message, struct dirconn_error *err)
 {
-    char *res_text = resource != NULL ? json_dumps(resource, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    size_t split = 0;
+    char *text = resource != NULL ? mapping_canonical(resource, &split) : NULL;
+    if (resource != NULL && text == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    enum dirconn_err e = plan_add_dir_text(p, kind, external_id, dn, name, text, split, manager_dn,
+                                           member_dns, n_members, skip_message, err);
+    free(text);
+    return e;
+}
+
+enum dirconn_err plan_add_dir_text(struct plan *p, enum plan_kind kind, const char *external_id,
+                                   const char *dn, const char *name, const char *res_text,
+                                   size_t split, const char *manager_dn, char *const *member_dns,
+                                   size_t n_members, const char *skip_message,
+                                   struct dirconn_error *err)
+{
     char *members_text = NULL;
     if (n_members > 0) {
         json_t *a = json_array();
@@ -190,11 +206,8 @@ enum dirconn_err plan_add_dir(struct plan *p, enum plan_kind kind, const char *e
         members_text = json_dumps(a, JSON_COMPACT);
         json_decref(a);
     }
-    if ((resource != NULL && res_text == NULL) || (n_members > 0 && members_text == NULL)) {
-        free(res_text);
-        free(members_text);
+    if (n_members > 0 && members_text == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-    }
     sqlite3_stmt *s = p->ins_dir;
     sqlite3_bind_text(s, 1, external_id, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, kind);
@@ -210,10 +223,10 @@ enum dirconn_err plan_add_dir(struct plan *p, enum plan_kind kind, const char *e
     sqlite3_bind_text(s, 10, key != NULL ? key : dn, -1, SQLITE_STATIC);
     char *mkey = manager_dn != NULL ? ldap_dn_canonical(manager_dn) : NULL;
     sqlite3_bind_text(s, 11, mkey != NULL ? mkey : manager_dn, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 12, (sqlite3_int64)split);
     enum dirconn_err e = step_done(p, s, err, "recording a directory object");
     free(key);
     free(mkey);
-    free(res_text);
     free(members_text);
     return e;
 }
@@ -316,22 +329,25 @@ static int cmp_str(const void *a, const void *b)
 
 /*
  * The record to plan: the mapped resource plus the private keys naming the
- * manager and members by externalId (only objects in scope).
+ * manager and members by externalId (only objects in scope), as canonical
+ * text. The keys are dumped with jansson on their own and spliced in at the
+ * resource's split (mapping_canonical): the result is the canonical dump of
+ * the merged object, without parsing the resource again.
  */
-static json_t *build_record(struct plan *p, const char *resource, const char *manager_dn,
-                            const char *members)
+static char *record_text(struct plan *p, const char *resource, size_t split, const char *manager_dn,
+                         const char *members)
 {
-    json_error_t jerr;
-    json_t *rec = json_loads(resource, 0, &jerr);
-    if (rec == NULL)
+    json_t *links = json_object();
+    if (links == NULL)
         return NULL;
     if (manager_dn != NULL) {
         char *mid = dir_external_id(p, manager_dn);
         if (mid != NULL)
-            json_object_set_new(rec, PLAN_KEY_MANAGER, json_string(mid));
+            json_object_set_new(links, PLAN_KEY_MANAGER, json_string(mid));
         free(mid);
     }
     if (members != NULL) {
+        json_error_t jerr;
         json_t *dns = json_loads(members, 0, &jerr);
         size_t n = json_array_size(dns), k = 0;
         char **ids = calloc(n > 0 ? n : 1, sizeof(char *));
@@ -351,10 +367,39 @@ static json_t *build_record(struct plan *p, const char *resource, const char *ma
             for (size_t i = 0; i < k; i++)
                 free(ids[i]);
             free(ids);
-            json_object_set_new(rec, PLAN_KEY_MEMBERS, arr);
+            json_object_set_new(links, PLAN_KEY_MEMBERS, arr);
         }
     }
-    return rec;
+    if (json_object_size(links) == 0) {
+        json_decref(links);
+        return strdup(resource);
+    }
+    char *ltext = json_dumps(links, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(links);
+    size_t len = strlen(resource);
+    if (ltext == NULL || split < 1 || split >= len) {
+        free(ltext);
+        return NULL;
+    }
+    /* resource[0, split) "," links-inside "," resource[split, len): commas where both sides have
+     * members; resource[split] is "," (members on both sides), "}" (none after) or a key */
+    size_t lin = strlen(ltext) - 2;
+    const char *rest = resource + split;
+    bool comma_before = split > 1, comma_after = rest[0] != ',' && rest[0] != '}';
+    char *out = malloc(len + lin + 3);
+    if (out != NULL) {
+        size_t n = split;
+        memcpy(out, resource, split);
+        if (comma_before)
+            out[n++] = ',';
+        memcpy(out + n, ltext + 1, lin);
+        n += lin;
+        if (comma_after)
+            out[n++] = ',';
+        memcpy(out + n, rest, len - split + 1);
+    }
+    free(ltext);
+    return out;
 }
 
 /* The top-level attributes (and enterprise extension attributes) that differ. */
@@ -442,17 +487,15 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
     const char *members = (const char *)sqlite3_column_text(row, 6);
     int status = sqlite3_column_int(row, 7);
     const char *message = (const char *)sqlite3_column_text(row, 8);
+    size_t split = (size_t)sqlite3_column_int64(row, 9);
 
     if (status != DIR_OK)
         return insert_item(p, status == DIR_SKIP ? PLAN_SKIP : PLAN_CONFLICT, kind, ext, NULL, dn,
                            name, NULL, NULL, NULL, NULL, NULL, message, 0, err);
 
-    json_t *rec = build_record(p, resource, manager_dn, members);
-    char *text = rec != NULL ? json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    if (text == NULL) {
-        json_decref(rec);
+    char *text = record_text(p, resource, split, manager_dn, members);
+    if (text == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "plan: cannot build the record of %s", dn);
-    }
     char hash[65];
     plan_record_hash(text, hash);
 
@@ -461,7 +504,6 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
     enum dirconn_err e = state_object_get(p->st, ext, &so, &known, err);
     if (e != DIRCONN_OK) {
         free(text);
-        json_decref(rec);
         return e;
     }
     struct cloud_row c = {0};
@@ -500,8 +542,11 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
         e = insert_item(p, PLAN_CONFLICT, kind, ext, NULL, dn, name, NULL, NULL, NULL, NULL, NULL,
                         skip, 0, err);
     } else {
-        char *changed =
-            op == PLAN_UPDATE ? changed_attributes(known ? so.record : NULL, rec) : NULL;
+        /* Only updates need the record as a value. */
+        json_error_t jerr;
+        json_t *rec = op == PLAN_UPDATE ? json_loads(text, 0, &jerr) : NULL;
+        char *changed = rec != NULL ? changed_attributes(known ? so.record : NULL, rec) : NULL;
+        json_decref(rec);
         e = insert_item(p, op, kind, ext, c.found ? c.id : NULL, dn, name, text,
                         known ? so.record : NULL, hash, c.version, changed, NULL, origin, err);
         free(changed);
@@ -509,7 +554,6 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
     cloud_row_clear(&c);
     state_object_clear(&so);
     free(text);
-    json_decref(rec);
     return e;
 }
 
@@ -557,7 +601,7 @@ enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dir
     sqlite3_stmt *rows = NULL;
     if (sqlite3_prepare_v2(p->db,
                            "SELECT external_id, kind, dn, name, resource, manager_dn, members,"
-                           " status, message FROM plan_dir ORDER BY kind, external_id",
+                           " status, message, split FROM plan_dir ORDER BY kind, external_id",
                            -1, &rows, NULL) != SQLITE_OK)
         return db_fail(p, err, "reading the directory objects");
     enum dirconn_err e = DIRCONN_OK;

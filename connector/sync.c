@@ -303,9 +303,9 @@ static enum dirconn_err add_entry(struct sync_ctx *c, enum plan_kind kind, struc
         if (mr.skipped)
             log_msg(c->log, LOG_LEVEL_WARN, "%s", mr.skip_message);
         const char *name = mr.skipped ? NULL : record_name(kind, mr.resource);
-        e = plan_add_dir(c->plan, kind, ext, entry->dn, name, mr.skipped ? NULL : mr.resource,
-                         mr.manager_dn, mr.member_dns, mr.n_members,
-                         mr.skipped ? mr.skip_message : NULL, c->err);
+        e = plan_add_dir_text(c->plan, kind, ext, entry->dn, name, mr.skipped ? NULL : mr.text,
+                              mr.text_split, mr.manager_dn, mr.member_dns, mr.n_members,
+                              mr.skipped ? mr.skip_message : NULL, c->err);
         if (e == DIRCONN_OK && c->on_added != NULL)
             e = c->on_added(c, kind, ext, name);
     }
