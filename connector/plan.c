@@ -22,7 +22,8 @@ struct plan {
     sqlite3_stmt *ins_cloud, *ins_dir, *ins_warning, *ins_item;
     sqlite3_stmt *dir_by_dn, *cloud_by_id, *cloud_by_ext, *cloud_by_name;
     sqlite3_stmt *ins_gone, *state_by_dn;
-    bool partial; /* incremental: only the objects given are planned; deletions are explicit */
+    bool partial;   /* incremental: only the objects given are planned; deletions are explicit */
+    EVP_MD *sha256; /* fetched once: EVP_sha256() makes each digest look the algorithm up again */
     struct plan_summary summary;
 };
 
@@ -40,14 +41,22 @@ const char *plan_kind_name(enum plan_kind kind)
     return (int)kind >= 0 && kind < PLAN_KIND_MAX ? kind_names[kind] : "?";
 }
 
-void plan_record_hash(const char *canonical, char hex[65])
+static void record_hash(const EVP_MD *md_type, const char *canonical, char hex[65])
 {
+    static const char digits[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    EVP_Digest(canonical, strlen(canonical), md, &len, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < len && i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    EVP_Digest(canonical, strlen(canonical), md, &len, md_type, NULL);
+    for (unsigned i = 0; i < len && i < 32; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 15];
+    }
     hex[64] = '\0';
+}
+
+void plan_record_hash(const char *canonical, char hex[65])
+{
+    record_hash(EVP_sha256(), canonical, hex);
 }
 
 static enum dirconn_err db_fail(struct plan *p, struct dirconn_error *err, const char *what)
@@ -98,6 +107,7 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
         free(p);
         return e;
     }
+    p->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); /* NULL: EVP_sha256() is used */
     struct {
         sqlite3_stmt **stmt;
         const char *sql;
@@ -146,6 +156,7 @@ void plan_free(struct plan *p)
                            p->ins_gone,  p->state_by_dn};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
+    EVP_MD_free(p->sha256);
     sqlite3_exec(p->db,
                  "DROP TABLE IF EXISTS temp.plan_cloud; DROP TABLE IF EXISTS temp.plan_dir;"
                  "DROP TABLE IF EXISTS temp.plan_items; DROP TABLE IF EXISTS temp.plan_warnings;"
@@ -497,7 +508,7 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
     if (text == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "plan: cannot build the record of %s", dn);
     char hash[65];
-    plan_record_hash(text, hash);
+    record_hash(p->sha256 != NULL ? p->sha256 : EVP_sha256(), text, hash);
 
     struct state_object so = {0};
     bool known = false;
