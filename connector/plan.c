@@ -253,10 +253,14 @@ enum dirconn_err plan_add_warning(struct plan *p, const char *dn, const char *me
     return e;
 }
 
-/* The externalId of the in-scope directory object with this DN, or NULL (malloc'd). */
-static char *dir_external_id(struct plan *p, const char *dn)
+/*
+ * The externalId of the in-scope directory object with this DN, or NULL
+ * (malloc'd). known_key: the DN's key as plan_dir keeps it (lower-case
+ * canonical), when the caller has it, or NULL.
+ */
+static char *dir_external_id(struct plan *p, const char *dn, const char *known_key)
 {
-    char *key = ldap_dn_canonical(dn);
+    char *key = known_key != NULL ? strdup(known_key) : ldap_dn_canonical(dn);
     sqlite3_bind_text(p->dir_by_dn, 1, key != NULL ? key : dn, -1, SQLITE_STATIC);
     char *id = NULL;
     if (sqlite3_step(p->dir_by_dn) == SQLITE_ROW)
@@ -346,13 +350,13 @@ static int cmp_str(const void *a, const void *b)
  * the merged object, without parsing the resource again.
  */
 static char *record_text(struct plan *p, const char *resource, size_t split, const char *manager_dn,
-                         const char *members)
+                         const char *manager_key, const char *members)
 {
     json_t *links = json_object();
     if (links == NULL)
         return NULL;
     if (manager_dn != NULL) {
-        char *mid = dir_external_id(p, manager_dn);
+        char *mid = dir_external_id(p, manager_dn, manager_key);
         if (mid != NULL)
             json_object_set_new(links, PLAN_KEY_MANAGER, json_string(mid));
         free(mid);
@@ -363,7 +367,7 @@ static char *record_text(struct plan *p, const char *resource, size_t split, con
         size_t n = json_array_size(dns), k = 0;
         char **ids = calloc(n > 0 ? n : 1, sizeof(char *));
         for (size_t i = 0; ids != NULL && i < n; i++) {
-            char *id = dir_external_id(p, json_string_value(json_array_get(dns, i)));
+            char *id = dir_external_id(p, json_string_value(json_array_get(dns, i)), NULL);
             if (id != NULL)
                 ids[k++] = id;
         }
@@ -499,12 +503,13 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
     int status = sqlite3_column_int(row, 7);
     const char *message = (const char *)sqlite3_column_text(row, 8);
     size_t split = (size_t)sqlite3_column_int64(row, 9);
+    const char *manager_key = (const char *)sqlite3_column_text(row, 10);
 
     if (status != DIR_OK)
         return insert_item(p, status == DIR_SKIP ? PLAN_SKIP : PLAN_CONFLICT, kind, ext, NULL, dn,
                            name, NULL, NULL, NULL, NULL, NULL, message, 0, err);
 
-    char *text = record_text(p, resource, split, manager_dn, members);
+    char *text = record_text(p, resource, split, manager_dn, manager_key, members);
     if (text == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "plan: cannot build the record of %s", dn);
     char hash[65];
@@ -612,7 +617,8 @@ enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dir
     sqlite3_stmt *rows = NULL;
     if (sqlite3_prepare_v2(p->db,
                            "SELECT external_id, kind, dn, name, resource, manager_dn, members,"
-                           " status, message, split FROM plan_dir ORDER BY kind, external_id",
+                           " status, message, split, manager_lower FROM plan_dir"
+                           " ORDER BY kind, external_id",
                            -1, &rows, NULL) != SQLITE_OK)
         return db_fail(p, err, "reading the directory objects");
     enum dirconn_err e = DIRCONN_OK;
