@@ -1000,10 +1000,15 @@ static json_t *list_page_projected(struct scim *s, const struct cloud_rtype_def 
     for (size_t i = 0; i < p->n; i++) {
         const struct cloud_attr_ref *ref = &p->refs[i];
         const char *name = ref->attr != NULL ? ref->attr->name : NULL;
-        if (ref->ext != NULL || ref->sub != NULL || name == NULL || strchr(name, '\'') != NULL ||
-            strchr(name, '"') != NULL)
+        const char *sub = ref->sub != NULL ? ref->sub->name : NULL;
+        if (ref->ext != NULL || name == NULL || strpbrk(name, "'\"") != NULL ||
+            (sub != NULL && (ref->attr->multi || strpbrk(sub, "'\"") != NULL)))
             return NULL;
-        n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", body -> '$.\"%s\"'", name);
+        if (sub != NULL)
+            n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", body -> '$.\"%s\".\"%s\"'", name,
+                                  sub);
+        else
+            n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", body -> '$.\"%s\"'", name);
         if (n >= sizeof(sql))
             return NULL;
     }
@@ -1036,7 +1041,18 @@ static json_t *list_page_projected(struct scim *s, const struct cloud_rtype_def 
                 out = NULL;
                 break;
             }
-            json_object_set_new(out, key, v);
+            const struct cloud_attr_def *sub = c >= 2 ? p->refs[c - 2].sub : NULL;
+            if (sub == NULL) {
+                json_object_set_new(out, key, v);
+                continue;
+            }
+            /* a sub-attribute of a single-valued complex attribute, as proj_copy places it */
+            json_t *have = json_object_get(out, key);
+            if (!json_is_object(have)) {
+                have = json_object();
+                json_object_set_new(out, key, have);
+            }
+            json_object_set_new(have, sub->name, v);
         }
         if (out == NULL || json_array_append_new(resources, out) != 0) {
             json_decref(resources);
