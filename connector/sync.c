@@ -757,13 +757,8 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
          * A manager created later in this run, or a member group created after
          * this group, is set by the follow-up pass (apply_pending).
          */
-        json_error_t jerr;
-        json_t *planned = json_loads(o->record, 0, &jerr);
-        o->pending =
-            (json_object_get(planned, PLAN_KEY_MANAGER) != NULL &&
-             json_object_get(json_object_get(rec, SCIM_SCHEMA_ENTERPRISE), "manager") == NULL) ||
-            (o->kind == PLAN_GROUP && o->op == PLAN_ADD && unresolved > 0);
-        json_decref(planned);
+        /* plan_resolve counted them: a manager without a cloud id, and members only for adds. */
+        o->pending = unresolved > 0;
         json_object_set_new(rec, "externalId", json_string(o->external_id));
         if (o->op == PLAN_ADD) {
             if (all_adds && c->caps.bulk) {
