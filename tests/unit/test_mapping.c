@@ -942,8 +942,8 @@ static void test_canonical_split(void **state)
     (void)state;
     const char *docs[] = {
         "{}", "{\"active\":true}", "{\"userName\":\"u\",\"name\":{\"b\":1,\"a\":2}}",
-        "{\"userName\":\"u\",\"addresses\":[{\"z\":1,\"y\":\"\\u00e9\"}],\"active\":false,"
-        "\"displayName\":\"D\"}"};
+        ("{\"userName\":\"u\",\"addresses\":[{\"z\":1,\"y\":\"\\u00e9\"}],\"active\":false,"
+         "\"displayName\":\"D\"}")};
     for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
         json_t *j = json_loads(docs[i], 0, NULL);
         assert_non_null(j);
