@@ -573,7 +573,27 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
     return e;
 }
 
+static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct dirconn_error *err);
+
 enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dirconn_error *err)
+{
+    /*
+     * One transaction (a savepoint works inside the caller's too): in
+     * autocommit mode every row written to the temporary tables was its own
+     * transaction, with its journal and page writes.
+     */
+    if (sqlite3_exec(p->db, "SAVEPOINT plan_compute", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(p, err, "starting the plan");
+    enum dirconn_err e = compute(p, kinds_enabled, err);
+    if (e != DIRCONN_OK)
+        sqlite3_exec(p->db, "ROLLBACK TO plan_compute", NULL, NULL, NULL);
+    if (sqlite3_exec(p->db, "RELEASE plan_compute", NULL, NULL, NULL) != SQLITE_OK &&
+        e == DIRCONN_OK)
+        e = db_fail(p, err, "finishing the plan");
+    return e;
+}
+
+static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct dirconn_error *err)
 {
     memset(p->summary.count, 0, sizeof(p->summary.count));
     memset(p->summary.deleted_by_kind, 0, sizeof(p->summary.deleted_by_kind));

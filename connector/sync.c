@@ -239,7 +239,7 @@ static const char *const inventory_attrs[PLAN_KIND_MAX] = {
     "id,userName,externalId,roles,meta.version", "id,displayName,externalId,meta.version",
     "id,displayName,externalId,meta.version"};
 
-static enum dirconn_err load_inventory(struct sync_ctx *c, unsigned kinds)
+static enum dirconn_err load_inventory_kinds(struct sync_ctx *c, unsigned kinds)
 {
     const char *const *attrs = inventory_attrs;
     for (int k = 0; k < PLAN_KIND_MAX; k++) {
@@ -254,6 +254,19 @@ static enum dirconn_err load_inventory(struct sync_ctx *c, unsigned kinds)
             return e;
     }
     return DIRCONN_OK;
+}
+
+/* The inventory in one transaction, as the directory read: not one per object. */
+static enum dirconn_err load_inventory(struct sync_ctx *c, unsigned kinds)
+{
+    enum dirconn_err e = state_begin(c->st, c->err);
+    if (e != DIRCONN_OK)
+        return e;
+    e = load_inventory_kinds(c, kinds);
+    if (e == DIRCONN_OK)
+        return state_commit(c->st, c->err);
+    state_rollback(c->st);
+    return e;
 }
 
 /* ---- directory ------------------------------------------------------------------- */
