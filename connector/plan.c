@@ -65,6 +65,22 @@ static enum dirconn_err db_fail(struct plan *p, struct dirconn_error *err, const
                              sqlite3_errmsg(p->db));
 }
 
+/*
+ * The secondary indexes are built once the rows are in (plan_compute):
+ * maintained row by row, their random keys rewrote pages of the temporary
+ * file all the time once the tables outgrew SQLite's cache.
+ */
+static const char index_input_sql[] =
+    "CREATE INDEX IF NOT EXISTS temp.plan_cloud_id ON plan_cloud(kind, id);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_cloud_ext ON plan_cloud(kind, external_id);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_cloud_name ON plan_cloud(kind, name_lower);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_dir_dn ON plan_dir(dn_lower);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_dir_manager ON plan_dir(manager_lower);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_dir_name ON plan_dir(name_lower);";
+static const char index_items_sql[] =
+    "CREATE INDEX IF NOT EXISTS temp.plan_items_op ON plan_items(op, kind, depth, seq);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_items_ext ON plan_items(external_id);";
+
 static const char schema_sql[] =
     "DROP TABLE IF EXISTS temp.plan_cloud;"
     "DROP TABLE IF EXISTS temp.plan_dir;"
@@ -74,21 +90,13 @@ static const char schema_sql[] =
     "CREATE TEMP TABLE plan_gone (external_id TEXT PRIMARY KEY) WITHOUT ROWID;"
     "CREATE TEMP TABLE plan_cloud (kind INTEGER, id TEXT, name_lower TEXT, external_id TEXT,"
     "  is_admin INTEGER, version TEXT);"
-    "CREATE INDEX temp.plan_cloud_id ON plan_cloud(kind, id);"
-    "CREATE INDEX temp.plan_cloud_ext ON plan_cloud(kind, external_id);"
-    "CREATE INDEX temp.plan_cloud_name ON plan_cloud(kind, name_lower);"
     "CREATE TEMP TABLE plan_dir (external_id TEXT PRIMARY KEY, kind INTEGER, dn TEXT,"
     "  dn_lower TEXT, name TEXT, name_lower TEXT, resource TEXT, manager_dn TEXT,"
     "  members TEXT, status INTEGER, message TEXT, manager_lower TEXT, split INTEGER);"
-    "CREATE INDEX temp.plan_dir_dn ON plan_dir(dn_lower);"
-    "CREATE INDEX temp.plan_dir_manager ON plan_dir(manager_lower);"
-    "CREATE INDEX temp.plan_dir_name ON plan_dir(name_lower);"
     "CREATE TEMP TABLE plan_items (seq INTEGER PRIMARY KEY, op INTEGER, kind INTEGER,"
     "  external_id TEXT, cloud_id TEXT, dn TEXT, name TEXT, record TEXT, old_record TEXT,"
     "  hash TEXT, version TEXT, changed TEXT, message TEXT, origin INTEGER,"
     "  depth INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX temp.plan_items_op ON plan_items(op, kind, depth, seq);"
-    "CREATE INDEX temp.plan_items_ext ON plan_items(external_id);"
     "CREATE TEMP TABLE plan_warnings (seq INTEGER PRIMARY KEY, dn TEXT, message TEXT);";
 
 enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_error *err)
@@ -563,8 +571,11 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
         json_t *rec = op == PLAN_UPDATE ? json_loads(text, 0, &jerr) : NULL;
         char *changed = rec != NULL ? changed_attributes(known ? so.record : NULL, rec) : NULL;
         json_decref(rec);
-        e = insert_item(p, op, kind, ext, c.found ? c.id : NULL, dn, name, text,
-                        known ? so.record : NULL, hash, c.version, changed, NULL, origin, err);
+        /* A match is the acknowledged record itself: the state has it, the plan need not. */
+        bool keep = op != PLAN_MATCH;
+        e = insert_item(p, op, kind, ext, c.found ? c.id : NULL, dn, name, keep ? text : NULL,
+                        keep && known ? so.record : NULL, hash, c.version, changed, NULL, origin,
+                        err);
         free(changed);
     }
     cloud_row_clear(&c);
@@ -625,7 +636,8 @@ static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct d
         " (SELECT name_lower FROM plan_conflicts);"
         "DROP TABLE temp.plan_conflicts;";
     char *msg = NULL;
-    if (sqlite3_exec(p->db, "DELETE FROM plan_items", NULL, NULL, &msg) != SQLITE_OK ||
+    if (sqlite3_exec(p->db, index_input_sql, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(p->db, "DELETE FROM plan_items", NULL, NULL, &msg) != SQLITE_OK ||
         sqlite3_exec(p->db, p->partial ? conflicts_partial : conflicts_full, NULL, NULL, &msg) !=
             SQLITE_OK ||
         sqlite3_exec(p->db, conflicts, NULL, NULL, &msg) != SQLITE_OK) {
@@ -701,7 +713,8 @@ static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct d
         "UPDATE plan_items SET depth = coalesce((SELECT depth FROM plan_depth"
         " WHERE plan_depth.ext = plan_items.external_id), 99) WHERE kind = 0 AND op IN (0, 1, 2);"
         "DROP TABLE temp.plan_depth;";
-    if (sqlite3_exec(p->db, depth_sql, NULL, NULL, &msg) != SQLITE_OK) {
+    if (sqlite3_exec(p->db, index_items_sql, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(p->db, depth_sql, NULL, NULL, &msg) != SQLITE_OK) {
         e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: management depth: %s",
                               state_path(p->st), msg ? msg : "");
         sqlite3_free(msg);

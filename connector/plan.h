@@ -54,8 +54,9 @@ struct plan_item {
     const char *cloud_id; /* NULL for PLAN_ADD */
     const char *dn;
     const char *name;         /* userName or displayName */
-    const char *record;       /* the planned record (canonical JSON), NULL for deletions */
-    const char *old_record;   /* the record last acknowledged, or NULL */
+    const char *record;       /* the planned record (canonical JSON); NULL for deletions and
+                                 matches (a match's record is the state's, hash the same) */
+    const char *old_record;   /* the record last acknowledged, or NULL (always for matches) */
     const char *hash;         /* hex SHA-256 of record */
     const char *version;      /* the cloud's ETag, or NULL */
     const char *changed;      /* PLAN_UPDATE: comma-separated changed attributes */
