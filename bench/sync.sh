@@ -3,8 +3,8 @@
 #
 # usage: bench/sync.sh [--smoke] [--kind adlds|adds] [--users N] [--out FILE] [--build-dir DIR]
 #
-# Starts the directory fixture with N users (and N/10 groups, memberships
-# included; slapd is loaded with slapadd), the reference cloud over HTTPS, and
+# Starts the directory fixture with N users (and, from 5000 users up, N/10
+# groups with memberships; slapd is loaded with slapadd), the reference cloud over HTTPS, and
 # measures on the same data:
 #   1. the full sync of an empty cloud: wall time, objects/s, CPU seconds, peak RSS;
 #   2. a no-change full sync of the same directory;

@@ -981,6 +981,92 @@ static int sort_cmp(const void *pa, const void *pb)
     return c;
 }
 
+/*
+ * A page of a list without filter or sort whose attributes= names only
+ * top-level core attributes that are stored (not a user's computed
+ * "groups"): SQLite's -> takes the named values out of each stored body,
+ * and only they are parsed, instead of the whole document. Builds the same
+ * objects as proj_apply. Returns the Resources array, or NULL when the
+ * request does not qualify (or on an error: the caller takes the general
+ * path then).
+ */
+static json_t *list_page_projected(struct scim *s, const struct cloud_rtype_def *rt,
+                                   const struct proj *p, long long start, long long count)
+{
+    if (p->mode != 1 || proj_keeps(p, "groups"))
+        return NULL;
+    char sql[4096];
+    size_t n = (size_t)snprintf(sql, sizeof(sql), "SELECT body -> '$.schemas', id");
+    for (size_t i = 0; i < p->n; i++) {
+        const struct cloud_attr_ref *ref = &p->refs[i];
+        const char *name = ref->attr != NULL ? ref->attr->name : NULL;
+        const char *sub = ref->sub != NULL ? ref->sub->name : NULL;
+        if (ref->ext != NULL || name == NULL || strpbrk(name, "'\"") != NULL ||
+            (sub != NULL && (ref->attr->multi || strpbrk(sub, "'\"") != NULL)))
+            return NULL;
+        if (sub != NULL)
+            n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", body -> '$.\"%s\".\"%s\"'", name,
+                                  sub);
+        else
+            n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", body -> '$.\"%s\"'", name);
+        if (n >= sizeof(sql))
+            return NULL;
+    }
+    n += (size_t)snprintf(sql + n, sizeof(sql) - n,
+                          " FROM resources WHERE org=?1 AND kind=?2 ORDER BY rowid"
+                          " LIMIT ?3 OFFSET ?4");
+    sqlite3_stmt *q = NULL;
+    if (n >= sizeof(sql) || sqlite3_prepare_v2(s->st->db, sql, -1, &q, NULL) != SQLITE_OK) {
+        sqlite3_finalize(q);
+        return NULL;
+    }
+    sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, rt->kind);
+    sqlite3_bind_int64(q, 3, count);
+    sqlite3_bind_int64(q, 4, start - 1);
+    json_t *resources = json_array();
+    int rc;
+    while (resources != NULL && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        json_t *out = json_object();
+        for (int c = 0; c < (int)p->n + 2; c++) {
+            const char *text = (const char *)sqlite3_column_text(q, c);
+            if (text == NULL)
+                continue; /* not in the stored document */
+            const char *key = c == 0 ? "schemas" : c == 1 ? "id" : p->refs[c - 2].attr->name;
+            json_t *v = c == 1 ? json_string(text)
+                               : json_loadb(text, (size_t)sqlite3_column_bytes(q, c),
+                                            JSON_DECODE_ANY, NULL);
+            if (v == NULL) {
+                json_decref(out);
+                out = NULL;
+                break;
+            }
+            const struct cloud_attr_def *sub = c >= 2 ? p->refs[c - 2].sub : NULL;
+            if (sub == NULL) {
+                json_object_set_new(out, key, v);
+                continue;
+            }
+            /* a sub-attribute of a single-valued complex attribute, as proj_copy places it */
+            json_t *have = json_object_get(out, key);
+            if (!json_is_object(have)) {
+                have = json_object();
+                json_object_set_new(out, key, have);
+            }
+            json_object_set_new(have, sub->name, v);
+        }
+        if (out == NULL || json_array_append_new(resources, out) != 0) {
+            json_decref(resources);
+            resources = NULL;
+        }
+    }
+    if (resources != NULL && rc != SQLITE_DONE) {
+        json_decref(resources);
+        resources = NULL;
+    }
+    sqlite3_finalize(q);
+    return resources;
+}
+
 static void list_resources(struct cloud_req *req, struct scim *s, const struct cloud_rtype_def *rt)
 {
     struct cloud_ctx *ctx = s->ctx;
@@ -1032,6 +1118,16 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
         sqlite3_bind_int(q, 2, rt->kind);
         total = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
         sqlite3_reset(q);
+        json_t *page = list_page_projected(s, rt, &p, start, count);
+        if (page != NULL) {
+            json_decref(resources);
+            json_t *out =
+                json_pack("{s:[s], s:I, s:I, s:I, s:o}", "schemas", CLOUD_MSG_LIST, "totalResults",
+                          (json_int_t)total, "itemsPerPage", (json_int_t)json_array_size(page),
+                          "startIndex", (json_int_t)start, "Resources", page);
+            cloud_http_reply(req, 200, out, CT_SCIM);
+            return;
+        }
         q = cloud_store_stmt(s->st, CLOUD_STMT_RES_PAGE);
         sqlite3_bind_int64(q, 3, count);
         sqlite3_bind_int64(q, 4, start - 1);

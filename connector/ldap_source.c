@@ -930,6 +930,31 @@ static bool attr_append(struct ldap_attr *attr, struct berval **vals)
     return true;
 }
 
+/* attr_append for the values of ldap_get_attribute_ber (an array ending in a NULL bv_val). */
+static bool attr_append_array(struct ldap_attr *attr, BerVarray vals)
+{
+    size_t n = 0;
+    while (vals != NULL && vals[n].bv_val != NULL)
+        n++;
+    if (n == 0)
+        return true;
+    struct ldap_value *v = realloc(attr->values, (attr->n_values + n) * sizeof(*v));
+    if (v == NULL)
+        return false;
+    attr->values = v;
+    for (size_t i = 0; i < n; i++) {
+        struct ldap_value *dst = &attr->values[attr->n_values];
+        dst->data = malloc(vals[i].bv_len + 1);
+        if (dst->data == NULL)
+            return false;
+        memcpy(dst->data, vals[i].bv_val, vals[i].bv_len);
+        dst->data[vals[i].bv_len] = '\0';
+        dst->len = vals[i].bv_len;
+        attr->n_values++;
+    }
+    return true;
+}
+
 /*
  * Complete a ranged attribute (MS-ADTS 3.1.1.3.1.3.3): ask for
  * "name;range=<next>-*" on the entry until the server answers with a range
@@ -1003,13 +1028,23 @@ static enum dirconn_err convert_entry(struct ldap_cursor *cur, LDAPMessage *msg,
         return dirconn_error_set(err, DIRCONN_ELDAP, "%s: an entry without a DN", src->url);
     }
     enum dirconn_err e = DIRCONN_OK;
+    /*
+     * One pass over the entry with ldap_get_attribute_ber (ldapsearch's way):
+     * ldap_get_values_len would scan the entry from its start for each
+     * attribute.
+     */
     BerElement *ber = NULL;
-    for (char *a = ldap_first_attribute(src->ld, msg, &ber); a != NULL;
-         a = ldap_next_attribute(src->ld, msg, ber)) {
-        char base[256];
+    struct berval dn_bv, name_bv;
+    BerVarray vals = NULL;
+    int rc = ldap_get_dn_ber(src->ld, msg, &ber, &dn_bv);
+    for (rc = rc == LDAP_SUCCESS ? ldap_get_attribute_ber(src->ld, msg, ber, &name_bv, &vals) : rc;
+         rc == LDAP_SUCCESS && name_bv.bv_val != NULL;
+         rc = ldap_get_attribute_ber(src->ld, msg, ber, &name_bv, &vals)) {
+        char a[256], base[256];
+        /* the name points into the message and is not terminated */
+        snprintf(a, sizeof(a), "%.*s", (int)name_bv.bv_len, name_bv.bv_val);
         long lo = 0, hi = -1;
         bool ranged = ldap_range_parse(a, base, sizeof(base), &lo, &hi);
-        struct berval **vals = ldap_get_values_len(src->ld, msg, a);
         struct ldap_attr *grown = realloc(entry->attrs, (entry->n_attrs + 1) * sizeof(*grown));
         if (grown == NULL) {
             e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
@@ -1018,7 +1053,7 @@ static enum dirconn_err convert_entry(struct ldap_cursor *cur, LDAPMessage *msg,
             struct ldap_attr *attr = &entry->attrs[entry->n_attrs++];
             memset(attr, 0, sizeof(*attr));
             attr->name = strdup(ranged ? base : a);
-            if (attr->name == NULL || !attr_append(attr, vals))
+            if (attr->name == NULL || !attr_append_array(attr, vals))
                 e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
             else if (ranged && hi >= 0) {
                 log_msg(src->log, LOG_LEVEL_DEBUG, "%s: %s came in ranges (%ld-%ld first)",
@@ -1026,12 +1061,15 @@ static enum dirconn_err convert_entry(struct ldap_cursor *cur, LDAPMessage *msg,
                 e = fetch_ranges(cur, entry->dn, attr, hi + 1, err);
             }
         }
-        ldap_value_free_len(vals);
-        ldap_memfree(a);
+        ber_memfree(vals);
+        vals = NULL;
         if (e != DIRCONN_OK)
             break;
     }
     ber_free(ber, 0);
+    if (e == DIRCONN_OK && rc != LDAP_SUCCESS)
+        e = dirconn_error_set(err, DIRCONN_ELDAP, "%s: %s: cannot decode the entry: %s", src->url,
+                              entry->dn, ldap_err2string(rc));
     if (e != DIRCONN_OK) {
         ldap_entry_free(entry);
         return e;

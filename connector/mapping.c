@@ -1180,6 +1180,7 @@ void mapping_result_clear(struct mapping_result *r)
         return;
     free(r->skip_message);
     json_decref(r->resource);
+    free(r->text);
     free(r->external_id);
     free(r->manager_dn);
     for (size_t i = 0; i < r->n_members; i++)
@@ -1220,6 +1221,8 @@ static void drop_resource(struct mapping_result *r)
 {
     json_decref(r->resource);
     r->resource = NULL;
+    free(r->text);
+    r->text = NULL;
     free(r->external_id);
     r->external_id = NULL;
 }
@@ -1327,11 +1330,10 @@ enum dirconn_err mapping_apply(const struct mapping *m, const struct ldap_entry 
     if ((out->external_id = strdup(json_string_value(json_object_get(root, "externalId")))) == NULL)
         goto oom;
 
-    char *dump = json_dumps(root, JSON_COMPACT);
-    if (dump == NULL)
+    /* The canonical text: the size checked here is the size the later stages keep. */
+    if ((out->text = mapping_canonical(root, &out->text_split)) == NULL)
         goto oom;
-    size_t size = strlen(dump);
-    free(dump);
+    size_t size = strlen(out->text);
     if (size > MAPPING_RECORD_MAX) {
         char msg[DIRCONN_ERROR_LEN];
         snprintf(msg, sizeof(msg),
@@ -1348,6 +1350,54 @@ enum dirconn_err mapping_apply(const struct mapping *m, const struct ldap_entry 
 oom:
     mapping_result_clear(out);
     return DIRCONN_ENOMEM;
+}
+
+/* ---- canonical text -------------------------------------------------------------------------- */
+
+char *mapping_canonical(const json_t *resource, size_t *split)
+{
+    /*
+     * Dump the members that sort before the prefix and the rest as two
+     * objects; "{" lo "," hi "}" is the dump of the whole (JSON_COMPACT
+     * separates members with "," alone), and a key with the prefix sorts
+     * between the two parts.
+     */
+    json_t *lo = json_object(), *hi = json_object();
+    const char *key;
+    json_t *val;
+    bool ok = lo != NULL && hi != NULL;
+    json_object_foreach((json_t *)resource, key, val)
+    {
+        if (ok)
+            ok = json_object_set(strcmp(key, MAPPING_LINK_PREFIX) < 0 ? lo : hi, key, val) == 0;
+    }
+    char *lo_text = ok ? json_dumps(lo, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+    char *hi_text = lo_text != NULL ? json_dumps(hi, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+    json_decref(lo);
+    json_decref(hi);
+    char *out = NULL;
+    if (hi_text != NULL) {
+        /* both are "{...}": the insides are what is between the braces */
+        size_t lo_in = strlen(lo_text) - 2, hi_in = strlen(hi_text) - 2;
+        bool comma = lo_in > 0 && hi_in > 0;
+        out = malloc(lo_in + hi_in + (comma ? 1 : 0) + 3);
+        if (out != NULL) {
+            size_t n = 0;
+            out[n++] = '{';
+            memcpy(out + n, lo_text + 1, lo_in);
+            n += lo_in;
+            *split = n;
+            if (comma)
+                out[n++] = ',';
+            memcpy(out + n, hi_text + 1, hi_in);
+            n += hi_in;
+            out[n++] = '}';
+            out[n] = '\0';
+        }
+    }
+    free(lo_text);
+    free(hi_text);
+    return out;
 }
 
 /* ---- hash ------------------------------------------------------------------------------------ */

@@ -66,7 +66,16 @@ struct mapping_result {
     size_t n_members;
     struct mapping_issue *issues; /* warnings, in the order found */
     size_t n_issues;
+    char *text;        /* resource as canonical JSON (mapping_canonical); NULL when skipped */
+    size_t text_split; /* where keys starting with MAPPING_LINK_PREFIX would go in text */
 };
+
+/*
+ * Top-level keys that later stages add to a mapped record (the plan's
+ * manager and member links) start with this prefix; mapped resources never
+ * have such keys.
+ */
+#define MAPPING_LINK_PREFIX "dirconn:"
 
 /*
  * mapping_compile - build the mapping of one object kind from the defaults
@@ -113,6 +122,17 @@ enum mapping_kind mapping_kind_of(const struct mapping *m);
  */
 enum dirconn_err mapping_apply(const struct mapping *m, const struct ldap_entry *e,
                                struct mapping_result *out);
+
+/*
+ * mapping_canonical - resource as canonical JSON: json_dumps with
+ * JSON_SORT_KEYS | JSON_COMPACT. *split receives the byte offset of the
+ * place where top-level keys starting with MAPPING_LINK_PREFIX would sort:
+ * after the opening brace and the members whose keys sort before the prefix.
+ * A later stage splices its own keys in there, built with jansson too, and
+ * gets exactly the dump of the merged object without parsing the text again.
+ * Returns a malloc'd string, or NULL when out of memory.
+ */
+char *mapping_canonical(const json_t *resource, size_t *split);
 
 /* mapping_result_clear - free what a result owns and zero it. r may be NULL. */
 void mapping_result_clear(struct mapping_result *r);

@@ -2,6 +2,7 @@
 #include "connector/plan.h"
 
 #include "connector/ldap_entry.h"
+#include "connector/mapping.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -21,7 +22,8 @@ struct plan {
     sqlite3_stmt *ins_cloud, *ins_dir, *ins_warning, *ins_item;
     sqlite3_stmt *dir_by_dn, *cloud_by_id, *cloud_by_ext, *cloud_by_name;
     sqlite3_stmt *ins_gone, *state_by_dn;
-    bool partial; /* incremental: only the objects given are planned; deletions are explicit */
+    bool partial;   /* incremental: only the objects given are planned; deletions are explicit */
+    EVP_MD *sha256; /* fetched once: EVP_sha256() makes each digest look the algorithm up again */
     struct plan_summary summary;
 };
 
@@ -39,14 +41,22 @@ const char *plan_kind_name(enum plan_kind kind)
     return (int)kind >= 0 && kind < PLAN_KIND_MAX ? kind_names[kind] : "?";
 }
 
-void plan_record_hash(const char *canonical, char hex[65])
+static void record_hash(const EVP_MD *md_type, const char *canonical, char hex[65])
 {
+    static const char digits[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    EVP_Digest(canonical, strlen(canonical), md, &len, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < len && i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    EVP_Digest(canonical, strlen(canonical), md, &len, md_type, NULL);
+    for (unsigned i = 0; i < len && i < 32; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 15];
+    }
     hex[64] = '\0';
+}
+
+void plan_record_hash(const char *canonical, char hex[65])
+{
+    record_hash(EVP_sha256(), canonical, hex);
 }
 
 static enum dirconn_err db_fail(struct plan *p, struct dirconn_error *err, const char *what)
@@ -54,6 +64,22 @@ static enum dirconn_err db_fail(struct plan *p, struct dirconn_error *err, const
     return dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: %s: %s", state_path(p->st), what,
                              sqlite3_errmsg(p->db));
 }
+
+/*
+ * The secondary indexes are built once the rows are in (plan_compute):
+ * maintained row by row, their random keys rewrote pages of the temporary
+ * file all the time once the tables outgrew SQLite's cache.
+ */
+static const char index_input_sql[] =
+    "CREATE INDEX IF NOT EXISTS temp.plan_cloud_id ON plan_cloud(kind, id);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_cloud_ext ON plan_cloud(kind, external_id);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_cloud_name ON plan_cloud(kind, name_lower);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_dir_dn ON plan_dir(dn_lower);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_dir_manager ON plan_dir(manager_lower);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_dir_name ON plan_dir(name_lower);";
+static const char index_items_sql[] =
+    "CREATE INDEX IF NOT EXISTS temp.plan_items_op ON plan_items(op, kind, depth, seq);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_items_ext ON plan_items(external_id);";
 
 static const char schema_sql[] =
     "DROP TABLE IF EXISTS temp.plan_cloud;"
@@ -64,21 +90,13 @@ static const char schema_sql[] =
     "CREATE TEMP TABLE plan_gone (external_id TEXT PRIMARY KEY) WITHOUT ROWID;"
     "CREATE TEMP TABLE plan_cloud (kind INTEGER, id TEXT, name_lower TEXT, external_id TEXT,"
     "  is_admin INTEGER, version TEXT);"
-    "CREATE INDEX temp.plan_cloud_id ON plan_cloud(kind, id);"
-    "CREATE INDEX temp.plan_cloud_ext ON plan_cloud(kind, external_id);"
-    "CREATE INDEX temp.plan_cloud_name ON plan_cloud(kind, name_lower);"
     "CREATE TEMP TABLE plan_dir (external_id TEXT PRIMARY KEY, kind INTEGER, dn TEXT,"
     "  dn_lower TEXT, name TEXT, name_lower TEXT, resource TEXT, manager_dn TEXT,"
-    "  members TEXT, status INTEGER, message TEXT, manager_lower TEXT);"
-    "CREATE INDEX temp.plan_dir_dn ON plan_dir(dn_lower);"
-    "CREATE INDEX temp.plan_dir_manager ON plan_dir(manager_lower);"
-    "CREATE INDEX temp.plan_dir_name ON plan_dir(name_lower);"
+    "  members TEXT, status INTEGER, message TEXT, manager_lower TEXT, split INTEGER);"
     "CREATE TEMP TABLE plan_items (seq INTEGER PRIMARY KEY, op INTEGER, kind INTEGER,"
     "  external_id TEXT, cloud_id TEXT, dn TEXT, name TEXT, record TEXT, old_record TEXT,"
     "  hash TEXT, version TEXT, changed TEXT, message TEXT, origin INTEGER,"
     "  depth INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX temp.plan_items_op ON plan_items(op, kind, depth, seq);"
-    "CREATE INDEX temp.plan_items_ext ON plan_items(external_id);"
     "CREATE TEMP TABLE plan_warnings (seq INTEGER PRIMARY KEY, dn TEXT, message TEXT);";
 
 enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_error *err)
@@ -97,6 +115,7 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
         free(p);
         return e;
     }
+    p->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); /* NULL: EVP_sha256() is used */
     struct {
         sqlite3_stmt **stmt;
         const char *sql;
@@ -104,7 +123,7 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
         {&p->ins_cloud, "INSERT INTO plan_cloud VALUES (?1, ?2, lower(?3), ?4, ?5, ?6)"},
         {&p->ins_dir,
          "INSERT OR IGNORE INTO plan_dir VALUES (?1, ?2, ?3, lower(?10), ?4, lower(?4),"
-         " ?5, ?6, ?7, ?8, ?9, lower(?11))"},
+         " ?5, ?6, ?7, ?8, ?9, lower(?11), ?12)"},
         {&p->ins_warning, "INSERT INTO plan_warnings (dn, message) VALUES (?1, ?2)"},
         {&p->ins_item, "INSERT INTO plan_items (op, kind, external_id, cloud_id, dn, name, record,"
                        " old_record, hash, version, changed, message, origin)"
@@ -145,6 +164,7 @@ void plan_free(struct plan *p)
                            p->ins_gone,  p->state_by_dn};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
+    EVP_MD_free(p->sha256);
     sqlite3_exec(p->db,
                  "DROP TABLE IF EXISTS temp.plan_cloud; DROP TABLE IF EXISTS temp.plan_dir;"
                  "DROP TABLE IF EXISTS temp.plan_items; DROP TABLE IF EXISTS temp.plan_warnings;"
@@ -181,7 +201,22 @@ enum dirconn_err plan_add_dir(struct plan *p, enum plan_kind kind, const char *e
                               const char *manager_dn, char *const *member_dns, size_t n_members,
                               const char *skip_message, struct dirconn_error *err)
 {
-    char *res_text = resource != NULL ? json_dumps(resource, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    size_t split = 0;
+    char *text = resource != NULL ? mapping_canonical(resource, &split) : NULL;
+    if (resource != NULL && text == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    enum dirconn_err e = plan_add_dir_text(p, kind, external_id, dn, name, text, split, manager_dn,
+                                           member_dns, n_members, skip_message, err);
+    free(text);
+    return e;
+}
+
+enum dirconn_err plan_add_dir_text(struct plan *p, enum plan_kind kind, const char *external_id,
+                                   const char *dn, const char *name, const char *res_text,
+                                   size_t split, const char *manager_dn, char *const *member_dns,
+                                   size_t n_members, const char *skip_message,
+                                   struct dirconn_error *err)
+{
     char *members_text = NULL;
     if (n_members > 0) {
         json_t *a = json_array();
@@ -190,11 +225,8 @@ enum dirconn_err plan_add_dir(struct plan *p, enum plan_kind kind, const char *e
         members_text = json_dumps(a, JSON_COMPACT);
         json_decref(a);
     }
-    if ((resource != NULL && res_text == NULL) || (n_members > 0 && members_text == NULL)) {
-        free(res_text);
-        free(members_text);
+    if (n_members > 0 && members_text == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-    }
     sqlite3_stmt *s = p->ins_dir;
     sqlite3_bind_text(s, 1, external_id, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, kind);
@@ -210,10 +242,10 @@ enum dirconn_err plan_add_dir(struct plan *p, enum plan_kind kind, const char *e
     sqlite3_bind_text(s, 10, key != NULL ? key : dn, -1, SQLITE_STATIC);
     char *mkey = manager_dn != NULL ? ldap_dn_canonical(manager_dn) : NULL;
     sqlite3_bind_text(s, 11, mkey != NULL ? mkey : manager_dn, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 12, (sqlite3_int64)split);
     enum dirconn_err e = step_done(p, s, err, "recording a directory object");
     free(key);
     free(mkey);
-    free(res_text);
     free(members_text);
     return e;
 }
@@ -229,10 +261,14 @@ enum dirconn_err plan_add_warning(struct plan *p, const char *dn, const char *me
     return e;
 }
 
-/* The externalId of the in-scope directory object with this DN, or NULL (malloc'd). */
-static char *dir_external_id(struct plan *p, const char *dn)
+/*
+ * The externalId of the in-scope directory object with this DN, or NULL
+ * (malloc'd). known_key: the DN's key as plan_dir keeps it (lower-case
+ * canonical), when the caller has it, or NULL.
+ */
+static char *dir_external_id(struct plan *p, const char *dn, const char *known_key)
 {
-    char *key = ldap_dn_canonical(dn);
+    char *key = known_key != NULL ? strdup(known_key) : ldap_dn_canonical(dn);
     sqlite3_bind_text(p->dir_by_dn, 1, key != NULL ? key : dn, -1, SQLITE_STATIC);
     char *id = NULL;
     if (sqlite3_step(p->dir_by_dn) == SQLITE_ROW)
@@ -316,27 +352,30 @@ static int cmp_str(const void *a, const void *b)
 
 /*
  * The record to plan: the mapped resource plus the private keys naming the
- * manager and members by externalId (only objects in scope).
+ * manager and members by externalId (only objects in scope), as canonical
+ * text. The keys are dumped with jansson on their own and spliced in at the
+ * resource's split (mapping_canonical): the result is the canonical dump of
+ * the merged object, without parsing the resource again.
  */
-static json_t *build_record(struct plan *p, const char *resource, const char *manager_dn,
-                            const char *members)
+static char *record_text(struct plan *p, const char *resource, size_t split, const char *manager_dn,
+                         const char *manager_key, const char *members)
 {
-    json_error_t jerr;
-    json_t *rec = json_loads(resource, 0, &jerr);
-    if (rec == NULL)
+    json_t *links = json_object();
+    if (links == NULL)
         return NULL;
     if (manager_dn != NULL) {
-        char *mid = dir_external_id(p, manager_dn);
+        char *mid = dir_external_id(p, manager_dn, manager_key);
         if (mid != NULL)
-            json_object_set_new(rec, PLAN_KEY_MANAGER, json_string(mid));
+            json_object_set_new(links, PLAN_KEY_MANAGER, json_string(mid));
         free(mid);
     }
     if (members != NULL) {
+        json_error_t jerr;
         json_t *dns = json_loads(members, 0, &jerr);
         size_t n = json_array_size(dns), k = 0;
         char **ids = calloc(n > 0 ? n : 1, sizeof(char *));
         for (size_t i = 0; ids != NULL && i < n; i++) {
-            char *id = dir_external_id(p, json_string_value(json_array_get(dns, i)));
+            char *id = dir_external_id(p, json_string_value(json_array_get(dns, i)), NULL);
             if (id != NULL)
                 ids[k++] = id;
         }
@@ -351,10 +390,39 @@ static json_t *build_record(struct plan *p, const char *resource, const char *ma
             for (size_t i = 0; i < k; i++)
                 free(ids[i]);
             free(ids);
-            json_object_set_new(rec, PLAN_KEY_MEMBERS, arr);
+            json_object_set_new(links, PLAN_KEY_MEMBERS, arr);
         }
     }
-    return rec;
+    if (json_object_size(links) == 0) {
+        json_decref(links);
+        return strdup(resource);
+    }
+    char *ltext = json_dumps(links, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(links);
+    size_t len = strlen(resource);
+    if (ltext == NULL || split < 1 || split >= len) {
+        free(ltext);
+        return NULL;
+    }
+    /* resource[0, split) "," links-inside "," resource[split, len): commas where both sides have
+     * members; resource[split] is "," (members on both sides), "}" (none after) or a key */
+    size_t lin = strlen(ltext) - 2;
+    const char *rest = resource + split;
+    bool comma_before = split > 1, comma_after = rest[0] != ',' && rest[0] != '}';
+    char *out = malloc(len + lin + 3);
+    if (out != NULL) {
+        size_t n = split;
+        memcpy(out, resource, split);
+        if (comma_before)
+            out[n++] = ',';
+        memcpy(out + n, ltext + 1, lin);
+        n += lin;
+        if (comma_after)
+            out[n++] = ',';
+        memcpy(out + n, rest, len - split + 1);
+    }
+    free(ltext);
+    return out;
 }
 
 /* The top-level attributes (and enterprise extension attributes) that differ. */
@@ -442,26 +510,24 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
     const char *members = (const char *)sqlite3_column_text(row, 6);
     int status = sqlite3_column_int(row, 7);
     const char *message = (const char *)sqlite3_column_text(row, 8);
+    size_t split = (size_t)sqlite3_column_int64(row, 9);
+    const char *manager_key = (const char *)sqlite3_column_text(row, 10);
 
     if (status != DIR_OK)
         return insert_item(p, status == DIR_SKIP ? PLAN_SKIP : PLAN_CONFLICT, kind, ext, NULL, dn,
                            name, NULL, NULL, NULL, NULL, NULL, message, 0, err);
 
-    json_t *rec = build_record(p, resource, manager_dn, members);
-    char *text = rec != NULL ? json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    if (text == NULL) {
-        json_decref(rec);
+    char *text = record_text(p, resource, split, manager_dn, manager_key, members);
+    if (text == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "plan: cannot build the record of %s", dn);
-    }
     char hash[65];
-    plan_record_hash(text, hash);
+    record_hash(p->sha256 != NULL ? p->sha256 : EVP_sha256(), text, hash);
 
     struct state_object so = {0};
     bool known = false;
     enum dirconn_err e = state_object_get(p->st, ext, &so, &known, err);
     if (e != DIRCONN_OK) {
         free(text);
-        json_decref(rec);
         return e;
     }
     struct cloud_row c = {0};
@@ -500,20 +566,45 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
         e = insert_item(p, PLAN_CONFLICT, kind, ext, NULL, dn, name, NULL, NULL, NULL, NULL, NULL,
                         skip, 0, err);
     } else {
-        char *changed =
-            op == PLAN_UPDATE ? changed_attributes(known ? so.record : NULL, rec) : NULL;
-        e = insert_item(p, op, kind, ext, c.found ? c.id : NULL, dn, name, text,
-                        known ? so.record : NULL, hash, c.version, changed, NULL, origin, err);
+        /* Only updates need the record as a value. */
+        json_error_t jerr;
+        json_t *rec = op == PLAN_UPDATE ? json_loads(text, 0, &jerr) : NULL;
+        char *changed = rec != NULL ? changed_attributes(known ? so.record : NULL, rec) : NULL;
+        json_decref(rec);
+        /* A match is the acknowledged record itself: the state has it, the plan need not. */
+        bool keep = op != PLAN_MATCH;
+        e = insert_item(p, op, kind, ext, c.found ? c.id : NULL, dn, name, keep ? text : NULL,
+                        keep && known ? so.record : NULL, hash, c.version, changed, NULL, origin,
+                        err);
         free(changed);
     }
     cloud_row_clear(&c);
     state_object_clear(&so);
     free(text);
-    json_decref(rec);
     return e;
 }
 
+static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct dirconn_error *err);
+
 enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dirconn_error *err)
+{
+    /*
+     * One transaction (a savepoint works inside the caller's too): in
+     * autocommit mode every row written to the temporary tables was its own
+     * transaction, with its journal and page writes.
+     */
+    if (sqlite3_exec(p->db, "SAVEPOINT plan_compute", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(p, err, "starting the plan");
+    enum dirconn_err e = compute(p, kinds_enabled, err);
+    if (e != DIRCONN_OK)
+        sqlite3_exec(p->db, "ROLLBACK TO plan_compute", NULL, NULL, NULL);
+    if (sqlite3_exec(p->db, "RELEASE plan_compute", NULL, NULL, NULL) != SQLITE_OK &&
+        e == DIRCONN_OK)
+        e = db_fail(p, err, "finishing the plan");
+    return e;
+}
+
+static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct dirconn_error *err)
 {
     memset(p->summary.count, 0, sizeof(p->summary.count));
     memset(p->summary.deleted_by_kind, 0, sizeof(p->summary.deleted_by_kind));
@@ -545,7 +636,8 @@ enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dir
         " (SELECT name_lower FROM plan_conflicts);"
         "DROP TABLE temp.plan_conflicts;";
     char *msg = NULL;
-    if (sqlite3_exec(p->db, "DELETE FROM plan_items", NULL, NULL, &msg) != SQLITE_OK ||
+    if (sqlite3_exec(p->db, index_input_sql, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(p->db, "DELETE FROM plan_items", NULL, NULL, &msg) != SQLITE_OK ||
         sqlite3_exec(p->db, p->partial ? conflicts_partial : conflicts_full, NULL, NULL, &msg) !=
             SQLITE_OK ||
         sqlite3_exec(p->db, conflicts, NULL, NULL, &msg) != SQLITE_OK) {
@@ -557,7 +649,8 @@ enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dir
     sqlite3_stmt *rows = NULL;
     if (sqlite3_prepare_v2(p->db,
                            "SELECT external_id, kind, dn, name, resource, manager_dn, members,"
-                           " status, message FROM plan_dir ORDER BY kind, external_id",
+                           " status, message, split, manager_lower FROM plan_dir"
+                           " ORDER BY kind, external_id",
                            -1, &rows, NULL) != SQLITE_OK)
         return db_fail(p, err, "reading the directory objects");
     enum dirconn_err e = DIRCONN_OK;
@@ -620,7 +713,8 @@ enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dir
         "UPDATE plan_items SET depth = coalesce((SELECT depth FROM plan_depth"
         " WHERE plan_depth.ext = plan_items.external_id), 99) WHERE kind = 0 AND op IN (0, 1, 2);"
         "DROP TABLE temp.plan_depth;";
-    if (sqlite3_exec(p->db, depth_sql, NULL, NULL, &msg) != SQLITE_OK) {
+    if (sqlite3_exec(p->db, index_items_sql, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(p->db, depth_sql, NULL, NULL, &msg) != SQLITE_OK) {
         e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: management depth: %s",
                               state_path(p->st), msg ? msg : "");
         sqlite3_free(msg);

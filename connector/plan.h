@@ -43,7 +43,7 @@ enum plan_op {
     PLAN_OP_MAX
 };
 
-/* Private keys of a planned record, resolved and removed before sending. */
+/* Private keys of a planned record, resolved and removed before sending (MAPPING_LINK_PREFIX). */
 #define PLAN_KEY_MANAGER "dirconn:manager" /* externalId of the manager */
 #define PLAN_KEY_MEMBERS "dirconn:members" /* externalIds of the members, sorted */
 
@@ -54,8 +54,9 @@ struct plan_item {
     const char *cloud_id; /* NULL for PLAN_ADD */
     const char *dn;
     const char *name;         /* userName or displayName */
-    const char *record;       /* the planned record (canonical JSON), NULL for deletions */
-    const char *old_record;   /* the record last acknowledged, or NULL */
+    const char *record;       /* the planned record (canonical JSON); NULL for deletions and
+                                 matches (a match's record is the state's, hash the same) */
+    const char *old_record;   /* the record last acknowledged, or NULL (always for matches) */
     const char *hash;         /* hex SHA-256 of record */
     const char *version;      /* the cloud's ETag, or NULL */
     const char *changed;      /* PLAN_UPDATE: comma-separated changed attributes */
@@ -101,6 +102,17 @@ enum dirconn_err plan_add_dir(struct plan *p, enum plan_kind kind, const char *e
                               const char *dn, const char *name, const json_t *resource,
                               const char *manager_dn, char *const *member_dns, size_t n_members,
                               const char *skip_message, struct dirconn_error *err);
+
+/*
+ * plan_add_dir_text - plan_add_dir with the resource given as the canonical
+ * text and split of mapping_canonical (text NULL when skip_message is set),
+ * so that the record is not serialised again; the two are equivalent.
+ */
+enum dirconn_err plan_add_dir_text(struct plan *p, enum plan_kind kind, const char *external_id,
+                                   const char *dn, const char *name, const char *text, size_t split,
+                                   const char *manager_dn, char *const *member_dns,
+                                   size_t n_members, const char *skip_message,
+                                   struct dirconn_error *err);
 
 /*
  * plan_set_partial - make this an incremental plan: only the objects given

@@ -259,11 +259,12 @@ static int inventory_one(void *arg, json_t *res)
     return ic->e != DIRCONN_OK;
 }
 
-static const char *const inventory_attrs[PLAN_KIND_MAX] = {"id,userName,externalId,roles,meta",
-                                                           "id,displayName,externalId,meta",
-                                                           "id,displayName,externalId,meta"};
+/* Of meta only the version (the ETag) is used: asking for meta.version keeps the pages small. */
+static const char *const inventory_attrs[PLAN_KIND_MAX] = {
+    "id,userName,externalId,roles,meta.version", "id,displayName,externalId,meta.version",
+    "id,displayName,externalId,meta.version"};
 
-static enum dirconn_err load_inventory(struct sync_ctx *c, unsigned kinds)
+static enum dirconn_err load_inventory_kinds(struct sync_ctx *c, unsigned kinds)
 {
     const char *const *attrs = inventory_attrs;
     for (int k = 0; k < PLAN_KIND_MAX; k++) {
@@ -278,6 +279,19 @@ static enum dirconn_err load_inventory(struct sync_ctx *c, unsigned kinds)
             return e;
     }
     return DIRCONN_OK;
+}
+
+/* The inventory in one transaction, as the directory read: not one per object. */
+static enum dirconn_err load_inventory(struct sync_ctx *c, unsigned kinds)
+{
+    enum dirconn_err e = state_begin(c->st, c->err);
+    if (e != DIRCONN_OK)
+        return e;
+    e = load_inventory_kinds(c, kinds);
+    if (e == DIRCONN_OK)
+        return state_commit(c->st, c->err);
+    state_rollback(c->st);
+    return e;
 }
 
 /* ---- directory ------------------------------------------------------------------- */
@@ -328,9 +342,9 @@ static enum dirconn_err add_entry(struct sync_ctx *c, enum plan_kind kind, struc
         if (mr.skipped)
             log_msg(c->log, LOG_LEVEL_WARN, "%s", mr.skip_message);
         const char *name = mr.skipped ? NULL : record_name(kind, mr.resource);
-        e = plan_add_dir(c->plan, kind, ext, entry->dn, name, mr.skipped ? NULL : mr.resource,
-                         mr.manager_dn, mr.member_dns, mr.n_members,
-                         mr.skipped ? mr.skip_message : NULL, c->err);
+        e = plan_add_dir_text(c->plan, kind, ext, entry->dn, name, mr.skipped ? NULL : mr.text,
+                              mr.text_split, mr.manager_dn, mr.member_dns, mr.n_members,
+                              mr.skipped ? mr.skip_message : NULL, c->err);
         if (e == DIRCONN_OK && c->on_added != NULL)
             e = c->on_added(c, kind, ext, name);
     }
@@ -788,13 +802,8 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
          * A manager created later in this run, or a member group created after
          * this group, is set by the follow-up pass (apply_pending).
          */
-        json_error_t jerr;
-        json_t *planned = json_loads(o->record, 0, &jerr);
-        o->pending =
-            (json_object_get(planned, PLAN_KEY_MANAGER) != NULL &&
-             json_object_get(json_object_get(rec, SCIM_SCHEMA_ENTERPRISE), "manager") == NULL) ||
-            (o->kind == PLAN_GROUP && o->op == PLAN_ADD && unresolved > 0);
-        json_decref(planned);
+        /* plan_resolve counted them: a manager without a cloud id, and members only for adds. */
+        o->pending = unresolved > 0;
         json_object_set_new(rec, "externalId", json_string(o->external_id));
         if (o->op == PLAN_ADD) {
             if (all_adds && c->caps.bulk) {

@@ -935,6 +935,38 @@ static void test_record_limit(void **state)
     ldap_entry_free(e);
 }
 
+/* mapping_canonical is json_dumps(JSON_SORT_KEYS | JSON_COMPACT); keys with the link prefix
+ * spliced in at the split give the dump of the merged object. */
+static void test_canonical_split(void **state)
+{
+    (void)state;
+    const char *docs[] = {
+        "{}", "{\"active\":true}", "{\"userName\":\"u\",\"name\":{\"b\":1,\"a\":2}}",
+        ("{\"userName\":\"u\",\"addresses\":[{\"z\":1,\"y\":\"\\u00e9\"}],\"active\":false,"
+         "\"displayName\":\"D\"}")};
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        json_t *j = json_loads(docs[i], 0, NULL);
+        assert_non_null(j);
+        size_t split = 0;
+        char *text = mapping_canonical(j, &split);
+        char *want = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+        assert_string_equal(text, want);
+        assert_true(split >= 1 && split < strlen(text));
+        /* the split is where a key with the prefix sorts */
+        json_object_set_new(j, MAPPING_LINK_PREFIX "manager", json_string("m"));
+        char *merged = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+        const char *at = strstr(merged, "\"" MAPPING_LINK_PREFIX);
+        assert_non_null(at);
+        size_t before = (size_t)(at - merged);
+        assert_int_equal(before - (before > 1 ? 1 : 0), split);
+        assert_memory_equal(merged, text, split);
+        free(merged);
+        free(want);
+        free(text);
+        json_decref(j);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -953,6 +985,7 @@ int main(void)
         cmocka_unit_test(test_attribute_list),
         cmocka_unit_test(test_avatar_in_record),
         cmocka_unit_test(test_record_limit),
+        cmocka_unit_test(test_canonical_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
