@@ -41,6 +41,8 @@ struct scim_request {
     char transport_note[DIRCONN_ERROR_LEN]; /* the outcome hook's text for a transport error */
     enum dirconn_err transport_code;        /* and its code */
     char errbuf[CURL_ERROR_SIZE];
+    bool create;        /* a POST that creates: not resent after it may have been applied */
+    bool maybe_applied; /* it ended on such a failure */
 };
 
 struct scim_client {
@@ -260,6 +262,33 @@ enum dirconn_err scim_submit(struct scim_client *c, const char *method, const ch
     return DIRCONN_OK;
 }
 
+enum dirconn_err scim_submit_create(struct scim_client *c, const char *path, const json_t *body,
+                                    scim_done_fn done, void *arg, struct dirconn_error *err)
+{
+    enum dirconn_err e = scim_submit(c, "POST", path, body, NULL, done, arg, err);
+    if (e == DIRCONN_OK) {
+        struct scim_request *r = c->waiting;
+        while (r->next != NULL)
+            r = r->next;
+        r->create = true;
+    }
+    return e;
+}
+
+/*
+ * A failure after which the server may have applied the request: the answer
+ * was lost or cut (timeouts, a connection closed after sending) or the server
+ * failed while processing (500, 502, 504). Refused connections, unresolved
+ * names, 429 and 503 say it was not applied.
+ */
+static bool ambiguous_failure(CURLcode rc, long status)
+{
+    if (rc != CURLE_OK)
+        return rc != CURLE_COULDNT_CONNECT && rc != CURLE_COULDNT_RESOLVE_HOST &&
+               rc != CURLE_COULDNT_RESOLVE_PROXY;
+    return status == 500 || status == 502 || status == 504;
+}
+
 static size_t write_body(char *data, size_t size, size_t nmemb, void *userp)
 {
     struct scim_request *r = userp;
@@ -433,6 +462,7 @@ static void build_response(struct scim_request *r, CURLcode rc, long status,
     memset(resp, 0, sizeof(*resp));
     resp->attempts = r->attempts;
     resp->status = status;
+    resp->maybe_applied = r->maybe_applied;
     if (r->token_error != DIRCONN_OK) {
         resp->code = r->token_error;
         snprintf(resp->error, sizeof(resp->error), "%s %.300s: %.700s", r->method, r->url,
@@ -544,6 +574,11 @@ static void attempt_done(struct scim_client *c, struct scim_request *r, CURLcode
         char *ra = header_value(r->easy, "Retry-After");
         delay = scim_parse_retry_after(ra, (int64_t)time(NULL));
         free(ra);
+    }
+    if (retry && r->create && r->token_error == DIRCONN_OK && ambiguous_failure(rc, status)) {
+        /* Resending a create could make a second object: the caller looks first. */
+        retry = false;
+        r->maybe_applied = true;
     }
     if (retry && r->attempts <= c->opts.max_retries) {
         if (delay < 0)

@@ -139,6 +139,9 @@ struct scim_response {
     char *scim_type;               /* scimType of a SCIM error, or NULL */
     char *detail;                  /* detail of a SCIM error (or the raw body start), or NULL */
     int attempts;                  /* how many times it was sent */
+    bool maybe_applied;            /* scim_submit_create: it failed in a way after which the
+                                      server may have created the object (lost or cut answer,
+                                      500, 502, 504); it was not resent */
     char error[DIRCONN_ERROR_LEN]; /* one line describing a failure ("" on 2xx) */
 };
 
@@ -174,6 +177,19 @@ enum dirconn_err scim_client_set_header(struct scim_client *c, const char *name,
 enum dirconn_err scim_submit(struct scim_client *c, const char *method, const char *path,
                              const json_t *body, const char *if_match, scim_done_fn done, void *arg,
                              struct dirconn_error *err);
+
+/*
+ * scim_submit_create - scim_submit of a POST that creates a resource (or a
+ * /Bulk of creations). Unlike other requests it is not resent after a
+ * failure that may have come after the server applied it (the answer lost or
+ * cut, 500, 502, 504): SCIM servers need not refuse a second Group or Contact
+ * with the same externalId, so resending could create a duplicate. The
+ * response then has maybe_applied set, and the caller looks the object up by
+ * externalId before creating it again. Refused connections, 429 and 503 are
+ * retried as usual. Errors: those of scim_submit.
+ */
+enum dirconn_err scim_submit_create(struct scim_client *c, const char *path, const json_t *body,
+                                    scim_done_fn done, void *arg, struct dirconn_error *err);
 
 /*
  * scim_run - execute queued requests until none is left (requests submitted

@@ -405,6 +405,8 @@ struct apply_op {
     bool pending;  /* sent without its manager or some members: recorded without its record */
     bool followup; /* the second write of a pending object */
     bool lookup;   /* created by a lost attempt: find it by externalId */
+    bool recreate; /* and when it is not there, create it (the POST may not have been applied) */
+    char *sent;    /* the body of the POST (adds), to send again after a lookup */
     char *new_cloud_id;
 };
 
@@ -422,6 +424,7 @@ static void op_clear(struct apply_op *o)
     free(o->record);
     free(o->hash);
     free(o->version);
+    free(o->sent);
     free(o->new_cloud_id);
     memset(o, 0, sizeof(*o));
 }
@@ -472,6 +475,12 @@ static void on_write_done(void *arg, const struct scim_response *r)
             o->lookup = true;
             return;
         }
+        if (o->op == PLAN_ADD && r->maybe_applied) {
+            /* The POST may have created it: look before creating it again. */
+            o->lookup = true;
+            o->recreate = true;
+            return;
+        }
         if (r->status == 412) {
             report_failure(c, o,
                            "changed in the cloud since this sync read it (412); the next "
@@ -496,6 +505,17 @@ static void on_write_done(void *arg, const struct scim_response *r)
  * and its answer was lost. Find it by externalId and record it; it is
  * recorded without its record, so the next sync brings it up to date.
  */
+/* The answer to a POST sent again by find_created. */
+static void on_recreate_done(void *arg, const struct scim_response *r)
+{
+    struct scim_response *out = arg;
+    *out = *r;
+    out->body = r->body != NULL ? json_incref(r->body) : NULL;
+    out->etag = out->location = out->scim_type = out->detail = NULL;
+    if (r->location != NULL)
+        out->location = strdup(r->location);
+}
+
 static void find_created(struct sync_ctx *c, struct apply_op *o)
 {
     char filter[256], path[600];
@@ -504,22 +524,63 @@ static void find_created(struct sync_ctx *c, struct apply_op *o)
     snprintf(path, sizeof(path), "%s?filter=%s&attributes=id", resource_paths[o->kind],
              esc != NULL ? esc : "");
     curl_free(esc);
-    struct scim_response r;
-    scim_request_sync(c->scim, "GET", path, NULL, NULL, &r);
-    const char *id = json_string_value(
-        json_object_get(json_array_get(json_object_get(r.body, "Resources"), 0), "id"));
-    if (r.code == DIRCONN_OK && id != NULL) {
-        o->new_cloud_id = strdup(id);
-        o->ok = o->new_cloud_id != NULL;
-        o->pending = true;
-        log_msg(c->log, LOG_LEVEL_INFO, "%s: created by an attempt whose answer was lost; recorded",
-                o->dn);
-    } else {
-        report_failure(c, o,
-                       r.code != DIRCONN_OK ? r.error
-                                            : "409 Conflict, and no object has its externalId");
+    for (int round = 0; round < 3; round++) {
+        struct scim_response r;
+        scim_request_sync(c->scim, "GET", path, NULL, NULL, &r);
+        const char *id = json_string_value(
+            json_object_get(json_array_get(json_object_get(r.body, "Resources"), 0), "id"));
+        if (r.code == DIRCONN_OK && id != NULL) {
+            o->new_cloud_id = strdup(id);
+            o->ok = o->new_cloud_id != NULL;
+            o->pending = true;
+            log_msg(c->log, LOG_LEVEL_INFO,
+                    "%s: created by an attempt whose answer was lost; recorded", o->dn);
+            scim_response_clear(&r);
+            return;
+        }
+        if (r.code != DIRCONN_OK || !o->recreate || o->sent == NULL) {
+            report_failure(c, o,
+                           r.code != DIRCONN_OK ? r.error
+                                                : "409 Conflict, and no object has its externalId");
+            scim_response_clear(&r);
+            return;
+        }
+        scim_response_clear(&r);
+        /* Not there: the lost POST was not applied. Create it now. */
+        json_error_t jerr;
+        json_t *body = json_loads(o->sent, 0, &jerr);
+        struct scim_response w;
+        memset(&w, 0, sizeof(w));
+        struct dirconn_error serr;
+        if (body == NULL ||
+            scim_submit_create(c->scim, resource_paths[o->kind], body, on_recreate_done, &w,
+                               &serr) != DIRCONN_OK ||
+            scim_run(c->scim, &serr) != DIRCONN_OK) {
+            json_decref(body);
+            report_failure(c, o, "out of memory sending the object again");
+            return;
+        }
+        json_decref(body);
+        if (lease_lost(c, &w)) {
+            scim_response_clear(&w);
+            return;
+        }
+        if (w.code == DIRCONN_OK) {
+            o->new_cloud_id = created_id(&w);
+            o->ok = o->new_cloud_id != NULL;
+            if (!o->ok)
+                report_failure(c, o, "the cloud returned no id for the created resource");
+            scim_response_clear(&w);
+            return;
+        }
+        if (!w.maybe_applied) {
+            report_failure(c, o, w.error);
+            scim_response_clear(&w);
+            return;
+        }
+        scim_response_clear(&w); /* lost again: look once more */
     }
-    scim_response_clear(&r);
+    report_failure(c, o, "the cloud's answers to creating it were lost three times");
 }
 
 /*
@@ -672,6 +733,16 @@ static void on_bulk_done(void *arg, const struct scim_response *r)
         free(br);
         return;
     }
+    if (r->maybe_applied) {
+        /* Some or all of the bulk may have been applied: each is looked up, then created. */
+        for (int i = 0; i < br->count; i++) {
+            c->done++;
+            br->b->ops[br->first + i].lookup = true;
+            br->b->ops[br->first + i].recreate = true;
+        }
+        free(br);
+        return;
+    }
     if (r->code != DIRCONN_OK) {
         for (int i = 0; i < br->count; i++) {
             c->done++;
@@ -752,8 +823,7 @@ static enum dirconn_err submit_bulk(struct sync_ctx *c, struct batch *b, json_t 
             return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
         }
         *br = (struct bulk_req){c, b, first, i - first};
-        enum dirconn_err e =
-            scim_submit(c->scim, "POST", "/Bulk", req, NULL, on_bulk_done, br, c->err);
+        enum dirconn_err e = scim_submit_create(c->scim, "/Bulk", req, on_bulk_done, br, c->err);
         json_decref(req);
         if (e != DIRCONN_OK) {
             free(br);
@@ -806,12 +876,12 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
         o->pending = unresolved > 0;
         json_object_set_new(rec, "externalId", json_string(o->external_id));
         if (o->op == PLAN_ADD) {
+            o->sent = json_dumps(rec, JSON_COMPACT);
             if (all_adds && c->caps.bulk) {
                 bodies[i] = rec;
                 continue;
             }
-            e = scim_submit(c->scim, "POST", resource_paths[o->kind], rec, NULL, on_write_done, o,
-                            c->err);
+            e = scim_submit_create(c->scim, resource_paths[o->kind], rec, on_write_done, o, c->err);
         } else {
             /* PLAN_UPDATE: PATCH the mapped attributes (members separately, see apply_members). */
             char path[512];

@@ -25,10 +25,9 @@ import sys
 import unicodedata
 import zlib
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 DEFAULT_SEED = 4533
 DEFAULT_USERS = 2000
-TEAM_GROUPS_FROM = 5000  # users from which the organisation holds n/10 groups
 BIG_GROUP_SIZE = 1600  # > 1500 forces AD ranged retrieval (member;range=0-1499)
 
 ADDS_DOMAIN_DN = "DC=dirconn,DC=test"
@@ -451,12 +450,11 @@ class Org:
               rng.sample(people, min(25, len(people))) + newsletter_contacts,
               mail="newsletter@%s" % self.domain)
         group("Empty Group", GT_GLOBAL_SECURITY, [])
-        # teams: from TEAM_GROUPS_FROM users up (the benchmark sizes), more
-        # groups up to n/10 in all (directories at scale hold about one group
-        # per ten users), each with about ten consecutive users. No draws from
-        # rng, so everything else is the same as without them; the smaller
-        # organisations of the tests keep the named groups only.
-        n_teams = self.n // 10 - len(self.groups) if self.n >= TEAM_GROUPS_FROM else 0
+        # teams: more groups, up to n/10 in all (directories at scale hold about
+        # one group per ten users), each with about ten consecutive users. No
+        # draws from rng, so everything else is the same as without them, and
+        # small organisations (n < 220) get none.
+        n_teams = self.n // 10 - len(self.groups)
         pool = [u for u in self.users if u.info["category"] != "service"]
         if n_teams > 0 and pool:
             size = max(1, len(pool) // n_teams)
