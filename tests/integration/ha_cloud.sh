@@ -278,28 +278,5 @@ ha_monitor_check "faketime"
 echo "# fencedRejections at the end: $(ha_fenced); lease: $(ha_cloud_lease)"
 # ---- failover_interval: after the lease ran out a standby waits that long before taking it
 FI=6
-ha_stop_all
-ha_setup 3 "[ha]
-lease = cloud
-lease_duration = ${LEASE}s
-failover_interval = ${FI}s
-jitter = 200ms"
-ha_start_all 3
-ha_monitor_start
-check "failover_interval ${FI}s: one active" ha_wait_one_active 30
-a=$HA_ACTIVE
-sleep 1
-ha_signal "$a" KILL
-ha_failover_time "$a" $((LEASE + FI + 2)) || true
-echo "# kill -9 failover with failover_interval ${FI}s: $HA_FAILOVER s"
-check "failover_interval ${FI}s: a standby is active within $((LEASE + FI + 2))s ($HA_FAILOVER s)" test "$HA_FAILOVER" != timeout
-# the lease lasts at least lease_duration - renew_interval after the kill (1.5 s of slack;
-# etcd reports whole seconds)
-low=$(awk -v l="$LEASE" -v f="$FI" 'BEGIN { printf "%.1f", f + l - l / 3 - 1.5 }')
-check "failover_interval ${FI}s: not before the lease ran out plus the interval (>= ${low}s: $HA_FAILOVER s)" \
-	awk -v t="$HA_FAILOVER" -v l="$low" 'BEGIN { exit !(t != "timeout" && t + 0 >= l) }'
-ha_monitor_stop
-ha_monitor_check "failover_interval"
-for ((i = 1; i <= 3; i++)); do grep -E '^dirconnd: [a-z]+: ha: [a-z]+ -> |test: SIG' "$work/dirconnd-$i.log" | sed "s/^/# conn-$i: /"; done
-check_eq "no libproxy helper got stuck or outlived its dirconnd" "" "$(ha_stuck_children)"
+ha_failover_interval_scenario "lease = cloud"
 finish
