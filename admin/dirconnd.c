@@ -72,6 +72,8 @@ struct shared {
     char message[DIRCONN_ERROR_LEN];
 };
 
+struct client;
+
 struct daemon {
     const char *prog;
     char *config_path;
@@ -104,7 +106,10 @@ struct daemon {
     bool active;   /* the loop's view: a sync may start */
     bool takeover; /* the next sync first continues from the shared state */
     char token[32];
-    bool skip_first_sync; /* --no-initial-sync: the first activation starts no sync */
+    bool skip_first_sync;   /* --no-initial-sync: the first activation starts no sync */
+    struct client *clients; /* open admin connections */
+    struct config *ha_cfg;  /* the configuration the election started with (kept until exit:
+                               the lease client borrows it; SIGHUP does not change it) */
 };
 
 /* ---- state machine ------------------------------------------------------------- */
@@ -366,7 +371,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     if (rc == DIRCONN_OK || rc == DIRCONN_EFAIL || rc == DIRCONN_ETHRESHOLD)
         d->takeover = false;
     snprintf(d->last_error, sizeof(d->last_error), "%s", rc == DIRCONN_OK ? "" : message);
-    if (d->run_cfg != d->cfg)
+    if (d->run_cfg != d->cfg && d->run_cfg != d->ha_cfg)
         config_free(d->run_cfg); /* replaced by a reload during the run */
     d->run_cfg = NULL;
     d->running = REQ_NONE;
@@ -472,6 +477,7 @@ static bool ha_start(struct daemon *d)
         lease_backend_free(&b);
         return false;
     }
+    d->ha_cfg = d->cfg; /* borrowed by the backend until exit */
     e = ha_election_start(&b, &o, &d->log, on_role_change, d, &d->ha, &err);
     if (e != DIRCONN_OK) {
         lease_backend_free(&b);
@@ -763,25 +769,43 @@ static json_t *handle(struct daemon *d, const char *line)
     return resp;
 }
 
+/* An admin connection; the daemon keeps the open ones to close them when it stops. */
+struct client {
+    struct daemon *d;
+    struct bufferevent *bev;
+    struct client *prev, *next;
+};
+
+static void client_free(struct client *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        c->d->clients = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    bufferevent_free(c->bev);
+    free(c);
+}
+
 static void on_client_write(struct bufferevent *bev, void *arg)
 {
-    (void)arg;
     if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        bufferevent_free(bev);
+        client_free(arg);
 }
 
 static void on_client_read(struct bufferevent *bev, void *arg)
 {
-    struct daemon *d = arg;
+    struct client *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t len = 0;
     char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
     if (line == NULL) {
         if (evbuffer_get_length(in) > DAEMON_LINE_MAX)
-            bufferevent_free(bev);
+            client_free(c);
         return;
     }
-    json_t *resp = handle(d, line);
+    json_t *resp = handle(c->d, line);
     free(line);
     char *text = json_dumps(resp, JSON_COMPACT);
     json_decref(resp);
@@ -791,14 +815,14 @@ static void on_client_read(struct bufferevent *bev, void *arg)
         free(text);
     }
     /* One request per connection: close once the answer is written. */
-    bufferevent_setcb(bev, NULL, on_client_write, NULL, d);
+    bufferevent_setcb(bev, NULL, on_client_write, NULL, c);
 }
 
 static void on_client_event(struct bufferevent *bev, short what, void *arg)
 {
+    (void)bev;
     (void)what;
-    (void)arg;
-    bufferevent_free(bev);
+    client_free(arg);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
@@ -808,12 +832,21 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)sa;
     (void)len;
     struct daemon *d = arg;
-    struct bufferevent *bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    struct client *c = calloc(1, sizeof(*c));
+    struct bufferevent *bev =
+        c != NULL ? bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
     if (bev == NULL) {
+        free(c);
         close(fd);
         return;
     }
-    bufferevent_setcb(bev, on_client_read, NULL, on_client_event, d);
+    c->d = d;
+    c->bev = bev;
+    c->next = d->clients;
+    if (d->clients != NULL)
+        d->clients->prev = c;
+    d->clients = c;
+    bufferevent_setcb(bev, on_client_read, NULL, on_client_event, c);
     struct timeval tv = {10, 0};
     bufferevent_set_timeouts(bev, &tv, &tv);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
@@ -891,8 +924,12 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     }
     struct config *old = d->cfg;
     d->cfg = fresh;
-    if (old != d->run_cfg)
-        config_free(old); /* else freed when the running sync ends */
+    if (old != d->run_cfg && old != d->ha_cfg)
+        config_free(old); /* else freed when the running sync ends, or at exit (HA) */
+    if (d->ha_cfg != NULL)
+        log_msg(&d->log, LOG_LEVEL_INFO,
+                "SIGHUP: the HA lease client keeps the [ha], [cloud] and [proxy] settings it "
+                "started with until dirconnd restarts");
     log_sink_close(&d->log);
     log_sink_init(&d->log, d->prog, (enum log_level)fresh->log_level,
                   (enum log_target)fresh->log_target);
@@ -1027,6 +1064,8 @@ out:
     if (d->ev_role != NULL)
         event_free(d->ev_role);
     notify_stop(d);
+    while (d->clients != NULL)
+        client_free(d->clients);
     if (d->listener != NULL) {
         evconnlistener_free(d->listener);
         unlink(d->socket_path);
@@ -1038,8 +1077,10 @@ out:
             event_free(evs[i]);
     if (d->base != NULL)
         event_base_free(d->base);
-    if (d->run_cfg != NULL && d->run_cfg != d->cfg)
+    if (d->run_cfg != NULL && d->run_cfg != d->cfg && d->run_cfg != d->ha_cfg)
         config_free(d->run_cfg);
+    if (d->ha_cfg != NULL && d->ha_cfg != d->cfg)
+        config_free(d->ha_cfg);
     config_free(d->cfg);
     free(d->config_path);
     pthread_mutex_destroy(&d->sh.lock);

@@ -98,7 +98,11 @@ ha_start() {
 	echo "# $(date -u +%T.%N | cut -c1-12) starting conn-$i${how:+ under $how $off}" >>"$work/dirconnd-$i.log"
 	if [[ $how == faketime ]]; then
 		[[ -r $HA_FAKETIME_LIB ]] || { echo "libfaketime not found ($HA_FAKETIME_LIB): install faketime"; return 1; }
-		LD_PRELOAD=$HA_FAKETIME_LIB FAKETIME="$off" FAKETIME_DONT_RESET=1 \
+		# an AddressSanitizer build needs its runtime first among the preloaded libraries
+		local asan preload=$HA_FAKETIME_LIB
+		asan=$(ldd "$(command -v dirconnd)" 2>/dev/null | awk '/libasan/ { print $3; exit }')
+		[[ -n $asan ]] && preload="$asan $HA_FAKETIME_LIB"
+		LD_PRELOAD=$preload FAKETIME="$off" FAKETIME_DONT_RESET=1 \
 			dirconnd --config "$work/conn-$i.conf" 2>>"$work/dirconnd-$i.log" &
 	else
 		dirconnd --config "$work/conn-$i.conf" 2>>"$work/dirconnd-$i.log" &
