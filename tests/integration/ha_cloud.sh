@@ -16,19 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/ha_lib.sh"
 LEASE=${HA_LEASE:-6}
 LIMIT=$((LEASE + 0 + 2)) # lease_duration + failover_interval + 2 s
 
-work=$(mktemp -d /tmp/dirconn-it-ha-cloud-XXXXXX)
-cleanup() {
-	ha_monitor_stop
-	ha_stop_all
-	sync_cloud_stop
-	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
-	if [[ $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
-}
-trap cleanup EXIT
-ldsfx_start_retry adlds "$work/fx" --users 200
-# shellcheck disable=SC1091
-source "$work/fx/env"
-sync_cloud_start
+ha_test_begin ha-cloud
 ha_setup 3 "[ha]
 lease = cloud
 lease_duration = ${LEASE}s

@@ -523,3 +523,26 @@ jitter = 200ms"
 	for ((i = 1; i <= 3; i++)); do grep -E '^dirconnd: [a-z]+: ha: [a-z]+ -> |test: SIG' "$work/dirconnd-$i.log" | sed "s/^/# conn-$i: /"; done
 	check_eq "no libproxy helper got stuck or outlived its dirconnd" "" "$(ha_stuck_children)"
 }
+
+# ha_test_begin NAME [CLEANUP-COMMAND]: the start of an HA test: a work dir
+# /tmp/dirconn-it-NAME-XXXXXX in $work, an EXIT trap that stops the monitor, the instances,
+# CLEANUP-COMMAND (e.g. etcd_stop_all), the cloud and the fixture (and keeps $work when a check
+# failed or KEEP_WORK is set), the slapd AD LDS fixture with 200 users, and dirconn-cloud.
+ha_test_begin() {
+	work=$(mktemp -d "/tmp/dirconn-it-$1-XXXXXX")
+	HA_EXTRA_CLEANUP=${2-}
+	trap ha__test_cleanup EXIT
+	ldsfx_start_retry adlds "$work/fx" --users 200
+	# shellcheck disable=SC1091
+	source "$work/fx/env"
+	sync_cloud_start
+}
+
+ha__test_cleanup() {
+	ha_monitor_stop
+	ha_stop_all
+	[[ -n ${HA_EXTRA_CLEANUP:-} ]] && $HA_EXTRA_CLEANUP
+	sync_cloud_stop
+	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
+	if [[ $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
+}
