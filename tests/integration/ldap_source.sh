@@ -51,11 +51,11 @@ if [[ $kind == adds ]]; then
 else
 	for part in $LDSFX_PARTITIONS; do
 		check_eq "AD LDS partition $part is listed as an application partition" "application partition" \
-			"$(json "$p_out" "[p['kind'] for p in j['partitions'] if p['namingContext'].lower() == '${part,,}'][0]")"
+			"$(json "$p_out" "[p['kind'] for p in j['partitions'] if p['namingContext'].lower() == '$(lower "$part")'][0]")"
 	done
 fi
 run_capture h dirconnctl partitions --config "$work/ok.conf"
-check_contains "human output marks the synchronised naming context" "${h_out,,}" "* ${LDSFX_BASE_DN,,}"
+check_contains "human output marks the synchronised naming context" "$(lower "$h_out")" "* $(lower "$LDSFX_BASE_DN")"
 
 run_capture t dirconnctl test-connection --config "$work/ok.conf" --json
 check_eq "test-connection over LDAPS exits 0" 0 "$t_rc"

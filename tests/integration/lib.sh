@@ -56,6 +56,20 @@ json() {
 	fi
 }
 
+# lower STRING: the Unicode lower case of STRING in any locale (bash's ${x,,} depends on LC_CTYPE).
+lower() { "$PY" -c 'import sys; print(sys.argv[1].lower())' "$1"; }
+
+# wait_until SECONDS COMMAND...: runs the command every 0.1 s until it succeeds (returns 0)
+# or the deadline passes (returns 1). Tests wait for an event this way, never a fixed sleep.
+wait_until() {
+	local deadline=$(($(date +%s) + $1))
+	shift
+	until "$@"; do
+		(($(date +%s) < deadline)) || return 1
+		sleep 0.1
+	done
+}
+
 finish() {
 	echo "$T_PASS passed, $T_FAIL failed"
 	[[ $T_FAIL -eq 0 ]]
