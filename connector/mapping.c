@@ -208,6 +208,8 @@ struct mapping {
     struct avatar *avatar;
     pcre2_code *email_re;
     pcre2_code *phone_re;
+    struct mapping_target mapped[N_TARGETS + 1]; /* mapping_targets, built at compile */
+    size_t n_mapped;
 };
 
 static void expr_clear(struct expr *x)
@@ -566,6 +568,50 @@ static bool attrs_add_expr(struct mapping *m, const struct expr *x)
     return true;
 }
 
+/* The mapped targets as SCIM attribute, value type and sub-attribute (mapping_targets). */
+static void build_targets(struct mapping *m)
+{
+    m->n_mapped = 0;
+    for (size_t i = 0; i < N_TARGETS; i++) {
+        const struct target *t = &targets[i];
+        if (!m->rules[i].set || !(t->kinds & (1u << m->kind)))
+            continue;
+        struct mapping_target *o = &m->mapped[m->n_mapped++];
+        *o = (struct mapping_target){t->path, t->alias, t->key, NULL, NULL};
+        switch (t->place) {
+        case PL_TOP:
+            break;
+        case PL_NAME:
+            o->attr = "name";
+            o->sub = t->key;
+            break;
+        case PL_EMAIL:
+        case PL_PHONE:
+        case PL_ADDR:
+            o->attr = t->place == PL_EMAIL ? "emails" : t->place == PL_PHONE ? "phoneNumbers" : "addresses";
+            o->type = t->type;
+            o->sub = t->key;
+            break;
+        case PL_ENT:
+            o->attr = t->path;
+            break;
+        case PL_MANAGER:
+            o->attr = t->path;
+            o->sub = "value";
+            break;
+        }
+    }
+    if (m->avatar != NULL)
+        m->mapped[m->n_mapped++] = (struct mapping_target){"photos[type eq \"photo\"].value",
+                                                           "avatar", "photos", "photo", "value"};
+}
+
+size_t mapping_targets(const struct mapping *m, const struct mapping_target **out)
+{
+    *out = m->mapped;
+    return m->n_mapped;
+}
+
 void mapping_free(struct mapping *m)
 {
     if (m == NULL)
@@ -756,6 +802,7 @@ enum dirconn_err mapping_compile(const struct config *cfg, enum mapping_kind kin
         mapping_free(m);
         return rc;
     }
+    build_targets(m);
     *out = m;
     return DIRCONN_OK;
 }

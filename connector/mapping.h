@@ -107,6 +107,26 @@ enum dirconn_err mapping_compile(const struct config *cfg, enum mapping_kind kin
  */
 const char *const *mapping_attributes(const struct mapping *m);
 
+/* One mapped SCIM target of a compiled mapping (docs/mapping.md "SCIM attribute paths"). */
+struct mapping_target {
+    const char *path;  /* canonical path: "title", "phoneNumbers[type eq \"work\"].value", the
+                          enterprise URN-qualified name */
+    const char *alias; /* the short form ("phoneNumbers.work", "enterprise.department"), or NULL */
+    const char *attr;  /* the top-level attribute: "title", "name", "phoneNumbers",
+                          "urn:...:User:department" (URN-qualified in the extension) */
+    const char *type;  /* the "type" of the value of a multi-valued attribute, or NULL */
+    const char *sub;   /* the sub-attribute ("givenName", "value"; manager: "value"), or NULL */
+};
+
+/*
+ * mapping_targets - the targets m maps (a line or a default that is not
+ * removed; the avatar's photos[type eq "photo"].value when an avatar is
+ * compiled), in the table's order. *out points into m (valid until
+ * mapping_free); returns their number. The leaves a record of m can hold
+ * are exactly these (record.h scope).
+ */
+size_t mapping_targets(const struct mapping *m, const struct mapping_target **out);
+
 /* mapping_kind_of - the kind m was compiled for. */
 enum mapping_kind mapping_kind_of(const struct mapping *m);
 

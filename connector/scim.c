@@ -664,13 +664,50 @@ enum dirconn_err scim_run(struct scim_client *c, struct dirconn_error *err)
     return DIRCONN_OK;
 }
 
-struct sync_capture {
-    struct scim_response *resp;
-};
+/* ---- the transport port --------------------------------------------------------------------- */
 
-static void capture_done(void *arg, const struct scim_response *resp)
+static enum dirconn_err client_port_submit(void *impl, const char *method, const char *path,
+                                           const json_t *body, const char *if_match, bool create,
+                                           scim_done_fn done, void *arg, struct dirconn_error *err)
 {
-    struct scim_response *out = arg;
+    if (create)
+        return scim_submit_create(impl, path, body, done, arg, err);
+    return scim_submit(impl, method, path, body, if_match, done, arg, err);
+}
+
+static enum dirconn_err client_port_run(void *impl, struct dirconn_error *err)
+{
+    return scim_run(impl, err);
+}
+
+static const struct scim_port_ops client_port_ops = {client_port_submit, client_port_run};
+
+struct scim_port scim_client_port(struct scim_client *c)
+{
+    return (struct scim_port){&client_port_ops, c};
+}
+
+enum dirconn_err scim_port_submit(const struct scim_port *p, const char *method, const char *path,
+                                  const json_t *body, const char *if_match, scim_done_fn done,
+                                  void *arg, struct dirconn_error *err)
+{
+    return p->ops->submit(p->impl, method, path, body, if_match, false, done, arg, err);
+}
+
+enum dirconn_err scim_port_submit_create(const struct scim_port *p, const char *path,
+                                         const json_t *body, scim_done_fn done, void *arg,
+                                         struct dirconn_error *err)
+{
+    return p->ops->submit(p->impl, "POST", path, body, NULL, true, done, arg, err);
+}
+
+enum dirconn_err scim_port_run(const struct scim_port *p, struct dirconn_error *err)
+{
+    return p->ops->run(p->impl, err);
+}
+
+void scim_response_copy(struct scim_response *out, const struct scim_response *resp)
+{
     *out = *resp;
     /* Take ownership of the heap fields: the caller's copy frees them. */
     json_incref(out->body);
@@ -680,16 +717,21 @@ static void capture_done(void *arg, const struct scim_response *resp)
     out->detail = resp->detail ? strdup(resp->detail) : NULL;
 }
 
-enum dirconn_err scim_request_sync(struct scim_client *c, const char *method, const char *path,
+static void capture_done(void *arg, const struct scim_response *resp)
+{
+    scim_response_copy(arg, resp);
+}
+
+enum dirconn_err scim_port_request(const struct scim_port *p, const char *method, const char *path,
                                    const json_t *body, const char *if_match,
                                    struct scim_response *resp)
 {
     memset(resp, 0, sizeof(*resp));
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    enum dirconn_err e = scim_submit(c, method, path, body, if_match, capture_done, resp, &err);
+    enum dirconn_err e = scim_port_submit(p, method, path, body, if_match, capture_done, resp, &err);
     if (e == DIRCONN_OK)
-        e = scim_run(c, &err);
+        e = scim_port_run(p, &err);
     if (e != DIRCONN_OK) {
         resp->code = e;
         snprintf(resp->error, sizeof(resp->error), "%s", err.msg);
@@ -697,10 +739,18 @@ enum dirconn_err scim_request_sync(struct scim_client *c, const char *method, co
     return resp->code;
 }
 
-enum dirconn_err scim_list_all(struct scim_client *c, const char *path, const char *filter,
-                               const char *attributes, int page_size,
-                               int (*fn)(void *arg, json_t *resource), void *arg,
-                               struct dirconn_error *err)
+enum dirconn_err scim_request_sync(struct scim_client *c, const char *method, const char *path,
+                                   const json_t *body, const char *if_match,
+                                   struct scim_response *resp)
+{
+    struct scim_port p = scim_client_port(c);
+    return scim_port_request(&p, method, path, body, if_match, resp);
+}
+
+enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
+                                    const char *filter, const char *attributes, int page_size,
+                                    int (*fn)(void *arg, json_t *resource), void *arg,
+                                    struct dirconn_error *err)
 {
     char *ef = filter != NULL ? scim_url_escape(filter) : NULL;
     char *ea = attributes != NULL ? scim_url_escape(attributes) : NULL;
@@ -716,7 +766,7 @@ enum dirconn_err scim_list_all(struct scim_client *c, const char *path, const ch
         snprintf(url, sizeof(url), "%s?startIndex=%ld&count=%d%s%s%s%s", path, start, page_size,
                  ef ? "&filter=" : "", ef ? ef : "", ea ? "&attributes=" : "", ea ? ea : "");
         struct scim_response resp;
-        if (scim_request_sync(c, "GET", url, NULL, NULL, &resp) != DIRCONN_OK) {
+        if (scim_port_request(p, "GET", url, NULL, NULL, &resp) != DIRCONN_OK) {
             e = dirconn_error_set(err, resp.code, "%s", resp.error);
             scim_response_clear(&resp);
             break;
@@ -724,12 +774,15 @@ enum dirconn_err scim_list_all(struct scim_client *c, const char *path, const ch
         json_t *resources = json_object_get(resp.body, "Resources");
         json_int_t total = json_integer_value(json_object_get(resp.body, "totalResults"));
         size_t n = json_array_size(resources);
-        bool stop = false;
-        for (size_t i = 0; i < n && !stop; i++)
-            stop = fn(arg, json_array_get(resources, i)) != 0;
+        int stop = 0;
+        for (size_t i = 0; i < n && stop == 0; i++)
+            stop = fn(arg, json_array_get(resources, i));
         scim_response_clear(&resp);
-        if (stop) {
-            e = dirconn_error_set(err, DIRCONN_EFAIL, "listing %s stopped", path);
+        if (stop != 0) {
+            /* the callback's own error is in err when it set one (its code is returned) */
+            e = stop < 0 && err != NULL && err->code != DIRCONN_OK
+                    ? err->code
+                    : dirconn_error_set(err, DIRCONN_EFAIL, "listing %s stopped", path);
             break;
         }
         start += (long)n;
@@ -739,6 +792,15 @@ enum dirconn_err scim_list_all(struct scim_client *c, const char *path, const ch
     curl_free(ef);
     curl_free(ea);
     return e;
+}
+
+enum dirconn_err scim_list_all(struct scim_client *c, const char *path, const char *filter,
+                               const char *attributes, int page_size,
+                               int (*fn)(void *arg, json_t *resource), void *arg,
+                               struct dirconn_error *err)
+{
+    struct scim_port p = scim_client_port(c);
+    return scim_port_list_all(&p, path, filter, attributes, page_size, fn, arg, err);
 }
 
 enum dirconn_err scim_easy_perform(const struct scim_transport *t, CURL *easy, const char *url,

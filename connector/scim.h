@@ -223,6 +223,61 @@ enum dirconn_err scim_list_all(struct scim_client *c, const char *path, const ch
                                int (*fn)(void *arg, json_t *resource), void *arg,
                                struct dirconn_error *err);
 
+/*
+ * The transport port: what the stages above the HTTP client (apply,
+ * discovery, inventory) use to talk to the cloud, so that each apply rule
+ * can be tested with scripted answers and no server (tests/unit/test_apply.c).
+ * submit queues one request (create = scim_submit_create's rules: never
+ * resent after an ambiguous failure); run executes what is queued, calling
+ * each done callback once, requests submitted from callbacks included.
+ * Errors and ownership are those of scim_submit and scim_run.
+ */
+struct scim_port_ops {
+    enum dirconn_err (*submit)(void *impl, const char *method, const char *path,
+                               const json_t *body, const char *if_match, bool create,
+                               scim_done_fn done, void *arg, struct dirconn_error *err);
+    enum dirconn_err (*run)(void *impl, struct dirconn_error *err);
+};
+
+struct scim_port {
+    const struct scim_port_ops *ops;
+    void *impl;
+};
+
+/* scim_client_port - the port of a real client (borrowed: c outlives the port). */
+struct scim_port scim_client_port(struct scim_client *c);
+
+/* scim_port_submit, scim_port_submit_create, scim_port_run - scim_submit, scim_submit_create and
+ * scim_run through a port. */
+enum dirconn_err scim_port_submit(const struct scim_port *p, const char *method, const char *path,
+                                  const json_t *body, const char *if_match, scim_done_fn done,
+                                  void *arg, struct dirconn_error *err);
+enum dirconn_err scim_port_submit_create(const struct scim_port *p, const char *path,
+                                         const json_t *body, scim_done_fn done, void *arg,
+                                         struct dirconn_error *err);
+enum dirconn_err scim_port_run(const struct scim_port *p, struct dirconn_error *err);
+
+/* scim_port_request - scim_request_sync through a port (the caller owns *resp's fields). */
+enum dirconn_err scim_port_request(const struct scim_port *p, const char *method, const char *path,
+                                   const json_t *body, const char *if_match,
+                                   struct scim_response *resp);
+
+/*
+ * scim_port_list_all - scim_list_all through a port. A callback that returns
+ * a negative value after setting err (err->code not DIRCONN_OK) stops the
+ * walk with its own error, not a generic one.
+ */
+enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
+                                    const char *filter, const char *attributes, int page_size,
+                                    int (*fn)(void *arg, json_t *resource), void *arg,
+                                    struct dirconn_error *err);
+
+/*
+ * scim_response_copy - a response that outlives its callback: *out gets
+ * resp's values and copies of its heap fields (scim_response_clear frees them).
+ */
+void scim_response_copy(struct scim_response *out, const struct scim_response *resp);
+
 /* scim_url_escape - percent-encode a query value (libcurl's curl_easy_escape); free with curl_free.
  */
 char *scim_url_escape(const char *s);
