@@ -144,6 +144,7 @@ static const struct opt options[] = {
      NULL, 0, NULL},
     {"cloud", "token_file", OPT_STRING, OFF(cloud_token_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
     {"cloud", "ca_file", OPT_STRING, OFF(cloud_ca_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
+    {"cloud", "delete_cascades", OPT_BOOL, OFF(cloud_delete_cascades), "no", 0, 0, NULL, 0, NULL},
 
     {"ha", "lease", OPT_ENUM, OFF(ha_lease), "cloud", 0, 0, ha_lease_names, 0, NULL},
     {"ha", "etcd_endpoints", OPT_LIST, OFF(ha_etcd_endpoints), NULL, 0, 16, NULL, OPT_LIST_SPACE,

@@ -122,6 +122,7 @@ struct config {
     char *cloud_client_secret_file; /* file holding the connector secret */
     char *cloud_token_file;         /* bearer token file (auth = bearer) */
     char *cloud_ca_file;
+    bool cloud_delete_cascades; /* the provider removes a deleted resource from groups and managers */
 
     /* [ha] */
     enum ha_lease_backend ha_lease;

@@ -5,6 +5,8 @@
 #include "proxy/proxy.h"
 #include "connector/ldap_source.h"
 #include "connector/mapping.h"
+#include "connector/provider.h"
+#include "connector/record.h"
 #include "connector/scim.h"
 #include "connector/select.h"
 #include "connector/state.h"
@@ -35,6 +37,9 @@ struct cloud_caps {
     long bulk_max_payload;
     bool contacts;
     bool etag; /* If-Match on updates and deletions (RFC 7644 3.14) */
+    bool patch;  /* patch.supported; false: updates are GET + PUT (RFC 7644 3.5.1) */
+    bool filter; /* filter.supported; false: the inventory is read in full, never filtered */
+    long page;   /* resources per list page: min(INVENTORY_PAGE, filter.maxResults) */
 };
 
 /* A growing list of (external id, DN, kind, name) records. */
@@ -103,6 +108,12 @@ struct sync_ctx {
     struct scim_client *scim;
     struct plan *plan;
     struct cloud_caps caps;
+    struct provider *prov; /* discovery of this run (RFC 7644 4) */
+    char **unsent;         /* mapped targets the provider cannot take, reported once */
+    size_t n_unsent;
+    struct plan *unsent_plan; /* the plan the unsent targets were added to */
+    struct record_path *scope_paths[PLAN_KIND_MAX]; /* the leaves each mapping produces */
+    struct record_scope scope[PLAN_KIND_MAX];
     char *scim_base;
     unsigned kinds; /* bits of enum plan_kind being synchronised */
     const struct select_plan *sel;
@@ -184,41 +195,74 @@ static void progress(struct sync_ctx *c, const char *phase, bool force)
 
 /* ---- cloud discovery and inventory ------------------------------------------------ */
 
+/* Record that a mapped target cannot be sent (logged now, in the report with the plan). */
+static void note_unsent(struct sync_ctx *c, enum plan_kind kind, const struct mapping_target *t,
+                        const char *why)
+{
+    char msg[1024];
+    snprintf(msg, sizeof(msg), "[%s] mapping to %s is not sent: %s", plan_kind_name(kind),
+             t->path, why);
+    for (size_t i = 0; i < c->n_unsent; i++)
+        if (strcmp(c->unsent[i], msg) == 0)
+            return;
+    char **v = realloc(c->unsent, (c->n_unsent + 1) * sizeof(*v));
+    if (v == NULL)
+        return;
+    c->unsent = v;
+    if ((v[c->n_unsent] = strdup(msg)) != NULL)
+        c->n_unsent++;
+    log_msg(c->log, LOG_LEVEL_WARN, "%s", msg);
+}
+
+/*
+ * Discovery (RFC 7644 4): /ServiceProviderConfig, /ResourceTypes and
+ * /Schemas, read once per run (provider.h). What the mappings produce and
+ * the provider cannot take is reported once, and left out of every record.
+ */
 static enum dirconn_err discover(struct sync_ctx *c)
 {
-    struct scim_response r;
-    if (scim_request_sync(c->scim, "GET", "/ServiceProviderConfig", NULL, NULL, &r) != DIRCONN_OK) {
-        enum dirconn_err e = dirconn_error_set(c->err, r.code, "%s", r.error);
-        scim_response_clear(&r);
+    struct scim_port port = scim_client_port(c->scim);
+    struct provider_settings settings = {
+        .single_valued = NULL, .delete_cascades = c->cfg->cloud_delete_cascades};
+    enum dirconn_err e = provider_discover(&port, c->log, &settings, &c->prov, c->err);
+    if (e != DIRCONN_OK)
         return e;
-    }
-    json_t *bulk = json_object_get(r.body, "bulk");
-    c->caps.bulk = json_is_true(json_object_get(bulk, "supported"));
-    c->caps.bulk_max_operations = (long)json_integer_value(json_object_get(bulk, "maxOperations"));
-    c->caps.bulk_max_payload = (long)json_integer_value(json_object_get(bulk, "maxPayloadSize"));
-    if (c->caps.bulk_max_operations <= 0 || c->caps.bulk_max_payload <= 0)
-        c->caps.bulk = false;
-    c->caps.etag = json_is_true(json_object_get(json_object_get(r.body, "etag"), "supported"));
-    scim_response_clear(&r);
-    if (scim_request_sync(c->scim, "GET", "/ResourceTypes", NULL, NULL, &r) == DIRCONN_OK) {
-        json_t *list = json_object_get(r.body, "Resources");
-        if (list == NULL && json_is_array(r.body))
-            list = r.body;
-        size_t i;
-        json_t *rt;
-        json_array_foreach(list, i, rt)
-        {
-            const char *name = json_string_value(json_object_get(rt, "name"));
-            const char *ep = json_string_value(json_object_get(rt, "endpoint"));
-            if ((name != NULL && strcasecmp(name, "Contact") == 0) ||
-                (ep != NULL && strcasecmp(ep, "/Contacts") == 0))
-                c->caps.contacts = true;
+    const struct provider_features *f = provider_features(c->prov);
+    c->caps.bulk = f->bulk;
+    c->caps.bulk_max_operations = f->bulk_max_operations;
+    c->caps.bulk_max_payload = f->bulk_max_payload;
+    c->caps.etag = f->etag;
+    c->caps.patch = f->patch;
+    c->caps.filter = f->filter;
+    c->caps.page = f->filter_max_results > 0 && f->filter_max_results < INVENTORY_PAGE
+                       ? f->filter_max_results
+                       : INVENTORY_PAGE;
+    c->caps.contacts = provider_has_kind(c->prov, PROVIDER_CONTACT);
+    for (int k = 0; k < PLAN_KIND_MAX; k++) {
+        if (c->maps[k] == NULL || !provider_has_kind(c->prov, (enum provider_kind)k))
+            continue;
+        const struct mapping_target *t = NULL;
+        size_t n = mapping_targets(c->maps[k], &t);
+        c->scope_paths[k] = calloc(n + 1, sizeof(struct record_path));
+        if (c->scope_paths[k] == NULL)
+            return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+        c->scope_paths[k][0] = (struct record_path){"externalId", NULL, NULL};
+        for (size_t i = 0; i < n; i++)
+            c->scope_paths[k][i + 1] = (struct record_path){t[i].attr, t[i].type, t[i].sub};
+        c->scope[k] = (struct record_scope){c->scope_paths[k], n + 1};
+        for (size_t i = 0; i < n; i++) {
+            const char *why = NULL;
+            if (!provider_check(c->prov, (enum provider_kind)k, t[i].attr, t[i].type, t[i].sub,
+                                &why))
+                note_unsent(c, (enum plan_kind)k, &t[i], why);
         }
     }
-    scim_response_clear(&r);
-    log_msg(c->log, LOG_LEVEL_DEBUG, "cloud: bulk %s (max %ld operations, %ld bytes), contacts %s",
-            c->caps.bulk ? "yes" : "no", c->caps.bulk_max_operations, c->caps.bulk_max_payload,
-            c->caps.contacts ? "yes" : "no");
+    log_msg(c->log, LOG_LEVEL_DEBUG,
+            "cloud: patch %s, bulk %s (max %ld operations, %ld bytes), filter %s (page %ld), "
+            "etag %s, contacts %s",
+            c->caps.patch ? "yes" : "no", c->caps.bulk ? "yes" : "no", c->caps.bulk_max_operations,
+            c->caps.bulk_max_payload, c->caps.filter ? "yes" : "no", c->caps.page,
+            c->caps.etag ? "yes" : "no", c->caps.contacts ? "yes" : "no");
     return DIRCONN_OK;
 }
 
@@ -272,7 +316,7 @@ static enum dirconn_err load_inventory_kinds(struct sync_ctx *c, unsigned kinds)
             continue;
         struct inventory_ctx ic = {c, (enum plan_kind)k, DIRCONN_OK};
         enum dirconn_err e = scim_list_all(c->scim, resource_paths[k], NULL, attrs[k],
-                                           INVENTORY_PAGE, inventory_one, &ic, c->err);
+                                           c->caps.page, inventory_one, &ic, c->err);
         if (ic.e != DIRCONN_OK)
             return ic.e;
         if (e != DIRCONN_OK)
@@ -336,6 +380,28 @@ static enum dirconn_err add_entry(struct sync_ctx *c, enum plan_kind kind, struc
     for (size_t k = 0; k < mr.n_issues && e == DIRCONN_OK; k++) {
         log_msg(c->log, LOG_LEVEL_WARN, "%s", mr.issues[k].message);
         e = plan_add_warning(c->plan, entry->dn, mr.issues[k].message, c->err);
+    }
+    if (e == DIRCONN_OK && c->unsent_plan != c->plan) {
+        /* The mappings the provider cannot take, in this plan's report. */
+        c->unsent_plan = c->plan;
+        for (size_t k = 0; k < c->n_unsent && e == DIRCONN_OK; k++)
+            e = plan_add_warning(c->plan, "", c->unsent[k], c->err);
+    }
+    if (e == DIRCONN_OK && !mr.skipped && c->prov != NULL) {
+        /* Only what the provider declares is recorded and sent (provider_restrict). */
+        const char *why;
+        if (provider_restrict(c->prov, (enum provider_kind)kind, mr.resource)) {
+            free(mr.text);
+            mr.text = mapping_canonical(mr.resource, &mr.text_split);
+            if (mr.text == NULL)
+                e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+        }
+        if (kind == PLAN_USER && mr.manager_dn != NULL &&
+            !provider_check(c->prov, PROVIDER_USER, SCIM_SCHEMA_ENTERPRISE ":manager", NULL,
+                            "value", &why)) {
+            free(mr.manager_dn);
+            mr.manager_dn = NULL;
+        }
     }
     if (e == DIRCONN_OK) {
         const char *ext = mr.external_id != NULL ? mr.external_id : entry->id;
@@ -518,8 +584,14 @@ static void on_recreate_done(void *arg, const struct scim_response *r)
 
 static void find_created(struct sync_ctx *c, struct apply_op *o)
 {
-    char filter[256], path[600];
-    snprintf(filter, sizeof(filter), "externalId eq \"%s\"", o->external_id);
+    char filter[600], path[2048];
+    char *quoted = record_filter_string(o->external_id);
+    if (quoted == NULL) {
+        report_failure(c, o, "out of memory");
+        return;
+    }
+    snprintf(filter, sizeof(filter), "externalId eq %s", quoted);
+    free(quoted);
     char *esc = scim_url_escape(filter);
     snprintf(path, sizeof(path), "%s?filter=%s&attributes=id", resource_paths[o->kind],
              esc != NULL ? esc : "");
@@ -644,6 +716,93 @@ static enum dirconn_err forget_references(struct sync_ctx *c, const char *gone_i
     return e;
 }
 
+/*
+ * RFC 7644 leaves it to the service provider whether deleting a resource
+ * removes it from the groups that list it and from the manager of its
+ * reports ([cloud] delete_cascades). When the provider is not known to do
+ * so, dirconn does it before the DELETE: for each object whose acknowledged
+ * record refers to the one being deleted, a PATCH "remove" of
+ * members[value eq "<id>"] (groups) or of the enterprise manager (users).
+ * Returns false, with the object reported as failed, when one of them
+ * fails: the object is then not deleted (the next sync tries again). A
+ * referrer already gone from the cloud (404) needs nothing.
+ */
+static bool unlink_referrers(struct sync_ctx *c, struct apply_op *o)
+{
+    sqlite3 *db = state_db(c->st);
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT external_id, kind, cloud_id, record FROM objects WHERE kind IN"
+                           " (0, 1) AND record IS NOT NULL AND cloud_id IS NOT NULL AND"
+                           " external_id <> ?1 AND instr(record, '\"' || ?1 || '\"') > 0",
+                           -1, &q, NULL) != SQLITE_OK) {
+        report_failure(c, o, sqlite3_errmsg(db));
+        return false;
+    }
+    sqlite3_bind_text(q, 1, o->external_id, -1, SQLITE_STATIC);
+    bool ok = true, patched = false;
+    while (ok && sqlite3_step(q) == SQLITE_ROW) {
+        int kind = sqlite3_column_int(q, 1);
+        const char *cloud_id = (const char *)sqlite3_column_text(q, 2);
+        json_error_t jerr;
+        json_t *rec = json_loads((const char *)sqlite3_column_text(q, 3), 0, &jerr);
+        bool refers = false;
+        if (kind == PLAN_USER) {
+            const char *mgr = json_string_value(json_object_get(rec, PLAN_KEY_MANAGER));
+            refers = mgr != NULL && strcmp(mgr, o->external_id) == 0;
+        } else {
+            size_t k;
+            json_t *m;
+            json_array_foreach(json_object_get(rec, PLAN_KEY_MEMBERS), k, m)
+            refers = refers || (json_is_string(m) && strcmp(json_string_value(m), o->external_id) == 0);
+        }
+        json_decref(rec);
+        if (!refers)
+            continue;
+        char opath[600], path[600];
+        if (kind == PLAN_USER) {
+            snprintf(opath, sizeof(opath), "%s:manager", SCIM_SCHEMA_ENTERPRISE);
+        } else {
+            char *v = record_filter_string(o->cloud_id);
+            snprintf(opath, sizeof(opath), "members[value eq %s]", v != NULL ? v : "\"\"");
+            free(v);
+        }
+        snprintf(path, sizeof(path), "%s/%s", resource_paths[kind], cloud_id);
+        json_t *body = json_pack("{s:[s], s:[{s:s, s:s}]}", "schemas", SCIM_SCHEMA_PATCH,
+                                 "Operations", "op", "remove", "path", opath);
+        struct scim_response r;
+        scim_request_sync(c->scim, "PATCH", path, body, NULL, &r);
+        json_decref(body);
+        if (lease_lost(c, &r)) {
+            ok = false;
+        } else if (r.code != DIRCONN_OK && r.status != 404) {
+            char why[DIRCONN_ERROR_LEN + 128];
+            snprintf(why, sizeof(why), "removing it from %s %s before deleting it failed: %s",
+                     kind == PLAN_USER ? "the manager of user" : "group",
+                     (const char *)sqlite3_column_text(q, 0), r.error);
+            report_failure(c, o, why);
+            ok = false;
+        } else {
+            patched = true;
+            log_msg(c->log, LOG_LEVEL_DEBUG, "%s: removed from %s %s before its deletion",
+                    o->dn != NULL ? o->dn : o->external_id,
+                    kind == PLAN_USER ? "the manager of" : "group", path);
+        }
+        scim_response_clear(&r);
+    }
+    sqlite3_finalize(q);
+    if (ok && patched) {
+        /*
+         * A member's version may change with its groups (the read-only "groups"
+         * attribute, RFC 7643 4.1.2): the DELETE goes without the If-Match of
+         * the version read before these PATCHes.
+         */
+        free(o->version);
+        o->version = NULL;
+    }
+    return ok;
+}
+
 /* Record the acknowledged operations of a batch in the state, in one transaction. */
 static enum dirconn_err commit_batch(struct sync_ctx *c, struct batch *b)
 {
@@ -691,30 +850,31 @@ static enum dirconn_err commit_batch(struct sync_ctx *c, struct batch *b)
     return e;
 }
 
-/* The PATCH body replacing the record's attributes (RFC 7644 3.5.2), members excluded. */
-static json_t *patch_for(json_t *rec, const char *old_record)
+/*
+ * The PATCH body (RFC 7644 3.5.2) that turns the last acknowledged record
+ * (old_record, as the state holds it; NULL when it was recorded without one)
+ * into rec (resolved), members excluded: only what changed, a "remove" at
+ * the path of each cleared value (record_patch_ops). Groups set values with
+ * "add" (RFC 7644 3.5.2.1), which some providers require instead of
+ * "replace". *n_ops is the number of operations; NULL when out of memory.
+ */
+static json_t *patch_for(struct sync_ctx *c, const struct apply_op *o, json_t *rec,
+                         const char *old_record, size_t *n_ops)
 {
-    json_t *ops = json_array();
-    json_error_t jerr;
-    json_t *old = old_record != NULL ? json_loads(old_record, 0, &jerr) : NULL;
-    const char *key;
-    json_t *val;
-    json_object_foreach(rec, key, val)
-    {
-        if (strcmp(key, "schemas") == 0 || strcmp(key, "members") == 0)
-            continue;
-        json_array_append_new(
-            ops, json_pack("{s:s, s:s, s:O}", "op", "replace", "path", key, "value", val));
+    json_t *was = NULL;
+    if (old_record != NULL) {
+        struct plan_item old = {
+            .op = PLAN_UPDATE, .kind = o->kind, .external_id = o->external_id, .record = old_record};
+        was = plan_resolve(c->plan, &old, PLAN_MEMBERS_NONE, NULL);
+        if (was != NULL)
+            json_object_set_new(was, "externalId", json_string(o->external_id));
     }
-    /* Attributes the connector sent before and no longer maps are removed. */
-    json_object_foreach(old, key, val)
-    {
-        if (strcmp(key, "schemas") == 0 || strncmp(key, "dirconn:", 8) == 0 ||
-            strcmp(key, "members") == 0 || json_object_get(rec, key) != NULL)
-            continue;
-        json_array_append_new(ops, json_pack("{s:s, s:s}", "op", "remove", "path", key));
-    }
-    json_decref(old);
+    struct record_patch_rules rules = {.set_with_add = o->kind == PLAN_GROUP};
+    json_t *ops = record_patch_ops(was, rec, NULL, &rules);
+    json_decref(was);
+    if (ops == NULL)
+        return NULL;
+    *n_ops = json_array_size(ops);
     return json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
 }
 
@@ -851,6 +1011,11 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
             continue;
         }
         if (o->op == PLAN_DELETE) {
+            if (!c->cfg->cloud_delete_cascades && o->kind != PLAN_CONTACT && o->cloud_id != NULL &&
+                !unlink_referrers(c, o)) {
+                c->done++;
+                continue;
+            }
             char path[512];
             snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->cloud_id);
             e = scim_submit(c->scim, "DELETE", path, NULL, o->version, on_write_done, o, c->err);
@@ -882,6 +1047,45 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
                 continue;
             }
             e = scim_submit_create(c->scim, resource_paths[o->kind], rec, on_write_done, o, c->err);
+        } else if (!c->caps.patch) {
+            /*
+             * A provider without PATCH (patch.supported false): read the resource, give it the
+             * values of the mapped attributes (members included for groups) and PUT it back
+             * (RFC 7644 3.5.1), If-Match with the version read. Unmapped values are kept.
+             */
+            char path[512];
+            snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->cloud_id);
+            struct scim_response g;
+            scim_request_sync(c->scim, "GET", path, NULL, NULL, &g);
+            if (lease_lost(c, &g) || g.code != DIRCONN_OK) {
+                if (!c->lease_lost)
+                    report_failure(c, o, g.error);
+                scim_response_clear(&g);
+                json_decref(rec);
+                c->done++;
+                continue;
+            }
+            json_t *full = rec;
+            if (o->kind == PLAN_GROUP) {
+                full = plan_resolve(c->plan, &it, PLAN_MEMBERS_ALL, NULL);
+                if (full != NULL)
+                    json_object_set_new(full, "externalId", json_string(o->external_id));
+            }
+            json_t *body = full != NULL ? record_overlay(g.body, full, &c->scope[o->kind],
+                                                         o->kind == PLAN_GROUP)
+                                        : NULL;
+            const char *version = c->caps.etag ? json_string_value(json_object_get(
+                                                     json_object_get(g.body, "meta"), "version"))
+                                               : NULL;
+            if (body == NULL)
+                e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+            else
+                e = scim_submit(c->scim, "PUT", path, body,
+                                version != NULL ? version : g.etag, on_write_done, o, c->err);
+            json_decref(body);
+            if (full != rec)
+                json_decref(full);
+            scim_response_clear(&g);
         } else {
             /* PLAN_UPDATE: PATCH the mapped attributes (members separately, see apply_members). */
             char path[512];
@@ -889,8 +1093,14 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
             struct state_object so = {0};
             bool known = false;
             state_object_get(c->st, o->external_id, &so, &known, NULL);
-            json_t *patch = patch_for(rec, known ? so.record : NULL);
+            size_t n_ops = 0;
+            json_t *patch = patch_for(c, o, rec, known ? so.record : NULL, &n_ops);
             state_object_clear(&so);
+            if (patch == NULL) {
+                json_decref(rec);
+                e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+                break;
+            }
             if (o->followup && o->kind == PLAN_GROUP) {
                 /*
                  * The group was created with every member that had a cloud id:
@@ -909,6 +1119,15 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
                 }
                 json_decref(full);
             }
+            if (json_array_size(json_object_get(patch, "Operations")) == 0) {
+                /* The cloud already holds these values (say, a changed member only). */
+                json_decref(patch);
+                json_decref(rec);
+                o->ok = true;
+                c->done++;
+                continue;
+            }
+            (void)n_ops;
             e = scim_submit(c->scim, "PATCH", path, patch, o->followup ? NULL : o->version,
                             on_write_done, o, c->err);
             json_decref(patch);
@@ -1050,9 +1269,10 @@ static int member_item(void *arg, const struct plan_item *it)
             json_t *ops = json_array();
             if (pass == 0) {
                 for (size_t k = i; k < i + MEMBER_CHUNK && k < json_array_size(list); k++) {
-                    char p[300];
-                    snprintf(p, sizeof(p), "members[value eq \"%s\"]",
-                             json_string_value(json_array_get(list, k)));
+                    char p[600];
+                    char *q = record_filter_string(json_string_value(json_array_get(list, k)));
+                    snprintf(p, sizeof(p), "members[value eq %s]", q != NULL ? q : "\"\"");
+                    free(q);
                     json_array_append_new(ops, json_pack("{s:s, s:s}", "op", "remove", "path", p));
                 }
             } else {
@@ -1625,7 +1845,12 @@ static enum dirconn_err inventory_filter(struct sync_ctx *c, enum plan_kind kind
                                          const char *value)
 {
     char filter[1024], path[2048];
-    snprintf(filter, sizeof(filter), "%s eq \"%s\"", attr, value);
+    /* The value is a JSON string in the filter (RFC 7644 3.4.2.2): quotes and backslashes escaped. */
+    char *quoted = record_filter_string(value);
+    if (quoted == NULL)
+        return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    snprintf(filter, sizeof(filter), "%s eq %s", attr, quoted);
+    free(quoted);
     char *esc = scim_url_escape(filter);
     snprintf(path, sizeof(path), "%s?filter=%s&attributes=%s", resource_paths[kind],
              esc != NULL ? esc : "", inventory_attrs[kind]);
@@ -1640,8 +1865,8 @@ static enum dirconn_err inventory_filter(struct sync_ctx *c, enum plan_kind kind
  */
 static enum dirconn_err load_targeted_inventory(struct sync_ctx *c)
 {
-    if (c->touched.n > INVENTORY_PAGE)
-        return load_inventory(c, c->kinds);
+    if (c->touched.n > INVENTORY_PAGE || !c->caps.filter)
+        return load_inventory(c, c->kinds); /* many objects, or a provider without filters */
     enum dirconn_err e = DIRCONN_OK;
     for (size_t i = 0; i < c->touched.n && e == DIRCONN_OK; i++) {
         const struct id_rec *r = &c->touched.v[i];
@@ -2125,7 +2350,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                 e = apply_ops(c, PLAN_UPDATE, PLAN_GROUP);
             if (e == DIRCONN_OK) {
                 struct member_walk w = {c, DIRCONN_OK, 0};
-                e = plan_foreach(c->plan, PLAN_UPDATE, PLAN_GROUP, member_item, &w, err);
+                if (c->caps.patch) /* without PATCH, members went with the PUT */
+                    e = plan_foreach(c->plan, PLAN_UPDATE, PLAN_GROUP, member_item, &w, err);
                 if (w.e != DIRCONN_OK)
                     e = w.e;
                 if (e == DIRCONN_OK)
@@ -2190,6 +2416,12 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     id_list_free(&c->failures);
     free(note);
     plan_free(c->plan);
+    provider_free(c->prov);
+    for (int k = 0; k < PLAN_KIND_MAX; k++)
+        free(c->scope_paths[k]);
+    for (size_t i = 0; i < c->n_unsent; i++)
+        free(c->unsent[i]);
+    free(c->unsent);
     select_plan_free(&sel);
     for (int k = 0; k < PLAN_KIND_MAX; k++)
         mapping_free(c->maps[k]);

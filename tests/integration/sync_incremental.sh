@@ -100,6 +100,55 @@ incr m1
 check_contains "a modified user is updated" "$m1_out" "Result | 0 added | 1 updated | 0 deleted | 0 failed"
 converged "a modified user reaches the cloud"
 
+# ---- values set, then cleared in the directory: each cleared value leaves the cloud too
+boss=$(LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
+	-y "$LDSFX_BIND_PASSWORD_FILE" -b "$SG" -s base -LLL -o ldif-wrap=no member |
+	sed -n 's/^member: \(.*Employees.*\)/\1/p' | sed -n 1p) # reads to the end: no SIGPIPE under pipefail
+# department is mapped from AD DS only (docs/mapping.md)
+dept_set= dept_clear= want_dept=None
+if [[ $kind == adds ]]; then
+	dept_set=$'replace: department\ndepartment: Quality\n-\n'
+	dept_clear=$'delete: department\n-\n'
+	want_dept=Quality
+fi
+ldap_modify "dn: $new_dn
+changetype: modify
+replace: title
+title: Tester
+-
+${dept_set}replace: telephoneNumber
+telephoneNumber: +1 555 0100
+-
+replace: manager
+manager: $boss"
+incr v1
+check_contains "title, department, phone and manager set: one update" "$v1_out" "Result | 0 added | 1 updated | 0 deleted | 0 failed"
+ENT=urn:ietf:params:scim:schemas:extension:enterprise:2.0:User
+tester() { cloud_admin GET "/scim/v2/acme/Users?filter=$(printf '%s' 'userName eq "incr.tester@dirconn.test"' | "$PY" -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.stdin.read()))')"; }
+t_json=$(tester)
+check_eq "the cloud has the title" "Tester" "$(json "$t_json" "j['Resources'][0].get('title')")"
+check_eq "the cloud has the department (AD DS)" "$want_dept" "$(json "$t_json" "j['Resources'][0]['$ENT'].get('department')")"
+check_eq "the cloud has the work phone" "+1 555 0100" \
+	"$(json "$t_json" "[p['value'] for p in j['Resources'][0].get('phoneNumbers', []) if p.get('type') == 'work'][0]")"
+check "the cloud has the manager" test -n "$(json "$t_json" "j['Resources'][0]['$ENT']['manager']['value']")"
+ldap_modify "dn: $new_dn
+changetype: modify
+delete: title
+-
+${dept_clear}delete: telephoneNumber
+-
+delete: manager"
+incr v2
+check_contains "title, department, phone and manager cleared: one update" "$v2_out" "Result | 0 added | 1 updated | 0 deleted | 0 failed"
+t_json=$(tester)
+check_eq "the cleared title is gone from the cloud" "None" "$(json "$t_json" "j['Resources'][0].get('title')")"
+check_eq "the cleared department and manager are gone from the cloud" "{}" \
+	"$(json "$t_json" "{k: v for k, v in j['Resources'][0].get('$ENT', {}).items() if k in ('department', 'manager')}")"
+check_eq "the cleared phone is gone from the cloud" "[]" \
+	"$(json "$t_json" "[p for p in j['Resources'][0].get('phoneNumbers', []) if p.get('type') == 'work']")"
+run_capture v3 dirconnctl sync --full --config "$work/a.conf" --no-progress
+check_contains "a full sync afterwards has nothing to do" "$v3_out" "0 Objects Added | 0 Objects Updated"
+
 ldap_modify "dn: $new_dn
 changetype: modify
 $disable"
