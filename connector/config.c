@@ -145,6 +145,9 @@ static const struct opt options[] = {
     {"cloud", "token_file", OPT_STRING, OFF(cloud_token_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
     {"cloud", "ca_file", OPT_STRING, OFF(cloud_ca_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
     {"cloud", "delete_cascades", OPT_BOOL, OFF(cloud_delete_cascades), "no", 0, 0, NULL, 0, NULL},
+    {"cloud", "max_payload", OPT_INT, OFF(cloud_max_payload), "0", 0, 1073741824, NULL, 0, NULL},
+    {"cloud", "patch_max_operations", OPT_INT, OFF(cloud_patch_max_operations), "100", 1, 100000,
+     NULL, 0, NULL},
 
     {"ha", "lease", OPT_ENUM, OFF(ha_lease), "cloud", 0, 0, ha_lease_names, 0, NULL},
     {"ha", "etcd_endpoints", OPT_LIST, OFF(ha_etcd_endpoints), NULL, 0, 16, NULL, OPT_LIST_SPACE,

@@ -123,6 +123,8 @@ struct config {
     char *cloud_token_file;         /* bearer token file (auth = bearer) */
     char *cloud_ca_file;
     bool cloud_delete_cascades; /* the provider removes a deleted resource from groups and managers */
+    int cloud_max_payload;      /* bytes per request body; 0: bulk.maxPayloadSize, else 1 MiB */
+    int cloud_patch_max_operations; /* operations per PATCH request */
 
     /* [ha] */
     enum ha_lease_backend ha_lease;

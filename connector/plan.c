@@ -89,14 +89,14 @@ static const char schema_sql[] =
     "DROP TABLE IF EXISTS temp.plan_gone;"
     "CREATE TEMP TABLE plan_gone (external_id TEXT PRIMARY KEY) WITHOUT ROWID;"
     "CREATE TEMP TABLE plan_cloud (kind INTEGER, id TEXT, name_lower TEXT, external_id TEXT,"
-    "  is_admin INTEGER, version TEXT);"
+    "  is_admin INTEGER, version TEXT, projection TEXT);"
     "CREATE TEMP TABLE plan_dir (external_id TEXT PRIMARY KEY, kind INTEGER, dn TEXT,"
     "  dn_lower TEXT, name TEXT, name_lower TEXT, resource TEXT, manager_dn TEXT,"
     "  members TEXT, status INTEGER, message TEXT, manager_lower TEXT, split INTEGER);"
     "CREATE TEMP TABLE plan_items (seq INTEGER PRIMARY KEY, op INTEGER, kind INTEGER,"
     "  external_id TEXT, cloud_id TEXT, dn TEXT, name TEXT, record TEXT, old_record TEXT,"
     "  hash TEXT, version TEXT, changed TEXT, message TEXT, origin INTEGER,"
-    "  depth INTEGER NOT NULL DEFAULT 0);"
+    "  depth INTEGER NOT NULL DEFAULT 0, drift INTEGER NOT NULL DEFAULT 0);"
     "CREATE TEMP TABLE plan_warnings (seq INTEGER PRIMARY KEY, dn TEXT, message TEXT);";
 
 enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_error *err)
@@ -120,7 +120,7 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
         sqlite3_stmt **stmt;
         const char *sql;
     } stmts[] = {
-        {&p->ins_cloud, "INSERT INTO plan_cloud VALUES (?1, ?2, lower(?3), ?4, ?5, ?6)"},
+        {&p->ins_cloud, "INSERT INTO plan_cloud VALUES (?1, ?2, lower(?3), ?4, ?5, ?6, NULL)"},
         {&p->ins_dir,
          "INSERT OR IGNORE INTO plan_dir VALUES (?1, ?2, ?3, lower(?10), ?4, lower(?4),"
          " ?5, ?6, ?7, ?8, ?9, lower(?11), ?12)"},
@@ -751,6 +751,10 @@ const struct plan_summary *plan_get_summary(const struct plan *p)
 }
 
 /* An item from a row of ITEM_COLUMNS; its strings are valid until the next step. */
+#define ITEM_COLUMNS                                                                               \
+    "op, kind, external_id, cloud_id, dn, name, record, old_record, hash, version, changed,"       \
+    " message, origin, depth, drift"
+
 static void read_item(sqlite3_stmt *s, struct plan_item *it)
 {
     *it = (struct plan_item){
@@ -768,6 +772,7 @@ static void read_item(sqlite3_stmt *s, struct plan_item *it)
         .message = (const char *)sqlite3_column_text(s, 11),
         .origin = (enum state_origin)sqlite3_column_int(s, 12),
         .depth = sqlite3_column_int(s, 13),
+        .drift = sqlite3_column_int(s, 14) != 0,
     };
 }
 
@@ -777,8 +782,7 @@ enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
 {
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(p->db,
-                           "SELECT op, kind, external_id, cloud_id, dn, name, record, old_record,"
-                           " hash, version, changed, message, origin, depth FROM plan_items"
+                           "SELECT " ITEM_COLUMNS " FROM plan_items"
                            " WHERE (?1 < 0 OR op = ?1) AND (?2 < 0 OR kind = ?2)"
                            " ORDER BY depth, seq",
                            -1, &s, NULL) != SQLITE_OK)
@@ -801,9 +805,6 @@ enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
     return e;
 }
 
-#define ITEM_COLUMNS                                                                               \
-    "op, kind, external_id, cloud_id, dn, name, record, old_record, hash, version, changed,"       \
-    " message, origin, depth"
 
 enum dirconn_err plan_item_get(struct plan *p, const char *external_id,
                                int (*fn)(void *arg, const struct plan_item *item), void *arg,
@@ -1110,13 +1111,14 @@ enum dirconn_err plan_write_report(struct plan *p, const char *path, bool thresh
     if (e == DIRCONN_OK && !csv) {
         const struct plan_summary *sum = &p->summary;
         json_t *summary = json_pack(
-            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "adminsDeleted",
+            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "adminsDeleted",
             (json_int_t)0, "adminsNotDeleted", (json_int_t)sum->count[PLAN_PROTECTED],
             "usersDeleted", (json_int_t)sum->deleted_by_kind[PLAN_USER], "groupsDeleted",
             (json_int_t)sum->deleted_by_kind[PLAN_GROUP], "contactsDeleted",
             (json_int_t)sum->deleted_by_kind[PLAN_CONTACT], "objectsAdded",
             (json_int_t)sum->count[PLAN_ADD], "objectsUpdated", (json_int_t)sum->count[PLAN_UPDATE],
-            "objectsMatched", (json_int_t)sum->count[PLAN_MATCH], "skipped",
+            "objectsMatched", (json_int_t)sum->count[PLAN_MATCH], "objectsUpdatedForDrift",
+            (json_int_t)sum->drift, "skipped",
             (json_int_t)(sum->count[PLAN_SKIP] + sum->count[PLAN_CONFLICT]), "warnings",
             (json_int_t)sum->warnings, "deleteThresholdExceeded", threshold_exceeded);
         json_t *doc = json_pack("{s:o, s:o, s:o}", "summary", summary, "objects", r.cats,
@@ -1140,4 +1142,59 @@ enum dirconn_err plan_write_report(struct plan *p, const char *path, bool thresh
     if (e != DIRCONN_OK)
         unlink(tmp);
     return e;
+}
+
+enum dirconn_err plan_set_cloud_projection(struct plan *p, enum plan_kind kind, const char *id,
+                                           const char *projection, struct dirconn_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(p->db, "UPDATE plan_cloud SET projection = ?3 WHERE kind = ?1 AND id = ?2",
+                           -1, &s, NULL) != SQLITE_OK)
+        return db_fail(p, err, "recording the cloud inventory");
+    sqlite3_bind_int(s, 1, kind);
+    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, projection, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? DIRCONN_OK : db_fail(p, err, "recording the cloud inventory");
+}
+
+char *plan_cloud_projection(struct plan *p, enum plan_kind kind, const char *id)
+{
+    sqlite3_stmt *s = NULL;
+    char *out = NULL;
+    if (sqlite3_prepare_v2(p->db, "SELECT projection FROM plan_cloud WHERE kind = ?1 AND id = ?2",
+                           -1, &s, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_int(s, 1, kind);
+    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) != NULL)
+        out = strdup((const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    return out;
+}
+
+enum dirconn_err plan_mark_drift(struct plan *p, const char *external_id, const char *record,
+                                 struct dirconn_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(p->db,
+                           "UPDATE plan_items SET op = ?2, record = ?3, old_record = NULL,"
+                           " changed = 'drift', drift = 1 WHERE external_id = ?1 AND op = ?4",
+                           -1, &s, NULL) != SQLITE_OK)
+        return db_fail(p, err, "recording drift");
+    sqlite3_bind_text(s, 1, external_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, PLAN_UPDATE);
+    sqlite3_bind_text(s, 3, record, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, PLAN_MATCH);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return db_fail(p, err, "recording drift");
+    if (sqlite3_changes(p->db) > 0) {
+        p->summary.count[PLAN_MATCH]--;
+        p->summary.count[PLAN_UPDATE]++;
+        p->summary.drift++;
+    }
+    return DIRCONN_OK;
 }

@@ -63,6 +63,8 @@ struct plan_item {
     const char *message;      /* PLAN_SKIP, PLAN_CONFLICT: the reason */
     enum state_origin origin; /* how the connector holds it after this sync */
     int depth;                /* users: depth in the management chain (managers first) */
+    bool drift;               /* PLAN_UPDATE: the cloud's copy differs from what was last
+                                 written (plan_mark_drift); the update is diffed against it */
 };
 
 struct plan_summary {
@@ -70,6 +72,7 @@ struct plan_summary {
     long deleted_by_kind[PLAN_KIND_MAX]; /* PLAN_DELETE per kind */
     long warnings;                       /* attribute warnings (objects still sent) */
     long deletes;                        /* PLAN_DELETE over all kinds */
+    long drift;                          /* matches turned into updates by plan_mark_drift */
 };
 
 struct plan;
@@ -229,5 +232,27 @@ const char *plan_kind_name(enum plan_kind kind);
  * (json_dumps with JSON_SORT_KEYS | JSON_COMPACT), into hex[65].
  */
 void plan_record_hash(const char *canonical, char hex[65]);
+
+/*
+ * plan_set_cloud_projection - record the projection hash (record.h
+ * record_projection_hash over the mapping's scope) of the cloud resource
+ * kind/id read by the inventory. Strings are copied. Errors: DIRCONN_ESTATE.
+ */
+enum dirconn_err plan_set_cloud_projection(struct plan *p, enum plan_kind kind, const char *id,
+                                           const char *projection, struct dirconn_error *err);
+
+/* plan_cloud_projection - that hash (malloc'd), or NULL when none was recorded. */
+char *plan_cloud_projection(struct plan *p, enum plan_kind kind, const char *id);
+
+/*
+ * plan_mark_drift - turn the PLAN_MATCH item of external_id into a
+ * PLAN_UPDATE with drift set and record (the state's acknowledged record,
+ * copied) as its planned record: the cloud holds other values than the ones
+ * dirconn last wrote (someone edited it there), and the next write puts the
+ * directory's values back. Counted in the summary's drift. No item: nothing.
+ * Errors: DIRCONN_ESTATE.
+ */
+enum dirconn_err plan_mark_drift(struct plan *p, const char *external_id, const char *record,
+                                 struct dirconn_error *err);
 
 #endif

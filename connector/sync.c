@@ -40,6 +40,8 @@ struct cloud_caps {
     bool patch;  /* patch.supported; false: updates are GET + PUT (RFC 7644 3.5.1) */
     bool filter; /* filter.supported; false: the inventory is read in full, never filtered */
     long page;   /* resources per list page: min(INVENTORY_PAGE, filter.maxResults) */
+    long max_payload;    /* bytes per request body ([cloud] max_payload, bulk.maxPayloadSize) */
+    long patch_max_ops;  /* operations per PATCH request ([cloud] patch_max_operations) */
 };
 
 /* A growing list of (external id, DN, kind, name) records. */
@@ -114,6 +116,7 @@ struct sync_ctx {
     struct plan *unsent_plan; /* the plan the unsent targets were added to */
     struct record_path *scope_paths[PLAN_KIND_MAX]; /* the leaves each mapping produces */
     struct record_scope scope[PLAN_KIND_MAX];
+    bool drift_check; /* full runs: the inventory reads values, matches are compared (drift) */
     char *scim_base;
     unsigned kinds; /* bits of enum plan_kind being synchronised */
     const struct select_plan *sel;
@@ -238,6 +241,12 @@ static enum dirconn_err discover(struct sync_ctx *c)
                        ? f->filter_max_results
                        : INVENTORY_PAGE;
     c->caps.contacts = provider_has_kind(c->prov, PROVIDER_CONTACT);
+    c->caps.max_payload = c->cfg->cloud_max_payload > 0 ? c->cfg->cloud_max_payload
+                          : f->bulk_max_payload > 0      ? f->bulk_max_payload
+                                                         : 1048576;
+    c->caps.patch_max_ops = c->cfg->cloud_patch_max_operations > 0
+                                ? c->cfg->cloud_patch_max_operations
+                                : 100;
     for (int k = 0; k < PLAN_KIND_MAX; k++) {
         if (c->maps[k] == NULL || !provider_has_kind(c->prov, (enum provider_kind)k))
             continue;
@@ -246,16 +255,18 @@ static enum dirconn_err discover(struct sync_ctx *c)
         c->scope_paths[k] = calloc(n + 1, sizeof(struct record_path));
         if (c->scope_paths[k] == NULL)
             return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
-        c->scope_paths[k][0] = (struct record_path){"externalId", NULL, NULL};
-        for (size_t i = 0; i < n; i++)
-            c->scope_paths[k][i + 1] = (struct record_path){t[i].attr, t[i].type, t[i].sub};
-        c->scope[k] = (struct record_scope){c->scope_paths[k], n + 1};
+        /* The scope: what the mapping produces and the provider takes (record.h). */
+        size_t ns = 0;
+        c->scope_paths[k][ns++] = (struct record_path){"externalId", NULL, NULL};
         for (size_t i = 0; i < n; i++) {
             const char *why = NULL;
             if (!provider_check(c->prov, (enum provider_kind)k, t[i].attr, t[i].type, t[i].sub,
                                 &why))
                 note_unsent(c, (enum plan_kind)k, &t[i], why);
+            else
+                c->scope_paths[k][ns++] = (struct record_path){t[i].attr, t[i].type, t[i].sub};
         }
+        c->scope[k] = (struct record_scope){c->scope_paths[k], ns};
     }
     log_msg(c->log, LOG_LEVEL_DEBUG,
             "cloud: patch %s, bulk %s (max %ld operations, %ld bytes), filter %s (page %ld), "
@@ -300,6 +311,11 @@ static int inventory_one(void *arg, json_t *res)
         return 0;
     ic->e =
         plan_add_cloud(ic->c->plan, ic->kind, id, name, ext, is_admin(res), version, ic->c->err);
+    if (ic->e == DIRCONN_OK && ic->c->drift_check && ext != NULL) {
+        char hex[RECORD_HASH_LEN];
+        if (record_projection_hash(res, &ic->c->scope[ic->kind], ic->kind == PLAN_GROUP, hex))
+            ic->e = plan_set_cloud_projection(ic->c->plan, ic->kind, id, hex, ic->c->err);
+    }
     return ic->e != DIRCONN_OK;
 }
 
@@ -315,7 +331,9 @@ static enum dirconn_err load_inventory_kinds(struct sync_ctx *c, unsigned kinds)
         if (!(kinds & (1u << k)))
             continue;
         struct inventory_ctx ic = {c, (enum plan_kind)k, DIRCONN_OK};
-        enum dirconn_err e = scim_list_all(c->scim, resource_paths[k], NULL, attrs[k],
+        /* A full run reads the values too, to see drift (detect_drift). */
+        enum dirconn_err e = scim_list_all(c->scim, resource_paths[k], NULL,
+                                           c->drift_check ? NULL : attrs[k],
                                            c->caps.page, inventory_one, &ic, c->err);
         if (ic.e != DIRCONN_OK)
             return ic.e;
@@ -474,6 +492,9 @@ struct apply_op {
     bool recreate; /* and when it is not there, create it (the POST may not have been applied) */
     char *sent;    /* the body of the POST (adds), to send again after a lookup */
     char *new_cloud_id;
+    json_t *rest;     /* group adds: member values that did not fit the POST, added by PATCH */
+    bool rest_failed; /* and adding them failed: recorded without its record */
+    bool drift;       /* the cloud copy was edited: diffed against a fresh read of it */
 };
 
 struct batch {
@@ -492,6 +513,7 @@ static void op_clear(struct apply_op *o)
     free(o->version);
     free(o->sent);
     free(o->new_cloud_id);
+    json_decref(o->rest);
     memset(o, 0, sizeof(*o));
 }
 
@@ -850,6 +872,89 @@ static enum dirconn_err commit_batch(struct sync_ctx *c, struct batch *b)
     return e;
 }
 
+/* Bytes of a PATCH request around its operations, and per value or operation (estimates). */
+#define PATCH_OVERHEAD 256
+#define MEMBER_VALUE_OVERHEAD 16
+#define MEMBER_REMOVE_OVERHEAD 64
+
+/*
+ * Membership changes of one group as PATCH requests within the provider's
+ * limits (RFC 7644 3.5.2.1, 3.5.2.2): "add" of "members" values, one
+ * operation per request holding as many values as fit [cloud] max_payload
+ * (and at most MEMBER_CHUNK); or "remove" of members[value eq "<id>"], at
+ * most [cloud] patch_max_operations operations and max_payload bytes per
+ * request. ids holds cloud ids (strings) or member objects ({"value": id}).
+ * arg_for(ctx) gives each request its callback argument.
+ */
+static enum dirconn_err submit_member_patches(struct sync_ctx *c, const char *path,
+                                              const json_t *ids, bool remove, scim_done_fn done,
+                                              void *(*arg_for)(void *ctx), void *ctx)
+{
+    size_t n = json_array_size(ids);
+    size_t i = 0;
+    long budget = c->caps.max_payload - PATCH_OVERHEAD;
+    if (budget < 1024)
+        budget = 1024;
+    while (i < n) {
+        json_t *ops = json_array(), *vals = remove ? NULL : json_array();
+        long used = 0;
+        size_t count = 0;
+        for (; i < n; i++) {
+            const json_t *m = json_array_get(ids, i);
+            const char *id = json_is_string(m) ? json_string_value(m)
+                                               : json_string_value(json_object_get(m, "value"));
+            if (id == NULL)
+                continue;
+            long size = (long)strlen(id) + (remove ? MEMBER_REMOVE_OVERHEAD : MEMBER_VALUE_OVERHEAD);
+            if (count > 0 && (used + size > budget ||
+                              (remove ? (long)count >= c->caps.patch_max_ops
+                                      : count >= MEMBER_CHUNK)))
+                break;
+            used += size;
+            count++;
+            if (remove) {
+                char *q = record_filter_string(id);
+                char p[600];
+                snprintf(p, sizeof(p), "members[value eq %s]", q != NULL ? q : "\"\"");
+                free(q);
+                json_array_append_new(ops, json_pack("{s:s, s:s}", "op", "remove", "path", p));
+            } else {
+                json_array_append_new(vals, json_pack("{s:s}", "value", id));
+            }
+        }
+        if (!remove)
+            json_array_append_new(ops, json_pack("{s:s, s:s, s:o}", "op", "add", "path", "members",
+                                                 "value", vals));
+        json_t *body = json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
+        void *arg = arg_for(ctx);
+        enum dirconn_err e =
+            body == NULL || arg == NULL
+                ? dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory")
+                : scim_submit(c->scim, "PATCH", path, body, NULL, done, arg, c->err);
+        json_decref(body);
+        if (e != DIRCONN_OK)
+            return e; /* arg is freed by the caller's bookkeeping (or is not owned) */
+    }
+    return DIRCONN_OK;
+}
+
+/* The members a group's creation could not carry: a failure leaves it recorded without record. */
+static void on_rest_done(void *arg, const struct scim_response *r)
+{
+    struct apply_op *o = arg;
+    if (lease_lost(o->c, r) || r->code == DIRCONN_OK)
+        return;
+    if (!o->rest_failed) {
+        o->rest_failed = true;
+        report_failure(o->c, o, r->error);
+    }
+}
+
+static void *same_arg(void *ctx)
+{
+    return ctx;
+}
+
 /*
  * The PATCH body (RFC 7644 3.5.2) that turns the last acknowledged record
  * (old_record, as the state holds it; NULL when it was recorded without one)
@@ -1040,6 +1145,38 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
         /* plan_resolve counted them: a manager without a cloud id, and members only for adds. */
         o->pending = unresolved > 0;
         json_object_set_new(rec, "externalId", json_string(o->external_id));
+        if (o->op == PLAN_ADD && o->kind == PLAN_GROUP) {
+            /*
+             * A group's POST carries the members that fit [cloud] max_payload; the others
+             * are added by PATCH once the group exists (submit_member_patches).
+             */
+            json_t *members = json_object_get(rec, "members");
+            char *text = json_dumps(rec, JSON_COMPACT);
+            long size = text != NULL ? (long)strlen(text) : 0;
+            free(text);
+            if (size + PATCH_OVERHEAD > c->caps.max_payload && json_array_size(members) > 0) {
+                /* exact sizes: each member's compact JSON and its comma */
+                size_t nm = json_array_size(members);
+                long *msize = calloc(nm, sizeof(long));
+                long used = size;
+                for (size_t k = 0; msize != NULL && k < nm; k++) {
+                    char *mt = json_dumps(json_array_get(members, k), JSON_COMPACT);
+                    msize[k] = (long)(mt != NULL ? strlen(mt) : 0) + 1;
+                    free(mt);
+                    used -= msize[k];
+                }
+                size_t keep = 0;
+                while (msize != NULL && keep < nm &&
+                       used + msize[keep] + PATCH_OVERHEAD <= c->caps.max_payload)
+                    used += msize[keep++];
+                free(msize);
+                o->rest = json_array();
+                while (json_array_size(members) > keep) {
+                    json_array_append(o->rest, json_array_get(members, keep));
+                    json_array_remove(members, keep);
+                }
+            }
+        }
         if (o->op == PLAN_ADD) {
             o->sent = json_dumps(rec, JSON_COMPACT);
             if (all_adds && c->caps.bulk) {
@@ -1094,7 +1231,61 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
             bool known = false;
             state_object_get(c->st, o->external_id, &so, &known, NULL);
             size_t n_ops = 0;
-            json_t *patch = patch_for(c, o, rec, known ? so.record : NULL, &n_ops);
+            json_t *patch = NULL;
+            if (o->drift) {
+                /* Diff against the cloud's copy as it is now, within the mapping's scope. */
+                struct scim_response g;
+                scim_request_sync(c->scim, "GET", path, NULL, NULL, &g);
+                if (lease_lost(c, &g) || g.code != DIRCONN_OK) {
+                    if (!c->lease_lost)
+                        report_failure(c, o, g.error);
+                    scim_response_clear(&g);
+                    state_object_clear(&so);
+                    json_decref(rec);
+                    c->done++;
+                    continue;
+                }
+                struct record_patch_rules rules = {.set_with_add = o->kind == PLAN_GROUP};
+                json_t *ops = record_patch_ops(g.body, rec, &c->scope[o->kind], &rules);
+                patch = ops != NULL ? json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH,
+                                                "Operations", ops)
+                                    : NULL;
+                if (patch != NULL && o->kind == PLAN_GROUP) {
+                    json_t *full = plan_resolve(c->plan, &it, PLAN_MEMBERS_ALL, NULL);
+                    json_t *want = record_member_ids(full), *have = record_member_ids(g.body);
+                    json_t *add = json_array(), *del = json_array();
+                    size_t k;
+                    json_t *v;
+                    json_array_foreach(want, k, v)
+                    {
+                        bool in = false;
+                        for (size_t j = 0; j < json_array_size(have) && !in; j++)
+                            in = json_equal(v, json_array_get(have, j));
+                        if (!in)
+                            json_array_append(add, v);
+                    }
+                    json_array_foreach(have, k, v)
+                    {
+                        bool in = false;
+                        for (size_t j = 0; j < json_array_size(want) && !in; j++)
+                            in = json_equal(v, json_array_get(want, j));
+                        if (!in)
+                            json_array_append(del, v);
+                    }
+                    if (json_array_size(del) > 0)
+                        e = submit_member_patches(c, path, del, true, on_rest_done, same_arg, o);
+                    if (e == DIRCONN_OK && json_array_size(add) > 0)
+                        e = submit_member_patches(c, path, add, false, on_rest_done, same_arg, o);
+                    json_decref(add);
+                    json_decref(del);
+                    json_decref(want);
+                    json_decref(have);
+                    json_decref(full);
+                }
+                scim_response_clear(&g);
+            } else {
+                patch = patch_for(c, o, rec, known ? so.record : NULL, &n_ops);
+            }
             state_object_clear(&so);
             if (patch == NULL) {
                 json_decref(rec);
@@ -1109,14 +1300,8 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
                  */
                 json_t *full = plan_resolve(c->plan, &it, PLAN_GROUP, NULL);
                 json_t *members = json_object_get(full, "members");
-                json_t *ops = json_object_get(patch, "Operations");
-                for (size_t k = 0; k < json_array_size(members); k += MEMBER_CHUNK) {
-                    json_t *chunk = json_array();
-                    for (size_t j = k; j < k + MEMBER_CHUNK && j < json_array_size(members); j++)
-                        json_array_append(chunk, json_array_get(members, j));
-                    json_array_append_new(ops, json_pack("{s:s, s:s, s:o}", "op", "add", "path",
-                                                         "members", "value", chunk));
-                }
+                if (json_array_size(members) > 0)
+                    e = submit_member_patches(c, path, members, false, on_rest_done, same_arg, o);
                 json_decref(full);
             }
             if (json_array_size(json_object_get(patch, "Operations")) == 0) {
@@ -1143,6 +1328,22 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
     for (int i = 0; i < b->n && e == DIRCONN_OK; i++)
         if (b->ops[i].lookup)
             find_created(c, &b->ops[i]);
+    /* Members that did not fit a group's POST. */
+    bool more = false;
+    for (int i = 0; i < b->n && e == DIRCONN_OK; i++) {
+        struct apply_op *o = &b->ops[i];
+        if (!o->ok || o->rest == NULL || o->new_cloud_id == NULL)
+            continue;
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->new_cloud_id);
+        e = submit_member_patches(c, path, o->rest, false, on_rest_done, same_arg, o);
+        more = true;
+    }
+    if (e == DIRCONN_OK && more)
+        e = scim_run(c->scim, c->err);
+    for (int i = 0; i < b->n; i++)
+        if (b->ops[i].rest_failed)
+            b->ops[i].ok = false; /* not recorded: the next sync finds it by externalId, adds the rest */
     enum dirconn_err ce = commit_batch(c, b);
     return e != DIRCONN_OK ? e : ce;
 }
@@ -1173,6 +1374,9 @@ static int apply_item(void *arg, const struct plan_item *it)
     o->record = dup_or_null(it->record);
     o->hash = dup_or_null(it->hash);
     o->version = w->c->caps.etag ? dup_or_null(it->version) : NULL;
+    o->drift = it->drift;
+    if (it->drift)
+        w->c->res->drift++;
     if (w->b->n == APPLY_BATCH) {
         w->e = flush_batch(w->c, w->b);
         if (w->e == DIRCONN_OK && cancelled(w->c))
@@ -1247,12 +1451,29 @@ static void on_member_patch(void *arg, const struct scim_response *r)
     free(mp);
 }
 
+struct member_arg {
+    struct sync_ctx *c;
+    const struct plan_item *it;
+};
+
+static void *member_arg_new(void *ctx)
+{
+    struct member_arg *ma = ctx;
+    struct member_patch *mp = calloc(1, sizeof(*mp));
+    if (mp != NULL) {
+        mp->c = ma->c;
+        mp->external_id = dup_or_null(ma->it->external_id);
+        mp->dn = dup_or_null(ma->it->dn);
+    }
+    return mp;
+}
+
 static int member_item(void *arg, const struct plan_item *it)
 {
     struct member_walk *w = arg;
     struct sync_ctx *c = w->c;
-    if (it->kind != PLAN_GROUP || it->op != PLAN_UPDATE)
-        return 0;
+    if (it->kind != PLAN_GROUP || it->op != PLAN_UPDATE || it->drift)
+        return 0; /* drift: members were diffed against the cloud's copy when it was applied */
     json_t *add = NULL, *remove = NULL;
     w->e = plan_member_changes(c->plan, it, &add, &remove, c->err);
     if (w->e != DIRCONN_OK)
@@ -1263,43 +1484,12 @@ static int member_item(void *arg, const struct plan_item *it)
     const char *cloud_id = known && so.cloud_id ? so.cloud_id : it->cloud_id;
     char path[512];
     snprintf(path, sizeof(path), "/Groups/%s", cloud_id);
+    struct member_arg ma = {c, it};
     for (int pass = 0; pass < 2 && w->e == DIRCONN_OK; pass++) {
         json_t *list = pass == 0 ? remove : add;
-        for (size_t i = 0; i < json_array_size(list) && w->e == DIRCONN_OK; i += MEMBER_CHUNK) {
-            json_t *ops = json_array();
-            if (pass == 0) {
-                for (size_t k = i; k < i + MEMBER_CHUNK && k < json_array_size(list); k++) {
-                    char p[600];
-                    char *q = record_filter_string(json_string_value(json_array_get(list, k)));
-                    snprintf(p, sizeof(p), "members[value eq %s]", q != NULL ? q : "\"\"");
-                    free(q);
-                    json_array_append_new(ops, json_pack("{s:s, s:s}", "op", "remove", "path", p));
-                }
-            } else {
-                json_t *vals = json_array();
-                for (size_t k = i; k < i + MEMBER_CHUNK && k < json_array_size(list); k++)
-                    json_array_append_new(vals,
-                                          json_pack("{s:O}", "value", json_array_get(list, k)));
-                json_array_append_new(ops, json_pack("{s:s, s:s, s:o}", "op", "add", "path",
-                                                     "members", "value", vals));
-            }
-            json_t *body =
-                json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
-            struct member_patch *mp = calloc(1, sizeof(*mp));
-            if (mp != NULL) {
-                mp->c = c;
-                mp->external_id = dup_or_null(it->external_id);
-                mp->dn = dup_or_null(it->dn);
-            }
-            if (mp == NULL)
-                w->e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
-            else if ((w->e = scim_submit(c->scim, "PATCH", path, body, NULL, on_member_patch, mp,
-                                         c->err)) != DIRCONN_OK) {
-                free(mp->external_id);
-                free(mp->dn);
-                free(mp);
-            }
-            json_decref(body);
+        if (json_array_size(list) > 0) {
+            w->e = submit_member_patches(c, path, list, pass == 0, on_member_patch, member_arg_new,
+                                         &ma);
             w->patches++;
         }
     }
@@ -1384,6 +1574,10 @@ static void print_summary(struct sync_ctx *c, bool threshold_exceeded, const cha
             "Added | %ld Objects Updated | %ld Objects Matched\n",
             s->deleted_by_kind[PLAN_USER], s->deleted_by_kind[PLAN_GROUP], s->count[PLAN_ADD],
             s->count[PLAN_UPDATE], s->count[PLAN_MATCH]);
+    if (s->drift > 0)
+        fprintf(out, "%ld of the updated objects were changed in the cloud (drift): the directory's "
+                     "values are put back\n",
+                s->drift);
     if (s->deleted_by_kind[PLAN_CONTACT] > 0)
         fprintf(out, "%ld contact objects will be deleted\n", s->deleted_by_kind[PLAN_CONTACT]);
     if (s->count[PLAN_PROTECTED] > 0)
@@ -2086,6 +2280,68 @@ static enum dirconn_err save_progress(struct sync_ctx *c, bool full, const struc
 
 /* ---- the run ---------------------------------------------------------------------- */
 
+/*
+ * Drift: a match whose cloud copy no longer holds what dirconn last wrote
+ * (someone edited it in the cloud). The projection of the acknowledged
+ * record, resolved to cloud ids, over the mapping's scope is compared with
+ * the projection of the cloud copy the inventory read; values outside the
+ * scope (attributes dirconn does not map) are never compared. Each drifted
+ * match becomes an update (plan_mark_drift), applied against a fresh read of
+ * the cloud copy.
+ */
+struct drift_walk {
+    struct sync_ctx *c;
+    struct id_list found;
+    enum dirconn_err e;
+};
+
+static int drift_item(void *arg, const struct plan_item *it)
+{
+    struct drift_walk *w = arg;
+    struct sync_ctx *c = w->c;
+    if (it->cloud_id == NULL)
+        return 0;
+    char *cloud = plan_cloud_projection(c->plan, it->kind, it->cloud_id);
+    if (cloud == NULL)
+        return 0;
+    struct state_object so = {0};
+    bool known = false;
+    w->e = state_object_get(c->st, it->external_id, &so, &known, c->err);
+    if (w->e == DIRCONN_OK && known && so.record != NULL) {
+        struct plan_item old = {
+            .op = PLAN_MATCH, .kind = it->kind, .external_id = it->external_id, .record = so.record};
+        json_t *rec = plan_resolve(c->plan, &old,
+                                   it->kind == PLAN_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE,
+                                   NULL);
+        char hex[RECORD_HASH_LEN];
+        if (rec != NULL) {
+            json_object_set_new(rec, "externalId", json_string(it->external_id));
+            if (record_projection_hash(rec, &c->scope[it->kind], it->kind == PLAN_GROUP, hex) &&
+                strcmp(hex, cloud) != 0)
+                id_list_add(&w->found, it->external_id, it->dn, it->kind, so.record, false);
+        }
+        json_decref(rec);
+    }
+    state_object_clear(&so);
+    free(cloud);
+    return w->e != DIRCONN_OK;
+}
+
+static enum dirconn_err detect_drift(struct sync_ctx *c)
+{
+    struct drift_walk w = {c, {0}, DIRCONN_OK};
+    enum dirconn_err e = plan_foreach(c->plan, PLAN_MATCH, -1, drift_item, &w, c->err);
+    if (w.e != DIRCONN_OK)
+        e = w.e;
+    for (size_t i = 0; i < w.found.n && e == DIRCONN_OK; i++) {
+        log_msg(c->log, LOG_LEVEL_INFO, "%s: changed in the cloud; the directory's values are put back",
+                w.found.v[i].dn != NULL ? w.found.v[i].dn : w.found.v[i].id);
+        e = plan_mark_drift(c->plan, w.found.v[i].id, w.found.v[i].name, c->err);
+    }
+    id_list_free(&w.found);
+    return e;
+}
+
 static enum dirconn_err open_cloud(struct sync_ctx *c)
 {
     const struct config *cfg = c->cfg;
@@ -2285,6 +2541,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
             memset(&next, 0, sizeof(next));
         }
     }
+    c->drift_check = !incremental;
     if (e == DIRCONN_OK)
         e = incremental ? load_targeted_inventory(c) : load_inventory(c, kinds);
     if (e == DIRCONN_OK && !incremental) {
@@ -2304,6 +2561,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     tp = now_s();
     if (e == DIRCONN_OK)
         e = plan_compute(c->plan, kinds, err);
+    if (e == DIRCONN_OK && c->drift_check)
+        e = detect_drift(c);
     if (e == DIRCONN_OK)
         log_msg(log, LOG_LEVEL_DEBUG, "plan computed in %.2f s", now_s() - tp);
     if (e == DIRCONN_OK) {

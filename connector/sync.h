@@ -72,6 +72,7 @@ struct sync_result {
     struct plan_summary plan;     /* what the plan said */
     long added, updated, deleted; /* what the cloud acknowledged */
     long failed;                  /* objects whose write failed (reported, not fatal) */
+    long drift;                   /* updates that put back values edited in the cloud */
     bool threshold_exceeded;
     bool override_used;
     bool contacts_unsupported; /* the cloud has no Contact resource type */

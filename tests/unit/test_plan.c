@@ -284,12 +284,64 @@ static void test_partial(void **state)
     json_decref(a); json_decref(b); json_decref(b2); json_decref(g);
 }
 
+
+/* A match whose cloud copy was edited becomes an update flagged drift (plan_mark_drift). */
+static int drift_of(void *arg, const struct plan_item *it)
+{
+    struct plan_item *out = arg;
+    out->op = it->op;
+    out->drift = it->drift;
+    out->changed = it->changed != NULL && strcmp(it->changed, "drift") == 0 ? "drift" : NULL;
+    out->record = it->record != NULL ? "set" : NULL;
+    return 0;
+}
+
+static void test_drift(void **state)
+{
+    (void)state;
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    json_t *a = user("drift@x.com", "Drift");
+    char *a_text, a_hash[65];
+    record_of(a, &a_text, a_hash);
+    put_state("DR", PLAN_USER, "CN=Drift,DC=x", "cDR", a_text, a_hash);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cDR", "drift@x.com", "DR", false, NULL, NULL),
+                     DIRCONN_OK);
+    assert_null(plan_cloud_projection(p, PLAN_USER, "cDR"));
+    assert_int_equal(plan_set_cloud_projection(p, PLAN_USER, "cDR", "abc", NULL), DIRCONN_OK);
+    char *proj = plan_cloud_projection(p, PLAN_USER, "cDR");
+    assert_string_equal(proj, "abc");
+    free(proj);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "DR", "CN=Drift,DC=x", "drift@x.com", a, NULL,
+                                  NULL, 0, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_compute(p, 1u << PLAN_USER, NULL), DIRCONN_OK);
+    assert_int_equal(plan_get_summary(p)->count[PLAN_MATCH], 1);
+    assert_int_equal(plan_mark_drift(p, "DR", a_text, NULL), DIRCONN_OK);
+    /* a second mark finds no match: counted once */
+    assert_int_equal(plan_mark_drift(p, "DR", a_text, NULL), DIRCONN_OK);
+    const struct plan_summary *sum = plan_get_summary(p);
+    assert_int_equal(sum->count[PLAN_MATCH], 0);
+    assert_int_equal(sum->count[PLAN_UPDATE], 1);
+    assert_int_equal(sum->drift, 1);
+    struct plan_item it = {0};
+    assert_int_equal(plan_foreach(p, PLAN_UPDATE, PLAN_USER, drift_of, &it, NULL), DIRCONN_OK);
+    assert_int_equal(it.op, PLAN_UPDATE);
+    assert_true(it.drift);
+    assert_non_null(it.changed);
+    assert_non_null(it.record);
+    json_decref(a);
+    free(a_text);
+    plan_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_classification, setup, teardown),
         cmocka_unit_test_setup_teardown(test_members_and_managers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drift, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
