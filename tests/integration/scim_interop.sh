@@ -1,0 +1,225 @@
+# SCIM interoperability matrix: the main job against each cloud setup, scenario by scenario.
+#   bash scim_interop.sh adlds|adds [SETUP...]
+# A setup is a name and the dirconn-cloud options that emulate it (SETUPS below). For each
+# setup the cloud starts empty, and every scenario changes the directory, runs a sync and asks
+# sync_check (an oracle that reads the directory and the cloud on its own, from the rules of
+# docs/mapping.md) whether the cloud holds exactly the directory. Each row of the table counts
+# the connector's requests answered 4xx and its PATCH requests, from the cloud's request log.
+# The table goes to stdout and, as JSON, to $work/interop.json (INTEROP_JSON overrides).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/sync_lib.sh"
+kind=${1:?usage: scim_interop.sh adlds|adds [SETUP...]}
+shift
+
+# name|dirconn-cloud options|connector [cloud] lines (\n-separated)
+declare -A SETUPS=(
+	[strict]="|"
+	[payload-64k]="--max-body 65536 --bulk-max-payload 65536|"
+)
+ORDER=(strict payload-64k)
+(($#)) && ORDER=("$@")
+
+work=$(mktemp -d /tmp/dirconn-it-interop-XXXXXX)
+cleanup() {
+	sync_cloud_stop
+	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
+	if [[ $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
+}
+trap cleanup EXIT
+ldsfx_start_retry "$kind" "$work/fx"
+# shellcheck disable=SC1091
+source "$work/fx/env"
+M=$LDSFX_MANIFEST
+ENT=urn:ietf:params:scim:schemas:extension:enterprise:2.0:User
+emp=$(json "$M" "j['ous']['Employees']['dn']")
+rows=$work/rows.jsonl
+: >"$rows"
+
+# ldap_first BASE FILTER ATTR: the first value (or DN with ATTR=dn) of a search.
+ldap_first() {
+	LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
+		-y "$LDSFX_BIND_PASSWORD_FILE" -b "$1" -LLL -o ldif-wrap=no -E pr=500/noprompt "$2" "$3" |
+		"$PY" -c '
+import sys
+attr = sys.argv[1].lower()
+for line in sys.stdin:
+    k, _, v = line.rstrip("\n").partition(": ")
+    if k.lower() == attr:
+        print(v)
+        break
+' "$3"
+}
+
+# exists DN: whether the entry is in the directory.
+exists() {
+	LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
+		-y "$LDSFX_BIND_PASSWORD_FILE" -b "$1" -s base -LLL 1.1 >/dev/null 2>&1
+}
+
+# cloud_user USERNAME EXPR: a Python expression over the cloud's user `u` (None when absent).
+cloud_user() {
+	local q
+	q=$("$PY" -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "userName eq \"$1\"")
+	json "$(cloud_admin GET "/scim/v2/acme/Users?filter=$q")" \
+		"(lambda u: $2)((j.get('Resources') or [None])[0])"
+}
+
+# run_scenario SETUP SCENARIO SYNC-ARGS...: a sync, then the oracle; one row of the table.
+run_scenario() {
+	local setup=$1 scenario=$2
+	shift 2
+	local mark
+	mark=$(wc -l <"$work/cloud.log")
+	run_capture s dirconnctl sync "$@" --config "$work/$setup.conf" --no-progress
+	local reqs
+	reqs=$(tail -n +"$((mark + 1))" "$work/cloud.log" | grep -v 'connector=admin' | grep -E ' (GET|POST|PUT|PATCH|DELETE) ' || true)
+	local n4xx npatch
+	n4xx=$(printf '%s\n' "$reqs" | grep -cE ' 4[0-9][0-9] ' || true)
+	npatch=$(printf '%s\n' "$reqs" | grep -c ' PATCH ' || true)
+	run_capture chk sync_check ${CHECK_ARGS:-}
+	local equal=yes
+	[[ $chk_rc -eq 0 ]] || equal=no
+	check_eq "$setup / $scenario: the sync exits 0" 0 "$s_rc"
+	[[ $s_rc -eq 0 ]] || printf '%s\n' "$s_err" | tail -3
+	check_eq "$setup / $scenario: the cloud equals the directory" yes "$equal"
+	[[ $equal == yes ]] || printf '%s\n' "$chk_out" | grep -v '^ok' | head -8
+	printf '{"setup":"%s","scenario":"%s","exit":%d,"4xx":%d,"patch_requests":%d,"equal":"%s"}\n' \
+		"$setup" "$scenario" "$s_rc" "$n4xx" "$npatch" "$equal" >>"$rows"
+	LAST_4XX=$n4xx LAST_PATCH=$npatch
+}
+
+# The test users: U (a user with a manager), B (another user), both in Employees.
+pick_users() {
+	U_DN=$(ldap_first "$emp" "(&(objectClass=user)(mail=*)(manager=*))" dn)
+	U_MAIL=$(ldap_first "$U_DN" "(objectClass=*)" mail)
+	BOSS_DN=$(ldap_first "$U_DN" "(objectClass=*)" manager)
+}
+
+for setup in "${ORDER[@]}"; do
+	[[ -n ${SETUPS[$setup]+x} ]] || { not_ok "unknown setup $setup"; continue; }
+	IFS='|' read -r cloud_args conn_lines <<<"${SETUPS[$setup]}"
+	sync_cloud_stop
+	rm -f "$work"/cloud.db* "$work/cloud.log"
+	# shellcheck disable=SC2086
+	sync_cloud_start $cloud_args
+	sync_register "$setup"
+	sync_conf "$work/$setup.conf" "$setup" "$(printf '%b' "$conn_lines")"
+	rm -rf "$work/state-$setup"
+	pick_users
+
+	run_scenario "$setup" "full sync" --full
+	run_scenario "$setup" "no-op rerun" --full
+	check_contains "$setup / no-op rerun: nothing to do" "$s_out" "0 Objects Added | 0 Objects Updated"
+	check_eq "$setup / no-op rerun: no PATCH" 0 "$LAST_PATCH"
+
+	# drift: someone edits a user and a group in the cloud; the next full sync puts the
+	# directory's values back and leaves an attribute dirconn does not map alone
+	uid=$(cloud_user "$U_MAIL" "u['id']")
+	cloud_admin PATCH "/scim/v2/acme/Users/$uid" '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"title","value":"Edited In The Cloud"},{"op":"add","path":"nickName","value":"kept"}]}' >/dev/null
+	check_eq "$setup: a user is edited in the cloud" 200 "$(admin_status)"
+	bigname=$(json "$M" "j['big_group']['name']")
+	gq=$("$PY" -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "displayName eq \"$bigname\"")
+	cloud_admin GET "/scim/v2/acme/Groups?filter=$gq&attributes=id" >/dev/null
+	gid=$(json "$work/admin.body" "j['Resources'][0]['id']")
+	cloud_admin GET "/scim/v2/acme/Groups/$gid" >/dev/null # a big group: read from the file
+	first_member=$(json "$work/admin.body" "j['members'][0]['value']")
+	cloud_admin PATCH "/scim/v2/acme/Groups/$gid" "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\"Operations\":[{\"op\":\"remove\",\"path\":\"members[value eq \\\"$first_member\\\"]\"}]}" >/dev/null
+	check_eq "$setup: a member is removed from a group in the cloud" 200 "$(admin_status)"
+	run_scenario "$setup" "drift repaired by a full sync" --full
+	check_contains "$setup / drift: reported" "$s_out" "2 of the updated objects were changed in the cloud (drift)"
+	check_eq "$setup / drift: the unmapped nickName is left alone" kept "$(cloud_user "$U_MAIL" "u.get('nickName')")"
+	run_scenario "$setup" "no-op after the drift repair" --full
+	check_contains "$setup / no-op after the drift repair: nothing to do" "$s_out" "0 Objects Added | 0 Objects Updated"
+
+	# clear manager, department (AD DS), phone and title of U
+	clear="delete: manager
+-
+replace: title
+title: Interop Title
+-
+replace: telephoneNumber
+telephoneNumber: +1 555 0199"
+	ldap_modify "dn: $U_DN
+changetype: modify
+$clear"
+	run_scenario "$setup" "set title and phone, clear manager" --incremental
+	check_eq "$setup: the cleared manager is gone from the cloud" None \
+		"$(cloud_user "$U_MAIL" "(u.get('$ENT') or {}).get('manager')")"
+	del_dept=
+	[[ $kind == adds ]] && del_dept=$'-\ndelete: department'
+	ldap_modify "dn: $U_DN
+changetype: modify
+delete: title
+-
+delete: telephoneNumber
+$del_dept"
+	run_scenario "$setup" "clear department, phone and title" --incremental
+	check_eq "$setup: the cleared title is gone from the cloud" None "$(cloud_user "$U_MAIL" "u.get('title')")"
+	check_eq "$setup: the cleared phone is gone from the cloud" "[]" \
+		"$(cloud_user "$U_MAIL" "[p for p in u.get('phoneNumbers') or [] if p.get('type') == 'work']")"
+
+	ldap_modify "dn: $U_DN
+changetype: modify
+replace: title
+title: Only The Title"
+	run_scenario "$setup" "title-only change" --incremental
+	check_eq "$setup / title-only change: one PATCH" 1 "$LAST_PATCH"
+
+	if [[ $kind == adds ]]; then
+		dis=$'replace: userAccountControl\nuserAccountControl: 514'
+	else
+		dis=$'replace: msDS-UserAccountDisabled\nmsDS-UserAccountDisabled: TRUE'
+	fi
+	ldap_modify "dn: $U_DN
+changetype: modify
+$dis"
+	run_scenario "$setup" "disable" --incremental
+	check_eq "$setup: the disabled user is inactive" False "$(cloud_user "$U_MAIL" "u.get('active')")"
+
+	ldap_modify "dn: $U_DN
+changetype: modify
+replace: displayName
+displayName: Renamed Interop User"
+	run_scenario "$setup" "rename" --incremental
+
+	# delete a group member: the first member of the big group that is not U
+	big=$(json "$M" "j['big_group']['dn']")
+	# (an earlier setup deleted some: slapd keeps a deleted member's DN in the group)
+	victim=
+	while read -r m; do
+		[[ $m == "$U_DN" || $m == "$BOSS_DN" ]] && continue
+		if exists "$m"; then victim=$m; break; fi
+	done < <(LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
+		-y "$LDSFX_BIND_PASSWORD_FILE" -b "$big" -s base -LLL -o ldif-wrap=no member | sed -n 's/^member: //p')
+	check "$setup: a member to delete was found" test -n "$victim"
+	printf 'dn: %s\nchangetype: delete\n' "$victim" | LDAPTLS_CACERT=$LDSFX_CA_FILE ldapmodify -x \
+		-H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" -y "$LDSFX_BIND_PASSWORD_FILE" >/dev/null
+	run_scenario "$setup" "delete a group member" --incremental
+
+	# delete a manager: the users it managed lose their manager in the cloud
+	mgr=
+	while read -r m; do
+		[[ $m == "$U_DN" ]] && continue
+		if exists "$m"; then mgr=$m; break; fi
+	done < <(LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
+		-y "$LDSFX_BIND_PASSWORD_FILE" -b "$emp" -LLL -o ldif-wrap=no -E pr=500/noprompt \
+		"(&(objectClass=user)(manager=*))" manager | sed -n 's/^manager: //p' | sort -u)
+	check "$setup: a manager to delete was found" test -n "$mgr"
+	printf 'dn: %s\nchangetype: delete\n' "$mgr" | LDAPTLS_CACERT=$LDSFX_CA_FILE ldapmodify -x \
+		-H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" -y "$LDSFX_BIND_PASSWORD_FILE" >/dev/null
+	run_scenario "$setup" "delete a manager" --incremental
+	run_scenario "$setup" "full sync after the deletions" --full
+	check_contains "$setup / full sync after the deletions: nothing to do" "$s_out" "0 Objects Added | 0 Objects Updated"
+done
+
+# ---- the table
+"$PY" - "$rows" "${INTEROP_JSON:-$work/interop.json}" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+json.dump(rows, open(sys.argv[2], "w"), indent=1)
+print("%-14s %-40s %4s %4s %6s %5s" % ("setup", "scenario", "exit", "4xx", "PATCH", "equal"))
+for r in rows:
+    print("%-14s %-40s %4d %4d %6d %5s" % (r["setup"], r["scenario"], r["exit"], r["4xx"],
+                                          r["patch_requests"], r["equal"]))
+EOF
+finish
