@@ -38,6 +38,14 @@ struct cloud_config {
     long bulk_max_payload;  /* /Bulk maxPayloadSize, bytes */
     long filter_max_results;
     bool db_sync_full; /* synchronous=FULL instead of NORMAL */
+    /* Provider emulation (docs/cloud-api.md, "Strict by default"): what a real service
+     * provider may lack. All false: the full feature set, RFC 7644 to the letter. */
+    bool delete_cascades;   /* DELETE also removes the resource from groups, clears manager */
+    bool no_enterprise_ext; /* no enterprise User extension (RFC 7643 4.3) */
+    bool no_contacts;       /* no Contact resource type */
+    bool no_bulk;           /* bulk.supported false, /Bulk answers 501 */
+    bool no_patch;          /* patch.supported false, PATCH answers 501 */
+    bool no_etag;           /* etag.supported false: no ETag, no meta.version, If-Match ignored */
     enum log_level log_level;
     struct cloud_fault_config fault;
 };

@@ -240,11 +240,31 @@ static const struct cloud_schema_def schema_contact = {
 static const struct cloud_schema_def *const all_schemas[] = {&schema_user, &schema_enterprise,
                                                              &schema_group, &schema_contact};
 
-static const struct cloud_rtype_def rtypes[CLOUD_RK_MAX] = {
+/* Not const: cloud_schema_configure takes the extension and the Contact type away. */
+static struct cloud_rtype_def rtypes[CLOUD_RK_MAX] = {
     {CLOUD_RK_USER, "User", "/Users", "User Account", &schema_user, &schema_enterprise, false},
     {CLOUD_RK_GROUP, "Group", "/Groups", "Group", &schema_group, NULL, false},
     {CLOUD_RK_CONTACT, "Contact", "/Contacts", "Directory contact", &schema_contact, NULL, false},
 };
+
+static bool enterprise_on = true, contacts_on = true;
+
+void cloud_schema_configure(bool enterprise, bool contacts)
+{
+    enterprise_on = enterprise;
+    contacts_on = contacts;
+    rtypes[CLOUD_RK_USER].ext = enterprise ? &schema_enterprise : NULL;
+}
+
+bool cloud_schema_rtype_served(enum cloud_rkind kind)
+{
+    return kind != CLOUD_RK_CONTACT || contacts_on;
+}
+
+static bool schema_served(const struct cloud_schema_def *s)
+{
+    return (s != &schema_enterprise || enterprise_on) && (s != &schema_contact || contacts_on);
+}
 
 const struct cloud_rtype_def *cloud_schema_rtype(enum cloud_rkind kind)
 {
@@ -256,7 +276,8 @@ const struct cloud_rtype_def *cloud_schema_rtype(enum cloud_rkind kind)
 const struct cloud_rtype_def *cloud_schema_rtype_by_endpoint(const char *segment)
 {
     for (size_t i = 0; i < CLOUD_RK_MAX; i++) {
-        if (strcmp(rtypes[i].endpoint + 1, segment) == 0)
+        if (cloud_schema_rtype_served(rtypes[i].kind) &&
+            strcmp(rtypes[i].endpoint + 1, segment) == 0)
             return &rtypes[i];
     }
     return NULL;
@@ -281,7 +302,7 @@ const struct cloud_attr_def *cloud_schema_find(const struct cloud_attr_def *defs
 const struct cloud_schema_def *cloud_schema_by_id(const char *id)
 {
     for (size_t i = 0; i < NSUB(all_schemas); i++) {
-        if (strcasecmp(all_schemas[i]->id, id) == 0)
+        if (schema_served(all_schemas[i]) && strcasecmp(all_schemas[i]->id, id) == 0)
             return all_schemas[i];
     }
     return NULL;
@@ -810,8 +831,10 @@ json_t *cloud_schema_schema_json(const struct cloud_schema_def *s, const char *b
 json_t *cloud_schema_schemas_json(const char *base)
 {
     json_t *arr = json_array();
-    for (size_t i = 0; i < NSUB(all_schemas); i++)
-        json_array_append_new(arr, cloud_schema_schema_json(all_schemas[i], base));
+    for (size_t i = 0; i < NSUB(all_schemas); i++) {
+        if (schema_served(all_schemas[i]))
+            json_array_append_new(arr, cloud_schema_schema_json(all_schemas[i], base));
+    }
     size_t n = json_array_size(arr);
     return json_pack("{s:[s], s:I, s:I, s:I, s:o}", "schemas", CLOUD_MSG_LIST, "totalResults",
                      (json_int_t)n, "itemsPerPage", (json_int_t)n, "startIndex", (json_int_t)1,
@@ -838,9 +861,11 @@ json_t *cloud_schema_rtype_json(const struct cloud_rtype_def *rt, const char *ba
 json_t *cloud_schema_rtypes_json(const char *base)
 {
     json_t *arr = json_array();
-    for (size_t i = 0; i < CLOUD_RK_MAX; i++)
-        json_array_append_new(arr, cloud_schema_rtype_json(&rtypes[i], base));
-    return json_pack("{s:[s], s:I, s:I, s:I, s:o}", "schemas", CLOUD_MSG_LIST, "totalResults",
-                     (json_int_t)CLOUD_RK_MAX, "itemsPerPage", (json_int_t)CLOUD_RK_MAX,
-                     "startIndex", (json_int_t)1, "Resources", arr);
+    for (size_t i = 0; i < CLOUD_RK_MAX; i++) {
+        if (cloud_schema_rtype_served(rtypes[i].kind))
+            json_array_append_new(arr, cloud_schema_rtype_json(&rtypes[i], base));
+    }
+    json_int_t n = (json_int_t)json_array_size(arr);
+    return json_pack("{s:[s], s:I, s:I, s:I, s:o}", "schemas", CLOUD_MSG_LIST, "totalResults", n,
+                     "itemsPerPage", n, "startIndex", (json_int_t)1, "Resources", arr);
 }

@@ -111,6 +111,19 @@ int cloud_scim_err_set(struct cloud_scim_err *err, int status, const char *scim_
 
 /* cloud_schema_rtype - the resource type of a kind, or by endpoint segment ("Users"); NULL if none.
  */
+/*
+ * cloud_schema_configure - which optional parts of the schema this server
+ * serves (dirconn-cloud --no-enterprise-extension, --no-contacts). Without the
+ * enterprise extension, User has no schemaExtensions and a resource or PATCH
+ * path that uses it is answered 400; without contacts, /Contacts is not an
+ * endpoint and neither /ResourceTypes nor /Schemas lists it. Call once at
+ * startup, before serving. Default: both served.
+ */
+void cloud_schema_configure(bool enterprise, bool contacts);
+
+/* cloud_schema_rtype_served - whether resource type kind is served (see above). */
+bool cloud_schema_rtype_served(enum cloud_rkind kind);
+
 const struct cloud_rtype_def *cloud_schema_rtype(enum cloud_rkind kind);
 const struct cloud_rtype_def *cloud_schema_rtype_by_endpoint(const char *segment);
 

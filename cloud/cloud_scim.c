@@ -222,10 +222,11 @@ static int res_save(struct scim *s, const struct cloud_rtype_def *rt, const char
             strcmp(k, "meta") != 0)
             json_object_set(ordered, k, v);
     }
-    json_object_set_new(ordered, "meta",
-                        json_pack("{s:s, s:s, s:s, s:s, s:s}", "resourceType", rt->name, "created",
-                                  created, "lastModified", modified, "location", loc, "version",
-                                  etag));
+    json_t *meta = json_pack("{s:s, s:s, s:s, s:s}", "resourceType", rt->name, "created", created,
+                             "lastModified", modified, "location", loc);
+    if (!s->ctx->cfg.no_etag)
+        json_object_set_new(meta, "version", json_string(etag));
+    json_object_set_new(ordered, "meta", meta);
     json_object_clear(doc);
     json_object_update(doc, ordered);
     json_decref(ordered);
@@ -442,6 +443,50 @@ static int drop_memberships(struct scim *s, const char *id, struct op_result *r)
     return rc;
 }
 
+/* With --delete-cascades: clear the enterprise extension's manager on the users managed by id. */
+static int clear_manager_refs(struct scim *s, const char *id, struct op_result *r)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->st->db,
+                           "SELECT id FROM resources WHERE org = ?1 AND kind = 0 AND "
+                           "json_extract(body, '$.\"" CLOUD_SCHEMA_ENTERPRISE
+                           "\".manager.value') = ?2",
+                           -1, &q, NULL) != SQLITE_OK)
+        return fail(r, 500, NULL, "database error: %s", cloud_store_errmsg(s->st));
+    sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+    json_t *users = json_array();
+    while (sqlite3_step(q) == SQLITE_ROW)
+        json_array_append_new(users, json_string((const char *)sqlite3_column_text(q, 0)));
+    sqlite3_finalize(q);
+    size_t i;
+    json_t *u;
+    int rc = 0;
+    json_array_foreach(users, i, u)
+    {
+        json_t *doc;
+        long long version, created;
+        if (res_load(s, json_string_value(u), CLOUD_RK_USER, &doc, &version, &created) != 0)
+            continue;
+        json_t *old = json_deep_copy(doc);
+        json_t *ext = json_object_get(doc, CLOUD_SCHEMA_ENTERPRISE);
+        json_object_del(ext, "manager");
+        if (json_object_size(ext) == 0)
+            json_object_del(doc, CLOUD_SCHEMA_ENTERPRISE);
+        struct op_result sub = {0};
+        rc = res_save(s, cloud_schema_rtype(CLOUD_RK_USER), json_string_value(u), doc, false,
+                      version + 1, created, old, &sub);
+        json_decref(old);
+        json_decref(doc);
+        if (rc != 0) {
+            *r = sub;
+            break;
+        }
+    }
+    json_decref(users);
+    return rc;
+}
+
 /* --- operations -------------------------------------------------------------------------- */
 
 static int check_preconditions(long long version, const char *if_match, const char *if_none,
@@ -491,7 +536,7 @@ static int load_for_update(struct scim *s, const struct cloud_rtype_def *rt, con
         return fail(r, 404, NULL, "%s '%s' not found", rt->name, id);
     if (rc != 0)
         return fail(r, 500, NULL, "database error");
-    if (check_preconditions(*version, if_match, if_none, r) != 0) {
+    if (!s->ctx->cfg.no_etag && check_preconditions(*version, if_match, if_none, r) != 0) {
         json_decref(*doc);
         *doc = NULL;
         return -1;
@@ -547,7 +592,11 @@ static int op_delete(struct scim *s, const struct cloud_rtype_def *rt, const cha
     if (load_for_update(s, rt, id, if_match, if_none, &old, &version, &created, r) != 0)
         return -1;
     json_decref(old);
-    if (drop_memberships(s, id, r) != 0)
+    /* RFC 7644 3.6 leaves it to the provider whether a deleted resource leaves the groups
+     * that list it: strict by default, it stays listed (a dangling reference) unless
+     * --delete-cascades, which also clears manager on the users it managed. */
+    if (s->ctx->cfg.delete_cascades &&
+        (drop_memberships(s, id, r) != 0 || clear_manager_refs(s, id, r) != 0))
         return -1;
     sqlite3_stmt *q = cloud_store_stmt(s->st, CLOUD_STMT_MEMBER_DELETE_GROUP);
     sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
@@ -827,7 +876,8 @@ static void answer_write(struct cloud_req *req, struct scim *s, const struct clo
     }
     char etag[40];
     etag_of(r->version, etag, sizeof(etag));
-    cloud_http_header(req, "ETag", etag);
+    if (!s->ctx->cfg.no_etag)
+        cloud_http_header(req, "ETag", etag);
     if (r->status == 201) {
         cloud_http_header(
             req, "Location",
@@ -1302,9 +1352,10 @@ static void get_resource(struct cloud_req *req, struct scim *s, const struct clo
     }
     char etag[40];
     etag_of(version, etag, sizeof(etag));
-    cloud_http_header(req, "ETag", etag);
+    if (!s->ctx->cfg.no_etag)
+        cloud_http_header(req, "ETag", etag);
     const char *inm = cloud_http_input_header(req, "If-None-Match");
-    if (inm != NULL && etag_matches(inm, version)) {
+    if (!s->ctx->cfg.no_etag && inm != NULL && etag_matches(inm, version)) {
         json_decref(doc);
         cloud_http_reply(req, 304, NULL, NULL);
         return;
@@ -1634,7 +1685,8 @@ static void bulk(struct cloud_req *req, struct scim *s)
                 if (r.status != 204) {
                     char etag[40];
                     etag_of(r.version, etag, sizeof(etag));
-                    json_object_set_new(res, "version", json_string(etag));
+                    if (!s->ctx->cfg.no_etag)
+                        json_object_set_new(res, "version", json_string(etag));
                     json_object_set(res, "location",
                                     json_object_get(json_object_get(r.res, "meta"), "location"));
                 }
@@ -1710,12 +1762,12 @@ static json_t *service_provider_config(struct scim *s)
         "{s:[s], s:s, s:{s:b}, s:{s:b, s:I, s:I}, s:{s:b, s:I}, s:{s:b}, s:{s:b}, s:{s:b}, "
         "s:[{s:s, s:s, s:s, s:b}], s:{s:s, s:s}}",
         "schemas", "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig",
-        "documentationUri", "docs/cloud-api.md", "patch", "supported", 1, "bulk", "supported", 1,
-        "maxOperations", (json_int_t)c->bulk_max_ops, "maxPayloadSize",
+        "documentationUri", "docs/cloud-api.md", "patch", "supported", !c->no_patch, "bulk",
+        "supported", !c->no_bulk, "maxOperations", (json_int_t)c->bulk_max_ops, "maxPayloadSize",
         (json_int_t)c->bulk_max_payload, "filter", "supported", 1, "maxResults",
         (json_int_t)c->filter_max_results, "changePassword", "supported", 0, "sort", "supported", 1,
-        "etag", "supported", 1, "authenticationSchemes", "type", "oauthbearertoken", "name",
-        "OAuth Bearer Token", "description",
+        "etag", "supported", !c->no_etag, "authenticationSchemes", "type", "oauthbearertoken",
+        "name", "OAuth Bearer Token", "description",
         "OAuth 2.0 client credentials (POST /oauth/token) or the org admin token", "primary", 1,
         "meta", "resourceType", "ServiceProviderConfig", "location", loc);
 }
@@ -1744,7 +1796,7 @@ static void discovery(struct cloud_req *req, struct scim *s)
         }
         for (int k = 0; k < CLOUD_RK_MAX; k++) {
             const struct cloud_rtype_def *rt = cloud_schema_rtype((enum cloud_rkind)k);
-            if (strcmp(rt->name, arg) == 0) {
+            if (cloud_schema_rtype_served(rt->kind) && strcmp(rt->name, arg) == 0) {
                 cloud_http_reply(req, 200, cloud_schema_rtype_json(rt, s->base), CT_SCIM);
                 return;
             }
@@ -1798,6 +1850,10 @@ void cloud_scim_handle(struct cloud_req *req)
             cloud_http_scim_error(req, 405, NULL, "use POST for /Bulk");
             return;
         }
+        if (s.ctx->cfg.no_bulk) {
+            cloud_http_scim_error(req, 501, NULL, "/Bulk is not supported (bulk.supported false)");
+            return;
+        }
         bulk(req, &s);
         return;
     }
@@ -1830,6 +1886,10 @@ void cloud_scim_handle(struct cloud_req *req)
     }
     if (!valid_id(id)) {
         cloud_http_scim_error(req, 404, NULL, "%s '%s' not found", rt->name, id);
+        return;
+    }
+    if (m == EVHTTP_REQ_PATCH && s.ctx->cfg.no_patch) {
+        cloud_http_scim_error(req, 501, NULL, "PATCH is not supported (patch.supported false)");
         return;
     }
     if (m == EVHTTP_REQ_GET)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cloud/cloud.h"
+#include "cloud/cloud_schema.h"
 #include "cloud/cloud_http.h"
 #include "connector/error.h"
 
@@ -75,6 +76,16 @@ static const struct opt options[] = {
      "SQLite synchronous mode (normal)"},
     {"log-level", OPT_LOGLEVEL, CFG(log_level), 0, 0, "LEVEL",
      "error, warn, info (default), debug"},
+    {"delete-cascades", OPT_FLAG, CFG(delete_cascades), 0, 0, NULL,
+     "DELETE removes the resource from groups and clears manager on its reports"},
+    {"no-enterprise-extension", OPT_FLAG, CFG(no_enterprise_ext), 0, 0, NULL,
+     "emulate a provider without the enterprise User extension"},
+    {"no-contacts", OPT_FLAG, CFG(no_contacts), 0, 0, NULL,
+     "emulate a provider without the Contact resource type"},
+    {"no-bulk", OPT_FLAG, CFG(no_bulk), 0, 0, NULL, "emulate a provider without /Bulk"},
+    {"no-patch", OPT_FLAG, CFG(no_patch), 0, 0, NULL, "emulate a provider without PATCH"},
+    {"no-etag", OPT_FLAG, CFG(no_etag), 0, 0, NULL,
+     "emulate a provider without ETags (no meta.version)"},
     {"fault-latency", OPT_DURATION_MS, CFG(fault.latency_ms), 0, 600000, "DURATION",
      "add latency to each request"},
     {"fault-jitter", OPT_DURATION_MS, CFG(fault.jitter_ms), 0, 600000, "DURATION",
@@ -364,6 +375,7 @@ static int run(struct cloud_ctx *ctx, int argc, char **argv)
     }
     log_sink_init(&ctx->log, "dirconn-cloud", ctx->cfg.log_level, LOG_TARGET_STDERR);
     cloud_fault_init(&ctx->fault, &ctx->cfg.fault);
+    cloud_schema_configure(!ctx->cfg.no_enterprise_ext, !ctx->cfg.no_contacts);
     if (load_admin_token(ctx, &err) != DIRCONN_OK ||
         cloud_store_open(&ctx->store, ctx->cfg.db_path, ctx->cfg.db_sync_full, &err) !=
             DIRCONN_OK) {

@@ -46,7 +46,7 @@ cloud_start() {
         --org acme --org globex --tls-cert "$T/server.pem" --tls-key "$T/server.key" \
         --ready-file "$T/ready" "$@" 2>>"$T/cloud.log" &
     CLOUD_PID=$!
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 600); do
         [ -s "$T/ready" ] && break
         kill -0 "$CLOUD_PID" 2>/dev/null || { echo "FAIL: dirconn-cloud exited"; cat "$T/cloud.log"; exit 1; }
         sleep 0.05
