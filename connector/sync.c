@@ -36,12 +36,12 @@ struct cloud_caps {
     long bulk_max_operations;
     long bulk_max_payload;
     bool contacts;
-    bool etag; /* If-Match on updates and deletions (RFC 7644 3.14) */
-    bool patch;  /* patch.supported; false: updates are GET + PUT (RFC 7644 3.5.1) */
-    bool filter; /* filter.supported; false: the inventory is read in full, never filtered */
-    long page;   /* resources per list page: min(INVENTORY_PAGE, filter.maxResults) */
-    long max_payload;    /* bytes per request body ([cloud] max_payload, bulk.maxPayloadSize) */
-    long patch_max_ops;  /* operations per PATCH request ([cloud] patch_max_operations) */
+    bool etag;          /* If-Match on updates and deletions (RFC 7644 3.14) */
+    bool patch;         /* patch.supported; false: updates are GET + PUT (RFC 7644 3.5.1) */
+    bool filter;        /* filter.supported; false: the inventory is read in full, never filtered */
+    long page;          /* resources per list page: min(INVENTORY_PAGE, filter.maxResults) */
+    long max_payload;   /* bytes per request body ([cloud] max_payload, bulk.maxPayloadSize) */
+    long patch_max_ops; /* operations per PATCH request ([cloud] patch_max_operations) */
 };
 
 /* A growing list of (external id, DN, kind, name) records. */
@@ -113,7 +113,7 @@ struct sync_ctx {
     struct provider *prov; /* discovery of this run (RFC 7644 4) */
     char **unsent;         /* mapped targets the provider cannot take, reported once */
     size_t n_unsent;
-    struct plan *unsent_plan; /* the plan the unsent targets were added to */
+    struct plan *unsent_plan;                       /* the plan the unsent targets were added to */
     struct record_path *scope_paths[PLAN_KIND_MAX]; /* the leaves each mapping produces */
     struct record_scope scope[PLAN_KIND_MAX];
     bool drift_check; /* full runs: the inventory reads values, matches are compared (drift) */
@@ -203,8 +203,8 @@ static void note_unsent(struct sync_ctx *c, enum plan_kind kind, const struct ma
                         const char *why)
 {
     char msg[1024];
-    snprintf(msg, sizeof(msg), "[%s] mapping to %s is not sent: %s", plan_kind_name(kind),
-             t->path, why);
+    snprintf(msg, sizeof(msg), "[%s] mapping to %s is not sent: %s", plan_kind_name(kind), t->path,
+             why);
     for (size_t i = 0; i < c->n_unsent; i++)
         if (strcmp(c->unsent[i], msg) == 0)
             return;
@@ -225,8 +225,8 @@ static void note_unsent(struct sync_ctx *c, enum plan_kind kind, const struct ma
 static enum dirconn_err discover(struct sync_ctx *c)
 {
     struct scim_port port = scim_client_port(c->scim);
-    struct provider_settings settings = {
-        .single_valued = NULL, .delete_cascades = c->cfg->cloud_delete_cascades};
+    struct provider_settings settings = {.single_valued = NULL,
+                                         .delete_cascades = c->cfg->cloud_delete_cascades};
     enum dirconn_err e = provider_discover(&port, c->log, &settings, &c->prov, c->err);
     if (e != DIRCONN_OK)
         return e;
@@ -242,11 +242,10 @@ static enum dirconn_err discover(struct sync_ctx *c)
                        : INVENTORY_PAGE;
     c->caps.contacts = provider_has_kind(c->prov, PROVIDER_CONTACT);
     c->caps.max_payload = c->cfg->cloud_max_payload > 0 ? c->cfg->cloud_max_payload
-                          : f->bulk_max_payload > 0      ? f->bulk_max_payload
-                                                         : 1048576;
-    c->caps.patch_max_ops = c->cfg->cloud_patch_max_operations > 0
-                                ? c->cfg->cloud_patch_max_operations
-                                : 100;
+                          : f->bulk_max_payload > 0     ? f->bulk_max_payload
+                                                        : 1048576;
+    c->caps.patch_max_ops =
+        c->cfg->cloud_patch_max_operations > 0 ? c->cfg->cloud_patch_max_operations : 100;
     for (int k = 0; k < PLAN_KIND_MAX; k++) {
         if (c->maps[k] == NULL || !provider_has_kind(c->prov, (enum provider_kind)k))
             continue;
@@ -332,9 +331,9 @@ static enum dirconn_err load_inventory_kinds(struct sync_ctx *c, unsigned kinds)
             continue;
         struct inventory_ctx ic = {c, (enum plan_kind)k, DIRCONN_OK};
         /* A full run reads the values too, to see drift (detect_drift). */
-        enum dirconn_err e = scim_list_all(c->scim, resource_paths[k], NULL,
-                                           c->drift_check ? NULL : attrs[k],
-                                           c->caps.page, inventory_one, &ic, c->err);
+        enum dirconn_err e =
+            scim_list_all(c->scim, resource_paths[k], NULL, c->drift_check ? NULL : attrs[k],
+                          c->caps.page, inventory_one, &ic, c->err);
         if (ic.e != DIRCONN_OK)
             return ic.e;
         if (e != DIRCONN_OK)
@@ -749,6 +748,55 @@ static enum dirconn_err forget_references(struct sync_ctx *c, const char *gone_i
  * fails: the object is then not deleted (the next sync tries again). A
  * referrer already gone from the cloud (404) needs nothing.
  */
+/*
+ * For a provider without PATCH: read the group or user at path, take out the
+ * member whose value is target (a group) or the enterprise manager (a user),
+ * and PUT the rest back (RFC 7644 3.5.1), If-Match with the version read. *r
+ * is the answer of the GET when it failed, else of the PUT (a resource that
+ * no longer lists target is not written: 200 of the GET).
+ */
+static void unlink_by_put(struct sync_ctx *c, int kind, const char *path, const char *target,
+                          struct scim_response *r)
+{
+    scim_request_sync(c->scim, "GET", path, NULL, NULL, r);
+    if (r->code != DIRCONN_OK || !json_is_object(r->body))
+        return;
+    json_t *doc = json_deep_copy(r->body);
+    bool changed = false;
+    if (kind == PLAN_USER) {
+        json_t *ext = json_object_get(doc, SCIM_SCHEMA_ENTERPRISE);
+        changed = json_object_get(ext, "manager") != NULL;
+        json_object_del(ext, "manager");
+    } else {
+        json_t *members = json_object_get(doc, "members"), *keep = json_array();
+        size_t k;
+        json_t *m;
+        json_array_foreach(members, k, m)
+        {
+            const char *v = json_string_value(json_object_get(m, "value"));
+            if (v != NULL && strcmp(v, target) == 0)
+                changed = true;
+            else
+                json_array_append(keep, m);
+        }
+        json_object_set_new(doc, "members", keep);
+    }
+    if (!changed) {
+        json_decref(doc);
+        return;
+    }
+    const char *version =
+        json_string_value(json_object_get(json_object_get(r->body, "meta"), "version"));
+    char *if_match = c->caps.etag && (version != NULL || r->etag != NULL)
+                         ? strdup(version != NULL ? version : r->etag)
+                         : NULL;
+    json_object_del(doc, "meta");
+    scim_response_clear(r);
+    scim_request_sync(c->scim, "PUT", path, doc, if_match, r);
+    free(if_match);
+    json_decref(doc);
+}
+
 static bool unlink_referrers(struct sync_ctx *c, struct apply_op *o)
 {
     sqlite3 *db = state_db(c->st);
@@ -775,8 +823,8 @@ static bool unlink_referrers(struct sync_ctx *c, struct apply_op *o)
         } else {
             size_t k;
             json_t *m;
-            json_array_foreach(json_object_get(rec, PLAN_KEY_MEMBERS), k, m)
-            refers = refers || (json_is_string(m) && strcmp(json_string_value(m), o->external_id) == 0);
+            json_array_foreach(json_object_get(rec, PLAN_KEY_MEMBERS), k, m) refers =
+                refers || (json_is_string(m) && strcmp(json_string_value(m), o->external_id) == 0);
         }
         json_decref(rec);
         if (!refers)
@@ -790,11 +838,15 @@ static bool unlink_referrers(struct sync_ctx *c, struct apply_op *o)
             free(v);
         }
         snprintf(path, sizeof(path), "%s/%s", resource_paths[kind], cloud_id);
-        json_t *body = json_pack("{s:[s], s:[{s:s, s:s}]}", "schemas", SCIM_SCHEMA_PATCH,
-                                 "Operations", "op", "remove", "path", opath);
         struct scim_response r;
-        scim_request_sync(c->scim, "PATCH", path, body, NULL, &r);
-        json_decref(body);
+        if (c->caps.patch) {
+            json_t *body = json_pack("{s:[s], s:[{s:s, s:s}]}", "schemas", SCIM_SCHEMA_PATCH,
+                                     "Operations", "op", "remove", "path", opath);
+            scim_request_sync(c->scim, "PATCH", path, body, NULL, &r);
+            json_decref(body);
+        } else {
+            unlink_by_put(c, kind, path, o->cloud_id, &r);
+        }
         if (lease_lost(c, &r)) {
             ok = false;
         } else if (r.code != DIRCONN_OK && r.status != 404) {
@@ -873,8 +925,8 @@ static enum dirconn_err commit_batch(struct sync_ctx *c, struct batch *b)
 }
 
 /* Bytes of a PATCH request around its operations, and per value or operation (estimates). */
-#define PATCH_OVERHEAD 256
-#define MEMBER_VALUE_OVERHEAD 16
+#define PATCH_OVERHEAD         256
+#define MEMBER_VALUE_OVERHEAD  16
 #define MEMBER_REMOVE_OVERHEAD 64
 
 /*
@@ -905,10 +957,10 @@ static enum dirconn_err submit_member_patches(struct sync_ctx *c, const char *pa
                                                : json_string_value(json_object_get(m, "value"));
             if (id == NULL)
                 continue;
-            long size = (long)strlen(id) + (remove ? MEMBER_REMOVE_OVERHEAD : MEMBER_VALUE_OVERHEAD);
-            if (count > 0 && (used + size > budget ||
-                              (remove ? (long)count >= c->caps.patch_max_ops
-                                      : count >= MEMBER_CHUNK)))
+            long size =
+                (long)strlen(id) + (remove ? MEMBER_REMOVE_OVERHEAD : MEMBER_VALUE_OVERHEAD);
+            if (count > 0 && (used + size > budget || (remove ? (long)count >= c->caps.patch_max_ops
+                                                              : count >= MEMBER_CHUNK)))
                 break;
             used += size;
             count++;
@@ -923,8 +975,8 @@ static enum dirconn_err submit_member_patches(struct sync_ctx *c, const char *pa
             }
         }
         if (!remove)
-            json_array_append_new(ops, json_pack("{s:s, s:s, s:o}", "op", "add", "path", "members",
-                                                 "value", vals));
+            json_array_append_new(
+                ops, json_pack("{s:s, s:s, s:o}", "op", "add", "path", "members", "value", vals));
         json_t *body = json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
         void *arg = arg_for(ctx);
         enum dirconn_err e =
@@ -968,8 +1020,10 @@ static json_t *patch_for(struct sync_ctx *c, const struct apply_op *o, json_t *r
 {
     json_t *was = NULL;
     if (old_record != NULL) {
-        struct plan_item old = {
-            .op = PLAN_UPDATE, .kind = o->kind, .external_id = o->external_id, .record = old_record};
+        struct plan_item old = {.op = PLAN_UPDATE,
+                                .kind = o->kind,
+                                .external_id = o->external_id,
+                                .record = old_record};
         was = plan_resolve(c->plan, &old, PLAN_MEMBERS_NONE, NULL);
         if (was != NULL)
             json_object_set_new(was, "externalId", json_string(o->external_id));
@@ -1211,14 +1265,15 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
             json_t *body = full != NULL ? record_overlay(g.body, full, &c->scope[o->kind],
                                                          o->kind == PLAN_GROUP)
                                         : NULL;
-            const char *version = c->caps.etag ? json_string_value(json_object_get(
-                                                     json_object_get(g.body, "meta"), "version"))
-                                               : NULL;
+            const char *version =
+                c->caps.etag
+                    ? json_string_value(json_object_get(json_object_get(g.body, "meta"), "version"))
+                    : NULL;
             if (body == NULL)
                 e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
             else
-                e = scim_submit(c->scim, "PUT", path, body,
-                                version != NULL ? version : g.etag, on_write_done, o, c->err);
+                e = scim_submit(c->scim, "PUT", path, body, version != NULL ? version : g.etag,
+                                on_write_done, o, c->err);
             json_decref(body);
             if (full != rec)
                 json_decref(full);
@@ -1343,7 +1398,8 @@ static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
         e = scim_run(c->scim, c->err);
     for (int i = 0; i < b->n; i++)
         if (b->ops[i].rest_failed)
-            b->ops[i].ok = false; /* not recorded: the next sync finds it by externalId, adds the rest */
+            b->ops[i].ok =
+                false; /* not recorded: the next sync finds it by externalId, adds the rest */
     enum dirconn_err ce = commit_batch(c, b);
     return e != DIRCONN_OK ? e : ce;
 }
@@ -1575,8 +1631,9 @@ static void print_summary(struct sync_ctx *c, bool threshold_exceeded, const cha
             s->deleted_by_kind[PLAN_USER], s->deleted_by_kind[PLAN_GROUP], s->count[PLAN_ADD],
             s->count[PLAN_UPDATE], s->count[PLAN_MATCH]);
     if (s->drift > 0)
-        fprintf(out, "%ld of the updated objects were changed in the cloud (drift): the directory's "
-                     "values are put back\n",
+        fprintf(out,
+                "%ld of the updated objects were changed in the cloud (drift): the directory's "
+                "values are put back\n",
                 s->drift);
     if (s->deleted_by_kind[PLAN_CONTACT] > 0)
         fprintf(out, "%ld contact objects will be deleted\n", s->deleted_by_kind[PLAN_CONTACT]);
@@ -2039,7 +2096,8 @@ static enum dirconn_err inventory_filter(struct sync_ctx *c, enum plan_kind kind
                                          const char *value)
 {
     char filter[1024], path[2048];
-    /* The value is a JSON string in the filter (RFC 7644 3.4.2.2): quotes and backslashes escaped. */
+    /* The value is a JSON string in the filter (RFC 7644 3.4.2.2): quotes and backslashes escaped.
+     */
     char *quoted = record_filter_string(value);
     if (quoted == NULL)
         return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
@@ -2308,11 +2366,12 @@ static int drift_item(void *arg, const struct plan_item *it)
     bool known = false;
     w->e = state_object_get(c->st, it->external_id, &so, &known, c->err);
     if (w->e == DIRCONN_OK && known && so.record != NULL) {
-        struct plan_item old = {
-            .op = PLAN_MATCH, .kind = it->kind, .external_id = it->external_id, .record = so.record};
-        json_t *rec = plan_resolve(c->plan, &old,
-                                   it->kind == PLAN_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE,
-                                   NULL);
+        struct plan_item old = {.op = PLAN_MATCH,
+                                .kind = it->kind,
+                                .external_id = it->external_id,
+                                .record = so.record};
+        json_t *rec = plan_resolve(
+            c->plan, &old, it->kind == PLAN_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE, NULL);
         char hex[RECORD_HASH_LEN];
         if (rec != NULL) {
             json_object_set_new(rec, "externalId", json_string(it->external_id));
@@ -2334,7 +2393,8 @@ static enum dirconn_err detect_drift(struct sync_ctx *c)
     if (w.e != DIRCONN_OK)
         e = w.e;
     for (size_t i = 0; i < w.found.n && e == DIRCONN_OK; i++) {
-        log_msg(c->log, LOG_LEVEL_INFO, "%s: changed in the cloud; the directory's values are put back",
+        log_msg(c->log, LOG_LEVEL_INFO,
+                "%s: changed in the cloud; the directory's values are put back",
                 w.found.v[i].dn != NULL ? w.found.v[i].dn : w.found.v[i].id);
         e = plan_mark_drift(c->plan, w.found.v[i].id, w.found.v[i].name, c->err);
     }
