@@ -27,6 +27,9 @@ from ldap.controls import SimplePagedResultsControl
 PASS = FAIL = 0
 
 
+ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
 def check(ok, what):
     global PASS, FAIL
     if ok:
@@ -118,6 +121,11 @@ def main():
     ap.add_argument("--avatar", help="expected photo URI of the form PREFIX{local-part}SUFFIX")
     ap.add_argument("--out-of-scope-description", help="users with this description are filtered out")
     ap.add_argument("--member-of", help="only direct members of this group are users in scope")
+    ap.add_argument("--all-attributes", action="store_true",
+                    help="also compare title, name.familyName, the work phone and, unless "
+                         "--no-enterprise, department and manager (docs/mapping.md defaults)")
+    ap.add_argument("--no-enterprise", action="store_true",
+                    help="the provider has no enterprise extension: users must carry none")
     a = ap.parse_args()
 
     ldap.set_option(ldap.OPT_X_TLS_CACERTFILE, a.ca)
@@ -130,7 +138,7 @@ def main():
     conn.simple_bind_s(a.bind_dn, open(a.password_file).read().strip())
     attrs = ["objectClass", "mail", "displayName", "givenName", "sn", "cn", "userAccountControl",
              "msDS-UserAccountDisabled", "objectGUID", "entryUUID", "member", "isCriticalSystemObject",
-             "description", "memberOf"]
+             "description", "memberOf", "title", "telephoneNumber", "department", "manager"]
     entries = ldap_all(conn, a.base, "(|(objectClass=user)(objectClass=group)(objectClass=contact))", attrs)
 
     def in_user_base(dn):
@@ -203,6 +211,8 @@ def main():
     check(not missing and not extra, "cloud users are exactly the %d users in scope (missing %d: %s; extra %d: %s)"
           % (len(want_users), len(missing), [users[i][0] for i in list(missing)[:3]], len(extra), list(extra)[:3]))
     bad = []
+    dn_to_user = {norm(dn): i for i, (dn, _) in want_users.items()}
+    ext_to_id = {r["externalId"]: r["id"] for r in cu if r.get("externalId")}
     for i, (dn, at) in want_users.items():
         r = cloud_users.get(i)
         if r is None:
@@ -222,6 +232,26 @@ def main():
         if first(at, "givenName"):
             want["givenName"] = first(at, "givenName")
             got["givenName"] = (r.get("name") or {}).get("givenName")
+        if a.all_attributes:
+            want["title"] = first(at, "title")
+            got["title"] = r.get("title")
+            want["familyName"] = first(at, "sn")
+            got["familyName"] = (r.get("name") or {}).get("familyName")
+            tel = first(at, "telephoneNumber")  # sent when it holds a digit (mapping.md)
+            want["phone"] = tel if tel is not None and any(ch.isdigit() for ch in tel) else None
+            got["phone"] = next((p.get("value") for p in r.get("phoneNumbers") or []
+                                 if p.get("type") == "work"), None)
+            ext = r.get(ENT) or {}
+            if a.no_enterprise:
+                want["enterprise"] = False
+                got["enterprise"] = bool(ext) or ENT in (r.get("schemas") or [])
+            else:
+                want["department"] = first(at, "department")
+                got["department"] = ext.get("department")
+                mdn = first(at, "manager")  # in scope: the manager's cloud id, else none
+                mext = dn_to_user.get(norm(mdn)) if mdn else None
+                want["manager"] = ext_to_id.get(mext) if mext else None
+                got["manager"] = (ext.get("manager") or {}).get("value")
         if a.avatar:
             local = first(at, "mail").split("@")[0]
             want["photo"] = a.avatar.replace("{local-part}", urllib.parse.quote(local, safe=""))
