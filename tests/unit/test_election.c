@@ -208,6 +208,17 @@ static bool is_standby(void *arg)
     return !ha_election_is_active(arg);
 }
 
+/* The election thread has fenced (the write gate closes by the clock first, the state follows
+ * when the thread next runs). */
+static bool state_standby(void *arg)
+{
+    struct ha_status s;
+    ha_election_status(arg, &s);
+    bool standby = s.state == HA_STANDBY;
+    ha_status_clear(&s);
+    return standby;
+}
+
 static struct table *table_new(void)
 {
     struct table *t = calloc(1, sizeof(*t));
@@ -276,6 +287,7 @@ static void test_self_fencing(void **state)
     assert_true(*ha_election_write_deadline(a) <= expires);
     assert_true(wait_for(is_standby, a, 2000) >= 0);
     assert_true(ha_monotonic_ms() <= expires + 50);
+    assert_true(wait_for(state_standby, a, 2000) >= 0);
     struct ha_status s;
     ha_election_status(a, &s);
     assert_int_equal(s.state, HA_STANDBY);
