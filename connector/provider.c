@@ -422,6 +422,10 @@ bool provider_check(const struct provider *p, enum provider_kind kind, const cha
     }
     if (attrs == NULL || !json_is_array(attrs))
         return true; /* no schema published for it: sent as mapped */
+    /* externalId is a common attribute (RFC 7643 3.1), part of every resource whatever the
+     * resource type's schema lists; some providers leave it out of /Schemas. */
+    if (attrs == ki->core && strcasecmp(name, "externalId") == 0 && sub == NULL)
+        return true;
     const json_t *def = find_attr(attrs, name);
     if (def == NULL || read_only(def)) {
         snprintf(mp->why, sizeof(mp->why), "the cloud's %s schema %s attribute %s",

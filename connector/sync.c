@@ -117,6 +117,8 @@ struct sync_ctx {
     struct record_path *scope_paths[PLAN_KIND_MAX]; /* the leaves each mapping produces */
     struct record_scope scope[PLAN_KIND_MAX];
     bool drift_check; /* full runs: the inventory reads values, matches are compared (drift) */
+    bool no_attr_select; /* the provider refused an attributes= selection: read whole resources */
+    long inventory_status; /* the HTTP status of the last failed inventory read, 0 = none */
     char *scim_base;
     unsigned kinds; /* bits of enum plan_kind being synchronised */
     const struct select_plan *sel;
@@ -318,21 +320,29 @@ static int inventory_one(void *arg, json_t *res)
     return ic->e != DIRCONN_OK;
 }
 
-/* Of meta only the version (the ETag) is used: asking for meta.version keeps the pages small. */
-static const char *const inventory_attrs[PLAN_KIND_MAX] = {
-    "id,userName,externalId,roles,meta.version", "id,displayName,externalId,meta.version",
-    "id,displayName,externalId,meta.version"};
+/* Of meta only the version (the ETag) is used: asking for meta.version keeps the pages small;
+ * a provider without ETags (RFC 7644 3.14) has no version to ask for. */
+static const char *const inventory_attrs[2][PLAN_KIND_MAX] = {
+    {"id,userName,externalId,roles,meta.version", "id,displayName,externalId,meta.version",
+     "id,displayName,externalId,meta.version"},
+    {"id,userName,externalId,roles", "id,displayName,externalId", "id,displayName,externalId"}};
+
+/* The attributes= selection of an inventory read (RFC 7644 3.9), NULL = whole resources. */
+static const char *inventory_select(const struct sync_ctx *c, enum plan_kind kind)
+{
+    if (c->drift_check || c->no_attr_select)
+        return NULL; /* a full run reads the values too, to see drift (detect_drift) */
+    return inventory_attrs[c->caps.etag ? 0 : 1][kind];
+}
 
 static enum dirconn_err load_inventory_kinds(struct sync_ctx *c, unsigned kinds)
 {
-    const char *const *attrs = inventory_attrs;
     for (int k = 0; k < PLAN_KIND_MAX; k++) {
         if (!(kinds & (1u << k)))
             continue;
         struct inventory_ctx ic = {c, (enum plan_kind)k, DIRCONN_OK};
-        /* A full run reads the values too, to see drift (detect_drift). */
         enum dirconn_err e =
-            scim_list_all(c->scim, resource_paths[k], NULL, c->drift_check ? NULL : attrs[k],
+            scim_list_all(c->scim, resource_paths[k], NULL, inventory_select(c, (enum plan_kind)k),
                           c->caps.page, inventory_one, &ic, c->err);
         if (ic.e != DIRCONN_OK)
             return ic.e;
@@ -2066,10 +2076,25 @@ static enum dirconn_err note_added(struct sync_ctx *c, enum plan_kind kind, cons
 }
 
 /* One targeted inventory request: a resource, or a list of them. 404 is no object. */
-static enum dirconn_err inventory_get(struct sync_ctx *c, enum plan_kind kind, const char *path)
+/* GET path (which may end in "attributes=..." or not, see inventory_path). */
+static enum dirconn_err inventory_get(struct sync_ctx *c, enum plan_kind kind, char *path)
 {
     struct scim_response r;
-    if (scim_request_sync(c->scim, "GET", path, NULL, NULL, &r) != DIRCONN_OK) {
+    enum dirconn_err rc = scim_request_sync(c->scim, "GET", path, NULL, NULL, &r);
+    char *sel = strstr(path, "attributes=");
+    if (rc != DIRCONN_OK && r.status == 400 && sel != NULL) {
+        /* The provider refuses the selection (the attributes parameter is optional to honour,
+         * RFC 7644 3.4.2.5, not to break on): read whole resources for the rest of the run. */
+        log_msg(c->log, LOG_LEVEL_INFO,
+                "cloud: %s refused the attribute selection (%s); reading whole resources", path,
+                r.error);
+        c->no_attr_select = true;
+        sel[-1] = '\0'; /* drop "?attributes=..." or "&attributes=..." */
+        scim_response_clear(&r);
+        rc = scim_request_sync(c->scim, "GET", path, NULL, NULL, &r);
+    }
+    if (rc != DIRCONN_OK) {
+        c->inventory_status = r.status;
         enum dirconn_err e =
             r.status == 404 ? DIRCONN_OK : dirconn_error_set(c->err, r.code, "%s", r.error);
         scim_response_clear(&r);
@@ -2104,8 +2129,9 @@ static enum dirconn_err inventory_filter(struct sync_ctx *c, enum plan_kind kind
     snprintf(filter, sizeof(filter), "%s eq %s", attr, quoted);
     free(quoted);
     char *esc = scim_url_escape(filter);
-    snprintf(path, sizeof(path), "%s?filter=%s&attributes=%s", resource_paths[kind],
-             esc != NULL ? esc : "", inventory_attrs[kind]);
+    const char *sel = inventory_select(c, kind);
+    snprintf(path, sizeof(path), "%s?filter=%s%s%s", resource_paths[kind], esc != NULL ? esc : "",
+             sel != NULL ? "&attributes=" : "", sel != NULL ? sel : "");
     curl_free(esc);
     return inventory_get(c, kind, path);
 }
@@ -2130,8 +2156,10 @@ static enum dirconn_err load_targeted_inventory(struct sync_ctx *c)
         if (e == DIRCONN_OK && found && so.cloud_id != NULL) {
             char *esc = scim_url_escape(so.cloud_id);
             char path[1024];
-            snprintf(path, sizeof(path), "%s/%s?attributes=%s", resource_paths[r->kind],
-                     esc != NULL ? esc : "", inventory_attrs[r->kind]);
+            const char *sel = inventory_select(c, (enum plan_kind)r->kind);
+            snprintf(path, sizeof(path), "%s/%s%s%s", resource_paths[r->kind],
+                     esc != NULL ? esc : "", sel != NULL ? "?attributes=" : "",
+                     sel != NULL ? sel : "");
             curl_free(esc);
             e = inventory_get(c, (enum plan_kind)r->kind, path);
         }
@@ -2141,6 +2169,16 @@ static enum dirconn_err load_targeted_inventory(struct sync_ctx *c)
                 e = inventory_filter(c, PLAN_USER, "userName", r->name);
         }
         state_object_clear(&so);
+    }
+    if (e != DIRCONN_OK && c->inventory_status == 400) {
+        /* The provider refused a lookup it should take (a filter with an escaped quote, say):
+         * the whole inventory answers the same question, only slower. */
+        log_msg(c->log, LOG_LEVEL_WARN,
+                "cloud: a lookup was refused (%s); reading the whole inventory instead",
+                c->err->msg);
+        dirconn_error_clear(c->err);
+        c->inventory_status = 0;
+        return load_inventory(c, c->kinds);
     }
     return e;
 }

@@ -14,6 +14,10 @@ for p in "${wanted[@]}"; do
 	fi
 done
 
+# Debian's npm package; a Node.js from elsewhere (NodeSource) brings its own npm and conflicts
+# with Debian's, so it is asked for only when the command is missing.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+
 if ((${#missing[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then
 		echo "install-deps: missing packages: ${missing[*]}; run as root" >&2
@@ -34,5 +38,12 @@ if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
 			systemctl disable --now "$unit" >/dev/null 2>&1 || true
 		fi
 	done
+fi
+# The npm packages of the independent SCIM service provider (pinned by its package-lock.json),
+# installed again only when the lock file changed.
+ext=$top/tests/integration/scim_ext
+if [[ ! -f $ext/node_modules/.package-lock.json || $ext/package-lock.json -nt $ext/node_modules/.package-lock.json ]]; then
+	echo "install-deps: npm ci in tests/integration/scim_ext"
+	npm ci --prefix "$ext" --no-audit --no-fund --loglevel=error >/dev/null
 fi
 echo "install-deps: all ${#wanted[@]} packages present"

@@ -23,12 +23,17 @@ declare -A SETUPS=(
 	[no-patch]="--no-patch||--all-attributes"
 	[no-etag]="--no-etag||--all-attributes"
 	[no-contacts]="--no-contacts||--all-attributes --no-contacts"
+	# SCIMMY (npm scimmy + scimmy-routers, tests/integration/scim_ext): a service provider
+	# nobody here wrote. SCIM goes there with a static bearer token; the control API stays on
+	# dirconn-cloud, without a lease. No Contact type; its DELETE cascades to groups only.
+	[scimmy]="|[cloud]\nauth = bearer\n[ha]\nlease = none|--all-attributes --no-contacts"
 )
-ORDER=(strict payload-64k cascading no-enterprise no-bulk no-patch no-etag no-contacts)
+ORDER=(strict payload-64k cascading no-enterprise no-bulk no-patch no-etag no-contacts scimmy)
 (($#)) && ORDER=("$@")
 
 work=$(mktemp -d /tmp/dirconn-it-interop-XXXXXX)
 cleanup() {
+	ext_stop
 	sync_cloud_stop
 	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
 	if [[ $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
@@ -58,12 +63,54 @@ for line in sys.stdin:
 ' "$3"
 }
 
+# scim_admin METHOD PATH [BODY]: cloud_admin against the SCIM base of the setup ($SCIM_BASE),
+# with the same admin token (the SCIMMY server of the scimmy setup takes it as its bearer token).
+scim_admin() {
+	local method=$1 path=$2 body=${3-}
+	local args=(-sS --cacert "$work/cloud-ca.pem" -X "$method" -H "Authorization: Bearer $(cat "$work/admin.token")"
+		-o "$work/admin.body" -w '%{http_code}')
+	[[ -n $body ]] && args+=(-H 'Content-Type: application/scim+json' --data-binary "$body")
+	curl "${args[@]}" "$SCIM_BASE$path" >"$work/admin.status"
+	cat "$work/admin.body"
+}
+
+# ext_start / ext_stop: the SCIMMY service provider (tests/integration/scim_ext) on loopback.
+EXT_DIR=$SRC/tests/integration/scim_ext
+EXT_PID=
+ext_start() {
+	rm -f "$work/ext.ready"
+	node "$EXT_DIR/server.js" --listen 127.0.0.1:0 --token-file "$work/admin.token" \
+		--ready-file "$work/ext.ready" --log "$work/ext.log" 2>>"$work/ext.err" &
+	EXT_PID=$!
+	local i
+	for i in $(seq 1 600); do
+		[[ -s $work/ext.ready ]] && break
+		kill -0 "$EXT_PID" 2>/dev/null || { echo "the SCIMMY server exited:"; tail -5 "$work/ext.err"; return 1; }
+		sleep 0.05
+	done
+	EXT_URL=http://127.0.0.1:$(cat "$work/ext.ready")
+}
+ext_stop() {
+	if [[ -n $EXT_PID ]]; then
+		kill -TERM "$EXT_PID" 2>/dev/null || true
+		wait "$EXT_PID" 2>/dev/null || true
+		EXT_PID=
+	fi
+}
+
 # cloud_user USERNAME EXPR: a Python expression over the cloud's user `u` (None when absent).
 cloud_user() {
 	local q
 	q=$("$PY" -c 'import sys,json,urllib.parse; print(urllib.parse.quote("userName eq " + json.dumps(sys.argv[1])))' "$1")
-	json "$(cloud_admin GET "/scim/v2/acme/Users?filter=$q")" \
-		"(lambda u: $2)((j.get('Resources') or [None])[0])"
+	scim_admin GET "/Users?filter=$q" >/dev/null
+	if [[ $(admin_status) != 200 ]]; then
+		# SCIMMY refuses a filter with an escaped quote (scim_ext/README.md): look in the list
+		scim_admin GET "/Users?count=10000" >/dev/null
+	fi
+	local lit
+	lit=$("$PY" -c 'import sys,json; print(json.dumps(sys.argv[1].lower()))' "$1")
+	json "$work/admin.body" \
+		"(lambda u: $2)(([r for r in j.get('Resources') or [] if (r.get('userName') or '').lower() == $lit] or [None])[0])"
 }
 
 # run_scenario SETUP SCENARIO SYNC-ARGS...: a sync, then the oracle; one row of the table.
@@ -71,13 +118,14 @@ run_scenario() {
 	local setup=$1 scenario=$2
 	shift 2
 	local mark
-	mark=$(wc -l <"$work/cloud.log")
+	touch "$REQ_LOG"
+	mark=$(wc -l <"$REQ_LOG")
 	run_capture s dirconnctl sync "$@" --config "$work/$setup.conf" --no-progress
 	local reqs
-	reqs=$(tail -n +"$((mark + 1))" "$work/cloud.log" | grep -v 'connector=admin' | grep -E ' (GET|POST|PUT|PATCH|DELETE) ' || true)
+	reqs=$(tail -n +"$((mark + 1))" "$REQ_LOG" | grep -v 'connector=admin' | grep -E '(^| )(GET|POST|PUT|PATCH|DELETE) ' || true)
 	local n4xx npatch
-	n4xx=$(printf '%s\n' "$reqs" | grep -cE ' 4[0-9][0-9] ' || true)
-	npatch=$(printf '%s\n' "$reqs" | grep -c ' PATCH ' || true)
+	n4xx=$(printf '%s\n' "$reqs" | grep -cE ' 4[0-9][0-9]( |$)' || true)
+	npatch=$(printf '%s\n' "$reqs" | grep -cE '(^| )PATCH ' || true)
 	run_capture chk sync_check ${CHECK_ARGS:-}
 	local equal=yes
 	[[ $chk_rc -eq 0 ]] || equal=no
@@ -85,6 +133,12 @@ run_scenario() {
 	[[ $s_rc -eq 0 ]] || printf '%s\n' "$s_err" | tail -3
 	check_eq "$setup / $scenario: the cloud equals the directory" yes "$equal"
 	[[ $equal == yes ]] || printf '%s\n' "$chk_out" | grep -v '^ok' | head -8
+	if [[ -z ${REFUSAL_EXPECTED:-} ]]; then
+		check_eq "$setup / $scenario: no request refused (4xx)" 0 "$n4xx"
+	else
+		# a documented deviation of the provider: the connector takes the other way
+		check_contains "$setup / $scenario: the refusal is worked around" "$s_err" "$REFUSAL_EXPECTED"
+	fi
 	printf '{"setup":"%s","scenario":"%s","exit":%d,"4xx":%d,"patch_requests":%d,"equal":"%s"}\n' \
 		"$setup" "$scenario" "$s_rc" "$n4xx" "$npatch" "$equal" >>"$rows"
 	LAST_4XX=$n4xx LAST_PATCH=$npatch
@@ -103,10 +157,18 @@ for setup in "${ORDER[@]}"; do
 	patch_ok=yes
 	[[ $cloud_args == *--no-patch* ]] && patch_ok=no
 	sync_cloud_stop
+	ext_stop
 	rm -f "$work"/cloud.db* "$work/cloud.log"
 	# shellcheck disable=SC2086
 	sync_cloud_start $cloud_args
 	sync_register "$setup"
+	SCIM_BASE=$CLOUD_URL/scim/v2/acme REQ_LOG=$work/cloud.log
+	if [[ $setup == scimmy ]]; then
+		rm -f "$work/ext.log"
+		ext_start
+		SCIM_BASE=$EXT_URL/scim/v2 REQ_LOG=$work/ext.log
+		conn_lines="$conn_lines\n[cloud]\nscim_url = $EXT_URL/scim/v2\ntoken_file = $work/admin.token"
+	fi
 	sync_conf "$work/$setup.conf" "$setup" "$(printf '%b' "$conn_lines")"
 	rm -rf "$work/state-$setup"
 	pick_users
@@ -120,23 +182,23 @@ for setup in "${ORDER[@]}"; do
 	# directory's values back and leaves an attribute dirconn does not map alone
 	uid=$(cloud_user "$U_MAIL" "u['id']")
 	if [[ $patch_ok == yes ]]; then
-		cloud_admin PATCH "/scim/v2/acme/Users/$uid" '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"title","value":"Edited In The Cloud"},{"op":"add","path":"nickName","value":"kept"}]}' >/dev/null
+		scim_admin PATCH "/Users/$uid" '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"title","value":"Edited In The Cloud"},{"op":"add","path":"nickName","value":"kept"}]}' >/dev/null
 	else
-		cloud_admin GET "/scim/v2/acme/Users/$uid" >/dev/null
-		cloud_admin PUT "/scim/v2/acme/Users/$uid" "$(json "$work/admin.body" "(j.pop('meta', None), j.update(title='Edited In The Cloud', nickName='kept'), json.dumps(j))[2]")" >/dev/null
+		scim_admin GET "/Users/$uid" >/dev/null
+		scim_admin PUT "/Users/$uid" "$(json "$work/admin.body" "(j.pop('meta', None), j.update(title='Edited In The Cloud', nickName='kept'), json.dumps(j))[2]")" >/dev/null
 	fi
 	check_eq "$setup: a user is edited in the cloud" 200 "$(admin_status)"
 	bigname=$(json "$M" "j['big_group']['name']")
 	gq=$("$PY" -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "displayName eq \"$bigname\"")
-	cloud_admin GET "/scim/v2/acme/Groups?filter=$gq&attributes=id" >/dev/null
+	scim_admin GET "/Groups?filter=$gq&attributes=id" >/dev/null
 	gid=$(json "$work/admin.body" "j['Resources'][0]['id']")
-	cloud_admin GET "/scim/v2/acme/Groups/$gid" >/dev/null # a big group: read from the file
+	scim_admin GET "/Groups/$gid" >/dev/null # a big group: read from the file
 	first_member=$(json "$work/admin.body" "j['members'][0]['value']")
 	if [[ $patch_ok == yes ]]; then
-		cloud_admin PATCH "/scim/v2/acme/Groups/$gid" "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\"Operations\":[{\"op\":\"remove\",\"path\":\"members[value eq \\\"$first_member\\\"]\"}]}" >/dev/null
+		scim_admin PATCH "/Groups/$gid" "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\"Operations\":[{\"op\":\"remove\",\"path\":\"members[value eq \\\"$first_member\\\"]\"}]}" >/dev/null
 	else
 		json "$work/admin.body" "(j.pop('meta', None), j.update(members=j['members'][1:]), json.dumps(j))[2]" >"$work/put.json"
-		cloud_admin PUT "/scim/v2/acme/Groups/$gid" "@$work/put.json" >/dev/null # (too long for argv)
+		scim_admin PUT "/Groups/$gid" "@$work/put.json" >/dev/null # (too long for argv)
 	fi
 	check_eq "$setup: a member is removed from a group in the cloud" 200 "$(admin_status)"
 	run_scenario "$setup" "drift repaired by a full sync" --full
@@ -218,7 +280,10 @@ sn: Interop
 displayName: $q_cn
 mail: $q_mail
 $q_enable"
-	run_scenario "$setup" "a user whose mail holds a quote" --incremental
+	# SCIMMY refuses the escaped quote (scim_ext/README.md D5): the connector reads the inventory
+	refusal=
+	[[ $setup == scimmy ]] && refusal="reading the whole inventory instead"
+	REFUSAL_EXPECTED=$refusal run_scenario "$setup" "a user whose mail holds a quote" --incremental
 	check_eq "$setup: the user with a quote in its mail is in the cloud" "$q_mail" \
 		"$(cloud_user "$q_mail" "u and u['userName']")"
 

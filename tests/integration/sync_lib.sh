@@ -105,6 +105,6 @@ ldap_modify() {
 sync_check() {
 	"$PY" "$SRC/tests/integration/sync_check.py" --url "$LDSFX_URL_TLS" --ca "$LDSFX_CA_FILE" \
 		--bind-dn "$LDSFX_BIND_DN" --password-file "$LDSFX_BIND_PASSWORD_FILE" --base "$LDSFX_BASE_DN" \
-		--cloud "$CLOUD_URL/scim/v2/acme" --cloud-ca "$work/cloud-ca.pem" --token-file "$work/admin.token" "$@"
+		--cloud "${SCIM_BASE:-$CLOUD_URL/scim/v2/acme}" --cloud-ca "$work/cloud-ca.pem" --token-file "$work/admin.token" "$@"
 }
 

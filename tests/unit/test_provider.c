@@ -111,6 +111,9 @@ static void check_names_the_reason(void **state)
     assert_non_null(strstr(why, "read-only"));
     assert_false(provider_check(p, PROVIDER_USER, "name", NULL, "middleName", &why));
     assert_non_null(strstr(why, "name.middleName"));
+    /* A common attribute (RFC 7643 3.1) the schema does not list is still sent. */
+    assert_true(provider_check(p, PROVIDER_USER, "externalId", NULL, NULL, &why));
+    assert_false(provider_check(p, PROVIDER_USER, "nickName", NULL, NULL, &why));
     assert_false(provider_check(p, PROVIDER_CONTACT, "displayName", NULL, NULL, &why));
     assert_non_null(strstr(why, "no Contact resource type"));
     provider_free(p);
