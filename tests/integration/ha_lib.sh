@@ -134,6 +134,15 @@ ha__descendants() {
 	return 0
 }
 
+# ha__running PID: the process exists and has not exited. A helper whose dirconnd was killed
+# is reparented to PID 1; until PID 1 reaps it, an exited helper is a zombie (state Z, empty
+# cmdline) that kill -0 still finds: it has ended all the same.
+ha__running() {
+	local st
+	st=$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null) || return 1
+	[[ -n $st && $st != Z && $st != X ]]
+}
+
 # ha__reap_helpers I PID...: after instance I's dirconnd ended, the helpers it had must end by
 # themselves within 2 s (the launcher reads EOF); any still running is recorded in
 # $work/ha-stuck.log (a failure of ha_stuck_children) and killed
@@ -143,7 +152,7 @@ ha__reap_helpers() {
 	[[ $# -gt 0 ]] || return 0
 	for _ in $(seq 1 20); do
 		left=
-		for c in "$@"; do kill -0 "$c" 2>/dev/null && left+=" $c"; done
+		for c in "$@"; do ha__running "$c" && left+=" $c"; done
 		[[ -z $left ]] && return 0
 		sleep 0.1
 	done
