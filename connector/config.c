@@ -65,6 +65,7 @@ static bool validate_http_url(const char *value, char *why, size_t whylen);
 static bool validate_proxy_url(const char *value, char *why, size_t whylen);
 static bool validate_pac_url(const char *value, char *why, size_t whylen);
 static bool validate_attribute(const char *value, char *why, size_t whylen);
+static bool validate_scim_multi_valued(const char *value, char *why, size_t whylen);
 
 static const char *const change_tracking_names[] = {"auto", "dirsync", "usn", "syncrepl", NULL};
 static const char *const cloud_auth_names[] = {"oauth2", "bearer", NULL};
@@ -148,6 +149,8 @@ static const struct opt options[] = {
     {"cloud", "max_payload", OPT_INT, OFF(cloud_max_payload), "0", 0, 1073741824, NULL, 0, NULL},
     {"cloud", "patch_max_operations", OPT_INT, OFF(cloud_patch_max_operations), "100", 1, 100000,
      NULL, 0, NULL},
+    {"cloud", "single_valued", OPT_LIST, OFF(cloud_single_valued), NULL, 0, 8, NULL,
+     OPT_LIST_SPACE, validate_scim_multi_valued},
 
     {"ha", "lease", OPT_ENUM, OFF(ha_lease), "cloud", 0, 0, ha_lease_names, 0, NULL},
     {"ha", "etcd_endpoints", OPT_LIST, OFF(ha_etcd_endpoints), NULL, 0, 16, NULL, OPT_LIST_SPACE,
@@ -345,6 +348,21 @@ static bool validate_attribute(const char *value, char *why, size_t whylen)
     if (!ok)
         snprintf(why, whylen, "'%s' is not an LDAP attribute name", value);
     return ok;
+}
+
+/* A multi-valued attribute of the SCIM User schema (RFC 7643 4.1.2). */
+static bool validate_scim_multi_valued(const char *value, char *why, size_t whylen)
+{
+    static const char *const names[] = {"emails",       "phoneNumbers", "ims",
+                                        "photos",       "addresses",    "entitlements",
+                                        "roles",        "x509Certificates", NULL};
+    for (int i = 0; names[i] != NULL; i++)
+        if (strcasecmp(value, names[i]) == 0)
+            return true;
+    snprintf(why, whylen,
+             "not a multi-valued User attribute (emails, phoneNumbers, ims, photos, addresses, "
+             "entitlements, roles, x509Certificates)");
+    return false;
 }
 
 /* ---- value parsers -------------------------------------------------------- */

@@ -490,13 +490,21 @@ static bool restrict_attrs(const struct provider *p, const json_t *attrs, json_t
         if (json_is_array(v)) {
             size_t i;
             json_t *item;
+            if (top && is_single_valued(p, key) && json_array_size(v) > 1) {
+                /* The value kept: the primary one (RFC 7643 2.4), else the first mapped. */
+                size_t keep = 0;
+                json_array_foreach(v, i, item)
+                if (json_is_true(json_object_get(item, "primary"))) {
+                    keep = i;
+                    break;
+                }
+                json_t *kept = json_incref(json_array_get(v, keep));
+                json_array_clear(v);
+                json_array_append_new(v, kept);
+                removed = true;
+            }
             json_array_foreach(v, i, item)
             removed = restrict_complex(def, item) || removed;
-            if (top && is_single_valued(p, key))
-                while (json_array_size(v) > 1) {
-                    json_array_remove(v, json_array_size(v) - 1);
-                    removed = true;
-                }
         } else {
             removed = restrict_complex(def, v) || removed;
         }

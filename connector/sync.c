@@ -202,11 +202,11 @@ static void progress(struct sync_ctx *c, const char *phase, bool force)
 
 /* Record that a mapped target cannot be sent (logged now, in the report with the plan). */
 static void note_unsent(struct sync_ctx *c, enum plan_kind kind, const struct mapping_target *t,
-                        const char *why)
+                        const char *when, const char *why)
 {
     char msg[1024];
-    snprintf(msg, sizeof(msg), "[%s] mapping to %s is not sent: %s", plan_kind_name(kind), t->path,
-             why);
+    snprintf(msg, sizeof(msg), "[%s] mapping to %s is not sent%s: %s", plan_kind_name(kind),
+             t->path, when, why);
     for (size_t i = 0; i < c->n_unsent; i++)
         if (strcmp(c->unsent[i], msg) == 0)
             return;
@@ -227,7 +227,11 @@ static void note_unsent(struct sync_ctx *c, enum plan_kind kind, const struct ma
 static enum dirconn_err discover(struct sync_ctx *c)
 {
     struct scim_port port = scim_client_port(c->scim);
-    struct provider_settings settings = {.single_valued = NULL,
+    const struct strlist *sv = &c->cfg->cloud_single_valued;
+    const char *single[9] = {NULL}; /* [cloud] single_valued holds at most 8 names */
+    for (size_t i = 0; i < sv->n && i < 8; i++)
+        single[i] = sv->v[i];
+    struct provider_settings settings = {.single_valued = single,
                                          .delete_cascades = c->cfg->cloud_delete_cascades};
     enum dirconn_err e = provider_discover(&port, c->log, &settings, &c->prov, c->err);
     if (e != DIRCONN_OK)
@@ -262,10 +266,28 @@ static enum dirconn_err discover(struct sync_ctx *c)
         for (size_t i = 0; i < n; i++) {
             const char *why = NULL;
             if (!provider_check(c->prov, (enum provider_kind)k, t[i].attr, t[i].type, t[i].sub,
-                                &why))
-                note_unsent(c, (enum plan_kind)k, &t[i], why);
-            else
-                c->scope_paths[k][ns++] = (struct record_path){t[i].attr, t[i].type, t[i].sub};
+                                &why)) {
+                note_unsent(c, (enum plan_kind)k, &t[i], "", why);
+                continue;
+            }
+            c->scope_paths[k][ns++] = (struct record_path){t[i].attr, t[i].type, t[i].sub};
+            /* A provider that takes one value: a later typed value of the same attribute
+             * goes only when the ones mapped before it are empty (provider_restrict). */
+            if (k != PLAN_USER || t[i].type == NULL)
+                continue;
+            const char *first = NULL;
+            for (size_t j = 0; j < i && first == NULL; j++)
+                if (t[j].type != NULL && strcasecmp(t[j].attr, t[i].attr) == 0 &&
+                    strcasecmp(t[j].type, t[i].type) != 0)
+                    first = t[j].path;
+            for (size_t s = 0; first != NULL && s < sv->n; s++)
+                if (strcasecmp(sv->v[s], t[i].attr) == 0) {
+                    char when[256], why[256];
+                    snprintf(when, sizeof(when), " when %s has a value", first);
+                    snprintf(why, sizeof(why), "the cloud takes one %s value ([cloud] single_valued)",
+                             t[i].attr);
+                    note_unsent(c, (enum plan_kind)k, &t[i], when, why);
+                }
         }
         c->scope[k] = (struct record_scope){c->scope_paths[k], ns};
     }

@@ -85,6 +85,7 @@ static void test_values(void **state)
                                  "CN=Other,DC=example,DC=com\n"
                                  "[mapping]\ndisplayName = givenName sn\nname.familyName = sn\n"
                                  "[schedule]\nfull_sync = Mon,Thu 23:30\n"
+                                 "[cloud]\nsingle_valued = emails phoneNumbers\n"
                                  "[ha]\nlease_duration = 15s\n");
     assert_string_equal(cfg->name, "conn-a");
     assert_int_equal(cfg->page_size, 1000);
@@ -103,6 +104,8 @@ static void test_values(void **state)
     assert_int_equal(cfg->full_sync.days, (1u << 1) | (1u << 4));
     assert_int_equal(cfg->full_sync.minute, 23 * 60 + 30);
     assert_int_equal(cfg->ha_renew_interval_ms, 5000);
+    assert_int_equal(cfg->cloud_single_valued.n, 2);
+    assert_string_equal(cfg->cloud_single_valued.v[1], "phoneNumbers");
     config_free(cfg);
 }
 
@@ -128,6 +131,8 @@ static void test_errors_name_file_line(void **state)
     load_fail(MINIMAL "page_size = 10\n  20\n", "test.conf:4: [ldap] page_size: this key does not take continuation lines");
     load_fail(MINIMAL "[schedule]\nfull_sync = Funday 02:00\n", "test.conf:4: [schedule] full_sync");
     load_fail(MINIMAL "[cloud]\nurl = ftp://cloud\n", "test.conf:4: [cloud] url: 'ftp://cloud'");
+    load_fail(MINIMAL "[cloud]\nsingle_valued = emails phoneNumber\n",
+              "test.conf:4: [cloud] single_valued: 'phoneNumber': not a multi-valued User attribute");
     load_fail(MINIMAL "[ha]\nlease_duration = 3s\nrenew_interval = 3s\n",
               "test.conf:5: [ha] renew_interval must be shorter than lease_duration");
     load_fail(MINIMAL "[mapping]\ndisplayName = a\ndisplayName = b\n",

@@ -96,6 +96,16 @@ static void undeclared_values_are_not_sent(void **state)
     /* nothing left to remove the second time */
     assert_false(provider_restrict(p, PROVIDER_USER, u));
     json_decref(u);
+    /* of several values the primary one is kept, wherever it stands */
+    u = parse("{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"userName\":\"a@x\","
+              "\"emails\":[{\"type\":\"other\",\"value\":\"o@x\"},"
+              "{\"type\":\"work\",\"value\":\"a@x\",\"primary\":true}]}");
+    assert_true(provider_restrict(p, PROVIDER_USER, u));
+    const json_t *emails = json_object_get(u, "emails");
+    assert_int_equal(json_array_size(emails), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(emails, 0), "value")),
+                        "a@x");
+    json_decref(u);
     provider_free(p);
 }
 
