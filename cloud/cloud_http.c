@@ -113,8 +113,11 @@ static void log_request(struct cloud_req *req, int status)
     const char *who = req->auth == CLOUD_AUTH_ADMIN       ? "admin"
                       : req->auth == CLOUD_AUTH_CONNECTOR ? req->connector_id
                                                           : "-";
-    log_msg(&req->ctx->log, LOG_LEVEL_INFO, "%s %s %d %.1fms connector=%s", req->method_name,
-            req->raw_path, status, ms, who);
+    char ops[32] = "";
+    if (req->patch_ops > 0)
+        snprintf(ops, sizeof(ops), " ops=%ld", req->patch_ops);
+    log_msg(&req->ctx->log, LOG_LEVEL_INFO, "%s %s %d %.1fms connector=%s%s", req->method_name,
+            req->raw_path, status, ms, who, ops);
 }
 
 static json_t *scim_error_json(int status, const char *scim_type, const char *detail)

@@ -20,6 +20,7 @@ struct scim {
     struct cloud_store *st;
     const char *org;
     char base[512]; /* https://host:port/scim/v2/{org} */
+    struct cloud_req *req; /* the request (its log line counts the PATCH operations) */
 };
 
 /* The outcome of one resource operation (used by single requests and by /Bulk). */
@@ -626,6 +627,8 @@ static int op_patch(struct scim *s, const struct cloud_rtype_def *rt, const char
     if (load_for_update(s, rt, id, if_match, if_none, &old, &version, &created, r) != 0)
         return -1;
     json_t *doc = json_deep_copy(old);
+    if (s->req != NULL)
+        s->req->patch_ops += (long)json_array_size(json_object_get(body, "Operations"));
     int rc = cloud_patch_apply(rt, doc, body, &r->err);
     if (rc != 0)
         fail_err(r, &r->err);
@@ -1822,7 +1825,7 @@ static void discovery(struct cloud_req *req, struct scim *s)
 
 void cloud_scim_handle(struct cloud_req *req)
 {
-    struct scim s = {.ctx = req->ctx, .st = &req->ctx->store, .org = req->segs[2]};
+    struct scim s = {.ctx = req->ctx, .st = &req->ctx->store, .org = req->segs[2], .req = req};
     if (!cloud_http_org_exists(req->ctx, s.org)) {
         cloud_http_scim_error(req, 404, NULL, "no organisation '%s'", s.org);
         return;

@@ -126,6 +126,9 @@ run_scenario() {
 	local n4xx npatch
 	n4xx=$(printf '%s\n' "$reqs" | grep -cE ' 4[0-9][0-9]( |$)' || true)
 	npatch=$(printf '%s\n' "$reqs" | grep -cE '(^| )PATCH ' || true)
+	# the PATCH operations carried (both servers log ops=N on a request that carried N)
+	local nops
+	nops=$(printf '%s\n' "$reqs" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^ops=[0-9]+$/) n += substr($i, 5) } END { print n + 0 }')
 	run_capture chk sync_check ${CHECK_ARGS:-}
 	local equal=yes
 	[[ $chk_rc -eq 0 ]] || equal=no
@@ -139,9 +142,9 @@ run_scenario() {
 		# a documented deviation of the provider: the connector takes the other way
 		check_contains "$setup / $scenario: the refusal is worked around" "$s_err" "$REFUSAL_EXPECTED"
 	fi
-	printf '{"setup":"%s","scenario":"%s","exit":%d,"4xx":%d,"patch_requests":%d,"equal":"%s"}\n' \
-		"$setup" "$scenario" "$s_rc" "$n4xx" "$npatch" "$equal" >>"$rows"
-	LAST_4XX=$n4xx LAST_PATCH=$npatch
+	printf '{"setup":"%s","scenario":"%s","exit":%d,"4xx":%d,"patch_requests":%d,"patch_ops":%d,"equal":"%s"}\n' \
+		"$setup" "$scenario" "$s_rc" "$n4xx" "$npatch" "$nops" "$equal" >>"$rows"
+	LAST_4XX=$n4xx LAST_PATCH=$npatch LAST_OPS=$nops
 }
 
 # The test users: U (a user with a manager), B (another user), both in Employees.
@@ -241,6 +244,7 @@ title: Only The Title"
 	run_scenario "$setup" "title-only change" --incremental
 	if [[ $patch_ok == yes ]]; then
 		check_eq "$setup / title-only change: one PATCH" 1 "$LAST_PATCH"
+		check_eq "$setup / title-only change: one operation" 1 "$LAST_OPS"
 	else
 		check_eq "$setup / title-only change: no PATCH where the provider has none" 0 "$LAST_PATCH"
 	fi
@@ -335,7 +339,7 @@ member: $r1"
 	# fit and the rest follow by PATCH in chunks; no request may be refused (413)
 	LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
 		-y "$LDSFX_BIND_PASSWORD_FILE" -b "$LDSFX_BASE_DN" -LLL -o ldif-wrap=no -E pr=500/noprompt \
-		"(&(objectClass=user)(mail=*))" dn | sed -n 's/^dn:/member:/p' | head -1700 >"$work/g1700.dns"
+		"(&(objectClass=user)(mail=*))" dn | sed -n 's/^dn:/member:/p' | awk 'NR <= 1700' >"$work/g1700.dns"
 	check_eq "$setup: 1,700 users for the new group" 1700 "$(wc -l <"$work/g1700.dns")"
 	{
 		printf 'dn: CN=Interop Big %s,%s\nchangetype: add\nobjectClass: group\ngroupType: 8\n' "$tag" "$emp"
@@ -360,9 +364,10 @@ done
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 json.dump(rows, open(sys.argv[2], "w"), indent=1)
-print("%-14s %-40s %4s %4s %6s %5s" % ("setup", "scenario", "exit", "4xx", "PATCH", "equal"))
+print("%-14s %-40s %4s %4s %6s %5s %5s" % ("setup", "scenario", "exit", "4xx", "PATCH", "ops",
+                                             "equal"))
 for r in rows:
-    print("%-14s %-40s %4d %4d %6d %5s" % (r["setup"], r["scenario"], r["exit"], r["4xx"],
-                                          r["patch_requests"], r["equal"]))
+    print("%-14s %-40s %4d %4d %6d %5d %5s" % (r["setup"], r["scenario"], r["exit"], r["4xx"],
+                                              r["patch_requests"], r["patch_ops"], r["equal"]))
 EOF
 finish

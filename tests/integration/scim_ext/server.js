@@ -156,7 +156,16 @@ app.disable("etag"); // no weak ETags from express: SCIMMY declares etag unsuppo
 
 app.use((req, res, next) => {
   const p = req.originalUrl.split("?")[0];
-  res.on("finish", () => logLine(`${req.method} ${p} ${res.statusCode}`));
+  res.on("finish", () => {
+    // ops=N: the PATCH operations the request carried (a PATCH, or the PATCHes inside a /Bulk)
+    const b = req.body ?? {};
+    let ops = req.method === "PATCH" && Array.isArray(b.Operations) ? b.Operations.length : 0;
+    if (req.method === "POST" && /\/Bulk$/.test(p) && Array.isArray(b.Operations))
+      for (const o of b.Operations)
+        if (String(o.method).toUpperCase() === "PATCH" && Array.isArray(o.data?.Operations))
+          ops += o.data.Operations.length;
+    logLine(`${req.method} ${p} ${res.statusCode}${ops ? ` ops=${ops}` : ""}`);
+  });
   next();
 });
 
