@@ -15,7 +15,7 @@ shift
 # strict: RFC 7644 to the letter (a DELETE does not cascade); the others emulate one documented
 # limitation each (docs/cloud-api.md, "Provider emulation").
 declare -A SETUPS=(
-	[strict]="||--all-attributes"
+	[strict]="||--every-attribute"
 	[payload-64k]="--max-body 65536 --bulk-max-payload 65536||--all-attributes"
 	[cascading]="--delete-cascades|[cloud]\ndelete_cascades = yes|--all-attributes"
 	[no-enterprise]="--no-enterprise-extension||--all-attributes --no-enterprise"
@@ -26,7 +26,7 @@ declare -A SETUPS=(
 	# SCIMMY (npm scimmy + scimmy-routers, tests/integration/scim_ext): a service provider
 	# nobody here wrote. SCIM goes there with a static bearer token; the control API stays on
 	# dirconn-cloud, without a lease. No Contact type; its DELETE cascades to groups only.
-	[scimmy]="|[cloud]\nauth = bearer\n[ha]\nlease = none|--all-attributes --no-contacts"
+	[scimmy]="|[cloud]\nauth = bearer\n[ha]\nlease = none|--every-attribute --no-contacts"
 )
 ORDER=(strict payload-64k cascading no-enterprise no-bulk no-patch no-etag no-contacts scimmy)
 (($#)) && ORDER=("$@")

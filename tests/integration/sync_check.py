@@ -107,6 +107,83 @@ def cloud_all(base, ctx, token, path):
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
+# The rows of docs/mapping.md "Defaults" that --every-attribute compares, in mapping order.
+PHONES = [("work", "telephoneNumber"), ("mobile", "mobile"), ("fax", "facsimileTelephoneNumber"),
+          ("pager", "pager"), ("home", "homePhone")]
+WORK_ADDRESS = [("streetAddress", "streetAddress"), ("locality", "l"), ("region", "st"),
+                ("postalCode", "postalCode"), ("country", "c")]
+EVERY_USER_ATTRS = ["employeeType", "preferredLanguage", "mobile", "facsimileTelephoneNumber",
+                    "pager", "homePhone", "streetAddress", "l", "st", "postalCode", "c",
+                    "physicalDeliveryOfficeName", "employeeNumber", "company", "o", "division"]
+# docs/mapping.md "Validation": a dot-atom local part of at most 64 bytes, "@", two or more
+# labels of letters, digits and hyphens (non-ASCII letters allowed), at most 254 bytes.
+ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+LOCAL = re.compile(r"^%s(\.%s)*$" % (ATOM, ATOM))
+LABEL = re.compile(r"^[^\W_]([^\W_]|-)*$|^[^\W_]$")
+
+
+def is_email(v):
+    local, at, domain = v.rpartition("@")
+    if not at or len(v.encode()) > 254 or len(local.encode()) > 64 or not LOCAL.match(local):
+        return False
+    labels = domain.split(".")
+    return len(labels) >= 2 and all(LABEL.match(x) for x in labels)
+
+
+def text(at, name):
+    """The first value of a directory attribute as the mapping sends it: valid UTF-8 without
+    control characters (tab allowed), at most 1024 bytes; else none (docs/mapping.md)."""
+    for k, v in at.items():
+        if k.lower() == name.lower() and v:
+            raw = v[0]
+            try:
+                t = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            if any(ord(ch) < 32 and ch != "\t" or ord(ch) == 127 for ch in t) or len(raw) > 1024:
+                return None
+            return t
+    return None
+
+
+def every_attribute(at, r, single, no_enterprise):
+    """(want, got): every default mapping of a user, from the directory entry and the cloud."""
+    want, got = {}, {}
+    for key, attr in (("userType", "employeeType"), ("preferredLanguage", "preferredLanguage")):
+        want[key] = text(at, attr)
+        got[key] = r.get(key)
+    mail = text(at, "mail")
+    emails = [("work", mail)] if mail and is_email(mail) else []
+    phones = [(t, text(at, x)) for t, x in PHONES]
+    phones = [(t, v) for t, v in phones if v and any(ch.isdigit() for ch in v)]
+    work = {k: text(at, x) for k, x in WORK_ADDRESS}
+    work = {k: v for k, v in work.items() if v}
+    addresses = [("work", tuple(sorted(work.items())))] if work else []
+    office = text(at, "physicalDeliveryOfficeName")
+    if office:
+        addresses.append(("other", (("formatted", office),)))
+    if "emails" in single:
+        emails = emails[:1]
+    if "phoneNumbers" in single:
+        phones = phones[:1]
+    if "addresses" in single:
+        addresses = addresses[:1]
+    want["emails"] = sorted(emails)
+    got["emails"] = sorted((e.get("type"), e.get("value")) for e in r.get("emails") or [])
+    want["phoneNumbers"] = sorted(phones)
+    got["phoneNumbers"] = sorted((p.get("type"), p.get("value")) for p in r.get("phoneNumbers") or [])
+    want["addresses"] = sorted(addresses)
+    got["addresses"] = sorted((x.get("type"), tuple(sorted((k, v) for k, v in x.items()
+                                                           if k not in ("type", "primary"))))
+                              for x in r.get("addresses") or [])
+    if not no_enterprise:
+        ext = r.get(ENT) or {}
+        for key, attrs in (("employeeNumber", ["employeeNumber"]), ("organization", ["company", "o"]),
+                           ("division", ["division"])):
+            want[key] = next((text(at, x) for x in attrs if text(at, x)), None)
+            got[key] = ext.get(key)
+    return want, got
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -126,7 +203,17 @@ def main():
                          "--no-enterprise, department and manager (docs/mapping.md defaults)")
     ap.add_argument("--no-enterprise", action="store_true",
                     help="the provider has no enterprise extension: users must carry none")
+    ap.add_argument("--every-attribute", action="store_true",
+                    help="compare every attribute of the default mapping table (docs/mapping.md "
+                         "Defaults), with its validation rules; implies --all-attributes")
+    ap.add_argument("--single-valued", default="",
+                    help="comma-separated multi-valued attributes the provider takes one value of "
+                         "([cloud] single_valued): the primary, else the first in mapping order")
+    ap.add_argument("--no-photos", action="store_true", help="the provider has no photos attribute")
     a = ap.parse_args()
+    if a.every_attribute:
+        a.all_attributes = True
+    single = {x.strip() for x in a.single_valued.split(",") if x.strip()}
 
     ldap.set_option(ldap.OPT_X_TLS_CACERTFILE, a.ca)
     ldap.set_option(ldap.OPT_X_TLS_NEWCTX, 0)
@@ -139,6 +226,7 @@ def main():
     attrs = ["objectClass", "mail", "displayName", "givenName", "sn", "cn", "userAccountControl",
              "msDS-UserAccountDisabled", "objectGUID", "entryUUID", "member", "isCriticalSystemObject",
              "description", "memberOf", "title", "telephoneNumber", "department", "manager"]
+    attrs += [x for x in EVERY_USER_ATTRS if x not in attrs]
     entries = ldap_all(conn, a.base, "(|(objectClass=user)(objectClass=group)(objectClass=contact))", attrs)
 
     def in_user_base(dn):
@@ -252,6 +340,10 @@ def main():
                 mext = dn_to_user.get(norm(mdn)) if mdn else None
                 want["manager"] = ext_to_id.get(mext) if mext else None
                 got["manager"] = (ext.get("manager") or {}).get("value")
+        if a.every_attribute:
+            w, g = every_attribute(at, r, single, a.no_enterprise)
+            want.update(w)
+            got.update(g)
         if a.avatar:
             local = first(at, "mail").split("@")[0]
             want["photo"] = a.avatar.replace("{local-part}", urllib.parse.quote(local, safe=""))
@@ -282,6 +374,30 @@ def main():
         cloud_contacts = {r["externalId"]: r for r in cc if r.get("externalId")}
         check(set(cloud_contacts) == set(want_contacts),
               "cloud contacts are exactly the %d contacts in scope (cloud has %d)" % (len(want_contacts), len(cloud_contacts)))
+        if a.every_attribute:
+            wrong = []
+            for i, (dn, at) in want_contacts.items():
+                r = cloud_contacts.get(i)
+                if r is None:
+                    continue
+                mail = text(at, "mail")
+                want = {"displayName": text(at, "displayName") or text(at, "cn"),
+                        "emails": {("work", mail)} if mail and is_email(mail) else set()}
+                got = {"displayName": r.get("displayName"),
+                       "emails": {(e.get("type"), e.get("value")) for e in r.get("emails") or []}}
+                if want != got:
+                    wrong.append((dn, want, got))
+            check(not wrong, "every contact carries its display name and mail (%d differ: %s)"
+                  % (len(wrong), wrong[:2]))
+
+    if a.every_attribute and not a.no_groups:
+        wrong = []
+        for i, (dn, at) in want_groups.items():
+            r = cloud_groups.get(i)
+            if r is not None and r.get("displayName") != (text(at, "displayName") or text(at, "cn")):
+                wrong.append((dn, r.get("displayName")))
+        check(not wrong, "every group carries its displayName, else its cn (%d differ: %s)"
+              % (len(wrong), wrong[:2]))
 
     print("%d passed, %d failed" % (PASS, FAIL))
     return 0 if FAIL == 0 else 1
