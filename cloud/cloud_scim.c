@@ -1561,7 +1561,7 @@ static void bulk(struct cloud_req *req, struct scim *s)
     size_t nops = json_array_size(ops);
     if ((long)nops > ctx->cfg.bulk_max_ops) {
         json_decref(body);
-        cloud_http_scim_error(req, 413, NULL,
+        cloud_http_scim_error(req, 413, "tooLarge",
                               "the request has %zu operations; maxOperations is %ld", nops,
                               ctx->cfg.bulk_max_ops);
         return;

@@ -201,6 +201,30 @@ static void test_patch_ok(void **state)
     assert_int_equal(json_array_size(json_object_get(d, "schemas")), 2);
     json_decref(d);
 
+    /* a path-less replace merges (RFC 7644 3.5.2.3): a complex value replaces only the
+     * sub-attributes it names, attributes it does not name are kept, a multi-valued one it
+     * names is replaced wholesale */
+    d = patch(base,
+              "{\"op\":\"replace\",\"value\":{\"name\":{\"familyName\":\"F\"},"
+              "\"" EXT "\":{\"department\":\"D\"}}},"
+              "{\"op\":\"replace\",\"value\":{\"" EXT "\":{\"costCenter\":\"C\"}}}",
+              &err);
+    assert_non_null(d);
+    assert_string_equal(str_at(d, "name/familyName"), "F");
+    assert_string_equal(str_at(d, "name/givenName"), "G");
+    assert_string_equal(str_at(d, "title"), "T");
+    assert_string_equal(str_at(d, "userName"), "a");
+    assert_int_equal(json_array_size(json_object_get(d, "emails")), 2);
+    assert_string_equal(str_at(d, EXT "/department"), "D");
+    assert_string_equal(str_at(d, EXT "/costCenter"), "C");
+    json_decref(d);
+    d = patch(base, "{\"op\":\"replace\",\"value\":{\"emails\":[{\"value\":\"n@x\"}]}}", &err);
+    assert_non_null(d);
+    assert_int_equal(json_array_size(json_object_get(d, "emails")), 1);
+    assert_string_equal(str_at(d, "emails/0/value"), "n@x");
+    assert_string_equal(str_at(d, "name/givenName"), "G");
+    json_decref(d);
+
     d = patch(base,
               "{\"op\":\"add\",\"path\":\"" EXT "\",\"value\":{\"costCenter\":\"C\"}},"
               "{\"op\":\"remove\",\"path\":\"" EXT ":costCenter\"}",
