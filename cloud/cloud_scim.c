@@ -625,8 +625,10 @@ static int op_patch(struct scim *s, const struct cloud_rtype_def *rt, const char
     long long version, created;
     if (load_for_update(s, rt, id, if_match, if_none, &old, &version, &created, r) != 0)
         return -1;
+    const struct cloud_config *cfg = &s->ctx->cfg;
+    struct cloud_patch_limits lim = {.eq_only_filters = cfg->filter_eq_only};
     json_t *doc = json_deep_copy(old);
-    int rc = cloud_patch_apply(rt, doc, body, &r->err);
+    int rc = cloud_patch_apply_limited(rt, doc, body, &lim, &r->err);
     if (rc != 0)
         fail_err(r, &r->err);
     else
@@ -1151,7 +1153,8 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
             cloud_http_scim_error(req, 400, "invalidFilter", "%s", msg);
             return;
         }
-        if (cloud_filter_bind(f, rt, &err) != 0) {
+        if ((ctx->cfg.filter_eq_only && cloud_filter_eq_only(f, &err) != 0) ||
+            cloud_filter_bind(f, rt, &err) != 0) {
             cloud_filter_free(f);
             cloud_http_scim_error(req, 400, "invalidFilter", "%s", err.detail);
             return;

@@ -86,6 +86,8 @@ static const struct opt options[] = {
     {"no-patch", OPT_FLAG, CFG(no_patch), 0, 0, NULL, "emulate a provider without PATCH"},
     {"no-etag", OPT_FLAG, CFG(no_etag), 0, 0, NULL,
      "emulate a provider without ETags (no meta.version)"},
+    {"filter-eq-only", OPT_FLAG, CFG(filter_eq_only), 0, 0, NULL,
+     "emulate a provider whose filters are eq comparisons joined by and"},
     {"fault-latency", OPT_DURATION_MS, CFG(fault.latency_ms), 0, 600000, "DURATION",
      "add latency to each request"},
     {"fault-jitter", OPT_DURATION_MS, CFG(fault.jitter_ms), 0, 600000, "DURATION",

@@ -309,6 +309,63 @@ static void test_patch_errors(void **state)
                        "noTarget");
 }
 
+/* Apply ops to the group base_group with limits; returns the error's scimType or "ok". */
+static const char *group_patch(const char *ops, const struct cloud_patch_limits *lim,
+                               struct cloud_scim_err *err)
+{
+    json_t *in = load("{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:Group\"],"
+                      "\"displayName\":\"G\",\"members\":[{\"value\":\"u1\"},{\"value\":\"u2\"}]}");
+    json_t *d = NULL;
+    memset(err, 0, sizeof(*err));
+    if (cloud_schema_validate(cloud_schema_rtype(CLOUD_RK_GROUP), in, &d, err) != 0)
+        fail_msg("group: %s", err->detail);
+    json_decref(in);
+    char body[2048];
+    snprintf(
+        body, sizeof(body),
+        "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\"Operations\":[%s]}",
+        ops);
+    json_t *b = load(body);
+    int rc = cloud_patch_apply_limited(cloud_schema_rtype(CLOUD_RK_GROUP), d, b, lim, err);
+    json_decref(b);
+    json_decref(d);
+    if (rc == 0)
+        return "ok";
+    assert_int_equal(err->status, 400);
+    return err->scim_type;
+}
+
+static void test_patch_limits(void **state)
+{
+    (void)state;
+    struct cloud_scim_err err;
+    const struct cloud_patch_limits none = {0};
+    const struct cloud_patch_limits group = {.no_replace = true, .no_remove_all = true};
+    const struct cloud_patch_limits eq = {.eq_only_filters = true};
+    const char *replace = "{\"op\":\"replace\",\"path\":\"displayName\",\"value\":\"H\"}";
+    const char *replace_nopath = "{\"op\":\"Replace\",\"value\":{\"displayName\":\"H\"}}";
+    const char *remove_all = "{\"op\":\"remove\",\"path\":\"members\"}";
+    const char *remove_one = "{\"op\":\"remove\",\"path\":\"members[value eq \\\"u1\\\"]\"}";
+    const char *remove_list = "{\"op\":\"remove\",\"path\":\"members\",\"value\":[{\"value\":\"u2\"}]}";
+    const char *remove_ne = "{\"op\":\"remove\",\"path\":\"members[value ne \\\"u1\\\"]\"}";
+    const char *add = "{\"op\":\"add\",\"path\":\"members\",\"value\":[{\"value\":\"u3\"}]}";
+    assert_string_equal(group_patch(replace, &none, &err), "ok");
+    assert_string_equal(group_patch(replace, NULL, &err), "ok");
+    assert_string_equal(group_patch(remove_all, &none, &err), "ok");
+    assert_string_equal(group_patch(replace, &group, &err), "invalidSyntax");
+    assert_non_null(strstr(err.detail, "replace"));
+    assert_string_equal(group_patch(replace_nopath, &group, &err), "invalidSyntax");
+    assert_string_equal(group_patch(remove_all, &group, &err), "invalidSyntax");
+    assert_non_null(strstr(err.detail, "members"));
+    assert_string_equal(group_patch(remove_one, &group, &err), "ok");
+    assert_string_equal(group_patch(remove_list, &group, &err), "ok");
+    assert_string_equal(group_patch(add, &group, &err), "ok");
+    assert_string_equal(group_patch(remove_ne, &group, &err), "ok");
+    assert_string_equal(group_patch(remove_ne, &eq, &err), "invalidFilter");
+    assert_non_null(strstr(err.detail, "'ne'"));
+    assert_string_equal(group_patch(remove_one, &eq, &err), "ok");
+}
+
 static void test_patch_body(void **state)
 {
     (void)state;
@@ -338,7 +395,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validate),   cmocka_unit_test(test_datetime),
         cmocka_unit_test(test_patch_ok),   cmocka_unit_test(test_patch_errors),
-        cmocka_unit_test(test_patch_body),
+        cmocka_unit_test(test_patch_body), cmocka_unit_test(test_patch_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,68 @@
+# Provider emulation options of dirconn-cloud that limit what a request may use (filters,
+# .search, values, Group PATCH, If-Match, the AWS IAM Identity Center profile): each is started
+# on its own and checked with curl for the status and scimType the docs promise
+# (docs/cloud-api.md "Provider emulation").
+. "$(dirname "$0")/cloud_lib.sh"
+cloud_setup
+
+ENT=urn:ietf:params:scim:schemas:extension:enterprise:2.0:User
+SEARCH_SCHEMA='"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]'
+# mkuser NAME [EXTRA JSON MEMBERS]: creates NAME@example.com; sets ID
+mkuser() {
+    api POST "$SCIM/Users" "{$USER_SCHEMA,\"userName\":\"$1@example.com\",\"externalId\":\"x-$1\",\"title\":\"T\",\"active\":true${2:+,$2}}"
+    ID=$(printf '%s' "$BODY" | jq -r '.id // empty')
+}
+# refused WANT_STATUS WANT_SCIMTYPE DETAIL_PART WHAT: checks the last answer
+refused() {
+    check_status "$1" "$4"
+    check_jq '.schemas[0]' urn:ietf:params:scim:api:messages:2.0:Error "$4: SCIM error body"
+    check_jq '.scimType // "none"' "$2" "$4: scimType"
+    check_jq ".detail|contains(\"$3\")" true "$4: detail names $3"
+}
+patch_user() { api PATCH "$SCIM/Users/$1" "{$PATCH_SCHEMA,\"Operations\":[$2]}" "${@:3}"; }
+patch_group() { api PATCH "$SCIM/Groups/$1" "{$PATCH_SCHEMA,\"Operations\":[$2]}" "${@:3}"; }
+
+# ---- --filter-eq-only: eq comparisons joined by and; the ServiceProviderConfig is unchanged
+cloud_start --filter-eq-only
+mkuser ann '"emails":[{"value":"ann@example.com","type":"work"}]'; ANN=$ID
+mkuser ben; BEN=$ID
+api GET "$SCIM/ServiceProviderConfig"
+check_jq '[.filter.supported, .filter.maxResults]|map(tostring)|join(",")' "true,1000" \
+    "--filter-eq-only: ServiceProviderConfig unchanged"
+eq_ok() {
+    api GET "$SCIM/Users" "" -G --data-urlencode "filter=$1"
+    check_status 200 "eq filter $1"
+    check_jq '[.Resources[].userName]|sort|join(",")' "$2" "eq filter $1"
+}
+eq_ok 'userName eq "ANN@example.com"' ann@example.com
+eq_ok 'externalId eq "x-ben" and active eq true' ben@example.com
+eq_ok '(title eq "T") and (userName eq "ben@example.com")' ben@example.com
+eq_ok 'emails.value eq "ann@example.com"' ann@example.com
+not_eq() {
+    api GET "$SCIM/Users" "" -G --data-urlencode "filter=$1"
+    refused 400 invalidFilter "$2" "--filter-eq-only: $1"
+}
+not_eq 'userName ne "a"' "'ne'"
+not_eq 'userName co "a"' "'co'"
+not_eq 'userName sw "a"' "'sw'"
+not_eq 'userName ew "a"' "'ew'"
+not_eq 'title pr' "'pr'"
+not_eq 'meta.lastModified gt "2000-01-01T00:00:00Z"' "'gt'"
+not_eq 'meta.lastModified ge "2000-01-01T00:00:00Z"' "'ge'"
+not_eq 'meta.lastModified lt "2000-01-01T00:00:00Z"' "'lt'"
+not_eq 'meta.lastModified le "2000-01-01T00:00:00Z"' "'le'"
+not_eq 'userName eq "a" or userName eq "b"' "'or'"
+not_eq 'not (userName eq "a")' "'not'"
+not_eq 'emails[type eq "work"]' "emails[...]"
+api POST "$SCIM/Users/.search" "{$SEARCH_SCHEMA,\"filter\":\"userName sw \\\"a\\\"\"}"
+refused 400 invalidFilter "'sw'" "--filter-eq-only: .search"
+api POST "$SCIM/Users/.search" "{$SEARCH_SCHEMA,\"filter\":\"userName eq \\\"ann@example.com\\\"\"}"
+check_jq '.totalResults' 1 "--filter-eq-only: .search with eq"
+patch_user "$ANN" '{"op":"replace","path":"emails[type ne \"home\"].value","value":"a2@example.com"}'
+refused 400 invalidFilter "'ne'" "--filter-eq-only: a PATCH path filter"
+patch_user "$ANN" '{"op":"replace","path":"emails[type eq \"work\"].value","value":"a2@example.com"}'
+check_status 200 "--filter-eq-only: a PATCH path filter with eq"
+check_jq '.emails[0].value' a2@example.com "--filter-eq-only: the eq path filter applied"
+cloud_stop
+
+finish
