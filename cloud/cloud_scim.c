@@ -1879,7 +1879,10 @@ void cloud_scim_handle(struct cloud_req *req)
     }
     const char *id = req->segs[4];
     if (strcmp(id, ".search") == 0) {
-        if (m == EVHTTP_REQ_POST)
+        if (s.ctx->cfg.no_search)
+            cloud_http_scim_error(req, 501, NULL, "POST %s/.search is not supported",
+                                  rt->endpoint);
+        else if (m == EVHTTP_REQ_POST)
             search(req, &s, rt);
         else {
             cloud_http_header(req, "Allow", "POST");

@@ -88,6 +88,8 @@ static const struct opt options[] = {
      "emulate a provider without ETags (no meta.version)"},
     {"filter-eq-only", OPT_FLAG, CFG(filter_eq_only), 0, 0, NULL,
      "emulate a provider whose filters are eq comparisons joined by and"},
+    {"no-search", OPT_FLAG, CFG(no_search), 0, 0, NULL,
+     "emulate a provider without POST .search (501)"},
     {"fault-latency", OPT_DURATION_MS, CFG(fault.latency_ms), 0, 600000, "DURATION",
      "add latency to each request"},
     {"fault-jitter", OPT_DURATION_MS, CFG(fault.jitter_ms), 0, 600000, "DURATION",

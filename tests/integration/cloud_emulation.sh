@@ -65,4 +65,16 @@ check_status 200 "--filter-eq-only: a PATCH path filter with eq"
 check_jq '.emails[0].value' a2@example.com "--filter-eq-only: the eq path filter applied"
 cloud_stop
 
+# ---- --no-search: POST .search is 501 (as /Me and the root /.search always are)
+cloud_start --no-search
+api POST "$SCIM/Users/.search" "{$SEARCH_SCHEMA,\"filter\":\"userName eq \\\"ann@example.com\\\"\"}"
+refused 501 none "/Users/.search is not supported" "--no-search: /Users/.search"
+api POST "$SCIM/Groups/.search" "{$SEARCH_SCHEMA}"
+refused 501 none "/Groups/.search is not supported" "--no-search: /Groups/.search"
+api POST "$SCIM/.search" "{$SEARCH_SCHEMA}"
+check_status 501 "--no-search: the root /.search"
+api GET "$SCIM/Users" "" -G --data-urlencode 'filter=userName eq "ann@example.com"'
+check_jq '.totalResults' 1 "--no-search: a GET with a filter still works"
+cloud_stop
+
 finish
