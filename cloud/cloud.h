@@ -48,6 +48,7 @@ struct cloud_config {
     bool no_etag;           /* etag.supported false: no ETag, no meta.version, If-Match ignored */
     bool filter_eq_only;    /* filters (lists, .search, PATCH paths): only eq joined by and */
     bool no_search;         /* POST /{type}/.search answers 501 */
+    bool single_value;      /* a User holds at most one value per multi-valued attribute */
     enum log_level log_level;
     struct cloud_fault_config fault;
 };

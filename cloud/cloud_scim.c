@@ -489,6 +489,36 @@ static int clear_manager_refs(struct scim *s, const char *id, struct op_result *
 
 /* --- operations -------------------------------------------------------------------------- */
 
+/*
+ * --single-value: a User (doc canonical, as validated) may hold at most one value in each
+ * multi-valued attribute a client writes (emails, phoneNumbers, addresses, roles ...; not the
+ * read-only groups). 400 invalidValue naming the first attribute with more.
+ */
+static int check_single_values(struct scim *s, const struct cloud_rtype_def *rt, const json_t *doc,
+                               struct op_result *r)
+{
+    if (!s->ctx->cfg.single_value || rt->kind != CLOUD_RK_USER)
+        return 0;
+    const struct cloud_schema_def *schemas[] = {rt->core, rt->ext};
+    for (size_t k = 0; k < 2; k++) {
+        if (schemas[k] == NULL)
+            continue;
+        const json_t *c = k == 0 ? doc : json_object_get(doc, schemas[k]->id);
+        for (size_t i = 0; c != NULL && i < schemas[k]->nattrs; i++) {
+            const struct cloud_attr_def *d = &schemas[k]->attrs[i];
+            if (!d->multi || d->mutability == CLOUD_M_READONLY)
+                continue;
+            size_t n = json_array_size(json_object_get(c, d->name));
+            if (n > 1)
+                return fail(r, 400, "invalidValue",
+                            "'%s' would hold %zu values: this service provider keeps one value "
+                            "per multi-valued attribute",
+                            d->name, n);
+        }
+    }
+    return 0;
+}
+
 static int check_preconditions(long long version, const char *if_match, const char *if_none,
                                struct op_result *r)
 {
@@ -506,6 +536,10 @@ static int op_create(struct scim *s, const struct cloud_rtype_def *rt, const jso
     json_t *doc;
     if (cloud_schema_validate(rt, body, &doc, &r->err) != 0)
         return fail_err(r, &r->err);
+    if (check_single_values(s, rt, doc, r) != 0) {
+        json_decref(doc);
+        return -1;
+    }
     char id[37];
     if (cloud_uuid(id) != 0) {
         json_decref(doc);
@@ -552,8 +586,8 @@ static int finish_update(struct scim *s, const struct cloud_rtype_def *rt, const
     json_t *doc;
     if (cloud_schema_validate(rt, input, &doc, &r->err) != 0)
         return fail_err(r, &r->err);
-    int rc = 0;
-    if (rt->kind == CLOUD_RK_USER)
+    int rc = check_single_values(s, rt, doc, r);
+    if (rc == 0 && rt->kind == CLOUD_RK_USER)
         rc = check_username(s, doc, id, r);
     if (rc == 0 && rt->kind == CLOUD_RK_GROUP) {
         json_t *known = member_set(old);

@@ -77,4 +77,37 @@ api GET "$SCIM/Users" "" -G --data-urlencode 'filter=userName eq "ann@example.co
 check_jq '.totalResults' 1 "--no-search: a GET with a filter still works"
 cloud_stop
 
+# ---- --single-value: at most one value per multi-valued User attribute
+cloud_start --single-value
+two() { # ATTR TWO-VALUES-JSON
+    api POST "$SCIM/Users" "{$USER_SCHEMA,\"userName\":\"two-$1@example.com\",\"$1\":$2}"
+    refused 400 invalidValue "'$1'" "--single-value: POST with two $1"
+}
+two emails '[{"value":"a@example.com"},{"value":"b@example.com"}]'
+two phoneNumbers '[{"value":"+1 555 0100"},{"value":"+1 555 0101"}]'
+two addresses '[{"locality":"Aachen"},{"locality":"Bonn"}]'
+two ims '[{"value":"a"},{"value":"b"}]'
+two photos '[{"value":"https://example.com/a.jpg"},{"value":"https://example.com/b.jpg"}]'
+two entitlements '[{"value":"a"},{"value":"b"}]'
+two roles '[{"value":"a"},{"value":"b"}]'
+two x509Certificates '[{"value":"YQ=="},{"value":"Yg=="}]'
+ONE='"emails":[{"value":"cara@example.com","type":"work"}],"phoneNumbers":[{"value":"+1 555 0100"}],"addresses":[{"locality":"Aachen"}],"ims":[{"value":"a"}],"photos":[{"value":"https://example.com/a.jpg"}],"entitlements":[{"value":"a"}],"roles":[{"value":"a"}],"x509Certificates":[{"value":"YQ=="}]'
+mkuser cara "$ONE"; CARA=$ID
+check_status 201 "--single-value: one value of each"
+api PUT "$SCIM/Users/$CARA" "{$USER_SCHEMA,\"userName\":\"cara@example.com\",\"roles\":[{\"value\":\"a\"},{\"value\":\"b\"}]}"
+refused 400 invalidValue "'roles'" "--single-value: PUT with two roles"
+patch_user "$CARA" '{"op":"add","path":"emails","value":[{"value":"c2@example.com","type":"home"}]}'
+refused 400 invalidValue "'emails'" "--single-value: PATCH add of a second email"
+patch_user "$CARA" '{"op":"add","path":"phoneNumbers[type eq \"mobile\"].value","value":"+1 555 0199"}'
+refused 400 invalidValue "'phoneNumbers'" "--single-value: PATCH add by a filter that creates a second value"
+patch_user "$CARA" '{"op":"replace","path":"emails","value":[{"value":"c3@example.com","type":"work"}]}'
+check_status 200 "--single-value: PATCH replace of the one email"
+check_jq '[.emails[].value]|join(",")' c3@example.com "--single-value: the email replaced"
+api POST "$SCIM/Bulk" "{$BULK_SCHEMA,\"Operations\":[{\"method\":\"POST\",\"path\":\"/Users\",\"bulkId\":\"d\",\"data\":{$USER_SCHEMA,\"userName\":\"dora@example.com\",\"emails\":[{\"value\":\"a@example.com\"},{\"value\":\"b@example.com\"}]}}]}"
+check_jq '[.Operations[0].status, .Operations[0].response.scimType]|join(",")' "400,invalidValue" \
+    "--single-value: a Bulk POST with two emails"
+api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"Pair\",\"members\":[{\"value\":\"$ANN\"},{\"value\":\"$BEN\"}]}"
+check_status 201 "--single-value: groups keep any number of members"
+cloud_stop
+
 finish
