@@ -49,6 +49,7 @@ struct cloud_config {
     bool filter_eq_only;    /* filters (lists, .search, PATCH paths): only eq joined by and */
     bool no_search;         /* POST /{type}/.search answers 501 */
     bool single_value;      /* a User holds at most one value per multi-valued attribute */
+    bool group_patch_limited; /* Group PATCH: no replace, no remove of all members */
     enum log_level log_level;
     struct cloud_fault_config fault;
 };

@@ -660,7 +660,10 @@ static int op_patch(struct scim *s, const struct cloud_rtype_def *rt, const char
     if (load_for_update(s, rt, id, if_match, if_none, &old, &version, &created, r) != 0)
         return -1;
     const struct cloud_config *cfg = &s->ctx->cfg;
-    struct cloud_patch_limits lim = {.eq_only_filters = cfg->filter_eq_only};
+    bool group_limited = cfg->group_patch_limited && rt->kind == CLOUD_RK_GROUP;
+    struct cloud_patch_limits lim = {.eq_only_filters = cfg->filter_eq_only,
+                                     .no_replace = group_limited,
+                                     .no_remove_all = group_limited};
     json_t *doc = json_deep_copy(old);
     int rc = cloud_patch_apply_limited(rt, doc, body, &lim, &r->err);
     if (rc != 0)

@@ -92,6 +92,8 @@ static const struct opt options[] = {
      "emulate a provider without POST .search (501)"},
     {"single-value", OPT_FLAG, CFG(single_value), 0, 0, NULL,
      "emulate a provider that keeps one value per multi-valued User attribute"},
+    {"group-patch-limited", OPT_FLAG, CFG(group_patch_limited), 0, 0, NULL,
+     "emulate a provider whose Group PATCH has no replace and no remove-all"},
     {"fault-latency", OPT_DURATION_MS, CFG(fault.latency_ms), 0, 600000, "DURATION",
      "add latency to each request"},
     {"fault-jitter", OPT_DURATION_MS, CFG(fault.jitter_ms), 0, 600000, "DURATION",

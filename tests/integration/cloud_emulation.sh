@@ -110,4 +110,31 @@ api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"Pair\",\"members\":[{\
 check_status 201 "--single-value: groups keep any number of members"
 cloud_stop
 
+# ---- --group-patch-limited: Group PATCH without replace and without remove-all
+cloud_start --group-patch-limited
+api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"Limited\",\"members\":[{\"value\":\"$ANN\"}]}"
+LIM=$(printf '%s' "$BODY" | jq -r .id)
+patch_group "$LIM" '{"op":"replace","path":"displayName","value":"Renamed"}'
+refused 400 invalidSyntax "replace is not supported" "--group-patch-limited: replace with a path"
+patch_group "$LIM" '{"op":"replace","value":{"displayName":"Renamed"}}'
+refused 400 invalidSyntax "replace is not supported" "--group-patch-limited: replace without a path"
+patch_group "$LIM" "{\"op\":\"replace\",\"path\":\"members\",\"value\":[{\"value\":\"$BEN\"}]}"
+refused 400 invalidSyntax "replace is not supported" "--group-patch-limited: replace of members"
+patch_group "$LIM" '{"op":"remove","path":"members"}'
+refused 400 invalidSyntax "removing every value of 'members'" "--group-patch-limited: remove-all"
+api GET "$SCIM/Groups/$LIM"
+check_jq '[.displayName, (.members|length|tostring), .meta.version]|join(",")' 'Limited,1,W/"1"' \
+    "--group-patch-limited: refused PATCHes changed nothing"
+patch_group "$LIM" '{"op":"add","path":"displayName","value":"Renamed"}'
+check_status 200 "--group-patch-limited: add of displayName"
+patch_group "$LIM" "{\"op\":\"add\",\"path\":\"members\",\"value\":[{\"value\":\"$BEN\"}]}"
+check_jq '.members|length' 2 "--group-patch-limited: add of a member"
+patch_group "$LIM" "{\"op\":\"remove\",\"path\":\"members[value eq \\\"$ANN\\\"]\"}"
+check_jq '[.members[].value]|join(",")' "$BEN" "--group-patch-limited: remove of a member by filter"
+patch_group "$LIM" "{\"op\":\"remove\",\"path\":\"members\",\"value\":[{\"value\":\"$BEN\"}]}"
+check_jq '.members // "none"' none "--group-patch-limited: remove of a member by value list"
+patch_user "$ANN" '{"op":"replace","path":"title","value":"Lead"}'
+check_status 200 "--group-patch-limited: a User PATCH may replace"
+cloud_stop
+
 finish
