@@ -50,6 +50,7 @@ struct cloud_config {
     bool no_search;         /* POST /{type}/.search answers 501 */
     bool single_value;      /* a User holds at most one value per multi-valued attribute */
     bool group_patch_limited; /* Group PATCH: no replace, no remove of all members */
+    bool etag_required;     /* PUT, PATCH, DELETE without If-Match: 428 (needs ETags) */
     enum log_level log_level;
     struct cloud_fault_config fault;
 };

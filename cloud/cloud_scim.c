@@ -560,11 +560,16 @@ static int op_create(struct scim *s, const struct cloud_rtype_def *rt, const jso
     return 0;
 }
 
-/* Load for update with preconditions; 404/412 as results. */
+/* Load for update with preconditions; 404/412 (428 with --etag-required) as results. */
 static int load_for_update(struct scim *s, const struct cloud_rtype_def *rt, const char *id,
                            const char *if_match, const char *if_none, json_t **doc,
                            long long *version, long long *created, struct op_result *r)
 {
+    *doc = NULL;
+    if (s->ctx->cfg.etag_required && if_match == NULL)
+        return fail(r, 428, NULL,
+                    "If-Match is required: send the version read (the ETag; in /Bulk the "
+                    "operation's version) with PUT, PATCH and DELETE (RFC 6585 3)");
     int rc = res_load(s, id, rt->kind, doc, version, created);
     if (rc == 1)
         return fail(r, 404, NULL, "%s '%s' not found", rt->name, id);

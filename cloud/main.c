@@ -94,6 +94,8 @@ static const struct opt options[] = {
      "emulate a provider that keeps one value per multi-valued User attribute"},
     {"group-patch-limited", OPT_FLAG, CFG(group_patch_limited), 0, 0, NULL,
      "emulate a provider whose Group PATCH has no replace and no remove-all"},
+    {"etag-required", OPT_FLAG, CFG(etag_required), 0, 0, NULL,
+     "emulate a provider that requires If-Match on PUT, PATCH and DELETE (428)"},
     {"fault-latency", OPT_DURATION_MS, CFG(fault.latency_ms), 0, 600000, "DURATION",
      "add latency to each request"},
     {"fault-jitter", OPT_DURATION_MS, CFG(fault.jitter_ms), 0, 600000, "DURATION",
@@ -312,6 +314,9 @@ static enum dirconn_err parse_args(int argc, char **argv, struct cloud_config *c
     if (!cfg->insecure_http && (cfg->tls_cert == NULL || cfg->tls_key == NULL))
         return dirconn_error_set(err, DIRCONN_EUSAGE,
                                  "give --tls-cert and --tls-key, or --insecure-http");
+    if (cfg->etag_required && cfg->no_etag)
+        return dirconn_error_set(err, DIRCONN_EUSAGE,
+                                 "--etag-required needs ETags: it excludes --no-etag");
     if (cfg->fault.p500 + cfg->fault.p503 > 1.0)
         return dirconn_error_set(err, DIRCONN_EUSAGE, "--fault-500 + --fault-503 exceed 1");
     if (cfg->norgs == 0)

@@ -137,4 +137,40 @@ patch_user "$ANN" '{"op":"replace","path":"title","value":"Lead"}'
 check_status 200 "--group-patch-limited: a User PATCH may replace"
 cloud_stop
 
+# ---- --etag-required: PUT, PATCH and DELETE need If-Match (428 Precondition Required, RFC 6585)
+cloud_start --etag-required
+api GET "$SCIM/ServiceProviderConfig"
+check_jq '.etag.supported' true "--etag-required: etag.supported"
+mkuser eve; EVE=$ID
+check_status 201 "--etag-required: POST needs no If-Match"
+api PUT "$SCIM/Users/$EVE" "{$USER_SCHEMA,\"userName\":\"eve@example.com\",\"title\":\"X\"}"
+refused 428 none "If-Match is required" "--etag-required: PUT without If-Match"
+patch_user "$EVE" '{"op":"replace","path":"title","value":"X"}'
+refused 428 none "If-Match is required" "--etag-required: PATCH without If-Match"
+api DELETE "$SCIM/Users/$EVE"
+refused 428 none "If-Match is required" "--etag-required: DELETE without If-Match"
+patch_group "$LIM" '{"op":"add","path":"displayName","value":"X"}'
+refused 428 none "If-Match is required" "--etag-required: Group PATCH without If-Match"
+api GET "$SCIM/Users/$EVE"
+check_jq '[.title, .meta.version]|join(",")' 'T,W/"1"' "--etag-required: the refused writes changed nothing"
+patch_user "$EVE" '{"op":"replace","path":"title","value":"X"}' -H 'If-Match: W/"9"'
+check_status 412 "--etag-required: PATCH with a stale If-Match"
+patch_user "$EVE" '{"op":"replace","path":"title","value":"X"}' -H 'If-Match: W/"1"'
+check_status 200 "--etag-required: PATCH with the current If-Match"
+api PUT "$SCIM/Users/$EVE" "{$USER_SCHEMA,\"userName\":\"eve@example.com\",\"title\":\"Y\"}" -H 'If-Match: W/"2"'
+check_status 200 "--etag-required: PUT with the current If-Match"
+api POST "$SCIM/Bulk" "{$BULK_SCHEMA,\"Operations\":[
+ {\"method\":\"PATCH\",\"path\":\"/Users/$EVE\",\"data\":{$PATCH_SCHEMA,\"Operations\":[{\"op\":\"replace\",\"path\":\"title\",\"value\":\"Z\"}]}},
+ {\"method\":\"PATCH\",\"path\":\"/Users/$EVE\",\"version\":\"W/\\\"3\\\"\",\"data\":{$PATCH_SCHEMA,\"Operations\":[{\"op\":\"replace\",\"path\":\"title\",\"value\":\"Z\"}]}}]}"
+check_jq '[.Operations[].status]|join(",")' "428,200" "--etag-required: Bulk operations need a version"
+api DELETE "$SCIM/Users/$EVE" "" -H 'If-Match: *'
+check_status 204 "--etag-required: DELETE with If-Match: *"
+cloud_stop
+rc=0
+"$CLOUD_BIN" --listen 127.0.0.1:0 --db "$T/usage.db" --admin-token-file "$T/admin.token" \
+    --insecure-http --etag-required --no-etag 2>"$T/usage.err" || rc=$?
+check_eq "$rc" 2 "--etag-required with --no-etag: usage error"
+grep -q -- "--etag-required needs ETags" "$T/usage.err" && pass || failm "--etag-required with --no-etag: message"
+cat "$T/usage.err" >> "$T/cloud.log" # finish looks for sanitizer reports there
+
 finish
