@@ -498,10 +498,10 @@ int cloud_filter_bind_values(struct cloud_filter *f, const struct cloud_attr_def
 int cloud_filter_eq_only(const struct cloud_filter *f, struct cloud_scim_err *err)
 {
     static const char *const names[] = {
-        [CLOUD_FILTER_EQ] = "eq",   [CLOUD_FILTER_NE] = "ne",   [CLOUD_FILTER_CO] = "co",
-        [CLOUD_FILTER_SW] = "sw",   [CLOUD_FILTER_EW] = "ew",   [CLOUD_FILTER_PR] = "pr",
-        [CLOUD_FILTER_GT] = "gt",   [CLOUD_FILTER_GE] = "ge",   [CLOUD_FILTER_LT] = "lt",
-        [CLOUD_FILTER_LE] = "le",   [CLOUD_FILTER_AND] = "and", [CLOUD_FILTER_OR] = "or",
+        [CLOUD_FILTER_EQ] = "eq",   [CLOUD_FILTER_NE] = "ne",        [CLOUD_FILTER_CO] = "co",
+        [CLOUD_FILTER_SW] = "sw",   [CLOUD_FILTER_EW] = "ew",        [CLOUD_FILTER_PR] = "pr",
+        [CLOUD_FILTER_GT] = "gt",   [CLOUD_FILTER_GE] = "ge",        [CLOUD_FILTER_LT] = "lt",
+        [CLOUD_FILTER_LE] = "le",   [CLOUD_FILTER_AND] = "and",      [CLOUD_FILTER_OR] = "or",
         [CLOUD_FILTER_NOT] = "not", [CLOUD_FILTER_VALUE_PATH] = "[]"};
     if (f->op == CLOUD_FILTER_AND)
         return cloud_filter_eq_only(f->left, err) == 0 ? cloud_filter_eq_only(f->right, err) : -1;

@@ -219,10 +219,10 @@ void cloud_http_error(struct cloud_req *req, int status, const char *code, const
         /* SCIM scimType values: the RFC 7644 3.12 ones, and tooLarge on the 413 of a body
          * over --max-body or maxPayloadSize (RFC 7644 3.7.4 gives that 413 no keyword; the
          * cloud names it, docs/cloud-api.md 4.9). */
-        static const char *const scim_types[] = {
-            "invalidFilter", "tooMany",     "uniqueness", "mutability",
-            "invalidSyntax", "invalidPath", "noTarget",   "invalidValue",
-            "invalidVers",   "sensitive",   "tooLarge",   NULL};
+        static const char *const scim_types[] = {"invalidFilter", "tooMany",       "uniqueness",
+                                                 "mutability",    "invalidSyntax", "invalidPath",
+                                                 "noTarget",      "invalidValue",  "invalidVers",
+                                                 "sensitive",     "tooLarge",      NULL};
         const char *st = NULL;
         for (const char *const *p = scim_types; code != NULL && *p != NULL; p++) {
             if (strcmp(*p, code) == 0)

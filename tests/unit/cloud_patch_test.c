@@ -346,7 +346,8 @@ static void test_patch_limits(void **state)
     const char *replace_nopath = "{\"op\":\"Replace\",\"value\":{\"displayName\":\"H\"}}";
     const char *remove_all = "{\"op\":\"remove\",\"path\":\"members\"}";
     const char *remove_one = "{\"op\":\"remove\",\"path\":\"members[value eq \\\"u1\\\"]\"}";
-    const char *remove_list = "{\"op\":\"remove\",\"path\":\"members\",\"value\":[{\"value\":\"u2\"}]}";
+    const char *remove_list =
+        "{\"op\":\"remove\",\"path\":\"members\",\"value\":[{\"value\":\"u2\"}]}";
     const char *remove_ne = "{\"op\":\"remove\",\"path\":\"members[value ne \\\"u1\\\"]\"}";
     const char *add = "{\"op\":\"add\",\"path\":\"members\",\"value\":[{\"value\":\"u3\"}]}";
     assert_string_equal(group_patch(replace, &none, &err), "ok");
