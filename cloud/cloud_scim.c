@@ -688,6 +688,10 @@ static void add_user_groups(struct scim *s, json_t *doc)
     const char *id = json_string_value(json_object_get(doc, "id"));
     if (id == NULL)
         return;
+    /* groups.display, unless the schema omits it (--profile) */
+    struct cloud_attr_ref dref;
+    bool display = cloud_schema_resolve(cloud_schema_rtype(CLOUD_RK_USER), NULL, "groups",
+                                        "display", &dref, NULL) == 0;
     sqlite3_stmt *q = cloud_store_stmt(s->st, CLOUD_STMT_MEMBER_OF);
     sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
@@ -698,7 +702,7 @@ static void add_user_groups(struct scim *s, json_t *doc)
         char ref[700];
         snprintf(ref, sizeof(ref), "%s/Groups/%s", s->base, gid);
         json_t *g = json_pack("{s:s, s:s, s:s}", "value", gid, "$ref", ref, "type", "direct");
-        if (disp != NULL)
+        if (disp != NULL && display)
             json_object_set_new(g, "display", json_string(disp));
         json_array_append_new(groups, g);
     }
@@ -1922,8 +1926,7 @@ void cloud_scim_handle(struct cloud_req *req)
     const char *id = req->segs[4];
     if (strcmp(id, ".search") == 0) {
         if (s.ctx->cfg.no_search)
-            cloud_http_scim_error(req, 501, NULL, "POST %s/.search is not supported",
-                                  rt->endpoint);
+            cloud_http_scim_error(req, 501, NULL, "POST %s/.search is not supported", rt->endpoint);
         else if (m == EVHTTP_REQ_POST)
             search(req, &s, rt);
         else {

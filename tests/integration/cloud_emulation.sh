@@ -19,6 +19,15 @@ refused() {
     check_jq '.scimType // "none"' "$2" "$4: scimType"
     check_jq ".detail|contains(\"$3\")" true "$4: detail names $3"
 }
+usage_error() { # WHAT DETAIL ARGS...
+    local what=$1 detail=$2 rc=0
+    shift 2
+    "$CLOUD_BIN" --listen 127.0.0.1:0 --db "$T/usage.db" --admin-token-file "$T/admin.token" \
+        --insecure-http "$@" 2>"$T/usage.err" || rc=$?
+    check_eq "$rc" 2 "$what: exit status"
+    grep -q -- "$detail" "$T/usage.err" && pass || failm "$what: message $(head -1 "$T/usage.err")"
+    cat "$T/usage.err" >> "$T/cloud.log" # finish looks for sanitizer reports there
+}
 patch_user() { api PATCH "$SCIM/Users/$1" "{$PATCH_SCHEMA,\"Operations\":[$2]}" "${@:3}"; }
 patch_group() { api PATCH "$SCIM/Groups/$1" "{$PATCH_SCHEMA,\"Operations\":[$2]}" "${@:3}"; }
 
@@ -166,11 +175,97 @@ check_jq '[.Operations[].status]|join(",")' "428,200" "--etag-required: Bulk ope
 api DELETE "$SCIM/Users/$EVE" "" -H 'If-Match: *'
 check_status 204 "--etag-required: DELETE with If-Match: *"
 cloud_stop
-rc=0
-"$CLOUD_BIN" --listen 127.0.0.1:0 --db "$T/usage.db" --admin-token-file "$T/admin.token" \
-    --insecure-http --etag-required --no-etag 2>"$T/usage.err" || rc=$?
-check_eq "$rc" 2 "--etag-required with --no-etag: usage error"
-grep -q -- "--etag-required needs ETags" "$T/usage.err" && pass || failm "--etag-required with --no-etag: message"
-cat "$T/usage.err" >> "$T/cloud.log" # finish looks for sanitizer reports there
+usage_error "--etag-required with --no-etag" "--etag-required needs ETags" --etag-required --no-etag
+
+# ---- --profile aws-iam-identity-center (alias aws): the published limits of AWS IAM Identity
+# Center's SCIM service, on a fresh database
+rm -f "$T"/cloud.db*
+cloud_start --profile aws
+grep -q "provider profile aws-iam-identity-center" "$T/cloud.log" && pass || failm "--profile: logged"
+api GET "$SCIM/ServiceProviderConfig"
+check_jq '[.patch.supported, .bulk.supported, .filter.supported, .etag.supported]|map(tostring)|join(",")' \
+    "true,false,true,false" "--profile aws: ServiceProviderConfig"
+api GET "$SCIM/ResourceTypes"
+check_jq '[.Resources[].name]|join(",")' "User,Group" "--profile aws: only User and Group"
+check_jq '.Resources[0].schemaExtensions[0].schema' "$ENT" "--profile aws: the enterprise extension stays"
+api GET "$SCIM/Schemas/urn:ietf:params:scim:schemas:core:2.0:User"
+check_jq '[.attributes[].name]|join(",")' \
+    "userName,name,displayName,nickName,profileUrl,title,userType,preferredLanguage,locale,timezone,active,emails,phoneNumbers,addresses,groups,roles" \
+    "--profile aws: no password, ims, photos, entitlements, x509Certificates"
+check_jq '[.attributes[]|select(.subAttributes)|.name + ":" + ([.subAttributes[].name]|join("/"))]|join(",")' \
+    'name:formatted/familyName/givenName/middleName/honorificPrefix/honorificSuffix,emails:value/type/primary,phoneNumbers:value/type/primary,addresses:formatted/streetAddress/locality/region/postalCode/country/type/primary,groups:value/$ref/type,roles:value/type/primary' \
+    "--profile aws: no display sub-attributes"
+api GET "$SCIM/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group"
+check_jq '[.attributes[]|select(.name=="members")|.subAttributes[].name]|join(",")' 'value,$ref,type' \
+    "--profile aws: no members.display"
+api GET "$SCIM/Schemas/$ENT"
+check_jq '[.attributes[]|select(.name=="manager")|.subAttributes[].name]|join(",")' 'value,$ref' \
+    "--profile aws: no manager.displayName"
+api GET "$SCIM/Schemas"
+check_jq '[.Resources[].name]|join(",")' "User,EnterpriseUser,Group" "--profile aws: /Schemas"
+# what is not declared is unknown, as with --no-enterprise-extension: refused, never dropped
+aws_bad() { # WHAT EXTRA-MEMBERS DETAIL
+    api POST "$SCIM/Users" "{$USER_SCHEMA,\"userName\":\"bad@example.com\",$2}"
+    refused 400 invalidSyntax "$3" "--profile aws: a user with $1"
+}
+aws_bad password '"password":"s3cret!"' "'password'"
+aws_bad ims '"ims":[{"value":"a"}]' "'ims'"
+aws_bad photos '"photos":[{"value":"https://example.com/a.jpg"}]' "'photos'"
+aws_bad entitlements '"entitlements":[{"value":"a"}]' "'entitlements'"
+aws_bad x509Certificates '"x509Certificates":[{"value":"YQ=="}]' "'x509Certificates'"
+aws_bad emails.display '"emails":[{"value":"bad@example.com","display":"Bad"}]' "display"
+aws_bad roles.display '"roles":[{"value":"a","display":"A"}]' "display"
+api POST "$SCIM/Users" "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\",\"$ENT\"],\"userName\":\"bad@example.com\",\"$ENT\":{\"manager\":{\"value\":\"x\",\"displayName\":\"X\"}}}"
+refused 400 invalidSyntax "displayName" "--profile aws: a user with manager.displayName"
+mkuser fay '"emails":[{"value":"fay@example.com","type":"work","primary":true}],"phoneNumbers":[{"value":"+1 555 0100","type":"work"}],"addresses":[{"locality":"Aachen","type":"work"}],"roles":[{"value":"admin"}]'
+FAY=$ID
+check_status 201 "--profile aws: a user with what AWS supports"
+check_eq "$(header ETag)" "" "--profile aws: no ETag"
+check_jq '.meta.version // "none"' none "--profile aws: no meta.version"
+mkuser gus; GUS=$ID
+api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"Aws\",\"members\":[{\"value\":\"$FAY\",\"display\":\"Fay\"}]}"
+refused 400 invalidSyntax "display" "--profile aws: a group with members.display"
+api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"Aws\",\"members\":[{\"value\":\"$FAY\"}]}"
+check_status 201 "--profile aws: a group"
+AWSG=$(printf '%s' "$BODY" | jq -r .id)
+api GET "$SCIM/Users/$FAY"
+check_jq '[.groups[0].value, (.groups[0].display // "none")]|join(",")' "$AWSG,none" \
+    "--profile aws: groups without display"
+patch_user "$FAY" '{"op":"add","path":"photos","value":[{"value":"https://example.com/a.jpg"}]}'
+refused 400 invalidPath "photos" "--profile aws: a PATCH path to photos"
+patch_user "$FAY" '{"op":"replace","path":"emails[type eq \"work\"].display","value":"F"}'
+refused 400 invalidPath "display" "--profile aws: a PATCH path to emails.display"
+patch_user "$FAY" '{"op":"add","path":"emails","value":[{"value":"f2@example.com"}]}'
+refused 400 invalidValue "'emails'" "--profile aws: a second email"
+patch_user "$FAY" '{"op":"replace","path":"title","value":"Lead"}'
+check_status 200 "--profile aws: a User PATCH replace"
+api GET "$SCIM/Users" "" -G --data-urlencode 'filter=ims eq "a"'
+refused 400 invalidFilter "ims" "--profile aws: a filter on ims"
+api GET "$SCIM/Users" "" -G --data-urlencode 'filter=userName sw "f"'
+refused 400 invalidFilter "'sw'" "--profile aws: a filter with sw"
+api GET "$SCIM/Users" "" -G --data-urlencode 'filter=userName eq "fay@example.com" and active eq true'
+check_jq '.totalResults' 1 "--profile aws: a filter of eq joined by and"
+api GET "$SCIM/Users/$FAY?attributes=photos"
+check_status 400 "--profile aws: attributes=photos"
+api POST "$SCIM/Users/.search" "{$SEARCH_SCHEMA}"
+check_status 501 "--profile aws: no .search"
+api POST "$SCIM/Bulk" "{$BULK_SCHEMA,\"Operations\":[]}"
+check_status 501 "--profile aws: no /Bulk"
+api GET "$SCIM/Me"
+check_status 501 "--profile aws: no /Me"
+api GET "$SCIM/Contacts"
+check_status 404 "--profile aws: no /Contacts"
+patch_group "$AWSG" "{\"op\":\"replace\",\"path\":\"members\",\"value\":[{\"value\":\"$GUS\"}]}"
+refused 400 invalidSyntax "replace is not supported" "--profile aws: Group PATCH replace"
+patch_group "$AWSG" '{"op":"remove","path":"members"}'
+refused 400 invalidSyntax "removing every value" "--profile aws: Group PATCH remove-all"
+patch_group "$AWSG" "{\"op\":\"add\",\"path\":\"members\",\"value\":[{\"value\":\"$GUS\"}]}"
+check_jq '.members|length' 2 "--profile aws: Group PATCH add"
+patch_user "$FAY" '{"op":"replace","path":"title","value":"Chief"}' -H 'If-Match: W/"99"'
+check_status 200 "--profile aws: If-Match ignored (no ETags)"
+cloud_stop
+usage_error "an unknown profile" "unknown profile; known: aws-iam-identity-center (alias aws)" --profile gcp
+usage_error "--profile twice" "--profile given twice" --profile aws --profile aws-iam-identity-center
+usage_error "--etag-required with --profile aws" "excludes --no-etag" --profile aws --etag-required
 
 finish

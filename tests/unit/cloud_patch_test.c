@@ -391,12 +391,53 @@ static void test_patch_body(void **state)
     json_decref(d);
 }
 
+static void test_omit(void **state)
+{
+    (void)state;
+    char msg[256];
+    static const char *const bad_schema[] = {"urn:example:nosuch:title", NULL};
+    static const char *const bad_attr[] = {"urn:ietf:params:scim:schemas:core:2.0:User:bogus",
+                                           NULL};
+    static const char *const required[] = {"urn:ietf:params:scim:schemas:core:2.0:User:userName",
+                                           NULL};
+    static const char *const omit[] = {"urn:ietf:params:scim:schemas:core:2.0:User:password",
+                                       "urn:ietf:params:scim:schemas:core:2.0:User:emails.display",
+                                       EXT ":manager.displayName", NULL};
+    assert_int_equal(cloud_schema_omit(bad_schema, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "no such schema"));
+    assert_int_equal(cloud_schema_omit(bad_attr, msg, sizeof(msg)), -1);
+    assert_int_equal(cloud_schema_omit(required, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "required"));
+    assert_int_equal(cloud_schema_omit(omit, msg, sizeof(msg)), 0);
+    invalid("{" USER_SCHEMA ",\"userName\":\"a\",\"password\":\"p\"}", "invalidSyntax");
+    invalid("{" USER_SCHEMA ",\"userName\":\"a\",\"emails\":[{\"value\":\"x\",\"display\":\"X\"}]}",
+            "invalidSyntax");
+    json_t *u =
+        valid("{" USER_SCHEMA ",\"userName\":\"a\",\"ims\":[{\"value\":\"x\",\"display\":\"X\"}]}");
+    json_decref(u); /* ims.display is another attribute: still served */
+    struct cloud_attr_ref ref;
+    const struct cloud_rtype_def *rt = cloud_schema_rtype(CLOUD_RK_USER);
+    assert_int_equal(cloud_schema_resolve(rt, NULL, "password", NULL, &ref, NULL), -1);
+    assert_int_equal(cloud_schema_resolve(rt, EXT, "manager", "displayName", &ref, NULL), -1);
+    assert_int_equal(cloud_schema_resolve(rt, EXT, "manager", "value", &ref, NULL), 0);
+    json_t *sch = cloud_schema_schema_json(rt->core, "https://x");
+    char *text = json_dumps(sch, 0);
+    assert_null(strstr(text, "\"password\""));
+    assert_non_null(strstr(text, "\"emails\""));
+    free(text);
+    json_decref(sch);
+    assert_int_equal(cloud_schema_omit(NULL, msg, sizeof(msg)), 0); /* served again */
+    u = valid("{" USER_SCHEMA ",\"userName\":\"a\",\"password\":\"p\"}");
+    json_decref(u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validate),   cmocka_unit_test(test_datetime),
         cmocka_unit_test(test_patch_ok),   cmocka_unit_test(test_patch_errors),
         cmocka_unit_test(test_patch_body), cmocka_unit_test(test_patch_limits),
+        cmocka_unit_test(test_omit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
