@@ -38,14 +38,21 @@ struct cloud_config {
     long bulk_max_payload;  /* /Bulk maxPayloadSize, bytes */
     long filter_max_results;
     bool db_sync_full; /* synchronous=FULL instead of NORMAL */
-    /* Provider emulation (docs/cloud-api.md, "Strict by default"): what a real service
+    /* Provider emulation (docs/cloud-api.md 4.10): what a real service
      * provider may lack. All false: the full feature set, RFC 7644 to the letter. */
-    bool delete_cascades;   /* DELETE also removes the resource from groups, clears manager */
-    bool no_enterprise_ext; /* no enterprise User extension (RFC 7643 4.3) */
-    bool no_contacts;       /* no Contact resource type */
-    bool no_bulk;           /* bulk.supported false, /Bulk answers 501 */
-    bool no_patch;          /* patch.supported false, PATCH answers 501 */
-    bool no_etag;           /* etag.supported false: no ETag, no meta.version, If-Match ignored */
+    bool delete_cascades;     /* DELETE also removes the resource from groups, clears manager */
+    bool no_enterprise_ext;   /* no enterprise User extension (RFC 7643 4.3) */
+    bool no_contacts;         /* no Contact resource type */
+    bool no_bulk;             /* bulk.supported false, /Bulk answers 501 */
+    bool no_patch;            /* patch.supported false, PATCH answers 501 */
+    bool no_etag;             /* etag.supported false: no ETag, no meta.version, If-Match ignored */
+    bool filter_eq_only;      /* filters (lists, .search, PATCH paths): only eq joined by and */
+    bool no_search;           /* POST /{type}/.search answers 501 */
+    bool single_value;        /* a User holds at most one value per multi-valued attribute */
+    bool group_patch_limited; /* Group PATCH: no replace, no remove of all members */
+    bool etag_required;       /* PUT, PATCH, DELETE without If-Match: 428 (needs ETags) */
+    const char *profile;      /* --profile: the canonical name of the provider profile, or NULL */
+    const char *const *omit_attrs; /* attributes not served (cloud_schema_omit), from the profile */
     enum log_level log_level;
     struct cloud_fault_config fault;
 };

@@ -495,6 +495,29 @@ int cloud_filter_bind_values(struct cloud_filter *f, const struct cloud_attr_def
     return bind_node(f, NULL, def, err);
 }
 
+int cloud_filter_eq_only(const struct cloud_filter *f, struct cloud_scim_err *err)
+{
+    static const char *const names[] = {
+        [CLOUD_FILTER_EQ] = "eq",   [CLOUD_FILTER_NE] = "ne",        [CLOUD_FILTER_CO] = "co",
+        [CLOUD_FILTER_SW] = "sw",   [CLOUD_FILTER_EW] = "ew",        [CLOUD_FILTER_PR] = "pr",
+        [CLOUD_FILTER_GT] = "gt",   [CLOUD_FILTER_GE] = "ge",        [CLOUD_FILTER_LT] = "lt",
+        [CLOUD_FILTER_LE] = "le",   [CLOUD_FILTER_AND] = "and",      [CLOUD_FILTER_OR] = "or",
+        [CLOUD_FILTER_NOT] = "not", [CLOUD_FILTER_VALUE_PATH] = "[]"};
+    if (f->op == CLOUD_FILTER_AND)
+        return cloud_filter_eq_only(f->left, err) == 0 ? cloud_filter_eq_only(f->right, err) : -1;
+    if (f->op == CLOUD_FILTER_EQ)
+        return 0;
+    if (f->op == CLOUD_FILTER_VALUE_PATH)
+        return cloud_scim_err_set(err, 400, "invalidFilter",
+                                  "the value filter '%s[...]' is not supported: only eq "
+                                  "comparisons joined by and",
+                                  f->attr);
+    return cloud_scim_err_set(err, 400, "invalidFilter",
+                              "the operator '%s' is not supported: only eq comparisons joined "
+                              "by and",
+                              names[f->op]);
+}
+
 /* --- evaluation -------------------------------------------------------------------------- */
 
 static int cmp_str(const char *a, const char *b, bool case_exact)

@@ -80,6 +80,16 @@ int cloud_filter_bind(struct cloud_filter *f, const struct cloud_rtype_def *rt,
 int cloud_filter_bind_values(struct cloud_filter *f, const struct cloud_attr_def *def,
                              struct cloud_scim_err *err);
 
+/*
+ * cloud_filter_eq_only - whether f (parsed; bound or not) is made only of eq comparisons
+ * joined by and, the filters some providers limit themselves to (AWS IAM Identity Center;
+ * dirconn-cloud --filter-eq-only). Parentheses are fine. Returns 0, or -1 with err filled:
+ * 400 invalidFilter naming the first other operator met (ne, co, sw, ew, pr, gt, ge, lt, le,
+ * or, not, a value filter "attr[...]"), RFC 7644 3.12 ("the specified attribute and filter
+ * comparison combination is not supported").
+ */
+int cloud_filter_eq_only(const struct cloud_filter *f, struct cloud_scim_err *err);
+
 /* cloud_filter_match - evaluate a bound filter against a resource (or element) object. */
 bool cloud_filter_match(const struct cloud_filter *f, const json_t *obj);
 

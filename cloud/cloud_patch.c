@@ -324,7 +324,7 @@ static int check_mutable(const struct cloud_attr_ref *ref, struct cloud_scim_err
 /* Apply an op given a path string (no path: called per member of the value object). */
 static int patch_path_op(const struct cloud_rtype_def *rt, json_t *doc, const char *op,
                          const char *path, json_t *value, bool allow_filter,
-                         struct cloud_scim_err *err)
+                         const struct cloud_patch_limits *lim, struct cloud_scim_err *err)
 {
     if (rt->ext != NULL && strcasecmp(path, rt->ext->id) == 0) {
         /* the whole extension object */
@@ -359,6 +359,9 @@ static int patch_path_op(const struct cloud_rtype_def *rt, json_t *doc, const ch
         cloud_scim_err_set(err, 400, "invalidPath", "'%s' may not hold a value filter", path);
         goto out;
     }
+    if (pp.filter != NULL && lim != NULL && lim->eq_only_filters &&
+        cloud_filter_eq_only(pp.filter, err) != 0)
+        goto out;
     if (cloud_schema_resolve(rt, pp.uri, pp.attr, pp.filter != NULL ? NULL : pp.sub, &ref, err) !=
         0) {
         err->scim_type = "invalidPath";
@@ -386,6 +389,14 @@ static int patch_path_op(const struct cloud_rtype_def *rt, json_t *doc, const ch
     if (check_mutable(&ref, err) != 0)
         goto out;
     bool remove = strcmp(op, "remove") == 0;
+    if (remove && lim != NULL && lim->no_remove_all && ref.attr->multi && pp.filter == NULL &&
+        pp.sub == NULL && value == NULL) {
+        cloud_scim_err_set(err, 400, "invalidSyntax",
+                           "removing every value of '%s' is not supported: name the values "
+                           "with a filter ('%s[value eq \"...\"]') or a value list",
+                           ref.attr->name, ref.attr->name);
+        goto out;
+    }
     json_t *container = container_of(doc, &ref, !remove);
     if (container == NULL) {
         rc = 0; /* removing from an absent extension: nothing to do */
@@ -408,6 +419,12 @@ out:
 
 int cloud_patch_apply(const struct cloud_rtype_def *rt, json_t *doc, const json_t *body,
                       struct cloud_scim_err *err)
+{
+    return cloud_patch_apply_limited(rt, doc, body, NULL, err);
+}
+
+int cloud_patch_apply_limited(const struct cloud_rtype_def *rt, json_t *doc, const json_t *body,
+                              const struct cloud_patch_limits *lim, struct cloud_scim_err *err)
 {
     if (!json_is_object(body))
         return cloud_scim_err_set(err, 400, "invalidSyntax", "the body must be a PatchOp object");
@@ -455,6 +472,11 @@ int cloud_patch_apply(const struct cloud_rtype_def *rt, json_t *doc, const json_
         if (op == NULL)
             return cloud_scim_err_set(err, 400, "invalidSyntax",
                                       "Operations[%zu].op must be add, remove or replace", i);
+        if (lim != NULL && lim->no_replace && strcmp(op, "replace") == 0)
+            return cloud_scim_err_set(err, 400, "invalidSyntax",
+                                      "Operations[%zu]: replace is not supported for %s: use add "
+                                      "and remove",
+                                      i, rt->name);
         json_t *pathv = json_object_get(o, "path");
         json_t *value = json_object_get(o, "value");
         if (pathv != NULL && !json_is_string(pathv))
@@ -466,7 +488,7 @@ int cloud_patch_apply(const struct cloud_rtype_def *rt, json_t *doc, const json_
         if (strcmp(op, "remove") != 0 && value == NULL)
             return cloud_scim_err_set(err, 400, "invalidValue", "Operations[%zu] needs a value", i);
         if (path != NULL) {
-            if (patch_path_op(rt, doc, op, path, value, true, err) != 0)
+            if (patch_path_op(rt, doc, op, path, value, true, lim, err) != 0)
                 return -1;
             continue;
         }
@@ -481,7 +503,7 @@ int cloud_patch_apply(const struct cloud_rtype_def *rt, json_t *doc, const json_
         {
             if (strcmp(vk, "schemas") == 0)
                 continue;
-            if (patch_path_op(rt, doc, op, vk, vv, false, err) != 0)
+            if (patch_path_op(rt, doc, op, vk, vv, false, lim, err) != 0)
                 return -1;
         }
     }

@@ -13,6 +13,7 @@
 #define DIRCONN_CLOUD_PATCH_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "cloud/cloud_schema.h"
 
@@ -27,5 +28,24 @@
  */
 int cloud_patch_apply(const struct cloud_rtype_def *rt, json_t *doc, const json_t *body,
                       struct cloud_scim_err *err);
+
+/*
+ * What a service provider may refuse in a PATCH (dirconn-cloud provider emulation,
+ * docs/cloud-api.md "Provider emulation"). All false: RFC 7644 3.5.2 in full.
+ */
+struct cloud_patch_limits {
+    bool eq_only_filters; /* value filters in paths: eq joined by and, else 400 invalidFilter */
+    bool no_replace;      /* op "replace" (with or without path): 400 invalidSyntax */
+    bool no_remove_all;   /* "remove" of a whole multi-valued attribute (a path without value
+                           * filter, no value list): 400 invalidSyntax */
+};
+
+/*
+ * cloud_patch_apply_limited - cloud_patch_apply, also refusing the operations lim (may be
+ * NULL: no limits) rules out. Same ownership and errors (doc partly modified on failure: pass
+ * a copy), plus those listed with the members of lim.
+ */
+int cloud_patch_apply_limited(const struct cloud_rtype_def *rt, json_t *doc, const json_t *body,
+                              const struct cloud_patch_limits *lim, struct cloud_scim_err *err);
 
 #endif

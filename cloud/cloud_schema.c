@@ -248,6 +248,62 @@ static struct cloud_rtype_def rtypes[CLOUD_RK_MAX] = {
 };
 
 static bool enterprise_on = true, contacts_on = true;
+static const struct cloud_attr_def *omitted[CLOUD_SCHEMA_MAX_OMIT]; /* cloud_schema_omit */
+static size_t nomitted;
+
+static bool is_omitted(const struct cloud_attr_def *d)
+{
+    for (size_t i = 0; i < nomitted; i++) {
+        if (omitted[i] == d)
+            return true;
+    }
+    return false;
+}
+
+static const struct cloud_attr_def *find_def(const struct cloud_attr_def *defs, size_t n,
+                                             const char *name, size_t namelen)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(defs[i].name) == namelen && strncasecmp(defs[i].name, name, namelen) == 0)
+            return &defs[i];
+    }
+    return NULL;
+}
+
+int cloud_schema_omit(const char *const *paths, char *msg, size_t msglen)
+{
+    const struct cloud_attr_def *set[CLOUD_SCHEMA_MAX_OMIT];
+    size_t n = 0;
+    for (const char *const *p = paths; p != NULL && *p != NULL; p++) {
+        const char *colon = strrchr(*p, ':');
+        const struct cloud_schema_def *s = NULL;
+        for (size_t i = 0; colon != NULL && i < NSUB(all_schemas); i++) {
+            if (strlen(all_schemas[i]->id) == (size_t)(colon - *p) &&
+                strncasecmp(all_schemas[i]->id, *p, (size_t)(colon - *p)) == 0)
+                s = all_schemas[i];
+        }
+        if (s == NULL) {
+            snprintf(msg, msglen, "omitted attribute '%s': no such schema", *p);
+            return -1;
+        }
+        const char *name = colon + 1, *dot = strchr(name, '.');
+        const struct cloud_attr_def *d =
+            find_def(s->attrs, s->nattrs, name, dot != NULL ? (size_t)(dot - name) : strlen(name));
+        if (d != NULL && dot != NULL)
+            d = find_def(d->subs, d->nsubs, dot + 1, strlen(dot + 1));
+        if (d == NULL || d->required || n == CLOUD_SCHEMA_MAX_OMIT) {
+            snprintf(msg, msglen, "omitted attribute '%s': %s", *p,
+                     d == NULL     ? "no such attribute"
+                     : d->required ? "required"
+                                   : "too many");
+            return -1;
+        }
+        set[n++] = d;
+    }
+    memcpy(omitted, set, n * sizeof(set[0]));
+    nomitted = n;
+    return 0;
+}
 
 void cloud_schema_configure(bool enterprise, bool contacts)
 {
@@ -294,7 +350,7 @@ const struct cloud_attr_def *cloud_schema_find(const struct cloud_attr_def *defs
 {
     for (size_t i = 0; i < n; i++) {
         if (strcasecmp(defs[i].name, name) == 0)
-            return &defs[i];
+            return is_omitted(&defs[i]) ? NULL : &defs[i];
     }
     return NULL;
 }
@@ -808,8 +864,10 @@ static json_t *attr_json(const struct cloud_attr_def *d)
     }
     if (d->type == CLOUD_T_COMPLEX) {
         json_t *subs = json_array();
-        for (size_t i = 0; i < d->nsubs; i++)
-            json_array_append_new(subs, attr_json(&d->subs[i]));
+        for (size_t i = 0; i < d->nsubs; i++) {
+            if (!is_omitted(&d->subs[i]))
+                json_array_append_new(subs, attr_json(&d->subs[i]));
+        }
         json_object_set_new(a, "subAttributes", subs);
     }
     return a;
@@ -818,8 +876,10 @@ static json_t *attr_json(const struct cloud_attr_def *d)
 json_t *cloud_schema_schema_json(const struct cloud_schema_def *s, const char *base)
 {
     json_t *attrs = json_array();
-    for (size_t i = 0; i < s->nattrs; i++)
-        json_array_append_new(attrs, attr_json(&s->attrs[i]));
+    for (size_t i = 0; i < s->nattrs; i++) {
+        if (!is_omitted(&s->attrs[i]))
+            json_array_append_new(attrs, attr_json(&s->attrs[i]));
+    }
     char loc[1024];
     snprintf(loc, sizeof(loc), "%s/Schemas/%s", base, s->id);
     return json_pack("{s:[s], s:s, s:s, s:s, s:o, s:{s:s, s:s}}", "schemas",

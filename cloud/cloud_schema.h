@@ -121,6 +121,19 @@ int cloud_scim_err_set(struct cloud_scim_err *err, int status, const char *scim_
  */
 void cloud_schema_configure(bool enterprise, bool contacts);
 
+/*
+ * cloud_schema_omit - the attributes and sub-attributes this server does not serve
+ * (dirconn-cloud --profile), replacing any earlier set; paths (NULL-terminated list, or NULL
+ * for none) are "URN:attr" or "URN:attr.sub" with the id of a core or extension schema. An
+ * omitted attribute is unknown everywhere, as one the schema never had: /Schemas does not
+ * declare it, a body using it is 400 invalidSyntax, a PATCH path invalidPath, a filter
+ * invalidFilter, attributes=/sortBy invalidValue. Required attributes cannot be omitted. At
+ * most CLOUD_SCHEMA_MAX_OMIT paths. Call at startup, before serving. Returns 0, or -1 with a
+ * reason in msg (msglen bytes) and the earlier set kept.
+ */
+#define CLOUD_SCHEMA_MAX_OMIT 32
+int cloud_schema_omit(const char *const *paths, char *msg, size_t msglen);
+
 /* cloud_schema_rtype_served - whether resource type kind is served (see above). */
 bool cloud_schema_rtype_served(enum cloud_rkind kind);
 

@@ -490,6 +490,36 @@ static int clear_manager_refs(struct scim *s, const char *id, struct op_result *
 
 /* --- operations -------------------------------------------------------------------------- */
 
+/*
+ * --single-value: a User (doc canonical, as validated) may hold at most one value in each
+ * multi-valued attribute a client writes (emails, phoneNumbers, addresses, roles ...; not the
+ * read-only groups). 400 invalidValue naming the first attribute with more.
+ */
+static int check_single_values(struct scim *s, const struct cloud_rtype_def *rt, const json_t *doc,
+                               struct op_result *r)
+{
+    if (!s->ctx->cfg.single_value || rt->kind != CLOUD_RK_USER)
+        return 0;
+    const struct cloud_schema_def *schemas[] = {rt->core, rt->ext};
+    for (size_t k = 0; k < 2; k++) {
+        if (schemas[k] == NULL)
+            continue;
+        const json_t *c = k == 0 ? doc : json_object_get(doc, schemas[k]->id);
+        for (size_t i = 0; c != NULL && i < schemas[k]->nattrs; i++) {
+            const struct cloud_attr_def *d = &schemas[k]->attrs[i];
+            if (!d->multi || d->mutability == CLOUD_M_READONLY)
+                continue;
+            size_t n = json_array_size(json_object_get(c, d->name));
+            if (n > 1)
+                return fail(r, 400, "invalidValue",
+                            "'%s' would hold %zu values: this service provider keeps one value "
+                            "per multi-valued attribute",
+                            d->name, n);
+        }
+    }
+    return 0;
+}
+
 static int check_preconditions(long long version, const char *if_match, const char *if_none,
                                struct op_result *r)
 {
@@ -507,6 +537,10 @@ static int op_create(struct scim *s, const struct cloud_rtype_def *rt, const jso
     json_t *doc;
     if (cloud_schema_validate(rt, body, &doc, &r->err) != 0)
         return fail_err(r, &r->err);
+    if (check_single_values(s, rt, doc, r) != 0) {
+        json_decref(doc);
+        return -1;
+    }
     char id[37];
     if (cloud_uuid(id) != 0) {
         json_decref(doc);
@@ -527,11 +561,16 @@ static int op_create(struct scim *s, const struct cloud_rtype_def *rt, const jso
     return 0;
 }
 
-/* Load for update with preconditions; 404/412 as results. */
+/* Load for update with preconditions; 404/412 (428 with --etag-required) as results. */
 static int load_for_update(struct scim *s, const struct cloud_rtype_def *rt, const char *id,
                            const char *if_match, const char *if_none, json_t **doc,
                            long long *version, long long *created, struct op_result *r)
 {
+    *doc = NULL;
+    if (s->ctx->cfg.etag_required && if_match == NULL)
+        return fail(r, 428, NULL,
+                    "If-Match is required: send the version read (the ETag; in /Bulk the "
+                    "operation's version) with PUT, PATCH and DELETE (RFC 6585 3)");
     int rc = res_load(s, id, rt->kind, doc, version, created);
     if (rc == 1)
         return fail(r, 404, NULL, "%s '%s' not found", rt->name, id);
@@ -553,8 +592,8 @@ static int finish_update(struct scim *s, const struct cloud_rtype_def *rt, const
     json_t *doc;
     if (cloud_schema_validate(rt, input, &doc, &r->err) != 0)
         return fail_err(r, &r->err);
-    int rc = 0;
-    if (rt->kind == CLOUD_RK_USER)
+    int rc = check_single_values(s, rt, doc, r);
+    if (rc == 0 && rt->kind == CLOUD_RK_USER)
         rc = check_username(s, doc, id, r);
     if (rc == 0 && rt->kind == CLOUD_RK_GROUP) {
         json_t *known = member_set(old);
@@ -626,10 +665,15 @@ static int op_patch(struct scim *s, const struct cloud_rtype_def *rt, const char
     long long version, created;
     if (load_for_update(s, rt, id, if_match, if_none, &old, &version, &created, r) != 0)
         return -1;
+    const struct cloud_config *cfg = &s->ctx->cfg;
+    bool group_limited = cfg->group_patch_limited && rt->kind == CLOUD_RK_GROUP;
+    struct cloud_patch_limits lim = {.eq_only_filters = cfg->filter_eq_only,
+                                     .no_replace = group_limited,
+                                     .no_remove_all = group_limited};
     json_t *doc = json_deep_copy(old);
     if (s->req != NULL)
         s->req->patch_ops += (long)json_array_size(json_object_get(body, "Operations"));
-    int rc = cloud_patch_apply(rt, doc, body, &r->err);
+    int rc = cloud_patch_apply_limited(rt, doc, body, &lim, &r->err);
     if (rc != 0)
         fail_err(r, &r->err);
     else
@@ -647,6 +691,10 @@ static void add_user_groups(struct scim *s, json_t *doc)
     const char *id = json_string_value(json_object_get(doc, "id"));
     if (id == NULL)
         return;
+    /* groups.display, unless the schema omits it (--profile) */
+    struct cloud_attr_ref dref;
+    bool display = cloud_schema_resolve(cloud_schema_rtype(CLOUD_RK_USER), NULL, "groups",
+                                        "display", &dref, NULL) == 0;
     sqlite3_stmt *q = cloud_store_stmt(s->st, CLOUD_STMT_MEMBER_OF);
     sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
@@ -657,7 +705,7 @@ static void add_user_groups(struct scim *s, json_t *doc)
         char ref[700];
         snprintf(ref, sizeof(ref), "%s/Groups/%s", s->base, gid);
         json_t *g = json_pack("{s:s, s:s, s:s}", "value", gid, "$ref", ref, "type", "direct");
-        if (disp != NULL)
+        if (disp != NULL && display)
             json_object_set_new(g, "display", json_string(disp));
         json_array_append_new(groups, g);
     }
@@ -1154,7 +1202,8 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
             cloud_http_scim_error(req, 400, "invalidFilter", "%s", msg);
             return;
         }
-        if (cloud_filter_bind(f, rt, &err) != 0) {
+        if ((ctx->cfg.filter_eq_only && cloud_filter_eq_only(f, &err) != 0) ||
+            cloud_filter_bind(f, rt, &err) != 0) {
             cloud_filter_free(f);
             cloud_http_scim_error(req, 400, "invalidFilter", "%s", err.detail);
             return;
@@ -1564,7 +1613,7 @@ static void bulk(struct cloud_req *req, struct scim *s)
     size_t nops = json_array_size(ops);
     if ((long)nops > ctx->cfg.bulk_max_ops) {
         json_decref(body);
-        cloud_http_scim_error(req, 413, NULL,
+        cloud_http_scim_error(req, 413, "tooLarge",
                               "the request has %zu operations; maxOperations is %ld", nops,
                               ctx->cfg.bulk_max_ops);
         return;
@@ -1879,7 +1928,9 @@ void cloud_scim_handle(struct cloud_req *req)
     }
     const char *id = req->segs[4];
     if (strcmp(id, ".search") == 0) {
-        if (m == EVHTTP_REQ_POST)
+        if (s.ctx->cfg.no_search)
+            cloud_http_scim_error(req, 501, NULL, "POST %s/.search is not supported", rt->endpoint);
+        else if (m == EVHTTP_REQ_POST)
             search(req, &s, rt);
         else {
             cloud_http_header(req, "Allow", "POST");

@@ -34,7 +34,8 @@ enum opt_type {
     OPT_RATE,        /* double in [0, 1] */
     OPT_U64,         /* uint64_t */
     OPT_SYNC,        /* "normal" | "full" -> bool db_sync_full */
-    OPT_LOGLEVEL     /* error | warn | info | debug */
+    OPT_LOGLEVEL,    /* error | warn | info | debug */
+    OPT_PROFILE      /* a name in profiles[] -> profile, its flags and omit_attrs */
 };
 
 struct opt {
@@ -86,6 +87,18 @@ static const struct opt options[] = {
     {"no-patch", OPT_FLAG, CFG(no_patch), 0, 0, NULL, "emulate a provider without PATCH"},
     {"no-etag", OPT_FLAG, CFG(no_etag), 0, 0, NULL,
      "emulate a provider without ETags (no meta.version)"},
+    {"filter-eq-only", OPT_FLAG, CFG(filter_eq_only), 0, 0, NULL,
+     "emulate a provider whose filters are eq comparisons joined by and"},
+    {"no-search", OPT_FLAG, CFG(no_search), 0, 0, NULL,
+     "emulate a provider without POST .search (501)"},
+    {"single-value", OPT_FLAG, CFG(single_value), 0, 0, NULL,
+     "emulate a provider that keeps one value per multi-valued User attribute"},
+    {"group-patch-limited", OPT_FLAG, CFG(group_patch_limited), 0, 0, NULL,
+     "emulate a provider whose Group PATCH has no replace and no remove-all"},
+    {"etag-required", OPT_FLAG, CFG(etag_required), 0, 0, NULL,
+     "emulate a provider that requires If-Match on PUT, PATCH and DELETE (428)"},
+    {"profile", OPT_PROFILE, CFG(profile), 0, 0, "NAME",
+     "emulate a provider's published limits: aws-iam-identity-center (alias aws)"},
     {"fault-latency", OPT_DURATION_MS, CFG(fault.latency_ms), 0, 600000, "DURATION",
      "add latency to each request"},
     {"fault-jitter", OPT_DURATION_MS, CFG(fault.jitter_ms), 0, 600000, "DURATION",
@@ -108,6 +121,81 @@ static const struct opt options[] = {
     {"fault-scim-only", OPT_FLAG, CFG(fault.scim_only), 0, 0, NULL,
      "inject faults on /scim/... only (never on the control API)"},
 };
+
+/* --- provider profiles: a real provider's published limits as a set of the options above ---- */
+
+struct profile {
+    const char *name, *alias;
+    const char *const *flags; /* OPT_FLAG options it sets */
+    const char *const *omit;  /* attributes it does not serve (cloud_schema_omit) */
+};
+
+/*
+ * AWS IAM Identity Center's SCIM implementation (its developer guide, "Limitations from SCIM
+ * specification", and the user guide's supported attributes): filters only eq with and; no
+ * /Me (501 here, as always), /Bulk or .search; one value per multi-valued User attribute;
+ * PatchGroup without replace or remove-all; no password, ims, photos, entitlements,
+ * x509Certificates, no 'display' sub-attribute of a multi-valued attribute, no
+ * manager.displayName, no meta.version; only the User and Group resource types.
+ */
+static const char *const aws_flags[] = {
+    "filter-eq-only",      "no-search", "no-bulk",     "single-value",
+    "group-patch-limited", "no-etag",   "no-contacts", NULL};
+static const char *const aws_omit[] = {CLOUD_SCHEMA_USER ":password",
+                                       CLOUD_SCHEMA_USER ":ims",
+                                       CLOUD_SCHEMA_USER ":photos",
+                                       CLOUD_SCHEMA_USER ":entitlements",
+                                       CLOUD_SCHEMA_USER ":x509Certificates",
+                                       CLOUD_SCHEMA_USER ":emails.display",
+                                       CLOUD_SCHEMA_USER ":phoneNumbers.display",
+                                       CLOUD_SCHEMA_USER ":roles.display",
+                                       CLOUD_SCHEMA_USER ":groups.display",
+                                       CLOUD_SCHEMA_ENTERPRISE ":manager.displayName",
+                                       CLOUD_SCHEMA_GROUP ":members.display",
+                                       NULL};
+
+static const struct profile profiles[] = {
+    {"aws-iam-identity-center", "aws", aws_flags, aws_omit},
+};
+
+static const struct opt *find_option(const char *name, size_t nlen)
+{
+    for (size_t k = 0; k < sizeof(options) / sizeof(options[0]); k++) {
+        if (strlen(options[k].name) == nlen && strncmp(options[k].name, name, nlen) == 0)
+            return &options[k];
+    }
+    return NULL;
+}
+
+static enum dirconn_err set_profile(struct cloud_config *cfg, const char *val,
+                                    struct dirconn_error *err)
+{
+    if (cfg->profile != NULL)
+        return dirconn_error_set(err, DIRCONN_EUSAGE, "--profile given twice");
+    for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++) {
+        const struct profile *p = &profiles[i];
+        if (strcmp(val, p->name) != 0 && strcmp(val, p->alias) != 0)
+            continue;
+        cfg->profile = p->name;
+        cfg->omit_attrs = p->omit;
+        for (const char *const *f = p->flags; *f != NULL; f++) {
+            const struct opt *o = find_option(*f, strlen(*f));
+            if (o == NULL || o->type != OPT_FLAG)
+                return dirconn_error_set(err, DIRCONN_EUSAGE, "profile %s: bad option %s", p->name,
+                                         *f);
+            *(bool *)((char *)cfg + o->offset) = true;
+        }
+        return DIRCONN_OK;
+    }
+    char names[256] = "";
+    for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++) {
+        size_t n = strlen(names);
+        snprintf(names + n, sizeof(names) - n, "%s%s (alias %s)", i > 0 ? ", " : "",
+                 profiles[i].name, profiles[i].alias);
+    }
+    return dirconn_error_set(err, DIRCONN_EUSAGE, "--profile %s: unknown profile; known: %s", val,
+                             names);
+}
 
 static void usage(FILE *f)
 {
@@ -242,6 +330,8 @@ static enum dirconn_err set_option(struct cloud_config *cfg, const struct opt *o
         }
         return dirconn_error_set(err, DIRCONN_EUSAGE, "--log-level: error, warn, info or debug");
     }
+    case OPT_PROFILE:
+        return set_profile(cfg, val, err);
     }
     return DIRCONN_EUSAGE;
 }
@@ -272,11 +362,7 @@ static enum dirconn_err parse_args(int argc, char **argv, struct cloud_config *c
         const char *name = a + 2;
         const char *eq = strchr(name, '=');
         size_t nlen = eq != NULL ? (size_t)(eq - name) : strlen(name);
-        const struct opt *o = NULL;
-        for (size_t k = 0; k < sizeof(options) / sizeof(options[0]); k++) {
-            if (strlen(options[k].name) == nlen && strncmp(options[k].name, name, nlen) == 0)
-                o = &options[k];
-        }
+        const struct opt *o = find_option(name, nlen);
         if (o == NULL)
             return dirconn_error_set(err, DIRCONN_EUSAGE, "unknown option '%s' (see --help)", a);
         const char *val = NULL;
@@ -304,6 +390,11 @@ static enum dirconn_err parse_args(int argc, char **argv, struct cloud_config *c
     if (!cfg->insecure_http && (cfg->tls_cert == NULL || cfg->tls_key == NULL))
         return dirconn_error_set(err, DIRCONN_EUSAGE,
                                  "give --tls-cert and --tls-key, or --insecure-http");
+    if (cfg->etag_required && cfg->no_etag)
+        return dirconn_error_set(err, DIRCONN_EUSAGE,
+                                 "--etag-required needs ETags: it excludes --no-etag%s%s",
+                                 cfg->profile != NULL ? " and --profile " : "",
+                                 cfg->profile != NULL ? cfg->profile : "");
     if (cfg->fault.p500 + cfg->fault.p503 > 1.0)
         return dirconn_error_set(err, DIRCONN_EUSAGE, "--fault-500 + --fault-503 exceed 1");
     if (cfg->norgs == 0)
@@ -376,6 +467,13 @@ static int run(struct cloud_ctx *ctx, int argc, char **argv)
     log_sink_init(&ctx->log, "dirconn-cloud", ctx->cfg.log_level, LOG_TARGET_STDERR);
     cloud_fault_init(&ctx->fault, &ctx->cfg.fault);
     cloud_schema_configure(!ctx->cfg.no_enterprise_ext, !ctx->cfg.no_contacts);
+    char omsg[256];
+    if (cloud_schema_omit(ctx->cfg.omit_attrs, omsg, sizeof(omsg)) != 0) {
+        log_msg(&ctx->log, LOG_LEVEL_ERROR, "%s", omsg);
+        return dirconn_exit_code(DIRCONN_ECONFIG);
+    }
+    if (ctx->cfg.profile != NULL)
+        log_msg(&ctx->log, LOG_LEVEL_INFO, "provider profile %s", ctx->cfg.profile);
     if (load_admin_token(ctx, &err) != DIRCONN_OK ||
         cloud_store_open(&ctx->store, ctx->cfg.db_path, ctx->cfg.db_sync_full, &err) !=
             DIRCONN_OK) {

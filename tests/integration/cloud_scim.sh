@@ -139,6 +139,12 @@ p '{"op":"replace","value":{"title":"Staff Engineer","urn:ietf:params:scim:schem
 check_jq '.title' "Staff Engineer" "patch without path"
 check_jq '.["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"].department' "R&D" "patch extension attribute"
 check_jq '.schemas|length' 2 "extension added to schemas"
+# a path-less replace merges (RFC 7644 3.5.2.3): name keeps the sub-attributes the value does
+# not name, the attributes it does not name are kept
+p '{"op":"replace","value":{"name":{"familyName":"Archer-Smith"}}}'
+check_status 200 "path-less replace of a complex attribute"
+check_jq '[.name.givenName, .name.familyName, .title, (.emails|length|tostring), .["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"].department]|join(",")' \
+    "Alicia,Archer-Smith,Staff Engineer,1,R&D" "a path-less replace merges"
 p '{"op":"add","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager","value":{"value":"'$BOB'"}}'
 check_jq '.["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"].manager.value' "$BOB" "patch manager"
 p '{"op":"remove","path":"title"}'
@@ -162,6 +168,12 @@ api PATCH "$SCIM/Users/$ALICE" "{$PATCH_SCHEMA,\"Operations\":[{\"op\":\"replace
 check_status 412 "PATCH with stale If-Match"
 api PATCH "$SCIM/Users/$ALICE" "{$PATCH_SCHEMA,\"Operations\":[{\"op\":\"replace\",\"path\":\"title\",\"value\":\"A\"}]}" -H "If-Match: $V"
 check_status 200 "PATCH with current If-Match"
+mkuser gina@example.com Gina Gray ext-5 Temp true; GINA=$(printf '%s' "$BODY" | jq -r .id)
+api DELETE "$SCIM/Users/$GINA" "" -H 'If-Match: W/"7"'
+check_status 412 "DELETE with a stale If-Match"
+check_jq '.schemas[0]' urn:ietf:params:scim:api:messages:2.0:Error "412 is a SCIM error"
+api DELETE "$SCIM/Users/$GINA" "" -H 'If-Match: W/"1"'
+check_status 204 "DELETE with the current If-Match"
 
 # Groups and members
 api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"Engineering\",\"members\":[{\"value\":\"$ALICE\"},{\"value\":\"$CAROL\"}]}"
@@ -241,6 +253,17 @@ check_jq '[.Operations[].status]|join(",")' "409,409" "circular bulkIds"
 OPS=$(for i in $(seq 1 1001); do printf '{"method":"DELETE","path":"/Users/x%d"},' $i; done)
 api POST "$SCIM/Bulk" "{$BULK_SCHEMA,\"Operations\":[${OPS%,}]}"
 check_status 413 "bulk over maxOperations"
+check_jq '[.status, .scimType, (.detail|test("maxOperations is 1000")|tostring)]|join(",")' "413,tooLarge,true" \
+    "bulk over maxOperations: scimType and detail"
+# a Bulk body over maxPayloadSize (4m), also above --max-body (1m), is a SCIM 413 too
+{ printf '{%s,"Operations":[' "$BULK_SCHEMA"; head -c 4300000 /dev/zero | tr '\0' ' '; printf ']}'; } > "$T/bigbulk.json"
+api POST "$SCIM/Bulk" "@$T/bigbulk.json"
+check_status 413 "bulk over maxPayloadSize"
+check_jq '[.status, .scimType, (.detail|test("4194304")|tostring)]|join(",")' "413,tooLarge,true" \
+    "bulk over maxPayloadSize: scimType and detail"
+rm -f "$T/bigbulk.json"
+api POST "$SCIM/Bulk" "{$BULK_SCHEMA,\"Operations\":[{\"method\":\"DELETE\",\"path\":\"/Users/$CAROL\",\"version\":\"W/\\\"99\\\"\"}]}"
+check_jq '[.Operations[0].status, .Operations[0].response.status]|join(",")' "412,412" "a Bulk operation with a stale version"
 
 # discovery
 api GET "$SCIM/ServiceProviderConfig"
@@ -272,6 +295,7 @@ check_status 400 "NUL in string"
 head -c 1200000 /dev/zero | tr '\0' ' ' > "$T/big.json"
 api POST "$SCIM/Users" "@$T/big.json"
 check_status 413 "body over the limit"
+check_jq .scimType tooLarge "body over the limit: scimType"
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN_TOKEN" -H "Content-Type: text/plain" -d "{$USER_SCHEMA,\"userName\":\"ct@example.com\"}" "$SCIM/Users")
 check_status 415 "wrong content type"
 api GET "$BASE/scim/v2/nosuchorg/Users"
@@ -340,5 +364,23 @@ check_status 204 "delete bob"
 api GET "$SCIM/Users/$FRANK"
 check_jq "[(.[\"$ENT\"].manager // \"none\"), .[\"$ENT\"].department]|map(tostring)|join(\",\")" "none,Ops" \
     "--delete-cascades: the deleted manager is cleared on its reports"
+cloud_stop
+
+# maxResults: count is clamped to it (RFC 7644 3.4.2.4: never more than count, nor than
+# filter.maxResults), totalResults counts all matches
+cloud_start --filter-max-results 2
+api GET "$SCIM/ServiceProviderConfig"
+check_jq '.filter.maxResults' 2 "filter.maxResults declared"
+api GET "$SCIM/Users"
+N=$(printf '%s' "$BODY" | jq -r .totalResults)
+check_jq '[(.totalResults > 2), .itemsPerPage, (.Resources|length)]|map(tostring)|join(",")' "true,2,2" \
+    "a list without count holds maxResults"
+api GET "$SCIM/Users?count=10&startIndex=2"
+check_jq '[.totalResults, .itemsPerPage, .startIndex, (.Resources|length)]|map(tostring)|join(",")' "$N,2,2,2" \
+    "count above maxResults is clamped"
+api GET "$SCIM/Users" "" -G --data-urlencode 'filter=userName pr' --data-urlencode count=10
+check_jq '[.totalResults, .itemsPerPage]|map(tostring)|join(",")' "$N,2" "a filtered list is clamped"
+api POST "$SCIM/Users/.search" '{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"count":10}'
+check_jq '[.totalResults, .itemsPerPage]|map(tostring)|join(",")' "$N,2" ".search count is clamped"
 cloud_stop
 finish

@@ -237,6 +237,51 @@ static void test_bind_errors(void **state)
     expect_bind_error("userName co null");
 }
 
+/* want NULL: text is eq joined by and; else the refusal's detail must contain want. */
+static void expect_eq_only(const char *text, const char *want)
+{
+    struct cloud_filter *f = NULL;
+    char err[256] = "";
+    if (cloud_filter_parse(text, &f, err, sizeof(err)) != 0)
+        fail_msg("'%s' did not parse: %s", text, err);
+    struct cloud_scim_err serr = {0};
+    int rc = cloud_filter_eq_only(f, &serr);
+    cloud_filter_free(f);
+    if (want == NULL) {
+        if (rc != 0)
+            fail_msg("'%s' refused: %s", text, serr.detail);
+        return;
+    }
+    if (rc == 0)
+        fail_msg("'%s' accepted but should not", text);
+    assert_int_equal(serr.status, 400);
+    assert_string_equal(serr.scim_type, "invalidFilter");
+    if (strstr(serr.detail, want) == NULL)
+        fail_msg("'%s': detail '%s' does not name %s", text, serr.detail, want);
+}
+
+static void test_eq_only(void **state)
+{
+    (void)state;
+    expect_eq_only("userName eq \"a\"", NULL);
+    expect_eq_only("userName eq \"a\" and externalId eq \"b\" and active eq true", NULL);
+    expect_eq_only("(userName eq \"a\") and (displayName eq null)", NULL);
+    expect_eq_only("userName ne \"a\"", "'ne'");
+    expect_eq_only("userName co \"a\"", "'co'");
+    expect_eq_only("userName sw \"a\"", "'sw'");
+    expect_eq_only("userName ew \"a\"", "'ew'");
+    expect_eq_only("title pr", "'pr'");
+    expect_eq_only("meta.lastModified gt \"2020-01-01T00:00:00Z\"", "'gt'");
+    expect_eq_only("meta.lastModified ge \"2020-01-01T00:00:00Z\"", "'ge'");
+    expect_eq_only("meta.lastModified lt \"2020-01-01T00:00:00Z\"", "'lt'");
+    expect_eq_only("meta.lastModified le \"2020-01-01T00:00:00Z\"", "'le'");
+    expect_eq_only("userName eq \"a\" or userName eq \"b\"", "'or'");
+    expect_eq_only("not (userName eq \"a\")", "'not'");
+    expect_eq_only("userName eq \"a\" and (title eq \"x\" or title eq \"y\")", "'or'");
+    expect_eq_only("emails[type eq \"work\"]", "emails[...]");
+    expect_eq_only("userName eq \"a\" and emails[value eq \"x\"]", "emails[...]");
+}
+
 static void expect_path(const char *text, const char *uri, const char *attr, const char *sub,
                         const char *filter)
 {
@@ -314,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_match),
         cmocka_unit_test(test_bind_errors),
+        cmocka_unit_test(test_eq_only),
         cmocka_unit_test(test_patch_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

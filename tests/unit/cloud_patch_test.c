@@ -201,6 +201,30 @@ static void test_patch_ok(void **state)
     assert_int_equal(json_array_size(json_object_get(d, "schemas")), 2);
     json_decref(d);
 
+    /* a path-less replace merges (RFC 7644 3.5.2.3): a complex value replaces only the
+     * sub-attributes it names, attributes it does not name are kept, a multi-valued one it
+     * names is replaced wholesale */
+    d = patch(base,
+              "{\"op\":\"replace\",\"value\":{\"name\":{\"familyName\":\"F\"},"
+              "\"" EXT "\":{\"department\":\"D\"}}},"
+              "{\"op\":\"replace\",\"value\":{\"" EXT "\":{\"costCenter\":\"C\"}}}",
+              &err);
+    assert_non_null(d);
+    assert_string_equal(str_at(d, "name/familyName"), "F");
+    assert_string_equal(str_at(d, "name/givenName"), "G");
+    assert_string_equal(str_at(d, "title"), "T");
+    assert_string_equal(str_at(d, "userName"), "a");
+    assert_int_equal(json_array_size(json_object_get(d, "emails")), 2);
+    assert_string_equal(str_at(d, EXT "/department"), "D");
+    assert_string_equal(str_at(d, EXT "/costCenter"), "C");
+    json_decref(d);
+    d = patch(base, "{\"op\":\"replace\",\"value\":{\"emails\":[{\"value\":\"n@x\"}]}}", &err);
+    assert_non_null(d);
+    assert_int_equal(json_array_size(json_object_get(d, "emails")), 1);
+    assert_string_equal(str_at(d, "emails/0/value"), "n@x");
+    assert_string_equal(str_at(d, "name/givenName"), "G");
+    json_decref(d);
+
     d = patch(base,
               "{\"op\":\"add\",\"path\":\"" EXT "\",\"value\":{\"costCenter\":\"C\"}},"
               "{\"op\":\"remove\",\"path\":\"" EXT ":costCenter\"}",
@@ -285,6 +309,64 @@ static void test_patch_errors(void **state)
                        "noTarget");
 }
 
+/* Apply ops to the group base_group with limits; returns the error's scimType or "ok". */
+static const char *group_patch(const char *ops, const struct cloud_patch_limits *lim,
+                               struct cloud_scim_err *err)
+{
+    json_t *in = load("{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:Group\"],"
+                      "\"displayName\":\"G\",\"members\":[{\"value\":\"u1\"},{\"value\":\"u2\"}]}");
+    json_t *d = NULL;
+    memset(err, 0, sizeof(*err));
+    if (cloud_schema_validate(cloud_schema_rtype(CLOUD_RK_GROUP), in, &d, err) != 0)
+        fail_msg("group: %s", err->detail);
+    json_decref(in);
+    char body[2048];
+    snprintf(
+        body, sizeof(body),
+        "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\"Operations\":[%s]}",
+        ops);
+    json_t *b = load(body);
+    int rc = cloud_patch_apply_limited(cloud_schema_rtype(CLOUD_RK_GROUP), d, b, lim, err);
+    json_decref(b);
+    json_decref(d);
+    if (rc == 0)
+        return "ok";
+    assert_int_equal(err->status, 400);
+    return err->scim_type;
+}
+
+static void test_patch_limits(void **state)
+{
+    (void)state;
+    struct cloud_scim_err err;
+    const struct cloud_patch_limits none = {0};
+    const struct cloud_patch_limits group = {.no_replace = true, .no_remove_all = true};
+    const struct cloud_patch_limits eq = {.eq_only_filters = true};
+    const char *replace = "{\"op\":\"replace\",\"path\":\"displayName\",\"value\":\"H\"}";
+    const char *replace_nopath = "{\"op\":\"Replace\",\"value\":{\"displayName\":\"H\"}}";
+    const char *remove_all = "{\"op\":\"remove\",\"path\":\"members\"}";
+    const char *remove_one = "{\"op\":\"remove\",\"path\":\"members[value eq \\\"u1\\\"]\"}";
+    const char *remove_list =
+        "{\"op\":\"remove\",\"path\":\"members\",\"value\":[{\"value\":\"u2\"}]}";
+    const char *remove_ne = "{\"op\":\"remove\",\"path\":\"members[value ne \\\"u1\\\"]\"}";
+    const char *add = "{\"op\":\"add\",\"path\":\"members\",\"value\":[{\"value\":\"u3\"}]}";
+    assert_string_equal(group_patch(replace, &none, &err), "ok");
+    assert_string_equal(group_patch(replace, NULL, &err), "ok");
+    assert_string_equal(group_patch(remove_all, &none, &err), "ok");
+    assert_string_equal(group_patch(replace, &group, &err), "invalidSyntax");
+    assert_non_null(strstr(err.detail, "replace"));
+    assert_string_equal(group_patch(replace_nopath, &group, &err), "invalidSyntax");
+    assert_string_equal(group_patch(remove_all, &group, &err), "invalidSyntax");
+    assert_non_null(strstr(err.detail, "members"));
+    assert_string_equal(group_patch(remove_one, &group, &err), "ok");
+    assert_string_equal(group_patch(remove_list, &group, &err), "ok");
+    assert_string_equal(group_patch(add, &group, &err), "ok");
+    assert_string_equal(group_patch(remove_ne, &group, &err), "ok");
+    assert_string_equal(group_patch(remove_ne, &eq, &err), "invalidFilter");
+    assert_non_null(strstr(err.detail, "'ne'"));
+    assert_string_equal(group_patch(remove_one, &eq, &err), "ok");
+}
+
 static void test_patch_body(void **state)
 {
     (void)state;
@@ -309,12 +391,53 @@ static void test_patch_body(void **state)
     json_decref(d);
 }
 
+static void test_omit(void **state)
+{
+    (void)state;
+    char msg[256];
+    static const char *const bad_schema[] = {"urn:example:nosuch:title", NULL};
+    static const char *const bad_attr[] = {"urn:ietf:params:scim:schemas:core:2.0:User:bogus",
+                                           NULL};
+    static const char *const required[] = {"urn:ietf:params:scim:schemas:core:2.0:User:userName",
+                                           NULL};
+    static const char *const omit[] = {"urn:ietf:params:scim:schemas:core:2.0:User:password",
+                                       "urn:ietf:params:scim:schemas:core:2.0:User:emails.display",
+                                       EXT ":manager.displayName", NULL};
+    assert_int_equal(cloud_schema_omit(bad_schema, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "no such schema"));
+    assert_int_equal(cloud_schema_omit(bad_attr, msg, sizeof(msg)), -1);
+    assert_int_equal(cloud_schema_omit(required, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "required"));
+    assert_int_equal(cloud_schema_omit(omit, msg, sizeof(msg)), 0);
+    invalid("{" USER_SCHEMA ",\"userName\":\"a\",\"password\":\"p\"}", "invalidSyntax");
+    invalid("{" USER_SCHEMA ",\"userName\":\"a\",\"emails\":[{\"value\":\"x\",\"display\":\"X\"}]}",
+            "invalidSyntax");
+    json_t *u =
+        valid("{" USER_SCHEMA ",\"userName\":\"a\",\"ims\":[{\"value\":\"x\",\"display\":\"X\"}]}");
+    json_decref(u); /* ims.display is another attribute: still served */
+    struct cloud_attr_ref ref;
+    const struct cloud_rtype_def *rt = cloud_schema_rtype(CLOUD_RK_USER);
+    assert_int_equal(cloud_schema_resolve(rt, NULL, "password", NULL, &ref, NULL), -1);
+    assert_int_equal(cloud_schema_resolve(rt, EXT, "manager", "displayName", &ref, NULL), -1);
+    assert_int_equal(cloud_schema_resolve(rt, EXT, "manager", "value", &ref, NULL), 0);
+    json_t *sch = cloud_schema_schema_json(rt->core, "https://x");
+    char *text = json_dumps(sch, 0);
+    assert_null(strstr(text, "\"password\""));
+    assert_non_null(strstr(text, "\"emails\""));
+    free(text);
+    json_decref(sch);
+    assert_int_equal(cloud_schema_omit(NULL, msg, sizeof(msg)), 0); /* served again */
+    u = valid("{" USER_SCHEMA ",\"userName\":\"a\",\"password\":\"p\"}");
+    json_decref(u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validate),   cmocka_unit_test(test_datetime),
         cmocka_unit_test(test_patch_ok),   cmocka_unit_test(test_patch_errors),
-        cmocka_unit_test(test_patch_body),
+        cmocka_unit_test(test_patch_body), cmocka_unit_test(test_patch_limits),
+        cmocka_unit_test(test_omit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

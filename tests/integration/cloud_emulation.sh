@@ -1,0 +1,271 @@
+# Provider emulation options of dirconn-cloud that limit what a request may use (filters,
+# .search, values, Group PATCH, If-Match, the AWS IAM Identity Center profile): each is started
+# on its own and checked with curl for the status and scimType the docs promise
+# (docs/cloud-api.md "Provider emulation").
+. "$(dirname "$0")/cloud_lib.sh"
+cloud_setup
+
+ENT=urn:ietf:params:scim:schemas:extension:enterprise:2.0:User
+SEARCH_SCHEMA='"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]'
+# mkuser NAME [EXTRA JSON MEMBERS]: creates NAME@example.com; sets ID
+mkuser() {
+    api POST "$SCIM/Users" "{$USER_SCHEMA,\"userName\":\"$1@example.com\",\"externalId\":\"x-$1\",\"title\":\"T\",\"active\":true${2:+,$2}}"
+    ID=$(printf '%s' "$BODY" | jq -r '.id // empty')
+}
+# refused WANT_STATUS WANT_SCIMTYPE DETAIL_PART WHAT: checks the last answer
+refused() {
+    check_status "$1" "$4"
+    check_jq '.schemas[0]' urn:ietf:params:scim:api:messages:2.0:Error "$4: SCIM error body"
+    check_jq '.scimType // "none"' "$2" "$4: scimType"
+    check_jq ".detail|contains(\"$3\")" true "$4: detail names $3"
+}
+usage_error() { # WHAT DETAIL ARGS...
+    local what=$1 detail=$2 rc=0
+    shift 2
+    "$CLOUD_BIN" --listen 127.0.0.1:0 --db "$T/usage.db" --admin-token-file "$T/admin.token" \
+        --insecure-http "$@" 2>"$T/usage.err" || rc=$?
+    check_eq "$rc" 2 "$what: exit status"
+    grep -q -- "$detail" "$T/usage.err" && pass || failm "$what: message $(head -1 "$T/usage.err")"
+    cat "$T/usage.err" >> "$T/cloud.log" # finish looks for sanitizer reports there
+}
+patch_user() { api PATCH "$SCIM/Users/$1" "{$PATCH_SCHEMA,\"Operations\":[$2]}" "${@:3}"; }
+patch_group() { api PATCH "$SCIM/Groups/$1" "{$PATCH_SCHEMA,\"Operations\":[$2]}" "${@:3}"; }
+
+# ---- --filter-eq-only: eq comparisons joined by and; the ServiceProviderConfig is unchanged
+cloud_start --filter-eq-only
+mkuser ann '"emails":[{"value":"ann@example.com","type":"work"}]'; ANN=$ID
+mkuser ben; BEN=$ID
+api GET "$SCIM/ServiceProviderConfig"
+check_jq '[.filter.supported, .filter.maxResults]|map(tostring)|join(",")' "true,1000" \
+    "--filter-eq-only: ServiceProviderConfig unchanged"
+eq_ok() {
+    api GET "$SCIM/Users" "" -G --data-urlencode "filter=$1"
+    check_status 200 "eq filter $1"
+    check_jq '[.Resources[].userName]|sort|join(",")' "$2" "eq filter $1"
+}
+eq_ok 'userName eq "ANN@example.com"' ann@example.com
+eq_ok 'externalId eq "x-ben" and active eq true' ben@example.com
+eq_ok '(title eq "T") and (userName eq "ben@example.com")' ben@example.com
+eq_ok 'emails.value eq "ann@example.com"' ann@example.com
+not_eq() {
+    api GET "$SCIM/Users" "" -G --data-urlencode "filter=$1"
+    refused 400 invalidFilter "$2" "--filter-eq-only: $1"
+}
+not_eq 'userName ne "a"' "'ne'"
+not_eq 'userName co "a"' "'co'"
+not_eq 'userName sw "a"' "'sw'"
+not_eq 'userName ew "a"' "'ew'"
+not_eq 'title pr' "'pr'"
+not_eq 'meta.lastModified gt "2000-01-01T00:00:00Z"' "'gt'"
+not_eq 'meta.lastModified ge "2000-01-01T00:00:00Z"' "'ge'"
+not_eq 'meta.lastModified lt "2000-01-01T00:00:00Z"' "'lt'"
+not_eq 'meta.lastModified le "2000-01-01T00:00:00Z"' "'le'"
+not_eq 'userName eq "a" or userName eq "b"' "'or'"
+not_eq 'not (userName eq "a")' "'not'"
+not_eq 'emails[type eq "work"]' "emails[...]"
+api POST "$SCIM/Users/.search" "{$SEARCH_SCHEMA,\"filter\":\"userName sw \\\"a\\\"\"}"
+refused 400 invalidFilter "'sw'" "--filter-eq-only: .search"
+api POST "$SCIM/Users/.search" "{$SEARCH_SCHEMA,\"filter\":\"userName eq \\\"ann@example.com\\\"\"}"
+check_jq '.totalResults' 1 "--filter-eq-only: .search with eq"
+patch_user "$ANN" '{"op":"replace","path":"emails[type ne \"home\"].value","value":"a2@example.com"}'
+refused 400 invalidFilter "'ne'" "--filter-eq-only: a PATCH path filter"
+patch_user "$ANN" '{"op":"replace","path":"emails[type eq \"work\"].value","value":"a2@example.com"}'
+check_status 200 "--filter-eq-only: a PATCH path filter with eq"
+check_jq '.emails[0].value' a2@example.com "--filter-eq-only: the eq path filter applied"
+cloud_stop
+
+# ---- --no-search: POST .search is 501 (as /Me and the root /.search always are)
+cloud_start --no-search
+api POST "$SCIM/Users/.search" "{$SEARCH_SCHEMA,\"filter\":\"userName eq \\\"ann@example.com\\\"\"}"
+refused 501 none "/Users/.search is not supported" "--no-search: /Users/.search"
+api POST "$SCIM/Groups/.search" "{$SEARCH_SCHEMA}"
+refused 501 none "/Groups/.search is not supported" "--no-search: /Groups/.search"
+api POST "$SCIM/.search" "{$SEARCH_SCHEMA}"
+check_status 501 "--no-search: the root /.search"
+api GET "$SCIM/Users" "" -G --data-urlencode 'filter=userName eq "ann@example.com"'
+check_jq '.totalResults' 1 "--no-search: a GET with a filter still works"
+cloud_stop
+
+# ---- --single-value: at most one value per multi-valued User attribute
+cloud_start --single-value
+two() { # ATTR TWO-VALUES-JSON
+    api POST "$SCIM/Users" "{$USER_SCHEMA,\"userName\":\"two-$1@example.com\",\"$1\":$2}"
+    refused 400 invalidValue "'$1'" "--single-value: POST with two $1"
+}
+two emails '[{"value":"a@example.com"},{"value":"b@example.com"}]'
+two phoneNumbers '[{"value":"+1 555 0100"},{"value":"+1 555 0101"}]'
+two addresses '[{"locality":"Aachen"},{"locality":"Bonn"}]'
+two ims '[{"value":"a"},{"value":"b"}]'
+two photos '[{"value":"https://example.com/a.jpg"},{"value":"https://example.com/b.jpg"}]'
+two entitlements '[{"value":"a"},{"value":"b"}]'
+two roles '[{"value":"a"},{"value":"b"}]'
+two x509Certificates '[{"value":"YQ=="},{"value":"Yg=="}]'
+ONE='"emails":[{"value":"cara@example.com","type":"work"}],"phoneNumbers":[{"value":"+1 555 0100"}],"addresses":[{"locality":"Aachen"}],"ims":[{"value":"a"}],"photos":[{"value":"https://example.com/a.jpg"}],"entitlements":[{"value":"a"}],"roles":[{"value":"a"}],"x509Certificates":[{"value":"YQ=="}]'
+mkuser cara "$ONE"; CARA=$ID
+check_status 201 "--single-value: one value of each"
+api PUT "$SCIM/Users/$CARA" "{$USER_SCHEMA,\"userName\":\"cara@example.com\",\"roles\":[{\"value\":\"a\"},{\"value\":\"b\"}]}"
+refused 400 invalidValue "'roles'" "--single-value: PUT with two roles"
+patch_user "$CARA" '{"op":"add","path":"emails","value":[{"value":"c2@example.com","type":"home"}]}'
+refused 400 invalidValue "'emails'" "--single-value: PATCH add of a second email"
+patch_user "$CARA" '{"op":"add","path":"phoneNumbers[type eq \"mobile\"].value","value":"+1 555 0199"}'
+refused 400 invalidValue "'phoneNumbers'" "--single-value: PATCH add by a filter that creates a second value"
+patch_user "$CARA" '{"op":"replace","path":"emails","value":[{"value":"c3@example.com","type":"work"}]}'
+check_status 200 "--single-value: PATCH replace of the one email"
+check_jq '[.emails[].value]|join(",")' c3@example.com "--single-value: the email replaced"
+api POST "$SCIM/Bulk" "{$BULK_SCHEMA,\"Operations\":[{\"method\":\"POST\",\"path\":\"/Users\",\"bulkId\":\"d\",\"data\":{$USER_SCHEMA,\"userName\":\"dora@example.com\",\"emails\":[{\"value\":\"a@example.com\"},{\"value\":\"b@example.com\"}]}}]}"
+check_jq '[.Operations[0].status, .Operations[0].response.scimType]|join(",")' "400,invalidValue" \
+    "--single-value: a Bulk POST with two emails"
+api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"Pair\",\"members\":[{\"value\":\"$ANN\"},{\"value\":\"$BEN\"}]}"
+check_status 201 "--single-value: groups keep any number of members"
+cloud_stop
+
+# ---- --group-patch-limited: Group PATCH without replace and without remove-all
+cloud_start --group-patch-limited
+api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"Limited\",\"members\":[{\"value\":\"$ANN\"}]}"
+LIM=$(printf '%s' "$BODY" | jq -r .id)
+patch_group "$LIM" '{"op":"replace","path":"displayName","value":"Renamed"}'
+refused 400 invalidSyntax "replace is not supported" "--group-patch-limited: replace with a path"
+patch_group "$LIM" '{"op":"replace","value":{"displayName":"Renamed"}}'
+refused 400 invalidSyntax "replace is not supported" "--group-patch-limited: replace without a path"
+patch_group "$LIM" "{\"op\":\"replace\",\"path\":\"members\",\"value\":[{\"value\":\"$BEN\"}]}"
+refused 400 invalidSyntax "replace is not supported" "--group-patch-limited: replace of members"
+patch_group "$LIM" '{"op":"remove","path":"members"}'
+refused 400 invalidSyntax "removing every value of 'members'" "--group-patch-limited: remove-all"
+api GET "$SCIM/Groups/$LIM"
+check_jq '[.displayName, (.members|length|tostring), .meta.version]|join(",")' 'Limited,1,W/"1"' \
+    "--group-patch-limited: refused PATCHes changed nothing"
+patch_group "$LIM" '{"op":"add","path":"displayName","value":"Renamed"}'
+check_status 200 "--group-patch-limited: add of displayName"
+patch_group "$LIM" "{\"op\":\"add\",\"path\":\"members\",\"value\":[{\"value\":\"$BEN\"}]}"
+check_jq '.members|length' 2 "--group-patch-limited: add of a member"
+patch_group "$LIM" "{\"op\":\"remove\",\"path\":\"members[value eq \\\"$ANN\\\"]\"}"
+check_jq '[.members[].value]|join(",")' "$BEN" "--group-patch-limited: remove of a member by filter"
+patch_group "$LIM" "{\"op\":\"remove\",\"path\":\"members\",\"value\":[{\"value\":\"$BEN\"}]}"
+check_jq '.members // "none"' none "--group-patch-limited: remove of a member by value list"
+patch_user "$ANN" '{"op":"replace","path":"title","value":"Lead"}'
+check_status 200 "--group-patch-limited: a User PATCH may replace"
+cloud_stop
+
+# ---- --etag-required: PUT, PATCH and DELETE need If-Match (428 Precondition Required, RFC 6585)
+cloud_start --etag-required
+api GET "$SCIM/ServiceProviderConfig"
+check_jq '.etag.supported' true "--etag-required: etag.supported"
+mkuser eve; EVE=$ID
+check_status 201 "--etag-required: POST needs no If-Match"
+api PUT "$SCIM/Users/$EVE" "{$USER_SCHEMA,\"userName\":\"eve@example.com\",\"title\":\"X\"}"
+refused 428 none "If-Match is required" "--etag-required: PUT without If-Match"
+patch_user "$EVE" '{"op":"replace","path":"title","value":"X"}'
+refused 428 none "If-Match is required" "--etag-required: PATCH without If-Match"
+api DELETE "$SCIM/Users/$EVE"
+refused 428 none "If-Match is required" "--etag-required: DELETE without If-Match"
+patch_group "$LIM" '{"op":"add","path":"displayName","value":"X"}'
+refused 428 none "If-Match is required" "--etag-required: Group PATCH without If-Match"
+api GET "$SCIM/Users/$EVE"
+check_jq '[.title, .meta.version]|join(",")' 'T,W/"1"' "--etag-required: the refused writes changed nothing"
+patch_user "$EVE" '{"op":"replace","path":"title","value":"X"}' -H 'If-Match: W/"9"'
+check_status 412 "--etag-required: PATCH with a stale If-Match"
+patch_user "$EVE" '{"op":"replace","path":"title","value":"X"}' -H 'If-Match: W/"1"'
+check_status 200 "--etag-required: PATCH with the current If-Match"
+api PUT "$SCIM/Users/$EVE" "{$USER_SCHEMA,\"userName\":\"eve@example.com\",\"title\":\"Y\"}" -H 'If-Match: W/"2"'
+check_status 200 "--etag-required: PUT with the current If-Match"
+api POST "$SCIM/Bulk" "{$BULK_SCHEMA,\"Operations\":[
+ {\"method\":\"PATCH\",\"path\":\"/Users/$EVE\",\"data\":{$PATCH_SCHEMA,\"Operations\":[{\"op\":\"replace\",\"path\":\"title\",\"value\":\"Z\"}]}},
+ {\"method\":\"PATCH\",\"path\":\"/Users/$EVE\",\"version\":\"W/\\\"3\\\"\",\"data\":{$PATCH_SCHEMA,\"Operations\":[{\"op\":\"replace\",\"path\":\"title\",\"value\":\"Z\"}]}}]}"
+check_jq '[.Operations[].status]|join(",")' "428,200" "--etag-required: Bulk operations need a version"
+api DELETE "$SCIM/Users/$EVE" "" -H 'If-Match: *'
+check_status 204 "--etag-required: DELETE with If-Match: *"
+cloud_stop
+usage_error "--etag-required with --no-etag" "--etag-required needs ETags" --etag-required --no-etag
+
+# ---- --profile aws-iam-identity-center (alias aws): the published limits of AWS IAM Identity
+# Center's SCIM service, on a fresh database
+rm -f "$T"/cloud.db*
+cloud_start --profile aws
+grep -q "provider profile aws-iam-identity-center" "$T/cloud.log" && pass || failm "--profile: logged"
+api GET "$SCIM/ServiceProviderConfig"
+check_jq '[.patch.supported, .bulk.supported, .filter.supported, .etag.supported]|map(tostring)|join(",")' \
+    "true,false,true,false" "--profile aws: ServiceProviderConfig"
+api GET "$SCIM/ResourceTypes"
+check_jq '[.Resources[].name]|join(",")' "User,Group" "--profile aws: only User and Group"
+check_jq '.Resources[0].schemaExtensions[0].schema' "$ENT" "--profile aws: the enterprise extension stays"
+api GET "$SCIM/Schemas/urn:ietf:params:scim:schemas:core:2.0:User"
+check_jq '[.attributes[].name]|join(",")' \
+    "userName,name,displayName,nickName,profileUrl,title,userType,preferredLanguage,locale,timezone,active,emails,phoneNumbers,addresses,groups,roles" \
+    "--profile aws: no password, ims, photos, entitlements, x509Certificates"
+check_jq '[.attributes[]|select(.subAttributes)|.name + ":" + ([.subAttributes[].name]|join("/"))]|join(",")' \
+    'name:formatted/familyName/givenName/middleName/honorificPrefix/honorificSuffix,emails:value/type/primary,phoneNumbers:value/type/primary,addresses:formatted/streetAddress/locality/region/postalCode/country/type/primary,groups:value/$ref/type,roles:value/type/primary' \
+    "--profile aws: no display sub-attributes"
+api GET "$SCIM/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group"
+check_jq '[.attributes[]|select(.name=="members")|.subAttributes[].name]|join(",")' 'value,$ref,type' \
+    "--profile aws: no members.display"
+api GET "$SCIM/Schemas/$ENT"
+check_jq '[.attributes[]|select(.name=="manager")|.subAttributes[].name]|join(",")' 'value,$ref' \
+    "--profile aws: no manager.displayName"
+api GET "$SCIM/Schemas"
+check_jq '[.Resources[].name]|join(",")' "User,EnterpriseUser,Group" "--profile aws: /Schemas"
+# what is not declared is unknown, as with --no-enterprise-extension: refused, never dropped
+aws_bad() { # WHAT EXTRA-MEMBERS DETAIL
+    api POST "$SCIM/Users" "{$USER_SCHEMA,\"userName\":\"bad@example.com\",$2}"
+    refused 400 invalidSyntax "$3" "--profile aws: a user with $1"
+}
+aws_bad password '"password":"s3cret!"' "'password'"
+aws_bad ims '"ims":[{"value":"a"}]' "'ims'"
+aws_bad photos '"photos":[{"value":"https://example.com/a.jpg"}]' "'photos'"
+aws_bad entitlements '"entitlements":[{"value":"a"}]' "'entitlements'"
+aws_bad x509Certificates '"x509Certificates":[{"value":"YQ=="}]' "'x509Certificates'"
+aws_bad emails.display '"emails":[{"value":"bad@example.com","display":"Bad"}]' "display"
+aws_bad roles.display '"roles":[{"value":"a","display":"A"}]' "display"
+api POST "$SCIM/Users" "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\",\"$ENT\"],\"userName\":\"bad@example.com\",\"$ENT\":{\"manager\":{\"value\":\"x\",\"displayName\":\"X\"}}}"
+refused 400 invalidSyntax "displayName" "--profile aws: a user with manager.displayName"
+mkuser fay '"emails":[{"value":"fay@example.com","type":"work","primary":true}],"phoneNumbers":[{"value":"+1 555 0100","type":"work"}],"addresses":[{"locality":"Aachen","type":"work"}],"roles":[{"value":"admin"}]'
+FAY=$ID
+check_status 201 "--profile aws: a user with what AWS supports"
+check_eq "$(header ETag)" "" "--profile aws: no ETag"
+check_jq '.meta.version // "none"' none "--profile aws: no meta.version"
+mkuser gus; GUS=$ID
+api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"Aws\",\"members\":[{\"value\":\"$FAY\",\"display\":\"Fay\"}]}"
+refused 400 invalidSyntax "display" "--profile aws: a group with members.display"
+api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"Aws\",\"members\":[{\"value\":\"$FAY\"}]}"
+check_status 201 "--profile aws: a group"
+AWSG=$(printf '%s' "$BODY" | jq -r .id)
+api GET "$SCIM/Users/$FAY"
+check_jq '[.groups[0].value, (.groups[0].display // "none")]|join(",")' "$AWSG,none" \
+    "--profile aws: groups without display"
+patch_user "$FAY" '{"op":"add","path":"photos","value":[{"value":"https://example.com/a.jpg"}]}'
+refused 400 invalidPath "photos" "--profile aws: a PATCH path to photos"
+patch_user "$FAY" '{"op":"replace","path":"emails[type eq \"work\"].display","value":"F"}'
+refused 400 invalidPath "display" "--profile aws: a PATCH path to emails.display"
+patch_user "$FAY" '{"op":"add","path":"emails","value":[{"value":"f2@example.com"}]}'
+refused 400 invalidValue "'emails'" "--profile aws: a second email"
+patch_user "$FAY" '{"op":"replace","path":"title","value":"Lead"}'
+check_status 200 "--profile aws: a User PATCH replace"
+api GET "$SCIM/Users" "" -G --data-urlencode 'filter=ims eq "a"'
+refused 400 invalidFilter "ims" "--profile aws: a filter on ims"
+api GET "$SCIM/Users" "" -G --data-urlencode 'filter=userName sw "f"'
+refused 400 invalidFilter "'sw'" "--profile aws: a filter with sw"
+api GET "$SCIM/Users" "" -G --data-urlencode 'filter=userName eq "fay@example.com" and active eq true'
+check_jq '.totalResults' 1 "--profile aws: a filter of eq joined by and"
+api GET "$SCIM/Users/$FAY?attributes=photos"
+check_status 400 "--profile aws: attributes=photos"
+api POST "$SCIM/Users/.search" "{$SEARCH_SCHEMA}"
+check_status 501 "--profile aws: no .search"
+api POST "$SCIM/Bulk" "{$BULK_SCHEMA,\"Operations\":[]}"
+check_status 501 "--profile aws: no /Bulk"
+api GET "$SCIM/Me"
+check_status 501 "--profile aws: no /Me"
+api GET "$SCIM/Contacts"
+check_status 404 "--profile aws: no /Contacts"
+patch_group "$AWSG" "{\"op\":\"replace\",\"path\":\"members\",\"value\":[{\"value\":\"$GUS\"}]}"
+refused 400 invalidSyntax "replace is not supported" "--profile aws: Group PATCH replace"
+patch_group "$AWSG" '{"op":"remove","path":"members"}'
+refused 400 invalidSyntax "removing every value" "--profile aws: Group PATCH remove-all"
+patch_group "$AWSG" "{\"op\":\"add\",\"path\":\"members\",\"value\":[{\"value\":\"$GUS\"}]}"
+check_jq '.members|length' 2 "--profile aws: Group PATCH add"
+patch_user "$FAY" '{"op":"replace","path":"title","value":"Chief"}' -H 'If-Match: W/"99"'
+check_status 200 "--profile aws: If-Match ignored (no ETags)"
+cloud_stop
+usage_error "an unknown profile" "unknown profile; known: aws-iam-identity-center (alias aws)" --profile gcp
+usage_error "--profile twice" "--profile given twice" --profile aws --profile aws-iam-identity-center
+usage_error "--etag-required with --profile aws" "excludes --no-etag" --profile aws --etag-required
+
+finish
