@@ -16,19 +16,26 @@ shift
 # limitation each (docs/cloud-api.md, "Provider emulation").
 declare -A SETUPS=(
 	[strict]="||--every-attribute"
-	[payload-64k]="--max-body 65536 --bulk-max-payload 65536||--all-attributes"
-	[cascading]="--delete-cascades|[cloud]\ndelete_cascades = yes|--all-attributes"
-	[no-enterprise]="--no-enterprise-extension||--all-attributes --no-enterprise"
-	[no-bulk]="--no-bulk||--all-attributes"
-	[no-patch]="--no-patch||--all-attributes"
-	[no-etag]="--no-etag||--all-attributes"
-	[no-contacts]="--no-contacts||--all-attributes --no-contacts"
+	[payload-64k]="--max-body 65536 --bulk-max-payload 65536||--every-attribute"
+	[cascading]="--delete-cascades|[cloud]\ndelete_cascades = yes|--every-attribute"
+	[no-enterprise]="--no-enterprise-extension||--every-attribute --no-enterprise"
+	[no-bulk]="--no-bulk||--every-attribute"
+	[no-patch]="--no-patch||--every-attribute"
+	[no-etag]="--no-etag||--every-attribute"
+	[no-contacts]="--no-contacts||--every-attribute --no-contacts"
+	[eq-only]="--filter-eq-only --no-search||--every-attribute"
+	[single-value]="--single-value|[cloud]\nsingle_valued = emails phoneNumbers addresses|--every-attribute --single-valued emails,phoneNumbers,addresses"
+	[group-patch-limited]="--group-patch-limited||--every-attribute"
+	[etag-required]="--etag-required||--every-attribute"
+	# the published limits of AWS IAM Identity Center (docs/cloud-api.md 4.10)
+	[aws]="--profile aws|[cloud]\nsingle_valued = emails phoneNumbers addresses|--every-attribute --single-valued emails,phoneNumbers,addresses --no-contacts"
 	# SCIMMY (npm scimmy + scimmy-routers, tests/integration/scim_ext): a service provider
 	# nobody here wrote. SCIM goes there with a static bearer token; the control API stays on
 	# dirconn-cloud, without a lease. No Contact type; its DELETE cascades to groups only.
 	[scimmy]="|[cloud]\nauth = bearer\n[ha]\nlease = none|--every-attribute --no-contacts"
 )
-ORDER=(strict payload-64k cascading no-enterprise no-bulk no-patch no-etag no-contacts scimmy)
+ORDER=(strict payload-64k cascading no-enterprise no-bulk no-patch no-etag no-contacts eq-only
+	single-value group-patch-limited aws scimmy)
 (($#)) && ORDER=("$@")
 
 work=$(mktemp -d /tmp/dirconn-it-interop-XXXXXX)
@@ -69,6 +76,11 @@ scim_admin() {
 	local method=$1 path=$2 body=${3-}
 	local args=(-sS --cacert "$work/cloud-ca.pem" -X "$method" -H "Authorization: Bearer $(cat "$work/admin.token")"
 		-o "$work/admin.body" -w '%{http_code}')
+	if [[ ${IF_MATCH_REQUIRED:-} == yes && $method != GET && $method != POST ]]; then
+		# a provider that requires If-Match (--etag-required): the version just read
+		scim_admin GET "${path%%\?*}" >/dev/null
+		args+=(-H "If-Match: $(json "$work/admin.body" "j['meta']['version']")")
+	fi
 	[[ -n $body ]] && args+=(-H 'Content-Type: application/scim+json' --data-binary "$body")
 	curl "${args[@]}" "$SCIM_BASE$path" >"$work/admin.status"
 	cat "$work/admin.body"
@@ -159,6 +171,8 @@ for setup in "${ORDER[@]}"; do
 	IFS='|' read -r cloud_args conn_lines CHECK_ARGS <<<"${SETUPS[$setup]}"
 	patch_ok=yes
 	[[ $cloud_args == *--no-patch* ]] && patch_ok=no
+	IF_MATCH_REQUIRED=no
+	[[ $cloud_args == *--etag-required* ]] && IF_MATCH_REQUIRED=yes
 	sync_cloud_stop
 	ext_stop
 	rm -f "$work"/cloud.db* "$work/cloud.log"
