@@ -5,4 +5,4 @@ dirconn_integration_test(sync_incremental_adds sync_incremental.sh ARGS adds TIM
 dirconn_integration_test(daemon_adlds daemon.sh ARGS adlds TIMEOUT 900)
 dirconn_integration_test(daemon_adds daemon.sh ARGS adds TIMEOUT 1200 RESOURCE samba_adds)
 dirconn_integration_test(bench_latency_smoke ../../bench/latency.sh ARGS --smoke --out latency_smoke.json TIMEOUT 600)
-dirconn_integration_test(scim_interop_adlds scim_interop.sh ARGS adlds TIMEOUT 900)
+dirconn_integration_test(scim_interop_adlds scim_interop.sh ARGS adlds TIMEOUT 2400 COST 1000)
