@@ -16,6 +16,12 @@
 
 static const char *const resource_paths[PLAN_KIND_MAX] = {"/Users", "/Groups", "/Contacts"};
 
+/* A growing list of strings. */
+struct str_list {
+    char **v;
+    size_t n, cap;
+};
+
 struct apply {
     struct apply_params p;
     struct apply_counts counts;
@@ -26,12 +32,6 @@ struct apply {
     bool lease_lost;
     char lease_msg[DIRCONN_ERROR_LEN];
     struct dirconn_error *err; /* the error of the public call in progress */
-};
-
-/* A growing list of strings. */
-struct str_list {
-    char **v;
-    size_t n, cap;
 };
 
 static bool str_list_add(struct str_list *l, const char *s)
@@ -127,6 +127,14 @@ struct apply_op {
     json_t *rest;     /* group adds: member values that did not fit the POST, added by PATCH */
     bool rest_failed; /* and adding them failed: recorded without its record */
     bool drift;       /* the cloud copy was edited: diffed against a fresh read of it */
+    /* the write in flight, and what its answer asks for */
+    const char *method; /* "POST", "PUT", "PATCH" or "DELETE" */
+    json_t *body;       /* the PATCH body, sent again after a 412 */
+    bool if_match;      /* it was sent with If-Match */
+    bool create;        /* it is a POST (an add) */
+    bool answered;      /* counted in the progress (once, whatever follows) */
+    bool stale;         /* 412 to a write with If-Match: read it again, send once more */
+    bool stale_retried; /* and that was done: another 412 is a failure */
 };
 
 struct batch {
@@ -146,12 +154,42 @@ static void op_clear(struct apply_op *o)
     free(o->sent);
     free(o->new_cloud_id);
     json_decref(o->rest);
+    json_decref(o->body);
     memset(o, 0, sizeof(*o));
 }
 
 static char *dup_or_null(const char *s)
 {
     return s != NULL ? strdup(s) : NULL;
+}
+
+/* How an object is named in messages: its DN, else its externalId. */
+static const char *who(const struct apply_op *o)
+{
+    return o->dn != NULL ? o->dn : o->external_id;
+}
+
+/* The path of o's resource: /Users/<cloud id>. */
+static void op_path(const struct apply_op *o, char path[512])
+{
+    snprintf(path, 512, "%s/%s", resource_paths[o->kind], o->cloud_id);
+}
+
+/* o was answered: counted once in the progress, whatever retries follow. */
+static void answered(struct apply *a, struct apply_op *o)
+{
+    if (o->answered)
+        return;
+    o->answered = true;
+    a->done++;
+    progress(a);
+}
+
+/* The version a read says the resource has (RFC 7644 3.14): meta.version, else the ETag. */
+static const char *version_of(const struct scim_response *r)
+{
+    const char *v = json_string_value(json_object_get(json_object_get(r->body, "meta"), "version"));
+    return v != NULL ? v : r->etag;
 }
 
 /* An object whose write failed: counted, given to the failed hook (the next sync retries it). */
@@ -168,7 +206,7 @@ static void report_failure(struct apply *a, struct apply_op *o, const char *what
 {
     failed(a, o->external_id, o->dn, o->kind, o->op, what);
     log_msg(a->p.log, LOG_LEVEL_ERROR, "%s %s %s failed: %s", plan_op_name(o->op),
-            plan_kind_name(o->kind), o->dn != NULL ? o->dn : o->external_id, what);
+            plan_kind_name(o->kind), who(o), what);
 }
 
 /* The id from a created resource: its "id", else the last segment of Location. */
@@ -185,12 +223,16 @@ static char *created_id(const struct scim_response *r)
     return NULL;
 }
 
+/*
+ * The answer to o's write. What needs another request (a lookup, a read
+ * and a second attempt, a re-creation) is marked here and done by recover()
+ * once the batch's requests have all been answered.
+ */
 static void on_write_done(void *arg, const struct scim_response *r)
 {
     struct apply_op *o = arg;
     struct apply *a = o->a;
-    a->done++;
-    progress(a);
+    answered(a, o);
     if (lease_lost(a, r))
         return; /* not a failure of the object: nothing was written */
     if (r->code != DIRCONN_OK) {
@@ -198,15 +240,20 @@ static void on_write_done(void *arg, const struct scim_response *r)
             o->ok = true; /* already gone: the goal is met */
             return;
         }
-        if (o->op == PLAN_ADD && r->status == 409 && r->attempts > 1) {
+        if (o->create && r->status == 409 && r->attempts > 1) {
             /* An earlier attempt was applied before its answer was lost. */
             o->lookup = true;
             return;
         }
-        if (o->op == PLAN_ADD && r->maybe_applied) {
+        if (o->create && r->maybe_applied) {
             /* The POST may have created it: look before creating it again. */
             o->lookup = true;
             o->recreate = true;
+            return;
+        }
+        if (r->status == 412 && o->if_match && !o->stale_retried) {
+            /* Changed in the cloud since it was read: read it again, send once more. */
+            o->stale = true;
             return;
         }
         if (r->status == 412) {
@@ -219,13 +266,31 @@ static void on_write_done(void *arg, const struct scim_response *r)
         return;
     }
     o->ok = true;
-    if (o->op == PLAN_ADD) {
+    if (o->create) {
+        free(o->new_cloud_id);
         o->new_cloud_id = created_id(r);
         if (o->new_cloud_id == NULL) {
             o->ok = false;
             report_failure(a, o, "the cloud returned no id for the created resource");
         }
     }
+}
+
+/* The query that finds o by externalId (RFC 7644 3.4.2.2); false when out of memory. */
+static bool lookup_path(const struct apply_op *o, char path[2048])
+{
+    char filter[600];
+    char *quoted = record_filter_string(o->external_id);
+    if (quoted == NULL)
+        return false;
+    snprintf(filter, sizeof(filter), "externalId eq %s", quoted);
+    free(quoted);
+    char *esc = scim_url_escape(filter);
+    if (esc == NULL)
+        return false;
+    snprintf(path, 2048, "%s?filter=%s&attributes=id", resource_paths[o->kind], esc);
+    curl_free(esc);
+    return true;
 }
 
 /* The answer to a POST sent again by find_created. */
@@ -249,18 +314,12 @@ static void on_recreate_done(void *arg, const struct scim_response *r)
  */
 static void find_created(struct apply *a, struct apply_op *o)
 {
-    char filter[600], path[2048];
-    char *quoted = record_filter_string(o->external_id);
-    if (quoted == NULL) {
+    char path[2048];
+    o->lookup = false;
+    if (!lookup_path(o, path)) {
         report_failure(a, o, "out of memory");
         return;
     }
-    snprintf(filter, sizeof(filter), "externalId eq %s", quoted);
-    free(quoted);
-    char *esc = scim_url_escape(filter);
-    snprintf(path, sizeof(path), "%s?filter=%s&attributes=id", resource_paths[o->kind],
-             esc != NULL ? esc : "");
-    curl_free(esc);
     for (int round = 0; round < 3; round++) {
         struct scim_response r;
         scim_port_request(a->p.port, "GET", path, NULL, NULL, &r);
@@ -271,7 +330,7 @@ static void find_created(struct apply *a, struct apply_op *o)
             o->ok = o->new_cloud_id != NULL;
             o->pending = true;
             log_msg(a->p.log, LOG_LEVEL_INFO,
-                    "%s: created by an attempt whose answer was lost; recorded", o->dn);
+                    "%s: created by an attempt whose answer was lost; recorded", who(o));
             scim_response_clear(&r);
             return;
         }
@@ -395,50 +454,55 @@ static enum dirconn_err forget_references(struct apply *a, const char *gone_id)
 /*
  * For a provider without PATCH: read the group or user at path, take out the
  * member whose value is target (a group) or the enterprise manager (a user),
- * and PUT the rest back (RFC 7644 3.5.1), If-Match with the version read. *r
- * is the answer of the GET when it failed, else of the PUT (a resource that
- * no longer lists target is not written: 200 of the GET).
+ * and PUT the rest back (RFC 7644 3.5.1), If-Match with the version read; a
+ * 412 (changed since it was read, RFC 7644 3.14) reads it again and sends
+ * the PUT once more. *r is the answer of the GET when it failed, else of the
+ * PUT (a resource that no longer lists target is not written: 200 of the GET).
  */
 static void unlink_by_put(struct apply *a, int kind, const char *path, const char *target,
                           struct scim_response *r)
 {
-    scim_port_request(a->p.port, "GET", path, NULL, NULL, r);
-    if (r->code != DIRCONN_OK || !json_is_object(r->body))
-        return;
-    json_t *doc = json_deep_copy(r->body);
-    bool changed = false;
-    if (kind == PLAN_USER) {
-        json_t *ext = json_object_get(doc, SCIM_SCHEMA_ENTERPRISE);
-        changed = json_object_get(ext, "manager") != NULL;
-        json_object_del(ext, "manager");
-    } else {
-        json_t *members = json_object_get(doc, "members"), *keep = json_array();
-        size_t k;
-        json_t *m;
-        json_array_foreach(members, k, m)
-        {
-            const char *v = json_string_value(json_object_get(m, "value"));
-            if (v != NULL && strcmp(v, target) == 0)
-                changed = true;
-            else
-                json_array_append(keep, m);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        scim_port_request(a->p.port, "GET", path, NULL, NULL, r);
+        if (r->code != DIRCONN_OK || !json_is_object(r->body))
+            return;
+        json_t *doc = json_deep_copy(r->body);
+        bool changed = false;
+        if (kind == PLAN_USER) {
+            json_t *ext = json_object_get(doc, SCIM_SCHEMA_ENTERPRISE);
+            changed = json_object_get(ext, "manager") != NULL;
+            json_object_del(ext, "manager");
+        } else {
+            json_t *members = json_object_get(doc, "members"), *keep = json_array();
+            size_t k;
+            json_t *m;
+            json_array_foreach(members, k, m)
+            {
+                const char *v = json_string_value(json_object_get(m, "value"));
+                if (v != NULL && strcmp(v, target) == 0)
+                    changed = true;
+                else
+                    json_array_append(keep, m);
+            }
+            json_object_set_new(doc, "members", keep);
         }
-        json_object_set_new(doc, "members", keep);
-    }
-    if (!changed) {
+        if (!changed) {
+            json_decref(doc);
+            return;
+        }
+        char *if_match = a->p.caps.etag ? dup_or_null(version_of(r)) : NULL;
+        json_object_del(doc, "meta");
+        scim_response_clear(r);
+        scim_port_request(a->p.port, "PUT", path, doc, if_match, r);
+        bool again = r->status == 412 && if_match != NULL && attempt == 0;
+        free(if_match);
         json_decref(doc);
-        return;
+        if (!again)
+            return;
+        log_msg(a->p.log, LOG_LEVEL_INFO,
+                "%s changed in the cloud since it was read (412); reading it again", path);
+        scim_response_clear(r);
     }
-    const char *version =
-        json_string_value(json_object_get(json_object_get(r->body, "meta"), "version"));
-    char *if_match = a->p.caps.etag && (version != NULL || r->etag != NULL)
-                         ? strdup(version != NULL ? version : r->etag)
-                         : NULL;
-    json_object_del(doc, "meta");
-    scim_response_clear(r);
-    scim_port_request(a->p.port, "PUT", path, doc, if_match, r);
-    free(if_match);
-    json_decref(doc);
 }
 
 static bool unlink_referrers(struct apply *a, struct apply_op *o)
@@ -502,8 +566,7 @@ static bool unlink_referrers(struct apply *a, struct apply_op *o)
             ok = false;
         } else {
             patched = true;
-            log_msg(a->p.log, LOG_LEVEL_DEBUG, "%s: removed from %s %s before its deletion",
-                    o->dn != NULL ? o->dn : o->external_id,
+            log_msg(a->p.log, LOG_LEVEL_DEBUG, "%s: removed from %s %s before its deletion", who(o),
                     kind == PLAN_USER ? "the manager of" : "group", path);
         }
         scim_response_clear(&r);
@@ -658,10 +721,10 @@ static void *same_arg(void *ctx)
  * into rec (resolved), members excluded: only what changed, a "remove" at
  * the path of each cleared value (record_patch_ops). Groups set values with
  * "add" (RFC 7644 3.5.2.1), which some providers require instead of
- * "replace". *n_ops is the number of operations; NULL when out of memory.
+ * "replace". NULL when out of memory.
  */
 static json_t *patch_for(struct apply *a, const struct apply_op *o, json_t *rec,
-                         const char *old_record, size_t *n_ops)
+                         const char *old_record)
 {
     json_t *was = NULL;
     if (old_record != NULL) {
@@ -678,7 +741,21 @@ static json_t *patch_for(struct apply *a, const struct apply_op *o, json_t *rec,
     json_decref(was);
     if (ops == NULL)
         return NULL;
-    *n_ops = json_array_size(ops);
+    return json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
+}
+
+/*
+ * The PATCH body that turns the cloud's copy of the resource (as read now)
+ * into rec for the leaves of the mapping's scope, values outside it left
+ * alone; members excluded. NULL when out of memory.
+ */
+static json_t *patch_against(struct apply *a, const struct apply_op *o, const json_t *rec,
+                             const json_t *cloud)
+{
+    struct record_patch_rules rules = {.set_with_add = o->kind == PLAN_GROUP};
+    json_t *ops = record_patch_ops(cloud, rec, &a->p.scope[o->kind], &rules);
+    if (ops == NULL)
+        return NULL;
     return json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
 }
 
@@ -693,14 +770,15 @@ static void on_bulk_done(void *arg, const struct scim_response *r)
     struct bulk_req *br = arg;
     struct apply *a = br->a;
     if (lease_lost(a, r)) {
-        a->done += br->count;
+        for (int i = 0; i < br->count; i++)
+            answered(a, &br->b->ops[br->first + i]);
         free(br);
         return;
     }
     if (r->maybe_applied) {
         /* Some or all of the bulk may have been applied: each is looked up, then created. */
         for (int i = 0; i < br->count; i++) {
-            a->done++;
+            answered(a, &br->b->ops[br->first + i]);
             br->b->ops[br->first + i].lookup = true;
             br->b->ops[br->first + i].recreate = true;
         }
@@ -709,7 +787,7 @@ static void on_bulk_done(void *arg, const struct scim_response *r)
     }
     if (r->code != DIRCONN_OK) {
         for (int i = 0; i < br->count; i++) {
-            a->done++;
+            answered(a, &br->b->ops[br->first + i]);
             report_failure(a, &br->b->ops[br->first + i], r->error);
         }
         free(br);
@@ -718,7 +796,7 @@ static void on_bulk_done(void *arg, const struct scim_response *r)
     json_t *results = json_object_get(r->body, "Operations");
     for (int i = 0; i < br->count; i++) {
         struct apply_op *o = &br->b->ops[br->first + i];
-        a->done++;
+        answered(a, o);
         json_t *res = NULL;
         size_t k;
         json_t *item;
@@ -753,7 +831,6 @@ static void on_bulk_done(void *arg, const struct scim_response *r)
         if (!o->ok)
             report_failure(a, o, "the bulk result names no location");
     }
-    progress(a);
     free(br);
 }
 
@@ -798,239 +875,384 @@ static enum dirconn_err submit_bulk(struct apply *a, struct batch *b, json_t **b
     return DIRCONN_OK;
 }
 
+/*
+ * Send o's write; on_write_done takes its answer. body is borrowed (a PATCH
+ * body is kept for a second attempt after a 412). A POST is a creation
+ * (scim_port_submit_create: never resent after an ambiguous failure). Errors:
+ * those of the port's submit.
+ */
+static enum dirconn_err submit_write(struct apply *a, struct apply_op *o, const char *method,
+                                     const char *path, json_t *body, const char *if_match,
+                                     struct dirconn_error *err)
+{
+    o->method = method;
+    o->if_match = if_match != NULL;
+    o->create = strcmp(method, "POST") == 0;
+    json_decref(o->body);
+    o->body = strcmp(method, "PATCH") == 0 ? json_incref(body) : NULL;
+    if (o->create)
+        return scim_port_submit_create(a->p.port, path, body, on_write_done, o, err);
+    return scim_port_submit(a->p.port, method, path, body, if_match, on_write_done, o, err);
+}
+
+/* o's planned record resolved to cloud ids (plan_resolve), with its externalId; NULL on error. */
+static json_t *resolved(struct apply *a, const struct apply_op *o, int members, long *unresolved)
+{
+    struct plan_item it = {
+        .op = o->op, .kind = o->kind, .external_id = o->external_id, .record = o->record};
+    json_t *rec = plan_resolve(a->p.plan, &it, members, unresolved);
+    if (rec != NULL)
+        json_object_set_new(rec, "externalId", json_string(o->external_id));
+    return rec;
+}
+
+/*
+ * The body of the POST that creates o (RFC 7644 3.3): its resolved record.
+ * A group's POST carries the members that fit [cloud] max_payload; the
+ * others go to o->rest and are added by PATCH once the group exists
+ * (submit_member_patches). A manager, or a member, without a cloud id yet
+ * (created later in this run) makes o pending: the follow-up pass
+ * (apply_pending) sets it. NULL when the planned record cannot be read.
+ */
+static json_t *create_body(struct apply *a, struct apply_op *o)
+{
+    long unresolved = 0;
+    json_t *rec =
+        resolved(a, o, o->kind == PLAN_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE, &unresolved);
+    if (rec == NULL)
+        return NULL;
+    o->pending = unresolved > 0;
+    json_decref(o->rest);
+    o->rest = NULL;
+    if (o->kind != PLAN_GROUP)
+        return rec;
+    json_t *members = json_object_get(rec, "members");
+    char *text = json_dumps(rec, JSON_COMPACT);
+    long size = text != NULL ? (long)strlen(text) : 0;
+    free(text);
+    if (size + PATCH_OVERHEAD > a->p.caps.max_payload && json_array_size(members) > 0) {
+        /* exact sizes: each member's compact JSON and its comma */
+        size_t nm = json_array_size(members);
+        long *msize = calloc(nm, sizeof(long));
+        long used = size;
+        for (size_t k = 0; msize != NULL && k < nm; k++) {
+            char *mt = json_dumps(json_array_get(members, k), JSON_COMPACT);
+            msize[k] = (long)(mt != NULL ? strlen(mt) : 0) + 1;
+            free(mt);
+            used -= msize[k];
+        }
+        size_t keep = 0;
+        while (msize != NULL && keep < nm &&
+               used + msize[keep] + PATCH_OVERHEAD <= a->p.caps.max_payload)
+            used += msize[keep++];
+        free(msize);
+        o->rest = json_array();
+        while (json_array_size(members) > keep) {
+            json_array_append(o->rest, json_array_get(members, keep));
+            json_array_remove(members, keep);
+        }
+    }
+    return rec;
+}
+
+/*
+ * The body of the PUT (RFC 7644 3.5.1) that gives the cloud's copy of o, as
+ * read now, the planned values of the mapped attributes (members included
+ * for groups), values outside the mapping kept. NULL when out of memory.
+ */
+static json_t *put_body(struct apply *a, const struct apply_op *o, const json_t *cloud)
+{
+    json_t *full =
+        resolved(a, o, o->kind == PLAN_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE, NULL);
+    json_t *body = full != NULL
+                       ? record_overlay(cloud, full, &a->p.scope[o->kind], o->kind == PLAN_GROUP)
+                       : NULL;
+    json_decref(full);
+    return body;
+}
+
+/*
+ * Read o's resource at path as the cloud holds it now into *g (the caller
+ * clears it). false when there is nothing to write against: the lease was
+ * lost, a deleted resource is gone (404: the goal is met), or the read
+ * failed (reported). o counts as answered then.
+ */
+static bool read_current(struct apply *a, struct apply_op *o, const char *path,
+                         struct scim_response *g)
+{
+    scim_port_request(a->p.port, "GET", path, NULL, NULL, g);
+    if (g->code == DIRCONN_OK && json_is_object(g->body))
+        return true;
+    answered(a, o);
+    if (lease_lost(a, g))
+        return false;
+    if (g->status == 404 && o->op == PLAN_DELETE)
+        o->ok = true;
+    else
+        report_failure(a, o, g->code != DIRCONN_OK ? g->error : "the cloud sent no resource");
+    return false;
+}
+
+/*
+ * Members of a group diffed against the cloud's copy (drift, or a group
+ * found again under another id): PATCH remove of the members it has and
+ * should not, add of those it lacks.
+ */
+static enum dirconn_err members_against(struct apply *a, struct apply_op *o, const char *path,
+                                        const json_t *cloud)
+{
+    json_t *full = resolved(a, o, PLAN_MEMBERS_ALL, NULL);
+    json_t *want = record_member_ids(full), *have = record_member_ids(cloud);
+    json_t *add = json_array(), *del = json_array();
+    size_t k;
+    json_t *v;
+    json_array_foreach(want, k, v)
+    {
+        bool in = false;
+        for (size_t j = 0; j < json_array_size(have) && !in; j++)
+            in = json_equal(v, json_array_get(have, j));
+        if (!in)
+            json_array_append(add, v);
+    }
+    json_array_foreach(have, k, v)
+    {
+        bool in = false;
+        for (size_t j = 0; j < json_array_size(want) && !in; j++)
+            in = json_equal(v, json_array_get(want, j));
+        if (!in)
+            json_array_append(del, v);
+    }
+    enum dirconn_err e = DIRCONN_OK;
+    if (json_array_size(del) > 0)
+        e = submit_member_patches(a, path, del, true, on_rest_done, same_arg, o);
+    if (e == DIRCONN_OK && json_array_size(add) > 0)
+        e = submit_member_patches(a, path, add, false, on_rest_done, same_arg, o);
+    json_decref(add);
+    json_decref(del);
+    json_decref(want);
+    json_decref(have);
+    json_decref(full);
+    return e;
+}
+
+/*
+ * Send an update (PLAN_UPDATE, and the follow-up pass): a PATCH of what
+ * changed (RFC 7644 3.5.2) since the last acknowledged record, or since the
+ * cloud's copy read now (drift); members of updated groups go separately
+ * (apply_members). A provider without PATCH (patch.supported false) gets a
+ * GET and a PUT of the resource with the mapped values set, unmapped values
+ * kept, members included, If-Match with the version read. Returns an error
+ * only when the batch cannot go on (out of memory, the port).
+ */
+static enum dirconn_err send_update(struct apply *a, struct apply_op *o)
+{
+    long unresolved = 0;
+    json_t *rec = resolved(a, o, PLAN_MEMBERS_NONE, &unresolved);
+    if (rec == NULL) {
+        report_failure(a, o, "the planned record cannot be read");
+        answered(a, o);
+        return DIRCONN_OK;
+    }
+    /* A manager created later in this run is set by the follow-up pass (apply_pending). */
+    o->pending = unresolved > 0;
+    char path[512];
+    op_path(o, path);
+    enum dirconn_err e = DIRCONN_OK;
+    struct scim_response g;
+    memset(&g, 0, sizeof(g));
+    if (!a->p.caps.patch) {
+        if (read_current(a, o, path, &g)) {
+            json_t *body = put_body(a, o, g.body);
+            e = body == NULL ? dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory")
+                             : submit_write(a, o, "PUT", path, body,
+                                            a->p.caps.etag ? version_of(&g) : g.etag, a->err);
+            json_decref(body);
+        }
+        scim_response_clear(&g);
+        json_decref(rec);
+        return e;
+    }
+    json_t *patch = NULL;
+    if (o->drift) {
+        /* Diff against the cloud's copy as it is now, within the mapping's scope. */
+        if (!read_current(a, o, path, &g)) {
+            scim_response_clear(&g);
+            json_decref(rec);
+            return DIRCONN_OK;
+        }
+        patch = patch_against(a, o, rec, g.body);
+        if (patch != NULL && o->kind == PLAN_GROUP)
+            e = members_against(a, o, path, g.body);
+        scim_response_clear(&g);
+    } else {
+        struct state_object so = {0};
+        bool known = false;
+        state_object_get(a->p.st, o->external_id, &so, &known, NULL);
+        patch = patch_for(a, o, rec, known ? so.record : NULL);
+        state_object_clear(&so);
+    }
+    json_decref(rec);
+    if (patch == NULL)
+        return dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
+    if (e == DIRCONN_OK && o->followup && o->kind == PLAN_GROUP) {
+        /*
+         * The group was created with every member that had a cloud id:
+         * all users. What was missing are member groups created after it;
+         * add those now, in bounded chunks.
+         */
+        struct plan_item it = {
+            .op = o->op, .kind = o->kind, .external_id = o->external_id, .record = o->record};
+        json_t *full = plan_resolve(a->p.plan, &it, PLAN_GROUP, NULL);
+        json_t *members = json_object_get(full, "members");
+        if (json_array_size(members) > 0)
+            e = submit_member_patches(a, path, members, false, on_rest_done, same_arg, o);
+        json_decref(full);
+    }
+    if (e == DIRCONN_OK && json_array_size(json_object_get(patch, "Operations")) == 0) {
+        /* The cloud already holds these values (say, a changed member only). */
+        o->ok = true;
+        answered(a, o);
+    } else if (e == DIRCONN_OK) {
+        e = submit_write(a, o, "PATCH", path, patch, o->followup ? NULL : o->version, a->err);
+    }
+    json_decref(patch);
+    return e;
+}
+
+/* Send one object of a batch; adds go to *bulk_body instead when bulk_body is not NULL. */
+static enum dirconn_err send_op(struct apply *a, struct apply_op *o, json_t **bulk_body)
+{
+    if (o->op == PLAN_FORGET) {
+        o->ok = true;
+        answered(a, o);
+        return DIRCONN_OK;
+    }
+    if (o->op == PLAN_DELETE) {
+        if (!a->p.delete_cascades && o->kind != PLAN_CONTACT && o->cloud_id != NULL &&
+            !unlink_referrers(a, o)) {
+            answered(a, o);
+            return DIRCONN_OK;
+        }
+        char path[512];
+        op_path(o, path);
+        return submit_write(a, o, "DELETE", path, NULL, o->version, a->err);
+    }
+    if (o->op == PLAN_UPDATE)
+        return send_update(a, o);
+    json_t *rec = create_body(a, o);
+    if (rec == NULL) {
+        report_failure(a, o, "the planned record cannot be read");
+        answered(a, o);
+        return DIRCONN_OK;
+    }
+    o->sent = json_dumps(rec, JSON_COMPACT);
+    o->create = true;
+    if (bulk_body != NULL) {
+        *bulk_body = rec;
+        return DIRCONN_OK;
+    }
+    enum dirconn_err e = submit_write(a, o, "POST", resource_paths[o->kind], rec, NULL, a->err);
+    json_decref(rec);
+    return e;
+}
+
+/* Send o's write and wait for its answer (recovery, one object at a time). */
+static void write_now(struct apply *a, struct apply_op *o, const char *method, const char *path,
+                      json_t *body, const char *if_match)
+{
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    if (submit_write(a, o, method, path, body, if_match, &err) != DIRCONN_OK ||
+        scim_port_run(a->p.port, &err) != DIRCONN_OK)
+        report_failure(a, o, err.msg);
+}
+
+/*
+ * 412 Precondition Failed to a write sent with If-Match (RFC 7644 3.14):
+ * the resource changed in the cloud since it was read. Read it again and
+ * send the write once more with the version read (meta.version, else the
+ * ETag header): a DELETE or a PATCH as it was, the PATCH of a drifted object
+ * diffed again against the fresh copy, a PUT rebuilt from the fresh copy so
+ * that the values outside the mapping are the cloud's current ones. A
+ * second 412 is a failure of the object (on_write_done).
+ */
+static void retry_stale(struct apply *a, struct apply_op *o)
+{
+    o->stale = false;
+    o->stale_retried = true;
+    char path[512];
+    op_path(o, path);
+    struct scim_response g;
+    if (!read_current(a, o, path, &g)) {
+        scim_response_clear(&g);
+        return;
+    }
+    log_msg(a->p.log, LOG_LEVEL_INFO,
+            "%s: changed in the cloud since this sync read it (412); read again, sent once more",
+            who(o));
+    const char *method = o->method;
+    json_t *body = NULL;
+    if (strcmp(method, "PUT") == 0) {
+        body = put_body(a, o, g.body);
+    } else if (strcmp(method, "PATCH") == 0 && o->drift) {
+        json_t *rec = resolved(a, o, PLAN_MEMBERS_NONE, NULL);
+        body = rec != NULL ? patch_against(a, o, rec, g.body) : NULL;
+        json_decref(rec);
+    } else if (strcmp(method, "PATCH") == 0) {
+        body = json_incref(o->body);
+    }
+    if (strcmp(method, "DELETE") != 0 && body == NULL) {
+        report_failure(a, o, "out of memory");
+    } else if (body != NULL && strcmp(method, "PATCH") == 0 &&
+               json_array_size(json_object_get(body, "Operations")) == 0) {
+        o->ok = true; /* the cloud's copy holds these values now */
+    } else {
+        free(o->version);
+        o->version = dup_or_null(version_of(&g));
+        write_now(a, o, method, path, body, o->version);
+    }
+    json_decref(body);
+    scim_response_clear(&g);
+}
+
+/*
+ * What the answers of a batch asked for, object by object, each request
+ * answered before the next: a lookup by externalId (a creation that may have
+ * been applied), a second attempt after a 412. Each happens at most once
+ * per object.
+ */
+static void recover(struct apply *a, struct apply_op *o)
+{
+    for (int round = 0; round < 8 && !a->lease_lost; round++) {
+        if (o->lookup)
+            find_created(a, o);
+        else if (o->stale)
+            retry_stale(a, o);
+        else
+            return;
+    }
+}
+
 /* Send one batch of adds, updates or deletes, wait for all, and record the results. */
 static enum dirconn_err flush_batch(struct apply *a, struct batch *b)
 {
     if (b->n == 0)
         return DIRCONN_OK;
     json_t *bodies[APPLY_BATCH] = {0};
-    bool all_adds = true;
+    bool bulk = a->p.caps.bulk;
     for (int i = 0; i < b->n; i++)
-        all_adds = all_adds && b->ops[i].op == PLAN_ADD && b->ops[i].kind != PLAN_GROUP;
+        bulk = bulk && b->ops[i].op == PLAN_ADD && b->ops[i].kind != PLAN_GROUP;
     enum dirconn_err e = DIRCONN_OK;
-    for (int i = 0; i < b->n && e == DIRCONN_OK; i++) {
-        struct apply_op *o = &b->ops[i];
-        if (o->op == PLAN_FORGET) {
-            o->ok = true;
-            a->done++;
-            continue;
-        }
-        if (o->op == PLAN_DELETE) {
-            if (!a->p.delete_cascades && o->kind != PLAN_CONTACT && o->cloud_id != NULL &&
-                !unlink_referrers(a, o)) {
-                a->done++;
-                continue;
-            }
-            char path[512];
-            snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->cloud_id);
-            e = scim_port_submit(a->p.port, "DELETE", path, NULL, o->version, on_write_done, o,
-                                 a->err);
-            continue;
-        }
-        struct plan_item it = {
-            .op = o->op, .kind = o->kind, .external_id = o->external_id, .record = o->record};
-        long unresolved = 0;
-        json_t *rec = plan_resolve(a->p.plan, &it,
-                                   o->kind == PLAN_GROUP && o->op == PLAN_ADD ? PLAN_MEMBERS_ALL
-                                                                              : PLAN_MEMBERS_NONE,
-                                   &unresolved);
-        if (rec == NULL) {
-            report_failure(a, o, "the planned record cannot be read");
-            a->done++;
-            continue;
-        }
-        /*
-         * A manager created later in this run, or a member group created after
-         * this group, is set by the follow-up pass (apply_pending).
-         */
-        /* plan_resolve counted them: a manager without a cloud id, and members only for adds. */
-        o->pending = unresolved > 0;
-        json_object_set_new(rec, "externalId", json_string(o->external_id));
-        if (o->op == PLAN_ADD && o->kind == PLAN_GROUP) {
-            /*
-             * A group's POST carries the members that fit [cloud] max_payload; the others
-             * are added by PATCH once the group exists (submit_member_patches).
-             */
-            json_t *members = json_object_get(rec, "members");
-            char *text = json_dumps(rec, JSON_COMPACT);
-            long size = text != NULL ? (long)strlen(text) : 0;
-            free(text);
-            if (size + PATCH_OVERHEAD > a->p.caps.max_payload && json_array_size(members) > 0) {
-                /* exact sizes: each member's compact JSON and its comma */
-                size_t nm = json_array_size(members);
-                long *msize = calloc(nm, sizeof(long));
-                long used = size;
-                for (size_t k = 0; msize != NULL && k < nm; k++) {
-                    char *mt = json_dumps(json_array_get(members, k), JSON_COMPACT);
-                    msize[k] = (long)(mt != NULL ? strlen(mt) : 0) + 1;
-                    free(mt);
-                    used -= msize[k];
-                }
-                size_t keep = 0;
-                while (msize != NULL && keep < nm &&
-                       used + msize[keep] + PATCH_OVERHEAD <= a->p.caps.max_payload)
-                    used += msize[keep++];
-                free(msize);
-                o->rest = json_array();
-                while (json_array_size(members) > keep) {
-                    json_array_append(o->rest, json_array_get(members, keep));
-                    json_array_remove(members, keep);
-                }
-            }
-        }
-        if (o->op == PLAN_ADD) {
-            o->sent = json_dumps(rec, JSON_COMPACT);
-            if (all_adds && a->p.caps.bulk) {
-                bodies[i] = rec;
-                continue;
-            }
-            e = scim_port_submit_create(a->p.port, resource_paths[o->kind], rec, on_write_done, o,
-                                        a->err);
-        } else if (!a->p.caps.patch) {
-            /*
-             * A provider without PATCH (patch.supported false): read the resource, give it the
-             * values of the mapped attributes (members included for groups) and PUT it back
-             * (RFC 7644 3.5.1), If-Match with the version read. Unmapped values are kept.
-             */
-            char path[512];
-            snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->cloud_id);
-            struct scim_response g;
-            scim_port_request(a->p.port, "GET", path, NULL, NULL, &g);
-            if (lease_lost(a, &g) || g.code != DIRCONN_OK) {
-                if (!a->lease_lost)
-                    report_failure(a, o, g.error);
-                scim_response_clear(&g);
-                json_decref(rec);
-                a->done++;
-                continue;
-            }
-            json_t *full = rec;
-            if (o->kind == PLAN_GROUP) {
-                full = plan_resolve(a->p.plan, &it, PLAN_MEMBERS_ALL, NULL);
-                if (full != NULL)
-                    json_object_set_new(full, "externalId", json_string(o->external_id));
-            }
-            json_t *body = full != NULL ? record_overlay(g.body, full, &a->p.scope[o->kind],
-                                                         o->kind == PLAN_GROUP)
-                                        : NULL;
-            const char *version =
-                a->p.caps.etag
-                    ? json_string_value(json_object_get(json_object_get(g.body, "meta"), "version"))
-                    : NULL;
-            if (body == NULL)
-                e = dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
-            else
-                e = scim_port_submit(a->p.port, "PUT", path, body,
-                                     version != NULL ? version : g.etag, on_write_done, o, a->err);
-            json_decref(body);
-            if (full != rec)
-                json_decref(full);
-            scim_response_clear(&g);
-        } else {
-            /* PLAN_UPDATE: PATCH the mapped attributes (members separately, see apply_members). */
-            char path[512];
-            snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->cloud_id);
-            struct state_object so = {0};
-            bool known = false;
-            state_object_get(a->p.st, o->external_id, &so, &known, NULL);
-            size_t n_ops = 0;
-            json_t *patch = NULL;
-            if (o->drift) {
-                /* Diff against the cloud's copy as it is now, within the mapping's scope. */
-                struct scim_response g;
-                scim_port_request(a->p.port, "GET", path, NULL, NULL, &g);
-                if (lease_lost(a, &g) || g.code != DIRCONN_OK) {
-                    if (!a->lease_lost)
-                        report_failure(a, o, g.error);
-                    scim_response_clear(&g);
-                    state_object_clear(&so);
-                    json_decref(rec);
-                    a->done++;
-                    continue;
-                }
-                struct record_patch_rules rules = {.set_with_add = o->kind == PLAN_GROUP};
-                json_t *ops = record_patch_ops(g.body, rec, &a->p.scope[o->kind], &rules);
-                patch = ops != NULL ? json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH,
-                                                "Operations", ops)
-                                    : NULL;
-                if (patch != NULL && o->kind == PLAN_GROUP) {
-                    json_t *full = plan_resolve(a->p.plan, &it, PLAN_MEMBERS_ALL, NULL);
-                    json_t *want = record_member_ids(full), *have = record_member_ids(g.body);
-                    json_t *add = json_array(), *del = json_array();
-                    size_t k;
-                    json_t *v;
-                    json_array_foreach(want, k, v)
-                    {
-                        bool in = false;
-                        for (size_t j = 0; j < json_array_size(have) && !in; j++)
-                            in = json_equal(v, json_array_get(have, j));
-                        if (!in)
-                            json_array_append(add, v);
-                    }
-                    json_array_foreach(have, k, v)
-                    {
-                        bool in = false;
-                        for (size_t j = 0; j < json_array_size(want) && !in; j++)
-                            in = json_equal(v, json_array_get(want, j));
-                        if (!in)
-                            json_array_append(del, v);
-                    }
-                    if (json_array_size(del) > 0)
-                        e = submit_member_patches(a, path, del, true, on_rest_done, same_arg, o);
-                    if (e == DIRCONN_OK && json_array_size(add) > 0)
-                        e = submit_member_patches(a, path, add, false, on_rest_done, same_arg, o);
-                    json_decref(add);
-                    json_decref(del);
-                    json_decref(want);
-                    json_decref(have);
-                    json_decref(full);
-                }
-                scim_response_clear(&g);
-            } else {
-                patch = patch_for(a, o, rec, known ? so.record : NULL, &n_ops);
-            }
-            state_object_clear(&so);
-            if (patch == NULL) {
-                json_decref(rec);
-                e = dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
-                break;
-            }
-            if (o->followup && o->kind == PLAN_GROUP) {
-                /*
-                 * The group was created with every member that had a cloud id:
-                 * all users. What was missing are member groups created after it;
-                 * add those now, in bounded chunks.
-                 */
-                json_t *full = plan_resolve(a->p.plan, &it, PLAN_GROUP, NULL);
-                json_t *members = json_object_get(full, "members");
-                if (json_array_size(members) > 0)
-                    e = submit_member_patches(a, path, members, false, on_rest_done, same_arg, o);
-                json_decref(full);
-            }
-            if (json_array_size(json_object_get(patch, "Operations")) == 0) {
-                /* The cloud already holds these values (say, a changed member only). */
-                json_decref(patch);
-                json_decref(rec);
-                o->ok = true;
-                a->done++;
-                continue;
-            }
-            (void)n_ops;
-            e = scim_port_submit(a->p.port, "PATCH", path, patch, o->followup ? NULL : o->version,
-                                 on_write_done, o, a->err);
-            json_decref(patch);
-        }
-        json_decref(rec);
-    }
-    if (e == DIRCONN_OK && all_adds && a->p.caps.bulk)
+    for (int i = 0; i < b->n && e == DIRCONN_OK; i++)
+        e = send_op(a, &b->ops[i], bulk ? &bodies[i] : NULL);
+    if (e == DIRCONN_OK && bulk)
         e = submit_bulk(a, b, bodies);
     for (int i = 0; i < b->n; i++)
         json_decref(bodies[i]);
     if (e == DIRCONN_OK)
         e = scim_port_run(a->p.port, a->err);
     for (int i = 0; i < b->n && e == DIRCONN_OK; i++)
-        if (b->ops[i].lookup)
-            find_created(a, &b->ops[i]);
+        recover(a, &b->ops[i]);
     /* Members that did not fit a group's POST. */
     bool more = false;
     for (int i = 0; i < b->n && e == DIRCONN_OK; i++) {
@@ -1302,6 +1524,8 @@ enum dirconn_err apply_new(const struct apply_params *params, struct apply **out
 
 void apply_free(struct apply *a)
 {
+    if (a == NULL)
+        return;
     free(a);
 }
 

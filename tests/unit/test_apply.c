@@ -753,6 +753,128 @@ static void membership_change_is_add_and_remove(void **state)
     plan_free(p);
 }
 
+/* ---- 412 Precondition Failed ---------------------------------------------------- */
+
+static struct cloud_caps etag_caps(void)
+{
+    struct cloud_caps caps = default_caps();
+    caps.etag = true;
+    return caps;
+}
+
+/* 412 to the PATCH sent with If-Match: read the resource again, the same PATCH once more. */
+static void stale_patch_is_read_again_and_retried(void **state)
+{
+    (void)state;
+    struct plan *p = plan_title_change();
+    struct answer script[] = {ANSWER("PATCH", "/Users/cU", 412, NULL),
+                              ANSWER("GET", "/Users/cU", 200,
+                                     "{\"id\":\"cU\",\"userName\":\"u@x\",\"title\":\"X\",\"meta\":"
+                                     "{\"version\":\"W/\\\"2\\\"\"}}"),
+                              ANSWER("PATCH", "/Users/cU", 200, NULL),
+                              {0}};
+    struct scim_port port;
+    struct cloud_caps caps = etag_caps();
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 3);
+    assert_title_patch(&fake.req[0]);
+    assert_string_equal(fake.req[0].if_match, "W/\"1\""); /* the version of the inventory */
+    assert_string_equal(fake.req[1].method, "GET");
+    assert_string_equal(fake.req[1].path, "/Users/cU");
+    assert_title_patch(&fake.req[2]);
+    assert_string_equal(fake.req[2].if_match, "W/\"2\""); /* the version read again */
+    assert_string_equal(fake.req[0].body, fake.req[2].body);
+    assert_int_equal(apply_counts(a)->updated, 1);
+    assert_int_equal(apply_counts(a)->failed, 0);
+    bool found = false;
+    struct state_object o = get_state("U", &found);
+    assert_non_null(strstr(o.record, "\"title\":\"B\""));
+    state_object_clear(&o);
+    apply_free(a);
+    plan_free(p);
+}
+
+/* A second 412: a failure of the object, reported; nothing recorded, no third attempt. */
+static void second_412_is_a_failure(void **state)
+{
+    (void)state;
+    struct plan *p = plan_title_change();
+    struct answer script[] = {
+        ANSWER("PATCH", "/Users/cU", 412, NULL),
+        ANSWER("GET", "/Users/cU", 200,
+               "{\"id\":\"cU\",\"userName\":\"u@x\",\"meta\":{\"version\":\"W/\\\"2\\\"\"}}"),
+        ANSWER("PATCH", "/Users/cU", 412, NULL),
+        ANSWER("GET", "/Users/cU", 200,
+               "{\"id\":\"cU\",\"userName\":\"u@x\",\"meta\":{\"version\":\"W/\\\"3\\\"\"}}"),
+        {0}};
+    struct scim_port port;
+    struct cloud_caps caps = etag_caps();
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 3);
+    assert_int_equal(count(&fake, "PATCH", "/Users/cU"), 2);
+    assert_int_equal(apply_counts(a)->failed, 1);
+    assert_int_equal(apply_counts(a)->updated, 0);
+    assert_int_equal(seen.failures, 1);
+    assert_non_null(strstr(seen.last_failure, "412"));
+    bool found = false;
+    struct state_object o = get_state("U", &found);
+    assert_non_null(strstr(o.record, "\"title\":\"A\"")); /* what was last acknowledged */
+    state_object_clear(&o);
+    apply_free(a);
+    plan_free(p);
+}
+
+/*
+ * A provider without PATCH: GET and PUT with If-Match. After a 412 the PUT
+ * is rebuilt from the fresh copy: the value outside the mapping
+ * (nickName) is the cloud's current one, the title the directory's.
+ */
+static void stale_put_is_rebuilt_from_the_fresh_copy(void **state)
+{
+    (void)state;
+    struct plan *p = plan_title_change();
+    struct answer script[] = {
+        ANSWER("GET", "/Users/cU", 200,
+               "{\"id\":\"cU\",\"userName\":\"u@x\",\"title\":\"A\",\"nickName\":\"old\","
+               "\"meta\":{\"version\":\"1\"}}"),
+        ANSWER("PUT", "/Users/cU", 412, NULL),
+        ANSWER("GET", "/Users/cU", 200,
+               "{\"id\":\"cU\",\"userName\":\"u@x\",\"title\":\"A\",\"nickName\":\"new\","
+               "\"meta\":{\"version\":\"2\"}}"),
+        ANSWER("PUT", "/Users/cU", 200, NULL),
+        {0}};
+    struct scim_port port;
+    struct cloud_caps caps = etag_caps();
+    caps.patch = false;
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 4);
+    const char *methods[] = {"GET", "PUT", "GET", "PUT"};
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(fake.req[i].method, methods[i]);
+        assert_string_equal(fake.req[i].path, "/Users/cU");
+    }
+    assert_string_equal(fake.req[1].if_match, "1");
+    assert_string_equal(fake.req[3].if_match, "2");
+    json_t *first = body_of(&fake.req[1]), *second = body_of(&fake.req[3]);
+    assert_string_equal(json_string_value(json_object_get(first, "nickName")), "old");
+    assert_string_equal(json_string_value(json_object_get(second, "nickName")), "new");
+    assert_string_equal(json_string_value(json_object_get(second, "title")), "B");
+    assert_string_equal(json_string_value(json_object_get(second, "externalId")), "U");
+    assert_null(json_object_get(second, "meta"));
+    json_decref(first);
+    json_decref(second);
+    assert_int_equal(apply_counts(a)->updated, 1);
+    assert_int_equal(apply_counts(a)->failed, 0);
+    apply_free(a);
+    plan_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -765,6 +887,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(delete_cascades_sends_delete_only, setup, teardown),
         cmocka_unit_test_setup_teardown(title_change_is_one_operation, setup, teardown),
         cmocka_unit_test_setup_teardown(membership_change_is_add_and_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(stale_patch_is_read_again_and_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(second_412_is_a_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(stale_put_is_rebuilt_from_the_fresh_copy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
