@@ -31,6 +31,10 @@ struct apply {
      * gate held it back): the run stops after the batch in flight. */
     bool lease_lost;
     char lease_msg[DIRCONN_ERROR_LEN];
+    /* groups created again in this run (deleted in the cloud) or found again under another id:
+       their members were written whole or diffed against the cloud's copy, the member pass
+       leaves them alone */
+    struct str_list settled;
     struct dirconn_error *err; /* the error of the public call in progress */
 };
 
@@ -131,10 +135,13 @@ struct apply_op {
     const char *method; /* "POST", "PUT", "PATCH" or "DELETE" */
     json_t *body;       /* the PATCH body, sent again after a 412 */
     bool if_match;      /* it was sent with If-Match */
-    bool create;        /* it is a POST (an add) */
+    bool create;        /* it is a POST: the add, or the re-creation of an object gone */
     bool answered;      /* counted in the progress (once, whatever follows) */
     bool stale;         /* 412 to a write with If-Match: read it again, send once more */
     bool stale_retried; /* and that was done: another 412 is a failure */
+    bool gone;          /* 404 to an update: deleted in the cloud, look it up or create it */
+    bool gone_handled;  /* and that was done: another 404 is a failure */
+    bool recreated;     /* its cloud id changed in this run (found again or created again) */
 };
 
 struct batch {
@@ -254,6 +261,11 @@ static void on_write_done(void *arg, const struct scim_response *r)
         if (r->status == 412 && o->if_match && !o->stale_retried) {
             /* Changed in the cloud since it was read: read it again, send once more. */
             o->stale = true;
+            return;
+        }
+        if (r->status == 404 && o->op == PLAN_UPDATE && !o->create && !o->gone_handled) {
+            /* Deleted in the cloud: found again by externalId, or created again. */
+            o->gone = true;
             return;
         }
         if (r->status == 412) {
@@ -612,6 +624,12 @@ static enum dirconn_err commit_batch(struct apply *a, struct batch *b)
             .synced_at = (int64_t)time(NULL),
         };
         e = state_object_put(a->p.st, &so, a->err);
+        if (e == DIRCONN_OK && o->recreated && o->kind != PLAN_CONTACT)
+            /* the old cloud id is gone: who referred to it is rewritten by the next sync */
+            e = forget_references(a, o->external_id);
+        if (e == DIRCONN_OK && o->recreated && o->kind == PLAN_GROUP &&
+            !str_list_add(&a->settled, o->external_id))
+            e = dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
         if (o->pending)
             a->pending++;
         if (o->followup)
@@ -974,8 +992,9 @@ static json_t *put_body(struct apply *a, const struct apply_op *o, const json_t 
 /*
  * Read o's resource at path as the cloud holds it now into *g (the caller
  * clears it). false when there is nothing to write against: the lease was
- * lost, a deleted resource is gone (404: the goal is met), or the read
- * failed (reported). o counts as answered then.
+ * lost, the resource is gone (404: an update is marked gone the first time,
+ * a deletion has met its goal), or the read failed (reported). o counts as
+ * answered then.
  */
 static bool read_current(struct apply *a, struct apply_op *o, const char *path,
                          struct scim_response *g)
@@ -988,6 +1007,8 @@ static bool read_current(struct apply *a, struct apply_op *o, const char *path,
         return false;
     if (g->status == 404 && o->op == PLAN_DELETE)
         o->ok = true;
+    else if (g->status == 404 && o->op == PLAN_UPDATE && !o->gone_handled)
+        o->gone = true;
     else
         report_failure(a, o, g->code != DIRCONN_OK ? g->error : "the cloud sent no resource");
     return false;
@@ -1216,10 +1237,74 @@ static void retry_stale(struct apply *a, struct apply_op *o)
 }
 
 /*
+ * 404 to the PATCH or PUT of an update (or to the read before it): the
+ * resource was deleted in the cloud. Its cloud id is forgotten. An object
+ * with its externalId (RFC 7644 3.4.2.2 filter) may exist under another id:
+ * it is then updated against its current copy (as drift); otherwise the
+ * object is created again (POST, RFC 7644 3.3, with the rules of a
+ * creation). It counts as updated; the objects that referred to the old id
+ * are rewritten by the next sync (commit_batch, forget_references).
+ */
+static void recreate_gone(struct apply *a, struct apply_op *o)
+{
+    o->gone = false;
+    o->gone_handled = true;
+    log_msg(a->p.log, LOG_LEVEL_WARN,
+            "%s: deleted in the cloud (404); looking it up by externalId, else creating it again",
+            who(o));
+    char path[2048];
+    if (!lookup_path(o, path)) {
+        report_failure(a, o, "out of memory");
+        return;
+    }
+    struct scim_response r;
+    scim_port_request(a->p.port, "GET", path, NULL, NULL, &r);
+    if (lease_lost(a, &r)) {
+        scim_response_clear(&r);
+        return;
+    }
+    if (r.code != DIRCONN_OK) {
+        report_failure(a, o, r.error);
+        scim_response_clear(&r);
+        return;
+    }
+    const char *id = json_string_value(
+        json_object_get(json_array_get(json_object_get(r.body, "Resources"), 0), "id"));
+    o->recreated = true;
+    o->ok = false;
+    free(o->cloud_id);
+    free(o->version);
+    o->cloud_id = dup_or_null(id);
+    o->version = NULL;
+    scim_response_clear(&r);
+    if (o->cloud_id != NULL) {
+        /* There under another id: bring its current copy up to date. */
+        o->drift = true;
+        struct dirconn_error err;
+        struct dirconn_error *saved = a->err;
+        a->err = &err;
+        dirconn_error_clear(&err);
+        if (send_update(a, o) != DIRCONN_OK || scim_port_run(a->p.port, &err) != DIRCONN_OK)
+            report_failure(a, o, err.msg);
+        a->err = saved;
+        return;
+    }
+    json_t *body = create_body(a, o);
+    free(o->sent);
+    o->sent = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (body == NULL || o->sent == NULL)
+        report_failure(a, o, "the planned record cannot be read");
+    else
+        write_now(a, o, "POST", resource_paths[o->kind], body, NULL);
+    json_decref(body);
+}
+
+/*
  * What the answers of a batch asked for, object by object, each request
  * answered before the next: a lookup by externalId (a creation that may have
- * been applied), a second attempt after a 412. Each happens at most once
- * per object.
+ * been applied), a second attempt after a 412, a re-creation after a 404.
+ * Each of these happens at most once per object and may lead to another
+ * (a 412, then a 404; a re-creation whose answer is lost, then a lookup).
  */
 static void recover(struct apply *a, struct apply_op *o)
 {
@@ -1228,6 +1313,8 @@ static void recover(struct apply *a, struct apply_op *o)
             find_created(a, o);
         else if (o->stale)
             retry_stale(a, o);
+        else if (o->gone)
+            recreate_gone(a, o);
         else
             return;
     }
@@ -1400,6 +1487,9 @@ static int member_item(void *arg, const struct plan_item *it)
     struct apply *a = w->a;
     if (it->kind != PLAN_GROUP || it->op != PLAN_UPDATE || it->drift)
         return 0; /* drift: members were diffed against the cloud's copy when it was applied */
+    for (size_t i = 0; i < a->settled.n; i++)
+        if (strcmp(a->settled.v[i], it->external_id) == 0)
+            return 0; /* created again, or found again and diffed against its copy */
     json_t *add = NULL, *remove = NULL;
     w->e = plan_member_changes(a->p.plan, it, &add, &remove, a->err);
     if (w->e != DIRCONN_OK)
@@ -1526,6 +1616,7 @@ void apply_free(struct apply *a)
 {
     if (a == NULL)
         return;
+    str_list_free(&a->settled);
     free(a);
 }
 

@@ -29,6 +29,10 @@
  *    without PATCH is rebuilt from the fresh copy, unmapped values kept; the
  *    PATCH of a drifted object is diffed again). A second 412 is a failure
  *    of the object, retried by the next sync;
+ *  - 404 to the PATCH or PUT of an update: the resource was deleted in the
+ *    cloud. Its cloud id is forgotten, it is looked up by externalId (it may
+ *    exist under another id, then it is updated against its current copy)
+ *    and otherwise created again (POST); it counts as updated;
  *  - 404 to a DELETE: already gone, the goal is met;
  *  - request bodies stay within cloud_caps.max_payload: a group is created
  *    with the members that fit and the others are added by PATCH right
@@ -57,7 +61,8 @@
 
 /* What the cloud acknowledged during the run (objects). */
 struct apply_counts {
-    long added, updated, deleted; /* acknowledged creations, updates, deletions */
+    long added, updated, deleted; /* acknowledged creations, updates (re-creations of objects
+                                     deleted in the cloud included), deletions */
     long failed;                  /* objects whose write failed (each reported) */
     long drift;                   /* updates that put back values edited in the cloud */
 };
@@ -132,8 +137,8 @@ enum dirconn_err apply_ops(struct apply *a, int op, int kind, struct dirconn_err
  * members against those of the last acknowledged record): PATCH "remove"
  * of members[value eq "<id>"] and "add" of members values (RFC 7644
  * 3.5.2.1, 3.5.2.2), within cloud_caps.max_payload and patch_max_ops. Groups
- * whose members were already diffed against the cloud's copy in this run
- * (drift) are left out; without
+ * whose members were already written whole or diffed against the cloud's
+ * copy in this run (drift, created again after a 404) are left out; without
  * PATCH (caps.patch false) members went with the PUT and nothing is sent.
  * Call after apply_ops(PLAN_UPDATE, PLAN_GROUP). Returns and errors as
  * apply_ops.

@@ -875,6 +875,99 @@ static void stale_put_is_rebuilt_from_the_fresh_copy(void **state)
     plan_free(p);
 }
 
+/* ---- 404 to an update ----------------------------------------------------------- */
+
+/*
+ * 404 to the PATCH: U was deleted in the cloud. Nothing has its externalId:
+ * it is created again (the whole record), counted as updated, recorded
+ * under its new id; R, whose manager it is, forgets it in the state so that
+ * the next sync points R's manager at the new id.
+ */
+static void gone_on_patch_is_created_again(void **state)
+{
+    (void)state;
+    json_t *r = user("r@x", NULL);
+    json_object_set_new(r, PLAN_KEY_MANAGER, json_string("U"));
+    put_state("R", PLAN_USER, "CN=R,DC=x", "cR", r);
+    struct plan *p = plan_title_change();
+    struct answer script[] = {ANSWER("PATCH", "/Users/cU", 404, NULL),
+                              ANSWER("POST", "/Users", 201, "{\"id\":\"cU-new\"}"),
+                              {0}};
+    struct scim_port port;
+    struct cloud_caps caps = default_caps();
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 3);
+    assert_title_patch(&fake.req[0]);
+    assert_string_equal(fake.req[1].method, "GET"); /* looked up by externalId first */
+    assert_non_null(strstr(fake.req[1].path, "/Users?filter=externalId%20eq%20%22U%22"));
+    assert_string_equal(fake.req[2].method, "POST");
+    assert_string_equal(fake.req[2].path, "/Users");
+    assert_true(fake.req[2].create);
+    json_t *b = body_of(&fake.req[2]);
+    assert_string_equal(json_string_value(json_object_get(b, "externalId")), "U");
+    assert_string_equal(json_string_value(json_object_get(b, "userName")), "u@x");
+    assert_string_equal(json_string_value(json_object_get(b, "title")), "B");
+    json_decref(b);
+    const struct apply_counts *n = apply_counts(a);
+    assert_int_equal(n->updated, 1);
+    assert_int_equal(n->added, 0);
+    assert_int_equal(n->failed, 0);
+    bool found = false;
+    struct state_object o = get_state("U", &found);
+    assert_true(found);
+    assert_string_equal(o.cloud_id, "cU-new");
+    assert_non_null(strstr(o.record, "\"title\":\"B\""));
+    state_object_clear(&o);
+    o = get_state("R", &found);
+    assert_null(strstr(o.record, PLAN_KEY_MANAGER));
+    state_object_clear(&o);
+    apply_free(a);
+    plan_free(p);
+}
+
+/* 404 to the PATCH, and the lookup finds U under another id: updated there, no POST. */
+static void gone_on_patch_found_elsewhere_is_updated_there(void **state)
+{
+    (void)state;
+    struct plan *p = plan_title_change();
+    struct answer script[] = {
+        ANSWER("PATCH", "/Users/cU", 404, NULL),
+        ANSWER("GET", "/Users?filter=", 200,
+               "{\"totalResults\":1,\"Resources\":[{\"id\":\"cU2\"}]}"),
+        ANSWER("GET", "/Users/cU2", 200,
+               "{\"id\":\"cU2\",\"externalId\":\"U\",\"userName\":\"u@x\",\"displayName\":"
+               "\"u@x\",\"title\":\"Z\"}"),
+        {0}};
+    struct scim_port port;
+    struct cloud_caps caps = default_caps();
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 4);
+    assert_int_equal(count(&fake, "POST", "/"), 0);
+    assert_string_equal(fake.req[2].method, "GET");
+    assert_string_equal(fake.req[2].path, "/Users/cU2");
+    assert_string_equal(fake.req[3].method, "PATCH");
+    assert_string_equal(fake.req[3].path, "/Users/cU2");
+    json_t *b = body_of(&fake.req[3]);
+    json_t *ops = json_object_get(b, "Operations");
+    assert_int_equal(json_array_size(ops), 1); /* against its copy: only the title differs */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ops, 0), "path")),
+                        "title");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ops, 0), "value")), "B");
+    json_decref(b);
+    assert_int_equal(apply_counts(a)->updated, 1);
+    assert_int_equal(apply_counts(a)->failed, 0);
+    bool found = false;
+    struct state_object o = get_state("U", &found);
+    assert_string_equal(o.cloud_id, "cU2");
+    state_object_clear(&o);
+    apply_free(a);
+    plan_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -890,6 +983,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(stale_patch_is_read_again_and_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(second_412_is_a_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(stale_put_is_rebuilt_from_the_fresh_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(gone_on_patch_is_created_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(gone_on_patch_found_elsewhere_is_updated_there, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
