@@ -98,10 +98,10 @@ struct apply_params {
     /* per enum plan_kind: the leaves the mapping produces and the provider takes (record.h);
        the paths are borrowed */
     struct record_scope scope[PLAN_KIND_MAX];
-    bool delete_cascades; /* [cloud] delete_cascades: the provider removes a deleted resource
-                             from its groups and its reports' manager itself */
-    const struct log_sink *log;
-    struct apply_hooks hooks; /* copied */
+    bool delete_cascades;       /* [cloud] delete_cascades: the provider removes a deleted resource
+                                   from its groups and its reports' manager itself */
+    const struct log_sink *log; /* NULL: stderr at info (log.h) */
+    struct apply_hooks hooks;   /* copied */
 };
 
 struct apply;
@@ -140,18 +140,23 @@ enum dirconn_err apply_ops(struct apply *a, int op, int kind, struct dirconn_err
  * whose members were already written whole or diffed against the cloud's
  * copy in this run (drift, created again after a 404) are left out; without
  * PATCH (caps.patch false) members went with the PUT and nothing is sent.
- * Call after apply_ops(PLAN_UPDATE, PLAN_GROUP). Returns and errors as
- * apply_ops.
+ * Call after apply_ops(PLAN_UPDATE, PLAN_GROUP). A change the cloud refuses
+ * counts the group as failed (reported, retried by the next sync). Returns
+ * DIRCONN_OK when every request was answered; DIRCONN_ESTATE or
+ * DIRCONN_ENOMEM (reading the plan), or the port's error.
  */
 enum dirconn_err apply_members(struct apply *a, struct dirconn_error *err);
 
 /*
  * apply_pending - the follow-up pass: objects recorded without their record
  * because their manager or member groups had no cloud id when they were
- * written (created later in the run) are written again (PATCH of the manager,
- * PATCH add of the missing member groups) and recorded in full. Nothing to
- * do when no object was left pending. Call after the adds and updates.
- * Returns and errors as apply_ops.
+ * written (created later in the run) are written again (PATCH of the
+ * manager, PATCH add of the missing member groups, RFC 7644 3.5.2) and
+ * recorded in full. Nothing to do when no object was left pending. Call
+ * after the adds and updates. Returns DIRCONN_OK when every object was
+ * answered (failures counted); the pass does not stop for hooks.cancelled
+ * or a lost lease (the lease_lost hook still runs, the caller stops after
+ * it); DIRCONN_ESTATE, DIRCONN_ENOMEM, or the port's error.
  */
 enum dirconn_err apply_pending(struct apply *a, struct dirconn_error *err);
 
