@@ -1,7 +1,9 @@
-/* sync.c - the sync engine: read, map, plan, and apply over SCIM. */
+/* sync.c - the sync engine: read, map, plan, and apply (apply.c) in the run's order. */
 #include "connector/sync.h"
 
+#include "connector/apply.h"
 #include "connector/cloud_auth.h"
+#include "connector/cloud_caps.h"
 #include "proxy/proxy.h"
 #include "connector/ldap_source.h"
 #include "connector/mapping.h"
@@ -21,28 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Objects per state transaction while applying. */
-#define APPLY_BATCH 1000
-/* Operations per /Bulk request, so that a batch's adds travel as several requests in flight. */
-#define BULK_CHUNK 250
-/* Members per PATCH operation (bounded chunks). */
-#define MEMBER_CHUNK 500
 /* Resources per list page when reading the cloud inventory. */
 #define INVENTORY_PAGE 1000
-
-/* What the cloud says it supports (RFC 7643 5, 6). */
-struct cloud_caps {
-    bool bulk;
-    long bulk_max_operations;
-    long bulk_max_payload;
-    bool contacts;
-    bool etag;          /* If-Match on updates and deletions (RFC 7644 3.14) */
-    bool patch;         /* patch.supported; false: updates are GET + PUT (RFC 7644 3.5.1) */
-    bool filter;        /* filter.supported; false: the inventory is read in full, never filtered */
-    long page;          /* resources per list page: min(INVENTORY_PAGE, filter.maxResults) */
-    long max_payload;   /* bytes per request body ([cloud] max_payload, bulk.maxPayloadSize) */
-    long patch_max_ops; /* operations per PATCH request ([cloud] patch_max_operations) */
-};
 
 /* A growing list of (external id, DN, kind, name) records. */
 struct id_rec {
@@ -127,12 +109,9 @@ struct sync_ctx {
                                  const char *name);
     struct id_list touched;  /* incremental: objects planned or deleted in this run */
     struct id_list failures; /* objects whose write failed: retried by the next incremental */
-    /* apply */
+    /* apply (apply.h): progress on a terminal, and the lease lost during the run */
     long done, total;
     double started;
-    long pending; /* objects recorded without their record: the follow-up pass has work */
-    /* HA: a write was fenced (the cloud refused the fencing token, or the write
-     * gate held it back): the run stops after the batch in flight. */
     bool lease_lost;
     char lease_msg[DIRCONN_ERROR_LEN];
     struct dirconn_error *err;
@@ -148,22 +127,6 @@ static double now_s(void)
 static const char *const resource_paths[PLAN_KIND_MAX] = {"/Users", "/Groups", "/Contacts"};
 
 /* ---- progress -------------------------------------------------------------------- */
-
-static bool cancelled(const struct sync_ctx *c)
-{
-    return c->lease_lost || (c->opts->cancel != NULL && atomic_load(c->opts->cancel));
-}
-
-/* A response that says this connector may no longer write (ha/election.h). */
-static bool lease_lost(struct sync_ctx *c, const struct scim_response *r)
-{
-    if (r->code != DIRCONN_ELEASE)
-        return false;
-    if (!c->lease_lost)
-        snprintf(c->lease_msg, sizeof(c->lease_msg), "%s", r->error);
-    c->lease_lost = true;
-    return true;
-}
 
 /* The error a stopped run returns: the lost lease, or the cancel request. */
 static enum dirconn_err stopped(struct sync_ctx *c, const char *what)
@@ -196,6 +159,39 @@ static void progress(struct sync_ctx *c, const char *phase, bool force)
     if (force)
         fputc('\n', stderr);
     fflush(stderr);
+}
+
+/* ---- apply hooks (apply.h) --------------------------------------------------------- */
+
+static bool apply_cancelled(void *arg)
+{
+    const struct sync_ctx *c = arg;
+    return c->opts->cancel != NULL && atomic_load(c->opts->cancel);
+}
+
+/* A write was fenced (ha/election.h): the run stops, and says why. */
+static void apply_lease_lost(void *arg, const char *msg)
+{
+    struct sync_ctx *c = arg;
+    if (!c->lease_lost)
+        snprintf(c->lease_msg, sizeof(c->lease_msg), "%s", msg);
+    c->lease_lost = true;
+}
+
+/* An object whose write failed: the next incremental sync re-reads it (save_progress). */
+static void apply_failed(void *arg, const struct apply_failure *f)
+{
+    struct sync_ctx *c = arg;
+    if (!id_list_add(&c->failures, f->external_id, f->dn, f->kind, f->reason, f->op == PLAN_DELETE))
+        log_msg(c->log, LOG_LEVEL_ERROR, "out of memory recording a failure");
+}
+
+static void apply_progress(void *arg, long done, long total)
+{
+    struct sync_ctx *c = arg;
+    c->done = done;
+    c->total = total;
+    progress(c, "Applying", false);
 }
 
 /* ---- cloud discovery and inventory ------------------------------------------------ */
@@ -499,1156 +495,6 @@ static enum dirconn_err read_directory(struct sync_ctx *c, const struct select_p
             return e;
     }
     return DIRCONN_OK;
-}
-
-/* ---- apply ------------------------------------------------------------------------ */
-
-/* One object of a batch being applied. */
-struct apply_op {
-    struct sync_ctx *c;
-    enum plan_op op;
-    enum plan_kind kind;
-    char *external_id;
-    char *cloud_id;
-    char *dn;
-    char *name;
-    char *record; /* what the state records once acknowledged */
-    char *hash;
-    char *version; /* the cloud's ETag from the inventory, for If-Match */
-    enum state_origin origin;
-    bool ok;
-    bool pending;  /* sent without its manager or some members: recorded without its record */
-    bool followup; /* the second write of a pending object */
-    bool lookup;   /* created by a lost attempt: find it by externalId */
-    bool recreate; /* and when it is not there, create it (the POST may not have been applied) */
-    char *sent;    /* the body of the POST (adds), to send again after a lookup */
-    char *new_cloud_id;
-    json_t *rest;     /* group adds: member values that did not fit the POST, added by PATCH */
-    bool rest_failed; /* and adding them failed: recorded without its record */
-    bool drift;       /* the cloud copy was edited: diffed against a fresh read of it */
-};
-
-struct batch {
-    struct apply_op ops[APPLY_BATCH];
-    int n;
-};
-
-static void op_clear(struct apply_op *o)
-{
-    free(o->external_id);
-    free(o->cloud_id);
-    free(o->dn);
-    free(o->name);
-    free(o->record);
-    free(o->hash);
-    free(o->version);
-    free(o->sent);
-    free(o->new_cloud_id);
-    json_decref(o->rest);
-    memset(o, 0, sizeof(*o));
-}
-
-static char *dup_or_null(const char *s)
-{
-    return s != NULL ? strdup(s) : NULL;
-}
-
-static void report_failure(struct sync_ctx *c, struct apply_op *o, const char *what)
-{
-    c->res->failed++;
-    if (!id_list_add(&c->failures, o->external_id, o->dn, o->kind, what, o->op == PLAN_DELETE))
-        log_msg(c->log, LOG_LEVEL_ERROR, "out of memory recording a failure");
-    log_msg(c->log, LOG_LEVEL_ERROR, "%s %s %s failed: %s", plan_op_name(o->op),
-            plan_kind_name(o->kind), o->dn != NULL ? o->dn : o->external_id, what);
-}
-
-/* The id from a created resource: its "id", else the last segment of Location. */
-static char *created_id(const struct scim_response *r)
-{
-    const char *id = json_string_value(json_object_get(r->body, "id"));
-    if (id != NULL)
-        return strdup(id);
-    if (r->location != NULL) {
-        const char *slash = strrchr(r->location, '/');
-        if (slash != NULL && slash[1] != '\0')
-            return strdup(slash + 1);
-    }
-    return NULL;
-}
-
-static void on_write_done(void *arg, const struct scim_response *r)
-{
-    struct apply_op *o = arg;
-    struct sync_ctx *c = o->c;
-    c->done++;
-    progress(c, "Applying", false);
-    if (lease_lost(c, r))
-        return; /* not a failure of the object: nothing was written */
-    if (r->code != DIRCONN_OK) {
-        if (o->op == PLAN_DELETE && r->status == 404) {
-            o->ok = true; /* already gone: the goal is met */
-            return;
-        }
-        if (o->op == PLAN_ADD && r->status == 409 && r->attempts > 1) {
-            /* An earlier attempt was applied before its answer was lost. */
-            o->lookup = true;
-            return;
-        }
-        if (o->op == PLAN_ADD && r->maybe_applied) {
-            /* The POST may have created it: look before creating it again. */
-            o->lookup = true;
-            o->recreate = true;
-            return;
-        }
-        if (r->status == 412) {
-            report_failure(c, o,
-                           "changed in the cloud since this sync read it (412); the next "
-                           "sync updates it");
-            return;
-        }
-        report_failure(c, o, r->error);
-        return;
-    }
-    o->ok = true;
-    if (o->op == PLAN_ADD) {
-        o->new_cloud_id = created_id(r);
-        if (o->new_cloud_id == NULL) {
-            o->ok = false;
-            report_failure(c, o, "the cloud returned no id for the created resource");
-        }
-    }
-}
-
-/*
- * An add that answered 409 on a retry: the first attempt created the object
- * and its answer was lost. Find it by externalId and record it; it is
- * recorded without its record, so the next sync brings it up to date.
- */
-/* The answer to a POST sent again by find_created. */
-static void on_recreate_done(void *arg, const struct scim_response *r)
-{
-    struct scim_response *out = arg;
-    *out = *r;
-    out->body = r->body != NULL ? json_incref(r->body) : NULL;
-    out->etag = out->location = out->scim_type = out->detail = NULL;
-    if (r->location != NULL)
-        out->location = strdup(r->location);
-}
-
-static void find_created(struct sync_ctx *c, struct apply_op *o)
-{
-    char filter[600], path[2048];
-    char *quoted = record_filter_string(o->external_id);
-    if (quoted == NULL) {
-        report_failure(c, o, "out of memory");
-        return;
-    }
-    snprintf(filter, sizeof(filter), "externalId eq %s", quoted);
-    free(quoted);
-    char *esc = scim_url_escape(filter);
-    snprintf(path, sizeof(path), "%s?filter=%s&attributes=id", resource_paths[o->kind],
-             esc != NULL ? esc : "");
-    curl_free(esc);
-    for (int round = 0; round < 3; round++) {
-        struct scim_response r;
-        scim_request_sync(c->scim, "GET", path, NULL, NULL, &r);
-        const char *id = json_string_value(
-            json_object_get(json_array_get(json_object_get(r.body, "Resources"), 0), "id"));
-        if (r.code == DIRCONN_OK && id != NULL) {
-            o->new_cloud_id = strdup(id);
-            o->ok = o->new_cloud_id != NULL;
-            o->pending = true;
-            log_msg(c->log, LOG_LEVEL_INFO,
-                    "%s: created by an attempt whose answer was lost; recorded", o->dn);
-            scim_response_clear(&r);
-            return;
-        }
-        if (r.code != DIRCONN_OK || !o->recreate || o->sent == NULL) {
-            report_failure(c, o,
-                           r.code != DIRCONN_OK ? r.error
-                                                : "409 Conflict, and no object has its externalId");
-            scim_response_clear(&r);
-            return;
-        }
-        scim_response_clear(&r);
-        /* Not there: the lost POST was not applied. Create it now. */
-        json_error_t jerr;
-        json_t *body = json_loads(o->sent, 0, &jerr);
-        struct scim_response w;
-        memset(&w, 0, sizeof(w));
-        struct dirconn_error serr;
-        if (body == NULL ||
-            scim_submit_create(c->scim, resource_paths[o->kind], body, on_recreate_done, &w,
-                               &serr) != DIRCONN_OK ||
-            scim_run(c->scim, &serr) != DIRCONN_OK) {
-            json_decref(body);
-            report_failure(c, o, "out of memory sending the object again");
-            return;
-        }
-        json_decref(body);
-        if (lease_lost(c, &w)) {
-            scim_response_clear(&w);
-            return;
-        }
-        if (w.code == DIRCONN_OK) {
-            o->new_cloud_id = created_id(&w);
-            o->ok = o->new_cloud_id != NULL;
-            if (!o->ok)
-                report_failure(c, o, "the cloud returned no id for the created resource");
-            scim_response_clear(&w);
-            return;
-        }
-        if (!w.maybe_applied) {
-            report_failure(c, o, w.error);
-            scim_response_clear(&w);
-            return;
-        }
-        scim_response_clear(&w); /* lost again: look once more */
-    }
-    report_failure(c, o, "the cloud's answers to creating it were lost three times");
-}
-
-/*
- * The cloud forgets a deleted object everywhere: as a group member and as a
- * manager. The state's records of the objects that referred to it forget it
- * too, so that the object coming back later (same externalId, new cloud id)
- * is seen as a change of those groups and users.
- */
-static enum dirconn_err forget_references(struct sync_ctx *c, const char *gone_id)
-{
-    sqlite3 *db = state_db(c->st);
-    sqlite3_stmt *q = NULL;
-    struct id_list refs = {0};
-    if (sqlite3_prepare_v2(db,
-                           "SELECT external_id FROM objects WHERE kind IN (0, 1) AND record IS NOT"
-                           " NULL AND instr(record, '\"' || ?1 || '\"') > 0",
-                           -1, &q, NULL) != SQLITE_OK)
-        return dirconn_error_set(c->err, DIRCONN_ESTATE, "%s: %s", state_path(c->st),
-                                 sqlite3_errmsg(db));
-    sqlite3_bind_text(q, 1, gone_id, -1, SQLITE_STATIC);
-    while (sqlite3_step(q) == SQLITE_ROW)
-        id_list_add(&refs, (const char *)sqlite3_column_text(q, 0), NULL, -1, NULL, false);
-    sqlite3_finalize(q);
-    enum dirconn_err e = DIRCONN_OK;
-    for (size_t i = 0; i < refs.n && e == DIRCONN_OK; i++) {
-        struct state_object so = {0};
-        bool found = false;
-        e = state_object_get(c->st, refs.v[i].id, &so, &found, c->err);
-        json_error_t jerr;
-        json_t *rec =
-            e == DIRCONN_OK && found && so.record ? json_loads(so.record, 0, &jerr) : NULL;
-        if (rec != NULL) {
-            bool changed = false;
-            const char *mgr = json_string_value(json_object_get(rec, PLAN_KEY_MANAGER));
-            if (mgr != NULL && strcmp(mgr, gone_id) == 0) {
-                json_object_del(rec, PLAN_KEY_MANAGER);
-                changed = true;
-            }
-            json_t *members = json_object_get(rec, PLAN_KEY_MEMBERS);
-            for (size_t k = json_array_size(members); k > 0; k--) {
-                if (strcmp(json_string_value(json_array_get(members, k - 1)), gone_id) == 0) {
-                    json_array_remove(members, k - 1);
-                    changed = true;
-                }
-            }
-            char *text = changed ? json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-            if (text != NULL) {
-                char hash[65];
-                plan_record_hash(text, hash);
-                free(so.record);
-                free(so.hash);
-                so.record = text;
-                so.hash = strdup(hash);
-                e = state_object_put(c->st, &so, c->err);
-            }
-            json_decref(rec);
-        }
-        state_object_clear(&so);
-    }
-    id_list_free(&refs);
-    return e;
-}
-
-/*
- * RFC 7644 leaves it to the service provider whether deleting a resource
- * removes it from the groups that list it and from the manager of its
- * reports ([cloud] delete_cascades). When the provider is not known to do
- * so, dirconn does it before the DELETE: for each object whose acknowledged
- * record refers to the one being deleted, a PATCH "remove" of
- * members[value eq "<id>"] (groups) or of the enterprise manager (users).
- * Returns false, with the object reported as failed, when one of them
- * fails: the object is then not deleted (the next sync tries again). A
- * referrer already gone from the cloud (404) needs nothing.
- */
-/*
- * For a provider without PATCH: read the group or user at path, take out the
- * member whose value is target (a group) or the enterprise manager (a user),
- * and PUT the rest back (RFC 7644 3.5.1), If-Match with the version read. *r
- * is the answer of the GET when it failed, else of the PUT (a resource that
- * no longer lists target is not written: 200 of the GET).
- */
-static void unlink_by_put(struct sync_ctx *c, int kind, const char *path, const char *target,
-                          struct scim_response *r)
-{
-    scim_request_sync(c->scim, "GET", path, NULL, NULL, r);
-    if (r->code != DIRCONN_OK || !json_is_object(r->body))
-        return;
-    json_t *doc = json_deep_copy(r->body);
-    bool changed = false;
-    if (kind == PLAN_USER) {
-        json_t *ext = json_object_get(doc, SCIM_SCHEMA_ENTERPRISE);
-        changed = json_object_get(ext, "manager") != NULL;
-        json_object_del(ext, "manager");
-    } else {
-        json_t *members = json_object_get(doc, "members"), *keep = json_array();
-        size_t k;
-        json_t *m;
-        json_array_foreach(members, k, m)
-        {
-            const char *v = json_string_value(json_object_get(m, "value"));
-            if (v != NULL && strcmp(v, target) == 0)
-                changed = true;
-            else
-                json_array_append(keep, m);
-        }
-        json_object_set_new(doc, "members", keep);
-    }
-    if (!changed) {
-        json_decref(doc);
-        return;
-    }
-    const char *version =
-        json_string_value(json_object_get(json_object_get(r->body, "meta"), "version"));
-    char *if_match = c->caps.etag && (version != NULL || r->etag != NULL)
-                         ? strdup(version != NULL ? version : r->etag)
-                         : NULL;
-    json_object_del(doc, "meta");
-    scim_response_clear(r);
-    scim_request_sync(c->scim, "PUT", path, doc, if_match, r);
-    free(if_match);
-    json_decref(doc);
-}
-
-static bool unlink_referrers(struct sync_ctx *c, struct apply_op *o)
-{
-    sqlite3 *db = state_db(c->st);
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT external_id, kind, cloud_id, record FROM objects WHERE kind IN"
-                           " (0, 1) AND record IS NOT NULL AND cloud_id IS NOT NULL AND"
-                           " external_id <> ?1 AND instr(record, '\"' || ?1 || '\"') > 0",
-                           -1, &q, NULL) != SQLITE_OK) {
-        report_failure(c, o, sqlite3_errmsg(db));
-        return false;
-    }
-    sqlite3_bind_text(q, 1, o->external_id, -1, SQLITE_STATIC);
-    bool ok = true, patched = false;
-    while (ok && sqlite3_step(q) == SQLITE_ROW) {
-        int kind = sqlite3_column_int(q, 1);
-        const char *cloud_id = (const char *)sqlite3_column_text(q, 2);
-        json_error_t jerr;
-        json_t *rec = json_loads((const char *)sqlite3_column_text(q, 3), 0, &jerr);
-        bool refers = false;
-        if (kind == PLAN_USER) {
-            const char *mgr = json_string_value(json_object_get(rec, PLAN_KEY_MANAGER));
-            refers = mgr != NULL && strcmp(mgr, o->external_id) == 0;
-        } else {
-            size_t k;
-            json_t *m;
-            json_array_foreach(json_object_get(rec, PLAN_KEY_MEMBERS), k, m) refers =
-                refers || (json_is_string(m) && strcmp(json_string_value(m), o->external_id) == 0);
-        }
-        json_decref(rec);
-        if (!refers)
-            continue;
-        char opath[600], path[600];
-        if (kind == PLAN_USER) {
-            snprintf(opath, sizeof(opath), "%s:manager", SCIM_SCHEMA_ENTERPRISE);
-        } else {
-            char *v = record_filter_string(o->cloud_id);
-            snprintf(opath, sizeof(opath), "members[value eq %s]", v != NULL ? v : "\"\"");
-            free(v);
-        }
-        snprintf(path, sizeof(path), "%s/%s", resource_paths[kind], cloud_id);
-        struct scim_response r;
-        if (c->caps.patch) {
-            json_t *body = json_pack("{s:[s], s:[{s:s, s:s}]}", "schemas", SCIM_SCHEMA_PATCH,
-                                     "Operations", "op", "remove", "path", opath);
-            scim_request_sync(c->scim, "PATCH", path, body, NULL, &r);
-            json_decref(body);
-        } else {
-            unlink_by_put(c, kind, path, o->cloud_id, &r);
-        }
-        if (lease_lost(c, &r)) {
-            ok = false;
-        } else if (r.code != DIRCONN_OK && r.status != 404) {
-            char why[DIRCONN_ERROR_LEN + 128];
-            snprintf(why, sizeof(why), "removing it from %s %s before deleting it failed: %s",
-                     kind == PLAN_USER ? "the manager of user" : "group",
-                     (const char *)sqlite3_column_text(q, 0), r.error);
-            report_failure(c, o, why);
-            ok = false;
-        } else {
-            patched = true;
-            log_msg(c->log, LOG_LEVEL_DEBUG, "%s: removed from %s %s before its deletion",
-                    o->dn != NULL ? o->dn : o->external_id,
-                    kind == PLAN_USER ? "the manager of" : "group", path);
-        }
-        scim_response_clear(&r);
-    }
-    sqlite3_finalize(q);
-    if (ok && patched) {
-        /*
-         * A member's version may change with its groups (the read-only "groups"
-         * attribute, RFC 7643 4.1.2): the DELETE goes without the If-Match of
-         * the version read before these PATCHes.
-         */
-        free(o->version);
-        o->version = NULL;
-    }
-    return ok;
-}
-
-/* Record the acknowledged operations of a batch in the state, in one transaction. */
-static enum dirconn_err commit_batch(struct sync_ctx *c, struct batch *b)
-{
-    enum dirconn_err e = state_begin(c->st, c->err);
-    for (int i = 0; i < b->n && e == DIRCONN_OK; i++) {
-        struct apply_op *o = &b->ops[i];
-        if (!o->ok)
-            continue;
-        if (o->op == PLAN_DELETE || o->op == PLAN_FORGET) {
-            e = state_object_delete(c->st, o->external_id, c->err);
-            if (e == DIRCONN_OK && o->kind != PLAN_CONTACT)
-                e = forget_references(c, o->external_id);
-            if (o->op == PLAN_DELETE)
-                c->res->deleted++;
-            continue;
-        }
-        struct state_object so = {
-            .external_id = o->external_id,
-            .kind = o->kind,
-            .dn = o->dn,
-            .cloud_id = o->new_cloud_id != NULL ? o->new_cloud_id : o->cloud_id,
-            .name = o->name,
-            .hash = o->pending ? NULL : o->hash,
-            .record = o->pending ? NULL : o->record,
-            .origin = o->origin,
-            .synced_at = (int64_t)time(NULL),
-        };
-        e = state_object_put(c->st, &so, c->err);
-        if (o->pending)
-            c->pending++;
-        if (o->followup)
-            continue;
-        if (o->op == PLAN_ADD)
-            c->res->added++;
-        else if (o->op == PLAN_UPDATE)
-            c->res->updated++;
-    }
-    if (e == DIRCONN_OK)
-        e = state_commit(c->st, c->err);
-    else
-        state_rollback(c->st);
-    for (int i = 0; i < b->n; i++)
-        op_clear(&b->ops[i]);
-    b->n = 0;
-    return e;
-}
-
-/* Bytes of a PATCH request around its operations, and per value or operation (estimates). */
-#define PATCH_OVERHEAD         256
-#define MEMBER_VALUE_OVERHEAD  16
-#define MEMBER_REMOVE_OVERHEAD 64
-
-/*
- * Membership changes of one group as PATCH requests within the provider's
- * limits (RFC 7644 3.5.2.1, 3.5.2.2): "add" of "members" values, one
- * operation per request holding as many values as fit [cloud] max_payload
- * (and at most MEMBER_CHUNK); or "remove" of members[value eq "<id>"], at
- * most [cloud] patch_max_operations operations and max_payload bytes per
- * request. ids holds cloud ids (strings) or member objects ({"value": id}).
- * arg_for(ctx) gives each request its callback argument.
- */
-static enum dirconn_err submit_member_patches(struct sync_ctx *c, const char *path,
-                                              const json_t *ids, bool remove, scim_done_fn done,
-                                              void *(*arg_for)(void *ctx), void *ctx)
-{
-    size_t n = json_array_size(ids);
-    size_t i = 0;
-    long budget = c->caps.max_payload - PATCH_OVERHEAD;
-    if (budget < 1024)
-        budget = 1024;
-    while (i < n) {
-        json_t *ops = json_array(), *vals = remove ? NULL : json_array();
-        long used = 0;
-        size_t count = 0;
-        for (; i < n; i++) {
-            const json_t *m = json_array_get(ids, i);
-            const char *id = json_is_string(m) ? json_string_value(m)
-                                               : json_string_value(json_object_get(m, "value"));
-            if (id == NULL)
-                continue;
-            long size =
-                (long)strlen(id) + (remove ? MEMBER_REMOVE_OVERHEAD : MEMBER_VALUE_OVERHEAD);
-            if (count > 0 && (used + size > budget || (remove ? (long)count >= c->caps.patch_max_ops
-                                                              : count >= MEMBER_CHUNK)))
-                break;
-            used += size;
-            count++;
-            if (remove) {
-                char *q = record_filter_string(id);
-                char p[600];
-                snprintf(p, sizeof(p), "members[value eq %s]", q != NULL ? q : "\"\"");
-                free(q);
-                json_array_append_new(ops, json_pack("{s:s, s:s}", "op", "remove", "path", p));
-            } else {
-                json_array_append_new(vals, json_pack("{s:s}", "value", id));
-            }
-        }
-        if (!remove)
-            json_array_append_new(
-                ops, json_pack("{s:s, s:s, s:o}", "op", "add", "path", "members", "value", vals));
-        json_t *body = json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
-        void *arg = arg_for(ctx);
-        enum dirconn_err e =
-            body == NULL || arg == NULL
-                ? dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory")
-                : scim_submit(c->scim, "PATCH", path, body, NULL, done, arg, c->err);
-        json_decref(body);
-        if (e != DIRCONN_OK)
-            return e; /* arg is freed by the caller's bookkeeping (or is not owned) */
-    }
-    return DIRCONN_OK;
-}
-
-/* The members a group's creation could not carry: a failure leaves it recorded without record. */
-static void on_rest_done(void *arg, const struct scim_response *r)
-{
-    struct apply_op *o = arg;
-    if (lease_lost(o->c, r) || r->code == DIRCONN_OK)
-        return;
-    if (!o->rest_failed) {
-        o->rest_failed = true;
-        report_failure(o->c, o, r->error);
-    }
-}
-
-static void *same_arg(void *ctx)
-{
-    return ctx;
-}
-
-/*
- * The PATCH body (RFC 7644 3.5.2) that turns the last acknowledged record
- * (old_record, as the state holds it; NULL when it was recorded without one)
- * into rec (resolved), members excluded: only what changed, a "remove" at
- * the path of each cleared value (record_patch_ops). Groups set values with
- * "add" (RFC 7644 3.5.2.1), which some providers require instead of
- * "replace". *n_ops is the number of operations; NULL when out of memory.
- */
-static json_t *patch_for(struct sync_ctx *c, const struct apply_op *o, json_t *rec,
-                         const char *old_record, size_t *n_ops)
-{
-    json_t *was = NULL;
-    if (old_record != NULL) {
-        struct plan_item old = {.op = PLAN_UPDATE,
-                                .kind = o->kind,
-                                .external_id = o->external_id,
-                                .record = old_record};
-        was = plan_resolve(c->plan, &old, PLAN_MEMBERS_NONE, NULL);
-        if (was != NULL)
-            json_object_set_new(was, "externalId", json_string(o->external_id));
-    }
-    struct record_patch_rules rules = {.set_with_add = o->kind == PLAN_GROUP};
-    json_t *ops = record_patch_ops(was, rec, NULL, &rules);
-    json_decref(was);
-    if (ops == NULL)
-        return NULL;
-    *n_ops = json_array_size(ops);
-    return json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
-}
-
-struct bulk_req {
-    struct sync_ctx *c;
-    struct batch *b;
-    int first, count;
-};
-
-static void on_bulk_done(void *arg, const struct scim_response *r)
-{
-    struct bulk_req *br = arg;
-    struct sync_ctx *c = br->c;
-    if (lease_lost(c, r)) {
-        c->done += br->count;
-        free(br);
-        return;
-    }
-    if (r->maybe_applied) {
-        /* Some or all of the bulk may have been applied: each is looked up, then created. */
-        for (int i = 0; i < br->count; i++) {
-            c->done++;
-            br->b->ops[br->first + i].lookup = true;
-            br->b->ops[br->first + i].recreate = true;
-        }
-        free(br);
-        return;
-    }
-    if (r->code != DIRCONN_OK) {
-        for (int i = 0; i < br->count; i++) {
-            c->done++;
-            report_failure(c, &br->b->ops[br->first + i], r->error);
-        }
-        free(br);
-        return;
-    }
-    json_t *results = json_object_get(r->body, "Operations");
-    for (int i = 0; i < br->count; i++) {
-        struct apply_op *o = &br->b->ops[br->first + i];
-        c->done++;
-        json_t *res = NULL;
-        size_t k;
-        json_t *item;
-        json_array_foreach(results, k, item)
-        {
-            const char *bid = json_string_value(json_object_get(item, "bulkId"));
-            if (bid != NULL && strcmp(bid, o->external_id) == 0)
-                res = item;
-        }
-        json_t *st = json_object_get(res, "status");
-        long status = json_is_string(st) ? strtol(json_string_value(st), NULL, 10)
-                                         : (long)json_integer_value(st);
-        if (res != NULL && status == 409 && r->attempts > 1) {
-            o->lookup = true;
-            continue;
-        }
-        if (res == NULL || status < 200 || status >= 300) {
-            const char *detail =
-                json_string_value(json_object_get(json_object_get(res, "response"), "detail"));
-            char why[512];
-            snprintf(why, sizeof(why), "bulk operation answered %ld%s%s", status,
-                     detail ? ": " : "", detail ? detail : "");
-            report_failure(c, o, res == NULL ? "no result in the bulk response" : why);
-            continue;
-        }
-        const char *loc = json_string_value(json_object_get(res, "location"));
-        const char *slash = loc != NULL ? strrchr(loc, '/') : NULL;
-        const char *rid =
-            json_string_value(json_object_get(json_object_get(res, "response"), "id"));
-        o->new_cloud_id = rid != NULL ? strdup(rid) : slash != NULL ? strdup(slash + 1) : NULL;
-        o->ok = o->new_cloud_id != NULL;
-        if (!o->ok)
-            report_failure(c, o, "the bulk result names no location");
-    }
-    progress(c, "Applying", false);
-    free(br);
-}
-
-/* Send the ADDs of a batch with /Bulk (RFC 7644 3.7) within the server's limits. */
-static enum dirconn_err submit_bulk(struct sync_ctx *c, struct batch *b, json_t **bodies)
-{
-    int i = 0;
-    while (i < b->n) {
-        json_t *ops = json_array();
-        size_t payload = 128;
-        int first = i;
-        long max_ops =
-            c->caps.bulk_max_operations < BULK_CHUNK ? c->caps.bulk_max_operations : BULK_CHUNK;
-        while (i < b->n && (long)json_array_size(ops) < max_ops) {
-            char *text = json_dumps(bodies[i], JSON_COMPACT);
-            size_t len = text != NULL ? strlen(text) + 128 : 0;
-            free(text);
-            if (json_array_size(ops) > 0 && (long)(payload + len) > c->caps.bulk_max_payload)
-                break;
-            payload += len;
-            json_array_append_new(ops, json_pack("{s:s, s:s, s:s, s:O}", "method", "POST", "path",
-                                                 resource_paths[b->ops[i].kind], "bulkId",
-                                                 b->ops[i].external_id, "data", bodies[i]));
-            i++;
-        }
-        json_t *req =
-            json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_BULK_REQUEST, "Operations", ops);
-        struct bulk_req *br = malloc(sizeof(*br));
-        if (br == NULL) {
-            json_decref(req);
-            return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
-        }
-        *br = (struct bulk_req){c, b, first, i - first};
-        enum dirconn_err e = scim_submit_create(c->scim, "/Bulk", req, on_bulk_done, br, c->err);
-        json_decref(req);
-        if (e != DIRCONN_OK) {
-            free(br);
-            return e;
-        }
-    }
-    return DIRCONN_OK;
-}
-
-/* Send one batch of adds, updates or deletes, wait for all, and record the results. */
-static enum dirconn_err flush_batch(struct sync_ctx *c, struct batch *b)
-{
-    if (b->n == 0)
-        return DIRCONN_OK;
-    json_t *bodies[APPLY_BATCH] = {0};
-    bool all_adds = true;
-    for (int i = 0; i < b->n; i++)
-        all_adds = all_adds && b->ops[i].op == PLAN_ADD && b->ops[i].kind != PLAN_GROUP;
-    enum dirconn_err e = DIRCONN_OK;
-    for (int i = 0; i < b->n && e == DIRCONN_OK; i++) {
-        struct apply_op *o = &b->ops[i];
-        if (o->op == PLAN_FORGET) {
-            o->ok = true;
-            c->done++;
-            continue;
-        }
-        if (o->op == PLAN_DELETE) {
-            if (!c->cfg->cloud_delete_cascades && o->kind != PLAN_CONTACT && o->cloud_id != NULL &&
-                !unlink_referrers(c, o)) {
-                c->done++;
-                continue;
-            }
-            char path[512];
-            snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->cloud_id);
-            e = scim_submit(c->scim, "DELETE", path, NULL, o->version, on_write_done, o, c->err);
-            continue;
-        }
-        struct plan_item it = {
-            .op = o->op, .kind = o->kind, .external_id = o->external_id, .record = o->record};
-        long unresolved = 0;
-        json_t *rec = plan_resolve(c->plan, &it,
-                                   o->kind == PLAN_GROUP && o->op == PLAN_ADD ? PLAN_MEMBERS_ALL
-                                                                              : PLAN_MEMBERS_NONE,
-                                   &unresolved);
-        if (rec == NULL) {
-            report_failure(c, o, "the planned record cannot be read");
-            c->done++;
-            continue;
-        }
-        /*
-         * A manager created later in this run, or a member group created after
-         * this group, is set by the follow-up pass (apply_pending).
-         */
-        /* plan_resolve counted them: a manager without a cloud id, and members only for adds. */
-        o->pending = unresolved > 0;
-        json_object_set_new(rec, "externalId", json_string(o->external_id));
-        if (o->op == PLAN_ADD && o->kind == PLAN_GROUP) {
-            /*
-             * A group's POST carries the members that fit [cloud] max_payload; the others
-             * are added by PATCH once the group exists (submit_member_patches).
-             */
-            json_t *members = json_object_get(rec, "members");
-            char *text = json_dumps(rec, JSON_COMPACT);
-            long size = text != NULL ? (long)strlen(text) : 0;
-            free(text);
-            if (size + PATCH_OVERHEAD > c->caps.max_payload && json_array_size(members) > 0) {
-                /* exact sizes: each member's compact JSON and its comma */
-                size_t nm = json_array_size(members);
-                long *msize = calloc(nm, sizeof(long));
-                long used = size;
-                for (size_t k = 0; msize != NULL && k < nm; k++) {
-                    char *mt = json_dumps(json_array_get(members, k), JSON_COMPACT);
-                    msize[k] = (long)(mt != NULL ? strlen(mt) : 0) + 1;
-                    free(mt);
-                    used -= msize[k];
-                }
-                size_t keep = 0;
-                while (msize != NULL && keep < nm &&
-                       used + msize[keep] + PATCH_OVERHEAD <= c->caps.max_payload)
-                    used += msize[keep++];
-                free(msize);
-                o->rest = json_array();
-                while (json_array_size(members) > keep) {
-                    json_array_append(o->rest, json_array_get(members, keep));
-                    json_array_remove(members, keep);
-                }
-            }
-        }
-        if (o->op == PLAN_ADD) {
-            o->sent = json_dumps(rec, JSON_COMPACT);
-            if (all_adds && c->caps.bulk) {
-                bodies[i] = rec;
-                continue;
-            }
-            e = scim_submit_create(c->scim, resource_paths[o->kind], rec, on_write_done, o, c->err);
-        } else if (!c->caps.patch) {
-            /*
-             * A provider without PATCH (patch.supported false): read the resource, give it the
-             * values of the mapped attributes (members included for groups) and PUT it back
-             * (RFC 7644 3.5.1), If-Match with the version read. Unmapped values are kept.
-             */
-            char path[512];
-            snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->cloud_id);
-            struct scim_response g;
-            scim_request_sync(c->scim, "GET", path, NULL, NULL, &g);
-            if (lease_lost(c, &g) || g.code != DIRCONN_OK) {
-                if (!c->lease_lost)
-                    report_failure(c, o, g.error);
-                scim_response_clear(&g);
-                json_decref(rec);
-                c->done++;
-                continue;
-            }
-            json_t *full = rec;
-            if (o->kind == PLAN_GROUP) {
-                full = plan_resolve(c->plan, &it, PLAN_MEMBERS_ALL, NULL);
-                if (full != NULL)
-                    json_object_set_new(full, "externalId", json_string(o->external_id));
-            }
-            json_t *body = full != NULL ? record_overlay(g.body, full, &c->scope[o->kind],
-                                                         o->kind == PLAN_GROUP)
-                                        : NULL;
-            const char *version =
-                c->caps.etag
-                    ? json_string_value(json_object_get(json_object_get(g.body, "meta"), "version"))
-                    : NULL;
-            if (body == NULL)
-                e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
-            else
-                e = scim_submit(c->scim, "PUT", path, body, version != NULL ? version : g.etag,
-                                on_write_done, o, c->err);
-            json_decref(body);
-            if (full != rec)
-                json_decref(full);
-            scim_response_clear(&g);
-        } else {
-            /* PLAN_UPDATE: PATCH the mapped attributes (members separately, see apply_members). */
-            char path[512];
-            snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->cloud_id);
-            struct state_object so = {0};
-            bool known = false;
-            state_object_get(c->st, o->external_id, &so, &known, NULL);
-            size_t n_ops = 0;
-            json_t *patch = NULL;
-            if (o->drift) {
-                /* Diff against the cloud's copy as it is now, within the mapping's scope. */
-                struct scim_response g;
-                scim_request_sync(c->scim, "GET", path, NULL, NULL, &g);
-                if (lease_lost(c, &g) || g.code != DIRCONN_OK) {
-                    if (!c->lease_lost)
-                        report_failure(c, o, g.error);
-                    scim_response_clear(&g);
-                    state_object_clear(&so);
-                    json_decref(rec);
-                    c->done++;
-                    continue;
-                }
-                struct record_patch_rules rules = {.set_with_add = o->kind == PLAN_GROUP};
-                json_t *ops = record_patch_ops(g.body, rec, &c->scope[o->kind], &rules);
-                patch = ops != NULL ? json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH,
-                                                "Operations", ops)
-                                    : NULL;
-                if (patch != NULL && o->kind == PLAN_GROUP) {
-                    json_t *full = plan_resolve(c->plan, &it, PLAN_MEMBERS_ALL, NULL);
-                    json_t *want = record_member_ids(full), *have = record_member_ids(g.body);
-                    json_t *add = json_array(), *del = json_array();
-                    size_t k;
-                    json_t *v;
-                    json_array_foreach(want, k, v)
-                    {
-                        bool in = false;
-                        for (size_t j = 0; j < json_array_size(have) && !in; j++)
-                            in = json_equal(v, json_array_get(have, j));
-                        if (!in)
-                            json_array_append(add, v);
-                    }
-                    json_array_foreach(have, k, v)
-                    {
-                        bool in = false;
-                        for (size_t j = 0; j < json_array_size(want) && !in; j++)
-                            in = json_equal(v, json_array_get(want, j));
-                        if (!in)
-                            json_array_append(del, v);
-                    }
-                    if (json_array_size(del) > 0)
-                        e = submit_member_patches(c, path, del, true, on_rest_done, same_arg, o);
-                    if (e == DIRCONN_OK && json_array_size(add) > 0)
-                        e = submit_member_patches(c, path, add, false, on_rest_done, same_arg, o);
-                    json_decref(add);
-                    json_decref(del);
-                    json_decref(want);
-                    json_decref(have);
-                    json_decref(full);
-                }
-                scim_response_clear(&g);
-            } else {
-                patch = patch_for(c, o, rec, known ? so.record : NULL, &n_ops);
-            }
-            state_object_clear(&so);
-            if (patch == NULL) {
-                json_decref(rec);
-                e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
-                break;
-            }
-            if (o->followup && o->kind == PLAN_GROUP) {
-                /*
-                 * The group was created with every member that had a cloud id:
-                 * all users. What was missing are member groups created after it;
-                 * add those now, in bounded chunks.
-                 */
-                json_t *full = plan_resolve(c->plan, &it, PLAN_GROUP, NULL);
-                json_t *members = json_object_get(full, "members");
-                if (json_array_size(members) > 0)
-                    e = submit_member_patches(c, path, members, false, on_rest_done, same_arg, o);
-                json_decref(full);
-            }
-            if (json_array_size(json_object_get(patch, "Operations")) == 0) {
-                /* The cloud already holds these values (say, a changed member only). */
-                json_decref(patch);
-                json_decref(rec);
-                o->ok = true;
-                c->done++;
-                continue;
-            }
-            (void)n_ops;
-            e = scim_submit(c->scim, "PATCH", path, patch, o->followup ? NULL : o->version,
-                            on_write_done, o, c->err);
-            json_decref(patch);
-        }
-        json_decref(rec);
-    }
-    if (e == DIRCONN_OK && all_adds && c->caps.bulk)
-        e = submit_bulk(c, b, bodies);
-    for (int i = 0; i < b->n; i++)
-        json_decref(bodies[i]);
-    if (e == DIRCONN_OK)
-        e = scim_run(c->scim, c->err);
-    for (int i = 0; i < b->n && e == DIRCONN_OK; i++)
-        if (b->ops[i].lookup)
-            find_created(c, &b->ops[i]);
-    /* Members that did not fit a group's POST. */
-    bool more = false;
-    for (int i = 0; i < b->n && e == DIRCONN_OK; i++) {
-        struct apply_op *o = &b->ops[i];
-        if (!o->ok || o->rest == NULL || o->new_cloud_id == NULL)
-            continue;
-        char path[512];
-        snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->new_cloud_id);
-        e = submit_member_patches(c, path, o->rest, false, on_rest_done, same_arg, o);
-        more = true;
-    }
-    if (e == DIRCONN_OK && more)
-        e = scim_run(c->scim, c->err);
-    for (int i = 0; i < b->n; i++)
-        if (b->ops[i].rest_failed)
-            b->ops[i].ok =
-                false; /* not recorded: the next sync finds it by externalId, adds the rest */
-    enum dirconn_err ce = commit_batch(c, b);
-    return e != DIRCONN_OK ? e : ce;
-}
-
-struct apply_walk {
-    struct sync_ctx *c;
-    struct batch *b;
-    enum dirconn_err e;
-    int depth; /* management depth of the items in the batch */
-};
-
-static int apply_item(void *arg, const struct plan_item *it)
-{
-    struct apply_walk *w = arg;
-    /* A new management level starts a new batch: its managers are committed by then. */
-    if (w->b->n > 0 && it->depth != w->depth) {
-        w->e = flush_batch(w->c, w->b);
-        if (w->e != DIRCONN_OK)
-            return 1;
-    }
-    w->depth = it->depth;
-    struct apply_op *o = &w->b->ops[w->b->n++];
-    *o = (struct apply_op){.c = w->c, .op = it->op, .kind = it->kind, .origin = it->origin};
-    o->external_id = dup_or_null(it->external_id);
-    o->cloud_id = dup_or_null(it->cloud_id);
-    o->dn = dup_or_null(it->dn);
-    o->name = dup_or_null(it->name);
-    o->record = dup_or_null(it->record);
-    o->hash = dup_or_null(it->hash);
-    o->version = w->c->caps.etag ? dup_or_null(it->version) : NULL;
-    o->drift = it->drift;
-    if (it->drift)
-        w->c->res->drift++;
-    if (w->b->n == APPLY_BATCH) {
-        w->e = flush_batch(w->c, w->b);
-        if (w->e == DIRCONN_OK && cancelled(w->c))
-            w->e = stopped(w->c,
-                           "stopped on request after a batch; the rest is left to the next sync");
-    }
-    return w->e != DIRCONN_OK;
-}
-
-static enum dirconn_err apply_ops_timed(struct sync_ctx *c, int op, int kind);
-
-/* Apply the items of one operation and kind; logs how long it took at debug level. */
-static enum dirconn_err apply_ops(struct sync_ctx *c, int op, int kind)
-{
-    double t0 = now_s();
-    long before = c->done;
-    enum dirconn_err e = apply_ops_timed(c, op, kind);
-    if (c->done > before)
-        log_msg(c->log, LOG_LEVEL_DEBUG, "%s %s: %ld objects in %.2f s",
-                op >= 0 ? plan_op_name((enum plan_op)op) : "all",
-                kind >= 0 ? plan_kind_name((enum plan_kind)kind) : "kinds", c->done - before,
-                now_s() - t0);
-    return e;
-}
-
-static enum dirconn_err apply_ops_timed(struct sync_ctx *c, int op, int kind)
-{
-    if (cancelled(c))
-        return stopped(c, "stopped on request; the rest is left to the next sync");
-    struct batch *b = calloc(1, sizeof(*b));
-    if (b == NULL)
-        return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
-    struct apply_walk w = {c, b, DIRCONN_OK, 0};
-    enum dirconn_err e = plan_foreach(c->plan, op, kind, apply_item, &w, c->err);
-    if (w.e != DIRCONN_OK)
-        e = w.e;
-    if (e == DIRCONN_OK)
-        e = flush_batch(c, b);
-    for (int i = 0; i < b->n; i++)
-        op_clear(&b->ops[i]);
-    free(b);
-    return e;
-}
-
-/* Member changes of updated groups: PATCH add/remove in chunks (RFC 7644 3.5.2.1, 3.5.2.2). */
-struct member_walk {
-    struct sync_ctx *c;
-    enum dirconn_err e;
-    long patches;
-};
-
-struct member_patch {
-    struct sync_ctx *c;
-    char *external_id;
-    char *dn;
-};
-
-static void on_member_patch(void *arg, const struct scim_response *r)
-{
-    struct member_patch *mp = arg;
-    struct sync_ctx *c = mp->c;
-    if (lease_lost(c, r)) {
-        /* nothing written */
-    } else if (r->code != DIRCONN_OK) {
-        c->res->failed++;
-        log_msg(c->log, LOG_LEVEL_ERROR, "group membership change of %s failed: %s",
-                mp->dn ? mp->dn : mp->external_id, r->error);
-        id_list_add(&c->failures, mp->external_id, mp->dn, PLAN_GROUP, r->error, false);
-    }
-    free(mp->external_id);
-    free(mp->dn);
-    free(mp);
-}
-
-struct member_arg {
-    struct sync_ctx *c;
-    const struct plan_item *it;
-};
-
-static void *member_arg_new(void *ctx)
-{
-    struct member_arg *ma = ctx;
-    struct member_patch *mp = calloc(1, sizeof(*mp));
-    if (mp != NULL) {
-        mp->c = ma->c;
-        mp->external_id = dup_or_null(ma->it->external_id);
-        mp->dn = dup_or_null(ma->it->dn);
-    }
-    return mp;
-}
-
-static int member_item(void *arg, const struct plan_item *it)
-{
-    struct member_walk *w = arg;
-    struct sync_ctx *c = w->c;
-    if (it->kind != PLAN_GROUP || it->op != PLAN_UPDATE || it->drift)
-        return 0; /* drift: members were diffed against the cloud's copy when it was applied */
-    json_t *add = NULL, *remove = NULL;
-    w->e = plan_member_changes(c->plan, it, &add, &remove, c->err);
-    if (w->e != DIRCONN_OK)
-        return 1;
-    struct state_object so = {0};
-    bool known = false;
-    state_object_get(c->st, it->external_id, &so, &known, NULL);
-    const char *cloud_id = known && so.cloud_id ? so.cloud_id : it->cloud_id;
-    char path[512];
-    snprintf(path, sizeof(path), "/Groups/%s", cloud_id);
-    struct member_arg ma = {c, it};
-    for (int pass = 0; pass < 2 && w->e == DIRCONN_OK; pass++) {
-        json_t *list = pass == 0 ? remove : add;
-        if (json_array_size(list) > 0) {
-            w->e = submit_member_patches(c, path, list, pass == 0, on_member_patch, member_arg_new,
-                                         &ma);
-            w->patches++;
-        }
-    }
-    state_object_clear(&so);
-    json_decref(add);
-    json_decref(remove);
-    return w->e != DIRCONN_OK;
-}
-
-/*
- * Users whose manager had no cloud id when they were written (the manager was
- * created later in this run) were recorded without their record: PATCH them
- * again now that every manager exists, and record them fully.
- */
-struct manager_walk {
-    struct sync_ctx *c;
-    struct batch *b;
-    enum dirconn_err e;
-};
-
-static int manager_item(void *arg, const struct plan_item *it)
-{
-    struct manager_walk *w = arg;
-    if (it->record == NULL || (strstr(it->record, "\"" PLAN_KEY_MANAGER "\"") == NULL &&
-                               strstr(it->record, "\"" PLAN_KEY_MEMBERS "\"") == NULL))
-        return 0;
-    struct state_object so = {0};
-    bool known = false;
-    w->e = state_object_get(w->c->st, it->external_id, &so, &known, w->c->err);
-    bool pending = w->e == DIRCONN_OK && known && so.record == NULL && so.cloud_id != NULL;
-    if (pending) {
-        struct apply_op *o = &w->b->ops[w->b->n++];
-        *o = (struct apply_op){
-            .c = w->c, .op = PLAN_UPDATE, .kind = it->kind, .origin = so.origin, .followup = true};
-        o->external_id = dup_or_null(it->external_id);
-        o->cloud_id = dup_or_null(so.cloud_id);
-        o->dn = dup_or_null(it->dn);
-        o->name = dup_or_null(it->name);
-        o->record = dup_or_null(it->record);
-        o->hash = dup_or_null(it->hash);
-        if (w->b->n == APPLY_BATCH)
-            w->e = flush_batch(w->c, w->b);
-    }
-    state_object_clear(&so);
-    return w->e != DIRCONN_OK;
-}
-
-static enum dirconn_err apply_pending_managers(struct sync_ctx *c)
-{
-    char **ids = NULL;
-    size_t n = 0;
-    enum dirconn_err e = plan_pending_ids(c->plan, &ids, &n, c->err);
-    struct batch *b = calloc(1, sizeof(*b));
-    if (e == DIRCONN_OK && b == NULL)
-        e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
-    log_msg(c->log, LOG_LEVEL_DEBUG, "follow-up pass: %zu objects", n);
-    struct manager_walk w = {c, b, DIRCONN_OK};
-    for (size_t i = 0; i < n && e == DIRCONN_OK; i++) {
-        e = plan_item_get(c->plan, ids[i], manager_item, &w, c->err);
-        if (w.e != DIRCONN_OK)
-            e = w.e;
-    }
-    if (e == DIRCONN_OK && b != NULL)
-        e = flush_batch(c, b);
-    for (int i = 0; b != NULL && i < b->n; i++)
-        op_clear(&b->ops[i]);
-    free(b);
-    for (size_t i = 0; i < n; i++)
-        free(ids[i]);
-    free(ids);
-    return e;
 }
 
 /* ---- history and report --------------------------------------------------------- */
@@ -2509,6 +1355,69 @@ static enum dirconn_err open_cloud(struct sync_ctx *c)
     return e;
 }
 
+/*
+ * Apply the plan (apply.h) in the run's order: users and contacts, then
+ * groups (their members exist by then) and their membership changes, the
+ * follow-up pass, then deletions (groups, contacts, users) and the objects
+ * only the state still held. The counts go to the result.
+ */
+static enum dirconn_err apply_plan(struct sync_ctx *c)
+{
+    struct scim_port port = scim_client_port(c->scim);
+    struct apply_params ap = {
+        .port = &port,
+        .st = c->st,
+        .plan = c->plan,
+        .caps = c->caps,
+        .delete_cascades = c->cfg->cloud_delete_cascades,
+        .log = c->log,
+        .hooks = {apply_progress, apply_cancelled, apply_lease_lost, apply_failed, c},
+    };
+    for (int k = 0; k < PLAN_KIND_MAX; k++)
+        ap.scope[k] = c->scope[k];
+    struct apply *a = NULL;
+    enum dirconn_err e = apply_new(&ap, &a, c->err);
+    if (e != DIRCONN_OK)
+        return e;
+    c->total = c->res->plan.count[PLAN_ADD] + c->res->plan.count[PLAN_UPDATE] +
+               c->res->plan.deletes + c->res->plan.count[PLAN_FORGET];
+    c->started = now_s();
+    e = apply_ops(a, PLAN_ADD, PLAN_USER, c->err);
+    if (e == DIRCONN_OK)
+        e = apply_ops(a, PLAN_UPDATE, PLAN_USER, c->err);
+    if (e == DIRCONN_OK)
+        e = apply_ops(a, PLAN_ADD, PLAN_CONTACT, c->err);
+    if (e == DIRCONN_OK)
+        e = apply_ops(a, PLAN_UPDATE, PLAN_CONTACT, c->err);
+    if (e == DIRCONN_OK)
+        e = apply_ops(a, PLAN_ADD, PLAN_GROUP, c->err);
+    if (e == DIRCONN_OK)
+        e = apply_ops(a, PLAN_UPDATE, PLAN_GROUP, c->err);
+    if (e == DIRCONN_OK)
+        e = apply_members(a, c->err);
+    double tf = now_s();
+    if (e == DIRCONN_OK)
+        e = apply_pending(a, c->err);
+    log_msg(c->log, LOG_LEVEL_DEBUG, "follow-up pass in %.2f s", now_s() - tf);
+    /* groups, then contacts, then users */
+    if (e == DIRCONN_OK)
+        e = apply_ops(a, PLAN_DELETE, PLAN_GROUP, c->err);
+    if (e == DIRCONN_OK)
+        e = apply_ops(a, PLAN_DELETE, PLAN_CONTACT, c->err);
+    if (e == DIRCONN_OK)
+        e = apply_ops(a, PLAN_DELETE, PLAN_USER, c->err);
+    if (e == DIRCONN_OK)
+        e = apply_ops(a, PLAN_FORGET, -1, c->err);
+    const struct apply_counts *n = apply_counts(a);
+    c->res->added = n->added;
+    c->res->updated = n->updated;
+    c->res->deleted = n->deleted;
+    c->res->failed = n->failed;
+    c->res->drift = n->drift;
+    apply_free(a);
+    return e;
+}
+
 enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                           const struct sync_options *opts, struct sync_result *res,
                           struct dirconn_error *err)
@@ -2712,46 +1621,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                                   "rerun with --override-threshold to let this sync through once",
                                   cfg->delete_threshold, c->res->plan.deletes);
         } else {
-            c->total = c->res->plan.count[PLAN_ADD] + c->res->plan.count[PLAN_UPDATE] +
-                       c->res->plan.deletes + c->res->plan.count[PLAN_FORGET];
-            c->started = now_s();
-            /* Users and contacts, then groups (their members exist by then), then deletions. */
-            e = apply_ops(c, PLAN_ADD, PLAN_USER);
-            if (e == DIRCONN_OK)
-                e = apply_ops(c, PLAN_UPDATE, PLAN_USER);
-            if (e == DIRCONN_OK)
-                e = apply_ops(c, PLAN_ADD, PLAN_CONTACT);
-            if (e == DIRCONN_OK)
-                e = apply_ops(c, PLAN_UPDATE, PLAN_CONTACT);
-            if (e == DIRCONN_OK)
-                e = apply_ops(c, PLAN_ADD, PLAN_GROUP);
-            if (e == DIRCONN_OK)
-                e = apply_ops(c, PLAN_UPDATE, PLAN_GROUP);
-            if (e == DIRCONN_OK) {
-                struct member_walk w = {c, DIRCONN_OK, 0};
-                if (c->caps.patch) /* without PATCH, members went with the PUT */
-                    e = plan_foreach(c->plan, PLAN_UPDATE, PLAN_GROUP, member_item, &w, err);
-                if (w.e != DIRCONN_OK)
-                    e = w.e;
-                if (e == DIRCONN_OK)
-                    e = scim_run(c->scim, err);
-            }
-            double tf = now_s();
-            if (e == DIRCONN_OK && c->pending > 0)
-                e = apply_pending_managers(c);
-            log_msg(log, LOG_LEVEL_DEBUG, "follow-up pass in %.2f s", now_s() - tf);
-            for (int k = PLAN_GROUP; e == DIRCONN_OK && k >= PLAN_USER; k--) {
-                /* groups, then users (contacts sit between them in the enum) */
-                if (k == PLAN_GROUP) {
-                    e = apply_ops(c, PLAN_DELETE, PLAN_GROUP);
-                    if (e == DIRCONN_OK)
-                        e = apply_ops(c, PLAN_DELETE, PLAN_CONTACT);
-                } else {
-                    e = apply_ops(c, PLAN_DELETE, PLAN_USER);
-                }
-            }
-            if (e == DIRCONN_OK)
-                e = apply_ops(c, PLAN_FORGET, -1);
+            e = apply_plan(c);
             progress(c, "Applied", true);
             if ((e == DIRCONN_OK || e == DIRCONN_EFAIL) && c->lease_lost)
                 e = stopped(c, "");

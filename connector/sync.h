@@ -3,7 +3,7 @@
  *
  * A full sync reads every in-scope object of the directory (paged), maps it
  * to a SCIM record, loads the cloud's inventory, computes the plan (see
- * plan.h) and, unless it is a dry run, applies it over SCIM 2.0 (RFC 7644):
+ * plan.h) and, unless it is a dry run, applies it over SCIM 2.0 (RFC 7644, apply.h):
  * users and contacts first (POST, or /Bulk within the server's maxOperations
  * and maxPayloadSize when it advertises bulk), then groups with their members
  * (members changed by PATCH in chunks), then managers that could only be

@@ -1,0 +1,1626 @@
+/* apply.c - the apply stage: a plan executed over SCIM 2.0 through the transport port. */
+#include "connector/apply.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Objects per state transaction while applying. */
+#define APPLY_BATCH 1000
+/* Operations per /Bulk request, so that a batch's adds travel as several requests in flight. */
+#define BULK_CHUNK 250
+/* Members per PATCH operation (bounded chunks). */
+#define MEMBER_CHUNK 500
+
+static const char *const resource_paths[PLAN_KIND_MAX] = {"/Users", "/Groups", "/Contacts"};
+
+/* A growing list of strings. */
+struct str_list {
+    char **v;
+    size_t n, cap;
+};
+
+struct apply {
+    struct apply_params p;
+    struct apply_counts counts;
+    long done, total; /* objects answered, and to apply (progress) */
+    long pending;     /* objects recorded without their record: the follow-up pass has work */
+    /* HA: a write was fenced (the cloud refused the fencing token, or the write
+     * gate held it back): the run stops after the batch in flight. */
+    bool lease_lost;
+    char lease_msg[DIRCONN_ERROR_LEN];
+    /* groups created again in this run (deleted in the cloud) or found again under another id:
+       their members were written whole or diffed against the cloud's copy, the member pass
+       leaves them alone */
+    struct str_list settled;
+    struct dirconn_error *err; /* the error of the public call in progress */
+};
+
+static bool str_list_add(struct str_list *l, const char *s)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **g = realloc(l->v, cap * sizeof(*g));
+        if (g == NULL)
+            return false;
+        l->v = g;
+        l->cap = cap;
+    }
+    if ((l->v[l->n] = strdup(s)) == NULL)
+        return false;
+    l->n++;
+    return true;
+}
+
+static void str_list_free(struct str_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- progress and stopping --------------------------------------------------------- */
+
+static void progress(struct apply *a)
+{
+    if (a->p.hooks.progress != NULL)
+        a->p.hooks.progress(a->p.hooks.arg, a->done, a->total);
+}
+
+static bool cancelled(const struct apply *a)
+{
+    return a->lease_lost || (a->p.hooks.cancelled != NULL && a->p.hooks.cancelled(a->p.hooks.arg));
+}
+
+/* A response that says this connector may no longer write (ha/election.h). */
+static bool lease_lost(struct apply *a, const struct scim_response *r)
+{
+    if (r->code != DIRCONN_ELEASE)
+        return false;
+    if (!a->lease_lost) {
+        snprintf(a->lease_msg, sizeof(a->lease_msg), "%s", r->error);
+        a->lease_lost = true;
+        if (a->p.hooks.lease_lost != NULL)
+            a->p.hooks.lease_lost(a->p.hooks.arg, a->lease_msg);
+    }
+    return true;
+}
+
+/* The error a stopped run returns: the lost lease, or the cancel request. */
+static enum dirconn_err stopped(struct apply *a, const char *what)
+{
+    if (a->lease_lost)
+        return dirconn_error_set(a->err, DIRCONN_ELEASE,
+                                 "the HA lease was lost, nothing more is written: %s",
+                                 a->lease_msg);
+    return dirconn_error_set(a->err, DIRCONN_ECANCELED, "%s", what);
+}
+
+/* ---- one batch ------------------------------------------------------------------- */
+
+/* One object of a batch being applied. */
+struct apply_op {
+    struct apply *a;
+    enum plan_op op;
+    enum plan_kind kind;
+    char *external_id;
+    char *cloud_id;
+    char *dn;
+    char *name;
+    char *record; /* what the state records once acknowledged */
+    char *hash;
+    char *version; /* the cloud's ETag from the inventory, for If-Match */
+    enum state_origin origin;
+    bool ok;
+    bool pending;  /* sent without its manager or some members: recorded without its record */
+    bool followup; /* the second write of a pending object */
+    bool lookup;   /* created by a lost attempt: find it by externalId */
+    bool recreate; /* and when it is not there, create it (the POST may not have been applied) */
+    char *sent;    /* the body of the POST (adds), to send again after a lookup */
+    char *new_cloud_id;
+    json_t *rest;     /* group adds: member values that did not fit the POST, added by PATCH */
+    bool rest_failed; /* and adding them failed: recorded without its record */
+    bool drift;       /* the cloud copy was edited: diffed against a fresh read of it */
+    /* the write in flight, and what its answer asks for */
+    const char *method; /* "POST", "PUT", "PATCH" or "DELETE" */
+    json_t *body;       /* the PATCH body, sent again after a 412 */
+    bool if_match;      /* it was sent with If-Match */
+    bool create;        /* it is a POST: the add, or the re-creation of an object gone */
+    bool answered;      /* counted in the progress (once, whatever follows) */
+    bool stale;         /* 412 to a write with If-Match: read it again, send once more */
+    bool stale_retried; /* and that was done: another 412 is a failure */
+    bool gone;          /* 404 to an update: deleted in the cloud, look it up or create it */
+    bool gone_handled;  /* and that was done: another 404 is a failure */
+    bool recreated;     /* its cloud id changed in this run (found again or created again) */
+};
+
+struct batch {
+    struct apply_op ops[APPLY_BATCH];
+    int n;
+};
+
+static void op_clear(struct apply_op *o)
+{
+    free(o->external_id);
+    free(o->cloud_id);
+    free(o->dn);
+    free(o->name);
+    free(o->record);
+    free(o->hash);
+    free(o->version);
+    free(o->sent);
+    free(o->new_cloud_id);
+    json_decref(o->rest);
+    json_decref(o->body);
+    memset(o, 0, sizeof(*o));
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
+/* How an object is named in messages: its DN, else its externalId. */
+static const char *who(const struct apply_op *o)
+{
+    return o->dn != NULL ? o->dn : o->external_id;
+}
+
+/* The path of o's resource: /Users/<cloud id>. */
+static void op_path(const struct apply_op *o, char path[512])
+{
+    snprintf(path, 512, "%s/%s", resource_paths[o->kind], o->cloud_id);
+}
+
+/* o was answered: counted once in the progress, whatever retries follow. */
+static void answered(struct apply *a, struct apply_op *o)
+{
+    if (o->answered)
+        return;
+    o->answered = true;
+    a->done++;
+    progress(a);
+}
+
+/* The version a read says the resource has (RFC 7644 3.14): meta.version, else the ETag. */
+static const char *version_of(const struct scim_response *r)
+{
+    const char *v = json_string_value(json_object_get(json_object_get(r->body, "meta"), "version"));
+    return v != NULL ? v : r->etag;
+}
+
+/* An object whose write failed: counted, given to the failed hook (the next sync retries it). */
+static void failed(struct apply *a, const char *external_id, const char *dn, enum plan_kind kind,
+                   enum plan_op op, const char *what)
+{
+    a->counts.failed++;
+    struct apply_failure f = {external_id, dn, kind, op, what};
+    if (a->p.hooks.failed != NULL)
+        a->p.hooks.failed(a->p.hooks.arg, &f);
+}
+
+static void report_failure(struct apply *a, struct apply_op *o, const char *what)
+{
+    failed(a, o->external_id, o->dn, o->kind, o->op, what);
+    log_msg(a->p.log, LOG_LEVEL_ERROR, "%s %s %s failed: %s", plan_op_name(o->op),
+            plan_kind_name(o->kind), who(o), what);
+}
+
+/* The id from a created resource: its "id", else the last segment of Location. */
+static char *created_id(const struct scim_response *r)
+{
+    const char *id = json_string_value(json_object_get(r->body, "id"));
+    if (id != NULL)
+        return strdup(id);
+    if (r->location != NULL) {
+        const char *slash = strrchr(r->location, '/');
+        if (slash != NULL && slash[1] != '\0')
+            return strdup(slash + 1);
+    }
+    return NULL;
+}
+
+/*
+ * The answer to o's write. What needs another request (a lookup, a read
+ * and a second attempt, a re-creation) is marked here and done by recover()
+ * once the batch's requests have all been answered.
+ */
+static void on_write_done(void *arg, const struct scim_response *r)
+{
+    struct apply_op *o = arg;
+    struct apply *a = o->a;
+    answered(a, o);
+    if (lease_lost(a, r))
+        return; /* not a failure of the object: nothing was written */
+    if (r->code != DIRCONN_OK) {
+        if (o->op == PLAN_DELETE && r->status == 404) {
+            o->ok = true; /* already gone: the goal is met */
+            return;
+        }
+        if (o->create && r->status == 409 && r->attempts > 1) {
+            /* An earlier attempt was applied before its answer was lost. */
+            o->lookup = true;
+            return;
+        }
+        if (o->create && r->maybe_applied) {
+            /* The POST may have created it: look before creating it again. */
+            o->lookup = true;
+            o->recreate = true;
+            return;
+        }
+        if (r->status == 412 && o->if_match && !o->stale_retried) {
+            /* Changed in the cloud since it was read: read it again, send once more. */
+            o->stale = true;
+            return;
+        }
+        if (r->status == 404 && o->op == PLAN_UPDATE && !o->create && !o->gone_handled) {
+            /* Deleted in the cloud: found again by externalId, or created again. */
+            o->gone = true;
+            return;
+        }
+        if (r->status == 412) {
+            report_failure(a, o,
+                           "changed in the cloud since this sync read it (412); the next "
+                           "sync updates it");
+            return;
+        }
+        report_failure(a, o, r->error);
+        return;
+    }
+    o->ok = true;
+    if (o->create) {
+        free(o->new_cloud_id);
+        o->new_cloud_id = created_id(r);
+        if (o->new_cloud_id == NULL) {
+            o->ok = false;
+            report_failure(a, o, "the cloud returned no id for the created resource");
+        }
+    }
+}
+
+/* The query that finds o by externalId (RFC 7644 3.4.2.2); false when out of memory. */
+static bool lookup_path(const struct apply_op *o, char path[2048])
+{
+    char filter[600];
+    char *quoted = record_filter_string(o->external_id);
+    if (quoted == NULL)
+        return false;
+    snprintf(filter, sizeof(filter), "externalId eq %s", quoted);
+    free(quoted);
+    char *esc = scim_url_escape(filter);
+    if (esc == NULL)
+        return false;
+    snprintf(path, 2048, "%s?filter=%s&attributes=id", resource_paths[o->kind], esc);
+    curl_free(esc);
+    return true;
+}
+
+/* The answer to a POST sent again by find_created. */
+static void on_recreate_done(void *arg, const struct scim_response *r)
+{
+    struct scim_response *out = arg;
+    *out = *r;
+    out->body = r->body != NULL ? json_incref(r->body) : NULL;
+    out->etag = out->location = out->scim_type = out->detail = NULL;
+    if (r->location != NULL)
+        out->location = strdup(r->location);
+}
+
+/*
+ * An add that answered 409 on a retry: the first attempt created the object
+ * and its answer was lost. Find it by externalId and record it; it is
+ * recorded without its record, so the next sync brings it up to date. With
+ * o->recreate (the answer was lost after sending: maybe applied), an object
+ * that is not there is created now, and looked up again if that answer is
+ * lost too.
+ */
+static void find_created(struct apply *a, struct apply_op *o)
+{
+    char path[2048];
+    o->lookup = false;
+    if (!lookup_path(o, path)) {
+        report_failure(a, o, "out of memory");
+        return;
+    }
+    for (int round = 0; round < 3; round++) {
+        struct scim_response r;
+        scim_port_request(a->p.port, "GET", path, NULL, NULL, &r);
+        const char *id = json_string_value(
+            json_object_get(json_array_get(json_object_get(r.body, "Resources"), 0), "id"));
+        if (r.code == DIRCONN_OK && id != NULL) {
+            o->new_cloud_id = strdup(id);
+            o->ok = o->new_cloud_id != NULL;
+            o->pending = true;
+            log_msg(a->p.log, LOG_LEVEL_INFO,
+                    "%s: created by an attempt whose answer was lost; recorded", who(o));
+            scim_response_clear(&r);
+            return;
+        }
+        if (r.code != DIRCONN_OK || !o->recreate || o->sent == NULL) {
+            report_failure(a, o,
+                           r.code != DIRCONN_OK ? r.error
+                                                : "409 Conflict, and no object has its externalId");
+            scim_response_clear(&r);
+            return;
+        }
+        scim_response_clear(&r);
+        /* Not there: the lost POST was not applied. Create it now. */
+        json_error_t jerr;
+        json_t *body = json_loads(o->sent, 0, &jerr);
+        struct scim_response w;
+        memset(&w, 0, sizeof(w));
+        struct dirconn_error serr;
+        if (body == NULL ||
+            scim_port_submit_create(a->p.port, resource_paths[o->kind], body, on_recreate_done, &w,
+                                    &serr) != DIRCONN_OK ||
+            scim_port_run(a->p.port, &serr) != DIRCONN_OK) {
+            json_decref(body);
+            report_failure(a, o, "out of memory sending the object again");
+            return;
+        }
+        json_decref(body);
+        if (lease_lost(a, &w)) {
+            scim_response_clear(&w);
+            return;
+        }
+        if (w.code == DIRCONN_OK) {
+            o->new_cloud_id = created_id(&w);
+            o->ok = o->new_cloud_id != NULL;
+            if (!o->ok)
+                report_failure(a, o, "the cloud returned no id for the created resource");
+            scim_response_clear(&w);
+            return;
+        }
+        if (!w.maybe_applied) {
+            report_failure(a, o, w.error);
+            scim_response_clear(&w);
+            return;
+        }
+        scim_response_clear(&w); /* lost again: look once more */
+    }
+    report_failure(a, o, "the cloud's answers to creating it were lost three times");
+}
+
+/*
+ * The cloud forgets a deleted object everywhere: as a group member and as a
+ * manager. The state's records of the objects that referred to it forget it
+ * too, so that the object coming back later (same externalId, new cloud id)
+ * is seen as a change of those groups and users.
+ */
+static enum dirconn_err forget_references(struct apply *a, const char *gone_id)
+{
+    sqlite3 *db = state_db(a->p.st);
+    sqlite3_stmt *q = NULL;
+    struct str_list refs = {0};
+    if (sqlite3_prepare_v2(db,
+                           "SELECT external_id FROM objects WHERE kind IN (0, 1) AND record IS NOT"
+                           " NULL AND instr(record, '\"' || ?1 || '\"') > 0",
+                           -1, &q, NULL) != SQLITE_OK)
+        return dirconn_error_set(a->err, DIRCONN_ESTATE, "%s: %s", state_path(a->p.st),
+                                 sqlite3_errmsg(db));
+    sqlite3_bind_text(q, 1, gone_id, -1, SQLITE_STATIC);
+    while (sqlite3_step(q) == SQLITE_ROW)
+        str_list_add(&refs, (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    enum dirconn_err e = DIRCONN_OK;
+    for (size_t i = 0; i < refs.n && e == DIRCONN_OK; i++) {
+        struct state_object so = {0};
+        bool found = false;
+        e = state_object_get(a->p.st, refs.v[i], &so, &found, a->err);
+        json_error_t jerr;
+        json_t *rec =
+            e == DIRCONN_OK && found && so.record ? json_loads(so.record, 0, &jerr) : NULL;
+        if (rec != NULL) {
+            bool changed = false;
+            const char *mgr = json_string_value(json_object_get(rec, PLAN_KEY_MANAGER));
+            if (mgr != NULL && strcmp(mgr, gone_id) == 0) {
+                json_object_del(rec, PLAN_KEY_MANAGER);
+                changed = true;
+            }
+            json_t *members = json_object_get(rec, PLAN_KEY_MEMBERS);
+            for (size_t k = json_array_size(members); k > 0; k--) {
+                if (strcmp(json_string_value(json_array_get(members, k - 1)), gone_id) == 0) {
+                    json_array_remove(members, k - 1);
+                    changed = true;
+                }
+            }
+            char *text = changed ? json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+            if (text != NULL) {
+                char hash[65];
+                plan_record_hash(text, hash);
+                free(so.record);
+                free(so.hash);
+                so.record = text;
+                so.hash = strdup(hash);
+                e = state_object_put(a->p.st, &so, a->err);
+            }
+            json_decref(rec);
+        }
+        state_object_clear(&so);
+    }
+    str_list_free(&refs);
+    return e;
+}
+
+/*
+ * RFC 7644 leaves it to the service provider whether deleting a resource
+ * removes it from the groups that list it and from the manager of its
+ * reports ([cloud] delete_cascades). When the provider is not known to do
+ * so, dirconn does it before the DELETE: for each object whose acknowledged
+ * record refers to the one being deleted, a PATCH "remove" of
+ * members[value eq "<id>"] (groups) or of the enterprise manager (users).
+ * Returns false, with the object reported as failed, when one of them
+ * fails: the object is then not deleted (the next sync tries again). A
+ * referrer already gone from the cloud (404) needs nothing.
+ */
+/*
+ * For a provider without PATCH: read the group or user at path, take out the
+ * member whose value is target (a group) or the enterprise manager (a user),
+ * and PUT the rest back (RFC 7644 3.5.1), If-Match with the version read; a
+ * 412 (changed since it was read, RFC 7644 3.14) reads it again and sends
+ * the PUT once more. *r is the answer of the GET when it failed, else of the
+ * PUT (a resource that no longer lists target is not written: 200 of the GET).
+ */
+static void unlink_by_put(struct apply *a, int kind, const char *path, const char *target,
+                          struct scim_response *r)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        scim_port_request(a->p.port, "GET", path, NULL, NULL, r);
+        if (r->code != DIRCONN_OK || !json_is_object(r->body))
+            return;
+        json_t *doc = json_deep_copy(r->body);
+        bool changed = false;
+        if (kind == PLAN_USER) {
+            json_t *ext = json_object_get(doc, SCIM_SCHEMA_ENTERPRISE);
+            changed = json_object_get(ext, "manager") != NULL;
+            json_object_del(ext, "manager");
+        } else {
+            json_t *members = json_object_get(doc, "members"), *keep = json_array();
+            size_t k;
+            json_t *m;
+            json_array_foreach(members, k, m)
+            {
+                const char *v = json_string_value(json_object_get(m, "value"));
+                if (v != NULL && strcmp(v, target) == 0)
+                    changed = true;
+                else
+                    json_array_append(keep, m);
+            }
+            json_object_set_new(doc, "members", keep);
+        }
+        if (!changed) {
+            json_decref(doc);
+            return;
+        }
+        char *if_match = a->p.caps.etag ? dup_or_null(version_of(r)) : NULL;
+        json_object_del(doc, "meta");
+        scim_response_clear(r);
+        scim_port_request(a->p.port, "PUT", path, doc, if_match, r);
+        bool again = r->status == 412 && if_match != NULL && attempt == 0;
+        free(if_match);
+        json_decref(doc);
+        if (!again)
+            return;
+        log_msg(a->p.log, LOG_LEVEL_INFO,
+                "%s changed in the cloud since it was read (412); reading it again", path);
+        scim_response_clear(r);
+    }
+}
+
+static bool unlink_referrers(struct apply *a, struct apply_op *o)
+{
+    sqlite3 *db = state_db(a->p.st);
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT external_id, kind, cloud_id, record FROM objects WHERE kind IN"
+                           " (0, 1) AND record IS NOT NULL AND cloud_id IS NOT NULL AND"
+                           " external_id <> ?1 AND instr(record, '\"' || ?1 || '\"') > 0",
+                           -1, &q, NULL) != SQLITE_OK) {
+        report_failure(a, o, sqlite3_errmsg(db));
+        return false;
+    }
+    sqlite3_bind_text(q, 1, o->external_id, -1, SQLITE_STATIC);
+    bool ok = true, patched = false;
+    while (ok && sqlite3_step(q) == SQLITE_ROW) {
+        int kind = sqlite3_column_int(q, 1);
+        const char *cloud_id = (const char *)sqlite3_column_text(q, 2);
+        json_error_t jerr;
+        json_t *rec = json_loads((const char *)sqlite3_column_text(q, 3), 0, &jerr);
+        bool refers = false;
+        if (kind == PLAN_USER) {
+            const char *mgr = json_string_value(json_object_get(rec, PLAN_KEY_MANAGER));
+            refers = mgr != NULL && strcmp(mgr, o->external_id) == 0;
+        } else {
+            size_t k;
+            json_t *m;
+            json_array_foreach(json_object_get(rec, PLAN_KEY_MEMBERS), k, m) refers =
+                refers || (json_is_string(m) && strcmp(json_string_value(m), o->external_id) == 0);
+        }
+        json_decref(rec);
+        if (!refers)
+            continue;
+        char opath[600], path[600];
+        if (kind == PLAN_USER) {
+            snprintf(opath, sizeof(opath), "%s:manager", SCIM_SCHEMA_ENTERPRISE);
+        } else {
+            char *v = record_filter_string(o->cloud_id);
+            snprintf(opath, sizeof(opath), "members[value eq %s]", v != NULL ? v : "\"\"");
+            free(v);
+        }
+        snprintf(path, sizeof(path), "%s/%s", resource_paths[kind], cloud_id);
+        struct scim_response r;
+        if (a->p.caps.patch) {
+            json_t *body = json_pack("{s:[s], s:[{s:s, s:s}]}", "schemas", SCIM_SCHEMA_PATCH,
+                                     "Operations", "op", "remove", "path", opath);
+            scim_port_request(a->p.port, "PATCH", path, body, NULL, &r);
+            json_decref(body);
+        } else {
+            unlink_by_put(a, kind, path, o->cloud_id, &r);
+        }
+        if (lease_lost(a, &r)) {
+            ok = false;
+        } else if (r.code != DIRCONN_OK && r.status != 404) {
+            char why[DIRCONN_ERROR_LEN + 128];
+            snprintf(why, sizeof(why), "removing it from %s %s before deleting it failed: %s",
+                     kind == PLAN_USER ? "the manager of user" : "group",
+                     (const char *)sqlite3_column_text(q, 0), r.error);
+            report_failure(a, o, why);
+            ok = false;
+        } else {
+            patched = true;
+            log_msg(a->p.log, LOG_LEVEL_DEBUG, "%s: removed from %s %s before its deletion", who(o),
+                    kind == PLAN_USER ? "the manager of" : "group", path);
+        }
+        scim_response_clear(&r);
+    }
+    sqlite3_finalize(q);
+    if (ok && patched) {
+        /*
+         * A member's version may change with its groups (the read-only "groups"
+         * attribute, RFC 7643 4.1.2): the DELETE goes without the If-Match of
+         * the version read before these PATCHes.
+         */
+        free(o->version);
+        o->version = NULL;
+    }
+    return ok;
+}
+
+/* Record the acknowledged operations of a batch in the state, in one transaction. */
+static enum dirconn_err commit_batch(struct apply *a, struct batch *b)
+{
+    enum dirconn_err e = state_begin(a->p.st, a->err);
+    for (int i = 0; i < b->n && e == DIRCONN_OK; i++) {
+        struct apply_op *o = &b->ops[i];
+        if (!o->ok)
+            continue;
+        if (o->op == PLAN_DELETE || o->op == PLAN_FORGET) {
+            e = state_object_delete(a->p.st, o->external_id, a->err);
+            if (e == DIRCONN_OK && o->kind != PLAN_CONTACT)
+                e = forget_references(a, o->external_id);
+            if (o->op == PLAN_DELETE)
+                a->counts.deleted++;
+            continue;
+        }
+        struct state_object so = {
+            .external_id = o->external_id,
+            .kind = o->kind,
+            .dn = o->dn,
+            .cloud_id = o->new_cloud_id != NULL ? o->new_cloud_id : o->cloud_id,
+            .name = o->name,
+            .hash = o->pending ? NULL : o->hash,
+            .record = o->pending ? NULL : o->record,
+            .origin = o->origin,
+            .synced_at = (int64_t)time(NULL),
+        };
+        e = state_object_put(a->p.st, &so, a->err);
+        if (e == DIRCONN_OK && o->recreated && o->kind != PLAN_CONTACT)
+            /* the old cloud id is gone: who referred to it is rewritten by the next sync */
+            e = forget_references(a, o->external_id);
+        if (e == DIRCONN_OK && o->recreated && o->kind == PLAN_GROUP &&
+            !str_list_add(&a->settled, o->external_id))
+            e = dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
+        if (o->pending)
+            a->pending++;
+        if (o->followup)
+            continue;
+        if (o->op == PLAN_ADD)
+            a->counts.added++;
+        else if (o->op == PLAN_UPDATE)
+            a->counts.updated++;
+    }
+    if (e == DIRCONN_OK)
+        e = state_commit(a->p.st, a->err);
+    else
+        state_rollback(a->p.st);
+    for (int i = 0; i < b->n; i++)
+        op_clear(&b->ops[i]);
+    b->n = 0;
+    return e;
+}
+
+/* Bytes of a PATCH request around its operations, and per value or operation (estimates). */
+#define PATCH_OVERHEAD         256
+#define MEMBER_VALUE_OVERHEAD  16
+#define MEMBER_REMOVE_OVERHEAD 64
+
+/*
+ * Membership changes of one group as PATCH requests within the provider's
+ * limits (RFC 7644 3.5.2.1, 3.5.2.2): "add" of "members" values, one
+ * operation per request holding as many values as fit [cloud] max_payload
+ * (and at most MEMBER_CHUNK); or "remove" of members[value eq "<id>"], at
+ * most [cloud] patch_max_operations operations and max_payload bytes per
+ * request. ids holds cloud ids (strings) or member objects ({"value": id}).
+ * arg_for(ctx) gives each request its callback argument.
+ */
+static enum dirconn_err submit_member_patches(struct apply *a, const char *path, const json_t *ids,
+                                              bool remove, scim_done_fn done,
+                                              void *(*arg_for)(void *ctx), void *ctx)
+{
+    size_t n = json_array_size(ids);
+    size_t i = 0;
+    long budget = a->p.caps.max_payload - PATCH_OVERHEAD;
+    if (budget < 1024)
+        budget = 1024;
+    while (i < n) {
+        json_t *ops = json_array(), *vals = remove ? NULL : json_array();
+        long used = 0;
+        size_t count = 0;
+        for (; i < n; i++) {
+            const json_t *m = json_array_get(ids, i);
+            const char *id = json_is_string(m) ? json_string_value(m)
+                                               : json_string_value(json_object_get(m, "value"));
+            if (id == NULL)
+                continue;
+            long size =
+                (long)strlen(id) + (remove ? MEMBER_REMOVE_OVERHEAD : MEMBER_VALUE_OVERHEAD);
+            if (count > 0 &&
+                (used + size > budget ||
+                 (remove ? (long)count >= a->p.caps.patch_max_ops : count >= MEMBER_CHUNK)))
+                break;
+            used += size;
+            count++;
+            if (remove) {
+                char *q = record_filter_string(id);
+                char p[600];
+                snprintf(p, sizeof(p), "members[value eq %s]", q != NULL ? q : "\"\"");
+                free(q);
+                json_array_append_new(ops, json_pack("{s:s, s:s}", "op", "remove", "path", p));
+            } else {
+                json_array_append_new(vals, json_pack("{s:s}", "value", id));
+            }
+        }
+        if (!remove)
+            json_array_append_new(
+                ops, json_pack("{s:s, s:s, s:o}", "op", "add", "path", "members", "value", vals));
+        json_t *body = json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
+        void *arg = arg_for(ctx);
+        enum dirconn_err e =
+            body == NULL || arg == NULL
+                ? dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory")
+                : scim_port_submit(a->p.port, "PATCH", path, body, NULL, done, arg, a->err);
+        json_decref(body);
+        if (e != DIRCONN_OK)
+            return e; /* arg is freed by the caller's bookkeeping (or is not owned) */
+    }
+    return DIRCONN_OK;
+}
+
+/* The members a group's creation could not carry: a failure leaves it recorded without record. */
+static void on_rest_done(void *arg, const struct scim_response *r)
+{
+    struct apply_op *o = arg;
+    if (lease_lost(o->a, r) || r->code == DIRCONN_OK)
+        return;
+    if (!o->rest_failed) {
+        o->rest_failed = true;
+        report_failure(o->a, o, r->error);
+    }
+}
+
+static void *same_arg(void *ctx)
+{
+    return ctx;
+}
+
+/*
+ * The PATCH body (RFC 7644 3.5.2) that turns the last acknowledged record
+ * (old_record, as the state holds it; NULL when it was recorded without one)
+ * into rec (resolved), members excluded: only what changed, a "remove" at
+ * the path of each cleared value (record_patch_ops). Groups set values with
+ * "add" (RFC 7644 3.5.2.1), which some providers require instead of
+ * "replace". NULL when out of memory.
+ */
+static json_t *patch_for(struct apply *a, const struct apply_op *o, json_t *rec,
+                         const char *old_record)
+{
+    json_t *was = NULL;
+    if (old_record != NULL) {
+        struct plan_item old = {.op = PLAN_UPDATE,
+                                .kind = o->kind,
+                                .external_id = o->external_id,
+                                .record = old_record};
+        was = plan_resolve(a->p.plan, &old, PLAN_MEMBERS_NONE, NULL);
+        if (was != NULL)
+            json_object_set_new(was, "externalId", json_string(o->external_id));
+    }
+    struct record_patch_rules rules = {.set_with_add = o->kind == PLAN_GROUP};
+    json_t *ops = record_patch_ops(was, rec, NULL, &rules);
+    json_decref(was);
+    if (ops == NULL)
+        return NULL;
+    return json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
+}
+
+/*
+ * The PATCH body that turns the cloud's copy of the resource (as read now)
+ * into rec for the leaves of the mapping's scope, values outside it left
+ * alone; members excluded. NULL when out of memory.
+ */
+static json_t *patch_against(struct apply *a, const struct apply_op *o, const json_t *rec,
+                             const json_t *cloud)
+{
+    struct record_patch_rules rules = {.set_with_add = o->kind == PLAN_GROUP};
+    json_t *ops = record_patch_ops(cloud, rec, &a->p.scope[o->kind], &rules);
+    if (ops == NULL)
+        return NULL;
+    return json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
+}
+
+struct bulk_req {
+    struct apply *a;
+    struct batch *b;
+    int first, count;
+};
+
+static void on_bulk_done(void *arg, const struct scim_response *r)
+{
+    struct bulk_req *br = arg;
+    struct apply *a = br->a;
+    if (lease_lost(a, r)) {
+        for (int i = 0; i < br->count; i++)
+            answered(a, &br->b->ops[br->first + i]);
+        free(br);
+        return;
+    }
+    if (r->maybe_applied) {
+        /* Some or all of the bulk may have been applied: each is looked up, then created. */
+        for (int i = 0; i < br->count; i++) {
+            answered(a, &br->b->ops[br->first + i]);
+            br->b->ops[br->first + i].lookup = true;
+            br->b->ops[br->first + i].recreate = true;
+        }
+        free(br);
+        return;
+    }
+    if (r->code != DIRCONN_OK) {
+        for (int i = 0; i < br->count; i++) {
+            answered(a, &br->b->ops[br->first + i]);
+            report_failure(a, &br->b->ops[br->first + i], r->error);
+        }
+        free(br);
+        return;
+    }
+    json_t *results = json_object_get(r->body, "Operations");
+    for (int i = 0; i < br->count; i++) {
+        struct apply_op *o = &br->b->ops[br->first + i];
+        answered(a, o);
+        json_t *res = NULL;
+        size_t k;
+        json_t *item;
+        json_array_foreach(results, k, item)
+        {
+            const char *bid = json_string_value(json_object_get(item, "bulkId"));
+            if (bid != NULL && strcmp(bid, o->external_id) == 0)
+                res = item;
+        }
+        json_t *st = json_object_get(res, "status");
+        long status = json_is_string(st) ? strtol(json_string_value(st), NULL, 10)
+                                         : (long)json_integer_value(st);
+        if (res != NULL && status == 409 && r->attempts > 1) {
+            o->lookup = true;
+            continue;
+        }
+        if (res == NULL || status < 200 || status >= 300) {
+            const char *detail =
+                json_string_value(json_object_get(json_object_get(res, "response"), "detail"));
+            char why[512];
+            snprintf(why, sizeof(why), "bulk operation answered %ld%s%s", status,
+                     detail ? ": " : "", detail ? detail : "");
+            report_failure(a, o, res == NULL ? "no result in the bulk response" : why);
+            continue;
+        }
+        const char *loc = json_string_value(json_object_get(res, "location"));
+        const char *slash = loc != NULL ? strrchr(loc, '/') : NULL;
+        const char *rid =
+            json_string_value(json_object_get(json_object_get(res, "response"), "id"));
+        o->new_cloud_id = rid != NULL ? strdup(rid) : slash != NULL ? strdup(slash + 1) : NULL;
+        o->ok = o->new_cloud_id != NULL;
+        if (!o->ok)
+            report_failure(a, o, "the bulk result names no location");
+    }
+    free(br);
+}
+
+/* Send the ADDs of a batch with /Bulk (RFC 7644 3.7) within the server's limits. */
+static enum dirconn_err submit_bulk(struct apply *a, struct batch *b, json_t **bodies)
+{
+    int i = 0;
+    while (i < b->n) {
+        json_t *ops = json_array();
+        size_t payload = 128;
+        int first = i;
+        long max_ops =
+            a->p.caps.bulk_max_operations < BULK_CHUNK ? a->p.caps.bulk_max_operations : BULK_CHUNK;
+        while (i < b->n && (long)json_array_size(ops) < max_ops) {
+            char *text = json_dumps(bodies[i], JSON_COMPACT);
+            size_t len = text != NULL ? strlen(text) + 128 : 0;
+            free(text);
+            if (json_array_size(ops) > 0 && (long)(payload + len) > a->p.caps.bulk_max_payload)
+                break;
+            payload += len;
+            json_array_append_new(ops, json_pack("{s:s, s:s, s:s, s:O}", "method", "POST", "path",
+                                                 resource_paths[b->ops[i].kind], "bulkId",
+                                                 b->ops[i].external_id, "data", bodies[i]));
+            i++;
+        }
+        json_t *req =
+            json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_BULK_REQUEST, "Operations", ops);
+        struct bulk_req *br = malloc(sizeof(*br));
+        if (br == NULL) {
+            json_decref(req);
+            return dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
+        }
+        *br = (struct bulk_req){a, b, first, i - first};
+        enum dirconn_err e =
+            scim_port_submit_create(a->p.port, "/Bulk", req, on_bulk_done, br, a->err);
+        json_decref(req);
+        if (e != DIRCONN_OK) {
+            free(br);
+            return e;
+        }
+    }
+    return DIRCONN_OK;
+}
+
+/*
+ * Send o's write; on_write_done takes its answer. body is borrowed (a PATCH
+ * body is kept for a second attempt after a 412). A POST is a creation
+ * (scim_port_submit_create: never resent after an ambiguous failure). Errors:
+ * those of the port's submit.
+ */
+static enum dirconn_err submit_write(struct apply *a, struct apply_op *o, const char *method,
+                                     const char *path, json_t *body, const char *if_match,
+                                     struct dirconn_error *err)
+{
+    o->method = method;
+    o->if_match = if_match != NULL;
+    o->create = strcmp(method, "POST") == 0;
+    json_decref(o->body);
+    o->body = strcmp(method, "PATCH") == 0 ? json_incref(body) : NULL;
+    if (o->create)
+        return scim_port_submit_create(a->p.port, path, body, on_write_done, o, err);
+    return scim_port_submit(a->p.port, method, path, body, if_match, on_write_done, o, err);
+}
+
+/* o's planned record resolved to cloud ids (plan_resolve), with its externalId; NULL on error. */
+static json_t *resolved(struct apply *a, const struct apply_op *o, int members, long *unresolved)
+{
+    struct plan_item it = {
+        .op = o->op, .kind = o->kind, .external_id = o->external_id, .record = o->record};
+    json_t *rec = plan_resolve(a->p.plan, &it, members, unresolved);
+    if (rec != NULL)
+        json_object_set_new(rec, "externalId", json_string(o->external_id));
+    return rec;
+}
+
+/*
+ * The body of the POST that creates o (RFC 7644 3.3): its resolved record.
+ * A group's POST carries the members that fit [cloud] max_payload; the
+ * others go to o->rest and are added by PATCH once the group exists
+ * (submit_member_patches). A manager, or a member, without a cloud id yet
+ * (created later in this run) makes o pending: the follow-up pass
+ * (apply_pending) sets it. NULL when the planned record cannot be read.
+ */
+static json_t *create_body(struct apply *a, struct apply_op *o)
+{
+    long unresolved = 0;
+    json_t *rec =
+        resolved(a, o, o->kind == PLAN_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE, &unresolved);
+    if (rec == NULL)
+        return NULL;
+    o->pending = unresolved > 0;
+    json_decref(o->rest);
+    o->rest = NULL;
+    if (o->kind != PLAN_GROUP)
+        return rec;
+    json_t *members = json_object_get(rec, "members");
+    char *text = json_dumps(rec, JSON_COMPACT);
+    long size = text != NULL ? (long)strlen(text) : 0;
+    free(text);
+    if (size + PATCH_OVERHEAD > a->p.caps.max_payload && json_array_size(members) > 0) {
+        /* exact sizes: each member's compact JSON and its comma */
+        size_t nm = json_array_size(members);
+        long *msize = calloc(nm, sizeof(long));
+        long used = size;
+        for (size_t k = 0; msize != NULL && k < nm; k++) {
+            char *mt = json_dumps(json_array_get(members, k), JSON_COMPACT);
+            msize[k] = (long)(mt != NULL ? strlen(mt) : 0) + 1;
+            free(mt);
+            used -= msize[k];
+        }
+        size_t keep = 0;
+        while (msize != NULL && keep < nm &&
+               used + msize[keep] + PATCH_OVERHEAD <= a->p.caps.max_payload)
+            used += msize[keep++];
+        free(msize);
+        o->rest = json_array();
+        while (json_array_size(members) > keep) {
+            json_array_append(o->rest, json_array_get(members, keep));
+            json_array_remove(members, keep);
+        }
+    }
+    return rec;
+}
+
+/*
+ * The body of the PUT (RFC 7644 3.5.1) that gives the cloud's copy of o, as
+ * read now, the planned values of the mapped attributes (members included
+ * for groups), values outside the mapping kept. NULL when out of memory.
+ */
+static json_t *put_body(struct apply *a, const struct apply_op *o, const json_t *cloud)
+{
+    json_t *full =
+        resolved(a, o, o->kind == PLAN_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE, NULL);
+    json_t *body = full != NULL
+                       ? record_overlay(cloud, full, &a->p.scope[o->kind], o->kind == PLAN_GROUP)
+                       : NULL;
+    json_decref(full);
+    return body;
+}
+
+/*
+ * Read o's resource at path as the cloud holds it now into *g (the caller
+ * clears it). false when there is nothing to write against: the lease was
+ * lost, the resource is gone (404: an update is marked gone the first time,
+ * a deletion has met its goal), or the read failed (reported). o counts as
+ * answered then.
+ */
+static bool read_current(struct apply *a, struct apply_op *o, const char *path,
+                         struct scim_response *g)
+{
+    scim_port_request(a->p.port, "GET", path, NULL, NULL, g);
+    if (g->code == DIRCONN_OK && json_is_object(g->body))
+        return true;
+    answered(a, o);
+    if (lease_lost(a, g))
+        return false;
+    if (g->status == 404 && o->op == PLAN_DELETE)
+        o->ok = true;
+    else if (g->status == 404 && o->op == PLAN_UPDATE && !o->gone_handled)
+        o->gone = true;
+    else
+        report_failure(a, o, g->code != DIRCONN_OK ? g->error : "the cloud sent no resource");
+    return false;
+}
+
+/*
+ * Members of a group diffed against the cloud's copy (drift, or a group
+ * found again under another id): PATCH remove of the members it has and
+ * should not, add of those it lacks.
+ */
+static enum dirconn_err members_against(struct apply *a, struct apply_op *o, const char *path,
+                                        const json_t *cloud)
+{
+    json_t *full = resolved(a, o, PLAN_MEMBERS_ALL, NULL);
+    json_t *want = record_member_ids(full), *have = record_member_ids(cloud);
+    json_t *add = json_array(), *del = json_array();
+    size_t k;
+    json_t *v;
+    json_array_foreach(want, k, v)
+    {
+        bool in = false;
+        for (size_t j = 0; j < json_array_size(have) && !in; j++)
+            in = json_equal(v, json_array_get(have, j));
+        if (!in)
+            json_array_append(add, v);
+    }
+    json_array_foreach(have, k, v)
+    {
+        bool in = false;
+        for (size_t j = 0; j < json_array_size(want) && !in; j++)
+            in = json_equal(v, json_array_get(want, j));
+        if (!in)
+            json_array_append(del, v);
+    }
+    enum dirconn_err e = DIRCONN_OK;
+    if (json_array_size(del) > 0)
+        e = submit_member_patches(a, path, del, true, on_rest_done, same_arg, o);
+    if (e == DIRCONN_OK && json_array_size(add) > 0)
+        e = submit_member_patches(a, path, add, false, on_rest_done, same_arg, o);
+    json_decref(add);
+    json_decref(del);
+    json_decref(want);
+    json_decref(have);
+    json_decref(full);
+    return e;
+}
+
+/*
+ * Send an update (PLAN_UPDATE, and the follow-up pass): a PATCH of what
+ * changed (RFC 7644 3.5.2) since the last acknowledged record, or since the
+ * cloud's copy read now (drift); members of updated groups go separately
+ * (apply_members). A provider without PATCH (patch.supported false) gets a
+ * GET and a PUT of the resource with the mapped values set, unmapped values
+ * kept, members included, If-Match with the version read. Returns an error
+ * only when the batch cannot go on (out of memory, the port).
+ */
+static enum dirconn_err send_update(struct apply *a, struct apply_op *o)
+{
+    long unresolved = 0;
+    json_t *rec = resolved(a, o, PLAN_MEMBERS_NONE, &unresolved);
+    if (rec == NULL) {
+        report_failure(a, o, "the planned record cannot be read");
+        answered(a, o);
+        return DIRCONN_OK;
+    }
+    /* A manager created later in this run is set by the follow-up pass (apply_pending). */
+    o->pending = unresolved > 0;
+    char path[512];
+    op_path(o, path);
+    enum dirconn_err e = DIRCONN_OK;
+    struct scim_response g;
+    memset(&g, 0, sizeof(g));
+    if (!a->p.caps.patch) {
+        if (read_current(a, o, path, &g)) {
+            json_t *body = put_body(a, o, g.body);
+            e = body == NULL ? dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory")
+                             : submit_write(a, o, "PUT", path, body,
+                                            a->p.caps.etag ? version_of(&g) : g.etag, a->err);
+            json_decref(body);
+        }
+        scim_response_clear(&g);
+        json_decref(rec);
+        return e;
+    }
+    json_t *patch = NULL;
+    if (o->drift) {
+        /* Diff against the cloud's copy as it is now, within the mapping's scope. */
+        if (!read_current(a, o, path, &g)) {
+            scim_response_clear(&g);
+            json_decref(rec);
+            return DIRCONN_OK;
+        }
+        patch = patch_against(a, o, rec, g.body);
+        if (patch != NULL && o->kind == PLAN_GROUP)
+            e = members_against(a, o, path, g.body);
+        scim_response_clear(&g);
+    } else {
+        struct state_object so = {0};
+        bool known = false;
+        state_object_get(a->p.st, o->external_id, &so, &known, NULL);
+        patch = patch_for(a, o, rec, known ? so.record : NULL);
+        state_object_clear(&so);
+    }
+    json_decref(rec);
+    if (patch == NULL)
+        return dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
+    if (e == DIRCONN_OK && o->followup && o->kind == PLAN_GROUP) {
+        /*
+         * The group was created with every member that had a cloud id:
+         * all users. What was missing are member groups created after it;
+         * add those now, in bounded chunks.
+         */
+        struct plan_item it = {
+            .op = o->op, .kind = o->kind, .external_id = o->external_id, .record = o->record};
+        json_t *full = plan_resolve(a->p.plan, &it, PLAN_GROUP, NULL);
+        json_t *members = json_object_get(full, "members");
+        if (json_array_size(members) > 0)
+            e = submit_member_patches(a, path, members, false, on_rest_done, same_arg, o);
+        json_decref(full);
+    }
+    if (e == DIRCONN_OK && json_array_size(json_object_get(patch, "Operations")) == 0) {
+        /* The cloud already holds these values (say, a changed member only). */
+        o->ok = true;
+        answered(a, o);
+    } else if (e == DIRCONN_OK) {
+        e = submit_write(a, o, "PATCH", path, patch, o->followup ? NULL : o->version, a->err);
+    }
+    json_decref(patch);
+    return e;
+}
+
+/* Send one object of a batch; adds go to *bulk_body instead when bulk_body is not NULL. */
+static enum dirconn_err send_op(struct apply *a, struct apply_op *o, json_t **bulk_body)
+{
+    if (o->op == PLAN_FORGET) {
+        o->ok = true;
+        answered(a, o);
+        return DIRCONN_OK;
+    }
+    if (o->op == PLAN_DELETE) {
+        if (!a->p.delete_cascades && o->kind != PLAN_CONTACT && o->cloud_id != NULL &&
+            !unlink_referrers(a, o)) {
+            answered(a, o);
+            return DIRCONN_OK;
+        }
+        char path[512];
+        op_path(o, path);
+        return submit_write(a, o, "DELETE", path, NULL, o->version, a->err);
+    }
+    if (o->op == PLAN_UPDATE)
+        return send_update(a, o);
+    json_t *rec = create_body(a, o);
+    if (rec == NULL) {
+        report_failure(a, o, "the planned record cannot be read");
+        answered(a, o);
+        return DIRCONN_OK;
+    }
+    o->sent = json_dumps(rec, JSON_COMPACT);
+    o->create = true;
+    if (bulk_body != NULL) {
+        *bulk_body = rec;
+        return DIRCONN_OK;
+    }
+    enum dirconn_err e = submit_write(a, o, "POST", resource_paths[o->kind], rec, NULL, a->err);
+    json_decref(rec);
+    return e;
+}
+
+/* Send o's write and wait for its answer (recovery, one object at a time). */
+static void write_now(struct apply *a, struct apply_op *o, const char *method, const char *path,
+                      json_t *body, const char *if_match)
+{
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    if (submit_write(a, o, method, path, body, if_match, &err) != DIRCONN_OK ||
+        scim_port_run(a->p.port, &err) != DIRCONN_OK)
+        report_failure(a, o, err.msg);
+}
+
+/*
+ * 412 Precondition Failed to a write sent with If-Match (RFC 7644 3.14):
+ * the resource changed in the cloud since it was read. Read it again and
+ * send the write once more with the version read (meta.version, else the
+ * ETag header): a DELETE or a PATCH as it was, the PATCH of a drifted object
+ * diffed again against the fresh copy, a PUT rebuilt from the fresh copy so
+ * that the values outside the mapping are the cloud's current ones. A
+ * second 412 is a failure of the object (on_write_done).
+ */
+static void retry_stale(struct apply *a, struct apply_op *o)
+{
+    o->stale = false;
+    o->stale_retried = true;
+    char path[512];
+    op_path(o, path);
+    struct scim_response g;
+    if (!read_current(a, o, path, &g)) {
+        scim_response_clear(&g);
+        return;
+    }
+    log_msg(a->p.log, LOG_LEVEL_INFO,
+            "%s: changed in the cloud since this sync read it (412); read again, sent once more",
+            who(o));
+    const char *method = o->method;
+    json_t *body = NULL;
+    if (strcmp(method, "PUT") == 0) {
+        body = put_body(a, o, g.body);
+    } else if (strcmp(method, "PATCH") == 0 && o->drift) {
+        json_t *rec = resolved(a, o, PLAN_MEMBERS_NONE, NULL);
+        body = rec != NULL ? patch_against(a, o, rec, g.body) : NULL;
+        json_decref(rec);
+    } else if (strcmp(method, "PATCH") == 0) {
+        body = json_incref(o->body);
+    }
+    if (strcmp(method, "DELETE") != 0 && body == NULL) {
+        report_failure(a, o, "out of memory");
+    } else if (body != NULL && strcmp(method, "PATCH") == 0 &&
+               json_array_size(json_object_get(body, "Operations")) == 0) {
+        o->ok = true; /* the cloud's copy holds these values now */
+    } else {
+        free(o->version);
+        o->version = dup_or_null(version_of(&g));
+        write_now(a, o, method, path, body, o->version);
+    }
+    json_decref(body);
+    scim_response_clear(&g);
+}
+
+/*
+ * 404 to the PATCH or PUT of an update (or to the read before it): the
+ * resource was deleted in the cloud. Its cloud id is forgotten. An object
+ * with its externalId (RFC 7644 3.4.2.2 filter) may exist under another id:
+ * it is then updated against its current copy (as drift); otherwise the
+ * object is created again (POST, RFC 7644 3.3, with the rules of a
+ * creation). It counts as updated; the objects that referred to the old id
+ * are rewritten by the next sync (commit_batch, forget_references).
+ */
+static void recreate_gone(struct apply *a, struct apply_op *o)
+{
+    o->gone = false;
+    o->gone_handled = true;
+    log_msg(a->p.log, LOG_LEVEL_WARN,
+            "%s: deleted in the cloud (404); looking it up by externalId, else creating it again",
+            who(o));
+    char path[2048];
+    if (!lookup_path(o, path)) {
+        report_failure(a, o, "out of memory");
+        return;
+    }
+    struct scim_response r;
+    scim_port_request(a->p.port, "GET", path, NULL, NULL, &r);
+    if (lease_lost(a, &r)) {
+        scim_response_clear(&r);
+        return;
+    }
+    if (r.code != DIRCONN_OK) {
+        report_failure(a, o, r.error);
+        scim_response_clear(&r);
+        return;
+    }
+    const char *id = json_string_value(
+        json_object_get(json_array_get(json_object_get(r.body, "Resources"), 0), "id"));
+    o->recreated = true;
+    o->ok = false;
+    free(o->cloud_id);
+    free(o->version);
+    o->cloud_id = dup_or_null(id);
+    o->version = NULL;
+    scim_response_clear(&r);
+    if (o->cloud_id != NULL) {
+        /* There under another id: bring its current copy up to date. */
+        o->drift = true;
+        struct dirconn_error err;
+        struct dirconn_error *saved = a->err;
+        a->err = &err;
+        dirconn_error_clear(&err);
+        if (send_update(a, o) != DIRCONN_OK || scim_port_run(a->p.port, &err) != DIRCONN_OK)
+            report_failure(a, o, err.msg);
+        a->err = saved;
+        return;
+    }
+    json_t *body = create_body(a, o);
+    free(o->sent);
+    o->sent = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (body == NULL || o->sent == NULL)
+        report_failure(a, o, "the planned record cannot be read");
+    else
+        write_now(a, o, "POST", resource_paths[o->kind], body, NULL);
+    json_decref(body);
+}
+
+/*
+ * What the answers of a batch asked for, object by object, each request
+ * answered before the next: a lookup by externalId (a creation that may have
+ * been applied), a second attempt after a 412, a re-creation after a 404.
+ * Each of these happens at most once per object and may lead to another
+ * (a 412, then a 404; a re-creation whose answer is lost, then a lookup).
+ */
+static void recover(struct apply *a, struct apply_op *o)
+{
+    for (int round = 0; round < 8 && !a->lease_lost; round++) {
+        if (o->lookup)
+            find_created(a, o);
+        else if (o->stale)
+            retry_stale(a, o);
+        else if (o->gone)
+            recreate_gone(a, o);
+        else
+            return;
+    }
+}
+
+/* Send one batch of adds, updates or deletes, wait for all, and record the results. */
+static enum dirconn_err flush_batch(struct apply *a, struct batch *b)
+{
+    if (b->n == 0)
+        return DIRCONN_OK;
+    json_t *bodies[APPLY_BATCH] = {0};
+    bool bulk = a->p.caps.bulk;
+    for (int i = 0; i < b->n; i++)
+        bulk = bulk && b->ops[i].op == PLAN_ADD && b->ops[i].kind != PLAN_GROUP;
+    enum dirconn_err e = DIRCONN_OK;
+    for (int i = 0; i < b->n && e == DIRCONN_OK; i++)
+        e = send_op(a, &b->ops[i], bulk ? &bodies[i] : NULL);
+    if (e == DIRCONN_OK && bulk)
+        e = submit_bulk(a, b, bodies);
+    for (int i = 0; i < b->n; i++)
+        json_decref(bodies[i]);
+    if (e == DIRCONN_OK)
+        e = scim_port_run(a->p.port, a->err);
+    for (int i = 0; i < b->n && e == DIRCONN_OK; i++)
+        recover(a, &b->ops[i]);
+    /* Members that did not fit a group's POST. */
+    bool more = false;
+    for (int i = 0; i < b->n && e == DIRCONN_OK; i++) {
+        struct apply_op *o = &b->ops[i];
+        if (!o->ok || o->rest == NULL || o->new_cloud_id == NULL)
+            continue;
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->new_cloud_id);
+        e = submit_member_patches(a, path, o->rest, false, on_rest_done, same_arg, o);
+        more = true;
+    }
+    if (e == DIRCONN_OK && more)
+        e = scim_port_run(a->p.port, a->err);
+    for (int i = 0; i < b->n; i++)
+        if (b->ops[i].rest_failed)
+            b->ops[i].ok =
+                false; /* not recorded: the next sync finds it by externalId, adds the rest */
+    enum dirconn_err ce = commit_batch(a, b);
+    return e != DIRCONN_OK ? e : ce;
+}
+
+struct apply_walk {
+    struct apply *a;
+    struct batch *b;
+    enum dirconn_err e;
+    int depth; /* management depth of the items in the batch */
+};
+
+static int apply_item(void *arg, const struct plan_item *it)
+{
+    struct apply_walk *w = arg;
+    /* A new management level starts a new batch: its managers are committed by then. */
+    if (w->b->n > 0 && it->depth != w->depth) {
+        w->e = flush_batch(w->a, w->b);
+        if (w->e != DIRCONN_OK)
+            return 1;
+    }
+    w->depth = it->depth;
+    struct apply_op *o = &w->b->ops[w->b->n++];
+    *o = (struct apply_op){.a = w->a, .op = it->op, .kind = it->kind, .origin = it->origin};
+    o->external_id = dup_or_null(it->external_id);
+    o->cloud_id = dup_or_null(it->cloud_id);
+    o->dn = dup_or_null(it->dn);
+    o->name = dup_or_null(it->name);
+    o->record = dup_or_null(it->record);
+    o->hash = dup_or_null(it->hash);
+    o->version = w->a->p.caps.etag ? dup_or_null(it->version) : NULL;
+    o->drift = it->drift;
+    if (it->drift)
+        w->a->counts.drift++;
+    if (w->b->n == APPLY_BATCH) {
+        w->e = flush_batch(w->a, w->b);
+        if (w->e == DIRCONN_OK && cancelled(w->a))
+            w->e = stopped(w->a,
+                           "stopped on request after a batch; the rest is left to the next sync");
+    }
+    return w->e != DIRCONN_OK;
+}
+
+static enum dirconn_err apply_ops_timed(struct apply *a, int op, int kind);
+
+/* Apply the items of one operation and kind; logs how long it took at debug level. */
+enum dirconn_err apply_ops(struct apply *a, int op, int kind, struct dirconn_error *err)
+{
+    a->err = err;
+    double t0 = now_s();
+    long before = a->done;
+    enum dirconn_err e = apply_ops_timed(a, op, kind);
+    if (a->done > before)
+        log_msg(a->p.log, LOG_LEVEL_DEBUG, "%s %s: %ld objects in %.2f s",
+                op >= 0 ? plan_op_name((enum plan_op)op) : "all",
+                kind >= 0 ? plan_kind_name((enum plan_kind)kind) : "kinds", a->done - before,
+                now_s() - t0);
+    return e;
+}
+
+static enum dirconn_err apply_ops_timed(struct apply *a, int op, int kind)
+{
+    if (cancelled(a))
+        return stopped(a, "stopped on request; the rest is left to the next sync");
+    struct batch *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
+    struct apply_walk w = {a, b, DIRCONN_OK, 0};
+    enum dirconn_err e = plan_foreach(a->p.plan, op, kind, apply_item, &w, a->err);
+    if (w.e != DIRCONN_OK)
+        e = w.e;
+    if (e == DIRCONN_OK)
+        e = flush_batch(a, b);
+    for (int i = 0; i < b->n; i++)
+        op_clear(&b->ops[i]);
+    free(b);
+    return e;
+}
+
+/* Member changes of updated groups: PATCH add/remove in chunks (RFC 7644 3.5.2.1, 3.5.2.2). */
+struct member_walk {
+    struct apply *a;
+    enum dirconn_err e;
+    long patches;
+};
+
+struct member_patch {
+    struct apply *a;
+    char *external_id;
+    char *dn;
+};
+
+static void on_member_patch(void *arg, const struct scim_response *r)
+{
+    struct member_patch *mp = arg;
+    struct apply *a = mp->a;
+    if (lease_lost(a, r)) {
+        /* nothing written */
+    } else if (r->code != DIRCONN_OK) {
+        log_msg(a->p.log, LOG_LEVEL_ERROR, "group membership change of %s failed: %s",
+                mp->dn ? mp->dn : mp->external_id, r->error);
+        failed(a, mp->external_id, mp->dn, PLAN_GROUP, PLAN_UPDATE, r->error);
+    }
+    free(mp->external_id);
+    free(mp->dn);
+    free(mp);
+}
+
+struct member_arg {
+    struct apply *a;
+    const struct plan_item *it;
+};
+
+static void *member_arg_new(void *ctx)
+{
+    struct member_arg *ma = ctx;
+    struct member_patch *mp = calloc(1, sizeof(*mp));
+    if (mp != NULL) {
+        mp->a = ma->a;
+        mp->external_id = dup_or_null(ma->it->external_id);
+        mp->dn = dup_or_null(ma->it->dn);
+    }
+    return mp;
+}
+
+static int member_item(void *arg, const struct plan_item *it)
+{
+    struct member_walk *w = arg;
+    struct apply *a = w->a;
+    if (it->kind != PLAN_GROUP || it->op != PLAN_UPDATE || it->drift)
+        return 0; /* drift: members were diffed against the cloud's copy when it was applied */
+    for (size_t i = 0; i < a->settled.n; i++)
+        if (strcmp(a->settled.v[i], it->external_id) == 0)
+            return 0; /* created again, or found again and diffed against its copy */
+    json_t *add = NULL, *remove = NULL;
+    w->e = plan_member_changes(a->p.plan, it, &add, &remove, a->err);
+    if (w->e != DIRCONN_OK)
+        return 1;
+    struct state_object so = {0};
+    bool known = false;
+    state_object_get(a->p.st, it->external_id, &so, &known, NULL);
+    const char *cloud_id = known && so.cloud_id ? so.cloud_id : it->cloud_id;
+    char path[512];
+    snprintf(path, sizeof(path), "/Groups/%s", cloud_id);
+    struct member_arg ma = {a, it};
+    for (int pass = 0; pass < 2 && w->e == DIRCONN_OK; pass++) {
+        json_t *list = pass == 0 ? remove : add;
+        if (json_array_size(list) > 0) {
+            w->e = submit_member_patches(a, path, list, pass == 0, on_member_patch, member_arg_new,
+                                         &ma);
+            w->patches++;
+        }
+    }
+    state_object_clear(&so);
+    json_decref(add);
+    json_decref(remove);
+    return w->e != DIRCONN_OK;
+}
+
+/*
+ * Users whose manager had no cloud id when they were written (the manager was
+ * created later in this run) were recorded without their record: PATCH them
+ * again now that every manager exists, and record them fully.
+ */
+struct manager_walk {
+    struct apply *a;
+    struct batch *b;
+    enum dirconn_err e;
+};
+
+static int manager_item(void *arg, const struct plan_item *it)
+{
+    struct manager_walk *w = arg;
+    if (it->record == NULL || (strstr(it->record, "\"" PLAN_KEY_MANAGER "\"") == NULL &&
+                               strstr(it->record, "\"" PLAN_KEY_MEMBERS "\"") == NULL))
+        return 0;
+    struct state_object so = {0};
+    bool known = false;
+    w->e = state_object_get(w->a->p.st, it->external_id, &so, &known, w->a->err);
+    bool pending = w->e == DIRCONN_OK && known && so.record == NULL && so.cloud_id != NULL;
+    if (pending) {
+        struct apply_op *o = &w->b->ops[w->b->n++];
+        *o = (struct apply_op){
+            .a = w->a, .op = PLAN_UPDATE, .kind = it->kind, .origin = so.origin, .followup = true};
+        o->external_id = dup_or_null(it->external_id);
+        o->cloud_id = dup_or_null(so.cloud_id);
+        o->dn = dup_or_null(it->dn);
+        o->name = dup_or_null(it->name);
+        o->record = dup_or_null(it->record);
+        o->hash = dup_or_null(it->hash);
+        if (w->b->n == APPLY_BATCH)
+            w->e = flush_batch(w->a, w->b);
+    }
+    state_object_clear(&so);
+    return w->e != DIRCONN_OK;
+}
+
+enum dirconn_err apply_pending(struct apply *a, struct dirconn_error *err)
+{
+    a->err = err;
+    if (a->pending == 0)
+        return DIRCONN_OK;
+    char **ids = NULL;
+    size_t n = 0;
+    enum dirconn_err e = plan_pending_ids(a->p.plan, &ids, &n, a->err);
+    struct batch *b = calloc(1, sizeof(*b));
+    if (e == DIRCONN_OK && b == NULL)
+        e = dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
+    log_msg(a->p.log, LOG_LEVEL_DEBUG, "follow-up pass: %zu objects", n);
+    struct manager_walk w = {a, b, DIRCONN_OK};
+    for (size_t i = 0; i < n && e == DIRCONN_OK; i++) {
+        e = plan_item_get(a->p.plan, ids[i], manager_item, &w, a->err);
+        if (w.e != DIRCONN_OK)
+            e = w.e;
+    }
+    if (e == DIRCONN_OK && b != NULL)
+        e = flush_batch(a, b);
+    for (int i = 0; b != NULL && i < b->n; i++)
+        op_clear(&b->ops[i]);
+    free(b);
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    return e;
+}
+
+/* ---- the run ----------------------------------------------------------------------- */
+
+enum dirconn_err apply_members(struct apply *a, struct dirconn_error *err)
+{
+    a->err = err;
+    if (!a->p.caps.patch)
+        return DIRCONN_OK; /* without PATCH, members went with the PUT */
+    struct member_walk w = {a, DIRCONN_OK, 0};
+    enum dirconn_err e = plan_foreach(a->p.plan, PLAN_UPDATE, PLAN_GROUP, member_item, &w, err);
+    if (w.e != DIRCONN_OK)
+        e = w.e;
+    if (e == DIRCONN_OK)
+        e = scim_port_run(a->p.port, err);
+    return e;
+}
+
+enum dirconn_err apply_new(const struct apply_params *params, struct apply **out,
+                           struct dirconn_error *err)
+{
+    *out = NULL;
+    struct apply *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    a->p = *params;
+    const struct plan_summary *s = plan_get_summary(a->p.plan);
+    a->total = s->count[PLAN_ADD] + s->count[PLAN_UPDATE] + s->deletes + s->count[PLAN_FORGET];
+    *out = a;
+    return DIRCONN_OK;
+}
+
+void apply_free(struct apply *a)
+{
+    if (a == NULL)
+        return;
+    str_list_free(&a->settled);
+    free(a);
+}
+
+const struct apply_counts *apply_counts(const struct apply *a)
+{
+    return &a->counts;
+}

@@ -1,0 +1,991 @@
+/*
+ * Unit tests for connector/apply.c: each apply rule against a fake SCIM
+ * transport (struct scim_port) that records the requests and answers from a
+ * script, over a real plan and state in a temporary directory.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "connector/apply.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CORE_USER  "urn:ietf:params:scim:schemas:core:2.0:User"
+#define CORE_GROUP "urn:ietf:params:scim:schemas:core:2.0:Group"
+#define ENT        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+/* ---- the fake transport ------------------------------------------------------------ */
+
+/* One scripted answer: the first unused one whose method and path prefix match is given. */
+struct answer {
+    const char *method;
+    const char *path; /* prefix of the request path */
+    long status;
+    const char *body; /* JSON text or NULL */
+    int attempts;     /* 0: 1 */
+    bool maybe_applied;
+    const char *etag;
+    bool used;
+};
+
+/* ANSWER(method, path prefix, status, body[, .attempts = n, .maybe_applied = true, .etag = e]) */
+#define ANSWER(m, p, s, ...)                                                                       \
+    {                                                                                              \
+        .method = (m), .path = (p), .status = (s), .body = __VA_ARGS__                             \
+    }
+
+struct request {
+    char method[8];
+    char *path;
+    char *body; /* compact JSON with sorted keys, or NULL */
+    char *if_match;
+    bool create;
+};
+
+#define MAX_REQUESTS 512
+
+struct fake {
+    struct request req[MAX_REQUESTS];
+    int n;
+    struct answer *script;
+    int next_id;
+    /* queued requests not yet answered */
+    struct {
+        int index;
+        scim_done_fn done;
+        void *arg;
+    } queue[MAX_REQUESTS];
+    int head, tail;
+};
+
+static enum dirconn_err fake_submit(void *impl, const char *method, const char *path,
+                                    const json_t *body, const char *if_match, bool create,
+                                    scim_done_fn done, void *arg, struct dirconn_error *err)
+{
+    (void)err;
+    struct fake *f = impl;
+    assert_true(f->n < MAX_REQUESTS);
+    struct request *r = &f->req[f->n];
+    snprintf(r->method, sizeof(r->method), "%s", method);
+    r->path = strdup(path);
+    r->body = body != NULL ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    r->if_match = if_match != NULL ? strdup(if_match) : NULL;
+    r->create = create;
+    f->queue[f->tail].index = f->n;
+    f->queue[f->tail].done = done;
+    f->queue[f->tail].arg = arg;
+    f->tail++;
+    f->n++;
+    return DIRCONN_OK;
+}
+
+static struct answer *scripted(struct fake *f, const struct request *r)
+{
+    for (struct answer *a = f->script; a != NULL && a->method != NULL; a++)
+        if (!a->used && strcmp(a->method, r->method) == 0 &&
+            strncmp(a->path, r->path, strlen(a->path)) == 0) {
+            a->used = true;
+            return a;
+        }
+    return NULL;
+}
+
+static enum dirconn_err fake_run(void *impl, struct dirconn_error *err)
+{
+    (void)err;
+    struct fake *f = impl;
+    while (f->head < f->tail) {
+        int i = f->head++;
+        const struct request *r = &f->req[f->queue[i].index];
+        struct answer *a = scripted(f, r);
+        struct scim_response resp;
+        memset(&resp, 0, sizeof(resp));
+        char id[32];
+        json_error_t jerr;
+        if (a != NULL) {
+            resp.status = a->status;
+            resp.body = a->body != NULL ? json_loads(a->body, 0, &jerr) : NULL;
+            resp.attempts = a->attempts > 0 ? a->attempts : 1;
+            resp.maybe_applied = a->maybe_applied;
+            resp.etag = (char *)a->etag;
+        } else if (strcmp(r->method, "POST") == 0) {
+            snprintf(id, sizeof(id), "new%d", ++f->next_id);
+            resp.status = 201;
+            resp.body = json_pack("{s:s}", "id", id);
+            resp.attempts = 1;
+        } else {
+            resp.status = strcmp(r->method, "DELETE") == 0 ? 204 : 200;
+            resp.body = strcmp(r->method, "GET") == 0
+                            ? json_pack("{s:i, s:[]}", "totalResults", 0, "Resources")
+                            : NULL;
+            resp.attempts = 1;
+        }
+        resp.code = resp.status >= 200 && resp.status < 300 ? DIRCONN_OK
+                    : resp.status == 0                      ? DIRCONN_ECLOUD_CONNECT
+                                                            : DIRCONN_ECLOUD;
+        if (resp.code != DIRCONN_OK)
+            snprintf(resp.error, sizeof(resp.error), "%s %s: HTTP %ld", r->method, r->path,
+                     resp.status);
+        f->queue[i].done(f->queue[i].arg, &resp);
+        json_decref(resp.body);
+    }
+    return DIRCONN_OK;
+}
+
+static const struct scim_port_ops fake_ops = {fake_submit, fake_run};
+
+static void fake_clear(struct fake *f)
+{
+    for (int i = 0; i < f->n; i++) {
+        free(f->req[i].path);
+        free(f->req[i].body);
+        free(f->req[i].if_match);
+    }
+    memset(f, 0, sizeof(*f));
+}
+
+/* The number of requests with this method whose path starts with prefix. */
+static int count(const struct fake *f, const char *method, const char *prefix)
+{
+    int n = 0;
+    for (int i = 0; i < f->n; i++)
+        n += strcmp(f->req[i].method, method) == 0 &&
+             strncmp(f->req[i].path, prefix, strlen(prefix)) == 0;
+    return n;
+}
+
+static json_t *body_of(const struct request *r)
+{
+    json_error_t jerr;
+    json_t *j = r->body != NULL ? json_loads(r->body, 0, &jerr) : NULL;
+    assert_non_null(j);
+    return j;
+}
+
+/* ---- the state, the plan and the run ------------------------------------------------ */
+
+static char dir[64];
+static struct state *st;
+static struct fake fake;
+
+struct seen {
+    long failures;
+    char last_failure[512];
+    bool lease_lost;
+};
+static struct seen seen;
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/dirconn-apply-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    memset(&seen, 0, sizeof(seen));
+    return state_open(dir, &st, NULL) == DIRCONN_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fake_clear(&fake);
+    state_close(st);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void on_failed(void *arg, const struct apply_failure *f)
+{
+    struct seen *s = arg;
+    s->failures++;
+    snprintf(s->last_failure, sizeof(s->last_failure), "%s %s", f->external_id, f->reason);
+}
+
+static void on_lease_lost(void *arg, const char *msg)
+{
+    (void)msg;
+    ((struct seen *)arg)->lease_lost = true;
+}
+
+/* The leaves the tests' mappings produce (record.h). */
+static const struct record_path user_paths[] = {{"externalId", NULL, NULL},
+                                                {"userName", NULL, NULL},
+                                                {"displayName", NULL, NULL},
+                                                {"title", NULL, NULL},
+                                                {ENT ":manager", NULL, "value"}};
+static const struct record_path group_paths[] = {{"externalId", NULL, NULL},
+                                                 {"displayName", NULL, NULL}};
+
+static struct cloud_caps default_caps(void)
+{
+    return (struct cloud_caps){
+        .patch = true, .filter = true, .page = 100, .max_payload = 1048576, .patch_max_ops = 100};
+}
+
+static struct apply *start(struct plan *p, struct answer *script, const struct cloud_caps *caps,
+                           bool cascades, struct scim_port *port)
+{
+    fake.script = script;
+    *port = (struct scim_port){&fake_ops, &fake};
+    struct apply_params ap = {
+        .port = port,
+        .st = st,
+        .plan = p,
+        .caps = *caps,
+        .delete_cascades = cascades,
+        .hooks = {.lease_lost = on_lease_lost, .failed = on_failed, .arg = &seen},
+    };
+    ap.scope[PLAN_USER] = (struct record_scope){user_paths, 5};
+    ap.scope[PLAN_GROUP] = (struct record_scope){group_paths, 2};
+    struct apply *a = NULL;
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_new(&ap, &a, &err), DIRCONN_OK);
+    return a;
+}
+
+static json_t *user(const char *name, const char *title)
+{
+    json_t *u =
+        json_pack("{s:[s], s:s, s:s}", "schemas", CORE_USER, "userName", name, "displayName", name);
+    if (title != NULL)
+        json_object_set_new(u, "title", json_string(title));
+    return u;
+}
+
+static json_t *group(const char *name)
+{
+    return json_pack("{s:[s], s:s}", "schemas", CORE_GROUP, "displayName", name);
+}
+
+/* Record an object as acknowledged: record is the canonical text of rec (taken), or NULL. */
+static void put_state(const char *ext, int kind, const char *dn, const char *cloud_id, json_t *rec)
+{
+    char *text = rec != NULL ? json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    char hash[65];
+    if (text != NULL)
+        plan_record_hash(text, hash);
+    struct state_object o = {.external_id = (char *)ext,
+                             .kind = kind,
+                             .dn = (char *)dn,
+                             .cloud_id = (char *)cloud_id,
+                             .name = (char *)ext,
+                             .hash = text != NULL ? hash : NULL,
+                             .record = text};
+    assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
+    free(text);
+    json_decref(rec);
+}
+
+static struct state_object get_state(const char *ext, bool *found)
+{
+    struct state_object o = {0};
+    assert_int_equal(state_object_get(st, ext, &o, found, NULL), DIRCONN_OK);
+    return o;
+}
+
+static void add_dir(struct plan *p, int kind, const char *ext, const char *dn, const char *name,
+                    json_t *rec, const char *manager_dn, char **members, size_t n_members)
+{
+    assert_int_equal(plan_add_dir(p, (enum plan_kind)kind, ext, dn, name, rec, manager_dn, members,
+                                  n_members, NULL, NULL),
+                     DIRCONN_OK);
+    json_decref(rec);
+}
+
+/* ---- creations ------------------------------------------------------------------- */
+
+/* One new user U1 in the plan. */
+static struct plan *plan_one_add(void)
+{
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    add_dir(p, PLAN_USER, "U1", "CN=U1,DC=x", "u1@x", user("u1@x", "T"), NULL, NULL, 0);
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+    assert_int_equal(plan_get_summary(p)->count[PLAN_ADD], 1);
+    return p;
+}
+
+/* 409 to a POST that was sent again: the first attempt created it. Look it up, never POST again. */
+static void conflict_after_retry_adopts(void **state)
+{
+    (void)state;
+    struct plan *p = plan_one_add();
+    struct answer script[] = {ANSWER("POST", "/Users", 409,
+                                     "{\"status\":\"409\",\"scimType\":\"uniqueness\"}",
+                                     .attempts = 2),
+                              ANSWER("GET", "/Users?filter=", 200,
+                                     "{\"totalResults\":1,\"Resources\":[{\"id\":\"found1\"}]}"),
+                              {0}};
+    struct scim_port port;
+    struct apply *a = start(p, script, &(struct cloud_caps){0}, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 2);
+    assert_string_equal(fake.req[0].method, "POST");
+    assert_true(fake.req[0].create);
+    assert_string_equal(fake.req[1].method, "GET");
+    assert_non_null(strstr(fake.req[1].path, "externalId%20eq%20%22U1%22"));
+    assert_int_equal(count(&fake, "POST", "/Users"), 1);
+    bool found = false;
+    struct state_object o = get_state("U1", &found);
+    assert_true(found);
+    assert_string_equal(o.cloud_id, "found1");
+    assert_null(o.record); /* recorded without its record: the next sync brings it up to date */
+    state_object_clear(&o);
+    assert_int_equal(apply_counts(a)->added, 1);
+    assert_int_equal(apply_counts(a)->failed, 0);
+    apply_free(a);
+    plan_free(p);
+}
+
+/* An answer lost after sending (maybe applied), and the object is there: adopted, no second POST.
+ */
+static void maybe_applied_found_is_not_resent(void **state)
+{
+    (void)state;
+    struct plan *p = plan_one_add();
+    struct answer script[] = {ANSWER("POST", "/Users", 502, NULL, .maybe_applied = true),
+                              ANSWER("GET", "/Users?filter=", 200,
+                                     "{\"totalResults\":1,\"Resources\":[{\"id\":\"there\"}]}"),
+                              {0}};
+    struct scim_port port;
+    struct cloud_caps caps = default_caps();
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 2);
+    assert_int_equal(count(&fake, "POST", "/Users"), 1);
+    assert_int_equal(count(&fake, "GET", "/Users?filter="), 1);
+    bool found = false;
+    struct state_object o = get_state("U1", &found);
+    assert_true(found);
+    assert_string_equal(o.cloud_id, "there");
+    state_object_clear(&o);
+    assert_int_equal(apply_counts(a)->added, 1);
+    apply_free(a);
+    plan_free(p);
+}
+
+/* The same, and the object is not there: the lookup comes first, then the one POST again. */
+static void maybe_applied_absent_is_created_after_lookup(void **state)
+{
+    (void)state;
+    struct plan *p = plan_one_add();
+    struct answer script[] = {ANSWER("POST", "/Users", 0, NULL, .maybe_applied = true),
+                              ANSWER("POST", "/Users", 201, "{\"id\":\"second\"}"),
+                              {0}};
+    struct scim_port port;
+    struct cloud_caps caps = default_caps();
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 3);
+    assert_string_equal(fake.req[0].method, "POST");
+    assert_string_equal(fake.req[1].method, "GET"); /* looked up before creating it again */
+    assert_non_null(strstr(fake.req[1].path, "filter=externalId"));
+    assert_string_equal(fake.req[2].method, "POST");
+    assert_true(fake.req[2].create);
+    assert_string_equal(fake.req[0].body, fake.req[2].body); /* the same object */
+    bool found = false;
+    struct state_object o = get_state("U1", &found);
+    assert_true(found);
+    assert_string_equal(o.cloud_id, "second");
+    assert_non_null(o.record);
+    state_object_clear(&o);
+    assert_int_equal(apply_counts(a)->added, 1);
+    assert_int_equal(apply_counts(a)->failed, 0);
+    apply_free(a);
+    plan_free(p);
+}
+
+/* ---- request sizes -------------------------------------------------------------- */
+
+#define N_MEMBERS 150
+
+/* Users M000..M149 acknowledged, in the directory and in the cloud with long cloud ids. */
+static void many_users(struct plan *p, char **dns)
+{
+    for (int i = 0; i < N_MEMBERS; i++) {
+        char ext[16], dn[32], id[48], name[32];
+        snprintf(ext, sizeof(ext), "M%03d", i);
+        snprintf(dn, sizeof(dn), "CN=M%03d,DC=x", i);
+        snprintf(id, sizeof(id), "0000000-0000-0000-0000-00000000%04d", i);
+        snprintf(name, sizeof(name), "m%03d@x", i);
+        put_state(ext, PLAN_USER, dn, id, user(name, NULL));
+        assert_int_equal(plan_add_cloud(p, PLAN_USER, id, name, ext, false, NULL, NULL),
+                         DIRCONN_OK);
+        add_dir(p, PLAN_USER, ext, dn, name, user(name, NULL), NULL, NULL, 0);
+        dns[i] = strdup(dn);
+    }
+}
+
+/*
+ * A group with 150 members under max_payload 2048: the POST carries the
+ * members that fit, PATCH "add" requests no bigger than the limit carry the
+ * rest; every member is sent exactly once. Removing ten members goes in
+ * requests of at most patch_max_ops operations.
+ */
+static void payload_limit_chunks_members(void **state)
+{
+    (void)state;
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    char *dns[N_MEMBERS];
+    many_users(p, dns);
+    add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", group("G"), NULL, dns, N_MEMBERS);
+    /* G2 listed M000..M009 when it was last written and lists none now */
+    json_t *g2 = group("G2");
+    json_t *was = json_array();
+    for (int i = 0; i < 10; i++)
+        json_array_append_new(was, json_sprintf("M%03d", i));
+    json_object_set_new(g2, PLAN_KEY_MEMBERS, was);
+    put_state("G2", PLAN_GROUP, "CN=G2,DC=x", "cG2", g2);
+    assert_int_equal(plan_add_cloud(p, PLAN_GROUP, "cG2", "G2", "G2", false, NULL, NULL),
+                     DIRCONN_OK);
+    add_dir(p, PLAN_GROUP, "G2", "CN=G2,DC=x", "G2", group("G2"), NULL, NULL, 0);
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+    assert_int_equal(plan_get_summary(p)->count[PLAN_ADD], 1);
+
+    struct cloud_caps caps = default_caps();
+    caps.max_payload = 2048;
+    caps.patch_max_ops = 4;
+    struct answer script[] = {ANSWER("POST", "/Groups", 201, "{\"id\":\"cG\"}"), {0}};
+    struct scim_port port;
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_GROUP, &err), DIRCONN_OK);
+    assert_int_equal(count(&fake, "POST", "/Groups"), 1);
+    int patches = count(&fake, "PATCH", "/Groups/cG");
+    assert_true(patches >= 2); /* 150 values do not fit one request of 2048 bytes */
+    json_t *all = json_array();
+    for (int i = 0; i < fake.n; i++) {
+        const struct request *r = &fake.req[i];
+        assert_true(strlen(r->body) <= 2048);
+        json_t *b = body_of(r);
+        json_t *vals = NULL;
+        if (strcmp(r->method, "POST") == 0) {
+            vals = json_object_get(b, "members");
+            assert_true(json_array_size(vals) > 0);
+        } else {
+            assert_string_equal(r->path, "/Groups/cG");
+            json_t *ops = json_object_get(b, "Operations");
+            assert_true(json_array_size(ops) >= 1 && json_array_size(ops) <= 4);
+            json_t *op = json_array_get(ops, 0);
+            assert_string_equal(json_string_value(json_object_get(op, "op")), "add");
+            assert_string_equal(json_string_value(json_object_get(op, "path")), "members");
+            vals = json_object_get(op, "value");
+        }
+        size_t k;
+        json_t *v;
+        json_array_foreach(vals, k, v) json_array_append(all, json_object_get(v, "value"));
+        json_decref(b);
+    }
+    assert_int_equal(json_array_size(all), N_MEMBERS);
+    for (size_t i = 0; i < json_array_size(all); i++)
+        for (size_t j = i + 1; j < json_array_size(all); j++)
+            assert_false(json_equal(json_array_get(all, i), json_array_get(all, j)));
+    json_decref(all);
+    bool found = false;
+    struct state_object o = get_state("G", &found);
+    assert_true(found);
+    assert_string_equal(o.cloud_id, "cG");
+    assert_non_null(o.record);
+    state_object_clear(&o);
+
+    /* Ten removals, four operations per request at most. */
+    fake_clear(&fake);
+    fake.script = script;
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_GROUP, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 0); /* nothing but members changed */
+    assert_int_equal(apply_members(a, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 3);
+    size_t removed = 0;
+    for (int i = 0; i < fake.n; i++) {
+        assert_string_equal(fake.req[i].method, "PATCH");
+        assert_string_equal(fake.req[i].path, "/Groups/cG2");
+        json_t *b = body_of(&fake.req[i]);
+        json_t *ops = json_object_get(b, "Operations");
+        assert_true(json_array_size(ops) <= 4);
+        size_t k;
+        json_t *op;
+        json_array_foreach(ops, k, op)
+        {
+            assert_string_equal(json_string_value(json_object_get(op, "op")), "remove");
+            assert_non_null(strstr(json_string_value(json_object_get(op, "path")),
+                                   "members[value eq \"0000000-"));
+            removed++;
+        }
+        json_decref(b);
+    }
+    assert_int_equal(removed, 10);
+    assert_int_equal(apply_counts(a)->failed, 0);
+    for (int i = 0; i < N_MEMBERS; i++)
+        free(dns[i]);
+    apply_free(a);
+    plan_free(p);
+}
+
+/* ---- deletions ------------------------------------------------------------------ */
+
+/*
+ * D is deleted; group G lists D and user R has D as manager. Unless the
+ * provider cascades, D is first removed from G (PATCH remove of
+ * members[value eq "cD"]) and from R's manager, then deleted; only the
+ * deletion counts (the threshold counts deletions only).
+ */
+static struct plan *plan_delete_with_referrers(void)
+{
+    json_t *g = group("G");
+    json_object_set_new(g, PLAN_KEY_MEMBERS, json_pack("[s, s]", "D", "X"));
+    json_t *r = user("r@x", NULL);
+    json_object_set_new(r, PLAN_KEY_MANAGER, json_string("D"));
+    put_state("D", PLAN_USER, "CN=D,DC=x", "cD", user("d@x", NULL));
+    put_state("X", PLAN_USER, "CN=X,DC=x", "cX", user("x@x", NULL));
+    put_state("G", PLAN_GROUP, "CN=G,DC=x", "cG", g);
+    put_state("R", PLAN_USER, "CN=R,DC=x", "cR", r);
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    plan_set_partial(p);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cD", "d@x", "D", false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_gone(p, "D", NULL), DIRCONN_OK);
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+    const struct plan_summary *s = plan_get_summary(p);
+    assert_int_equal(s->deletes, 1);
+    assert_int_equal(s->count[PLAN_UPDATE], 0);
+    return p;
+}
+
+static void delete_unlinks_referrers_first(void **state)
+{
+    (void)state;
+    struct plan *p = plan_delete_with_referrers();
+    struct scim_port port;
+    struct cloud_caps caps = default_caps();
+    struct apply *a = start(p, NULL, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_DELETE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 3);
+    assert_string_equal(fake.req[2].method, "DELETE");
+    assert_string_equal(fake.req[2].path, "/Users/cD");
+    bool group_done = false, manager_done = false;
+    for (int i = 0; i < 2; i++) {
+        const struct request *r = &fake.req[i];
+        assert_string_equal(r->method, "PATCH");
+        json_t *b = body_of(r);
+        json_t *ops = json_object_get(b, "Operations");
+        assert_int_equal(json_array_size(ops), 1);
+        json_t *op = json_array_get(ops, 0);
+        assert_string_equal(json_string_value(json_object_get(op, "op")), "remove");
+        const char *path = json_string_value(json_object_get(op, "path"));
+        if (strcmp(r->path, "/Groups/cG") == 0) {
+            assert_string_equal(path, "members[value eq \"cD\"]");
+            group_done = true;
+        } else {
+            assert_string_equal(r->path, "/Users/cR");
+            assert_string_equal(path, ENT ":manager");
+            manager_done = true;
+        }
+        json_decref(b);
+    }
+    assert_true(group_done && manager_done);
+    const struct apply_counts *n = apply_counts(a);
+    assert_int_equal(n->deleted, 1);
+    assert_int_equal(n->updated, 0);
+    assert_int_equal(n->failed, 0);
+    /* The state forgets D, and the records that referred to it forget it too. */
+    bool found = true;
+    struct state_object o = get_state("D", &found);
+    assert_false(found);
+    o = get_state("G", &found);
+    assert_true(found);
+    assert_null(strstr(o.record, "\"D\""));
+    assert_non_null(strstr(o.record, "\"X\""));
+    state_object_clear(&o);
+    o = get_state("R", &found);
+    assert_true(found);
+    assert_null(strstr(o.record, PLAN_KEY_MANAGER));
+    state_object_clear(&o);
+    apply_free(a);
+    plan_free(p);
+}
+
+/* A provider that cascades ([cloud] delete_cascades): the DELETE alone. */
+static void delete_cascades_sends_delete_only(void **state)
+{
+    (void)state;
+    struct plan *p = plan_delete_with_referrers();
+    struct scim_port port;
+    struct cloud_caps caps = default_caps();
+    struct apply *a = start(p, NULL, &caps, true, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_DELETE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 1);
+    assert_string_equal(fake.req[0].method, "DELETE");
+    assert_string_equal(fake.req[0].path, "/Users/cD");
+    assert_int_equal(apply_counts(a)->deleted, 1);
+    apply_free(a);
+    plan_free(p);
+}
+
+/* ---- updates -------------------------------------------------------------------- */
+
+/* U was last written with title A and has title B now. */
+static struct plan *plan_title_change(void)
+{
+    put_state("U", PLAN_USER, "CN=U,DC=x", "cU", user("u@x", "A"));
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cU", "u@x", "U", false, "W/\"1\"", NULL),
+                     DIRCONN_OK);
+    add_dir(p, PLAN_USER, "U", "CN=U,DC=x", "u@x", user("u@x", "B"), NULL, NULL, 0);
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+    assert_int_equal(plan_get_summary(p)->count[PLAN_UPDATE], 1);
+    return p;
+}
+
+/* Asserts that r is a PATCH of /Users/cU setting the title to B and nothing else. */
+static void assert_title_patch(const struct request *r)
+{
+    assert_string_equal(r->method, "PATCH");
+    assert_string_equal(r->path, "/Users/cU");
+    json_t *b = body_of(r);
+    json_t *ops = json_object_get(b, "Operations");
+    assert_int_equal(json_array_size(ops), 1);
+    json_t *op = json_array_get(ops, 0);
+    assert_string_equal(json_string_value(json_object_get(op, "op")), "replace");
+    assert_string_equal(json_string_value(json_object_get(op, "path")), "title");
+    assert_string_equal(json_string_value(json_object_get(op, "value")), "B");
+    json_decref(b);
+}
+
+static void title_change_is_one_operation(void **state)
+{
+    (void)state;
+    struct plan *p = plan_title_change();
+    struct scim_port port;
+    struct cloud_caps caps = default_caps();
+    struct apply *a = start(p, NULL, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 1);
+    assert_title_patch(&fake.req[0]);
+    assert_null(fake.req[0].if_match); /* the provider has no ETags */
+    assert_int_equal(apply_counts(a)->updated, 1);
+    bool found = false;
+    struct state_object o = get_state("U", &found);
+    assert_non_null(strstr(o.record, "\"title\":\"B\""));
+    state_object_clear(&o);
+    apply_free(a);
+    plan_free(p);
+}
+
+/* G listed U1 and U2 and lists U2 and U3: one remove and one add of members values, nothing else.
+ */
+static void membership_change_is_add_and_remove(void **state)
+{
+    (void)state;
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    const char *ids[] = {"U1", "U2", "U3"};
+    for (int i = 0; i < 3; i++) {
+        char dn[32], name[16], cid[8];
+        snprintf(dn, sizeof(dn), "CN=%s,DC=x", ids[i]);
+        snprintf(name, sizeof(name), "%s@x", ids[i]);
+        snprintf(cid, sizeof(cid), "c%d", i + 1);
+        put_state(ids[i], PLAN_USER, dn, cid, user(name, NULL));
+        assert_int_equal(plan_add_cloud(p, PLAN_USER, cid, name, ids[i], false, NULL, NULL),
+                         DIRCONN_OK);
+        add_dir(p, PLAN_USER, ids[i], dn, name, user(name, NULL), NULL, NULL, 0);
+    }
+    json_t *g = group("G");
+    json_object_set_new(g, PLAN_KEY_MEMBERS, json_pack("[s, s]", "U1", "U2"));
+    put_state("G", PLAN_GROUP, "CN=G,DC=x", "cG", g);
+    assert_int_equal(plan_add_cloud(p, PLAN_GROUP, "cG", "G", "G", false, NULL, NULL), DIRCONN_OK);
+    char *members[] = {"CN=U2,DC=x", "CN=U3,DC=x"};
+    add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", group("G"), NULL, members, 2);
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+    assert_int_equal(plan_get_summary(p)->count[PLAN_UPDATE], 1);
+    assert_int_equal(plan_get_summary(p)->count[PLAN_MATCH], 3);
+
+    struct scim_port port;
+    struct cloud_caps caps = default_caps();
+    struct apply *a = start(p, NULL, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_GROUP, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 0); /* the group's own attributes did not change */
+    assert_int_equal(apply_members(a, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 2);
+    int adds = 0, removes = 0;
+    for (int i = 0; i < fake.n; i++) {
+        assert_string_equal(fake.req[i].method, "PATCH");
+        assert_string_equal(fake.req[i].path, "/Groups/cG");
+        json_t *b = body_of(&fake.req[i]);
+        json_t *ops = json_object_get(b, "Operations");
+        assert_int_equal(json_array_size(ops), 1);
+        json_t *op = json_array_get(ops, 0);
+        const char *kind = json_string_value(json_object_get(op, "op"));
+        const char *path = json_string_value(json_object_get(op, "path"));
+        if (strcmp(kind, "remove") == 0) {
+            assert_string_equal(path, "members[value eq \"c1\"]");
+            removes++;
+        } else {
+            assert_string_equal(kind, "add");
+            assert_string_equal(path, "members");
+            json_t *v = json_object_get(op, "value");
+            assert_int_equal(json_array_size(v), 1);
+            assert_string_equal(json_string_value(json_object_get(json_array_get(v, 0), "value")),
+                                "c3");
+            adds++;
+        }
+        json_decref(b);
+    }
+    assert_int_equal(adds, 1);
+    assert_int_equal(removes, 1);
+    assert_int_equal(apply_counts(a)->updated, 1);
+    assert_int_equal(apply_counts(a)->failed, 0);
+    apply_free(a);
+    plan_free(p);
+}
+
+/* ---- 412 Precondition Failed ---------------------------------------------------- */
+
+static struct cloud_caps etag_caps(void)
+{
+    struct cloud_caps caps = default_caps();
+    caps.etag = true;
+    return caps;
+}
+
+/* 412 to the PATCH sent with If-Match: read the resource again, the same PATCH once more. */
+static void stale_patch_is_read_again_and_retried(void **state)
+{
+    (void)state;
+    struct plan *p = plan_title_change();
+    struct answer script[] = {ANSWER("PATCH", "/Users/cU", 412, NULL),
+                              ANSWER("GET", "/Users/cU", 200,
+                                     "{\"id\":\"cU\",\"userName\":\"u@x\",\"title\":\"X\",\"meta\":"
+                                     "{\"version\":\"W/\\\"2\\\"\"}}"),
+                              ANSWER("PATCH", "/Users/cU", 200, NULL),
+                              {0}};
+    struct scim_port port;
+    struct cloud_caps caps = etag_caps();
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 3);
+    assert_title_patch(&fake.req[0]);
+    assert_string_equal(fake.req[0].if_match, "W/\"1\""); /* the version of the inventory */
+    assert_string_equal(fake.req[1].method, "GET");
+    assert_string_equal(fake.req[1].path, "/Users/cU");
+    assert_title_patch(&fake.req[2]);
+    assert_string_equal(fake.req[2].if_match, "W/\"2\""); /* the version read again */
+    assert_string_equal(fake.req[0].body, fake.req[2].body);
+    assert_int_equal(apply_counts(a)->updated, 1);
+    assert_int_equal(apply_counts(a)->failed, 0);
+    bool found = false;
+    struct state_object o = get_state("U", &found);
+    assert_non_null(strstr(o.record, "\"title\":\"B\""));
+    state_object_clear(&o);
+    apply_free(a);
+    plan_free(p);
+}
+
+/* A second 412: a failure of the object, reported; nothing recorded, no third attempt. */
+static void second_412_is_a_failure(void **state)
+{
+    (void)state;
+    struct plan *p = plan_title_change();
+    struct answer script[] = {
+        ANSWER("PATCH", "/Users/cU", 412, NULL),
+        ANSWER("GET", "/Users/cU", 200,
+               "{\"id\":\"cU\",\"userName\":\"u@x\",\"meta\":{\"version\":\"W/\\\"2\\\"\"}}"),
+        ANSWER("PATCH", "/Users/cU", 412, NULL),
+        ANSWER("GET", "/Users/cU", 200,
+               "{\"id\":\"cU\",\"userName\":\"u@x\",\"meta\":{\"version\":\"W/\\\"3\\\"\"}}"),
+        {0}};
+    struct scim_port port;
+    struct cloud_caps caps = etag_caps();
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 3);
+    assert_int_equal(count(&fake, "PATCH", "/Users/cU"), 2);
+    assert_int_equal(apply_counts(a)->failed, 1);
+    assert_int_equal(apply_counts(a)->updated, 0);
+    assert_int_equal(seen.failures, 1);
+    assert_non_null(strstr(seen.last_failure, "412"));
+    bool found = false;
+    struct state_object o = get_state("U", &found);
+    assert_non_null(strstr(o.record, "\"title\":\"A\"")); /* what was last acknowledged */
+    state_object_clear(&o);
+    apply_free(a);
+    plan_free(p);
+}
+
+/*
+ * A provider without PATCH: GET and PUT with If-Match. After a 412 the PUT
+ * is rebuilt from the fresh copy: the value outside the mapping
+ * (nickName) is the cloud's current one, the title the directory's.
+ */
+static void stale_put_is_rebuilt_from_the_fresh_copy(void **state)
+{
+    (void)state;
+    struct plan *p = plan_title_change();
+    struct answer script[] = {
+        ANSWER("GET", "/Users/cU", 200,
+               "{\"id\":\"cU\",\"userName\":\"u@x\",\"title\":\"A\",\"nickName\":\"old\","
+               "\"meta\":{\"version\":\"1\"}}"),
+        ANSWER("PUT", "/Users/cU", 412, NULL),
+        ANSWER("GET", "/Users/cU", 200,
+               "{\"id\":\"cU\",\"userName\":\"u@x\",\"title\":\"A\",\"nickName\":\"new\","
+               "\"meta\":{\"version\":\"2\"}}"),
+        ANSWER("PUT", "/Users/cU", 200, NULL),
+        {0}};
+    struct scim_port port;
+    struct cloud_caps caps = etag_caps();
+    caps.patch = false;
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 4);
+    const char *methods[] = {"GET", "PUT", "GET", "PUT"};
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(fake.req[i].method, methods[i]);
+        assert_string_equal(fake.req[i].path, "/Users/cU");
+    }
+    assert_string_equal(fake.req[1].if_match, "1");
+    assert_string_equal(fake.req[3].if_match, "2");
+    json_t *first = body_of(&fake.req[1]), *second = body_of(&fake.req[3]);
+    assert_string_equal(json_string_value(json_object_get(first, "nickName")), "old");
+    assert_string_equal(json_string_value(json_object_get(second, "nickName")), "new");
+    assert_string_equal(json_string_value(json_object_get(second, "title")), "B");
+    assert_string_equal(json_string_value(json_object_get(second, "externalId")), "U");
+    assert_null(json_object_get(second, "meta"));
+    json_decref(first);
+    json_decref(second);
+    assert_int_equal(apply_counts(a)->updated, 1);
+    assert_int_equal(apply_counts(a)->failed, 0);
+    apply_free(a);
+    plan_free(p);
+}
+
+/* ---- 404 to an update ----------------------------------------------------------- */
+
+/*
+ * 404 to the PATCH: U was deleted in the cloud. Nothing has its externalId:
+ * it is created again (the whole record), counted as updated, recorded
+ * under its new id; R, whose manager it is, forgets it in the state so that
+ * the next sync points R's manager at the new id.
+ */
+static void gone_on_patch_is_created_again(void **state)
+{
+    (void)state;
+    json_t *r = user("r@x", NULL);
+    json_object_set_new(r, PLAN_KEY_MANAGER, json_string("U"));
+    put_state("R", PLAN_USER, "CN=R,DC=x", "cR", r);
+    struct plan *p = plan_title_change();
+    struct answer script[] = {ANSWER("PATCH", "/Users/cU", 404, NULL),
+                              ANSWER("POST", "/Users", 201, "{\"id\":\"cU-new\"}"),
+                              {0}};
+    struct scim_port port;
+    struct cloud_caps caps = default_caps();
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 3);
+    assert_title_patch(&fake.req[0]);
+    assert_string_equal(fake.req[1].method, "GET"); /* looked up by externalId first */
+    assert_non_null(strstr(fake.req[1].path, "/Users?filter=externalId%20eq%20%22U%22"));
+    assert_string_equal(fake.req[2].method, "POST");
+    assert_string_equal(fake.req[2].path, "/Users");
+    assert_true(fake.req[2].create);
+    json_t *b = body_of(&fake.req[2]);
+    assert_string_equal(json_string_value(json_object_get(b, "externalId")), "U");
+    assert_string_equal(json_string_value(json_object_get(b, "userName")), "u@x");
+    assert_string_equal(json_string_value(json_object_get(b, "title")), "B");
+    json_decref(b);
+    const struct apply_counts *n = apply_counts(a);
+    assert_int_equal(n->updated, 1);
+    assert_int_equal(n->added, 0);
+    assert_int_equal(n->failed, 0);
+    bool found = false;
+    struct state_object o = get_state("U", &found);
+    assert_true(found);
+    assert_string_equal(o.cloud_id, "cU-new");
+    assert_non_null(strstr(o.record, "\"title\":\"B\""));
+    state_object_clear(&o);
+    o = get_state("R", &found);
+    assert_null(strstr(o.record, PLAN_KEY_MANAGER));
+    state_object_clear(&o);
+    apply_free(a);
+    plan_free(p);
+}
+
+/* 404 to the PATCH, and the lookup finds U under another id: updated there, no POST. */
+static void gone_on_patch_found_elsewhere_is_updated_there(void **state)
+{
+    (void)state;
+    struct plan *p = plan_title_change();
+    struct answer script[] = {
+        ANSWER("PATCH", "/Users/cU", 404, NULL),
+        ANSWER("GET", "/Users?filter=", 200,
+               "{\"totalResults\":1,\"Resources\":[{\"id\":\"cU2\"}]}"),
+        ANSWER("GET", "/Users/cU2", 200,
+               "{\"id\":\"cU2\",\"externalId\":\"U\",\"userName\":\"u@x\",\"displayName\":"
+               "\"u@x\",\"title\":\"Z\"}"),
+        {0}};
+    struct scim_port port;
+    struct cloud_caps caps = default_caps();
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(fake.n, 4);
+    assert_int_equal(count(&fake, "POST", "/"), 0);
+    assert_string_equal(fake.req[2].method, "GET");
+    assert_string_equal(fake.req[2].path, "/Users/cU2");
+    assert_string_equal(fake.req[3].method, "PATCH");
+    assert_string_equal(fake.req[3].path, "/Users/cU2");
+    json_t *b = body_of(&fake.req[3]);
+    json_t *ops = json_object_get(b, "Operations");
+    assert_int_equal(json_array_size(ops), 1); /* against its copy: only the title differs */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ops, 0), "path")),
+                        "title");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ops, 0), "value")), "B");
+    json_decref(b);
+    assert_int_equal(apply_counts(a)->updated, 1);
+    assert_int_equal(apply_counts(a)->failed, 0);
+    bool found = false;
+    struct state_object o = get_state("U", &found);
+    assert_string_equal(o.cloud_id, "cU2");
+    state_object_clear(&o);
+    apply_free(a);
+    plan_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(conflict_after_retry_adopts, setup, teardown),
+        cmocka_unit_test_setup_teardown(maybe_applied_found_is_not_resent, setup, teardown),
+        cmocka_unit_test_setup_teardown(maybe_applied_absent_is_created_after_lookup, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(payload_limit_chunks_members, setup, teardown),
+        cmocka_unit_test_setup_teardown(delete_unlinks_referrers_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(delete_cascades_sends_delete_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(title_change_is_one_operation, setup, teardown),
+        cmocka_unit_test_setup_teardown(membership_change_is_add_and_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(stale_patch_is_read_again_and_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(second_412_is_a_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(stale_put_is_rebuilt_from_the_fresh_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(gone_on_patch_is_created_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(gone_on_patch_found_elsewhere_is_updated_there, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
