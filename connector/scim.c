@@ -43,6 +43,10 @@ struct scim_request {
     char errbuf[CURL_ERROR_SIZE];
     bool create;        /* a POST that creates: not resent after it may have been applied */
     bool maybe_applied; /* it ended on such a failure */
+    bool own_if_match;  /* if_match is the version the client read after a 428, not the caller's */
+    int version_reads;  /* reads of the version for a provider that requires If-Match */
+    bool needs_version; /* read the version before the next attempt (wants_version) */
+    struct scim_request *active_next; /* in the client's list of requests in flight */
 };
 
 struct scim_client {
@@ -51,11 +55,13 @@ struct scim_client {
     char *ca_file;
     CURLM *multi;
     struct scim_request *waiting; /* not yet started, or waiting for a retry */
+    struct scim_request *active;  /* in flight (in_flight of them) */
     int in_flight;
     struct scim_header *extra;
     size_t n_extra;
     char *token;
-    uint64_t rng; /* xorshift64* state for backoff jitter, seeded from RAND_bytes */
+    uint64_t rng;           /* xorshift64* state for backoff jitter, seeded from RAND_bytes */
+    bool if_match_required; /* a write without If-Match was answered 428: read versions first */
 };
 
 static int64_t mono_ms(void)
@@ -169,6 +175,9 @@ static void request_free(struct scim_request *r)
     free(r);
 }
 
+static void version_read_done(void *arg, const struct scim_response *resp);
+static bool is_write(const struct scim_request *r);
+
 void scim_client_free(struct scim_client *c)
 {
     if (c == NULL)
@@ -176,6 +185,8 @@ void scim_client_free(struct scim_client *c)
     while (c->waiting != NULL) {
         struct scim_request *r = c->waiting;
         c->waiting = r->next;
+        if (r->done == version_read_done)
+            request_free(r->arg); /* the write parked behind the read of its version */
         request_free(r);
     }
     for (size_t i = 0; i < c->n_extra; i++) {
@@ -420,7 +431,32 @@ static enum dirconn_err start_attempt(struct scim_client *c, struct scim_request
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
         return DIRCONN_ENOMEM;
     c->in_flight++;
+    r->active_next = c->active;
+    c->active = r;
     return DIRCONN_OK;
+}
+
+static bool is_write(const struct scim_request *r)
+{
+    return strcmp(r->method, "PATCH") == 0 || strcmp(r->method, "PUT") == 0 ||
+           strcmp(r->method, "DELETE") == 0;
+}
+
+static void version_read_done(void *arg, const struct scim_response *resp);
+
+/*
+ * Whether a write to r's resource (its URL without the query), or the read
+ * of its version, is in flight: with a provider that requires If-Match, two
+ * writes to one resource at once would refuse each other (412).
+ */
+static bool resource_busy(const struct scim_client *c, const struct scim_request *r)
+{
+    size_t n = strcspn(r->url, "?");
+    for (const struct scim_request *a = c->active; a != NULL; a = a->active_next)
+        if ((is_write(a) || a->done == version_read_done) && strcspn(a->url, "?") == n &&
+            strncmp(a->url, r->url, n) == 0)
+            return true;
+    return false;
 }
 
 static bool retryable_curl(CURLcode rc)
@@ -532,6 +568,92 @@ void scim_response_clear(struct scim_response *resp)
     memset(resp, 0, sizeof(*resp));
 }
 
+/* The reads of the version a write may make (a 428, then 412s from concurrent writes). */
+#define VERSION_READS_MAX 3
+
+/*
+ * The version of the resource a parked write (arg) goes to was read: send the
+ * write again with If-Match (RFC 7644 3.14). Without a version the write goes
+ * as it was, and its answer completes it.
+ */
+static void version_read_done(void *arg, const struct scim_response *resp)
+{
+    struct scim_request *w = arg;
+    struct scim_client *c = w->client;
+    const char *v = NULL;
+    if (resp->code == DIRCONN_OK)
+        v = json_string_value(json_object_get(json_object_get(resp->body, "meta"), "version"));
+    if (v == NULL && resp->code == DIRCONN_OK)
+        v = resp->etag;
+    if (v != NULL) {
+        char *dup = strdup(v);
+        if (dup != NULL) {
+            free(w->if_match);
+            w->if_match = dup;
+            w->own_if_match = true;
+        }
+    }
+    w->not_before_ms = 0;
+    w->next = c->waiting;
+    c->waiting = w;
+}
+
+/*
+ * A provider that requires If-Match answered 428 Precondition Required (RFC
+ * 6585 3) to a write the caller sent without it, or 412 to the version this
+ * client read for it (the resource changed after the read): the write goes
+ * back to the head of the queue, to be sent again after a read of the
+ * resource's current version (queue_version_read). Returns false when this
+ * answer completes the request.
+ */
+static bool wants_version(struct scim_client *c, struct scim_request *r, long status)
+{
+    bool wanted = (status == 428 && (r->if_match == NULL || r->own_if_match)) ||
+                  (status == 412 && r->own_if_match);
+    if (!is_write(r) || !wanted || r->version_reads >= VERSION_READS_MAX)
+        return false;
+    if (status == 428 && !c->if_match_required) {
+        c->if_match_required = true;
+        log_msg(c->opts.log, LOG_LEVEL_INFO,
+                "cloud: %s %s: 428 Precondition Required: writes carry If-Match with the version "
+                "read first, one at a time per resource",
+                r->method, r->url);
+    }
+    log_msg(c->opts.log, LOG_LEVEL_DEBUG, "%s %s: HTTP %ld; reading the version for If-Match",
+            r->method, r->url, status);
+    r->needs_version = true;
+    r->not_before_ms = 0;
+    r->next = c->waiting;
+    c->waiting = r;
+    return true;
+}
+
+/*
+ * Start the read of the version of write r's resource (its URL without the
+ * query): r waits, parked as the read's argument, and is queued again by
+ * version_read_done. Returns false when out of memory (r is then sent as it is).
+ */
+static bool queue_version_read(struct scim_client *c, struct scim_request *r)
+{
+    struct scim_request *g = calloc(1, sizeof(*g));
+    if (g == NULL)
+        return false;
+    g->client = c;
+    g->done = version_read_done;
+    g->arg = r;
+    g->method = strdup("GET");
+    g->url = strndup(r->url, strcspn(r->url, "?"));
+    if (g->method == NULL || g->url == NULL) {
+        request_free(g);
+        return false;
+    }
+    r->needs_version = false;
+    r->version_reads++;
+    g->next = c->waiting;
+    c->waiting = g;
+    return true;
+}
+
 /* An attempt ended: retry it later, or complete it. */
 static void attempt_done(struct scim_client *c, struct scim_request *r, CURLcode rc)
 {
@@ -594,6 +716,9 @@ static void attempt_done(struct scim_client *c, struct scim_request *r, CURLcode
         c->waiting = r;
         return;
     }
+    if (rc == CURLE_OK && r->token_error == DIRCONN_OK && (status == 428 || status == 412) &&
+        wants_version(c, r, status))
+        return; /* sent again once its version is read */
     struct scim_response resp;
     build_response(r, rc, status, &resp);
     if (r->done != NULL)
@@ -617,8 +742,19 @@ enum dirconn_err scim_run(struct scim_client *c, struct dirconn_error *err)
                 pp = &r->next;
                 continue;
             }
+            if (c->if_match_required && is_write(r) && resource_busy(c, r)) {
+                pp = &r->next; /* after the write to the same resource in flight */
+                continue;
+            }
             *pp = r->next;
             r->next = NULL;
+            if (is_write(r) &&
+                (r->needs_version ||
+                 (c->if_match_required && r->if_match == NULL && r->version_reads == 0)) &&
+                queue_version_read(c, r)) {
+                pp = &c->waiting; /* the read went first in the list */
+                continue;
+            }
             enum dirconn_err e = start_attempt(c, r);
             if (e == DIRCONN_ENOMEM) {
                 request_free(r);
@@ -645,6 +781,12 @@ enum dirconn_err scim_run(struct scim_client *c, struct dirconn_error *err)
             CURLcode rc = msg->data.result;
             curl_multi_remove_handle(c->multi, msg->easy_handle);
             c->in_flight--;
+            for (struct scim_request **ap = &c->active; *ap != NULL; ap = &(*ap)->active_next)
+                if (*ap == r) {
+                    *ap = r->active_next;
+                    break;
+                }
+            r->active_next = NULL;
             attempt_done(c, r, rc);
         }
         if (c->in_flight == 0 && c->waiting == NULL)

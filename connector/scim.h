@@ -9,7 +9,12 @@
  * 503 and 504, honouring Retry-After (RFC 9110 10.2.3, seconds or HTTP-date)
  * up to max_retries; a 401 refreshes the bearer token once. Other statuses
  * complete the request as they are; SCIM errors (RFC 7644 3.12) are parsed
- * into status, scimType and detail.
+ * into status, scimType and detail. A provider that requires If-Match: a
+ * PATCH, PUT or DELETE answered 428 Precondition Required (RFC 6585 3)
+ * without the caller's If-Match is sent again after a GET of the resource,
+ * with its meta.version (else the ETag header) as If-Match; a 412 to that
+ * version (a concurrent write came first) reads it again, at most 3 reads.
+ * A 412 to the caller's own If-Match completes the request.
  *
  * Requests carry "Authorization: Bearer <token>" from the token callback,
  * "Content-Type: application/scim+json", If-Match when given (RFC 7644 3.14),
