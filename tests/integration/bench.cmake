@@ -1,3 +1,4 @@
 # Benchmarks are not timed tests: CI runs a small smoke of each.
 dirconn_integration_test(bench_sync_smoke bench_sync_smoke.sh TIMEOUT 600)
 dirconn_integration_test(bench_failover_smoke bench_failover_smoke.sh TIMEOUT 600)
+dirconn_integration_test(bench_big_group_smoke bench_big_group_smoke.sh TIMEOUT 600)
