@@ -905,8 +905,9 @@ enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
     long start = 1;
     for (;;) {
         char url[8192];
-        snprintf(url, sizeof(url), "%s?startIndex=%ld&count=%d%s%s%s%s", path, start, page_size,
-                 ef ? "&filter=" : "", ef ? ef : "", ea ? "&attributes=" : "", ea ? ea : "");
+        snprintf(url, sizeof(url), "%s%cstartIndex=%ld&count=%d%s%s%s%s", path,
+                 strchr(path, '?') != NULL ? '&' : '?', start, page_size, ef ? "&filter=" : "",
+                 ef ? ef : "", ea ? "&attributes=" : "", ea ? ea : "");
         struct scim_response resp;
         if (scim_port_request(p, "GET", url, NULL, NULL, &resp) != DIRCONN_OK) {
             e = dirconn_error_set(err, resp.code, "%s", resp.error);

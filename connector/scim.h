@@ -216,7 +216,8 @@ enum dirconn_err scim_request_sync(struct scim_client *c, const char *method, co
 void scim_response_clear(struct scim_response *resp);
 
 /*
- * scim_list_all - GET every page of path (e.g. "/Users") with startIndex and
+ * scim_list_all - GET every page of path (e.g. "/Users", or with a query of
+ * its own: "/Users?excludedAttributes=groups") with startIndex and
  * count (RFC 7644 3.4.2.4), optional filter and attributes, calling fn for
  * each resource in Resources; fn returning non-zero stops the walk
  * (DIRCONN_EFAIL). page_size is the count per request.

@@ -353,15 +353,38 @@ static const char *inventory_select(const struct sync_ctx *c, enum plan_kind kin
     return inventory_attrs[c->caps.etag ? 0 : 1][kind];
 }
 
+/*
+ * The path of a whole-resource inventory read of users: without "groups"
+ * (RFC 7644 3.9 excludedAttributes), a read-only attribute dirconn never
+ * maps that a provider computes for each user it returns. A provider that
+ * refuses the parameter (one probe per run, count=1) gets plain reads.
+ */
+static const char *inventory_path(struct sync_ctx *c, enum plan_kind kind)
+{
+    static const char *const users_without_groups = "/Users?excludedAttributes=groups";
+    if (kind != PLAN_USER || !c->drift_check || c->no_attr_select)
+        return resource_paths[kind];
+    struct scim_response r;
+    enum dirconn_err e = scim_request_sync(c->scim, "GET", "/Users?count=1&excludedAttributes=groups",
+                                           NULL, NULL, &r);
+    if (e != DIRCONN_OK && r.status == 400) {
+        log_msg(c->log, LOG_LEVEL_INFO,
+                "cloud: excludedAttributes refused (%s); reading whole resources", r.error);
+        c->no_attr_select = true;
+    }
+    scim_response_clear(&r);
+    return c->no_attr_select ? resource_paths[kind] : users_without_groups;
+}
+
 static enum dirconn_err load_inventory_kinds(struct sync_ctx *c, unsigned kinds)
 {
     for (int k = 0; k < PLAN_KIND_MAX; k++) {
         if (!(kinds & (1u << k)))
             continue;
         struct inventory_ctx ic = {c, (enum plan_kind)k, DIRCONN_OK};
-        enum dirconn_err e =
-            scim_list_all(c->scim, resource_paths[k], NULL, inventory_select(c, (enum plan_kind)k),
-                          c->caps.page, inventory_one, &ic, c->err);
+        enum dirconn_err e = scim_list_all(c->scim, inventory_path(c, (enum plan_kind)k), NULL,
+                                           inventory_select(c, (enum plan_kind)k), c->caps.page,
+                                           inventory_one, &ic, c->err);
         if (ic.e != DIRCONN_OK)
             return ic.e;
         if (e != DIRCONN_OK)

@@ -132,7 +132,10 @@ run_scenario() {
 	local mark
 	touch "$REQ_LOG"
 	mark=$(wc -l <"$REQ_LOG")
+	local t0 t1 t2
+	t0=$(date +%s.%N)
 	run_capture s dirconnctl sync "$@" --config "$work/$setup.conf" --no-progress
+	t1=$(date +%s.%N)
 	local reqs
 	reqs=$(tail -n +"$((mark + 1))" "$REQ_LOG" | grep -v 'connector=admin' | grep -E '(^| )(GET|POST|PUT|PATCH|DELETE) ' || true)
 	local n4xx npatch
@@ -142,6 +145,9 @@ run_scenario() {
 	local nops
 	nops=$(printf '%s\n' "$reqs" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^ops=[0-9]+$/) n += substr($i, 5) } END { print n + 0 }')
 	run_capture chk sync_check ${CHECK_ARGS:-}
+	t2=$(date +%s.%N)
+	awk -v a="$t0" -v b="$t1" -v c="$t2" -v n="$setup / $scenario" \
+		'BEGIN { printf "# %s: sync %.1f s, oracle %.1f s\n", n, b - a, c - b }'
 	local equal=yes
 	[[ $chk_rc -eq 0 ]] || equal=no
 	check_eq "$setup / $scenario: the sync exits 0" 0 "$s_rc"
