@@ -408,14 +408,15 @@ ha_cloud_writes_by() {
 ha_cloud_log_lines() { echo $(($(wc -l <"$work/cloud.log") + 1)); }
 
 # ---- directory changes and the cloud's view of them
-# ha_user_dns N: the DNs of N enabled users with mail in the Employees OU (sorted, stable)
+# ha_user_dns N: the DNs of N enabled users with mail in the Employees OU (sorted by byte, the
+# same N in any locale)
 ha_user_dns() {
 	local emp
 	emp=$(json "$LDSFX_MANIFEST" "j['ous']['Employees']['dn']")
 	LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
 		-y "$LDSFX_BIND_PASSWORD_FILE" -b "$emp" -LLL -o ldif-wrap=no \
 		'(&(objectClass=user)(mail=*)(msDS-UserAccountDisabled=FALSE))' 1.1 |
-		sed -n 's/^dn: //p' | sort | head -n "$1"
+		sed -n 's/^dn: //p' | LC_ALL=C sort | head -n "$1"
 }
 
 # ha_set_attr DN ATTR VALUE: replace one attribute of one directory entry

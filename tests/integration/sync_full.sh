@@ -27,7 +27,7 @@ count_users() { json "$(cloud_admin GET '/scim/v2/acme/Users?count=1')" "j['tota
 # A cloud user made by hand before the first sync, with a directory user's email in upper case.
 hand_mail=$(json "$M" "j['samples'][0]['mail']")
 hand_dn=$(json "$M" "j['samples'][0]['dn']")
-hand=$(cloud_admin POST /scim/v2/acme/Users "{$USER_SCHEMA, \"userName\": \"${hand_mail^^}\"}")
+hand=$(cloud_admin POST /scim/v2/acme/Users "{$USER_SCHEMA, \"userName\": \"$(upper "$hand_mail")\"}")
 check_eq "a cloud user is created by hand" 201 "$(admin_status)"
 hand_id=$(json "$hand" "j['id']")
 
