@@ -48,7 +48,11 @@ bulk_writer() {
 EXTRA_PIDS=""
 for k in 1 2 3; do writer $k & EXTRA_PIDS="$EXTRA_PIDS $!"; done
 bulk_writer & EXTRA_PIDS="$EXTRA_PIDS $!"
-sleep 3
+# kill it in the middle of the burst: once both kinds of writer have writes acknowledged
+burst_under_way() {
+    [ "$(cat "$T"/acked.[0-9] 2>/dev/null | wc -l)" -gt 20 ] && [ -s "$T/acked.bulk" ]
+}
+wait_until 120 burst_under_way || failm "the writers had no writes acknowledged after 120 s"
 kill -9 "$CLOUD_PID"
 wait "$CLOUD_PID" 2>/dev/null
 CLOUD_PID=
