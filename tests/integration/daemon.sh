@@ -19,10 +19,11 @@ daemon_stop() {
 	fi
 }
 cleanup() {
+	local rc=$? # a test that stopped on an error keeps its work directory too
 	daemon_stop
 	sync_cloud_stop
 	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
-	if [[ $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
+	if [[ $rc -eq 0 && $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
 }
 trap cleanup EXIT
 ldsfx_start_retry "$kind" "$work/fx"

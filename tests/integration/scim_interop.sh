@@ -40,10 +40,11 @@ ORDER=(strict payload-64k cascading no-enterprise no-bulk no-patch no-etag no-co
 
 work=$(mktemp -d /tmp/dirconn-it-interop-XXXXXX)
 cleanup() {
+	local rc=$? # a test that stopped on an error keeps its work directory too
 	ext_stop
 	sync_cloud_stop
 	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
-	if [[ $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
+	if [[ $rc -eq 0 && $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
 }
 trap cleanup EXIT
 ldsfx_start_retry "$kind" "$work/fx"
