@@ -180,7 +180,7 @@ check_eq "A releases" "0" "$r_rc"
 HANG=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(16); time.sleep(120)' "$HANG" &
 HANG_PID=$!
-for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$HANG") 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$HANG") 2>/dev/null && break; sleep 0.1; done
 sed -i "s|^etcd_endpoints = .*|etcd_endpoints = http://127.0.0.1:$HANG ${EP[1]} ${EP[2]}|" "$T/ha.conf"
 start=$(date +%s%N)
 DIRCONN_LEASE_DRIVER_TIMEOUT_MS=500 lease B acquire 3000

@@ -96,7 +96,7 @@ ext_start() {
 		--ready-file "$work/ext.ready" --log "$work/ext.log" 2>>"$work/ext.err" &
 	EXT_PID=$!
 	local i
-	for i in $(seq 1 600); do
+	for i in $(seq 1 1200); do # up to 60 s
 		[[ -s $work/ext.ready ]] && break
 		kill -0 "$EXT_PID" 2>/dev/null || { echo "the SCIMMY server exited:"; tail -5 "$work/ext.err"; return 1; }
 		sleep 0.05
