@@ -713,10 +713,14 @@ static int run_connectors(struct ctl *ctl, const struct admin_args *a)
                    list[i].registered_at ? list[i].registered_at : "-",
                    list[i].last_seen ? list[i].last_seen : "never");
         }
+        /* Whether any instance runs is not known here: say who takes the lease, not when. */
         if (has_lease && li.holder != NULL && li.remaining_ms <= 0)
-            printf("The lease of %s expired: a standby takes it over.\n", li.holder);
+            printf("The lease of %s expired: the next instance that runs (a standby dirconnd, "
+                   "or a sync) takes it over.\n",
+                   li.holder);
         else if (has_lease && li.holder == NULL)
-            printf("Nobody holds the HA lease: a standby takes it within a second.\n");
+            printf("Nobody holds the HA lease: the first instance that runs (dirconnd, or a sync) "
+                   "takes it.\n");
     }
     lease_info_clear(&li);
     cloud_auth_free_secret(token);

@@ -38,7 +38,7 @@ openssl rand -hex 24 > "$T/token"
     --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" --ready-file "$T/ready" --log-level warn \
     --bulk-max-operations "$bulk_size" --bulk-max-payload 64m 2>"$T/cloud.log" &
 pid=$!
-for _ in $(seq 1 100); do [ -s "$T/ready" ] && break; sleep 0.05; done
+for _ in $(seq 1 1200); do [ -s "$T/ready" ] && break; sleep 0.05; done # up to 60 s
 [ -s "$T/ready" ] || { echo "dirconn-cloud did not start" >&2; cat "$T/cloud.log" >&2; exit 1; }
 scim="https://127.0.0.1:$(cat "$T/ready")/scim/v2/bench"
 run() { "$driver" --scim "$scim" --token-file "$T/token" --cacert "$T/cert.pem" "$@"; }

@@ -60,7 +60,13 @@ notifications = $2
 incremental_interval = $3"
 	dirconnd --config "$work/b.conf" 2>>"$work/dirconnd.log" &
 	DPID=$!
-	sleep 3
+	# measure from when it is ready: it answers, syncs nothing, and listens for notifications
+	ready() {
+		local s
+		s=$(dirconnctl status --socket "$work/state-bench/dirconnd.sock" --json 2>/dev/null) || return 1
+		[[ $(json "$s" "j['current'] is None and (j['notifications']['connected'] or not j['config']['notifications'])") == True ]]
+	}
+	wait_until 120 ready || echo "dirconnd was not ready after 120 s (measuring anyway)" >&2
 	"$PY" "$here/latency.py" --url "$LDSFX_URL_TLS" --ca "$LDSFX_CA_FILE" --bind-dn "$LDSFX_BIND_DN" \
 		--password-file "$LDSFX_BIND_PASSWORD_FILE" --group "$SG" --cloud "$CLOUD_URL/scim/v2/acme" \
 		--cloud-ca "$work/cloud-ca.pem" --token-file "$work/admin.token" --label "$1" --changes "$changes"

@@ -59,7 +59,7 @@ start_cloud() {
 		--tls-cert "$T/cert.pem" --tls-key "$T/key.pem" --ready-file "$T/ready" --log-level warn \
 		2>>"$T/cloud.log" &
 	cloud_pid=$!
-	for _ in $(seq 1 200); do [[ -s $T/ready ]] && break; sleep 0.05; done
+	for _ in $(seq 1 1200); do [[ -s $T/ready ]] && break; sleep 0.05; done # up to 60 s
 	cloud_url=https://127.0.0.1:$(cat "$T/ready")
 }
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 1 \

@@ -2,7 +2,8 @@
 # Install what is missing, build, and run the whole test suite (unit and
 # integration tests with real servers) under AddressSanitizer and
 # UndefinedBehaviorSanitizer. Also checks that the tree builds with clang.
-#   scripts/test.sh [ctest arguments...]
+# The unit tests then run once more under LC_ALL=C: nothing may depend on the locale.
+#   scripts/test.sh [ctest arguments...]     (with arguments, only that ctest run)
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$top/scripts/install-deps.sh"
@@ -17,4 +18,10 @@ echo "== test"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 cd "$top/build-asan"
-ctest --output-on-failure --timeout 900 -j2 "$@"
+rc=0
+ctest --output-on-failure --timeout 900 -j2 "$@" || rc=$?
+if (($# == 0)); then
+	echo "== unit tests again under LC_ALL=C"
+	LC_ALL=C ctest --output-on-failure --timeout 300 -j2 -L unit || rc=$?
+fi
+exit "$rc"

@@ -19,7 +19,7 @@ check_eq "$(run_exit --listen 127.0.0.1:0 --db "$T/nodir/x.db" --admin-token-fil
 "$CLOUD_BIN" --listen '[::1]:0' --db "$T/v6.db" --admin-token-file "$T/admin.token" --insecure-http \
     --ready-file "$T/ready6" 2>"$T/cloud.log" &
 CLOUD_PID=$!
-for _ in $(seq 1 100); do [ -s "$T/ready6" ] && break; sleep 0.05; done
+for _ in $(seq 1 1200); do [ -s "$T/ready6" ] && break; sleep 0.05; done # up to 60 s
 P6=$(cat "$T/ready6")
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN_TOKEN" "http://[::1]:$P6/scim/v2/default/Users")
 check_eq "$STATUS" 200 "plain HTTP on ::1 with the default org"

@@ -48,13 +48,17 @@ bulk_writer() {
 EXTRA_PIDS=""
 for k in 1 2 3; do writer $k & EXTRA_PIDS="$EXTRA_PIDS $!"; done
 bulk_writer & EXTRA_PIDS="$EXTRA_PIDS $!"
-sleep 3
+# kill it in the middle of the burst: once both kinds of writer have writes acknowledged
+burst_under_way() {
+    [ "$(cat "$T"/acked.[0-9] 2>/dev/null | wc -l)" -gt 20 ] && [ -s "$T/acked.bulk" ]
+}
+wait_until 120 burst_under_way || failm "the writers had no writes acknowledged after 120 s"
 kill -9 "$CLOUD_PID"
 wait "$CLOUD_PID" 2>/dev/null
 CLOUD_PID=
 wait $EXTRA_PIDS 2>/dev/null
 EXTRA_PIDS=""
-cat "$T"/acked.* | sort > "$T/acked"
+cat "$T"/acked.* | LC_ALL=C sort > "$T/acked"
 NACK=$(wc -l < "$T/acked")
 [ "$NACK" -gt 10 ] && pass || failm "too few acknowledged writes before the kill: $NACK"
 
@@ -70,8 +74,8 @@ while :; do
     start=$((start + n))
     [ "$n" -eq 0 ] || [ "$start" -gt "$total" ] && break
 done
-jq -r .userName "$T/stored.json" | sort > "$T/stored"
-MISSING=$(comm -23 "$T/acked" "$T/stored" | wc -l)
+jq -r .userName "$T/stored.json" | LC_ALL=C sort > "$T/stored"
+MISSING=$(LC_ALL=C comm -23 "$T/acked" "$T/stored" | wc -l)
 check_eq "$MISSING" 0 "acknowledged writes present after kill -9 ($NACK acknowledged)"
 # none half-applied: every stored user carries all its attributes
 PARTIAL=$(jq -r 'select((.name.givenName|not) or (.name.familyName|not) or (.emails|length)!=1 or (.title|not) or (.externalId|not) or (.displayName|not)) | .userName' "$T/stored.json" | wc -l)

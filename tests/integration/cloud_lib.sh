@@ -83,6 +83,17 @@ req() {
 api() { req "$ADMIN_TOKEN" "$@"; }
 header() { grep -i "^$1:" "$T/headers" | head -1 | sed 's/^[^:]*: *//; s/\r$//'; }
 
+# wait_until SECONDS COMMAND...: runs the command every 0.1 s until it succeeds (returns 0) or
+# the deadline passes (returns 1). Tests wait for an event this way, never for a fixed time.
+wait_until() {
+    local deadline=$(($(date +%s) + $1))
+    shift
+    until "$@"; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
 pass() { CHECKS=$((CHECKS + 1)); }
 failm() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "FAIL: $*"; }
 check_status() { if [ "$STATUS" = "$1" ]; then pass; else failm "$2: status $STATUS, want $1: $BODY"; fi; }

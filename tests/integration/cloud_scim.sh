@@ -188,7 +188,7 @@ check_jq '.members|length' 3 "add member"
 gp '{"op":"replace","path":"members","value":[{"value":"'$BOB'","type":"Group"}]}'
 check_status 400 "member type must match, also for existing members"
 gp '{"op":"remove","path":"members[value eq \"'$CAROL'\"]"}'
-check_jq '[.members[].value]|sort|join(",")' "$(printf '%s\n' "$ALICE" "$BOB" | sort | paste -sd,)" "remove member by value filter"
+check_jq '[.members[].value]|sort|join(",")' "$(printf '%s\n' "$ALICE" "$BOB" | LC_ALL=C sort | paste -sd,)" "remove member by value filter"
 gp '{"op":"remove","path":"members","value":[{"value":"'$BOB'"}]}'
 check_jq '.members|length' 1 "remove member by value list"
 gp '{"op":"add","path":"members","value":[{"value":"00000000-0000-0000-0000-000000000000"}]}'

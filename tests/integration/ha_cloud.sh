@@ -95,10 +95,14 @@ check "the active stored its watermarks in the cloud's connector state" wait_wri
 gen0=$(json "$(cloud_admin GET /v1/orgs/acme/state)" "j['generation']")
 
 # ---- SIGSTOP shorter than what the lease leaves after a renewal: no failover
+# stopped right after a renewal, for 2 s of the lease; its next renewal after SIGCONT keeps it
+from=$(ha_cloud_log_lines)
+check "the active renews its lease" ha_wait_lease_calls "$a" PUT "$from" 1 30
 ha_signal "$a" STOP
-sleep 2
+sleep 2 # the length of the stop (the stimulus), not a wait for something to happen
 ha_signal "$a" CONT
-sleep 1
+from=$(ha_cloud_log_lines)
+check "a 2 s SIGSTOP of the active: it renews its lease after SIGCONT" ha_wait_lease_calls "$a" PUT "$from" 1 30
 check_eq "a 2 s SIGSTOP of the active: it is still the only active" "$a" "$(ha_active)"
 check_eq "a 2 s SIGSTOP of the active: the cloud's lease did not move" "$a" "$(ha_cloud_holder)"
 check_eq "a 2 s SIGSTOP of the active: no new lease transition" "$tok" "$(json "$(ha_cloud_lease)" "j['leaseTransitions']")"
@@ -122,7 +126,7 @@ if grep -q "the local object map is behind the shared state: this first sync run
 	echo "# note: the new active's first sync ran in full (its local object map was behind)"
 fi
 ha_start "$a"
-check "kill -9: the killed instance restarts as standby" ha_wait_role "$a" standby 15
+check "kill -9: the killed instance restarts as standby" ha_wait_role "$a" standby 30
 check_eq "kill -9: still exactly one active" "$b" "$(ha_active)"
 
 # ---- SIGTERM of the active: released, a standby is active within 2 s
@@ -137,37 +141,37 @@ check "SIGTERM: its log says the lease was released" grep -q "ha: lease released
 change_now
 change_reached "SIGTERM: a change reaches the cloud through the new active" 30
 ha_start "$b"
-check "SIGTERM: the old active restarts as standby" ha_wait_role "$b" standby 15
+check "SIGTERM: the old active restarts as standby" ha_wait_role "$b" standby 30
 ha_monitor_stop
 ha_monitor_check "two instances"
 
 # ---- three instances
 ha_start 3
 ha_monitor_start
-check "a third instance starts as standby" ha_wait_role 3 standby 15
-check "three instances: exactly one active" ha_wait_one_active 5
+check "a third instance starts as standby" ha_wait_role 3 standby 30
+check "three instances: exactly one active" ha_wait_one_active 15
 a=$HA_ACTIVE
 ha_signal "$a" KILL
 change_now
 ha_failover_time "$a" "$LIMIT" || true
 echo "# kill -9 failover (3 instances): $HA_FAILOVER s"
 check "three instances, kill -9: a standby is active within ${LIMIT}s ($HA_FAILOVER s)" test "$HA_FAILOVER" != timeout
-check "three instances, kill -9: then exactly one active" ha_wait_one_active 3 "$a"
+check "three instances, kill -9: then exactly one active" ha_wait_one_active 15 "$a"
 change_reached "three instances, kill -9: the change made after the kill reaches the cloud" 30
 ha_start "$a"
-check "three instances: the killed one restarts as standby" ha_wait_role "$a" standby 15
+check "three instances: the killed one restarts as standby" ha_wait_role "$a" standby 30
 
 # ---- SIGSTOP of the active in the middle of a sync, past its lease; then SIGCONT
 a=$(ha_active)
 cloud_admin PUT /v1/faults '{"latencyMs": 150, "writesOnly": true}' >/dev/null
 ha_set_attr_many title "HA Stopped Mid-Sync" "${users[@]}"
 applying=no
-for _ in $(seq 1 100); do
-	if [[ $(status_of "$a" "(j['current'] or {}).get('phase','')") == applying ]]; then applying=yes; break; fi
-	sleep 0.1
-done
-echo "# the active was applying when stopped: $applying"
-sleep 0.5
+is_applying() { [[ $(status_of "$1" "(j['current'] or {}).get('phase','')") == applying ]]; }
+wait_until 60 is_applying "$a" && applying=yes
+# stop it once the cloud took the first of the changes (not after a fixed delay)
+stopped_title_written() { (($(ha_cloud_count 'title eq "HA Stopped Mid-Sync"') > 0)); }
+wait_until 60 stopped_title_written || true
+echo "# the active was applying when stopped: $applying; the cloud had $(ha_cloud_count 'title eq "HA Stopped Mid-Sync"') of ${#users[@]} changes"
 old_tok=$(status_of "$a" "j['ha']['fencing_token']")
 ha_signal "$a" STOP
 ha_failover_time "$a" "$LIMIT" || true
@@ -176,12 +180,13 @@ check "SIGSTOP: a standby is active within ${LIMIT}s ($HA_FAILOVER s)" test "$HA
 b=$HA_ACTIVE
 check_eq "SIGSTOP: the cloud's lease moved" "$b" "$(ha_cloud_holder)"
 cloud_admin PUT /v1/faults '{"latencyMs": 0, "writesOnly": false}' >/dev/null
-sleep 1
 from=$(ha_cloud_log_lines)
 fenced0=$(ha_fenced)
 ha_signal "$a" CONT
-check "SIGCONT: the old active becomes standby" ha_wait_role "$a" standby 15
-sleep 2
+check "SIGCONT: the old active becomes standby" ha_wait_role "$a" standby 30
+# whatever it still tries, it tries before its interrupted sync ends: wait for that end
+no_sync_running() { [[ $(status_of "$1" "j['current'] is None") == True ]]; }
+check "SIGCONT: the old active's interrupted sync ends" wait_until 60 no_sync_running "$a"
 check_eq "SIGCONT: the old active made no write the cloud accepted" "" "$(ha_cloud_writes_by "$a" "$from")"
 fenced1=$(ha_fenced)
 echo "# fencedRejections: $fenced0 before SIGCONT, $fenced1 after"
@@ -205,10 +210,7 @@ a=$(ha_active)
 cloud_admin PUT /v1/faults '{"latencyMs": 100, "writesOnly": true}' >/dev/null
 ha_set_attr_many title "HA Terminated Mid-Sync" "${users[@]}"
 applying=no
-for _ in $(seq 1 100); do
-	if [[ $(status_of "$a" "(j['current'] or {}).get('phase','')") == applying ]]; then applying=yes; break; fi
-	sleep 0.05
-done
+wait_until 60 is_applying "$a" && applying=yes
 echo "# the active was applying when terminated: $applying"
 ha_signal "$a" TERM
 ha_failover_time "$a" 2 || true
@@ -223,19 +225,25 @@ cloud_admin PUT /v1/faults '{"latencyMs": 0, "writesOnly": false}' >/dev/null
 check "SIGTERM during a sync: the new active completes the changes" \
 	ha_wait_cloud_count 'title eq "HA Terminated Mid-Sync"' "${#users[@]}" 45
 ha_start "$a"
-check "SIGTERM during a sync: the old active restarts as standby" ha_wait_role "$a" standby 15
+check "SIGTERM during a sync: the old active restarts as standby" ha_wait_role "$a" standby 30
 ha_monitor_check "three instances, kill -9, SIGSTOP and SIGTERM"
 
 # ---- one instance with its clock 5 hours ahead (libfaketime) changes nothing
 a=$(ha_active)
 f=$(other_than "$a" 3 | head -1)
 ha_stop "$f"
-ha_start "$f" faketime "+5h"
-check "faketime: the instance with a clock 5 h ahead starts as standby" ha_wait_role "$f" standby 15
+ha_start "$f" faketime "+5h" || { not_ok "faketime: dirconnd conn-$f starts under libfaketime"; exit 1; }
+check "faketime: the instance with a clock 5 h ahead starts as standby" ha_wait_role "$f" standby 30
 # its own clock is ahead: the next incremental it shows (local time) is about 5 h from now
 ahead=$(status_of "$f" "round((__import__('datetime').datetime.strptime(j['next']['incremental'], '%Y-%m-%dT%H:%M:%S%z').timestamp() - __import__('time').time()) / 3600)")
 check_eq "faketime: its clock is 5 h ahead (hours ahead of ours, by its next incremental)" 5 "$ahead"
-sleep "$LEASE"
+# it watches the lease for more than a lease's length: two renewals by the active, and its own
+# observations after them (a standby polls every 500 ms)
+from=$(ha_cloud_log_lines)
+check "faketime: the active renews twice while the fast-clock standby watches" \
+	ha_wait_lease_calls "$a" PUT "$from" 2 60
+check "faketime: the fast-clock standby observes the lease through a whole lease" \
+	ha_wait_lease_calls "$f" GET "$from" $((LEASE * 2 + 2)) 120
 check_eq "faketime: it does not take the lease from a live active" "$a" "$(ha_cloud_holder)"
 check_eq "faketime: still exactly one active" "$a" "$(ha_active)"
 # make it the active: kill the others' actives until it takes over
@@ -250,10 +258,15 @@ done
 check_eq "faketime: the fast-clock instance is active" "$f" "$(ha_active)"
 change_now
 change_reached "faketime: its writes reach the cloud" 30
+from=$(ha_cloud_log_lines)
 for ((i = 1; i <= 3; i++)); do
 	[[ -z ${HA_PID[i]:-} ]] && ha_start "$i"
 done
-sleep "$LEASE"
+for ((i = 1; i <= 3; i++)); do
+	[[ $i == "$f" ]] || check "faketime: conn-$i restarts as standby" ha_wait_role "$i" standby 30
+done
+# more than a lease's length: three renewals by the fast-clock active while the others watch
+check "faketime: the fast-clock active renews its lease" ha_wait_lease_calls "$f" PUT "$from" 3 60
 check_eq "faketime: it keeps the lease (renewals count by the server's clock)" "$f" "$(ha_cloud_holder)"
 check_eq "faketime: exactly one active" "$f" "$(ha_active)"
 ha_signal "$f" TERM

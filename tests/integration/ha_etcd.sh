@@ -70,7 +70,7 @@ failover() {
 	check_eq "$what: the etcd leader key names the new active" "${HA_ACTIVE:-?}" "$(etcd_holder)"
 	change_reached "$what: a directory change made after the SIG$sig reaches the cloud" 30
 	ha_start "$a"
-	check "$what: the signalled instance restarts as standby" ha_wait_role "$a" standby 15
+	check "$what: the signalled instance restarts as standby" ha_wait_role "$a" standby 30
 }
 
 # ---- three instances: exactly one active

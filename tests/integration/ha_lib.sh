@@ -11,6 +11,7 @@
 #                           notifications, log level info, then INI (the [ha] section etc.)
 # ha_start I [faketime OFFSET]  start dirconnd for instance I (under libfaketime with the
 #                           given FAKETIME offset, e.g. +5h); HA_PID[I]; waits for its socket
+#                           (up to 60 s; returns 1 if it does not open it)
 # ha_start_all K            ha_start 1..K
 # ha_stop I                 SIGCONT then SIGTERM instance I and wait for it (no-op if down);
 #                           after 10 s SIGKILL it (noted in its log); its helper processes
@@ -44,6 +45,10 @@
 # ha_fenced                 prints the cloud's fencedRejections
 # ha_cloud_writes_by I FROM_LINE  prints the cloud log lines, from line FROM_LINE on, of
 #                           successful (2xx) SCIM or state writes (POST/PUT/PATCH/DELETE) by conn-I
+# ha_cloud_lease_calls I METHOD FROM_LINE  how many METHOD requests of the lease (GET: observe;
+#                           PUT: acquire or renew) conn-I made that the cloud answered 200, from
+#                           line FROM_LINE of the cloud's log on
+# ha_wait_lease_calls I METHOD FROM_LINE N SECONDS  waits until that count reaches N
 # ha_stale_write I TOKEN USER_ID  PATCHes the cloud user's title to "Stale Write" as conn-I with
 #                           Dirconn-Fencing-Token TOKEN (what an old active's late write looks
 #                           like); prints the HTTP status
@@ -102,18 +107,25 @@ ha_start() {
 		local asan preload=$HA_FAKETIME_LIB
 		asan=$(ldd "$(command -v dirconnd)" 2>/dev/null | awk '/libasan/ { print $3; exit }')
 		[[ -n $asan ]] && preload="$asan $HA_FAKETIME_LIB"
+		# FAKETIME_SHARED is set (to objects that do not exist, which libfaketime replaces with
+		# its own): libfaketime's first call, from inside ASan's allocator, setenv()s it, and
+		# adding a variable reallocates the environment, which for some sizes of it needs the
+		# allocator's size class whose lock is held: the process hung before main. Replacing a
+		# variable that is there allocates only a small string.
 		LD_PRELOAD=$preload FAKETIME="$off" FAKETIME_DONT_RESET=1 \
+			FAKETIME_SHARED="/dirconn-test-none-sem /dirconn-test-none-shm" \
 			dirconnd --config "$work/conn-$i.conf" 2>>"$work/dirconnd-$i.log" &
 	else
 		dirconnd --config "$work/conn-$i.conf" 2>>"$work/dirconnd-$i.log" &
 	fi
 	HA_PID[i]=$!
-	for _ in $(seq 1 100); do
+	local deadline=$((SECONDS + 60)) # generous: an ASan build on a loaded machine starts slowly
+	while ((SECONDS < deadline)); do
 		[[ -S $(ha_sock "$i") ]] && return 0
 		kill -0 "${HA_PID[i]}" 2>/dev/null || break
 		sleep 0.1
 	done
-	echo "dirconnd conn-$i did not open its socket; its log:"
+	echo "dirconnd conn-$i did not open its socket (within 60 s, or it exited); its log:"
 	tail -5 "$work/dirconnd-$i.log"
 	return 1
 }
@@ -407,15 +419,35 @@ ha_cloud_writes_by() {
 # ha_cloud_log_lines: the current length of the cloud's log (a starting point for ha_cloud_writes_by)
 ha_cloud_log_lines() { echo $(($(wc -l <"$work/cloud.log") + 1)); }
 
+ha_cloud_lease_calls() {
+	local id
+	id=$(ha_id "$1")
+	tail -n +"$3" "$work/cloud.log" | grep -cE "info: $2 /v1/orgs/[^/ ]+/lease 200 .*connector=$id( |\$)" || true
+}
+
+ha_wait_lease_calls() {
+	local i=$1 method=$2 from=$3 want=$4 limit=$5 t0=$SECONDS n
+	while :; do
+		n=$(ha_cloud_lease_calls "$i" "$method" "$from")
+		((n >= want)) && return 0
+		if ((SECONDS - t0 >= limit)); then
+			echo "# conn-$i made $n $method requests of the lease, not $want, in ${limit}s"
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
 # ---- directory changes and the cloud's view of them
-# ha_user_dns N: the DNs of N enabled users with mail in the Employees OU (sorted, stable)
+# ha_user_dns N: the DNs of N enabled users with mail in the Employees OU (sorted by byte, the
+# same N in any locale)
 ha_user_dns() {
 	local emp
 	emp=$(json "$LDSFX_MANIFEST" "j['ous']['Employees']['dn']")
 	LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
 		-y "$LDSFX_BIND_PASSWORD_FILE" -b "$emp" -LLL -o ldif-wrap=no \
 		'(&(objectClass=user)(mail=*)(msDS-UserAccountDisabled=FALSE))' 1.1 |
-		sed -n 's/^dn: //p' | sort | head -n "$1"
+		sed -n 's/^dn: //p' | LC_ALL=C sort | head -n "$1"
 }
 
 # ha_set_attr DN ATTR VALUE: replace one attribute of one directory entry
@@ -517,7 +549,10 @@ jitter = 200ms"
 	ha_monitor_start
 	check "failover_interval ${FI}s: one active" ha_wait_one_active 30
 	local a=$HA_ACTIVE i low
-	sleep 1
+	# the others are settled standbys that have seen the holder (not a fixed delay)
+	for ((i = 1; i <= 3; i++)); do
+		[[ $i == "$a" ]] || check "failover_interval ${FI}s: conn-$i is standby" ha_wait_role "$i" standby 30
+	done
 	ha_signal "$a" KILL
 	ha_failover_time "$a" $((LEASE + FI + 2)) || true
 	echo "# kill -9 failover with failover_interval ${FI}s: $HA_FAILOVER s"
@@ -548,10 +583,11 @@ ha_test_begin() {
 }
 
 ha__test_cleanup() {
+	local rc=$? # a test that stopped on an error keeps its work directory too
 	ha_monitor_stop
 	ha_stop_all
 	[[ -n ${HA_EXTRA_CLEANUP:-} ]] && $HA_EXTRA_CLEANUP
 	sync_cloud_stop
 	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
-	if [[ $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
+	if [[ $rc -eq 0 && $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
 }

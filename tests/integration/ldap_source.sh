@@ -103,7 +103,7 @@ for dn, _ in rl.all_records:
     print(dn.lower())
 PY
 check_eq "dirconnctl reads the same users as ldapsearch" "" \
-	"$(diff <(sort "$work/from-dirconn.txt") <(sort "$work/from-ldapsearch.txt") | head -5)"
+	"$(diff <(LC_ALL=C sort "$work/from-dirconn.txt") <(LC_ALL=C sort "$work/from-ldapsearch.txt") | head -5)"
 at_least=$(json "$M" "j['counts']['users']")
 check "the naming context holds at least the $at_least generated users" \
 	test "$(wc -l <"$work/from-dirconn.txt")" -ge "$at_least"

@@ -215,8 +215,8 @@ echo "# started in $(($(date +%s%3N) - t0)) ms"
 load_env "$ADLDS_DIR"
 expect_eq "env LDSFX_KIND" adlds "$LDSFX_KIND"
 ncs=$(search -b "" -s base '(objectClass=*)' namingContexts | sed -n 's/^namingContexts: //p' |
-	tr '[:upper:]' '[:lower:]' | sort | tr '\n' ' ')
-want=$(tr ' ' '\n' <<<"$LDSFX_PARTITIONS" | tr '[:upper:]' '[:lower:]' | sort | tr '\n' ' ')
+	LC_ALL=C tr '[:upper:]' '[:lower:]' | LC_ALL=C sort | tr '\n' ' ')
+want=$(tr ' ' '\n' <<<"$LDSFX_PARTITIONS" | LC_ALL=C tr '[:upper:]' '[:lower:]' | LC_ALL=C sort | tr '\n' ' ')
 expect_eq "adlds rootDSE lists both partitions" "$want" "$ncs"
 expect_eq "adlds partitions" 2 "$(wc -w <<<"${LDSFX_PARTITIONS//,/_}")"
 check_partition 0

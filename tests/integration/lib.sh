@@ -56,8 +56,10 @@ json() {
 	fi
 }
 
-# lower STRING: the Unicode lower case of STRING in any locale (bash's ${x,,} depends on LC_CTYPE).
+# lower STRING, upper STRING: the Unicode lower or upper case of STRING in any locale (bash's
+# ${x,,} and ${x^^} depend on LC_CTYPE: no change to non-ASCII letters in C, a dotless i in Turkish).
 lower() { "$PY" -c 'import sys; print(sys.argv[1].lower())' "$1"; }
+upper() { "$PY" -c 'import sys; print(sys.argv[1].upper())' "$1"; }
 
 # wait_until SECONDS COMMAND...: runs the command every 0.1 s until it succeeds (returns 0)
 # or the deadline passes (returns 1). Tests wait for an event this way, never a fixed sleep.

@@ -31,9 +31,9 @@ trap cleanup EXIT
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
-# wait_port PORT: until something accepts on 127.0.0.1:PORT (10 s)
+# wait_port PORT: until something accepts on 127.0.0.1:PORT (60 s: a loaded machine is slow)
 wait_port() {
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 600); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
 		sleep 0.1
 	done
@@ -58,7 +58,7 @@ dirconn-cloud --listen 127.0.0.1:0 --db "$T/cloud.db" --admin-token-file "$T/adm
 	--org acme --tls-cert "$T/server.pem" --tls-key "$T/server.key" --ready-file "$T/cloud.ready" \
 	2>>"$T/cloud.log" &
 PIDS+=($!)
-for _ in $(seq 1 100); do [[ -s $T/cloud.ready ]] && break; sleep 0.05; done
+for _ in $(seq 1 1200); do [[ -s $T/cloud.ready ]] && break; sleep 0.05; done # up to 60 s
 CPORT=$(cat "$T/cloud.ready")
 CLOUD=https://127.0.0.1:$CPORT
 SPC=$CLOUD/scim/v2/acme/ServiceProviderConfig

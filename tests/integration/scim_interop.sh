@@ -40,10 +40,11 @@ ORDER=(strict payload-64k cascading no-enterprise no-bulk no-patch no-etag no-co
 
 work=$(mktemp -d /tmp/dirconn-it-interop-XXXXXX)
 cleanup() {
+	local rc=$? # a test that stopped on an error keeps its work directory too
 	ext_stop
 	sync_cloud_stop
 	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
-	if [[ $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
+	if [[ $rc -eq 0 && $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
 }
 trap cleanup EXIT
 ldsfx_start_retry "$kind" "$work/fx"
@@ -95,7 +96,7 @@ ext_start() {
 		--ready-file "$work/ext.ready" --log "$work/ext.log" 2>>"$work/ext.err" &
 	EXT_PID=$!
 	local i
-	for i in $(seq 1 600); do
+	for i in $(seq 1 1200); do # up to 60 s
 		[[ -s $work/ext.ready ]] && break
 		kill -0 "$EXT_PID" 2>/dev/null || { echo "the SCIMMY server exited:"; tail -5 "$work/ext.err"; return 1; }
 		sleep 0.05

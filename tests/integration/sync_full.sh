@@ -10,9 +10,10 @@ kind=${1:?usage: sync_full.sh adds|adlds}
 
 work=$(mktemp -d /tmp/dirconn-it-sync-XXXXXX)
 cleanup() {
+	local rc=$? # a test that stopped on an error keeps its work directory too
 	sync_cloud_stop
 	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
-	if [[ $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
+	if [[ $rc -eq 0 && $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
 }
 trap cleanup EXIT
 ldsfx_start_retry "$kind" "$work/fx"
@@ -27,7 +28,7 @@ count_users() { json "$(cloud_admin GET '/scim/v2/acme/Users?count=1')" "j['tota
 # A cloud user made by hand before the first sync, with a directory user's email in upper case.
 hand_mail=$(json "$M" "j['samples'][0]['mail']")
 hand_dn=$(json "$M" "j['samples'][0]['dn']")
-hand=$(cloud_admin POST /scim/v2/acme/Users "{$USER_SCHEMA, \"userName\": \"${hand_mail^^}\"}")
+hand=$(cloud_admin POST /scim/v2/acme/Users "{$USER_SCHEMA, \"userName\": \"$(upper "$hand_mail")\"}")
 check_eq "a cloud user is created by hand" 201 "$(admin_status)"
 hand_id=$(json "$hand" "j['id']")
 

@@ -9,9 +9,10 @@ kind=${1:?usage: sync_incremental.sh adds|adlds}
 
 work=$(mktemp -d /tmp/dirconn-it-incr-XXXXXX)
 cleanup() {
+	local rc=$? # a test that stopped on an error keeps its work directory too
 	sync_cloud_stop
 	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
-	if [[ $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
+	if [[ $rc -eq 0 && $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
 }
 trap cleanup EXIT
 ldsfx_start_retry "$kind" "$work/fx"

@@ -7,6 +7,7 @@
 # sync_register NAME          register a connector; writes $work/NAME.id and NAME.secret
 # cloud_admin METHOD PATH [BODY]  curl with the admin token; prints the body; admin_status
 #                             prints its HTTP status
+# sync_cloud_count FILTER     how many of the cloud's users match a SCIM filter (0 if no answer)
 # sync_conf FILE CONNECTOR [extra INI text]  a connector config for the fixture and cloud
 
 sync_cloud_certs() {
@@ -31,10 +32,10 @@ sync_cloud_start() {
 		--org acme --tls-cert "$work/cloud.pem" --tls-key "$work/cloud.key" \
 		--ready-file "$work/cloud.ready" "$@" 2>>"$work/cloud.log" &
 	CLOUD_PID=$!
-	local i
-	for i in $(seq 1 200); do
-		[[ -s $work/cloud.ready ]] && break
+	local deadline=$((SECONDS + 60))
+	until [[ -s $work/cloud.ready ]]; do
 		kill -0 "$CLOUD_PID" 2>/dev/null || { echo "dirconn-cloud exited:"; tail -5 "$work/cloud.log"; return 1; }
+		((SECONDS < deadline)) || { echo "dirconn-cloud not ready after 60 s:"; tail -5 "$work/cloud.log"; return 1; }
 		sleep 0.05
 	done
 	CLOUD_PORT=$(cat "$work/cloud.ready")
@@ -60,6 +61,14 @@ cloud_admin() {
 
 # The HTTP status of the last cloud_admin call (it may have run in a subshell).
 admin_status() { cat "$work/admin.status"; }
+
+sync_cloud_count() {
+	local out
+	out=$(curl -sS -G --cacert "$work/cloud-ca.pem" -H "Authorization: Bearer $(cat "$work/admin.token")" \
+		--data-urlencode "filter=$1" --data-urlencode count=0 "$CLOUD_URL/scim/v2/acme/Users" 2>/dev/null) ||
+		{ echo 0; return 0; }
+	json "$out" "j.get('totalResults', 0)" 2>/dev/null || echo 0
+}
 
 sync_register() {
 	local name=$1 out

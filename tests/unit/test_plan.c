@@ -6,6 +6,7 @@
 
 #include "connector/plan.h"
 
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,6 +336,77 @@ static void test_drift(void **state)
     plan_free(p);
 }
 
+/*
+ * The plan's answers do not depend on the locale: matching a cloud user by mail ignores ASCII
+ * case only, DNs name members the same way, and the order of the plan is the same, whether the
+ * process runs in the C locale (dirconn never calls setlocale) or a program around it set a
+ * UTF-8 locale. One plan per locale over a fresh state, compared item by item.
+ */
+static void plan_in_locale(struct seen *s, char **group)
+{
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    /* the cloud: an accented mail in lower case, an ASCII mail in upper case */
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "c1", "\xc3\xa1ngel@x.com", NULL, false, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "c2", "BOB@X.COM", NULL, false, NULL, NULL),
+                     DIRCONN_OK);
+    json_t *u1 = user("\xc3\x81ngel@x.com", "\xc3\x81ngel");
+    json_t *u2 = user("bob@x.com", "Bob");
+    json_t *u3 = user("\xc3\xa9mile@x.com", "\xc3\x89mile");
+    json_t *g = json_pack("{s:[s], s:s}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:Group",
+                          "displayName", "G");
+    /* the group names its members in another case than their entries */
+    char *members[] = {"cn=\xc3\xa9mile,dc=x", "CN=BOB,DC=X", "cn=\xc3\xa1ngel,dc=x"};
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "U1", "CN=\xc3\x81ngel,DC=x", "\xc3\x81ngel@x.com", u1,
+                                  NULL, NULL, 0, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "U2", "CN=Bob,DC=x", "bob@x.com", u2, NULL, NULL, 0,
+                                  NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "U3", "CN=\xc3\x89mile,DC=x", "\xc3\xa9mile@x.com", u3,
+                                  NULL, NULL, 0, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 3, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_compute(p, (1u << PLAN_USER) | (1u << PLAN_GROUP), NULL), DIRCONN_OK);
+    assert_int_equal(plan_foreach(p, -1, -1, collect, s, NULL), DIRCONN_OK);
+    *group = NULL;
+    assert_int_equal(plan_foreach(p, -1, -1, find_group, group, NULL), DIRCONN_OK);
+    assert_non_null(*group);
+    json_decref(u1); json_decref(u2); json_decref(u3); json_decref(g);
+    plan_free(p);
+}
+
+static void test_locale_independent(void **state)
+{
+    struct seen in_c = {0}, in_utf8 = {0};
+    char *group_c = NULL, *group_utf8 = NULL;
+    assert_non_null(setlocale(LC_ALL, "C"));
+    plan_in_locale(&in_c, &group_c);
+    /* the ASCII case of a mail is ignored; an accented letter's case is not folded */
+    assert_true(has(&in_c, "update U2 displayName,schemas,userName")); /* adopted by mail */
+    assert_true(has(&in_c, "add U1 "));
+    assert_true(has(&in_c, "add U3 "));
+    /* members by DN in any ASCII case; an accented letter must be spelled as in the entry */
+    assert_non_null(strstr(group_c, "\"dirconn:members\":[\"U2\"]"));
+
+    assert_int_equal(teardown(state), 0);
+    assert_int_equal(setup(state), 0);
+    if (setlocale(LC_ALL, "C.UTF-8") == NULL && setlocale(LC_ALL, "C.utf8") == NULL) {
+        free(group_c);
+        skip(); /* no UTF-8 locale on this system: nothing to compare with */
+    }
+    plan_in_locale(&in_utf8, &group_utf8);
+    setlocale(LC_ALL, "C");
+    assert_int_equal(in_utf8.n, in_c.n);
+    for (int i = 0; i < in_c.n; i++)
+        assert_string_equal(in_utf8.ops[i], in_c.ops[i]);
+    assert_string_equal(group_utf8, group_c);
+    free(group_c);
+    free(group_utf8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +414,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_members_and_managers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drift, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_locale_independent, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
