@@ -1529,8 +1529,9 @@ struct manager_walk {
 static int manager_item(void *arg, const struct plan_item *it)
 {
     struct manager_walk *w = arg;
-    if (it->record == NULL || (strstr(it->record, "\"" PLAN_KEY_MANAGER "\"") == NULL &&
-                               strstr(it->record, "\"" PLAN_KEY_MEMBERS "\"") == NULL))
+    /* Every pending object: also one without manager or members that a lost answer left
+     * recorded without its record (find_created), else the next sync would update it. */
+    if (it->record == NULL)
         return 0;
     struct state_object so = {0};
     bool known = false;

@@ -404,6 +404,42 @@ static void maybe_applied_absent_is_created_after_lookup(void **state)
     plan_free(p);
 }
 
+/* Adopted after a lost answer, without a manager or members: the follow-up pass of the same run
+ * brings it up to date and records it, so that the next sync has nothing to do. */
+static void adopted_is_recorded_by_the_follow_up(void **state)
+{
+    (void)state;
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    add_dir(p, PLAN_GROUP, "G1", "CN=G1,DC=x", "Empty", group("Empty"), NULL, NULL, 0);
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+    struct answer script[] = {ANSWER("POST", "/Groups", 500, NULL, .maybe_applied = true),
+                              ANSWER("GET", "/Groups?filter=", 200,
+                                     "{\"totalResults\":1,\"Resources\":[{\"id\":\"g1\"}]}"),
+                              ANSWER("PATCH", "/Groups/g1", 200, "{\"id\":\"g1\"}"),
+                              {0}};
+    struct scim_port port;
+    struct cloud_caps caps = default_caps();
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_GROUP, &err), DIRCONN_OK);
+    bool found = false;
+    struct state_object o = get_state("G1", &found);
+    assert_true(found);
+    assert_null(o.record); /* not yet: the answer was lost */
+    state_object_clear(&o);
+    assert_int_equal(apply_pending(a, &err), DIRCONN_OK);
+    assert_int_equal(count(&fake, "POST", "/Groups"), 1);
+    assert_int_equal(count(&fake, "PATCH", "/Groups/g1"), 1);
+    o = get_state("G1", &found);
+    assert_true(found);
+    assert_non_null(o.record);
+    state_object_clear(&o);
+    assert_int_equal(apply_counts(a)->failed, 0);
+    apply_free(a);
+    plan_free(p);
+}
+
 /* ---- request sizes -------------------------------------------------------------- */
 
 #define N_MEMBERS 150
@@ -973,6 +1009,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(conflict_after_retry_adopts, setup, teardown),
         cmocka_unit_test_setup_teardown(maybe_applied_found_is_not_resent, setup, teardown),
+        cmocka_unit_test_setup_teardown(adopted_is_recorded_by_the_follow_up, setup, teardown),
         cmocka_unit_test_setup_teardown(maybe_applied_absent_is_created_after_lookup, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(payload_limit_chunks_members, setup, teardown),
