@@ -24,11 +24,23 @@ static enum dirconn_err send_search(struct notify *n, const void *cookie, size_t
     LDAPControl ctrl = {0};
     BerElement *ber = NULL;
     struct berval *value = NULL;
+    LDAPControl deleted = {0};
+    bool show_deleted = false;
     if (ldap_source_supports(n->src, LDAP_OID_NOTIFICATION)) {
         /* MS-ADTS 3.1.1.3.4.1.9: no value; filter (objectClass=*), the NC head as base. */
         ctrl.ldctl_oid = (char *)LDAP_CONTROL_X_SERVER_NOTIFICATION;
         ctrl.ldctl_iscritical = 1;
         n->method = "change notification";
+        /*
+         * A deletion turns the object into a tombstone (MS-ADTS 3.1.1.5.5), which
+         * a search sees only with the Show Deleted control (3.1.1.3.4.1.14): without
+         * it the DC never reports deletions, and they wait for the periodic sync.
+         */
+        if (ldap_source_supports(n->src, LDAP_OID_SHOW_DELETED)) {
+            deleted.ldctl_oid = (char *)LDAP_OID_SHOW_DELETED;
+            deleted.ldctl_iscritical = 1;
+            show_deleted = true;
+        }
     } else if (ldap_source_supports(n->src, LDAP_OID_SYNC)) {
         /* RFC 4533 2.2: syncRequestValue ::= SEQUENCE { mode ENUMERATED, cookie OPTIONAL, ... } */
         ber = ber_alloc_t(LBER_USE_DER);
@@ -51,7 +63,7 @@ static enum dirconn_err send_search(struct notify *n, const void *cookie, size_t
                                  "%s offers neither the change notification control nor RFC 4533",
                                  ldap_source_url(n->src));
     }
-    LDAPControl *ctrls[2] = {&ctrl, NULL};
+    LDAPControl *ctrls[3] = {&ctrl, show_deleted ? &deleted : NULL, NULL};
     char *attrs[] = {"objectClass", NULL};
     int rc = ldap_search_ext(ld, base, LDAP_SCOPE_SUBTREE, "(objectClass=*)", attrs, 0, ctrls, NULL,
                              NULL, LDAP_NO_LIMIT, &n->msgid);

@@ -4,9 +4,13 @@
  *
  *   AD DS / AD LDS: the LDAP change notification control (MS-ADTS
  *   3.1.1.3.4.1.9, OID 1.2.840.113556.1.4.528) on a subtree search of the
- *   naming context head; one entry per changed object.
+ *   naming context head; one entry per changed object. The search also
+ *   carries the Show Deleted control (3.1.1.3.4.1.14, OID
+ *   1.2.840.113556.1.4.417) when the DC offers it, so that a deletion (the
+ *   object becomes a tombstone) is notified like any other change.
  *   Other servers: RFC 4533 refreshAndPersist (section 3.4) from the saved
- *   cookie; every entry or syncInfo message counts as a change.
+ *   cookie; every entry or syncInfo message counts as a change, deletions
+ *   included (an entry whose Sync State control says delete, 3.4.2).
  *
  * The module reports *that* something changed, not what: the incremental
  * sync reads the changes with its watermark. It is driven from an event
