@@ -179,6 +179,8 @@ static const struct opt options[] = {
      NULL},
     {"daemon", "notify_retry_max", OPT_DURATION, OFF(daemon_notify_retry_max_ms), "5m", 1000,
      3600 * 1000, NULL, 0, NULL},
+    {"daemon", "refused_bind_check", OPT_DURATION, OFF(daemon_refused_bind_check_ms), "10s", 1000,
+     3600 * 1000, NULL, 0, NULL},
 
     {"log", "level", OPT_ENUM, OFF(log_level), "info", 0, 0, log_level_names, 0, NULL},
     {"log", "target", OPT_ENUM, OFF(log_target), "stderr", 0, 0, log_target_names, 0, NULL},

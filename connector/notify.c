@@ -107,6 +107,11 @@ int notify_fd(const struct notify *n)
     return fd;
 }
 
+const char *notify_url(const struct notify *n)
+{
+    return ldap_source_url(n->src);
+}
+
 const char *notify_method(const struct notify *n)
 {
     return n->method;

@@ -45,6 +45,9 @@ enum dirconn_err notify_open(const struct config *cfg, const struct log_sink *lo
 /* notify_fd - the connection's socket, to watch for reading. */
 int notify_fd(const struct notify *n);
 
+/* notify_url - the URL of the DC the connection is bound to. Owned by n. */
+const char *notify_url(const struct notify *n);
+
 /* notify_method - "change notification" or "RFC 4533 refreshAndPersist". */
 const char *notify_method(const struct notify *n);
 
