@@ -639,8 +639,9 @@ static void notify_start(struct daemon *d)
     dirconn_error_clear(&err);
     enum dirconn_err e = notify_open(d->cfg, &d->log, cookie, len, &d->notify, &err);
     free(cookie);
-    /* A search the DC refused or cannot do still bound: the credentials work. */
-    bool bound = e == DIRCONN_OK || e == DIRCONN_ELDAP || e == DIRCONN_ELDAP_UNSUPPORTED;
+    /* A search the DC refused or cannot do (yet) still bound: the credentials work. */
+    bool bound = e == DIRCONN_OK || e == DIRCONN_ELDAP || e == DIRCONN_ELDAP_UNSUPPORTED ||
+                 e == DIRCONN_EWATERMARK;
     dir_status_end(d->dir, &a, bound ? DIRCONN_OK : e, err.msg, bound,
                    d->notify != NULL ? notify_url(d->notify) : NULL);
     if (bound && d->sync_held) /* held back while this bind was the one attempt */
@@ -648,6 +649,13 @@ static void notify_start(struct daemon *d)
     if (e == DIRCONN_ELDAP_UNSUPPORTED) {
         log_msg(&d->log, LOG_LEVEL_WARN, "%s; only the periodic incremental sync runs", err.msg);
         dir_status_notify(d->dir, DIR_NOTIFY_UNSUPPORTED, NULL, err.msg, 0);
+        return;
+    }
+    if (e == DIRCONN_EWATERMARK) {
+        /* RFC 4533 without a cookie yet: the first sync saves one, then on_done starts again. */
+        d->notify_held = true;
+        log_msg(&d->log, LOG_LEVEL_INFO, "change notifications: %s", err.msg);
+        dir_status_notify(d->dir, DIR_NOTIFY_HELD, NULL, err.msg, 0);
         return;
     }
     if (e == DIRCONN_ELDAP_AUTH) {

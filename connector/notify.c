@@ -42,14 +42,22 @@ static enum dirconn_err send_search(struct notify *n, const void *cookie, size_t
             show_deleted = true;
         }
     } else if (ldap_source_supports(n->src, LDAP_OID_SYNC)) {
+        /*
+         * Without a cookie the refresh stage would send every entry of the naming
+         * context (RFC 4533 3.4), which a server's size limit ends (slapd: 500 by
+         * default) and which says nothing the first sync does not read anyway.
+         */
+        if (cookie == NULL || len == 0)
+            return dirconn_error_set(err, DIRCONN_EWATERMARK,
+                                     "%s: RFC 4533 notifications start from the cookie of a "
+                                     "sync, and none is saved yet",
+                                     ldap_source_url(n->src));
         /* RFC 4533 2.2: syncRequestValue ::= SEQUENCE { mode ENUMERATED, cookie OPTIONAL, ... } */
         ber = ber_alloc_t(LBER_USE_DER);
         if (ber == NULL)
             return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
         struct berval c = {len, (char *)cookie};
-        int rc = cookie != NULL && len > 0
-                     ? ber_printf(ber, "{eO}", (ber_int_t)LDAP_SYNC_REFRESH_AND_PERSIST, &c)
-                     : ber_printf(ber, "{e}", (ber_int_t)LDAP_SYNC_REFRESH_AND_PERSIST);
+        int rc = ber_printf(ber, "{eO}", (ber_int_t)LDAP_SYNC_REFRESH_AND_PERSIST, &c);
         if (rc < 0 || ber_flatten(ber, &value) < 0) {
             ber_free(ber, 1);
             return dirconn_error_set(err, DIRCONN_ENOMEM, "cannot encode the RFC 4533 control");

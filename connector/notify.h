@@ -36,7 +36,8 @@ struct notify;
  * (len bytes, may be NULL) is the RFC 4533 cookie to start from. cfg and log
  * are borrowed and must outlive the handle. Errors: those of
  * ldap_source_open, DIRCONN_ELDAP_UNSUPPORTED (the server offers neither
- * mechanism), DIRCONN_ELDAP (the search was refused).
+ * mechanism), DIRCONN_EWATERMARK (RFC 4533 without a cookie: open again once
+ * a sync saved one), DIRCONN_ELDAP (the search was refused).
  */
 enum dirconn_err notify_open(const struct config *cfg, const struct log_sink *log,
                              const void *cookie, size_t len, struct notify **out,
