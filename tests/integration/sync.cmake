@@ -7,3 +7,5 @@ dirconn_integration_test(daemon_adds daemon.sh ARGS adds TIMEOUT 1200 RESOURCE s
 dirconn_integration_test(bench_latency_smoke ../../bench/latency.sh ARGS --smoke --out latency_smoke.json TIMEOUT 600)
 dirconn_integration_test(scim_interop_adlds scim_interop.sh ARGS adlds TIMEOUT 2400 COST 1000)
 dirconn_integration_test(daemon_bind_adds daemon_bind.sh TIMEOUT 900 RESOURCE samba_adds)
+dirconn_integration_test(daemon_delete_adlds daemon_delete.sh ARGS adlds TIMEOUT 600)
+dirconn_integration_test(daemon_delete_adds daemon_delete.sh ARGS adds TIMEOUT 900 RESOURCE samba_adds)
