@@ -120,7 +120,8 @@ check "and the held sync runs" wait_count "sync done in" 1 180
 check_eq "a successful bind resets badPwdCount" 0 "$(bad_count)"
 users=$(cloud_admin GET "/scim/v2/acme/Users?count=1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["totalResults"])')
 check "users reached the cloud with the account named by its UPN" test "$users" -gt 0
-wait_until 30 bash -c '[[ $(dirconnctl status --socket "$1" --json | python3 -c "import json,sys; print(json.load(sys.stdin)[\"notifications\"][\"state\"])") == connected ]]' _ "$sock"
+notif_connected() { [[ $(json "$(status_json)" "j['notifications']['state']" 2>/dev/null) == connected ]]; }
+check "the notification connection is up again" wait_until 30 notif_connected
 st=$(status_json)
 check_eq "status: the directory is ok again" ok "$(json "$st" "j['directory']['state']")"
 check_eq "status: the DC in use" "$LDSFX_URL_TLS" "$(json "$st" "j['directory']['server']")"
