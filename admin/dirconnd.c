@@ -811,7 +811,7 @@ static json_t *status_json(struct daemon *d)
     json_t *cloud = cloud_side_json(d);
     const char *cloud_word = json_string_value(json_object_get(cloud, "state"));
     if (strcmp(cloud_word, "ok") != 0)
-        json_array_append_new(reasons, json_string("cloud: the last run could not reach it"));
+        json_array_append_new(reasons, json_string("cloud: the last run failed on the cloud side"));
     overall = worse(worse(overall, dir_word), cloud_word);
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
