@@ -117,7 +117,14 @@ static long num(json_t *o, const char *k)
 static void print_status(json_t *s)
 {
     const char *overall = str(s, "overall");
-    printf("Status:                 %s (%s)\n", overall, str(s, "state"));
+    printf("Status:                 %s (%s%s)\n", overall, str(s, "state"),
+           json_is_true(json_object_get(s, "paused")) ? ", paused" : "");
+    size_t i;
+    json_t *h;
+    json_array_foreach(json_object_get(s, "reasons"), i, h)
+    {
+        printf("  %s\n", json_string_value(h));
+    }
     if (json_is_string(json_object_get(s, "error")))
         printf("Last error:             %s\n", str(s, "error"));
     json_t *cur = json_object_get(s, "current");
@@ -138,8 +145,6 @@ static void print_status(json_t *s)
            : json_is_true(json_object_get(s, "paused"))         ? "paused"
                                                                 : "after the current one");
     printf("Last synchronizations:\n");
-    size_t i;
-    json_t *h;
     json_array_foreach(json_object_get(s, "last"), i, h)
     {
         printf("  %-11s %s  %-9s %ld added, %ld updated, %ld deleted, %ld matched, %ld skipped, "
@@ -169,12 +174,39 @@ static void print_status(json_t *s)
         if (json_is_string(json_object_get(ha, "error")))
             printf("  lease server: %s\n", str(ha, "error"));
     }
+    json_t *dir = json_object_get(s, "directory");
+    if (json_is_object(dir)) {
+        printf("Directory:              %s (%s), DC %s", str(dir, "state"), str(dir, "condition"),
+               str(dir, "server"));
+        if (json_is_string(json_object_get(dir, "bound")))
+            printf(", last bind %s", str(dir, "bound"));
+        printf("\n");
+        if (json_is_string(json_object_get(dir, "refused_since")))
+            printf("  bind refused since %s: no bind until the configuration or the password "
+                   "changes, SIGHUP, or sync-now\n",
+                   str(dir, "refused_since"));
+        if (json_is_string(json_object_get(dir, "error")))
+            printf("  last error %s: %s\n", str(dir, "error_at"), str(dir, "error"));
+    }
     json_t *n = json_object_get(s, "notifications");
-    printf("Change notifications:   %s%s%s, %ld received\n",
-           json_is_true(json_object_get(n, "connected")) ? "connected" : "not connected",
+    json_t *dn = json_object_get(dir, "notifications");
+    const char *nstate =
+        json_is_string(json_object_get(n, "state"))
+            ? str(n, "state")
+            : (json_is_true(json_object_get(n, "connected")) ? "connected" : "not connected");
+    printf("Change notifications:   %s%s%s, %ld received\n", nstate,
            json_is_string(json_object_get(n, "method")) ? " via " : "",
            json_is_string(json_object_get(n, "method")) ? str(n, "method") : "",
            num(n, "received"));
+    if (json_is_string(json_object_get(dn, "error")))
+        printf("  %s\n", str(dn, "error"));
+    if (json_is_string(json_object_get(dn, "next_retry")))
+        printf("  next attempt %s\n", str(dn, "next_retry"));
+    json_t *cloud = json_object_get(s, "cloud");
+    if (json_is_object(cloud))
+        printf("Cloud:                  %s%s%s\n", str(cloud, "state"),
+               json_is_string(json_object_get(cloud, "error")) ? ": " : "",
+               json_is_string(json_object_get(cloud, "error")) ? str(cloud, "error") : "");
     json_t *c = json_object_get(s, "config");
     printf("Configuration:          %s\n", str(c, "file"));
     printf("  directory %s",
@@ -192,9 +224,11 @@ static void print_status(json_t *s)
 static const char status_help[] =
     "usage: dirconnctl status [--config FILE | --socket PATH] [--json]\n"
     "\n"
-    "Ask dirconnd for its status: the current synchronization (type, start, phase, progress),\n"
-    "the next full and incremental synchronizations, the last two with their counts, the\n"
-    "overall status, the connectors and which one is active, and the configuration summary.\n"
+    "Ask dirconnd for its status: the overall word (ok, degraded or error) and why, the\n"
+    "current synchronization (type, start, phase, progress), the next full and incremental\n"
+    "synchronizations, the last two with their counts, the connectors and which one is\n"
+    "active, the directory side (DC in use, last bind or search error, a refused bind, the\n"
+    "change notification connection), the cloud side, and the configuration summary.\n"
     "--json prints the daemon's answer as JSON.\n";
 
 static const struct option socket_opt[] = {{"socket", required_argument, NULL, OPT_SOCKET},

@@ -24,6 +24,7 @@
 #include "admin/daemon_socket.h"
 #include "connector/platform.h"
 #include "connector/config.h"
+#include "connector/dir_status.h"
 #include "connector/error.h"
 #include "connector/ldap_source.h"
 #include "connector/log.h"
@@ -110,6 +111,11 @@ struct daemon {
     struct client *clients; /* open admin connections */
     struct config *ha_cfg;  /* the configuration the election started with (kept until exit:
                                the lease client borrows it; SIGHUP does not change it) */
+    /* The directory side: DC in use, last error, and the guard against blind re-binds. */
+    struct dir_status *dir;
+    struct dir_attempt sync_attempt; /* the running sync's bind attempt */
+    bool sync_held, notify_held;     /* held back while the bind waits; started once it works */
+    struct event *ev_bind_check;     /* while refused: has the configuration or password changed? */
 };
 
 /* ---- state machine ------------------------------------------------------------- */
@@ -282,8 +288,18 @@ static void *worker_main(void *arg)
 
 static void start_sync(struct daemon *d, enum request what, const char *trigger)
 {
+    if (!dir_status_begin(d->dir, &d->sync_attempt)) {
+        /* The bind was refused (or its one retry runs on the notification connection). */
+        d->sync_held = true;
+        log_msg(&d->log, LOG_LEVEL_DEBUG, "the %s sync (%s) is held back: the directory bind %s",
+                what == REQ_FULL ? "full" : "incremental", trigger,
+                dir_status_refused(d->dir) ? "was refused" : "is being tried");
+        return;
+    }
+    d->sync_held = false;
     struct job *j = malloc(sizeof(*j));
     if (j == NULL) {
+        dir_status_end(d->dir, &d->sync_attempt, DIRCONN_OK, NULL, false, NULL);
         log_msg(&d->log, LOG_LEVEL_ERROR, "out of memory starting a sync");
         return;
     }
@@ -315,6 +331,7 @@ static void start_sync(struct daemon *d, enum request what, const char *trigger)
     int rc = pthread_create(&d->worker, NULL, worker_main, j);
     if (rc != 0) {
         free(j);
+        dir_status_end(d->dir, &d->sync_attempt, DIRCONN_OK, NULL, false, NULL);
         log_msg(&d->log, LOG_LEVEL_ERROR, "cannot start the sync thread: %s", strerror(rc));
         set_state(d, D_IDLE);
         schedule_incremental(d);
@@ -345,6 +362,8 @@ static void request_sync(struct daemon *d, enum request what, const char *trigge
     start_sync(d, what, trigger);
 }
 
+static void notify_start(struct daemon *d);
+
 static void on_done(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -362,9 +381,10 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
                 "%s sync done in %.1f s: %ld added, %ld updated, %ld deleted",
                 res.incremental ? "incremental" : "full", res.seconds, res.added, res.updated,
                 res.deleted);
-    else
+    else if (rc != DIRCONN_ELDAP_AUTH) /* a refused bind: dir_status logs it, once */
         log_msg(&d->log, rc == DIRCONN_ECANCELED ? LOG_LEVEL_WARN : LOG_LEVEL_ERROR,
                 "sync ended: %s", message);
+    dir_status_end(d->dir, &d->sync_attempt, rc, message, res.directory[0] != '\0', res.directory);
     d->last_rc = rc;
     d->last_ended = time(NULL);
     /* The takeover is done once the shared state was read and a sync ran on it. */
@@ -382,6 +402,8 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     set_state(d, D_IDLE);
     platform_notify("STATUS=idle");
     schedule_incremental(d);
+    if (d->notify_held)
+        notify_start(d); /* held back while this sync's bind was the one attempt */
     enum request next = d->pending;
     d->pending = REQ_NONE;
     if (next != REQ_NONE)
@@ -448,6 +470,7 @@ static void on_role(evutil_socket_t fd, short what, void *arg)
                                       : "no sync starts here until this instance is active");
         platform_notify("STATUS=standby");
         notify_stop(d);
+        dir_status_notify(d->dir, DIR_NOTIFY_STANDBY, NULL, NULL, 0);
         evtimer_del(d->ev_notify_retry);
         evtimer_del(d->ev_debounce);
         if (d->state == D_SYNCING)
@@ -522,6 +545,8 @@ static void notify_failed(struct daemon *d, const char *why)
     notify_stop(d);
     log_msg(&d->log, LOG_LEVEL_WARN, "change notifications: %s; reconnecting in %lld ms", why,
             (long long)d->notify_backoff_ms);
+    dir_status_notify(d->dir, DIR_NOTIFY_RECONNECTING, NULL, why,
+                      time(NULL) + (time_t)((d->notify_backoff_ms + 999) / 1000));
     arm(d->ev_notify_retry, d->notify_backoff_ms);
     d->notify_backoff_ms *= 2;
     if (d->notify_backoff_ms > d->cfg->daemon_notify_retry_max_ms)
@@ -592,15 +617,51 @@ static unsigned char *saved_cookie(struct daemon *d, size_t *len)
 
 static void notify_start(struct daemon *d)
 {
-    if (!d->cfg->notifications || d->notify != NULL || !d->active)
+    if (!d->cfg->notifications || !d->active) {
+        dir_status_notify(d->dir, d->cfg->notifications ? DIR_NOTIFY_STANDBY : DIR_NOTIFY_OFF, NULL,
+                          NULL, 0);
         return;
+    }
+    if (d->notify != NULL)
+        return;
+    struct dir_attempt a;
+    if (!dir_status_begin(d->dir, &a)) {
+        /* The bind was refused, or its one retry runs in a sync: wait for the outcome. */
+        d->notify_held = true;
+        dir_status_notify(d->dir, DIR_NOTIFY_HELD, NULL,
+                          dir_status_refused(d->dir) ? "the directory refused the bind" : NULL, 0);
+        return;
+    }
+    d->notify_held = false;
     size_t len = 0;
     unsigned char *cookie = saved_cookie(d, &len);
     struct dirconn_error err;
+    dirconn_error_clear(&err);
     enum dirconn_err e = notify_open(d->cfg, &d->log, cookie, len, &d->notify, &err);
     free(cookie);
+    /* A search the DC refused or cannot do (yet) still bound: the credentials work. */
+    bool bound = e == DIRCONN_OK || e == DIRCONN_ELDAP || e == DIRCONN_ELDAP_UNSUPPORTED ||
+                 e == DIRCONN_EWATERMARK;
+    dir_status_end(d->dir, &a, bound ? DIRCONN_OK : e, err.msg, bound,
+                   d->notify != NULL ? notify_url(d->notify) : NULL);
+    if (bound && d->sync_held) /* held back while this bind was the one attempt */
+        request_sync(d, REQ_INCREMENTAL, "bind accepted", false);
     if (e == DIRCONN_ELDAP_UNSUPPORTED) {
         log_msg(&d->log, LOG_LEVEL_WARN, "%s; only the periodic incremental sync runs", err.msg);
+        dir_status_notify(d->dir, DIR_NOTIFY_UNSUPPORTED, NULL, err.msg, 0);
+        return;
+    }
+    if (e == DIRCONN_EWATERMARK) {
+        /* RFC 4533 without a cookie yet: the first sync saves one, then on_done starts again. */
+        d->notify_held = true;
+        log_msg(&d->log, LOG_LEVEL_INFO, "change notifications: %s", err.msg);
+        dir_status_notify(d->dir, DIR_NOTIFY_HELD, NULL, err.msg, 0);
+        return;
+    }
+    if (e == DIRCONN_ELDAP_AUTH) {
+        /* No reconnection timer: the next bind waits for a change (dir_status). */
+        d->notify_held = true;
+        dir_status_notify(d->dir, DIR_NOTIFY_HELD, NULL, err.msg, 0);
         return;
     }
     if (e != DIRCONN_OK) {
@@ -609,10 +670,31 @@ static void notify_start(struct daemon *d)
     }
     d->ev_notify =
         event_new(d->base, notify_fd(d->notify), EV_READ | EV_PERSIST, on_notify_readable, d);
-    if (d->ev_notify == NULL || event_add(d->ev_notify, NULL) != 0)
+    if (d->ev_notify == NULL || event_add(d->ev_notify, NULL) != 0) {
         notify_failed(d, "cannot watch the connection");
-    else
+    } else {
+        dir_status_notify(d->dir, DIR_NOTIFY_CONNECTED, notify_method(d->notify), NULL, 0);
         on_notify_readable(-1, EV_READ, d); /* messages that arrived with the handshake */
+    }
+}
+
+/*
+ * The directory refused the bind: try once more because of why (SIGHUP, a changed
+ * configuration or password). The notification connection makes the attempt when it
+ * is wanted (a success then starts the held sync); else an incremental sync does.
+ */
+static void dir_retry(struct daemon *d, const char *why)
+{
+    if (!dir_status_rearm(d->dir, why))
+        return;
+    if (d->cfg->notifications && d->active) {
+        notify_stop(d);
+        evtimer_del(d->ev_notify_retry);
+        d->notify_backoff_ms = 1000;
+        notify_start(d);
+    } else {
+        request_sync(d, REQ_INCREMENTAL, why, false);
+    }
 }
 
 /* ---- status ---------------------------------------------------------------------- */
@@ -628,6 +710,35 @@ static json_t *iso_time(time_t t)
     return json_string(buf);
 }
 
+/* ok < degraded < error */
+static const char *worse(const char *a, const char *b)
+{
+    static const char *const order[] = {"ok", "degraded", "error"};
+    int ra = 0, rb = 0;
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(a, order[i]) == 0)
+            ra = i;
+        if (strcmp(b, order[i]) == 0)
+            rb = i;
+    }
+    return ra >= rb ? a : b;
+}
+
+/*
+ * The cloud side of the status: for now the last run's cloud error (unreachable, refused
+ * authentication or request, proxy, no registration). The proxy route in use and the error
+ * of every cloud request, lease renewals included, belong here too (issue 14, item 6).
+ */
+static json_t *cloud_side_json(const struct daemon *d)
+{
+    enum dirconn_err rc = d->last_rc;
+    bool failed = d->last_ended != 0 &&
+                  (rc == DIRCONN_ECLOUD_CONNECT || rc == DIRCONN_ECLOUD_AUTH ||
+                   rc == DIRCONN_ECLOUD || rc == DIRCONN_EPROXY || rc == DIRCONN_ENOTREGISTERED);
+    return json_pack("{s:s, s:s?}", "state", failed ? "error" : "ok", "error",
+                     failed ? d->last_error : NULL);
+}
+
 static json_t *status_json(struct daemon *d)
 {
     const struct config *cfg = d->cfg;
@@ -641,7 +752,9 @@ static json_t *status_json(struct daemon *d)
         pthread_mutex_unlock(&d->sh.lock);
     }
     json_t *last = json_array();
+    /* The runs' word; the overall word is the worst of it, the directory's and the cloud's. */
     const char *overall = "ok";
+    json_t *reasons = json_array();
     struct state *st = NULL;
     struct dirconn_error err;
     if (state_open(cfg->state_dir, &st, &err) == DIRCONN_OK) {
@@ -652,9 +765,13 @@ static json_t *status_json(struct daemon *d)
             for (size_t i = 0; i < n && shown < 2; i++) {
                 if (strcmp(h[i].type, "dry-run") == 0)
                     continue;
-                if (shown == 0 && strcmp(h[i].status, "success") != 0)
-                    overall =
-                        strcmp(h[i].status, "threshold") == 0 ? "threshold exceeded" : "error";
+                if (shown == 0 && strcmp(h[i].status, "success") != 0) {
+                    overall = "error";
+                    json_array_append_new(
+                        reasons, json_string(strcmp(h[i].status, "threshold") == 0
+                                                 ? "the last run: delete threshold exceeded"
+                                                 : "the last run failed"));
+                }
                 json_array_append_new(
                     last,
                     json_pack("{s:s, s:o, s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s?}", "type",
@@ -669,16 +786,33 @@ static json_t *status_json(struct daemon *d)
             state_history_free(h, n);
         }
         long retries = state_retry_count(st);
-        if (retries > 0 && strcmp(overall, "ok") == 0)
-            overall = "warning";
+        if (retries > 0) {
+            overall = worse(overall, "degraded");
+            char why[64];
+            snprintf(why, sizeof(why), "%ld objects wait for a retry", retries);
+            json_array_append_new(reasons, json_string(why));
+        }
         state_close(st);
     }
     /* A run that failed before it could be recorded (cloud or directory unreachable). */
     if (d->last_ended != 0 && d->last_rc != DIRCONN_OK && d->last_rc != DIRCONN_EFAIL &&
-        d->last_rc != DIRCONN_ECANCELED)
-        overall = d->last_rc == DIRCONN_ETHRESHOLD ? "threshold exceeded" : "error";
-    if (d->paused)
-        overall = "paused";
+        d->last_rc != DIRCONN_ECANCELED && strcmp(overall, "error") != 0) {
+        overall = "error";
+        json_array_append_new(reasons, json_string(d->last_rc == DIRCONN_ETHRESHOLD
+                                                       ? "the last run: delete threshold exceeded"
+                                                       : "the last run failed"));
+    }
+    json_t *directory = dir_status_json(d->dir);
+    const char *dir_word = dir_status_word(d->dir);
+    if (strcmp(dir_word, "ok") != 0) {
+        char why[640];
+        json_array_append_new(reasons, json_string(dir_status_reason(d->dir, why, sizeof(why))));
+    }
+    json_t *cloud = cloud_side_json(d);
+    const char *cloud_word = json_string_value(json_object_get(cloud, "state"));
+    if (strcmp(cloud_word, "ok") != 0)
+        json_array_append_new(reasons, json_string("cloud: the last run failed on the cloud side"));
+    overall = worse(worse(overall, dir_word), cloud_word);
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
     json_t *connectors = json_pack("[{s:s, s:s, s:b, s:s}]", "name", cfg->name ? cfg->name : host,
@@ -714,6 +848,11 @@ static json_t *status_json(struct daemon *d)
         "connectors", connectors, "notifications", "connected", d->notify != NULL, "method",
         d->notify ? notify_method(d->notify) : NULL, "received", (json_int_t)d->notifications,
         "config", config, "version", DIRCONN_VERSION);
+    json_object_set_new(st_json, "reasons", reasons);
+    json_object_set_new(st_json, "directory", directory);
+    json_object_set_new(st_json, "cloud", cloud);
+    json_object_set_new(json_object_get(st_json, "notifications"), "state",
+                        json_string(dir_notify_name(dir_status_notify_state(d->dir))));
     json_object_set_new(st_json, "ha", ha_json(d));
     return st_json;
 }
@@ -748,6 +887,8 @@ static json_t *handle(struct daemon *d, const char *line)
             resp = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
         } else {
             bool busy = d->state == D_SYNCING;
+            /* An explicit request tries a refused bind once more: this sync is the attempt. */
+            dir_status_rearm(d->dir, "dirconnctl sync-now");
             request_sync(d, full ? REQ_FULL : REQ_INCREMENTAL, "admin", true);
             resp = json_pack("{s:b, s:s, s:b}", "ok", 1, "queued", full ? "full" : "incremental",
                              "after_current", busy);
@@ -908,17 +1049,27 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
         event_base_loopexit(d->base, NULL);
 }
 
-static void on_hup(evutil_socket_t sig, short what, void *arg)
+static void arm_bind_check(struct daemon *d)
 {
-    (void)sig;
-    (void)what;
-    struct daemon *d = arg;
+    struct timeval tv = {(time_t)(d->cfg->daemon_refused_bind_check_ms / 1000),
+                         (suseconds_t)((d->cfg->daemon_refused_bind_check_ms % 1000) * 1000)};
+    evtimer_add(d->ev_bind_check, &tv); /* a persistent event: re-adding sets the new period */
+}
+
+/*
+ * Load the configuration again (SIGHUP, or the file changed while the bind was
+ * refused: why says which). An invalid one is rejected and the running one kept.
+ * Either way, a refused bind is tried once more.
+ */
+static void reload(struct daemon *d, const char *why)
+{
     platform_notify("RELOADING=1");
     struct config *fresh = NULL;
     struct dirconn_error err;
     if (config_load(d->config_path, &fresh, &err) != DIRCONN_OK) {
         log_msg(&d->log, LOG_LEVEL_ERROR,
-                "SIGHUP: the new configuration is rejected, the running one is kept: %s", err.msg);
+                "%s: the new configuration is rejected, the running one is kept: %s", why, err.msg);
+        dir_retry(d, why);
         platform_notify("READY=1");
         return;
     }
@@ -928,12 +1079,16 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
         config_free(old); /* else freed when the running sync ends, or at exit (HA) */
     if (d->ha_cfg != NULL)
         log_msg(&d->log, LOG_LEVEL_INFO,
-                "SIGHUP: the HA lease client keeps the [ha], [cloud] and [proxy] settings it "
-                "started with until dirconnd restarts");
+                "%s: the HA lease client keeps the [ha], [cloud] and [proxy] settings it "
+                "started with until dirconnd restarts",
+                why);
     log_sink_close(&d->log);
     log_sink_init(&d->log, d->prog, (enum log_level)fresh->log_level,
                   (enum log_target)fresh->log_target);
-    log_msg(&d->log, LOG_LEVEL_INFO, "SIGHUP: configuration %s reloaded", d->config_path);
+    log_msg(&d->log, LOG_LEVEL_INFO, "%s: configuration %s reloaded", why, d->config_path);
+    dir_status_configure(d->dir, fresh);
+    bool retry = dir_status_rearm(d->dir, why);
+    arm_bind_check(d);
     schedule_full(d);
     if (d->state == D_IDLE) {
         evtimer_del(d->ev_incr);
@@ -943,7 +1098,34 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     evtimer_del(d->ev_notify_retry);
     d->notify_backoff_ms = 1000;
     notify_start(d);
+    if (retry && !(d->cfg->notifications && d->active))
+        request_sync(d, REQ_INCREMENTAL, why, false); /* the one attempt, without notifications */
     platform_notify("READY=1");
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    reload(arg, "SIGHUP");
+}
+
+/* While the bind is refused: a changed configuration is reloaded, a changed password tried. */
+static void on_bind_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct daemon *d = arg;
+    enum dir_change c = dir_status_check(d->dir);
+    if (c == DIR_CHANGE_CONFIG) {
+        reload(d, "the configuration file changed");
+    } else if (c == DIR_CHANGE_PASSWORD) {
+        dir_retry(d, "the bind password changed");
+    } else if (dir_status_refused(d->dir)) {
+        log_msg(&d->log, LOG_LEVEL_DEBUG,
+                "the directory bind stays refused: the configuration and the password are "
+                "unchanged");
+    }
 }
 
 /* ---- main ------------------------------------------------------------------------- */
@@ -1018,9 +1200,16 @@ int main(int argc, char **argv)
     d->ev_term = evsignal_new(d->base, SIGTERM, on_term, d);
     d->ev_int = evsignal_new(d->base, SIGINT, on_term, d);
     d->ev_hup = evsignal_new(d->base, SIGHUP, on_hup, d);
-    if (!d->ev_incr || !d->ev_full || !d->ev_done || !d->ev_debounce || !d->ev_notify_retry ||
-        !d->ev_term || !d->ev_int || !d->ev_hup || evsignal_add(d->ev_term, NULL) != 0 ||
-        evsignal_add(d->ev_int, NULL) != 0 || evsignal_add(d->ev_hup, NULL) != 0) {
+    d->ev_bind_check = event_new(d->base, -1, EV_PERSIST, on_bind_check, d);
+    if (dir_status_new(&d->log, &d->dir, &err) != DIRCONN_OK) {
+        log_msg(&d->log, LOG_LEVEL_ERROR, "%s", err.msg);
+        goto out;
+    }
+    dir_status_configure(d->dir, d->cfg);
+    if (!d->ev_bind_check || !d->ev_incr || !d->ev_full || !d->ev_done || !d->ev_debounce ||
+        !d->ev_notify_retry || !d->ev_term || !d->ev_int || !d->ev_hup ||
+        evsignal_add(d->ev_term, NULL) != 0 || evsignal_add(d->ev_int, NULL) != 0 ||
+        evsignal_add(d->ev_hup, NULL) != 0) {
         log_msg(&d->log, LOG_LEVEL_ERROR, "cannot set up the event loop");
         goto out;
     }
@@ -1040,6 +1229,7 @@ int main(int argc, char **argv)
     set_state(d, D_IDLE);
     schedule_full(d);
     schedule_incremental(d);
+    arm_bind_check(d);
     notify_start(d);
     log_msg(&d->log, LOG_LEVEL_INFO, "dirconnd %s ready: admin socket %s, incremental every %lld s",
             DIRCONN_VERSION, d->socket_path, (long long)(d->cfg->incremental_interval_ms / 1000));
@@ -1070,8 +1260,8 @@ out:
         evconnlistener_free(d->listener);
         unlink(d->socket_path);
     }
-    struct event *evs[] = {d->ev_incr,         d->ev_full, d->ev_done, d->ev_debounce,
-                           d->ev_notify_retry, d->ev_term, d->ev_int,  d->ev_hup};
+    struct event *evs[] = {d->ev_incr, d->ev_full, d->ev_done, d->ev_debounce,  d->ev_notify_retry,
+                           d->ev_term, d->ev_int,  d->ev_hup,  d->ev_bind_check};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i] != NULL)
             event_free(evs[i]);
@@ -1082,6 +1272,7 @@ out:
     if (d->ha_cfg != NULL && d->ha_cfg != d->cfg)
         config_free(d->ha_cfg);
     config_free(d->cfg);
+    dir_status_free(d->dir);
     free(d->config_path);
     pthread_mutex_destroy(&d->sh.lock);
     log_sink_close(&d->log);

@@ -1,27 +1,30 @@
 #!/usr/bin/env bash
 # latency.sh - how long a change written to the directory takes to be visible in the cloud,
 # with dirconnd running: p50/p90/p99 over N changes, with change notifications and without
-# them (the periodic incremental alone, every --interval).
+# them (the periodic incremental alone, every --interval); then how long a deletion
+# (ldapdelete) and a move out of [users] base_dns (modrdn to another OU) take to leave the
+# cloud, with notifications, over M users each.
 #
-# usage: bench/latency.sh [--smoke] [--fixture adlds|adds] [--changes N] [--interval DURATION]
-#                         [--out FILE] [--build-dir DIR]
+# usage: bench/latency.sh [--smoke] [--fixture adlds|adds] [--changes N] [--deletes M]
+#                         [--interval DURATION] [--out FILE] [--build-dir DIR]
 # Prints a table and writes JSON (default: latency.json in the current directory).
-# --smoke: 5 changes each way, for CI. The adds fixture is one per machine: its start waits
-# while another run holds it.
+# --smoke: 5 changes each way and 3 deletions and moves, for CI. The adds fixture is one per
+# machine: its start waits while another run holds it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
 build=${DIRCONN_BUILD_DIR:-$src/build}
-fixture=adlds changes=100 interval=5s out=latency.json smoke=0
+fixture=adlds changes=100 deletes=20 interval=5s out=latency.json smoke=0
 while [ $# -gt 0 ]; do
 	case $1 in
-	--smoke) smoke=1; changes=5 ;;
+	--smoke) smoke=1; changes=5; deletes=3 ;;
+	--deletes) deletes=$2; shift ;;
 	--fixture) fixture=$2; shift ;;
 	--changes) changes=$2; shift ;;
 	--interval) interval=$2; shift ;;
 	--out) out=$2; shift ;;
 	--build-dir) build=$2; shift ;;
-	*) echo "usage: $0 [--smoke] [--fixture adlds|adds] [--changes N] [--interval DURATION] [--out FILE] [--build-dir DIR]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--smoke] [--fixture adlds|adds] [--changes N] [--deletes M] [--interval DURATION] [--out FILE] [--build-dir DIR]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -46,47 +49,68 @@ ldsfx_start_retry "$fixture" "$work/fx" >/dev/null
 # shellcheck disable=SC1091
 source "$work/fx/env"
 SG=$(json "$LDSFX_MANIFEST" "j['cloud_users']['dn']")
+emp=$(json "$LDSFX_MANIFEST" "j['ous']['Employees']['dn']")
+svc=$(json "$LDSFX_MANIFEST" "j['ous']['Service Accounts']['dn']")
 sync_cloud_start
 sync_register bench
-sync_conf "$work/b.conf" bench "[users]
-security_groups = $SG"
+# The users of the security group in the Employees OU: a move to another OU leaves the scope.
+scope="[users]
+security_groups = $SG
+base_dns = $emp"
+sync_conf "$work/b.conf" bench "$scope"
 dirconnctl sync --full --config "$work/b.conf" --no-progress >/dev/null 2>&1
 
-run() { # run LABEL NOTIFICATIONS INTERVAL
-	sync_conf "$work/b.conf" bench "[users]
-security_groups = $SG
+# ready NOTIFICATIONS: dirconnd is active, its start sync done (and its notification connection up)
+ready() {
+	"$PY" - "$work/state-bench/dirconnd.sock" "$1" <<-'EOF'
+	import json, socket, sys
+	s = socket.socket(socket.AF_UNIX)
+	s.connect(sys.argv[1])
+	s.sendall(b'{"cmd":"status"}\n')
+	st = json.loads(s.makefile().readline())["status"]
+	# active (the takeover sync is requested on activation), idle again, and watching
+	ok = (st["ha"]["role"] == "active" and st["state"] == "idle"
+	      and (sys.argv[2] == "no" or st["notifications"]["state"] == "connected"))
+	sys.exit(0 if ok else 1)
+	EOF
+}
+
+run() { # run LABEL NOTIFICATIONS INTERVAL MODE COUNT
+	sync_conf "$work/b.conf" bench "$scope
 [schedule]
 notifications = $2
 incremental_interval = $3"
 	dirconnd --config "$work/b.conf" 2>>"$work/dirconnd.log" &
 	DPID=$!
-	# measure from when it is ready: it answers, syncs nothing, and listens for notifications
-	ready() {
-		local s
-		s=$(dirconnctl status --socket "$work/state-bench/dirconnd.sock" --json 2>/dev/null) || return 1
-		[[ $(json "$s" "j['current'] is None and (j['notifications']['connected'] or not j['config']['notifications'])") == True ]]
-	}
-	wait_until 120 ready || echo "dirconnd was not ready after 120 s (measuring anyway)" >&2
+	wait_until 180 ready "$2" 2>/dev/null || { echo "dirconnd did not get ready" >&2; exit 1; }
 	"$PY" "$here/latency.py" --url "$LDSFX_URL_TLS" --ca "$LDSFX_CA_FILE" --bind-dn "$LDSFX_BIND_DN" \
 		--password-file "$LDSFX_BIND_PASSWORD_FILE" --group "$SG" --cloud "$CLOUD_URL/scim/v2/acme" \
-		--cloud-ca "$work/cloud-ca.pem" --token-file "$work/admin.token" --label "$1" --changes "$changes"
+		--cloud-ca "$work/cloud-ca.pem" --token-file "$work/admin.token" --label "$1" --changes "$5" \
+		--mode "$4" --move-to "$svc"
 	kill -TERM "$DPID"
 	wait "$DPID" 2>/dev/null || true
 	DPID=
 }
-with=$(run notifications yes 10m)
-without=$(run interval no "$interval")
+with=$(run notifications yes 10m modify "$changes")
+without=$(run interval no "$interval" modify "$changes")
+deleted=$(run delete yes 10m delete "$deletes")
+moved=$(run move yes 10m move "$deletes")
 
-printf '%-34s %8s %8s %8s %8s %8s %9s\n' "mode ($fixture)" changes p50 p90 p99 max timeouts
-for r in "$with" "$without"; do
+printf '%-40s %8s %8s %8s %8s %8s %9s\n' "mode ($fixture)" changes p50 p90 p99 max timeouts
+for r in "$with" "$without" "$deleted" "$moved"; do
 	printf '%s\n' "$r" | jq -r '[.label, .changes, .p50, .p90, .p99, .max, .timeouts] | @tsv' |
-		awk -F'\t' -v iv="$interval" '{ l = ($1 == "notifications") ? "notifications (debounce 1s)" : "incremental every " iv " only";
-			printf "%-34s %8d %7.2fs %7.2fs %7.2fs %7.2fs %9d\n", l, $2, $3, $4, $5, $6, $7 }'
+		awk -F'\t' -v iv="$interval" '{
+			if ($1 == "notifications") l = "modify, notifications (debounce 1s)"
+			else if ($1 == "interval") l = "modify, incremental every " iv " only"
+			else if ($1 == "delete") l = "delete, notifications"
+			else l = "move out of scope, notifications"
+			printf "%-40s %8d %7.2fs %7.2fs %7.2fs %7.2fs %9d\n", l, $2, $3, $4, $5, $6, $7 }'
 done
-jq -n --argjson a "$with" --argjson b "$without" --arg date "$(date -u +%FT%TZ)" --arg host "$(uname -srm)" \
+jq -n --argjson a "$with" --argjson b "$without" --argjson c "$deleted" --argjson d "$moved" \
+	--arg date "$(date -u +%FT%TZ)" --arg host "$(uname -srm)" \
 	--arg cpus "$(nproc)" --arg fixture "$fixture" --arg interval "$interval" --argjson smoke "$smoke" \
 	'{benchmark: "latency", date: $date, host: $host, cpus: ($cpus|tonumber), fixture: $fixture,
-	  interval: $interval, smoke: ($smoke == 1), results: [$a, $b]}' >"$out"
+	  interval: $interval, smoke: ($smoke == 1), results: [$a, $b, $c, $d]}' >"$out"
 echo "wrote $out"
 if [ "$smoke" = 1 ]; then
 	jq -e '.results | all(.timeouts == 0)' "$out" >/dev/null || { echo "changes timed out" >&2; exit 1; }

@@ -59,6 +59,7 @@ struct opt {
 };
 
 static bool validate_dn(const char *value, char *why, size_t whylen);
+static bool validate_bind_name(const char *value, char *why, size_t whylen);
 static bool validate_filter(const char *value, char *why, size_t whylen);
 static bool validate_ldap_url(const char *value, char *why, size_t whylen);
 static bool validate_http_url(const char *value, char *why, size_t whylen);
@@ -87,7 +88,7 @@ static const struct opt options[] = {
 
     {"ldap", "urls", OPT_LIST, OFF(urls), NULL, 1, 32, NULL, OPT_REQUIRED | OPT_LIST_SPACE,
      validate_ldap_url},
-    {"ldap", "bind_dn", OPT_STRING, OFF(bind_dn), NULL, 1, 1024, NULL, 0, validate_dn},
+    {"ldap", "bind_dn", OPT_STRING, OFF(bind_dn), NULL, 1, 1024, NULL, 0, validate_bind_name},
     {"ldap", "bind_password_file", OPT_STRING, OFF(bind_password_file), NULL, 1, PATH_MAX, NULL, 0,
      NULL},
     {"ldap", "ca_file", OPT_STRING, OFF(ca_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
@@ -178,6 +179,8 @@ static const struct opt options[] = {
      NULL},
     {"daemon", "notify_retry_max", OPT_DURATION, OFF(daemon_notify_retry_max_ms), "5m", 1000,
      3600 * 1000, NULL, 0, NULL},
+    {"daemon", "refused_bind_check", OPT_DURATION, OFF(daemon_refused_bind_check_ms), "10s", 1000,
+     3600 * 1000, NULL, 0, NULL},
 
     {"log", "level", OPT_ENUM, OFF(log_level), "info", 0, 0, log_level_names, 0, NULL},
     {"log", "target", OPT_ENUM, OFF(log_target), "stderr", 0, 0, log_target_names, 0, NULL},
@@ -230,6 +233,79 @@ static bool validate_dn(const char *value, char *why, size_t whylen)
     }
     ldap_dnfree(dn);
     return true;
+}
+
+/* A character that no name of an AD account or domain takes (control characters, space aside). */
+static bool is_control(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f;
+}
+
+/*
+ * The name of a simple bind (RFC 4513 5.1.3 leaves its form to the server). AD DS and
+ * AD LDS take, besides a DN, the forms of MS-ADTS 5.1.1.1.1 "Simple Authentication":
+ * a user principal name (user@dns.domain) and a down-level logon name (DOMAIN\user;
+ * AD DS only). A value with '=' is a DN and must parse as one; otherwise it must be one
+ * of the two forms: a DNS domain of letters, digits and hyphens after the last '@', or a
+ * NetBIOS domain (at most 15 characters, none of \ / : * ? " < > |) before one '\',
+ * with a user name of no control characters, '@' or '\' around it.
+ */
+static bool validate_bind_name(const char *value, char *why, size_t whylen)
+{
+    static const char forms[] = "expected a distinguished name (CN=svc,OU=Service "
+                                "Accounts,DC=example,DC=com), a user principal name "
+                                "(svc@example.com) or a down-level logon name (EXAMPLE\\svc)";
+    if (strchr(value, '=') != NULL)
+        return validate_dn(value, why, whylen);
+    for (const char *p = value; *p != '\0'; p++) {
+        if (is_control((unsigned char)*p)) {
+            snprintf(why, whylen, "control characters are not allowed; %s", forms);
+            return false;
+        }
+    }
+    const char *backslash = strchr(value, '\\');
+    const char *at = strrchr(value, '@');
+    if (backslash != NULL) {
+        size_t domain = (size_t)(backslash - value);
+        const char *user = backslash + 1;
+        if (domain == 0 || domain > 15 || strcspn(value, "/:*?\"<>|") < domain) {
+            snprintf(why, whylen,
+                     "the domain of DOMAIN\\user is 1 to 15 characters, none of "
+                     "\\ / : * ? \" < > |; %s",
+                     forms);
+            return false;
+        }
+        if (*user == '\0' || strpbrk(user, "\\@") != NULL || user[0] == ' ' ||
+            user[strlen(user) - 1] == ' ') {
+            snprintf(why, whylen, "the user of DOMAIN\\user is empty or holds '\\' or '@'; %s",
+                     forms);
+            return false;
+        }
+        return true;
+    }
+    if (at != NULL) {
+        const char *domain = at + 1;
+        bool label_start = true, ok = at != value && *domain != '\0' && value[0] != ' ';
+        for (const char *p = domain; ok && *p != '\0'; p++) {
+            unsigned char c = (unsigned char)*p;
+            if (c == '.') {
+                ok = !label_start && p[-1] != '-';
+                label_start = true;
+            } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       (c == '-' && !label_start)) {
+                label_start = false;
+            } else {
+                ok = false;
+            }
+        }
+        if (!ok || label_start || value[strlen(value) - 1] == '-') {
+            snprintf(why, whylen, "a user principal name is user@dns.domain; %s", forms);
+            return false;
+        }
+        return true;
+    }
+    snprintf(why, whylen, "%s", forms);
+    return false;
 }
 
 /*

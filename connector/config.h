@@ -154,6 +154,8 @@ struct config {
     char *daemon_socket;                /* admin socket; NULL = <state_dir>/dirconnd.sock */
     int64_t daemon_debounce_ms;         /* wait after a change notification before syncing */
     int64_t daemon_notify_retry_max_ms; /* longest wait between notification reconnections */
+    /* while a bind is refused: how often to look for a change of the configuration or password */
+    int64_t daemon_refused_bind_check_ms;
 };
 
 /*

@@ -281,6 +281,72 @@ static enum dirconn_err store_password(const struct config *cfg, char *buf, size
     return DIRCONN_OK;
 }
 
+/* ---- refused binds ----------------------------------------------------- */
+
+/*
+ * The Win32 error that AD DS, AD LDS and Samba put after "data" in the
+ * diagnostic message of an invalidCredentials bind result, in words.
+ */
+static const struct {
+    unsigned code;
+    const char *words;
+    const char *advice;  /* what to do about it */
+    bool names_password; /* the advice ends with where the password comes from */
+} ad_bind_data[] = {
+    {0x525, "user not found", "check [ldap] bind_dn", false},
+    {0x52e, "invalid credentials", "check [ldap] bind_dn and the password in", true},
+    {0x530, "logon not permitted at this time", "the account's logon hours forbid it now", false},
+    {0x531, "logon not permitted at this workstation",
+     "the account's workstation restrictions (userWorkstations) forbid this host", false},
+    {0x532, "password expired", "set a new password on the account, then in", true},
+    {0x533, "account disabled", "enable the account", false},
+    {0x701, "account expired", "extend the account's expiry date (accountExpires)", false},
+    {0x773, "must reset password", "set a new password on the account, then in", true},
+    {0x775, "account locked out",
+     "unlock the account (or wait for the domain's lockout duration) and check the password in",
+     true},
+};
+
+const char *ldap_ad_bind_data(const char *diag, char *code, size_t len)
+{
+    if (len > 0)
+        code[0] = '\0';
+    /* "80090308: LdapErr: DSID-0C09042F, comment: AcceptSecurityContext error, data 775, v4563" */
+    const char *p = diag != NULL ? strstr(diag, ", data ") : NULL;
+    if (p == NULL)
+        return NULL;
+    p += strlen(", data ");
+    size_t n = strspn(p, "0123456789abcdefABCDEF");
+    if (n == 0 || n > 8 || (p[n] != '\0' && p[n] != ',' && p[n] != ' '))
+        return NULL;
+    char hex[9];
+    memcpy(hex, p, n);
+    hex[n] = '\0';
+    unsigned long value = strtoul(hex, NULL, 16);
+    if (len > 0)
+        snprintf(code, len, "%lx", value);
+    for (size_t i = 0; i < sizeof(ad_bind_data) / sizeof(ad_bind_data[0]); i++) {
+        if (ad_bind_data[i].code == value)
+            return ad_bind_data[i].words;
+    }
+    return "a reason AD did not name";
+}
+
+/* What to do about a refused bind with AD data code (hex, "" = none); where: the password's home. */
+static void refusal_advice(const char *code, const char *where, char *buf, size_t len)
+{
+    unsigned long value = code[0] != '\0' ? strtoul(code, NULL, 16) : 0x52e;
+    const char *advice = "check [ldap] bind_dn and the password in";
+    bool names_password = true;
+    for (size_t i = 0; i < sizeof(ad_bind_data) / sizeof(ad_bind_data[0]); i++) {
+        if (ad_bind_data[i].code == value) {
+            advice = ad_bind_data[i].advice;
+            names_password = ad_bind_data[i].names_password;
+        }
+    }
+    snprintf(buf, len, "%s%s%s", advice, names_password ? " " : "", names_password ? where : "");
+}
+
 /* ---- rootDSE ---------------------------------------------------------- */
 
 static void rootdse_clear(struct ldap_rootdse *d)
@@ -523,25 +589,40 @@ static enum dirconn_err connect_one(struct ldap_source *src, const char *url,
         OPENSSL_cleanse(password, sizeof(password));
         if (rc != LDAP_SUCCESS) {
             describe_rc(ld, rc, why, sizeof(why));
-            if (rc == LDAP_INVALID_CREDENTIALS)
+            if (rc == LDAP_INVALID_CREDENTIALS) {
+                /* AD says why in the diagnostic message ("..., data 775, ..."). */
+                char diag[512], code[16], advice[512];
+                diag_message(ld, diag, sizeof(diag));
+                const char *words = ldap_ad_bind_data(diag, code, sizeof(code));
+                refusal_advice(code,
+                               cfg->bind_password_file != NULL
+                                   ? cfg->bind_password_file
+                                   : "the secret store (" SECRET_LDAP_BIND_PASSWORD ")",
+                               advice, sizeof(advice));
                 e = dirconn_error_set(err, DIRCONN_ELDAP_AUTH,
-                                      "%s: bind as '%s' refused, check the password in %s: %s", url,
-                                      cfg->bind_dn,
-                                      cfg->bind_password_file != NULL
-                                          ? cfg->bind_password_file
-                                          : "the secret store (" SECRET_LDAP_BIND_PASSWORD ")",
-                                      why);
-            else if (rc == LDAP_STRONG_AUTH_REQUIRED || rc == LDAP_CONFIDENTIALITY_REQUIRED)
+                                      "%s: bind as '%s' refused: %s%s%s%s; %s: %s", url,
+                                      cfg->bind_dn, words != NULL ? words : "invalid credentials",
+                                      code[0] != '\0' ? " (AD data " : "", code,
+                                      code[0] != '\0' ? ")" : "", advice, why);
+            } else if (rc == LDAP_BUSY || rc == LDAP_UNAVAILABLE) {
+                /* The DC cannot take the bind now: the next DC, or a later attempt, may. */
+                e = dirconn_error_set(err, DIRCONN_ELDAP, "%s: bind as '%s' not possible now: %s",
+                                      url, cfg->bind_dn, why);
+            } else if (rc == LDAP_TIMEOUT) {
+                e = dirconn_error_set(err, DIRCONN_ELDAP_TIMEOUT, "%s: bind as '%s' timed out: %s",
+                                      url, cfg->bind_dn, why);
+            } else if (rc == LDAP_STRONG_AUTH_REQUIRED || rc == LDAP_CONFIDENTIALITY_REQUIRED) {
                 e = dirconn_error_set(err, DIRCONN_ELDAP_AUTH,
                                       "%s: the server requires TLS for simple binds; use "
                                       "ldaps:// or start_tls = yes: %s",
                                       url, why);
-            else if (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR)
+            } else if (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR) {
                 e = dirconn_error_set(err, DIRCONN_ELDAP_CONNECT,
                                       "%s: connection lost during bind: %s", url, why);
-            else
+            } else {
                 e = dirconn_error_set(err, DIRCONN_ELDAP_AUTH, "%s: bind as '%s' failed: %s", url,
                                       cfg->bind_dn, why);
+            }
             goto fail;
         }
     }

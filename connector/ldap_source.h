@@ -91,9 +91,34 @@ struct ldap_search_spec {
  * or certificate verification failed, StartTLS refused), DIRCONN_ELDAP_AUTH
  * (bind refused: wrong password, or the server wants TLS), DIRCONN_ECONFIG
  * (password file unreadable or empty), DIRCONN_ELDAP (anything else).
+ *
+ * DIRCONN_ELDAP_AUTH always means that a DC answered the bind with a refusal
+ * that the same credentials will meet again: invalidCredentials (49; the
+ * message gives AD's data code in words, see ldap_ad_bind_data), the server
+ * demanding TLS, or another bind result. The next DC is not tried, and
+ * callers must not bind again with the same configuration and password
+ * (dirconnd waits for a change: an account lockout policy counts every
+ * attempt). A DC too busy to take the bind (busy, unavailable) is
+ * DIRCONN_ELDAP, a timeout DIRCONN_ELDAP_TIMEOUT: those try the next DC.
  */
 enum dirconn_err ldap_source_open(const struct config *cfg, const struct log_sink *log,
                                   struct ldap_source **out, struct dirconn_error *err);
+
+/*
+ * ldap_ad_bind_data - why AD DS, AD LDS (or Samba) refused a simple bind: the
+ * Win32 error after "data" in the diagnostic message of an invalidCredentials
+ * (49) result, e.g. "80090308: LdapErr: DSID-0C09042F, comment:
+ * AcceptSecurityContext error, data 775, v4563".
+ *
+ * diag may be NULL. Writes the code in lower-case hex ("775") into code (len
+ * bytes; 9 are enough), or "" when diag has none. Returns the code in words,
+ * a static string: 525 "user not found", 52e "invalid credentials", 530
+ * "logon not permitted at this time", 531 "logon not permitted at this
+ * workstation", 532 "password expired", 533 "account disabled", 701 "account
+ * expired", 773 "must reset password", 775 "account locked out", another code
+ * "a reason AD did not name"; NULL when diag has no data code.
+ */
+const char *ldap_ad_bind_data(const char *diag, char *code, size_t len);
 
 /*
  * ldap_source_handle - the libldap handle of the connection, for the change

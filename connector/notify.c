@@ -24,20 +24,40 @@ static enum dirconn_err send_search(struct notify *n, const void *cookie, size_t
     LDAPControl ctrl = {0};
     BerElement *ber = NULL;
     struct berval *value = NULL;
+    LDAPControl deleted = {0};
+    bool show_deleted = false;
     if (ldap_source_supports(n->src, LDAP_OID_NOTIFICATION)) {
         /* MS-ADTS 3.1.1.3.4.1.9: no value; filter (objectClass=*), the NC head as base. */
         ctrl.ldctl_oid = (char *)LDAP_CONTROL_X_SERVER_NOTIFICATION;
         ctrl.ldctl_iscritical = 1;
         n->method = "change notification";
+        /*
+         * A deletion turns the object into a tombstone (MS-ADTS 3.1.1.5.5), which
+         * a search sees only with the Show Deleted control (3.1.1.3.4.1.14): without
+         * it the DC never reports deletions, and they wait for the periodic sync.
+         */
+        if (ldap_source_supports(n->src, LDAP_OID_SHOW_DELETED)) {
+            deleted.ldctl_oid = (char *)LDAP_OID_SHOW_DELETED;
+            deleted.ldctl_iscritical = 1;
+            show_deleted = true;
+        }
     } else if (ldap_source_supports(n->src, LDAP_OID_SYNC)) {
+        /*
+         * Without a cookie the refresh stage would send every entry of the naming
+         * context (RFC 4533 3.4), which a server's size limit ends (slapd: 500 by
+         * default) and which says nothing the first sync does not read anyway.
+         */
+        if (cookie == NULL || len == 0)
+            return dirconn_error_set(err, DIRCONN_EWATERMARK,
+                                     "%s: RFC 4533 notifications start from the cookie of a "
+                                     "sync, and none is saved yet",
+                                     ldap_source_url(n->src));
         /* RFC 4533 2.2: syncRequestValue ::= SEQUENCE { mode ENUMERATED, cookie OPTIONAL, ... } */
         ber = ber_alloc_t(LBER_USE_DER);
         if (ber == NULL)
             return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
         struct berval c = {len, (char *)cookie};
-        int rc = cookie != NULL && len > 0
-                     ? ber_printf(ber, "{eO}", (ber_int_t)LDAP_SYNC_REFRESH_AND_PERSIST, &c)
-                     : ber_printf(ber, "{e}", (ber_int_t)LDAP_SYNC_REFRESH_AND_PERSIST);
+        int rc = ber_printf(ber, "{eO}", (ber_int_t)LDAP_SYNC_REFRESH_AND_PERSIST, &c);
         if (rc < 0 || ber_flatten(ber, &value) < 0) {
             ber_free(ber, 1);
             return dirconn_error_set(err, DIRCONN_ENOMEM, "cannot encode the RFC 4533 control");
@@ -51,7 +71,7 @@ static enum dirconn_err send_search(struct notify *n, const void *cookie, size_t
                                  "%s offers neither the change notification control nor RFC 4533",
                                  ldap_source_url(n->src));
     }
-    LDAPControl *ctrls[2] = {&ctrl, NULL};
+    LDAPControl *ctrls[3] = {&ctrl, show_deleted ? &deleted : NULL, NULL};
     char *attrs[] = {"objectClass", NULL};
     int rc = ldap_search_ext(ld, base, LDAP_SCOPE_SUBTREE, "(objectClass=*)", attrs, 0, ctrls, NULL,
                              NULL, LDAP_NO_LIMIT, &n->msgid);
@@ -93,6 +113,11 @@ int notify_fd(const struct notify *n)
     int fd = -1;
     ldap_get_option(ldap_source_handle(n->src), LDAP_OPT_DESC, &fd);
     return fd;
+}
+
+const char *notify_url(const struct notify *n)
+{
+    return ldap_source_url(n->src);
 }
 
 const char *notify_method(const struct notify *n)

@@ -4,9 +4,13 @@
  *
  *   AD DS / AD LDS: the LDAP change notification control (MS-ADTS
  *   3.1.1.3.4.1.9, OID 1.2.840.113556.1.4.528) on a subtree search of the
- *   naming context head; one entry per changed object.
+ *   naming context head; one entry per changed object. The search also
+ *   carries the Show Deleted control (3.1.1.3.4.1.14, OID
+ *   1.2.840.113556.1.4.417) when the DC offers it, so that a deletion (the
+ *   object becomes a tombstone) is notified like any other change.
  *   Other servers: RFC 4533 refreshAndPersist (section 3.4) from the saved
- *   cookie; every entry or syncInfo message counts as a change.
+ *   cookie; every entry or syncInfo message counts as a change, deletions
+ *   included (an entry whose Sync State control says delete, 3.4.2).
  *
  * The module reports *that* something changed, not what: the incremental
  * sync reads the changes with its watermark. It is driven from an event
@@ -32,7 +36,8 @@ struct notify;
  * (len bytes, may be NULL) is the RFC 4533 cookie to start from. cfg and log
  * are borrowed and must outlive the handle. Errors: those of
  * ldap_source_open, DIRCONN_ELDAP_UNSUPPORTED (the server offers neither
- * mechanism), DIRCONN_ELDAP (the search was refused).
+ * mechanism), DIRCONN_EWATERMARK (RFC 4533 without a cookie: open again once
+ * a sync saved one), DIRCONN_ELDAP (the search was refused).
  */
 enum dirconn_err notify_open(const struct config *cfg, const struct log_sink *log,
                              const void *cookie, size_t len, struct notify **out,
@@ -40,6 +45,9 @@ enum dirconn_err notify_open(const struct config *cfg, const struct log_sink *lo
 
 /* notify_fd - the connection's socket, to watch for reading. */
 int notify_fd(const struct notify *n);
+
+/* notify_url - the URL of the DC the connection is bound to. Owned by n. */
+const char *notify_url(const struct notify *n);
 
 /* notify_method - "change notification" or "RFC 4533 refreshAndPersist". */
 const char *notify_method(const struct notify *n);

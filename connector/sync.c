@@ -1464,6 +1464,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     if (e == DIRCONN_OK)
         e = ldap_source_open(cfg, log, &c->src, err);
     if (e == DIRCONN_OK)
+        snprintf(c->res->directory, sizeof(c->res->directory), "%s", ldap_source_url(c->src));
+    if (e == DIRCONN_OK)
         e = ldap_source_check_base(c->src, err);
     if (e == DIRCONN_OK)
         e = select_build(cfg, ldap_source_rootdse(c->src)->kind, ldap_source_base_dn(c->src), &sel,

@@ -81,6 +81,7 @@ struct sync_result {
     long changes;              /* incremental: changes reported by the directory */
     bool watermark_saved;      /* the watermark moved at the end of this run */
     char fallback[DIRCONN_ERROR_LEN + 64]; /* why an incremental ran as a full sync, or "" */
+    char directory[512]; /* the DC the run bound to, "" when it did not get that far */
 };
 
 /*

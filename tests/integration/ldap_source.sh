@@ -181,6 +181,43 @@ check_eq "a wrong password fails cleanly: exit 12" 12 "$x_rc"
 check_contains "the bind error names the DC and the DN" "$x_err" "$LDSFX_URL_TLS: bind as '$LDSFX_BIND_DN' refused"
 check_eq "the password is not in the error" "" "$(grep -F "$(cat "$LDSFX_BIND_PASSWORD_FILE")" <<<"$x_err" || true)"
 
+check_contains "the refusal says why" "$x_err" "refused: invalid credentials"
+if [[ $kind == adds ]]; then
+	check_contains "AD's reason is given in words, with its data code" "$x_err" "invalid credentials (AD data 52e)"
+	check_contains "the original LDAP code is kept" "$x_err" "Invalid credentials (49)"
+	conf "$work/wrongpw2.conf" urls="$LDSFX_URL_TLS $LDSFX_URL" bind_password_file="$work/wrong.pw"
+	run_capture x2 dirconnctl partitions --config "$work/wrongpw2.conf"
+	check_eq "a refused bind is not tried on the next DC: exit 12" 12 "$x2_rc"
+	check_eq "only the first DC was asked" "1 0" \
+		"$(grep -c "$LDSFX_URL_TLS: bind as" <<<"$x2_err") $(grep -c "$LDSFX_URL: bind as" <<<"$x2_err")"
+
+	# The names AD takes for a simple bind besides a DN: the UPN and the down-level logon name.
+	conf "$work/upn.conf" bind_dn="Administrator@dirconn.test"
+	run_capture u dirconnctl test-connection --config "$work/upn.conf" --json
+	check_eq "bind_dn as a user principal name (user@domain) binds" 0 "$u_rc"
+	check_eq "test-connection shows the name it bound as" "Administrator@dirconn.test" "$(json "$u_out" "j['bindDn']")"
+	conf "$work/netbios.conf" bind_dn='DIRCONN\Administrator'
+	run_capture nb dirconnctl test-connection --config "$work/netbios.conf" --json
+	check_eq 'bind_dn as DOMAIN\user binds' 0 "$nb_rc"
+
+	# A disabled account: refused with AD's data 533, in words.
+	pw='Dirconn-Disabled-1!'
+	LDAPTLS_CACERT=$LDSFX_CA_FILE ldapmodify -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" -y "$LDSFX_BIND_PASSWORD_FILE" >/dev/null <<-EOF
+	dn: CN=dirconn-disabled,CN=Users,$LDSFX_BASE_DN
+	changetype: add
+	objectClass: user
+	sAMAccountName: dirconn-disabled
+	userPrincipalName: dirconn-disabled@dirconn.test
+	unicodePwd:: $(printf '"%s"' "$pw" | iconv -f UTF-8 -t UTF-16LE | base64 -w0)
+	userAccountControl: 514
+	EOF
+	printf '%s' "$pw" >"$work/disabled.pw"
+	conf "$work/disabled.conf" bind_dn="dirconn-disabled@dirconn.test" bind_password_file="$work/disabled.pw"
+	run_capture ds dirconnctl test-connection --config "$work/disabled.conf"
+	check_eq "a disabled account: exit 12" 12 "$ds_rc"
+	check_contains "a disabled account is named as such" "$ds_err" "refused: account disabled (AD data 533); enable the account"
+fi
+
 conf "$work/nobase.conf" base_dn="OU=Nowhere,$LDSFX_BASE_DN"
 run_capture n dirconnctl search --config "$work/nobase.conf" --count
 check_eq "a base DN that does not exist: exit 13" 13 "$n_rc"

@@ -14,3 +14,6 @@ dirconn_integration_test(scim_interop_limits scim_interop.sh
   ARGS adlds no-patch no-etag no-contacts eq-only single-value TIMEOUT 3600 COST 1000)
 dirconn_integration_test(scim_interop_providers scim_interop.sh
   ARGS adlds group-patch-limited etag-required aws scimmy TIMEOUT 3600 COST 1000)
+dirconn_integration_test(daemon_bind_adds daemon_bind.sh TIMEOUT 1200 RESOURCE samba_adds)
+dirconn_integration_test(daemon_delete_adlds daemon_delete.sh ARGS adlds TIMEOUT 600)
+dirconn_integration_test(daemon_delete_adds daemon_delete.sh ARGS adds TIMEOUT 1200 RESOURCE samba_adds)

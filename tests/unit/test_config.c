@@ -39,6 +39,56 @@ static void load_fail(const char *text, const char *expect)
     assert_null(strchr(err.msg, '\n'));
 }
 
+/* [ldap] bind_dn takes the names AD accepts for a simple bind: a DN, user@domain, DOMAIN\\user. */
+static void test_bind_names(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "CN=Sync,OU=Service Accounts,DC=example,DC=com",
+        "CN=svc@example.com,OU=x,DC=example,DC=com", /* an '@' inside a DN value */
+        "svc-dirconn@dirconn.test",
+        "first.last@corp.example.com",
+        "svc@CORP",
+        "DIRCONN\\svc-dirconn",
+        "CORP-EU\\First Last",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char text[512];
+        snprintf(text, sizeof(text), MINIMAL "bind_dn = %s\n", good[i]);
+        struct config *cfg = load_ok(text);
+        assert_string_equal(cfg->bind_dn, good[i]);
+        config_free(cfg);
+    }
+    static const struct {
+        const char *value, *why;
+    } bad[] = {
+        {"svc-dirconn", "expected a distinguished name"},
+        {"CN=x,,DC=y", "not a valid distinguished name"},
+        {"@example.com", "a user principal name is user@dns.domain"},
+        {"svc@", "a user principal name is user@dns.domain"},
+        {"svc@exa mple.com", "a user principal name is user@dns.domain"},
+        {"svc@example..com", "a user principal name is user@dns.domain"},
+        {"svc@example.com.", "a user principal name is user@dns.domain"},
+        {"svc@example-.com", "a user principal name is user@dns.domain"},
+        {"svc@-example.com", "a user principal name is user@dns.domain"},
+        {"svc@example.com-", "a user principal name is user@dns.domain"},
+        {"\\svc", "the domain of DOMAIN\\user"},
+        {"NETBIOSNAMETOOLONG\\svc", "the domain of DOMAIN\\user"},
+        {"COR*P\\svc", "the domain of DOMAIN\\user"},
+        {"CORP\\", "the user of DOMAIN\\user"},
+        {"CORP\\a\\b", "the user of DOMAIN\\user"},
+        {"CORP\\svc@example.com", "the user of DOMAIN\\user"},
+        {"svc\tx@example.com", "control characters are not allowed"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[512], expect[256];
+        snprintf(text, sizeof(text), MINIMAL "bind_dn = %s\n", bad[i].value);
+        snprintf(expect, sizeof(expect), "test.conf:3: [ldap] bind_dn: '%s': %s", bad[i].value,
+                 bad[i].why);
+        load_fail(text, expect);
+    }
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
@@ -285,6 +335,7 @@ int main(void)
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_durations_and_weekly),
         cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_bind_names),
         cmocka_unit_test(test_every_key_documented),
         cmocka_unit_test(test_documented_example_loads),
     };
