@@ -902,6 +902,7 @@ enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     }
     enum dirconn_err e = DIRCONN_OK;
+    dirconn_error_clear(err);
     long start = 1;
     for (;;) {
         char url[8192];
@@ -921,10 +922,8 @@ enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
             stop = fn(arg, json_array_get(resources, i));
         scim_response_clear(&resp);
         if (stop != 0) {
-            /* the callback's own error is in err when it set one (its code is returned) */
-            e = stop < 0 && err != NULL && err->code != DIRCONN_OK
-                    ? err->code
-                    : dirconn_error_set(err, DIRCONN_EFAIL, "listing %s stopped", path);
+            /* the callback's own error is in err when it set one (code and message kept) */
+            e = dirconn_error_stopped(err, DIRCONN_EFAIL, "listing %s stopped", path);
             break;
         }
         start += (long)n;

@@ -218,8 +218,10 @@ void scim_response_clear(struct scim_response *resp);
 /*
  * scim_list_all - GET every page of path (e.g. "/Users") with startIndex and
  * count (RFC 7644 3.4.2.4), optional filter and attributes, calling fn for
- * each resource in Resources; fn returning non-zero stops the walk
- * (DIRCONN_EFAIL). page_size is the count per request.
+ * each resource in Resources; fn returning non-zero stops the walk with the
+ * error fn recorded in err (cleared when the walk starts; code and message
+ * kept), or DIRCONN_EFAIL ("listing <path> stopped") when it recorded none
+ * (dirconn_error_stopped). page_size is the count per request.
  * Errors: DIRCONN_ECLOUD (a non-2xx answer, message names the URL and
  * status), the transport errors of scim_run.
  */
@@ -268,9 +270,9 @@ enum dirconn_err scim_port_request(const struct scim_port *p, const char *method
                                    struct scim_response *resp);
 
 /*
- * scim_port_list_all - scim_list_all through a port. A callback that returns
- * a negative value after setting err (err->code not DIRCONN_OK) stops the
- * walk with its own error, not a generic one.
+ * scim_port_list_all - scim_list_all through a port, with the same rules:
+ * a callback that stops the walk after setting err (err->code not
+ * DIRCONN_OK) stops it with its own error, not a generic one.
  */
 enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
                                     const char *filter, const char *attributes, int page_size,
