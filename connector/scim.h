@@ -198,7 +198,13 @@ enum dirconn_err scim_submit_create(struct scim_client *c, const char *path, con
 
 /*
  * scim_run - execute queued requests until none is left (requests submitted
- * from callbacks included). Returns DIRCONN_OK when every request completed
+ * from callbacks included). Once a request of the run ends because the cloud
+ * could not be reached (DIRCONN_ECLOUD_CONNECT after its retries, not a
+ * creation whose answer was lost; or DIRCONN_EPROXY), the requests still
+ * waiting (not in flight) end at once, unsent, with that code and the
+ * message "<METHOD> <URL>: not sent: <the first failure>" instead of each
+ * going through its own retries; the next scim_run tries the cloud again.
+ * Returns DIRCONN_OK when every request completed
  * (whatever its outcome: see each response's code), or an error when the
  * loop itself failed (DIRCONN_ENOMEM, DIRCONN_ECLOUD for a libcurl failure).
  */
