@@ -114,6 +114,9 @@ struct sync_ctx {
     double started;
     bool lease_lost;
     char lease_msg[DIRCONN_ERROR_LEN];
+    const char *phase;    /* the phase the run is in (phase()) */
+    bool summary_printed; /* the Summary line was printed */
+    bool result_printed;  /* the Result line was printed */
     struct dirconn_error *err;
 };
 
@@ -140,6 +143,7 @@ static enum dirconn_err stopped(struct sync_ctx *c, const char *what)
 
 static void phase(struct sync_ctx *c, const char *name)
 {
+    c->phase = name;
     if (c->opts->on_progress != NULL)
         c->opts->on_progress(c->opts->progress_arg, name, 0, 0);
 }
@@ -486,7 +490,8 @@ static enum dirconn_err read_directory(struct sync_ctx *c, const struct select_p
                 continue; /* computers, and objects without a stable identifier */
             }
             e = add_entry(c, (enum plan_kind)s->kind, entry);
-            (*read)++;
+            if (++*read % 100 == 0)
+                log_msg(c->log, LOG_LEVEL_DEBUG, "reading: %ld directory objects read", *read);
             ldap_entry_free(entry);
         }
         ldap_cursor_free(cur);
@@ -503,6 +508,7 @@ static void print_summary(struct sync_ctx *c, bool threshold_exceeded, const cha
 {
     FILE *out = c->opts->out != NULL ? c->opts->out : stdout;
     const struct plan_summary *s = plan_get_summary(c->plan);
+    c->summary_printed = true;
     fprintf(out,
             "Summary | 0 Admins Deleted | %ld Users Deleted | %ld Groups Deleted | %ld Objects "
             "Added | %ld Objects Updated | %ld Objects Matched\n",
@@ -1126,6 +1132,9 @@ static enum dirconn_err plan_changes(struct sync_ctx *c, enum change_tracking me
         } else {
             e = evaluate(c, r->id, r->dn, &more, read);
         }
+        if ((i + 1) % 100 == 0)
+            log_msg(c->log, LOG_LEVEL_DEBUG, "reading: %zu of %zu changed objects read again",
+                    i + 1, lists[0].n);
     }
     for (size_t i = 0; i < more.n && e == DIRCONN_OK; i++) {
         bool seen = more.v[i].dn == NULL;
@@ -1375,6 +1384,7 @@ static enum dirconn_err apply_plan(struct sync_ctx *c)
     };
     for (int k = 0; k < PLAN_KIND_MAX; k++)
         ap.scope[k] = c->scope[k];
+    phase(c, "applying");
     struct apply *a = NULL;
     enum dirconn_err e = apply_new(&ap, &a, c->err);
     if (e != DIRCONN_OK)
@@ -1408,6 +1418,8 @@ static enum dirconn_err apply_plan(struct sync_ctx *c)
         e = apply_ops(a, PLAN_DELETE, PLAN_USER, c->err);
     if (e == DIRCONN_OK)
         e = apply_ops(a, PLAN_FORGET, -1, c->err);
+    if (e == DIRCONN_OK)
+        e = apply_stop_error(a, c->err); /* the follow-up and member passes do not stop */
     const struct apply_counts *n = apply_counts(a);
     c->res->added = n->added;
     c->res->updated = n->updated;
@@ -1415,6 +1427,28 @@ static enum dirconn_err apply_plan(struct sync_ctx *c)
     c->res->failed = n->failed;
     c->res->drift = n->drift;
     apply_free(a);
+    return e;
+}
+
+/*
+ * The apply stopped before its end (the cloud or the proxy lost, the lease
+ * lost, a stop request): the cause keeps its code and text, and says how far
+ * the run got. What was acknowledged is recorded; the watermark stays.
+ */
+static enum dirconn_err stopped_midway(struct sync_ctx *c, enum dirconn_err e)
+{
+    if (e == DIRCONN_ELEASE && c->opts->lease_cause != NULL)
+        e = c->opts->lease_cause(c->opts->lease_cause_arg, c->err);
+    const struct plan_summary *s = &c->res->plan;
+    long planned = s->count[PLAN_ADD] + s->count[PLAN_UPDATE] + s->deletes;
+    long applied = c->res->added + c->res->updated + c->res->deleted;
+    char cause[DIRCONN_ERROR_LEN];
+    snprintf(cause, sizeof(cause), "%s",
+             c->err->msg[0] != '\0' ? c->err->msg : dirconn_strerror(e));
+    dirconn_error_set(c->err, e,
+                      "%s; the sync stopped after %ld of %ld planned changes were applied (%ld "
+                      "failed), the rest is left to the next sync",
+                      cause, applied, planned, c->res->failed);
     return e;
 }
 
@@ -1502,7 +1536,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         note = override_note(c);
     double tp = now_s();
     long read = 0;
-    phase(c, "reading");
+    if (e == DIRCONN_OK)
+        phase(c, "reading");
     if (e == DIRCONN_OK && incremental) {
         e = plan_changes(c, method, partition, &wm, &next, lists, &read);
         if (e == DIRCONN_EWATERMARK) {
@@ -1583,7 +1618,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                 state_rollback(c->st);
         }
     }
-    phase(c, "planning");
+    if (e == DIRCONN_OK)
+        phase(c, "planning");
     if (e == DIRCONN_OK)
         log_msg(log, LOG_LEVEL_DEBUG, "%ld directory objects read and mapped in %.2f s", read,
                 now_s() - tp);
@@ -1633,6 +1669,9 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
             FILE *out = opts->out != NULL ? opts->out : stdout;
             fprintf(out, "Result | %ld added | %ld updated | %ld deleted | %ld failed\n",
                     c->res->added, c->res->updated, c->res->deleted, c->res->failed);
+            c->result_printed = true;
+            if (e != DIRCONN_OK && e != DIRCONN_EFAIL)
+                e = stopped_midway(c, e);
             /* Every change was acknowledged or recorded as a failure to retry: move on. */
             if (e == DIRCONN_OK || e == DIRCONN_EFAIL) {
                 struct dirconn_error serr;
@@ -1647,6 +1686,16 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                     c->res->watermark_saved = next.method != NULL;
             }
         }
+    }
+    if (e != DIRCONN_OK && opts->mode != SYNC_DRY_RUN && !c->result_printed) {
+        /* Stopped before anything was applied: say so in the usual two lines. */
+        FILE *out = opts->out != NULL ? opts->out : stdout;
+        if (!c->summary_printed)
+            fprintf(out,
+                    "Summary | not computed: the run stopped while %s (%ld directory objects "
+                    "read)\n",
+                    c->phase != NULL ? c->phase : "starting", read);
+        fprintf(out, "Result | 0 added | 0 updated | 0 deleted | 0 failed\n");
     }
     if (history) {
         const char *status = e == DIRCONN_OK           ? "success"

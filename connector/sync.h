@@ -66,6 +66,14 @@ struct sync_options {
      */
     const char *fencing_token;
     const _Atomic int64_t *write_deadline_ms;
+    /*
+     * HA: called when the run stops on DIRCONN_ELEASE, before the error line
+     * is completed. It may put the cause in err instead (the lease server
+     * could not be reached, so the lease could not be renewed) and return its
+     * code; otherwise it returns DIRCONN_ELEASE and leaves err alone. NULL = none.
+     */
+    enum dirconn_err (*lease_cause)(void *arg, struct dirconn_error *err);
+    void *lease_cause_arg;
 };
 
 struct sync_result {

@@ -462,6 +462,7 @@ void ha_election_status(struct ha_election *e, struct ha_status *s)
     s->last_renew = dup_or_null(e->seen.renewed_at);
     s->activations = e->activations;
     snprintf(s->last_error, sizeof(s->last_error), "%s", e->last_error);
+    s->last_code = e->last_error[0] != '\0' ? e->last_code : DIRCONN_OK;
     pthread_mutex_unlock(&e->lock);
 }
 

@@ -84,6 +84,7 @@ struct ha_status {
     char *last_renew;    /* RFC 3339, the lease server's renewTime, or NULL */
     long activations;    /* how many times this instance became active */
     char last_error[DIRCONN_ERROR_LEN]; /* the last lease server failure, or "" */
+    enum dirconn_err last_code;         /* and its code (DIRCONN_OK when none) */
 };
 
 /* ha_status_clear - free the strings of s. */
