@@ -293,13 +293,14 @@ enum dirconn_err scim_submit_create(struct scim_client *c, const char *path, con
  * A failure after which the server may have applied the request: the answer
  * was lost or cut (timeouts, a connection closed after sending) or the server
  * failed while processing (500, 502, 504). Refused connections, unresolved
- * names, 429 and 503 say it was not applied.
+ * names, a failed TLS handshake (nothing was sent), 429 and 503 say it was
+ * not applied.
  */
 static bool ambiguous_failure(CURLcode rc, long status)
 {
     if (rc != CURLE_OK)
         return rc != CURLE_COULDNT_CONNECT && rc != CURLE_COULDNT_RESOLVE_HOST &&
-               rc != CURLE_COULDNT_RESOLVE_PROXY;
+               rc != CURLE_COULDNT_RESOLVE_PROXY && rc != CURLE_SSL_CONNECT_ERROR;
     return status == 500 || status == 502 || status == 504;
 }
 
@@ -466,6 +467,7 @@ static bool retryable_curl(CURLcode rc)
 {
     switch (rc) {
     case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR: /* the TLS handshake was cut off (a server going away) */
     case CURLE_OPERATION_TIMEDOUT:
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:

@@ -190,8 +190,8 @@ enum dirconn_err scim_submit(struct scim_client *c, const char *method, const ch
  * cut, 500, 502, 504): SCIM servers need not refuse a second Group or Contact
  * with the same externalId, so resending could create a duplicate. The
  * response then has maybe_applied set, and the caller looks the object up by
- * externalId before creating it again. Refused connections, 429 and 503 are
- * retried as usual. Errors: those of scim_submit.
+ * externalId before creating it again. Refused connections, failed TLS
+ * handshakes (nothing was sent), 429 and 503 are retried as usual. Errors: those of scim_submit.
  */
 enum dirconn_err scim_submit_create(struct scim_client *c, const char *path, const json_t *body,
                                     scim_done_fn done, void *arg, struct dirconn_error *err);
