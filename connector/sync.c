@@ -580,13 +580,16 @@ static void iso8601(time_t t, char out[32])
 
 /*
  * Post the sync report to the cloud's control API (docs/cloud-api.md,
- * Reports) when the connector authenticates as a registered connector. A
- * failure here is logged and does not fail the sync.
+ * Reports) when the connector authenticates as a registered connector: the
+ * identity of its OAuth 2.0 token, [cloud] client_id or the registration
+ * `dirconnctl register` saved in the secret store. A failure here is logged
+ * and does not fail the sync.
  */
 static void post_report(struct sync_ctx *c, const char *type, time_t started, const char *message)
 {
     const struct config *cfg = c->cfg;
-    if (c->scim == NULL || cfg->cloud_auth != CLOUD_AUTH_OAUTH2 || cfg->cloud_client_id == NULL ||
+    const char *identity = cloud_auth_identity(c->auth);
+    if (c->scim == NULL || cfg->cloud_auth != CLOUD_AUTH_OAUTH2 || identity == NULL ||
         cfg->cloud_url == NULL || cfg->cloud_org == NULL)
         return;
     const struct plan_summary *s = c->plan != NULL ? plan_get_summary(c->plan) : NULL;
@@ -612,7 +615,7 @@ static void post_report(struct sync_ctx *c, const char *type, time_t started, co
         (json_int_t)c->res->failed, "thresholdEvents", events, "version", DIRCONN_VERSION);
     if (message != NULL)
         json_object_set_new(body, "message", json_string(message));
-    char *id = scim_url_escape(cfg->cloud_client_id);
+    char *id = scim_url_escape(identity);
     char *org = scim_url_escape(cfg->cloud_org);
     char url[4096];
     size_t ul = strlen(cfg->cloud_url);
