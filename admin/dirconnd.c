@@ -18,6 +18,8 @@
  * one request object per line, one response object per line:
  *   {"cmd":"status"}                         -> {"ok":true,"status":{...}}
  *   {"cmd":"sync","type":"incremental"|"full"} -> {"ok":true,"queued":"full"}
+ *     with "override_threshold":true the next run may exceed the delete threshold, once;
+ *     without "type" it is then the kind of run the threshold stopped last
  *   {"cmd":"pause"} / {"cmd":"resume"}      -> {"ok":true,"paused":bool}
  *   anything else                            -> {"ok":false,"error":"..."}
  */
@@ -107,6 +109,8 @@ struct daemon {
     bool takeover; /* the next sync first continues from the shared state */
     char token[32];
     bool skip_first_sync;   /* --no-initial-sync: the first activation starts no sync */
+    bool override_next;     /* sync-now --override-threshold: the next run may exceed it, once */
+    enum request threshold_kind; /* the kind of the last run the delete threshold stopped */
     struct client *clients; /* open admin connections */
     struct config *ha_cfg;  /* the configuration the election started with (kept until exit:
                                the lease client borrows it; SIGHUP does not change it) */
@@ -199,6 +203,7 @@ struct job {
     char token[32];  /* fencing token, "" = none */
     bool send_token; /* the cloud checks the token on SCIM writes (cloud backend) */
     int64_t token_n;
+    bool override_threshold; /* sync-now --override-threshold */
 };
 
 /*
@@ -236,6 +241,8 @@ static void *worker_main(void *arg)
         .progress_arg = d,
         .fencing_token = j->ha && j->send_token ? j->token : NULL,
         .write_deadline_ms = j->ha ? ha_election_write_deadline(d->ha) : NULL,
+        .override_threshold = j->override_threshold,
+        .override_command = "dirconnctl sync-now --override-threshold",
     };
     struct sync_result res;
     memset(&res, 0, sizeof(res));
@@ -287,8 +294,13 @@ static void start_sync(struct daemon *d, enum request what, const char *trigger)
         log_msg(&d->log, LOG_LEVEL_ERROR, "out of memory starting a sync");
         return;
     }
-    *j = (struct job){
-        .d = d, .cfg = d->cfg, .mode = what == REQ_FULL ? SYNC_FULL : SYNC_INCREMENTAL};
+    *j = (struct job){.d = d,
+                      .cfg = d->cfg,
+                      .mode = what == REQ_FULL ? SYNC_FULL : SYNC_INCREMENTAL,
+                      .override_threshold = d->override_next};
+    if (d->override_next)
+        log_msg(&d->log, LOG_LEVEL_INFO, "this run may exceed the delete threshold, once");
+    d->override_next = false;
     if (d->ha != NULL) {
         j->ha = true;
         j->takeover = d->takeover;
@@ -370,6 +382,8 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     /* The takeover is done once the shared state was read and a sync ran on it. */
     if (rc == DIRCONN_OK || rc == DIRCONN_EFAIL || rc == DIRCONN_ETHRESHOLD)
         d->takeover = false;
+    if (rc == DIRCONN_ETHRESHOLD)
+        d->threshold_kind = d->running;
     snprintf(d->last_error, sizeof(d->last_error), "%s", rc == DIRCONN_OK ? "" : message);
     if (d->run_cfg != d->cfg && d->run_cfg != d->ha_cfg)
         config_free(d->run_cfg); /* replaced by a reload during the run */
@@ -715,6 +729,7 @@ static json_t *status_json(struct daemon *d)
         d->notify ? notify_method(d->notify) : NULL, "received", (json_int_t)d->notifications,
         "config", config, "version", DIRCONN_VERSION);
     json_object_set_new(st_json, "ha", ha_json(d));
+    json_object_set_new(st_json, "threshold_override", json_boolean(d->override_next));
     return st_json;
 }
 
@@ -732,7 +747,9 @@ static json_t *handle(struct daemon *d, const char *line)
         resp = json_pack("{s:b, s:o}", "ok", 1, "status", status_json(d));
     } else if (strcmp(cmd, "sync") == 0) {
         const char *type = json_string_value(json_object_get(req, "type"));
-        bool full = type != NULL && strcmp(type, "full") == 0;
+        bool override = json_is_true(json_object_get(req, "override_threshold"));
+        bool full =
+            type != NULL ? strcmp(type, "full") == 0 : override && d->threshold_kind == REQ_FULL;
         if (type != NULL && !full && strcmp(type, "incremental") != 0) {
             resp = json_pack("{s:b, s:s}", "ok", 0, "error", "type is full or incremental");
         } else if (d->state == D_STOPPING) {
@@ -748,9 +765,12 @@ static json_t *handle(struct daemon *d, const char *line)
             resp = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
         } else {
             bool busy = d->state == D_SYNCING;
+            if (override)
+                d->override_next = true;
             request_sync(d, full ? REQ_FULL : REQ_INCREMENTAL, "admin", true);
-            resp = json_pack("{s:b, s:s, s:b}", "ok", 1, "queued", full ? "full" : "incremental",
-                             "after_current", busy);
+            resp =
+                json_pack("{s:b, s:s, s:b, s:b}", "ok", 1, "queued", full ? "full" : "incremental",
+                          "after_current", busy, "override_threshold", override);
         }
     } else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {
         bool pause = strcmp(cmd, "pause") == 0;

@@ -1654,11 +1654,16 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     }
     if (e == DIRCONN_OK && opts->mode != SYNC_DRY_RUN) {
         if (c->res->threshold_exceeded && !c->res->override_used) {
+            const char *cmd = opts->override_command;
+            if (cmd == NULL)
+                cmd = opts->mode == SYNC_INCREMENTAL
+                          ? "dirconnctl sync --incremental --override-threshold"
+                          : "dirconnctl sync --full --override-threshold";
             e = dirconn_error_set(err, DIRCONN_ETHRESHOLD,
                                   "Delete threshold (%d objects) exceeded: %ld objects would be "
                                   "deleted; nothing was changed. Check the dry-run report, then "
-                                  "rerun with --override-threshold to let this sync through once",
-                                  cfg->delete_threshold, c->res->plan.deletes);
+                                  "run '%s' to let this sync through once",
+                                  cfg->delete_threshold, c->res->plan.deletes, cmd);
         } else {
             e = apply_plan(c);
             progress(c, "Applied", true);

@@ -44,6 +44,10 @@ enum sync_mode { SYNC_DRY_RUN = 0, SYNC_FULL, SYNC_INCREMENTAL };
 struct sync_options {
     enum sync_mode mode;
     bool override_threshold; /* let this run exceed the delete threshold, once */
+    /* The command that lets the run through once, named in the threshold message: the one
+     * that works where the run comes from. NULL: the one-shot command, "dirconnctl sync
+     * --full --override-threshold" (--incremental for an incremental run). */
+    const char *override_command;
     const char *report_path; /* dry run report (.json or .csv), or NULL */
     bool progress;           /* show progress on a terminal (stderr) */
     FILE *out;               /* where the summary goes; NULL = stdout */
