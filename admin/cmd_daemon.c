@@ -172,6 +172,16 @@ static void print_status(json_t *s)
         if (json_is_string(json_object_get(ha, "error")))
             printf("  lease server: %s\n", str(ha, "error"));
     }
+    json_t *cl = json_object_get(s, "cloud");
+    if (json_is_object(cl)) {
+        printf("Cloud:                  %s, %s\n", str(cl, "state"), str(cl, "url"));
+        printf("  proxy mode %s, route %s\n", str(cl, "proxy_mode"),
+               json_is_string(json_object_get(cl, "route")) ? str(cl, "route") : "not used yet");
+        if (json_is_string(json_object_get(cl, "error")))
+            printf("  last error: %s\n", str(cl, "error"));
+        if (json_is_string(json_object_get(cl, "lease_error")))
+            printf("  lease server: %s\n", str(cl, "lease_error"));
+    }
     if (json_is_true(json_object_get(s, "threshold_override")))
         printf("Delete threshold:       the next synchronization may exceed it, once\n");
     json_t *n = json_object_get(s, "notifications");
@@ -199,7 +209,9 @@ static const char status_help[] =
     "\n"
     "Ask dirconnd for its status: the current synchronization (type, start, phase, progress),\n"
     "the next full and incremental synchronizations, the last two with their counts, the\n"
-    "overall status, the connectors and which one is active, and the configuration summary.\n"
+    "overall status (ok, degraded, error, threshold exceeded, paused), the cloud side (state,\n"
+    "last error, proxy mode and the route in use), the connectors and which one is active,\n"
+    "and the configuration summary.\n"
     "--json prints the daemon's answer as JSON.\n";
 
 static const struct option socket_opt[] = {{"socket", required_argument, NULL, OPT_SOCKET},

@@ -34,6 +34,7 @@
 #include "connector/sync.h"
 #include "ha/election.h"
 #include "ha/shared_state.h"
+#include "proxy/proxy.h"
 #include "proxy/proxy_px.h"
 
 #include <curl/curl.h>
@@ -110,6 +111,9 @@ struct daemon {
     char token[32];
     bool skip_first_sync;   /* --no-initial-sync: the first activation starts no sync */
     bool override_next;     /* sync-now --override-threshold: the next run may exceed it, once */
+    /* the cloud side of status: whether a run reached the cloud, the route its requests took */
+    bool cloud_reached;
+    char cloud_route[512];
     enum request threshold_kind; /* the kind of the last run the delete threshold stopped */
     struct client *clients; /* open admin connections */
     struct config *ha_cfg;  /* the configuration the election started with (kept until exit:
@@ -384,6 +388,10 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
         d->takeover = false;
     if (rc == DIRCONN_ETHRESHOLD)
         d->threshold_kind = d->running;
+    if (res.cloud_reached)
+        d->cloud_reached = true;
+    if (res.proxy_route[0] != '\0')
+        snprintf(d->cloud_route, sizeof(d->cloud_route), "%s", res.proxy_route);
     snprintf(d->last_error, sizeof(d->last_error), "%s", rc == DIRCONN_OK ? "" : message);
     if (d->run_cfg != d->cfg && d->run_cfg != d->ha_cfg)
         config_free(d->run_cfg); /* replaced by a reload during the run */
@@ -631,6 +639,45 @@ static void notify_start(struct daemon *d)
 
 /* ---- status ---------------------------------------------------------------------- */
 
+/* An outcome of a run that says the cloud side fails (not the directory, the state...). */
+static bool cloud_failure(enum dirconn_err rc)
+{
+    return rc == DIRCONN_ECLOUD_CONNECT || rc == DIRCONN_ECLOUD_AUTH || rc == DIRCONN_ECLOUD ||
+           rc == DIRCONN_EPROXY || rc == DIRCONN_ENOTREGISTERED;
+}
+
+/*
+ * The cloud side of status: "state" ok (the last run reached the cloud), error (the last run
+ * failed on the cloud or the proxy, or the cloud lease server fails now) or unknown (no run
+ * reached it yet); "error", "lease_error", the proxy mode and the route the last run's
+ * requests took. *failing tells status_json that the overall word cannot be ok.
+ */
+static json_t *cloud_json(struct daemon *d, bool *failing)
+{
+    const struct config *cfg = d->cfg;
+    const char *error = d->last_ended != 0 && cloud_failure(d->last_rc) ? d->last_error : NULL;
+    struct ha_status hs;
+    memset(&hs, 0, sizeof(hs));
+    if (d->ha != NULL)
+        ha_election_status(d->ha, &hs);
+    const char *lease_error =
+        d->ha != NULL && strcmp(hs.backend, "cloud") == 0 && hs.last_error[0] != '\0'
+            ? hs.last_error
+            : NULL;
+    *failing = error != NULL || lease_error != NULL;
+    json_t *o = json_pack("{s:s, s:s?, s:s?, s:s?, s:s, s:s?}", "state",
+                          *failing           ? "error"
+                          : d->cloud_reached ? "ok"
+                                             : "unknown",
+                          "url", cfg->cloud_scim_url != NULL ? cfg->cloud_scim_url : cfg->cloud_url,
+                          "error", error, "lease_error", lease_error, "proxy_mode",
+                          proxy_mode_name(cfg->proxy_mode), "route",
+                          d->cloud_route[0] != '\0' ? d->cloud_route : NULL);
+    if (d->ha != NULL)
+        ha_status_clear(&hs);
+    return o;
+}
+
 static json_t *iso_time(time_t t)
 {
     if (t == 0)
@@ -684,13 +731,17 @@ static json_t *status_json(struct daemon *d)
         }
         long retries = state_retry_count(st);
         if (retries > 0 && strcmp(overall, "ok") == 0)
-            overall = "warning";
+            overall = "degraded";
         state_close(st);
     }
     /* A run that failed before it could be recorded (cloud or directory unreachable). */
     if (d->last_ended != 0 && d->last_rc != DIRCONN_OK && d->last_rc != DIRCONN_EFAIL &&
         d->last_rc != DIRCONN_ECANCELED)
         overall = d->last_rc == DIRCONN_ETHRESHOLD ? "threshold exceeded" : "error";
+    bool cloud_failing = false;
+    json_t *cloud = cloud_json(d, &cloud_failing);
+    if (cloud_failing && (strcmp(overall, "ok") == 0 || strcmp(overall, "degraded") == 0))
+        overall = "error"; /* never ok while the cloud side fails */
     if (d->paused)
         overall = "paused";
     char host[256] = "";
@@ -730,6 +781,7 @@ static json_t *status_json(struct daemon *d)
         "config", config, "version", DIRCONN_VERSION);
     json_object_set_new(st_json, "ha", ha_json(d));
     json_object_set_new(st_json, "threshold_override", json_boolean(d->override_next));
+    json_object_set_new(st_json, "cloud", cloud);
     return st_json;
 }
 

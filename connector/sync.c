@@ -1486,6 +1486,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         e = mapping_compile(cfg, (enum mapping_kind)k, &c->maps[k], err);
     if (e == DIRCONN_OK)
         e = discover(c);
+    c->res->cloud_reached = c->prov != NULL;
     unsigned kinds = 0;
     if (cfg->users.enabled)
         kinds |= 1u << PLAN_USER;
@@ -1714,6 +1715,9 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
             post_report(c, type, started, e == DIRCONN_OK ? NULL : err->msg);
     }
     c->res->seconds = now_s() - t0;
+    char *route = c->scim_base != NULL ? proxy_route_used(c->proxy, c->scim_base) : NULL;
+    snprintf(c->res->proxy_route, sizeof(c->res->proxy_route), "%s", route != NULL ? route : "");
+    free(route);
     state_watermark_clear(&wm);
     state_watermark_clear(&next);
     for (int i = 0; i < 3; i++)

@@ -93,6 +93,10 @@ struct sync_result {
     long changes;              /* incremental: changes reported by the directory */
     bool watermark_saved;      /* the watermark moved at the end of this run */
     char fallback[DIRCONN_ERROR_LEN + 64]; /* why an incremental ran as a full sync, or "" */
+    /* the cloud side, for status displays */
+    bool cloud_reached;    /* the cloud answered the run's discovery */
+    char proxy_route[512]; /* the route the SCIM requests used at the end (proxy_route_used),
+                              or "" when none was taken */
 };
 
 /*
