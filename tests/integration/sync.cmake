@@ -7,3 +7,4 @@ dirconn_integration_test(daemon_adds daemon.sh ARGS adds TIMEOUT 1200 RESOURCE s
 dirconn_integration_test(bench_latency_smoke ../../bench/latency.sh ARGS --smoke --out latency_smoke.json TIMEOUT 600)
 dirconn_integration_test(scim_interop_adlds scim_interop.sh ARGS adlds TIMEOUT 2400 COST 1000)
 dirconn_integration_test(sync_failures sync_failures.sh TIMEOUT 1500)
+dirconn_integration_test(daemon_cloud daemon_cloud.sh TIMEOUT 900)
