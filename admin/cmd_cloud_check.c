@@ -64,9 +64,9 @@ enum dirconn_err ctl_cloud_check(struct ctl *ctl, struct ctl_cloud_check *out,
                  (int)(ul > 0 && cfg->cloud_url[ul - 1] == '/' ? ul - 1 : ul), cfg->cloud_url,
                  cfg->cloud_org);
     } else {
-        return out->code = dirconn_error_set(
-                   err, DIRCONN_ECONFIG, "%s: [cloud] needs url and org (or scim_url)", cfg->path);
+        return DIRCONN_OK; /* no cloud to check: a directory-only configuration */
     }
+    out->configured = true;
     struct proxy_ctx *proxy = NULL;
     struct cloud_auth *auth = NULL;
     struct scim_client *scim = NULL;
@@ -119,6 +119,8 @@ enum dirconn_err ctl_cloud_check(struct ctl *ctl, struct ctl_cloud_check *out,
 
 json_t *ctl_cloud_check_json(const struct ctl_cloud_check *c)
 {
+    if (!c->configured)
+        return json_pack("{s:b}", "configured", 0);
     return json_pack("{s:s, s:s, s:s?, s:s, s:s?, s:b, s:o, s:o, s:b, s:s?}", "url", c->base,
                      "proxyMode", c->proxy_mode, "route", c->route[0] ? c->route : NULL, "auth",
                      c->auth, "identity", c->identity[0] ? c->identity : NULL, "identityStored",
@@ -131,7 +133,11 @@ json_t *ctl_cloud_check_json(const struct ctl_cloud_check *c)
 
 void ctl_cloud_check_print(const struct ctl_cloud_check *c)
 {
-    printf("Cloud:              %s\n", c->base[0] ? c->base : "(not configured)");
+    if (!c->configured) {
+        printf("Cloud:              not configured ([cloud] url and org, or scim_url)\n");
+        return;
+    }
+    printf("Cloud:              %s\n", c->base);
     printf("Proxy:              mode %s, route %s\n", c->proxy_mode,
            c->route[0] ? c->route : "(none taken)");
     printf("Authentication:     %s", c->auth);

@@ -66,6 +66,7 @@ int cmd_search(struct ctl *ctl, int argc, char **argv);
  * without checking the token), with [cloud] auth, through [proxy], without
  * retries. The result, also on failure: */
 struct ctl_cloud_check {
+    bool configured;       /* [cloud] names a cloud; false: nothing was checked (DIRCONN_OK) */
     char base[1024];       /* the SCIM base URL */
     char proxy_mode[16];   /* [proxy] mode */
     char route[512];       /* the route taken (proxy_route_used), "" = none */
@@ -80,7 +81,8 @@ struct ctl_cloud_check {
 
 /*
  * ctl_cloud_check - run the check for ctl->cfg (loaded). Returns out->code:
- * DIRCONN_OK; DIRCONN_ECONFIG ([cloud] incomplete, a secret file unreadable);
+ * DIRCONN_OK (also when [cloud] names no cloud: out->configured is false);
+ * DIRCONN_ECONFIG (a secret file unreadable);
  * DIRCONN_ECLOUD_AUTH (credentials refused: the message names the setting to
  * fix, [cloud] token_file, [cloud] client_id/client_secret_file or the
  * secret store entries); DIRCONN_ECLOUD_CONNECT, DIRCONN_EPROXY,
