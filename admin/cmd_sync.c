@@ -117,27 +117,6 @@ static enum dirconn_err ha_lease(struct ctl *ctl, struct ha_election **out,
     return e;
 }
 
-/*
- * A run stopped on its lease (DIRCONN_ELEASE) because the lease could not be
- * renewed: when the lease server is the cloud and it could not be reached,
- * the cause is the cloud (or the proxy), and so are the message and the exit
- * code. A lease taken by another connector stays DIRCONN_ELEASE.
- */
-static enum dirconn_err lease_cause(void *arg, struct dirconn_error *err)
-{
-    struct ha_election *ha = arg;
-    enum dirconn_err e = DIRCONN_ELEASE;
-    struct ha_status hs;
-    ha_election_status(ha, &hs);
-    if (strcmp(hs.backend, "cloud") == 0 &&
-        (hs.last_code == DIRCONN_ECLOUD_CONNECT || hs.last_code == DIRCONN_EPROXY))
-        e = dirconn_error_set(err, hs.last_code,
-                              "%s; so the HA lease could not be renewed and writes stopped",
-                              hs.last_error);
-    ha_status_clear(&hs);
-    return e;
-}
-
 static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
 {
     enum dirconn_err loaded = ctl_load_config(ctl);
@@ -172,7 +151,7 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
         ha_status_clear(&hs);
         opts.fencing_token = send_token ? token : NULL;
         opts.write_deadline_ms = ha_election_write_deadline(ha);
-        opts.lease_cause = lease_cause;
+        opts.lease_cause = ha_election_lease_cause;
         opts.lease_cause_arg = ha;
         enum ha_import what = HA_IMPORT_CURRENT;
         e = ha_shared_step(ctl->cfg, &ctl->log, true, 0, &what, &err);

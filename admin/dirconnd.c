@@ -247,6 +247,8 @@ static void *worker_main(void *arg)
         .write_deadline_ms = j->ha ? ha_election_write_deadline(d->ha) : NULL,
         .override_threshold = j->override_threshold,
         .override_command = "dirconnctl sync-now --override-threshold",
+        .lease_cause = j->ha ? ha_election_lease_cause : NULL,
+        .lease_cause_arg = d->ha,
     };
     struct sync_result res;
     memset(&res, 0, sizeof(res));

@@ -510,3 +510,18 @@ void ha_election_free(struct ha_election *e)
     pthread_mutex_destroy(&e->lock);
     free(e);
 }
+
+enum dirconn_err ha_election_lease_cause(void *arg, struct dirconn_error *err)
+{
+    struct ha_election *e = arg;
+    struct ha_status hs;
+    ha_election_status(e, &hs);
+    enum dirconn_err rc = DIRCONN_ELEASE;
+    if (strcmp(hs.backend, "cloud") == 0 &&
+        (hs.last_code == DIRCONN_ECLOUD_CONNECT || hs.last_code == DIRCONN_EPROXY))
+        rc = dirconn_error_set(err, hs.last_code,
+                               "%s; so the HA lease could not be renewed and writes stopped",
+                               hs.last_error);
+    ha_status_clear(&hs);
+    return rc;
+}

@@ -140,6 +140,17 @@ int64_t ha_election_token(struct ha_election *e);
 void ha_election_status(struct ha_election *e, struct ha_status *s);
 
 /*
+ * ha_election_lease_cause - for sync_options.lease_cause (arg = the
+ * election): a run stopped on the lease (DIRCONN_ELEASE) because the cloud
+ * lease could not be renewed, its server being unreachable, was stopped by
+ * the cloud or the proxy: err gets the lease server's failure and the
+ * return is its code (DIRCONN_ECLOUD_CONNECT, DIRCONN_EPROXY). Otherwise
+ * (another instance holds the lease, the etcd backend) DIRCONN_ELEASE, err
+ * untouched.
+ */
+enum dirconn_err ha_election_lease_cause(void *arg, struct dirconn_error *err);
+
+/*
  * ha_election_stop - stop the thread; when release is true and this
  * instance is active, the lease is released first (RELEASING) so a standby
  * takes over at once. Blocks until the thread ended (at most one request
