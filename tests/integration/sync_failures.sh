@@ -2,7 +2,9 @@
 #   bash sync_failures.sh
 # The directory (the slapd fixture), the proxy (tinyproxy) and the cloud (dirconn-cloud) are
 # each killed with SIGKILL while `dirconnctl sync --full` and `--incremental` run, at an event
-# (a cloud counter of users written, a log line of the read), never after a fixed delay. Each
+# (a cloud counter of users written, a debug line of the read), never after a fixed delay.
+# (The Samba AD DC is not killed here: ldsfx cannot start it again on the same data while
+# keeping the machine's one AD DS slot from other test runs.) Each
 # case must give one error line naming the server and the cause with its exit code (10 LDAP,
 # 30 cloud, 60 proxy), the Summary and Result lines of what was applied, no death by signal, and
 # no inner text in place of the cause. The server is then started again on the same data and
@@ -37,19 +39,20 @@ lease() { json "$(cloud_admin GET /v1/orgs/acme/lease)" "str(j['holderIdentity']
 SLOW=(--no-bulk --fault-writes-only --fault-scim-only)
 
 # ---- the servers, started again on the same data and port --------------------------------
-# The slapd command line, to start it again on the same database and ports after a SIGKILL.
-mapfile -d '' SLAPD_CMD <"/proc/$LDSFX_PID/cmdline"
-slapd_kill() {
-	kill -STOP "$LDSFX_PID" 2>/dev/null # frozen first: no answer can slip out after the event
-	kill -KILL "$LDSFX_PID"
+# The slapd command line, to start it again on the same database and ports after a SIGKILL of
+# its process group (ldsfx starts it as a session leader).
+mapfile -d '' DC_CMD <"/proc/$LDSFX_PID/cmdline"
+dc_kill() {
+	kill -STOP -- "-$LDSFX_PID" 2>/dev/null # frozen first: no answer slips out after the event
+	kill -KILL -- "-$LDSFX_PID"
 	local pid=$LDSFX_PID
-	wait_until 30 bash -c "! kill -0 $pid 2>/dev/null"
+	wait_until 60 bash -c "! kill -0 -- -$pid 2>/dev/null"
 }
-slapd_restart() {
+dc_restart() {
 	rm -f "$LDSFX_DIR/run/ldsfx.pid"
 	# shellcheck disable=SC2016 # expanded by the inner shell
-	setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$LDSFX_DIR/run/ldsfx.pid" "${SLAPD_CMD[@]}" \
-		>>"$LDSFX_DIR/log/slapd.log" 2>&1 </dev/null &
+	setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$LDSFX_DIR/run/ldsfx.pid" "${DC_CMD[@]}" \
+		>>"$LDSFX_DIR/log/restarted.log" 2>&1 </dev/null &
 	wait_until 30 test -s "$LDSFX_DIR/run/ldsfx.pid" || return 1
 	LDSFX_PID=$(cat "$LDSFX_DIR/run/ldsfx.pid")
 	# what `ldsfx stop` checks: the server's start time next to its pid (ldsfx/ldsfx record_pid)
@@ -141,11 +144,13 @@ rerun() {
 	check_eq "$what: the rerun released the HA lease" "None False" "$(lease)"
 }
 
-# ==== the cloud killed mid-apply ===========================================================
 sync_cloud_start "${SLOW[@]}" --fault-latency 20ms
 sync_register conn-a
 sync_conf "$work/a.conf" conn-a
 A_ID=$(cat "$work/conn-a.id")
+
+# ==== the cloud killed mid-apply ===========================================================
+cloud_cases() {
 
 start_sync cloud-full "$work/a.conf" --full
 some_written() { (($(count_users) > ${BASE:-0} + 20)); }
@@ -179,33 +184,38 @@ check "cloud, incremental: part of the changes were applied ($added added)" test
 sync_cloud_start
 echo "# cloud, incremental: the lease after the failed run: $(lease)"
 rerun cloud-incr "$work/a.conf" --incremental
+}
 
 # ==== the directory killed mid-read ========================================================
+dc_cases() {
 sed -e 's/^page_size = .*/page_size = 10/' -e 's/^level = .*/level = debug/' "$work/a.conf" >"$work/a-debug.conf"
 start_sync dc-full "$work/a-debug.conf" --full
 check "DC, full: the directory read is under way" wait_until 300 grep -q 'debug: reading: ' "$work/dc-full.err"
-slapd_kill
+dc_kill
 end_sync dc-full
 check_failure dc-full 10 "$LDSFX_URL_TLS" '\(LDAP -?[0-9]+\)'
 check_contains "DC, full: the Summary says where it stopped" "$out" "Summary | not computed: the run stopped while reading"
 check_contains "DC, full: nothing was applied" "$out" "Result | 0 added | 0 updated | 0 deleted | 0 failed"
 check_eq "DC, full: the lease was released" "None False" "$(lease)"
-check "DC, full: slapd starts again on the same data and ports" slapd_restart
+check "DC, full: the DC starts again on the same data and ports" dc_restart
 rerun dc-full "$work/a.conf" --full
 
+# many changes, so that the read of the changed objects lasts well beyond the event
 add_users 600 DcIncr
 start_sync dc-incr "$work/a-debug.conf" --incremental
 check "DC, incremental: the changed objects are being read" \
 	wait_until 300 grep -q 'debug: reading: .* changed objects read again' "$work/dc-incr.err"
-slapd_kill
+dc_kill
 end_sync dc-incr
 check_failure dc-incr 10 "$LDSFX_URL_TLS" '\(LDAP -?[0-9]+\)'
 check_contains "DC, incremental: nothing was applied" "$out" "Result | 0 added | 0 updated | 0 deleted | 0 failed"
 check_eq "DC, incremental: the lease was released" "None False" "$(lease)"
-check "DC, incremental: slapd starts again on the same data and ports" slapd_restart
+check "DC, incremental: the DC starts again on the same data and ports" dc_restart
 rerun dc-incr "$work/a.conf" --incremental
+}
 
 # ==== the proxy killed mid-apply ===========================================================
+proxy_cases() {
 # The connector reaches the cloud only through tinyproxy ([proxy] mode = explicit, no
 # no_proxy, no DIRECT route); a fresh cloud and connector, so that the full sync has work.
 sync_cloud_stop
@@ -248,5 +258,9 @@ sync_cloud_stop
 sync_cloud_start
 tiny_start
 rerun proxy-incr "$work/p.conf" --incremental
+}
 
+cloud_cases
+dc_cases
+proxy_cases
 finish
