@@ -17,11 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { OPT_FULL = 0x400, OPT_INCREMENTAL, OPT_SOCKET };
+enum { OPT_FULL = 0x400, OPT_INCREMENTAL, OPT_SOCKET, OPT_OVERRIDE };
 
 struct daemon_args {
     const char *socket;
     bool full, incremental;
+    bool override_threshold;
 };
 
 static int daemon_opt(struct ctl *ctl, int opt, const char *arg, void *user)
@@ -34,6 +35,8 @@ static int daemon_opt(struct ctl *ctl, int opt, const char *arg, void *user)
         a->incremental = true;
     else if (opt == OPT_SOCKET)
         a->socket = arg;
+    else if (opt == OPT_OVERRIDE)
+        a->override_threshold = true;
     return -1;
 }
 
@@ -188,6 +191,18 @@ static void print_status(json_t *s)
         if (json_is_string(json_object_get(dir, "error")))
             printf("  last error %s: %s\n", str(dir, "error_at"), str(dir, "error"));
     }
+    json_t *cl = json_object_get(s, "cloud");
+    if (json_is_object(cl)) {
+        printf("Cloud:                  %s, %s\n", str(cl, "state"), str(cl, "url"));
+        printf("  proxy mode %s, route %s\n", str(cl, "proxy_mode"),
+               json_is_string(json_object_get(cl, "route")) ? str(cl, "route") : "not used yet");
+        if (json_is_string(json_object_get(cl, "error")))
+            printf("  last error: %s\n", str(cl, "error"));
+        if (json_is_string(json_object_get(cl, "lease_error")))
+            printf("  lease server: %s\n", str(cl, "lease_error"));
+    }
+    if (json_is_true(json_object_get(s, "threshold_override")))
+        printf("Delete threshold:       the next synchronization may exceed it, once\n");
     json_t *n = json_object_get(s, "notifications");
     json_t *dn = json_object_get(dir, "notifications");
     const char *nstate =
@@ -228,7 +243,8 @@ static const char status_help[] =
     "current synchronization (type, start, phase, progress), the next full and incremental\n"
     "synchronizations, the last two with their counts, the connectors and which one is\n"
     "active, the directory side (DC in use, last bind or search error, a refused bind, the\n"
-    "change notification connection), the cloud side, and the configuration summary.\n"
+    "change notification connection), the cloud side (state, last error, proxy mode and the\n"
+    "route in use), a pending threshold override, and the configuration summary.\n"
     "--json prints the daemon's answer as JSON.\n";
 
 static const struct option socket_opt[] = {{"socket", required_argument, NULL, OPT_SOCKET},
@@ -259,32 +275,46 @@ int cmd_status(struct ctl *ctl, int argc, char **argv)
 }
 
 static const char sync_now_help[] =
-    "usage: dirconnctl sync-now --full|--incremental [--config FILE | --socket PATH]\n"
+    "usage: dirconnctl sync-now --full|--incremental [--override-threshold]\n"
+    "                           [--config FILE | --socket PATH]\n"
+    "       dirconnctl sync-now --override-threshold [--config FILE | --socket PATH]\n"
     "\n"
     "Ask dirconnd to start a synchronization now (also while paused); when one is running, it\n"
-    "starts when that one ends. Returns once dirconnd has accepted the request.\n";
+    "starts when that one ends. Returns once dirconnd has accepted the request.\n"
+    "--override-threshold lets that run exceed [policy] delete_threshold, once (the next\n"
+    "summary notes it); without --full or --incremental the run is of the kind the threshold\n"
+    "stopped last.\n";
 
 int cmd_sync_now(struct ctl *ctl, int argc, char **argv)
 {
     static const struct option extra[] = {{"full", no_argument, NULL, OPT_FULL},
                                           {"incremental", no_argument, NULL, OPT_INCREMENTAL},
                                           {"socket", required_argument, NULL, OPT_SOCKET},
+                                          {"override-threshold", no_argument, NULL, OPT_OVERRIDE},
                                           {NULL, 0, NULL, 0}};
     struct daemon_args a = {0};
     int rc = ctl_parse_options(ctl, argc, argv, extra, daemon_opt, &a, sync_now_help);
     if (rc >= 0)
         return rc;
-    if (a.full == a.incremental)
+    if (a.full && a.incremental)
         return ctl_usage_error(ctl, "say which synchronization: --full or --incremental");
-    json_t *req = json_pack("{s:s, s:s}", "cmd", "sync", "type", a.full ? "full" : "incremental");
+    if (!a.full && !a.incremental && !a.override_threshold)
+        return ctl_usage_error(ctl, "say which synchronization: --full or --incremental");
+    json_t *req =
+        json_pack("{s:s, s:b}", "cmd", "sync", "override_threshold", a.override_threshold);
+    if (a.full || a.incremental)
+        json_object_set_new(req, "type", json_string(a.full ? "full" : "incremental"));
     json_t *resp = ask(ctl, &a, req);
     json_decref(req);
     if (resp == NULL)
         return 1;
-    printf("%s synchronization %s\n", a.full ? "Full" : "Incremental",
+    const char *queued = json_string_value(json_object_get(resp, "queued"));
+    printf("%s synchronization %s%s\n",
+           queued != NULL && strcmp(queued, "full") == 0 ? "Full" : "Incremental",
            json_is_true(json_object_get(resp, "after_current"))
                ? "queued: it starts when the current one ends"
-               : "started");
+               : "started",
+           a.override_threshold ? "; it may exceed the delete threshold, once" : "");
     json_decref(resp);
     return 0;
 }

@@ -104,7 +104,10 @@ static const char test_connection_help[] =
     "Try the preferred domain controllers of [ldap] urls in order, bind, and report the DC\n"
     "used, the TLS protection, the server kind, whether the base DN exists, paged results\n"
     "support, and the change tracking the server offers (DirSync, uSNChanged, RFC 4533)\n"
-    "and the one change_tracking selects. Fails when the configured method is not offered.\n";
+    "and the one change_tracking selects. Fails when the configured method is not offered.\n"
+    "Then check the cloud: GET ServiceProviderConfig and one authenticated read with the\n"
+    "configured authentication, through the configured proxy. Each side is reported apart;\n"
+    "the exit code is the directory's failure, else the cloud's.\n";
 
 static json_t *tracking_array(unsigned bits)
 {
@@ -116,14 +119,37 @@ static json_t *tracking_array(unsigned bits)
     return a;
 }
 
+/*
+ * The cloud side after the directory's (dir_rc: its exit code, 0 = fine): a
+ * failure is one more error line; the directory's failure keeps its code.
+ */
+static int cloud_side(struct ctl *ctl, int dir_rc, const struct ctl_cloud_check *cc)
+{
+    if (cc->code == DIRCONN_OK)
+        return dir_rc;
+    fprintf(stderr, "%s %s: cloud: %s\n", ctl->prog, ctl->command, cc->error);
+    return dir_rc != 0 ? dir_rc : dirconn_exit_code(cc->code);
+}
+
 int cmd_test_connection(struct ctl *ctl, int argc, char **argv)
 {
     int rc = ctl_parse_options(ctl, argc, argv, NULL, NULL, NULL, test_connection_help);
     if (rc >= 0)
         return rc;
     struct ldap_source *src = NULL;
-    if ((rc = connect_directory(ctl, &src)) >= 0)
-        return rc;
+    struct ctl_cloud_check cc;
+    struct dirconn_error cerr;
+    if ((rc = connect_directory(ctl, &src)) >= 0) {
+        if (ctl->cfg == NULL)
+            return rc; /* no configuration, no cloud to check */
+        ctl_cloud_check(ctl, &cc, &cerr);
+        if (ctl->json)
+            print_json(json_pack("{s:o}", "cloud", ctl_cloud_check_json(&cc)));
+        else
+            ctl_cloud_check_print(&cc);
+        return cloud_side(ctl, rc, &cc);
+    }
+    ctl_cloud_check(ctl, &cc, &cerr);
     const struct ldap_rootdse *dse = ldap_source_rootdse(src);
     struct dirconn_error err;
     dirconn_error_clear(&err);
@@ -162,6 +188,7 @@ int cmd_test_connection(struct ctl *ctl, int argc, char **argv)
         if (dse->has_usn)
             json_object_set_new(doc, "highestCommittedUSN",
                                 json_integer((json_int_t)dse->highest_committed_usn));
+        json_object_set_new(doc, "cloud", ctl_cloud_check_json(&cc));
         print_json(doc);
     } else {
         printf("Domain controller:  %s\n", ldap_source_url(src));
@@ -181,22 +208,23 @@ int cmd_test_connection(struct ctl *ctl, int argc, char **argv)
                change_tracking_name(configured),
                selected_ok ? change_tracking_name(selected) : "none");
         printf("Change notifications: %s\n", notify ? "yes" : "no");
+        ctl_cloud_check_print(&cc);
     }
     ldap_source_close(src);
-    if (base_rc != DIRCONN_OK)
-        return ctl_fail(ctl, &err);
-    if (!paging) {
+    rc = 0;
+    if (base_rc != DIRCONN_OK) {
+        rc = ctl_fail(ctl, &err);
+    } else if (!paging) {
         dirconn_error_set(&err, DIRCONN_ELDAP_UNSUPPORTED,
                           "the server does not offer paged results (RFC 2696)");
-        return ctl_fail(ctl, &err);
-    }
-    if (!selected_ok) {
+        rc = ctl_fail(ctl, &err);
+    } else if (!selected_ok) {
         dirconn_error_set(&err, DIRCONN_ELDAP_UNSUPPORTED,
                           "[ldap] change_tracking = %s is not offered by the server",
                           change_tracking_name(configured));
-        return ctl_fail(ctl, &err);
+        rc = ctl_fail(ctl, &err);
     }
-    return 0;
+    return cloud_side(ctl, rc, &cc);
 }
 
 /* ---- search ------------------------------------------------------------------ */

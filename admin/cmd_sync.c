@@ -151,6 +151,8 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
         ha_status_clear(&hs);
         opts.fencing_token = send_token ? token : NULL;
         opts.write_deadline_ms = ha_election_write_deadline(ha);
+        opts.lease_cause = ha_election_lease_cause;
+        opts.lease_cause_arg = ha;
         enum ha_import what = HA_IMPORT_CURRENT;
         e = ha_shared_step(ctl->cfg, &ctl->log, true, 0, &what, &err);
         if (e == DIRCONN_OK && what == HA_IMPORT_TAKEN && opts.mode == SYNC_INCREMENTAL) {

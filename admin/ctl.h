@@ -59,6 +59,44 @@ int cmd_partitions(struct ctl *ctl, int argc, char **argv);
 int cmd_test_connection(struct ctl *ctl, int argc, char **argv);
 int cmd_search(struct ctl *ctl, int argc, char **argv);
 
+/*
+ * The cloud side of test-connection (admin/cmd_cloud_check.c): GET
+ * <SCIM base>/ServiceProviderConfig and then an authenticated read of one
+ * user (GET /Users?count=1; RFC 7644 4 lets a provider answer discovery
+ * without checking the token), with [cloud] auth, through [proxy], without
+ * retries. The result, also on failure: */
+struct ctl_cloud_check {
+    bool configured;       /* [cloud] names a cloud; false: nothing was checked (DIRCONN_OK) */
+    char base[1024];       /* the SCIM base URL */
+    char proxy_mode[16];   /* [proxy] mode */
+    char route[512];       /* the route taken (proxy_route_used), "" = none */
+    char auth[16];         /* "oauth2" or "bearer" */
+    char identity[256];    /* the connector id the token was issued to, or "" */
+    bool identity_stored;  /* that id is the registration of the secret store */
+    long spc_status;       /* HTTP status of ServiceProviderConfig, 0 = no answer */
+    long read_status;      /* HTTP status of the authenticated read, 0 = not sent or no answer */
+    enum dirconn_err code; /* DIRCONN_OK when both answered 2xx */
+    char error[DIRCONN_ERROR_LEN];
+};
+
+/*
+ * ctl_cloud_check - run the check for ctl->cfg (loaded). Returns out->code:
+ * DIRCONN_OK (also when [cloud] names no cloud: out->configured is false);
+ * DIRCONN_ECONFIG (a secret file unreadable);
+ * DIRCONN_ECLOUD_AUTH (credentials refused: the message names the setting to
+ * fix, [cloud] token_file, [cloud] client_id/client_secret_file or the
+ * secret store entries); DIRCONN_ECLOUD_CONNECT, DIRCONN_EPROXY,
+ * DIRCONN_ECLOUD, DIRCONN_ESECRET with the request's message (URL, CURLcode
+ * or HTTP status). err and out->error get the same line.
+ */
+struct json_t;
+enum dirconn_err ctl_cloud_check(struct ctl *ctl, struct ctl_cloud_check *out,
+                                 struct dirconn_error *err);
+/* ctl_cloud_check_json - the result as the "cloud" object of test-connection --json (new ref). */
+struct json_t *ctl_cloud_check_json(const struct ctl_cloud_check *c);
+/* ctl_cloud_check_print - the result as text lines on stdout. */
+void ctl_cloud_check_print(const struct ctl_cloud_check *c);
+
 /* The sync subcommands (admin/cmd_sync.c). */
 int cmd_dry_run(struct ctl *ctl, int argc, char **argv);
 int cmd_sync(struct ctl *ctl, int argc, char **argv);

@@ -8,6 +8,7 @@
 #include "connector/platform.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +133,8 @@ int ctl_parse_options(struct ctl *ctl, int argc, char **argv, const struct optio
 int main(int argc, char **argv)
 {
     struct ctl ctl = {.prog = "dirconnctl", .config_path = CTL_DEFAULT_CONFIG};
+    /* A server that goes away mid-request is an error to report, never a death by signal. */
+    signal(SIGPIPE, SIG_IGN);
     log_sink_init(&ctl.log, ctl.prog, LOG_LEVEL_INFO, LOG_TARGET_STDERR);
     /* dirconnctl handles secrets: no core dump may hold them. */
     struct dirconn_error dump_err;

@@ -18,6 +18,8 @@
  * one request object per line, one response object per line:
  *   {"cmd":"status"}                         -> {"ok":true,"status":{...}}
  *   {"cmd":"sync","type":"incremental"|"full"} -> {"ok":true,"queued":"full"}
+ *     with "override_threshold":true the next run may exceed the delete threshold, once;
+ *     without "type" it is then the kind of run the threshold stopped last
  *   {"cmd":"pause"} / {"cmd":"resume"}      -> {"ok":true,"paused":bool}
  *   anything else                            -> {"ok":false,"error":"..."}
  */
@@ -33,6 +35,7 @@
 #include "connector/sync.h"
 #include "ha/election.h"
 #include "ha/shared_state.h"
+#include "proxy/proxy.h"
 #include "proxy/proxy_px.h"
 
 #include <curl/curl.h>
@@ -108,6 +111,11 @@ struct daemon {
     bool takeover; /* the next sync first continues from the shared state */
     char token[32];
     bool skip_first_sync;   /* --no-initial-sync: the first activation starts no sync */
+    bool override_next;     /* sync-now --override-threshold: the next run may exceed it, once */
+    /* the cloud side of status: whether a run reached the cloud, the route its requests took */
+    bool cloud_reached;
+    char cloud_route[512];
+    enum request threshold_kind; /* the kind of the last run the delete threshold stopped */
     struct client *clients; /* open admin connections */
     struct config *ha_cfg;  /* the configuration the election started with (kept until exit:
                                the lease client borrows it; SIGHUP does not change it) */
@@ -205,6 +213,7 @@ struct job {
     char token[32];  /* fencing token, "" = none */
     bool send_token; /* the cloud checks the token on SCIM writes (cloud backend) */
     int64_t token_n;
+    bool override_threshold; /* sync-now --override-threshold */
 };
 
 /*
@@ -242,6 +251,10 @@ static void *worker_main(void *arg)
         .progress_arg = d,
         .fencing_token = j->ha && j->send_token ? j->token : NULL,
         .write_deadline_ms = j->ha ? ha_election_write_deadline(d->ha) : NULL,
+        .override_threshold = j->override_threshold,
+        .override_command = "dirconnctl sync-now --override-threshold",
+        .lease_cause = j->ha ? ha_election_lease_cause : NULL,
+        .lease_cause_arg = d->ha,
     };
     struct sync_result res;
     memset(&res, 0, sizeof(res));
@@ -303,8 +316,13 @@ static void start_sync(struct daemon *d, enum request what, const char *trigger)
         log_msg(&d->log, LOG_LEVEL_ERROR, "out of memory starting a sync");
         return;
     }
-    *j = (struct job){
-        .d = d, .cfg = d->cfg, .mode = what == REQ_FULL ? SYNC_FULL : SYNC_INCREMENTAL};
+    *j = (struct job){.d = d,
+                      .cfg = d->cfg,
+                      .mode = what == REQ_FULL ? SYNC_FULL : SYNC_INCREMENTAL,
+                      .override_threshold = d->override_next};
+    if (d->override_next)
+        log_msg(&d->log, LOG_LEVEL_INFO, "this run may exceed the delete threshold, once");
+    d->override_next = false;
     if (d->ha != NULL) {
         j->ha = true;
         j->takeover = d->takeover;
@@ -390,6 +408,12 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     /* The takeover is done once the shared state was read and a sync ran on it. */
     if (rc == DIRCONN_OK || rc == DIRCONN_EFAIL || rc == DIRCONN_ETHRESHOLD)
         d->takeover = false;
+    if (rc == DIRCONN_ETHRESHOLD)
+        d->threshold_kind = d->running;
+    if (res.cloud_reached)
+        d->cloud_reached = true;
+    if (res.proxy_route[0] != '\0')
+        snprintf(d->cloud_route, sizeof(d->cloud_route), "%s", res.proxy_route);
     snprintf(d->last_error, sizeof(d->last_error), "%s", rc == DIRCONN_OK ? "" : message);
     if (d->run_cfg != d->cfg && d->run_cfg != d->ha_cfg)
         config_free(d->run_cfg); /* replaced by a reload during the run */
@@ -699,6 +723,45 @@ static void dir_retry(struct daemon *d, const char *why)
 
 /* ---- status ---------------------------------------------------------------------- */
 
+/* An outcome of a run that says the cloud side fails (not the directory, the state...). */
+static bool cloud_failure(enum dirconn_err rc)
+{
+    return rc == DIRCONN_ECLOUD_CONNECT || rc == DIRCONN_ECLOUD_AUTH || rc == DIRCONN_ECLOUD ||
+           rc == DIRCONN_EPROXY || rc == DIRCONN_ENOTREGISTERED;
+}
+
+/*
+ * The cloud side of status: "state" ok (the last run reached the cloud), error (the last run
+ * failed on the cloud or the proxy, or the cloud lease server fails now) or unknown (no run
+ * reached it yet); "error", "lease_error", the proxy mode and the route the last run's
+ * requests took. *failing tells status_json that the overall word cannot be ok.
+ */
+static json_t *cloud_json(struct daemon *d, bool *failing)
+{
+    const struct config *cfg = d->cfg;
+    const char *error = d->last_ended != 0 && cloud_failure(d->last_rc) ? d->last_error : NULL;
+    struct ha_status hs;
+    memset(&hs, 0, sizeof(hs));
+    if (d->ha != NULL)
+        ha_election_status(d->ha, &hs);
+    const char *lease_error =
+        d->ha != NULL && strcmp(hs.backend, "cloud") == 0 && hs.last_error[0] != '\0'
+            ? hs.last_error
+            : NULL;
+    *failing = error != NULL || lease_error != NULL;
+    json_t *o = json_pack("{s:s, s:s?, s:s?, s:s?, s:s, s:s?}", "state",
+                          *failing           ? "error"
+                          : d->cloud_reached ? "ok"
+                                             : "unknown",
+                          "url", cfg->cloud_scim_url != NULL ? cfg->cloud_scim_url : cfg->cloud_url,
+                          "error", error, "lease_error", lease_error, "proxy_mode",
+                          proxy_mode_name(cfg->proxy_mode), "route",
+                          d->cloud_route[0] != '\0' ? d->cloud_route : NULL);
+    if (d->ha != NULL)
+        ha_status_clear(&hs);
+    return o;
+}
+
 static json_t *iso_time(time_t t)
 {
     if (t == 0)
@@ -729,16 +792,6 @@ static const char *worse(const char *a, const char *b)
  * authentication or request, proxy, no registration). The proxy route in use and the error
  * of every cloud request, lease renewals included, belong here too (issue 14, item 6).
  */
-static json_t *cloud_side_json(const struct daemon *d)
-{
-    enum dirconn_err rc = d->last_rc;
-    bool failed = d->last_ended != 0 &&
-                  (rc == DIRCONN_ECLOUD_CONNECT || rc == DIRCONN_ECLOUD_AUTH ||
-                   rc == DIRCONN_ECLOUD || rc == DIRCONN_EPROXY || rc == DIRCONN_ENOTREGISTERED);
-    return json_pack("{s:s, s:s?}", "state", failed ? "error" : "ok", "error",
-                     failed ? d->last_error : NULL);
-}
-
 static json_t *status_json(struct daemon *d)
 {
     const struct config *cfg = d->cfg;
@@ -808,11 +861,17 @@ static json_t *status_json(struct daemon *d)
         char why[640];
         json_array_append_new(reasons, json_string(dir_status_reason(d->dir, why, sizeof(why))));
     }
-    json_t *cloud = cloud_side_json(d);
-    const char *cloud_word = json_string_value(json_object_get(cloud, "state"));
-    if (strcmp(cloud_word, "ok") != 0)
-        json_array_append_new(reasons, json_string("cloud: the last run failed on the cloud side"));
-    overall = worse(worse(overall, dir_word), cloud_word);
+    bool cloud_failing = false;
+    json_t *cloud = cloud_json(d, &cloud_failing);
+    if (cloud_failing) { /* never ok while the cloud side fails */
+        const char *ce = json_string_value(json_object_get(cloud, "error"));
+        if (ce == NULL)
+            ce = json_string_value(json_object_get(cloud, "lease_error"));
+        char why[DIRCONN_ERROR_LEN + 16];
+        snprintf(why, sizeof(why), "cloud: %s", ce != NULL ? ce : "the last run failed");
+        json_array_append_new(reasons, json_string(why));
+    }
+    overall = worse(worse(overall, dir_word), cloud_failing ? "error" : "ok");
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
     json_t *connectors = json_pack("[{s:s, s:s, s:b, s:s}]", "name", cfg->name ? cfg->name : host,
@@ -854,6 +913,7 @@ static json_t *status_json(struct daemon *d)
     json_object_set_new(json_object_get(st_json, "notifications"), "state",
                         json_string(dir_notify_name(dir_status_notify_state(d->dir))));
     json_object_set_new(st_json, "ha", ha_json(d));
+    json_object_set_new(st_json, "threshold_override", json_boolean(d->override_next));
     return st_json;
 }
 
@@ -871,7 +931,9 @@ static json_t *handle(struct daemon *d, const char *line)
         resp = json_pack("{s:b, s:o}", "ok", 1, "status", status_json(d));
     } else if (strcmp(cmd, "sync") == 0) {
         const char *type = json_string_value(json_object_get(req, "type"));
-        bool full = type != NULL && strcmp(type, "full") == 0;
+        bool override = json_is_true(json_object_get(req, "override_threshold"));
+        bool full =
+            type != NULL ? strcmp(type, "full") == 0 : override && d->threshold_kind == REQ_FULL;
         if (type != NULL && !full && strcmp(type, "incremental") != 0) {
             resp = json_pack("{s:b, s:s}", "ok", 0, "error", "type is full or incremental");
         } else if (d->state == D_STOPPING) {
@@ -889,9 +951,12 @@ static json_t *handle(struct daemon *d, const char *line)
             bool busy = d->state == D_SYNCING;
             /* An explicit request tries a refused bind once more: this sync is the attempt. */
             dir_status_rearm(d->dir, "dirconnctl sync-now");
+            if (override)
+                d->override_next = true;
             request_sync(d, full ? REQ_FULL : REQ_INCREMENTAL, "admin", true);
-            resp = json_pack("{s:b, s:s, s:b}", "ok", 1, "queued", full ? "full" : "incremental",
-                             "after_current", busy);
+            resp =
+                json_pack("{s:b, s:s, s:b, s:b}", "ok", 1, "queued", full ? "full" : "incremental",
+                          "after_current", busy, "override_threshold", override);
         }
     } else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {
         bool pause = strcmp(cmd, "pause") == 0;

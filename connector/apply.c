@@ -31,6 +31,10 @@ struct apply {
      * gate held it back): the run stops after the batch in flight. */
     bool lease_lost;
     char lease_msg[DIRCONN_ERROR_LEN];
+    /* The cloud could not be reached (no answer after the retries, or the proxy failed):
+     * every later request would fail the same way, so the run stops after the batch in
+     * flight with this error, code and message as the first such answer gave them. */
+    struct dirconn_error cloud_lost;
     /* groups created again in this run (deleted in the cloud) or found again under another id:
        their members were written whole or diffed against the cloud's copy, the member pass
        leaves them alone */
@@ -79,12 +83,26 @@ static void progress(struct apply *a)
 
 static bool cancelled(const struct apply *a)
 {
-    return a->lease_lost || (a->p.hooks.cancelled != NULL && a->p.hooks.cancelled(a->p.hooks.arg));
+    return a->lease_lost || a->cloud_lost.code != DIRCONN_OK ||
+           (a->p.hooks.cancelled != NULL && a->p.hooks.cancelled(a->p.hooks.arg));
 }
 
-/* A response that says this connector may no longer write (ha/election.h). */
-static bool lease_lost(struct apply *a, const struct scim_response *r)
+/*
+ * A response that stops the run instead of failing its object: this connector
+ * may no longer write (DIRCONN_ELEASE, ha/election.h), or the cloud could not
+ * be reached (DIRCONN_ECLOUD_CONNECT after the client's retries, DIRCONN_EPROXY).
+ * A creation whose answer was lost (maybe_applied) is not one: it is looked up.
+ */
+static bool stops_run(struct apply *a, const struct scim_response *r)
 {
+    if ((r->code == DIRCONN_ECLOUD_CONNECT || r->code == DIRCONN_EPROXY) && !r->maybe_applied) {
+        if (a->cloud_lost.code == DIRCONN_OK) {
+            dirconn_error_set(&a->cloud_lost, r->code, "%s", r->error);
+            log_msg(a->p.log, LOG_LEVEL_ERROR, "%s; the run stops after the requests in flight",
+                    r->error);
+        }
+        return true;
+    }
     if (r->code != DIRCONN_ELEASE)
         return false;
     if (!a->lease_lost) {
@@ -96,9 +114,11 @@ static bool lease_lost(struct apply *a, const struct scim_response *r)
     return true;
 }
 
-/* The error a stopped run returns: the lost lease, or the cancel request. */
+/* The error a stopped run returns: the cloud lost, the lost lease, or the cancel request. */
 static enum dirconn_err stopped(struct apply *a, const char *what)
 {
+    if (a->cloud_lost.code != DIRCONN_OK)
+        return dirconn_error_set(a->err, a->cloud_lost.code, "%s", a->cloud_lost.msg);
     if (a->lease_lost)
         return dirconn_error_set(a->err, DIRCONN_ELEASE,
                                  "the HA lease was lost, nothing more is written: %s",
@@ -240,7 +260,7 @@ static void on_write_done(void *arg, const struct scim_response *r)
     struct apply_op *o = arg;
     struct apply *a = o->a;
     answered(a, o);
-    if (lease_lost(a, r))
+    if (stops_run(a, r))
         return; /* not a failure of the object: nothing was written */
     if (r->code != DIRCONN_OK) {
         if (o->op == PLAN_DELETE && r->status == 404) {
@@ -346,6 +366,10 @@ static void find_created(struct apply *a, struct apply_op *o)
             scim_response_clear(&r);
             return;
         }
+        if (stops_run(a, &r)) {
+            scim_response_clear(&r);
+            return;
+        }
         if (r.code != DIRCONN_OK || !o->recreate || o->sent == NULL) {
             report_failure(a, o,
                            r.code != DIRCONN_OK ? r.error
@@ -369,7 +393,7 @@ static void find_created(struct apply *a, struct apply_op *o)
             return;
         }
         json_decref(body);
-        if (lease_lost(a, &w)) {
+        if (stops_run(a, &w)) {
             scim_response_clear(&w);
             return;
         }
@@ -567,7 +591,7 @@ static bool unlink_referrers(struct apply *a, struct apply_op *o)
         } else {
             unlink_by_put(a, kind, path, o->cloud_id, &r);
         }
-        if (lease_lost(a, &r)) {
+        if (stops_run(a, &r)) {
             ok = false;
         } else if (r.code != DIRCONN_OK && r.status != 404) {
             char why[DIRCONN_ERROR_LEN + 128];
@@ -720,8 +744,12 @@ static enum dirconn_err submit_member_patches(struct apply *a, const char *path,
 static void on_rest_done(void *arg, const struct scim_response *r)
 {
     struct apply_op *o = arg;
-    if (lease_lost(o->a, r) || r->code == DIRCONN_OK)
+    if (r->code == DIRCONN_OK)
         return;
+    if (stops_run(o->a, r)) {
+        o->rest_failed = true; /* not recorded: the next sync adds the rest */
+        return;
+    }
     if (!o->rest_failed) {
         o->rest_failed = true;
         report_failure(o->a, o, r->error);
@@ -787,7 +815,7 @@ static void on_bulk_done(void *arg, const struct scim_response *r)
 {
     struct bulk_req *br = arg;
     struct apply *a = br->a;
-    if (lease_lost(a, r)) {
+    if (stops_run(a, r)) {
         for (int i = 0; i < br->count; i++)
             answered(a, &br->b->ops[br->first + i]);
         free(br);
@@ -1003,7 +1031,7 @@ static bool read_current(struct apply *a, struct apply_op *o, const char *path,
     if (g->code == DIRCONN_OK && json_is_object(g->body))
         return true;
     answered(a, o);
-    if (lease_lost(a, g))
+    if (stops_run(a, g))
         return false;
     if (g->status == 404 && o->op == PLAN_DELETE)
         o->ok = true;
@@ -1259,7 +1287,7 @@ static void recreate_gone(struct apply *a, struct apply_op *o)
     }
     struct scim_response r;
     scim_port_request(a->p.port, "GET", path, NULL, NULL, &r);
-    if (lease_lost(a, &r)) {
+    if (stops_run(a, &r)) {
         scim_response_clear(&r);
         return;
     }
@@ -1308,7 +1336,7 @@ static void recreate_gone(struct apply *a, struct apply_op *o)
  */
 static void recover(struct apply *a, struct apply_op *o)
 {
-    for (int round = 0; round < 8 && !a->lease_lost; round++) {
+    for (int round = 0; round < 8 && !a->lease_lost && a->cloud_lost.code == DIRCONN_OK; round++) {
         if (o->lookup)
             find_created(a, o);
         else if (o->stale)
@@ -1374,6 +1402,9 @@ static int apply_item(void *arg, const struct plan_item *it)
     /* A new management level starts a new batch: its managers are committed by then. */
     if (w->b->n > 0 && it->depth != w->depth) {
         w->e = flush_batch(w->a, w->b);
+        if (w->e == DIRCONN_OK && cancelled(w->a))
+            w->e = stopped(w->a,
+                           "stopped on request after a batch; the rest is left to the next sync");
         if (w->e != DIRCONN_OK)
             return 1;
     }
@@ -1429,6 +1460,8 @@ static enum dirconn_err apply_ops_timed(struct apply *a, int op, int kind)
         e = w.e;
     if (e == DIRCONN_OK)
         e = flush_batch(a, b);
+    if (e == DIRCONN_OK)
+        e = apply_stop_error(a, a->err); /* the last batch met the lost cloud or lease */
     for (int i = 0; i < b->n; i++)
         op_clear(&b->ops[i]);
     free(b);
@@ -1452,7 +1485,7 @@ static void on_member_patch(void *arg, const struct scim_response *r)
 {
     struct member_patch *mp = arg;
     struct apply *a = mp->a;
-    if (lease_lost(a, r)) {
+    if (stops_run(a, r)) {
         /* nothing written */
     } else if (r->code != DIRCONN_OK) {
         log_msg(a->p.log, LOG_LEVEL_ERROR, "group membership change of %s failed: %s",
@@ -1624,4 +1657,15 @@ void apply_free(struct apply *a)
 const struct apply_counts *apply_counts(const struct apply *a)
 {
     return &a->counts;
+}
+
+enum dirconn_err apply_stop_error(const struct apply *a, struct dirconn_error *err)
+{
+    if (a->cloud_lost.code != DIRCONN_OK)
+        return dirconn_error_set(err, a->cloud_lost.code, "%s", a->cloud_lost.msg);
+    if (a->lease_lost)
+        return dirconn_error_set(err, DIRCONN_ELEASE,
+                                 "the HA lease was lost, nothing more is written: %s",
+                                 a->lease_msg);
+    return DIRCONN_OK;
 }

@@ -40,7 +40,14 @@
  *    cloud_caps.patch_max_ops operations (RFC 7644 3.5.2.1, 3.5.2.2);
  *  - a write the cloud fences or the write gate holds back (DIRCONN_ELEASE,
  *    HA, docs/cloud-api.md "Fencing") is not a failure of the object: the
- *    lease_lost hook runs once and the run stops after the batch in flight.
+ *    lease_lost hook runs once and the run stops after the batch in flight;
+ *  - a request the cloud never answered after the client's retries
+ *    (DIRCONN_ECLOUD_CONNECT: the cloud or the network is gone) or that the
+ *    proxy failed (DIRCONN_EPROXY) is not a failure of the object either:
+ *    every later request would fail the same way, so the run stops after the
+ *    batch in flight with that error, its code and message kept (the SCIM
+ *    client ends the requests still queued at once, scim.h). Those objects
+ *    are not recorded; the next sync finds what was applied by externalId.
  *
  * An object whose write fails is reported (log, failed hook, counts.failed)
  * and not recorded as acknowledged; the others go on. One struct apply is
@@ -125,10 +132,12 @@ void apply_free(struct apply *a);
  * batch: managers are recorded before their reports). RFC 7644 3.3, 3.5.1,
  * 3.5.2, 3.6, 3.7 with the rules above. Returns DIRCONN_OK when every
  * object was answered, failures of single objects included (see
- * apply_counts); DIRCONN_ECANCELED when hooks.cancelled asked to stop and
- * DIRCONN_ELEASE when a write was fenced (in both cases the batch in flight
- * was answered and recorded first); DIRCONN_ESTATE, DIRCONN_ENOMEM, or the
- * port's loop error (DIRCONN_ECLOUD) that stopped the batch. err gets one line.
+ * apply_counts); DIRCONN_ECANCELED when hooks.cancelled asked to stop,
+ * DIRCONN_ELEASE when a write was fenced, DIRCONN_ECLOUD_CONNECT or
+ * DIRCONN_EPROXY when the cloud could not be reached (in each case the batch
+ * in flight was answered and recorded first; see apply_stop_error);
+ * DIRCONN_ESTATE, DIRCONN_ENOMEM, or the port's loop error (DIRCONN_ECLOUD)
+ * that stopped the batch. err gets one line.
  */
 enum dirconn_err apply_ops(struct apply *a, int op, int kind, struct dirconn_error *err);
 
@@ -154,13 +163,24 @@ enum dirconn_err apply_members(struct apply *a, struct dirconn_error *err);
  * manager, PATCH add of the missing member groups, RFC 7644 3.5.2) and
  * recorded in full. Nothing to do when no object was left pending. Call
  * after the adds and updates. Returns DIRCONN_OK when every object was
- * answered (failures counted); the pass does not stop for hooks.cancelled
- * or a lost lease (the lease_lost hook still runs, the caller stops after
- * it); DIRCONN_ESTATE, DIRCONN_ENOMEM, or the port's error.
+ * answered (failures counted); the pass does not stop for hooks.cancelled,
+ * a lost lease (the lease_lost hook still runs) or an unreachable cloud: the
+ * caller asks apply_stop_error and stops after it; DIRCONN_ESTATE,
+ * DIRCONN_ENOMEM, or the port's error.
  */
 enum dirconn_err apply_pending(struct apply *a, struct dirconn_error *err);
 
 /* apply_counts - the counts so far (owned by a, valid until apply_free). */
 const struct apply_counts *apply_counts(const struct apply *a);
+
+/*
+ * apply_stop_error - why the run must stop, if it must: the first answer
+ * that said the cloud cannot be reached (DIRCONN_ECLOUD_CONNECT or
+ * DIRCONN_EPROXY, with that answer's message, which names the URL and keeps
+ * the CURLcode or HTTP status), else the lost HA lease (DIRCONN_ELEASE).
+ * Returns DIRCONN_OK, err untouched, when neither happened. For callers of
+ * apply_pending and apply_members, which do not stop by themselves.
+ */
+enum dirconn_err apply_stop_error(const struct apply *a, struct dirconn_error *err);
 
 #endif

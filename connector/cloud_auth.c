@@ -21,6 +21,7 @@ struct cloud_auth {
     scim_outcome_fn outcome;
     void *configure_arg;
     char *token;
+    char *identity;     /* the connector id the last token was issued to (oauth2), or NULL */
     int64_t expires_ms; /* monotonic time after which the token is renewed */
 };
 
@@ -110,7 +111,13 @@ void cloud_auth_free(struct cloud_auth *a)
     if (a == NULL)
         return;
     cloud_auth_free_secret(a->token);
+    free(a->identity);
     free(a);
+}
+
+const char *cloud_auth_identity(const struct cloud_auth *a)
+{
+    return a != NULL ? a->identity : NULL;
 }
 
 struct body_buf {
@@ -233,6 +240,8 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
         secret_store_free_value(client_id);
         return e;
     }
+    free(a->identity);
+    a->identity = strdup(id);
     secret_store_free_value(client_id);
     const char *tok = json_string_value(json_object_get(doc, "access_token"));
     const char *type = json_string_value(json_object_get(doc, "token_type"));

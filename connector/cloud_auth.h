@@ -45,6 +45,14 @@ void cloud_auth_set_outcome(struct cloud_auth *a, scim_outcome_fn outcome);
 void cloud_auth_free(struct cloud_auth *a);
 
 /*
+ * cloud_auth_identity - the connector id ([cloud] client_id, or the
+ * cloud-connector-id that `dirconnctl register` saved) the current OAuth 2.0
+ * token was issued to; NULL before a token was obtained, with auth = bearer,
+ * or when a is NULL. Owned by a, valid until the next token or cloud_auth_free.
+ */
+const char *cloud_auth_identity(const struct cloud_auth *a);
+
+/*
  * cloud_auth_token - a scim_token_fn: store a malloc'd bearer token in
  * *token. refresh = true discards the cached token first. Errors:
  * DIRCONN_ECLOUD_AUTH (the cloud refused the credentials: the message holds

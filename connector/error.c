@@ -74,3 +74,17 @@ void dirconn_error_clear(struct dirconn_error *err)
     err->code = DIRCONN_OK;
     err->msg[0] = '\0';
 }
+
+enum dirconn_err dirconn_error_stopped(struct dirconn_error *err, enum dirconn_err code,
+                                       const char *fmt, ...)
+{
+    if (err == NULL)
+        return code;
+    if (err->code != DIRCONN_OK)
+        return err->code; /* the callback's own error */
+    va_list ap;
+    va_start(ap, fmt);
+    dirconn_error_vset(err, code, fmt, ap);
+    va_end(ap);
+    return code;
+}

@@ -103,4 +103,20 @@ enum dirconn_err dirconn_error_vset(struct dirconn_error *err, enum dirconn_err 
  */
 void dirconn_error_clear(struct dirconn_error *err);
 
+/*
+ * dirconn_error_stopped - the error a walk returns when its callback stopped
+ * it. A walk (a function that calls a callback for each item: plan_foreach,
+ * scim_list_all, state_object_foreach, ...) clears err when it starts and
+ * hands the same err to nobody but its callback's owner; so when err holds an
+ * error at the stop, the callback recorded it and it is returned as it is,
+ * code and message. Only a callback that stopped without a word gets code and
+ * the printf-style message. err may be NULL (then code is returned).
+ */
+enum dirconn_err dirconn_error_stopped(struct dirconn_error *err, enum dirconn_err code,
+                                       const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 #endif

@@ -856,8 +856,8 @@ static enum dirconn_err search_error(struct ldap_source *src, const char *base, 
     case LDAP_SERVER_DOWN:
     case LDAP_CONNECT_ERROR:
         return dirconn_error_set(err, DIRCONN_ELDAP_CONNECT,
-                                 "%s: connection lost while searching '%s'%s", src->url, base,
-                                 extra);
+                                 "%s: connection lost while searching '%s': %s (LDAP %d)%s",
+                                 src->url, base, ldap_err2string(rc), rc, extra);
     case LDAP_FILTER_ERROR:
         return dirconn_error_set(err, DIRCONN_ECONFIG, "%s: the server rejected the filter%s",
                                  src->url, extra);

@@ -790,12 +790,13 @@ enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
     sqlite3_bind_int(s, 1, op);
     sqlite3_bind_int(s, 2, kind);
     enum dirconn_err e = DIRCONN_OK;
+    dirconn_error_clear(err);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct plan_item it;
         read_item(s, &it);
         if (fn(arg, &it) != 0) {
-            e = dirconn_error_set(err, DIRCONN_EFAIL, "plan walk stopped");
+            e = dirconn_error_stopped(err, DIRCONN_EFAIL, "plan walk stopped");
             break;
         }
     }
@@ -818,11 +819,12 @@ enum dirconn_err plan_item_get(struct plan *p, const char *external_id,
         return db_fail(p, err, "reading the plan");
     sqlite3_bind_text(s, 1, external_id, -1, SQLITE_STATIC);
     enum dirconn_err e = DIRCONN_OK;
+    dirconn_error_clear(err);
     if (sqlite3_step(s) == SQLITE_ROW) {
         struct plan_item it;
         read_item(s, &it);
         if (fn(arg, &it) != 0)
-            e = dirconn_error_set(err, DIRCONN_EFAIL, "plan walk stopped");
+            e = dirconn_error_stopped(err, DIRCONN_EFAIL, "plan walk stopped");
     }
     sqlite3_finalize(s);
     return e;

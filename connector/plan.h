@@ -162,8 +162,11 @@ const struct plan_summary *plan_get_summary(const struct plan *p);
  * plan_foreach - call fn for each item with operation op (op < 0: all) and
  * kind (kind < 0: all), in a stable order: by management depth (managers
  * before their reports), then as planned. The item is valid during the
- * call only. A non-zero return stops the walk (DIRCONN_EFAIL). fn must not
- * write to the state database; collect and write afterwards.
+ * call only. A non-zero return stops the walk: err is cleared when the walk
+ * starts, and the error fn recorded in err (code and message) is returned as
+ * it is; DIRCONN_EFAIL ("plan walk stopped") only when fn recorded none
+ * (dirconn_error_stopped). fn must not write to the state database; collect
+ * and write afterwards.
  */
 enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
                               int (*fn)(void *arg, const struct plan_item *item), void *arg,

@@ -62,6 +62,9 @@ struct scim_client {
     char *token;
     uint64_t rng;           /* xorshift64* state for backoff jitter, seeded from RAND_bytes */
     bool if_match_required; /* a write without If-Match was answered 428: read versions first */
+    /* A request of this scim_run ended unanswered after its retries (or on a proxy failure):
+     * the requests still waiting end at once with this error instead of retrying each. */
+    struct dirconn_error unreachable;
 };
 
 static int64_t mono_ms(void)
@@ -290,13 +293,14 @@ enum dirconn_err scim_submit_create(struct scim_client *c, const char *path, con
  * A failure after which the server may have applied the request: the answer
  * was lost or cut (timeouts, a connection closed after sending) or the server
  * failed while processing (500, 502, 504). Refused connections, unresolved
- * names, 429 and 503 say it was not applied.
+ * names, a failed TLS handshake (nothing was sent), 429 and 503 say it was
+ * not applied.
  */
 static bool ambiguous_failure(CURLcode rc, long status)
 {
     if (rc != CURLE_OK)
         return rc != CURLE_COULDNT_CONNECT && rc != CURLE_COULDNT_RESOLVE_HOST &&
-               rc != CURLE_COULDNT_RESOLVE_PROXY;
+               rc != CURLE_COULDNT_RESOLVE_PROXY && rc != CURLE_SSL_CONNECT_ERROR;
     return status == 500 || status == 502 || status == 504;
 }
 
@@ -463,6 +467,7 @@ static bool retryable_curl(CURLcode rc)
 {
     switch (rc) {
     case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR: /* the TLS handshake was cut off (a server going away) */
     case CURLE_OPERATION_TIMEDOUT:
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
@@ -721,15 +726,46 @@ static void attempt_done(struct scim_client *c, struct scim_request *r, CURLcode
         return; /* sent again once its version is read */
     struct scim_response resp;
     build_response(r, rc, status, &resp);
+    if ((resp.code == DIRCONN_ECLOUD_CONNECT || resp.code == DIRCONN_EPROXY) &&
+        !resp.maybe_applied && c->unreachable.code == DIRCONN_OK)
+        dirconn_error_set(&c->unreachable, resp.code, "%s", resp.error);
     if (r->done != NULL)
         r->done(r->arg, &resp);
     scim_response_clear(&resp);
     request_free(r);
 }
 
+/*
+ * The cloud could not be reached (c->unreachable): end every waiting request
+ * now, unsent, with that error. A write parked behind the read of its version
+ * comes back to the list when the read ends, and is ended in turn.
+ */
+static void end_waiting(struct scim_client *c)
+{
+    while (c->waiting != NULL) {
+        struct scim_request *r = c->waiting;
+        c->waiting = r->next;
+        r->next = NULL;
+        struct scim_response resp;
+        memset(&resp, 0, sizeof(resp));
+        resp.code = c->unreachable.code;
+        resp.attempts = r->attempts;
+        snprintf(resp.error, sizeof(resp.error), "%s %.300s: not sent: %.650s", r->method, r->url,
+                 c->unreachable.msg);
+        if (r->done != NULL)
+            r->done(r->arg, &resp);
+        request_free(r);
+    }
+}
+
 enum dirconn_err scim_run(struct scim_client *c, struct dirconn_error *err)
 {
+    dirconn_error_clear(&c->unreachable); /* each run tries the cloud again */
     while (c->waiting != NULL || c->in_flight > 0) {
+        if (c->unreachable.code != DIRCONN_OK)
+            end_waiting(c);
+        if (c->waiting == NULL && c->in_flight == 0)
+            break;
         int64_t now = mono_ms();
         int64_t next_due = -1;
         /* Start what is due, in order, up to the in-flight limit. */
@@ -902,6 +938,7 @@ enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     }
     enum dirconn_err e = DIRCONN_OK;
+    dirconn_error_clear(err);
     long start = 1;
     for (;;) {
         char url[8192];
@@ -922,10 +959,8 @@ enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
             stop = fn(arg, json_array_get(resources, i));
         scim_response_clear(&resp);
         if (stop != 0) {
-            /* the callback's own error is in err when it set one (its code is returned) */
-            e = stop < 0 && err != NULL && err->code != DIRCONN_OK
-                    ? err->code
-                    : dirconn_error_set(err, DIRCONN_EFAIL, "listing %s stopped", path);
+            /* the callback's own error is in err when it set one (code and message kept) */
+            e = dirconn_error_stopped(err, DIRCONN_EFAIL, "listing %s stopped", path);
             break;
         }
         start += (long)n;

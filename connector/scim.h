@@ -190,15 +190,21 @@ enum dirconn_err scim_submit(struct scim_client *c, const char *method, const ch
  * cut, 500, 502, 504): SCIM servers need not refuse a second Group or Contact
  * with the same externalId, so resending could create a duplicate. The
  * response then has maybe_applied set, and the caller looks the object up by
- * externalId before creating it again. Refused connections, 429 and 503 are
- * retried as usual. Errors: those of scim_submit.
+ * externalId before creating it again. Refused connections, failed TLS
+ * handshakes (nothing was sent), 429 and 503 are retried as usual. Errors: those of scim_submit.
  */
 enum dirconn_err scim_submit_create(struct scim_client *c, const char *path, const json_t *body,
                                     scim_done_fn done, void *arg, struct dirconn_error *err);
 
 /*
  * scim_run - execute queued requests until none is left (requests submitted
- * from callbacks included). Returns DIRCONN_OK when every request completed
+ * from callbacks included). Once a request of the run ends because the cloud
+ * could not be reached (DIRCONN_ECLOUD_CONNECT after its retries, not a
+ * creation whose answer was lost; or DIRCONN_EPROXY), the requests still
+ * waiting (not in flight) end at once, unsent, with that code and the
+ * message "<METHOD> <URL>: not sent: <the first failure>" instead of each
+ * going through its own retries; the next scim_run tries the cloud again.
+ * Returns DIRCONN_OK when every request completed
  * (whatever its outcome: see each response's code), or an error when the
  * loop itself failed (DIRCONN_ENOMEM, DIRCONN_ECLOUD for a libcurl failure).
  */
@@ -219,8 +225,10 @@ void scim_response_clear(struct scim_response *resp);
  * scim_list_all - GET every page of path (e.g. "/Users", or with a query of
  * its own: "/Users?excludedAttributes=groups") with startIndex and
  * count (RFC 7644 3.4.2.4), optional filter and attributes, calling fn for
- * each resource in Resources; fn returning non-zero stops the walk
- * (DIRCONN_EFAIL). page_size is the count per request.
+ * each resource in Resources; fn returning non-zero stops the walk with the
+ * error fn recorded in err (cleared when the walk starts; code and message
+ * kept), or DIRCONN_EFAIL ("listing <path> stopped") when it recorded none
+ * (dirconn_error_stopped). page_size is the count per request.
  * Errors: DIRCONN_ECLOUD (a non-2xx answer, message names the URL and
  * status), the transport errors of scim_run.
  */
@@ -269,9 +277,9 @@ enum dirconn_err scim_port_request(const struct scim_port *p, const char *method
                                    struct scim_response *resp);
 
 /*
- * scim_port_list_all - scim_list_all through a port. A callback that returns
- * a negative value after setting err (err->code not DIRCONN_OK) stops the
- * walk with its own error, not a generic one.
+ * scim_port_list_all - scim_list_all through a port, with the same rules:
+ * a callback that stops the walk after setting err (err->code not
+ * DIRCONN_OK) stops it with its own error, not a generic one.
  */
 enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
                                     const char *filter, const char *attributes, int page_size,

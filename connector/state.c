@@ -424,6 +424,7 @@ enum dirconn_err state_object_foreach(struct state *st, int kind,
     if (e != DIRCONN_OK)
         return e;
     sqlite3_bind_int(stmt, 1, kind);
+    dirconn_error_clear(err);
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         struct state_object o;
@@ -432,8 +433,8 @@ enum dirconn_err state_object_foreach(struct state *st, int kind,
         state_object_clear(&o);
         if (stop != 0) {
             sqlite3_finalize(stmt);
-            return dirconn_error_set(err, DIRCONN_EFAIL, "%s: walk of the objects stopped",
-                                     st->path);
+            return dirconn_error_stopped(err, DIRCONN_EFAIL, "%s: walk of the objects stopped",
+                                         st->path);
         }
     }
     if (rc != SQLITE_DONE)
@@ -757,11 +758,12 @@ enum dirconn_err state_retry_foreach(struct state *st,
         prepare(st, "SELECT external_id, dn FROM retry ORDER BY external_id", &stmt, err);
     if (e != DIRCONN_OK)
         return e;
+    dirconn_error_clear(err);
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         if (fn(arg, (const char *)sqlite3_column_text(stmt, 0),
                (const char *)sqlite3_column_text(stmt, 1)) != 0) {
-            e = dirconn_error_set(err, DIRCONN_EFAIL, "retry walk stopped");
+            e = dirconn_error_stopped(err, DIRCONN_EFAIL, "retry walk stopped");
             break;
         }
     }

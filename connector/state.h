@@ -125,8 +125,10 @@ enum dirconn_err state_object_delete(struct state *st, const char *external_id,
 /*
  * state_object_foreach - call fn for every object of a kind (kind < 0: all),
  * ordered by external id. The object passed is valid only during the call.
- * A non-zero return from fn stops the walk and is returned as
- * DIRCONN_EFAIL. Writes to the database from fn are not allowed.
+ * A non-zero return from fn stops the walk with the error fn recorded in
+ * err (cleared when the walk starts; code and message kept), or
+ * DIRCONN_EFAIL when it recorded none (dirconn_error_stopped). Writes to the
+ * database from fn are not allowed.
  */
 enum dirconn_err state_object_foreach(struct state *st, int kind,
                                       int (*fn)(const struct state_object *obj, void *arg),
@@ -211,7 +213,8 @@ enum dirconn_err state_retry_delete(struct state *st, const char *external_id,
 
 /*
  * state_retry_foreach - call fn for every object to retry (dn may be NULL).
- * A non-zero return stops the walk (DIRCONN_EFAIL). fn must not write.
+ * A non-zero return stops the walk, with fn's own error as
+ * state_object_foreach. fn must not write.
  */
 enum dirconn_err state_retry_foreach(struct state *st,
                                      int (*fn)(void *arg, const char *external_id, const char *dn),

@@ -114,6 +114,9 @@ struct sync_ctx {
     double started;
     bool lease_lost;
     char lease_msg[DIRCONN_ERROR_LEN];
+    const char *phase;    /* the phase the run is in (phase()) */
+    bool summary_printed; /* the Summary line was printed */
+    bool result_printed;  /* the Result line was printed */
     struct dirconn_error *err;
 };
 
@@ -140,6 +143,7 @@ static enum dirconn_err stopped(struct sync_ctx *c, const char *what)
 
 static void phase(struct sync_ctx *c, const char *name)
 {
+    c->phase = name;
     if (c->opts->on_progress != NULL)
         c->opts->on_progress(c->opts->progress_arg, name, 0, 0);
 }
@@ -509,7 +513,8 @@ static enum dirconn_err read_directory(struct sync_ctx *c, const struct select_p
                 continue; /* computers, and objects without a stable identifier */
             }
             e = add_entry(c, (enum plan_kind)s->kind, entry);
-            (*read)++;
+            if (++*read % 100 == 0)
+                log_msg(c->log, LOG_LEVEL_DEBUG, "reading: %ld directory objects read", *read);
             ldap_entry_free(entry);
         }
         ldap_cursor_free(cur);
@@ -526,6 +531,7 @@ static void print_summary(struct sync_ctx *c, bool threshold_exceeded, const cha
 {
     FILE *out = c->opts->out != NULL ? c->opts->out : stdout;
     const struct plan_summary *s = plan_get_summary(c->plan);
+    c->summary_printed = true;
     fprintf(out,
             "Summary | 0 Admins Deleted | %ld Users Deleted | %ld Groups Deleted | %ld Objects "
             "Added | %ld Objects Updated | %ld Objects Matched\n",
@@ -597,13 +603,16 @@ static void iso8601(time_t t, char out[32])
 
 /*
  * Post the sync report to the cloud's control API (docs/cloud-api.md,
- * Reports) when the connector authenticates as a registered connector. A
- * failure here is logged and does not fail the sync.
+ * Reports) when the connector authenticates as a registered connector: the
+ * identity of its OAuth 2.0 token, [cloud] client_id or the registration
+ * `dirconnctl register` saved in the secret store. A failure here is logged
+ * and does not fail the sync.
  */
 static void post_report(struct sync_ctx *c, const char *type, time_t started, const char *message)
 {
     const struct config *cfg = c->cfg;
-    if (c->scim == NULL || cfg->cloud_auth != CLOUD_AUTH_OAUTH2 || cfg->cloud_client_id == NULL ||
+    const char *identity = cloud_auth_identity(c->auth);
+    if (c->scim == NULL || cfg->cloud_auth != CLOUD_AUTH_OAUTH2 || identity == NULL ||
         cfg->cloud_url == NULL || cfg->cloud_org == NULL)
         return;
     const struct plan_summary *s = c->plan != NULL ? plan_get_summary(c->plan) : NULL;
@@ -629,7 +638,7 @@ static void post_report(struct sync_ctx *c, const char *type, time_t started, co
         (json_int_t)c->res->failed, "thresholdEvents", events, "version", DIRCONN_VERSION);
     if (message != NULL)
         json_object_set_new(body, "message", json_string(message));
-    char *id = scim_url_escape(cfg->cloud_client_id);
+    char *id = scim_url_escape(identity);
     char *org = scim_url_escape(cfg->cloud_org);
     char url[4096];
     size_t ul = strlen(cfg->cloud_url);
@@ -1149,6 +1158,9 @@ static enum dirconn_err plan_changes(struct sync_ctx *c, enum change_tracking me
         } else {
             e = evaluate(c, r->id, r->dn, &more, read);
         }
+        if ((i + 1) % 100 == 0)
+            log_msg(c->log, LOG_LEVEL_DEBUG, "reading: %zu of %zu changed objects read again",
+                    i + 1, lists[0].n);
     }
     for (size_t i = 0; i < more.n && e == DIRCONN_OK; i++) {
         bool seen = more.v[i].dn == NULL;
@@ -1398,6 +1410,7 @@ static enum dirconn_err apply_plan(struct sync_ctx *c)
     };
     for (int k = 0; k < PLAN_KIND_MAX; k++)
         ap.scope[k] = c->scope[k];
+    phase(c, "applying");
     struct apply *a = NULL;
     enum dirconn_err e = apply_new(&ap, &a, c->err);
     if (e != DIRCONN_OK)
@@ -1431,6 +1444,8 @@ static enum dirconn_err apply_plan(struct sync_ctx *c)
         e = apply_ops(a, PLAN_DELETE, PLAN_USER, c->err);
     if (e == DIRCONN_OK)
         e = apply_ops(a, PLAN_FORGET, -1, c->err);
+    if (e == DIRCONN_OK)
+        e = apply_stop_error(a, c->err); /* the follow-up and member passes do not stop */
     const struct apply_counts *n = apply_counts(a);
     c->res->added = n->added;
     c->res->updated = n->updated;
@@ -1438,6 +1453,28 @@ static enum dirconn_err apply_plan(struct sync_ctx *c)
     c->res->failed = n->failed;
     c->res->drift = n->drift;
     apply_free(a);
+    return e;
+}
+
+/*
+ * The apply stopped before its end (the cloud or the proxy lost, the lease
+ * lost, a stop request): the cause keeps its code and text, and says how far
+ * the run got. What was acknowledged is recorded; the watermark stays.
+ */
+static enum dirconn_err stopped_midway(struct sync_ctx *c, enum dirconn_err e)
+{
+    if (e == DIRCONN_ELEASE && c->opts->lease_cause != NULL)
+        e = c->opts->lease_cause(c->opts->lease_cause_arg, c->err);
+    const struct plan_summary *s = &c->res->plan;
+    long planned = s->count[PLAN_ADD] + s->count[PLAN_UPDATE] + s->deletes;
+    long applied = c->res->added + c->res->updated + c->res->deleted;
+    char cause[DIRCONN_ERROR_LEN];
+    snprintf(cause, sizeof(cause), "%s",
+             c->err->msg[0] != '\0' ? c->err->msg : dirconn_strerror(e));
+    dirconn_error_set(c->err, e,
+                      "%s; the sync stopped after %ld of %ld planned changes were applied (%ld "
+                      "failed), the rest is left to the next sync",
+                      cause, applied, planned, c->res->failed);
     return e;
 }
 
@@ -1474,6 +1511,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         e = mapping_compile(cfg, (enum mapping_kind)k, &c->maps[k], err);
     if (e == DIRCONN_OK)
         e = discover(c);
+    c->res->cloud_reached = c->prov != NULL;
     unsigned kinds = 0;
     if (cfg->users.enabled)
         kinds |= 1u << PLAN_USER;
@@ -1527,7 +1565,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         note = override_note(c);
     double tp = now_s();
     long read = 0;
-    phase(c, "reading");
+    if (e == DIRCONN_OK)
+        phase(c, "reading");
     if (e == DIRCONN_OK && incremental) {
         e = plan_changes(c, method, partition, &wm, &next, lists, &read);
         if (e == DIRCONN_EWATERMARK) {
@@ -1608,7 +1647,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                 state_rollback(c->st);
         }
     }
-    phase(c, "planning");
+    if (e == DIRCONN_OK)
+        phase(c, "planning");
     if (e == DIRCONN_OK)
         log_msg(log, LOG_LEVEL_DEBUG, "%ld directory objects read and mapped in %.2f s", read,
                 now_s() - tp);
@@ -1640,11 +1680,16 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     }
     if (e == DIRCONN_OK && opts->mode != SYNC_DRY_RUN) {
         if (c->res->threshold_exceeded && !c->res->override_used) {
+            const char *cmd = opts->override_command;
+            if (cmd == NULL)
+                cmd = opts->mode == SYNC_INCREMENTAL
+                          ? "dirconnctl sync --incremental --override-threshold"
+                          : "dirconnctl sync --full --override-threshold";
             e = dirconn_error_set(err, DIRCONN_ETHRESHOLD,
                                   "Delete threshold (%d objects) exceeded: %ld objects would be "
                                   "deleted; nothing was changed. Check the dry-run report, then "
-                                  "rerun with --override-threshold to let this sync through once",
-                                  cfg->delete_threshold, c->res->plan.deletes);
+                                  "run '%s' to let this sync through once",
+                                  cfg->delete_threshold, c->res->plan.deletes, cmd);
         } else {
             e = apply_plan(c);
             progress(c, "Applied", true);
@@ -1658,6 +1703,9 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
             FILE *out = opts->out != NULL ? opts->out : stdout;
             fprintf(out, "Result | %ld added | %ld updated | %ld deleted | %ld failed\n",
                     c->res->added, c->res->updated, c->res->deleted, c->res->failed);
+            c->result_printed = true;
+            if (e != DIRCONN_OK && e != DIRCONN_EFAIL)
+                e = stopped_midway(c, e);
             /* Every change was acknowledged or recorded as a failure to retry: move on. */
             if (e == DIRCONN_OK || e == DIRCONN_EFAIL) {
                 struct dirconn_error serr;
@@ -1673,6 +1721,16 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
             }
         }
     }
+    if (e != DIRCONN_OK && opts->mode != SYNC_DRY_RUN && !c->result_printed) {
+        /* Stopped before anything was applied: say so in the usual two lines. */
+        FILE *out = opts->out != NULL ? opts->out : stdout;
+        if (!c->summary_printed)
+            fprintf(out,
+                    "Summary | not computed: the run stopped while %s (%ld directory objects "
+                    "read)\n",
+                    c->phase != NULL ? c->phase : "starting", read);
+        fprintf(out, "Result | 0 added | 0 updated | 0 deleted | 0 failed\n");
+    }
     if (history) {
         const char *status = e == DIRCONN_OK           ? "success"
                              : e == DIRCONN_ETHRESHOLD ? "threshold"
@@ -1682,6 +1740,9 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
             post_report(c, type, started, e == DIRCONN_OK ? NULL : err->msg);
     }
     c->res->seconds = now_s() - t0;
+    char *route = c->scim_base != NULL ? proxy_route_used(c->proxy, c->scim_base) : NULL;
+    snprintf(c->res->proxy_route, sizeof(c->res->proxy_route), "%s", route != NULL ? route : "");
+    free(route);
     state_watermark_clear(&wm);
     state_watermark_clear(&next);
     for (int i = 0; i < 3; i++)

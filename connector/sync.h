@@ -44,6 +44,10 @@ enum sync_mode { SYNC_DRY_RUN = 0, SYNC_FULL, SYNC_INCREMENTAL };
 struct sync_options {
     enum sync_mode mode;
     bool override_threshold; /* let this run exceed the delete threshold, once */
+    /* The command that lets the run through once, named in the threshold message: the one
+     * that works where the run comes from. NULL: the one-shot command, "dirconnctl sync
+     * --full --override-threshold" (--incremental for an incremental run). */
+    const char *override_command;
     const char *report_path; /* dry run report (.json or .csv), or NULL */
     bool progress;           /* show progress on a terminal (stderr) */
     FILE *out;               /* where the summary goes; NULL = stdout */
@@ -66,6 +70,14 @@ struct sync_options {
      */
     const char *fencing_token;
     const _Atomic int64_t *write_deadline_ms;
+    /*
+     * HA: called when the run stops on DIRCONN_ELEASE, before the error line
+     * is completed. It may put the cause in err instead (the lease server
+     * could not be reached, so the lease could not be renewed) and return its
+     * code; otherwise it returns DIRCONN_ELEASE and leaves err alone. NULL = none.
+     */
+    enum dirconn_err (*lease_cause)(void *arg, struct dirconn_error *err);
+    void *lease_cause_arg;
 };
 
 struct sync_result {
@@ -82,6 +94,10 @@ struct sync_result {
     bool watermark_saved;      /* the watermark moved at the end of this run */
     char fallback[DIRCONN_ERROR_LEN + 64]; /* why an incremental ran as a full sync, or "" */
     char directory[512]; /* the DC the run bound to, "" when it did not get that far */
+    /* the cloud side, for status displays */
+    bool cloud_reached;    /* the cloud answered the run's discovery */
+    char proxy_route[512]; /* the route the SCIM requests used at the end (proxy_route_used),
+                              or "" when none was taken */
 };
 
 /*

@@ -462,6 +462,7 @@ void ha_election_status(struct ha_election *e, struct ha_status *s)
     s->last_renew = dup_or_null(e->seen.renewed_at);
     s->activations = e->activations;
     snprintf(s->last_error, sizeof(s->last_error), "%s", e->last_error);
+    s->last_code = e->last_error[0] != '\0' ? e->last_code : DIRCONN_OK;
     pthread_mutex_unlock(&e->lock);
 }
 
@@ -508,4 +509,19 @@ void ha_election_free(struct ha_election *e)
     pthread_cond_destroy(&e->cond);
     pthread_mutex_destroy(&e->lock);
     free(e);
+}
+
+enum dirconn_err ha_election_lease_cause(void *arg, struct dirconn_error *err)
+{
+    struct ha_election *e = arg;
+    struct ha_status hs;
+    ha_election_status(e, &hs);
+    enum dirconn_err rc = DIRCONN_ELEASE;
+    if (strcmp(hs.backend, "cloud") == 0 &&
+        (hs.last_code == DIRCONN_ECLOUD_CONNECT || hs.last_code == DIRCONN_EPROXY))
+        rc = dirconn_error_set(err, hs.last_code,
+                               "%s; so the HA lease could not be renewed and writes stopped",
+                               hs.last_error);
+    ha_status_clear(&hs);
+    return rc;
 }

@@ -84,6 +84,7 @@ struct ha_status {
     char *last_renew;    /* RFC 3339, the lease server's renewTime, or NULL */
     long activations;    /* how many times this instance became active */
     char last_error[DIRCONN_ERROR_LEN]; /* the last lease server failure, or "" */
+    enum dirconn_err last_code;         /* and its code (DIRCONN_OK when none) */
 };
 
 /* ha_status_clear - free the strings of s. */
@@ -137,6 +138,17 @@ int64_t ha_election_token(struct ha_election *e);
 
 /* ha_election_status - fill *s (free with ha_status_clear). */
 void ha_election_status(struct ha_election *e, struct ha_status *s);
+
+/*
+ * ha_election_lease_cause - for sync_options.lease_cause (arg = the
+ * election): a run stopped on the lease (DIRCONN_ELEASE) because the cloud
+ * lease could not be renewed, its server being unreachable, was stopped by
+ * the cloud or the proxy: err gets the lease server's failure and the
+ * return is its code (DIRCONN_ECLOUD_CONNECT, DIRCONN_EPROXY). Otherwise
+ * (another instance holds the lease, the etcd backend) DIRCONN_ELEASE, err
+ * untouched.
+ */
+enum dirconn_err ha_election_lease_cause(void *arg, struct dirconn_error *err);
 
 /*
  * ha_election_stop - stop the thread; when release is true and this

@@ -667,6 +667,30 @@ enum dirconn_err proxy_route_for(struct proxy_ctx *p, const char *url, const cha
     return e;
 }
 
+char *proxy_route_used(struct proxy_ctx *p, const char *url)
+{
+    char *key = p != NULL && url != NULL ? host_key(url) : NULL;
+    if (key == NULL)
+        return NULL;
+    struct proxy_host *h = p->hosts;
+    while (h != NULL && strcmp(h->key, key) != 0)
+        h = h->next;
+    free(key);
+    if (h == NULL || h->n == 0)
+        return NULL;
+    if (h->stale)
+        return strdup("none: every route failed");
+    char *shown = proxy_redact(h->routes[h->current < h->n ? h->current : 0]);
+    if (shown == NULL || h->pac_url == NULL)
+        return shown;
+    size_t len = strlen(shown) + strlen(h->pac_url) + 16;
+    char *out = malloc(len);
+    if (out != NULL)
+        snprintf(out, len, "%s (from PAC %s)", shown, h->pac_url);
+    free(shown);
+    return out;
+}
+
 enum dirconn_err proxy_configure(void *arg, CURL *easy, const char *url, struct dirconn_error *err)
 {
     struct proxy_ctx *p = arg;

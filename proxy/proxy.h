@@ -116,6 +116,16 @@ enum dirconn_err proxy_route_for(struct proxy_ctx *p, const char *url, const cha
                                  struct dirconn_error *err);
 
 /*
+ * proxy_route_used - the route transfers to url's host use now, for status
+ * displays, without resolving anything: the proxy URL without user
+ * information, or "DIRECT", followed by " (from PAC <url>)" when a PAC chose
+ * it; "none: every route failed" after the list was exhausted. NULL when no
+ * transfer to that host was configured through p yet (or out of memory).
+ * The caller frees the string.
+ */
+char *proxy_route_used(struct proxy_ctx *p, const char *url);
+
+/*
  * proxy_configure - a scim_configure_fn (arg = the struct proxy_ctx): pick
  * the current route of url's host (resolving and caching the list when
  * needed) and proxy_apply it. Errors: those of proxy_resolve.

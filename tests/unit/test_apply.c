@@ -1004,6 +1004,50 @@ static void gone_on_patch_found_elsewhere_is_updated_there(void **state)
     plan_free(p);
 }
 
+/*
+ * The cloud stops answering (status 0: DIRCONN_ECLOUD_CONNECT after the client's retries):
+ * not a failure of the object but the end of the run, with the answer's own error; what was
+ * acknowledged in the batch is recorded, and nothing more is sent.
+ */
+static void unreachable_cloud_stops_the_run(void **state)
+{
+    (void)state;
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    add_dir(p, PLAN_USER, "U1", "CN=U1,DC=x", "u1@x", user("u1@x", NULL), NULL, NULL, 0);
+    add_dir(p, PLAN_USER, "U2", "CN=U2,DC=x", "u2@x", user("u2@x", NULL), NULL, NULL, 0);
+    add_dir(p, PLAN_GROUP, "G1", "CN=G1,DC=x", "G1", group("G1"), NULL, NULL, 0);
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+    struct answer script[] = {ANSWER("POST", "/Users", 0, NULL), {0}};
+    struct scim_port port;
+    struct cloud_caps caps = default_caps();
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_USER, &err), DIRCONN_ECLOUD_CONNECT);
+    assert_string_equal(err.msg, "POST /Users: HTTP 0");
+    assert_int_equal(apply_counts(a)->failed, 0);
+    assert_int_equal(seen.failures, 0);
+    assert_int_equal(apply_counts(a)->added, 1); /* the other POST of the batch was answered */
+    bool found = false;
+    struct state_object o = get_state("U2", &found);
+    assert_true(found);
+    state_object_clear(&o);
+    o = get_state("U1", &found);
+    assert_false(found); /* never acknowledged: the next sync finds it by externalId */
+    state_object_clear(&o);
+    /* The next slices send nothing and give the same error. */
+    int sent = fake.n;
+    struct dirconn_error err2 = {0};
+    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_GROUP, &err2), DIRCONN_ECLOUD_CONNECT);
+    assert_string_equal(err2.msg, "POST /Users: HTTP 0");
+    assert_int_equal(fake.n, sent);
+    struct dirconn_error err3 = {0};
+    assert_int_equal(apply_stop_error(a, &err3), DIRCONN_ECLOUD_CONNECT);
+    assert_false(seen.lease_lost);
+    apply_free(a);
+    plan_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1023,6 +1067,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(gone_on_patch_is_created_again, setup, teardown),
         cmocka_unit_test_setup_teardown(gone_on_patch_found_elsewhere_is_updated_there, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(unreachable_cloud_stops_the_run, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -407,6 +407,62 @@ static void test_locale_independent(void **state)
     free(group_utf8);
 }
 
+/* A callback that records its own error and stops the walk. */
+struct stop_at {
+    int left;
+    struct dirconn_error *err;
+};
+
+static int stop_with_own_error(void *arg, const struct plan_item *it)
+{
+    (void)it;
+    struct stop_at *s = arg;
+    if (--s->left > 0)
+        return 0;
+    dirconn_error_set(s->err, DIRCONN_ECLOUD_CONNECT, "POST https://cloud/Users: refused (curl 7)");
+    return 1;
+}
+
+static int stop_silently(void *arg, const struct plan_item *it)
+{
+    (void)arg;
+    (void)it;
+    return 1;
+}
+
+/* A walk stopped by its callback returns the callback's error, code and message; a silent stop
+ * gets the walk's own; an error left in err before the walk is not taken for the callback's. */
+static void test_walk_keeps_the_callback_error(void **state)
+{
+    (void)state;
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    json_t *ua = user("a@x.com", "A"), *ub = user("b@x.com", "B");
+    assert_int_equal(
+        plan_add_dir(p, PLAN_USER, "A", "CN=A,DC=x", "a@x.com", ua, NULL, NULL, 0, NULL, NULL),
+        DIRCONN_OK);
+    assert_int_equal(
+        plan_add_dir(p, PLAN_USER, "B", "CN=B,DC=x", "b@x.com", ub, NULL, NULL, 0, NULL, NULL),
+        DIRCONN_OK);
+    json_decref(ua);
+    json_decref(ub);
+    assert_int_equal(plan_compute(p, 1u << PLAN_USER, NULL), DIRCONN_OK);
+    struct dirconn_error err = {0};
+    struct stop_at at = {2, &err};
+    assert_int_equal(plan_foreach(p, -1, -1, stop_with_own_error, &at, &err),
+                     DIRCONN_ECLOUD_CONNECT);
+    assert_int_equal(err.code, DIRCONN_ECLOUD_CONNECT);
+    assert_string_equal(err.msg, "POST https://cloud/Users: refused (curl 7)");
+    /* err still holds that error: a silent stop is not mistaken for it */
+    assert_int_equal(plan_foreach(p, -1, -1, stop_silently, NULL, &err), DIRCONN_EFAIL);
+    assert_string_equal(err.msg, "plan walk stopped");
+    struct stop_at at2 = {1, &err};
+    assert_int_equal(plan_item_get(p, "B", stop_with_own_error, &at2, &err),
+                     DIRCONN_ECLOUD_CONNECT);
+    assert_string_equal(err.msg, "POST https://cloud/Users: refused (curl 7)");
+    plan_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -415,6 +471,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drift, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locale_independent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_walk_keeps_the_callback_error, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
