@@ -17,5 +17,6 @@ dirconn_integration_test(scim_interop_providers scim_interop.sh
 dirconn_integration_test(daemon_bind_adds daemon_bind.sh TIMEOUT 1200 RESOURCE samba_adds)
 dirconn_integration_test(daemon_delete_adlds daemon_delete.sh ARGS adlds TIMEOUT 600)
 dirconn_integration_test(daemon_delete_adds daemon_delete.sh ARGS adds TIMEOUT 1200 RESOURCE samba_adds)
-dirconn_integration_test(sync_failures_adlds sync_failures.sh TIMEOUT 1500)
+dirconn_integration_test(sync_failures_adlds sync_failures.sh ARGS adlds TIMEOUT 1500)
+dirconn_integration_test(sync_failures_adds sync_failures.sh ARGS adds TIMEOUT 1500 RESOURCE samba_adds)
 dirconn_integration_test(daemon_cloud daemon_cloud.sh TIMEOUT 900)

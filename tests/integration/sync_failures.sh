@@ -1,10 +1,11 @@
 # Integration test: a server lost in the middle of a run (issue 14, item 2).
-#   bash sync_failures.sh
-# The directory (the slapd fixture), the proxy (tinyproxy) and the cloud (dirconn-cloud) are
-# each killed with SIGKILL while `dirconnctl sync --full` and `--incremental` run, at an event
-# (a cloud counter of users written, a debug line of the read), never after a fixed delay.
-# (The Samba AD DC is not killed here: ldsfx cannot start it again on the same data while
-# keeping the machine's one AD DS slot from other test runs.) Each
+#   bash sync_failures.sh [adlds|adds]
+# adlds (the default): the directory (the slapd fixture), the proxy (tinyproxy) and the cloud
+# (dirconn-cloud) are each killed with SIGKILL while `dirconnctl sync --full` and
+# `--incremental` run, at an event (a cloud counter of users written, a debug line of the
+# read), never after a fixed delay. adds: the Samba AD DC is killed the same way during a full
+# and an incremental read, and started again on the same data (the machine's one AD DS slot
+# stays this test's: ctest runs it with the samba_adds resource). Each
 # case must give one error line naming the server and the cause with its exit code (10 LDAP,
 # 30 cloud, 60 proxy), the Summary and Result lines of what was applied, no death by signal, and
 # no inner text in place of the cause. The server is then started again on the same data and
@@ -16,6 +17,8 @@ for bin in tinyproxy dirconnctl dirconn-cloud; do
 	command -v "$bin" >/dev/null || { echo "not ok - $bin is missing (scripts/install-deps.sh)"; exit 1; }
 done
 
+kind=${1:-adlds}
+[[ $kind == adlds || $kind == adds ]] || { echo "usage: sync_failures.sh [adlds|adds]" >&2; exit 2; }
 work=$(mktemp -d /tmp/dirconn-it-failures-XXXXXX)
 chmod 755 "$work"
 TINY_PID=
@@ -26,7 +29,7 @@ cleanup() {
 	if [[ $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
 }
 trap cleanup EXIT
-ldsfx_start_retry adlds "$work/fx"
+ldsfx_start_retry "$kind" "$work/fx"
 # shellcheck disable=SC1091
 source "$work/fx/env"
 M=$LDSFX_MANIFEST
@@ -39,9 +42,14 @@ lease() { json "$(cloud_admin GET /v1/orgs/acme/lease)" "str(j['holderIdentity']
 SLOW=(--no-bulk --fault-writes-only --fault-scim-only)
 
 # ---- the servers, started again on the same data and port --------------------------------
-# The slapd command line, to start it again on the same database and ports after a SIGKILL of
-# its process group (ldsfx starts it as a session leader).
-mapfile -d '' DC_CMD <"/proc/$LDSFX_PID/cmdline"
+# The server's command line (slapd, or samba -F), to start it again on the same database and
+# ports after a SIGKILL of its process group (ldsfx starts it as a session leader).
+# samba renames its processes ("samba: root process"): its command line is the one of ldsfx.
+if [[ $kind == adds ]]; then
+	DC_CMD=(samba -F -s "$LDSFX_DIR/etc/smb.conf" -l "$LDSFX_DIR/log")
+else
+	mapfile -d '' DC_CMD <"/proc/$LDSFX_PID/cmdline"
+fi
 dc_kill() {
 	kill -STOP -- "-$LDSFX_PID" 2>/dev/null # frozen first: no answer slips out after the event
 	kill -KILL -- "-$LDSFX_PID"
@@ -59,7 +67,9 @@ dc_restart() {
 	local stat
 	stat=$(cat "/proc/$LDSFX_PID/stat")
 	awk '{print $20}' <<<"${stat##*) }" >"$LDSFX_DIR/run/ldsfx.start"
-	wait_until 60 ldapsearch -x -LLL -H "$LDSFX_URL" -o nettimeout=2 -s base -b "" namingContexts
+	# the AD DS slot's registry names the running instance (ldsfx adds_busy)
+	[[ $kind != adds ]] || echo "$LDSFX_PID $LDSFX_DIR" >"${LDSFX_STATE_DIR:-/var/tmp/dirconn-ldsfx}/adds.instance"
+	wait_until 180 ldapsearch -x -LLL -H "$LDSFX_URL" -o nettimeout=2 -s base -b "" namingContexts >/dev/null 2>&1
 }
 TPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 tiny_start() {
@@ -93,6 +103,11 @@ add_users() {
 		printf 'dn: CN=%s %d,%s\nchangetype: add\nobjectClass: user\nuserPrincipalName: %s.%d@dirconn.test\ngivenName: %s\nsn: Tester %d\ndisplayName: %s Tester %d\nmail: %s.%d@dirconn.test\nmsDS-UserAccountDisabled: FALSE\n\n' \
 			"$2" "$i" "$emp" "$2" "$i" "$2" "$i" "$2" "$i" "$2" "$i"
 	done >"$work/$2.ldif"
+	# AD DS: a user needs a sAMAccountName, and is enabled by userAccountControl (no password)
+	if [[ $kind == adds ]]; then
+		sed -i -e 's/^msDS-UserAccountDisabled: FALSE$/userAccountControl: 544/' \
+			-e 's/^userPrincipalName: \([^@]*\)@.*/&\nsAMAccountName: \1/' "$work/$2.ldif"
+	fi
 	LDAPTLS_CACERT=$LDSFX_CA_FILE ldapmodify -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
 		-y "$LDSFX_BIND_PASSWORD_FILE" -f "$work/$2.ldif" >/dev/null
 }
@@ -260,7 +275,11 @@ tiny_start
 rerun proxy-incr "$work/p.conf" --incremental
 }
 
-cloud_cases
-dc_cases
-proxy_cases
+if [[ $kind == adds ]]; then
+	dc_cases
+else
+	cloud_cases
+	dc_cases
+	proxy_cases
+fi
 finish
