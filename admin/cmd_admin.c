@@ -96,15 +96,17 @@ static const char deregister_help[] =
 static const char reset_help[] =
     "usage: dirconnctl reset-secret [--config FILE] [--admin-token-file FILE] [--json]\n"
     "\n"
-    "Rotate this connector's secret: the cloud issues a new secret and the old one (and the\n"
-    "access tokens obtained with it) stops working at once; the new secret replaces the old\n"
-    "one in the secret store in one atomic write. The store is written once before the\n"
-    "cloud is asked, so that a store that cannot be written fails before anything changes.\n"
+    "Rotate this connector's secret. By default the connector's own credentials in the secret\n"
+    "store authorise it: the cloud issues a new secret, the store saves it in one atomic\n"
+    "write with the old one kept beside it, a token obtained with the new secret confirms\n"
+    "it (the cloud then revokes the old secret and every token issued with it), and the old\n"
+    "secret is dropped from the store. Interrupted at any point, the connector keeps a\n"
+    "secret that works; the next reset-secret finishes or undoes the interrupted one. A\n"
+    "running dirconnd reads the new secret from the store with its next token.\n"
     "\n"
-    "  --admin-token-file FILE  authenticate with the organisation's admin token (clouds\n"
-    "                           that do not let a connector rotate its own secret, such as\n"
-    "                           dirconn-cloud, need it); default: the connector's own\n"
-    "                           OAuth 2.0 token\n"
+    "  --admin-token-file FILE  authenticate with the organisation's admin token instead\n"
+    "                           (when the connector's credentials no longer work): the old\n"
+    "                           secret stops working at once\n"
     "\n"
     "Exit 0 when rotated; 71 when not registered; 30-32, 70 on cloud and secret store\n"
     "errors (docs/cli.md).\n";
@@ -289,6 +291,7 @@ static int run_register(struct ctl *ctl, const struct admin_args *a)
         e = control_register(&cloud.opts, admin, name, host, &reg, &secret, &err);
     if (e != DIRCONN_OK)
         goto out;
+    secret_store_remove(store, SECRET_CONNECTOR_SECRET_PREVIOUS);
     e = secret_store_put(store, SECRET_CONNECTOR_ID, reg.id, &err);
     if (e == DIRCONN_OK)
         e = secret_store_put(store, SECRET_CONNECTOR_SECRET, secret, &err);
@@ -460,6 +463,7 @@ static int run_deregister(struct ctl *ctl, const struct admin_args *a)
     if (local) {
         secret_store_remove(store, SECRET_CONNECTOR_ID);
         secret_store_remove(store, SECRET_CONNECTOR_SECRET);
+        secret_store_remove(store, SECRET_CONNECTOR_SECRET_PREVIOUS);
         e = secret_store_save(store, &err);
         if (e != DIRCONN_OK)
             goto out;
@@ -501,6 +505,79 @@ int cmd_deregister(struct ctl *ctl, int argc, char **argv)
 
 /* ---- reset-secret ----------------------------------------------------------- */
 
+/*
+ * Do the credentials in the secret store work? A fresh token from the store as it is on disk
+ * (read again, as dirconnd reads it for every token). On a cloud with the two-phase rotation
+ * (docs/cloud-api.md "Connectors") this token is what makes a pending secret the connector's
+ * secret and revokes the old one. Errors: those of cloud_auth_token.
+ */
+static enum dirconn_err store_credentials_work(struct ctl *ctl, struct admin_cloud *c,
+                                               struct dirconn_error *err)
+{
+    char *token = NULL;
+    enum dirconn_err e = api_token(ctl, c, NULL, &token, err);
+    cloud_auth_free_secret(token);
+    return e;
+}
+
+/* Set the connector secret to current, and the previous one to previous (NULL: none), in one
+ * atomic write of the store. */
+static enum dirconn_err store_secrets(struct secret_store *store, const char *current,
+                                      const char *previous, struct dirconn_error *err)
+{
+    enum dirconn_err e = secret_store_put(store, SECRET_CONNECTOR_SECRET, current, err);
+    if (e == DIRCONN_OK && previous != NULL)
+        e = secret_store_put(store, SECRET_CONNECTOR_SECRET_PREVIOUS, previous, err);
+    else if (e == DIRCONN_OK)
+        secret_store_remove(store, SECRET_CONNECTOR_SECRET_PREVIOUS);
+    if (e == DIRCONN_OK)
+        e = secret_store_save(store, err);
+    return e;
+}
+
+static void append_msg(struct dirconn_error *err, const char *text)
+{
+    size_t len = strlen(err->msg);
+    snprintf(err->msg + len, sizeof(err->msg) - len, "%s", text);
+}
+
+/*
+ * An earlier reset-secret saved a new secret beside the previous one and stopped before a
+ * token confirmed it. Keep the one the cloud takes: the new one (the token just obtained
+ * confirms it), else the previous one.
+ */
+static enum dirconn_err finish_interrupted(struct ctl *ctl, struct admin_cloud *c,
+                                           struct secret_store *store, const char *current,
+                                           const char *previous, struct dirconn_error *err)
+{
+    enum dirconn_err e = store_credentials_work(ctl, c, err);
+    if (e == DIRCONN_OK) {
+        warn(ctl, "an earlier reset-secret stopped before its new secret was confirmed; the "
+                  "cloud takes the new secret: it is kept");
+        return store_secrets(store, current, NULL, err);
+    }
+    if (e != DIRCONN_ECLOUD_AUTH)
+        return e;
+    dirconn_error_clear(err);
+    warn(ctl, "an earlier reset-secret stopped before its new secret was confirmed, and the "
+              "cloud refuses that secret: going back to the previous one");
+    return store_secrets(store, previous, NULL, err);
+}
+
+/*
+ * Rotation with the connector's own credentials (the default):
+ *   1. a token with the secret of the store; POST connectors/<id>/secret -> new secret;
+ *   2. one atomic write of the store: the new secret, and the old one beside it as
+ *      cloud-connector-secret-previous;
+ *   3. a token with the store's (new) credentials: it proves the saved secret works, and the
+ *      cloud then makes it the secret and revokes the old one;
+ *   4. the previous secret is dropped from the store.
+ * A stop after 1 leaves the store as it was, and the cloud still takes the old secret (the new
+ * one is pending until used). A stop after 2 leaves both secrets in the store; whatever reads
+ * the store (dirconnd, a sync) uses the new one and so confirms it, and the next reset-secret
+ * finishes the step (finish_interrupted). With the admin token the cloud replaces the secret
+ * at once: only step 2 remains, without the previous secret.
+ */
 static int run_reset(struct ctl *ctl, const struct admin_args *a)
 {
     if (load_cloud_config(ctl) != DIRCONN_OK)
@@ -518,8 +595,10 @@ static int run_reset(struct ctl *ctl, const struct admin_args *a)
         cloud_close(&cloud);
         return ctl_fail(ctl, &err);
     }
+    bool own = a->admin_token_file == NULL;
     struct secret_store *store = NULL;
-    char *id = NULL, *token = NULL, *secret = NULL;
+    char *id = NULL, *token = NULL, *secret = NULL, *old = NULL, *previous = NULL;
+    bool pending = false;
     int rc = 0;
     enum dirconn_err e = open_store(ctl, SECRET_STORE_UPDATE, &store, &err);
     if (e == DIRCONN_OK)
@@ -529,49 +608,97 @@ static int run_reset(struct ctl *ctl, const struct admin_args *a)
                               "this instance is not registered (no connector id in the secret "
                               "store of %s)",
                               cfg->state_dir);
-    /* Prove the store can be written before the cloud forgets the old secret. */
+    if (e == DIRCONN_OK)
+        e = secret_store_lookup(store, SECRET_CONNECTOR_SECRET, &old, &err);
+    if (e == DIRCONN_OK)
+        e = secret_store_lookup(store, SECRET_CONNECTOR_SECRET_PREVIOUS, &previous, &err);
+    /* Prove the store can be written before the cloud is asked for anything. */
     if (e == DIRCONN_OK)
         e = secret_store_save(store, &err);
-    if (e == DIRCONN_OK)
-        e = api_token(ctl, &cloud, a->admin_token_file, &token, &err);
+    if (e == DIRCONN_OK && own && previous != NULL && old != NULL) {
+        e = finish_interrupted(ctl, &cloud, store, old, previous, &err);
+        secret_store_free_value(old);
+        old = NULL;
+        if (e == DIRCONN_OK)
+            e = secret_store_lookup(store, SECRET_CONNECTOR_SECRET, &old, &err);
+    }
     if (e == DIRCONN_OK) {
-        e = control_reset_secret(&cloud.opts, token, id, &secret, &err);
-        if (e == DIRCONN_ECLOUD_AUTH && a->admin_token_file == NULL) {
-            size_t len = strlen(err.msg);
-            snprintf(err.msg + len, sizeof(err.msg) - len,
-                     " (this cloud may need the admin token: --admin-token-file)");
-        }
+        e = api_token(ctl, &cloud, a->admin_token_file, &token, &err);
+        if (e == DIRCONN_ECLOUD_AUTH && own)
+            append_msg(&err, " (the connector's credentials no longer work: use "
+                             "--admin-token-file)");
+    }
+    if (e == DIRCONN_OK) {
+        e = control_reset_secret(&cloud.opts, token, id, &secret, &pending, &err);
+        if (e == DIRCONN_ECLOUD_AUTH && own)
+            append_msg(&err, " (this cloud may let only the administrator rotate secrets: "
+                             "--admin-token-file)");
     }
     if (e != DIRCONN_OK)
         goto out;
-    e = secret_store_put(store, SECRET_CONNECTOR_SECRET, secret, &err);
-    if (e == DIRCONN_OK)
-        e = secret_store_save(store, &err);
+    /* Step 2. A pending secret leaves the old one working in the cloud: keep it here too. */
+    e = store_secrets(store, secret, own && pending ? old : NULL, &err);
     if (e != DIRCONN_OK) {
-        size_t len = strlen(err.msg);
-        snprintf(err.msg + len, sizeof(err.msg) - len,
-                 "; the cloud issued a new secret that could not be saved and the old one no "
-                 "longer works: run reset-secret again");
+        append_msg(&err, own && pending
+                             ? "; nothing changed: the old secret still works and is still in "
+                               "the secret store (the cloud drops the unsaved new secret at "
+                               "the next rotation)"
+                             : "; the cloud issued a new secret that could not be saved and "
+                               "the old one no longer works: run reset-secret "
+                               "--admin-token-file again");
         goto out;
     }
-    log_msg(&ctl->log, LOG_LEVEL_INFO, "reset the secret of connector %s", id);
+    if (own) {
+        /* Step 3: the saved secret gets a token, which confirms it in the cloud. */
+        e = store_credentials_work(ctl, &cloud, &err);
+        if (e == DIRCONN_ECLOUD_AUTH && pending) {
+            struct dirconn_error ignored;
+            dirconn_error_clear(&ignored);
+            bool restored = old != NULL && store_secrets(store, old, NULL, &ignored) == DIRCONN_OK;
+            append_msg(&err, restored ? "; the cloud refuses the new secret: the old one is "
+                                        "kept in the secret store"
+                                      : "; the cloud refuses the new secret, and the old one "
+                                        "stays in the secret store as the previous secret");
+            goto out;
+        }
+        if (e != DIRCONN_OK) {
+            append_msg(&err, "; the new secret is saved, not yet confirmed: the next token "
+                             "obtained with it (dirconnd, a sync, or reset-secret again) "
+                             "confirms it, and the old secret is kept until then");
+            goto out;
+        }
+        /* Step 4. */
+        if (secret_store_remove(store, SECRET_CONNECTOR_SECRET_PREVIOUS)) {
+            struct dirconn_error werr;
+            dirconn_error_clear(&werr);
+            if (secret_store_save(store, &werr) != DIRCONN_OK)
+                warn(ctl, "the rotation is done, but the previous secret stays in the secret "
+                          "store until the next reset-secret: %s",
+                     werr.msg);
+        }
+    }
+    log_msg(&ctl->log, LOG_LEVEL_INFO, "reset the secret of connector %s%s", id,
+            own ? " with its own credentials" : " with the admin token");
     if (ctl->json) {
-        json_t *o = json_pack("{s:s, s:s, s:b}", "id", id, "org", cfg->cloud_org, "reset", 1);
+        json_t *o = json_pack("{s:s, s:s, s:b, s:s}", "id", id, "org", cfg->cloud_org, "reset", 1,
+                              "authorisedBy", own ? "connector" : "admin");
         char *text = o != NULL ? json_dumps(o, JSON_INDENT(2)) : NULL;
         if (text != NULL)
             puts(text);
         free(text);
         json_decref(o);
     } else {
-        printf("Reset the secret of connector %s; the new secret is saved in the secret store "
+        printf("Reset the secret of connector %s; the new secret is saved in the secret store%s "
                "and the old one no longer works.\n",
-               id);
+               id, own ? ", it obtained a token," : "");
     }
 out:
     if (e != DIRCONN_OK)
         rc = ctl_fail(ctl, &err);
     cloud_auth_free_secret(token);
     secret_store_free_value(secret);
+    secret_store_free_value(old);
+    secret_store_free_value(previous);
     free(id);
     secret_store_close(store);
     cloud_close(&cloud);

@@ -124,6 +124,13 @@ static int parse_basic(const char *h, char **id, char **secret)
     return 0;
 }
 
+/* Is column col of row s the 32-byte SHA-256 md? (constant time) */
+static bool hash_equal(sqlite3_stmt *s, int col, const unsigned char md[32])
+{
+    return sqlite3_column_bytes(s, col) == 32 &&
+           CRYPTO_memcmp(sqlite3_column_blob(s, col), md, 32) == 0;
+}
+
 static void free_secret(char *s)
 {
     if (s != NULL) {
@@ -183,18 +190,28 @@ void cloud_control_oauth_token(struct cloud_req *req)
         status = 500, error = "server_error", desc = "out of memory";
     }
     char org[80] = "";
+    unsigned char pending_md[32];
+    bool promote = false; /* the pending secret was used: it becomes the secret now */
     if (status == 0) {
         sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_CONN_GET);
         bind_text(s, 1, id);
         unsigned char md[32];
         cloud_sha256(secret, strlen(secret), md);
-        if (sqlite3_step(s) != SQLITE_ROW || sqlite3_column_bytes(s, 4) != 32 ||
-            CRYPTO_memcmp(sqlite3_column_blob(s, 4), md, 32) != 0) {
-            status = 401, error = "invalid_client", desc = "unknown client or wrong secret";
-        } else {
+        bool known = sqlite3_step(s) == SQLITE_ROW;
+        if (known)
             snprintf(org, sizeof(org), "%s", (const char *)sqlite3_column_text(s, 1));
-        }
+        bool current = known && hash_equal(s, 4, md);
         sqlite3_reset(s);
+        if (known && !current) {
+            s = cloud_store_stmt(&ctx->store, CLOUD_STMT_PENDING_GET);
+            bind_text(s, 1, id);
+            promote = sqlite3_step(s) == SQLITE_ROW && hash_equal(s, 0, md);
+            sqlite3_reset(s);
+            memcpy(pending_md, md, sizeof(md));
+        }
+        if (!current && !promote)
+            status = 401, error = "invalid_client", desc = "unknown client or wrong secret";
+        OPENSSL_cleanse(md, sizeof(md));
     }
     evhttp_clear_headers(&form);
     if (status != 0) {
@@ -217,12 +234,47 @@ void cloud_control_oauth_token(struct cloud_req *req)
     sqlite3_stmt *s = cloud_store_stmt(st, CLOUD_STMT_TOKEN_PURGE);
     sqlite3_bind_int64(s, 1, now - 86400000);
     cloud_store_exec(st, s);
+    int rc = SQLITE_DONE;
+    if (promote) {
+        /* One transaction: the pending secret replaces the old one, and every token issued
+         * before (with the old secret) is revoked with it, before the new token exists. */
+        rc = cloud_store_begin(st) == SQLITE_OK ? SQLITE_DONE : SQLITE_ERROR;
+        if (rc == SQLITE_DONE) {
+            s = cloud_store_stmt(st, CLOUD_STMT_CONN_SECRET_SET);
+            bind_text(s, 1, id);
+            sqlite3_bind_blob(s, 2, pending_md, 32, SQLITE_TRANSIENT);
+            rc = cloud_store_exec(st, s);
+        }
+        if (rc == SQLITE_DONE) {
+            s = cloud_store_stmt(st, CLOUD_STMT_PENDING_DELETE);
+            bind_text(s, 1, id);
+            rc = cloud_store_exec(st, s);
+        }
+        if (rc == SQLITE_DONE) {
+            s = cloud_store_stmt(st, CLOUD_STMT_TOKEN_DELETE_CONN);
+            bind_text(s, 1, id);
+            rc = cloud_store_exec(st, s);
+        }
+        OPENSSL_cleanse(pending_md, sizeof(pending_md));
+    }
     s = cloud_store_stmt(st, CLOUD_STMT_TOKEN_INSERT);
     sqlite3_bind_blob(s, 1, md, 32, SQLITE_TRANSIENT);
     bind_text(s, 2, org);
     bind_text(s, 3, id);
     sqlite3_bind_int64(s, 4, now + ctx->cfg.token_ttl_s * 1000);
-    int rc = cloud_store_exec(st, s);
+    if (rc == SQLITE_DONE)
+        rc = cloud_store_exec(st, s);
+    if (promote) {
+        if (rc == SQLITE_DONE && cloud_store_commit(st) != SQLITE_OK)
+            rc = SQLITE_ERROR;
+        if (rc != SQLITE_DONE)
+            cloud_store_rollback(st);
+        else
+            log_msg(&ctx->log, LOG_LEVEL_INFO,
+                    "org %s: connector %s used its new secret: the old one and its tokens are "
+                    "revoked",
+                    org, id);
+    }
     if (rc == SQLITE_DONE) {
         s = cloud_store_stmt(st, CLOUD_STMT_CONN_SEEN);
         bind_text(s, 1, id);
@@ -435,6 +487,9 @@ static void connector_delete(struct cloud_req *req, const char *org, const char 
     s = cloud_store_stmt(st, CLOUD_STMT_CONN_DELETE);
     bind_text(s, 1, id);
     ok = ok && cloud_store_exec(st, s) == SQLITE_DONE;
+    s = cloud_store_stmt(st, CLOUD_STMT_PENDING_DELETE);
+    bind_text(s, 1, id);
+    ok = ok && cloud_store_exec(st, s) == SQLITE_DONE;
     struct lease l;
     if (ok && lease_load(ctx, org, &l) == 0 && l.has_holder && strcmp(l.holder, id) == 0) {
         l.has_holder = false;
@@ -451,10 +506,25 @@ static void connector_delete(struct cloud_req *req, const char *org, const char 
     cloud_http_reply(req, 204, NULL, NULL);
 }
 
+/*
+ * POST connectors/{id}/secret (docs/cloud-api.md "Connectors"). With the admin token the new
+ * secret replaces the old one at once and every token of the connector is revoked. With the
+ * connector's own token (only for its own id) the rotation has two phases, so that a client
+ * that loses the answer, or cannot save it, is not locked out: the new secret is kept as
+ * pending beside the old one, which goes on working; the first token obtained with the new
+ * secret makes it the secret and revokes the old one and every token issued with it
+ * (cloud_control_oauth_token). A second rotation replaces a pending secret never used.
+ */
 static void connector_reset_secret(struct cloud_req *req, const char *org, const char *id)
 {
     struct cloud_ctx *ctx = req->ctx;
-    if (!require_admin(req))
+    bool self = req->auth == CLOUD_AUTH_CONNECTOR;
+    if (self && strcmp(req->connector_id, id) != 0) {
+        cloud_http_api_error(req, 403, "forbidden",
+                             "a connector may only rotate its own secret (use the admin token)");
+        return;
+    }
+    if (!self && !require_admin(req))
         return;
     json_t *c = connector_get(ctx, org, id);
     if (c == NULL) {
@@ -471,20 +541,39 @@ static void connector_reset_secret(struct cloud_req *req, const char *org, const
     cloud_sha256(secret, strlen(secret), md);
     struct cloud_store *st = &ctx->store;
     int ok = cloud_store_begin(st) == SQLITE_OK;
-    sqlite3_stmt *s = cloud_store_stmt(st, CLOUD_STMT_CONN_SECRET_SET);
-    bind_text(s, 1, id);
-    sqlite3_bind_blob(s, 2, md, 32, SQLITE_TRANSIENT);
-    ok = ok && cloud_store_exec(st, s) == SQLITE_DONE;
-    s = cloud_store_stmt(st, CLOUD_STMT_TOKEN_DELETE_CONN);
-    bind_text(s, 1, id);
-    ok = ok && cloud_store_exec(st, s) == SQLITE_DONE;
+    sqlite3_stmt *s;
+    if (self) {
+        s = cloud_store_stmt(st, CLOUD_STMT_PENDING_SET);
+        bind_text(s, 1, id);
+        sqlite3_bind_blob(s, 2, md, 32, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 3, cloud_now_ms());
+        ok = ok && cloud_store_exec(st, s) == SQLITE_DONE;
+    } else {
+        s = cloud_store_stmt(st, CLOUD_STMT_CONN_SECRET_SET);
+        bind_text(s, 1, id);
+        sqlite3_bind_blob(s, 2, md, 32, SQLITE_TRANSIENT);
+        ok = ok && cloud_store_exec(st, s) == SQLITE_DONE;
+        s = cloud_store_stmt(st, CLOUD_STMT_PENDING_DELETE);
+        bind_text(s, 1, id);
+        ok = ok && cloud_store_exec(st, s) == SQLITE_DONE;
+        s = cloud_store_stmt(st, CLOUD_STMT_TOKEN_DELETE_CONN);
+        bind_text(s, 1, id);
+        ok = ok && cloud_store_exec(st, s) == SQLITE_DONE;
+    }
+    OPENSSL_cleanse(md, sizeof(md));
     if (!ok || cloud_store_commit(st) != SQLITE_OK) {
         json_decref(c);
         OPENSSL_cleanse(secret, sizeof(secret));
         db_error(req);
         return;
     }
+    if (self)
+        log_msg(&ctx->log, LOG_LEVEL_INFO,
+                "org %s: connector %s rotates its secret: the new one is pending until it is "
+                "used",
+                org, id);
     json_object_set_new(c, "secret", json_string(secret));
+    json_object_set_new(c, "secretPending", json_boolean(self));
     OPENSSL_cleanse(secret, sizeof(secret));
     cloud_http_header(req, "Cache-Control", "no-store");
     cloud_http_reply(req, 200, c, CT_JSON);

@@ -29,6 +29,11 @@ static const char schema_sql[] =
     "  hash BLOB PRIMARY KEY, org TEXT NOT NULL, connector_id TEXT NOT NULL,"
     "  expires_ms INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS tokens_connector ON tokens(connector_id);"
+    /* A secret issued to a connector that rotates its own secret: it replaces secret_hash
+     * the first time it obtains a token (docs/cloud-api.md "Connectors"). A table of its own,
+     * so that databases written before it need no migration. */
+    "CREATE TABLE IF NOT EXISTS pending_secrets("
+    "  connector_id TEXT PRIMARY KEY, secret_hash BLOB NOT NULL, created_ms INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS reports("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, org TEXT NOT NULL, connector_id TEXT NOT NULL,"
     "  received_ms INTEGER NOT NULL, body TEXT NOT NULL);"

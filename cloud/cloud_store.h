@@ -50,6 +50,10 @@
     XX(TOKEN_GET, "SELECT hash, org, connector_id, expires_ms FROM tokens WHERE hash=?1")          \
     XX(TOKEN_DELETE_CONN, "DELETE FROM tokens WHERE connector_id=?1")                              \
     XX(TOKEN_PURGE, "DELETE FROM tokens WHERE expires_ms<?1")                                      \
+    XX(PENDING_SET, "INSERT OR REPLACE INTO pending_secrets(connector_id, secret_hash, "           \
+                    "created_ms) VALUES(?1, ?2, ?3)")                                              \
+    XX(PENDING_GET, "SELECT secret_hash FROM pending_secrets WHERE connector_id=?1")               \
+    XX(PENDING_DELETE, "DELETE FROM pending_secrets WHERE connector_id=?1")                        \
     XX(REPORT_INSERT, "INSERT INTO reports(org, connector_id, received_ms, body) "                 \
                       "VALUES(?1, ?2, ?3, ?4)")                                                    \
     XX(REPORT_LIST, "SELECT seq, connector_id, received_ms, body FROM reports WHERE org=?1 "       \

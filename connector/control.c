@@ -322,9 +322,12 @@ enum dirconn_err control_deregister(const struct control_options *o, const char 
 }
 
 enum dirconn_err control_reset_secret(const struct control_options *o, const char *token,
-                                      const char *id, char **secret, struct dirconn_error *err)
+                                      const char *id, char **secret, bool *pending,
+                                      struct dirconn_error *err)
 {
     *secret = NULL;
+    if (pending != NULL)
+        *pending = false;
     char *path = connector_path(id, "/secret");
     if (path == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
@@ -332,6 +335,8 @@ enum dirconn_err control_reset_secret(const struct control_options *o, const cha
     enum dirconn_err e = control_request(o, token, "POST", path, NULL, NULL, &r, err);
     if (e == DIRCONN_OK)
         e = take_secret(r.body, path, secret, err);
+    if (e == DIRCONN_OK && pending != NULL)
+        *pending = json_is_true(json_object_get(r.body, "secretPending"));
     free(path);
     control_response_clear(&r);
     return e;

@@ -96,12 +96,19 @@ enum dirconn_err control_deregister(const struct control_options *o, const char 
                                     const char *id, bool *existed, struct dirconn_error *err);
 
 /*
- * control_reset_secret - POST connectors/<id>/secret: the cloud issues a new
- * secret, and the old one and its access tokens stop working. *secret as in
- * control_register. Errors: those of control_request.
+ * control_reset_secret - POST connectors/<id>/secret (docs/cloud-api.md
+ * "Connectors"): the cloud issues a new secret. *secret as in
+ * control_register. *pending (may be NULL) receives the answer's
+ * secretPending: true when the cloud keeps the old secret working until the
+ * new one is first used at the token endpoint (a connector rotating its own
+ * secret), false when the old secret and its access tokens stopped working
+ * at once (the admin token, or a cloud that does not say). Errors: those of
+ * control_request (403: a connector token of another connector, or a cloud
+ * that lets only the admin rotate).
  */
 enum dirconn_err control_reset_secret(const struct control_options *o, const char *token,
-                                      const char *id, char **secret, struct dirconn_error *err);
+                                      const char *id, char **secret, bool *pending,
+                                      struct dirconn_error *err);
 
 /*
  * control_list - GET connectors. *out receives an array of *n registrations

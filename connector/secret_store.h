@@ -43,6 +43,9 @@
 #define SECRET_CLOUD_TOKEN        "cloud-token"
 #define SECRET_CONNECTOR_ID       "cloud-connector-id"
 #define SECRET_CONNECTOR_SECRET   "cloud-connector-secret"
+/* The secret a rotation replaces, kept until the new one is confirmed by a token obtained
+ * with it (dirconnctl reset-secret, docs/cli.md); never read by the connector. */
+#define SECRET_CONNECTOR_SECRET_PREVIOUS "cloud-connector-secret-previous"
 
 /* Longest value, terminating NUL excluded. */
 #define SECRET_STORE_VALUE_MAX 4095

@@ -250,11 +250,120 @@ check_eq "the old secret is refused" 31 "$o_rc"
 check_contains "  ... with the OAuth error" "$o_err" "invalid_client"
 ctl nw connectors --config "$T/a.conf"
 check_eq "the new secret works" 0 "$nw_rc"
-ctl rs2 reset-secret --config "$T/a.conf"
-check_eq "reset-secret with the connector's own token: dirconn-cloud wants the admin token" 31 "$rs2_rc"
-check_contains "  ... and says so" "$rs2_err" "--admin-token-file"
+
+# ---- reset-secret by default: the connector's own credentials, no admin token
+# oauth ID SECRET: the client credentials grant by hand; sets STATUS, BODY
+oauth() {
+	BODY=$(curl -sS --cacert "$T/ca.pem" -w '\n%{http_code}' -d grant_type=client_credentials \
+		--data-urlencode "client_id=$1" --data-urlencode "client_secret=$2" "$BASE/oauth/token")
+	STATUS=${BODY##*$'\n'}
+	BODY=${BODY%$'\n'*}
+}
+oauth "$A_ID" "$A_SECRET2"
+A_TOKEN2=$(json "$BODY" "j['access_token']")
+remember "$A_TOKEN2"
+ctl rs2 reset-secret --config "$T/a.conf" --json
+check_eq "reset-secret with the connector's own credentials exits 0" 0 "$rs2_rc"
+[[ $rs2_rc == 0 ]] || echo "$rs2_err"
+check_eq "  ... --json says who authorised it" connector "$(json "$rs2_out" "j['authorisedBy']")"
+A_SECRET3=$(json "$(store_json "$T/a")" "j['cloud-connector-secret']")
+remember "$A_SECRET3"
+check "  ... the stored secret changed" test "$A_SECRET3" != "$A_SECRET2"
+check_eq "  ... no previous secret is left in the store" False \
+	"$(json "$(store_json "$T/a")" "'cloud-connector-secret-previous' in j")"
+oauth "$A_ID" "$A_SECRET2"
+check_eq "  ... the old secret gets no token" 401 "$STATUS"
+check_eq "  ... invalid_client" invalid_client "$(json "$BODY" "j['error']")"
+oauth "$A_ID" "$A_SECRET3"
+check_eq "  ... the new secret gets one" 200 "$STATUS"
+remember "$(json "$BODY" "j['access_token']")"
+code=$(curl -sS --cacert "$T/ca.pem" -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $A_TOKEN2" "$V1/connectors")
+check_eq "  ... a token of the old secret is revoked" 401 "$code"
+check_contains "the cloud logs the rotation" "$(cat "$LOGS/cloud.log")" "connector $A_ID used its new secret"
 ctl nw2 connectors --config "$T/a.conf"
-check_eq "  ... and the secret still works" 0 "$nw2_rc"
+check_eq "  ... and the connector works with the new secret" 0 "$nw2_rc"
+if [[ $with_sync == yes ]]; then
+	ctl s2 sync --incremental --no-progress --config "$T/a.conf"
+	check_eq "a sync after the rotation exits 0" 0 "$s2_rc"
+	[[ $s2_rc == 0 ]] || echo "$s2_err"
+fi
+
+# ---- a rotation interrupted after the cloud answered: the answer is lost, the store unchanged
+oauth "$A_ID" "$A_SECRET3"
+A_TOKEN3=$(json "$BODY" "j['access_token']")
+remember "$A_TOKEN3"
+LOST=$(curl -sS --cacert "$T/ca.pem" -X POST -H "Authorization: Bearer $A_TOKEN3" "$V1/connectors/$A_ID/secret")
+LOST=$(json "$LOST" "j['secret']")
+remember "$LOST"
+ctl lo connectors --config "$T/a.conf"
+check_eq "an unsaved new secret leaves the old one working" 0 "$lo_rc"
+ctl rs3 reset-secret --config "$T/a.conf"
+check_eq "  ... and reset-secret works after it" 0 "$rs3_rc"
+check_contains "  ... and says so" "$rs3_out" "it obtained a token"
+A_SECRET4=$(json "$(store_json "$T/a")" "j['cloud-connector-secret']")
+remember "$A_SECRET4"
+oauth "$A_ID" "$LOST"
+check_eq "  ... the lost secret is refused" 401 "$STATUS"
+oauth "$A_ID" "$A_SECRET3"
+check_eq "  ... and so is the one before" 401 "$STATUS"
+
+# ---- interrupted after the save: both secrets in the store, the new one not confirmed
+# store_write STATE_DIR PYTHON-EXPR: rewrite the store with the documented format, the JSON
+# object j changed by the expression (a statement on j)
+store_write() {
+	"$PY" - "$1/secrets.enc" "$1/secret.key" "$2" <<'PYEOF'
+import json, os, sys
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+d = open(sys.argv[1], "rb").read()
+k = open(sys.argv[2], "rb").read()
+n = int.from_bytes(d[32:36], "big")
+j = json.loads(AESGCM(k).decrypt(d[20:32], d[36:36 + n + 16], d[:36]))
+exec(sys.argv[3])
+pt = json.dumps(j).encode()
+nonce = os.urandom(12)
+head = d[:20] + nonce + len(pt).to_bytes(4, "big")
+open(sys.argv[1] + ".new", "wb").write(head + AESGCM(k).encrypt(nonce, pt, head))
+os.rename(sys.argv[1] + ".new", sys.argv[1])
+PYEOF
+}
+oauth "$A_ID" "$A_SECRET4"
+A_TOKEN4=$(json "$BODY" "j['access_token']")
+remember "$A_TOKEN4"
+PEND=$(curl -sS --cacert "$T/ca.pem" -X POST -H "Authorization: Bearer $A_TOKEN4" "$V1/connectors/$A_ID/secret")
+PEND=$(json "$PEND" "j['secret']")
+remember "$PEND"
+store_write "$T/a" "j['cloud-connector-secret-previous'] = j['cloud-connector-secret']; j['cloud-connector-secret'] = '$PEND'"
+ctl rs4 reset-secret --config "$T/a.conf"
+check_eq "reset-secret after one stopped before the confirmation exits 0" 0 "$rs4_rc"
+check_contains "  ... it finished the earlier one" "$rs4_err" "the cloud takes the new secret"
+A_SECRET5=$(json "$(store_json "$T/a")" "j['cloud-connector-secret']")
+remember "$A_SECRET5"
+check_eq "  ... no previous secret is left" False "$(json "$(store_json "$T/a")" "'cloud-connector-secret-previous' in j")"
+for old in "$A_SECRET4" "$PEND"; do
+	oauth "$A_ID" "$old"
+	check_eq "  ... an older secret is refused" 401 "$STATUS"
+done
+# ... and when the cloud refuses the saved new secret: back to the previous one
+store_write "$T/a" "j['cloud-connector-secret-previous'] = j['cloud-connector-secret']; j['cloud-connector-secret'] = '0' * 64"
+ctl rs5 reset-secret --config "$T/a.conf"
+check_eq "reset-secret after one whose new secret the cloud refuses exits 0" 0 "$rs5_rc"
+check_contains "  ... it went back to the previous secret" "$rs5_err" "going back to the previous one"
+A_SECRET6=$(json "$(store_json "$T/a")" "j['cloud-connector-secret']")
+remember "$A_SECRET6"
+oauth "$A_ID" "$A_SECRET6"
+check_eq "  ... and rotated from there" 200 "$STATUS"
+remember "$(json "$BODY" "j['access_token']")"
+# ... and when no secret of the store works: the admin token is the way out
+store_write "$T/a" "j['cloud-connector-secret'] = '1' * 64"
+ctl rs6 reset-secret --config "$T/a.conf"
+check_eq "reset-secret with credentials that no longer work: 31" 31 "$rs6_rc"
+check_contains "  ... pointing to the admin token" "$rs6_err" "--admin-token-file"
+ctl rs7 reset-secret --config "$T/a.conf" --admin-token-file "$T/admin.token"
+check_eq "  ... the admin path still works" 0 "$rs7_rc"
+A_SECRET2=$(json "$(store_json "$T/a")" "j['cloud-connector-secret']")
+remember "$A_SECRET2"
+ctl nw4 connectors --config "$T/a.conf"
+check_eq "  ... and the connector works again" 0 "$nw4_rc"
 
 # ---- damaged stores: a clear error, nothing changed
 for damage in tamper truncate wrongkey; do
@@ -292,6 +401,11 @@ b_token() {
 }
 B_TOKEN=$(b_token)
 remember "$B_TOKEN"
+code=$(curl -sS --cacert "$T/ca.pem" -o /dev/null -w '%{http_code}' -X POST \
+	-H "Authorization: Bearer $B_TOKEN" "$V1/connectors/$A_ID/secret")
+check_eq "a connector's token cannot rotate another connector's secret" 403 "$code"
+ctl nw5 connectors --config "$T/a.conf"
+check_eq "  ... whose secret still works" 0 "$nw5_rc"
 
 # put_lease HOLDER: the admin sets the lease holder
 put_lease() {

@@ -178,6 +178,63 @@ check_status 401 "old secret after reset"
 token "$HOLDER" "$NEWS"
 check_status 200 "new secret works"
 
+# a connector rotates its own secret, in two phases: pending until the new secret gets a token
+HT2=$TOKEN
+token "$OTHER" "$([ "$OTHER" = "$C1" ] && echo "$S1" || echo "$S2")"; OT2=$TOKEN
+req "$OT2" POST "$V1/connectors/$HOLDER/secret"
+check_status 403 "a connector cannot rotate another connector's secret"
+check_jq .error forbidden "  ... forbidden"
+req "$OT2" POST "$V1/connectors/no-such-id/secret"
+check_status 403 "  ... nor an unknown id"
+req "$HT2" GET "$V1/connectors/$HOLDER/secret"
+check_status 405 "GET secret"
+req "$HT2" POST "$V1/connectors/$HOLDER/secret"
+check_status 200 "a connector rotates its own secret"
+check_jq .secretPending true "  ... the new secret is pending"
+check_eq "$(header Cache-Control)" no-store "  ... Cache-Control: no-store"
+P1=$(printf '%s' "$BODY" | jq -r .secret)
+check_eq "${#P1}" 64 "  ... a 64-character secret"
+token "$HOLDER" "$NEWS"
+check_status 200 "the current secret works while the new one is pending"
+HT3=$TOKEN
+req "$HT2" GET "$SCIM/Users"
+check_status 200 "  ... and so do its tokens"
+# the answer was lost: a second rotation replaces the pending secret
+req "$HT2" POST "$V1/connectors/$HOLDER/secret"
+check_status 200 "a second rotation"
+P2=$(printf '%s' "$BODY" | jq -r .secret)
+token "$HOLDER" "$P1"
+check_status 401 "  ... the replaced pending secret is refused"
+# the pending secret survives kill -9 of the cloud (committed before the answer)
+kill -9 "$CLOUD_PID"; wait "$CLOUD_PID" 2>/dev/null; CLOUD_PID=
+cloud_start --token-ttl 20s
+token "$HOLDER" "$P2"
+check_status 200 "the pending secret gets a token after kill -9 and a restart"
+NT=$TOKEN
+req "$HT2" GET "$SCIM/Users"
+check_status 401 "  ... which revokes the tokens of the old secret"
+req "$HT3" GET "$SCIM/Users"
+check_status 401 "  ... all of them"
+token "$HOLDER" "$NEWS"
+check_status 401 "  ... and the old secret"
+check_jq .error invalid_client "  ... invalid_client"
+req "$NT" GET "$SCIM/Users"
+check_status 200 "the new secret's token works"
+token "$HOLDER" "$P2"
+check_status 200 "the new secret is now the secret"
+NEWS=$P2
+# an admin rotation drops a pending secret
+token "$HOLDER" "$NEWS"
+req "$TOKEN" POST "$V1/connectors/$HOLDER/secret"
+P3=$(printf '%s' "$BODY" | jq -r .secret)
+api POST "$V1/connectors/$HOLDER/secret"
+check_jq .secretPending false "an admin rotation is not pending"
+NEWS=$(printf '%s' "$BODY" | jq -r .secret)
+token "$HOLDER" "$P3"
+check_status 401 "  ... and drops a pending secret"
+token "$HOLDER" "$NEWS"
+check_status 200 "  ... its secret works"
+
 # deregistration: tokens stop at once, lease released
 HOLDER_S=$NEWS; token "$OTHER" "$([ "$OTHER" = "$C1" ] && echo "$S1" || echo "$S2")"; OT=$TOKEN
 req "$OT" GET "$SCIM/Users"

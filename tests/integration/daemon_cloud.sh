@@ -145,6 +145,18 @@ run_capture stt dirconnctl status --socket "$SOCK"
 check_contains "status shows the cloud side" "$stt_out" "Cloud:                  ok, $CLOUD_URL"
 check_contains "status shows the route" "$stt_out" "proxy mode explicit, route http://127.0.0.1:$TPORT"
 
+# ==== a secret rotated while dirconnd runs: its next token reads the new one from the store =
+nrep() { json "$(cloud_admin GET "/v1/orgs/acme/connectors/$RID/reports?limit=1000")" "len(j['reports'])"; }
+r0=$(nrep)
+run_capture rs dirconnctl reset-secret --config "$work/r.conf"
+check_eq "reset-secret without the admin token while dirconnd runs" 0 "$rs_rc"
+[[ $rs_rc == 0 ]] || echo "$rs_err"
+t0=$(runs)
+dirconnctl sync-now --incremental --socket "$SOCK" >/dev/null
+check "the daemon's next run ends" wait_until 300 idle_after "$t0"
+check_eq "  ... with success, on the new secret (no restart, no signal)" success "$(st "j['last'][0]['status']")"
+check "  ... and its report reached the cloud" test "$(nrep)" -gt "$r0"
+
 # ==== item 4: the delete threshold with the daemon running ================================
 users_in_cloud() { json "$(cloud_admin GET '/scim/v2/acme/Users?count=1')" "j['totalResults']"; }
 delete_users() {
