@@ -642,7 +642,7 @@ static enum dirconn_err host_get(struct proxy_ctx *p, const char *url, struct pr
     h->generation++;
     h->stale = false;
     h->expires_ms = now + (p->cfg->proxy_pac_ttl_ms > 0 ? p->cfg->proxy_pac_ttl_ms : 300000);
-    if (p->log != NULL && p->log->level >= LOG_LEVEL_DEBUG) {
+    if (p->log != NULL && log_enabled(p->log, LOG_LEVEL_DEBUG)) {
         for (size_t i = 0; i < h->n; i++) {
             char *shown = proxy_redact(h->routes[i]);
             log_msg(p->log, LOG_LEVEL_DEBUG, "proxy: %s route %zu: %s%s%s", h->key, i + 1,
