@@ -19,3 +19,4 @@ dirconn_integration_test(daemon_delete_adlds daemon_delete.sh ARGS adlds TIMEOUT
 dirconn_integration_test(daemon_delete_adds daemon_delete.sh ARGS adds TIMEOUT 1200 RESOURCE samba_adds)
 dirconn_integration_test(sync_failures_adlds sync_failures.sh TIMEOUT 1500)
 dirconn_integration_test(daemon_cloud daemon_cloud.sh TIMEOUT 900)
+dirconn_integration_test(daemon_races daemon_races.sh ARGS adlds TIMEOUT 900)
