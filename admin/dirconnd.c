@@ -65,6 +65,22 @@ enum dstate { D_STARTING = 0, D_IDLE, D_SYNCING, D_STOPPING };
 /* What a sync request asks for; FULL outranks INCREMENTAL when both wait. */
 enum request { REQ_NONE = 0, REQ_INCREMENTAL, REQ_FULL };
 
+/*
+ * What status and the notification connection need from the state database, read by whoever
+ * may wait on SQLite (the worker after each run; the loop only before any worker exists, or
+ * while none runs), never by the loop while the worker may hold a write transaction.
+ */
+struct state_snap {
+    bool valid;               /* read at least once */
+    struct state_history *h;  /* the newest runs, newest first (state_history_list) */
+    size_t n;
+    long retries;             /* objects waiting for a retry, -1 unknown */
+    char *base_dn;            /* the partition the cookie belongs to, or NULL */
+    char *state_dir;          /* the state directory it was read from */
+    unsigned char *cookie;    /* the RFC 4533 cookie of base_dn, or NULL */
+    size_t cookie_len;
+};
+
 /* Shared between the loop and the worker; every field under lock. */
 struct shared {
     pthread_mutex_t lock;
@@ -74,6 +90,7 @@ struct shared {
     enum dirconn_err rc;
     struct sync_result res;
     char message[DIRCONN_ERROR_LEN];
+    struct state_snap snap; /* replaced whole by snap_install */
 };
 
 struct client;
@@ -192,6 +209,63 @@ static void schedule_full(struct daemon *d)
         arm(d->ev_full, ((int64_t)(d->next_full - now)) * 1000);
 }
 
+/* ---- the state snapshot ------------------------------------------------------------ */
+
+static void snap_clear(struct state_snap *sn)
+{
+    state_history_free(sn->h, sn->n);
+    free(sn->base_dn);
+    free(sn->state_dir);
+    free(sn->cookie);
+    memset(sn, 0, sizeof(*sn));
+}
+
+/* Read what status and notifications need from cfg's state database (may wait on SQLite). */
+static void snap_read(const struct config *cfg, struct state_snap *sn)
+{
+    memset(sn, 0, sizeof(*sn));
+    sn->retries = -1;
+    struct state *st = NULL;
+    struct dirconn_error err;
+    if (state_open(cfg->state_dir, &st, &err) != DIRCONN_OK)
+        return;
+    sn->state_dir = strdup(cfg->state_dir);
+    if (state_history_list(st, 3, &sn->h, &sn->n, &err) != DIRCONN_OK) {
+        sn->h = NULL;
+        sn->n = 0;
+    }
+    sn->retries = state_retry_count(st);
+    /* The watermark of the synchronised partition; any one works for a notification. */
+    struct state_watermark wm = {0};
+    bool found = false;
+    if (cfg->base_dn != NULL &&
+        state_watermark_get(st, cfg->base_dn, &wm, &found, &err) == DIRCONN_OK && found &&
+        wm.method != NULL && strcmp(wm.method, "syncrepl") == 0 && wm.len > 0) {
+        sn->cookie = malloc(wm.len);
+        if (sn->cookie != NULL) {
+            memcpy(sn->cookie, wm.value, wm.len);
+            sn->cookie_len = wm.len;
+        }
+    }
+    if (cfg->base_dn != NULL)
+        sn->base_dn = strdup(cfg->base_dn);
+    state_watermark_clear(&wm);
+    state_close(st);
+    sn->valid = sn->state_dir != NULL;
+}
+
+/* Put a snapshot read by snap_read in place of the shared one (fresh is emptied). */
+static void snap_install(struct shared *sh, struct state_snap *fresh)
+{
+    struct state_snap old;
+    pthread_mutex_lock(&sh->lock);
+    old = sh->snap;
+    sh->snap = *fresh;
+    pthread_mutex_unlock(&sh->lock);
+    memset(fresh, 0, sizeof(*fresh));
+    snap_clear(&old);
+}
+
 /* ---- the worker ------------------------------------------------------------------ */
 
 static void on_progress(void *arg, const char *phase, long done, long total)
@@ -289,6 +363,10 @@ static void *worker_main(void *arg)
         log_msg(&d->log, LOG_LEVEL_INFO, "%s", line);
     }
     free(summary);
+    /* What status shows of this run, read here where waiting on SQLite blocks no one. */
+    struct state_snap sn;
+    snap_read(j->cfg, &sn);
+    snap_install(&d->sh, &sn);
     pthread_mutex_lock(&d->sh.lock);
     d->sh.rc = rc;
     d->sh.res = res;
@@ -611,31 +689,35 @@ static void on_notify_retry(evutil_socket_t fd, short what, void *arg)
     notify_start(arg);
 }
 
-/* The RFC 4533 cookie of the last sync, to start the persistent search from. */
+/*
+ * The RFC 4533 cookie of the last sync, to start the persistent search from: from the
+ * snapshot the last run (or the start) read. When it belongs to another partition or state
+ * directory (a reload changed them), it is read again now, unless a sync runs (its end
+ * starts the held notifications again).
+ */
 static unsigned char *saved_cookie(struct daemon *d, size_t *len)
 {
     *len = 0;
-    struct state *st = NULL;
-    struct dirconn_error err;
-    unsigned char *out = NULL;
-    if (state_open(d->cfg->state_dir, &st, &err) != DIRCONN_OK)
-        return NULL;
-    /* The watermark of the synchronised partition; any one works for a notification. */
-    struct sqlite3 *db = state_db(st);
-    (void)db;
-    struct state_watermark wm = {0};
-    bool found = false;
-    if (d->cfg->base_dn != NULL &&
-        state_watermark_get(st, d->cfg->base_dn, &wm, &found, &err) == DIRCONN_OK && found &&
-        wm.method != NULL && strcmp(wm.method, "syncrepl") == 0 && wm.len > 0) {
-        out = malloc(wm.len);
-        if (out != NULL) {
-            memcpy(out, wm.value, wm.len);
-            *len = wm.len;
-        }
+    const char *base = d->cfg->base_dn;
+    pthread_mutex_lock(&d->sh.lock);
+    const struct state_snap *sn = &d->sh.snap;
+    bool current = sn->valid && strcmp(sn->state_dir, d->cfg->state_dir) == 0 &&
+                   ((sn->base_dn == NULL && base == NULL) ||
+                    (sn->base_dn != NULL && base != NULL && strcmp(sn->base_dn, base) == 0));
+    pthread_mutex_unlock(&d->sh.lock);
+    if (!current && d->running == REQ_NONE) {
+        struct state_snap fresh;
+        snap_read(d->cfg, &fresh);
+        snap_install(&d->sh, &fresh);
+        current = true;
     }
-    state_watermark_clear(&wm);
-    state_close(st);
+    unsigned char *out = NULL;
+    pthread_mutex_lock(&d->sh.lock);
+    if (current && sn->cookie != NULL && (out = malloc(sn->cookie_len)) != NULL) {
+        memcpy(out, sn->cookie, sn->cookie_len);
+        *len = sn->cookie_len;
+    }
+    pthread_mutex_unlock(&d->sh.lock);
     return out;
 }
 
@@ -808,12 +890,12 @@ static json_t *status_json(struct daemon *d)
     /* The runs' word; the overall word is the worst of it, the directory's and the cloud's. */
     const char *overall = "ok";
     json_t *reasons = json_array();
-    struct state *st = NULL;
-    struct dirconn_error err;
-    if (state_open(cfg->state_dir, &st, &err) == DIRCONN_OK) {
-        struct state_history *h = NULL;
-        size_t n = 0;
-        if (state_history_list(st, 3, &h, &n, &err) == DIRCONN_OK) {
+    /* From the snapshot: status never waits on SQLite (the worker may hold a write transaction). */
+    pthread_mutex_lock(&d->sh.lock);
+    if (d->sh.snap.valid) {
+        const struct state_history *h = d->sh.snap.h;
+        size_t n = d->sh.snap.n;
+        {
             size_t shown = 0;
             for (size_t i = 0; i < n && shown < 2; i++) {
                 if (strcmp(h[i].type, "dry-run") == 0)
@@ -836,17 +918,16 @@ static json_t *status_json(struct daemon *d)
                               "failed", (json_int_t)h[i].failed, "message", h[i].message));
                 shown++;
             }
-            state_history_free(h, n);
         }
-        long retries = state_retry_count(st);
+        long retries = d->sh.snap.retries;
         if (retries > 0) {
             overall = worse(overall, "degraded");
             char why[64];
             snprintf(why, sizeof(why), "%ld objects wait for a retry", retries);
             json_array_append_new(reasons, json_string(why));
         }
-        state_close(st);
     }
+    pthread_mutex_unlock(&d->sh.lock);
     /* A run that failed before it could be recorded (cloud or directory unreachable). */
     if (d->last_ended != 0 && d->last_rc != DIRCONN_OK && d->last_rc != DIRCONN_EFAIL &&
         d->last_rc != DIRCONN_ECANCELED && strcmp(overall, "error") != 0) {
@@ -1139,6 +1220,14 @@ static void reload(struct daemon *d, const char *why)
         return;
     }
     struct config *old = d->cfg;
+    char *old_state_dir = strdup(old->state_dir);
+    if (old_state_dir == NULL) {
+        config_free(fresh);
+        log_msg(&d->log, LOG_LEVEL_ERROR, "%s: out of memory, the running configuration is kept",
+                why);
+        platform_notify("READY=1");
+        return;
+    }
     d->cfg = fresh;
     if (old != d->run_cfg && old != d->ha_cfg)
         config_free(old); /* else freed when the running sync ends, or at exit (HA) */
@@ -1147,10 +1236,16 @@ static void reload(struct daemon *d, const char *why)
                 "%s: the HA lease client keeps the [ha], [cloud] and [proxy] settings it "
                 "started with until dirconnd restarts",
                 why);
-    log_sink_close(&d->log);
-    log_sink_init(&d->log, d->prog, (enum log_level)fresh->log_level,
-                  (enum log_target)fresh->log_target);
+    /* In place: the sync thread may be logging through this sink right now. */
+    log_sink_reconfigure(&d->log, (enum log_level)fresh->log_level,
+                         (enum log_target)fresh->log_target);
     log_msg(&d->log, LOG_LEVEL_INFO, "%s: configuration %s reloaded", why, d->config_path);
+    if (d->running == REQ_NONE && strcmp(old_state_dir, fresh->state_dir) != 0) {
+        struct state_snap sn; /* no worker runs: status shows the new state directory's runs */
+        snap_read(fresh, &sn);
+        snap_install(&d->sh, &sn);
+    }
+    free(old_state_dir);
     dir_status_configure(d->dir, fresh);
     bool retry = dir_status_rearm(d->dir, why);
     arm_bind_check(d);
@@ -1238,8 +1333,8 @@ int main(int argc, char **argv)
         free(d->config_path);
         return dirconn_exit_code(DIRCONN_ECONFIG);
     }
-    log_sink_init(&d->log, d->prog, (enum log_level)d->cfg->log_level,
-                  (enum log_target)d->cfg->log_target);
+    log_sink_reconfigure(&d->log, (enum log_level)d->cfg->log_level,
+                         (enum log_target)d->cfg->log_target);
     /* The daemon holds the bind password, the connector secret and tokens: no core dumps. */
     if (platform_disable_core_dumps(&err) != DIRCONN_OK)
         log_msg(&d->log, LOG_LEVEL_WARN, "%s", err.msg);
@@ -1285,6 +1380,9 @@ int main(int argc, char **argv)
         goto out;
     }
     state_close(st);
+    struct state_snap first; /* no worker yet: the loop may wait on SQLite this once */
+    snap_read(d->cfg, &first);
+    snap_install(&d->sh, &first);
     if (open_socket(d) != 0)
         goto out;
     if (!ha_start(d)) {
@@ -1339,6 +1437,7 @@ out:
     config_free(d->cfg);
     dir_status_free(d->dir);
     free(d->config_path);
+    snap_clear(&d->sh.snap);
     pthread_mutex_destroy(&d->sh.lock);
     log_sink_close(&d->log);
     libevent_global_shutdown();

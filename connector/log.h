@@ -4,19 +4,28 @@
  * A `struct log_sink` is owned by the caller's context (no global logger);
  * every function accepts NULL for "stderr at level info". Messages are one
  * line each; secrets must never be passed in (see docs/operations.md).
+ *
+ * Threads: log_msg may be called from any thread, also while another thread
+ * calls log_sink_reconfigure (dirconnd's SIGHUP while its sync thread logs).
+ * The level and target are atomics; a line is formatted in full first and
+ * written with one call (one write(2) on unbuffered stderr, one syslog(3)),
+ * so lines of different threads never interleave and none is lost. The sink
+ * owns no object that a reload would free: syslog's connection belongs to
+ * the C library, and syslog(3) reopens it itself if it is closed meanwhile.
  */
 #ifndef DIRCONN_LOG_H
 #define DIRCONN_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 enum log_level { LOG_LEVEL_ERROR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 enum log_target { LOG_TARGET_STDERR = 0, LOG_TARGET_SYSLOG };
 
 struct log_sink {
-    enum log_level level;   /* messages above this level are dropped */
-    enum log_target target; /* where lines go */
-    const char *ident;      /* program name shown in each line; borrowed, not freed */
+    _Atomic int level;  /* an enum log_level: messages above it are dropped */
+    _Atomic int target; /* an enum log_target: where lines go */
+    const char *ident;  /* program name shown in each line; borrowed, not freed; never changes */
 };
 
 /*
@@ -28,6 +37,17 @@ void log_sink_init(struct log_sink *sink, const char *ident, enum log_level leve
 
 /* log_sink_close - closes syslog if the sink opened it. sink may be NULL. */
 void log_sink_close(struct log_sink *sink);
+
+/*
+ * log_sink_reconfigure - change the level and target of a sink that other
+ * threads may be logging through (a configuration reload), in place: the
+ * ident stays. Opens syslog before lines go there, closes it after they stop
+ * going there. Call it from one thread at a time.
+ */
+void log_sink_reconfigure(struct log_sink *sink, enum log_level level, enum log_target target);
+
+/* log_enabled - whether a message at level would be written (sink may be NULL). */
+bool log_enabled(const struct log_sink *sink, enum log_level level);
 
 /*
  * log_msg - write one line at the given level. On stderr the line reads

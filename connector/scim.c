@@ -1,6 +1,7 @@
 /* scim.c - the SCIM 2.0 HTTP client on libcurl's multi interface. */
 #include "connector/scim.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -761,6 +762,16 @@ static void end_waiting(struct scim_client *c)
 enum dirconn_err scim_run(struct scim_client *c, struct dirconn_error *err)
 {
     dirconn_error_clear(&c->unreachable); /* each run tries the cloud again */
+    /*
+     * A token is asked for only while no transfer is in flight (fetching one blocks this
+     * loop): here, before the first transfer of the run, where the token source renews a
+     * token that nears its expiry; after a 401, once the transfers in flight are done.
+     */
+    if (c->opts.token != NULL && c->in_flight == 0 && c->token != NULL) {
+        OPENSSL_cleanse(c->token, strlen(c->token));
+        free(c->token);
+        c->token = NULL;
+    }
     while (c->waiting != NULL || c->in_flight > 0) {
         if (c->unreachable.code != DIRCONN_OK)
             end_waiting(c);
@@ -782,6 +793,9 @@ enum dirconn_err scim_run(struct scim_client *c, struct dirconn_error *err)
                 pp = &r->next; /* after the write to the same resource in flight */
                 continue;
             }
+            if (c->opts.token != NULL && (c->token == NULL || r->force_token_refresh) &&
+                c->in_flight > 0)
+                break; /* the token is fetched once the transfers in flight are done */
             *pp = r->next;
             r->next = NULL;
             if (is_write(r) &&

@@ -590,6 +590,13 @@ static char *host_key(const char *url)
     return key;
 }
 
+bool proxy_cache_usable(int64_t now_ms, int64_t expires_ms, int64_t ttl_ms, bool in_flight)
+{
+    if (!in_flight)
+        return now_ms < expires_ms - ttl_ms / 5; /* refreshed ahead, while nothing waits */
+    return now_ms < expires_ms + ttl_ms;         /* stale but serving until nothing is in flight */
+}
+
 /* The cached routes of url's host, resolved when missing, expired or stale. */
 static enum dirconn_err host_get(struct proxy_ctx *p, const char *url, struct proxy_host **out,
                                  struct dirconn_error *err)
@@ -601,7 +608,17 @@ static enum dirconn_err host_get(struct proxy_ctx *p, const char *url, struct pr
     while (h != NULL && strcmp(h->key, key) != 0)
         h = h->next;
     int64_t now = mono_ms();
-    if (h != NULL && !h->stale && h->n > 0 && now < h->expires_ms) {
+    int64_t ttl = p->cfg->proxy_pac_ttl_ms > 0 ? p->cfg->proxy_pac_ttl_ms : 300000;
+    /*
+     * Resolving (a PAC or WPAD in a child process, up to its deadline) blocks the caller: the
+     * transfer loop of scim.c with up to max_in_flight transfers. So a list is resolved again
+     * ahead of its expiry (its last fifth) when no transfer of this context is in flight, and
+     * while transfers are in flight an expired list goes on serving for up to one more TTL;
+     * the next call with none in flight resolves it. Only a missing or exhausted list (every
+     * route failed) is resolved at once.
+     */
+    if (h != NULL && !h->stale && h->n > 0 &&
+        proxy_cache_usable(now, h->expires_ms, ttl, p->n_fl > 0)) {
         free(key);
         *out = h;
         return DIRCONN_OK;
@@ -641,8 +658,8 @@ static enum dirconn_err host_get(struct proxy_ctx *p, const char *url, struct pr
     h->current = 0;
     h->generation++;
     h->stale = false;
-    h->expires_ms = now + (p->cfg->proxy_pac_ttl_ms > 0 ? p->cfg->proxy_pac_ttl_ms : 300000);
-    if (p->log != NULL && p->log->level >= LOG_LEVEL_DEBUG) {
+    h->expires_ms = now + ttl;
+    if (p->log != NULL && log_enabled(p->log, LOG_LEVEL_DEBUG)) {
         for (size_t i = 0; i < h->n; i++) {
             char *shown = proxy_redact(h->routes[i]);
             log_msg(p->log, LOG_LEVEL_DEBUG, "proxy: %s route %zu: %s%s%s", h->key, i + 1,

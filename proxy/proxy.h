@@ -15,7 +15,9 @@
  *   pac       [proxy] pac_url evaluated through libproxy's PAC runner;
  *   explicit  [proxy] url (hosts in [proxy] no_proxy go direct);
  *   none      DIRECT.
- * The answer is cached per scheme://host:port for [proxy] pac_ttl. Each
+ * The answer is cached per scheme://host:port for [proxy] pac_ttl (renewed
+ * ahead of its expiry while no transfer is in flight, so that resolving never
+ * holds up transfers; see proxy_cache_usable). Each
  * transfer uses the host's current route; when a proxy cannot be reached
  * (or answers the CONNECT with an error) the next route of the list is
  * tried at once; when the list is exhausted the request fails with a
@@ -164,6 +166,17 @@ bool proxy_route_from_libproxy(const char *answer, char **route);
  * to notice answers that libproxy silently turns into DIRECT.
  */
 size_t proxy_pac_directives(const char *answer, bool *garbage);
+
+/*
+ * proxy_cache_usable - whether a cached route list that expires at expires_ms
+ * (monotonic ms; resolved ttl_ms before) may serve now_ms without resolving it
+ * again. Resolving blocks the caller (a PAC or WPAD child, up to its deadline),
+ * which is the transfer loop: so with no transfer of the context in flight the
+ * list is renewed ahead of its expiry (in its last fifth), and with transfers in
+ * flight an expired list keeps serving for up to one more TTL, until a call
+ * with none in flight renews it.
+ */
+bool proxy_cache_usable(int64_t now_ms, int64_t expires_ms, int64_t ttl_ms, bool in_flight);
 
 /* proxy_mode_name - "auto", "pac", "explicit" or "none". */
 const char *proxy_mode_name(enum proxy_mode mode);

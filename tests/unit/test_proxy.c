@@ -254,6 +254,21 @@ static void test_cache_ttl_and_failure(void **state)
     config_free(cfg);
 }
 
+/* The cache's expiry: renewed ahead while idle, served stale while transfers are in flight. */
+static void test_cache_usable(void **state)
+{
+    (void)state;
+    const int64_t ttl = 300000, exp = 1000000 + ttl; /* resolved at 1000000 */
+    assert_true(proxy_cache_usable(1000000, exp, ttl, false));
+    assert_true(proxy_cache_usable(exp - ttl / 5 - 1, exp, ttl, false));
+    assert_false(proxy_cache_usable(exp - ttl / 5, exp, ttl, false)); /* ahead of expiry */
+    assert_false(proxy_cache_usable(exp, exp, ttl, false));
+    assert_true(proxy_cache_usable(exp - ttl / 5, exp, ttl, true)); /* transfers in flight */
+    assert_true(proxy_cache_usable(exp, exp, ttl, true));
+    assert_true(proxy_cache_usable(exp + ttl - 1, exp, ttl, true));
+    assert_false(proxy_cache_usable(exp + ttl, exp, ttl, true)); /* at most one more TTL */
+}
+
 /* The SCIM client with the proxy seam: each route of the PAC list is tried in turn. */
 static int done_calls;
 static void on_done(void *arg, const struct scim_response *resp)
@@ -362,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_password_file_missing),
         cmocka_unit_test(test_resolve_pac_file),
         cmocka_unit_test(test_cache_ttl_and_failure),
+        cmocka_unit_test(test_cache_usable),
         cmocka_unit_test(test_seam_moves_through_routes),
         cmocka_unit_test(test_launcher_threads),
     };
