@@ -136,7 +136,7 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
     memset(&res, 0, sizeof(res));
     /* One memory of dead proxies for every cloud client of the run (sync, lease, state). */
     struct proxy_shared *shared = NULL;
-    if (proxy_shared_new(&shared, &err) != DIRCONN_OK)
+    if (proxy_shared_new(false, &shared, &err) != DIRCONN_OK)
         return ctl_fail(ctl, &err);
     opts.proxy_shared = shared;
     /* Under [ha] lease = cloud|etcd a sync writes only while holding the lease. */

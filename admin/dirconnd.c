@@ -1268,7 +1268,7 @@ int main(int argc, char **argv)
     atomic_init(&d->cancel, false);
     d->notify_backoff_ms = 1000;
     int exit_code = 1;
-    if (proxy_shared_new(&d->proxy_shared, &err) != DIRCONN_OK) {
+    if (proxy_shared_new(true, &d->proxy_shared, &err) != DIRCONN_OK) {
         log_msg(&d->log, LOG_LEVEL_ERROR, "%s", err.msg);
         goto out;
     }

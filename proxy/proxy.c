@@ -63,6 +63,7 @@ struct proxy_seen {
 };
 
 struct proxy_shared {
+    bool log_routes; /* route changes at info, else at debug */
     pthread_mutex_t lock;
     struct proxy_dead *dead;
     struct proxy_seen *seen;
@@ -137,11 +138,13 @@ static unsigned long curl_auth_bits(enum proxy_auth a)
 
 /* ---- the memory shared by the contexts of a program ----------------------------------- */
 
-enum dirconn_err proxy_shared_new(struct proxy_shared **out, struct dirconn_error *err)
+enum dirconn_err proxy_shared_new(bool log_routes, struct proxy_shared **out,
+                                  struct dirconn_error *err)
 {
     *out = calloc(1, sizeof(**out));
     if (*out == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    (*out)->log_routes = log_routes;
     pthread_mutex_init(&(*out)->lock, NULL);
     return DIRCONN_OK;
 }
@@ -381,7 +384,7 @@ enum dirconn_err proxy_new(const struct config *cfg, const struct log_sink *log,
     p->log = log;
     p->shared = shared;
     if (shared == NULL) {
-        enum dirconn_err e = proxy_shared_new(&p->own_shared, err);
+        enum dirconn_err e = proxy_shared_new(false, &p->own_shared, err);
         if (e != DIRCONN_OK) {
             free(p);
             return e;
@@ -1029,7 +1032,7 @@ static void skip_dead(struct proxy_ctx *p, struct proxy_host *h)
 /* "proxy http://h:p (PAC X)" or "DIRECT" into buf. */
 static void route_label(const struct proxy_host *h, size_t idx, char *buf, size_t len);
 
-/* Log the host's route at info when it is not the one logged last for that host. */
+/* Log the host's route when it is not the one logged last for that host. */
 static void note_route(struct proxy_ctx *p, struct proxy_host *h)
 {
     char label[800], line[1200];
@@ -1037,7 +1040,8 @@ static void note_route(struct proxy_ctx *p, struct proxy_host *h)
     snprintf(line, sizeof(line), "%s, chosen by %s", label,
              h->chosen_by != NULL ? h->chosen_by : "?");
     if (proxy_shared_note_route(p->shared, h->key, line))
-        log_msg(p->log, LOG_LEVEL_INFO, "proxy route for %s: %s", h->key, line);
+        log_msg(p->log, p->shared->log_routes ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG,
+                "proxy route for %s: %s", h->key, line);
 }
 
 enum dirconn_err proxy_route_for(struct proxy_ctx *p, const char *url, const char **route,

@@ -29,7 +29,8 @@
  * A proxy that failed is remembered as dead for [proxy] pac_ttl in the
  * struct proxy_shared of the program: every context sharing it (the run's,
  * the lease client's, the daemon's next runs) starts behind it. The route
- * of each host is logged at info when it changes, once per change.
+ * of each host is logged when it changes, once per change (at info in
+ * dirconnd: proxy_shared_new).
  * HTTP 407 is final: DIRCONN_EPROXY naming the proxy, the user, the schemes
  * the proxy offers (Proxy-Authenticate, RFC 9110 11.7.1) and [proxy] auth.
  *
@@ -76,9 +77,12 @@ struct proxy_resolution {
  * The memory that contexts of one program share (thread-safe): proxies
  * found dead, until when, and the route last logged per host.
  * proxy_shared_new - *out owned by the caller (proxy_shared_free), which
- * must outlive every context given it. Errors: DIRCONN_ENOMEM.
+ * must outlive every context given it. log_routes: each change of a host's
+ * route is logged at info (a service: dirconnd), else at debug (one-shot
+ * commands, whose route proxy-check shows). Errors: DIRCONN_ENOMEM.
  */
-enum dirconn_err proxy_shared_new(struct proxy_shared **out, struct dirconn_error *err);
+enum dirconn_err proxy_shared_new(bool log_routes, struct proxy_shared **out,
+                                  struct dirconn_error *err);
 
 /* proxy_shared_free - free it. s may be NULL. */
 void proxy_shared_free(struct proxy_shared *s);

@@ -448,7 +448,7 @@ static void test_shared_memory(void **state)
 {
     (void)state;
     struct proxy_shared *s = NULL;
-    assert_int_equal(proxy_shared_new(&s, NULL), DIRCONN_OK);
+    assert_int_equal(proxy_shared_new(true, &s, NULL), DIRCONN_OK);
     assert_false(proxy_shared_is_dead(s, "http://a:1", 100));
     proxy_shared_mark_dead(s, "http://user:pw@a:1", 1000);
     assert_true(proxy_shared_is_dead(s, "http://a:1", 999));   /* user information ignored */
@@ -553,7 +553,7 @@ static void test_dead_proxy_shared(void **state)
     struct config *cfg = load(section);
     struct log_sink quiet = {.level = LOG_LEVEL_ERROR};
     struct proxy_shared *shared = NULL;
-    assert_int_equal(proxy_shared_new(&shared, NULL), DIRCONN_OK);
+    assert_int_equal(proxy_shared_new(false, &shared, NULL), DIRCONN_OK);
     struct proxy_ctx *p1 = NULL, *p2 = NULL, *own = NULL;
     assert_int_equal(proxy_new(cfg, &quiet, shared, &p1, NULL), DIRCONN_OK);
     const char *url = "https://cloud.example/scim/v2/o/Users";
