@@ -201,7 +201,7 @@ static enum dirconn_err cloud_open(struct ctl *ctl, struct admin_cloud *c,
                                    struct dirconn_error *err)
 {
     memset(c, 0, sizeof(*c));
-    enum dirconn_err e = proxy_new(ctl->cfg, &ctl->log, &c->proxy, err);
+    enum dirconn_err e = proxy_new(ctl->cfg, &ctl->log, NULL, &c->proxy, err);
     if (e != DIRCONN_OK)
         return e;
     control_options_from_config(ctl->cfg, &c->opts);
@@ -729,7 +729,7 @@ static enum dirconn_err lease_view(struct ctl *ctl, struct admin_cloud *cloud, c
         return DIRCONN_OK;
     if (ctl->cfg->ha_lease == HA_LEASE_ETCD) {
         struct lease_backend b;
-        enum dirconn_err e = ha_backend_new(ctl->cfg, &ctl->log, NULL, &b, err);
+        enum dirconn_err e = ha_backend_new(ctl->cfg, &ctl->log, NULL, NULL, &b, err);
         if (e == DIRCONN_OK)
             e = b.ops->observe(b.self, li, err);
         lease_backend_free(&b);

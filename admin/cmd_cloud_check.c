@@ -70,7 +70,7 @@ enum dirconn_err ctl_cloud_check(struct ctl *ctl, struct ctl_cloud_check *out,
     struct proxy_ctx *proxy = NULL;
     struct cloud_auth *auth = NULL;
     struct scim_client *scim = NULL;
-    enum dirconn_err e = proxy_new(cfg, &ctl->log, &proxy, err);
+    enum dirconn_err e = proxy_new(cfg, &ctl->log, NULL, &proxy, err);
     if (e == DIRCONN_OK)
         e = cloud_auth_new(cfg, proxy_configure, proxy, &auth, err);
     if (e == DIRCONN_OK) {

@@ -2,8 +2,9 @@
  * cmd_proxy.c - dirconnctl proxy-check: the Cisco guide's "Troubleshoot
  * Service Account Sign In Issues" (can this host reach the cloud, and which
  * proxy is in the way), automated: the proxy mode, the PAC URL used, the
- * proxies returned for the URL, and for each one whether a request through
- * it reached the cloud, with the HTTP status.
+ * setting that chose the route, the proxies returned for the URL, and for
+ * each one whether a request through it reached the cloud, with the HTTP
+ * status and the proxy authentication scheme used.
  */
 #include "admin/ctl.h"
 #include "proxy/proxy.h"
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char proxy_check_help[] =
     "usage: dirconnctl proxy-check [URL] [--config FILE] [--json]\n"
@@ -23,6 +25,9 @@ static const char proxy_check_help[] =
     "certificate as always. Prints the mode, the PAC URL used and its answer, the\n"
     "proxies returned for the URL, and for each one whether the request reached the\n"
     "cloud and the HTTP status; 407 is reported as a proxy authentication failure.\n"
+    "It also names the setting that chose the route ([proxy] mode explicit, [proxy]\n"
+    "no_proxy, https_proxy in the environment, PAC file URL, WPAD, ...) and the proxy\n"
+    "authentication scheme each request used.\n"
     "URL defaults to <SCIM base>/ServiceProviderConfig of the [cloud] section.\n"
     "Exit 0 when a route reached the cloud, 60 when none did or the proxy list could\n"
     "not be resolved (PAC download or evaluation failure), 3 for a bad configuration.\n";
@@ -32,8 +37,38 @@ struct probe {
     bool reached;
     long status;         /* the cloud's HTTP status, 0 if none */
     long connect_status; /* the proxy's answer to CONNECT, 0 if none */
-    char error[512];     /* why it did not reach the cloud, "" when it did */
+    char auth[32];       /* the scheme of the Proxy-Authorization sent last, "" = none */
+    char error[1024];    /* why it did not reach the cloud, "" when it did */
 };
+
+/*
+ * CURLOPT_DEBUGFUNCTION: notes the scheme (only the first word, never the
+ * credentials) of each Proxy-Authorization header that libcurl sends.
+ */
+static int watch_auth(CURL *h, curl_infotype type, char *data, size_t size, void *userp)
+{
+    (void)h;
+    struct probe *out = userp;
+    static const char name[] = "Proxy-Authorization:";
+    const size_t nl = sizeof(name) - 1;
+    if (type != CURLINFO_HEADER_OUT)
+        return 0;
+    for (size_t i = 0; i < size;) {
+        if (size - i > nl && strncasecmp(data + i, name, nl) == 0) {
+            size_t j = i + nl, k;
+            while (j < size && data[j] == ' ')
+                j++;
+            for (k = j; k < size && data[k] != ' ' && data[k] != '\r' && data[k] != '\n';)
+                k++;
+            snprintf(out->auth, sizeof(out->auth), "%.*s", (int)(k - j), data + j);
+        }
+        const char *eol = memchr(data + i, '\n', size - i);
+        if (eol == NULL)
+            break;
+        i = (size_t)(eol - data) + 1;
+    }
+    return 0;
+}
 
 static size_t discard(char *d, size_t size, size_t nmemb, void *userp)
 {
@@ -63,6 +98,9 @@ static void probe_route(struct ctl *ctl, struct proxy_ctx *p, const char *url, c
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_USERAGENT, "dirconn");
+    curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, watch_auth);
+    curl_easy_setopt(h, CURLOPT_DEBUGDATA, out);
+    curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
     if (ctl->cfg->cloud_ca_file != NULL)
         curl_easy_setopt(h, CURLOPT_CAINFO, ctl->cfg->cloud_ca_file);
     struct dirconn_error err;
@@ -79,16 +117,11 @@ static void probe_route(struct ctl *ctl, struct proxy_ctx *p, const char *url, c
     bool https = strncmp(url, "https://", 8) == 0;
     const struct config *cfg = ctl->cfg;
     if (route != NULL && (out->connect_status == 407 || (!https && out->status == 407))) {
-        snprintf(out->error, sizeof(out->error),
-                 "proxy authentication failed: HTTP 407 Proxy Authentication Required (%s%.200s%s, "
-                 "[proxy] auth = %s)",
-                 cfg->proxy_username ? "user '" : "no [proxy] username",
-                 cfg->proxy_username ? cfg->proxy_username : "", cfg->proxy_username ? "'" : "",
-                 cfg->proxy_auth == PROXY_AUTH_BASIC       ? "basic"
-                 : cfg->proxy_auth == PROXY_AUTH_DIGEST    ? "digest"
-                 : cfg->proxy_auth == PROXY_AUTH_NTLM      ? "ntlm"
-                 : cfg->proxy_auth == PROXY_AUTH_NEGOTIATE ? "negotiate"
-                                                           : "any");
+        char *shown = proxy_redact(route);
+        char label[600];
+        snprintf(label, sizeof(label), "proxy %.500s", shown != NULL ? shown : "?");
+        free(shown);
+        proxy_auth_refusal(cfg, h, label, out->error, sizeof(out->error));
         out->status = 0;
     } else if (route != NULL && out->connect_status != 0 && out->connect_status / 100 != 2) {
         snprintf(out->error, sizeof(out->error), "the proxy answered the CONNECT with HTTP %ld",
@@ -132,7 +165,7 @@ static int run_check(struct ctl *ctl, const char *url)
     struct dirconn_error err;
     dirconn_error_clear(&err);
     struct proxy_ctx *p = NULL;
-    if (proxy_new(ctl->cfg, &ctl->log, &p, &err) != DIRCONN_OK)
+    if (proxy_new(ctl->cfg, &ctl->log, NULL, &p, &err) != DIRCONN_OK)
         return ctl_fail(ctl, &err);
     struct proxy_resolution res;
     enum dirconn_err e = proxy_resolve(p, url, &res, &err);
@@ -151,7 +184,11 @@ static int run_check(struct ctl *ctl, const char *url)
         json_object_set_new(doc, "url", json_string(url));
         json_object_set_new(doc, "pac_answer",
                             res.pac_answer != NULL ? json_string(res.pac_answer) : json_null());
+        json_object_set_new(doc, "chosen_by",
+                            res.chosen_by != NULL ? json_string(res.chosen_by) : json_null());
     }
+    if (!ctl->json && res.chosen_by != NULL)
+        printf("route chosen by: %s\n", res.chosen_by);
     int rc = 0;
     if (e != DIRCONN_OK) {
         if (doc != NULL) {
@@ -187,10 +224,15 @@ static int run_check(struct ctl *ctl, const char *url)
                                     pr.connect_status ? json_integer(pr.connect_status)
                                                       : json_null());
                 json_object_set_new(o, "error", pr.reached ? json_null() : json_string(pr.error));
+                json_object_set_new(o, "auth", pr.auth[0] ? json_string(pr.auth) : json_null());
                 json_array_append_new(list, o);
             } else if (pr.reached) {
-                printf("  %zu. %s: reached the cloud: HTTP %ld\n", i + 1, shown ? shown : "?",
-                       pr.status);
+                printf("  %zu. %s: reached the cloud: HTTP %ld%s%s%s\n", i + 1, shown ? shown : "?",
+                       pr.status,
+                       res.routes[i] == NULL ? ""
+                       : pr.auth[0]          ? " (proxy authentication: "
+                                             : " (no proxy authentication",
+                       pr.auth, res.routes[i] == NULL ? "" : ")");
             } else {
                 printf("  %zu. %s: did not reach the cloud: %s\n", i + 1, shown ? shown : "?",
                        pr.error);

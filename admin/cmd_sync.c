@@ -7,6 +7,7 @@
 #include "connector/sync.h"
 #include "ha/election.h"
 #include "ha/shared_state.h"
+#include "proxy/proxy.h"
 #include "proxy/proxy_px.h"
 
 #include <getopt.h>
@@ -91,12 +92,12 @@ static bool daemon_running(const struct config *cfg)
  * connector holds is its dirconnd's while that answers on the admin socket;
  * otherwise it was left by a run that crashed and is taken back.
  */
-static enum dirconn_err ha_lease(struct ctl *ctl, struct ha_election **out,
-                                 struct dirconn_error *err)
+static enum dirconn_err ha_lease(struct ctl *ctl, struct proxy_shared *shared,
+                                 struct ha_election **out, struct dirconn_error *err)
 {
     *out = NULL;
     struct lease_backend b;
-    enum dirconn_err e = ha_backend_new(ctl->cfg, &ctl->log, NULL, &b, err);
+    enum dirconn_err e = ha_backend_new(ctl->cfg, &ctl->log, shared, NULL, &b, err);
     if (e != DIRCONN_OK || b.ops == NULL)
         return e;
     struct ha_options o;
@@ -133,6 +134,11 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
     dirconn_error_clear(&err);
     struct sync_result res;
     memset(&res, 0, sizeof(res));
+    /* One memory of dead proxies for every cloud client of the run (sync, lease, state). */
+    struct proxy_shared *shared = NULL;
+    if (proxy_shared_new(false, &shared, &err) != DIRCONN_OK)
+        return ctl_fail(ctl, &err);
+    opts.proxy_shared = shared;
     /* Under [ha] lease = cloud|etcd a sync writes only while holding the lease. */
     struct ha_election *ha = NULL;
     /* The lease thread runs beside the sync: libproxy children come from a launcher forked
@@ -140,7 +146,7 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
     if (mode != SYNC_DRY_RUN && ctl->cfg->ha_lease != HA_LEASE_NONE &&
         proxy_px_prefork(&err) != DIRCONN_OK)
         log_msg(&ctl->log, LOG_LEVEL_WARN, "%s", err.msg);
-    enum dirconn_err e = mode == SYNC_DRY_RUN ? DIRCONN_OK : ha_lease(ctl, &ha, &err);
+    enum dirconn_err e = mode == SYNC_DRY_RUN ? DIRCONN_OK : ha_lease(ctl, shared, &ha, &err);
     char token[32] = "";
     bool send_token = false;
     if (e == DIRCONN_OK && ha != NULL) {
@@ -154,7 +160,7 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
         opts.lease_cause = ha_election_lease_cause;
         opts.lease_cause_arg = ha;
         enum ha_import what = HA_IMPORT_CURRENT;
-        e = ha_shared_step(ctl->cfg, &ctl->log, true, 0, &what, &err);
+        e = ha_shared_step(ctl->cfg, &ctl->log, shared, true, 0, &what, &err);
         if (e == DIRCONN_OK && what == HA_IMPORT_TAKEN && opts.mode == SYNC_INCREMENTAL) {
             /* Another connector synchronised since this state was current (see dirconnd). */
             printf("Running a full sync: another connector synchronised since this one's state "
@@ -166,8 +172,8 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
         e = sync_run(ctl->cfg, &ctl->log, &opts, &res, &err);
     if (ha != NULL && (e == DIRCONN_OK || e == DIRCONN_EFAIL) && res.watermark_saved) {
         struct dirconn_error serr;
-        if (ha_shared_step(ctl->cfg, &ctl->log, false, ha_election_token(ha), NULL, &serr) !=
-            DIRCONN_OK)
+        if (ha_shared_step(ctl->cfg, &ctl->log, shared, false, ha_election_token(ha), NULL,
+                           &serr) != DIRCONN_OK)
             log_msg(&ctl->log, LOG_LEVEL_WARN, "ha: the shared state was not written: %s",
                     serr.msg);
     }
@@ -175,6 +181,7 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
         ha_election_stop(ha, true);
         ha_election_free(ha);
     }
+    proxy_shared_free(shared);
     proxy_px_prefork_stop();
     fflush(stdout);
     if (e != DIRCONN_OK)

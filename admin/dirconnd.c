@@ -135,7 +135,10 @@ struct daemon {
     enum request threshold_kind; /* the kind of the last run the delete threshold stopped */
     struct client *clients; /* open admin connections */
     struct config *ha_cfg;  /* the configuration the election started with (kept until exit:
-                               the lease client borrows it; SIGHUP does not change it) */
+                               the lease client borrows its [ha] and [cloud]; SIGHUP hands it
+                               new [proxy] settings) */
+    struct proxy_shared *proxy_shared; /* dead proxies and logged routes, for every run and
+                                          the lease client */
     /* The directory side: DC in use, last error, and the guard against blind re-binds. */
     struct dir_status *dir;
     struct dir_attempt sync_attempt; /* the running sync's bind attempt */
@@ -303,7 +306,8 @@ static bool shared_state(struct job *j, bool before, const struct sync_result *r
         return true;
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    enum dirconn_err e = ha_shared_step(j->cfg, &j->d->log, before, j->token_n, what, &err);
+    enum dirconn_err e =
+        ha_shared_step(j->cfg, &j->d->log, j->d->proxy_shared, before, j->token_n, what, &err);
     if (e != DIRCONN_OK)
         log_msg(&j->d->log, LOG_LEVEL_ERROR, "ha: shared state %s: %s",
                 before ? "not read, the sync waits" : "not written", err.msg);
@@ -329,6 +333,7 @@ static void *worker_main(void *arg)
         .override_command = "dirconnctl sync-now --override-threshold",
         .lease_cause = j->ha ? ha_election_lease_cause : NULL,
         .lease_cause_arg = d->ha,
+        .proxy_shared = d->proxy_shared,
     };
     struct sync_result res;
     memset(&res, 0, sizeof(res));
@@ -585,7 +590,7 @@ static bool ha_start(struct daemon *d)
 {
     struct lease_backend b;
     struct dirconn_error err;
-    enum dirconn_err e = ha_backend_new(d->cfg, &d->log, NULL, &b, &err);
+    enum dirconn_err e = ha_backend_new(d->cfg, &d->log, d->proxy_shared, NULL, &b, &err);
     if (e != DIRCONN_OK) {
         log_msg(&d->log, LOG_LEVEL_ERROR, "ha: %s", err.msg);
         d->last_rc = e;
@@ -1231,11 +1236,21 @@ static void reload(struct daemon *d, const char *why)
     d->cfg = fresh;
     if (old != d->run_cfg && old != d->ha_cfg)
         config_free(old); /* else freed when the running sync ends, or at exit (HA) */
-    if (d->ha_cfg != NULL)
+    /* New proxy settings: proxies found dead under the old ones are tried again. */
+    proxy_shared_forget_dead(d->proxy_shared);
+    if (d->ha != NULL) {
+        /* The lease client takes the new [proxy] settings from a copy of its own. */
+        struct config *for_ha = NULL;
+        if (config_load(d->config_path, &for_ha, &err) == DIRCONN_OK)
+            ha_election_reconfigure(d->ha, for_ha);
+        else
+            log_msg(&d->log, LOG_LEVEL_ERROR,
+                    "%s: the HA lease client keeps its [proxy] settings: %s", why, err.msg);
         log_msg(&d->log, LOG_LEVEL_INFO,
-                "%s: the HA lease client keeps the [ha], [cloud] and [proxy] settings it "
-                "started with until dirconnd restarts",
+                "%s: the HA lease client keeps the [ha] and [cloud] settings it started with "
+                "until dirconnd restarts",
                 why);
+    }
     /* In place: the sync thread may be logging through this sink right now. */
     log_sink_reconfigure(&d->log, (enum log_level)fresh->log_level,
                          (enum log_target)fresh->log_target);
@@ -1348,6 +1363,10 @@ int main(int argc, char **argv)
     atomic_init(&d->cancel, false);
     d->notify_backoff_ms = 1000;
     int exit_code = 1;
+    if (proxy_shared_new(true, &d->proxy_shared, &err) != DIRCONN_OK) {
+        log_msg(&d->log, LOG_LEVEL_ERROR, "%s", err.msg);
+        goto out;
+    }
     if (evthread_use_pthreads() != 0 || (d->base = event_base_new()) == NULL) {
         log_msg(&d->log, LOG_LEVEL_ERROR, "cannot create the event loop");
         goto out;
@@ -1436,6 +1455,7 @@ out:
         config_free(d->ha_cfg);
     config_free(d->cfg);
     dir_status_free(d->dir);
+    proxy_shared_free(d->proxy_shared);
     free(d->config_path);
     snap_clear(&d->sh.snap);
     pthread_mutex_destroy(&d->sh.lock);

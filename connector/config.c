@@ -19,6 +19,7 @@
 #include <lber.h>
 #include <ldap.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@ enum opt_type {
 #define OPT_JOIN_NONE  0x2u /* continuation lines are appended without a separator */
 #define OPT_LIST_SEMI  0x4u /* list items are separated by ';' (DNs contain commas and spaces) */
 #define OPT_LIST_SPACE 0x8u /* list items are separated by white space, ',' or ';' */
+#define OPT_NO_SECRET  0x40u /* a URL that must not hold a password (never echoed in errors) */
 
 typedef bool (*opt_validator)(const char *value, char *why, size_t whylen);
 
@@ -64,6 +66,21 @@ static bool validate_filter(const char *value, char *why, size_t whylen);
 static bool validate_ldap_url(const char *value, char *why, size_t whylen);
 static bool validate_http_url(const char *value, char *why, size_t whylen);
 static bool validate_proxy_url(const char *value, char *why, size_t whylen);
+/* Does the URL hold a password in its user information (user:password@host)? */
+static bool url_has_password(const char *value)
+{
+    CURLU *u = curl_url();
+    char *password = NULL;
+    bool has = u != NULL &&
+               curl_url_set(u, CURLUPART_URL, value, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+               curl_url_get(u, CURLUPART_PASSWORD, &password, 0) == CURLUE_OK && password != NULL;
+    if (password != NULL)
+        OPENSSL_cleanse(password, strlen(password));
+    curl_free(password);
+    curl_url_cleanup(u);
+    return has;
+}
+
 static bool validate_pac_url(const char *value, char *why, size_t whylen);
 static bool validate_attribute(const char *value, char *why, size_t whylen);
 static bool validate_scim_multi_valued(const char *value, char *why, size_t whylen);
@@ -166,7 +183,8 @@ static const struct opt options[] = {
 
     {"proxy", "mode", OPT_ENUM, OFF(proxy_mode), "auto", 0, 0, proxy_mode_names, 0, NULL},
     {"proxy", "pac_url", OPT_STRING, OFF(proxy_pac_url), NULL, 1, 2048, NULL, 0, validate_pac_url},
-    {"proxy", "url", OPT_STRING, OFF(proxy_url), NULL, 1, 2048, NULL, 0, validate_proxy_url},
+    {"proxy", "url", OPT_STRING, OFF(proxy_url), NULL, 1, 2048, NULL, OPT_NO_SECRET,
+     validate_proxy_url},
     {"proxy", "username", OPT_STRING, OFF(proxy_username), NULL, 1, 256, NULL, 0, NULL},
     {"proxy", "password_file", OPT_STRING, OFF(proxy_password_file), NULL, 1, PATH_MAX, NULL, 0,
      NULL},
@@ -672,6 +690,16 @@ static bool store_value(struct config_parse *ps, const struct opt *o, int line, 
         if (len < (size_t)o->min || len > (size_t)o->max) {
             parse_fail(ps, line, o, "value must be %lld to %lld characters long", (long long)o->min,
                        (long long)o->max);
+            return false;
+        }
+        if ((o->flags & OPT_NO_SECRET) && url_has_password(value)) {
+            /* A secret is never a value in the file, and never echoed in the message. */
+            parse_fail(ps, line, o,
+                       "the URL holds a password, and secrets are not accepted in the "
+                       "configuration file; put the user name in [%s] username and the password "
+                       "in the file that [%s] password_file names, or use 'dirconnctl secret set "
+                       "%s-password'",
+                       o->section, o->section, o->section);
             return false;
         }
         /* Values that may continue on the next line are validated once complete. */

@@ -1365,7 +1365,7 @@ static enum dirconn_err open_cloud(struct sync_ctx *c)
     if (c->scim_base == NULL)
         return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
     /* Every cloud request (token and SCIM) goes the way [proxy] says. */
-    enum dirconn_err e = proxy_new(cfg, c->log, &c->proxy, c->err);
+    enum dirconn_err e = proxy_new(cfg, c->log, c->opts->proxy_shared, &c->proxy, c->err);
     if (e != DIRCONN_OK)
         return e;
     e = cloud_auth_new(cfg, proxy_configure, c->proxy, &c->auth, c->err);

@@ -41,6 +41,8 @@
  */
 enum sync_mode { SYNC_DRY_RUN = 0, SYNC_FULL, SYNC_INCREMENTAL };
 
+struct proxy_shared;
+
 struct sync_options {
     enum sync_mode mode;
     bool override_threshold; /* let this run exceed the delete threshold, once */
@@ -78,6 +80,9 @@ struct sync_options {
      */
     enum dirconn_err (*lease_cause)(void *arg, struct dirconn_error *err);
     void *lease_cause_arg;
+    /* The program's memory of dead proxies and logged routes (proxy/proxy.h), shared with
+     * its other cloud clients (the lease) and runs; NULL = the run keeps its own. */
+    struct proxy_shared *proxy_shared;
 };
 
 struct sync_result {

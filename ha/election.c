@@ -31,6 +31,7 @@ struct ha_election {
     long activations;
     char last_error[DIRCONN_ERROR_LEN];
     enum dirconn_err last_code;
+    struct config *pending_cfg; /* new [proxy] settings for the backend (owned), or NULL */
     /* lock-free for the writers */
     _Atomic int64_t deadline; /* the write gate (CLOCK_MONOTONIC ms), 0 = closed */
     _Atomic int64_t token;
@@ -77,14 +78,14 @@ static int64_t request_timeout(const struct config *cfg)
 }
 
 enum dirconn_err ha_backend_new(const struct config *cfg, const struct log_sink *log,
-                                const char *identity, struct lease_backend *out,
-                                struct dirconn_error *err)
+                                struct proxy_shared *proxy_shared, const char *identity,
+                                struct lease_backend *out, struct dirconn_error *err)
 {
     memset(out, 0, sizeof(*out));
     if (cfg->ha_lease == HA_LEASE_NONE)
         return DIRCONN_OK;
     if (cfg->ha_lease == HA_LEASE_CLOUD)
-        return lease_backend_cloud_new(cfg, log, request_timeout(cfg), out, err);
+        return lease_backend_cloud_new(cfg, log, proxy_shared, request_timeout(cfg), out, err);
     char *id = NULL;
     char fallback[300];
     if (identity == NULL && cfg->cloud_client_id != NULL)
@@ -106,6 +107,22 @@ enum dirconn_err ha_backend_new(const struct config *cfg, const struct log_sink 
 }
 
 /* ---- the thread ----------------------------------------------------------------------- */
+
+/* Hand the backend new [proxy] settings (SIGHUP), between two of its requests. */
+static void reconfigure(struct ha_election *e, struct config *cfg)
+{
+    if (e->b.ops->reconfigure == NULL) {
+        config_free(cfg); /* etcd: never through a proxy */
+        return;
+    }
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    if (e->b.ops->reconfigure(e->b.self, cfg, &err) == DIRCONN_OK)
+        log_msg(e->log, LOG_LEVEL_INFO, "ha: the lease client took the new [proxy] settings");
+    else
+        log_msg(e->log, LOG_LEVEL_ERROR,
+                "ha: the lease client keeps its [proxy] settings: the new ones fail: %s", err.msg);
+}
 
 static int64_t jitter(const struct ha_election *e)
 {
@@ -211,9 +228,15 @@ static void *election_main(void *arg)
         pthread_mutex_lock(&e->lock);
         bool stop = e->stop;
         enum ha_state st = e->state;
+        struct config *fresh = e->pending_cfg;
+        e->pending_cfg = NULL;
         pthread_mutex_unlock(&e->lock);
-        if (stop)
+        if (stop) {
+            config_free(fresh);
             break;
+        }
+        if (fresh != NULL)
+            reconfigure(e, fresh);
         if (st == HA_STANDBY) {
             struct lease_info li = {0};
             int64_t t0 = ha_monotonic_ms();
@@ -466,6 +489,15 @@ void ha_election_status(struct ha_election *e, struct ha_status *s)
     pthread_mutex_unlock(&e->lock);
 }
 
+void ha_election_reconfigure(struct ha_election *e, struct config *cfg)
+{
+    pthread_mutex_lock(&e->lock);
+    config_free(e->pending_cfg);
+    e->pending_cfg = cfg;
+    pthread_cond_broadcast(&e->cond);
+    pthread_mutex_unlock(&e->lock);
+}
+
 void ha_election_stop(struct ha_election *e, bool release)
 {
     if (e == NULL || !e->started)
@@ -505,6 +537,7 @@ void ha_election_free(struct ha_election *e)
     if (e->started)
         ha_election_stop(e, false);
     lease_info_clear(&e->seen);
+    config_free(e->pending_cfg);
     lease_backend_free(&e->b);
     pthread_cond_destroy(&e->cond);
     pthread_mutex_destroy(&e->lock);

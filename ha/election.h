@@ -96,12 +96,22 @@ struct ha_election;
  * ha_backend_new - the lease backend cfg's [ha] lease names (cloud or etcd),
  * for identity `identity` (NULL: the connector id, or for etcd host:pid when
  * not registered). *out is zeroed and DIRCONN_OK returned with out->ops ==
- * NULL when lease = none. Errors: those of lease_backend_cloud_new and
+ * NULL when lease = none. proxy_shared (borrowed, may be NULL): the program's
+ * memory of dead proxies (proxy/proxy.h). Errors: those of lease_backend_cloud_new and
  * lease_backend_etcd_new.
  */
 enum dirconn_err ha_backend_new(const struct config *cfg, const struct log_sink *log,
-                                const char *identity, struct lease_backend *out,
-                                struct dirconn_error *err);
+                                struct proxy_shared *proxy_shared, const char *identity,
+                                struct lease_backend *out, struct dirconn_error *err);
+
+/*
+ * ha_election_reconfigure - hand the backend the [proxy] settings of cfg
+ * (taken over: freed by the election or the backend) for its requests from
+ * then on (SIGHUP). The election thread applies them before its next
+ * request and logs the outcome; a backend without a proxy (etcd) ignores
+ * them. Settings given again before that replace the pending ones.
+ */
+void ha_election_reconfigure(struct ha_election *e, struct config *cfg);
 
 /*
  * ha_election_start - start the election thread on backend b (taken over:

@@ -81,7 +81,13 @@ bool lease_info_copy(struct lease_info *dst, const struct lease_info *src);
  *            `token`. DIRCONN_ELEASE when the write was fenced (stale token, lease
  *            lost); DIRCONN_ECLOUD for a version mismatch; transport errors.
  * free     - release everything (does not release the lease).
+ * reconfigure - optional (NULL: the backend has no settings to take): take
+ *            the [proxy] settings of cfg (owned by the backend from now on,
+ *            also on error) for the requests from now on. Errors: those of
+ *            proxy_new; the old settings stay then.
  */
+struct proxy_shared;
+
 struct lease_backend_ops {
     const char *name; /* "cloud" or "etcd", for logs and status */
     enum dirconn_err (*observe)(void *self, struct lease_info *out, struct dirconn_error *err);
@@ -95,6 +101,7 @@ struct lease_backend_ops {
     enum dirconn_err (*state_put)(void *self, const json_t *doc, const char *version, int64_t token,
                                   struct dirconn_error *err);
     void (*free)(void *self);
+    enum dirconn_err (*reconfigure)(void *self, struct config *cfg, struct dirconn_error *err);
 };
 
 /* A backend: its operations, its state, and who this instance is. */
@@ -114,13 +121,14 @@ struct lease_backend {
  * (cfg borrowed, must outlive the backend). The identity is the connector id
  * ([cloud] client_id or the secret store's cloud-connector-id). Requests go
  * through the proxy seam with the connector's OAuth token; each is bounded by
- * timeout_ms. Errors: DIRCONN_ECONFIG ([cloud] url/org missing, auth = bearer
+ * timeout_ms. proxy_shared (borrowed, may be NULL) is the program's memory of
+ * dead proxies (proxy/proxy.h). Errors: DIRCONN_ECONFIG ([cloud] url/org missing, auth = bearer
  * which has no connector identity), DIRCONN_ENOTREGISTERED (no connector id),
  * DIRCONN_ENOMEM, those of cloud_auth_new and proxy_new.
  */
 enum dirconn_err lease_backend_cloud_new(const struct config *cfg, const struct log_sink *log,
-                                         int64_t timeout_ms, struct lease_backend *out,
-                                         struct dirconn_error *err);
+                                         struct proxy_shared *proxy_shared, int64_t timeout_ms,
+                                         struct lease_backend *out, struct dirconn_error *err);
 
 /*
  * lease_backend_etcd_new - an etcd v3 lease through the JSON gateway of

@@ -27,6 +27,8 @@ struct cloud_lease {
     const struct config *cfg;
     const struct log_sink *log;
     struct proxy_ctx *proxy;
+    struct proxy_shared *proxy_shared; /* borrowed, or NULL */
+    struct config *proxy_cfg;          /* the [proxy] settings of the last reconfigure, or NULL */
     struct cloud_auth *auth;
     struct control_options co;
     const char *id;  /* the backend's identity (struct lease_backend) */
@@ -294,8 +296,38 @@ static void cl_free(void *self)
         return;
     cloud_auth_free(cl->auth);
     proxy_free(cl->proxy);
+    config_free(cl->proxy_cfg);
     free(cl->version);
     free(cl);
+}
+
+/*
+ * Take cfg's [proxy] settings (SIGHUP): a new proxy context, a new OAuth
+ * client on it (the token is fetched again through the new route), the
+ * control client's seam moved to it. The [cloud] settings stay.
+ */
+static enum dirconn_err cl_reconfigure(void *self, struct config *cfg, struct dirconn_error *err)
+{
+    struct cloud_lease *cl = self;
+    struct proxy_ctx *proxy = NULL;
+    struct cloud_auth *auth = NULL;
+    enum dirconn_err e = proxy_new(cfg, cl->log, cl->proxy_shared, &proxy, err);
+    if (e == DIRCONN_OK)
+        e = cloud_auth_new(cl->cfg, proxy_configure, proxy, &auth, err);
+    if (e != DIRCONN_OK) {
+        proxy_free(proxy);
+        config_free(cfg);
+        return e;
+    }
+    cloud_auth_set_outcome(auth, proxy_outcome);
+    cloud_auth_free(cl->auth);
+    proxy_free(cl->proxy);
+    config_free(cl->proxy_cfg);
+    cl->auth = auth;
+    cl->proxy = proxy;
+    cl->proxy_cfg = cfg;
+    cl->co.configure_arg = proxy;
+    return DIRCONN_OK;
 }
 
 static const struct lease_backend_ops cloud_ops = {
@@ -307,11 +339,12 @@ static const struct lease_backend_ops cloud_ops = {
     .state_get = cl_state_get,
     .state_put = cl_state_put,
     .free = cl_free,
+    .reconfigure = cl_reconfigure,
 };
 
 enum dirconn_err lease_backend_cloud_new(const struct config *cfg, const struct log_sink *log,
-                                         int64_t timeout_ms, struct lease_backend *out,
-                                         struct dirconn_error *err)
+                                         struct proxy_shared *proxy_shared, int64_t timeout_ms,
+                                         struct lease_backend *out, struct dirconn_error *err)
 {
     memset(out, 0, sizeof(*out));
     if (cfg->cloud_url == NULL || cfg->cloud_org == NULL)
@@ -345,7 +378,8 @@ enum dirconn_err lease_backend_cloud_new(const struct config *cfg, const struct 
     cl->cfg = cfg;
     cl->log = log;
     cl->timeout = timeout_ms;
-    enum dirconn_err e = proxy_new(cfg, log, &cl->proxy, err);
+    cl->proxy_shared = proxy_shared;
+    enum dirconn_err e = proxy_new(cfg, log, proxy_shared, &cl->proxy, err);
     if (e == DIRCONN_OK)
         e = cloud_auth_new(cfg, proxy_configure, cl->proxy, &cl->auth, err);
     if (e != DIRCONN_OK) {

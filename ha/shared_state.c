@@ -202,8 +202,9 @@ enum dirconn_err ha_shared_export(struct lease_backend *b, struct state *st, int
     return e;
 }
 
-enum dirconn_err ha_shared_step(const struct config *cfg, const struct log_sink *log, bool import,
-                                int64_t token, enum ha_import *what, struct dirconn_error *err)
+enum dirconn_err ha_shared_step(const struct config *cfg, const struct log_sink *log,
+                                struct proxy_shared *proxy_shared, bool import, int64_t token,
+                                enum ha_import *what, struct dirconn_error *err)
 {
     enum ha_import ignored = HA_IMPORT_CURRENT;
     if (what == NULL)
@@ -211,7 +212,7 @@ enum dirconn_err ha_shared_step(const struct config *cfg, const struct log_sink 
     *what = HA_IMPORT_CURRENT;
     struct lease_backend b;
     struct state *st = NULL;
-    enum dirconn_err e = ha_backend_new(cfg, log, NULL, &b, err);
+    enum dirconn_err e = ha_backend_new(cfg, log, proxy_shared, NULL, &b, err);
     if (e == DIRCONN_OK && b.ops == NULL)
         return DIRCONN_OK;
     if (e == DIRCONN_OK)

@@ -58,10 +58,12 @@ enum dirconn_err ha_shared_export(struct lease_backend *b, struct state *st, int
  * did, may be NULL) or ha_shared_export with token, on a backend of its own
  * for cfg's [ha] lease (ha_backend_new) and the state of cfg's state_dir.
  * Nothing happens with [ha] lease = none. For the thread that runs the sync
- * (a backend serves one thread; the election keeps its own). Errors: those of
- * ha_backend_new, state_open, ha_shared_import and ha_shared_export.
+ * (a backend serves one thread; the election keeps its own). proxy_shared
+ * (borrowed, may be NULL): the program's memory of dead proxies. Errors:
+ * those of ha_backend_new, state_open, ha_shared_import and ha_shared_export.
  */
-enum dirconn_err ha_shared_step(const struct config *cfg, const struct log_sink *log, bool import,
-                                int64_t token, enum ha_import *what, struct dirconn_error *err);
+enum dirconn_err ha_shared_step(const struct config *cfg, const struct log_sink *log,
+                                struct proxy_shared *proxy_shared, bool import, int64_t token,
+                                enum ha_import *what, struct dirconn_error *err);
 
 #endif

@@ -5,8 +5,11 @@
 #include "connector/secret_store.h"
 #include "proxy/proxy_px.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +35,9 @@ struct proxy_host {
     size_t current;      /* the route transfers use */
     uint64_t generation; /* bumped on every resolution */
     int64_t expires_ms;
-    bool stale;    /* every route failed: resolve again on next use */
-    char *pac_url; /* for messages, or NULL */
+    bool stale;      /* every route failed: resolve again on next use */
+    char *pac_url;   /* for messages, or NULL */
+    char *chosen_by; /* the setting that chose the routes (struct proxy_resolution) */
 };
 
 /* A transfer between proxy_configure and proxy_outcome. */
@@ -44,9 +48,32 @@ struct proxy_inflight {
     size_t index;
 };
 
+/* A proxy found dead, and until when. */
+struct proxy_dead {
+    struct proxy_dead *next;
+    char *route; /* without user information */
+    int64_t until_ms;
+};
+
+/* The route last logged for a host. */
+struct proxy_seen {
+    struct proxy_seen *next;
+    char *key;
+    char *label;
+};
+
+struct proxy_shared {
+    bool log_routes; /* route changes at info, else at debug */
+    pthread_mutex_t lock;
+    struct proxy_dead *dead;
+    struct proxy_seen *seen;
+};
+
 struct proxy_ctx {
     const struct config *cfg;
     const struct log_sink *log;
+    struct proxy_shared *shared; /* the program's, or own_shared */
+    struct proxy_shared *own_shared;
     char *password; /* wiped on free */
     struct proxy_host *hosts;
     struct proxy_inflight *fl;
@@ -109,8 +136,245 @@ static unsigned long curl_auth_bits(enum proxy_auth a)
     return CURLAUTH_ANY;
 }
 
+/* ---- the memory shared by the contexts of a program ----------------------------------- */
+
+enum dirconn_err proxy_shared_new(bool log_routes, struct proxy_shared **out,
+                                  struct dirconn_error *err)
+{
+    *out = calloc(1, sizeof(**out));
+    if (*out == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    (*out)->log_routes = log_routes;
+    pthread_mutex_init(&(*out)->lock, NULL);
+    return DIRCONN_OK;
+}
+
+static void dead_free_all(struct proxy_shared *s)
+{
+    while (s->dead != NULL) {
+        struct proxy_dead *d = s->dead;
+        s->dead = d->next;
+        free(d->route);
+        free(d);
+    }
+}
+
+void proxy_shared_free(struct proxy_shared *s)
+{
+    if (s == NULL)
+        return;
+    dead_free_all(s);
+    while (s->seen != NULL) {
+        struct proxy_seen *v = s->seen;
+        s->seen = v->next;
+        free(v->key);
+        free(v->label);
+        free(v);
+    }
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+void proxy_shared_mark_dead(struct proxy_shared *s, const char *route, int64_t until_ms)
+{
+    char *key = route != NULL ? proxy_redact(route) : NULL;
+    if (s == NULL || key == NULL) {
+        free(key);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    struct proxy_dead *d = s->dead;
+    while (d != NULL && strcmp(d->route, key) != 0)
+        d = d->next;
+    if (d == NULL && (d = calloc(1, sizeof(*d))) != NULL) {
+        d->route = key;
+        key = NULL;
+        d->next = s->dead;
+        s->dead = d;
+    }
+    if (d != NULL)
+        d->until_ms = until_ms;
+    pthread_mutex_unlock(&s->lock);
+    free(key);
+}
+
+bool proxy_shared_is_dead(struct proxy_shared *s, const char *route, int64_t now_ms)
+{
+    char *key = s != NULL && route != NULL ? proxy_redact(route) : NULL;
+    if (key == NULL)
+        return false;
+    bool dead = false;
+    pthread_mutex_lock(&s->lock);
+    for (struct proxy_dead *d = s->dead; d != NULL; d = d->next) {
+        if (strcmp(d->route, key) == 0) {
+            dead = now_ms < d->until_ms;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(key);
+    return dead;
+}
+
+void proxy_shared_forget_dead(struct proxy_shared *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&s->lock);
+    dead_free_all(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+bool proxy_shared_note_route(struct proxy_shared *s, const char *key, const char *label)
+{
+    if (s == NULL || key == NULL || label == NULL)
+        return false;
+    bool changed = false;
+    pthread_mutex_lock(&s->lock);
+    struct proxy_seen *v = s->seen;
+    while (v != NULL && strcmp(v->key, key) != 0)
+        v = v->next;
+    if (v == NULL && (v = calloc(1, sizeof(*v))) != NULL) {
+        if ((v->key = strdup(key)) == NULL) {
+            free(v);
+            v = NULL;
+        } else {
+            v->next = s->seen;
+            s->seen = v;
+        }
+    }
+    if (v != NULL && (v->label == NULL || strcmp(v->label, label) != 0)) {
+        char *copy = strdup(label);
+        if (copy != NULL) {
+            free(v->label);
+            v->label = copy;
+            changed = true;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return changed;
+}
+
+/* ---- no_proxy, decided by libcurl ------------------------------------------------------ */
+
+/* The dummy proxy and direct addresses of the probe (TEST-NET-1 and -2, RFC 5737). */
+#define NP_PROXY_ADDR  "192.0.2.1"
+#define NP_DIRECT_ADDR "198.51.100.1"
+
+static curl_socket_t np_opensocket(void *clientp, curlsocktype purpose,
+                                   struct curl_sockaddr *address)
+{
+    (void)purpose;
+    int *verdict = clientp;
+    if (address->family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)&address->addr;
+        char text[INET_ADDRSTRLEN] = "";
+        inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+        if (strcmp(text, NP_PROXY_ADDR) == 0)
+            *verdict = 1; /* the proxy */
+        else if (strcmp(text, NP_DIRECT_ADDR) == 0)
+            *verdict = 2; /* direct */
+    }
+    return CURL_SOCKET_BAD; /* no connection is ever made */
+}
+
+static int np_closesocket(void *clientp, curl_socket_t item)
+{
+    (void)clientp;
+    (void)item;
+    return 0;
+}
+
+bool proxy_no_proxy_match(const char *list, const char *url)
+{
+    if (list == NULL || list[0] == '\0' || url == NULL)
+        return false;
+    CURL *h = curl_easy_init();
+    if (h == NULL)
+        return false;
+    int verdict = 0;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROXY, "http://" NP_PROXY_ADDR ":9");
+    curl_easy_setopt(h, CURLOPT_NOPROXY, list);
+    /* Without the proxy, connect to a fixed address: no name is looked up. */
+    struct curl_slist *to = curl_slist_append(NULL, "::" NP_DIRECT_ADDR ":9");
+    curl_easy_setopt(h, CURLOPT_CONNECT_TO, to);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, np_opensocket);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &verdict);
+    curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, np_closesocket);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+    curl_easy_perform(h);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(to);
+    return verdict == 2;
+}
+
+const char *proxy_env_no_proxy(void)
+{
+    const char *v = getenv("no_proxy");
+    if (v == NULL || v[0] == '\0')
+        v = getenv("NO_PROXY");
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+char *proxy_env_proxy_url(const char *value)
+{
+    if (value == NULL || value[0] == '\0')
+        return NULL;
+    if (strstr(value, "://") != NULL)
+        return strdup(value);
+    size_t len = strlen(value) + 8;
+    char *s = malloc(len);
+    if (s != NULL)
+        snprintf(s, len, "http://%s", value);
+    return s;
+}
+
+/* ---- proxy authentication ------------------------------------------------------------- */
+
+void proxy_auth_schemes(unsigned long bits, char *buf, size_t len)
+{
+    static const struct {
+        unsigned long bit;
+        const char *name;
+    } names[] = {{CURLAUTH_BASIC, "Basic"},   {CURLAUTH_DIGEST, "Digest"},
+                 {CURLAUTH_NTLM, "NTLM"},     {CURLAUTH_NEGOTIATE, "Negotiate"},
+                 {CURLAUTH_BEARER, "Bearer"}, {CURLAUTH_DIGEST_IE, "Digest"}};
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && off < len; i++) {
+        if ((bits & names[i].bit) == 0 || strstr(buf, names[i].name) != NULL)
+            continue;
+        int w = snprintf(buf + off, len - off, "%s%s", off ? ", " : "", names[i].name);
+        off += w > 0 ? (size_t)w : 0;
+    }
+    if (buf[0] == '\0')
+        snprintf(buf, len, "none");
+}
+
+void proxy_auth_refusal(const struct config *cfg, CURL *easy, const char *label, char *buf,
+                        size_t len)
+{
+    long avail = 0;
+    curl_easy_getinfo(easy, CURLINFO_PROXYAUTH_AVAIL, &avail);
+    char offered[128];
+    proxy_auth_schemes((unsigned long)avail, offered, sizeof(offered));
+    if (cfg->proxy_username != NULL)
+        snprintf(buf, len,
+                 "%s refused the credentials of user '%s' (HTTP 407): it offers %s, [proxy] auth "
+                 "is %s; check [proxy] username, password_file and auth",
+                 label, cfg->proxy_username, offered, auth_name(cfg->proxy_auth));
+    else
+        snprintf(buf, len,
+                 "%s wants credentials (HTTP 407): it offers %s, [proxy] auth is %s; set [proxy] "
+                 "username and password_file",
+                 label, offered, auth_name(cfg->proxy_auth));
+}
+
 enum dirconn_err proxy_new(const struct config *cfg, const struct log_sink *log,
-                           struct proxy_ctx **out, struct dirconn_error *err)
+                           struct proxy_shared *shared, struct proxy_ctx **out,
+                           struct dirconn_error *err)
 {
     *out = NULL;
     struct proxy_ctx *p = calloc(1, sizeof(*p));
@@ -118,10 +382,20 @@ enum dirconn_err proxy_new(const struct config *cfg, const struct log_sink *log,
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     p->cfg = cfg;
     p->log = log;
+    p->shared = shared;
+    if (shared == NULL) {
+        enum dirconn_err e = proxy_shared_new(false, &p->own_shared, err);
+        if (e != DIRCONN_OK) {
+            free(p);
+            return e;
+        }
+        p->shared = p->own_shared;
+    }
     if (cfg->proxy_password_file != NULL && cfg->proxy_mode != PROXY_MODE_NONE) {
         enum dirconn_err e = cloud_auth_read_secret(cfg->proxy_password_file,
                                                     "[proxy] password_file", &p->password, err);
         if (e != DIRCONN_OK) {
+            proxy_shared_free(p->own_shared);
             free(p);
             return e;
         }
@@ -138,6 +412,7 @@ enum dirconn_err proxy_new(const struct config *cfg, const struct log_sink *log,
             secret_store_close(store);
         }
         if (e != DIRCONN_OK) {
+            proxy_shared_free(p->own_shared);
             free(p);
             return e;
         }
@@ -166,9 +441,11 @@ static void host_free_routes(struct proxy_host *h)
     free(h->routes);
     free(h->last_error);
     free(h->pac_url);
+    free(h->chosen_by);
     h->routes = NULL;
     h->last_error = NULL;
     h->pac_url = NULL;
+    h->chosen_by = NULL;
     h->n = 0;
 }
 
@@ -185,6 +462,7 @@ void proxy_free(struct proxy_ctx *p)
         free(h);
     }
     free(p->fl);
+    proxy_shared_free(p->own_shared);
     free(p);
 }
 
@@ -195,6 +473,7 @@ void proxy_resolution_clear(struct proxy_resolution *res)
     free(res->routes);
     free(res->pac_url);
     free(res->pac_answer);
+    free(res->chosen_by);
     memset(res, 0, sizeof(*res));
 }
 
@@ -429,6 +708,53 @@ static enum dirconn_err add_route(struct proxy_resolution *res, const char *rout
     return DIRCONN_OK;
 }
 
+/* Does the libproxy configuration `config` come from the variable name? Then its name. */
+static bool env_gave(const char *name, const char *config)
+{
+    char *v = proxy_env_proxy_url(getenv(name));
+    bool same = false;
+    if (v != NULL) {
+        size_t a = strlen(v), b = strlen(config);
+        /* libproxy may add the path "/" */
+        while (a > 0 && v[a - 1] == '/')
+            a--;
+        while (b > 0 && config[b - 1] == '/')
+            b--;
+        same = a == b && strncasecmp(v, config, a) == 0;
+    }
+    free(v);
+    return same;
+}
+
+/* Mode auto: which of the host's settings libproxy used (its configuration URL). */
+static char *auto_chosen_by(const char *config, const char *url)
+{
+    static const char *const https_vars[] = {"https_proxy", "HTTPS_PROXY", "http_proxy",
+                                             "HTTP_PROXY", NULL};
+    const char *const *vars = strncasecmp(url, "https://", 8) == 0 ? https_vars : https_vars + 2;
+    char buf[2300];
+    if (config == NULL || strncasecmp(config, "direct://", 9) == 0) {
+        snprintf(buf, sizeof(buf), "no proxy setting in the environment");
+    } else if (strncasecmp(config, "wpad:", 5) == 0) {
+        snprintf(buf, sizeof(buf), "WPAD");
+    } else {
+        const char *var = NULL;
+        for (size_t i = 0; vars[i] != NULL && var == NULL; i++) {
+            if (env_gave(vars[i], config))
+                var = vars[i];
+        }
+        bool pac = strncasecmp(config, "pac+", 4) == 0;
+        if (pac)
+            snprintf(buf, sizeof(buf), "PAC file %.2000s (%s%s)", config, var ? var : "",
+                     var ? " in the environment" : "the desktop's proxy settings");
+        else if (var != NULL)
+            snprintf(buf, sizeof(buf), "%s in the environment", var);
+        else
+            snprintf(buf, sizeof(buf), "the desktop's proxy settings");
+    }
+    return strdup(buf);
+}
+
 /* libproxy for modes auto and pac. */
 static enum dirconn_err resolve_px(struct proxy_ctx *p, const char *url,
                                    struct proxy_resolution *res, struct dirconn_error *err)
@@ -437,8 +763,11 @@ static enum dirconn_err resolve_px(struct proxy_ctx *p, const char *url,
     char *px_url = NULL, *tmp_path = NULL;
     enum dirconn_err e = DIRCONN_OK;
     if (cfg->proxy_mode == PROXY_MODE_PAC) {
-        if ((res->pac_url = strdup(cfg->proxy_pac_url)) == NULL)
+        size_t len = strlen(cfg->proxy_pac_url) + 32;
+        if ((res->pac_url = strdup(cfg->proxy_pac_url)) == NULL ||
+            (res->chosen_by = malloc(len)) == NULL)
             return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+        snprintf(res->chosen_by, len, "PAC file %s ([proxy] pac_url)", cfg->proxy_pac_url);
         e = pac_localise(p, &px_url, &tmp_path, err);
         if (e != DIRCONN_OK)
             return e;
@@ -446,7 +775,6 @@ static enum dirconn_err resolve_px(struct proxy_ctx *p, const char *url,
     struct proxy_px_request req = {
         .url = url,
         .pac_url = px_url,
-        .no_proxy = cfg->proxy_no_proxy,
         .timeout_ms = PROXY_RESOLVE_TIMEOUT_MS,
     };
     struct proxy_px_answer ans;
@@ -493,6 +821,9 @@ static enum dirconn_err resolve_px(struct proxy_ctx *p, const char *url,
     }
     if (e == DIRCONN_OK && ans.wpad_failed)
         log_msg(p->log, LOG_LEVEL_WARN, "proxy: WPAD found no PAC for %s: going DIRECT", url);
+    if (e == DIRCONN_OK && res->chosen_by == NULL &&
+        (res->chosen_by = auto_chosen_by(ans.config, url)) == NULL)
+        e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     for (size_t i = 0; e == DIRCONN_OK && i < ans.n; i++) {
         char *route = NULL;
         if (!proxy_route_from_libproxy(ans.proxies[i], &route)) {
@@ -515,19 +846,36 @@ enum dirconn_err proxy_resolve(struct proxy_ctx *p, const char *url, struct prox
                                struct dirconn_error *err)
 {
     memset(res, 0, sizeof(*res));
-    res->mode = p->cfg->proxy_mode;
+    const struct config *cfg = p->cfg;
+    res->mode = cfg->proxy_mode;
     enum dirconn_err e = DIRCONN_OK;
-    switch (p->cfg->proxy_mode) {
-    case PROXY_MODE_NONE:
+    /* no_proxy first, as libcurl matches it: such a host goes DIRECT in every mode. */
+    const char *by = NULL;
+    if (cfg->proxy_mode != PROXY_MODE_NONE && proxy_no_proxy_match(cfg->proxy_no_proxy, url))
+        by = "[proxy] no_proxy";
+    else if (cfg->proxy_mode == PROXY_MODE_AUTO && proxy_no_proxy_match(proxy_env_no_proxy(), url))
+        by = getenv("no_proxy") != NULL && getenv("no_proxy")[0] != '\0'
+                 ? "no_proxy in the environment"
+                 : "NO_PROXY in the environment";
+    if (by != NULL) {
         e = add_route(res, NULL);
-        break;
-    case PROXY_MODE_EXPLICIT:
-        e = add_route(res, p->cfg->proxy_url);
-        break;
-    case PROXY_MODE_AUTO:
-    case PROXY_MODE_PAC:
-        return resolve_px(p, url, res, err);
+    } else {
+        switch (cfg->proxy_mode) {
+        case PROXY_MODE_NONE:
+            by = "[proxy] mode none";
+            e = add_route(res, NULL);
+            break;
+        case PROXY_MODE_EXPLICIT:
+            by = "[proxy] mode explicit";
+            e = add_route(res, cfg->proxy_url);
+            break;
+        case PROXY_MODE_AUTO:
+        case PROXY_MODE_PAC:
+            return resolve_px(p, url, res, err);
+        }
     }
+    if (e == DIRCONN_OK && (res->chosen_by = strdup(by)) == NULL)
+        e = DIRCONN_ENOMEM;
     return e == DIRCONN_OK ? e : dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
 }
 
@@ -652,9 +1000,11 @@ static enum dirconn_err host_get(struct proxy_ctx *p, const char *url, struct pr
     h->routes = res.routes;
     h->n = res.n;
     h->pac_url = res.pac_url;
+    h->chosen_by = res.chosen_by;
     res.routes = NULL;
     res.n = 0;
     res.pac_url = NULL;
+    res.chosen_by = NULL;
     h->current = 0;
     h->generation++;
     h->stale = false;
@@ -673,14 +1023,54 @@ static enum dirconn_err host_get(struct proxy_ctx *p, const char *url, struct pr
     return DIRCONN_OK;
 }
 
+/*
+ * Pass over the proxies that the shared memory holds dead (another context,
+ * or an earlier run, found them so) while a later route remains; when every
+ * remaining route is dead the current one is tried all the same.
+ */
+static void skip_dead(struct proxy_ctx *p, struct proxy_host *h)
+{
+    int64_t now = mono_ms();
+    size_t i = h->current < h->n ? h->current : 0;
+    size_t first = i;
+    while (i < h->n && proxy_shared_is_dead(p->shared, h->routes[i], now))
+        i++;
+    if (i < h->n && i != first) {
+        char *shown = proxy_redact(h->routes[first]);
+        log_msg(p->log, LOG_LEVEL_DEBUG,
+                "proxy: %s: passing over %s, found dead less than "
+                "[proxy] pac_ttl ago",
+                h->key, shown != NULL ? shown : "?");
+        free(shown);
+        h->current = i;
+    }
+}
+
+/* "proxy http://h:p (PAC X)" or "DIRECT" into buf. */
+static void route_label(const struct proxy_host *h, size_t idx, char *buf, size_t len);
+
+/* Log the host's route when it is not the one logged last for that host. */
+static void note_route(struct proxy_ctx *p, struct proxy_host *h)
+{
+    char label[800], line[1200];
+    route_label(h, h->current < h->n ? h->current : 0, label, sizeof(label));
+    snprintf(line, sizeof(line), "%s, chosen by %s", label,
+             h->chosen_by != NULL ? h->chosen_by : "?");
+    if (proxy_shared_note_route(p->shared, h->key, line))
+        log_msg(p->log, p->shared->log_routes ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG,
+                "proxy route for %s: %s", h->key, line);
+}
+
 enum dirconn_err proxy_route_for(struct proxy_ctx *p, const char *url, const char **route,
                                  struct dirconn_error *err)
 {
     struct proxy_host *h = NULL;
     *route = NULL;
     enum dirconn_err e = host_get(p, url, &h, err);
-    if (e == DIRCONN_OK)
+    if (e == DIRCONN_OK) {
+        skip_dead(p, h);
         *route = h->routes[h->current < h->n ? h->current : 0];
+    }
     return e;
 }
 
@@ -715,6 +1105,8 @@ enum dirconn_err proxy_configure(void *arg, CURL *easy, const char *url, struct 
     enum dirconn_err e = host_get(p, url, &h, err);
     if (e != DIRCONN_OK)
         return e;
+    skip_dead(p, h);
+    note_route(p, h);
     size_t idx = h->current < h->n ? h->current : 0;
     e = proxy_apply(p, easy, url, h->routes[idx], err);
     if (e != DIRCONN_OK)
@@ -769,7 +1161,6 @@ static bool route_failed(const char *route, const char *url, CURLcode rc, long c
     }
 }
 
-/* "proxy http://h:p (PAC X)" or "DIRECT" into buf. */
 static void route_label(const struct proxy_host *h, size_t idx, char *buf, size_t len)
 {
     char *shown = proxy_redact(h->routes[idx]);
@@ -809,18 +1200,9 @@ enum scim_outcome proxy_outcome(void *arg, CURL *easy, const char *url, CURLcode
     char label[800];
     route_label(h, f.index, label, sizeof(label));
     if (route != NULL && (connect_code == 407 || (!is_https(url) && status == 407))) {
-        const struct config *cfg = p->cfg;
-        if (cfg->proxy_username != NULL)
-            dirconn_error_set(err, DIRCONN_EPROXY,
-                              "%s: HTTP 407 Proxy Authentication Required: proxy authentication "
-                              "failed for user '%s' ([proxy] auth = %s); check [proxy] username "
-                              "and password_file",
-                              label, cfg->proxy_username, auth_name(cfg->proxy_auth));
-        else
-            dirconn_error_set(err, DIRCONN_EPROXY,
-                              "%s: HTTP 407 Proxy Authentication Required: the proxy wants "
-                              "credentials; set [proxy] username and password_file",
-                              label);
+        char msg[DIRCONN_ERROR_LEN];
+        proxy_auth_refusal(p->cfg, easy, label, msg, sizeof(msg));
+        dirconn_error_set(err, DIRCONN_EPROXY, "%s", msg);
         return SCIM_OUTCOME_FAIL;
     }
     if (!route_failed(route, url, rc, connect_code))
@@ -833,6 +1215,11 @@ enum scim_outcome proxy_outcome(void *arg, CURL *easy, const char *url, CURLcode
     free(h->last_error[f.index]);
     h->last_error[f.index] = strdup(why);
     log_msg(p->log, LOG_LEVEL_WARN, "%s failed for %s: %s", label, h->key, why);
+    /* Every context of the program passes over it for pac_ttl. */
+    if (route != NULL)
+        proxy_shared_mark_dead(
+            p->shared, route,
+            mono_ms() + (p->cfg->proxy_pac_ttl_ms > 0 ? p->cfg->proxy_pac_ttl_ms : 300000));
     if (h->current == f.index)
         h->current = f.index + 1;
     if (h->current < h->n) {

@@ -15,6 +15,12 @@
  *   pac       [proxy] pac_url evaluated through libproxy's PAC runner;
  *   explicit  [proxy] url (hosts in [proxy] no_proxy go direct);
  *   none      DIRECT.
+ * Before any of that, a host that [proxy] no_proxy names (in mode auto also
+ * the environment's no_proxy, or NO_PROXY) goes DIRECT; libcurl decides the
+ * match (CURLOPT_NOPROXY: comma-separated names, each matching the host
+ * itself and its subdomains, a leading dot optional, "*" for every host, IP
+ * addresses literally or in CIDR notation). In mode auto a proxy variable
+ * without a scheme ("host:port") means http://, as curl reads it.
  * The answer is cached per scheme://host:port for [proxy] pac_ttl (renewed
  * ahead of its expiry while no transfer is in flight, so that resolving never
  * holds up transfers; see proxy_cache_usable). Each
@@ -22,7 +28,13 @@
  * (or answers the CONNECT with an error) the next route of the list is
  * tried at once; when the list is exhausted the request fails with a
  * message naming every route and the list is resolved again on next use.
- * HTTP 407 is final: DIRCONN_EPROXY naming the proxy and the user.
+ * A proxy that failed is remembered as dead for [proxy] pac_ttl in the
+ * struct proxy_shared of the program: every context sharing it (the run's,
+ * the lease client's, the daemon's next runs) starts behind it. The route
+ * of each host is logged when it changes, once per change (at info in
+ * dirconnd: proxy_shared_new).
+ * HTTP 407 is final: DIRCONN_EPROXY naming the proxy, the user, the schemes
+ * the proxy offers (Proxy-Authenticate, RFC 9110 11.7.1) and [proxy] auth.
  *
  * HTTPS goes through a proxy with CONNECT (RFC 9110 9.3.6); TLS verification
  * of the cloud is never changed here. Proxy authentication is libcurl's
@@ -31,8 +43,9 @@
  * [proxy] password_file, is wiped on free and never logged. Proxy URLs in
  * messages have their user information removed.
  *
- * A context is used by one thread at a time. No process-wide state is
- * touched: libproxy runs in a short-lived child process (proxy_px.h).
+ * A context is used by one thread at a time; a struct proxy_shared by any
+ * number of threads. No process-wide state is touched: libproxy runs in a
+ * short-lived child process (proxy_px.h).
  */
 #ifndef DIRCONN_PROXY_H
 #define DIRCONN_PROXY_H
@@ -48,6 +61,7 @@
 #include <stdint.h>
 
 struct proxy_ctx;
+struct proxy_shared;
 
 /* One resolution: what proxy_resolve found for a URL (see proxy-check). */
 struct proxy_resolution {
@@ -56,19 +70,95 @@ struct proxy_resolution {
     char *pac_answer; /* FindProxyForURL's raw answer, or NULL when no PAC ran */
     char **routes;    /* n routes in order; NULL = DIRECT, else a proxy URL (may hold user info) */
     size_t n;
+    char *chosen_by; /* the setting that chose the routes, for people: "[proxy] mode explicit",
+                        "[proxy] no_proxy", "no_proxy in the environment", "https_proxy in the
+                        environment", "PAC file <url> ([proxy] pac_url)", "WPAD", ... */
 };
 
 /*
+ * The memory that contexts of one program share (thread-safe): proxies
+ * found dead, until when, and the route last logged per host.
+ * proxy_shared_new - *out owned by the caller (proxy_shared_free), which
+ * must outlive every context given it. log_routes: each change of a host's
+ * route is logged at info (a service: dirconnd), else at debug (one-shot
+ * commands, whose route proxy-check shows). Errors: DIRCONN_ENOMEM.
+ */
+enum dirconn_err proxy_shared_new(bool log_routes, struct proxy_shared **out,
+                                  struct dirconn_error *err);
+
+/* proxy_shared_free - free it. s may be NULL. */
+void proxy_shared_free(struct proxy_shared *s);
+
+/*
+ * proxy_shared_mark_dead - remember the proxy route (a proxy URL; user
+ * information is ignored) as dead until until_ms (CLOCK_MONOTONIC, ms).
+ */
+void proxy_shared_mark_dead(struct proxy_shared *s, const char *route, int64_t until_ms);
+
+/* proxy_shared_is_dead - is route remembered as dead at now_ms? DIRECT (NULL) never is. */
+bool proxy_shared_is_dead(struct proxy_shared *s, const char *route, int64_t now_ms);
+
+/* proxy_shared_forget_dead - forget every dead proxy (new proxy settings were loaded). */
+void proxy_shared_forget_dead(struct proxy_shared *s);
+
+/*
+ * proxy_shared_note_route - record that transfers to key (scheme://host:port)
+ * use the route described by label; true when that differs from the last
+ * label recorded for key (or none was): the caller logs the change.
+ */
+bool proxy_shared_note_route(struct proxy_shared *s, const char *key, const char *label);
+
+/*
+ * proxy_no_proxy_match - would libcurl go DIRECT to url with the no_proxy
+ * list `list` (CURLOPT_NOPROXY syntax)? libcurl decides: a transfer is
+ * prepared with a dummy proxy, and the address of its first connection
+ * attempt (made to no network, never sent) tells whether the proxy was
+ * chosen. NULL or "" matches nothing.
+ */
+bool proxy_no_proxy_match(const char *list, const char *url);
+
+/*
+ * proxy_env_no_proxy - the environment's no_proxy list as libcurl reads it
+ * (no_proxy, else NO_PROXY), or NULL. Borrowed from the environment.
+ */
+const char *proxy_env_no_proxy(void);
+
+/*
+ * proxy_env_proxy_url - a proxy variable's value as libcurl reads it:
+ * "host:port" without a scheme is "http://host:port". NULL for NULL or "";
+ * else malloc'd (the caller frees), NULL on ENOMEM.
+ */
+char *proxy_env_proxy_url(const char *value);
+
+/*
+ * proxy_auth_schemes - the names of the CURLAUTH_* bits in `bits` ("Basic,
+ * Digest"), "none" when there is none, into buf.
+ */
+void proxy_auth_schemes(unsigned long bits, char *buf, size_t len);
+
+/*
+ * proxy_auth_refusal - the message for an HTTP 407 from the proxy that
+ * `label` names ("proxy http://p:3128") after a transfer on easy: the user
+ * of cfg's [proxy] username, the schemes the proxy offered (its
+ * Proxy-Authenticate headers, CURLINFO_PROXYAUTH_AVAIL) and [proxy] auth,
+ * e.g. "proxy http://p:3128 refused the credentials of user 'alice' (HTTP
+ * 407): it offers Digest, [proxy] auth is basic". Into buf.
+ */
+void proxy_auth_refusal(const struct config *cfg, CURL *easy, const char *label, char *buf,
+                        size_t len);
+
+/*
  * proxy_new - a context for cfg's [proxy] section. cfg and log are borrowed
- * and must outlive the context. Reads [proxy] password_file now, or, when
- * only [proxy] username is set, the secret store's proxy-password (if it is
- * set; `dirconnctl secret set proxy-password`). On success *out is owned by
- * the caller (proxy_free). Errors: DIRCONN_ECONFIG (the password file cannot
- * be read: the message names it), those of secret_store_open (DIRCONN_ESECRET:
- * the store is damaged or its key wrong), DIRCONN_ENOMEM.
+ * and must outlive the context; shared (borrowed, may be NULL: the context
+ * keeps its own) is the program's memory of dead proxies and routes. Reads [proxy] password_file
+ * now, or, when only [proxy] username is set, the secret store's proxy-password (if it is set;
+ * `dirconnctl secret set proxy-password`). On success *out is owned by the caller (proxy_free).
+ * Errors: DIRCONN_ECONFIG (the password file cannot be read: the message names it), those of
+ * secret_store_open (DIRCONN_ESECRET: the store is damaged or its key wrong), DIRCONN_ENOMEM.
  */
 enum dirconn_err proxy_new(const struct config *cfg, const struct log_sink *log,
-                           struct proxy_ctx **out, struct dirconn_error *err);
+                           struct proxy_shared *shared, struct proxy_ctx **out,
+                           struct dirconn_error *err);
 
 /*
  * proxy_set_password - use password (copied; the old one is wiped) for
@@ -110,7 +200,8 @@ enum dirconn_err proxy_apply(struct proxy_ctx *p, CURL *easy, const char *url, c
 /*
  * proxy_route_for - the route the next transfer to url takes: the current
  * route of url's host, resolving and caching its list when missing, older
- * than [proxy] pac_ttl, or exhausted by failures. *route is borrowed from
+ * than [proxy] pac_ttl, or exhausted by failures; proxies remembered as dead
+ * are passed over while a later route remains. *route is borrowed from
  * the cache (NULL = DIRECT) and valid until the next call on p. Errors:
  * those of proxy_resolve.
  */
@@ -137,8 +228,9 @@ enum dirconn_err proxy_configure(void *arg, CURL *easy, const char *url, struct 
 /*
  * proxy_outcome - a scim_outcome_fn (arg = the struct proxy_ctx): judge the
  * attempt made on easy. HTTP 407 from the proxy -> SCIM_OUTCOME_FAIL with
- * DIRCONN_EPROXY; the route failed (proxy unreachable, CONNECT refused,
- * DIRECT unreachable) and another remains -> SCIM_OUTCOME_RETRY; the list
+ * DIRCONN_EPROXY (proxy_auth_refusal's message); the route failed (proxy
+ * unreachable, CONNECT refused, DIRECT unreachable; a failed proxy is
+ * remembered as dead for [proxy] pac_ttl) and another remains -> SCIM_OUTCOME_RETRY; the list
  * is exhausted -> SCIM_OUTCOME_DEFAULT with a message naming every route;
  * otherwise SCIM_OUTCOME_DEFAULT with no message.
  */

@@ -37,6 +37,10 @@ static const char *const px_cleared_vars[] = {"http_proxy",
                                               "KDE_SESSION_VERSION",
                                               NULL};
 
+/* The proxy variables libproxy reads in mode auto. */
+static const char *const px_proxy_vars[] = {"http_proxy", "HTTP_PROXY", "https_proxy",
+                                            "HTTPS_PROXY", NULL};
+
 static int64_t mono_ms(void)
 {
     struct timespec ts;
@@ -72,8 +76,19 @@ static void run_child(const struct proxy_px_request *req, int trace_fd, int res_
             unsetenv(px_cleared_vars[i]);
         setenv("http_proxy", req->pac_url, 1);
         setenv("https_proxy", req->pac_url, 1);
-        if (req->no_proxy != NULL)
-            setenv("no_proxy", req->no_proxy, 1);
+    } else {
+        /* Mode auto: a proxy without a scheme is http://, as curl reads it (libproxy would
+         * not understand "host:port"); no_proxy is matched by libcurl in the parent. */
+        for (size_t i = 0; px_proxy_vars[i] != NULL; i++) {
+            const char *v = getenv(px_proxy_vars[i]);
+            if (v != NULL && v[0] != '\0' && strstr(v, "://") == NULL) {
+                char buf[4096];
+                snprintf(buf, sizeof(buf), "http://%s", v);
+                setenv(px_proxy_vars[i], buf, 1);
+            }
+        }
+        unsetenv("no_proxy");
+        unsetenv("NO_PROXY");
     }
     setenv("_PX_DEBUG", "1", 1);
     pxProxyFactory *pf = px_proxy_factory_new();
@@ -284,7 +299,6 @@ static void launcher_main(int sock)
         struct proxy_px_request req = {
             .url = json_string_value(json_object_get(o, "url")),
             .pac_url = json_string_value(json_object_get(o, "pac_url")),
-            .no_proxy = json_string_value(json_object_get(o, "no_proxy")),
             .timeout_ms = (int64_t)json_integer_value(json_object_get(o, "timeout_ms")),
         };
         int tp[2] = {-1, -1}, rp[2] = {-1, -1};
@@ -356,8 +370,8 @@ static bool launch(const struct proxy_px_request *req, pid_t *pid, int *tfd, int
     pthread_mutex_lock(&launcher_lock);
     bool ok = false;
     if (launcher_fd >= 0) {
-        json_t *o = json_pack("{s:s, s:s?, s:s?, s:I}", "url", req->url, "pac_url", req->pac_url,
-                              "no_proxy", req->no_proxy, "timeout_ms", (json_int_t)req->timeout_ms);
+        json_t *o = json_pack("{s:s, s:s?, s:I}", "url", req->url, "pac_url", req->pac_url,
+                              "timeout_ms", (json_int_t)req->timeout_ms);
         char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         uint32_t len = text != NULL ? (uint32_t)strlen(text) : 0;

@@ -6,13 +6,16 @@
  * that answers garbage all come back as "direct://") and may block on WPAD
  * or a PAC script. So each resolution runs in a short-lived child process
  * (fork(2), POSIX): the child gets the environment the mode asks for (mode
- * pac: http_proxy = https_proxy = the pac+ URL, no_proxy = [proxy] no_proxy,
- * desktop variables removed), turns on libproxy's trace (_PX_DEBUG) on a
- * pipe, calls px_proxy_factory_get_proxies and writes the list on a second
- * pipe. The parent never changes its own environment, reads both pipes up
- * to a deadline, kills the child when it is late, and reports from the
- * trace which PAC URL was used, whether it could be read and what
- * FindProxyForURL returned. Only this file forks or calls libproxy.
+ * pac: http_proxy = https_proxy = the pac+ URL, no_proxy and the desktop
+ * variables removed; mode auto: http_proxy, https_proxy (and their upper-case
+ * forms) without a scheme get http://, as curl reads them, and no_proxy is
+ * removed: proxy.c matches no_proxy with libcurl before asking), turns on
+ * libproxy's trace (_PX_DEBUG) on a pipe, calls px_proxy_factory_get_proxies
+ * and writes the list on a second pipe. The parent never changes its own
+ * environment, reads both pipes up to a deadline, kills the child when it
+ * is late, and reports from the trace which PAC URL was used, whether it
+ * could be read and what FindProxyForURL returned. Only this file forks or
+ * calls libproxy.
  */
 #ifndef DIRCONN_PROXY_PX_H
 #define DIRCONN_PROXY_PX_H
@@ -24,11 +27,10 @@
 #include <stdint.h>
 
 struct proxy_px_request {
-    const char *url;      /* the target URL */
-    const char *pac_url;  /* NULL = inherit the host's settings (mode auto); else a pac+ URL
-                             libproxy can read (pac+file:///path, pac+http://) */
-    const char *no_proxy; /* with pac_url: hosts libproxy must not proxy, or NULL */
-    int64_t timeout_ms;   /* deadline for the child */
+    const char *url;     /* the target URL */
+    const char *pac_url; /* NULL = inherit the host's settings (mode auto); else a pac+ URL
+                            libproxy can read (pac+file:///path, pac+http://) */
+    int64_t timeout_ms;  /* deadline for the child */
 };
 
 struct proxy_px_answer {

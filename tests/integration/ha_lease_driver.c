@@ -84,7 +84,7 @@ static enum dirconn_err backend_new(const struct config *cfg, const struct log_s
     case HA_LEASE_ETCD:
         return lease_backend_etcd_new(cfg, log, identity, timeout_ms, b, err);
     case HA_LEASE_CLOUD:
-        return lease_backend_cloud_new(cfg, log, timeout_ms, b, err);
+        return lease_backend_cloud_new(cfg, log, NULL, timeout_ms, b, err);
     case HA_LEASE_NONE:
     default:
         return dirconn_error_set(err, DIRCONN_ECONFIG, "[ha] lease = none: there is no lease");

@@ -207,6 +207,10 @@ c=$(conf tiny 'mode = explicit' "url = http://127.0.0.1:$TPORT")
 run_capture r dirconnctl proxy-check --config "$c"
 check_eq "tinyproxy without auth: exit" 0 "$r_rc"
 check_contains "tinyproxy: reached" "$r_out" "1. http://127.0.0.1:$TPORT: reached the cloud: HTTP"
+check_contains "tinyproxy: proxy-check names the setting that chose the route" "$r_out" \
+	"route chosen by: [proxy] mode explicit"
+check_contains "tinyproxy: ... and that no proxy authentication was used" "$r_out" \
+	"(no proxy authentication)"
 check "tinyproxy's log shows the CONNECT to the cloud" grep -q "CONNECT 127.0.0.1:$CPORT" "$T/tiny/tinyproxy.log"
 
 c=$(conf tinynoca 'mode = explicit' "url = http://127.0.0.1:$TPORT")
@@ -224,6 +228,8 @@ check_eq "squid Basic: reached, status from the cloud" "True 200" \
 	"$(json "$r_out" 'str(j["proxies"][0]["reached"]) + " " + str(j["proxies"][0]["status"])')"
 check "squid Basic: access.log has alice's CONNECT to the cloud" \
 	grep -q "CONNECT 127.0.0.1:$CPORT alice" "$T/basic/access.log"
+check_eq "squid Basic: proxy-check --json names the scheme used and the setting" "Basic [proxy] mode explicit" \
+	"$(json "$r_out" 'j["proxies"][0]["auth"] + " " + j["chosen_by"]')"
 no_password() { [[ "$r_out$r_err" != *"$PW"* ]]; }
 check "the password is in no output" no_password
 
@@ -236,7 +242,8 @@ c=$(conf digest 'mode = explicit' "url = http://127.0.0.1:$SQ_digest" 'username 
 	"password_file = $T/proxy-password" 'auth = digest')
 run_capture r dirconnctl proxy-check --config "$c"
 check_eq "squid Digest: exit" 0 "$r_rc"
-check_contains "squid Digest: reached" "$r_out" "reached the cloud: HTTP 200"
+check_contains "squid Digest: reached, with Digest" "$r_out" \
+	"reached the cloud: HTTP 200 (proxy authentication: Digest)"
 check "squid Digest: access.log has alice's CONNECT" \
 	grep -q "CONNECT 127.0.0.1:$CPORT alice" "$T/digest/access.log"
 
@@ -244,21 +251,36 @@ c=$(conf wrong 'mode = explicit' "url = http://127.0.0.1:$SQ_basic" 'username = 
 	"password_file = $T/wrong-password" 'auth = basic')
 run_capture r dirconnctl proxy-check --config "$c"
 check_eq "wrong proxy password: proxy-check exit 60" 60 "$r_rc"
-check_contains "wrong proxy password: 407 named as proxy authentication failure" "$r_out" \
-	"proxy authentication failed: HTTP 407 Proxy Authentication Required (user 'alice'"
+check_contains "wrong proxy password: the 407 names the proxy, the user, the scheme offered and the one configured" "$r_out" \
+	"proxy http://127.0.0.1:$SQ_basic refused the credentials of user 'alice' (HTTP 407): it offers Basic, [proxy] auth is basic"
 run_capture r dirconnctl sync --full --no-progress --config "$c"
 check_eq "wrong proxy password: sync exit 60 (EPROXY)" 60 "$r_rc"
-check_contains "wrong proxy password: the sync names the proxy and the 407" "$r_err" \
-	"proxy http://127.0.0.1:$SQ_basic: HTTP 407"
+check_contains "wrong proxy password: the sync names the proxy, the 407 and the schemes" "$r_err" \
+	"proxy http://127.0.0.1:$SQ_basic refused the credentials of user 'alice' (HTTP 407): it offers Basic, [proxy] auth is basic"
 check_eq "wrong proxy password: nothing reached the cloud" 0 "$(cloud_users)"
 state_rows() { sqlite3 "$T/state-$1/state.db" "SELECT (SELECT count(*) FROM objects) + (SELECT count(*) FROM watermarks) + (SELECT count(*) FROM history)" 2>/dev/null || echo 0; }
 check_eq "wrong proxy password: the state holds no object, watermark or history" 0 "$(state_rows wrong)"
 
+c=$(conf digestasbasic 'mode = explicit' "url = http://127.0.0.1:$SQ_digest" 'username = alice' \
+	"password_file = $T/proxy-password" 'auth = basic')
+run_capture r dirconnctl proxy-check --config "$c"
+check_eq "Digest proxy, [proxy] auth = basic: exit 60" 60 "$r_rc"
+check_contains "Digest proxy, [proxy] auth = basic: the 407 names both schemes" "$r_out" \
+	"proxy http://127.0.0.1:$SQ_digest refused the credentials of user 'alice' (HTTP 407): it offers Digest, [proxy] auth is basic"
+run_capture r dirconnctl sync --full --no-progress --config "$c"
+check_contains "Digest proxy, [proxy] auth = basic: the sync says the same" "$r_err" \
+	"(HTTP 407): it offers Digest, [proxy] auth is basic"
+
 c=$(conf noauth 'mode = explicit' "url = http://127.0.0.1:$SQ_basic")
 run_capture r dirconnctl proxy-check --config "$c"
 check_eq "no credentials for an authenticating proxy: exit 60" 60 "$r_rc"
+check_contains "no credentials: the 407 says what the proxy offers" "$r_out" \
+	"proxy http://127.0.0.1:$SQ_basic wants credentials (HTTP 407): it offers Basic, [proxy] auth is any"
 
 c=$(conf excluded 'mode = explicit' "url = http://127.0.0.1:$DOWN" 'no_proxy = 127.0.0.1')
+run_capture r dirconnctl proxy-check --config "$c"
+check_contains "explicit + no_proxy: proxy-check says [proxy] no_proxy chose DIRECT" "$r_out" \
+	"route chosen by: [proxy] no_proxy"
 run_capture r dirconnctl sync --full --no-progress --config "$c"
 check_eq "explicit proxy with the cloud in no_proxy: the sync goes direct" 0 "$r_rc"
 # What a direct sync puts in the cloud is what the sync through the proxy must put in.
@@ -280,6 +302,8 @@ c=$(conf pachttp 'mode = pac' "pac_url = $PAC_HTTP" 'username = alice' \
 run_capture r dirconnctl proxy-check --config "$c"
 check_eq "PAC over HTTP: proxy-check exit" 0 "$r_rc"
 check_contains "PAC over HTTP: the PAC URL is shown" "$r_out" "PAC URL: $PAC_HTTP"
+check_contains "PAC over HTTP: the PAC file chose the route" "$r_out" \
+	"route chosen by: PAC file $PAC_HTTP ([proxy] pac_url)"
 check_contains "PAC over HTTP: the first proxy is the one that is down" "$r_out" \
 	"1. http://127.0.0.1:$DOWN: did not reach the cloud"
 check_contains "PAC over HTTP: the second (squid) reaches the cloud" "$r_out" \
@@ -324,16 +348,64 @@ c=$(conf auto 'mode = auto')
 run_capture r env https_proxy=http://127.0.0.1:$TPORT no_proxy= dirconnctl proxy-check --config "$c"
 check_eq "auto: https_proxy honoured: exit" 0 "$r_rc"
 check_contains "auto: https_proxy honoured" "$r_out" "1. http://127.0.0.1:$TPORT: reached the cloud"
+check_contains "auto: https_proxy named as the setting" "$r_out" "route chosen by: https_proxy in the environment"
+run_capture r env https_proxy=127.0.0.1:$TPORT no_proxy= dirconnctl proxy-check --config "$c"
+check_eq "auto: https_proxy=host:port without a scheme: exit" 0 "$r_rc"
+check_contains "auto: https_proxy=host:port is http://host:port, as curl reads it" "$r_out" \
+	"1. http://127.0.0.1:$TPORT: reached the cloud"
 run_capture r env https_proxy=http://127.0.0.1:$TPORT no_proxy=localhost,127.0.0.1 dirconnctl proxy-check --config "$c"
 check_contains "auto: no_proxy excludes the host" "$r_out" "1. DIRECT: reached the cloud"
+check_contains "auto: ... and is named as the setting" "$r_out" "route chosen by: no_proxy in the environment"
+# no_proxy as curl matches it (CURLOPT_NOPROXY), URL -> expected first route
+LOCAL=https://localhost:$CPORT/scim/v2/acme/ServiceProviderConfig
+for case in "localhost $LOCAL DIRECT" ".localhost $LOCAL DIRECT" "ocalhost $LOCAL http://127.0.0.1:$TPORT" \
+	"* $SPC DIRECT" "127.0.0.0/8 $SPC DIRECT" "127.0.0.2 $SPC http://127.0.0.1:$TPORT"; do
+	read -r np u want <<<"$case"
+	run_capture r env https_proxy=http://127.0.0.1:$TPORT no_proxy="$np" dirconnctl proxy-check "$u" --config "$c"
+	check_contains "auto: no_proxy=$np for ${u%%/scim*}: $want, as curl decides" "$r_out" "1. $want: reached the cloud"
+done
 run_capture r env https_proxy="$PAC_HTTP" no_proxy= dirconnctl proxy-check --config "$c"
 check_contains "auto: a pac+http:// URL in the environment is evaluated" "$r_out" "PAC URL: $PAC_HTTP"
+check_contains "auto: ... and named as the setting" "$r_out" \
+	"route chosen by: PAC file $PAC_HTTP (https_proxy in the environment)"
 before=$(connects "$T/tiny/tinyproxy.log")
 run_capture r env https_proxy=http://127.0.0.1:$TPORT no_proxy= dirconnctl sync --full --no-progress --config "$c"
 check_eq "auto: a sync with https_proxy in the environment: exit" 0 "$r_rc"
 [[ $r_rc == 0 ]] || echo "$r_err" | tail -5
 after=$(connects "$T/tiny/tinyproxy.log")
 check "auto: the sync's requests went through tinyproxy ($before -> $after)" test "$after" -gt "$before"
+
+# ---- a dead first proxy is remembered by every cloud client of a run ----------------
+# A listener that counts the connections made to it and closes each at once: a proxy that dies
+# on every CONNECT. The PAC puts it first, before squid.
+DEADP=$(free_port)
+python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16)
+while True:
+    c, _ = s.accept()
+    with open(sys.argv[2], "a") as f: f.write("connection\n")
+    c.close()
+' "$DEADP" "$T/dead-proxy.log" &
+PIDS+=($!)
+wait_port "$DEADP"
+wait_until 10 test -s "$T/dead-proxy.log" # wait_port's own connection, counted
+: >"$T/dead-proxy.log"
+cat >"$T/pac/dead.pac" <<EOF
+function FindProxyForURL(url, host) {
+    return "PROXY 127.0.0.1:$DEADP; PROXY 127.0.0.1:$SQ_basic; DIRECT";
+}
+EOF
+c=$(conf deadfirst 'mode = pac' "pac_url = pac+http://127.0.0.1:$HPORT/dead.pac" 'username = alice' \
+	"password_file = $T/proxy-password")
+before=$(connects "$T/basic/access.log")
+run_capture r dirconnctl sync --incremental --no-progress --config "$c"
+check_eq "PAC with a dead first proxy: the sync (lease, token, SCIM, shared state) works" 0 "$r_rc"
+[[ $r_rc == 0 ]] || echo "$r_err" | tail -5
+after=$(connects "$T/basic/access.log")
+check "PAC with a dead first proxy: the run went through squid ($before -> $after)" test "$after" -gt "$before"
+check_eq "PAC with a dead first proxy: the whole run tried it once" 1 "$(wc -l <"$T/dead-proxy.log")"
 
 # ---- the HA lease: the syncs above took and released it too; the probe takes it twice more ----
 lease_transitions() {
@@ -351,6 +423,47 @@ holder=$(lease_transitions)
 check_eq "HA lease: the cloud saw it taken and given back" "None $((lt0 + 2))" "$holder"
 after=$(connects "$T/basic/access.log")
 check "HA lease: its requests went through squid ($before -> $after)" test "$after" -gt "$before"
+
+# ---- dirconnd: the route logged once per change; SIGHUP moves the lease client too ----
+c=$(conf daemon 'mode = explicit' "url = http://127.0.0.1:$TPORT")
+sed -i 's/^level = warn$/level = info/' "$c"
+printf '[ha]\nlease_duration = 3s\n' >>"$c" # renewed every second
+renew_time() {
+	curl -sS --noproxy '*' --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN_TOKEN" \
+		"$CLOUD/v1/orgs/acme/lease" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("renewTime"))'
+}
+# renewed_twice: the lease was renewed twice since this was first called for a stage
+renewed_twice() {
+	local now
+	now=$(renew_time)
+	[[ $now != "$RT_LAST" ]] && { RT_LAST=$now; RT_SEEN=$((RT_SEEN + 1)); }
+	((RT_SEEN >= 3))
+}
+route_lines() { grep -c "proxy route for https://127.0.0.1:$CPORT: " "$T/dirconnd.log" || true; }
+DLOG=$T/dirconnd.log
+dirconnd --config "$c" --no-initial-sync 2>>"$DLOG" &
+DPID=$!
+PIDS+=($DPID)
+ROUTE_TINY="proxy route for https://127.0.0.1:$CPORT: proxy http://127.0.0.1:$TPORT, chosen by [proxy] mode explicit"
+check "dirconnd logs the route of the lease client at info" wait_until 60 grep -qF "$ROUTE_TINY" "$DLOG"
+RT_LAST=$(renew_time) RT_SEEN=0
+check "dirconnd renews its lease through tinyproxy" wait_until 60 renewed_twice
+check_eq "dirconnd: one route line while the route stays, not one per request" 1 "$(route_lines)"
+BL=$(wc -l <"$T/basic/access.log")
+sed -i "s|^url = http://127.0.0.1:$TPORT\$|url = http://127.0.0.1:$SQ_basic\nusername = alice\npassword_file = $T/proxy-password\nauth = basic|" "$c"
+kill -HUP "$DPID"
+check "SIGHUP: the lease client takes the new [proxy] settings" \
+	wait_until 60 grep -qF "ha: the lease client took the new [proxy] settings" "$DLOG"
+ROUTE_SQUID="proxy route for https://127.0.0.1:$CPORT: proxy http://127.0.0.1:$SQ_basic, chosen by [proxy] mode explicit"
+check "SIGHUP: the new route is logged" wait_until 60 grep -qF "$ROUTE_SQUID" "$DLOG"
+alice_after() { tail -n +$((BL + 1)) "$T/basic/access.log" | grep -q "TCP_TUNNEL/200 .* CONNECT 127.0.0.1:$CPORT alice"; }
+check "SIGHUP: the lease requests go through squid as alice" wait_until 60 alice_after
+RT_LAST=$(renew_time) RT_SEEN=0
+check "dirconnd renews its lease through squid" wait_until 60 renewed_twice
+check_eq "dirconnd: two route lines for one change of route" 2 "$(route_lines)"
+kill "$DPID"
+wait "$DPID" 2>/dev/null || true
+check "no sanitizer report from dirconnd" bash -c "! grep -qE 'Sanitizer|runtime error:' '$DLOG'"
 
 # ---- the proxy going away --------------------------------------------------------
 kill "$SQPID_basic"

@@ -113,7 +113,7 @@ int main(int argc, char **argv)
     struct log_sink log = {.level = LOG_LEVEL_WARN, .ident = "proxy_lease_probe"};
     enum dirconn_err e = out != NULL ? config_load(argv[1], &cfg, &err) : DIRCONN_ENOMEM;
     if (e == DIRCONN_OK)
-        e = proxy_new(cfg, &log, &p, &err);
+        e = proxy_new(cfg, &log, NULL, &p, &err);
     if (e == DIRCONN_OK)
         e = cloud_auth_new(cfg, proxy_configure, p, &auth, &err);
     if (e == DIRCONN_OK) {

@@ -170,6 +170,8 @@ static void test_errors_name_file_line(void **state)
     load_fail(MINIMAL "page_size = ten\n", "test.conf:3: [ldap] page_size: 'ten' is not an integer");
     load_fail(MINIMAL "urls = ldap://y\n", "test.conf:3: [ldap] urls: duplicate key (first set at line 2)");
     load_fail(MINIMAL "bind_password = hunter2\n", "test.conf:3: [ldap] bind_password: secrets are not accepted");
+    load_fail(MINIMAL "[proxy]\nmode = explicit\nurl = http://alice:hunter2@proxy.example:3128\n",
+              "test.conf:5: [proxy] url: the URL holds a password, and secrets are not accepted");
     load_fail(MINIMAL "[users]\nfilter = (&(objectClass=user)(mail=*)\n",
               "test.conf:4: [users] filter: '(&(objectClass=user)(mail=*)': not a valid LDAP filter");
     load_fail(MINIMAL "base_dn = not a dn\n", "test.conf:3: [ldap] base_dn: 'not a dn': not a valid distinguished name");
@@ -187,6 +189,28 @@ static void test_errors_name_file_line(void **state)
               "test.conf:5: [ha] renew_interval must be shorter than lease_duration");
     load_fail(MINIMAL "[mapping]\ndisplayName = a\ndisplayName = b\n",
               "test.conf:5: [mapping] displayName: duplicate key (first set at line 4)");
+}
+
+/* A proxy URL with a password is refused at its line, and the password is not echoed. */
+static void test_proxy_url_password(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    assert_int_equal(config_load_string(MINIMAL "[proxy]\nmode = explicit\n"
+                                                "url = http://alice:hunter2@proxy.example:3128\n",
+                                        "test.conf", &cfg, &err),
+                     DIRCONN_ECONFIG);
+    assert_non_null(strstr(err.msg, "test.conf:5: [proxy] url:"));
+    assert_non_null(strstr(err.msg, "[proxy] password_file"));
+    assert_null(strstr(err.msg, "hunter2"));
+    /* A user name alone is no secret. */
+    assert_int_equal(config_load_string(MINIMAL "[proxy]\nmode = explicit\n"
+                                                "url = http://alice@proxy.example:3128\n",
+                                        "test.conf", &cfg, &err),
+                     DIRCONN_OK);
+    config_free(cfg);
 }
 
 /* Secrets may come from the secret store: no *_file key is required for them. */
@@ -332,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_errors_name_file_line),
         cmocka_unit_test(test_secrets_from_store),
+        cmocka_unit_test(test_proxy_url_password),
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_durations_and_weekly),
         cmocka_unit_test(test_file_errors),

@@ -26,7 +26,9 @@ struct table {
     int64_t duration;
     int64_t transitions;
     int64_t version;
-    bool down; /* every request fails as if unreachable */
+    bool down;           /* every request fails as if unreachable */
+    int reconfigured;    /* reconfigure calls */
+    char proxy_url[128]; /* [proxy] url of the last one */
 };
 
 struct inst {
@@ -157,8 +159,22 @@ static void t_free(void *self)
     free(self);
 }
 
+static enum dirconn_err t_reconfigure(void *self, struct config *cfg, struct dirconn_error *err)
+{
+    (void)err;
+    struct inst *in = self;
+    pthread_mutex_lock(&in->t->lock);
+    in->t->reconfigured++;
+    snprintf(in->t->proxy_url, sizeof(in->t->proxy_url), "%s",
+             cfg->proxy_url != NULL ? cfg->proxy_url : "");
+    pthread_mutex_unlock(&in->t->lock);
+    config_free(cfg);
+    return DIRCONN_OK;
+}
+
 static const struct lease_backend_ops table_ops = {
-    "table", t_observe, t_acquire, t_renew, t_release, t_state_get, t_state_put, t_free,
+    "table",     t_observe,   t_acquire, t_renew,       t_release,
+    t_state_get, t_state_put, t_free,    t_reconfigure,
 };
 
 static struct lease_backend backend(struct table *t, const char *id)
@@ -240,6 +256,43 @@ static struct ha_election *start(struct table *t, const char *id, struct ha_opti
     struct dirconn_error err;
     assert_int_equal(ha_election_start(&b, &o, &quiet, NULL, NULL, &e, &err), DIRCONN_OK);
     return e;
+}
+
+static bool reconfigured(void *arg)
+{
+    struct table *t = arg;
+    pthread_mutex_lock(&t->lock);
+    bool done = t->reconfigured > 0;
+    pthread_mutex_unlock(&t->lock);
+    return done;
+}
+
+/* SIGHUP: the election thread hands the backend the new [proxy] settings, once. */
+static void test_reconfigure(void **state)
+{
+    (void)state;
+    struct table *t = table_new();
+    struct ha_election *a = start(t, "a", opts());
+    assert_true(wait_for(is_active, a, 2000) >= 0);
+    struct config *cfg = NULL;
+    struct dirconn_error err;
+    assert_int_equal(config_load_string("[ldap]\nurls = ldap://127.0.0.1:1\n[proxy]\n"
+                                        "mode = explicit\nurl = http://127.0.0.1:3128\n",
+                                        "<test>", &cfg, &err),
+                     DIRCONN_OK);
+    ha_election_reconfigure(a, cfg);
+    assert_true(wait_for(reconfigured, t, 3000) >= 0);
+    assert_string_equal(t->proxy_url, "http://127.0.0.1:3128");
+    assert_true(ha_election_is_active(a)); /* the election goes on */
+    /* Settings still pending when the election ends are freed with it (ASan checks). */
+    assert_int_equal(
+        config_load_string("[ldap]\nurls = ldap://127.0.0.1:1\n", "<test>", &cfg, &err),
+        DIRCONN_OK);
+    ha_election_stop(a, true);
+    ha_election_reconfigure(a, cfg);
+    ha_election_free(a);
+    assert_int_equal(t->reconfigured, 1);
+    table_free(t);
 }
 
 /* Two instances: exactly one is active; the released lease goes to the other at once. */
@@ -362,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_self_fencing),
         cmocka_unit_test(test_failover_after_expiry),
         cmocka_unit_test(test_one_shot_refused),
+        cmocka_unit_test(test_reconfigure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

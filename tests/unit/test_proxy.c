@@ -12,8 +12,13 @@
 #include "proxy/proxy.h"
 #include "proxy/proxy_px.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -118,7 +123,7 @@ static void test_resolve_none_and_explicit(void **state)
     (void)state;
     struct config *cfg = load("mode = none\n");
     struct proxy_ctx *p = NULL;
-    assert_int_equal(proxy_new(cfg, NULL, &p, NULL), DIRCONN_OK);
+    assert_int_equal(proxy_new(cfg, NULL, NULL, &p, NULL), DIRCONN_OK);
     struct proxy_resolution res;
     assert_int_equal(proxy_resolve(p, "https://cloud.example/x", &res, NULL), DIRCONN_OK);
     assert_int_equal(res.n, 1);
@@ -129,7 +134,7 @@ static void test_resolve_none_and_explicit(void **state)
     config_free(cfg);
 
     cfg = load("mode = explicit\nurl = http://127.0.0.1:3128\n");
-    assert_int_equal(proxy_new(cfg, NULL, &p, NULL), DIRCONN_OK);
+    assert_int_equal(proxy_new(cfg, NULL, NULL, &p, NULL), DIRCONN_OK);
     assert_int_equal(proxy_resolve(p, "https://cloud.example/x", &res, NULL), DIRCONN_OK);
     assert_int_equal(res.n, 1);
     assert_string_equal(res.routes[0], "http://127.0.0.1:3128");
@@ -146,7 +151,7 @@ static void test_password_file_missing(void **state)
     struct proxy_ctx *p = NULL;
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    assert_int_equal(proxy_new(cfg, NULL, &p, &err), DIRCONN_ECONFIG);
+    assert_int_equal(proxy_new(cfg, NULL, NULL, &p, &err), DIRCONN_ECONFIG);
     assert_null(p);
     assert_non_null(strstr(err.msg, "[proxy] password_file"));
     config_free(cfg);
@@ -166,7 +171,7 @@ static void test_resolve_pac_file(void **state)
     snprintf(section, sizeof(section), "mode = pac\npac_url = pac+file://%s/ok.pac\n", tmpdir);
     struct config *cfg = load(section);
     struct proxy_ctx *p = NULL;
-    assert_int_equal(proxy_new(cfg, NULL, &p, NULL), DIRCONN_OK);
+    assert_int_equal(proxy_new(cfg, NULL, NULL, &p, NULL), DIRCONN_OK);
     struct proxy_resolution res;
     struct dirconn_error err;
     dirconn_error_clear(&err);
@@ -194,7 +199,7 @@ static void test_resolve_pac_file(void **state)
         snprintf(section, sizeof(section), "mode = pac\npac_url = pac+file://%s/%s\n", tmpdir,
                  bad[i].file);
         cfg = load(section);
-        assert_int_equal(proxy_new(cfg, NULL, &p, NULL), DIRCONN_OK);
+        assert_int_equal(proxy_new(cfg, NULL, NULL, &p, NULL), DIRCONN_OK);
         dirconn_error_clear(&err);
         assert_int_equal(proxy_resolve(p, "https://cloud.example/scim", &res, &err),
                          DIRCONN_EPROXY);
@@ -217,7 +222,7 @@ static void test_cache_ttl_and_failure(void **state)
     struct config *cfg = load(section);
     struct log_sink quiet = {.level = LOG_LEVEL_ERROR};
     struct proxy_ctx *p = NULL;
-    assert_int_equal(proxy_new(cfg, &quiet, &p, NULL), DIRCONN_OK);
+    assert_int_equal(proxy_new(cfg, &quiet, NULL, &p, NULL), DIRCONN_OK);
     const char *url = "https://cloud.example/scim/v2/o/Users";
     const char *route = NULL;
     assert_int_equal(proxy_route_for(p, url, &route, NULL), DIRCONN_OK);
@@ -290,7 +295,7 @@ static void test_seam_moves_through_routes(void **state)
     struct config *cfg = load(section);
     struct log_sink quiet = {.level = LOG_LEVEL_ERROR};
     struct proxy_ctx *p = NULL;
-    assert_int_equal(proxy_new(cfg, &quiet, &p, NULL), DIRCONN_OK);
+    assert_int_equal(proxy_new(cfg, &quiet, NULL, &p, NULL), DIRCONN_OK);
     struct scim_client_options o = {.base_url = "https://127.0.0.1:9/scim/v2/o",
                                     .max_retries = 2,
                                     .backoff_base_ms = 10,
@@ -317,6 +322,284 @@ static void test_seam_moves_through_routes(void **state)
     config_free(cfg);
 }
 
+/* no_proxy as libcurl reads it (CURLOPT_NOPROXY): the cases its documentation gives. */
+static void test_no_proxy_match(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *list, *url;
+        bool direct;
+    } cases[] = {
+        {"example.com", "https://example.com/x", true},
+        {"example.com", "https://www.example.com/x", true},
+        {"example.com", "https://example.com:8443/x", true},
+        {".example.com", "https://www.example.com/x", true},
+        {".example.com", "https://a.b.example.com/x", true},
+        {".example.com", "https://example.com/x", true},
+        {"example.com", "https://www.notexample.com/x", false},
+        {"ample.com", "https://www.example.com/x", false},
+        {"example.com", "https://example.com.org/x", false},
+        {"EXAMPLE.com", "https://Www.Example.COM/x", true},
+        {"*", "https://anything.example/", true},
+        {"*", "https://10.1.2.3/", true},
+        {"localhost, cloud.example ,other", "https://cloud.example/", true},
+        {"localhost,other", "https://cloud.example/", false},
+        {"127.0.0.1", "https://127.0.0.1:8443/", true},
+        {"127.0.0.1", "https://127.0.0.2/", false},
+        {"10.0.0.0/8", "https://10.1.2.3/", true},
+        {"10.0.0.0/8", "https://11.1.2.3/", false},
+        {"::1", "https://[::1]:8443/", true},
+        {"", "https://example.com/", false},
+        {NULL, "https://example.com/", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (proxy_no_proxy_match(cases[i].list, cases[i].url) != cases[i].direct)
+            fail_msg("no_proxy '%s' for %s: expected %s", cases[i].list ? cases[i].list : "(null)",
+                     cases[i].url, cases[i].direct ? "DIRECT" : "the proxy");
+    }
+}
+
+/* A proxy variable without a scheme is http://, as curl reads it. */
+static void test_env_proxy_url(void **state)
+{
+    (void)state;
+    char *s = proxy_env_proxy_url("proxy.example:3128");
+    assert_string_equal(s, "http://proxy.example:3128");
+    free(s);
+    s = proxy_env_proxy_url("https://proxy.example:443");
+    assert_string_equal(s, "https://proxy.example:443");
+    free(s);
+    assert_null(proxy_env_proxy_url(""));
+    assert_null(proxy_env_proxy_url(NULL));
+}
+
+static void test_auth_schemes(void **state)
+{
+    (void)state;
+    char buf[64];
+    proxy_auth_schemes(CURLAUTH_DIGEST, buf, sizeof(buf));
+    assert_string_equal(buf, "Digest");
+    proxy_auth_schemes(CURLAUTH_BASIC | CURLAUTH_DIGEST | CURLAUTH_DIGEST_IE, buf, sizeof(buf));
+    assert_string_equal(buf, "Basic, Digest");
+    proxy_auth_schemes(0, buf, sizeof(buf));
+    assert_string_equal(buf, "none");
+}
+
+/* The setting that chose the route, for proxy-check. */
+static void test_chosen_by(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *section, *url, *chosen_by;
+        bool direct;
+    } cases[] = {
+        {"mode = none\n", "https://cloud.example/", "[proxy] mode none", true},
+        {"mode = explicit\nurl = http://127.0.0.1:3128\n", "https://cloud.example/",
+         "[proxy] mode explicit", false},
+        {"mode = explicit\nurl = http://127.0.0.1:3128\nno_proxy = .example\n",
+         "https://cloud.example/", "[proxy] no_proxy", true},
+        {"mode = explicit\nurl = http://127.0.0.1:3128\nno_proxy = other.example\n",
+         "https://cloud.example/", "[proxy] mode explicit", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct config *cfg = load(cases[i].section);
+        struct proxy_ctx *p = NULL;
+        assert_int_equal(proxy_new(cfg, NULL, NULL, &p, NULL), DIRCONN_OK);
+        struct proxy_resolution res;
+        assert_int_equal(proxy_resolve(p, cases[i].url, &res, NULL), DIRCONN_OK);
+        assert_int_equal(res.n, 1);
+        assert_int_equal(res.routes[0] == NULL, cases[i].direct);
+        assert_string_equal(res.chosen_by, cases[i].chosen_by);
+        proxy_resolution_clear(&res);
+        proxy_free(p);
+        config_free(cfg);
+    }
+}
+
+/* Mode auto reads the environment: https_proxy=host:port is http://host:port, no_proxy is
+ * matched as libcurl does (libproxy alone would match ".example.com" only). */
+static void test_auto_environment(void **state)
+{
+    (void)state;
+    struct config *cfg = load("mode = auto\n");
+    struct proxy_ctx *p = NULL;
+    assert_int_equal(proxy_new(cfg, NULL, NULL, &p, NULL), DIRCONN_OK);
+    static const char *const vars[] = {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
+                                       "no_proxy",   "NO_PROXY",   NULL};
+    for (size_t i = 0; vars[i] != NULL; i++)
+        unsetenv(vars[i]);
+    setenv("https_proxy", "127.0.0.1:3128", 1);
+    struct proxy_resolution res;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    assert_int_equal(proxy_resolve(p, "https://www.example.com/x", &res, &err), DIRCONN_OK);
+    assert_int_equal(res.n, 1);
+    assert_non_null(res.routes[0]);
+    assert_string_equal(res.routes[0], "http://127.0.0.1:3128");
+    assert_string_equal(res.chosen_by, "https_proxy in the environment");
+    proxy_resolution_clear(&res);
+    setenv("no_proxy", "example.com", 1);
+    assert_int_equal(proxy_resolve(p, "https://www.example.com/x", &res, &err), DIRCONN_OK);
+    assert_int_equal(res.n, 1);
+    assert_null(res.routes[0]);
+    assert_string_equal(res.chosen_by, "no_proxy in the environment");
+    proxy_resolution_clear(&res);
+    setenv("no_proxy", "*", 1);
+    assert_int_equal(proxy_resolve(p, "https://cloud.other/x", &res, &err), DIRCONN_OK);
+    assert_null(res.routes[0]);
+    proxy_resolution_clear(&res);
+    unsetenv("no_proxy");
+    unsetenv("https_proxy");
+    assert_int_equal(proxy_resolve(p, "https://www.example.com/x", &res, &err), DIRCONN_OK);
+    assert_null(res.routes[0]);
+    assert_string_equal(res.chosen_by, "no proxy setting in the environment");
+    proxy_resolution_clear(&res);
+    proxy_free(p);
+    config_free(cfg);
+}
+
+/* The shared memory: dead until its time, forgotten on request; a route logged once per change. */
+static void test_shared_memory(void **state)
+{
+    (void)state;
+    struct proxy_shared *s = NULL;
+    assert_int_equal(proxy_shared_new(true, &s, NULL), DIRCONN_OK);
+    assert_false(proxy_shared_is_dead(s, "http://a:1", 100));
+    proxy_shared_mark_dead(s, "http://user:pw@a:1", 1000);
+    assert_true(proxy_shared_is_dead(s, "http://a:1", 999));   /* user information ignored */
+    assert_false(proxy_shared_is_dead(s, "http://a:1", 1000)); /* expired */
+    assert_false(proxy_shared_is_dead(s, "http://b:2", 500));
+    assert_false(proxy_shared_is_dead(s, NULL, 500));
+    proxy_shared_mark_dead(s, "http://a:1", 2000);
+    assert_true(proxy_shared_is_dead(s, "http://a:1", 1500));
+    proxy_shared_forget_dead(s);
+    assert_false(proxy_shared_is_dead(s, "http://a:1", 1500));
+    assert_true(proxy_shared_note_route(s, "https://c:443", "proxy http://a:1"));
+    assert_false(proxy_shared_note_route(s, "https://c:443", "proxy http://a:1"));
+    assert_true(proxy_shared_note_route(s, "https://c:443", "DIRECT"));
+    assert_true(proxy_shared_note_route(s, "https://d:443", "DIRECT"));
+    proxy_shared_free(s);
+}
+
+/* A listening socket that counts the connections made to it and closes each at once. */
+struct counter {
+    int fd;
+    int port;
+    atomic_int accepted;
+    atomic_bool stop;
+    pthread_t thread;
+};
+
+static void *count_main(void *arg)
+{
+    struct counter *c = arg;
+    while (!atomic_load(&c->stop)) {
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        int fd = accept(c->fd, NULL, NULL);
+        if (fd >= 0) {
+            atomic_fetch_add(&c->accepted, 1);
+            close(fd);
+        }
+    }
+    return NULL;
+}
+
+static void counter_start(struct counter *c)
+{
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(c->fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    socklen_t len = sizeof(sa);
+    assert_int_equal(getsockname(c->fd, (struct sockaddr *)&sa, &len), 0);
+    assert_int_equal(listen(c->fd, 16), 0);
+    c->port = ntohs(sa.sin_port);
+    atomic_init(&c->accepted, 0);
+    atomic_init(&c->stop, false);
+    assert_int_equal(pthread_create(&c->thread, NULL, count_main, c), 0);
+}
+
+static void counter_stop(struct counter *c)
+{
+    atomic_store(&c->stop, true);
+    pthread_join(c->thread, NULL);
+    close(c->fd);
+}
+
+/* One transfer through the seam: configure, perform, outcome; returns the outcome. */
+static enum scim_outcome one_transfer(struct proxy_ctx *p, const char *url)
+{
+    CURL *easy = curl_easy_init();
+    assert_non_null(easy);
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 10000L);
+    assert_int_equal(proxy_configure(p, easy, url, NULL), DIRCONN_OK);
+    CURLcode rc = curl_easy_perform(easy);
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    enum scim_outcome o = proxy_outcome(p, easy, url, rc, &err);
+    curl_easy_cleanup(easy);
+    return o;
+}
+
+/* "PROXY a; PROXY b; DIRECT" with a dead: the first transfer finds it dead, a second context
+ * sharing the memory (the lease client, the next run) never tries it again within pac_ttl. */
+static void test_dead_proxy_shared(void **state)
+{
+    (void)state;
+    /* Threads run beside the resolutions: libproxy's children come from the launcher, forked
+     * while this process has one thread (proxy_px_prefork), as in dirconnd. */
+    struct dirconn_error perr;
+    assert_int_equal(proxy_px_prefork(&perr), DIRCONN_OK);
+    static struct counter dead, alive; /* static: outlive a failed assertion's longjmp */
+    counter_start(&dead);
+    counter_start(&alive); /* also closes at once: the route fails after it was tried */
+    char pac[512];
+    snprintf(pac, sizeof(pac),
+             "function FindProxyForURL(u, h) { return \"PROXY 127.0.0.1:%d; PROXY "
+             "127.0.0.1:%d; DIRECT\"; }\n",
+             dead.port, alive.port);
+    write_pac("dead.pac", pac);
+    char section[512];
+    snprintf(section, sizeof(section), "mode = pac\npac_url = pac+file://%s/dead.pac\n", tmpdir);
+    struct config *cfg = load(section);
+    struct log_sink quiet = {.level = LOG_LEVEL_ERROR};
+    struct proxy_shared *shared = NULL;
+    assert_int_equal(proxy_shared_new(false, &shared, NULL), DIRCONN_OK);
+    struct proxy_ctx *p1 = NULL, *p2 = NULL, *own = NULL;
+    assert_int_equal(proxy_new(cfg, &quiet, shared, &p1, NULL), DIRCONN_OK);
+    const char *url = "https://cloud.example/scim/v2/o/Users";
+    assert_int_equal(one_transfer(p1, url), SCIM_OUTCOME_RETRY);
+    assert_int_equal(atomic_load(&dead.accepted), 1);
+    assert_int_equal(atomic_load(&alive.accepted), 0);
+    /* Another context of the program: it starts at the second proxy. */
+    assert_int_equal(proxy_new(cfg, &quiet, shared, &p2, NULL), DIRCONN_OK);
+    const char *route = NULL;
+    assert_int_equal(proxy_route_for(p2, url, &route, NULL), DIRCONN_OK);
+    assert_non_null(route);
+    char want[64];
+    snprintf(want, sizeof(want), "http://127.0.0.1:%d", alive.port);
+    assert_string_equal(route, want);
+    one_transfer(p2, url);
+    assert_int_equal(atomic_load(&dead.accepted), 1); /* not tried again */
+    assert_int_equal(atomic_load(&alive.accepted), 1);
+    /* A context without the shared memory would try it again. */
+    assert_int_equal(proxy_new(cfg, &quiet, NULL, &own, NULL), DIRCONN_OK);
+    one_transfer(own, url);
+    assert_int_equal(atomic_load(&dead.accepted), 2);
+    proxy_free(own);
+    proxy_free(p2);
+    proxy_free(p1);
+    proxy_shared_free(shared);
+    config_free(cfg);
+    counter_stop(&dead);
+    counter_stop(&alive);
+    proxy_px_prefork_stop();
+}
+
 /* One resolution of ok.pac for cloud.example; returns 0 when libproxy gave its three routes. */
 static void *resolve_loop(void *arg)
 {
@@ -327,7 +610,7 @@ static void *resolve_loop(void *arg)
         struct proxy_ctx *p = NULL;
         struct proxy_resolution res;
         struct dirconn_error err;
-        if (proxy_new(cfg, NULL, &p, NULL) != DIRCONN_OK ||
+        if (proxy_new(cfg, NULL, NULL, &p, NULL) != DIRCONN_OK ||
             proxy_resolve(p, "https://cloud.example/scim", &res, &err) != DIRCONN_OK) {
             bad++;
         } else {
@@ -379,6 +662,13 @@ int main(void)
         cmocka_unit_test(test_cache_ttl_and_failure),
         cmocka_unit_test(test_cache_usable),
         cmocka_unit_test(test_seam_moves_through_routes),
+        cmocka_unit_test(test_no_proxy_match),
+        cmocka_unit_test(test_env_proxy_url),
+        cmocka_unit_test(test_auth_schemes),
+        cmocka_unit_test(test_chosen_by),
+        cmocka_unit_test(test_auto_environment),
+        cmocka_unit_test(test_shared_memory),
+        cmocka_unit_test(test_dead_proxy_shared),
         cmocka_unit_test(test_launcher_threads),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
