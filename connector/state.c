@@ -286,8 +286,30 @@ const char *state_path(const struct state *st)
     return st->path;
 }
 
+/*
+ * SQLite calls the busy handler only for a connection without a read transaction: a
+ * BEGIN IMMEDIATE from inside a walk (a SELECT of this connection still stepping, as apply
+ * commits its batches during the plan walk) gets SQLITE_BUSY at once while another process
+ * holds the write lock. Wait for that lock here, as the busy timeout would, up to the same
+ * 10 s. A lock held by a writer that then commits cannot be waited out this way (the walk's
+ * snapshot is older than that commit: SQLITE_BUSY_SNAPSHOT), and still fails.
+ */
 enum dirconn_err state_begin(struct state *st, struct dirconn_error *err)
 {
+    long waited_ms = 0, step_ms = 1;
+    for (;;) {
+        int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+            return DIRCONN_OK;
+        int ext = sqlite3_extended_errcode(st->db);
+        if (rc != SQLITE_BUSY || ext == SQLITE_BUSY_SNAPSHOT || waited_ms >= 10000 ||
+            sqlite3_get_autocommit(st->db) == 0)
+            break;
+        sqlite3_sleep((int)step_ms);
+        waited_ms += step_ms;
+        if (step_ms < 100)
+            step_ms *= 2;
+    }
     return exec(st, "BEGIN IMMEDIATE", "begin", err);
 }
 
