@@ -89,7 +89,7 @@ static const char schema_sql[] =
     "DROP TABLE IF EXISTS temp.plan_gone;"
     "CREATE TEMP TABLE plan_gone (external_id TEXT PRIMARY KEY) WITHOUT ROWID;"
     "CREATE TEMP TABLE plan_cloud (kind INTEGER, id TEXT, name_lower TEXT, external_id TEXT,"
-    "  is_admin INTEGER, version TEXT, projection TEXT);"
+    "  is_admin INTEGER, version TEXT, projection TEXT, name TEXT);"
     "CREATE TEMP TABLE plan_dir (external_id TEXT PRIMARY KEY, kind INTEGER, dn TEXT,"
     "  dn_lower TEXT, name TEXT, name_lower TEXT, resource TEXT, manager_dn TEXT,"
     "  members TEXT, status INTEGER, message TEXT, manager_lower TEXT, split INTEGER);"
@@ -120,7 +120,7 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
         sqlite3_stmt **stmt;
         const char *sql;
     } stmts[] = {
-        {&p->ins_cloud, "INSERT INTO plan_cloud VALUES (?1, ?2, lower(?3), ?4, ?5, ?6, NULL)"},
+        {&p->ins_cloud, "INSERT INTO plan_cloud VALUES (?1, ?2, lower(?3), ?4, ?5, ?6, NULL, ?3)"},
         {&p->ins_dir,
          "INSERT OR IGNORE INTO plan_dir VALUES (?1, ?2, ?3, lower(?10), ?4, lower(?4),"
          " ?5, ?6, ?7, ?8, ?9, lower(?11), ?12)"},
@@ -1197,6 +1197,146 @@ enum dirconn_err plan_mark_drift(struct plan *p, const char *external_id, const 
         p->summary.count[PLAN_MATCH]--;
         p->summary.count[PLAN_UPDATE]++;
         p->summary.drift++;
+    }
+    return DIRCONN_OK;
+}
+
+/* ---- the object map rebuilt from the cloud inventory ---------------------------------- */
+
+struct adopt_row {
+    int kind;
+    char *id, *external_id, *name, *dn;
+};
+
+static void adopt_rows_free(struct adopt_row *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].id);
+        free(v[i].external_id);
+        free(v[i].name);
+        free(v[i].dn);
+    }
+    free(v);
+}
+
+enum dirconn_err plan_adopt_cloud(struct plan *p, unsigned kinds_enabled,
+                                  bool (*is_ours)(void *arg, enum plan_kind kind,
+                                                  const char *external_id),
+                                  void *arg, long *adopted, struct dirconn_error *err)
+{
+    if (adopted != NULL)
+        *adopted = 0;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(
+            p->db,
+            "SELECT c.kind, c.id, c.external_id, coalesce(d.name, c.name), d.dn,"
+            " d.external_id IS NOT NULL FROM plan_cloud c LEFT JOIN plan_dir d"
+            " ON d.external_id = c.external_id AND d.kind = c.kind"
+            " WHERE ((?1 >> c.kind) & 1) = 1 AND c.external_id IS NOT NULL AND c.external_id != ''"
+            " AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.external_id = c.external_id)"
+            " AND (?2 = 0 OR d.external_id IS NOT NULL"
+            "  OR c.external_id IN (SELECT external_id FROM plan_gone))"
+            " ORDER BY c.external_id, c.kind, c.id",
+            -1, &s, NULL) != SQLITE_OK)
+        return db_fail(p, err, "reading the cloud inventory");
+    sqlite3_bind_int(s, 1, (int)kinds_enabled);
+    sqlite3_bind_int(s, 2, p->partial);
+    struct adopt_row *v = NULL;
+    size_t n = 0, cap = 0;
+    enum dirconn_err e = DIRCONN_OK;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *ext = (const char *)sqlite3_column_text(s, 2);
+        /* One cloud object per externalId: a second one with the same is left alone. */
+        if (n > 0 && strcmp(v[n - 1].external_id, ext) == 0)
+            continue;
+        enum plan_kind kind = (enum plan_kind)sqlite3_column_int(s, 0);
+        bool in_scope = sqlite3_column_int(s, 5) != 0;
+        if (!in_scope && (is_ours == NULL || !is_ours(arg, kind, ext)))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 256;
+            struct adopt_row *g = realloc(v, cap * sizeof(*g));
+            if (g == NULL) {
+                e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+                break;
+            }
+            v = g;
+        }
+        v[n] = (struct adopt_row){.kind = kind,
+                                  .id = dup_col(s, 1),
+                                  .external_id = dup_col(s, 2),
+                                  .name = dup_col(s, 3),
+                                  .dn = dup_col(s, 4)};
+        n++;
+        if (v[n - 1].id == NULL || v[n - 1].external_id == NULL) {
+            e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+            break;
+        }
+    }
+    if (e == DIRCONN_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        e = db_fail(p, err, "reading the cloud inventory");
+    sqlite3_finalize(s);
+    for (size_t i = 0; i < n && e == DIRCONN_OK; i++) {
+        /* No record yet: the plan compares the cloud's copy before writing (see plan.h). */
+        struct state_object o = {.external_id = v[i].external_id,
+                                 .kind = v[i].kind,
+                                 .dn = v[i].dn != NULL ? v[i].dn : "",
+                                 .cloud_id = v[i].id,
+                                 .name = v[i].name,
+                                 .origin = STATE_ORIGIN_CREATED};
+        e = state_object_put(p->st, &o, err);
+    }
+    if (e == DIRCONN_OK && adopted != NULL)
+        *adopted = (long)n;
+    adopt_rows_free(v, n);
+    return e;
+}
+
+enum dirconn_err plan_mark_verified(struct plan *p, const char *external_id, bool unchanged,
+                                    struct dirconn_error *err)
+{
+    /* ?2 PLAN_MATCH, ?3 PLAN_UPDATE */
+    static const char *const sql[2] = {
+        "UPDATE plan_items SET drift = 1 WHERE external_id = ?1 AND op = ?3 AND ?2 >= 0",
+        "UPDATE plan_items SET op = ?2, changed = NULL, drift = 0 WHERE external_id = ?1"
+        " AND op = ?3"};
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(p->db, sql[unchanged], -1, &s, NULL) != SQLITE_OK)
+        return db_fail(p, err, "recording a comparison with the cloud");
+    sqlite3_bind_text(s, 1, external_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, PLAN_MATCH);
+    sqlite3_bind_int(s, 3, PLAN_UPDATE);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return db_fail(p, err, "recording a comparison with the cloud");
+    if (unchanged && sqlite3_changes(p->db) > 0) {
+        p->summary.count[PLAN_UPDATE]--;
+        p->summary.count[PLAN_MATCH]++;
+    }
+    return DIRCONN_OK;
+}
+
+enum dirconn_err plan_save_verified(struct plan *p, struct dirconn_error *err)
+{
+    static const char sql[] =
+        "UPDATE objects SET"
+        " record = (SELECT i.record FROM plan_items i WHERE i.external_id = objects.external_id"
+        "   AND i.op = 2 AND i.record IS NOT NULL),"
+        " hash = (SELECT i.hash FROM plan_items i WHERE i.external_id = objects.external_id"
+        "   AND i.op = 2 AND i.record IS NOT NULL),"
+        " dn = coalesce((SELECT i.dn FROM plan_items i WHERE i.external_id = objects.external_id"
+        "   AND i.op = 2 AND i.record IS NOT NULL), dn),"
+        " synced_at = CAST(strftime('%s', 'now') AS INTEGER)"
+        " WHERE external_id IN (SELECT external_id FROM plan_items WHERE op = 2"
+        "   AND record IS NOT NULL);";
+    char *msg = NULL;
+    if (sqlite3_exec(p->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        enum dirconn_err e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: verified: %s",
+                                               state_path(p->st), msg ? msg : "write failed");
+        sqlite3_free(msg);
+        return e;
     }
     return DIRCONN_OK;
 }

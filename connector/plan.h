@@ -55,7 +55,8 @@ struct plan_item {
     const char *dn;
     const char *name;         /* userName or displayName */
     const char *record;       /* the planned record (canonical JSON); NULL for deletions and
-                                 matches (a match's record is the state's, hash the same) */
+                                 matches (a match's record is the state's, hash the same),
+                                 except a match plan_mark_verified made: the state has none */
     const char *old_record;   /* the record last acknowledged, or NULL (always for matches) */
     const char *hash;         /* hex SHA-256 of record */
     const char *version;      /* the cloud's ETag, or NULL */
@@ -257,5 +258,49 @@ char *plan_cloud_projection(struct plan *p, enum plan_kind kind, const char *id)
  */
 enum dirconn_err plan_mark_drift(struct plan *p, const char *external_id, const char *record,
                                  struct dirconn_error *err);
+
+/*
+ * plan_adopt_cloud - rebuild the object map from the cloud inventory (the
+ * group owns what any member created): every cloud object of an enabled
+ * kind whose externalId the state does not know is recorded in the state as
+ * created by the connector (externalId -> cloud id, kind, name; DN from the
+ * directory object with that externalId, else empty; no record), when
+ *   - a directory object of its kind with that externalId is in this plan, or
+ *   - is_ours(arg, kind, external_id) says the externalId has the form this
+ *     directory's ids have (objectGUID / entryUUID).
+ * Partial plans adopt only the objects given to plan_add_dir or plan_add_gone.
+ * Objects the cloud holds twice with one externalId: the first by cloud id.
+ * Call after the inventory and the directory objects were added, before
+ * plan_compute, inside the caller's transaction. The adopted objects are
+ * then matched, updated or (out of scope) deleted like any other the state
+ * holds, under the delete threshold and the admin guard; cloud objects with
+ * another externalId, or none, are untouched. *adopted (may be NULL): how
+ * many. Errors: DIRCONN_ESTATE, DIRCONN_ENOMEM.
+ */
+enum dirconn_err plan_adopt_cloud(struct plan *p, unsigned kinds_enabled,
+                                  bool (*is_ours)(void *arg, enum plan_kind kind,
+                                                  const char *external_id),
+                                  void *arg, long *adopted, struct dirconn_error *err);
+
+/*
+ * plan_mark_verified - settle the PLAN_UPDATE item of external_id that has no
+ * acknowledged record (old_record NULL: adopted, or written without its
+ * record) after its planned record was compared with the cloud's copy:
+ * unchanged, it becomes a PLAN_MATCH that keeps its record (nothing is
+ * written; plan_save_verified records it in the state); otherwise it is
+ * marked drift, so that it is diffed against a fresh read of the cloud copy
+ * instead of being sent whole (not counted in the summary's drift). No such
+ * item: nothing. Errors: DIRCONN_ESTATE.
+ */
+enum dirconn_err plan_mark_verified(struct plan *p, const char *external_id, bool unchanged,
+                                    struct dirconn_error *err);
+
+/*
+ * plan_save_verified - record in the state the records (and hashes, DNs) of
+ * the matches plan_mark_verified made: the cloud holds them already. Call
+ * inside the caller's transaction once the run's results are saved.
+ * Errors: DIRCONN_ESTATE.
+ */
+enum dirconn_err plan_save_verified(struct plan *p, struct dirconn_error *err);
 
 #endif

@@ -5,6 +5,7 @@
 #include "connector/cloud_auth.h"
 #include "connector/cloud_caps.h"
 #include "proxy/proxy.h"
+#include "connector/ldap_entry.h"
 #include "connector/ldap_source.h"
 #include "connector/mapping.h"
 #include "connector/provider.h"
@@ -1266,6 +1267,8 @@ static enum dirconn_err save_progress(struct sync_ctx *c, bool full, const struc
     if (e == DIRCONN_OK)
         e = plan_save_names(c->plan, c->err);
     if (e == DIRCONN_OK)
+        e = plan_save_verified(c->plan, c->err);
+    if (e == DIRCONN_OK)
         e = record_moves(c);
     if (e == DIRCONN_OK && wm != NULL && wm->method != NULL)
         e = state_watermark_put(c->st, wm, c->err);
@@ -1340,6 +1343,91 @@ static enum dirconn_err detect_drift(struct sync_ctx *c)
         e = plan_mark_drift(c->plan, w.found.v[i].id, w.found.v[i].name, c->err);
     }
     id_list_free(&w.found);
+    return e;
+}
+
+/*
+ * The externalIds this directory gives (mapping id(): objectGUID or
+ * entryUUID, both GUID strings): a cloud object that carries one was
+ * created by a connector of this group, whichever instance was active, and
+ * is managed by the active one (plan_adopt_cloud).
+ */
+static bool is_ours(void *arg, enum plan_kind kind, const char *external_id)
+{
+    (void)arg;
+    (void)kind;
+    unsigned char guid[16];
+    return ldap_guid_from_string(external_id, guid);
+}
+
+/* The object map gets what the cloud holds of this group and the state does not know. */
+static enum dirconn_err adopt_cloud(struct sync_ctx *c)
+{
+    long n = 0;
+    enum dirconn_err e = plan_adopt_cloud(c->plan, c->kinds, is_ours, c, &n, c->err);
+    if (e == DIRCONN_OK && n > 0)
+        log_msg(c->log, LOG_LEVEL_INFO,
+                "object map: %ld cloud object%s with this directory's externalIds taken from the "
+                "cloud inventory (created by another connector of the group, or not recorded)",
+                n, n == 1 ? "" : "s");
+    return e;
+}
+
+/*
+ * Updates without an acknowledged record (objects just adopted from the
+ * inventory, or written without their record): the planned record, resolved
+ * to cloud ids, is compared with the cloud's copy the inventory read, over
+ * the mapping's scope (as drift). The same: a match, nothing is written.
+ * Different: the update is diffed against a fresh read of the cloud copy,
+ * so only what differs is sent.
+ */
+struct verify_walk {
+    struct sync_ctx *c;
+    struct id_list same, differ;
+};
+
+static int verify_item(void *arg, const struct plan_item *it)
+{
+    struct verify_walk *w = arg;
+    struct sync_ctx *c = w->c;
+    if (it->old_record != NULL || it->cloud_id == NULL || it->record == NULL || it->drift ||
+        it->origin != STATE_ORIGIN_CREATED)
+        return 0;
+    char *cloud = plan_cloud_projection(c->plan, it->kind, it->cloud_id);
+    if (cloud == NULL)
+        return 0;
+    json_t *rec = plan_resolve(c->plan, it,
+                               it->kind == PLAN_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE, NULL);
+    char hex[RECORD_HASH_LEN];
+    bool ok = true;
+    if (rec != NULL) {
+        json_object_set_new(rec, "externalId", json_string(it->external_id));
+        if (record_projection_hash(rec, &c->scope[it->kind], it->kind == PLAN_GROUP, hex))
+            ok = id_list_add(strcmp(hex, cloud) == 0 ? &w->same : &w->differ, it->external_id,
+                             NULL, it->kind, NULL, false);
+    }
+    json_decref(rec);
+    free(cloud);
+    if (!ok)
+        dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    return !ok;
+}
+
+static enum dirconn_err verify_unacknowledged(struct sync_ctx *c)
+{
+    struct verify_walk w = {c, {0}, {0}};
+    enum dirconn_err e = plan_foreach(c->plan, PLAN_UPDATE, -1, verify_item, &w, c->err);
+    for (size_t i = 0; i < w.same.n && e == DIRCONN_OK; i++)
+        e = plan_mark_verified(c->plan, w.same.v[i].id, true, c->err);
+    for (size_t i = 0; i < w.differ.n && e == DIRCONN_OK; i++)
+        e = plan_mark_verified(c->plan, w.differ.v[i].id, false, c->err);
+    if (e == DIRCONN_OK && w.same.n + w.differ.n > 0)
+        log_msg(c->log, LOG_LEVEL_INFO,
+                "object map: %zu objects without an acknowledged record compared with the cloud: "
+                "%zu the same, %zu to update",
+                w.same.n + w.differ.n, w.same.n, w.differ.n);
+    id_list_free(&w.same);
+    id_list_free(&w.differ);
     return e;
 }
 
@@ -1637,10 +1725,22 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     c->drift_check = !incremental;
     if (e == DIRCONN_OK)
         e = incremental ? load_targeted_inventory(c) : load_inventory(c, kinds);
+    if (e == DIRCONN_OK && incremental) {
+        e = state_begin(c->st, err);
+        if (e == DIRCONN_OK) {
+            e = adopt_cloud(c);
+            if (e == DIRCONN_OK)
+                e = state_commit(c->st, err);
+            else
+                state_rollback(c->st);
+        }
+    }
     if (e == DIRCONN_OK && !incremental) {
         e = state_begin(c->st, err);
         if (e == DIRCONN_OK) {
             e = read_directory(c, &sel, kinds, &read);
+            if (e == DIRCONN_OK)
+                e = adopt_cloud(c);
             if (e == DIRCONN_OK)
                 e = state_commit(c->st, err);
             else
@@ -1657,6 +1757,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         e = plan_compute(c->plan, kinds, err);
     if (e == DIRCONN_OK && c->drift_check)
         e = detect_drift(c);
+    if (e == DIRCONN_OK && c->drift_check)
+        e = verify_unacknowledged(c);
     if (e == DIRCONN_OK)
         log_msg(log, LOG_LEVEL_DEBUG, "plan computed in %.2f s", now_s() - tp);
     if (e == DIRCONN_OK) {

@@ -10,3 +10,6 @@ dirconn_integration_test(ha_etcd_lease ha_etcd_lease.sh TIMEOUT 180)
 # (ha_lib.sh): the cloud's lease with 2 and 3 instances, and the etcd lease.
 dirconn_integration_test(ha_cloud ha_cloud.sh TIMEOUT 600)
 dirconn_integration_test(ha_etcd ha_etcd.sh TIMEOUT 600)
+# The group owns what any member created: a new active with an empty state rebuilds its object
+# map from the cloud inventory, writes nothing when nothing changed, and deletes the orphans.
+dirconn_integration_test(ha_orphans ha_orphans.sh TIMEOUT 600)

@@ -463,6 +463,155 @@ static void test_walk_keeps_the_callback_error(void **state)
     plan_free(p);
 }
 
+
+/* The externalIds of this directory, for plan_adopt_cloud: GUID strings (36 characters). */
+static bool guid_form(void *arg, enum plan_kind kind, const char *ext)
+{
+    (void)arg;
+    (void)kind;
+    return strlen(ext) == 36;
+}
+
+#define G1 "11111111-1111-1111-1111-111111111111"
+#define G2 "22222222-2222-2222-2222-222222222222"
+#define G3 "33333333-3333-3333-3333-333333333333"
+#define G4 "44444444-4444-4444-4444-444444444444"
+
+static int item_of(void *arg, const struct plan_item *it)
+{
+    struct plan_item *out = arg;
+    *out = *it;
+    out->record = it->record != NULL ? strdup(it->record) : NULL;
+    out->external_id = strdup(it->external_id);
+    out->cloud_id = out->dn = out->name = out->old_record = out->hash = NULL;
+    out->version = out->changed = out->message = NULL;
+    return 0;
+}
+
+/*
+ * The group owns what any member created: with an empty object map (another
+ * instance created everything), the cloud objects with this directory's
+ * externalIds are adopted: in scope they are compared, out of scope they are
+ * deleted (an administrator is protected); a cloud user made by hand and one
+ * with another externalId form are never touched.
+ */
+static void test_adopt_cloud(void **state)
+{
+    (void)state;
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    json_t *a = user("a@x.com", "A");
+    json_t *b = user("b@x.com", "B");
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cA", "a@x.com", G1, false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cB", "b@x.com", G4, false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cOrphan", "Orphan@x.com", G2, false, NULL, NULL), DIRCONN_OK);
+    /* the same externalId twice in the cloud: only the first is managed */
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cOrphan2", "orphan2@x.com", G2, false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cAdm", "adm@x.com", G3, true, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cHand", "hand@x.com", NULL, false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cHR", "hr@x.com", "hr-0042", false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_GROUP, "cG", "G", "55555555-5555-5555-5555-555555555555", false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, G1, "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, G4, "CN=B,DC=x", "b@x.com", b, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
+
+    long n = -1;
+    assert_int_equal(plan_adopt_cloud(p, 1u << PLAN_USER, guid_form, NULL, &n, NULL), DIRCONN_OK);
+    assert_int_equal(n, 4); /* G1, G4 (in scope), G2 (once), G3; not the group (disabled) */
+    assert_int_equal(state_object_count(st, -1), 4);
+    struct state_object o = {0};
+    bool found = false;
+    assert_int_equal(state_object_get(st, G2, &o, &found, NULL), DIRCONN_OK);
+    assert_true(found);
+    assert_string_equal(o.cloud_id, "cOrphan");
+    assert_string_equal(o.name, "Orphan@x.com");
+    assert_int_equal(o.origin, STATE_ORIGIN_CREATED);
+    assert_null(o.record);
+    state_object_clear(&o);
+    assert_int_equal(state_object_get(st, G1, &o, &found, NULL), DIRCONN_OK);
+    assert_string_equal(o.dn, "CN=A,DC=x");
+    state_object_clear(&o);
+    /* adopting again finds nothing new */
+    assert_int_equal(plan_adopt_cloud(p, 1u << PLAN_USER, guid_form, NULL, &n, NULL), DIRCONN_OK);
+    assert_int_equal(n, 0);
+
+    assert_int_equal(plan_compute(p, 1u << PLAN_USER, NULL), DIRCONN_OK);
+    struct seen s = {0};
+    assert_int_equal(plan_foreach(p, -1, -1, collect, &s, NULL), DIRCONN_OK);
+    assert_int_equal(s.n, 4);
+    /* (the changed attributes are cut at 64 characters by collect) */
+    assert_true(has(&s, "update " G1 " displayName,schemas"));
+    assert_true(has(&s, "update " G4 " displayName,schemas"));
+    assert_true(has(&s, "delete " G2 " "));
+    assert_true(has(&s, "protected " G3 " "));
+    const struct plan_summary *sum = plan_get_summary(p);
+    assert_int_equal(sum->deletes, 1);
+
+    /* G1's cloud copy is what the directory says; G4's is not */
+    assert_int_equal(plan_mark_verified(p, G1, true, NULL), DIRCONN_OK);
+    assert_int_equal(plan_mark_verified(p, G4, false, NULL), DIRCONN_OK);
+    assert_int_equal(sum->count[PLAN_MATCH], 1);
+    assert_int_equal(sum->count[PLAN_UPDATE], 1);
+    assert_int_equal(sum->drift, 0);
+    struct plan_item it = {0};
+    assert_int_equal(plan_foreach(p, PLAN_MATCH, PLAN_USER, item_of, &it, NULL), DIRCONN_OK);
+    assert_string_equal(it.external_id, G1);
+    assert_non_null(it.record);
+    char *a_text, a_hash[65];
+    record_of(a, &a_text, a_hash);
+    assert_string_equal(it.record, a_text);
+    free((char *)it.record);
+    free((char *)it.external_id);
+    assert_int_equal(plan_foreach(p, PLAN_UPDATE, PLAN_USER, item_of, &it, NULL), DIRCONN_OK);
+    assert_string_equal(it.external_id, G4);
+    assert_true(it.drift);
+    free((char *)it.record);
+    free((char *)it.external_id);
+
+    assert_int_equal(plan_save_verified(p, NULL), DIRCONN_OK);
+    assert_int_equal(state_object_get(st, G1, &o, &found, NULL), DIRCONN_OK);
+    assert_string_equal(o.record, a_text);
+    assert_string_equal(o.hash, a_hash);
+    state_object_clear(&o);
+    assert_int_equal(state_object_get(st, G4, &o, &found, NULL), DIRCONN_OK);
+    assert_null(o.record); /* written by apply when acknowledged, not here */
+    state_object_clear(&o);
+    plan_free(p);
+
+    /* The next plan of the same directory: G1 matches through the state, nothing to compare. */
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cA", "a@x.com", G1, false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, G1, "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_compute(p, 1u << PLAN_USER, NULL), DIRCONN_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(plan_foreach(p, PLAN_MATCH, -1, collect, &s, NULL), DIRCONN_OK);
+    assert_true(has(&s, "match " G1 " "));
+    free(a_text);
+    json_decref(a);
+    json_decref(b);
+    plan_free(p);
+}
+
+/* A partial plan adopts only the objects it was given (changed or gone). */
+static void test_adopt_cloud_partial(void **state)
+{
+    (void)state;
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    plan_set_partial(p);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "c1", "one@x.com", G1, false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "c2", "two@x.com", G2, false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_gone(p, G1, NULL), DIRCONN_OK);
+    long n = -1;
+    assert_int_equal(plan_adopt_cloud(p, 1u << PLAN_USER, guid_form, NULL, &n, NULL), DIRCONN_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(plan_compute(p, 1u << PLAN_USER, NULL), DIRCONN_OK);
+    struct seen s = {0};
+    assert_int_equal(plan_foreach(p, -1, -1, collect, &s, NULL), DIRCONN_OK);
+    assert_int_equal(s.n, 1);
+    assert_true(has(&s, "delete " G1 " "));
+    plan_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -470,6 +619,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_members_and_managers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drift, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_adopt_cloud, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_adopt_cloud_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locale_independent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_walk_keeps_the_callback_error, setup, teardown),
     };
