@@ -310,7 +310,7 @@ static bool shared_state(struct job *j, bool before, const struct sync_result *r
         ha_shared_step(j->cfg, &j->d->log, j->d->proxy_shared, before, j->token_n,
                        before ? NULL : j->d->ha, what, &err);
     if (e != DIRCONN_OK)
-        log_msg(&j->d->log, LOG_LEVEL_ERROR, "ha: shared state %s: %s",
+        log_msg_limited(&j->d->log, LOG_LEVEL_ERROR, "ha: shared state %s: %s",
                 before ? "not read, the sync waits" : "not written", err.msg);
     return e == DIRCONN_OK;
 }
@@ -486,8 +486,8 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
                 res.incremental ? "incremental" : "full", res.seconds, res.added, res.updated,
                 res.deleted);
     else if (rc != DIRCONN_ELDAP_AUTH) /* a refused bind: dir_status logs it, once */
-        log_msg(&d->log, rc == DIRCONN_ECANCELED ? LOG_LEVEL_WARN : LOG_LEVEL_ERROR,
-                "sync ended: %s", message);
+        log_msg_limited(&d->log, rc == DIRCONN_ECANCELED ? LOG_LEVEL_WARN : LOG_LEVEL_ERROR,
+                        "sync ended: %s", message);
     dir_status_end(d->dir, &d->sync_attempt, rc, message, res.directory[0] != '\0', res.directory);
     d->last_rc = rc;
     d->last_ended = time(NULL);
@@ -1371,6 +1371,8 @@ int main(int argc, char **argv)
         }
     }
     log_sink_init(&d->log, d->prog, LOG_LEVEL_INFO, LOG_TARGET_STDERR);
+    /* Quiet in an outage: an identical warning is one line with a count per minute. */
+    log_sink_limit_repeats(&d->log, 60000, NULL, NULL);
     d->config_path = strdup(config_path);
     struct dirconn_error err;
     if (d->config_path == NULL || config_load(d->config_path, &d->cfg, &err) != DIRCONN_OK) {

@@ -198,7 +198,7 @@ static void note_error(struct ha_election *e, const struct dirconn_error *err)
 {
     pthread_mutex_lock(&e->lock);
     if (strcmp(e->last_error, err->msg) != 0)
-        log_msg(e->log, LOG_LEVEL_WARN, "ha: %s lease: %s", e->b.ops->name, err->msg);
+        log_msg_limited(e->log, LOG_LEVEL_WARN, "ha: %s lease: %s", e->b.ops->name, err->msg);
     snprintf(e->last_error, sizeof(e->last_error), "%s", err->msg);
     e->last_code = err->code != DIRCONN_OK ? err->code : DIRCONN_ECLOUD;
     pthread_cond_broadcast(&e->cond);
