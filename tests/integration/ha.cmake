@@ -10,3 +10,8 @@ dirconn_integration_test(ha_etcd_lease ha_etcd_lease.sh TIMEOUT 180)
 # (ha_lib.sh): the cloud's lease with 2 and 3 instances, and the etcd lease.
 dirconn_integration_test(ha_cloud ha_cloud.sh TIMEOUT 600)
 dirconn_integration_test(ha_etcd ha_etcd.sh TIMEOUT 600)
+
+# Self-fencing: SIGSTOP of the active past its lease, SIGCONT, roles sampled every 50 ms
+# (ha_fence.sh), on the cloud's lease and on etcd's.
+dirconn_integration_test(ha_fence ha_fence.sh TIMEOUT 600)
+dirconn_integration_test(ha_fence_etcd ha_fence.sh TIMEOUT 600 ARGS etcd)
