@@ -160,7 +160,7 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
         opts.lease_cause = ha_election_lease_cause;
         opts.lease_cause_arg = ha;
         enum ha_import what = HA_IMPORT_CURRENT;
-        e = ha_shared_step(ctl->cfg, &ctl->log, shared, true, 0, &what, &err);
+        e = ha_shared_step(ctl->cfg, &ctl->log, shared, true, 0, NULL, &what, &err);
         if (e == DIRCONN_OK && what == HA_IMPORT_TAKEN && opts.mode == SYNC_INCREMENTAL) {
             /* Another connector synchronised since this state was current (see dirconnd). */
             printf("Running a full sync: another connector synchronised since this one's state "
@@ -172,8 +172,8 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
         e = sync_run(ctl->cfg, &ctl->log, &opts, &res, &err);
     if (ha != NULL && (e == DIRCONN_OK || e == DIRCONN_EFAIL) && res.watermark_saved) {
         struct dirconn_error serr;
-        if (ha_shared_step(ctl->cfg, &ctl->log, shared, false, ha_election_token(ha), NULL,
-                           &serr) != DIRCONN_OK)
+        if (ha_shared_step(ctl->cfg, &ctl->log, shared, false, ha_election_token(ha), ha,
+                           NULL, &serr) != DIRCONN_OK)
             log_msg(&ctl->log, LOG_LEVEL_WARN, "ha: the shared state was not written: %s",
                     serr.msg);
     }

@@ -102,7 +102,7 @@ struct daemon {
     struct config *run_cfg; /* the config of the running sync (may be older than cfg) */
     struct log_sink log;
     struct event_base *base;
-    struct event *ev_incr, *ev_full, *ev_done, *ev_term, *ev_int, *ev_hup;
+    struct event *ev_incr, *ev_full, *ev_done, *ev_term, *ev_int, *ev_hup, *ev_cont;
     struct event *ev_notify, *ev_debounce, *ev_notify_retry;
     struct evconnlistener *listener;
     char socket_path[108];
@@ -307,9 +307,10 @@ static bool shared_state(struct job *j, bool before, const struct sync_result *r
     struct dirconn_error err;
     dirconn_error_clear(&err);
     enum dirconn_err e =
-        ha_shared_step(j->cfg, &j->d->log, j->d->proxy_shared, before, j->token_n, what, &err);
+        ha_shared_step(j->cfg, &j->d->log, j->d->proxy_shared, before, j->token_n,
+                       before ? NULL : j->d->ha, what, &err);
     if (e != DIRCONN_OK)
-        log_msg(&j->d->log, LOG_LEVEL_ERROR, "ha: shared state %s: %s",
+        log_msg_limited(&j->d->log, LOG_LEVEL_ERROR, "ha: shared state %s: %s",
                 before ? "not read, the sync waits" : "not written", err.msg);
     return e == DIRCONN_OK;
 }
@@ -439,12 +440,14 @@ static void start_sync(struct daemon *d, enum request what, const char *trigger)
     }
 }
 
+static bool ha_active_now(struct daemon *d);
+
 /* Ask for a sync: at once when idle, after the running one otherwise. */
 static void request_sync(struct daemon *d, enum request what, const char *trigger, bool forced)
 {
     if (d->state == D_STOPPING)
         return;
-    if (d->ha != NULL && !d->active) {
+    if (d->ha != NULL && !ha_active_now(d)) {
         log_msg(&d->log, LOG_LEVEL_DEBUG,
                 "standby: the %s sync (%s) is left to the active instance",
                 what == REQ_FULL ? "full" : "incremental", trigger);
@@ -483,8 +486,8 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
                 res.incremental ? "incremental" : "full", res.seconds, res.added, res.updated,
                 res.deleted);
     else if (rc != DIRCONN_ELDAP_AUTH) /* a refused bind: dir_status logs it, once */
-        log_msg(&d->log, rc == DIRCONN_ECANCELED ? LOG_LEVEL_WARN : LOG_LEVEL_ERROR,
-                "sync ended: %s", message);
+        log_msg_limited(&d->log, rc == DIRCONN_ECANCELED ? LOG_LEVEL_WARN : LOG_LEVEL_ERROR,
+                        "sync ended: %s", message);
     dir_status_end(d->dir, &d->sync_attempt, rc, message, res.directory[0] != '\0', res.directory);
     d->last_rc = rc;
     d->last_ended = time(NULL);
@@ -544,9 +547,10 @@ static void notify_stop(struct daemon *d);
 /* On the election thread: hand the change over to the loop. */
 static void on_role_change(void *arg, bool active, int64_t token)
 {
-    (void)active;
     (void)token;
     struct daemon *d = arg;
+    if (!active)
+        atomic_store(&d->cancel, true); /* the running sync stops at once, not when the loop runs */
     event_active(d->ev_role, EV_READ, 0);
 }
 
@@ -583,6 +587,29 @@ static void on_role(evutil_socket_t fd, short what, void *arg)
         if (d->state == D_SYNCING)
             atomic_store(&d->cancel, true);
     }
+}
+
+/*
+ * The loop's "am I active?": the election's answer, which self-fences first
+ * when the lease deadline passed (a process resumed after a long SIGSTOP, a
+ * loop that was blocked); the loop follows it at once rather than when the
+ * role event arrives. Every sync start, status and SIGCONT asks this.
+ */
+static bool ha_active_now(struct daemon *d)
+{
+    if (d->ha == NULL)
+        return d->active;
+    if (d->active && !ha_election_is_active(d->ha))
+        on_role(-1, 0, d);
+    return d->active;
+}
+
+/* SIGCONT: resumed after a stop; look at the lease deadline before anything else runs. */
+static void on_cont(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ha_active_now(arg);
 }
 
 /* Start the election ([ha] lease = cloud or etcd); false on a fatal error. */
@@ -629,6 +656,8 @@ static json_t *ha_json(struct daemon *d)
         ha_state_name(hs.state), "holder", hs.holder, "fencing_token", (json_int_t)hs.token,
         "holder_since", hs.holder_since, "last_renew", hs.last_renew, "activations",
         (json_int_t)hs.activations, "error", hs.last_error[0] ? hs.last_error : NULL);
+    if (o != NULL)
+        json_object_set_new(o, "self_fences", json_integer(hs.self_fences));
     ha_status_clear(&hs);
     return o;
 }
@@ -1014,6 +1043,7 @@ static json_t *handle(struct daemon *d, const char *line)
     if (cmd == NULL) {
         resp = json_pack("{s:b, s:s}", "ok", 0, "error", "a request is a JSON object with \"cmd\"");
     } else if (strcmp(cmd, "status") == 0) {
+        ha_active_now(d); /* a role the lease deadline ended is never shown */
         resp = json_pack("{s:b, s:o}", "ok", 1, "status", status_json(d));
     } else if (strcmp(cmd, "sync") == 0) {
         const char *type = json_string_value(json_object_get(req, "type"));
@@ -1024,7 +1054,7 @@ static json_t *handle(struct daemon *d, const char *line)
             resp = json_pack("{s:b, s:s}", "ok", 0, "error", "type is full or incremental");
         } else if (d->state == D_STOPPING) {
             resp = json_pack("{s:b, s:s}", "ok", 0, "error", "dirconnd is stopping");
-        } else if (!d->active) {
+        } else if (!ha_active_now(d)) {
             struct ha_status hs;
             ha_election_status(d->ha, &hs);
             char msg[512];
@@ -1341,6 +1371,8 @@ int main(int argc, char **argv)
         }
     }
     log_sink_init(&d->log, d->prog, LOG_LEVEL_INFO, LOG_TARGET_STDERR);
+    /* Quiet in an outage: an identical warning is one line with a count per minute. */
+    log_sink_limit_repeats(&d->log, 60000, NULL, NULL);
     d->config_path = strdup(config_path);
     struct dirconn_error err;
     if (d->config_path == NULL || config_load(d->config_path, &d->cfg, &err) != DIRCONN_OK) {
@@ -1379,6 +1411,7 @@ int main(int argc, char **argv)
     d->ev_term = evsignal_new(d->base, SIGTERM, on_term, d);
     d->ev_int = evsignal_new(d->base, SIGINT, on_term, d);
     d->ev_hup = evsignal_new(d->base, SIGHUP, on_hup, d);
+    d->ev_cont = evsignal_new(d->base, SIGCONT, on_cont, d);
     d->ev_bind_check = event_new(d->base, -1, EV_PERSIST, on_bind_check, d);
     if (dir_status_new(&d->log, &d->dir, &err) != DIRCONN_OK) {
         log_msg(&d->log, LOG_LEVEL_ERROR, "%s", err.msg);
@@ -1386,9 +1419,9 @@ int main(int argc, char **argv)
     }
     dir_status_configure(d->dir, d->cfg);
     if (!d->ev_bind_check || !d->ev_incr || !d->ev_full || !d->ev_done || !d->ev_debounce ||
-        !d->ev_notify_retry || !d->ev_term || !d->ev_int || !d->ev_hup ||
+        !d->ev_notify_retry || !d->ev_term || !d->ev_int || !d->ev_hup || !d->ev_cont ||
         evsignal_add(d->ev_term, NULL) != 0 || evsignal_add(d->ev_int, NULL) != 0 ||
-        evsignal_add(d->ev_hup, NULL) != 0) {
+        evsignal_add(d->ev_hup, NULL) != 0 || evsignal_add(d->ev_cont, NULL) != 0) {
         log_msg(&d->log, LOG_LEVEL_ERROR, "cannot set up the event loop");
         goto out;
     }
@@ -1443,7 +1476,7 @@ out:
         unlink(d->socket_path);
     }
     struct event *evs[] = {d->ev_incr, d->ev_full, d->ev_done, d->ev_debounce,  d->ev_notify_retry,
-                           d->ev_term, d->ev_int,  d->ev_hup,  d->ev_bind_check};
+                           d->ev_term, d->ev_int,  d->ev_hup,  d->ev_cont, d->ev_bind_check};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i] != NULL)
             event_free(evs[i]);

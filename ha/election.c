@@ -35,7 +35,14 @@ struct ha_election {
     /* lock-free for the writers */
     _Atomic int64_t deadline; /* the write gate (CLOCK_MONOTONIC ms), 0 = closed */
     _Atomic int64_t token;
+    _Atomic long self_fences; /* episodes in which this instance found itself past its deadline */
 };
+
+/* The clock of the deadline: CLOCK_MONOTONIC, or the one the options inject (tests). */
+static int64_t now_ms(const struct ha_election *e)
+{
+    return e->o.clock != NULL ? e->o.clock(e->o.clock_arg) : ha_monotonic_ms();
+}
 
 static const char *const state_names[] = {"standby", "acquiring", "active", "releasing", "stopped"};
 
@@ -139,7 +146,7 @@ static bool sleep_until(struct ha_election *e, int64_t until)
 {
     pthread_mutex_lock(&e->lock);
     while (!e->stop) {
-        int64_t now = ha_monotonic_ms();
+        int64_t now = now_ms(e);
         if (now >= until)
             break;
         struct timespec ts;
@@ -191,7 +198,7 @@ static void note_error(struct ha_election *e, const struct dirconn_error *err)
 {
     pthread_mutex_lock(&e->lock);
     if (strcmp(e->last_error, err->msg) != 0)
-        log_msg(e->log, LOG_LEVEL_WARN, "ha: %s lease: %s", e->b.ops->name, err->msg);
+        log_msg_limited(e->log, LOG_LEVEL_WARN, "ha: %s lease: %s", e->b.ops->name, err->msg);
     snprintf(e->last_error, sizeof(e->last_error), "%s", err->msg);
     e->last_code = err->code != DIRCONN_OK ? err->code : DIRCONN_ECLOUD;
     pthread_cond_broadcast(&e->cond);
@@ -206,6 +213,43 @@ static void fence(struct ha_election *e, const char *why)
     set_state(e, HA_STANDBY, why);
     if (e->role != NULL)
         e->role(e->role_arg, false, 0);
+}
+
+/*
+ * The check every wake-up and every "am I active?" makes first: past its own
+ * deadline (by the monotonic clock, counted from when the last successful
+ * acquire or renew was sent), an active instance is a standby before it does
+ * anything else: the gate closes, the episode is logged once (the thread that
+ * closes the gate logs it), the state becomes STANDBY and the role callback
+ * hears of it. Returns true when this instance may not write (the gate was
+ * already closed, or it closed it now). Any thread.
+ */
+static bool fence_if_late(struct ha_election *e)
+{
+    for (;;) {
+        int64_t d = atomic_load(&e->deadline);
+        if (d == 0)
+            return true;
+        int64_t t = now_ms(e);
+        if (t < d)
+            return false;
+        if (!atomic_compare_exchange_strong(&e->deadline, &d, 0))
+            continue; /* renewed or closed meanwhile: look again */
+        atomic_store(&e->token, 0);
+        atomic_fetch_add(&e->self_fences, 1);
+        log_msg(e->log, LOG_LEVEL_WARN,
+                "ha: self-fenced: %lld ms past this instance's lease deadline (the lease "
+                "less the %lld ms safety margin, counted from its last renewal request); "
+                "writes stopped, standing by",
+                (long long)(t - d), (long long)e->o.margin_ms);
+        pthread_mutex_lock(&e->lock);
+        if (e->state == HA_ACTIVE)
+            set_state_locked(e, HA_STANDBY, "self-fenced");
+        pthread_mutex_unlock(&e->lock);
+        if (e->role != NULL)
+            e->role(e->role_arg, false, 0);
+        return true;
+    }
 }
 
 static bool is_self(const struct ha_election *e, const char *holder)
@@ -239,7 +283,7 @@ static void *election_main(void *arg)
             reconfigure(e, fresh);
         if (st == HA_STANDBY) {
             struct lease_info li = {0};
-            int64_t t0 = ha_monotonic_ms();
+            int64_t t0 = now_ms(e);
             dirconn_error_clear(&err);
             if (e->b.ops->observe(e->b.self, &li, &err) != DIRCONN_OK) {
                 note_error(e, &err);
@@ -273,10 +317,10 @@ static void *election_main(void *arg)
                 if (expired && (cand.holder == NULL || !is_self(e, cand.holder))) {
                     if (expired_since < 0)
                         expired_since = t0;
-                    int64_t left = expired_since + e->o.failover_ms - ha_monotonic_ms();
+                    int64_t left = expired_since + e->o.failover_ms - now_ms(e);
                     wait += left > 0 ? left : 0;
                 }
-                if (wait > 0 && sleep_until(e, ha_monotonic_ms() + wait))
+                if (wait > 0 && sleep_until(e, now_ms(e) + wait))
                     break;
                 other_until = 0;
                 set_state(e, HA_ACQUIRING, expired ? "the lease expired" : "the lease is free");
@@ -286,16 +330,18 @@ static void *election_main(void *arg)
             sleep_until(e, t0 + (remaining + 20 < poll ? remaining + 20 : poll));
         } else if (st == HA_ACQUIRING) {
             struct lease_info li = {0};
-            int64_t t0 = ha_monotonic_ms();
+            int64_t t0 = now_ms(e);
             dirconn_error_clear(&err);
             enum dirconn_err rc = e->b.ops->acquire(e->b.self, &cand, e->o.duration_ms, &li, &err);
             if (rc == DIRCONN_OK) {
-                atomic_store(&e->token, li.token);
-                atomic_store(&e->deadline, t0 + e->o.duration_ms - e->o.margin_ms);
                 char why[64];
-                snprintf(why, sizeof(why), "fencing token %lld", (long long)li.token);
+                int64_t token = li.token;
+                snprintf(why, sizeof(why), "fencing token %lld", (long long)token);
                 note_seen(e, &li);
                 pthread_mutex_lock(&e->lock);
+                /* The gate opens with the state (a self-fence moves both under this lock). */
+                atomic_store(&e->token, token);
+                atomic_store(&e->deadline, t0 + e->o.duration_ms - e->o.margin_ms);
                 e->activations++;
                 set_state_locked(e, HA_ACTIVE, why);
                 pthread_mutex_unlock(&e->lock);
@@ -312,26 +358,37 @@ static void *election_main(void *arg)
                 sleep_until(e, t0 + (rc != DIRCONN_ELEASE ? poll : (poll < 100 ? poll : 100)));
             }
         } else if (st == HA_ACTIVE) {
-            int64_t deadline = atomic_load(&e->deadline);
-            if (ha_monotonic_ms() >= deadline) {
-                log_msg(e->log, LOG_LEVEL_WARN,
-                        "ha: self-fenced: the lease could not be renewed before its expiry "
-                        "(less the %lld ms safety margin); writes stopped",
-                        (long long)e->o.margin_ms);
-                fence(e, "self-fenced");
+            /* First, on every wake-up: is this instance still within its lease? */
+            if (fence_if_late(e)) {
+                /* Closed by another thread: it moves the state under the lock meanwhile. */
+                pthread_mutex_lock(&e->lock);
+                bool still = e->state == HA_ACTIVE;
+                pthread_mutex_unlock(&e->lock);
+                if (still && sleep_until(e, now_ms(e) + 1))
+                    break;
                 continue;
             }
+            int64_t deadline = atomic_load(&e->deadline);
             int64_t until = next_renew < deadline ? next_renew : deadline;
             if (sleep_until(e, until))
                 break;
-            if (ha_monotonic_ms() < next_renew)
+            if (fence_if_late(e))
+                continue; /* woke past the deadline (SIGSTOP/SIGCONT, a slow host): no renewal */
+            if (now_ms(e) < next_renew)
                 continue; /* woke for the deadline check */
             struct lease_info li = {0};
-            int64_t t0 = ha_monotonic_ms();
+            int64_t t0 = now_ms(e); /* the deadline counts from the request, not its answer */
             dirconn_error_clear(&err);
             enum dirconn_err rc = e->b.ops->renew(e->b.self, e->o.duration_ms, &li, &err);
             if (rc == DIRCONN_OK) {
-                atomic_store(&e->deadline, t0 + e->o.duration_ms - e->o.margin_ms);
+                /* Only if the gate is still the one this renewal extends: a self-fence
+                 * during the request stays (the lease is taken back through STANDBY). */
+                int64_t expect = deadline;
+                if (!atomic_compare_exchange_strong(&e->deadline, &expect,
+                                                    t0 + e->o.duration_ms - e->o.margin_ms)) {
+                    lease_info_clear(&li);
+                    continue;
+                }
                 note_seen(e, &li);
                 next_renew = t0 + e->o.renew_ms;
             } else if (rc == DIRCONN_ELEASE) {
@@ -343,9 +400,8 @@ static void *election_main(void *arg)
                 lease_info_clear(&li);
                 note_error(e, &err);
                 /* Retry soon, but stay within the deadline. */
-                int64_t left = atomic_load(&e->deadline) - ha_monotonic_ms();
-                next_renew =
-                    ha_monotonic_ms() + (left / 3 < 1000 ? (left / 3 > 50 ? left / 3 : 50) : 1000);
+                int64_t left = atomic_load(&e->deadline) - now_ms(e);
+                next_renew = now_ms(e) + (left / 3 < 1000 ? (left / 3 > 50 ? left / 3 : 50) : 1000);
             }
         } else {
             break;
@@ -382,6 +438,7 @@ enum dirconn_err ha_election_start(struct lease_backend *b, const struct ha_opti
     e->role_arg = arg;
     atomic_init(&e->deadline, 0);
     atomic_init(&e->token, 0);
+    atomic_init(&e->self_fences, 0);
     pthread_mutex_init(&e->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -459,7 +516,7 @@ const _Atomic int64_t *ha_election_write_deadline(struct ha_election *e)
 
 bool ha_election_is_active(struct ha_election *e)
 {
-    return ha_monotonic_ms() < atomic_load(&e->deadline);
+    return !fence_if_late(e);
 }
 
 int64_t ha_election_token(struct ha_election *e)
@@ -475,8 +532,11 @@ static char *dup_or_null(const char *s)
 void ha_election_status(struct ha_election *e, struct ha_status *s)
 {
     memset(s, 0, sizeof(*s));
+    if (e->started)
+        fence_if_late(e); /* never show a role the deadline already ended */
     pthread_mutex_lock(&e->lock);
     s->state = e->state;
+    s->self_fences = atomic_load(&e->self_fences);
     s->backend = e->b.ops != NULL ? e->b.ops->name : "none";
     s->identity = dup_or_null(e->b.identity);
     s->holder = dup_or_null(e->seen.holder);

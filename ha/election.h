@@ -12,7 +12,7 @@
  *   ACQUIRING -> STANDBY    another instance was faster, or the server failed
  *   ACTIVE    -> STANDBY    the server says the lease is no longer ours, or it
  *                           could not be renewed before its expiry minus the
- *                           safety margin (self-fencing)
+ *                           safety margin (self-fencing, below)
  *   ACTIVE    -> RELEASING  ha_election_stop(release = true) (SIGTERM)
  *   RELEASING -> STOPPED    released (a standby takes it at once)
  *   any       -> STOPPED    ha_election_stop
@@ -27,6 +27,18 @@
  * and the SCIM client checks that deadline itself before each write
  * (scim_client_options.write_deadline_ms): writes stop on time even when
  * this thread is blocked in a request.
+ *
+ * Self-fencing comes before anything else. Every wake-up of the election
+ * thread (its timer, the return of a renewal) and every question "may this
+ * instance write?" (ha_election_is_active, ha_election_status, and so the
+ * daemon's sync start, its shared-state write, its status and its SIGCONT
+ * handler) first compares the deadline with the monotonic clock. Past it,
+ * the instance is a standby at once: the gate closes, "ha: self-fenced" is
+ * logged once for the episode with how late it is, the state is STANDBY, the
+ * role callback is told (the daemon cancels its running sync), and only then
+ * does the thread look at the lease again (STANDBY -> ACQUIRING). A process
+ * resumed after a SIGSTOP that outlasted its lease therefore never renews,
+ * writes or reports "active" first.
  *
  * A standby polls the lease every min(renew interval, 500 ms), so a released
  * lease is taken within about a second; an expired one right after its
@@ -61,6 +73,9 @@ struct ha_options {
     bool self_in_use;    /* a lease this identity holds belongs to another live process (the
                             connector's running dirconnd) and is not taken over; false: it is
                             left by a crashed process of this identity and taken back */
+    int64_t (*clock)(void *arg); /* the deadline's clock in ms; NULL: ha_monotonic_ms (tests
+                                    inject one that jumps, as a SIGSTOPped process sees it) */
+    void *clock_arg;
 };
 
 /* ha_options_from_config - the [ha] settings of cfg. */
@@ -83,6 +98,7 @@ struct ha_status {
     char *holder_since;  /* RFC 3339, the lease server's acquireTime of the holder, or NULL */
     char *last_renew;    /* RFC 3339, the lease server's renewTime, or NULL */
     long activations;    /* how many times this instance became active */
+    long self_fences;    /* how many times it found itself past its lease deadline */
     char last_error[DIRCONN_ERROR_LEN]; /* the last lease server failure, or "" */
     enum dirconn_err last_code;         /* and its code (DIRCONN_OK when none) */
 };
@@ -140,13 +156,17 @@ enum dirconn_err ha_election_wait_active(struct ha_election *e, int64_t timeout_
  */
 const _Atomic int64_t *ha_election_write_deadline(struct ha_election *e);
 
-/* ha_election_is_active - true while this instance holds the lease and may write. */
+/*
+ * ha_election_is_active - true while this instance holds the lease and may
+ * write: it is active and CLOCK_MONOTONIC is before its deadline. Past the
+ * deadline it self-fences first (see above) and returns false. Any thread.
+ */
 bool ha_election_is_active(struct ha_election *e);
 
 /* ha_election_token - the fencing token while active (0 otherwise). */
 int64_t ha_election_token(struct ha_election *e);
 
-/* ha_election_status - fill *s (free with ha_status_clear). */
+/* ha_election_status - fill *s (free with ha_status_clear); self-fences first when due. */
 void ha_election_status(struct ha_election *e, struct ha_status *s);
 
 /*

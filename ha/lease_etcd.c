@@ -276,9 +276,11 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
             note_failure(failures, sizeof(failures), "etcd %s: %s (curl %d)", ep,
                          errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc);
             if (i + 1 < e->n_endpoints)
-                log_msg(e->log, LOG_LEVEL_WARN, "etcd %s: %s; trying %s", ep,
-                        errbuf[0] ? errbuf : curl_easy_strerror(rc),
-                        e->endpoints[(idx + 1) % e->n_endpoints]);
+                /* curl's own text, not errbuf (which names the milliseconds it took):
+                 * identical failures make identical lines, which the log limits. */
+                log_msg_limited(e->log, LOG_LEVEL_WARN, "etcd %s: %s (curl %d); trying %s", ep,
+                                curl_easy_strerror(rc), (int)rc,
+                                e->endpoints[(idx + 1) % e->n_endpoints]);
             free(url);
             continue;
         }
@@ -291,8 +293,8 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
             note_failure(failures, sizeof(failures), "etcd %s: HTTP 503 %s", ep,
                          gateway_message(j));
             if (i + 1 < e->n_endpoints)
-                log_msg(e->log, LOG_LEVEL_WARN, "etcd %s: HTTP 503 %s; trying %s", ep,
-                        gateway_message(j), e->endpoints[(idx + 1) % e->n_endpoints]);
+                log_msg_limited(e->log, LOG_LEVEL_WARN, "etcd %s: HTTP 503 %s; trying %s", ep,
+                                gateway_message(j), e->endpoints[(idx + 1) % e->n_endpoints]);
             json_decref(j);
             free(url);
             continue;

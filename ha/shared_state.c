@@ -165,7 +165,8 @@ enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
 }
 
 enum dirconn_err ha_shared_export(struct lease_backend *b, struct state *st, int64_t token,
-                                  const struct log_sink *log, struct dirconn_error *err)
+                                  struct ha_election *gate, const struct log_sink *log,
+                                  struct dirconn_error *err)
 {
     json_t *old = NULL;
     char *version = NULL;
@@ -188,6 +189,10 @@ enum dirconn_err ha_shared_export(struct lease_backend *b, struct state *st, int
     e = state_watermark_foreach(st, add_watermark, arr, err);
     if (e == DIRCONN_EFAIL)
         e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    if (e == DIRCONN_OK && gate != NULL && !ha_election_is_active(gate))
+        e = dirconn_error_set(err, DIRCONN_ELEASE,
+                              "this instance is no longer active (its lease deadline passed): "
+                              "nothing written");
     if (e == DIRCONN_OK)
         e = b->ops->state_put(b->self, doc, version, token, err);
     free(version);
@@ -204,7 +209,8 @@ enum dirconn_err ha_shared_export(struct lease_backend *b, struct state *st, int
 
 enum dirconn_err ha_shared_step(const struct config *cfg, const struct log_sink *log,
                                 struct proxy_shared *proxy_shared, bool import, int64_t token,
-                                enum ha_import *what, struct dirconn_error *err)
+                                struct ha_election *gate, enum ha_import *what,
+                                struct dirconn_error *err)
 {
     enum ha_import ignored = HA_IMPORT_CURRENT;
     if (what == NULL)
@@ -219,7 +225,7 @@ enum dirconn_err ha_shared_step(const struct config *cfg, const struct log_sink 
         e = state_open(cfg->state_dir, &st, err);
     if (e == DIRCONN_OK)
         e = import ? ha_shared_import(&b, st, log, what, err)
-                   : ha_shared_export(&b, st, token, log, err);
+                   : ha_shared_export(&b, st, token, gate, log, err);
     state_close(st);
     lease_backend_free(&b);
     return e;

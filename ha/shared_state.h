@@ -43,19 +43,25 @@ enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
                                   const struct log_sink *log, enum ha_import *what,
                                   struct dirconn_error *err);
 
+struct ha_election;
+
 /*
  * ha_shared_export - after an acknowledged sync: write the local watermarks
  * as the next generation of the shared document, fenced by token (the
- * backend's state_put), and remember that generation locally. Errors:
- * DIRCONN_ELEASE (fenced: this instance lost the lease), the backend's
- * transport errors, DIRCONN_ESTATE, DIRCONN_ENOMEM.
+ * backend's state_put), and remember that generation locally. gate (may be
+ * NULL): the election whose lease the write is made under; right before the
+ * write it is asked ha_election_is_active (which self-fences past the lease
+ * deadline), and nothing is sent when it says no. Errors: DIRCONN_ELEASE
+ * (fenced: this instance lost the lease, or the gate is closed), the
+ * backend's transport errors, DIRCONN_ESTATE, DIRCONN_ENOMEM.
  */
 enum dirconn_err ha_shared_export(struct lease_backend *b, struct state *st, int64_t token,
-                                  const struct log_sink *log, struct dirconn_error *err);
+                                  struct ha_election *gate, const struct log_sink *log,
+                                  struct dirconn_error *err);
 
 /*
  * ha_shared_step - ha_shared_import (import = true; *what receives what it
- * did, may be NULL) or ha_shared_export with token, on a backend of its own
+ * did, may be NULL) or ha_shared_export with token and gate, on a backend of its own
  * for cfg's [ha] lease (ha_backend_new) and the state of cfg's state_dir.
  * Nothing happens with [ha] lease = none. For the thread that runs the sync
  * (a backend serves one thread; the election keeps its own). proxy_shared
@@ -64,6 +70,7 @@ enum dirconn_err ha_shared_export(struct lease_backend *b, struct state *st, int
  */
 enum dirconn_err ha_shared_step(const struct config *cfg, const struct log_sink *log,
                                 struct proxy_shared *proxy_shared, bool import, int64_t token,
-                                enum ha_import *what, struct dirconn_error *err);
+                                struct ha_election *gate, enum ha_import *what,
+                                struct dirconn_error *err);
 
 #endif

@@ -820,7 +820,8 @@ static enum dirconn_err resolve_px(struct proxy_ctx *p, const char *url,
                               pac, ans.pac_answer, url);
     }
     if (e == DIRCONN_OK && ans.wpad_failed)
-        log_msg(p->log, LOG_LEVEL_WARN, "proxy: WPAD found no PAC for %s: going DIRECT", url);
+        log_msg_limited(p->log, LOG_LEVEL_WARN, "proxy: WPAD found no PAC for %s: going DIRECT",
+                        url);
     if (e == DIRCONN_OK && res->chosen_by == NULL &&
         (res->chosen_by = auto_chosen_by(ans.config, url)) == NULL)
         e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
@@ -1214,7 +1215,7 @@ enum scim_outcome proxy_outcome(void *arg, CURL *easy, const char *url, CURLcode
         snprintf(why, sizeof(why), "%s (curl %d)", curl_easy_strerror(rc), (int)rc);
     free(h->last_error[f.index]);
     h->last_error[f.index] = strdup(why);
-    log_msg(p->log, LOG_LEVEL_WARN, "%s failed for %s: %s", label, h->key, why);
+    log_msg_limited(p->log, LOG_LEVEL_WARN, "%s failed for %s: %s", label, h->key, why);
     /* Every context of the program passes over it for pac_ttl. */
     if (route != NULL)
         proxy_shared_mark_dead(

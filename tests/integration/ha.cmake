@@ -13,3 +13,8 @@ dirconn_integration_test(ha_etcd ha_etcd.sh TIMEOUT 600)
 # The group owns what any member created: a new active with an empty state rebuilds its object
 # map from the cloud inventory, writes nothing when nothing changed, and deletes the orphans.
 dirconn_integration_test(ha_orphans ha_orphans.sh TIMEOUT 600)
+
+# Self-fencing: SIGSTOP of the active past its lease, SIGCONT, roles sampled every 50 ms
+# (ha_fence.sh), on the cloud's lease and on etcd's.
+dirconn_integration_test(ha_fence ha_fence.sh TIMEOUT 600)
+dirconn_integration_test(ha_fence_etcd ha_fence.sh TIMEOUT 600 ARGS etcd)

@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@ struct table {
     int64_t transitions;
     int64_t version;
     bool down;           /* every request fails as if unreachable */
+    int renews;          /* renew requests received */
     int reconfigured;    /* reconfigure calls */
     char proxy_url[128]; /* [proxy] url of the last one */
 };
@@ -103,6 +105,7 @@ static enum dirconn_err t_renew(void *self, int64_t duration_ms, struct lease_in
     pthread_mutex_lock(&t->lock);
     enum dirconn_err e = DIRCONN_OK;
     int64_t now = ha_monotonic_ms();
+    t->renews++;
     if (t->down) {
         e = down(t, err);
     } else if (strcmp(t->holder, in->id) != 0 || t->expires <= now) {
@@ -407,6 +410,160 @@ static void test_one_shot_refused(void **state)
     table_free(t);
 }
 
+/* The injected clock: the monotonic clock plus a leap, which is what a process resumed after
+ * a SIGSTOP sees (its threads stood still, the clock did not). */
+static _Atomic int64_t leap;
+
+static int64_t leaping_clock(void *arg)
+{
+    (void)arg;
+    return ha_monotonic_ms() + atomic_load(&leap);
+}
+
+static _Atomic int role_off; /* role callbacks saying "no longer active" */
+
+static void count_role(void *arg, bool active, int64_t token)
+{
+    (void)arg;
+    (void)token;
+    if (!active)
+        atomic_fetch_add(&role_off, 1);
+}
+
+static int renews(struct table *t)
+{
+    pthread_mutex_lock(&t->lock);
+    int n = t->renews;
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+struct renewed_arg {
+    struct table *t;
+    int from;
+};
+
+static bool renewed_since(void *arg)
+{
+    struct renewed_arg *r = arg;
+    return renews(r->t) > r->from;
+}
+
+static bool role_went_off(void *arg)
+{
+    (void)arg;
+    return atomic_load(&role_off) > 0;
+}
+
+static bool holder_seen_b(void *arg)
+{
+    struct ha_status s;
+    ha_election_status(arg, &s);
+    bool b = s.holder != NULL && strcmp(s.holder, "b") == 0;
+    ha_status_clear(&s);
+    return b;
+}
+
+/*
+ * SIGSTOP past the lease, then SIGCONT: while "a" stood still, "b" took the lease. Resumed,
+ * "a" must be a standby before it does anything else: no renewal request, never reported
+ * active, "self-fenced" once. by_query: the first thing to run after the resume is a question
+ * (status, a sync start); otherwise the election thread's own timer wakes first.
+ */
+static void self_fence_after_stop(bool by_query)
+{
+    struct table *t = table_new();
+    struct ha_options o = opts();
+    o.clock = leaping_clock;
+    atomic_store(&leap, 0);
+    atomic_store(&role_off, 0);
+    struct lease_backend b = backend(t, "a");
+    struct ha_election *a = NULL;
+    struct dirconn_error err;
+    assert_int_equal(ha_election_start(&b, &o, &quiet, count_role, NULL, &a, &err), DIRCONN_OK);
+    assert_true(wait_for(is_active, a, 2000) >= 0);
+    /* Right after a renewal (the thread then sleeps for the renew interval): stop. */
+    struct renewed_arg r = {t, renews(t)};
+    assert_true(wait_for(renewed_since, &r, 2000) >= 0);
+    pthread_mutex_lock(&t->lock);
+    int at_stop = t->renews;
+    snprintf(t->holder, sizeof(t->holder), "b"); /* took it while a was stopped */
+    t->transitions++;
+    t->version++;
+    t->expires = ha_monotonic_ms() + 60000;
+    t->duration = 60000;
+    atomic_store(&leap, 2000); /* a's lease (1000 ms) ran out while it was stopped */
+    pthread_mutex_unlock(&t->lock);
+    if (by_query) {
+        /* The first question after the resume already gets "standby". */
+        struct ha_status s;
+        ha_election_status(a, &s);
+        assert_int_equal(s.state, HA_STANDBY);
+        assert_int_equal(s.self_fences, 1);
+        ha_status_clear(&s);
+        assert_false(ha_election_is_active(a));
+        assert_int_equal(ha_election_token(a), 0);
+        assert_int_equal(*ha_election_write_deadline(a), 0);
+    } else {
+        /* Nobody asks: the election thread's own wake-up fences (the role callback says so). */
+        assert_true(wait_for(role_went_off, NULL, 2000) >= 0);
+    }
+    assert_int_equal(atomic_load(&role_off), 1);
+    /* Then it looks at the lease as a standby and sees b. */
+    assert_true(wait_for(holder_seen_b, a, 2000) >= 0);
+    assert_false(ha_election_is_active(a));
+    struct ha_status s;
+    ha_election_status(a, &s);
+    assert_int_equal(s.state, HA_STANDBY);
+    assert_int_equal(s.self_fences, 1); /* logged once for the episode */
+    assert_int_equal(s.activations, 1);
+    ha_status_clear(&s);
+    assert_int_equal(renews(t), at_stop); /* it never renewed after the resume */
+    assert_int_equal(atomic_load(&role_off), 1);
+    ha_election_free(a);
+    table_free(t);
+}
+
+static void test_self_fence_first_on_query(void **state)
+{
+    (void)state;
+    self_fence_after_stop(true);
+}
+
+static void test_self_fence_first_on_wakeup(void **state)
+{
+    (void)state;
+    self_fence_after_stop(false);
+}
+
+/* Self-fenced with nobody else taking the lease: it takes its own lease back (a new term). */
+static void test_self_fence_then_reacquire(void **state)
+{
+    (void)state;
+    struct table *t = table_new();
+    struct ha_options o = opts();
+    o.clock = leaping_clock;
+    atomic_store(&leap, 0);
+    struct ha_election *a = NULL;
+    struct lease_backend b = backend(t, "a");
+    struct dirconn_error err;
+    assert_int_equal(ha_election_start(&b, &o, &quiet, NULL, NULL, &a, &err), DIRCONN_OK);
+    assert_true(wait_for(is_active, a, 2000) >= 0);
+    atomic_store(&leap, 5000);
+    assert_false(ha_election_is_active(a)); /* the question itself fences */
+    pthread_mutex_lock(&t->lock);
+    t->expires = 0; /* by the server's clock too, the lease ran out */
+    pthread_mutex_unlock(&t->lock);
+    assert_true(wait_for(is_active, a, 3000) >= 0);
+    struct ha_status s;
+    ha_election_status(a, &s);
+    assert_int_equal(s.self_fences, 1);
+    assert_int_equal(s.activations, 2);
+    ha_status_clear(&s);
+    ha_election_free(a);
+    table_free(t);
+}
+
 int main(void)
 {
     log_sink_init(&quiet, "test_election", LOG_LEVEL_ERROR, LOG_TARGET_STDERR);
@@ -416,6 +573,9 @@ int main(void)
         cmocka_unit_test(test_failover_after_expiry),
         cmocka_unit_test(test_one_shot_refused),
         cmocka_unit_test(test_reconfigure),
+        cmocka_unit_test(test_self_fence_first_on_query),
+        cmocka_unit_test(test_self_fence_first_on_wakeup),
+        cmocka_unit_test(test_self_fence_then_reacquire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
