@@ -207,8 +207,9 @@ static void on_failed(void *arg, const struct apply_failure *f)
     snprintf(s->last_failure, sizeof(s->last_failure), "%s %s", f->external_id, f->reason);
 }
 
-static void on_lease_lost(void *arg, const char *msg)
+static void on_lease_lost(void *arg, enum dirconn_err code, const char *msg)
 {
+    (void)code;
     (void)msg;
     ((struct seen *)arg)->lease_lost = true;
 }
