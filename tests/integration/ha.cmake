@@ -10,3 +10,7 @@ dirconn_integration_test(ha_etcd_lease ha_etcd_lease.sh TIMEOUT 180)
 # (ha_lib.sh): the cloud's lease with 2 and 3 instances, and the etcd lease.
 dirconn_integration_test(ha_cloud ha_cloud.sh TIMEOUT 600)
 dirconn_integration_test(ha_etcd ha_etcd.sh TIMEOUT 600)
+
+# One lease backend per organisation (docs/cloud-api.md "HA mode"): etcd group, refused
+# one-shot syncs, ha-mode set from etcd to cloud.
+dirconn_integration_test(ha_mode ha_mode.sh TIMEOUT 600)
