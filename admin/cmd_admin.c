@@ -985,3 +985,134 @@ int cmd_secret(struct ctl *ctl, int argc, char **argv)
         return rc;
     return secret_set(ctl, name, strcmp(action, "unset") == 0);
 }
+
+/* ---- ha-mode ---------------------------------------------------------------- */
+
+static const char ha_mode_help[] =
+    "usage: dirconnctl ha-mode show [--config FILE] [--admin-token-file FILE] [--json]\n"
+    "       dirconnctl ha-mode set cloud|etcd|none [--config FILE] --admin-token-file FILE\n"
+    "                              [--force]\n"
+    "\n"
+    "The organisation's HA mode: which lease backend its connectors use (docs/cloud-api.md\n"
+    "\"HA mode\"). The cloud records it when a connector registers, first takes the cloud lease\n"
+    "or first writes, and refuses a connector configured with another [ha] lease (exit 51).\n"
+    "show prints the recorded mode, the one in force, and this connector's [ha] lease.\n"
+    "set records another mode (with the admin token): connectors of the old mode are refused\n"
+    "from then on. Leaving the cloud lease while a connector holds it is refused (exit 50)\n"
+    "unless --force, which releases the lease so that its holder's writes are fenced.\n"
+    "Stop the old group first, set the mode, then start the new group.\n"
+    "  --admin-token-file FILE  the organisation's admin token (show: else the connector's\n"
+    "                           own credentials)\n"
+    "  --force                  set it even while a connector holds the cloud lease\n"
+    "  --json                   show: print the cloud's answer with \"configured\" added\n";
+
+static int run_ha_mode(struct ctl *ctl, const struct admin_args *a, const char *set_to)
+{
+    if (load_cloud_config(ctl) != DIRCONN_OK)
+        return dirconn_exit_code(DIRCONN_ECONFIG);
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    struct admin_cloud cloud;
+    if (cloud_open(ctl, &cloud, &err) != DIRCONN_OK)
+        return ctl_fail(ctl, &err);
+    /* show: never refused for this connector's own mode; set: the admin token ignores it. */
+    cloud.opts.ha_mode = NULL;
+    char *token = NULL;
+    json_t *body = NULL;
+    struct control_response r;
+    memset(&r, 0, sizeof(r));
+    const char *configured = config_ha_lease_name(ctl->cfg->ha_lease);
+    enum dirconn_err e = api_token(ctl, &cloud, a->admin_token_file, &token, &err);
+    if (e == DIRCONN_OK && set_to != NULL) {
+        body = json_pack("{s:s, s:b}", "haMode", set_to, "force", a->force);
+        e = body != NULL ? control_request(&cloud.opts, token, "PUT", "ha-mode", body, NULL, &r,
+                                           &err)
+                         : dirconn_error_set(&err, DIRCONN_ENOMEM, "out of memory");
+        const char *code = json_string_value(json_object_get(r.body, "error"));
+        const char *detail = json_string_value(json_object_get(r.body, "detail"));
+        if (e != DIRCONN_OK && r.status == 409 && code != NULL && strcmp(code, "leaseHeld") == 0)
+            e = dirconn_error_set(&err, DIRCONN_ELEASE, "%s; nothing was changed",
+                                  detail != NULL ? detail : "the cloud lease is held");
+    } else if (e == DIRCONN_OK) {
+        e = control_request(&cloud.opts, token, "GET", "ha-mode", NULL, NULL, &r, &err);
+    }
+    int rc = 0;
+    if (e != DIRCONN_OK) {
+        rc = ctl_fail(ctl, &err);
+    } else if (ctl->json && set_to == NULL) {
+        json_object_set_new(r.body, "configured", json_string(configured));
+        char *text = json_dumps(r.body, JSON_INDENT(2));
+        if (text != NULL)
+            puts(text);
+        free(text);
+    } else {
+        const char *mode = json_string_value(json_object_get(r.body, "haMode"));
+        const char *force = json_string_value(json_object_get(r.body, "inForce"));
+        if (set_to != NULL)
+            printf("Organisation %s: HA mode set to %s.\n", ctl->cfg->cloud_org, set_to);
+        else if (mode != NULL)
+            printf("Organisation %s: HA mode %s (recorded %s, by %s).\n", ctl->cfg->cloud_org,
+                   mode, json_string_value(json_object_get(r.body, "recordedAt")),
+                   json_string_value(json_object_get(r.body, "recordedBy")));
+        else if (force != NULL)
+            printf("Organisation %s: no HA mode recorded; a connector holds the %s lease.\n",
+                   ctl->cfg->cloud_org, force);
+        else
+            printf("Organisation %s: no HA mode recorded yet: the first connector that "
+                   "registers, takes the cloud lease or writes records its own.\n",
+                   ctl->cfg->cloud_org);
+        const char *now = set_to != NULL ? set_to : force;
+        if (now != NULL && configured != NULL && strcmp(now, configured) != 0)
+            printf("This connector is configured with [ha] lease = %s: the cloud refuses it.\n",
+                   configured);
+    }
+    json_decref(body);
+    control_response_clear(&r);
+    cloud_auth_free_secret(token);
+    cloud_close(&cloud);
+    return rc;
+}
+
+int cmd_ha_mode(struct ctl *ctl, int argc, char **argv)
+{
+    /* dirconnctl ha-mode ACTION [MODE] [options]: argv[0] is "ha-mode". */
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(ha_mode_help, stdout);
+        return 0;
+    }
+    if (argc < 2)
+        return ctl_usage_error(ctl, "give an action: show, or set cloud|etcd|none");
+    static const struct option extra[] = {
+        {"admin-token-file", required_argument, NULL, OPT_ADMIN_TOKEN},
+        {"force", no_argument, NULL, OPT_FORCE},
+        {NULL, 0, NULL, 0}};
+    struct admin_args a = {0};
+    const char *action = argv[1];
+    if (strcmp(action, "show") == 0) {
+        int rc = ctl_parse_options(ctl, argc - 1, argv + 1, extra, admin_opt, &a, ha_mode_help);
+        if (rc >= 0)
+            return rc;
+        if (a.force)
+            return ctl_usage_error(ctl, "--force is for 'ha-mode set'");
+        return run_ha_mode(ctl, &a, NULL);
+    }
+    if (strcmp(action, "set") != 0)
+        return ctl_usage_error(ctl, "unknown action '%s': use show or set", action);
+    if (argc < 3 || argv[2][0] == '-') {
+        if (argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+            fputs(ha_mode_help, stdout);
+            return 0;
+        }
+        return ctl_usage_error(ctl, "'ha-mode set' needs a mode: cloud, etcd or none");
+    }
+    const char *mode = argv[2];
+    if (strcmp(mode, "cloud") != 0 && strcmp(mode, "etcd") != 0 && strcmp(mode, "none") != 0)
+        return ctl_usage_error(ctl, "unknown HA mode '%s': use cloud, etcd or none", mode);
+    /* argv + 2: MODE stands where getopt expects the program name. */
+    int rc = ctl_parse_options(ctl, argc - 2, argv + 2, extra, admin_opt, &a, ha_mode_help);
+    if (rc >= 0)
+        return rc;
+    if (a.admin_token_file == NULL)
+        return ctl_usage_error(ctl, "'ha-mode set' needs --admin-token-file FILE");
+    return run_ha_mode(ctl, &a, mode);
+}

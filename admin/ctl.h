@@ -106,6 +106,7 @@ int cmd_deregister(struct ctl *ctl, int argc, char **argv);
 int cmd_reset_secret(struct ctl *ctl, int argc, char **argv);
 int cmd_connectors(struct ctl *ctl, int argc, char **argv);
 int cmd_secret(struct ctl *ctl, int argc, char **argv);
+int cmd_ha_mode(struct ctl *ctl, int argc, char **argv);
 
 /* The dirconnd subcommands (admin/cmd_daemon.c): talk to dirconnd's admin socket. */
 int cmd_status(struct ctl *ctl, int argc, char **argv);

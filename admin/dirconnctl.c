@@ -36,6 +36,7 @@ static const struct ctl_command commands[] = {
     {"deregister", cmd_deregister, "release the lease, delete the registration, wipe the secret"},
     {"reset-secret", cmd_reset_secret, "rotate the connector secret in the cloud and locally"},
     {"connectors", cmd_connectors, "list the organisation's registered connectors"},
+    {"ha-mode", cmd_ha_mode, "show or set the organisation's HA mode (cloud, etcd, none)"},
     {"secret", cmd_secret, "store a secret (set NAME), remove one (unset NAME), list names"},
     {"proxy-check", cmd_proxy_check,
      "show the proxies for a cloud URL and whether each one reaches the cloud"},

@@ -1,5 +1,6 @@
 /* cloud_control.c - OAuth token endpoint, connectors, lease, fencing, state, reports, stats. */
 #include "cloud/cloud_control.h"
+#include "cloud/cloud_hamode.h"
 #include "cloud/cloud_schema.h"
 
 #include <ctype.h>
@@ -344,6 +345,13 @@ static bool valid_text(const json_t *v, size_t max)
     return true;
 }
 
+static enum cloud_ha_mode hamode_effective(struct cloud_ctx *ctx, const char *org,
+                                           enum cloud_ha_mode *recorded, bool *live);
+static void hamode_refuse(struct cloud_req *req, const char *org, enum cloud_ha_mode effective,
+                          bool held_unrecorded, enum cloud_ha_mode declared);
+static int hamode_store(struct cloud_ctx *ctx, const char *org, enum cloud_ha_mode m,
+                        const char *by);
+
 static void connectors_register(struct cloud_req *req, const char *org)
 {
     struct cloud_ctx *ctx = req->ctx;
@@ -352,7 +360,7 @@ static void connectors_register(struct cloud_req *req, const char *org)
     json_t *b = parse_body(req, 0);
     if (b == NULL)
         return;
-    static const char *const allowed[] = {"name", "host", NULL};
+    static const char *const allowed[] = {"name", "host", "haMode", NULL};
     const char *unk = json_is_object(b) ? unknown_member(b, allowed) : NULL;
     if (!json_is_object(b) || unk != NULL) {
         json_decref(b);
@@ -365,6 +373,20 @@ static void connectors_register(struct cloud_req *req, const char *org)
         json_decref(b);
         cloud_http_api_error(req, 400, "invalidRequest",
                              "name (1-128 chars) and host (1-255 chars) are required strings");
+        return;
+    }
+    /* The mode the connector will run with (docs/cloud-api.md "HA mode"): checked and recorded. */
+    json_t *mode = json_object_get(b, "haMode");
+    enum cloud_ha_mode declared = CLOUD_HA_UNSET, recorded;
+    if (mode != NULL && !cloud_ha_mode_parse(json_string_value(mode), &declared)) {
+        json_decref(b);
+        cloud_http_api_error(req, 400, "invalidRequest", "haMode must be cloud, etcd or none");
+        return;
+    }
+    enum cloud_ha_mode eff = hamode_effective(ctx, org, &recorded, NULL);
+    if (!cloud_ha_mode_accepts(eff, declared)) {
+        json_decref(b);
+        hamode_refuse(req, org, eff, recorded == CLOUD_HA_UNSET, declared);
         return;
     }
     char id[37], secret[65];
@@ -385,6 +407,13 @@ static void connectors_register(struct cloud_req *req, const char *org)
     sqlite3_bind_int64(s, 6, now);
     int rc = cloud_store_exec(&ctx->store, s);
     json_decref(b);
+    enum cloud_ha_mode rec = cloud_ha_mode_to_record(recorded, declared, CLOUD_HA_ACT_REGISTER);
+    if (rc == SQLITE_DONE && rec != CLOUD_HA_UNSET) {
+        char by[120];
+        snprintf(by, sizeof(by), "registration of connector %s", id);
+        if (hamode_store(ctx, org, rec, by) != 0)
+            rc = SQLITE_ERROR;
+    }
     if (rc != SQLITE_DONE) {
         OPENSSL_cleanse(secret, sizeof(secret));
         db_error(req);
@@ -463,6 +492,200 @@ static int lease_store(struct cloud_ctx *ctx, const char *org, const struct leas
         sqlite3_bind_int64(s, 5, l->renew_ms);
     sqlite3_bind_int64(s, 6, l->transitions);
     return cloud_store_exec(&ctx->store, s) == SQLITE_DONE ? 0 : -1;
+}
+
+/* --- HA mode (docs/cloud-api.md "HA mode") --------------------------------------------------- */
+
+/* The recorded mode of org (CLOUD_HA_UNSET: none); *ms and by (may be NULL) when recorded. */
+static enum cloud_ha_mode hamode_load(struct cloud_ctx *ctx, const char *org, long long *ms,
+                                      char *by, size_t byn)
+{
+    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_HAMODE_GET);
+    bind_text(s, 1, org);
+    enum cloud_ha_mode m = CLOUD_HA_UNSET;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        cloud_ha_mode_parse((const char *)sqlite3_column_text(s, 0), &m);
+        if (ms != NULL)
+            *ms = sqlite3_column_int64(s, 1);
+        if (by != NULL)
+            snprintf(by, byn, "%s", (const char *)sqlite3_column_text(s, 2));
+    }
+    sqlite3_reset(s);
+    return m;
+}
+
+/* Record mode m for org (CLOUD_HA_UNSET: forget it); returns 0 or -1. */
+static int hamode_store(struct cloud_ctx *ctx, const char *org, enum cloud_ha_mode m,
+                        const char *by)
+{
+    sqlite3_stmt *s;
+    if (m == CLOUD_HA_UNSET) {
+        s = cloud_store_stmt(&ctx->store, CLOUD_STMT_HAMODE_DELETE);
+        bind_text(s, 1, org);
+    } else {
+        s = cloud_store_stmt(&ctx->store, CLOUD_STMT_HAMODE_SET);
+        bind_text(s, 1, org);
+        bind_text(s, 2, cloud_ha_mode_name(m));
+        sqlite3_bind_int64(s, 3, cloud_now_ms());
+        bind_text(s, 4, by);
+    }
+    if (cloud_store_exec(&ctx->store, s) != SQLITE_DONE)
+        return -1;
+    log_msg(&ctx->log, LOG_LEVEL_INFO, "org %s: HA mode %s%s (%s)", org,
+            m == CLOUD_HA_UNSET ? "forgotten" : "recorded: ",
+            m == CLOUD_HA_UNSET ? "" : cloud_ha_mode_name(m), by);
+    return 0;
+}
+
+/* The mode in force in org: the recorded one, else the cloud lease while one is held. */
+static enum cloud_ha_mode hamode_effective(struct cloud_ctx *ctx, const char *org,
+                                           enum cloud_ha_mode *recorded, bool *live)
+{
+    enum cloud_ha_mode r = hamode_load(ctx, org, NULL, NULL, 0);
+    struct lease l;
+    bool held = lease_load(ctx, org, &l) == 0 && l.has_holder && !lease_expired(&l, cloud_now_ms());
+    if (recorded != NULL)
+        *recorded = r;
+    if (live != NULL)
+        *live = held;
+    return cloud_ha_mode_effective(r, held);
+}
+
+/* Answer 409 haModeMismatch naming both modes (header Dirconn-HA-Mode: the org's). */
+static void hamode_refuse(struct cloud_req *req, const char *org, enum cloud_ha_mode effective,
+                          bool held_unrecorded, enum cloud_ha_mode declared)
+{
+    char msg[400];
+    cloud_ha_mode_mismatch(msg, sizeof(msg), org, effective, held_unrecorded, declared);
+    log_msg(&req->ctx->log, LOG_LEVEL_WARN, "org %s: refused %s: %s", org,
+            req->auth == CLOUD_AUTH_CONNECTOR ? req->connector_id : "a registration", msg);
+    cloud_http_header(req, CLOUD_HA_MODE_HEADER, cloud_ha_mode_name(effective));
+    cloud_http_error(req, 409, "haModeMismatch", "%s", msg);
+}
+
+/* The mode a request declares (header Dirconn-HA-Mode); answers 400 and returns -1 when bad. */
+static int hamode_declared(struct cloud_req *req, enum cloud_ha_mode *out)
+{
+    *out = CLOUD_HA_UNSET;
+    const char *h = cloud_http_input_header(req, CLOUD_HA_MODE_HEADER);
+    if (h == NULL || cloud_ha_mode_parse(h, out))
+        return 0;
+    cloud_http_error(req, 400, "invalidRequest", "%s must be cloud, etcd or none",
+                     CLOUD_HA_MODE_HEADER);
+    return -1;
+}
+
+int cloud_control_ha_mode(struct cloud_req *req, const char *org, enum cloud_ha_act act)
+{
+    struct cloud_ctx *ctx = req->ctx;
+    if (req->auth != CLOUD_AUTH_CONNECTOR)
+        return 0;
+    enum cloud_ha_mode declared, recorded;
+    if (hamode_declared(req, &declared) != 0)
+        return -1;
+    if (act == CLOUD_HA_ACT_LEASE && declared == CLOUD_HA_UNSET)
+        declared = CLOUD_HA_CLOUD; /* taking the cloud lease is the cloud mode */
+    bool live;
+    enum cloud_ha_mode eff = hamode_effective(ctx, org, &recorded, &live);
+    if (!cloud_ha_mode_accepts(eff, declared)) {
+        hamode_refuse(req, org, eff, recorded == CLOUD_HA_UNSET, declared);
+        return -1;
+    }
+    enum cloud_ha_mode rec = cloud_ha_mode_to_record(recorded, declared, act);
+    if (rec != CLOUD_HA_UNSET) {
+        char by[120];
+        snprintf(by, sizeof(by), "%s of connector %s",
+                 act == CLOUD_HA_ACT_LEASE ? "lease" : "first write", req->connector_id);
+        if (hamode_store(ctx, org, rec, by) != 0) {
+            db_error(req);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static json_t *hamode_json(struct cloud_ctx *ctx, const char *org)
+{
+    long long ms = 0;
+    char by[120] = "";
+    enum cloud_ha_mode m = hamode_load(ctx, org, &ms, by, sizeof(by));
+    bool live;
+    enum cloud_ha_mode eff = hamode_effective(ctx, org, NULL, &live);
+    char at[40];
+    if (m != CLOUD_HA_UNSET)
+        cloud_format_time(ms, at, sizeof(at));
+    const char *en = cloud_ha_mode_name(eff);
+    return json_pack("{s:o, s:o, s:o, s:o, s:b}", "haMode",
+                     m != CLOUD_HA_UNSET ? json_string(cloud_ha_mode_name(m)) : json_null(),
+                     "inForce", en != NULL ? json_string(en) : json_null(), "recordedAt",
+                     m != CLOUD_HA_UNSET ? json_string(at) : json_null(), "recordedBy",
+                     m != CLOUD_HA_UNSET ? json_string(by) : json_null(), "leaseHeld", live);
+}
+
+static void hamode_get(struct cloud_req *req, const char *org)
+{
+    cloud_http_reply(req, 200, hamode_json(req->ctx, org), CT_JSON);
+}
+
+/* PUT ha-mode (admin): {"haMode": "cloud"|"etcd"|"none"|null, "force": bool}. */
+static void hamode_put(struct cloud_req *req, const char *org)
+{
+    struct cloud_ctx *ctx = req->ctx;
+    if (!require_admin(req))
+        return;
+    json_t *b = parse_body(req, 0);
+    if (b == NULL)
+        return;
+    static const char *const allowed[] = {"haMode", "force", NULL};
+    json_t *mode = json_object_get(b, "haMode"), *force = json_object_get(b, "force");
+    enum cloud_ha_mode to = CLOUD_HA_UNSET;
+    const char *bad = NULL;
+    if (!json_is_object(b))
+        bad = "body must be an object";
+    else if (unknown_member(b, allowed) != NULL)
+        bad = "unknown member (haMode, force)";
+    else if (mode == NULL || (!json_is_null(mode) &&
+                              !cloud_ha_mode_parse(json_string_value(mode), &to)))
+        bad = "haMode must be \"cloud\", \"etcd\", \"none\" or null";
+    else if (force != NULL && !json_is_boolean(force))
+        bad = "force must be a boolean";
+    bool forced = json_is_true(force);
+    json_decref(b);
+    if (bad != NULL) {
+        cloud_http_api_error(req, 400, "invalidRequest", "%s", bad);
+        return;
+    }
+    struct lease l;
+    if (lease_load(ctx, org, &l) != 0) {
+        db_error(req);
+        return;
+    }
+    int64_t now = cloud_now_ms();
+    bool live = l.has_holder && !lease_expired(&l, now), release = false;
+    if (!cloud_ha_mode_change(to, l.has_holder, live, forced, &release)) {
+        cloud_http_api_error(req, 409, "leaseHeld",
+                             "the cloud lease is held by %s until it expires: stop that "
+                             "connector first, or force the change (its writes are then fenced)",
+                             l.holder);
+        return;
+    }
+    struct cloud_store *st = &ctx->store;
+    int ok = cloud_store_begin(st) == SQLITE_OK;
+    if (ok && release) {
+        l.has_holder = l.has_acquire = l.has_renew = false;
+        l.transitions++;
+        ok = lease_store(ctx, org, &l) == 0;
+    }
+    ok = ok && hamode_store(ctx, org, to, "the admin token") == 0;
+    if (!ok || cloud_store_commit(st) != SQLITE_OK) {
+        db_error(req);
+        return;
+    }
+    if (release)
+        log_msg(&ctx->log, LOG_LEVEL_INFO,
+                "org %s: lease released by the change of HA mode (transitions %lld)", org,
+                l.transitions);
+    cloud_http_reply(req, 200, hamode_json(ctx, org), CT_JSON);
 }
 
 static void connector_delete(struct cloud_req *req, const char *org, const char *id)
@@ -727,6 +950,12 @@ static void lease_put(struct cloud_req *req, const char *org)
         cloud_http_api_error(req, status, code, "%s", detail);
         return;
     }
+    /* A connector taking the lease uses the cloud lease: refused in an org with another mode,
+     * and recorded in one with none (docs/cloud-api.md "HA mode"). */
+    if (want != NULL && cloud_control_ha_mode(req, org, CLOUD_HA_ACT_LEASE) != 0) {
+        json_decref(b);
+        return;
+    }
     bool change = (want == NULL) != !l.has_holder ||
                   (want != NULL && l.has_holder && strcmp(want, l.holder) != 0);
     if (change)
@@ -763,6 +992,8 @@ int cloud_control_fence(struct cloud_req *req, const char *org)
     struct cloud_ctx *ctx = req->ctx;
     if (req->auth != CLOUD_AUTH_CONNECTOR)
         return 0;
+    if (cloud_control_ha_mode(req, org, CLOUD_HA_ACT_WRITE) != 0)
+        return -1;
     struct lease l;
     if (lease_load(ctx, org, &l) != 0) {
         db_error(req);
@@ -771,9 +1002,9 @@ int cloud_control_fence(struct cloud_req *req, const char *org)
     const char *h = cloud_http_input_header(req, CLOUD_FENCING_HEADER);
     const char *why = NULL;
     if (h == NULL) {
-        if (l.transitions == 0)
+        if (cloud_ha_mode_tokenless_ok(hamode_effective(ctx, org, NULL, NULL), l.transitions))
             return 0;
-        why = "the org uses the lease: writes must carry " CLOUD_FENCING_HEADER;
+        why = "the org uses the cloud lease: writes must carry " CLOUD_FENCING_HEADER;
     } else {
         char *end;
         long long tok = strtoll(h, &end, 10);
@@ -1009,6 +1240,8 @@ static void stats_get(struct cloud_req *req, const char *org)
                           (json_int_t)count_of(ctx, CLOUD_STMT_CONN_COUNT, org, -1), "lease",
                           "holderIdentity", l.has_holder ? json_string(l.holder) : json_null(),
                           "leaseTransitions", (json_int_t)l.transitions);
+    const char *mode = cloud_ha_mode_name(hamode_load(ctx, org, NULL, NULL, 0));
+    json_object_set_new(o, "haMode", mode != NULL ? json_string(mode) : json_null());
     cloud_http_reply(req, 200, o, CT_JSON);
 }
 
@@ -1027,7 +1260,8 @@ void cloud_control_handle(struct cloud_req *req)
         cloud_http_api_error(req, 404, "unknownOrg", "no organisation '%s'", org);
         return;
     }
-    if (cloud_http_authenticate(req, org) != 0)
+    if (cloud_http_authenticate(req, org) != 0 ||
+        cloud_control_ha_mode(req, org, CLOUD_HA_ACT_READ) != 0)
         return;
     enum evhttp_cmd_type m = req->method;
     size_t n = req->nsegs - 3;
@@ -1095,6 +1329,15 @@ void cloud_control_handle(struct cloud_req *req)
             state_get(req, org);
         else if (m == EVHTTP_REQ_PUT)
             state_put(req, org);
+        else
+            method_not_allowed(req, "GET, PUT");
+        return;
+    }
+    if (n == 1 && strcmp(p[0], "ha-mode") == 0) {
+        if (m == EVHTTP_REQ_GET)
+            hamode_get(req, org);
+        else if (m == EVHTTP_REQ_PUT)
+            hamode_put(req, org);
         else
             method_not_allowed(req, "GET, PUT");
         return;

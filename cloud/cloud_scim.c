@@ -1890,7 +1890,8 @@ void cloud_scim_handle(struct cloud_req *req)
         discovery(req, &s);
         return;
     }
-    if (cloud_http_authenticate(req, s.org) != 0)
+    if (cloud_http_authenticate(req, s.org) != 0 ||
+        cloud_control_ha_mode(req, s.org, CLOUD_HA_ACT_READ) != 0)
         return;
     if (strcmp(what, "Me") == 0 || (strcmp(what, ".search") == 0 && req->nsegs == 4)) {
         cloud_http_scim_error(req, 501, NULL, "/%s is not implemented", what);

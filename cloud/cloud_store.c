@@ -34,6 +34,11 @@ static const char schema_sql[] =
      * so that databases written before it need no migration. */
     "CREATE TABLE IF NOT EXISTS pending_secrets("
     "  connector_id TEXT PRIMARY KEY, secret_hash BLOB NOT NULL, created_ms INTEGER NOT NULL);"
+    /* The organisation's HA mode (docs/cloud-api.md "HA mode"); no row: not recorded. A table
+     * of its own, like pending_secrets. */
+    "CREATE TABLE IF NOT EXISTS org_ha_modes("
+    "  org TEXT PRIMARY KEY, mode TEXT NOT NULL, recorded_ms INTEGER NOT NULL,"
+    "  recorded_by TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS reports("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, org TEXT NOT NULL, connector_id TEXT NOT NULL,"
     "  received_ms INTEGER NOT NULL, body TEXT NOT NULL);"

@@ -30,6 +30,7 @@ struct apply {
     /* HA: a write was fenced (the cloud refused the fencing token, or the write
      * gate held it back): the run stops after the batch in flight. */
     bool lease_lost;
+    enum dirconn_err lease_code; /* DIRCONN_ELEASE or DIRCONN_EHAMODE */
     char lease_msg[DIRCONN_ERROR_LEN];
     /* The cloud could not be reached (no answer after the retries, or the proxy failed):
      * every later request would fail the same way, so the run stops after the batch in
@@ -103,13 +104,16 @@ static bool stops_run(struct apply *a, const struct scim_response *r)
         }
         return true;
     }
-    if (r->code != DIRCONN_ELEASE)
+    if (r->code != DIRCONN_ELEASE && r->code != DIRCONN_EHAMODE)
         return false;
     if (!a->lease_lost) {
-        snprintf(a->lease_msg, sizeof(a->lease_msg), "%s", r->error);
+        /* Another HA mode: the cloud's message names both modes, and is the whole story. */
+        snprintf(a->lease_msg, sizeof(a->lease_msg), "%s",
+                 r->code == DIRCONN_EHAMODE && r->detail != NULL ? r->detail : r->error);
         a->lease_lost = true;
+        a->lease_code = r->code;
         if (a->p.hooks.lease_lost != NULL)
-            a->p.hooks.lease_lost(a->p.hooks.arg, a->lease_msg);
+            a->p.hooks.lease_lost(a->p.hooks.arg, r->code, a->lease_msg);
     }
     return true;
 }
@@ -119,6 +123,9 @@ static enum dirconn_err stopped(struct apply *a, const char *what)
 {
     if (a->cloud_lost.code != DIRCONN_OK)
         return dirconn_error_set(a->err, a->cloud_lost.code, "%s", a->cloud_lost.msg);
+    if (a->lease_lost && a->lease_code == DIRCONN_EHAMODE)
+        return dirconn_error_set(a->err, DIRCONN_EHAMODE, "%s; nothing more is written",
+                                 a->lease_msg);
     if (a->lease_lost)
         return dirconn_error_set(a->err, DIRCONN_ELEASE,
                                  "the HA lease was lost, nothing more is written: %s",
@@ -1663,6 +1670,9 @@ enum dirconn_err apply_stop_error(const struct apply *a, struct dirconn_error *e
 {
     if (a->cloud_lost.code != DIRCONN_OK)
         return dirconn_error_set(err, a->cloud_lost.code, "%s", a->cloud_lost.msg);
+    if (a->lease_lost && a->lease_code == DIRCONN_EHAMODE)
+        return dirconn_error_set(err, DIRCONN_EHAMODE, "%s; nothing more is written",
+                                 a->lease_msg);
     if (a->lease_lost)
         return dirconn_error_set(err, DIRCONN_ELEASE,
                                  "the HA lease was lost, nothing more is written: %s",

@@ -89,8 +89,10 @@ struct apply_hooks {
     void (*progress)(void *arg, long done, long total);
     /* Asked before each slice and after each batch: true stops the run (DIRCONN_ECANCELED). */
     bool (*cancelled)(void *arg);
-    /* Once, at the first write the cloud fenced or the write gate held back; msg is one line. */
-    void (*lease_lost)(void *arg, const char *msg);
+    /* Once, at the first write the cloud fenced or the write gate held back (code
+     * DIRCONN_ELEASE), or refused because the organisation uses another HA mode
+     * (DIRCONN_EHAMODE, docs/cloud-api.md "HA mode"); msg is one line. */
+    void (*lease_lost)(void *arg, enum dirconn_err code, const char *msg);
     /* For each object whose write failed (the next sync retries it). */
     void (*failed)(void *arg, const struct apply_failure *f);
     void *arg;

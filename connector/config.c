@@ -1095,3 +1095,8 @@ void config_free(struct config *cfg)
     free(cfg->path);
     free(cfg);
 }
+
+const char *config_ha_lease_name(enum ha_lease_backend b)
+{
+    return b >= HA_LEASE_CLOUD && b <= HA_LEASE_NONE ? ha_lease_names[b] : NULL;
+}

@@ -183,6 +183,9 @@ enum dirconn_err config_load_string(const char *text, const char *name, struct c
 /* config_free - free a config and everything it owns. cfg may be NULL. */
 void config_free(struct config *cfg);
 
+/* config_ha_lease_name - "cloud", "etcd" or "none" ([ha] lease); NULL for another value. */
+const char *config_ha_lease_name(enum ha_lease_backend b);
+
 /*
  * config_parse_duration - parse a duration with units ("500ms", "30s", "10m",
  * "1h30m", "2d"); a bare number is rejected. Returns true and stores

@@ -18,6 +18,7 @@ void control_options_from_config(const struct config *cfg, struct control_option
     o->url = cfg->cloud_url;
     o->org = cfg->cloud_org;
     o->ca_file = cfg->cloud_ca_file;
+    o->ha_mode = config_ha_lease_name(cfg->ha_lease);
 }
 
 void control_response_clear(struct control_response *r)
@@ -145,6 +146,11 @@ enum dirconn_err control_request(const struct control_options *o, const char *be
         snprintf(im, sizeof(im), "If-Match: %s", if_match);
         hdrs = curl_slist_append(hdrs, im);
     }
+    if (o->ha_mode != NULL) {
+        char hm[64];
+        snprintf(hm, sizeof(hm), "Dirconn-HA-Mode: %s", o->ha_mode);
+        hdrs = curl_slist_append(hdrs, hm);
+    }
     if (o->fencing_token != NULL) {
         char ft[96];
         snprintf(ft, sizeof(ft), "Dirconn-Fencing-Token: %s", o->fencing_token);
@@ -206,6 +212,11 @@ enum dirconn_err control_request(const struct control_options *o, const char *be
         const char *detail = json_string_value(json_object_get(resp->body, "detail"));
         if (detail == NULL)
             detail = json_string_value(json_object_get(resp->body, "error_description"));
+        if (resp->status == 409 && code != NULL && strcmp(code, "haModeMismatch") == 0 &&
+            detail != NULL) {
+            e = dirconn_error_set(err, DIRCONN_EHAMODE, "%s", detail);
+            goto out;
+        }
         e = dirconn_error_set(
             err, resp->status == 401 || resp->status == 403 ? DIRCONN_ECLOUD_AUTH : DIRCONN_ECLOUD,
             "%s %s: HTTP %ld%s%s%s%s", method, url, resp->status, code ? " " : "", code ? code : "",
@@ -272,6 +283,8 @@ enum dirconn_err control_register(const struct control_options *o, const char *a
     memset(out, 0, sizeof(*out));
     *secret = NULL;
     json_t *req = json_pack("{s:s, s:s}", "name", name, "host", host);
+    if (req != NULL && o->ha_mode != NULL)
+        json_object_set_new(req, "haMode", json_string(o->ha_mode));
     if (req == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     struct control_response r;

@@ -31,9 +31,13 @@ struct control_options {
     void *configure_arg;         /* the struct proxy_ctx of both hooks */
     const char *fencing_token;   /* sent as Dirconn-Fencing-Token (docs/cloud-api.md "Fencing")
                                     when not NULL; borrowed */
+    const char *ha_mode;         /* [ha] lease ("cloud", "etcd", "none"), sent as
+                                    Dirconn-HA-Mode (docs/cloud-api.md "HA mode") and as haMode
+                                    at registration when not NULL; static */
 };
 
-/* control_options_from_config - fill o from cfg's [cloud] section (cfg must outlive o). */
+/* control_options_from_config - fill o from cfg's [cloud] section and [ha] lease (cfg must
+ * outlive o). */
 void control_options_from_config(const struct config *cfg, struct control_options *o);
 
 /* The answer to one request. */
@@ -52,7 +56,8 @@ void control_response_clear(struct control_response *r);
  *
  * resp (zeroed by the caller) receives the status, body and ETag, also for
  * error statuses. Returns DIRCONN_OK for 2xx; DIRCONN_ECLOUD_AUTH for 401
- * and 403, DIRCONN_ECLOUD for other statuses (the message holds the method,
+ * and 403, DIRCONN_EHAMODE for 409 haModeMismatch (the message is the cloud's, naming
+ * both modes), DIRCONN_ECLOUD for other statuses (the message holds the method,
  * the URL, the status and the API's error code and detail);
  * DIRCONN_ECLOUD_CONNECT when no answer arrived (libcurl's message and
  * CURLcode); the hooks' errors (DIRCONN_EPROXY: every proxy failed, or 407);

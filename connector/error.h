@@ -40,6 +40,7 @@
     XX(ECLOUD, 32, "cloud request failed")                                                         \
     XX(ETHRESHOLD, 40, "delete threshold exceeded")                                                \
     XX(ELEASE, 50, "lease not held")                                                               \
+    XX(EHAMODE, 51, "HA mode differs from the organisation's")                                     \
     XX(EPROXY, 60, "proxy failure")                                                                \
     XX(ESECRET, 70, "secret store error")                                                          \
     XX(ENOTREGISTERED, 71, "connector not registered")                                             \

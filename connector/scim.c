@@ -543,6 +543,11 @@ static void build_response(struct scim_request *r, CURLcode rc, long status,
     if (fenced != NULL)
         resp->code = DIRCONN_ELEASE;
     free(fenced);
+    /* docs/cloud-api.md "HA mode": the organisation uses another lease backend. */
+    char *mode = status == 409 ? header_value(r->easy, "Dirconn-HA-Mode") : NULL;
+    if (mode != NULL)
+        resp->code = DIRCONN_EHAMODE;
+    free(mode);
     if (json_is_object(resp->body)) {
         const char *t = json_string_value(json_object_get(resp->body, "scimType"));
         const char *d = json_string_value(json_object_get(resp->body, "detail"));

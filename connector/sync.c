@@ -114,6 +114,7 @@ struct sync_ctx {
     long done, total;
     double started;
     bool lease_lost;
+    enum dirconn_err lease_code; /* DIRCONN_ELEASE, or DIRCONN_EHAMODE: another HA mode */
     char lease_msg[DIRCONN_ERROR_LEN];
     const char *phase;    /* the phase the run is in (phase()) */
     bool summary_printed; /* the Summary line was printed */
@@ -135,6 +136,9 @@ static const char *const resource_paths[PLAN_KIND_MAX] = {"/Users", "/Groups", "
 /* The error a stopped run returns: the lost lease, or the cancel request. */
 static enum dirconn_err stopped(struct sync_ctx *c, const char *what)
 {
+    if (c->lease_lost && c->lease_code == DIRCONN_EHAMODE)
+        return dirconn_error_set(c->err, DIRCONN_EHAMODE, "%s; nothing more is written",
+                                 c->lease_msg);
     if (c->lease_lost)
         return dirconn_error_set(c->err, DIRCONN_ELEASE,
                                  "the HA lease was lost, nothing more is written: %s",
@@ -175,11 +179,13 @@ static bool apply_cancelled(void *arg)
 }
 
 /* A write was fenced (ha/election.h): the run stops, and says why. */
-static void apply_lease_lost(void *arg, const char *msg)
+static void apply_lease_lost(void *arg, enum dirconn_err code, const char *msg)
 {
     struct sync_ctx *c = arg;
-    if (!c->lease_lost)
+    if (!c->lease_lost) {
         snprintf(c->lease_msg, sizeof(c->lease_msg), "%s", msg);
+        c->lease_code = code;
+    }
     c->lease_lost = true;
 }
 
@@ -1475,6 +1481,9 @@ static enum dirconn_err open_cloud(struct sync_ctx *c)
     e = scim_client_new(&so, &c->scim, c->err);
     if (e == DIRCONN_OK && c->opts->fencing_token != NULL)
         e = scim_client_set_header(c->scim, "Dirconn-Fencing-Token", c->opts->fencing_token);
+    /* docs/cloud-api.md "HA mode": the cloud refuses a connector of another mode. */
+    if (e == DIRCONN_OK && config_ha_lease_name(c->cfg->ha_lease) != NULL)
+        e = scim_client_set_header(c->scim, "Dirconn-HA-Mode", config_ha_lease_name(c->cfg->ha_lease));
     return e;
 }
 

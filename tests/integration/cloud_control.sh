@@ -4,7 +4,7 @@
 cloud_setup
 # a short token lifetime, still long enough for the steps that use one token on a loaded machine
 # (a few requests each, 20 s); the expiry is awaited, not slept
-cloud_start --token-ttl 20s
+cloud_start --token-ttl 20s --org initech
 
 # registration needs the admin token
 req "" POST "$V1/connectors" '{"name":"c1","host":"h1"}'
@@ -207,7 +207,7 @@ token "$HOLDER" "$P1"
 check_status 401 "  ... the replaced pending secret is refused"
 # the pending secret survives kill -9 of the cloud (committed before the answer)
 kill -9 "$CLOUD_PID"; wait "$CLOUD_PID" 2>/dev/null; CLOUD_PID=
-cloud_start --token-ttl 20s
+cloud_start --token-ttl 20s --org initech
 token "$HOLDER" "$P2"
 check_status 200 "the pending secret gets a token after kill -9 and a restart"
 NT=$TOKEN
@@ -251,7 +251,7 @@ api GET "$BASE/v1/orgs/nosuch/lease"
 check_status 404 "unknown org"
 
 api GET "$BASE/v1/orgs"
-check_jq '.orgs|join(",")' acme,globex "list orgs"
+check_jq '.orgs|join(",")' acme,globex,initech "list orgs"
 
 # a wider race on another org: six connectors, one resourceVersion, one winner
 G1="$BASE/v1/orgs/globex"
@@ -274,6 +274,92 @@ wait $PIDS
 check_eq "$(cat "$T"/grace* | sort | uniq -c | awk '{print $1"x"$2}' | paste -sd,)" "1x200,5x412" "six-way lease race"
 api GET "$G1/lease"
 check_jq .leaseTransitions 1 "one transition after the six-way race"
+
+# HA mode (docs/cloud-api.md "HA mode"), in an org of its own
+I1="$BASE/v1/orgs/initech"; IS="$BASE/scim/v2/initech"
+IU='{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"mode@example.com"}'
+api GET "$I1/ha-mode"
+check_status 200 "GET ha-mode"
+check_jq '.haMode' null "no HA mode recorded at first"
+api POST "$I1/connectors" '{"name":"e1","host":"e1.test","haMode":"etcd"}'
+check_status 201 "register with haMode etcd"
+E1=$(printf '%s' "$BODY" | jq -r .id); ES1=$(printf '%s' "$BODY" | jq -r .secret)
+api GET "$I1/ha-mode"
+check_jq '.haMode + " " + .recordedBy' "etcd registration of connector $E1" "the registration recorded etcd"
+api POST "$I1/connectors" '{"name":"x","host":"x.test","haMode":"bogus"}'
+check_status 400 "register with an unknown haMode"
+api POST "$I1/connectors" '{"name":"c","host":"c.test","haMode":"cloud"}'
+check_status 409 "register with another haMode is refused"
+check_jq .error haModeMismatch "  ... error haModeMismatch"
+check_jq '.detail|contains("the organisation initech uses the etcd lease; this connector is configured with the cloud lease ([ha] lease = cloud)")' true "  ... naming both modes"
+api GET "$I1/connectors"
+check_jq '.connectors|length' 1 "  ... and nothing registered"
+api POST "$I1/connectors" '{"name":"e2","host":"e2.test"}'
+E2=$(printf '%s' "$BODY" | jq -r .id); ES2=$(printf '%s' "$BODY" | jq -r .secret)
+token "$E1" "$ES1"; ET1=$TOKEN; token "$E2" "$ES2"; ET2=$TOKEN
+req "$ET1" POST "$IS/Users" "$IU" -H "Dirconn-HA-Mode: etcd"
+check_status 201 "etcd: a write without a fencing token is accepted"
+req "$ET2" GET "$IS/Users" "" -H "Dirconn-HA-Mode: cloud"
+check_status 409 "a connector declaring the cloud lease is refused, reads too"
+check_eq "$(header Dirconn-HA-Mode)" etcd "  ... header Dirconn-HA-Mode names the org's mode"
+check_jq '.schemas[0]' urn:ietf:params:scim:api:messages:2.0:Error "  ... a SCIM error on SCIM"
+check_jq '.detail|contains("uses the etcd lease; this connector is configured with the cloud lease")' true "  ... naming both modes"
+req "$ET2" GET "$I1/lease" "" -H "Dirconn-HA-Mode: none"
+check_status 409 "a connector declaring none is refused on the control API"
+check_jq .error haModeMismatch "  ... error haModeMismatch"
+req "$ET2" GET "$I1/lease" "" -H "Dirconn-HA-Mode: Etcd"
+check_status 400 "a malformed Dirconn-HA-Mode"
+api GET "$I1/lease"; IRV=$(header ETag)
+req "$ET2" PUT "$I1/lease" "{\"holderIdentity\":\"$E2\",\"leaseDurationSeconds\":30}" -H "If-Match: $IRV"
+check_status 409 "etcd: a connector taking the cloud lease is refused (no header: an older connector)"
+check_jq .error haModeMismatch "  ... error haModeMismatch"
+api GET "$I1/lease"
+check_jq .leaseTransitions 0 "  ... the lease unchanged"
+# the trap: the lease counter moves (an operator), etcd writes go on
+api PUT "$I1/lease" "{\"holderIdentity\":\"$E2\",\"leaseDurationSeconds\":300}" -H "If-Match: *"
+check_status 200 "the admin sets a holder in an etcd org"
+req "$ET1" POST "$IS/Users" "${IU/mode@/mode2@}" -H "Dirconn-HA-Mode: etcd"
+check_status 201 "etcd: a tokenless write is accepted whatever the lease counter"
+req "$ET2" PUT "$I1/ha-mode" '{"haMode":"cloud"}' -H "Dirconn-HA-Mode: etcd"
+check_status 403 "a connector cannot change the mode"
+api PUT "$I1/ha-mode" '{"haMode":"cloud","extra":1}'
+check_status 400 "ha-mode with an unknown member"
+# etcd -> cloud
+api PUT "$I1/ha-mode" '{"haMode":"cloud"}'
+check_status 200 "ha-mode set cloud"
+check_jq '.haMode + " " + .recordedBy + " " + (.leaseHeld|tostring)' "cloud the admin token true" "  ... recorded by the admin"
+req "$ET1" POST "$IS/Users" "${IU/mode@/mode3@}" -H "Dirconn-HA-Mode: etcd"
+check_status 409 "cloud: the etcd connector is refused"
+check_jq '.detail|contains("uses the cloud lease; this connector is configured with the etcd lease ([ha] lease = etcd)")' true "  ... naming both modes"
+req "$ET1" POST "$IS/Users" "${IU/mode@/mode3@}"
+check_status 409 "cloud: a tokenless write without a mode is fenced"
+check_eq "$(header Dirconn-Fenced)" 1 "  ... as fenced"
+api PUT "$I1/lease" '{"holderIdentity":null}' -H "If-Match: *"
+api GET "$I1/lease"; IRV=$(header ETag)
+req "$ET2" PUT "$I1/lease" "{\"holderIdentity\":\"$E2\",\"leaseDurationSeconds\":300}" -H "If-Match: $IRV" -H "Dirconn-HA-Mode: cloud"
+check_status 200 "cloud: the connector takes the lease"
+IFT=$(printf '%s' "$BODY" | jq -r .leaseTransitions)
+req "$ET2" POST "$IS/Users" "${IU/mode@/mode4@}" -H "Dirconn-HA-Mode: cloud" -H "Dirconn-Fencing-Token: $IFT"
+check_status 201 "cloud: the holder writes with its token"
+# cloud -> etcd while the lease is held
+api PUT "$I1/ha-mode" '{"haMode":"etcd"}'
+check_status 409 "leaving the cloud lease while it is held is refused"
+check_jq .error leaseHeld "  ... leaseHeld"
+api PUT "$I1/ha-mode" '{"haMode":"etcd","force":true}'
+check_status 200 "  ... unless forced"
+api GET "$I1/lease"
+check_jq '(.holderIdentity|tostring) + " " + (.leaseTransitions|tostring)' "null $((IFT + 1))" "  ... which released the lease"
+req "$ET2" POST "$IS/Users" "${IU/mode@/mode5@}" -H "Dirconn-HA-Mode: cloud" -H "Dirconn-Fencing-Token: $IFT"
+check_status 409 "  ... the old holder's write is refused"
+# forgotten: the next first write records it (a live lease would make it cloud)
+api PUT "$I1/ha-mode" '{"haMode":null}'
+check_jq .haMode null "ha-mode forgotten"
+req "$ET1" POST "$IS/Users" "${IU/mode@/mode6@}" -H "Dirconn-HA-Mode: none"
+check_status 201 "a first write records its mode (lease counter not 0)"
+api GET "$I1/ha-mode"
+check_jq '.haMode + " " + .recordedBy' "none first write of connector $E1" "  ... none, by that write"
+api GET "$I1/stats"
+check_jq .haMode none "stats show the mode"
 
 # faults endpoint is admin-only
 token "$HOLDER" "$NEWS"

@@ -18,3 +18,7 @@ dirconn_integration_test(ha_orphans ha_orphans.sh TIMEOUT 600)
 # (ha_fence.sh), on the cloud's lease and on etcd's.
 dirconn_integration_test(ha_fence ha_fence.sh TIMEOUT 600)
 dirconn_integration_test(ha_fence_etcd ha_fence.sh TIMEOUT 600 ARGS etcd)
+
+# One lease backend per organisation (docs/cloud-api.md "HA mode"): etcd group, refused
+# one-shot syncs, ha-mode set from etcd to cloud.
+dirconn_integration_test(ha_mode ha_mode.sh TIMEOUT 600)

@@ -131,6 +131,13 @@ static enum dirconn_err fake_run(void *impl, struct dirconn_error *err)
         if (resp.code != DIRCONN_OK)
             snprintf(resp.error, sizeof(resp.error), "%s %s: HTTP %ld", r->method, r->path,
                      resp.status);
+        /* docs/cloud-api.md "HA mode": what scim.c makes of a 409 with Dirconn-HA-Mode */
+        const char *mode_detail =
+            json_string_value(json_object_get(resp.body, "haModeMismatch"));
+        if (resp.status == 409 && mode_detail != NULL) {
+            resp.code = DIRCONN_EHAMODE;
+            resp.detail = (char *)mode_detail;
+        }
         f->queue[i].done(f->queue[i].arg, &resp);
         json_decref(resp.body);
     }
@@ -177,6 +184,8 @@ struct seen {
     long failures;
     char last_failure[512];
     bool lease_lost;
+    enum dirconn_err lease_code;
+    char lease_msg[512];
 };
 static struct seen seen;
 
@@ -207,10 +216,12 @@ static void on_failed(void *arg, const struct apply_failure *f)
     snprintf(s->last_failure, sizeof(s->last_failure), "%s %s", f->external_id, f->reason);
 }
 
-static void on_lease_lost(void *arg, const char *msg)
+static void on_lease_lost(void *arg, enum dirconn_err code, const char *msg)
 {
-    (void)msg;
-    ((struct seen *)arg)->lease_lost = true;
+    struct seen *s = arg;
+    s->lease_lost = true;
+    s->lease_code = code;
+    snprintf(s->lease_msg, sizeof(s->lease_msg), "%s", msg);
 }
 
 /* The leaves the tests' mappings produce (record.h). */
@@ -1048,6 +1059,44 @@ static void unreachable_cloud_stops_the_run(void **state)
     plan_free(p);
 }
 
+/*
+ * The cloud refuses a write because the organisation uses another HA mode: the run stops as
+ * for a lost lease (nothing more is sent, the object is no failure), but says so with the
+ * cloud's message naming both modes, never "the HA lease was lost".
+ */
+static void other_ha_mode_stops_the_run(void **state)
+{
+    (void)state;
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    add_dir(p, PLAN_USER, "U1", "CN=U1,DC=x", "u1@x", user("u1@x", NULL), NULL, NULL, 0);
+    add_dir(p, PLAN_GROUP, "G1", "CN=G1,DC=x", "G1", group("G1"), NULL, NULL, 0);
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+#define MODE_MSG "the organisation acme uses the etcd lease; this connector is configured with the cloud lease ([ha] lease = cloud)"
+    struct answer script[] = {ANSWER("POST", "/Users", 409, "{\"haModeMismatch\": \"" MODE_MSG "\"}"),
+                              {0}};
+    struct scim_port port;
+    struct cloud_caps caps = default_caps();
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_USER, &err), DIRCONN_EHAMODE);
+    assert_string_equal(err.msg, MODE_MSG "; nothing more is written");
+    assert_true(seen.lease_lost);
+    assert_int_equal(seen.lease_code, DIRCONN_EHAMODE);
+    assert_string_equal(seen.lease_msg, MODE_MSG);
+    assert_int_equal(seen.failures, 0);
+    int sent = fake.n;
+    struct dirconn_error err2 = {0};
+    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_GROUP, &err2), DIRCONN_EHAMODE);
+    assert_int_equal(fake.n, sent);
+    struct dirconn_error err3 = {0};
+    assert_int_equal(apply_stop_error(a, &err3), DIRCONN_EHAMODE);
+    assert_null(strstr(err3.msg, "HA lease was lost"));
+#undef MODE_MSG
+    apply_free(a);
+    plan_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1068,6 +1117,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(gone_on_patch_found_elsewhere_is_updated_there, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(unreachable_cloud_stops_the_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(other_ha_mode_stops_the_run, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
