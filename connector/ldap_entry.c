@@ -146,6 +146,45 @@ bool ldap_entry_has_class(const struct ldap_entry *entry, const char *objclass)
     return false;
 }
 
+struct ldap_attr *ldap_entry_add_attr(struct ldap_entry *entry, const char *desc, size_t desc_len,
+                                      long *next_range)
+{
+    char a[256], base[256];
+    snprintf(a, sizeof(a), "%.*s", (int)(desc_len < sizeof(a) ? desc_len : sizeof(a) - 1), desc);
+    long lo = 0, hi = -1;
+    bool ranged = ldap_range_parse(a, base, sizeof(base), &lo, &hi);
+    char *name = strdup(ranged ? base : a);
+    struct ldap_attr *grown =
+        name != NULL ? realloc(entry->attrs, (entry->n_attrs + 1) * sizeof(*grown)) : NULL;
+    if (grown == NULL) {
+        free(name);
+        return NULL;
+    }
+    entry->attrs = grown;
+    struct ldap_attr *attr = &entry->attrs[entry->n_attrs++];
+    memset(attr, 0, sizeof(*attr));
+    attr->name = name;
+    *next_range = ranged && hi >= 0 ? hi + 1 : -1;
+    return attr;
+}
+
+void ldap_entry_set_id(struct ldap_entry *entry)
+{
+    const struct ldap_attr *guid = ldap_entry_attr(entry, "objectGUID");
+    const char *uuid = ldap_entry_str(entry, "entryUUID");
+    entry->id[0] = '\0';
+    entry->id_source = LDAP_ID_NONE;
+    if (guid != NULL && guid->n_values > 0 && guid->values[0].len == 16) {
+        ldap_guid_to_string((const unsigned char *)guid->values[0].data, entry->id);
+        entry->id_source = LDAP_ID_OBJECTGUID;
+    } else if (uuid != NULL && strlen(uuid) == LDAP_GUID_STRLEN - 1) {
+        for (size_t i = 0; i < LDAP_GUID_STRLEN; i++)
+            entry->id[i] =
+                (char)((uuid[i] >= 'A' && uuid[i] <= 'F') ? uuid[i] - 'A' + 'a' : uuid[i]);
+        entry->id_source = LDAP_ID_ENTRYUUID;
+    }
+}
+
 void ldap_entry_free(struct ldap_entry *entry)
 {
     if (entry == NULL)

@@ -77,6 +77,28 @@ char *ldap_escape_filter_value(const void *value, size_t len);
 bool ldap_range_parse(const char *desc, char *base, size_t baselen, long *low, long *high);
 
 /*
+ * ldap_entry_add_attr - append an empty attribute to entry, named by the
+ * attribute description the server sent: desc_len bytes at desc (need not be
+ * NUL-terminated; descriptions longer than 255 bytes are cut). A ranged
+ * description (ldap_range_parse, MS-ADTS 3.1.1.3.1.3.3) is stored under its
+ * name without the range option, and *next_range receives the index of the
+ * first value still to read ("member;range=0-1499": 1500); it is -1 when the
+ * values are complete (no range option, or a range ending in "*").
+ * Returns the attribute, owned by entry and valid until the next
+ * ldap_entry_add_attr, or NULL when out of memory (entry unchanged).
+ */
+struct ldap_attr *ldap_entry_add_attr(struct ldap_entry *entry, const char *desc, size_t desc_len,
+                                      long *next_range);
+
+/*
+ * ldap_entry_set_id - set entry->id and id_source from the entry's
+ * attributes: objectGUID when its first value has 16 bytes (rendered by
+ * ldap_guid_to_string), else entryUUID when it is 36 characters (lower-cased),
+ * else "" and LDAP_ID_NONE.
+ */
+void ldap_entry_set_id(struct ldap_entry *entry);
+
+/*
  * ldap_entry_attr - the attribute named name (case-insensitive, options
  * ignored), or NULL. The result is owned by the entry.
  */

@@ -1121,26 +1121,15 @@ static enum dirconn_err convert_entry(struct ldap_cursor *cur, LDAPMessage *msg,
     for (rc = rc == LDAP_SUCCESS ? ldap_get_attribute_ber(src->ld, msg, ber, &name_bv, &vals) : rc;
          rc == LDAP_SUCCESS && name_bv.bv_val != NULL;
          rc = ldap_get_attribute_ber(src->ld, msg, ber, &name_bv, &vals)) {
-        char a[256], base[256];
         /* the name points into the message and is not terminated */
-        snprintf(a, sizeof(a), "%.*s", (int)name_bv.bv_len, name_bv.bv_val);
-        long lo = 0, hi = -1;
-        bool ranged = ldap_range_parse(a, base, sizeof(base), &lo, &hi);
-        struct ldap_attr *grown = realloc(entry->attrs, (entry->n_attrs + 1) * sizeof(*grown));
-        if (grown == NULL) {
+        long next = -1;
+        struct ldap_attr *attr = ldap_entry_add_attr(entry, name_bv.bv_val, name_bv.bv_len, &next);
+        if (attr == NULL || !attr_append_array(attr, vals)) {
             e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-        } else {
-            entry->attrs = grown;
-            struct ldap_attr *attr = &entry->attrs[entry->n_attrs++];
-            memset(attr, 0, sizeof(*attr));
-            attr->name = strdup(ranged ? base : a);
-            if (attr->name == NULL || !attr_append_array(attr, vals))
-                e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-            else if (ranged && hi >= 0) {
-                log_msg(src->log, LOG_LEVEL_DEBUG, "%s: %s came in ranges (%ld-%ld first)",
-                        entry->dn, attr->name, lo, hi);
-                e = fetch_ranges(cur, entry->dn, attr, hi + 1, err);
-            }
+        } else if (next >= 0) {
+            log_msg(src->log, LOG_LEVEL_DEBUG, "%s: %s came in ranges (%ld values first)",
+                    entry->dn, attr->name, next);
+            e = fetch_ranges(cur, entry->dn, attr, next, err);
         }
         ber_memfree(vals);
         vals = NULL;
@@ -1155,17 +1144,7 @@ static enum dirconn_err convert_entry(struct ldap_cursor *cur, LDAPMessage *msg,
         ldap_entry_free(entry);
         return e;
     }
-    const struct ldap_attr *guid = ldap_entry_attr(entry, "objectGUID");
-    const char *uuid = ldap_entry_str(entry, "entryUUID");
-    if (guid != NULL && guid->n_values > 0 && guid->values[0].len == 16) {
-        ldap_guid_to_string((const unsigned char *)guid->values[0].data, entry->id);
-        entry->id_source = LDAP_ID_OBJECTGUID;
-    } else if (uuid != NULL && strlen(uuid) == LDAP_GUID_STRLEN - 1) {
-        for (size_t i = 0; i < LDAP_GUID_STRLEN; i++)
-            entry->id[i] =
-                (char)((uuid[i] >= 'A' && uuid[i] <= 'F') ? uuid[i] - 'A' + 'a' : uuid[i]);
-        entry->id_source = LDAP_ID_ENTRYUUID;
-    }
+    ldap_entry_set_id(entry);
     *out = entry;
     return DIRCONN_OK;
 }
