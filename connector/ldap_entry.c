@@ -64,7 +64,8 @@ char *ldap_escape_filter_value(const void *value, size_t len)
     /* Hand the caller memory from the C allocator, not libldap's. */
     char *copy = malloc(out.bv_len + 1);
     if (copy != NULL) {
-        memcpy(copy, out.bv_val, out.bv_len);
+        if (out.bv_len > 0) /* an empty value gives no buffer at all */
+            memcpy(copy, out.bv_val, out.bv_len);
         copy[out.bv_len] = '\0';
     }
     ber_memfree(out.bv_val);
