@@ -2,6 +2,8 @@
 #include "connector/ldap_entry.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <lber.h>
 #include <ldap.h>
 #include <stdio.h>
@@ -87,8 +89,9 @@ bool ldap_range_parse(const char *desc, char *base, size_t baselen, long *low, l
     char *end = NULL;
     if (!isdigit((unsigned char)*r))
         return false;
+    errno = 0;
     long lo = strtol(r, &end, 10);
-    if (*end != '-')
+    if (*end != '-' || errno == ERANGE)
         return false;
     r = end + 1;
     long hi;
@@ -99,7 +102,8 @@ bool ldap_range_parse(const char *desc, char *base, size_t baselen, long *low, l
         if (!isdigit((unsigned char)*r))
             return false;
         hi = strtol(r, &end, 10);
-        if (hi < lo)
+        /* the next range starts at hi + 1: a bound that leaves no room for it is not valid */
+        if (hi < lo || errno == ERANGE || hi == LONG_MAX)
             return false;
     }
     if (*end != '\0' && *end != ';')

@@ -72,7 +72,8 @@ char *ldap_escape_filter_value(const void *value, size_t len);
  * On success stores the attribute name without the range option in base
  * (truncated to baselen-1), the bounds in *low and *high (*high = -1 for "*"),
  * and returns true. Returns false when the description has no valid range
- * option. Other options (";binary") are kept in base.
+ * option (bounds that do not fit a long, or an upper bound of LONG_MAX, which
+ * leaves no next range, are not valid). Other options (";binary") are kept in base.
  */
 bool ldap_range_parse(const char *desc, char *base, size_t baselen, long *low, long *high);
 
