@@ -1149,6 +1149,27 @@ static enum dirconn_err convert_entry(struct ldap_cursor *cur, LDAPMessage *msg,
     return DIRCONN_OK;
 }
 
+int ldap_source_parse_cookie(struct ldap *ld, struct ldapcontrol *ctrl, int *flag,
+                             struct berval *cookie)
+{
+    *flag = 0;
+    cookie->bv_len = 0;
+    cookie->bv_val = NULL;
+    if (ctrl == NULL || ctrl->ldctl_oid == NULL)
+        return LDAP_PARAM_ERROR;
+    if (ctrl->ldctl_value.bv_val == NULL || ctrl->ldctl_value.bv_len == 0)
+        return LDAP_DECODING_ERROR;
+    if (strcmp(ctrl->ldctl_oid, LDAP_CONTROL_PAGEDRESULTS) == 0) {
+        ber_int_t estimate = 0;
+        int rc = ldap_parse_pageresponse_control(ld, ctrl, &estimate, cookie);
+        *flag = (int)estimate;
+        return rc;
+    }
+    if (strcmp(ctrl->ldctl_oid, LDAP_CONTROL_X_DIRSYNC) == 0)
+        return ldap_parse_dirsync_control(ld, ctrl, flag, cookie);
+    return LDAP_PARAM_ERROR;
+}
+
 /* The page's final result: check the code and pick up the cookie for the next page. */
 static enum dirconn_err finish_page(struct ldap_cursor *cur, LDAPMessage *msg,
                                     struct dirconn_error *err)
@@ -1167,7 +1188,7 @@ static enum dirconn_err finish_page(struct ldap_cursor *cur, LDAPMessage *msg,
         e = search_error(src, cur->base, code, matched, diag, err);
     } else {
         LDAPControl *page = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, ctrls, NULL);
-        ber_int_t estimate = 0;
+        int estimate = 0;
         if (cur->cookie.bv_val != NULL) {
             ber_memfree(cur->cookie.bv_val);
             cur->cookie.bv_val = NULL;
@@ -1178,7 +1199,7 @@ static enum dirconn_err finish_page(struct ldap_cursor *cur, LDAPMessage *msg,
                                   "%s: the server ignored the paged results control (RFC 2696) "
                                   "searching '%s'",
                                   src->url, cur->base);
-        } else if (ldap_parse_pageresponse_control(src->ld, page, &estimate, &cur->cookie) !=
+        } else if (ldap_source_parse_cookie(src->ld, page, &estimate, &cur->cookie) !=
                    LDAP_SUCCESS) {
             e = dirconn_error_set(err, DIRCONN_ELDAP, "%s: malformed paged results response",
                                   src->url);

@@ -6,9 +6,8 @@
  * helpers (DN canonical form, filter escaping, text checks, GUID strings),
  * the mapping of the entry as a user, a group and a contact with the default
  * mapping and an avatar pattern, and the DirSync and paged-results response
- * controls whose cookies the connector keeps (ldap_parse_dirsync_control,
- * ldap_parse_pageresponse_control; the cookie is then sent back in a new
- * DirSync control as tracking.c does).
+ * controls whose cookies the connector keeps (ldap_source_parse_cookie; the
+ * cookie is then sent back in a new DirSync control as tracking.c does).
  *
  * Input: parts separated by lines "%%" (fuzz_util.h): the entry (fuzz_entry
  * text: DN line, then "attribute: value" or "attribute:: hex" lines), then
@@ -16,6 +15,7 @@
  */
 #include "connector/config.h"
 #include "connector/ldap_entry.h"
+#include "connector/ldap_source.h"
 #include "connector/mapping.h"
 #include "fuzz_util.h"
 
@@ -71,17 +71,17 @@ static void controls(const char *hex, size_t len)
     LDAPControl ctrl = {LDAP_CONTROL_X_DIRSYNC, {n, bytes}, 0};
     int more = 0;
     struct berval cookie = {0, NULL};
-    if (ldap_parse_dirsync_control(ld, &ctrl, &more, &cookie) == LDAP_SUCCESS) {
+    if (ldap_source_parse_cookie(ld, &ctrl, &more, &cookie) == LDAP_SUCCESS) {
+        /* sent back as tracking.c does */
         LDAPControl *next = NULL;
-        if (ldap_create_dirsync_control(ld, (int)LDAP_CONTROL_X_DIRSYNC_INCREMENTAL_VALUES, 1 << 20,
-                                        &cookie, &next) == LDAP_SUCCESS)
+        if (ldap_create_dirsync_control(ld, (int)LDAP_CONTROL_X_DIRSYNC_INCREMENTAL_VALUES,
+                                        1 << 20, &cookie, &next) == LDAP_SUCCESS)
             ldap_control_free(next);
-        ber_memfree(cookie.bv_val);
     }
+    ber_memfree(cookie.bv_val);
     ctrl.ldctl_oid = LDAP_CONTROL_PAGEDRESULTS;
-    ber_int_t estimate = 0;
-    cookie = (struct berval){0, NULL};
-    if (ldap_parse_pageresponse_control(ld, &ctrl, &estimate, &cookie) == LDAP_SUCCESS)
+    int estimate = 0;
+    if (ldap_source_parse_cookie(ld, &ctrl, &estimate, &cookie) == LDAP_SUCCESS)
         ber_memfree(cookie.bv_val);
     free(bytes);
 }
