@@ -3,15 +3,17 @@
  * error bodies (scim_response_parse, RFC 7644 3.12), list pages
  * (scim_port_list_all, 3.4.2), Bulk responses (apply_bulk_result, 3.7.3),
  * and the discovery documents ServiceProviderConfig, ResourceTypes and
- * Schemas (provider_discover, RFC 7643 5-7) with what is then asked of them.
+ * Schemas (provider_discover, RFC 7643 5-7) with what is then asked of them,
+ * and the OAuth token endpoint's answer (cloud_auth_parse_token, RFC 6749 5).
  *
- * Input: a first line naming what to fuzz ("error", "list", "bulk" or
- * "discover"), then answers separated by lines "%%" (fuzz_util.h). Each
+ * Input: a first line naming what to fuzz ("error", "list", "bulk",
+ * "discover" or "oauth"), then answers separated by lines "%%" (fuzz_util.h). Each
  * answer is an optional status line ("404", default 200) and a body. A fake
  * transport (struct scim_port) gives the answers in order to the requests
  * the code makes; when they run out it answers 503 without a body.
  */
 #include "connector/apply.h"
+#include "connector/cloud_auth.h"
 #include "connector/provider.h"
 #include "connector/scim.h"
 #include "fuzz_util.h"
@@ -201,6 +203,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         scim_response_clear(&r);
     } else if (strcmp(mode, "discover") == 0) {
         fuzz_discover(&port);
+    } else if (strcmp(mode, "oauth") == 0 && n > 0) {
+        long status = 200;
+        const char *b = parts[0];
+        size_t len = lens[0];
+        if (len >= 4 && isdigit((unsigned char)b[0]) && b[3] == '\n') {
+            status = strtol(b, NULL, 10);
+            b += 4, len -= 4;
+        }
+        char *token = NULL;
+        int64_t lifetime_ms = 0;
+        if (cloud_auth_parse_token(status, b, len, "https://cloud.example.com/oauth/token",
+                                   "c0ffee", &token, &lifetime_ms, &err) == DIRCONN_OK)
+            cloud_auth_free_secret(token);
     }
     fuzz_parts_free(parts, n);
     return 0;
