@@ -259,9 +259,11 @@ enum dirconn_err cloud_auth_parse_token(long status, const char *body, size_t le
                                  "POST %s: the answer holds no Bearer access_token", url);
     }
     *token = strdup(tok);
-    /* expires_in is RECOMMENDED; without it assume an hour. Renew at 90%. */
+    /* expires_in is RECOMMENDED; without it assume an hour. Renew at 90%, at least daily. */
     if (expires <= 0)
         expires = 3600;
+    if (expires > 86400)
+        expires = 86400;
     *lifetime_ms = expires * 900;
     json_object_del(doc, "access_token");
     json_decref(doc);

@@ -62,7 +62,8 @@ enum dirconn_err cloud_auth_token(void *a, bool refresh, char **token, struct di
  * (len bytes, JSON, need not be NUL-terminated). url and id (the connector
  * id) are only named in messages. On DIRCONN_OK *token receives the access
  * token (wipe and free with cloud_auth_free_secret) and *lifetime_ms how long
- * to use it: 90 % of expires_in, of an hour without one. Errors (*token
+ * to use it: 90 % of expires_in (of an hour without one, of a day when it is
+ * longer: a token is renewed at least daily). Errors (*token
  * NULL): DIRCONN_ECLOUD_AUTH for 400/401/403 (with the OAuth error and
  * error_description), DIRCONN_ECLOUD for other statuses and an answer without
  * a Bearer access_token, DIRCONN_ENOMEM.
