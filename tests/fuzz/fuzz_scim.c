@@ -4,10 +4,11 @@
  * (scim_port_list_all, 3.4.2), Bulk responses (apply_bulk_result, 3.7.3),
  * and the discovery documents ServiceProviderConfig, ResourceTypes and
  * Schemas (provider_discover, RFC 7643 5-7) with what is then asked of them,
- * and the OAuth token endpoint's answer (cloud_auth_parse_token, RFC 6749 5).
+ * the OAuth token endpoint's answer (cloud_auth_parse_token, RFC 6749 5) and
+ * Retry-After values (scim_parse_retry_after, RFC 9110 10.2.3).
  *
  * Input: a first line naming what to fuzz ("error", "list", "bulk",
- * "discover" or "oauth"), then answers separated by lines "%%" (fuzz_util.h). Each
+ * "discover", "oauth" or "retry"), then answers separated by lines "%%" (fuzz_util.h). Each
  * answer is an optional status line ("404", default 200) and a body. A fake
  * transport (struct scim_port) gives the answers in order to the requests
  * the code makes; when they run out it answers 503 without a body.
@@ -203,6 +204,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         scim_response_clear(&r);
     } else if (strcmp(mode, "discover") == 0) {
         fuzz_discover(&port);
+    } else if (strcmp(mode, "retry") == 0) {
+        for (size_t i = 0; i < n; i++)
+            (void)scim_parse_retry_after(parts[i], 1767225600); /* 2026-01-01 */
     } else if (strcmp(mode, "oauth") == 0 && n > 0) {
         long status = 200;
         const char *b = parts[0];
