@@ -64,9 +64,8 @@ static char *dup_json_string(json_t *o, const char *key)
     return s != NULL ? strdup(s) : NULL;
 }
 
-/* A lease_info from a GET/PUT /lease answer. */
-static enum dirconn_err parse_lease(const struct control_response *r, struct lease_info *out,
-                                    struct dirconn_error *err)
+enum dirconn_err lease_cloud_parse(const struct control_response *r, struct lease_info *out,
+                                   struct dirconn_error *err)
 {
     memset(out, 0, sizeof(*out));
     json_t *b = r->body;
@@ -155,7 +154,7 @@ static enum dirconn_err cl_observe(void *self, struct lease_info *out, struct di
     struct control_response r;
     enum dirconn_err e = call(cl, "GET", "lease", NULL, NULL, NULL, &r, err);
     if (e == DIRCONN_OK)
-        e = parse_lease(&r, out, err);
+        e = lease_cloud_parse(&r, out, err);
     control_response_clear(&r);
     return e;
 }
@@ -175,7 +174,7 @@ static enum dirconn_err put_self(struct cloud_lease *cl, const char *version, in
     json_decref(body);
     *status = r.status;
     if (e == DIRCONN_OK) {
-        e = parse_lease(&r, out, err);
+        e = lease_cloud_parse(&r, out, err);
         if (e == DIRCONN_OK) {
             free(cl->version);
             cl->version = out->version != NULL ? strdup(out->version) : NULL;
