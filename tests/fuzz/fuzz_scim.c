@@ -4,11 +4,12 @@
  * (scim_port_list_all, 3.4.2), Bulk responses (apply_bulk_result, 3.7.3),
  * and the discovery documents ServiceProviderConfig, ResourceTypes and
  * Schemas (provider_discover, RFC 7643 5-7) with what is then asked of them,
- * the OAuth token endpoint's answer (cloud_auth_parse_token, RFC 6749 5) and
- * Retry-After values (scim_parse_retry_after, RFC 9110 10.2.3).
+ * the OAuth token endpoint's answer (cloud_auth_parse_token, RFC 6749 5),
+ * Retry-After values (scim_parse_retry_after, RFC 9110 10.2.3) and the
+ * control API's lease answers (lease_cloud_parse, docs/cloud-api.md "Lease").
  *
  * Input: a first line naming what to fuzz ("error", "list", "bulk",
- * "discover", "oauth" or "retry"), then answers separated by lines "%%" (fuzz_util.h). Each
+ * "discover", "oauth", "retry" or "lease"), then answers separated by lines "%%" (fuzz_util.h). Each
  * answer is an optional status line ("404", default 200) and a body. A fake
  * transport (struct scim_port) gives the answers in order to the requests
  * the code makes; when they run out it answers 503 without a body.
@@ -17,6 +18,8 @@
 #include "connector/cloud_auth.h"
 #include "connector/provider.h"
 #include "connector/scim.h"
+#include "connector/control.h"
+#include "ha/lease.h"
 #include "fuzz_util.h"
 
 #include <ctype.h>
@@ -204,6 +207,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         scim_response_clear(&r);
     } else if (strcmp(mode, "discover") == 0) {
         fuzz_discover(&port);
+    } else if (strcmp(mode, "lease") == 0 && n > 0) {
+        /* the answer's body, then optionally its ETag */
+        json_error_t jerr;
+        struct control_response cr = {200, json_loadb(parts[0], lens[0], 0, &jerr),
+                                      n > 1 ? strdup(parts[1]) : NULL};
+        struct lease_info li;
+        if (lease_cloud_parse(&cr, &li, &err) == DIRCONN_OK)
+            lease_info_clear(&li);
+        control_response_clear(&cr);
     } else if (strcmp(mode, "retry") == 0) {
         for (size_t i = 0; i < n; i++)
             (void)scim_parse_retry_after(parts[i], 1767225600); /* 2026-01-01 */
