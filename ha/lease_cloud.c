@@ -76,7 +76,9 @@ enum dirconn_err lease_cloud_parse(const struct control_response *r, struct leas
     out->version = dup_json_string(b, "resourceVersion");
     out->acquired_at = dup_json_string(b, "acquireTime");
     out->renewed_at = dup_json_string(b, "renewTime");
-    int64_t dur = (int64_t)json_integer_value(json_object_get(b, "leaseDurationSeconds")) * 1000;
+    /* [ha] lease_duration is at most an hour: a day bounds what any holder can have asked for */
+    json_int_t secs = json_integer_value(json_object_get(b, "leaseDurationSeconds"));
+    int64_t dur = (secs < 0 ? 0 : secs > 86400 ? 86400 : (int64_t)secs) * 1000;
     if (out->holder != NULL) {
         out->duration_ms = dur;
         int64_t renewed = rfc3339_ms(out->renewed_at);
