@@ -3,11 +3,13 @@
  * [mapping] expressions (connector/mapping.c) and the [avatar] pattern
  * (connector/avatar.c).
  *
- * Input: the text of a configuration file. It is loaded with
+ * Input: the text of a configuration file, optionally followed by a line
+ * "%%" and an entry (fuzz_util.h fuzz_entry text). The file is loaded with
  * config_load_string; a configuration that loads is compiled into the
  * mapping of each object kind (users with the avatar pattern when [avatar]
- * is enabled), and each compiled mapping is applied to a fixed user, group
- * and contact entry, so that every expression that compiles also runs.
+ * is enabled), and each compiled mapping is applied to the entry (without
+ * one, to a fixed entry that is a user, a group and a contact at once), so
+ * that every expression that compiles also runs.
  */
 #include "connector/config.h"
 #include "connector/mapping.h"
@@ -37,15 +39,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 65536)
         return 0;
-    char *text = malloc(size + 1);
-    if (text == NULL)
+    char *parts[2];
+    size_t lens[2];
+    size_t n = fuzz_parts(data, size, parts, lens, 2);
+    if (n == 0)
         return 0;
-    memcpy(text, data, size);
-    text[size] = '\0';
+    const char *text = parts[0];
     struct config *cfg = NULL;
     struct dirconn_error err;
     if (config_load_string(text, "fuzz.conf", &cfg, &err) == DIRCONN_OK) {
-        struct ldap_entry *e = fuzz_entry(sample, sizeof(sample) - 1);
+        struct ldap_entry *e =
+            n > 1 ? fuzz_entry(parts[1], lens[1]) : fuzz_entry(sample, sizeof(sample) - 1);
         for (int kind = MAPPING_USER; kind <= MAPPING_CONTACT; kind++) {
             struct mapping *m = NULL;
             if (mapping_compile(cfg, (enum mapping_kind)kind, &m, &err) != DIRCONN_OK)
@@ -64,6 +68,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ldap_entry_free(e);
         config_free(cfg);
     }
-    free(text);
+    fuzz_parts_free(parts, n);
     return 0;
 }
