@@ -152,7 +152,7 @@ bool ldap_entry_has_class(const struct ldap_entry *entry, const char *objclass)
 }
 
 struct ldap_attr *ldap_entry_add_attr(struct ldap_entry *entry, const char *desc, size_t desc_len,
-                                      long *next_range)
+                                      long *first_value, long *next_range)
 {
     char a[256], base[256];
     snprintf(a, sizeof(a), "%.*s", (int)(desc_len < sizeof(a) ? desc_len : sizeof(a) - 1), desc);
@@ -169,6 +169,7 @@ struct ldap_attr *ldap_entry_add_attr(struct ldap_entry *entry, const char *desc
     struct ldap_attr *attr = &entry->attrs[entry->n_attrs++];
     memset(attr, 0, sizeof(*attr));
     attr->name = name;
+    *first_value = ranged ? lo : 0;
     *next_range = ranged && hi >= 0 ? hi + 1 : -1;
     return attr;
 }

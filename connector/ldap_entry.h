@@ -82,14 +82,15 @@ bool ldap_range_parse(const char *desc, char *base, size_t baselen, long *low, l
  * attribute description the server sent: desc_len bytes at desc (need not be
  * NUL-terminated; descriptions longer than 255 bytes are cut). A ranged
  * description (ldap_range_parse, MS-ADTS 3.1.1.3.1.3.3) is stored under its
- * name without the range option, and *next_range receives the index of the
- * first value still to read ("member;range=0-1499": 1500); it is -1 when the
- * values are complete (no range option, or a range ending in "*").
+ * name without the range option: *first_value receives the index of the
+ * first value it carries and *next_range the index of the first value still
+ * to read ("member;range=0-1499": 0 and 1500). Without a range option, or for
+ * a range ending in "*", *next_range is -1 (the values are complete).
  * Returns the attribute, owned by entry and valid until the next
  * ldap_entry_add_attr, or NULL when out of memory (entry unchanged).
  */
 struct ldap_attr *ldap_entry_add_attr(struct ldap_entry *entry, const char *desc, size_t desc_len,
-                                      long *next_range);
+                                      long *first_value, long *next_range);
 
 /*
  * ldap_entry_set_id - set entry->id and id_source from the entry's

@@ -1122,13 +1122,14 @@ static enum dirconn_err convert_entry(struct ldap_cursor *cur, LDAPMessage *msg,
          rc == LDAP_SUCCESS && name_bv.bv_val != NULL;
          rc = ldap_get_attribute_ber(src->ld, msg, ber, &name_bv, &vals)) {
         /* the name points into the message and is not terminated */
-        long next = -1;
-        struct ldap_attr *attr = ldap_entry_add_attr(entry, name_bv.bv_val, name_bv.bv_len, &next);
+        long first = 0, next = -1;
+        struct ldap_attr *attr =
+            ldap_entry_add_attr(entry, name_bv.bv_val, name_bv.bv_len, &first, &next);
         if (attr == NULL || !attr_append_array(attr, vals)) {
             e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
         } else if (next >= 0) {
-            log_msg(src->log, LOG_LEVEL_DEBUG, "%s: %s came in ranges (%ld values first)",
-                    entry->dn, attr->name, next);
+            log_msg(src->log, LOG_LEVEL_DEBUG, "%s: %s came in ranges (%ld-%ld first)",
+                    entry->dn, attr->name, first, next - 1);
             e = fetch_ranges(cur, entry->dn, attr, next, err);
         }
         ber_memfree(vals);

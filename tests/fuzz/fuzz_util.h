@@ -101,8 +101,8 @@ static inline struct ldap_entry *fuzz_entry(const char *text, size_t len)
             size_t dl = (size_t)(colon - p);
             if (attr == NULL || dl >= sizeof(last) || strncmp(last, p, dl) != 0 ||
                 last[dl] != '\0') {
-                long next = -1;
-                attr = ldap_entry_add_attr(e, p, dl, &next);
+                long first = 0, next = -1;
+                attr = ldap_entry_add_attr(e, p, dl, &first, &next);
                 if (attr == NULL)
                     break;
                 snprintf(last, sizeof(last), "%.*s", (int)(dl < sizeof(last) ? dl : 0), p);
