@@ -23,6 +23,7 @@
  *   {"cmd":"pause"} / {"cmd":"resume"}      -> {"ok":true,"paused":bool}
  *   anything else                            -> {"ok":false,"error":"..."}
  */
+#include "admin/admin_request.h"
 #include "admin/daemon_socket.h"
 #include "connector/platform.h"
 #include "connector/config.h"
@@ -1036,23 +1037,19 @@ static json_t *status_json(struct daemon *d)
 
 static json_t *handle(struct daemon *d, const char *line)
 {
-    json_error_t jerr;
-    json_t *req = json_loads(line, 0, &jerr);
-    const char *cmd = json_string_value(json_object_get(req, "cmd"));
+    struct admin_request req;
+    const char *error = NULL;
     json_t *resp = NULL;
-    if (cmd == NULL) {
-        resp = json_pack("{s:b, s:s}", "ok", 0, "error", "a request is a JSON object with \"cmd\"");
-    } else if (strcmp(cmd, "status") == 0) {
+    if (!admin_request_parse(line, &req, &error)) {
+        resp = json_pack("{s:b, s:s}", "ok", 0, "error", error);
+    } else if (req.cmd == ADMIN_CMD_STATUS) {
         ha_active_now(d); /* a role the lease deadline ended is never shown */
         resp = json_pack("{s:b, s:o}", "ok", 1, "status", status_json(d));
-    } else if (strcmp(cmd, "sync") == 0) {
-        const char *type = json_string_value(json_object_get(req, "type"));
-        bool override = json_is_true(json_object_get(req, "override_threshold"));
-        bool full =
-            type != NULL ? strcmp(type, "full") == 0 : override && d->threshold_kind == REQ_FULL;
-        if (type != NULL && !full && strcmp(type, "incremental") != 0) {
-            resp = json_pack("{s:b, s:s}", "ok", 0, "error", "type is full or incremental");
-        } else if (d->state == D_STOPPING) {
+    } else if (req.cmd == ADMIN_CMD_SYNC) {
+        bool override = req.override_threshold;
+        /* without a type, the kind of run the threshold stopped last */
+        bool full = req.has_type ? req.full : override && d->threshold_kind == REQ_FULL;
+        if (d->state == D_STOPPING) {
             resp = json_pack("{s:b, s:s}", "ok", 0, "error", "dirconnd is stopping");
         } else if (!ha_active_now(d)) {
             struct ha_status hs;
@@ -1074,8 +1071,8 @@ static json_t *handle(struct daemon *d, const char *line)
                 json_pack("{s:b, s:s, s:b, s:b}", "ok", 1, "queued", full ? "full" : "incremental",
                           "after_current", busy, "override_threshold", override);
         }
-    } else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0) {
-        bool pause = strcmp(cmd, "pause") == 0;
+    } else {
+        bool pause = req.cmd == ADMIN_CMD_PAUSE;
         if (pause != d->paused)
             log_msg(&d->log, LOG_LEVEL_INFO, "%s",
                     pause ? "paused: scheduled and notified syncs are held back" : "resumed");
@@ -1083,11 +1080,7 @@ static json_t *handle(struct daemon *d, const char *line)
         if (!pause && d->state == D_IDLE)
             schedule_incremental(d);
         resp = json_pack("{s:b, s:b}", "ok", 1, "paused", d->paused);
-    } else {
-        resp = json_pack("{s:b, s:s}", "ok", 0, "error",
-                         "unknown command (status, sync, pause, resume)");
     }
-    json_decref(req);
     return resp;
 }
 

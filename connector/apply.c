@@ -818,6 +818,30 @@ struct bulk_req {
     int first, count;
 };
 
+const json_t *apply_bulk_result(const json_t *body, const char *bulk_id, long *status,
+                               const char **detail, const char **id)
+{
+    const json_t *res = NULL;
+    size_t k;
+    json_t *item;
+    json_array_foreach(json_object_get(body, "Operations"), k, item)
+    {
+        const char *bid = json_string_value(json_object_get(item, "bulkId"));
+        if (bid != NULL && strcmp(bid, bulk_id) == 0)
+            res = item;
+    }
+    json_t *st = json_object_get(res, "status");
+    *status = json_is_string(st) ? strtol(json_string_value(st), NULL, 10)
+                                 : (long)json_integer_value(st);
+    *detail = json_string_value(json_object_get(json_object_get(res, "response"), "detail"));
+    const char *loc = json_string_value(json_object_get(res, "location"));
+    const char *slash = loc != NULL ? strrchr(loc, '/') : NULL;
+    *id = json_string_value(json_object_get(json_object_get(res, "response"), "id"));
+    if (*id == NULL && slash != NULL)
+        *id = slash + 1;
+    return res;
+}
+
 static void on_bulk_done(void *arg, const struct scim_response *r)
 {
     struct bulk_req *br = arg;
@@ -846,40 +870,24 @@ static void on_bulk_done(void *arg, const struct scim_response *r)
         free(br);
         return;
     }
-    json_t *results = json_object_get(r->body, "Operations");
     for (int i = 0; i < br->count; i++) {
         struct apply_op *o = &br->b->ops[br->first + i];
         answered(a, o);
-        json_t *res = NULL;
-        size_t k;
-        json_t *item;
-        json_array_foreach(results, k, item)
-        {
-            const char *bid = json_string_value(json_object_get(item, "bulkId"));
-            if (bid != NULL && strcmp(bid, o->external_id) == 0)
-                res = item;
-        }
-        json_t *st = json_object_get(res, "status");
-        long status = json_is_string(st) ? strtol(json_string_value(st), NULL, 10)
-                                         : (long)json_integer_value(st);
+        long status = 0;
+        const char *detail = NULL, *rid = NULL;
+        const json_t *res = apply_bulk_result(r->body, o->external_id, &status, &detail, &rid);
         if (res != NULL && status == 409 && r->attempts > 1) {
             o->lookup = true;
             continue;
         }
         if (res == NULL || status < 200 || status >= 300) {
-            const char *detail =
-                json_string_value(json_object_get(json_object_get(res, "response"), "detail"));
             char why[512];
             snprintf(why, sizeof(why), "bulk operation answered %ld%s%s", status,
                      detail ? ": " : "", detail ? detail : "");
             report_failure(a, o, res == NULL ? "no result in the bulk response" : why);
             continue;
         }
-        const char *loc = json_string_value(json_object_get(res, "location"));
-        const char *slash = loc != NULL ? strrchr(loc, '/') : NULL;
-        const char *rid =
-            json_string_value(json_object_get(json_object_get(res, "response"), "id"));
-        o->new_cloud_id = rid != NULL ? strdup(rid) : slash != NULL ? strdup(slash + 1) : NULL;
+        o->new_cloud_id = rid != NULL ? strdup(rid) : NULL;
         o->ok = o->new_cloud_id != NULL;
         if (!o->ok)
             report_failure(a, o, "the bulk result names no location");

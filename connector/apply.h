@@ -185,4 +185,16 @@ const struct apply_counts *apply_counts(const struct apply *a);
  */
 enum dirconn_err apply_stop_error(const struct apply *a, struct dirconn_error *err);
 
+/*
+ * apply_bulk_result - one operation's result in a /Bulk response body (RFC
+ * 7644 3.7.3): the last element of "Operations" whose bulkId is bulk_id, or
+ * NULL when there is none. *status receives its status (a string such as
+ * "201" or a number; 0 when absent or not a number), *detail the detail of
+ * its error response or NULL, *id the created resource's id: response.id,
+ * else what follows the last '/' of location, else NULL. Every pointer
+ * points into body. body may be NULL or any JSON value.
+ */
+const json_t *apply_bulk_result(const json_t *body, const char *bulk_id, long *status,
+                               const char **detail, const char **id);
+
 #endif

@@ -224,25 +224,43 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
         return dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "POST %s: %s (curl %d)", url,
                                  errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc);
     }
-    json_error_t jerr;
-    json_t *doc = json_loadb(body->data, body->len, 0, &jerr);
+    char *tok = NULL;
+    int64_t lifetime_ms = 0;
+    e = cloud_auth_parse_token(status, body->data, body->len, url, id, &tok, &lifetime_ms, err);
     OPENSSL_cleanse(body->data, sizeof(body->data));
     free(body);
+    if (e == DIRCONN_OK) {
+        free(a->identity);
+        a->identity = strdup(id);
+    }
+    secret_store_free_value(client_id);
+    if (e != DIRCONN_OK)
+        return e;
+    cloud_auth_free_secret(a->token);
+    a->token = tok;
+    a->expires_ms = mono_ms() + lifetime_ms;
+    return DIRCONN_OK;
+}
+
+enum dirconn_err cloud_auth_parse_token(long status, const char *body, size_t len,
+                                        const char *url, const char *id, char **token,
+                                        int64_t *lifetime_ms, struct dirconn_error *err)
+{
+    *token = NULL;
+    *lifetime_ms = 0;
+    json_error_t jerr;
+    json_t *doc = json_loadb(body, len, 0, &jerr);
     if (status != 200) {
         const char *oerr = json_string_value(json_object_get(doc, "error"));
         const char *desc = json_string_value(json_object_get(doc, "error_description"));
-        e = dirconn_error_set(err,
-                              status == 400 || status == 401 || status == 403 ? DIRCONN_ECLOUD_AUTH
-                                                                              : DIRCONN_ECLOUD,
-                              "POST %s: HTTP %ld %s%s%s (connector id '%s')", url, status,
-                              oerr ? oerr : "", desc ? ": " : "", desc ? desc : "", id);
+        enum dirconn_err e = dirconn_error_set(
+            err,
+            status == 400 || status == 401 || status == 403 ? DIRCONN_ECLOUD_AUTH : DIRCONN_ECLOUD,
+            "POST %s: HTTP %ld %s%s%s (connector id '%s')", url, status, oerr ? oerr : "",
+            desc ? ": " : "", desc ? desc : "", id);
         json_decref(doc);
-        secret_store_free_value(client_id);
         return e;
     }
-    free(a->identity);
-    a->identity = strdup(id);
-    secret_store_free_value(client_id);
     const char *tok = json_string_value(json_object_get(doc, "access_token"));
     const char *type = json_string_value(json_object_get(doc, "token_type"));
     json_int_t expires = json_integer_value(json_object_get(doc, "expires_in"));
@@ -251,15 +269,16 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
         return dirconn_error_set(err, DIRCONN_ECLOUD,
                                  "POST %s: the answer holds no Bearer access_token", url);
     }
-    cloud_auth_free_secret(a->token);
-    a->token = strdup(tok);
-    /* expires_in is RECOMMENDED; without it assume an hour. Renew at 90%. */
+    *token = strdup(tok);
+    /* expires_in is RECOMMENDED; without it assume an hour. Renew at 90%, at least daily. */
     if (expires <= 0)
         expires = 3600;
-    a->expires_ms = mono_ms() + expires * 900;
+    if (expires > 86400)
+        expires = 86400;
+    *lifetime_ms = expires * 900;
     json_object_del(doc, "access_token");
     json_decref(doc);
-    if (a->token == NULL)
+    if (*token == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     return DIRCONN_OK;
 }

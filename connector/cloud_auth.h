@@ -21,6 +21,7 @@
 #include "connector/scim.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct cloud_auth;
 
@@ -62,6 +63,22 @@ const char *cloud_auth_identity(const struct cloud_auth *a);
  * secret_store_get() (DIRCONN_ESECRET: not registered, store unreadable).
  */
 enum dirconn_err cloud_auth_token(void *a, bool refresh, char **token, struct dirconn_error *err);
+
+/*
+ * cloud_auth_parse_token - read the token endpoint's answer to a client
+ * credentials grant (RFC 6749 4.4.3, 5.1; errors 5.2): HTTP status and body
+ * (len bytes, JSON, need not be NUL-terminated). url and id (the connector
+ * id) are only named in messages. On DIRCONN_OK *token receives the access
+ * token (wipe and free with cloud_auth_free_secret) and *lifetime_ms how long
+ * to use it: 90 % of expires_in (of an hour without one, of a day when it is
+ * longer: a token is renewed at least daily). Errors (*token
+ * NULL): DIRCONN_ECLOUD_AUTH for 400/401/403 (with the OAuth error and
+ * error_description), DIRCONN_ECLOUD for other statuses and an answer without
+ * a Bearer access_token, DIRCONN_ENOMEM.
+ */
+enum dirconn_err cloud_auth_parse_token(long status, const char *body, size_t len,
+                                        const char *url, const char *id, char **token,
+                                        int64_t *lifetime_ms, struct dirconn_error *err);
 
 /*
  * cloud_auth_read_secret - read a one-line secret file into a new buffer the

@@ -2,6 +2,8 @@
 #include "connector/ldap_entry.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <lber.h>
 #include <ldap.h>
 #include <stdio.h>
@@ -64,7 +66,8 @@ char *ldap_escape_filter_value(const void *value, size_t len)
     /* Hand the caller memory from the C allocator, not libldap's. */
     char *copy = malloc(out.bv_len + 1);
     if (copy != NULL) {
-        memcpy(copy, out.bv_val, out.bv_len);
+        if (out.bv_len > 0) /* an empty value gives no buffer at all */
+            memcpy(copy, out.bv_val, out.bv_len);
         copy[out.bv_len] = '\0';
     }
     ber_memfree(out.bv_val);
@@ -86,8 +89,9 @@ bool ldap_range_parse(const char *desc, char *base, size_t baselen, long *low, l
     char *end = NULL;
     if (!isdigit((unsigned char)*r))
         return false;
+    errno = 0;
     long lo = strtol(r, &end, 10);
-    if (*end != '-')
+    if (*end != '-' || errno == ERANGE)
         return false;
     r = end + 1;
     long hi;
@@ -98,7 +102,8 @@ bool ldap_range_parse(const char *desc, char *base, size_t baselen, long *low, l
         if (!isdigit((unsigned char)*r))
             return false;
         hi = strtol(r, &end, 10);
-        if (hi < lo)
+        /* the next range starts at hi + 1: a bound that leaves no room for it is not valid */
+        if (hi < lo || errno == ERANGE || hi == LONG_MAX)
             return false;
     }
     if (*end != '\0' && *end != ';')
@@ -144,6 +149,46 @@ bool ldap_entry_has_class(const struct ldap_entry *entry, const char *objclass)
             return true;
     }
     return false;
+}
+
+struct ldap_attr *ldap_entry_add_attr(struct ldap_entry *entry, const char *desc, size_t desc_len,
+                                      long *first_value, long *next_range)
+{
+    char a[256], base[256];
+    snprintf(a, sizeof(a), "%.*s", (int)(desc_len < sizeof(a) ? desc_len : sizeof(a) - 1), desc);
+    long lo = 0, hi = -1;
+    bool ranged = ldap_range_parse(a, base, sizeof(base), &lo, &hi);
+    char *name = strdup(ranged ? base : a);
+    struct ldap_attr *grown =
+        name != NULL ? realloc(entry->attrs, (entry->n_attrs + 1) * sizeof(*grown)) : NULL;
+    if (grown == NULL) {
+        free(name);
+        return NULL;
+    }
+    entry->attrs = grown;
+    struct ldap_attr *attr = &entry->attrs[entry->n_attrs++];
+    memset(attr, 0, sizeof(*attr));
+    attr->name = name;
+    *first_value = ranged ? lo : 0;
+    *next_range = ranged && hi >= 0 ? hi + 1 : -1;
+    return attr;
+}
+
+void ldap_entry_set_id(struct ldap_entry *entry)
+{
+    const struct ldap_attr *guid = ldap_entry_attr(entry, "objectGUID");
+    const char *uuid = ldap_entry_str(entry, "entryUUID");
+    entry->id[0] = '\0';
+    entry->id_source = LDAP_ID_NONE;
+    if (guid != NULL && guid->n_values > 0 && guid->values[0].len == 16) {
+        ldap_guid_to_string((const unsigned char *)guid->values[0].data, entry->id);
+        entry->id_source = LDAP_ID_OBJECTGUID;
+    } else if (uuid != NULL && strlen(uuid) == LDAP_GUID_STRLEN - 1) {
+        for (size_t i = 0; i < LDAP_GUID_STRLEN; i++)
+            entry->id[i] =
+                (char)((uuid[i] >= 'A' && uuid[i] <= 'F') ? uuid[i] - 'A' + 'a' : uuid[i]);
+        entry->id_source = LDAP_ID_ENTRYUUID;
+    }
 }
 
 void ldap_entry_free(struct ldap_entry *entry)

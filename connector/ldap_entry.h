@@ -72,9 +72,33 @@ char *ldap_escape_filter_value(const void *value, size_t len);
  * On success stores the attribute name without the range option in base
  * (truncated to baselen-1), the bounds in *low and *high (*high = -1 for "*"),
  * and returns true. Returns false when the description has no valid range
- * option. Other options (";binary") are kept in base.
+ * option (bounds that do not fit a long, or an upper bound of LONG_MAX, which
+ * leaves no next range, are not valid). Other options (";binary") are kept in base.
  */
 bool ldap_range_parse(const char *desc, char *base, size_t baselen, long *low, long *high);
+
+/*
+ * ldap_entry_add_attr - append an empty attribute to entry, named by the
+ * attribute description the server sent: desc_len bytes at desc (need not be
+ * NUL-terminated; descriptions longer than 255 bytes are cut). A ranged
+ * description (ldap_range_parse, MS-ADTS 3.1.1.3.1.3.3) is stored under its
+ * name without the range option: *first_value receives the index of the
+ * first value it carries and *next_range the index of the first value still
+ * to read ("member;range=0-1499": 0 and 1500). Without a range option, or for
+ * a range ending in "*", *next_range is -1 (the values are complete).
+ * Returns the attribute, owned by entry and valid until the next
+ * ldap_entry_add_attr, or NULL when out of memory (entry unchanged).
+ */
+struct ldap_attr *ldap_entry_add_attr(struct ldap_entry *entry, const char *desc, size_t desc_len,
+                                      long *first_value, long *next_range);
+
+/*
+ * ldap_entry_set_id - set entry->id and id_source from the entry's
+ * attributes: objectGUID when its first value has 16 bytes (rendered by
+ * ldap_guid_to_string), else entryUUID when it is 36 characters (lower-cased),
+ * else "" and LDAP_ID_NONE.
+ */
+void ldap_entry_set_id(struct ldap_entry *entry);
 
 /*
  * ldap_entry_attr - the attribute named name (case-insensitive, options

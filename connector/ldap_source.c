@@ -1121,26 +1121,16 @@ static enum dirconn_err convert_entry(struct ldap_cursor *cur, LDAPMessage *msg,
     for (rc = rc == LDAP_SUCCESS ? ldap_get_attribute_ber(src->ld, msg, ber, &name_bv, &vals) : rc;
          rc == LDAP_SUCCESS && name_bv.bv_val != NULL;
          rc = ldap_get_attribute_ber(src->ld, msg, ber, &name_bv, &vals)) {
-        char a[256], base[256];
         /* the name points into the message and is not terminated */
-        snprintf(a, sizeof(a), "%.*s", (int)name_bv.bv_len, name_bv.bv_val);
-        long lo = 0, hi = -1;
-        bool ranged = ldap_range_parse(a, base, sizeof(base), &lo, &hi);
-        struct ldap_attr *grown = realloc(entry->attrs, (entry->n_attrs + 1) * sizeof(*grown));
-        if (grown == NULL) {
+        long first = 0, next = -1;
+        struct ldap_attr *attr =
+            ldap_entry_add_attr(entry, name_bv.bv_val, name_bv.bv_len, &first, &next);
+        if (attr == NULL || !attr_append_array(attr, vals)) {
             e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-        } else {
-            entry->attrs = grown;
-            struct ldap_attr *attr = &entry->attrs[entry->n_attrs++];
-            memset(attr, 0, sizeof(*attr));
-            attr->name = strdup(ranged ? base : a);
-            if (attr->name == NULL || !attr_append_array(attr, vals))
-                e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-            else if (ranged && hi >= 0) {
-                log_msg(src->log, LOG_LEVEL_DEBUG, "%s: %s came in ranges (%ld-%ld first)",
-                        entry->dn, attr->name, lo, hi);
-                e = fetch_ranges(cur, entry->dn, attr, hi + 1, err);
-            }
+        } else if (next >= 0) {
+            log_msg(src->log, LOG_LEVEL_DEBUG, "%s: %s came in ranges (%ld-%ld first)",
+                    entry->dn, attr->name, first, next - 1);
+            e = fetch_ranges(cur, entry->dn, attr, next, err);
         }
         ber_memfree(vals);
         vals = NULL;
@@ -1155,19 +1145,30 @@ static enum dirconn_err convert_entry(struct ldap_cursor *cur, LDAPMessage *msg,
         ldap_entry_free(entry);
         return e;
     }
-    const struct ldap_attr *guid = ldap_entry_attr(entry, "objectGUID");
-    const char *uuid = ldap_entry_str(entry, "entryUUID");
-    if (guid != NULL && guid->n_values > 0 && guid->values[0].len == 16) {
-        ldap_guid_to_string((const unsigned char *)guid->values[0].data, entry->id);
-        entry->id_source = LDAP_ID_OBJECTGUID;
-    } else if (uuid != NULL && strlen(uuid) == LDAP_GUID_STRLEN - 1) {
-        for (size_t i = 0; i < LDAP_GUID_STRLEN; i++)
-            entry->id[i] =
-                (char)((uuid[i] >= 'A' && uuid[i] <= 'F') ? uuid[i] - 'A' + 'a' : uuid[i]);
-        entry->id_source = LDAP_ID_ENTRYUUID;
-    }
+    ldap_entry_set_id(entry);
     *out = entry;
     return DIRCONN_OK;
+}
+
+int ldap_source_parse_cookie(struct ldap *ld, struct ldapcontrol *ctrl, int *flag,
+                             struct berval *cookie)
+{
+    *flag = 0;
+    cookie->bv_len = 0;
+    cookie->bv_val = NULL;
+    if (ctrl == NULL || ctrl->ldctl_oid == NULL)
+        return LDAP_PARAM_ERROR;
+    if (ctrl->ldctl_value.bv_val == NULL || ctrl->ldctl_value.bv_len == 0)
+        return LDAP_DECODING_ERROR;
+    if (strcmp(ctrl->ldctl_oid, LDAP_CONTROL_PAGEDRESULTS) == 0) {
+        ber_int_t estimate = 0;
+        int rc = ldap_parse_pageresponse_control(ld, ctrl, &estimate, cookie);
+        *flag = (int)estimate;
+        return rc;
+    }
+    if (strcmp(ctrl->ldctl_oid, LDAP_CONTROL_X_DIRSYNC) == 0)
+        return ldap_parse_dirsync_control(ld, ctrl, flag, cookie);
+    return LDAP_PARAM_ERROR;
 }
 
 /* The page's final result: check the code and pick up the cookie for the next page. */
@@ -1188,7 +1189,7 @@ static enum dirconn_err finish_page(struct ldap_cursor *cur, LDAPMessage *msg,
         e = search_error(src, cur->base, code, matched, diag, err);
     } else {
         LDAPControl *page = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, ctrls, NULL);
-        ber_int_t estimate = 0;
+        int estimate = 0;
         if (cur->cookie.bv_val != NULL) {
             ber_memfree(cur->cookie.bv_val);
             cur->cookie.bv_val = NULL;
@@ -1199,7 +1200,7 @@ static enum dirconn_err finish_page(struct ldap_cursor *cur, LDAPMessage *msg,
                                   "%s: the server ignored the paged results control (RFC 2696) "
                                   "searching '%s'",
                                   src->url, cur->base);
-        } else if (ldap_parse_pageresponse_control(src->ld, page, &estimate, &cur->cookie) !=
+        } else if (ldap_source_parse_cookie(src->ld, page, &estimate, &cur->cookie) !=
                    LDAP_SUCCESS) {
             e = dirconn_error_set(err, DIRCONN_ELDAP, "%s: malformed paged results response",
                                   src->url);

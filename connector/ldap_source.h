@@ -128,6 +128,25 @@ const char *ldap_ad_bind_data(const char *diag, char *code, size_t len);
 struct ldap;
 struct ldap *ldap_source_handle(struct ldap_source *src);
 
+/*
+ * ldap_source_parse_cookie - read a response control that carries a cookie:
+ * the paged results control (RFC 2696 2, LDAP_CONTROL_PAGEDRESULTS; *flag
+ * receives the size estimate) or the DirSync control (MS-ADTS
+ * 3.1.1.3.4.1.3, LDAP_CONTROL_X_DIRSYNC; *flag receives the "more data"
+ * flag), with libldap's parsers (ldap_parse_pageresponse_control,
+ * ldap_parse_dirsync_control). ctrl comes from the server: a control without
+ * a value is refused here, before libldap, which reads a null buffer for it.
+ * ld is any handle (used for its error state only). On LDAP_SUCCESS *cookie
+ * receives the cookie (free bv_val with ber_memfree; bv_len 0 = the last
+ * page, or an empty DirSync cookie). Returns LDAP_SUCCESS,
+ * LDAP_DECODING_ERROR (no value, an undecodable value), LDAP_PARAM_ERROR
+ * (another control), or libldap's code.
+ */
+struct ldapcontrol;
+struct berval;
+int ldap_source_parse_cookie(struct ldap *ld, struct ldapcontrol *ctrl, int *flag,
+                             struct berval *cookie);
+
 /* ldap_source_close - unbind and free. src may be NULL. */
 void ldap_source_close(struct ldap_source *src);
 

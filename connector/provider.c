@@ -239,17 +239,22 @@ static enum dirconn_err build(struct provider *p, const json_t *rts, const json_
         ki->immutable = calloc(1, sizeof(char *));
         size_t i;
         const json_t *a;
+        /* a definition without a name (RFC 7643 7 requires one) names nothing to keep */
         json_array_foreach(ki->core, i, a)
-        if (immutable(a))
-            add_str(&ki->immutable, &n, json_string_value(json_object_get(a, "name")));
+        {
+            const char *name = json_string_value(json_object_get(a, "name"));
+            if (immutable(a) && name != NULL)
+                add_str(&ki->immutable, &n, name);
+        }
         json_object_foreach(ki->extensions, urn, v)
         {
             json_array_foreach(v, i, a)
             {
-                if (!immutable(a))
+                const char *name = json_string_value(json_object_get(a, "name"));
+                if (!immutable(a) || name == NULL)
                     continue;
                 char q[512];
-                snprintf(q, sizeof(q), "%s:%s", urn, json_string_value(json_object_get(a, "name")));
+                snprintf(q, sizeof(q), "%s:%s", urn, name);
                 add_str(&ki->immutable, &n, q);
             }
         }

@@ -527,11 +527,25 @@ static void build_response(struct scim_request *r, CURLcode rc, long status,
                      r->method, r->url, SCIM_MAX_RESPONSE);
         return;
     }
+    char *fenced = status == 409 ? header_value(r->easy, "Dirconn-Fenced") : NULL;
+    scim_response_parse(resp, r->method, r->url, status, r->resp, r->resp_len, fenced != NULL);
+    free(fenced);
+    /* docs/cloud-api.md "HA mode": the organisation uses another lease backend. */
+    char *mode = status == 409 ? header_value(r->easy, "Dirconn-HA-Mode") : NULL;
+    if (mode != NULL)
+        resp->code = DIRCONN_EHAMODE;
+    free(mode);
     resp->etag = header_value(r->easy, "ETag");
     resp->location = header_value(r->easy, "Location");
-    if (r->resp_len > 0) {
+}
+
+void scim_response_parse(struct scim_response *resp, const char *method, const char *url,
+                         long status, const char *body, size_t len, bool fenced)
+{
+    resp->status = status;
+    if (len > 0) {
         json_error_t jerr;
-        resp->body = json_loadb(r->resp, r->resp_len, JSON_DECODE_ANY, &jerr);
+        resp->body = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
     }
     if (status >= 200 && status < 300) {
         resp->code = DIRCONN_OK;
@@ -539,15 +553,8 @@ static void build_response(struct scim_request *r, CURLcode rc, long status,
     }
     resp->code = status == 401 || status == 403 ? DIRCONN_ECLOUD_AUTH : DIRCONN_ECLOUD;
     /* docs/cloud-api.md "Fencing": a write under a stale fencing token. */
-    char *fenced = status == 409 ? header_value(r->easy, "Dirconn-Fenced") : NULL;
-    if (fenced != NULL)
+    if (fenced && status == 409)
         resp->code = DIRCONN_ELEASE;
-    free(fenced);
-    /* docs/cloud-api.md "HA mode": the organisation uses another lease backend. */
-    char *mode = status == 409 ? header_value(r->easy, "Dirconn-HA-Mode") : NULL;
-    if (mode != NULL)
-        resp->code = DIRCONN_EHAMODE;
-    free(mode);
     if (json_is_object(resp->body)) {
         const char *t = json_string_value(json_object_get(resp->body, "scimType"));
         const char *d = json_string_value(json_object_get(resp->body, "detail"));
@@ -557,11 +564,11 @@ static void build_response(struct scim_request *r, CURLcode rc, long status,
             d = json_string_value(json_object_get(resp->body, "error"));
         resp->scim_type = t != NULL ? strdup(t) : NULL;
         resp->detail = d != NULL ? strdup(d) : NULL;
-    } else if (r->resp_len > 0) {
-        resp->detail = strndup(r->resp, r->resp_len > 200 ? 200 : r->resp_len);
+    } else if (len > 0) {
+        resp->detail = strndup(body, len > 200 ? 200 : len);
     }
-    snprintf(resp->error, sizeof(resp->error), "%s %.300s: HTTP %ld%s%.60s%s%.500s", r->method,
-             r->url, status, resp->scim_type ? " " : "", resp->scim_type ? resp->scim_type : "",
+    snprintf(resp->error, sizeof(resp->error), "%s %.300s: HTTP %ld%s%.60s%s%.500s", method, url,
+             status, resp->scim_type ? " " : "", resp->scim_type ? resp->scim_type : "",
              resp->detail ? ": " : "", resp->detail ? resp->detail : "");
     for (char *p = resp->error; *p != '\0'; p++) {
         if (*p == '\n' || *p == '\r')

@@ -218,6 +218,21 @@ enum dirconn_err scim_request_sync(struct scim_client *c, const char *method, co
                                    const json_t *body, const char *if_match,
                                    struct scim_response *resp);
 
+/*
+ * scim_response_parse - the part of a response read from the answer's status
+ * and body (RFC 7644 3.12 errors): sets resp->status, resp->body (the body
+ * parsed as JSON, any value, or NULL), resp->code (DIRCONN_OK for 2xx,
+ * DIRCONN_ECLOUD_AUTH for 401/403, DIRCONN_ELEASE for a 409 when fenced (the
+ * Dirconn-Fenced header was present), else DIRCONN_ECLOUD), and for a failure
+ * scim_type, detail (from scimType and detail, error_description or error of
+ * a JSON object, else the first 200 bytes of the body) and the one-line
+ * error naming method and url. body: len bytes, need not be NUL-terminated.
+ * resp must be zeroed or cleared before; its other fields are left alone.
+ * Used for every answer of the client; exposed for tests and the fuzz harness.
+ */
+void scim_response_parse(struct scim_response *resp, const char *method, const char *url,
+                         long status, const char *body, size_t len, bool fenced);
+
 /* scim_response_clear - free a response's fields. */
 void scim_response_clear(struct scim_response *resp);
 

@@ -175,7 +175,7 @@ static enum dirconn_err dirsync_once(struct ldap_source *src, const char *partit
                 int cont = 0;
                 struct berval next = {0, NULL};
                 if (resp == NULL ||
-                    ldap_parse_dirsync_control(ld, resp, &cont, &next) != LDAP_SUCCESS)
+                    ldap_source_parse_cookie(ld, resp, &cont, &next) != LDAP_SUCCESS)
                     e = dirconn_error_set(err, DIRCONN_ELDAP,
                                           "%s: the DirSync answer carries no cookie",
                                           ldap_source_url(src));

@@ -116,6 +116,18 @@ struct lease_backend {
 };
 
 /*
+ * lease_cloud_parse - read the control API's answer to GET or PUT /lease
+ * (docs/cloud-api.md "Lease"): holderIdentity, leaseTransitions (the fencing
+ * token), resourceVersion (else the ETag without W/ and quotes),
+ * leaseDurationSeconds (taken as 0 to 86400: more than a day is a day), and
+ * the time left, from renewTime, serverTime and expired, by the server's clock. *out is zeroed first (free with
+ * lease_info_clear). Errors: DIRCONN_ECLOUD (the body is not a JSON object).
+ */
+struct control_response;
+enum dirconn_err lease_cloud_parse(const struct control_response *r, struct lease_info *out,
+                                   struct dirconn_error *err);
+
+/*
  * lease_backend_cloud_new - the reference cloud's lease (docs/cloud-api.md
  * "Lease", "Fencing", "Connector state") for cfg's [cloud] and [proxy]
  * (cfg borrowed, must outlive the backend). The identity is the connector id

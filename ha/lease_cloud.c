@@ -66,9 +66,8 @@ static char *dup_json_string(json_t *o, const char *key)
     return s != NULL ? strdup(s) : NULL;
 }
 
-/* A lease_info from a GET/PUT /lease answer. */
-static enum dirconn_err parse_lease(const struct control_response *r, struct lease_info *out,
-                                    struct dirconn_error *err)
+enum dirconn_err lease_cloud_parse(const struct control_response *r, struct lease_info *out,
+                                   struct dirconn_error *err)
 {
     memset(out, 0, sizeof(*out));
     json_t *b = r->body;
@@ -79,7 +78,9 @@ static enum dirconn_err parse_lease(const struct control_response *r, struct lea
     out->version = dup_json_string(b, "resourceVersion");
     out->acquired_at = dup_json_string(b, "acquireTime");
     out->renewed_at = dup_json_string(b, "renewTime");
-    int64_t dur = (int64_t)json_integer_value(json_object_get(b, "leaseDurationSeconds")) * 1000;
+    /* [ha] lease_duration is at most an hour: a day bounds what any holder can have asked for */
+    json_int_t secs = json_integer_value(json_object_get(b, "leaseDurationSeconds"));
+    int64_t dur = (secs < 0 ? 0 : secs > 86400 ? 86400 : (int64_t)secs) * 1000;
     if (out->holder != NULL) {
         out->duration_ms = dur;
         int64_t renewed = rfc3339_ms(out->renewed_at);
@@ -157,7 +158,7 @@ static enum dirconn_err cl_observe(void *self, struct lease_info *out, struct di
     struct control_response r;
     enum dirconn_err e = call(cl, "GET", "lease", NULL, NULL, NULL, &r, err);
     if (e == DIRCONN_OK)
-        e = parse_lease(&r, out, err);
+        e = lease_cloud_parse(&r, out, err);
     control_response_clear(&r);
     return e;
 }
@@ -177,7 +178,7 @@ static enum dirconn_err put_self(struct cloud_lease *cl, const char *version, in
     json_decref(body);
     *status = r.status;
     if (e == DIRCONN_OK) {
-        e = parse_lease(&r, out, err);
+        e = lease_cloud_parse(&r, out, err);
         if (e == DIRCONN_OK) {
             free(cl->version);
             cl->version = out->version != NULL ? strdup(out->version) : NULL;

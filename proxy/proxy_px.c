@@ -146,7 +146,7 @@ void proxy_px_answer_clear(struct proxy_px_answer *ans)
 }
 
 /* Read libproxy's trace: the configuration used, PAC read failures, the PAC's answer. */
-static enum dirconn_err parse_trace(char *trace, struct proxy_px_answer *ans)
+enum dirconn_err proxy_px_parse_trace(char *trace, struct proxy_px_answer *ans)
 {
     bool in_config = false;
     for (char *line = trace, *next; line != NULL && *line != '\0'; line = next) {
@@ -177,7 +177,7 @@ static enum dirconn_err parse_trace(char *trace, struct proxy_px_answer *ans)
     return DIRCONN_OK;
 }
 
-static enum dirconn_err parse_list(char *text, struct proxy_px_answer *ans)
+enum dirconn_err proxy_px_parse_list(char *text, struct proxy_px_answer *ans)
 {
     for (char *line = text, *next; line != NULL && *line != '\0'; line = next) {
         next = strchr(line, '\n');
@@ -483,9 +483,10 @@ enum dirconn_err proxy_px_resolve(const struct proxy_px_request *req, struct pro
                               "libproxy failed while resolving %s (child %s %d)", req->url,
                               WIFSIGNALED(status) ? "killed by signal" : "exit status",
                               WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-    if (e == DIRCONN_OK && trace.data != NULL && parse_trace(trace.data, ans) != DIRCONN_OK)
+    if (e == DIRCONN_OK && trace.data != NULL &&
+        proxy_px_parse_trace(trace.data, ans) != DIRCONN_OK)
         e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-    if (e == DIRCONN_OK && list.data != NULL && parse_list(list.data, ans) != DIRCONN_OK)
+    if (e == DIRCONN_OK && list.data != NULL && proxy_px_parse_list(list.data, ans) != DIRCONN_OK)
         e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     if (e == DIRCONN_OK && !ans->failed && ans->n == 0)
         e = dirconn_error_set(err, DIRCONN_EPROXY, "libproxy returned nothing for %s", req->url);

@@ -71,4 +71,21 @@ void proxy_px_prefork_stop(void);
 /* proxy_px_answer_clear - free an answer's fields. */
 void proxy_px_answer_clear(struct proxy_px_answer *ans);
 
+/*
+ * proxy_px_parse_trace - read what the child wrote on its trace pipe
+ * (libproxy's _PX_DEBUG lines, NUL-terminated, modified in place) into ans:
+ * config (the first tab-indented line after "Config is:"), pac_unreadable,
+ * no_runner, wpad_failed, and pac_ran with pac_answer (the text after
+ * "Pacrunner returned: ", e.g. "PROXY a:1; DIRECT"). Errors: DIRCONN_ENOMEM.
+ */
+enum dirconn_err proxy_px_parse_trace(char *trace, struct proxy_px_answer *ans);
+
+/*
+ * proxy_px_parse_list - read what the child wrote on its result pipe (lines
+ * "P <proxy URL>" and "!" when libproxy returned NULL; NUL-terminated,
+ * modified in place) into ans->proxies, ans->n and ans->failed.
+ * Errors: DIRCONN_ENOMEM.
+ */
+enum dirconn_err proxy_px_parse_list(char *text, struct proxy_px_answer *ans);
+
 #endif

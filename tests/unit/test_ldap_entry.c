@@ -73,6 +73,13 @@ static void test_range_parsing(void **state)
     assert_false(ldap_range_parse("member;range=10-5", base, sizeof(base), &lo, &hi));
     assert_false(ldap_range_parse("member;range=a-5", base, sizeof(base), &lo, &hi));
     assert_false(ldap_range_parse("member;range=0-5x", base, sizeof(base), &lo, &hi));
+    /* the next range would start past LONG_MAX */
+    assert_false(
+        ldap_range_parse("member;range=0-9223372036854775807", base, sizeof(base), &lo, &hi));
+    assert_false(ldap_range_parse("member;range=0-99999999999999999999", base, sizeof(base), &lo,
+                                  &hi));
+    assert_false(ldap_range_parse("member;range=99999999999999999999-*", base, sizeof(base), &lo,
+                                  &hi));
 }
 
 static struct ldap_value val(const char *s, size_t len)
