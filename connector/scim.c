@@ -966,6 +966,7 @@ enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
     enum dirconn_err e = DIRCONN_OK;
     dirconn_error_clear(err);
     long start = 1;
+    char *prev_first = NULL; /* the id of the previous page's first resource */
     for (;;) {
         char url[8192];
         snprintf(url, sizeof(url), "%s%cstartIndex=%ld&count=%d%s%s%s%s", path,
@@ -980,6 +981,19 @@ enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
         json_t *resources = json_object_get(resp.body, "Resources");
         json_int_t total = json_integer_value(json_object_get(resp.body, "totalResults"));
         size_t n = json_array_size(resources);
+        /* A provider that ignores startIndex (RFC 7644 3.4.2.4) answers the same page again:
+         * never loop on it, nor hand its resources to the callback twice. */
+        const char *first = json_string_value(json_object_get(json_array_get(resources, 0), "id"));
+        if (start > 1 && first != NULL && prev_first != NULL && strcmp(first, prev_first) == 0) {
+            e = dirconn_error_set(err, DIRCONN_ECLOUD,
+                                  "GET %s: the page at startIndex=%ld starts with the resource %s "
+                                  "again: the provider ignores startIndex (RFC 7644 3.4.2.4)",
+                                  path, start, first);
+            scim_response_clear(&resp);
+            break;
+        }
+        free(prev_first);
+        prev_first = first != NULL ? strdup(first) : NULL;
         int stop = 0;
         for (size_t i = 0; i < n && stop == 0; i++)
             stop = fn(arg, json_array_get(resources, i));
@@ -993,6 +1007,7 @@ enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
         if (n == 0 || start > (long)total)
             break;
     }
+    free(prev_first);
     curl_free(ef);
     curl_free(ea);
     return e;

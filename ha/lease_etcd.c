@@ -541,8 +541,10 @@ static enum dirconn_err fill_held(const struct kv *kv, int64_t ttl_s, int64_t gr
     out->holder = strdup(kv->value);
     out->version = i64_text(kv->mod_revision);
     out->token = kv->create_revision;
-    out->remaining_ms = ttl_s > 0 ? ttl_s * 1000 : 0;
-    out->duration_ms = granted_s > 0 ? granted_s * 1000 : 0;
+    /* etcd's numbers as they come, within a day (lease_duration is at most an hour): a huge
+     * TTL must not overflow the milliseconds */
+    out->remaining_ms = ttl_s > 0 ? (ttl_s > 86400 ? 86400 : ttl_s) * 1000 : 0;
+    out->duration_ms = granted_s > 0 ? (granted_s > 86400 ? 86400 : granted_s) * 1000 : 0;
     if (out->holder == NULL || out->version == NULL) {
         lease_info_clear(out);
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");

@@ -1097,6 +1097,36 @@ static void other_ha_mode_stops_the_run(void **state)
     plan_free(p);
 }
 
+/* A provider that ignores startIndex answers the first page again: the listing stops with an
+ * error naming it, and no resource reaches the callback twice. */
+static int count_listed(void *arg, json_t *resource)
+{
+    (void)resource;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void listing_stops_when_startindex_is_ignored(void **state)
+{
+    (void)state;
+    static const char page[] = "{\"totalResults\":1000000,\"Resources\":"
+                               "[{\"id\":\"a\"},{\"id\":\"b\"}]}";
+    struct answer script[] = {ANSWER("GET", "/Users", 200, page), ANSWER("GET", "/Users", 200, page),
+                              ANSWER("GET", "/Users", 200, page), {0}};
+    struct fake f;
+    memset(&f, 0, sizeof(f));
+    f.script = script;
+    struct scim_port port = {&fake_ops, &f};
+    struct dirconn_error err;
+    int listed = 0;
+    assert_int_equal(scim_port_list_all(&port, "/Users", NULL, NULL, 2, count_listed, &listed, &err),
+                     DIRCONN_ECLOUD);
+    assert_int_equal(listed, 2);
+    assert_int_equal(count(&f, "GET", "/Users"), 2);
+    assert_non_null(strstr(err.msg, "ignores startIndex"));
+    fake_clear(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1118,6 +1148,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(unreachable_cloud_stops_the_run, setup, teardown),
         cmocka_unit_test_setup_teardown(other_ha_mode_stops_the_run, setup, teardown),
+        cmocka_unit_test(listing_stops_when_startindex_is_ignored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
