@@ -173,6 +173,12 @@ static const struct opt options[] = {
     {"ha", "lease", OPT_ENUM, OFF(ha_lease), "cloud", 0, 0, ha_lease_names, 0, NULL},
     {"ha", "etcd_endpoints", OPT_LIST, OFF(ha_etcd_endpoints), NULL, 0, 16, NULL, OPT_LIST_SPACE,
      validate_http_url},
+    {"ha", "etcd_ca_file", OPT_STRING, OFF(ha_etcd_ca_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
+    {"ha", "etcd_cert_file", OPT_STRING, OFF(ha_etcd_cert_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
+    {"ha", "etcd_key_file", OPT_STRING, OFF(ha_etcd_key_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
+    {"ha", "etcd_user", OPT_STRING, OFF(ha_etcd_user), NULL, 1, 256, NULL, 0, NULL},
+    {"ha", "etcd_password_file", OPT_STRING, OFF(ha_etcd_password_file), NULL, 1, PATH_MAX, NULL,
+     0, NULL},
     {"ha", "lease_duration", OPT_DURATION, OFF(ha_lease_duration_ms), "30s", 1000, 3600 * 1000,
      NULL, 0, NULL},
     {"ha", "renew_interval", OPT_DURATION, OFF(ha_renew_interval_ms), NULL, 100, 3600 * 1000, NULL,
@@ -990,6 +996,18 @@ static void config_cross_check(struct config_parse *ps)
                    "[avatar] enabled is yes but no pattern is set");
     if (!ps->failed && cfg->ha_lease == HA_LEASE_ETCD && cfg->ha_etcd_endpoints.n == 0)
         parse_fail(ps, LINE_OF("ha", "lease"), NULL, "[ha] lease = etcd needs etcd_endpoints");
+    if (!ps->failed && (cfg->ha_etcd_cert_file == NULL) != (cfg->ha_etcd_key_file == NULL))
+        parse_fail(ps,
+                   cfg->ha_etcd_cert_file != NULL ? LINE_OF("ha", "etcd_cert_file")
+                                                  : LINE_OF("ha", "etcd_key_file"),
+                   NULL, "[ha] etcd_cert_file and etcd_key_file go together: set both or neither");
+    if (!ps->failed && (cfg->ha_etcd_user == NULL) != (cfg->ha_etcd_password_file == NULL))
+        parse_fail(ps,
+                   cfg->ha_etcd_user != NULL ? LINE_OF("ha", "etcd_user")
+                                             : LINE_OF("ha", "etcd_password_file"),
+                   NULL,
+                   "[ha] etcd_user and etcd_password_file go together: set both or neither "
+                   "(the password is never a value in the file)");
     if (!ps->failed && cfg->ha_renew_interval_ms == 0)
         cfg->ha_renew_interval_ms = cfg->ha_lease_duration_ms / 3;
     if (!ps->failed && cfg->ha_renew_interval_ms >= cfg->ha_lease_duration_ms)

@@ -131,6 +131,11 @@ struct config {
     /* [ha] */
     enum ha_lease_backend ha_lease;
     struct strlist ha_etcd_endpoints;
+    char *ha_etcd_ca_file;       /* PEM CA bundle for https endpoints; NULL = system store */
+    char *ha_etcd_cert_file;     /* PEM client certificate (with ha_etcd_key_file) */
+    char *ha_etcd_key_file;      /* PEM private key of the client certificate */
+    char *ha_etcd_user;          /* etcd authentication user (with ha_etcd_password_file) */
+    char *ha_etcd_password_file; /* the user's password, one line, mode 0600 or stricter */
     int64_t ha_lease_duration_ms;
     int64_t ha_renew_interval_ms; /* 0 = a third of the lease duration */
     int64_t ha_failover_interval_ms;

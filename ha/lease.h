@@ -148,15 +148,25 @@ enum dirconn_err lease_backend_cloud_new(const struct config *cfg, const struct 
  * answer), under the key prefix /dirconn/<org>/ (lease key "leader", state
  * key "state"). identity: the holder name to write (the connector id, or
  * host name and pid when not registered); copied. Errors: DIRCONN_ECONFIG
- * (no endpoints), DIRCONN_ENOMEM.
+ * (no endpoints; [ha] etcd_password_file unreadable, empty, more than one
+ * line, or open to group or others), DIRCONN_ENOMEM.
  *
  * cfg is borrowed only during the call; log is borrowed and must outlive the
- * backend. org is [cloud] org, or "default" when unset. timeout_ms bounds
- * each HTTP request to one endpoint (connect included; <= 0: 5000), so one
- * operation may take a few requests times the endpoints that do not answer.
- * Requests never use a proxy (CURLOPT_NOPROXY "*": etcd is on the site's
- * network); https endpoints are verified against the system CA store. The
- * caller has run curl_global_init. ha/lease_etcd.c has the etcd API calls.
+ * backend. shared (borrowed, may be NULL; must outlive the backend): the
+ * program's memory where the endpoint that answered last is kept, so that
+ * every etcd backend of the program (the election's, the shared-state
+ * step's) starts there. org is [cloud] org, or "default" when unset.
+ * timeout_ms bounds each HTTP request to one endpoint (connect included;
+ * <= 0: 5000), so one operation may take a few requests times the endpoints
+ * that do not answer. Requests never use a proxy (CURLOPT_NOPROXY "*": etcd
+ * is on the site's network); https endpoints are verified against [ha]
+ * etcd_ca_file (else the system CA store), with the client certificate of
+ * [ha] etcd_cert_file and etcd_key_file when set. With [ha] etcd_user the
+ * backend authenticates (POST /v3/auth/authenticate) before its first
+ * request and sends the token on each; a token etcd refuses is renewed once
+ * per request. A refused user or password is DIRCONN_ECLOUD_AUTH naming
+ * [ha] etcd_user and etcd_password_file. The caller has run
+ * curl_global_init. ha/lease_etcd.c has the etcd API calls.
  *
  * What the etcd backend reports (struct lease_info; acquired_at and
  * renewed_at are always NULL, etcd keeps no such times):
@@ -185,8 +195,9 @@ enum dirconn_err lease_backend_cloud_new(const struct config *cfg, const struct 
  * request size limit (--max-request-bytes, 1.5 MiB by default).
  */
 enum dirconn_err lease_backend_etcd_new(const struct config *cfg, const struct log_sink *log,
-                                        const char *identity, int64_t timeout_ms,
-                                        struct lease_backend *out, struct dirconn_error *err);
+                                        struct proxy_shared *shared, const char *identity,
+                                        int64_t timeout_ms, struct lease_backend *out,
+                                        struct dirconn_error *err);
 
 /* lease_backend_free - free the backend (ops->free) and the identity; zero *b. */
 void lease_backend_free(struct lease_backend *b);

@@ -20,7 +20,25 @@
  * cloud's proxy), each request bounded by timeout_ms. The endpoints are tried
  * in order from the one that answered last; the next one is tried when an
  * endpoint does not answer (any libcurl transport error) or answers 503 (a
- * member without a raft leader). Int64 values come as decimal strings in the
+ * member without a raft leader). The endpoint that answered last is also
+ * recorded in the program's struct proxy_shared (when it has one), under a
+ * key naming the endpoint list, and read before each request: the election's
+ * backend and the shared-state step's short-lived ones start at the same
+ * endpoint instead of each at the first URL.
+ *
+ * TLS (https endpoints): verified against [ha] etcd_ca_file, else the system
+ * store; a client certificate and key ([ha] etcd_cert_file, etcd_key_file,
+ * PEM) when configured (etcd --client-cert-auth).
+ *
+ * Authentication (etcd auth enabled, [ha] etcd_user and etcd_password_file):
+ * POST /v3/auth/authenticate {"name", "password"} gives a simple or JWT token,
+ * sent as "Authorization: <token>" on every request. A token that etcd no
+ * longer accepts (HTTP 401, or "invalid auth token" / "auth token is
+ * expired" in the answer: a stream carries the error in its body) is dropped,
+ * the user authenticates again and the request is retried once. The
+ * password and the token are wiped (OPENSSL_cleanse) when freed, never logged.
+ *
+ * Int64 values come as decimal strings in the
  * gateway's JSON (proto3 mapping) and zero values are omitted; keys and
  * values are base64 (OpenSSL EVP_EncodeBlock / EVP_DecodeBlock).
  */
@@ -30,10 +48,18 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include "connector/cloud_auth.h"
+#include "proxy/proxy.h"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define ETCD_BODY_MAX           (4 * 1024 * 1024)
 #define ETCD_DEFAULT_TIMEOUT_MS 5000
@@ -52,6 +78,14 @@ struct etcd {
     char *state_b64;
     int64_t lease_id; /* the etcd lease this instance's leader key is attached to, 0 = unknown */
     CURL *curl;
+    struct proxy_shared *shared; /* the program's memory of the endpoint that answered; borrowed,
+                                    may be NULL */
+    char *shared_key;            /* "etcd <endpoint> <endpoint>...": the key in it */
+    char *ca_file, *cert_file, *key_file; /* [ha] etcd_ca_file, ...; NULL when unset */
+    char *user;          /* [ha] etcd_user, NULL without etcd authentication */
+    char *password_file; /* [ha] etcd_password_file, for messages */
+    char *password;      /* its content; wiped */
+    char *token;         /* the auth token, NULL before authenticating; wiped */
 };
 
 /* ---- base64 and JSON helpers ------------------------------------------------------------- */
@@ -206,6 +240,19 @@ static void note_failure(char *buf, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
+/* A text answer (etcd's own HTTP handlers answer text/plain) as one line of at most cap - 1
+ * characters, control characters as spaces; "(no JSON answer)" when empty. */
+static const char *plain_text(const struct body *b, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; b->data != NULL && i < b->len && n + 1 < cap; i++)
+        buf[n++] = (unsigned char)b->data[i] < 0x20 || b->data[i] == 0x7f ? ' ' : b->data[i];
+    while (n > 0 && buf[n - 1] == ' ')
+        n--;
+    buf[n] = '\0';
+    return n > 0 ? buf : "(no JSON answer)";
+}
+
 /* The gateway's error text: {"error": "...", "message": "...", "code": N}. */
 static const char *gateway_message(const json_t *body)
 {
@@ -224,6 +271,51 @@ static const char *gateway_message(const json_t *body)
  * 401/403), DIRCONN_ECLOUD (another HTTP status, an answer that is not a
  * JSON object), DIRCONN_ENOMEM.
  */
+/* The endpoint named in messages about an answer: the one that answered last. */
+static const char *cur_ep(const struct etcd *e)
+{
+    return e->endpoints[e->current];
+}
+
+/* Start at the endpoint another client of the program found answering last, if any. */
+static void take_shared_endpoint(struct etcd *e)
+{
+    char *label = proxy_shared_route_label(e->shared, e->shared_key);
+    for (size_t i = 0; label != NULL && i < e->n_endpoints; i++) {
+        if (strcmp(e->endpoints[i], label) == 0) {
+            e->current = i;
+            break;
+        }
+    }
+    free(label);
+}
+
+/* A libcurl failure of the TLS layer (handshake, certificates, an alert from the server). */
+static bool tls_failure(CURLcode rc, const char *ep)
+{
+    switch (rc) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+        return true;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+        /* TLS 1.3: a refused client certificate arrives as an alert on the first read. */
+        return strncmp(ep, "https:", 6) == 0;
+    default:
+        return false;
+    }
+}
+
 static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t *req, bool stream,
                                   json_t **resp, long *http_status, struct dirconn_error *err)
 {
@@ -233,6 +325,17 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
     char *payload = json_dumps(req, JSON_COMPACT);
     if (payload == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    take_shared_endpoint(e);
+    char *auth_hdr = NULL;
+    if (e->token != NULL && strcmp(path, "/v3/auth/authenticate") != 0) {
+        size_t cap = strlen("Authorization: ") + strlen(e->token) + 1;
+        auth_hdr = malloc(cap);
+        if (auth_hdr == NULL) {
+            free(payload);
+            return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+        }
+        snprintf(auth_hdr, cap, "Authorization: %s", e->token);
+    }
     char failures[DIRCONN_ERROR_LEN] = "";
     enum dirconn_err rv = DIRCONN_ECLOUD_CONNECT;
     struct body b = {0};
@@ -252,6 +355,20 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
         b.complete = false;
         char errbuf[CURL_ERROR_SIZE] = "";
         struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+        if (hdrs != NULL && auth_hdr != NULL) {
+            struct curl_slist *more = curl_slist_append(hdrs, auth_hdr);
+            if (more == NULL) {
+                curl_slist_free_all(hdrs);
+                hdrs = NULL;
+            } else {
+                hdrs = more;
+            }
+        }
+        if (hdrs == NULL) {
+            free(url);
+            rv = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+            break;
+        }
         CURL *h = e->curl;
         curl_easy_reset(h);
         curl_easy_setopt(h, CURLOPT_URL, url);
@@ -266,6 +383,14 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* etcd is on the LAN: never a proxy */
         curl_easy_setopt(h, CURLOPT_USERAGENT, "dirconn");
+        if (e->ca_file != NULL)
+            curl_easy_setopt(h, CURLOPT_CAINFO, e->ca_file);
+        if (e->cert_file != NULL) {
+            curl_easy_setopt(h, CURLOPT_SSLCERT, e->cert_file);
+            curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+            curl_easy_setopt(h, CURLOPT_SSLKEY, e->key_file);
+            curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+        }
         CURLcode rc = curl_easy_perform(h);
         curl_slist_free_all(hdrs);
         long status = 0;
@@ -273,8 +398,18 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
         if (rc == CURLE_WRITE_ERROR && b.complete)
             rc = CURLE_OK;
         if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && b.overflow)) {
-            note_failure(failures, sizeof(failures), "etcd %s: %s (curl %d)", ep,
-                         errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc);
+            /* A member with --client-cert-auth closes a TLS 1.3 connection that came without
+             * a certificate right after the handshake: libcurl then reports a send or receive
+             * error, not the alert. */
+            bool closed = (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR) &&
+                          e->cert_file == NULL;
+            note_failure(failures, sizeof(failures), "etcd %s: %s (curl %d)%s", ep,
+                         errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc,
+                         !tls_failure(rc, ep) ? ""
+                         : closed ? " (TLS: the member closed the connection; does it require a "
+                                    "client certificate? see [ha] etcd_cert_file, etcd_key_file)"
+                                  : " (TLS: see [ha] etcd_ca_file, etcd_cert_file, "
+                                    "etcd_key_file)");
             if (i + 1 < e->n_endpoints)
                 /* curl's own text, not errbuf (which names the milliseconds it took):
                  * identical failures make identical lines, which the log limits. */
@@ -285,6 +420,7 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
             continue;
         }
         json_error_t jerr;
+        char text[256];
         json_t *j = b.len > 0 && !b.overflow
                         ? json_loadb(b.data, b.len, JSON_DISABLE_EOF_CHECK, &jerr)
                         : NULL;
@@ -299,9 +435,11 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
             free(url);
             continue;
         }
-        if (e->current != idx)
-            log_msg(e->log, LOG_LEVEL_INFO, "etcd: now using %s", ep);
+        bool moved = e->current != idx;
         e->current = idx;
+        if (e->shared != NULL ? proxy_shared_note_route(e->shared, e->shared_key, ep) && moved
+                              : moved)
+            log_msg(e->log, LOG_LEVEL_INFO, "etcd: now using %s", ep);
         if (http_status != NULL)
             *http_status = status;
         if (b.overflow)
@@ -312,7 +450,7 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
             rv = dirconn_error_set(
                 err, status == 401 || status == 403 ? DIRCONN_ECLOUD_AUTH : DIRCONN_ECLOUD,
                 "etcd %s: POST %s: HTTP %ld: %s", ep, path, status,
-                j != NULL ? gateway_message(j) : "(no JSON answer)");
+                j != NULL ? gateway_message(j) : plain_text(&b, text, sizeof(text)));
         else if (!json_is_object(j))
             rv = dirconn_error_set(err, DIRCONN_ECLOUD, "etcd %s: POST %s: the answer is not JSON",
                                    ep, path);
@@ -328,15 +466,121 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
     if (rv == DIRCONN_ECLOUD_CONNECT)
         dirconn_error_set(err, rv, "%s", failures[0] ? failures : "etcd: no endpoint");
     free(b.data);
+    if (auth_hdr != NULL) {
+        OPENSSL_cleanse(auth_hdr, strlen(auth_hdr));
+        free(auth_hdr);
+    }
     free(payload);
     return rv;
 }
 
-/* The endpoint named in messages about an answer: the one that answered last. */
-static const char *cur_ep(const struct etcd *e)
+static void drop_token(struct etcd *e)
 {
-    return e->endpoints[e->current];
+    if (e->token != NULL) {
+        OPENSSL_cleanse(e->token, strlen(e->token));
+        free(e->token);
+        e->token = NULL;
+    }
 }
+
+/*
+ * authenticate - POST /v3/auth/authenticate with [ha] etcd_user and the
+ * password: e->token. Errors: DIRCONN_ECLOUD_AUTH (etcd refused the user or
+ * password: the message names the [ha] keys), the transport's.
+ */
+static enum dirconn_err authenticate(struct etcd *e, struct dirconn_error *err)
+{
+    drop_token(e);
+    json_t *req = json_pack("{s:s, s:s}", "name", e->user, "password", e->password);
+    if (req == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    json_t *resp = NULL;
+    long status = 0;
+    struct dirconn_error note;
+    dirconn_error_clear(&note);
+    enum dirconn_err rv =
+        etcd_post(e, "/v3/auth/authenticate", req, false, &resp, &status, &note);
+    /* the request held the password */
+    json_t *pw = json_object_get(req, "password");
+    if (json_string_value(pw) != NULL)
+        OPENSSL_cleanse((char *)json_string_value(pw), json_string_length(pw));
+    json_decref(req);
+    const char *token = json_string_value(json_object_get(resp, "token"));
+    if (rv == DIRCONN_OK && (token == NULL || token[0] == '\0'))
+        rv = dirconn_error_set(err, DIRCONN_ECLOUD_AUTH,
+                               "etcd %s: authentication as [ha] etcd_user '%s' gave no token (is "
+                               "authentication enabled in etcd?)",
+                               cur_ep(e), e->user);
+    else if (rv == DIRCONN_OK && (e->token = strdup(token)) == NULL)
+        rv = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    else if (rv == DIRCONN_ECLOUD || rv == DIRCONN_ECLOUD_AUTH)
+        /* etcd answers 400 "authentication failed, invalid user ID or password" */
+        rv = dirconn_error_set(err, DIRCONN_ECLOUD_AUTH,
+                               "etcd %s: authentication failed for [ha] etcd_user '%s' with the "
+                               "password in [ha] etcd_password_file %s: %s",
+                               cur_ep(e), e->user, e->password_file, note.msg);
+    else if (rv != DIRCONN_OK)
+        *err = note;
+    if (token != NULL)
+        OPENSSL_cleanse((char *)token, strlen(token));
+    json_decref(resp);
+    return rv;
+}
+
+/* Does the error (message) or answer say that etcd refused the auth token? */
+static bool token_refused(const char *msg)
+{
+    return msg != NULL &&
+           (strstr(msg, "invalid auth token") != NULL || strstr(msg, "auth token is expired") != NULL);
+}
+
+/* The error text of a stream answer: {"error": {"grpc_code", "message"}}. */
+static const char *stream_error(const json_t *resp)
+{
+    return json_string_value(json_object_get(json_object_get(resp, "error"), "message"));
+}
+
+/*
+ * etcd_call - etcd_post with etcd authentication when [ha] etcd_user is set:
+ * authenticate first when there is no token; when etcd refuses the token
+ * (expired, or revoked by a restart of etcd with simple tokens),
+ * authenticate again and send the request once more. Errors: etcd_post's
+ * and authenticate's.
+ */
+static enum dirconn_err etcd_call(struct etcd *e, const char *path, const json_t *req, bool stream,
+                                  json_t **resp, long *http_status, struct dirconn_error *err)
+{
+    *resp = NULL;
+    if (e->user == NULL)
+        return etcd_post(e, path, req, stream, resp, http_status, err);
+    bool fresh = false;
+    if (e->token == NULL) {
+        enum dirconn_err rv = authenticate(e, err);
+        if (rv != DIRCONN_OK)
+            return rv;
+        fresh = true;
+    }
+    for (;;) {
+        long status = 0;
+        enum dirconn_err rv = etcd_post(e, path, req, stream, resp, &status, err);
+        if (http_status != NULL)
+            *http_status = status;
+        bool refused = (rv != DIRCONN_OK && (status == 401 || token_refused(err->msg))) ||
+                       (rv == DIRCONN_OK && token_refused(stream_error(*resp)));
+        if (!refused || fresh)
+            return rv;
+        log_msg(e->log, LOG_LEVEL_INFO,
+                "etcd %s: the auth token of [ha] etcd_user '%s' was refused: authenticating again",
+                cur_ep(e), e->user);
+        json_decref(*resp);
+        *resp = NULL;
+        rv = authenticate(e, err);
+        if (rv != DIRCONN_OK)
+            return rv;
+        fresh = true;
+    }
+}
+
 
 /* ---- keys, leases and transactions -------------------------------------------------------- */
 
@@ -387,7 +631,7 @@ static enum dirconn_err range(struct etcd *e, const char *key_b64, struct kv *kv
     memset(kv, 0, sizeof(*kv));
     json_t *req = json_pack("{s:s}", "key", key_b64);
     json_t *resp = NULL;
-    enum dirconn_err rv = req != NULL ? etcd_post(e, "/v3/kv/range", req, false, &resp, NULL, err)
+    enum dirconn_err rv = req != NULL ? etcd_call(e, "/v3/kv/range", req, false, &resp, NULL, err)
                                       : dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     if (rv == DIRCONN_OK)
         rv = kv_from(e, resp, "kvs", kv, err);
@@ -404,7 +648,7 @@ static enum dirconn_err lease_grant(struct etcd *e, int64_t ttl_s, int64_t *id, 
     json_t *req = json_pack("{s:o}", "TTL", i64_json(ttl_s));
     json_t *resp = NULL;
     enum dirconn_err rv = req != NULL
-                              ? etcd_post(e, "/v3/lease/grant", req, false, &resp, NULL, err)
+                              ? etcd_call(e, "/v3/lease/grant", req, false, &resp, NULL, err)
                               : dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     json_decref(req);
     if (rv != DIRCONN_OK)
@@ -430,7 +674,7 @@ static enum dirconn_err lease_revoke(struct etcd *e, int64_t id, struct dirconn_
     struct dirconn_error note;
     dirconn_error_clear(&note);
     enum dirconn_err rv = req != NULL
-                              ? etcd_post(e, "/v3/lease/revoke", req, false, &resp, &status, &note)
+                              ? etcd_call(e, "/v3/lease/revoke", req, false, &resp, &status, &note)
                               : dirconn_error_set(&note, DIRCONN_ENOMEM, "out of memory");
     json_decref(req);
     json_decref(resp);
@@ -453,7 +697,7 @@ static enum dirconn_err lease_ttl(struct etcd *e, int64_t id, int64_t *ttl, int6
     json_t *req = json_pack("{s:o}", "ID", i64_json(id));
     json_t *resp = NULL;
     enum dirconn_err rv = req != NULL
-                              ? etcd_post(e, "/v3/lease/timetolive", req, false, &resp, NULL, err)
+                              ? etcd_call(e, "/v3/lease/timetolive", req, false, &resp, NULL, err)
                               : dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     json_decref(req);
     if (rv == DIRCONN_OK && (!get_i64(resp, "TTL", ttl) || !get_i64(resp, "grantedTTL", granted)))
@@ -472,7 +716,7 @@ static enum dirconn_err lease_keepalive(struct etcd *e, int64_t id, int64_t *ttl
     json_t *req = json_pack("{s:o}", "ID", i64_json(id));
     json_t *resp = NULL;
     enum dirconn_err rv = req != NULL
-                              ? etcd_post(e, "/v3/lease/keepalive", req, true, &resp, NULL, err)
+                              ? etcd_call(e, "/v3/lease/keepalive", req, true, &resp, NULL, err)
                               : dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     json_decref(req);
     if (rv != DIRCONN_OK)
@@ -512,7 +756,7 @@ static enum dirconn_err txn(struct etcd *e, json_t *cmp, json_t *success, json_t
         json_pack("{s:o?, s:o?, s:o?}", "compare", cmp, "success", success, "failure", failure);
     if (req == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-    enum dirconn_err rv = etcd_post(e, "/v3/kv/txn", req, false, resp, NULL, err);
+    enum dirconn_err rv = etcd_call(e, "/v3/kv/txn", req, false, resp, NULL, err);
     json_decref(req);
     if (rv == DIRCONN_OK)
         *succeeded = json_is_true(json_object_get(*resp, "succeeded"));
@@ -910,6 +1154,14 @@ static void etcd_free(void *self)
     free(e->state_b64);
     if (e->curl != NULL)
         curl_easy_cleanup(e->curl);
+    free(e->shared_key);
+    free(e->ca_file);
+    free(e->cert_file);
+    free(e->key_file);
+    free(e->user);
+    free(e->password_file);
+    cloud_auth_free_secret(e->password);
+    drop_token(e);
     free(e);
 }
 
@@ -924,6 +1176,36 @@ static const struct lease_backend_ops etcd_ops = {
     .free = etcd_free,
 };
 
+/*
+ * read_password - [ha] etcd_password_file: a regular file that neither group nor others may
+ * read or write (mode 0600 or stricter: it holds a secret), one line. Errors: DIRCONN_ECONFIG
+ * naming the key and the file, DIRCONN_ENOMEM.
+ */
+static enum dirconn_err read_password(const char *path, char **out, struct dirconn_error *err)
+{
+    *out = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return dirconn_error_set(err, DIRCONN_ECONFIG, "[ha] etcd_password_file %s: %s", path,
+                                 strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return dirconn_error_set(err, DIRCONN_ECONFIG,
+                                 "[ha] etcd_password_file %s: not a regular file", path);
+    if ((st.st_mode & 077) != 0)
+        return dirconn_error_set(err, DIRCONN_ECONFIG,
+                                 "[ha] etcd_password_file %s: mode %04o lets group or others "
+                                 "access the password; chmod 600 it",
+                                 path, (unsigned)(st.st_mode & 07777));
+    return cloud_auth_read_secret(path, "[ha] etcd_password_file", out, err);
+}
+
+/* A copy of s (NULL stays NULL); false when out of memory. */
+static bool dup_opt(char **dst, const char *s)
+{
+    *dst = s != NULL ? strdup(s) : NULL;
+    return s == NULL || *dst != NULL;
+}
+
 /* "/dirconn/<org>/<name>" (malloc'd), NULL when out of memory. */
 static char *key_of(const char *org, const char *name)
 {
@@ -935,8 +1217,9 @@ static char *key_of(const char *org, const char *name)
 }
 
 enum dirconn_err lease_backend_etcd_new(const struct config *cfg, const struct log_sink *log,
-                                        const char *identity, int64_t timeout_ms,
-                                        struct lease_backend *out, struct dirconn_error *err)
+                                        struct proxy_shared *shared, const char *identity,
+                                        int64_t timeout_ms, struct lease_backend *out,
+                                        struct dirconn_error *err)
 {
     memset(out, 0, sizeof(*out));
     if (cfg->ha_etcd_endpoints.n == 0)
@@ -949,6 +1232,7 @@ enum dirconn_err lease_backend_etcd_new(const struct config *cfg, const struct l
     if (e == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     e->log = log;
+    e->shared = shared;
     e->timeout_ms = timeout_ms > 0 ? timeout_ms : ETCD_DEFAULT_TIMEOUT_MS;
     e->endpoints = calloc(cfg->ha_etcd_endpoints.n, sizeof(*e->endpoints));
     bool ok = e->endpoints != NULL;
@@ -975,6 +1259,32 @@ enum dirconn_err lease_backend_etcd_new(const struct config *cfg, const struct l
              out->identity;
     }
     free(state_key);
+    size_t keycap = 5;
+    for (size_t i = 0; ok && i < e->n_endpoints; i++)
+        keycap += strlen(e->endpoints[i]) + 1;
+    if (ok && (e->shared_key = malloc(keycap)) != NULL) {
+        strcpy(e->shared_key, "etcd");
+        for (size_t i = 0; i < e->n_endpoints; i++) {
+            strcat(e->shared_key, " ");
+            strcat(e->shared_key, e->endpoints[i]);
+        }
+    }
+    ok = ok && e->shared_key != NULL && dup_opt(&e->ca_file, cfg->ha_etcd_ca_file) &&
+         dup_opt(&e->cert_file, cfg->ha_etcd_cert_file) &&
+         dup_opt(&e->key_file, cfg->ha_etcd_key_file) && dup_opt(&e->user, cfg->ha_etcd_user) &&
+         dup_opt(&e->password_file, cfg->ha_etcd_password_file);
+    if (ok && e->user != NULL) {
+        enum dirconn_err rv = e->password_file != NULL
+                                  ? read_password(e->password_file, &e->password, err)
+                                  : dirconn_error_set(err, DIRCONN_ECONFIG,
+                                                      "[ha] etcd_user needs etcd_password_file");
+        if (rv != DIRCONN_OK) {
+            etcd_free(e);
+            free(out->identity);
+            memset(out, 0, sizeof(*out));
+            return rv;
+        }
+    }
     if (!ok) {
         etcd_free(e);
         free(out->identity);

@@ -255,6 +255,22 @@ bool proxy_shared_note_route(struct proxy_shared *s, const char *key, const char
     return changed;
 }
 
+char *proxy_shared_route_label(struct proxy_shared *s, const char *key)
+{
+    if (s == NULL || key == NULL)
+        return NULL;
+    char *label = NULL;
+    pthread_mutex_lock(&s->lock);
+    for (const struct proxy_seen *v = s->seen; v != NULL; v = v->next) {
+        if (strcmp(v->key, key) == 0) {
+            label = v->label != NULL ? strdup(v->label) : NULL;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return label;
+}
+
 /* ---- no_proxy, decided by libcurl ------------------------------------------------------ */
 
 /* The dummy proxy and direct addresses of the probe (TEST-NET-1 and -2, RFC 5737). */

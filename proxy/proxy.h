@@ -109,6 +109,15 @@ void proxy_shared_forget_dead(struct proxy_shared *s);
 bool proxy_shared_note_route(struct proxy_shared *s, const char *key, const char *label);
 
 /*
+ * proxy_shared_route_label - a copy (malloc'd, the caller frees it) of the
+ * label last recorded for key with proxy_shared_note_route, NULL when none
+ * was (or s is NULL, or out of memory). The program's clients of a group of
+ * equivalent servers (the etcd endpoints of [ha]) record under one key the
+ * server that answered last, so that each of them starts there.
+ */
+char *proxy_shared_route_label(struct proxy_shared *s, const char *key);
+
+/*
  * proxy_no_proxy_match - would libcurl go DIRECT to url with the no_proxy
  * list `list` (CURLOPT_NOPROXY syntax)? libcurl decides: a transfer is
  * prepared with a dummy proxy, and the address of its first connection

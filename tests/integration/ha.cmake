@@ -5,6 +5,9 @@
 add_executable(ha_lease_driver ${CMAKE_CURRENT_LIST_DIR}/ha_lease_driver.c)
 target_link_libraries(ha_lease_driver PRIVATE dirconn)
 dirconn_integration_test(ha_etcd_lease ha_etcd_lease.sh TIMEOUT 180)
+# ... and over client TLS (etcd --client-cert-auth) with etcd authentication: one member on
+# https loopback with a CA and certificates made by the test, auth enabled.
+dirconn_integration_test(ha_etcd_tls ha_etcd_tls.sh TIMEOUT 180)
 
 # High availability: several dirconnd instances elect one active through a lease
 # (ha_lib.sh): the cloud's lease with 2 and 3 instances, and the etcd lease.

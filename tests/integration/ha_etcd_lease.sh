@@ -186,7 +186,7 @@ start=$(date +%s%N)
 DIRCONN_LEASE_DRIVER_TIMEOUT_MS=500 lease B acquire 3000
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 check_eq "B acquires past a hanging first endpoint" "0" "$r_rc"
-check_contains "the hanging endpoint timed out" "$r_err" "etcd http://127.0.0.1:$HANG: Operation timed out"
+check_contains "the hanging endpoint timed out" "$r_err" "etcd http://127.0.0.1:$HANG: Timeout was reached (curl 28)"
 check "within the 500 ms timeout and the rest (${ms} ms)" test "$ms" -lt 5000
 lease B release
 kill "$HANG_PID" 2>/dev/null || true

@@ -82,7 +82,7 @@ static enum dirconn_err backend_new(const struct config *cfg, const struct log_s
 {
     switch (cfg->ha_lease) {
     case HA_LEASE_ETCD:
-        return lease_backend_etcd_new(cfg, log, identity, timeout_ms, b, err);
+        return lease_backend_etcd_new(cfg, log, NULL, identity, timeout_ms, b, err);
     case HA_LEASE_CLOUD:
         return lease_backend_cloud_new(cfg, log, NULL, timeout_ms, b, err);
     case HA_LEASE_NONE:

@@ -13,6 +13,7 @@
 
 #include "connector/config.h"
 #include "ha/lease.h"
+#include "proxy/proxy.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_STEPS 16
@@ -85,8 +87,13 @@ static char *read_request(int fd)
     }
     char path[256] = "";
     sscanf(buf, "POST %255s", path);
-    char *out = malloc(strlen(path) + body_len + 2);
-    sprintf(out, "%s %.*s", path, (int)body_len, buf + head);
+    /* the Authorization header, when one was sent, after a tab */
+    char auth[256] = "";
+    const char *a = strstr(buf, "\r\nAuthorization: ");
+    if (a != NULL && a < end)
+        sscanf(a + 17, "%255[^\r]", auth);
+    char *out = malloc(strlen(path) + body_len + strlen(auth) + 3);
+    sprintf(out, "%s %.*s%s%s", path, (int)body_len, buf + head, auth[0] ? "\t" : "", auth);
     free(buf);
     return out;
 }
@@ -185,7 +192,7 @@ static void backend(struct lease_backend *b, const char *endpoints)
     struct config *cfg = conf(endpoints);
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, "A", 2000, b, &err), DIRCONN_OK);
+    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, NULL, "A", 2000, b, &err), DIRCONN_OK);
     config_free(cfg); /* the backend keeps copies */
     assert_string_equal(b->ops->name, "etcd");
     assert_string_equal(b->identity, "A");
@@ -219,11 +226,11 @@ static void test_new_errors(void **state)
         config_load_string("[ldap]\nurls = ldap://127.0.0.1:1\n", "t.conf", &cfg, &err),
         DIRCONN_OK);
     struct lease_backend b;
-    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, "A", 1000, &b, &err), DIRCONN_ECONFIG);
+    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, NULL, "A", 1000, &b, &err), DIRCONN_ECONFIG);
     assert_null(b.ops);
     config_free(cfg);
     cfg = conf("http://127.0.0.1:1");
-    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, "", 1000, &b, &err), DIRCONN_ECONFIG);
+    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, NULL, "", 1000, &b, &err), DIRCONN_ECONFIG);
     config_free(cfg);
 }
 
@@ -300,6 +307,160 @@ static void test_failover_refused_and_503(void **state)
     assert_int_equal(f2.n_requests, 2);
     fake_free(&f1);
     fake_free(&f2);
+}
+
+/* A second backend of the program (the shared-state step's) starts at the endpoint that
+ * answered the first one, not at the dead first URL again. */
+static void test_shared_endpoint(void **state)
+{
+    (void)state;
+    struct fake f1, f2;
+    fake_init(&f1);
+    fake_init(&f2);
+    /* f1 counts the requests it gets: one 503, and one more would be a second try */
+    fake_step(&f1, 503, "{\"error\":\"etcdserver: no leader\",\"code\":14}", false);
+    fake_step(&f1, 503, "{\"error\":\"etcdserver: no leader\",\"code\":14}", false);
+    fake_step(&f2, 200, "{" HDR "}", false);
+    fake_step(&f2, 200, "{" HDR "}", false);
+    fake_start(&f1);
+    fake_start(&f2);
+    char eps[256];
+    snprintf(eps, sizeof(eps), "http://127.0.0.1:%d http://127.0.0.1:%d", f1.port, f2.port);
+    struct config *cfg = conf(eps);
+    struct proxy_shared *shared = NULL;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    assert_int_equal(proxy_shared_new(false, &shared, &err), DIRCONN_OK);
+    struct lease_backend b1, b2;
+    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, shared, "A", 2000, &b1, &err),
+                     DIRCONN_OK);
+    struct lease_info li = {0};
+    assert_int_equal(b1.ops->observe(b1.self, &li, &err), DIRCONN_OK); /* f1 503, then f2 */
+    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, shared, "A", 2000, &b2, &err),
+                     DIRCONN_OK);
+    assert_int_equal(b2.ops->observe(b2.self, &li, &err), DIRCONN_OK); /* f2 at once */
+    lease_backend_free(&b2);
+    lease_backend_free(&b1);
+    proxy_shared_free(shared);
+    config_free(cfg);
+    fake_done(&f1);
+    fake_done(&f2);
+    assert_int_equal(f1.n_requests, 1);
+    assert_int_equal(f2.n_requests, 2);
+    fake_free(&f1);
+    fake_free(&f2);
+}
+
+/* A configuration with etcd authentication; the password file (mode `mode`) in *pwfile. */
+static struct config *conf_auth(int port, mode_t mode, char *pwfile, size_t cap)
+{
+    snprintf(pwfile, cap, "/tmp/test_lease_etcd.pw.XXXXXX");
+    int fd = mkstemp(pwfile);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "s3cret\n", 7), 7);
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "[ldap]\nurls = ldap://127.0.0.1:1\n[cloud]\norg = acme\n[ha]\nlease = etcd\n"
+             "etcd_endpoints = http://127.0.0.1:%d\netcd_user = dirconn\n"
+             "etcd_password_file = %s\n",
+             port, pwfile);
+    struct config *cfg = NULL;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    assert_int_equal(config_load_string(text, "test.conf", &cfg, &err), DIRCONN_OK);
+    return cfg;
+}
+
+#define AUTH_REQ "/v3/auth/authenticate {\"name\":\"dirconn\",\"password\":\"s3cret\"}"
+
+static void test_auth_token_renewed(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_init(&f);
+    fake_step(&f, 200, "{" HDR ",\"token\":\"T1.1\"}", false);
+    fake_step(&f, 200, "{" HDR "}", false);
+    /* the token expired (etcd restarted): 401, authenticate again, once more */
+    fake_step(&f, 401, "{\"error\":\"etcdserver: invalid auth token\",\"code\":16}", false);
+    fake_step(&f, 200, "{" HDR ",\"token\":\"T2.2\"}", false);
+    fake_step(&f, 200, "{" HDR "}", false);
+    /* a stream carries the refusal in its body */
+    fake_step(&f, 200, "{" HDR ",\"kvs\":[" KV(A_B64, "12", "12", "42") "]}", false);
+    fake_step(&f, 200,
+              "{\"error\":{\"grpc_code\":16,\"http_code\":401,\"message\":\"etcdserver: "
+              "invalid auth token\"}}",
+              true);
+    fake_step(&f, 200, "{" HDR ",\"token\":\"T3.3\"}", false);
+    fake_step(&f, 200, "{\"result\":{" HDR ",\"ID\":\"42\",\"TTL\":\"30\"}}", true);
+    fake_step(&f, 200, "{" HDR ",\"kvs\":[" KV(A_B64, "12", "12", "42") "]}", false);
+    fake_start(&f);
+    char pw[64];
+    struct config *cfg = conf_auth(f.port, 0600, pw, sizeof(pw));
+    struct lease_backend b;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, NULL, "A", 2000, &b, &err), DIRCONN_OK);
+    config_free(cfg);
+    struct lease_info li = {0};
+    assert_int_equal(b.ops->observe(b.self, &li, &err), DIRCONN_OK);
+    assert_int_equal(b.ops->observe(b.self, &li, &err), DIRCONN_OK);
+    assert_int_equal(b.ops->renew(b.self, 30000, &li, &err), DIRCONN_OK);
+    assert_int_equal(li.token, 12);
+    lease_info_clear(&li);
+    lease_backend_free(&b);
+    fake_done(&f);
+    unlink(pw);
+    assert_int_equal(f.n_requests, 10);
+    assert_string_equal(f.requests[0], AUTH_REQ);
+    assert_string_equal(f.requests[1], "/v3/kv/range {\"key\":\"" LEADER_B64 "\"}\tT1.1");
+    assert_string_equal(f.requests[2], "/v3/kv/range {\"key\":\"" LEADER_B64 "\"}\tT1.1");
+    assert_string_equal(f.requests[3], AUTH_REQ);
+    assert_string_equal(f.requests[4], "/v3/kv/range {\"key\":\"" LEADER_B64 "\"}\tT2.2");
+    assert_string_equal(f.requests[6], "/v3/lease/keepalive {\"ID\":\"42\"}\tT2.2");
+    assert_string_equal(f.requests[7], AUTH_REQ);
+    assert_string_equal(f.requests[8], "/v3/lease/keepalive {\"ID\":\"42\"}\tT3.3");
+    fake_free(&f);
+}
+
+static void test_auth_refused(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_init(&f);
+    fake_step(&f, 400,
+              "{\"error\":\"etcdserver: authentication failed, invalid user ID or "
+              "password\",\"code\":3}",
+              false);
+    fake_start(&f);
+    char pw[64];
+    struct config *cfg = conf_auth(f.port, 0600, pw, sizeof(pw));
+    struct lease_backend b;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, NULL, "A", 2000, &b, &err), DIRCONN_OK);
+    config_free(cfg);
+    struct lease_info li = {0};
+    assert_int_equal(b.ops->observe(b.self, &li, &err), DIRCONN_ECLOUD_AUTH);
+    assert_non_null(strstr(err.msg, "[ha] etcd_user 'dirconn'"));
+    assert_non_null(strstr(err.msg, "[ha] etcd_password_file"));
+    assert_non_null(strstr(err.msg, "invalid user ID or password"));
+    assert_null(strstr(err.msg, "s3cret"));
+    lease_backend_free(&b);
+    fake_done(&f);
+    unlink(pw);
+    fake_free(&f);
+
+    /* a password file that others may read is refused before any request */
+    cfg = conf_auth(1, 0644, pw, sizeof(pw));
+    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, NULL, "A", 2000, &b, &err),
+                     DIRCONN_ECONFIG);
+    assert_non_null(strstr(err.msg, "[ha] etcd_password_file"));
+    assert_non_null(strstr(err.msg, "0644"));
+    assert_null(b.ops);
+    config_free(cfg);
+    unlink(pw);
 }
 
 static void test_nobody_answers(void **state)
@@ -465,6 +626,9 @@ int main(void)
         cmocka_unit_test(test_observe_free_and_held),
         cmocka_unit_test(test_failover_refused_and_503),
         cmocka_unit_test(test_nobody_answers),
+        cmocka_unit_test(test_shared_endpoint),
+        cmocka_unit_test(test_auth_token_renewed),
+        cmocka_unit_test(test_auth_refused),
         cmocka_unit_test(test_renew_reads_one_stream_result),
         cmocka_unit_test(test_acquire_refused_revokes),
         cmocka_unit_test(test_state_put_fenced_or_conflict),
