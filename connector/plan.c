@@ -120,7 +120,7 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
         sqlite3_stmt **stmt;
         const char *sql;
     } stmts[] = {
-        {&p->ins_cloud, "INSERT INTO plan_cloud VALUES (?1, ?2, lower(?3), ?4, ?5, ?6, NULL, ?3)"},
+        {&p->ins_cloud, "INSERT INTO plan_cloud VALUES (?1, ?2, lower(?3), ?4, ?5, ?6, ?7, ?3)"},
         {&p->ins_dir,
          "INSERT OR IGNORE INTO plan_dir VALUES (?1, ?2, ?3, lower(?10), ?4, lower(?4),"
          " ?5, ?6, ?7, ?8, ?9, lower(?11), ?12)"},
@@ -186,6 +186,14 @@ enum dirconn_err plan_add_cloud(struct plan *p, enum plan_kind kind, const char 
                                 const char *name, const char *external_id, bool is_admin,
                                 const char *version, struct dirconn_error *err)
 {
+    return plan_add_cloud_projected(p, kind, id, name, external_id, is_admin, version, NULL, err);
+}
+
+enum dirconn_err plan_add_cloud_projected(struct plan *p, enum plan_kind kind, const char *id,
+                                          const char *name, const char *external_id,
+                                          bool is_admin, const char *version,
+                                          const char *projection, struct dirconn_error *err)
+{
     sqlite3_stmt *s = p->ins_cloud;
     sqlite3_bind_int(s, 1, kind);
     sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
@@ -193,6 +201,7 @@ enum dirconn_err plan_add_cloud(struct plan *p, enum plan_kind kind, const char 
     sqlite3_bind_text(s, 4, external_id, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 5, is_admin);
     sqlite3_bind_text(s, 6, version, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, projection, -1, SQLITE_STATIC);
     return step_done(p, s, err, "recording the cloud inventory");
 }
 
@@ -1144,21 +1153,6 @@ enum dirconn_err plan_write_report(struct plan *p, const char *path, bool thresh
     if (e != DIRCONN_OK)
         unlink(tmp);
     return e;
-}
-
-enum dirconn_err plan_set_cloud_projection(struct plan *p, enum plan_kind kind, const char *id,
-                                           const char *projection, struct dirconn_error *err)
-{
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(p->db, "UPDATE plan_cloud SET projection = ?3 WHERE kind = ?1 AND id = ?2",
-                           -1, &s, NULL) != SQLITE_OK)
-        return db_fail(p, err, "recording the cloud inventory");
-    sqlite3_bind_int(s, 1, kind);
-    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, projection, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? DIRCONN_OK : db_fail(p, err, "recording the cloud inventory");
 }
 
 char *plan_cloud_projection(struct plan *p, enum plan_kind kind, const char *id)

@@ -238,12 +238,16 @@ const char *plan_kind_name(enum plan_kind kind);
 void plan_record_hash(const char *canonical, char hex[65]);
 
 /*
- * plan_set_cloud_projection - record the projection hash (record.h
- * record_projection_hash over the mapping's scope) of the cloud resource
- * kind/id read by the inventory. Strings are copied. Errors: DIRCONN_ESTATE.
+ * plan_add_cloud_projected - plan_add_cloud with the projection hash
+ * (record.h record_projection_hash over the mapping's scope) of that cloud
+ * resource, or NULL, recorded in the same row: the inventory's rows go in
+ * before the plan's indexes are built (plan_compute), so a later update of a
+ * row would scan the whole table. Strings are copied. Errors: DIRCONN_ESTATE.
  */
-enum dirconn_err plan_set_cloud_projection(struct plan *p, enum plan_kind kind, const char *id,
-                                           const char *projection, struct dirconn_error *err);
+enum dirconn_err plan_add_cloud_projected(struct plan *p, enum plan_kind kind, const char *id,
+                                          const char *name, const char *external_id,
+                                          bool is_admin, const char *version,
+                                          const char *projection, struct dirconn_error *err);
 
 /* plan_cloud_projection - that hash (malloc'd), or NULL when none was recorded. */
 char *plan_cloud_projection(struct plan *p, enum plan_kind kind, const char *id);

@@ -339,13 +339,11 @@ static int inventory_one(void *arg, json_t *res)
         json_string_value(json_object_get(json_object_get(res, "meta"), "version"));
     if (id == NULL)
         return 0;
-    ic->e =
-        plan_add_cloud(ic->c->plan, ic->kind, id, name, ext, is_admin(res), version, ic->c->err);
-    if (ic->e == DIRCONN_OK && ic->c->drift_check && ext != NULL) {
-        char hex[RECORD_HASH_LEN];
-        if (record_projection_hash(res, &ic->c->scope[ic->kind], ic->kind == PLAN_GROUP, hex))
-            ic->e = plan_set_cloud_projection(ic->c->plan, ic->kind, id, hex, ic->c->err);
-    }
+    char hex[RECORD_HASH_LEN];
+    bool projected = ic->c->drift_check && ext != NULL &&
+                     record_projection_hash(res, &ic->c->scope[ic->kind], ic->kind == PLAN_GROUP, hex);
+    ic->e = plan_add_cloud_projected(ic->c->plan, ic->kind, id, name, ext, is_admin(res), version,
+                                     projected ? hex : NULL, ic->c->err);
     return ic->e != DIRCONN_OK;
 }
 

@@ -306,10 +306,12 @@ static void test_drift(void **state)
     char *a_text, a_hash[65];
     record_of(a, &a_text, a_hash);
     put_state("DR", PLAN_USER, "CN=Drift,DC=x", "cDR", a_text, a_hash);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cDR", "drift@x.com", "DR", false, NULL, NULL),
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cOTHER", "other@x.com", "OT", false, NULL, NULL),
                      DIRCONN_OK);
-    assert_null(plan_cloud_projection(p, PLAN_USER, "cDR"));
-    assert_int_equal(plan_set_cloud_projection(p, PLAN_USER, "cDR", "abc", NULL), DIRCONN_OK);
+    assert_null(plan_cloud_projection(p, PLAN_USER, "cOTHER"));
+    assert_int_equal(plan_add_cloud_projected(p, PLAN_USER, "cDR", "drift@x.com", "DR", false, NULL,
+                                              "abc", NULL),
+                     DIRCONN_OK);
     char *proj = plan_cloud_projection(p, PLAN_USER, "cDR");
     assert_string_equal(proj, "abc");
     free(proj);
