@@ -25,3 +25,9 @@ dirconn_integration_test(ha_fence_etcd ha_fence.sh TIMEOUT 600 ARGS etcd)
 # One lease backend per organisation (docs/cloud-api.md "HA mode"): etcd group, refused
 # one-shot syncs, ha-mode set from etcd to cloud.
 dirconn_integration_test(ha_mode ha_mode.sh TIMEOUT 600)
+
+# Chaos (issue 19, item 6): three instances, a directory writer, SIGSTOP, kill -9 and SIGTERM
+# trials of the active, roles sampled every 50 ms, the end state compared by the oracle
+# (ha_chaos.sh); on the cloud's lease and on etcd's. About 1.5 minutes each on two cores.
+dirconn_integration_test(ha_chaos ha_chaos.sh TIMEOUT 900)
+dirconn_integration_test(ha_chaos_etcd ha_chaos.sh TIMEOUT 900 ARGS etcd)

@@ -212,7 +212,13 @@ def main():
                     help="comma-separated multi-valued attributes the provider takes one value of "
                          "([cloud] single_valued): the primary, else the first in mapping order")
     ap.add_argument("--no-photos", action="store_true", help="the provider has no photos attribute")
+    ap.add_argument("--report", help="also write what differs as JSON to this file: duplicates (externalIds "
+                                     "seen twice), missing and extra users (externalId, DN or userName), "
+                                     "users whose mapped attributes differ (DN, want, got), and the "
+                                     "externalIds of extra groups and contacts")
     a = ap.parse_args()
+    report = {"duplicates": [], "missing_users": [], "extra_users": [], "differing_users": [],
+              "extra_groups": [], "extra_contacts": []}
     if a.every_attribute:
         a.all_attributes = True
     single = {x.strip() for x in a.single_valued.split(",") if x.strip()}
@@ -298,6 +304,9 @@ def main():
     expected_users = set(want_users) | (set(a.protected) & set(cloud_users))
     missing = set(want_users) - set(cloud_users)
     extra = set(cloud_users) - expected_users
+    report["duplicates"] = dup
+    report["missing_users"] = [{"externalId": i, "dn": users[i][0]} for i in sorted(missing)]
+    report["extra_users"] = [{"externalId": i, "userName": cloud_users[i].get("userName")} for i in sorted(extra)]
     check(not missing and not extra, "cloud users are exactly the %d users in scope (missing %d: %s; extra %d: %s)"
           % (len(want_users), len(missing), [users[i][0] for i in list(missing)[:3]], len(extra), list(extra)[:3]))
     bad = []
@@ -352,11 +361,13 @@ def main():
             got["photo"] = ((r.get("photos") or [{}])[0]).get("value")
         if want != got:
             bad.append((dn, want, got))
+            report["differing_users"].append({"externalId": i, "dn": dn, "want": want, "got": got})
     check(not bad, "every user carries the mapped attributes of its directory entry (%d differ: %s)"
           % (len(bad), bad[:2]))
 
     if not a.no_groups:
         cloud_groups = {r["externalId"]: r for r in cg if r.get("externalId")}
+        report["extra_groups"] = sorted(set(cloud_groups) - set(want_groups))
         check(set(cloud_groups) == set(want_groups),
               "cloud groups are exactly the %d groups in scope (cloud has %d)" % (len(want_groups), len(cloud_groups)))
         id_to_ext = {r["id"]: r.get("externalId") for r in cu + cg}
@@ -374,6 +385,7 @@ def main():
 
     if not a.no_contacts and cc is not None:
         cloud_contacts = {r["externalId"]: r for r in cc if r.get("externalId")}
+        report["extra_contacts"] = sorted(set(cloud_contacts) - set(want_contacts))
         check(set(cloud_contacts) == set(want_contacts),
               "cloud contacts are exactly the %d contacts in scope (cloud has %d)" % (len(want_contacts), len(cloud_contacts)))
         if a.every_attribute:
@@ -401,6 +413,9 @@ def main():
         check(not wrong, "every group carries its displayName, else its cn (%d differ: %s)"
               % (len(wrong), wrong[:2]))
 
+    if a.report:
+        with open(a.report, "w") as f:
+            json.dump(report, f, indent=1, default=sorted)
     print("%d passed, %d failed" % (PASS, FAIL))
     return 0 if FAIL == 0 else 1
 
