@@ -105,6 +105,8 @@ static const char *const migrations[] = {
     "  name_lower TEXT NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX names_name ON names(name_lower);",
+    /* 4 -> 5: the kind of an object to retry (-1: not known), for the shared state's retry list */
+    "ALTER TABLE retry ADD COLUMN kind INTEGER NOT NULL DEFAULT -1;",
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -735,19 +737,22 @@ enum dirconn_err state_setting_set(struct state *st, const char *name, const cha
 }
 
 enum dirconn_err state_retry_put(struct state *st, const char *external_id, const char *dn,
-                                 const char *reason, struct dirconn_error *err)
+                                 int kind, const char *reason, struct dirconn_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    enum dirconn_err e = prepare(st,
-                                 "INSERT INTO retry (external_id, dn, reason, since) VALUES"
-                                 " (?1, ?2, ?3, strftime('%s','now')) ON CONFLICT(external_id)"
-                                 " DO UPDATE SET dn = coalesce(?2, dn), reason = ?3",
-                                 &stmt, err);
+    enum dirconn_err e =
+        prepare(st,
+                "INSERT INTO retry (external_id, dn, reason, since, kind) VALUES"
+                " (?1, ?2, ?3, strftime('%s','now'), ?4) ON CONFLICT(external_id)"
+                " DO UPDATE SET dn = coalesce(?2, dn), reason = ?3,"
+                " kind = CASE WHEN ?4 >= 0 THEN ?4 ELSE kind END",
+                &stmt, err);
     if (e != DIRCONN_OK)
         return e;
     sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 2, dn, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 3, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 4, kind < 0 ? -1 : kind);
     if (sqlite3_step(stmt) != SQLITE_DONE)
         e = db_error(st, err, "recording an object to retry");
     sqlite3_finalize(stmt);
@@ -772,19 +777,20 @@ enum dirconn_err state_retry_delete(struct state *st, const char *external_id,
 }
 
 enum dirconn_err state_retry_foreach(struct state *st,
-                                     int (*fn)(void *arg, const char *external_id, const char *dn),
+                                     int (*fn)(void *arg, const char *external_id, const char *dn,
+                                               int kind),
                                      void *arg, struct dirconn_error *err)
 {
     sqlite3_stmt *stmt = NULL;
     enum dirconn_err e =
-        prepare(st, "SELECT external_id, dn FROM retry ORDER BY external_id", &stmt, err);
+        prepare(st, "SELECT external_id, dn, kind FROM retry ORDER BY external_id", &stmt, err);
     if (e != DIRCONN_OK)
         return e;
     dirconn_error_clear(err);
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         if (fn(arg, (const char *)sqlite3_column_text(stmt, 0),
-               (const char *)sqlite3_column_text(stmt, 1)) != 0) {
+               (const char *)sqlite3_column_text(stmt, 1), sqlite3_column_int(stmt, 2)) != 0) {
             e = dirconn_error_stopped(err, DIRCONN_EFAIL, "retry walk stopped");
             break;
         }

@@ -29,7 +29,7 @@
 struct sqlite3;
 
 /* Current schema version (PRAGMA user_version). */
-#define STATE_SCHEMA_VERSION 4
+#define STATE_SCHEMA_VERSION 5
 
 /* How the connector came to manage a cloud object. Only these may ever be deleted by it. */
 enum state_origin { STATE_ORIGIN_CREATED = 0, STATE_ORIGIN_ADOPTED = 1 };
@@ -202,22 +202,26 @@ enum dirconn_err state_setting_set(struct state *st, const char *name, const cha
  * state_retry_put - remember an object whose change failed (its write was
  * refused, or answered with an error) so that the next incremental sync
  * re-reads and resends it; the watermark may then move past its change.
- * dn is its DN when known (NULL keeps the one recorded). Errors: DIRCONN_ESTATE.
+ * dn is its DN when known (NULL keeps the one recorded); kind its enum
+ * select_kind when known (< 0 keeps the one recorded, or none). The list is
+ * also carried by the HA shared state (ha/shared_state.h). Errors: DIRCONN_ESTATE.
  */
 enum dirconn_err state_retry_put(struct state *st, const char *external_id, const char *dn,
-                                 const char *reason, struct dirconn_error *err);
+                                 int kind, const char *reason, struct dirconn_error *err);
 
 /* state_retry_delete - the object was handled (NULL: all were); an unknown id is not an error. */
 enum dirconn_err state_retry_delete(struct state *st, const char *external_id,
                                     struct dirconn_error *err);
 
 /*
- * state_retry_foreach - call fn for every object to retry (dn may be NULL).
- * A non-zero return stops the walk, with fn's own error as
+ * state_retry_foreach - call fn for every object to retry, ordered by
+ * external id (dn may be NULL; kind is an enum select_kind, or -1 when not
+ * known). A non-zero return stops the walk, with fn's own error as
  * state_object_foreach. fn must not write.
  */
 enum dirconn_err state_retry_foreach(struct state *st,
-                                     int (*fn)(void *arg, const char *external_id, const char *dn),
+                                     int (*fn)(void *arg, const char *external_id, const char *dn,
+                                               int kind),
                                      void *arg, struct dirconn_error *err);
 
 /* state_retry_count - the number of objects to retry, or -1 on error. */

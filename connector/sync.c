@@ -767,8 +767,9 @@ static int collect_change(void *arg, const struct tracking_change *ch)
                         ch->kind == TRACKING_DELETED);
 }
 
-static int collect_retry(void *arg, const char *id, const char *dn)
+static int collect_retry(void *arg, const char *id, const char *dn, int kind)
 {
+    (void)kind; /* the directory says what it is when it is read again */
     struct id_list *l = arg;
     return !(id_list_add(&l[0], id, dn, -1, NULL, false) &&
              id_list_add(&l[2], id, dn, -1, NULL, false));
@@ -1254,7 +1255,7 @@ static enum dirconn_err save_progress(struct sync_ctx *c, bool full, const struc
         e = state_retry_delete(c->st, retried->v[i].id, c->err);
     for (size_t i = 0; e == DIRCONN_OK && i < c->failures.n; i++) {
         const struct id_rec *f = &c->failures.v[i];
-        e = state_retry_put(c->st, f->id, f->dn, f->name, c->err);
+        e = state_retry_put(c->st, f->id, f->dn, f->kind, f->name, c->err);
         /* Forget what was last sent, so the retry rewrites the whole object. */
         struct state_object so = {0};
         bool found = false;

@@ -14,6 +14,10 @@
 
 #define GENERATION_SETTING "ha-generation"
 
+/* The kinds of the retry list, by enum select_kind. */
+static const char *const retry_kinds[] = {"user", "group", "contact"};
+#define N_RETRY_KINDS (sizeof(retry_kinds) / sizeof(retry_kinds[0]))
+
 static int64_t local_generation(struct state *st)
 {
     char *v = NULL;
@@ -91,6 +95,90 @@ static bool parse_watermark(json_t *o, struct state_watermark *wm)
     return wm->partition != NULL && wm->method != NULL;
 }
 
+static int add_retry(void *arg, const char *external_id, const char *dn, int kind)
+{
+    json_t *arr = arg;
+    json_t *o = json_pack("{s:s}", "externalId", external_id);
+    if (o == NULL)
+        return 1;
+    int bad = 0;
+    if (kind >= 0 && (size_t)kind < N_RETRY_KINDS)
+        bad |= json_object_set_new(o, "kind", json_string(retry_kinds[kind]));
+    if (dn != NULL)
+        bad |= json_object_set_new(o, "dn", json_string(dn));
+    return bad != 0 || json_array_append_new(arr, o) != 0;
+}
+
+enum dirconn_err ha_shared_retry_encode(struct state *st, json_t *doc, struct dirconn_error *err)
+{
+    long n = state_retry_count(st);
+    if (n < 0)
+        return dirconn_error_set(err, DIRCONN_ESTATE, "%s: the objects to retry cannot be counted",
+                                 state_path(st));
+    json_t *arr = json_array();
+    if (arr == NULL || json_object_set_new(doc, "retry", arr) != 0)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    if (n > HA_SHARED_RETRY_MAX)
+        return json_object_set_new(doc, "retryOverflow", json_true()) == 0
+                   ? DIRCONN_OK
+                   : dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    enum dirconn_err e = state_retry_foreach(st, add_retry, arr, err);
+    if (e == DIRCONN_EFAIL)
+        e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    return e;
+}
+
+/* One entry of the retry list; false when it is malformed. */
+static bool parse_retry(json_t *o, const char **id, const char **dn, int *kind)
+{
+    *id = json_string_value(json_object_get(o, "externalId"));
+    json_t *d = json_object_get(o, "dn"), *k = json_object_get(o, "kind");
+    *dn = json_string_value(d);
+    *kind = -1;
+    if (*id == NULL || **id == '\0' || (d != NULL && !json_is_null(d) && *dn == NULL))
+        return false;
+    if (k == NULL || json_is_null(k))
+        return true;
+    for (size_t i = 0; i < N_RETRY_KINDS && json_is_string(k); i++)
+        if (strcmp(json_string_value(k), retry_kinds[i]) == 0)
+            *kind = (int)i;
+    return *kind >= 0;
+}
+
+enum dirconn_err ha_shared_retry_decode(const json_t *doc, struct state *st, const char *origin,
+                                        size_t *merged, bool *overflowed,
+                                        struct dirconn_error *err)
+{
+    *merged = 0;
+    *overflowed = json_is_true(json_object_get(doc, "retryOverflow"));
+    json_t *arr = json_object_get(doc, "retry");
+    if (arr == NULL || json_is_null(arr))
+        return DIRCONN_OK; /* a document of an older version: no failed write to retry */
+    if (!json_is_array(arr))
+        return dirconn_error_set(err, DIRCONN_ECLOUD,
+                                 "the shared state document's retry list is not an array");
+    char reason[160];
+    snprintf(reason, sizeof(reason), "its last write failed (retry list of the shared state, %s)",
+             origin != NULL ? origin : "another instance");
+    size_t i;
+    json_t *o;
+    json_array_foreach(arr, i, o)
+    {
+        const char *id = NULL, *dn = NULL;
+        int kind = -1;
+        if (!parse_retry(o, &id, &dn, &kind))
+            return dirconn_error_set(err, DIRCONN_ECLOUD,
+                                     "the shared state document has a malformed retry entry "
+                                     "(entry %zu)",
+                                     i);
+        enum dirconn_err e = state_retry_put(st, id, dn, kind, reason, err);
+        if (e != DIRCONN_OK)
+            return e;
+        (*merged)++;
+    }
+    return DIRCONN_OK;
+}
+
 enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
                                   const struct log_sink *log, enum ha_import *what,
                                   struct dirconn_error *err)
@@ -122,13 +210,17 @@ enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
     e = state_begin(st, err);
     if (e == DIRCONN_OK)
         e = state_watermark_delete_all(st, err);
+    size_t merged = 0;
+    bool overflowed = false;
+    if (e == DIRCONN_OK)
+        e = ha_shared_retry_decode(doc, st, writer, &merged, &overflowed, err);
     size_t i;
     json_t *o;
     size_t taken = 0;
     json_array_foreach(wms, i, o)
     {
-        if (e != DIRCONN_OK)
-            break;
+        if (e != DIRCONN_OK || overflowed)
+            break; /* an overflowed retry list: every object is read again, by a full sync */
         struct state_watermark wm;
         if (!parse_watermark(o, &wm)) {
             state_watermark_clear(&wm);
@@ -148,7 +240,18 @@ enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
         e = state_commit(st, err);
     else
         state_rollback(st);
-    if (e == DIRCONN_OK && taken > 0) {
+    if (e == DIRCONN_OK && merged > 0)
+        log_msg(log, LOG_LEVEL_INFO,
+                "ha: the shared state's retry list: %zu object%s whose last write failed, "
+                "retried by this instance",
+                merged, merged == 1 ? "" : "s");
+    if (e == DIRCONN_OK && overflowed) {
+        *what = HA_IMPORT_NONE;
+        log_msg(log, LOG_LEVEL_INFO,
+                "ha: the shared state's retry list overflowed (more than %d failed writes): the "
+                "next sync runs in full (guarded by the delete threshold)",
+                HA_SHARED_RETRY_MAX);
+    } else if (e == DIRCONN_OK && taken > 0) {
         *what = HA_IMPORT_TAKEN;
         log_msg(log, LOG_LEVEL_INFO,
                 "ha: continuing from the shared state: %zu watermark%s of generation %" PRId64
@@ -189,6 +292,8 @@ enum dirconn_err ha_shared_export(struct lease_backend *b, struct state *st, int
     e = state_watermark_foreach(st, add_watermark, arr, err);
     if (e == DIRCONN_EFAIL)
         e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    if (e == DIRCONN_OK)
+        e = ha_shared_retry_encode(st, doc, err);
     if (e == DIRCONN_OK && gate != NULL && !ha_election_is_active(gate))
         e = dirconn_error_set(err, DIRCONN_ELEASE,
                               "this instance is no longer active (its lease deadline passed): "
@@ -200,9 +305,13 @@ enum dirconn_err ha_shared_export(struct lease_backend *b, struct state *st, int
         e = set_local_generation(st, next, err);
     if (e == DIRCONN_OK)
         log_msg(log, LOG_LEVEL_DEBUG,
-                "ha: shared state generation %" PRId64 " written (%zu "
-                "watermarks)",
-                next, json_array_size(arr));
+                "ha: shared state generation %" PRId64 " written (%zu watermarks, %s%zu "
+                "objects to retry)",
+                next, json_array_size(arr),
+                json_is_true(json_object_get(doc, "retryOverflow")) ? "overflowed: over " : "",
+                json_is_true(json_object_get(doc, "retryOverflow"))
+                    ? (size_t)HA_SHARED_RETRY_MAX
+                    : json_array_size(json_object_get(doc, "retry")));
     json_decref(doc);
     return e;
 }

@@ -7,10 +7,21 @@
  *
  * The document: {"format": 1, "generation": N, "writer": "<holderIdentity>",
  * "watermarks": [{"partition", "method", "value" (base64), "dc",
- * "invocationId", "scopeHash"}]}. The active connector writes it after each
- * sync whose changes were all acknowledged (the watermark moved in its own
- * state), fenced by its token. Each instance remembers the generation its
- * local state matches (state setting "ha-generation").
+ * "invocationId", "scopeHash"}], "retry": [{"externalId", "kind" ("user",
+ * "group", "contact"; absent when not known), "dn" (absent when not
+ * known)}], "retryOverflow": true (only when the retry list overflowed)}.
+ * The active connector writes it after each sync whose changes were all
+ * acknowledged or recorded as failures to retry (the watermark moved in its
+ * own state), fenced by its token, in one write. Each instance remembers the
+ * generation its local state matches (state setting "ha-generation").
+ *
+ * "retry" is the local state's retry list (state_retry_put: the objects
+ * whose last write failed and was not retried successfully since): a new
+ * active merges it into its own, so its next incremental sync reads them
+ * again and resends them. More than HA_SHARED_RETRY_MAX entries are not
+ * listed: "retry" is then empty and "retryOverflow" true, and a new active
+ * discards the watermarks so that its next sync runs in full. A document
+ * without "retry" (written by an older version) means an empty list.
  */
 #ifndef DIRCONN_HA_SHARED_STATE_H
 #define DIRCONN_HA_SHARED_STATE_H
@@ -22,6 +33,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+
+/* The longest retry list the shared document carries (see above). */
+#define HA_SHARED_RETRY_MAX 10000
 
 /* What ha_shared_import did. */
 enum ha_import {
@@ -35,7 +49,10 @@ enum ha_import {
  * and, unless the local state already matches its generation, replace the
  * local watermarks with the shared ones (none: every local watermark is
  * discarded, so the next incremental sync runs in full, guarded by the
- * delete threshold). One line is logged saying which. Errors: the backend's
+ * delete threshold) and merge its retry list into the local one
+ * (ha_shared_retry_decode; an overflowed list discards the watermarks and
+ * reports HA_IMPORT_NONE). One line is logged saying which, and one with
+ * the number of objects to retry taken over when there are any. Errors: the backend's
  * state_get errors, DIRCONN_ESTATE, DIRCONN_ECLOUD (a document that is not
  * in this format), DIRCONN_ENOMEM.
  */
@@ -43,11 +60,33 @@ enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
                                   const struct log_sink *log, enum ha_import *what,
                                   struct dirconn_error *err);
 
+/*
+ * ha_shared_retry_encode - set doc's "retry" to st's retry list, or to []
+ * and "retryOverflow" to true when it holds more than HA_SHARED_RETRY_MAX
+ * objects. doc is a JSON object (borrowed). Errors: DIRCONN_ESTATE, DIRCONN_ENOMEM.
+ */
+enum dirconn_err ha_shared_retry_encode(struct state *st, json_t *doc, struct dirconn_error *err);
+
+/*
+ * ha_shared_retry_decode - merge doc's "retry" list into st's retry list
+ * (state_retry_put; the reason names origin, the document's writer, which
+ * may be NULL). *merged receives the number of entries merged, *overflowed
+ * whether the document says "retryOverflow": true. A document without
+ * "retry" (or null) merges nothing. Run it inside the caller's transaction
+ * to keep the merge whole. Errors: DIRCONN_ECLOUD ("retry" is not an array
+ * or an entry is malformed: no "externalId" string, an unknown "kind", a
+ * "dn" that is not a string; entries before it are merged), DIRCONN_ESTATE.
+ */
+enum dirconn_err ha_shared_retry_decode(const json_t *doc, struct state *st, const char *origin,
+                                        size_t *merged, bool *overflowed,
+                                        struct dirconn_error *err);
+
 struct ha_election;
 
 /*
  * ha_shared_export - after an acknowledged sync: write the local watermarks
- * as the next generation of the shared document, fenced by token (the
+ * and retry list (ha_shared_retry_encode) as the next generation of the
+ * shared document, fenced by token (the
  * backend's state_put), and remember that generation locally. gate (may be
  * NULL): the election whose lease the write is made under; right before the
  * write it is asked ha_election_is_active (which self-fences past the lease

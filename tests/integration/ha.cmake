@@ -31,3 +31,7 @@ dirconn_integration_test(ha_mode ha_mode.sh TIMEOUT 600)
 # (ha_chaos.sh); on the cloud's lease and on etcd's. About 1.5 minutes each on two cores.
 dirconn_integration_test(ha_chaos ha_chaos.sh TIMEOUT 900)
 dirconn_integration_test(ha_chaos_etcd ha_chaos.sh TIMEOUT 900 ARGS etcd)
+
+# The retry list of failed writes in the shared state (issue 19, item 1): the active's writes
+# fail (fault injection), kill -9, the new active takes the list over and sends those objects.
+dirconn_integration_test(ha_retry ha_retry.sh TIMEOUT 600)

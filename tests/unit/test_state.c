@@ -203,6 +203,46 @@ static void test_newer_schema_refused(void **state)
     assert_non_null(strstr(err.msg, path));
 }
 
+static int retry_kind_of(void *arg, const char *id, const char *dn, int kind)
+{
+    (void)dn;
+    if (strcmp(id, "id-1") == 0)
+        *(int *)arg = kind;
+    return 0;
+}
+
+/* The retry list's kind: -1 for the rows of a version 4 state, kept by a put without one. */
+static void test_retry_kind(void **state)
+{
+    (void)state;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    struct state *st = open_ok();
+    assert_int_equal(state_retry_put(st, "id-1", "CN=One", 1, "500", &err), DIRCONN_OK);
+    char path[128];
+    snprintf(path, sizeof(path), "%s", state_path(st));
+    state_close(st);
+    /* back to schema version 4, which had no kind */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE retry DROP COLUMN kind; PRAGMA user_version = 4",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    st = open_ok();
+    int kind = 99;
+    assert_int_equal(state_retry_foreach(st, retry_kind_of, &kind, &err), DIRCONN_OK);
+    assert_int_equal(kind, -1);
+    assert_int_equal(state_retry_put(st, "id-1", NULL, 2, "500 again", &err), DIRCONN_OK);
+    assert_int_equal(state_retry_foreach(st, retry_kind_of, &kind, &err), DIRCONN_OK);
+    assert_int_equal(kind, 2);
+    assert_int_equal(state_retry_put(st, "id-1", NULL, -1, "and again", &err), DIRCONN_OK);
+    assert_int_equal(state_retry_foreach(st, retry_kind_of, &kind, &err), DIRCONN_OK);
+    assert_int_equal(kind, 2);
+    assert_int_equal(state_retry_count(st), 1);
+    state_close(st);
+}
+
 static void test_unusable_dir(void **state)
 {
     (void)state;
@@ -220,6 +260,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreach_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watermarks_history_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_kind, setup, teardown),
         cmocka_unit_test(test_unusable_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

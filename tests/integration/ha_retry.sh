@@ -1,0 +1,72 @@
+# Integration test: the retry list of failed writes is in the shared state (issue 19, item 1).
+# Two dirconnd instances with the cloud lease over one slapd AD LDS fixture and one
+# dirconn-cloud:
+#   - the active's SCIM writes fail (fault injection: every write answered 500), so its
+#     incremental sync records the changed users as failures to retry, moves its watermark and
+#     writes the shared state document with them in its retry list ("retry");
+#   - kill -9 of the active; the writes pass again; the standby takes over, reads the shared
+#     state, logs the retry list it takes over, and its first sync brings those users to the
+#     cloud: the cloud equals the directory (sync_check.py) and the retry list it writes is empty.
+#   bash ha_retry.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/sync_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/ha_lib.sh"
+LEASE=${HA_LEASE:-6}
+LIMIT=$((LEASE + 2 + 10)) # lease + failover_interval + a loaded machine's slack
+
+ha_test_begin ha-retry
+ha_setup 2 "[ha]
+lease = cloud
+lease_duration = ${LEASE}s
+failover_interval = 0s
+jitter = 200ms"
+mapfile -t users < <(ha_user_dns 10)
+failing=("${users[@]:1:3}")
+
+shared() { cloud_admin GET /v1/orgs/acme/state; }
+shared_writer() { json "$(shared)" "j.get('writer') if isinstance(j, dict) and j.get('watermarks') else None"; }
+# retry_dns: the DNs of the shared document's retry list, lower case, sorted, one per line
+retry_dns() { json "$(shared)" "'\n'.join(sorted((r.get('dn') or '').lower() for r in (j.get('retry') or [])))"; }
+retry_count() { json "$(shared)" "len(j.get('retry') or [])"; }
+retry_is() { [[ $(retry_count) == "$1" && $(shared_writer) == "$(ha_id "$2")" ]]; }
+writer_is() { [[ $(shared_writer) == "$(ha_id "$1")" ]]; }
+
+# ---- conn-1 fills the cloud; conn-2 waits
+ha_start 1
+check "conn-1 becomes active" ha_wait_one_active 30
+check "conn-1's first sync ends (shared state written)" wait_until 60 writer_is 1
+check_eq "the shared state has an empty retry list" 0 "$(retry_count)"
+ha_start 2
+check "conn-2 starts as standby" ha_wait_role 2 standby 30
+
+# ---- every SCIM write fails; three users change: conn-1's incremental records them to retry
+cloud_admin PUT /v1/faults '{"error500": 1, "writesOnly": true, "scimOnly": true}' >/dev/null
+check_eq "write faults are on" 200 "$(admin_status)"
+gen=$(json "$(shared)" "j['generation']")
+change="Retry Me $RANDOM"
+ha_set_attr_many displayName "$change" "${failing[@]}"
+written_with_retries() { retry_is 3 1 && (($(json "$(shared)" "j['generation']") > gen)); }
+# (each write fails once the SCIM client has given up on its 500s)
+check "conn-1's sync fails the three writes and writes them to the shared state's retry list" \
+	wait_until 120 written_with_retries
+check "conn-1 logged the failed sync" grep -q "3 objects failed" "$work/dirconnd-1.log"
+want=$(for dn in "${failing[@]}"; do lower "$dn"; done | LC_ALL=C sort)
+check_eq "the retry list names the three users by DN" "$want" "$(retry_dns | LC_ALL=C sort)"
+check_eq "each entry has an externalId and the kind user" "user 3" \
+	"$(json "$(shared)" "' '.join([','.join(sorted(set(r.get('kind') or '?' for r in j['retry']))), str(sum(1 for r in j['retry'] if r.get('externalId')))])")"
+check_eq "the changed users are not in the cloud yet" 0 "$(ha_cloud_count "displayName eq \"$change\"")"
+
+# ---- kill -9 of conn-1; writes pass again; conn-2 takes the retry list over
+ha_signal 1 KILL
+cloud_admin PUT /v1/faults '{"error500": 0, "writesOnly": false, "scimOnly": false}' >/dev/null
+check_eq "write faults are off" 200 "$(admin_status)"
+check "kill -9 of conn-1: conn-2 becomes active" ha_wait_one_active "$LIMIT"
+took_retries() { grep -q "ha: the shared state's retry list: 3 objects whose last write failed, retried by this instance" "$work/dirconnd-2.log"; }
+check "conn-2 reads the retry list of the shared state" wait_until 60 took_retries
+check "conn-2's first sync sends the three users" ha_wait_cloud_count "displayName eq \"$change\"" 3 90
+check "conn-2's first sync ends with an empty retry list in the shared state" wait_until 60 retry_is 0 2
+out=$(sync_check 2>&1)
+rc=$?
+check_eq "the cloud equals the directory (sync_check.py)" 0 "$rc"
+((rc == 0)) || echo "$out" | tail -5 | sed 's/^/# /'
+finish
