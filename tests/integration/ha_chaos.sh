@@ -142,55 +142,7 @@ changetype: delete"
 # Writes "sweeps dual" to $1 and each sweep to $1.log.
 sampler_start() {
 	rm -f "$1" "$1.stop"
-	"$PY" - "$1" "$HA_N" "$work" <<'EOF' &
-import json, os, socket, sys, time
-out, n, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-def stopped(i):
-    try:
-        pid = open(f"{work}/pid-{i}").read().strip()
-        st = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-        return st in ("T", "t")
-    except (OSError, IndexError, ValueError):  # not started yet, exited, being reaped
-        return False
-def role(i):
-    if stopped(i):
-        return "stopped"
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(1.0)
-    try:
-        s.connect(f"{work}/state-conn-{i}/dirconnd.sock")
-        s.sendall(b'{"cmd":"status"}\n')
-        buf = b""
-        while not buf.endswith(b"\n"):
-            c = s.recv(65536)
-            if not c:
-                break
-            buf += c
-        return json.loads(buf)["status"]["ha"]["role"]
-    except socket.timeout:
-        return "unknown"
-    except Exception:
-        return "down"
-    finally:
-        s.close()
-sweeps = dual = 0
-with open(out + ".log", "w") as log:
-    while not os.path.exists(out + ".stop"):
-        t0 = time.monotonic()
-        fwd = {i: role(i) for i in range(1, n + 1)}
-        sweeps += 1
-        line = " ".join(f"{i}:{r}" for i, r in fwd.items())
-        if sum(r == "active" for r in fwd.values()) >= 2:
-            rev = {i: role(i) for i in range(n, 0, -1)}
-            line += " / re-read: " + " ".join(f"{i}:{r}" for i, r in rev.items())
-            if sum(r == "active" for r in rev.values()) >= 2:
-                dual += 1
-                line += " DUAL"
-        log.write(f"{time.time():.3f} {line}\n")
-        time.sleep(max(0.0, 0.05 - (time.monotonic() - t0)))
-with open(out, "w") as f:
-    f.write(f"{sweeps} {dual}\n")
-EOF
+	"$PY" "$(dirname "${BASH_SOURCE[0]}")/ha_roles.py" "$1" "$HA_N" "$work" &
 	SAMPLER_PID=$!
 }
 sampler_stop() {

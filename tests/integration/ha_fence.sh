@@ -49,47 +49,7 @@ holder_is_other() { local h; h=$(holder); [[ $h != none && $h != "$1" ]]; }
 # a sweep with two or more "active" is read again in the reverse order and counts only when
 # that confirms it. Writes "sweeps dual" to OUT and each sweep to OUT.log.
 sample() {
-	"$PY" - "$1" "$2" "$HA_N" "$work" <<'EOF'
-import json, socket, sys, time
-secs, out, n, work = float(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
-def role(i):
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(1.0)
-    try:
-        s.connect(f"{work}/state-conn-{i}/dirconnd.sock")
-        s.sendall(b'{"cmd":"status"}\n')
-        buf = b""
-        while not buf.endswith(b"\n"):
-            c = s.recv(65536)
-            if not c:
-                break
-            buf += c
-        return json.loads(buf)["status"]["ha"]["role"]
-    except socket.timeout:
-        return "unknown"
-    except Exception:
-        return "down"
-    finally:
-        s.close()
-sweeps = dual = 0
-t_end = time.monotonic() + secs
-with open(out + ".log", "w") as log:
-    while time.monotonic() < t_end:
-        t0 = time.monotonic()
-        fwd = {i: role(i) for i in range(1, n + 1)}
-        sweeps += 1
-        line = " ".join(f"{i}:{r}" for i, r in fwd.items())
-        if sum(r == "active" for r in fwd.values()) >= 2:
-            rev = {i: role(i) for i in range(n, 0, -1)}
-            line += " / re-read: " + " ".join(f"{i}:{r}" for i, r in rev.items())
-            if sum(r == "active" for r in rev.values()) >= 2:
-                dual += 1
-                line += " DUAL"
-        log.write(f"{time.time():.3f} {line}\n")
-        time.sleep(max(0.0, 0.05 - (time.monotonic() - t0)))
-with open(out, "w") as f:
-    f.write(f"{sweeps} {dual}\n")
-EOF
+	"$PY" "$(dirname "${BASH_SOURCE[0]}")/ha_roles.py" "$2" "$HA_N" "$work" "$1"
 }
 
 ha_start_all 3
