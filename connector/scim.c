@@ -48,6 +48,8 @@ struct scim_request {
     int version_reads;  /* reads of the version for a provider that requires If-Match */
     bool needs_version; /* read the version before the next attempt (wants_version) */
     struct scim_request *active_next; /* in the client's list of requests in flight */
+    const _Atomic int64_t *write_deadline_ms; /* the HA write deadline, for a write, or NULL */
+    bool fenced_at_send; /* the deadline passed between the start and the sending: not sent */
 };
 
 struct scim_client {
@@ -73,6 +75,28 @@ static int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * CURLOPT_PREREQFUNCTION: libcurl calls it when the connection is ready, just
+ * before the request goes out. A write whose HA deadline passed since
+ * start_attempt (the process was frozen, or waited for a connection) is
+ * aborted unsent, so the window between the self-fencing check and the send
+ * is the few instructions between this call and the write to the socket.
+ */
+static int prereq_fence(void *clientp, char *conn_primary_ip, char *conn_local_ip,
+                        int conn_primary_port, int conn_local_port)
+{
+    (void)conn_primary_ip;
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+    struct scim_request *r = clientp;
+    if (r->write_deadline_ms != NULL && mono_ms() >= atomic_load(r->write_deadline_ms)) {
+        r->fenced_at_send = true;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
 }
 
 static uint32_t next_random(struct scim_client *c)
@@ -337,6 +361,7 @@ static enum dirconn_err start_attempt(struct scim_client *c, struct scim_request
     r->resp_overflow = false;
     r->errbuf[0] = '\0';
     r->token_error = DIRCONN_OK;
+    r->fenced_at_send = false;
     curl_slist_free_all(r->headers);
     r->headers = NULL;
     if (r->easy == NULL)
@@ -413,6 +438,11 @@ static enum dirconn_err start_attempt(struct scim_client *c, struct scim_request
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    if (c->opts.write_deadline_ms != NULL && strcmp(r->method, "GET") != 0) {
+        r->write_deadline_ms = c->opts.write_deadline_ms;
+        curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_fence);
+        curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
+    }
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->opts.timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->opts.connect_timeout_ms);
@@ -698,6 +728,14 @@ static void attempt_done(struct scim_client *c, struct scim_request *r, CURLcode
         }
     }
     r->configured = false;
+    /* prereq_fence stopped it before it went out (the outcome hook above still
+     * ran, to release the route it had chosen): never resent. */
+    if (r->fenced_at_send && r->token_error == DIRCONN_OK) {
+        r->token_error = DIRCONN_ELEASE;
+        snprintf(r->token_message, sizeof(r->token_message),
+                 "not sent: this connector no longer holds the HA lease (self-fenced)");
+        retry = false;
+    }
     if (retry) {
         /* the outcome hook chose another route */
     } else if (r->token_error != DIRCONN_OK) {

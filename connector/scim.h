@@ -125,7 +125,10 @@ struct scim_client_options {
      * HA self-fencing: when not NULL, a write (any method but GET) is only
      * started while CLOCK_MONOTONIC in ms is below *write_deadline_ms (the
      * election moves it on each renewal, ha/election.h); later writes
-     * complete at once with DIRCONN_ELEASE, unsent. Borrowed.
+     * complete at once with DIRCONN_ELEASE, unsent. The deadline is checked
+     * again by CURLOPT_PREREQFUNCTION just before the request goes out, so a
+     * write that waited for its connection (or whose process was frozen) past
+     * the deadline is aborted unsent too, and never resent. Borrowed.
      */
     const _Atomic int64_t *write_deadline_ms;
 };

@@ -4,8 +4,8 @@
 # SIGCONTs it while a sampler asks every instance's role over its admin socket every 50 ms for
 # 4 s. Each trial must show: no sweep with two actives (re-read in the reverse order to
 # confirm), "ha: self-fenced" in the resumed instance's log, no lease renewal by it after the
-# resume (cloud: no PUT of the lease), no write of it accepted by the cloud, and it reports
-# standby. A table of the trials is printed at the end.
+# resume (cloud: no PUT of the lease), no write of it accepted by the cloud (at most the one
+# write frozen on its way is refused by the cloud's fencing), and it reports standby. A table of the trials is printed at the end.
 #   bash ha_fence.sh [cloud|etcd]
 # HA_LEASE (default 6) is the lease duration in seconds; HA_FENCE_TRIALS (default 5) the trials.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -104,7 +104,13 @@ for ((trial = 1; trial <= TRIALS; trial++)); do
 	check_eq "trial $trial: no write of conn-$a accepted after SIGCONT" 0 "$writes"
 	fenced=n/a
 	[[ $BACKEND == cloud ]] && fenced=$(($(ha_fenced) - fenced0))
-	[[ $BACKEND == cloud ]] && check_eq "trial $trial: the cloud fenced no write (none was tried)" 0 "$fenced"
+	# Every write checks the deadline when it starts and again just before it goes out
+	# (CURLOPT_PREREQFUNCTION; unit.test_scim test_write_fenced_at_send). A SIGSTOP in the few
+	# instructions between that last check and the socket write cannot be undone: that one
+	# write reaches the cloud after the takeover and its stale fencing token is refused. At
+	# most one per trial; none accepted (checked above).
+	[[ $BACKEND == cloud ]] && check "trial $trial: the cloud fenced at most the write on its way at the SIGSTOP ($fenced)" \
+		test "$fenced" -le 1
 	check_eq "trial $trial: the lease stays with conn-$b" "$b" "$(holder)"
 	table+=$'\n'"$(printf '%-6s %-8s %-11s %-7s %-12s %-12s %-15s %-16s %-18s %s' "$trial" "$BACKEND" "$takeover" "$sweeps" "$dual" "$fenced_log" "$renewals" "$writes" "$fenced" "$standby_after")"
 done

@@ -6,6 +6,13 @@
 
 #include "connector/scim.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <string.h>
 
 static void test_backoff(void **state)
@@ -95,6 +102,75 @@ static void test_unreachable_is_retried_then_fails(void **state)
     scim_client_free(c);
 }
 
+/*
+ * Self-fencing at the send: the HA write deadline passes after the write was
+ * started (here inside the configure hook, as when the process is frozen
+ * between the two). CURLOPT_PREREQFUNCTION aborts it once the connection
+ * stands: the listener accepts the connection but reads not one byte, and
+ * the write ends with DIRCONN_ELEASE after one attempt, never resent.
+ */
+static enum dirconn_err pass_deadline(void *arg, CURL *easy, const char *url,
+                                      struct dirconn_error *err)
+{
+    (void)easy;
+    (void)url;
+    (void)err;
+    atomic_store((_Atomic int64_t *)arg, 0);
+    return DIRCONN_OK;
+}
+
+static void test_write_fenced_at_send(void **state)
+{
+    (void)state;
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(ls >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(ls, 4), 0);
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/scim/v2/o", (unsigned)ntohs(sa.sin_port));
+
+    _Atomic int64_t deadline = INT64_MAX; /* open when the write starts */
+    struct scim_client_options o = {.base_url = url,
+                                    .max_retries = 2,
+                                    .backoff_base_ms = 10,
+                                    .backoff_max_ms = 20,
+                                    .connect_timeout_ms = 5000,
+                                    .timeout_ms = 5000,
+                                    .configure = pass_deadline,
+                                    .configure_arg = (void *)&deadline,
+                                    .write_deadline_ms = &deadline};
+    struct scim_client *c = NULL;
+    assert_int_equal(scim_client_new(&o, &c, NULL), DIRCONN_OK);
+    struct scim_response r;
+    memset(&r, 0, sizeof(r));
+    done_calls = 0;
+    json_t *body = json_pack("{s:s}", "userName", "a");
+    assert_non_null(body);
+    assert_int_equal(scim_submit(c, "POST", "/Users", body, NULL, on_done, &r, NULL), DIRCONN_OK);
+    json_decref(body);
+    assert_int_equal(scim_run(c, NULL), DIRCONN_OK);
+    assert_int_equal(done_calls, 1);
+    assert_int_equal(r.code, DIRCONN_ELEASE);
+    assert_int_equal(r.attempts, 1);
+    assert_non_null(strstr(r.error, "self-fenced"));
+    scim_client_free(c); /* closes the connection: the peer reads end-of-file, no request */
+
+    int fd = accept(ls, NULL, NULL); /* the connection stood: the check ran after it */
+    assert_true(fd >= 0);
+    char buf[256];
+    ssize_t n;
+    do
+        n = read(fd, buf, sizeof(buf));
+    while (n < 0 && errno == EINTR);
+    assert_int_equal(n, 0);
+    close(fd);
+    close(ls);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -104,6 +180,7 @@ int main(void)
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_client_rejects_bad_url),
         cmocka_unit_test(test_unreachable_is_retried_then_fails),
+        cmocka_unit_test(test_write_fenced_at_send),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
