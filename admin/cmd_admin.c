@@ -672,8 +672,9 @@ static int run_reset(struct ctl *ctl, const struct admin_args *a)
             struct dirconn_error werr;
             dirconn_error_clear(&werr);
             if (secret_store_save(store, &werr) != DIRCONN_OK)
-                warn(ctl, "the rotation is done, but the previous secret stays in the secret "
-                          "store until the next reset-secret: %s",
+                warn(ctl,
+                     "the rotation is done, but the previous secret stays in the secret "
+                     "store until the next reset-secret: %s",
                      werr.msg);
         }
     }
@@ -1025,9 +1026,9 @@ static int run_ha_mode(struct ctl *ctl, const struct admin_args *a, const char *
     enum dirconn_err e = api_token(ctl, &cloud, a->admin_token_file, &token, &err);
     if (e == DIRCONN_OK && set_to != NULL) {
         body = json_pack("{s:s, s:b}", "haMode", set_to, "force", a->force);
-        e = body != NULL ? control_request(&cloud.opts, token, "PUT", "ha-mode", body, NULL, &r,
-                                           &err)
-                         : dirconn_error_set(&err, DIRCONN_ENOMEM, "out of memory");
+        e = body != NULL
+                ? control_request(&cloud.opts, token, "PUT", "ha-mode", body, NULL, &r, &err)
+                : dirconn_error_set(&err, DIRCONN_ENOMEM, "out of memory");
         const char *code = json_string_value(json_object_get(r.body, "error"));
         const char *detail = json_string_value(json_object_get(r.body, "detail"));
         if (e != DIRCONN_OK && r.status == 409 && code != NULL && strcmp(code, "leaseHeld") == 0)
@@ -1051,8 +1052,8 @@ static int run_ha_mode(struct ctl *ctl, const struct admin_args *a, const char *
         if (set_to != NULL)
             printf("Organisation %s: HA mode set to %s.\n", ctl->cfg->cloud_org, set_to);
         else if (mode != NULL)
-            printf("Organisation %s: HA mode %s (recorded %s, by %s).\n", ctl->cfg->cloud_org,
-                   mode, json_string_value(json_object_get(r.body, "recordedAt")),
+            printf("Organisation %s: HA mode %s (recorded %s, by %s).\n", ctl->cfg->cloud_org, mode,
+                   json_string_value(json_object_get(r.body, "recordedAt")),
                    json_string_value(json_object_get(r.body, "recordedBy")));
         else if (force != NULL)
             printf("Organisation %s: no HA mode recorded; a connector holds the %s lease.\n",

@@ -121,14 +121,13 @@ json_t *ctl_cloud_check_json(const struct ctl_cloud_check *c)
 {
     if (!c->configured)
         return json_pack("{s:b}", "configured", 0);
-    return json_pack("{s:s, s:s, s:s?, s:s, s:s?, s:b, s:o, s:o, s:b, s:s?}", "url", c->base,
-                     "proxyMode", c->proxy_mode, "route", c->route[0] ? c->route : NULL, "auth",
-                     c->auth, "identity", c->identity[0] ? c->identity : NULL, "identityStored",
-                     c->identity_stored, "serviceProviderConfig",
-                     c->spc_status > 0 ? json_integer(c->spc_status) : json_null(),
-                     "authenticatedRead",
-                     c->read_status > 0 ? json_integer(c->read_status) : json_null(), "ok",
-                     c->code == DIRCONN_OK, "error", c->code != DIRCONN_OK ? c->error : NULL);
+    return json_pack(
+        "{s:s, s:s, s:s?, s:s, s:s?, s:b, s:o, s:o, s:b, s:s?}", "url", c->base, "proxyMode",
+        c->proxy_mode, "route", c->route[0] ? c->route : NULL, "auth", c->auth, "identity",
+        c->identity[0] ? c->identity : NULL, "identityStored", c->identity_stored,
+        "serviceProviderConfig", c->spc_status > 0 ? json_integer(c->spc_status) : json_null(),
+        "authenticatedRead", c->read_status > 0 ? json_integer(c->read_status) : json_null(), "ok",
+        c->code == DIRCONN_OK, "error", c->code != DIRCONN_OK ? c->error : NULL);
 }
 
 void ctl_cloud_check_print(const struct ctl_cloud_check *c)
@@ -149,6 +148,6 @@ void ctl_cloud_check_print(const struct ctl_cloud_check *c)
         printf("ServiceProviderConfig: HTTP %ld\n", c->spc_status);
     if (c->read_status > 0)
         printf("Authenticated read: HTTP %ld (GET /Users)\n", c->read_status);
-    printf("Cloud result:       %s%s\n", c->code == DIRCONN_OK ? "ok" : "FAILED: ",
-           c->code == DIRCONN_OK ? "" : c->error);
+    printf("Cloud result:       %s%s\n",
+           c->code == DIRCONN_OK ? "ok" : "FAILED: ", c->code == DIRCONN_OK ? "" : c->error);
 }

@@ -172,8 +172,8 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
         e = sync_run(ctl->cfg, &ctl->log, &opts, &res, &err);
     if (ha != NULL && (e == DIRCONN_OK || e == DIRCONN_EFAIL) && res.watermark_saved) {
         struct dirconn_error serr;
-        if (ha_shared_step(ctl->cfg, &ctl->log, shared, false, ha_election_token(ha), ha,
-                           NULL, &serr) != DIRCONN_OK)
+        if (ha_shared_step(ctl->cfg, &ctl->log, shared, false, ha_election_token(ha), ha, NULL,
+                           &serr) != DIRCONN_OK)
             log_msg(&ctl->log, LOG_LEVEL_WARN, "ha: the shared state was not written: %s",
                     serr.msg);
     }

@@ -72,13 +72,13 @@ enum request { REQ_NONE = 0, REQ_INCREMENTAL, REQ_FULL };
  * while none runs), never by the loop while the worker may hold a write transaction.
  */
 struct state_snap {
-    bool valid;               /* read at least once */
-    struct state_history *h;  /* the newest runs, newest first (state_history_list) */
+    bool valid;              /* read at least once */
+    struct state_history *h; /* the newest runs, newest first (state_history_list) */
     size_t n;
-    long retries;             /* objects waiting for a retry, -1 unknown */
-    char *base_dn;            /* the partition the cookie belongs to, or NULL */
-    char *state_dir;          /* the state directory it was read from */
-    unsigned char *cookie;    /* the RFC 4533 cookie of base_dn, or NULL */
+    long retries;          /* objects waiting for a retry, -1 unknown */
+    char *base_dn;         /* the partition the cookie belongs to, or NULL */
+    char *state_dir;       /* the state directory it was read from */
+    unsigned char *cookie; /* the RFC 4533 cookie of base_dn, or NULL */
     size_t cookie_len;
 };
 
@@ -128,16 +128,16 @@ struct daemon {
     bool active;   /* the loop's view: a sync may start */
     bool takeover; /* the next sync first continues from the shared state */
     char token[32];
-    bool skip_first_sync;   /* --no-initial-sync: the first activation starts no sync */
-    bool override_next;     /* sync-now --override-threshold: the next run may exceed it, once */
+    bool skip_first_sync; /* --no-initial-sync: the first activation starts no sync */
+    bool override_next;   /* sync-now --override-threshold: the next run may exceed it, once */
     /* the cloud side of status: whether a run reached the cloud, the route its requests took */
     bool cloud_reached;
     char cloud_route[512];
     enum request threshold_kind; /* the kind of the last run the delete threshold stopped */
-    struct client *clients; /* open admin connections */
-    struct config *ha_cfg;  /* the configuration the election started with (kept until exit:
-                               the lease client borrows its [ha] and [cloud]; SIGHUP hands it
-                               new [proxy] settings) */
+    struct client *clients;      /* open admin connections */
+    struct config *ha_cfg;       /* the configuration the election started with (kept until exit:
+                                    the lease client borrows its [ha] and [cloud]; SIGHUP hands it
+                                    new [proxy] settings) */
     struct proxy_shared *proxy_shared; /* dead proxies and logged routes, for every run and
                                           the lease client */
     /* The directory side: DC in use, last error, and the guard against blind re-binds. */
@@ -307,12 +307,11 @@ static bool shared_state(struct job *j, bool before, const struct sync_result *r
         return true;
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    enum dirconn_err e =
-        ha_shared_step(j->cfg, &j->d->log, j->d->proxy_shared, before, j->token_n,
-                       before ? NULL : j->d->ha, what, &err);
+    enum dirconn_err e = ha_shared_step(j->cfg, &j->d->log, j->d->proxy_shared, before, j->token_n,
+                                        before ? NULL : j->d->ha, what, &err);
     if (e != DIRCONN_OK)
         log_msg_limited(&j->d->log, LOG_LEVEL_ERROR, "ha: shared state %s: %s",
-                before ? "not read, the sync waits" : "not written", err.msg);
+                        before ? "not read, the sync waits" : "not written", err.msg);
     return e == DIRCONN_OK;
 }
 
@@ -1468,8 +1467,8 @@ out:
         evconnlistener_free(d->listener);
         unlink(d->socket_path);
     }
-    struct event *evs[] = {d->ev_incr, d->ev_full, d->ev_done, d->ev_debounce,  d->ev_notify_retry,
-                           d->ev_term, d->ev_int,  d->ev_hup,  d->ev_cont, d->ev_bind_check};
+    struct event *evs[] = {d->ev_incr, d->ev_full, d->ev_done, d->ev_debounce, d->ev_notify_retry,
+                           d->ev_term, d->ev_int,  d->ev_hup,  d->ev_cont,     d->ev_bind_check};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i] != NULL)
             event_free(evs[i]);

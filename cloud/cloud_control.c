@@ -644,8 +644,8 @@ static void hamode_put(struct cloud_req *req, const char *org)
         bad = "body must be an object";
     else if (unknown_member(b, allowed) != NULL)
         bad = "unknown member (haMode, force)";
-    else if (mode == NULL || (!json_is_null(mode) &&
-                              !cloud_ha_mode_parse(json_string_value(mode), &to)))
+    else if (mode == NULL ||
+             (!json_is_null(mode) && !cloud_ha_mode_parse(json_string_value(mode), &to)))
         bad = "haMode must be \"cloud\", \"etcd\", \"none\" or null";
     else if (force != NULL && !json_is_boolean(force))
         bad = "force must be a boolean";

@@ -39,8 +39,8 @@ struct cloud_req {
     char auth_org[80];
     int64_t start_ns;
     bool faultable;
-    long patch_ops;                  /* PATCH operations applied (a PATCH, or inside /Bulk), logged */
-    struct event *delay;             /* latency fault timer */
+    long patch_ops;      /* PATCH operations applied (a PATCH, or inside /Bulk), logged */
+    struct event *delay; /* latency fault timer */
     struct cloud_req *dnext, *dprev; /* in ctx->delayed while the timer runs */
 };
 

@@ -19,7 +19,7 @@ struct scim {
     struct cloud_ctx *ctx;
     struct cloud_store *st;
     const char *org;
-    char base[512]; /* https://host:port/scim/v2/{org} */
+    char base[512];        /* https://host:port/scim/v2/{org} */
     struct cloud_req *req; /* the request (its log line counts the PATCH operations) */
 };
 

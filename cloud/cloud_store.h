@@ -55,8 +55,8 @@
     XX(PENDING_GET, "SELECT secret_hash FROM pending_secrets WHERE connector_id=?1")               \
     XX(PENDING_DELETE, "DELETE FROM pending_secrets WHERE connector_id=?1")                        \
     XX(HAMODE_GET, "SELECT mode, recorded_ms, recorded_by FROM org_ha_modes WHERE org=?1")         \
-    XX(HAMODE_SET, "INSERT OR REPLACE INTO org_ha_modes(org, mode, recorded_ms, recorded_by) "    \
-                   "VALUES(?1, ?2, ?3, ?4)")                                                      \
+    XX(HAMODE_SET, "INSERT OR REPLACE INTO org_ha_modes(org, mode, recorded_ms, recorded_by) "     \
+                   "VALUES(?1, ?2, ?3, ?4)")                                                       \
     XX(HAMODE_DELETE, "DELETE FROM org_ha_modes WHERE org=?1")                                     \
     XX(REPORT_INSERT, "INSERT INTO reports(org, connector_id, received_ms, body) "                 \
                       "VALUES(?1, ?2, ?3, ?4)")                                                    \

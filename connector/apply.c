@@ -819,7 +819,7 @@ struct bulk_req {
 };
 
 const json_t *apply_bulk_result(const json_t *body, const char *bulk_id, long *status,
-                               const char **detail, const char **id)
+                                const char **detail, const char **id)
 {
     const json_t *res = NULL;
     size_t k;
@@ -831,8 +831,8 @@ const json_t *apply_bulk_result(const json_t *body, const char *bulk_id, long *s
             res = item;
     }
     json_t *st = json_object_get(res, "status");
-    *status = json_is_string(st) ? strtol(json_string_value(st), NULL, 10)
-                                 : (long)json_integer_value(st);
+    *status =
+        json_is_string(st) ? strtol(json_string_value(st), NULL, 10) : (long)json_integer_value(st);
     *detail = json_string_value(json_object_get(json_object_get(res, "response"), "detail"));
     const char *loc = json_string_value(json_object_get(res, "location"));
     const char *slash = loc != NULL ? strrchr(loc, '/') : NULL;
@@ -1679,8 +1679,7 @@ enum dirconn_err apply_stop_error(const struct apply *a, struct dirconn_error *e
     if (a->cloud_lost.code != DIRCONN_OK)
         return dirconn_error_set(err, a->cloud_lost.code, "%s", a->cloud_lost.msg);
     if (a->lease_lost && a->lease_code == DIRCONN_EHAMODE)
-        return dirconn_error_set(err, DIRCONN_EHAMODE, "%s; nothing more is written",
-                                 a->lease_msg);
+        return dirconn_error_set(err, DIRCONN_EHAMODE, "%s; nothing more is written", a->lease_msg);
     if (a->lease_lost)
         return dirconn_error_set(err, DIRCONN_ELEASE,
                                  "the HA lease was lost, nothing more is written: %s",

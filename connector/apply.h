@@ -195,6 +195,6 @@ enum dirconn_err apply_stop_error(const struct apply *a, struct dirconn_error *e
  * points into body. body may be NULL or any JSON value.
  */
 const json_t *apply_bulk_result(const json_t *body, const char *bulk_id, long *status,
-                               const char **detail, const char **id);
+                                const char **detail, const char **id);
 
 #endif

@@ -242,9 +242,9 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
     return DIRCONN_OK;
 }
 
-enum dirconn_err cloud_auth_parse_token(long status, const char *body, size_t len,
-                                        const char *url, const char *id, char **token,
-                                        int64_t *lifetime_ms, struct dirconn_error *err)
+enum dirconn_err cloud_auth_parse_token(long status, const char *body, size_t len, const char *url,
+                                        const char *id, char **token, int64_t *lifetime_ms,
+                                        struct dirconn_error *err)
 {
     *token = NULL;
     *lifetime_ms = 0;

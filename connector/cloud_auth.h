@@ -76,9 +76,9 @@ enum dirconn_err cloud_auth_token(void *a, bool refresh, char **token, struct di
  * error_description), DIRCONN_ECLOUD for other statuses and an answer without
  * a Bearer access_token, DIRCONN_ENOMEM.
  */
-enum dirconn_err cloud_auth_parse_token(long status, const char *body, size_t len,
-                                        const char *url, const char *id, char **token,
-                                        int64_t *lifetime_ms, struct dirconn_error *err);
+enum dirconn_err cloud_auth_parse_token(long status, const char *body, size_t len, const char *url,
+                                        const char *id, char **token, int64_t *lifetime_ms,
+                                        struct dirconn_error *err);
 
 /*
  * cloud_auth_read_secret - read a one-line secret file into a new buffer the

@@ -40,10 +40,10 @@ enum opt_type {
 };
 
 /* Option flags. */
-#define OPT_REQUIRED   0x1u /* must be set */
-#define OPT_JOIN_NONE  0x2u /* continuation lines are appended without a separator */
-#define OPT_LIST_SEMI  0x4u /* list items are separated by ';' (DNs contain commas and spaces) */
-#define OPT_LIST_SPACE 0x8u /* list items are separated by white space, ',' or ';' */
+#define OPT_REQUIRED   0x1u  /* must be set */
+#define OPT_JOIN_NONE  0x2u  /* continuation lines are appended without a separator */
+#define OPT_LIST_SEMI  0x4u  /* list items are separated by ';' (DNs contain commas and spaces) */
+#define OPT_LIST_SPACE 0x8u  /* list items are separated by white space, ',' or ';' */
 #define OPT_NO_SECRET  0x40u /* a URL that must not hold a password (never echoed in errors) */
 
 typedef bool (*opt_validator)(const char *value, char *why, size_t whylen);
@@ -167,8 +167,8 @@ static const struct opt options[] = {
     {"cloud", "max_payload", OPT_INT, OFF(cloud_max_payload), "0", 0, 1073741824, NULL, 0, NULL},
     {"cloud", "patch_max_operations", OPT_INT, OFF(cloud_patch_max_operations), "100", 1, 100000,
      NULL, 0, NULL},
-    {"cloud", "single_valued", OPT_LIST, OFF(cloud_single_valued), NULL, 0, 8, NULL,
-     OPT_LIST_SPACE, validate_scim_multi_valued},
+    {"cloud", "single_valued", OPT_LIST, OFF(cloud_single_valued), NULL, 0, 8, NULL, OPT_LIST_SPACE,
+     validate_scim_multi_valued},
 
     {"ha", "lease", OPT_ENUM, OFF(ha_lease), "cloud", 0, 0, ha_lease_names, 0, NULL},
     {"ha", "etcd_endpoints", OPT_LIST, OFF(ha_etcd_endpoints), NULL, 0, 16, NULL, OPT_LIST_SPACE,
@@ -177,8 +177,8 @@ static const struct opt options[] = {
     {"ha", "etcd_cert_file", OPT_STRING, OFF(ha_etcd_cert_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
     {"ha", "etcd_key_file", OPT_STRING, OFF(ha_etcd_key_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
     {"ha", "etcd_user", OPT_STRING, OFF(ha_etcd_user), NULL, 1, 256, NULL, 0, NULL},
-    {"ha", "etcd_password_file", OPT_STRING, OFF(ha_etcd_password_file), NULL, 1, PATH_MAX, NULL,
-     0, NULL},
+    {"ha", "etcd_password_file", OPT_STRING, OFF(ha_etcd_password_file), NULL, 1, PATH_MAX, NULL, 0,
+     NULL},
     {"ha", "lease_duration", OPT_DURATION, OFF(ha_lease_duration_ms), "30s", 1000, 3600 * 1000,
      NULL, 0, NULL},
     {"ha", "renew_interval", OPT_DURATION, OFF(ha_renew_interval_ms), NULL, 100, 3600 * 1000, NULL,
@@ -453,9 +453,9 @@ static bool validate_attribute(const char *value, char *why, size_t whylen)
 /* A multi-valued attribute of the SCIM User schema (RFC 7643 4.1.2). */
 static bool validate_scim_multi_valued(const char *value, char *why, size_t whylen)
 {
-    static const char *const names[] = {"emails",       "phoneNumbers", "ims",
-                                        "photos",       "addresses",    "entitlements",
-                                        "roles",        "x509Certificates", NULL};
+    static const char *const names[] = {"emails", "phoneNumbers",     "ims",
+                                        "photos", "addresses",        "entitlements",
+                                        "roles",  "x509Certificates", NULL};
     for (int i = 0; names[i] != NULL; i++)
         if (strcasecmp(value, names[i]) == 0)
             return true;

@@ -122,9 +122,10 @@ struct config {
     char *cloud_client_secret_file; /* file holding the connector secret */
     char *cloud_token_file;         /* bearer token file (auth = bearer) */
     char *cloud_ca_file;
-    bool cloud_delete_cascades; /* the provider removes a deleted resource from groups and managers */
+    bool cloud_delete_cascades; /* the provider removes a deleted resource from groups and managers
+                                 */
     int cloud_max_payload;      /* bytes per request body; 0: bulk.maxPayloadSize, else 1 MiB */
-    int cloud_patch_max_operations; /* operations per PATCH request */
+    int cloud_patch_max_operations;     /* operations per PATCH request */
     struct strlist cloud_single_valued; /* multi-valued User attributes the provider takes one
                                            value of (RFC 7643 4.1.2 names) */
 

@@ -332,7 +332,8 @@ const char *ldap_ad_bind_data(const char *diag, char *code, size_t len)
     return "a reason AD did not name";
 }
 
-/* What to do about a refused bind with AD data code (hex, "" = none); where: the password's home. */
+/* What to do about a refused bind with AD data code (hex, "" = none); where: the password's home.
+ */
 static void refusal_advice(const char *code, const char *where, char *buf, size_t len)
 {
     unsigned long value = code[0] != '\0' ? strtoul(code, NULL, 16) : 0x52e;
@@ -1128,8 +1129,8 @@ static enum dirconn_err convert_entry(struct ldap_cursor *cur, LDAPMessage *msg,
         if (attr == NULL || !attr_append_array(attr, vals)) {
             e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
         } else if (next >= 0) {
-            log_msg(src->log, LOG_LEVEL_DEBUG, "%s: %s came in ranges (%ld-%ld first)",
-                    entry->dn, attr->name, first, next - 1);
+            log_msg(src->log, LOG_LEVEL_DEBUG, "%s: %s came in ranges (%ld-%ld first)", entry->dn,
+                    attr->name, first, next - 1);
             e = fetch_ranges(cur, entry->dn, attr, next, err);
         }
         ber_memfree(vals);

@@ -128,8 +128,8 @@ static int64_t mono_ms(void *arg)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-bool log_sink_limit_repeats(struct log_sink *sink, int64_t interval_ms,
-                            int64_t (*clock)(void *arg), void *clock_arg)
+bool log_sink_limit_repeats(struct log_sink *sink, int64_t interval_ms, int64_t (*clock)(void *arg),
+                            void *clock_arg)
 {
     struct log_repeats *r = calloc(1, sizeof(*r));
     if (r == NULL)

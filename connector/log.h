@@ -90,8 +90,8 @@ void log_vmsg(const struct log_sink *sink, enum log_level level, const char *fmt
  * tests inject one), with clock_arg. Call before other threads log through
  * the sink. Returns false when out of memory (lines are then not limited).
  */
-bool log_sink_limit_repeats(struct log_sink *sink, int64_t interval_ms,
-                            int64_t (*clock)(void *arg), void *clock_arg);
+bool log_sink_limit_repeats(struct log_sink *sink, int64_t interval_ms, int64_t (*clock)(void *arg),
+                            void *clock_arg);
 
 /* log_msg_limited - log_msg through the sink's repeat limiter (see above); without one, log_msg. */
 void log_msg_limited(const struct log_sink *sink, enum log_level level, const char *fmt, ...)

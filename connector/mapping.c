@@ -588,7 +588,9 @@ static void build_targets(struct mapping *m)
         case PL_EMAIL:
         case PL_PHONE:
         case PL_ADDR:
-            o->attr = t->place == PL_EMAIL ? "emails" : t->place == PL_PHONE ? "phoneNumbers" : "addresses";
+            o->attr = t->place == PL_EMAIL   ? "emails"
+                      : t->place == PL_PHONE ? "phoneNumbers"
+                                             : "addresses";
             o->type = t->type;
             o->sub = t->key;
             break;

@@ -190,9 +190,9 @@ enum dirconn_err plan_add_cloud(struct plan *p, enum plan_kind kind, const char 
 }
 
 enum dirconn_err plan_add_cloud_projected(struct plan *p, enum plan_kind kind, const char *id,
-                                          const char *name, const char *external_id,
-                                          bool is_admin, const char *version,
-                                          const char *projection, struct dirconn_error *err)
+                                          const char *name, const char *external_id, bool is_admin,
+                                          const char *version, const char *projection,
+                                          struct dirconn_error *err)
 {
     sqlite3_stmt *s = p->ins_cloud;
     sqlite3_bind_int(s, 1, kind);
@@ -814,7 +814,6 @@ enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
     sqlite3_finalize(s);
     return e;
 }
-
 
 enum dirconn_err plan_item_get(struct plan *p, const char *external_id,
                                int (*fn)(void *arg, const struct plan_item *item), void *arg,

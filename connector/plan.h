@@ -245,9 +245,9 @@ void plan_record_hash(const char *canonical, char hex[65]);
  * row would scan the whole table. Strings are copied. Errors: DIRCONN_ESTATE.
  */
 enum dirconn_err plan_add_cloud_projected(struct plan *p, enum plan_kind kind, const char *id,
-                                          const char *name, const char *external_id,
-                                          bool is_admin, const char *version,
-                                          const char *projection, struct dirconn_error *err);
+                                          const char *name, const char *external_id, bool is_admin,
+                                          const char *version, const char *projection,
+                                          struct dirconn_error *err);
 
 /* plan_cloud_projection - that hash (malloc'd), or NULL when none was recorded. */
 char *plan_cloud_projection(struct plan *p, enum plan_kind kind, const char *id);

@@ -181,8 +181,7 @@ static enum dirconn_err build(struct provider *p, const json_t *rts, const json_
             p->k[k].endpoint = strdup(default_endpoints[k]);
             p->k[k].extensions = json_object();
         }
-        json_object_set_new(p->k[PROVIDER_USER].extensions, SCIM_SCHEMA_ENTERPRISE,
-                            json_null());
+        json_object_set_new(p->k[PROVIDER_USER].extensions, SCIM_SCHEMA_ENTERPRISE, json_null());
     } else {
         size_t i;
         const json_t *rt;
@@ -223,8 +222,8 @@ static enum dirconn_err build(struct provider *p, const json_t *rts, const json_
         ki->core = core != NULL ? json_deep_copy(core) : NULL;
         if (core == NULL && k != PROVIDER_CONTACT) {
             snprintf(msg, sizeof(msg),
-                     "the cloud's /Schemas has no %s: every mapped %s attribute is sent", core_schema[k],
-                     kind_names[k]);
+                     "the cloud's /Schemas has no %s: every mapped %s attribute is sent",
+                     core_schema[k], kind_names[k]);
             warn(p, log, msg);
         }
         const char *urn;
@@ -276,8 +275,8 @@ enum dirconn_err provider_from_documents(const json_t *spc, const json_t *resour
     read_spc(p, spc);
     size_t n = 0;
     p->single_valued = calloc(1, sizeof(char *));
-    for (size_t i = 0; settings != NULL && settings->single_valued != NULL &&
-                       settings->single_valued[i] != NULL;
+    for (size_t i = 0;
+         settings != NULL && settings->single_valued != NULL && settings->single_valued[i] != NULL;
          i++)
         add_str(&p->single_valued, &n, settings->single_valued[i]);
     if (settings != NULL)
@@ -443,8 +442,7 @@ bool provider_check(const struct provider *p, enum provider_kind kind, const cha
         const json_t *sd = find_attr(subs, sub);
         if (sd == NULL || read_only(sd)) {
             snprintf(mp->why, sizeof(mp->why), "the cloud's %s schema %s sub-attribute %s.%s",
-                     kind_names[kind], sd == NULL ? "has no" : "declares read-only the", attr,
-                     sub);
+                     kind_names[kind], sd == NULL ? "has no" : "declares read-only the", attr, sub);
             *why = mp->why;
             return false;
         }
@@ -498,8 +496,8 @@ static bool restrict_attrs(const struct provider *p, const json_t *attrs, json_t
             if (top && is_single_valued(p, key) && json_array_size(v) > 1) {
                 /* The value kept: the primary one (RFC 7643 2.4), else the first mapped. */
                 size_t keep = 0;
-                json_array_foreach(v, i, item)
-                if (json_is_true(json_object_get(item, "primary"))) {
+                json_array_foreach(v, i, item) if (json_is_true(json_object_get(item, "primary")))
+                {
                     keep = i;
                     break;
                 }
@@ -508,8 +506,7 @@ static bool restrict_attrs(const struct provider *p, const json_t *attrs, json_t
                 json_array_append_new(v, kept);
                 removed = true;
             }
-            json_array_foreach(v, i, item)
-            removed = restrict_complex(def, item) || removed;
+            json_array_foreach(v, i, item) removed = restrict_complex(def, item) || removed;
         } else {
             removed = restrict_complex(def, v) || removed;
         }
@@ -541,8 +538,8 @@ bool provider_restrict(const struct provider *p, enum provider_kind kind, json_t
         bool declared = false;
         const char *u;
         json_t *a;
-        json_object_foreach(ki->extensions, u, a)
-        if (strcasecmp(u, key) == 0) {
+        json_object_foreach(ki->extensions, u, a) if (strcasecmp(u, key) == 0)
+        {
             declared = true;
             attrs = a;
         }

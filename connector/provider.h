@@ -57,9 +57,9 @@ struct provider_features {
 
 /* Settings of the site for this provider ([cloud] keys, docs/configuration.md). */
 struct provider_settings {
-    const char *const *single_valued; /* multi-valued attributes taken with one value; NULL-terminated
-                                         or NULL */
-    bool delete_cascades;             /* the provider removes a deleted user from groups and managers */
+    const char *const *single_valued; /* multi-valued attributes taken with one value;
+                                         NULL-terminated or NULL */
+    bool delete_cascades; /* the provider removes a deleted user from groups and managers */
 };
 
 struct provider;

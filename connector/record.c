@@ -301,7 +301,8 @@ static bool ext_differs(const struct leaves *was, const struct leaves *now, cons
     }
     for (size_t i = 0; i < was->n; i++) {
         const struct leaf *w = &was->v[i];
-        if (w->ext_complex && same_name(w->attr, attr) && find_leaf(now, attr, NULL, w->sub) == NULL)
+        if (w->ext_complex && same_name(w->attr, attr) &&
+            find_leaf(now, attr, NULL, w->sub) == NULL)
             return true;
     }
     return false;
@@ -443,8 +444,8 @@ static char *lower_dup(const char *s)
     return d;
 }
 
-bool record_projection_hash(const json_t *resource, const struct record_scope *scope,
-                            bool members, char hex[RECORD_HASH_LEN])
+bool record_projection_hash(const json_t *resource, const struct record_scope *scope, bool members,
+                            char hex[RECORD_HASH_LEN])
 {
     struct leaves l = {0};
     if (resource != NULL)
@@ -690,8 +691,7 @@ json_t *record_overlay(const json_t *cloud, const json_t *now, const struct reco
         bool listed = false;
         size_t i;
         json_t *s;
-        json_array_foreach(schemas, i, s)
-            listed = listed || same_name(json_string_value(s), k);
+        json_array_foreach(schemas, i, s) listed = listed || same_name(json_string_value(s), k);
         if (!listed)
             json_array_append_new(schemas, json_string(k));
     }

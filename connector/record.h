@@ -35,7 +35,8 @@
 /* SHA-256 as lower-case hex, plus NUL. */
 #define RECORD_HASH_LEN 65
 
-/* One leaf path of a scope: attribute (URN-qualified inside an extension), value type, sub-attribute. */
+/* One leaf path of a scope: attribute (URN-qualified inside an extension), value type,
+ * sub-attribute. */
 struct record_path {
     const char *attr; /* "title", "name", "phoneNumbers", "urn:...:User:department", "members" */
     const char *type; /* the "type" of a multi-valued value, or NULL */
@@ -116,8 +117,8 @@ json_t *record_member_ids(const json_t *resource);
  * the values the connector manages. Into hex[RECORD_HASH_LEN]; returns false
  * when out of memory.
  */
-bool record_projection_hash(const json_t *resource, const struct record_scope *scope,
-                            bool members, char hex[RECORD_HASH_LEN]);
+bool record_projection_hash(const json_t *resource, const struct record_scope *scope, bool members,
+                            char hex[RECORD_HASH_LEN]);
 
 /*
  * record_overlay - the body of a PUT (RFC 7644 3.5.1) that gives the cloud's

@@ -47,7 +47,7 @@ struct scim_request {
     bool own_if_match;  /* if_match is the version the client read after a 428, not the caller's */
     int version_reads;  /* reads of the version for a provider that requires If-Match */
     bool needs_version; /* read the version before the next attempt (wants_version) */
-    struct scim_request *active_next; /* in the client's list of requests in flight */
+    struct scim_request *active_next;         /* in the client's list of requests in flight */
     const _Atomic int64_t *write_deadline_ms; /* the HA write deadline, for a write, or NULL */
     bool fenced_at_send; /* the deadline passed between the start and the sending: not sent */
 };
@@ -971,7 +971,8 @@ enum dirconn_err scim_port_request(const struct scim_port *p, const char *method
     memset(resp, 0, sizeof(*resp));
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    enum dirconn_err e = scim_port_submit(p, method, path, body, if_match, capture_done, resp, &err);
+    enum dirconn_err e =
+        scim_port_submit(p, method, path, body, if_match, capture_done, resp, &err);
     if (e == DIRCONN_OK)
         e = scim_port_run(p, &err);
     if (e != DIRCONN_OK) {
@@ -989,8 +990,8 @@ enum dirconn_err scim_request_sync(struct scim_client *c, const char *method, co
     return scim_port_request(&p, method, path, body, if_match, resp);
 }
 
-enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
-                                    const char *filter, const char *attributes, int page_size,
+enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path, const char *filter,
+                                    const char *attributes, int page_size,
                                     int (*fn)(void *arg, json_t *resource), void *arg,
                                     struct dirconn_error *err)
 {

@@ -265,9 +265,9 @@ enum dirconn_err scim_list_all(struct scim_client *c, const char *path, const ch
  * Errors and ownership are those of scim_submit and scim_run.
  */
 struct scim_port_ops {
-    enum dirconn_err (*submit)(void *impl, const char *method, const char *path,
-                               const json_t *body, const char *if_match, bool create,
-                               scim_done_fn done, void *arg, struct dirconn_error *err);
+    enum dirconn_err (*submit)(void *impl, const char *method, const char *path, const json_t *body,
+                               const char *if_match, bool create, scim_done_fn done, void *arg,
+                               struct dirconn_error *err);
     enum dirconn_err (*run)(void *impl, struct dirconn_error *err);
 };
 
@@ -299,8 +299,8 @@ enum dirconn_err scim_port_request(const struct scim_port *p, const char *method
  * a callback that stops the walk after setting err (err->code not
  * DIRCONN_OK) stops it with its own error, not a generic one.
  */
-enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
-                                    const char *filter, const char *attributes, int page_size,
+enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path, const char *filter,
+                                    const char *attributes, int page_size,
                                     int (*fn)(void *arg, json_t *resource), void *arg,
                                     struct dirconn_error *err);
 

@@ -740,13 +740,12 @@ enum dirconn_err state_retry_put(struct state *st, const char *external_id, cons
                                  int kind, const char *reason, struct dirconn_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    enum dirconn_err e =
-        prepare(st,
-                "INSERT INTO retry (external_id, dn, reason, since, kind) VALUES"
-                " (?1, ?2, ?3, strftime('%s','now'), ?4) ON CONFLICT(external_id)"
-                " DO UPDATE SET dn = coalesce(?2, dn), reason = ?3,"
-                " kind = CASE WHEN ?4 >= 0 THEN ?4 ELSE kind END",
-                &stmt, err);
+    enum dirconn_err e = prepare(st,
+                                 "INSERT INTO retry (external_id, dn, reason, since, kind) VALUES"
+                                 " (?1, ?2, ?3, strftime('%s','now'), ?4) ON CONFLICT(external_id)"
+                                 " DO UPDATE SET dn = coalesce(?2, dn), reason = ?3,"
+                                 " kind = CASE WHEN ?4 >= 0 THEN ?4 ELSE kind END",
+                                 &stmt, err);
     if (e != DIRCONN_OK)
         return e;
     sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_STATIC);

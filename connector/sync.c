@@ -99,8 +99,8 @@ struct sync_ctx {
     struct plan *unsent_plan;                       /* the plan the unsent targets were added to */
     struct record_path *scope_paths[PLAN_KIND_MAX]; /* the leaves each mapping produces */
     struct record_scope scope[PLAN_KIND_MAX];
-    bool drift_check; /* full runs: the inventory reads values, matches are compared (drift) */
-    bool no_attr_select; /* the provider refused an attributes= selection: read whole resources */
+    bool drift_check;      /* full runs: the inventory reads values, matches are compared (drift) */
+    bool no_attr_select;   /* the provider refused an attributes= selection: read whole resources */
     long inventory_status; /* the HTTP status of the last failed inventory read, 0 = none */
     char *scim_base;
     unsigned kinds; /* bits of enum plan_kind being synchronised */
@@ -291,8 +291,8 @@ static enum dirconn_err discover(struct sync_ctx *c)
                 if (strcasecmp(sv->v[s], t[i].attr) == 0) {
                     char when[256], why[256];
                     snprintf(when, sizeof(when), " when %s has a value", first);
-                    snprintf(why, sizeof(why), "the cloud takes one %s value ([cloud] single_valued)",
-                             t[i].attr);
+                    snprintf(why, sizeof(why),
+                             "the cloud takes one %s value ([cloud] single_valued)", t[i].attr);
                     note_unsent(c, (enum plan_kind)k, &t[i], when, why);
                 }
         }
@@ -340,8 +340,9 @@ static int inventory_one(void *arg, json_t *res)
     if (id == NULL)
         return 0;
     char hex[RECORD_HASH_LEN];
-    bool projected = ic->c->drift_check && ext != NULL &&
-                     record_projection_hash(res, &ic->c->scope[ic->kind], ic->kind == PLAN_GROUP, hex);
+    bool projected =
+        ic->c->drift_check && ext != NULL &&
+        record_projection_hash(res, &ic->c->scope[ic->kind], ic->kind == PLAN_GROUP, hex);
     ic->e = plan_add_cloud_projected(ic->c->plan, ic->kind, id, name, ext, is_admin(res), version,
                                      projected ? hex : NULL, ic->c->err);
     return ic->e != DIRCONN_OK;
@@ -374,8 +375,8 @@ static const char *inventory_path(struct sync_ctx *c, enum plan_kind kind)
     if (kind != PLAN_USER || !c->drift_check || c->no_attr_select)
         return resource_paths[kind];
     struct scim_response r;
-    enum dirconn_err e = scim_request_sync(c->scim, "GET", "/Users?count=1&excludedAttributes=groups",
-                                           NULL, NULL, &r);
+    enum dirconn_err e = scim_request_sync(
+        c->scim, "GET", "/Users?count=1&excludedAttributes=groups", NULL, NULL, &r);
     if (e != DIRCONN_OK && r.status == 400) {
         log_msg(c->log, LOG_LEVEL_INFO,
                 "cloud: excludedAttributes refused (%s); reading whole resources", r.error);
@@ -1408,8 +1409,8 @@ static int verify_item(void *arg, const struct plan_item *it)
     if (rec != NULL) {
         json_object_set_new(rec, "externalId", json_string(it->external_id));
         if (record_projection_hash(rec, &c->scope[it->kind], it->kind == PLAN_GROUP, hex))
-            ok = id_list_add(strcmp(hex, cloud) == 0 ? &w->same : &w->differ, it->external_id,
-                             NULL, it->kind, NULL, false);
+            ok = id_list_add(strcmp(hex, cloud) == 0 ? &w->same : &w->differ, it->external_id, NULL,
+                             it->kind, NULL, false);
     }
     json_decref(rec);
     free(cloud);
@@ -1482,7 +1483,8 @@ static enum dirconn_err open_cloud(struct sync_ctx *c)
         e = scim_client_set_header(c->scim, "Dirconn-Fencing-Token", c->opts->fencing_token);
     /* docs/cloud-api.md "HA mode": the cloud refuses a connector of another mode. */
     if (e == DIRCONN_OK && config_ha_lease_name(c->cfg->ha_lease) != NULL)
-        e = scim_client_set_header(c->scim, "Dirconn-HA-Mode", config_ha_lease_name(c->cfg->ha_lease));
+        e = scim_client_set_header(c->scim, "Dirconn-HA-Mode",
+                                   config_ha_lease_name(c->cfg->ha_lease));
     return e;
 }
 

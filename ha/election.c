@@ -108,8 +108,8 @@ enum dirconn_err ha_backend_new(const struct config *cfg, const struct log_sink 
         snprintf(fallback, sizeof(fallback), "%s:%ld", host, (long)getpid());
         identity = fallback;
     }
-    enum dirconn_err e = lease_backend_etcd_new(cfg, log, proxy_shared, identity, request_timeout(cfg),
-                                                out, err);
+    enum dirconn_err e =
+        lease_backend_etcd_new(cfg, log, proxy_shared, identity, request_timeout(cfg), out, err);
     secret_store_free_value(id);
     return e;
 }

@@ -120,8 +120,8 @@ struct lease_backend {
  * (docs/cloud-api.md "Lease"): holderIdentity, leaseTransitions (the fencing
  * token), resourceVersion (else the ETag without W/ and quotes),
  * leaseDurationSeconds (taken as 0 to 86400: more than a day is a day), and
- * the time left, from renewTime, serverTime and expired, by the server's clock. *out is zeroed first (free with
- * lease_info_clear). Errors: DIRCONN_ECLOUD (the body is not a JSON object).
+ * the time left, from renewTime, serverTime and expired, by the server's clock. *out is zeroed
+ * first (free with lease_info_clear). Errors: DIRCONN_ECLOUD (the body is not a JSON object).
  */
 struct control_response;
 enum dirconn_err lease_cloud_parse(const struct control_response *r, struct lease_info *out,

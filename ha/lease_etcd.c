@@ -82,10 +82,10 @@ struct etcd {
                                     may be NULL */
     char *shared_key;            /* "etcd <endpoint> <endpoint>...": the key in it */
     char *ca_file, *cert_file, *key_file; /* [ha] etcd_ca_file, ...; NULL when unset */
-    char *user;          /* [ha] etcd_user, NULL without etcd authentication */
-    char *password_file; /* [ha] etcd_password_file, for messages */
-    char *password;      /* its content; wiped */
-    char *token;         /* the auth token, NULL before authenticating; wiped */
+    char *user;                           /* [ha] etcd_user, NULL without etcd authentication */
+    char *password_file;                  /* [ha] etcd_password_file, for messages */
+    char *password;                       /* its content; wiped */
+    char *token;                          /* the auth token, NULL before authenticating; wiped */
 };
 
 /* ---- base64 and JSON helpers ------------------------------------------------------------- */
@@ -401,8 +401,8 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
             /* A member with --client-cert-auth closes a TLS 1.3 connection that came without
              * a certificate right after the handshake: libcurl then reports a send or receive
              * error, not the alert. */
-            bool closed = (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR) &&
-                          e->cert_file == NULL;
+            bool closed =
+                (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR) && e->cert_file == NULL;
             note_failure(failures, sizeof(failures), "etcd %s: %s (curl %d)%s", ep,
                          errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc,
                          !tls_failure(rc, ep) ? ""
@@ -498,8 +498,7 @@ static enum dirconn_err authenticate(struct etcd *e, struct dirconn_error *err)
     long status = 0;
     struct dirconn_error note;
     dirconn_error_clear(&note);
-    enum dirconn_err rv =
-        etcd_post(e, "/v3/auth/authenticate", req, false, &resp, &status, &note);
+    enum dirconn_err rv = etcd_post(e, "/v3/auth/authenticate", req, false, &resp, &status, &note);
     /* the request held the password */
     json_t *pw = json_object_get(req, "password");
     if (json_string_value(pw) != NULL)
@@ -530,8 +529,8 @@ static enum dirconn_err authenticate(struct etcd *e, struct dirconn_error *err)
 /* Does the error (message) or answer say that etcd refused the auth token? */
 static bool token_refused(const char *msg)
 {
-    return msg != NULL &&
-           (strstr(msg, "invalid auth token") != NULL || strstr(msg, "auth token is expired") != NULL);
+    return msg != NULL && (strstr(msg, "invalid auth token") != NULL ||
+                           strstr(msg, "auth token is expired") != NULL);
 }
 
 /* The error text of a stream answer: {"error": {"grpc_code", "message"}}. */
@@ -580,7 +579,6 @@ static enum dirconn_err etcd_call(struct etcd *e, const char *path, const json_t
         fresh = true;
     }
 }
-
 
 /* ---- keys, leases and transactions -------------------------------------------------------- */
 

@@ -146,8 +146,7 @@ static bool parse_retry(json_t *o, const char **id, const char **dn, int *kind)
 }
 
 enum dirconn_err ha_shared_retry_decode(const json_t *doc, struct state *st, const char *origin,
-                                        size_t *merged, bool *overflowed,
-                                        struct dirconn_error *err)
+                                        size_t *merged, bool *overflowed, struct dirconn_error *err)
 {
     *merged = 0;
     *overflowed = json_is_true(json_object_get(doc, "retryOverflow"));

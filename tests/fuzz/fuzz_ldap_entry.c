@@ -74,8 +74,8 @@ static void controls(const char *hex, size_t len)
     if (ldap_source_parse_cookie(ld, &ctrl, &more, &cookie) == LDAP_SUCCESS) {
         /* sent back as tracking.c does */
         LDAPControl *next = NULL;
-        if (ldap_create_dirsync_control(ld, (int)LDAP_CONTROL_X_DIRSYNC_INCREMENTAL_VALUES,
-                                        1 << 20, &cookie, &next) == LDAP_SUCCESS)
+        if (ldap_create_dirsync_control(ld, (int)LDAP_CONTROL_X_DIRSYNC_INCREMENTAL_VALUES, 1 << 20,
+                                        &cookie, &next) == LDAP_SUCCESS)
             ldap_control_free(next);
     }
     ber_memfree(cookie.bv_val);

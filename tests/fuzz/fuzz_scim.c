@@ -9,10 +9,10 @@
  * control API's lease answers (lease_cloud_parse, docs/cloud-api.md "Lease").
  *
  * Input: a first line naming what to fuzz ("error", "list", "bulk",
- * "discover", "oauth", "retry" or "lease"), then answers separated by lines "%%" (fuzz_util.h). Each
- * answer is an optional status line ("404", default 200) and a body. A fake
- * transport (struct scim_port) gives the answers in order to the requests
- * the code makes; when they run out it answers 503 without a body.
+ * "discover", "oauth", "retry" or "lease"), then answers separated by lines "%%" (fuzz_util.h).
+ * Each answer is an optional status line ("404", default 200) and a body. A fake transport (struct
+ * scim_port) gives the answers in order to the requests the code makes; when they run out it
+ * answers 503 without a body.
  */
 #include "connector/apply.h"
 #include "connector/cloud_auth.h"

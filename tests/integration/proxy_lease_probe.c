@@ -48,8 +48,8 @@ static void reset(void *arg)
 /* One control API request through the seam; *status and *etag (malloc'd) out. */
 static enum dirconn_err call(const struct config *cfg, const struct scim_transport *t,
                              const char *token, const char *method, const char *url,
-                             const char *if_match, const char *body, struct buf *out,
-                             long *status, char **etag, struct dirconn_error *err)
+                             const char *if_match, const char *body, struct buf *out, long *status,
+                             char **etag, struct dirconn_error *err)
 {
     CURL *h = curl_easy_init();
     if (h == NULL)
@@ -134,8 +134,7 @@ int main(int argc, char **argv)
             e = dirconn_error_set(&err, DIRCONN_ECLOUD, "GET %s: HTTP %ld", url, status);
         char body[512];
         if (round < 2)
-            snprintf(body, sizeof(body),
-                     "{\"holderIdentity\":\"%s\",\"leaseDurationSeconds\":30}",
+            snprintf(body, sizeof(body), "{\"holderIdentity\":\"%s\",\"leaseDurationSeconds\":30}",
                      cfg->cloud_client_id);
         else
             snprintf(body, sizeof(body), "{\"holderIdentity\":null}");

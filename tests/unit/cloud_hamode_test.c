@@ -112,9 +112,9 @@ static void test_message_names_both(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_and_name),   cmocka_unit_test(test_effective_and_accepts),
-        cmocka_unit_test(test_recording_rule),   cmocka_unit_test(test_tokenless_writes),
-        cmocka_unit_test(test_change),           cmocka_unit_test(test_message_names_both),
+        cmocka_unit_test(test_parse_and_name), cmocka_unit_test(test_effective_and_accepts),
+        cmocka_unit_test(test_recording_rule), cmocka_unit_test(test_tokenless_writes),
+        cmocka_unit_test(test_change),         cmocka_unit_test(test_message_names_both),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -132,8 +132,7 @@ static enum dirconn_err fake_run(void *impl, struct dirconn_error *err)
             snprintf(resp.error, sizeof(resp.error), "%s %s: HTTP %ld", r->method, r->path,
                      resp.status);
         /* docs/cloud-api.md "HA mode": what scim.c makes of a 409 with Dirconn-HA-Mode */
-        const char *mode_detail =
-            json_string_value(json_object_get(resp.body, "haModeMismatch"));
+        const char *mode_detail = json_string_value(json_object_get(resp.body, "haModeMismatch"));
         if (resp.status == 409 && mode_detail != NULL) {
             resp.code = DIRCONN_EHAMODE;
             resp.detail = (char *)mode_detail;
@@ -1072,9 +1071,11 @@ static void other_ha_mode_stops_the_run(void **state)
     add_dir(p, PLAN_USER, "U1", "CN=U1,DC=x", "u1@x", user("u1@x", NULL), NULL, NULL, 0);
     add_dir(p, PLAN_GROUP, "G1", "CN=G1,DC=x", "G1", group("G1"), NULL, NULL, 0);
     assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
-#define MODE_MSG "the organisation acme uses the etcd lease; this connector is configured with the cloud lease ([ha] lease = cloud)"
-    struct answer script[] = {ANSWER("POST", "/Users", 409, "{\"haModeMismatch\": \"" MODE_MSG "\"}"),
-                              {0}};
+#define MODE_MSG                                                                                   \
+    "the organisation acme uses the etcd lease; this connector is configured with the cloud "      \
+    "lease ([ha] lease = cloud)"
+    struct answer script[] = {
+        ANSWER("POST", "/Users", 409, "{\"haModeMismatch\": \"" MODE_MSG "\"}"), {0}};
     struct scim_port port;
     struct cloud_caps caps = default_caps();
     struct apply *a = start(p, script, &caps, false, &port);
@@ -1111,16 +1112,19 @@ static void listing_stops_when_startindex_is_ignored(void **state)
     (void)state;
     static const char page[] = "{\"totalResults\":1000000,\"Resources\":"
                                "[{\"id\":\"a\"},{\"id\":\"b\"}]}";
-    struct answer script[] = {ANSWER("GET", "/Users", 200, page), ANSWER("GET", "/Users", 200, page),
-                              ANSWER("GET", "/Users", 200, page), {0}};
+    struct answer script[] = {ANSWER("GET", "/Users", 200, page),
+                              ANSWER("GET", "/Users", 200, page),
+                              ANSWER("GET", "/Users", 200, page),
+                              {0}};
     struct fake f;
     memset(&f, 0, sizeof(f));
     f.script = script;
     struct scim_port port = {&fake_ops, &f};
     struct dirconn_error err;
     int listed = 0;
-    assert_int_equal(scim_port_list_all(&port, "/Users", NULL, NULL, 2, count_listed, &listed, &err),
-                     DIRCONN_ECLOUD);
+    assert_int_equal(
+        scim_port_list_all(&port, "/Users", NULL, NULL, 2, count_listed, &listed, &err),
+        DIRCONN_ECLOUD);
     assert_int_equal(listed, 2);
     assert_int_equal(count(&f, "GET", "/Users"), 2);
     assert_non_null(strstr(err.msg, "ignores startIndex"));

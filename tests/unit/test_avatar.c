@@ -155,7 +155,7 @@ static void test_bad_patterns(void **state)
                  "placeholder {mail:(abc}: regular expression error at offset 4: missing closing "
                  "parenthesis");
     compile_fail("http://x.example/{mail:a{2,1}}.jpg", "placeholder {mail:a{2,1}}: regular "
-                                                        "expression error at offset");
+                                                       "expression error at offset");
     compile_fail("http://x.example/{mail:.*", "is not closed");
     compile_fail("http://x.example/{mail", "must be {attribute} or {attribute:regex}");
     compile_fail("http://x.example/{}", "must be {attribute} or {attribute:regex}");

@@ -146,7 +146,8 @@ static void test_values(void **state)
     assert_string_equal(cfg->users.base_dns.v[1], "OU=Contractors,DC=example,DC=com");
     assert_string_equal(cfg->users.filter, "(&(objectClass=user)(mail=*))");
     assert_int_equal(cfg->users_security_groups.n, 2);
-    assert_string_equal(cfg->users_security_groups.v[0], "CN=Cloud Users,OU=Groups,DC=example,DC=com");
+    assert_string_equal(cfg->users_security_groups.v[0],
+                        "CN=Cloud Users,OU=Groups,DC=example,DC=com");
     assert_int_equal(cfg->n_mappings, 2);
     assert_string_equal(cfg->mappings[0].scim_path, "displayName");
     assert_string_equal(cfg->mappings[0].expression, "givenName sn");
@@ -167,24 +168,35 @@ static void test_errors_name_file_line(void **state)
     load_fail(MINIMAL "[schedule]\nincremental_interval = 600\n",
               "test.conf:4: [schedule] incremental_interval: '600' is not a duration");
     load_fail(MINIMAL "page_size = 0\n", "test.conf:3: [ldap] page_size: 0 is out of range");
-    load_fail(MINIMAL "page_size = ten\n", "test.conf:3: [ldap] page_size: 'ten' is not an integer");
-    load_fail(MINIMAL "urls = ldap://y\n", "test.conf:3: [ldap] urls: duplicate key (first set at line 2)");
-    load_fail(MINIMAL "bind_password = hunter2\n", "test.conf:3: [ldap] bind_password: secrets are not accepted");
+    load_fail(MINIMAL "page_size = ten\n",
+              "test.conf:3: [ldap] page_size: 'ten' is not an integer");
+    load_fail(MINIMAL "urls = ldap://y\n",
+              "test.conf:3: [ldap] urls: duplicate key (first set at line 2)");
+    load_fail(MINIMAL "bind_password = hunter2\n",
+              "test.conf:3: [ldap] bind_password: secrets are not accepted");
     load_fail(MINIMAL "[proxy]\nmode = explicit\nurl = http://alice:hunter2@proxy.example:3128\n",
               "test.conf:5: [proxy] url: the URL holds a password, and secrets are not accepted");
-    load_fail(MINIMAL "[users]\nfilter = (&(objectClass=user)(mail=*)\n",
-              "test.conf:4: [users] filter: '(&(objectClass=user)(mail=*)': not a valid LDAP filter");
-    load_fail(MINIMAL "base_dn = not a dn\n", "test.conf:3: [ldap] base_dn: 'not a dn': not a valid distinguished name");
-    load_fail("[ldap]\nurls = http://dc1\n", "test.conf:2: [ldap] urls: 'http://dc1': not a valid LDAP URL");
-    load_fail(MINIMAL "start_tls = maybe\n", "test.conf:3: [ldap] start_tls: 'maybe' is not a boolean");
-    load_fail(MINIMAL "change_tracking = magic\n", "'magic' is not one of: auto, dirsync, usn, syncrepl");
+    load_fail(
+        MINIMAL "[users]\nfilter = (&(objectClass=user)(mail=*)\n",
+        "test.conf:4: [users] filter: '(&(objectClass=user)(mail=*)': not a valid LDAP filter");
+    load_fail(MINIMAL "base_dn = not a dn\n",
+              "test.conf:3: [ldap] base_dn: 'not a dn': not a valid distinguished name");
+    load_fail("[ldap]\nurls = http://dc1\n",
+              "test.conf:2: [ldap] urls: 'http://dc1': not a valid LDAP URL");
+    load_fail(MINIMAL "start_tls = maybe\n",
+              "test.conf:3: [ldap] start_tls: 'maybe' is not a boolean");
+    load_fail(MINIMAL "change_tracking = magic\n",
+              "'magic' is not one of: auto, dirsync, usn, syncrepl");
     load_fail(MINIMAL "this line has no equals sign\n", "test.conf:3: syntax error");
     load_fail("[connector]\nname = a\n", "test.conf: [ldap] urls: required key is missing");
-    load_fail(MINIMAL "page_size = 10\n  20\n", "test.conf:4: [ldap] page_size: this key does not take continuation lines");
-    load_fail(MINIMAL "[schedule]\nfull_sync = Funday 02:00\n", "test.conf:4: [schedule] full_sync");
+    load_fail(MINIMAL "page_size = 10\n  20\n",
+              "test.conf:4: [ldap] page_size: this key does not take continuation lines");
+    load_fail(MINIMAL "[schedule]\nfull_sync = Funday 02:00\n",
+              "test.conf:4: [schedule] full_sync");
     load_fail(MINIMAL "[cloud]\nurl = ftp://cloud\n", "test.conf:4: [cloud] url: 'ftp://cloud'");
-    load_fail(MINIMAL "[cloud]\nsingle_valued = emails phoneNumber\n",
-              "test.conf:4: [cloud] single_valued: 'phoneNumber': not a multi-valued User attribute");
+    load_fail(
+        MINIMAL "[cloud]\nsingle_valued = emails phoneNumber\n",
+        "test.conf:4: [cloud] single_valued: 'phoneNumber': not a multi-valued User attribute");
     load_fail(MINIMAL "[ha]\nlease_duration = 3s\nrenew_interval = 3s\n",
               "test.conf:5: [ha] renew_interval must be shorter than lease_duration");
     load_fail(MINIMAL "[mapping]\ndisplayName = a\ndisplayName = b\n",

@@ -76,10 +76,10 @@ static void test_range_parsing(void **state)
     /* the next range would start past LONG_MAX */
     assert_false(
         ldap_range_parse("member;range=0-9223372036854775807", base, sizeof(base), &lo, &hi));
-    assert_false(ldap_range_parse("member;range=0-99999999999999999999", base, sizeof(base), &lo,
-                                  &hi));
-    assert_false(ldap_range_parse("member;range=99999999999999999999-*", base, sizeof(base), &lo,
-                                  &hi));
+    assert_false(
+        ldap_range_parse("member;range=0-99999999999999999999", base, sizeof(base), &lo, &hi));
+    assert_false(
+        ldap_range_parse("member;range=99999999999999999999-*", base, sizeof(base), &lo, &hi));
 }
 
 static struct ldap_value val(const char *s, size_t len)
@@ -158,12 +158,9 @@ static void test_dn_canonical(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_guid_rendering),
-        cmocka_unit_test(test_filter_escaping),
-        cmocka_unit_test(test_range_parsing),
-        cmocka_unit_test(test_text_detection),
-        cmocka_unit_test(test_entry_lookup),
-        cmocka_unit_test(test_dn_canonical),
+        cmocka_unit_test(test_guid_rendering), cmocka_unit_test(test_filter_escaping),
+        cmocka_unit_test(test_range_parsing),  cmocka_unit_test(test_text_detection),
+        cmocka_unit_test(test_entry_lookup),   cmocka_unit_test(test_dn_canonical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

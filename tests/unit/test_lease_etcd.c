@@ -226,11 +226,13 @@ static void test_new_errors(void **state)
         config_load_string("[ldap]\nurls = ldap://127.0.0.1:1\n", "t.conf", &cfg, &err),
         DIRCONN_OK);
     struct lease_backend b;
-    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, NULL, "A", 1000, &b, &err), DIRCONN_ECONFIG);
+    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, NULL, "A", 1000, &b, &err),
+                     DIRCONN_ECONFIG);
     assert_null(b.ops);
     config_free(cfg);
     cfg = conf("http://127.0.0.1:1");
-    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, NULL, "", 1000, &b, &err), DIRCONN_ECONFIG);
+    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, NULL, "", 1000, &b, &err),
+                     DIRCONN_ECONFIG);
     config_free(cfg);
 }
 
@@ -332,12 +334,10 @@ static void test_shared_endpoint(void **state)
     dirconn_error_clear(&err);
     assert_int_equal(proxy_shared_new(false, &shared, &err), DIRCONN_OK);
     struct lease_backend b1, b2;
-    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, shared, "A", 2000, &b1, &err),
-                     DIRCONN_OK);
+    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, shared, "A", 2000, &b1, &err), DIRCONN_OK);
     struct lease_info li = {0};
     assert_int_equal(b1.ops->observe(b1.self, &li, &err), DIRCONN_OK); /* f1 503, then f2 */
-    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, shared, "A", 2000, &b2, &err),
-                     DIRCONN_OK);
+    assert_int_equal(lease_backend_etcd_new(cfg, &quiet, shared, "A", 2000, &b2, &err), DIRCONN_OK);
     assert_int_equal(b2.ops->observe(b2.self, &li, &err), DIRCONN_OK); /* f2 at once */
     lease_backend_free(&b2);
     lease_backend_free(&b1);

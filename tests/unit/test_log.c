@@ -95,8 +95,9 @@ static void test_repeats_counted(void **state)
                                       "times in the last 60 s)\n"),
                      1);
     assert_int_equal(count_lines(out, "t: warn: DIRECT failed for https://cloud\n"), 1);
-    assert_int_equal(count_lines(out, "t: warn: DIRECT failed for https://cloud (repeated 1 time in "
-                                      "the last 1 s)\n"),
+    assert_int_equal(count_lines(out,
+                                 "t: warn: DIRECT failed for https://cloud (repeated 1 time in "
+                                 "the last 1 s)\n"),
                      1);
     assert_int_equal(count_lines(out, "t: error: DIRECT failed for https://cloud\n"), 1);
     assert_int_equal(count_lines(out, "quiet"), 0);
@@ -121,7 +122,8 @@ static void test_count_of_an_ended_window(void **state)
     log_msg_limited(&sink, LOG_LEVEL_WARN, "lease renew failed");
     log_sink_close(&sink);
     char *out = capture_stop();
-    assert_int_equal(count_lines(out, "lease renew failed (repeated 4 times in the last 30 s)\n"), 1);
+    assert_int_equal(count_lines(out, "lease renew failed (repeated 4 times in the last 30 s)\n"),
+                     1);
     assert_int_equal(count_lines(out, "t: warn: lease renew failed\n"), 2);
     assert_int_equal(count_lines(out, "\n"), 4);
     free(out);

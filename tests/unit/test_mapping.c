@@ -207,8 +207,8 @@ static void test_default_adds_user(void **state)
     assert_string_equal(jstr(res, "userType"), "Employee");
     assert_string_equal(jstr(res, "preferredLanguage"), "en-US");
     assert_string_equal(typed(res, "emails", "work", "value"), "john.smith@example.com");
-    assert_true(json_is_true(json_object_get(json_array_get(json_object_get(res, "emails"), 0),
-                                             "primary")));
+    assert_true(json_is_true(
+        json_object_get(json_array_get(json_object_get(res, "emails"), 0), "primary")));
     /* Phone numbers in a fixed order: work, mobile, fax, pager, home. */
     const json_t *phones = json_object_get(res, "phoneNumbers");
     assert_int_equal(json_array_size(phones), 5);
@@ -249,8 +249,8 @@ static void test_default_adlds_user(void **state)
 {
     (void)state;
     struct mapping *m = compile_ok(MINIMAL, MAPPING_USER);
-    struct ldap_entry *e = entry_new("CN=Ann,OU=People,O=Partition,C=US",
-                                     "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0");
+    struct ldap_entry *e =
+        entry_new("CN=Ann,OU=People,O=Partition,C=US", "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0");
     e->id_source = LDAP_ID_ENTRYUUID;
     entry_set(e, "objectClass", "user");
     entry_set(e, "mail", "ann@example.org");
@@ -348,19 +348,18 @@ static void test_concatenation(void **state)
 static void test_constants_fallback_and_unmapping(void **state)
 {
     (void)state;
-    struct mapping *m = compile_ok(
-        MINIMAL "[mapping]\n"
-                "userType = \"Contractor\"\n"
-                "nickName = givenName \" \\\"The\\\" \" sn\n"
-                "enterprise.costCenter = departmentNumber | \"none\"\n"
-                "enterprise.division = \"Div: \" division\n"
-                "enterprise.organization = o\n"
-                "locale = \"en_US\"\n"
-                "title =\n"
-                "user.timezone = \"Europe/Berlin\"\n"
-                "active = \"false\"\n"
-                "externalId = dn()\n",
-        MAPPING_USER);
+    struct mapping *m = compile_ok(MINIMAL "[mapping]\n"
+                                           "userType = \"Contractor\"\n"
+                                           "nickName = givenName \" \\\"The\\\" \" sn\n"
+                                           "enterprise.costCenter = departmentNumber | \"none\"\n"
+                                           "enterprise.division = \"Div: \" division\n"
+                                           "enterprise.organization = o\n"
+                                           "locale = \"en_US\"\n"
+                                           "title =\n"
+                                           "user.timezone = \"Europe/Berlin\"\n"
+                                           "active = \"false\"\n"
+                                           "externalId = dn()\n",
+                                   MAPPING_USER);
     struct ldap_entry *e = entry_new(JOHN_DN, JOHN_ID);
     entry_set(e, "mail", "john@example.com");
     entry_set(e, "givenName", "John");
@@ -569,12 +568,14 @@ static void test_bad_values_dropped(void **state)
     struct mapping *m = compile_ok(MINIMAL "[mapping]\nnickName = description\n", MAPPING_USER);
     struct ldap_entry *e = entry_new(JOHN_DN, JOHN_ID);
     entry_set(e, "mail", "john.smith@example.com");
-    entry_add(e, "title", "\xff\xfe\x00\x01", 4);           /* binary */
-    entry_set(e, "department", "R\x07" "D");                /* control character */
+    entry_add(e, "title", "\xff\xfe\x00\x01", 4); /* binary */
+    entry_set(e, "department",
+              "R\x07"
+              "D"); /* control character */
     char big[MAPPING_VALUE_MAX + 2];
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
-    entry_set(e, "description", big);                       /* oversized */
+    entry_set(e, "description", big);                         /* oversized */
     entry_set(e, "displayName", "Zoë 山田 \xF0\x9F\x98\x80"); /* unicode is kept */
     entry_set(e, "givenName", "Zoë");
     struct mapping_result r;
@@ -605,9 +606,9 @@ static void test_bad_values_dropped(void **state)
     ldap_entry_free(e);
 
     /* An e-mail address without the addr-spec shape: dropped from emails, userName kept. */
-    static const char *const bad[] = {"john.smith", "john@", "@example.com", "jo hn@example.com",
-                                      "john@@example.com", "john@example", ".john@example.com",
-                                      "john@-example.com"};
+    static const char *const bad[] = {
+        "john.smith",        "john@",        "@example.com",      "jo hn@example.com",
+        "john@@example.com", "john@example", ".john@example.com", "john@-example.com"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         e = entry_new(JOHN_DN, JOHN_ID);
         entry_set(e, "mail", bad[i]);
@@ -808,11 +809,22 @@ static void test_attribute_list(void **state)
                                            "pattern = https://p.example/{sAMAccountName}.jpg\n",
                                    MAPPING_USER);
     const char *const *attrs = mapping_attributes(m);
-    static const char *const want[] = {"mail", "employeeID", "givenName", "initials", "sn",
-                                       "objectGUID", "entryUUID", "userAccountControl",
-                                       "msDS-UserAccountDisabled", "manager", "telephoneNumber",
-                                       "physicalDeliveryOfficeName", "sAMAccountName", "company",
-                                       "o", "c"};
+    static const char *const want[] = {"mail",
+                                       "employeeID",
+                                       "givenName",
+                                       "initials",
+                                       "sn",
+                                       "objectGUID",
+                                       "entryUUID",
+                                       "userAccountControl",
+                                       "msDS-UserAccountDisabled",
+                                       "manager",
+                                       "telephoneNumber",
+                                       "physicalDeliveryOfficeName",
+                                       "sAMAccountName",
+                                       "company",
+                                       "o",
+                                       "c"};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         if (!has_attr(attrs, want[i]))
             fail_msg("%s is not requested", want[i]);
@@ -836,10 +848,10 @@ static void test_attribute_list(void **state)
 static void test_avatar_in_record(void **state)
 {
     (void)state;
-    struct mapping *m =
-        compile_ok(MINIMAL "[avatar]\nenabled = yes\n"
-                           "pattern = http://www.example.com/dir/photo/zoom/{mail:.*?(?=@.*)}.jpg\n",
-                   MAPPING_USER);
+    struct mapping *m = compile_ok(
+        MINIMAL "[avatar]\nenabled = yes\n"
+                "pattern = http://www.example.com/dir/photo/zoom/{mail:.*?(?=@.*)}.jpg\n",
+        MAPPING_USER);
     struct ldap_entry *e = entry_new(JOHN_DN, JOHN_ID);
     entry_set(e, "mail", "abcd@example.com");
     struct mapping_result r;
@@ -872,7 +884,8 @@ static void test_avatar_in_record(void **state)
     mapping_free(m);
 
     /* A bad pattern is a configuration error naming the file. */
-    struct config *cfg = config_ok(MINIMAL "[avatar]\nenabled = yes\npattern = http://x/{mail:(}\n");
+    struct config *cfg =
+        config_ok(MINIMAL "[avatar]\nenabled = yes\npattern = http://x/{mail:(}\n");
     struct dirconn_error err;
     dirconn_error_clear(&err);
     assert_int_equal(mapping_compile(cfg, MAPPING_USER, &m, &err), DIRCONN_ECONFIG);
@@ -889,16 +902,38 @@ static void test_record_limit(void **state)
     (void)state;
     /* Each value is capped at MAPPING_VALUE_MAX bytes, but JSON doubles a backslash: a value
      * of 1022 backslashes in every string target makes a record above MAPPING_RECORD_MAX. */
-    static const char *const paths[] = {
-        "userName", "externalId", "displayName", "nickName", "title", "userType",
-        "preferredLanguage", "locale", "timezone", "name.formatted", "name.familyName",
-        "name.givenName", "name.middleName", "name.honorificPrefix", "name.honorificSuffix",
-        "phoneNumbers.work", "phoneNumbers.mobile", "phoneNumbers.fax", "phoneNumbers.pager",
-        "phoneNumbers.home", "addresses.work.streetAddress", "addresses.work.locality",
-        "addresses.work.region", "addresses.work.postalCode", "addresses.work.country",
-        "addresses.work.formatted", "addresses.other.formatted", "enterprise.employeeNumber",
-        "enterprise.costCenter", "enterprise.organization", "enterprise.division",
-        "enterprise.department"};
+    static const char *const paths[] = {"userName",
+                                        "externalId",
+                                        "displayName",
+                                        "nickName",
+                                        "title",
+                                        "userType",
+                                        "preferredLanguage",
+                                        "locale",
+                                        "timezone",
+                                        "name.formatted",
+                                        "name.familyName",
+                                        "name.givenName",
+                                        "name.middleName",
+                                        "name.honorificPrefix",
+                                        "name.honorificSuffix",
+                                        "phoneNumbers.work",
+                                        "phoneNumbers.mobile",
+                                        "phoneNumbers.fax",
+                                        "phoneNumbers.pager",
+                                        "phoneNumbers.home",
+                                        "addresses.work.streetAddress",
+                                        "addresses.work.locality",
+                                        "addresses.work.region",
+                                        "addresses.work.postalCode",
+                                        "addresses.work.country",
+                                        "addresses.work.formatted",
+                                        "addresses.other.formatted",
+                                        "enterprise.employeeNumber",
+                                        "enterprise.costCenter",
+                                        "enterprise.organization",
+                                        "enterprise.division",
+                                        "enterprise.department"};
     char text[4096];
     size_t n = (size_t)snprintf(text, sizeof(text), MINIMAL "[mapping]\n");
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
@@ -917,7 +952,8 @@ static void test_record_limit(void **state)
     assert_int_equal(r.n_issues, 0);
     assert_true(r.skipped);
     assert_null(r.resource);
-    assert_non_null(strstr(r.skip_message, "The on-premises entry " JOHN_DN " maps to a record of "));
+    assert_non_null(
+        strstr(r.skip_message, "The on-premises entry " JOHN_DN " maps to a record of "));
     assert_non_null(strstr(r.skip_message, "more than the limit of 65536 bytes; the entry is not "
                                            "created in the cloud."));
     mapping_result_clear(&r);

@@ -49,9 +49,13 @@ static void record_of(json_t *rec, char **text, char hash[65])
 static void put_state(const char *ext, int kind, const char *dn, const char *cloud_id,
                       const char *record, const char *hash)
 {
-    struct state_object o = {.external_id = (char *)ext, .kind = kind, .dn = (char *)dn,
-                             .cloud_id = (char *)cloud_id, .name = (char *)dn,
-                             .hash = (char *)hash, .record = (char *)record};
+    struct state_object o = {.external_id = (char *)ext,
+                             .kind = kind,
+                             .dn = (char *)dn,
+                             .cloud_id = (char *)cloud_id,
+                             .name = (char *)dn,
+                             .hash = (char *)hash,
+                             .record = (char *)record};
     assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
 }
 
@@ -90,19 +94,28 @@ static void test_classification(void **state)
     record_of(b, &b_text, b_hash);
     put_state("A", PLAN_USER, "CN=A,DC=x", "cA", a_text, a_hash);
     put_state("B", PLAN_USER, "CN=B,DC=x", "cB", b_text, b_hash);
-    put_state("D", PLAN_USER, "CN=D,DC=x", "cD", NULL, NULL);  /* left the scope */
-    put_state("ADM", PLAN_USER, "CN=Adm,DC=x", "cAdm", NULL, NULL); /* left, but an admin */
+    put_state("D", PLAN_USER, "CN=D,DC=x", "cD", NULL, NULL);          /* left the scope */
+    put_state("ADM", PLAN_USER, "CN=Adm,DC=x", "cAdm", NULL, NULL);    /* left, but an admin */
     put_state("GONE", PLAN_USER, "CN=Gone,DC=x", "cGone", NULL, NULL); /* deleted in the cloud */
-    put_state("C1", PLAN_CONTACT, "CN=C1,DC=x", "cC1", NULL, NULL); /* contacts disabled */
+    put_state("C1", PLAN_CONTACT, "CN=C1,DC=x", "cC1", NULL, NULL);    /* contacts disabled */
 
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cA", "a@x.com", "A", false, "W/\"1\"", NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cB", "b@x.com", "B", false, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cD", "d@x.com", "D", false, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cAdm", "adm@x.com", "ADM", true, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cHand", "Hand@X.com", NULL, false, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cOther", "other@x.com", "ZZZ", false, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cLost", "lost@x.com", "LOST", false, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_CONTACT, "cC1", "c1@x.com", "C1", false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cA", "a@x.com", "A", false, "W/\"1\"", NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cB", "b@x.com", "B", false, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cD", "d@x.com", "D", false, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cAdm", "adm@x.com", "ADM", true, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cHand", "Hand@X.com", NULL, false, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(
+        plan_add_cloud(p, PLAN_USER, "cOther", "other@x.com", "ZZZ", false, NULL, NULL),
+        DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cLost", "lost@x.com", "LOST", false, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_CONTACT, "cC1", "c1@x.com", "C1", false, NULL, NULL),
+                     DIRCONN_OK);
 
     json_t *b2 = user("b@x.com", "B new");
     json_t *e = user("e@x.com", "E");
@@ -111,19 +124,42 @@ static void test_classification(void **state)
     json_t *l = user("lost@x.com", "Lost");
     json_t *dup1 = user("dup@x.com", "Dup1");
     json_t *dup2 = user("DUP@x.com", "Dup2");
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "A", "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "A", "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "B", "CN=B,DC=x", "b@x.com", b2, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "E", "CN=E,DC=x", "e@x.com", e, "cn=a,dc=x", NULL, 0, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "H", "CN=H,DC=x", "hand@x.com", h, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "O", "CN=O,DC=x", "other@x.com", o, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "LOST", "CN=L,DC=x", "lost@x.com", l, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "S", "CN=S,DC=x", NULL, NULL, NULL, NULL, 0, "The required attribute mail is missing", NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "DUP1", "CN=Dup1,DC=x", "dup@x.com", dup1, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_CONTACT, "DUP2", "CN=Dup2,DC=x", "DUP@x.com", dup2, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(
+        plan_add_dir(p, PLAN_USER, "A", "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL),
+        DIRCONN_OK);
+    assert_int_equal(
+        plan_add_dir(p, PLAN_USER, "A", "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL),
+        DIRCONN_OK);
+    assert_int_equal(
+        plan_add_dir(p, PLAN_USER, "B", "CN=B,DC=x", "b@x.com", b2, NULL, NULL, 0, NULL, NULL),
+        DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "E", "CN=E,DC=x", "e@x.com", e, "cn=a,dc=x", NULL,
+                                  0, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(
+        plan_add_dir(p, PLAN_USER, "H", "CN=H,DC=x", "hand@x.com", h, NULL, NULL, 0, NULL, NULL),
+        DIRCONN_OK);
+    assert_int_equal(
+        plan_add_dir(p, PLAN_USER, "O", "CN=O,DC=x", "other@x.com", o, NULL, NULL, 0, NULL, NULL),
+        DIRCONN_OK);
+    assert_int_equal(
+        plan_add_dir(p, PLAN_USER, "LOST", "CN=L,DC=x", "lost@x.com", l, NULL, NULL, 0, NULL, NULL),
+        DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "S", "CN=S,DC=x", NULL, NULL, NULL, NULL, 0,
+                                  "The required attribute mail is missing", NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "DUP1", "CN=Dup1,DC=x", "dup@x.com", dup1, NULL,
+                                  NULL, 0, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_CONTACT, "DUP2", "CN=Dup2,DC=x", "DUP@x.com", dup2, NULL,
+                                  NULL, 0, NULL, NULL),
+                     DIRCONN_OK);
     char *members[] = {"CN=E,DC=x", "cn=a,dc=x", "CN=S,DC=x", "CN=Outside,DC=x"};
-    json_t *g = json_pack("{s:[s], s:s}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:Group", "displayName", "G");
-    assert_int_equal(plan_add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 4, NULL, NULL), DIRCONN_OK);
+    json_t *g = json_pack("{s:[s], s:s}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:Group",
+                          "displayName", "G");
+    assert_int_equal(
+        plan_add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 4, NULL, NULL),
+        DIRCONN_OK);
     assert_int_equal(plan_add_warning(p, "CN=E,DC=x", "invalid +", NULL), DIRCONN_OK);
 
     assert_int_equal(plan_compute(p, (1u << PLAN_USER) | (1u << PLAN_GROUP), NULL), DIRCONN_OK);
@@ -159,8 +195,10 @@ static void test_classification(void **state)
     json_error_t jerr;
     json_t *rep = json_load_file(path, 0, &jerr);
     assert_non_null(rep);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(rep, "summary"), "objectsAdded")), 2);
-    assert_int_equal(json_array_size(json_object_get(json_object_get(rep, "objects"), "adminsNotDeleted")), 1);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(rep, "summary"), "objectsAdded")), 2);
+    assert_int_equal(
+        json_array_size(json_object_get(json_object_get(rep, "objects"), "adminsNotDeleted")), 1);
     assert_int_equal(json_array_size(json_object_get(rep, "warnings")), 1);
     json_decref(rep);
     snprintf(path, sizeof(path), "%s/r.csv", dir);
@@ -168,14 +206,24 @@ static void test_classification(void **state)
     FILE *fp = fopen(path, "r");
     char line[512];
     assert_non_null(fgets(line, sizeof(line), fp));
-    assert_string_equal(line, "\"category\",\"kind\",\"dn\",\"name\",\"externalId\",\"cloudId\",\"details\"\r\n");
+    assert_string_equal(
+        line, "\"category\",\"kind\",\"dn\",\"name\",\"externalId\",\"cloudId\",\"details\"\r\n");
     fclose(fp);
     snprintf(path, sizeof(path), "%s/r.txt", dir);
     assert_int_equal(plan_write_report(p, path, false, NULL), DIRCONN_EUSAGE);
 
-    json_decref(a); json_decref(b); json_decref(b2); json_decref(e); json_decref(h);
-    json_decref(o); json_decref(l); json_decref(dup1); json_decref(dup2); json_decref(g);
-    free(a_text); free(b_text);
+    json_decref(a);
+    json_decref(b);
+    json_decref(b2);
+    json_decref(e);
+    json_decref(h);
+    json_decref(o);
+    json_decref(l);
+    json_decref(dup1);
+    json_decref(dup2);
+    json_decref(g);
+    free(a_text);
+    free(b_text);
     plan_free(p);
 }
 
@@ -196,7 +244,9 @@ static int resolve_group(void *arg, const struct plan_item *it)
     assert_non_null(r);
     assert_null(json_object_get(r, PLAN_KEY_MEMBERS));
     assert_int_equal(json_array_size(json_object_get(r, "members")), 1); /* only E has a cloud id */
-    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(r, "members"), 0), "value")), "cE");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(r, "members"), 0), "value")),
+                        "cE");
     assert_int_equal(unresolved, 1);
     json_decref(r);
     json_t *add = NULL, *rem = NULL;
@@ -215,7 +265,8 @@ static void test_members_and_managers(void **state)
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
     json_t *a = user("a@x.com", "A");
     json_t *e = user("e@x.com", "E");
-    json_t *g = json_pack("{s:[s], s:s}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:Group", "displayName", "G");
+    json_t *g = json_pack("{s:[s], s:s}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:Group",
+                          "displayName", "G");
     char *members[] = {"CN=E,DC=x", "cn=a,dc=x", "CN=Outside,DC=x"};
     plan_add_dir(p, PLAN_USER, "A", "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL);
     plan_add_dir(p, PLAN_USER, "E", "CN=E,DC=x", "e@x.com", e, "CN=A,DC=x", NULL, 0, NULL, NULL);
@@ -228,7 +279,9 @@ static void test_members_and_managers(void **state)
     free(rec);
     put_state("E", PLAN_USER, "CN=E,DC=x", "cE", NULL, NULL);
     plan_foreach(p, -1, -1, resolve_group, p, NULL);
-    json_decref(a); json_decref(e); json_decref(g);
+    json_decref(a);
+    json_decref(e);
+    json_decref(g);
     plan_free(p);
 }
 
@@ -260,11 +313,12 @@ static void test_partial(void **state)
     json_t *g = json_pack("{s:[s], s:s}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:Group",
                           "displayName", "G");
     char *members[] = {"CN=Doe\\, A,DC=x", "CN=B,DC=x", "CN=C,DC=x"};
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "B", "CN=B,DC=x", "b@x.com", b2, NULL, NULL, 0, NULL,
-                                  NULL),
-                     DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 3, NULL, NULL),
-                     DIRCONN_OK);
+    assert_int_equal(
+        plan_add_dir(p, PLAN_USER, "B", "CN=B,DC=x", "b@x.com", b2, NULL, NULL, 0, NULL, NULL),
+        DIRCONN_OK);
+    assert_int_equal(
+        plan_add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 3, NULL, NULL),
+        DIRCONN_OK);
     assert_int_equal(plan_add_gone(p, "C", NULL), DIRCONN_OK);
     assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
     struct seen s = {0};
@@ -282,9 +336,11 @@ static void test_partial(void **state)
     plan_free(p);
     free(ta);
     free(tb);
-    json_decref(a); json_decref(b); json_decref(b2); json_decref(g);
+    json_decref(a);
+    json_decref(b);
+    json_decref(b2);
+    json_decref(g);
 }
-
 
 /* A match whose cloud copy was edited becomes an update flagged drift (plan_mark_drift). */
 static int drift_of(void *arg, const struct plan_item *it)
@@ -315,8 +371,8 @@ static void test_drift(void **state)
     char *proj = plan_cloud_projection(p, PLAN_USER, "cDR");
     assert_string_equal(proj, "abc");
     free(proj);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "DR", "CN=Drift,DC=x", "drift@x.com", a, NULL,
-                                  NULL, 0, NULL, NULL),
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "DR", "CN=Drift,DC=x", "drift@x.com", a, NULL, NULL,
+                                  0, NULL, NULL),
                      DIRCONN_OK);
     assert_int_equal(plan_compute(p, 1u << PLAN_USER, NULL), DIRCONN_OK);
     assert_int_equal(plan_get_summary(p)->count[PLAN_MATCH], 1);
@@ -349,8 +405,9 @@ static void plan_in_locale(struct seen *s, char **group)
     struct plan *p = NULL;
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
     /* the cloud: an accented mail in lower case, an ASCII mail in upper case */
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "c1", "\xc3\xa1ngel@x.com", NULL, false, NULL, NULL),
-                     DIRCONN_OK);
+    assert_int_equal(
+        plan_add_cloud(p, PLAN_USER, "c1", "\xc3\xa1ngel@x.com", NULL, false, NULL, NULL),
+        DIRCONN_OK);
     assert_int_equal(plan_add_cloud(p, PLAN_USER, "c2", "BOB@X.COM", NULL, false, NULL, NULL),
                      DIRCONN_OK);
     json_t *u1 = user("\xc3\x81ngel@x.com", "\xc3\x81ngel");
@@ -360,23 +417,27 @@ static void plan_in_locale(struct seen *s, char **group)
                           "displayName", "G");
     /* the group names its members in another case than their entries */
     char *members[] = {"cn=\xc3\xa9mile,dc=x", "CN=BOB,DC=X", "cn=\xc3\xa1ngel,dc=x"};
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "U1", "CN=\xc3\x81ngel,DC=x", "\xc3\x81ngel@x.com", u1,
-                                  NULL, NULL, 0, NULL, NULL),
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "U1", "CN=\xc3\x81ngel,DC=x", "\xc3\x81ngel@x.com",
+                                  u1, NULL, NULL, 0, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "U2", "CN=Bob,DC=x", "bob@x.com", u2, NULL, NULL, 0,
-                                  NULL, NULL),
+    assert_int_equal(
+        plan_add_dir(p, PLAN_USER, "U2", "CN=Bob,DC=x", "bob@x.com", u2, NULL, NULL, 0, NULL, NULL),
+        DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, PLAN_USER, "U3", "CN=\xc3\x89mile,DC=x", "\xc3\xa9mile@x.com",
+                                  u3, NULL, NULL, 0, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "U3", "CN=\xc3\x89mile,DC=x", "\xc3\xa9mile@x.com", u3,
-                                  NULL, NULL, 0, NULL, NULL),
-                     DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 3, NULL, NULL),
-                     DIRCONN_OK);
+    assert_int_equal(
+        plan_add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 3, NULL, NULL),
+        DIRCONN_OK);
     assert_int_equal(plan_compute(p, (1u << PLAN_USER) | (1u << PLAN_GROUP), NULL), DIRCONN_OK);
     assert_int_equal(plan_foreach(p, -1, -1, collect, s, NULL), DIRCONN_OK);
     *group = NULL;
     assert_int_equal(plan_foreach(p, -1, -1, find_group, group, NULL), DIRCONN_OK);
     assert_non_null(*group);
-    json_decref(u1); json_decref(u2); json_decref(u3); json_decref(g);
+    json_decref(u1);
+    json_decref(u2);
+    json_decref(u3);
+    json_decref(g);
     plan_free(p);
 }
 
@@ -465,7 +526,6 @@ static void test_walk_keeps_the_callback_error(void **state)
     plan_free(p);
 }
 
-
 /* The externalIds of this directory, for plan_adopt_cloud: GUID strings (36 characters). */
 static bool guid_form(void *arg, enum plan_kind kind, const char *ext)
 {
@@ -504,17 +564,31 @@ static void test_adopt_cloud(void **state)
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
     json_t *a = user("a@x.com", "A");
     json_t *b = user("b@x.com", "B");
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cA", "a@x.com", G1, false, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cB", "b@x.com", G4, false, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cOrphan", "Orphan@x.com", G2, false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cA", "a@x.com", G1, false, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cB", "b@x.com", G4, false, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cOrphan", "Orphan@x.com", G2, false, NULL, NULL),
+                     DIRCONN_OK);
     /* the same externalId twice in the cloud: only the first is managed */
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cOrphan2", "orphan2@x.com", G2, false, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cAdm", "adm@x.com", G3, true, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cHand", "hand@x.com", NULL, false, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cHR", "hr@x.com", "hr-0042", false, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_GROUP, "cG", "G", "55555555-5555-5555-5555-555555555555", false, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, G1, "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, G4, "CN=B,DC=x", "b@x.com", b, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(
+        plan_add_cloud(p, PLAN_USER, "cOrphan2", "orphan2@x.com", G2, false, NULL, NULL),
+        DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cAdm", "adm@x.com", G3, true, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cHand", "hand@x.com", NULL, false, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cHR", "hr@x.com", "hr-0042", false, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_GROUP, "cG", "G",
+                                    "55555555-5555-5555-5555-555555555555", false, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(
+        plan_add_dir(p, PLAN_USER, G1, "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL),
+        DIRCONN_OK);
+    assert_int_equal(
+        plan_add_dir(p, PLAN_USER, G4, "CN=B,DC=x", "b@x.com", b, NULL, NULL, 0, NULL, NULL),
+        DIRCONN_OK);
 
     long n = -1;
     assert_int_equal(plan_adopt_cloud(p, 1u << PLAN_USER, guid_form, NULL, &n, NULL), DIRCONN_OK);
@@ -581,8 +655,11 @@ static void test_adopt_cloud(void **state)
 
     /* The next plan of the same directory: G1 matches through the state, nothing to compare. */
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cA", "a@x.com", G1, false, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, G1, "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cA", "a@x.com", G1, false, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(
+        plan_add_dir(p, PLAN_USER, G1, "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL),
+        DIRCONN_OK);
     assert_int_equal(plan_compute(p, 1u << PLAN_USER, NULL), DIRCONN_OK);
     memset(&s, 0, sizeof(s));
     assert_int_equal(plan_foreach(p, PLAN_MATCH, -1, collect, &s, NULL), DIRCONN_OK);
@@ -600,8 +677,10 @@ static void test_adopt_cloud_partial(void **state)
     struct plan *p = NULL;
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
     plan_set_partial(p);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "c1", "one@x.com", G1, false, NULL, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "c2", "two@x.com", G2, false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "c1", "one@x.com", G1, false, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, PLAN_USER, "c2", "two@x.com", G2, false, NULL, NULL),
+                     DIRCONN_OK);
     assert_int_equal(plan_add_gone(p, G1, NULL), DIRCONN_OK);
     long n = -1;
     assert_int_equal(plan_adopt_cloud(p, 1u << PLAN_USER, guid_form, NULL, &n, NULL), DIRCONN_OK);

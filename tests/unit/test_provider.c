@@ -40,11 +40,13 @@ static const char schemas_plain[] =
     "{\"name\":\"value\"},{\"name\":\"type\"},{\"name\":\"display\",\"mutability\":\"readOnly\"}]},"
     "{\"name\":\"displayName\",\"mutability\":\"readOnly\"}]},"
     "{\"id\":\"urn:ietf:params:scim:schemas:core:2.0:Group\",\"attributes\":["
-    "{\"name\":\"displayName\"},{\"name\":\"members\",\"type\":\"complex\",\"multiValued\":true}]}]}";
+    "{\"name\":\"displayName\"},{\"name\":\"members\",\"type\":\"complex\",\"multiValued\":true}]}]"
+    "}";
 
 static struct provider *make(const char *rts, const char *schemas, const char *const *single)
 {
-    json_t *s = parse(spc_text), *r = rts ? parse(rts) : NULL, *sc = schemas ? parse(schemas) : NULL;
+    json_t *s = parse(spc_text), *r = rts ? parse(rts) : NULL,
+           *sc = schemas ? parse(schemas) : NULL;
     struct provider_settings set = {.single_valued = single, .delete_cascades = false};
     struct provider *p = NULL;
     struct dirconn_error err = {0};
@@ -80,12 +82,13 @@ static void undeclared_values_are_not_sent(void **state)
     (void)state;
     const char *const single[] = {"emails", NULL};
     struct provider *p = make(rts_plain, schemas_plain, single);
-    json_t *u = parse("{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\",\"" ENT "\"],"
-                      "\"userName\":\"a@x\",\"title\":\"T\",\"department\":\"D\",\"displayName\":\"A\","
-                      "\"name\":{\"givenName\":\"A\",\"middleName\":\"M\"},"
-                      "\"emails\":[{\"type\":\"work\",\"value\":\"a@x\",\"display\":\"d\"},"
-                      "{\"type\":\"home\",\"value\":\"b@x\"}],"
-                      "\"" ENT "\":{\"department\":\"D\"},\"dirconn:manager\":\"m\"}");
+    json_t *u =
+        parse("{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\",\"" ENT "\"],"
+              "\"userName\":\"a@x\",\"title\":\"T\",\"department\":\"D\",\"displayName\":\"A\","
+              "\"name\":{\"givenName\":\"A\",\"middleName\":\"M\"},"
+              "\"emails\":[{\"type\":\"work\",\"value\":\"a@x\",\"display\":\"d\"},"
+              "{\"type\":\"home\",\"value\":\"b@x\"}],"
+              "\"" ENT "\":{\"department\":\"D\"},\"dirconn:manager\":\"m\"}");
     assert_true(provider_restrict(p, PROVIDER_USER, u));
     char *t = json_dumps(u, JSON_COMPACT | JSON_SORT_KEYS);
     assert_string_equal(t, "{\"dirconn:manager\":\"m\",\"emails\":[{\"type\":\"work\",\"value\":"

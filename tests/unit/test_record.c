@@ -120,12 +120,9 @@ static void test_scope_leaves_foreign_values(void **state)
 {
     (void)state;
     static const struct record_path paths[] = {
-        {"userName", NULL, NULL},
-        {"title", NULL, NULL},
-        {"phoneNumbers", "work", "value"},
-        {"phoneNumbers", "mobile", "value"},
-        {ENT ":manager", NULL, "value"},
-        {ENT ":department", NULL, NULL},
+        {"userName", NULL, NULL},          {"title", NULL, NULL},
+        {"phoneNumbers", "work", "value"}, {"phoneNumbers", "mobile", "value"},
+        {ENT ":manager", NULL, "value"},   {ENT ":department", NULL, NULL},
     };
     struct record_scope scope = {paths, sizeof(paths) / sizeof(paths[0])};
     const char cloud[] =
@@ -195,9 +192,10 @@ static void test_filter_string(void **state)
     char *s = record_filter_string("a\"b\\c@x.test");
     assert_string_equal(s, "\"a\\\"b\\\\c@x.test\"");
     free(s);
-    char *t = ops_text("{\"emails\":[{\"type\":\"we\\\"ird\",\"value\":\"a@b.c\"}]}", "{}", NULL,
-                       false);
-    assert_string_equal(t, "[{\"op\":\"remove\",\"path\":\"emails[type eq \\\"we\\\\\\\"ird\\\"]\"}]");
+    char *t =
+        ops_text("{\"emails\":[{\"type\":\"we\\\"ird\",\"value\":\"a@b.c\"}]}", "{}", NULL, false);
+    assert_string_equal(t,
+                        "[{\"op\":\"remove\",\"path\":\"emails[type eq \\\"we\\\\\\\"ird\\\"]\"}]");
     free(t);
 }
 
@@ -206,27 +204,30 @@ static void test_overlay(void **state)
 {
     (void)state;
     static const struct record_path paths[] = {
-        {"userName", NULL, NULL}, {"title", NULL, NULL}, {"phoneNumbers", "work", "value"},
-        {ENT ":department", NULL, NULL}, {ENT ":manager", NULL, "value"},
+        {"userName", NULL, NULL},          {"title", NULL, NULL},
+        {"phoneNumbers", "work", "value"}, {ENT ":department", NULL, NULL},
+        {ENT ":manager", NULL, "value"},
     };
     struct record_scope scope = {paths, sizeof(paths) / sizeof(paths[0])};
-    json_t *cloud = parse(
-        "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\",\"" ENT "\"],"
-        "\"id\":\"u-1\",\"meta\":{\"version\":\"W/\\\"1\\\"\"},\"userName\":\"ann@x.test\","
-        "\"title\":\"Boss\",\"nickName\":\"A\","
-        "\"phoneNumbers\":[{\"type\":\"work\",\"value\":\"1\"},{\"type\":\"other\",\"value\":\"9\"}],"
-        "\"" ENT "\":{\"department\":\"Old\",\"costCenter\":\"CC\"}}");
+    json_t *cloud =
+        parse("{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\",\"" ENT "\"],"
+              "\"id\":\"u-1\",\"meta\":{\"version\":\"W/\\\"1\\\"\"},\"userName\":\"ann@x.test\","
+              "\"title\":\"Boss\",\"nickName\":\"A\","
+              "\"phoneNumbers\":[{\"type\":\"work\",\"value\":\"1\"},{\"type\":\"other\",\"value\":"
+              "\"9\"}],"
+              "\"" ENT "\":{\"department\":\"Old\",\"costCenter\":\"CC\"}}");
     json_t *now = parse("{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],"
                         "\"userName\":\"ann@x.test\",\"phoneNumbers\":[{\"type\":\"work\","
                         "\"value\":\"2\"}]}");
     json_t *put = record_overlay(cloud, now, &scope, false);
     assert_non_null(put);
     char *t = json_dumps(put, JSON_COMPACT | JSON_SORT_KEYS);
-    assert_string_equal(
-        t, "{\"nickName\":\"A\","
-           "\"phoneNumbers\":[{\"type\":\"other\",\"value\":\"9\"},{\"type\":\"work\",\"value\":\"2\"}],"
-           "\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\",\"" ENT "\"],"
-           "\"" ENT "\":{\"costCenter\":\"CC\"},\"userName\":\"ann@x.test\"}");
+    assert_string_equal(t,
+                        "{\"nickName\":\"A\","
+                        "\"phoneNumbers\":[{\"type\":\"other\",\"value\":\"9\"},{\"type\":\"work\","
+                        "\"value\":\"2\"}],"
+                        "\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\",\"" ENT "\"],"
+                        "\"" ENT "\":{\"costCenter\":\"CC\"},\"userName\":\"ann@x.test\"}");
     free(t);
     json_decref(put);
     json_decref(cloud);

@@ -28,7 +28,8 @@ static void test_backoff(void **state)
         assert_true(d20 >= 15000 && d20 <= 30000);
     }
     /* Jitter spreads the values. */
-    assert_int_not_equal(scim_retry_delay_ms(3, 500, 30000, 1), scim_retry_delay_ms(3, 500, 30000, 977));
+    assert_int_not_equal(scim_retry_delay_ms(3, 500, 30000, 1),
+                         scim_retry_delay_ms(3, 500, 30000, 977));
 }
 
 static void test_retry_after(void **state)

@@ -94,7 +94,8 @@ static void expect_open_error(struct fixture *f, const char *needle)
 {
     struct secret_store *s = NULL;
     struct dirconn_error err = {0};
-    assert_int_equal(secret_store_open(f->file, f->key, SECRET_STORE_CREATE, &s, &err), DIRCONN_ESECRET);
+    assert_int_equal(secret_store_open(f->file, f->key, SECRET_STORE_CREATE, &s, &err),
+                     DIRCONN_ESECRET);
     assert_null(s);
     if (strstr(err.msg, needle) == NULL)
         fail_msg("'%s' not in '%s'", needle, err.msg);
@@ -347,8 +348,7 @@ static void test_read_only(void **state)
     write_store(f);
     struct secret_store *w = NULL, *r = NULL;
     struct dirconn_error err = {0};
-    assert_int_equal(secret_store_open(f->file, f->key, SECRET_STORE_UPDATE, &w, &err),
-                     DIRCONN_OK);
+    assert_int_equal(secret_store_open(f->file, f->key, SECRET_STORE_UPDATE, &w, &err), DIRCONN_OK);
     assert_int_equal(secret_store_open(f->file, f->key, SECRET_STORE_READ, &r, &err), DIRCONN_OK);
     char *v = NULL;
     assert_int_equal(secret_store_lookup(r, "cloud-token", &v, &err), DIRCONN_OK);

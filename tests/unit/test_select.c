@@ -33,7 +33,8 @@ static void test_defaults(void **state)
     assert_int_equal(plan.n, 3);
     assert_int_equal(plan.searches[0].kind, SELECT_USER);
     assert_string_equal(plan.searches[0].base, NC);
-    assert_string_equal(plan.searches[0].filter, "(&(&(objectClass=user)(!(objectClass=computer))))");
+    assert_string_equal(plan.searches[0].filter,
+                        "(&(&(objectClass=user)(!(objectClass=computer))))");
     assert_string_equal(plan.searches[1].filter,
                         "(&(&(objectClass=group)(!(isCriticalSystemObject=TRUE))))");
     assert_string_equal(plan.searches[2].filter, "(&(objectClass=contact))");

@@ -209,9 +209,9 @@ static void test_document_without_retry(void **state)
     (void)state;
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    store.doc = json_pack("{s:i, s:i, s:s, s:[{s:s, s:s, s:s}]}", "format", 1, "generation", 3,
-                          "writer", "old", "watermarks", "partition", "CN=P", "method", "usn",
-                          "value", "MTI=");
+    store.doc =
+        json_pack("{s:i, s:i, s:s, s:[{s:s, s:s, s:s}]}", "format", 1, "generation", 3, "writer",
+                  "old", "watermarks", "partition", "CN=P", "method", "usn", "value", "MTI=");
     assert_non_null(store.doc);
     struct state *b = open_state("b");
     struct lease_backend bb = backend("conn-b");

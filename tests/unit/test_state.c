@@ -84,8 +84,9 @@ static void test_objects_survive_reopen(void **state)
     assert_int_equal(state_object_count(st, 1), 1);
     struct state_object got;
     bool found = false;
-    assert_int_equal(state_object_get(st, "00112233-4455-6677-8899-aabbccddeeff", &got, &found, NULL),
-                     DIRCONN_OK);
+    assert_int_equal(
+        state_object_get(st, "00112233-4455-6677-8899-aabbccddeeff", &got, &found, NULL),
+        DIRCONN_OK);
     assert_true(found);
     assert_string_equal(got.dn, "CN=Zoë,OU=Employees,DC=x");
     assert_string_equal(got.cloud_id, "c-1");
@@ -140,8 +141,11 @@ static void test_watermarks_history_settings(void **state)
     (void)state;
     struct state *st = open_ok();
     unsigned char cookie[5] = {0, 1, 2, 0xff, 0};
-    struct state_watermark wm = {.partition = "DC=x", .method = "dirsync", .value = cookie,
-                                 .len = sizeof(cookie), .scope_hash = "abc"};
+    struct state_watermark wm = {.partition = "DC=x",
+                                 .method = "dirsync",
+                                 .value = cookie,
+                                 .len = sizeof(cookie),
+                                 .scope_hash = "abc"};
     assert_int_equal(state_watermark_put(st, &wm, NULL), DIRCONN_OK);
     struct state_watermark got;
     bool found = false;
@@ -157,8 +161,11 @@ static void test_watermarks_history_settings(void **state)
     assert_false(found);
 
     for (int i = 0; i < 3; i++) {
-        struct state_history h = {.type = i == 2 ? "dry-run" : "full", .started = 100 + i,
-                                  .ended = 200 + i, .status = "success", .added = i};
+        struct state_history h = {.type = i == 2 ? "dry-run" : "full",
+                                  .started = 100 + i,
+                                  .ended = 200 + i,
+                                  .status = "success",
+                                  .added = i};
         assert_int_equal(state_history_add(st, &h, NULL), DIRCONN_OK);
         assert_true(h.id > 0);
     }
