@@ -948,16 +948,33 @@ static json_t *member_set(const char *record)
     return m != NULL ? m : json_array();
 }
 
-static bool array_has(json_t *a, const char *s)
+/* The strings of a JSON array, sorted (the array keeps them). NULL on failure. */
+static const char **sorted_strings(json_t *a, size_t *n)
 {
-    size_t i;
-    json_t *v;
-    json_array_foreach(a, i, v)
+    *n = json_array_size(a);
+    const char **v = calloc(*n > 0 ? *n : 1, sizeof(*v));
+    if (v == NULL)
+        return NULL;
+    size_t k = 0, i;
+    json_t *e;
+    json_array_foreach(a, i, e)
     {
-        if (strcmp(json_string_value(v), s) == 0)
-            return true;
+        if (json_is_string(e))
+            v[k++] = json_string_value(e);
     }
-    return false;
+    *n = k;
+    qsort(v, k, sizeof(*v), cmp_str);
+    return v;
+}
+
+/* Append the cloud id of the member externalId ext to out (none: the member is not in the cloud).
+ */
+static void append_cloud_id(struct plan *p, json_t *out, const char *ext)
+{
+    char *id = cloud_id_of(p, ext);
+    if (id != NULL)
+        json_array_append_new(out, json_string(id));
+    free(id);
 }
 
 enum dirconn_err plan_member_changes(struct plan *p, const struct plan_item *item, json_t **add,
@@ -967,35 +984,51 @@ enum dirconn_err plan_member_changes(struct plan *p, const struct plan_item *ite
     json_t *was = member_set(item->old_record);
     *add = json_array();
     *remove = json_array();
-    if (*add == NULL || *remove == NULL) {
-        json_decref(now);
-        json_decref(was);
-        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-    }
-    /* Both lists are sorted; the linear scans keep this simple and groups are bounded. */
-    size_t i;
-    json_t *v;
-    json_array_foreach(now, i, v)
-    {
-        if (!array_has(was, json_string_value(v))) {
-            char *id = cloud_id_of(p, json_string_value(v));
-            if (id != NULL)
-                json_array_append_new(*add, json_string(id));
-            free(id);
+    size_t nn = 0, nw = 0;
+    const char **a = sorted_strings(now, &nn);
+    const char **b = sorted_strings(was, &nw);
+    enum dirconn_err e = DIRCONN_OK;
+    if (*add == NULL || *remove == NULL || a == NULL || b == NULL) {
+        e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    } else {
+        /*
+         * One merge walk over the two sorted sets: O(n log n) for a group of
+         * n members, where a scan of one list per member of the other was
+         * O(n^2) (minutes for a 100,000-member group). Only the changed
+         * members are looked up in the object map.
+         */
+        size_t i = 0, j = 0;
+        while (i < nn || j < nw) {
+            int c = i == nn ? 1 : j == nw ? -1 : strcmp(a[i], b[j]);
+            if (c == 0) {
+                const char *same = a[i];
+                while (i < nn && strcmp(a[i], same) == 0)
+                    i++;
+                while (j < nw && strcmp(b[j], same) == 0)
+                    j++;
+            } else if (c < 0) {
+                const char *added = a[i];
+                append_cloud_id(p, *add, added);
+                while (i < nn && strcmp(a[i], added) == 0)
+                    i++;
+            } else {
+                const char *removed = b[j];
+                append_cloud_id(p, *remove, removed);
+                while (j < nw && strcmp(b[j], removed) == 0)
+                    j++;
+            }
         }
     }
-    json_array_foreach(was, i, v)
-    {
-        if (!array_has(now, json_string_value(v))) {
-            char *id = cloud_id_of(p, json_string_value(v));
-            if (id != NULL)
-                json_array_append_new(*remove, json_string(id));
-            free(id);
-        }
-    }
+    free(a);
+    free(b);
     json_decref(now);
     json_decref(was);
-    return DIRCONN_OK;
+    if (e != DIRCONN_OK) {
+        json_decref(*add);
+        json_decref(*remove);
+        *add = *remove = NULL;
+    }
+    return e;
 }
 
 /* ---- report ---------------------------------------------------------------- */

@@ -693,11 +693,86 @@ static void test_adopt_cloud_partial(void **state)
     plan_free(p);
 }
 
+/*
+ * plan_member_changes: the added and removed members by a merge of the two
+ * sets, whatever their order and with repeated values; members without a
+ * cloud id are left out. 20,000 members with one added and one removed (a
+ * scan per member would make 4e8 comparisons).
+ */
+static bool has_string(json_t *a, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v)
+    {
+        if (strcmp(json_string_value(v), s) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void test_member_changes(void **state)
+{
+    (void)state;
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    put_state("m1", 0, "CN=m1", "c1", NULL, NULL);
+    put_state("m2", 0, "CN=m2", "c2", NULL, NULL);
+    put_state("m3", 0, "CN=m3", "c3", NULL, NULL);
+    put_state("m4", 0, "CN=m4", "c4", NULL, NULL);
+    /* now {m4, m1, m3, m1, x} against was {m3, m2, m2, m4, y}: m1 added, m2 removed; x and y
+     * have no cloud id */
+    struct plan_item it = {
+        .op = PLAN_UPDATE,
+        .kind = PLAN_GROUP,
+        .external_id = "G",
+        .record = "{\"" PLAN_KEY_MEMBERS "\":[\"m4\",\"m1\",\"m3\",\"m1\",\"x\"]}",
+        .old_record = "{\"" PLAN_KEY_MEMBERS "\":[\"m3\",\"m2\",\"m2\",\"m4\",\"y\"]}"};
+    json_t *add = NULL, *rem = NULL;
+    assert_int_equal(plan_member_changes(p, &it, &add, &rem, NULL), DIRCONN_OK);
+    assert_int_equal(json_array_size(add), 1);
+    assert_string_equal(json_string_value(json_array_get(add, 0)), "c1");
+    assert_int_equal(json_array_size(rem), 1);
+    assert_string_equal(json_string_value(json_array_get(rem, 0)), "c2");
+    json_decref(add);
+    json_decref(rem);
+
+    /* a big group: every member known, one joins (m1) and one leaves (m2) */
+    enum { N = 20000 };
+    json_t *now = json_array(), *was = json_array();
+    for (int i = 0; i < N; i++) {
+        char ext[32];
+        snprintf(ext, sizeof(ext), "u%05d", i);
+        json_array_append_new(now, json_string(ext));
+        json_array_append_new(was, json_string(ext));
+    }
+    json_array_append_new(now, json_string("m1"));
+    json_array_append_new(was, json_string("m2"));
+    json_t *r1 = json_pack("{s:o}", PLAN_KEY_MEMBERS, now);
+    json_t *r2 = json_pack("{s:o}", PLAN_KEY_MEMBERS, was);
+    char *t1 = json_dumps(r1, JSON_COMPACT), *t2 = json_dumps(r2, JSON_COMPACT);
+    it.record = t1;
+    it.old_record = t2;
+    assert_int_equal(plan_member_changes(p, &it, &add, &rem, NULL), DIRCONN_OK);
+    assert_int_equal(json_array_size(add), 1);
+    assert_true(has_string(add, "c1"));
+    assert_int_equal(json_array_size(rem), 1);
+    assert_true(has_string(rem, "c2"));
+    json_decref(add);
+    json_decref(rem);
+    free(t1);
+    free(t2);
+    json_decref(r1);
+    json_decref(r2);
+    plan_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_classification, setup, teardown),
         cmocka_unit_test_setup_teardown(test_members_and_managers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_member_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drift, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt_cloud, setup, teardown),
