@@ -17,6 +17,7 @@
 
 #include <ldap.h>
 #include <openssl/evp.h>
+#include <search.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1118,6 +1119,24 @@ static int present_one(const struct state_object *o, void *arg)
     return !id_list_add(&w->gone, o->external_id, o->dn, o->kind, NULL, true);
 }
 
+/* Comparators for POSIX tsearch trees of strings: ids exactly, DNs without case. */
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static int cmp_dn(const void *a, const void *b)
+{
+    return strcasecmp(a, b);
+}
+
+/* Free the nodes of a tsearch tree (not its keys): POSIX has no tdestroy. */
+static void tree_free(void **root, int (*cmp)(const void *, const void *))
+{
+    while (*root != NULL)
+        tdelete(*(void *const *)*root, root, cmp);
+}
+
 /*
  * Read the changes since wm and plan them (partial plan). lists[0] gets the
  * changes and the retries, lists[1] the RFC 4533 present ids, lists[2] the
@@ -1150,13 +1169,28 @@ static enum dirconn_err plan_changes(struct sync_ctx *c, enum change_tracking me
     c->on_added = note_added;
     e = state_begin(c->st, c->err);
     struct id_list more = {0};
-    /* The last report of an object wins (a change, then its deletion). */
+    /*
+     * The last report of an object wins (a change, then its deletion): walked
+     * from the end, an id already in the tree (POSIX tsearch) has a later
+     * report. The tree then holds every changed id, for the related objects
+     * below. O(n log n) for n changes.
+     */
+    void *changed_ids = NULL, *seen_dns = NULL;
+    bool *later = calloc(lists[0].n > 0 ? lists[0].n : 1, sizeof(*later));
+    if (later == NULL && e == DIRCONN_OK)
+        e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    for (size_t i = lists[0].n; i-- > 0 && e == DIRCONN_OK;) {
+        const char *id = lists[0].v[i].id;
+        if (id == NULL)
+            continue;
+        if (tfind(id, &changed_ids, cmp_cstr) != NULL)
+            later[i] = true;
+        else if (tsearch(id, &changed_ids, cmp_cstr) == NULL)
+            e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    }
     for (size_t i = 0; i < lists[0].n && e == DIRCONN_OK; i++) {
         const struct id_rec *r = &lists[0].v[i];
-        bool later = false;
-        for (size_t j = i + 1; r->id != NULL && j < lists[0].n && !later; j++)
-            later = lists[0].v[j].id != NULL && strcmp(lists[0].v[j].id, r->id) == 0;
-        if (later)
+        if (later[i])
             continue;
         if (r->deleted) {
             e = queue_name_partners(c, r->id, &more);
@@ -1169,18 +1203,23 @@ static enum dirconn_err plan_changes(struct sync_ctx *c, enum change_tracking me
             log_msg(c->log, LOG_LEVEL_DEBUG, "reading: %zu of %zu changed objects read again",
                     i + 1, lists[0].n);
     }
+    /* Related objects (groups of a changed member, ...): each DN once, none already changed. */
     for (size_t i = 0; i < more.n && e == DIRCONN_OK; i++) {
-        bool seen = more.v[i].dn == NULL;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = more.v[j].dn != NULL && strcasecmp(more.v[j].dn, more.v[i].dn) == 0;
-        for (size_t j = 0; j < lists[0].n && !seen && more.v[i].id != NULL; j++)
-            seen = lists[0].v[j].id != NULL && strcmp(lists[0].v[j].id, more.v[i].id) == 0;
-        if (!seen) {
-            /* evaluate may append to more; the strings stay where they are */
-            const char *id = more.v[i].id, *dn = more.v[i].dn;
-            e = evaluate(c, id, dn, &more, read);
+        /* evaluate may append to more; the strings stay where they are */
+        const char *id = more.v[i].id, *dn = more.v[i].dn;
+        bool seen = dn == NULL || tfind(dn, &seen_dns, cmp_dn) != NULL;
+        if (!seen && tsearch(dn, &seen_dns, cmp_dn) == NULL) {
+            e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+            break;
         }
+        if (!seen && id != NULL)
+            seen = tfind(id, &changed_ids, cmp_cstr) != NULL;
+        if (!seen)
+            e = evaluate(c, id, dn, &more, read);
     }
+    tree_free(&seen_dns, cmp_dn);
+    tree_free(&changed_ids, cmp_cstr);
+    free(later);
     id_list_free(&more);
     if (e == DIRCONN_OK && tr.present_phase) {
         /* RFC 4533 present phase: what was neither present nor changed is gone. */
