@@ -1068,23 +1068,21 @@ static enum dirconn_err members_against(struct apply *a, struct apply_op *o, con
     json_t *full = resolved(a, o, PLAN_MEMBERS_ALL, NULL);
     json_t *want = record_member_ids(full), *have = record_member_ids(cloud);
     json_t *add = json_array(), *del = json_array();
-    size_t k;
-    json_t *v;
-    json_array_foreach(want, k, v)
-    {
-        bool in = false;
-        for (size_t j = 0; j < json_array_size(have) && !in; j++)
-            in = json_equal(v, json_array_get(have, j));
-        if (!in)
-            json_array_append(add, v);
-    }
-    json_array_foreach(have, k, v)
-    {
-        bool in = false;
-        for (size_t j = 0; j < json_array_size(want) && !in; j++)
-            in = json_equal(v, json_array_get(want, j));
-        if (!in)
-            json_array_append(del, v);
+    /* record_member_ids gives both sets sorted and without repeats: one merge walk. */
+    size_t i = 0, j = 0, nw = json_array_size(want), nh = json_array_size(have);
+    while (i < nw || j < nh) {
+        json_t *w = json_array_get(want, i), *h = json_array_get(have, j);
+        int c = i == nw ? 1 : j == nh ? -1 : strcmp(json_string_value(w), json_string_value(h));
+        if (c == 0) {
+            i++;
+            j++;
+        } else if (c < 0) {
+            json_array_append(add, w);
+            i++;
+        } else {
+            json_array_append(del, h);
+            j++;
+        }
     }
     enum dirconn_err e = DIRCONN_OK;
     if (json_array_size(del) > 0)
