@@ -153,4 +153,6 @@ check_eq "the sync to a single-email provider exits 0" 0 "$s1_rc"
 check_eq "the provider gets the primary email only" "work:$U*" "$(emails "$U")"
 check_contains "the report says the aliases are not sent" "$s1_out$s1_err" \
 	'mapping to emails[type eq "other"].value is not sent when emails[type eq "work"].value has a value: the cloud takes one emails value ([cloud] single_valued)'
+check_contains "the report names the user and the alias that is not sent" "$(lower "$s1_out$s1_err")" \
+	"$(lower "For $U_DN, the email addresses at@$D are not sent: the cloud takes one emails value ([cloud] single_valued), the primary.")"
 finish
