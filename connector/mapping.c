@@ -1098,47 +1098,45 @@ static char *eval_term(struct eval *ev, const struct part *p, size_t idx)
  */
 static char *eval_alt(struct eval *ev, const struct alt *a, size_t idx, const char **source)
 {
-    {
-        struct sbuf b = {0};
-        const char *sep = NULL;
-        size_t present_vars = 0;
-        const char *only_attr = NULL;
-        bool failed = false;
-        for (size_t j = 0; j < a->n && !failed; j++) {
-            const struct part *p = &a->parts[j];
-            if (p->kind == PART_SEP) {
-                sep = p->text;
-                continue;
-            }
-            char *v = eval_term(ev, p, idx);
-            if (v == NULL) {
-                if (ev->oom)
-                    failed = true;
-                continue;
-            }
-            if (p->kind != PART_CONST) {
-                present_vars++;
-                only_attr = p->kind == PART_ATTR ? p->text : NULL;
-            }
-            if (b.len > 0 && sep != NULL)
-                failed = !sbuf_add(&b, sep, strlen(sep));
-            if (!failed)
-                failed = !sbuf_add(&b, v, strlen(v));
-            sep = NULL;
-            free(v);
+    struct sbuf b = {0};
+    const char *sep = NULL;
+    size_t present_vars = 0;
+    const char *only_attr = NULL;
+    bool failed = false;
+    for (size_t j = 0; j < a->n && !failed; j++) {
+        const struct part *p = &a->parts[j];
+        if (p->kind == PART_SEP) {
+            sep = p->text;
+            continue;
         }
-        if (failed) {
-            ev->oom = true;
-            free(b.p);
-            return NULL;
+        char *v = eval_term(ev, p, idx);
+        if (v == NULL) {
+            if (ev->oom)
+                failed = true;
+            continue;
         }
-        if ((a->n_vars > 0 && present_vars == 0) || b.len == 0) {
-            free(b.p);
-            return NULL;
+        if (p->kind != PART_CONST) {
+            present_vars++;
+            only_attr = p->kind == PART_ATTR ? p->text : NULL;
         }
-        *source = present_vars == 1 && a->n_vars == 1 ? only_attr : NULL;
-        return b.p;
+        if (b.len > 0 && sep != NULL)
+            failed = !sbuf_add(&b, sep, strlen(sep));
+        if (!failed)
+            failed = !sbuf_add(&b, v, strlen(v));
+        sep = NULL;
+        free(v);
     }
+    if (failed) {
+        ev->oom = true;
+        free(b.p);
+        return NULL;
+    }
+    if ((a->n_vars > 0 && present_vars == 0) || b.len == 0) {
+        free(b.p);
+        return NULL;
+    }
+    *source = present_vars == 1 && a->n_vars == 1 ? only_attr : NULL;
+    return b.p;
 }
 
 static char *eval_string(struct eval *ev, const struct expr *x, const char **source)
