@@ -4,7 +4,8 @@
 #   bash sync_aliases.sh adds|adlds
 # Aliases appear, change and are removed in the cloud; addresses outside the accepted domains
 # and a primary SMTP: address that is not mail are reported with the DN; every value of
-# otherTelephone arrives; a provider that takes one email gets the primary and a report line.
+# otherTelephone arrives; a provider without PATCH gets and loses aliases by PUT; a provider
+# that takes one email gets the primary and a report line.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/sync_lib.sh"
 kind=${1:?usage: sync_aliases.sh adds|adlds}
@@ -132,6 +133,31 @@ incr r1
 check_eq "removing the aliases exits 0" 0 "$r1_rc"
 check_contains "one update" "$r1_out" "0 added | 1 updated | 0 deleted | 0 failed"
 check_eq "the removed aliases are gone from the cloud" "work:$U*" "$(emails "$U")"
+
+# ---- a provider without PATCH: the aliases go by PUT, and leave by PUT
+sync_cloud_stop
+rm -rf "$work/cloud.db" "$work/state-conn-a"
+sync_cloud_start --no-patch
+sync_register conn-a
+sync_conf "$work/a.conf" conn-a "[users]
+security_groups = $SG
+sync_proxy_addresses = yes"
+ldap_modify "dn: $U_DN
+changetype: modify
+replace: proxyAddresses
+proxyAddresses: SMTP:$U
+proxyAddresses: smtp:at@$D
+proxyAddresses: smtp:a.tester@$D"
+incr n1
+check_eq "the sync to a provider without PATCH exits 0" 0 "$n1_rc"
+check_eq "it gets the aliases" "other:a.tester@$D other:at@$D work:$U*" "$(emails "$U")"
+ldap_modify "dn: $U_DN
+changetype: modify
+delete: proxyAddresses
+proxyAddresses: smtp:at@$D"
+incr n2
+check_contains "one update by PUT" "$n2_out" "0 added | 1 updated | 0 deleted | 0 failed"
+check_eq "the removed alias is gone, the other stays" "other:a.tester@$D work:$U*" "$(emails "$U")"
 
 # ---- a provider that takes one email: the primary, and a report of what is not sent
 ldap_modify "dn: $U_DN
