@@ -84,6 +84,7 @@ static bool url_has_password(const char *value)
 static bool validate_pac_url(const char *value, char *why, size_t whylen);
 static bool validate_attribute(const char *value, char *why, size_t whylen);
 static bool validate_scim_multi_valued(const char *value, char *why, size_t whylen);
+static bool validate_mail_domain(const char *value, char *why, size_t whylen);
 
 static const char *const change_tracking_names[] = {"auto", "dirsync", "usn", "syncrepl", NULL};
 static const char *const cloud_auth_names[] = {"oauth2", "bearer", NULL};
@@ -127,6 +128,10 @@ static const struct opt options[] = {
      OPT_LIST_SEMI, validate_dn},
     {"users", "required_attributes", OPT_LIST, OFF(users_required_attributes), "mail", 0, 32, NULL,
      OPT_LIST_SPACE, validate_attribute},
+    {"users", "sync_proxy_addresses", OPT_BOOL, OFF(users_sync_proxy_addresses), "no", 0, 0, NULL,
+     0, NULL},
+    {"users", "accepted_domains", OPT_LIST, OFF(users_accepted_domains), NULL, 0, 256, NULL,
+     OPT_LIST_SPACE, validate_mail_domain},
 
     {"groups", "base_dns", OPT_LIST, OFF(groups.base_dns), NULL, 0, 256, NULL, OPT_LIST_SEMI,
      validate_dn},
@@ -448,6 +453,32 @@ static bool validate_attribute(const char *value, char *why, size_t whylen)
     if (!ok)
         snprintf(why, whylen, "'%s' is not an LDAP attribute name", value);
     return ok;
+}
+
+/*
+ * A mail domain: two or more labels of letters, digits and hyphens (RFC 1035
+ * 2.3.1 LDH; non-ASCII letters allowed for RFC 6531 domains), at most 253 bytes.
+ */
+static bool validate_mail_domain(const char *value, char *why, size_t whylen)
+{
+    size_t len = strlen(value), labels = 0, label = 0;
+    bool ok = len > 0 && len <= 253;
+    for (size_t i = 0; ok && i <= len; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (c == '.' || c == '\0') {
+            ok = label > 0 && label <= 63 && value[i - 1] != '-' && value[i - label] != '-';
+            labels++;
+            label = 0;
+            continue;
+        }
+        ok = isalnum(c) || c == '-' || c >= 0x80;
+        label++;
+    }
+    if (!ok || labels < 2)
+        snprintf(why, whylen,
+                 "not a mail domain (two or more labels of letters, digits and '-', e.g. "
+                 "example.com)");
+    return ok && labels >= 2;
 }
 
 /* A multi-valued attribute of the SCIM User schema (RFC 7643 4.1.2). */

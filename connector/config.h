@@ -89,6 +89,10 @@ struct config {
     bool users_enabled_only;
     struct strlist users_security_groups; /* DNs of groups whose direct members are in scope */
     struct strlist users_required_attributes;
+    bool users_sync_proxy_addresses;       /* smtp: values of proxyAddresses become emails of type
+                                              "other" (Rackspace SyncProxyAddresses) */
+    struct strlist users_accepted_domains; /* domains an alias may have; empty = the user's mail
+                                              domain */
 
     /* [groups] */
     struct config_scope groups;

@@ -45,37 +45,38 @@ struct target {
     enum tgt_place place;
     const char *key;  /* JSON member name */
     const char *type; /* the "type" of a multi-valued element */
+    bool multi;       /* several values of this type: every value of the attributes */
 };
 
 #define ENT MAPPING_SCHEMA_ENTERPRISE ":"
 #define STR_TOP(p, kinds)                                                                          \
     {                                                                                              \
-        p, NULL, kinds, VT_STRING, CHECK_NONE, PL_TOP, p, NULL                                     \
+        p, NULL, kinds, VT_STRING, CHECK_NONE, PL_TOP, p, NULL, false                              \
     }
 #define NAME_SUB(k)                                                                                \
     {                                                                                              \
-        "name." k, NULL, K_USER, VT_STRING, CHECK_NONE, PL_NAME, k, NULL                           \
+        "name." k, NULL, K_USER, VT_STRING, CHECK_NONE, PL_NAME, k, NULL, false                    \
     }
 #define PHONE(t)                                                                                   \
     {                                                                                              \
         "phoneNumbers[type eq \"" t "\"].value", "phoneNumbers." t, K_USER, VT_STRING,             \
-            CHECK_PHONE, PL_PHONE, "value", t                                                      \
+            CHECK_PHONE, PL_PHONE, "value", t, false                                               \
     }
 #define ADDR(t, k)                                                                                 \
     {                                                                                              \
         "addresses[type eq \"" t "\"]." k, "addresses." t "." k, K_USER, VT_STRING, CHECK_NONE,    \
-            PL_ADDR, k, t                                                                          \
+            PL_ADDR, k, t, false                                                                   \
     }
 #define ENTERPRISE(k)                                                                              \
     {                                                                                              \
-        ENT k, "enterprise." k, K_USER, VT_STRING, CHECK_NONE, PL_ENT, k, NULL                     \
+        ENT k, "enterprise." k, K_USER, VT_STRING, CHECK_NONE, PL_ENT, k, NULL, false              \
     }
 
 /* The order here is the order of values in multi-valued attributes (stable hashes). */
 static const struct target targets[] = {
     STR_TOP("userName", K_USER),
     STR_TOP("externalId", K_ALL),
-    {"active", NULL, K_USER, VT_BOOL, CHECK_NONE, PL_TOP, "active", NULL},
+    {"active", NULL, K_USER, VT_BOOL, CHECK_NONE, PL_TOP, "active", NULL, false},
     STR_TOP("displayName", K_ALL),
     STR_TOP("nickName", K_USER),
     STR_TOP("title", K_USER),
@@ -90,12 +91,16 @@ static const struct target targets[] = {
     NAME_SUB("honorificPrefix"),
     NAME_SUB("honorificSuffix"),
     {"emails[type eq \"work\"].value", "emails.work", K_USER | K_CONTACT, VT_STRING, CHECK_EMAIL,
-     PL_EMAIL, "value", "work"},
+     PL_EMAIL, "value", "work", false},
+    {"emails[type eq \"other\"].value", "emails.other", K_USER, VT_STRING, CHECK_EMAIL, PL_EMAIL,
+     "value", "other", true},
     PHONE("work"),
     PHONE("mobile"),
     PHONE("fax"),
     PHONE("pager"),
     PHONE("home"),
+    {"phoneNumbers[type eq \"other\"].value", "phoneNumbers.other", K_USER, VT_STRING, CHECK_PHONE,
+     PL_PHONE, "value", "other", true},
     ADDR("work", "streetAddress"),
     ADDR("work", "locality"),
     ADDR("work", "region"),
@@ -109,7 +114,7 @@ static const struct target targets[] = {
     ENTERPRISE("division"),
     ENTERPRISE("department"),
     {ENT "manager", "enterprise.manager", K_USER, VT_STRING, CHECK_NONE, PL_MANAGER, "manager",
-     NULL},
+     NULL, false},
 };
 #define N_TARGETS (sizeof(targets) / sizeof(targets[0]))
 
@@ -128,6 +133,8 @@ static const struct default_rule defaults[] = {
     {K_GROUP | K_CONTACT, "displayName", "displayName | cn"},
     {K_USER, "name.givenName", "givenName"},
     {K_USER, "name.familyName", "sn"},
+    {K_USER, "name.middleName", "initials"},
+    {K_USER, "name.honorificSuffix", "generationQualifier"},
     {K_USER, "title", "title"},
     {K_USER, "userType", "employeeType"},
     {K_USER, "preferredLanguage", "preferredLanguage"},
@@ -137,13 +144,15 @@ static const struct default_rule defaults[] = {
     {K_USER, "phoneNumbers.fax", "facsimileTelephoneNumber"},
     {K_USER, "phoneNumbers.pager", "pager"},
     {K_USER, "phoneNumbers.home", "homePhone"},
+    {K_USER, "phoneNumbers.other", "otherTelephone | otherMobile | otherFacsimileTelephoneNumber"},
     {K_USER, "addresses.work.streetAddress", "streetAddress"},
     {K_USER, "addresses.work.locality", "l"},
     {K_USER, "addresses.work.region", "st"},
     {K_USER, "addresses.work.postalCode", "postalCode"},
     {K_USER, "addresses.work.country", "c"},
+    {K_USER, "addresses.work.formatted", "streetAddress, l, st postalCode, co"},
     {K_USER, "addresses.other.formatted", "physicalDeliveryOfficeName"},
-    {K_USER, "enterprise.employeeNumber", "employeeNumber"},
+    {K_USER, "enterprise.employeeNumber", "employeeNumber | employeeID"},
     {K_USER, "enterprise.organization", "company | o"},
     {K_USER, "enterprise.division", "division"},
     {K_USER, "enterprise.department", "department"},
@@ -210,6 +219,9 @@ struct mapping {
     pcre2_code *phone_re;
     struct mapping_target mapped[N_TARGETS + 1]; /* mapping_targets, built at compile */
     size_t n_mapped;
+    bool proxy_addresses; /* users: [users] sync_proxy_addresses */
+    char **accepted;      /* [users] accepted_domains; none = the domain of the user's mail */
+    size_t n_accepted;
 };
 
 static void expr_clear(struct expr *x)
@@ -484,8 +496,56 @@ static const char *kind_name(enum mapping_kind kind)
     }
 }
 
+/*
+ * A value path (RFC 7644 3.10 valuePath) in the form the targets are named
+ * in: 'attr[type eq "T"]' with any white space inside the brackets, and an
+ * optional ".sub"; without one, the value's main sub-attribute ("value";
+ * "formatted" for addresses). Into out; false when path is not of that form.
+ */
+static bool canonical_value_path(const char *path, char *out, size_t out_len)
+{
+    const char *open = strchr(path, '[');
+    if (open == NULL || open == path)
+        return false;
+    const char *p = open + 1;
+    p += strspn(p, " \t");
+    if (strncasecmp(p, "type", 4) != 0 || !is_space((unsigned char)p[4]))
+        return false;
+    p += 4 + strspn(p + 4, " \t");
+    if (strncasecmp(p, "eq", 2) != 0 || !is_space((unsigned char)p[2]))
+        return false;
+    p += 2 + strspn(p + 2, " \t");
+    if (*p != '"')
+        return false;
+    const char *type = ++p;
+    while (*p != '\0' && *p != '"')
+        p++;
+    if (*p != '"')
+        return false;
+    size_t type_len = (size_t)(p - type);
+    p++;
+    p += strspn(p, " \t");
+    if (*p != ']')
+        return false;
+    p++;
+    size_t attr_len = (size_t)(open - path);
+    const char *sub = NULL;
+    if (*p == '.')
+        sub = p + 1;
+    else if (*p != '\0')
+        return false;
+    else
+        sub = attr_len == 9 && strncasecmp(path, "addresses", 9) == 0 ? "formatted" : "value";
+    int n = snprintf(out, out_len, "%.*s[type eq \"%.*s\"].%s", (int)attr_len, path, (int)type_len,
+                     type, sub);
+    return n > 0 && (size_t)n < out_len;
+}
+
 static const struct target *find_target(const char *path, size_t *index)
 {
+    char canon[256];
+    if (strchr(path, '[') != NULL && canonical_value_path(path, canon, sizeof(canon)))
+        path = canon;
     for (size_t i = 0; i < N_TARGETS; i++) {
         if (strcasecmp(targets[i].path, path) == 0 ||
             (targets[i].alias != NULL && strcasecmp(targets[i].alias, path) == 0)) {
@@ -626,6 +686,9 @@ void mapping_free(struct mapping *m)
     for (size_t i = 0; i < m->n_required; i++)
         free(m->required[i]);
     free(m->required);
+    for (size_t i = 0; i < m->n_accepted; i++)
+        free(m->accepted[i]);
+    free(m->accepted);
     avatar_free(m->avatar);
     pcre2_code_free(m->email_re);
     pcre2_code_free(m->phone_re);
@@ -775,6 +838,23 @@ enum dirconn_err mapping_compile(const struct config *cfg, enum mapping_kind kin
             if ((m->required[m->n_required++] = strdup(req->v[i])) == NULL ||
                 !attrs_add(m, req->v[i]))
                 rc = dirconn_error_set(err, DIRCONN_ENOMEM, "mapping: out of memory");
+        }
+        if (rc == DIRCONN_OK && cfg->users_sync_proxy_addresses) {
+            /* Aliases go to emails[type eq "other"] whether or not a line maps it too. */
+            size_t i;
+            const struct strlist *acc = &cfg->users_accepted_domains;
+            m->proxy_addresses = true;
+            if (find_target("emails.other", &i) != NULL)
+                m->rules[i].set = true;
+            if (!attrs_add(m, "proxyAddresses") || !attrs_add(m, "mail"))
+                rc = dirconn_error_set(err, DIRCONN_ENOMEM, "mapping: out of memory");
+            if (rc == DIRCONN_OK && acc->n > 0 &&
+                (m->accepted = calloc(acc->n, sizeof(char *))) == NULL)
+                rc = dirconn_error_set(err, DIRCONN_ENOMEM, "mapping: out of memory");
+            for (size_t k = 0; k < acc->n && rc == DIRCONN_OK; k++) {
+                if ((m->accepted[m->n_accepted++] = strdup(acc->v[k])) == NULL)
+                    rc = dirconn_error_set(err, DIRCONN_ENOMEM, "mapping: out of memory");
+            }
         }
         if (rc == DIRCONN_OK && cfg->avatar_enabled && cfg->avatar_pattern != NULL) {
             struct dirconn_error aerr;
@@ -949,15 +1029,15 @@ static bool is_guid_attr(const char *name)
 }
 
 /*
- * The first value of an attribute as text (copied), or NULL when absent, empty
- * or not text (a warning is recorded). *oom on allocation failure.
+ * Value idx of an attribute (0: the first) as text (copied), or NULL when
+ * absent, empty or not text (a warning is recorded). *oom on allocation failure.
  */
-static char *attr_value(struct eval *ev, const char *name)
+static char *attr_value(struct eval *ev, const char *name, size_t idx)
 {
     const struct ldap_attr *a = ldap_entry_attr(ev->e, name);
-    if (a == NULL || a->n_values == 0 || a->values[0].len == 0)
+    if (a == NULL || a->n_values <= idx || a->values[idx].len == 0)
         return NULL;
-    const struct ldap_value *v = &a->values[0];
+    const struct ldap_value *v = &a->values[idx];
     char *copy = NULL;
     if (is_guid_attr(name) && v->len == 16) {
         copy = malloc(LDAP_GUID_STRLEN);
@@ -975,8 +1055,8 @@ static char *attr_value(struct eval *ev, const char *name)
     return copy;
 }
 
-/* Evaluate a string-valued term; NULL when absent. */
-static char *eval_term(struct eval *ev, const struct part *p)
+/* Evaluate a string-valued term (an attribute: its value idx); NULL when absent. */
+static char *eval_term(struct eval *ev, const struct part *p, size_t idx)
 {
     char *s = NULL;
     switch (p->kind) {
@@ -984,7 +1064,7 @@ static char *eval_term(struct eval *ev, const struct part *p)
         s = strdup(p->text);
         break;
     case PART_ATTR:
-        return attr_value(ev, p->text);
+        return attr_value(ev, p->text, idx);
     case PART_FUNC:
         if (p->fn->fn == FN_ID) {
             if (ev->e->id[0] == '\0')
@@ -1012,50 +1092,71 @@ static char *eval_term(struct eval *ev, const struct part *p)
  * is the one just before the next present term). *source receives the name to
  * report the value under: the attribute when one attribute gave it.
  */
-static char *eval_string(struct eval *ev, const struct expr *x, const char **source)
+/*
+ * Evaluate one alternative with value idx of its attributes (a multi-valued
+ * target's alternative has one attribute). NULL when it has no value.
+ */
+static char *eval_alt(struct eval *ev, const struct alt *a, size_t idx, const char **source)
 {
-    for (size_t i = 0; i < x->n; i++) {
-        const struct alt *a = &x->alts[i];
-        struct sbuf b = {0};
-        const char *sep = NULL;
-        size_t present_vars = 0;
-        const char *only_attr = NULL;
-        bool failed = false;
-        for (size_t j = 0; j < a->n && !failed; j++) {
-            const struct part *p = &a->parts[j];
-            if (p->kind == PART_SEP) {
-                sep = p->text;
-                continue;
-            }
-            char *v = eval_term(ev, p);
-            if (v == NULL) {
-                if (ev->oom)
-                    failed = true;
-                continue;
-            }
-            if (p->kind != PART_CONST) {
-                present_vars++;
-                only_attr = p->kind == PART_ATTR ? p->text : NULL;
-            }
-            if (b.len > 0 && sep != NULL)
-                failed = !sbuf_add(&b, sep, strlen(sep));
-            if (!failed)
-                failed = !sbuf_add(&b, v, strlen(v));
-            sep = NULL;
-            free(v);
-        }
-        if (failed) {
-            ev->oom = true;
-            free(b.p);
-            return NULL;
-        }
-        if ((a->n_vars > 0 && present_vars == 0) || b.len == 0) {
-            free(b.p);
+    struct sbuf b = {0};
+    const char *sep = NULL;
+    size_t present_vars = 0;
+    const char *only_attr = NULL;
+    bool failed = false;
+    for (size_t j = 0; j < a->n && !failed; j++) {
+        const struct part *p = &a->parts[j];
+        if (p->kind == PART_SEP) {
+            sep = p->text;
             continue;
         }
-        *source = present_vars == 1 && a->n_vars == 1 ? only_attr : NULL;
-        return b.p;
+        char *v = eval_term(ev, p, idx);
+        if (v == NULL) {
+            if (ev->oom)
+                failed = true;
+            continue;
+        }
+        if (p->kind != PART_CONST) {
+            present_vars++;
+            only_attr = p->kind == PART_ATTR ? p->text : NULL;
+        }
+        if (b.len > 0 && sep != NULL)
+            failed = !sbuf_add(&b, sep, strlen(sep));
+        if (!failed)
+            failed = !sbuf_add(&b, v, strlen(v));
+        sep = NULL;
+        free(v);
     }
+    if (failed) {
+        ev->oom = true;
+        free(b.p);
+        return NULL;
+    }
+    if ((a->n_vars > 0 && present_vars == 0) || b.len == 0) {
+        free(b.p);
+        return NULL;
+    }
+    *source = present_vars == 1 && a->n_vars == 1 ? only_attr : NULL;
+    return b.p;
+}
+
+static char *eval_string(struct eval *ev, const struct expr *x, const char **source)
+{
+    for (size_t i = 0; i < x->n && !ev->oom; i++) {
+        char *v = eval_alt(ev, &x->alts[i], 0, source);
+        if (v != NULL)
+            return v;
+    }
+    return NULL;
+}
+
+/* The one attribute of an alternative whose values a multi-valued target takes, or NULL. */
+static const char *alt_attribute(const struct alt *a)
+{
+    if (a->n_vars != 1)
+        return NULL;
+    for (size_t j = 0; j < a->n; j++)
+        if (a->parts[j].kind == PART_ATTR)
+            return a->parts[j].text;
     return NULL;
 }
 
@@ -1197,6 +1298,182 @@ static bool place_value(struct eval *ev, json_t *root, json_t *ent, const struct
     return obj != NULL && json_object_set_new(obj, t->key, value) == 0;
 }
 
+/* ---- multi-valued targets and proxyAddresses ------------------------------------------------ */
+
+/* The values of a multi-valued target, without duplicates (case-insensitive). */
+struct vlist {
+    char **v;
+    size_t n;
+};
+
+static void vlist_clear(struct vlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+/* Add v (owned) unless the list holds it already. */
+static void vlist_add(struct eval *ev, struct vlist *l, char *v)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcasecmp(l->v[i], v) == 0) {
+            free(v);
+            return;
+        }
+    }
+    char **g = realloc(l->v, (l->n + 1) * sizeof(*g));
+    if (g == NULL) {
+        free(v);
+        ev->oom = true;
+        return;
+    }
+    l->v = g;
+    l->v[l->n++] = v;
+}
+
+static int cmp_value(const void *a, const void *b)
+{
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    int c = strcasecmp(x, y);
+    return c != 0 ? c : strcmp(x, y);
+}
+
+/* Whether domain is one an alias may have: [users] accepted_domains, else the mail's domain. */
+static bool accepted_domain(const struct mapping *m, const char *domain, const char *mail_domain)
+{
+    if (m->n_accepted == 0)
+        return mail_domain != NULL && strcasecmp(domain, mail_domain) == 0;
+    for (size_t i = 0; i < m->n_accepted; i++)
+        if (strcasecmp(domain, m->accepted[i]) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * The alternate addresses of a user (Rackspace Directory Sync, "Alternate
+ * email addresses"): each smtp: value of proxyAddresses whose domain is
+ * accepted. SMTP: marks the primary address, which must be mail. Other
+ * address types (X500:, SIP:, x400:) are not e-mail addresses and are left out.
+ */
+static void proxy_values(struct eval *ev, const struct target *t, struct vlist *l)
+{
+    const struct ldap_attr *pa = ldap_entry_attr(ev->e, "proxyAddresses");
+    if (pa == NULL || pa->n_values == 0)
+        return;
+    const struct mapping *m = ev->m;
+    const char *dn = entry_dn(ev->e);
+    char *mail = attr_value(ev, "mail", 0);
+    const char *mail_at = mail != NULL ? strrchr(mail, '@') : NULL;
+    const char *mail_domain = mail_at != NULL ? mail_at + 1 : NULL;
+    for (size_t i = 0; i < pa->n_values && !ev->oom; i++) {
+        const struct ldap_value *v = &pa->values[i];
+        if (v->len < 5 || !ldap_value_is_text(v))
+            continue;
+        bool primary = strncmp(v->data, "SMTP:", 5) == 0;
+        if (!primary && strncmp(v->data, "smtp:", 5) != 0)
+            continue;
+        size_t skip = 5;
+        while (skip < v->len && is_space((unsigned char)v->data[skip]))
+            skip++;
+        char *addr = strndup(v->data + skip, v->len - skip);
+        if (addr == NULL) {
+            ev->oom = true;
+            break;
+        }
+        if (primary) {
+            if (mail == NULL || strcasecmp(addr, mail) != 0)
+                add_issue(ev, "proxyAddresses",
+                          "For %s, the primary address SMTP:%s in proxyAddresses is not the mail "
+                          "attribute (%s); the primary email address is taken from mail.",
+                          dn, addr, mail != NULL ? mail : "none");
+            free(addr);
+            continue;
+        }
+        if ((mail != NULL && strcasecmp(addr, mail) == 0) ||
+            !check_value(ev, t, "proxyAddresses", addr)) {
+            free(addr);
+            continue;
+        }
+        const char *domain = strrchr(addr, '@') + 1; /* check_value saw the '@' */
+        if (!accepted_domain(m, domain, mail_domain)) {
+            if (m->n_accepted > 0)
+                add_issue(ev, "proxyAddresses",
+                          "For %s, the alternate address %s in proxyAddresses is not sent: %s is "
+                          "not an accepted domain ([users] accepted_domains).",
+                          dn, addr, domain);
+            else
+                add_issue(ev, "proxyAddresses",
+                          "For %s, the alternate address %s in proxyAddresses is not sent: %s is "
+                          "not the domain of mail (%s) and [users] accepted_domains is not set.",
+                          dn, addr, domain, mail_domain != NULL ? mail_domain : "none");
+            free(addr);
+            continue;
+        }
+        vlist_add(ev, l, addr);
+    }
+    free(mail);
+}
+
+/*
+ * A multi-valued target (emails[type eq "other"], phoneNumbers[type eq
+ * "other"]): every alternative adds its values, an alternative with one
+ * attribute one value per value of the attribute; for emails of type
+ * "other", the aliases of proxyAddresses too. The values are sorted (stable
+ * hashes) and appended as values of the target's type, leaving out those
+ * the attribute already holds. Returns false when out of memory.
+ */
+static bool place_multi(struct eval *ev, json_t *root, const struct target *t,
+                        const struct rule *rule)
+{
+    struct vlist l = {0};
+    for (size_t i = 0; i < rule->expr.n && !ev->oom; i++) {
+        const struct alt *a = &rule->expr.alts[i];
+        const char *attr = alt_attribute(a);
+        const struct ldap_attr *la = attr != NULL ? ldap_entry_attr(ev->e, attr) : NULL;
+        size_t n = la != NULL ? la->n_values : 1;
+        for (size_t idx = 0; idx < n && !ev->oom; idx++) {
+            const char *source = NULL;
+            char *v = eval_alt(ev, a, idx, &source);
+            if (v != NULL && check_value(ev, t, source, v))
+                vlist_add(ev, &l, v);
+            else
+                free(v);
+        }
+    }
+    if (t->place == PL_EMAIL && ev->m->proxy_addresses && !ev->oom)
+        proxy_values(ev, t, &l);
+    if (l.n > 1)
+        qsort(l.v, l.n, sizeof(*l.v), cmp_value);
+    const char *array = t->place == PL_EMAIL ? "emails" : "phoneNumbers";
+    json_t *arr = json_object_get(root, array);
+    for (size_t i = 0; i < l.n && !ev->oom; i++) {
+        bool have = false;
+        size_t k;
+        json_t *el;
+        json_array_foreach(arr, k, el)
+        {
+            const char *v = json_string_value(json_object_get(el, "value"));
+            have = have || (v != NULL && strcasecmp(v, l.v[i]) == 0);
+        }
+        if (have)
+            continue;
+        if (arr == NULL) {
+            arr = json_array();
+            if (arr == NULL || json_object_set_new(root, array, arr) != 0) {
+                ev->oom = true;
+                break;
+            }
+        }
+        json_t *o = json_pack("{s:s,s:s}", "type", t->type, "value", l.v[i]);
+        if (o == NULL || json_array_append_new(arr, o) != 0)
+            ev->oom = true;
+    }
+    vlist_clear(&l);
+    return !ev->oom;
+}
+
 /* The name a required target's absence is reported under. */
 static const char *rule_source_name(const struct mapping *m, size_t i)
 {
@@ -1314,6 +1591,11 @@ enum dirconn_err mapping_apply(const struct mapping *m, const struct ldap_entry 
         const struct target *t = &targets[i];
         if (!rule->set)
             continue;
+        if (t->multi) {
+            if (!place_multi(&ev, root, t, rule))
+                ev.oom = true;
+            continue;
+        }
         json_t *value = NULL;
         if (t->vtype == VT_BOOL) {
             bool b = false, present = true;

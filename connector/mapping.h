@@ -85,7 +85,17 @@ struct mapping_result {
  * contacts, anything else (optionally "user.<path>") to users. For
  * MAPPING_USER with cfg->avatar_enabled, [avatar] pattern is compiled too and
  * its URI sent as photos[type eq "photo"]; cfg->users_required_attributes are
- * the attributes without which a user is skipped.
+ * the attributes without which a user is skipped. With
+ * cfg->users_sync_proxy_addresses (users only), the smtp: values of
+ * proxyAddresses whose domain is in cfg->users_accepted_domains (empty: the
+ * domain of the user's mail) become emails[type eq "other"] (Rackspace
+ * Directory Sync, "Alternate email addresses"; docs/mapping.md).
+ *
+ * Paths take the alias ("phoneNumbers.other") or the RFC 7644 3.10 value
+ * path, with or without the sub-attribute ('phoneNumbers[type eq "work"]').
+ * emails[type eq "other"].value and phoneNumbers[type eq "other"].value are
+ * multi-valued: every value of their attributes, sorted, each a value of
+ * that type; everywhere else an attribute gives its first value.
  *
  * On success *out receives a mapping owned by the caller (mapping_free);
  * cfg is not referenced afterwards. Errors (*out NULL, err one line):
@@ -136,7 +146,9 @@ enum mapping_kind mapping_kind_of(const struct mapping *m);
  * Fills *out (which it first zeroes; out must not hold a previous result):
  * either a resource, or skipped with skip_message (a required attribute is
  * missing, or the record exceeds MAPPING_RECORD_MAX). Invalid values are
- * dropped and listed in out->issues; the rest of the entry is mapped.
+ * dropped and listed in out->issues; the rest of the entry is mapped. So are
+ * an SMTP: address of proxyAddresses that is not mail and an alias outside
+ * the accepted domains (each naming the DN, the alias by its address).
  * Returns DIRCONN_OK (also when skipped) or DIRCONN_ENOMEM (out is then
  * cleared). m and e are only read.
  */

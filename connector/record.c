@@ -308,6 +308,112 @@ static bool ext_differs(const struct leaves *was, const struct leaves *now, cons
     return false;
 }
 
+/* The sub-attribute "value" of a typed value (case-insensitive), or NULL. */
+static json_t *element_value(const json_t *element)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)element, k, v)
+    {
+        if (strcasecmp(k, "value") == 0)
+            return v;
+    }
+    return NULL;
+}
+
+/* Whether leaf i of l is the first leaf of its typed value. */
+static bool first_of_element(const struct leaves *l, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if (l->v[j].element == l->v[i].element)
+            return false;
+    return true;
+}
+
+/* How many typed values of (attr, type) l holds. */
+static size_t count_elements(const struct leaves *l, const char *attr, const char *type)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i].element != NULL && same_name(l->v[i].attr, attr) &&
+            same_name(l->v[i].type, type) && first_of_element(l, i))
+            n++;
+    return n;
+}
+
+/*
+ * Several values of one type (emails of type "other" from proxyAddresses,
+ * phoneNumbers of type "other"): the type alone does not name one of them,
+ * so they are told apart by their "value" (RFC 7644 3.5.2 value filters).
+ */
+static bool multi_typed(const struct leaves *w, const struct leaves *n, const char *attr,
+                        const char *type)
+{
+    return type != NULL && (count_elements(w, attr, type) > 1 || count_elements(n, attr, type) > 1);
+}
+
+/* The typed value of (attr, type) in l whose "value" equals value, or NULL. */
+static const json_t *find_valued(const struct leaves *l, const char *attr, const char *type,
+                                 const json_t *value)
+{
+    for (size_t i = 0; value != NULL && i < l->n; i++) {
+        const struct leaf *x = &l->v[i];
+        if (x->element != NULL && same_name(x->attr, attr) && same_name(x->type, type) &&
+            json_equal(element_value(x->element), value))
+            return x->element;
+    }
+    return NULL;
+}
+
+/* "attr[type eq "t" and value eq V]" (RFC 7644 3.5.2 valuePath), V as a JSON value. */
+static char *path_of_value(const char *attr, const char *type, const json_t *value)
+{
+    char *t = record_filter_string(type);
+    char *v = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
+    char *p = NULL;
+    if (t != NULL && v != NULL) {
+        size_t len = strlen(attr) + strlen(t) + strlen(v) + 32;
+        if ((p = malloc(len)) != NULL)
+            snprintf(p, len, "%s[type eq %s and value eq %s]", attr, t, v);
+    }
+    free(t);
+    free(v);
+    return p;
+}
+
+/*
+ * The operations for the typed values of (attr, type) when one side holds
+ * several: "remove" of each value `now` lacks at
+ * attr[type eq "t" and value eq "v"], "add" at attr of each value `was`
+ * lacks. A value whose other sub-attributes changed is removed and added.
+ */
+static bool multi_ops(const struct leaves *w, const struct leaves *n, const char *attr,
+                      const char *type, json_t *removes, json_t *adds)
+{
+    bool ok = true;
+    for (size_t i = 0; ok && i < w->n; i++) {
+        const struct leaf *x = &w->v[i];
+        if (x->element == NULL || !same_name(x->attr, attr) || !same_name(x->type, type) ||
+            !first_of_element(w, i))
+            continue;
+        const json_t *v = element_value(x->element);
+        const json_t *m = find_valued(n, attr, type, v);
+        if (v != NULL && (m == NULL || !json_equal(m, x->element)))
+            ok = add_op(removes, "remove", path_of_value(attr, type, v), NULL);
+    }
+    for (size_t i = 0; ok && i < n->n; i++) {
+        const struct leaf *x = &n->v[i];
+        if (x->element == NULL || !same_name(x->attr, attr) || !same_name(x->type, type) ||
+            !first_of_element(n, i))
+            continue;
+        const json_t *m = find_valued(w, attr, type, element_value(x->element));
+        if (m == NULL || !json_equal(m, x->element))
+            ok =
+                add_op(adds, "add", path_of(attr, NULL, NULL, false), json_pack("[O]", x->element));
+    }
+    return ok;
+}
+
 json_t *record_patch_ops(const json_t *was, const json_t *now, const struct record_scope *scope,
                          const struct record_patch_rules *rules)
 {
@@ -326,6 +432,11 @@ json_t *record_patch_ops(const json_t *was, const json_t *now, const struct reco
         const struct leaf *x = &w.v[i];
         if (is_immutable(rules, x->attr))
             continue;
+        if (x->element != NULL && multi_typed(&w, &n, x->attr, x->type)) {
+            if (find_element(&w, x->attr, x->type) == x)
+                ok = multi_ops(&w, &n, x->attr, x->type, removes, adds);
+            continue;
+        }
         if (x->element != NULL) {
             if (find_element(&n, x->attr, x->type) != NULL) {
                 if (find_leaf(&n, x->attr, x->type, x->sub) == NULL)
@@ -354,6 +465,12 @@ json_t *record_patch_ops(const json_t *was, const json_t *now, const struct reco
         const struct leaf *x = &n.v[i];
         if (is_immutable(rules, x->attr))
             continue;
+        if (x->element != NULL && multi_typed(&w, &n, x->attr, x->type)) {
+            if (find_element(&w, x->attr, x->type) == NULL &&
+                find_element(&n, x->attr, x->type) == x)
+                ok = multi_ops(&w, &n, x->attr, x->type, removes, adds);
+            continue;
+        }
         if (x->element != NULL) {
             if (x->type == NULL)
                 continue;
@@ -623,24 +740,30 @@ static void merge_now(json_t *out, const json_t *now)
                 json_object_set_new(out, key, json_deep_copy(val));
                 continue;
             }
-            size_t i;
+            /* Only the cloud's values are matched by type, each once: several values of one
+             * type in now (aliases) stay several. */
+            size_t i, n_have = json_array_size(have);
             json_t *el;
+            bool *used = calloc(n_have + 1, sizeof(bool));
+            if (used == NULL)
+                continue;
             json_array_foreach(val, i, el)
             {
                 const char *t = type_of(el);
                 json_t *match = NULL;
-                size_t j;
-                json_t *e2;
-                json_array_foreach(have, j, e2)
-                {
-                    if (match == NULL && t != NULL && same_name(type_of(e2), t))
+                for (size_t j = 0; j < n_have && match == NULL; j++) {
+                    json_t *e2 = json_array_get(have, j);
+                    if (!used[j] && t != NULL && same_name(type_of(e2), t)) {
                         match = e2;
+                        used[j] = true;
+                    }
                 }
                 if (match != NULL)
                     json_object_update(match, el);
                 else
                     json_array_append_new(have, json_deep_copy(el));
             }
+            free(used);
         } else if (json_is_object(val) && json_is_object(have)) {
             json_object_update(have, val);
         } else {

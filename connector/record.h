@@ -6,7 +6,9 @@
  * with the enterprise extension 4.3, 4.2 Group, dirconn's Contact): simple
  * attributes ("title"), complex ones ("name" with sub-attributes),
  * multi-valued complex attributes whose values are told apart by "type"
- * (emails, phoneNumbers, addresses, photos: at most one value per type), and
+ * (emails, phoneNumbers, addresses, photos: one value per type, except the
+ * several values of type "other" of emails and phoneNumbers, told apart by
+ * their "value"), and
  * the enterprise extension object keyed by its schema URN. "members" (groups)
  * is handled by the caller as add/remove of values; "schemas", "id", "meta",
  * "groups" and keys starting with "dirconn:" are never leaves.
@@ -97,6 +99,11 @@ bool record_scope_has(const struct record_scope *scope, const char *attr, const 
  *    "phoneNumbers[type eq \"work\"].value";
  *  - "add" of each new typed value at the attribute: path "phoneNumbers",
  *    value [{"type": "work", "value": "..."}].
+ * When either side holds several values of one type (emails of type "other"
+ * from proxyAddresses), the type does not name one of them: each value
+ * `now` lacks is removed at emails[type eq "other" and value eq "..."]
+ * (RFC 7644 3.5.2.2 valuePath), each new one added at "emails" as above,
+ * and a value whose other sub-attributes changed is removed and added.
  * Filter values are written as JSON strings (RFC 7644 3.4.2.2). Returns NULL
  * when out of memory.
  */

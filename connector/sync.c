@@ -446,6 +446,47 @@ static const char **search_attrs(struct mapping *m)
     return attrs;
 }
 
+/*
+ * A provider that takes one email ([cloud] single_valued = emails) gets the
+ * primary only (provider_restrict): the user's other addresses (the aliases
+ * of proxyAddresses) are named in a warning of the run's report.
+ */
+static enum dirconn_err report_single_email(struct sync_ctx *c, const char *dn,
+                                            const json_t *resource)
+{
+    const struct strlist *sv = &c->cfg->cloud_single_valued;
+    bool single = false;
+    for (size_t i = 0; i < sv->n; i++)
+        single = single || strcasecmp(sv->v[i], "emails") == 0;
+    const json_t *emails = json_object_get(resource, "emails");
+    if (!single || json_array_size(emails) < 2)
+        return DIRCONN_OK;
+    char list[1024] = "";
+    size_t n = 0, i;
+    const json_t *el;
+    json_array_foreach(emails, i, el)
+    {
+        const char *v = json_string_value(json_object_get(el, "value"));
+        if (v == NULL || json_is_true(json_object_get(el, "primary")))
+            continue;
+        int w = snprintf(list + n, sizeof(list) - n, "%s%s", n > 0 ? ", " : "", v);
+        if (w < 0 || (size_t)w >= sizeof(list) - n) {
+            snprintf(list + sizeof(list) - 5, 5, "...");
+            break;
+        }
+        n += (size_t)w;
+    }
+    if (n == 0)
+        return DIRCONN_OK;
+    char msg[DIRCONN_ERROR_LEN];
+    snprintf(msg, sizeof(msg),
+             "For %s, the email addresses %s are not sent: the cloud takes one emails value "
+             "([cloud] single_valued), the primary.",
+             dn, list);
+    log_msg(c->log, LOG_LEVEL_WARN, "%s", msg);
+    return plan_add_warning(c->plan, dn, msg, c->err);
+}
+
 /* Map one entry of kind and give it to the plan. */
 static enum dirconn_err add_entry(struct sync_ctx *c, enum plan_kind kind, struct ldap_entry *entry)
 {
@@ -466,6 +507,8 @@ static enum dirconn_err add_entry(struct sync_ctx *c, enum plan_kind kind, struc
         for (size_t k = 0; k < c->n_unsent && e == DIRCONN_OK; k++)
             e = plan_add_warning(c->plan, "", c->unsent[k], c->err);
     }
+    if (e == DIRCONN_OK && !mr.skipped && c->prov != NULL && kind == PLAN_USER)
+        e = report_single_email(c, entry->dn, mr.resource);
     if (e == DIRCONN_OK && !mr.skipped && c->prov != NULL) {
         /* Only what the provider declares is recorded and sent (provider_restrict). */
         const char *why;

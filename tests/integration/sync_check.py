@@ -114,9 +114,12 @@ PHONES = [("work", "telephoneNumber"), ("mobile", "mobile"), ("fax", "facsimileT
           ("pager", "pager"), ("home", "homePhone")]
 WORK_ADDRESS = [("streetAddress", "streetAddress"), ("locality", "l"), ("region", "st"),
                 ("postalCode", "postalCode"), ("country", "c")]
+# addresses.work.formatted = streetAddress, l, st postalCode, co: (separator, attribute).
+WORK_FORMATTED = [("", "streetAddress"), (", ", "l"), (", ", "st"), (" ", "postalCode"), (", ", "co")]
 EVERY_USER_ATTRS = ["employeeType", "preferredLanguage", "mobile", "facsimileTelephoneNumber",
-                    "pager", "homePhone", "streetAddress", "l", "st", "postalCode", "c",
-                    "physicalDeliveryOfficeName", "employeeNumber", "company", "o", "division"]
+                    "pager", "homePhone", "streetAddress", "l", "st", "postalCode", "c", "co",
+                    "physicalDeliveryOfficeName", "employeeNumber", "employeeID", "company", "o",
+                    "division", "initials", "generationQualifier"]
 # docs/mapping.md "Validation": a dot-atom local part of at most 64 bytes, "@", two or more
 # labels of letters, digits and hyphens (non-ASCII letters allowed), at most 254 bytes.
 ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -160,6 +163,13 @@ def every_attribute(at, r, single, no_enterprise):
     phones = [(t, v) for t, v in phones if v and any(ch.isdigit() for ch in v)]
     work = {k: text(at, x) for k, x in WORK_ADDRESS}
     work = {k: v for k, v in work.items() if v}
+    formatted = ""
+    for sep, x in WORK_FORMATTED:
+        v = text(at, x)
+        if v:
+            formatted += (sep if formatted else "") + v
+    if formatted and len(formatted.encode()) <= 1024:
+        work["formatted"] = formatted
     addresses = [("work", tuple(sorted(work.items())))] if work else []
     office = text(at, "physicalDeliveryOfficeName")
     if office:
@@ -180,7 +190,8 @@ def every_attribute(at, r, single, no_enterprise):
                               for x in r.get("addresses") or [])
     if not no_enterprise:
         ext = r.get(ENT) or {}
-        for key, attrs in (("employeeNumber", ["employeeNumber"]), ("organization", ["company", "o"]),
+        for key, attrs in (("employeeNumber", ["employeeNumber", "employeeID"]),
+                           ("organization", ["company", "o"]),
                            ("division", ["division"])):
             want[key] = next((text(at, x) for x in attrs if text(at, x)), None)
             got[key] = ext.get(key)

@@ -157,6 +157,14 @@ static void test_values(void **state)
     assert_int_equal(cfg->ha_renew_interval_ms, 5000);
     assert_int_equal(cfg->cloud_single_valued.n, 2);
     assert_string_equal(cfg->cloud_single_valued.v[1], "phoneNumbers");
+    assert_false(cfg->users_sync_proxy_addresses); /* SyncProxyAddresses defaults to False */
+    assert_int_equal(cfg->users_accepted_domains.n, 0);
+    config_free(cfg);
+    cfg = load_ok(MINIMAL "[users]\nsync_proxy_addresses = yes\n"
+                          "accepted_domains = example.com, example.org xn--bcher-kva.example\n");
+    assert_true(cfg->users_sync_proxy_addresses);
+    assert_int_equal(cfg->users_accepted_domains.n, 3);
+    assert_string_equal(cfg->users_accepted_domains.v[1], "example.org");
     config_free(cfg);
 }
 
@@ -197,6 +205,14 @@ static void test_errors_name_file_line(void **state)
     load_fail(
         MINIMAL "[cloud]\nsingle_valued = emails phoneNumber\n",
         "test.conf:4: [cloud] single_valued: 'phoneNumber': not a multi-valued User attribute");
+    load_fail(MINIMAL "[users]\nsync_proxy_addresses = perhaps\n",
+              "test.conf:4: [users] sync_proxy_addresses: 'perhaps' is not a boolean");
+    load_fail(MINIMAL "[users]\naccepted_domains = example.com localhost\n",
+              "test.conf:4: [users] accepted_domains: 'localhost': not a mail domain");
+    load_fail(MINIMAL "[users]\naccepted_domains = example.com, -bad.example.org\n",
+              "test.conf:4: [users] accepted_domains: '-bad.example.org': not a mail domain");
+    load_fail(MINIMAL "[users]\naccepted_domains = a..example.com\n",
+              "test.conf:4: [users] accepted_domains: 'a..example.com': not a mail domain");
     load_fail(MINIMAL "[ha]\nlease_duration = 3s\nrenew_interval = 3s\n",
               "test.conf:5: [ha] renew_interval must be shorter than lease_duration");
     load_fail(MINIMAL "[mapping]\ndisplayName = a\ndisplayName = b\n",

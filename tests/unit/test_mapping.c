@@ -973,6 +973,275 @@ static void test_record_limit(void **state)
 
 /* mapping_canonical is json_dumps(JSON_SORT_KEYS | JSON_COMPACT); keys with the link prefix
  * spliced in at the split give the dump of the merged object. */
+/* The values of array `name` with the given type, in order, joined by ' ' into buf. */
+static const char *typed_all(const json_t *res, const char *name, const char *type, char *buf,
+                             size_t len)
+{
+    buf[0] = '\0';
+    const json_t *arr = json_object_get(res, name);
+    size_t i, n = 0;
+    const json_t *el;
+    json_array_foreach(arr, i, el)
+    {
+        if (strcmp(json_string_value(json_object_get(el, "type")), type) != 0)
+            continue;
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", n > 0 ? " " : "",
+                              json_string_value(json_object_get(el, "value")));
+    }
+    return buf;
+}
+
+/* Whether some issue of r contains all of the given texts. */
+static bool has_issue(const struct mapping_result *r, const char *a, const char *b)
+{
+    for (size_t i = 0; i < r->n_issues; i++)
+        if (strstr(r->issues[i].message, a) != NULL &&
+            (b == NULL || strstr(r->issues[i].message, b)))
+            return true;
+    return false;
+}
+
+/* The seed 001 attribute list in its SCIM places (docs/mapping.md "Defaults"). */
+static void test_seed_attribute_list(void **state)
+{
+    (void)state;
+    struct mapping *m = compile_ok(MINIMAL, MAPPING_USER);
+    struct ldap_entry *e = adds_user(false);
+    entry_set(e, "initials", "Q");
+    entry_set(e, "generationQualifier", "Jr.");
+    entry_set(e, "co", "United States");
+    entry_set(e, "otherTelephone", "+1 555 0201");
+    entry_set(e, "otherTelephone", "+1 555 0200");
+    entry_set(e, "otherMobile", "+1 555 0202");
+    entry_set(e, "otherFacsimileTelephoneNumber", "+1 555 0203");
+    entry_set(e, "otherTelephone", "+1 555 0100"); /* the work number: sent once */
+    struct mapping_result r;
+    apply_ok(m, e, &r);
+    dump_issues(&r);
+    assert_int_equal(r.n_issues, 0);
+    const json_t *res = r.resource;
+    char buf[512];
+    assert_string_equal(jstr(res, "name.middleName"), "Q");
+    assert_string_equal(jstr(res, "name.honorificSuffix"), "Jr.");
+    assert_string_equal(typed(res, "addresses", "work", "formatted"),
+                        "1 Main Street, Springfield, IL 62701, United States");
+    assert_string_equal(typed_all(res, "phoneNumbers", "other", buf, sizeof(buf)),
+                        "+1 555 0200 +1 555 0201 +1 555 0202 +1 555 0203");
+    assert_string_equal(typed(res, "phoneNumbers", "work", "value"), "+1 555 0100");
+    /* pager, homePhone, company, department stay where they were. */
+    assert_string_equal(typed(res, "phoneNumbers", "pager", "value"), "+1 555 0103");
+    assert_string_equal(typed(res, "phoneNumbers", "home", "value"), "+1 555 0104");
+    assert_string_equal(jstr(enterprise(res), "organization"), "Example Corp");
+    assert_string_equal(jstr(enterprise(res), "department"), "R&D");
+    assert_string_equal(jstr(enterprise(res), "employeeNumber"), "E1001");
+    mapping_result_clear(&r);
+    ldap_entry_free(e);
+
+    /* employeeID when there is no employeeNumber; a missing part of the address drops out. */
+    e = entry_new(JOHN_DN, JOHN_ID);
+    entry_set(e, "mail", "john.smith@example.com");
+    entry_set(e, "employeeID", "40123");
+    entry_set(e, "l", "Springfield");
+    entry_set(e, "co", "United States");
+    apply_ok(m, e, &r);
+    assert_string_equal(jstr(enterprise(r.resource), "employeeNumber"), "40123");
+    assert_string_equal(typed(r.resource, "addresses", "work", "formatted"),
+                        "Springfield, United States");
+    assert_null(json_object_get(r.resource, "phoneNumbers"));
+    mapping_result_clear(&r);
+    ldap_entry_free(e);
+
+    /* The order of the directory's values does not change the record. */
+    struct ldap_entry *a = entry_new(JOHN_DN, JOHN_ID), *b = entry_new(JOHN_DN, JOHN_ID);
+    entry_set(a, "mail", "john.smith@example.com");
+    entry_set(b, "mail", "john.smith@example.com");
+    entry_set(a, "otherTelephone", "+1 1");
+    entry_set(a, "otherTelephone", "+1 2");
+    entry_set(b, "otherTelephone", "+1 2");
+    entry_set(b, "otherTelephone", "+1 1");
+    struct mapping_result ra, rb;
+    apply_ok(m, a, &ra);
+    apply_ok(m, b, &rb);
+    char ha[MAPPING_HASH_LEN], hb[MAPPING_HASH_LEN];
+    assert_int_equal(mapping_result_hash(&ra, ha), DIRCONN_OK);
+    assert_int_equal(mapping_result_hash(&rb, hb), DIRCONN_OK);
+    assert_string_equal(ha, hb);
+    assert_string_equal(ra.text, rb.text);
+    mapping_result_clear(&ra);
+    mapping_result_clear(&rb);
+    ldap_entry_free(a);
+    ldap_entry_free(b);
+    mapping_free(m);
+}
+
+/* Typed multi-valued targets in the RFC 7644 3.10 value-path form, with or without a sub. */
+static void test_value_path_grammar(void **state)
+{
+    (void)state;
+    struct mapping *m =
+        compile_ok(MINIMAL "[mapping]\n"
+                           "phoneNumbers[type eq \"work\"] = ipPhone | telephoneNumber\n"
+                           "emails[ type  eq \"other\" ] = otherMailbox\n"
+                           "addresses[type eq \"work\"] = \"Site \" physicalDeliveryOfficeName\n"
+                           "phoneNumbers[type eq \"other\"].value = otherTelephone | otherPager\n"
+                           "addresses.other.formatted =\n",
+                   MAPPING_USER);
+    struct ldap_entry *e = adds_user(false);
+    entry_set(e, "ipPhone", "4711");
+    entry_set(e, "otherMailbox", "js@example.com");
+    entry_set(e, "otherMailbox", "john@example.net");
+    entry_set(e, "otherMailbox", "not-an-address");
+    entry_set(e, "otherMailbox", "JS@example.com"); /* the same address: sent once */
+    entry_set(e, "otherPager", "+1 555 0300");
+    struct mapping_result r;
+    apply_ok(m, e, &r);
+    char buf[512];
+    assert_string_equal(typed(r.resource, "phoneNumbers", "work", "value"), "4711");
+    assert_string_equal(typed_all(r.resource, "emails", "other", buf, sizeof(buf)),
+                        "john@example.net js@example.com");
+    assert_string_equal(typed(r.resource, "addresses", "work", "formatted"),
+                        "Site Building 4, Room 210");
+    assert_string_equal(typed(r.resource, "phoneNumbers", "other", "value"), "+1 555 0300");
+    assert_null(typed(r.resource, "addresses", "other", "formatted"));
+    /* Aliases are not primary: the work address is the one primary email (RFC 7643 2.4). */
+    size_t i, primaries = 0;
+    const json_t *el;
+    json_array_foreach(json_object_get(r.resource, "emails"), i, el) primaries +=
+        json_is_true(json_object_get(el, "primary"));
+    assert_int_equal(primaries, 1);
+    assert_int_equal(r.n_issues, 1);
+    assert_true(has_issue(&r,
+                          "the attribute otherMailbox has the following invalid value: "
+                          "not-an-address.",
+                          "local-part@domain"));
+    /* The targets list the new paths for the record scope. */
+    const struct mapping_target *t = NULL;
+    size_t n = mapping_targets(m, &t);
+    bool other_email = false;
+    for (size_t k = 0; k < n; k++)
+        other_email =
+            other_email || (strcmp(t[k].attr, "emails") == 0 && strcmp(t[k].type, "other") == 0 &&
+                            strcmp(t[k].sub, "value") == 0);
+    assert_true(other_email);
+    mapping_result_clear(&r);
+    ldap_entry_free(e);
+    mapping_free(m);
+
+    compile_fail("emails[type eq \"home\"] = mail\n", "test.conf:4: [mapping] emails[type eq "
+                                                      "\"home\"]: unknown SCIM attribute path");
+    compile_fail("emails[type eq other] = mail\n", "unknown SCIM attribute path");
+    compile_fail("emails[type ne \"other\"] = mail\n", "unknown SCIM attribute path");
+    compile_fail("emails[type eq \"other\"].display = mail\n", "unknown SCIM attribute path");
+    compile_fail("phoneNumbers[type eq \"other\"] = active()\n",
+                 "takes text, and active() gives true or false");
+    /* Contacts keep their one email: aliases are for mailboxes only (seed 001). */
+    struct config *cfg = config_ok(MINIMAL "[mapping]\ncontact.emails.other = otherMailbox\n");
+    struct mapping *cm = NULL;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    assert_int_equal(mapping_compile(cfg, MAPPING_CONTACT, &cm, &err), DIRCONN_ECONFIG);
+    assert_non_null(strstr(err.msg, "not an attribute that contacts are mapped to"));
+    config_free(cfg);
+}
+
+#define PROXY_CONF MINIMAL "[users]\nsync_proxy_addresses = yes\n"
+
+/* proxyAddresses (seed 001 "Alternate email addresses"): smtp: aliases, SMTP: primary. */
+static void test_proxy_addresses(void **state)
+{
+    (void)state;
+    struct ldap_entry *e = adds_user(false);
+    entry_set(e, "proxyAddresses", "SMTP:john.smith@example.com");
+    entry_set(e, "proxyAddresses", "smtp:jsmith@example.com");
+    entry_set(e, "proxyAddresses", "smtp: js@example.com");
+    entry_set(e, "proxyAddresses", "smtp:john@example.org");
+    entry_set(e, "proxyAddresses", "X500:/o=Example/ou=Exchange/cn=Recipients/cn=jsmith");
+    entry_set(e, "proxyAddresses", "SIP:john.smith@example.com");
+    entry_set(e, "proxyAddresses", "smtp:John.Smith@example.com"); /* mail itself */
+    entry_set(e, "proxyAddresses", "smtp:bad address@example.com");
+    struct mapping_result r;
+    char buf[512];
+
+    /* Off by default (SyncProxyAddresses = False): no alias, proxyAddresses not even read. */
+    struct mapping *m = compile_ok(MINIMAL, MAPPING_USER);
+    apply_ok(m, e, &r);
+    assert_null(typed(r.resource, "emails", "other", "value"));
+    assert_int_equal(r.n_issues, 0);
+    const char *const *attrs = mapping_attributes(m);
+    for (size_t i = 0; attrs[i] != NULL; i++)
+        assert_true(strcasecmp(attrs[i], "proxyAddresses") != 0);
+    mapping_result_clear(&r);
+    mapping_free(m);
+
+    /* On, accepted domains defaulting to the mail's domain. */
+    m = compile_ok(PROXY_CONF, MAPPING_USER);
+    attrs = mapping_attributes(m);
+    bool reads = false;
+    for (size_t i = 0; attrs[i] != NULL; i++)
+        reads = reads || strcasecmp(attrs[i], "proxyAddresses") == 0;
+    assert_true(reads);
+    apply_ok(m, e, &r);
+    dump_issues(&r);
+    assert_string_equal(typed_all(r.resource, "emails", "other", buf, sizeof(buf)),
+                        "js@example.com jsmith@example.com");
+    assert_string_equal(typed(r.resource, "emails", "work", "value"), "john.smith@example.com");
+    assert_true(has_issue(&r,
+                          "For " JOHN_DN ", the alternate address john@example.org in "
+                          "proxyAddresses is not sent: example.org is not the domain of mail",
+                          NULL));
+    assert_true(has_issue(&r,
+                          "the attribute proxyAddresses has the following invalid value: "
+                          "bad address@example.com.",
+                          NULL));
+    assert_int_equal(r.n_issues, 2);
+    mapping_result_clear(&r);
+    mapping_free(m);
+
+    /* accepted_domains replaces the default. */
+    m = compile_ok(PROXY_CONF "accepted_domains = example.org EXAMPLE.net\n", MAPPING_USER);
+    apply_ok(m, e, &r);
+    assert_string_equal(typed_all(r.resource, "emails", "other", buf, sizeof(buf)),
+                        "john@example.org");
+    assert_true(has_issue(&r,
+                          "the alternate address jsmith@example.com in proxyAddresses is not "
+                          "sent: example.com is not an accepted domain ([users] accepted_domains)",
+                          JOHN_DN));
+    mapping_result_clear(&r);
+    mapping_free(m);
+
+    /* SMTP: must be mail: a warning naming the DN; the primary email stays mail. */
+    m = compile_ok(PROXY_CONF, MAPPING_USER);
+    struct ldap_entry *f = entry_new("CN=Ann,DC=example,DC=com", JOHN_ID);
+    entry_set(f, "mail", "ann@example.com");
+    entry_set(f, "proxyAddresses", "SMTP:ann.lee@example.com");
+    entry_set(f, "proxyAddresses", "smtp:ann@example.com");
+    apply_ok(m, f, &r);
+    assert_true(has_issue(&r,
+                          "For CN=Ann,DC=example,DC=com, the primary address "
+                          "SMTP:ann.lee@example.com in proxyAddresses is not the mail attribute "
+                          "(ann@example.com)",
+                          NULL));
+    assert_string_equal(typed(r.resource, "emails", "work", "value"), "ann@example.com");
+    assert_null(typed(r.resource, "emails", "other", "value"));
+    assert_int_equal(json_array_size(json_object_get(r.resource, "emails")), 1);
+    mapping_result_clear(&r);
+    ldap_entry_free(f);
+
+    /* Groups and contacts never get aliases. */
+    struct mapping *gm = compile_ok(PROXY_CONF, MAPPING_CONTACT);
+    struct ldap_entry *c = entry_new("CN=Ext,DC=example,DC=com", JOHN_ID);
+    entry_set(c, "cn", "Ext");
+    entry_set(c, "mail", "ext@example.com");
+    entry_set(c, "proxyAddresses", "smtp:ext2@example.com");
+    apply_ok(gm, c, &r);
+    assert_int_equal(json_array_size(json_object_get(r.resource, "emails")), 1);
+    mapping_result_clear(&r);
+    ldap_entry_free(c);
+    mapping_free(gm);
+    mapping_free(m);
+    ldap_entry_free(e);
+}
+
 static void test_canonical_split(void **state)
 {
     (void)state;
@@ -1022,6 +1291,9 @@ int main(void)
         cmocka_unit_test(test_avatar_in_record),
         cmocka_unit_test(test_record_limit),
         cmocka_unit_test(test_canonical_split),
+        cmocka_unit_test(test_seed_attribute_list),
+        cmocka_unit_test(test_value_path_grammar),
+        cmocka_unit_test(test_proxy_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

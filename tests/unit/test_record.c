@@ -234,6 +234,82 @@ static void test_overlay(void **state)
     json_decref(now);
 }
 
+/* Several values of one type (proxyAddresses aliases): told apart by their value. */
+static void test_several_values_of_one_type(void **state)
+{
+    (void)state;
+    static const struct record_path paths[] = {
+        {"userName", NULL, NULL},
+        {"emails", "work", "value"},
+        {"emails", "other", "value"},
+    };
+    struct record_scope scope = {paths, sizeof(paths) / sizeof(paths[0])};
+#define U(aliases)                                                                                 \
+    "{\"userName\":\"ann@x.test\",\"emails\":[{\"primary\":true,\"type\":\"work\",\"value\":"      \
+    "\"ann@x.test\"}" aliases "]}"
+#define A(v) ",{\"type\":\"other\",\"value\":\"" v "\"}"
+    /* Two appear: two adds (the cloud gets no primary from them). */
+    expect_ops(U(""), U(A("a@x.test") A("b@x.test")), &scope,
+               "[{\"op\":\"add\",\"path\":\"emails\",\"value\":[{\"type\":\"other\",\"value\":"
+               "\"a@x.test\"}]},{\"op\":\"add\",\"path\":\"emails\",\"value\":[{\"type\":\"other\","
+               "\"value\":\"b@x.test\"}]}]");
+    /* One of three changes: one remove by value filter, one add; the others are untouched. */
+    expect_ops(U(A("a@x.test") A("b@x.test") A("c@x.test")),
+               U(A("a@x.test") A("c@x.test") A("d@x.test")), &scope,
+               "[{\"op\":\"remove\",\"path\":\"emails[type eq \\\"other\\\" and value eq "
+               "\\\"b@x.test\\\"]\"},{\"op\":\"add\",\"path\":\"emails\",\"value\":[{\"type\":"
+               "\"other\",\"value\":\"d@x.test\"}]}]");
+    /* Two go, one stays. */
+    expect_ops(U(A("a@x.test") A("b@x.test") A("c@x.test")), U(A("b@x.test")), &scope,
+               "[{\"op\":\"remove\",\"path\":\"emails[type eq \\\"other\\\" and value eq "
+               "\\\"a@x.test\\\"]\"},{\"op\":\"remove\",\"path\":\"emails[type eq \\\"other\\\" "
+               "and value eq \\\"c@x.test\\\"]\"}]");
+    /* All go: each is removed, the work address stays. */
+    expect_ops(U(A("a@x.test") A("b@x.test")), U(""), &scope,
+               "[{\"op\":\"remove\",\"path\":\"emails[type eq \\\"other\\\" and value eq "
+               "\\\"a@x.test\\\"]\"},{\"op\":\"remove\",\"path\":\"emails[type eq \\\"other\\\" "
+               "and value eq \\\"b@x.test\\\"]\"}]");
+    /* One value on each side: the type names it, as for every other typed value. */
+    expect_ops(U(A("a@x.test")), U(A("e@x.test")), &scope,
+               "[{\"op\":\"replace\",\"path\":\"emails[type eq \\\"other\\\"].value\",\"value\":"
+               "\"e@x.test\"}]");
+    /* A value with a quote is a JSON string in the filter (RFC 7644 3.4.2.2). */
+    expect_ops(U(A("q\\\"1@x.test") A("b@x.test")), U(A("b@x.test")), &scope,
+               "[{\"op\":\"remove\",\"path\":\"emails[type eq \\\"other\\\" and value eq "
+               "\\\"q\\\\\\\"1@x.test\\\"]\"}]");
+    /* The same set in another order: nothing to do. */
+    expect_ops(U(A("a@x.test") A("b@x.test")), U(A("b@x.test") A("a@x.test")), &scope, "[]");
+
+    /* The projection does not depend on the order of the values. */
+    json_t *x = parse(U(A("a@x.test") A("b@x.test"))), *y = parse(U(A("b@x.test") A("a@x.test")));
+    json_t *z = parse(U(A("a@x.test")));
+    char hx[RECORD_HASH_LEN], hy[RECORD_HASH_LEN], hz[RECORD_HASH_LEN];
+    assert_true(record_projection_hash(x, &scope, false, hx));
+    assert_true(record_projection_hash(y, &scope, false, hy));
+    assert_true(record_projection_hash(z, &scope, false, hz));
+    assert_string_equal(hx, hy);
+    assert_string_not_equal(hx, hz);
+
+    /* PUT: the cloud's aliases are replaced by ours, and ours stay several. */
+    json_t *cloud = parse("{\"id\":\"u-1\",\"userName\":\"ann@x.test\",\"emails\":[{\"type\":"
+                          "\"home\",\"value\":\"ann@home.test\"},{\"type\":\"other\",\"value\":"
+                          "\"old@x.test\"},{\"type\":\"work\",\"value\":\"ann@x.test\",\"primary\":"
+                          "true}]}");
+    json_t *put = record_overlay(cloud, x, &scope, false);
+    char *t = json_dumps(json_object_get(put, "emails"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(t, "[{\"type\":\"home\",\"value\":\"ann@home.test\"},{\"primary\":true,"
+                           "\"type\":\"work\",\"value\":\"ann@x.test\"},{\"type\":\"other\","
+                           "\"value\":\"a@x.test\"},{\"type\":\"other\",\"value\":\"b@x.test\"}]");
+    free(t);
+    json_decref(put);
+    json_decref(cloud);
+    json_decref(x);
+    json_decref(y);
+    json_decref(z);
+#undef U
+#undef A
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_member_ids_and_projection),
         cmocka_unit_test(test_filter_string),
         cmocka_unit_test(test_overlay),
+        cmocka_unit_test(test_several_values_of_one_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
