@@ -1326,6 +1326,7 @@ static void reload(struct daemon *d, const char *why)
                           : mailer_new(fresh, &d->log, &d->mailer, &err) != DIRCONN_OK)
         log_msg(&d->log, LOG_LEVEL_ERROR, "%s: email reports keep their settings: %s", why,
                 d->mailer != NULL ? "out of memory" : err.msg);
+    mailer_set_active(d->mailer, d->active); /* a mailer this reload started */
     if (old != d->run_cfg && old != d->ha_cfg)
         config_free(old); /* else freed when the running sync ends, or at exit (HA) */
     /* New proxy settings: proxies found dead under the old ones are tried again. */

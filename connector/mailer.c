@@ -710,8 +710,6 @@ static enum dirconn_err deliver(struct mailer *m, const struct mailer_settings *
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
         curl_easy_setopt(h, CURLOPT_MIMEPOST, mime);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)s->timeout_ms);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                         (long)(s->timeout_ms < 10000 ? s->timeout_ms : 10000));
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xfer);
