@@ -9,6 +9,8 @@
 #      two failed attempts.
 #   4. A reload points the reports at a plain server (starttls = opportunistic): the next
 #      summary arrives, counting the mail that was dropped.
+#   5. The cloud stops: the failed sync's alert, the lost HA lease's alert and the "no
+#      successful sync" alert arrive.
 #   bash daemon_mail.sh adlds|adds
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/sync_lib.sh"
@@ -86,7 +88,9 @@ reports() { # reports SMTP_URL [extra [reports] lines]
 base_extra="[schedule]
 incremental_interval = 1h
 full_sync = never
-notifications = no"
+notifications = no
+[ha]
+lease_duration = 10s"
 tls_reports=$(reports "smtp://127.0.0.1:$SMTP_PORT" "starttls = required
 ca_file = $work/cloud-ca.pem
 username = dirconn
@@ -189,7 +193,7 @@ smtp_stop
 SMTP_PORT=
 smtp_start "$work/mail2"
 sync_conf "$work/m.conf" conn-m "$base_extra
-$(reports "smtp://127.0.0.1:$SMTP_PORT" "starttls = opportunistic")"
+$(reports "smtp://127.0.0.1:$SMTP_PORT" "starttls = opportunistic" | sed 's/^alert_no_success_after = .*/alert_no_success_after = 6s/')"
 sed -i 's/^level = warn/level = debug/' "$work/m.conf"
 reloads=$(count "configuration .* reloaded" "$log")
 kill -HUP "$DPID"
@@ -204,6 +208,19 @@ if [[ -n $f ]]; then
 	check_eq "no AUTH" None "$(json "${f%.eml}.json" "j['login']")"
 fi
 check "the log says the server takes mail again" grep -q "the server takes mail again" "$log"
+
+# ---- 5. the cloud stops: the failed sync, the lost lease, no success
+sync_cloud_stop
+dirconnctl sync-now --incremental --socket "$sock" >/dev/null
+check "the failed sync's alert arrives" wait_until 120 has_mail "$work/mail2" "is not working" "Alert: sync failed"
+check "the lost lease's alert arrives" wait_until 120 has_mail "$work/mail2" "is not working" "Alert: lease lost"
+f=$(mail_with "$work/mail2" "is not working" "Alert: lease lost" || true)
+[[ -z $f ]] || check_contains "lease alert subject" "$(json "$("$PY" "$SRC/tests/integration/mail_check.py" "$f")" "j['subject']")" \
+	"is not working: the HA lease was lost"
+check "the no-success alert arrives" wait_until 60 has_mail "$work/mail2" "is not working" "Alert: no success"
+f=$(mail_with "$work/mail2" "is not working" "Alert: no success" || true)
+[[ -z $f ]] || check_contains "no-success alert subject" "$(json "$("$PY" "$SRC/tests/integration/mail_check.py" "$f")" "j['subject']")" \
+	"no synchronization has succeeded for 6 s"
 
 kill -TERM "$DPID"
 rc=0
