@@ -223,6 +223,23 @@ static void html_run(FILE *f, const struct mailer_run *r)
     }
 }
 
+/* The subject's words for an alert; the cause itself is in the body. */
+static const char *alert_title(const struct mailer_report *r)
+{
+    switch (r->kind) {
+    case MAILER_ALERT_SYNC_FAILED:
+        return "a sync failed";
+    case MAILER_ALERT_THRESHOLD:
+        return "the delete threshold stopped a sync";
+    case MAILER_ALERT_LEASE_LOST:
+        return "the HA lease was lost";
+    case MAILER_ALERT_NO_SUCCESS: /* the reason says for how long */
+        return r->reason != NULL ? r->reason : "no synchronization has succeeded";
+    default:
+        return mailer_kind_name(r->kind);
+    }
+}
+
 enum dirconn_err mailer_compose(const struct mailer_report *r, struct mailer_content *out,
                                 struct dirconn_error *err)
 {
@@ -238,8 +255,8 @@ enum dirconn_err mailer_compose(const struct mailer_report *r, struct mailer_con
                  "Directory Connector %s: sync report, %ld run%s, %ld failed", name, r->runs,
                  r->runs == 1 ? "" : "s", r->failed_runs + r->threshold_runs);
     else
-        snprintf(subject, sizeof(subject), "Directory Connector %s is not working: %.200s", name,
-                 r->reason != NULL ? r->reason : mailer_kind_name(r->kind));
+        snprintf(subject, sizeof(subject), "Directory Connector %s is not working: %s", name,
+                 alert_title(r));
 
     size_t tlen = 0, hlen = 0;
     FILE *t = open_memstream(&out->text, &tlen);
@@ -752,8 +769,16 @@ static void *mailer_main(void *arg)
         if (m->active && m->set.no_success_ms > 0 && !m->no_success_sent &&
             now - m->success_mono >= m->set.no_success_ms) {
             char reason[256];
-            long s = (long)(m->set.no_success_ms / 1000);
-            snprintf(reason, sizeof(reason), "no synchronization has succeeded for %ld s", s);
+            int64_t ms = m->set.no_success_ms;
+            static const struct {
+                int64_t ms;
+                const char *unit;
+            } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "min"}, {1000, "s"}};
+            size_t u = 0;
+            while (u + 1 < sizeof(units) / sizeof(units[0]) && ms % units[u].ms != 0)
+                u++;
+            snprintf(reason, sizeof(reason), "no synchronization has succeeded for %lld %s",
+                     (long long)(ms / units[u].ms), units[u].unit);
             m->no_success_sent = true;
             alert(m, MAILER_ALERT_NO_SUCCESS, reason);
         }

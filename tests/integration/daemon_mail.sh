@@ -157,7 +157,8 @@ check "the threshold alert arrives" wait_until 120 has_mail "$work/mail1" "is no
 f=$(mail_with "$work/mail1" "is not working" || true)
 if [[ -n $f ]]; then
 	m=$("$PY" "$SRC/tests/integration/mail_check.py" "$f")
-	check_contains "alert subject: the threshold message" "$(json "$m" "j['subject']")" "Delete threshold (1 object"
+	check_contains "alert subject" "$(json "$m" "j['subject']")" "conn-m is not working: the delete threshold stopped a sync"
+	check_contains "alert text: the cause" "$(json "$m" "j['text']")" "Cause: Delete threshold (1 object"
 	check_contains "alert text: its kind" "$(json "$m" "j['text']")" "Alert: delete threshold"
 	check_contains "alert text: the run stopped" "$(json "$m" "j['text']")" "Status: stopped by the delete threshold"
 	check_contains "alert html: the cause" "$(json "$m" "j['html']")" "Delete threshold (1 object"
@@ -220,7 +221,7 @@ f=$(mail_with "$work/mail2" "is not working" "Alert: lease lost" || true)
 check "the no-success alert arrives" wait_until 60 has_mail "$work/mail2" "is not working" "Alert: no success"
 f=$(mail_with "$work/mail2" "is not working" "Alert: no success" || true)
 [[ -z $f ]] || check_contains "no-success alert subject" "$(json "$("$PY" "$SRC/tests/integration/mail_check.py" "$f")" "j['subject']")" \
-	"no synchronization has succeeded for 6 s"
+	"is not working: no synchronization has succeeded for 6 s"
 
 kill -TERM "$DPID"
 rc=0

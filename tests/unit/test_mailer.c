@@ -223,8 +223,11 @@ static void test_compose_alert_and_problem_limit(void **state)
     struct mailer_content c;
     struct dirconn_error err;
     assert_int_equal(mailer_compose(&r, &c, &err), DIRCONN_OK);
-    assert_string_equal(c.subject, "Directory Connector conn-a is not working: Delete threshold "
-                                   "(20 objects) exceeded: 31 objects would be deleted");
+    assert_string_equal(c.subject,
+                        "Directory Connector conn-a is not working: the delete threshold stopped a "
+                        "sync");
+    assert_non_null(strstr(c.text, "Cause: Delete threshold (20 objects) exceeded: 31 objects "
+                                   "would be deleted\n"));
     assert_non_null(strstr(c.text, "The Directory Connector conn-a is not working.\n"));
     assert_non_null(strstr(c.text, "Alert: delete threshold\n"));
     assert_non_null(strstr(c.text, "Last successful synchronization: never\n"));
