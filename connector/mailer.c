@@ -423,7 +423,8 @@ struct curl_slist *mailer_headers(const char *from, const struct strlist *to, co
     if ((t = curl_slist_append(l, line)) == NULL)
         goto fail;
     l = t;
-    /* To: every recipient, folded one per line (RFC 5322 2.2.3) */
+    /* To: every recipient, one per line (folded, RFC 5322 2.2.3: up to 32 addresses of 254
+     * characters would pass the 998-character line limit on one line) */
     size_t cap = 8;
     for (size_t i = 0; i < to->n; i++)
         cap += strlen(to->v[i]) + 6;
@@ -432,7 +433,7 @@ struct curl_slist *mailer_headers(const char *from, const struct strlist *to, co
         goto fail;
     size_t o = (size_t)snprintf(tol, cap, "To:");
     for (size_t i = 0; i < to->n; i++)
-        o += (size_t)snprintf(tol + o, cap - o, "%s <%s>", i ? "," : "", to->v[i]);
+        o += (size_t)snprintf(tol + o, cap - o, "%s <%s>", i ? ",\r\n" : "", to->v[i]);
     t = curl_slist_append(l, tol);
     free(tol);
     if (t == NULL)

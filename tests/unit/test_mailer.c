@@ -288,7 +288,7 @@ static void test_headers(void **state)
     assert_non_null(l);
     const char *want[] = {"Date: Sun, 06 Dec 2026 20:28:16 +0000", NULL,
                           "From: <dirconn@corp.example>",
-                          "To: <ops@example.com>, <audit@example.org>", "Subject: the subject"};
+                          "To: <ops@example.com>,\r\n <audit@example.org>", "Subject: the subject"};
     size_t i = 0;
     char first_id[128] = "";
     for (struct curl_slist *p = l; p != NULL; p = p->next, i++) {
