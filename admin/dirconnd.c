@@ -31,6 +31,7 @@
 #include "connector/error.h"
 #include "connector/ldap_source.h"
 #include "connector/log.h"
+#include "connector/mailer.h"
 #include "connector/notify.h"
 #include "connector/state.h"
 #include "connector/sync.h"
@@ -145,6 +146,7 @@ struct daemon {
     struct dir_attempt sync_attempt; /* the running sync's bind attempt */
     bool sync_held, notify_held;     /* held back while the bind waits; started once it works */
     struct event *ev_bind_check;     /* while refused: has the configuration or password changed? */
+    struct mailer *mailer;           /* [reports]: sync reports and alerts by email, or NULL */
 };
 
 /* ---- state machine ------------------------------------------------------------- */
@@ -292,7 +294,56 @@ struct job {
     bool send_token; /* the cloud checks the token on SCIM writes (cloud backend) */
     int64_t token_n;
     bool override_threshold; /* sync-now --override-threshold */
+    /* the run's problems for the report mail: the first MAILER_MAX_PROBLEMS, and how many */
+    char *problems[MAILER_MAX_PROBLEMS];
+    size_t n_problems;
+    long problems_total;
 };
+
+/* sync_options.on_problem, on the worker: keep the first problems for the report mail. */
+static void on_problem(void *arg, const char *dn, const char *message)
+{
+    struct job *j = arg;
+    j->problems_total++;
+    if (j->n_problems == MAILER_MAX_PROBLEMS)
+        return;
+    /* the guide's messages name the DN themselves; others get it in front */
+    bool named = dn[0] == '\0' || strstr(message, dn) != NULL;
+    size_t len = strlen(dn) + strlen(message) + 3;
+    char *line = malloc(len);
+    if (line == NULL)
+        return;
+    if (named)
+        snprintf(line, len, "%s", message);
+    else
+        snprintf(line, len, "%s: %s", dn, message);
+    j->problems[j->n_problems++] = line;
+}
+
+/* On the worker: hand the finished run to the mailer (it only queues; never waits). */
+static void mail_run(struct job *j, enum dirconn_err rc, const struct sync_result *res,
+                     const char *message, const char *summary)
+{
+    struct mailer_run run = {
+        .full = !res->incremental,
+        .rc = rc,
+        .message = message,
+        .summary = summary,
+        .added = res->added,
+        .updated = res->updated,
+        .deleted = res->deleted,
+        .failed = res->failed,
+        .seconds = res->seconds,
+        .ended = time(NULL),
+        .problems = (const char *const *)j->problems,
+        .n_problems = j->n_problems,
+        .problems_total = j->problems_total,
+    };
+    mailer_sync_done(j->d->mailer, &run);
+    for (size_t i = 0; i < j->n_problems; i++)
+        free(j->problems[i]);
+    j->n_problems = 0;
+}
 
 /*
  * HA, on the worker: continue from the shared state before the first sync
@@ -335,6 +386,8 @@ static void *worker_main(void *arg)
         .lease_cause = j->ha ? ha_election_lease_cause : NULL,
         .lease_cause_arg = d->ha,
         .proxy_shared = d->proxy_shared,
+        .on_problem = d->mailer != NULL ? on_problem : NULL,
+        .problem_arg = j,
     };
     struct sync_result res;
     memset(&res, 0, sizeof(res));
@@ -361,6 +414,8 @@ static void *worker_main(void *arg)
         shared_state(j, false, &res, NULL);
     if (out != NULL)
         fclose(out);
+    if (d->mailer != NULL)
+        mail_run(j, rc, &res, rc == DIRCONN_OK ? "" : err.msg, summary);
     /* The summary lines go to the log. */
     for (char *line = summary, *next; line != NULL && *line != '\0'; line = next) {
         next = strchr(line, '\n');
@@ -569,6 +624,7 @@ static void on_role(evutil_socket_t fd, short what, void *arg)
         log_msg(&d->log, LOG_LEVEL_INFO, "active (fencing token %s): syncing", d->token);
         platform_notify("STATUS=active");
         d->takeover = true;
+        mailer_set_active(d->mailer, true);
         if (!d->skip_first_sync)
             request_sync(d, REQ_INCREMENTAL, "takeover", true);
         d->skip_first_sync = false;
@@ -580,6 +636,16 @@ static void on_role(evutil_socket_t fd, short what, void *arg)
                 d->state == D_SYNCING ? "the running sync stops after its batch in flight"
                                       : "no sync starts here until this instance is active");
         platform_notify("STATUS=standby");
+        if (d->mailer != NULL) {
+            struct dirconn_error cause;
+            dirconn_error_clear(&cause);
+            bool known = ha_election_lease_cause(d->ha, &cause) != DIRCONN_ELEASE;
+            char why[DIRCONN_ERROR_LEN + 128];
+            snprintf(why, sizeof(why), "the HA lease was lost: this instance is standby%s%s",
+                     known ? "; " : "", known ? cause.msg : "");
+            mailer_lease_lost(d->mailer, why);
+            mailer_set_active(d->mailer, false);
+        }
         notify_stop(d);
         dir_status_notify(d->dir, DIR_NOTIFY_STANDBY, NULL, NULL, 0);
         evtimer_del(d->ev_notify_retry);
@@ -1256,6 +1322,11 @@ static void reload(struct daemon *d, const char *why)
         return;
     }
     d->cfg = fresh;
+    if (d->mailer != NULL ? !mailer_reconfigure(d->mailer, fresh)
+                          : mailer_new(fresh, &d->log, &d->mailer, &err) != DIRCONN_OK)
+        log_msg(&d->log, LOG_LEVEL_ERROR, "%s: email reports keep their settings: %s", why,
+                d->mailer != NULL ? "out of memory" : err.msg);
+    mailer_set_active(d->mailer, d->active); /* a mailer this reload started */
     if (old != d->run_cfg && old != d->ha_cfg)
         config_free(old); /* else freed when the running sync ends, or at exit (HA) */
     /* New proxy settings: proxies found dead under the old ones are tried again. */
@@ -1429,10 +1500,15 @@ int main(int argc, char **argv)
     snap_install(&d->sh, &first);
     if (open_socket(d) != 0)
         goto out;
+    if (mailer_new(d->cfg, &d->log, &d->mailer, &err) != DIRCONN_OK) {
+        log_msg(&d->log, LOG_LEVEL_ERROR, "%s", err.msg);
+        goto out;
+    }
     if (!ha_start(d)) {
         exit_code = dirconn_exit_code(d->last_rc != DIRCONN_OK ? d->last_rc : DIRCONN_EFAIL);
         goto out;
     }
+    mailer_set_active(d->mailer, d->active);
     set_state(d, D_IDLE);
     schedule_full(d);
     schedule_incremental(d);
@@ -1460,6 +1536,8 @@ out:
     }
     if (d->ev_role != NULL)
         event_free(d->ev_role);
+    mailer_free(d->mailer); /* after the worker: it hands runs to the mailer */
+    d->mailer = NULL;
     notify_stop(d);
     while (d->clients != NULL)
         client_free(d->clients);

@@ -82,6 +82,8 @@ static bool url_has_password(const char *value)
 }
 
 static bool validate_pac_url(const char *value, char *why, size_t whylen);
+static bool validate_smtp_url(const char *value, char *why, size_t whylen);
+static bool validate_mailbox(const char *value, char *why, size_t whylen);
 static bool validate_attribute(const char *value, char *why, size_t whylen);
 static bool validate_scim_multi_valued(const char *value, char *why, size_t whylen);
 static bool validate_mail_domain(const char *value, char *why, size_t whylen);
@@ -91,6 +93,7 @@ static const char *const cloud_auth_names[] = {"oauth2", "bearer", NULL};
 static const char *const ha_lease_names[] = {"cloud", "etcd", "none", NULL};
 static const char *const proxy_mode_names[] = {"auto", "pac", "explicit", "none", NULL};
 static const char *const proxy_auth_names[] = {"any", "basic", "digest", "ntlm", "negotiate", NULL};
+static const char *const reports_starttls_names[] = {"required", "opportunistic", "off", NULL};
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_target_names[] = {"stderr", "syslog", NULL};
 
@@ -210,6 +213,25 @@ static const struct opt options[] = {
      3600 * 1000, NULL, 0, NULL},
     {"daemon", "refused_bind_check", OPT_DURATION, OFF(daemon_refused_bind_check_ms), "10s", 1000,
      3600 * 1000, NULL, 0, NULL},
+
+    {"reports", "smtp_url", OPT_STRING, OFF(reports_smtp_url), NULL, 1, 2048, NULL, OPT_NO_SECRET,
+     validate_smtp_url},
+    {"reports", "from", OPT_STRING, OFF(reports_from), NULL, 3, 254, NULL, 0, validate_mailbox},
+    {"reports", "to", OPT_LIST, OFF(reports_to), NULL, 0, 32, NULL, OPT_LIST_SPACE,
+     validate_mailbox},
+    {"reports", "interval", OPT_DURATION, OFF(reports_interval_ms), "1d", 0, 31 * DAY_MS, NULL, 0,
+     NULL},
+    {"reports", "alert_no_success_after", OPT_DURATION, OFF(reports_no_success_ms), "1d", 0,
+     31 * DAY_MS, NULL, 0, NULL},
+    {"reports", "starttls", OPT_ENUM, OFF(reports_starttls), "required", 0, 0,
+     reports_starttls_names, 0, NULL},
+    {"reports", "ca_file", OPT_STRING, OFF(reports_ca_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
+    {"reports", "username", OPT_STRING, OFF(reports_username), NULL, 1, 256, NULL, 0, NULL},
+    {"reports", "password_file", OPT_STRING, OFF(reports_password_file), NULL, 1, PATH_MAX, NULL, 0,
+     NULL},
+    {"reports", "timeout", OPT_DURATION, OFF(reports_timeout_ms), "30s", 1000, 600 * 1000, NULL, 0,
+     NULL},
+    {"reports", "retries", OPT_INT, OFF(reports_retries), "3", 0, 10, NULL, 0, NULL},
 
     {"log", "level", OPT_ENUM, OFF(log_level), "info", 0, 0, log_level_names, 0, NULL},
     {"log", "target", OPT_ENUM, OFF(log_target), "stderr", 0, 0, log_target_names, 0, NULL},
@@ -442,6 +464,39 @@ static bool validate_pac_url(const char *value, char *why, size_t whylen)
     }
     static const char *const schemes[] = {"pac+http", "pac+https", "http", "https", NULL};
     return validate_url_scheme(value, schemes, why, whylen);
+}
+
+static bool validate_smtp_url(const char *value, char *why, size_t whylen)
+{
+    static const char *const schemes[] = {"smtp", "smtps", NULL};
+    if (!validate_url_scheme(value, schemes, why, whylen)) {
+        size_t n = strlen(why);
+        snprintf(why + n, whylen - n, " (expected smtp://host[:port] or smtps://host[:port])");
+        return false;
+    }
+    return true;
+}
+
+/*
+ * A bare mail address (RFC 5321 4.1.2 Mailbox, as the envelope takes it): one '@' between a
+ * non-empty local part and domain, and none of the characters that would end or quote it in
+ * an envelope or header (white space, control characters, <>()[],;:"\). Display names and
+ * quoted local parts are not taken; the check guards the SMTP commands, it does not parse
+ * RFC 5322 addresses.
+ */
+static bool validate_mailbox(const char *value, char *why, size_t whylen)
+{
+    const char *at = strchr(value, '@');
+    bool ok = at != NULL && at != value && at[1] != '\0' && strchr(at + 1, '@') == NULL;
+    for (const char *p = value; ok && *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        ok = c > 0x20 && c != 0x7f && strchr("<>()[],;:\"\\", c) == NULL;
+    }
+    if (!ok)
+        snprintf(why, whylen,
+                 "not a mail address; expected a bare address such as "
+                 "dirconn@example.com");
+    return ok;
 }
 
 /* An LDAP attribute description: a letter, then letters, digits and hyphens (RFC 4512 1.4). */
@@ -1004,6 +1059,45 @@ static int config_line_of(const struct config_parse *ps, const char *section, co
     return 0;
 }
 
+/* [reports]: the keys that go together (connector/mailer.h). */
+static void reports_cross_check(struct config_parse *ps)
+{
+    struct config *cfg = ps->cfg;
+#define LINE_OF(sec, k) config_line_of(ps, sec, k)
+    static const char *const keys[] = {"from",    "to",       "username", "password_file",
+                                       "ca_file", "starttls", NULL};
+    if (cfg->reports_smtp_url == NULL) {
+        for (size_t i = 0; keys[i] != NULL && !ps->failed; i++)
+            if (LINE_OF("reports", keys[i]) != 0)
+                parse_fail(ps, LINE_OF("reports", keys[i]), NULL,
+                           "[reports] %s is set but smtp_url is not (no mail is sent without it)",
+                           keys[i]);
+        return;
+    }
+    int url_line = LINE_OF("reports", "smtp_url");
+    if (cfg->reports_from == NULL)
+        parse_fail(ps, url_line, NULL, "[reports] smtp_url is set but from is not");
+    else if (cfg->reports_to.n == 0)
+        parse_fail(ps, url_line, NULL, "[reports] smtp_url is set but to names no recipient");
+    else if ((cfg->reports_username == NULL) != (cfg->reports_password_file == NULL))
+        parse_fail(ps,
+                   cfg->reports_username != NULL ? LINE_OF("reports", "username")
+                                                 : LINE_OF("reports", "password_file"),
+                   NULL,
+                   "[reports] username and password_file go together: set both or neither "
+                   "(the password is never a value in the file)");
+    else if (cfg->reports_username != NULL &&
+             strncasecmp(cfg->reports_smtp_url, "smtps:", 6) != 0 &&
+             cfg->reports_starttls != REPORTS_STARTTLS_REQUIRED)
+        parse_fail(ps,
+                   LINE_OF("reports", "starttls") != 0 ? LINE_OF("reports", "starttls")
+                                                       : LINE_OF("reports", "username"),
+                   NULL,
+                   "[reports] username over smtp:// needs starttls = required (the password "
+                   "would cross the network in clear), or use an smtps:// URL");
+#undef LINE_OF
+}
+
 /* Checks that involve more than one key, run after the whole file was read. */
 static void config_cross_check(struct config_parse *ps)
 {
@@ -1051,6 +1145,8 @@ static void config_cross_check(struct config_parse *ps)
     if (!ps->failed && cfg->proxy_password_file != NULL && cfg->proxy_username == NULL)
         parse_fail(ps, LINE_OF("proxy", "password_file"), NULL,
                    "[proxy] password_file is set but username is not");
+    if (!ps->failed)
+        reports_cross_check(ps);
 #undef LINE_OF
     if (!ps->failed && cfg->name == NULL) {
         char host[256] = "";

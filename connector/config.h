@@ -34,6 +34,12 @@ enum change_tracking {
 
 enum cloud_auth_mode { CLOUD_AUTH_OAUTH2 = 0, CLOUD_AUTH_BEARER };
 enum ha_lease_backend { HA_LEASE_CLOUD = 0, HA_LEASE_ETCD, HA_LEASE_NONE };
+/* [reports] starttls on smtp:// URLs (smtps:// is TLS from the first byte). */
+enum reports_starttls {
+    REPORTS_STARTTLS_REQUIRED = 0,  /* STARTTLS (RFC 3207) or no mail: CURLUSESSL_ALL */
+    REPORTS_STARTTLS_OPPORTUNISTIC, /* STARTTLS when the server offers it: CURLUSESSL_TRY */
+    REPORTS_STARTTLS_OFF,           /* plain SMTP (a relay on the same host) */
+};
 enum proxy_mode { PROXY_MODE_AUTO = 0, PROXY_MODE_PAC, PROXY_MODE_EXPLICIT, PROXY_MODE_NONE };
 enum proxy_auth {
     PROXY_AUTH_ANY = 0,
@@ -155,6 +161,19 @@ struct config {
     enum proxy_auth proxy_auth;
     char *proxy_no_proxy;
     int64_t proxy_pac_ttl_ms; /* how long a resolved proxy list is kept per host */
+
+    /* [reports] sync reports and alerts by email (connector/mailer.h); off without smtp_url */
+    char *reports_smtp_url;        /* smtp:// or smtps:// URL of the submission server */
+    char *reports_from;            /* envelope and header sender address */
+    struct strlist reports_to;     /* recipient addresses */
+    int64_t reports_interval_ms;   /* the periodic summary ("Send Reports per... time"); 0 = none */
+    int64_t reports_no_success_ms; /* alert when no sync succeeded for this long; 0 = never */
+    int reports_starttls;          /* enum reports_starttls */
+    char *reports_ca_file;         /* PEM CA bundle for the SMTP server; NULL = system store */
+    char *reports_username;        /* SMTP AUTH user (with reports_password_file) */
+    char *reports_password_file;   /* the SMTP AUTH password, one line */
+    int64_t reports_timeout_ms;    /* longest time one delivery attempt may take */
+    int reports_retries;           /* further attempts after a failed delivery */
 
     /* [log] */
     int log_level;  /* enum log_level */

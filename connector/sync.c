@@ -196,6 +196,12 @@ static void apply_failed(void *arg, const struct apply_failure *f)
     struct sync_ctx *c = arg;
     if (!id_list_add(&c->failures, f->external_id, f->dn, f->kind, f->reason, f->op == PLAN_DELETE))
         log_msg(c->log, LOG_LEVEL_ERROR, "out of memory recording a failure");
+    if (c->opts->on_problem != NULL) {
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "%s %s failed: %s", plan_op_name(f->op), plan_kind_name(f->kind),
+                 f->reason != NULL ? f->reason : "");
+        c->opts->on_problem(c->opts->problem_arg, f->dn != NULL ? f->dn : "", msg);
+    }
 }
 
 static void apply_progress(void *arg, long done, long total)
@@ -500,6 +506,8 @@ static enum dirconn_err add_entry(struct sync_ctx *c, enum plan_kind kind, struc
     for (size_t k = 0; k < mr.n_issues && e == DIRCONN_OK; k++) {
         log_msg(c->log, LOG_LEVEL_WARN, "%s", mr.issues[k].message);
         e = plan_add_warning(c->plan, entry->dn, mr.issues[k].message, c->err);
+        if (c->opts->on_problem != NULL)
+            c->opts->on_problem(c->opts->problem_arg, entry->dn, mr.issues[k].message);
     }
     if (e == DIRCONN_OK && c->unsent_plan != c->plan) {
         /* The mappings the provider cannot take, in this plan's report. */
@@ -618,6 +626,15 @@ static void print_summary(struct sync_ctx *c, bool threshold_exceeded, const cha
                 c->cfg->delete_threshold, c->cfg->delete_threshold == 1 ? "" : "s", s->deletes);
     if (override_note != NULL)
         fprintf(out, "%s\n", override_note);
+}
+
+/* plan_foreach: hand a skipped or conflicting object to opts->on_problem. */
+static int report_problem(void *arg, const struct plan_item *item)
+{
+    struct sync_ctx *c = arg;
+    c->opts->on_problem(c->opts->problem_arg, item->dn != NULL ? item->dn : "",
+                        item->message != NULL ? item->message : plan_op_name(item->op));
+    return 0;
 }
 
 static void record_history(struct sync_ctx *c, const char *type, const char *status, time_t started,
@@ -1869,6 +1886,12 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                     "Incremental | %ld changes since the last synchronization (%s)\n",
                     c->res->changes, change_tracking_name(method));
         print_summary(c, c->res->threshold_exceeded, note);
+        if (opts->on_problem != NULL) {
+            /* The skipped objects and naming conflicts, for the report mail. */
+            struct dirconn_error perr;
+            plan_foreach(c->plan, PLAN_SKIP, -1, report_problem, c, &perr);
+            plan_foreach(c->plan, PLAN_CONFLICT, -1, report_problem, c, &perr);
+        }
         if (opts->report_path != NULL)
             e = plan_write_report(c->plan, opts->report_path, c->res->threshold_exceeded, err);
     }

@@ -80,6 +80,16 @@ struct sync_options {
      */
     enum dirconn_err (*lease_cause)(void *arg, struct dirconn_error *err);
     void *lease_cause_arg;
+    /*
+     * dirconnd's reports (connector/mailer.h): called on the sync's thread for each problem of
+     * the run, in the order met: an attribute warning, an object skipped for a missing required
+     * attribute or a naming conflict (after planning), a write that failed. dn is the object's
+     * DN ("" when the problem is not tied to one); message is one line, in the Cisco guide's
+     * error table wording where it has one ("Error Messages and Fixes"). Both are borrowed for
+     * the call. NULL = none.
+     */
+    void (*on_problem)(void *arg, const char *dn, const char *message);
+    void *problem_arg;
     /* The program's memory of dead proxies and logged routes (proxy/proxy.h), shared with
      * its other cloud clients (the lease) and runs; NULL = the run keeps its own. */
     struct proxy_shared *proxy_shared;

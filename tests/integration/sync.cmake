@@ -21,3 +21,4 @@ dirconn_integration_test(sync_failures_adlds sync_failures.sh ARGS adlds TIMEOUT
 dirconn_integration_test(sync_failures_adds sync_failures.sh ARGS adds TIMEOUT 1500 RESOURCE samba_adds)
 dirconn_integration_test(daemon_cloud daemon_cloud.sh TIMEOUT 900)
 dirconn_integration_test(daemon_races daemon_races.sh ARGS adlds TIMEOUT 900)
+dirconn_integration_test(daemon_mail_adlds daemon_mail.sh ARGS adlds TIMEOUT 900)
