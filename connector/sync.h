@@ -83,6 +83,9 @@ struct sync_options {
     /* The program's memory of dead proxies and logged routes (proxy/proxy.h), shared with
      * its other cloud clients (the lease) and runs; NULL = the run keeps its own. */
     struct proxy_shared *proxy_shared;
+    /* Called after each SCIM request attempt (scim_client_options.observe); NULL = none. */
+    void (*observe_scim)(void *arg, const char *method, long status, double seconds);
+    void *observe_arg;
 };
 
 struct sync_result {
@@ -90,6 +93,9 @@ struct sync_result {
     long added, updated, deleted; /* what the cloud acknowledged */
     long failed;                  /* objects whose write failed (reported, not fatal) */
     long drift;                   /* updates that put back values edited in the cloud */
+    /* added, updated, deleted, failed per kind (enum plan_kind); skipped: plan.skipped_by_kind */
+    long added_by_kind[PLAN_KIND_MAX], updated_by_kind[PLAN_KIND_MAX],
+        deleted_by_kind[PLAN_KIND_MAX], failed_by_kind[PLAN_KIND_MAX];
     bool threshold_exceeded;
     bool override_used;
     bool contacts_unsupported; /* the cloud has no Contact resource type */
