@@ -1,0 +1,3 @@
+# The status page and /metrics of dirconnd (issue 18): promtool and headless Chromium.
+dirconn_integration_test(daemon_web_adlds daemon_web.sh ARGS adlds TIMEOUT 900)
+dirconn_integration_test(daemon_web_adds daemon_web.sh ARGS adds TIMEOUT 1500 RESOURCE samba_adds)
