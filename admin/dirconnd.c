@@ -82,6 +82,7 @@ struct state_snap {
     char *state_dir;       /* the state directory it was read from */
     unsigned char *cookie; /* the RFC 4533 cookie of base_dn, or NULL */
     size_t cookie_len;
+    json_t *report; /* the page's digest of the last run's report (web_report_digest), or NULL */
 };
 
 /* Shared between the loop and the worker; every field under lock. */
@@ -227,6 +228,7 @@ static void snap_clear(struct state_snap *sn)
     free(sn->base_dn);
     free(sn->state_dir);
     free(sn->cookie);
+    json_decref(sn->report);
     memset(sn, 0, sizeof(*sn));
 }
 
@@ -261,6 +263,9 @@ static void snap_read(const struct config *cfg, struct state_snap *sn)
         sn->base_dn = strdup(cfg->base_dn);
     state_watermark_clear(&wm);
     state_close(st);
+    char rp[4200];
+    if (web_report_path(cfg, false, rp, sizeof(rp)) != NULL)
+        sn->report = web_report_digest(rp);
     sn->valid = sn->state_dir != NULL;
 }
 
@@ -328,7 +333,10 @@ static void *worker_main(void *arg)
     char *summary = NULL;
     size_t summary_len = 0;
     FILE *out = open_memstream(&summary, &summary_len);
+    char report_json[4200], report_csv[4200]; /* the plan of this run, for the status page */
     struct sync_options o = {
+        .report_path = web_report_path(j->cfg, false, report_json, sizeof(report_json)),
+        .report_csv_path = web_report_path(j->cfg, true, report_csv, sizeof(report_csv)),
         .mode = j->mode,
         .out = out,
         .cancel = &d->cancel,
@@ -1166,6 +1174,15 @@ static void web_gauges(void *arg, struct metrics_gauges *g)
     g->watermark_age = d->watermark_at != 0 ? difftime(time(NULL), d->watermark_at) : -1;
 }
 
+static json_t *web_report(void *arg)
+{
+    struct daemon *d = arg;
+    pthread_mutex_lock(&d->sh.lock);
+    json_t *r = json_incref(d->sh.snap.report); /* never changed once installed */
+    pthread_mutex_unlock(&d->sh.lock);
+    return r;
+}
+
 static const struct config *web_config(void *arg)
 {
     return ((struct daemon *)arg)->cfg;
@@ -1560,7 +1577,8 @@ int main(int argc, char **argv)
     }
     metrics_from_history(d);
     {
-        struct web_hooks wh = {web_status, web_runs, web_gauges, web_config, web_action, d};
+        struct web_hooks wh = {web_status, web_runs,   web_gauges, web_config,
+                               web_action, web_report, d};
         enum dirconn_err we = web_start(d->base, d->cfg, d->metrics, &wh, &d->log, &d->web, &err);
         if (we != DIRCONN_OK) {
             log_msg(&d->log, LOG_LEVEL_ERROR, "%s", err.msg);

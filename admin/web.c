@@ -9,6 +9,7 @@
 #include "admin/web.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -23,7 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define WEB_SECRET_MAX 1024
 #define WEB_BODY_MAX   4096
@@ -104,6 +107,180 @@ static void local_time(time_t t, char *buf, size_t len)
     struct tm tm;
     localtime_r(&t, &tm);
     strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+/* ---- the report ------------------------------------------------------------------- */
+
+/* The page's tabs and the report categories they gather (plan.c, category_of). */
+static const struct {
+    const char *tab, *label;
+    const char *cats[3];
+} tabs[] = {
+    {"added", "Added", {"added"}},
+    {"updated", "Updated", {"updated"}},
+    {"deleted", "Deleted", {"usersDeleted", "groupsDeleted", "contactsDeleted"}},
+    {"matched", "Matched", {"matched"}},
+    {"skipped", "Skipped", {"skipped"}},
+    {"conflicts", "Conflicts", {"conflicts"}},
+};
+#define N_TABS (sizeof(tabs) / sizeof(tabs[0]))
+
+const char *web_report_path(const struct config *cfg, bool csv, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s/report-latest.%s", cfg->state_dir ? cfg->state_dir : ".",
+                     csv ? "csv" : "json");
+    return n > 0 && (size_t)n < len ? buf : NULL;
+}
+
+/* {"total": N, "rows": [...]} from the arrays of a report's categories. */
+static json_t *digest_of(json_t *const *lists, size_t n)
+{
+    json_t *rows = json_array();
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t k;
+        json_t *v;
+        json_array_foreach(lists[i], k, v)
+        {
+            if (json_array_size(rows) < WEB_REPORT_ROWS)
+                json_array_append(rows, v);
+            total++;
+        }
+    }
+    return json_pack("{s:I, s:o}", "total", (json_int_t)total, "rows", rows);
+}
+
+json_t *web_report_digest(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return NULL;
+    json_t *doc = json_load_file(path, 0, NULL);
+    const json_t *objects = json_object_get(doc, "objects");
+    if (!json_is_object(objects)) {
+        json_decref(doc);
+        return NULL;
+    }
+    json_t *t = json_object();
+    for (size_t i = 0; i < N_TABS; i++) {
+        json_t *lists[3];
+        size_t n = 0;
+        for (size_t c = 0; c < 3 && tabs[i].cats[c] != NULL; c++)
+            lists[n++] = json_object_get(objects, tabs[i].cats[c]);
+        json_object_set_new(t, tabs[i].tab, digest_of(lists, n));
+    }
+    json_t *warnings = json_object_get(doc, "warnings");
+    json_t *out =
+        json_pack("{s:O?, s:o, s:o, s:I}", "summary", json_object_get(doc, "summary"), "tabs", t,
+                  "warnings", digest_of(&warnings, 1), "written", (json_int_t)sb.st_mtime);
+    json_decref(doc);
+    return out;
+}
+
+/* The report as tabs (CSS :target, no script), and the download links. */
+static void report_section(struct evbuffer *b, const json_t *rep)
+{
+    evbuffer_add_printf(b, "<section id=\"report\"><h2>Synchronization Report</h2>\n");
+    if (rep == NULL) {
+        evbuffer_add_printf(b, "<p id=\"report-none\">No report yet.</p></section>\n");
+        return;
+    }
+    char when[32];
+    local_time((time_t)json_integer_value(json_object_get(rep, "written")), when, sizeof(when));
+    evbuffer_add_printf(
+        b,
+        "<p>The plan of the last run (%s). Download: "
+        "<a id=\"report-json\" href=\"/report.json\">JSON</a>, "
+        "<a id=\"report-csv\" href=\"/report.csv\">CSV</a></p>\n<nav class=\"tabs\">",
+        when);
+    const json_t *t = json_object_get(rep, "tabs");
+    for (size_t i = 0; i < N_TABS; i++)
+        evbuffer_add_printf(b, "<a href=\"#tab-%s\" id=\"tablink-%s\">%s (%lld)</a> ", tabs[i].tab,
+                            tabs[i].tab, tabs[i].label,
+                            (long long)json_integer_value(
+                                json_object_get(json_object_get(t, tabs[i].tab), "total")));
+    evbuffer_add_printf(b, "</nav><div class=\"panels\">\n");
+    for (size_t i = 0; i < N_TABS; i++) {
+        const json_t *d = json_object_get(t, tabs[i].tab);
+        long long total = json_integer_value(json_object_get(d, "total"));
+        evbuffer_add_printf(b,
+                            "<div class=\"panel\" id=\"tab-%s\" data-total=\"%lld\">"
+                            "<table class=\"runs\"><tr><th>Kind</th><th>DN</th><th>Name</th>"
+                            "<th>externalId</th><th>Details</th></tr>\n",
+                            tabs[i].tab, total);
+        size_t k;
+        json_t *v;
+        json_array_foreach(json_object_get(d, "rows"), k, v)
+        {
+            evbuffer_add_printf(b, "<tr class=\"item\"><td>");
+            put_json(b, json_object_get(v, "kind"));
+            evbuffer_add_printf(b, "</td><td>");
+            put_json(b, json_object_get(v, "dn"));
+            evbuffer_add_printf(b, "</td><td>");
+            put_json(b, json_object_get(v, "name"));
+            evbuffer_add_printf(b, "</td><td>");
+            put_json(b, json_object_get(v, "externalId"));
+            evbuffer_add_printf(b, "</td><td>");
+            const json_t *det = json_object_get(v, "changed");
+            put_json(b, det != NULL ? det : json_object_get(v, "message"));
+            evbuffer_add_printf(b, "</td></tr>\n");
+        }
+        if (total > (long long)json_array_size(json_object_get(d, "rows")))
+            evbuffer_add_printf(b,
+                                "<tr><td colspan=\"5\">and %lld more (download the report)"
+                                "</td></tr>\n",
+                                total - (long long)json_array_size(json_object_get(d, "rows")));
+        evbuffer_add_printf(b, "</table></div>\n");
+    }
+    evbuffer_add_printf(b, "</div></section>\n");
+}
+
+/* Recent events: the errors of the status, the invalid values and the naming conflicts. */
+static void events_section(struct evbuffer *b, const json_t *st, const json_t *rep)
+{
+    evbuffer_add_printf(b, "<section id=\"events-section\"><h2>Recent Events</h2>"
+                           "<table class=\"runs\" id=\"events\"><tr><th>Level</th><th>DN</th>"
+                           "<th>Event</th></tr>\n");
+    size_t i;
+    json_t *v;
+    const json_t *err = json_object_get(st, "error");
+    if (json_is_string(err)) {
+        evbuffer_add_printf(b, "<tr class=\"event error\"><td>error</td><td></td><td>");
+        put_esc(b, json_string_value(err));
+        evbuffer_add_printf(b, "</td></tr>\n");
+    }
+    json_array_foreach(json_object_get(st, "last"), i, v)
+    {
+        if (!json_is_string(json_object_get(v, "message")))
+            continue;
+        evbuffer_add_printf(
+            b, "<tr class=\"event %s\"><td>%s</td><td></td><td>",
+            strcmp(json_string_value(json_object_get(v, "status")), "success") == 0 ? "info"
+                                                                                    : "error",
+            strcmp(json_string_value(json_object_get(v, "status")), "success") == 0 ? "info"
+                                                                                    : "error");
+        put_esc(b, json_string_value(json_object_get(v, "message")));
+        evbuffer_add_printf(b, "</td></tr>\n");
+    }
+    const json_t *conf = json_object_get(json_object_get(rep, "tabs"), "conflicts");
+    json_array_foreach(json_object_get(conf, "rows"), i, v)
+    {
+        evbuffer_add_printf(b, "<tr class=\"event conflict\"><td>warning</td><td>");
+        put_json(b, json_object_get(v, "dn"));
+        evbuffer_add_printf(b, "</td><td>naming conflict: ");
+        put_json(b, json_object_get(v, "message"));
+        evbuffer_add_printf(b, "</td></tr>\n");
+    }
+    const json_t *warn = json_object_get(rep, "warnings");
+    json_array_foreach(json_object_get(warn, "rows"), i, v)
+    {
+        evbuffer_add_printf(b, "<tr class=\"event invalid\"><td>warning</td><td>");
+        put_json(b, json_object_get(v, "dn"));
+        evbuffer_add_printf(b, "</td><td>");
+        put_json(b, json_object_get(v, "message"));
+        evbuffer_add_printf(b, "</td></tr>\n");
+    }
+    evbuffer_add_printf(b, "</table></section>\n");
 }
 
 /* ---- the page --------------------------------------------------------------------- */
@@ -270,7 +447,10 @@ static void page(struct web *w, struct evbuffer *b)
                         ".ind{display:inline-block;width:1em;height:1em;border-radius:50%%;"
                         "vertical-align:middle;margin-right:.4em}"
                         ".green{background:#2a2}.amber{background:#e90}.red{background:#d22}"
-                        "form{display:inline}</style></head><body>\n",
+                        "form{display:inline}"
+                        ".panel{display:none}.panel:target{display:block}"
+                        ".panels:not(:has(.panel:target)) #tab-added{display:block}"
+                        "nav.tabs a{margin-right:1em}</style></head><body>\n",
                         WEB_REFRESH_S);
     evbuffer_add_printf(b, "<h1>Directory Connector Dashboard</h1>\n<p>Connector <b id=\"name\">");
     put_esc(b, json_string_value(json_object_get(conn0, "name")));
@@ -407,6 +587,11 @@ static void page(struct web *w, struct evbuffer *b)
     chart(b, "chart-duration", "Sync duration", "s", runs, run_duration);
     chart(b, "chart-changes", "Objects changed", "objects", runs, run_changes);
     evbuffer_add_printf(b, "</section>\n");
+
+    json_t *rep = w->hooks.report != NULL ? w->hooks.report(w->hooks.arg) : NULL;
+    events_section(b, st, rep);
+    report_section(b, rep);
+    json_decref(rep);
 
     evbuffer_add_printf(b, "<section id=\"actions-section\"><h2>Actions</h2>\n");
     actions(w, b, st);
@@ -549,6 +734,42 @@ static void on_action(struct web *w, struct evhttp_request *req)
     evhttp_clear_headers(&form);
 }
 
+/* The whole report file, without reading it here: evbuffer_add_file (sendfile where it can). */
+static void send_report(struct web *w, struct evhttp_request *req, bool csv)
+{
+    char path[4200];
+    const struct config *cfg = w->hooks.config(w->hooks.arg);
+    int fd = cfg != NULL && web_report_path(cfg, csv, path, sizeof(path)) != NULL
+                 ? open(path, O_RDONLY | O_CLOEXEC)
+                 : -1;
+    if (fd < 0) {
+        reply_text(req, 404, "Not Found", "no report yet");
+        return;
+    }
+    struct stat sb;
+    struct evbuffer *b = evbuffer_new();
+    if (b == NULL || fstat(fd, &sb) != 0) {
+        close(fd);
+        if (b != NULL)
+            evbuffer_free(b);
+        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+        return;
+    }
+    /* the buffer owns fd from here (closed when the data is sent or the buffer freed) */
+    if (evbuffer_add_file(b, fd, 0, (ev_off_t)sb.st_size) != 0) {
+        evbuffer_free(b);
+        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+        return;
+    }
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "Content-Type", csv ? "text/csv; charset=utf-8" : "application/json");
+    evhttp_add_header(out, "Content-Disposition",
+                      csv ? "attachment; filename=\"dirconn-report.csv\""
+                          : "attachment; filename=\"dirconn-report.json\"");
+    evhttp_send_reply(req, HTTP_OK, "OK", b);
+    evbuffer_free(b);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct web_listener *l = arg;
@@ -594,6 +815,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         free(text);
         if (b != NULL)
             evbuffer_free(b);
+    } else if (l->page && (strcmp(path, "/report.json") == 0 || strcmp(path, "/report.csv") == 0)) {
+        send_report(w, req, strcmp(path, "/report.csv") == 0);
     } else if (l->page && strcmp(path, "/status.json") == 0) {
         json_t *st = w->hooks.status(w->hooks.arg);
         char *text = st != NULL ? json_dumps(st, JSON_INDENT(2)) : NULL;

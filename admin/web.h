@@ -12,6 +12,7 @@
  *   /status.json  that status object
  *   /metrics      the Prometheus text exposition (connector/metrics.h); on
  *                 [web] metrics_listen instead when that is set
+ *   /report.json, /report.csv  the last run's plan report (plan_write_report), whole
  *   /action       POST (form: csrf, action = sync-full | sync-incremental |
  *                 pause | resume | override-threshold): only with [web]
  *                 password_file, only with valid credentials (HTTP Basic as
@@ -52,8 +53,31 @@ struct web_hooks {
      * "override-threshold"; returns the admin socket's answer ({"ok":bool,
      * "error":...}), new reference; remote names the client for the log */
     json_t *(*action)(void *arg, const char *action, const char *remote);
+    /* the digest of the last run's report (web_report_digest), or NULL; new reference */
+    json_t *(*report)(void *arg);
     void *arg;
 };
+
+/* How many rows of each report category the page shows (the downloads hold them all). */
+#define WEB_REPORT_ROWS 100
+
+/*
+ * web_report_path - where dirconnd keeps the plan report of its last run:
+ * <state_dir>/report-latest.json (csv false) or .csv, into buf (len bytes).
+ * Returns buf, or NULL when it does not fit.
+ */
+const char *web_report_path(const struct config *cfg, bool csv, char *buf, size_t len);
+
+/*
+ * web_report_digest - read a report in plan_write_report's JSON form (path)
+ * into what the page shows: {"summary": {...}, "tabs": {"added" | "updated" |
+ * "deleted" | "matched" | "skipped" | "conflicts": {"total": N, "rows":
+ * [the first WEB_REPORT_ROWS objects]}}, "warnings": {"total", "rows"},
+ * "written": Unix time}. Returns a new reference, or NULL when the file is
+ * missing or not such a report. Reads the file: call it where waiting on the
+ * disk blocks no one (dirconnd's worker), not on the loop.
+ */
+json_t *web_report_digest(const char *path);
 
 struct web;
 

@@ -1797,6 +1797,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         print_summary(c, c->res->threshold_exceeded, note);
         if (opts->report_path != NULL)
             e = plan_write_report(c->plan, opts->report_path, c->res->threshold_exceeded, err);
+        if (e == DIRCONN_OK && opts->report_csv_path != NULL)
+            e = plan_write_report(c->plan, opts->report_csv_path, c->res->threshold_exceeded, err);
     }
     if (e == DIRCONN_OK && opts->mode != SYNC_DRY_RUN) {
         if (c->res->threshold_exceeded && !c->res->override_used) {

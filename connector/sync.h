@@ -50,9 +50,10 @@ struct sync_options {
      * that works where the run comes from. NULL: the one-shot command, "dirconnctl sync
      * --full --override-threshold" (--incremental for an incremental run). */
     const char *override_command;
-    const char *report_path; /* dry run report (.json or .csv), or NULL */
-    bool progress;           /* show progress on a terminal (stderr) */
-    FILE *out;               /* where the summary goes; NULL = stdout */
+    const char *report_path;     /* the plan's report (.json or .csv; dry run or not), or NULL */
+    const char *report_csv_path; /* a second copy of it, e.g. the CSV beside the JSON, or NULL */
+    bool progress;               /* show progress on a terminal (stderr) */
+    FILE *out;                   /* where the summary goes; NULL = stdout */
     /*
      * dirconnd: when *cancel becomes true (another thread, a signal handler's
      * loop), the run stops after the batch in flight was acknowledged and

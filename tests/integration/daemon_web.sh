@@ -179,7 +179,7 @@ S=$work/st2.json
 check_contains "the page's heading" "$(cat "$work/dom.html")" "<h1>Directory Connector Dashboard</h1>"
 check_eq "table 1 names, in order" \
 	"Current Synchronization Status|Current Synchronization|Next Synchronization|Last Synchronization|Connectors|Cloud Statistics|Synchronization Schedule|Configuration Summary" \
-	"$(json "$D" "'|'.join(h for h in j['h2'] if h not in ('Last runs', 'Actions'))")"
+	"$(json "$D" "'|'.join(h for h in j['h2'] if h not in ('Last runs', 'Actions', 'Recent Events', 'Synchronization Report'))")"
 check "the page refreshes by itself at most every 5 s" test "$(json "$D" "j['refresh']")" -le 5 -a "$(json "$D" "j['refresh']")" -ge 1
 ids() { json "$D" "j['ids'].get('$1')"; }
 sv() { json "$S" "'\u2014' if ($1) is None else ($1)"; } # the page shows null as a dash
@@ -206,6 +206,38 @@ check_eq "the duration chart is an SVG with one bar per run" "$(runs)" "$(json "
 check_eq "the changes chart is an SVG with one bar per run" "$(runs)" "$(json "$D" "j['svg'].get('chart-changes', -1)")"
 check "the page holds no secret (password, client secret)" \
 	bash -c "! grep -qF -e '$PASSWORD' -e '$(cat "$work/conn-w.secret")' '$work/dom.html'"
+
+# ==== the report tabs and the recent events ==================================================
+R=$work/state-conn-w/report-latest.json
+check "the run's report is kept beside the state" test -s "$R"
+tab_total() { # the report's objects of a tab's categories
+	json "$R" "sum(len(j['objects'].get(c, [])) for c in '$2'.split())"
+}
+for tab in "added:added" "updated:updated" "deleted:usersDeleted groupsDeleted contactsDeleted" \
+	"matched:matched" "skipped:skipped" "conflicts:conflicts"; do
+	name=${tab%%:*}
+	want=$(tab_total "$name" "${tab#*:}")
+	check_contains "the $name tab's link gives the report's count ($want)" "$(ids "tablink-$name")" "($want)"
+	check_eq "the $name tab lists its objects (at most 100)" "$((want > 100 ? 100 : want))" \
+		"$(json "$D" "sum(1 for r in j['rows'] if r['panel'] == 'tab-$name' and r['class'] == 'item')")"
+done
+check "the fixture has naming conflicts and invalid values to show" \
+	test "$(tab_total conflicts conflicts)" -gt 0 -a "$(json "$R" "len(j['warnings'])")" -gt 0
+check_eq "Recent Events: each naming conflict with its DN" \
+	"$(json "$R" "sorted(o['dn'] for o in j['objects']['conflicts'])")" \
+	"$(json "$D" "sorted(r['cells'][1] for r in j['rows'] if r['class'] == 'event conflict')")"
+check_eq "Recent Events: each invalid value with its DN" \
+	"$(json "$R" "sorted(o['dn'] for o in j['warnings'])")" \
+	"$(json "$D" "sorted(r['cells'][1] for r in j['rows'] if r['class'] == 'event invalid')")"
+check_contains "Recent Events: the invalid value names its attribute" \
+	"$(json "$D" "[r['cells'][2] for r in j['rows'] if r['class'] == 'event invalid'][0]")" "the attribute telephoneNumber"
+curl -fsS -D "$work/rj.h" -o "$work/report.json" "$URL/report.json"
+check "the JSON download is the report" cmp -s "$R" "$work/report.json"
+check_contains "it is offered as a download" "$(cat "$work/rj.h")" 'Content-Disposition: attachment; filename="dirconn-report.json"'
+curl -fsS -o "$work/report.csv" "$URL/report.csv"
+check_eq "the CSV download holds every object and warning (RFC 4180, parsed by Python's csv)" \
+	"$(json "$R" "sum(len(v) for v in j['objects'].values()) + len(j['warnings'])")" \
+	"$("$PY" -c 'import csv,sys; r=list(csv.reader(open(sys.argv[1], newline="", encoding="utf-8"))); print(len(r) - 1 if r[0][0] == "category" else -1)' "$work/report.csv")"
 chromium_run --screenshot="$work/page-synced.png" --window-size=1280,1600 "$URL/" >/dev/null || true
 check "a screenshot of the page is taken" test -s "$work/page-synced.png"
 

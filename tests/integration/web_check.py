@@ -7,7 +7,9 @@
   web_check.py dom FILE       the page's DOM (chromium --dump-dom) as JSON: "ids" (text of every
                               element with an id), "classes" (class of every element with an id),
                               "h2" (section titles), "refresh" (meta refresh seconds), "svg" (id ->
-                              number of rect.bar), "forms" (hidden csrf values), "li" (config summary)
+                              number of rect.bar), "csrf" (hidden csrf values), "li" (config summary),
+                              "rows" (every <tr class=...>: its class, the enclosing panel's id and
+                              its cells' text)
 """
 import json
 import sys
@@ -38,6 +40,7 @@ class Dom(HTMLParser):
         self.svg_id = None
         self.in_summary = False
         self.li_text = None
+        self.rows, self.panel, self.row, self.cell = [], None, None, None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -56,6 +59,12 @@ class Dom(HTMLParser):
             self.in_summary = True
         if tag == "li" and self.in_summary:
             self.li_text = ""
+        if tag == "div" and "panel" in a.get("class", "").split():
+            self.panel = a.get("id")
+        if tag == "tr" and a.get("class"):
+            self.row = {"class": a["class"], "panel": self.panel, "cells": []}
+        if tag == "td" and self.row is not None:
+            self.cell = ""
         if tag in ("input", "meta", "br", "img", "link"):
             return
         if "id" in a:
@@ -64,6 +73,14 @@ class Dom(HTMLParser):
         self.stack.append((tag, a.get("id")))
 
     def handle_endtag(self, tag):
+        if tag == "td" and self.row is not None and self.cell is not None:
+            self.row["cells"].append(self.cell.strip())
+            self.cell = None
+        if tag == "tr" and self.row is not None:
+            self.rows.append(self.row)
+            self.row = None
+        if tag == "div" and self.panel is not None and self.stack and self.stack[-1] == ("div", self.panel):
+            self.panel = None
         if tag == "svg":
             self.svg_id = None
         if tag == "h2":
@@ -89,6 +106,8 @@ class Dom(HTMLParser):
             self.h2_text += data
         if self.li_text is not None:
             self.li_text += data
+        if self.cell is not None:
+            self.cell += data
 
 
 def dom(path):
@@ -96,7 +115,7 @@ def dom(path):
     with open(path, encoding="utf-8") as f:
         d.feed(f.read())
     return {"ids": {k: v.strip() for k, v in d.ids.items()}, "classes": d.classes, "h2": d.h2,
-            "refresh": d.refresh, "svg": d.svg, "csrf": d.csrf, "li": d.li}
+            "refresh": d.refresh, "svg": d.svg, "csrf": d.csrf, "li": d.li, "rows": d.rows}
 
 
 if __name__ == "__main__":
