@@ -152,7 +152,22 @@ struct daemon {
     struct metrics *metrics;
     struct web *web;
     time_t watermark_at; /* when a run last saved the watermark (at start: the last success) */
+    /* change latency: the first notification of the changes no sync has carried yet, the one
+     * the running sync carries (CLOCK_MONOTONIC ms, 0 = none), the last 50 (a ring) */
+    int64_t change_first_ms, run_change_ms;
+    struct {
+        time_t ended;
+        double seconds;
+    } latency[WEB_LATENCY_MAX];
+    size_t n_latency, latency_next;
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ---- state machine ------------------------------------------------------------- */
 
@@ -438,6 +453,8 @@ static void start_sync(struct daemon *d, enum request what, const char *trigger)
     d->running = what;
     d->trigger = trigger;
     d->started = time(NULL);
+    d->run_change_ms = d->change_first_ms; /* this run reads the changes notified so far */
+    d->change_first_ms = 0;
     on_progress(d, "starting", 0, 0);
     evtimer_del(d->ev_incr);
     d->next_incr = 0;
@@ -507,6 +524,18 @@ static void count_run(struct daemon *d, enum dirconn_err rc, const struct sync_r
     metrics_run_done(d->metrics, &run);
     if (res->watermark_saved)
         d->watermark_at = run.ended;
+    if (d->run_change_ms != 0 && rc == DIRCONN_OK) {
+        double s = (double)(mono_ms() - d->run_change_ms) / 1000.0;
+        metrics_change_latency(d->metrics, s);
+        d->latency[d->latency_next].ended = run.ended;
+        d->latency[d->latency_next].seconds = s;
+        d->latency_next = (d->latency_next + 1) % WEB_LATENCY_MAX;
+        if (d->n_latency < WEB_LATENCY_MAX)
+            d->n_latency++;
+    } else if (d->run_change_ms != 0 && d->change_first_ms == 0) {
+        d->change_first_ms = d->run_change_ms; /* not carried: the next run does */
+    }
+    d->run_change_ms = 0;
 }
 
 static void on_done(evutil_socket_t fd, short what, void *arg)
@@ -740,6 +769,8 @@ static void on_notify_readable(evutil_socket_t fd, short what, void *arg)
     struct dirconn_error err;
     enum dirconn_err e = notify_drain(d->notify, &changes, &err);
     if (changes > 0) {
+        if (d->change_first_ms == 0)
+            d->change_first_ms = mono_ms();
         d->notifications += changes;
         d->notify_backoff_ms = 1000; /* the connection works */
         log_msg(&d->log, LOG_LEVEL_DEBUG, "%lu change notifications; syncing in %lld ms", changes,
@@ -1174,6 +1205,18 @@ static void web_gauges(void *arg, struct metrics_gauges *g)
     g->watermark_age = d->watermark_at != 0 ? difftime(time(NULL), d->watermark_at) : -1;
 }
 
+static json_t *web_latency(void *arg)
+{
+    struct daemon *d = arg;
+    json_t *a = json_array();
+    for (size_t i = 0; i < d->n_latency; i++) {
+        size_t k = (d->latency_next + WEB_LATENCY_MAX - 1 - i) % WEB_LATENCY_MAX; /* newest first */
+        json_array_append_new(a, json_pack("{s:I, s:f}", "ended", (json_int_t)d->latency[k].ended,
+                                           "seconds", d->latency[k].seconds));
+    }
+    return a;
+}
+
 static json_t *web_report(void *arg)
 {
     struct daemon *d = arg;
@@ -1577,8 +1620,8 @@ int main(int argc, char **argv)
     }
     metrics_from_history(d);
     {
-        struct web_hooks wh = {web_status, web_runs,   web_gauges, web_config,
-                               web_action, web_report, d};
+        struct web_hooks wh = {web_status, web_runs,   web_gauges,  web_config,
+                               web_action, web_report, web_latency, d};
         enum dirconn_err we = web_start(d->base, d->cfg, d->metrics, &wh, &d->log, &d->web, &err);
         if (we != DIRCONN_OK) {
             log_msg(&d->log, LOG_LEVEL_ERROR, "%s", err.msg);

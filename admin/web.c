@@ -320,14 +320,17 @@ static void chart(struct evbuffer *b, const char *id, const char *title, const c
         if (v > 0 && h < 1)
             h = 1;
         const char *status = json_string_value(json_object_get(run, "status"));
-        bool ok = status != NULL && strcmp(status, "success") == 0;
+        bool ok = status == NULL || strcmp(status, "success") == 0; /* latencies: no status */
         char when[32];
-        local_time((time_t)json_integer_value(json_object_get(run, "started")), when, sizeof(when));
+        const json_t *at = json_object_get(run, "started");
+        local_time((time_t)json_integer_value(at != NULL ? at : json_object_get(run, "ended")),
+                   when, sizeof(when));
         evbuffer_add_printf(b,
                             "<rect class=\"bar\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
                             "height=\"%.1f\" fill=\"%s\"><title>",
                             k * slot + 1, top + plot - h, slot - 2, h, ok ? "#3a7" : "#c33");
-        put_esc(b, json_string_value(json_object_get(run, "type")));
+        const char *type = json_string_value(json_object_get(run, "type"));
+        put_esc(b, type != NULL ? type : "change");
         evbuffer_add_printf(b, " %s: %.1f %s</title></rect>", when, v, unit);
     }
     evbuffer_add_printf(b,
@@ -343,6 +346,11 @@ static double run_duration(const json_t *run)
     double d = (double)(json_integer_value(json_object_get(run, "ended")) -
                         json_integer_value(json_object_get(run, "started")));
     return d > 0 ? d : 0;
+}
+
+static double latency_value(const json_t *l)
+{
+    return json_real_value(json_object_get(l, "seconds"));
 }
 
 static double run_changes(const json_t *run)
@@ -589,6 +597,11 @@ static void page(struct web *w, struct evbuffer *b)
     evbuffer_add_printf(b, "<section id=\"charts\"><h2>Last runs</h2>\n");
     chart(b, "chart-duration", "Sync duration", "s", runs, run_duration);
     chart(b, "chart-changes", "Objects changed", "objects", runs, run_changes);
+    json_t *lat = w->hooks.latency != NULL ? w->hooks.latency(w->hooks.arg) : NULL;
+    if (lat == NULL)
+        lat = json_array();
+    chart(b, "chart-latency", "Change latency (notification to cloud)", "s", lat, latency_value);
+    json_decref(lat);
     evbuffer_add_printf(b, "</section>\n");
 
     json_t *rep = w->hooks.report != NULL ? w->hooks.report(w->hooks.arg) : NULL;

@@ -55,8 +55,14 @@ struct web_hooks {
     json_t *(*action)(void *arg, const char *action, const char *remote);
     /* the digest of the last run's report (web_report_digest), or NULL; new reference */
     json_t *(*report)(void *arg);
+    /* the change latencies of the last runs that carried notified changes (at most
+     * WEB_LATENCY_MAX), newest first: [{"ended": Unix s, "seconds": real}]; new reference */
+    json_t *(*latency)(void *arg);
     void *arg;
 };
+
+/* How many runs the charts show. */
+#define WEB_LATENCY_MAX 50
 
 /* How many rows of each report category the page shows (the downloads hold them all). */
 #define WEB_REPORT_ROWS 100

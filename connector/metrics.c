@@ -14,6 +14,8 @@ static const double sync_bounds[] = {1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600
 #define N_SYNC_BOUNDS (sizeof(sync_bounds) / sizeof(sync_bounds[0]))
 static const double scim_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 #define N_SCIM_BOUNDS (sizeof(scim_bounds) / sizeof(scim_bounds[0]))
+static const double latency_bounds[] = {0.5, 1, 2, 5, 10, 30, 60, 300, 900};
+#define N_LATENCY_BOUNDS (sizeof(latency_bounds) / sizeof(latency_bounds[0]))
 
 static const char *const sync_types[] = {"incremental", "full"};
 static const char *const outcomes[] = {"success", "failed", "threshold", "error"};
@@ -41,6 +43,7 @@ struct metrics {
     unsigned long long threshold_trips;
     unsigned long long scim[N_METHODS][N_CLASSES];
     struct histogram scim_latency[N_METHODS];
+    struct histogram change_latency;
 };
 
 static void observe(struct histogram *h, const double *bounds, size_t n, double v)
@@ -106,6 +109,13 @@ void metrics_run_done(struct metrics *m, const struct metrics_run *run)
     pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_change_latency(struct metrics *m, double seconds)
+{
+    pthread_mutex_lock(&m->lock);
+    observe(&m->change_latency, latency_bounds, N_LATENCY_BOUNDS, seconds < 0 ? 0 : seconds);
+    pthread_mutex_unlock(&m->lock);
+}
+
 void metrics_set_last_success(struct metrics *m, time_t t)
 {
     pthread_mutex_lock(&m->lock);
@@ -119,18 +129,24 @@ static void head(FILE *f, const char *name, const char *type, const char *help)
     fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* A histogram's _bucket (cumulative), _sum and _count lines with one label. */
+/* A histogram's _bucket (cumulative), _sum and _count lines with one label (or none: NULL). */
 static void histogram_lines(FILE *f, const char *name, const char *label, const char *value,
                             const struct histogram *h, const double *bounds, size_t n)
 {
+    char lv[128] = "", lb[160] = "";
+    if (label != NULL) {
+        snprintf(lv, sizeof(lv), "%s=\"%s\"", label, value);
+        snprintf(lb, sizeof(lb), "{%s}", lv);
+    }
+    const char *sep = label != NULL ? "," : "";
     unsigned long long cum = 0;
     for (size_t i = 0; i < n; i++) {
         cum += h->bucket[i];
-        fprintf(f, "%s_bucket{%s=\"%s\",le=\"%g\"} %llu\n", name, label, value, bounds[i], cum);
+        fprintf(f, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, lv, sep, bounds[i], cum);
     }
-    fprintf(f, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n", name, label, value, h->count);
-    fprintf(f, "%s_sum{%s=\"%s\"} %.6f\n", name, label, value, h->sum);
-    fprintf(f, "%s_count{%s=\"%s\"} %llu\n", name, label, value, h->count);
+    fprintf(f, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, lv, sep, h->count);
+    fprintf(f, "%s_sum%s %.6f\n", name, lb, h->sum);
+    fprintf(f, "%s_count%s %llu\n", name, lb, h->count);
 }
 
 char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *len)
@@ -178,6 +194,11 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *
     for (size_t i = 0; i < N_METHODS; i++)
         histogram_lines(f, "dirconn_scim_request_duration_seconds", "method", methods[i],
                         &m->scim_latency[i], scim_bounds, N_SCIM_BOUNDS);
+    head(f, "dirconn_change_latency_seconds", "histogram",
+         "From the first change notification of a burst to the end of the successful sync that "
+         "carried it.");
+    histogram_lines(f, "dirconn_change_latency_seconds", NULL, NULL, &m->change_latency,
+                    latency_bounds, N_LATENCY_BOUNDS);
     pthread_mutex_unlock(&m->lock);
     head(f, "dirconn_lease_active", "gauge",
          "1 when this instance holds the HA lease (or runs without HA), 0 on a standby.");

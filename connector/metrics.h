@@ -21,6 +21,9 @@
  *   dirconn_lease_fencing_token                          gauge (HA only)
  *   dirconn_notification_state{state}                    gauge, 1 for the current state
  *   dirconn_watermark_age_seconds                        gauge (once a watermark was saved)
+ *   dirconn_change_latency_seconds                       histogram: from the first change
+ *                                                        notification of a burst to the end of
+ *                                                        the successful sync that carried it
  *
  * Counters count from the process start (Prometheus' rate() handles resets).
  * Thread-safe: every function may be called from any thread.
@@ -80,6 +83,9 @@ void metrics_scim_request(void *m, const char *method, long status, double secon
 
 /* metrics_run_done - count a finished run (dry runs are not counted). */
 void metrics_run_done(struct metrics *m, const struct metrics_run *run);
+
+/* metrics_change_latency - count one change latency (seconds; see the list above). */
+void metrics_change_latency(struct metrics *m, double seconds);
 
 /* metrics_set_last_success - set the last successful sync's end (Unix time), e.g. at start. */
 void metrics_set_last_success(struct metrics *m, time_t t);

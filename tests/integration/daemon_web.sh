@@ -68,7 +68,7 @@ conf() { # conf FILE [WEB SECTION LINES]
 	ca_file = $work/cloud-ca.pem
 	[schedule]
 	incremental_interval = 10m
-	notifications = no
+	notifications = ${NOTIFY:-no}
 	[log]
 	level = info
 	[web]
@@ -264,6 +264,28 @@ check_eq "status --json: resumed" False "$(st "j['paused']")"
 curl -fsS -o "$work/metrics2.txt" "$URL/metrics"
 M=$("$PY" "$SRC/tests/integration/web_check.py" metrics "$work/metrics2.txt")
 check_eq "/metrics counts the second sync" 2 "$(json "$M" "int(j.get('dirconn_sync_duration_seconds_count{type=full}', 0) + j.get('dirconn_sync_duration_seconds_count{type=incremental}', 0))")"
+
+# ==== change latency: a notified change reaches the cloud =====================================
+NOTIFY=yes conf "$work/w.conf" "listen = 127.0.0.1:$WPORT" "password_file = $work/web.password"
+kill -HUP "$DPID"
+notified() { [[ $(st "j['notifications']['state']") == connected ]]; }
+check "after SIGHUP with notifications = yes the notification connection is up" wait_until 60 notified
+metric_now() { curl -fsS "$URL/metrics" >"$work/m.txt" && json "$("$PY" "$SRC/tests/integration/web_check.py" metrics "$work/m.txt")" "int(j.get('$1', -1))"; }
+check_eq "dirconn_notification_state{state=connected}" 1 "$(metric_now 'dirconn_notification_state{state=connected}')"
+check_eq "no change latency yet" 0 "$(metric_now dirconn_change_latency_seconds_count)"
+u=$(json "$LDSFX_MANIFEST" "j['samples'][0]['dn']")
+t_change=$(date +%s)
+ldap_modify "dn: $u
+changetype: modify
+replace: displayName
+displayName: Web Latency $t_change"
+latency_counted() { [[ $(metric_now dirconn_change_latency_seconds_count) -ge 1 ]]; }
+check "the notified change's sync is counted in dirconn_change_latency_seconds" wait_until 120 latency_counted
+lat=$(json "$("$PY" "$SRC/tests/integration/web_check.py" metrics "$work/m.txt")" "j['dirconn_change_latency_seconds_sum'] / j['dirconn_change_latency_seconds_count']")
+check "the latency is plausible (0 < $lat s <= the wait)" "$PY" -c "import sys; sys.exit(not (0 < $lat <= $(date +%s) - $t_change + 1))"
+lat_check() { page_check && [[ $(json "$work/dom.json" "j['svg'].get('chart-latency', -1)") -ge 1 ]]; }
+check "the page's change latency chart shows it (one bar per latency)" wait_until 120 lat_check
+check_eq "as many bars as latencies counted" "$(metric_now dirconn_change_latency_seconds_count)" "$(json "$work/dom.json" "j['svg'].get('chart-latency', -1)")"
 
 # ==== a failed sync turns the indicator red ===================================================
 sync_cloud_stop

@@ -73,6 +73,7 @@ static void test_runs_and_requests(void **state)
     metrics_scim_request(m, "POST", 409, 0.3);
     metrics_scim_request(m, "GET", 0, 40);
     metrics_scim_request(m, "PROPFIND", 500, 0.001);
+    metrics_change_latency(m, 1.25);
     struct metrics_gauges g = {.ha = true,
                                .active = false,
                                .fencing_token = 7,
@@ -104,6 +105,10 @@ static void test_runs_and_requests(void **state)
     has(x, "dirconn_notification_state{state=\"reconnecting\"} 1");
     has(x, "dirconn_notification_state{state=\"connected\"} 0");
     has(x, "dirconn_watermark_age_seconds 42");
+    has(x, "dirconn_change_latency_seconds_bucket{le=\"0.5\"} 0");
+    has(x, "dirconn_change_latency_seconds_bucket{le=\"2\"} 1");
+    has(x, "dirconn_change_latency_seconds_count 1");
+    has(x, "dirconn_change_latency_seconds_sum 1.250000");
     free(x);
     metrics_free(m);
 }
