@@ -82,7 +82,8 @@ struct state_snap {
     char *state_dir;       /* the state directory it was read from */
     unsigned char *cookie; /* the RFC 4533 cookie of base_dn, or NULL */
     size_t cookie_len;
-    json_t *report; /* the page's digest of the last run's report (web_report_digest), or NULL */
+    json_t *report;  /* the page's digest of the last run's report (web_report_digest), or NULL */
+    long objects[3]; /* users, groups, contacts the connector has in the cloud; -1 unknown */
 };
 
 /* Shared between the loop and the worker; every field under lock. */
@@ -262,6 +263,8 @@ static void snap_read(const struct config *cfg, struct state_snap *sn)
         sn->n = 0;
     }
     sn->retries = state_retry_count(st);
+    for (int k = 0; k < 3; k++)
+        sn->objects[k] = state_object_count(st, k);
     /* The watermark of the synchronised partition; any one works for a notification. */
     struct state_watermark wm = {0};
     bool found = false;
@@ -948,6 +951,14 @@ static json_t *cloud_json(struct daemon *d, bool *failing)
                           d->cloud_route[0] != '\0' ? d->cloud_route : NULL);
     if (d->ha != NULL)
         ha_status_clear(&hs);
+    /* what the connector has in the cloud, as the state recorded it after the last run */
+    pthread_mutex_lock(&d->sh.lock);
+    if (o != NULL && d->sh.snap.valid && d->sh.snap.objects[0] >= 0)
+        json_object_set_new(o, "objects",
+                            json_pack("{s:I, s:I, s:I}", "users", (json_int_t)d->sh.snap.objects[0],
+                                      "groups", (json_int_t)d->sh.snap.objects[1], "contacts",
+                                      (json_int_t)d->sh.snap.objects[2]));
+    pthread_mutex_unlock(&d->sh.lock);
     return o;
 }
 

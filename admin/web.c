@@ -567,6 +567,10 @@ static void page(struct web *w, struct evbuffer *b)
     const json_t *cloud = json_object_get(st, "cloud");
     evbuffer_add_printf(b, "<section id=\"cloud\"><h2>Cloud Statistics</h2><table>\n");
     row(b, "Cloud", "cloud-state", json_object_get(cloud, "state"));
+    const json_t *objs = json_object_get(cloud, "objects");
+    row(b, "Users", "cloud-users", json_object_get(objs, "users"));
+    row(b, "Groups", "cloud-groups", json_object_get(objs, "groups"));
+    row(b, "Contacts", "cloud-contacts", json_object_get(objs, "contacts"));
     row(b, "SCIM URL", "cloud-url", json_object_get(cloud, "url"));
     row(b, "Proxy route", "cloud-route", json_object_get(cloud, "route"));
     row(b, "Added (last run)", "cloud-added", json_object_get(last0, "added"));

@@ -198,6 +198,10 @@ check_eq "Connectors: holder since" "$(sv "j['ha']['holder_since']")" "$(ids con
 check_eq "Connectors: the fencing token" "$(sv "j['ha']['fencing_token']")" "$(ids conn-fencing-token)"
 check_eq "Connectors: the version" "$(sv "j['version']")" "$(ids conn-version)"
 check_eq "Cloud Statistics: added in the last run" "$(sv "j['last'][0]['added']")" "$(ids cloud-added)"
+for k in users:Users groups:Groups contacts:Contacts; do
+	check_eq "Cloud Statistics: ${k%%:*} as in status --json" "$(sv "j['cloud']['objects']['${k%%:*}']")" "$(ids "cloud-${k%%:*}")"
+	check_eq "Cloud Statistics: ${k%%:*} as the cloud counts them (SCIM totalResults)" "$(scim_total "${k#*:}")" "$(ids "cloud-${k%%:*}")"
+done
 check_eq "Synchronization Schedule: full" "$(sv "j['config']['full_sync']")" "$(ids schedule-full)"
 check_eq "Synchronization Schedule: incremental" "every $(sv "j['config']['incremental_interval_s']") s" "$(ids schedule-incremental)"
 check_contains "Configuration Summary in the guide's sentences" "$(json "$D" "'|'.join(j['li'])")" "All users will be synchronized"
