@@ -461,7 +461,8 @@ static void page(struct web *w, struct evbuffer *b)
                         "form{display:inline}"
                         ".panel{display:none}.panel:target{display:block}"
                         ".panels:not(:has(.panel:target)) #tab-added{display:block}"
-                        "nav.tabs a{margin-right:1em}</style></head><body>\n",
+                        "nav.tabs a{margin-right:1em}"
+                        "figure{display:inline-block;margin:0 1.5em 1em 0}</style></head><body>\n",
                         WEB_REFRESH_S);
     evbuffer_add_printf(b, "<h1>Directory Connector Dashboard</h1>\n<p>Connector <b id=\"name\">");
     put_esc(b, json_string_value(json_object_get(conn0, "name")));
@@ -812,7 +813,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     evhttp_add_header(out, "Cache-Control", "no-store");
     evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
     evhttp_add_header(out, "X-Frame-Options", "DENY");
-    if (!l->loopback && !authorized(w, req)) {
+    if (parsed == NULL) {
+        reply_text(req, 400, "Bad Request", "the request URI cannot be read");
+    } else if (!l->loopback && !authorized(w, req)) {
         char remote[128];
         remote_of(req, remote, sizeof(remote));
         log_msg(w->log, LOG_LEVEL_DEBUG, "web: %s from %s: no valid credentials", path, remote);
