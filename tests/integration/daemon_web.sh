@@ -6,7 +6,10 @@
 #   - headless Chromium's DOM of the page (--dump-dom) shows the Cisco dashboard's table 1 names
 #     with the values of `dirconnctl status --json`, the SVG charts, a meta refresh of at most 5 s;
 #   - actions: refused without credentials or without the CSRF token; Sync Now with both runs a
-#     sync, logged with the remote address; Pause/Resume;
+#     sync, logged with the remote address; Pause/Resume; a click on Sync Now in Chromium (the
+#     DevTools protocol, web_browser.py) is refused without credentials and runs a sync with them;
+#   - the report tabs and downloads, Recent Events (naming conflicts, invalid values, with DNs);
+#   - the change latency of a notified change (metric and chart);
 #   - the indicator turns red after a failed sync (the cloud stopped).
 # A screenshot of the page is taken; it stays in the kept work directory when a check fails.
 #   bash daemon_web.sh adlds|adds
@@ -268,6 +271,22 @@ check_eq "status --json: resumed" False "$(st "j['paused']")"
 curl -fsS -o "$work/metrics2.txt" "$URL/metrics"
 M=$("$PY" "$SRC/tests/integration/web_check.py" metrics "$work/metrics2.txt")
 check_eq "/metrics counts the second sync" 2 "$(json "$M" "int(j.get('dirconn_sync_duration_seconds_count{type=full}', 0) + j.get('dirconn_sync_duration_seconds_count{type=incremental}', 0))")"
+
+# ==== an action through the page, in Chromium (DevTools protocol: a click on the button) ======
+n=$(runs)
+run_capture br "$PY" "$SRC/tests/integration/web_browser.py" --profile "$work/cdp-anon" --url "$URL/" \
+	--click act-sync-incremental
+check_eq "Chromium without credentials: the click posts the form to /action" "POST /action" \
+	"$(json "$br_out" "' '.join(j['requests'][0][:2])" 2>/dev/null || echo "$br_err")"
+check_eq "... and is refused (401)" 401 "$(json "$br_out" "j['status']" 2>/dev/null)"
+check_eq "no sync ran" "$n" "$(runs)"
+run_capture bc "$PY" "$SRC/tests/integration/web_browser.py" --profile "$work/cdp-admin" --url "$URL/" \
+	--click act-sync-full --user admin --password-file "$work/web.password"
+check_eq "Chromium with credentials: POST /action answered 303, then the page" "POST /action 303|GET / None" \
+	"$(json "$bc_out" "'|'.join(' '.join(str(x) for x in r) for r in j['requests'])" 2>/dev/null || echo "$bc_err")"
+check_eq "the browser is back on the page" "/ 200" "$(json "$bc_out" "j['path'] + ' ' + str(j['status'])" 2>/dev/null)"
+check "the sync clicked in the browser runs and ends" wait_until 300 idle_after "$n"
+check_eq "the browser's click is logged with its address" 2 "$(grep -c 'web: sync-full requested from 127.0.0.1 port' "$work/dirconnd.log")"
 
 # ==== change latency: a notified change reaches the cloud =====================================
 NOTIFY=yes conf "$work/w.conf" "listen = 127.0.0.1:$WPORT" "password_file = $work/web.password"
