@@ -25,6 +25,7 @@
  */
 #include "admin/admin_request.h"
 #include "admin/daemon_socket.h"
+#include "admin/web.h"
 #include "connector/platform.h"
 #include "connector/config.h"
 #include "connector/dir_status.h"
@@ -32,6 +33,7 @@
 #include "connector/ldap_source.h"
 #include "connector/log.h"
 #include "connector/mailer.h"
+#include "connector/metrics.h"
 #include "connector/notify.h"
 #include "connector/state.h"
 #include "connector/sync.h"
@@ -81,6 +83,8 @@ struct state_snap {
     char *state_dir;       /* the state directory it was read from */
     unsigned char *cookie; /* the RFC 4533 cookie of base_dn, or NULL */
     size_t cookie_len;
+    json_t *report;  /* the page's digest of the last run's report (web_report_digest), or NULL */
+    long objects[3]; /* users, groups, contacts the connector has in the cloud; -1 unknown */
 };
 
 /* Shared between the loop and the worker; every field under lock. */
@@ -147,7 +151,26 @@ struct daemon {
     bool sync_held, notify_held;     /* held back while the bind waits; started once it works */
     struct event *ev_bind_check;     /* while refused: has the configuration or password changed? */
     struct mailer *mailer;           /* [reports]: sync reports and alerts by email, or NULL */
+    /* [web]: the status page and /metrics (admin/web.h) */
+    struct metrics *metrics;
+    struct web *web;
+    time_t watermark_at; /* when a run last saved the watermark (at start: the last success) */
+    /* change latency: the first notification of the changes no sync has carried yet, the one
+     * the running sync carries (CLOCK_MONOTONIC ms, 0 = none), the last 50 (a ring) */
+    int64_t change_first_ms, run_change_ms;
+    struct {
+        time_t ended;
+        double seconds;
+    } latency[WEB_LATENCY_MAX];
+    size_t n_latency, latency_next;
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ---- state machine ------------------------------------------------------------- */
 
@@ -223,6 +246,7 @@ static void snap_clear(struct state_snap *sn)
     free(sn->base_dn);
     free(sn->state_dir);
     free(sn->cookie);
+    json_decref(sn->report);
     memset(sn, 0, sizeof(*sn));
 }
 
@@ -236,11 +260,13 @@ static void snap_read(const struct config *cfg, struct state_snap *sn)
     if (state_open(cfg->state_dir, &st, &err) != DIRCONN_OK)
         return;
     sn->state_dir = strdup(cfg->state_dir);
-    if (state_history_list(st, 3, &sn->h, &sn->n, &err) != DIRCONN_OK) {
+    if (state_history_list(st, 50, &sn->h, &sn->n, &err) != DIRCONN_OK) {
         sn->h = NULL;
         sn->n = 0;
     }
     sn->retries = state_retry_count(st);
+    for (int k = 0; k < 3; k++)
+        sn->objects[k] = state_object_count(st, k);
     /* The watermark of the synchronised partition; any one works for a notification. */
     struct state_watermark wm = {0};
     bool found = false;
@@ -257,6 +283,9 @@ static void snap_read(const struct config *cfg, struct state_snap *sn)
         sn->base_dn = strdup(cfg->base_dn);
     state_watermark_clear(&wm);
     state_close(st);
+    char rp[4200];
+    if (web_report_path(cfg, false, rp, sizeof(rp)) != NULL)
+        sn->report = web_report_digest(rp);
     sn->valid = sn->state_dir != NULL;
 }
 
@@ -373,7 +402,10 @@ static void *worker_main(void *arg)
     char *summary = NULL;
     size_t summary_len = 0;
     FILE *out = open_memstream(&summary, &summary_len);
+    char report_json[4200], report_csv[4200]; /* the plan of this run, for the status page */
     struct sync_options o = {
+        .report_path = web_report_path(j->cfg, false, report_json, sizeof(report_json)),
+        .report_csv_path = web_report_path(j->cfg, true, report_csv, sizeof(report_csv)),
         .mode = j->mode,
         .out = out,
         .cancel = &d->cancel,
@@ -388,6 +420,8 @@ static void *worker_main(void *arg)
         .proxy_shared = d->proxy_shared,
         .on_problem = d->mailer != NULL ? on_problem : NULL,
         .problem_arg = j,
+        .observe_scim = metrics_scim_request,
+        .observe_arg = d->metrics,
     };
     struct sync_result res;
     memset(&res, 0, sizeof(res));
@@ -477,6 +511,8 @@ static void start_sync(struct daemon *d, enum request what, const char *trigger)
     d->running = what;
     d->trigger = trigger;
     d->started = time(NULL);
+    d->run_change_ms = d->change_first_ms; /* this run reads the changes notified so far */
+    d->change_first_ms = 0;
     on_progress(d, "starting", 0, 0);
     evtimer_del(d->ev_incr);
     d->next_incr = 0;
@@ -523,6 +559,43 @@ static void request_sync(struct daemon *d, enum request what, const char *trigge
 
 static void notify_start(struct daemon *d);
 
+/* The metrics of a finished run (connector/metrics.h). */
+static void count_run(struct daemon *d, enum dirconn_err rc, const struct sync_result *res)
+{
+    bool ran = rc == DIRCONN_OK || rc == DIRCONN_EFAIL || rc == DIRCONN_ETHRESHOLD;
+    struct metrics_run run = {
+        .full = ran ? !res->incremental : d->running == REQ_FULL,
+        .outcome = rc == DIRCONN_OK           ? "success"
+                   : rc == DIRCONN_EFAIL      ? "failed"
+                   : rc == DIRCONN_ETHRESHOLD ? "threshold"
+                                              : "error",
+        .seconds = res->seconds > 0 ? res->seconds : (double)(time(NULL) - d->started),
+        .ended = time(NULL),
+    };
+    for (int k = 0; k < PLAN_KIND_MAX; k++) {
+        run.objects[k][METRICS_ADDED] = res->added_by_kind[k];
+        run.objects[k][METRICS_UPDATED] = res->updated_by_kind[k];
+        run.objects[k][METRICS_DELETED] = res->deleted_by_kind[k];
+        run.objects[k][METRICS_FAILED] = res->failed_by_kind[k];
+        run.objects[k][METRICS_SKIPPED] = ran ? res->plan.skipped_by_kind[k] : 0;
+    }
+    metrics_run_done(d->metrics, &run);
+    if (res->watermark_saved)
+        d->watermark_at = run.ended;
+    if (d->run_change_ms != 0 && rc == DIRCONN_OK) {
+        double s = (double)(mono_ms() - d->run_change_ms) / 1000.0;
+        metrics_change_latency(d->metrics, s);
+        d->latency[d->latency_next].ended = run.ended;
+        d->latency[d->latency_next].seconds = s;
+        d->latency_next = (d->latency_next + 1) % WEB_LATENCY_MAX;
+        if (d->n_latency < WEB_LATENCY_MAX)
+            d->n_latency++;
+    } else if (d->run_change_ms != 0 && d->change_first_ms == 0) {
+        d->change_first_ms = d->run_change_ms; /* not carried: the next run does */
+    }
+    d->run_change_ms = 0;
+}
+
 static void on_done(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -544,6 +617,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
         log_msg_limited(&d->log, rc == DIRCONN_ECANCELED ? LOG_LEVEL_WARN : LOG_LEVEL_ERROR,
                         "sync ended: %s", message);
     dir_status_end(d->dir, &d->sync_attempt, rc, message, res.directory[0] != '\0', res.directory);
+    count_run(d, rc, &res);
     d->last_rc = rc;
     d->last_ended = time(NULL);
     /* The takeover is done once the shared state was read and a sync ran on it. */
@@ -764,6 +838,8 @@ static void on_notify_readable(evutil_socket_t fd, short what, void *arg)
     struct dirconn_error err;
     enum dirconn_err e = notify_drain(d->notify, &changes, &err);
     if (changes > 0) {
+        if (d->change_first_ms == 0)
+            d->change_first_ms = mono_ms();
         d->notifications += changes;
         d->notify_backoff_ms = 1000; /* the connection works */
         log_msg(&d->log, LOG_LEVEL_DEBUG, "%lu change notifications; syncing in %lld ms", changes,
@@ -941,6 +1017,14 @@ static json_t *cloud_json(struct daemon *d, bool *failing)
                           d->cloud_route[0] != '\0' ? d->cloud_route : NULL);
     if (d->ha != NULL)
         ha_status_clear(&hs);
+    /* what the connector has in the cloud, as the state recorded it after the last run */
+    pthread_mutex_lock(&d->sh.lock);
+    if (o != NULL && d->sh.snap.valid && d->sh.snap.objects[0] >= 0)
+        json_object_set_new(o, "objects",
+                            json_pack("{s:I, s:I, s:I}", "users", (json_int_t)d->sh.snap.objects[0],
+                                      "groups", (json_int_t)d->sh.snap.objects[1], "contacts",
+                                      (json_int_t)d->sh.snap.objects[2]));
+    pthread_mutex_unlock(&d->sh.lock);
     return o;
 }
 
@@ -980,10 +1064,13 @@ static json_t *status_json(struct daemon *d)
     json_t *current = json_null();
     if (d->state == D_SYNCING || (d->state == D_STOPPING && d->running != REQ_NONE)) {
         pthread_mutex_lock(&d->sh.lock);
-        current = json_pack("{s:s, s:o, s:s, s:s, s:I, s:I}", "type",
-                            d->running == REQ_FULL ? "full" : "incremental", "started",
-                            iso_time(d->started), "trigger", d->trigger, "phase", d->sh.phase,
-                            "done", (json_int_t)d->sh.done, "total", (json_int_t)d->sh.total);
+        double secs = difftime(time(NULL), d->started);
+        current =
+            json_pack("{s:s, s:o, s:s, s:s, s:I, s:I, s:I}", "type",
+                      d->running == REQ_FULL ? "full" : "incremental", "started",
+                      iso_time(d->started), "trigger", d->trigger, "phase", d->sh.phase, "done",
+                      (json_int_t)d->sh.done, "total", (json_int_t)d->sh.total, "objects_per_s",
+                      (json_int_t)(secs > 0 ? (double)d->sh.done / secs : 0));
         pthread_mutex_unlock(&d->sh.lock);
     }
     json_t *last = json_array();
@@ -1100,14 +1187,11 @@ static json_t *status_json(struct daemon *d)
 
 /* ---- admin socket ---------------------------------------------------------------- */
 
-static json_t *handle(struct daemon *d, const char *line)
+/* One admin request, from the socket or the page's actions (admin/web.h). */
+static json_t *handle_request(struct daemon *d, struct admin_request req)
 {
-    struct admin_request req;
-    const char *error = NULL;
     json_t *resp = NULL;
-    if (!admin_request_parse(line, &req, &error)) {
-        resp = json_pack("{s:b, s:s}", "ok", 0, "error", error);
-    } else if (req.cmd == ADMIN_CMD_STATUS) {
+    if (req.cmd == ADMIN_CMD_STATUS) {
         ha_active_now(d); /* a role the lease deadline ended is never shown */
         resp = json_pack("{s:b, s:o}", "ok", 1, "status", status_json(d));
     } else if (req.cmd == ADMIN_CMD_SYNC) {
@@ -1147,6 +1231,117 @@ static json_t *handle(struct daemon *d, const char *line)
         resp = json_pack("{s:b, s:b}", "ok", 1, "paused", d->paused);
     }
     return resp;
+}
+
+static json_t *handle(struct daemon *d, const char *line)
+{
+    struct admin_request req;
+    const char *error = NULL;
+    if (!admin_request_parse(line, &req, &error))
+        return json_pack("{s:b, s:s}", "ok", 0, "error", error);
+    return handle_request(d, req);
+}
+
+/* ---- the status page and /metrics (admin/web.h), on the loop ----------------------- */
+
+static json_t *web_status(void *arg)
+{
+    struct daemon *d = arg;
+    ha_active_now(d); /* a role the lease deadline ended is never shown */
+    return status_json(d);
+}
+
+static json_t *web_runs(void *arg)
+{
+    struct daemon *d = arg;
+    json_t *runs = json_array();
+    pthread_mutex_lock(&d->sh.lock);
+    for (size_t i = 0; d->sh.snap.valid && i < d->sh.snap.n; i++) {
+        const struct state_history *h = &d->sh.snap.h[i];
+        if (strcmp(h->type, "dry-run") == 0)
+            continue;
+        json_array_append_new(
+            runs,
+            json_pack("{s:s, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "type", h->type,
+                      "started", (json_int_t)h->started, "ended", (json_int_t)h->ended, "status",
+                      h->status, "added", (json_int_t)h->added, "updated", (json_int_t)h->updated,
+                      "deleted", (json_int_t)h->deleted, "matched", (json_int_t)h->matched,
+                      "skipped", (json_int_t)h->skipped, "failed", (json_int_t)h->failed));
+    }
+    pthread_mutex_unlock(&d->sh.lock);
+    return runs;
+}
+
+static void web_gauges(void *arg, struct metrics_gauges *g)
+{
+    struct daemon *d = arg;
+    g->ha = d->ha != NULL;
+    g->active = ha_active_now(d);
+    g->fencing_token = d->ha != NULL ? ha_election_token(d->ha) : 0;
+    g->notify_state = dir_notify_name(dir_status_notify_state(d->dir));
+    g->watermark_age = d->watermark_at != 0 ? difftime(time(NULL), d->watermark_at) : -1;
+}
+
+static json_t *web_latency(void *arg)
+{
+    struct daemon *d = arg;
+    json_t *a = json_array();
+    for (size_t i = 0; i < d->n_latency; i++) {
+        size_t k = (d->latency_next + WEB_LATENCY_MAX - 1 - i) % WEB_LATENCY_MAX; /* newest first */
+        json_array_append_new(a, json_pack("{s:I, s:f}", "ended", (json_int_t)d->latency[k].ended,
+                                           "seconds", d->latency[k].seconds));
+    }
+    return a;
+}
+
+static json_t *web_report(void *arg)
+{
+    struct daemon *d = arg;
+    pthread_mutex_lock(&d->sh.lock);
+    json_t *r = json_incref(d->sh.snap.report); /* never changed once installed */
+    pthread_mutex_unlock(&d->sh.lock);
+    return r;
+}
+
+static const struct config *web_config(void *arg)
+{
+    return ((struct daemon *)arg)->cfg;
+}
+
+static json_t *web_action(void *arg, const char *action, const char *remote)
+{
+    struct daemon *d = arg;
+    struct admin_request req = {.cmd = ADMIN_CMD_SYNC};
+    if (strcmp(action, "sync-full") == 0) {
+        req.full = req.has_type = true;
+    } else if (strcmp(action, "sync-incremental") == 0) {
+        req.has_type = true;
+    } else if (strcmp(action, "override-threshold") == 0) {
+        req.override_threshold = true;
+    } else if (strcmp(action, "pause") == 0) {
+        req.cmd = ADMIN_CMD_PAUSE;
+    } else if (strcmp(action, "resume") == 0) {
+        req.cmd = ADMIN_CMD_RESUME;
+    } else {
+        return json_pack("{s:b, s:s}", "ok", 0, "error", "unknown action");
+    }
+    (void)remote; /* web.c logged the request with it */
+    return handle_request(d, req);
+}
+
+/* The last successful run's end, from the snapshot: the metrics' start values. */
+static void metrics_from_history(struct daemon *d)
+{
+    pthread_mutex_lock(&d->sh.lock);
+    for (size_t i = 0; d->sh.snap.valid && i < d->sh.snap.n; i++) {
+        const struct state_history *h = &d->sh.snap.h[i];
+        if (strcmp(h->type, "dry-run") != 0 && strcmp(h->status, "success") == 0) {
+            metrics_set_last_success(d->metrics, (time_t)h->ended);
+            d->watermark_at = (time_t)h->ended;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&d->sh.lock);
 }
 
 /* An admin connection; the daemon keeps the open ones to close them when it stops. */
@@ -1441,6 +1636,7 @@ int main(int argc, char **argv)
     if (d->config_path == NULL || config_load(d->config_path, &d->cfg, &err) != DIRCONN_OK) {
         log_msg(&d->log, LOG_LEVEL_ERROR, "%s", d->config_path ? err.msg : "out of memory");
         free(d->config_path);
+        log_sink_close(&d->log); /* frees the repeat limiter */
         return dirconn_exit_code(DIRCONN_ECONFIG);
     }
     log_sink_reconfigure(&d->log, (enum log_level)d->cfg->log_level,
@@ -1504,6 +1700,21 @@ int main(int argc, char **argv)
         log_msg(&d->log, LOG_LEVEL_ERROR, "%s", err.msg);
         goto out;
     }
+    if ((d->metrics = metrics_new()) == NULL) {
+        log_msg(&d->log, LOG_LEVEL_ERROR, "out of memory");
+        goto out;
+    }
+    metrics_from_history(d);
+    {
+        struct web_hooks wh = {web_status, web_runs,   web_gauges,  web_config,
+                               web_action, web_report, web_latency, d};
+        enum dirconn_err we = web_start(d->base, d->cfg, d->metrics, &wh, &d->log, &d->web, &err);
+        if (we != DIRCONN_OK) {
+            log_msg(&d->log, LOG_LEVEL_ERROR, "%s", err.msg);
+            exit_code = dirconn_exit_code(we);
+            goto out;
+        }
+    }
     if (!ha_start(d)) {
         exit_code = dirconn_exit_code(d->last_rc != DIRCONN_OK ? d->last_rc : DIRCONN_EFAIL);
         goto out;
@@ -1539,6 +1750,7 @@ out:
     mailer_free(d->mailer); /* after the worker: it hands runs to the mailer */
     d->mailer = NULL;
     notify_stop(d);
+    web_free(d->web);
     while (d->clients != NULL)
         client_free(d->clients);
     if (d->listener != NULL) {
@@ -1561,6 +1773,7 @@ out:
     proxy_shared_free(d->proxy_shared);
     free(d->config_path);
     snap_clear(&d->sh.snap);
+    metrics_free(d->metrics);
     pthread_mutex_destroy(&d->sh.lock);
     log_sink_close(&d->log);
     libevent_global_shutdown();

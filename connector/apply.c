@@ -231,6 +231,7 @@ static void failed(struct apply *a, const char *external_id, const char *dn, enu
                    enum plan_op op, const char *what)
 {
     a->counts.failed++;
+    a->counts.failed_by_kind[kind]++;
     struct apply_failure f = {external_id, dn, kind, op, what};
     if (a->p.hooks.failed != NULL)
         a->p.hooks.failed(a->p.hooks.arg, &f);
@@ -639,8 +640,10 @@ static enum dirconn_err commit_batch(struct apply *a, struct batch *b)
             e = state_object_delete(a->p.st, o->external_id, a->err);
             if (e == DIRCONN_OK && o->kind != PLAN_CONTACT)
                 e = forget_references(a, o->external_id);
-            if (o->op == PLAN_DELETE)
+            if (o->op == PLAN_DELETE) {
                 a->counts.deleted++;
+                a->counts.deleted_by_kind[o->kind]++;
+            }
             continue;
         }
         struct state_object so = {
@@ -665,10 +668,13 @@ static enum dirconn_err commit_batch(struct apply *a, struct batch *b)
             a->pending++;
         if (o->followup)
             continue;
-        if (o->op == PLAN_ADD)
+        if (o->op == PLAN_ADD) {
             a->counts.added++;
-        else if (o->op == PLAN_UPDATE)
+            a->counts.added_by_kind[o->kind]++;
+        } else if (o->op == PLAN_UPDATE) {
             a->counts.updated++;
+            a->counts.updated_by_kind[o->kind]++;
+        }
     }
     if (e == DIRCONN_OK)
         e = state_commit(a->p.st, a->err);

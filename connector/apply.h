@@ -72,6 +72,9 @@ struct apply_counts {
                                      deleted in the cloud included), deletions */
     long failed;                  /* objects whose write failed (each reported) */
     long drift;                   /* updates that put back values edited in the cloud */
+    /* the same per kind (enum plan_kind) */
+    long added_by_kind[PLAN_KIND_MAX], updated_by_kind[PLAN_KIND_MAX],
+        deleted_by_kind[PLAN_KIND_MAX], failed_by_kind[PLAN_KIND_MAX];
 };
 
 /* One object whose write failed; valid during the hook call only. */

@@ -19,6 +19,10 @@
 #include <lber.h>
 #include <ldap.h>
 #include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +88,7 @@ static bool url_has_password(const char *value)
 static bool validate_pac_url(const char *value, char *why, size_t whylen);
 static bool validate_smtp_url(const char *value, char *why, size_t whylen);
 static bool validate_mailbox(const char *value, char *why, size_t whylen);
+static bool validate_listen(const char *value, char *why, size_t whylen);
 static bool validate_attribute(const char *value, char *why, size_t whylen);
 static bool validate_scim_multi_valued(const char *value, char *why, size_t whylen);
 static bool validate_mail_domain(const char *value, char *why, size_t whylen);
@@ -205,6 +210,14 @@ static const struct opt options[] = {
     {"proxy", "auth", OPT_ENUM, OFF(proxy_auth), "any", 0, 0, proxy_auth_names, 0, NULL},
     {"proxy", "no_proxy", OPT_STRING, OFF(proxy_no_proxy), NULL, 1, 4096, NULL, 0, NULL},
     {"proxy", "pac_ttl", OPT_DURATION, OFF(proxy_pac_ttl_ms), "5m", 1000, DAY_MS, NULL, 0, NULL},
+
+    {"web", "listen", OPT_STRING, OFF(web_listen), NULL, 1, 300, NULL, 0, validate_listen},
+    {"web", "metrics_listen", OPT_STRING, OFF(web_metrics_listen), NULL, 1, 300, NULL, 0,
+     validate_listen},
+    {"web", "tls_cert", OPT_STRING, OFF(web_tls_cert), NULL, 1, PATH_MAX, NULL, 0, NULL},
+    {"web", "tls_key", OPT_STRING, OFF(web_tls_key), NULL, 1, PATH_MAX, NULL, 0, NULL},
+    {"web", "username", OPT_STRING, OFF(web_username), "admin", 1, 128, NULL, 0, NULL},
+    {"web", "password_file", OPT_STRING, OFF(web_password_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
 
     {"daemon", "socket", OPT_STRING, OFF(daemon_socket), NULL, 1, 107, NULL, 0, NULL},
     {"daemon", "debounce", OPT_DURATION, OFF(daemon_debounce_ms), "1s", 0, 60 * 1000, NULL, 0,
@@ -437,6 +450,73 @@ static bool validate_url_scheme(const char *value, const char *const *schemes, c
     curl_free(host);
     curl_url_cleanup(u);
     return ok;
+}
+
+bool config_parse_listen(const char *text, char *host, size_t hostlen, int *port, bool *loopback,
+                         char *why, size_t whylen)
+{
+    const char *colon = strrchr(text, ':');
+    const char *h = text;
+    size_t hl = colon != NULL ? (size_t)(colon - text) : 0;
+    if (colon == NULL || hl == 0 || colon[1] == '\0') {
+        snprintf(why, whylen, "expected HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)");
+        return false;
+    }
+    if (h[0] == '[') {
+        if (hl < 3 || h[hl - 1] != ']') {
+            snprintf(why, whylen, "an IPv6 address is written in brackets: [::1]:8080");
+            return false;
+        }
+        h++;
+        hl -= 2;
+    }
+    if (hl >= hostlen) {
+        snprintf(why, whylen, "the host is too long");
+        return false;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    if (h == text && strchr(host, ':') != NULL) {
+        snprintf(why, whylen, "an IPv6 address is written in brackets: [::1]:8080");
+        return false;
+    }
+    /* glibc's getaddrinfo takes a service number modulo 65536: the bounds are checked here */
+    char *end = NULL;
+    errno = 0;
+    long pn = strtol(colon + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || !isdigit((unsigned char)colon[1]) || pn < 1 || pn > 65535) {
+        snprintf(why, whylen, "the port must be 1-65535");
+        return false;
+    }
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(host, colon + 1, &hints, &ai);
+    if (rc != 0) {
+        snprintf(why, whylen, "not a numeric address and port: %s", gai_strerror(rc));
+        return false;
+    }
+    *port = ai->ai_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)ai->ai_addr)->sin6_port)
+                                      : ntohs(((struct sockaddr_in *)ai->ai_addr)->sin_port);
+    if (ai->ai_family == AF_INET6)
+        *loopback = IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr);
+    else
+        *loopback = (ntohl(((struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr) >> 24) == 127;
+    freeaddrinfo(ai);
+    if (*port <= 0) {
+        snprintf(why, whylen, "the port must be 1-65535");
+        return false;
+    }
+    return true;
+}
+
+static bool validate_listen(const char *value, char *why, size_t whylen)
+{
+    char host[300];
+    int port;
+    bool loopback;
+    return config_parse_listen(value, host, sizeof(host), &port, &loopback, why, whylen);
 }
 
 static bool validate_http_url(const char *value, char *why, size_t whylen)
@@ -1098,6 +1178,40 @@ static void reports_cross_check(struct config_parse *ps)
 #undef LINE_OF
 }
 
+/*
+ * [web]: TLS needs both files; a listener outside loopback needs TLS and a password
+ * (issue 18: the page is never served in clear text or without authentication beyond
+ * the host).
+ */
+static void web_cross_check(struct config_parse *ps)
+{
+    const struct config *cfg = ps->cfg;
+    if ((cfg->web_tls_cert == NULL) != (cfg->web_tls_key == NULL)) {
+        parse_fail(ps,
+                   cfg->web_tls_cert != NULL ? config_line_of(ps, "web", "tls_cert")
+                                             : config_line_of(ps, "web", "tls_key"),
+                   NULL, "[web] tls_cert and tls_key go together: set both or neither");
+        return;
+    }
+    const char *const keys[] = {"listen", "metrics_listen"};
+    const char *const values[] = {cfg->web_listen, cfg->web_metrics_listen};
+    for (int i = 0; i < 2 && !ps->failed; i++) {
+        char host[300], why[128];
+        int port = 0;
+        bool loopback = false;
+        if (values[i] == NULL ||
+            !config_parse_listen(values[i], host, sizeof(host), &port, &loopback, why,
+                                 sizeof(why)) ||
+            loopback)
+            continue;
+        if (cfg->web_tls_cert == NULL || cfg->web_password_file == NULL)
+            parse_fail(ps, config_line_of(ps, "web", keys[i]), NULL,
+                       "[web] %s = %s is not a loopback address: it needs tls_cert, tls_key and "
+                       "password_file (HTTPS with authentication)",
+                       keys[i], values[i]);
+    }
+}
+
 /* Checks that involve more than one key, run after the whole file was read. */
 static void config_cross_check(struct config_parse *ps)
 {
@@ -1147,6 +1261,8 @@ static void config_cross_check(struct config_parse *ps)
                    "[proxy] password_file is set but username is not");
     if (!ps->failed)
         reports_cross_check(ps);
+    if (!ps->failed)
+        web_cross_check(ps);
 #undef LINE_OF
     if (!ps->failed && cfg->name == NULL) {
         char host[256] = "";

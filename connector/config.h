@@ -174,6 +174,13 @@ struct config {
     char *reports_password_file;   /* the SMTP AUTH password, one line */
     int64_t reports_timeout_ms;    /* longest time one delivery attempt may take */
     int reports_retries;           /* further attempts after a failed delivery */
+    /* [web] (admin/web.h): the status page and /metrics; NULL listen = off */
+    char *web_listen;         /* "127.0.0.1:8080", "[::1]:8080"; numeric host */
+    char *web_metrics_listen; /* /metrics on its own listener, or NULL = on listen */
+    char *web_tls_cert;       /* PEM certificate chain; with tls_key: HTTPS */
+    char *web_tls_key;        /* PEM private key */
+    char *web_username;       /* HTTP Basic user name (default "admin") */
+    char *web_password_file;  /* the password (Basic) or bearer token; NULL = no actions */
 
     /* [log] */
     int log_level;  /* enum log_level */
@@ -228,6 +235,16 @@ bool config_parse_duration(const char *text, int64_t *ms);
  * Returns true on success.
  */
 bool config_parse_weekly(const char *text, struct config_weekly *out);
+
+/*
+ * config_parse_listen - split a listen address "HOST:PORT" or "[IPV6]:PORT"
+ * (numeric host, port 1-65535) with getaddrinfo(AI_NUMERICHOST). On success
+ * stores the host (without brackets) in host (hostlen bytes), the port in
+ * *port, whether the address is a loopback one (127.0.0.0/8, ::1) in
+ * *loopback, and returns true; else false with the cause in why.
+ */
+bool config_parse_listen(const char *text, char *host, size_t hostlen, int *port, bool *loopback,
+                         char *why, size_t whylen);
 
 /*
  * config_key_count / config_key_at - enumerate the options table (used by the

@@ -499,6 +499,8 @@ static enum dirconn_err insert_item(struct plan *p, enum plan_op op, int kind, c
     enum dirconn_err e = step_done(p, s, err, "recording the plan");
     if (e == DIRCONN_OK) {
         p->summary.count[op]++;
+        if (op == PLAN_SKIP || op == PLAN_CONFLICT)
+            p->summary.skipped_by_kind[kind]++;
         if (op == PLAN_DELETE) {
             p->summary.deleted_by_kind[kind]++;
             p->summary.deletes++;
@@ -617,6 +619,7 @@ static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct d
 {
     memset(p->summary.count, 0, sizeof(p->summary.count));
     memset(p->summary.deleted_by_kind, 0, sizeof(p->summary.deleted_by_kind));
+    memset(p->summary.skipped_by_kind, 0, sizeof(p->summary.skipped_by_kind));
     p->summary.deletes = 0;
     /* Naming conflicts: one email on two users or contacts; none of them is sent. */
     /*

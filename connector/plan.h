@@ -71,6 +71,7 @@ struct plan_item {
 struct plan_summary {
     long count[PLAN_OP_MAX];             /* items per operation */
     long deleted_by_kind[PLAN_KIND_MAX]; /* PLAN_DELETE per kind */
+    long skipped_by_kind[PLAN_KIND_MAX]; /* PLAN_SKIP and PLAN_CONFLICT per kind */
     long warnings;                       /* attribute warnings (objects still sent) */
     long deletes;                        /* PLAN_DELETE over all kinds */
     long drift;                          /* matches turned into updates by plan_mark_drift */

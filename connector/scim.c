@@ -708,6 +708,11 @@ static void attempt_done(struct scim_client *c, struct scim_request *r, CURLcode
     long status = 0;
     if (rc == CURLE_OK)
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (c->opts.observe != NULL && !r->fenced_at_send) {
+        curl_off_t us = 0;
+        curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &us);
+        c->opts.observe(c->opts.observe_arg, r->method, status, (double)us / 1e6);
+    }
     bool retry = false;
     int64_t delay = -1;
     if (r->configured && c->opts.outcome != NULL && r->token_error == DIRCONN_OK) {

@@ -131,6 +131,14 @@ struct scim_client_options {
      * the deadline is aborted unsent too, and never resent. Borrowed.
      */
     const _Atomic int64_t *write_deadline_ms;
+    /*
+     * Called after every attempt that ran a transfer (retries included) with
+     * the method, the HTTP status (0 when no answer arrived) and the
+     * attempt's duration in seconds (CURLINFO_TOTAL_TIME_T); for metrics
+     * (connector/metrics.h, metrics_scim_request). NULL = none.
+     */
+    void (*observe)(void *arg, const char *method, long status, double seconds);
+    void *observe_arg;
 };
 
 /* The final outcome of one request. */

@@ -1576,6 +1576,8 @@ static enum dirconn_err open_cloud(struct sync_ctx *c)
         .configure_arg = c->proxy,
         .log = c->log,
         .write_deadline_ms = c->opts->write_deadline_ms,
+        .observe = c->opts->observe_scim,
+        .observe_arg = c->opts->observe_arg,
     };
     e = scim_client_new(&so, &c->scim, c->err);
     if (e == DIRCONN_OK && c->opts->fencing_token != NULL)
@@ -1649,6 +1651,12 @@ static enum dirconn_err apply_plan(struct sync_ctx *c)
     c->res->deleted = n->deleted;
     c->res->failed = n->failed;
     c->res->drift = n->drift;
+    for (int k = 0; k < PLAN_KIND_MAX; k++) {
+        c->res->added_by_kind[k] = n->added_by_kind[k];
+        c->res->updated_by_kind[k] = n->updated_by_kind[k];
+        c->res->deleted_by_kind[k] = n->deleted_by_kind[k];
+        c->res->failed_by_kind[k] = n->failed_by_kind[k];
+    }
     apply_free(a);
     return e;
 }
@@ -1894,6 +1902,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         }
         if (opts->report_path != NULL)
             e = plan_write_report(c->plan, opts->report_path, c->res->threshold_exceeded, err);
+        if (e == DIRCONN_OK && opts->report_csv_path != NULL)
+            e = plan_write_report(c->plan, opts->report_csv_path, c->res->threshold_exceeded, err);
     }
     if (e == DIRCONN_OK && opts->mode != SYNC_DRY_RUN) {
         if (c->res->threshold_exceeded && !c->res->override_used) {

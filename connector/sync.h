@@ -50,9 +50,10 @@ struct sync_options {
      * that works where the run comes from. NULL: the one-shot command, "dirconnctl sync
      * --full --override-threshold" (--incremental for an incremental run). */
     const char *override_command;
-    const char *report_path; /* dry run report (.json or .csv), or NULL */
-    bool progress;           /* show progress on a terminal (stderr) */
-    FILE *out;               /* where the summary goes; NULL = stdout */
+    const char *report_path;     /* the plan's report (.json or .csv; dry run or not), or NULL */
+    const char *report_csv_path; /* a second copy of it, e.g. the CSV beside the JSON, or NULL */
+    bool progress;               /* show progress on a terminal (stderr) */
+    FILE *out;                   /* where the summary goes; NULL = stdout */
     /*
      * dirconnd: when *cancel becomes true (another thread, a signal handler's
      * loop), the run stops after the batch in flight was acknowledged and
@@ -93,6 +94,9 @@ struct sync_options {
     /* The program's memory of dead proxies and logged routes (proxy/proxy.h), shared with
      * its other cloud clients (the lease) and runs; NULL = the run keeps its own. */
     struct proxy_shared *proxy_shared;
+    /* Called after each SCIM request attempt (scim_client_options.observe); NULL = none. */
+    void (*observe_scim)(void *arg, const char *method, long status, double seconds);
+    void *observe_arg;
 };
 
 struct sync_result {
@@ -100,6 +104,9 @@ struct sync_result {
     long added, updated, deleted; /* what the cloud acknowledged */
     long failed;                  /* objects whose write failed (reported, not fatal) */
     long drift;                   /* updates that put back values edited in the cloud */
+    /* added, updated, deleted, failed per kind (enum plan_kind); skipped: plan.skipped_by_kind */
+    long added_by_kind[PLAN_KIND_MAX], updated_by_kind[PLAN_KIND_MAX],
+        deleted_by_kind[PLAN_KIND_MAX], failed_by_kind[PLAN_KIND_MAX];
     bool threshold_exceeded;
     bool override_used;
     bool contacts_unsupported; /* the cloud has no Contact resource type */

@@ -377,6 +377,53 @@ static void test_documented_example_loads(void **state)
     config_free(cfg);
 }
 
+/* [web] (issue 18): off by default; outside loopback only with TLS and a password. */
+static void test_web(void **state)
+{
+    (void)state;
+    struct config *cfg = load_ok(MINIMAL);
+    assert_null(cfg->web_listen);
+    assert_null(cfg->web_metrics_listen);
+    assert_string_equal(cfg->web_username, "admin");
+    config_free(cfg);
+    cfg = load_ok(MINIMAL "[web]\nlisten = 127.0.0.1:8080\nmetrics_listen = [::1]:9470\n");
+    assert_string_equal(cfg->web_listen, "127.0.0.1:8080");
+    assert_string_equal(cfg->web_metrics_listen, "[::1]:9470");
+    config_free(cfg);
+    cfg = load_ok(MINIMAL "[web]\nlisten = 0.0.0.0:8443\ntls_cert = c.pem\ntls_key = k.pem\n"
+                          "password_file = p\n");
+    config_free(cfg);
+    load_fail(MINIMAL "[web]\nlisten = 0.0.0.0:8080\n",
+              "test.conf:4: [web] listen = 0.0.0.0:8080 is not a loopback address: it needs "
+              "tls_cert, tls_key and password_file");
+    load_fail(MINIMAL "[web]\nlisten = 127.0.0.1:8080\nmetrics_listen = 192.0.2.1:9470\n"
+                      "tls_cert = c.pem\ntls_key = k.pem\n",
+              "test.conf:5: [web] metrics_listen = 192.0.2.1:9470 is not a loopback address");
+    load_fail(MINIMAL "[web]\nlisten = 127.0.0.1:8080\ntls_cert = c.pem\n",
+              "test.conf:5: [web] tls_cert and tls_key go together");
+    load_fail(MINIMAL "[web]\nlisten = 127.0.0.1\n", "test.conf:4: [web] listen: '127.0.0.1': "
+                                                     "expected HOST:PORT");
+    load_fail(MINIMAL "[web]\nlisten = localhost:8080\n", "not a numeric address and port");
+    load_fail(MINIMAL "[web]\nlisten = 127.0.0.1:0\n", "the port must be 1-65535");
+    load_fail(MINIMAL "[web]\nlisten = 127.0.0.1:70000\n", "the port must be 1-65535");
+    load_fail(MINIMAL "[web]\nlisten = ::1:8080\n", "written in brackets");
+    char host[64];
+    int port = 0;
+    bool loopback = false;
+    char why[128];
+    assert_true(
+        config_parse_listen("[::1]:8080", host, sizeof(host), &port, &loopback, why, sizeof(why)));
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 8080);
+    assert_true(loopback);
+    assert_true(
+        config_parse_listen("127.5.6.7:1", host, sizeof(host), &port, &loopback, why, sizeof(why)));
+    assert_true(loopback);
+    assert_true(
+        config_parse_listen("[::]:1", host, sizeof(host), &port, &loopback, why, sizeof(why)));
+    assert_false(loopback);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_bind_names),
         cmocka_unit_test(test_every_key_documented),
         cmocka_unit_test(test_documented_example_loads),
+        cmocka_unit_test(test_web),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
