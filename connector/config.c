@@ -206,6 +206,11 @@ static const struct opt options[] = {
     {"daemon", "refused_bind_check", OPT_DURATION, OFF(daemon_refused_bind_check_ms), "10s", 1000,
      3600 * 1000, NULL, 0, NULL},
 
+    {"pwsync", "listen", OPT_STRING, OFF(pwsync_listen), NULL, 1, 300, NULL, 0, NULL},
+    {"pwsync", "tls_cert", OPT_STRING, OFF(pwsync_tls_cert), NULL, 1, PATH_MAX, NULL, 0, NULL},
+    {"pwsync", "tls_key", OPT_STRING, OFF(pwsync_tls_key), NULL, 1, PATH_MAX, NULL, 0, NULL},
+    {"pwsync", "client_ca", OPT_STRING, OFF(pwsync_client_ca), NULL, 1, PATH_MAX, NULL, 0, NULL},
+
     {"log", "level", OPT_ENUM, OFF(log_level), "info", 0, 0, log_level_names, 0, NULL},
     {"log", "target", OPT_ENUM, OFF(log_target), "stderr", 0, 0, log_target_names, 0, NULL},
 };
@@ -1020,6 +1025,13 @@ static void config_cross_check(struct config_parse *ps)
     if (!ps->failed && cfg->proxy_password_file != NULL && cfg->proxy_username == NULL)
         parse_fail(ps, LINE_OF("proxy", "password_file"), NULL,
                    "[proxy] password_file is set but username is not");
+    /* docs/password-sync.md: the password listener takes mutual TLS only. */
+    if (!ps->failed && cfg->pwsync_listen != NULL &&
+        (cfg->pwsync_tls_cert == NULL || cfg->pwsync_tls_key == NULL ||
+         cfg->pwsync_client_ca == NULL))
+        parse_fail(ps, LINE_OF("pwsync", "listen"), NULL,
+                   "[pwsync] listen needs tls_cert, tls_key and client_ca: password changes are "
+                   "taken over mutual TLS only");
 #undef LINE_OF
     if (!ps->failed && cfg->name == NULL) {
         char host[256] = "";

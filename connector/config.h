@@ -152,6 +152,12 @@ struct config {
     char *proxy_no_proxy;
     int64_t proxy_pac_ttl_ms; /* how long a resolved proxy list is kept per host */
 
+    /* [pwsync] (docs/password-sync.md) */
+    char *pwsync_listen;    /* HOST:PORT of the password change listener; NULL = off */
+    char *pwsync_tls_cert;  /* PEM server certificate chain */
+    char *pwsync_tls_key;   /* PEM private key */
+    char *pwsync_client_ca; /* PEM CA(s) whose client certificates are accepted */
+
     /* [log] */
     int log_level;  /* enum log_level */
     int log_target; /* enum log_target */
