@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "connector/pwsync.h"
+#include "connector/pwsync_ldif.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -42,7 +43,8 @@ static void rules(void **state)
     assert_false(ok(""));
     assert_true(ok("p\xc3\xa4ssw\xc3\xb6rd1")); /* 10 characters: lower, digit, non-ASCII */
     /* 7 characters in 9 bytes: short, whatever the byte count */
-    assert_false(ok("\xc3\xa4\xc3\xa4" "Ab1!x"));
+    assert_false(ok("\xc3\xa4\xc3\xa4"
+                    "Ab1!x"));
     char why[256];
     assert_false(pwsync_password_ok("short1A", 7, why, sizeof(why)));
     assert_non_null(strstr(why, "at least 8"));
@@ -82,6 +84,72 @@ static void parse(void **state)
         assert_int_not_equal(pwsync_change_parse(bad[i], strlen(bad[i]), &c, &err), DIRCONN_OK);
         assert_null(c.password);
         assert_null(strstr(err.msg, "S3cret-pw"));
+    }
+}
+
+/* --- the syncpasswords LDIF --------------------------------------------------------------- */
+
+static enum dirconn_err read_text(const char *text, struct pwsync_ldif *l,
+                                  struct dirconn_error *err)
+{
+    FILE *fp = fmemopen((void *)text, strlen(text), "r");
+    assert_non_null(fp);
+    enum dirconn_err e = pwsync_ldif_read(fp, l, err);
+    fclose(fp);
+    return e;
+}
+
+static void ldif(void **state)
+{
+    (void)state;
+    struct pwsync_ldif l;
+    struct dirconn_error err = {0};
+    /* as samba-tool writes it: the GUID as a string, the cleartext base64 ("Pa$$w0rd-\xc3\xa4") */
+    const char *rec = "# a comment\n"
+                      "dn: CN=Ann Lee,CN=Users,DC=samdom,DC=example,DC=com\n"
+                      "objectGUID: 7C5B0E59-0B2C-4A11-9D7E-2F2D4C0B9A01\n"
+                      "virtualClearTextUTF8:: UGEkJHcwcmQtw6Q=\n"
+                      "pwdLastSet: 133780000000000000\n"
+                      "userAccountControl: 512\n"
+                      "\n";
+    assert_int_equal(read_text(rec, &l, &err), DIRCONN_OK);
+    assert_string_equal(l.dn, "CN=Ann Lee,CN=Users,DC=samdom,DC=example,DC=com");
+    assert_string_equal(l.guid, "7c5b0e59-0b2c-4a11-9d7e-2f2d4c0b9a01");
+    assert_int_equal(l.len, 11);
+    assert_string_equal(l.password, "Pa$$w0rd-\xc3\xa4");
+    assert_true(l.pwd_last_set == 133780000000000000LL);
+    assert_int_equal(l.uac, 512);
+    pwsync_ldif_clear(&l);
+    assert_null(l.password);
+    /* a plain value, a folded line; no password at all (a userAccountControl change) */
+    assert_int_equal(read_text("dn: CN=B,DC=x\nobjectGUID: 7c5b0e59-0b2c-4a11-9d7e-2f2d4c0b9a02\n"
+                               "virtualClearTextUTF8: Plain-pass\n word1\n",
+                               &l, &err),
+                     DIRCONN_OK);
+    assert_string_equal(l.password, "Plain-password1");
+    pwsync_ldif_clear(&l);
+    assert_int_equal(read_text("dn: CN=C,DC=x\nobjectGUID: 7c5b0e59-0b2c-4a11-9d7e-2f2d4c0b9a03\n"
+                               "userAccountControl: 514\n",
+                               &l, &err),
+                     DIRCONN_OK);
+    assert_null(l.password);
+    assert_int_equal(l.uac, 514);
+    assert_int_equal(l.pwd_last_set, -1);
+    pwsync_ldif_clear(&l);
+    /* refused: nothing, no GUID, a bad GUID, a change record, a NUL in the password, garbage */
+    static const char *const bad[] = {
+        "",
+        "dn: CN=D,DC=x\nuserAccountControl: 512\n",
+        "dn: CN=D,DC=x\nobjectGUID: not-a-guid\n",
+        "dn: CN=D,DC=x\nchangetype: delete\n",
+        "dn: CN=D,DC=x\nobjectGUID: 7c5b0e59-0b2c-4a11-9d7e-2f2d4c0b9a04\n"
+        "virtualClearTextUTF8:: QUIAQ0Q=\n",
+        "this is not ldif\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_not_equal(read_text(bad[i], &l, &err), DIRCONN_OK);
+        assert_null(l.password);
+        assert_null(l.dn);
     }
 }
 
@@ -287,6 +355,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rules),
         cmocka_unit_test(parse),
+        cmocka_unit_test(ldif),
         cmocka_unit_test_setup_teardown(applied, setup, teardown),
         cmocka_unit_test_setup_teardown(refused, setup, teardown),
         cmocka_unit_test_setup_teardown(cloud_fails, setup, teardown),
