@@ -1393,6 +1393,7 @@ int main(int argc, char **argv)
     if (d->config_path == NULL || config_load(d->config_path, &d->cfg, &err) != DIRCONN_OK) {
         log_msg(&d->log, LOG_LEVEL_ERROR, "%s", d->config_path ? err.msg : "out of memory");
         free(d->config_path);
+        log_sink_close(&d->log); /* the repeat limiter */
         return dirconn_exit_code(DIRCONN_ECONFIG);
     }
     log_sink_reconfigure(&d->log, (enum log_level)d->cfg->log_level,

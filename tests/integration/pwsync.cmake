@@ -1,0 +1,1 @@
+dirconn_integration_test(pwsync_delivery pwsync_delivery.sh TIMEOUT 600)
