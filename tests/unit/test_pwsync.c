@@ -68,6 +68,9 @@ static void parse(void **state)
     assert_memory_equal(c.password, "S3cret-pw", 10);
     pwsync_change_clear(&c);
     assert_null(c.password);
+#define NUL_IN_PASSWORD                                                                            \
+    "dn: CN=D,DC=x\nobjectGUID: 7c5b0e59-0b2c-4a11-9d7e-2f2d4c0b9a04\n"                            \
+    "virtualClearTextUTF8:: QUIAQ0Q=\n"
     static const char *const bad[] = {
         "not json",
         "[]",
@@ -142,8 +145,7 @@ static void ldif(void **state)
         "dn: CN=D,DC=x\nuserAccountControl: 512\n",
         "dn: CN=D,DC=x\nobjectGUID: not-a-guid\n",
         "dn: CN=D,DC=x\nchangetype: delete\n",
-        "dn: CN=D,DC=x\nobjectGUID: 7c5b0e59-0b2c-4a11-9d7e-2f2d4c0b9a04\n"
-        "virtualClearTextUTF8:: QUIAQ0Q=\n",
+        NUL_IN_PASSWORD,
         "this is not ldif\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
