@@ -26,6 +26,7 @@
 #include "admin/admin_request.h"
 #include "admin/daemon_socket.h"
 #include "admin/web.h"
+#include "admin/pwsync_listener.h"
 #include "connector/platform.h"
 #include "connector/config.h"
 #include "connector/dir_status.h"
@@ -163,6 +164,7 @@ struct daemon {
         double seconds;
     } latency[WEB_LATENCY_MAX];
     size_t n_latency, latency_next;
+    struct pwsync_listener *pwsync; /* [pwsync] listen (pwsync_listener.h), or NULL */
 };
 
 static int64_t mono_ms(void)
@@ -782,6 +784,27 @@ static bool ha_start(struct daemon *d)
         return false;
     }
     return true;
+}
+
+/* pwsync_role_fn: what the password listener needs of the HA role (loop thread). */
+static void pwsync_role(void *arg, struct pwsync_role *r)
+{
+    struct daemon *d = arg;
+    r->active = ha_active_now(d);
+    if (d->ha == NULL) {
+        snprintf(r->self, sizeof(r->self), "%s", d->cfg->name);
+        snprintf(r->holder, sizeof(r->holder), "%s", d->cfg->name);
+        return;
+    }
+    struct ha_status hs = {0};
+    ha_election_status(d->ha, &hs);
+    snprintf(r->self, sizeof(r->self), "%s", hs.identity != NULL ? hs.identity : "");
+    snprintf(r->holder, sizeof(r->holder), "%s", hs.holder != NULL ? hs.holder : "");
+    ha_status_clear(&hs);
+    if (r->active) {
+        snprintf(r->fencing_token, sizeof(r->fencing_token), "%s", d->token);
+        r->write_deadline_ms = ha_election_write_deadline(d->ha);
+    }
 }
 
 static json_t *ha_json(struct daemon *d)
@@ -1720,6 +1743,12 @@ int main(int argc, char **argv)
         goto out;
     }
     mailer_set_active(d->mailer, d->active);
+    if (pwsync_listener_start(d->base, d->config_path, &d->log, d->proxy_shared, pwsync_role, d,
+                              &d->pwsync, &err) != DIRCONN_OK) {
+        log_msg(&d->log, LOG_LEVEL_ERROR, "%s", err.msg);
+        exit_code = dirconn_exit_code(err.code);
+        goto out;
+    }
     set_state(d, D_IDLE);
     schedule_full(d);
     schedule_incremental(d);
@@ -1735,6 +1764,8 @@ int main(int argc, char **argv)
     exit_code = 0;
     log_msg(&d->log, LOG_LEVEL_INFO, "dirconnd stopped");
 out:
+    pwsync_listener_stop(d->pwsync); /* before the election: its worker may be writing */
+    d->pwsync = NULL;
     if (d->running != REQ_NONE) {
         atomic_store(&d->cancel, true);
         pthread_join(d->worker, NULL);

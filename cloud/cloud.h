@@ -51,6 +51,7 @@ struct cloud_config {
     bool single_value;        /* a User holds at most one value per multi-valued attribute */
     bool group_patch_limited; /* Group PATCH: no replace, no remove of all members */
     bool etag_required;       /* PUT, PATCH, DELETE without If-Match: 428 (needs ETags) */
+    bool no_password;         /* the User attribute "password" is not served (not writable) */
     const char *profile;      /* --profile: the canonical name of the provider profile, or NULL */
     const char *const *omit_attrs; /* attributes not served (cloud_schema_omit), from the profile */
     enum log_level log_level;

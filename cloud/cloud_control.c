@@ -1,6 +1,7 @@
 /* cloud_control.c - OAuth token endpoint, connectors, lease, fencing, state, reports, stats. */
 #include "cloud/cloud_control.h"
 #include "cloud/cloud_hamode.h"
+#include "cloud/cloud_password.h"
 #include "cloud/cloud_schema.h"
 
 #include <ctype.h>
@@ -1245,6 +1246,89 @@ static void stats_get(struct cloud_req *req, const char *org)
     cloud_http_reply(req, 200, o, CT_JSON);
 }
 
+/* 1 when id is a User of org, else 0. */
+static int count_of_user(struct cloud_ctx *ctx, const char *org, const char *id)
+{
+    sqlite3_stmt *q = cloud_store_stmt(&ctx->store, CLOUD_STMT_RES_GET);
+    bind_text(q, 1, org);
+    bind_text(q, 2, id);
+    int n = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 0;
+    sqlite3_reset(q);
+    return n;
+}
+
+/*
+ * POST /password-check (admin): {"userName" | "id", "password"} -> whether the User's stored
+ * salted hash matches (docs/cloud-api.md 4.11). For tests and administrators; the cleartext
+ * is wiped after the comparison and never logged.
+ */
+static void password_check(struct cloud_req *req, const char *org)
+{
+    struct cloud_ctx *ctx = req->ctx;
+    if (!require_admin(req))
+        return;
+    json_t *b = parse_body(req, 0);
+    if (b == NULL)
+        return;
+    static const char *const allowed[] = {"userName", "id", "password", NULL};
+    json_t *un = json_object_get(b, "userName"), *idv = json_object_get(b, "id"),
+           *pw = json_object_get(b, "password");
+    const char *bad = NULL;
+    if (!json_is_object(b))
+        bad = "body must be an object";
+    else if (unknown_member(b, allowed) != NULL)
+        bad = "unknown member in body";
+    else if ((un == NULL) == (idv == NULL) || (un != NULL && !json_is_string(un)) ||
+             (idv != NULL && !json_is_string(idv)))
+        bad = "give exactly one of userName and id, as a string";
+    else if (!json_is_string(pw))
+        bad = "password must be a string";
+    char id[64] = "";
+    if (bad == NULL && idv != NULL) {
+        snprintf(id, sizeof(id), "%s", json_string_value(idv));
+    } else if (bad == NULL) {
+        char lc[512];
+        snprintf(lc, sizeof(lc), "%s", json_string_value(un));
+        for (char *c = lc; *c; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c - 'A' + 'a');
+        sqlite3_stmt *q = cloud_store_stmt(&ctx->store, CLOUD_STMT_RES_BY_USERNAME);
+        bind_text(q, 1, org);
+        bind_text(q, 2, lc);
+        if (sqlite3_step(q) == SQLITE_ROW)
+            snprintf(id, sizeof(id), "%s", (const char *)sqlite3_column_text(q, 0));
+        sqlite3_reset(q);
+    }
+    struct cloud_password_info info;
+    int rc = 0;
+    if (bad == NULL && id[0] != '\0')
+        rc = cloud_password_check(&ctx->store, org, id, json_string_value(pw),
+                                  json_string_length(pw), &info);
+    if (json_is_string(pw))
+        OPENSSL_cleanse((char *)json_string_value(pw), json_string_length(pw));
+    json_decref(b);
+    if (bad != NULL) {
+        cloud_http_api_error(req, 400, "invalidRequest", "%s", bad);
+        return;
+    }
+    if (id[0] == '\0' || count_of_user(ctx, org, id) == 0) {
+        cloud_http_api_error(req, 404, "notFound", "no such User in org '%s'", org);
+        return;
+    }
+    if (rc != 0) {
+        db_error(req);
+        return;
+    }
+    json_t *o = json_pack("{s:s, s:b, s:b, s:I}", "id", id, "passwordSet", info.set, "match",
+                          info.match, "changes", (json_int_t)info.changes);
+    if (info.set) {
+        char t[40];
+        cloud_format_time(info.set_ms, t, sizeof(t));
+        json_object_set_new(o, "setAt", json_string(t));
+    }
+    cloud_http_reply(req, 200, o, CT_JSON);
+}
+
 /* --- routing ----------------------------------------------------------------------------- */
 
 static void method_not_allowed(struct cloud_req *req, const char *allow)
@@ -1340,6 +1424,13 @@ void cloud_control_handle(struct cloud_req *req)
             hamode_put(req, org);
         else
             method_not_allowed(req, "GET, PUT");
+        return;
+    }
+    if (n == 1 && strcmp(p[0], "password-check") == 0) {
+        if (m == EVHTTP_REQ_POST)
+            password_check(req, org);
+        else
+            method_not_allowed(req, "POST");
         return;
     }
     if (n == 1 && strcmp(p[0], "stats") == 0) {

@@ -2,6 +2,7 @@
 #include "cloud/cloud_scim.h"
 
 #include <ctype.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "cloud/cloud_control.h"
 #include "cloud/cloud_filter.h"
+#include "cloud/cloud_password.h"
 #include "cloud/cloud_patch.h"
 
 #define CT_SCIM  "application/scim+json"
@@ -531,6 +533,49 @@ static int check_preconditions(long long version, const char *if_match, const ch
     return 0;
 }
 
+/*
+ * Keep the salted hash of a User's "password" (RFC 7643 4.1.1, writeOnly) found in the
+ * validated input, then wipe the cleartext in the input document. The schema check has
+ * refused a non-string value, and an omitted attribute (--no-password) as unknown.
+ */
+static int store_password(struct scim *s, const struct cloud_rtype_def *rt, const char *id,
+                          const json_t *input, struct op_result *r)
+{
+    if (rt->kind != CLOUD_RK_USER)
+        return 0;
+    json_t *pw = cloud_json_get_ci(input, "password", NULL);
+    if (!json_is_string(pw))
+        return 0;
+    size_t len = json_string_length(pw);
+    int rc = len == 0 ? fail(r, 400, "invalidValue", "'password' must not be empty")
+             : cloud_password_set(s->st, s->org, id, json_string_value(pw), len) != 0
+                 ? fail(r, 500, NULL, "password store error: %s", cloud_store_errmsg(s->st))
+                 : 0;
+    OPENSSL_cleanse((char *)json_string_value(pw), len);
+    return rc;
+}
+
+/* Wipe the "password" values of a PATCH request body (path "password" or a path-less value). */
+static void wipe_patch_passwords(const json_t *body)
+{
+    size_t i;
+    json_t *op;
+    json_array_foreach(json_object_get(body, "Operations"), i, op)
+    {
+        const char *path = json_string_value(cloud_json_get_ci(op, "path", NULL));
+        json_t *v = cloud_json_get_ci(op, "value", NULL);
+        if (path != NULL) {
+            size_t n = strlen(path);
+            if (n < 8 || strcasecmp(path + n - 8, "password") != 0)
+                continue;
+        } else {
+            v = cloud_json_get_ci(v, "password", NULL);
+        }
+        if (json_is_string(v))
+            OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+    }
+}
+
 static int op_create(struct scim *s, const struct cloud_rtype_def *rt, const json_t *body,
                      struct op_result *r)
 {
@@ -552,7 +597,8 @@ static int op_create(struct scim *s, const struct cloud_rtype_def *rt, const jso
         return -1;
     }
     long long now = cloud_now_ms();
-    if (res_save(s, rt, id, doc, true, 1, now, NULL, r) != 0) {
+    if (res_save(s, rt, id, doc, true, 1, now, NULL, r) != 0 ||
+        store_password(s, rt, id, body, r) != 0) {
         json_decref(doc);
         return -1;
     }
@@ -602,6 +648,8 @@ static int finish_update(struct scim *s, const struct cloud_rtype_def *rt, const
     }
     if (rc == 0)
         rc = res_save(s, rt, id, doc, false, version + 1, created, old, r);
+    if (rc == 0)
+        rc = store_password(s, rt, id, input, r);
     if (rc != 0) {
         json_decref(doc);
         return -1;
@@ -646,6 +694,7 @@ static int op_delete(struct scim *s, const struct cloud_rtype_def *rt, const cha
     sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
     ok = ok && cloud_store_exec(s->st, q) == SQLITE_DONE;
+    ok = ok && cloud_password_delete(s->st, s->org, id) == 0;
     q = cloud_store_stmt(s->st, CLOUD_STMT_RES_DELETE);
     sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
@@ -678,6 +727,7 @@ static int op_patch(struct scim *s, const struct cloud_rtype_def *rt, const char
         fail_err(r, &r->err);
     else
         rc = finish_update(s, rt, id, doc, old, version, created, r);
+    wipe_patch_passwords(body);
     json_decref(doc);
     json_decref(old);
     return rc;

@@ -61,7 +61,13 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS members("
     "  org TEXT NOT NULL, group_id TEXT NOT NULL, member_id TEXT NOT NULL,"
     "  PRIMARY KEY(org, group_id, member_id)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS members_member ON members(org, member_id);";
+    "CREATE INDEX IF NOT EXISTS members_member ON members(org, member_id);"
+    /* The salted hash of a User's password (cloud_password.h); a table of its own, so that
+     * databases written before it need no migration. */
+    "CREATE TABLE IF NOT EXISTS user_passwords("
+    "  org TEXT NOT NULL, id TEXT NOT NULL, salt BLOB NOT NULL, hash BLOB NOT NULL,"
+    "  iterations INTEGER NOT NULL, set_ms INTEGER NOT NULL, changes INTEGER NOT NULL,"
+    "  PRIMARY KEY(org, id)) WITHOUT ROWID;";
 
 enum dirconn_err cloud_store_open(struct cloud_store *st, const char *path, bool full,
                                   struct dirconn_error *err)

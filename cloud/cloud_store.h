@@ -95,7 +95,13 @@
                   "FROM members m JOIN resources r "                                               \
                   "ON r.org=m.org AND r.id=m.group_id WHERE m.org=?1 AND m.member_id=?2 "          \
                   "ORDER BY r.rowid")                                                              \
-    XX(MEMBER_GROUPS_OF, "SELECT group_id FROM members WHERE org=?1 AND member_id=?2")
+    XX(MEMBER_GROUPS_OF, "SELECT group_id FROM members WHERE org=?1 AND member_id=?2")             \
+    XX(PASSWORD_SET, "INSERT INTO user_passwords(org, id, salt, hash, iterations, set_ms, "        \
+                     "changes) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 1) ON CONFLICT(org, id) DO UPDATE "  \
+                     "SET salt=?3, hash=?4, iterations=?5, set_ms=?6, changes=changes+1")          \
+    XX(PASSWORD_GET, "SELECT salt, hash, iterations, set_ms, changes FROM user_passwords "         \
+                     "WHERE org=?1 AND id=?2")                                                     \
+    XX(PASSWORD_DELETE, "DELETE FROM user_passwords WHERE org=?1 AND id=?2")
 
 enum cloud_stmt {
 #define CLOUD_STMT_ENUM(name, sql) CLOUD_STMT_##name,

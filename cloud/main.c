@@ -97,6 +97,8 @@ static const struct opt options[] = {
      "emulate a provider whose Group PATCH has no replace and no remove-all"},
     {"etag-required", OPT_FLAG, CFG(etag_required), 0, 0, NULL,
      "emulate a provider that requires If-Match on PUT, PATCH and DELETE (428)"},
+    {"no-password", OPT_FLAG, CFG(no_password), 0, 0, NULL,
+     "emulate a provider without a writable User password attribute"},
     {"profile", OPT_PROFILE, CFG(profile), 0, 0, "NAME",
      "emulate a provider's published limits: aws-iam-identity-center (alias aws)"},
     {"fault-latency", OPT_DURATION_MS, CFG(fault.latency_ms), 0, 600000, "DURATION",
@@ -468,7 +470,16 @@ static int run(struct cloud_ctx *ctx, int argc, char **argv)
     cloud_fault_init(&ctx->fault, &ctx->cfg.fault);
     cloud_schema_configure(!ctx->cfg.no_enterprise_ext, !ctx->cfg.no_contacts);
     char omsg[256];
-    if (cloud_schema_omit(ctx->cfg.omit_attrs, omsg, sizeof(omsg)) != 0) {
+    /* --no-password adds the User's password to the profile's omitted attributes */
+    const char *omit[CLOUD_SCHEMA_MAX_OMIT + 1];
+    size_t nomit = 0;
+    for (const char *const *o = ctx->cfg.omit_attrs; o != NULL && *o != NULL; o++)
+        if (nomit < CLOUD_SCHEMA_MAX_OMIT - 1)
+            omit[nomit++] = *o;
+    if (ctx->cfg.no_password)
+        omit[nomit++] = CLOUD_SCHEMA_USER ":password";
+    omit[nomit] = NULL;
+    if (cloud_schema_omit(omit, omsg, sizeof(omsg)) != 0) {
         log_msg(&ctx->log, LOG_LEVEL_ERROR, "%s", omsg);
         return dirconn_exit_code(DIRCONN_ECONFIG);
     }

@@ -245,6 +245,10 @@ static const struct opt options[] = {
     {"reports", "timeout", OPT_DURATION, OFF(reports_timeout_ms), "30s", 1000, 600 * 1000, NULL, 0,
      NULL},
     {"reports", "retries", OPT_INT, OFF(reports_retries), "3", 0, 10, NULL, 0, NULL},
+    {"pwsync", "listen", OPT_STRING, OFF(pwsync_listen), NULL, 1, 300, NULL, 0, NULL},
+    {"pwsync", "tls_cert", OPT_STRING, OFF(pwsync_tls_cert), NULL, 1, PATH_MAX, NULL, 0, NULL},
+    {"pwsync", "tls_key", OPT_STRING, OFF(pwsync_tls_key), NULL, 1, PATH_MAX, NULL, 0, NULL},
+    {"pwsync", "client_ca", OPT_STRING, OFF(pwsync_client_ca), NULL, 1, PATH_MAX, NULL, 0, NULL},
 
     {"log", "level", OPT_ENUM, OFF(log_level), "info", 0, 0, log_level_names, 0, NULL},
     {"log", "target", OPT_ENUM, OFF(log_target), "stderr", 0, 0, log_target_names, 0, NULL},
@@ -1263,6 +1267,13 @@ static void config_cross_check(struct config_parse *ps)
         reports_cross_check(ps);
     if (!ps->failed)
         web_cross_check(ps);
+    /* docs/password-sync.md: the password listener takes mutual TLS only. */
+    if (!ps->failed && cfg->pwsync_listen != NULL &&
+        (cfg->pwsync_tls_cert == NULL || cfg->pwsync_tls_key == NULL ||
+         cfg->pwsync_client_ca == NULL))
+        parse_fail(ps, LINE_OF("pwsync", "listen"), NULL,
+                   "[pwsync] listen needs tls_cert, tls_key and client_ca: password changes are "
+                   "taken over mutual TLS only");
 #undef LINE_OF
     if (!ps->failed && cfg->name == NULL) {
         char host[256] = "";

@@ -181,6 +181,11 @@ struct config {
     char *web_tls_key;        /* PEM private key */
     char *web_username;       /* HTTP Basic user name (default "admin") */
     char *web_password_file;  /* the password (Basic) or bearer token; NULL = no actions */
+    /* [pwsync] (docs/password-sync.md) */
+    char *pwsync_listen;    /* HOST:PORT of the password change listener; NULL = off */
+    char *pwsync_tls_cert;  /* PEM server certificate chain */
+    char *pwsync_tls_key;   /* PEM private key */
+    char *pwsync_client_ca; /* PEM CA(s) whose client certificates are accepted */
 
     /* [log] */
     int log_level;  /* enum log_level */

@@ -197,6 +197,8 @@ static void request_free(struct scim_request *r)
     curl_slist_free_all(r->headers);
     free(r->method);
     free(r->url);
+    if (r->body != NULL) /* it may hold a password (pwsync.h): wiped, as every body */
+        OPENSSL_cleanse(r->body, r->body_len);
     free(r->body);
     free(r->if_match);
     free(r->resp);

@@ -217,6 +217,18 @@ static void test_errors_name_file_line(void **state)
               "test.conf:5: [ha] renew_interval must be shorter than lease_duration");
     load_fail(MINIMAL "[mapping]\ndisplayName = a\ndisplayName = b\n",
               "test.conf:5: [mapping] displayName: duplicate key (first set at line 4)");
+    /* the password listener: mutual TLS only */
+    load_fail(MINIMAL "[pwsync]\nlisten = 127.0.0.1:8732\n",
+              "test.conf:4: [pwsync] listen needs tls_cert, tls_key and client_ca");
+    load_fail(MINIMAL "[pwsync]\nlisten = 127.0.0.1:8732\ntls_cert = c.pem\ntls_key = k.pem\n",
+              "test.conf:4: [pwsync] listen needs tls_cert, tls_key and client_ca");
+    struct config *cfg = load_ok(MINIMAL "[pwsync]\nlisten = 127.0.0.1:8732\ntls_cert = c.pem\n"
+                                         "tls_key = k.pem\nclient_ca = ca.pem\n");
+    assert_string_equal(cfg->pwsync_client_ca, "ca.pem");
+    config_free(cfg);
+    cfg = load_ok(MINIMAL);
+    assert_null(cfg->pwsync_listen); /* off by default */
+    config_free(cfg);
 }
 
 /* A proxy URL with a password is refused at its line, and the password is not echoed. */

@@ -1,0 +1,2 @@
+dirconn_integration_test(pwsync_delivery pwsync_delivery.sh TIMEOUT 600)
+dirconn_integration_test(pwsync_adds pwsync_adds.sh TIMEOUT 1200 RESOURCE samba_adds)
