@@ -29,7 +29,7 @@
 struct sqlite3;
 
 /* Current schema version (PRAGMA user_version). */
-#define STATE_SCHEMA_VERSION 5
+#define STATE_SCHEMA_VERSION 6
 
 /* How the connector came to manage a cloud object. Only these may ever be deleted by it. */
 enum state_origin { STATE_ORIGIN_CREATED = 0, STATE_ORIGIN_ADOPTED = 1 };
@@ -44,6 +44,14 @@ struct state_object {
     char *record;      /* that record (canonical JSON), or NULL; for update diffs */
     enum state_origin origin;
     int64_t synced_at; /* Unix seconds of the last acknowledged write */
+    /*
+     * The cloud's version (ETag, RFC 7644 3.14: meta.version, else the ETag
+     * header) of the copy that holds record: the answer to the write that
+     * made it, or the copy a full sync read and found equal; NULL when not
+     * known. A full sync compares values only of the objects whose version in
+     * the inventory differs (a drift check at the cost of a selected list).
+     */
+    char *version;
 };
 
 struct state_watermark {
