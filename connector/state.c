@@ -474,6 +474,17 @@ enum dirconn_err state_object_foreach(struct state *st, int kind,
     return e;
 }
 
+bool state_object_has_version(struct state *st)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM objects WHERE version IS NOT NULL LIMIT 1", -1,
+                           &stmt, NULL) != SQLITE_OK)
+        return false;
+    bool found = sqlite3_step(stmt) == SQLITE_ROW;
+    sqlite3_finalize(stmt);
+    return found;
+}
+
 long state_object_count(struct state *st, int kind)
 {
     sqlite3_stmt *stmt = NULL;

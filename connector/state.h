@@ -148,6 +148,12 @@ enum dirconn_err state_object_foreach(struct state *st, int kind,
 enum dirconn_err state_object_find_dn(struct state *st, const char *dn, struct state_object *out,
                                       bool *found, struct dirconn_error *err);
 
+/*
+ * state_object_has_version - whether any object has a cloud version recorded (false on an
+ * error, or for a state that has none: empty, or just migrated from schema version 5).
+ */
+bool state_object_has_version(struct state *st);
+
 /* state_object_count - the number of objects of a kind (kind < 0: all), or -1 on error. */
 long state_object_count(struct state *st, int kind);
 

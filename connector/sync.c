@@ -99,8 +99,9 @@ struct sync_ctx {
     struct plan *unsent_plan;                       /* the plan the unsent targets were added to */
     struct record_path *scope_paths[PLAN_KIND_MAX]; /* the leaves each mapping produces */
     struct record_scope scope[PLAN_KIND_MAX];
-    bool drift_check;      /* full runs: the inventory reads values, matches are compared (drift) */
-    bool no_attr_select;   /* the provider refused an attributes= selection: read whole resources */
+    bool drift_check;    /* full runs: the inventory reads values, matches are compared (drift) */
+    bool no_attr_select; /* the provider refused an attributes= selection: read whole resources */
+    bool no_versions; /* full run: the state holds no cloud version (new, taken over, migrated) */
     long inventory_status; /* the HTTP status of the last failed inventory read, 0 = none */
     char *scim_base;
     unsigned kinds; /* bits of enum plan_kind being synchronised */
@@ -368,11 +369,13 @@ static const char *const inventory_attrs[2][PLAN_KIND_MAX] = {
  * (RFC 7644 3.14), or one that refused the attributes= selection. With
  * ETags the inventory lists the selection with meta.version, and only the
  * objects whose version is not the one the state holds are read whole
- * afterwards (fill_projections).
+ * afterwards (fill_projections); but a state without any version (new, an
+ * instance that took over with an empty state, or just migrated) would have
+ * every copy read again: the whole resources are listed at once.
  */
 static bool whole_inventory(const struct sync_ctx *c)
 {
-    return c->no_attr_select || (c->drift_check && !c->caps.etag);
+    return c->no_attr_select || (c->drift_check && (!c->caps.etag || c->no_versions));
 }
 
 /* The attributes= selection of an inventory read (RFC 7644 3.9), NULL = whole resources. */
@@ -1899,6 +1902,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         }
     }
     c->drift_check = !incremental;
+    c->no_versions = e == DIRCONN_OK && c->drift_check && !state_object_has_version(c->st);
     if (e == DIRCONN_OK)
         e = incremental ? load_targeted_inventory(c) : load_inventory(c, kinds);
     if (e == DIRCONN_OK && incremental) {

@@ -292,6 +292,11 @@ static void test_version_migration(void **state)
     assert_string_equal(got.record, "{}");
     assert_string_equal(got.hash, "abab");
     assert_null(got.version);
+    assert_false(state_object_has_version(st));
+    free(got.version);
+    got.version = strdup("W/\"4\"");
+    assert_int_equal(state_object_put(st, &got, NULL), DIRCONN_OK);
+    assert_true(state_object_has_version(st));
     state_object_clear(&got);
     state_close(st);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
