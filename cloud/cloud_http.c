@@ -116,8 +116,13 @@ static void log_request(struct cloud_req *req, int status)
     char ops[32] = "";
     if (req->patch_ops > 0)
         snprintf(ops, sizeof(ops), " ops=%ld", req->patch_ops);
-    log_msg(&req->ctx->log, LOG_LEVEL_INFO, "%s %s %d %.1fms connector=%s%s", req->method_name,
-            req->raw_path, status, ms, who, ops);
+    /* the query is not logged: say whether it selected attributes (RFC 7644 3.9) */
+    const char *sel = evhttp_find_header(&req->query, "attributes") != NULL ? " select=attributes"
+                      : evhttp_find_header(&req->query, "excludedAttributes") != NULL
+                          ? " select=excludedAttributes"
+                          : "";
+    log_msg(&req->ctx->log, LOG_LEVEL_INFO, "%s %s %d %.1fms connector=%s%s%s", req->method_name,
+            req->raw_path, status, ms, who, ops, sel);
 }
 
 static json_t *scim_error_json(int status, const char *scim_type, const char *detail)

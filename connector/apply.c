@@ -169,6 +169,17 @@ struct apply_op {
     bool gone;          /* 404 to an update: deleted in the cloud, look it up or create it */
     bool gone_handled;  /* and that was done: another 404 is a failure */
     bool recreated;     /* its cloud id changed in this run (found again or created again) */
+    /*
+     * The version (ETag) the answer to the write gave (new_version), and
+     * whether the copy it names holds the record in the mapping's scope
+     * (vouches): a creation, a PUT built from a fresh read, a PATCH diffed
+     * against a fresh read (drift), or a PATCH with If-Match of a copy whose
+     * version was the one the state held. Group updates do not vouch (their
+     * members change by later PATCHes), nor follow-ups, lookups and
+     * re-creations. Recorded in the state (state.h, version) only then.
+     */
+    char *new_version;
+    bool vouches;
 };
 
 struct batch {
@@ -187,6 +198,7 @@ static void op_clear(struct apply_op *o)
     free(o->version);
     free(o->sent);
     free(o->new_cloud_id);
+    free(o->new_version);
     json_decref(o->rest);
     json_decref(o->body);
     memset(o, 0, sizeof(*o));
@@ -306,6 +318,8 @@ static void on_write_done(void *arg, const struct scim_response *r)
         return;
     }
     o->ok = true;
+    free(o->new_version);
+    o->new_version = dup_or_null(version_of(r));
     if (o->create) {
         free(o->new_cloud_id);
         o->new_cloud_id = created_id(r);
@@ -356,6 +370,7 @@ static void find_created(struct apply *a, struct apply_op *o)
 {
     char path[2048];
     o->lookup = false;
+    o->vouches = false; /* what it finds may hold other values */
     if (!lookup_path(o, path)) {
         report_failure(a, o, "out of memory");
         return;
@@ -656,6 +671,8 @@ static enum dirconn_err commit_batch(struct apply *a, struct batch *b)
             .record = o->pending ? NULL : o->record,
             .origin = o->origin,
             .synced_at = (int64_t)time(NULL),
+            .version = o->vouches && !o->pending && !o->followup && o->rest == NULL ? o->new_version
+                                                                                    : NULL,
         };
         e = state_object_put(a->p.st, &so, a->err);
         if (e == DIRCONN_OK && o->recreated && o->kind != PLAN_CONTACT)
@@ -895,6 +912,13 @@ static void on_bulk_done(void *arg, const struct scim_response *r)
         }
         o->new_cloud_id = rid != NULL ? strdup(rid) : NULL;
         o->ok = o->new_cloud_id != NULL;
+        /* the operation's version (RFC 7644 3.7.3), else the resource's meta.version */
+        const char *ver = json_string_value(json_object_get(res, "version"));
+        if (ver == NULL)
+            ver = json_string_value(json_object_get(
+                json_object_get(json_object_get(res, "response"), "meta"), "version"));
+        free(o->new_version);
+        o->new_version = dup_or_null(ver);
         if (!o->ok)
             report_failure(a, o, "the bulk result names no location");
     }
@@ -1129,6 +1153,7 @@ static enum dirconn_err send_update(struct apply *a, struct apply_op *o)
     struct scim_response g;
     memset(&g, 0, sizeof(g));
     if (!a->p.caps.patch) {
+        o->vouches = true; /* the PUT is built from the copy read now */
         if (read_current(a, o, path, &g)) {
             json_t *body = put_body(a, o, g.body);
             e = body == NULL ? dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory")
@@ -1141,8 +1166,10 @@ static enum dirconn_err send_update(struct apply *a, struct apply_op *o)
         return e;
     }
     json_t *patch = NULL;
+    o->vouches = false;
     if (o->drift) {
         /* Diff against the cloud's copy as it is now, within the mapping's scope. */
+        o->vouches = o->kind != PLAN_GROUP;
         if (!read_current(a, o, path, &g)) {
             scim_response_clear(&g);
             json_decref(rec);
@@ -1157,6 +1184,10 @@ static enum dirconn_err send_update(struct apply *a, struct apply_op *o)
         bool known = false;
         state_object_get(a->p.st, o->external_id, &so, &known, NULL);
         patch = patch_for(a, o, rec, known ? so.record : NULL);
+        /* With If-Match of the version the state holds, the patched copy holds rec. */
+        o->vouches = o->kind != PLAN_GROUP && !o->followup && known && so.record != NULL &&
+                     so.version != NULL && o->version != NULL &&
+                     strcmp(so.version, o->version) == 0;
         state_object_clear(&so);
     }
     json_decref(rec);
@@ -1179,6 +1210,9 @@ static enum dirconn_err send_update(struct apply *a, struct apply_op *o)
     if (e == DIRCONN_OK && json_array_size(json_object_get(patch, "Operations")) == 0) {
         /* The cloud already holds these values (say, a changed member only). */
         o->ok = true;
+        free(o->new_version);
+        /* the copy left as it was: with its version, when that vouched for the old record */
+        o->new_version = o->drift ? NULL : dup_or_null(o->version);
         answered(a, o);
     } else if (e == DIRCONN_OK) {
         e = submit_write(a, o, "PATCH", path, patch, o->followup ? NULL : o->version, a->err);
@@ -1215,6 +1249,7 @@ static enum dirconn_err send_op(struct apply *a, struct apply_op *o, json_t **bu
     }
     o->sent = json_dumps(rec, JSON_COMPACT);
     o->create = true;
+    o->vouches = true; /* the created copy holds the record (groups: unless o->rest) */
     if (bulk_body != NULL) {
         *bulk_body = rec;
         return DIRCONN_OK;
@@ -1268,6 +1303,7 @@ static void retry_stale(struct apply *a, struct apply_op *o)
         json_decref(rec);
     } else if (strcmp(method, "PATCH") == 0) {
         body = json_incref(o->body);
+        o->vouches = false; /* the copy changed in the cloud: the PATCH may not cover it */
     }
     if (strcmp(method, "DELETE") != 0 && body == NULL) {
         report_failure(a, o, "out of memory");
@@ -1296,6 +1332,7 @@ static void recreate_gone(struct apply *a, struct apply_op *o)
 {
     o->gone = false;
     o->gone_handled = true;
+    o->vouches = false;
     log_msg(a->p.log, LOG_LEVEL_WARN,
             "%s: deleted in the cloud (404); looking it up by externalId, else creating it again",
             who(o));

@@ -22,6 +22,7 @@ struct plan {
     sqlite3_stmt *ins_cloud, *ins_dir, *ins_warning, *ins_item;
     sqlite3_stmt *dir_by_dn, *cloud_by_id, *cloud_by_ext, *cloud_by_name;
     sqlite3_stmt *ins_gone, *state_by_dn;
+    sqlite3_stmt *set_projection, *ins_same; /* prepared on first use */
     bool partial;   /* incremental: only the objects given are planned; deletions are explicit */
     EVP_MD *sha256; /* fetched once: EVP_sha256() makes each digest look the algorithm up again */
     struct plan_summary summary;
@@ -87,6 +88,8 @@ static const char schema_sql[] =
     "DROP TABLE IF EXISTS temp.plan_items;"
     "DROP TABLE IF EXISTS temp.plan_warnings;"
     "DROP TABLE IF EXISTS temp.plan_gone;"
+    "DROP TABLE IF EXISTS temp.plan_same;"
+    "CREATE TEMP TABLE plan_same (external_id TEXT PRIMARY KEY, version TEXT) WITHOUT ROWID;"
     "CREATE TEMP TABLE plan_gone (external_id TEXT PRIMARY KEY) WITHOUT ROWID;"
     "CREATE TEMP TABLE plan_cloud (kind INTEGER, id TEXT, name_lower TEXT, external_id TEXT,"
     "  is_admin INTEGER, version TEXT, projection TEXT, name TEXT);"
@@ -159,16 +162,16 @@ void plan_free(struct plan *p)
 {
     if (p == NULL)
         return;
-    sqlite3_stmt *all[] = {p->ins_cloud, p->ins_dir,     p->ins_warning,  p->ins_item,
-                           p->dir_by_dn, p->cloud_by_id, p->cloud_by_ext, p->cloud_by_name,
-                           p->ins_gone,  p->state_by_dn};
+    sqlite3_stmt *all[] = {p->ins_cloud, p->ins_dir,     p->ins_warning,    p->ins_item,
+                           p->dir_by_dn, p->cloud_by_id, p->cloud_by_ext,   p->cloud_by_name,
+                           p->ins_gone,  p->state_by_dn, p->set_projection, p->ins_same};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
     EVP_MD_free(p->sha256);
     sqlite3_exec(p->db,
                  "DROP TABLE IF EXISTS temp.plan_cloud; DROP TABLE IF EXISTS temp.plan_dir;"
                  "DROP TABLE IF EXISTS temp.plan_items; DROP TABLE IF EXISTS temp.plan_warnings;"
-                 "DROP TABLE IF EXISTS temp.plan_gone;",
+                 "DROP TABLE IF EXISTS temp.plan_gone; DROP TABLE IF EXISTS temp.plan_same;",
                  NULL, NULL, NULL);
     free(p);
 }
@@ -1347,6 +1350,118 @@ enum dirconn_err plan_mark_verified(struct plan *p, const char *external_id, boo
     return DIRCONN_OK;
 }
 
+/*
+ * The items whose cloud copy must be compared by value (see
+ * plan_projection_count): matches whose version in the inventory is not the
+ * one the state holds, and updates without an acknowledged record that
+ * verify_unacknowledged compares (adopted, or written without their record).
+ */
+#define NEEDS_PROJECTION                                                                           \
+    " FROM plan_items i LEFT JOIN objects o ON o.external_id = i.external_id"                      \
+    " WHERE i.kind = ?1 AND i.cloud_id IS NOT NULL AND ((i.op = ?2 AND (i.version IS NULL"         \
+    " OR o.version IS NULL OR i.version != o.version)) OR (i.op = ?3 AND i.old_record IS NULL"     \
+    " AND i.record IS NOT NULL AND i.drift = 0 AND i.origin = ?4))"
+
+static void bind_needs(sqlite3_stmt *s, enum plan_kind kind)
+{
+    sqlite3_bind_int(s, 1, kind);
+    sqlite3_bind_int(s, 2, PLAN_MATCH);
+    sqlite3_bind_int(s, 3, PLAN_UPDATE);
+    sqlite3_bind_int(s, 4, STATE_ORIGIN_CREATED);
+}
+
+enum dirconn_err plan_projection_count(struct plan *p, enum plan_kind kind, long *needed,
+                                       long *total, struct dirconn_error *err)
+{
+    *needed = *total = 0;
+    static const char *const sql[2] = {"SELECT count(*)" NEEDS_PROJECTION,
+                                       "SELECT count(*) FROM plan_cloud WHERE kind = ?1"};
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *s = NULL;
+        if (sqlite3_prepare_v2(p->db, sql[i], -1, &s, NULL) != SQLITE_OK)
+            return db_fail(p, err, "counting the objects to compare");
+        if (i == 0)
+            bind_needs(s, kind);
+        else
+            sqlite3_bind_int(s, 1, kind);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
+            *(i == 0 ? needed : total) = (long)sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+        if (rc != SQLITE_ROW)
+            return db_fail(p, err, "counting the objects to compare");
+    }
+    return DIRCONN_OK;
+}
+
+enum dirconn_err plan_projection_ids(struct plan *p, enum plan_kind kind, size_t max, char ***ids,
+                                     size_t *n, struct dirconn_error *err)
+{
+    *ids = NULL;
+    *n = 0;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(p->db, "SELECT DISTINCT i.cloud_id" NEEDS_PROJECTION " LIMIT ?5", -1, &s,
+                           NULL) != SQLITE_OK)
+        return db_fail(p, err, "listing the objects to compare");
+    bind_needs(s, kind);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)max);
+    char **v = max > 0 ? calloc(max, sizeof(*v)) : NULL;
+    enum dirconn_err e =
+        max > 0 && v == NULL ? dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory") : DIRCONN_OK;
+    int rc = SQLITE_DONE;
+    while (e == DIRCONN_OK && *n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        v[*n] = dup_col(s, 0);
+        if (v[(*n)++] == NULL)
+            e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    if (e == DIRCONN_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        e = db_fail(p, err, "listing the objects to compare");
+    sqlite3_finalize(s);
+    if (e != DIRCONN_OK) {
+        for (size_t i = 0; i < *n; i++)
+            free(v[i]);
+        free(v);
+        *n = 0;
+        return e;
+    }
+    *ids = v;
+    return DIRCONN_OK;
+}
+
+enum dirconn_err plan_set_cloud_projection(struct plan *p, enum plan_kind kind, const char *id,
+                                           const char *version, const char *projection,
+                                           struct dirconn_error *err)
+{
+    if (p->set_projection == NULL &&
+        sqlite3_prepare_v2(p->db,
+                           "UPDATE plan_cloud SET projection = ?3, version = coalesce(?4, version)"
+                           " WHERE kind = ?1 AND id = ?2",
+                           -1, &p->set_projection, NULL) != SQLITE_OK)
+        return db_fail(p, err, "recording a cloud copy");
+    sqlite3_stmt *s = p->set_projection;
+    sqlite3_bind_int(s, 1, kind);
+    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, projection, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, version, -1, SQLITE_STATIC);
+    return step_done(p, s, err, "recording a cloud copy");
+}
+
+enum dirconn_err plan_note_same(struct plan *p, enum plan_kind kind, const char *external_id,
+                                const char *cloud_id, struct dirconn_error *err)
+{
+    if (p->ins_same == NULL &&
+        sqlite3_prepare_v2(p->db,
+                           "INSERT OR REPLACE INTO plan_same SELECT ?3, version FROM plan_cloud"
+                           " WHERE kind = ?1 AND id = ?2 AND version IS NOT NULL LIMIT 1",
+                           -1, &p->ins_same, NULL) != SQLITE_OK)
+        return db_fail(p, err, "recording a comparison with the cloud");
+    sqlite3_stmt *s = p->ins_same;
+    sqlite3_bind_int(s, 1, kind);
+    sqlite3_bind_text(s, 2, cloud_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, external_id, -1, SQLITE_STATIC);
+    return step_done(p, s, err, "recording a comparison with the cloud");
+}
+
 enum dirconn_err plan_save_verified(struct plan *p, struct dirconn_error *err)
 {
     static const char sql[] =
@@ -1359,7 +1474,11 @@ enum dirconn_err plan_save_verified(struct plan *p, struct dirconn_error *err)
         "   AND i.op = 2 AND i.record IS NOT NULL), dn),"
         " synced_at = CAST(strftime('%s', 'now') AS INTEGER)"
         " WHERE external_id IN (SELECT external_id FROM plan_items WHERE op = 2"
-        "   AND record IS NOT NULL);";
+        "   AND record IS NOT NULL);"
+        /* the versions of the cloud copies compared and found equal (plan_note_same) */
+        "UPDATE objects SET"
+        " version = (SELECT s.version FROM plan_same s WHERE s.external_id = objects.external_id)"
+        " WHERE external_id IN (SELECT external_id FROM plan_same);";
     char *msg = NULL;
     if (sqlite3_exec(p->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         enum dirconn_err e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: verified: %s",

@@ -254,6 +254,46 @@ enum dirconn_err plan_add_cloud_projected(struct plan *p, enum plan_kind kind, c
 char *plan_cloud_projection(struct plan *p, enum plan_kind kind, const char *id);
 
 /*
+ * plan_projection_count - after plan_compute: *needed, the number of objects
+ * of kind whose cloud copy must be compared by value in a full sync because
+ * its version cannot vouch for it: matches whose version in the inventory
+ * is NULL or not the one the state holds (state.h, version), and updates
+ * without an acknowledged record (old_record NULL, origin created, not
+ * drift: the ones a caller compares before writing). *total: the objects of
+ * kind in the inventory. Errors: DIRCONN_ESTATE.
+ */
+enum dirconn_err plan_projection_count(struct plan *p, enum plan_kind kind, long *needed,
+                                       long *total, struct dirconn_error *err);
+
+/*
+ * plan_projection_ids - the cloud ids of at most max of those objects, in a
+ * new array *ids of *n malloc'd strings (the caller frees both). Errors:
+ * DIRCONN_ESTATE, DIRCONN_ENOMEM.
+ */
+enum dirconn_err plan_projection_ids(struct plan *p, enum plan_kind kind, size_t max, char ***ids,
+                                     size_t *n, struct dirconn_error *err);
+
+/*
+ * plan_set_cloud_projection - after plan_compute: record the projection
+ * hash of the cloud copy id read whole, and its version (NULL keeps the
+ * inventory's), in its inventory row; an id not in the inventory is
+ * ignored. Strings are copied. Errors: DIRCONN_ESTATE.
+ */
+enum dirconn_err plan_set_cloud_projection(struct plan *p, enum plan_kind kind, const char *id,
+                                           const char *version, const char *projection,
+                                           struct dirconn_error *err);
+
+/*
+ * plan_note_same - the object external_id (cloud copy cloud_id of kind) was
+ * compared by value with its cloud copy and found equal: plan_save_verified
+ * records the version of that copy in the state, so that the next full sync
+ * need not read it whole while that version holds. Nothing when the
+ * inventory has no version for it. Errors: DIRCONN_ESTATE.
+ */
+enum dirconn_err plan_note_same(struct plan *p, enum plan_kind kind, const char *external_id,
+                                const char *cloud_id, struct dirconn_error *err);
+
+/*
  * plan_mark_drift - turn the PLAN_MATCH item of external_id into a
  * PLAN_UPDATE with drift set and record (the state's acknowledged record,
  * copied) as its planned record: the cloud holds other values than the ones
@@ -302,7 +342,8 @@ enum dirconn_err plan_mark_verified(struct plan *p, const char *external_id, boo
 
 /*
  * plan_save_verified - record in the state the records (and hashes, DNs) of
- * the matches plan_mark_verified made: the cloud holds them already. Call
+ * the matches plan_mark_verified made: the cloud holds them already; and the
+ * versions plan_note_same noted. Call
  * inside the caller's transaction once the run's results are saved.
  * Errors: DIRCONN_ESTATE.
  */

@@ -107,6 +107,9 @@ static const char *const migrations[] = {
     "CREATE INDEX names_name ON names(name_lower);",
     /* 4 -> 5: the kind of an object to retry (-1: not known), for the shared state's retry list */
     "ALTER TABLE retry ADD COLUMN kind INTEGER NOT NULL DEFAULT -1;",
+    /* 5 -> 6: the cloud's version (ETag) of the copy last written or compared equal; an
+     * object without one is compared with a whole read of its cloud copy by the next full sync */
+    "ALTER TABLE objects ADD COLUMN version TEXT;",
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -346,9 +349,11 @@ static void read_object(sqlite3_stmt *stmt, struct state_object *o)
     o->origin = (enum state_origin)sqlite3_column_int(stmt, 6);
     o->synced_at = sqlite3_column_int64(stmt, 7);
     o->record = col_text(stmt, 8);
+    o->version = col_text(stmt, 9);
 }
 
-#define OBJECT_COLUMNS "external_id, kind, dn, cloud_id, name, hash, origin, synced_at, record"
+#define OBJECT_COLUMNS                                                                             \
+    "external_id, kind, dn, cloud_id, name, hash, origin, synced_at, record, version"
 
 static enum dirconn_err object_get_by(struct state *st, const char *sql, const char *key,
                                       struct state_object *out, bool *found,
@@ -398,10 +403,11 @@ enum dirconn_err state_object_put(struct state *st, const struct state_object *o
                                   struct dirconn_error *err)
 {
     static const char sql[] =
-        "INSERT INTO objects (" OBJECT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-        " ON CONFLICT(external_id) DO UPDATE SET kind = excluded.kind, dn = excluded.dn,"
+        "INSERT INTO objects (" OBJECT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+        " ?10) ON CONFLICT(external_id) DO UPDATE SET kind = excluded.kind, dn = excluded.dn,"
         " cloud_id = excluded.cloud_id, name = excluded.name, hash = excluded.hash,"
-        " origin = excluded.origin, synced_at = excluded.synced_at, record = excluded.record";
+        " origin = excluded.origin, synced_at = excluded.synced_at, record = excluded.record,"
+        " version = excluded.version";
     sqlite3_stmt *stmt = NULL;
     enum dirconn_err e = cached(st, sql, &stmt, err);
     if (e != DIRCONN_OK)
@@ -415,6 +421,7 @@ enum dirconn_err state_object_put(struct state *st, const struct state_object *o
     sqlite3_bind_int(stmt, 7, (int)o->origin);
     sqlite3_bind_int64(stmt, 8, o->synced_at);
     sqlite3_bind_text(stmt, 9, o->record, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 10, o->version, -1, SQLITE_STATIC);
     if (sqlite3_step(stmt) != SQLITE_DONE)
         e = db_error(st, err, "writing an object");
     cached_done(st, stmt);
@@ -467,6 +474,17 @@ enum dirconn_err state_object_foreach(struct state *st, int kind,
     return e;
 }
 
+bool state_object_has_version(struct state *st)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM objects WHERE version IS NOT NULL LIMIT 1", -1,
+                           &stmt, NULL) != SQLITE_OK)
+        return false;
+    bool found = sqlite3_step(stmt) == SQLITE_ROW;
+    sqlite3_finalize(stmt);
+    return found;
+}
+
 long state_object_count(struct state *st, int kind)
 {
     sqlite3_stmt *stmt = NULL;
@@ -489,6 +507,7 @@ void state_object_clear(struct state_object *o)
     free(o->name);
     free(o->hash);
     free(o->record);
+    free(o->version);
     memset(o, 0, sizeof(*o));
 }
 

@@ -29,7 +29,7 @@
 struct sqlite3;
 
 /* Current schema version (PRAGMA user_version). */
-#define STATE_SCHEMA_VERSION 5
+#define STATE_SCHEMA_VERSION 6
 
 /* How the connector came to manage a cloud object. Only these may ever be deleted by it. */
 enum state_origin { STATE_ORIGIN_CREATED = 0, STATE_ORIGIN_ADOPTED = 1 };
@@ -44,6 +44,14 @@ struct state_object {
     char *record;      /* that record (canonical JSON), or NULL; for update diffs */
     enum state_origin origin;
     int64_t synced_at; /* Unix seconds of the last acknowledged write */
+    /*
+     * The cloud's version (ETag, RFC 7644 3.14: meta.version, else the ETag
+     * header) of the copy that holds record: the answer to the write that
+     * made it, or the copy a full sync read and found equal; NULL when not
+     * known. A full sync compares values only of the objects whose version in
+     * the inventory differs (a drift check at the cost of a selected list).
+     */
+    char *version;
 };
 
 struct state_watermark {
@@ -139,6 +147,12 @@ enum dirconn_err state_object_foreach(struct state *st, int kind,
  */
 enum dirconn_err state_object_find_dn(struct state *st, const char *dn, struct state_object *out,
                                       bool *found, struct dirconn_error *err);
+
+/*
+ * state_object_has_version - whether any object has a cloud version recorded (false on an
+ * error, or for a state that has none: empty, or just migrated from schema version 5).
+ */
+bool state_object_has_version(struct state *st);
 
 /* state_object_count - the number of objects of a kind (kind < 0: all), or -1 on error. */
 long state_object_count(struct state *st, int kind);

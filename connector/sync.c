@@ -100,8 +100,9 @@ struct sync_ctx {
     struct plan *unsent_plan;                       /* the plan the unsent targets were added to */
     struct record_path *scope_paths[PLAN_KIND_MAX]; /* the leaves each mapping produces */
     struct record_scope scope[PLAN_KIND_MAX];
-    bool drift_check;      /* full runs: the inventory reads values, matches are compared (drift) */
-    bool no_attr_select;   /* the provider refused an attributes= selection: read whole resources */
+    bool drift_check;    /* full runs: the inventory reads values, matches are compared (drift) */
+    bool no_attr_select; /* the provider refused an attributes= selection: read whole resources */
+    bool no_versions; /* full run: the state holds no cloud version (new, taken over, migrated) */
     long inventory_status; /* the HTTP status of the last failed inventory read, 0 = none */
     char *scim_base;
     unsigned kinds; /* bits of enum plan_kind being synchronised */
@@ -318,6 +319,8 @@ struct inventory_ctx {
     struct sync_ctx *c;
     enum plan_kind kind;
     enum dirconn_err e;
+    bool project; /* whole resources of a full run: record each one's projection (drift) */
+    bool fill;    /* after the plan: only the projection and version of known rows (fill) */
 };
 
 static bool is_admin(json_t *res)
@@ -348,10 +351,15 @@ static int inventory_one(void *arg, json_t *res)
         return 0;
     char hex[RECORD_HASH_LEN];
     bool projected =
-        ic->c->drift_check && ext != NULL &&
+        ic->project && ext != NULL &&
         record_projection_hash(res, &ic->c->scope[ic->kind], ic->kind == PLAN_GROUP, hex);
-    ic->e = plan_add_cloud_projected(ic->c->plan, ic->kind, id, name, ext, is_admin(res), version,
-                                     projected ? hex : NULL, ic->c->err);
+    if (ic->fill)
+        ic->e = projected
+                    ? plan_set_cloud_projection(ic->c->plan, ic->kind, id, version, hex, ic->c->err)
+                    : DIRCONN_OK;
+    else
+        ic->e = plan_add_cloud_projected(ic->c->plan, ic->kind, id, name, ext, is_admin(res),
+                                         version, projected ? hex : NULL, ic->c->err);
     return ic->e != DIRCONN_OK;
 }
 
@@ -362,10 +370,25 @@ static const char *const inventory_attrs[2][PLAN_KIND_MAX] = {
      "id,displayName,externalId,meta.version"},
     {"id,userName,externalId,roles", "id,displayName,externalId", "id,displayName,externalId"}};
 
+/*
+ * Whether a full run's inventory reads whole resources, to compare every
+ * match with its cloud copy (detect_drift): with a provider without ETags
+ * (RFC 7644 3.14), or one that refused the attributes= selection. With
+ * ETags the inventory lists the selection with meta.version, and only the
+ * objects whose version is not the one the state holds are read whole
+ * afterwards (fill_projections); but a state without any version (new, an
+ * instance that took over with an empty state, or just migrated) would have
+ * every copy read again: the whole resources are listed at once.
+ */
+static bool whole_inventory(const struct sync_ctx *c)
+{
+    return c->no_attr_select || (c->drift_check && (!c->caps.etag || c->no_versions));
+}
+
 /* The attributes= selection of an inventory read (RFC 7644 3.9), NULL = whole resources. */
 static const char *inventory_select(const struct sync_ctx *c, enum plan_kind kind)
 {
-    if (c->drift_check || c->no_attr_select)
+    if (whole_inventory(c))
         return NULL; /* a full run reads the values too, to see drift (detect_drift) */
     return inventory_attrs[c->caps.etag ? 0 : 1][kind];
 }
@@ -376,10 +399,10 @@ static const char *inventory_select(const struct sync_ctx *c, enum plan_kind kin
  * maps that a provider computes for each user it returns. A provider that
  * refuses the parameter (one probe per run, count=1) gets plain reads.
  */
-static const char *inventory_path(struct sync_ctx *c, enum plan_kind kind)
+static const char *inventory_path(struct sync_ctx *c, enum plan_kind kind, bool whole)
 {
     static const char *const users_without_groups = "/Users?excludedAttributes=groups";
-    if (kind != PLAN_USER || !c->drift_check || c->no_attr_select)
+    if (kind != PLAN_USER || !whole || !c->drift_check || c->no_attr_select)
         return resource_paths[kind];
     struct scim_response r;
     enum dirconn_err e = scim_request_sync(
@@ -398,10 +421,12 @@ static enum dirconn_err load_inventory_kinds(struct sync_ctx *c, unsigned kinds)
     for (int k = 0; k < PLAN_KIND_MAX; k++) {
         if (!(kinds & (1u << k)))
             continue;
-        struct inventory_ctx ic = {c, (enum plan_kind)k, DIRCONN_OK};
-        enum dirconn_err e = scim_list_all(c->scim, inventory_path(c, (enum plan_kind)k), NULL,
-                                           inventory_select(c, (enum plan_kind)k), c->caps.page,
-                                           inventory_one, &ic, c->err);
+        const char *sel = inventory_select(c, (enum plan_kind)k);
+        struct inventory_ctx ic = {c, (enum plan_kind)k, DIRCONN_OK, c->drift_check && sel == NULL,
+                                   false};
+        enum dirconn_err e =
+            scim_list_all(c->scim, inventory_path(c, (enum plan_kind)k, sel == NULL), NULL, sel,
+                          c->caps.page, inventory_one, &ic, c->err);
         if (ic.e != DIRCONN_OK)
             return ic.e;
         if (e != DIRCONN_OK)
@@ -1058,6 +1083,7 @@ static enum dirconn_err inventory_get(struct sync_ctx *c, enum plan_kind kind, c
                 r.error);
         c->no_attr_select = true;
         sel[-1] = '\0'; /* drop "?attributes=..." or "&attributes=..." */
+        sel = NULL;
         scim_response_clear(&r);
         rc = scim_request_sync(c->scim, "GET", path, NULL, NULL, &r);
     }
@@ -1068,7 +1094,7 @@ static enum dirconn_err inventory_get(struct sync_ctx *c, enum plan_kind kind, c
         scim_response_clear(&r);
         return e;
     }
-    struct inventory_ctx ic = {c, kind, DIRCONN_OK};
+    struct inventory_ctx ic = {c, kind, DIRCONN_OK, c->drift_check && sel == NULL, false};
     json_t *list = json_object_get(r.body, "Resources");
     if (list != NULL) {
         size_t i;
@@ -1361,10 +1387,11 @@ static enum dirconn_err save_progress(struct sync_ctx *c, bool full, const struc
         bool found = false;
         if (e == DIRCONN_OK)
             e = state_object_get(c->st, f->id, &so, &found, c->err);
-        if (e == DIRCONN_OK && found && so.record != NULL) {
+        if (e == DIRCONN_OK && found && (so.record != NULL || so.version != NULL)) {
             free(so.hash);
             free(so.record);
-            so.hash = so.record = NULL;
+            free(so.version);
+            so.hash = so.record = so.version = NULL;
             e = state_object_put(c->st, &so, c->err);
         }
         state_object_clear(&so);
@@ -1424,9 +1451,12 @@ static int drift_item(void *arg, const struct plan_item *it)
         char hex[RECORD_HASH_LEN];
         if (rec != NULL) {
             json_object_set_new(rec, "externalId", json_string(it->external_id));
-            if (record_projection_hash(rec, &c->scope[it->kind], it->kind == PLAN_GROUP, hex) &&
-                strcmp(hex, cloud) != 0)
-                id_list_add(&w->found, it->external_id, it->dn, it->kind, so.record, false);
+            if (record_projection_hash(rec, &c->scope[it->kind], it->kind == PLAN_GROUP, hex)) {
+                if (strcmp(hex, cloud) != 0)
+                    id_list_add(&w->found, it->external_id, it->dn, it->kind, so.record, false);
+                else
+                    w->e = plan_note_same(c->plan, it->kind, it->external_id, it->cloud_id, c->err);
+            }
         }
         json_decref(rec);
     }
@@ -1507,9 +1537,18 @@ static int verify_item(void *arg, const struct plan_item *it)
     bool ok = true;
     if (rec != NULL) {
         json_object_set_new(rec, "externalId", json_string(it->external_id));
-        if (record_projection_hash(rec, &c->scope[it->kind], it->kind == PLAN_GROUP, hex))
-            ok = id_list_add(strcmp(hex, cloud) == 0 ? &w->same : &w->differ, it->external_id, NULL,
-                             it->kind, NULL, false);
+        if (record_projection_hash(rec, &c->scope[it->kind], it->kind == PLAN_GROUP, hex)) {
+            bool same = strcmp(hex, cloud) == 0;
+            ok = id_list_add(same ? &w->same : &w->differ, it->external_id, NULL, it->kind, NULL,
+                             false);
+            if (ok && same &&
+                plan_note_same(c->plan, it->kind, it->external_id, it->cloud_id, c->err) !=
+                    DIRCONN_OK) {
+                json_decref(rec);
+                free(cloud);
+                return 1;
+            }
+        }
     }
     json_decref(rec);
     free(cloud);
@@ -1533,6 +1572,136 @@ static enum dirconn_err verify_unacknowledged(struct sync_ctx *c)
                 w.same.n + w.differ.n, w.same.n, w.differ.n);
     id_list_free(&w.same);
     id_list_free(&w.differ);
+    return e;
+}
+
+/*
+ * The cloud copies a full run compares by value when the inventory was a
+ * selection with meta.version (whole_inventory false): those whose version
+ * is not the one the state holds, and the ones verify_unacknowledged
+ * compares (plan_projection_count). An object whose version is the one the
+ * state holds cannot have changed since dirconn wrote it or found it equal.
+ * Up to PROJECTION_GET_MAX of a kind, and at most a quarter of the kind, are
+ * read one by one (GET by id, pipelined through the client); more, and the
+ * kind is listed whole, as when the provider has no ETags.
+ */
+#define PROJECTION_GET_MAX 1000
+
+struct projection_get {
+    struct sync_ctx *c;
+    enum plan_kind kind;
+    char *id;
+    enum dirconn_err *e;
+};
+
+static void on_projection_read(void *arg, const struct scim_response *r)
+{
+    struct projection_get *g = arg;
+    struct sync_ctx *c = g->c;
+    if (*g->e == DIRCONN_OK && r->code == DIRCONN_OK) {
+        const char *version =
+            json_string_value(json_object_get(json_object_get(r->body, "meta"), "version"));
+        char hex[RECORD_HASH_LEN];
+        if (json_string_value(json_object_get(r->body, "externalId")) != NULL &&
+            record_projection_hash(r->body, &c->scope[g->kind], g->kind == PLAN_GROUP, hex))
+            *g->e = plan_set_cloud_projection(c->plan, g->kind, g->id,
+                                              version != NULL ? version : r->etag, hex, c->err);
+    } else if (*g->e == DIRCONN_OK && r->status != 404) {
+        /* 404: deleted since the inventory; the next sync sees it gone */
+        *g->e = dirconn_error_set(c->err, r->code, "%s", r->error);
+    }
+    free(g->id);
+    free(g);
+}
+
+static enum dirconn_err read_one_by_one(struct sync_ctx *c, enum plan_kind kind, size_t max)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    enum dirconn_err e = plan_projection_ids(c->plan, kind, max, &ids, &n, c->err);
+    enum dirconn_err cb = DIRCONN_OK;
+    size_t i = 0;
+    for (; i < n && e == DIRCONN_OK; i++) {
+        struct projection_get *g = malloc(sizeof(*g));
+        char *esc = scim_url_escape(ids[i]);
+        if (g == NULL || esc == NULL) {
+            free(g);
+            curl_free(esc);
+            e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+            break;
+        }
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/%s", resource_paths[kind], esc);
+        curl_free(esc);
+        *g = (struct projection_get){c, kind, ids[i], &cb};
+        ids[i] = NULL; /* g owns it now */
+        e = scim_submit(c->scim, "GET", path, NULL, NULL, on_projection_read, g, c->err);
+        if (e != DIRCONN_OK) {
+            free(g->id);
+            free(g);
+        }
+    }
+    if (i > 0) {
+        /* the requests queued run to their end, even after an error (their callbacks free) */
+        struct dirconn_error rerr;
+        enum dirconn_err re = scim_run(c->scim, e == DIRCONN_OK ? c->err : &rerr);
+        if (e == DIRCONN_OK)
+            e = re != DIRCONN_OK ? re : cb;
+    }
+    for (size_t k = 0; k < n; k++)
+        free(ids[k]);
+    free(ids);
+    return e;
+}
+
+static enum dirconn_err fill_projections(struct sync_ctx *c)
+{
+    if (!c->drift_check || whole_inventory(c))
+        return DIRCONN_OK; /* every copy was read whole with the inventory */
+    enum dirconn_err e = DIRCONN_OK;
+    for (int k = 0; k < PLAN_KIND_MAX && e == DIRCONN_OK; k++) {
+        if (!(c->kinds & (1u << k)))
+            continue;
+        long needed = 0, total = 0;
+        e = plan_projection_count(c->plan, (enum plan_kind)k, &needed, &total, c->err);
+        if (e != DIRCONN_OK || needed == 0)
+            continue;
+        long bound = total / 4 < PROJECTION_GET_MAX ? total / 4 : PROJECTION_GET_MAX;
+        double t0 = now_s();
+        bool one_by_one = needed <= bound;
+        if (one_by_one) {
+            e = read_one_by_one(c, (enum plan_kind)k, (size_t)needed);
+        } else {
+            struct inventory_ctx ic = {c, (enum plan_kind)k, DIRCONN_OK, true, true};
+            e = scim_list_all(c->scim, inventory_path(c, (enum plan_kind)k, true), NULL, NULL,
+                              c->caps.page, inventory_one, &ic, c->err);
+            if (ic.e != DIRCONN_OK)
+                e = ic.e;
+        }
+        if (e == DIRCONN_OK)
+            log_msg(c->log, LOG_LEVEL_DEBUG,
+                    "cloud: %ld of %ld %ss compared by value (version not the one recorded), "
+                    "read %s in %.2f s",
+                    needed, total, plan_kind_name((enum plan_kind)k),
+                    one_by_one ? "one by one" : "with a whole list", now_s() - t0);
+    }
+    return e;
+}
+
+/* The comparisons of a full run with the cloud, in one transaction (the plan's rows). */
+static enum dirconn_err compare_with_cloud(struct sync_ctx *c)
+{
+    enum dirconn_err e = state_begin(c->st, c->err);
+    if (e != DIRCONN_OK)
+        return e;
+    e = fill_projections(c);
+    if (e == DIRCONN_OK)
+        e = detect_drift(c);
+    if (e == DIRCONN_OK)
+        e = verify_unacknowledged(c);
+    if (e == DIRCONN_OK)
+        return state_commit(c->st, c->err);
+    state_rollback(c->st);
     return e;
 }
 
@@ -1840,6 +2009,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         }
     }
     c->drift_check = !incremental;
+    c->no_versions = e == DIRCONN_OK && c->drift_check && !state_object_has_version(c->st);
     if (e == DIRCONN_OK)
         e = incremental ? load_targeted_inventory(c) : load_inventory(c, kinds);
     if (e == DIRCONN_OK && incremental) {
@@ -1873,9 +2043,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     if (e == DIRCONN_OK)
         e = plan_compute(c->plan, kinds, err);
     if (e == DIRCONN_OK && c->drift_check)
-        e = detect_drift(c);
-    if (e == DIRCONN_OK && c->drift_check)
-        e = verify_unacknowledged(c);
+        e = compare_with_cloud(c);
     if (e == DIRCONN_OK)
         log_msg(log, LOG_LEVEL_DEBUG, "plan computed in %.2f s", now_s() - tp);
     if (e == DIRCONN_OK) {

@@ -837,9 +837,72 @@ static void stale_patch_is_read_again_and_retried(void **state)
     bool found = false;
     struct state_object o = get_state("U", &found);
     assert_non_null(strstr(o.record, "\"title\":\"B\""));
+    assert_null(o.version); /* the PATCH went over a copy changed in the cloud: no version */
     state_object_clear(&o);
     apply_free(a);
     plan_free(p);
+}
+
+/* The state's version of U (state.h), as the last sync recorded it. */
+static void set_version(const char *ext, const char *version)
+{
+    bool found = false;
+    struct state_object o = get_state(ext, &found);
+    assert_true(found);
+    free(o.version);
+    o.version = version != NULL ? strdup(version) : NULL;
+    assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
+    state_object_clear(&o);
+}
+
+/*
+ * The version a write's answer gives is recorded when the written copy holds the record:
+ * a creation (meta.version of the body), a PATCH with If-Match of the version the state
+ * held (the ETag header of a bodiless answer); not a PATCH over a copy whose version is
+ * not the one the state held (edited in the cloud since: it may hold other values).
+ */
+static void versions_recorded_from_answers(void **state)
+{
+    (void)state;
+    struct cloud_caps caps = etag_caps();
+    struct dirconn_error err = {0};
+    struct scim_port port;
+    bool found = false;
+
+    struct plan *p = plan_one_add();
+    struct answer add[] = {
+        ANSWER("POST", "/Users", 201, "{\"id\":\"n1\",\"meta\":{\"version\":\"W/\\\"1\\\"\"}}"),
+        {0}};
+    struct apply *a = start(p, add, &caps, false, &port);
+    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_USER, &err), DIRCONN_OK);
+    struct state_object o = get_state("U1", &found);
+    assert_true(found);
+    assert_string_equal(o.cloud_id, "n1");
+    assert_string_equal(o.version, "W/\"1\"");
+    state_object_clear(&o);
+    apply_free(a);
+    plan_free(p);
+    fake_clear(&fake);
+
+    for (int edited = 0; edited < 2; edited++) {
+        p = plan_title_change(); /* the inventory has U at W/"1" */
+        set_version("U", edited ? "W/\"0\"" : "W/\"1\"");
+        struct answer patch[] = {ANSWER("PATCH", "/Users/cU", 200, NULL, .etag = "W/\"2\""), {0}};
+        a = start(p, patch, &caps, false, &port);
+        assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+        assert_int_equal(fake.n, 1);
+        assert_string_equal(fake.req[0].if_match, "W/\"1\"");
+        o = get_state("U", &found);
+        assert_non_null(strstr(o.record, "\"title\":\"B\""));
+        if (edited)
+            assert_null(o.version);
+        else
+            assert_string_equal(o.version, "W/\"2\"");
+        state_object_clear(&o);
+        apply_free(a);
+        plan_free(p);
+        fake_clear(&fake);
+    }
 }
 
 /* A second 412: a failure of the object, reported; nothing recorded, no third attempt. */
@@ -1145,6 +1208,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(title_change_is_one_operation, setup, teardown),
         cmocka_unit_test_setup_teardown(membership_change_is_add_and_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(stale_patch_is_read_again_and_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(versions_recorded_from_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(second_412_is_a_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(stale_put_is_rebuilt_from_the_fresh_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(gone_on_patch_is_created_again, setup, teardown),

@@ -767,6 +767,83 @@ static void test_member_changes(void **state)
     plan_free(p);
 }
 
+/*
+ * The matches whose cloud copy a full sync compares by value: version NULL or not the one
+ * the state holds; a copy recorded later (plan_set_cloud_projection) and noted equal
+ * (plan_note_same) gives the state its version.
+ */
+static void test_projection_needed_by_version(void **state)
+{
+    (void)state;
+    const char *ids[3] = {"V1", "V2", "V3"};
+    const char *stored[3] = {"W/\"1\"", "W/\"1\"", NULL};
+    const char *inventory[3] = {"W/\"1\"", "W/\"2\"", "W/\"1\""};
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    for (int i = 0; i < 3; i++) {
+        char mail[32], cid[8];
+        snprintf(mail, sizeof(mail), "%s@x.com", ids[i]);
+        snprintf(cid, sizeof(cid), "c%s", ids[i]);
+        json_t *rec = user(mail, ids[i]);
+        char *text, hash[65];
+        record_of(rec, &text, hash);
+        put_state(ids[i], 0, ids[i], cid, text, hash);
+        struct state_object o = {0};
+        bool found = false;
+        assert_int_equal(state_object_get(st, ids[i], &o, &found, NULL), DIRCONN_OK);
+        o.version = stored[i] != NULL ? strdup(stored[i]) : NULL;
+        assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
+        state_object_clear(&o);
+        assert_int_equal(plan_add_cloud(p, PLAN_USER, cid, mail, ids[i], false, inventory[i], NULL),
+                         DIRCONN_OK);
+        assert_int_equal(
+            plan_add_dir(p, PLAN_USER, ids[i], ids[i], mail, rec, NULL, NULL, 0, NULL, NULL),
+            DIRCONN_OK);
+        json_decref(rec);
+        free(text);
+    }
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+    assert_int_equal(plan_get_summary(p)->count[PLAN_MATCH], 3);
+    long needed = -1, total = -1;
+    assert_int_equal(plan_projection_count(p, PLAN_USER, &needed, &total, NULL), DIRCONN_OK);
+    assert_int_equal(needed, 2); /* V2 (another version), V3 (none recorded) */
+    assert_int_equal(total, 3);
+    assert_int_equal(plan_projection_count(p, PLAN_GROUP, &needed, &total, NULL), DIRCONN_OK);
+    assert_int_equal(needed, 0);
+    char **v = NULL;
+    size_t n = 0;
+    assert_int_equal(plan_projection_ids(p, PLAN_USER, 10, &v, &n, NULL), DIRCONN_OK);
+    assert_int_equal(n, 2);
+    bool saw2 = false, saw3 = false;
+    for (size_t i = 0; i < n; i++) {
+        saw2 = saw2 || strcmp(v[i], "cV2") == 0;
+        saw3 = saw3 || strcmp(v[i], "cV3") == 0;
+        free(v[i]);
+    }
+    free(v);
+    assert_true(saw2 && saw3);
+    /* V2 read whole at version 3 and found equal: its version is recorded; V3's is not noted */
+    assert_int_equal(plan_set_cloud_projection(p, PLAN_USER, "cV2", "W/\"3\"", "abc", NULL),
+                     DIRCONN_OK);
+    char *proj = plan_cloud_projection(p, PLAN_USER, "cV2");
+    assert_string_equal(proj, "abc");
+    free(proj);
+    assert_int_equal(plan_note_same(p, PLAN_USER, "V2", "cV2", NULL), DIRCONN_OK);
+    assert_int_equal(plan_save_verified(p, NULL), DIRCONN_OK);
+    const char *want[3] = {"W/\"1\"", "W/\"3\"", NULL};
+    for (int i = 0; i < 3; i++) {
+        struct state_object o = {0};
+        bool found = false;
+        assert_int_equal(state_object_get(st, ids[i], &o, &found, NULL), DIRCONN_OK);
+        if (want[i] == NULL)
+            assert_null(o.version);
+        else
+            assert_string_equal(o.version, want[i]);
+        state_object_clear(&o);
+    }
+    plan_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -779,6 +856,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_adopt_cloud_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locale_independent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_walk_keeps_the_callback_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_projection_needed_by_version, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

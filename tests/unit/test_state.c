@@ -61,7 +61,8 @@ static void test_objects_survive_reopen(void **state)
                              .hash = "abab",
                              .record = "{\"userName\":\"zoe@example.com\"}",
                              .origin = STATE_ORIGIN_ADOPTED,
-                             .synced_at = 1700000000};
+                             .synced_at = 1700000000,
+                             .version = "W/\"7\""};
     assert_int_equal(state_begin(st, NULL), DIRCONN_OK);
     assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
     o.external_id = "g-1";
@@ -69,6 +70,7 @@ static void test_objects_survive_reopen(void **state)
     o.cloud_id = "c-2";
     o.hash = NULL;
     o.record = NULL;
+    o.version = NULL;
     assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
     assert_int_equal(state_commit(st, NULL), DIRCONN_OK);
 
@@ -94,11 +96,13 @@ static void test_objects_survive_reopen(void **state)
     assert_string_equal(got.record, "{\"userName\":\"zoe@example.com\"}");
     assert_int_equal(got.origin, STATE_ORIGIN_ADOPTED);
     assert_int_equal(got.synced_at, 1700000000);
+    assert_string_equal(got.version, "W/\"7\"");
     state_object_clear(&got);
     assert_int_equal(state_object_find_cloud_id(st, "c-2", &got, &found, NULL), DIRCONN_OK);
     assert_true(found);
     assert_string_equal(got.external_id, "g-1");
     assert_null(got.hash);
+    assert_null(got.version);
     state_object_clear(&got);
     assert_int_equal(state_object_find_dn(st, "cn=zoë,ou=employees,dc=x", &got, &found, NULL),
                      DIRCONN_OK);
@@ -232,9 +236,12 @@ static void test_retry_kind(void **state)
     /* back to schema version 4, which had no kind */
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "ALTER TABLE retry DROP COLUMN kind; PRAGMA user_version = 4",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "ALTER TABLE retry DROP COLUMN kind;"
+                     " ALTER TABLE objects DROP COLUMN version; PRAGMA user_version = 4",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     st = open_ok();
     int kind = 99;
@@ -248,6 +255,58 @@ static void test_retry_kind(void **state)
     assert_int_equal(kind, 2);
     assert_int_equal(state_retry_count(st), 1);
     state_close(st);
+}
+
+/*
+ * A version 5 state (no versions) is migrated: its objects are kept without a version, so
+ * that the next full sync compares each with a whole read of its cloud copy.
+ */
+static void test_version_migration(void **state)
+{
+    (void)state;
+    struct state *st = open_ok();
+    struct state_object o = {.external_id = "u-1",
+                             .kind = 0,
+                             .dn = "CN=One",
+                             .cloud_id = "c-1",
+                             .name = "one@example.com",
+                             .hash = "abab",
+                             .record = "{}",
+                             .version = "W/\"3\""};
+    assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
+    char path[128];
+    snprintf(path, sizeof(path), "%s", state_path(st));
+    state_close(st);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "ALTER TABLE objects DROP COLUMN version; PRAGMA user_version = 5", NULL,
+                     NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    st = open_ok();
+    struct state_object got;
+    bool found = false;
+    assert_int_equal(state_object_get(st, "u-1", &got, &found, NULL), DIRCONN_OK);
+    assert_true(found);
+    assert_string_equal(got.record, "{}");
+    assert_string_equal(got.hash, "abab");
+    assert_null(got.version);
+    assert_false(state_object_has_version(st));
+    free(got.version);
+    got.version = strdup("W/\"4\"");
+    assert_int_equal(state_object_put(st, &got, NULL), DIRCONN_OK);
+    assert_true(state_object_has_version(st));
+    state_object_clear(&got);
+    state_close(st);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), STATE_SCHEMA_VERSION);
+    assert_int_equal(STATE_SCHEMA_VERSION, 6);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
 }
 
 static void test_unusable_dir(void **state)
@@ -268,6 +327,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_watermarks_history_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_kind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_migration, setup, teardown),
         cmocka_unit_test(test_unusable_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
