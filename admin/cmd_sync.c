@@ -161,6 +161,8 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
         opts.lease_cause_arg = ha;
         enum ha_import what = HA_IMPORT_CURRENT;
         e = ha_shared_step(ctl->cfg, &ctl->log, shared, true, 0, NULL, &what, &err);
+        if (e == DIRCONN_OK && what == HA_IMPORT_PENDING)
+            opts.mode = SYNC_FULL; /* a takeover's full sync has not completed yet */
         if (e == DIRCONN_OK && what == HA_IMPORT_TAKEN && opts.mode == SYNC_INCREMENTAL) {
             /* Another connector synchronised since this state was current (see dirconnd). */
             printf("Running a full sync: another connector synchronised since this one's state "
@@ -170,6 +172,11 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
     }
     if (e == DIRCONN_OK)
         e = sync_run(ctl->cfg, &ctl->log, &opts, &res, &err);
+    if (ha != NULL && (e == DIRCONN_OK || e == DIRCONN_EFAIL) && !res.incremental) {
+        struct dirconn_error ferr;
+        if (ha_shared_full_done(ctl->cfg, &ferr) != DIRCONN_OK)
+            log_msg(&ctl->log, LOG_LEVEL_WARN, "ha: %s", ferr.msg);
+    }
     if (ha != NULL && (e == DIRCONN_OK || e == DIRCONN_EFAIL) && res.watermark_saved) {
         struct dirconn_error serr;
         if (ha_shared_step(ctl->cfg, &ctl->log, shared, false, ha_election_token(ha), ha, NULL,

@@ -435,6 +435,8 @@ static void *worker_main(void *arg)
         rc = dirconn_error_set(&err, DIRCONN_ELEASE,
                                "the shared state could not be read; the sync waits for the next "
                                "attempt");
+    if (rc == DIRCONN_OK && what == HA_IMPORT_PENDING)
+        o.mode = SYNC_FULL; /* ha_shared_import logged why */
     if (rc == DIRCONN_OK && what == HA_IMPORT_TAKEN && o.mode == SYNC_INCREMENTAL) {
         /* Another instance synchronised since this one's state was current: the
          * object map (which cloud object each directory object is, the DNs that
@@ -448,6 +450,12 @@ static void *worker_main(void *arg)
         rc = sync_run(j->cfg, &d->log, &o, &res, &err);
     if (j->ha && (rc == DIRCONN_OK || rc == DIRCONN_EFAIL))
         shared_state(j, false, &res, NULL);
+    if (j->ha && !res.incremental && (rc == DIRCONN_OK || rc == DIRCONN_EFAIL)) {
+        struct dirconn_error ferr;
+        dirconn_error_clear(&ferr);
+        if (ha_shared_full_done(j->cfg, &ferr) != DIRCONN_OK)
+            log_msg(&d->log, LOG_LEVEL_WARN, "ha: %s", ferr.msg);
+    }
     if (out != NULL)
         fclose(out);
     if (d->mailer != NULL)

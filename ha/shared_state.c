@@ -13,6 +13,8 @@
 #include <string.h>
 
 #define GENERATION_SETTING "ha-generation"
+/* Set when an import replaced the local state, cleared when a full sync completed (see .h). */
+#define FULL_PENDING_SETTING "ha-full-pending"
 
 /* The kinds of the retry list, by enum select_kind. */
 static const char *const retry_kinds[] = {"user", "group", "contact"};
@@ -201,9 +203,25 @@ enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
                                  b->ops->name, gen);
     }
     if (gen != 0 && gen == mine) {
-        log_msg(log, LOG_LEVEL_INFO,
-                "ha: the local state is the shared one (generation %" PRId64 "): continuing", gen);
         json_decref(doc);
+        char *pending = NULL;
+        e = state_setting_get(st, FULL_PENDING_SETTING, &pending, err);
+        if (e != DIRCONN_OK)
+            return e;
+        if (pending != NULL) {
+            /* An earlier takeover's full sync stopped before it completed: its object map
+             * is still incomplete, so this sync runs in full too. */
+            *what = HA_IMPORT_PENDING;
+            log_msg(log, LOG_LEVEL_INFO,
+                    "ha: the full sync that follows the takeover (generation %" PRId64
+                    ") has not completed yet: this sync runs in full",
+                    gen);
+        } else {
+            log_msg(log, LOG_LEVEL_INFO,
+                    "ha: the local state is the shared one (generation %" PRId64 "): continuing",
+                    gen);
+        }
+        free(pending);
         return DIRCONN_OK;
     }
     e = state_begin(st, err);
@@ -235,6 +253,9 @@ enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
     }
     if (e == DIRCONN_OK)
         e = set_local_generation(st, gen, err);
+    /* Until a full sync completes on this state, every sync runs in full (HA_IMPORT_PENDING). */
+    if (e == DIRCONN_OK)
+        e = state_setting_set(st, FULL_PENDING_SETTING, "1", err);
     if (e == DIRCONN_OK)
         e = state_commit(st, err);
     else
@@ -336,5 +357,19 @@ enum dirconn_err ha_shared_step(const struct config *cfg, const struct log_sink 
                    : ha_shared_export(&b, st, token, gate, log, err);
     state_close(st);
     lease_backend_free(&b);
+    return e;
+}
+
+enum dirconn_err ha_shared_full_done(const struct config *cfg, struct dirconn_error *err)
+{
+    struct state *st = NULL;
+    enum dirconn_err e = state_open(cfg->state_dir, &st, err);
+    char *pending = NULL;
+    if (e == DIRCONN_OK)
+        e = state_setting_get(st, FULL_PENDING_SETTING, &pending, err);
+    if (e == DIRCONN_OK && pending != NULL)
+        e = state_setting_set(st, FULL_PENDING_SETTING, NULL, err);
+    free(pending);
+    state_close(st);
     return e;
 }

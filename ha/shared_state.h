@@ -42,6 +42,8 @@ enum ha_import {
     HA_IMPORT_CURRENT = 0, /* the local state is the shared one (this instance wrote it last) */
     HA_IMPORT_TAKEN,       /* the shared watermarks replaced the local ones */
     HA_IMPORT_NONE,        /* no shared watermark: local ones discarded, a full sync follows */
+    HA_IMPORT_PENDING,     /* the local state is the shared one, but the full sync that follows
+                              an import (TAKEN or NONE) has not completed: run in full again */
 };
 
 /*
@@ -59,6 +61,19 @@ enum ha_import {
 enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
                                   const struct log_sink *log, enum ha_import *what,
                                   struct dirconn_error *err);
+
+/*
+ * ha_shared_full_done - a full sync completed on the local state in
+ * cfg->state_dir (every object planned; failed writes are on the retry
+ * list): the object map is whole again, so the mark that ha_shared_import
+ * set when it replaced the local state (state setting "ha-full-pending") is
+ * removed and later imports report HA_IMPORT_CURRENT. Until then they report
+ * HA_IMPORT_PENDING, so that a takeover's full sync that stopped on an error
+ * (a lost DC, the cloud unreachable) is followed by a full sync, never by an
+ * incremental one on an incomplete object map. Errors: state_open's,
+ * DIRCONN_ESTATE.
+ */
+enum dirconn_err ha_shared_full_done(const struct config *cfg, struct dirconn_error *err);
 
 /*
  * ha_shared_retry_encode - set doc's "retry" to st's retry list, or to []

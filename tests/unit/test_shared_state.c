@@ -195,7 +195,19 @@ static void test_retry_list_round_trip(void **state)
     assert_int_equal(what, HA_IMPORT_TAKEN);
     assert_int_equal(state_retry_count(a), 4); /* its own id-group stays: read again, harmless */
 
-    /* the instance that wrote the current generation continues with its own list */
+    /* the instance that wrote the current generation continues with its own list, in full
+     * until a full sync completed on the state it imported (ha_shared_full_done) */
+    assert_int_equal(ha_shared_import(&bb, b, &quiet, &what, &err), DIRCONN_OK);
+    assert_int_equal(what, HA_IMPORT_PENDING);
+    assert_int_equal(ha_shared_import(&bb, b, &quiet, &what, &err), DIRCONN_OK);
+    assert_int_equal(what, HA_IMPORT_PENDING); /* a full sync that stopped: still pending */
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/b", top);
+    struct config cfg_b = {.state_dir = dir};
+    assert_int_equal(ha_shared_full_done(&cfg_b, &err), DIRCONN_OK);
+    assert_int_equal(ha_shared_import(&bb, b, &quiet, &what, &err), DIRCONN_OK);
+    assert_int_equal(what, HA_IMPORT_CURRENT);
+    assert_int_equal(ha_shared_full_done(&cfg_b, &err), DIRCONN_OK); /* nothing pending: a no-op */
     assert_int_equal(ha_shared_import(&bb, b, &quiet, &what, &err), DIRCONN_OK);
     assert_int_equal(what, HA_IMPORT_CURRENT);
     assert_int_equal(state_retry_count(b), 3);
