@@ -1852,6 +1852,26 @@ static enum dirconn_err stopped_midway(struct sync_ctx *c, enum dirconn_err e)
     return e;
 }
 
+/*
+ * An incremental run that cannot go on (its watermark no longer applies, or
+ * the change tracking method was refused) becomes a full run: the partial plan,
+ * the change lists and the next watermark are dropped and a new plan is opened.
+ * Errors: those of plan_new.
+ */
+static enum dirconn_err restart_as_full(struct sync_ctx *c, struct id_list lists[3],
+                                        struct state_watermark *next)
+{
+    plan_free(c->plan);
+    c->plan = NULL;
+    c->on_added = NULL;
+    id_list_free(&c->touched);
+    for (int i = 0; i < 3; i++)
+        id_list_free(&lists[i]);
+    state_watermark_clear(next);
+    memset(next, 0, sizeof(*next));
+    return plan_new(c->st, &c->plan, c->err);
+}
+
 enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                           const struct sync_options *opts, struct sync_result *res,
                           struct dirconn_error *err)
@@ -1948,33 +1968,16 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
             snprintf(c->res->fallback, sizeof(c->res->fallback), "%s", err->msg);
             e = state_watermark_delete_all(c->st, err);
             incremental = false;
-            plan_free(c->plan);
-            c->plan = NULL;
-            c->on_added = NULL;
-            id_list_free(&c->touched);
-            for (int i = 0; i < 3; i++)
-                id_list_free(&lists[i]);
-            state_watermark_clear(&next);
-            memset(&next, 0, sizeof(next));
             if (e == DIRCONN_OK)
-                e = plan_new(c->st, &c->plan, err);
+                e = restart_as_full(c, lists, &next);
         } else if (e == DIRCONN_ELDAP_UNSUPPORTED && method == CHANGE_TRACKING_DIRSYNC &&
                    cfg->change_tracking == CHANGE_TRACKING_AUTO) {
             /* DirSync refused even with object security: uSNChanged polling, from a full sync. */
             snprintf(c->res->fallback, sizeof(c->res->fallback),
                      "%s; falling back to uSNChanged polling", err->msg);
-            e = DIRCONN_OK;
             incremental = false;
             method = CHANGE_TRACKING_USN;
-            plan_free(c->plan);
-            c->plan = NULL;
-            c->on_added = NULL;
-            id_list_free(&c->touched);
-            for (int i = 0; i < 3; i++)
-                id_list_free(&lists[i]);
-            state_watermark_clear(&next);
-            memset(&next, 0, sizeof(next));
-            e = plan_new(c->st, &c->plan, err);
+            e = restart_as_full(c, lists, &next);
         }
     }
     if (e == DIRCONN_OK && opts->mode == SYNC_INCREMENTAL && !incremental) {
