@@ -97,6 +97,8 @@ struct shared {
     enum dirconn_err rc;
     struct sync_result res;
     char message[DIRCONN_ERROR_LEN];
+    enum dirconn_origin origin; /* the library the error came from, and its code */
+    long cause;
     struct state_snap snap; /* replaced whole by snap_install */
 };
 
@@ -127,6 +129,8 @@ struct daemon {
     unsigned long notifications;
     enum dirconn_err last_rc;           /* the last run's outcome, also when it failed before */
     char last_error[DIRCONN_ERROR_LEN]; /* being recorded in the history (cloud unreachable) */
+    enum dirconn_origin last_origin;    /* where last_error came from (error.h) */
+    long last_cause;                    /* the library's own code for it */
     time_t last_ended;
     /* HA (NULL when [ha] lease = none) */
     struct ha_election *ha;
@@ -476,6 +480,8 @@ static void *worker_main(void *arg)
     d->sh.rc = rc;
     d->sh.res = res;
     snprintf(d->sh.message, sizeof(d->sh.message), "%s", rc == DIRCONN_OK ? "" : err.msg);
+    d->sh.origin = rc == DIRCONN_OK ? DIRCONN_ORIGIN_NONE : err.origin;
+    d->sh.cause = rc == DIRCONN_OK ? 0 : err.cause;
     pthread_mutex_unlock(&d->sh.lock);
     free(j);
     event_active(d->ev_done, EV_READ, 0);
@@ -617,6 +623,8 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     struct sync_result res = d->sh.res;
     char message[DIRCONN_ERROR_LEN];
     snprintf(message, sizeof(message), "%s", d->sh.message);
+    enum dirconn_origin origin = d->sh.origin;
+    long cause = d->sh.cause;
     pthread_mutex_unlock(&d->sh.lock);
     if (rc == DIRCONN_OK)
         log_msg(&d->log, LOG_LEVEL_INFO,
@@ -640,6 +648,8 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     if (res.proxy_route[0] != '\0')
         snprintf(d->cloud_route, sizeof(d->cloud_route), "%s", res.proxy_route);
     snprintf(d->last_error, sizeof(d->last_error), "%s", rc == DIRCONN_OK ? "" : message);
+    d->last_origin = rc == DIRCONN_OK ? DIRCONN_ORIGIN_NONE : origin;
+    d->last_cause = rc == DIRCONN_OK ? 0 : cause;
     if (d->run_cfg != d->cfg && d->run_cfg != d->ha_cfg)
         config_free(d->run_cfg); /* replaced by a reload during the run */
     d->run_cfg = NULL;
@@ -1207,6 +1217,13 @@ static json_t *status_json(struct daemon *d)
         d->notify ? notify_method(d->notify) : NULL, "received", (json_int_t)d->notifications,
         "config", config, "version", DIRCONN_VERSION);
     json_object_set_new(st_json, "reasons", reasons);
+    /* the library code behind the last error: {"origin": "ldap", "code": 49}, or null */
+    const char *origin = dirconn_origin_name(d->last_origin);
+    json_object_set_new(
+        st_json, "error_cause",
+        d->last_error[0] != '\0' && origin != NULL
+            ? json_pack("{s:s, s:I}", "origin", origin, "code", (json_int_t)d->last_cause)
+            : json_null());
     json_object_set_new(st_json, "directory", directory);
     json_object_set_new(st_json, "cloud", cloud);
     json_object_set_new(json_object_get(st_json, "notifications"), "state",

@@ -49,7 +49,12 @@ enum dirconn_err dirconn_error_vset(struct dirconn_error *err, enum dirconn_err 
     if (err == NULL)
         return code;
     err->code = code;
-    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    err->origin = DIRCONN_ORIGIN_NONE;
+    err->cause = 0;
+    /* a message may quote the previous one (err->msg as an argument): format a copy */
+    char line[DIRCONN_ERROR_LEN];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    memcpy(err->msg, line, sizeof(err->msg));
     for (char *p = err->msg; *p != '\0'; p++) {
         if (*p == '\n' || *p == '\r')
             *p = ' ';
@@ -72,7 +77,31 @@ void dirconn_error_clear(struct dirconn_error *err)
     if (err == NULL)
         return;
     err->code = DIRCONN_OK;
+    err->origin = DIRCONN_ORIGIN_NONE;
+    err->cause = 0;
     err->msg[0] = '\0';
+}
+
+enum dirconn_err dirconn_error_cause(struct dirconn_error *err, enum dirconn_origin origin,
+                                     long cause)
+{
+    if (err == NULL)
+        return DIRCONN_OK;
+    err->origin = origin;
+    err->cause = cause;
+    return err->code;
+}
+
+const char *dirconn_origin_name(enum dirconn_origin origin)
+{
+    static const char *const names[DIRCONN_ORIGIN_MAX] = {
+        [DIRCONN_ORIGIN_LDAP] = "ldap",   [DIRCONN_ORIGIN_CURL] = "curl",
+        [DIRCONN_ORIGIN_HTTP] = "http",   [DIRCONN_ORIGIN_SQLITE] = "sqlite",
+        [DIRCONN_ORIGIN_ERRNO] = "errno",
+    };
+    if ((int)origin <= 0 || origin >= DIRCONN_ORIGIN_MAX)
+        return NULL;
+    return names[origin];
 }
 
 enum dirconn_err dirconn_error_stopped(struct dirconn_error *err, enum dirconn_err code,

@@ -56,9 +56,31 @@ enum dirconn_err {
 /* Longest error line kept, terminating NUL included. */
 #define DIRCONN_ERROR_LEN 1024
 
-/* One error: the code and one line of text. Zero-initialise before use. */
+/*
+ * Where an error came from: the library or protocol at whose border it was
+ * translated into a dirconn code. The library's own code is kept beside it
+ * (struct dirconn_error.cause), so that an operator or a monitoring tool can
+ * tell an LDAP "Invalid credentials (49)" from a "Server down (-1)" without
+ * parsing the message.
+ */
+enum dirconn_origin {
+    DIRCONN_ORIGIN_NONE = 0, /* dirconn itself (configuration, a rule, a limit) */
+    DIRCONN_ORIGIN_LDAP,     /* an LDAP result code (RFC 4511 4.1.9) or a libldap API code (< 0) */
+    DIRCONN_ORIGIN_CURL,     /* a libcurl CURLcode (transport: DNS, connect, TLS, proxy) */
+    DIRCONN_ORIGIN_HTTP,   /* an HTTP status code (RFC 9110 15) from the cloud or a lease server */
+    DIRCONN_ORIGIN_SQLITE, /* an SQLite extended result code (the state store) */
+    DIRCONN_ORIGIN_ERRNO,  /* a POSIX errno value (files, sockets) */
+    DIRCONN_ORIGIN_MAX
+};
+
+/*
+ * One error: the code, one line of text, and the cause it was translated from.
+ * Zero-initialise before use (origin DIRCONN_ORIGIN_NONE, cause 0).
+ */
 struct dirconn_error {
     enum dirconn_err code;
+    enum dirconn_origin origin; /* where the cause comes from; NONE when dirconn decided */
+    long cause;                 /* the library's own code (see enum dirconn_origin) */
     char msg[DIRCONN_ERROR_LEN];
 };
 
@@ -84,7 +106,8 @@ int dirconn_exit_code(enum dirconn_err code);
  * dirconn_error_set - record an error with a printf-style one-line message.
  * err may be NULL (the message is dropped). The text is truncated to
  * DIRCONN_ERROR_LEN-1 bytes; newlines in it are replaced with spaces so the
- * result is always one line. Returns code, so callers can write
+ * result is always one line. The cause is reset to DIRCONN_ORIGIN_NONE, 0
+ * (see dirconn_error_cause). Returns code, so callers can write
  * `return dirconn_error_set(err, DIRCONN_ECONFIG, "%s:%d: ...", ...);`.
  */
 enum dirconn_err dirconn_error_set(struct dirconn_error *err, enum dirconn_err code,
@@ -97,6 +120,25 @@ enum dirconn_err dirconn_error_set(struct dirconn_error *err, enum dirconn_err c
 /* dirconn_error_vset - va_list form of dirconn_error_set. */
 enum dirconn_err dirconn_error_vset(struct dirconn_error *err, enum dirconn_err code,
                                     const char *fmt, va_list ap);
+
+/*
+ * dirconn_error_cause - attach the library code an error was translated from,
+ * after dirconn_error_set (which resets it to DIRCONN_ORIGIN_NONE, 0). Each
+ * library has one border where its codes become dirconn codes (ldap_source.c
+ * and tracking.c for libldap, state.c and plan.c for SQLite, the HTTP client
+ * for libcurl and HTTP statuses); that border calls this. err may be NULL.
+ * Returns err->code (DIRCONN_OK when err is NULL), so a border can write
+ * `return dirconn_error_cause(err, DIRCONN_ORIGIN_LDAP, rc);`.
+ */
+enum dirconn_err dirconn_error_cause(struct dirconn_error *err, enum dirconn_origin origin,
+                                     long cause);
+
+/*
+ * dirconn_origin_name - the name of an origin, as status --json shows it:
+ * "ldap", "curl", "http", "sqlite", "errno", or NULL for DIRCONN_ORIGIN_NONE
+ * and values out of range. Returns a static string.
+ */
+const char *dirconn_origin_name(enum dirconn_origin origin);
 
 /*
  * dirconn_error_clear - reset err to DIRCONN_OK with an empty message.

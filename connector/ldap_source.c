@@ -423,8 +423,9 @@ static enum dirconn_err read_rootdse(struct ldap_source *src, struct dirconn_err
         char why[768];
         describe_rc(src->ld, rc, why, sizeof(why));
         ldap_msgfree(res);
-        return dirconn_error_set(err, rc == LDAP_TIMEOUT ? DIRCONN_ELDAP_TIMEOUT : DIRCONN_ELDAP,
-                                 "%s: cannot read the rootDSE: %s", src->url, why);
+        dirconn_error_set(err, rc == LDAP_TIMEOUT ? DIRCONN_ELDAP_TIMEOUT : DIRCONN_ELDAP,
+                          "%s: cannot read the rootDSE: %s", src->url, why);
+        return dirconn_error_cause(err, DIRCONN_ORIGIN_LDAP, rc);
     }
     LDAPMessage *e = ldap_first_entry(src->ld, res);
     struct ldap_rootdse *d = &src->dse;
@@ -643,6 +644,9 @@ static enum dirconn_err connect_one(struct ldap_source *src, const char *url,
     }
     return DIRCONN_OK;
 fail:
+    /* the libldap code behind a connect, StartTLS or bind failure (RFC 4511 4.1.9) */
+    if (rc != LDAP_SUCCESS && err != NULL && err->origin == DIRCONN_ORIGIN_NONE)
+        dirconn_error_cause(err, DIRCONN_ORIGIN_LDAP, rc);
     ldap_unbind_ext(ld, NULL, NULL);
     return e;
 }
@@ -671,8 +675,9 @@ enum dirconn_err ldap_source_open(const struct config *cfg, const struct log_sin
     /* One line naming every DC tried and why it was passed over. */
     char tried[DIRCONN_ERROR_LEN] = "";
     enum dirconn_err e = DIRCONN_ELDAP_CONNECT;
+    struct dirconn_error one; /* the last DC's error: its code and cause are the run's */
+    dirconn_error_clear(&one);
     for (size_t i = 0; i < cfg->urls.n; i++) {
-        struct dirconn_error one;
         dirconn_error_clear(&one);
         e = connect_one(src, cfg->urls.v[i], &one);
         if (e == DIRCONN_OK) {
@@ -690,6 +695,7 @@ enum dirconn_err ldap_source_open(const struct config *cfg, const struct log_sin
         /* A refused password or a broken configuration is the same on every DC. */
         if (e == DIRCONN_ELDAP_AUTH || e == DIRCONN_ECONFIG || e == DIRCONN_ENOMEM) {
             dirconn_error_set(err, e, "%s", one.msg);
+            dirconn_error_cause(err, one.origin, one.cause);
             ldap_source_close(src);
             return e;
         }
@@ -698,6 +704,7 @@ enum dirconn_err ldap_source_open(const struct config *cfg, const struct log_sin
         dirconn_error_set(err, e, "no domain controller available: %s", tried);
     else
         dirconn_error_set(err, e, "%s", tried);
+    dirconn_error_cause(err, one.origin, one.cause);
     ldap_source_close(src);
     return e;
 }
@@ -832,9 +839,9 @@ const char *change_tracking_name(enum change_tracking t)
 /* ---- searching ---------------------------------------------------------- */
 
 /* Translate a search result code; the message names the DC and the base. */
-static enum dirconn_err search_error(struct ldap_source *src, const char *base, int rc,
-                                     const char *matched, const char *diag,
-                                     struct dirconn_error *err)
+static enum dirconn_err search_error_text(struct ldap_source *src, const char *base, int rc,
+                                          const char *matched, const char *diag,
+                                          struct dirconn_error *err)
 {
     char extra[640] = "";
     if (diag != NULL && diag[0] != '\0')
@@ -866,6 +873,15 @@ static enum dirconn_err search_error(struct ldap_source *src, const char *base, 
         return dirconn_error_set(err, DIRCONN_ELDAP, "%s: search of '%s' failed: %s (%d)%s",
                                  src->url, base, ldap_err2string(rc), rc, extra);
     }
+}
+
+/* search_error_text with the LDAP result code kept as the cause (the libldap border). */
+static enum dirconn_err search_error(struct ldap_source *src, const char *base, int rc,
+                                     const char *matched, const char *diag,
+                                     struct dirconn_error *err)
+{
+    search_error_text(src, base, rc, matched, diag, err);
+    return dirconn_error_cause(err, DIRCONN_ORIGIN_LDAP, rc);
 }
 
 enum dirconn_err ldap_source_check_base(struct ldap_source *src, struct dirconn_error *err)
@@ -906,10 +922,11 @@ static enum dirconn_err send_page(struct ldap_cursor *cur, struct dirconn_error 
     LDAPControl *page = NULL;
     int rc = ldap_create_page_control(src->ld, (ber_int_t)src->cfg->page_size,
                                       cur->cookie.bv_len ? &cur->cookie : NULL, 1, &page);
-    if (rc != LDAP_SUCCESS)
-        return dirconn_error_set(err, DIRCONN_ELDAP,
-                                 "%s: cannot build the paged results control: %s", src->url,
-                                 ldap_err2string(rc));
+    if (rc != LDAP_SUCCESS) {
+        dirconn_error_set(err, DIRCONN_ELDAP, "%s: cannot build the paged results control: %s",
+                          src->url, ldap_err2string(rc));
+        return dirconn_error_cause(err, DIRCONN_ORIGIN_LDAP, rc);
+    }
     LDAPControl deleted = {LDAP_CONTROL_X_SHOW_DELETED, {0, NULL}, 1};
     LDAPControl *ctrls[3] = {page, cur->show_deleted ? &deleted : NULL, NULL};
     struct timeval tv = timeout_tv(src);
@@ -1139,9 +1156,11 @@ static enum dirconn_err convert_entry(struct ldap_cursor *cur, LDAPMessage *msg,
             break;
     }
     ber_free(ber, 0);
-    if (e == DIRCONN_OK && rc != LDAP_SUCCESS)
-        e = dirconn_error_set(err, DIRCONN_ELDAP, "%s: %s: cannot decode the entry: %s", src->url,
-                              entry->dn, ldap_err2string(rc));
+    if (e == DIRCONN_OK && rc != LDAP_SUCCESS) {
+        dirconn_error_set(err, DIRCONN_ELDAP, "%s: %s: cannot decode the entry: %s", src->url,
+                          entry->dn, ldap_err2string(rc));
+        e = dirconn_error_cause(err, DIRCONN_ORIGIN_LDAP, rc);
+    }
     if (e != DIRCONN_OK) {
         ldap_entry_free(entry);
         return e;

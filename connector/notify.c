@@ -77,9 +77,11 @@ static enum dirconn_err send_search(struct notify *n, const void *cookie, size_t
                              NULL, LDAP_NO_LIMIT, &n->msgid);
     ber_free(ber, 1);
     ber_bvfree(value);
-    if (rc != LDAP_SUCCESS)
-        return dirconn_error_set(err, DIRCONN_ELDAP, "%s: %s search on %s: %s (LDAP %d)",
-                                 ldap_source_url(n->src), n->method, base, ldap_err2string(rc), rc);
+    if (rc != LDAP_SUCCESS) {
+        dirconn_error_set(err, DIRCONN_ELDAP, "%s: %s search on %s: %s (LDAP %d)",
+                          ldap_source_url(n->src), n->method, base, ldap_err2string(rc), rc);
+        return dirconn_error_cause(err, DIRCONN_ORIGIN_LDAP, rc);
+    }
     return DIRCONN_OK;
 }
 
@@ -150,6 +152,7 @@ enum dirconn_err notify_drain(struct notify *n, unsigned long *changes, struct d
                 err, DIRCONN_ELDAP, "%s: the server ended the %s search: %s (LDAP %d)%s%s",
                 ldap_source_url(n->src), n->method, ldap_err2string(code), code,
                 diag && *diag ? ": " : "", diag ? diag : "");
+            dirconn_error_cause(err, DIRCONN_ORIGIN_LDAP, code);
             ldap_memfree(diag);
             ldap_msgfree(msg);
             n->msgid = -1;

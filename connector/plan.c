@@ -62,8 +62,9 @@ void plan_record_hash(const char *canonical, char hex[65])
 
 static enum dirconn_err db_fail(struct plan *p, struct dirconn_error *err, const char *what)
 {
-    return dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: %s: %s", state_path(p->st), what,
-                             sqlite3_errmsg(p->db));
+    dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: %s: %s", state_path(p->st), what,
+                      sqlite3_errmsg(p->db));
+    return dirconn_error_cause(err, DIRCONN_ORIGIN_SQLITE, sqlite3_extended_errcode(p->db));
 }
 
 /*

@@ -117,8 +117,9 @@ _Static_assert(N_MIGRATIONS == STATE_SCHEMA_VERSION, "one migration per schema v
 
 static enum dirconn_err db_error(struct state *st, struct dirconn_error *err, const char *what)
 {
-    return dirconn_error_set(err, DIRCONN_ESTATE, "%s: %s: %s (SQLite %d)", st->path, what,
-                             sqlite3_errmsg(st->db), sqlite3_extended_errcode(st->db));
+    dirconn_error_set(err, DIRCONN_ESTATE, "%s: %s: %s (SQLite %d)", st->path, what,
+                      sqlite3_errmsg(st->db), sqlite3_extended_errcode(st->db));
+    return dirconn_error_cause(err, DIRCONN_ORIGIN_SQLITE, sqlite3_extended_errcode(st->db));
 }
 
 static enum dirconn_err exec(struct state *st, const char *sql, const char *what,
@@ -128,6 +129,7 @@ static enum dirconn_err exec(struct state *st, const char *sql, const char *what
     if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         dirconn_error_set(err, DIRCONN_ESTATE, "%s: %s: %s", st->path, what,
                           msg != NULL ? msg : sqlite3_errmsg(st->db));
+        dirconn_error_cause(err, DIRCONN_ORIGIN_SQLITE, sqlite3_extended_errcode(st->db));
         sqlite3_free(msg);
         return DIRCONN_ESTATE;
     }
@@ -252,6 +254,8 @@ enum dirconn_err state_open(const char *dir, struct state **out, struct dirconn_
     if (rc != SQLITE_OK) {
         e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: cannot open: %s", st->path,
                               st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        dirconn_error_cause(err, DIRCONN_ORIGIN_SQLITE,
+                            st->db != NULL ? sqlite3_extended_errcode(st->db) : rc);
         state_close(st);
         return e;
     }

@@ -2112,9 +2112,10 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                 enum dirconn_err se = save_progress(
                     c, !incremental, &lists[2],
                     next.method != NULL && next.scope_hash != NULL ? &next : NULL, &serr);
-                if (se != DIRCONN_OK)
-                    e = dirconn_error_set(err, se, "%s", serr.msg);
-                else
+                if (se != DIRCONN_OK) {
+                    *err = serr; /* message and cause */
+                    e = se;
+                } else
                     c->res->watermark_saved = next.method != NULL;
             }
         }

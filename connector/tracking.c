@@ -63,6 +63,7 @@ static enum dirconn_err ldap_fail(struct ldap_source *src, int rc, const char *w
         dirconn_error_set(err, code, "%s: %s: %s (LDAP %d)%s%s", ldap_source_url(src), what,
                           ldap_err2string(rc), rc, diag && *diag ? ": " : "", diag ? diag : "");
     ldap_memfree(diag);
+    dirconn_error_cause(err, DIRCONN_ORIGIN_LDAP, rc);
     return e;
 }
 
@@ -168,6 +169,7 @@ static enum dirconn_err dirsync_once(struct ldap_source *src, const char *partit
                                           "%s: DirSync refused on %s: %s (LDAP %d)%s%s",
                                           ldap_source_url(src), partition, ldap_err2string(code),
                                           code, diag && *diag ? ": " : "", diag ? diag : "");
+                dirconn_error_cause(err, DIRCONN_ORIGIN_LDAP, code != LDAP_SUCCESS ? code : rc);
             }
             ldap_memfree(diag);
             if (e == DIRCONN_OK) {

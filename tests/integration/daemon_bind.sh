@@ -105,6 +105,8 @@ st=$(status_json)
 check_eq "status: overall error" error "$(json "$st" "j['overall']")"
 check_eq "status: the directory's bind is refused" "bind refused" "$(json "$st" "j['directory']['condition']")"
 check_contains "status: the last directory error gives the reason" "$(json "$st" "j['directory']['error']")" "invalid credentials (AD data 52e)"
+check_eq "status: the error's cause is LDAP result 49 (invalidCredentials, RFC 4511 4.1.9)" "ldap 49" \
+	"$(json "$st" "'%s %s' % (j['error_cause']['origin'], j['error_cause']['code']) if j.get('error_cause') else None")"
 check_eq "status: the notification connection waits" held "$(json "$st" "j['notifications']['state']")"
 run_capture txt dirconnctl status --socket "$sock"
 check_contains "status (text) shows the refusal" "$txt_out" "bind refused since"

@@ -44,6 +44,45 @@ static void test_set_is_one_line(void **state)
 }
 
 /* docs/cli.md must list every exit code with its name. */
+/* The library code behind an error survives until the next error replaces it. */
+static void test_cause_kept_and_reset(void **state)
+{
+    (void)state;
+    struct dirconn_error err = {0};
+    assert_int_equal(err.origin, DIRCONN_ORIGIN_NONE);
+    dirconn_error_set(&err, DIRCONN_ELDAP_AUTH, "ldap://dc1: bind refused");
+    assert_int_equal(dirconn_error_cause(&err, DIRCONN_ORIGIN_LDAP, 49), DIRCONN_ELDAP_AUTH);
+    assert_int_equal(err.origin, DIRCONN_ORIGIN_LDAP);
+    assert_int_equal(err.cause, 49);
+    assert_string_equal(err.msg, "ldap://dc1: bind refused");
+    /* a message that quotes the previous one keeps its text, and a new error drops the cause */
+    dirconn_error_set(&err, DIRCONN_EFAIL, "sync stopped: %s", err.msg);
+    assert_string_equal(err.msg, "sync stopped: ldap://dc1: bind refused");
+    assert_int_equal(err.origin, DIRCONN_ORIGIN_NONE);
+    assert_int_equal(err.cause, 0);
+    dirconn_error_set(&err, DIRCONN_ESTATE, "state.db: locked");
+    dirconn_error_cause(&err, DIRCONN_ORIGIN_SQLITE, 5);
+    dirconn_error_clear(&err);
+    assert_int_equal(err.code, DIRCONN_OK);
+    assert_int_equal(err.origin, DIRCONN_ORIGIN_NONE);
+    assert_int_equal(err.cause, 0);
+    assert_int_equal(dirconn_error_cause(NULL, DIRCONN_ORIGIN_HTTP, 503), DIRCONN_OK);
+}
+
+static void test_origin_names(void **state)
+{
+    (void)state;
+    assert_null(dirconn_origin_name(DIRCONN_ORIGIN_NONE));
+    assert_string_equal(dirconn_origin_name(DIRCONN_ORIGIN_LDAP), "ldap");
+    assert_string_equal(dirconn_origin_name(DIRCONN_ORIGIN_CURL), "curl");
+    assert_string_equal(dirconn_origin_name(DIRCONN_ORIGIN_HTTP), "http");
+    assert_string_equal(dirconn_origin_name(DIRCONN_ORIGIN_SQLITE), "sqlite");
+    assert_string_equal(dirconn_origin_name(DIRCONN_ORIGIN_ERRNO), "errno");
+    assert_null(dirconn_origin_name(DIRCONN_ORIGIN_MAX));
+    for (int o = DIRCONN_ORIGIN_LDAP; o < DIRCONN_ORIGIN_MAX; o++)
+        assert_non_null(dirconn_origin_name((enum dirconn_origin)o));
+}
+
 static void test_cli_doc_lists_exit_codes(void **state)
 {
     (void)state;
@@ -74,6 +113,8 @@ int main(void)
         cmocka_unit_test(test_exit_codes_unique),
         cmocka_unit_test(test_set_is_one_line),
         cmocka_unit_test(test_cli_doc_lists_exit_codes),
+        cmocka_unit_test(test_cause_kept_and_reset),
+        cmocka_unit_test(test_origin_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
