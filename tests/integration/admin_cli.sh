@@ -630,9 +630,9 @@ fi
 openssl rand -hex 16 >"$T/bind.pw"
 BIND_PW=$(cat "$T/bind.pw")
 remember "$BIND_PW"
-conf "$T/c.conf" "$T/c" "[ha]" "lease = none" "[schedule]" "notifications = no" \
+LDAP_URLS= LDAP_EXTRA= conf "$T/c.conf" "$T/c" "[ha]" "lease = none" "[schedule]" "notifications = no" \
 	"[mapping]" "displayName = givenName sn"
-# the [ldap] lines of conf are lines 4-5; bind_dn and bind_password_file follow the [ha] block
+# without the fixture's [ldap] lines: bind_dn and bind_password_file follow in a second [ldap]
 printf '[ldap]\nbind_dn = CN=dirconn,DC=example,DC=com\nbind_password_file = %s\n' "$T/bind.pw" >>"$T/c.conf"
 pw_line=$(grep -n '^bind_password_file' "$T/c.conf" | cut -d: -f1)
 map_line=$(grep -n '^displayName' "$T/c.conf" | cut -d: -f1)
