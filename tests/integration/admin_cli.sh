@@ -675,6 +675,9 @@ run_capture db dirconnd --config "$T/c-bad.conf" --no-initial-sync
 check_eq "dirconnd with a bad [mapping] expression exits 3 at start" 3 "$db_rc"
 check_contains "  ... naming file:line" "$db_err" "$T/c-bad.conf:$bad_line: [mapping] title: "
 printf '%s\n' "$db_err" >"$LOGS/dirconnd-bad-start.err"
+ctl sb status --config "$T/c-bad.conf"
+check_eq "status with a bad [mapping] expression exits 3 (docs/cli.md)" 3 "$sb_rc"
+check_contains "  ... naming file:line" "$sb_err" "$T/c-bad.conf:$bad_line: [mapping] title: "
 
 # ---- SIGHUP: restart-only keys are named, a bad [mapping] is refused and the old config kept
 D_LOG=$LOGS/dirconnd-c.log
