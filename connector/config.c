@@ -215,7 +215,7 @@ static const struct opt options[] = {
     {"cloud", "max_payload", OPT_INT, OFF(cloud_max_payload), "0", 0, 1073741824, NULL, 0, NULL,
      CONFIG_RELOAD_RUN, "The largest request body sent to this provider"},
     {"cloud", "patch_max_operations", OPT_INT, OFF(cloud_patch_max_operations), "100", 1, 100000,
-     NULL, 0, NULL, CONFIG_RELOAD_RUN, "The most operations in one PATCH request (1–100000)"},
+     NULL, 0, NULL, CONFIG_RELOAD_RUN, "The most operations in one PATCH request (1 to 100000)"},
     {"cloud", "single_valued", OPT_LIST, OFF(cloud_single_valued), NULL, 0, 8, NULL, OPT_LIST_SPACE,
      validate_scim_multi_valued, CONFIG_RELOAD_RUN, "Multi-valued User attributes (RFC 7643 4.1.2"},
 
