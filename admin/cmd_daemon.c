@@ -23,6 +23,7 @@ struct daemon_args {
     const char *socket;
     bool full, incremental;
     bool override_threshold;
+    int fail_rc; /* set by ask: the exit code of a failure before the request (0 = 1) */
 };
 
 static int daemon_opt(struct ctl *ctl, int opt, const char *arg, void *user)
@@ -41,14 +42,17 @@ static int daemon_opt(struct ctl *ctl, int opt, const char *arg, void *user)
 }
 
 /* Send one request line and read one response line; NULL with a message printed on failure. */
-static json_t *ask(struct ctl *ctl, const struct daemon_args *a, json_t *req)
+static json_t *ask(struct ctl *ctl, struct daemon_args *a, json_t *req)
 {
     char path[128];
     if (a->socket != NULL) {
         snprintf(path, sizeof(path), "%s", a->socket);
     } else {
-        if (ctl_load_config(ctl) != DIRCONN_OK)
+        enum dirconn_err loaded = ctl_load_config(ctl);
+        if (loaded != DIRCONN_OK) {
+            a->fail_rc = dirconn_exit_code(loaded); /* 3: docs/cli.md */
             return NULL;
+        }
         if (daemon_socket_path(ctl->cfg, path, sizeof(path)) == NULL) {
             fprintf(stderr, "%s %s: the admin socket path is too long\n", ctl->prog, ctl->command);
             return NULL;
@@ -260,7 +264,7 @@ int cmd_status(struct ctl *ctl, int argc, char **argv)
     json_t *resp = ask(ctl, &a, req);
     json_decref(req);
     if (resp == NULL)
-        return 1;
+        return a.fail_rc != 0 ? a.fail_rc : 1;
     json_t *s = json_object_get(resp, "status");
     if (ctl->json) {
         char *t = json_dumps(s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -307,7 +311,7 @@ int cmd_sync_now(struct ctl *ctl, int argc, char **argv)
     json_t *resp = ask(ctl, &a, req);
     json_decref(req);
     if (resp == NULL)
-        return 1;
+        return a.fail_rc != 0 ? a.fail_rc : 1;
     const char *queued = json_string_value(json_object_get(resp, "queued"));
     printf("%s synchronization %s%s\n",
            queued != NULL && strcmp(queued, "full") == 0 ? "Full" : "Incremental",
@@ -329,7 +333,7 @@ static int pause_resume(struct ctl *ctl, int argc, char **argv, const char *cmd,
     json_t *resp = ask(ctl, &a, req);
     json_decref(req);
     if (resp == NULL)
-        return 1;
+        return a.fail_rc != 0 ? a.fail_rc : 1;
     printf("%s\n", json_is_true(json_object_get(resp, "paused"))
                        ? "Paused: scheduled and notified synchronizations are held back"
                        : "Resumed");

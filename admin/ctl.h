@@ -24,8 +24,9 @@ struct ctl {
 };
 
 /*
- * ctl_load_config - load ctl->config_path into ctl->cfg and set up logging
- * from [log]. Returns DIRCONN_OK or the config error (already printed).
+ * ctl_load_config - load ctl->config_path into ctl->cfg, check its [mapping] and
+ * [avatar] (config_check), and set up logging from [log]. Returns DIRCONN_OK or
+ * the config error (already printed; ctl->cfg stays NULL).
  */
 enum dirconn_err ctl_load_config(struct ctl *ctl);
 
@@ -53,6 +54,12 @@ typedef int (*ctl_opt_fn)(struct ctl *ctl, int opt, const char *arg, void *user)
 struct option;
 int ctl_parse_options(struct ctl *ctl, int argc, char **argv, const struct option *extra,
                       ctl_opt_fn on_opt, void *user, const char *help);
+
+/*
+ * dirconnctl config show [--json] (admin/cmd_config.c): the effective configuration
+ * (connector/config_view.h). Returns an exit code.
+ */
+int cmd_config(struct ctl *ctl, int argc, char **argv);
 
 /* The directory subcommands (admin/cmd_directory.c). Each returns an exit code. */
 int cmd_partitions(struct ctl *ctl, int argc, char **argv);

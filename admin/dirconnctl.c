@@ -5,6 +5,7 @@
  */
 #define _DEFAULT_SOURCE /* getopt_long */
 #include "admin/ctl.h"
+#include "connector/config_view.h"
 #include "connector/platform.h"
 
 #include <getopt.h>
@@ -38,6 +39,8 @@ static const struct ctl_command commands[] = {
     {"connectors", cmd_connectors, "list the organisation's registered connectors"},
     {"ha-mode", cmd_ha_mode, "show or set the organisation's HA mode (cloud, etcd, none)"},
     {"secret", cmd_secret, "store a secret (set NAME), remove one (unset NAME), list names"},
+    {"config", cmd_config,
+     "show the effective configuration: values, defaults, sources, reload classes"},
     {"proxy-check", cmd_proxy_check,
      "show the proxies for a cloud URL and whether each one reaches the cloud"},
 };
@@ -58,6 +61,10 @@ enum dirconn_err ctl_load_config(struct ctl *ctl)
     struct dirconn_error err;
     dirconn_error_clear(&err);
     enum dirconn_err rc = config_load(ctl->config_path, &ctl->cfg, &err);
+    if (rc == DIRCONN_OK && (rc = config_check(ctl->cfg, &err)) != DIRCONN_OK) {
+        config_free(ctl->cfg); /* a bad [mapping] or [avatar] is refused at load */
+        ctl->cfg = NULL;
+    }
     if (rc != DIRCONN_OK) {
         ctl_fail(ctl, &err);
         return rc;

@@ -29,6 +29,7 @@
 #include "admin/pwsync_listener.h"
 #include "connector/platform.h"
 #include "connector/config.h"
+#include "connector/config_view.h"
 #include "connector/dir_status.h"
 #include "connector/error.h"
 #include "connector/ldap_source.h"
@@ -147,7 +148,9 @@ struct daemon {
     struct client *clients;      /* open admin connections */
     struct config *ha_cfg;       /* the configuration the election started with (kept until exit:
                                     the lease client borrows its [ha] and [cloud]; SIGHUP hands it
-                                    new [proxy] settings) */
+                                    new [proxy] settings); start_cfg when HA runs */
+    struct config *start_cfg;    /* the configuration dirconnd started with, kept until exit: what
+                                    the keys of the restart class still hold (a reload compares) */
     struct proxy_shared *proxy_shared; /* dead proxies and logged routes, for every run and
                                           the lease client */
     /* The directory side: DC in use, last error, and the guard against blind re-binds. */
@@ -650,7 +653,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     snprintf(d->last_error, sizeof(d->last_error), "%s", rc == DIRCONN_OK ? "" : message);
     d->last_origin = rc == DIRCONN_OK ? DIRCONN_ORIGIN_NONE : origin;
     d->last_cause = rc == DIRCONN_OK ? 0 : cause;
-    if (d->run_cfg != d->cfg && d->run_cfg != d->ha_cfg)
+    if (d->run_cfg != d->cfg && d->run_cfg != d->start_cfg)
         config_free(d->run_cfg); /* replaced by a reload during the run */
     d->run_cfg = NULL;
     d->running = REQ_NONE;
@@ -1208,6 +1211,14 @@ static json_t *status_json(struct daemon *d)
         cfg->groups.enabled, "contacts", cfg->contacts.enabled);
     for (size_t i = 0; i < cfg->urls.n; i++)
         json_array_append_new(json_object_get(config, "directory"), json_string(cfg->urls.v[i]));
+    /* The effective configuration as dirconnctl config show renders it (config_view.h). */
+    json_t *view = config_render_json(cfg);
+    if (view != NULL) {
+        json_object_set(config, "options", json_object_get(view, "options"));
+        json_object_set(config, "mapping", json_object_get(view, "mapping"));
+        json_object_set(config, "secrets", json_object_get(view, "secrets"));
+        json_decref(view);
+    }
     json_t *st_json = json_pack(
         "{s:s, s:s?, s:s, s:b, s:o, s:{s:o, s:o}, s:o, s:o, s:{s:b, s:s?, s:I}, s:o, s:s}",
         "overall", overall, "error", d->last_error[0] ? d->last_error : NULL, "state",
@@ -1538,6 +1549,14 @@ static void arm_bind_check(struct daemon *d)
     evtimer_add(d->ev_bind_check, &tv); /* a persistent event: re-adding sets the new period */
 }
 
+/* config_restart_changes callback: one line per key that waits for a restart. */
+static void log_restart_change(void *arg, const char *section, const char *key)
+{
+    struct daemon *d = arg;
+    log_msg(&d->log, LOG_LEVEL_WARN, "config: [%s] %s changed; it takes effect after a restart",
+            section, key);
+}
+
 /*
  * Load the configuration again (SIGHUP, or the file changed while the bind was
  * refused: why says which). An invalid one is rejected and the running one kept.
@@ -1548,7 +1567,13 @@ static void reload(struct daemon *d, const char *why)
     platform_notify("RELOADING=1");
     struct config *fresh = NULL;
     struct dirconn_error err;
-    if (config_load(d->config_path, &fresh, &err) != DIRCONN_OK) {
+    enum dirconn_err loaded = config_load(d->config_path, &fresh, &err);
+    if (loaded == DIRCONN_OK && config_check(fresh, &err) != DIRCONN_OK) {
+        config_free(fresh); /* a bad [mapping] or [avatar] is refused now, not at the next sync */
+        fresh = NULL;
+        loaded = err.code;
+    }
+    if (loaded != DIRCONN_OK) {
         log_msg(&d->log, LOG_LEVEL_ERROR,
                 "%s: the new configuration is rejected, the running one is kept: %s", why, err.msg);
         dir_retry(d, why);
@@ -1570,8 +1595,8 @@ static void reload(struct daemon *d, const char *why)
         log_msg(&d->log, LOG_LEVEL_ERROR, "%s: email reports keep their settings: %s", why,
                 d->mailer != NULL ? "out of memory" : err.msg);
     mailer_set_active(d->mailer, d->active); /* a mailer this reload started */
-    if (old != d->run_cfg && old != d->ha_cfg)
-        config_free(old); /* else freed when the running sync ends, or at exit (HA) */
+    if (old != d->run_cfg && old != d->start_cfg)
+        config_free(old); /* else freed when the running sync ends, or at exit (start_cfg) */
     /* New proxy settings: proxies found dead under the old ones are tried again. */
     proxy_shared_forget_dead(d->proxy_shared);
     if (d->ha != NULL) {
@@ -1591,6 +1616,8 @@ static void reload(struct daemon *d, const char *why)
     log_sink_reconfigure(&d->log, (enum log_level)fresh->log_level,
                          (enum log_target)fresh->log_target);
     log_msg(&d->log, LOG_LEVEL_INFO, "%s: configuration %s reloaded", why, d->config_path);
+    /* Keys of the restart class: against what the running parts started with. */
+    config_restart_changes(d->start_cfg, fresh, log_restart_change, d);
     if (d->running == REQ_NONE && strcmp(old_state_dir, fresh->state_dir) != 0) {
         struct state_snap sn; /* no worker runs: status shows the new state directory's runs */
         snap_read(fresh, &sn);
@@ -1681,12 +1708,15 @@ int main(int argc, char **argv)
     log_sink_limit_repeats(&d->log, 60000, NULL, NULL);
     d->config_path = strdup(config_path);
     struct dirconn_error err;
-    if (d->config_path == NULL || config_load(d->config_path, &d->cfg, &err) != DIRCONN_OK) {
+    if (d->config_path == NULL || config_load(d->config_path, &d->cfg, &err) != DIRCONN_OK ||
+        config_check(d->cfg, &err) != DIRCONN_OK) {
         log_msg(&d->log, LOG_LEVEL_ERROR, "%s", d->config_path ? err.msg : "out of memory");
+        config_free(d->cfg);
         free(d->config_path);
         log_sink_close(&d->log); /* frees the repeat limiter */
         return dirconn_exit_code(DIRCONN_ECONFIG);
     }
+    d->start_cfg = d->cfg;
     log_sink_reconfigure(&d->log, (enum log_level)d->cfg->log_level,
                          (enum log_target)d->cfg->log_target);
     /* The daemon holds the bind password, the connector secret and tokens: no core dumps. */
@@ -1820,10 +1850,10 @@ out:
             event_free(evs[i]);
     if (d->base != NULL)
         event_base_free(d->base);
-    if (d->run_cfg != NULL && d->run_cfg != d->cfg && d->run_cfg != d->ha_cfg)
+    if (d->run_cfg != NULL && d->run_cfg != d->cfg && d->run_cfg != d->start_cfg)
         config_free(d->run_cfg);
-    if (d->ha_cfg != NULL && d->ha_cfg != d->cfg)
-        config_free(d->ha_cfg);
+    if (d->start_cfg != NULL && d->start_cfg != d->cfg)
+        config_free(d->start_cfg); /* ha_cfg, when set, is start_cfg */
     config_free(d->cfg);
     dir_status_free(d->dir);
     proxy_shared_free(d->proxy_shared);

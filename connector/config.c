@@ -44,11 +44,12 @@ enum opt_type {
 };
 
 /* Option flags. */
-#define OPT_REQUIRED   0x1u  /* must be set */
-#define OPT_JOIN_NONE  0x2u  /* continuation lines are appended without a separator */
-#define OPT_LIST_SEMI  0x4u  /* list items are separated by ';' (DNs contain commas and spaces) */
-#define OPT_LIST_SPACE 0x8u  /* list items are separated by white space, ',' or ';' */
-#define OPT_NO_SECRET  0x40u /* a URL that must not hold a password (never echoed in errors) */
+#define OPT_REQUIRED    0x1u  /* must be set */
+#define OPT_JOIN_NONE   0x2u  /* continuation lines are appended without a separator */
+#define OPT_LIST_SEMI   0x4u  /* list items are separated by ';' (DNs contain commas and spaces) */
+#define OPT_LIST_SPACE  0x8u  /* list items are separated by white space, ',' or ';' */
+#define OPT_NO_SECRET   0x40u /* a URL that must not hold a password (never echoed in errors) */
+#define OPT_SECRET_FILE 0x80u /* names a file whose content is a secret (the path is not one) */
 
 typedef bool (*opt_validator)(const char *value, char *why, size_t whylen);
 
@@ -61,7 +62,9 @@ struct opt {
     int64_t min, max;
     const char *const *names; /* OPT_ENUM: value names, index = stored int */
     unsigned flags;
-    opt_validator validate; /* per value (per item for lists) */
+    opt_validator validate;    /* per value (per item for lists) */
+    enum config_reload reload; /* when dirconnd applies a changed value (config.h) */
+    const char *doc;           /* one line; docs/configuration.md has the whole text */
 };
 
 static bool validate_dn(const char *value, char *why, size_t whylen);
@@ -107,151 +110,225 @@ static const char *const log_target_names[] = {"stderr", "syslog", NULL};
 
 /* The options table. docs/configuration.md documents every row; a unit test checks that. */
 static const struct opt options[] = {
-    {"connector", "name", OPT_STRING, OFF(name), NULL, 1, 64, NULL, 0, NULL},
+    {"connector", "name", OPT_STRING, OFF(name), NULL, 1, 64, NULL, 0, NULL, CONFIG_RELOAD_RESTART,
+     "The connector's name, shown in the cloud's connector list and in dirconnctl connectors"},
     {"connector", "state_dir", OPT_STRING, OFF(state_dir), "/var/lib/dirconn", 1, PATH_MAX, NULL, 0,
-     NULL},
-    {"connector", "key_file", OPT_STRING, OFF(key_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
+     NULL, CONFIG_RELOAD_RESTART, "Where the state database and the encrypted secret store live"},
+    {"connector", "key_file", OPT_STRING, OFF(key_file), NULL, 1, PATH_MAX, NULL, OPT_SECRET_FILE,
+     NULL, CONFIG_RELOAD_RUN, "The key of the encrypted secret store (<state_dir>/secrets.enc)"},
 
     {"ldap", "urls", OPT_LIST, OFF(urls), NULL, 1, 32, NULL, OPT_REQUIRED | OPT_LIST_SPACE,
-     validate_ldap_url},
-    {"ldap", "bind_dn", OPT_STRING, OFF(bind_dn), NULL, 1, 1024, NULL, 0, validate_bind_name},
-    {"ldap", "bind_password_file", OPT_STRING, OFF(bind_password_file), NULL, 1, PATH_MAX, NULL, 0,
-     NULL},
-    {"ldap", "ca_file", OPT_STRING, OFF(ca_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
-    {"ldap", "start_tls", OPT_BOOL, OFF(start_tls), "yes", 0, 0, NULL, 0, NULL},
-    {"ldap", "tls_insecure", OPT_BOOL, OFF(tls_insecure), "no", 0, 0, NULL, 0, NULL},
-    {"ldap", "base_dn", OPT_STRING, OFF(base_dn), NULL, 1, 1024, NULL, 0, validate_dn},
-    {"ldap", "page_size", OPT_INT, OFF(page_size), "500", 1, 100000, NULL, 0, NULL},
-    {"ldap", "timeout", OPT_DURATION, OFF(timeout_ms), "30s", 100, 3600 * 1000, NULL, 0, NULL},
+     validate_ldap_url, CONFIG_RELOAD_RUN, "The preferred domain controllers, in order"},
+    {"ldap", "bind_dn", OPT_STRING, OFF(bind_dn), NULL, 1, 1024, NULL, 0, validate_bind_name,
+     CONFIG_RELOAD_RUN, "The account the connector binds as (simple bind, RFC 4513 5.1.3)"},
+    {"ldap", "bind_password_file", OPT_STRING, OFF(bind_password_file), NULL, 1, PATH_MAX, NULL,
+     OPT_SECRET_FILE, NULL, CONFIG_RELOAD_RUN, "File holding the bind password"},
+    {"ldap", "ca_file", OPT_STRING, OFF(ca_file), NULL, 1, PATH_MAX, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "PEM file of the CA(s) that sign the domain controllers' certificates"},
+    {"ldap", "start_tls", OPT_BOOL, OFF(start_tls), "yes", 0, 0, NULL, 0, NULL, CONFIG_RELOAD_RUN,
+     "Issue StartTLS (RFC 4511 4.14) on ldap:// URLs before binding"},
+    {"ldap", "tls_insecure", OPT_BOOL, OFF(tls_insecure), "no", 0, 0, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "Skip certificate verification"},
+    {"ldap", "base_dn", OPT_STRING, OFF(base_dn), NULL, 1, 1024, NULL, 0, validate_dn,
+     CONFIG_RELOAD_RUN, "The naming context to synchronise"},
+    {"ldap", "page_size", OPT_INT, OFF(page_size), "500", 1, 100000, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "Entries per page of the paged search (RFC 2696)"},
+    {"ldap", "timeout", OPT_DURATION, OFF(timeout_ms), "30s", 100, 3600 * 1000, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "Connect timeout, and the longest wait for one LDAP operation or page"},
     {"ldap", "change_tracking", OPT_ENUM, OFF(change_tracking), "auto", 0, 0, change_tracking_names,
-     0, NULL},
+     0, NULL, CONFIG_RELOAD_RUN, "How changes are found for incremental syncs"},
 
     {"users", "base_dns", OPT_LIST, OFF(users.base_dns), NULL, 0, 256, NULL, OPT_LIST_SEMI,
-     validate_dn},
+     validate_dn, CONFIG_RELOAD_RUN, "Containers or OUs to search, each with its subtree"},
     {"users", "filter", OPT_STRING, OFF(users.filter), NULL, 1, 65536, NULL, OPT_JOIN_NONE,
-     validate_filter},
-    {"users", "enabled", OPT_BOOL, OFF(users.enabled), "yes", 0, 0, NULL, 0, NULL},
-    {"users", "enabled_only", OPT_BOOL, OFF(users_enabled_only), "no", 0, 0, NULL, 0, NULL},
+     validate_filter, CONFIG_RELOAD_RUN,
+     "Extra filter ANDed with the default user filter (users that are not computers)"},
+    {"users", "enabled", OPT_BOOL, OFF(users.enabled), "yes", 0, 0, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "Synchronise users at all"},
+    {"users", "enabled_only", OPT_BOOL, OFF(users_enabled_only), "no", 0, 0, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "Only users enabled in the directory"},
     {"users", "security_groups", OPT_LIST, OFF(users_security_groups), NULL, 0, 256, NULL,
-     OPT_LIST_SEMI, validate_dn},
+     OPT_LIST_SEMI, validate_dn, CONFIG_RELOAD_RUN,
+     "Only direct members of these groups are in scope"},
     {"users", "required_attributes", OPT_LIST, OFF(users_required_attributes), "mail", 0, 32, NULL,
-     OPT_LIST_SPACE, validate_attribute},
+     OPT_LIST_SPACE, validate_attribute, CONFIG_RELOAD_RUN,
+     "A user lacking one of these attributes is skipped and reported"},
     {"users", "sync_proxy_addresses", OPT_BOOL, OFF(users_sync_proxy_addresses), "no", 0, 0, NULL,
-     0, NULL},
+     0, NULL, CONFIG_RELOAD_RUN,
+     "Rackspace Directory Sync's SyncProxyAddresses (\"Alternate email addresses\")"},
     {"users", "accepted_domains", OPT_LIST, OFF(users_accepted_domains), NULL, 0, 256, NULL,
-     OPT_LIST_SPACE, validate_mail_domain},
+     OPT_LIST_SPACE, validate_mail_domain, CONFIG_RELOAD_RUN,
+     "The domains an alias may have (the seed"},
 
     {"groups", "base_dns", OPT_LIST, OFF(groups.base_dns), NULL, 0, 256, NULL, OPT_LIST_SEMI,
-     validate_dn},
+     validate_dn, CONFIG_RELOAD_RUN, "Containers or OUs to search"},
     {"groups", "filter", OPT_STRING, OFF(groups.filter), NULL, 1, 65536, NULL, OPT_JOIN_NONE,
-     validate_filter},
-    {"groups", "enabled", OPT_BOOL, OFF(groups.enabled), "yes", 0, 0, NULL, 0, NULL},
+     validate_filter, CONFIG_RELOAD_RUN, "Extra filter ANDed with the default group filter"},
+    {"groups", "enabled", OPT_BOOL, OFF(groups.enabled), "yes", 0, 0, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "Synchronise groups"},
 
     {"contacts", "base_dns", OPT_LIST, OFF(contacts.base_dns), NULL, 0, 256, NULL, OPT_LIST_SEMI,
-     validate_dn},
+     validate_dn, CONFIG_RELOAD_RUN, "Containers or OUs to search"},
     {"contacts", "filter", OPT_STRING, OFF(contacts.filter), NULL, 1, 65536, NULL, OPT_JOIN_NONE,
-     validate_filter},
-    {"contacts", "enabled", OPT_BOOL, OFF(contacts.enabled), "yes", 0, 0, NULL, 0, NULL},
+     validate_filter, CONFIG_RELOAD_RUN, "Extra filter ANDed with the default contact filter"},
+    {"contacts", "enabled", OPT_BOOL, OFF(contacts.enabled), "yes", 0, 0, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "Synchronise contacts to the cloud's Contact resource type"},
 
-    {"avatar", "enabled", OPT_BOOL, OFF(avatar_enabled), "no", 0, 0, NULL, 0, NULL},
-    {"avatar", "pattern", OPT_STRING, OFF(avatar_pattern), NULL, 1, 2048, NULL, 0, NULL},
+    {"avatar", "enabled", OPT_BOOL, OFF(avatar_enabled), "no", 0, 0, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "Send an avatar URI in the SCIM photos attribute (type photo)"},
+    {"avatar", "pattern", OPT_STRING, OFF(avatar_pattern), NULL, 1, 2048, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "URI pattern with {attribute} and {attribute:regex} placeholders, e.g"},
 
-    {"policy", "delete_threshold", OPT_INT, OFF(delete_threshold), "20", 0, 10000000, NULL, 0,
-     NULL},
+    {"policy", "delete_threshold", OPT_INT, OFF(delete_threshold), "20", 0, 10000000, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "The most deletions one sync may make"},
     {"policy", "delete_threshold_enabled", OPT_BOOL, OFF(delete_threshold_enabled), "yes", 0, 0,
-     NULL, 0, NULL},
+     NULL, 0, NULL, CONFIG_RELOAD_RUN, "Enforce delete_threshold"},
 
     {"schedule", "incremental_interval", OPT_DURATION, OFF(incremental_interval_ms), "10m", 1000,
-     DAY_MS, NULL, 0, NULL},
-    {"schedule", "full_sync", OPT_WEEKLY, OFF(full_sync), "Sun 02:00", 0, 0, NULL, 0, NULL},
-    {"schedule", "notifications", OPT_BOOL, OFF(notifications), "yes", 0, 0, NULL, 0, NULL},
+     DAY_MS, NULL, 0, NULL, CONFIG_RELOAD_NOW,
+     "How often dirconnd runs an incremental sync (the safety net behind change notifications)"},
+    {"schedule", "full_sync", OPT_WEEKLY, OFF(full_sync), "Sun 02:00", 0, 0, NULL, 0, NULL,
+     CONFIG_RELOAD_NOW, "When dirconnd runs a full sync"},
+    {"schedule", "notifications", OPT_BOOL, OFF(notifications), "yes", 0, 0, NULL, 0, NULL,
+     CONFIG_RELOAD_NOW, "Listen for directory change notifications and sync within seconds"},
 
-    {"cloud", "url", OPT_STRING, OFF(cloud_url), NULL, 1, 2048, NULL, 0, validate_http_url},
-    {"cloud", "org", OPT_STRING, OFF(cloud_org), NULL, 1, 128, NULL, 0, NULL},
+    {"cloud", "url", OPT_STRING, OFF(cloud_url), NULL, 1, 2048, NULL, 0, validate_http_url,
+     CONFIG_RELOAD_RUN, "Base URL of the cloud's connector control API"},
+    {"cloud", "org", OPT_STRING, OFF(cloud_org), NULL, 1, 128, NULL, 0, NULL, CONFIG_RELOAD_RUN,
+     "The organisation in the cloud"},
     {"cloud", "scim_url", OPT_STRING, OFF(cloud_scim_url), NULL, 1, 2048, NULL, 0,
-     validate_http_url},
-    {"cloud", "auth", OPT_ENUM, OFF(cloud_auth), "oauth2", 0, 0, cloud_auth_names, 0, NULL},
-    {"cloud", "client_id", OPT_STRING, OFF(cloud_client_id), NULL, 1, 256, NULL, 0, NULL},
+     validate_http_url, CONFIG_RELOAD_RUN,
+     "SCIM 2.0 base URL (RFC 7644), for clouds whose SCIM endpoint lives elsewhere"},
+    {"cloud", "auth", OPT_ENUM, OFF(cloud_auth), "oauth2", 0, 0, cloud_auth_names, 0, NULL,
+     CONFIG_RELOAD_RUN, "oauth2"},
+    {"cloud", "client_id", OPT_STRING, OFF(cloud_client_id), NULL, 1, 256, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "The connector id the cloud assigned at registration (auth = oauth2)"},
     {"cloud", "client_secret_file", OPT_STRING, OFF(cloud_client_secret_file), NULL, 1, PATH_MAX,
-     NULL, 0, NULL},
-    {"cloud", "token_file", OPT_STRING, OFF(cloud_token_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
-    {"cloud", "ca_file", OPT_STRING, OFF(cloud_ca_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
-    {"cloud", "delete_cascades", OPT_BOOL, OFF(cloud_delete_cascades), "no", 0, 0, NULL, 0, NULL},
-    {"cloud", "max_payload", OPT_INT, OFF(cloud_max_payload), "0", 0, 1073741824, NULL, 0, NULL},
+     NULL, OPT_SECRET_FILE, NULL, CONFIG_RELOAD_RUN,
+     "File holding the connector secret (auth = oauth2)"},
+    {"cloud", "token_file", OPT_STRING, OFF(cloud_token_file), NULL, 1, PATH_MAX, NULL,
+     OPT_SECRET_FILE, NULL, CONFIG_RELOAD_RUN, "File holding the bearer token (auth = bearer)"},
+    {"cloud", "ca_file", OPT_STRING, OFF(cloud_ca_file), NULL, 1, PATH_MAX, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "PEM file of the CA(s) for the cloud's certificate"},
+    {"cloud", "delete_cascades", OPT_BOOL, OFF(cloud_delete_cascades), "no", 0, 0, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "The provider removes a deleted resource from groups and managers"},
+    {"cloud", "max_payload", OPT_INT, OFF(cloud_max_payload), "0", 0, 1073741824, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "The largest request body sent to this provider"},
     {"cloud", "patch_max_operations", OPT_INT, OFF(cloud_patch_max_operations), "100", 1, 100000,
-     NULL, 0, NULL},
+     NULL, 0, NULL, CONFIG_RELOAD_RUN, "The most operations in one PATCH request (1 to 100000)"},
     {"cloud", "single_valued", OPT_LIST, OFF(cloud_single_valued), NULL, 0, 8, NULL, OPT_LIST_SPACE,
-     validate_scim_multi_valued},
+     validate_scim_multi_valued, CONFIG_RELOAD_RUN, "Multi-valued User attributes (RFC 7643 4.1.2"},
 
-    {"ha", "lease", OPT_ENUM, OFF(ha_lease), "cloud", 0, 0, ha_lease_names, 0, NULL},
+    {"ha", "lease", OPT_ENUM, OFF(ha_lease), "cloud", 0, 0, ha_lease_names, 0, NULL,
+     CONFIG_RELOAD_RESTART, "Where the HA lease is kept"},
     {"ha", "etcd_endpoints", OPT_LIST, OFF(ha_etcd_endpoints), NULL, 0, 16, NULL, OPT_LIST_SPACE,
-     validate_http_url},
-    {"ha", "etcd_ca_file", OPT_STRING, OFF(ha_etcd_ca_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
-    {"ha", "etcd_cert_file", OPT_STRING, OFF(ha_etcd_cert_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
-    {"ha", "etcd_key_file", OPT_STRING, OFF(ha_etcd_key_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
-    {"ha", "etcd_user", OPT_STRING, OFF(ha_etcd_user), NULL, 1, 256, NULL, 0, NULL},
-    {"ha", "etcd_password_file", OPT_STRING, OFF(ha_etcd_password_file), NULL, 1, PATH_MAX, NULL, 0,
-     NULL},
+     validate_http_url, CONFIG_RELOAD_RESTART,
+     "Space-separated client URLs of the etcd v3 cluster's members (http:// or https://, e.g"},
+    {"ha", "etcd_ca_file", OPT_STRING, OFF(ha_etcd_ca_file), NULL, 1, PATH_MAX, NULL, 0, NULL,
+     CONFIG_RELOAD_RESTART, "PEM CA certificates that https etcd endpoints are verified against"},
+    {"ha", "etcd_cert_file", OPT_STRING, OFF(ha_etcd_cert_file), NULL, 1, PATH_MAX, NULL, 0, NULL,
+     CONFIG_RELOAD_RESTART,
+     "PEM client certificate presented to https etcd endpoints, for etcd's --client-cert-auth"},
+    {"ha", "etcd_key_file", OPT_STRING, OFF(ha_etcd_key_file), NULL, 1, PATH_MAX, NULL,
+     OPT_SECRET_FILE, NULL, CONFIG_RELOAD_RESTART,
+     "PEM private key of etcd_cert_file (unencrypted"},
+    {"ha", "etcd_user", OPT_STRING, OFF(ha_etcd_user), NULL, 1, 256, NULL, 0, NULL,
+     CONFIG_RELOAD_RESTART, "etcd user for etcd authentication (etcdctl auth enable)"},
+    {"ha", "etcd_password_file", OPT_STRING, OFF(ha_etcd_password_file), NULL, 1, PATH_MAX, NULL,
+     OPT_SECRET_FILE, NULL, CONFIG_RELOAD_RESTART,
+     "File holding the password of etcd_user on one line"},
     {"ha", "lease_duration", OPT_DURATION, OFF(ha_lease_duration_ms), "30s", 1000, 3600 * 1000,
-     NULL, 0, NULL},
+     NULL, 0, NULL, CONFIG_RELOAD_RESTART, "How long a lease lasts without renewal"},
     {"ha", "renew_interval", OPT_DURATION, OFF(ha_renew_interval_ms), NULL, 100, 3600 * 1000, NULL,
-     0, NULL},
+     0, NULL, CONFIG_RELOAD_RESTART, "How often the active connector renews"},
     {"ha", "failover_interval", OPT_DURATION, OFF(ha_failover_interval_ms), "0s", 0, DAY_MS, NULL,
-     0, NULL},
-    {"ha", "jitter", OPT_DURATION, OFF(ha_jitter_ms), "250ms", 0, 60 * 1000, NULL, 0, NULL},
+     0, NULL, CONFIG_RELOAD_RESTART,
+     "How long a standby waits after the lease expired before it takes it"},
+    {"ha", "jitter", OPT_DURATION, OFF(ha_jitter_ms), "250ms", 0, 60 * 1000, NULL, 0, NULL,
+     CONFIG_RELOAD_RESTART, "A random wait added before a standby takes a free or expired lease"},
 
-    {"proxy", "mode", OPT_ENUM, OFF(proxy_mode), "auto", 0, 0, proxy_mode_names, 0, NULL},
-    {"proxy", "pac_url", OPT_STRING, OFF(proxy_pac_url), NULL, 1, 2048, NULL, 0, validate_pac_url},
+    {"proxy", "mode", OPT_ENUM, OFF(proxy_mode), "auto", 0, 0, proxy_mode_names, 0, NULL,
+     CONFIG_RELOAD_RUN, "auto"},
+    {"proxy", "pac_url", OPT_STRING, OFF(proxy_pac_url), NULL, 1, 2048, NULL, 0, validate_pac_url,
+     CONFIG_RELOAD_RUN, "PAC file"},
     {"proxy", "url", OPT_STRING, OFF(proxy_url), NULL, 1, 2048, NULL, OPT_NO_SECRET,
-     validate_proxy_url},
-    {"proxy", "username", OPT_STRING, OFF(proxy_username), NULL, 1, 256, NULL, 0, NULL},
-    {"proxy", "password_file", OPT_STRING, OFF(proxy_password_file), NULL, 1, PATH_MAX, NULL, 0,
-     NULL},
-    {"proxy", "auth", OPT_ENUM, OFF(proxy_auth), "any", 0, 0, proxy_auth_names, 0, NULL},
-    {"proxy", "no_proxy", OPT_STRING, OFF(proxy_no_proxy), NULL, 1, 4096, NULL, 0, NULL},
-    {"proxy", "pac_ttl", OPT_DURATION, OFF(proxy_pac_ttl_ms), "5m", 1000, DAY_MS, NULL, 0, NULL},
+     validate_proxy_url, CONFIG_RELOAD_RUN, "http://proxy.example.com:3128"},
+    {"proxy", "username", OPT_STRING, OFF(proxy_username), NULL, 1, 256, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "Proxy user name"},
+    {"proxy", "password_file", OPT_STRING, OFF(proxy_password_file), NULL, 1, PATH_MAX, NULL,
+     OPT_SECRET_FILE, NULL, CONFIG_RELOAD_RUN, "File holding the proxy password"},
+    {"proxy", "auth", OPT_ENUM, OFF(proxy_auth), "any", 0, 0, proxy_auth_names, 0, NULL,
+     CONFIG_RELOAD_RUN, "Proxy authentication scheme"},
+    {"proxy", "no_proxy", OPT_STRING, OFF(proxy_no_proxy), NULL, 1, 4096, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "Hosts, domains, addresses or CIDR ranges reached without a proxy"},
+    {"proxy", "pac_ttl", OPT_DURATION, OFF(proxy_pac_ttl_ms), "5m", 1000, DAY_MS, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN, "How long a resolved proxy list, or a failed proxy's exclusion, is kept"},
 
-    {"web", "listen", OPT_STRING, OFF(web_listen), NULL, 1, 300, NULL, 0, validate_listen},
+    {"web", "listen", OPT_STRING, OFF(web_listen), NULL, 1, 300, NULL, 0, validate_listen,
+     CONFIG_RELOAD_RESTART, "Where the status page and /metrics listen"},
     {"web", "metrics_listen", OPT_STRING, OFF(web_metrics_listen), NULL, 1, 300, NULL, 0,
-     validate_listen},
-    {"web", "tls_cert", OPT_STRING, OFF(web_tls_cert), NULL, 1, PATH_MAX, NULL, 0, NULL},
-    {"web", "tls_key", OPT_STRING, OFF(web_tls_key), NULL, 1, PATH_MAX, NULL, 0, NULL},
-    {"web", "username", OPT_STRING, OFF(web_username), "admin", 1, 128, NULL, 0, NULL},
-    {"web", "password_file", OPT_STRING, OFF(web_password_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
+     validate_listen, CONFIG_RELOAD_RESTART,
+     "/metrics on a listener of its own (the page's listener then serves no /metrics)"},
+    {"web", "tls_cert", OPT_STRING, OFF(web_tls_cert), NULL, 1, PATH_MAX, NULL, 0, NULL,
+     CONFIG_RELOAD_RESTART, "PEM certificate chain"},
+    {"web", "tls_key", OPT_STRING, OFF(web_tls_key), NULL, 1, PATH_MAX, NULL, OPT_SECRET_FILE, NULL,
+     CONFIG_RELOAD_RESTART, "PEM private key of tls_cert"},
+    {"web", "username", OPT_STRING, OFF(web_username), "admin", 1, 128, NULL, 0, NULL,
+     CONFIG_RELOAD_RESTART, "The HTTP Basic user name"},
+    {"web", "password_file", OPT_STRING, OFF(web_password_file), NULL, 1, PATH_MAX, NULL,
+     OPT_SECRET_FILE, NULL, CONFIG_RELOAD_RESTART,
+     "File holding the password (HTTP Basic as username) or bearer token (Authorization"},
 
-    {"daemon", "socket", OPT_STRING, OFF(daemon_socket), NULL, 1, 107, NULL, 0, NULL},
-    {"daemon", "debounce", OPT_DURATION, OFF(daemon_debounce_ms), "1s", 0, 60 * 1000, NULL, 0,
-     NULL},
+    {"daemon", "socket", OPT_STRING, OFF(daemon_socket), NULL, 1, 107, NULL, 0, NULL,
+     CONFIG_RELOAD_RESTART, "The UNIX socket on which dirconnd answers dirconnctl"},
+    {"daemon", "debounce", OPT_DURATION, OFF(daemon_debounce_ms), "1s", 0, 60 * 1000, NULL, 0, NULL,
+     CONFIG_RELOAD_NOW, "How long dirconnd waits after a change notification before it syncs"},
     {"daemon", "notify_retry_max", OPT_DURATION, OFF(daemon_notify_retry_max_ms), "5m", 1000,
-     3600 * 1000, NULL, 0, NULL},
+     3600 * 1000, NULL, 0, NULL, CONFIG_RELOAD_NOW,
+     "The longest wait between reconnections of the notification connection"},
     {"daemon", "refused_bind_check", OPT_DURATION, OFF(daemon_refused_bind_check_ms), "10s", 1000,
-     3600 * 1000, NULL, 0, NULL},
+     3600 * 1000, NULL, 0, NULL, CONFIG_RELOAD_NOW,
+     "While the bind is refused: how often to look for a changed configuration or password"},
 
     {"reports", "smtp_url", OPT_STRING, OFF(reports_smtp_url), NULL, 1, 2048, NULL, OPT_NO_SECRET,
-     validate_smtp_url},
-    {"reports", "from", OPT_STRING, OFF(reports_from), NULL, 3, 254, NULL, 0, validate_mailbox},
+     validate_smtp_url, CONFIG_RELOAD_NOW, "The mail submission server"},
+    {"reports", "from", OPT_STRING, OFF(reports_from), NULL, 3, 254, NULL, 0, validate_mailbox,
+     CONFIG_RELOAD_NOW, "The sender, in the envelope (MAIL FROM) and the From"},
     {"reports", "to", OPT_LIST, OFF(reports_to), NULL, 0, 32, NULL, OPT_LIST_SPACE,
-     validate_mailbox},
+     validate_mailbox, CONFIG_RELOAD_NOW, "The recipients (RCPT TO, and the To"},
     {"reports", "interval", OPT_DURATION, OFF(reports_interval_ms), "1d", 0, 31 * DAY_MS, NULL, 0,
-     NULL},
+     NULL, CONFIG_RELOAD_NOW,
+     "How often the summary of the period's runs goes out (\"Send Reports per"},
     {"reports", "alert_no_success_after", OPT_DURATION, OFF(reports_no_success_ms), "1d", 0,
-     31 * DAY_MS, NULL, 0, NULL},
+     31 * DAY_MS, NULL, 0, NULL, CONFIG_RELOAD_NOW,
+     "Alert when no sync has succeeded for this long"},
     {"reports", "starttls", OPT_ENUM, OFF(reports_starttls), "required", 0, 0,
-     reports_starttls_names, 0, NULL},
-    {"reports", "ca_file", OPT_STRING, OFF(reports_ca_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
-    {"reports", "username", OPT_STRING, OFF(reports_username), NULL, 1, 256, NULL, 0, NULL},
-    {"reports", "password_file", OPT_STRING, OFF(reports_password_file), NULL, 1, PATH_MAX, NULL, 0,
-     NULL},
+     reports_starttls_names, 0, NULL, CONFIG_RELOAD_NOW, "For smtp:// URLs"},
+    {"reports", "ca_file", OPT_STRING, OFF(reports_ca_file), NULL, 1, PATH_MAX, NULL, 0, NULL,
+     CONFIG_RELOAD_NOW, "PEM CA bundle that verifies the mail server's certificate"},
+    {"reports", "username", OPT_STRING, OFF(reports_username), NULL, 1, 256, NULL, 0, NULL,
+     CONFIG_RELOAD_NOW, "The SMTP AUTH (RFC 4954) user"},
+    {"reports", "password_file", OPT_STRING, OFF(reports_password_file), NULL, 1, PATH_MAX, NULL,
+     OPT_SECRET_FILE, NULL, CONFIG_RELOAD_NOW,
+     "A file (mode 0600 or stricter) whose one line is the SMTP AUTH password"},
     {"reports", "timeout", OPT_DURATION, OFF(reports_timeout_ms), "30s", 1000, 600 * 1000, NULL, 0,
-     NULL},
-    {"reports", "retries", OPT_INT, OFF(reports_retries), "3", 0, 10, NULL, 0, NULL},
-    {"pwsync", "listen", OPT_STRING, OFF(pwsync_listen), NULL, 1, 300, NULL, 0, NULL},
-    {"pwsync", "tls_cert", OPT_STRING, OFF(pwsync_tls_cert), NULL, 1, PATH_MAX, NULL, 0, NULL},
-    {"pwsync", "tls_key", OPT_STRING, OFF(pwsync_tls_key), NULL, 1, PATH_MAX, NULL, 0, NULL},
-    {"pwsync", "client_ca", OPT_STRING, OFF(pwsync_client_ca), NULL, 1, PATH_MAX, NULL, 0, NULL},
+     NULL, CONFIG_RELOAD_NOW, "The longest one delivery attempt may take"},
+    {"reports", "retries", OPT_INT, OFF(reports_retries), "3", 0, 10, NULL, 0, NULL,
+     CONFIG_RELOAD_NOW,
+     "How many more times a mail that was not delivered is tried, after 5 s, then 20 s, 80 s, "},
+    {"pwsync", "listen", OPT_STRING, OFF(pwsync_listen), NULL, 1, 300, NULL, 0, NULL,
+     CONFIG_RELOAD_RESTART, "Address of the password change listener"},
+    {"pwsync", "tls_cert", OPT_STRING, OFF(pwsync_tls_cert), NULL, 1, PATH_MAX, NULL, 0, NULL,
+     CONFIG_RELOAD_RESTART, "PEM certificate chain the listener presents"},
+    {"pwsync", "tls_key", OPT_STRING, OFF(pwsync_tls_key), NULL, 1, PATH_MAX, NULL, OPT_SECRET_FILE,
+     NULL, CONFIG_RELOAD_RESTART, "PEM private key of tls_cert"},
+    {"pwsync", "client_ca", OPT_STRING, OFF(pwsync_client_ca), NULL, 1, PATH_MAX, NULL, 0, NULL,
+     CONFIG_RELOAD_RESTART, "PEM CA certificate(s)"},
 
-    {"log", "level", OPT_ENUM, OFF(log_level), "info", 0, 0, log_level_names, 0, NULL},
-    {"log", "target", OPT_ENUM, OFF(log_target), "stderr", 0, 0, log_target_names, 0, NULL},
+    {"log", "level", OPT_ENUM, OFF(log_level), "info", 0, 0, log_level_names, 0, NULL,
+     CONFIG_RELOAD_NOW, "The least severe level written"},
+    {"log", "target", OPT_ENUM, OFF(log_target), "stderr", 0, 0, log_target_names, 0, NULL,
+     CONFIG_RELOAD_NOW, "Where log lines go (syslog facility LOG_DAEMON)"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -287,6 +364,166 @@ bool config_key_at(size_t i, const char **section, const char **key)
     *section = options[i].section;
     *key = options[i].key;
     return true;
+}
+
+static const char *const type_names[] = {
+    [OPT_STRING] = "string",     [OPT_BOOL] = "boolean", [OPT_INT] = "integer",
+    [OPT_DURATION] = "duration", [OPT_ENUM] = "enum",    [OPT_LIST] = "list",
+    [OPT_WEEKLY] = "schedule",
+};
+
+bool config_key_info(size_t i, struct config_key_info *out)
+{
+    if (i >= N_OPTIONS)
+        return false;
+    const struct opt *o = &options[i];
+    *out = (struct config_key_info){
+        o->section, o->key, type_names[o->type], o->def, (o->flags & OPT_SECRET_FILE) != 0,
+        o->reload,  o->doc};
+    return true;
+}
+
+const char *config_reload_name(enum config_reload r)
+{
+    switch (r) {
+    case CONFIG_RELOAD_NOW:
+        return "now";
+    case CONFIG_RELOAD_RUN:
+        return "next-run";
+    case CONFIG_RELOAD_RESTART:
+        return "restart";
+    }
+    return NULL;
+}
+
+int config_key_line(const struct config *cfg, size_t i)
+{
+    return cfg != NULL && cfg->key_lines != NULL && i < N_OPTIONS ? cfg->key_lines[i] : 0;
+}
+
+bool config_key_find(const char *section, const char *key, size_t *i)
+{
+    for (size_t k = 0; k < N_OPTIONS; k++) {
+        if (strcasecmp(options[k].section, section) == 0 && strcasecmp(options[k].key, key) == 0) {
+            *i = k;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A duration in the units the file takes: "1h30m", "250ms", "0s". */
+static void format_duration(int64_t ms, char *buf, size_t len)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"d", DAY_MS}, {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1}};
+    size_t k = 0;
+    buf[0] = '\0';
+    for (size_t u = 0; u < sizeof(units) / sizeof(units[0]) && ms > 0; u++) {
+        int64_t n = ms / units[u].ms;
+        ms %= units[u].ms;
+        if (n > 0 && k < len)
+            k += (size_t)snprintf(buf + k, len - k, "%lld%s", (long long)n, units[u].unit);
+    }
+    if (buf[0] == '\0')
+        snprintf(buf, len, "0s");
+}
+
+static void format_weekly(const struct config_weekly *w, char *buf, size_t len)
+{
+    static const char *const day[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    if (w->days == 0) {
+        snprintf(buf, len, "never");
+        return;
+    }
+    size_t k = 0;
+    if (w->days == 0x7f)
+        k = (size_t)snprintf(buf, len, "daily");
+    for (int i = 0; i < 7 && w->days != 0x7f; i++)
+        if ((w->days & (1u << i)) && k < len)
+            k += (size_t)snprintf(buf + k, len - k, "%s%s", k ? "," : "", day[i]);
+    if (k < len)
+        snprintf(buf + k, len - k, " %02d:%02d", w->minute / 60, w->minute % 60);
+}
+
+bool config_value_text(const struct config *cfg, size_t i, char **out)
+{
+    *out = NULL;
+    if (i >= N_OPTIONS)
+        return false;
+    const struct opt *o = &options[i];
+    const void *field = (const char *)cfg + o->offset;
+    char buf[128];
+    switch (o->type) {
+    case OPT_STRING: {
+        const char *v = *(char *const *)field;
+        return v == NULL || (*out = strdup(v)) != NULL;
+    }
+    case OPT_BOOL:
+        snprintf(buf, sizeof(buf), "%s", *(const bool *)field ? "yes" : "no");
+        break;
+    case OPT_INT:
+        snprintf(buf, sizeof(buf), "%d", *(const int *)field);
+        break;
+    case OPT_DURATION:
+        format_duration(*(const int64_t *)field, buf, sizeof(buf));
+        break;
+    case OPT_ENUM: {
+        int v = *(const int *)field;
+        int n = 0;
+        while (o->names[n] != NULL)
+            n++;
+        snprintf(buf, sizeof(buf), "%s", v >= 0 && v < n ? o->names[v] : "?");
+        break;
+    }
+    case OPT_WEEKLY:
+        format_weekly((const struct config_weekly *)field, buf, sizeof(buf));
+        break;
+    case OPT_LIST: {
+        const struct strlist *l = field;
+        if (l->n == 0)
+            return true;
+        const char *sep = (o->flags & OPT_LIST_SEMI) ? "; " : " ";
+        size_t len = 1;
+        for (size_t k = 0; k < l->n; k++)
+            len += strlen(l->v[k]) + strlen(sep);
+        char *s = malloc(len);
+        if (s == NULL)
+            return false;
+        s[0] = '\0';
+        size_t at = 0;
+        for (size_t k = 0; k < l->n; k++)
+            at += (size_t)snprintf(s + at, len - at, "%s%s", k ? sep : "", l->v[k]);
+        *out = s;
+        return true;
+    }
+    }
+    return (*out = strdup(buf)) != NULL;
+}
+
+size_t config_restart_changes(const struct config *running, const struct config *fresh,
+                              void (*fn)(void *arg, const char *section, const char *key),
+                              void *arg)
+{
+    size_t changed = 0;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (options[i].reload != CONFIG_RELOAD_RESTART)
+            continue;
+        char *a = NULL, *b = NULL;
+        bool ok = config_value_text(running, i, &a) && config_value_text(fresh, i, &b);
+        /* Out of memory: counted as a change, which only costs a log line. */
+        bool differs = !ok || (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+        free(a);
+        free(b);
+        if (differs) {
+            changed++;
+            if (fn != NULL)
+                fn(arg, options[i].section, options[i].key);
+        }
+    }
+    return changed;
 }
 
 /* ---- validators -------------------------------------------------------- */
@@ -1320,6 +1557,13 @@ static enum dirconn_err config_load_common(struct config_parse *ps, const char *
         return dirconn_error_set(err, DIRCONN_ENOMEM, "%s: out of memory", name);
     ps->cfg->path = strdup(name);
     enum dirconn_err rc = config_parse_text(ps);
+    if (rc == DIRCONN_OK) {
+        ps->cfg->key_lines = malloc(sizeof(ps->set_line));
+        if (ps->cfg->key_lines == NULL)
+            rc = dirconn_error_set(ps->err, DIRCONN_ENOMEM, "%s: out of memory", name);
+        else
+            memcpy(ps->cfg->key_lines, ps->set_line, sizeof(ps->set_line));
+    }
     if (rc != DIRCONN_OK) {
         config_free(ps->cfg);
         return rc;
@@ -1364,6 +1608,7 @@ void config_free(struct config *cfg)
         free(cfg->mappings[i].expression);
     }
     free(cfg->mappings);
+    free(cfg->key_lines);
     free(cfg->path);
     free(cfg);
 }

@@ -19,6 +19,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * When dirconnd applies a changed value (docs/configuration.md, column "reload"; the
+ * pattern of redis's per-option flags):
+ */
+enum config_reload {
+    CONFIG_RELOAD_NOW = 0, /* at the reload itself (SIGHUP): timers, log, mail, notifications */
+    CONFIG_RELOAD_RUN,     /* read by each sync run: the next run uses it, a running one not */
+    CONFIG_RELOAD_RESTART, /* kept by a part started once (listeners, socket, HA lease client,
+                              state directory): only after dirconnd restarts */
+};
+
 /* An ordered list of strings owned by the config. */
 struct strlist {
     char **v;
@@ -71,7 +82,9 @@ struct config_scope {
 };
 
 struct config {
-    char *path; /* the file this was loaded from */
+    char *path;     /* the file this was loaded from */
+    int *key_lines; /* per options-table row: the line that set it, 0 = its default
+                       (config_key_line) */
 
     /* [connector] */
     char *name;      /* connector name shown in the cloud; default: the host name */
@@ -259,5 +272,53 @@ bool config_parse_listen(const char *text, char *host, size_t hostlen, int *port
  */
 size_t config_key_count(void);
 bool config_key_at(size_t i, const char **section, const char **key);
+
+/* One row of the options table, as config_key_info describes it (static strings). */
+struct config_key_info {
+    const char *section;
+    const char *key;
+    const char *type; /* "string", "boolean", "integer", "duration", "enum", "list", "schedule" */
+    const char *def;  /* the default in the file's syntax; NULL = none (unset, or computed:
+                         the host name, <state_dir>/..., a third of lease_duration) */
+    bool secret_file; /* the value names a file whose content is a secret: the path is shown,
+                         the content never read by config_value_text */
+    enum config_reload reload;
+    const char *doc; /* one line; docs/configuration.md holds the whole text */
+};
+
+/* config_key_info - describe row i of the options table; false past the end. */
+bool config_key_info(size_t i, struct config_key_info *out);
+
+/* config_reload_name - "now", "next-run" or "restart"; NULL for another value. */
+const char *config_reload_name(enum config_reload r);
+
+/*
+ * config_key_line - the line of cfg's file that set row i of the options table,
+ * 0 when the key kept its default (or i is past the end).
+ */
+int config_key_line(const struct config *cfg, size_t i);
+
+/* config_key_find - the row of section.key (case-insensitive) in *i; false if none. */
+bool config_key_find(const char *section, const char *key, size_t *i);
+
+/*
+ * config_value_text - the effective value of row i in the file's syntax: booleans
+ * yes/no, durations with units ("10m", "1h30m", "250ms"), schedules ("Sun 02:00",
+ * "daily 03:00", "never"), lists joined by "; " (DN lists) or " ". On success
+ * returns true and *out is a malloc'd string (free()) or NULL when the key is
+ * unset; false when out of memory or i is past the end. No configuration key
+ * holds a secret (the loader refuses them), so every value may be shown.
+ */
+bool config_value_text(const struct config *cfg, size_t i, char **out);
+
+/*
+ * config_restart_changes - call fn(arg, section, key) for each key of the
+ * CONFIG_RELOAD_RESTART class whose value differs between running (the
+ * configuration dirconnd started with) and fresh (a reload). Returns how many
+ * differ. Both configs are only read.
+ */
+size_t config_restart_changes(const struct config *running, const struct config *fresh,
+                              void (*fn)(void *arg, const char *section, const char *key),
+                              void *arg);
 
 #endif

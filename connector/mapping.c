@@ -860,7 +860,11 @@ enum dirconn_err mapping_compile(const struct config *cfg, enum mapping_kind kin
             struct dirconn_error aerr;
             dirconn_error_clear(&aerr);
             rc = avatar_compile(cfg->avatar_pattern, &m->avatar, &aerr);
-            if (rc != DIRCONN_OK)
+            size_t row;
+            int line = config_key_find("avatar", "pattern", &row) ? config_key_line(cfg, row) : 0;
+            if (rc != DIRCONN_OK && line > 0)
+                dirconn_error_set(err, rc, "%s:%d: %s", file, line, aerr.msg);
+            else if (rc != DIRCONN_OK)
                 dirconn_error_set(err, rc, "%s: %s", file, aerr.msg);
             for (const char *const *a = m->avatar ? avatar_attributes(m->avatar) : NULL;
                  a != NULL && *a != NULL && rc == DIRCONN_OK; a++) {

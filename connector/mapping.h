@@ -102,8 +102,9 @@ struct mapping_result {
  *   DIRCONN_ECONFIG  "FILE:LINE: [mapping] <path>: <cause>" for an unknown
  *                    path, a path of another kind, a bad expression (syntax,
  *                    unknown function, a boolean where a string is needed),
- *                    or removing a required target; "FILE: [avatar] pattern:
- *                    <cause>" for a bad avatar pattern (avatar_compile);
+ *                    or removing a required target; "FILE:LINE: [avatar] pattern:
+ *                    <cause>" for a bad avatar pattern (avatar_compile; "FILE:" alone
+ *                    for a config not loaded from a file);
  *   DIRCONN_ENOMEM   out of memory.
  */
 enum dirconn_err mapping_compile(const struct config *cfg, enum mapping_kind kind,

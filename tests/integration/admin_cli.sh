@@ -13,8 +13,10 @@ LOGS=$T/logs
 mkdir -p "$LOGS"
 CLOUD_PID=
 SQUID_PID=
+D_PID=
 cleanup() {
 	local rc=$?
+	[[ -n $D_PID ]] && kill "$D_PID" 2>/dev/null && wait "$D_PID" 2>/dev/null
 	[[ -n $CLOUD_PID ]] && kill "$CLOUD_PID" 2>/dev/null && wait "$CLOUD_PID" 2>/dev/null
 	[[ -n $SQUID_PID ]] && kill "$SQUID_PID" 2>/dev/null && wait "$SQUID_PID" 2>/dev/null
 	[[ -d $T/fx ]] && "$LDSFX" stop "$T/fx" >/dev/null 2>&1
@@ -623,6 +625,104 @@ if command -v squid >/dev/null && command -v htpasswd >/dev/null; then
 else
 	echo "# squid or htpasswd missing: the proxy checks are skipped"
 fi
+
+# ---- config show: values with their line, defaults, secrets masked; [mapping] checked at load
+openssl rand -hex 16 >"$T/bind.pw"
+BIND_PW=$(cat "$T/bind.pw")
+remember "$BIND_PW"
+LDAP_URLS= LDAP_EXTRA= conf "$T/c.conf" "$T/c" "[ha]" "lease = none" "[schedule]" "notifications = no" \
+	"[mapping]" "displayName = givenName sn"
+# without the fixture's [ldap] lines: bind_dn and bind_password_file follow in a second [ldap]
+printf '[ldap]\nbind_dn = CN=dirconn,DC=example,DC=com\nbind_password_file = %s\n' "$T/bind.pw" >>"$T/c.conf"
+pw_line=$(grep -n '^bind_password_file' "$T/c.conf" | cut -d: -f1)
+map_line=$(grep -n '^displayName' "$T/c.conf" | cut -d: -f1)
+ctl cs config show --config "$T/c.conf"
+check_eq "config show exits 0" 0 "$cs_rc"
+check_contains "config show: a value from the file with its line" "$cs_out" \
+	"[connector] state_dir = $T/c  (source $T/c.conf:3, default /var/lib/dirconn, reload restart)"
+check_contains "config show: a default" "$cs_out" \
+	"[ldap] page_size = 500  (source default, default 500, reload next-run)"
+check_contains "config show: a duration in its units" "$cs_out" \
+	"[schedule] incremental_interval = 10m  (source default, default 10m, reload now)"
+check_contains "config show: a *_file path is shown (not a secret)" "$cs_out" \
+	"[ldap] bind_password_file = $T/bind.pw  (source $T/c.conf:$pw_line,"
+check_contains "config show: a [mapping] line with its line" "$cs_out" \
+	"[mapping] displayName = givenName sn  (source $T/c.conf:$map_line, reload next-run)"
+check_contains "config show: the bind password is masked, with its file" "$cs_out" \
+	"secret ldap-bind-password = <secret>  (source file $T/bind.pw, named by [ldap] bind_password_file at $T/c.conf:$pw_line)"
+check_contains "config show: the connector secret comes from the secret store" "$cs_out" \
+	"secret cloud-connector-secret = <secret>  (source secret store entry cloud-connector-secret)"
+check "config show never prints the bind password" test "${cs_out/$BIND_PW/}" == "$cs_out"
+ctl cj config show --config "$T/c.conf" --json
+check_eq "config show --json exits 0" 0 "$cj_rc"
+check_eq "config show --json parses and lists every key" "$(grep -c '^\[' <<<"$cs_out")" \
+	"$(json "$cj_out" "len(j['options']) + len(j['mapping'])")"
+check_eq "  ... the source of state_dir" "$T/c.conf:3" \
+	"$(json "$cj_out" "[o['source'] for o in j['options'] if (o['section'], o['key']) == ('connector', 'state_dir')][0]")"
+check_eq "  ... the bind password masked" "<secret>" \
+	"$(json "$cj_out" "[s['value'] for s in j['secrets'] if s['name'] == 'ldap-bind-password'][0]")"
+ctl cu config --config "$T/c.conf"
+check_eq "config without a subcommand is a usage error" 2 "$cu_rc"
+cp "$T/c.conf" "$T/c-bad.conf"
+printf '[mapping]\ntitle = concat(\n' >>"$T/c-bad.conf"
+bad_line=$(grep -n '^title' "$T/c-bad.conf" | cut -d: -f1)
+ctl cb config show --config "$T/c-bad.conf"
+check_eq "config show with a bad [mapping] expression exits 3" 3 "$cb_rc"
+check_contains "  ... one line naming file:line and the key" "$cb_err" \
+	"dirconnctl config: $T/c-bad.conf:$bad_line: [mapping] title: "
+check_eq "  ... and prints nothing" "" "$cb_out"
+run_capture db dirconnd --config "$T/c-bad.conf" --no-initial-sync
+check_eq "dirconnd with a bad [mapping] expression exits 3 at start" 3 "$db_rc"
+check_contains "  ... naming file:line" "$db_err" "$T/c-bad.conf:$bad_line: [mapping] title: "
+printf '%s\n' "$db_err" >"$LOGS/dirconnd-bad-start.err"
+ctl sb status --config "$T/c-bad.conf"
+check_eq "status with a bad [mapping] expression exits 3 (docs/cli.md)" 3 "$sb_rc"
+check_contains "  ... naming file:line" "$sb_err" "$T/c-bad.conf:$bad_line: [mapping] title: "
+
+# ---- SIGHUP: restart-only keys are named, a bad [mapping] is refused and the old config kept
+D_LOG=$LOGS/dirconnd-c.log
+dirconnd --config "$T/c.conf" --no-initial-sync 2>"$D_LOG" &
+D_PID=$!
+sock_ready() { [[ -S $T/c/dirconnd.sock ]] || ! kill -0 "$D_PID" 2>/dev/null; }
+wait_until 60 sock_ready || true
+check "dirconnd opens its admin socket" test -S "$T/c/dirconnd.sock"
+d_status() { dirconnctl status --socket "$T/c/dirconnd.sock" --json; }
+opt_of() { # opt_of SECTION KEY FIELD: a field of the status' config.options row
+	json "$(d_status)" "[o['$3'] for o in j['config']['options'] if (o['section'], o['key']) == ('$1', '$2')][0]"
+}
+st=$(d_status)
+check_eq "status --json keeps config.file" "$T/c.conf" "$(json "$st" "j['config']['file']")"
+check_eq "status --json keeps config.delete_threshold" 20 "$(json "$st" "j['config']['delete_threshold']")"
+check "status --json: config.options renders every key as config show does" test \
+	"$(json "$cj_out" "json.dumps(j['options'], sort_keys=True)")" == \
+	"$(json "$st" "json.dumps(j['config']['options'], sort_keys=True)")"
+check_eq "status --json: config.secrets masked" "<secret>" \
+	"$(json "$st" "[s['value'] for s in j['config']['secrets'] if s['name'] == 'ldap-bind-password'][0]")"
+cp "$T/c.conf" "$T/c.conf.good"
+printf '[web]\nlisten = 127.0.0.1:1\n[log]\nlevel = debug\n[policy]\ndelete_threshold = 31\n' >>"$T/c.conf"
+th_line=$(grep -n '^delete_threshold = 31' "$T/c.conf" | cut -d: -f1)
+kill -HUP "$D_PID"
+check "SIGHUP: a changed restart-only key is logged by name" wait_until 60 \
+	grep -qF "config: [web] listen changed; it takes effect after a restart" "$D_LOG"
+reloaded() { [[ $(opt_of policy delete_threshold value 2>/dev/null) == 31 ]]; }
+check "SIGHUP: a next-run key is applied" wait_until 60 reloaded
+check_eq "  ... with its new line as the source" "$T/c.conf:$th_line" "$(opt_of policy delete_threshold source)"
+check_eq "  ... the reload names no other key (log level and threshold apply without restart)" 1 \
+	"$(grep -c 'takes effect after a restart' "$D_LOG")"
+printf '[mapping]\ntitle = concat(\n' >>"$T/c.conf"
+bad_line=$(grep -n '^title' "$T/c.conf" | cut -d: -f1)
+kill -HUP "$D_PID"
+check "SIGHUP with a bad [mapping] expression: refused, naming file:line" wait_until 60 \
+	grep -qF "SIGHUP: the new configuration is rejected, the running one is kept: $T/c.conf:$bad_line: [mapping] title: " "$D_LOG"
+check_eq "  ... one error line" 1 "$(grep -c 'the new configuration is rejected' "$D_LOG")"
+check "  ... dirconnd still runs" kill -0 "$D_PID"
+check_eq "  ... the running configuration is the previous one" 31 "$(opt_of policy delete_threshold value)"
+check_eq "  ... without the bad line" "" "$(json "$(d_status)" "[m['key'] for m in j['config']['mapping'] if m['key'] == 'title']" | tr -d '[]')"
+kill -TERM "$D_PID"
+d_rc=0
+wait "$D_PID" || d_rc=$?
+D_PID=
+check_eq "dirconnd exits 0 on SIGTERM" 0 "$d_rc"
 
 # ---- no secret in any log or output of the run
 for s in "${SECRETS[@]}"; do

@@ -5,6 +5,9 @@
 #include <cmocka.h>
 
 #include "connector/config.h"
+#include "connector/config_view.h"
+
+#include <jansson.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -436,6 +439,299 @@ static void test_web(void **state)
     assert_false(loopback);
 }
 
+/* The options table: every row has a type, a reload class and a line of text; every default parses
+ * and renders back as written (config_value_text). */
+static void test_table_rows(void **state)
+{
+    (void)state;
+    struct config *cfg = load_ok(MINIMAL);
+    struct config_key_info ki;
+    size_t n = 0, with_default = 0;
+    for (size_t i = 0; config_key_info(i, &ki); i++, n++) {
+        assert_non_null(ki.type);
+        assert_true(ki.doc != NULL && ki.doc[0] != '\0');
+        if (config_reload_name(ki.reload) == NULL)
+            fail_msg("[%s] %s has no reload class", ki.section, ki.key);
+        if (ki.def == NULL)
+            continue;
+        with_default++;
+        char *text = NULL;
+        assert_true(config_value_text(cfg, i, &text));
+        if (text == NULL || strcmp(text, ki.def) != 0)
+            fail_msg("[%s] %s: default '%s' renders as '%s'", ki.section, ki.key, ki.def,
+                     text ? text : "(unset)");
+        free(text);
+        /* The default, written in the file, loads. */
+        char conf[512];
+        /* [reports] keys go with a mail server (reports_cross_check). */
+        snprintf(conf, sizeof(conf), "%s[%s]\n%s = %s\n%s", MINIMAL, ki.section, ki.key, ki.def,
+                 strcmp(ki.section, "reports") == 0
+                     ? "smtp_url = smtps://mail.example.com\nfrom = a@example.com\n"
+                       "to = b@example.com\n"
+                     : "");
+        struct config *c2 = load_ok(conf);
+        assert_int_equal(config_key_line(c2, i), 4);
+        config_free(c2);
+    }
+    assert_int_equal(n, config_key_count());
+    assert_true(with_default > 30);
+    assert_null(config_reload_name((enum config_reload)7));
+    /* Classes follow what dirconnd does on SIGHUP (admin/dirconnd.c reload()). */
+    static const struct {
+        const char *section, *key;
+        enum config_reload r;
+    } expect[] = {
+        {"web", "listen", CONFIG_RELOAD_RESTART},
+        {"pwsync", "listen", CONFIG_RELOAD_RESTART},
+        {"connector", "state_dir", CONFIG_RELOAD_RESTART},
+        {"daemon", "socket", CONFIG_RELOAD_RESTART},
+        {"ha", "lease", CONFIG_RELOAD_RESTART},
+        {"log", "level", CONFIG_RELOAD_NOW},
+        {"schedule", "full_sync", CONFIG_RELOAD_NOW},
+        {"reports", "to", CONFIG_RELOAD_NOW},
+        {"ldap", "urls", CONFIG_RELOAD_RUN},
+        {"cloud", "url", CONFIG_RELOAD_RUN},
+    };
+    for (size_t k = 0; k < sizeof(expect) / sizeof(expect[0]); k++) {
+        size_t i;
+        assert_true(config_key_find(expect[k].section, expect[k].key, &i));
+        assert_true(config_key_info(i, &ki));
+        assert_int_equal(ki.reload, expect[k].r);
+    }
+    size_t i;
+    assert_false(config_key_find("web", "nope", &i));
+    assert_true(config_key_find("ldap", "bind_password_file", &i) && config_key_info(i, &ki));
+    assert_true(ki.secret_file);
+    assert_true(config_key_find("ldap", "bind_dn", &i) && config_key_info(i, &ki));
+    assert_false(ki.secret_file);
+    config_free(cfg);
+}
+
+/* Values render in the file's syntax; the source of each is its line, 0 for a default. */
+static void test_sources_and_values(void **state)
+{
+    (void)state;
+    struct config *cfg = load_ok(MINIMAL "[schedule]\n"
+                                         "incremental_interval = 90m\n"
+                                         "full_sync = Mon,Thu 23:30\n"
+                                         "[users]\n"
+                                         "base_dns = OU=A,DC=x;OU=B,DC=x\n"
+                                         "[mapping]\n"
+                                         "displayName = givenName sn\n");
+    struct {
+        const char *section, *key, *value;
+        int line;
+    } expect[] = {
+        {"ldap", "urls", "ldaps://dc1.example.com ldap://dc2.example.com:3389", 2},
+        {"schedule", "incremental_interval", "1h30m", 4},
+        {"schedule", "full_sync", "Mon,Thu 23:30", 5},
+        {"users", "base_dns", "OU=A,DC=x; OU=B,DC=x", 7},
+        {"ldap", "page_size", "500", 0},
+        {"ha", "jitter", "250ms", 0},
+        {"ldap", "base_dn", NULL, 0},
+    };
+    for (size_t k = 0; k < sizeof(expect) / sizeof(expect[0]); k++) {
+        size_t i;
+        char *text = NULL;
+        assert_true(config_key_find(expect[k].section, expect[k].key, &i));
+        assert_true(config_value_text(cfg, i, &text));
+        if (expect[k].value == NULL)
+            assert_null(text);
+        else
+            assert_string_equal(text, expect[k].value);
+        free(text);
+        assert_int_equal(config_key_line(cfg, i), expect[k].line);
+    }
+    assert_int_equal(cfg->mappings[0].line, 9);
+
+    json_t *view = config_render_json(cfg);
+    assert_non_null(view);
+    assert_string_equal(json_string_value(json_object_get(view, "file")), "test.conf");
+    size_t n = json_array_size(json_object_get(view, "options"));
+    assert_int_equal(n, config_key_count());
+    size_t k;
+    json_t *o;
+    int seen = 0;
+    json_array_foreach(json_object_get(view, "options"), k, o)
+    {
+        const char *key = json_string_value(json_object_get(o, "key"));
+        const char *sec = json_string_value(json_object_get(o, "section"));
+        const char *src = json_string_value(json_object_get(o, "source"));
+        if (strcmp(sec, "schedule") == 0 && strcmp(key, "incremental_interval") == 0) {
+            assert_string_equal(src, "test.conf:4");
+            assert_string_equal(json_string_value(json_object_get(o, "value")), "1h30m");
+            assert_string_equal(json_string_value(json_object_get(o, "default")), "10m");
+            assert_string_equal(json_string_value(json_object_get(o, "reload")), "now");
+            seen++;
+        } else if (strcmp(sec, "ldap") == 0 && strcmp(key, "page_size") == 0) {
+            assert_string_equal(src, "default");
+            seen++;
+        } else if (strcmp(sec, "ldap") == 0 && strcmp(key, "base_dn") == 0) {
+            assert_true(json_is_null(json_object_get(o, "value")));
+            seen++;
+        }
+    }
+    assert_int_equal(seen, 3);
+    json_t *m = json_array_get(json_object_get(view, "mapping"), 0);
+    assert_string_equal(json_string_value(json_object_get(m, "source")), "test.conf:9");
+    assert_string_equal(json_string_value(json_object_get(m, "value")), "givenName sn");
+    json_decref(view);
+    config_free(cfg);
+}
+
+/* Secrets: rendered as <secret> with their source, their content never read. */
+static void test_secrets_masked(void **state)
+{
+    (void)state;
+    char pw[] = "/tmp/dirconn-test-pw-XXXXXX";
+    int fd = mkstemp(pw);
+    assert_true(fd >= 0);
+    static const char secret[] = "s3cret-Value-42";
+    assert_int_equal(write(fd, secret, strlen(secret)), (ssize_t)strlen(secret));
+    close(fd);
+    char conf[1024];
+    snprintf(conf, sizeof(conf),
+             MINIMAL "bind_dn = CN=svc,DC=example,DC=com\nbind_password_file = %s\n"
+                     "[cloud]\nurl = https://cloud.example\norg = acme\nauth = bearer\n"
+                     "[proxy]\nmode = explicit\nurl = http://proxy.example:3128\n"
+                     "username = px\n",
+             pw);
+    struct config *cfg = load_ok(conf);
+    json_t *view = config_render_json(cfg);
+    assert_non_null(view);
+    char *text = json_dumps(view, JSON_COMPACT);
+    assert_non_null(text);
+    assert_null(strstr(text, secret));
+    FILE *mem = tmpfile();
+    assert_non_null(mem);
+    assert_int_equal(config_render_text(view, mem), 0);
+    rewind(mem);
+    static char out[1 << 16];
+    size_t n = fread(out, 1, sizeof(out) - 1, mem);
+    out[n] = '\0';
+    fclose(mem);
+    assert_null(strstr(out, secret));
+    char expect[256];
+    snprintf(expect, sizeof(expect),
+             "secret ldap-bind-password = <secret>  (source file %s, named by [ldap] "
+             "bind_password_file at test.conf:4)",
+             pw);
+    if (strstr(out, expect) == NULL)
+        fail_msg("no '%s' in:\n%s", expect, out);
+    assert_non_null(
+        strstr(out, "secret cloud-token = <secret>  (source secret store entry cloud-token)"));
+    assert_non_null(strstr(
+        out, "secret proxy-password = <secret>  (source secret store entry proxy-password)"));
+    /* The path of a *_file key is shown: it is not a secret. */
+    snprintf(expect, sizeof(expect), "[ldap] bind_password_file = %s  (source test.conf:4,", pw);
+    assert_non_null(strstr(out, expect));
+    size_t k;
+    json_t *o;
+    json_array_foreach(json_object_get(view, "secrets"), k, o)
+        assert_string_equal(json_string_value(json_object_get(o, "value")), "<secret>");
+    assert_int_equal(json_array_size(json_object_get(view, "secrets")), 4);
+    free(text);
+    json_decref(view);
+    config_free(cfg);
+    unlink(pw);
+}
+
+/* config_check: [mapping] and [avatar] are compiled at load, errors name file:line. */
+static void test_config_check(void **state)
+{
+    (void)state;
+    struct dirconn_error err;
+    struct config *cfg = load_ok(MINIMAL "[mapping]\ndisplayName = givenName sn\n"
+                                         "group.displayName = cn\n");
+    dirconn_error_clear(&err);
+    assert_int_equal(config_check(cfg, &err), DIRCONN_OK);
+    config_free(cfg);
+    cfg = load_ok(MINIMAL "[mapping]\ndisplayName = givenName sn\ntitle = concat(\n");
+    assert_int_equal(config_check(cfg, &err), DIRCONN_ECONFIG);
+    if (strncmp(err.msg, "test.conf:5: [mapping] title: ", 30) != 0)
+        fail_msg("unexpected: %s", err.msg);
+    config_free(cfg);
+    cfg = load_ok(MINIMAL "[mapping]\ncontact.title = title\n");
+    assert_int_equal(config_check(cfg, &err), DIRCONN_ECONFIG);
+    assert_non_null(strstr(err.msg, "test.conf:4: [mapping] contact.title: "));
+    config_free(cfg);
+    cfg = load_ok(MINIMAL "[avatar]\nenabled = yes\npattern = http://x.example/{mail:(}.jpg\n");
+    assert_int_equal(config_check(cfg, &err), DIRCONN_ECONFIG);
+    if (strncmp(err.msg, "test.conf:5: [avatar] pattern: ", 31) != 0)
+        fail_msg("unexpected: %s", err.msg);
+    config_free(cfg);
+}
+
+static void count_change(void *arg, const char *section, const char *key)
+{
+    char *buf = arg;
+    size_t n = strlen(buf);
+    snprintf(buf + n, 256 - n, "[%s] %s;", section, key);
+}
+
+/* A reload names the keys of the restart class that changed, and only those. */
+static void test_restart_changes(void **state)
+{
+    (void)state;
+    struct config *a = load_ok(MINIMAL "[web]\nlisten = 127.0.0.1:8080\n[log]\nlevel = info\n");
+    struct config *b = load_ok(MINIMAL "[log]\nlevel = debug\n[web]\nlisten = 127.0.0.1:8081\n"
+                                       "[daemon]\nsocket = /tmp/x.sock\n[ldap]\npage_size = 9\n");
+    char seen[256] = "";
+    assert_int_equal(config_restart_changes(a, b, count_change, seen), 2);
+    assert_string_equal(seen, "[web] listen;[daemon] socket;");
+    seen[0] = '\0';
+    assert_int_equal(config_restart_changes(a, a, count_change, seen), 0);
+    assert_string_equal(seen, "");
+    config_free(a);
+    config_free(b);
+}
+
+/* docs/configuration.md: every row is a key of the table, with the table's reload class. */
+static void test_doc_rows_match_table(void **state)
+{
+    (void)state;
+    const char *src = getenv("DIRCONN_SOURCE_DIR");
+    if (src == NULL)
+        skip();
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/docs/configuration.md", src);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    char line[8192], section[64] = "";
+    size_t rows = 0;
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        char key[64];
+        if (sscanf(line, "## [%63[a-z]]", section) == 1)
+            continue;
+        if (strncmp(line, "## ", 3) == 0)
+            section[0] = '\0';
+        if (section[0] == '\0' || sscanf(line, "| `%63[a-z_]` |", key) != 1)
+            continue;
+        size_t i;
+        struct config_key_info ki;
+        if (!config_key_find(section, key, &i) || !config_key_info(i, &ki))
+            fail_msg("docs/configuration.md documents [%s] %s, which the options table lacks",
+                     section, key);
+        /* | key | type | default | reload | meaning | */
+        const char *cell = line;
+        for (int bar = 0; bar < 4 && cell != NULL; bar++) {
+            cell = strchr(cell, '|');
+            while (cell != NULL && cell > line && cell[-1] == '\\')
+                cell = strchr(cell + 1, '|');
+            if (cell != NULL)
+                cell++;
+        }
+        char want[64];
+        snprintf(want, sizeof(want), " `%s` |", config_reload_name(ki.reload));
+        if (cell == NULL || strncmp(cell, want, strlen(want)) != 0)
+            fail_msg("docs/configuration.md: [%s] %s: the reload column is not%s", section, key,
+                     want);
+        rows++;
+    }
+    fclose(fp);
+    assert_int_equal(rows, config_key_count());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,6 +747,12 @@ int main(void)
         cmocka_unit_test(test_every_key_documented),
         cmocka_unit_test(test_documented_example_loads),
         cmocka_unit_test(test_web),
+        cmocka_unit_test(test_table_rows),
+        cmocka_unit_test(test_sources_and_values),
+        cmocka_unit_test(test_secrets_masked),
+        cmocka_unit_test(test_config_check),
+        cmocka_unit_test(test_restart_changes),
+        cmocka_unit_test(test_doc_rows_match_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

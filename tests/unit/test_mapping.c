@@ -883,14 +883,14 @@ static void test_avatar_in_record(void **state)
     ldap_entry_free(e);
     mapping_free(m);
 
-    /* A bad pattern is a configuration error naming the file. */
+    /* A bad pattern is a configuration error naming the file and the pattern's line. */
     struct config *cfg =
         config_ok(MINIMAL "[avatar]\nenabled = yes\npattern = http://x/{mail:(}\n");
     struct dirconn_error err;
     dirconn_error_clear(&err);
     assert_int_equal(mapping_compile(cfg, MAPPING_USER, &m, &err), DIRCONN_ECONFIG);
-    assert_non_null(strstr(err.msg, "test.conf: [avatar] pattern: placeholder {mail:(}: regular "
-                                    "expression error at offset 1"));
+    assert_non_null(strstr(err.msg, "test.conf:5: [avatar] pattern: placeholder {mail:(}: "
+                                    "regular expression error at offset 1"));
     /* Groups do not use the avatar. */
     assert_int_equal(mapping_compile(cfg, MAPPING_GROUP, &m, &err), DIRCONN_OK);
     mapping_free(m);
