@@ -145,8 +145,8 @@ void plan_set_resolver(struct plan *p, char *(*resolve)(void *arg, const char *d
  * plan_resolve_links - partial plans: resolve every manager and member DN
  * of the directory objects given so far (as plan_compute will), so that the
  * resolver (plan_set_resolver) meets each DN that misses before the plan is
- * computed, and the objects it finds not yet synchronised can be added
- * first. Nothing is planned. Errors: DIRCONN_ESTATE, DIRCONN_ENOMEM.
+ * computed, inside the caller's transaction (the DNs it records are then
+ * part of it). Nothing is planned. Errors: DIRCONN_ESTATE, DIRCONN_ENOMEM.
  */
 enum dirconn_err plan_resolve_links(struct plan *p, struct dirconn_error *err);
 

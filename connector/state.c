@@ -485,6 +485,18 @@ bool state_object_has_version(struct state *st)
     return found;
 }
 
+bool state_object_has_unacknowledged(struct state *st)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT 1 FROM objects WHERE record IS NULL AND kind IN (0, 1) LIMIT 1",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return true;
+    bool found = sqlite3_step(stmt) == SQLITE_ROW;
+    sqlite3_finalize(stmt);
+    return found;
+}
+
 long state_object_count(struct state *st, int kind)
 {
     sqlite3_stmt *stmt = NULL;

@@ -154,6 +154,13 @@ enum dirconn_err state_object_find_dn(struct state *st, const char *dn, struct s
  */
 bool state_object_has_version(struct state *st);
 
+/*
+ * state_object_has_unacknowledged - whether any user or group is held without an acknowledged
+ * record (a map rebuilt from the cloud inventory, an adopted object, a failed write): the
+ * state alone cannot then tell which objects refer to another (true on an error).
+ */
+bool state_object_has_unacknowledged(struct state *st);
+
 /* state_object_count - the number of objects of a kind (kind < 0: all), or -1 on error. */
 long state_object_count(struct state *st, int kind);
 

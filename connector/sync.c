@@ -120,10 +120,9 @@ struct sync_ctx {
     char lease_msg[DIRCONN_ERROR_LEN];
     const char *phase; /* the phase the run is in (phase()) */
     /* partial plans: manager and member DNs resolved through the directory (resolve_dn) */
-    void *dn_memo;               /* tsearch tree of struct dn_memo, by canonical DN */
-    struct id_list *resolve_new; /* where resolve_dn queues in-scope objects not synchronised */
-    long dn_found, dn_new;       /* DNs recorded on rows of the object map / objects queued */
-    enum dirconn_err resolve_e;  /* the first error a lookup met (the run stops on it) */
+    void *dn_memo;              /* tsearch tree of struct dn_memo, by canonical DN */
+    long dn_found, dn_new;      /* DNs recorded on rows of the object map / in scope, not in it */
+    enum dirconn_err resolve_e; /* the first error a lookup met (the run stops on it) */
     char resolve_msg[DIRCONN_ERROR_LEN];
     bool summary_printed; /* the Summary line was printed */
     bool result_printed;  /* the Result line was printed */
@@ -1238,9 +1237,8 @@ static void tree_free(void **root, int (*cmp)(const void *, const void *))
  * directory with a base-scope search of each user or group search of the
  * selection whose base holds it (its filter: in scope or not), mapped for
  * its externalId; in the map, the DN is recorded on that row and the DN
- * resolves to it; in scope but not in the map, it is queued to be read as a
- * new object (as a change would be), so the member resolves through this
- * run's objects. One lookup per DN and run (struct dn_memo).
+ * resolves to it; in scope but not in the map, it is left out (see below).
+ * One lookup per DN and run (struct dn_memo).
  */
 struct dn_memo {
     char *key; /* ldap_dn_canonical */
@@ -1334,12 +1332,14 @@ static char *resolve_dn(void *arg, const char *dn)
         return m->ext != NULL ? strdup(m->ext) : NULL;
     }
     struct dn_memo *m = calloc(1, sizeof(*m));
+    if (m != NULL)
+        m->key = key;
     if (m == NULL || tsearch(m, &c->dn_memo, cmp_memo) == NULL) {
         free(m);
         free(key);
+        resolve_failed(c, DIRCONN_ENOMEM, dn, "out of memory");
         return NULL;
     }
-    m->key = key;
     char *ext = lookup_dn(c, dn);
     if (ext == NULL)
         return NULL;
@@ -1362,13 +1362,18 @@ static char *resolve_dn(void *arg, const char *dn)
         m->ext = ext;
         return strdup(ext);
     }
-    /* In scope, not synchronised yet: read as a new object, then it resolves in this run. */
+    /*
+     * In scope, not in the map (rebuilt from the cloud's inventory or kept by every run): no
+     * connector sent it. A full sync would not send it either (a naming conflict, a missing
+     * required attribute: the names of a map rebuilt after a takeover are not all known, so
+     * this run could not tell a conflict), or this run reads it anyway (changed since the
+     * watermark, or on the retry list). It is left out of the record, as a full sync leaves
+     * an object it does not send.
+     */
+    c->dn_new++;
+    log_msg(c->log, LOG_LEVEL_DEBUG, "%s: in scope but not in the object map (%s): left out", dn,
+            ext);
     free(ext);
-    if (c->resolve_new != NULL) {
-        c->dn_new++;
-        if (!id_list_add(c->resolve_new, NULL, dn, -1, NULL, false))
-            resolve_failed(c, DIRCONN_ENOMEM, dn, "out of memory");
-    }
     return NULL;
 }
 
@@ -1538,40 +1543,30 @@ static enum dirconn_err plan_changes(struct sync_ctx *c, enum change_tracking me
             log_msg(c->log, LOG_LEVEL_DEBUG, "reading: %zu of %zu changed objects read again",
                     i + 1, lists[0].n);
     }
-    /*
-     * Related objects (groups of a changed member, ...): each DN once, none already changed.
-     * Then the managers and members that resolve neither in this run nor through the map by
-     * DN are read from the directory (resolve_dn); those not synchronised yet join the
-     * related objects, and so on until none is added.
-     */
-    c->resolve_new = &more;
-    for (size_t i = 0; e == DIRCONN_OK;) {
-        for (; i < more.n && e == DIRCONN_OK; i++) {
-            /* evaluate may append to more; the strings stay where they are */
-            const char *id = more.v[i].id, *dn = more.v[i].dn;
-            bool seen = dn == NULL || tfind(dn, &seen_dns, cmp_dn) != NULL;
-            if (!seen && tsearch(dn, &seen_dns, cmp_dn) == NULL) {
-                e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
-                break;
-            }
-            if (!seen && id != NULL)
-                seen = tfind(id, &changed_ids, cmp_cstr) != NULL;
-            if (!seen)
-                e = evaluate(c, id, dn, &more, read);
-        }
-        size_t before = more.n;
-        if (e == DIRCONN_OK)
-            e = plan_resolve_links(c->plan, c->err);
-        if (e == DIRCONN_OK && c->resolve_e != DIRCONN_OK)
-            e = dirconn_error_set(c->err, c->resolve_e, "%s", c->resolve_msg);
-        if (more.n == before)
+    /* Related objects (groups of a changed member, ...): each DN once, none already changed. */
+    for (size_t i = 0; i < more.n && e == DIRCONN_OK; i++) {
+        /* evaluate may append to more; the strings stay where they are */
+        const char *id = more.v[i].id, *dn = more.v[i].dn;
+        bool seen = dn == NULL || tfind(dn, &seen_dns, cmp_dn) != NULL;
+        if (!seen && tsearch(dn, &seen_dns, cmp_dn) == NULL) {
+            e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
             break;
+        }
+        if (!seen && id != NULL)
+            seen = tfind(id, &changed_ids, cmp_cstr) != NULL;
+        if (!seen)
+            e = evaluate(c, id, dn, &more, read);
     }
-    c->resolve_new = NULL;
+    /* The managers and members that resolve neither in this run nor through the map by DN are
+     * read from the directory (resolve_dn), inside this transaction: their DNs are recorded. */
+    if (e == DIRCONN_OK)
+        e = plan_resolve_links(c->plan, c->err);
+    if (e == DIRCONN_OK && c->resolve_e != DIRCONN_OK)
+        e = dirconn_error_set(c->err, c->resolve_e, "%s", c->resolve_msg);
     if (e == DIRCONN_OK && c->dn_found + c->dn_new > 0)
         log_msg(c->log, LOG_LEVEL_INFO,
-                "%ld member or manager DNs found in the directory: %ld in the object map (DN "
-                "recorded), %ld in scope and read as new objects",
+                "%ld member or manager DNs read from the directory: %ld found in the object map "
+                "(DN recorded), %ld in scope but sent by no connector (left out)",
                 c->dn_found + c->dn_new, c->dn_found, c->dn_new);
     tree_free(&seen_dns, cmp_dn);
     tree_free(&changed_ids, cmp_cstr);
