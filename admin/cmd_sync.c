@@ -161,18 +161,20 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
         opts.lease_cause_arg = ha;
         enum ha_import what = HA_IMPORT_CURRENT;
         e = ha_shared_step(ctl->cfg, &ctl->log, shared, true, 0, NULL, &what, &err);
-        if (e == DIRCONN_OK && what == HA_IMPORT_PENDING)
-            opts.mode = SYNC_FULL; /* a takeover's full sync has not completed yet */
-        if (e == DIRCONN_OK && what == HA_IMPORT_TAKEN && opts.mode == SYNC_INCREMENTAL) {
-            /* Another connector synchronised since this state was current (see dirconnd). */
-            printf("Running a full sync: another connector synchronised since this one's state "
-                   "was current\n");
-            opts.mode = SYNC_FULL;
-        }
+        /* Another connector synchronised since this state was current (see dirconnd): an
+         * incremental first rebuilds the object map from the cloud's inventory. */
+        if (e == DIRCONN_OK && (what == HA_IMPORT_TAKEN || what == HA_IMPORT_PENDING))
+            opts.rebuild_map = true;
     }
     if (e == DIRCONN_OK)
         e = sync_run(ctl->cfg, &ctl->log, &opts, &res, &err);
-    if (ha != NULL && (e == DIRCONN_OK || e == DIRCONN_EFAIL) && !res.incremental) {
+    if (e == DIRCONN_OK && res.map_rebuilt)
+        printf("Object map rebuilt from the cloud inventory (%ld objects, %ld adopted or changed, "
+               "%ld removed): another connector synchronised since this one's state was current; "
+               "this sync ran incremental from the shared watermark\n",
+               res.map_objects, res.map_changed, res.map_removed);
+    if (ha != NULL && (e == DIRCONN_OK || e == DIRCONN_EFAIL) &&
+        (!res.incremental || res.map_rebuilt)) {
         struct dirconn_error ferr;
         if (ha_shared_full_done(ctl->cfg, &ferr) != DIRCONN_OK)
             log_msg(&ctl->log, LOG_LEVEL_WARN, "ha: %s", ferr.msg);

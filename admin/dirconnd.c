@@ -442,22 +442,19 @@ static void *worker_main(void *arg)
         rc = dirconn_error_set(&err, DIRCONN_ELEASE,
                                "the shared state could not be read; the sync waits for the next "
                                "attempt");
-    if (rc == DIRCONN_OK && what == HA_IMPORT_PENDING)
-        o.mode = SYNC_FULL; /* ha_shared_import logged why */
-    if (rc == DIRCONN_OK && what == HA_IMPORT_TAKEN && o.mode == SYNC_INCREMENTAL) {
-        /* Another instance synchronised since this one's state was current: the
-         * object map (which cloud object each directory object is, the DNs that
-         * members resolve through) is behind, and a partial plan would trust it. */
-        log_msg(&d->log, LOG_LEVEL_INFO,
-                "ha: the local object map is behind the shared state: this first sync runs in "
-                "full (guarded by the delete threshold), then incremental syncs continue");
-        o.mode = SYNC_FULL;
-    }
+    /* Another instance synchronised since this one's state was current (or the first sync
+     * after that takeover did not complete): the object map (which cloud object each
+     * directory object is) is behind, and a partial plan would trust it. An incremental
+     * first rebuilds it from the cloud's inventory, then runs from the shared watermark
+     * (sync_run logs both); without a watermark that applies, it runs in full. */
+    if (rc == DIRCONN_OK && (what == HA_IMPORT_TAKEN || what == HA_IMPORT_PENDING))
+        o.rebuild_map = true;
     if (rc == DIRCONN_OK)
         rc = sync_run(j->cfg, &d->log, &o, &res, &err);
     if (j->ha && (rc == DIRCONN_OK || rc == DIRCONN_EFAIL))
         shared_state(j, false, &res, NULL);
-    if (j->ha && !res.incremental && (rc == DIRCONN_OK || rc == DIRCONN_EFAIL)) {
+    if (j->ha && (!res.incremental || res.map_rebuilt) &&
+        (rc == DIRCONN_OK || rc == DIRCONN_EFAIL)) {
         struct dirconn_error ferr;
         dirconn_error_clear(&ferr);
         if (ha_shared_full_done(j->cfg, &ferr) != DIRCONN_OK)

@@ -564,6 +564,100 @@ static void unlink_by_put(struct apply *a, int kind, const char *path, const cha
     }
 }
 
+/* One referrer of o (a group listing it, a user it manages) loses the reference. */
+static bool unlink_one(struct apply *a, struct apply_op *o, int kind, const char *cloud_id,
+                       const char *label, bool *patched)
+{
+    char opath[600], path[600];
+    if (kind == PLAN_USER) {
+        snprintf(opath, sizeof(opath), "%s:manager", SCIM_SCHEMA_ENTERPRISE);
+    } else {
+        char *v = record_filter_string(o->cloud_id);
+        snprintf(opath, sizeof(opath), "members[value eq %s]", v != NULL ? v : "\"\"");
+        free(v);
+    }
+    snprintf(path, sizeof(path), "%s/%s", resource_paths[kind], cloud_id);
+    struct scim_response r;
+    bool ok = true;
+    if (a->p.caps.patch) {
+        json_t *body = json_pack("{s:[s], s:[{s:s, s:s}]}", "schemas", SCIM_SCHEMA_PATCH,
+                                 "Operations", "op", "remove", "path", opath);
+        scim_port_request(a->p.port, "PATCH", path, body, NULL, &r);
+        json_decref(body);
+    } else {
+        unlink_by_put(a, kind, path, o->cloud_id, &r);
+    }
+    if (stops_run(a, &r)) {
+        ok = false;
+    } else if (r.code != DIRCONN_OK && r.status != 404) {
+        char why[DIRCONN_ERROR_LEN + 128];
+        snprintf(why, sizeof(why), "removing it from %s %s before deleting it failed: %s",
+                 kind == PLAN_USER ? "the manager of user" : "group", label, r.error);
+        report_failure(a, o, why);
+        ok = false;
+    } else {
+        *patched = true;
+        log_msg(a->p.log, LOG_LEVEL_DEBUG, "%s: removed from %s %s before its deletion", who(o),
+                kind == PLAN_USER ? "the manager of" : "group", path);
+    }
+    scim_response_clear(&r);
+    return ok;
+}
+
+/*
+ * The referrers the cloud knows and the state cannot tell: objects of the
+ * map without an acknowledged record (a map rebuilt from the cloud
+ * inventory after an HA takeover, adopted objects) may list o too. The
+ * cloud is asked (RFC 7644 3.4.2.2 filters on members.value and the
+ * enterprise manager.value): the groups that list o, and for a user the
+ * users it manages. A provider without filters, or one that refuses the
+ * filter, is not asked (a debug line says so): the next full sync compares
+ * those objects with their cloud copies.
+ */
+struct referrer_walk {
+    json_t *ids; /* [kind, id] pairs */
+    int kind;
+};
+
+static int collect_referrer(void *arg, json_t *res)
+{
+    struct referrer_walk *w = arg;
+    const char *id = json_string_value(json_object_get(res, "id"));
+    if (id != NULL)
+        json_array_append_new(w->ids, json_pack("[i, s]", w->kind, id));
+    return 0;
+}
+
+static json_t *cloud_referrers(struct apply *a, struct apply_op *o)
+{
+    json_t *ids = json_array();
+    if (ids == NULL || !a->p.caps.filter || o->cloud_id == NULL ||
+        !state_object_has_unacknowledged(a->p.st))
+        return ids;
+    char *v = record_filter_string(o->cloud_id);
+    if (v == NULL)
+        return ids;
+    for (int kind = PLAN_USER; kind <= PLAN_GROUP; kind++) {
+        if (kind == PLAN_USER && o->kind != PLAN_USER)
+            continue; /* only users manage */
+        char filter[700];
+        if (kind == PLAN_GROUP)
+            snprintf(filter, sizeof(filter), "members.value eq %s", v);
+        else
+            snprintf(filter, sizeof(filter), "%s:manager.value eq %s", SCIM_SCHEMA_ENTERPRISE, v);
+        struct referrer_walk w = {ids, kind};
+        struct dirconn_error lerr;
+        dirconn_error_clear(&lerr);
+        if (scim_port_list_all(a->p.port, resource_paths[kind], filter, "id",
+                               (int)(a->p.caps.page > 0 ? a->p.caps.page : 100), collect_referrer,
+                               &w, &lerr) != DIRCONN_OK)
+            log_msg(a->p.log, LOG_LEVEL_DEBUG, "%s: the cloud was not asked who lists it: %s",
+                    who(o), lerr.msg);
+    }
+    free(v);
+    return ids;
+}
+
 static bool unlink_referrers(struct apply *a, struct apply_op *o)
 {
     sqlite3 *db = state_db(a->p.st);
@@ -578,6 +672,7 @@ static bool unlink_referrers(struct apply *a, struct apply_op *o)
     }
     sqlite3_bind_text(q, 1, o->external_id, -1, SQLITE_STATIC);
     bool ok = true, patched = false;
+    json_t *done = json_array(); /* the cloud ids unlinked */
     while (ok && sqlite3_step(q) == SQLITE_ROW) {
         int kind = sqlite3_column_int(q, 1);
         const char *cloud_id = (const char *)sqlite3_column_text(q, 2);
@@ -596,41 +691,30 @@ static bool unlink_referrers(struct apply *a, struct apply_op *o)
         json_decref(rec);
         if (!refers)
             continue;
-        char opath[600], path[600];
-        if (kind == PLAN_USER) {
-            snprintf(opath, sizeof(opath), "%s:manager", SCIM_SCHEMA_ENTERPRISE);
-        } else {
-            char *v = record_filter_string(o->cloud_id);
-            snprintf(opath, sizeof(opath), "members[value eq %s]", v != NULL ? v : "\"\"");
-            free(v);
-        }
-        snprintf(path, sizeof(path), "%s/%s", resource_paths[kind], cloud_id);
-        struct scim_response r;
-        if (a->p.caps.patch) {
-            json_t *body = json_pack("{s:[s], s:[{s:s, s:s}]}", "schemas", SCIM_SCHEMA_PATCH,
-                                     "Operations", "op", "remove", "path", opath);
-            scim_port_request(a->p.port, "PATCH", path, body, NULL, &r);
-            json_decref(body);
-        } else {
-            unlink_by_put(a, kind, path, o->cloud_id, &r);
-        }
-        if (stops_run(a, &r)) {
-            ok = false;
-        } else if (r.code != DIRCONN_OK && r.status != 404) {
-            char why[DIRCONN_ERROR_LEN + 128];
-            snprintf(why, sizeof(why), "removing it from %s %s before deleting it failed: %s",
-                     kind == PLAN_USER ? "the manager of user" : "group",
-                     (const char *)sqlite3_column_text(q, 0), r.error);
-            report_failure(a, o, why);
-            ok = false;
-        } else {
-            patched = true;
-            log_msg(a->p.log, LOG_LEVEL_DEBUG, "%s: removed from %s %s before its deletion", who(o),
-                    kind == PLAN_USER ? "the manager of" : "group", path);
-        }
-        scim_response_clear(&r);
+        ok = unlink_one(a, o, kind, cloud_id, (const char *)sqlite3_column_text(q, 0), &patched);
+        json_array_append_new(done, json_string(cloud_id));
     }
     sqlite3_finalize(q);
+    json_t *more = ok ? cloud_referrers(a, o) : NULL;
+    size_t i;
+    json_t *pair;
+    json_array_foreach(more, i, pair)
+    {
+        if (!ok)
+            break;
+        const char *cloud_id = json_string_value(json_array_get(pair, 1));
+        bool seen = false;
+        size_t k;
+        json_t *d;
+        json_array_foreach(done, k, d) seen = seen || strcmp(json_string_value(d), cloud_id) == 0;
+        if (seen || strcmp(cloud_id, o->cloud_id) == 0)
+            continue;
+        ok = unlink_one(a, o, (int)json_integer_value(json_array_get(pair, 0)), cloud_id, cloud_id,
+                        &patched);
+        json_array_append_new(done, json_string(cloud_id));
+    }
+    json_decref(more);
+    json_decref(done);
     if (ok && patched) {
         /*
          * A member's version may change with its groups (the read-only "groups"

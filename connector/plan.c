@@ -23,7 +23,9 @@ struct plan {
     sqlite3_stmt *dir_by_dn, *cloud_by_id, *cloud_by_ext, *cloud_by_name;
     sqlite3_stmt *ins_gone, *state_by_dn;
     sqlite3_stmt *set_projection, *ins_same; /* prepared on first use */
-    bool partial;   /* incremental: only the objects given are planned; deletions are explicit */
+    bool partial; /* incremental: only the objects given are planned; deletions are explicit */
+    char *(*resolve)(void *arg, const char *dn); /* partial: a DN that misses (plan_set_resolver) */
+    void *resolve_arg;
     EVP_MD *sha256; /* fetched once: EVP_sha256() makes each digest look the algorithm up again */
     struct plan_summary summary;
 };
@@ -299,6 +301,9 @@ static char *dir_external_id(struct plan *p, const char *dn, const char *known_k
         sqlite3_reset(p->state_by_dn);
         sqlite3_clear_bindings(p->state_by_dn);
     }
+    /* Neither read in this run nor known by this DN: the directory says what it is. */
+    if (id == NULL && p->partial && p->resolve != NULL && dn != NULL)
+        id = p->resolve(p->resolve_arg, dn);
     free(key);
     return id;
 }
@@ -306,6 +311,53 @@ static char *dir_external_id(struct plan *p, const char *dn, const char *known_k
 void plan_set_partial(struct plan *p)
 {
     p->partial = true;
+}
+
+void plan_set_resolver(struct plan *p, char *(*resolve)(void *arg, const char *dn), void *arg)
+{
+    p->resolve = resolve;
+    p->resolve_arg = arg;
+}
+
+enum dirconn_err plan_resolve_links(struct plan *p, struct dirconn_error *err)
+{
+    if (!p->partial || p->resolve == NULL)
+        return DIRCONN_OK;
+    /* The links first, then the lookups: the resolver may write the state, not plan_dir. */
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(
+            p->db,
+            "SELECT manager_dn, manager_lower, members FROM plan_dir WHERE status = 0"
+            " AND (manager_dn IS NOT NULL OR members IS NOT NULL)",
+            -1, &s, NULL) != SQLITE_OK)
+        return db_fail(p, err, "reading the directory objects' links");
+    json_t *dns = json_array();
+    enum dirconn_err e =
+        dns != NULL ? DIRCONN_OK : dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    int rc = SQLITE_DONE;
+    while (e == DIRCONN_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *manager = (const char *)sqlite3_column_text(s, 0);
+        const char *members = (const char *)sqlite3_column_text(s, 2);
+        if (manager != NULL)
+            json_array_append_new(dns, json_string(manager));
+        json_error_t jerr;
+        json_t *list = members != NULL ? json_loads(members, 0, &jerr) : NULL;
+        json_array_extend(dns, list);
+        json_decref(list);
+    }
+    if (e == DIRCONN_OK && rc != SQLITE_DONE)
+        e = db_fail(p, err, "reading the directory objects' links");
+    sqlite3_finalize(s);
+    size_t i;
+    json_t *v;
+    json_array_foreach(dns, i, v)
+    {
+        if (e != DIRCONN_OK)
+            break;
+        free(dir_external_id(p, json_string_value(v), NULL));
+    }
+    json_decref(dns);
+    return e;
 }
 
 enum dirconn_err plan_add_gone(struct plan *p, const char *external_id, struct dirconn_error *err)

@@ -130,6 +130,27 @@ enum dirconn_err plan_add_dir_text(struct plan *p, enum plan_kind kind, const ch
 void plan_set_partial(struct plan *p);
 
 /*
+ * plan_set_resolver - partial plans: a manager or member DN that resolves
+ * neither among this run's objects nor through the state by DN is given to
+ * resolve (the sync layer reads it from the directory; plan.c holds no LDAP
+ * handle), which returns the externalId of the in-scope object of that DN
+ * (malloc'd; the caller of the plan records the DN on that object's row, so
+ * the state resolves it by DN afterwards) or NULL (not in scope, not found,
+ * not in the object map). resolve must cache its answers for the run: it is
+ * asked again for the same DN. NULL resolve: none (the default).
+ */
+void plan_set_resolver(struct plan *p, char *(*resolve)(void *arg, const char *dn), void *arg);
+
+/*
+ * plan_resolve_links - partial plans: resolve every manager and member DN
+ * of the directory objects given so far (as plan_compute will), so that the
+ * resolver (plan_set_resolver) meets each DN that misses before the plan is
+ * computed, inside the caller's transaction (the DNs it records are then
+ * part of it). Nothing is planned. Errors: DIRCONN_ESTATE, DIRCONN_ENOMEM.
+ */
+enum dirconn_err plan_resolve_links(struct plan *p, struct dirconn_error *err);
+
+/*
  * plan_add_gone - (partial plans) an object that was deleted in the
  * directory or left the scope. An id the state does not know is ignored.
  * Errors: DIRCONN_ESTATE.

@@ -489,6 +489,18 @@ bool state_object_has_version(struct state *st)
     return found;
 }
 
+bool state_object_has_unacknowledged(struct state *st)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT 1 FROM objects WHERE record IS NULL AND kind IN (0, 1) LIMIT 1",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return true;
+    bool found = sqlite3_step(stmt) == SQLITE_ROW;
+    sqlite3_finalize(stmt);
+    return found;
+}
+
 long state_object_count(struct state *st, int kind)
 {
     sqlite3_stmt *stmt = NULL;
@@ -499,6 +511,109 @@ long state_object_count(struct state *st, int kind)
     long n = sqlite3_step(stmt) == SQLITE_ROW ? (long)sqlite3_column_int64(stmt, 0) : -1;
     sqlite3_finalize(stmt);
     return n;
+}
+
+/* ---- the object map rebuilt from the cloud inventory (state.h) ------------------ */
+
+enum dirconn_err state_reconcile_begin(struct state *st, struct state_reconcile *r,
+                                       struct dirconn_error *err)
+{
+    memset(r, 0, sizeof(*r));
+    return exec(st,
+                "DROP TABLE IF EXISTS temp.reconcile_seen;"
+                "CREATE TEMP TABLE reconcile_seen (external_id TEXT PRIMARY KEY) WITHOUT ROWID;",
+                "starting the object map's reconciliation", err);
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+enum dirconn_err state_reconcile_object(struct state *st, struct state_reconcile *r, int kind,
+                                        const char *external_id, const char *cloud_id,
+                                        const char *name, const char *version,
+                                        struct dirconn_error *err)
+{
+    static const char seen_sql[] = "INSERT OR IGNORE INTO temp.reconcile_seen VALUES (?1)";
+    if (external_id == NULL || external_id[0] == '\0' || cloud_id == NULL)
+        return DIRCONN_OK;
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = cached(st, seen_sql, &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    bool first = rc == SQLITE_DONE && sqlite3_changes(st->db) > 0;
+    cached_done(st, stmt);
+    if (rc != SQLITE_DONE)
+        return db_error(st, err, "reconciling the object map");
+    if (!first)
+        return DIRCONN_OK; /* one cloud object per externalId: the first listed */
+    r->objects++;
+    struct state_object o = {0};
+    bool found = false;
+    e = state_object_get(st, external_id, &o, &found, err);
+    if (e != DIRCONN_OK)
+        return e;
+    if (found && o.kind == kind && same_text(o.cloud_id, cloud_id) &&
+        same_text(o.version, version)) {
+        state_object_clear(&o);
+        return DIRCONN_OK; /* the copy the acknowledged record belongs to */
+    }
+    /* Another copy (or one the state did not know): its record is not acknowledged, the next
+     * change to it is compared with the cloud's copy; the DN stays when known. */
+    struct state_object n = {.external_id = (char *)external_id,
+                             .kind = kind,
+                             .dn = found ? o.dn : NULL,
+                             .cloud_id = (char *)cloud_id,
+                             .name = name != NULL ? (char *)name
+                                     : found      ? o.name
+                                                  : NULL,
+                             .origin = found ? o.origin : STATE_ORIGIN_CREATED,
+                             .synced_at = found ? o.synced_at : 0,
+                             .version = (char *)version};
+    e = state_object_put(st, &n, err);
+    state_object_clear(&o);
+    if (e == DIRCONN_OK)
+        r->changed++;
+    return e;
+}
+
+enum dirconn_err state_reconcile_end(struct state *st, struct state_reconcile *r, unsigned kinds,
+                                     struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(st,
+                                 "DELETE FROM objects WHERE ((?1 >> kind) & 1) = 1 AND external_id"
+                                 " NOT IN (SELECT external_id FROM temp.reconcile_seen)",
+                                 &stmt, err);
+    if (e == DIRCONN_OK) {
+        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)kinds);
+        if (sqlite3_step(stmt) != SQLITE_DONE)
+            e = db_error(st, err, "removing what the cloud no longer holds from the object map");
+        else
+            r->removed = (long)sqlite3_changes(st->db);
+        sqlite3_finalize(stmt);
+    }
+    sqlite3_exec(st->db, "DROP TABLE IF EXISTS temp.reconcile_seen", NULL, NULL, NULL);
+    return e;
+}
+
+enum dirconn_err state_object_set_dn(struct state *st, const char *external_id, const char *dn,
+                                     struct dirconn_error *err)
+{
+    static const char sql[] = "UPDATE objects SET dn = ?2 WHERE external_id = ?1";
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = cached(st, sql, &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, dn != NULL ? dn : "", -1, SQLITE_STATIC);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        e = db_error(st, err, "recording an object's DN");
+    cached_done(st, stmt);
+    return e;
 }
 
 void state_object_clear(struct state_object *o)

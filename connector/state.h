@@ -154,8 +154,54 @@ enum dirconn_err state_object_find_dn(struct state *st, const char *dn, struct s
  */
 bool state_object_has_version(struct state *st);
 
+/*
+ * state_object_has_unacknowledged - whether any user or group is held without an acknowledged
+ * record (a map rebuilt from the cloud inventory, an adopted object, a failed write): the
+ * state alone cannot then tell which objects refer to another (true on an error).
+ */
+bool state_object_has_unacknowledged(struct state *st);
+
 /* state_object_count - the number of objects of a kind (kind < 0: all), or -1 on error. */
 long state_object_count(struct state *st, int kind);
+
+/*
+ * The object map rebuilt from the cloud inventory (HA takeover, ha/shared_state.h): another
+ * instance may have created, changed or deleted objects since this state was current.
+ * state_reconcile_begin starts a walk (*r zeroed; a temporary table of the externalIds seen);
+ * state_reconcile_object is called for each cloud object carrying this directory's
+ * externalId form (the caller decides which: sync.c is_ours), of kind (enum select_kind),
+ * with its SCIM id, name (userName or displayName, may be NULL) and meta.version (may be
+ * NULL: a provider without ETags); state_reconcile_end removes the rows of the kinds in the
+ * bit set kinds (1u << kind) whose externalId was not listed (the cloud object is gone) and
+ * ends the walk. Run the three inside one transaction (state_begin): a walk that stops is
+ * rolled back whole, never left half-done.
+ *
+ * A row with the same externalId, kind, cloud id and version (both known and equal) is kept
+ * as it is: its record is the one that copy holds. Any other (a new row, another id, another
+ * or unknown version) gets the cloud id, name and version, and no acknowledged record (hash
+ * and record NULL), so the next change to it is compared with the cloud's copy; its DN and
+ * origin are kept when the row existed (DN "" when unknown). The first cloud object listed
+ * for an externalId wins; repeats are ignored. Counts in *r: objects (distinct externalIds
+ * listed), changed (rows added or reset), removed. Errors: DIRCONN_ESTATE.
+ */
+struct state_reconcile {
+    long objects, changed, removed;
+};
+enum dirconn_err state_reconcile_begin(struct state *st, struct state_reconcile *r,
+                                       struct dirconn_error *err);
+enum dirconn_err state_reconcile_object(struct state *st, struct state_reconcile *r, int kind,
+                                        const char *external_id, const char *cloud_id,
+                                        const char *name, const char *version,
+                                        struct dirconn_error *err);
+enum dirconn_err state_reconcile_end(struct state *st, struct state_reconcile *r, unsigned kinds,
+                                     struct dirconn_error *err);
+
+/*
+ * state_object_set_dn - record the DN of the object external_id (the directory named it
+ * under this DN now; NULL stores ""). An unknown id is not an error. Errors: DIRCONN_ESTATE.
+ */
+enum dirconn_err state_object_set_dn(struct state *st, const char *external_id, const char *dn,
+                                     struct dirconn_error *err);
 
 /* state_object_clear - free the fields of an object filled by a get. obj may be NULL. */
 void state_object_clear(struct state_object *obj);

@@ -118,7 +118,12 @@ struct sync_ctx {
     bool lease_lost;
     enum dirconn_err lease_code; /* DIRCONN_ELEASE, or DIRCONN_EHAMODE: another HA mode */
     char lease_msg[DIRCONN_ERROR_LEN];
-    const char *phase;    /* the phase the run is in (phase()) */
+    const char *phase; /* the phase the run is in (phase()) */
+    /* partial plans: manager and member DNs resolved through the directory (resolve_dn) */
+    void *dn_memo;              /* tsearch tree of struct dn_memo, by canonical DN */
+    long dn_found, dn_new;      /* DNs recorded on rows of the object map / in scope, not in it */
+    enum dirconn_err resolve_e; /* the first error a lookup met (the run stops on it) */
+    char resolve_msg[DIRCONN_ERROR_LEN];
     bool summary_printed; /* the Summary line was printed */
     bool result_printed;  /* the Result line was printed */
     struct dirconn_error *err;
@@ -1224,6 +1229,254 @@ static void tree_free(void **root, int (*cmp)(const void *, const void *))
 }
 
 /*
+ * A manager or member DN that a partial plan resolves neither among this
+ * run's objects nor through the object map by DN (plan_set_resolver): an
+ * object the map holds under no DN or another one (a map rebuilt from the
+ * cloud inventory after a takeover knows ids, not DNs; a rename the old
+ * active synchronised), or one not synchronised yet. It is read from the
+ * directory with a base-scope search of each user or group search of the
+ * selection whose base holds it (its filter: in scope or not), mapped for
+ * its externalId; in the map, the DN is recorded on that row and the DN
+ * resolves to it; in scope but not in the map, it is left out (see below).
+ * One lookup per DN and run (struct dn_memo).
+ */
+struct dn_memo {
+    char *key; /* ldap_dn_canonical */
+    char *ext; /* the externalId it resolves to, or NULL */
+};
+
+static int cmp_memo(const void *a, const void *b)
+{
+    return strcasecmp(((const struct dn_memo *)a)->key, ((const struct dn_memo *)b)->key);
+}
+
+static void dn_memo_free(struct sync_ctx *c)
+{
+    while (c->dn_memo != NULL) {
+        struct dn_memo *m = *(struct dn_memo **)c->dn_memo;
+        tdelete(m, &c->dn_memo, cmp_memo);
+        free(m->key);
+        free(m->ext);
+        free(m);
+    }
+}
+
+static void resolve_failed(struct sync_ctx *c, enum dirconn_err e, const char *dn, const char *msg)
+{
+    if (c->resolve_e != DIRCONN_OK)
+        return;
+    c->resolve_e = e;
+    int n = snprintf(c->resolve_msg, sizeof(c->resolve_msg), "reading the member %.400s: ", dn);
+    if (n > 0 && (size_t)n < sizeof(c->resolve_msg))
+        snprintf(c->resolve_msg + n, sizeof(c->resolve_msg) - (size_t)n, "%.*s",
+                 (int)(sizeof(c->resolve_msg) - (size_t)n - 1), msg);
+}
+
+/* The in-scope object of dn: its externalId (malloc'd) and its entry DN, or NULL. */
+static char *lookup_dn(struct sync_ctx *c, const char *dn)
+{
+    char *ext = NULL;
+    for (size_t i = 0; c->sel != NULL && i < c->sel->n && ext == NULL; i++) {
+        const struct select_search *s = &c->sel->searches[i];
+        if ((s->kind != SELECT_USER && s->kind != SELECT_GROUP) || !(c->kinds & (1u << s->kind)) ||
+            !select_dn_within(dn, s->base))
+            continue;
+        const char **attrs = search_attrs(c->maps[s->kind]);
+        if (attrs == NULL) {
+            resolve_failed(c, DIRCONN_ENOMEM, dn, "out of memory");
+            return NULL;
+        }
+        struct ldap_search_spec spec = {dn, LDAP_SCOPE_BASE, s->filter, attrs, false};
+        struct ldap_cursor *cur = NULL;
+        struct dirconn_error lerr;
+        dirconn_error_clear(&lerr);
+        enum dirconn_err e = ldap_source_search(c->src, &spec, &cur, &lerr);
+        while (e == DIRCONN_OK) {
+            struct ldap_entry *entry = NULL;
+            e = ldap_cursor_next(cur, &entry, &lerr);
+            if (e != DIRCONN_OK || entry == NULL)
+                break;
+            if (ext == NULL && (int)select_classify(entry) == (int)s->kind &&
+                entry->id[0] != '\0') {
+                struct mapping_result mr;
+                if (mapping_apply(c->maps[s->kind], entry, &mr) == DIRCONN_OK && !mr.skipped) {
+                    ext = strdup(mr.external_id != NULL ? mr.external_id : entry->id);
+                    if (ext == NULL)
+                        resolve_failed(c, DIRCONN_ENOMEM, dn, "out of memory");
+                }
+                mapping_result_clear(&mr);
+            }
+            ldap_entry_free(entry);
+        }
+        ldap_cursor_free(cur);
+        free(attrs);
+        if (e != DIRCONN_OK && e != DIRCONN_ELDAP_NOSUCHOBJECT)
+            resolve_failed(c, e, dn, lerr.msg);
+    }
+    return ext;
+}
+
+static char *resolve_dn(void *arg, const char *dn)
+{
+    struct sync_ctx *c = arg;
+    char *key = ldap_dn_canonical(dn);
+    if (key == NULL)
+        key = strdup(dn);
+    if (key == NULL)
+        return NULL;
+    struct dn_memo probe = {key, NULL};
+    void *hit = tfind(&probe, &c->dn_memo, cmp_memo);
+    if (hit != NULL) {
+        free(key);
+        const struct dn_memo *m = *(struct dn_memo **)hit;
+        return m->ext != NULL ? strdup(m->ext) : NULL;
+    }
+    struct dn_memo *m = calloc(1, sizeof(*m));
+    if (m != NULL)
+        m->key = key;
+    if (m == NULL || tsearch(m, &c->dn_memo, cmp_memo) == NULL) {
+        free(m);
+        free(key);
+        resolve_failed(c, DIRCONN_ENOMEM, dn, "out of memory");
+        return NULL;
+    }
+    char *ext = lookup_dn(c, dn);
+    if (ext == NULL)
+        return NULL;
+    struct state_object so = {0};
+    bool found = false;
+    struct dirconn_error serr;
+    enum dirconn_err e = state_object_get(c->st, ext, &so, &found, &serr);
+    if (e == DIRCONN_OK && found)
+        e = state_object_set_dn(c->st, ext, dn, &serr);
+    state_object_clear(&so);
+    if (e != DIRCONN_OK) {
+        resolve_failed(c, e, dn, serr.msg);
+        free(ext);
+        return NULL;
+    }
+    if (found) {
+        c->dn_found++;
+        log_msg(c->log, LOG_LEVEL_DEBUG, "%s: found in the object map as %s (its DN recorded)", dn,
+                ext);
+        m->ext = ext;
+        return strdup(ext);
+    }
+    /*
+     * In scope, not in the map (rebuilt from the cloud's inventory or kept by every run): no
+     * connector sent it. A full sync would not send it either (a naming conflict, a missing
+     * required attribute: the names of a map rebuilt after a takeover are not all known, so
+     * this run could not tell a conflict), or this run reads it anyway (changed since the
+     * watermark, or on the retry list). It is left out of the record, as a full sync leaves
+     * an object it does not send.
+     */
+    c->dn_new++;
+    log_msg(c->log, LOG_LEVEL_DEBUG, "%s: in scope but not in the object map (%s): left out", dn,
+            ext);
+    free(ext);
+    return NULL;
+}
+
+/*
+ * After a takeover (sync_options.rebuild_map): the object map is rebuilt
+ * from the cloud's inventory (the selection a full sync lists: id,
+ * externalId, meta.version) before the incremental runs, so that it knows
+ * every object of this directory's externalId form whichever instance made
+ * it (state_reconcile_*, in one transaction: all or nothing).
+ */
+struct rebuild_walk {
+    struct sync_ctx *c;
+    enum plan_kind kind;
+    struct state_reconcile *r;
+    enum dirconn_err e;
+};
+
+static bool is_ours(void *arg, enum plan_kind kind, const char *external_id);
+
+static int rebuild_one(void *arg, json_t *res)
+{
+    struct rebuild_walk *w = arg;
+    const char *id = json_string_value(json_object_get(res, "id"));
+    const char *ext = json_string_value(json_object_get(res, "externalId"));
+    if (id == NULL || ext == NULL || !is_ours(w->c, w->kind, ext))
+        return 0;
+    const char *name =
+        json_string_value(json_object_get(res, w->kind == PLAN_USER ? "userName" : "displayName"));
+    const char *version =
+        json_string_value(json_object_get(json_object_get(res, "meta"), "version"));
+    w->e = state_reconcile_object(w->c->st, w->r, (int)w->kind, ext, id, name, version, w->c->err);
+    return w->e != DIRCONN_OK;
+}
+
+static enum dirconn_err rebuild_map(struct sync_ctx *c)
+{
+    double t0 = now_s();
+    struct state_reconcile r = {0};
+    enum dirconn_err e = state_begin(c->st, c->err);
+    if (e != DIRCONN_OK)
+        return e;
+    e = state_reconcile_begin(c->st, &r, c->err);
+    for (int k = 0; k < PLAN_KIND_MAX && e == DIRCONN_OK; k++) {
+        if (!(c->kinds & (1u << k)))
+            continue;
+        struct rebuild_walk w = {c, (enum plan_kind)k, &r, DIRCONN_OK};
+        e = scim_list_all(c->scim, resource_paths[k], NULL, inventory_select(c, (enum plan_kind)k),
+                          c->caps.page, rebuild_one, &w, c->err);
+        if (w.e != DIRCONN_OK)
+            e = w.e;
+    }
+    if (e == DIRCONN_OK)
+        e = state_reconcile_end(c->st, &r, c->kinds, c->err);
+    if (e == DIRCONN_OK)
+        e = state_commit(c->st, c->err);
+    else
+        state_rollback(c->st);
+    if (e != DIRCONN_OK)
+        return e;
+    c->res->map_rebuilt = true;
+    c->res->map_objects = r.objects;
+    c->res->map_changed = r.changed;
+    c->res->map_removed = r.removed;
+    log_msg(c->log, LOG_LEVEL_INFO,
+            "object map rebuilt from the cloud inventory (%ld objects, %ld adopted or changed, "
+            "%ld removed) in %.2f s: this first sync after the takeover runs incremental from the "
+            "shared watermark",
+            r.objects, r.changed, r.removed, now_s() - t0);
+    return DIRCONN_OK;
+}
+
+/*
+ * Incremental runs: an update of an object without an acknowledged record
+ * (a row the rebuilt map reset, an adopted object, a failed write) is
+ * diffed against a fresh read of its cloud copy (as a full run's
+ * verify_unacknowledged does when it differs): only what differs is
+ * written, and a group's members are compared with the cloud's list.
+ */
+static int unacknowledged_item(void *arg, const struct plan_item *it)
+{
+    struct id_list *l = arg;
+    if (it->old_record != NULL || it->cloud_id == NULL || it->record == NULL || it->drift ||
+        it->origin != STATE_ORIGIN_CREATED)
+        return 0;
+    return !id_list_add(l, it->external_id, NULL, it->kind, NULL, false);
+}
+
+static enum dirconn_err compare_unacknowledged(struct sync_ctx *c)
+{
+    struct id_list l = {0};
+    enum dirconn_err e = plan_foreach(c->plan, PLAN_UPDATE, -1, unacknowledged_item, &l, c->err);
+    for (size_t i = 0; i < l.n && e == DIRCONN_OK; i++)
+        e = plan_mark_verified(c->plan, l.v[i].id, false, c->err);
+    if (e == DIRCONN_OK && l.n > 0)
+        log_msg(c->log, LOG_LEVEL_DEBUG,
+                "object map: %zu updates without an acknowledged record are diffed against the "
+                "cloud's copy",
+                l.n);
+    id_list_free(&l);
+    return e;
+}
+
+/*
  * Read the changes since wm and plan them (partial plan). lists[0] gets the
  * changes and the retries, lists[1] the RFC 4533 present ids, lists[2] the
  * retries taken up by this run.
@@ -1252,6 +1505,7 @@ static enum dirconn_err plan_changes(struct sync_ctx *c, enum change_tracking me
         log_msg(c->log, LOG_LEVEL_INFO, "%zu objects whose last change failed are retried",
                 lists[2].n);
     plan_set_partial(c->plan);
+    plan_set_resolver(c->plan, resolve_dn, c);
     c->on_added = note_added;
     e = state_begin(c->st, c->err);
     struct id_list more = {0};
@@ -1303,6 +1557,17 @@ static enum dirconn_err plan_changes(struct sync_ctx *c, enum change_tracking me
         if (!seen)
             e = evaluate(c, id, dn, &more, read);
     }
+    /* The managers and members that resolve neither in this run nor through the map by DN are
+     * read from the directory (resolve_dn), inside this transaction: their DNs are recorded. */
+    if (e == DIRCONN_OK)
+        e = plan_resolve_links(c->plan, c->err);
+    if (e == DIRCONN_OK && c->resolve_e != DIRCONN_OK)
+        e = dirconn_error_set(c->err, c->resolve_e, "%s", c->resolve_msg);
+    if (e == DIRCONN_OK && c->dn_found + c->dn_new > 0)
+        log_msg(c->log, LOG_LEVEL_INFO,
+                "%ld member or manager DNs read from the directory: %ld found in the object map "
+                "(DN recorded), %ld in scope but sent by no connector (left out)",
+                c->dn_found + c->dn_new, c->dn_found, c->dn_new);
     tree_free(&seen_dns, cmp_dn);
     tree_free(&changed_ids, cmp_cstr);
     free(later);
@@ -1961,6 +2226,8 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     long read = 0;
     if (e == DIRCONN_OK)
         phase(c, "reading");
+    if (e == DIRCONN_OK && incremental && opts->rebuild_map)
+        e = rebuild_map(c);
     if (e == DIRCONN_OK && incremental) {
         e = plan_changes(c, method, partition, &wm, &next, lists, &read);
         if (e == DIRCONN_EWATERMARK) {
@@ -2045,8 +2312,12 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     tp = now_s();
     if (e == DIRCONN_OK)
         e = plan_compute(c->plan, kinds, err);
+    if (e == DIRCONN_OK && c->resolve_e != DIRCONN_OK)
+        e = dirconn_error_set(err, c->resolve_e, "%s", c->resolve_msg);
     if (e == DIRCONN_OK && c->drift_check)
         e = compare_with_cloud(c);
+    if (e == DIRCONN_OK && incremental)
+        e = compare_unacknowledged(c);
     if (e == DIRCONN_OK)
         log_msg(log, LOG_LEVEL_DEBUG, "plan computed in %.2f s", now_s() - tp);
     if (e == DIRCONN_OK) {
@@ -2148,6 +2419,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         id_list_free(&lists[i]);
     id_list_free(&c->touched);
     id_list_free(&c->failures);
+    dn_memo_free(c);
     free(note);
     plan_free(c->plan);
     provider_free(c->prov);

@@ -94,6 +94,15 @@ struct sync_options {
     /* The program's memory of dead proxies and logged routes (proxy/proxy.h), shared with
      * its other cloud clients (the lease) and runs; NULL = the run keeps its own. */
     struct proxy_shared *proxy_shared;
+    /*
+     * HA takeover (ha/shared_state.h, HA_IMPORT_TAKEN or HA_IMPORT_PENDING): another instance
+     * synchronised since this state was current. When the run is incremental (the watermark
+     * applies), the object map is first rebuilt from the cloud's inventory (state_reconcile_*:
+     * every cloud object of this directory's externalId form, in one transaction), then the
+     * incremental runs from the watermark; result.map_rebuilt says it was. When the run falls
+     * back to a full sync, nothing more is needed: a full sync adopts the cloud's objects.
+     */
+    bool rebuild_map;
     /* Called after each SCIM request attempt (scim_client_options.observe); NULL = none. */
     void (*observe_scim)(void *arg, const char *method, long status, double seconds);
     void *observe_arg;
@@ -114,6 +123,10 @@ struct sync_result {
     bool incremental;          /* the run was incremental (SYNC_INCREMENTAL may fall back) */
     long changes;              /* incremental: changes reported by the directory */
     bool watermark_saved;      /* the watermark moved at the end of this run */
+    /* rebuild_map: the object map was rebuilt (and committed) before the incremental; the
+     * distinct externalIds the inventory listed, the rows added or reset, the rows removed */
+    bool map_rebuilt;
+    long map_objects, map_changed, map_removed;
     char fallback[DIRCONN_ERROR_LEN + 64]; /* why an incremental ran as a full sync, or "" */
     char directory[512]; /* the DC the run bound to, "" when it did not get that far */
     /* the cloud side, for status displays */

@@ -209,12 +209,14 @@ enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
         if (e != DIRCONN_OK)
             return e;
         if (pending != NULL) {
-            /* An earlier takeover's full sync stopped before it completed: its object map
-             * is still incomplete, so this sync runs in full too. */
+            /* An earlier takeover's first sync stopped before it completed: this one
+             * rebuilds the object map again (or runs in full), never an incremental on the
+             * map as it was. */
             *what = HA_IMPORT_PENDING;
             log_msg(log, LOG_LEVEL_INFO,
-                    "ha: the full sync that follows the takeover (generation %" PRId64
-                    ") has not completed yet: this sync runs in full",
+                    "ha: the first sync that follows the takeover (generation %" PRId64
+                    ") has not completed yet: this sync rebuilds the object map again (or runs "
+                    "in full)",
                     gen);
         } else {
             log_msg(log, LOG_LEVEL_INFO,

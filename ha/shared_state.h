@@ -40,10 +40,13 @@
 /* What ha_shared_import did. */
 enum ha_import {
     HA_IMPORT_CURRENT = 0, /* the local state is the shared one (this instance wrote it last) */
-    HA_IMPORT_TAKEN,       /* the shared watermarks replaced the local ones */
+    HA_IMPORT_TAKEN,       /* the shared watermarks replaced the local ones: the object map is
+                              behind; the caller sets sync_options.rebuild_map (rebuilt from the
+                              cloud inventory, then incremental from the shared watermark) */
     HA_IMPORT_NONE,        /* no shared watermark: local ones discarded, a full sync follows */
-    HA_IMPORT_PENDING,     /* the local state is the shared one, but the full sync that follows
-                              an import (TAKEN or NONE) has not completed: run in full again */
+    HA_IMPORT_PENDING,     /* the local state is the shared one, but the first sync that follows
+                              an import (TAKEN or NONE) has not completed: the caller sets
+                              rebuild_map again (without a watermark the sync runs in full) */
 };
 
 /*
@@ -63,14 +66,16 @@ enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
                                   struct dirconn_error *err);
 
 /*
- * ha_shared_full_done - a full sync completed on the local state in
- * cfg->state_dir (every object planned; failed writes are on the retry
- * list): the object map is whole again, so the mark that ha_shared_import
- * set when it replaced the local state (state setting "ha-full-pending") is
- * removed and later imports report HA_IMPORT_CURRENT. Until then they report
- * HA_IMPORT_PENDING, so that a takeover's full sync that stopped on an error
- * (a lost DC, the cloud unreachable) is followed by a full sync, never by an
- * incremental one on an incomplete object map. Errors: state_open's,
+ * ha_shared_full_done - a full sync, or an incremental one on an object map
+ * rebuilt from the cloud inventory in the same run (sync_result.map_rebuilt),
+ * completed on the local state in cfg->state_dir (every object planned;
+ * failed writes are on the retry list): the object map is whole again, so
+ * the mark that ha_shared_import set when it replaced the local state (state
+ * setting "ha-full-pending") is removed and later imports report
+ * HA_IMPORT_CURRENT. Until then they report HA_IMPORT_PENDING, so that a
+ * takeover's first sync that stopped on an error (a lost DC, the cloud
+ * unreachable) is followed by another rebuild (or a full sync), never by an
+ * incremental one on the object map as it was. Errors: state_open's,
  * DIRCONN_ESTATE.
  */
 enum dirconn_err ha_shared_full_done(const struct config *cfg, struct dirconn_error *err);

@@ -122,8 +122,8 @@ check "kill -9: the new active continues from the shared watermarks" \
 	grep -q "ha: continuing from the shared state" "$work/dirconnd-$b.log"
 check "kill -9: the new active then writes the shared state itself" wait_writer "$b" 30
 check "kill -9: the shared state's generation grew" test "$(json "$(cloud_admin GET /v1/orgs/acme/state)" "j['generation']")" -gt "$gen0"
-if grep -q "the local object map is behind the shared state: this first sync runs in full" "$work/dirconnd-$b.log"; then
-	echo "# note: the new active's first sync ran in full (its local object map was behind)"
+if grep -q "object map rebuilt from the cloud inventory" "$work/dirconnd-$b.log"; then
+	echo "# note: the new active rebuilt its object map from the cloud inventory (it was behind)"
 fi
 ha_start "$a"
 check "kill -9: the killed instance restarts as standby" ha_wait_role "$a" standby 30

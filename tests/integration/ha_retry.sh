@@ -8,8 +8,9 @@
 #     state, logs the retry list it takes over, and its first sync brings those users to the
 #     cloud: the cloud equals the directory (sync_check.py) and the retry list it writes is empty;
 #   - conn-1 comes back as standby, every SCIM request fails, conn-2 is killed: conn-1's first
-#     sync (full: its object map is behind) stops on the errors; with the faults off, its next
-#     sync runs in full again (not incremental on an incomplete map), then incrementals resume.
+#     sync (its object map is behind: it is rebuilt from the cloud inventory, then incremental)
+#     stops on the errors; with the faults off, its next sync rebuilds the object map again
+#     (never an incremental on the map as it was), then incrementals resume.
 #   bash ha_retry.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/sync_lib.sh"
@@ -73,8 +74,9 @@ rc=$?
 check_eq "the cloud equals the directory (sync_check.py)" 0 "$rc"
 ((rc == 0)) || echo "$out" | tail -5 | sed 's/^/# /'
 
-# ---- a takeover's full sync that stops on an error is followed by a full sync again, never by
-# an incremental one on the object map it did not complete (the state setting ha-full-pending)
+# ---- a takeover's first sync that stops on an error is followed by another rebuild of the
+# object map (or a full sync), never by an incremental one on the map as it was (the state
+# setting ha-full-pending)
 ha_start 1
 check "conn-1 restarts as standby" ha_wait_role 1 standby 30
 check "conn-2's last sync wrote the shared state" wait_until 60 writer_is 2
@@ -84,28 +86,34 @@ check_eq "SCIM faults are on" 200 "$(admin_status)"
 echo "# $(date -u +%T.%N | cut -c1-12) test: second takeover" >>"$work/dirconnd-1.log"
 ha_signal 2 KILL
 check "kill -9 of conn-2: conn-1 becomes active" ha_wait_one_active "$LIMIT"
-# since the marker: the forced full sync's line, then the end of that sync on an error
+# since the marker: the takeover's import, then the end of that sync on an error (every SCIM
+# request fails: the inventory that would rebuild the object map cannot be read)
 first_stopped() {
 	ha_log_since 1 "test: second takeover" |
-		awk '/ha: the local object map is behind/ { f = 1 } f && /sync ended: / { ok = 1 } END { exit !ok }'
+		awk '/ha: continuing from the shared state/ { f = 1 } f && /sync ended: / { ok = 1 } END { exit !ok }'
 }
-check "conn-1's first sync after the takeover runs in full and stops on the cloud's errors" \
+check "conn-1's first sync after the takeover stops on the cloud's errors" \
 	wait_until 180 first_stopped
+check_eq "and did not complete an object map rebuild or a sync" 0 \
+	"$(ha_log_since 1 "test: second takeover" | grep -c "object map rebuilt from the cloud inventory\|sync done in" || true)"
 echo "# $(date -u +%T.%N | cut -c1-12) test: faults off" >>"$work/dirconnd-1.log"
 cloud_admin PUT /v1/faults '{"error500": 0, "writesOnly": false, "scimOnly": false}' >/dev/null
 check_eq "SCIM faults are off" 200 "$(admin_status)"
 run_capture now dirconnctl sync-now --socket "$(ha_sock 1)" # an incremental is asked for
-again_full() { ha_log_since 1 "test: faults off" | grep -q "full sync that follows the takeover (generation [0-9]*) has not completed yet: this sync runs in full"; }
-check "the next sync runs in full again: the takeover's full sync had not completed" \
+again_full() { ha_log_since 1 "test: faults off" | grep -q "first sync that follows the takeover (generation [0-9]*) has not completed yet: this sync rebuilds the object map again (or runs in full)"; }
+check "the next sync rebuilds the object map again: the takeover's first sync had not completed" \
 	wait_until 120 again_full
-full_done() { ha_log_since 1 "test: faults off" | grep -q "full sync done in"; }
-check "that full sync completes" wait_until 180 full_done
+full_done() {
+	ha_log_since 1 "test: faults off" | grep -q "object map rebuilt from the cloud inventory" &&
+		ha_log_since 1 "test: faults off" | grep -q "incremental sync done in"
+}
+check "that sync rebuilds the map and completes, incremental from the shared watermark" wait_until 180 full_done
 echo "# $(date -u +%T.%N | cut -c1-12) test: after the full sync" >>"$work/dirconnd-1.log"
 run_capture now dirconnctl sync-now --socket "$(ha_sock 1)"
 incr_done() { ha_log_since 1 "test: after the full sync" | grep -q "incremental sync done in"; }
 check "after it, syncs are incremental again" wait_until 120 incr_done
-check_eq "and no longer forced to full" 0 \
-	"$(ha_log_since 1 "test: after the full sync" | grep -c "has not completed yet" || true)"
+check_eq "and no longer rebuild the object map" 0 \
+	"$(ha_log_since 1 "test: after the full sync" | grep -c "has not completed yet\|object map rebuilt" || true)"
 out=$(sync_check 2>&1)
 rc=$?
 check_eq "the cloud equals the directory after the second takeover (sync_check.py)" 0 "$rc"

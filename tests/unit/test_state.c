@@ -309,6 +309,121 @@ static void test_version_migration(void **state)
     sqlite3_close(db);
 }
 
+/* The object map rebuilt from the cloud inventory after an HA takeover (state_reconcile_*). */
+static void put_row(struct state *st, const char *ext, int kind, const char *dn, const char *id,
+                    const char *version, enum state_origin origin)
+{
+    struct dirconn_error err;
+    struct state_object o = {.external_id = (char *)ext,
+                             .kind = kind,
+                             .dn = (char *)dn,
+                             .cloud_id = (char *)id,
+                             .name = "n",
+                             .hash = "h",
+                             .record = "{\"r\":1}",
+                             .origin = origin,
+                             .synced_at = 7,
+                             .version = (char *)version};
+    assert_int_equal(state_object_put(st, &o, &err), DIRCONN_OK);
+}
+
+static void test_reconcile(void **state)
+{
+    (void)state;
+    struct state *st = open_ok();
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    /* kept: same id and version; moved: another id; stale: another version; gone: not listed;
+     * nover: no version known; other: a contact (kind 2) not in the kinds reconciled */
+    put_row(st, "kept", 0, "CN=Kept", "c-kept", "v1", STATE_ORIGIN_CREATED);
+    put_row(st, "moved", 0, "CN=Moved", "c-old", "v1", STATE_ORIGIN_ADOPTED);
+    put_row(st, "stale", 1, "CN=Stale", "c-stale", "v1", STATE_ORIGIN_CREATED);
+    put_row(st, "gone", 0, "CN=Gone", "c-gone", "v1", STATE_ORIGIN_CREATED);
+    put_row(st, "nover", 0, "CN=NoVer", "c-nover", NULL, STATE_ORIGIN_CREATED);
+    put_row(st, "other", 2, "CN=Other", "c-other", "v1", STATE_ORIGIN_CREATED);
+    struct state_reconcile r;
+    assert_int_equal(state_begin(st, &err), DIRCONN_OK);
+    assert_int_equal(state_reconcile_begin(st, &r, &err), DIRCONN_OK);
+    assert_int_equal(state_reconcile_object(st, &r, 0, "kept", "c-kept", "k", "v1", &err),
+                     DIRCONN_OK);
+    assert_int_equal(state_reconcile_object(st, &r, 0, "moved", "c-new", "m", "v1", &err),
+                     DIRCONN_OK);
+    assert_int_equal(state_reconcile_object(st, &r, 1, "stale", "c-stale", "s", "v2", &err),
+                     DIRCONN_OK);
+    assert_int_equal(state_reconcile_object(st, &r, 0, "nover", "c-nover", "x", NULL, &err),
+                     DIRCONN_OK);
+    assert_int_equal(state_reconcile_object(st, &r, 1, "new", "c-brand", "g", "v9", &err),
+                     DIRCONN_OK);
+    /* a second cloud object with the same externalId: the first one listed wins */
+    assert_int_equal(state_reconcile_object(st, &r, 1, "new", "c-dup", "g", "v9", &err),
+                     DIRCONN_OK);
+    assert_int_equal(state_reconcile_end(st, &r, 1u << 0 | 1u << 1, &err), DIRCONN_OK);
+    assert_int_equal(state_commit(st, &err), DIRCONN_OK);
+    assert_int_equal(r.objects, 5);
+    assert_int_equal(r.changed, 4); /* moved, stale, nover, new */
+    assert_int_equal(r.removed, 1); /* gone */
+
+    struct state_object o;
+    bool found = false;
+    assert_int_equal(state_object_get(st, "kept", &o, &found, &err), DIRCONN_OK);
+    assert_true(found);
+    assert_string_equal(o.record, "{\"r\":1}"); /* kept as it was: acknowledged */
+    assert_string_equal(o.hash, "h");
+    assert_string_equal(o.dn, "CN=Kept");
+    state_object_clear(&o);
+
+    assert_int_equal(state_object_get(st, "moved", &o, &found, &err), DIRCONN_OK);
+    assert_true(found);
+    assert_string_equal(o.cloud_id, "c-new");
+    assert_string_equal(o.version, "v1");
+    assert_null(o.record); /* not acknowledged: the next change is compared with the cloud */
+    assert_null(o.hash);
+    assert_string_equal(o.dn, "CN=Moved"); /* the DN known is kept */
+    assert_int_equal(o.origin, STATE_ORIGIN_ADOPTED);
+    state_object_clear(&o);
+
+    assert_int_equal(state_object_get(st, "stale", &o, &found, &err), DIRCONN_OK);
+    assert_string_equal(o.version, "v2");
+    assert_null(o.record);
+    assert_string_equal(o.dn, "CN=Stale");
+    state_object_clear(&o);
+
+    assert_int_equal(state_object_get(st, "nover", &o, &found, &err), DIRCONN_OK);
+    assert_null(o.record); /* no version to vouch for the copy: not kept */
+    state_object_clear(&o);
+
+    assert_int_equal(state_object_get(st, "new", &o, &found, &err), DIRCONN_OK);
+    assert_true(found);
+    assert_int_equal(o.kind, 1);
+    assert_string_equal(o.cloud_id, "c-brand");
+    assert_string_equal(o.dn, ""); /* DN unknown */
+    assert_null(o.record);
+    assert_int_equal(o.origin, STATE_ORIGIN_CREATED);
+    state_object_clear(&o);
+
+    assert_int_equal(state_object_get(st, "gone", &o, &found, &err), DIRCONN_OK);
+    assert_false(found); /* the cloud no longer holds it */
+    assert_int_equal(state_object_get(st, "other", &o, &found, &err), DIRCONN_OK);
+    assert_true(found); /* a kind not reconciled stays */
+    state_object_clear(&o);
+
+    /* the DN the directory gives later is recorded on the row */
+    assert_int_equal(state_object_set_dn(st, "new", "CN=New,DC=x", &err), DIRCONN_OK);
+    assert_int_equal(state_object_find_dn(st, "cn=new,dc=x", &o, &found, &err), DIRCONN_OK);
+    assert_true(found);
+    assert_string_equal(o.external_id, "new");
+    state_object_clear(&o);
+
+    /* a walk that stops is rolled back whole */
+    assert_int_equal(state_begin(st, &err), DIRCONN_OK);
+    assert_int_equal(state_reconcile_begin(st, &r, &err), DIRCONN_OK);
+    assert_int_equal(state_reconcile_end(st, &r, 1u << 0 | 1u << 1, &err), DIRCONN_OK);
+    assert_int_equal(r.removed, 5);
+    state_rollback(st);
+    assert_int_equal(state_object_count(st, -1), 6);
+    state_close(st);
+}
+
 static void test_unusable_dir(void **state)
 {
     (void)state;
@@ -328,6 +443,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconcile, setup, teardown),
         cmocka_unit_test(test_unusable_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
