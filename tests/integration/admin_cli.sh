@@ -24,16 +24,8 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- the cloud: CA, server certificate, admin token, dirconn-cloud on a free port
-(
-	cd "$T"
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
-		-subj "/CN=dirconn test CA" -addext "basicConstraints=critical,CA:TRUE" \
-		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-	openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >ext.cnf
-	openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
-		-days 2 -extfile ext.cnf 2>/dev/null
-)
+cert_ca "$T/ca" "dirconn test CA"
+cert_issue "$T/ca" "$T/server" /CN=localhost serverAuth IP:127.0.0.1 DNS:localhost
 umask 077
 openssl rand -hex 24 >"$T/admin.token"
 ADMIN=$(cat "$T/admin.token")

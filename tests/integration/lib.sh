@@ -72,6 +72,33 @@ wait_until() {
 	done
 }
 
+# cert_ca PREFIX CN: a self-signed test CA valid for 2 days: PREFIX.key (RSA 2048, no
+# passphrase) and PREFIX.pem with the subject /CN=CN, basicConstraints critical CA:TRUE and
+# keyUsage critical keyCertSign, cRLSign. Returns openssl's status (its messages are dropped).
+cert_ca() {
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.pem" -days 2 -sha256 \
+		-subj "/CN=$2" -addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+}
+
+# cert_issue CA_PREFIX PREFIX SUBJECT USAGE [SAN...]: a key PREFIX.key (RSA 2048) and a
+# certificate PREFIX.pem valid for 2 days, signed by the CA CA_PREFIX.pem/.key of cert_ca
+# (PREFIX.csr and the extensions PREFIX.ext stay beside them). SUBJECT is openssl's form:
+# "/CN=localhost", or "/O=dirconn test" for a certificate without a CommonName (etcd 3.4 refuses
+# a client certificate with one). USAGE is the extendedKeyUsage: serverAuth, clientAuth or
+# serverAuth,clientAuth; basicConstraints is CA:FALSE. Each SAN is an openssl subjectAltName
+# entry (IP:127.0.0.1, IP:::1, DNS:localhost). Returns openssl's status.
+cert_issue() {
+	local ca=$1 out=$2 subject=$3 usage=$4 san=
+	shift 4
+	(($# == 0)) || san="subjectAltName=$(IFS=,; printf '%s' "$*")"$'\n'
+	printf '%sbasicConstraints=CA:FALSE\nextendedKeyUsage=%s\n' "$san" "$usage" >"$out.ext" &&
+		openssl req -new -newkey rsa:2048 -nodes -keyout "$out.key" -out "$out.csr" \
+			-subj "$subject" 2>/dev/null &&
+		openssl x509 -req -in "$out.csr" -CA "$ca.pem" -CAkey "$ca.key" -CAcreateserial \
+			-days 2 -sha256 -extfile "$out.ext" -out "$out.pem" 2>/dev/null
+}
+
 finish() {
 	echo "$T_PASS passed, $T_FAIL failed"
 	[[ $T_FAIL -eq 0 ]]

@@ -42,16 +42,9 @@ wait_port() {
 }
 
 # ---- certificates and the cloud (HTTPS) --------------------------------------
-(
-	cd "$T"
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
-		-subj "/CN=dirconn proxy test CA" -addext "basicConstraints=critical,CA:TRUE" \
-		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-	openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >ext.cnf
-	openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
-		-days 2 -extfile ext.cnf 2>/dev/null
-) || { echo "not ok - certificate generation"; exit 1; }
+{ cert_ca "$T/ca" "dirconn proxy test CA" &&
+	cert_issue "$T/ca" "$T/server" /CN=localhost serverAuth IP:127.0.0.1 DNS:localhost; } ||
+	{ echo "not ok - certificate generation"; exit 1; }
 openssl rand -hex 24 >"$T/admin.token"
 ADMIN_TOKEN=$(cat "$T/admin.token")
 dirconn-cloud --listen 127.0.0.1:0 --db "$T/cloud.db" --admin-token-file "$T/admin.token" \

@@ -12,14 +12,8 @@
 
 sync_cloud_certs() {
 	[[ -f $work/cloud-ca.pem ]] && return
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/cloud-ca.key" -out "$work/cloud-ca.pem" \
-		-days 2 -subj "/CN=dirconn sync test CA" -addext "basicConstraints=critical,CA:TRUE" \
-		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-	openssl req -newkey rsa:2048 -nodes -keyout "$work/cloud.key" -out "$work/cloud.csr" \
-		-subj "/CN=localhost" 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$work/cloud-ext.cnf"
-	openssl x509 -req -in "$work/cloud.csr" -CA "$work/cloud-ca.pem" -CAkey "$work/cloud-ca.key" \
-		-CAcreateserial -out "$work/cloud.pem" -days 2 -extfile "$work/cloud-ext.cnf" 2>/dev/null
+	cert_ca "$work/cloud-ca" "dirconn sync test CA"
+	cert_issue "$work/cloud-ca" "$work/cloud" /CN=localhost serverAuth IP:127.0.0.1 DNS:localhost
 	openssl rand -hex 24 >"$work/admin.token"
 }
 
