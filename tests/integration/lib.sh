@@ -99,7 +99,16 @@ cert_issue() {
 			-days 2 -sha256 -extfile "$out.ext" -out "$out.pem" 2>/dev/null
 }
 
+# finish: prints the counts; fails when a check failed or a file named in SANITIZER_LOGS (server
+# logs the test lists, separated by spaces) holds a sanitizer report.
 finish() {
+	local log
+	for log in ${SANITIZER_LOGS:-}; do
+		if grep -q -E "Sanitizer|runtime error:" "$log" 2>/dev/null; then
+			not_ok "sanitizer report in the server log $log:"
+			grep -E -A20 "Sanitizer|runtime error:" "$log" | head -60
+		fi
+	done
 	echo "$T_PASS passed, $T_FAIL failed"
 	[[ $T_FAIL -eq 0 ]]
 }
