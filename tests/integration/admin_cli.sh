@@ -554,7 +554,7 @@ if command -v squid >/dev/null && command -v htpasswd >/dev/null; then
 	remember "$PW"
 	SQ=$T/squid
 	mkdir -p "$SQ"
-	SQPORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	SQPORT=$(free_port)
 	htpasswd -bc "$SQ/htpasswd" alice "$PW" 2>/dev/null
 	cat >"$SQ/squid.conf" <<-EOF
 		http_port 127.0.0.1:$SQPORT
@@ -581,10 +581,7 @@ if command -v squid >/dev/null && command -v htpasswd >/dev/null; then
 	chmod 644 "$SQ/htpasswd"
 	squid -N -f "$SQ/squid.conf" >"$SQ/squid.out" 2>&1 &
 	SQUID_PID=$!
-	for _ in $(seq 1 600); do # up to 60 s
-		(exec 3<>"/dev/tcp/127.0.0.1/$SQPORT") 2>/dev/null && break
-		sleep 0.1
-	done
+	wait_until 60 port_open "$SQPORT" || true # the checks below say what fails
 	conf "$T/p.conf" "$T/p" "[proxy]" "mode = explicit" "url = http://127.0.0.1:$SQPORT" "username = alice"
 	ctl px register --config "$T/p.conf" --admin-token-file "$T/admin.token"
 	check_eq "register through the proxy without its password: proxy authentication fails" 60 "$px_rc"

@@ -20,12 +20,6 @@ ip addr add 192.0.2.10/32 dev lo
 
 work=$(mktemp -d /tmp/dirconn-it-webtls-XXXXXX)
 DPID=
-daemon_stop() {
-	[[ -z $DPID ]] && return 0
-	kill -TERM "$DPID" 2>/dev/null || true
-	wait "$DPID" 2>/dev/null || true
-	DPID=
-}
 cleanup() {
 	local rc=$?
 	daemon_stop

@@ -72,6 +72,26 @@ wait_until() {
 	done
 }
 
+# free_port: a TCP port free on 127.0.0.1 now (the kernel's choice for port 0).
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# port_open PORT: whether something accepts a TCP connection on 127.0.0.1:PORT (for wait_until).
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# stop_pid PID: SIGTERM to PID and wait for it to exit; nothing when PID is empty.
+stop_pid() {
+	if [[ -n ${1:-} ]]; then
+		kill -TERM "$1" 2>/dev/null || true
+		wait "$1" 2>/dev/null || true
+	fi
+}
+
+# daemon_stop: stop_pid of the test's dirconnd (DPID, which the test sets), then clear DPID.
+daemon_stop() {
+	stop_pid "${DPID:-}"
+	DPID=
+}
+
 # cert_ca PREFIX CN: a self-signed test CA valid for 2 days: PREFIX.key (RSA 2048, no
 # passphrase) and PREFIX.pem with the subject /CN=CN, basicConstraints critical CA:TRUE and
 # keyUsage critical keyCertSign, cRLSign. Returns openssl's status (its messages are dropped).

@@ -28,15 +28,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 # wait_port PORT: until something accepts on 127.0.0.1:PORT (60 s: a loaded machine is slow)
 wait_port() {
-	for _ in $(seq 1 600); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
+	wait_until 60 port_open "$1" && return 0
 	echo "not ok - nothing listens on port $1"
 	exit 1
 }

@@ -5,6 +5,7 @@
 #                           client certificate for the handler (plus one from another CA)
 # pwsync_listen_conf        the [pwsync] section of a connector (port 0: any free port)
 # pwsync_port LOG           the port a dirconnd logged "password listener on ..." with
+# pwsync_listening LOG      whether it did (for wait_until)
 # pwsync_handler_conf FILE NAME=URL...  the handler's configuration, connectors in order
 # handler LDIF-TEXT         run dirconn-pwsync with the text on stdin; sets H_OUT, H_RC
 # pw_check USERNAME PASSWORD  the cloud's password-check answer: "set match changes"
@@ -29,6 +30,8 @@ pwsync_listen_conf() {
 pwsync_port() {
 	sed -n 's/.*password listener on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$1" | tail -1
 }
+
+pwsync_listening() { [[ -n $(pwsync_port "$1") ]]; }
 
 pwsync_handler_conf() {
 	local file=$1

@@ -9,6 +9,8 @@
 #                             prints its HTTP status
 # sync_cloud_count FILTER     how many of the cloud's users match a SCIM filter (0 if no answer)
 # sync_conf FILE CONNECTOR [extra INI text]  a connector config for the fixture and cloud
+# tiny_start                  tinyproxy on 127.0.0.1:$TPORT (logs in $work/tiny); sets TINY_PID;
+#                             fails when it does not listen within 10 s
 
 sync_cloud_certs() {
 	[[ -f $work/cloud-ca.pem ]] && return
@@ -111,3 +113,15 @@ sync_check() {
 		--cloud "${SCIM_BASE:-$CLOUD_URL/scim/v2/acme}" --cloud-ca "$work/cloud-ca.pem" --token-file "$work/admin.token" "$@"
 }
 
+tiny_start() {
+	mkdir -p "$work/tiny"
+	{
+		[[ $(id -u) != 0 ]] || printf 'User nobody\nGroup nogroup\n'
+		printf 'Port %s\nListen 127.0.0.1\nTimeout 60\nLogFile "%s"\nLogLevel Connect\nMaxClients 50\nAllow 127.0.0.1\n' \
+			"$TPORT" "$work/tiny/tinyproxy.log"
+	} >"$work/tiny/tinyproxy.conf"
+	[[ $(id -u) != 0 ]] || chown -R nobody "$work/tiny"
+	tinyproxy -d -c "$work/tiny/tinyproxy.conf" >>"$work/tiny/out" 2>&1 &
+	TINY_PID=$!
+	wait_until 10 port_open "$TPORT"
+}
