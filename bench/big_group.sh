@@ -121,21 +121,20 @@ t0=$(now)
 	{ echo "the full sync failed:" >&2; tail -5 "$T/full.err" >&2; exit 1; }
 full_wall=$(elapsed "$t0" "$(now)")
 read -r full_req full_4xx full_patch full_ops < <(requests_since "$mark")
-gid=$(grep -E 'POST /scim/v2/bench/Groups 201' "$T/cloud.log" >/dev/null && curl -sS --cacert "$T/ca.pem" \
-	-H "Authorization: Bearer $(cat "$T/token")" \
-	"$cloud_url/scim/v2/bench/Groups?filter=displayName%20eq%20%22Bench%20Big%20Group%22&attributes=id" |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["Resources"][0]["id"])')
+gid=$(grep -E 'POST /scim/v2/bench/Groups 201' "$T/cloud.log" >/dev/null && json "$(curl -sS \
+	--cacert "$T/ca.pem" -H "Authorization: Bearer $(cat "$T/token")" \
+	"$cloud_url/scim/v2/bench/Groups?filter=displayName%20eq%20%22Bench%20Big%20Group%22&attributes=id")" \
+	"j['Resources'][0]['id']")
 group_patches=$(tail -n +"$((mark + 1))" "$T/cloud.log" | grep -c "PATCH /scim/v2/bench/Groups/$gid " || true)
 cloud_members() {
-	curl -sS --cacert "$T/ca.pem" -H "Authorization: Bearer $(cat "$T/token")" \
-		"$cloud_url/scim/v2/bench/Groups/$gid?attributes=members" |
-		python3 -c 'import json,sys; print(len(json.load(sys.stdin).get("members") or []))'
+	json "$(curl -sS --cacert "$T/ca.pem" -H "Authorization: Bearer $(cat "$T/token")" \
+		"$cloud_url/scim/v2/bench/Groups/$gid?attributes=members")" "len(j.get('members') or [])"
 }
 in_cloud=$(cloud_members)
 # the members the cloud can hold: the users synchronised (the group lists every user with mail;
 # the fixture's naming conflicts are not synchronised)
-users_in_cloud=$(curl -sS --cacert "$T/ca.pem" -H "Authorization: Bearer $(cat "$T/token")" \
-	"$cloud_url/scim/v2/bench/Users?count=1&attributes=id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["totalResults"])')
+users_in_cloud=$(json "$(curl -sS --cacert "$T/ca.pem" -H "Authorization: Bearer $(cat "$T/token")" \
+	"$cloud_url/scim/v2/bench/Users?count=1&attributes=id")" "j['totalResults']")
 
 # ---- one member leaves the group
 first=$(head -1 "$T/members")

@@ -109,7 +109,7 @@ delete_threshold_enabled = no
 [cloud]
 url = $cloud_url
 org = bench
-client_id = $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$reg")
+client_id = $(json "$reg" "j['id']")
 client_secret_file = $T/secret
 ca_file = $T/ca.pem
 [log]

@@ -55,8 +55,8 @@ reg=$(curl -sS --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN_TOKEN" \
 CID=$(json "$reg" 'j["id"]')
 json "$reg" 'j["secret"]' >"$T/client-secret"
 cloud_users() {
-	curl -sS --noproxy '*' --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN_TOKEN" \
-		"$CLOUD/scim/v2/acme/Users?count=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["totalResults"])'
+	json "$(curl -sS --noproxy '*' --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN_TOKEN" \
+		"$CLOUD/scim/v2/acme/Users?count=1")" "j['totalResults']"
 }
 
 # ---- proxies ------------------------------------------------------------------
@@ -396,8 +396,8 @@ check_eq "PAC with a dead first proxy: the whole run tried it once" 1 "$(wc -l <
 
 # ---- the HA lease: the syncs above took and released it too; the probe takes it twice more ----
 lease_transitions() {
-	curl -sS --noproxy '*' --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN_TOKEN" \
-		"$CLOUD/v1/orgs/acme/lease" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["holderIdentity"], j["leaseTransitions"])'
+	json "$(curl -sS --noproxy '*' --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN_TOKEN" \
+		"$CLOUD/v1/orgs/acme/lease")" "'%s %s' % (j['holderIdentity'], j['leaseTransitions'])"
 }
 read -r _ lt0 <<<"$(lease_transitions)"
 before=$(connects "$T/basic/access.log")
@@ -416,8 +416,8 @@ c=$(conf daemon 'mode = explicit' "url = http://127.0.0.1:$TPORT")
 sed -i 's/^level = warn$/level = info/' "$c"
 printf '[ha]\nlease_duration = 3s\n' >>"$c" # renewed every second
 renew_time() {
-	curl -sS --noproxy '*' --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN_TOKEN" \
-		"$CLOUD/v1/orgs/acme/lease" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("renewTime"))'
+	json "$(curl -sS --noproxy '*' --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN_TOKEN" \
+		"$CLOUD/v1/orgs/acme/lease")" "j.get('renewTime')"
 }
 # renewed_twice: the lease was renewed twice since this was first called for a stage
 renewed_twice() {
