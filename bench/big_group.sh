@@ -13,7 +13,7 @@
 # It checks that the cloud's group holds every member synchronised (the users in the cloud). Prints a
 # table and writes JSON (default bench-big-group-N.json). --smoke: 2,000 members, for CI.
 set -euo pipefail
-# lib.sh: cert_ca, cert_issue
+# lib.sh: cert_ca, cert_issue, json, now, elapsed
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../tests/integration/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
@@ -44,8 +44,6 @@ cleanup() {
 	[[ -n ${KEEP_BENCH:-} ]] || rm -rf "$T"
 }
 trap cleanup EXIT
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 ldap() { # ldapmodify/ldapsearch ARGS... as the fixture's administrator
 	local tool=$1
 	shift
@@ -121,20 +119,20 @@ t0=$(now)
 	{ echo "the full sync failed:" >&2; tail -5 "$T/full.err" >&2; exit 1; }
 full_wall=$(elapsed "$t0" "$(now)")
 read -r full_req full_4xx full_patch full_ops < <(requests_since "$mark")
-gid=$(grep -E 'POST /scim/v2/bench/Groups 201' "$T/cloud.log" >/dev/null && json "$(curl -sS \
-	--cacert "$T/ca.pem" -H "Authorization: Bearer $(cat "$T/token")" \
-	"$cloud_url/scim/v2/bench/Groups?filter=displayName%20eq%20%22Bench%20Big%20Group%22&attributes=id")" \
-	"j['Resources'][0]['id']")
+gid=$(grep -E 'POST /scim/v2/bench/Groups 201' "$T/cloud.log" >/dev/null && curl -sS --cacert "$T/ca.pem" \
+	-H "Authorization: Bearer $(cat "$T/token")" \
+	"$cloud_url/scim/v2/bench/Groups?filter=displayName%20eq%20%22Bench%20Big%20Group%22&attributes=id" |
+	json - "j['Resources'][0]['id']")
 group_patches=$(tail -n +"$((mark + 1))" "$T/cloud.log" | grep -c "PATCH /scim/v2/bench/Groups/$gid " || true)
 cloud_members() {
-	json "$(curl -sS --cacert "$T/ca.pem" -H "Authorization: Bearer $(cat "$T/token")" \
-		"$cloud_url/scim/v2/bench/Groups/$gid?attributes=members")" "len(j.get('members') or [])"
+	curl -sS --cacert "$T/ca.pem" -H "Authorization: Bearer $(cat "$T/token")" \
+		"$cloud_url/scim/v2/bench/Groups/$gid?attributes=members" | json - "len(j.get('members') or [])"
 }
 in_cloud=$(cloud_members)
 # the members the cloud can hold: the users synchronised (the group lists every user with mail;
 # the fixture's naming conflicts are not synchronised)
-users_in_cloud=$(json "$(curl -sS --cacert "$T/ca.pem" -H "Authorization: Bearer $(cat "$T/token")" \
-	"$cloud_url/scim/v2/bench/Users?count=1&attributes=id")" "j['totalResults']")
+users_in_cloud=$(curl -sS --cacert "$T/ca.pem" -H "Authorization: Bearer $(cat "$T/token")" \
+	"$cloud_url/scim/v2/bench/Users?count=1&attributes=id" | json - "j['totalResults']")
 
 # ---- one member leaves the group
 first=$(head -1 "$T/members")

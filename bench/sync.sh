@@ -14,7 +14,7 @@
 # Prints a table and writes JSON (default bench-sync-KIND-N.json). --smoke: 500
 # users, for CI.
 set -euo pipefail
-# lib.sh: cert_ca, cert_issue
+# lib.sh: cert_ca, cert_issue, json, now, elapsed
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../tests/integration/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
@@ -46,9 +46,6 @@ cleanup() {
 	[[ -n ${KEEP_BENCH:-} ]] || rm -rf "$T"
 }
 trap cleanup EXIT
-
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 echo "== fixture: $kind with $users users" >&2
 "$top/ldsfx/ldsfx" start "$kind" "$T/fx" --users "$users" --timeout 3600 >&2

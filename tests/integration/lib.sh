@@ -46,10 +46,13 @@ run_capture() {
 	rm -f "$out" "$err"
 }
 
-# json FILE_OR_STRING EXPR: evaluates a Python expression over the parsed JSON `j`.
+# json FILE_OR_STRING EXPR: evaluates a Python expression over the parsed JSON `j`. A document
+# of "-" is read from stdin (an answer over 128 KiB does not fit in one argument).
 json() {
 	local doc=$1 expr=$2
-	if [[ -f $doc ]]; then
+	if [[ $doc == - ]]; then
+		"$PY" -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$expr"
+	elif [[ -f $doc ]]; then
 		"$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$doc" "$expr"
 	else
 		"$PY" -c 'import json,sys; j=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$doc" "$expr"
@@ -71,6 +74,11 @@ wait_until() {
 		sleep 0.1
 	done
 }
+
+# now: the wall clock in seconds with nanoseconds; elapsed T0 T1: T1 - T0 in seconds, 3 decimals
+# (for the timings benchmarks print, not for waiting).
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 # free_port: a TCP port free on 127.0.0.1 now (the kernel's choice for port 0).
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
