@@ -13,6 +13,8 @@
 # It checks that the cloud's group holds every member synchronised (the users in the cloud). Prints a
 # table and writes JSON (default bench-big-group-N.json). --smoke: 2,000 members, for CI.
 set -euo pipefail
+# lib.sh: cert_ca, cert_issue, json, now, elapsed
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../tests/integration/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 build=${DIRCONN_BUILD_DIR:-$top/build}
@@ -42,8 +44,6 @@ cleanup() {
 	[[ -n ${KEEP_BENCH:-} ]] || rm -rf "$T"
 }
 trap cleanup EXIT
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 ldap() { # ldapmodify/ldapsearch ARGS... as the fixture's administrator
 	local tool=$1
 	shift
@@ -68,11 +68,11 @@ for f in "$T"/chunk.*; do
 		ldap ldapmodify >/dev/null
 done
 
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 1 \
-	-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+cert_ca "$T/ca" "dirconn bench CA"
+cert_issue "$T/ca" "$T/server" /CN=localhost serverAuth IP:127.0.0.1
 openssl rand -hex 24 >"$T/token"
 "$cloud" --listen 127.0.0.1:0 --db "$T/cloud.db" --admin-token-file "$T/token" --org bench \
-	--tls-cert "$T/cert.pem" --tls-key "$T/key.pem" --ready-file "$T/ready" \
+	--tls-cert "$T/server.pem" --tls-key "$T/server.key" --ready-file "$T/ready" \
 	--max-body "$limit" --bulk-max-payload "$limit" 2>"$T/cloud.log" &
 cloud_pid=$!
 for _ in $(seq 1 1200); do [[ -s $T/ready ]] && break; sleep 0.05; done
@@ -98,7 +98,7 @@ delete_threshold_enabled = no
 scim_url = $cloud_url/scim/v2/bench
 auth = bearer
 token_file = $T/token
-ca_file = $T/cert.pem
+ca_file = $T/ca.pem
 [ha]
 lease = none
 [log]
@@ -119,21 +119,20 @@ t0=$(now)
 	{ echo "the full sync failed:" >&2; tail -5 "$T/full.err" >&2; exit 1; }
 full_wall=$(elapsed "$t0" "$(now)")
 read -r full_req full_4xx full_patch full_ops < <(requests_since "$mark")
-gid=$(grep -E 'POST /scim/v2/bench/Groups 201' "$T/cloud.log" >/dev/null && curl -sS --cacert "$T/cert.pem" \
+gid=$(grep -E 'POST /scim/v2/bench/Groups 201' "$T/cloud.log" >/dev/null && curl -sS --cacert "$T/ca.pem" \
 	-H "Authorization: Bearer $(cat "$T/token")" \
 	"$cloud_url/scim/v2/bench/Groups?filter=displayName%20eq%20%22Bench%20Big%20Group%22&attributes=id" |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["Resources"][0]["id"])')
+	json - "j['Resources'][0]['id']")
 group_patches=$(tail -n +"$((mark + 1))" "$T/cloud.log" | grep -c "PATCH /scim/v2/bench/Groups/$gid " || true)
 cloud_members() {
-	curl -sS --cacert "$T/cert.pem" -H "Authorization: Bearer $(cat "$T/token")" \
-		"$cloud_url/scim/v2/bench/Groups/$gid?attributes=members" |
-		python3 -c 'import json,sys; print(len(json.load(sys.stdin).get("members") or []))'
+	curl -sS --cacert "$T/ca.pem" -H "Authorization: Bearer $(cat "$T/token")" \
+		"$cloud_url/scim/v2/bench/Groups/$gid?attributes=members" | json - "len(j.get('members') or [])"
 }
 in_cloud=$(cloud_members)
 # the members the cloud can hold: the users synchronised (the group lists every user with mail;
 # the fixture's naming conflicts are not synchronised)
-users_in_cloud=$(curl -sS --cacert "$T/cert.pem" -H "Authorization: Bearer $(cat "$T/token")" \
-	"$cloud_url/scim/v2/bench/Users?count=1&attributes=id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["totalResults"])')
+users_in_cloud=$(curl -sS --cacert "$T/ca.pem" -H "Authorization: Bearer $(cat "$T/token")" \
+	"$cloud_url/scim/v2/bench/Users?count=1&attributes=id" | json - "j['totalResults']")
 
 # ---- one member leaves the group
 first=$(head -1 "$T/members")

@@ -7,6 +7,8 @@
 # Prints a table and writes JSON (default: cloud_ingest.json in the current
 # directory). --smoke: a few hundred users, for CI.
 set -euo pipefail
+# lib.sh: cert_ca, cert_issue
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../tests/integration/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 build=${DIRCONN_BUILD_DIR:-$here/../build}
 users=20000 single_users=5000 bulk_size=500 conc=4 out=cloud_ingest.json smoke=0
@@ -31,17 +33,17 @@ T=$(mktemp -d /tmp/cloud-ingest.XXXXXX)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 1 \
-    -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+cert_ca "$T/ca" "dirconn bench CA"
+cert_issue "$T/ca" "$T/server" /CN=localhost serverAuth IP:127.0.0.1
 openssl rand -hex 24 > "$T/token"
 "$cloud" --listen 127.0.0.1:0 --db "$T/cloud.db" --admin-token-file "$T/token" --org bench \
-    --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" --ready-file "$T/ready" --log-level warn \
+    --tls-cert "$T/server.pem" --tls-key "$T/server.key" --ready-file "$T/ready" --log-level warn \
     --bulk-max-operations "$bulk_size" --bulk-max-payload 64m 2>"$T/cloud.log" &
 pid=$!
 for _ in $(seq 1 1200); do [ -s "$T/ready" ] && break; sleep 0.05; done # up to 60 s
 [ -s "$T/ready" ] || { echo "dirconn-cloud did not start" >&2; cat "$T/cloud.log" >&2; exit 1; }
 scim="https://127.0.0.1:$(cat "$T/ready")/scim/v2/bench"
-run() { "$driver" --scim "$scim" --token-file "$T/token" --cacert "$T/cert.pem" "$@"; }
+run() { "$driver" --scim "$scim" --token-file "$T/token" --cacert "$T/ca.pem" "$@"; }
 
 single=$(run --mode single --users "$single_users" --concurrency "$conc" --prefix single)
 single1=$(run --mode single --users "$((single_users / 2))" --concurrency 1 --prefix serial)

@@ -14,6 +14,8 @@
 # Prints a table and writes JSON (default bench-sync-KIND-N.json). --smoke: 500
 # users, for CI.
 set -euo pipefail
+# lib.sh: cert_ca, cert_issue, json, now, elapsed
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../tests/integration/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 build=${DIRCONN_BUILD_DIR:-$top/build}
@@ -45,9 +47,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-
 echo "== fixture: $kind with $users users" >&2
 "$top/ldsfx/ldsfx" start "$kind" "$T/fx" --users "$users" --timeout 3600 >&2
 # shellcheck disable=SC1091
@@ -56,14 +55,14 @@ source "$T/fx/env"
 start_cloud() {
 	rm -f "$T/ready"
 	"$cloud" --listen 127.0.0.1:0 --db "$T/$1.db" --admin-token-file "$T/token" --org bench \
-		--tls-cert "$T/cert.pem" --tls-key "$T/key.pem" --ready-file "$T/ready" --log-level warn \
+		--tls-cert "$T/server.pem" --tls-key "$T/server.key" --ready-file "$T/ready" --log-level warn \
 		2>>"$T/cloud.log" &
 	cloud_pid=$!
 	for _ in $(seq 1 1200); do [[ -s $T/ready ]] && break; sleep 0.05; done # up to 60 s
 	cloud_url=https://127.0.0.1:$(cat "$T/ready")
 }
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 1 \
-	-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+cert_ca "$T/ca" "dirconn bench CA"
+cert_issue "$T/ca" "$T/server" /CN=localhost serverAuth IP:127.0.0.1
 openssl rand -hex 24 >"$T/token"
 
 # ---- floor 1: read every object with ldapsearch, paged
@@ -81,14 +80,14 @@ objects=$(grep -c '^dn' "$T/read.ldif" || true)
 # ---- floor 2: the cloud's ingest rate of as many users, with /Bulk
 start_cloud ingest
 t0=$(now)
-"$driver" --scim "$cloud_url/scim/v2/bench" --token-file "$T/token" --cacert "$T/cert.pem" \
+"$driver" --scim "$cloud_url/scim/v2/bench" --token-file "$T/token" --cacert "$T/ca.pem" \
 	--mode bulk --users "$objects" --bulk-size 1000 --concurrency 2 --prefix floor >/dev/null
 ingest_floor=$(elapsed "$t0" "$(now)")
 kill "$cloud_pid"; wait "$cloud_pid" 2>/dev/null || true; cloud_pid=
 
 # ---- the connector: a full sync into an empty cloud, then a no-change sync
 start_cloud sync
-reg=$(curl -sS --fail --cacert "$T/cert.pem" -H "Authorization: Bearer $(cat "$T/token")" \
+reg=$(curl -sS --fail --cacert "$T/ca.pem" -H "Authorization: Bearer $(cat "$T/token")" \
 	-H 'Content-Type: application/json' -d '{"name":"bench","host":"localhost"}' \
 	"$cloud_url/v1/orgs/bench/connectors")
 python3 -c 'import json,sys; sys.stdout.write(json.loads(sys.argv[1])["secret"])' "$reg" >"$T/secret"
@@ -107,9 +106,9 @@ delete_threshold_enabled = no
 [cloud]
 url = $cloud_url
 org = bench
-client_id = $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$reg")
+client_id = $(json "$reg" "j['id']")
 client_secret_file = $T/secret
-ca_file = $T/cert.pem
+ca_file = $T/ca.pem
 [log]
 level = ${BENCH_LOG_LEVEL:-error}
 EOF

@@ -5,7 +5,7 @@
  * state): the configuration parsed from the command line, the log sink, the
  * event base and HTTP server, the TLS context, the SQLite store and the fault
  * injector. main.c creates it; request handlers receive it through
- * struct cloud_req (cloud_http.h).
+ * struct cloud_req (cloud_reply.h).
  */
 #ifndef DIRCONN_CLOUD_H
 #define DIRCONN_CLOUD_H

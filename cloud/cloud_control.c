@@ -37,7 +37,7 @@ static void db_error(struct cloud_req *req)
 {
     log_msg(&req->ctx->log, LOG_LEVEL_ERROR, "database: %s", cloud_store_errmsg(&req->ctx->store));
     cloud_store_rollback(&req->ctx->store);
-    cloud_http_error(req, 500, "internal", "database error");
+    cloud_reply_error(req, 500, "internal", "database error");
 }
 
 /* Parse the request body as JSON; answers 400 and returns NULL on failure. */
@@ -46,8 +46,8 @@ static json_t *parse_body(struct cloud_req *req, size_t flags)
     json_error_t e;
     json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | flags, &e);
     if (j == NULL)
-        cloud_http_error(req, 400, "invalidJson", "malformed JSON body: %s (line %d, column %d)",
-                         e.text, e.line, e.column);
+        cloud_reply_error(req, 400, "invalidJson", "malformed JSON body: %s (line %d, column %d)",
+                          e.text, e.line, e.column);
     return j;
 }
 
@@ -74,10 +74,10 @@ static const char *unknown_member(const json_t *obj, const char *const *allowed)
 static void oauth_error(struct cloud_req *req, int status, const char *error, const char *desc)
 {
     if (status == 401)
-        cloud_http_header(req, "WWW-Authenticate", "Basic realm=\"dirconn-cloud\"");
-    cloud_http_header(req, "Cache-Control", "no-store");
-    cloud_http_header(req, "Pragma", "no-cache");
-    cloud_http_reply(req, status,
+        cloud_reply_header(req, "WWW-Authenticate", "Basic realm=\"dirconn-cloud\"");
+    cloud_reply_header(req, "Cache-Control", "no-store");
+    cloud_reply_header(req, "Pragma", "no-cache");
+    cloud_reply_send(req, status,
                      json_pack("{s:s, s:s}", "error", error, "error_description", desc), CT_JSON);
 }
 
@@ -145,11 +145,11 @@ void cloud_control_oauth_token(struct cloud_req *req)
 {
     struct cloud_ctx *ctx = req->ctx;
     if (req->method != EVHTTP_REQ_POST) {
-        cloud_http_header(req, "Allow", "POST");
+        cloud_reply_header(req, "Allow", "POST");
         oauth_error(req, 405, "invalid_request", "use POST");
         return;
     }
-    const char *ct = cloud_http_input_header(req, "Content-Type");
+    const char *ct = cloud_reply_input_header(req, "Content-Type");
     if (ct == NULL || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0) {
         oauth_error(req, 400, "invalid_request",
                     "the body must be application/x-www-form-urlencoded");
@@ -165,7 +165,7 @@ void cloud_control_oauth_token(struct cloud_req *req)
     const char *grant = evhttp_find_header(&form, "grant_type");
     const char *fid = evhttp_find_header(&form, "client_id");
     const char *fsecret = evhttp_find_header(&form, "client_secret");
-    const char *authz = cloud_http_input_header(req, "Authorization");
+    const char *authz = cloud_reply_input_header(req, "Authorization");
     char *id = NULL, *secret = NULL;
     int status = 0;
     const char *error = NULL, *desc = NULL;
@@ -281,7 +281,7 @@ void cloud_control_oauth_token(struct cloud_req *req)
         s = cloud_store_stmt(st, CLOUD_STMT_CONN_SEEN);
         bind_text(s, 1, id);
         sqlite3_bind_int64(s, 2, now);
-        const char *version = cloud_http_input_header(req, CLOUD_VERSION_HEADER);
+        const char *version = cloud_reply_input_header(req, CLOUD_VERSION_HEADER);
         if (version != NULL && strlen(version) <= 64)
             bind_text(s, 3, version);
         cloud_store_exec(st, s);
@@ -294,12 +294,12 @@ void cloud_control_oauth_token(struct cloud_req *req)
         oauth_error(req, 500, "server_error", "database error");
         return;
     }
-    cloud_http_header(req, "Cache-Control", "no-store");
-    cloud_http_header(req, "Pragma", "no-cache");
+    cloud_reply_header(req, "Cache-Control", "no-store");
+    cloud_reply_header(req, "Pragma", "no-cache");
     json_t *body = json_pack("{s:s, s:s, s:I}", "access_token", token, "token_type", "Bearer",
                              "expires_in", (json_int_t)ctx->cfg.token_ttl_s);
     OPENSSL_cleanse(token, sizeof(token));
-    cloud_http_reply(req, 200, body, CT_JSON);
+    cloud_reply_send(req, 200, body, CT_JSON);
 }
 
 /* --- connectors -------------------------------------------------------------------------- */
@@ -331,7 +331,7 @@ static bool require_admin(struct cloud_req *req)
 {
     if (req->auth == CLOUD_AUTH_ADMIN)
         return true;
-    cloud_http_api_error(req, 403, "forbidden", "this call needs the admin token");
+    cloud_reply_api_error(req, 403, "forbidden", "this call needs the admin token");
     return false;
 }
 
@@ -365,15 +365,15 @@ static void connectors_register(struct cloud_req *req, const char *org)
     const char *unk = json_is_object(b) ? unknown_member(b, allowed) : NULL;
     if (!json_is_object(b) || unk != NULL) {
         json_decref(b);
-        cloud_http_api_error(req, 400, "invalidRequest",
-                             unk != NULL ? "unknown member" : "body must be an object");
+        cloud_reply_api_error(req, 400, "invalidRequest",
+                              unk != NULL ? "unknown member" : "body must be an object");
         return;
     }
     json_t *name = json_object_get(b, "name"), *host = json_object_get(b, "host");
     if (!valid_text(name, 128) || !valid_text(host, 255)) {
         json_decref(b);
-        cloud_http_api_error(req, 400, "invalidRequest",
-                             "name (1-128 chars) and host (1-255 chars) are required strings");
+        cloud_reply_api_error(req, 400, "invalidRequest",
+                              "name (1-128 chars) and host (1-255 chars) are required strings");
         return;
     }
     /* The mode the connector will run with (docs/cloud-api.md "HA mode"): checked and recorded. */
@@ -381,7 +381,7 @@ static void connectors_register(struct cloud_req *req, const char *org)
     enum cloud_ha_mode declared = CLOUD_HA_UNSET, recorded;
     if (mode != NULL && !cloud_ha_mode_parse(json_string_value(mode), &declared)) {
         json_decref(b);
-        cloud_http_api_error(req, 400, "invalidRequest", "haMode must be cloud, etcd or none");
+        cloud_reply_api_error(req, 400, "invalidRequest", "haMode must be cloud, etcd or none");
         return;
     }
     enum cloud_ha_mode eff = hamode_effective(ctx, org, &recorded, NULL);
@@ -393,7 +393,7 @@ static void connectors_register(struct cloud_req *req, const char *org)
     char id[37], secret[65];
     if (cloud_uuid(id) != 0 || cloud_random_hex(secret, 32) != 0) {
         json_decref(b);
-        cloud_http_api_error(req, 500, "internal", "no randomness");
+        cloud_reply_api_error(req, 500, "internal", "no randomness");
         return;
     }
     unsigned char md[32];
@@ -425,9 +425,9 @@ static void connectors_register(struct cloud_req *req, const char *org)
     OPENSSL_cleanse(secret, sizeof(secret));
     char loc[512];
     snprintf(loc, sizeof(loc), "%s/v1/orgs/%s/connectors/%s", ctx->base_url, org, id);
-    cloud_http_header(req, "Location", loc);
-    cloud_http_header(req, "Cache-Control", "no-store");
-    cloud_http_reply(req, 201, c, CT_JSON);
+    cloud_reply_header(req, "Location", loc);
+    cloud_reply_header(req, "Cache-Control", "no-store");
+    cloud_reply_send(req, 201, c, CT_JSON);
 }
 
 static void connectors_list(struct cloud_req *req, const char *org)
@@ -438,7 +438,7 @@ static void connectors_list(struct cloud_req *req, const char *org)
     while (sqlite3_step(s) == SQLITE_ROW)
         json_array_append_new(arr, connector_json(s));
     sqlite3_reset(s);
-    cloud_http_reply(req, 200, json_pack("{s:o}", "connectors", arr), CT_JSON);
+    cloud_reply_send(req, 200, json_pack("{s:o}", "connectors", arr), CT_JSON);
 }
 
 /* Lease row of org: fills the fields; returns 0 or -1. */
@@ -560,19 +560,19 @@ static void hamode_refuse(struct cloud_req *req, const char *org, enum cloud_ha_
     cloud_ha_mode_mismatch(msg, sizeof(msg), org, effective, held_unrecorded, declared);
     log_msg(&req->ctx->log, LOG_LEVEL_WARN, "org %s: refused %s: %s", org,
             req->auth == CLOUD_AUTH_CONNECTOR ? req->connector_id : "a registration", msg);
-    cloud_http_header(req, CLOUD_HA_MODE_HEADER, cloud_ha_mode_name(effective));
-    cloud_http_error(req, 409, "haModeMismatch", "%s", msg);
+    cloud_reply_header(req, CLOUD_HA_MODE_HEADER, cloud_ha_mode_name(effective));
+    cloud_reply_error(req, 409, "haModeMismatch", "%s", msg);
 }
 
 /* The mode a request declares (header Dirconn-HA-Mode); answers 400 and returns -1 when bad. */
 static int hamode_declared(struct cloud_req *req, enum cloud_ha_mode *out)
 {
     *out = CLOUD_HA_UNSET;
-    const char *h = cloud_http_input_header(req, CLOUD_HA_MODE_HEADER);
+    const char *h = cloud_reply_input_header(req, CLOUD_HA_MODE_HEADER);
     if (h == NULL || cloud_ha_mode_parse(h, out))
         return 0;
-    cloud_http_error(req, 400, "invalidRequest", "%s must be cloud, etcd or none",
-                     CLOUD_HA_MODE_HEADER);
+    cloud_reply_error(req, 400, "invalidRequest", "%s must be cloud, etcd or none",
+                      CLOUD_HA_MODE_HEADER);
     return -1;
 }
 
@@ -625,7 +625,7 @@ static json_t *hamode_json(struct cloud_ctx *ctx, const char *org)
 
 static void hamode_get(struct cloud_req *req, const char *org)
 {
-    cloud_http_reply(req, 200, hamode_json(req->ctx, org), CT_JSON);
+    cloud_reply_send(req, 200, hamode_json(req->ctx, org), CT_JSON);
 }
 
 /* PUT ha-mode (admin): {"haMode": "cloud"|"etcd"|"none"|null, "force": bool}. */
@@ -653,7 +653,7 @@ static void hamode_put(struct cloud_req *req, const char *org)
     bool forced = json_is_true(force);
     json_decref(b);
     if (bad != NULL) {
-        cloud_http_api_error(req, 400, "invalidRequest", "%s", bad);
+        cloud_reply_api_error(req, 400, "invalidRequest", "%s", bad);
         return;
     }
     struct lease l;
@@ -664,10 +664,10 @@ static void hamode_put(struct cloud_req *req, const char *org)
     int64_t now = cloud_now_ms();
     bool live = l.has_holder && !lease_expired(&l, now), release = false;
     if (!cloud_ha_mode_change(to, l.has_holder, live, forced, &release)) {
-        cloud_http_api_error(req, 409, "leaseHeld",
-                             "the cloud lease is held by %s until it expires: stop that "
-                             "connector first, or force the change (its writes are then fenced)",
-                             l.holder);
+        cloud_reply_api_error(req, 409, "leaseHeld",
+                              "the cloud lease is held by %s until it expires: stop that "
+                              "connector first, or force the change (its writes are then fenced)",
+                              l.holder);
         return;
     }
     struct cloud_store *st = &ctx->store;
@@ -686,7 +686,7 @@ static void hamode_put(struct cloud_req *req, const char *org)
         log_msg(&ctx->log, LOG_LEVEL_INFO,
                 "org %s: lease released by the change of HA mode (transitions %lld)", org,
                 l.transitions);
-    cloud_http_reply(req, 200, hamode_json(ctx, org), CT_JSON);
+    cloud_reply_send(req, 200, hamode_json(ctx, org), CT_JSON);
 }
 
 static void connector_delete(struct cloud_req *req, const char *org, const char *id)
@@ -696,7 +696,7 @@ static void connector_delete(struct cloud_req *req, const char *org, const char 
         return;
     json_t *c = connector_get(ctx, org, id);
     if (c == NULL) {
-        cloud_http_api_error(req, 404, "notFound", "no connector '%s' in org '%s'", id, org);
+        cloud_reply_api_error(req, 404, "notFound", "no connector '%s' in org '%s'", id, org);
         return;
     }
     json_decref(c);
@@ -727,7 +727,7 @@ static void connector_delete(struct cloud_req *req, const char *org, const char 
         db_error(req);
         return;
     }
-    cloud_http_reply(req, 204, NULL, NULL);
+    cloud_reply_send(req, 204, NULL, NULL);
 }
 
 /*
@@ -744,21 +744,21 @@ static void connector_reset_secret(struct cloud_req *req, const char *org, const
     struct cloud_ctx *ctx = req->ctx;
     bool self = req->auth == CLOUD_AUTH_CONNECTOR;
     if (self && strcmp(req->connector_id, id) != 0) {
-        cloud_http_api_error(req, 403, "forbidden",
-                             "a connector may only rotate its own secret (use the admin token)");
+        cloud_reply_api_error(req, 403, "forbidden",
+                              "a connector may only rotate its own secret (use the admin token)");
         return;
     }
     if (!self && !require_admin(req))
         return;
     json_t *c = connector_get(ctx, org, id);
     if (c == NULL) {
-        cloud_http_api_error(req, 404, "notFound", "no connector '%s' in org '%s'", id, org);
+        cloud_reply_api_error(req, 404, "notFound", "no connector '%s' in org '%s'", id, org);
         return;
     }
     char secret[65];
     if (cloud_random_hex(secret, 32) != 0) {
         json_decref(c);
-        cloud_http_api_error(req, 500, "internal", "no randomness");
+        cloud_reply_api_error(req, 500, "internal", "no randomness");
         return;
     }
     unsigned char md[32];
@@ -799,8 +799,8 @@ static void connector_reset_secret(struct cloud_req *req, const char *org, const
     json_object_set_new(c, "secret", json_string(secret));
     json_object_set_new(c, "secretPending", json_boolean(self));
     OPENSSL_cleanse(secret, sizeof(secret));
-    cloud_http_header(req, "Cache-Control", "no-store");
-    cloud_http_reply(req, 200, c, CT_JSON);
+    cloud_reply_header(req, "Cache-Control", "no-store");
+    cloud_reply_send(req, 200, c, CT_JSON);
 }
 
 /* --- lease ------------------------------------------------------------------------------- */
@@ -827,7 +827,7 @@ static void set_etag(struct cloud_req *req, long long v)
 {
     char etag[40];
     snprintf(etag, sizeof(etag), "\"%lld\"", v);
-    cloud_http_header(req, "ETag", etag);
+    cloud_reply_header(req, "ETag", etag);
 }
 
 /* Does the If-Match header value name version v ("*", "5", "\"5\"", W/"5", lists)? */
@@ -867,7 +867,7 @@ static void lease_get(struct cloud_req *req, const char *org)
         return;
     }
     set_etag(req, l.rv);
-    cloud_http_reply(req, 200, lease_json(&l, cloud_now_ms()), CT_JSON);
+    cloud_reply_send(req, 200, lease_json(&l, cloud_now_ms()), CT_JSON);
 }
 
 static bool connector_in_org(struct cloud_ctx *ctx, const char *org, const char *id)
@@ -880,10 +880,10 @@ static bool connector_in_org(struct cloud_ctx *ctx, const char *org, const char 
 static void lease_put(struct cloud_req *req, const char *org)
 {
     struct cloud_ctx *ctx = req->ctx;
-    const char *im = cloud_http_input_header(req, "If-Match");
+    const char *im = cloud_reply_input_header(req, "If-Match");
     if (im == NULL) {
-        cloud_http_api_error(req, 412, "preconditionFailed",
-                             "PUT lease needs If-Match with the current resourceVersion");
+        cloud_reply_api_error(req, 412, "preconditionFailed",
+                              "PUT lease needs If-Match with the current resourceVersion");
         return;
     }
     json_t *b = parse_body(req, 0);
@@ -911,7 +911,7 @@ static void lease_put(struct cloud_req *req, const char *org)
         bad = "leaseDurationSeconds must be an integer";
     if (bad != NULL) {
         json_decref(b);
-        cloud_http_api_error(req, 400, "invalidRequest", "%s", bad);
+        cloud_reply_api_error(req, 400, "invalidRequest", "%s", bad);
         return;
     }
     struct lease l;
@@ -923,8 +923,8 @@ static void lease_put(struct cloud_req *req, const char *org)
     if (!if_match(im, l.rv)) {
         json_decref(b);
         set_etag(req, l.rv);
-        cloud_http_api_error(req, 412, "preconditionFailed",
-                             "If-Match does not name the current resourceVersion %lld", l.rv);
+        cloud_reply_api_error(req, 412, "preconditionFailed",
+                              "If-Match does not name the current resourceVersion %lld", l.rv);
         return;
     }
     int64_t now = cloud_now_ms();
@@ -948,7 +948,7 @@ static void lease_put(struct cloud_req *req, const char *org)
     }
     if (status != 0) {
         json_decref(b);
-        cloud_http_api_error(req, status, code, "%s", detail);
+        cloud_reply_api_error(req, status, code, "%s", detail);
         return;
     }
     /* A connector taking the lease uses the cloud lease: refused in an org with another mode,
@@ -985,7 +985,7 @@ static void lease_put(struct cloud_req *req, const char *org)
         log_msg(&ctx->log, LOG_LEVEL_INFO, "org %s: lease holder now %s (transitions %lld)", org,
                 l.has_holder ? l.holder : "none", l.transitions);
     set_etag(req, l.rv);
-    cloud_http_reply(req, 200, lease_json(&l, now), CT_JSON);
+    cloud_reply_send(req, 200, lease_json(&l, now), CT_JSON);
 }
 
 int cloud_control_fence(struct cloud_req *req, const char *org)
@@ -1000,7 +1000,7 @@ int cloud_control_fence(struct cloud_req *req, const char *org)
         db_error(req);
         return -1;
     }
-    const char *h = cloud_http_input_header(req, CLOUD_FENCING_HEADER);
+    const char *h = cloud_reply_input_header(req, CLOUD_FENCING_HEADER);
     const char *why = NULL;
     if (h == NULL) {
         if (cloud_ha_mode_tokenless_ok(hamode_effective(ctx, org, NULL, NULL), l.transitions))
@@ -1025,9 +1025,9 @@ int cloud_control_fence(struct cloud_req *req, const char *org)
     cloud_store_exec(&ctx->store, s);
     log_msg(&ctx->log, LOG_LEVEL_WARN, "org %s: fenced write from %s: %s", org, req->connector_id,
             why);
-    cloud_http_header(req, "Dirconn-Fenced", "1");
-    cloud_http_error(req, 409, "fenced", "write rejected by fencing: %s (current token %lld)", why,
-                     l.transitions);
+    cloud_reply_header(req, "Dirconn-Fenced", "1");
+    cloud_reply_error(req, 409, "fenced", "write rejected by fencing: %s (current token %lld)", why,
+                      l.transitions);
     return -1;
 }
 
@@ -1046,16 +1046,16 @@ static void state_get(struct cloud_req *req, const char *org)
     long long v = sqlite3_column_int64(s, 2);
     sqlite3_reset(s);
     set_etag(req, v);
-    cloud_http_reply(req, 200, doc != NULL ? doc : json_object(), CT_JSON);
+    cloud_reply_send(req, 200, doc != NULL ? doc : json_object(), CT_JSON);
 }
 
 static void state_put(struct cloud_req *req, const char *org)
 {
     struct cloud_ctx *ctx = req->ctx;
-    const char *im = cloud_http_input_header(req, "If-Match");
+    const char *im = cloud_reply_input_header(req, "If-Match");
     if (im == NULL) {
-        cloud_http_api_error(req, 412, "preconditionFailed",
-                             "PUT state needs If-Match with the current ETag");
+        cloud_reply_api_error(req, 412, "preconditionFailed",
+                              "PUT state needs If-Match with the current ETag");
         return;
     }
     json_t *doc = parse_body(req, JSON_DECODE_ANY);
@@ -1068,8 +1068,8 @@ static void state_put(struct cloud_req *req, const char *org)
     if (!if_match(im, v)) {
         json_decref(doc);
         set_etag(req, v);
-        cloud_http_api_error(req, 412, "preconditionFailed",
-                             "If-Match does not name the current state version %lld", v);
+        cloud_reply_api_error(req, 412, "preconditionFailed",
+                              "If-Match does not name the current state version %lld", v);
         return;
     }
     if (cloud_control_fence(req, org) != 0) {
@@ -1088,7 +1088,7 @@ static void state_put(struct cloud_req *req, const char *org)
         return;
     }
     set_etag(req, v + 1);
-    cloud_http_reply(req, 200, doc, CT_JSON);
+    cloud_reply_send(req, 200, doc, CT_JSON);
 }
 
 /* --- reports ----------------------------------------------------------------------------- */
@@ -1097,11 +1097,11 @@ static void report_post(struct cloud_req *req, const char *org, const char *id)
 {
     struct cloud_ctx *ctx = req->ctx;
     if (req->auth == CLOUD_AUTH_CONNECTOR && strcmp(req->connector_id, id) != 0) {
-        cloud_http_api_error(req, 403, "forbidden", "a connector reports only for itself");
+        cloud_reply_api_error(req, 403, "forbidden", "a connector reports only for itself");
         return;
     }
     if (!connector_in_org(ctx, org, id)) {
-        cloud_http_api_error(req, 404, "notFound", "no connector '%s' in org '%s'", id, org);
+        cloud_reply_api_error(req, 404, "notFound", "no connector '%s' in org '%s'", id, org);
         return;
     }
     json_t *b = parse_body(req, 0);
@@ -1150,7 +1150,7 @@ static void report_post(struct cloud_req *req, const char *org, const char *id)
     }
     if (bad != NULL) {
         json_decref(b);
-        cloud_http_api_error(req, 400, "invalidRequest", "%s", bad);
+        cloud_reply_api_error(req, 400, "invalidRequest", "%s", bad);
         return;
     }
     if (te == NULL)
@@ -1174,23 +1174,23 @@ static void report_post(struct cloud_req *req, const char *org, const char *id)
     json_object_set_new(b, "id", json_integer(sqlite3_last_insert_rowid(ctx->store.db)));
     json_object_set_new(b, "connectorId", json_string(id));
     json_object_set_new(b, "receivedAt", json_string(ts));
-    cloud_http_reply(req, 201, b, CT_JSON);
+    cloud_reply_send(req, 201, b, CT_JSON);
 }
 
 static void reports_list(struct cloud_req *req, const char *org, const char *id)
 {
-    const char *lim = cloud_http_query(req, "limit");
+    const char *lim = cloud_reply_query(req, "limit");
     long limit = 20;
     if (lim != NULL) {
         char *end;
         limit = strtol(lim, &end, 10);
         if (*lim == '\0' || *end != '\0' || limit < 1 || limit > 1000) {
-            cloud_http_api_error(req, 400, "invalidRequest", "limit must be 1-1000");
+            cloud_reply_api_error(req, 400, "invalidRequest", "limit must be 1-1000");
             return;
         }
     }
     if (id != NULL && !connector_in_org(req->ctx, org, id)) {
-        cloud_http_api_error(req, 404, "notFound", "no connector '%s' in org '%s'", id, org);
+        cloud_reply_api_error(req, 404, "notFound", "no connector '%s' in org '%s'", id, org);
         return;
     }
     sqlite3_stmt *s = cloud_store_stmt(&req->ctx->store, CLOUD_STMT_REPORT_LIST);
@@ -1208,7 +1208,7 @@ static void reports_list(struct cloud_req *req, const char *org, const char *id)
         json_array_append_new(arr, r);
     }
     sqlite3_reset(s);
-    cloud_http_reply(req, 200, json_pack("{s:o}", "reports", arr), CT_JSON);
+    cloud_reply_send(req, 200, json_pack("{s:o}", "reports", arr), CT_JSON);
 }
 
 /* --- stats ------------------------------------------------------------------------------- */
@@ -1243,7 +1243,7 @@ static void stats_get(struct cloud_req *req, const char *org)
                           "leaseTransitions", (json_int_t)l.transitions);
     const char *mode = cloud_ha_mode_name(hamode_load(ctx, org, NULL, NULL, 0));
     json_object_set_new(o, "haMode", mode != NULL ? json_string(mode) : json_null());
-    cloud_http_reply(req, 200, o, CT_JSON);
+    cloud_reply_send(req, 200, o, CT_JSON);
 }
 
 /* 1 when id is a User of org, else 0. */
@@ -1308,11 +1308,11 @@ static void password_check(struct cloud_req *req, const char *org)
         OPENSSL_cleanse((char *)json_string_value(pw), json_string_length(pw));
     json_decref(b);
     if (bad != NULL) {
-        cloud_http_api_error(req, 400, "invalidRequest", "%s", bad);
+        cloud_reply_api_error(req, 400, "invalidRequest", "%s", bad);
         return;
     }
     if (id[0] == '\0' || count_of_user(ctx, org, id) == 0) {
-        cloud_http_api_error(req, 404, "notFound", "no such User in org '%s'", org);
+        cloud_reply_api_error(req, 404, "notFound", "no such User in org '%s'", org);
         return;
     }
     if (rc != 0) {
@@ -1326,25 +1326,25 @@ static void password_check(struct cloud_req *req, const char *org)
         cloud_format_time(info.set_ms, t, sizeof(t));
         json_object_set_new(o, "setAt", json_string(t));
     }
-    cloud_http_reply(req, 200, o, CT_JSON);
+    cloud_reply_send(req, 200, o, CT_JSON);
 }
 
 /* --- routing ----------------------------------------------------------------------------- */
 
 static void method_not_allowed(struct cloud_req *req, const char *allow)
 {
-    cloud_http_header(req, "Allow", allow);
-    cloud_http_api_error(req, 405, "methodNotAllowed", "method not allowed here");
+    cloud_reply_header(req, "Allow", allow);
+    cloud_reply_api_error(req, 405, "methodNotAllowed", "method not allowed here");
 }
 
 void cloud_control_handle(struct cloud_req *req)
 {
     const char *org = req->segs[2];
-    if (!cloud_http_org_exists(req->ctx, org)) {
-        cloud_http_api_error(req, 404, "unknownOrg", "no organisation '%s'", org);
+    if (!cloud_reply_org_exists(req->ctx, org)) {
+        cloud_reply_api_error(req, 404, "unknownOrg", "no organisation '%s'", org);
         return;
     }
-    if (cloud_http_authenticate(req, org) != 0 ||
+    if (cloud_reply_authenticate(req, org) != 0 ||
         cloud_control_ha_mode(req, org, CLOUD_HA_ACT_READ) != 0)
         return;
     enum evhttp_cmd_type m = req->method;
@@ -1365,9 +1365,9 @@ void cloud_control_handle(struct cloud_req *req)
             if (m == EVHTTP_REQ_GET) {
                 json_t *c = connector_get(req->ctx, org, id);
                 if (c == NULL)
-                    cloud_http_api_error(req, 404, "notFound", "no connector '%s'", id);
+                    cloud_reply_api_error(req, 404, "notFound", "no connector '%s'", id);
                 else
-                    cloud_http_reply(req, 200, c, CT_JSON);
+                    cloud_reply_send(req, 200, c, CT_JSON);
             } else if (m == EVHTTP_REQ_DELETE) {
                 connector_delete(req, org, id);
             } else {
@@ -1440,12 +1440,12 @@ void cloud_control_handle(struct cloud_req *req)
             method_not_allowed(req, "GET");
         return;
     }
-    cloud_http_api_error(req, 404, "notFound", "no such endpoint");
+    cloud_reply_api_error(req, 404, "notFound", "no such endpoint");
 }
 
 void cloud_control_orgs(struct cloud_req *req)
 {
-    if (cloud_http_authenticate(req, "") != 0 || !require_admin(req))
+    if (cloud_reply_authenticate(req, "") != 0 || !require_admin(req))
         return;
     if (req->method != EVHTTP_REQ_GET) {
         method_not_allowed(req, "GET");
@@ -1454,17 +1454,17 @@ void cloud_control_orgs(struct cloud_req *req)
     json_t *arr = json_array();
     for (size_t i = 0; i < req->ctx->cfg.norgs; i++)
         json_array_append_new(arr, json_string(req->ctx->cfg.orgs[i]));
-    cloud_http_reply(req, 200, json_pack("{s:o}", "orgs", arr), CT_JSON);
+    cloud_reply_send(req, 200, json_pack("{s:o}", "orgs", arr), CT_JSON);
 }
 
 void cloud_control_faults(struct cloud_req *req)
 {
-    if (cloud_http_authenticate(req, "") != 0)
+    if (cloud_reply_authenticate(req, "") != 0)
         return;
     if (!require_admin(req))
         return;
     if (req->method == EVHTTP_REQ_GET) {
-        cloud_http_reply(req, 200, cloud_fault_json(&req->ctx->fault), CT_JSON);
+        cloud_reply_send(req, 200, cloud_fault_json(&req->ctx->fault), CT_JSON);
         return;
     }
     if (req->method != EVHTTP_REQ_PUT) {
@@ -1477,10 +1477,10 @@ void cloud_control_faults(struct cloud_req *req)
     char msg[200];
     if (cloud_fault_update(&req->ctx->fault, b, msg, sizeof(msg)) != 0) {
         json_decref(b);
-        cloud_http_api_error(req, 400, "invalidRequest", "%s", msg);
+        cloud_reply_api_error(req, 400, "invalidRequest", "%s", msg);
         return;
     }
     json_decref(b);
     log_msg(&req->ctx->log, LOG_LEVEL_INFO, "fault settings changed");
-    cloud_http_reply(req, 200, cloud_fault_json(&req->ctx->fault), CT_JSON);
+    cloud_reply_send(req, 200, cloud_fault_json(&req->ctx->fault), CT_JSON);
 }

@@ -10,7 +10,7 @@
 #define DIRCONN_CLOUD_CONTROL_H
 
 #include "cloud/cloud_hamode.h"
-#include "cloud/cloud_http.h"
+#include "cloud/cloud_reply.h"
 
 /* cloud_control_oauth_token - POST /oauth/token. Answers and frees req. */
 void cloud_control_oauth_token(struct cloud_req *req);

@@ -1,4 +1,5 @@
-/* cloud_http.c - evhttp server, request parsing, routing, authentication, faults, logging. */
+/* cloud_http.c - the router of dirconn-cloud: evhttp server, TLS, request parsing, the
+ * "before" faults, and dispatch to the control API and SCIM handlers. */
 #include "cloud/cloud_http.h"
 
 #include <arpa/inet.h>
@@ -9,316 +10,16 @@
 #include <event2/http.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <stdarg.h>
 #include <sys/queue.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "cloud/cloud_control.h"
-#include "cloud/cloud_schema.h"
+#include "cloud/cloud_reply.h"
 #include "cloud/cloud_scim.h"
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void req_free(struct cloud_req *req)
-{
-    for (size_t i = 0; i < req->nsegs; i++)
-        free(req->segs[i]);
-    evhttp_clear_headers(&req->query);
-    free(req->raw_path);
-    free(req->body);
-    if (req->delay != NULL)
-        event_free(req->delay);
-    free(req);
-}
-
-bool cloud_http_is_scim(const struct cloud_req *req)
-{
-    return req->nsegs >= 1 && strcmp(req->segs[0], "scim") == 0;
-}
-
-void cloud_http_header(struct cloud_req *req, const char *name, const char *value)
-{
-    evhttp_add_header(evhttp_request_get_output_headers(req->ev), name, value);
-}
-
-const char *cloud_http_input_header(struct cloud_req *req, const char *name)
-{
-    return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
-}
-
-const char *cloud_http_query(struct cloud_req *req, const char *name)
-{
-    return evhttp_find_header(&req->query, name);
-}
-
-static const char *reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 204:
-        return "No Content";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 409:
-        return "Conflict";
-    case 412:
-        return "Precondition Failed";
-    case 413:
-        return "Payload Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 428:
-        return "Precondition Required";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Status";
-    }
-}
-
-static void log_request(struct cloud_req *req, int status)
-{
-    double ms = (double)(mono_ns() - req->start_ns) / 1e6;
-    const char *who = req->auth == CLOUD_AUTH_ADMIN       ? "admin"
-                      : req->auth == CLOUD_AUTH_CONNECTOR ? req->connector_id
-                                                          : "-";
-    char ops[32] = "";
-    if (req->patch_ops > 0)
-        snprintf(ops, sizeof(ops), " ops=%ld", req->patch_ops);
-    /* the query is not logged: say whether it selected attributes (RFC 7644 3.9) */
-    const char *sel = evhttp_find_header(&req->query, "attributes") != NULL ? " select=attributes"
-                      : evhttp_find_header(&req->query, "excludedAttributes") != NULL
-                          ? " select=excludedAttributes"
-                          : "";
-    log_msg(&req->ctx->log, LOG_LEVEL_INFO, "%s %s %d %.1fms connector=%s%s%s", req->method_name,
-            req->raw_path, status, ms, who, ops, sel);
-}
-
-static json_t *scim_error_json(int status, const char *scim_type, const char *detail)
-{
-    char st[16];
-    snprintf(st, sizeof(st), "%d", status);
-    json_t *e =
-        json_pack("{s:[s], s:s, s:s}", "schemas", CLOUD_MSG_ERROR, "status", st, "detail", detail);
-    if (scim_type != NULL)
-        json_object_set_new(e, "scimType", json_string(scim_type));
-    return e;
-}
-
-void cloud_http_reply(struct cloud_req *req, int status, json_t *body, const char *ctype)
-{
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req->ev);
-    bool drop = false;
-    if (req->faultable && status < 400) {
-        /* only answers of requests that were applied (or were harmless reads) */
-        bool e500 = false;
-        cloud_fault_after(&req->ctx->fault, &e500, &drop);
-        if (e500) {
-            evhttp_remove_header(out, "ETag");
-            evhttp_remove_header(out, "Location");
-            json_decref(body);
-            body = scim_error_json(500, NULL, "injected fault: applied, then failed");
-            status = 500;
-            drop = false;
-            if (!cloud_http_is_scim(req)) {
-                json_decref(body);
-                body = json_pack("{s:i, s:s, s:s}", "status", 500, "error", "injectedFault",
-                                 "detail", "injected fault: applied, then failed");
-            }
-            ctype = cloud_http_is_scim(req) ? "application/scim+json" : "application/json";
-        }
-    }
-    struct evbuffer *buf = evbuffer_new();
-    if (body != NULL) {
-        char *text = json_dumps(body, JSON_COMPACT);
-        json_decref(body);
-        if (text != NULL) {
-            size_t len = strlen(text);
-            if (drop && len > 1) {
-                char cl[32];
-                snprintf(cl, sizeof(cl), "%zu", len);
-                evhttp_remove_header(out, "Content-Length");
-                evhttp_add_header(out, "Content-Length", cl);
-                evhttp_add_header(out, "Connection", "close");
-                len /= 2;
-            }
-            evbuffer_add(buf, text, len);
-            free(text);
-        }
-        evhttp_add_header(out, "Content-Type", ctype != NULL ? ctype : "application/json");
-    } else if (drop) {
-        evhttp_add_header(out, "Content-Length", "2");
-        evhttp_add_header(out, "Connection", "close");
-        evbuffer_add(buf, "{", 1);
-    }
-    log_request(req, status);
-    evhttp_send_reply(req->ev, status, reason(status), buf);
-    evbuffer_free(buf);
-    req_free(req);
-}
-
-void cloud_http_scim_error(struct cloud_req *req, int status, const char *scim_type,
-                           const char *fmt, ...)
-{
-    char detail[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof(detail), fmt, ap);
-    va_end(ap);
-    cloud_http_reply(req, status, scim_error_json(status, scim_type, detail),
-                     "application/scim+json");
-}
-
-static void api_error_v(struct cloud_req *req, int status, const char *code, const char *fmt,
-                        va_list ap)
-{
-    char detail[600];
-    vsnprintf(detail, sizeof(detail), fmt, ap);
-    json_t *e = json_pack("{s:i, s:s, s:s}", "status", status, "error", code, "detail", detail);
-    cloud_http_reply(req, status, e, "application/json");
-}
-
-void cloud_http_api_error(struct cloud_req *req, int status, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    api_error_v(req, status, code, fmt, ap);
-    va_end(ap);
-}
-
-void cloud_http_error(struct cloud_req *req, int status, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (cloud_http_is_scim(req)) {
-        char detail[600];
-        vsnprintf(detail, sizeof(detail), fmt, ap);
-        /* SCIM scimType values: the RFC 7644 3.12 ones, and tooLarge on the 413 of a body
-         * over --max-body or maxPayloadSize (RFC 7644 3.7.4 gives that 413 no keyword; the
-         * cloud names it, docs/cloud-api.md 4.9). */
-        static const char *const scim_types[] = {"invalidFilter", "tooMany",       "uniqueness",
-                                                 "mutability",    "invalidSyntax", "invalidPath",
-                                                 "noTarget",      "invalidValue",  "invalidVers",
-                                                 "sensitive",     "tooLarge",      NULL};
-        const char *st = NULL;
-        for (const char *const *p = scim_types; code != NULL && *p != NULL; p++) {
-            if (strcmp(*p, code) == 0)
-                st = *p;
-        }
-        cloud_http_reply(req, status, scim_error_json(status, st, detail), "application/scim+json");
-    } else {
-        api_error_v(req, status, code, fmt, ap);
-    }
-    va_end(ap);
-}
-
-bool cloud_http_org_exists(struct cloud_ctx *ctx, const char *org)
-{
-    for (size_t i = 0; i < ctx->cfg.norgs; i++) {
-        if (strcmp(ctx->cfg.orgs[i], org) == 0)
-            return true;
-    }
-    return false;
-}
-
-static void unauthorized(struct cloud_req *req, const char *error, const char *detail)
-{
-    char h[160];
-    if (error != NULL)
-        snprintf(h, sizeof(h), "Bearer realm=\"dirconn-cloud\", error=\"%s\"", error);
-    else
-        snprintf(h, sizeof(h), "Bearer realm=\"dirconn-cloud\"");
-    cloud_http_header(req, "WWW-Authenticate", h);
-    cloud_http_error(req, 401, "unauthorized", "%s", detail);
-}
-
-int cloud_http_authenticate(struct cloud_req *req, const char *org)
-{
-    struct cloud_ctx *ctx = req->ctx;
-    const char *h = cloud_http_input_header(req, "Authorization");
-    if (h == NULL) {
-        unauthorized(req, NULL, "authentication required: Authorization: Bearer <token>");
-        return -1;
-    }
-    if (strncasecmp(h, "Bearer ", 7) != 0) {
-        unauthorized(req, "invalid_request", "the Authorization scheme must be Bearer");
-        return -1;
-    }
-    const char *tok = h + 7;
-    while (*tok == ' ')
-        tok++;
-    unsigned char md[32];
-    cloud_sha256(tok, strlen(tok), md);
-    if (CRYPTO_memcmp(md, ctx->admin_hash, sizeof(md)) == 0) {
-        req->auth = CLOUD_AUTH_ADMIN;
-        return 0;
-    }
-    struct cloud_store *st = &ctx->store;
-    sqlite3_stmt *s = cloud_store_stmt(st, CLOUD_STMT_TOKEN_GET);
-    sqlite3_bind_blob(s, 1, md, sizeof(md), SQLITE_TRANSIENT);
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW || sqlite3_column_bytes(s, 0) != 32 ||
-        CRYPTO_memcmp(sqlite3_column_blob(s, 0), md, 32) != 0) {
-        sqlite3_reset(s);
-        unauthorized(req, "invalid_token", "the access token is unknown or revoked");
-        return -1;
-    }
-    snprintf(req->auth_org, sizeof(req->auth_org), "%s", (const char *)sqlite3_column_text(s, 1));
-    snprintf(req->connector_id, sizeof(req->connector_id), "%s",
-             (const char *)sqlite3_column_text(s, 2));
-    int64_t expires = sqlite3_column_int64(s, 3);
-    sqlite3_reset(s);
-    int64_t now = cloud_now_ms();
-    if (expires <= now) {
-        req->connector_id[0] = '\0';
-        unauthorized(req, "invalid_token", "the access token has expired");
-        return -1;
-    }
-    req->auth = CLOUD_AUTH_CONNECTOR;
-    if (strcmp(req->auth_org, org) != 0) {
-        cloud_http_error(req, 403, "forbidden", "the access token is not valid for org '%s'", org);
-        return -1;
-    }
-    const char *version = cloud_http_input_header(req, CLOUD_VERSION_HEADER);
-    s = cloud_store_stmt(st, CLOUD_STMT_CONN_SEEN);
-    sqlite3_bind_text(s, 1, req->connector_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, now);
-    if (version != NULL && strlen(version) <= 64)
-        sqlite3_bind_text(s, 3, version, -1, SQLITE_TRANSIENT);
-    cloud_store_exec(st, s);
-    return 0;
-}
 
 /* --- routing ----------------------------------------------------------------------------- */
 
@@ -346,10 +47,10 @@ static void run_request(struct cloud_req *req)
         return;
     }
     if (req->nsegs == 1 && strcmp(req->segs[0], "healthz") == 0) {
-        cloud_http_reply(req, 200, json_pack("{s:s}", "status", "ok"), "application/json");
+        cloud_reply_send(req, 200, json_pack("{s:s}", "status", "ok"), "application/json");
         return;
     }
-    cloud_http_error(req, 404, "notFound", "no such endpoint");
+    cloud_reply_error(req, 404, "notFound", "no such endpoint");
 }
 
 static void delayed_unlink(struct cloud_req *req)
@@ -442,7 +143,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
     }
     req->ctx = ctx;
     req->ev = ev;
-    req->start_ns = mono_ns();
+    req->start_ns = cloud_reply_clock_ns();
     /* answers go out in one piece: no Nagle delay against the client's delayed ACK */
     struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
     struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
@@ -470,21 +171,21 @@ static void on_request(struct evhttp_request *ev, void *arg)
     const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(ev);
     const char *path = u != NULL ? evhttp_uri_get_path(u) : NULL;
     if (path == NULL || split_segments(req, path) != 0) {
-        cloud_http_error(req, 404, "notFound", "invalid path");
+        cloud_reply_error(req, 404, "notFound", "invalid path");
         return;
     }
     const char *query = u != NULL ? evhttp_uri_get_query(u) : NULL;
     if (query != NULL && evhttp_parse_query_str(query, &req->query) != 0) {
-        cloud_http_error(req, 400, "invalidSyntax", "malformed query string");
+        cloud_reply_error(req, 400, "invalidSyntax", "malformed query string");
         return;
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(ev);
     size_t len = evbuffer_get_length(in);
-    bool bulk = cloud_http_is_scim(req) && req->nsegs == 4 && strcmp(req->segs[3], "Bulk") == 0;
+    bool bulk = cloud_reply_is_scim(req) && req->nsegs == 4 && strcmp(req->segs[3], "Bulk") == 0;
     long limit = bulk ? ctx->cfg.bulk_max_payload : ctx->cfg.max_body;
     if ((long long)len > (long long)limit) {
-        cloud_http_error(req, 413, "tooLarge", "request body of %zu bytes exceeds the limit of %ld",
-                         len, limit);
+        cloud_reply_error(req, 413, "tooLarge",
+                          "request body of %zu bytes exceeds the limit of %ld", len, limit);
         return;
     }
     if (len > 0) {
@@ -492,7 +193,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
         req->body = malloc(len + 1);
         if (req->body == NULL) {
             req->body = calloc(1, 1);
-            cloud_http_error(req, 500, "internal", "out of memory");
+            cloud_reply_error(req, 500, "internal", "out of memory");
             return;
         }
         evbuffer_copyout(in, req->body, len);
@@ -501,10 +202,10 @@ static void on_request(struct evhttp_request *ev, void *arg)
     }
     bool oauth = req->nsegs == 2 && strcmp(req->segs[0], "oauth") == 0;
     req->faultable =
-        cloud_http_is_scim(req) ||
+        cloud_reply_is_scim(req) ||
         (req->nsegs >= 2 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "orgs") == 0) ||
         (oauth && ctx->fault.cfg.oauth);
-    if (ctx->fault.cfg.scim_only && !cloud_http_is_scim(req))
+    if (ctx->fault.cfg.scim_only && !cloud_reply_is_scim(req))
         req->faultable = false;
     if (ctx->fault.cfg.writes_only &&
         (req->method == EVHTTP_REQ_GET || req->method == EVHTTP_REQ_HEAD))
@@ -518,17 +219,18 @@ static void on_request(struct evhttp_request *ev, void *arg)
         switch (a) {
         case CLOUD_FAULT_429:
             req->faultable = false;
-            cloud_http_header(req, "Retry-After", ra);
-            cloud_http_error(req, 429, "tooManyRequests", "injected fault: throttled");
+            cloud_reply_header(req, "Retry-After", ra);
+            cloud_reply_error(req, 429, "tooManyRequests", "injected fault: throttled");
             return;
         case CLOUD_FAULT_500:
             req->faultable = false;
-            cloud_http_error(req, 500, "injectedFault", "injected fault: not applied");
+            cloud_reply_error(req, 500, "injectedFault", "injected fault: not applied");
             return;
         case CLOUD_FAULT_503:
             req->faultable = false;
-            cloud_http_header(req, "Retry-After", ra);
-            cloud_http_error(req, 503, "injectedFault", "injected fault: unavailable, not applied");
+            cloud_reply_header(req, "Retry-After", ra);
+            cloud_reply_error(req, 503, "injectedFault",
+                              "injected fault: unavailable, not applied");
             return;
         case CLOUD_FAULT_NONE:
             break;
@@ -665,7 +367,7 @@ void cloud_http_stop(struct cloud_ctx *ctx)
     while (ctx->delayed != NULL) {
         struct cloud_req *req = ctx->delayed;
         delayed_unlink(req);
-        req_free(req); /* its evhttp request goes with evhttp_free below */
+        cloud_reply_free(req); /* its evhttp request goes with evhttp_free below */
     }
     if (ctx->http != NULL)
         evhttp_free(ctx->http);

@@ -664,15 +664,6 @@ static int canon_complex(const struct cloud_attr_def *def, const json_t *in, jso
     return 0;
 }
 
-int cloud_schema_check_value(const struct cloud_attr_def *def, const json_t *v, const char *where,
-                             struct cloud_scim_err *err)
-{
-    json_t *c = NULL;
-    int rc = canon_value(def, v, &c, where, err);
-    json_decref(c);
-    return rc;
-}
-
 /* Canonicalise the attributes of one schema from obj into out. */
 static int canon_attrs(const struct cloud_schema_def *s, const json_t *obj, json_t *out, bool top,
                        const struct cloud_rtype_def *rt, struct cloud_scim_err *err)

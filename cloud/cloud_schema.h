@@ -170,10 +170,6 @@ int cloud_schema_resolve(const struct cloud_rtype_def *rt, const char *uri, cons
 int cloud_schema_validate(const struct cloud_rtype_def *rt, const json_t *in, json_t **out,
                           struct cloud_scim_err *err);
 
-/* cloud_schema_check_value - type-check one value against def (multi-ness included). */
-int cloud_schema_check_value(const struct cloud_attr_def *def, const json_t *v, const char *where,
-                             struct cloud_scim_err *err);
-
 /* cloud_schema_parse_datetime - xsd:dateTime (RFC 3339) to milliseconds since the epoch. */
 bool cloud_schema_parse_datetime(const char *s, long long *ms);
 

@@ -936,23 +936,23 @@ static json_t *representation_for(struct scim *s, const struct cloud_rtype_def *
 
 static void reply_error(struct cloud_req *req, const struct op_result *r)
 {
-    cloud_http_scim_error(req, r->status, r->err.scim_type, "%s", r->err.detail);
+    cloud_reply_scim_error(req, r->status, r->err.scim_type, "%s", r->err.detail);
 }
 
 static json_t *parse_scim_body(struct cloud_req *req)
 {
-    const char *ct = cloud_http_input_header(req, "Content-Type");
+    const char *ct = cloud_reply_input_header(req, "Content-Type");
     if (ct == NULL || (strncasecmp(ct, "application/scim+json", 21) != 0 &&
                        strncasecmp(ct, "application/json", 16) != 0)) {
-        cloud_http_scim_error(req, 415, NULL,
-                              "Content-Type must be application/scim+json (or application/json)");
+        cloud_reply_scim_error(req, 415, NULL,
+                               "Content-Type must be application/scim+json (or application/json)");
         return NULL;
     }
     json_error_t e;
     json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &e);
     if (j == NULL)
-        cloud_http_scim_error(req, 400, "invalidSyntax", "malformed JSON: %s (line %d, column %d)",
-                              e.text, e.line, e.column);
+        cloud_reply_scim_error(req, 400, "invalidSyntax", "malformed JSON: %s (line %d, column %d)",
+                               e.text, e.line, e.column);
     return j;
 }
 
@@ -968,35 +968,35 @@ static void answer_write(struct cloud_req *req, struct scim *s, const struct clo
     }
     if (cloud_store_commit(s->st) != SQLITE_OK) {
         json_decref(r->res);
-        cloud_http_scim_error(req, 500, NULL, "commit failed");
+        cloud_reply_scim_error(req, 500, NULL, "commit failed");
         return;
     }
     if (r->status == 204) {
-        cloud_http_reply(req, 204, NULL, NULL);
+        cloud_reply_send(req, 204, NULL, NULL);
         return;
     }
     char etag[40];
     etag_of(r->version, etag, sizeof(etag));
     if (!s->ctx->cfg.no_etag)
-        cloud_http_header(req, "ETag", etag);
+        cloud_reply_header(req, "ETag", etag);
     if (r->status == 201) {
-        cloud_http_header(
+        cloud_reply_header(
             req, "Location",
             json_string_value(json_object_get(json_object_get(r->res, "meta"), "location")));
     }
     json_t *out = proj_apply(p, representation(s, rt, r->res));
-    cloud_http_reply(req, r->status, out, CT_SCIM);
+    cloud_reply_send(req, r->status, out, CT_SCIM);
 }
 
 static bool parse_int_param(struct cloud_req *req, const char *name, long long *out)
 {
-    const char *v = cloud_http_query(req, name);
+    const char *v = cloud_reply_query(req, name);
     if (v == NULL)
         return true;
     char *end;
     long long n = strtoll(v, &end, 10);
     if (*v == '\0' || *end != '\0') {
-        cloud_http_scim_error(req, 400, "invalidValue", "'%s' must be an integer", name);
+        cloud_reply_scim_error(req, 400, "invalidValue", "'%s' must be an integer", name);
         return false;
     }
     *out = n;
@@ -1223,9 +1223,9 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
     struct cloud_ctx *ctx = s->ctx;
     struct sort_spec sort;
     struct cloud_scim_err serr = {0};
-    if (sort_parse(rt, cloud_http_query(req, "sortBy"), cloud_http_query(req, "sortOrder"), &sort,
+    if (sort_parse(rt, cloud_reply_query(req, "sortBy"), cloud_reply_query(req, "sortOrder"), &sort,
                    &serr) != 0) {
-        cloud_http_scim_error(req, serr.status, serr.scim_type, "%s", serr.detail);
+        cloud_reply_scim_error(req, serr.status, serr.scim_type, "%s", serr.detail);
         return;
     }
     long long start = 1, count = ctx->cfg.filter_max_results;
@@ -1239,23 +1239,23 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
         count = ctx->cfg.filter_max_results;
     struct proj p;
     struct cloud_scim_err err = {0};
-    if (proj_parse(rt, cloud_http_query(req, "attributes"),
-                   cloud_http_query(req, "excludedAttributes"), &p, &err) != 0) {
-        cloud_http_scim_error(req, err.status, err.scim_type, "%s", err.detail);
+    if (proj_parse(rt, cloud_reply_query(req, "attributes"),
+                   cloud_reply_query(req, "excludedAttributes"), &p, &err) != 0) {
+        cloud_reply_scim_error(req, err.status, err.scim_type, "%s", err.detail);
         return;
     }
-    const char *ftext = cloud_http_query(req, "filter");
+    const char *ftext = cloud_reply_query(req, "filter");
     struct cloud_filter *f = NULL;
     if (ftext != NULL) {
         char msg[300];
         if (cloud_filter_parse(ftext, &f, msg, sizeof(msg)) != 0) {
-            cloud_http_scim_error(req, 400, "invalidFilter", "%s", msg);
+            cloud_reply_scim_error(req, 400, "invalidFilter", "%s", msg);
             return;
         }
         if ((ctx->cfg.filter_eq_only && cloud_filter_eq_only(f, &err) != 0) ||
             cloud_filter_bind(f, rt, &err) != 0) {
             cloud_filter_free(f);
-            cloud_http_scim_error(req, 400, "invalidFilter", "%s", err.detail);
+            cloud_reply_scim_error(req, 400, "invalidFilter", "%s", err.detail);
             return;
         }
     }
@@ -1277,7 +1277,7 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
                 json_pack("{s:[s], s:I, s:I, s:I, s:o}", "schemas", CLOUD_MSG_LIST, "totalResults",
                           (json_int_t)total, "itemsPerPage", (json_int_t)json_array_size(page),
                           "startIndex", (json_int_t)start, "Resources", page);
-            cloud_http_reply(req, 200, out, CT_SCIM);
+            cloud_reply_send(req, 200, out, CT_SCIM);
             return;
         }
         q = cloud_store_stmt(s->st, CLOUD_STMT_RES_PAGE);
@@ -1354,7 +1354,7 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
         json_pack("{s:[s], s:I, s:I, s:I, s:o}", "schemas", CLOUD_MSG_LIST, "totalResults",
                   (json_int_t)total, "itemsPerPage", (json_int_t)json_array_size(resources),
                   "startIndex", (json_int_t)start, "Resources", resources);
-    cloud_http_reply(req, 200, out, CT_SCIM);
+    cloud_reply_send(req, 200, out, CT_SCIM);
 }
 
 /* POST /{type}/.search (RFC 7644 3.4.3): the SearchRequest becomes the query of a list. */
@@ -1425,7 +1425,7 @@ static void search(struct cloud_req *req, struct scim *s, const struct cloud_rty
     }
     json_decref(body);
     if (bad != NULL) {
-        cloud_http_scim_error(req, 400, "invalidSyntax", "%s", bad);
+        cloud_reply_scim_error(req, 400, "invalidSyntax", "%s", bad);
         return;
     }
     list_resources(req, s, rt);
@@ -1436,33 +1436,33 @@ static void get_resource(struct cloud_req *req, struct scim *s, const struct clo
 {
     struct proj p;
     struct cloud_scim_err err = {0};
-    if (proj_parse(rt, cloud_http_query(req, "attributes"),
-                   cloud_http_query(req, "excludedAttributes"), &p, &err) != 0) {
-        cloud_http_scim_error(req, err.status, err.scim_type, "%s", err.detail);
+    if (proj_parse(rt, cloud_reply_query(req, "attributes"),
+                   cloud_reply_query(req, "excludedAttributes"), &p, &err) != 0) {
+        cloud_reply_scim_error(req, err.status, err.scim_type, "%s", err.detail);
         return;
     }
     json_t *doc;
     long long version;
     int rc = res_load(s, id, rt->kind, &doc, &version, NULL);
     if (rc == 1) {
-        cloud_http_scim_error(req, 404, NULL, "%s '%s' not found", rt->name, id);
+        cloud_reply_scim_error(req, 404, NULL, "%s '%s' not found", rt->name, id);
         return;
     }
     if (rc != 0) {
-        cloud_http_scim_error(req, 500, NULL, "database error");
+        cloud_reply_scim_error(req, 500, NULL, "database error");
         return;
     }
     char etag[40];
     etag_of(version, etag, sizeof(etag));
     if (!s->ctx->cfg.no_etag)
-        cloud_http_header(req, "ETag", etag);
-    const char *inm = cloud_http_input_header(req, "If-None-Match");
+        cloud_reply_header(req, "ETag", etag);
+    const char *inm = cloud_reply_input_header(req, "If-None-Match");
     if (!s->ctx->cfg.no_etag && inm != NULL && etag_matches(inm, version)) {
         json_decref(doc);
-        cloud_http_reply(req, 304, NULL, NULL);
+        cloud_reply_send(req, 304, NULL, NULL);
         return;
     }
-    cloud_http_reply(req, 200, proj_apply(&p, representation(s, rt, doc)), CT_SCIM);
+    cloud_reply_send(req, 200, proj_apply(&p, representation(s, rt, doc)), CT_SCIM);
 }
 
 static void write_resource(struct cloud_req *req, struct scim *s, const struct cloud_rtype_def *rt,
@@ -1471,9 +1471,9 @@ static void write_resource(struct cloud_req *req, struct scim *s, const struct c
     struct proj p;
     struct cloud_scim_err err = {0};
     if (req->method != EVHTTP_REQ_DELETE &&
-        proj_parse(rt, cloud_http_query(req, "attributes"),
-                   cloud_http_query(req, "excludedAttributes"), &p, &err) != 0) {
-        cloud_http_scim_error(req, err.status, err.scim_type, "%s", err.detail);
+        proj_parse(rt, cloud_reply_query(req, "attributes"),
+                   cloud_reply_query(req, "excludedAttributes"), &p, &err) != 0) {
+        cloud_reply_scim_error(req, err.status, err.scim_type, "%s", err.detail);
         return;
     }
     if (req->method == EVHTTP_REQ_DELETE)
@@ -1490,11 +1490,11 @@ static void write_resource(struct cloud_req *req, struct scim *s, const struct c
     }
     if (cloud_store_begin(s->st) != SQLITE_OK) {
         json_decref(body);
-        cloud_http_scim_error(req, 500, NULL, "database busy");
+        cloud_reply_scim_error(req, 500, NULL, "database busy");
         return;
     }
-    const char *im = cloud_http_input_header(req, "If-Match");
-    const char *inm = cloud_http_input_header(req, "If-None-Match");
+    const char *im = cloud_reply_input_header(req, "If-Match");
+    const char *inm = cloud_reply_input_header(req, "If-None-Match");
     struct op_result r = {0};
     int rc;
     switch (req->method) {
@@ -1657,15 +1657,15 @@ static void bulk(struct cloud_req *req, struct scim *s)
         bad = "'failOnErrors' must be a non-negative integer";
     if (bad != NULL) {
         json_decref(body);
-        cloud_http_scim_error(req, 400, "invalidSyntax", "%s", bad);
+        cloud_reply_scim_error(req, 400, "invalidSyntax", "%s", bad);
         return;
     }
     size_t nops = json_array_size(ops);
     if ((long)nops > ctx->cfg.bulk_max_ops) {
         json_decref(body);
-        cloud_http_scim_error(req, 413, "tooLarge",
-                              "the request has %zu operations; maxOperations is %ld", nops,
-                              ctx->cfg.bulk_max_ops);
+        cloud_reply_scim_error(req, 413, "tooLarge",
+                               "the request has %zu operations; maxOperations is %ld", nops,
+                               ctx->cfg.bulk_max_ops);
         return;
     }
     long long fail_on = foe != NULL ? json_integer_value(foe) : 0;
@@ -1675,7 +1675,7 @@ static void bulk(struct cloud_req *req, struct scim *s)
     }
     if (cloud_store_begin(s->st) != SQLITE_OK) {
         json_decref(body);
-        cloud_http_scim_error(req, 500, NULL, "database busy");
+        cloud_reply_scim_error(req, 500, NULL, "database busy");
         return;
     }
     json_t **results = calloc(nops + 1, sizeof(*results));
@@ -1845,10 +1845,10 @@ static void bulk(struct cloud_req *req, struct scim *s)
     json_decref(body);
     if (crc != SQLITE_OK) {
         json_decref(out_ops);
-        cloud_http_scim_error(req, 500, NULL, "commit failed");
+        cloud_reply_scim_error(req, 500, NULL, "commit failed");
         return;
     }
-    cloud_http_reply(
+    cloud_reply_send(
         req, 200, json_pack("{s:[s], s:o}", "schemas", CLOUD_MSG_BULK_RESP, "Operations", out_ops),
         CT_SCIM);
 }
@@ -1877,61 +1877,61 @@ static json_t *service_provider_config(struct scim *s)
 static void discovery(struct cloud_req *req, struct scim *s)
 {
     if (req->method != EVHTTP_REQ_GET) {
-        cloud_http_header(req, "Allow", "GET");
-        cloud_http_scim_error(req, 405, NULL, "discovery endpoints are read-only");
+        cloud_reply_header(req, "Allow", "GET");
+        cloud_reply_scim_error(req, 405, NULL, "discovery endpoints are read-only");
         return;
     }
     const char *what = req->segs[3];
     const char *arg = req->nsegs > 4 ? req->segs[4] : NULL;
     if (req->nsegs > 5) {
-        cloud_http_scim_error(req, 404, NULL, "no such endpoint");
+        cloud_reply_scim_error(req, 404, NULL, "no such endpoint");
         return;
     }
     if (strcmp(what, "ServiceProviderConfig") == 0 && arg == NULL) {
-        cloud_http_reply(req, 200, service_provider_config(s), CT_SCIM);
+        cloud_reply_send(req, 200, service_provider_config(s), CT_SCIM);
         return;
     }
     if (strcmp(what, "ResourceTypes") == 0) {
         if (arg == NULL) {
-            cloud_http_reply(req, 200, cloud_schema_rtypes_json(s->base), CT_SCIM);
+            cloud_reply_send(req, 200, cloud_schema_rtypes_json(s->base), CT_SCIM);
             return;
         }
         for (int k = 0; k < CLOUD_RK_MAX; k++) {
             const struct cloud_rtype_def *rt = cloud_schema_rtype((enum cloud_rkind)k);
             if (cloud_schema_rtype_served(rt->kind) && strcmp(rt->name, arg) == 0) {
-                cloud_http_reply(req, 200, cloud_schema_rtype_json(rt, s->base), CT_SCIM);
+                cloud_reply_send(req, 200, cloud_schema_rtype_json(rt, s->base), CT_SCIM);
                 return;
             }
         }
-        cloud_http_scim_error(req, 404, NULL, "no resource type '%s'", arg);
+        cloud_reply_scim_error(req, 404, NULL, "no resource type '%s'", arg);
         return;
     }
     if (strcmp(what, "Schemas") == 0) {
         if (arg == NULL) {
-            cloud_http_reply(req, 200, cloud_schema_schemas_json(s->base), CT_SCIM);
+            cloud_reply_send(req, 200, cloud_schema_schemas_json(s->base), CT_SCIM);
             return;
         }
         const struct cloud_schema_def *sd = cloud_schema_by_id(arg);
         if (sd == NULL) {
-            cloud_http_scim_error(req, 404, NULL, "no schema '%s'", arg);
+            cloud_reply_scim_error(req, 404, NULL, "no schema '%s'", arg);
             return;
         }
-        cloud_http_reply(req, 200, cloud_schema_schema_json(sd, s->base), CT_SCIM);
+        cloud_reply_send(req, 200, cloud_schema_schema_json(sd, s->base), CT_SCIM);
         return;
     }
-    cloud_http_scim_error(req, 404, NULL, "no such endpoint");
+    cloud_reply_scim_error(req, 404, NULL, "no such endpoint");
 }
 
 void cloud_scim_handle(struct cloud_req *req)
 {
     struct scim s = {.ctx = req->ctx, .st = &req->ctx->store, .org = req->segs[2], .req = req};
-    if (!cloud_http_org_exists(req->ctx, s.org)) {
-        cloud_http_scim_error(req, 404, NULL, "no organisation '%s'", s.org);
+    if (!cloud_reply_org_exists(req->ctx, s.org)) {
+        cloud_reply_scim_error(req, 404, NULL, "no organisation '%s'", s.org);
         return;
     }
     snprintf(s.base, sizeof(s.base), "%s/scim/v2/%s", req->ctx->base_url, s.org);
     if (req->nsegs < 4) {
-        cloud_http_scim_error(req, 404, NULL, "no such endpoint");
+        cloud_reply_scim_error(req, 404, NULL, "no such endpoint");
         return;
     }
     const char *what = req->segs[3];
@@ -1940,21 +1940,21 @@ void cloud_scim_handle(struct cloud_req *req)
         discovery(req, &s);
         return;
     }
-    if (cloud_http_authenticate(req, s.org) != 0 ||
+    if (cloud_reply_authenticate(req, s.org) != 0 ||
         cloud_control_ha_mode(req, s.org, CLOUD_HA_ACT_READ) != 0)
         return;
     if (strcmp(what, "Me") == 0 || (strcmp(what, ".search") == 0 && req->nsegs == 4)) {
-        cloud_http_scim_error(req, 501, NULL, "/%s is not implemented", what);
+        cloud_reply_scim_error(req, 501, NULL, "/%s is not implemented", what);
         return;
     }
     if (strcmp(what, "Bulk") == 0 && req->nsegs == 4) {
         if (req->method != EVHTTP_REQ_POST) {
-            cloud_http_header(req, "Allow", "POST");
-            cloud_http_scim_error(req, 405, NULL, "use POST for /Bulk");
+            cloud_reply_header(req, "Allow", "POST");
+            cloud_reply_scim_error(req, 405, NULL, "use POST for /Bulk");
             return;
         }
         if (s.ctx->cfg.no_bulk) {
-            cloud_http_scim_error(req, 501, NULL, "/Bulk is not supported (bulk.supported false)");
+            cloud_reply_scim_error(req, 501, NULL, "/Bulk is not supported (bulk.supported false)");
             return;
         }
         bulk(req, &s);
@@ -1962,7 +1962,7 @@ void cloud_scim_handle(struct cloud_req *req)
     }
     const struct cloud_rtype_def *rt = cloud_schema_rtype_by_endpoint(what);
     if (rt == NULL || req->nsegs > 5) {
-        cloud_http_scim_error(req, 404, NULL, "no such endpoint");
+        cloud_reply_scim_error(req, 404, NULL, "no such endpoint");
         return;
     }
     enum evhttp_cmd_type m = req->method;
@@ -1972,29 +1972,30 @@ void cloud_scim_handle(struct cloud_req *req)
         else if (m == EVHTTP_REQ_POST)
             write_resource(req, &s, rt, NULL);
         else {
-            cloud_http_header(req, "Allow", "GET, POST");
-            cloud_http_scim_error(req, 405, NULL, "method not allowed on %s", rt->endpoint);
+            cloud_reply_header(req, "Allow", "GET, POST");
+            cloud_reply_scim_error(req, 405, NULL, "method not allowed on %s", rt->endpoint);
         }
         return;
     }
     const char *id = req->segs[4];
     if (strcmp(id, ".search") == 0) {
         if (s.ctx->cfg.no_search)
-            cloud_http_scim_error(req, 501, NULL, "POST %s/.search is not supported", rt->endpoint);
+            cloud_reply_scim_error(req, 501, NULL, "POST %s/.search is not supported",
+                                   rt->endpoint);
         else if (m == EVHTTP_REQ_POST)
             search(req, &s, rt);
         else {
-            cloud_http_header(req, "Allow", "POST");
-            cloud_http_scim_error(req, 405, NULL, "use POST for .search");
+            cloud_reply_header(req, "Allow", "POST");
+            cloud_reply_scim_error(req, 405, NULL, "use POST for .search");
         }
         return;
     }
     if (!valid_id(id)) {
-        cloud_http_scim_error(req, 404, NULL, "%s '%s' not found", rt->name, id);
+        cloud_reply_scim_error(req, 404, NULL, "%s '%s' not found", rt->name, id);
         return;
     }
     if (m == EVHTTP_REQ_PATCH && s.ctx->cfg.no_patch) {
-        cloud_http_scim_error(req, 501, NULL, "PATCH is not supported (patch.supported false)");
+        cloud_reply_scim_error(req, 501, NULL, "PATCH is not supported (patch.supported false)");
         return;
     }
     if (m == EVHTTP_REQ_GET)
@@ -2002,7 +2003,7 @@ void cloud_scim_handle(struct cloud_req *req)
     else if (m == EVHTTP_REQ_PUT || m == EVHTTP_REQ_PATCH || m == EVHTTP_REQ_DELETE)
         write_resource(req, &s, rt, id);
     else {
-        cloud_http_header(req, "Allow", "GET, PUT, PATCH, DELETE");
-        cloud_http_scim_error(req, 405, NULL, "method not allowed on a resource");
+        cloud_reply_header(req, "Allow", "GET, PUT, PATCH, DELETE");
+        cloud_reply_scim_error(req, 405, NULL, "method not allowed on a resource");
     }
 }

@@ -10,7 +10,7 @@
 #ifndef DIRCONN_CLOUD_SCIM_H
 #define DIRCONN_CLOUD_SCIM_H
 
-#include "cloud/cloud_http.h"
+#include "cloud/cloud_reply.h"
 
 /* cloud_scim_handle - answer one request under /scim/v2/. Frees req. */
 void cloud_scim_handle(struct cloud_req *req);

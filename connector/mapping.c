@@ -8,7 +8,6 @@
 #include "connector/avatar.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <pcre2.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -1736,53 +1735,3 @@ char *mapping_canonical(const json_t *resource, size_t *split)
 }
 
 /* ---- hash ------------------------------------------------------------------------------------ */
-
-static int cmp_dn(const void *a, const void *b)
-{
-    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-    int c = strcasecmp(x, y);
-    return c != 0 ? c : strcmp(x, y);
-}
-
-enum dirconn_err mapping_result_hash(const struct mapping_result *r, char hex[MAPPING_HASH_LEN])
-{
-    hex[0] = '\0';
-    if (r->skipped || r->resource == NULL)
-        return DIRCONN_EFAIL;
-    char *dump = json_dumps(r->resource, JSON_SORT_KEYS | JSON_COMPACT);
-    if (dump == NULL)
-        return DIRCONN_ENOMEM;
-    const char **members = NULL;
-    if (r->n_members > 0) {
-        members = malloc(r->n_members * sizeof(*members));
-        if (members == NULL) {
-            free(dump);
-            return DIRCONN_ENOMEM;
-        }
-        for (size_t i = 0; i < r->n_members; i++)
-            members[i] = r->member_dns[i];
-        qsort(members, r->n_members, sizeof(*members), cmp_dn);
-    }
-    enum dirconn_err rc = DIRCONN_ENOMEM;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    /* resource NUL manager NUL (member NUL)*: NUL cannot occur in the parts. */
-    if (ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-        EVP_DigestUpdate(ctx, dump, strlen(dump) + 1) == 1 &&
-        EVP_DigestUpdate(ctx, r->manager_dn ? r->manager_dn : "",
-                         r->manager_dn ? strlen(r->manager_dn) + 1 : 1) == 1) {
-        bool ok = true;
-        for (size_t i = 0; i < r->n_members && ok; i++)
-            ok = EVP_DigestUpdate(ctx, members[i], strlen(members[i]) + 1) == 1;
-        if (ok && EVP_DigestFinal_ex(ctx, md, &md_len) == 1) {
-            for (unsigned int i = 0; i < md_len && i < 32; i++)
-                snprintf(hex + 2 * i, 3, "%02x", md[i]);
-            rc = DIRCONN_OK;
-        }
-    }
-    EVP_MD_CTX_free(ctx);
-    free(members);
-    free(dump);
-    return rc;
-}

@@ -35,8 +35,6 @@
 #define MAPPING_VALUE_MAX 1024
 /* Longest mapped record (compact JSON), in bytes; a longer record is skipped. */
 #define MAPPING_RECORD_MAX 65536
-/* SHA-256 as lower-case hex, plus NUL. */
-#define MAPPING_HASH_LEN 65
 
 /* Which kind of directory object a mapping is for. */
 enum mapping_kind { MAPPING_USER = 0, MAPPING_GROUP, MAPPING_CONTACT };
@@ -169,17 +167,6 @@ char *mapping_canonical(const json_t *resource, size_t *split);
 
 /* mapping_result_clear - free what a result owns and zero it. r may be NULL. */
 void mapping_result_clear(struct mapping_result *r);
-
-/*
- * mapping_result_hash - a stable digest of the mapped record, for the state
- * store to detect changes: SHA-256 (OpenSSL EVP) over the resource dumped as
- * canonical JSON (JSON_SORT_KEYS | JSON_COMPACT, multi-valued attributes in
- * a fixed order), the manager DN and the member DNs sorted case-insensitively.
- * The order of attributes and values in the LDAP entry does not change it.
- * Writes MAPPING_HASH_LEN bytes (lower-case hex and NUL) to hex. Returns
- * DIRCONN_OK, DIRCONN_EFAIL for a skipped result, DIRCONN_ENOMEM.
- */
-enum dirconn_err mapping_result_hash(const struct mapping_result *r, char hex[MAPPING_HASH_LEN]);
 
 /* mapping_free - free a mapping. m may be NULL. */
 void mapping_free(struct mapping *m);

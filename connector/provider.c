@@ -357,11 +357,6 @@ const struct provider_features *provider_features(const struct provider *p)
     return &p->f;
 }
 
-const struct provider_settings *provider_settings_of(const struct provider *p)
-{
-    return &p->s;
-}
-
 bool provider_has_kind(const struct provider *p, enum provider_kind kind)
 {
     return p->k[kind].present;

@@ -93,9 +93,6 @@ void provider_free(struct provider *p);
 /* provider_features - the ServiceProviderConfig reading. Owned by p. */
 const struct provider_features *provider_features(const struct provider *p);
 
-/* provider_settings - the settings given at discovery. Owned by p. */
-const struct provider_settings *provider_settings_of(const struct provider *p);
-
 /* provider_has_kind - whether the provider offers the resource type (Contact is optional). */
 bool provider_has_kind(const struct provider *p, enum provider_kind kind);
 

@@ -18,14 +18,6 @@ static const char *const default_filters[SELECT_KIND_MAX] = {
     "(objectClass=contact)",
 };
 
-const char *select_kind_name(enum select_kind kind)
-{
-    static const char *const names[] = {"user", "group", "contact"};
-    if ((int)kind < 0 || kind >= SELECT_KIND_MAX)
-        return "other";
-    return names[kind];
-}
-
 /* A growing string; on allocation failure it stays NULL-marked. */
 struct sbuf {
     char *s;

@@ -73,9 +73,6 @@ enum select_kind select_classify(const struct ldap_entry *entry);
  */
 bool select_entry_enabled(const struct ldap_entry *entry);
 
-/* select_kind_name - "user", "group" or "contact". */
-const char *select_kind_name(enum select_kind kind);
-
 /*
  * select_dn_within - whether dn equals base or lies below it, comparing
  * RDNs case-insensitively after parsing both with ldap_str2dn.

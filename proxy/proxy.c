@@ -437,17 +437,6 @@ enum dirconn_err proxy_new(const struct config *cfg, const struct log_sink *log,
     return DIRCONN_OK;
 }
 
-enum dirconn_err proxy_set_password(struct proxy_ctx *p, const char *password,
-                                    struct dirconn_error *err)
-{
-    char *copy = NULL;
-    if (password != NULL && (copy = strdup(password)) == NULL)
-        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-    cloud_auth_free_secret(p->password);
-    p->password = copy;
-    return DIRCONN_OK;
-}
-
 static void host_free_routes(struct proxy_host *h)
 {
     for (size_t i = 0; i < h->n; i++) {

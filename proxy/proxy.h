@@ -169,15 +169,6 @@ enum dirconn_err proxy_new(const struct config *cfg, const struct log_sink *log,
                            struct proxy_shared *shared, struct proxy_ctx **out,
                            struct dirconn_error *err);
 
-/*
- * proxy_set_password - use password (copied; the old one is wiped) for
- * proxy authentication instead of [proxy] password_file, e.g. the
- * "proxy-password" of the secret store. NULL removes it. Errors:
- * DIRCONN_ENOMEM.
- */
-enum dirconn_err proxy_set_password(struct proxy_ctx *p, const char *password,
-                                    struct dirconn_error *err);
-
 /* proxy_free - wipe the password and free the context and its cache. p may be NULL. */
 void proxy_free(struct proxy_ctx *p);
 

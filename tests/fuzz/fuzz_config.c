@@ -59,8 +59,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (void)mapping_targets(m, &t);
             struct mapping_result r;
             if (e != NULL && mapping_apply(m, e, &r) == DIRCONN_OK) {
-                char hex[MAPPING_HASH_LEN];
-                (void)mapping_result_hash(&r, hex);
                 mapping_result_clear(&r);
             }
             mapping_free(m);

@@ -121,8 +121,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int k = MAPPING_USER; k <= MAPPING_CONTACT; k++) {
             struct mapping_result r;
             if (mapping_apply(maps[k], e, &r) == DIRCONN_OK) {
-                char hex[MAPPING_HASH_LEN];
-                (void)mapping_result_hash(&r, hex);
                 mapping_result_clear(&r);
             }
         }

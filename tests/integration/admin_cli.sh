@@ -26,16 +26,8 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- the cloud: CA, server certificate, admin token, dirconn-cloud on a free port
-(
-	cd "$T"
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
-		-subj "/CN=dirconn test CA" -addext "basicConstraints=critical,CA:TRUE" \
-		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-	openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >ext.cnf
-	openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
-		-days 2 -extfile ext.cnf 2>/dev/null
-)
+cert_ca "$T/ca" "dirconn test CA"
+cert_issue "$T/ca" "$T/server" /CN=localhost serverAuth IP:127.0.0.1 DNS:localhost
 umask 077
 openssl rand -hex 24 >"$T/admin.token"
 ADMIN=$(cat "$T/admin.token")
@@ -564,7 +556,7 @@ if command -v squid >/dev/null && command -v htpasswd >/dev/null; then
 	remember "$PW"
 	SQ=$T/squid
 	mkdir -p "$SQ"
-	SQPORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	SQPORT=$(free_port)
 	htpasswd -bc "$SQ/htpasswd" alice "$PW" 2>/dev/null
 	cat >"$SQ/squid.conf" <<-EOF
 		http_port 127.0.0.1:$SQPORT
@@ -591,10 +583,7 @@ if command -v squid >/dev/null && command -v htpasswd >/dev/null; then
 	chmod 644 "$SQ/htpasswd"
 	squid -N -f "$SQ/squid.conf" >"$SQ/squid.out" 2>&1 &
 	SQUID_PID=$!
-	for _ in $(seq 1 600); do # up to 60 s
-		(exec 3<>"/dev/tcp/127.0.0.1/$SQPORT") 2>/dev/null && break
-		sleep 0.1
-	done
+	wait_until 60 port_open "$SQPORT" || true # the checks below say what fails
 	conf "$T/p.conf" "$T/p" "[proxy]" "mode = explicit" "url = http://127.0.0.1:$SQPORT" "username = alice"
 	ctl px register --config "$T/p.conf" --admin-token-file "$T/admin.token"
 	check_eq "register through the proxy without its password: proxy authentication fails" 60 "$px_rc"

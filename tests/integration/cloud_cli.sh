@@ -3,17 +3,17 @@
 cloud_setup
 
 run_exit() { "$CLOUD_BIN" "$@" >/dev/null 2>"$T/cli.err"; echo $?; }
-check_eq "$(run_exit --help)" 0 "--help"
-check_eq "$(run_exit --version)" 0 "--version"
-check_eq "$(run_exit --listen 127.0.0.1:0 --db "$T/x.db" --admin-token-file "$T/admin.token")" 2 "no TLS and no --insecure-http"
-check_eq "$(run_exit --listen 127.0.0.1:0 --db "$T/x.db" --admin-token-file "$T/admin.token" --insecure-http --tls-cert a --tls-key b)" 2 "TLS and --insecure-http"
-check_eq "$(run_exit --bogus)" 2 "unknown option"
-check_eq "$(run_exit --listen 127.0.0.1:0 --db "$T/x.db" --admin-token-file "$T/admin.token" --insecure-http --token-ttl 5x)" 2 "bad duration"
-check_eq "$(run_exit --listen 127.0.0.1:0 --db "$T/x.db" --admin-token-file "$T/admin.token" --insecure-http --fault-500 1.5)" 2 "bad rate"
-check_eq "$(run_exit --listen 127.0.0.1:0 --db "$T/x.db" --admin-token-file "$T/admin.token" --insecure-http --org 'a/b')" 2 "bad org name"
-check_eq "$(run_exit --listen 127.0.0.1:0 --db "$T/x.db" --admin-token-file "$T/nonexistent" --insecure-http)" 3 "missing token file"
-check_eq "$(run_exit --listen 127.0.0.1:0 --db "$T/x.db" --admin-token-file "$T/admin.token" --tls-cert "$T/nonexistent" --tls-key "$T/server.key")" 3 "missing certificate"
-check_eq "$(run_exit --listen 127.0.0.1:0 --db "$T/nodir/x.db" --admin-token-file "$T/admin.token" --insecure-http)" 20 "unusable database"
+check_eq "--help" 0 "$(run_exit --help)"
+check_eq "--version" 0 "$(run_exit --version)"
+check_eq "no TLS and no --insecure-http" 2 "$(run_exit --listen 127.0.0.1:0 --db "$T/x.db" --admin-token-file "$T/admin.token")"
+check_eq "TLS and --insecure-http" 2 "$(run_exit --listen 127.0.0.1:0 --db "$T/x.db" --admin-token-file "$T/admin.token" --insecure-http --tls-cert a --tls-key b)"
+check_eq "unknown option" 2 "$(run_exit --bogus)"
+check_eq "bad duration" 2 "$(run_exit --listen 127.0.0.1:0 --db "$T/x.db" --admin-token-file "$T/admin.token" --insecure-http --token-ttl 5x)"
+check_eq "bad rate" 2 "$(run_exit --listen 127.0.0.1:0 --db "$T/x.db" --admin-token-file "$T/admin.token" --insecure-http --fault-500 1.5)"
+check_eq "bad org name" 2 "$(run_exit --listen 127.0.0.1:0 --db "$T/x.db" --admin-token-file "$T/admin.token" --insecure-http --org 'a/b')"
+check_eq "missing token file" 3 "$(run_exit --listen 127.0.0.1:0 --db "$T/x.db" --admin-token-file "$T/nonexistent" --insecure-http)"
+check_eq "missing certificate" 3 "$(run_exit --listen 127.0.0.1:0 --db "$T/x.db" --admin-token-file "$T/admin.token" --tls-cert "$T/nonexistent" --tls-key "$T/server.key")"
+check_eq "unusable database" 20 "$(run_exit --listen 127.0.0.1:0 --db "$T/nodir/x.db" --admin-token-file "$T/admin.token" --insecure-http)"
 
 # plain HTTP, default org, IPv6 loopback
 "$CLOUD_BIN" --listen '[::1]:0' --db "$T/v6.db" --admin-token-file "$T/admin.token" --insecure-http \
@@ -22,10 +22,10 @@ CLOUD_PID=$!
 for _ in $(seq 1 1200); do [ -s "$T/ready6" ] && break; sleep 0.05; done # up to 60 s
 P6=$(cat "$T/ready6")
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN_TOKEN" "http://[::1]:$P6/scim/v2/default/Users")
-check_eq "$STATUS" 200 "plain HTTP on ::1 with the default org"
+check_eq "plain HTTP on ::1 with the default org" 200 "$STATUS"
 # the port is taken now
-check_eq "$(run_exit --listen "[::1]:$P6" --db "$T/y.db" --admin-token-file "$T/admin.token" --insecure-http)" 3 "port in use"
+check_eq "port in use" 3 "$(run_exit --listen "[::1]:$P6" --db "$T/y.db" --admin-token-file "$T/admin.token" --insecure-http)"
 cloud_stop
-check_eq "$CLOUD_EXIT" 0 "SIGTERM exit status"
-grep -q "listening on http://\[::1\]:$P6" "$T/cloud.log" && pass || failm "ready line in the log"
+check_eq "SIGTERM exit status" 0 "$CLOUD_EXIT"
+check "ready line in the log" grep -q "listening on http://\[::1\]:$P6" "$T/cloud.log"
 finish

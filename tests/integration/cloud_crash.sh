@@ -52,7 +52,7 @@ bulk_writer & EXTRA_PIDS="$EXTRA_PIDS $!"
 burst_under_way() {
     [ "$(cat "$T"/acked.[0-9] 2>/dev/null | wc -l)" -gt 20 ] && [ -s "$T/acked.bulk" ]
 }
-wait_until 120 burst_under_way || failm "the writers had no writes acknowledged after 120 s"
+wait_until 120 burst_under_way || not_ok "the writers had no writes acknowledged after 120 s"
 kill -9 "$CLOUD_PID"
 wait "$CLOUD_PID" 2>/dev/null
 CLOUD_PID=
@@ -60,7 +60,7 @@ wait $EXTRA_PIDS 2>/dev/null
 EXTRA_PIDS=""
 cat "$T"/acked.* | LC_ALL=C sort > "$T/acked"
 NACK=$(wc -l < "$T/acked")
-[ "$NACK" -gt 10 ] && pass || failm "too few acknowledged writes before the kill: $NACK"
+if [ "$NACK" -gt 10 ]; then ok "more than 10 acknowledged writes before the kill ($NACK)"; else not_ok "too few acknowledged writes before the kill: $NACK"; fi
 
 cloud_start
 # read everything back
@@ -76,16 +76,16 @@ while :; do
 done
 jq -r .userName "$T/stored.json" | LC_ALL=C sort > "$T/stored"
 MISSING=$(LC_ALL=C comm -23 "$T/acked" "$T/stored" | wc -l)
-check_eq "$MISSING" 0 "acknowledged writes present after kill -9 ($NACK acknowledged)"
+check_eq "acknowledged writes present after kill -9 ($NACK acknowledged)" 0 "$MISSING"
 # none half-applied: every stored user carries all its attributes
 PARTIAL=$(jq -r 'select((.name.givenName|not) or (.name.familyName|not) or (.emails|length)!=1 or (.title|not) or (.externalId|not) or (.displayName|not)) | .userName' "$T/stored.json" | wc -l)
-check_eq "$PARTIAL" 0 "no half-applied user"
+check_eq "no half-applied user" 0 "$PARTIAL"
 # bulk requests are atomic: 0 or 20 users per batch, and the group with them
 BAD=$(grep '^b' "$T/stored" | sed 's/-.*//' | sort | uniq -c | awk '$1 != 20' | wc -l)
-check_eq "$BAD" 0 "bulk batches all-or-nothing"
+check_eq "bulk batches all-or-nothing" 0 "$BAD"
 NB=$(grep -c '^b' "$T/stored" || true)
 api GET "$SCIM/Groups?count=1000"
-check_eq "$(printf '%s' "$BODY" | jq .totalResults)" "$((NB / 20))" "one group per stored batch"
+check_eq "one group per stored batch" "$((NB / 20))" "$(printf '%s' "$BODY" | jq .totalResults)"
 api GET "$SCIM/Users?count=0"
-check_jq .totalResults "$(wc -l < "$T/stored")" "count consistent"
+check_jq "count consistent" "$(wc -l < "$T/stored")" .totalResults
 finish

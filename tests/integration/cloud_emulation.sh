@@ -14,18 +14,18 @@ mkuser() {
 }
 # refused WANT_STATUS WANT_SCIMTYPE DETAIL_PART WHAT: checks the last answer
 refused() {
-    check_status "$1" "$4"
-    check_jq '.schemas[0]' urn:ietf:params:scim:api:messages:2.0:Error "$4: SCIM error body"
-    check_jq '.scimType // "none"' "$2" "$4: scimType"
-    check_jq ".detail|contains(\"$3\")" true "$4: detail names $3"
+    check_status "$4" "$1"
+    check_jq "$4: SCIM error body" urn:ietf:params:scim:api:messages:2.0:Error '.schemas[0]'
+    check_jq "$4: scimType" "$2" '.scimType // "none"'
+    check_jq "$4: detail names $3" true ".detail|contains(\"$3\")"
 }
 usage_error() { # WHAT DETAIL ARGS...
     local what=$1 detail=$2 rc=0
     shift 2
     "$CLOUD_BIN" --listen 127.0.0.1:0 --db "$T/usage.db" --admin-token-file "$T/admin.token" \
         --insecure-http "$@" 2>"$T/usage.err" || rc=$?
-    check_eq "$rc" 2 "$what: exit status"
-    grep -q -- "$detail" "$T/usage.err" && pass || failm "$what: message $(head -1 "$T/usage.err")"
+    check_eq "$what: exit status" 2 "$rc"
+    if grep -q -- "$detail" "$T/usage.err"; then ok "$what: message"; else not_ok "$what: message $(head -1 "$T/usage.err")"; fi
     cat "$T/usage.err" >> "$T/cloud.log" # finish looks for sanitizer reports there
 }
 patch_user() { api PATCH "$SCIM/Users/$1" "{$PATCH_SCHEMA,\"Operations\":[$2]}" "${@:3}"; }
@@ -36,12 +36,12 @@ cloud_start --filter-eq-only
 mkuser ann '"emails":[{"value":"ann@example.com","type":"work"}]'; ANN=$ID
 mkuser ben; BEN=$ID
 api GET "$SCIM/ServiceProviderConfig"
-check_jq '[.filter.supported, .filter.maxResults]|map(tostring)|join(",")' "true,1000" \
-    "--filter-eq-only: ServiceProviderConfig unchanged"
+check_jq "--filter-eq-only: ServiceProviderConfig unchanged" "true,1000" \
+    '[.filter.supported, .filter.maxResults]|map(tostring)|join(",")'
 eq_ok() {
     api GET "$SCIM/Users" "" -G --data-urlencode "filter=$1"
-    check_status 200 "eq filter $1"
-    check_jq '[.Resources[].userName]|sort|join(",")' "$2" "eq filter $1"
+    check_status "eq filter $1" 200
+    check_jq "eq filter $1" "$2" '[.Resources[].userName]|sort|join(",")'
 }
 eq_ok 'userName eq "ANN@example.com"' ann@example.com
 eq_ok 'externalId eq "x-ben" and active eq true' ben@example.com
@@ -66,12 +66,12 @@ not_eq 'emails[type eq "work"]' "emails[...]"
 api POST "$SCIM/Users/.search" "{$SEARCH_SCHEMA,\"filter\":\"userName sw \\\"a\\\"\"}"
 refused 400 invalidFilter "'sw'" "--filter-eq-only: .search"
 api POST "$SCIM/Users/.search" "{$SEARCH_SCHEMA,\"filter\":\"userName eq \\\"ann@example.com\\\"\"}"
-check_jq '.totalResults' 1 "--filter-eq-only: .search with eq"
+check_jq "--filter-eq-only: .search with eq" 1 '.totalResults'
 patch_user "$ANN" '{"op":"replace","path":"emails[type ne \"home\"].value","value":"a2@example.com"}'
 refused 400 invalidFilter "'ne'" "--filter-eq-only: a PATCH path filter"
 patch_user "$ANN" '{"op":"replace","path":"emails[type eq \"work\"].value","value":"a2@example.com"}'
-check_status 200 "--filter-eq-only: a PATCH path filter with eq"
-check_jq '.emails[0].value' a2@example.com "--filter-eq-only: the eq path filter applied"
+check_status "--filter-eq-only: a PATCH path filter with eq" 200
+check_jq "--filter-eq-only: the eq path filter applied" a2@example.com '.emails[0].value'
 cloud_stop
 
 # ---- --no-search: POST .search is 501 (as /Me and the root /.search always are)
@@ -81,9 +81,9 @@ refused 501 none "/Users/.search is not supported" "--no-search: /Users/.search"
 api POST "$SCIM/Groups/.search" "{$SEARCH_SCHEMA}"
 refused 501 none "/Groups/.search is not supported" "--no-search: /Groups/.search"
 api POST "$SCIM/.search" "{$SEARCH_SCHEMA}"
-check_status 501 "--no-search: the root /.search"
+check_status "--no-search: the root /.search" 501
 api GET "$SCIM/Users" "" -G --data-urlencode 'filter=userName eq "ann@example.com"'
-check_jq '.totalResults' 1 "--no-search: a GET with a filter still works"
+check_jq "--no-search: a GET with a filter still works" 1 '.totalResults'
 cloud_stop
 
 # ---- --single-value: at most one value per multi-valued User attribute
@@ -102,7 +102,7 @@ two roles '[{"value":"a"},{"value":"b"}]'
 two x509Certificates '[{"value":"YQ=="},{"value":"Yg=="}]'
 ONE='"emails":[{"value":"cara@example.com","type":"work"}],"phoneNumbers":[{"value":"+1 555 0100"}],"addresses":[{"locality":"Aachen"}],"ims":[{"value":"a"}],"photos":[{"value":"https://example.com/a.jpg"}],"entitlements":[{"value":"a"}],"roles":[{"value":"a"}],"x509Certificates":[{"value":"YQ=="}]'
 mkuser cara "$ONE"; CARA=$ID
-check_status 201 "--single-value: one value of each"
+check_status "--single-value: one value of each" 201
 api PUT "$SCIM/Users/$CARA" "{$USER_SCHEMA,\"userName\":\"cara@example.com\",\"roles\":[{\"value\":\"a\"},{\"value\":\"b\"}]}"
 refused 400 invalidValue "'roles'" "--single-value: PUT with two roles"
 patch_user "$CARA" '{"op":"add","path":"emails","value":[{"value":"c2@example.com","type":"home"}]}'
@@ -110,13 +110,13 @@ refused 400 invalidValue "'emails'" "--single-value: PATCH add of a second email
 patch_user "$CARA" '{"op":"add","path":"phoneNumbers[type eq \"mobile\"].value","value":"+1 555 0199"}'
 refused 400 invalidValue "'phoneNumbers'" "--single-value: PATCH add by a filter that creates a second value"
 patch_user "$CARA" '{"op":"replace","path":"emails","value":[{"value":"c3@example.com","type":"work"}]}'
-check_status 200 "--single-value: PATCH replace of the one email"
-check_jq '[.emails[].value]|join(",")' c3@example.com "--single-value: the email replaced"
+check_status "--single-value: PATCH replace of the one email" 200
+check_jq "--single-value: the email replaced" c3@example.com '[.emails[].value]|join(",")'
 api POST "$SCIM/Bulk" "{$BULK_SCHEMA,\"Operations\":[{\"method\":\"POST\",\"path\":\"/Users\",\"bulkId\":\"d\",\"data\":{$USER_SCHEMA,\"userName\":\"dora@example.com\",\"emails\":[{\"value\":\"a@example.com\"},{\"value\":\"b@example.com\"}]}}]}"
-check_jq '[.Operations[0].status, .Operations[0].response.scimType]|join(",")' "400,invalidValue" \
-    "--single-value: a Bulk POST with two emails"
+check_jq "--single-value: a Bulk POST with two emails" "400,invalidValue" \
+    '[.Operations[0].status, .Operations[0].response.scimType]|join(",")'
 api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"Pair\",\"members\":[{\"value\":\"$ANN\"},{\"value\":\"$BEN\"}]}"
-check_status 201 "--single-value: groups keep any number of members"
+check_status "--single-value: groups keep any number of members" 201
 cloud_stop
 
 # ---- --group-patch-limited: Group PATCH without replace and without remove-all
@@ -132,26 +132,26 @@ refused 400 invalidSyntax "replace is not supported" "--group-patch-limited: rep
 patch_group "$LIM" '{"op":"remove","path":"members"}'
 refused 400 invalidSyntax "removing every value of 'members'" "--group-patch-limited: remove-all"
 api GET "$SCIM/Groups/$LIM"
-check_jq '[.displayName, (.members|length|tostring), .meta.version]|join(",")' 'Limited,1,W/"1"' \
-    "--group-patch-limited: refused PATCHes changed nothing"
+check_jq "--group-patch-limited: refused PATCHes changed nothing" 'Limited,1,W/"1"' \
+    '[.displayName, (.members|length|tostring), .meta.version]|join(",")'
 patch_group "$LIM" '{"op":"add","path":"displayName","value":"Renamed"}'
-check_status 200 "--group-patch-limited: add of displayName"
+check_status "--group-patch-limited: add of displayName" 200
 patch_group "$LIM" "{\"op\":\"add\",\"path\":\"members\",\"value\":[{\"value\":\"$BEN\"}]}"
-check_jq '.members|length' 2 "--group-patch-limited: add of a member"
+check_jq "--group-patch-limited: add of a member" 2 '.members|length'
 patch_group "$LIM" "{\"op\":\"remove\",\"path\":\"members[value eq \\\"$ANN\\\"]\"}"
-check_jq '[.members[].value]|join(",")' "$BEN" "--group-patch-limited: remove of a member by filter"
+check_jq "--group-patch-limited: remove of a member by filter" "$BEN" '[.members[].value]|join(",")'
 patch_group "$LIM" "{\"op\":\"remove\",\"path\":\"members\",\"value\":[{\"value\":\"$BEN\"}]}"
-check_jq '.members // "none"' none "--group-patch-limited: remove of a member by value list"
+check_jq "--group-patch-limited: remove of a member by value list" none '.members // "none"'
 patch_user "$ANN" '{"op":"replace","path":"title","value":"Lead"}'
-check_status 200 "--group-patch-limited: a User PATCH may replace"
+check_status "--group-patch-limited: a User PATCH may replace" 200
 cloud_stop
 
 # ---- --etag-required: PUT, PATCH and DELETE need If-Match (428 Precondition Required, RFC 6585)
 cloud_start --etag-required
 api GET "$SCIM/ServiceProviderConfig"
-check_jq '.etag.supported' true "--etag-required: etag.supported"
+check_jq "--etag-required: etag.supported" true '.etag.supported'
 mkuser eve; EVE=$ID
-check_status 201 "--etag-required: POST needs no If-Match"
+check_status "--etag-required: POST needs no If-Match" 201
 api PUT "$SCIM/Users/$EVE" "{$USER_SCHEMA,\"userName\":\"eve@example.com\",\"title\":\"X\"}"
 refused 428 none "If-Match is required" "--etag-required: PUT without If-Match"
 patch_user "$EVE" '{"op":"replace","path":"title","value":"X"}'
@@ -161,19 +161,19 @@ refused 428 none "If-Match is required" "--etag-required: DELETE without If-Matc
 patch_group "$LIM" '{"op":"add","path":"displayName","value":"X"}'
 refused 428 none "If-Match is required" "--etag-required: Group PATCH without If-Match"
 api GET "$SCIM/Users/$EVE"
-check_jq '[.title, .meta.version]|join(",")' 'T,W/"1"' "--etag-required: the refused writes changed nothing"
+check_jq "--etag-required: the refused writes changed nothing" 'T,W/"1"' '[.title, .meta.version]|join(",")'
 patch_user "$EVE" '{"op":"replace","path":"title","value":"X"}' -H 'If-Match: W/"9"'
-check_status 412 "--etag-required: PATCH with a stale If-Match"
+check_status "--etag-required: PATCH with a stale If-Match" 412
 patch_user "$EVE" '{"op":"replace","path":"title","value":"X"}' -H 'If-Match: W/"1"'
-check_status 200 "--etag-required: PATCH with the current If-Match"
+check_status "--etag-required: PATCH with the current If-Match" 200
 api PUT "$SCIM/Users/$EVE" "{$USER_SCHEMA,\"userName\":\"eve@example.com\",\"title\":\"Y\"}" -H 'If-Match: W/"2"'
-check_status 200 "--etag-required: PUT with the current If-Match"
+check_status "--etag-required: PUT with the current If-Match" 200
 api POST "$SCIM/Bulk" "{$BULK_SCHEMA,\"Operations\":[
  {\"method\":\"PATCH\",\"path\":\"/Users/$EVE\",\"data\":{$PATCH_SCHEMA,\"Operations\":[{\"op\":\"replace\",\"path\":\"title\",\"value\":\"Z\"}]}},
  {\"method\":\"PATCH\",\"path\":\"/Users/$EVE\",\"version\":\"W/\\\"3\\\"\",\"data\":{$PATCH_SCHEMA,\"Operations\":[{\"op\":\"replace\",\"path\":\"title\",\"value\":\"Z\"}]}}]}"
-check_jq '[.Operations[].status]|join(",")' "428,200" "--etag-required: Bulk operations need a version"
+check_jq "--etag-required: Bulk operations need a version" "428,200" '[.Operations[].status]|join(",")'
 api DELETE "$SCIM/Users/$EVE" "" -H 'If-Match: *'
-check_status 204 "--etag-required: DELETE with If-Match: *"
+check_status "--etag-required: DELETE with If-Match: *" 204
 cloud_stop
 usage_error "--etag-required with --no-etag" "--etag-required needs ETags" --etag-required --no-etag
 
@@ -181,28 +181,28 @@ usage_error "--etag-required with --no-etag" "--etag-required needs ETags" --eta
 # Center's SCIM service, on a fresh database
 rm -f "$T"/cloud.db*
 cloud_start --profile aws
-grep -q "provider profile aws-iam-identity-center" "$T/cloud.log" && pass || failm "--profile: logged"
+check "--profile: logged" grep -q "provider profile aws-iam-identity-center" "$T/cloud.log"
 api GET "$SCIM/ServiceProviderConfig"
-check_jq '[.patch.supported, .bulk.supported, .filter.supported, .etag.supported]|map(tostring)|join(",")' \
-    "true,false,true,false" "--profile aws: ServiceProviderConfig"
+check_jq "--profile aws: ServiceProviderConfig" \
+    "true,false,true,false" '[.patch.supported, .bulk.supported, .filter.supported, .etag.supported]|map(tostring)|join(",")'
 api GET "$SCIM/ResourceTypes"
-check_jq '[.Resources[].name]|join(",")' "User,Group" "--profile aws: only User and Group"
-check_jq '.Resources[0].schemaExtensions[0].schema' "$ENT" "--profile aws: the enterprise extension stays"
+check_jq "--profile aws: only User and Group" "User,Group" '[.Resources[].name]|join(",")'
+check_jq "--profile aws: the enterprise extension stays" "$ENT" '.Resources[0].schemaExtensions[0].schema'
 api GET "$SCIM/Schemas/urn:ietf:params:scim:schemas:core:2.0:User"
-check_jq '[.attributes[].name]|join(",")' \
+check_jq "--profile aws: no password, ims, photos, entitlements, x509Certificates" \
     "userName,name,displayName,nickName,profileUrl,title,userType,preferredLanguage,locale,timezone,active,emails,phoneNumbers,addresses,groups,roles" \
-    "--profile aws: no password, ims, photos, entitlements, x509Certificates"
-check_jq '[.attributes[]|select(.subAttributes)|.name + ":" + ([.subAttributes[].name]|join("/"))]|join(",")' \
+    '[.attributes[].name]|join(",")'
+check_jq "--profile aws: no display sub-attributes" \
     'name:formatted/familyName/givenName/middleName/honorificPrefix/honorificSuffix,emails:value/type/primary,phoneNumbers:value/type/primary,addresses:formatted/streetAddress/locality/region/postalCode/country/type/primary,groups:value/$ref/type,roles:value/type/primary' \
-    "--profile aws: no display sub-attributes"
+    '[.attributes[]|select(.subAttributes)|.name + ":" + ([.subAttributes[].name]|join("/"))]|join(",")'
 api GET "$SCIM/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group"
-check_jq '[.attributes[]|select(.name=="members")|.subAttributes[].name]|join(",")' 'value,$ref,type' \
-    "--profile aws: no members.display"
+check_jq "--profile aws: no members.display" 'value,$ref,type' \
+    '[.attributes[]|select(.name=="members")|.subAttributes[].name]|join(",")'
 api GET "$SCIM/Schemas/$ENT"
-check_jq '[.attributes[]|select(.name=="manager")|.subAttributes[].name]|join(",")' 'value,$ref' \
-    "--profile aws: no manager.displayName"
+check_jq "--profile aws: no manager.displayName" 'value,$ref' \
+    '[.attributes[]|select(.name=="manager")|.subAttributes[].name]|join(",")'
 api GET "$SCIM/Schemas"
-check_jq '[.Resources[].name]|join(",")' "User,EnterpriseUser,Group" "--profile aws: /Schemas"
+check_jq "--profile aws: /Schemas" "User,EnterpriseUser,Group" '[.Resources[].name]|join(",")'
 # what is not declared is unknown, as with --no-enterprise-extension: refused, never dropped
 aws_bad() { # WHAT EXTRA-MEMBERS DETAIL
     api POST "$SCIM/Users" "{$USER_SCHEMA,\"userName\":\"bad@example.com\",$2}"
@@ -219,18 +219,18 @@ api POST "$SCIM/Users" "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:Us
 refused 400 invalidSyntax "displayName" "--profile aws: a user with manager.displayName"
 mkuser fay '"emails":[{"value":"fay@example.com","type":"work","primary":true}],"phoneNumbers":[{"value":"+1 555 0100","type":"work"}],"addresses":[{"locality":"Aachen","type":"work"}],"roles":[{"value":"admin"}]'
 FAY=$ID
-check_status 201 "--profile aws: a user with what AWS supports"
-check_eq "$(header ETag)" "" "--profile aws: no ETag"
-check_jq '.meta.version // "none"' none "--profile aws: no meta.version"
+check_status "--profile aws: a user with what AWS supports" 201
+check_eq "--profile aws: no ETag" "" "$(header ETag)"
+check_jq "--profile aws: no meta.version" none '.meta.version // "none"'
 mkuser gus; GUS=$ID
 api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"Aws\",\"members\":[{\"value\":\"$FAY\",\"display\":\"Fay\"}]}"
 refused 400 invalidSyntax "display" "--profile aws: a group with members.display"
 api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"Aws\",\"members\":[{\"value\":\"$FAY\"}]}"
-check_status 201 "--profile aws: a group"
+check_status "--profile aws: a group" 201
 AWSG=$(printf '%s' "$BODY" | jq -r .id)
 api GET "$SCIM/Users/$FAY"
-check_jq '[.groups[0].value, (.groups[0].display // "none")]|join(",")' "$AWSG,none" \
-    "--profile aws: groups without display"
+check_jq "--profile aws: groups without display" "$AWSG,none" \
+    '[.groups[0].value, (.groups[0].display // "none")]|join(",")'
 patch_user "$FAY" '{"op":"add","path":"photos","value":[{"value":"https://example.com/a.jpg"}]}'
 refused 400 invalidPath "photos" "--profile aws: a PATCH path to photos"
 patch_user "$FAY" '{"op":"replace","path":"emails[type eq \"work\"].display","value":"F"}'
@@ -238,31 +238,31 @@ refused 400 invalidPath "display" "--profile aws: a PATCH path to emails.display
 patch_user "$FAY" '{"op":"add","path":"emails","value":[{"value":"f2@example.com"}]}'
 refused 400 invalidValue "'emails'" "--profile aws: a second email"
 patch_user "$FAY" '{"op":"replace","path":"title","value":"Lead"}'
-check_status 200 "--profile aws: a User PATCH replace"
+check_status "--profile aws: a User PATCH replace" 200
 api GET "$SCIM/Users" "" -G --data-urlencode 'filter=ims eq "a"'
 refused 400 invalidFilter "ims" "--profile aws: a filter on ims"
 api GET "$SCIM/Users" "" -G --data-urlencode 'filter=userName sw "f"'
 refused 400 invalidFilter "'sw'" "--profile aws: a filter with sw"
 api GET "$SCIM/Users" "" -G --data-urlencode 'filter=userName eq "fay@example.com" and active eq true'
-check_jq '.totalResults' 1 "--profile aws: a filter of eq joined by and"
+check_jq "--profile aws: a filter of eq joined by and" 1 '.totalResults'
 api GET "$SCIM/Users/$FAY?attributes=photos"
-check_status 400 "--profile aws: attributes=photos"
+check_status "--profile aws: attributes=photos" 400
 api POST "$SCIM/Users/.search" "{$SEARCH_SCHEMA}"
-check_status 501 "--profile aws: no .search"
+check_status "--profile aws: no .search" 501
 api POST "$SCIM/Bulk" "{$BULK_SCHEMA,\"Operations\":[]}"
-check_status 501 "--profile aws: no /Bulk"
+check_status "--profile aws: no /Bulk" 501
 api GET "$SCIM/Me"
-check_status 501 "--profile aws: no /Me"
+check_status "--profile aws: no /Me" 501
 api GET "$SCIM/Contacts"
-check_status 404 "--profile aws: no /Contacts"
+check_status "--profile aws: no /Contacts" 404
 patch_group "$AWSG" "{\"op\":\"replace\",\"path\":\"members\",\"value\":[{\"value\":\"$GUS\"}]}"
 refused 400 invalidSyntax "replace is not supported" "--profile aws: Group PATCH replace"
 patch_group "$AWSG" '{"op":"remove","path":"members"}'
 refused 400 invalidSyntax "removing every value" "--profile aws: Group PATCH remove-all"
 patch_group "$AWSG" "{\"op\":\"add\",\"path\":\"members\",\"value\":[{\"value\":\"$GUS\"}]}"
-check_jq '.members|length' 2 "--profile aws: Group PATCH add"
+check_jq "--profile aws: Group PATCH add" 2 '.members|length'
 patch_user "$FAY" '{"op":"replace","path":"title","value":"Chief"}' -H 'If-Match: W/"99"'
-check_status 200 "--profile aws: If-Match ignored (no ETags)"
+check_status "--profile aws: If-Match ignored (no ETags)" 200
 cloud_stop
 usage_error "an unknown profile" "unknown profile; known: aws-iam-identity-center (alias aws)" --profile gcp
 usage_error "--profile twice" "--profile given twice" --profile aws --profile aws-iam-identity-center

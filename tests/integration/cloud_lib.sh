@@ -1,32 +1,27 @@
-# cloud_lib.sh - helpers for the dirconn-cloud integration tests (sourced).
+# cloud_lib.sh - helpers for the dirconn-cloud integration tests (sourced; sources lib.sh, whose
+# check, check_eq, check_contains, wait_until and finish they use).
 #
-# cloud_setup            temp dir, CA + server certificate (openssl), admin token
+# cloud_setup            temp dir, CA + server certificate (cert_ca, cert_issue), admin token
 # cloud_start [ARGS...]  start dirconn-cloud on a free loopback port over HTTPS;
 #                        sets CLOUD_PID, PORT, BASE; extra ARGS are passed on
 # cloud_stop             SIGTERM and wait (also run by the EXIT trap)
 # api METHOD PATH [BODY] [HEADER...]   curl with the admin token; sets STATUS and BODY
-# Assertions: check_status WANT WHAT, check_eq GOT WANT WHAT, check_jq FILTER WANT WHAT
-set -u
+# Assertions (lib.sh's order: description, expected, actual): check_status WHAT WANT (the status
+# of the last request), check_jq WHAT WANT FILTER (jq FILTER over the last body)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# The cloud tests go on after a failed command: a failed request is a failed check.
+set +e +o pipefail
 CLOUD_BIN=${CLOUD_BIN:-dirconn-cloud}
-FAILS=0
-CHECKS=0
 
 cloud_setup() {
     T=$(mktemp -d /tmp/dirconn-cloud-test.XXXXXX)
-    (
-        cd "$T"
-        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
-            -subj "/CN=dirconn test CA" -addext "basicConstraints=critical,CA:TRUE" \
-            -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
-            -subj "/CN=localhost" 2>/dev/null
-        printf 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > ext.cnf
-        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-            -out server.pem -days 2 -extfile ext.cnf 2>/dev/null
-    ) || { echo "FAIL: certificate generation"; exit 1; }
+    { cert_ca "$T/ca" "dirconn test CA" &&
+        cert_issue "$T/ca" "$T/server" /CN=localhost serverAuth IP:127.0.0.1 IP:::1 DNS:localhost; } ||
+        { echo "not ok - certificate generation"; exit 1; }
     ADMIN_TOKEN=$(openssl rand -hex 24)
     printf '%s\n' "$ADMIN_TOKEN" > "$T/admin.token"
     CLOUD_PID=
+    SANITIZER_LOGS=$T/cloud.log # finish fails on a sanitizer report of any server run
     trap cloud_cleanup EXIT
     trap 'exit 143' TERM INT HUP # run the EXIT trap (server cleanup) on signals too
 }
@@ -83,34 +78,15 @@ req() {
 api() { req "$ADMIN_TOKEN" "$@"; }
 header() { grep -i "^$1:" "$T/headers" | head -1 | sed 's/^[^:]*: *//; s/\r$//'; }
 
-# wait_until SECONDS COMMAND...: runs the command every 0.1 s until it succeeds (returns 0) or
-# the deadline passes (returns 1). Tests wait for an event this way, never for a fixed time.
-wait_until() {
-    local deadline=$(($(date +%s) + $1))
-    shift
-    until "$@"; do
-        [ "$(date +%s)" -lt "$deadline" ] || return 1
-        sleep 0.1
-    done
+# check_status WHAT WANT: the HTTP status of the last request is WANT.
+check_status() {
+    if [ "$STATUS" = "$2" ]; then ok "$1 ($STATUS)"; else not_ok "$1: status $STATUS, want $2: $BODY"; fi
 }
-
-pass() { CHECKS=$((CHECKS + 1)); }
-failm() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "FAIL: $*"; }
-check_status() { if [ "$STATUS" = "$1" ]; then pass; else failm "$2: status $STATUS, want $1: $BODY"; fi; }
-check_eq() { if [ "$1" = "$2" ]; then pass; else failm "$3: got '$1', want '$2'"; fi; }
+# check_jq WHAT WANT FILTER: jq -r FILTER over the last body prints WANT.
 check_jq() {
     local got
-    got=$(printf '%s' "$BODY" | jq -r "$1" 2>/dev/null)
-    if [ "$got" = "$2" ]; then pass; else failm "$3: $1 = '$got', want '$2' (body: ${BODY:0:300})"; fi
-}
-finish() {
-    # a sanitizer report from any server run fails the test
-    if grep -q -E "Sanitizer|runtime error:" "$T/cloud.log" 2>/dev/null; then
-        failm "sanitizer report in the server log:"
-        grep -E -A20 "Sanitizer|runtime error:" "$T/cloud.log" | head -60
-    fi
-    echo "$CHECKS checks, $FAILS failures"
-    [ "$FAILS" -eq 0 ]
+    got=$(printf '%s' "$BODY" | jq -r "$3" 2>/dev/null)
+    if [ "$got" = "$2" ]; then ok "$1"; else not_ok "$1: $3 = '$got', want '$2' (body: ${BODY:0:300})"; fi
 }
 
 # register NAME: registers a connector; sets CID and CSECRET

@@ -6,74 +6,74 @@ cloud_start
 
 PW='Summer-2026!x'
 api POST "$SCIM/Users" "{$USER_SCHEMA,\"userName\":\"ann@acme.test\",\"password\":\"$PW\"}"
-check_status 201 "create with a password"
+check_status "create with a password" 201
 ID=$(printf '%s' "$BODY" | jq -r .id)
-check_jq 'has("password")' false "the creation answer has no password"
+check_jq "the creation answer has no password" false 'has("password")'
 api GET "$SCIM/Users/$ID"
-check_jq 'has("password")' false "GET has no password"
+check_jq "GET has no password" false 'has("password")'
 api GET "$SCIM/Users/$ID?attributes=password"
-check_jq 'has("password")' false "attributes=password returns nothing (returned: never)"
+check_jq "attributes=password returns nothing (returned: never)" false 'has("password")'
 api GET "$SCIM/Schemas/urn:ietf:params:scim:schemas:core:2.0:User"
-check_jq '.attributes[]|select(.name=="password")|.mutability+" "+.returned' "writeOnly never" \
-    "schema: password writeOnly, returned never"
+check_jq "schema: password writeOnly, returned never" "writeOnly never" \
+    '.attributes[]|select(.name=="password")|.mutability+" "+.returned'
 
 api POST "$V1/password-check" "{\"userName\":\"ANN@acme.test\",\"password\":\"$PW\"}"
-check_status 200 "check"
-check_jq '[.passwordSet,.match,.changes]|map(tostring)|join(" ")' "true true 1" "right password"
+check_status "check" 200
+check_jq "right password" "true true 1" '[.passwordSet,.match,.changes]|map(tostring)|join(" ")'
 api POST "$V1/password-check" "{\"id\":\"$ID\",\"password\":\"summer-2026!x\"}"
-check_jq '.match' false "wrong password does not match"
+check_jq "wrong password does not match" false '.match'
 
 api PATCH "$SCIM/Users/$ID" \
     "{$PATCH_SCHEMA,\"Operations\":[{\"op\":\"replace\",\"path\":\"password\",\"value\":\"N3w-pass word\"}]}"
-check_status 200 "PATCH password"
-check_jq 'has("password")' false "the PATCH answer has no password"
+check_status "PATCH password" 200
+check_jq "the PATCH answer has no password" false 'has("password")'
 api POST "$V1/password-check" "{\"id\":\"$ID\",\"password\":\"N3w-pass word\"}"
-check_jq '[.match,.changes]|map(tostring)|join(" ")' "true 2" "PATCHed password matches"
+check_jq "PATCHed password matches" "true 2" '[.match,.changes]|map(tostring)|join(" ")'
 api POST "$V1/password-check" "{\"id\":\"$ID\",\"password\":\"$PW\"}"
-check_jq '.match' false "the old password no longer matches"
+check_jq "the old password no longer matches" false '.match'
 
 api PATCH "$SCIM/Users/$ID" "{$PATCH_SCHEMA,\"Operations\":[{\"op\":\"replace\",\"value\":{\"password\":\"Third-0ne\"}}]}"
-check_status 200 "path-less PATCH with a password"
+check_status "path-less PATCH with a password" 200
 api POST "$V1/password-check" "{\"id\":\"$ID\",\"password\":\"Third-0ne\"}"
-check_jq '.match' true "path-less PATCH sets it"
+check_jq "path-less PATCH sets it" true '.match'
 api PUT "$SCIM/Users/$ID" "{$USER_SCHEMA,\"userName\":\"ann@acme.test\",\"displayName\":\"Ann\"}"
-check_status 200 "PUT without a password"
+check_status "PUT without a password" 200
 api POST "$V1/password-check" "{\"id\":\"$ID\",\"password\":\"Third-0ne\"}"
-check_jq '.match' true "PUT without a password keeps it"
+check_jq "PUT without a password keeps it" true '.match'
 api PATCH "$SCIM/Users/$ID" "{$PATCH_SCHEMA,\"Operations\":[{\"op\":\"replace\",\"path\":\"password\",\"value\":\"\"}]}"
-check_status 400 "an empty password is refused"
+check_status "an empty password is refused" 400
 
 # only a salted hash in the database
 if grep -a -q -e "$PW" -e 'N3w-pass word' -e 'Third-0ne' "$T"/cloud.db* "$T/cloud.log"; then
-    failm "a cleartext password is in the database or the log"
-else pass; fi
-check_eq "$(sqlite3 "$T/cloud.db" 'select length(salt)||" "||length(hash)||" "||iterations from user_passwords')" \
-    "16 32 100000" "salt, hash and iterations stored"
+    not_ok "a cleartext password is in the database or the log"
+else ok "no cleartext password in the database or the log"; fi
+check_eq "salt, hash and iterations stored" \
+    "16 32 100000" "$(sqlite3 "$T/cloud.db" 'select length(salt)||" "||length(hash)||" "||iterations from user_passwords')"
 
 # checks: admin only, strict body, unknown user
 register c1; token "$CID" "$CSECRET"
 req "$TOKEN" POST "$V1/password-check" "{\"id\":\"$ID\",\"password\":\"x\"}"
-check_status 403 "a connector cannot check passwords"
+check_status "a connector cannot check passwords" 403
 api POST "$V1/password-check" "{\"id\":\"$ID\",\"userName\":\"ann@acme.test\",\"password\":\"x\"}"
-check_status 400 "id and userName together"
+check_status "id and userName together" 400
 api POST "$V1/password-check" "{\"userName\":\"nobody@acme.test\",\"password\":\"x\"}"
-check_status 404 "unknown user"
+check_status "unknown user" 404
 api GET "$V1/password-check"
-check_status 405 "GET password-check"
+check_status "GET password-check" 405
 
 # a deleted user's hash goes with it
 api DELETE "$SCIM/Users/$ID"
-check_eq "$(sqlite3 "$T/cloud.db" 'select count(*) from user_passwords')" 0 "hash deleted with the user"
+check_eq "hash deleted with the user" 0 "$(sqlite3 "$T/cloud.db" 'select count(*) from user_passwords')"
 
 # a provider without a writable password
 cloud_stop
 cloud_start --no-password
 api GET "$SCIM/Schemas/urn:ietf:params:scim:schemas:core:2.0:User"
-check_jq '[.attributes[]|select(.name=="password")]|length' 0 "--no-password: not in /Schemas"
+check_jq "--no-password: not in /Schemas" 0 '[.attributes[]|select(.name=="password")]|length'
 api POST "$SCIM/Users" "{$USER_SCHEMA,\"userName\":\"bob@acme.test\"}"
 BID=$(printf '%s' "$BODY" | jq -r .id)
 api PATCH "$SCIM/Users/$BID" "{$PATCH_SCHEMA,\"Operations\":[{\"op\":\"replace\",\"path\":\"password\",\"value\":\"Abcdefg1!\"}]}"
-check_status 400 "--no-password: a password PATCH is refused"
+check_status "--no-password: a password PATCH is refused" 400
 api POST "$V1/password-check" "{\"id\":\"$BID\",\"password\":\"Abcdefg1!\"}"
-check_jq '.passwordSet' false "--no-password: nothing stored"
+check_jq "--no-password: nothing stored" false '.passwordSet'
 finish

@@ -11,13 +11,6 @@ down_s=${CLOUD_DOWN_SECONDS:-60}
 
 work=$(mktemp -d /tmp/dirconn-it-daemon-XXXXXX)
 DPID=
-daemon_stop() {
-	if [[ -n $DPID ]]; then
-		kill -TERM "$DPID" 2>/dev/null || true
-		wait "$DPID" 2>/dev/null || true
-		DPID=
-	fi
-}
 cleanup() {
 	local rc=$? # a test that stopped on an error keeps its work directory too
 	daemon_stop

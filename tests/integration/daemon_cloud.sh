@@ -17,12 +17,6 @@ work=$(mktemp -d /tmp/dirconn-it-dcloud-XXXXXX)
 chmod 755 "$work"
 DPID=
 TINY_PID=
-daemon_stop() {
-	[[ -z $DPID ]] && return 0
-	kill -TERM "$DPID" 2>/dev/null || true
-	wait "$DPID" 2>/dev/null || true
-	DPID=
-}
 tiny_stop() {
 	[[ -z $TINY_PID ]] && return 0
 	kill -KILL "$TINY_PID" 2>/dev/null || true
@@ -43,19 +37,7 @@ source "$work/fx/env"
 M=$LDSFX_MANIFEST
 sync_cloud_start
 
-TPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-tiny_start() {
-	mkdir -p "$work/tiny"
-	{
-		[[ $(id -u) != 0 ]] || printf 'User nobody\nGroup nogroup\n'
-		printf 'Port %s\nListen 127.0.0.1\nTimeout 60\nLogFile "%s"\nLogLevel Connect\nMaxClients 50\nAllow 127.0.0.1\n' \
-			"$TPORT" "$work/tiny/tinyproxy.log"
-	} >"$work/tiny/tinyproxy.conf"
-	[[ $(id -u) != 0 ]] || chown -R nobody "$work/tiny"
-	tinyproxy -d -c "$work/tiny/tinyproxy.conf" >>"$work/tiny/out" 2>&1 &
-	TINY_PID=$!
-	wait_until 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$TPORT" 2>/dev/null
-}
+TPORT=$(free_port)
 tiny_start
 connects() { grep -c "CONNECT 127.0.0.1:$CLOUD_PORT" "$work/tiny/tinyproxy.log" 2>/dev/null || true; }
 

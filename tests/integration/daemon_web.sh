@@ -24,12 +24,6 @@ export LC_ALL=${LC_ALL:-C}
 work=$(mktemp -d /tmp/dirconn-it-web-XXXXXX)
 chmod 755 "$work"
 DPID=
-daemon_stop() {
-	[[ -z $DPID ]] && return 0
-	kill -TERM "$DPID" 2>/dev/null || true
-	wait "$DPID" 2>/dev/null || true
-	DPID=
-}
 cleanup() {
 	local rc=$?
 	daemon_stop
@@ -38,7 +32,6 @@ cleanup() {
 	if [[ $rc -eq 0 && $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work (screenshots: $work/*.png)"; fi
 }
 trap cleanup EXIT
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 ldsfx_start_retry "$kind" "$work/fx" --users 150
 # shellcheck disable=SC1091

@@ -20,12 +20,6 @@ ip addr add 192.0.2.10/32 dev lo
 
 work=$(mktemp -d /tmp/dirconn-it-webtls-XXXXXX)
 DPID=
-daemon_stop() {
-	[[ -z $DPID ]] && return 0
-	kill -TERM "$DPID" 2>/dev/null || true
-	wait "$DPID" 2>/dev/null || true
-	DPID=
-}
 cleanup() {
 	local rc=$?
 	daemon_stop
@@ -34,13 +28,8 @@ cleanup() {
 trap cleanup EXIT
 
 # A CA and a server certificate for 192.0.2.10 and 127.0.0.1.
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/ca.key" -out "$work/ca.pem" -days 2 \
-	-subj "/CN=dirconn web test CA" -addext "basicConstraints=critical,CA:TRUE" \
-	-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout "$work/web.key" -out "$work/web.csr" -subj "/CN=dirconn" 2>/dev/null
-printf 'subjectAltName=IP:192.0.2.10,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$work/ext.cnf"
-openssl x509 -req -in "$work/web.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
-	-out "$work/web.pem" -days 2 -extfile "$work/ext.cnf" 2>/dev/null
+cert_ca "$work/ca" "dirconn web test CA"
+cert_issue "$work/ca" "$work/web" /CN=dirconn serverAuth IP:192.0.2.10 IP:127.0.0.1
 openssl rand -hex 16 | tr -d '\n' >"$work/web.password"
 PASSWORD=$(cat "$work/web.password")
 conf() { # conf FILE [WEB SECTION LINES]

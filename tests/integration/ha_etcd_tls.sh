@@ -33,22 +33,13 @@ trap 'exit 143' TERM INT HUP
 # ---- certificates ----------------------------------------------------------------------------
 P=$T/pki
 mkdir -p "$P"
-# sign NAME CN EXT: a key and a certificate signed by the test CA (no CN when CN is "")
-sign() {
-	openssl req -new -newkey rsa:2048 -nodes -subj "/O=dirconn test${2:+/CN=$2}" -keyout "$P/$1.key" \
-		-out "$P/$1.csr" 2>/dev/null &&
-		printf '%b' "$3" >"$P/$1.ext" &&
-		openssl x509 -req -in "$P/$1.csr" -CA "$P/ca.pem" -CAkey "$P/ca.key" -CAcreateserial \
-			-days 2 -sha256 -extfile "$P/$1.ext" -out "$P/$1.pem" 2>/dev/null
-}
-openssl req -x509 -newkey rsa:2048 -nodes -subj "/CN=dirconn test CA" -days 2 \
-	-keyout "$P/ca.key" -out "$P/ca.pem" 2>/dev/null || { echo "not ok - openssl CA"; exit 1; }
+cert_ca "$P/ca" "dirconn test CA" || { echo "not ok - openssl CA"; exit 1; }
 # The server certificate is also the client certificate of etcd's own gateway connection.
-sign server "etcd-server" "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n" ||
+cert_issue "$P/ca" "$P/server" "/O=dirconn test/CN=etcd-server" serverAuth,clientAuth IP:127.0.0.1 ||
 	{ echo "not ok - openssl server certificate"; exit 1; }
 # No CN in the client certificate: etcd 3.4's gateway refuses (HTTP 400) a client certificate
 # with a CommonName, which it would not use as the user (operations.md).
-sign client "" "extendedKeyUsage=clientAuth\n" ||
+cert_issue "$P/ca" "$P/client" "/O=dirconn test" clientAuth ||
 	{ echo "not ok - openssl client certificate"; exit 1; }
 chmod 600 "$P"/*.key
 ok "a CA, a server certificate (IP SAN 127.0.0.1) and a client certificate"

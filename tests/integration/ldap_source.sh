@@ -163,8 +163,7 @@ check_contains "the error names every DC tried" "$d_err" "ldaps://127.0.0.1:1: c
 check_contains "the error names every DC tried" "$d_err" "ldap://127.0.0.1:2: cannot connect"
 check_eq "the error is one line" 1 "$(printf '%s\n' "$d_err" | grep -c 'dirconnctl partitions:')"
 
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/other-ca.key" -out "$work/other-ca.pem" \
-	-days 2 -subj "/CN=Some Other CA" >/dev/null 2>&1
+cert_ca "$work/other-ca" "Some Other CA"
 conf "$work/wrongca.conf" ca_file="$work/other-ca.pem"
 run_capture w dirconnctl partitions --config "$work/wrongca.conf"
 check_eq "a certificate from another CA fails verification: exit 11" 11 "$w_rc"

@@ -4,7 +4,9 @@
 # servers answer with manifest.json, and stops them again.
 set -euo pipefail
 
-SRC=${DIRCONN_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+# The second AD DS start below must be refused, not wait for the slot (lib.sh waits 900 s).
+LDSFX_ADDS_WAIT=${LDSFX_ADDS_WAIT:-0}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 LDSFX=$SRC/ldsfx/ldsfx
 USERS=${LDSFX_SELFTEST_USERS:-2000}
 
@@ -21,14 +23,6 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
-
-FAILS=0
-PASSES=0
-ok() { PASSES=$((PASSES + 1)); echo "ok   $*"; }
-bad() { FAILS=$((FAILS + 1)); echo "FAIL $*"; }
-expect_eq() { # what expected actual
-	if [[ $2 == "$3" ]]; then ok "$1 = $3"; else bad "$1: expected $2, got $3"; fi
-}
 
 # mf KEY.PATH: a value from the running fixture's manifest.json
 mf() {
@@ -86,7 +80,7 @@ check_partition() { # manifest partition index
 	local i=$1 base
 	base=$(mf "partitions.$i.dn")
 	local p="partitions.$i"
-	expect_eq "[$base] users" "$(mf "$p.counts.users")" \
+	check_eq "[$base] users" "$(mf "$p.counts.users")" \
 		"$(count_org "$i" "$USERS_F")"
 	local off
 	if [[ $LDSFX_KIND == adds ]]; then
@@ -94,34 +88,34 @@ check_partition() { # manifest partition index
 	else
 		off='(msDS-UserAccountDisabled=TRUE)'
 	fi
-	expect_eq "[$base] enabled users" "$(mf "$p.counts.users_enabled")" \
+	check_eq "[$base] enabled users" "$(mf "$p.counts.users_enabled")" \
 		"$(count_org "$i" "(&$USERS_F(!$off))")"
-	expect_eq "[$base] disabled users" "$(mf "$p.counts.users_disabled")" \
+	check_eq "[$base] disabled users" "$(mf "$p.counts.users_disabled")" \
 		"$(count_org "$i" "(&$USERS_F$off)")"
-	expect_eq "[$base] users with mail" "$(mf "$p.counts.users_with_mail")" \
+	check_eq "[$base] users with mail" "$(mf "$p.counts.users_with_mail")" \
 		"$(count_org "$i" "(&$USERS_F(mail=*))")"
-	expect_eq "[$base] users without mail" "$(mf "$p.counts.users_without_mail")" \
+	check_eq "[$base] users without mail" "$(mf "$p.counts.users_without_mail")" \
 		"$(count_org "$i" "(&$USERS_F(!(mail=*)))")"
-	expect_eq "[$base] users with manager" "$(mf "$p.counts.users_with_manager")" \
+	check_eq "[$base] users with manager" "$(mf "$p.counts.users_with_manager")" \
 		"$(count_org "$i" "(&$USERS_F(manager=*))")"
-	expect_eq "[$base] users with thumbnailPhoto" "$(mf "$p.counts.users_with_photo")" \
+	check_eq "[$base] users with thumbnailPhoto" "$(mf "$p.counts.users_with_photo")" \
 		"$(count_org "$i" "(&$USERS_F(thumbnailPhoto=*))")"
-	expect_eq "[$base] users with telephoneNumber '+'" "$(mf "$p.counts.users_invalid_phone")" \
+	check_eq "[$base] users with telephoneNumber '+'" "$(mf "$p.counts.users_invalid_phone")" \
 		"$(count_org "$i" "(&$USERS_F(telephoneNumber=+))")"
-	expect_eq "[$base] contacts" "$(mf "$p.counts.contacts")" \
+	check_eq "[$base] contacts" "$(mf "$p.counts.contacts")" \
 		"$(count_org "$i" "(objectClass=contact)")"
-	expect_eq "[$base] computers" "$(mf "$p.counts.computers")" \
+	check_eq "[$base] computers" "$(mf "$p.counts.computers")" \
 		"$(count_org "$i" "(objectClass=computer)")"
 	local ou
 	for ou in Employees Contractors Disabled "Service Accounts"; do
-		expect_eq "[$base] users in OU=$ou" "$(mf "$p.ous.$ou.users")" \
+		check_eq "[$base] users in OU=$ou" "$(mf "$p.ous.$ou.users")" \
 			"$(count "$(mf "$p.ous.$ou.dn")" "$USERS_F")"
 	done
-	expect_eq "[$base] groups in OU=Groups" "$(mf "$p.counts.groups")" \
+	check_eq "[$base] groups in OU=Groups" "$(mf "$p.counts.groups")" \
 		"$(count "$(mf "$p.ous.Groups.dn")" "(objectClass=group)")"
 	local cloud
 	cloud=$(mf "$p.cloud_users.dn")
-	expect_eq "[$base] direct members of Cloud Users" "$(mf "$p.cloud_users.members")" \
+	check_eq "[$base] direct members of Cloud Users" "$(mf "$p.cloud_users.members")" \
 		"$(search -b "$cloud" -s base '(objectClass=*)' member | grep -c '^member:' || true)"
 	# every sample entry is there with its mail
 	local n k dn mail got
@@ -131,7 +125,7 @@ check_partition() { # manifest partition index
 		mail=$(mf "$p.samples.$k.mail")
 		got=$(search -b "$dn" -s base '(objectClass=user)' mail | sed -n 's/^mail: //p')
 		[[ $mail == None ]] && mail=
-		expect_eq "[$base] sample $(mf "$p.samples.$k.why") mail" "$mail" "$got"
+		check_eq "[$base] sample $(mf "$p.samples.$k.why") mail" "$mail" "$got"
 	done
 }
 
@@ -142,16 +136,16 @@ t0=$(date +%s%3N)
 "$LDSFX" start adds "$ADDS_DIR" --users "$USERS" --wait "${LDSFX_SELFTEST_WAIT:-400}"
 echo "# started in $(($(date +%s%3N) - t0)) ms"
 load_env "$ADDS_DIR"
-expect_eq "env LDSFX_KIND" adds "$LDSFX_KIND"
-expect_eq "bind password file mode" 600 "$(stat -c %a "$LDSFX_BIND_PASSWORD_FILE")"
-expect_eq "bind password has no trailing newline" 0 \
+check_eq "env LDSFX_KIND" adds "$LDSFX_KIND"
+check_eq "bind password file mode" 600 "$(stat -c %a "$LDSFX_BIND_PASSWORD_FILE")"
+check_eq "bind password has no trailing newline" 0 \
 	"$(tail -c1 "$LDSFX_BIND_PASSWORD_FILE" | tr -d -c '\n' | wc -c)"
 
 nc=$(search -b "" -s base '(objectClass=*)' namingContexts | grep -c '^namingContexts:' || true)
-expect_eq "adds rootDSE namingContexts" 3 "$nc"
+check_eq "adds rootDSE namingContexts" 3 "$nc"
 
 check_partition 0
-expect_eq "domain users incl. Samba's built-ins" "$(mf domain_totals.users)" \
+check_eq "domain users incl. Samba's built-ins" "$(mf domain_totals.users)" \
 	"$(count "$LDSFX_BASE_DN" "$USERS_F")"
 
 big=$(mf big_group.dn)
@@ -159,44 +153,44 @@ bign=$(mf big_group.members)
 if ((bign > 1500)); then
 	got=$(search -b "$big" -s base '(objectClass=*)' 'member;range=0-1499' |
 		grep -c '^member;range=0-1499:' || true)
-	expect_eq "big group member;range=0-1499 values" 1500 "$got"
+	check_eq "big group member;range=0-1499 values" 1500 "$got"
 	got=$(search -b "$big" -s base '(objectClass=*)' 'member;range=1500-*' |
 		grep -c '^member;range=1500-\*:' || true)
-	expect_eq "big group member;range=1500-* values" $((bign - 1500)) "$got"
+	check_eq "big group member;range=1500-* values" $((bign - 1500)) "$got"
 else
 	echo "# --users $USERS: big group has $bign members, ranged retrieval not exercised"
 fi
-expect_eq "big group members" "$bign" \
+check_eq "big group members" "$bign" \
 	"$(search -b "$big" -s base '(objectClass=*)' member | grep -c '^member:' || true)"
 
 # a simple bind without TLS is refused (ldap server require strong auth)
 if out=$(ldapsearch -x -H "$LDSFX_URL" -D "$LDSFX_BIND_DN" -y "$LDSFX_BIND_PASSWORD_FILE" \
 	-s base -b "" 2>&1); then
-	bad "simple bind without TLS was accepted"
+	not_ok "simple bind without TLS was accepted"
 elif grep -q 'Strong(er) authentication required' <<<"$out"; then
 	ok "simple bind without TLS refused (strongerAuthRequired)"
 else
-	bad "simple bind without TLS failed oddly: $out"
+	not_ok "simple bind without TLS failed oddly: $out"
 fi
 # LDAPS works with the exported CA
 if ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" -y "$LDSFX_BIND_PASSWORD_FILE" \
 	-s base -b "$LDSFX_BASE_DN" 1.1 >/dev/null 2>&1; then
 	ok "LDAPS bind verified against LDSFX_CA_FILE"
 else
-	bad "LDAPS bind with LDSFX_CA_FILE failed"
+	not_ok "LDAPS bind with LDSFX_CA_FILE failed"
 fi
 
 # a second AD DS instance is refused with a one-line error
 second=$(mktemp -d /tmp/ldsfx-selftest-adds2.XXXXXX)
 if err=$("$LDSFX" start adds "$second" 2>&1); then
-	bad "a second AD DS fixture started"
+	not_ok "a second AD DS fixture started"
 	"$LDSFX" stop "$second" || true
 else
-	expect_eq "second AD DS start is one line" 1 "$(wc -l <<<"$err")"
+	check_eq "second AD DS start is one line" 1 "$(wc -l <<<"$err")"
 	if grep -q "$ADDS_DIR" <<<"$err"; then
 		ok "second start names the running instance"
 	else
-		bad "second start error does not name $ADDS_DIR: $err"
+		not_ok "second start error does not name $ADDS_DIR: $err"
 	fi
 fi
 rm -rf "$second"
@@ -205,7 +199,7 @@ pid=$LDSFX_PID
 t0=$(date +%s%3N)
 "$LDSFX" stop "$ADDS_DIR"
 echo "# stopped in $(($(date +%s%3N) - t0)) ms"
-if kill -0 -- "-$pid" 2>/dev/null; then bad "samba processes left after stop"; else ok "no samba process left"; fi
+if kill -0 -- "-$pid" 2>/dev/null; then not_ok "samba processes left after stop"; else ok "no samba process left"; fi
 
 # ------------------------------------------------------------------ AD LDS
 echo "# AD LDS-like (slapd): start"
@@ -213,20 +207,20 @@ t0=$(date +%s%3N)
 "$LDSFX" start adlds "$ADLDS_DIR" --users "$USERS"
 echo "# started in $(($(date +%s%3N) - t0)) ms"
 load_env "$ADLDS_DIR"
-expect_eq "env LDSFX_KIND" adlds "$LDSFX_KIND"
+check_eq "env LDSFX_KIND" adlds "$LDSFX_KIND"
 ncs=$(search -b "" -s base '(objectClass=*)' namingContexts | sed -n 's/^namingContexts: //p' |
 	LC_ALL=C tr '[:upper:]' '[:lower:]' | LC_ALL=C sort | tr '\n' ' ')
 want=$(tr ' ' '\n' <<<"$LDSFX_PARTITIONS" | LC_ALL=C tr '[:upper:]' '[:lower:]' | LC_ALL=C sort | tr '\n' ' ')
-expect_eq "adlds rootDSE lists both partitions" "$want" "$ncs"
-expect_eq "adlds partitions" 2 "$(wc -w <<<"${LDSFX_PARTITIONS//,/_}")"
+check_eq "adlds rootDSE lists both partitions" "$want" "$ncs"
+check_eq "adlds partitions" 2 "$(wc -w <<<"${LDSFX_PARTITIONS//,/_}")"
 check_partition 0
 check_partition 1
-expect_eq "role groups in CN=Roles" 3 "$(count "CN=Roles,$LDSFX_BASE_DN" '(objectClass=group)')"
+check_eq "role groups in CN=Roles" 3 "$(count "CN=Roles,$LDSFX_BASE_DN" '(objectClass=group)')"
 big=$(mf big_group.dn)
-expect_eq "memberOf (overlay schema) of the big group" "$(mf big_group.members)" \
+check_eq "memberOf (overlay schema) of the big group" "$(mf big_group.members)" \
 	"$(count "$LDSFX_BASE_DN" "(memberOf=$big)")"
 uuid=$(search -b "$(mf samples.0.dn)" -s base '(objectClass=*)' entryUUID | sed -n 's/^entryUUID: //p')
-if [[ $uuid =~ ^[0-9a-f-]{36}$ ]]; then ok "entryUUID present ($uuid)"; else bad "no entryUUID"; fi
+if [[ $uuid =~ ^[0-9a-f-]{36}$ ]]; then ok "entryUUID present ($uuid)"; else not_ok "no entryUUID"; fi
 # the memberof overlay maintains memberOf on writes
 empty="CN=Empty Group,$(mf ous.Groups.dn)"
 svc=$(mf "ous.Service Accounts.dn")
@@ -234,22 +228,21 @@ svc="CN=svc-backup,$svc"
 printf 'dn: %s\nchangetype: modify\nadd: member\nmember: %s\n' "$empty" "$svc" |
 	ldapmodify -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" -y "$LDSFX_BIND_PASSWORD_FILE" >/dev/null
 got=$(search -b "$svc" -s base '(objectClass=*)' memberOf | grep -ci '^memberOf: cn=Empty Group,' || true)
-expect_eq "memberOf maintained after adding a member" 1 "$got"
+check_eq "memberOf maintained after adding a member" 1 "$got"
 # RFC 4533 content synchronisation answers on every partition
 for p in $LDSFX_PARTITIONS; do
 	if search -b "$p" -s base -E sync=ro '(objectClass=*)' 1.1 >/dev/null 2>&1; then
 		ok "syncprov answers a refreshOnly sync on $p"
 	else
-		bad "no RFC 4533 sync on $p"
+		not_ok "no RFC 4533 sync on $p"
 	fi
 done
 # anonymous users see the rootDSE and nothing else
 anon=$(ldapsearch -x -LLL -H "$LDSFX_URL" -b "$LDSFX_BASE_DN" -s base 1.1 2>&1 | grep -c '^dn:' || true)
-expect_eq "anonymous read of the partition" 0 "$anon"
+check_eq "anonymous read of the partition" 0 "$anon"
 
 pid=$LDSFX_PID
 "$LDSFX" stop "$ADLDS_DIR"
-if kill -0 -- "-$pid" 2>/dev/null; then bad "slapd left after stop"; else ok "no slapd process left"; fi
+if kill -0 -- "-$pid" 2>/dev/null; then not_ok "slapd left after stop"; else ok "no slapd process left"; fi
 
-echo "# $PASSES passed, $FAILS failed"
-((FAILS == 0))
+finish

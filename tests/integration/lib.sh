@@ -46,10 +46,13 @@ run_capture() {
 	rm -f "$out" "$err"
 }
 
-# json FILE_OR_STRING EXPR: evaluates a Python expression over the parsed JSON `j`.
+# json FILE_OR_STRING EXPR: evaluates a Python expression over the parsed JSON `j`. A document
+# of "-" is read from stdin (an answer over 128 KiB does not fit in one argument).
 json() {
 	local doc=$1 expr=$2
-	if [[ -f $doc ]]; then
+	if [[ $doc == - ]]; then
+		"$PY" -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$expr"
+	elif [[ -f $doc ]]; then
 		"$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$doc" "$expr"
 	else
 		"$PY" -c 'import json,sys; j=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$doc" "$expr"
@@ -72,7 +75,68 @@ wait_until() {
 	done
 }
 
+# now: the wall clock in seconds with nanoseconds; elapsed T0 T1: T1 - T0 in seconds, 3 decimals
+# (for the timings benchmarks print, not for waiting).
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+# free_port: a TCP port free on 127.0.0.1 now (the kernel's choice for port 0).
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# port_open PORT: whether something accepts a TCP connection on 127.0.0.1:PORT (for wait_until).
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# stop_pid PID: SIGTERM to PID and wait for it to exit; nothing when PID is empty.
+stop_pid() {
+	if [[ -n ${1:-} ]]; then
+		kill -TERM "$1" 2>/dev/null || true
+		wait "$1" 2>/dev/null || true
+	fi
+}
+
+# daemon_stop: stop_pid of the test's dirconnd (DPID, which the test sets), then clear DPID.
+daemon_stop() {
+	stop_pid "${DPID:-}"
+	DPID=
+}
+
+# cert_ca PREFIX CN: a self-signed test CA valid for 2 days: PREFIX.key (RSA 2048, no
+# passphrase) and PREFIX.pem with the subject /CN=CN, basicConstraints critical CA:TRUE and
+# keyUsage critical keyCertSign, cRLSign. Returns openssl's status (its messages are dropped).
+cert_ca() {
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.pem" -days 2 -sha256 \
+		-subj "/CN=$2" -addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+}
+
+# cert_issue CA_PREFIX PREFIX SUBJECT USAGE [SAN...]: a key PREFIX.key (RSA 2048) and a
+# certificate PREFIX.pem valid for 2 days, signed by the CA CA_PREFIX.pem/.key of cert_ca
+# (PREFIX.csr and the extensions PREFIX.ext stay beside them). SUBJECT is openssl's form:
+# "/CN=localhost", or "/O=dirconn test" for a certificate without a CommonName (etcd 3.4 refuses
+# a client certificate with one). USAGE is the extendedKeyUsage: serverAuth, clientAuth or
+# serverAuth,clientAuth; basicConstraints is CA:FALSE. Each SAN is an openssl subjectAltName
+# entry (IP:127.0.0.1, IP:::1, DNS:localhost). Returns openssl's status.
+cert_issue() {
+	local ca=$1 out=$2 subject=$3 usage=$4 san=
+	shift 4
+	(($# == 0)) || san="subjectAltName=$(IFS=,; printf '%s' "$*")"$'\n'
+	printf '%sbasicConstraints=CA:FALSE\nextendedKeyUsage=%s\n' "$san" "$usage" >"$out.ext" &&
+		openssl req -new -newkey rsa:2048 -nodes -keyout "$out.key" -out "$out.csr" \
+			-subj "$subject" 2>/dev/null &&
+		openssl x509 -req -in "$out.csr" -CA "$ca.pem" -CAkey "$ca.key" -CAcreateserial \
+			-days 2 -sha256 -extfile "$out.ext" -out "$out.pem" 2>/dev/null
+}
+
+# finish: prints the counts; fails when a check failed or a file named in SANITIZER_LOGS (server
+# logs the test lists, separated by spaces) holds a sanitizer report.
 finish() {
+	local log
+	for log in ${SANITIZER_LOGS:-}; do
+		if grep -q -E "Sanitizer|runtime error:" "$log" 2>/dev/null; then
+			not_ok "sanitizer report in the server log $log:"
+			grep -E -A20 "Sanitizer|runtime error:" "$log" | head -60
+		fi
+	done
 	echo "$T_PASS passed, $T_FAIL failed"
 	[[ $T_FAIL -eq 0 ]]
 }

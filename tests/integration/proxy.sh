@@ -28,30 +28,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 # wait_port PORT: until something accepts on 127.0.0.1:PORT (60 s: a loaded machine is slow)
 wait_port() {
-	for _ in $(seq 1 600); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
+	wait_until 60 port_open "$1" && return 0
 	echo "not ok - nothing listens on port $1"
 	exit 1
 }
 
 # ---- certificates and the cloud (HTTPS) --------------------------------------
-(
-	cd "$T"
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
-		-subj "/CN=dirconn proxy test CA" -addext "basicConstraints=critical,CA:TRUE" \
-		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-	openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >ext.cnf
-	openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
-		-days 2 -extfile ext.cnf 2>/dev/null
-) || { echo "not ok - certificate generation"; exit 1; }
+{ cert_ca "$T/ca" "dirconn proxy test CA" &&
+	cert_issue "$T/ca" "$T/server" /CN=localhost serverAuth IP:127.0.0.1 DNS:localhost; } ||
+	{ echo "not ok - certificate generation"; exit 1; }
 openssl rand -hex 24 >"$T/admin.token"
 ADMIN_TOKEN=$(cat "$T/admin.token")
 dirconn-cloud --listen 127.0.0.1:0 --db "$T/cloud.db" --admin-token-file "$T/admin.token" \
@@ -68,8 +55,8 @@ reg=$(curl -sS --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN_TOKEN" \
 CID=$(json "$reg" 'j["id"]')
 json "$reg" 'j["secret"]' >"$T/client-secret"
 cloud_users() {
-	curl -sS --noproxy '*' --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN_TOKEN" \
-		"$CLOUD/scim/v2/acme/Users?count=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["totalResults"])'
+	json "$(curl -sS --noproxy '*' --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN_TOKEN" \
+		"$CLOUD/scim/v2/acme/Users?count=1")" "j['totalResults']"
 }
 
 # ---- proxies ------------------------------------------------------------------
@@ -409,8 +396,8 @@ check_eq "PAC with a dead first proxy: the whole run tried it once" 1 "$(wc -l <
 
 # ---- the HA lease: the syncs above took and released it too; the probe takes it twice more ----
 lease_transitions() {
-	curl -sS --noproxy '*' --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN_TOKEN" \
-		"$CLOUD/v1/orgs/acme/lease" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["holderIdentity"], j["leaseTransitions"])'
+	json "$(curl -sS --noproxy '*' --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN_TOKEN" \
+		"$CLOUD/v1/orgs/acme/lease")" "'%s %s' % (j['holderIdentity'], j['leaseTransitions'])"
 }
 read -r _ lt0 <<<"$(lease_transitions)"
 before=$(connects "$T/basic/access.log")
@@ -429,8 +416,8 @@ c=$(conf daemon 'mode = explicit' "url = http://127.0.0.1:$TPORT")
 sed -i 's/^level = warn$/level = info/' "$c"
 printf '[ha]\nlease_duration = 3s\n' >>"$c" # renewed every second
 renew_time() {
-	curl -sS --noproxy '*' --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN_TOKEN" \
-		"$CLOUD/v1/orgs/acme/lease" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("renewTime"))'
+	json "$(curl -sS --noproxy '*' --cacert "$T/ca.pem" -H "Authorization: Bearer $ADMIN_TOKEN" \
+		"$CLOUD/v1/orgs/acme/lease")" "j.get('renewTime')"
 }
 # renewed_twice: the lease was renewed twice since this was first called for a stage
 renewed_twice() {

@@ -16,12 +16,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/pwsync_lib.sh"
 
 work=$(mktemp -d /tmp/dirconn-it-pwadds-XXXXXX)
 APID= BPID= SPID=
-stop_pid() {
-	if [[ -n $1 ]]; then
-		kill -TERM "$1" 2>/dev/null || true
-		wait "$1" 2>/dev/null || true
-	fi
-}
 cleanup() {
 	local rc=$?
 	stop_pid "$SPID"
@@ -84,8 +78,7 @@ $(pwsync_listen_conf)"
 done
 dirconnd --config "$work/conn-a.conf" 2>>"$work/a.log" &
 APID=$!
-listening() { [[ -n $(pwsync_port "$1") ]]; }
-check "conn-a listens for password changes" wait_until 60 listening "$work/a.log"
+check "conn-a listens for password changes" wait_until 60 pwsync_listening "$work/a.log"
 A_PORT=$(pwsync_port "$work/a.log")
 in_cloud() { [[ $(sync_cloud_count "externalId eq \"$GUID\"") == 1 ]]; }
 check "the user is in the cloud after conn-a's first sync" wait_until 300 in_cloud
@@ -142,7 +135,7 @@ RESULT[handler down, then started]="applied after start"; TIME[handler down, the
 # 4. a standby is asked first; the active applies
 dirconnd --config "$work/conn-b.conf" 2>>"$work/b.log" &
 BPID=$!
-check "conn-b listens" wait_until 60 listening "$work/b.log"
+check "conn-b listens" wait_until 60 pwsync_listening "$work/b.log"
 B_PORT=$(pwsync_port "$work/b.log")
 standby() { dirconnctl status --socket "$work/state-conn-b/dirconnd.sock" 2>/dev/null | grep -q -i standby; }
 check "conn-b is the standby" wait_until 60 standby

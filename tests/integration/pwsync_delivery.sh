@@ -14,12 +14,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/pwsync_lib.sh"
 
 work=$(mktemp -d /tmp/dirconn-it-pwsync-XXXXXX)
 APID= BPID=
-stop_pid() {
-	if [[ -n $1 ]]; then
-		kill -TERM "$1" 2>/dev/null || true
-		wait "$1" 2>/dev/null || true
-	fi
-}
 cleanup() {
 	local rc=$?
 	stop_pid "$APID"
@@ -61,15 +55,14 @@ check_contains "it names file:line" "$bad_err" \
 
 dirconnd --config "$work/conn-a.conf" 2>>"$work/a.log" &
 APID=$!
-listening() { [[ -n $(pwsync_port "$1") ]]; }
-check "conn-a listens for password changes" wait_until 60 listening "$work/a.log"
+check "conn-a listens for password changes" wait_until 60 pwsync_listening "$work/a.log"
 A_PORT=$(pwsync_port "$work/a.log")
 synced() { [[ $(sync_cloud_count 'userName pr') -gt 0 ]]; }
 check "conn-a's first sync created users" wait_until 120 synced
 # conn-b starts once conn-a holds the lease: it is the standby
 dirconnd --config "$work/conn-b.conf" 2>>"$work/b.log" &
 BPID=$!
-check "conn-b listens for password changes" wait_until 60 listening "$work/b.log"
+check "conn-b listens for password changes" wait_until 60 pwsync_listening "$work/b.log"
 B_PORT=$(pwsync_port "$work/b.log")
 standby() { dirconnctl status --socket "$work/state-conn-b/dirconnd.sock" 2>/dev/null | grep -q -i standby; }
 check "conn-b is the standby" wait_until 60 standby
@@ -149,7 +142,7 @@ check_eq "connector down: the cloud keeps the previous password" "true true 2" "
 : >"$work/a.log"
 dirconnd --config "$work/conn-a.conf" 2>>"$work/a.log" &
 APID=$!
-check "conn-a listens again" wait_until 60 listening "$work/a.log"
+check "conn-a listens again" wait_until 60 pwsync_listening "$work/a.log"
 A_PORT=$(pwsync_port "$work/a.log")
 active() { dirconnctl status --socket "$work/state-conn-a/dirconnd.sock" 2>/dev/null | grep -q '(active)'; }
 check "conn-a is active again" wait_until 90 active

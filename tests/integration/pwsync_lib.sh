@@ -5,6 +5,7 @@
 #                           client certificate for the handler (plus one from another CA)
 # pwsync_listen_conf        the [pwsync] section of a connector (port 0: any free port)
 # pwsync_port LOG           the port a dirconnd logged "password listener on ..." with
+# pwsync_listening LOG      whether it did (for wait_until)
 # pwsync_handler_conf FILE NAME=URL...  the handler's configuration, connectors in order
 # handler LDIF-TEXT         run dirconn-pwsync with the text on stdin; sets H_OUT, H_RC
 # pw_check USERNAME PASSWORD  the cloud's password-check answer: "set match changes"
@@ -14,25 +15,11 @@ PWSYNC_BIN=${DIRCONN_BUILD_DIR:-$SRC/build}/pwsync/dirconn-pwsync
 pwsync_certs() {
 	local d=$work/pki
 	mkdir -p "$d"
-	(
-		cd "$d"
-		for ca in ca other-ca; do
-			openssl req -x509 -newkey rsa:2048 -nodes -keyout $ca.key -out $ca.pem -days 2 \
-				-subj "/CN=dirconn pwsync $ca" -addext "basicConstraints=critical,CA:TRUE" \
-				-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-		done
-		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >srv.cnf
-		printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' >cli.cnf
-		openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
-		openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
-			-days 2 -extfile srv.cnf 2>/dev/null
-		for c in dc1:ca intruder:other-ca; do
-			openssl req -newkey rsa:2048 -nodes -keyout "${c%%:*}.key" -out "${c%%:*}.csr" \
-				-subj "/CN=${c%%:*}" 2>/dev/null
-			openssl x509 -req -in "${c%%:*}.csr" -CA "${c#*:}.pem" -CAkey "${c#*:}.key" \
-				-CAcreateserial -out "${c%%:*}.pem" -days 2 -extfile cli.cnf 2>/dev/null
-		done
-	)
+	cert_ca "$d/ca" "dirconn pwsync ca"
+	cert_ca "$d/other-ca" "dirconn pwsync other-ca"
+	cert_issue "$d/ca" "$d/server" /CN=localhost serverAuth IP:127.0.0.1 DNS:localhost
+	cert_issue "$d/ca" "$d/dc1" /CN=dc1 clientAuth
+	cert_issue "$d/other-ca" "$d/intruder" /CN=intruder clientAuth
 }
 
 pwsync_listen_conf() {
@@ -43,6 +30,8 @@ pwsync_listen_conf() {
 pwsync_port() {
 	sed -n 's/.*password listener on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$1" | tail -1
 }
+
+pwsync_listening() { [[ -n $(pwsync_port "$1") ]]; }
 
 pwsync_handler_conf() {
 	local file=$1

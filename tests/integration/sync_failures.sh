@@ -71,19 +71,7 @@ dc_restart() {
 	[[ $kind != adds ]] || echo "$LDSFX_PID $LDSFX_DIR" >"${LDSFX_STATE_DIR:-/var/tmp/dirconn-ldsfx}/adds.instance"
 	wait_until 180 ldapsearch -x -LLL -H "$LDSFX_URL" -o nettimeout=2 -s base -b "" namingContexts >/dev/null 2>&1
 }
-TPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-tiny_start() {
-	mkdir -p "$work/tiny"
-	{
-		[[ $(id -u) != 0 ]] || printf 'User nobody\nGroup nogroup\n'
-		printf 'Port %s\nListen 127.0.0.1\nTimeout 60\nLogFile "%s"\nLogLevel Connect\nMaxClients 50\nAllow 127.0.0.1\n' \
-			"$TPORT" "$work/tiny/tinyproxy.log"
-	} >"$work/tiny/tinyproxy.conf"
-	[[ $(id -u) != 0 ]] || chown -R nobody "$work/tiny"
-	tinyproxy -d -c "$work/tiny/tinyproxy.conf" >>"$work/tiny/out" 2>&1 &
-	TINY_PID=$!
-	wait_until 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$TPORT" 2>/dev/null
-}
+TPORT=$(free_port)
 tiny_kill() {
 	kill -KILL "$TINY_PID"
 	wait "$TINY_PID" 2>/dev/null || true

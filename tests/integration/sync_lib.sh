@@ -9,17 +9,13 @@
 #                             prints its HTTP status
 # sync_cloud_count FILTER     how many of the cloud's users match a SCIM filter (0 if no answer)
 # sync_conf FILE CONNECTOR [extra INI text]  a connector config for the fixture and cloud
+# tiny_start                  tinyproxy on 127.0.0.1:$TPORT (logs in $work/tiny); sets TINY_PID;
+#                             fails when it does not listen within 10 s
 
 sync_cloud_certs() {
 	[[ -f $work/cloud-ca.pem ]] && return
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/cloud-ca.key" -out "$work/cloud-ca.pem" \
-		-days 2 -subj "/CN=dirconn sync test CA" -addext "basicConstraints=critical,CA:TRUE" \
-		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-	openssl req -newkey rsa:2048 -nodes -keyout "$work/cloud.key" -out "$work/cloud.csr" \
-		-subj "/CN=localhost" 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$work/cloud-ext.cnf"
-	openssl x509 -req -in "$work/cloud.csr" -CA "$work/cloud-ca.pem" -CAkey "$work/cloud-ca.key" \
-		-CAcreateserial -out "$work/cloud.pem" -days 2 -extfile "$work/cloud-ext.cnf" 2>/dev/null
+	cert_ca "$work/cloud-ca" "dirconn sync test CA"
+	cert_issue "$work/cloud-ca" "$work/cloud" /CN=localhost serverAuth IP:127.0.0.1 DNS:localhost
 	openssl rand -hex 24 >"$work/admin.token"
 }
 
@@ -117,3 +113,15 @@ sync_check() {
 		--cloud "${SCIM_BASE:-$CLOUD_URL/scim/v2/acme}" --cloud-ca "$work/cloud-ca.pem" --token-file "$work/admin.token" "$@"
 }
 
+tiny_start() {
+	mkdir -p "$work/tiny"
+	{
+		[[ $(id -u) != 0 ]] || printf 'User nobody\nGroup nogroup\n'
+		printf 'Port %s\nListen 127.0.0.1\nTimeout 60\nLogFile "%s"\nLogLevel Connect\nMaxClients 50\nAllow 127.0.0.1\n' \
+			"$TPORT" "$work/tiny/tinyproxy.log"
+	} >"$work/tiny/tinyproxy.conf"
+	[[ $(id -u) != 0 ]] || chown -R nobody "$work/tiny"
+	tinyproxy -d -c "$work/tiny/tinyproxy.conf" >>"$work/tiny/out" 2>&1 &
+	TINY_PID=$!
+	wait_until 10 port_open "$TPORT"
+}
