@@ -118,7 +118,8 @@ struct sync_ctx {
     bool lease_lost;
     enum dirconn_err lease_code; /* DIRCONN_ELEASE, or DIRCONN_EHAMODE: another HA mode */
     char lease_msg[DIRCONN_ERROR_LEN];
-    const char *phase; /* the phase the run is in (phase()) */
+    enum sync_phase phase; /* the phase the run is in (sync_set_phase) */
+    double phase_started;  /* when it began (now_s) */
     /* partial plans: manager and member DNs resolved through the directory (resolve_dn) */
     void *dn_memo;              /* tsearch tree of struct dn_memo, by canonical DN */
     long dn_found, dn_new;      /* DNs recorded on rows of the object map / in scope, not in it */
@@ -153,11 +154,51 @@ static enum dirconn_err stopped(struct sync_ctx *c, const char *what)
     return dirconn_error_set(c->err, DIRCONN_ECANCELED, "%s", what);
 }
 
-static void phase(struct sync_ctx *c, const char *name)
+static const char *const phase_names[SYNC_PHASE_MAX] = {
+    "starting", "connecting", "reading", "planning", "applying", "saving", "done", "stopped",
+};
+
+const char *sync_phase_name(enum sync_phase p)
 {
-    c->phase = name;
-    if (c->opts->on_progress != NULL)
-        c->opts->on_progress(c->opts->progress_arg, name, 0, 0);
+    return (int)p >= 0 && p < SYNC_PHASE_MAX ? phase_names[p] : "unknown";
+}
+
+bool sync_phase_allowed(enum sync_phase from, enum sync_phase to)
+{
+#define PH(x) (1u << SYNC_PHASE_##x)
+    /* the table in sync.h */
+    static const unsigned next[SYNC_PHASE_MAX] = {
+        [SYNC_PHASE_STARTING] = PH(CONNECTING) | PH(STOPPED),
+        [SYNC_PHASE_CONNECTING] = PH(READING) | PH(STOPPED),
+        [SYNC_PHASE_READING] = PH(READING) | PH(PLANNING) | PH(STOPPED),
+        [SYNC_PHASE_PLANNING] = PH(APPLYING) | PH(DONE) | PH(STOPPED),
+        [SYNC_PHASE_APPLYING] = PH(SAVING) | PH(STOPPED),
+        [SYNC_PHASE_SAVING] = PH(DONE) | PH(STOPPED),
+    };
+#undef PH
+    if ((int)from < 0 || from >= SYNC_PHASE_MAX || (int)to < 0 || to >= SYNC_PHASE_MAX)
+        return false;
+    return (next[from] & (1u << to)) != 0;
+}
+
+/*
+ * The one place a run changes phase: the transition is checked against the
+ * table (sync.h), logged at debug level with the time spent in the phase it
+ * leaves, and the four working phases are reported to on_progress (dirconnd's
+ * status). An unexpected transition is a defect: it is logged as a warning.
+ */
+static void sync_set_phase(struct sync_ctx *c, enum sync_phase to)
+{
+    double now = now_s();
+    if (!sync_phase_allowed(c->phase, to))
+        log_msg(c->log, LOG_LEVEL_WARN, "sync: unexpected phase change %s -> %s",
+                sync_phase_name(c->phase), sync_phase_name(to));
+    log_msg(c->log, LOG_LEVEL_DEBUG, "sync: phase %s -> %s after %.2f s", sync_phase_name(c->phase),
+            sync_phase_name(to), c->phase_started > 0 ? now - c->phase_started : 0.0);
+    c->phase = to;
+    c->phase_started = now;
+    if (c->opts->on_progress != NULL && to >= SYNC_PHASE_CONNECTING && to <= SYNC_PHASE_APPLYING)
+        c->opts->on_progress(c->opts->progress_arg, sync_phase_name(to), 0, 0);
 }
 
 static void progress(struct sync_ctx *c, const char *phase, bool force)
@@ -2043,7 +2084,7 @@ static enum dirconn_err apply_plan(struct sync_ctx *c)
     };
     for (int k = 0; k < PLAN_KIND_MAX; k++)
         ap.scope[k] = c->scope[k];
-    phase(c, "applying");
+    sync_set_phase(c, SYNC_PHASE_APPLYING);
     struct apply *a = NULL;
     enum dirconn_err e = apply_new(&ap, &a, c->err);
     if (e != DIRCONN_OK)
@@ -2134,6 +2175,7 @@ static enum dirconn_err restart_as_full(struct sync_ctx *c, struct id_list lists
         id_list_free(&lists[i]);
     state_watermark_clear(next);
     memset(next, 0, sizeof(*next));
+    sync_set_phase(c, SYNC_PHASE_READING);
     return plan_new(c->st, &c->plan, c->err);
 }
 
@@ -2153,7 +2195,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     char *note = NULL;
     bool history = false;
 
-    phase(c, "connecting");
+    sync_set_phase(c, SYNC_PHASE_CONNECTING);
     enum dirconn_err e = state_open(cfg->state_dir, &c->st, err);
     if (e == DIRCONN_OK)
         e = open_cloud(c);
@@ -2225,7 +2267,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     double tp = now_s();
     long read = 0;
     if (e == DIRCONN_OK)
-        phase(c, "reading");
+        sync_set_phase(c, SYNC_PHASE_READING);
     if (e == DIRCONN_OK && incremental && opts->rebuild_map)
         e = rebuild_map(c);
     if (e == DIRCONN_OK && incremental) {
@@ -2305,7 +2347,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         }
     }
     if (e == DIRCONN_OK)
-        phase(c, "planning");
+        sync_set_phase(c, SYNC_PHASE_PLANNING);
     if (e == DIRCONN_OK)
         log_msg(log, LOG_LEVEL_DEBUG, "%ld directory objects read and mapped in %.2f s", read,
                 now_s() - tp);
@@ -2378,6 +2420,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
             /* Every change was acknowledged or recorded as a failure to retry: move on. */
             if (e == DIRCONN_OK || e == DIRCONN_EFAIL) {
                 struct dirconn_error serr;
+                sync_set_phase(c, SYNC_PHASE_SAVING);
                 if (next.method != NULL)
                     next.scope_hash = strdup(hash);
                 enum dirconn_err se = save_progress(
@@ -2398,9 +2441,13 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
             fprintf(out,
                     "Summary | not computed: the run stopped while %s (%ld directory objects "
                     "read)\n",
-                    c->phase != NULL ? c->phase : "starting", read);
+                    sync_phase_name(c->phase), read);
         fprintf(out, "Result | 0 added | 0 updated | 0 deleted | 0 failed\n");
     }
+    /* a run that ended (success, failed objects, the threshold) is done; any other is stopped */
+    bool ended = e == DIRCONN_OK || e == DIRCONN_EFAIL || e == DIRCONN_ETHRESHOLD;
+    sync_set_phase(c, ended && sync_phase_allowed(c->phase, SYNC_PHASE_DONE) ? SYNC_PHASE_DONE
+                                                                             : SYNC_PHASE_STOPPED);
     if (history) {
         const char *status = e == DIRCONN_OK           ? "success"
                              : e == DIRCONN_ETHRESHOLD ? "threshold"

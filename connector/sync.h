@@ -43,6 +43,49 @@ enum sync_mode { SYNC_DRY_RUN = 0, SYNC_FULL, SYNC_INCREMENTAL };
 
 struct proxy_shared;
 
+/*
+ * The phases of a run, in order. sync_run moves through them with one
+ * function (sync.c: sync_set_phase) that checks each transition against
+ * sync_phase_allowed and logs it at debug level. The table:
+ *
+ *   from \ to   connecting reading planning applying saving done stopped
+ *   starting        yes        -       -        -        -     -     yes
+ *   connecting       -        yes      -        -        -     -     yes
+ *   reading          -        yes     yes       -        -     -     yes
+ *   planning         -         -       -       yes       -    yes    yes
+ *   applying         -         -       -        -       yes    -     yes
+ *   saving           -         -       -        -        -    yes    yes
+ *
+ * reading -> reading: an incremental run restarted as a full run (its
+ * watermark no longer applies, or DirSync was refused). planning -> done: a
+ * dry run, or a run the delete threshold held. done and stopped are final.
+ */
+enum sync_phase {
+    SYNC_PHASE_STARTING = 0,
+    SYNC_PHASE_CONNECTING, /* state, cloud discovery, directory bind, mapping compilation */
+    SYNC_PHASE_READING,    /* change tracking, the directory read, the cloud inventory */
+    SYNC_PHASE_PLANNING,   /* plan_compute, the drift comparison, the summary */
+    SYNC_PHASE_APPLYING,   /* SCIM writes (apply.c) */
+    SYNC_PHASE_SAVING,     /* the watermark, the retry list and the object map are recorded */
+    SYNC_PHASE_DONE,       /* ended: success, objects failed, or the threshold held it */
+    SYNC_PHASE_STOPPED,    /* ended on an error, a cancel request or a lost lease */
+    SYNC_PHASE_MAX
+};
+
+/*
+ * sync_phase_name - "starting", "connecting", "reading", "planning",
+ * "applying", "saving", "done", "stopped" (the words of `dirconnctl status`
+ * and of the "Summary | not computed: the run stopped while ..." line).
+ * Returns a static string; "unknown" for values out of range.
+ */
+const char *sync_phase_name(enum sync_phase p);
+
+/*
+ * sync_phase_allowed - whether a run may go from phase `from` to phase `to`
+ * (the table above). Returns false for values out of range.
+ */
+bool sync_phase_allowed(enum sync_phase from, enum sync_phase to);
+
 struct sync_options {
     enum sync_mode mode;
     bool override_threshold; /* let this run exceed the delete threshold, once */
