@@ -183,8 +183,9 @@ static bool first_object_in(const char *data, size_t len)
 {
     json_error_t jerr;
     json_t *first = json_loadb(data, len, JSON_DISABLE_EOF_CHECK, &jerr);
+    bool whole = first != NULL;
     json_decref(first);
-    return first != NULL;
+    return whole;
 }
 
 /* Append "; " and one endpoint's failure to the message collected in buf. */
