@@ -7,6 +7,7 @@
  * status and the proxy authentication scheme used.
  */
 #include "admin/ctl.h"
+#include "connector/net/http.h"
 #include "proxy/proxy.h"
 
 #include <curl/curl.h>
@@ -81,33 +82,27 @@ static void probe_route(struct ctl *ctl, struct proxy_ctx *p, const char *url, c
                         struct probe *out)
 {
     memset(out, 0, sizeof(*out));
-    CURL *h = curl_easy_init();
-    if (h == NULL) {
+    struct http_request req;
+    if (http_request_init(&req, 0, false, NULL) != DIRCONN_OK) {
+        http_request_cleanup(&req);
         snprintf(out->error, sizeof(out->error), "out of memory");
         return;
     }
-    char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(h, CURLOPT_URL, url);
+    const struct http_options ho = {
+        .ca_file = ctl->cfg->cloud_ca_file, .timeout_ms = 20000, .connect_timeout_ms = 10000};
+    http_request_setup(&req, &ho, url);
+    CURL *h = req.easy;
+    const char *errbuf = req.errbuf;
     curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 20000L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "dirconn");
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard); /* only the route's answer matters */
     curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, watch_auth);
     curl_easy_setopt(h, CURLOPT_DEBUGDATA, out);
     curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
-    if (ctl->cfg->cloud_ca_file != NULL)
-        curl_easy_setopt(h, CURLOPT_CAINFO, ctl->cfg->cloud_ca_file);
     struct dirconn_error err;
     dirconn_error_clear(&err);
     if (proxy_apply(p, h, url, route, &err) != DIRCONN_OK) {
         snprintf(out->error, sizeof(out->error), "%.500s", err.msg);
-        curl_easy_cleanup(h);
+        http_request_cleanup(&req);
         return;
     }
     CURLcode rc = curl_easy_perform(h);
@@ -132,7 +127,7 @@ static void probe_route(struct ctl *ctl, struct proxy_ctx *p, const char *url, c
     } else {
         out->reached = true;
     }
-    curl_easy_cleanup(h);
+    http_request_cleanup(&req);
 }
 
 /* The default URL: <SCIM base>/ServiceProviderConfig. */

@@ -17,8 +17,8 @@
 
 struct cloud_auth {
     const struct config *cfg;
-    scim_configure_fn configure;
-    scim_outcome_fn outcome;
+    http_configure_fn configure;
+    http_outcome_fn outcome;
     void *configure_arg;
     char *token;
     char *identity;     /* the connector id the last token was issued to (oauth2), or NULL */
@@ -69,7 +69,7 @@ enum dirconn_err cloud_auth_read_secret(const char *path, const char *key, char 
     return DIRCONN_OK;
 }
 
-enum dirconn_err cloud_auth_new(const struct config *cfg, scim_configure_fn configure, void *arg,
+enum dirconn_err cloud_auth_new(const struct config *cfg, http_configure_fn configure, void *arg,
                                 struct cloud_auth **out, struct dirconn_error *err)
 {
     *out = NULL;
@@ -101,7 +101,7 @@ enum dirconn_err cloud_auth_new(const struct config *cfg, scim_configure_fn conf
     return DIRCONN_OK;
 }
 
-void cloud_auth_set_outcome(struct cloud_auth *a, scim_outcome_fn outcome)
+void cloud_auth_set_outcome(struct cloud_auth *a, http_outcome_fn outcome)
 {
     a->outcome = outcome;
 }
@@ -120,28 +120,8 @@ const char *cloud_auth_identity(const struct cloud_auth *a)
     return a != NULL ? a->identity : NULL;
 }
 
-struct body_buf {
-    char data[16384];
-    size_t len;
-};
-
-static size_t collect(char *p, size_t size, size_t nmemb, void *userp)
-{
-    struct body_buf *b = userp;
-    size_t n = size * nmemb;
-    if (b->len + n >= sizeof(b->data))
-        return 0;
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
-static void reset_body(void *arg)
-{
-    struct body_buf *b = arg;
-    b->len = 0;
-}
+/* The largest answer of the token endpoint kept (NUL included). */
+#define TOKEN_BODY_MAX 16384
 
 /* POST grant_type=client_credentials to the token endpoint. */
 static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_error *err)
@@ -163,7 +143,9 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
         return e;
     }
     const char *id = cfg->cloud_client_id != NULL ? cfg->cloud_client_id : client_id;
-    CURL *h = curl_easy_init();
+    struct http_request req;
+    e = http_request_init(&req, TOKEN_BODY_MAX, true, NULL); /* the answer holds the token */
+    CURL *h = req.easy;
     char *uid = h ? curl_easy_escape(h, id, 0) : NULL;
     char *usecret = h ? curl_easy_escape(h, secret, 0) : NULL;
     cloud_auth_free_secret(secret);
@@ -171,64 +153,53 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
     size_t ulen = strlen(cfg->cloud_url);
     snprintf(url, sizeof(url), "%.*s/oauth/token",
              (int)(ulen > 0 && cfg->cloud_url[ulen - 1] == '/' ? ulen - 1 : ulen), cfg->cloud_url);
-    struct body_buf *body = calloc(1, sizeof(*body));
-    if (h == NULL || uid == NULL || usecret == NULL || body == NULL) {
+    if (e != DIRCONN_OK || uid == NULL || usecret == NULL) {
         if (usecret != NULL)
             OPENSSL_cleanse(usecret, strlen(usecret));
         curl_free(uid);
         curl_free(usecret);
-        curl_easy_cleanup(h);
-        free(body);
+        http_request_cleanup(&req);
         secret_store_free_value(client_id);
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     }
-    char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(h, CURLOPT_URL, url);
+    const struct http_options ho = {
+        .ca_file = cfg->cloud_ca_file, .timeout_ms = 30000, .connect_timeout_ms = 10000};
+    http_request_setup(&req, &ho, url);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, "grant_type=client_credentials");
     curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
     curl_easy_setopt(h, CURLOPT_USERNAME, uid);
     curl_easy_setopt(h, CURLOPT_PASSWORD, usecret);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "dirconn");
-    if (cfg->cloud_ca_file != NULL)
-        curl_easy_setopt(h, CURLOPT_CAINFO, cfg->cloud_ca_file);
     /* One transfer per route: the outcome hook may ask for another proxy at once. */
-    CURLcode rc = CURLE_OK;
     struct dirconn_error note;
-    struct scim_transport t = {a->configure, a->outcome, a->configure_arg};
-    e = scim_easy_perform(&t, h, url, reset_body, body, &rc, &note);
+    const struct http_transport t = {a->configure, a->outcome, a->configure_arg};
+    e = http_perform(&req, &t, url, &note);
     if (e != DIRCONN_OK)
         dirconn_error_set(err, e, "POST %s: %s", url, note.msg);
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    long status = req.status;
+    CURLcode rc = req.rc;
     OPENSSL_cleanse(usecret, strlen(usecret));
     curl_free(uid);
     curl_free(usecret);
-    curl_easy_cleanup(h);
     if (e != DIRCONN_OK) {
-        free(body);
+        http_request_cleanup(&req);
         secret_store_free_value(client_id);
         return e;
     }
     if (rc != CURLE_OK) {
-        free(body);
         secret_store_free_value(client_id);
         if (note.code != DIRCONN_OK)
-            return dirconn_error_set(err, note.code, "POST %s: %s", url, note.msg);
-        return dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "POST %s: %s (curl %d)", url,
-                                 errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc);
+            e = dirconn_error_set(err, note.code, "POST %s: %s", url, note.msg);
+        else
+            e = dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "POST %s: %s (curl %d)", url,
+                                  req.errbuf[0] ? req.errbuf : curl_easy_strerror(rc), (int)rc);
+        http_request_cleanup(&req);
+        return e;
     }
     char *tok = NULL;
     int64_t lifetime_ms = 0;
-    e = cloud_auth_parse_token(status, body->data, body->len, url, id, &tok, &lifetime_ms, err);
-    OPENSSL_cleanse(body->data, sizeof(body->data));
-    free(body);
+    e = cloud_auth_parse_token(status, req.body.data != NULL ? req.body.data : "", req.body.len,
+                               url, id, &tok, &lifetime_ms, err);
+    http_request_cleanup(&req); /* the body is wiped */
     if (e == DIRCONN_OK) {
         free(a->identity);
         a->identity = strdup(id);

@@ -18,7 +18,7 @@
 
 #include "connector/config.h"
 #include "connector/error.h"
-#include "connector/scim.h"
+#include "connector/net/http.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -31,16 +31,16 @@ struct cloud_auth;
  * token request's libcurl handle (proxy settings). Errors: DIRCONN_ECONFIG
  * (a required key is missing: the message names it), DIRCONN_ENOMEM.
  */
-enum dirconn_err cloud_auth_new(const struct config *cfg, scim_configure_fn configure, void *arg,
+enum dirconn_err cloud_auth_new(const struct config *cfg, http_configure_fn configure, void *arg,
                                 struct cloud_auth **out, struct dirconn_error *err);
 
 /*
- * cloud_auth_set_outcome - the outcome hook of the transport seam (scim.h),
+ * cloud_auth_set_outcome - the outcome hook of the transport seam (connector/net/http.h),
  * called with the configure arg after each token transfer: it may ask for
- * the next proxy at once (SCIM_OUTCOME_RETRY) or end the request with its
- * error (SCIM_OUTCOME_FAIL, e.g. DIRCONN_EPROXY on HTTP 407).
+ * the next proxy at once (HTTP_OUTCOME_RETRY) or end the request with its
+ * error (HTTP_OUTCOME_FAIL, e.g. DIRCONN_EPROXY on HTTP 407).
  */
-void cloud_auth_set_outcome(struct cloud_auth *a, scim_outcome_fn outcome);
+void cloud_auth_set_outcome(struct cloud_auth *a, http_outcome_fn outcome);
 
 /* cloud_auth_free - wipe the cached token and free. a may be NULL. */
 void cloud_auth_free(struct cloud_auth *a);

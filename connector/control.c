@@ -1,6 +1,7 @@
 /* control.c - the connector control API client (libcurl easy + jansson). */
 #include "connector/control.h"
 
+#include "connector/net/http.h"
 #include "connector/secret_store.h"
 
 #include <curl/curl.h>
@@ -8,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define BODY_MAX (8 * 1024 * 1024)
 
@@ -39,75 +39,6 @@ void control_connector_clear(struct control_connector *c)
     memset(c, 0, sizeof(*c));
 }
 
-struct buf {
-    char *data;
-    size_t len, cap;
-    bool overflow;
-};
-
-static size_t on_body(char *p, size_t size, size_t nmemb, void *userp)
-{
-    struct buf *b = userp;
-    size_t n = size * nmemb;
-    if (b->len + n + 1 > BODY_MAX) {
-        b->overflow = true;
-        return 0;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *d = malloc(cap);
-        if (d == NULL)
-            return 0;
-        if (b->data != NULL) {
-            memcpy(d, b->data, b->len);
-            OPENSSL_cleanse(b->data, b->cap); /* bodies may carry a secret */
-            free(b->data);
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
-/* Before each route's attempt: forget what an earlier attempt collected. */
-struct attempt {
-    struct buf *b;
-    struct control_response *resp;
-};
-
-static void reset_attempt(void *arg)
-{
-    struct attempt *at = arg;
-    if (at->b->data != NULL)
-        OPENSSL_cleanse(at->b->data, at->b->cap);
-    at->b->len = 0;
-    at->b->overflow = false;
-    free(at->resp->etag);
-    at->resp->etag = NULL;
-}
-
-static size_t on_header(char *p, size_t size, size_t nmemb, void *userp)
-{
-    struct control_response *r = userp;
-    size_t n = size * nmemb;
-    if (n > 5 && strncasecmp(p, "ETag:", 5) == 0) {
-        const char *v = p + 5;
-        size_t len = n - 5;
-        while (len > 0 && (*v == ' ' || *v == '\t'))
-            v++, len--;
-        while (len > 0 && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
-            len--;
-        free(r->etag);
-        r->etag = strndup(v, len);
-    }
-    return n;
-}
-
 enum dirconn_err control_request(const struct control_options *o, const char *bearer,
                                  const char *method, const char *path, const json_t *body,
                                  const char *if_match, struct control_response *resp,
@@ -120,7 +51,10 @@ enum dirconn_err control_request(const struct control_options *o, const char *be
     size_t ulen = strlen(o->url);
     while (ulen > 0 && o->url[ulen - 1] == '/')
         ulen--;
-    CURL *h = curl_easy_init();
+    struct http_request req;
+    enum dirconn_err e =
+        http_request_init(&req, BODY_MAX, true, NULL); /* bodies may carry a secret */
+    CURL *h = req.easy;
     char *eorg = h != NULL ? curl_easy_escape(h, o->org, 0) : NULL;
     size_t urlcap = ulen + strlen(path) + (eorg ? strlen(eorg) : 0) + 32;
     char *url = malloc(urlcap);
@@ -128,9 +62,7 @@ enum dirconn_err control_request(const struct control_options *o, const char *be
     size_t authcap = strlen(bearer) + 32;
     char *auth = malloc(authcap);
     struct curl_slist *hdrs = NULL;
-    struct buf b = {0};
-    enum dirconn_err e = DIRCONN_OK;
-    if (h == NULL || eorg == NULL || url == NULL || auth == NULL ||
+    if (e != DIRCONN_OK || eorg == NULL || url == NULL || auth == NULL ||
         (body != NULL && payload == NULL)) {
         e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
         goto out;
@@ -156,56 +88,47 @@ enum dirconn_err control_request(const struct control_options *o, const char *be
         snprintf(ft, sizeof(ft), "Dirconn-Fencing-Token: %s", o->fencing_token);
         hdrs = curl_slist_append(hdrs, ft);
     }
-    char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(h, CURLOPT_URL, url);
+    const struct http_options ho = {.ca_file = o->ca_file,
+                                    .timeout_ms = (long)(o->timeout_ms > 0 ? o->timeout_ms : 30000),
+                                    .connect_timeout_ms = 10000};
+    http_request_setup(&req, &ho, url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     if (payload != NULL)
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
     else if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0)
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(o->timeout_ms > 0 ? o->timeout_ms : 30000));
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "dirconn");
-    if (o->ca_file != NULL)
-        curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
-    /* Through the transport seam (scim.h): the proxy hooks pick the route and may
+    /* Through the transport seam (net/http.h): the proxy hooks pick the route and may
      * move to the next one when a proxy fails. */
-    struct scim_transport t = {o->configure, o->outcome, o->configure_arg};
-    struct attempt at = {&b, resp};
+    const struct http_transport t = {o->configure, o->outcome, o->configure_arg};
     struct dirconn_error note;
-    dirconn_error_clear(&note);
-    CURLcode rc = CURLE_OK;
-    e = scim_easy_perform(&t, h, url, reset_attempt, &at, &rc, &note);
+    e = http_perform(&req, &t, url, &note);
     if (e != DIRCONN_OK) {
         dirconn_error_set(err, e, "%s %s: %s", method, url, note.msg);
         goto out;
     }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
-    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && b.overflow)) {
+    CURLcode rc = req.rc;
+    const struct http_body *b = &req.body;
+    resp->status = req.status;
+    if (req.headers.etag != NULL)
+        resp->etag = strdup(req.headers.etag);
+    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && b->overflow)) {
         resp->status = 0;
         if (note.code != DIRCONN_OK)
             e = dirconn_error_set(err, note.code, "%s %s: %s", method, url, note.msg);
         else
             e = dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "%s %s: %s (curl %d)", method, url,
-                                  errbuf[0] ? errbuf : curl_easy_strerror(rc), (int)rc);
+                                  req.errbuf[0] ? req.errbuf : curl_easy_strerror(rc), (int)rc);
         goto out;
     }
-    if (b.overflow) {
+    if (b->overflow) {
         e = dirconn_error_set(err, DIRCONN_ECLOUD, "%s %s: the answer is larger than %d bytes",
                               method, url, BODY_MAX);
         goto out;
     }
-    if (b.len > 0) {
+    if (b->len > 0) {
         json_error_t jerr;
-        resp->body = json_loadb(b.data, b.len, 0, &jerr);
+        resp->body = json_loadb(b->data, b->len, 0, &jerr);
     }
     if (resp->status < 200 || resp->status > 299) {
         const char *code = json_string_value(json_object_get(resp->body, "error"));
@@ -221,15 +144,11 @@ enum dirconn_err control_request(const struct control_options *o, const char *be
             err, resp->status == 401 || resp->status == 403 ? DIRCONN_ECLOUD_AUTH : DIRCONN_ECLOUD,
             "%s %s: HTTP %ld%s%s%s%s", method, url, resp->status, code ? " " : "", code ? code : "",
             detail ? ": " : "", detail ? detail : "");
-    } else if (b.len > 0 && resp->body == NULL) {
+    } else if (b->len > 0 && resp->body == NULL) {
         e = dirconn_error_set(err, DIRCONN_ECLOUD, "%s %s: HTTP %ld with a body that is not JSON",
                               method, url, resp->status);
     }
 out:
-    if (b.data != NULL) {
-        OPENSSL_cleanse(b.data, b.cap);
-        free(b.data);
-    }
     if (auth != NULL) {
         OPENSSL_cleanse(auth, strlen(auth));
         free(auth);
@@ -240,7 +159,7 @@ out:
     free(payload);
     free(url);
     curl_free(eorg);
-    curl_easy_cleanup(h);
+    http_request_cleanup(&req); /* the body is wiped */
     return e;
 }
 

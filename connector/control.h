@@ -5,8 +5,9 @@
  *
  * One libcurl easy transfer per call, JSON bodies through jansson, TLS
  * verification always on ([cloud] ca_file replaces the system store), the
- * proxy chosen through the transport seam of scim.h (scim_easy_perform with
- * the configure and outcome hooks: the next proxy is tried when one fails). Calls are synchronous;
+ * proxy chosen through the transport seam of connector/net/http.h
+ * (http_perform with the configure and outcome hooks: the next proxy is tried
+ * when one fails). Calls are synchronous;
  * a client is used by one thread at a time. Bearer tokens and response bodies that carry secrets
  * are wiped (OPENSSL_cleanse) and never logged or put in error messages.
  */
@@ -15,7 +16,7 @@
 
 #include "connector/config.h"
 #include "connector/error.h"
-#include "connector/scim.h"
+#include "connector/net/http.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -26,8 +27,8 @@ struct control_options {
     const char *org;             /* organisation; borrowed */
     const char *ca_file;         /* PEM CA file, NULL = system store; borrowed */
     int64_t timeout_ms;          /* per request, 0 = 30000 */
-    scim_configure_fn configure; /* proxy hook (proxy_configure), NULL = none */
-    scim_outcome_fn outcome;     /* proxy hook (proxy_outcome), NULL = none */
+    http_configure_fn configure; /* proxy hook (proxy_configure), NULL = none */
+    http_outcome_fn outcome;     /* proxy hook (proxy_outcome), NULL = none */
     void *configure_arg;         /* the struct proxy_ctx of both hooks */
     const char *fencing_token;   /* sent as Dirconn-Fencing-Token (docs/cloud-api.md "Fencing")
                                     when not NULL; borrowed */

@@ -1,6 +1,8 @@
 /* scim.c - the SCIM 2.0 HTTP client on libcurl's multi interface. */
 #include "connector/scim.h"
 
+#include "connector/net/http.h"
+
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -27,21 +29,17 @@ struct scim_request {
     char *if_match;
     scim_done_fn done;
     void *arg;
-    CURL *easy;
+    struct http_request http; /* the easy handle, answer body and headers, route, error text */
+    bool transferred;         /* the attempt in flight went to libcurl (not ended before) */
     struct curl_slist *headers;
-    char *resp;
-    size_t resp_len, resp_cap;
-    bool resp_overflow;
     int attempts;
     int64_t not_before_ms;
     bool token_refreshed;
     bool force_token_refresh;
     enum dirconn_err token_error;
     char token_message[DIRCONN_ERROR_LEN];
-    bool configured;                        /* the configure hook ran for the attempt in flight */
     char transport_note[DIRCONN_ERROR_LEN]; /* the outcome hook's text for a transport error */
     enum dirconn_err transport_code;        /* and its code */
-    char errbuf[CURL_ERROR_SIZE];
     bool create;        /* a POST that creates: not resent after it may have been applied */
     bool maybe_applied; /* it ended on such a failure */
     bool own_if_match;  /* if_match is the version the client read after a 428, not the caller's */
@@ -107,39 +105,6 @@ static uint32_t next_random(struct scim_client *c)
     return (uint32_t)((c->rng * 2685821657736338717ULL) >> 32);
 }
 
-int64_t scim_retry_delay_ms(int attempt, int64_t base_ms, int64_t max_ms, uint32_t rnd)
-{
-    int64_t delay = base_ms;
-    for (int i = 1; i < attempt && delay < max_ms; i++)
-        delay *= 2;
-    if (delay > max_ms)
-        delay = max_ms;
-    int64_t half = delay / 2;
-    return half + (half > 0 ? (int64_t)(rnd % (uint64_t)(delay - half + 1)) : 0);
-}
-
-int64_t scim_parse_retry_after(const char *value, int64_t now)
-{
-    if (value == NULL)
-        return -1;
-    while (*value == ' ')
-        value++;
-    if (*value >= '0' && *value <= '9') {
-        char *end = NULL;
-        long long s = strtoll(value, &end, 10);
-        while (*end == ' ')
-            end++;
-        if (*end != '\0' || s < 0 || s > 86400)
-            return -1;
-        return (int64_t)s * 1000;
-    }
-    time_t when = curl_getdate(value, NULL);
-    if (when == (time_t)-1)
-        return -1;
-    int64_t delta = (int64_t)when - now;
-    return delta > 0 ? delta * 1000 : 0;
-}
-
 char *scim_url_escape(const char *s)
 {
     return curl_easy_escape(NULL, s, 0);
@@ -192,8 +157,7 @@ static void request_free(struct scim_request *r)
 {
     if (r == NULL)
         return;
-    if (r->easy != NULL)
-        curl_easy_cleanup(r->easy);
+    http_request_cleanup(&r->http);
     curl_slist_free_all(r->headers);
     free(r->method);
     free(r->url);
@@ -201,7 +165,6 @@ static void request_free(struct scim_request *r)
         OPENSSL_cleanse(r->body, r->body_len);
     free(r->body);
     free(r->if_match);
-    free(r->resp);
     free(r);
 }
 
@@ -316,61 +279,17 @@ enum dirconn_err scim_submit_create(struct scim_client *c, const char *path, con
     return e;
 }
 
-/*
- * A failure after which the server may have applied the request: the answer
- * was lost or cut (timeouts, a connection closed after sending) or the server
- * failed while processing (500, 502, 504). Refused connections, unresolved
- * names, a failed TLS handshake (nothing was sent), 429 and 503 say it was
- * not applied.
- */
-static bool ambiguous_failure(CURLcode rc, long status)
-{
-    if (rc != CURLE_OK)
-        return rc != CURLE_COULDNT_CONNECT && rc != CURLE_COULDNT_RESOLVE_HOST &&
-               rc != CURLE_COULDNT_RESOLVE_PROXY && rc != CURLE_SSL_CONNECT_ERROR;
-    return status == 500 || status == 502 || status == 504;
-}
-
-static size_t write_body(char *data, size_t size, size_t nmemb, void *userp)
-{
-    struct scim_request *r = userp;
-    size_t n = size * nmemb;
-    if (r->resp_len + n + 1 > SCIM_MAX_RESPONSE) {
-        r->resp_overflow = true;
-        return 0;
-    }
-    if (r->resp_len + n + 1 > r->resp_cap) {
-        size_t cap = r->resp_cap ? r->resp_cap : 4096;
-        while (cap < r->resp_len + n + 1)
-            cap *= 2;
-        char *p = realloc(r->resp, cap);
-        if (p == NULL)
-            return 0;
-        r->resp = p;
-        r->resp_cap = cap;
-    }
-    memcpy(r->resp + r->resp_len, data, n);
-    r->resp_len += n;
-    r->resp[r->resp_len] = '\0';
-    return n;
-}
-
 /* Prepare the easy handle for one attempt and add it to the multi handle. */
 static enum dirconn_err start_attempt(struct scim_client *c, struct scim_request *r)
 {
     r->attempts++;
-    r->resp_len = 0;
-    r->resp_overflow = false;
-    r->errbuf[0] = '\0';
+    r->transferred = false;
     r->token_error = DIRCONN_OK;
     r->fenced_at_send = false;
     curl_slist_free_all(r->headers);
     r->headers = NULL;
-    if (r->easy == NULL)
-        r->easy = curl_easy_init();
-    else
-        curl_easy_reset(r->easy);
-    if (r->easy == NULL)
+    if (r->http.easy == NULL &&
+        http_request_init(&r->http, SCIM_MAX_RESPONSE, false, NULL) != DIRCONN_OK)
         return DIRCONN_ENOMEM;
 
     /* Self-fencing (HA): no write starts once the lease may have expired. */
@@ -424,8 +343,12 @@ static enum dirconn_err start_attempt(struct scim_client *c, struct scim_request
     if (!ok)
         return DIRCONN_ENOMEM;
 
-    CURL *e = r->easy;
-    curl_easy_setopt(e, CURLOPT_URL, r->url);
+    const struct http_options ho = {.ca_file = c->ca_file,
+                                    .timeout_ms = (long)c->opts.timeout_ms,
+                                    .connect_timeout_ms = (long)c->opts.connect_timeout_ms,
+                                    .accept_encoding = true};
+    http_request_setup(&r->http, &ho, r->url);
+    CURL *e = r->http.easy;
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
     if (strcmp(r->method, "GET") == 0)
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
@@ -436,37 +359,23 @@ static enum dirconn_err start_attempt(struct scim_client *c, struct scim_request
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
     if (c->opts.write_deadline_ms != NULL && strcmp(r->method, "GET") != 0) {
         r->write_deadline_ms = c->opts.write_deadline_ms;
         curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_fence);
         curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
     }
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->opts.timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->opts.connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "dirconn");
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-    if (c->ca_file != NULL)
-        curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
-    if (c->opts.configure != NULL) {
-        enum dirconn_err ce = c->opts.configure(c->opts.configure_arg, e, r->url, &terr);
-        if (ce != DIRCONN_OK) {
-            r->token_error = ce;
-            snprintf(r->token_message, sizeof(r->token_message), "%s", terr.msg);
-            return ce;
-        }
-        r->configured = true;
+    const struct http_transport t = {c->opts.configure, c->opts.outcome, c->opts.configure_arg};
+    enum dirconn_err ce = http_attempt_begin(&r->http, &t, r->url, &terr);
+    if (ce != DIRCONN_OK) {
+        r->token_error = ce;
+        snprintf(r->token_message, sizeof(r->token_message), "%s", terr.msg);
+        return ce;
     }
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
         return DIRCONN_ENOMEM;
+    r->transferred = true;
     c->in_flight++;
     r->active_next = c->active;
     c->active = r;
@@ -496,39 +405,6 @@ static bool resource_busy(const struct scim_client *c, const struct scim_request
     return false;
 }
 
-static bool retryable_curl(CURLcode rc)
-{
-    switch (rc) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_SSL_CONNECT_ERROR: /* the TLS handshake was cut off (a server going away) */
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-        return true;
-    default:
-        return false;
-    }
-}
-
-static bool retryable_status(long status)
-{
-    return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
-}
-
-static char *header_value(CURL *e, const char *name)
-{
-    struct curl_header *h = NULL;
-    if (curl_easy_header(e, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || h == NULL)
-        return NULL;
-    return strdup(h->value);
-}
-
 /* Fill resp from a finished attempt. */
 static void build_response(struct scim_request *r, CURLcode rc, long status,
                            struct scim_response *resp)
@@ -552,23 +428,24 @@ static void build_response(struct scim_request *r, CURLcode rc, long status,
                      r->transport_note, r->attempts > 1 ? ", after retries" : "");
         else
             snprintf(resp->error, sizeof(resp->error), "%s %.500s: %s (curl %d)%s", r->method,
-                     r->url, r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc), (int)rc,
+                     r->url, r->http.errbuf[0] ? r->http.errbuf : curl_easy_strerror(rc), (int)rc,
                      r->attempts > 1 ? ", after retries" : "");
-        if (r->resp_overflow)
+        if (r->http.body.overflow)
             snprintf(resp->error, sizeof(resp->error), "%s %.500s: response larger than %u bytes",
                      r->method, r->url, SCIM_MAX_RESPONSE);
         return;
     }
-    char *fenced = status == 409 ? header_value(r->easy, "Dirconn-Fenced") : NULL;
-    scim_response_parse(resp, r->method, r->url, status, r->resp, r->resp_len, fenced != NULL);
+    char *fenced = status == 409 ? http_header_value(r->http.easy, "Dirconn-Fenced") : NULL;
+    scim_response_parse(resp, r->method, r->url, status, r->http.body.data, r->http.body.len,
+                        fenced != NULL);
     free(fenced);
     /* docs/cloud-api.md "HA mode": the organisation uses another lease backend. */
-    char *mode = status == 409 ? header_value(r->easy, "Dirconn-HA-Mode") : NULL;
+    char *mode = status == 409 ? http_header_value(r->http.easy, "Dirconn-HA-Mode") : NULL;
     if (mode != NULL)
         resp->code = DIRCONN_EHAMODE;
     free(mode);
-    resp->etag = header_value(r->easy, "ETag");
-    resp->location = header_value(r->easy, "Location");
+    resp->etag = r->http.headers.etag != NULL ? strdup(r->http.headers.etag) : NULL;
+    resp->location = r->http.headers.location != NULL ? strdup(r->http.headers.location) : NULL;
 }
 
 void scim_response_parse(struct scim_response *resp, const char *method, const char *url,
@@ -708,33 +585,39 @@ static bool queue_version_read(struct scim_client *c, struct scim_request *r)
 static void attempt_done(struct scim_client *c, struct scim_request *r, CURLcode rc)
 {
     long status = 0;
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (rc == CURLE_OK && r->transferred)
+        curl_easy_getinfo(r->http.easy, CURLINFO_RESPONSE_CODE, &status);
     if (c->opts.observe != NULL && !r->fenced_at_send) {
         curl_off_t us = 0;
-        curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &us);
+        if (r->transferred)
+            curl_easy_getinfo(r->http.easy, CURLINFO_TOTAL_TIME_T, &us);
         c->opts.observe(c->opts.observe_arg, r->method, status, (double)us / 1e6);
     }
     bool retry = false;
     int64_t delay = -1;
-    if (r->configured && c->opts.outcome != NULL && r->token_error == DIRCONN_OK) {
+    if (r->transferred) {
+        /* the answer's headers into r->http, and the outcome hook with the attempt's route */
+        const struct http_transport t = {c->opts.configure, c->opts.outcome, c->opts.configure_arg};
+        bool hooked = r->http.configured && c->opts.outcome != NULL;
         struct dirconn_error herr;
-        dirconn_error_clear(&herr);
-        enum scim_outcome o = c->opts.outcome(c->opts.configure_arg, r->easy, r->url, rc, &herr);
-        r->transport_note[0] = '\0';
-        if (o == SCIM_OUTCOME_FAIL) {
+        enum http_outcome o = http_attempt_end(&r->http, &t, r->url, rc, &herr);
+        if (hooked)
+            r->transport_note[0] = '\0';
+        if (!hooked) {
+            /* no hook: the client's own rules */
+        } else if (o == HTTP_OUTCOME_FAIL) {
             r->token_error = herr.code != DIRCONN_OK ? herr.code : DIRCONN_EFAIL;
             snprintf(r->token_message, sizeof(r->token_message), "%s", herr.msg);
         } else if (herr.msg[0] != '\0') {
             snprintf(r->transport_note, sizeof(r->transport_note), "%s", herr.msg);
             r->transport_code = herr.code;
         }
-        if (o == SCIM_OUTCOME_RETRY) {
+        if (hooked && o == HTTP_OUTCOME_RETRY) {
             retry = true;
             delay = 0;
         }
+        r->transferred = false;
     }
-    r->configured = false;
     /* prereq_fence stopped it before it went out (the outcome hook above still
      * ran, to release the route it had chosen): never resent. */
     if (r->fenced_at_send && r->token_error == DIRCONN_OK) {
@@ -748,29 +631,24 @@ static void attempt_done(struct scim_client *c, struct scim_request *r, CURLcode
     } else if (r->token_error != DIRCONN_OK) {
         retry = r->token_error == DIRCONN_ECLOUD_CONNECT || r->token_error == DIRCONN_ECLOUD;
     } else if (rc != CURLE_OK) {
-        retry = retryable_curl(rc) && !r->resp_overflow;
+        retry = http_retryable_curl(rc) && !r->http.body.overflow;
     } else if (status == 401 && c->opts.token != NULL && !r->token_refreshed) {
         retry = true;
         r->token_refreshed = true;
         r->force_token_refresh = true;
         delay = 0;
-    } else if (retryable_status(status)) {
+    } else if (http_retryable_status(status)) {
         retry = true;
-        char *ra = header_value(r->easy, "Retry-After");
-        delay = scim_parse_retry_after(ra, (int64_t)time(NULL));
-        free(ra);
+        delay = http_parse_retry_after(r->http.headers.retry_after, (int64_t)time(NULL));
     }
-    if (retry && r->create && r->token_error == DIRCONN_OK && ambiguous_failure(rc, status)) {
+    if (retry && r->create && r->token_error == DIRCONN_OK && http_maybe_applied(rc, status)) {
         /* Resending a create could make a second object: the caller looks first. */
         retry = false;
         r->maybe_applied = true;
     }
     if (retry && r->attempts <= c->opts.max_retries) {
-        if (delay < 0)
-            delay = scim_retry_delay_ms(r->attempts, c->opts.backoff_base_ms,
-                                        c->opts.backoff_max_ms, next_random(c));
-        if (delay > c->opts.backoff_max_ms * 4)
-            delay = c->opts.backoff_max_ms * 4;
+        const struct http_backoff bo = {c->opts.backoff_base_ms, c->opts.backoff_max_ms};
+        delay = http_backoff_ms(&bo, r->attempts, delay, delay < 0 ? next_random(c) : 0);
         log_msg(c->opts.log, LOG_LEVEL_DEBUG, "%s %s: %s%ld, retry %d in %lld ms", r->method,
                 r->url, rc != CURLE_OK ? "transport error " : "HTTP ",
                 rc != CURLE_OK ? (long)rc : status, r->attempts, (long long)delay);
@@ -1066,37 +944,4 @@ enum dirconn_err scim_list_all(struct scim_client *c, const char *path, const ch
 {
     struct scim_port p = scim_client_port(c);
     return scim_port_list_all(&p, path, filter, attributes, page_size, fn, arg, err);
-}
-
-enum dirconn_err scim_easy_perform(const struct scim_transport *t, CURL *easy, const char *url,
-                                   void (*reset)(void *), void *reset_arg, CURLcode *rc,
-                                   struct dirconn_error *err)
-{
-    dirconn_error_clear(err);
-    *rc = CURLE_OK;
-    for (int route = 0; route < SCIM_MAX_ROUTES; route++) {
-        if (t != NULL && t->configure != NULL) {
-            enum dirconn_err e = t->configure(t->arg, easy, url, err);
-            if (e != DIRCONN_OK)
-                return e;
-        }
-        if (reset != NULL)
-            reset(reset_arg);
-        *rc = curl_easy_perform(easy);
-        if (t == NULL || t->configure == NULL || t->outcome == NULL)
-            return DIRCONN_OK;
-        struct dirconn_error herr;
-        dirconn_error_clear(&herr);
-        enum scim_outcome o = t->outcome(t->arg, easy, url, *rc, &herr);
-        if (o == SCIM_OUTCOME_FAIL)
-            return dirconn_error_set(err, herr.code != DIRCONN_OK ? herr.code : DIRCONN_EFAIL, "%s",
-                                     herr.msg);
-        dirconn_error_clear(err);
-        if (*rc != CURLE_OK && herr.msg[0] != '\0')
-            dirconn_error_set(err, herr.code != DIRCONN_OK ? herr.code : DIRCONN_ECLOUD_CONNECT,
-                              "%s", herr.msg);
-        if (o != SCIM_OUTCOME_RETRY)
-            break;
-    }
-    return DIRCONN_OK;
 }

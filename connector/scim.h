@@ -3,10 +3,13 @@
  *
  * Requests are queued with scim_submit() and executed by scim_run(), which
  * keeps up to max_in_flight requests in flight over keep-alive connections
+ * (each request's transfer state is a struct http_request of
+ * connector/net/http.h, whose retry rules and backoff it uses)
  * and calls each request's completion callback once, with its final
  * response. Transient failures are retried with exponential backoff and
  * jitter: connection errors and timeouts, 429 Too Many Requests, 500, 502,
- * 503 and 504, honouring Retry-After (RFC 9110 10.2.3, seconds or HTTP-date)
+ * 503 and 504, honouring Retry-After (RFC 9110 10.2.3, seconds or HTTP-date;
+ * http_parse_retry_after)
  * up to max_retries; a 401 refreshes the bearer token once. Other statuses
  * complete the request as they are; SCIM errors (RFC 7644 3.12) are parsed
  * into status, scimType and detail. A provider that requires If-Match: a
@@ -29,6 +32,7 @@
 
 #include "connector/error.h"
 #include "connector/log.h"
+#include "connector/net/http.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -53,59 +57,6 @@
 typedef enum dirconn_err (*scim_token_fn)(void *arg, bool refresh, char **token,
                                           struct dirconn_error *err);
 
-/*
- * The transport seam (proxy/proxy.h implements it). configure is applied to
- * every libcurl easy handle before each attempt (proxy options); returning an
- * error ends the request with that error, without a transfer.
- */
-typedef enum dirconn_err (*scim_configure_fn)(void *arg, CURL *easy, const char *url,
-                                              struct dirconn_error *err);
-
-/* What an outcome hook asks the client to do with a finished attempt. */
-enum scim_outcome {
-    SCIM_OUTCOME_DEFAULT = 0, /* the client's own rules (retry or complete); a message set in
-                                 err replaces the transport error text (and err->code the
-                                 code) if the request fails on a transport error */
-    SCIM_OUTCOME_RETRY,       /* retry at once (another route), counted as a retry */
-    SCIM_OUTCOME_FAIL,        /* complete now with err->code and err->msg (e.g. HTTP 407) */
-};
-
-/*
- * Called after every attempt whose handle went through configure, with the
- * handle still holding its CURLINFO (CURLINFO_HTTP_CONNECTCODE, ...) and the
- * transfer's CURLcode. Every successful configure call is followed by exactly
- * one outcome call for the same handle once the transfer ran.
- */
-typedef enum scim_outcome (*scim_outcome_fn)(void *arg, CURL *easy, const char *url, CURLcode rc,
-                                             struct dirconn_error *err);
-
-/* The transport seam as one value, for clients on plain easy handles. */
-struct scim_transport {
-    scim_configure_fn configure; /* NULL = no hook (then outcome is not called either) */
-    scim_outcome_fn outcome;     /* NULL = no hook */
-    void *arg;
-};
-
-/* Most routes one scim_easy_perform tries (a PAC list is short). */
-#define SCIM_MAX_ROUTES 8
-
-/*
- * scim_easy_perform - curl_easy_perform(easy) for url through the transport
- * seam, for clients with a plain easy handle (the OAuth token request, the
- * lease client): configure, perform, outcome, and again on the next route
- * while the outcome hook answers SCIM_OUTCOME_RETRY (at most SCIM_MAX_ROUTES
- * transfers). reset(reset_arg) (may be NULL) runs before each transfer to
- * drop what a previous one collected. t may be NULL (one plain transfer).
- * Returns the configure hook's error or, for SCIM_OUTCOME_FAIL, the outcome
- * hook's (err holds the message; the request must end). Otherwise returns
- * DIRCONN_OK with the last transfer's CURLcode in *rc; when *rc is not
- * CURLE_OK and the hook described the failure, err->code and err->msg hold
- * it (err->code is DIRCONN_OK when it did not).
- */
-enum dirconn_err scim_easy_perform(const struct scim_transport *t, CURL *easy, const char *url,
-                                   void (*reset)(void *), void *reset_arg, CURLcode *rc,
-                                   struct dirconn_error *err);
-
 struct scim_client_options {
     const char *base_url;       /* SCIM base, e.g. https://cloud/scim/v2/org; copied */
     const char *ca_file;        /* PEM CA file, NULL = system store; copied */
@@ -117,8 +68,9 @@ struct scim_client_options {
     int64_t backoff_max_ms;     /* cap, default 30000 */
     scim_token_fn token;        /* NULL = no Authorization header */
     void *token_arg;
-    scim_configure_fn configure; /* NULL = no hook */
-    scim_outcome_fn outcome;     /* NULL = no hook; called with configure_arg */
+    http_configure_fn configure; /* the transport seam (connector/net/http.h, proxy_configure);
+                                    NULL = no hook */
+    http_outcome_fn outcome;     /* NULL = no hook; called with configure_arg */
     void *configure_arg;
     const struct log_sink *log;
     /*
@@ -321,19 +273,5 @@ void scim_response_copy(struct scim_response *out, const struct scim_response *r
 /* scim_url_escape - percent-encode a query value (libcurl's curl_easy_escape); free with curl_free.
  */
 char *scim_url_escape(const char *s);
-
-/*
- * scim_retry_delay_ms - the delay before retry number `attempt` (1-based):
- * min(max_ms, base_ms * 2^(attempt-1)) with jitter drawn from [delay/2,
- * delay] using rnd (a uniformly random 32-bit value). Exposed for tests.
- */
-int64_t scim_retry_delay_ms(int attempt, int64_t base_ms, int64_t max_ms, uint32_t rnd);
-
-/*
- * scim_parse_retry_after - the delay a Retry-After value asks for, in ms,
- * from delay-seconds or an HTTP-date (parsed with curl_getdate) relative to
- * now (Unix seconds). Returns -1 when the value is not valid.
- */
-int64_t scim_parse_retry_after(const char *value, int64_t now);
 
 #endif

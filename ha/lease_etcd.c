@@ -49,6 +49,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include "connector/cloud_auth.h"
+#include "connector/net/http.h"
 #include "proxy/proxy.h"
 
 #include <fcntl.h>
@@ -77,7 +78,7 @@ struct etcd {
     char *leader_b64;
     char *state_b64;
     int64_t lease_id; /* the etcd lease this instance's leader key is attached to, 0 = unknown */
-    CURL *curl;
+    struct http_request http;    /* one easy handle for every request (connections kept alive) */
     struct proxy_shared *shared; /* the program's memory of the endpoint that answered; borrowed,
                                     may be NULL */
     char *shared_key;            /* "etcd <endpoint> <endpoint>...": the key in it */
@@ -177,45 +178,14 @@ static char *i64_text(int64_t v)
 
 /* ---- HTTP -------------------------------------------------------------------------------- */
 
-struct body {
-    char *data;
-    size_t len, cap;
-    bool overflow;
-    bool stream;   /* a streaming answer (keepalive): stop after the first JSON object */
-    bool complete; /* stream: the first object is in */
-};
-
-static size_t on_body(char *p, size_t size, size_t nmemb, void *userp)
+/* A streaming answer (keepalive): the body is whole once its first JSON object is in. */
+static bool first_object_in(const char *data, size_t len)
 {
-    struct body *b = userp;
-    size_t n = size * nmemb;
-    if (b->len + n + 1 > ETCD_BODY_MAX) {
-        b->overflow = true;
-        return 0;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (d == NULL)
-            return 0;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    if (b->stream) {
-        json_error_t jerr;
-        json_t *first = json_loadb(b->data, b->len, JSON_DISABLE_EOF_CHECK, &jerr);
-        if (first != NULL) {
-            json_decref(first);
-            b->complete = true;
-            return 0; /* the one result we want: end the transfer */
-        }
-    }
-    return n;
+    json_error_t jerr;
+    json_t *first = json_loadb(data, len, JSON_DISABLE_EOF_CHECK, &jerr);
+    bool whole = first != NULL;
+    json_decref(first);
+    return whole;
 }
 
 /* Append "; " and one endpoint's failure to the message collected in buf. */
@@ -242,7 +212,7 @@ static void note_failure(char *buf, size_t cap, const char *fmt, ...)
 
 /* A text answer (etcd's own HTTP handlers answer text/plain) as one line of at most cap - 1
  * characters, control characters as spaces; "(no JSON answer)" when empty. */
-static const char *plain_text(const struct body *b, char *buf, size_t cap)
+static const char *plain_text(const struct http_body *b, char *buf, size_t cap)
 {
     size_t n = 0;
     for (size_t i = 0; b->data != NULL && i < b->len && n + 1 < cap; i++)
@@ -338,7 +308,8 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
     }
     char failures[DIRCONN_ERROR_LEN] = "";
     enum dirconn_err rv = DIRCONN_ECLOUD_CONNECT;
-    struct body b = {0};
+    struct http_body *b = &e->http.body;
+    b->complete = stream ? first_object_in : NULL;
     for (size_t i = 0; i < e->n_endpoints; i++) {
         size_t idx = (e->current + i) % e->n_endpoints;
         const char *ep = e->endpoints[idx];
@@ -349,11 +320,6 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
             break;
         }
         snprintf(url, urlcap, "%s%s", ep, path);
-        b.len = 0;
-        b.overflow = false;
-        b.stream = stream;
-        b.complete = false;
-        char errbuf[CURL_ERROR_SIZE] = "";
         struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
         if (hdrs != NULL && auth_hdr != NULL) {
             struct curl_slist *more = curl_slist_append(hdrs, auth_hdr);
@@ -369,35 +335,27 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
             rv = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
             break;
         }
-        CURL *h = e->curl;
-        curl_easy_reset(h);
-        curl_easy_setopt(h, CURLOPT_URL, url);
+        const struct http_options ho = {.ca_file = e->ca_file,
+                                        .timeout_ms = (long)e->timeout_ms,
+                                        .connect_timeout_ms = (long)e->timeout_ms};
+        http_request_setup(&e->http, &ho, url);
+        CURL *h = e->http.easy;
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)e->timeout_ms);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)e->timeout_ms);
-        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* etcd is on the LAN: never a proxy */
-        curl_easy_setopt(h, CURLOPT_USERAGENT, "dirconn");
-        if (e->ca_file != NULL)
-            curl_easy_setopt(h, CURLOPT_CAINFO, e->ca_file);
         if (e->cert_file != NULL) {
             curl_easy_setopt(h, CURLOPT_SSLCERT, e->cert_file);
             curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
             curl_easy_setopt(h, CURLOPT_SSLKEY, e->key_file);
             curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
         }
-        CURLcode rc = curl_easy_perform(h);
+        struct dirconn_error note;
+        (void)http_perform(&e->http, NULL, url, &note); /* no hooks: always DIRCONN_OK */
         curl_slist_free_all(hdrs);
-        long status = 0;
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        if (rc == CURLE_WRITE_ERROR && b.complete)
-            rc = CURLE_OK;
-        if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && b.overflow)) {
+        CURLcode rc = e->http.rc; /* a stream's first object ends it with CURLE_OK */
+        long status = e->http.status;
+        const char *errbuf = e->http.errbuf;
+        if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && b->overflow)) {
             /* A member with --client-cert-auth closes a TLS 1.3 connection that came without
              * a certificate right after the handshake: libcurl then reports a send or receive
              * error, not the alert. */
@@ -421,8 +379,8 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
         }
         json_error_t jerr;
         char text[256];
-        json_t *j = b.len > 0 && !b.overflow
-                        ? json_loadb(b.data, b.len, JSON_DISABLE_EOF_CHECK, &jerr)
+        json_t *j = b->len > 0 && !b->overflow
+                        ? json_loadb(b->data, b->len, JSON_DISABLE_EOF_CHECK, &jerr)
                         : NULL;
         if (status == 503) {
             /* A member that lost its raft leader (gRPC Unavailable): ask another. */
@@ -442,7 +400,7 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
             log_msg(e->log, LOG_LEVEL_INFO, "etcd: now using %s", ep);
         if (http_status != NULL)
             *http_status = status;
-        if (b.overflow)
+        if (b->overflow)
             rv =
                 dirconn_error_set(err, DIRCONN_ECLOUD,
                                   "etcd %s: the answer is larger than %d bytes", ep, ETCD_BODY_MAX);
@@ -450,7 +408,7 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
             rv = dirconn_error_set(
                 err, status == 401 || status == 403 ? DIRCONN_ECLOUD_AUTH : DIRCONN_ECLOUD,
                 "etcd %s: POST %s: HTTP %ld: %s", ep, path, status,
-                j != NULL ? gateway_message(j) : plain_text(&b, text, sizeof(text)));
+                j != NULL ? gateway_message(j) : plain_text(b, text, sizeof(text)));
         else if (!json_is_object(j))
             rv = dirconn_error_set(err, DIRCONN_ECLOUD, "etcd %s: POST %s: the answer is not JSON",
                                    ep, path);
@@ -465,7 +423,8 @@ static enum dirconn_err etcd_post(struct etcd *e, const char *path, const json_t
     }
     if (rv == DIRCONN_ECLOUD_CONNECT)
         dirconn_error_set(err, rv, "%s", failures[0] ? failures : "etcd: no endpoint");
-    free(b.data);
+    http_body_reset(b); /* the memory is kept for the next request */
+    b->complete = NULL;
     if (auth_hdr != NULL) {
         OPENSSL_cleanse(auth_hdr, strlen(auth_hdr));
         free(auth_hdr);
@@ -1150,8 +1109,7 @@ static void etcd_free(void *self)
     free(e->leader_key);
     free(e->leader_b64);
     free(e->state_b64);
-    if (e->curl != NULL)
-        curl_easy_cleanup(e->curl);
+    http_request_cleanup(&e->http);
     free(e->shared_key);
     free(e->ca_file);
     free(e->cert_file);
@@ -1251,10 +1209,10 @@ enum dirconn_err lease_backend_etcd_new(const struct config *cfg, const struct l
         state_key = key_of(org, "state");
         e->leader_b64 = e->leader_key ? b64_encode(e->leader_key, strlen(e->leader_key)) : NULL;
         e->state_b64 = state_key ? b64_encode(state_key, strlen(state_key)) : NULL;
-        e->curl = curl_easy_init();
+        (void)http_request_init(&e->http, ETCD_BODY_MAX, false, NULL); /* checked below */
         out->identity = strdup(identity);
-        ok = e->identity && e->identity_b64 && e->leader_b64 && e->state_b64 && e->curl &&
-             out->identity;
+        ok = e->identity && e->identity_b64 && e->leader_b64 && e->state_b64 &&
+             e->http.easy != NULL && out->identity;
     }
     free(state_key);
     size_t keycap = 5;

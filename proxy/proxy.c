@@ -22,9 +22,6 @@
 /* Largest PAC file downloaded. */
 #define PROXY_PAC_MAX        (1024u * 1024)
 #define PROXY_PAC_TIMEOUT_MS 15000L
-/* Transfers remembered between configure and outcome (far above any max_in_flight). */
-#define PROXY_MAX_INFLIGHT 256
-
 /* One cached answer: the routes of a scheme://host:port. */
 struct proxy_host {
     struct proxy_host *next;
@@ -38,14 +35,6 @@ struct proxy_host {
     bool stale;      /* every route failed: resolve again on next use */
     char *pac_url;   /* for messages, or NULL */
     char *chosen_by; /* the setting that chose the routes (struct proxy_resolution) */
-};
-
-/* A transfer between proxy_configure and proxy_outcome. */
-struct proxy_inflight {
-    CURL *easy;
-    struct proxy_host *host;
-    uint64_t generation;
-    size_t index;
 };
 
 /* A proxy found dead, and until when. */
@@ -76,8 +65,7 @@ struct proxy_ctx {
     struct proxy_shared *own_shared;
     char *password; /* wiped on free */
     struct proxy_host *hosts;
-    struct proxy_inflight *fl;
-    size_t n_fl, cap_fl;
+    size_t in_flight; /* transfers between proxy_configure and proxy_outcome */
 };
 
 static int64_t mono_ms(void)
@@ -466,7 +454,6 @@ void proxy_free(struct proxy_ctx *p)
         free(h->key);
         free(h);
     }
-    free(p->fl);
     proxy_shared_free(p->own_shared);
     free(p);
 }
@@ -577,30 +564,6 @@ size_t proxy_pac_directives(const char *answer, bool *garbage)
 
 /* ---- PAC download (mode pac with an http(s) URL) -------------------------- */
 
-struct pac_buf {
-    char *data;
-    size_t len;
-    bool too_big;
-};
-
-static size_t pac_write(char *d, size_t size, size_t nmemb, void *userp)
-{
-    struct pac_buf *b = userp;
-    size_t n = size * nmemb;
-    if (b->len + n + 1 > PROXY_PAC_MAX) {
-        b->too_big = true;
-        return 0;
-    }
-    char *p = realloc(b->data, b->len + n + 1);
-    if (p == NULL)
-        return 0;
-    memcpy(p + b->len, d, n);
-    b->data = p;
-    b->len += n;
-    p[b->len] = '\0';
-    return n;
-}
-
 /*
  * Make the configured PAC readable for libproxy: pac+file:// and file:// are
  * checked and used as they are; pac+http(s):// and http(s):// are downloaded
@@ -626,41 +589,37 @@ static enum dirconn_err pac_localise(struct proxy_ctx *p, char **px_url, char **
         snprintf(*px_url, len, "pac+file://%s", path);
         return DIRCONN_OK;
     }
-    CURL *h = curl_easy_init();
-    if (h == NULL)
-        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-    struct pac_buf b = {0};
-    char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(h, CURLOPT_URL, rest);
+    struct http_request req;
+    if (http_request_init(&req, PROXY_PAC_MAX, false, err) != DIRCONN_OK) {
+        http_request_cleanup(&req);
+        return DIRCONN_ENOMEM;
+    }
+    const struct http_options ho = {.timeout_ms = PROXY_PAC_TIMEOUT_MS,
+                                    .connect_timeout_ms = PROXY_PAC_TIMEOUT_MS};
+    http_request_setup(&req, &ho, rest);
+    CURL *h = req.easy;
     curl_easy_setopt(h, CURLOPT_PROXY, ""); /* a PAC file is fetched directly */
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, PROXY_PAC_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, PROXY_PAC_TIMEOUT_MS);
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "dirconn");
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, pac_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    CURLcode rc = curl_easy_perform(h);
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(h);
+    struct dirconn_error note;
+    (void)http_perform(&req, NULL, rest, &note); /* no hooks: always DIRCONN_OK */
+    CURLcode rc = req.rc;
+    long status = req.status;
+    const struct http_body *b = &req.body;
     enum dirconn_err e = DIRCONN_OK;
     if (rc != CURLE_OK)
         e = dirconn_error_set(err, DIRCONN_EPROXY, "PAC %s cannot be downloaded: %s (curl %d)", pac,
-                              b.too_big   ? "larger than 1 MiB"
-                              : errbuf[0] ? errbuf
-                                          : curl_easy_strerror(rc),
+                              b->overflow     ? "larger than 1 MiB"
+                              : req.errbuf[0] ? req.errbuf
+                                              : curl_easy_strerror(rc),
                               (int)rc);
     else if (status != 200)
         e = dirconn_error_set(err, DIRCONN_EPROXY, "PAC %s cannot be downloaded: HTTP %ld", pac,
                               status);
-    else if (b.len == 0)
+    else if (b->len == 0)
         e = dirconn_error_set(err, DIRCONN_EPROXY, "PAC %s is empty", pac);
     if (e != DIRCONN_OK) {
-        free(b.data);
+        http_request_cleanup(&req);
         return e;
     }
     const char *tmpdir = getenv("TMPDIR");
@@ -669,8 +628,8 @@ static enum dirconn_err pac_localise(struct proxy_ctx *p, char **px_url, char **
              tmpdir != NULL && tmpdir[0] == '/' && strlen(tmpdir) < 4000 ? tmpdir : "/tmp");
     int fd = mkstemp(path);
     bool ok = fd >= 0;
-    for (size_t off = 0; ok && off < b.len;) {
-        ssize_t w = write(fd, b.data + off, b.len - off);
+    for (size_t off = 0; ok && off < b->len;) {
+        ssize_t w = write(fd, b->data + off, b->len - off);
         if (w < 0 && errno == EINTR)
             continue;
         ok = w > 0;
@@ -679,7 +638,7 @@ static enum dirconn_err pac_localise(struct proxy_ctx *p, char **px_url, char **
     int saved = errno;
     if (fd >= 0)
         close(fd);
-    free(b.data);
+    http_request_cleanup(&req);
     if (!ok) {
         if (fd >= 0)
             unlink(path);
@@ -972,7 +931,7 @@ static enum dirconn_err host_get(struct proxy_ctx *p, const char *url, struct pr
      * route failed) is resolved at once.
      */
     if (h != NULL && !h->stale && h->n > 0 &&
-        proxy_cache_usable(now, h->expires_ms, ttl, p->n_fl > 0)) {
+        proxy_cache_usable(now, h->expires_ms, ttl, p->in_flight > 0)) {
         free(key);
         *out = h;
         return DIRCONN_OK;
@@ -1104,10 +1063,12 @@ char *proxy_route_used(struct proxy_ctx *p, const char *url)
     return out;
 }
 
-enum dirconn_err proxy_configure(void *arg, CURL *easy, const char *url, struct dirconn_error *err)
+enum dirconn_err proxy_configure(void *arg, CURL *easy, const char *url, struct http_route *route,
+                                 struct dirconn_error *err)
 {
     struct proxy_ctx *p = arg;
     struct proxy_host *h = NULL;
+    memset(route, 0, sizeof(*route));
     enum dirconn_err e = host_get(p, url, &h, err);
     if (e != DIRCONN_OK)
         return e;
@@ -1117,30 +1078,9 @@ enum dirconn_err proxy_configure(void *arg, CURL *easy, const char *url, struct 
     e = proxy_apply(p, easy, url, h->routes[idx], err);
     if (e != DIRCONN_OK)
         return e;
-    /* Remember the route for proxy_outcome; a handle has one transfer at a time. */
-    struct proxy_inflight *f = NULL;
-    for (size_t i = 0; i < p->n_fl && f == NULL; i++) {
-        if (p->fl[i].easy == easy)
-            f = &p->fl[i];
-    }
-    if (f == NULL && p->n_fl == PROXY_MAX_INFLIGHT) {
-        /* A client that never reports outcomes: forget the oldest transfer. */
-        memmove(p->fl, p->fl + 1, (p->n_fl - 1) * sizeof(*p->fl));
-        p->n_fl--;
-    }
-    if (f == NULL) {
-        if (p->n_fl == p->cap_fl) {
-            size_t cap = p->cap_fl ? p->cap_fl * 2 : 16;
-            struct proxy_inflight *v = realloc(p->fl, cap * sizeof(*v));
-            if (v == NULL)
-                return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-            p->fl = v;
-            p->cap_fl = cap;
-        }
-        f = &p->fl[p->n_fl++];
-    }
-    *f =
-        (struct proxy_inflight){.easy = easy, .host = h, .generation = h->generation, .index = idx};
+    /* The route rides in the request's own state to proxy_outcome. */
+    *route = (struct http_route){.host = h, .generation = h->generation, .index = idx};
+    p->in_flight++;
     return DIRCONN_OK;
 }
 
@@ -1179,25 +1119,22 @@ static void route_label(const struct proxy_host *h, size_t idx, char *buf, size_
     free(shown);
 }
 
-enum scim_outcome proxy_outcome(void *arg, CURL *easy, const char *url, CURLcode rc,
-                                struct dirconn_error *err)
+enum http_outcome proxy_outcome(void *arg, CURL *easy, const char *url, CURLcode rc,
+                                struct http_route *chosen, struct dirconn_error *err)
 {
     struct proxy_ctx *p = arg;
-    struct proxy_inflight f = {0};
-    bool found = false;
-    for (size_t i = 0; i < p->n_fl; i++) {
-        if (p->fl[i].easy == easy) {
-            f = p->fl[i];
-            p->fl[i] = p->fl[--p->n_fl];
-            found = true;
-            break;
-        }
-    }
-    if (!found)
-        return SCIM_OUTCOME_DEFAULT;
-    struct proxy_host *h = f.host;
+    if (chosen == NULL || chosen->host == NULL)
+        return HTTP_OUTCOME_DEFAULT; /* not configured through p, or judged already */
+    if (p->in_flight > 0)
+        p->in_flight--;
+    struct proxy_host *h = chosen->host;
+    struct {
+        uint64_t generation;
+        size_t index;
+    } f = {chosen->generation, chosen->index};
+    memset(chosen, 0, sizeof(*chosen)); /* judged once */
     if (f.generation != h->generation || f.index >= h->n)
-        return SCIM_OUTCOME_DEFAULT; /* resolved again meanwhile: nothing to judge */
+        return HTTP_OUTCOME_DEFAULT; /* resolved again meanwhile: nothing to judge */
     const char *route = h->routes[f.index];
     long connect_code = 0, status = 0;
     curl_easy_getinfo(easy, CURLINFO_HTTP_CONNECTCODE, &connect_code);
@@ -1209,10 +1146,10 @@ enum scim_outcome proxy_outcome(void *arg, CURL *easy, const char *url, CURLcode
         char msg[DIRCONN_ERROR_LEN];
         proxy_auth_refusal(p->cfg, easy, label, msg, sizeof(msg));
         dirconn_error_set(err, DIRCONN_EPROXY, "%s", msg);
-        return SCIM_OUTCOME_FAIL;
+        return HTTP_OUTCOME_FAIL;
     }
     if (!route_failed(route, url, rc, connect_code))
-        return SCIM_OUTCOME_DEFAULT; /* the route works: the host keeps it */
+        return HTTP_OUTCOME_DEFAULT; /* the route works: the host keeps it */
     char why[400];
     if (connect_code != 0 && connect_code / 100 != 2)
         snprintf(why, sizeof(why), "CONNECT answered HTTP %ld", connect_code);
@@ -1233,7 +1170,7 @@ enum scim_outcome proxy_outcome(void *arg, CURL *easy, const char *url, CURLcode
         route_label(h, h->current, next, sizeof(next));
         dirconn_error_set(err, route != NULL ? DIRCONN_EPROXY : DIRCONN_ECLOUD_CONNECT,
                           "%s: %s; next route: %s", label, why, next);
-        return SCIM_OUTCOME_RETRY;
+        return HTTP_OUTCOME_RETRY;
     }
     /* Every route failed: name them all, and resolve again next time. */
     bool all_proxies = true;
@@ -1251,5 +1188,5 @@ enum scim_outcome proxy_outcome(void *arg, CURL *easy, const char *url, CURLcode
     dirconn_error_set(err, all_proxies ? DIRCONN_EPROXY : DIRCONN_ECLOUD_CONNECT, "%s", msg);
     h->stale = true;
     h->current = 0;
-    return SCIM_OUTCOME_DEFAULT;
+    return HTTP_OUTCOME_DEFAULT;
 }

@@ -3,8 +3,10 @@
  *
  * Every HTTPS request of dirconn (OAuth token, SCIM, control API, lease)
  * goes through one struct proxy_ctx: its proxy_configure() and
- * proxy_outcome() are the transport seam of scim.h (scim_configure_fn,
- * scim_outcome_fn) and any other libcurl client calls them the same way.
+ * proxy_outcome() are the transport seam of connector/net/http.h
+ * (http_configure_fn, http_outcome_fn). The route chosen for a transfer
+ * travels in that request's own state (struct http_route), from
+ * proxy_configure to proxy_outcome.
  *
  * For each URL the context resolves an ordered list of routes (a proxy URL
  * or DIRECT) from [proxy] mode (docs/configuration.md, docs/operations.md
@@ -53,7 +55,7 @@
 #include "connector/config.h"
 #include "connector/error.h"
 #include "connector/log.h"
-#include "connector/scim.h"
+#include "connector/net/http.h"
 
 #include <curl/curl.h>
 #include <stdbool.h>
@@ -219,23 +221,29 @@ enum dirconn_err proxy_route_for(struct proxy_ctx *p, const char *url, const cha
 char *proxy_route_used(struct proxy_ctx *p, const char *url);
 
 /*
- * proxy_configure - a scim_configure_fn (arg = the struct proxy_ctx): pick
+ * proxy_configure - an http_configure_fn (arg = the struct proxy_ctx): pick
  * the current route of url's host (resolving and caching the list when
- * needed) and proxy_apply it. Errors: those of proxy_resolve.
+ * needed), proxy_apply it on easy and record it in *route (the request's
+ * state; zeroed on error), for proxy_outcome. Errors: those of proxy_resolve
+ * and proxy_apply, DIRCONN_ENOMEM.
  */
-enum dirconn_err proxy_configure(void *arg, CURL *easy, const char *url, struct dirconn_error *err);
+enum dirconn_err proxy_configure(void *arg, CURL *easy, const char *url, struct http_route *route,
+                                 struct dirconn_error *err);
 
 /*
- * proxy_outcome - a scim_outcome_fn (arg = the struct proxy_ctx): judge the
- * attempt made on easy. HTTP 407 from the proxy -> SCIM_OUTCOME_FAIL with
- * DIRCONN_EPROXY (proxy_auth_refusal's message); the route failed (proxy
- * unreachable, CONNECT refused, DIRECT unreachable; a failed proxy is
- * remembered as dead for [proxy] pac_ttl) and another remains -> SCIM_OUTCOME_RETRY; the list
- * is exhausted -> SCIM_OUTCOME_DEFAULT with a message naming every route;
- * otherwise SCIM_OUTCOME_DEFAULT with no message.
+ * proxy_outcome - an http_outcome_fn (arg = the struct proxy_ctx): judge the
+ * attempt made on easy through `route`, the route proxy_configure recorded for
+ * it, which is cleared (judged once; a cleared route, or NULL:
+ * HTTP_OUTCOME_DEFAULT, nothing judged).
+ * HTTP 407 from the proxy -> HTTP_OUTCOME_FAIL with DIRCONN_EPROXY
+ * (proxy_auth_refusal's message); the route failed (proxy unreachable,
+ * CONNECT refused, DIRECT unreachable; a failed proxy is remembered as dead
+ * for [proxy] pac_ttl) and another remains -> HTTP_OUTCOME_RETRY; the list is
+ * exhausted -> HTTP_OUTCOME_DEFAULT with a message naming every route;
+ * otherwise HTTP_OUTCOME_DEFAULT with no message.
  */
-enum scim_outcome proxy_outcome(void *arg, CURL *easy, const char *url, CURLcode rc,
-                                struct dirconn_error *err);
+enum http_outcome proxy_outcome(void *arg, CURL *easy, const char *url, CURLcode rc,
+                                struct http_route *route, struct dirconn_error *err);
 
 /*
  * proxy_redact - a copy of a proxy URL without user name and password, for

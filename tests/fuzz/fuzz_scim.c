@@ -5,7 +5,7 @@
  * and the discovery documents ServiceProviderConfig, ResourceTypes and
  * Schemas (provider_discover, RFC 7643 5-7) with what is then asked of them,
  * the OAuth token endpoint's answer (cloud_auth_parse_token, RFC 6749 5),
- * Retry-After values (scim_parse_retry_after, RFC 9110 10.2.3) and the
+ * Retry-After values (http_parse_retry_after, RFC 9110 10.2.3) and the
  * control API's lease answers (lease_cloud_parse, docs/cloud-api.md "Lease").
  *
  * Input: a first line naming what to fuzz ("error", "list", "bulk",
@@ -222,7 +222,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         control_response_clear(&cr);
     } else if (strcmp(mode, "retry") == 0) {
         for (size_t i = 0; i < n; i++)
-            (void)scim_parse_retry_after(parts[i], 1767225600); /* 2026-01-01 */
+            (void)http_parse_retry_after(parts[i], 1767225600); /* 2026-01-01 */
     } else if (strcmp(mode, "oauth") == 0 && n > 0) {
         long status = 200;
         const char *b = parts[0];

@@ -3,7 +3,7 @@
  * control API (GET/PUT <[cloud] url>/v1/orgs/<org>/lease with If-Match, as
  * docs/cloud-api.md describes) through the proxy seam, the way the lease
  * client will: an OAuth token from cloud_auth and every request through
- * scim_easy_perform with proxy_configure/proxy_outcome.
+ * http_perform (connector/net/http.h) with proxy_configure/proxy_outcome.
  *
  *   proxy_lease_probe CONFIG
  *
@@ -14,7 +14,7 @@
  */
 #include "connector/cloud_auth.h"
 #include "connector/config.h"
-#include "connector/scim.h"
+#include "connector/net/http.h"
 #include "proxy/proxy.h"
 
 #include <curl/curl.h>
@@ -23,37 +23,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct buf {
-    char data[65536];
-    size_t len;
-};
-
-static size_t collect(char *p, size_t size, size_t nmemb, void *userp)
-{
-    struct buf *b = userp;
-    size_t n = size * nmemb;
-    if (b->len + n >= sizeof(b->data))
-        return 0;
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
-static void reset(void *arg)
-{
-    ((struct buf *)arg)->len = 0;
-}
-
 /* One control API request through the seam; *status and *etag (malloc'd) out. */
-static enum dirconn_err call(const struct config *cfg, const struct scim_transport *t,
+static enum dirconn_err call(const struct config *cfg, const struct http_transport *t,
                              const char *token, const char *method, const char *url,
-                             const char *if_match, const char *body, struct buf *out, long *status,
-                             char **etag, struct dirconn_error *err)
+                             const char *if_match, const char *body, struct http_request *req,
+                             long *status, char **etag, struct dirconn_error *err)
 {
-    CURL *h = curl_easy_init();
-    if (h == NULL)
-        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    CURL *h = req->easy;
     struct curl_slist *hdr = NULL;
     char line[4200];
     snprintf(line, sizeof(line), "Authorization: Bearer %s", token);
@@ -63,36 +39,25 @@ static enum dirconn_err call(const struct config *cfg, const struct scim_transpo
         snprintf(line, sizeof(line), "If-Match: %s", if_match);
         hdr = curl_slist_append(hdr, line);
     }
-    curl_easy_setopt(h, CURLOPT_URL, url);
+    const struct http_options ho = {.ca_file = cfg->cloud_ca_file, .timeout_ms = 30000};
+    http_request_setup(req, &ho, url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     if (body != NULL)
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (cfg->cloud_ca_file != NULL)
-        curl_easy_setopt(h, CURLOPT_CAINFO, cfg->cloud_ca_file);
-    CURLcode rc = CURLE_OK;
     struct dirconn_error note;
-    enum dirconn_err e = scim_easy_perform(t, h, url, reset, out, &rc, &note);
+    enum dirconn_err e = http_perform(req, t, url, &note);
     if (e != DIRCONN_OK) {
         dirconn_error_set(err, e, "%s %s: %s", method, url, note.msg);
-    } else if (rc != CURLE_OK) {
+    } else if (req->rc != CURLE_OK) {
         e = dirconn_error_set(err, note.code != DIRCONN_OK ? note.code : DIRCONN_ECLOUD_CONNECT,
                               "%s %s: %s", method, url,
-                              note.code != DIRCONN_OK ? note.msg : curl_easy_strerror(rc));
+                              note.code != DIRCONN_OK ? note.msg : curl_easy_strerror(req->rc));
     } else {
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-        struct curl_header *eh = NULL;
-        *etag = curl_easy_header(h, "ETag", 0, CURLH_HEADER, -1, &eh) == CURLHE_OK
-                    ? strdup(eh->value)
-                    : NULL;
+        *status = req->status;
+        *etag = req->headers.etag != NULL ? strdup(req->headers.etag) : NULL;
     }
     curl_slist_free_all(hdr);
-    curl_easy_cleanup(h);
     return e;
 }
 
@@ -109,9 +74,11 @@ int main(int argc, char **argv)
     struct proxy_ctx *p = NULL;
     struct cloud_auth *auth = NULL;
     char *token = NULL, *etag = NULL;
-    struct buf *out = calloc(1, sizeof(*out));
+    struct http_request req;
+    enum dirconn_err e = http_request_init(&req, 65536, false, &err);
     struct log_sink log = {.level = LOG_LEVEL_WARN, .ident = "proxy_lease_probe"};
-    enum dirconn_err e = out != NULL ? config_load(argv[1], &cfg, &err) : DIRCONN_ENOMEM;
+    if (e == DIRCONN_OK)
+        e = config_load(argv[1], &cfg, &err);
     if (e == DIRCONN_OK)
         e = proxy_new(cfg, &log, NULL, &p, &err);
     if (e == DIRCONN_OK)
@@ -120,7 +87,7 @@ int main(int argc, char **argv)
         cloud_auth_set_outcome(auth, proxy_outcome);
         e = cloud_auth_token(auth, false, &token, &err);
     }
-    struct scim_transport t = {proxy_configure, proxy_outcome, p};
+    const struct http_transport t = {proxy_configure, proxy_outcome, p};
     char url[2300];
     if (cfg != NULL)
         snprintf(url, sizeof(url), "%s/v1/orgs/%s/lease", cfg->cloud_url, cfg->cloud_org);
@@ -129,7 +96,7 @@ int main(int argc, char **argv)
     for (int round = 0; round < 3 && e == DIRCONN_OK; round++) {
         free(etag);
         etag = NULL;
-        e = call(cfg, &t, token, "GET", url, NULL, NULL, out, &status, &etag, &err);
+        e = call(cfg, &t, token, "GET", url, NULL, NULL, &req, &status, &etag, &err);
         if (e == DIRCONN_OK && (status != 200 || etag == NULL))
             e = dirconn_error_set(&err, DIRCONN_ECLOUD, "GET %s: HTTP %ld", url, status);
         char body[512];
@@ -141,14 +108,14 @@ int main(int argc, char **argv)
         char *im = etag;
         etag = NULL;
         if (e == DIRCONN_OK)
-            e = call(cfg, &t, token, "PUT", url, im, body, out, &status, &etag, &err);
+            e = call(cfg, &t, token, "PUT", url, im, body, &req, &status, &etag, &err);
         free(im);
         if (e == DIRCONN_OK && status != 200)
             e = dirconn_error_set(&err, DIRCONN_ELEASE, "PUT %s: HTTP %ld %s", url, status,
-                                  out->data);
+                                  req.body.data != NULL ? req.body.data : "");
         if (e == DIRCONN_OK && round == 1) {
             json_error_t jerr;
-            json_t *doc = json_loadb(out->data, out->len, 0, &jerr);
+            json_t *doc = json_loadb(req.body.data, req.body.len, 0, &jerr);
             printf("lease held by %s, resourceVersion %s\n",
                    json_string_value(json_object_get(doc, "holderIdentity")),
                    json_string_value(json_object_get(doc, "resourceVersion")));
@@ -162,7 +129,7 @@ int main(int argc, char **argv)
     }
     cloud_auth_free_secret(token);
     free(etag);
-    free(out);
+    http_request_cleanup(&req);
     cloud_auth_free(auth);
     proxy_free(p);
     config_free(cfg);

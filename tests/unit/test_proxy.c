@@ -239,20 +239,23 @@ static void test_cache_ttl_and_failure(void **state)
     write_pac("ttl.pac", "function FindProxyForURL(u, h) { return \"PROXY 127.0.0.1:3\"; }\n");
     CURL *easy = curl_easy_init();
     assert_non_null(easy);
-    assert_int_equal(proxy_configure(p, easy, url, NULL), DIRCONN_OK);
+    struct http_route chosen;
+    assert_int_equal(proxy_configure(p, easy, url, &chosen, NULL), DIRCONN_OK);
+    assert_non_null(chosen.host); /* the route rides in the request's state */
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    assert_int_equal(proxy_outcome(p, easy, url, CURLE_COULDNT_CONNECT, &err),
-                     SCIM_OUTCOME_DEFAULT);
+    assert_int_equal(proxy_outcome(p, easy, url, CURLE_COULDNT_CONNECT, &chosen, &err),
+                     HTTP_OUTCOME_DEFAULT);
     assert_int_equal(err.code, DIRCONN_EPROXY);
     assert_non_null(strstr(err.msg, "proxy http://127.0.0.1:2"));
     assert_int_equal(proxy_route_for(p, url, &route, NULL), DIRCONN_OK);
     assert_string_equal(route, "http://127.0.0.1:3");
 
-    /* An outcome without a configured transfer changes nothing. */
+    /* An outcome of a route judged already (or never configured) changes nothing. */
+    assert_null(chosen.host);
     dirconn_error_clear(&err);
-    assert_int_equal(proxy_outcome(p, easy, url, CURLE_COULDNT_CONNECT, &err),
-                     SCIM_OUTCOME_DEFAULT);
+    assert_int_equal(proxy_outcome(p, easy, url, CURLE_COULDNT_CONNECT, &chosen, &err),
+                     HTTP_OUTCOME_DEFAULT);
     assert_int_equal(err.code, DIRCONN_OK);
     curl_easy_cleanup(easy);
     proxy_free(p);
@@ -529,18 +532,19 @@ static void counter_stop(struct counter *c)
 }
 
 /* One transfer through the seam: configure, perform, outcome; returns the outcome. */
-static enum scim_outcome one_transfer(struct proxy_ctx *p, const char *url)
+static enum http_outcome one_transfer(struct proxy_ctx *p, const char *url)
 {
     CURL *easy = curl_easy_init();
     assert_non_null(easy);
     curl_easy_setopt(easy, CURLOPT_URL, url);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 10000L);
-    assert_int_equal(proxy_configure(p, easy, url, NULL), DIRCONN_OK);
+    struct http_route route;
+    assert_int_equal(proxy_configure(p, easy, url, &route, NULL), DIRCONN_OK);
     CURLcode rc = curl_easy_perform(easy);
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    enum scim_outcome o = proxy_outcome(p, easy, url, rc, &err);
+    enum http_outcome o = proxy_outcome(p, easy, url, rc, &route, &err);
     curl_easy_cleanup(easy);
     return o;
 }
@@ -572,7 +576,7 @@ static void test_dead_proxy_shared(void **state)
     struct proxy_ctx *p1 = NULL, *p2 = NULL, *own = NULL;
     assert_int_equal(proxy_new(cfg, &quiet, shared, &p1, NULL), DIRCONN_OK);
     const char *url = "https://cloud.example/scim/v2/o/Users";
-    assert_int_equal(one_transfer(p1, url), SCIM_OUTCOME_RETRY);
+    assert_int_equal(one_transfer(p1, url), HTTP_OUTCOME_RETRY);
     assert_int_equal(atomic_load(&dead.accepted), 1);
     assert_int_equal(atomic_load(&alive.accepted), 0);
     /* Another context of the program: it starts at the second proxy. */

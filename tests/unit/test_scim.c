@@ -1,4 +1,5 @@
-/* Unit tests for the pure parts of connector/scim.c: backoff, Retry-After, escaping. */
+/* Unit tests of connector/scim.c: escaping, options, retries, self-fencing at the send
+ * (backoff and Retry-After are net/http's: tests/unit/test_http.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,37 +15,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <string.h>
-
-static void test_backoff(void **state)
-{
-    (void)state;
-    /* Attempt n waits between half and all of min(max, base * 2^(n-1)). */
-    for (uint32_t rnd = 0; rnd < 5000; rnd += 37) {
-        int64_t d1 = scim_retry_delay_ms(1, 500, 30000, rnd);
-        assert_true(d1 >= 250 && d1 <= 500);
-        int64_t d4 = scim_retry_delay_ms(4, 500, 30000, rnd);
-        assert_true(d4 >= 2000 && d4 <= 4000);
-        int64_t d20 = scim_retry_delay_ms(20, 500, 30000, rnd);
-        assert_true(d20 >= 15000 && d20 <= 30000);
-    }
-    /* Jitter spreads the values. */
-    assert_int_not_equal(scim_retry_delay_ms(3, 500, 30000, 1),
-                         scim_retry_delay_ms(3, 500, 30000, 977));
-}
-
-static void test_retry_after(void **state)
-{
-    (void)state;
-    assert_int_equal(scim_parse_retry_after("7", 0), 7000);
-    assert_int_equal(scim_parse_retry_after(" 0", 0), 0);
-    assert_int_equal(scim_parse_retry_after("-1", 0), -1);
-    assert_int_equal(scim_parse_retry_after("soon", 0), -1);
-    assert_int_equal(scim_parse_retry_after("5x", 0), -1);
-    assert_int_equal(scim_parse_retry_after(NULL, 0), -1);
-    /* Sun, 06 Nov 1994 08:49:37 GMT is 784111777 (RFC 9110 5.6.7). */
-    assert_int_equal(scim_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111770), 7000);
-    assert_int_equal(scim_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111800), 0);
-}
 
 static void test_escape(void **state)
 {
@@ -111,10 +81,11 @@ static void test_unreachable_is_retried_then_fails(void **state)
  * the write ends with DIRCONN_ELEASE after one attempt, never resent.
  */
 static enum dirconn_err pass_deadline(void *arg, CURL *easy, const char *url,
-                                      struct dirconn_error *err)
+                                      struct http_route *route, struct dirconn_error *err)
 {
     (void)easy;
     (void)url;
+    (void)route;
     (void)err;
     atomic_store((_Atomic int64_t *)arg, 0);
     return DIRCONN_OK;
@@ -176,8 +147,6 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_backoff),
-        cmocka_unit_test(test_retry_after),
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_client_rejects_bad_url),
         cmocka_unit_test(test_unreachable_is_retried_then_fails),
