@@ -98,7 +98,7 @@ static bool stops_run(struct apply *a, const struct scim_response *r)
 {
     if ((r->code == DIRCONN_ECLOUD_CONNECT || r->code == DIRCONN_EPROXY) && !r->maybe_applied) {
         if (a->cloud_lost.code == DIRCONN_OK) {
-            dirconn_error_set(&a->cloud_lost, r->code, "%s", r->error);
+            scim_response_error(r, &a->cloud_lost);
             log_msg(a->p.log, LOG_LEVEL_ERROR, "%s; the run stops after the requests in flight",
                     r->error);
         }

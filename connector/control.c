@@ -119,6 +119,7 @@ enum dirconn_err control_request(const struct control_options *o, const char *be
         else
             e = dirconn_error_set(err, DIRCONN_ECLOUD_CONNECT, "%s %s: %s (curl %d)", method, url,
                                   req.errbuf[0] ? req.errbuf : curl_easy_strerror(rc), (int)rc);
+        dirconn_error_cause(err, DIRCONN_ORIGIN_CURL, (long)rc);
         goto out;
     }
     if (b->overflow) {
@@ -144,6 +145,7 @@ enum dirconn_err control_request(const struct control_options *o, const char *be
             err, resp->status == 401 || resp->status == 403 ? DIRCONN_ECLOUD_AUTH : DIRCONN_ECLOUD,
             "%s %s: HTTP %ld%s%s%s%s", method, url, resp->status, code ? " " : "", code ? code : "",
             detail ? ": " : "", detail ? detail : "");
+        dirconn_error_cause(err, DIRCONN_ORIGIN_HTTP, resp->status);
     } else if (b->len > 0 && resp->body == NULL) {
         e = dirconn_error_set(err, DIRCONN_ECLOUD, "%s %s: HTTP %ld with a body that is not JSON",
                               method, url, resp->status);

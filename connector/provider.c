@@ -304,7 +304,7 @@ static enum dirconn_err get_doc(const struct scim_port *port, const char *path, 
         *doc = r.body != NULL ? json_incref(r.body) : NULL;
     } else if (required || r.code == DIRCONN_ECLOUD_AUTH || r.code == DIRCONN_ECLOUD_CONNECT ||
                r.code == DIRCONN_ELEASE || r.status == 401 || r.status == 403) {
-        e = dirconn_error_set(err, r.code, "%s", r.error);
+        e = scim_response_error(&r, err);
     } else {
         e = DIRCONN_OK;
     }

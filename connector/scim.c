@@ -421,6 +421,8 @@ static void build_response(struct scim_request *r, CURLcode rc, long status,
     }
     if (rc != CURLE_OK) {
         resp->code = DIRCONN_ECLOUD_CONNECT;
+        resp->origin = DIRCONN_ORIGIN_CURL;
+        resp->cause = (long)rc;
         if (r->transport_note[0] != '\0' && r->transport_code != DIRCONN_OK)
             resp->code = r->transport_code;
         if (r->transport_note[0] != '\0')
@@ -448,6 +450,13 @@ static void build_response(struct scim_request *r, CURLcode rc, long status,
     resp->location = r->http.headers.location != NULL ? strdup(r->http.headers.location) : NULL;
 }
 
+enum dirconn_err scim_response_error(const struct scim_response *r, struct dirconn_error *err)
+{
+    dirconn_error_set(err, r->code, "%s", r->error);
+    dirconn_error_cause(err, r->origin, r->cause);
+    return r->code;
+}
+
 void scim_response_parse(struct scim_response *resp, const char *method, const char *url,
                          long status, const char *body, size_t len, bool fenced)
 {
@@ -461,6 +470,8 @@ void scim_response_parse(struct scim_response *resp, const char *method, const c
         return;
     }
     resp->code = status == 401 || status == 403 ? DIRCONN_ECLOUD_AUTH : DIRCONN_ECLOUD;
+    resp->origin = DIRCONN_ORIGIN_HTTP;
+    resp->cause = status;
     /* docs/cloud-api.md "Fencing": a write under a stale fencing token. */
     if (fenced && status == 409)
         resp->code = DIRCONN_ELEASE;
@@ -664,7 +675,7 @@ static void attempt_done(struct scim_client *c, struct scim_request *r, CURLcode
     build_response(r, rc, status, &resp);
     if ((resp.code == DIRCONN_ECLOUD_CONNECT || resp.code == DIRCONN_EPROXY) &&
         !resp.maybe_applied && c->unreachable.code == DIRCONN_OK)
-        dirconn_error_set(&c->unreachable, resp.code, "%s", resp.error);
+        scim_response_error(&resp, &c->unreachable);
     if (r->done != NULL)
         r->done(r->arg, &resp);
     scim_response_clear(&resp);
@@ -898,7 +909,7 @@ enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
                  ef ? ef : "", ea ? "&attributes=" : "", ea ? ea : "");
         struct scim_response resp;
         if (scim_port_request(p, "GET", url, NULL, NULL, &resp) != DIRCONN_OK) {
-            e = dirconn_error_set(err, resp.code, "%s", resp.error);
+            e = scim_response_error(&resp, err);
             scim_response_clear(&resp);
             break;
         }

@@ -111,7 +111,17 @@ struct scim_response {
                                       server may have created the object (lost or cut answer,
                                       500, 502, 504); it was not resent */
     char error[DIRCONN_ERROR_LEN]; /* one line describing a failure ("" on 2xx) */
+    enum dirconn_origin origin;    /* the cause of a failure: DIRCONN_ORIGIN_CURL (no answer),
+                                      DIRCONN_ORIGIN_HTTP (an error status), or NONE */
+    long cause;                    /* the CURLcode or the HTTP status */
 };
+
+/*
+ * scim_response_error - the failure of r as a dirconn error: its code, its
+ * line and its cause (the CURLcode or HTTP status, see struct scim_response).
+ * err may be NULL. Returns r->code.
+ */
+enum dirconn_err scim_response_error(const struct scim_response *r, struct dirconn_error *err);
 
 struct scim_client;
 struct scim_request;

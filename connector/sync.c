@@ -1135,8 +1135,7 @@ static enum dirconn_err inventory_get(struct sync_ctx *c, enum plan_kind kind, c
     }
     if (rc != DIRCONN_OK) {
         c->inventory_status = r.status;
-        enum dirconn_err e =
-            r.status == 404 ? DIRCONN_OK : dirconn_error_set(c->err, r.code, "%s", r.error);
+        enum dirconn_err e = r.status == 404 ? DIRCONN_OK : scim_response_error(&r, c->err);
         scim_response_clear(&r);
         return e;
     }
@@ -1914,7 +1913,7 @@ static void on_projection_read(void *arg, const struct scim_response *r)
                                               version != NULL ? version : r->etag, hex, c->err);
     } else if (*g->e == DIRCONN_OK && r->status != 404) {
         /* 404: deleted since the inventory; the next sync sees it gone */
-        *g->e = dirconn_error_set(c->err, r->code, "%s", r->error);
+        *g->e = scim_response_error(r, c->err);
     }
     free(g->id);
     free(g);

@@ -50,6 +50,8 @@ static void on_done(void *arg, const struct scim_response *resp)
     out->code = resp->code;
     out->attempts = resp->attempts;
     memcpy(out->error, resp->error, sizeof(out->error));
+    out->origin = resp->origin;
+    out->cause = resp->cause;
 }
 
 static void test_unreachable_is_retried_then_fails(void **state)
@@ -70,7 +72,39 @@ static void test_unreachable_is_retried_then_fails(void **state)
     assert_int_equal(r.code, DIRCONN_ECLOUD_CONNECT);
     assert_int_equal(r.attempts, 3);
     assert_non_null(strstr(r.error, "GET http://127.0.0.1:1/scim/v2/o/Users"));
+    /* the cause is libcurl's: nothing listens on port 1 */
+    assert_int_equal(r.origin, DIRCONN_ORIGIN_CURL);
+    assert_int_equal(r.cause, CURLE_COULDNT_CONNECT);
+    struct dirconn_error err = {0};
+    assert_int_equal(scim_response_error(&r, &err), DIRCONN_ECLOUD_CONNECT);
+    assert_string_equal(err.msg, r.error);
+    assert_int_equal(err.origin, DIRCONN_ORIGIN_CURL);
+    assert_int_equal(err.cause, CURLE_COULDNT_CONNECT);
     scim_client_free(c);
+}
+
+/* An error status keeps its HTTP status as the cause; a success has none. */
+static void test_response_cause_http(void **state)
+{
+    (void)state;
+    struct scim_response r;
+    memset(&r, 0, sizeof(r));
+    const char *body = "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:Error\"],"
+                       "\"status\":\"503\",\"detail\":\"busy\"}";
+    scim_response_parse(&r, "GET", "/Users", 503, body, strlen(body), false);
+    assert_int_equal(r.code, DIRCONN_ECLOUD);
+    assert_int_equal(r.origin, DIRCONN_ORIGIN_HTTP);
+    assert_int_equal(r.cause, 503);
+    struct dirconn_error err = {0};
+    scim_response_error(&r, &err);
+    assert_int_equal(err.origin, DIRCONN_ORIGIN_HTTP);
+    assert_int_equal(err.cause, 503);
+    scim_response_clear(&r);
+    memset(&r, 0, sizeof(r));
+    scim_response_parse(&r, "GET", "/Users", 200, "{}", 2, false);
+    assert_int_equal(r.code, DIRCONN_OK);
+    assert_int_equal(r.origin, DIRCONN_ORIGIN_NONE);
+    scim_response_clear(&r);
 }
 
 /*
@@ -150,6 +184,7 @@ int main(void)
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_client_rejects_bad_url),
         cmocka_unit_test(test_unreachable_is_retried_then_fails),
+        cmocka_unit_test(test_response_cause_http),
         cmocka_unit_test(test_write_fenced_at_send),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
