@@ -6,6 +6,8 @@
 #include <limits.h>
 #include <lber.h>
 #include <ldap.h>
+#include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,4 +290,78 @@ char *ldap_dn_canonical(const char *dn)
     char *out = strdup(text);
     ldap_memfree(text);
     return out;
+}
+
+/* ---- raw hash ----------------------------------------------------------------- */
+
+static void raw_len(EVP_MD_CTX *md, size_t len)
+{
+    unsigned char n[8];
+    for (int i = 0; i < 8; i++)
+        n[i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    EVP_DigestUpdate(md, n, sizeof(n));
+}
+
+static void raw_bytes(EVP_MD_CTX *md, const void *data, size_t len)
+{
+    raw_len(md, len);
+    if (len > 0)
+        EVP_DigestUpdate(md, data, len);
+}
+
+static int cmp_attr_ptr(const void *a, const void *b)
+{
+    const struct ldap_attr *x = *(const struct ldap_attr *const *)a;
+    const struct ldap_attr *y = *(const struct ldap_attr *const *)b;
+    int c = strcasecmp(x->name, y->name);
+    return c != 0 ? c : strcmp(x->name, y->name);
+}
+
+bool ldap_entry_raw_hash(const struct ldap_entry *entry, const char *fingerprint,
+                         char hex[LDAP_ENTRY_RAW_HASH_LEN])
+{
+    hex[0] = '\0';
+    const struct ldap_attr **sorted =
+        calloc(entry->n_attrs > 0 ? entry->n_attrs : 1, sizeof(*sorted));
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok = sorted != NULL && md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+    if (ok) {
+        static const char tag[] = "dirconn raw entry 1";
+        raw_bytes(md, tag, sizeof(tag) - 1);
+        const char *fp = fingerprint != NULL ? fingerprint : "";
+        raw_bytes(md, fp, strlen(fp));
+        char src = (char)('0' + (int)entry->id_source);
+        raw_bytes(md, &src, 1);
+        raw_bytes(md, entry->id, strlen(entry->id));
+        raw_bytes(md, entry->dn != NULL ? entry->dn : "",
+                  entry->dn != NULL ? strlen(entry->dn) : 0);
+        for (size_t i = 0; i < entry->n_attrs; i++)
+            sorted[i] = &entry->attrs[i];
+        qsort(sorted, entry->n_attrs, sizeof(*sorted), cmp_attr_ptr);
+        raw_len(md, entry->n_attrs);
+        for (size_t i = 0; i < entry->n_attrs; i++) {
+            const struct ldap_attr *a = sorted[i];
+            char lower[256];
+            size_t n = strlen(a->name);
+            if (n >= sizeof(lower))
+                n = sizeof(lower) - 1; /* descriptions are cut at 255 bytes when stored */
+            for (size_t k = 0; k < n; k++)
+                lower[k] = (char)tolower((unsigned char)a->name[k]);
+            raw_bytes(md, lower, n);
+            raw_len(md, a->n_values);
+            for (size_t v = 0; v < a->n_values; v++)
+                raw_bytes(md, a->values[v].data, a->values[v].len);
+        }
+    }
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    ok = ok && EVP_DigestFinal_ex(md, out, &len) == 1 && len == 32;
+    if (ok) {
+        for (unsigned i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", out[i]);
+        hex[64] = '\0';
+    }
+    EVP_MD_CTX_free(md);
+    free(sorted);
+    return ok;
 }
