@@ -24,6 +24,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1590,6 +1591,90 @@ enum dirconn_err config_load_string(const char *text, const char *name, struct c
     struct config_parse ps = {0};
     ps.text = text;
     return config_load_common(&ps, name, out, err);
+}
+
+/* Length-prefixed, so that no two configurations collide by concatenation. */
+static void fp_update(EVP_MD_CTX *md, const void *data, size_t len)
+{
+    unsigned char n[8];
+    for (int i = 0; i < 8; i++)
+        n[i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    EVP_DigestUpdate(md, n, sizeof(n));
+    EVP_DigestUpdate(md, data, len);
+}
+
+static void fp_str(EVP_MD_CTX *md, const char *s)
+{
+    if (s == NULL)
+        fp_update(md, "\xff", 1); /* unset differs from "" */
+    else
+        fp_update(md, s, strlen(s) + 1);
+}
+
+void config_fingerprint(const struct config *cfg, char hex[65])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    char buf[96];
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    fp_str(md, "dirconn config 1");
+    /* Sections that never reach a mapped record: how to run, log, serve, schedule, report. */
+    static const char *const outside[] = {"log",    "web", "daemon", "schedule", "reports",
+                                          "pwsync", "ha",  "proxy",  "policy",   NULL};
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct opt *o = &options[i];
+        const void *field = (const char *)cfg + o->offset;
+        bool skip = false;
+        for (size_t k = 0; outside[k] != NULL; k++)
+            skip = skip || strcmp(o->section, outside[k]) == 0;
+        if (skip)
+            continue;
+        fp_str(md, o->section);
+        fp_str(md, o->key);
+        switch (o->type) {
+        case OPT_STRING:
+            fp_str(md, *(char *const *)field);
+            break;
+        case OPT_BOOL:
+            fp_str(md, *(const bool *)field ? "1" : "0");
+            break;
+        case OPT_INT:
+        case OPT_ENUM:
+            snprintf(buf, sizeof(buf), "%d", *(const int *)field);
+            fp_str(md, buf);
+            break;
+        case OPT_DURATION:
+            snprintf(buf, sizeof(buf), "%lld", (long long)*(const int64_t *)field);
+            fp_str(md, buf);
+            break;
+        case OPT_LIST: {
+            const struct strlist *l = field;
+            snprintf(buf, sizeof(buf), "%zu", l->n);
+            fp_str(md, buf);
+            for (size_t k = 0; k < l->n; k++)
+                fp_str(md, l->v[k]);
+            break;
+        }
+        case OPT_WEEKLY: {
+            const struct config_weekly *w = field;
+            snprintf(buf, sizeof(buf), "%u %d", w->days, w->minute);
+            fp_str(md, buf);
+            break;
+        }
+        }
+    }
+    snprintf(buf, sizeof(buf), "mappings %zu", cfg->n_mappings);
+    fp_str(md, buf);
+    for (size_t i = 0; i < cfg->n_mappings; i++) {
+        fp_str(md, cfg->mappings[i].scim_path);
+        fp_str(md, cfg->mappings[i].expression);
+    }
+    EVP_DigestFinal_ex(md, out, &len);
+    EVP_MD_CTX_free(md);
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", out[i]);
+    hex[64] = '\0';
 }
 
 void config_free(struct config *cfg)

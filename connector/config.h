@@ -237,6 +237,20 @@ enum dirconn_err config_load_string(const char *text, const char *name, struct c
 /* config_free - free a config and everything it owns. cfg may be NULL. */
 void config_free(struct config *cfg);
 
+/*
+ * config_fingerprint - a hex SHA-256 (OpenSSL EVP), into hex[65], over the
+ * value of every key of the options table (defaults included, in the table's
+ * order, each with its section and key name) and every [mapping] line,
+ * leaving out the sections that never reach a mapped record ([log], [web],
+ * [daemon], [schedule], [reports], [pwsync], [ha], [proxy], [policy]): two
+ * configurations have the same fingerprint exactly when the other sections
+ * hold the same values. The state's raw hashes (state.h, raw_hash) include
+ * it: any change there ([connector], [ldap], [users], [groups], [contacts],
+ * [avatar], [cloud], [mapping]), a key that does not touch records included,
+ * makes the next full sync map every object again.
+ */
+void config_fingerprint(const struct config *cfg, char hex[65]);
+
 /* config_ha_lease_name - "cloud", "etcd" or "none" ([ha] lease); NULL for another value. */
 const char *config_ha_lease_name(enum ha_lease_backend b);
 

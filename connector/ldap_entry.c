@@ -6,6 +6,8 @@
 #include <limits.h>
 #include <lber.h>
 #include <ldap.h>
+#include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,4 +290,110 @@ char *ldap_dn_canonical(const char *dn)
     char *out = strdup(text);
     ldap_memfree(text);
     return out;
+}
+
+/* ---- raw hash ----------------------------------------------------------------- */
+
+/*
+ * The serialisation is built in one buffer and digested with one EVP_Digest
+ * call: an EVP_DigestUpdate per length prefix and value cost more than the
+ * hashing itself (callgrind, docs/performance.md).
+ */
+struct raw_buf {
+    unsigned char *p;
+    size_t len, cap;
+    bool failed;
+};
+
+static void raw_put(struct raw_buf *b, const void *data, size_t len)
+{
+    if (b->failed)
+        return;
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap > 0 ? b->cap : 1024;
+        while (cap < b->len + len)
+            cap *= 2;
+        unsigned char *g = realloc(b->p, cap);
+        if (g == NULL) {
+            b->failed = true;
+            return;
+        }
+        b->p = g;
+        b->cap = cap;
+    }
+    if (len > 0)
+        memcpy(b->p + b->len, data, len);
+    b->len += len;
+}
+
+static void raw_len(struct raw_buf *b, size_t len)
+{
+    unsigned char n[8];
+    for (int i = 0; i < 8; i++)
+        n[i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    raw_put(b, n, sizeof(n));
+}
+
+static void raw_bytes(struct raw_buf *b, const void *data, size_t len)
+{
+    raw_len(b, len);
+    raw_put(b, data, len);
+}
+
+static int cmp_attr_ptr(const void *a, const void *b)
+{
+    const struct ldap_attr *x = *(const struct ldap_attr *const *)a;
+    const struct ldap_attr *y = *(const struct ldap_attr *const *)b;
+    int c = strcasecmp(x->name, y->name);
+    return c != 0 ? c : strcmp(x->name, y->name);
+}
+
+bool ldap_entry_raw_hash(const struct ldap_entry *entry, const char *fingerprint,
+                         char hex[LDAP_ENTRY_RAW_HASH_LEN])
+{
+    hex[0] = '\0';
+    const struct ldap_attr **sorted =
+        calloc(entry->n_attrs > 0 ? entry->n_attrs : 1, sizeof(*sorted));
+    if (sorted == NULL)
+        return false;
+    struct raw_buf b = {0};
+    static const char tag[] = "dirconn raw entry 1";
+    raw_bytes(&b, tag, sizeof(tag) - 1);
+    const char *fp = fingerprint != NULL ? fingerprint : "";
+    raw_bytes(&b, fp, strlen(fp));
+    char src = (char)('0' + (int)entry->id_source);
+    raw_bytes(&b, &src, 1);
+    raw_bytes(&b, entry->id, strlen(entry->id));
+    raw_bytes(&b, entry->dn != NULL ? entry->dn : "", entry->dn != NULL ? strlen(entry->dn) : 0);
+    for (size_t i = 0; i < entry->n_attrs; i++)
+        sorted[i] = &entry->attrs[i];
+    qsort(sorted, entry->n_attrs, sizeof(*sorted), cmp_attr_ptr);
+    raw_len(&b, entry->n_attrs);
+    for (size_t i = 0; i < entry->n_attrs; i++) {
+        const struct ldap_attr *a = sorted[i];
+        char lower[256];
+        size_t n = strlen(a->name);
+        if (n >= sizeof(lower))
+            n = sizeof(lower) - 1; /* descriptions are cut at 255 bytes when stored */
+        for (size_t k = 0; k < n; k++)
+            lower[k] = (char)tolower((unsigned char)a->name[k]);
+        raw_bytes(&b, lower, n);
+        raw_len(&b, a->n_values);
+        for (size_t v = 0; v < a->n_values; v++)
+            raw_bytes(&b, a->values[v].data, a->values[v].len);
+    }
+    free(sorted);
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    bool ok = !b.failed && EVP_Digest(b.p, b.len, out, &len, EVP_sha256(), NULL) == 1 && len == 32;
+    free(b.p);
+    if (ok) {
+        static const char digits[] = "0123456789abcdef";
+        for (unsigned i = 0; i < 32; i++) {
+            hex[2 * i] = digits[out[i] >> 4];
+            hex[2 * i + 1] = digits[out[i] & 15];
+        }
+        hex[64] = '\0';
+    }
+    return ok;
 }

@@ -141,4 +141,26 @@ bool ldap_value_is_text(const struct ldap_value *v);
  */
 bool ldap_attr_is_binary(const char *name);
 
+/* Length of a hex SHA-256 plus NUL. */
+#define LDAP_ENTRY_RAW_HASH_LEN 65
+
+/*
+ * ldap_entry_raw_hash - a digest of the entry as the server sent it, taken
+ * before any mapping: the hex SHA-256 (OpenSSL EVP) into hex[65] of a
+ * canonical serialisation of
+ *   - a format tag and fingerprint (NUL-terminated; the caller's digest of what
+ *     else a record depends on: the configuration, the provider; "" for none),
+ *   - the stable identifier and its source, and the DN,
+ *   - every attribute, sorted by name (compared case-insensitively, names
+ *     folded to lower case), each with its values in the order the server
+ *     sent them (an attribute's value order can matter to a mapping),
+ * every string and value preceded by its length as 8 bytes big-endian and
+ * every list by its count, so that no two different entries serialise alike
+ * by concatenation. The attributes are those the search asked for, so the
+ * digest covers what the mapping and the selection read. Returns false when
+ * out of memory or OpenSSL fails (hex is then "").
+ */
+bool ldap_entry_raw_hash(const struct ldap_entry *entry, const char *fingerprint,
+                         char hex[LDAP_ENTRY_RAW_HASH_LEN]);
+
 #endif

@@ -23,6 +23,7 @@ struct plan {
     sqlite3_stmt *dir_by_dn, *cloud_by_id, *cloud_by_ext, *cloud_by_name;
     sqlite3_stmt *ins_gone, *state_by_dn;
     sqlite3_stmt *set_projection, *ins_same; /* prepared on first use */
+    sqlite3_stmt *ins_raw;
     bool partial; /* incremental: only the objects given are planned; deletions are explicit */
     char *(*resolve)(void *arg, const char *dn); /* partial: a DN that misses (plan_set_resolver) */
     void *resolve_arg;
@@ -92,13 +93,18 @@ static const char schema_sql[] =
     "DROP TABLE IF EXISTS temp.plan_warnings;"
     "DROP TABLE IF EXISTS temp.plan_gone;"
     "DROP TABLE IF EXISTS temp.plan_same;"
+    "DROP TABLE IF EXISTS temp.plan_raw;"
+    /* raw hashes of the directory objects planned, with what their records were built from */
+    "CREATE TEMP TABLE plan_raw (external_id TEXT PRIMARY KEY, raw TEXT, manager_dn TEXT,"
+    "  links TEXT) WITHOUT ROWID;"
     "CREATE TEMP TABLE plan_same (external_id TEXT PRIMARY KEY, version TEXT) WITHOUT ROWID;"
     "CREATE TEMP TABLE plan_gone (external_id TEXT PRIMARY KEY) WITHOUT ROWID;"
     "CREATE TEMP TABLE plan_cloud (kind INTEGER, id TEXT, name_lower TEXT, external_id TEXT,"
     "  is_admin INTEGER, version TEXT, projection TEXT, name TEXT);"
     "CREATE TEMP TABLE plan_dir (external_id TEXT PRIMARY KEY, kind INTEGER, dn TEXT,"
     "  dn_lower TEXT, name TEXT, name_lower TEXT, resource TEXT, manager_dn TEXT,"
-    "  members TEXT, status INTEGER, message TEXT, manager_lower TEXT, split INTEGER);"
+    "  members TEXT, status INTEGER, message TEXT, manager_lower TEXT, split INTEGER,"
+    "  raw TEXT, same_links TEXT);"
     "CREATE TEMP TABLE plan_items (seq INTEGER PRIMARY KEY, op INTEGER, kind INTEGER,"
     "  external_id TEXT, cloud_id TEXT, dn TEXT, name TEXT, record TEXT, old_record TEXT,"
     "  hash TEXT, version TEXT, changed TEXT, message TEXT, origin INTEGER,"
@@ -129,7 +135,8 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
         {&p->ins_cloud, "INSERT INTO plan_cloud VALUES (?1, ?2, lower(?3), ?4, ?5, ?6, ?7, ?3)"},
         {&p->ins_dir,
          "INSERT OR IGNORE INTO plan_dir VALUES (?1, ?2, ?3, lower(?10), ?4, lower(?4),"
-         " ?5, ?6, ?7, ?8, ?9, lower(?11), ?12)"},
+         " ?5, ?6, ?7, ?8, ?9, lower(?11), ?12, ?13, ?14)"},
+        {&p->ins_raw, "INSERT OR REPLACE INTO plan_raw VALUES (?1, ?2, ?3, ?4)"},
         {&p->ins_warning, "INSERT INTO plan_warnings (dn, message) VALUES (?1, ?2)"},
         {&p->ins_item, "INSERT INTO plan_items (op, kind, external_id, cloud_id, dn, name, record,"
                        " old_record, hash, version, changed, message, origin)"
@@ -167,14 +174,16 @@ void plan_free(struct plan *p)
         return;
     sqlite3_stmt *all[] = {p->ins_cloud, p->ins_dir,     p->ins_warning,    p->ins_item,
                            p->dir_by_dn, p->cloud_by_id, p->cloud_by_ext,   p->cloud_by_name,
-                           p->ins_gone,  p->state_by_dn, p->set_projection, p->ins_same};
+                           p->ins_gone,  p->state_by_dn, p->set_projection, p->ins_same,
+                           p->ins_raw};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
     EVP_MD_free(p->sha256);
     sqlite3_exec(p->db,
                  "DROP TABLE IF EXISTS temp.plan_cloud; DROP TABLE IF EXISTS temp.plan_dir;"
                  "DROP TABLE IF EXISTS temp.plan_items; DROP TABLE IF EXISTS temp.plan_warnings;"
-                 "DROP TABLE IF EXISTS temp.plan_gone; DROP TABLE IF EXISTS temp.plan_same;",
+                 "DROP TABLE IF EXISTS temp.plan_gone; DROP TABLE IF EXISTS temp.plan_same;"
+                 "DROP TABLE IF EXISTS temp.plan_raw;",
                  NULL, NULL, NULL);
     free(p);
 }
@@ -226,11 +235,11 @@ enum dirconn_err plan_add_dir(struct plan *p, enum plan_kind kind, const char *e
     return e;
 }
 
-enum dirconn_err plan_add_dir_text(struct plan *p, enum plan_kind kind, const char *external_id,
-                                   const char *dn, const char *name, const char *res_text,
-                                   size_t split, const char *manager_dn, char *const *member_dns,
-                                   size_t n_members, const char *skip_message,
-                                   struct dirconn_error *err)
+static enum dirconn_err add_dir(struct plan *p, enum plan_kind kind, const char *external_id,
+                                const char *dn, const char *name, const char *res_text,
+                                size_t split, const char *manager_dn, char *const *member_dns,
+                                size_t n_members, const char *skip_message, const char *raw,
+                                const char *same_links, struct dirconn_error *err)
 {
     char *members_text = NULL;
     if (n_members > 0) {
@@ -258,11 +267,44 @@ enum dirconn_err plan_add_dir_text(struct plan *p, enum plan_kind kind, const ch
     char *mkey = manager_dn != NULL ? ldap_dn_canonical(manager_dn) : NULL;
     sqlite3_bind_text(s, 11, mkey != NULL ? mkey : manager_dn, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 12, (sqlite3_int64)split);
+    sqlite3_bind_text(s, 13, skip_message == NULL ? raw : NULL, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 14, same_links, -1, SQLITE_STATIC);
     enum dirconn_err e = step_done(p, s, err, "recording a directory object");
     free(key);
     free(mkey);
     free(members_text);
     return e;
+}
+
+enum dirconn_err plan_add_dir_text(struct plan *p, enum plan_kind kind, const char *external_id,
+                                   const char *dn, const char *name, const char *res_text,
+                                   size_t split, const char *manager_dn, char *const *member_dns,
+                                   size_t n_members, const char *skip_message,
+                                   struct dirconn_error *err)
+{
+    return add_dir(p, kind, external_id, dn, name, res_text, split, manager_dn, member_dns,
+                   n_members, skip_message, NULL, NULL, err);
+}
+
+enum dirconn_err plan_add_dir_raw(struct plan *p, enum plan_kind kind, const char *external_id,
+                                  const char *dn, const char *name, const char *res_text,
+                                  size_t split, const char *manager_dn, char *const *member_dns,
+                                  size_t n_members, const char *skip_message, const char *raw,
+                                  struct dirconn_error *err)
+{
+    return add_dir(p, kind, external_id, dn, name, res_text, split, manager_dn, member_dns,
+                   n_members, skip_message, raw, NULL, err);
+}
+
+enum dirconn_err plan_add_dir_same(struct plan *p, enum plan_kind kind, const char *external_id,
+                                   const char *dn, const char *name, const char *manager_dn,
+                                   char *const *member_dns, size_t n_members, const char *raw,
+                                   const char *links, struct dirconn_error *err)
+{
+    if (raw == NULL || links == NULL)
+        return dirconn_error_set(err, DIRCONN_EUSAGE, "plan: %s: no raw hash", dn);
+    return add_dir(p, kind, external_id, dn, name, NULL, 0, manager_dn, member_dns, n_members, NULL,
+                   raw, links, err);
 }
 
 enum dirconn_err plan_add_warning(struct plan *p, const char *dn, const char *message,
@@ -422,8 +464,8 @@ static int cmp_str(const void *a, const void *b)
  * resource's split (mapping_canonical): the result is the canonical dump of
  * the merged object, without parsing the resource again.
  */
-static char *record_text(struct plan *p, const char *resource, size_t split, const char *manager_dn,
-                         const char *manager_key, const char *members)
+static json_t *record_links(struct plan *p, const char *manager_dn, const char *manager_key,
+                            const char *members)
 {
     json_t *links = json_object();
     if (links == NULL)
@@ -458,17 +500,17 @@ static char *record_text(struct plan *p, const char *resource, size_t split, con
             json_object_set_new(links, PLAN_KEY_MEMBERS, arr);
         }
     }
-    if (json_object_size(links) == 0) {
-        json_decref(links);
+    return links;
+}
+
+/* The record: resource with the links (record_links, as text: "{}" for none) spliced in. */
+static char *record_text(const char *resource, size_t split, const char *ltext)
+{
+    if (strcmp(ltext, "{}") == 0)
         return strdup(resource);
-    }
-    char *ltext = json_dumps(links, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(links);
     size_t len = strlen(resource);
-    if (ltext == NULL || split < 1 || split >= len) {
-        free(ltext);
+    if (split < 1 || split >= len)
         return NULL;
-    }
     /* resource[0, split) "," links-inside "," resource[split, len): commas where both sides have
      * members; resource[split] is "," (members on both sides), "}" (none after) or a key */
     size_t lin = strlen(ltext) - 2;
@@ -486,8 +528,27 @@ static char *record_text(struct plan *p, const char *resource, size_t split, con
             out[n++] = ',';
         memcpy(out + n, rest, len - split + 1);
     }
-    free(ltext);
     return out;
+}
+
+/*
+ * The record of an object whose raw hash held (plan_add_dir_same) but whose
+ * links changed: the acknowledged record, which the unchanged entry mapped
+ * to, with its private link keys replaced by links; the canonical dump, as
+ * mapping_canonical and record_text make it.
+ */
+static char *record_relinked(const char *acknowledged, json_t *links)
+{
+    json_error_t jerr;
+    json_t *rec = acknowledged != NULL ? json_loads(acknowledged, 0, &jerr) : NULL;
+    if (rec == NULL)
+        return NULL;
+    json_object_del(rec, PLAN_KEY_MANAGER);
+    json_object_del(rec, PLAN_KEY_MEMBERS);
+    json_object_update(rec, links);
+    char *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(rec);
+    return text;
 }
 
 /* The top-level attributes (and enterprise extension attributes) that differ. */
@@ -579,22 +640,55 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
     const char *message = (const char *)sqlite3_column_text(row, 8);
     size_t split = (size_t)sqlite3_column_int64(row, 9);
     const char *manager_key = (const char *)sqlite3_column_text(row, 10);
+    const char *raw = (const char *)sqlite3_column_text(row, 11);
+    const char *same_links = (const char *)sqlite3_column_text(row, 12);
 
     if (status != DIR_OK)
         return insert_item(p, status == DIR_SKIP ? PLAN_SKIP : PLAN_CONFLICT, kind, ext, NULL, dn,
                            name, NULL, NULL, NULL, NULL, NULL, message, 0, err);
 
-    char *text = record_text(p, resource, split, manager_dn, manager_key, members);
-    if (text == NULL)
-        return dirconn_error_set(err, DIRCONN_ENOMEM, "plan: cannot build the record of %s", dn);
-    char hash[65];
-    record_hash(p->sha256 != NULL ? p->sha256 : EVP_sha256(), text, hash);
-
     struct state_object so = {0};
     bool known = false;
     enum dirconn_err e = state_object_get(p->st, ext, &so, &known, err);
+    if (e != DIRCONN_OK)
+        return e;
+    json_t *links = record_links(p, manager_dn, manager_key, members);
+    char *ltext = links != NULL ? json_dumps(links, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    char *text = NULL;
+    char hash[65];
+    /*
+     * An entry whose raw hash held (sync.c add_entry): its record is the
+     * acknowledged one when its links resolve as they did then; then neither
+     * the record nor its hash is computed. Else the acknowledged record is
+     * relinked (the resource part is what the unchanged entry maps to).
+     */
+    bool same = same_links != NULL && ltext != NULL && known && so.hash != NULL &&
+                so.record != NULL && strcmp(ltext, same_links) == 0;
+    if (same)
+        snprintf(hash, sizeof(hash), "%s", so.hash);
+    else if (ltext != NULL)
+        text = same_links != NULL ? record_relinked(known ? so.record : NULL, links)
+                                  : record_text(resource, split, ltext);
+    json_decref(links);
+    if (!same && text == NULL) {
+        free(ltext);
+        state_object_clear(&so);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "plan: cannot build the record of %s", dn);
+    }
+    if (!same)
+        record_hash(p->sha256 != NULL ? p->sha256 : EVP_sha256(), text, hash);
+    if (raw != NULL) {
+        sqlite3_stmt *s = p->ins_raw;
+        sqlite3_bind_text(s, 1, ext, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, raw, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, manager_dn, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, ltext, -1, SQLITE_STATIC);
+        e = step_done(p, s, err, "recording a raw hash");
+    }
+    free(ltext);
     if (e != DIRCONN_OK) {
         free(text);
+        state_object_clear(&so);
         return e;
     }
     struct cloud_row c = {0};
@@ -629,10 +723,15 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
             }
         }
     }
-    if (skip != NULL) {
+    /* Not a match after all (the cloud copy is gone, say): the record is the acknowledged one. */
+    if (same && op == PLAN_MATCH)
+        p->summary.raw_same[kind]++;
+    else if (same && skip == NULL && (text = strdup(so.record)) == NULL)
+        e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    if (e == DIRCONN_OK && skip != NULL) {
         e = insert_item(p, PLAN_CONFLICT, kind, ext, NULL, dn, name, NULL, NULL, NULL, NULL, NULL,
                         skip, 0, err);
-    } else {
+    } else if (e == DIRCONN_OK) {
         /* Only updates need the record as a value. */
         json_error_t jerr;
         json_t *rec = op == PLAN_UPDATE ? json_loads(text, 0, &jerr) : NULL;
@@ -676,6 +775,7 @@ static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct d
     memset(p->summary.count, 0, sizeof(p->summary.count));
     memset(p->summary.deleted_by_kind, 0, sizeof(p->summary.deleted_by_kind));
     memset(p->summary.skipped_by_kind, 0, sizeof(p->summary.skipped_by_kind));
+    memset(p->summary.raw_same, 0, sizeof(p->summary.raw_same));
     p->summary.deletes = 0;
     /* Naming conflicts: one email on two users or contacts; none of them is sent. */
     /*
@@ -717,7 +817,7 @@ static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct d
     sqlite3_stmt *rows = NULL;
     if (sqlite3_prepare_v2(p->db,
                            "SELECT external_id, kind, dn, name, resource, manager_dn, members,"
-                           " status, message, split, manager_lower FROM plan_dir"
+                           " status, message, split, manager_lower, raw, same_links FROM plan_dir"
                            " ORDER BY kind, external_id",
                            -1, &rows, NULL) != SQLITE_OK)
         return db_fail(p, err, "reading the directory objects");
@@ -1535,6 +1635,31 @@ enum dirconn_err plan_save_verified(struct plan *p, struct dirconn_error *err)
     char *msg = NULL;
     if (sqlite3_exec(p->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         enum dirconn_err e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: verified: %s",
+                                               state_path(p->st), msg ? msg : "write failed");
+        sqlite3_free(msg);
+        return e;
+    }
+    return DIRCONN_OK;
+}
+
+enum dirconn_err plan_save_raw(struct plan *p, struct dirconn_error *err)
+{
+    /*
+     * Only where the state holds the very record this plan built from the
+     * entry (its hash, name and DN): a write that failed or was not made
+     * leaves the old record, whose raw hash, if any, still describes it.
+     */
+    static const char sql[] =
+        "UPDATE objects SET raw_hash = r.raw, raw_for = objects.hash, raw_manager = r.manager_dn,"
+        " raw_links = r.links FROM plan_raw r JOIN plan_items i ON i.external_id = r.external_id"
+        " AND i.op IN (0, 1, 2) WHERE objects.external_id = r.external_id"
+        " AND objects.hash = i.hash AND objects.name IS i.name AND objects.dn = i.dn"
+        " AND objects.record IS NOT NULL AND r.raw IS NOT NULL AND r.links IS NOT NULL"
+        " AND (objects.raw_hash IS NOT r.raw OR objects.raw_for IS NOT objects.hash"
+        "  OR objects.raw_manager IS NOT r.manager_dn OR objects.raw_links IS NOT r.links)";
+    char *msg = NULL;
+    if (sqlite3_exec(p->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        enum dirconn_err e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: raw hashes: %s",
                                                state_path(p->st), msg ? msg : "write failed");
         sqlite3_free(msg);
         return e;

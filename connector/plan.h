@@ -75,6 +75,8 @@ struct plan_summary {
     long warnings;                       /* attribute warnings (objects still sent) */
     long deletes;                        /* PLAN_DELETE over all kinds */
     long drift;                          /* matches turned into updates by plan_mark_drift */
+    long raw_same[PLAN_KIND_MAX];        /* matches given by plan_add_dir_same whose record was
+                                            not built: skipped by raw hash */
 };
 
 struct plan;
@@ -118,6 +120,44 @@ enum dirconn_err plan_add_dir_text(struct plan *p, enum plan_kind kind, const ch
                                    const char *manager_dn, char *const *member_dns,
                                    size_t n_members, const char *skip_message,
                                    struct dirconn_error *err);
+
+/*
+ * plan_add_dir_raw - plan_add_dir_text with the raw hash of the entry
+ * (ldap_entry_raw_hash, or NULL) the record was mapped from: plan_save_raw
+ * records it with the record once acknowledged.
+ */
+enum dirconn_err plan_add_dir_raw(struct plan *p, enum plan_kind kind, const char *external_id,
+                                  const char *dn, const char *name, const char *text, size_t split,
+                                  const char *manager_dn, char *const *member_dns, size_t n_members,
+                                  const char *skip_message, const char *raw,
+                                  struct dirconn_error *err);
+
+/*
+ * plan_add_dir_same - a directory object whose entry has the raw hash raw
+ * that the state records for its acknowledged record (state_object_raw_get),
+ * given without mapping it: name, manager_dn and links as the state recorded
+ * them, member_dns the entry's member values. plan_compute resolves its
+ * manager and members as for any object; when they give links, the object
+ * is planned with the acknowledged record and hash (a match when the cloud
+ * copy is there: counted in the summary's raw_same, its record never
+ * built); otherwise with the acknowledged record relinked. It takes part in
+ * naming conflicts, deletions (it is present) and the management depth like
+ * any object. Errors: DIRCONN_EUSAGE (raw or links NULL), DIRCONN_ESTATE.
+ */
+enum dirconn_err plan_add_dir_same(struct plan *p, enum plan_kind kind, const char *external_id,
+                                   const char *dn, const char *name, const char *manager_dn,
+                                   char *const *member_dns, size_t n_members, const char *raw,
+                                   const char *links, struct dirconn_error *err);
+
+/*
+ * plan_save_raw - record in the state (state.h, raw_hash) the raw hashes of
+ * this plan's objects whose state now holds the record the plan built from
+ * that entry (same hash, name and DN), with the manager DN and links of that
+ * record; other objects keep what they had (their raw_for then voids it if
+ * their record changed). Call inside the caller's transaction once the run's
+ * results are saved (after plan_save_verified). Errors: DIRCONN_ESTATE.
+ */
+enum dirconn_err plan_save_raw(struct plan *p, struct dirconn_error *err);
 
 /*
  * plan_set_partial - make this an incremental plan: only the objects given

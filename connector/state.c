@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 /* Prepared statements of the hot paths, kept for the life of the handle. */
-#define STATE_STMT_CACHE 8
+#define STATE_STMT_CACHE 12
 
 struct state {
     sqlite3 *db;
@@ -110,6 +110,13 @@ static const char *const migrations[] = {
     /* 5 -> 6: the cloud's version (ETag) of the copy last written or compared equal; an
      * object without one is compared with a whole read of its cloud copy by the next full sync */
     "ALTER TABLE objects ADD COLUMN version TEXT;",
+    /* 6 -> 7: the raw hash of the directory entry the record was mapped from, the record hash
+     * it belongs to, the plan name, manager DN and links of that record (state.h, raw_hash);
+     * NULL for every object of a migrated state, so its next full sync maps everything */
+    "ALTER TABLE objects ADD COLUMN raw_hash TEXT;"
+    "ALTER TABLE objects ADD COLUMN raw_for TEXT;"
+    "ALTER TABLE objects ADD COLUMN raw_manager TEXT;"
+    "ALTER TABLE objects ADD COLUMN raw_links TEXT;",
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -386,6 +393,54 @@ enum dirconn_err state_object_get(struct state *st, const char *external_id,
 {
     static const char sql[] = "SELECT " OBJECT_COLUMNS " FROM objects WHERE external_id = ?1";
     return object_get_by(st, sql, external_id, out, found, err);
+}
+
+enum dirconn_err state_object_raw_get(struct state *st, const char *external_id,
+                                      const char *raw_hash, struct state_raw *out, bool *found,
+                                      struct dirconn_error *err)
+{
+    static const char sql[] =
+        "SELECT name, raw_manager, raw_links FROM objects WHERE external_id = ?1"
+        " AND raw_hash = ?2 AND raw_for = hash AND record IS NOT NULL AND cloud_id IS NOT NULL"
+        " AND raw_links IS NOT NULL";
+    *found = false;
+    memset(out, 0, sizeof(*out));
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = cached(st, sql, &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, raw_hash, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        const char *v[3];
+        for (int i = 0; i < 3; i++)
+            v[i] = (const char *)sqlite3_column_text(stmt, i);
+        out->name = v[0] != NULL ? strdup(v[0]) : NULL;
+        out->manager_dn = v[1] != NULL ? strdup(v[1]) : NULL;
+        out->links = strdup(v[2]);
+        if ((v[0] != NULL && out->name == NULL) || (v[1] != NULL && out->manager_dn == NULL) ||
+            out->links == NULL) {
+            state_raw_clear(out);
+            e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+        } else {
+            *found = true;
+        }
+    } else if (rc != SQLITE_DONE) {
+        e = db_error(st, err, "reading an object's raw hash");
+    }
+    cached_done(st, stmt);
+    return e;
+}
+
+void state_raw_clear(struct state_raw *r)
+{
+    if (r == NULL)
+        return;
+    free(r->name);
+    free(r->manager_dn);
+    free(r->links);
+    memset(r, 0, sizeof(*r));
 }
 
 enum dirconn_err state_object_find_cloud_id(struct state *st, const char *cloud_id,

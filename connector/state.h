@@ -29,7 +29,7 @@
 struct sqlite3;
 
 /* Current schema version (PRAGMA user_version). */
-#define STATE_SCHEMA_VERSION 6
+#define STATE_SCHEMA_VERSION 7
 
 /* How the connector came to manage a cloud object. Only these may ever be deleted by it. */
 enum state_origin { STATE_ORIGIN_CREATED = 0, STATE_ORIGIN_ADOPTED = 1 };
@@ -52,6 +52,35 @@ struct state_object {
      * the inventory differs (a drift check at the cost of a selected list).
      */
     char *version;
+};
+
+/*
+ * What the state holds about the directory entry an object's record was
+ * mapped from (schema 7), for a full sync to skip mapping an entry that did
+ * not change (sync.c, add_entry). Columns of objects:
+ *   raw_hash    ldap_entry_raw_hash of the entry, with the fingerprint of the
+ *               configuration and the provider it was mapped under;
+ *   raw_for     the record hash (hash) that raw_hash belongs to: the raw hash
+ *               holds only while the record it produced is the one recorded,
+ *               so a record written by anything else (an apply that stopped
+ *               before the run's results were saved, a failure, a drift
+ *               repair of another record) makes the raw hash void;
+ *   raw_manager the manager DN the mapping gave (users), or NULL;
+ *   raw_links   the record's private link keys (plan.h PLAN_KEY_MANAGER and
+ *               PLAN_KEY_MEMBERS) as the compact sorted JSON object the plan
+ *               spliced in ("{}" without links).
+ * Written by plan_save_raw (plan.h) with the run's results. A state of
+ * schema 6 is migrated in place with these columns NULL: its next full sync
+ * maps every entry and records them. Downgrade: a dirconn that knows only
+ * schema 6 refuses a schema 7 state ("newer than this dirconn supports");
+ * resetting PRAGMA user_version to 6 by hand is safe, as the older code never
+ * reads the four columns, and the values it leaves behind are voided by
+ * raw_for once it rewrites a record.
+ */
+struct state_raw {
+    char *name;       /* the plan name (userName, contact email, group displayName) */
+    char *manager_dn; /* raw_manager, or NULL */
+    char *links;      /* raw_links */
 };
 
 struct state_watermark {
@@ -113,6 +142,19 @@ void state_rollback(struct state *st);
  */
 enum dirconn_err state_object_get(struct state *st, const char *external_id,
                                   struct state_object *out, bool *found, struct dirconn_error *err);
+
+/*
+ * state_object_raw_get - *found: the object external_id holds a record, a
+ * cloud id and the raw hash raw_hash for that very record (raw_for = hash);
+ * then *out receives its name, manager DN and links (free with
+ * state_raw_clear). Errors: DIRCONN_ESTATE, DIRCONN_ENOMEM.
+ */
+enum dirconn_err state_object_raw_get(struct state *st, const char *external_id,
+                                      const char *raw_hash, struct state_raw *out, bool *found,
+                                      struct dirconn_error *err);
+
+/* state_raw_clear - free what r owns and zero it. r may be NULL. */
+void state_raw_clear(struct state_raw *r);
 
 /*
  * state_object_find_cloud_id - look up an object by its cloud id (used to

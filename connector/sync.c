@@ -110,6 +110,11 @@ struct sync_ctx {
     /* called for each object given to the plan (incremental: targeted inventory) */
     enum dirconn_err (*on_added)(struct sync_ctx *c, enum plan_kind kind, const char *ext,
                                  const char *name);
+    /* raw hashes (add_entry): the fingerprint of what else records depend on ("" = none) */
+    char raw_fp[65];
+    bool raw_skip;           /* full runs: an entry whose raw hash the state holds is not mapped */
+    bool entry_warned;       /* add_entry: the entry being mapped gave a warning */
+    long raw_skipped;        /* entries given to the plan without mapping */
     struct id_list touched;  /* incremental: objects planned or deleted in this run */
     struct id_list failures; /* objects whose write failed: retried by the next incremental */
     /* apply (apply.h): progress on a terminal, and the lease lost during the run */
@@ -513,10 +518,11 @@ static const char **search_attrs(struct mapping *m)
     size_t n = 0;
     while (mattrs[n] != NULL)
         n++;
-    const char **attrs = calloc(n + 4, sizeof(char *));
+    const char **attrs = calloc(n + 5, sizeof(char *));
     if (attrs == NULL)
         return NULL;
     memcpy(attrs, mattrs, n * sizeof(char *));
+    attrs[n++] = "uSNChanged"; /* in the raw hash (add_same), where the directory has it */
     attrs[n++] = "objectClass";
     attrs[n++] = "userAccountControl";
     attrs[n++] = "msDS-UserAccountDisabled";
@@ -561,14 +567,147 @@ static enum dirconn_err report_single_email(struct sync_ctx *c, const char *dn,
              "([cloud] single_valued), the primary.",
              dn, list);
     log_msg(c->log, LOG_LEVEL_WARN, "%s", msg);
+    c->entry_warned = true;
     return plan_add_warning(c->plan, dn, msg, c->err);
+}
+
+/*
+ * The fingerprint each raw hash includes: everything besides the entry that
+ * a mapped record depends on and that a run knows before reading. The
+ * configuration's every value (config_fingerprint: the mappings, avatar
+ * pattern, accepted_domains, required attributes, selection ...), the
+ * program's version (its mapping code), the naming context and directory
+ * kind, the kinds synchronised, and the provider's part (provider_restrict):
+ * for each kind whether it is offered and which mapped targets it takes.
+ */
+static void raw_fingerprint(struct sync_ctx *c, const char *partition, char hex[65])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    char buf[128];
+    hex[0] = '\0';
+    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(md);
+        return;
+    }
+#define H(str) EVP_DigestUpdate(md, (str), strlen(str) + 1)
+    H("dirconn raw fingerprint 1");
+    H(DIRCONN_VERSION);
+    config_fingerprint(c->cfg, buf);
+    H(buf);
+    H(partition != NULL ? partition : "");
+    snprintf(buf, sizeof(buf), "directory %d kinds %u",
+             c->src != NULL ? (int)ldap_source_rootdse(c->src)->kind : -1, c->kinds);
+    H(buf);
+    for (int k = 0; k < PLAN_KIND_MAX; k++) {
+        snprintf(buf, sizeof(buf), "kind %d offered %d paths %zu", k,
+                 c->prov != NULL && provider_has_kind(c->prov, (enum provider_kind)k),
+                 c->scope[k].n);
+        H(buf);
+        for (size_t i = 0; i < c->scope[k].n; i++) {
+            const struct record_path *rp = &c->scope[k].paths[i];
+            H(rp->attr != NULL ? rp->attr : "");
+            H(rp->type != NULL ? rp->type : "\x01");
+            H(rp->sub != NULL ? rp->sub : "\x01");
+        }
+    }
+    for (size_t i = 0; i < c->n_unsent; i++)
+        H(c->unsent[i]);
+#undef H
+    if (EVP_DigestFinal_ex(md, out, &len) == 1 && len == 32) {
+        for (unsigned i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", out[i]);
+        hex[64] = '\0';
+    }
+    EVP_MD_CTX_free(md);
+}
+
+/*
+ * An entry mapped before whose raw hash (ldap_entry_raw_hash over the DN,
+ * identifier and every attribute the search read, with raw_fingerprint) is
+ * the one the state recorded with the acknowledged record, given to the plan
+ * without mapping (plan_add_dir_same). The rule, and why it is safe:
+ *   - The mapping is a pure function of the entry and of what the
+ *     fingerprint covers (configuration, program version, provider), so an
+ *     equal raw hash gives the same mapped resource, name, manager DN and
+ *     member DNs as when the record was built. The stable identifier is in
+ *     the hash, and the lookup is by it: the state row is this entry's
+ *     (an entry whose mapping sets another externalId is never skipped).
+ *     Where the directory has uSNChanged, it is one of the attributes read,
+ *     so any change of the entry changes the hash too.
+ *   - The state row holds the raw hash only with the record it produced
+ *     (raw_for = hash, state.h): a record written by anything else voids it.
+ *   - What a record depends on beyond its entry is decided in the plan as
+ *     for any object, because the plan still gets the object's DN, name,
+ *     manager DN and member DNs: manager and member DN -> externalId
+ *     resolution (an object renamed, gone, out of scope, skipped or in a
+ *     naming conflict resolves differently: the links differ from the
+ *     recorded ones and the record is relinked, not skipped), the naming
+ *     conflicts on userName / contact email, the cloud-side adoption and
+ *     name conflicts (only when the cloud copy is not found by id, and then
+ *     the record is planned whole), deletions (the object is present).
+ *   - Entries whose mapping gave warnings (invalid values, aliases not
+ *     sent) are always mapped, so the run's report keeps their warnings.
+ * Only a full run skips; the raw hash is recorded by every run.
+ */
+static enum dirconn_err add_same(struct sync_ctx *c, enum plan_kind kind,
+                                 const struct ldap_entry *entry, const char *raw, bool *done)
+{
+    *done = false;
+    const struct ldap_attr *a = kind == PLAN_GROUP ? ldap_entry_attr(entry, "member") : NULL;
+    size_t n = a != NULL ? a->n_values : 0;
+    for (size_t i = 0; i < n; i++)
+        if (a->values[i].len == 0 || !ldap_value_is_text(&a->values[i]))
+            return DIRCONN_OK; /* the mapping warns about these: map it */
+    struct state_raw sr;
+    bool found = false;
+    enum dirconn_err e = state_object_raw_get(c->st, entry->id, raw, &sr, &found, c->err);
+    if (e != DIRCONN_OK || !found)
+        return e;
+    char **members = n > 0 ? calloc(n, sizeof(char *)) : NULL;
+    if (n > 0 && members == NULL) {
+        state_raw_clear(&sr);
+        return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        members[i] = a->values[i].data;
+    e = plan_add_dir_same(c->plan, kind, entry->id, entry->dn, sr.name, sr.manager_dn, members, n,
+                          raw, sr.links, c->err);
+    free(members);
+    if (e == DIRCONN_OK && c->on_added != NULL)
+        e = c->on_added(c, kind, entry->id, sr.name);
+    state_raw_clear(&sr);
+    *done = e == DIRCONN_OK;
+    if (*done)
+        c->raw_skipped++;
+    return e;
 }
 
 /* Map one entry of kind and give it to the plan. */
 static enum dirconn_err add_entry(struct sync_ctx *c, enum plan_kind kind, struct ldap_entry *entry)
 {
+    enum dirconn_err e = DIRCONN_OK;
+    if (c->unsent_plan != c->plan) {
+        /* The mappings the provider cannot take, in this plan's report. */
+        c->unsent_plan = c->plan;
+        for (size_t k = 0; k < c->n_unsent && e == DIRCONN_OK; k++)
+            e = plan_add_warning(c->plan, "", c->unsent[k], c->err);
+        if (e != DIRCONN_OK)
+            return e;
+    }
+    char raw[LDAP_ENTRY_RAW_HASH_LEN] = "";
+    if (c->raw_fp[0] != '\0' && !ldap_entry_raw_hash(entry, c->raw_fp, raw))
+        raw[0] = '\0';
+    if (raw[0] != '\0' && c->raw_skip) {
+        bool done = false;
+        e = add_same(c, kind, entry, raw, &done);
+        if (e != DIRCONN_OK || done)
+            return e;
+    }
     struct mapping_result mr;
-    enum dirconn_err e = mapping_apply(c->maps[kind], entry, &mr);
+    c->entry_warned = false;
+    e = mapping_apply(c->maps[kind], entry, &mr);
     if (e != DIRCONN_OK) {
         dirconn_error_set(c->err, e, "mapping %s failed", entry->dn);
         mapping_result_clear(&mr);
@@ -579,12 +718,6 @@ static enum dirconn_err add_entry(struct sync_ctx *c, enum plan_kind kind, struc
         e = plan_add_warning(c->plan, entry->dn, mr.issues[k].message, c->err);
         if (c->opts->on_problem != NULL)
             c->opts->on_problem(c->opts->problem_arg, entry->dn, mr.issues[k].message);
-    }
-    if (e == DIRCONN_OK && c->unsent_plan != c->plan) {
-        /* The mappings the provider cannot take, in this plan's report. */
-        c->unsent_plan = c->plan;
-        for (size_t k = 0; k < c->n_unsent && e == DIRCONN_OK; k++)
-            e = plan_add_warning(c->plan, "", c->unsent[k], c->err);
     }
     if (e == DIRCONN_OK && !mr.skipped && c->prov != NULL && kind == PLAN_USER)
         e = report_single_email(c, entry->dn, mr.resource);
@@ -609,9 +742,12 @@ static enum dirconn_err add_entry(struct sync_ctx *c, enum plan_kind kind, struc
         if (mr.skipped)
             log_msg(c->log, LOG_LEVEL_WARN, "%s", mr.skip_message);
         const char *name = mr.skipped ? NULL : record_name(kind, mr.resource);
-        e = plan_add_dir_text(c->plan, kind, ext, entry->dn, name, mr.skipped ? NULL : mr.text,
-                              mr.text_split, mr.manager_dn, mr.member_dns, mr.n_members,
-                              mr.skipped ? mr.skip_message : NULL, c->err);
+        /* A raw hash only for what add_same can find again and plan without warnings. */
+        bool keep_raw =
+            raw[0] != '\0' && mr.n_issues == 0 && !c->entry_warned && strcmp(ext, entry->id) == 0;
+        e = plan_add_dir_raw(c->plan, kind, ext, entry->dn, name, mr.skipped ? NULL : mr.text,
+                             mr.text_split, mr.manager_dn, mr.member_dns, mr.n_members,
+                             mr.skipped ? mr.skip_message : NULL, keep_raw ? raw : NULL, c->err);
         if (e == DIRCONN_OK && c->on_added != NULL)
             e = c->on_added(c, kind, ext, name);
     }
@@ -1706,6 +1842,8 @@ static enum dirconn_err save_progress(struct sync_ctx *c, bool full, const struc
     if (e == DIRCONN_OK)
         e = plan_save_verified(c->plan, c->err);
     if (e == DIRCONN_OK)
+        e = plan_save_raw(c->plan, c->err);
+    if (e == DIRCONN_OK)
         e = record_moves(c);
     if (e == DIRCONN_OK && wm != NULL && wm->method != NULL)
         e = state_watermark_put(c->st, wm, c->err);
@@ -2320,6 +2458,10 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         }
     }
     c->drift_check = !incremental;
+    if (e == DIRCONN_OK) {
+        raw_fingerprint(c, partition, c->raw_fp);
+        c->raw_skip = !incremental;
+    }
     c->no_versions = e == DIRCONN_OK && c->drift_check && !state_object_has_version(c->st);
     if (e == DIRCONN_OK)
         e = incremental ? load_targeted_inventory(c) : load_inventory(c, kinds);
@@ -2361,6 +2503,14 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
         e = compare_unacknowledged(c);
     if (e == DIRCONN_OK)
         log_msg(log, LOG_LEVEL_DEBUG, "plan computed in %.2f s", now_s() - tp);
+    if (e == DIRCONN_OK) {
+        const struct plan_summary *s = plan_get_summary(c->plan);
+        log_msg(log, LOG_LEVEL_INFO,
+                "%ld directory objects skipped by raw hash (not mapped), %ld of them matched "
+                "without building their record",
+                c->raw_skipped,
+                s->raw_same[PLAN_USER] + s->raw_same[PLAN_GROUP] + s->raw_same[PLAN_CONTACT]);
+    }
     if (e == DIRCONN_OK) {
         const struct plan_summary *s = plan_get_summary(c->plan);
         c->res->plan = *s;

@@ -74,6 +74,91 @@ check_eq "a second sync exits 0" 0 "$s2_rc"
 check_contains "a second sync changes nothing" "$s2_out" "Result | 0 added | 0 updated | 0 deleted | 0 failed"
 check_contains "everything matched" "$s2_out" "0 Objects Added | 0 Objects Updated | $((added + 1)) Objects Matched"
 
+# ---- raw hashes: a no-change full sync maps no entry it mapped before and writes nothing; a
+#      changed entry, a changed group membership, a changed configuration and a manager renamed
+#      (the reports' records depend on its DN) are each mapped or relinked again
+state=$work/state-conn-a/state.db
+sed 's/^level = warn$/level = info/' "$work/a.conf" >"$work/a-info.conf" # [log] is outside raw hashes
+# scim_writes_since LINE: the connector's SCIM writes the cloud logged after that line of its log
+scim_writes_since() {
+	tail -n +"$(($1 + 1))" "$work/cloud.log" | grep -v 'connector=admin' |
+		grep -cE '(^| )(POST|PUT|PATCH|DELETE) [^ ]*/scim/v2/[^ ]*/(Users|Groups|Contacts|Bulk)' || true
+}
+skipped_of() { grep -o '[0-9]* directory objects skipped by raw hash' <<<"$1" | grep -o '^[0-9]*' || echo none; }
+raw_valid() { sqlite3 "$state" "select count(*) from objects where raw_hash is not null and raw_for = hash"; }
+mark=$(wc -l <"$work/cloud.log")
+run_capture r1 dirconnctl sync --full --config "$work/a-info.conf"
+check_eq "a no-change sync exits 0" 0 "$r1_rc"
+r1_skipped=$(skipped_of "$r1_err")
+check "it skips the objects it mapped before by raw hash ($r1_skipped)" test "$r1_skipped" != none -a "$r1_skipped" -gt 200
+check_eq "every object with a raw hash is skipped" "$(raw_valid)" "$r1_skipped"
+check_contains "and all of them matched without their record" "$r1_err" "$r1_skipped of them matched without building their record"
+check_contains "it changes nothing" "$r1_out" "Result | 0 added | 0 updated | 0 deleted | 0 failed"
+check_eq "it made no SCIM write" 0 "$(scim_writes_since "$mark")"
+
+# one user's attribute, and a member added to a group
+edit3_dn=$(json "$M" "j['samples'][3]['dn']")
+SGR=$(json "$M" "j['cloud_users']['dn']")
+# first_entry FILTER ATTR...: the first entry found, as LDIF (one entry: the size limit is 1)
+first_entry() {
+	LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
+		-y "$LDSFX_BIND_PASSWORD_FILE" -b "$LDSFX_BASE_DN" -LLL -o ldif-wrap=no -z 1 "$@" 2>/dev/null || true
+}
+joiner=$(first_entry "(&(objectClass=user)(mail=*)(!(memberOf=$SGR)))" 1.1 | "$PY" -c '
+import sys, ldif
+r = ldif.LDIFRecordList(sys.stdin.buffer); r.parse()
+print(r.all_records[0][0])')
+ldap_modify "dn: $edit3_dn
+changetype: modify
+replace: title
+title: Raw Hash Tester
+
+dn: $SGR
+changetype: modify
+add: member
+member: $joiner"
+run_capture r2 dirconnctl sync --full --config "$work/a-info.conf"
+check_eq "the sync after an edit and a new member exits 0" 0 "$r2_rc"
+r2_skipped=$(skipped_of "$r2_err")
+check "the edited user and the group are mapped again ($r2_skipped of $r1_skipped skipped)" \
+	test "$r2_skipped" != none -a "$r2_skipped" -lt "$r1_skipped" -a "$r2_skipped" -gt $((r1_skipped - 10))
+run_capture chk sync_check --all-attributes
+echo "$chk_out" | grep -v '^ok' || true
+check_eq "the edit and the new member reached the cloud" 0 "$chk_rc"
+
+# a changed configuration (the avatar pattern) voids every raw hash: every user gets the new URI
+sed 's#photos\.example\.com#photos2.example.com#' "$work/a-info.conf" >"$work/a-avatar.conf"
+mark=$(wc -l <"$work/cloud.log")
+run_capture r3 dirconnctl sync --full --config "$work/a-avatar.conf"
+check_eq "the sync after a configuration change exits 0" 0 "$r3_rc"
+check_eq "no object is skipped under a new configuration" 0 "$(skipped_of "$r3_err")"
+check "the users are updated" test "$(scim_writes_since "$mark")" -gt 0
+run_capture chk sync_check --all-attributes --avatar 'https://photos2.example.com/dir/{local-part}.jpg'
+echo "$chk_out" | grep -v '^ok' || true
+check_eq "every user has the new photo URI" 0 "$chk_rc"
+run_capture r4 dirconnctl sync --full --config "$work/a-avatar.conf"
+check "the next sync skips by raw hash again" test "$(skipped_of "$r4_err")" -ge "$r1_skipped"
+check_contains "and changes nothing" "$r4_out" "Result | 0 added | 0 updated | 0 deleted | 0 failed"
+
+# the manager of some users renamed (a new RDN): on slapd their manager values still name the
+# old DN (no referential integrity for manager), on AD DS they follow; either way their records
+# change although (slapd) their entries do not
+boss_dn=$(first_entry "(&(objectClass=user)(manager=*)(mail=*))" manager | "$PY" -c '
+import sys, ldif
+r = ldif.LDIFRecordList(sys.stdin.buffer); r.parse()
+print(r.all_records[0][1]["manager"][0].decode())')
+ldap_modify "dn: $boss_dn
+changetype: modrdn
+newrdn: CN=Renamed Raw Boss
+deleteoldrdn: 1"
+mark=$(wc -l <"$work/cloud.log")
+run_capture r5 dirconnctl sync --full --config "$work/a-avatar.conf"
+check_eq "the sync after the manager's rename exits 0" 0 "$r5_rc"
+check "the reports' records changed ($(scim_writes_since "$mark") writes)" test "$(scim_writes_since "$mark")" -gt 0
+run_capture chk sync_check --all-attributes --avatar 'https://photos2.example.com/dir/{local-part}.jpg'
+echo "$chk_out" | grep -v '^ok' || true
+check_eq "the managers in the cloud follow the directory after the rename" 0 "$chk_rc"
+
 # ---- directory changes: an edit, a disable, a deletion
 edit_dn=$(json "$M" "j['samples'][1]['dn']")
 gone_dn=$(json "$M" "j['samples'][2]['dn']")

@@ -6,6 +6,7 @@
 
 #include "connector/ldap_entry.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -155,12 +156,136 @@ static void test_dn_canonical(void **state)
     assert_null(ldap_dn_canonical("not a DN"));
 }
 
+/* ---- raw hash ---------------------------------------------------------------- */
+
+/* An entry from "name=v1|v2;name2=v3" (values may be empty: "name=" has one empty value). */
+static struct ldap_entry *raw_entry(const char *dn, const char *spec)
+{
+    struct ldap_entry *e = calloc(1, sizeof(*e));
+    e->dn = strdup(dn);
+    snprintf(e->id, sizeof(e->id), "%s", "00112233-4455-6677-8899-aabbccddeeff");
+    e->id_source = LDAP_ID_OBJECTGUID;
+    char *copy = strdup(spec), *save = NULL;
+    for (char *a = strtok_r(copy, ";", &save); a != NULL; a = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(a, '=');
+        *eq = '\0';
+        e->attrs = realloc(e->attrs, (e->n_attrs + 1) * sizeof(*e->attrs));
+        struct ldap_attr *at = &e->attrs[e->n_attrs++];
+        memset(at, 0, sizeof(*at));
+        at->name = strdup(a);
+        const char *v = eq + 1;
+        for (;;) {
+            const char *bar = strchr(v, '|');
+            size_t len = bar != NULL ? (size_t)(bar - v) : strlen(v);
+            at->values = realloc(at->values, (at->n_values + 1) * sizeof(*at->values));
+            at->values[at->n_values].data = strndup(v, len);
+            at->values[at->n_values].len = len;
+            at->n_values++;
+            if (bar == NULL)
+                break;
+            v = bar + 1;
+        }
+    }
+    free(copy);
+    return e;
+}
+
+static void raw_hash_of(const char *dn, const char *spec, const char *fp, char out[65])
+{
+    struct ldap_entry *e = raw_entry(dn, spec);
+    assert_true(ldap_entry_raw_hash(e, fp, out));
+    assert_int_equal(strlen(out), 64);
+    ldap_entry_free(e);
+}
+
+/* The attributes' order (and the case of their names) does not matter. */
+static void test_raw_hash_attribute_order(void **state)
+{
+    (void)state;
+    char a[65], b[65], c[65];
+    raw_hash_of("CN=x,DC=y", "mail=a@b;sn=Doe;givenName=Jane", "fp", a);
+    raw_hash_of("CN=x,DC=y", "givenName=Jane;SN=Doe;mail=a@b", "fp", b);
+    assert_string_equal(a, b);
+    raw_hash_of("CN=x,DC=y", "sn=Doe;mail=a@b;givenname=Jane", "fp", c);
+    assert_string_equal(a, c);
+    /* the serialisation is the format: SHA-256 of tag, fingerprint, id source, id, DN, the
+     * attribute count, then name, value count and values, each string after its 8-byte
+     * big-endian length (computed independently with Python's hashlib) */
+    raw_hash_of("CN=x,DC=y", "mail=a@b", "", a);
+    assert_string_equal(a, "bf887af97bb166e76bb7996377ffd9c73830afc5c235146766de30f84c9897c2");
+}
+
+/* The values' order within an attribute is kept: it can matter to a mapping. */
+static void test_raw_hash_value_order(void **state)
+{
+    (void)state;
+    char a[65], b[65];
+    raw_hash_of("CN=x,DC=y", "proxyAddresses=SMTP:a@b|smtp:c@d", "fp", a);
+    raw_hash_of("CN=x,DC=y", "proxyAddresses=smtp:c@d|SMTP:a@b", "fp", b);
+    assert_string_not_equal(a, b);
+}
+
+/* Lengths are part of the serialisation: no two entries collide by concatenation. */
+static void test_raw_hash_length_prefixes(void **state)
+{
+    (void)state;
+    char a[65], b[65];
+    /* one value "bc" against two values "b", "c" */
+    raw_hash_of("CN=x,DC=y", "member=bc", "", a);
+    raw_hash_of("CN=x,DC=y", "member=b|c", "", b);
+    assert_string_not_equal(a, b);
+    /* a value moved across the attribute boundary */
+    raw_hash_of("CN=x,DC=y", "a=xy;b=z", "", a);
+    raw_hash_of("CN=x,DC=y", "a=x;b=yz", "", b);
+    assert_string_not_equal(a, b);
+    /* an attribute name that takes the start of its value */
+    raw_hash_of("CN=x,DC=y", "sn=Doe", "", a);
+    raw_hash_of("CN=x,DC=y", "snD=oe", "", b);
+    assert_string_not_equal(a, b);
+    /* an empty value against no value: two values "" and "" against one */
+    raw_hash_of("CN=x,DC=y", "a=|", "", a);
+    raw_hash_of("CN=x,DC=y", "a=", "", b);
+    assert_string_not_equal(a, b);
+    /* the DN against the fingerprint and the first attribute */
+    raw_hash_of("CN=x,DC=yz", "", "", a);
+    raw_hash_of("CN=x,DC=y", "", "z", b);
+    assert_string_not_equal(a, b);
+}
+
+/* DN, identifier, values and fingerprint each change the digest. */
+static void test_raw_hash_inputs(void **state)
+{
+    (void)state;
+    char base[65], h[65];
+    raw_hash_of("CN=x,DC=y", "mail=a@b", "fp", base);
+    raw_hash_of("CN=x2,DC=y", "mail=a@b", "fp", h);
+    assert_string_not_equal(base, h);
+    raw_hash_of("CN=x,DC=y", "mail=a@c", "fp", h);
+    assert_string_not_equal(base, h);
+    raw_hash_of("CN=x,DC=y", "mail=a@b", "fp2", h);
+    assert_string_not_equal(base, h);
+    raw_hash_of("CN=x,DC=y", "mail=a@b;uSNChanged=12", "fp", h);
+    assert_string_not_equal(base, h);
+    struct ldap_entry *e = raw_entry("CN=x,DC=y", "mail=a@b");
+    e->id[0] = 'f';
+    assert_true(ldap_entry_raw_hash(e, "fp", h));
+    assert_string_not_equal(base, h);
+    ldap_entry_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_guid_rendering), cmocka_unit_test(test_filter_escaping),
-        cmocka_unit_test(test_range_parsing),  cmocka_unit_test(test_text_detection),
-        cmocka_unit_test(test_entry_lookup),   cmocka_unit_test(test_dn_canonical),
+        cmocka_unit_test(test_guid_rendering),
+        cmocka_unit_test(test_filter_escaping),
+        cmocka_unit_test(test_range_parsing),
+        cmocka_unit_test(test_text_detection),
+        cmocka_unit_test(test_entry_lookup),
+        cmocka_unit_test(test_dn_canonical),
+        cmocka_unit_test(test_raw_hash_attribute_order),
+        cmocka_unit_test(test_raw_hash_value_order),
+        cmocka_unit_test(test_raw_hash_length_prefixes),
+        cmocka_unit_test(test_raw_hash_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

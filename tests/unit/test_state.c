@@ -237,10 +237,15 @@ static void test_retry_kind(void **state)
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(
-        sqlite3_exec(db,
-                     "ALTER TABLE retry DROP COLUMN kind;"
-                     " ALTER TABLE objects DROP COLUMN version; PRAGMA user_version = 4",
-                     NULL, NULL, NULL),
+        sqlite3_exec(
+            db,
+            "ALTER TABLE retry DROP COLUMN kind;"
+            " ALTER TABLE objects DROP COLUMN version;"
+            " ALTER TABLE objects DROP COLUMN raw_hash; ALTER TABLE objects DROP COLUMN raw_for;"
+            " ALTER TABLE objects DROP COLUMN raw_manager; ALTER TABLE objects DROP COLUMN "
+            "raw_links;"
+            " PRAGMA user_version = 4",
+            NULL, NULL, NULL),
         SQLITE_OK);
     sqlite3_close(db);
     st = open_ok();
@@ -280,8 +285,14 @@ static void test_version_migration(void **state)
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(
-        sqlite3_exec(db, "ALTER TABLE objects DROP COLUMN version; PRAGMA user_version = 5", NULL,
-                     NULL, NULL),
+        sqlite3_exec(
+            db,
+            "ALTER TABLE objects DROP COLUMN version;"
+            " ALTER TABLE objects DROP COLUMN raw_hash; ALTER TABLE objects DROP COLUMN raw_for;"
+            " ALTER TABLE objects DROP COLUMN raw_manager; ALTER TABLE objects DROP COLUMN "
+            "raw_links;"
+            " PRAGMA user_version = 5",
+            NULL, NULL, NULL),
         SQLITE_OK);
     sqlite3_close(db);
     st = open_ok();
@@ -304,7 +315,7 @@ static void test_version_migration(void **state)
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(q, 0), STATE_SCHEMA_VERSION);
-    assert_int_equal(STATE_SCHEMA_VERSION, 6);
+    assert_int_equal(STATE_SCHEMA_VERSION, 7);
     sqlite3_finalize(q);
     sqlite3_close(db);
 }
@@ -424,6 +435,75 @@ static void test_reconcile(void **state)
     state_close(st);
 }
 
+/*
+ * Schema 7: a raw hash holds only with the record it was recorded for (raw_for = hash);
+ * a version 6 state is migrated in place with no raw hashes.
+ */
+static void test_raw_hash(void **state)
+{
+    (void)state;
+    struct state *st = open_ok();
+    struct state_object o = {.external_id = "u-1",
+                             .kind = 0,
+                             .dn = "CN=One",
+                             .cloud_id = "c-1",
+                             .name = "one@example.com",
+                             .hash = "abab",
+                             .record = "{}"};
+    assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
+    struct state_raw sr;
+    bool found = true;
+    assert_int_equal(state_object_raw_get(st, "u-1", "r1", &sr, &found, NULL), DIRCONN_OK);
+    assert_false(found);
+    assert_int_equal(sqlite3_exec(state_db(st),
+                                  "UPDATE objects SET raw_hash = 'r1', raw_for = 'abab',"
+                                  " raw_manager = 'CN=Boss', raw_links = '{}'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(state_object_raw_get(st, "u-1", "r1", &sr, &found, NULL), DIRCONN_OK);
+    assert_true(found);
+    assert_string_equal(sr.name, "one@example.com");
+    assert_string_equal(sr.manager_dn, "CN=Boss");
+    assert_string_equal(sr.links, "{}");
+    state_raw_clear(&sr);
+    assert_int_equal(state_object_raw_get(st, "u-1", "r2", &sr, &found, NULL), DIRCONN_OK);
+    assert_false(found);
+    /* another record written (a put keeps the raw columns): the raw hash no longer holds */
+    o.hash = "cdcd";
+    assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
+    assert_int_equal(state_object_raw_get(st, "u-1", "r1", &sr, &found, NULL), DIRCONN_OK);
+    assert_false(found);
+    o.hash = "abab";
+    assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
+    assert_int_equal(state_object_raw_get(st, "u-1", "r1", &sr, &found, NULL), DIRCONN_OK);
+    assert_true(found);
+    state_raw_clear(&sr);
+    char path[128];
+    snprintf(path, sizeof(path), "%s", state_path(st));
+    state_close(st);
+    /* back to schema 6: the migration adds the columns, empty */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "ALTER TABLE objects DROP COLUMN raw_hash;"
+                                  " ALTER TABLE objects DROP COLUMN raw_for;"
+                                  " ALTER TABLE objects DROP COLUMN raw_manager;"
+                                  " ALTER TABLE objects DROP COLUMN raw_links;"
+                                  " PRAGMA user_version = 6",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    st = open_ok();
+    assert_int_equal(state_object_raw_get(st, "u-1", "r1", &sr, &found, NULL), DIRCONN_OK);
+    assert_false(found);
+    struct state_object got;
+    assert_int_equal(state_object_get(st, "u-1", &got, &found, NULL), DIRCONN_OK);
+    assert_true(found);
+    assert_string_equal(got.hash, "abab");
+    state_object_clear(&got);
+    state_close(st);
+}
+
 static void test_unusable_dir(void **state)
 {
     (void)state;
@@ -444,6 +524,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile, setup, teardown),
+        cmocka_unit_test(test_raw_hash),
         cmocka_unit_test(test_unusable_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
