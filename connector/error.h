@@ -41,6 +41,9 @@
     XX(ETHRESHOLD, 40, "delete threshold exceeded")                                                \
     XX(ELEASE, 50, "lease not held")                                                               \
     XX(EHAMODE, 51, "HA mode differs from the organisation's")                                     \
+    XX(ELEASE_CONNECT, 52, "lease server unreachable")                                             \
+    XX(ELEASE_AUTH, 53, "lease server refused the credentials")                                    \
+    XX(ELEASE_SERVER, 54, "lease server request failed")                                           \
     XX(EPROXY, 60, "proxy failure")                                                                \
     XX(ESECRET, 70, "secret store error")                                                          \
     XX(ENOTREGISTERED, 71, "connector not registered")                                             \

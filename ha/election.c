@@ -201,7 +201,7 @@ static void note_error(struct ha_election *e, const struct dirconn_error *err)
     if (strcmp(e->last_error, err->msg) != 0)
         log_msg_limited(e->log, LOG_LEVEL_WARN, "ha: %s lease: %s", e->b.ops->name, err->msg);
     snprintf(e->last_error, sizeof(e->last_error), "%s", err->msg);
-    e->last_code = err->code != DIRCONN_OK ? err->code : DIRCONN_ECLOUD;
+    e->last_code = err->code != DIRCONN_OK ? err->code : DIRCONN_ELEASE_SERVER;
     pthread_cond_broadcast(&e->cond);
     pthread_mutex_unlock(&e->lock);
 }
@@ -612,10 +612,11 @@ enum dirconn_err ha_election_lease_cause(void *arg, struct dirconn_error *err)
     ha_election_status(e, &hs);
     enum dirconn_err rc = DIRCONN_ELEASE;
     if (strcmp(hs.backend, "cloud") == 0 &&
-        (hs.last_code == DIRCONN_ECLOUD_CONNECT || hs.last_code == DIRCONN_EPROXY))
-        rc = dirconn_error_set(err, hs.last_code,
-                               "%s; so the HA lease could not be renewed and writes stopped",
-                               hs.last_error);
+        (hs.last_code == DIRCONN_ELEASE_CONNECT || hs.last_code == DIRCONN_EPROXY))
+        /* with the cloud lease the lease server is the cloud: the sync reports it unreachable */
+        rc = dirconn_error_set(
+            err, hs.last_code == DIRCONN_EPROXY ? DIRCONN_EPROXY : DIRCONN_ECLOUD_CONNECT,
+            "%s; so the HA lease could not be renewed and writes stopped", hs.last_error);
     ha_status_clear(&hs);
     return rc;
 }

@@ -47,3 +47,14 @@ void lease_backend_free(struct lease_backend *b)
     free(b->identity);
     memset(b, 0, sizeof(*b));
 }
+
+enum dirconn_err lease_server_error(enum dirconn_err e, struct dirconn_error *err)
+{
+    enum dirconn_err to = e == DIRCONN_ECLOUD_CONNECT ? DIRCONN_ELEASE_CONNECT
+                          : e == DIRCONN_ECLOUD_AUTH  ? DIRCONN_ELEASE_AUTH
+                          : e == DIRCONN_ECLOUD       ? DIRCONN_ELEASE_SERVER
+                                                      : e;
+    if (err != NULL && err->code == e)
+        err->code = to;
+    return to;
+}

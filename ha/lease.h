@@ -58,9 +58,12 @@ bool lease_info_copy(struct lease_info *dst, const struct lease_info *src);
  * The backend operations. `self` is the backend's own pointer. Each fills
  * *out (zeroed by the caller, freed with lease_info_clear) on success.
  *
- * observe  - read the lease. Errors: the transport's (DIRCONN_ECLOUD_CONNECT
- *            when no lease server answered, DIRCONN_ECLOUD_AUTH, DIRCONN_ECLOUD,
- *            DIRCONN_EPROXY), DIRCONN_ENOMEM.
+ * Every operation's errors are in the lease-server family (lease_server_error):
+ * DIRCONN_ELEASE_CONNECT when no lease server answered, DIRCONN_ELEASE_AUTH
+ * when it refused the credentials, DIRCONN_ELEASE_SERVER for another failure
+ * of the server or its answer; DIRCONN_EPROXY and DIRCONN_ENOMEM as they are.
+ *
+ * observe  - read the lease. Errors: the transport's, DIRCONN_ENOMEM.
  * acquire  - take the lease for this instance with duration_ms, given what
  *            observe last returned (`seen`: its version is the compare-and-swap
  *            precondition). Only when seen shows it free or expired (remaining_ms
@@ -79,7 +82,7 @@ bool lease_info_copy(struct lease_info *dst, const struct lease_info *src);
  * state_put - replace the document, if its version is still `version` (NULL =
  *            unconditional) and this instance still holds the lease under
  *            `token`. DIRCONN_ELEASE when the write was fenced (stale token, lease
- *            lost); DIRCONN_ECLOUD for a version mismatch; transport errors.
+ *            lost); DIRCONN_ELEASE_SERVER for a version mismatch; transport errors.
  * free     - release everything (does not release the lease).
  * reconfigure - optional (NULL: the backend has no settings to take): take
  *            the [proxy] settings of cfg (owned by the backend from now on,
@@ -103,6 +106,17 @@ struct lease_backend_ops {
     void (*free)(void *self);
     enum dirconn_err (*reconfigure)(void *self, struct config *cfg, struct dirconn_error *err);
 };
+
+/*
+ * lease_server_error - the border of a lease backend: the cloud-family codes
+ * its transport gives (DIRCONN_ECLOUD_CONNECT, DIRCONN_ECLOUD_AUTH,
+ * DIRCONN_ECLOUD) become the lease-server family (DIRCONN_ELEASE_CONNECT,
+ * DIRCONN_ELEASE_AUTH, DIRCONN_ELEASE_SERVER; docs/cli.md exit codes 52–54),
+ * so that an etcd or lease outage is never reported as "cloud unreachable".
+ * Other codes pass unchanged. err (may be NULL) gets the same code; its
+ * message and cause stay. Returns the translated code.
+ */
+enum dirconn_err lease_server_error(enum dirconn_err e, struct dirconn_error *err);
 
 /* A backend: its operations, its state, and who this instance is. */
 struct lease_backend {

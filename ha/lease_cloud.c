@@ -331,14 +331,50 @@ static enum dirconn_err cl_reconfigure(void *self, struct config *cfg, struct di
     return DIRCONN_OK;
 }
 
+/* ---- the border: every operation's errors in the lease-server family (lease_server_error) -- */
+
+static enum dirconn_err cl_observe_b(void *self, struct lease_info *out, struct dirconn_error *err)
+{
+    return lease_server_error(cl_observe(self, out, err), err);
+}
+
+static enum dirconn_err cl_acquire_b(void *self, const struct lease_info *seen, int64_t duration_ms,
+                                     struct lease_info *out, struct dirconn_error *err)
+{
+    return lease_server_error(cl_acquire(self, seen, duration_ms, out, err), err);
+}
+
+static enum dirconn_err cl_renew_b(void *self, int64_t duration_ms, struct lease_info *out,
+                                   struct dirconn_error *err)
+{
+    return lease_server_error(cl_renew(self, duration_ms, out, err), err);
+}
+
+static enum dirconn_err cl_release_b(void *self, struct dirconn_error *err)
+{
+    return lease_server_error(cl_release(self, err), err);
+}
+
+static enum dirconn_err cl_state_get_b(void *self, json_t **doc, char **version,
+                                       struct dirconn_error *err)
+{
+    return lease_server_error(cl_state_get(self, doc, version, err), err);
+}
+
+static enum dirconn_err cl_state_put_b(void *self, const json_t *doc, const char *version,
+                                       int64_t token, struct dirconn_error *err)
+{
+    return lease_server_error(cl_state_put(self, doc, version, token, err), err);
+}
+
 static const struct lease_backend_ops cloud_ops = {
     .name = "cloud",
-    .observe = cl_observe,
-    .acquire = cl_acquire,
-    .renew = cl_renew,
-    .release = cl_release,
-    .state_get = cl_state_get,
-    .state_put = cl_state_put,
+    .observe = cl_observe_b,
+    .acquire = cl_acquire_b,
+    .renew = cl_renew_b,
+    .release = cl_release_b,
+    .state_get = cl_state_get_b,
+    .state_put = cl_state_put_b,
     .free = cl_free,
     .reconfigure = cl_reconfigure,
 };

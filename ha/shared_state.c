@@ -156,7 +156,7 @@ enum dirconn_err ha_shared_retry_decode(const json_t *doc, struct state *st, con
     if (arr == NULL || json_is_null(arr))
         return DIRCONN_OK; /* a document of an older version: no failed write to retry */
     if (!json_is_array(arr))
-        return dirconn_error_set(err, DIRCONN_ECLOUD,
+        return dirconn_error_set(err, DIRCONN_ELEASE_SERVER,
                                  "the shared state document's retry list is not an array");
     char reason[160];
     snprintf(reason, sizeof(reason), "its last write failed (retry list of the shared state, %s)",
@@ -168,7 +168,7 @@ enum dirconn_err ha_shared_retry_decode(const json_t *doc, struct state *st, con
         const char *id = NULL, *dn = NULL;
         int kind = -1;
         if (!parse_retry(o, &id, &dn, &kind))
-            return dirconn_error_set(err, DIRCONN_ECLOUD,
+            return dirconn_error_set(err, DIRCONN_ELEASE_SERVER,
                                      "the shared state document has a malformed retry entry "
                                      "(entry %zu)",
                                      i);
@@ -197,7 +197,7 @@ enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
     const char *writer = json_string_value(json_object_get(doc, "writer"));
     if (gen != 0 && !json_is_array(wms)) {
         json_decref(doc);
-        return dirconn_error_set(err, DIRCONN_ECLOUD,
+        return dirconn_error_set(err, DIRCONN_ELEASE_SERVER,
                                  "the shared %s state document (generation %" PRId64
                                  ") has no watermarks array",
                                  b->ops->name, gen);
@@ -243,7 +243,7 @@ enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
         struct state_watermark wm;
         if (!parse_watermark(o, &wm)) {
             state_watermark_clear(&wm);
-            e = dirconn_error_set(err, DIRCONN_ECLOUD,
+            e = dirconn_error_set(err, DIRCONN_ELEASE_SERVER,
                                   "the shared %s state document has a malformed watermark "
                                   "(entry %zu)",
                                   b->ops->name, i);

@@ -58,7 +58,7 @@ enum ha_import {
  * (ha_shared_retry_decode; an overflowed list discards the watermarks and
  * reports HA_IMPORT_NONE). One line is logged saying which, and one with
  * the number of objects to retry taken over when there are any. Errors: the backend's
- * state_get errors, DIRCONN_ESTATE, DIRCONN_ECLOUD (a document that is not
+ * state_get errors, DIRCONN_ESTATE, DIRCONN_ELEASE_SERVER (a document that is not
  * in this format), DIRCONN_ENOMEM.
  */
 enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
@@ -93,7 +93,7 @@ enum dirconn_err ha_shared_retry_encode(struct state *st, json_t *doc, struct di
  * may be NULL). *merged receives the number of entries merged, *overflowed
  * whether the document says "retryOverflow": true. A document without
  * "retry" (or null) merges nothing. Run it inside the caller's transaction
- * to keep the merge whole. Errors: DIRCONN_ECLOUD ("retry" is not an array
+ * to keep the merge whole. Errors: DIRCONN_ELEASE_SERVER ("retry" is not an array
  * or an entry is malformed: no "externalId" string, an unknown "kind", a
  * "dn" that is not a string; entries before it are merged), DIRCONN_ESTATE.
  */

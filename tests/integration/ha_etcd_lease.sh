@@ -109,7 +109,7 @@ check_contains "the fenced write says so" "$r_err" "fenced"
 lease B state-put '{"watermark":2}' "$V1" "$T1"
 check_eq "B cannot write with A's token" "50" "$r_rc"
 lease A state-put '{"watermark":2}' 0 "$T1"
-check_eq "an old version is a conflict (ECLOUD)" "32" "$r_rc"
+check_eq "an old version is a conflict (ELEASE_SERVER)" "54" "$r_rc"
 check_contains "the conflict names the current version" "$r_err" "state version is $V1"
 lease A state-put '{"watermark":2}' "$V1" "$T1"
 check_eq "A writes version $V1" "0" "$r_rc"
@@ -195,7 +195,7 @@ wait "$HANG_PID" 2>/dev/null || true
 # ---- no endpoint at all ---------------------------------------------------------------------
 etcd_stop_all
 lease A observe
-check_eq "no endpoint answers: ECLOUD_CONNECT" "30" "$r_rc"
+check_eq "no endpoint answers: ELEASE_CONNECT, not cloud unreachable" "52" "$r_rc"
 check_contains "the message names every endpoint" "$r_err" "etcd ${EP[1]}: "
 check_contains "... to the last" "$r_err" "etcd ${EP[2]}: "
 

@@ -152,7 +152,7 @@ check_eq "the leader key is gone" "" "$(rctl get --print-value-only /dirconn/acm
 conf "$T/nocert.conf" "etcd_ca_file = $P/ca.pem" "etcd_user = dirconn" \
 	"etcd_password_file = $T/etcd.password"
 lease "$T/nocert.conf" A acquire 20000
-check_eq "without a client certificate: no endpoint answers (ECLOUD_CONNECT)" "30" "$r_rc"
+check_eq "without a client certificate: no endpoint answers (ELEASE_CONNECT)" "52" "$r_rc"
 check_eq "one line on stderr" "1" "$(printf '%s\n' "$r_err" | grep -c .)"
 check_contains "it names the endpoint" "$r_err" "etcd $EP: "
 check_contains "it names the TLS cause" "$r_err" "TLS: the member closed the connection; does it require a client certificate? see [ha] etcd_cert_file, etcd_key_file"
@@ -162,14 +162,14 @@ echo "# $r_err"
 conf "$T/noca.conf" "etcd_cert_file = $P/client.pem" "etcd_key_file = $P/client.key" \
 	"etcd_user = dirconn" "etcd_password_file = $T/etcd.password"
 lease "$T/noca.conf" A observe
-check_eq "without etcd_ca_file the server certificate is not trusted" "30" "$r_rc"
+check_eq "without etcd_ca_file the server certificate is not trusted (ELEASE_CONNECT)" "52" "$r_rc"
 check_contains "... and says so" "$r_err" "TLS: see [ha] etcd_ca_file"
 
 # ---- a wrong password --------------------------------------------------------------------------------
 conf "$T/wrongpw.conf" "etcd_ca_file = $P/ca.pem" "etcd_cert_file = $P/client.pem" \
 	"etcd_key_file = $P/client.key" "etcd_user = dirconn" "etcd_password_file = $T/wrong.password"
 lease "$T/wrongpw.conf" A acquire 20000
-check_eq "a wrong password: ECLOUD_AUTH (exit 31)" "31" "$r_rc"
+check_eq "a wrong password: ELEASE_AUTH (exit 53)" "53" "$r_rc"
 check_eq "one line on stderr" "1" "$(printf '%s\n' "$r_err" | grep -c .)"
 check_contains "it names [ha] etcd_user" "$r_err" "[ha] etcd_user 'dirconn'"
 check_contains "it names [ha] etcd_password_file" "$r_err" "[ha] etcd_password_file $T/wrong.password"

@@ -442,7 +442,7 @@ static void test_auth_refused(void **state)
     assert_int_equal(lease_backend_etcd_new(cfg, &quiet, NULL, "A", 2000, &b, &err), DIRCONN_OK);
     config_free(cfg);
     struct lease_info li = {0};
-    assert_int_equal(b.ops->observe(b.self, &li, &err), DIRCONN_ECLOUD_AUTH);
+    assert_int_equal(b.ops->observe(b.self, &li, &err), DIRCONN_ELEASE_AUTH);
     assert_non_null(strstr(err.msg, "[ha] etcd_user 'dirconn'"));
     assert_non_null(strstr(err.msg, "[ha] etcd_password_file"));
     assert_non_null(strstr(err.msg, "invalid user ID or password"));
@@ -474,7 +474,7 @@ static void test_nobody_answers(void **state)
     struct lease_info li = {0};
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    assert_int_equal(b.ops->observe(b.self, &li, &err), DIRCONN_ECLOUD_CONNECT);
+    assert_int_equal(b.ops->observe(b.self, &li, &err), DIRCONN_ELEASE_CONNECT);
     char want[64];
     snprintf(want, sizeof(want), "etcd http://127.0.0.1:%d: ", p1);
     assert_non_null(strstr(err.msg, want));
@@ -572,10 +572,10 @@ static void test_state_put_fenced_or_conflict(void **state)
     json_t *doc = json_pack("{s:i}", "n", 1);
     assert_int_equal(b.ops->state_put(b.self, doc, "14", 12, &err), DIRCONN_ELEASE);
     assert_non_null(strstr(err.msg, "fenced"));
-    assert_int_equal(b.ops->state_put(b.self, doc, "14", 12, &err), DIRCONN_ECLOUD);
+    assert_int_equal(b.ops->state_put(b.self, doc, "14", 12, &err), DIRCONN_ELEASE_SERVER);
     assert_non_null(strstr(err.msg, "state version is 15, not 14"));
     assert_int_equal(b.ops->state_put(b.self, doc, NULL, 12, &err), DIRCONN_OK);
-    assert_int_equal(b.ops->state_put(b.self, doc, "x1", 12, &err), DIRCONN_ECLOUD);
+    assert_int_equal(b.ops->state_put(b.self, doc, "x1", 12, &err), DIRCONN_ELEASE_SERVER);
     assert_int_equal(b.ops->state_put(b.self, doc, NULL, 0, &err), DIRCONN_ELEASE);
     json_decref(doc);
     lease_backend_free(&b);
@@ -606,12 +606,12 @@ static void test_malformed_answers(void **state)
     struct lease_info li = {0};
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    assert_int_equal(b.ops->observe(b.self, &li, &err), DIRCONN_ECLOUD);
-    assert_int_equal(b.ops->observe(b.self, &li, &err), DIRCONN_ECLOUD);
+    assert_int_equal(b.ops->observe(b.self, &li, &err), DIRCONN_ELEASE_SERVER);
+    assert_int_equal(b.ops->observe(b.self, &li, &err), DIRCONN_ELEASE_SERVER);
     assert_non_null(strstr(err.msg, "not JSON"));
-    assert_int_equal(b.ops->observe(b.self, &li, &err), DIRCONN_ECLOUD);
+    assert_int_equal(b.ops->observe(b.self, &li, &err), DIRCONN_ELEASE_SERVER);
     assert_non_null(strstr(err.msg, "HTTP 400: etcdserver: bad thing"));
-    assert_int_equal(b.ops->observe(b.self, &li, &err), DIRCONN_ECLOUD);
+    assert_int_equal(b.ops->observe(b.self, &li, &err), DIRCONN_ELEASE_SERVER);
     lease_info_clear(&li);
     lease_backend_free(&b);
     fake_done(&f);

@@ -316,7 +316,7 @@ static void test_retry_list_malformed(void **state)
         struct dirconn_error err;
         dirconn_error_clear(&err);
         enum ha_import what = HA_IMPORT_CURRENT;
-        assert_int_equal(ha_shared_import(&bb, b, &quiet, &what, &err), DIRCONN_ECLOUD);
+        assert_int_equal(ha_shared_import(&bb, b, &quiet, &what, &err), DIRCONN_ELEASE_SERVER);
         assert_non_null(strstr(err.msg, "retry"));
         assert_int_equal(state_retry_count(b), 0);
         struct state_watermark wm = {0};
