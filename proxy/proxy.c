@@ -68,8 +68,17 @@ struct proxy_ctx {
     size_t in_flight; /* transfers between proxy_configure and proxy_outcome */
 };
 
+static int64_t (*test_clock)(void); /* proxy_set_clock */
+
+void proxy_set_clock(int64_t (*now_ms)(void))
+{
+    test_clock = now_ms;
+}
+
 static int64_t mono_ms(void)
 {
+    if (test_clock != NULL)
+        return test_clock();
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;

@@ -278,6 +278,14 @@ size_t proxy_pac_directives(const char *answer, bool *garbage);
  */
 bool proxy_cache_usable(int64_t now_ms, int64_t expires_ms, int64_t ttl_ms, bool in_flight);
 
+/*
+ * proxy_set_clock - for unit tests: replace the monotonic clock (milliseconds)
+ * that every proxy context of the process reads for pac_ttl and the dead-proxy
+ * memory with now_ms; NULL restores CLOCK_MONOTONIC. Not thread-safe: set it
+ * before any context is used.
+ */
+void proxy_set_clock(int64_t (*now_ms)(void));
+
 /* proxy_mode_name - "auto", "pac", "explicit" or "none". */
 const char *proxy_mode_name(enum proxy_mode mode);
 
