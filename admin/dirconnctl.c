@@ -6,6 +6,7 @@
 #define _DEFAULT_SOURCE /* getopt_long */
 #include "admin/ctl.h"
 #include "connector/platform.h"
+#include "connector/state.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -64,6 +65,7 @@ enum dirconn_err ctl_load_config(struct ctl *ctl)
     }
     log_sink_init(&ctl->log, ctl->prog, (enum log_level)ctl->cfg->log_level,
                   (enum log_target)ctl->cfg->log_target);
+    state_set_cache_size(ctl->cfg->state_cache_size);
     return DIRCONN_OK;
 }
 

@@ -111,6 +111,7 @@ static const struct opt options[] = {
     {"connector", "state_dir", OPT_STRING, OFF(state_dir), "/var/lib/dirconn", 1, PATH_MAX, NULL, 0,
      NULL},
     {"connector", "key_file", OPT_STRING, OFF(key_file), NULL, 1, PATH_MAX, NULL, 0, NULL},
+    {"connector", "state_cache_size", OPT_INT, OFF(state_cache_size), "16", 1, 4096, NULL, 0, NULL},
 
     {"ldap", "urls", OPT_LIST, OFF(urls), NULL, 1, 32, NULL, OPT_REQUIRED | OPT_LIST_SPACE,
      validate_ldap_url},
