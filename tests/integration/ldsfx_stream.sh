@@ -51,8 +51,8 @@ rss() { # users -> peak RSS in kB of gen.py --stream
 		--users "$1" --out "$DIR/g" >/dev/null
 	cat "$DIR/rss"
 }
-small=$(rss 2000) large=$(rss 40000)
-echo "# gen.py --stream peak RSS: 2000 users $small kB, 40000 users $large kB"
+small=$(rss 2000) large=$(rss 20000)
+echo "# gen.py --stream peak RSS: 2000 users $small kB, 20000 users $large kB"
 if ((large * 2 < small * 3)); then ok "memory flat in N ($small -> $large kB)"; else bad "memory grows with N: $small -> $large kB"; fi
 rm -rf "$DIR/g"
 
