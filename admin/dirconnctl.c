@@ -7,6 +7,7 @@
 #include "admin/ctl.h"
 #include "connector/config_view.h"
 #include "connector/platform.h"
+#include "connector/state.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -71,6 +72,7 @@ enum dirconn_err ctl_load_config(struct ctl *ctl)
     }
     log_sink_init(&ctl->log, ctl->prog, (enum log_level)ctl->cfg->log_level,
                   (enum log_target)ctl->cfg->log_target);
+    state_set_cache_size(ctl->cfg->state_cache_size);
     return DIRCONN_OK;
 }
 

@@ -1587,6 +1587,7 @@ static void reload(struct daemon *d, const char *why)
         return;
     }
     d->cfg = fresh;
+    state_set_cache_size(fresh->state_cache_size); /* for the state opened from now on */
     if (d->mailer != NULL ? !mailer_reconfigure(d->mailer, fresh)
                           : mailer_new(fresh, &d->log, &d->mailer, &err) != DIRCONN_OK)
         log_msg(&d->log, LOG_LEVEL_ERROR, "%s: email reports keep their settings: %s", why,
@@ -1716,6 +1717,7 @@ int main(int argc, char **argv)
     d->start_cfg = d->cfg;
     log_sink_reconfigure(&d->log, (enum log_level)d->cfg->log_level,
                          (enum log_target)d->cfg->log_target);
+    state_set_cache_size(d->cfg->state_cache_size);
     /* The daemon holds the bind password, the connector secret and tokens: no core dumps. */
     if (platform_disable_core_dumps(&err) != DIRCONN_OK)
         log_msg(&d->log, LOG_LEVEL_WARN, "%s", err.msg);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # sync.sh - full sync benchmark: dirconn against its floors, on one machine.
 #
-# usage: bench/sync.sh [--smoke] [--kind adlds|adds] [--users N] [--out FILE] [--build-dir DIR]
+# usage: bench/sync.sh [--smoke] [--kind adlds|adds] [--users N] [--stream] [--out FILE]
+#                      [--build-dir DIR]
 #
 # Starts the directory fixture with N users (and, from 5000 users up, N/10
 # groups with memberships; slapd is loaded with slapadd), the reference cloud over HTTPS, and
@@ -11,26 +12,37 @@
 #   3. the floors: ldapsearch paging through the same objects (read floor), and
 #      dirconn-cloud's ingest rate of as many users with /Bulk (ingest floor).
 # The connector's time is reported as a ratio to max(read floor, ingest floor).
-# Prints a table and writes JSON (default bench-sync-KIND-N.json). --smoke: 500
-# users, for CI.
+# Prints a table and writes JSON (default bench-sync-KIND-N.json), with the load
+# average of the machine at each measurement. --smoke: 500 users, for CI.
+# --stream (adlds; the default above 200,000 users): the organisation of
+# `gen.py --stream`, generated as it is written to the LDIF that slapadd loads,
+# so a million users fit (docs/ldsfx.md); the same shape with numbered names.
 set -euo pipefail
 # lib.sh: cert_ca, cert_issue, json, now, elapsed
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../tests/integration/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 build=${DIRCONN_BUILD_DIR:-$top/build}
-kind=adlds users=10000 out= smoke=0
+kind=adlds users=10000 out= smoke=0 stream=
+usage="usage: $0 [--smoke] [--kind adlds|adds] [--users N] [--stream] [--out FILE] [--build-dir DIR]"
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--smoke) smoke=1; users=500 ;;
 	--kind) kind=$2; shift ;;
 	--users) users=$2; shift ;;
+	--stream) stream=1 ;;
 	--out) out=$2; shift ;;
 	--build-dir) build=$2; shift ;;
-	*) echo "usage: $0 [--smoke] [--kind adlds|adds] [--users N] [--out FILE] [--build-dir DIR]" >&2; exit 2 ;;
+	*) echo "$usage" >&2; exit 2 ;;
 	esac
 	shift
 done
+[[ $users =~ ^[1-9][0-9]*$ ]] || { echo "--users must be a positive integer" >&2; exit 2; }
+if [[ -z $stream ]]; then
+	stream=0
+	[[ $kind == adlds ]] && ((users > 200000)) && stream=1
+fi
+[[ $kind == adlds || $stream == 0 ]] || { echo "--stream is for --kind adlds" >&2; exit 2; }
 out=${out:-bench-sync-$kind-$users.json}
 ctl=$build/admin/dirconnctl
 cloud=$build/cloud/dirconn-cloud
@@ -47,10 +59,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== fixture: $kind with $users users" >&2
-"$top/ldsfx/ldsfx" start "$kind" "$T/fx" --users "$users" --timeout 3600 >&2
+load() { cut -d' ' -f1 /proc/loadavg; } # the 1-minute load average
+
+echo "== fixture: $kind with $users users$( ((stream)) && echo ' (gen.py --stream)')" >&2
+stream_arg=()
+((stream)) && stream_arg=(--stream)
+t0=$(now)
+"$top/ldsfx/ldsfx" start "$kind" "$T/fx" --users "$users" --timeout 3600 "${stream_arg[@]}" >&2
+fixture_start=$(elapsed "$t0" "$(now)")
+echo "== $(date -u +%T) fixture ready in $fixture_start s" >&2
 # shellcheck disable=SC1091
 source "$T/fx/env"
+# the template's build (generate + slapadd), when this or an earlier run built it
+read -r tpl_build_ms tpl_generate_ms < <(python3 -c 'import json, sys
+m = json.load(open(sys.argv[1]))
+print(m.get("template_build_ms", 0), m.get("template_generate_ms", 0))' "$LDSFX_MANIFEST")
 
 start_cloud() {
 	rm -f "$T/ready"
@@ -70,19 +93,23 @@ attrs=(objectClass objectGUID entryUUID mail displayName givenName sn title depa
 	employeeNumber telephoneNumber mobile manager member cn userAccountControl
 	msDS-UserAccountDisabled l st postalCode c streetAddress)
 filter='(|(&(objectClass=user)(!(objectClass=computer)))(objectClass=group)(objectClass=contact))'
+load_read=$(load)
 t0=$(now)
 LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
 	-y "$LDSFX_BIND_PASSWORD_FILE" -b "$LDSFX_BASE_DN" -E pr=500/noprompt -LLL "$filter" \
 	"${attrs[@]}" >"$T/read.ldif"
 read_floor=$(elapsed "$t0" "$(now)")
 objects=$(grep -c '^dn' "$T/read.ldif" || true)
+echo "== $(date -u +%T) read floor: $read_floor s for $objects objects (load $load_read)" >&2
 
 # ---- floor 2: the cloud's ingest rate of as many users, with /Bulk
 start_cloud ingest
+load_ingest=$(load)
 t0=$(now)
 "$driver" --scim "$cloud_url/scim/v2/bench" --token-file "$T/token" --cacert "$T/ca.pem" \
 	--mode bulk --users "$objects" --bulk-size 1000 --concurrency 2 --prefix floor >/dev/null
 ingest_floor=$(elapsed "$t0" "$(now)")
+echo "== $(date -u +%T) ingest floor: $ingest_floor s (load $load_ingest)" >&2
 kill "$cloud_pid"; wait "$cloud_pid" 2>/dev/null || true; cloud_pid=
 
 # ---- the connector: a full sync into an empty cloud, then a no-change sync
@@ -112,33 +139,59 @@ ca_file = $T/ca.pem
 [log]
 level = ${BENCH_LOG_LEVEL:-error}
 EOF
+# BENCH_STATE_CACHE_MIB: [connector] state_cache_size for this run (default: the connector's)
+if [[ -n ${BENCH_STATE_CACHE_MIB:-} ]]; then
+	sed -i "/^state_dir = /a state_cache_size = $BENCH_STATE_CACHE_MIB" "$T/bench.conf"
+fi
 
-measure() { # label -> "wall user sys maxrss_kb"
+measure() { # label -> "wall user sys maxrss_kb load_before load_after"
+	local before
+	before=$(load)
 	/usr/bin/time -f '%e %U %S %M' -o "$T/$1.time" "$ctl" sync --full --no-progress --config "$T/bench.conf" \
 		>"$T/$1.out" 2>"$T/$1.err" || { echo "sync failed:" >&2; tail -5 "$T/$1.err" >&2; exit 1; }
-	cat "$T/$1.time"
+	echo "== $(date -u +%T) $1 sync: $(cat "$T/$1.time") (wall s, user s, sys s, peak RSS kB; load $before)" >&2
+	echo "$(cat "$T/$1.time") $before $(load)"
 }
-read -r full_wall full_user full_sys full_rss < <(measure full)
+read -r full_wall full_user full_sys full_rss full_l0 full_l1 < <(measure full)
 added=$(grep -o 'Result | [0-9]* added' "$T/full.out" | grep -o '[0-9]*')
-read -r nc_wall nc_user nc_sys nc_rss < <(measure nochange)
+read -r nc_wall nc_user nc_sys nc_rss nc_l0 nc_l1 < <(measure nochange)
 matched=$(grep -o '[0-9]* Objects Matched' "$T/nochange.out" | grep -o '[0-9]*')
 # once more: the steady state (the first no-change sync may have versions to record)
-read -r nc2_wall nc2_user nc2_sys nc2_rss < <(measure nochange2)
+read -r nc2_wall nc2_user nc2_sys nc2_rss nc2_l0 nc2_l1 < <(measure nochange2)
 
-python3 - "$out" <<PY
-import json, sys
+python3 - "$out" "$T" <<PY
+import json, re, sys
+
+def phases(label):
+    """The connector's own phase times (debug log: '... in 1.23 s'), in order."""
+    out = []
+    for line in open("%s/%s.err" % (sys.argv[2], label), encoding="utf-8", errors="replace"):
+        m = re.match(r"\S+: debug: (.*) in ([0-9.]+) s\$", line.rstrip("\n"))
+        if m:
+            out.append([m.group(1), float(m.group(2))])
+    return out
+
 floor = max($read_floor, $ingest_floor)
 r = {
     "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)", "machine": "$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB",
-    "kind": "$kind", "users": $users, "objects_read": $objects, "objects_added": int("${added:-0}"),
+    "kind": "$kind", "users": $users, "generator": "$( ((stream)) && echo stream || echo org)",
+    "objects_read": $objects, "objects_added": int("${added:-0}"),
+    "fixture": {"start_s": $fixture_start, "template_build_s": $tpl_build_ms / 1000,
+                "template_generate_s": $tpl_generate_ms / 1000},
     "full_sync": {"wall_s": $full_wall, "objects_per_s": round(int("${added:-0}") / max($full_wall, 0.001)),
-                  "cpu_s": round($full_user + $full_sys, 2), "peak_rss_mb": round($full_rss / 1024, 1)},
+                  "cpu_s": round($full_user + $full_sys, 2), "peak_rss_mb": round($full_rss / 1024, 1),
+                  "load_before": $full_l0, "load_after": $full_l1},
     "no_change_sync": {"wall_s": $nc_wall, "objects_matched": int("${matched:-0}"),
-                       "cpu_s": round($nc_user + $nc_sys, 2), "peak_rss_mb": round($nc_rss / 1024, 1)},
+                       "cpu_s": round($nc_user + $nc_sys, 2), "peak_rss_mb": round($nc_rss / 1024, 1),
+                       "load_before": $nc_l0, "load_after": $nc_l1},
     "no_change_sync_repeated": {"wall_s": $nc2_wall, "cpu_s": round($nc2_user + $nc2_sys, 2),
-                                "peak_rss_mb": round($nc2_rss / 1024, 1)},
-    "floors": {"read_s": $read_floor, "ingest_bulk_s": $ingest_floor},
+                                "peak_rss_mb": round($nc2_rss / 1024, 1),
+                                "load_before": $nc2_l0, "load_after": $nc2_l1},
+    "floors": {"read_s": $read_floor, "ingest_bulk_s": $ingest_floor,
+               "load_before_read": $load_read, "load_before_ingest": $load_ingest},
     "ratio_to_floor": round($full_wall / floor, 2) if floor > 0 else None,
+    "state_cache_mib": int("${BENCH_STATE_CACHE_MIB:-16}"),
+    "phases": {k: phases(k) for k in ("full", "nochange", "nochange2")},
 }
 json.dump(r, open(sys.argv[1], "w"), indent=2)
 f, n = r["full_sync"], r["no_change_sync"]
@@ -152,5 +205,12 @@ print("read floor %.2f s (ldapsearch, %d objects), ingest floor %.2f s (dirconn-
       "no-change sync: %.2f s, %d matched, %.1f MB; repeated: %.2f s, %.1f MB" % ($read_floor,
       $objects, $ingest_floor, n["wall_s"], n["objects_matched"], n["peak_rss_mb"],
       r["no_change_sync_repeated"]["wall_s"], r["no_change_sync_repeated"]["peak_rss_mb"]))
+print("load average (1 min): read floor %s, ingest floor %s, full sync %s -> %s, no-change %s -> %s, "
+      "repeated %s -> %s; fixture start %.1f s (template build %.1f s, of which generate %.1f s)" % (
+      $load_read, $load_ingest, $full_l0, $full_l1, $nc_l0, $nc_l1, $nc2_l0, $nc2_l1,
+      $fixture_start, $tpl_build_ms / 1000, $tpl_generate_ms / 1000))
+for k, v in r["phases"].items():
+    if v:
+        print("phases (%s): %s" % (k, "; ".join("%s %.2f s" % (a, b) for a, b in v)))
 print("JSON written to %s" % sys.argv[1])
 PY

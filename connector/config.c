@@ -117,6 +117,9 @@ static const struct opt options[] = {
      NULL, CONFIG_RELOAD_RESTART, "Where the state database and the encrypted secret store live"},
     {"connector", "key_file", OPT_STRING, OFF(key_file), NULL, 1, PATH_MAX, NULL, OPT_SECRET_FILE,
      NULL, CONFIG_RELOAD_RUN, "The key of the encrypted secret store (<state_dir>/secrets.enc)"},
+    {"connector", "state_cache_size", OPT_INT, OFF(state_cache_size), "16", 1, 4096, NULL, 0, NULL,
+     CONFIG_RELOAD_RUN,
+     "MiB of SQLite page cache for the state database and for the plan's temporary tables"},
 
     {"ldap", "urls", OPT_LIST, OFF(urls), NULL, 1, 32, NULL, OPT_REQUIRED | OPT_LIST_SPACE,
      validate_ldap_url, CONFIG_RELOAD_RUN, "The preferred domain controllers, in order"},

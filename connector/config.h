@@ -87,9 +87,10 @@ struct config {
                        (config_key_line) */
 
     /* [connector] */
-    char *name;      /* connector name shown in the cloud; default: the host name */
-    char *state_dir; /* state database, secret store */
-    char *key_file;  /* secret store key; NULL = <state_dir>/secret.key */
+    char *name;           /* connector name shown in the cloud; default: the host name */
+    char *state_dir;      /* state database, secret store */
+    char *key_file;       /* secret store key; NULL = <state_dir>/secret.key */
+    int state_cache_size; /* MiB of SQLite page cache, database and temp tables each (state.h) */
 
     /* [ldap] */
     struct strlist urls; /* preferred domain controllers, in order (ldap:// or ldaps://) */

@@ -3,11 +3,25 @@
 
 #include <errno.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* [connector] state_cache_size in MiB, for the handles opened from now on. */
+static atomic_int state_cache_mib = STATE_CACHE_DEFAULT_MIB;
+
+void state_set_cache_size(int mib)
+{
+    atomic_store(&state_cache_mib, mib >= 1 ? mib : STATE_CACHE_DEFAULT_MIB);
+}
+
+int state_cache_size(void)
+{
+    return atomic_load(&state_cache_mib);
+}
 
 /* Prepared statements of the hot paths, kept for the life of the handle. */
 #define STATE_STMT_CACHE 12
@@ -268,7 +282,19 @@ enum dirconn_err state_open(const char *dir, struct state **out, struct dirconn_
     }
     sqlite3_busy_timeout(st->db, 10000);
     sqlite3_extended_result_codes(st->db, 1);
-    if ((e = exec(st, "PRAGMA journal_mode = WAL", "setting WAL mode", err)) != DIRCONN_OK ||
+    /*
+     * Bounded memory: the page cache of the database and, apart, the one of the temporary
+     * tables (the plan's), each [connector] state_cache_size; temporary tables live in a
+     * temporary file, not in memory (temp_store before anything creates one).
+     */
+    char cache[160];
+    long kib = (long)state_cache_size() * 1024;
+    snprintf(cache, sizeof(cache),
+             "PRAGMA temp_store = FILE; PRAGMA main.cache_size = -%ld; "
+             "PRAGMA temp.cache_size = -%ld",
+             kib, kib);
+    if ((e = exec(st, cache, "setting the cache size and temp_store", err)) != DIRCONN_OK ||
+        (e = exec(st, "PRAGMA journal_mode = WAL", "setting WAL mode", err)) != DIRCONN_OK ||
         (e = exec(st, "PRAGMA synchronous = FULL", "setting synchronous", err)) != DIRCONN_OK ||
         (e = exec(st, "PRAGMA journal_size_limit = 67108864", "limiting the WAL", err)) !=
             DIRCONN_OK ||

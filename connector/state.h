@@ -106,9 +106,28 @@ struct state_history {
 
 struct state;
 
+/* Default of [connector] state_cache_size, in MiB (docs/configuration.md). */
+#define STATE_CACHE_DEFAULT_MIB 16
+
+/*
+ * state_set_cache_size - the page cache size, in MiB (1 or more; anything else
+ * restores STATE_CACHE_DEFAULT_MIB), of the handles state_open opens from now
+ * on: [connector] state_cache_size. The programs call it with the value of the
+ * configuration they load, before they open the state database. Process-wide
+ * and thread-safe; open handles keep their size.
+ */
+void state_set_cache_size(int mib);
+
+/* state_cache_size - the size in MiB that state_open applies now. */
+int state_cache_size(void);
+
 /*
  * state_open - open (creating if needed) dir/state.db and migrate it to
- * STATE_SCHEMA_VERSION. dir is created with mode 0700 if missing. On success
+ * STATE_SCHEMA_VERSION. dir is created with mode 0700 if missing. The
+ * connection's memory is bounded (SQLite pragmas, https://sqlite.org/pragma.html):
+ * cache_size = -(state_cache_size() * 1024) KiB for the database and the same
+ * again for the temporary tables (temp.cache_size), and temp_store = FILE, so
+ * TEMP tables (the plan's) spill to a temporary file, not to memory. On success
  * *out owns the handle (state_close). Errors: DIRCONN_ESTATE (the message
  * names the file and SQLite's error), DIRCONN_EIO (the directory cannot be
  * created), DIRCONN_ENOMEM.

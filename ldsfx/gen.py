@@ -717,6 +717,468 @@ class Org:
         }
 
 
+
+# ---------------------------------------------------------------- streaming
+class StreamOrg:
+    """The same organisation shape as Org, written as it is generated.
+
+    For directories too large to hold in memory (a million users): the
+    memory used does not grow with N. Entries are written to the LDIF file
+    in load order as they are drawn from one random stream; the member
+    lists of the groups go to temporary files next to the output and are
+    copied into the group entries at the end. The differences from Org,
+    all needed to avoid remembering earlier entries:
+      * every person's CN, mail and userPrincipalName carry the person's
+        number, so they are unique without a look-up (no "Anna Smith 2");
+      * the mail conflicts are contacts that take the address of every
+        k-th mailed user (no user pair sharing an address);
+      * Newsletter holds every k-th person, not a random sample;
+      * the manifest lists only the named groups (teams as a count).
+    adlds only (it writes memberOf itself, as slapadd needs).
+    """
+
+    def __init__(self, kind, base_dn, mail_domain, n_users, seed, head, out_path):
+        if kind != "adlds":
+            raise SystemExit("gen.py: --stream is for --kind adlds (slapadd) only")
+        self.kind = kind
+        self.base = base_dn
+        self.domain = mail_domain
+        self.n = n_users
+        self.rng = random.Random("stream|%s|%s|%d" % (seed, base_dn, n_users))
+        self.head = head
+        self.out_path = out_path
+
+    # -- names -------------------------------------------------------------
+    def person_name(self):
+        rng = self.rng
+        if rng.random() < 0.08:
+            family, given, display = rng.choice(CJK)
+            return given, family, display or (family + given), True
+        given, sn = rng.choice(GIVEN), rng.choice(SURNAME)
+        return given, sn, "%s %s" % (given, sn), False
+
+    def write(self, f, e):
+        f.write(e.ldif())
+        f.write("\n")
+        self.entries += 1
+
+    def run(self):
+        n, rng = self.n, self.rng
+        dir_ = os.path.dirname(self.out_path)
+        tmp_files = {}
+
+        def members_file(key):
+            if key not in tmp_files:
+                tmp_files[key] = open(os.path.join(dir_, ".members.%d.tmp" % len(tmp_files)),
+                                      "w+", encoding="utf-8", newline="\n")
+            return tmp_files[key]
+
+        self.entries = 0
+        f = open(self.out_path + ".tmp", "w", encoding="utf-8", newline="\n")
+        if self.head is not None:
+            self.write(f, self.head)
+        # CN=Roles with the three built-in groups of every AD LDS partition
+        roles_dn = "CN=Roles,%s" % self.base
+        r = Entry(roles_dn, "container")
+        for a, v in (("objectClass", "top"), ("objectClass", "container"), ("cn", "Roles"),
+                     ("isCriticalSystemObject", "TRUE")):
+            r.add(a, v)
+        self.write(f, r)
+        for name in ("Administrators", "Readers", "Users"):
+            g = Entry("CN=%s,%s" % (name, roles_dn), "role")
+            for a, v in (("objectClass", "top"), ("objectClass", "group"), ("cn", name),
+                         ("groupType", str(GT_BUILTIN_LOCAL_SECURITY)),
+                         ("isCriticalSystemObject", "TRUE")):
+                g.add(a, v)
+            self.write(f, g)
+        ous = {}
+        for name in ["Employees", "Contractors", "Disabled", "Service Accounts",
+                     "Groups", "Contacts", "Workstations"]:
+            dn = "OU=%s,%s" % (rdn_escape(name), self.base)
+            e = Entry(dn, "ou")
+            e.add("objectClass", "top")
+            e.add("objectClass", "organizationalUnit")
+            e.add("ou", name)
+            e.add("description", "%s (dirconn ldsfx)" % name)
+            self.write(f, e)
+            ous[name] = dn
+        gou = ous["Groups"]
+
+        def gdn(name):
+            return "CN=%s,%s" % (rdn_escape(name), gou)
+
+        n_service = min(max(2, round(n * 0.01)), n // 4) if n >= 8 else 0
+        n_disabled_ou = max(1, round(n * 0.04)) if n >= 8 else 0
+        n_contractors = max(1, round(n * 0.10)) if n >= 8 else 0
+        n_employees = n - n_service - n_disabled_ou - n_contractors
+        if n_employees < 1:
+            raise SystemExit("gen.py: --users must be at least 1")
+        n_people = n - n_service  # people come first, service accounts last
+        depts = DEPARTMENTS[:max(1, min(len(DEPARTMENTS), n_employees // 8 or 1))]
+        n_heads = min(len(depts), n_employees)
+        dnames = [d[0] for d in depts[:n_heads]]
+        titles = {d[0]: d[2] for d in depts}
+        named = (["Dept - %s" % d for d in dnames]
+                 + ["Contractors", "All Departments", "Staff", "Managers", "All Company",
+                    "Cloud Pilot", "Cloud Users", "Newsletter", "Empty Group"])
+        n_teams = max(0, n // 10 - len(named))
+        team_size = max(1, n_people // n_teams) if n_teams and n_people else 0
+        n_big = min(BIG_GROUP_SIZE, n_people)
+        n_contacts = max(3, n // 20)
+        n_dup = max(1, n // 250) if n_people >= 4 else 0
+        dup_step = max(1, n_people // (n_dup + 1)) if n_dup else 0
+        dup_mails = []  # bounded: N/250 addresses
+        news_step = max(1, n_people // 25)
+        news_contacts = max(1, n_contacts // 2)
+        counts = dict.fromkeys(
+            ("users", "users_enabled", "users_disabled", "users_with_mail", "users_without_mail",
+             "users_enabled_with_mail", "users_mixed_case_mail", "users_with_manager",
+             "users_with_photo", "users_invalid_phone", "users_comma_in_cn",
+             "users_non_ascii_cn"), 0)
+        per_ou = {name: {"dn": dn, "users": 0, "users_enabled": 0, "users_disabled": 0,
+                         "groups": 0, "contacts": 0, "computers": 0} for name, dn in ous.items()}
+        gmembers = dict.fromkeys(named, 0)
+        samples, why_done = [], set()
+        head_dns = []
+        cloud = {"direct_user": 0, "pilot": 0, "trans": 0, "trans_en": 0, "trans_en_mail": 0}
+        pilot_disabled = pilot_nomail = False
+        enabled_mailed_emp = 0
+        prefix = {"employee": "E", "contractor": "C", "leaver": "L"}
+
+        for i in range(n):
+            if i < n_employees:
+                cat, ou_name = "employee", "Employees"
+            elif i < n_employees + n_contractors:
+                cat, ou_name = "contractor", "Contractors"
+            elif i < n_people:
+                cat, ou_name = "leaver", "Disabled"
+            else:
+                cat, ou_name = "service", "Service Accounts"
+            parent = ous[ou_name]
+            dept = title = manager = None
+            disabled = False
+            if cat == "service":
+                k = i - n_people
+                name = SERVICE_NAMES[k] if k < len(SERVICE_NAMES) else "svc-app-%03d" % k
+                given, sn, display, cjk, cn = None, name, name, False, name
+            else:
+                given, sn, display, cjk = self.person_name()
+                display = "%s %d" % (display, i + 1)
+                cn = display
+                if not cjk and rng.random() < 0.15:
+                    cn = "%s, %s %d" % (sn, given, i + 1)  # "Last, First": a comma in the RDN
+                if cat == "employee":
+                    if i == 0:
+                        dept, title = dnames[0], depts[0][1]
+                    elif i < n_heads:
+                        dept, title, manager = dnames[i], depts[i][1], head_dns[0]
+                    else:
+                        dept = rng.choice(dnames)
+                        title = rng.choice(titles[dept])
+                        manager = head_dns[dnames.index(dept)]
+                        disabled = i % 50 == 49
+                elif cat == "contractor":
+                    dept = rng.choice(dnames)
+                    title, manager = "Contractor", head_dns[dnames.index(dept)]
+                    disabled = rng.random() < 0.05
+                else:
+                    dept, title, disabled = rng.choice(dnames), "Former Employee", True
+            dn = "CN=%s,%s" % (rdn_escape(cn), parent)
+            if cat == "employee" and i < n_heads:
+                head_dns.append(dn)
+            if cat == "service":
+                login = cn
+            else:
+                login = (ascii_fold(given)[:1] + ascii_fold(sn)).lower()[:12] or "user"
+                login = "%s%d" % (login, i + 1)
+            mail, mixed = None, False
+            if cat != "service" and (i == 0 or rng.random() >= 0.06):
+                fg, fs = ascii_fold(given), ascii_fold(sn)
+                local = ("%s.%s" % (fg, fs) if fg and fs else login).lower()[:50]
+                local = "%s.%d" % (local, i + 1)
+                mixed = rng.random() < 0.03
+                if mixed:
+                    local = ".".join(p[:1].upper() + p[1:] for p in local.split("."))
+                    mail = "%s@%s" % (local, self.domain.title())
+                else:
+                    mail = "%s@%s" % (local, self.domain)
+                if n_dup and len(dup_mails) < n_dup and i % dup_step == dup_step - 1:
+                    dup_mails.append((mail, dn))
+            enabled = not disabled
+
+            # memberships (the groups are written after the users)
+            member_of = []
+            line = ldif_line("member", dn) + "\n"
+            if cat == "employee":
+                member_of.append(gdn("Dept - %s" % dept))
+                members_file("Dept - %s" % dept).write(line)
+                gmembers["Dept - %s" % dept] += 1
+                if i < n_heads:
+                    member_of.append(gdn("Managers"))
+                    members_file("Managers").write(line)
+                    gmembers["Managers"] += 1
+            if cat == "contractor":
+                member_of.append(gdn("Contractors"))
+                members_file("Contractors").write(line)
+                gmembers["Contractors"] += 1
+            if cat != "service" and i < n_big:
+                member_of.append(gdn("All Company"))
+                members_file("All Company").write(line)
+                gmembers["All Company"] += 1
+            in_pilot = False
+            if cat == "contractor" and i - n_employees < 10:
+                in_pilot = True
+            elif disabled and not pilot_disabled and cat != "contractor":
+                in_pilot = pilot_disabled = True
+            elif (cat != "service" and not mail and enabled and not pilot_nomail
+                    and cat != "contractor"):
+                in_pilot = pilot_nomail = True
+            if in_pilot:
+                member_of.append(gdn("Cloud Pilot"))
+                members_file("Cloud Pilot").write(line)
+                gmembers["Cloud Pilot"] += 1
+                cloud["trans"] += 1
+                cloud["trans_en"] += enabled
+                cloud["trans_en_mail"] += enabled and bool(mail)
+            if cat == "employee" and enabled and mail:
+                if enabled_mailed_emp % 4 == 0:
+                    member_of.append(gdn("Cloud Users"))
+                    members_file("Cloud Users").write(line)
+                    cloud["direct_user"] += 1
+                    if not in_pilot:
+                        cloud["trans"] += 1
+                        cloud["trans_en"] += 1
+                        cloud["trans_en_mail"] += 1
+                enabled_mailed_emp += 1
+            if cat != "service" and i % news_step == 0 and i // news_step < 25:
+                member_of.append(gdn("Newsletter"))
+                members_file("Newsletter").write(line)
+                gmembers["Newsletter"] += 1
+            if cat != "service" and team_size and i // team_size < n_teams:
+                member_of.append(gdn("Team %05d" % (i // team_size + 1)))
+            if cat != "service" and team_size:
+                members_file("people").write(line)
+
+            # the entry
+            e = Entry(dn, "user")
+            for oc in ("top", "person", "organizationalPerson", "user"):
+                e.add("objectClass", oc)
+            e.add("cn", cn)
+            e.add("msDS-UserAccountDisabled", "TRUE" if disabled else "FALSE")
+            e.add("userPrincipalName", "%s@%s" % (login, self.domain))
+            e.add("givenName", given)
+            e.add("sn", sn)
+            e.add("displayName", display)
+            phone = photo = None
+            if mail:
+                e.add("mail", mail)
+                e.add("proxyAddresses", "SMTP:" + mail)
+            if cat == "service":
+                e.add("description", "Service account")
+            else:
+                office = OFFICES[(i * 7 + len(login)) % len(OFFICES)]
+                r = rng.random()
+                if r < 0.02:
+                    phone = "+"  # invalid on purpose
+                elif r < 0.90:
+                    phone = "%s %04d" % (office[8], rng.randrange(10000))
+                e.add("telephoneNumber", phone)
+                if rng.random() < 0.5:
+                    e.add("mobile", "%s %04d" % (office[8].rsplit(" ", 1)[0] + " 17",
+                                                 rng.randrange(10000)))
+                if rng.random() < 0.05:
+                    e.add("facsimileTelephoneNumber", "%s 9%03d" % (office[8], rng.randrange(1000)))
+                if rng.random() < 0.02:
+                    e.add("pager", "%05d" % rng.randrange(100000))
+                if rng.random() < 0.1:
+                    e.add("homePhone", "%s %04d" % (office[8], rng.randrange(10000)))
+                if mail and rng.random() < 0.2:
+                    e.add("proxyAddresses", "smtp:%s@mail.%s" % (login.lower(), self.domain))
+                for a, v in zip(("physicalDeliveryOfficeName", "streetAddress", "l", "st",
+                                 "postalCode", "c", "co", "preferredLanguage"), office):
+                    e.add(a, v)
+                e.add("title", title)
+                e.add("department", dept)
+                e.add("employeeNumber", "%s%07d" % (prefix[cat], i + 1))
+                if manager is not None:
+                    e.add("manager", manager)
+                if rng.random() < 0.05:
+                    photo = tiny_png(rng)
+                    e.add("thumbnailPhoto", photo)
+            for g in member_of:
+                e.add("memberOf", g)
+            self.write(f, e)
+
+            counts["users"] += 1
+            counts["users_enabled" if enabled else "users_disabled"] += 1
+            counts["users_with_mail" if mail else "users_without_mail"] += 1
+            counts["users_enabled_with_mail"] += enabled and bool(mail)
+            counts["users_mixed_case_mail"] += mixed
+            counts["users_with_manager"] += manager is not None
+            counts["users_with_photo"] += photo is not None
+            counts["users_invalid_phone"] += phone == "+"
+            counts["users_comma_in_cn"] += "," in cn
+            counts["users_non_ascii_cn"] += not cn.isascii()
+            o = per_ou[ou_name]
+            o["users"] += 1
+            o["users_enabled" if enabled else "users_disabled"] += 1
+            for why, hit in (("first employee (CEO)", i == 0), ("comma in CN", "," in cn),
+                             ("CJK name", cjk), ("apostrophe in CN", "'" in cn),
+                             ("no mail", not mail and cat != "service"), ("disabled", disabled),
+                             ("mixed-case mail", mixed), ("invalid telephoneNumber '+'", phone == "+"),
+                             ("service account", cat == "service")):
+                if hit and why not in why_done:
+                    why_done.add(why)
+                    samples.append({"why": why, "dn": dn, "mail": mail, "displayName": display,
+                                    "cn": cn, "enabled": enabled})
+                    break
+
+        # contacts (external partners); the first N/250 take a user's address
+        conflicts = []
+        for k in range(n_contacts):
+            given, sn, display, _ = self.person_name()
+            cn = "%s (External) %d" % (display, k + 1)
+            dn = "CN=%s,%s" % (rdn_escape(cn), ous["Contacts"])
+            if k < len(dup_mails):
+                mail, owner = dup_mails[k]
+                mail = mail.upper() if k % 2 else mail
+                conflicts.append({"mail": mail, "dns": [owner, dn],
+                                  "case_only": mail != dup_mails[k][0]})
+            else:
+                local = ascii_fold(given).lower() + "." + (ascii_fold(sn).lower() or "x")
+                mail = "%s%d@%s" % (local, k, PARTNER_DOMAINS[k % len(PARTNER_DOMAINS)])
+            e = Entry(dn, "contact")
+            for oc in ("top", "person", "organizationalPerson", "contact"):
+                e.add("objectClass", oc)
+            e.add("cn", cn)
+            e.add("givenName", given)
+            e.add("sn", sn)
+            e.add("displayName", display)
+            e.add("mail", mail)
+            e.add("description", "External contact")
+            if k < news_contacts:
+                e.add("memberOf", gdn("Newsletter"))
+                members_file("Newsletter").write(ldif_line("member", dn) + "\n")
+                gmembers["Newsletter"] += 1
+            self.write(f, e)
+        per_ou["Contacts"]["contacts"] = n_contacts
+
+        n_computers = max(2, n // 40)
+        for k in range(n_computers):
+            name = "WS%05d" % (k + 1)
+            w = Entry("CN=%s,%s" % (name, ous["Workstations"]), "computer")
+            for oc in ("top", "person", "organizationalPerson", "user", "computer"):
+                w.add("objectClass", oc)
+            w.add("cn", name)
+            w.add("sn", name)
+            w.add("dNSHostName", "%s.%s" % (name.lower(), self.domain))
+            w.add("description", "Workstation (must never sync)")
+            self.write(f, w)
+        per_ou["Workstations"]["computers"] = n_computers
+
+        # groups, a group's member groups before it
+        def group(name, gtype, member_dns=(), key=None, mail=None, description=None,
+                  member_of=(), member_range=None):
+            f.write(ldif_line("dn", gdn(name)) + "\n")
+            attrs = [("objectClass", "top"), ("objectClass", "group"), ("cn", name),
+                     ("groupType", str(gtype))]
+            if description:
+                attrs.append(("description", description))
+            if mail:
+                attrs += [("mail", mail), ("proxyAddresses", "SMTP:" + mail)]
+            attrs += [("memberOf", gdn(g)) for g in member_of]
+            attrs += [("member", m) for m in member_dns]
+            for a, v in attrs:
+                f.write(ldif_line(a, v) + "\n")
+            if key in tmp_files:
+                t = tmp_files[key]
+                t.seek(0)
+                for chunk in iter(lambda: t.read(1 << 20), ""):
+                    f.write(chunk)
+            if member_range is not None:
+                src, count = member_range
+                for _ in range(count):
+                    f.write(src.readline())
+            f.write("\n")
+            self.entries += 1
+
+        for d in dnames:
+            group("Dept - %s" % d, GT_GLOBAL_SECURITY, key="Dept - %s" % d,
+                  description="Employees of %s" % d, member_of=["All Departments"])
+        group("Contractors", GT_GLOBAL_SECURITY, key="Contractors", member_of=["Staff"])
+        group("All Departments", GT_UNIVERSAL_SECURITY, [gdn("Dept - %s" % d) for d in dnames],
+              member_of=["Staff"])
+        gmembers["All Departments"] = len(dnames)
+        group("Staff", GT_UNIVERSAL_SECURITY, [gdn("All Departments"), gdn("Contractors")],
+              description="Nested: Staff > All Departments > Dept - *")
+        gmembers["Staff"] = 2
+        group("Managers", GT_GLOBAL_SECURITY, key="Managers")
+        group("All Company", GT_UNIVERSAL_DISTRIBUTION, key="All Company",
+              mail="all-company@%s" % self.domain)
+        group("Cloud Pilot", GT_GLOBAL_SECURITY, key="Cloud Pilot", member_of=["Cloud Users"])
+        group("Cloud Users", GT_UNIVERSAL_SECURITY, [gdn("Cloud Pilot")], key="Cloud Users",
+              mail="cloud-users@%s" % self.domain,
+              description="Email security group: users synced to the cloud")
+        gmembers["Cloud Users"] = cloud["direct_user"] + 1
+        group("Newsletter", GT_UNIVERSAL_DISTRIBUTION, key="Newsletter",
+              mail="newsletter@%s" % self.domain)
+        group("Empty Group", GT_GLOBAL_SECURITY)
+        if n_teams and team_size:
+            people = tmp_files["people"]
+            people.seek(0)
+            for t in range(n_teams):
+                group("Team %05d" % (t + 1), GT_GLOBAL_SECURITY, description="Team %d" % (t + 1),
+                      member_range=(people, team_size))
+        f.close()
+        os.replace(self.out_path + ".tmp", self.out_path)
+        for t in tmp_files.values():
+            os.unlink(t.name)
+            t.close()
+
+        gtypes = {"Contractors": GT_GLOBAL_SECURITY, "All Departments": GT_UNIVERSAL_SECURITY,
+                  "Staff": GT_UNIVERSAL_SECURITY, "Managers": GT_GLOBAL_SECURITY,
+                  "All Company": GT_UNIVERSAL_DISTRIBUTION, "Cloud Pilot": GT_GLOBAL_SECURITY,
+                  "Cloud Users": GT_UNIVERSAL_SECURITY, "Newsletter": GT_UNIVERSAL_DISTRIBUTION,
+                  "Empty Group": GT_GLOBAL_SECURITY}
+        n_groups = len(named) + (n_teams if team_size else 0)
+        per_ou["Groups"]["groups"] = n_groups
+        n_security = sum(1 for g in named if gtypes.get(g, GT_GLOBAL_SECURITY) < 0)
+        counts.update({
+            "groups": n_groups,
+            "groups_security": n_security + (n_teams if team_size else 0),
+            "groups_distribution": len(named) - n_security,
+            "groups_with_mail": 3,
+            "contacts": n_contacts,
+            "computers": n_computers,
+            "ous": len(ous),
+            "role_groups": 3,
+        })
+        return {
+            "dn": self.base,
+            "mail_domain": self.domain,
+            "users_requested": n,
+            "generator_mode": "stream",
+            "counts": counts,
+            "ous": per_ou,
+            "groups": {g: {"dn": gdn(g), "members": gmembers[g],
+                           "groupType": gtypes.get(g, GT_GLOBAL_SECURITY)} for g in named},
+            "teams": {"count": n_teams if team_size else 0, "members_each": team_size},
+            "big_group": {"name": "All Company", "dn": gdn("All Company"), "members": n_big},
+            "cloud_users": {
+                "name": "Cloud Users", "dn": gdn("Cloud Users"), "mail": "cloud-users@%s" % self.domain,
+                "members": cloud["direct_user"] + 1,
+                "direct_user_members": cloud["direct_user"],
+                "direct_group_members": [gdn("Cloud Pilot")],
+                "transitive_users": cloud["trans"],
+                "transitive_users_enabled": cloud["trans_en"],
+                "transitive_users_enabled_with_mail": cloud["trans_en_mail"],
+            },
+            "mail_conflicts": conflicts,
+            "samples": samples,
+            "entries": self.entries,
+        }
+
+
 def partition_head(dn):
     """The entry at the top of an adlds naming context."""
     attr, value = dn.split(",", 1)[0].split("=", 1)
@@ -741,7 +1203,12 @@ def main(argv):
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument("--users", type=int, default=DEFAULT_USERS)
     ap.add_argument("--seed", default=str(DEFAULT_SEED))
+    ap.add_argument("--stream", action="store_true",
+                    help="write entries as they are generated (adlds only; memory does not "
+                         "grow with --users; see StreamOrg)")
     a = ap.parse_args(argv)
+    if a.stream and a.kind != "adlds":
+        ap.error("--stream is for --kind adlds only")
     if a.users < 1:
         ap.error("--users must be at least 1")
 
@@ -753,9 +1220,14 @@ def main(argv):
                  for dn, dom, _, share in ADLDS_PARTITIONS]
     parts = []
     for k, (dn, dom, head, n) in enumerate(specs, 1):
+        path = os.path.join(a.out, "data", "p%d.ldif" % k)
+        if a.stream:
+            m = StreamOrg(a.kind, dn, dom, n, a.seed, head, path).run()
+            m["ldif"] = os.path.join("data", "p%d.ldif" % k)
+            parts.append(m)
+            continue
         org = Org(a.kind, dn, dom, n, a.seed, head)
         entries = org.materialise()
-        path = os.path.join(a.out, "data", "p%d.ldif" % k)
         with open(path + ".tmp", "w", encoding="utf-8", newline="\n") as f:
             for e in entries:
                 f.write(e.ldif())
@@ -773,6 +1245,7 @@ def main(argv):
         "kind": a.kind,
         "seed": a.seed,
         "users_requested": a.users,
+        "mode": "stream" if a.stream else "org",
         "base_dn": first["dn"],
         "partitions": parts,
         # convenience copies of the first partition (the base DN)

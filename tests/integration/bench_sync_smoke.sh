@@ -1,12 +1,21 @@
-# Smoke run of bench/sync.sh (500 users in the slapd fixture) so the benchmark keeps working.
+# Smoke run of bench/sync.sh (500 users in the slapd fixture) so the benchmark keeps working,
+# with the streamed organisation (ldsfx --stream) that the 1,000,000-user runs use.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 out=$(mktemp /tmp/bench-sync-smoke.XXXXXX.json)
 trap 'rm -f "$out"' EXIT
-run_capture b bash "$SRC/bench/sync.sh" --smoke --build-dir "$DIRCONN_BUILD_DIR" --out "$out"
+run_capture b bash "$SRC/bench/sync.sh" --smoke --stream --build-dir "$DIRCONN_BUILD_DIR" --out "$out"
 check_eq "the benchmark runs" 0 "$b_rc"
 check_contains "it prints its table" "$b_out" "| adlds  |     500 |"
 check "the full sync added every user it read" test "$(json "$out" "j['objects_added']")" -gt 400
 check_eq "the no-change sync matched them all" "$(json "$out" "j['objects_added']")" \
 	"$(json "$out" "j['no_change_sync']['objects_matched']")"
 check "the ratio to the floor is measured" test -n "$(json "$out" "j['ratio_to_floor']")"
+check_eq "the fixture is the streamed organisation" stream "$(json "$out" "j['generator']")"
+check "the load average is recorded with the full sync" \
+	python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); sys.exit(not all(
+	    isinstance(j[k]["load_before"], float) for k in ("full_sync", "no_change_sync")))' "$out"
+check_contains "it prints the load average" "$b_out" "load average (1 min): read floor"
+out2=$(bash "$SRC/bench/sync.sh" --kind adds --stream --build-dir "$DIRCONN_BUILD_DIR" 2>&1) && rc=0 || rc=$?
+check_eq "--stream with --kind adds is refused" 2 "$rc"
+check_contains "with its reason" "$out2" "--stream is for --kind adlds"
 finish

@@ -100,6 +100,7 @@ static void test_defaults(void **state)
     assert_string_equal(cfg->urls.v[0], "ldaps://dc1.example.com");
     assert_string_equal(cfg->urls.v[1], "ldap://dc2.example.com:3389");
     assert_int_equal(cfg->page_size, 500);
+    assert_int_equal(cfg->state_cache_size, 16);
     assert_true(cfg->start_tls);
     assert_false(cfg->tls_insecure);
     assert_int_equal(cfg->timeout_ms, 30000);
@@ -181,6 +182,17 @@ static void test_errors_name_file_line(void **state)
     load_fail(MINIMAL "page_size = 0\n", "test.conf:3: [ldap] page_size: 0 is out of range");
     load_fail(MINIMAL "page_size = ten\n",
               "test.conf:3: [ldap] page_size: 'ten' is not an integer");
+    load_fail("[connector]\nstate_cache_size = 0\n" MINIMAL,
+              "test.conf:2: [connector] state_cache_size: 0 is out of range (1 to 4096)");
+    load_fail("[connector]\n\nstate_cache_size = 16MiB\n" MINIMAL,
+              "test.conf:3: [connector] state_cache_size: '16MiB' is not an integer");
+    load_fail("[connector]\nstate_cache_size = 4097\n" MINIMAL,
+              "test.conf:2: [connector] state_cache_size: 4097 is out of range (1 to 4096)");
+    {
+        struct config *cfg = load_ok("[connector]\nstate_cache_size = 64\n" MINIMAL);
+        assert_int_equal(cfg->state_cache_size, 64);
+        config_free(cfg);
+    }
     load_fail(MINIMAL "urls = ldap://y\n",
               "test.conf:3: [ldap] urls: duplicate key (first set at line 2)");
     load_fail(MINIMAL "bind_password = hunter2\n",

@@ -504,6 +504,60 @@ static void test_raw_hash(void **state)
     state_close(st);
 }
 
+static int pragma_int(struct state *st, const char *sql)
+{
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(state_db(st), sql, -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    int v = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    return v;
+}
+
+/* [connector] state_cache_size: the pragmas state_open applies, read back, and the bound. */
+static void test_cache_size(void **state)
+{
+    (void)state;
+    assert_int_equal(state_cache_size(), STATE_CACHE_DEFAULT_MIB);
+    assert_int_equal(STATE_CACHE_DEFAULT_MIB, 16);
+    struct state *st = open_ok();
+    assert_int_equal(pragma_int(st, "PRAGMA main.cache_size"), -16 * 1024);
+    assert_int_equal(pragma_int(st, "PRAGMA temp.cache_size"), -16 * 1024);
+    assert_int_equal(pragma_int(st, "PRAGMA temp_store"), 1); /* FILE */
+    state_close(st);
+
+    state_set_cache_size(1);
+    assert_int_equal(state_cache_size(), 1);
+    st = open_ok();
+    assert_int_equal(pragma_int(st, "PRAGMA cache_size"), -1024);
+    assert_int_equal(pragma_int(st, "PRAGMA temp.cache_size"), -1024);
+    /* 32 MB in a TEMP table: its pages spill to the temporary file, the cache stays bounded */
+    assert_int_equal(sqlite3_exec(state_db(st),
+                                  "CREATE TEMP TABLE big (v TEXT);"
+                                  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                                  "WHERE i < 8000) INSERT INTO big SELECT printf('%.4000c', 'x') "
+                                  "FROM n;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(pragma_int(st, "SELECT count(*) FROM temp.big"), 8000);
+    int used = 0, hi = 0;
+    assert_int_equal(sqlite3_db_status(state_db(st), SQLITE_DBSTATUS_CACHE_USED, &used, &hi, 0),
+                     SQLITE_OK);
+    assert_true(used < 4 * 1024 * 1024);
+    state_close(st);
+
+    /* an open handle keeps its size; a bad size restores the default */
+    st = open_ok();
+    state_set_cache_size(64);
+    assert_int_equal(pragma_int(st, "PRAGMA cache_size"), -1024);
+    state_close(st);
+    st = open_ok();
+    assert_int_equal(pragma_int(st, "PRAGMA cache_size"), -64 * 1024);
+    state_close(st);
+    state_set_cache_size(0);
+    assert_int_equal(state_cache_size(), STATE_CACHE_DEFAULT_MIB);
+}
+
 static void test_unusable_dir(void **state)
 {
     (void)state;
@@ -525,6 +579,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_version_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile, setup, teardown),
         cmocka_unit_test(test_raw_hash),
+        cmocka_unit_test_setup_teardown(test_cache_size, setup, teardown),
         cmocka_unit_test(test_unusable_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
