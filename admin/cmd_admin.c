@@ -12,8 +12,8 @@
 #include "connector/cloud_auth.h"
 #include "connector/control.h"
 #include "ha/election.h"
-#include "connector/platform.h"
-#include "connector/secret_store.h"
+#include "connector/core/platform.h"
+#include "connector/core/secret_store.h"
 #include "proxy/proxy.h"
 
 #include <getopt.h>

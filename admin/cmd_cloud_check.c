@@ -6,7 +6,7 @@
 #include "admin/ctl.h"
 #include "connector/cloud_auth.h"
 #include "connector/scim.h"
-#include "connector/secret_store.h"
+#include "connector/core/secret_store.h"
 #include "proxy/proxy.h"
 
 #include <jansson.h>

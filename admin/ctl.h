@@ -5,9 +5,9 @@
 #ifndef DIRCONN_ADMIN_CTL_H
 #define DIRCONN_ADMIN_CTL_H
 
-#include "connector/config.h"
-#include "connector/error.h"
-#include "connector/log.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
+#include "connector/core/log.h"
 
 #include <stdbool.h>
 

@@ -5,7 +5,7 @@
 #ifndef DIRCONN_ADMIN_DAEMON_SOCKET_H
 #define DIRCONN_ADMIN_DAEMON_SOCKET_H
 
-#include "connector/config.h"
+#include "connector/core/config.h"
 
 #include <stdio.h>
 

@@ -6,7 +6,7 @@
 #define _DEFAULT_SOURCE /* getopt_long */
 #include "admin/ctl.h"
 #include "connector/config_view.h"
-#include "connector/platform.h"
+#include "connector/core/platform.h"
 #include "connector/state.h"
 
 #include <getopt.h>

@@ -1,7 +1,7 @@
 /* pwsync_listener.c - dirconnd's password change listener (pwsync_listener.h). */
 #include "admin/pwsync_listener.h"
 
-#include "connector/config.h"
+#include "connector/core/config.h"
 #include "connector/pwsync.h"
 
 #include <arpa/inet.h>

@@ -13,8 +13,8 @@
 #ifndef DIRCONN_PWSYNC_LISTENER_H
 #define DIRCONN_PWSYNC_LISTENER_H
 
-#include "connector/error.h"
-#include "connector/log.h"
+#include "connector/core/error.h"
+#include "connector/core/log.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>

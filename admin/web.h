@@ -29,9 +29,9 @@
 #ifndef DIRCONN_ADMIN_WEB_H
 #define DIRCONN_ADMIN_WEB_H
 
-#include "connector/config.h"
-#include "connector/error.h"
-#include "connector/log.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
+#include "connector/core/log.h"
 #include "connector/metrics.h"
 
 #include <event2/event.h>

@@ -17,7 +17,7 @@
 
 #include "cloud/cloud_fault.h"
 #include "cloud/cloud_store.h"
-#include "connector/log.h"
+#include "connector/core/log.h"
 
 #define CLOUD_MAX_ORGS 64
 

@@ -15,7 +15,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 
-#include "connector/error.h"
+#include "connector/core/error.h"
 
 /* XX(name, sql) - every statement the cloud runs. */
 #define CLOUD_STMT_MAP(XX)                                                                         \

@@ -17,7 +17,7 @@
 #include "cloud/cloud.h"
 #include "cloud/cloud_schema.h"
 #include "cloud/cloud_http.h"
-#include "connector/error.h"
+#include "connector/core/error.h"
 
 #define CLOUD_VERSION "0.1.0"
 

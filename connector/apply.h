@@ -57,8 +57,8 @@
 #define DIRCONN_APPLY_H
 
 #include "connector/cloud_caps.h"
-#include "connector/error.h"
-#include "connector/log.h"
+#include "connector/core/error.h"
+#include "connector/core/log.h"
 #include "connector/plan.h"
 #include "connector/record.h"
 #include "connector/scim.h"

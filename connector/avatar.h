@@ -24,7 +24,7 @@
 #ifndef DIRCONN_AVATAR_H
 #define DIRCONN_AVATAR_H
 
-#include "connector/error.h"
+#include "connector/core/error.h"
 #include "connector/ldap_entry.h"
 
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /* cloud_auth.c - OAuth 2.0 client credentials and static bearer tokens. */
 #include "connector/cloud_auth.h"
 
-#include "connector/secret_store.h"
+#include "connector/core/secret_store.h"
 
 #include <curl/curl.h>
 #include <errno.h>

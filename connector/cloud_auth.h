@@ -16,8 +16,8 @@
 #ifndef DIRCONN_CLOUD_AUTH_H
 #define DIRCONN_CLOUD_AUTH_H
 
-#include "connector/config.h"
-#include "connector/error.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
 #include "connector/net/http.h"
 
 #include <stdbool.h>

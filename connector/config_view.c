@@ -5,7 +5,7 @@
 #include "connector/config_view.h"
 
 #include "connector/mapping.h"
-#include "connector/secret_store.h"
+#include "connector/core/secret_store.h"
 
 #include <stdlib.h>
 #include <string.h>

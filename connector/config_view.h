@@ -14,8 +14,8 @@
 #ifndef DIRCONN_CONFIG_VIEW_H
 #define DIRCONN_CONFIG_VIEW_H
 
-#include "connector/config.h"
-#include "connector/error.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
 
 #include <jansson.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
 #include "connector/control.h"
 
 #include "connector/net/http.h"
-#include "connector/secret_store.h"
+#include "connector/core/secret_store.h"
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>

@@ -14,8 +14,8 @@
 #ifndef DIRCONN_CONTROL_H
 #define DIRCONN_CONTROL_H
 
-#include "connector/config.h"
-#include "connector/error.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
 #include "connector/net/http.h"
 
 #include <jansson.h>

@@ -1,7 +1,7 @@
 /* dir_status.c - the directory side of dirconnd and the guard against blind re-binds. */
 #include "connector/dir_status.h"
 
-#include "connector/secret_store.h"
+#include "connector/core/secret_store.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -31,9 +31,9 @@
 #ifndef DIRCONN_DIR_STATUS_H
 #define DIRCONN_DIR_STATUS_H
 
-#include "connector/config.h"
-#include "connector/error.h"
-#include "connector/log.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
+#include "connector/core/log.h"
 
 #include <jansson.h>
 #include <stdbool.h>

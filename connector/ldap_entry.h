@@ -13,7 +13,7 @@
 #ifndef DIRCONN_LDAP_ENTRY_H
 #define DIRCONN_LDAP_ENTRY_H
 
-#include "connector/error.h"
+#include "connector/core/error.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -7,7 +7,7 @@
  */
 #include "connector/ldap_source.h"
 
-#include "connector/secret_store.h"
+#include "connector/core/secret_store.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -24,10 +24,10 @@
 #ifndef DIRCONN_LDAP_SOURCE_H
 #define DIRCONN_LDAP_SOURCE_H
 
-#include "connector/config.h"
-#include "connector/error.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
 #include "connector/ldap_entry.h"
-#include "connector/log.h"
+#include "connector/core/log.h"
 
 #include <stdbool.h>
 #include <stdint.h>

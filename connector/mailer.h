@@ -25,9 +25,9 @@
 #ifndef DIRCONN_MAILER_H
 #define DIRCONN_MAILER_H
 
-#include "connector/config.h"
-#include "connector/error.h"
-#include "connector/log.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
+#include "connector/core/log.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -18,8 +18,8 @@
 #ifndef DIRCONN_MAPPING_H
 #define DIRCONN_MAPPING_H
 
-#include "connector/config.h"
-#include "connector/error.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
 #include "connector/ldap_entry.h"
 
 #include <jansson.h>

@@ -22,9 +22,9 @@
 #ifndef DIRCONN_NOTIFY_H
 #define DIRCONN_NOTIFY_H
 
-#include "connector/config.h"
-#include "connector/error.h"
-#include "connector/log.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
+#include "connector/core/log.h"
 
 #include <stddef.h>
 

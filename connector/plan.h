@@ -22,7 +22,7 @@
 #ifndef DIRCONN_PLAN_H
 #define DIRCONN_PLAN_H
 
-#include "connector/error.h"
+#include "connector/core/error.h"
 #include "connector/state.h"
 
 #include <jansson.h>

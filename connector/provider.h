@@ -24,8 +24,8 @@
 #ifndef DIRCONN_PROVIDER_H
 #define DIRCONN_PROVIDER_H
 
-#include "connector/error.h"
-#include "connector/log.h"
+#include "connector/core/error.h"
+#include "connector/core/log.h"
 #include "connector/scim.h"
 
 #include <jansson.h>

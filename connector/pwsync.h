@@ -18,10 +18,10 @@
 #ifndef DIRCONN_PWSYNC_H
 #define DIRCONN_PWSYNC_H
 
-#include "connector/config.h"
-#include "connector/error.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
 #include "connector/ldap_entry.h"
-#include "connector/log.h"
+#include "connector/core/log.h"
 #include "connector/provider.h"
 #include "connector/scim.h"
 #include "connector/state.h"

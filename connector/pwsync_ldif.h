@@ -11,7 +11,7 @@
 #ifndef DIRCONN_PWSYNC_LDIF_H
 #define DIRCONN_PWSYNC_LDIF_H
 
-#include "connector/error.h"
+#include "connector/core/error.h"
 #include "connector/ldap_entry.h"
 
 #include <stddef.h>

@@ -30,8 +30,8 @@
 #ifndef DIRCONN_SCIM_H
 #define DIRCONN_SCIM_H
 
-#include "connector/error.h"
-#include "connector/log.h"
+#include "connector/core/error.h"
+#include "connector/core/log.h"
 #include "connector/net/http.h"
 
 #include <curl/curl.h>

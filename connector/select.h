@@ -20,8 +20,8 @@
 #ifndef DIRCONN_SELECT_H
 #define DIRCONN_SELECT_H
 
-#include "connector/config.h"
-#include "connector/error.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
 #include "connector/ldap_entry.h"
 #include "connector/ldap_source.h"
 

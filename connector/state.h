@@ -20,7 +20,7 @@
 #ifndef DIRCONN_STATE_H
 #define DIRCONN_STATE_H
 
-#include "connector/error.h"
+#include "connector/core/error.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -21,9 +21,9 @@
 #ifndef DIRCONN_SYNC_H
 #define DIRCONN_SYNC_H
 
-#include "connector/config.h"
-#include "connector/error.h"
-#include "connector/log.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
+#include "connector/core/log.h"
 #include "connector/plan.h"
 
 #include <stdatomic.h>

@@ -31,10 +31,10 @@
 #ifndef DIRCONN_TRACKING_H
 #define DIRCONN_TRACKING_H
 
-#include "connector/config.h"
-#include "connector/error.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
 #include "connector/ldap_source.h"
-#include "connector/log.h"
+#include "connector/core/log.h"
 #include "connector/state.h"
 
 #include <stdbool.h>

@@ -3,7 +3,7 @@
  */
 #include "ha/election.h"
 
-#include "connector/secret_store.h"
+#include "connector/core/secret_store.h"
 
 #include <openssl/rand.h>
 #include <pthread.h>

@@ -48,9 +48,9 @@
 #ifndef DIRCONN_HA_ELECTION_H
 #define DIRCONN_HA_ELECTION_H
 
-#include "connector/config.h"
-#include "connector/error.h"
-#include "connector/log.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
+#include "connector/core/log.h"
 #include "ha/lease.h"
 
 #include <stdatomic.h>

@@ -27,9 +27,9 @@
 #ifndef DIRCONN_HA_LEASE_H
 #define DIRCONN_HA_LEASE_H
 
-#include "connector/config.h"
-#include "connector/error.h"
-#include "connector/log.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
+#include "connector/core/log.h"
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -13,7 +13,7 @@
 #define _DEFAULT_SOURCE 1
 #include "connector/cloud_auth.h"
 #include "connector/control.h"
-#include "connector/secret_store.h"
+#include "connector/core/secret_store.h"
 #include "ha/lease.h"
 #include "proxy/proxy.h"
 

@@ -26,8 +26,8 @@
 #ifndef DIRCONN_HA_SHARED_STATE_H
 #define DIRCONN_HA_SHARED_STATE_H
 
-#include "connector/error.h"
-#include "connector/log.h"
+#include "connector/core/error.h"
+#include "connector/core/log.h"
 #include "connector/state.h"
 #include "ha/lease.h"
 

@@ -2,7 +2,7 @@
 #include "proxy/proxy.h"
 
 #include "connector/cloud_auth.h"
-#include "connector/secret_store.h"
+#include "connector/core/secret_store.h"
 #include "proxy/proxy_px.h"
 
 #include <arpa/inet.h>

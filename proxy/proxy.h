@@ -52,9 +52,9 @@
 #ifndef DIRCONN_PROXY_H
 #define DIRCONN_PROXY_H
 
-#include "connector/config.h"
-#include "connector/error.h"
-#include "connector/log.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
+#include "connector/core/log.h"
 #include "connector/net/http.h"
 
 #include <curl/curl.h>

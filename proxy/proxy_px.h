@@ -20,7 +20,7 @@
 #ifndef DIRCONN_PROXY_PX_H
 #define DIRCONN_PROXY_PX_H
 
-#include "connector/error.h"
+#include "connector/core/error.h"
 
 #include <stdbool.h>
 #include <stddef.h>

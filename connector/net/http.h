@@ -33,7 +33,7 @@
 #ifndef DIRCONN_NET_HTTP_H
 #define DIRCONN_NET_HTTP_H
 
-#include "connector/error.h"
+#include "connector/core/error.h"
 
 #include <curl/curl.h>
 #include <stdbool.h>

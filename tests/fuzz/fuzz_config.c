@@ -1,5 +1,5 @@
 /*
- * fuzz_config.c - the configuration file (connector/config.c, inih), its
+ * fuzz_config.c - the configuration file (connector/core/config.c, inih), its
  * [mapping] expressions (connector/mapping.c) and the [avatar] pattern
  * (connector/avatar.c).
  *
@@ -11,7 +11,7 @@
  * one, to a fixed entry that is a user, a group and a contact at once), so
  * that every expression that compiles also runs.
  */
-#include "connector/config.h"
+#include "connector/core/config.h"
 #include "connector/mapping.h"
 #include "fuzz_util.h"
 

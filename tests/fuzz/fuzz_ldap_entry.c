@@ -13,7 +13,7 @@
  * text: DN line, then "attribute: value" or "attribute:: hex" lines), then
  * optionally the BER value of a response control (hex, as in fuzz_entry).
  */
-#include "connector/config.h"
+#include "connector/core/config.h"
 #include "connector/ldap_entry.h"
 #include "connector/ldap_source.h"
 #include "connector/mapping.h"

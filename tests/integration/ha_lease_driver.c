@@ -25,9 +25,9 @@
  * DIRCONN_LEASE_DRIVER_TIMEOUT_MS (environment) overrides the per-request
  * timeout (default 5000).
  */
-#include "connector/config.h"
-#include "connector/error.h"
-#include "connector/log.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
+#include "connector/core/log.h"
 #include "ha/lease.h"
 
 #include <curl/curl.h>

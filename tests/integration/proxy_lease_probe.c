@@ -13,7 +13,7 @@
  * line on stderr.
  */
 #include "connector/cloud_auth.h"
-#include "connector/config.h"
+#include "connector/core/config.h"
 #include "connector/net/http.h"
 #include "proxy/proxy.h"
 

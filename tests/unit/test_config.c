@@ -1,10 +1,10 @@
-/* Unit tests for connector/config.c: defaults, values, and errors with file:line. */
+/* Unit tests for connector/core/config.c: defaults, values, and errors with file:line. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "connector/config.h"
+#include "connector/core/config.h"
 #include "connector/config_view.h"
 
 #include <jansson.h>

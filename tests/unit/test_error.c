@@ -1,10 +1,10 @@
-/* Unit tests for connector/error.c: the X-macro tables and one-line messages. */
+/* Unit tests for connector/core/error.c: the X-macro tables and one-line messages. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "connector/error.h"
+#include "connector/core/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>

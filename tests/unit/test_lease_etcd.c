@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "connector/config.h"
+#include "connector/core/config.h"
 #include "ha/lease.h"
 #include "proxy/proxy.h"
 

@@ -1,12 +1,12 @@
 /*
- * Unit tests of the log module's repeat limiter (connector/log.c): identical
+ * Unit tests of the log module's repeat limiter (connector/core/log.c): identical
  * lines within a window are counted, not written; the count is written with
  * the first identical line after the window, or when the window ended and
  * anything else is logged, or at close; lines stay whole when threads log
  * at once. stderr is captured into a temporary file; the window's clock is
  * injected.
  */
-#include "connector/log.h"
+#include "connector/core/log.h"
 
 #include <pthread.h>
 #include <setjmp.h>

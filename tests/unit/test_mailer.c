@@ -1,6 +1,6 @@
 /*
  * Unit tests for connector/mailer.c (message composition, header fields) and the [reports]
- * section of connector/config.c (values, pairs of keys, errors with file:line).
+ * section of connector/core/config.c (values, pairs of keys, errors with file:line).
  * Delivery itself is tested against a real SMTP server (tests/integration/daemon_mail.sh).
  */
 #include <setjmp.h>
@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "connector/config.h"
+#include "connector/core/config.h"
 #include "connector/mailer.h"
 
 #include <curl/curl.h>

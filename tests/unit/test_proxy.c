@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "connector/config.h"
+#include "connector/core/config.h"
 #include "connector/scim.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_px.h"

@@ -1,5 +1,5 @@
 /*
- * Unit tests for connector/secret_store.c: round trip, fresh nonces, modes,
+ * Unit tests for connector/core/secret_store.c: round trip, fresh nonces, modes,
  * tampered, truncated and wrong-key files, and a failed write that leaves the
  * old file in place.
  */
@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "connector/secret_store.h"
+#include "connector/core/secret_store.h"
 
 #include <errno.h>
 #include <fcntl.h>

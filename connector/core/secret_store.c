@@ -1,7 +1,7 @@
 /* secret_store.c - AES-256-GCM encrypted secret file with an atomically created key. */
-#include "connector/secret_store.h"
+#include "connector/core/secret_store.h"
 
-#include "connector/platform.h"
+#include "connector/core/platform.h"
 
 #include <errno.h>
 #include <fcntl.h>

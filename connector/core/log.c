@@ -1,5 +1,5 @@
 /* log.c - leveled logging to stderr or syslog. */
-#include "connector/log.h"
+#include "connector/core/log.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

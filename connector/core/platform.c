@@ -1,6 +1,6 @@
 /* platform.c - core dumps off, secret pages, reading secrets without echo. */
 #define _DEFAULT_SOURCE /* madvise, MADV_DONTDUMP, mlock, MAP_ANONYMOUS */
-#include "connector/platform.h"
+#include "connector/core/platform.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -27,8 +27,8 @@
 #ifndef DIRCONN_SECRET_STORE_H
 #define DIRCONN_SECRET_STORE_H
 
-#include "connector/config.h"
-#include "connector/error.h"
+#include "connector/core/config.h"
+#include "connector/core/error.h"
 
 #include <stdbool.h>
 #include <stddef.h>

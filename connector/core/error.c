@@ -1,5 +1,5 @@
 /* error.c - dirconn error codes, generated from DIRCONN_ERRNO_MAP. */
-#include "connector/error.h"
+#include "connector/core/error.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -8,9 +8,9 @@
  * the option's validator (libldap for DNs, filters and LDAP URLs, libcurl's URL
  * API for HTTP URLs), and stores it at the option's offset in struct config.
  */
-#include "connector/config.h"
+#include "connector/core/config.h"
 
-#include "connector/log.h"
+#include "connector/core/log.h"
 
 #include <curl/curl.h>
 #include <ctype.h>

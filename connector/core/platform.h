@@ -16,7 +16,7 @@
 #ifndef DIRCONN_PLATFORM_H
 #define DIRCONN_PLATFORM_H
 
-#include "connector/error.h"
+#include "connector/core/error.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -13,7 +13,7 @@
 #ifndef DIRCONN_CONFIG_H
 #define DIRCONN_CONFIG_H
 
-#include "connector/error.h"
+#include "connector/core/error.h"
 
 #include <stdbool.h>
 #include <stddef.h>
