@@ -118,6 +118,46 @@ struct lease_backend_ops {
  */
 enum dirconn_err lease_server_error(enum dirconn_err e, struct dirconn_error *err);
 
+/*
+ * LEASE_SERVER_BORDER(pfx) - in a backend's source: define the operations
+ * pfx##_observe_b, pfx##_acquire_b, pfx##_renew_b, pfx##_release_b,
+ * pfx##_state_get_b and pfx##_state_put_b, each calling the backend's own
+ * pfx##_observe ... pfx##_state_put and passing its result through
+ * lease_server_error. The backend's struct lease_backend_ops names the _b
+ * functions, so every error leaves the backend in the lease-server family.
+ */
+#define LEASE_SERVER_BORDER(pfx)                                                                   \
+    static enum dirconn_err pfx##_observe_b(void *self, struct lease_info *out,                    \
+                                            struct dirconn_error *err)                             \
+    {                                                                                              \
+        return lease_server_error(pfx##_observe(self, out, err), err);                             \
+    }                                                                                              \
+    static enum dirconn_err pfx##_acquire_b(void *self, const struct lease_info *seen,             \
+                                            int64_t duration_ms, struct lease_info *out,           \
+                                            struct dirconn_error *err)                             \
+    {                                                                                              \
+        return lease_server_error(pfx##_acquire(self, seen, duration_ms, out, err), err);          \
+    }                                                                                              \
+    static enum dirconn_err pfx##_renew_b(void *self, int64_t duration_ms, struct lease_info *out, \
+                                          struct dirconn_error *err)                               \
+    {                                                                                              \
+        return lease_server_error(pfx##_renew(self, duration_ms, out, err), err);                  \
+    }                                                                                              \
+    static enum dirconn_err pfx##_release_b(void *self, struct dirconn_error *err)                 \
+    {                                                                                              \
+        return lease_server_error(pfx##_release(self, err), err);                                  \
+    }                                                                                              \
+    static enum dirconn_err pfx##_state_get_b(void *self, json_t **doc, char **version,            \
+                                              struct dirconn_error *err)                           \
+    {                                                                                              \
+        return lease_server_error(pfx##_state_get(self, doc, version, err), err);                  \
+    }                                                                                              \
+    static enum dirconn_err pfx##_state_put_b(void *self, const json_t *doc, const char *version,  \
+                                              int64_t token, struct dirconn_error *err)            \
+    {                                                                                              \
+        return lease_server_error(pfx##_state_put(self, doc, version, token, err), err);           \
+    }
+
 /* A backend: its operations, its state, and who this instance is. */
 struct lease_backend {
     const struct lease_backend_ops *ops;

@@ -331,41 +331,8 @@ static enum dirconn_err cl_reconfigure(void *self, struct config *cfg, struct di
     return DIRCONN_OK;
 }
 
-/* ---- the border: every operation's errors in the lease-server family (lease_server_error) -- */
-
-static enum dirconn_err cl_observe_b(void *self, struct lease_info *out, struct dirconn_error *err)
-{
-    return lease_server_error(cl_observe(self, out, err), err);
-}
-
-static enum dirconn_err cl_acquire_b(void *self, const struct lease_info *seen, int64_t duration_ms,
-                                     struct lease_info *out, struct dirconn_error *err)
-{
-    return lease_server_error(cl_acquire(self, seen, duration_ms, out, err), err);
-}
-
-static enum dirconn_err cl_renew_b(void *self, int64_t duration_ms, struct lease_info *out,
-                                   struct dirconn_error *err)
-{
-    return lease_server_error(cl_renew(self, duration_ms, out, err), err);
-}
-
-static enum dirconn_err cl_release_b(void *self, struct dirconn_error *err)
-{
-    return lease_server_error(cl_release(self, err), err);
-}
-
-static enum dirconn_err cl_state_get_b(void *self, json_t **doc, char **version,
-                                       struct dirconn_error *err)
-{
-    return lease_server_error(cl_state_get(self, doc, version, err), err);
-}
-
-static enum dirconn_err cl_state_put_b(void *self, const json_t *doc, const char *version,
-                                       int64_t token, struct dirconn_error *err)
-{
-    return lease_server_error(cl_state_put(self, doc, version, token, err), err);
-}
+/* The border: every operation's errors in the lease-server family (lease.h). */
+LEASE_SERVER_BORDER(cl)
 
 static const struct lease_backend_ops cloud_ops = {
     .name = "cloud",
