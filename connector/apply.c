@@ -155,9 +155,11 @@ struct apply_op {
     bool recreate; /* and when it is not there, create it (the POST may not have been applied) */
     char *sent;    /* the body of the POST (adds), to send again after a lookup */
     char *new_cloud_id;
-    json_t *rest;     /* group adds: member values that did not fit the POST, added by PATCH */
-    bool rest_failed; /* and adding them failed: recorded without its record */
-    bool drift;       /* the cloud copy was edited: diffed against a fresh read of it */
+    json_t *rest;        /* group adds: member values that did not fit the POST, added by PATCH */
+    size_t post_members; /* group adds: the member values the POST carried */
+    bool too_large;      /* 413 to a group's POST: sent again with fewer members (shrink_payload) */
+    bool rest_failed;    /* and adding them failed: recorded without its record */
+    bool drift;          /* the cloud copy was edited: diffed against a fresh read of it */
     /* the write in flight, and what its answer asks for */
     const char *method; /* "POST", "PUT", "PATCH" or "DELETE" */
     json_t *body;       /* the PATCH body, sent again after a 412 */
@@ -271,6 +273,33 @@ static char *created_id(const struct scim_response *r)
 }
 
 /*
+ * 413 Payload Too Large (RFC 9110 15.5.14) to the POST of a group that
+ * carried members: RFC 7644 declares no limit for a single request
+ * (bulk.maxPayloadSize is the Bulk limit), so the provider's is learned here.
+ * The run's request limit becomes half the refused body, and the group is
+ * sent again by recover() with the members that fit it; the others, and the
+ * member PATCHes of every later group, follow that limit. False (a failure
+ * of the object) when the POST carried no member or the limit would fall
+ * under 1 KiB.
+ */
+static bool shrink_payload(struct apply *a, struct apply_op *o)
+{
+    long sent = o->sent != NULL ? (long)strlen(o->sent) : 0;
+    long cap = sent / 2;
+    if (o->kind != PLAN_GROUP || o->post_members == 0 || cap < 1024)
+        return false;
+    if (cap < a->p.caps.max_payload) {
+        log_msg(a->p.log, LOG_LEVEL_WARN,
+                "the cloud refused the %ld-byte POST of group %s as too large (413): requests "
+                "carry at most %ld bytes for the rest of this sync; set [cloud] max_payload to "
+                "the provider's limit",
+                sent, o->dn != NULL ? o->dn : o->external_id, cap);
+        a->p.caps.max_payload = cap;
+    }
+    return true;
+}
+
+/*
  * The answer to o's write. What needs another request (a lookup, a read
  * and a second attempt, a re-creation) is marked here and done by recover()
  * once the batch's requests have all been answered.
@@ -296,6 +325,11 @@ static void on_write_done(void *arg, const struct scim_response *r)
             /* The POST may have created it: look before creating it again. */
             o->lookup = true;
             o->recreate = true;
+            return;
+        }
+        if (o->create && r->status == 413 && shrink_payload(a, o)) {
+            /* Larger than the provider takes: fewer members in the POST, the rest by PATCH. */
+            o->too_large = true;
             return;
         }
         if (r->status == 412 && o->if_match && !o->stale_retried) {
@@ -1102,6 +1136,7 @@ static json_t *create_body(struct apply *a, struct apply_op *o)
     if (o->kind != PLAN_GROUP)
         return rec;
     json_t *members = json_object_get(rec, "members");
+    o->post_members = json_array_size(members);
     char *text = json_dumps(rec, JSON_COMPACT);
     long size = text != NULL ? (long)strlen(text) : 0;
     free(text);
@@ -1126,6 +1161,7 @@ static json_t *create_body(struct apply *a, struct apply_op *o)
             json_array_append(o->rest, json_array_get(members, keep));
             json_array_remove(members, keep);
         }
+        o->post_members = keep;
     }
     return rec;
 }
@@ -1467,6 +1503,20 @@ static void recreate_gone(struct apply *a, struct apply_op *o)
     json_decref(body);
 }
 
+/* A group's POST refused as too large (shrink_payload): sent again under the lowered limit. */
+static void resend_smaller(struct apply *a, struct apply_op *o)
+{
+    o->too_large = false;
+    json_t *body = create_body(a, o);
+    free(o->sent);
+    o->sent = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (body == NULL || o->sent == NULL)
+        report_failure(a, o, "the planned record cannot be read");
+    else
+        write_now(a, o, "POST", resource_paths[o->kind], body, NULL);
+    json_decref(body);
+}
+
 /*
  * What the answers of a batch asked for, object by object, each request
  * answered before the next: a lookup by externalId (a creation that may have
@@ -1483,6 +1533,8 @@ static void recover(struct apply *a, struct apply_op *o)
             retry_stale(a, o);
         else if (o->gone)
             recreate_gone(a, o);
+        else if (o->too_large)
+            resend_smaller(a, o);
         else
             return;
     }
