@@ -612,11 +612,10 @@ enum dirconn_err ha_election_lease_cause(void *arg, struct dirconn_error *err)
     ha_election_status(e, &hs);
     enum dirconn_err rc = DIRCONN_ELEASE;
     if (strcmp(hs.backend, "cloud") == 0 &&
-        (hs.last_code == DIRCONN_ELEASE_CONNECT || hs.last_code == DIRCONN_EPROXY))
-        /* with the cloud lease the lease server is the cloud: the sync reports it unreachable */
-        rc = dirconn_error_set(
-            err, hs.last_code == DIRCONN_EPROXY ? DIRCONN_EPROXY : DIRCONN_ECLOUD_CONNECT,
-            "%s; so the HA lease could not be renewed and writes stopped", hs.last_error);
+        (hs.last_code == DIRCONN_ECLOUD_CONNECT || hs.last_code == DIRCONN_EPROXY))
+        rc = dirconn_error_set(err, hs.last_code,
+                               "%s; so the HA lease could not be renewed and writes stopped",
+                               hs.last_error);
     ha_status_clear(&hs);
     return rc;
 }

@@ -58,10 +58,13 @@ bool lease_info_copy(struct lease_info *dst, const struct lease_info *src);
  * The backend operations. `self` is the backend's own pointer. Each fills
  * *out (zeroed by the caller, freed with lease_info_clear) on success.
  *
- * Every operation's errors are in the lease-server family (lease_server_error):
- * DIRCONN_ELEASE_CONNECT when no lease server answered, DIRCONN_ELEASE_AUTH
- * when it refused the credentials, DIRCONN_ELEASE_SERVER for another failure
- * of the server or its answer; DIRCONN_EPROXY and DIRCONN_ENOMEM as they are.
+ * The etcd backend's errors are in the lease-server family (lease_server_error):
+ * DIRCONN_ELEASE_CONNECT when no endpoint answered, DIRCONN_ELEASE_AUTH when
+ * it refused the credentials, DIRCONN_ELEASE_SERVER for another failure of
+ * the server or its answer. The cloud lease's server is the cloud: its errors
+ * are the cloud's (DIRCONN_ECLOUD_CONNECT, DIRCONN_ECLOUD_AUTH, DIRCONN_ECLOUD),
+ * as those of the sync that runs beside it. DIRCONN_EPROXY and DIRCONN_ENOMEM
+ * as they are.
  *
  * observe  - read the lease. Errors: the transport's, DIRCONN_ENOMEM.
  * acquire  - take the lease for this instance with duration_ms, given what
@@ -82,7 +85,8 @@ bool lease_info_copy(struct lease_info *dst, const struct lease_info *src);
  * state_put - replace the document, if its version is still `version` (NULL =
  *            unconditional) and this instance still holds the lease under
  *            `token`. DIRCONN_ELEASE when the write was fenced (stale token, lease
- *            lost); DIRCONN_ELEASE_SERVER for a version mismatch; transport errors.
+ *            lost); a version mismatch is DIRCONN_ELEASE_SERVER (etcd) or
+ *            DIRCONN_ECLOUD (cloud); transport errors.
  * free     - release everything (does not release the lease).
  * reconfigure - optional (NULL: the backend has no settings to take): take
  *            the [proxy] settings of cfg (owned by the backend from now on,
@@ -112,7 +116,9 @@ struct lease_backend_ops {
  * its transport gives (DIRCONN_ECLOUD_CONNECT, DIRCONN_ECLOUD_AUTH,
  * DIRCONN_ECLOUD) become the lease-server family (DIRCONN_ELEASE_CONNECT,
  * DIRCONN_ELEASE_AUTH, DIRCONN_ELEASE_SERVER; docs/cli.md exit codes 52–54),
- * so that an etcd or lease outage is never reported as "cloud unreachable".
+ * so that an etcd outage is never reported as "cloud unreachable". The etcd
+ * backend applies it (LEASE_SERVER_BORDER); the cloud lease does not, its
+ * server being the cloud.
  * Other codes pass unchanged. err (may be NULL) gets the same code; its
  * message and cause stay. Returns the translated code.
  */

@@ -331,17 +331,14 @@ static enum dirconn_err cl_reconfigure(void *self, struct config *cfg, struct di
     return DIRCONN_OK;
 }
 
-/* The border: every operation's errors in the lease-server family (lease.h). */
-LEASE_SERVER_BORDER(cl)
-
 static const struct lease_backend_ops cloud_ops = {
     .name = "cloud",
-    .observe = cl_observe_b,
-    .acquire = cl_acquire_b,
-    .renew = cl_renew_b,
-    .release = cl_release_b,
-    .state_get = cl_state_get_b,
-    .state_put = cl_state_put_b,
+    .observe = cl_observe,
+    .acquire = cl_acquire,
+    .renew = cl_renew,
+    .release = cl_release,
+    .state_get = cl_state_get,
+    .state_put = cl_state_put,
     .free = cl_free,
     .reconfigure = cl_reconfigure,
 };
