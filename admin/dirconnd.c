@@ -588,7 +588,7 @@ static void count_run(struct daemon *d, enum dirconn_err rc, const struct sync_r
         .seconds = res->seconds > 0 ? res->seconds : (double)(time(NULL) - d->started),
         .ended = time(NULL),
     };
-    for (int k = 0; k < PLAN_KIND_MAX; k++) {
+    for (int k = 0; k < OBJECT_KINDS; k++) {
         run.objects[k][METRICS_ADDED] = res->added_by_kind[k];
         run.objects[k][METRICS_UPDATED] = res->updated_by_kind[k];
         run.objects[k][METRICS_DELETED] = res->deleted_by_kind[k];

@@ -14,7 +14,7 @@
 /* Members per PATCH operation (bounded chunks). */
 #define MEMBER_CHUNK 500
 
-static const char *const resource_paths[PLAN_KIND_MAX] = {"/Users", "/Groups", "/Contacts"};
+static const char *const resource_paths[OBJECT_KINDS] = {"/Users", "/Groups", "/Contacts"};
 
 /* A growing list of strings. */
 struct str_list {
@@ -139,7 +139,7 @@ static enum dirconn_err stopped(struct apply *a, const char *what)
 struct apply_op {
     struct apply *a;
     enum plan_op op;
-    enum plan_kind kind;
+    enum object_kind kind;
     char *external_id;
     char *cloud_id;
     char *dn;
@@ -241,7 +241,7 @@ static const char *version_of(const struct scim_response *r)
 }
 
 /* An object whose write failed: counted, given to the failed hook (the next sync retries it). */
-static void failed(struct apply *a, const char *external_id, const char *dn, enum plan_kind kind,
+static void failed(struct apply *a, const char *external_id, const char *dn, enum object_kind kind,
                    enum plan_op op, const char *what)
 {
     a->counts.failed++;
@@ -255,7 +255,7 @@ static void report_failure(struct apply *a, struct apply_op *o, const char *what
 {
     failed(a, o->external_id, o->dn, o->kind, o->op, what);
     log_msg(a->p.log, LOG_LEVEL_ERROR, "%s %s %s failed: %s", plan_op_name(o->op),
-            plan_kind_name(o->kind), who(o), what);
+            object_kind_name(o->kind), who(o), what);
 }
 
 /* The id from a created resource: its "id", else the last segment of Location. */
@@ -286,7 +286,7 @@ static bool shrink_payload(struct apply *a, struct apply_op *o)
 {
     long sent = o->sent != NULL ? (long)strlen(o->sent) : 0;
     long cap = sent / 2;
-    if (o->kind != PLAN_GROUP || o->post_members == 0 || cap < 1024)
+    if (o->kind != OBJECT_GROUP || o->post_members == 0 || cap < 1024)
         return false;
     if (cap < a->p.caps.max_payload) {
         log_msg(a->p.log, LOG_LEVEL_WARN,
@@ -561,7 +561,7 @@ static void unlink_by_put(struct apply *a, int kind, const char *path, const cha
             return;
         json_t *doc = json_deep_copy(r->body);
         bool changed = false;
-        if (kind == PLAN_USER) {
+        if (kind == OBJECT_USER) {
             json_t *ext = json_object_get(doc, SCIM_SCHEMA_ENTERPRISE);
             changed = json_object_get(ext, "manager") != NULL;
             json_object_del(ext, "manager");
@@ -603,7 +603,7 @@ static bool unlink_one(struct apply *a, struct apply_op *o, int kind, const char
                        const char *label, bool *patched)
 {
     char opath[600], path[600];
-    if (kind == PLAN_USER) {
+    if (kind == OBJECT_USER) {
         snprintf(opath, sizeof(opath), "%s:manager", SCIM_SCHEMA_ENTERPRISE);
     } else {
         char *v = record_filter_string(o->cloud_id);
@@ -626,13 +626,13 @@ static bool unlink_one(struct apply *a, struct apply_op *o, int kind, const char
     } else if (r.code != DIRCONN_OK && r.status != 404) {
         char why[DIRCONN_ERROR_LEN + 128];
         snprintf(why, sizeof(why), "removing it from %s %s before deleting it failed: %s",
-                 kind == PLAN_USER ? "the manager of user" : "group", label, r.error);
+                 kind == OBJECT_USER ? "the manager of user" : "group", label, r.error);
         report_failure(a, o, why);
         ok = false;
     } else {
         *patched = true;
         log_msg(a->p.log, LOG_LEVEL_DEBUG, "%s: removed from %s %s before its deletion", who(o),
-                kind == PLAN_USER ? "the manager of" : "group", path);
+                kind == OBJECT_USER ? "the manager of" : "group", path);
     }
     scim_response_clear(&r);
     return ok;
@@ -671,11 +671,11 @@ static json_t *cloud_referrers(struct apply *a, struct apply_op *o)
     char *v = record_filter_string(o->cloud_id);
     if (v == NULL)
         return ids;
-    for (int kind = PLAN_USER; kind <= PLAN_GROUP; kind++) {
-        if (kind == PLAN_USER && o->kind != PLAN_USER)
+    for (int kind = OBJECT_USER; kind <= OBJECT_GROUP; kind++) {
+        if (kind == OBJECT_USER && o->kind != OBJECT_USER)
             continue; /* only users manage */
         char filter[700];
-        if (kind == PLAN_GROUP)
+        if (kind == OBJECT_GROUP)
             snprintf(filter, sizeof(filter), "members.value eq %s", v);
         else
             snprintf(filter, sizeof(filter), "%s:manager.value eq %s", SCIM_SCHEMA_ENTERPRISE, v);
@@ -713,7 +713,7 @@ static bool unlink_referrers(struct apply *a, struct apply_op *o)
         json_error_t jerr;
         json_t *rec = json_loads((const char *)sqlite3_column_text(q, 3), 0, &jerr);
         bool refers = false;
-        if (kind == PLAN_USER) {
+        if (kind == OBJECT_USER) {
             const char *mgr = json_string_value(json_object_get(rec, PLAN_KEY_MANAGER));
             refers = mgr != NULL && strcmp(mgr, o->external_id) == 0;
         } else {
@@ -771,7 +771,7 @@ static enum dirconn_err commit_batch(struct apply *a, struct batch *b)
             continue;
         if (o->op == PLAN_DELETE || o->op == PLAN_FORGET) {
             e = state_object_delete(a->p.st, o->external_id, a->err);
-            if (e == DIRCONN_OK && o->kind != PLAN_CONTACT)
+            if (e == DIRCONN_OK && o->kind != OBJECT_CONTACT)
                 e = forget_references(a, o->external_id);
             if (o->op == PLAN_DELETE) {
                 a->counts.deleted++;
@@ -793,10 +793,10 @@ static enum dirconn_err commit_batch(struct apply *a, struct batch *b)
                                                                                     : NULL,
         };
         e = state_object_put(a->p.st, &so, a->err);
-        if (e == DIRCONN_OK && o->recreated && o->kind != PLAN_CONTACT)
+        if (e == DIRCONN_OK && o->recreated && o->kind != OBJECT_CONTACT)
             /* the old cloud id is gone: who referred to it is rewritten by the next sync */
             e = forget_references(a, o->external_id);
-        if (e == DIRCONN_OK && o->recreated && o->kind == PLAN_GROUP &&
+        if (e == DIRCONN_OK && o->recreated && o->kind == OBJECT_GROUP &&
             !str_list_add(&a->settled, o->external_id))
             e = dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
         if (o->pending)
@@ -930,7 +930,7 @@ static json_t *patch_for(struct apply *a, const struct apply_op *o, json_t *rec,
         if (was != NULL)
             json_object_set_new(was, "externalId", json_string(o->external_id));
     }
-    struct record_patch_rules rules = {.set_with_add = o->kind == PLAN_GROUP};
+    struct record_patch_rules rules = {.set_with_add = o->kind == OBJECT_GROUP};
     json_t *ops = record_patch_ops(was, rec, NULL, &rules);
     json_decref(was);
     if (ops == NULL)
@@ -946,7 +946,7 @@ static json_t *patch_for(struct apply *a, const struct apply_op *o, json_t *rec,
 static json_t *patch_against(struct apply *a, const struct apply_op *o, const json_t *rec,
                              const json_t *cloud)
 {
-    struct record_patch_rules rules = {.set_with_add = o->kind == PLAN_GROUP};
+    struct record_patch_rules rules = {.set_with_add = o->kind == OBJECT_GROUP};
     json_t *ops = record_patch_ops(cloud, rec, &a->p.scope[o->kind], &rules);
     if (ops == NULL)
         return NULL;
@@ -1127,13 +1127,13 @@ static json_t *create_body(struct apply *a, struct apply_op *o)
 {
     long unresolved = 0;
     json_t *rec =
-        resolved(a, o, o->kind == PLAN_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE, &unresolved);
+        resolved(a, o, o->kind == OBJECT_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE, &unresolved);
     if (rec == NULL)
         return NULL;
     o->pending = unresolved > 0;
     json_decref(o->rest);
     o->rest = NULL;
-    if (o->kind != PLAN_GROUP)
+    if (o->kind != OBJECT_GROUP)
         return rec;
     json_t *members = json_object_get(rec, "members");
     o->post_members = json_array_size(members);
@@ -1174,9 +1174,9 @@ static json_t *create_body(struct apply *a, struct apply_op *o)
 static json_t *put_body(struct apply *a, const struct apply_op *o, const json_t *cloud)
 {
     json_t *full =
-        resolved(a, o, o->kind == PLAN_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE, NULL);
+        resolved(a, o, o->kind == OBJECT_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE, NULL);
     json_t *body = full != NULL
-                       ? record_overlay(cloud, full, &a->p.scope[o->kind], o->kind == PLAN_GROUP)
+                       ? record_overlay(cloud, full, &a->p.scope[o->kind], o->kind == OBJECT_GROUP)
                        : NULL;
     json_decref(full);
     return body;
@@ -1289,14 +1289,14 @@ static enum dirconn_err send_update(struct apply *a, struct apply_op *o)
     o->vouches = false;
     if (o->drift) {
         /* Diff against the cloud's copy as it is now, within the mapping's scope. */
-        o->vouches = o->kind != PLAN_GROUP;
+        o->vouches = o->kind != OBJECT_GROUP;
         if (!read_current(a, o, path, &g)) {
             scim_response_clear(&g);
             json_decref(rec);
             return DIRCONN_OK;
         }
         patch = patch_against(a, o, rec, g.body);
-        if (patch != NULL && o->kind == PLAN_GROUP)
+        if (patch != NULL && o->kind == OBJECT_GROUP)
             e = members_against(a, o, path, g.body);
         scim_response_clear(&g);
     } else {
@@ -1305,7 +1305,7 @@ static enum dirconn_err send_update(struct apply *a, struct apply_op *o)
         state_object_get(a->p.st, o->external_id, &so, &known, NULL);
         patch = patch_for(a, o, rec, known ? so.record : NULL);
         /* With If-Match of the version the state holds, the patched copy holds rec. */
-        o->vouches = o->kind != PLAN_GROUP && !o->followup && known && so.record != NULL &&
+        o->vouches = o->kind != OBJECT_GROUP && !o->followup && known && so.record != NULL &&
                      so.version != NULL && o->version != NULL &&
                      strcmp(so.version, o->version) == 0;
         state_object_clear(&so);
@@ -1313,7 +1313,7 @@ static enum dirconn_err send_update(struct apply *a, struct apply_op *o)
     json_decref(rec);
     if (patch == NULL)
         return dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
-    if (e == DIRCONN_OK && o->followup && o->kind == PLAN_GROUP) {
+    if (e == DIRCONN_OK && o->followup && o->kind == OBJECT_GROUP) {
         /*
          * The group was created with every member that had a cloud id:
          * all users. What was missing are member groups created after it;
@@ -1321,7 +1321,7 @@ static enum dirconn_err send_update(struct apply *a, struct apply_op *o)
          */
         struct plan_item it = {
             .op = o->op, .kind = o->kind, .external_id = o->external_id, .record = o->record};
-        json_t *full = plan_resolve(a->p.plan, &it, PLAN_GROUP, NULL);
+        json_t *full = plan_resolve(a->p.plan, &it, OBJECT_GROUP, NULL);
         json_t *members = json_object_get(full, "members");
         if (json_array_size(members) > 0)
             e = submit_member_patches(a, path, members, false, on_rest_done, same_arg, o);
@@ -1350,7 +1350,7 @@ static enum dirconn_err send_op(struct apply *a, struct apply_op *o, json_t **bu
         return DIRCONN_OK;
     }
     if (o->op == PLAN_DELETE) {
-        if (!a->p.delete_cascades && o->kind != PLAN_CONTACT && o->cloud_id != NULL &&
+        if (!a->p.delete_cascades && o->kind != OBJECT_CONTACT && o->cloud_id != NULL &&
             !unlink_referrers(a, o)) {
             answered(a, o);
             return DIRCONN_OK;
@@ -1548,7 +1548,7 @@ static enum dirconn_err flush_batch(struct apply *a, struct batch *b)
     json_t *bodies[APPLY_BATCH] = {0};
     bool bulk = a->p.caps.bulk;
     for (int i = 0; i < b->n; i++)
-        bulk = bulk && b->ops[i].op == PLAN_ADD && b->ops[i].kind != PLAN_GROUP;
+        bulk = bulk && b->ops[i].op == PLAN_ADD && b->ops[i].kind != OBJECT_GROUP;
     enum dirconn_err e = DIRCONN_OK;
     for (int i = 0; i < b->n && e == DIRCONN_OK; i++)
         e = send_op(a, &b->ops[i], bulk ? &bodies[i] : NULL);
@@ -1634,7 +1634,7 @@ enum dirconn_err apply_ops(struct apply *a, int op, int kind, struct dirconn_err
     if (a->done > before)
         log_msg(a->p.log, LOG_LEVEL_DEBUG, "%s %s: %ld objects in %.2f s",
                 op >= 0 ? plan_op_name((enum plan_op)op) : "all",
-                kind >= 0 ? plan_kind_name((enum plan_kind)kind) : "kinds", a->done - before,
+                kind >= 0 ? object_kind_name((enum object_kind)kind) : "kinds", a->done - before,
                 now_s() - t0);
     return e;
 }
@@ -1682,7 +1682,7 @@ static void on_member_patch(void *arg, const struct scim_response *r)
     } else if (r->code != DIRCONN_OK) {
         log_msg(a->p.log, LOG_LEVEL_ERROR, "group membership change of %s failed: %s",
                 mp->dn ? mp->dn : mp->external_id, r->error);
-        failed(a, mp->external_id, mp->dn, PLAN_GROUP, PLAN_UPDATE, r->error);
+        failed(a, mp->external_id, mp->dn, OBJECT_GROUP, PLAN_UPDATE, r->error);
     }
     free(mp->external_id);
     free(mp->dn);
@@ -1710,7 +1710,7 @@ static int member_item(void *arg, const struct plan_item *it)
 {
     struct member_walk *w = arg;
     struct apply *a = w->a;
-    if (it->kind != PLAN_GROUP || it->op != PLAN_UPDATE || it->drift)
+    if (it->kind != OBJECT_GROUP || it->op != PLAN_UPDATE || it->drift)
         return 0; /* drift: members were diffed against the cloud's copy when it was applied */
     for (size_t i = 0; i < a->settled.n; i++)
         if (strcmp(a->settled.v[i], it->external_id) == 0)
@@ -1816,7 +1816,7 @@ enum dirconn_err apply_members(struct apply *a, struct dirconn_error *err)
     if (!a->p.caps.patch)
         return DIRCONN_OK; /* without PATCH, members went with the PUT */
     struct member_walk w = {a, DIRCONN_OK, 0};
-    enum dirconn_err e = plan_foreach(a->p.plan, PLAN_UPDATE, PLAN_GROUP, member_item, &w, err);
+    enum dirconn_err e = plan_foreach(a->p.plan, PLAN_UPDATE, OBJECT_GROUP, member_item, &w, err);
     if (w.e != DIRCONN_OK)
         e = w.e;
     if (e == DIRCONN_OK)

@@ -72,16 +72,16 @@ struct apply_counts {
                                      deleted in the cloud included), deletions */
     long failed;                  /* objects whose write failed (each reported) */
     long drift;                   /* updates that put back values edited in the cloud */
-    /* the same per kind (enum plan_kind) */
-    long added_by_kind[PLAN_KIND_MAX], updated_by_kind[PLAN_KIND_MAX],
-        deleted_by_kind[PLAN_KIND_MAX], failed_by_kind[PLAN_KIND_MAX];
+    /* the same per kind (enum object_kind) */
+    long added_by_kind[OBJECT_KINDS], updated_by_kind[OBJECT_KINDS],
+        deleted_by_kind[OBJECT_KINDS], failed_by_kind[OBJECT_KINDS];
 };
 
 /* One object whose write failed; valid during the hook call only. */
 struct apply_failure {
     const char *external_id;
     const char *dn; /* may be NULL */
-    enum plan_kind kind;
+    enum object_kind kind;
     enum plan_op op;    /* PLAN_ADD, PLAN_UPDATE (membership changes too) or PLAN_DELETE */
     const char *reason; /* one line */
 };
@@ -107,9 +107,9 @@ struct apply_params {
     struct state *st;             /* acknowledged objects are written here */
     struct plan *plan;            /* computed (plan_compute); its items are applied */
     struct cloud_caps caps;       /* copied */
-    /* per enum plan_kind: the leaves the mapping produces and the provider takes (record.h);
+    /* per enum object_kind: the leaves the mapping produces and the provider takes (record.h);
        the paths are borrowed */
-    struct record_scope scope[PLAN_KIND_MAX];
+    struct record_scope scope[OBJECT_KINDS];
     bool delete_cascades;       /* [cloud] delete_cascades: the provider removes a deleted resource
                                    from its groups and its reports' manager itself */
     const struct log_sink *log; /* NULL: stderr at info (log.h) */
@@ -132,7 +132,7 @@ void apply_free(struct apply *a);
 
 /*
  * apply_ops - apply the plan items of operation op (PLAN_ADD, PLAN_UPDATE,
- * PLAN_DELETE or PLAN_FORGET; < 0: all) and kind (enum plan_kind; < 0: all)
+ * PLAN_DELETE or PLAN_FORGET; < 0: all) and kind (enum object_kind; < 0: all)
  * in the plan's order, batch by batch (a new management depth starts a new
  * batch: managers are recorded before their reports). RFC 7644 3.3, 3.5.1,
  * 3.5.2, 3.6, 3.7 with the rules above. Returns DIRCONN_OK when every
@@ -154,7 +154,7 @@ enum dirconn_err apply_ops(struct apply *a, int op, int kind, struct dirconn_err
  * whose members were already written whole or diffed against the cloud's
  * copy in this run (drift, created again after a 404) are left out; without
  * PATCH (caps.patch false) members went with the PUT and nothing is sent.
- * Call after apply_ops(PLAN_UPDATE, PLAN_GROUP). A change the cloud refuses
+ * Call after apply_ops(PLAN_UPDATE, OBJECT_GROUP). A change the cloud refuses
  * counts the group as failed (reported, retried by the next sync). Returns
  * DIRCONN_OK when every request was answered; DIRCONN_ESTATE or
  * DIRCONN_ENOMEM (reading the plan), or the port's error.

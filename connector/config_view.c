@@ -12,7 +12,7 @@
 
 enum dirconn_err config_check(const struct config *cfg, struct dirconn_error *err)
 {
-    static const enum mapping_kind kinds[] = {MAPPING_USER, MAPPING_GROUP, MAPPING_CONTACT};
+    static const enum object_kind kinds[] = {OBJECT_USER, OBJECT_GROUP, OBJECT_CONTACT};
     for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
         struct mapping *m = NULL;
         enum dirconn_err e = mapping_compile(cfg, kinds[k], &m, err);

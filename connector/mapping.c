@@ -18,9 +18,9 @@
 
 /* ---- SCIM targets ---------------------------------------------------------------------------- */
 
-#define K_USER    (1u << MAPPING_USER)
-#define K_GROUP   (1u << MAPPING_GROUP)
-#define K_CONTACT (1u << MAPPING_CONTACT)
+#define K_USER    (1u << OBJECT_USER)
+#define K_GROUP   (1u << OBJECT_GROUP)
+#define K_CONTACT (1u << OBJECT_CONTACT)
 #define K_ALL     (K_USER | K_GROUP | K_CONTACT)
 
 enum value_type { VT_STRING = 0, VT_BOOL };
@@ -207,7 +207,7 @@ struct rule {
 };
 
 struct mapping {
-    enum mapping_kind kind;
+    enum object_kind kind;
     struct rule rules[N_TARGETS];
     char **attrs; /* NULL-terminated */
     size_t n_attrs;
@@ -483,12 +483,12 @@ static bool expr_bool_constant(const struct expr *x, bool *value)
 
 /* ---- compiling a mapping --------------------------------------------------------------------- */
 
-static const char *kind_name(enum mapping_kind kind)
+static const char *kind_name(enum object_kind kind)
 {
     switch (kind) {
-    case MAPPING_GROUP:
+    case OBJECT_GROUP:
         return "groups";
-    case MAPPING_CONTACT:
+    case OBJECT_CONTACT:
         return "contacts";
     default:
         return "users";
@@ -556,11 +556,11 @@ static const struct target *find_target(const char *path, size_t *index)
 }
 
 /* Whether the target is required for the kind (cannot be unmapped). */
-static bool target_required(enum mapping_kind kind, const struct target *t)
+static bool target_required(enum object_kind kind, const struct target *t)
 {
     if (strcmp(t->path, "externalId") == 0)
         return true;
-    if (kind == MAPPING_USER)
+    if (kind == OBJECT_USER)
         return strcmp(t->path, "userName") == 0;
     return strcmp(t->path, "displayName") == 0;
 }
@@ -743,7 +743,7 @@ static enum dirconn_err compile_checks(struct mapping *m, struct dirconn_error *
     return DIRCONN_OK;
 }
 
-enum dirconn_err mapping_compile(const struct config *cfg, enum mapping_kind kind,
+enum dirconn_err mapping_compile(const struct config *cfg, enum object_kind kind,
                                  struct mapping **out, struct dirconn_error *err)
 {
     *out = NULL;
@@ -772,12 +772,12 @@ enum dirconn_err mapping_compile(const struct config *cfg, enum mapping_kind kin
     for (size_t l = 0; l < cfg->n_mappings && rc == DIRCONN_OK; l++) {
         const struct config_mapping *cm = &cfg->mappings[l];
         const char *path = cm->scim_path;
-        enum mapping_kind line_kind = MAPPING_USER;
+        enum object_kind line_kind = OBJECT_USER;
         if (strncasecmp(path, "group.", 6) == 0) {
-            line_kind = MAPPING_GROUP;
+            line_kind = OBJECT_GROUP;
             path += 6;
         } else if (strncasecmp(path, "contact.", 8) == 0) {
-            line_kind = MAPPING_CONTACT;
+            line_kind = OBJECT_CONTACT;
             path += 8;
         } else if (strncasecmp(path, "user.", 5) == 0) {
             path += 5;
@@ -813,7 +813,7 @@ enum dirconn_err mapping_compile(const struct config *cfg, enum mapping_kind kin
                                    "%s:%d: [mapping] %s: not an attribute that %s are mapped to "
                                    "(%s)",
                                    file, cm->line, cm->scim_path, kind_name(kind),
-                                   kind == MAPPING_GROUP ? "groups take externalId and displayName"
+                                   kind == OBJECT_GROUP ? "groups take externalId and displayName"
                                                          : "contacts take externalId, "
                                                            "displayName and emails.work");
             break;
@@ -829,7 +829,7 @@ enum dirconn_err mapping_compile(const struct config *cfg, enum mapping_kind kin
     }
 
     /* Required attributes, the avatar, and the attribute list. */
-    if (rc == DIRCONN_OK && kind == MAPPING_USER) {
+    if (rc == DIRCONN_OK && kind == OBJECT_USER) {
         const struct strlist *req = &cfg->users_required_attributes;
         if (req->n > 0 && (m->required = calloc(req->n, sizeof(char *))) == NULL)
             rc = dirconn_error_set(err, DIRCONN_ENOMEM, "mapping: out of memory");
@@ -874,7 +874,7 @@ enum dirconn_err mapping_compile(const struct config *cfg, enum mapping_kind kin
     }
     if (rc == DIRCONN_OK) {
         bool ok = attrs_add(m, "objectGUID") && attrs_add(m, "entryUUID");
-        if (kind == MAPPING_GROUP)
+        if (kind == OBJECT_GROUP)
             ok = ok && attrs_add(m, "member");
         for (size_t i = 0; i < N_TARGETS && ok; i++) {
             if (m->rules[i].set)
@@ -897,7 +897,7 @@ const char *const *mapping_attributes(const struct mapping *m)
     return (const char *const *)m->attrs;
 }
 
-enum mapping_kind mapping_kind_of(const struct mapping *m)
+enum object_kind mapping_kind_of(const struct mapping *m)
 {
     return m->kind;
 }
@@ -1583,8 +1583,8 @@ enum dirconn_err mapping_apply(const struct mapping *m, const struct ldap_entry 
         goto oom;
     }
     out->resource = root;
-    const char *schema = m->kind == MAPPING_USER    ? MAPPING_SCHEMA_USER
-                         : m->kind == MAPPING_GROUP ? MAPPING_SCHEMA_GROUP
+    const char *schema = m->kind == OBJECT_USER    ? MAPPING_SCHEMA_USER
+                         : m->kind == OBJECT_GROUP ? MAPPING_SCHEMA_GROUP
                                                     : MAPPING_SCHEMA_CONTACT;
     json_array_append_new(schemas, json_string(schema));
     json_object_set_new(root, "schemas", schemas);
@@ -1621,7 +1621,7 @@ enum dirconn_err mapping_apply(const struct mapping *m, const struct ldap_entry 
         goto oom;
     }
 
-    if (m->kind == MAPPING_USER && (json_object_size(ent) > 0 || out->manager_dn != NULL)) {
+    if (m->kind == OBJECT_USER && (json_object_size(ent) > 0 || out->manager_dn != NULL)) {
         json_array_append_new(schemas, json_string(MAPPING_SCHEMA_ENTERPRISE));
         json_object_set_new(root, MAPPING_SCHEMA_ENTERPRISE, ent);
     } else {
@@ -1644,7 +1644,7 @@ enum dirconn_err mapping_apply(const struct mapping *m, const struct ldap_entry 
         }
     }
 
-    if (m->kind == MAPPING_GROUP && !collect_members(&ev))
+    if (m->kind == OBJECT_GROUP && !collect_members(&ev))
         goto oom;
     if (ev.oom)
         goto oom;

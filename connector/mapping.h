@@ -18,6 +18,7 @@
 #ifndef DIRCONN_MAPPING_H
 #define DIRCONN_MAPPING_H
 
+#include "connector/core/object_kind.h"
 #include "connector/core/config.h"
 #include "connector/core/error.h"
 #include "connector/ldap_entry.h"
@@ -36,8 +37,6 @@
 /* Longest mapped record (compact JSON), in bytes; a longer record is skipped. */
 #define MAPPING_RECORD_MAX 65536
 
-/* Which kind of directory object a mapping is for. */
-enum mapping_kind { MAPPING_USER = 0, MAPPING_GROUP, MAPPING_CONTACT };
 
 struct mapping;
 
@@ -81,7 +80,7 @@ struct mapping_result {
  *
  * Lines apply by prefix: "group.<path>" to groups, "contact.<path>" to
  * contacts, anything else (optionally "user.<path>") to users. For
- * MAPPING_USER with cfg->avatar_enabled, [avatar] pattern is compiled too and
+ * OBJECT_USER with cfg->avatar_enabled, [avatar] pattern is compiled too and
  * its URI sent as photos[type eq "photo"]; cfg->users_required_attributes are
  * the attributes without which a user is skipped. With
  * cfg->users_sync_proxy_addresses (users only), the smtp: values of
@@ -105,7 +104,7 @@ struct mapping_result {
  *                    for a config not loaded from a file);
  *   DIRCONN_ENOMEM   out of memory.
  */
-enum dirconn_err mapping_compile(const struct config *cfg, enum mapping_kind kind,
+enum dirconn_err mapping_compile(const struct config *cfg, enum object_kind kind,
                                  struct mapping **out, struct dirconn_error *err);
 
 /*
@@ -137,7 +136,7 @@ struct mapping_target {
 size_t mapping_targets(const struct mapping *m, const struct mapping_target **out);
 
 /* mapping_kind_of - the kind m was compiled for. */
-enum mapping_kind mapping_kind_of(const struct mapping *m);
+enum object_kind mapping_kind_of(const struct mapping *m);
 
 /*
  * mapping_apply - map one entry.

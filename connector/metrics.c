@@ -20,7 +20,7 @@ static const double latency_bounds[] = {0.5, 1, 2, 5, 10, 30, 60, 300, 900};
 static const char *const sync_types[] = {"incremental", "full"};
 static const char *const outcomes[] = {"success", "failed", "threshold", "error"};
 #define N_OUTCOMES (sizeof(outcomes) / sizeof(outcomes[0]))
-static const char *const kinds[PLAN_KIND_MAX] = {"user", "group", "contact"};
+static const char *const kinds[OBJECT_KINDS] = {"user", "group", "contact"};
 static const char *const ops[METRICS_OP_MAX] = {"added", "updated", "deleted", "failed", "skipped"};
 static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "other"};
 #define N_METHODS (sizeof(methods) / sizeof(methods[0]))
@@ -38,7 +38,7 @@ struct metrics {
     pthread_mutex_t lock;
     struct histogram sync[2];
     unsigned long long syncs[2][N_OUTCOMES];
-    unsigned long long objects[PLAN_KIND_MAX][METRICS_OP_MAX];
+    unsigned long long objects[OBJECT_KINDS][METRICS_OP_MAX];
     time_t last_success;
     unsigned long long threshold_trips;
     unsigned long long scim[N_METHODS][N_CLASSES];
@@ -98,7 +98,7 @@ void metrics_run_done(struct metrics *m, const struct metrics_run *run)
     pthread_mutex_lock(&m->lock);
     observe(&m->sync[t], sync_bounds, N_SYNC_BOUNDS, run->seconds < 0 ? 0 : run->seconds);
     m->syncs[t][o]++;
-    for (int k = 0; k < PLAN_KIND_MAX; k++)
+    for (int k = 0; k < OBJECT_KINDS; k++)
         for (int op = 0; op < METRICS_OP_MAX; op++)
             if (run->objects[k][op] > 0)
                 m->objects[k][op] += (unsigned long long)run->objects[k][op];
@@ -172,7 +172,7 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g, size_t *
     head(f, "dirconn_objects_total", "counter",
          "Directory objects the syncs added, updated or deleted in the cloud (acknowledged), "
          "failed to write or skipped, by kind and operation.");
-    for (int k = 0; k < PLAN_KIND_MAX; k++)
+    for (int k = 0; k < OBJECT_KINDS; k++)
         for (int op = 0; op < METRICS_OP_MAX; op++)
             fprintf(f, "dirconn_objects_total{kind=\"%s\",op=\"%s\"} %llu\n", kinds[k], ops[op],
                     m->objects[k][op]);

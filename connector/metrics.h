@@ -52,7 +52,7 @@ struct metrics_run {
     bool full;           /* a full sync (an incremental that fell back to full counts as full) */
     const char *outcome; /* "success", "failed", "threshold", "error" */
     double seconds;      /* wall time */
-    long objects[PLAN_KIND_MAX][METRICS_OP_MAX]; /* acknowledged (added...) or reported */
+    long objects[OBJECT_KINDS][METRICS_OP_MAX]; /* acknowledged (added...) or reported */
     time_t ended;                                /* Unix time */
 };
 

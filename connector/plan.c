@@ -33,16 +33,10 @@ struct plan {
 
 static const char *const op_names[PLAN_OP_MAX] = {"add",       "update", "match",    "delete",
                                                   "protected", "skip",   "conflict", "forget"};
-static const char *const kind_names[PLAN_KIND_MAX] = {"user", "group", "contact"};
 
 const char *plan_op_name(enum plan_op op)
 {
     return (int)op >= 0 && op < PLAN_OP_MAX ? op_names[op] : "?";
-}
-
-const char *plan_kind_name(enum plan_kind kind)
-{
-    return (int)kind >= 0 && kind < PLAN_KIND_MAX ? kind_names[kind] : "?";
 }
 
 static void record_hash(const EVP_MD *md_type, const char *canonical, char hex[65])
@@ -197,14 +191,14 @@ static enum dirconn_err step_done(struct plan *p, sqlite3_stmt *s, struct dircon
     return rc == SQLITE_DONE ? DIRCONN_OK : db_fail(p, err, what);
 }
 
-enum dirconn_err plan_add_cloud(struct plan *p, enum plan_kind kind, const char *id,
+enum dirconn_err plan_add_cloud(struct plan *p, enum object_kind kind, const char *id,
                                 const char *name, const char *external_id, bool is_admin,
                                 const char *version, struct dirconn_error *err)
 {
     return plan_add_cloud_projected(p, kind, id, name, external_id, is_admin, version, NULL, err);
 }
 
-enum dirconn_err plan_add_cloud_projected(struct plan *p, enum plan_kind kind, const char *id,
+enum dirconn_err plan_add_cloud_projected(struct plan *p, enum object_kind kind, const char *id,
                                           const char *name, const char *external_id, bool is_admin,
                                           const char *version, const char *projection,
                                           struct dirconn_error *err)
@@ -220,7 +214,7 @@ enum dirconn_err plan_add_cloud_projected(struct plan *p, enum plan_kind kind, c
     return step_done(p, s, err, "recording the cloud inventory");
 }
 
-enum dirconn_err plan_add_dir(struct plan *p, enum plan_kind kind, const char *external_id,
+enum dirconn_err plan_add_dir(struct plan *p, enum object_kind kind, const char *external_id,
                               const char *dn, const char *name, const json_t *resource,
                               const char *manager_dn, char *const *member_dns, size_t n_members,
                               const char *skip_message, struct dirconn_error *err)
@@ -235,7 +229,7 @@ enum dirconn_err plan_add_dir(struct plan *p, enum plan_kind kind, const char *e
     return e;
 }
 
-static enum dirconn_err add_dir(struct plan *p, enum plan_kind kind, const char *external_id,
+static enum dirconn_err add_dir(struct plan *p, enum object_kind kind, const char *external_id,
                                 const char *dn, const char *name, const char *res_text,
                                 size_t split, const char *manager_dn, char *const *member_dns,
                                 size_t n_members, const char *skip_message, const char *raw,
@@ -276,7 +270,7 @@ static enum dirconn_err add_dir(struct plan *p, enum plan_kind kind, const char 
     return e;
 }
 
-enum dirconn_err plan_add_dir_text(struct plan *p, enum plan_kind kind, const char *external_id,
+enum dirconn_err plan_add_dir_text(struct plan *p, enum object_kind kind, const char *external_id,
                                    const char *dn, const char *name, const char *res_text,
                                    size_t split, const char *manager_dn, char *const *member_dns,
                                    size_t n_members, const char *skip_message,
@@ -286,7 +280,7 @@ enum dirconn_err plan_add_dir_text(struct plan *p, enum plan_kind kind, const ch
                    n_members, skip_message, NULL, NULL, err);
 }
 
-enum dirconn_err plan_add_dir_raw(struct plan *p, enum plan_kind kind, const char *external_id,
+enum dirconn_err plan_add_dir_raw(struct plan *p, enum object_kind kind, const char *external_id,
                                   const char *dn, const char *name, const char *res_text,
                                   size_t split, const char *manager_dn, char *const *member_dns,
                                   size_t n_members, const char *skip_message, const char *raw,
@@ -296,7 +290,7 @@ enum dirconn_err plan_add_dir_raw(struct plan *p, enum plan_kind kind, const cha
                    n_members, skip_message, raw, NULL, err);
 }
 
-enum dirconn_err plan_add_dir_same(struct plan *p, enum plan_kind kind, const char *external_id,
+enum dirconn_err plan_add_dir_same(struct plan *p, enum object_kind kind, const char *external_id,
                                    const char *dn, const char *name, const char *manager_dn,
                                    char *const *member_dns, size_t n_members, const char *raw,
                                    const char *links, struct dirconn_error *err)
@@ -708,7 +702,7 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
             /* Ours from an earlier run whose acknowledgement was not recorded. */
             op = PLAN_UPDATE;
             origin = known ? so.origin : STATE_ORIGIN_CREATED;
-        } else if (kind == PLAN_USER) {
+        } else if (kind == OBJECT_USER) {
             cloud_row_clear(&c);
             cloud_lookup(p, p->cloud_by_name, kind, name, &c);
             if (c.found && c.external_id != NULL && c.external_id[0] != '\0') {
@@ -927,7 +921,7 @@ static void read_item(sqlite3_stmt *s, struct plan_item *it)
 {
     *it = (struct plan_item){
         .op = (enum plan_op)sqlite3_column_int(s, 0),
-        .kind = (enum plan_kind)sqlite3_column_int(s, 1),
+        .kind = (enum object_kind)sqlite3_column_int(s, 1),
         .external_id = (const char *)sqlite3_column_text(s, 2),
         .cloud_id = (const char *)sqlite3_column_text(s, 3),
         .dn = (const char *)sqlite3_column_text(s, 4),
@@ -1221,8 +1215,8 @@ static const char *category_of(const struct plan_item *it)
     case PLAN_MATCH:
         return "matched";
     case PLAN_DELETE:
-        return it->kind == PLAN_USER    ? "usersDeleted"
-               : it->kind == PLAN_GROUP ? "groupsDeleted"
+        return it->kind == OBJECT_USER    ? "usersDeleted"
+               : it->kind == OBJECT_GROUP ? "groupsDeleted"
                                         : "contactsDeleted";
     case PLAN_PROTECTED:
         return "adminsNotDeleted";
@@ -1244,7 +1238,7 @@ static int report_item(void *arg, const struct plan_item *it)
     const char *cat = category_of(it);
     if (r->csv) {
         csv_field(r->fp, cat, false);
-        csv_field(r->fp, plan_kind_name(it->kind), false);
+        csv_field(r->fp, object_kind_name(it->kind), false);
         csv_field(r->fp, it->dn, false);
         csv_field(r->fp, it->name, false);
         csv_field(r->fp, it->external_id, false);
@@ -1258,7 +1252,7 @@ static int report_item(void *arg, const struct plan_item *it)
         json_object_set_new(r->cats, cat, list);
     }
     json_t *o =
-        json_pack("{s:s, s:s?, s:s?, s:s?, s:s?}", "kind", plan_kind_name(it->kind), "dn", it->dn,
+        json_pack("{s:s, s:s?, s:s?, s:s?, s:s?}", "kind", object_kind_name(it->kind), "dn", it->dn,
                   "name", it->name, "externalId", it->external_id, "cloudId", it->cloud_id);
     if (it->changed != NULL)
         json_object_set_new(o, "changed", json_string(it->changed));
@@ -1315,9 +1309,9 @@ enum dirconn_err plan_write_report(struct plan *p, const char *path, bool thresh
         json_t *summary = json_pack(
             "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "adminsDeleted",
             (json_int_t)0, "adminsNotDeleted", (json_int_t)sum->count[PLAN_PROTECTED],
-            "usersDeleted", (json_int_t)sum->deleted_by_kind[PLAN_USER], "groupsDeleted",
-            (json_int_t)sum->deleted_by_kind[PLAN_GROUP], "contactsDeleted",
-            (json_int_t)sum->deleted_by_kind[PLAN_CONTACT], "objectsAdded",
+            "usersDeleted", (json_int_t)sum->deleted_by_kind[OBJECT_USER], "groupsDeleted",
+            (json_int_t)sum->deleted_by_kind[OBJECT_GROUP], "contactsDeleted",
+            (json_int_t)sum->deleted_by_kind[OBJECT_CONTACT], "objectsAdded",
             (json_int_t)sum->count[PLAN_ADD], "objectsUpdated", (json_int_t)sum->count[PLAN_UPDATE],
             "objectsMatched", (json_int_t)sum->count[PLAN_MATCH], "objectsUpdatedForDrift",
             (json_int_t)sum->drift, "skipped",
@@ -1346,7 +1340,7 @@ enum dirconn_err plan_write_report(struct plan *p, const char *path, bool thresh
     return e;
 }
 
-char *plan_cloud_projection(struct plan *p, enum plan_kind kind, const char *id)
+char *plan_cloud_projection(struct plan *p, enum object_kind kind, const char *id)
 {
     sqlite3_stmt *s = NULL;
     char *out = NULL;
@@ -1405,7 +1399,7 @@ static void adopt_rows_free(struct adopt_row *v, size_t n)
 }
 
 enum dirconn_err plan_adopt_cloud(struct plan *p, unsigned kinds_enabled,
-                                  bool (*is_ours)(void *arg, enum plan_kind kind,
+                                  bool (*is_ours)(void *arg, enum object_kind kind,
                                                   const char *external_id),
                                   void *arg, long *adopted, struct dirconn_error *err)
 {
@@ -1435,7 +1429,7 @@ enum dirconn_err plan_adopt_cloud(struct plan *p, unsigned kinds_enabled,
         /* One cloud object per externalId: a second one with the same is left alone. */
         if (n > 0 && strcmp(v[n - 1].external_id, ext) == 0)
             continue;
-        enum plan_kind kind = (enum plan_kind)sqlite3_column_int(s, 0);
+        enum object_kind kind = (enum object_kind)sqlite3_column_int(s, 0);
         bool in_scope = sqlite3_column_int(s, 5) != 0;
         if (!in_scope && (is_ours == NULL || !is_ours(arg, kind, ext)))
             continue;
@@ -1515,7 +1509,7 @@ enum dirconn_err plan_mark_verified(struct plan *p, const char *external_id, boo
     " OR o.version IS NULL OR i.version != o.version)) OR (i.op = ?3 AND i.old_record IS NULL"     \
     " AND i.record IS NOT NULL AND i.drift = 0 AND i.origin = ?4))"
 
-static void bind_needs(sqlite3_stmt *s, enum plan_kind kind)
+static void bind_needs(sqlite3_stmt *s, enum object_kind kind)
 {
     sqlite3_bind_int(s, 1, kind);
     sqlite3_bind_int(s, 2, PLAN_MATCH);
@@ -1523,7 +1517,7 @@ static void bind_needs(sqlite3_stmt *s, enum plan_kind kind)
     sqlite3_bind_int(s, 4, STATE_ORIGIN_CREATED);
 }
 
-enum dirconn_err plan_projection_count(struct plan *p, enum plan_kind kind, long *needed,
+enum dirconn_err plan_projection_count(struct plan *p, enum object_kind kind, long *needed,
                                        long *total, struct dirconn_error *err)
 {
     *needed = *total = 0;
@@ -1547,7 +1541,7 @@ enum dirconn_err plan_projection_count(struct plan *p, enum plan_kind kind, long
     return DIRCONN_OK;
 }
 
-enum dirconn_err plan_projection_ids(struct plan *p, enum plan_kind kind, size_t max, char ***ids,
+enum dirconn_err plan_projection_ids(struct plan *p, enum object_kind kind, size_t max, char ***ids,
                                      size_t *n, struct dirconn_error *err)
 {
     *ids = NULL;
@@ -1581,7 +1575,7 @@ enum dirconn_err plan_projection_ids(struct plan *p, enum plan_kind kind, size_t
     return DIRCONN_OK;
 }
 
-enum dirconn_err plan_set_cloud_projection(struct plan *p, enum plan_kind kind, const char *id,
+enum dirconn_err plan_set_cloud_projection(struct plan *p, enum object_kind kind, const char *id,
                                            const char *version, const char *projection,
                                            struct dirconn_error *err)
 {
@@ -1599,7 +1593,7 @@ enum dirconn_err plan_set_cloud_projection(struct plan *p, enum plan_kind kind, 
     return step_done(p, s, err, "recording a cloud copy");
 }
 
-enum dirconn_err plan_note_same(struct plan *p, enum plan_kind kind, const char *external_id,
+enum dirconn_err plan_note_same(struct plan *p, enum object_kind kind, const char *external_id,
                                 const char *cloud_id, struct dirconn_error *err)
 {
     if (p->ins_same == NULL &&

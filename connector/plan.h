@@ -22,14 +22,13 @@
 #ifndef DIRCONN_PLAN_H
 #define DIRCONN_PLAN_H
 
+#include "connector/core/object_kind.h"
 #include "connector/core/error.h"
 #include "connector/state.h"
 
 #include <jansson.h>
 #include <stdbool.h>
 
-/* Object kinds, in the order of enum select_kind and enum mapping_kind. */
-enum plan_kind { PLAN_USER = 0, PLAN_GROUP = 1, PLAN_CONTACT = 2, PLAN_KIND_MAX = 3 };
 
 enum plan_op {
     PLAN_ADD = 0,   /* create in the cloud */
@@ -49,7 +48,7 @@ enum plan_op {
 
 struct plan_item {
     enum plan_op op;
-    enum plan_kind kind;
+    enum object_kind kind;
     const char *external_id;
     const char *cloud_id; /* NULL for PLAN_ADD */
     const char *dn;
@@ -70,12 +69,12 @@ struct plan_item {
 
 struct plan_summary {
     long count[PLAN_OP_MAX];             /* items per operation */
-    long deleted_by_kind[PLAN_KIND_MAX]; /* PLAN_DELETE per kind */
-    long skipped_by_kind[PLAN_KIND_MAX]; /* PLAN_SKIP and PLAN_CONFLICT per kind */
+    long deleted_by_kind[OBJECT_KINDS]; /* PLAN_DELETE per kind */
+    long skipped_by_kind[OBJECT_KINDS]; /* PLAN_SKIP and PLAN_CONFLICT per kind */
     long warnings;                       /* attribute warnings (objects still sent) */
     long deletes;                        /* PLAN_DELETE over all kinds */
     long drift;                          /* matches turned into updates by plan_mark_drift */
-    long raw_same[PLAN_KIND_MAX];        /* matches given by plan_add_dir_same whose record was
+    long raw_same[OBJECT_KINDS];        /* matches given by plan_add_dir_same whose record was
                                             not built: skipped by raw hash */
 };
 
@@ -94,7 +93,7 @@ void plan_free(struct plan *p);
  * plan_add_cloud - one object of the cloud inventory. name is the userName
  * (users) or displayName; external_id and version may be NULL.
  */
-enum dirconn_err plan_add_cloud(struct plan *p, enum plan_kind kind, const char *id,
+enum dirconn_err plan_add_cloud(struct plan *p, enum object_kind kind, const char *id,
                                 const char *name, const char *external_id, bool is_admin,
                                 const char *version, struct dirconn_error *err);
 
@@ -105,7 +104,7 @@ enum dirconn_err plan_add_cloud(struct plan *p, enum plan_kind kind, const char 
  * manager_dn and member_dns (n_members) may be empty. An external id seen
  * twice (overlapping base DNs) is kept once.
  */
-enum dirconn_err plan_add_dir(struct plan *p, enum plan_kind kind, const char *external_id,
+enum dirconn_err plan_add_dir(struct plan *p, enum object_kind kind, const char *external_id,
                               const char *dn, const char *name, const json_t *resource,
                               const char *manager_dn, char *const *member_dns, size_t n_members,
                               const char *skip_message, struct dirconn_error *err);
@@ -115,7 +114,7 @@ enum dirconn_err plan_add_dir(struct plan *p, enum plan_kind kind, const char *e
  * text and split of mapping_canonical (text NULL when skip_message is set),
  * so that the record is not serialised again; the two are equivalent.
  */
-enum dirconn_err plan_add_dir_text(struct plan *p, enum plan_kind kind, const char *external_id,
+enum dirconn_err plan_add_dir_text(struct plan *p, enum object_kind kind, const char *external_id,
                                    const char *dn, const char *name, const char *text, size_t split,
                                    const char *manager_dn, char *const *member_dns,
                                    size_t n_members, const char *skip_message,
@@ -126,7 +125,7 @@ enum dirconn_err plan_add_dir_text(struct plan *p, enum plan_kind kind, const ch
  * (ldap_entry_raw_hash, or NULL) the record was mapped from: plan_save_raw
  * records it with the record once acknowledged.
  */
-enum dirconn_err plan_add_dir_raw(struct plan *p, enum plan_kind kind, const char *external_id,
+enum dirconn_err plan_add_dir_raw(struct plan *p, enum object_kind kind, const char *external_id,
                                   const char *dn, const char *name, const char *text, size_t split,
                                   const char *manager_dn, char *const *member_dns, size_t n_members,
                                   const char *skip_message, const char *raw,
@@ -144,7 +143,7 @@ enum dirconn_err plan_add_dir_raw(struct plan *p, enum plan_kind kind, const cha
  * naming conflicts, deletions (it is present) and the management depth like
  * any object. Errors: DIRCONN_EUSAGE (raw or links NULL), DIRCONN_ESTATE.
  */
-enum dirconn_err plan_add_dir_same(struct plan *p, enum plan_kind kind, const char *external_id,
+enum dirconn_err plan_add_dir_same(struct plan *p, enum object_kind kind, const char *external_id,
                                    const char *dn, const char *name, const char *manager_dn,
                                    char *const *member_dns, size_t n_members, const char *raw,
                                    const char *links, struct dirconn_error *err);
@@ -203,7 +202,7 @@ enum dirconn_err plan_add_warning(struct plan *p, const char *dn, const char *me
 
 /*
  * plan_compute - classify every object (see above). kinds_enabled is a bit
- * mask of (1 << enum plan_kind): objects of disabled kinds are neither
+ * mask of (1 << enum object_kind): objects of disabled kinds are neither
  * deleted nor otherwise touched. Errors: DIRCONN_ESTATE, DIRCONN_ENOMEM.
  */
 enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dirconn_error *err);
@@ -255,14 +254,14 @@ enum dirconn_err plan_pending_ids(struct plan *p, char ***ids, size_t *n,
 /* Which members plan_resolve puts in "members". */
 #define PLAN_MEMBERS_NONE (-2) /* none */
 #define PLAN_MEMBERS_ALL  (-1) /* all that have a cloud id */
-/* or a plan_kind: only the members of that kind (PLAN_GROUP: the nested groups) */
+/* or an enum object_kind: only the members of that kind (OBJECT_GROUP: the nested groups) */
 
 /*
  * plan_resolve - the record to send: a copy of item->record without the
  * private keys, with the enterprise manager set to the manager's cloud id
  * (looked up in the state) and, for groups, "members" set to the cloud ids
  * of the members selected by members_of_kind (PLAN_MEMBERS_NONE,
- * PLAN_MEMBERS_ALL or a plan_kind). Members or managers without a cloud id yet
+ * PLAN_MEMBERS_ALL or an enum object_kind). Members or managers without a cloud id yet
  * are left out and counted in *unresolved (may be NULL). Returns a new
  * reference or NULL on error.
  */
@@ -290,9 +289,6 @@ enum dirconn_err plan_write_report(struct plan *p, const char *path, bool thresh
 /* plan_op_name - "add", "update", "match", "delete", "protected", "skip", "conflict", "forget". */
 const char *plan_op_name(enum plan_op op);
 
-/* plan_kind_name - "user", "group", "contact". */
-const char *plan_kind_name(enum plan_kind kind);
-
 /*
  * plan_record_hash - the hex SHA-256 of the canonical form of a record
  * (json_dumps with JSON_SORT_KEYS | JSON_COMPACT), into hex[65].
@@ -306,13 +302,13 @@ void plan_record_hash(const char *canonical, char hex[65]);
  * before the plan's indexes are built (plan_compute), so a later update of a
  * row would scan the whole table. Strings are copied. Errors: DIRCONN_ESTATE.
  */
-enum dirconn_err plan_add_cloud_projected(struct plan *p, enum plan_kind kind, const char *id,
+enum dirconn_err plan_add_cloud_projected(struct plan *p, enum object_kind kind, const char *id,
                                           const char *name, const char *external_id, bool is_admin,
                                           const char *version, const char *projection,
                                           struct dirconn_error *err);
 
 /* plan_cloud_projection - that hash (malloc'd), or NULL when none was recorded. */
-char *plan_cloud_projection(struct plan *p, enum plan_kind kind, const char *id);
+char *plan_cloud_projection(struct plan *p, enum object_kind kind, const char *id);
 
 /*
  * plan_projection_count - after plan_compute: *needed, the number of objects
@@ -323,7 +319,7 @@ char *plan_cloud_projection(struct plan *p, enum plan_kind kind, const char *id)
  * drift: the ones a caller compares before writing). *total: the objects of
  * kind in the inventory. Errors: DIRCONN_ESTATE.
  */
-enum dirconn_err plan_projection_count(struct plan *p, enum plan_kind kind, long *needed,
+enum dirconn_err plan_projection_count(struct plan *p, enum object_kind kind, long *needed,
                                        long *total, struct dirconn_error *err);
 
 /*
@@ -331,7 +327,7 @@ enum dirconn_err plan_projection_count(struct plan *p, enum plan_kind kind, long
  * new array *ids of *n malloc'd strings (the caller frees both). Errors:
  * DIRCONN_ESTATE, DIRCONN_ENOMEM.
  */
-enum dirconn_err plan_projection_ids(struct plan *p, enum plan_kind kind, size_t max, char ***ids,
+enum dirconn_err plan_projection_ids(struct plan *p, enum object_kind kind, size_t max, char ***ids,
                                      size_t *n, struct dirconn_error *err);
 
 /*
@@ -340,7 +336,7 @@ enum dirconn_err plan_projection_ids(struct plan *p, enum plan_kind kind, size_t
  * inventory's), in its inventory row; an id not in the inventory is
  * ignored. Strings are copied. Errors: DIRCONN_ESTATE.
  */
-enum dirconn_err plan_set_cloud_projection(struct plan *p, enum plan_kind kind, const char *id,
+enum dirconn_err plan_set_cloud_projection(struct plan *p, enum object_kind kind, const char *id,
                                            const char *version, const char *projection,
                                            struct dirconn_error *err);
 
@@ -351,7 +347,7 @@ enum dirconn_err plan_set_cloud_projection(struct plan *p, enum plan_kind kind, 
  * need not read it whole while that version holds. Nothing when the
  * inventory has no version for it. Errors: DIRCONN_ESTATE.
  */
-enum dirconn_err plan_note_same(struct plan *p, enum plan_kind kind, const char *external_id,
+enum dirconn_err plan_note_same(struct plan *p, enum object_kind kind, const char *external_id,
                                 const char *cloud_id, struct dirconn_error *err);
 
 /*
@@ -384,7 +380,7 @@ enum dirconn_err plan_mark_drift(struct plan *p, const char *external_id, const 
  * many. Errors: DIRCONN_ESTATE, DIRCONN_ENOMEM.
  */
 enum dirconn_err plan_adopt_cloud(struct plan *p, unsigned kinds_enabled,
-                                  bool (*is_ours)(void *arg, enum plan_kind kind,
+                                  bool (*is_ours)(void *arg, enum object_kind kind,
                                                   const char *external_id),
                                   void *arg, long *adopted, struct dirconn_error *err);
 

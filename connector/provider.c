@@ -46,10 +46,10 @@ static const char default_schemas[] =
     "{\"name\":\"type\"},{\"name\":\"display\"}]}]}"
     "]";
 
-static const char *const core_schema[PROVIDER_KINDS] = {SCIM_SCHEMA_USER, SCIM_SCHEMA_GROUP,
+static const char *const core_schema[OBJECT_KINDS] = {SCIM_SCHEMA_USER, SCIM_SCHEMA_GROUP,
                                                         MAPPING_SCHEMA_CONTACT};
-static const char *const kind_names[PROVIDER_KINDS] = {"User", "Group", "Contact"};
-static const char *const default_endpoints[PROVIDER_KINDS] = {"/Users", "/Groups", "/Contacts"};
+static const char *const kind_names[OBJECT_KINDS] = {"User", "Group", "Contact"};
+static const char *const default_endpoints[OBJECT_KINDS] = {"/Users", "/Groups", "/Contacts"};
 
 /* One resource type as the connector reads it. */
 struct kind_info {
@@ -64,7 +64,7 @@ struct provider {
     struct provider_features f;
     struct provider_settings s;
     char **single_valued; /* owned copy of s.single_valued */
-    struct kind_info k[PROVIDER_KINDS];
+    struct kind_info k[OBJECT_KINDS];
     char **warnings;
     size_t n_warnings;
     char why[512];
@@ -176,12 +176,12 @@ static enum dirconn_err build(struct provider *p, const json_t *rts, const json_
         warn(p, log,
              "the cloud publishes no /ResourceTypes: dirconn assumes Users at /Users with the "
              "enterprise extension and Groups at /Groups, and no Contact type (docs/cloud-api.md)");
-        for (int k = PROVIDER_USER; k <= PROVIDER_GROUP; k++) {
+        for (int k = OBJECT_USER; k <= OBJECT_GROUP; k++) {
             p->k[k].present = true;
             p->k[k].endpoint = strdup(default_endpoints[k]);
             p->k[k].extensions = json_object();
         }
-        json_object_set_new(p->k[PROVIDER_USER].extensions, SCIM_SCHEMA_ENTERPRISE, json_null());
+        json_object_set_new(p->k[OBJECT_USER].extensions, SCIM_SCHEMA_ENTERPRISE, json_null());
     } else {
         size_t i;
         const json_t *rt;
@@ -190,7 +190,7 @@ static enum dirconn_err build(struct provider *p, const json_t *rts, const json_
             const char *name = json_string_value(json_object_get(rt, "name"));
             const char *schema = json_string_value(json_object_get(rt, "schema"));
             const char *ep = json_string_value(json_object_get(rt, "endpoint"));
-            for (int k = 0; k < PROVIDER_KINDS; k++) {
+            for (int k = 0; k < OBJECT_KINDS; k++) {
                 if (p->k[k].present)
                     continue;
                 if (!((schema != NULL && strcasecmp(schema, core_schema[k]) == 0) ||
@@ -210,7 +210,7 @@ static enum dirconn_err build(struct provider *p, const json_t *rts, const json_
             }
         }
     }
-    for (int k = 0; k < PROVIDER_KINDS; k++) {
+    for (int k = 0; k < OBJECT_KINDS; k++) {
         struct kind_info *ki = &p->k[k];
         if (!ki->present)
             continue;
@@ -220,7 +220,7 @@ static enum dirconn_err build(struct provider *p, const json_t *rts, const json_
         }
         const json_t *core = schema_attrs(schemas, core_schema[k]);
         ki->core = core != NULL ? json_deep_copy(core) : NULL;
-        if (core == NULL && k != PROVIDER_CONTACT) {
+        if (core == NULL && k != OBJECT_CONTACT) {
             snprintf(msg, sizeof(msg),
                      "the cloud's /Schemas has no %s: every mapped %s attribute is sent",
                      core_schema[k], kind_names[k]);
@@ -335,7 +335,7 @@ void provider_free(struct provider *p)
 {
     if (p == NULL)
         return;
-    for (int k = 0; k < PROVIDER_KINDS; k++) {
+    for (int k = 0; k < OBJECT_KINDS; k++) {
         free(p->k[k].endpoint);
         json_decref(p->k[k].core);
         json_decref(p->k[k].extensions);
@@ -357,12 +357,12 @@ const struct provider_features *provider_features(const struct provider *p)
     return &p->f;
 }
 
-bool provider_has_kind(const struct provider *p, enum provider_kind kind)
+bool provider_has_kind(const struct provider *p, enum object_kind kind)
 {
     return p->k[kind].present;
 }
 
-const char *provider_endpoint(const struct provider *p, enum provider_kind kind)
+const char *provider_endpoint(const struct provider *p, enum object_kind kind)
 {
     return p->k[kind].endpoint != NULL ? p->k[kind].endpoint : default_endpoints[kind];
 }
@@ -392,7 +392,7 @@ static bool is_single_valued(const struct provider *p, const char *attr)
     return false;
 }
 
-bool provider_check(const struct provider *p, enum provider_kind kind, const char *attr,
+bool provider_check(const struct provider *p, enum object_kind kind, const char *attr,
                     const char *type, const char *sub, const char **why)
 {
     struct provider *mp = (struct provider *)p; /* the reason buffer only */
@@ -514,7 +514,7 @@ static bool restrict_attrs(const struct provider *p, const json_t *attrs, json_t
     return removed;
 }
 
-bool provider_restrict(const struct provider *p, enum provider_kind kind, json_t *resource)
+bool provider_restrict(const struct provider *p, enum object_kind kind, json_t *resource)
 {
     const struct kind_info *ki = &p->k[kind];
     if (!ki->present || !json_is_object(resource))
@@ -563,7 +563,7 @@ bool provider_restrict(const struct provider *p, enum provider_kind kind, json_t
     return removed;
 }
 
-const char *const *provider_immutable(const struct provider *p, enum provider_kind kind)
+const char *const *provider_immutable(const struct provider *p, enum object_kind kind)
 {
     return (const char *const *)p->k[kind].immutable;
 }

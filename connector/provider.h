@@ -24,6 +24,7 @@
 #ifndef DIRCONN_PROVIDER_H
 #define DIRCONN_PROVIDER_H
 
+#include "connector/core/object_kind.h"
 #include "connector/core/error.h"
 #include "connector/core/log.h"
 #include "connector/scim.h"
@@ -32,8 +33,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The resource types the connector provisions (the order of enum mapping_kind and plan_kind). */
-enum provider_kind { PROVIDER_USER = 0, PROVIDER_GROUP = 1, PROVIDER_CONTACT = 2, PROVIDER_KINDS };
 
 /* RFC 7643 7 "mutability". */
 enum provider_mutability {
@@ -94,10 +93,10 @@ void provider_free(struct provider *p);
 const struct provider_features *provider_features(const struct provider *p);
 
 /* provider_has_kind - whether the provider offers the resource type (Contact is optional). */
-bool provider_has_kind(const struct provider *p, enum provider_kind kind);
+bool provider_has_kind(const struct provider *p, enum object_kind kind);
 
 /* provider_endpoint - the resource type's endpoint ("/Users"), or the default. Owned by p. */
-const char *provider_endpoint(const struct provider *p, enum provider_kind kind);
+const char *provider_endpoint(const struct provider *p, enum object_kind kind);
 
 /*
  * provider_check - whether one leaf (attr URN-qualified inside an
@@ -106,7 +105,7 @@ const char *provider_endpoint(const struct provider *p, enum provider_kind kind)
  * cloud's User resource type has no extension urn:..., so ...") otherwise.
  * Immutable attributes can be sent (on creation only).
  */
-bool provider_check(const struct provider *p, enum provider_kind kind, const char *attr,
+bool provider_check(const struct provider *p, enum object_kind kind, const char *attr,
                     const char *type, const char *sub, const char **why);
 
 /*
@@ -117,14 +116,14 @@ bool provider_check(const struct provider *p, enum provider_kind kind, const cha
  * order, docs/mapping.md), and fix "schemas". Returns true when something
  * was removed.
  */
-bool provider_restrict(const struct provider *p, enum provider_kind kind, json_t *resource);
+bool provider_restrict(const struct provider *p, enum object_kind kind, json_t *resource);
 
 /*
  * provider_immutable - the attributes of kind declared immutable
  * (URN-qualified in an extension), NULL-terminated, for
  * record_patch_rules.immutable. Owned by p.
  */
-const char *const *provider_immutable(const struct provider *p, enum provider_kind kind);
+const char *const *provider_immutable(const struct provider *p, enum object_kind kind);
 
 /* provider_warnings - the warnings of discovery, NULL-terminated. Owned by p. */
 const char *const *provider_warnings(const struct provider *p);

@@ -171,7 +171,7 @@ enum pwsync_outcome pwsync_apply(const struct scim_port *port, struct state *st,
     char why[512];
     if (!pwsync_password_ok(ch->password, ch->len, why, sizeof(why))) {
         o = refuse(log, PWSYNC_WEAK, detail, dlen, dn, "%s; not sent", why);
-    } else if (!found || obj.kind != SELECT_USER) {
+    } else if (!found || obj.kind != OBJECT_USER) {
         o = refuse(log, PWSYNC_NOT_IN_SCOPE, detail, dlen, dn,
                    "objectGUID %s is not a user of the connector's scope (in a synchronised "
                    "group or base DN) as of the last sync",
@@ -181,7 +181,7 @@ enum pwsync_outcome pwsync_apply(const struct scim_port *port, struct state *st,
                    "the user is not in the cloud yet; its password is set at its next change");
     } else {
         const char *reason = NULL;
-        if (!provider_check(prov, PROVIDER_USER, "password", NULL, NULL, &reason)) {
+        if (!provider_check(prov, OBJECT_USER, "password", NULL, NULL, &reason)) {
             o = refuse(log, PWSYNC_NOT_WRITABLE, detail, dlen, dn,
                        "%s, so passwords are not synchronised", reason);
         } else if (!provider_features(prov)->patch) {
@@ -195,7 +195,7 @@ enum pwsync_outcome pwsync_apply(const struct scim_port *port, struct state *st,
         return o;
     }
     char path[512];
-    snprintf(path, sizeof(path), "%s/%s", provider_endpoint(prov, PROVIDER_USER), obj.cloud_id);
+    snprintf(path, sizeof(path), "%s/%s", provider_endpoint(prov, OBJECT_USER), obj.cloud_id);
     json_t *body = json_pack("{s:[s], s:[{s:s, s:s, s:s%}]}", "schemas",
                              "urn:ietf:params:scim:api:messages:2.0:PatchOp", "Operations", "op",
                              "replace", "path", "password", "value", ch->password, ch->len);

@@ -12,7 +12,7 @@
 #define AD_ENABLED_FILTER  "(!(userAccountControl:1.2.840.113556.1.4.803:=2))"
 #define LDS_ENABLED_FILTER "(!(msDS-UserAccountDisabled=TRUE))"
 
-static const char *const default_filters[SELECT_KIND_MAX] = {
+static const char *const default_filters[OBJECT_KINDS] = {
     "(&(objectClass=user)(!(objectClass=computer)))",
     "(&(objectClass=group)(!(isCriticalSystemObject=TRUE)))",
     "(objectClass=contact)",
@@ -93,17 +93,17 @@ static char *escape_value(const char *value)
 
 /* The complete filter of one kind. */
 static char *kind_filter(const struct config *cfg, enum ldap_server_kind server,
-                         enum select_kind kind)
+                         enum object_kind kind)
 {
-    const struct config_scope *scope = kind == SELECT_USER    ? &cfg->users
-                                       : kind == SELECT_GROUP ? &cfg->groups
+    const struct config_scope *scope = kind == OBJECT_USER    ? &cfg->users
+                                       : kind == OBJECT_GROUP ? &cfg->groups
                                                               : &cfg->contacts;
     struct sbuf b = {0};
     sbuf_add(&b, "(&");
     sbuf_add(&b, default_filters[kind]);
-    if (kind == SELECT_USER && cfg->users_enabled_only)
+    if (kind == OBJECT_USER && cfg->users_enabled_only)
         sbuf_add(&b, server == LDAP_SERVER_AD_DS ? AD_ENABLED_FILTER : LDS_ENABLED_FILTER);
-    if (kind == SELECT_USER && cfg->users_security_groups.n > 0) {
+    if (kind == OBJECT_USER && cfg->users_security_groups.n > 0) {
         sbuf_add(&b, "(|");
         for (size_t i = 0; i < cfg->users_security_groups.n; i++) {
             char *esc = escape_value(cfg->users_security_groups.v[i]);
@@ -135,7 +135,7 @@ static char *kind_filter(const struct config *cfg, enum ldap_server_kind server,
     return b.s;
 }
 
-static bool add_search(struct select_plan *plan, enum select_kind kind, const char *base,
+static bool add_search(struct select_plan *plan, enum object_kind kind, const char *base,
                        const char *filter)
 {
     struct select_search *s = realloc(plan->searches, (plan->n + 1) * sizeof(*s));
@@ -156,20 +156,20 @@ enum dirconn_err select_build(const struct config *cfg, enum ldap_server_kind se
 {
     memset(out, 0, sizeof(*out));
     static const char *const sections[] = {"users", "groups", "contacts"};
-    for (int k = 0; k < SELECT_KIND_MAX; k++) {
-        const struct config_scope *scope = k == SELECT_USER    ? &cfg->users
-                                           : k == SELECT_GROUP ? &cfg->groups
+    for (int k = 0; k < OBJECT_KINDS; k++) {
+        const struct config_scope *scope = k == OBJECT_USER    ? &cfg->users
+                                           : k == OBJECT_GROUP ? &cfg->groups
                                                                : &cfg->contacts;
         if (!scope->enabled)
             continue;
-        char *filter = kind_filter(cfg, server, (enum select_kind)k);
+        char *filter = kind_filter(cfg, server, (enum object_kind)k);
         if (filter == NULL) {
             select_plan_free(out);
             return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
         }
         bool ok = true;
         if (scope->base_dns.n == 0) {
-            ok = add_search(out, (enum select_kind)k, naming_context, filter);
+            ok = add_search(out, (enum object_kind)k, naming_context, filter);
         }
         for (size_t i = 0; ok && i < scope->base_dns.n; i++) {
             const char *base = scope->base_dns.v[i];
@@ -189,7 +189,7 @@ enum dirconn_err select_build(const struct config *cfg, enum ldap_server_kind se
                     nested = true;
             }
             if (!nested)
-                ok = add_search(out, (enum select_kind)k, base, filter);
+                ok = add_search(out, (enum object_kind)k, base, filter);
         }
         free(filter);
         if (!ok) {
@@ -213,17 +213,17 @@ void select_plan_free(struct select_plan *plan)
     plan->n = 0;
 }
 
-enum select_kind select_classify(const struct ldap_entry *entry)
+enum object_kind select_classify(const struct ldap_entry *entry)
 {
     if (ldap_entry_has_class(entry, "computer"))
-        return SELECT_KIND_MAX;
+        return OBJECT_KINDS;
     if (ldap_entry_has_class(entry, "user"))
-        return SELECT_USER;
+        return OBJECT_USER;
     if (ldap_entry_has_class(entry, "group"))
-        return SELECT_GROUP;
+        return OBJECT_GROUP;
     if (ldap_entry_has_class(entry, "contact"))
-        return SELECT_CONTACT;
-    return SELECT_KIND_MAX;
+        return OBJECT_CONTACT;
+    return OBJECT_KINDS;
 }
 
 bool select_entry_enabled(const struct ldap_entry *entry)

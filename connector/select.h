@@ -20,6 +20,7 @@
 #ifndef DIRCONN_SELECT_H
 #define DIRCONN_SELECT_H
 
+#include "connector/core/object_kind.h"
 #include "connector/core/config.h"
 #include "connector/core/error.h"
 #include "connector/ldap_entry.h"
@@ -27,11 +28,10 @@
 
 #include <stdbool.h>
 
-enum select_kind { SELECT_USER = 0, SELECT_GROUP, SELECT_CONTACT, SELECT_KIND_MAX };
 
 /* One search of the selection: a base DN and a complete filter. */
 struct select_search {
-    enum select_kind kind;
+    enum object_kind kind;
     char *base;
     char *filter;
 };
@@ -62,9 +62,9 @@ void select_plan_free(struct select_plan *plan);
 
 /*
  * select_classify - the kind of an entry by its object classes, or
- * SELECT_KIND_MAX when it is none of them (computers are never users).
+ * OBJECT_KINDS when it is none of them (computers are never users).
  */
-enum select_kind select_classify(const struct ldap_entry *entry);
+enum object_kind select_classify(const struct ldap_entry *entry);
 
 /*
  * select_entry_enabled - whether a user entry is enabled in the directory:

@@ -36,7 +36,7 @@ enum state_origin { STATE_ORIGIN_CREATED = 0, STATE_ORIGIN_ADOPTED = 1 };
 
 struct state_object {
     char *external_id; /* objectGUID / entryUUID string; the key */
-    int kind;          /* enum select_kind */
+    int kind;          /* enum object_kind */
     char *dn;          /* DN at the last sync */
     char *cloud_id;    /* SCIM id in the cloud */
     char *name;        /* userName (users), displayName (groups, contacts) */
@@ -230,7 +230,7 @@ long state_object_count(struct state *st, int kind);
  * instance may have created, changed or deleted objects since this state was current.
  * state_reconcile_begin starts a walk (*r zeroed; a temporary table of the externalIds seen);
  * state_reconcile_object is called for each cloud object carrying this directory's
- * externalId form (the caller decides which: sync.c is_ours), of kind (enum select_kind),
+ * externalId form (the caller decides which: sync.c is_ours), of kind (enum object_kind),
  * with its SCIM id, name (userName or displayName, may be NULL) and meta.version (may be
  * NULL: a provider without ETags); state_reconcile_end removes the rows of the kinds in the
  * bit set kinds (1u << kind) whose externalId was not listed (the cloud object is gone) and
@@ -324,7 +324,7 @@ enum dirconn_err state_setting_set(struct state *st, const char *name, const cha
  * refused, or answered with an error) so that the next incremental sync
  * re-reads and resends it; the watermark may then move past its change.
  * dn is its DN when known (NULL keeps the one recorded); kind its enum
- * select_kind when known (< 0 keeps the one recorded, or none). The list is
+ * enum object_kind when known (< 0 keeps the one recorded, or none). The list is
  * also carried by the HA shared state (ha/shared_state.h). Errors: DIRCONN_ESTATE.
  */
 enum dirconn_err state_retry_put(struct state *st, const char *external_id, const char *dn,
@@ -336,7 +336,7 @@ enum dirconn_err state_retry_delete(struct state *st, const char *external_id,
 
 /*
  * state_retry_foreach - call fn for every object to retry, ordered by
- * external id (dn may be NULL; kind is an enum select_kind, or -1 when not
+ * external id (dn may be NULL; kind is an enum object_kind, or -1 when not
  * known). A non-zero return stops the walk, with fn's own error as
  * state_object_foreach. fn must not write.
  */

@@ -88,7 +88,7 @@ struct sync_ctx {
     struct sync_result *res;
     struct state *st;
     struct ldap_source *src;
-    struct mapping *maps[PLAN_KIND_MAX];
+    struct mapping *maps[OBJECT_KINDS];
     struct proxy_ctx *proxy;
     struct cloud_auth *auth;
     struct scim_client *scim;
@@ -98,17 +98,17 @@ struct sync_ctx {
     char **unsent;         /* mapped targets the provider cannot take, reported once */
     size_t n_unsent;
     struct plan *unsent_plan;                       /* the plan the unsent targets were added to */
-    struct record_path *scope_paths[PLAN_KIND_MAX]; /* the leaves each mapping produces */
-    struct record_scope scope[PLAN_KIND_MAX];
+    struct record_path *scope_paths[OBJECT_KINDS]; /* the leaves each mapping produces */
+    struct record_scope scope[OBJECT_KINDS];
     bool drift_check;    /* full runs: the inventory reads values, matches are compared (drift) */
     bool no_attr_select; /* the provider refused an attributes= selection: read whole resources */
     bool no_versions; /* full run: the state holds no cloud version (new, taken over, migrated) */
     long inventory_status; /* the HTTP status of the last failed inventory read, 0 = none */
     char *scim_base;
-    unsigned kinds; /* bits of enum plan_kind being synchronised */
+    unsigned kinds; /* bits of enum object_kind being synchronised */
     const struct select_plan *sel;
     /* called for each object given to the plan (incremental: targeted inventory) */
-    enum dirconn_err (*on_added)(struct sync_ctx *c, enum plan_kind kind, const char *ext,
+    enum dirconn_err (*on_added)(struct sync_ctx *c, enum object_kind kind, const char *ext,
                                  const char *name);
     /* raw hashes (add_entry): the fingerprint of what else records depend on ("" = none) */
     char raw_fp[65];
@@ -142,7 +142,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static const char *const resource_paths[PLAN_KIND_MAX] = {"/Users", "/Groups", "/Contacts"};
+static const char *const resource_paths[OBJECT_KINDS] = {"/Users", "/Groups", "/Contacts"};
 
 /* ---- progress -------------------------------------------------------------------- */
 
@@ -250,7 +250,7 @@ static void apply_failed(void *arg, const struct apply_failure *f)
         log_msg(c->log, LOG_LEVEL_ERROR, "out of memory recording a failure");
     if (c->opts->on_problem != NULL) {
         char msg[1024];
-        snprintf(msg, sizeof(msg), "%s %s failed: %s", plan_op_name(f->op), plan_kind_name(f->kind),
+        snprintf(msg, sizeof(msg), "%s %s failed: %s", plan_op_name(f->op), object_kind_name(f->kind),
                  f->reason != NULL ? f->reason : "");
         c->opts->on_problem(c->opts->problem_arg, f->dn != NULL ? f->dn : "", msg);
     }
@@ -267,11 +267,11 @@ static void apply_progress(void *arg, long done, long total)
 /* ---- cloud discovery and inventory ------------------------------------------------ */
 
 /* Record that a mapped target cannot be sent (logged now, in the report with the plan). */
-static void note_unsent(struct sync_ctx *c, enum plan_kind kind, const struct mapping_target *t,
+static void note_unsent(struct sync_ctx *c, enum object_kind kind, const struct mapping_target *t,
                         const char *when, const char *why)
 {
     char msg[1024];
-    snprintf(msg, sizeof(msg), "[%s] mapping to %s is not sent%s: %s", plan_kind_name(kind),
+    snprintf(msg, sizeof(msg), "[%s] mapping to %s is not sent%s: %s", object_kind_name(kind),
              t->path, when, why);
     for (size_t i = 0; i < c->n_unsent; i++)
         if (strcmp(c->unsent[i], msg) == 0)
@@ -312,14 +312,14 @@ static enum dirconn_err discover(struct sync_ctx *c)
     c->caps.page = f->filter_max_results > 0 && f->filter_max_results < INVENTORY_PAGE
                        ? f->filter_max_results
                        : INVENTORY_PAGE;
-    c->caps.contacts = provider_has_kind(c->prov, PROVIDER_CONTACT);
+    c->caps.contacts = provider_has_kind(c->prov, OBJECT_CONTACT);
     c->caps.max_payload = c->cfg->cloud_max_payload > 0 ? c->cfg->cloud_max_payload
                           : f->bulk_max_payload > 0     ? f->bulk_max_payload
                                                         : 1048576;
     c->caps.patch_max_ops =
         c->cfg->cloud_patch_max_operations > 0 ? c->cfg->cloud_patch_max_operations : 100;
-    for (int k = 0; k < PLAN_KIND_MAX; k++) {
-        if (c->maps[k] == NULL || !provider_has_kind(c->prov, (enum provider_kind)k))
+    for (int k = 0; k < OBJECT_KINDS; k++) {
+        if (c->maps[k] == NULL || !provider_has_kind(c->prov, (enum object_kind)k))
             continue;
         const struct mapping_target *t = NULL;
         size_t n = mapping_targets(c->maps[k], &t);
@@ -331,15 +331,15 @@ static enum dirconn_err discover(struct sync_ctx *c)
         c->scope_paths[k][ns++] = (struct record_path){"externalId", NULL, NULL};
         for (size_t i = 0; i < n; i++) {
             const char *why = NULL;
-            if (!provider_check(c->prov, (enum provider_kind)k, t[i].attr, t[i].type, t[i].sub,
+            if (!provider_check(c->prov, (enum object_kind)k, t[i].attr, t[i].type, t[i].sub,
                                 &why)) {
-                note_unsent(c, (enum plan_kind)k, &t[i], "", why);
+                note_unsent(c, (enum object_kind)k, &t[i], "", why);
                 continue;
             }
             c->scope_paths[k][ns++] = (struct record_path){t[i].attr, t[i].type, t[i].sub};
             /* A provider that takes one value: a later typed value of the same attribute
              * goes only when the ones mapped before it are empty (provider_restrict). */
-            if (k != PLAN_USER || t[i].type == NULL)
+            if (k != OBJECT_USER || t[i].type == NULL)
                 continue;
             const char *first = NULL;
             for (size_t j = 0; j < i && first == NULL; j++)
@@ -352,7 +352,7 @@ static enum dirconn_err discover(struct sync_ctx *c)
                     snprintf(when, sizeof(when), " when %s has a value", first);
                     snprintf(why, sizeof(why),
                              "the cloud takes one %s value ([cloud] single_valued)", t[i].attr);
-                    note_unsent(c, (enum plan_kind)k, &t[i], when, why);
+                    note_unsent(c, (enum object_kind)k, &t[i], when, why);
                 }
         }
         c->scope[k] = (struct record_scope){c->scope_paths[k], ns};
@@ -368,7 +368,7 @@ static enum dirconn_err discover(struct sync_ctx *c)
 
 struct inventory_ctx {
     struct sync_ctx *c;
-    enum plan_kind kind;
+    enum object_kind kind;
     enum dirconn_err e;
     bool project; /* whole resources of a full run: record each one's projection (drift) */
     bool fill;    /* after the plan: only the projection and version of known rows (fill) */
@@ -394,7 +394,7 @@ static int inventory_one(void *arg, json_t *res)
     struct inventory_ctx *ic = arg;
     const char *id = json_string_value(json_object_get(res, "id"));
     const char *name =
-        json_string_value(json_object_get(res, ic->kind == PLAN_USER ? "userName" : "displayName"));
+        json_string_value(json_object_get(res, ic->kind == OBJECT_USER ? "userName" : "displayName"));
     const char *ext = json_string_value(json_object_get(res, "externalId"));
     const char *version =
         json_string_value(json_object_get(json_object_get(res, "meta"), "version"));
@@ -403,7 +403,7 @@ static int inventory_one(void *arg, json_t *res)
     char hex[RECORD_HASH_LEN];
     bool projected =
         ic->project && ext != NULL &&
-        record_projection_hash(res, &ic->c->scope[ic->kind], ic->kind == PLAN_GROUP, hex);
+        record_projection_hash(res, &ic->c->scope[ic->kind], ic->kind == OBJECT_GROUP, hex);
     if (ic->fill)
         ic->e = projected
                     ? plan_set_cloud_projection(ic->c->plan, ic->kind, id, version, hex, ic->c->err)
@@ -416,7 +416,7 @@ static int inventory_one(void *arg, json_t *res)
 
 /* Of meta only the version (the ETag) is used: asking for meta.version keeps the pages small;
  * a provider without ETags (RFC 7644 3.14) has no version to ask for. */
-static const char *const inventory_attrs[2][PLAN_KIND_MAX] = {
+static const char *const inventory_attrs[2][OBJECT_KINDS] = {
     {"id,userName,externalId,roles,meta.version", "id,displayName,externalId,meta.version",
      "id,displayName,externalId,meta.version"},
     {"id,userName,externalId,roles", "id,displayName,externalId", "id,displayName,externalId"}};
@@ -437,7 +437,7 @@ static bool whole_inventory(const struct sync_ctx *c)
 }
 
 /* The attributes= selection of an inventory read (RFC 7644 3.9), NULL = whole resources. */
-static const char *inventory_select(const struct sync_ctx *c, enum plan_kind kind)
+static const char *inventory_select(const struct sync_ctx *c, enum object_kind kind)
 {
     if (whole_inventory(c))
         return NULL; /* a full run reads the values too, to see drift (detect_drift) */
@@ -450,10 +450,10 @@ static const char *inventory_select(const struct sync_ctx *c, enum plan_kind kin
  * maps that a provider computes for each user it returns. A provider that
  * refuses the parameter (one probe per run, count=1) gets plain reads.
  */
-static const char *inventory_path(struct sync_ctx *c, enum plan_kind kind, bool whole)
+static const char *inventory_path(struct sync_ctx *c, enum object_kind kind, bool whole)
 {
     static const char *const users_without_groups = "/Users?excludedAttributes=groups";
-    if (kind != PLAN_USER || !whole || !c->drift_check || c->no_attr_select)
+    if (kind != OBJECT_USER || !whole || !c->drift_check || c->no_attr_select)
         return resource_paths[kind];
     struct scim_response r;
     enum dirconn_err e = scim_request_sync(
@@ -469,14 +469,14 @@ static const char *inventory_path(struct sync_ctx *c, enum plan_kind kind, bool 
 
 static enum dirconn_err load_inventory_kinds(struct sync_ctx *c, unsigned kinds)
 {
-    for (int k = 0; k < PLAN_KIND_MAX; k++) {
+    for (int k = 0; k < OBJECT_KINDS; k++) {
         if (!(kinds & (1u << k)))
             continue;
-        const char *sel = inventory_select(c, (enum plan_kind)k);
-        struct inventory_ctx ic = {c, (enum plan_kind)k, DIRCONN_OK, c->drift_check && sel == NULL,
+        const char *sel = inventory_select(c, (enum object_kind)k);
+        struct inventory_ctx ic = {c, (enum object_kind)k, DIRCONN_OK, c->drift_check && sel == NULL,
                                    false};
         enum dirconn_err e =
-            scim_list_all(c->scim, inventory_path(c, (enum plan_kind)k, sel == NULL), NULL, sel,
+            scim_list_all(c->scim, inventory_path(c, (enum object_kind)k, sel == NULL), NULL, sel,
                           c->caps.page, inventory_one, &ic, c->err);
         if (ic.e != DIRCONN_OK)
             return ic.e;
@@ -501,11 +501,11 @@ static enum dirconn_err load_inventory(struct sync_ctx *c, unsigned kinds)
 
 /* ---- directory ------------------------------------------------------------------- */
 
-static const char *record_name(enum plan_kind kind, json_t *res)
+static const char *record_name(enum object_kind kind, json_t *res)
 {
-    if (kind == PLAN_USER)
+    if (kind == OBJECT_USER)
         return json_string_value(json_object_get(res, "userName"));
-    if (kind == PLAN_CONTACT) /* contacts are matched and checked for conflicts by email only */
+    if (kind == OBJECT_CONTACT) /* contacts are matched and checked for conflicts by email only */
         return json_string_value(
             json_object_get(json_array_get(json_object_get(res, "emails"), 0), "value"));
     return json_string_value(json_object_get(res, "displayName"));
@@ -600,9 +600,9 @@ static void raw_fingerprint(struct sync_ctx *c, const char *partition, char hex[
     snprintf(buf, sizeof(buf), "directory %d kinds %u",
              c->src != NULL ? (int)ldap_source_rootdse(c->src)->kind : -1, c->kinds);
     H(buf);
-    for (int k = 0; k < PLAN_KIND_MAX; k++) {
+    for (int k = 0; k < OBJECT_KINDS; k++) {
         snprintf(buf, sizeof(buf), "kind %d offered %d paths %zu", k,
-                 c->prov != NULL && provider_has_kind(c->prov, (enum provider_kind)k),
+                 c->prov != NULL && provider_has_kind(c->prov, (enum object_kind)k),
                  c->scope[k].n);
         H(buf);
         for (size_t i = 0; i < c->scope[k].n; i++) {
@@ -651,11 +651,11 @@ static void raw_fingerprint(struct sync_ctx *c, const char *partition, char hex[
  *     sent) are always mapped, so the run's report keeps their warnings.
  * Only a full run skips; the raw hash is recorded by every run.
  */
-static enum dirconn_err add_same(struct sync_ctx *c, enum plan_kind kind,
+static enum dirconn_err add_same(struct sync_ctx *c, enum object_kind kind,
                                  const struct ldap_entry *entry, const char *raw, bool *done)
 {
     *done = false;
-    const struct ldap_attr *a = kind == PLAN_GROUP ? ldap_entry_attr(entry, "member") : NULL;
+    const struct ldap_attr *a = kind == OBJECT_GROUP ? ldap_entry_attr(entry, "member") : NULL;
     size_t n = a != NULL ? a->n_values : 0;
     for (size_t i = 0; i < n; i++)
         if (a->values[i].len == 0 || !ldap_value_is_text(&a->values[i]))
@@ -685,7 +685,7 @@ static enum dirconn_err add_same(struct sync_ctx *c, enum plan_kind kind,
 }
 
 /* Map one entry of kind and give it to the plan. */
-static enum dirconn_err add_entry(struct sync_ctx *c, enum plan_kind kind, struct ldap_entry *entry)
+static enum dirconn_err add_entry(struct sync_ctx *c, enum object_kind kind, struct ldap_entry *entry)
 {
     enum dirconn_err e = DIRCONN_OK;
     if (c->unsent_plan != c->plan) {
@@ -719,19 +719,19 @@ static enum dirconn_err add_entry(struct sync_ctx *c, enum plan_kind kind, struc
         if (c->opts->on_problem != NULL)
             c->opts->on_problem(c->opts->problem_arg, entry->dn, mr.issues[k].message);
     }
-    if (e == DIRCONN_OK && !mr.skipped && c->prov != NULL && kind == PLAN_USER)
+    if (e == DIRCONN_OK && !mr.skipped && c->prov != NULL && kind == OBJECT_USER)
         e = report_single_email(c, entry->dn, mr.resource);
     if (e == DIRCONN_OK && !mr.skipped && c->prov != NULL) {
         /* Only what the provider declares is recorded and sent (provider_restrict). */
         const char *why;
-        if (provider_restrict(c->prov, (enum provider_kind)kind, mr.resource)) {
+        if (provider_restrict(c->prov, (enum object_kind)kind, mr.resource)) {
             free(mr.text);
             mr.text = mapping_canonical(mr.resource, &mr.text_split);
             if (mr.text == NULL)
                 e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
         }
-        if (kind == PLAN_USER && mr.manager_dn != NULL &&
-            !provider_check(c->prov, PROVIDER_USER, SCIM_SCHEMA_ENTERPRISE ":manager", NULL,
+        if (kind == OBJECT_USER && mr.manager_dn != NULL &&
+            !provider_check(c->prov, OBJECT_USER, SCIM_SCHEMA_ENTERPRISE ":manager", NULL,
                             "value", &why)) {
             free(mr.manager_dn);
             mr.manager_dn = NULL;
@@ -777,7 +777,7 @@ static enum dirconn_err read_directory(struct sync_ctx *c, const struct select_p
                 ldap_entry_free(entry);
                 continue; /* computers, and objects without a stable identifier */
             }
-            e = add_entry(c, (enum plan_kind)s->kind, entry);
+            e = add_entry(c, (enum object_kind)s->kind, entry);
             if (++*read % 100 == 0)
                 log_msg(c->log, LOG_LEVEL_DEBUG, "reading: %ld directory objects read", *read);
             ldap_entry_free(entry);
@@ -800,15 +800,15 @@ static void print_summary(struct sync_ctx *c, bool threshold_exceeded, const cha
     fprintf(out,
             "Summary | 0 Admins Deleted | %ld Users Deleted | %ld Groups Deleted | %ld Objects "
             "Added | %ld Objects Updated | %ld Objects Matched\n",
-            s->deleted_by_kind[PLAN_USER], s->deleted_by_kind[PLAN_GROUP], s->count[PLAN_ADD],
+            s->deleted_by_kind[OBJECT_USER], s->deleted_by_kind[OBJECT_GROUP], s->count[PLAN_ADD],
             s->count[PLAN_UPDATE], s->count[PLAN_MATCH]);
     if (s->drift > 0)
         fprintf(out,
                 "%ld of the updated objects were changed in the cloud (drift): the directory's "
                 "values are put back\n",
                 s->drift);
-    if (s->deleted_by_kind[PLAN_CONTACT] > 0)
-        fprintf(out, "%ld contact objects will be deleted\n", s->deleted_by_kind[PLAN_CONTACT]);
+    if (s->deleted_by_kind[OBJECT_CONTACT] > 0)
+        fprintf(out, "%ld contact objects will be deleted\n", s->deleted_by_kind[OBJECT_CONTACT]);
     if (s->count[PLAN_PROTECTED] > 0)
         fprintf(out, "%ld admin objects would have been deleted, but were not\n",
                 s->count[PLAN_PROTECTED]);
@@ -999,7 +999,7 @@ static const char **tracked_attrs(struct sync_ctx *c)
     const char **v = calloc(cap, sizeof(char *));
     static const char *const extra[] = {
         "objectClass", "userAccountControl", "msDS-UserAccountDisabled", "member", "name", NULL};
-    for (int k = -1; v != NULL && k < PLAN_KIND_MAX; k++) {
+    for (int k = -1; v != NULL && k < OBJECT_KINDS; k++) {
         if (k >= 0 && !(c->kinds & (1u << k)))
             continue;
         const char *const *a = k < 0 ? extra : mapping_attributes(c->maps[k]);
@@ -1224,10 +1224,10 @@ static enum dirconn_err evaluate(struct sync_ctx *c, const char *id, const char 
                 (id == NULL || strcasecmp(id, entry->id) == 0)) {
                 found = true;
                 (*read)++;
-                e = add_entry(c, (enum plan_kind)s->kind, entry);
-                if (e == DIRCONN_OK && s->kind != SELECT_CONTACT)
+                e = add_entry(c, (enum object_kind)s->kind, entry);
+                if (e == DIRCONN_OK && s->kind != OBJECT_CONTACT)
                     e = queue_groups_of_new(c, entry, more);
-                if (e == DIRCONN_OK && s->kind == SELECT_GROUP && more != NULL &&
+                if (e == DIRCONN_OK && s->kind == OBJECT_GROUP && more != NULL &&
                     is_security_group(c->cfg, entry->dn))
                     queue_members(c, entry->id, entry, more);
             }
@@ -1243,7 +1243,7 @@ static enum dirconn_err evaluate(struct sync_ctx *c, const char *id, const char 
     return e;
 }
 
-static enum dirconn_err note_added(struct sync_ctx *c, enum plan_kind kind, const char *ext,
+static enum dirconn_err note_added(struct sync_ctx *c, enum object_kind kind, const char *ext,
                                    const char *name)
 {
     bool ok = id_list_add(&c->touched, ext, NULL, kind, name, false);
@@ -1252,7 +1252,7 @@ static enum dirconn_err note_added(struct sync_ctx *c, enum plan_kind kind, cons
 
 /* One targeted inventory request: a resource, or a list of them. 404 is no object. */
 /* GET path (which may end in "attributes=..." or not, see inventory_path). */
-static enum dirconn_err inventory_get(struct sync_ctx *c, enum plan_kind kind, char *path)
+static enum dirconn_err inventory_get(struct sync_ctx *c, enum object_kind kind, char *path)
 {
     struct scim_response r;
     enum dirconn_err rc = scim_request_sync(c->scim, "GET", path, NULL, NULL, &r);
@@ -1292,7 +1292,7 @@ static enum dirconn_err inventory_get(struct sync_ctx *c, enum plan_kind kind, c
     return ic.e;
 }
 
-static enum dirconn_err inventory_filter(struct sync_ctx *c, enum plan_kind kind, const char *attr,
+static enum dirconn_err inventory_filter(struct sync_ctx *c, enum object_kind kind, const char *attr,
                                          const char *value)
 {
     char filter[1024], path[2048];
@@ -1323,7 +1323,7 @@ static enum dirconn_err load_targeted_inventory(struct sync_ctx *c)
     enum dirconn_err e = DIRCONN_OK;
     for (size_t i = 0; i < c->touched.n && e == DIRCONN_OK; i++) {
         const struct id_rec *r = &c->touched.v[i];
-        if (r->kind < 0 || r->kind >= PLAN_KIND_MAX || !(c->kinds & (1u << r->kind)))
+        if (r->kind < 0 || r->kind >= OBJECT_KINDS || !(c->kinds & (1u << r->kind)))
             continue;
         struct state_object so = {0};
         bool found = false;
@@ -1331,17 +1331,17 @@ static enum dirconn_err load_targeted_inventory(struct sync_ctx *c)
         if (e == DIRCONN_OK && found && so.cloud_id != NULL) {
             char *esc = scim_url_escape(so.cloud_id);
             char path[1024];
-            const char *sel = inventory_select(c, (enum plan_kind)r->kind);
+            const char *sel = inventory_select(c, (enum object_kind)r->kind);
             snprintf(path, sizeof(path), "%s/%s%s%s", resource_paths[r->kind],
                      esc != NULL ? esc : "", sel != NULL ? "?attributes=" : "",
                      sel != NULL ? sel : "");
             curl_free(esc);
-            e = inventory_get(c, (enum plan_kind)r->kind, path);
+            e = inventory_get(c, (enum object_kind)r->kind, path);
         }
         if (e == DIRCONN_OK && !r->deleted) {
-            e = inventory_filter(c, (enum plan_kind)r->kind, "externalId", r->id);
-            if (e == DIRCONN_OK && r->kind == PLAN_USER && r->name != NULL)
-                e = inventory_filter(c, PLAN_USER, "userName", r->name);
+            e = inventory_filter(c, (enum object_kind)r->kind, "externalId", r->id);
+            if (e == DIRCONN_OK && r->kind == OBJECT_USER && r->name != NULL)
+                e = inventory_filter(c, OBJECT_USER, "userName", r->name);
         }
         state_object_clear(&so);
     }
@@ -1454,7 +1454,7 @@ static char *lookup_dn(struct sync_ctx *c, const char *dn)
     char *ext = NULL;
     for (size_t i = 0; c->sel != NULL && i < c->sel->n && ext == NULL; i++) {
         const struct select_search *s = &c->sel->searches[i];
-        if ((s->kind != SELECT_USER && s->kind != SELECT_GROUP) || !(c->kinds & (1u << s->kind)) ||
+        if ((s->kind != OBJECT_USER && s->kind != OBJECT_GROUP) || !(c->kinds & (1u << s->kind)) ||
             !select_dn_within(dn, s->base))
             continue;
         const char **attrs = search_attrs(c->maps[s->kind]);
@@ -1562,12 +1562,12 @@ static char *resolve_dn(void *arg, const char *dn)
  */
 struct rebuild_walk {
     struct sync_ctx *c;
-    enum plan_kind kind;
+    enum object_kind kind;
     struct state_reconcile *r;
     enum dirconn_err e;
 };
 
-static bool is_ours(void *arg, enum plan_kind kind, const char *external_id);
+static bool is_ours(void *arg, enum object_kind kind, const char *external_id);
 
 static int rebuild_one(void *arg, json_t *res)
 {
@@ -1577,7 +1577,7 @@ static int rebuild_one(void *arg, json_t *res)
     if (id == NULL || ext == NULL || !is_ours(w->c, w->kind, ext))
         return 0;
     const char *name =
-        json_string_value(json_object_get(res, w->kind == PLAN_USER ? "userName" : "displayName"));
+        json_string_value(json_object_get(res, w->kind == OBJECT_USER ? "userName" : "displayName"));
     const char *version =
         json_string_value(json_object_get(json_object_get(res, "meta"), "version"));
     w->e = state_reconcile_object(w->c->st, w->r, (int)w->kind, ext, id, name, version, w->c->err);
@@ -1592,11 +1592,11 @@ static enum dirconn_err rebuild_map(struct sync_ctx *c)
     if (e != DIRCONN_OK)
         return e;
     e = state_reconcile_begin(c->st, &r, c->err);
-    for (int k = 0; k < PLAN_KIND_MAX && e == DIRCONN_OK; k++) {
+    for (int k = 0; k < OBJECT_KINDS && e == DIRCONN_OK; k++) {
         if (!(c->kinds & (1u << k)))
             continue;
-        struct rebuild_walk w = {c, (enum plan_kind)k, &r, DIRCONN_OK};
-        e = scim_list_all(c->scim, resource_paths[k], NULL, inventory_select(c, (enum plan_kind)k),
+        struct rebuild_walk w = {c, (enum object_kind)k, &r, DIRCONN_OK};
+        e = scim_list_all(c->scim, resource_paths[k], NULL, inventory_select(c, (enum object_kind)k),
                           c->caps.page, rebuild_one, &w, c->err);
         if (w.e != DIRCONN_OK)
             e = w.e;
@@ -1890,11 +1890,11 @@ static int drift_item(void *arg, const struct plan_item *it)
                                 .external_id = it->external_id,
                                 .record = so.record};
         json_t *rec = plan_resolve(
-            c->plan, &old, it->kind == PLAN_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE, NULL);
+            c->plan, &old, it->kind == OBJECT_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE, NULL);
         char hex[RECORD_HASH_LEN];
         if (rec != NULL) {
             json_object_set_new(rec, "externalId", json_string(it->external_id));
-            if (record_projection_hash(rec, &c->scope[it->kind], it->kind == PLAN_GROUP, hex)) {
+            if (record_projection_hash(rec, &c->scope[it->kind], it->kind == OBJECT_GROUP, hex)) {
                 if (strcmp(hex, cloud) != 0)
                     id_list_add(&w->found, it->external_id, it->dn, it->kind, so.record, false);
                 else
@@ -1930,7 +1930,7 @@ static enum dirconn_err detect_drift(struct sync_ctx *c)
  * created by a connector of this group, whichever instance was active, and
  * is managed by the active one (plan_adopt_cloud).
  */
-static bool is_ours(void *arg, enum plan_kind kind, const char *external_id)
+static bool is_ours(void *arg, enum object_kind kind, const char *external_id)
 {
     (void)arg;
     (void)kind;
@@ -1975,12 +1975,12 @@ static int verify_item(void *arg, const struct plan_item *it)
     if (cloud == NULL)
         return 0;
     json_t *rec = plan_resolve(c->plan, it,
-                               it->kind == PLAN_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE, NULL);
+                               it->kind == OBJECT_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE, NULL);
     char hex[RECORD_HASH_LEN];
     bool ok = true;
     if (rec != NULL) {
         json_object_set_new(rec, "externalId", json_string(it->external_id));
-        if (record_projection_hash(rec, &c->scope[it->kind], it->kind == PLAN_GROUP, hex)) {
+        if (record_projection_hash(rec, &c->scope[it->kind], it->kind == OBJECT_GROUP, hex)) {
             bool same = strcmp(hex, cloud) == 0;
             ok = id_list_add(same ? &w->same : &w->differ, it->external_id, NULL, it->kind, NULL,
                              false);
@@ -2032,7 +2032,7 @@ static enum dirconn_err verify_unacknowledged(struct sync_ctx *c)
 
 struct projection_get {
     struct sync_ctx *c;
-    enum plan_kind kind;
+    enum object_kind kind;
     char *id;
     enum dirconn_err *e;
 };
@@ -2046,7 +2046,7 @@ static void on_projection_read(void *arg, const struct scim_response *r)
             json_string_value(json_object_get(json_object_get(r->body, "meta"), "version"));
         char hex[RECORD_HASH_LEN];
         if (json_string_value(json_object_get(r->body, "externalId")) != NULL &&
-            record_projection_hash(r->body, &c->scope[g->kind], g->kind == PLAN_GROUP, hex))
+            record_projection_hash(r->body, &c->scope[g->kind], g->kind == OBJECT_GROUP, hex))
             *g->e = plan_set_cloud_projection(c->plan, g->kind, g->id,
                                               version != NULL ? version : r->etag, hex, c->err);
     } else if (*g->e == DIRCONN_OK && r->status != 404) {
@@ -2057,7 +2057,7 @@ static void on_projection_read(void *arg, const struct scim_response *r)
     free(g);
 }
 
-static enum dirconn_err read_one_by_one(struct sync_ctx *c, enum plan_kind kind, size_t max)
+static enum dirconn_err read_one_by_one(struct sync_ctx *c, enum object_kind kind, size_t max)
 {
     char **ids = NULL;
     size_t n = 0;
@@ -2102,21 +2102,21 @@ static enum dirconn_err fill_projections(struct sync_ctx *c)
     if (!c->drift_check || whole_inventory(c))
         return DIRCONN_OK; /* every copy was read whole with the inventory */
     enum dirconn_err e = DIRCONN_OK;
-    for (int k = 0; k < PLAN_KIND_MAX && e == DIRCONN_OK; k++) {
+    for (int k = 0; k < OBJECT_KINDS && e == DIRCONN_OK; k++) {
         if (!(c->kinds & (1u << k)))
             continue;
         long needed = 0, total = 0;
-        e = plan_projection_count(c->plan, (enum plan_kind)k, &needed, &total, c->err);
+        e = plan_projection_count(c->plan, (enum object_kind)k, &needed, &total, c->err);
         if (e != DIRCONN_OK || needed == 0)
             continue;
         long bound = total / 4 < PROJECTION_GET_MAX ? total / 4 : PROJECTION_GET_MAX;
         double t0 = now_s();
         bool one_by_one = needed <= bound;
         if (one_by_one) {
-            e = read_one_by_one(c, (enum plan_kind)k, (size_t)needed);
+            e = read_one_by_one(c, (enum object_kind)k, (size_t)needed);
         } else {
-            struct inventory_ctx ic = {c, (enum plan_kind)k, DIRCONN_OK, true, true};
-            e = scim_list_all(c->scim, inventory_path(c, (enum plan_kind)k, true), NULL, NULL,
+            struct inventory_ctx ic = {c, (enum object_kind)k, DIRCONN_OK, true, true};
+            e = scim_list_all(c->scim, inventory_path(c, (enum object_kind)k, true), NULL, NULL,
                               c->caps.page, inventory_one, &ic, c->err);
             if (ic.e != DIRCONN_OK)
                 e = ic.e;
@@ -2125,7 +2125,7 @@ static enum dirconn_err fill_projections(struct sync_ctx *c)
             log_msg(c->log, LOG_LEVEL_DEBUG,
                     "cloud: %ld of %ld %ss compared by value (version not the one recorded), "
                     "read %s in %.2f s",
-                    needed, total, plan_kind_name((enum plan_kind)k),
+                    needed, total, object_kind_name((enum object_kind)k),
                     one_by_one ? "one by one" : "with a whole list", now_s() - t0);
     }
     return e;
@@ -2219,7 +2219,7 @@ static enum dirconn_err apply_plan(struct sync_ctx *c)
         .log = c->log,
         .hooks = {apply_progress, apply_cancelled, apply_lease_lost, apply_failed, c},
     };
-    for (int k = 0; k < PLAN_KIND_MAX; k++)
+    for (int k = 0; k < OBJECT_KINDS; k++)
         ap.scope[k] = c->scope[k];
     sync_set_phase(c, SYNC_PHASE_APPLYING);
     struct apply *a = NULL;
@@ -2229,17 +2229,17 @@ static enum dirconn_err apply_plan(struct sync_ctx *c)
     c->total = c->res->plan.count[PLAN_ADD] + c->res->plan.count[PLAN_UPDATE] +
                c->res->plan.deletes + c->res->plan.count[PLAN_FORGET];
     c->started = now_s();
-    e = apply_ops(a, PLAN_ADD, PLAN_USER, c->err);
+    e = apply_ops(a, PLAN_ADD, OBJECT_USER, c->err);
     if (e == DIRCONN_OK)
-        e = apply_ops(a, PLAN_UPDATE, PLAN_USER, c->err);
+        e = apply_ops(a, PLAN_UPDATE, OBJECT_USER, c->err);
     if (e == DIRCONN_OK)
-        e = apply_ops(a, PLAN_ADD, PLAN_CONTACT, c->err);
+        e = apply_ops(a, PLAN_ADD, OBJECT_CONTACT, c->err);
     if (e == DIRCONN_OK)
-        e = apply_ops(a, PLAN_UPDATE, PLAN_CONTACT, c->err);
+        e = apply_ops(a, PLAN_UPDATE, OBJECT_CONTACT, c->err);
     if (e == DIRCONN_OK)
-        e = apply_ops(a, PLAN_ADD, PLAN_GROUP, c->err);
+        e = apply_ops(a, PLAN_ADD, OBJECT_GROUP, c->err);
     if (e == DIRCONN_OK)
-        e = apply_ops(a, PLAN_UPDATE, PLAN_GROUP, c->err);
+        e = apply_ops(a, PLAN_UPDATE, OBJECT_GROUP, c->err);
     if (e == DIRCONN_OK)
         e = apply_members(a, c->err);
     double tf = now_s();
@@ -2248,11 +2248,11 @@ static enum dirconn_err apply_plan(struct sync_ctx *c)
     log_msg(c->log, LOG_LEVEL_DEBUG, "follow-up pass in %.2f s", now_s() - tf);
     /* groups, then contacts, then users */
     if (e == DIRCONN_OK)
-        e = apply_ops(a, PLAN_DELETE, PLAN_GROUP, c->err);
+        e = apply_ops(a, PLAN_DELETE, OBJECT_GROUP, c->err);
     if (e == DIRCONN_OK)
-        e = apply_ops(a, PLAN_DELETE, PLAN_CONTACT, c->err);
+        e = apply_ops(a, PLAN_DELETE, OBJECT_CONTACT, c->err);
     if (e == DIRCONN_OK)
-        e = apply_ops(a, PLAN_DELETE, PLAN_USER, c->err);
+        e = apply_ops(a, PLAN_DELETE, OBJECT_USER, c->err);
     if (e == DIRCONN_OK)
         e = apply_ops(a, PLAN_FORGET, -1, c->err);
     if (e == DIRCONN_OK)
@@ -2263,7 +2263,7 @@ static enum dirconn_err apply_plan(struct sync_ctx *c)
     c->res->deleted = n->deleted;
     c->res->failed = n->failed;
     c->res->drift = n->drift;
-    for (int k = 0; k < PLAN_KIND_MAX; k++) {
+    for (int k = 0; k < OBJECT_KINDS; k++) {
         c->res->added_by_kind[k] = n->added_by_kind[k];
         c->res->updated_by_kind[k] = n->updated_by_kind[k];
         c->res->deleted_by_kind[k] = n->deleted_by_kind[k];
@@ -2345,18 +2345,18 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     if (e == DIRCONN_OK)
         e = select_build(cfg, ldap_source_rootdse(c->src)->kind, ldap_source_base_dn(c->src), &sel,
                          err);
-    for (int k = 0; k < PLAN_KIND_MAX && e == DIRCONN_OK; k++)
-        e = mapping_compile(cfg, (enum mapping_kind)k, &c->maps[k], err);
+    for (int k = 0; k < OBJECT_KINDS && e == DIRCONN_OK; k++)
+        e = mapping_compile(cfg, (enum object_kind)k, &c->maps[k], err);
     if (e == DIRCONN_OK)
         e = discover(c);
     c->res->cloud_reached = c->prov != NULL;
     unsigned kinds = 0;
     if (cfg->users.enabled)
-        kinds |= 1u << PLAN_USER;
+        kinds |= 1u << OBJECT_USER;
     if (cfg->groups.enabled)
-        kinds |= 1u << PLAN_GROUP;
+        kinds |= 1u << OBJECT_GROUP;
     if (cfg->contacts.enabled && c->caps.contacts)
-        kinds |= 1u << PLAN_CONTACT;
+        kinds |= 1u << OBJECT_CONTACT;
     c->kinds = kinds;
     c->sel = &sel;
     if (e == DIRCONN_OK && cfg->contacts.enabled && !c->caps.contacts) {
@@ -2509,7 +2509,7 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
                 "%ld directory objects skipped by raw hash (not mapped), %ld of them matched "
                 "without building their record",
                 c->raw_skipped,
-                s->raw_same[PLAN_USER] + s->raw_same[PLAN_GROUP] + s->raw_same[PLAN_CONTACT]);
+                s->raw_same[OBJECT_USER] + s->raw_same[OBJECT_GROUP] + s->raw_same[OBJECT_CONTACT]);
     }
     if (e == DIRCONN_OK) {
         const struct plan_summary *s = plan_get_summary(c->plan);
@@ -2619,13 +2619,13 @@ enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
     free(note);
     plan_free(c->plan);
     provider_free(c->prov);
-    for (int k = 0; k < PLAN_KIND_MAX; k++)
+    for (int k = 0; k < OBJECT_KINDS; k++)
         free(c->scope_paths[k]);
     for (size_t i = 0; i < c->n_unsent; i++)
         free(c->unsent[i]);
     free(c->unsent);
     select_plan_free(&sel);
-    for (int k = 0; k < PLAN_KIND_MAX; k++)
+    for (int k = 0; k < OBJECT_KINDS; k++)
         mapping_free(c->maps[k]);
     scim_client_free(c->scim);
     cloud_auth_free(c->auth);

@@ -156,9 +156,9 @@ struct sync_result {
     long added, updated, deleted; /* what the cloud acknowledged */
     long failed;                  /* objects whose write failed (reported, not fatal) */
     long drift;                   /* updates that put back values edited in the cloud */
-    /* added, updated, deleted, failed per kind (enum plan_kind); skipped: plan.skipped_by_kind */
-    long added_by_kind[PLAN_KIND_MAX], updated_by_kind[PLAN_KIND_MAX],
-        deleted_by_kind[PLAN_KIND_MAX], failed_by_kind[PLAN_KIND_MAX];
+    /* added, updated, deleted, failed per kind (enum object_kind); skipped: plan.skipped_by_kind */
+    long added_by_kind[OBJECT_KINDS], updated_by_kind[OBJECT_KINDS],
+        deleted_by_kind[OBJECT_KINDS], failed_by_kind[OBJECT_KINDS];
     bool threshold_exceeded;
     bool override_used;
     bool contacts_unsupported; /* the cloud has no Contact resource type */

@@ -16,7 +16,7 @@
 /* Set when an import replaced the local state, cleared when a full sync completed (see .h). */
 #define FULL_PENDING_SETTING "ha-full-pending"
 
-/* The kinds of the retry list, by enum select_kind. */
+/* The kinds of the retry list, by enum object_kind. */
 static const char *const retry_kinds[] = {"user", "group", "contact"};
 #define N_RETRY_KINDS (sizeof(retry_kinds) / sizeof(retry_kinds[0]))
 

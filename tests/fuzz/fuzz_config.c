@@ -50,9 +50,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (config_load_string(text, "fuzz.conf", &cfg, &err) == DIRCONN_OK) {
         struct ldap_entry *e =
             n > 1 ? fuzz_entry(parts[1], lens[1]) : fuzz_entry(sample, sizeof(sample) - 1);
-        for (int kind = MAPPING_USER; kind <= MAPPING_CONTACT; kind++) {
+        for (int kind = OBJECT_USER; kind <= OBJECT_CONTACT; kind++) {
             struct mapping *m = NULL;
-            if (mapping_compile(cfg, (enum mapping_kind)kind, &m, &err) != DIRCONN_OK)
+            if (mapping_compile(cfg, (enum object_kind)kind, &m, &err) != DIRCONN_OK)
                 continue;
             (void)mapping_attributes(m);
             const struct mapping_target *t = NULL;

@@ -45,8 +45,8 @@ static void init(void)
     struct dirconn_error err;
     if (config_load_string(conf, "fuzz.conf", &cfg, &err) != DIRCONN_OK)
         abort();
-    for (int k = MAPPING_USER; k <= MAPPING_CONTACT; k++) {
-        if (mapping_compile(cfg, (enum mapping_kind)k, &maps[k], &err) != DIRCONN_OK)
+    for (int k = OBJECT_USER; k <= OBJECT_CONTACT; k++) {
+        if (mapping_compile(cfg, (enum object_kind)k, &maps[k], &err) != DIRCONN_OK)
             abort();
     }
     config_free(cfg);
@@ -118,7 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     free(ldap_dn_canonical(v->data));
             }
         }
-        for (int k = MAPPING_USER; k <= MAPPING_CONTACT; k++) {
+        for (int k = OBJECT_USER; k <= OBJECT_CONTACT; k++) {
             struct mapping_result r;
             if (mapping_apply(maps[k], e, &r) == DIRCONN_OK) {
                 mapping_result_clear(&r);

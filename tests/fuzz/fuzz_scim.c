@@ -134,13 +134,13 @@ static void fuzz_discover(const struct scim_port *port)
         {"members", NULL, "value"},
         {"displayName", NULL, NULL},
     };
-    for (int k = PROVIDER_USER; k < PROVIDER_KINDS; k++) {
-        (void)provider_has_kind(p, (enum provider_kind)k);
-        (void)provider_endpoint(p, (enum provider_kind)k);
-        (void)provider_immutable(p, (enum provider_kind)k);
+    for (int k = OBJECT_USER; k < OBJECT_KINDS; k++) {
+        (void)provider_has_kind(p, (enum object_kind)k);
+        (void)provider_endpoint(p, (enum object_kind)k);
+        (void)provider_immutable(p, (enum object_kind)k);
         for (size_t i = 0; i < sizeof(leaves) / sizeof(leaves[0]); i++) {
             const char *why = NULL;
-            (void)provider_check(p, (enum provider_kind)k, leaves[i].attr, leaves[i].type,
+            (void)provider_check(p, (enum object_kind)k, leaves[i].attr, leaves[i].type,
                                  leaves[i].sub, &why);
         }
         json_error_t jerr;
@@ -157,7 +157,7 @@ static void fuzz_discover(const struct scim_port *port)
             "{\"department\":\"R\",\"employeeNumber\":\"7\"}}",
             0, &jerr);
         if (rec != NULL)
-            (void)provider_restrict(p, (enum provider_kind)k, rec);
+            (void)provider_restrict(p, (enum object_kind)k, rec);
         json_decref(rec);
     }
     provider_free(p);

@@ -251,8 +251,8 @@ static struct apply *start(struct plan *p, struct answer *script, const struct c
         .delete_cascades = cascades,
         .hooks = {.lease_lost = on_lease_lost, .failed = on_failed, .arg = &seen},
     };
-    ap.scope[PLAN_USER] = (struct record_scope){user_paths, 5};
-    ap.scope[PLAN_GROUP] = (struct record_scope){group_paths, 2};
+    ap.scope[OBJECT_USER] = (struct record_scope){user_paths, 5};
+    ap.scope[OBJECT_GROUP] = (struct record_scope){group_paths, 2};
     struct apply *a = NULL;
     struct dirconn_error err = {0};
     assert_int_equal(apply_new(&ap, &a, &err), DIRCONN_OK);
@@ -302,7 +302,7 @@ static struct state_object get_state(const char *ext, bool *found)
 static void add_dir(struct plan *p, int kind, const char *ext, const char *dn, const char *name,
                     json_t *rec, const char *manager_dn, char **members, size_t n_members)
 {
-    assert_int_equal(plan_add_dir(p, (enum plan_kind)kind, ext, dn, name, rec, manager_dn, members,
+    assert_int_equal(plan_add_dir(p, (enum object_kind)kind, ext, dn, name, rec, manager_dn, members,
                                   n_members, NULL, NULL),
                      DIRCONN_OK);
     json_decref(rec);
@@ -315,7 +315,7 @@ static struct plan *plan_one_add(void)
 {
     struct plan *p = NULL;
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
-    add_dir(p, PLAN_USER, "U1", "CN=U1,DC=x", "u1@x", user("u1@x", "T"), NULL, NULL, 0);
+    add_dir(p, OBJECT_USER, "U1", "CN=U1,DC=x", "u1@x", user("u1@x", "T"), NULL, NULL, 0);
     assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
     assert_int_equal(plan_get_summary(p)->count[PLAN_ADD], 1);
     return p;
@@ -335,7 +335,7 @@ static void conflict_after_retry_adopts(void **state)
     struct scim_port port;
     struct apply *a = start(p, script, &(struct cloud_caps){0}, false, &port);
     struct dirconn_error err = {0};
-    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_USER, &err), DIRCONN_OK);
     assert_int_equal(fake.n, 2);
     assert_string_equal(fake.req[0].method, "POST");
     assert_true(fake.req[0].create);
@@ -368,7 +368,7 @@ static void maybe_applied_found_is_not_resent(void **state)
     struct cloud_caps caps = default_caps();
     struct apply *a = start(p, script, &caps, false, &port);
     struct dirconn_error err = {0};
-    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_USER, &err), DIRCONN_OK);
     assert_int_equal(fake.n, 2);
     assert_int_equal(count(&fake, "POST", "/Users"), 1);
     assert_int_equal(count(&fake, "GET", "/Users?filter="), 1);
@@ -394,7 +394,7 @@ static void maybe_applied_absent_is_created_after_lookup(void **state)
     struct cloud_caps caps = default_caps();
     struct apply *a = start(p, script, &caps, false, &port);
     struct dirconn_error err = {0};
-    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_USER, &err), DIRCONN_OK);
     assert_int_equal(fake.n, 3);
     assert_string_equal(fake.req[0].method, "POST");
     assert_string_equal(fake.req[1].method, "GET"); /* looked up before creating it again */
@@ -421,7 +421,7 @@ static void adopted_is_recorded_by_the_follow_up(void **state)
     (void)state;
     struct plan *p = NULL;
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
-    add_dir(p, PLAN_GROUP, "G1", "CN=G1,DC=x", "Empty", group("Empty"), NULL, NULL, 0);
+    add_dir(p, OBJECT_GROUP, "G1", "CN=G1,DC=x", "Empty", group("Empty"), NULL, NULL, 0);
     assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
     struct answer script[] = {ANSWER("POST", "/Groups", 500, NULL, .maybe_applied = true),
                               ANSWER("GET", "/Groups?filter=", 200,
@@ -432,7 +432,7 @@ static void adopted_is_recorded_by_the_follow_up(void **state)
     struct cloud_caps caps = default_caps();
     struct apply *a = start(p, script, &caps, false, &port);
     struct dirconn_error err = {0};
-    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_GROUP, &err), DIRCONN_OK);
+    assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_GROUP, &err), DIRCONN_OK);
     bool found = false;
     struct state_object o = get_state("G1", &found);
     assert_true(found);
@@ -463,10 +463,10 @@ static void many_users(struct plan *p, char **dns)
         snprintf(dn, sizeof(dn), "CN=M%03d,DC=x", i);
         snprintf(id, sizeof(id), "0000000-0000-0000-0000-00000000%04d", i);
         snprintf(name, sizeof(name), "m%03d@x", i);
-        put_state(ext, PLAN_USER, dn, id, user(name, NULL));
-        assert_int_equal(plan_add_cloud(p, PLAN_USER, id, name, ext, false, NULL, NULL),
+        put_state(ext, OBJECT_USER, dn, id, user(name, NULL));
+        assert_int_equal(plan_add_cloud(p, OBJECT_USER, id, name, ext, false, NULL, NULL),
                          DIRCONN_OK);
-        add_dir(p, PLAN_USER, ext, dn, name, user(name, NULL), NULL, NULL, 0);
+        add_dir(p, OBJECT_USER, ext, dn, name, user(name, NULL), NULL, NULL, 0);
         dns[i] = strdup(dn);
     }
 }
@@ -484,17 +484,17 @@ static void payload_limit_chunks_members(void **state)
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
     char *dns[N_MEMBERS];
     many_users(p, dns);
-    add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", group("G"), NULL, dns, N_MEMBERS);
+    add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", group("G"), NULL, dns, N_MEMBERS);
     /* G2 listed M000..M009 when it was last written and lists none now */
     json_t *g2 = group("G2");
     json_t *was = json_array();
     for (int i = 0; i < 10; i++)
         json_array_append_new(was, json_sprintf("M%03d", i));
     json_object_set_new(g2, PLAN_KEY_MEMBERS, was);
-    put_state("G2", PLAN_GROUP, "CN=G2,DC=x", "cG2", g2);
-    assert_int_equal(plan_add_cloud(p, PLAN_GROUP, "cG2", "G2", "G2", false, NULL, NULL),
+    put_state("G2", OBJECT_GROUP, "CN=G2,DC=x", "cG2", g2);
+    assert_int_equal(plan_add_cloud(p, OBJECT_GROUP, "cG2", "G2", "G2", false, NULL, NULL),
                      DIRCONN_OK);
-    add_dir(p, PLAN_GROUP, "G2", "CN=G2,DC=x", "G2", group("G2"), NULL, NULL, 0);
+    add_dir(p, OBJECT_GROUP, "G2", "CN=G2,DC=x", "G2", group("G2"), NULL, NULL, 0);
     assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
     assert_int_equal(plan_get_summary(p)->count[PLAN_ADD], 1);
 
@@ -505,7 +505,7 @@ static void payload_limit_chunks_members(void **state)
     struct scim_port port;
     struct apply *a = start(p, script, &caps, false, &port);
     struct dirconn_error err = {0};
-    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_GROUP, &err), DIRCONN_OK);
+    assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_GROUP, &err), DIRCONN_OK);
     assert_int_equal(count(&fake, "POST", "/Groups"), 1);
     int patches = count(&fake, "PATCH", "/Groups/cG");
     assert_true(patches >= 2); /* 150 values do not fit one request of 2048 bytes */
@@ -547,7 +547,7 @@ static void payload_limit_chunks_members(void **state)
     /* Ten removals, four operations per request at most. */
     fake_clear(&fake);
     fake.script = script;
-    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_GROUP, &err), DIRCONN_OK);
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, OBJECT_GROUP, &err), DIRCONN_OK);
     assert_int_equal(fake.n, 0); /* nothing but members changed */
     assert_int_equal(apply_members(a, &err), DIRCONN_OK);
     assert_int_equal(fake.n, 3);
@@ -590,7 +590,7 @@ static void too_large_post_is_sent_again_smaller(void **state)
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
     char *dns[N_MEMBERS];
     many_users(p, dns);
-    add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", group("G"), NULL, dns, N_MEMBERS);
+    add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", group("G"), NULL, dns, N_MEMBERS);
     assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
 
     struct cloud_caps caps = default_caps();
@@ -604,7 +604,7 @@ static void too_large_post_is_sent_again_smaller(void **state)
     struct scim_port port;
     struct apply *a = start(p, script, &caps, false, &port);
     struct dirconn_error err = {0};
-    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_GROUP, &err), DIRCONN_OK);
+    assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_GROUP, &err), DIRCONN_OK);
     assert_int_equal(count(&fake, "POST", "/Groups"), 2);
     size_t first = strlen(fake.req[0].body);
     assert_string_equal(fake.req[1].method, "POST");
@@ -655,14 +655,14 @@ static struct plan *plan_delete_with_referrers(void)
     json_object_set_new(g, PLAN_KEY_MEMBERS, json_pack("[s, s]", "D", "X"));
     json_t *r = user("r@x", NULL);
     json_object_set_new(r, PLAN_KEY_MANAGER, json_string("D"));
-    put_state("D", PLAN_USER, "CN=D,DC=x", "cD", user("d@x", NULL));
-    put_state("X", PLAN_USER, "CN=X,DC=x", "cX", user("x@x", NULL));
-    put_state("G", PLAN_GROUP, "CN=G,DC=x", "cG", g);
-    put_state("R", PLAN_USER, "CN=R,DC=x", "cR", r);
+    put_state("D", OBJECT_USER, "CN=D,DC=x", "cD", user("d@x", NULL));
+    put_state("X", OBJECT_USER, "CN=X,DC=x", "cX", user("x@x", NULL));
+    put_state("G", OBJECT_GROUP, "CN=G,DC=x", "cG", g);
+    put_state("R", OBJECT_USER, "CN=R,DC=x", "cR", r);
     struct plan *p = NULL;
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
     plan_set_partial(p);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cD", "d@x", "D", false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cD", "d@x", "D", false, NULL, NULL), DIRCONN_OK);
     assert_int_equal(plan_add_gone(p, "D", NULL), DIRCONN_OK);
     assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
     const struct plan_summary *s = plan_get_summary(p);
@@ -679,7 +679,7 @@ static void delete_unlinks_referrers_first(void **state)
     struct cloud_caps caps = default_caps();
     struct apply *a = start(p, NULL, &caps, false, &port);
     struct dirconn_error err = {0};
-    assert_int_equal(apply_ops(a, PLAN_DELETE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(apply_ops(a, PLAN_DELETE, OBJECT_USER, &err), DIRCONN_OK);
     assert_int_equal(fake.n, 3);
     assert_string_equal(fake.req[2].method, "DELETE");
     assert_string_equal(fake.req[2].path, "/Users/cD");
@@ -734,7 +734,7 @@ static void delete_cascades_sends_delete_only(void **state)
     struct cloud_caps caps = default_caps();
     struct apply *a = start(p, NULL, &caps, true, &port);
     struct dirconn_error err = {0};
-    assert_int_equal(apply_ops(a, PLAN_DELETE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(apply_ops(a, PLAN_DELETE, OBJECT_USER, &err), DIRCONN_OK);
     assert_int_equal(fake.n, 1);
     assert_string_equal(fake.req[0].method, "DELETE");
     assert_string_equal(fake.req[0].path, "/Users/cD");
@@ -748,12 +748,12 @@ static void delete_cascades_sends_delete_only(void **state)
 /* U was last written with title A and has title B now. */
 static struct plan *plan_title_change(void)
 {
-    put_state("U", PLAN_USER, "CN=U,DC=x", "cU", user("u@x", "A"));
+    put_state("U", OBJECT_USER, "CN=U,DC=x", "cU", user("u@x", "A"));
     struct plan *p = NULL;
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cU", "u@x", "U", false, "W/\"1\"", NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cU", "u@x", "U", false, "W/\"1\"", NULL),
                      DIRCONN_OK);
-    add_dir(p, PLAN_USER, "U", "CN=U,DC=x", "u@x", user("u@x", "B"), NULL, NULL, 0);
+    add_dir(p, OBJECT_USER, "U", "CN=U,DC=x", "u@x", user("u@x", "B"), NULL, NULL, 0);
     assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
     assert_int_equal(plan_get_summary(p)->count[PLAN_UPDATE], 1);
     return p;
@@ -782,7 +782,7 @@ static void title_change_is_one_operation(void **state)
     struct cloud_caps caps = default_caps();
     struct apply *a = start(p, NULL, &caps, false, &port);
     struct dirconn_error err = {0};
-    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, OBJECT_USER, &err), DIRCONN_OK);
     assert_int_equal(fake.n, 1);
     assert_title_patch(&fake.req[0]);
     assert_null(fake.req[0].if_match); /* the provider has no ETags */
@@ -808,17 +808,17 @@ static void membership_change_is_add_and_remove(void **state)
         snprintf(dn, sizeof(dn), "CN=%s,DC=x", ids[i]);
         snprintf(name, sizeof(name), "%s@x", ids[i]);
         snprintf(cid, sizeof(cid), "c%d", i + 1);
-        put_state(ids[i], PLAN_USER, dn, cid, user(name, NULL));
-        assert_int_equal(plan_add_cloud(p, PLAN_USER, cid, name, ids[i], false, NULL, NULL),
+        put_state(ids[i], OBJECT_USER, dn, cid, user(name, NULL));
+        assert_int_equal(plan_add_cloud(p, OBJECT_USER, cid, name, ids[i], false, NULL, NULL),
                          DIRCONN_OK);
-        add_dir(p, PLAN_USER, ids[i], dn, name, user(name, NULL), NULL, NULL, 0);
+        add_dir(p, OBJECT_USER, ids[i], dn, name, user(name, NULL), NULL, NULL, 0);
     }
     json_t *g = group("G");
     json_object_set_new(g, PLAN_KEY_MEMBERS, json_pack("[s, s]", "U1", "U2"));
-    put_state("G", PLAN_GROUP, "CN=G,DC=x", "cG", g);
-    assert_int_equal(plan_add_cloud(p, PLAN_GROUP, "cG", "G", "G", false, NULL, NULL), DIRCONN_OK);
+    put_state("G", OBJECT_GROUP, "CN=G,DC=x", "cG", g);
+    assert_int_equal(plan_add_cloud(p, OBJECT_GROUP, "cG", "G", "G", false, NULL, NULL), DIRCONN_OK);
     char *members[] = {"CN=U2,DC=x", "CN=U3,DC=x"};
-    add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", group("G"), NULL, members, 2);
+    add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", group("G"), NULL, members, 2);
     assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
     assert_int_equal(plan_get_summary(p)->count[PLAN_UPDATE], 1);
     assert_int_equal(plan_get_summary(p)->count[PLAN_MATCH], 3);
@@ -827,7 +827,7 @@ static void membership_change_is_add_and_remove(void **state)
     struct cloud_caps caps = default_caps();
     struct apply *a = start(p, NULL, &caps, false, &port);
     struct dirconn_error err = {0};
-    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_GROUP, &err), DIRCONN_OK);
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, OBJECT_GROUP, &err), DIRCONN_OK);
     assert_int_equal(fake.n, 0); /* the group's own attributes did not change */
     assert_int_equal(apply_members(a, &err), DIRCONN_OK);
     assert_int_equal(fake.n, 2);
@@ -887,7 +887,7 @@ static void stale_patch_is_read_again_and_retried(void **state)
     struct cloud_caps caps = etag_caps();
     struct apply *a = start(p, script, &caps, false, &port);
     struct dirconn_error err = {0};
-    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, OBJECT_USER, &err), DIRCONN_OK);
     assert_int_equal(fake.n, 3);
     assert_title_patch(&fake.req[0]);
     assert_string_equal(fake.req[0].if_match, "W/\"1\""); /* the version of the inventory */
@@ -938,7 +938,7 @@ static void versions_recorded_from_answers(void **state)
         ANSWER("POST", "/Users", 201, "{\"id\":\"n1\",\"meta\":{\"version\":\"W/\\\"1\\\"\"}}"),
         {0}};
     struct apply *a = start(p, add, &caps, false, &port);
-    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_USER, &err), DIRCONN_OK);
     struct state_object o = get_state("U1", &found);
     assert_true(found);
     assert_string_equal(o.cloud_id, "n1");
@@ -953,7 +953,7 @@ static void versions_recorded_from_answers(void **state)
         set_version("U", edited ? "W/\"0\"" : "W/\"1\"");
         struct answer patch[] = {ANSWER("PATCH", "/Users/cU", 200, NULL, .etag = "W/\"2\""), {0}};
         a = start(p, patch, &caps, false, &port);
-        assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+        assert_int_equal(apply_ops(a, PLAN_UPDATE, OBJECT_USER, &err), DIRCONN_OK);
         assert_int_equal(fake.n, 1);
         assert_string_equal(fake.req[0].if_match, "W/\"1\"");
         o = get_state("U", &found);
@@ -986,7 +986,7 @@ static void second_412_is_a_failure(void **state)
     struct cloud_caps caps = etag_caps();
     struct apply *a = start(p, script, &caps, false, &port);
     struct dirconn_error err = {0};
-    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, OBJECT_USER, &err), DIRCONN_OK);
     assert_int_equal(fake.n, 3);
     assert_int_equal(count(&fake, "PATCH", "/Users/cU"), 2);
     assert_int_equal(apply_counts(a)->failed, 1);
@@ -1025,7 +1025,7 @@ static void stale_put_is_rebuilt_from_the_fresh_copy(void **state)
     caps.patch = false;
     struct apply *a = start(p, script, &caps, false, &port);
     struct dirconn_error err = {0};
-    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, OBJECT_USER, &err), DIRCONN_OK);
     assert_int_equal(fake.n, 4);
     const char *methods[] = {"GET", "PUT", "GET", "PUT"};
     for (int i = 0; i < 4; i++) {
@@ -1061,7 +1061,7 @@ static void gone_on_patch_is_created_again(void **state)
     (void)state;
     json_t *r = user("r@x", NULL);
     json_object_set_new(r, PLAN_KEY_MANAGER, json_string("U"));
-    put_state("R", PLAN_USER, "CN=R,DC=x", "cR", r);
+    put_state("R", OBJECT_USER, "CN=R,DC=x", "cR", r);
     struct plan *p = plan_title_change();
     struct answer script[] = {ANSWER("PATCH", "/Users/cU", 404, NULL),
                               ANSWER("POST", "/Users", 201, "{\"id\":\"cU-new\"}"),
@@ -1070,7 +1070,7 @@ static void gone_on_patch_is_created_again(void **state)
     struct cloud_caps caps = default_caps();
     struct apply *a = start(p, script, &caps, false, &port);
     struct dirconn_error err = {0};
-    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, OBJECT_USER, &err), DIRCONN_OK);
     assert_int_equal(fake.n, 3);
     assert_title_patch(&fake.req[0]);
     assert_string_equal(fake.req[1].method, "GET"); /* looked up by externalId first */
@@ -1117,7 +1117,7 @@ static void gone_on_patch_found_elsewhere_is_updated_there(void **state)
     struct cloud_caps caps = default_caps();
     struct apply *a = start(p, script, &caps, false, &port);
     struct dirconn_error err = {0};
-    assert_int_equal(apply_ops(a, PLAN_UPDATE, PLAN_USER, &err), DIRCONN_OK);
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, OBJECT_USER, &err), DIRCONN_OK);
     assert_int_equal(fake.n, 4);
     assert_int_equal(count(&fake, "POST", "/"), 0);
     assert_string_equal(fake.req[2].method, "GET");
@@ -1151,16 +1151,16 @@ static void unreachable_cloud_stops_the_run(void **state)
     (void)state;
     struct plan *p = NULL;
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
-    add_dir(p, PLAN_USER, "U1", "CN=U1,DC=x", "u1@x", user("u1@x", NULL), NULL, NULL, 0);
-    add_dir(p, PLAN_USER, "U2", "CN=U2,DC=x", "u2@x", user("u2@x", NULL), NULL, NULL, 0);
-    add_dir(p, PLAN_GROUP, "G1", "CN=G1,DC=x", "G1", group("G1"), NULL, NULL, 0);
+    add_dir(p, OBJECT_USER, "U1", "CN=U1,DC=x", "u1@x", user("u1@x", NULL), NULL, NULL, 0);
+    add_dir(p, OBJECT_USER, "U2", "CN=U2,DC=x", "u2@x", user("u2@x", NULL), NULL, NULL, 0);
+    add_dir(p, OBJECT_GROUP, "G1", "CN=G1,DC=x", "G1", group("G1"), NULL, NULL, 0);
     assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
     struct answer script[] = {ANSWER("POST", "/Users", 0, NULL), {0}};
     struct scim_port port;
     struct cloud_caps caps = default_caps();
     struct apply *a = start(p, script, &caps, false, &port);
     struct dirconn_error err = {0};
-    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_USER, &err), DIRCONN_ECLOUD_CONNECT);
+    assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_USER, &err), DIRCONN_ECLOUD_CONNECT);
     assert_string_equal(err.msg, "POST /Users: HTTP 0");
     assert_int_equal(apply_counts(a)->failed, 0);
     assert_int_equal(seen.failures, 0);
@@ -1175,7 +1175,7 @@ static void unreachable_cloud_stops_the_run(void **state)
     /* The next slices send nothing and give the same error. */
     int sent = fake.n;
     struct dirconn_error err2 = {0};
-    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_GROUP, &err2), DIRCONN_ECLOUD_CONNECT);
+    assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_GROUP, &err2), DIRCONN_ECLOUD_CONNECT);
     assert_string_equal(err2.msg, "POST /Users: HTTP 0");
     assert_int_equal(fake.n, sent);
     struct dirconn_error err3 = {0};
@@ -1195,8 +1195,8 @@ static void other_ha_mode_stops_the_run(void **state)
     (void)state;
     struct plan *p = NULL;
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
-    add_dir(p, PLAN_USER, "U1", "CN=U1,DC=x", "u1@x", user("u1@x", NULL), NULL, NULL, 0);
-    add_dir(p, PLAN_GROUP, "G1", "CN=G1,DC=x", "G1", group("G1"), NULL, NULL, 0);
+    add_dir(p, OBJECT_USER, "U1", "CN=U1,DC=x", "u1@x", user("u1@x", NULL), NULL, NULL, 0);
+    add_dir(p, OBJECT_GROUP, "G1", "CN=G1,DC=x", "G1", group("G1"), NULL, NULL, 0);
     assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
 #define MODE_MSG                                                                                   \
     "the organisation acme uses the etcd lease; this connector is configured with the cloud "      \
@@ -1207,7 +1207,7 @@ static void other_ha_mode_stops_the_run(void **state)
     struct cloud_caps caps = default_caps();
     struct apply *a = start(p, script, &caps, false, &port);
     struct dirconn_error err = {0};
-    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_USER, &err), DIRCONN_EHAMODE);
+    assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_USER, &err), DIRCONN_EHAMODE);
     assert_string_equal(err.msg, MODE_MSG "; nothing more is written");
     assert_true(seen.lease_lost);
     assert_int_equal(seen.lease_code, DIRCONN_EHAMODE);
@@ -1215,7 +1215,7 @@ static void other_ha_mode_stops_the_run(void **state)
     assert_int_equal(seen.failures, 0);
     int sent = fake.n;
     struct dirconn_error err2 = {0};
-    assert_int_equal(apply_ops(a, PLAN_ADD, PLAN_GROUP, &err2), DIRCONN_EHAMODE);
+    assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_GROUP, &err2), DIRCONN_EHAMODE);
     assert_int_equal(fake.n, sent);
     struct dirconn_error err3 = {0};
     assert_int_equal(apply_stop_error(a, &err3), DIRCONN_EHAMODE);

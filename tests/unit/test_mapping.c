@@ -107,7 +107,7 @@ static struct config *config_ok(const char *text)
     return cfg;
 }
 
-static struct mapping *compile_ok(const char *text, enum mapping_kind kind)
+static struct mapping *compile_ok(const char *text, enum object_kind kind)
 {
     struct config *cfg = config_ok(text);
     struct mapping *m = NULL;
@@ -127,7 +127,7 @@ static void compile_fail(const char *mapping_lines, const char *expect)
     struct mapping *m = (struct mapping *)1;
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    enum dirconn_err rc = mapping_compile(cfg, MAPPING_USER, &m, &err);
+    enum dirconn_err rc = mapping_compile(cfg, OBJECT_USER, &m, &err);
     config_free(cfg);
     if (rc != DIRCONN_ECONFIG)
         fail_msg("'%s' gave %s, not ECONFIG", mapping_lines, dirconn_err_name(rc));
@@ -222,8 +222,8 @@ static void dump_issues(const struct mapping_result *r)
 static void test_default_adds_user(void **state)
 {
     (void)state;
-    struct mapping *m = compile_ok(MINIMAL, MAPPING_USER);
-    assert_int_equal(mapping_kind_of(m), MAPPING_USER);
+    struct mapping *m = compile_ok(MINIMAL, OBJECT_USER);
+    assert_int_equal(mapping_kind_of(m), OBJECT_USER);
     struct ldap_entry *e = adds_user(false);
     struct mapping_result r;
     apply_ok(m, e, &r);
@@ -287,7 +287,7 @@ static void test_default_adds_user(void **state)
 static void test_default_adlds_user(void **state)
 {
     (void)state;
-    struct mapping *m = compile_ok(MINIMAL, MAPPING_USER);
+    struct mapping *m = compile_ok(MINIMAL, OBJECT_USER);
     struct ldap_entry *e =
         entry_new("CN=Ann,OU=People,O=Partition,C=US", "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0");
     e->id_source = LDAP_ID_ENTRYUUID;
@@ -338,7 +338,7 @@ static void test_concatenation(void **state)
                                            "displayName = givenName sn\n"
                                            "name.formatted = sn, givenName\n"
                                            "nickName = givenName - initials - sn\n",
-                                   MAPPING_USER);
+                                   OBJECT_USER);
     struct ldap_entry *e = entry_new(JOHN_DN, JOHN_ID);
     entry_set(e, "mail", "john@example.com");
     entry_set(e, "givenName", "John");
@@ -398,7 +398,7 @@ static void test_constants_fallback_and_unmapping(void **state)
                                            "user.timezone = \"Europe/Berlin\"\n"
                                            "active = \"false\"\n"
                                            "externalId = dn()\n",
-                                   MAPPING_USER);
+                                   OBJECT_USER);
     struct ldap_entry *e = entry_new(JOHN_DN, JOHN_ID);
     entry_set(e, "mail", "john@example.com");
     entry_set(e, "givenName", "John");
@@ -444,7 +444,7 @@ static void test_expression_edges(void **state)
                                            "timezone = missing | other | \"UTC\"\n"
                                            "name.middleName = DN()\n"
                                            "active = \"TRUE\"\n",
-                                   MAPPING_USER);
+                                   OBJECT_USER);
     struct ldap_entry *e = entry_new(JOHN_DN, JOHN_ID);
     entry_set(e, "mail", "john@example.com");
     entry_set(e, "sn", "Smith");
@@ -510,21 +510,21 @@ static void test_bad_expressions_and_paths(void **state)
                                            "ADDRESSES.WORK.LOCALITY = l\n"
                                            "group.displayName = name\n"
                                            "contact.displayName = cn\n",
-                                   MAPPING_USER);
+                                   OBJECT_USER);
     mapping_free(m);
 
     /* group.* and contact.* lines are checked by the compile of their kind. */
     struct config *cfg = config_ok(MINIMAL "[mapping]\ngroup.userName = mail\n");
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    assert_int_equal(mapping_compile(cfg, MAPPING_USER, &m, &err), DIRCONN_OK);
+    assert_int_equal(mapping_compile(cfg, OBJECT_USER, &m, &err), DIRCONN_OK);
     mapping_free(m);
-    assert_int_equal(mapping_compile(cfg, MAPPING_GROUP, &m, &err), DIRCONN_ECONFIG);
+    assert_int_equal(mapping_compile(cfg, OBJECT_GROUP, &m, &err), DIRCONN_ECONFIG);
     assert_string_equal(err.msg, "test.conf:4: [mapping] group.userName: not an attribute that "
                                  "groups are mapped to (groups take externalId and displayName)");
     config_free(cfg);
     cfg = config_ok(MINIMAL "[mapping]\ncontact.phoneNumbers.work = telephoneNumber\n");
-    assert_int_equal(mapping_compile(cfg, MAPPING_CONTACT, &m, &err), DIRCONN_ECONFIG);
+    assert_int_equal(mapping_compile(cfg, OBJECT_CONTACT, &m, &err), DIRCONN_ECONFIG);
     assert_non_null(strstr(err.msg, "test.conf:4: [mapping] contact.phoneNumbers.work: not an "
                                     "attribute that contacts are mapped to"));
     config_free(cfg);
@@ -533,7 +533,7 @@ static void test_bad_expressions_and_paths(void **state)
 static void test_invalid_phone_keeps_the_rest(void **state)
 {
     (void)state;
-    struct mapping *m = compile_ok(MINIMAL, MAPPING_USER);
+    struct mapping *m = compile_ok(MINIMAL, OBJECT_USER);
     struct ldap_entry *e = entry_new("CN=b,OU=Employees,OU=C Users,DC=c,DC=com", JOHN_ID);
     entry_set(e, "mail", "b@c.com");
     entry_set(e, "telephoneNumber", "+");
@@ -560,7 +560,7 @@ static void test_invalid_phone_keeps_the_rest(void **state)
 static void test_missing_required_attribute(void **state)
 {
     (void)state;
-    struct mapping *m = compile_ok(MINIMAL, MAPPING_USER);
+    struct mapping *m = compile_ok(MINIMAL, OBJECT_USER);
     struct ldap_entry *e = entry_new("CN=Sales User,OU=Engineers,OU=K,DC=k,DC=local", JOHN_ID);
     entry_set(e, "displayName", "Sales User");
     struct mapping_result r;
@@ -577,7 +577,7 @@ static void test_missing_required_attribute(void **state)
     /* Other required attributes, and a userName from another attribute. */
     m = compile_ok(MINIMAL "[users]\nrequired_attributes = mail employeeNumber\n"
                            "[mapping]\nuserName = userPrincipalName\n",
-                   MAPPING_USER);
+                   OBJECT_USER);
     entry_set(e, "mail", "sales@k.local");
     apply_ok(m, e, &r);
     assert_true(r.skipped);
@@ -602,7 +602,7 @@ static void test_missing_required_attribute(void **state)
 static void test_bad_values_dropped(void **state)
 {
     (void)state;
-    struct mapping *m = compile_ok(MINIMAL "[mapping]\nnickName = description\n", MAPPING_USER);
+    struct mapping *m = compile_ok(MINIMAL "[mapping]\nnickName = description\n", OBJECT_USER);
     struct ldap_entry *e = entry_new(JOHN_DN, JOHN_ID);
     entry_set(e, "mail", "john.smith@example.com");
     entry_add(e, "title", "\xff\xfe\x00\x01", 4); /* binary */
@@ -677,7 +677,7 @@ static void test_bad_values_dropped(void **state)
 static void test_guid_attribute(void **state)
 {
     (void)state;
-    struct mapping *m = compile_ok(MINIMAL "[mapping]\nexternalId = objectGUID\n", MAPPING_USER);
+    struct mapping *m = compile_ok(MINIMAL "[mapping]\nexternalId = objectGUID\n", OBJECT_USER);
     struct ldap_entry *e = entry_new(JOHN_DN, NULL);
     const unsigned char g[16] = {0x08, 0xec, 0xb3, 0xb6, 0x9c, 0x2f, 0x2b, 0x4a,
                                  0x8d, 0x0e, 0x41, 0x63, 0x2c, 0x6b, 0x7a, 0x10};
@@ -695,7 +695,7 @@ static void test_guid_attribute(void **state)
 static void test_result_stability(void **state)
 {
     (void)state;
-    struct mapping *m = compile_ok(MINIMAL, MAPPING_USER);
+    struct mapping *m = compile_ok(MINIMAL, OBJECT_USER);
     struct ldap_entry *a = adds_user(false), *b = adds_user(true);
     struct mapping_result ra, rb;
     apply_ok(m, a, &ra);
@@ -726,7 +726,7 @@ static void test_result_stability(void **state)
     mapping_free(m);
 
     /* Groups: member order does not matter, membership does. */
-    m = compile_ok(MINIMAL, MAPPING_GROUP);
+    m = compile_ok(MINIMAL, OBJECT_GROUP);
     a = entry_new("CN=Sales,OU=Groups,DC=example,DC=com", JOHN_ID);
     b = entry_new("CN=Sales,OU=Groups,DC=example,DC=com", JOHN_ID);
     entry_set(a, "cn", "Sales");
@@ -752,7 +752,7 @@ static void test_result_stability(void **state)
 static void test_groups_and_contacts(void **state)
 {
     (void)state;
-    struct mapping *m = compile_ok(MINIMAL, MAPPING_GROUP);
+    struct mapping *m = compile_ok(MINIMAL, OBJECT_GROUP);
     struct ldap_entry *e = entry_new("CN=Sales,OU=Groups,DC=example,DC=com", JOHN_ID);
     entry_set(e, "objectClass", "group");
     entry_set(e, "cn", "Sales");
@@ -789,7 +789,7 @@ static void test_groups_and_contacts(void **state)
 
     /* Override for groups only. */
     m = compile_ok(MINIMAL "[mapping]\ngroup.displayName = \"AD \" name\ndisplayName = sn\n",
-                   MAPPING_GROUP);
+                   OBJECT_GROUP);
     e = entry_new("CN=Sales,OU=Groups,DC=example,DC=com", JOHN_ID);
     entry_set(e, "name", "Sales");
     apply_ok(m, e, &r);
@@ -798,7 +798,7 @@ static void test_groups_and_contacts(void **state)
     ldap_entry_free(e);
     mapping_free(m);
 
-    m = compile_ok(MINIMAL, MAPPING_CONTACT);
+    m = compile_ok(MINIMAL, OBJECT_CONTACT);
     e = entry_new("CN=Partner,OU=Contacts,DC=example,DC=com", JOHN_ID);
     entry_set(e, "objectClass", "contact");
     entry_set(e, "cn", "Partner");
@@ -836,7 +836,7 @@ static void test_attribute_list(void **state)
                                            "title =\n"
                                            "[avatar]\nenabled = yes\n"
                                            "pattern = https://p.example/{sAMAccountName}.jpg\n",
-                                   MAPPING_USER);
+                                   OBJECT_USER);
     const char *const *attrs = mapping_attributes(m);
     static const char *const want[] = {"mail",
                                        "employeeID",
@@ -866,7 +866,7 @@ static void test_attribute_list(void **state)
             assert_true(strcasecmp(attrs[i], attrs[j]) != 0);
     }
     mapping_free(m);
-    m = compile_ok(MINIMAL, MAPPING_GROUP);
+    m = compile_ok(MINIMAL, OBJECT_GROUP);
     attrs = mapping_attributes(m);
     assert_true(has_attr(attrs, "member"));
     assert_true(has_attr(attrs, "cn"));
@@ -880,7 +880,7 @@ static void test_avatar_in_record(void **state)
     struct mapping *m = compile_ok(
         MINIMAL "[avatar]\nenabled = yes\n"
                 "pattern = http://www.example.com/dir/photo/zoom/{mail:.*?(?=@.*)}.jpg\n",
-        MAPPING_USER);
+        OBJECT_USER);
     struct ldap_entry *e = entry_new(JOHN_DN, JOHN_ID);
     entry_set(e, "mail", "abcd@example.com");
     struct mapping_result r;
@@ -897,7 +897,7 @@ static void test_avatar_in_record(void **state)
     /* No match: no photo, a reason in the issues, the user still maps. */
     m = compile_ok(MINIMAL "[avatar]\nenabled = yes\n"
                            "pattern = https://p.example/{employeeID:^E\\d+}.jpg\n",
-                   MAPPING_USER);
+                   OBJECT_USER);
     e = entry_new(JOHN_DN, JOHN_ID);
     entry_set(e, "mail", "abcd@example.com");
     entry_set(e, "employeeID", "X17");
@@ -917,11 +917,11 @@ static void test_avatar_in_record(void **state)
         config_ok(MINIMAL "[avatar]\nenabled = yes\npattern = http://x/{mail:(}\n");
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    assert_int_equal(mapping_compile(cfg, MAPPING_USER, &m, &err), DIRCONN_ECONFIG);
+    assert_int_equal(mapping_compile(cfg, OBJECT_USER, &m, &err), DIRCONN_ECONFIG);
     assert_non_null(strstr(err.msg, "test.conf:5: [avatar] pattern: placeholder {mail:(}: "
                                     "regular expression error at offset 1"));
     /* Groups do not use the avatar. */
-    assert_int_equal(mapping_compile(cfg, MAPPING_GROUP, &m, &err), DIRCONN_OK);
+    assert_int_equal(mapping_compile(cfg, OBJECT_GROUP, &m, &err), DIRCONN_OK);
     mapping_free(m);
     config_free(cfg);
 }
@@ -967,7 +967,7 @@ static void test_record_limit(void **state)
     size_t n = (size_t)snprintf(text, sizeof(text), MINIMAL "[mapping]\n");
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
         n += (size_t)snprintf(text + n, sizeof(text) - n, "%s = q\n", paths[i]);
-    struct mapping *m = compile_ok(text, MAPPING_USER);
+    struct mapping *m = compile_ok(text, OBJECT_USER);
     struct ldap_entry *e = entry_new(JOHN_DN, JOHN_ID);
     entry_set(e, "mail", "john@example.com");
     char v[MAPPING_VALUE_MAX];
@@ -1034,7 +1034,7 @@ static bool has_issue(const struct mapping_result *r, const char *a, const char 
 static void test_seed_attribute_list(void **state)
 {
     (void)state;
-    struct mapping *m = compile_ok(MINIMAL, MAPPING_USER);
+    struct mapping *m = compile_ok(MINIMAL, OBJECT_USER);
     struct ldap_entry *e = adds_user(false);
     entry_set(e, "initials", "Q");
     entry_set(e, "generationQualifier", "Jr.");
@@ -1111,7 +1111,7 @@ static void test_value_path_grammar(void **state)
                            "addresses[type eq \"work\"] = \"Site \" physicalDeliveryOfficeName\n"
                            "phoneNumbers[type eq \"other\"].value = otherTelephone | otherPager\n"
                            "addresses.other.formatted =\n",
-                   MAPPING_USER);
+                   OBJECT_USER);
     struct ldap_entry *e = adds_user(false);
     entry_set(e, "ipPhone", "4711");
     entry_set(e, "otherMailbox", "js@example.com");
@@ -1165,7 +1165,7 @@ static void test_value_path_grammar(void **state)
     struct mapping *cm = NULL;
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    assert_int_equal(mapping_compile(cfg, MAPPING_CONTACT, &cm, &err), DIRCONN_ECONFIG);
+    assert_int_equal(mapping_compile(cfg, OBJECT_CONTACT, &cm, &err), DIRCONN_ECONFIG);
     assert_non_null(strstr(err.msg, "not an attribute that contacts are mapped to"));
     config_free(cfg);
 }
@@ -1189,7 +1189,7 @@ static void test_proxy_addresses(void **state)
     char buf[512];
 
     /* Off by default (SyncProxyAddresses = False): no alias, proxyAddresses not even read. */
-    struct mapping *m = compile_ok(MINIMAL, MAPPING_USER);
+    struct mapping *m = compile_ok(MINIMAL, OBJECT_USER);
     apply_ok(m, e, &r);
     assert_null(typed(r.resource, "emails", "other", "value"));
     assert_int_equal(r.n_issues, 0);
@@ -1200,7 +1200,7 @@ static void test_proxy_addresses(void **state)
     mapping_free(m);
 
     /* On, accepted domains defaulting to the mail's domain. */
-    m = compile_ok(PROXY_CONF, MAPPING_USER);
+    m = compile_ok(PROXY_CONF, OBJECT_USER);
     attrs = mapping_attributes(m);
     bool reads = false;
     for (size_t i = 0; attrs[i] != NULL; i++)
@@ -1224,7 +1224,7 @@ static void test_proxy_addresses(void **state)
     mapping_free(m);
 
     /* accepted_domains replaces the default. */
-    m = compile_ok(PROXY_CONF "accepted_domains = example.org EXAMPLE.net\n", MAPPING_USER);
+    m = compile_ok(PROXY_CONF "accepted_domains = example.org EXAMPLE.net\n", OBJECT_USER);
     apply_ok(m, e, &r);
     assert_string_equal(typed_all(r.resource, "emails", "other", buf, sizeof(buf)),
                         "john@example.org");
@@ -1236,7 +1236,7 @@ static void test_proxy_addresses(void **state)
     mapping_free(m);
 
     /* SMTP: must be mail: a warning naming the DN; the primary email stays mail. */
-    m = compile_ok(PROXY_CONF, MAPPING_USER);
+    m = compile_ok(PROXY_CONF, OBJECT_USER);
     struct ldap_entry *f = entry_new("CN=Ann,DC=example,DC=com", JOHN_ID);
     entry_set(f, "mail", "ann@example.com");
     entry_set(f, "proxyAddresses", "SMTP:ann.lee@example.com");
@@ -1254,7 +1254,7 @@ static void test_proxy_addresses(void **state)
     ldap_entry_free(f);
 
     /* Groups and contacts never get aliases. */
-    struct mapping *gm = compile_ok(PROXY_CONF, MAPPING_CONTACT);
+    struct mapping *gm = compile_ok(PROXY_CONF, OBJECT_CONTACT);
     struct ldap_entry *c = entry_new("CN=Ext,DC=example,DC=com", JOHN_ID);
     entry_set(c, "cn", "Ext");
     entry_set(c, "mail", "ext@example.com");

@@ -62,9 +62,9 @@ static void test_runs_and_requests(void **state)
     (void)state;
     struct metrics *m = metrics_new();
     struct metrics_run r = {.full = true, .outcome = "success", .seconds = 12.5, .ended = 1000};
-    r.objects[PLAN_USER][METRICS_ADDED] = 133;
-    r.objects[PLAN_GROUP][METRICS_ADDED] = 21;
-    r.objects[PLAN_USER][METRICS_SKIPPED] = 18;
+    r.objects[OBJECT_USER][METRICS_ADDED] = 133;
+    r.objects[OBJECT_GROUP][METRICS_ADDED] = 21;
+    r.objects[OBJECT_USER][METRICS_SKIPPED] = 18;
     metrics_run_done(m, &r);
     struct metrics_run t = {.full = false, .outcome = "threshold", .seconds = 0.5, .ended = 2000};
     metrics_run_done(m, &t);

@@ -92,29 +92,29 @@ static void test_classification(void **state)
     json_t *b = user("b@x.com", "B old");
     char *b_text, b_hash[65];
     record_of(b, &b_text, b_hash);
-    put_state("A", PLAN_USER, "CN=A,DC=x", "cA", a_text, a_hash);
-    put_state("B", PLAN_USER, "CN=B,DC=x", "cB", b_text, b_hash);
-    put_state("D", PLAN_USER, "CN=D,DC=x", "cD", NULL, NULL);          /* left the scope */
-    put_state("ADM", PLAN_USER, "CN=Adm,DC=x", "cAdm", NULL, NULL);    /* left, but an admin */
-    put_state("GONE", PLAN_USER, "CN=Gone,DC=x", "cGone", NULL, NULL); /* deleted in the cloud */
-    put_state("C1", PLAN_CONTACT, "CN=C1,DC=x", "cC1", NULL, NULL);    /* contacts disabled */
+    put_state("A", OBJECT_USER, "CN=A,DC=x", "cA", a_text, a_hash);
+    put_state("B", OBJECT_USER, "CN=B,DC=x", "cB", b_text, b_hash);
+    put_state("D", OBJECT_USER, "CN=D,DC=x", "cD", NULL, NULL);          /* left the scope */
+    put_state("ADM", OBJECT_USER, "CN=Adm,DC=x", "cAdm", NULL, NULL);    /* left, but an admin */
+    put_state("GONE", OBJECT_USER, "CN=Gone,DC=x", "cGone", NULL, NULL); /* deleted in the cloud */
+    put_state("C1", OBJECT_CONTACT, "CN=C1,DC=x", "cC1", NULL, NULL);    /* contacts disabled */
 
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cA", "a@x.com", "A", false, "W/\"1\"", NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cA", "a@x.com", "A", false, "W/\"1\"", NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cB", "b@x.com", "B", false, NULL, NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cB", "b@x.com", "B", false, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cD", "d@x.com", "D", false, NULL, NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cD", "d@x.com", "D", false, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cAdm", "adm@x.com", "ADM", true, NULL, NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cAdm", "adm@x.com", "ADM", true, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cHand", "Hand@X.com", NULL, false, NULL, NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cHand", "Hand@X.com", NULL, false, NULL, NULL),
                      DIRCONN_OK);
     assert_int_equal(
-        plan_add_cloud(p, PLAN_USER, "cOther", "other@x.com", "ZZZ", false, NULL, NULL),
+        plan_add_cloud(p, OBJECT_USER, "cOther", "other@x.com", "ZZZ", false, NULL, NULL),
         DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cLost", "lost@x.com", "LOST", false, NULL, NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cLost", "lost@x.com", "LOST", false, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_CONTACT, "cC1", "c1@x.com", "C1", false, NULL, NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_CONTACT, "cC1", "c1@x.com", "C1", false, NULL, NULL),
                      DIRCONN_OK);
 
     json_t *b2 = user("b@x.com", "B new");
@@ -125,44 +125,44 @@ static void test_classification(void **state)
     json_t *dup1 = user("dup@x.com", "Dup1");
     json_t *dup2 = user("DUP@x.com", "Dup2");
     assert_int_equal(
-        plan_add_dir(p, PLAN_USER, "A", "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL),
+        plan_add_dir(p, OBJECT_USER, "A", "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL),
         DIRCONN_OK);
     assert_int_equal(
-        plan_add_dir(p, PLAN_USER, "A", "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL),
+        plan_add_dir(p, OBJECT_USER, "A", "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL),
         DIRCONN_OK);
     assert_int_equal(
-        plan_add_dir(p, PLAN_USER, "B", "CN=B,DC=x", "b@x.com", b2, NULL, NULL, 0, NULL, NULL),
+        plan_add_dir(p, OBJECT_USER, "B", "CN=B,DC=x", "b@x.com", b2, NULL, NULL, 0, NULL, NULL),
         DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "E", "CN=E,DC=x", "e@x.com", e, "cn=a,dc=x", NULL,
+    assert_int_equal(plan_add_dir(p, OBJECT_USER, "E", "CN=E,DC=x", "e@x.com", e, "cn=a,dc=x", NULL,
                                   0, NULL, NULL),
                      DIRCONN_OK);
     assert_int_equal(
-        plan_add_dir(p, PLAN_USER, "H", "CN=H,DC=x", "hand@x.com", h, NULL, NULL, 0, NULL, NULL),
+        plan_add_dir(p, OBJECT_USER, "H", "CN=H,DC=x", "hand@x.com", h, NULL, NULL, 0, NULL, NULL),
         DIRCONN_OK);
     assert_int_equal(
-        plan_add_dir(p, PLAN_USER, "O", "CN=O,DC=x", "other@x.com", o, NULL, NULL, 0, NULL, NULL),
+        plan_add_dir(p, OBJECT_USER, "O", "CN=O,DC=x", "other@x.com", o, NULL, NULL, 0, NULL, NULL),
         DIRCONN_OK);
     assert_int_equal(
-        plan_add_dir(p, PLAN_USER, "LOST", "CN=L,DC=x", "lost@x.com", l, NULL, NULL, 0, NULL, NULL),
+        plan_add_dir(p, OBJECT_USER, "LOST", "CN=L,DC=x", "lost@x.com", l, NULL, NULL, 0, NULL, NULL),
         DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "S", "CN=S,DC=x", NULL, NULL, NULL, NULL, 0,
+    assert_int_equal(plan_add_dir(p, OBJECT_USER, "S", "CN=S,DC=x", NULL, NULL, NULL, NULL, 0,
                                   "The required attribute mail is missing", NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "DUP1", "CN=Dup1,DC=x", "dup@x.com", dup1, NULL,
+    assert_int_equal(plan_add_dir(p, OBJECT_USER, "DUP1", "CN=Dup1,DC=x", "dup@x.com", dup1, NULL,
                                   NULL, 0, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_CONTACT, "DUP2", "CN=Dup2,DC=x", "DUP@x.com", dup2, NULL,
+    assert_int_equal(plan_add_dir(p, OBJECT_CONTACT, "DUP2", "CN=Dup2,DC=x", "DUP@x.com", dup2, NULL,
                                   NULL, 0, NULL, NULL),
                      DIRCONN_OK);
     char *members[] = {"CN=E,DC=x", "cn=a,dc=x", "CN=S,DC=x", "CN=Outside,DC=x"};
     json_t *g = json_pack("{s:[s], s:s}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:Group",
                           "displayName", "G");
     assert_int_equal(
-        plan_add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 4, NULL, NULL),
+        plan_add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 4, NULL, NULL),
         DIRCONN_OK);
     assert_int_equal(plan_add_warning(p, "CN=E,DC=x", "invalid +", NULL), DIRCONN_OK);
 
-    assert_int_equal(plan_compute(p, (1u << PLAN_USER) | (1u << PLAN_GROUP), NULL), DIRCONN_OK);
+    assert_int_equal(plan_compute(p, (1u << OBJECT_USER) | (1u << OBJECT_GROUP), NULL), DIRCONN_OK);
     struct seen s = {0};
     assert_int_equal(plan_foreach(p, -1, -1, collect, &s, NULL), DIRCONN_OK);
     assert_true(has(&s, "match A "));
@@ -184,7 +184,7 @@ static void test_classification(void **state)
     assert_int_equal(sum->count[PLAN_UPDATE], 3);
     assert_int_equal(sum->count[PLAN_MATCH], 1);
     assert_int_equal(sum->deletes, 1);
-    assert_int_equal(sum->deleted_by_kind[PLAN_USER], 1);
+    assert_int_equal(sum->deleted_by_kind[OBJECT_USER], 1);
     assert_int_equal(sum->count[PLAN_PROTECTED], 1);
     assert_int_equal(sum->warnings, 1);
 
@@ -268,16 +268,16 @@ static void test_members_and_managers(void **state)
     json_t *g = json_pack("{s:[s], s:s}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:Group",
                           "displayName", "G");
     char *members[] = {"CN=E,DC=x", "cn=a,dc=x", "CN=Outside,DC=x"};
-    plan_add_dir(p, PLAN_USER, "A", "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL);
-    plan_add_dir(p, PLAN_USER, "E", "CN=E,DC=x", "e@x.com", e, "CN=A,DC=x", NULL, 0, NULL, NULL);
-    plan_add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 3, NULL, NULL);
+    plan_add_dir(p, OBJECT_USER, "A", "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL);
+    plan_add_dir(p, OBJECT_USER, "E", "CN=E,DC=x", "e@x.com", e, "CN=A,DC=x", NULL, 0, NULL, NULL);
+    plan_add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 3, NULL, NULL);
     assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
     char *rec = NULL;
     plan_foreach(p, -1, -1, find_group, &rec, NULL);
     assert_non_null(rec);
     assert_non_null(strstr(rec, "\"dirconn:members\":[\"A\",\"E\"]"));
     free(rec);
-    put_state("E", PLAN_USER, "CN=E,DC=x", "cE", NULL, NULL);
+    put_state("E", OBJECT_USER, "CN=E,DC=x", "cE", NULL, NULL);
     plan_foreach(p, -1, -1, resolve_group, p, NULL);
     json_decref(a);
     json_decref(e);
@@ -300,24 +300,24 @@ static void test_partial(void **state)
     char ha[65], hb[65];
     record_of(a, &ta, ha);
     record_of(b, &tb, hb);
-    put_state("A", PLAN_USER, "cn=Doe\\2C A,dc=x", "cA", ta, ha);
-    put_state("B", PLAN_USER, "CN=B,DC=x", "cB", tb, hb);
-    put_state("C", PLAN_USER, "CN=C,DC=x", "cC", tb, hb);
-    put_state("D", PLAN_USER, "CN=D,DC=x", "cD", tb, hb);
+    put_state("A", OBJECT_USER, "cn=Doe\\2C A,dc=x", "cA", ta, ha);
+    put_state("B", OBJECT_USER, "CN=B,DC=x", "cB", tb, hb);
+    put_state("C", OBJECT_USER, "CN=C,DC=x", "cC", tb, hb);
+    put_state("D", OBJECT_USER, "CN=D,DC=x", "cD", tb, hb);
     struct plan *p = NULL;
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
     plan_set_partial(p);
     for (const char *const *id = (const char *const[]){"cA", "cB", "cC", "cD", NULL}; *id; id++)
-        plan_add_cloud(p, PLAN_USER, *id, "x", NULL, false, NULL, NULL);
+        plan_add_cloud(p, OBJECT_USER, *id, "x", NULL, false, NULL, NULL);
     json_t *b2 = user("b@x.com", "B changed");
     json_t *g = json_pack("{s:[s], s:s}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:Group",
                           "displayName", "G");
     char *members[] = {"CN=Doe\\, A,DC=x", "CN=B,DC=x", "CN=C,DC=x"};
     assert_int_equal(
-        plan_add_dir(p, PLAN_USER, "B", "CN=B,DC=x", "b@x.com", b2, NULL, NULL, 0, NULL, NULL),
+        plan_add_dir(p, OBJECT_USER, "B", "CN=B,DC=x", "b@x.com", b2, NULL, NULL, 0, NULL, NULL),
         DIRCONN_OK);
     assert_int_equal(
-        plan_add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 3, NULL, NULL),
+        plan_add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 3, NULL, NULL),
         DIRCONN_OK);
     assert_int_equal(plan_add_gone(p, "C", NULL), DIRCONN_OK);
     assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
@@ -361,20 +361,20 @@ static void test_drift(void **state)
     json_t *a = user("drift@x.com", "Drift");
     char *a_text, a_hash[65];
     record_of(a, &a_text, a_hash);
-    put_state("DR", PLAN_USER, "CN=Drift,DC=x", "cDR", a_text, a_hash);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cOTHER", "other@x.com", "OT", false, NULL, NULL),
+    put_state("DR", OBJECT_USER, "CN=Drift,DC=x", "cDR", a_text, a_hash);
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cOTHER", "other@x.com", "OT", false, NULL, NULL),
                      DIRCONN_OK);
-    assert_null(plan_cloud_projection(p, PLAN_USER, "cOTHER"));
-    assert_int_equal(plan_add_cloud_projected(p, PLAN_USER, "cDR", "drift@x.com", "DR", false, NULL,
+    assert_null(plan_cloud_projection(p, OBJECT_USER, "cOTHER"));
+    assert_int_equal(plan_add_cloud_projected(p, OBJECT_USER, "cDR", "drift@x.com", "DR", false, NULL,
                                               "abc", NULL),
                      DIRCONN_OK);
-    char *proj = plan_cloud_projection(p, PLAN_USER, "cDR");
+    char *proj = plan_cloud_projection(p, OBJECT_USER, "cDR");
     assert_string_equal(proj, "abc");
     free(proj);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "DR", "CN=Drift,DC=x", "drift@x.com", a, NULL, NULL,
+    assert_int_equal(plan_add_dir(p, OBJECT_USER, "DR", "CN=Drift,DC=x", "drift@x.com", a, NULL, NULL,
                                   0, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_compute(p, 1u << PLAN_USER, NULL), DIRCONN_OK);
+    assert_int_equal(plan_compute(p, 1u << OBJECT_USER, NULL), DIRCONN_OK);
     assert_int_equal(plan_get_summary(p)->count[PLAN_MATCH], 1);
     assert_int_equal(plan_mark_drift(p, "DR", a_text, NULL), DIRCONN_OK);
     /* a second mark finds no match: counted once */
@@ -384,7 +384,7 @@ static void test_drift(void **state)
     assert_int_equal(sum->count[PLAN_UPDATE], 1);
     assert_int_equal(sum->drift, 1);
     struct plan_item it = {0};
-    assert_int_equal(plan_foreach(p, PLAN_UPDATE, PLAN_USER, drift_of, &it, NULL), DIRCONN_OK);
+    assert_int_equal(plan_foreach(p, PLAN_UPDATE, OBJECT_USER, drift_of, &it, NULL), DIRCONN_OK);
     assert_int_equal(it.op, PLAN_UPDATE);
     assert_true(it.drift);
     assert_non_null(it.changed);
@@ -406,9 +406,9 @@ static void plan_in_locale(struct seen *s, char **group)
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
     /* the cloud: an accented mail in lower case, an ASCII mail in upper case */
     assert_int_equal(
-        plan_add_cloud(p, PLAN_USER, "c1", "\xc3\xa1ngel@x.com", NULL, false, NULL, NULL),
+        plan_add_cloud(p, OBJECT_USER, "c1", "\xc3\xa1ngel@x.com", NULL, false, NULL, NULL),
         DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "c2", "BOB@X.COM", NULL, false, NULL, NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "c2", "BOB@X.COM", NULL, false, NULL, NULL),
                      DIRCONN_OK);
     json_t *u1 = user("\xc3\x81ngel@x.com", "\xc3\x81ngel");
     json_t *u2 = user("bob@x.com", "Bob");
@@ -417,19 +417,19 @@ static void plan_in_locale(struct seen *s, char **group)
                           "displayName", "G");
     /* the group names its members in another case than their entries */
     char *members[] = {"cn=\xc3\xa9mile,dc=x", "CN=BOB,DC=X", "cn=\xc3\xa1ngel,dc=x"};
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "U1", "CN=\xc3\x81ngel,DC=x", "\xc3\x81ngel@x.com",
+    assert_int_equal(plan_add_dir(p, OBJECT_USER, "U1", "CN=\xc3\x81ngel,DC=x", "\xc3\x81ngel@x.com",
                                   u1, NULL, NULL, 0, NULL, NULL),
                      DIRCONN_OK);
     assert_int_equal(
-        plan_add_dir(p, PLAN_USER, "U2", "CN=Bob,DC=x", "bob@x.com", u2, NULL, NULL, 0, NULL, NULL),
+        plan_add_dir(p, OBJECT_USER, "U2", "CN=Bob,DC=x", "bob@x.com", u2, NULL, NULL, 0, NULL, NULL),
         DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, PLAN_USER, "U3", "CN=\xc3\x89mile,DC=x", "\xc3\xa9mile@x.com",
+    assert_int_equal(plan_add_dir(p, OBJECT_USER, "U3", "CN=\xc3\x89mile,DC=x", "\xc3\xa9mile@x.com",
                                   u3, NULL, NULL, 0, NULL, NULL),
                      DIRCONN_OK);
     assert_int_equal(
-        plan_add_dir(p, PLAN_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 3, NULL, NULL),
+        plan_add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 3, NULL, NULL),
         DIRCONN_OK);
-    assert_int_equal(plan_compute(p, (1u << PLAN_USER) | (1u << PLAN_GROUP), NULL), DIRCONN_OK);
+    assert_int_equal(plan_compute(p, (1u << OBJECT_USER) | (1u << OBJECT_GROUP), NULL), DIRCONN_OK);
     assert_int_equal(plan_foreach(p, -1, -1, collect, s, NULL), DIRCONN_OK);
     *group = NULL;
     assert_int_equal(plan_foreach(p, -1, -1, find_group, group, NULL), DIRCONN_OK);
@@ -502,14 +502,14 @@ static void test_walk_keeps_the_callback_error(void **state)
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
     json_t *ua = user("a@x.com", "A"), *ub = user("b@x.com", "B");
     assert_int_equal(
-        plan_add_dir(p, PLAN_USER, "A", "CN=A,DC=x", "a@x.com", ua, NULL, NULL, 0, NULL, NULL),
+        plan_add_dir(p, OBJECT_USER, "A", "CN=A,DC=x", "a@x.com", ua, NULL, NULL, 0, NULL, NULL),
         DIRCONN_OK);
     assert_int_equal(
-        plan_add_dir(p, PLAN_USER, "B", "CN=B,DC=x", "b@x.com", ub, NULL, NULL, 0, NULL, NULL),
+        plan_add_dir(p, OBJECT_USER, "B", "CN=B,DC=x", "b@x.com", ub, NULL, NULL, 0, NULL, NULL),
         DIRCONN_OK);
     json_decref(ua);
     json_decref(ub);
-    assert_int_equal(plan_compute(p, 1u << PLAN_USER, NULL), DIRCONN_OK);
+    assert_int_equal(plan_compute(p, 1u << OBJECT_USER, NULL), DIRCONN_OK);
     struct dirconn_error err = {0};
     struct stop_at at = {2, &err};
     assert_int_equal(plan_foreach(p, -1, -1, stop_with_own_error, &at, &err),
@@ -527,7 +527,7 @@ static void test_walk_keeps_the_callback_error(void **state)
 }
 
 /* The externalIds of this directory, for plan_adopt_cloud: GUID strings (36 characters). */
-static bool guid_form(void *arg, enum plan_kind kind, const char *ext)
+static bool guid_form(void *arg, enum object_kind kind, const char *ext)
 {
     (void)arg;
     (void)kind;
@@ -564,34 +564,34 @@ static void test_adopt_cloud(void **state)
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
     json_t *a = user("a@x.com", "A");
     json_t *b = user("b@x.com", "B");
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cA", "a@x.com", G1, false, NULL, NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cA", "a@x.com", G1, false, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cB", "b@x.com", G4, false, NULL, NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cB", "b@x.com", G4, false, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cOrphan", "Orphan@x.com", G2, false, NULL, NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cOrphan", "Orphan@x.com", G2, false, NULL, NULL),
                      DIRCONN_OK);
     /* the same externalId twice in the cloud: only the first is managed */
     assert_int_equal(
-        plan_add_cloud(p, PLAN_USER, "cOrphan2", "orphan2@x.com", G2, false, NULL, NULL),
+        plan_add_cloud(p, OBJECT_USER, "cOrphan2", "orphan2@x.com", G2, false, NULL, NULL),
         DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cAdm", "adm@x.com", G3, true, NULL, NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cAdm", "adm@x.com", G3, true, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cHand", "hand@x.com", NULL, false, NULL, NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cHand", "hand@x.com", NULL, false, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cHR", "hr@x.com", "hr-0042", false, NULL, NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cHR", "hr@x.com", "hr-0042", false, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_GROUP, "cG", "G",
+    assert_int_equal(plan_add_cloud(p, OBJECT_GROUP, "cG", "G",
                                     "55555555-5555-5555-5555-555555555555", false, NULL, NULL),
                      DIRCONN_OK);
     assert_int_equal(
-        plan_add_dir(p, PLAN_USER, G1, "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL),
+        plan_add_dir(p, OBJECT_USER, G1, "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL),
         DIRCONN_OK);
     assert_int_equal(
-        plan_add_dir(p, PLAN_USER, G4, "CN=B,DC=x", "b@x.com", b, NULL, NULL, 0, NULL, NULL),
+        plan_add_dir(p, OBJECT_USER, G4, "CN=B,DC=x", "b@x.com", b, NULL, NULL, 0, NULL, NULL),
         DIRCONN_OK);
 
     long n = -1;
-    assert_int_equal(plan_adopt_cloud(p, 1u << PLAN_USER, guid_form, NULL, &n, NULL), DIRCONN_OK);
+    assert_int_equal(plan_adopt_cloud(p, 1u << OBJECT_USER, guid_form, NULL, &n, NULL), DIRCONN_OK);
     assert_int_equal(n, 4); /* G1, G4 (in scope), G2 (once), G3; not the group (disabled) */
     assert_int_equal(state_object_count(st, -1), 4);
     struct state_object o = {0};
@@ -607,10 +607,10 @@ static void test_adopt_cloud(void **state)
     assert_string_equal(o.dn, "CN=A,DC=x");
     state_object_clear(&o);
     /* adopting again finds nothing new */
-    assert_int_equal(plan_adopt_cloud(p, 1u << PLAN_USER, guid_form, NULL, &n, NULL), DIRCONN_OK);
+    assert_int_equal(plan_adopt_cloud(p, 1u << OBJECT_USER, guid_form, NULL, &n, NULL), DIRCONN_OK);
     assert_int_equal(n, 0);
 
-    assert_int_equal(plan_compute(p, 1u << PLAN_USER, NULL), DIRCONN_OK);
+    assert_int_equal(plan_compute(p, 1u << OBJECT_USER, NULL), DIRCONN_OK);
     struct seen s = {0};
     assert_int_equal(plan_foreach(p, -1, -1, collect, &s, NULL), DIRCONN_OK);
     assert_int_equal(s.n, 4);
@@ -629,7 +629,7 @@ static void test_adopt_cloud(void **state)
     assert_int_equal(sum->count[PLAN_UPDATE], 1);
     assert_int_equal(sum->drift, 0);
     struct plan_item it = {0};
-    assert_int_equal(plan_foreach(p, PLAN_MATCH, PLAN_USER, item_of, &it, NULL), DIRCONN_OK);
+    assert_int_equal(plan_foreach(p, PLAN_MATCH, OBJECT_USER, item_of, &it, NULL), DIRCONN_OK);
     assert_string_equal(it.external_id, G1);
     assert_non_null(it.record);
     char *a_text, a_hash[65];
@@ -637,7 +637,7 @@ static void test_adopt_cloud(void **state)
     assert_string_equal(it.record, a_text);
     free((char *)it.record);
     free((char *)it.external_id);
-    assert_int_equal(plan_foreach(p, PLAN_UPDATE, PLAN_USER, item_of, &it, NULL), DIRCONN_OK);
+    assert_int_equal(plan_foreach(p, PLAN_UPDATE, OBJECT_USER, item_of, &it, NULL), DIRCONN_OK);
     assert_string_equal(it.external_id, G4);
     assert_true(it.drift);
     free((char *)it.record);
@@ -655,12 +655,12 @@ static void test_adopt_cloud(void **state)
 
     /* The next plan of the same directory: G1 matches through the state, nothing to compare. */
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "cA", "a@x.com", G1, false, NULL, NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cA", "a@x.com", G1, false, NULL, NULL),
                      DIRCONN_OK);
     assert_int_equal(
-        plan_add_dir(p, PLAN_USER, G1, "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL),
+        plan_add_dir(p, OBJECT_USER, G1, "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL),
         DIRCONN_OK);
-    assert_int_equal(plan_compute(p, 1u << PLAN_USER, NULL), DIRCONN_OK);
+    assert_int_equal(plan_compute(p, 1u << OBJECT_USER, NULL), DIRCONN_OK);
     memset(&s, 0, sizeof(s));
     assert_int_equal(plan_foreach(p, PLAN_MATCH, -1, collect, &s, NULL), DIRCONN_OK);
     assert_true(has(&s, "match " G1 " "));
@@ -677,15 +677,15 @@ static void test_adopt_cloud_partial(void **state)
     struct plan *p = NULL;
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
     plan_set_partial(p);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "c1", "one@x.com", G1, false, NULL, NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "c1", "one@x.com", G1, false, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, PLAN_USER, "c2", "two@x.com", G2, false, NULL, NULL),
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "c2", "two@x.com", G2, false, NULL, NULL),
                      DIRCONN_OK);
     assert_int_equal(plan_add_gone(p, G1, NULL), DIRCONN_OK);
     long n = -1;
-    assert_int_equal(plan_adopt_cloud(p, 1u << PLAN_USER, guid_form, NULL, &n, NULL), DIRCONN_OK);
+    assert_int_equal(plan_adopt_cloud(p, 1u << OBJECT_USER, guid_form, NULL, &n, NULL), DIRCONN_OK);
     assert_int_equal(n, 1);
-    assert_int_equal(plan_compute(p, 1u << PLAN_USER, NULL), DIRCONN_OK);
+    assert_int_equal(plan_compute(p, 1u << OBJECT_USER, NULL), DIRCONN_OK);
     struct seen s = {0};
     assert_int_equal(plan_foreach(p, -1, -1, collect, &s, NULL), DIRCONN_OK);
     assert_int_equal(s.n, 1);
@@ -724,7 +724,7 @@ static void test_member_changes(void **state)
      * have no cloud id */
     struct plan_item it = {
         .op = PLAN_UPDATE,
-        .kind = PLAN_GROUP,
+        .kind = OBJECT_GROUP,
         .external_id = "G",
         .record = "{\"" PLAN_KEY_MEMBERS "\":[\"m4\",\"m1\",\"m3\",\"m1\",\"x\"]}",
         .old_record = "{\"" PLAN_KEY_MEMBERS "\":[\"m3\",\"m2\",\"m2\",\"m4\",\"y\"]}"};
@@ -794,10 +794,10 @@ static void test_projection_needed_by_version(void **state)
         o.version = stored[i] != NULL ? strdup(stored[i]) : NULL;
         assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
         state_object_clear(&o);
-        assert_int_equal(plan_add_cloud(p, PLAN_USER, cid, mail, ids[i], false, inventory[i], NULL),
+        assert_int_equal(plan_add_cloud(p, OBJECT_USER, cid, mail, ids[i], false, inventory[i], NULL),
                          DIRCONN_OK);
         assert_int_equal(
-            plan_add_dir(p, PLAN_USER, ids[i], ids[i], mail, rec, NULL, NULL, 0, NULL, NULL),
+            plan_add_dir(p, OBJECT_USER, ids[i], ids[i], mail, rec, NULL, NULL, 0, NULL, NULL),
             DIRCONN_OK);
         json_decref(rec);
         free(text);
@@ -805,14 +805,14 @@ static void test_projection_needed_by_version(void **state)
     assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
     assert_int_equal(plan_get_summary(p)->count[PLAN_MATCH], 3);
     long needed = -1, total = -1;
-    assert_int_equal(plan_projection_count(p, PLAN_USER, &needed, &total, NULL), DIRCONN_OK);
+    assert_int_equal(plan_projection_count(p, OBJECT_USER, &needed, &total, NULL), DIRCONN_OK);
     assert_int_equal(needed, 2); /* V2 (another version), V3 (none recorded) */
     assert_int_equal(total, 3);
-    assert_int_equal(plan_projection_count(p, PLAN_GROUP, &needed, &total, NULL), DIRCONN_OK);
+    assert_int_equal(plan_projection_count(p, OBJECT_GROUP, &needed, &total, NULL), DIRCONN_OK);
     assert_int_equal(needed, 0);
     char **v = NULL;
     size_t n = 0;
-    assert_int_equal(plan_projection_ids(p, PLAN_USER, 10, &v, &n, NULL), DIRCONN_OK);
+    assert_int_equal(plan_projection_ids(p, OBJECT_USER, 10, &v, &n, NULL), DIRCONN_OK);
     assert_int_equal(n, 2);
     bool saw2 = false, saw3 = false;
     for (size_t i = 0; i < n; i++) {
@@ -823,12 +823,12 @@ static void test_projection_needed_by_version(void **state)
     free(v);
     assert_true(saw2 && saw3);
     /* V2 read whole at version 3 and found equal: its version is recorded; V3's is not noted */
-    assert_int_equal(plan_set_cloud_projection(p, PLAN_USER, "cV2", "W/\"3\"", "abc", NULL),
+    assert_int_equal(plan_set_cloud_projection(p, OBJECT_USER, "cV2", "W/\"3\"", "abc", NULL),
                      DIRCONN_OK);
-    char *proj = plan_cloud_projection(p, PLAN_USER, "cV2");
+    char *proj = plan_cloud_projection(p, OBJECT_USER, "cV2");
     assert_string_equal(proj, "abc");
     free(proj);
-    assert_int_equal(plan_note_same(p, PLAN_USER, "V2", "cV2", NULL), DIRCONN_OK);
+    assert_int_equal(plan_note_same(p, OBJECT_USER, "V2", "cV2", NULL), DIRCONN_OK);
     assert_int_equal(plan_save_verified(p, NULL), DIRCONN_OK);
     const char *want[3] = {"W/\"1\"", "W/\"3\"", NULL};
     for (int i = 0; i < 3; i++) {

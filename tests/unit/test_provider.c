@@ -69,10 +69,10 @@ static void features_are_read(void **state)
     assert_true(f->filter);
     assert_int_equal(f->filter_max_results, 200);
     assert_false(f->etag);
-    assert_true(provider_has_kind(p, PROVIDER_USER));
-    assert_true(provider_has_kind(p, PROVIDER_GROUP));
-    assert_false(provider_has_kind(p, PROVIDER_CONTACT));
-    assert_string_equal(provider_endpoint(p, PROVIDER_GROUP), "/Groups");
+    assert_true(provider_has_kind(p, OBJECT_USER));
+    assert_true(provider_has_kind(p, OBJECT_GROUP));
+    assert_false(provider_has_kind(p, OBJECT_CONTACT));
+    assert_string_equal(provider_endpoint(p, OBJECT_GROUP), "/Groups");
     assert_null(provider_warnings(p)[0]);
     provider_free(p);
 }
@@ -89,7 +89,7 @@ static void undeclared_values_are_not_sent(void **state)
               "\"emails\":[{\"type\":\"work\",\"value\":\"a@x\",\"display\":\"d\"},"
               "{\"type\":\"home\",\"value\":\"b@x\"}],"
               "\"" ENT "\":{\"department\":\"D\"},\"dirconn:manager\":\"m\"}");
-    assert_true(provider_restrict(p, PROVIDER_USER, u));
+    assert_true(provider_restrict(p, OBJECT_USER, u));
     char *t = json_dumps(u, JSON_COMPACT | JSON_SORT_KEYS);
     assert_string_equal(t, "{\"dirconn:manager\":\"m\",\"emails\":[{\"type\":\"work\",\"value\":"
                            "\"a@x\"}],\"name\":{\"givenName\":\"A\"},\"schemas\":[\"urn:ietf:"
@@ -97,13 +97,13 @@ static void undeclared_values_are_not_sent(void **state)
                            "\"a@x\"}");
     free(t);
     /* nothing left to remove the second time */
-    assert_false(provider_restrict(p, PROVIDER_USER, u));
+    assert_false(provider_restrict(p, OBJECT_USER, u));
     json_decref(u);
     /* of several values the primary one is kept, wherever it stands */
     u = parse("{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"userName\":\"a@x\","
               "\"emails\":[{\"type\":\"other\",\"value\":\"o@x\"},"
               "{\"type\":\"work\",\"value\":\"a@x\",\"primary\":true}]}");
-    assert_true(provider_restrict(p, PROVIDER_USER, u));
+    assert_true(provider_restrict(p, OBJECT_USER, u));
     const json_t *emails = json_object_get(u, "emails");
     assert_int_equal(json_array_size(emails), 1);
     assert_string_equal(json_string_value(json_object_get(json_array_get(emails, 0), "value")),
@@ -117,17 +117,17 @@ static void check_names_the_reason(void **state)
     (void)state;
     struct provider *p = make(rts_plain, schemas_plain, NULL);
     const char *why = NULL;
-    assert_true(provider_check(p, PROVIDER_USER, "title", NULL, NULL, &why));
-    assert_false(provider_check(p, PROVIDER_USER, ENT ":department", NULL, NULL, &why));
+    assert_true(provider_check(p, OBJECT_USER, "title", NULL, NULL, &why));
+    assert_false(provider_check(p, OBJECT_USER, ENT ":department", NULL, NULL, &why));
     assert_non_null(strstr(why, "no schema extension " ENT));
-    assert_false(provider_check(p, PROVIDER_USER, "displayName", NULL, NULL, &why));
+    assert_false(provider_check(p, OBJECT_USER, "displayName", NULL, NULL, &why));
     assert_non_null(strstr(why, "read-only"));
-    assert_false(provider_check(p, PROVIDER_USER, "name", NULL, "middleName", &why));
+    assert_false(provider_check(p, OBJECT_USER, "name", NULL, "middleName", &why));
     assert_non_null(strstr(why, "name.middleName"));
     /* A common attribute (RFC 7643 3.1) the schema does not list is still sent. */
-    assert_true(provider_check(p, PROVIDER_USER, "externalId", NULL, NULL, &why));
-    assert_false(provider_check(p, PROVIDER_USER, "nickName", NULL, NULL, &why));
-    assert_false(provider_check(p, PROVIDER_CONTACT, "displayName", NULL, NULL, &why));
+    assert_true(provider_check(p, OBJECT_USER, "externalId", NULL, NULL, &why));
+    assert_false(provider_check(p, OBJECT_USER, "nickName", NULL, NULL, &why));
+    assert_false(provider_check(p, OBJECT_CONTACT, "displayName", NULL, NULL, &why));
     assert_non_null(strstr(why, "no Contact resource type"));
     provider_free(p);
 }
@@ -143,17 +143,17 @@ static void missing_documents_take_defaults(void **state)
     assert_non_null(strstr(w[0], "no /Schemas"));
     assert_non_null(strstr(w[1], "no /ResourceTypes"));
     const char *why = NULL;
-    assert_true(provider_check(p, PROVIDER_USER, ENT ":department", NULL, NULL, &why));
-    assert_true(provider_check(p, PROVIDER_USER, ENT ":manager", NULL, "value", &why));
-    assert_false(provider_check(p, PROVIDER_USER, ENT ":manager", NULL, "displayName", &why));
-    assert_false(provider_check(p, PROVIDER_USER, "groups", NULL, NULL, &why));
-    assert_false(provider_has_kind(p, PROVIDER_CONTACT));
-    assert_string_equal(provider_endpoint(p, PROVIDER_USER), "/Users");
+    assert_true(provider_check(p, OBJECT_USER, ENT ":department", NULL, NULL, &why));
+    assert_true(provider_check(p, OBJECT_USER, ENT ":manager", NULL, "value", &why));
+    assert_false(provider_check(p, OBJECT_USER, ENT ":manager", NULL, "displayName", &why));
+    assert_false(provider_check(p, OBJECT_USER, "groups", NULL, NULL, &why));
+    assert_false(provider_has_kind(p, OBJECT_CONTACT));
+    assert_string_equal(provider_endpoint(p, OBJECT_USER), "/Users");
     /* members.value is immutable in RFC 7643 4.2: not a top-level immutable attribute */
-    assert_null(provider_immutable(p, PROVIDER_GROUP)[0]);
+    assert_null(provider_immutable(p, OBJECT_GROUP)[0]);
     json_t *u = parse("{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\",\"" ENT "\"],"
                       "\"userName\":\"a\",\"" ENT "\":{\"department\":\"D\"}}");
-    assert_false(provider_restrict(p, PROVIDER_USER, u));
+    assert_false(provider_restrict(p, OBJECT_USER, u));
     json_decref(u);
     provider_free(p);
 }
@@ -168,8 +168,8 @@ static void extension_without_schema_is_sent(void **state)
     struct provider *p = make(rts, schemas_plain, NULL);
     json_t *u = parse("{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\",\"" ENT "\"],"
                       "\"userName\":\"a\",\"" ENT "\":{\"department\":\"D\"}}");
-    assert_false(provider_restrict(p, PROVIDER_USER, u));
-    assert_false(provider_has_kind(p, PROVIDER_GROUP));
+    assert_false(provider_restrict(p, OBJECT_USER, u));
+    assert_false(provider_has_kind(p, OBJECT_GROUP));
     json_decref(u);
     provider_free(p);
 }

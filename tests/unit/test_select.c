@@ -31,7 +31,7 @@ static void test_defaults(void **state)
     struct select_plan plan;
     assert_int_equal(select_build(cfg, LDAP_SERVER_AD_DS, NC, &plan, NULL), DIRCONN_OK);
     assert_int_equal(plan.n, 3);
-    assert_int_equal(plan.searches[0].kind, SELECT_USER);
+    assert_int_equal(plan.searches[0].kind, OBJECT_USER);
     assert_string_equal(plan.searches[0].base, NC);
     assert_string_equal(plan.searches[0].filter,
                         "(&(&(objectClass=user)(!(objectClass=computer))))");
@@ -126,19 +126,19 @@ static void test_classify_and_enabled(void **state)
     const char *const contact[] = {"top", "contact", NULL};
     const char *const ou[] = {"top", "organizationalUnit", NULL};
     struct ldap_entry *e = entry_with("objectClass", user);
-    assert_int_equal(select_classify(e), SELECT_USER);
+    assert_int_equal(select_classify(e), OBJECT_USER);
     ldap_entry_free(e);
     e = entry_with("objectClass", computer);
-    assert_int_equal(select_classify(e), SELECT_KIND_MAX);
+    assert_int_equal(select_classify(e), OBJECT_KINDS);
     ldap_entry_free(e);
     e = entry_with("objectClass", group);
-    assert_int_equal(select_classify(e), SELECT_GROUP);
+    assert_int_equal(select_classify(e), OBJECT_GROUP);
     ldap_entry_free(e);
     e = entry_with("objectClass", contact);
-    assert_int_equal(select_classify(e), SELECT_CONTACT);
+    assert_int_equal(select_classify(e), OBJECT_CONTACT);
     ldap_entry_free(e);
     e = entry_with("objectClass", ou);
-    assert_int_equal(select_classify(e), SELECT_KIND_MAX);
+    assert_int_equal(select_classify(e), OBJECT_KINDS);
     ldap_entry_free(e);
 
     const char *const enabled[] = {"512", NULL};
