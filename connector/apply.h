@@ -73,8 +73,8 @@ struct apply_counts {
     long failed;                  /* objects whose write failed (each reported) */
     long drift;                   /* updates that put back values edited in the cloud */
     /* the same per kind (enum object_kind) */
-    long added_by_kind[OBJECT_KINDS], updated_by_kind[OBJECT_KINDS],
-        deleted_by_kind[OBJECT_KINDS], failed_by_kind[OBJECT_KINDS];
+    long added_by_kind[OBJECT_KINDS], updated_by_kind[OBJECT_KINDS], deleted_by_kind[OBJECT_KINDS],
+        failed_by_kind[OBJECT_KINDS];
 };
 
 /* One object whose write failed; valid during the hook call only. */

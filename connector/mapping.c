@@ -814,8 +814,8 @@ enum dirconn_err mapping_compile(const struct config *cfg, enum object_kind kind
                                    "(%s)",
                                    file, cm->line, cm->scim_path, kind_name(kind),
                                    kind == OBJECT_GROUP ? "groups take externalId and displayName"
-                                                         : "contacts take externalId, "
-                                                           "displayName and emails.work");
+                                                        : "contacts take externalId, "
+                                                          "displayName and emails.work");
             break;
         }
         if (!set_rule(m, i, cm->expression, why, sizeof(why))) {
@@ -1585,7 +1585,7 @@ enum dirconn_err mapping_apply(const struct mapping *m, const struct ldap_entry 
     out->resource = root;
     const char *schema = m->kind == OBJECT_USER    ? MAPPING_SCHEMA_USER
                          : m->kind == OBJECT_GROUP ? MAPPING_SCHEMA_GROUP
-                                                    : MAPPING_SCHEMA_CONTACT;
+                                                   : MAPPING_SCHEMA_CONTACT;
     json_array_append_new(schemas, json_string(schema));
     json_object_set_new(root, "schemas", schemas);
 

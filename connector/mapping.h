@@ -37,7 +37,6 @@
 /* Longest mapped record (compact JSON), in bytes; a longer record is skipped. */
 #define MAPPING_RECORD_MAX 65536
 
-
 struct mapping;
 
 /* One per-attribute warning of one entry: the value was dropped, the rest was mapped. */

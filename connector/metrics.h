@@ -53,7 +53,7 @@ struct metrics_run {
     const char *outcome; /* "success", "failed", "threshold", "error" */
     double seconds;      /* wall time */
     long objects[OBJECT_KINDS][METRICS_OP_MAX]; /* acknowledged (added...) or reported */
-    time_t ended;                                /* Unix time */
+    time_t ended;                               /* Unix time */
 };
 
 /* What the loop knows at scrape time (gauges that are not counted here). */

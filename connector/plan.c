@@ -1217,7 +1217,7 @@ static const char *category_of(const struct plan_item *it)
     case PLAN_DELETE:
         return it->kind == OBJECT_USER    ? "usersDeleted"
                : it->kind == OBJECT_GROUP ? "groupsDeleted"
-                                        : "contactsDeleted";
+                                          : "contactsDeleted";
     case PLAN_PROTECTED:
         return "adminsNotDeleted";
     case PLAN_SKIP:

@@ -29,7 +29,6 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-
 enum plan_op {
     PLAN_ADD = 0,   /* create in the cloud */
     PLAN_UPDATE,    /* change in the cloud (PATCH of the changed attributes), or adopt */
@@ -68,12 +67,12 @@ struct plan_item {
 };
 
 struct plan_summary {
-    long count[PLAN_OP_MAX];             /* items per operation */
+    long count[PLAN_OP_MAX];            /* items per operation */
     long deleted_by_kind[OBJECT_KINDS]; /* PLAN_DELETE per kind */
     long skipped_by_kind[OBJECT_KINDS]; /* PLAN_SKIP and PLAN_CONFLICT per kind */
-    long warnings;                       /* attribute warnings (objects still sent) */
-    long deletes;                        /* PLAN_DELETE over all kinds */
-    long drift;                          /* matches turned into updates by plan_mark_drift */
+    long warnings;                      /* attribute warnings (objects still sent) */
+    long deletes;                       /* PLAN_DELETE over all kinds */
+    long drift;                         /* matches turned into updates by plan_mark_drift */
     long raw_same[OBJECT_KINDS];        /* matches given by plan_add_dir_same whose record was
                                             not built: skipped by raw hash */
 };

@@ -47,7 +47,7 @@ static const char default_schemas[] =
     "]";
 
 static const char *const core_schema[OBJECT_KINDS] = {SCIM_SCHEMA_USER, SCIM_SCHEMA_GROUP,
-                                                        MAPPING_SCHEMA_CONTACT};
+                                                      MAPPING_SCHEMA_CONTACT};
 static const char *const kind_names[OBJECT_KINDS] = {"User", "Group", "Contact"};
 static const char *const default_endpoints[OBJECT_KINDS] = {"/Users", "/Groups", "/Contacts"};
 

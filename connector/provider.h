@@ -33,7 +33,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-
 /* RFC 7643 7 "mutability". */
 enum provider_mutability {
     PROVIDER_READWRITE = 0,

@@ -28,7 +28,6 @@
 
 #include <stdbool.h>
 
-
 /* One search of the selection: a base DN and a complete filter. */
 struct select_search {
     enum object_kind kind;

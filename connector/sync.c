@@ -97,7 +97,7 @@ struct sync_ctx {
     struct provider *prov; /* discovery of this run (RFC 7644 4) */
     char **unsent;         /* mapped targets the provider cannot take, reported once */
     size_t n_unsent;
-    struct plan *unsent_plan;                       /* the plan the unsent targets were added to */
+    struct plan *unsent_plan;                      /* the plan the unsent targets were added to */
     struct record_path *scope_paths[OBJECT_KINDS]; /* the leaves each mapping produces */
     struct record_scope scope[OBJECT_KINDS];
     bool drift_check;    /* full runs: the inventory reads values, matches are compared (drift) */
@@ -250,8 +250,8 @@ static void apply_failed(void *arg, const struct apply_failure *f)
         log_msg(c->log, LOG_LEVEL_ERROR, "out of memory recording a failure");
     if (c->opts->on_problem != NULL) {
         char msg[1024];
-        snprintf(msg, sizeof(msg), "%s %s failed: %s", plan_op_name(f->op), object_kind_name(f->kind),
-                 f->reason != NULL ? f->reason : "");
+        snprintf(msg, sizeof(msg), "%s %s failed: %s", plan_op_name(f->op),
+                 object_kind_name(f->kind), f->reason != NULL ? f->reason : "");
         c->opts->on_problem(c->opts->problem_arg, f->dn != NULL ? f->dn : "", msg);
     }
 }
@@ -393,8 +393,8 @@ static int inventory_one(void *arg, json_t *res)
 {
     struct inventory_ctx *ic = arg;
     const char *id = json_string_value(json_object_get(res, "id"));
-    const char *name =
-        json_string_value(json_object_get(res, ic->kind == OBJECT_USER ? "userName" : "displayName"));
+    const char *name = json_string_value(
+        json_object_get(res, ic->kind == OBJECT_USER ? "userName" : "displayName"));
     const char *ext = json_string_value(json_object_get(res, "externalId"));
     const char *version =
         json_string_value(json_object_get(json_object_get(res, "meta"), "version"));
@@ -473,8 +473,8 @@ static enum dirconn_err load_inventory_kinds(struct sync_ctx *c, unsigned kinds)
         if (!(kinds & (1u << k)))
             continue;
         const char *sel = inventory_select(c, (enum object_kind)k);
-        struct inventory_ctx ic = {c, (enum object_kind)k, DIRCONN_OK, c->drift_check && sel == NULL,
-                                   false};
+        struct inventory_ctx ic = {c, (enum object_kind)k, DIRCONN_OK,
+                                   c->drift_check && sel == NULL, false};
         enum dirconn_err e =
             scim_list_all(c->scim, inventory_path(c, (enum object_kind)k, sel == NULL), NULL, sel,
                           c->caps.page, inventory_one, &ic, c->err);
@@ -602,8 +602,7 @@ static void raw_fingerprint(struct sync_ctx *c, const char *partition, char hex[
     H(buf);
     for (int k = 0; k < OBJECT_KINDS; k++) {
         snprintf(buf, sizeof(buf), "kind %d offered %d paths %zu", k,
-                 c->prov != NULL && provider_has_kind(c->prov, (enum object_kind)k),
-                 c->scope[k].n);
+                 c->prov != NULL && provider_has_kind(c->prov, (enum object_kind)k), c->scope[k].n);
         H(buf);
         for (size_t i = 0; i < c->scope[k].n; i++) {
             const struct record_path *rp = &c->scope[k].paths[i];
@@ -685,7 +684,8 @@ static enum dirconn_err add_same(struct sync_ctx *c, enum object_kind kind,
 }
 
 /* Map one entry of kind and give it to the plan. */
-static enum dirconn_err add_entry(struct sync_ctx *c, enum object_kind kind, struct ldap_entry *entry)
+static enum dirconn_err add_entry(struct sync_ctx *c, enum object_kind kind,
+                                  struct ldap_entry *entry)
 {
     enum dirconn_err e = DIRCONN_OK;
     if (c->unsent_plan != c->plan) {
@@ -731,8 +731,8 @@ static enum dirconn_err add_entry(struct sync_ctx *c, enum object_kind kind, str
                 e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
         }
         if (kind == OBJECT_USER && mr.manager_dn != NULL &&
-            !provider_check(c->prov, OBJECT_USER, SCIM_SCHEMA_ENTERPRISE ":manager", NULL,
-                            "value", &why)) {
+            !provider_check(c->prov, OBJECT_USER, SCIM_SCHEMA_ENTERPRISE ":manager", NULL, "value",
+                            &why)) {
             free(mr.manager_dn);
             mr.manager_dn = NULL;
         }
@@ -1292,8 +1292,8 @@ static enum dirconn_err inventory_get(struct sync_ctx *c, enum object_kind kind,
     return ic.e;
 }
 
-static enum dirconn_err inventory_filter(struct sync_ctx *c, enum object_kind kind, const char *attr,
-                                         const char *value)
+static enum dirconn_err inventory_filter(struct sync_ctx *c, enum object_kind kind,
+                                         const char *attr, const char *value)
 {
     char filter[1024], path[2048];
     /* The value is a JSON string in the filter (RFC 7644 3.4.2.2): quotes and backslashes escaped.
@@ -1576,8 +1576,8 @@ static int rebuild_one(void *arg, json_t *res)
     const char *ext = json_string_value(json_object_get(res, "externalId"));
     if (id == NULL || ext == NULL || !is_ours(w->c, w->kind, ext))
         return 0;
-    const char *name =
-        json_string_value(json_object_get(res, w->kind == OBJECT_USER ? "userName" : "displayName"));
+    const char *name = json_string_value(
+        json_object_get(res, w->kind == OBJECT_USER ? "userName" : "displayName"));
     const char *version =
         json_string_value(json_object_get(json_object_get(res, "meta"), "version"));
     w->e = state_reconcile_object(w->c->st, w->r, (int)w->kind, ext, id, name, version, w->c->err);
@@ -1596,8 +1596,9 @@ static enum dirconn_err rebuild_map(struct sync_ctx *c)
         if (!(c->kinds & (1u << k)))
             continue;
         struct rebuild_walk w = {c, (enum object_kind)k, &r, DIRCONN_OK};
-        e = scim_list_all(c->scim, resource_paths[k], NULL, inventory_select(c, (enum object_kind)k),
-                          c->caps.page, rebuild_one, &w, c->err);
+        e = scim_list_all(c->scim, resource_paths[k], NULL,
+                          inventory_select(c, (enum object_kind)k), c->caps.page, rebuild_one, &w,
+                          c->err);
         if (w.e != DIRCONN_OK)
             e = w.e;
     }
@@ -1974,8 +1975,8 @@ static int verify_item(void *arg, const struct plan_item *it)
     char *cloud = plan_cloud_projection(c->plan, it->kind, it->cloud_id);
     if (cloud == NULL)
         return 0;
-    json_t *rec = plan_resolve(c->plan, it,
-                               it->kind == OBJECT_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE, NULL);
+    json_t *rec = plan_resolve(
+        c->plan, it, it->kind == OBJECT_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE, NULL);
     char hex[RECORD_HASH_LEN];
     bool ok = true;
     if (rec != NULL) {

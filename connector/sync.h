@@ -157,8 +157,8 @@ struct sync_result {
     long failed;                  /* objects whose write failed (reported, not fatal) */
     long drift;                   /* updates that put back values edited in the cloud */
     /* added, updated, deleted, failed per kind (enum object_kind); skipped: plan.skipped_by_kind */
-    long added_by_kind[OBJECT_KINDS], updated_by_kind[OBJECT_KINDS],
-        deleted_by_kind[OBJECT_KINDS], failed_by_kind[OBJECT_KINDS];
+    long added_by_kind[OBJECT_KINDS], updated_by_kind[OBJECT_KINDS], deleted_by_kind[OBJECT_KINDS],
+        failed_by_kind[OBJECT_KINDS];
     bool threshold_exceeded;
     bool override_used;
     bool contacts_unsupported; /* the cloud has no Contact resource type */

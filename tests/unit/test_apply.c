@@ -302,8 +302,8 @@ static struct state_object get_state(const char *ext, bool *found)
 static void add_dir(struct plan *p, int kind, const char *ext, const char *dn, const char *name,
                     json_t *rec, const char *manager_dn, char **members, size_t n_members)
 {
-    assert_int_equal(plan_add_dir(p, (enum object_kind)kind, ext, dn, name, rec, manager_dn, members,
-                                  n_members, NULL, NULL),
+    assert_int_equal(plan_add_dir(p, (enum object_kind)kind, ext, dn, name, rec, manager_dn,
+                                  members, n_members, NULL, NULL),
                      DIRCONN_OK);
     json_decref(rec);
 }
@@ -662,7 +662,8 @@ static struct plan *plan_delete_with_referrers(void)
     struct plan *p = NULL;
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
     plan_set_partial(p);
-    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cD", "d@x", "D", false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cD", "d@x", "D", false, NULL, NULL),
+                     DIRCONN_OK);
     assert_int_equal(plan_add_gone(p, "D", NULL), DIRCONN_OK);
     assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
     const struct plan_summary *s = plan_get_summary(p);
@@ -816,7 +817,8 @@ static void membership_change_is_add_and_remove(void **state)
     json_t *g = group("G");
     json_object_set_new(g, PLAN_KEY_MEMBERS, json_pack("[s, s]", "U1", "U2"));
     put_state("G", OBJECT_GROUP, "CN=G,DC=x", "cG", g);
-    assert_int_equal(plan_add_cloud(p, OBJECT_GROUP, "cG", "G", "G", false, NULL, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, OBJECT_GROUP, "cG", "G", "G", false, NULL, NULL),
+                     DIRCONN_OK);
     char *members[] = {"CN=U2,DC=x", "CN=U3,DC=x"};
     add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", group("G"), NULL, members, 2);
     assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);

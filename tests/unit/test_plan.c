@@ -112,8 +112,9 @@ static void test_classification(void **state)
     assert_int_equal(
         plan_add_cloud(p, OBJECT_USER, "cOther", "other@x.com", "ZZZ", false, NULL, NULL),
         DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cLost", "lost@x.com", "LOST", false, NULL, NULL),
-                     DIRCONN_OK);
+    assert_int_equal(
+        plan_add_cloud(p, OBJECT_USER, "cLost", "lost@x.com", "LOST", false, NULL, NULL),
+        DIRCONN_OK);
     assert_int_equal(plan_add_cloud(p, OBJECT_CONTACT, "cC1", "c1@x.com", "C1", false, NULL, NULL),
                      DIRCONN_OK);
 
@@ -142,17 +143,17 @@ static void test_classification(void **state)
     assert_int_equal(
         plan_add_dir(p, OBJECT_USER, "O", "CN=O,DC=x", "other@x.com", o, NULL, NULL, 0, NULL, NULL),
         DIRCONN_OK);
-    assert_int_equal(
-        plan_add_dir(p, OBJECT_USER, "LOST", "CN=L,DC=x", "lost@x.com", l, NULL, NULL, 0, NULL, NULL),
-        DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, OBJECT_USER, "LOST", "CN=L,DC=x", "lost@x.com", l, NULL, NULL,
+                                  0, NULL, NULL),
+                     DIRCONN_OK);
     assert_int_equal(plan_add_dir(p, OBJECT_USER, "S", "CN=S,DC=x", NULL, NULL, NULL, NULL, 0,
                                   "The required attribute mail is missing", NULL),
                      DIRCONN_OK);
     assert_int_equal(plan_add_dir(p, OBJECT_USER, "DUP1", "CN=Dup1,DC=x", "dup@x.com", dup1, NULL,
                                   NULL, 0, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, OBJECT_CONTACT, "DUP2", "CN=Dup2,DC=x", "DUP@x.com", dup2, NULL,
-                                  NULL, 0, NULL, NULL),
+    assert_int_equal(plan_add_dir(p, OBJECT_CONTACT, "DUP2", "CN=Dup2,DC=x", "DUP@x.com", dup2,
+                                  NULL, NULL, 0, NULL, NULL),
                      DIRCONN_OK);
     char *members[] = {"CN=E,DC=x", "cn=a,dc=x", "CN=S,DC=x", "CN=Outside,DC=x"};
     json_t *g = json_pack("{s:[s], s:s}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:Group",
@@ -362,17 +363,18 @@ static void test_drift(void **state)
     char *a_text, a_hash[65];
     record_of(a, &a_text, a_hash);
     put_state("DR", OBJECT_USER, "CN=Drift,DC=x", "cDR", a_text, a_hash);
-    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cOTHER", "other@x.com", "OT", false, NULL, NULL),
-                     DIRCONN_OK);
+    assert_int_equal(
+        plan_add_cloud(p, OBJECT_USER, "cOTHER", "other@x.com", "OT", false, NULL, NULL),
+        DIRCONN_OK);
     assert_null(plan_cloud_projection(p, OBJECT_USER, "cOTHER"));
-    assert_int_equal(plan_add_cloud_projected(p, OBJECT_USER, "cDR", "drift@x.com", "DR", false, NULL,
-                                              "abc", NULL),
+    assert_int_equal(plan_add_cloud_projected(p, OBJECT_USER, "cDR", "drift@x.com", "DR", false,
+                                              NULL, "abc", NULL),
                      DIRCONN_OK);
     char *proj = plan_cloud_projection(p, OBJECT_USER, "cDR");
     assert_string_equal(proj, "abc");
     free(proj);
-    assert_int_equal(plan_add_dir(p, OBJECT_USER, "DR", "CN=Drift,DC=x", "drift@x.com", a, NULL, NULL,
-                                  0, NULL, NULL),
+    assert_int_equal(plan_add_dir(p, OBJECT_USER, "DR", "CN=Drift,DC=x", "drift@x.com", a, NULL,
+                                  NULL, 0, NULL, NULL),
                      DIRCONN_OK);
     assert_int_equal(plan_compute(p, 1u << OBJECT_USER, NULL), DIRCONN_OK);
     assert_int_equal(plan_get_summary(p)->count[PLAN_MATCH], 1);
@@ -417,14 +419,14 @@ static void plan_in_locale(struct seen *s, char **group)
                           "displayName", "G");
     /* the group names its members in another case than their entries */
     char *members[] = {"cn=\xc3\xa9mile,dc=x", "CN=BOB,DC=X", "cn=\xc3\xa1ngel,dc=x"};
-    assert_int_equal(plan_add_dir(p, OBJECT_USER, "U1", "CN=\xc3\x81ngel,DC=x", "\xc3\x81ngel@x.com",
-                                  u1, NULL, NULL, 0, NULL, NULL),
+    assert_int_equal(plan_add_dir(p, OBJECT_USER, "U1", "CN=\xc3\x81ngel,DC=x",
+                                  "\xc3\x81ngel@x.com", u1, NULL, NULL, 0, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(
-        plan_add_dir(p, OBJECT_USER, "U2", "CN=Bob,DC=x", "bob@x.com", u2, NULL, NULL, 0, NULL, NULL),
-        DIRCONN_OK);
-    assert_int_equal(plan_add_dir(p, OBJECT_USER, "U3", "CN=\xc3\x89mile,DC=x", "\xc3\xa9mile@x.com",
-                                  u3, NULL, NULL, 0, NULL, NULL),
+    assert_int_equal(plan_add_dir(p, OBJECT_USER, "U2", "CN=Bob,DC=x", "bob@x.com", u2, NULL, NULL,
+                                  0, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_dir(p, OBJECT_USER, "U3", "CN=\xc3\x89mile,DC=x",
+                                  "\xc3\xa9mile@x.com", u3, NULL, NULL, 0, NULL, NULL),
                      DIRCONN_OK);
     assert_int_equal(
         plan_add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 3, NULL, NULL),
@@ -568,8 +570,9 @@ static void test_adopt_cloud(void **state)
                      DIRCONN_OK);
     assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cB", "b@x.com", G4, false, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cOrphan", "Orphan@x.com", G2, false, NULL, NULL),
-                     DIRCONN_OK);
+    assert_int_equal(
+        plan_add_cloud(p, OBJECT_USER, "cOrphan", "Orphan@x.com", G2, false, NULL, NULL),
+        DIRCONN_OK);
     /* the same externalId twice in the cloud: only the first is managed */
     assert_int_equal(
         plan_add_cloud(p, OBJECT_USER, "cOrphan2", "orphan2@x.com", G2, false, NULL, NULL),
@@ -578,8 +581,9 @@ static void test_adopt_cloud(void **state)
                      DIRCONN_OK);
     assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cHand", "hand@x.com", NULL, false, NULL, NULL),
                      DIRCONN_OK);
-    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cHR", "hr@x.com", "hr-0042", false, NULL, NULL),
-                     DIRCONN_OK);
+    assert_int_equal(
+        plan_add_cloud(p, OBJECT_USER, "cHR", "hr@x.com", "hr-0042", false, NULL, NULL),
+        DIRCONN_OK);
     assert_int_equal(plan_add_cloud(p, OBJECT_GROUP, "cG", "G",
                                     "55555555-5555-5555-5555-555555555555", false, NULL, NULL),
                      DIRCONN_OK);
@@ -794,8 +798,9 @@ static void test_projection_needed_by_version(void **state)
         o.version = stored[i] != NULL ? strdup(stored[i]) : NULL;
         assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
         state_object_clear(&o);
-        assert_int_equal(plan_add_cloud(p, OBJECT_USER, cid, mail, ids[i], false, inventory[i], NULL),
-                         DIRCONN_OK);
+        assert_int_equal(
+            plan_add_cloud(p, OBJECT_USER, cid, mail, ids[i], false, inventory[i], NULL),
+            DIRCONN_OK);
         assert_int_equal(
             plan_add_dir(p, OBJECT_USER, ids[i], ids[i], mail, rec, NULL, NULL, 0, NULL, NULL),
             DIRCONN_OK);
