@@ -220,7 +220,7 @@ static void cloud_close(struct admin_cloud *c)
 /*
  * The token for the control API: the admin token from its file, or else the
  * connector's own OAuth 2.0 token (through the proxy). *token is wiped and
- * freed by the caller (cloud_auth_free_secret).
+ * freed by the caller (secret_free).
  */
 static enum dirconn_err api_token(struct ctl *ctl, struct admin_cloud *c,
                                   const char *admin_token_file, char **token,
@@ -228,7 +228,7 @@ static enum dirconn_err api_token(struct ctl *ctl, struct admin_cloud *c,
 {
     *token = NULL;
     if (admin_token_file != NULL)
-        return cloud_auth_read_secret(admin_token_file, "--admin-token-file", token, err);
+        return secret_file_read(admin_token_file, "--admin-token-file", token, err);
     struct cloud_auth *auth = NULL;
     enum dirconn_err e = cloud_auth_new(ctl->cfg, proxy_configure, c->proxy, &auth, err);
     if (e == DIRCONN_OK) {
@@ -282,7 +282,7 @@ static int run_register(struct ctl *ctl, const struct admin_args *a)
                               "register it again (the old registration is deregistered)",
                               old_id);
     if (e == DIRCONN_OK)
-        e = cloud_auth_read_secret(a->admin_token_file, "--admin-token-file", &admin, &err);
+        e = secret_file_read(a->admin_token_file, "--admin-token-file", &admin, &err);
     char host[256] = "";
     if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
         snprintf(host, sizeof(host), "localhost");
@@ -341,7 +341,7 @@ static int run_register(struct ctl *ctl, const struct admin_args *a)
 out:
     if (e != DIRCONN_OK)
         rc = ctl_fail(ctl, &err);
-    cloud_auth_free_secret(admin);
+    secret_free(admin);
     secret_store_free_value(secret);
     free(old_id);
     control_connector_clear(&reg);
@@ -481,7 +481,7 @@ static int run_deregister(struct ctl *ctl, const struct admin_args *a)
 out:
     if (e != DIRCONN_OK)
         rc = ctl_fail(ctl, &err);
-    cloud_auth_free_secret(token);
+    secret_free(token);
     control_list_free(list, n);
     free(local_id);
     secret_store_close(store);
@@ -516,7 +516,7 @@ static enum dirconn_err store_credentials_work(struct ctl *ctl, struct admin_clo
 {
     char *token = NULL;
     enum dirconn_err e = api_token(ctl, c, NULL, &token, err);
-    cloud_auth_free_secret(token);
+    secret_free(token);
     return e;
 }
 
@@ -696,7 +696,7 @@ static int run_reset(struct ctl *ctl, const struct admin_args *a)
 out:
     if (e != DIRCONN_OK)
         rc = ctl_fail(ctl, &err);
-    cloud_auth_free_secret(token);
+    secret_free(token);
     secret_store_free_value(secret);
     secret_store_free_value(old);
     secret_store_free_value(previous);
@@ -851,7 +851,7 @@ static int run_connectors(struct ctl *ctl, const struct admin_args *a)
                    "takes it.\n");
     }
     lease_info_clear(&li);
-    cloud_auth_free_secret(token);
+    secret_free(token);
     control_list_free(list, n);
     free(self);
     cloud_close(&cloud);
@@ -1069,7 +1069,7 @@ static int run_ha_mode(struct ctl *ctl, const struct admin_args *a, const char *
     }
     json_decref(body);
     control_response_clear(&r);
-    cloud_auth_free_secret(token);
+    secret_free(token);
     cloud_close(&cloud);
     return rc;
 }

@@ -2,6 +2,7 @@
 #include "connector/cloud_auth.h"
 
 #include "connector/core/secret_store.h"
+#include "connector/core/platform.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -13,8 +14,6 @@
 #include <strings.h>
 #include <time.h>
 
-#define SECRET_MAX 4096
-
 struct cloud_auth {
     const struct config *cfg;
     http_configure_fn configure;
@@ -24,50 +23,6 @@ struct cloud_auth {
     char *identity;     /* the connector id the last token was issued to (oauth2), or NULL */
     int64_t expires_ms; /* monotonic time after which the token is renewed */
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void cloud_auth_free_secret(char *s)
-{
-    if (s == NULL)
-        return;
-    OPENSSL_cleanse(s, strlen(s));
-    free(s);
-}
-
-enum dirconn_err cloud_auth_read_secret(const char *path, const char *key, char **secret,
-                                        struct dirconn_error *err)
-{
-    *secret = NULL;
-    FILE *fp = fopen(path, "r");
-    if (fp == NULL)
-        return dirconn_error_set(err, DIRCONN_ECONFIG, "%s %s: cannot open: %s", key, path,
-                                 strerror(errno));
-    char *buf = malloc(SECRET_MAX);
-    if (buf == NULL) {
-        fclose(fp);
-        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-    }
-    size_t n = fread(buf, 1, SECRET_MAX - 1, fp);
-    bool too_long = n == SECRET_MAX - 1 && fgetc(fp) != EOF;
-    fclose(fp);
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = '\0';
-    if (too_long || n == 0 || strlen(buf) != n || strchr(buf, '\n') != NULL) {
-        OPENSSL_cleanse(buf, SECRET_MAX);
-        free(buf);
-        return dirconn_error_set(err, DIRCONN_ECONFIG, "%s %s: %s", key, path,
-                                 n == 0 ? "the file is empty" : "not a one-line secret");
-    }
-    *secret = buf;
-    return DIRCONN_OK;
-}
 
 enum dirconn_err cloud_auth_new(const struct config *cfg, http_configure_fn configure, void *arg,
                                 struct cloud_auth **out, struct dirconn_error *err)
@@ -110,7 +65,7 @@ void cloud_auth_free(struct cloud_auth *a)
 {
     if (a == NULL)
         return;
-    cloud_auth_free_secret(a->token);
+    secret_free(a->token);
     free(a->identity);
     free(a);
 }
@@ -131,8 +86,8 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
     char *client_id = NULL; /* from the secret store when not in the config */
     enum dirconn_err e;
     if (cfg->cloud_client_id != NULL) {
-        e = cloud_auth_read_secret(cfg->cloud_client_secret_file, "[cloud] client_secret_file",
-                                   &secret, err);
+        e = secret_file_read(cfg->cloud_client_secret_file, "[cloud] client_secret_file", &secret,
+                             err);
     } else {
         e = secret_store_get(cfg, SECRET_CONNECTOR_ID, &client_id, err);
         if (e == DIRCONN_OK)
@@ -148,7 +103,7 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
     CURL *h = req.easy;
     char *uid = h ? curl_easy_escape(h, id, 0) : NULL;
     char *usecret = h ? curl_easy_escape(h, secret, 0) : NULL;
-    cloud_auth_free_secret(secret);
+    secret_free(secret);
     char url[2200];
     size_t ulen = strlen(cfg->cloud_url);
     snprintf(url, sizeof(url), "%.*s/oauth/token",
@@ -207,9 +162,9 @@ static enum dirconn_err fetch_oauth_token(struct cloud_auth *a, struct dirconn_e
     secret_store_free_value(client_id);
     if (e != DIRCONN_OK)
         return e;
-    cloud_auth_free_secret(a->token);
+    secret_free(a->token);
     a->token = tok;
-    a->expires_ms = mono_ms() + lifetime_ms;
+    a->expires_ms = platform_monotonic_ms() + lifetime_ms;
     return DIRCONN_OK;
 }
 
@@ -261,9 +216,9 @@ enum dirconn_err cloud_auth_token(void *arg, bool refresh, char **token, struct 
     if (a->cfg->cloud_auth == CLOUD_AUTH_BEARER) {
         if (a->cfg->cloud_token_file == NULL)
             return secret_store_get(a->cfg, SECRET_CLOUD_TOKEN, token, err);
-        return cloud_auth_read_secret(a->cfg->cloud_token_file, "[cloud] token_file", token, err);
+        return secret_file_read(a->cfg->cloud_token_file, "[cloud] token_file", token, err);
     }
-    if (refresh || a->token == NULL || mono_ms() >= a->expires_ms) {
+    if (refresh || a->token == NULL || platform_monotonic_ms() >= a->expires_ms) {
         enum dirconn_err e = fetch_oauth_token(a, err);
         if (e != DIRCONN_OK)
             return e;

@@ -69,7 +69,7 @@ enum dirconn_err cloud_auth_token(void *a, bool refresh, char **token, struct di
  * credentials grant (RFC 6749 4.4.3, 5.1; errors 5.2): HTTP status and body
  * (len bytes, JSON, need not be NUL-terminated). url and id (the connector
  * id) are only named in messages. On DIRCONN_OK *token receives the access
- * token (wipe and free with cloud_auth_free_secret) and *lifetime_ms how long
+ * token (wipe and free with secret_free, core/secret_store.h) and *lifetime_ms how long
  * to use it: 90 % of expires_in (of an hour without one, of a day when it is
  * longer: a token is renewed at least daily). Errors (*token
  * NULL): DIRCONN_ECLOUD_AUTH for 400/401/403 (with the OAuth error and
@@ -79,16 +79,5 @@ enum dirconn_err cloud_auth_token(void *a, bool refresh, char **token, struct di
 enum dirconn_err cloud_auth_parse_token(long status, const char *body, size_t len, const char *url,
                                         const char *id, char **token, int64_t *lifetime_ms,
                                         struct dirconn_error *err);
-
-/*
- * cloud_auth_read_secret - read a one-line secret file into a new buffer the
- * caller wipes and frees with cloud_auth_free_secret. The trailing newline is
- * removed; an empty file is an error. key names the config key for messages.
- */
-enum dirconn_err cloud_auth_read_secret(const char *path, const char *key, char **secret,
-                                        struct dirconn_error *err);
-
-/* cloud_auth_free_secret - wipe and free a secret. s may be NULL. */
-void cloud_auth_free_secret(char *s);
 
 #endif

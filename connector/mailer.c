@@ -8,7 +8,8 @@
  */
 #include "connector/mailer.h"
 
-#include "connector/cloud_auth.h"
+#include "connector/core/secret_store.h"
+#include "connector/core/platform.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -515,13 +516,6 @@ static bool settings_from_config(struct mailer_settings *d, const struct config 
 
 /* ---- the queue (under lock) -------------------------------------------------------------- */
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void mail_free(struct mail *mail)
 {
     if (mail != NULL)
@@ -565,7 +559,7 @@ static void report_base(struct mailer *m, struct mailer_report *r, enum mailer_k
 /* Compose and queue an alert, unless it repeats the previous one too soon. */
 static void alert(struct mailer *m, enum mailer_kind kind, const char *reason)
 {
-    int64_t now = mono_ms();
+    int64_t now = platform_monotonic_ms();
     int64_t window = m->set.interval_ms > 0 ? m->set.interval_ms : 3600 * 1000LL;
     if (m->last_alert_reason != NULL && m->last_alert_kind == kind &&
         strcmp(m->last_alert_reason, reason) == 0 && now - m->last_alert_at < window) {
@@ -593,7 +587,7 @@ static void period_reset(struct mailer *m)
     m->runs = m->succeeded = m->failed_runs = m->threshold_runs = 0;
     m->added = m->updated = m->deleted = m->failed = 0;
     m->period_start = time(NULL);
-    m->next_summary = m->set.interval_ms > 0 ? mono_ms() + m->set.interval_ms : 0;
+    m->next_summary = m->set.interval_ms > 0 ? platform_monotonic_ms() + m->set.interval_ms : 0;
 }
 
 /* The period ended: queue its summary (none for a period without runs). */
@@ -654,7 +648,7 @@ static enum dirconn_err read_password(const char *path, char **out, struct dirco
                                  "[reports] password_file %s: mode %04o lets group or others "
                                  "access the password; chmod 600 it",
                                  path, (unsigned)(st.st_mode & 07777));
-    return cloud_auth_read_secret(path, "[reports] password_file", out, err);
+    return secret_file_read(path, "[reports] password_file", out, err);
 }
 
 /* Deliver one message with libcurl's SMTP client; DIRCONN_OK once the server took it. */
@@ -755,7 +749,7 @@ static enum dirconn_err deliver(struct mailer *m, const struct mailer_settings *
     curl_slist_free_all(rcpt);
     curl_slist_free_all(hdr);
     if (password != NULL)
-        cloud_auth_free_secret(password);
+        secret_free(password);
     return e;
 }
 
@@ -764,7 +758,7 @@ static void *mailer_main(void *arg)
     struct mailer *m = arg;
     pthread_mutex_lock(&m->lock);
     while (!atomic_load(&m->stop)) {
-        int64_t now = mono_ms();
+        int64_t now = platform_monotonic_ms();
         if (m->next_summary != 0 && now >= m->next_summary)
             summary_due(m);
         if (m->active && m->set.no_success_ms > 0 && !m->no_success_sent &&
@@ -800,7 +794,7 @@ static void *mailer_main(void *arg)
             dirconn_error_clear(&err);
             enum dirconn_err e = deliver(m, &s, mail, &err);
             pthread_mutex_lock(&m->lock);
-            now = mono_ms();
+            now = platform_monotonic_ms();
             mail->attempts++;
             if (atomic_load(&m->stop)) {
                 settings_clear(&s);
@@ -882,7 +876,7 @@ enum dirconn_err mailer_new(const struct config *cfg, const struct log_sink *log
     pthread_cond_init(&m->cond, &ca);
     pthread_condattr_destroy(&ca);
     m->active = true;
-    m->success_mono = mono_ms();
+    m->success_mono = platform_monotonic_ms();
     period_reset(m);
     int rc = pthread_create(&m->thread, NULL, mailer_main, m);
     if (rc != 0) {
@@ -915,7 +909,7 @@ bool mailer_reconfigure(struct mailer *m, const struct config *cfg)
     settings_clear(&m->set);
     m->set = s;
     if (interval_changed)
-        m->next_summary = s.interval_ms > 0 ? mono_ms() + s.interval_ms : 0;
+        m->next_summary = s.interval_ms > 0 ? platform_monotonic_ms() + s.interval_ms : 0;
     pthread_cond_signal(&m->cond);
     pthread_mutex_unlock(&m->lock);
     return true;
@@ -967,7 +961,7 @@ void mailer_sync_done(struct mailer *m, const struct mailer_run *run)
     if (run->rc == DIRCONN_OK) {
         m->succeeded++;
         m->last_success = run->ended;
-        m->success_mono = mono_ms();
+        m->success_mono = platform_monotonic_ms();
         m->no_success_sent = false;
     } else if (run->rc == DIRCONN_ETHRESHOLD) {
         m->threshold_runs++;
@@ -995,7 +989,7 @@ void mailer_set_active(struct mailer *m, bool active)
         return;
     pthread_mutex_lock(&m->lock);
     if (active && !m->active) {
-        m->success_mono = mono_ms();
+        m->success_mono = platform_monotonic_ms();
         m->no_success_sent = false;
     }
     m->active = active;

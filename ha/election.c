@@ -41,7 +41,7 @@ struct ha_election {
 /* The clock of the deadline: CLOCK_MONOTONIC, or the one the options inject (tests). */
 static int64_t now_ms(const struct ha_election *e)
 {
-    return e->o.clock != NULL ? e->o.clock(e->o.clock_arg) : ha_monotonic_ms();
+    return e->o.clock != NULL ? e->o.clock(e->o.clock_arg) : platform_monotonic_ms();
 }
 
 static const char *const state_names[] = {"standby", "acquiring", "active", "releasing", "stopped"};
@@ -49,13 +49,6 @@ static const char *const state_names[] = {"standby", "acquiring", "active", "rel
 const char *ha_state_name(enum ha_state s)
 {
     return (unsigned)s < sizeof(state_names) / sizeof(state_names[0]) ? state_names[s] : "?";
-}
-
-int64_t ha_monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void ha_options_from_config(const struct config *cfg, struct ha_options *o)
@@ -138,7 +131,7 @@ static int64_t jitter(const struct ha_election *e)
         return 0;
     uint32_t r = 0;
     if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
-        r = (uint32_t)ha_monotonic_ms();
+        r = (uint32_t)platform_monotonic_ms();
     return (int64_t)(r % (uint64_t)(e->o.jitter_ms + 1));
 }
 
@@ -465,7 +458,7 @@ enum dirconn_err ha_election_start(struct lease_backend *b, const struct ha_opti
 enum dirconn_err ha_election_wait_active(struct ha_election *e, int64_t timeout_ms,
                                          struct dirconn_error *err)
 {
-    int64_t until = ha_monotonic_ms() + timeout_ms;
+    int64_t until = platform_monotonic_ms() + timeout_ms;
     enum dirconn_err rc = DIRCONN_OK;
     pthread_mutex_lock(&e->lock);
     for (;;) {
@@ -488,7 +481,7 @@ enum dirconn_err ha_election_wait_active(struct ha_election *e, int64_t timeout_
             rc = dirconn_error_set(err, e->last_code, "%s", e->last_error);
             break;
         }
-        int64_t now = ha_monotonic_ms();
+        int64_t now = platform_monotonic_ms();
         if (now >= until) {
             if (e->last_error[0] != '\0')
                 rc = dirconn_error_set(err, DIRCONN_ELEASE, "the HA lease could not be taken: %s",

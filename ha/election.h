@@ -51,6 +51,7 @@
 #include "connector/core/config.h"
 #include "connector/core/error.h"
 #include "connector/core/log.h"
+#include "connector/core/platform.h"
 #include "ha/lease.h"
 
 #include <stdatomic.h>
@@ -73,7 +74,7 @@ struct ha_options {
     bool self_in_use;    /* a lease this identity holds belongs to another live process (the
                             connector's running dirconnd) and is not taken over; false: it is
                             left by a crashed process of this identity and taken back */
-    int64_t (*clock)(void *arg); /* the deadline's clock in ms; NULL: ha_monotonic_ms (tests
+    int64_t (*clock)(void *arg); /* the deadline's clock in ms; NULL: platform_monotonic_ms (tests
                                     inject one that jumps, as a SIGSTOPped process sees it) */
     void *clock_arg;
 };
@@ -190,8 +191,5 @@ void ha_election_stop(struct ha_election *e, bool release);
 
 /* ha_election_free - stop (without release) if running, free everything. e may be NULL. */
 void ha_election_free(struct ha_election *e);
-
-/* ha_monotonic_ms - CLOCK_MONOTONIC in ms (the clock of the write gate). */
-int64_t ha_monotonic_ms(void);
 
 #endif

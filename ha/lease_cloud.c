@@ -130,7 +130,7 @@ static enum dirconn_err call_r(struct cloud_lease *cl, const char *method, const
         co.fencing_token = fencing;
         control_response_clear(r);
         e = control_request(&co, tok, method, path, body, if_match, r, err);
-        cloud_auth_free_secret(tok);
+        secret_free(tok);
         if (r->status == 401 && !refreshed) {
             refreshed = true;
             continue;
@@ -246,7 +246,7 @@ static enum dirconn_err cl_release(void *self, struct dirconn_error *err)
             return e;
         bool released = false;
         e = control_lease_release(&cl->co, tok, cl->id, &released, err);
-        cloud_auth_free_secret(tok);
+        secret_free(tok);
         if (e != DIRCONN_ECLOUD_AUTH || attempt > 0)
             return e;
     }

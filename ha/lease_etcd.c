@@ -48,7 +48,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include "connector/cloud_auth.h"
+#include "connector/core/secret_store.h"
 #include "connector/net/http.h"
 #include "proxy/proxy.h"
 
@@ -1116,7 +1116,7 @@ static void etcd_free(void *self)
     free(e->key_file);
     free(e->user);
     free(e->password_file);
-    cloud_auth_free_secret(e->password);
+    secret_free(e->password);
     drop_token(e);
     free(e);
 }
@@ -1155,7 +1155,7 @@ static enum dirconn_err read_password(const char *path, char **out, struct dirco
                                  "[ha] etcd_password_file %s: mode %04o lets group or others "
                                  "access the password; chmod 600 it",
                                  path, (unsigned)(st.st_mode & 07777));
-    return cloud_auth_read_secret(path, "[ha] etcd_password_file", out, err);
+    return secret_file_read(path, "[ha] etcd_password_file", out, err);
 }
 
 /* A copy of s (NULL stays NULL); false when out of memory. */

@@ -1,9 +1,9 @@
 /* proxy.c - routes per cloud URL, their cache, and the libcurl options (see proxy.h). */
 #include "proxy/proxy.h"
 
-#include "connector/cloud_auth.h"
 #include "connector/core/secret_store.h"
 #include "proxy/proxy_px.h"
+#include "connector/core/platform.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -79,9 +79,7 @@ static int64_t mono_ms(void)
 {
     if (test_clock != NULL)
         return test_clock();
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return platform_monotonic_ms();
 }
 
 const char *proxy_mode_name(enum proxy_mode mode)
@@ -405,8 +403,8 @@ enum dirconn_err proxy_new(const struct config *cfg, const struct log_sink *log,
         p->shared = p->own_shared;
     }
     if (cfg->proxy_password_file != NULL && cfg->proxy_mode != PROXY_MODE_NONE) {
-        enum dirconn_err e = cloud_auth_read_secret(cfg->proxy_password_file,
-                                                    "[proxy] password_file", &p->password, err);
+        enum dirconn_err e =
+            secret_file_read(cfg->proxy_password_file, "[proxy] password_file", &p->password, err);
         if (e != DIRCONN_OK) {
             proxy_shared_free(p->own_shared);
             free(p);
@@ -455,7 +453,7 @@ void proxy_free(struct proxy_ctx *p)
 {
     if (p == NULL)
         return;
-    cloud_auth_free_secret(p->password);
+    secret_free(p->password);
     while (p->hosts != NULL) {
         struct proxy_host *h = p->hosts;
         p->hosts = h->next;

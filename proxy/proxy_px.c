@@ -1,5 +1,6 @@
 /* proxy_px.c - libproxy in a short-lived child process (see proxy_px.h). */
 #include "proxy/proxy_px.h"
+#include "connector/core/platform.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,13 +41,6 @@ static const char *const px_cleared_vars[] = {"http_proxy",
 /* The proxy variables libproxy reads in mode auto. */
 static const char *const px_proxy_vars[] = {"http_proxy", "HTTP_PROXY", "https_proxy",
                                             "HTTPS_PROXY", NULL};
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void write_all(int fd, const char *s, size_t n)
 {
@@ -436,7 +430,7 @@ enum dirconn_err proxy_px_resolve(const struct proxy_px_request *req, struct pro
     fcntl(tp[0], F_SETFD, FD_CLOEXEC);
     fcntl(rp[0], F_SETFD, FD_CLOEXEC);
     struct px_buf trace = {.open = true}, list = {.open = true};
-    int64_t deadline = mono_ms() + (req->timeout_ms > 0 ? req->timeout_ms : 20000);
+    int64_t deadline = platform_monotonic_ms() + (req->timeout_ms > 0 ? req->timeout_ms : 20000);
     bool late = false, broken = false;
     while ((trace.open || list.open) && !broken) {
         struct pollfd fds[2];
@@ -445,7 +439,7 @@ enum dirconn_err proxy_px_resolve(const struct proxy_px_request *req, struct pro
             fds[n++] = (struct pollfd){.fd = tp[0], .events = POLLIN};
         if (list.open)
             fds[n++] = (struct pollfd){.fd = rp[0], .events = POLLIN};
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - platform_monotonic_ms();
         if (left <= 0) {
             late = true;
             break;

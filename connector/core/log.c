@@ -1,5 +1,6 @@
 /* log.c - leveled logging to stderr or syslog. */
 #include "connector/core/log.h"
+#include "connector/core/platform.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -123,9 +124,7 @@ void log_msg(const struct log_sink *sink, enum log_level level, const char *fmt,
 static int64_t mono_ms(void *arg)
 {
     (void)arg;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return platform_monotonic_ms();
 }
 
 bool log_sink_limit_repeats(struct log_sink *sink, int64_t interval_ms, int64_t (*clock)(void *arg),

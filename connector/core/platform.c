@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <stddef.h>
@@ -60,6 +61,13 @@ void platform_secure_free(void *p, size_t len)
     OPENSSL_cleanse(p, n);
     (void)munlock(p, n);
     munmap(p, n);
+}
+
+int64_t platform_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 bool platform_is_tty(int fd)

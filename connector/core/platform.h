@@ -19,6 +19,7 @@
 #include "connector/core/error.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -41,6 +42,13 @@ void *platform_secure_alloc(size_t len);
 
 /* platform_secure_free - wipe (OPENSSL_cleanse) and release. p may be NULL. */
 void platform_secure_free(void *p, size_t len);
+
+/*
+ * platform_monotonic_ms - CLOCK_MONOTONIC (POSIX clock_gettime) in milliseconds: the clock of
+ * every timeout, deadline, TTL and duration in the project (never the wall clock, which an
+ * administrator or NTP may step). Its origin is unspecified: only differences are meaningful.
+ */
+int64_t platform_monotonic_ms(void);
 
 /*
  * platform_is_tty - true when fd is a terminal.

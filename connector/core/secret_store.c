@@ -780,3 +780,42 @@ enum dirconn_err secret_store_get(const struct config *cfg, const char *name, ch
     secret_store_close(s);
     return e;
 }
+
+/* ---- one-line secret files ------------------------------------------------------------------ */
+
+void secret_free(char *s)
+{
+    if (s == NULL)
+        return;
+    OPENSSL_cleanse(s, strlen(s));
+    free(s);
+}
+
+enum dirconn_err secret_file_read(const char *path, const char *key, char **secret,
+                                  struct dirconn_error *err)
+{
+    *secret = NULL;
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL)
+        return dirconn_error_set(err, DIRCONN_ECONFIG, "%s %s: cannot open: %s", key, path,
+                                 strerror(errno));
+    char *buf = malloc(SECRET_FILE_MAX);
+    if (buf == NULL) {
+        fclose(fp);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    size_t n = fread(buf, 1, SECRET_FILE_MAX - 1, fp);
+    bool too_long = n == SECRET_FILE_MAX - 1 && fgetc(fp) != EOF;
+    fclose(fp);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    if (too_long || n == 0 || strlen(buf) != n || strchr(buf, '\n') != NULL) {
+        OPENSSL_cleanse(buf, SECRET_FILE_MAX);
+        free(buf);
+        return dirconn_error_set(err, DIRCONN_ECONFIG, "%s %s: %s", key, path,
+                                 n == 0 ? "the file is empty" : "not a one-line secret");
+    }
+    *secret = buf;
+    return DIRCONN_OK;
+}

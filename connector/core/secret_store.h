@@ -49,6 +49,9 @@
 
 /* Longest value, terminating NUL excluded. */
 #define SECRET_STORE_VALUE_MAX 4095
+
+/* Size of the buffer secret_file_read reads a secret file into, terminating NUL included. */
+#define SECRET_FILE_MAX 4096
 /* Key length in bytes (AES-256). */
 #define SECRET_STORE_KEY_LEN 32
 
@@ -158,5 +161,21 @@ enum dirconn_err secret_store_get(const struct config *cfg, const char *name, ch
 
 /* secret_store_free_value - wipe and free a value. v may be NULL. */
 void secret_store_free_value(char *v);
+
+/*
+ * secret_file_read - read a one-line secret file (a token, a client secret or a password that
+ * a *_file key or option names) into a new buffer.
+ *   path: the file; key: the config key or option that names it, for messages.
+ *   *secret: on success the secret without its trailing newline, owned by the caller, who wipes
+ *            and frees it with secret_free; NULL on error.
+ * Returns DIRCONN_OK; DIRCONN_ECONFIG ("<key> <path>: cannot open: <errno text>", "the file is
+ * empty" or "not a one-line secret": longer than SECRET_FILE_MAX - 1 bytes, a NUL or a second
+ * line); DIRCONN_ENOMEM.
+ */
+enum dirconn_err secret_file_read(const char *path, const char *key, char **secret,
+                                  struct dirconn_error *err);
+
+/* secret_free - wipe (OPENSSL_cleanse) and free a secret string. s may be NULL. */
+void secret_free(char *s);
 
 #endif

@@ -16,6 +16,7 @@
  */
 #include "connector/apply.h"
 #include "connector/cloud_auth.h"
+#include "connector/core/secret_store.h"
 #include "connector/provider.h"
 #include "connector/scim.h"
 #include "connector/control.h"
@@ -235,7 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int64_t lifetime_ms = 0;
         if (cloud_auth_parse_token(status, b, len, "https://cloud.example.com/oauth/token",
                                    "c0ffee", &token, &lifetime_ms, &err) == DIRCONN_OK)
-            cloud_auth_free_secret(token);
+            secret_free(token);
     }
     fuzz_parts_free(parts, n);
     return 0;

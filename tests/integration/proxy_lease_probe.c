@@ -13,6 +13,7 @@
  * line on stderr.
  */
 #include "connector/cloud_auth.h"
+#include "connector/core/secret_store.h"
 #include "connector/core/config.h"
 #include "connector/net/http.h"
 #include "proxy/proxy.h"
@@ -127,7 +128,7 @@ int main(int argc, char **argv)
     if (e != DIRCONN_OK) {
         fprintf(stderr, "proxy_lease_probe: %s\n", err.msg);
     }
-    cloud_auth_free_secret(token);
+    secret_free(token);
     free(etag);
     http_request_cleanup(&req);
     cloud_auth_free(auth);

@@ -41,7 +41,7 @@ struct inst {
 static void fill(struct table *t, struct lease_info *out)
 {
     memset(out, 0, sizeof(*out));
-    int64_t now = ha_monotonic_ms();
+    int64_t now = platform_monotonic_ms();
     out->holder = t->holder[0] ? strdup(t->holder) : NULL;
     out->token = t->transitions;
     out->remaining_ms = t->holder[0] && t->expires > now ? t->expires - now : 0;
@@ -77,7 +77,7 @@ static enum dirconn_err t_acquire(void *self, const struct lease_info *seen, int
     struct table *t = in->t;
     pthread_mutex_lock(&t->lock);
     enum dirconn_err e = DIRCONN_OK;
-    int64_t now = ha_monotonic_ms();
+    int64_t now = platform_monotonic_ms();
     if (t->down) {
         e = down(t, err);
     } else if (seen->version == NULL || strtoll(seen->version, NULL, 10) != t->version) {
@@ -104,7 +104,7 @@ static enum dirconn_err t_renew(void *self, int64_t duration_ms, struct lease_in
     struct table *t = in->t;
     pthread_mutex_lock(&t->lock);
     enum dirconn_err e = DIRCONN_OK;
-    int64_t now = ha_monotonic_ms();
+    int64_t now = platform_monotonic_ms();
     t->renews++;
     if (t->down) {
         e = down(t, err);
@@ -208,10 +208,10 @@ static void sleep_ms(int64_t ms)
 /* Wait up to ms for pred; returns the ms it took, or -1. */
 static int64_t wait_for(bool (*pred)(void *), void *arg, int64_t ms)
 {
-    int64_t t0 = ha_monotonic_ms();
-    while (ha_monotonic_ms() - t0 < ms) {
+    int64_t t0 = platform_monotonic_ms();
+    while (platform_monotonic_ms() - t0 < ms) {
         if (pred(arg))
-            return ha_monotonic_ms() - t0;
+            return platform_monotonic_ms() - t0;
         sleep_ms(10);
     }
     return -1;
@@ -342,7 +342,7 @@ static void test_self_fencing(void **state)
     /* The write gate closes before the lease expires on the server. */
     assert_true(*ha_election_write_deadline(a) <= expires);
     assert_true(wait_for(is_standby, a, 2000) >= 0);
-    assert_true(ha_monotonic_ms() <= expires + 50);
+    assert_true(platform_monotonic_ms() <= expires + 50);
     assert_true(wait_for(state_standby, a, 2000) >= 0);
     struct ha_status s;
     ha_election_status(a, &s);
@@ -370,12 +370,12 @@ static void test_failover_after_expiry(void **state)
     snprintf(t->holder, sizeof(t->holder), "dead");
     t->transitions = 7;
     t->duration = 1000;
-    t->expires = ha_monotonic_ms() + 1000;
+    t->expires = platform_monotonic_ms() + 1000;
     pthread_mutex_unlock(&t->lock);
-    int64_t t0 = ha_monotonic_ms();
+    int64_t t0 = platform_monotonic_ms();
     struct ha_election *b = start(t, "b", o);
     assert_true(wait_for(is_active, b, 4000) >= 0);
-    int64_t took = ha_monotonic_ms() - t0;
+    int64_t took = platform_monotonic_ms() - t0;
     assert_true(took >= 1000 + 300);      /* not before expiry + failover interval */
     assert_true(took < 1000 + 300 + 400); /* promptly after: timed by the remaining duration */
     assert_int_equal(ha_election_token(b), 8);
@@ -395,9 +395,9 @@ static void test_one_shot_refused(void **state)
     o.self_in_use = true;
     struct ha_election *cli = start(t, "a", o); /* the same connector as the daemon */
     struct dirconn_error err;
-    int64_t t0 = ha_monotonic_ms();
+    int64_t t0 = platform_monotonic_ms();
     assert_int_equal(ha_election_wait_active(cli, 3000, &err), DIRCONN_ELEASE);
-    assert_true(ha_monotonic_ms() - t0 < 1000);
+    assert_true(platform_monotonic_ms() - t0 < 1000);
     assert_non_null(strstr(err.msg, "held by connector a"));
     assert_true(ha_election_is_active(a));
     ha_election_free(cli);
@@ -417,7 +417,7 @@ static _Atomic int64_t leap;
 static int64_t leaping_clock(void *arg)
 {
     (void)arg;
-    return ha_monotonic_ms() + atomic_load(&leap);
+    return platform_monotonic_ms() + atomic_load(&leap);
 }
 
 static _Atomic int role_off; /* role callbacks saying "no longer active" */
@@ -490,7 +490,7 @@ static void self_fence_after_stop(bool by_query)
     snprintf(t->holder, sizeof(t->holder), "b"); /* took it while a was stopped */
     t->transitions++;
     t->version++;
-    t->expires = ha_monotonic_ms() + 60000;
+    t->expires = platform_monotonic_ms() + 60000;
     t->duration = 60000;
     atomic_store(&leap, 2000); /* a's lease (1000 ms) ran out while it was stopped */
     pthread_mutex_unlock(&t->lock);

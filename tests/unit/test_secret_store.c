@@ -1,7 +1,7 @@
 /*
  * Unit tests for connector/core/secret_store.c: round trip, fresh nonces, modes,
- * tampered, truncated and wrong-key files, and a failed write that leaves the
- * old file in place.
+ * tampered, truncated and wrong-key files, a failed write that leaves the
+ * old file in place, and one-line secret files (secret_file_read).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -363,6 +363,62 @@ static void test_read_only(void **state)
     secret_store_close(w);
 }
 
+/* secret_file_read: one line without its newline; empty, two-line, too long and missing files
+ * are configuration errors that name the key and the path. */
+static void write_file(const char *path, const char *data, size_t len)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(data, 1, len, fp), len);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void test_secret_file(void **state)
+{
+    struct fixture *f = *state;
+    char path[320];
+    snprintf(path, sizeof(path), "%s/token", f->dir);
+    struct dirconn_error err = {0};
+    char *s = NULL;
+
+    write_file(path, "s3cr3t\r\n", 8);
+    assert_int_equal(secret_file_read(path, "[cloud] token_file", &s, &err), DIRCONN_OK);
+    assert_string_equal(s, "s3cr3t");
+    secret_free(s);
+
+    write_file(path, "", 0);
+    assert_int_equal(secret_file_read(path, "[cloud] token_file", &s, &err), DIRCONN_ECONFIG);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, "[cloud] token_file"));
+    assert_non_null(strstr(err.msg, path));
+    assert_non_null(strstr(err.msg, "the file is empty"));
+
+    write_file(path, "one\ntwo\n", 8);
+    assert_int_equal(secret_file_read(path, "k", &s, &err), DIRCONN_ECONFIG);
+    assert_non_null(strstr(err.msg, "not a one-line secret"));
+
+    write_file(path, "a\0b\n", 4);
+    assert_int_equal(secret_file_read(path, "k", &s, &err), DIRCONN_ECONFIG);
+    assert_non_null(strstr(err.msg, "not a one-line secret"));
+
+    char *big = malloc(SECRET_FILE_MAX + 1);
+    memset(big, 'x', SECRET_FILE_MAX);
+    write_file(path, big, SECRET_FILE_MAX - 1); /* the longest accepted */
+    assert_int_equal(secret_file_read(path, "k", &s, &err), DIRCONN_OK);
+    assert_int_equal(strlen(s), SECRET_FILE_MAX - 1);
+    secret_free(s);
+    write_file(path, big, SECRET_FILE_MAX); /* one byte more */
+    assert_int_equal(secret_file_read(path, "k", &s, &err), DIRCONN_ECONFIG);
+    assert_null(s);
+    free(big);
+
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(secret_file_read(path, "--admin-token-file", &s, &err), DIRCONN_ECONFIG);
+    assert_non_null(strstr(err.msg, "--admin-token-file"));
+    assert_non_null(strstr(err.msg, "cannot open"));
+    secret_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -376,6 +432,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_from_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_held_while_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_file, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
