@@ -147,7 +147,10 @@ fi
 measure() { # label -> "wall user sys maxrss_kb load_before load_after"
 	local before
 	before=$(load)
-	/usr/bin/time -f '%e %U %S %M' -o "$T/$1.time" "$ctl" sync --full --no-progress --config "$T/bench.conf" \
+	# BENCH_WRAP: a profiler to run the connector under (e.g. "heaptrack -o /tmp/h"), its
+	# argument list word-split; the times and RSS then include the profiler's own.
+	# shellcheck disable=SC2086
+	/usr/bin/time -f '%e %U %S %M' -o "$T/$1.time" ${BENCH_WRAP:-} "$ctl" sync --full --no-progress --config "$T/bench.conf" \
 		>"$T/$1.out" 2>"$T/$1.err" || { echo "sync failed:" >&2; tail -5 "$T/$1.err" >&2; exit 1; }
 	echo "== $(date -u +%T) $1 sync: $(cat "$T/$1.time") (wall s, user s, sys s, peak RSS kB; load $before)" >&2
 	echo "$(cat "$T/$1.time") $before $(load)"
