@@ -365,33 +365,14 @@ static void tree_free(void **root, int (*cmp)(const void *, const void *))
  * changes and the retries, lists[1] the RFC 4533 present ids, lists[2] the
  * retries taken up by this run.
  */
-enum dirconn_err sync_changes_plan(struct sync_ctx *c, enum change_tracking method,
-                                   const char *partition, const struct state_watermark *wm,
-                                   struct state_watermark *next, struct id_list lists[3],
-                                   long *read)
+/*
+ * Plan each change of lists[0] (its last report), then the related objects it queued, then
+ * the member and manager DNs that resolve neither in this run nor through the map by DN.
+ * Inside the caller's transaction.
+ */
+static enum dirconn_err plan_changed(struct sync_ctx *c, struct id_list lists[3], long *read)
 {
-    const char **attrs = tracked_attrs(c);
-    if (attrs == NULL)
-        return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
-    struct tracking_result tr;
-    enum dirconn_err e = tracking_read(c->src, c->log, method, partition, attrs, wm, collect_change,
-                                       lists, next, &tr, c->err);
-    free(attrs);
-    if (e != DIRCONN_OK)
-        return e;
-    c->res->changes = (long)tr.changes;
-    log_msg(c->log, LOG_LEVEL_INFO, "%s: %lu changes since the watermark",
-            change_tracking_name(method), tr.changes);
-    e = state_retry_foreach(c->st, collect_retry, lists, c->err);
-    if (e != DIRCONN_OK)
-        return e;
-    if (lists[2].n > 0)
-        log_msg(c->log, LOG_LEVEL_INFO, "%zu objects whose last change failed are retried",
-                lists[2].n);
-    plan_set_partial(c->plan);
-    plan_set_resolver(c->plan, sync_objmap_resolve_dn, c);
-    c->on_added = sync_changes_note_added;
-    e = state_begin(c->st, c->err);
+    enum dirconn_err e = DIRCONN_OK;
     struct id_list more = {0};
     /*
      * The last report of an object wins (a change, then its deletion): walked
@@ -457,23 +438,61 @@ enum dirconn_err sync_changes_plan(struct sync_ctx *c, enum change_tracking meth
     tree_free(&changed_ids, cmp_cstr);
     free(later);
     id_list_free(&more);
-    if (e == DIRCONN_OK && tr.present_phase) {
-        /* RFC 4533 present phase: what was neither present nor changed is gone. */
-        struct id_list changed = {0};
-        for (size_t i = 0; i < lists[0].n && e == DIRCONN_OK; i++)
-            if (lists[0].v[i].id != NULL &&
-                !id_list_add(&changed, lists[0].v[i].id, NULL, -1, NULL, false))
-                e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
-        qsort(changed.v, changed.n, sizeof(*changed.v), cmp_rec);
-        qsort(lists[1].v, lists[1].n, sizeof(*lists[1].v), cmp_rec);
-        struct present_walk w = {c, &lists[1], &changed, {0}};
-        if (e == DIRCONN_OK)
-            e = state_object_foreach(c->st, -1, present_one, &w, c->err);
-        for (size_t i = 0; i < w.gone.n && e == DIRCONN_OK; i++)
-            e = gone(c, w.gone.v[i].id, NULL);
-        id_list_free(&w.gone);
-        id_list_free(&changed);
-    }
+    return e;
+}
+
+/* RFC 4533 present phase: what was neither present (lists[1]) nor changed (lists[0]) is gone. */
+static enum dirconn_err plan_not_present(struct sync_ctx *c, struct id_list lists[3])
+{
+    enum dirconn_err e = DIRCONN_OK;
+    struct id_list changed = {0};
+    for (size_t i = 0; i < lists[0].n && e == DIRCONN_OK; i++)
+        if (lists[0].v[i].id != NULL &&
+            !id_list_add(&changed, lists[0].v[i].id, NULL, -1, NULL, false))
+            e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    qsort(changed.v, changed.n, sizeof(*changed.v), cmp_rec);
+    qsort(lists[1].v, lists[1].n, sizeof(*lists[1].v), cmp_rec);
+    struct present_walk w = {c, &lists[1], &changed, {0}};
+    if (e == DIRCONN_OK)
+        e = state_object_foreach(c->st, -1, present_one, &w, c->err);
+    for (size_t i = 0; i < w.gone.n && e == DIRCONN_OK; i++)
+        e = gone(c, w.gone.v[i].id, NULL);
+    id_list_free(&w.gone);
+    id_list_free(&changed);
+    return e;
+}
+
+enum dirconn_err sync_changes_plan(struct sync_ctx *c, enum change_tracking method,
+                                   const char *partition, const struct state_watermark *wm,
+                                   struct state_watermark *next, struct id_list lists[3],
+                                   long *read)
+{
+    const char **attrs = tracked_attrs(c);
+    if (attrs == NULL)
+        return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    struct tracking_result tr;
+    enum dirconn_err e = tracking_read(c->src, c->log, method, partition, attrs, wm, collect_change,
+                                       lists, next, &tr, c->err);
+    free(attrs);
+    if (e != DIRCONN_OK)
+        return e;
+    c->res->changes = (long)tr.changes;
+    log_msg(c->log, LOG_LEVEL_INFO, "%s: %lu changes since the watermark",
+            change_tracking_name(method), tr.changes);
+    e = state_retry_foreach(c->st, collect_retry, lists, c->err);
+    if (e != DIRCONN_OK)
+        return e;
+    if (lists[2].n > 0)
+        log_msg(c->log, LOG_LEVEL_INFO, "%zu objects whose last change failed are retried",
+                lists[2].n);
+    plan_set_partial(c->plan);
+    plan_set_resolver(c->plan, sync_objmap_resolve_dn, c);
+    c->on_added = sync_changes_note_added;
+    e = state_begin(c->st, c->err);
+    if (e == DIRCONN_OK)
+        e = plan_changed(c, lists, read);
+    if (e == DIRCONN_OK && tr.present_phase)
+        e = plan_not_present(c, lists);
     if (e == DIRCONN_OK)
         e = state_commit(c->st, c->err);
     else

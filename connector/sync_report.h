@@ -109,7 +109,8 @@ struct sync_report {
  * Incremental and Summary lines when r->planned; for a run that is not a dry
  * run, the Result line (the acknowledged counts when r->applied, zeros when
  * the run failed before applying, preceded by "Summary | not computed" when
- * it was not planned). A dry run that failed before its plan has no line.
+ * it was not planned). A dry run that failed before its plan has no line, nor
+ * has a zeroed report (a run that was not started).
  * The Note line's time is r->previous_started in local time.
  */
 void sync_report_lines(const struct sync_report *r, void (*line)(void *arg, const char *text),
