@@ -5,6 +5,7 @@
 #include "admin/daemon_socket.h"
 #include "connector/state.h"
 #include "connector/sync.h"
+#include "connector/sync_report.h"
 #include "ha/election.h"
 #include "ha/shared_state.h"
 #include "proxy/proxy.h"
@@ -128,11 +129,10 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
         .override_threshold = a->override_threshold,
         .report_path = a->report,
         .progress = !a->no_progress,
-        .out = stdout,
     };
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    struct sync_result res;
+    struct sync_report res;
     memset(&res, 0, sizeof(res));
     /* One memory of dead proxies for every cloud client of the run (sync, lease, state). */
     struct proxy_shared *shared = NULL;
@@ -166,8 +166,10 @@ static int run(struct ctl *ctl, enum sync_mode mode, const struct sync_args *a)
         if (e == DIRCONN_OK && (what == HA_IMPORT_TAKEN || what == HA_IMPORT_PENDING))
             opts.rebuild_map = true;
     }
-    if (e == DIRCONN_OK)
+    if (e == DIRCONN_OK) {
         e = sync_run(ctl->cfg, &ctl->log, &opts, &res, &err);
+        sync_report_render(&res, stdout);
+    }
     if (e == DIRCONN_OK && res.map_rebuilt)
         printf("Object map rebuilt from the cloud inventory (%ld objects, %ld adopted or changed, "
                "%ld removed): another connector synchronised since this one's state was current; "

@@ -39,6 +39,7 @@
 #include "connector/notify.h"
 #include "connector/state.h"
 #include "connector/sync.h"
+#include "connector/sync_report.h"
 #include "ha/election.h"
 #include "ha/shared_state.h"
 #include "proxy/proxy.h"
@@ -96,7 +97,7 @@ struct shared {
     long done, total;
     /* the worker's result, read by the loop after the done event */
     enum dirconn_err rc;
-    struct sync_result res;
+    struct sync_report res;
     char message[DIRCONN_ERROR_LEN];
     enum dirconn_origin origin; /* the library the error came from, and its code */
     long cause;
@@ -359,7 +360,7 @@ static void on_problem(void *arg, const char *dn, const char *message)
 }
 
 /* On the worker: hand the finished run to the mailer (it only queues; never waits). */
-static void mail_run(struct job *j, enum dirconn_err rc, const struct sync_result *res,
+static void mail_run(struct job *j, enum dirconn_err rc, const struct sync_report *res,
                      const char *message, const char *summary)
 {
     struct mailer_run run = {
@@ -389,7 +390,7 @@ static void mail_run(struct job *j, enum dirconn_err rc, const struct sync_resul
  * worker uses its own backend (a backend serves one thread). Returns false
  * when the sync must not run.
  */
-static bool shared_state(struct job *j, bool before, const struct sync_result *res,
+static bool shared_state(struct job *j, bool before, const struct sync_report *res,
                          enum ha_import *what)
 {
     if (!before && !res->watermark_saved)
@@ -408,15 +409,11 @@ static void *worker_main(void *arg)
 {
     struct job *j = arg;
     struct daemon *d = j->d;
-    char *summary = NULL;
-    size_t summary_len = 0;
-    FILE *out = open_memstream(&summary, &summary_len);
     char report_json[4200], report_csv[4200]; /* the plan of this run, for the status page */
     struct sync_options o = {
         .report_path = web_report_path(j->cfg, false, report_json, sizeof(report_json)),
         .report_csv_path = web_report_path(j->cfg, true, report_csv, sizeof(report_csv)),
         .mode = j->mode,
-        .out = out,
         .cancel = &d->cancel,
         .on_progress = on_progress,
         .progress_arg = d,
@@ -432,7 +429,7 @@ static void *worker_main(void *arg)
         .observe_scim = metrics_scim_request,
         .observe_arg = d->metrics,
     };
-    struct sync_result res;
+    struct sync_report res;
     memset(&res, 0, sizeof(res));
     struct dirconn_error err;
     dirconn_error_clear(&err);
@@ -460,8 +457,8 @@ static void *worker_main(void *arg)
         if (ha_shared_full_done(j->cfg, &ferr) != DIRCONN_OK)
             log_msg(&d->log, LOG_LEVEL_WARN, "ha: %s", ferr.msg);
     }
-    if (out != NULL)
-        fclose(out);
+    /* The summary lines, as dirconnctl prints them (sync_report.h). */
+    char *summary = sync_report_text(&res);
     if (d->mailer != NULL)
         mail_run(j, rc, &res, rc == DIRCONN_OK ? "" : err.msg, summary);
     /* The summary lines go to the log. */
@@ -576,7 +573,7 @@ static void request_sync(struct daemon *d, enum request what, const char *trigge
 static void notify_start(struct daemon *d);
 
 /* The metrics of a finished run (connector/metrics.h). */
-static void count_run(struct daemon *d, enum dirconn_err rc, const struct sync_result *res)
+static void count_run(struct daemon *d, enum dirconn_err rc, const struct sync_report *res)
 {
     bool ran = rc == DIRCONN_OK || rc == DIRCONN_EFAIL || rc == DIRCONN_ETHRESHOLD;
     struct metrics_run run = {
@@ -620,7 +617,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
     pthread_join(d->worker, NULL);
     pthread_mutex_lock(&d->sh.lock);
     enum dirconn_err rc = d->sh.rc;
-    struct sync_result res = d->sh.res;
+    struct sync_report res = d->sh.res;
     char message[DIRCONN_ERROR_LEN];
     snprintf(message, sizeof(message), "%s", d->sh.message);
     enum dirconn_origin origin = d->sh.origin;

@@ -1028,3 +1028,58 @@ long state_retry_count(struct state *st)
     sqlite3_finalize(stmt);
     return n;
 }
+
+/* One walk over (external_id, dn) rows of a prepared statement (state_names_*). */
+static enum dirconn_err names_walk(struct state *st, sqlite3_stmt *stmt,
+                                   int (*fn)(void *arg, const char *external_id, const char *dn),
+                                   void *arg, struct dirconn_error *err)
+{
+    enum dirconn_err e = DIRCONN_OK;
+    dirconn_error_clear(err);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (fn(arg, (const char *)sqlite3_column_text(stmt, 0),
+               (const char *)sqlite3_column_text(stmt, 1)) != 0) {
+            e = dirconn_error_stopped(err, DIRCONN_EFAIL, "names walk stopped");
+            break;
+        }
+    }
+    if (e == DIRCONN_OK && rc != SQLITE_DONE)
+        e = db_error(st, err, "reading the names");
+    sqlite3_finalize(stmt);
+    return e;
+}
+
+enum dirconn_err state_names_unsent_foreach(struct state *st, enum object_kind kind,
+                                            int (*fn)(void *arg, const char *external_id,
+                                                      const char *dn),
+                                            void *arg, struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(st,
+                                 "SELECT external_id, dn FROM names WHERE kind = ?1 AND external_id"
+                                 " NOT IN (SELECT external_id FROM objects) ORDER BY external_id",
+                                 &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_int(stmt, 1, (int)kind);
+    return names_walk(st, stmt, fn, arg, err);
+}
+
+enum dirconn_err state_name_partners_foreach(struct state *st, const char *external_id,
+                                             int (*fn)(void *arg, const char *external_id,
+                                                       const char *dn),
+                                             void *arg, struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e =
+        prepare(st,
+                "SELECT n2.external_id, n2.dn FROM names n1 JOIN names n2 ON"
+                " n2.name_lower = n1.name_lower AND n2.external_id != n1.external_id"
+                " WHERE n1.external_id = ?1 ORDER BY n2.external_id",
+                &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_TRANSIENT);
+    return names_walk(st, stmt, fn, arg, err);
+}

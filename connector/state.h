@@ -21,6 +21,7 @@
 #define DIRCONN_STATE_H
 
 #include "connector/core/error.h"
+#include "connector/core/object_kind.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -57,7 +58,7 @@ struct state_object {
 /*
  * What the state holds about the directory entry an object's record was
  * mapped from (schema 7), for a full sync to skip mapping an entry that did
- * not change (sync.c, add_entry). Columns of objects:
+ * not change (sync_read.c, sync_read_add_entry). Columns of objects:
  *   raw_hash    ldap_entry_raw_hash of the entry, with the fingerprint of the
  *               configuration and the provider it was mapped under;
  *   raw_for     the record hash (hash) that raw_hash belongs to: the raw hash
@@ -230,7 +231,7 @@ long state_object_count(struct state *st, int kind);
  * instance may have created, changed or deleted objects since this state was current.
  * state_reconcile_begin starts a walk (*r zeroed; a temporary table of the externalIds seen);
  * state_reconcile_object is called for each cloud object carrying this directory's
- * externalId form (the caller decides which: sync.c is_ours), of kind (enum object_kind),
+ * externalId form (the caller decides which: sync_objmap.c is_ours), of kind (enum object_kind),
  * with its SCIM id, name (userName or displayName, may be NULL) and meta.version (may be
  * NULL: a provider without ETags); state_reconcile_end removes the rows of the kinds in the
  * bit set kinds (1u << kind) whose externalId was not listed (the cloud object is gone) and
@@ -347,5 +348,30 @@ enum dirconn_err state_retry_foreach(struct state *st,
 
 /* state_retry_count - the number of objects to retry, or -1 on error. */
 long state_retry_count(struct state *st);
+
+/*
+ * state_names_unsent_foreach - call fn for each object of kind that the names table holds
+ * (a directory object in scope at the last run, with its name) and the objects table does
+ * not (no connector sent it: a naming conflict, a missing required attribute), ordered by
+ * external id. fn gets the externalId and the DN (NULL when none was recorded), both valid
+ * only during the call. Returns DIRCONN_OK; DIRCONN_ESTATE on a database error (the message
+ * names the file and SQLite's error); a non-zero return from fn stops the walk with fn's own
+ * error as state_object_foreach. fn must not write.
+ */
+enum dirconn_err state_names_unsent_foreach(struct state *st, enum object_kind kind,
+                                            int (*fn)(void *arg, const char *external_id,
+                                                      const char *dn),
+                                            void *arg, struct dirconn_error *err);
+
+/*
+ * state_name_partners_foreach - call fn for each other object that had the same name
+ * (case-insensitive: email, userName) as external_id in the names table when it was last
+ * read: the partners of a naming conflict. Arguments, order, returns and errors as
+ * state_names_unsent_foreach; an unknown external_id has no partners (DIRCONN_OK).
+ */
+enum dirconn_err state_name_partners_foreach(struct state *st, const char *external_id,
+                                             int (*fn)(void *arg, const char *external_id,
+                                                       const char *dn),
+                                             void *arg, struct dirconn_error *err);
 
 #endif

@@ -42,6 +42,7 @@
 enum sync_mode { SYNC_DRY_RUN = 0, SYNC_FULL, SYNC_INCREMENTAL };
 
 struct proxy_shared;
+struct sync_report;
 
 /*
  * The phases of a run, in order. sync_run moves through them with one
@@ -96,7 +97,6 @@ struct sync_options {
     const char *report_path;     /* the plan's report (.json or .csv; dry run or not), or NULL */
     const char *report_csv_path; /* a second copy of it, e.g. the CSV beside the JSON, or NULL */
     bool progress;               /* show progress on a terminal (stderr) */
-    FILE *out;                   /* where the summary goes; NULL = stdout */
     /*
      * dirconnd: when *cancel becomes true (another thread, a signal handler's
      * loop), the run stops after the batch in flight was acknowledged and
@@ -142,7 +142,7 @@ struct sync_options {
      * synchronised since this state was current. When the run is incremental (the watermark
      * applies), the object map is first rebuilt from the cloud's inventory (state_reconcile_*:
      * every cloud object of this directory's externalId form, in one transaction), then the
-     * incremental runs from the watermark; result.map_rebuilt says it was. When the run falls
+     * incremental runs from the watermark; the report's map_rebuilt says it was. When the run falls
      * back to a full sync, nothing more is needed: a full sync adopts the cloud's objects.
      */
     bool rebuild_map;
@@ -151,48 +151,22 @@ struct sync_options {
     void *observe_arg;
 };
 
-struct sync_result {
-    struct plan_summary plan;     /* what the plan said */
-    long added, updated, deleted; /* what the cloud acknowledged */
-    long failed;                  /* objects whose write failed (reported, not fatal) */
-    long drift;                   /* updates that put back values edited in the cloud */
-    /* added, updated, deleted, failed per kind (enum object_kind); skipped: plan.skipped_by_kind */
-    long added_by_kind[OBJECT_KINDS], updated_by_kind[OBJECT_KINDS], deleted_by_kind[OBJECT_KINDS],
-        failed_by_kind[OBJECT_KINDS];
-    bool threshold_exceeded;
-    bool override_used;
-    bool contacts_unsupported; /* the cloud has no Contact resource type */
-    double seconds;            /* wall time */
-    bool incremental;          /* the run was incremental (SYNC_INCREMENTAL may fall back) */
-    long changes;              /* incremental: changes reported by the directory */
-    bool watermark_saved;      /* the watermark moved at the end of this run */
-    /* rebuild_map: the object map was rebuilt (and committed) before the incremental; the
-     * distinct externalIds the inventory listed, the rows added or reset, the rows removed */
-    bool map_rebuilt;
-    long map_objects, map_changed, map_removed;
-    char fallback[DIRCONN_ERROR_LEN + 64]; /* why an incremental ran as a full sync, or "" */
-    char directory[512]; /* the DC the run bound to, "" when it did not get that far */
-    /* the cloud side, for status displays */
-    bool cloud_reached;    /* the cloud answered the run's discovery */
-    char proxy_route[512]; /* the route the SCIM requests used at the end (proxy_route_used),
-                              or "" when none was taken */
-};
-
 /*
  * sync_run - run one dry run, full or incremental sync for cfg (borrowed).
  * The watermark is saved only when every change it covers was acknowledged
  * by the cloud or recorded as a per-object failure (state_retry_put) that
  * the next incremental sync re-reads; a run stopped by an error, a crash or
- * an unreachable cloud leaves it where it was. The summary in
- * the Cisco guide's form is printed to opts->out; res (may be NULL) receives
- * the counts. Returns DIRCONN_OK when every object was handled, DIRCONN_EFAIL
- * when some objects failed (each reported; the rest was applied),
- * DIRCONN_ETHRESHOLD when the delete threshold stopped the sync before any
- * change, or the error that prevented the sync (directory, cloud, state,
- * configuration) with one line in err.
+ * an unreachable cloud leaves it where it was. Nothing is printed: report
+ * (sync_report.h; may be NULL) receives the counts, flags, phase times and
+ * error of the run, which sync_report_lines renders as the summary lines in
+ * the Cisco guide's form. Returns DIRCONN_OK when every object was handled,
+ * DIRCONN_EFAIL when some objects failed (each reported; the rest was
+ * applied), DIRCONN_ETHRESHOLD when the delete threshold stopped the sync
+ * before any change, or the error that prevented the sync (directory, cloud,
+ * state, configuration) with one line in err.
  */
 enum dirconn_err sync_run(const struct config *cfg, const struct log_sink *log,
-                          const struct sync_options *opts, struct sync_result *res,
+                          const struct sync_options *opts, struct sync_report *report,
                           struct dirconn_error *err);
 
 #endif

@@ -67,7 +67,7 @@ enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
 
 /*
  * ha_shared_full_done - a full sync, or an incremental one on an object map
- * rebuilt from the cloud inventory in the same run (sync_result.map_rebuilt),
+ * rebuilt from the cloud inventory in the same run (sync_report.map_rebuilt),
  * completed on the local state in cfg->state_dir (every object planned;
  * failed writes are on the retry list): the object map is whole again, so
  * the mark that ha_shared_import set when it replaced the local state (state

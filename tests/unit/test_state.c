@@ -558,6 +558,67 @@ static void test_cache_size(void **state)
     assert_int_equal(state_cache_size(), STATE_CACHE_DEFAULT_MIB);
 }
 
+/* The names table (kept by every run): objects in scope never sent, and conflict partners. */
+struct name_rows {
+    char got[4][64];
+    int n;
+    int stop_after; /* stop the walk after this many rows, 0 = never */
+};
+
+static int name_row(void *arg, const char *id, const char *dn)
+{
+    struct name_rows *r = arg;
+    if (r->n < 4)
+        snprintf(r->got[r->n], sizeof(r->got[0]), "%s %s", id, dn != NULL ? dn : "-");
+    r->n++;
+    return r->stop_after > 0 && r->n >= r->stop_after;
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    struct state *st = open_ok();
+    struct dirconn_error err;
+    struct state_object o = {.external_id = "u-sent",
+                             .kind = OBJECT_USER,
+                             .dn = "cn=sent",
+                             .cloud_id = "c1",
+                             .name = "a@x"};
+    assert_int_equal(state_object_put(st, &o, &err), DIRCONN_OK);
+    assert_int_equal(sqlite3_exec(state_db(st),
+                                  "INSERT INTO names VALUES ('u-sent', 0, 'cn=sent', 'a@x'),"
+                                  " ('u-b', 0, 'cn=b', 'a@x'), ('u-a', 0, NULL, 'a@x'),"
+                                  " ('g-1', 1, 'cn=g', 'group'), ('c-1', 2, 'cn=c', 'a@x');",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    /* in scope and never sent, of one kind, ordered by externalId */
+    struct name_rows r = {0};
+    assert_int_equal(state_names_unsent_foreach(st, OBJECT_USER, name_row, &r, &err), DIRCONN_OK);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.got[0], "u-a -");
+    assert_string_equal(r.got[1], "u-b cn=b");
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(state_names_unsent_foreach(st, OBJECT_GROUP, name_row, &r, &err), DIRCONN_OK);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.got[0], "g-1 cn=g");
+    /* the other objects with the same name, any kind, not the object itself */
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(state_name_partners_foreach(st, "u-b", name_row, &r, &err), DIRCONN_OK);
+    assert_int_equal(r.n, 3);
+    assert_string_equal(r.got[0], "c-1 cn=c");
+    assert_string_equal(r.got[1], "u-a -");
+    assert_string_equal(r.got[2], "u-sent cn=sent");
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(state_name_partners_foreach(st, "g-1", name_row, &r, &err), DIRCONN_OK);
+    assert_int_equal(r.n, 0);
+    /* a callback stops the walk */
+    memset(&r, 0, sizeof(r));
+    r.stop_after = 1;
+    assert_int_equal(state_name_partners_foreach(st, "u-b", name_row, &r, &err), DIRCONN_EFAIL);
+    assert_int_equal(r.n, 1);
+    state_close(st);
+}
+
 static void test_unusable_dir(void **state)
 {
     (void)state;
@@ -580,6 +641,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reconcile, setup, teardown),
         cmocka_unit_test(test_raw_hash),
         cmocka_unit_test_setup_teardown(test_cache_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_names, setup, teardown),
         cmocka_unit_test(test_unusable_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,86 @@
+/*
+ * sync_cloud.h - the cloud side of a run (sync.c): the SCIM client, discovery
+ * and the inventory.
+ *
+ * Opening the cloud builds the proxy route, the OAuth 2.0 / bearer client and
+ * the SCIM client with the fencing and HA-mode headers. Discovery (RFC 7644 4)
+ * reads what the provider supports and which mapped targets it takes. The
+ * inventory is every cloud object of the enabled kinds (id, name, externalId,
+ * admin role, meta.version: RFC 7644 3.4.2 list with an attributes= selection,
+ * RFC 7644 3.9) given to the plan (plan_add_cloud_projected), for a full run
+ * with the projection of each copy it compares (drift); an incremental looks
+ * up only the objects it touched (by id, externalId, userName filters,
+ * RFC 7644 3.4.2.2).
+ *
+ * Every function takes the run's context (sync_ctx.h) borrowed, records its
+ * error in c->err and returns its code: DIRCONN_OK, the SCIM client's errors
+ * (the HTTP status and the server's detail in the message), DIRCONN_ESTATE
+ * (the plan's tables), DIRCONN_ENOMEM.
+ */
+#ifndef DIRCONN_SYNC_CLOUD_H
+#define DIRCONN_SYNC_CLOUD_H
+
+#include "connector/sync_ctx.h"
+
+/*
+ * sync_cloud_open - c->scim_base (from [cloud] scim_url, or url and org:
+ * {url}/scim/v2/{org}), c->proxy, c->auth and c->scim, which sync_run frees.
+ * Errors: DIRCONN_ECONFIG (neither scim_url nor url and org, naming the
+ * file), DIRCONN_ENOMEM, and those of proxy_new, cloud_auth_new and
+ * scim_client_new.
+ */
+enum dirconn_err sync_cloud_open(struct sync_ctx *c);
+
+/*
+ * sync_cloud_discover - read /ServiceProviderConfig, /ResourceTypes and
+ * /Schemas (provider_discover): fills c->prov, c->caps and, per kind the
+ * provider offers, c->scope (the paths the mapping produces and the provider
+ * takes; c->scope_paths owns them). Each mapped target the provider cannot
+ * take is logged once and kept in c->unsent for the plan's report.
+ * Errors: those of provider_discover, DIRCONN_ENOMEM.
+ */
+enum dirconn_err sync_cloud_discover(struct sync_ctx *c);
+
+/*
+ * sync_cloud_resource_path - "/Users", "/Groups" or "/Contacts" for kind
+ * (< OBJECT_KINDS). Returns a static string.
+ */
+const char *sync_cloud_resource_path(enum object_kind kind);
+
+/*
+ * sync_cloud_inventory_select - the attributes= value of an inventory read of
+ * kind (RFC 7644 3.9: id, userName or displayName, externalId, roles of users,
+ * meta.version when the provider has ETags), or NULL when the run reads whole
+ * resources (a full run that compares values without versions, or a provider
+ * that refused the selection). Returns a static string.
+ */
+const char *sync_cloud_inventory_select(const struct sync_ctx *c, enum object_kind kind);
+
+/*
+ * sync_cloud_load_inventory - list every cloud object of the kinds in the bit
+ * set kinds (1u << enum object_kind) page by page (c->caps.page resources a
+ * page) into the plan, in one state transaction (rolled back on an error).
+ */
+enum dirconn_err sync_cloud_load_inventory(struct sync_ctx *c, unsigned kinds);
+
+/*
+ * sync_cloud_load_targeted - an incremental's inventory: for each object of
+ * c->touched, GET by the cloud id the state holds, then filters by externalId
+ * and (users) userName for adoption; a 404 is no object. More than
+ * SYNC_INVENTORY_PAGE objects, a provider without filters, or a lookup the
+ * provider refuses with 400 (logged): the whole inventory instead.
+ */
+enum dirconn_err sync_cloud_load_targeted(struct sync_ctx *c);
+
+/*
+ * sync_cloud_fill_projections - after plan_compute, for a full run whose
+ * inventory was a selection with meta.version: read the cloud copies whose
+ * version is not the one the state holds (plan_projection_count), one by one
+ * (GET by id, pipelined) when they are at most 1000 and a quarter of their
+ * kind, else with a whole list of the kind, and give their projections to
+ * the plan (plan_set_cloud_projection). A copy deleted since (404) is left.
+ * Nothing to do for incremental runs or whole inventories.
+ */
+enum dirconn_err sync_cloud_fill_projections(struct sync_ctx *c);
+
+#endif
