@@ -908,8 +908,8 @@ static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct d
     static const char depth_sql[] =
         "DROP TABLE IF EXISTS temp.plan_depth;"
         "CREATE TEMP TABLE plan_depth AS WITH RECURSIVE lvl(ext, dn_lower, depth) AS ("
-        "  SELECT d.external_id, d.dn_lower, 0 FROM plan_dir d WHERE d.kind = :user AND d.status = "
-        "0"
+        "  SELECT d.external_id, d.dn_lower, 0 FROM plan_dir d"
+        "   WHERE d.kind = :user AND d.status = 0"
         "   AND (d.manager_lower IS NULL OR NOT EXISTS (SELECT 1 FROM plan_dir m"
         "    WHERE m.dn_lower = d.manager_lower AND m.status = 0 AND m.kind = :user))"
         "  UNION ALL"
@@ -919,8 +919,8 @@ static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct d
         " SELECT ext, max(depth) AS depth FROM lvl GROUP BY ext;"
         "CREATE INDEX temp.plan_depth_ext ON plan_depth(ext);"
         "UPDATE plan_items SET depth = coalesce((SELECT depth FROM plan_depth"
-        " WHERE plan_depth.ext = plan_items.external_id), 99) WHERE kind = :user AND op IN (0, 1, "
-        "2);"
+        " WHERE plan_depth.ext = plan_items.external_id), 99)"
+        " WHERE kind = :user AND op IN (0, 1, 2);"
         "DROP TABLE temp.plan_depth;";
     if (sqlite3_exec(p->db, index_items_sql, NULL, NULL, &msg) != SQLITE_OK) {
         e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: management depth: %s",
