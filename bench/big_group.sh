@@ -9,9 +9,17 @@
 #   1. the full sync into the empty cloud: wall time, the requests that carried the group
 #      (its POST and the PATCHes that add the members that did not fit), refused requests (4xx);
 #   2. the incremental after one member is removed from the group in the directory: its PATCH
-#      requests and operations (one request, one operation expected).
+#      requests and operations (one request, one operation expected);
+#   3. with dirconnd running (change notifications, RFC 4533 refreshAndPersist on slapd, debounce
+#      1 s): that member added back, from the ldapmodify to the cloud's answer to the group's
+#      PATCH; the requests, PATCHes and operations (one PATCH, one operation expected) and the
+#      bytes dirconnd read from the directory for it (DNs, attribute descriptions and values of
+#      the entries read, from its "directory read" debug lines): slapd has no per-value change
+#      tracking, so the incremental reads the changed group again with all its member values;
+#      group_read_in_full says so when the bytes read of the group's entry cover its members.
 # It checks that the cloud's group holds every member synchronised (the users in the cloud). Prints a
 # table and writes JSON (default bench-big-group-N.json). --smoke: 2,000 members, for CI.
+# bench/latency.sh runs it for its big-group case (--members, --out).
 set -euo pipefail
 # lib.sh: cert_ca, cert_issue, json, now, elapsed
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../tests/integration/lib.sh"
@@ -32,12 +40,14 @@ while [[ $# -gt 0 ]]; do
 done
 out=${out:-bench-big-group-$members.json}
 ctl=$build/admin/dirconnctl
+daemon=$build/admin/dirconnd
 cloud=$build/cloud/dirconn-cloud
-for b in "$ctl" "$cloud"; do [[ -x $b ]] || { echo "build first: $b" >&2; exit 2; }; done
+for b in "$ctl" "$daemon" "$cloud"; do [[ -x $b ]] || { echo "build first: $b" >&2; exit 2; }; done
 
 T=$(mktemp -d /tmp/dirconn-bench-group.XXXXXX)
-cloud_pid=
+cloud_pid='' dpid=''
 cleanup() {
+	[[ -n $dpid ]] && kill -TERM "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
 	[[ -n $cloud_pid ]] && kill "$cloud_pid" 2>/dev/null
 	wait 2>/dev/null || true
 	"$top/ldsfx/ldsfx" stop "$T/fx" >/dev/null 2>&1 || true
@@ -145,6 +155,52 @@ inc_wall=$(elapsed "$t0" "$(now)")
 read -r inc_req inc_4xx inc_patch inc_ops < <(requests_since "$mark")
 after=$(cloud_members)
 
+# ---- the member comes back, with dirconnd running (change notification to the cloud)
+sed 's/^level = error$/level = debug/' "$T/bench.conf" >"$T/daemon.conf"
+printf '[schedule]\nnotifications = yes\nincremental_interval = 10m\n' >>"$T/daemon.conf"
+# ready: dirconnd is active, idle (its start sync done) and its notification search is up
+ready() {
+	/usr/bin/python3 - "$T/state/dirconnd.sock" <<-'EOF'
+	import json, socket, sys
+	s = socket.socket(socket.AF_UNIX)
+	s.connect(sys.argv[1])
+	s.sendall(b'{"cmd":"status"}\n')
+	st = json.loads(s.makefile().readline())["status"]
+	sys.exit(0 if st["ha"]["role"] == "active" and st["state"] == "idle"
+	         and st["notifications"]["state"] == "connected" else 1)
+	EOF
+}
+"$daemon" --config "$T/daemon.conf" 2>"$T/dirconnd.log" &
+dpid=$!
+wait_until 1800 ready 2>/dev/null || { echo "dirconnd did not get ready:" >&2; tail -5 "$T/dirconnd.log" >&2; exit 1; }
+mark=$(wc -l <"$T/cloud.log")
+dmark=$(wc -l <"$T/dirconnd.log")
+patched() { tail -n +"$((mark + 1))" "$T/cloud.log" | grep -q "PATCH /scim/v2/bench/Groups/$gid 2"; }
+t0=$(now)
+printf 'dn: %s\nchangetype: modify\nadd: member\n%s\n-\n\n' "$gdn" "$first" | ldap ldapmodify >/dev/null
+wait_until 1800 patched || { echo "the group's PATCH did not come:" >&2; tail -5 "$T/dirconnd.log" >&2; exit 1; }
+add_latency=$(elapsed "$t0" "$(now)")
+# the run is over when dirconnd is idle again: its requests and reads are all logged
+wait_until 1800 ready 2>/dev/null || { echo "dirconnd did not finish the sync" >&2; exit 1; }
+read -r add_req add_4xx add_patch add_ops < <(requests_since "$mark")
+added=$(cloud_members)
+kill -TERM "$dpid"
+wait "$dpid" 2>/dev/null || true
+dpid=
+# bytes read: every "directory read" line of the run; those of the group's entry; its member values
+read -r dir_bytes group_bytes < <(tail -n +"$((dmark + 1))" "$T/dirconnd.log" | awk -v g="$gdn" '
+	/directory read: / { for (i = 1; i <= NF; i++) if ($i ~ /^bytes/) b = $(i - 1); total += b
+		if (tolower($0) ~ ("searching .?" tolower(g))) grp += b }
+	END { printf "%d %d\n", total, grp }')
+# the bytes of the group's member values (LDIF: "member: DN", or "member:: base64" when not ASCII)
+member_bytes=$(/usr/bin/python3 -c '
+import base64, sys
+n = 0
+for line in open(sys.argv[1], "rb"):
+    line = line.rstrip(b"\n")
+    n += len(base64.b64decode(line[9:])) if line.startswith(b"member:: ") else len(line) - 8
+print(n)' "$T/members")
+
 python3 - "$out" <<PY
 import json, sys
 r = {
@@ -155,6 +211,13 @@ r = {
     "one_member_removed": {"wall_s": $inc_wall, "requests": $inc_req, "refused_4xx": $inc_4xx,
                            "patch_requests": $inc_patch, "patch_ops": $inc_ops,
                            "members_in_cloud": $after},
+    "one_member_added_dirconnd": {"latency_s": $add_latency, "requests": $add_req,
+                                  "refused_4xx": $add_4xx, "patch_requests": $add_patch,
+                                  "patch_ops": $add_ops, "members_in_cloud": $added,
+                                  "directory_bytes_read": $dir_bytes,
+                                  "group_entry_bytes_read": $group_bytes,
+                                  "member_value_bytes": $member_bytes,
+                                  "group_read_in_full": $group_bytes >= $member_bytes > 0},
 }
 json.dump(r, open(sys.argv[1], "w"), indent=2)
 f, i = r["full_sync"], r["one_member_removed"]
@@ -163,8 +226,18 @@ print("|---|---|---|---|---|---|---|---|---|---|")
 print("| %d | %d | %.2f | %d | %d | %d | %d | %.2f | %d/%d | %d |" % (
     $n_members, $limit, f["wall_s"], f["requests"], f["refused_4xx"], f["group_patch_requests"],
     f["members_in_cloud"], i["wall_s"], i["patch_requests"], i["patch_ops"], i["members_in_cloud"]))
+d = r["one_member_added_dirconnd"]
+print()
+print("| members | +1 member with dirconnd (s) | requests | PATCH/ops | directory read (B) | group entry read (B) | read in full | in cloud |")
+print("|---|---|---|---|---|---|---|---|")
+print("| %d | %.2f | %d | %d/%d | %d | %d | %s | %d |" % (
+    $n_members, d["latency_s"], d["requests"], d["patch_requests"], d["patch_ops"],
+    d["directory_bytes_read"], d["group_entry_bytes_read"],
+    "yes" if d["group_read_in_full"] else "no", d["members_in_cloud"]))
 ok = (f["members_in_cloud"] == $users_in_cloud and f["refused_4xx"] == 0 and
-      i["members_in_cloud"] == $users_in_cloud - 1 and i["patch_ops"] == 1)
+      i["members_in_cloud"] == $users_in_cloud - 1 and i["patch_ops"] == 1 and
+      d["members_in_cloud"] == $users_in_cloud and d["patch_requests"] == 1 and
+      d["patch_ops"] == 1 and d["refused_4xx"] == 0)
 print("JSON written to %s; %s" % (sys.argv[1], "all members arrived" if ok else "MISMATCH"))
 sys.exit(0 if ok else 1)
 PY

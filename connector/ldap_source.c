@@ -52,6 +52,8 @@ struct ldap_cursor {
     bool done;
     unsigned long pages;
     unsigned long references;
+    unsigned long entries;    /* entries returned by ldap_cursor_next */
+    unsigned long long bytes; /* their DNs, attribute descriptions and values (ldap_entry_bytes) */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -1271,7 +1273,10 @@ enum dirconn_err ldap_cursor_next(struct ldap_cursor *cur, struct ldap_entry **e
         case LDAP_RES_SEARCH_ENTRY:
             e = convert_entry(cur, msg, entry, err);
             ldap_msgfree(msg);
-            if (e != DIRCONN_OK) {
+            if (e == DIRCONN_OK) {
+                cur->entries++;
+                cur->bytes += ldap_entry_bytes(*entry);
+            } else {
                 ldap_abandon_ext(src->ld, cur->msgid, NULL, NULL);
                 cur->msgid = -1;
                 cur->done = true;
@@ -1300,10 +1305,34 @@ unsigned long ldap_cursor_pages(const struct ldap_cursor *cur)
     return cur->pages;
 }
 
+unsigned long long ldap_cursor_bytes(const struct ldap_cursor *cur)
+{
+    return cur->bytes;
+}
+
+unsigned long long ldap_entry_bytes(const struct ldap_entry *entry)
+{
+    if (entry == NULL)
+        return 0;
+    unsigned long long n = entry->dn != NULL ? strlen(entry->dn) : 0;
+    for (size_t i = 0; i < entry->n_attrs; i++) {
+        const struct ldap_attr *a = &entry->attrs[i];
+        n += a->name != NULL ? strlen(a->name) : 0;
+        for (size_t j = 0; j < a->n_values; j++)
+            n += a->values[j].len;
+    }
+    return n;
+}
+
 void ldap_cursor_free(struct ldap_cursor *cur)
 {
     if (cur == NULL)
         return;
+    if (cur->entries > 0)
+        log_msg(cur->src->log, LOG_LEVEL_DEBUG,
+                "%s: directory read: %lu entries, %llu bytes (DNs, attribute descriptions and "
+                "values) searching '%s'",
+                cur->src->url, cur->entries, cur->bytes, cur->base);
     if (cur->msgid >= 0 && cur->src->ld != NULL)
         ldap_abandon_ext(cur->src->ld, cur->msgid, NULL, NULL);
     if (cur->cookie.bv_val != NULL)

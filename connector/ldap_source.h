@@ -237,6 +237,20 @@ enum dirconn_err ldap_cursor_next(struct ldap_cursor *cur, struct ldap_entry **e
 /* ldap_cursor_pages - pages received so far. */
 unsigned long ldap_cursor_pages(const struct ldap_cursor *cur);
 
+/*
+ * ldap_cursor_bytes - the size of the entries returned so far: the sum of
+ * ldap_entry_bytes over them (the content read from the directory, without
+ * the BER and TLS framing). ldap_cursor_free logs it at debug level
+ * ("directory read: N entries, B bytes ...") when the cursor returned any.
+ */
+unsigned long long ldap_cursor_bytes(const struct ldap_cursor *cur);
+
+/*
+ * ldap_entry_bytes - the bytes of an entry's DN, attribute descriptions and
+ * values (all ranges of a ranged attribute). 0 for NULL.
+ */
+unsigned long long ldap_entry_bytes(const struct ldap_entry *entry);
+
 /* ldap_cursor_free - abandon the search if unfinished (RFC 4511 4.11) and free. cur may be NULL. */
 void ldap_cursor_free(struct ldap_cursor *cur);
 

@@ -65,6 +65,49 @@ static enum dirconn_err db_fail(struct plan *p, struct dirconn_error *err, const
 }
 
 /*
+ * Bind the object kinds a statement names as :user, :group and :contact to
+ * their enum object_kind values: the plan's SQL never writes a kind as a
+ * literal (object_kind.h). A statement that names none is left as it is.
+ */
+static void bind_kinds(sqlite3_stmt *s)
+{
+    static const struct {
+        const char *name;
+        enum object_kind kind;
+    } k[] = {{":user", OBJECT_USER}, {":group", OBJECT_GROUP}, {":contact", OBJECT_CONTACT}};
+    for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
+        int idx = sqlite3_bind_parameter_index(s, k[i].name);
+        if (idx > 0)
+            sqlite3_bind_int(s, idx, (int)k[i].kind);
+    }
+}
+
+/*
+ * sqlite3_exec for SQL that names kinds (bind_kinds): each statement of sql
+ * is prepared, bound and run in turn. Returns SQLITE_OK or the failing
+ * code; sqlite3_errmsg(db) then says why.
+ */
+static int exec_kinds(sqlite3 *db, const char *sql)
+{
+    const char *tail = sql;
+    while (tail != NULL && *tail != '\0') {
+        sqlite3_stmt *s = NULL;
+        int rc = sqlite3_prepare_v2(db, tail, -1, &s, &tail);
+        if (rc != SQLITE_OK)
+            return rc;
+        if (s == NULL) /* only white space or a comment was left */
+            continue;
+        bind_kinds(s);
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+            ;
+        sqlite3_finalize(s);
+        if (rc != SQLITE_DONE)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
+/*
  * The secondary indexes are built once the rows are in (plan_compute):
  * maintained row by row, their random keys rewrote pages of the temporary
  * file all the time once the tables outgrew SQLite's cache.
@@ -137,7 +180,7 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"},
         /* Managers are users; members are users or groups (RFC 7643 4.2), never contacts. */
         {&p->dir_by_dn, "SELECT external_id FROM plan_dir WHERE dn_lower = lower(?1) AND status = 0"
-                        " AND kind IN (0, 1)"},
+                        " AND kind IN (:user, :group)"},
         {&p->cloud_by_id,
          "SELECT id, is_admin, version FROM plan_cloud WHERE kind = ?1 AND id = ?2"},
         {&p->cloud_by_ext,
@@ -148,7 +191,7 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
         /* Partial plans: a manager or member not read in this run is resolved through the state. */
         {&p->state_by_dn,
          "SELECT external_id FROM objects WHERE dn = ?1 COLLATE NOCASE"
-         " AND kind IN (0, 1) AND external_id NOT IN (SELECT external_id FROM plan_gone)"
+         " AND kind IN (:user, :group) AND external_id NOT IN (SELECT external_id FROM plan_gone)"
          " AND external_id NOT IN (SELECT external_id FROM plan_dir)"},
     };
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
@@ -321,6 +364,7 @@ static char *dir_external_id(struct plan *p, const char *dn, const char *known_k
 {
     char *key = known_key != NULL ? strdup(known_key) : ldap_dn_canonical(dn);
     sqlite3_bind_text(p->dir_by_dn, 1, key != NULL ? key : dn, -1, SQLITE_STATIC);
+    bind_kinds(p->dir_by_dn);
     char *id = NULL;
     if (sqlite3_step(p->dir_by_dn) == SQLITE_ROW)
         id = strdup((const char *)sqlite3_column_text(p->dir_by_dn, 0));
@@ -332,6 +376,7 @@ static char *dir_external_id(struct plan *p, const char *dn, const char *known_k
         if (try == NULL || (pass == 1 && strcmp(dn, key) == 0))
             continue;
         sqlite3_bind_text(p->state_by_dn, 1, try, -1, SQLITE_STATIC);
+        bind_kinds(p->state_by_dn);
         if (sqlite3_step(p->state_by_dn) == SQLITE_ROW)
             id = strdup((const char *)sqlite3_column_text(p->state_by_dn, 0));
         sqlite3_reset(p->state_by_dn);
@@ -779,7 +824,7 @@ static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct d
     static const char conflicts_partial[] =
         "DROP TABLE IF EXISTS temp.plan_conflicts;"
         "CREATE TEMP TABLE plan_conflicts AS SELECT name_lower, group_concat(dn, '; ') AS dns"
-        " FROM (SELECT name_lower, dn FROM plan_dir WHERE status = 0 AND kind IN (0, 2)"
+        " FROM (SELECT name_lower, dn FROM plan_dir WHERE status = 0 AND kind IN (:user, :contact)"
         "   AND name_lower IS NOT NULL"
         " UNION ALL SELECT name_lower, coalesce(dn, external_id) FROM names"
         "   WHERE external_id NOT IN (SELECT external_id FROM plan_dir)"
@@ -788,26 +833,26 @@ static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct d
     static const char conflicts_full[] =
         "DROP TABLE IF EXISTS temp.plan_conflicts;"
         "CREATE TEMP TABLE plan_conflicts AS SELECT name_lower, group_concat(dn, '; ') AS dns"
-        " FROM plan_dir WHERE status = 0 AND kind IN (0, 2) AND name_lower IS NOT NULL"
+        " FROM plan_dir WHERE status = 0 AND kind IN (:user, :contact) AND name_lower IS NOT NULL"
         " GROUP BY name_lower HAVING count(*) > 1;";
     static const char conflicts[] =
         "UPDATE plan_dir SET status = 2, message = 'Naming conflict: the email ' || name ||"
         " ' is on more than one directory object (' || (SELECT dns FROM plan_conflicts c"
         " WHERE c.name_lower = plan_dir.name_lower) || '); none of them is sent'"
-        " WHERE status = 0 AND kind IN (0, 2) AND name_lower IN"
+        " WHERE status = 0 AND kind IN (:user, :contact) AND name_lower IN"
         " (SELECT name_lower FROM plan_conflicts);"
         "DROP TABLE temp.plan_conflicts;";
     char *msg = NULL;
     if (sqlite3_exec(p->db, index_input_sql, NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(p->db, "DELETE FROM plan_items", NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(p->db, p->partial ? conflicts_partial : conflicts_full, NULL, NULL, &msg) !=
-            SQLITE_OK ||
-        sqlite3_exec(p->db, conflicts, NULL, NULL, &msg) != SQLITE_OK) {
+        sqlite3_exec(p->db, "DELETE FROM plan_items", NULL, NULL, &msg) != SQLITE_OK) {
         enum dirconn_err e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: %s",
                                                state_path(p->st), msg ? msg : "conflict detection");
         sqlite3_free(msg);
         return e;
     }
+    if (exec_kinds(p->db, p->partial ? conflicts_partial : conflicts_full) != SQLITE_OK ||
+        exec_kinds(p->db, conflicts) != SQLITE_OK)
+        return db_fail(p, err, "conflict detection");
     sqlite3_stmt *rows = NULL;
     if (sqlite3_prepare_v2(p->db,
                            "SELECT external_id, kind, dn, name, resource, manager_dn, members,"
@@ -863,23 +908,26 @@ static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct d
     static const char depth_sql[] =
         "DROP TABLE IF EXISTS temp.plan_depth;"
         "CREATE TEMP TABLE plan_depth AS WITH RECURSIVE lvl(ext, dn_lower, depth) AS ("
-        "  SELECT d.external_id, d.dn_lower, 0 FROM plan_dir d WHERE d.kind = 0 AND d.status = 0"
+        "  SELECT d.external_id, d.dn_lower, 0 FROM plan_dir d"
+        "   WHERE d.kind = :user AND d.status = 0"
         "   AND (d.manager_lower IS NULL OR NOT EXISTS (SELECT 1 FROM plan_dir m"
-        "    WHERE m.dn_lower = d.manager_lower AND m.status = 0 AND m.kind = 0))"
+        "    WHERE m.dn_lower = d.manager_lower AND m.status = 0 AND m.kind = :user))"
         "  UNION ALL"
         "  SELECT d.external_id, d.dn_lower, lvl.depth + 1 FROM lvl"
         "   JOIN plan_dir d ON d.manager_lower = lvl.dn_lower"
-        "   WHERE d.kind = 0 AND d.status = 0 AND lvl.depth < 32)"
+        "   WHERE d.kind = :user AND d.status = 0 AND lvl.depth < 32)"
         " SELECT ext, max(depth) AS depth FROM lvl GROUP BY ext;"
         "CREATE INDEX temp.plan_depth_ext ON plan_depth(ext);"
         "UPDATE plan_items SET depth = coalesce((SELECT depth FROM plan_depth"
-        " WHERE plan_depth.ext = plan_items.external_id), 99) WHERE kind = 0 AND op IN (0, 1, 2);"
+        " WHERE plan_depth.ext = plan_items.external_id), 99)"
+        " WHERE kind = :user AND op IN (0, 1, 2);"
         "DROP TABLE temp.plan_depth;";
-    if (sqlite3_exec(p->db, index_items_sql, NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(p->db, depth_sql, NULL, NULL, &msg) != SQLITE_OK) {
+    if (sqlite3_exec(p->db, index_items_sql, NULL, NULL, &msg) != SQLITE_OK) {
         e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: management depth: %s",
                               state_path(p->st), msg ? msg : "");
         sqlite3_free(msg);
+    } else if (exec_kinds(p->db, depth_sql) != SQLITE_OK) {
+        e = db_fail(p, err, "management depth");
     }
     return e;
 }
@@ -890,20 +938,14 @@ enum dirconn_err plan_save_names(struct plan *p, struct dirconn_error *err)
     static const char names_full[] =
         "DELETE FROM names;"
         "INSERT INTO names SELECT external_id, kind, dn, name_lower FROM plan_dir"
-        " WHERE status IN (0, 2) AND kind IN (0, 2) AND name_lower IS NOT NULL;";
+        " WHERE status IN (0, 2) AND kind IN (:user, :contact) AND name_lower IS NOT NULL;";
     static const char names_partial[] =
         "DELETE FROM names WHERE external_id IN (SELECT external_id FROM plan_dir)"
         " OR external_id IN (SELECT external_id FROM plan_gone);"
         "INSERT INTO names SELECT external_id, kind, dn, name_lower FROM plan_dir"
-        " WHERE status IN (0, 2) AND kind IN (0, 2) AND name_lower IS NOT NULL;";
-    char *msg = NULL;
-    if (sqlite3_exec(p->db, p->partial ? names_partial : names_full, NULL, NULL, &msg) !=
-        SQLITE_OK) {
-        enum dirconn_err e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: names: %s",
-                                               state_path(p->st), msg ? msg : "write failed");
-        sqlite3_free(msg);
-        return e;
-    }
+        " WHERE status IN (0, 2) AND kind IN (:user, :contact) AND name_lower IS NOT NULL;";
+    if (exec_kinds(p->db, p->partial ? names_partial : names_full) != SQLITE_OK)
+        return db_fail(p, err, "names");
     return DIRCONN_OK;
 }
 
@@ -1101,7 +1143,11 @@ static json_t *member_set(const char *record)
     return m != NULL ? m : json_array();
 }
 
-/* The strings of a JSON array, sorted (the array keeps them). NULL on failure. */
+/*
+ * The strings of a JSON array, sorted (the array keeps them). NULL on
+ * failure. A record's member list is stored sorted (record_links): checked
+ * in one pass, it is then not sorted again, so a diff of two records is O(n).
+ */
 static const char **sorted_strings(json_t *a, size_t *n)
 {
     *n = json_array_size(a);
@@ -1116,7 +1162,11 @@ static const char **sorted_strings(json_t *a, size_t *n)
             v[k++] = json_string_value(e);
     }
     *n = k;
-    qsort(v, k, sizeof(*v), cmp_str);
+    bool sorted = true;
+    for (size_t j = 1; j < k && sorted; j++)
+        sorted = strcmp(v[j - 1], v[j]) <= 0;
+    if (!sorted)
+        qsort(v, k, sizeof(*v), cmp_str);
     return v;
 }
 

@@ -105,6 +105,24 @@ static bool entry_is_deleted(LDAP *ld, LDAPMessage *msg)
     return del;
 }
 
+/* The bytes of an entry message's DN, attribute descriptions and values (ldap_entry_bytes). */
+static unsigned long long message_bytes(LDAP *ld, LDAPMessage *msg, const char *dn)
+{
+    unsigned long long n = dn != NULL ? strlen(dn) : 0;
+    BerElement *ber = NULL;
+    for (char *a = ldap_first_attribute(ld, msg, &ber); a != NULL;
+         a = ldap_next_attribute(ld, msg, ber)) {
+        n += strlen(a);
+        struct berval **v = ldap_get_values_len(ld, msg, a);
+        for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+            n += v[i]->bv_len;
+        ldap_value_free_len(v);
+        ldap_memfree(a);
+    }
+    ber_free(ber, 0);
+    return n;
+}
+
 /* ---- DirSync ------------------------------------------------------------------- */
 
 /* One DirSync request and its answers; *more says whether the server has more. */
@@ -146,6 +164,7 @@ static enum dirconn_err dirsync_once(struct ldap_source *src, const char *partit
             struct tracking_change ch = {del ? TRACKING_DELETED : TRACKING_CHANGED, guid,
                                          del ? NULL : dn};
             res->changes++;
+            res->bytes += message_bytes(ld, msg, dn);
             if (fn != NULL && fn(arg, &ch) != 0)
                 e = dirconn_error_set(err, DIRCONN_EFAIL, "change tracking stopped");
             ldap_memfree(dn);
@@ -332,6 +351,7 @@ static enum dirconn_err usn_search(struct ldap_source *src, const char *partitio
         struct tracking_change ch = {del ? TRACKING_DELETED : TRACKING_CHANGED, entry->id,
                                      del ? NULL : entry->dn};
         res->changes++;
+        res->bytes += ldap_entry_bytes(entry);
         if (fn(arg, &ch) != 0)
             e = dirconn_error_set(err, DIRCONN_EFAIL, "change tracking stopped");
         ldap_entry_free(entry);
@@ -422,6 +442,7 @@ static int on_sync_entry(ldap_sync_t *ls, LDAPMessage *msg, struct berval *uuid,
     if (phase == LDAP_SYNC_CAPI_DELETE)
         return report(sc, TRACKING_DELETED, uuid, NULL);
     char *dn = ldap_get_dn(ls->ls_ld, msg);
+    sc->res->bytes += message_bytes(ls->ls_ld, msg, dn);
     int rc = report(sc, TRACKING_CHANGED, uuid, dn);
     ldap_memfree(dn);
     return rc;
@@ -469,20 +490,18 @@ static enum dirconn_err syncrepl_read(struct ldap_source *src, const char *parti
     struct syncrepl_ctx sc = {fn, arg, res, false};
     ldap_sync_t ls;
     ldap_sync_initialize(&ls);
+    /*
+     * No attribute: the entryUUID comes in the Sync State control (RFC 4533
+     * 2.2) and the DN with the entry; the caller reads a changed entry again
+     * by DN. attrs select nothing here (the server reports an entry whatever
+     * changed in it).
+     */
+    (void)attrs;
     char *one[] = {"1.1", NULL};
-    size_t n = 0;
-    while (attrs != NULL && attrs[n] != NULL)
-        n++;
-    char **a = calloc(n + 2, sizeof(char *));
-    if (a == NULL)
-        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        a[i] = (char *)attrs[i];
-    a[n] = "entryUUID";
     ls.ls_base = (char *)partition;
     ls.ls_scope = LDAP_SCOPE_SUBTREE;
     ls.ls_filter = (char *)"(objectClass=*)";
-    ls.ls_attrs = fn == NULL ? one : a;
+    ls.ls_attrs = one;
     ls.ls_timeout = TRACKING_TIMEOUT_S;
     /*
      * A refresh cannot be paged: ask explicitly for no limit. Servers apply
@@ -516,7 +535,6 @@ static enum dirconn_err syncrepl_read(struct ldap_source *src, const char *parti
     ls.ls_filter = NULL;
     ls.ls_attrs = NULL;
     ldap_sync_destroy(&ls, 0);
-    free(a);
     return e;
 }
 
@@ -535,15 +553,25 @@ enum dirconn_err tracking_read(struct ldap_source *src, const struct log_sink *l
         return dirconn_error_set(err, DIRCONN_EWATERMARK,
                                  "the watermark was taken with %s, the method now is %s",
                                  from->method ? from->method : "none", name);
+    enum dirconn_err e;
     switch (method) {
     case CHANGE_TRACKING_DIRSYNC:
-        return dirsync_read(src, log, partition, attrs, from, fn, arg, next, res, err);
-    case CHANGE_TRACKING_USN:
-        return usn_read(src, partition, from, fn, arg, next, res, err);
-    case CHANGE_TRACKING_SYNCREPL:
-        return syncrepl_read(src, partition, attrs, from, fn, arg, next, res, err);
-    case CHANGE_TRACKING_AUTO:
+        e = dirsync_read(src, log, partition, attrs, from, fn, arg, next, res, err);
         break;
+    case CHANGE_TRACKING_USN:
+        e = usn_read(src, partition, from, fn, arg, next, res, err);
+        break;
+    case CHANGE_TRACKING_SYNCREPL:
+        e = syncrepl_read(src, partition, attrs, from, fn, arg, next, res, err);
+        break;
+    case CHANGE_TRACKING_AUTO:
+    default:
+        return dirconn_error_set(err, DIRCONN_EUSAGE, "tracking_read: no method");
     }
-    return dirconn_error_set(err, DIRCONN_EUSAGE, "tracking_read: no method");
+    if (e == DIRCONN_OK)
+        log_msg(log, LOG_LEVEL_DEBUG,
+                "%s: directory read: %lu changes, %llu bytes (DNs, attribute descriptions and "
+                "values) of %s",
+                ldap_source_url(src), res->changes, res->bytes, name);
+    return e;
 }

@@ -22,7 +22,10 @@
  *             cookie, through libldap's ldap_sync API. A refresh in the
  *             present phase (RFC 4533 3.3.1) reports every unchanged object
  *             as present; the caller then deletes what was neither present
- *             nor changed.
+ *             nor changed. The server sends a changed entry whichever of
+ *             its attributes changed, and the caller reads it again by DN:
+ *             the refresh asks for no attribute ("1.1", RFC 4511 4.5.1.8),
+ *             so a changed group's member values are not sent twice.
  *
  * The module only reads: it reports changes and the watermark that covers
  * them. Saving the watermark is the caller's job, after the cloud
@@ -56,9 +59,11 @@ struct tracking_change {
 typedef int (*tracking_change_fn)(void *arg, const struct tracking_change *change);
 
 struct tracking_result {
-    unsigned long changes; /* changes reported (present entries not counted) */
-    bool present_phase;    /* syncrepl: objects neither present nor changed are gone */
-    bool object_security;  /* dirsync: the object-security flag had to be used */
+    unsigned long changes;    /* changes reported (present entries not counted) */
+    bool present_phase;       /* syncrepl: objects neither present nor changed are gone */
+    bool object_security;     /* dirsync: the object-security flag had to be used */
+    unsigned long long bytes; /* the entries' DNs, attribute descriptions and values read (as
+                                 ldap_entry_bytes counts them; logged at debug level) */
 };
 
 /*

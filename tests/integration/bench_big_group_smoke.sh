@@ -12,4 +12,10 @@ check_eq "nothing was refused" 0 "$(json "$out" "j['full_sync']['refused_4xx']")
 check "the members that did not fit the creation went by PATCH" \
 	test "$(json "$out" "j['full_sync']['group_patch_requests']")" -ge 1
 check_eq "one member removed is one operation" 1 "$(json "$out" "j['one_member_removed']['patch_ops']")"
+check_eq "one member added with dirconnd running is one PATCH" 1 \
+	"$(json "$out" "j['one_member_added_dirconnd']['patch_requests']")"
+check_eq "with one operation" 1 "$(json "$out" "j['one_member_added_dirconnd']['patch_ops']")"
+# slapd tracks entries, not values: the group is read again with its member values
+check_eq "the group's entry is read in full on slapd" True \
+	"$(json "$out" "j['one_member_added_dirconnd']['group_read_in_full']")"
 finish

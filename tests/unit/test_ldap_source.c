@@ -1,4 +1,5 @@
-/* Unit tests for connector/ldap_source.c: why AD refused a bind (the "data" code in words). */
+/* Unit tests for connector/ldap_source.c: why AD refused a bind (the "data" code in words), the
+ * size of an entry read. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,6 +7,7 @@
 
 #include "connector/ldap_source.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define AD_DIAG(code)                                                                              \
@@ -61,11 +63,47 @@ static void test_ad_bind_data_absent(void **state)
     }
 }
 
+/* Append the values vals (n, NUL-terminated strings) to a new attribute desc of e. */
+static void add_values(struct ldap_entry *e, const char *desc, const char *const *vals, size_t n)
+{
+    long first = 0, next = 0;
+    struct ldap_attr *a = ldap_entry_add_attr(e, desc, strlen(desc), &first, &next);
+    assert_non_null(a);
+    a->values = calloc(n, sizeof(*a->values));
+    assert_non_null(a->values);
+    for (size_t i = 0; i < n; i++) {
+        a->values[i].data = strdup(vals[i]);
+        a->values[i].len = strlen(vals[i]);
+    }
+    a->n_values = n;
+}
+
+/*
+ * ldap_entry_bytes: the DN, each attribute description (a range option is not kept) and
+ * every value; the counter the "directory read" debug lines and bench/big_group.sh report.
+ */
+static void test_entry_bytes(void **state)
+{
+    (void)state;
+    assert_int_equal(ldap_entry_bytes(NULL), 0);
+    struct ldap_entry *e = calloc(1, sizeof(*e));
+    assert_non_null(e);
+    e->dn = strdup("cn=g,dc=x"); /* 9 */
+    assert_int_equal(ldap_entry_bytes(e), 9);
+    static const char *const members[] = {"cn=a,dc=x", "cn=bb,dc=x"}; /* 9 + 10 */
+    add_values(e, "member;range=0-1", members, 2);                    /* "member": 6 */
+    static const char *const cn[] = {"g"};                            /* 1 */
+    add_values(e, "cn", cn, 1);                                       /* 2 */
+    assert_int_equal(ldap_entry_bytes(e), 9 + 6 + 19 + 2 + 1);
+    ldap_entry_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ad_bind_data_codes),
         cmocka_unit_test(test_ad_bind_data_absent),
+        cmocka_unit_test(test_entry_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -772,6 +773,140 @@ static void test_member_changes(void **state)
 }
 
 /*
+ * plan_member_changes on a 100,000-member group against a reference diff by
+ * hash set (jansson objects): 1,000 members join and 1,000 leave, some of
+ * them without a cloud id, with repeated values, in sorted order (as a
+ * record stores them) and shuffled. The results are the same sets; the
+ * time of each diff is printed (the micro benchmark of docs/performance.md).
+ */
+static unsigned long lcg_next(unsigned long *x)
+{
+    *x = *x * 6364136223846793005UL + 1442695040888963407UL;
+    return *x >> 33;
+}
+
+static void shuffle(json_t *a, unsigned long *seed)
+{
+    for (size_t i = json_array_size(a); i > 1; i--) {
+        size_t j = lcg_next(seed) % i;
+        json_t *x = json_incref(json_array_get(a, i - 1));
+        json_array_set(a, i - 1, json_array_get(a, j));
+        json_array_set_new(a, j, x);
+    }
+}
+
+/* The cloud ids of the values of one set missing from the other (map: externalId -> cloud id). */
+static json_t *reference_diff(json_t *from, json_t *other, json_t *map)
+{
+    json_t *in_other = json_object(), *out = json_object();
+    size_t i;
+    json_t *v;
+    json_array_foreach(other, i, v) json_object_set(in_other, json_string_value(v), json_true());
+    json_array_foreach(from, i, v)
+    {
+        const char *ext = json_string_value(v);
+        json_t *cid = json_object_get(map, ext);
+        if (json_object_get(in_other, ext) == NULL && cid != NULL)
+            json_object_set(out, json_string_value(cid), json_true());
+    }
+    json_decref(in_other);
+    return out;
+}
+
+static void assert_same_set(json_t *got, json_t *want)
+{
+    assert_int_equal(json_array_size(got), json_object_size(want));
+    size_t i;
+    json_t *v;
+    json_array_foreach(got, i, v) assert_non_null(json_object_get(want, json_string_value(v)));
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void test_member_changes_100k(void **state)
+{
+    (void)state;
+    enum { N = 100000, CHANGED = 1000 };
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    json_t *now = json_array(), *was = json_array(), *map = json_object();
+    assert_int_equal(state_begin(st, NULL), DIRCONN_OK);
+    for (int i = 0; i < N; i++) {
+        char ext[32], dn[48], cid[40];
+        snprintf(ext, sizeof(ext), "u%06d", i);
+        /* every 50th member changes: one in two joins, the other leaves; one in ten of them
+         * has no cloud id */
+        bool changed = i % (N / (2 * CHANGED)) == 0;
+        bool joins = changed && (i / (N / (2 * CHANGED))) % 2 == 0;
+        if (!changed || joins)
+            json_array_append_new(now, json_string(ext));
+        if (!changed || !joins)
+            json_array_append_new(was, json_string(ext));
+        if (changed && (i / (N / (2 * CHANGED))) % 10 != 0) {
+            snprintf(dn, sizeof(dn), "CN=%s", ext);
+            snprintf(cid, sizeof(cid), "c%s", ext);
+            put_state(ext, 0, dn, cid, NULL, NULL);
+            json_object_set_new(map, ext, json_string(cid));
+        }
+    }
+    assert_int_equal(state_commit(st, NULL), DIRCONN_OK);
+    /* repeated values, as a hand-made list may hold them */
+    json_array_append_new(now, json_string("u000000"));
+    json_array_append_new(was, json_string("u000050"));
+    json_t *want_add = reference_diff(now, was, map), *want_rem = reference_diff(was, now, map);
+    assert_true(json_object_size(want_add) > CHANGED / 2);
+    assert_true(json_object_size(want_rem) > CHANGED / 2);
+    unsigned long seed = 42;
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0: sorted, as records store them; pass 1: shuffled */
+        if (pass == 0) {
+            json_array_remove(now, json_array_size(now) - 1);
+            json_array_remove(was, json_array_size(was) - 1);
+            json_array_insert_new(now, 1, json_string("u000000"));
+            json_array_insert_new(was, 50, json_string("u000050"));
+        } else {
+            shuffle(now, &seed);
+            shuffle(was, &seed);
+        }
+        json_t *r1 = json_pack("{s:O}", PLAN_KEY_MEMBERS, now);
+        json_t *r2 = json_pack("{s:O}", PLAN_KEY_MEMBERS, was);
+        char *t1 = json_dumps(r1, JSON_COMPACT), *t2 = json_dumps(r2, JSON_COMPACT);
+        struct plan_item it = {.op = PLAN_UPDATE,
+                               .kind = OBJECT_GROUP,
+                               .external_id = "G",
+                               .record = t1,
+                               .old_record = t2};
+        json_t *add = NULL, *rem = NULL;
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        assert_int_equal(plan_member_changes(p, &it, &add, &rem, NULL), DIRCONN_OK);
+        double took = seconds_since(&t0);
+        print_message("member diff of a %d-member group, %zu joined and %zu left (%s): %.3f s\n", N,
+                      json_object_size(want_add), json_object_size(want_rem),
+                      pass == 0 ? "sorted" : "shuffled", took);
+        assert_same_set(add, want_add);
+        assert_same_set(rem, want_rem);
+        json_decref(add);
+        json_decref(rem);
+        free(t1);
+        free(t2);
+        json_decref(r1);
+        json_decref(r2);
+    }
+    json_decref(want_add);
+    json_decref(want_rem);
+    json_decref(now);
+    json_decref(was);
+    json_decref(map);
+    plan_free(p);
+}
+
+/*
  * The matches whose cloud copy a full sync compares by value: version NULL or not the one
  * the state holds; a copy recorded later (plan_set_cloud_projection) and noted equal
  * (plan_note_same) gives the state its version.
@@ -855,6 +990,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_classification, setup, teardown),
         cmocka_unit_test_setup_teardown(test_members_and_managers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_member_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_member_changes_100k, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drift, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt_cloud, setup, teardown),
