@@ -118,7 +118,13 @@ static const char index_input_sql[] =
     "CREATE INDEX IF NOT EXISTS temp.plan_cloud_name ON plan_cloud(kind, name_lower);"
     "CREATE INDEX IF NOT EXISTS temp.plan_dir_dn ON plan_dir(dn_lower);"
     "CREATE INDEX IF NOT EXISTS temp.plan_dir_manager ON plan_dir(manager_lower);"
-    "CREATE INDEX IF NOT EXISTS temp.plan_dir_name ON plan_dir(name_lower);";
+    "CREATE INDEX IF NOT EXISTS temp.plan_dir_name ON plan_dir(name_lower);"
+    /* The walk of compute() in (kind, externalId) order reads this index instead of sorting
+     * whole rows (records and member lists): at 1M objects that sort held 71 MB. Its first
+     * column is the expression kind + 0, which only that walk's ORDER BY names: an index on
+     * plain kind would be chosen for every "kind = :user" lookup (there are no statistics),
+     * and the management depth's correlated lookup would scan all users for each user. */
+    "CREATE INDEX IF NOT EXISTS temp.plan_dir_walk ON plan_dir(kind + 0, external_id);";
 static const char index_items_sql[] =
     "CREATE INDEX IF NOT EXISTS temp.plan_items_op ON plan_items(op, kind, depth, seq);"
     "CREATE INDEX IF NOT EXISTS temp.plan_items_ext ON plan_items(external_id);";
@@ -696,7 +702,7 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
     char *text = NULL;
     char hash[65];
     /*
-     * An entry whose raw hash held (sync.c add_entry): its record is the
+     * An entry whose raw hash held (sync_read.c sync_read_add_entry): its record is the
      * acknowledged one when its links resolve as they did then; then neither
      * the record nor its hash is computed. Else the acknowledged record is
      * relinked (the resource part is what the unchanged entry maps to).
@@ -857,7 +863,7 @@ static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct d
     if (sqlite3_prepare_v2(p->db,
                            "SELECT external_id, kind, dn, name, resource, manager_dn, members,"
                            " status, message, split, manager_lower, raw, same_links FROM plan_dir"
-                           " ORDER BY kind, external_id",
+                           " ORDER BY kind + 0, external_id", /* plan_dir_walk */
                            -1, &rows, NULL) != SQLITE_OK)
         return db_fail(p, err, "reading the directory objects");
     enum dirconn_err e = DIRCONN_OK;

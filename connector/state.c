@@ -573,10 +573,12 @@ bool state_object_has_version(struct state *st)
 bool state_object_has_unacknowledged(struct state *st)
 {
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT 1 FROM objects WHERE record IS NULL AND kind IN (0, 1) LIMIT 1",
-                           -1, &stmt, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            st->db, "SELECT 1 FROM objects WHERE record IS NULL AND kind IN (?1, ?2) LIMIT 1", -1,
+            &stmt, NULL) != SQLITE_OK)
         return true;
+    sqlite3_bind_int(stmt, 1, OBJECT_USER);
+    sqlite3_bind_int(stmt, 2, OBJECT_GROUP);
     bool found = sqlite3_step(stmt) == SQLITE_ROW;
     sqlite3_finalize(stmt);
     return found;
