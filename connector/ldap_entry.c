@@ -1,5 +1,6 @@
 /* ldap_entry.c - the directory entry model and its pure helpers. */
 #include "connector/ldap_entry.h"
+#include "connector/core/digest.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -383,17 +384,7 @@ bool ldap_entry_raw_hash(const struct ldap_entry *entry, const char *fingerprint
             raw_bytes(&b, a->values[v].data, a->values[v].len);
     }
     free(sorted);
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    bool ok = !b.failed && EVP_Digest(b.p, b.len, out, &len, EVP_sha256(), NULL) == 1 && len == 32;
+    bool ok = !b.failed && digest_sha256_hex(NULL, b.p, b.len, hex);
     free(b.p);
-    if (ok) {
-        static const char digits[] = "0123456789abcdef";
-        for (unsigned i = 0; i < 32; i++) {
-            hex[2 * i] = digits[out[i] >> 4];
-            hex[2 * i + 1] = digits[out[i] & 15];
-        }
-        hex[64] = '\0';
-    }
     return ok;
 }

@@ -1,5 +1,6 @@
 /* plan.c - the sync plan, computed in temporary tables of the state database. */
 #include "connector/plan.h"
+#include "connector/core/digest.h"
 
 #include "connector/ldap_entry.h"
 #include "connector/mapping.h"
@@ -39,22 +40,9 @@ const char *plan_op_name(enum plan_op op)
     return (int)op >= 0 && op < PLAN_OP_MAX ? op_names[op] : "?";
 }
 
-static void record_hash(const EVP_MD *md_type, const char *canonical, char hex[65])
-{
-    static const char digits[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(canonical, strlen(canonical), md, &len, md_type, NULL);
-    for (unsigned i = 0; i < len && i < 32; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[64] = '\0';
-}
-
 void plan_record_hash(const char *canonical, char hex[65])
 {
-    record_hash(EVP_sha256(), canonical, hex);
+    digest_sha256_hex(NULL, canonical, strlen(canonical), hex);
 }
 
 static enum dirconn_err db_fail(struct plan *p, struct dirconn_error *err, const char *what)
@@ -721,7 +709,7 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
         return dirconn_error_set(err, DIRCONN_ENOMEM, "plan: cannot build the record of %s", dn);
     }
     if (!same)
-        record_hash(p->sha256 != NULL ? p->sha256 : EVP_sha256(), text, hash);
+        digest_sha256_hex(p->sha256, text, strlen(text), hash);
     if (raw != NULL) {
         sqlite3_stmt *s = p->ins_raw;
         sqlite3_bind_text(s, 1, ext, -1, SQLITE_STATIC);

@@ -1,5 +1,6 @@
 /* record.c - the canonical record: hash, leaves, PATCH operations, projection, PUT overlay. */
 #include "connector/record.h"
+#include "connector/core/digest.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -9,15 +10,7 @@
 
 void record_hash(const char *canonical, char hex[RECORD_HASH_LEN])
 {
-    static const char digits[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(canonical, strlen(canonical), md, &len, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < len && i < 32; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[64] = '\0';
+    digest_sha256_hex(NULL, canonical, strlen(canonical), hex);
 }
 
 static bool same_name(const char *a, const char *b)
@@ -606,16 +599,11 @@ bool record_projection_hash(const json_t *resource, const struct record_scope *s
     if (ok) {
         qsort(lines, m, sizeof(char *), cmp_cstr);
         EVP_MD_CTX *md = EVP_MD_CTX_new();
-        unsigned char out[EVP_MAX_MD_SIZE];
-        unsigned int len = 0;
         ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
         for (size_t i = 0; ok && i < m; i++)
             ok = EVP_DigestUpdate(md, lines[i], strlen(lines[i]) + 1) == 1;
-        ok = ok && EVP_DigestFinal_ex(md, out, &len) == 1;
+        ok = ok && digest_final_hex(md, hex);
         EVP_MD_CTX_free(md);
-        for (unsigned i = 0; ok && i < len && i < 32; i++)
-            snprintf(hex + 2 * i, 3, "%02x", out[i]);
-        hex[64] = '\0';
     }
     for (size_t i = 0; lines != NULL && i < m; i++)
         free(lines[i]);

@@ -1,5 +1,6 @@
 /* sync_changes.c - an incremental run's directory read: the changes since the watermark. */
 #include "connector/sync_changes.h"
+#include "connector/core/digest.h"
 
 #include "connector/ldap_entry.h"
 #include "connector/mapping.h"
@@ -27,8 +28,6 @@ void sync_changes_scope_hash(const struct config *cfg, const struct select_plan 
                              unsigned kinds, const char *partition, char hex[65])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
     char buf[64];
 #define H(str) EVP_DigestUpdate(md, (str), strlen(str) + 1)
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
@@ -51,11 +50,8 @@ void sync_changes_scope_hash(const struct config *cfg, const struct select_plan 
         H(cfg->users_required_attributes.v[i]);
     H(cfg->avatar_pattern != NULL ? cfg->avatar_pattern : "");
 #undef H
-    EVP_DigestFinal_ex(md, out, &len);
+    digest_final_hex(md, hex);
     EVP_MD_CTX_free(md);
-    for (unsigned i = 0; i < len && i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", out[i]);
-    hex[64] = '\0';
 }
 
 /* The attributes whose changes matter to the mapping of any enabled kind. */

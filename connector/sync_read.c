@@ -1,5 +1,6 @@
 /* sync_read.c - the directory read of a run: search, map, give to the plan. */
 #include "connector/sync_read.h"
+#include "connector/core/digest.h"
 
 #include "connector/ldap_entry.h"
 #include "connector/ldap_source.h"
@@ -99,8 +100,6 @@ static enum dirconn_err report_single_email(struct sync_ctx *c, const char *dn,
 void sync_read_fingerprint(struct sync_ctx *c, const char *partition, char hex[65])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
     char buf[128];
     hex[0] = '\0';
     if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
@@ -130,11 +129,7 @@ void sync_read_fingerprint(struct sync_ctx *c, const char *partition, char hex[6
     for (size_t i = 0; i < c->n_unsent; i++)
         H(c->unsent[i]);
 #undef H
-    if (EVP_DigestFinal_ex(md, out, &len) == 1 && len == 32) {
-        for (unsigned i = 0; i < 32; i++)
-            snprintf(hex + 2 * i, 3, "%02x", out[i]);
-        hex[64] = '\0';
-    }
+    digest_final_hex(md, hex);
     EVP_MD_CTX_free(md);
 }
 

@@ -9,6 +9,7 @@
  * API for HTTP URLs), and stores it at the option's offset in struct config.
  */
 #include "connector/core/config.h"
+#include "connector/core/digest.h"
 
 #include "connector/core/log.h"
 
@@ -1617,8 +1618,6 @@ static void fp_str(EVP_MD_CTX *md, const char *s)
 void config_fingerprint(const struct config *cfg, char hex[65])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
     char buf[96];
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
     fp_str(md, "dirconn config 1");
@@ -1673,11 +1672,8 @@ void config_fingerprint(const struct config *cfg, char hex[65])
         fp_str(md, cfg->mappings[i].scim_path);
         fp_str(md, cfg->mappings[i].expression);
     }
-    EVP_DigestFinal_ex(md, out, &len);
+    digest_final_hex(md, hex);
     EVP_MD_CTX_free(md);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", out[i]);
-    hex[64] = '\0';
 }
 
 void config_free(struct config *cfg)
