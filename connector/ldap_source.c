@@ -58,15 +58,6 @@ struct ldap_cursor {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static void strlist_free(struct strlist *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
-
 static struct timeval timeout_tv(const struct ldap_source *src)
 {
     struct timeval tv;
@@ -354,9 +345,9 @@ static void refusal_advice(const char *code, const char *where, char *buf, size_
 
 static void rootdse_clear(struct ldap_rootdse *d)
 {
-    strlist_free(&d->naming_contexts);
-    strlist_free(&d->supported_controls);
-    strlist_free(&d->supported_capabilities);
+    strlist_clear(&d->naming_contexts);
+    strlist_clear(&d->supported_controls);
+    strlist_clear(&d->supported_capabilities);
     free(d->default_nc);
     free(d->configuration_nc);
     free(d->schema_nc);

@@ -1032,28 +1032,6 @@ static enum dirconn_err parse_fail(struct config_parse *ps, int line, const stru
     return dirconn_error_set(ps->err, DIRCONN_ECONFIG, "%s: %s", ps->name, cause);
 }
 
-static bool strlist_push(struct strlist *l, const char *s)
-{
-    char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
-    if (v == NULL)
-        return false;
-    l->v = v;
-    l->v[l->n] = strdup(s);
-    if (l->v[l->n] == NULL)
-        return false;
-    l->n++;
-    return true;
-}
-
-static void strlist_clear(struct strlist *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
-
 static char *trim(char *s)
 {
     while (isspace((unsigned char)*s))

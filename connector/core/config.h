@@ -14,6 +14,7 @@
 #define DIRCONN_CONFIG_H
 
 #include "connector/core/error.h"
+#include "connector/core/strlist.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,12 +29,6 @@ enum config_reload {
     CONFIG_RELOAD_RUN,     /* read by each sync run: the next run uses it, a running one not */
     CONFIG_RELOAD_RESTART, /* kept by a part started once (listeners, socket, HA lease client,
                               state directory): only after dirconnd restarts */
-};
-
-/* An ordered list of strings owned by the config. */
-struct strlist {
-    char **v;
-    size_t n;
 };
 
 enum change_tracking {
