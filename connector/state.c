@@ -584,6 +584,41 @@ bool state_object_has_unacknowledged(struct state *st)
     return found;
 }
 
+enum dirconn_err state_referrers_foreach(struct state *st, const char *external_id,
+                                         bool with_cloud_id,
+                                         int (*fn)(void *arg, const char *external_id, int kind,
+                                                   const char *cloud_id, const char *record),
+                                         void *arg, struct dirconn_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    enum dirconn_err e = prepare(st,
+                                 "SELECT external_id, kind, cloud_id, record FROM objects"
+                                 " WHERE kind IN (?2, ?3) AND record IS NOT NULL"
+                                 " AND (?4 = 0 OR cloud_id IS NOT NULL) AND external_id <> ?1"
+                                 " AND instr(record, '\"' || ?1 || '\"') > 0"
+                                 " ORDER BY external_id",
+                                 &q, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(q, 1, external_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, OBJECT_USER);
+    sqlite3_bind_int(q, 3, OBJECT_GROUP);
+    sqlite3_bind_int(q, 4, with_cloud_id ? 1 : 0);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (fn(arg, (const char *)sqlite3_column_text(q, 0), sqlite3_column_int(q, 1),
+               (const char *)sqlite3_column_text(q, 2),
+               (const char *)sqlite3_column_text(q, 3)) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        e = db_error(st, err, "reading the objects that refer to one");
+    sqlite3_finalize(q);
+    return e;
+}
+
 long state_object_count(struct state *st, int kind)
 {
     sqlite3_stmt *stmt = NULL;

@@ -223,6 +223,24 @@ bool state_object_has_version(struct state *st);
  */
 bool state_object_has_unacknowledged(struct state *st);
 
+/*
+ * state_referrers_foreach - call fn for each user or group whose acknowledged record names
+ * external_id (its manager or one of its members, plan.h PLAN_KEY_MANAGER and
+ * PLAN_KEY_MEMBERS): a text match on the record, so fn must check the record's keys itself.
+ * The object external_id itself is left out, and so are objects without a cloud id when
+ * with_cloud_id is true. Rows come in externalId order; fn gets the row's externalId, kind
+ * (enum object_kind), cloud id (may be NULL) and record, valid during the call only, and
+ * returns 0 to go on or non-zero to stop (the walk then returns DIRCONN_OK). fn must not write
+ * the state: the read is still open (collect, then write).
+ * Errors: DIRCONN_ESTATE ("<state path>: reading the objects that refer to one: <SQLite message>
+ * (SQLite N)"), with the SQLite cause.
+ */
+enum dirconn_err state_referrers_foreach(struct state *st, const char *external_id,
+                                         bool with_cloud_id,
+                                         int (*fn)(void *arg, const char *external_id, int kind,
+                                                   const char *cloud_id, const char *record),
+                                         void *arg, struct dirconn_error *err);
+
 /* state_object_count - the number of objects of a kind (kind < 0: all), or -1 on error. */
 long state_object_count(struct state *st, int kind);
 

@@ -629,6 +629,67 @@ static void test_unusable_dir(void **state)
     assert_non_null(strstr(err.msg, "state_dir /proc/dirconn-no/state: cannot create"));
 }
 
+struct referrer_rows {
+    char got[8][64];
+    int n, stop_after;
+};
+
+static int referrer_row(void *arg, const char *id, int kind, const char *cloud_id,
+                        const char *record)
+{
+    struct referrer_rows *r = arg;
+    assert_non_null(record);
+    snprintf(r->got[r->n++], sizeof(r->got[0]), "%s %d %s", id, kind, cloud_id ? cloud_id : "-");
+    return r->stop_after > 0 && r->n >= r->stop_after;
+}
+
+/* state_referrers_foreach: users and groups whose record names the object, not itself, not a
+ * contact, not without a record; without a cloud id only when asked; in externalId order. */
+static void test_referrers(void **state)
+{
+    (void)state;
+    struct state *st = open_ok();
+    struct dirconn_error err;
+    struct {
+        const char *ext;
+        int kind;
+        const char *cloud_id;
+        const char *record;
+    } rows[] = {
+        {"x", OBJECT_USER, "cx", "{\"dirconn:manager\":\"x\"}"},
+        {"g-2", OBJECT_GROUP, "cg2", "{\"dirconn:members\":[\"a\",\"x\"]}"},
+        {"u-1", OBJECT_USER, "cu1", "{\"dirconn:manager\":\"x\"}"},
+        {"u-0", OBJECT_USER, NULL, "{\"dirconn:manager\":\"x\"}"},
+        {"c-1", OBJECT_CONTACT, "cc1", "{\"note\":\"x\"}"},
+        {"u-2", OBJECT_USER, "cu2", "{\"dirconn:manager\":\"xy\"}"},
+        {"u-3", OBJECT_USER, "cu3", NULL},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct state_object o = {.external_id = (char *)rows[i].ext,
+                                 .kind = rows[i].kind,
+                                 .dn = "cn=o",
+                                 .cloud_id = (char *)rows[i].cloud_id,
+                                 .name = (char *)rows[i].ext,
+                                 .record = (char *)rows[i].record,
+                                 .hash = rows[i].record ? "h" : NULL};
+        assert_int_equal(state_object_put(st, &o, &err), DIRCONN_OK);
+    }
+    struct referrer_rows r = {0};
+    assert_int_equal(state_referrers_foreach(st, "x", true, referrer_row, &r, &err), DIRCONN_OK);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.got[0], "g-2 1 cg2");
+    assert_string_equal(r.got[1], "u-1 0 cu1");
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(state_referrers_foreach(st, "x", false, referrer_row, &r, &err), DIRCONN_OK);
+    assert_int_equal(r.n, 3);
+    assert_string_equal(r.got[1], "u-0 0 -");
+    memset(&r, 0, sizeof(r));
+    r.stop_after = 1;
+    assert_int_equal(state_referrers_foreach(st, "x", false, referrer_row, &r, &err), DIRCONN_OK);
+    assert_int_equal(r.n, 1);
+    state_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -642,6 +703,7 @@ int main(void)
         cmocka_unit_test(test_raw_hash),
         cmocka_unit_test_setup_teardown(test_cache_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_referrers, setup, teardown),
         cmocka_unit_test(test_unusable_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
