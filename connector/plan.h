@@ -226,8 +226,12 @@ const struct plan_summary *plan_get_summary(const struct plan *p);
  * call only. A non-zero return stops the walk: err is cleared when the walk
  * starts, and the error fn recorded in err (code and message) is returned as
  * it is; DIRCONN_EFAIL ("plan walk stopped") only when fn recorded none
- * (dirconn_error_stopped). fn must not write to the state database; collect
- * and write afterwards.
+ * (dirconn_error_stopped). fn may write to the state database (apply commits
+ * its batches from inside the walk): after an item during which the
+ * connection changed rows, the walk's statement is reset and goes on after
+ * that item (keyset: depth, seq), so that its read transaction does not keep
+ * the WAL from being checkpointed (the -wal file stays bounded by
+ * wal_autocheckpoint and journal_size_limit, state.c).
  */
 enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
                               int (*fn)(void *arg, const struct plan_item *item), void *arg,
