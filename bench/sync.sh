@@ -149,8 +149,11 @@ fi
 wal_watch() {
 	local peak=0 s
 	while :; do
-		s=$(stat -c %s "$T"/state/*-wal 2>/dev/null | sort -n | tail -1)
-		[[ -n $s ]] && ((s > peak)) && { peak=$s; echo "$peak" >"$1"; }
+		s=$(stat -c %s "$T"/state/*-wal 2>/dev/null | sort -n | tail -1) || true
+		if [[ -n $s ]] && ((s > peak)); then
+			peak=$s
+			echo "$peak" >"$1"
+		fi
 		sleep 0.1
 	done
 }
@@ -161,8 +164,8 @@ measure() { # label -> "wall user sys maxrss_kb load_before load_after peak_wal_
 	wal_watch "$T/$1.wal" &
 	watcher=$!
 	/usr/bin/time -f '%e %U %S %M' -o "$T/$1.time" "$ctl" sync --full --no-progress --config "$T/bench.conf" \
-		>"$T/$1.out" 2>"$T/$1.err" || { kill "$watcher"; echo "sync failed:" >&2; tail -5 "$T/$1.err" >&2; exit 1; }
-	kill "$watcher"
+		>"$T/$1.out" 2>"$T/$1.err" || { kill "$watcher" 2>/dev/null; echo "sync failed:" >&2; tail -5 "$T/$1.err" >&2; exit 1; }
+	kill "$watcher" 2>/dev/null || true
 	wait "$watcher" 2>/dev/null || true
 	echo "== $(date -u +%T) $1 sync: $(cat "$T/$1.time") (wall s, user s, sys s, peak RSS kB; load $before; peak WAL $(cat "$T/$1.wal") B)" >&2
 	echo "$(cat "$T/$1.time") $before $(load) $(cat "$T/$1.wal")"
@@ -196,15 +199,15 @@ r = {
     "full_sync": {"wall_s": $full_wall, "objects_per_s": round(int("${added:-0}") / max($full_wall, 0.001)),
                   "cpu_s": round($full_user + $full_sys, 2), "peak_rss_mb": round($full_rss / 1024, 1),
                   "load_before": $full_l0, "load_after": $full_l1,
-                  "peak_wal_mb": round($full_wal / 1048576, 1)},
+                  "peak_wal_mb": round($full_wal / 1048576, 1), "peak_wal_bytes": $full_wal},
     "no_change_sync": {"wall_s": $nc_wall, "objects_matched": int("${matched:-0}"),
                        "cpu_s": round($nc_user + $nc_sys, 2), "peak_rss_mb": round($nc_rss / 1024, 1),
                        "load_before": $nc_l0, "load_after": $nc_l1,
-                       "peak_wal_mb": round($nc_wal / 1048576, 1)},
+                       "peak_wal_mb": round($nc_wal / 1048576, 1), "peak_wal_bytes": $nc_wal},
     "no_change_sync_repeated": {"wall_s": $nc2_wall, "cpu_s": round($nc2_user + $nc2_sys, 2),
                                 "peak_rss_mb": round($nc2_rss / 1024, 1),
                                 "load_before": $nc2_l0, "load_after": $nc2_l1,
-                                "peak_wal_mb": round($nc2_wal / 1048576, 1)},
+                                "peak_wal_mb": round($nc2_wal / 1048576, 1), "peak_wal_bytes": $nc2_wal},
     "floors": {"read_s": $read_floor, "ingest_bulk_s": $ingest_floor,
                "load_before_read": $load_read, "load_before_ingest": $load_ingest},
     "ratio_to_floor": round($full_wall / floor, 2) if floor > 0 else None,

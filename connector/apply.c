@@ -12,6 +12,8 @@
 /* Batches of adds and updates in flight at once (apply_params.window). */
 #define APPLY_WINDOW     2
 #define APPLY_WINDOW_MAX 8
+/* Objects built between two turns of the HTTP loop while batches are in flight. */
+#define APPLY_PUMP 100
 /* Record bytes per batch: 4 requests of the provider's limit, within these bounds. */
 #define APPLY_BATCH_BYTES_MIN (1L << 20)
 #define APPLY_BATCH_BYTES_MAX (16L << 20)
@@ -1595,6 +1597,12 @@ static void recover(struct apply *a, struct apply_op *o)
 
 /* ---- the pipeline ---------------------------------------------------------------------- */
 
+static bool at_once(void *arg)
+{
+    (void)arg;
+    return true;
+}
+
 /* Send one batch of adds, updates or deletes; its answers are taken by finish_batch. */
 static enum dirconn_err send_batch(struct apply *a, struct batch *b)
 {
@@ -1605,8 +1613,12 @@ static enum dirconn_err send_batch(struct apply *a, struct batch *b)
     enum dirconn_err e = DIRCONN_OK;
     int *saved = a->outstanding;
     a->outstanding = &b->outstanding;
-    for (int i = 0; i < b->n && e == DIRCONN_OK; i++)
+    for (int i = 0; i < b->n && e == DIRCONN_OK; i++) {
         e = send_op(a, &b->ops[i], bulk ? &bodies[i] : NULL);
+        /* the batches in flight go on being sent and answered while this one is built */
+        if (e == DIRCONN_OK && a->ring_n > 0 && i % APPLY_PUMP == APPLY_PUMP - 1)
+            e = scim_port_run_until(a->p.port, at_once, NULL, a->err);
+    }
     if (e == DIRCONN_OK && bulk)
         e = submit_bulk(a, b, bodies);
     a->outstanding = saved;
@@ -1619,12 +1631,6 @@ static bool batch_answered(void *arg)
 {
     const struct batch *b = arg;
     return b->outstanding == 0;
-}
-
-static bool at_once(void *arg)
-{
-    (void)arg;
-    return true;
 }
 
 /*
