@@ -1868,7 +1868,7 @@ static enum dirconn_err apply_ops_timed(struct apply *a, int op, int kind)
         window = APPLY_WINDOW_MAX;
     a->window = op == PLAN_ADD || op == PLAN_UPDATE ? window : 1;
     struct apply_walk w = {a, NULL, DIRCONN_OK, 0, false};
-    enum dirconn_err e = plan_foreach(a->p.plan, op, kind, apply_item, &w, a->err);
+    enum dirconn_err e = plan_foreach_chunked(a->p.plan, op, kind, apply_item, &w, a->err);
     if (w.e != DIRCONN_OK)
         e = w.e;
     if (e == DIRCONN_OK)

@@ -994,22 +994,22 @@ static void free_items(struct walk_item *v, int n)
 }
 
 /*
- * The walk reads plan_items in keyset order (depth, seq). A caller may write
- * to the state during the walk (apply commits its batches). While a statement
- * of the connection is stepping, a commit leaves the connection in a read
- * transaction on the state database, and SQLite's checkpoint (the automatic
- * one at commit, wal_autocheckpoint) cannot run on a connection in a
- * transaction: the -wal file would grow with every commit until the walk
- * ended (7.6 GB at a million users). So once fn has changed rows, the walk
- * goes on in chunks: up to WALK_CHUNK_ITEMS items (WALK_CHUNK_BYTES of their
- * strings) are copied, the statement is reset (which ends its read), and fn
- * is called for each with no statement of the walk active; the next chunk
- * starts after the last item's key (plan_items' index on op, kind, depth, seq
- * makes that a seek). Walks that do not write read the rows in place.
+ * The walk reads plan_items in keyset order (depth, seq). A chunked walk
+ * (plan_foreach_chunked) is for a fn that commits to the state (apply):
+ * while a statement of the connection is stepping, a commit leaves the
+ * connection in a read transaction on the state database, and SQLite's
+ * checkpoint (the automatic one at commit, wal_autocheckpoint) cannot run on
+ * a connection in a transaction, so the -wal file would grow with every
+ * commit until the walk ended (7.6 GB at a million users). The chunked walk
+ * copies up to WALK_CHUNK_ITEMS items (WALK_CHUNK_BYTES of their strings),
+ * resets the statement (which ends its read), and calls fn for each with no
+ * statement of the walk active; the next chunk starts after the last item's
+ * key (with op and kind given, plan_items' index on op, kind, depth, seq makes
+ * that a seek). The plain walk reads the rows in place.
  */
-enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
-                              int (*fn)(void *arg, const struct plan_item *item), void *arg,
-                              struct dirconn_error *err)
+static enum dirconn_err walk(struct plan *p, int op, int kind, bool chunked,
+                             int (*fn)(void *arg, const struct plan_item *item), void *arg,
+                             struct dirconn_error *err)
 {
     char sql[512];
     snprintf(sql, sizeof(sql),
@@ -1027,32 +1027,27 @@ enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
     sqlite3_bind_int64(s, 4, INT64_MIN);
     enum dirconn_err e = DIRCONN_OK;
     dirconn_error_clear(err);
-    sqlite3_int64 changes = sqlite3_total_changes64(p->db);
-    struct walk_item *chunk = NULL; /* once fn wrote: the walk goes in chunks */
     int rc = SQLITE_DONE;
-    for (;;) {
-        if (chunk == NULL) {
-            if ((rc = sqlite3_step(s)) != SQLITE_ROW)
-                break;
+    if (!chunked) {
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
             struct plan_item it;
             read_item(s, &it);
-            sqlite3_int64 depth = sqlite3_column_int64(s, 13), seq = sqlite3_column_int64(s, 15);
             if (fn(arg, &it) != 0) {
                 e = dirconn_error_stopped(err, DIRCONN_EFAIL, "plan walk stopped");
                 break;
             }
-            if (sqlite3_total_changes64(p->db) != changes) {
-                chunk = calloc(WALK_CHUNK_ITEMS, sizeof(*chunk));
-                if (chunk == NULL) {
-                    e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-                    break;
-                }
-                sqlite3_reset(s);
-                sqlite3_bind_int64(s, 3, depth);
-                sqlite3_bind_int64(s, 4, seq);
-            }
-            continue;
         }
+        if (e == DIRCONN_OK && rc != SQLITE_DONE)
+            e = db_fail(p, err, "reading the plan");
+        sqlite3_finalize(s);
+        return e;
+    }
+    struct walk_item *chunk = calloc(WALK_CHUNK_ITEMS, sizeof(*chunk));
+    if (chunk == NULL) {
+        sqlite3_finalize(s);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    for (;;) {
         int n = 0;
         long bytes = 0;
         sqlite3_int64 depth = 0, seq = 0;
@@ -1078,16 +1073,26 @@ enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
                 e = dirconn_error_stopped(err, DIRCONN_EFAIL, "plan walk stopped");
         free_items(chunk, n);
         memset(chunk, 0, sizeof(*chunk) * (size_t)n);
-        if (e != DIRCONN_OK || done) {
-            rc = SQLITE_DONE;
+        if (e != DIRCONN_OK || done)
             break;
-        }
     }
-    if (e == DIRCONN_OK && rc != SQLITE_DONE)
-        e = db_fail(p, err, "reading the plan");
     free(chunk);
     sqlite3_finalize(s);
     return e;
+}
+
+enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
+                              int (*fn)(void *arg, const struct plan_item *item), void *arg,
+                              struct dirconn_error *err)
+{
+    return walk(p, op, kind, false, fn, arg, err);
+}
+
+enum dirconn_err plan_foreach_chunked(struct plan *p, int op, int kind,
+                                      int (*fn)(void *arg, const struct plan_item *item), void *arg,
+                                      struct dirconn_error *err)
+{
+    return walk(p, op, kind, true, fn, arg, err);
 }
 
 enum dirconn_err plan_item_get(struct plan *p, const char *external_id,

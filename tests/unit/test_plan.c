@@ -851,7 +851,7 @@ static void test_projection_needed_by_version(void **state)
 }
 
 /*
- * A walk whose callback commits to the state (as apply does) lets the WAL be
+ * A chunked walk whose callback commits to the state (as apply does) lets the WAL be
  * checkpointed: the -wal file stays bounded (wal_autocheckpoint of 1000 pages,
  * state.c) while the walk writes 8 times that, and every item is walked once,
  * in order.
@@ -914,12 +914,12 @@ static void test_walk_lets_the_wal_be_checkpointed(void **state)
     memset(w.big, 'x', 16383);
     w.big[16383] = '\0';
     /* the walk of one operation and kind (apply's), then of all: the same items in order */
-    assert_int_equal(plan_foreach(p, PLAN_ADD, OBJECT_USER, commit_while_walking, &w, NULL),
+    assert_int_equal(plan_foreach_chunked(p, PLAN_ADD, OBJECT_USER, commit_while_walking, &w, NULL),
                      DIRCONN_OK);
     assert_int_equal(w.seen, N);
     assert_memory_equal(w.order, ref.order, sizeof(int) * N);
     w.seen = 0;
-    assert_int_equal(plan_foreach(p, -1, -1, commit_while_walking, &w, NULL), DIRCONN_OK);
+    assert_int_equal(plan_foreach_chunked(p, -1, -1, commit_while_walking, &w, NULL), DIRCONN_OK);
     assert_int_equal(w.seen, N);
     assert_memory_equal(w.order, ref.order, sizeof(int) * N);
     /* 2 x 2000 commits of 16 KiB records: 64 MiB written; the log stays near 1000 pages */
