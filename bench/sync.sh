@@ -13,7 +13,8 @@
 #      dirconn-cloud's ingest rate of as many users with /Bulk (ingest floor).
 # The connector's time is reported as a ratio to max(read floor, ingest floor).
 # Prints a table and writes JSON (default bench-sync-KIND-N.json), with the load
-# average of the machine at each measurement. --smoke: 500 users, for CI.
+# average of the machine at each measurement and the peak size of the state database's
+# write-ahead log (-wal) during each sync, sampled every 0.1 s. --smoke: 500 users, for CI.
 # --stream (adlds; the default above 200,000 users): the organisation of
 # `gen.py --stream`, generated as it is written to the LDIF that slapadd loads,
 # so a million users fit (docs/ldsfx.md); the same shape with numbered names.
@@ -144,23 +145,40 @@ if [[ -n ${BENCH_STATE_CACHE_MIB:-} ]]; then
 	sed -i "/^state_dir = /a state_cache_size = $BENCH_STATE_CACHE_MIB" "$T/bench.conf"
 fi
 
-measure() { # label -> "wall user sys maxrss_kb load_before load_after"
-	local before
+# the largest size of the state database's write-ahead log (bytes), sampled every 0.1 s into $1
+wal_watch() {
+	local peak=0 s
+	while :; do
+		s=$(stat -c %s "$T"/state/*-wal 2>/dev/null | sort -n | tail -1) || true
+		if [[ -n $s ]] && ((s > peak)); then
+			peak=$s
+			echo "$peak" >"$1"
+		fi
+		sleep 0.1
+	done
+}
+measure() { # label -> "wall user sys maxrss_kb load_before load_after peak_wal_bytes"
+	local before watcher
 	before=$(load)
+	echo 0 >"$T/$1.wal"
+	wal_watch "$T/$1.wal" &
+	watcher=$!
 	# BENCH_WRAP: a profiler to run the connector under (e.g. "heaptrack -o /tmp/h"), its
 	# argument list word-split; the times and RSS then include the profiler's own.
 	# shellcheck disable=SC2086
 	/usr/bin/time -f '%e %U %S %M' -o "$T/$1.time" ${BENCH_WRAP:-} "$ctl" sync --full --no-progress --config "$T/bench.conf" \
-		>"$T/$1.out" 2>"$T/$1.err" || { echo "sync failed:" >&2; tail -5 "$T/$1.err" >&2; exit 1; }
-	echo "== $(date -u +%T) $1 sync: $(cat "$T/$1.time") (wall s, user s, sys s, peak RSS kB; load $before)" >&2
-	echo "$(cat "$T/$1.time") $before $(load)"
+		>"$T/$1.out" 2>"$T/$1.err" || { kill "$watcher" 2>/dev/null; echo "sync failed:" >&2; tail -5 "$T/$1.err" >&2; exit 1; }
+	kill "$watcher" 2>/dev/null || true
+	wait "$watcher" 2>/dev/null || true
+	echo "== $(date -u +%T) $1 sync: $(cat "$T/$1.time") (wall s, user s, sys s, peak RSS kB; load $before; peak WAL $(cat "$T/$1.wal") B)" >&2
+	echo "$(cat "$T/$1.time") $before $(load) $(cat "$T/$1.wal")"
 }
-read -r full_wall full_user full_sys full_rss full_l0 full_l1 < <(measure full)
+read -r full_wall full_user full_sys full_rss full_l0 full_l1 full_wal < <(measure full)
 added=$(grep -o 'Result | [0-9]* added' "$T/full.out" | grep -o '[0-9]*')
-read -r nc_wall nc_user nc_sys nc_rss nc_l0 nc_l1 < <(measure nochange)
+read -r nc_wall nc_user nc_sys nc_rss nc_l0 nc_l1 nc_wal < <(measure nochange)
 matched=$(grep -o '[0-9]* Objects Matched' "$T/nochange.out" | grep -o '[0-9]*')
 # once more: the steady state (the first no-change sync may have versions to record)
-read -r nc2_wall nc2_user nc2_sys nc2_rss nc2_l0 nc2_l1 < <(measure nochange2)
+read -r nc2_wall nc2_user nc2_sys nc2_rss nc2_l0 nc2_l1 nc2_wal < <(measure nochange2)
 
 python3 - "$out" "$T" <<PY
 import json, re, sys
@@ -183,13 +201,16 @@ r = {
                 "template_generate_s": $tpl_generate_ms / 1000},
     "full_sync": {"wall_s": $full_wall, "objects_per_s": round(int("${added:-0}") / max($full_wall, 0.001)),
                   "cpu_s": round($full_user + $full_sys, 2), "peak_rss_mb": round($full_rss / 1024, 1),
-                  "load_before": $full_l0, "load_after": $full_l1},
+                  "load_before": $full_l0, "load_after": $full_l1,
+                  "peak_wal_mb": round($full_wal / 1048576, 1), "peak_wal_bytes": $full_wal},
     "no_change_sync": {"wall_s": $nc_wall, "objects_matched": int("${matched:-0}"),
                        "cpu_s": round($nc_user + $nc_sys, 2), "peak_rss_mb": round($nc_rss / 1024, 1),
-                       "load_before": $nc_l0, "load_after": $nc_l1},
+                       "load_before": $nc_l0, "load_after": $nc_l1,
+                       "peak_wal_mb": round($nc_wal / 1048576, 1), "peak_wal_bytes": $nc_wal},
     "no_change_sync_repeated": {"wall_s": $nc2_wall, "cpu_s": round($nc2_user + $nc2_sys, 2),
                                 "peak_rss_mb": round($nc2_rss / 1024, 1),
-                                "load_before": $nc2_l0, "load_after": $nc2_l1},
+                                "load_before": $nc2_l0, "load_after": $nc2_l1,
+                                "peak_wal_mb": round($nc2_wal / 1048576, 1), "peak_wal_bytes": $nc2_wal},
     "floors": {"read_s": $read_floor, "ingest_bulk_s": $ingest_floor,
                "load_before_read": $load_read, "load_before_ingest": $load_ingest},
     "ratio_to_floor": round($full_wall / floor, 2) if floor > 0 else None,
@@ -212,6 +233,8 @@ print("load average (1 min): read floor %s, ingest floor %s, full sync %s -> %s,
       "repeated %s -> %s; fixture start %.1f s (template build %.1f s, of which generate %.1f s)" % (
       $load_read, $load_ingest, $full_l0, $full_l1, $nc_l0, $nc_l1, $nc2_l0, $nc2_l1,
       $fixture_start, $tpl_build_ms / 1000, $tpl_generate_ms / 1000))
+print("peak state WAL (MB): full sync %.1f, no-change %.1f, repeated %.1f" % (
+      f["peak_wal_mb"], n["peak_wal_mb"], r["no_change_sync_repeated"]["peak_wal_mb"]))
 for k, v in r["phases"].items():
     if v:
         print("phases (%s): %s" % (k, "; ".join("%s %.2f s" % (a, b) for a, b in v)))

@@ -7,8 +7,16 @@
 #include <string.h>
 #include <time.h>
 
-/* Objects per state transaction while applying. */
+/* Objects per state transaction while applying (at most; apply_params.batch_objects). */
 #define APPLY_BATCH 1000
+/* Batches of adds and updates in flight at once (apply_params.window). */
+#define APPLY_WINDOW     2
+#define APPLY_WINDOW_MAX 8
+/* Objects built between two turns of the HTTP loop while batches are in flight. */
+#define APPLY_PUMP 100
+/* Record bytes per batch: 4 requests of the provider's limit, within these bounds. */
+#define APPLY_BATCH_BYTES_MIN (1L << 20)
+#define APPLY_BATCH_BYTES_MAX (16L << 20)
 /* Operations per /Bulk request, so that a batch's adds travel as several requests in flight. */
 #define BULK_CHUNK 250
 /* Members per PATCH operation (bounded chunks). */
@@ -41,6 +49,11 @@ struct apply {
        leaves them alone */
     struct str_list settled;
     struct dirconn_error *err; /* the error of the public call in progress */
+    /* the pipeline (apply_ops): batches sent and not yet committed, oldest first */
+    struct batch *ring[APPLY_WINDOW_MAX];
+    int ring_head, ring_n;
+    int window;       /* batches in flight for the slice in progress (1: stop-and-wait) */
+    int *outstanding; /* the request count of the batch being sent or finished, or NULL */
 };
 
 static bool str_list_add(struct str_list *l, const char *s)
@@ -187,7 +200,51 @@ struct apply_op {
 struct batch {
     struct apply_op ops[APPLY_BATCH];
     int n;
+    long bytes;      /* of the ops' records */
+    int outstanding; /* its requests not yet answered */
 };
+
+/* A request of apply: its done callback, and the count of its batch's unanswered requests. */
+struct tracked {
+    scim_done_fn done;
+    void *arg;
+    int *outstanding;
+};
+
+static void tracked_done(void *arg, const struct scim_response *r)
+{
+    struct tracked *t = arg;
+    t->done(t->arg, r);
+    if (t->outstanding != NULL)
+        (*t->outstanding)--;
+    free(t);
+}
+
+/*
+ * Every request of apply that goes through the port's queue goes through
+ * here: counted in the batch being sent or finished (a->outstanding), so
+ * that the pipeline can wait for one batch while later ones stay in flight.
+ */
+static enum dirconn_err port_submit(struct apply *a, const char *method, const char *path,
+                                    const json_t *body, const char *if_match, bool create,
+                                    scim_done_fn done, void *arg, struct dirconn_error *err)
+{
+    struct tracked *t = malloc(sizeof(*t));
+    if (t == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    *t = (struct tracked){done, arg, a->outstanding};
+    if (t->outstanding != NULL)
+        (*t->outstanding)++;
+    enum dirconn_err e =
+        create ? scim_port_submit_create(a->p.port, path, body, tracked_done, t, err)
+               : scim_port_submit(a->p.port, method, path, body, if_match, tracked_done, t, err);
+    if (e != DIRCONN_OK) {
+        if (t->outstanding != NULL)
+            (*t->outstanding)--;
+        free(t);
+    }
+    return e;
+}
 
 static void op_clear(struct apply_op *o)
 {
@@ -442,8 +499,8 @@ static void find_created(struct apply *a, struct apply_op *o)
         memset(&w, 0, sizeof(w));
         struct dirconn_error serr;
         if (body == NULL ||
-            scim_port_submit_create(a->p.port, resource_paths[o->kind], body, on_recreate_done, &w,
-                                    &serr) != DIRCONN_OK ||
+            port_submit(a, "POST", resource_paths[o->kind], body, NULL, true, on_recreate_done, &w,
+                        &serr) != DIRCONN_OK ||
             scim_port_run(a->p.port, &serr) != DIRCONN_OK) {
             json_decref(body);
             report_failure(a, o, "out of memory sending the object again");
@@ -880,7 +937,7 @@ static enum dirconn_err submit_member_patches(struct apply *a, const char *path,
         enum dirconn_err e =
             body == NULL || arg == NULL
                 ? dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory")
-                : scim_port_submit(a->p.port, "PATCH", path, body, NULL, done, arg, a->err);
+                : port_submit(a, "PATCH", path, body, NULL, false, done, arg, a->err);
         json_decref(body);
         if (e != DIRCONN_OK)
             return e; /* arg is freed by the caller's bookkeeping (or is not owned) */
@@ -1074,7 +1131,7 @@ static enum dirconn_err submit_bulk(struct apply *a, struct batch *b, json_t **b
         }
         *br = (struct bulk_req){a, b, first, i - first};
         enum dirconn_err e =
-            scim_port_submit_create(a->p.port, "/Bulk", req, on_bulk_done, br, a->err);
+            port_submit(a, "POST", "/Bulk", req, NULL, true, on_bulk_done, br, a->err);
         json_decref(req);
         if (e != DIRCONN_OK) {
             free(br);
@@ -1099,9 +1156,7 @@ static enum dirconn_err submit_write(struct apply *a, struct apply_op *o, const 
     o->create = strcmp(method, "POST") == 0;
     json_decref(o->body);
     o->body = strcmp(method, "PATCH") == 0 ? json_incref(body) : NULL;
-    if (o->create)
-        return scim_port_submit_create(a->p.port, path, body, on_write_done, o, err);
-    return scim_port_submit(a->p.port, method, path, body, if_match, on_write_done, o, err);
+    return port_submit(a, method, path, body, if_match, o->create, on_write_done, o, err);
 }
 
 /* o's planned record resolved to cloud ids (plan_resolve), with its externalId; NULL on error. */
@@ -1540,24 +1595,63 @@ static void recover(struct apply *a, struct apply_op *o)
     }
 }
 
-/* Send one batch of adds, updates or deletes, wait for all, and record the results. */
-static enum dirconn_err flush_batch(struct apply *a, struct batch *b)
+/* ---- the pipeline ---------------------------------------------------------------------- */
+
+static bool at_once(void *arg)
 {
-    if (b->n == 0)
-        return DIRCONN_OK;
+    (void)arg;
+    return true;
+}
+
+/* Send one batch of adds, updates or deletes; its answers are taken by finish_batch. */
+static enum dirconn_err send_batch(struct apply *a, struct batch *b)
+{
     json_t *bodies[APPLY_BATCH] = {0};
     bool bulk = a->p.caps.bulk;
     for (int i = 0; i < b->n; i++)
         bulk = bulk && b->ops[i].op == PLAN_ADD && b->ops[i].kind != OBJECT_GROUP;
     enum dirconn_err e = DIRCONN_OK;
-    for (int i = 0; i < b->n && e == DIRCONN_OK; i++)
+    int *saved = a->outstanding;
+    a->outstanding = &b->outstanding;
+    for (int i = 0; i < b->n && e == DIRCONN_OK; i++) {
         e = send_op(a, &b->ops[i], bulk ? &bodies[i] : NULL);
+        /* the batches in flight go on being sent and answered while this one is built */
+        if (e == DIRCONN_OK && a->ring_n > 0 && i % APPLY_PUMP == APPLY_PUMP - 1)
+            e = scim_port_run_until(a->p.port, at_once, NULL, a->err);
+    }
     if (e == DIRCONN_OK && bulk)
         e = submit_bulk(a, b, bodies);
+    a->outstanding = saved;
     for (int i = 0; i < b->n; i++)
         json_decref(bodies[i]);
-    if (e == DIRCONN_OK)
-        e = scim_port_run(a->p.port, a->err);
+    return e;
+}
+
+static bool batch_answered(void *arg)
+{
+    const struct batch *b = arg;
+    return b->outstanding == 0;
+}
+
+/*
+ * Wait for the answers of a sent batch (later batches stay in flight), do
+ * what they asked for (recover: lookups, second attempts, re-creations; the
+ * members that did not fit a group's POST), and record the acknowledged
+ * objects in one transaction. sent: the batch went out whole (else its
+ * requests are only drained, and what was acknowledged recorded).
+ */
+static enum dirconn_err finish_batch(struct apply *a, struct batch *b, bool sent)
+{
+    enum dirconn_err e = DIRCONN_OK;
+    int *saved = a->outstanding;
+    a->outstanding = &b->outstanding;
+    if (!sent) {
+        struct dirconn_error ignored;
+        scim_port_run(a->p.port, &ignored); /* no callback may outlive the batch */
+        e = DIRCONN_EFAIL;
+    } else if (b->outstanding > 0) {
+        e = scim_port_run_until(a->p.port, batch_answered, b, a->err);
+    }
     for (int i = 0; i < b->n && e == DIRCONN_OK; i++)
         recover(a, &b->ops[i]);
     /* Members that did not fit a group's POST. */
@@ -1572,33 +1666,158 @@ static enum dirconn_err flush_batch(struct apply *a, struct batch *b)
         more = true;
     }
     if (e == DIRCONN_OK && more)
-        e = scim_port_run(a->p.port, a->err);
+        e = scim_port_run_until(a->p.port, batch_answered, b, a->err);
+    if (e != DIRCONN_OK && b->outstanding > 0) {
+        struct dirconn_error ignored;
+        scim_port_run(a->p.port, &ignored);
+    }
+    a->outstanding = saved;
     for (int i = 0; i < b->n; i++)
         if (b->ops[i].rest_failed)
             b->ops[i].ok =
                 false; /* not recorded: the next sync finds it by externalId, adds the rest */
     enum dirconn_err ce = commit_batch(a, b);
-    return e != DIRCONN_OK ? e : ce;
+    b->outstanding = 0;
+    b->bytes = 0;
+    return !sent ? ce : e != DIRCONN_OK ? e : ce;
+}
+
+/* Send one batch, wait for all its answers, and record the results (stop-and-wait). */
+static enum dirconn_err flush_batch(struct apply *a, struct batch *b)
+{
+    if (b->n == 0)
+        return DIRCONN_OK;
+    enum dirconn_err e = send_batch(a, b);
+    enum dirconn_err f = finish_batch(a, b, e == DIRCONN_OK);
+    return e != DIRCONN_OK ? e : f;
+}
+
+/* The oldest batch in flight: finished, recorded, freed. */
+static enum dirconn_err pipe_pop(struct apply *a)
+{
+    struct batch *b = a->ring[a->ring_head];
+    a->ring[a->ring_head] = NULL;
+    a->ring_head = (a->ring_head + 1) % APPLY_WINDOW_MAX;
+    a->ring_n--;
+    enum dirconn_err e = finish_batch(a, b, true);
+    free(b);
+    return e;
+}
+
+/*
+ * The batches still in flight, oldest first. commit: each is finished and
+ * recorded in order (a stop: what the cloud acknowledged is kept), until one
+ * of them fails; the others (and all without commit: a failure) are only
+ * drained, nothing of them recorded.
+ */
+static enum dirconn_err pipe_drain(struct apply *a, bool commit)
+{
+    enum dirconn_err e = DIRCONN_OK;
+    if (!commit && a->ring_n > 0) {
+        struct dirconn_error ignored;
+        scim_port_run(a->p.port, &ignored);
+    }
+    while (a->ring_n > 0) {
+        if (commit && e == DIRCONN_OK) {
+            e = pipe_pop(a);
+            continue;
+        }
+        struct batch *b = a->ring[a->ring_head];
+        a->ring[a->ring_head] = NULL;
+        a->ring_head = (a->ring_head + 1) % APPLY_WINDOW_MAX;
+        a->ring_n--;
+        if (b->outstanding > 0) {
+            struct dirconn_error ignored;
+            scim_port_run(a->p.port, &ignored);
+        }
+        for (int i = 0; i < b->n; i++)
+            op_clear(&b->ops[i]);
+        free(b);
+    }
+    return e;
+}
+
+/*
+ * Send a full batch and keep it in flight: with a window of w batches, the
+ * oldest is finished and recorded once w are out, so that the cloud works on
+ * batch k while batch k+1 is built, and acknowledgements are recorded in the
+ * plan's order. The batch is owned by the pipeline from here on.
+ */
+static enum dirconn_err pipe_push(struct apply *a, struct batch *b)
+{
+    enum dirconn_err e = send_batch(a, b);
+    if (e != DIRCONN_OK) {
+        /* not sent whole: the batches before it are recorded, then what it had acknowledged */
+        enum dirconn_err d = pipe_drain(a, true);
+        (void)d;
+        finish_batch(a, b, false);
+        free(b);
+        return e;
+    }
+    int slot = (a->ring_head + a->ring_n) % APPLY_WINDOW_MAX;
+    a->ring[slot] = b;
+    a->ring_n++;
+    /* let the requests go out now: the cloud works on them while the next batch is built */
+    if (a->ring_n < a->window)
+        e = scim_port_run_until(a->p.port, at_once, NULL, a->err);
+    while (e == DIRCONN_OK && a->ring_n >= a->window)
+        e = pipe_pop(a);
+    return e;
+}
+
+/* Objects and record bytes that end a batch. */
+static int batch_objects(const struct apply *a)
+{
+    int n = a->p.batch_objects;
+    return n > 0 && n < APPLY_BATCH ? n : APPLY_BATCH;
+}
+
+static long batch_bytes(const struct apply *a)
+{
+    long per = a->p.caps.bulk && a->p.caps.bulk_max_payload > 0 ? a->p.caps.bulk_max_payload
+                                                                : a->p.caps.max_payload;
+    long n = per > 0 && per < APPLY_BATCH_BYTES_MAX / 4 ? 4 * per : APPLY_BATCH_BYTES_MAX;
+    return n < APPLY_BATCH_BYTES_MIN ? APPLY_BATCH_BYTES_MIN : n;
 }
 
 struct apply_walk {
     struct apply *a;
-    struct batch *b;
+    struct batch *b; /* being filled, or NULL */
     enum dirconn_err e;
-    int depth; /* management depth of the items in the batch */
+    int depth;     /* management depth of the items in the batch */
+    bool stopping; /* a stop (cancel, lost lease or cloud): the batches in flight are recorded */
 };
+
+/* The batch being filled goes out; with flush, every batch in flight is recorded too. */
+static enum dirconn_err walk_send(struct apply_walk *w, bool flush)
+{
+    struct apply *a = w->a;
+    enum dirconn_err e = DIRCONN_OK;
+    if (w->b != NULL && w->b->n > 0) {
+        e = pipe_push(a, w->b);
+        w->b = NULL;
+    }
+    if (e == DIRCONN_OK && flush)
+        e = pipe_drain(a, true);
+    if (e == DIRCONN_OK && cancelled(a)) {
+        w->stopping = true;
+        e = stopped(a, "stopped on request after a batch; the rest is left to the next sync");
+    }
+    return e;
+}
 
 static int apply_item(void *arg, const struct plan_item *it)
 {
     struct apply_walk *w = arg;
     /* A new management level starts a new batch: its managers are committed by then. */
-    if (w->b->n > 0 && it->depth != w->depth) {
-        w->e = flush_batch(w->a, w->b);
-        if (w->e == DIRCONN_OK && cancelled(w->a))
-            w->e = stopped(w->a,
-                           "stopped on request after a batch; the rest is left to the next sync");
+    if (w->b != NULL && w->b->n > 0 && it->depth != w->depth) {
+        w->e = walk_send(w, true);
         if (w->e != DIRCONN_OK)
             return 1;
+    }
+    if (w->b == NULL && (w->b = calloc(1, sizeof(*w->b))) == NULL) {
+        w->e = dirconn_error_set(w->a->err, DIRCONN_ENOMEM, "out of memory");
+        return 1;
     }
     w->depth = it->depth;
     struct apply_op *o = &w->b->ops[w->b->n++];
@@ -1613,12 +1832,9 @@ static int apply_item(void *arg, const struct plan_item *it)
     o->drift = it->drift;
     if (it->drift)
         w->a->counts.drift++;
-    if (w->b->n == APPLY_BATCH) {
-        w->e = flush_batch(w->a, w->b);
-        if (w->e == DIRCONN_OK && cancelled(w->a))
-            w->e = stopped(w->a,
-                           "stopped on request after a batch; the rest is left to the next sync");
-    }
+    w->b->bytes += o->record != NULL ? (long)strlen(o->record) : 0;
+    if (w->b->n >= batch_objects(w->a) || w->b->bytes >= batch_bytes(w->a))
+        w->e = walk_send(w, false);
     return w->e != DIRCONN_OK;
 }
 
@@ -1643,20 +1859,32 @@ static enum dirconn_err apply_ops_timed(struct apply *a, int op, int kind)
 {
     if (cancelled(a))
         return stopped(a, "stopped on request; the rest is left to the next sync");
-    struct batch *b = calloc(1, sizeof(*b));
-    if (b == NULL)
-        return dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
-    struct apply_walk w = {a, b, DIRCONN_OK, 0};
-    enum dirconn_err e = plan_foreach(a->p.plan, op, kind, apply_item, &w, a->err);
+    /*
+     * Adds and updates are pipelined; deletions stay stop-and-wait (each may first
+     * unlink its referrers by the state's records, which earlier batches change).
+     */
+    int window = a->p.window > 0 ? a->p.window : APPLY_WINDOW;
+    if (window > APPLY_WINDOW_MAX)
+        window = APPLY_WINDOW_MAX;
+    a->window = op == PLAN_ADD || op == PLAN_UPDATE ? window : 1;
+    struct apply_walk w = {a, NULL, DIRCONN_OK, 0, false};
+    enum dirconn_err e = plan_foreach_chunked(a->p.plan, op, kind, apply_item, &w, a->err);
     if (w.e != DIRCONN_OK)
         e = w.e;
     if (e == DIRCONN_OK)
-        e = flush_batch(a, b);
+        e = walk_send(&w, true);
+    /* A stop records what the batches in flight had acknowledged; a failure records nothing
+     * more. */
+    enum dirconn_err d = pipe_drain(a, e == DIRCONN_OK || w.stopping);
+    if (e == DIRCONN_OK)
+        e = d;
     if (e == DIRCONN_OK)
         e = apply_stop_error(a, a->err); /* the last batch met the lost cloud or lease */
-    for (int i = 0; i < b->n; i++)
-        op_clear(&b->ops[i]);
-    free(b);
+    if (w.b != NULL) {
+        for (int i = 0; i < w.b->n; i++)
+            op_clear(&w.b->ops[i]);
+        free(w.b);
+    }
     return e;
 }
 

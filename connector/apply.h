@@ -11,11 +11,22 @@
  * written before their manager or member groups existed, deletions (DELETE,
  * 3.6, after removing the object from the groups and reports that refer to
  * it unless the provider cascades) and forgotten objects (state only).
- * Objects go in batches of 1000 with the requests of a batch in flight
- * together; a batch's acknowledgements are committed to the state in one
- * transaction before the next batch starts, so a crash loses at most one
- * batch of acknowledgements and the next run adopts those objects by
- * externalId.
+ * Objects go in batches of at most 1000 objects and of records of at most 4
+ * requests of the provider's limit (bulk.maxPayloadSize with /Bulk, else
+ * [cloud] max_payload; 1-16 MiB), the requests of a batch in flight together
+ * (/Bulk requests of at most min(250, bulk.maxOperations) operations and
+ * bulk.maxPayloadSize bytes). Adds and updates are pipelined: batch k+1 is
+ * built and sent while batch k is in flight, with at most
+ * apply_params.window batches out (default 2; the SCIM client's
+ * max_in_flight bounds the requests). Each batch's acknowledgements are
+ * committed to the state in one transaction, in the plan's order: batch k+1
+ * is recorded only after batch k, even when its answers came first, so a
+ * crash loses at most the batches in flight and the next run adopts those
+ * objects by externalId. Deletions go stop-and-wait (one batch at a time).
+ * A stop (hooks.cancelled, a lost lease, the cloud unreachable) sends no
+ * new batch and records what the batches already sent had acknowledged,
+ * nothing else; a failure of the run (the state, memory, the port's loop)
+ * records nothing after the batch that failed.
  *
  * Rules applied to the answers (each has a test in tests/unit/test_apply.c):
  *  - a creation is never resent blindly: 409 to a POST that was retried
@@ -40,12 +51,12 @@
  *    cloud_caps.patch_max_ops operations (RFC 7644 3.5.2.1, 3.5.2.2);
  *  - a write the cloud fences or the write gate holds back (DIRCONN_ELEASE,
  *    HA, docs/cloud-api.md "Fencing") is not a failure of the object: the
- *    lease_lost hook runs once and the run stops after the batch in flight;
+ *    lease_lost hook runs once and the run stops after the batches in flight;
  *  - a request the cloud never answered after the client's retries
  *    (DIRCONN_ECLOUD_CONNECT: the cloud or the network is gone) or that the
  *    proxy failed (DIRCONN_EPROXY) is not a failure of the object either:
  *    every later request would fail the same way, so the run stops after the
- *    batch in flight with that error, its code and message kept (the SCIM
+ *    batches in flight with that error, its code and message kept (the SCIM
  *    client ends the requests still queued at once, scim.h). Those objects
  *    are not recorded; the next sync finds what was applied by externalId.
  *
@@ -114,6 +125,10 @@ struct apply_params {
                                    from its groups and its reports' manager itself */
     const struct log_sink *log; /* NULL: stderr at info (log.h) */
     struct apply_hooks hooks;   /* copied */
+    /* batches of adds and updates in flight at once: 0 = 2, 1 = stop-and-wait, at most 8 */
+    int window;
+    /* objects per batch (one state transaction): 0 = 1000, at most 1000 */
+    int batch_objects;
 };
 
 struct apply;
@@ -133,14 +148,16 @@ void apply_free(struct apply *a);
 /*
  * apply_ops - apply the plan items of operation op (PLAN_ADD, PLAN_UPDATE,
  * PLAN_DELETE or PLAN_FORGET; < 0: all) and kind (enum object_kind; < 0: all)
- * in the plan's order, batch by batch (a new management depth starts a new
- * batch: managers are recorded before their reports). RFC 7644 3.3, 3.5.1,
+ * in the plan's order, batch by batch, adds and updates pipelined (a new
+ * management depth starts a new batch once every batch in flight is
+ * recorded: managers are recorded before their reports). RFC 7644 3.3, 3.5.1,
  * 3.5.2, 3.6, 3.7 with the rules above. Returns DIRCONN_OK when every
  * object was answered, failures of single objects included (see
  * apply_counts); DIRCONN_ECANCELED when hooks.cancelled asked to stop,
  * DIRCONN_ELEASE when a write was fenced, DIRCONN_ECLOUD_CONNECT or
- * DIRCONN_EPROXY when the cloud could not be reached (in each case the batch
- * in flight was answered and recorded first; see apply_stop_error);
+ * DIRCONN_EPROXY when the cloud could not be reached (in each case the
+ * batches in flight were answered and recorded first, in order; see
+ * apply_stop_error);
  * DIRCONN_ESTATE, DIRCONN_ENOMEM, or the port's loop error (DIRCONN_ECLOUD)
  * that stopped the batch. err gets one line.
  */

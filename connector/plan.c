@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <openssl/evp.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -974,34 +975,160 @@ static void read_item(sqlite3_stmt *s, struct plan_item *it)
     };
 }
 
+/* Items of a chunk of the walk (plan_foreach), their strings copied. */
+#define WALK_CHUNK_ITEMS 256
+#define WALK_CHUNK_BYTES (4L << 20)
+
+struct walk_item {
+    struct plan_item it;
+    char *text[11]; /* the copied strings of it */
+};
+
+static char *dup_column(sqlite3_stmt *s, int col, long *bytes)
+{
+    const char *v = (const char *)sqlite3_column_text(s, col);
+    if (v == NULL)
+        return NULL;
+    size_t n = (size_t)sqlite3_column_bytes(s, col);
+    char *c = malloc(n + 1);
+    if (c != NULL) {
+        memcpy(c, v, n + 1);
+        *bytes += (long)n;
+    }
+    return c;
+}
+
+/* A copy of the current row's item; false when out of memory. */
+static bool copy_item(sqlite3_stmt *s, struct walk_item *w, long *bytes)
+{
+    read_item(s, &w->it);
+    static const int cols[11] = {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0};
+    bool ok = true;
+    for (int i = 0; i < 10; i++) {
+        w->text[i] = dup_column(s, cols[i], bytes);
+        ok = ok && (w->text[i] != NULL) == (sqlite3_column_type(s, cols[i]) != SQLITE_NULL);
+    }
+    w->text[10] = NULL;
+    w->it.external_id = w->text[0];
+    w->it.cloud_id = w->text[1];
+    w->it.dn = w->text[2];
+    w->it.name = w->text[3];
+    w->it.record = w->text[4];
+    w->it.old_record = w->text[5];
+    w->it.hash = w->text[6];
+    w->it.version = w->text[7];
+    w->it.changed = w->text[8];
+    w->it.message = w->text[9];
+    return ok;
+}
+
+static void free_items(struct walk_item *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 11; k++)
+            free(v[i].text[k]);
+}
+
+/*
+ * The walk reads plan_items in keyset order (depth, seq). A chunked walk
+ * (plan_foreach_chunked) is for a fn that commits to the state (apply):
+ * while a statement of the connection is stepping, a commit leaves the
+ * connection in a read transaction on the state database, and SQLite's
+ * checkpoint (the automatic one at commit, wal_autocheckpoint) cannot run on
+ * a connection in a transaction, so the -wal file would grow with every
+ * commit until the walk ended (7.6 GB at a million users). The chunked walk
+ * copies up to WALK_CHUNK_ITEMS items (WALK_CHUNK_BYTES of their strings),
+ * resets the statement (which ends its read), and calls fn for each with no
+ * statement of the walk active; the next chunk starts after the last item's
+ * key (with op and kind given, plan_items' index on op, kind, depth, seq makes
+ * that a seek). The plain walk reads the rows in place.
+ */
+static enum dirconn_err walk(struct plan *p, int op, int kind, bool chunked,
+                             int (*fn)(void *arg, const struct plan_item *item), void *arg,
+                             struct dirconn_error *err)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT " ITEM_COLUMNS ", seq FROM plan_items WHERE (depth, seq) > (?3, ?4)%s%s"
+             " ORDER BY depth, seq",
+             op >= 0 ? " AND op = ?1" : "", kind >= 0 ? " AND kind = ?2" : "");
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(p->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return db_fail(p, err, "reading the plan");
+    if (op >= 0)
+        sqlite3_bind_int(s, 1, op);
+    if (kind >= 0)
+        sqlite3_bind_int(s, 2, kind);
+    sqlite3_bind_int64(s, 3, INT64_MIN);
+    sqlite3_bind_int64(s, 4, INT64_MIN);
+    enum dirconn_err e = DIRCONN_OK;
+    dirconn_error_clear(err);
+    int rc = SQLITE_DONE;
+    if (!chunked) {
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            struct plan_item it;
+            read_item(s, &it);
+            if (fn(arg, &it) != 0) {
+                e = dirconn_error_stopped(err, DIRCONN_EFAIL, "plan walk stopped");
+                break;
+            }
+        }
+        if (e == DIRCONN_OK && rc != SQLITE_DONE)
+            e = db_fail(p, err, "reading the plan");
+        sqlite3_finalize(s);
+        return e;
+    }
+    struct walk_item *chunk = calloc(WALK_CHUNK_ITEMS, sizeof(*chunk));
+    if (chunk == NULL) {
+        sqlite3_finalize(s);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    for (;;) {
+        int n = 0;
+        long bytes = 0;
+        sqlite3_int64 depth = 0, seq = 0;
+        while (n < WALK_CHUNK_ITEMS && bytes < WALK_CHUNK_BYTES &&
+               (rc = sqlite3_step(s)) == SQLITE_ROW) {
+            bool ok = copy_item(s, &chunk[n], &bytes);
+            n++;
+            if (!ok) {
+                e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+                break;
+            }
+            depth = sqlite3_column_int64(s, 13);
+            seq = sqlite3_column_int64(s, 15);
+        }
+        bool done = n < WALK_CHUNK_ITEMS && bytes < WALK_CHUNK_BYTES;
+        if (done && e == DIRCONN_OK && rc != SQLITE_DONE)
+            e = db_fail(p, err, "reading the plan");
+        sqlite3_reset(s); /* no read of the walk stays open while fn runs */
+        sqlite3_bind_int64(s, 3, depth);
+        sqlite3_bind_int64(s, 4, seq);
+        for (int i = 0; i < n && e == DIRCONN_OK; i++)
+            if (fn(arg, &chunk[i].it) != 0)
+                e = dirconn_error_stopped(err, DIRCONN_EFAIL, "plan walk stopped");
+        free_items(chunk, n);
+        memset(chunk, 0, sizeof(*chunk) * (size_t)n);
+        if (e != DIRCONN_OK || done)
+            break;
+    }
+    free(chunk);
+    sqlite3_finalize(s);
+    return e;
+}
+
 enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
                               int (*fn)(void *arg, const struct plan_item *item), void *arg,
                               struct dirconn_error *err)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(p->db,
-                           "SELECT " ITEM_COLUMNS " FROM plan_items"
-                           " WHERE (?1 < 0 OR op = ?1) AND (?2 < 0 OR kind = ?2)"
-                           " ORDER BY depth, seq",
-                           -1, &s, NULL) != SQLITE_OK)
-        return db_fail(p, err, "reading the plan");
-    sqlite3_bind_int(s, 1, op);
-    sqlite3_bind_int(s, 2, kind);
-    enum dirconn_err e = DIRCONN_OK;
-    dirconn_error_clear(err);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct plan_item it;
-        read_item(s, &it);
-        if (fn(arg, &it) != 0) {
-            e = dirconn_error_stopped(err, DIRCONN_EFAIL, "plan walk stopped");
-            break;
-        }
-    }
-    if (e == DIRCONN_OK && rc != SQLITE_DONE)
-        e = db_fail(p, err, "reading the plan");
-    sqlite3_finalize(s);
-    return e;
+    return walk(p, op, kind, false, fn, arg, err);
+}
+
+enum dirconn_err plan_foreach_chunked(struct plan *p, int op, int kind,
+                                      int (*fn)(void *arg, const struct plan_item *item), void *arg,
+                                      struct dirconn_error *err)
+{
+    return walk(p, op, kind, true, fn, arg, err);
 }
 
 enum dirconn_err plan_item_get(struct plan *p, const char *external_id,

@@ -226,12 +226,29 @@ const struct plan_summary *plan_get_summary(const struct plan *p);
  * call only. A non-zero return stops the walk: err is cleared when the walk
  * starts, and the error fn recorded in err (code and message) is returned as
  * it is; DIRCONN_EFAIL ("plan walk stopped") only when fn recorded none
- * (dirconn_error_stopped). fn must not write to the state database; collect
- * and write afterwards.
+ * (dirconn_error_stopped). fn must not commit to the state database (its
+ * checkpoint could not run while the walk reads: see plan_foreach_chunked);
+ * writes to the plan's temporary tables are fine.
  */
 enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
                               int (*fn)(void *arg, const struct plan_item *item), void *arg,
                               struct dirconn_error *err);
+
+/*
+ * plan_foreach_chunked - plan_foreach for a fn that commits to the state
+ * database (apply commits its batches from inside the walk): the items are
+ * read in chunks of up to 256 (4 MiB of their strings) with the walk's
+ * statement reset before fn is called for them, so that no read of the walk
+ * keeps SQLite from checkpointing the WAL at each commit (the -wal file stays
+ * bounded by wal_autocheckpoint and journal_size_limit, state.c); the next
+ * chunk starts after the last item's key (depth, seq). Same order, item
+ * lifetime (the call), stop rule and errors as plan_foreach, and
+ * DIRCONN_ENOMEM. Give op and kind (>= 0) for large walks: each chunk is then
+ * an index seek, else a sort of the items of op.
+ */
+enum dirconn_err plan_foreach_chunked(struct plan *p, int op, int kind,
+                                      int (*fn)(void *arg, const struct plan_item *item), void *arg,
+                                      struct dirconn_error *err);
 
 /*
  * plan_item_get - call fn once with the add, update or match item of an

@@ -66,6 +66,9 @@ struct scim_client {
     /* A request of this scim_run ended unanswered after its retries (or on a proxy failure):
      * the requests still waiting end at once with this error instead of retrying each. */
     struct dirconn_error unreachable;
+    /* scim_run_until returned with requests still queued or in flight: the next run goes on
+     * with the same run (c->unreachable kept) */
+    bool run_partial;
 };
 
 static int64_t mono_ms(void)
@@ -707,7 +710,15 @@ static void end_waiting(struct scim_client *c)
 
 enum dirconn_err scim_run(struct scim_client *c, struct dirconn_error *err)
 {
-    dirconn_error_clear(&c->unreachable); /* each run tries the cloud again */
+    return scim_run_until(c, NULL, NULL, err);
+}
+
+enum dirconn_err scim_run_until(struct scim_client *c, bool (*until)(void *arg), void *arg,
+                                struct dirconn_error *err)
+{
+    if (!c->run_partial)
+        dirconn_error_clear(&c->unreachable); /* each run tries the cloud again */
+    c->run_partial = false;
     /*
      * A token is asked for only while no transfer is in flight (fetching one blocks this
      * loop): here, before the first transfer of the run, where the token source renews a
@@ -787,6 +798,10 @@ enum dirconn_err scim_run(struct scim_client *c, struct dirconn_error *err)
         }
         if (c->in_flight == 0 && c->waiting == NULL)
             break;
+        if (until != NULL && until(arg)) {
+            c->run_partial = true;
+            return DIRCONN_OK;
+        }
         int wait_ms = 100;
         if (c->in_flight == 0 && next_due >= 0) {
             int64_t d = next_due - mono_ms();
@@ -818,7 +833,14 @@ static enum dirconn_err client_port_run(void *impl, struct dirconn_error *err)
     return scim_run(impl, err);
 }
 
-static const struct scim_port_ops client_port_ops = {client_port_submit, client_port_run};
+static enum dirconn_err client_port_run_until(void *impl, bool (*until)(void *arg), void *arg,
+                                              struct dirconn_error *err)
+{
+    return scim_run_until(impl, until, arg, err);
+}
+
+static const struct scim_port_ops client_port_ops = {client_port_submit, client_port_run,
+                                                     client_port_run_until};
 
 struct scim_port scim_client_port(struct scim_client *c)
 {
@@ -842,6 +864,14 @@ enum dirconn_err scim_port_submit_create(const struct scim_port *p, const char *
 enum dirconn_err scim_port_run(const struct scim_port *p, struct dirconn_error *err)
 {
     return p->ops->run(p->impl, err);
+}
+
+enum dirconn_err scim_port_run_until(const struct scim_port *p, bool (*until)(void *arg), void *arg,
+                                     struct dirconn_error *err)
+{
+    if (p->ops->run_until == NULL)
+        return p->ops->run(p->impl, err);
+    return p->ops->run_until(p->impl, until, arg, err);
 }
 
 void scim_response_copy(struct scim_response *out, const struct scim_response *resp)

@@ -184,6 +184,19 @@ enum dirconn_err scim_submit_create(struct scim_client *c, const char *path, con
 enum dirconn_err scim_run(struct scim_client *c, struct dirconn_error *err);
 
 /*
+ * scim_run_until - scim_run that returns once until(arg) is true, asked after
+ * each round (start what is due, let libcurl send and receive what it can,
+ * complete what ended) before waiting for the sockets: a predicate that is
+ * true at once sends what can be sent without waiting and returns. It also
+ * returns when nothing is left. Requests
+ * still queued or in flight stay so; a later scim_run or scim_run_until goes
+ * on with them as the same run (a cloud found unreachable still ends the
+ * waiting requests at once). until NULL: scim_run. Errors: those of scim_run.
+ */
+enum dirconn_err scim_run_until(struct scim_client *c, bool (*until)(void *arg), void *arg,
+                                struct dirconn_error *err);
+
+/*
  * scim_request_sync - submit one request and run it; the caller owns
  * *resp's fields (scim_response_clear). Returns resp->code.
  */
@@ -239,6 +252,9 @@ struct scim_port_ops {
                                const char *if_match, bool create, scim_done_fn done, void *arg,
                                struct dirconn_error *err);
     enum dirconn_err (*run)(void *impl, struct dirconn_error *err);
+    /* run until until(arg) is true or nothing is left (scim_run_until); NULL: run */
+    enum dirconn_err (*run_until)(void *impl, bool (*until)(void *arg), void *arg,
+                                  struct dirconn_error *err);
 };
 
 struct scim_port {
@@ -258,6 +274,10 @@ enum dirconn_err scim_port_submit_create(const struct scim_port *p, const char *
                                          const json_t *body, scim_done_fn done, void *arg,
                                          struct dirconn_error *err);
 enum dirconn_err scim_port_run(const struct scim_port *p, struct dirconn_error *err);
+
+/* scim_port_run_until - scim_run_until through a port (a port without run_until runs all). */
+enum dirconn_err scim_port_run_until(const struct scim_port *p, bool (*until)(void *arg), void *arg,
+                                     struct dirconn_error *err);
 
 /* scim_port_request - scim_request_sync through a port (the caller owns *resp's fields). */
 enum dirconn_err scim_port_request(const struct scim_port *p, const char *method, const char *path,

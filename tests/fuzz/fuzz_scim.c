@@ -97,7 +97,7 @@ static enum dirconn_err fake_run(void *impl, struct dirconn_error *err)
     return DIRCONN_OK;
 }
 
-static const struct scim_port_ops fake_ops = {fake_submit, fake_run};
+static const struct scim_port_ops fake_ops = {fake_submit, fake_run, NULL};
 
 static int count_resource(void *arg, json_t *resource)
 {

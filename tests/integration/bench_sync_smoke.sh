@@ -15,6 +15,10 @@ check "the load average is recorded with the full sync" \
 	python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); sys.exit(not all(
 	    isinstance(j[k]["load_before"], float) for k in ("full_sync", "no_change_sync")))' "$out"
 check_contains "it prints the load average" "$b_out" "load average (1 min): read floor"
+check "the peak WAL of each sync is recorded" \
+	python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); sys.exit(not (j["full_sync"]["peak_wal_bytes"] > 0
+	    and all(j[k]["peak_wal_bytes"] >= 0 for k in ("no_change_sync", "no_change_sync_repeated"))))' "$out"
+check_contains "it prints the peak WAL" "$b_out" "peak state WAL (MB): full sync"
 out2=$(bash "$SRC/bench/sync.sh" --kind adds --stream --build-dir "$DIRCONN_BUILD_DIR" 2>&1) && rc=0 || rc=$?
 check_eq "--stream with --kind adds is refused" 2 "$rc"
 check_contains "with its reason" "$out2" "--stream is for --kind adlds"

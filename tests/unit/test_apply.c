@@ -10,6 +10,7 @@
 
 #include "connector/apply.h"
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,8 @@ struct fake {
         void *arg;
     } queue[MAX_REQUESTS];
     int head, tail;
+    bool lifo;      /* answer the request queued last first (later batches answer first) */
+    int max_queued; /* the most requests queued and not yet answered at one time */
 };
 
 static enum dirconn_err fake_submit(void *impl, const char *method, const char *path,
@@ -81,6 +84,8 @@ static enum dirconn_err fake_submit(void *impl, const char *method, const char *
     f->queue[f->tail].arg = arg;
     f->tail++;
     f->n++;
+    if (f->tail - f->head > f->max_queued)
+        f->max_queued = f->tail - f->head;
     return DIRCONN_OK;
 }
 
@@ -95,12 +100,30 @@ static struct answer *scripted(struct fake *f, const struct request *r)
     return NULL;
 }
 
-static enum dirconn_err fake_run(void *impl, struct dirconn_error *err)
+/*
+ * Answer the queued requests, in order (or the last queued first with lifo),
+ * until until(arg) is true (asked before each answer: a predicate true at
+ * once answers nothing, as when no answer has arrived yet) or none is left.
+ */
+static enum dirconn_err fake_run_until(void *impl, bool (*until)(void *arg), void *arg,
+                                       struct dirconn_error *err)
 {
     (void)err;
     struct fake *f = impl;
-    while (f->head < f->tail) {
+    while (f->head < f->tail && (until == NULL || !until(arg))) {
         int i = f->head++;
+        if (f->lifo) {
+            /* the last one queued goes first; the rest keep their order */
+            int last = f->tail - 1;
+            int index = f->queue[last].index;
+            scim_done_fn done = f->queue[last].done;
+            void *darg = f->queue[last].arg;
+            for (int k = last; k > i; k--)
+                f->queue[k] = f->queue[k - 1];
+            f->queue[i].index = index;
+            f->queue[i].done = done;
+            f->queue[i].arg = darg;
+        }
         const struct request *r = &f->req[f->queue[i].index];
         struct answer *a = scripted(f, r);
         struct scim_response resp;
@@ -143,7 +166,12 @@ static enum dirconn_err fake_run(void *impl, struct dirconn_error *err)
     return DIRCONN_OK;
 }
 
-static const struct scim_port_ops fake_ops = {fake_submit, fake_run};
+static enum dirconn_err fake_run(void *impl, struct dirconn_error *err)
+{
+    return fake_run_until(impl, NULL, NULL, err);
+}
+
+static const struct scim_port_ops fake_ops = {fake_submit, fake_run, fake_run_until};
 
 static void fake_clear(struct fake *f)
 {
@@ -187,6 +215,8 @@ struct seen {
     char lease_msg[512];
 };
 static struct seen seen;
+/* apply_params.window and batch_objects of the next start() (0: apply's defaults) */
+static int start_window, start_batch;
 
 static int setup(void **state)
 {
@@ -195,6 +225,7 @@ static int setup(void **state)
     if (mkdtemp(dir) == NULL)
         return -1;
     memset(&seen, 0, sizeof(seen));
+    start_window = start_batch = 0;
     return state_open(dir, &st, NULL) == DIRCONN_OK ? 0 : -1;
 }
 
@@ -250,6 +281,8 @@ static struct apply *start(struct plan *p, struct answer *script, const struct c
         .caps = *caps,
         .delete_cascades = cascades,
         .hooks = {.lease_lost = on_lease_lost, .failed = on_failed, .arg = &seen},
+        .window = start_window,
+        .batch_objects = start_batch,
     };
     ap.scope[OBJECT_USER] = (struct record_scope){user_paths, 5};
     ap.scope[OBJECT_GROUP] = (struct record_scope){group_paths, 2};
@@ -1260,6 +1293,197 @@ static void listing_stops_when_startindex_is_ignored(void **state)
     fake_clear(&f);
 }
 
+/* ---- the pipeline ------------------------------------------------------------------- */
+
+/* n new users U1..Un, in this order in the plan. */
+static struct plan *plan_users(int n)
+{
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    for (int i = 1; i <= n; i++) {
+        char ext[16], dn[32], name[16];
+        snprintf(ext, sizeof(ext), "U%d", i);
+        snprintf(dn, sizeof(dn), "CN=U%d,DC=x", i);
+        snprintf(name, sizeof(name), "u%d@x", i);
+        add_dir(p, OBJECT_USER, ext, dn, name, user(name, NULL), NULL, NULL, 0);
+    }
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+    assert_int_equal(plan_get_summary(p)->count[PLAN_ADD], n);
+    return p;
+}
+
+/* The externalIds the state holds, in the order they were first recorded. */
+static void recorded_order(char *out, size_t size)
+{
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(state_db(st),
+                                        "SELECT external_id FROM objects ORDER BY rowid", -1, &q,
+                                        NULL),
+                     SQLITE_OK);
+    out[0] = '\0';
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        size_t len = strlen(out);
+        snprintf(out + len, size - len, "%s%s", len > 0 ? "," : "", sqlite3_column_text(q, 0));
+    }
+    sqlite3_finalize(q);
+}
+
+/* Two batches in flight: batch 2 is sent before batch 1 is answered; with a window of 1 it is
+ * not (stop-and-wait). */
+static void two_batches_in_flight(void **state)
+{
+    (void)state;
+    for (int window = 1; window <= 2; window++) {
+        struct plan *p = plan_users(4);
+        struct answer script[] = {{0}};
+        struct scim_port port;
+        struct cloud_caps caps = default_caps();
+        start_window = window;
+        start_batch = 2;
+        struct apply *a = start(p, script, &caps, false, &port);
+        struct dirconn_error err = {0};
+        assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_USER, &err), DIRCONN_OK);
+        assert_int_equal(count(&fake, "POST", "/Users"), 4);
+        /* window 2: both batches' POSTs queued before the first answer */
+        assert_int_equal(fake.max_queued, 2 * window);
+        assert_int_equal(apply_counts(a)->added, 4);
+        char order[64];
+        recorded_order(order, sizeof(order));
+        assert_string_equal(order, "U1,U2,U3,U4");
+        apply_free(a);
+        plan_free(p);
+        fake_clear(&fake);
+        assert_int_equal(state_begin(st, NULL), DIRCONN_OK);
+        assert_int_equal(sqlite3_exec(state_db(st), "DELETE FROM objects", NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_int_equal(state_commit(st, NULL), DIRCONN_OK);
+    }
+}
+
+/* The second batch answers first: each answer goes to its own object, and the acknowledgements
+ * are recorded in the plan's order (batch 1, then batch 2). */
+static void later_batch_answered_first_is_recorded_after(void **state)
+{
+    (void)state;
+    struct plan *p = plan_users(4);
+    struct answer script[] = {{0}};
+    struct scim_port port;
+    struct cloud_caps caps = default_caps();
+    start_window = 2;
+    start_batch = 2;
+    fake.lifo = true;
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_USER, &err), DIRCONN_OK);
+    assert_int_equal(fake.max_queued, 4);
+    /* answered U4, U3, U2, U1: the fake's ids new1..new4 in that order */
+    static const char *const want[][2] = {
+        {"U1", "new4"}, {"U2", "new3"}, {"U3", "new2"}, {"U4", "new1"}};
+    for (int i = 0; i < 4; i++) {
+        bool found = false;
+        struct state_object o = get_state(want[i][0], &found);
+        assert_true(found);
+        assert_string_equal(o.cloud_id, want[i][1]);
+        assert_non_null(o.record);
+        state_object_clear(&o);
+    }
+    char order[64];
+    recorded_order(order, sizeof(order));
+    assert_string_equal(order, "U1,U2,U3,U4");
+    assert_int_equal(apply_counts(a)->added, 4);
+    apply_free(a);
+    plan_free(p);
+}
+
+/*
+ * Batch 1 meets an unreachable cloud while batch 2 is already sent: no batch 3 is sent, batch
+ * 1's acknowledged object and batch 2's are recorded, the unacknowledged one is not, and the run
+ * stops with the cloud's error. The same with a write the cloud fences (lost lease).
+ */
+static void failure_in_batch_with_next_sent(void **state)
+{
+    (void)state;
+    for (int fenced = 0; fenced <= 1; fenced++) {
+        struct plan *p = plan_users(6);
+        struct answer script[] = {ANSWER("POST", "/Users", 0, NULL), {0}};
+        if (fenced)
+            script[0] =
+                (struct answer)ANSWER("POST", "/Users", 409, "{\"haModeMismatch\":\"other mode\"}");
+        struct scim_port port;
+        struct cloud_caps caps = default_caps();
+        start_window = 2;
+        start_batch = 2;
+        struct apply *a = start(p, script, &caps, false, &port);
+        struct dirconn_error err = {0};
+        assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_USER, &err),
+                         fenced ? DIRCONN_EHAMODE : DIRCONN_ECLOUD_CONNECT);
+        assert_int_equal(fake.n, 4); /* batches 1 and 2; batch 3 (U5, U6) never sent */
+        assert_int_equal(fake.max_queued, 4);
+        assert_int_equal(seen.lease_lost, fenced == 1);
+        assert_int_equal(apply_counts(a)->failed, 0);
+        assert_int_equal(apply_counts(a)->added, 3);
+        char order[64];
+        recorded_order(order, sizeof(order));
+        assert_string_equal(order, "U2,U3,U4");
+        apply_free(a);
+        plan_free(p);
+        fake_clear(&fake);
+        memset(&seen, 0, sizeof(seen));
+        assert_int_equal(state_begin(st, NULL), DIRCONN_OK);
+        assert_int_equal(sqlite3_exec(state_db(st), "DELETE FROM objects", NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_int_equal(state_commit(st, NULL), DIRCONN_OK);
+    }
+}
+
+/* A 412 in batch 1 while batch 2 is in flight: read again and sent once more, both recorded. */
+static void stale_in_batch_with_next_sent(void **state)
+{
+    (void)state;
+    put_state("U1", OBJECT_USER, "CN=U1,DC=x", "c1", user("u1@x", "Old"));
+    put_state("U2", OBJECT_USER, "CN=U2,DC=x", "c2", user("u2@x", "Old"));
+    put_state("U3", OBJECT_USER, "CN=U3,DC=x", "c3", user("u3@x", "Old"));
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    for (int i = 1; i <= 3; i++) {
+        char ext[8], dn[32], name[16], cid[8];
+        snprintf(ext, sizeof(ext), "U%d", i);
+        snprintf(dn, sizeof(dn), "CN=U%d,DC=x", i);
+        snprintf(name, sizeof(name), "u%d@x", i);
+        snprintf(cid, sizeof(cid), "c%d", i);
+        assert_int_equal(plan_add_cloud(p, OBJECT_USER, cid, name, ext, false, "W/\"1\"", NULL),
+                         DIRCONN_OK);
+        add_dir(p, OBJECT_USER, ext, dn, name, user(name, "New"), NULL, NULL, 0);
+    }
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+    assert_int_equal(plan_get_summary(p)->count[PLAN_UPDATE], 3);
+    struct answer script[] = {
+        ANSWER("PATCH", "/Users/c1", 412, NULL),
+        ANSWER("GET", "/Users/c1", 200, "{\"id\":\"c1\",\"meta\":{\"version\":\"W/\\\"2\\\"\"}}"),
+        {0}};
+    struct scim_port port;
+    struct cloud_caps caps = default_caps();
+    caps.etag = true;
+    start_window = 2;
+    start_batch = 2;
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_UPDATE, OBJECT_USER, &err), DIRCONN_OK);
+    assert_int_equal(count(&fake, "PATCH", "/Users/c1"), 2);
+    assert_int_equal(count(&fake, "PATCH", "/Users/c3"), 1);
+    assert_int_equal(fake.max_queued, 3); /* U3's PATCH went out before U1's 412 was handled */
+    int last = -1;
+    for (int i = 0; i < fake.n; i++)
+        if (strcmp(fake.req[i].method, "PATCH") == 0 && strcmp(fake.req[i].path, "/Users/c1") == 0)
+            last = i;
+    assert_non_null(fake.req[last].if_match);
+    assert_string_equal(fake.req[last].if_match, "W/\"2\"");
+    assert_int_equal(apply_counts(a)->updated, 3);
+    assert_int_equal(apply_counts(a)->failed, 0);
+    apply_free(a);
+    plan_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1284,6 +1508,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(unreachable_cloud_stops_the_run, setup, teardown),
         cmocka_unit_test_setup_teardown(other_ha_mode_stops_the_run, setup, teardown),
         cmocka_unit_test(listing_stops_when_startindex_is_ignored),
+        cmocka_unit_test_setup_teardown(two_batches_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(later_batch_answered_first_is_recorded_after, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(failure_in_batch_with_next_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(stale_in_batch_with_next_sent, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

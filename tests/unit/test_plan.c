@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -984,6 +985,85 @@ static void test_projection_needed_by_version(void **state)
     plan_free(p);
 }
 
+/*
+ * A chunked walk whose callback commits to the state (as apply does) lets the WAL be
+ * checkpointed: the -wal file stays bounded (wal_autocheckpoint of 1000 pages,
+ * state.c) while the walk writes 8 times that, and every item is walked once,
+ * in order.
+ */
+struct wal_walk {
+    int seen;
+    int order[2001]; /* the numbers of the externalIds walked, in order */
+    long long peak;  /* bytes of the -wal file */
+    char wal[600];
+    char *big; /* a 16 KiB record; NULL: write nothing */
+};
+
+static int commit_while_walking(void *arg, const struct plan_item *it)
+{
+    struct wal_walk *w = arg;
+    if (w->seen < 2001)
+        w->order[w->seen] = atoi(it->external_id + 1);
+    w->seen++;
+    if (w->big == NULL)
+        return 0;
+    char ext[32];
+    snprintf(ext, sizeof(ext), "W%s", it->external_id);
+    if (state_begin(st, NULL) != DIRCONN_OK)
+        return 1;
+    struct state_object o = {.external_id = ext, .kind = 0, .dn = ext, .record = w->big};
+    if (state_object_put(st, &o, NULL) != DIRCONN_OK || state_commit(st, NULL) != DIRCONN_OK)
+        return 1;
+    struct stat sb;
+    if (stat(w->wal, &sb) == 0 && sb.st_size > w->peak)
+        w->peak = sb.st_size;
+    return 0;
+}
+
+static void test_walk_lets_the_wal_be_checkpointed(void **state)
+{
+    (void)state;
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    enum { N = 2000 };
+    for (int i = 1; i <= N; i++) {
+        char ext[16], dn[32], mail[32];
+        snprintf(ext, sizeof(ext), "U%d", i);
+        snprintf(dn, sizeof(dn), "CN=U%d,DC=x", i);
+        snprintf(mail, sizeof(mail), "u%d@x", i);
+        json_t *rec = user(mail, mail);
+        assert_int_equal(
+            plan_add_dir(p, OBJECT_USER, ext, dn, mail, rec, NULL, NULL, 0, NULL, NULL),
+            DIRCONN_OK);
+        json_decref(rec);
+    }
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+    assert_int_equal(plan_get_summary(p)->count[PLAN_ADD], N);
+    /* the order of a walk that writes nothing */
+    static struct wal_walk ref, w;
+    assert_int_equal(plan_foreach(p, -1, -1, commit_while_walking, &ref, NULL), DIRCONN_OK);
+    assert_int_equal(ref.seen, N);
+    snprintf(w.wal, sizeof(w.wal), "%s-wal", state_path(st));
+    w.big = malloc(16384);
+    assert_non_null(w.big);
+    memset(w.big, 'x', 16383);
+    w.big[16383] = '\0';
+    /* the walk of one operation and kind (apply's), then of all: the same items in order */
+    assert_int_equal(plan_foreach_chunked(p, PLAN_ADD, OBJECT_USER, commit_while_walking, &w, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(w.seen, N);
+    assert_memory_equal(w.order, ref.order, sizeof(int) * N);
+    w.seen = 0;
+    assert_int_equal(plan_foreach_chunked(p, -1, -1, commit_while_walking, &w, NULL), DIRCONN_OK);
+    assert_int_equal(w.seen, N);
+    assert_memory_equal(w.order, ref.order, sizeof(int) * N);
+    /* 2 x 2000 commits of 16 KiB records: 64 MiB written; the log stays near 1000 pages */
+    assert_true(w.peak > 0);
+    assert_true(w.peak < 12LL * 1024 * 1024);
+    free(w.big);
+    plan_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -998,6 +1078,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_locale_independent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_walk_keeps_the_callback_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_projection_needed_by_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_walk_lets_the_wal_be_checkpointed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -202,7 +202,7 @@ static enum dirconn_err fake_run(void *impl, struct dirconn_error *err)
     return DIRCONN_OK;
 }
 
-static const struct scim_port_ops fake_ops = {fake_submit, fake_run};
+static const struct scim_port_ops fake_ops = {fake_submit, fake_run, NULL};
 
 static const char spc[] = "{\"patch\":{\"supported\":true},\"bulk\":{\"supported\":false},"
                           "\"filter\":{\"supported\":true},\"etag\":{\"supported\":true}}";
