@@ -1,5 +1,8 @@
 /* apply.c - the apply stage: a plan executed over SCIM 2.0 through the transport port. */
 #include "connector/apply.h"
+#include "connector/core/platform.h"
+#include "connector/core/strlist.h"
+#include "connector/record.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -24,12 +27,6 @@
 
 static const char *const resource_paths[OBJECT_KINDS] = {"/Users", "/Groups", "/Contacts"};
 
-/* A growing list of strings. */
-struct str_list {
-    char **v;
-    size_t n, cap;
-};
-
 struct apply {
     struct apply_params p;
     struct apply_counts counts;
@@ -47,7 +44,7 @@ struct apply {
     /* groups created again in this run (deleted in the cloud) or found again under another id:
        their members were written whole or diffed against the cloud's copy, the member pass
        leaves them alone */
-    struct str_list settled;
+    json_t *settled;           /* a set: externalId -> null (a jansson object, hashed) */
     struct dirconn_error *err; /* the error of the public call in progress */
     /* the pipeline (apply_ops): batches sent and not yet committed, oldest first */
     struct batch *ring[APPLY_WINDOW_MAX];
@@ -55,37 +52,6 @@ struct apply {
     int window;       /* batches in flight for the slice in progress (1: stop-and-wait) */
     int *outstanding; /* the request count of the batch being sent or finished, or NULL */
 };
-
-static bool str_list_add(struct str_list *l, const char *s)
-{
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        char **g = realloc(l->v, cap * sizeof(*g));
-        if (g == NULL)
-            return false;
-        l->v = g;
-        l->cap = cap;
-    }
-    if ((l->v[l->n] = strdup(s)) == NULL)
-        return false;
-    l->n++;
-    return true;
-}
-
-static void str_list_free(struct str_list *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    memset(l, 0, sizeof(*l));
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- progress and stopping --------------------------------------------------------- */
 
@@ -535,22 +501,18 @@ static void find_created(struct apply *a, struct apply_op *o)
  * too, so that the object coming back later (same externalId, new cloud id)
  * is seen as a change of those groups and users.
  */
+static int collect_ref(void *arg, const char *external_id, int kind, const char *cloud_id,
+                       const char *record)
+{
+    (void)kind, (void)cloud_id, (void)record;
+    return strlist_push(arg, external_id) ? 0 : 1;
+}
+
 static enum dirconn_err forget_references(struct apply *a, const char *gone_id)
 {
-    sqlite3 *db = state_db(a->p.st);
-    sqlite3_stmt *q = NULL;
-    struct str_list refs = {0};
-    if (sqlite3_prepare_v2(db,
-                           "SELECT external_id FROM objects WHERE kind IN (0, 1) AND record IS NOT"
-                           " NULL AND instr(record, '\"' || ?1 || '\"') > 0",
-                           -1, &q, NULL) != SQLITE_OK)
-        return dirconn_error_set(a->err, DIRCONN_ESTATE, "%s: %s", state_path(a->p.st),
-                                 sqlite3_errmsg(db));
-    sqlite3_bind_text(q, 1, gone_id, -1, SQLITE_STATIC);
-    while (sqlite3_step(q) == SQLITE_ROW)
-        str_list_add(&refs, (const char *)sqlite3_column_text(q, 0));
-    sqlite3_finalize(q);
-    enum dirconn_err e = DIRCONN_OK;
+    struct strlist refs = {0};
+    enum dirconn_err e =
+        state_referrers_foreach(a->p.st, gone_id, false, collect_ref, &refs, a->err);
     for (size_t i = 0; i < refs.n && e == DIRCONN_OK; i++) {
         struct state_object so = {0};
         bool found = false;
@@ -575,7 +537,7 @@ static enum dirconn_err forget_references(struct apply *a, const char *gone_id)
             char *text = changed ? json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
             if (text != NULL) {
                 char hash[65];
-                plan_record_hash(text, hash);
+                record_hash(text, hash);
                 free(so.record);
                 free(so.hash);
                 so.record = text;
@@ -586,7 +548,7 @@ static enum dirconn_err forget_references(struct apply *a, const char *gone_id)
         }
         state_object_clear(&so);
     }
-    str_list_free(&refs);
+    strlist_clear(&refs);
     return e;
 }
 
@@ -749,43 +711,52 @@ static json_t *cloud_referrers(struct apply *a, struct apply_op *o)
     return ids;
 }
 
+struct unlink_walk {
+    struct apply *a;
+    struct apply_op *o;
+    json_t *done; /* the cloud ids unlinked */
+    bool ok, patched;
+};
+
+static int unlink_referrer(void *arg, const char *external_id, int kind, const char *cloud_id,
+                           const char *record)
+{
+    struct unlink_walk *w = arg;
+    if (strcmp(external_id, w->o->external_id) == 0)
+        return 0;
+    json_error_t jerr;
+    json_t *rec = json_loads(record, 0, &jerr);
+    bool refers = false;
+    if (kind == OBJECT_USER) {
+        const char *mgr = json_string_value(json_object_get(rec, PLAN_KEY_MANAGER));
+        refers = mgr != NULL && strcmp(mgr, w->o->external_id) == 0;
+    } else {
+        size_t k;
+        json_t *m;
+        json_array_foreach(json_object_get(rec, PLAN_KEY_MEMBERS), k, m) refers =
+            refers || (json_is_string(m) && strcmp(json_string_value(m), w->o->external_id) == 0);
+    }
+    json_decref(rec);
+    if (!refers)
+        return 0;
+    w->ok = unlink_one(w->a, w->o, kind, cloud_id, external_id, &w->patched);
+    json_array_append_new(w->done, json_string(cloud_id));
+    return w->ok ? 0 : 1;
+}
+
 static bool unlink_referrers(struct apply *a, struct apply_op *o)
 {
-    sqlite3 *db = state_db(a->p.st);
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT external_id, kind, cloud_id, record FROM objects WHERE kind IN"
-                           " (0, 1) AND record IS NOT NULL AND cloud_id IS NOT NULL AND"
-                           " external_id <> ?1 AND instr(record, '\"' || ?1 || '\"') > 0",
-                           -1, &q, NULL) != SQLITE_OK) {
-        report_failure(a, o, sqlite3_errmsg(db));
+    struct unlink_walk w = {a, o, json_array(), true, false};
+    struct dirconn_error serr;
+    dirconn_error_clear(&serr);
+    if (state_referrers_foreach(a->p.st, o->external_id, true, unlink_referrer, &w, &serr) !=
+        DIRCONN_OK) {
+        report_failure(a, o, serr.msg);
+        json_decref(w.done);
         return false;
     }
-    sqlite3_bind_text(q, 1, o->external_id, -1, SQLITE_STATIC);
-    bool ok = true, patched = false;
-    json_t *done = json_array(); /* the cloud ids unlinked */
-    while (ok && sqlite3_step(q) == SQLITE_ROW) {
-        int kind = sqlite3_column_int(q, 1);
-        const char *cloud_id = (const char *)sqlite3_column_text(q, 2);
-        json_error_t jerr;
-        json_t *rec = json_loads((const char *)sqlite3_column_text(q, 3), 0, &jerr);
-        bool refers = false;
-        if (kind == OBJECT_USER) {
-            const char *mgr = json_string_value(json_object_get(rec, PLAN_KEY_MANAGER));
-            refers = mgr != NULL && strcmp(mgr, o->external_id) == 0;
-        } else {
-            size_t k;
-            json_t *m;
-            json_array_foreach(json_object_get(rec, PLAN_KEY_MEMBERS), k, m) refers =
-                refers || (json_is_string(m) && strcmp(json_string_value(m), o->external_id) == 0);
-        }
-        json_decref(rec);
-        if (!refers)
-            continue;
-        ok = unlink_one(a, o, kind, cloud_id, (const char *)sqlite3_column_text(q, 0), &patched);
-        json_array_append_new(done, json_string(cloud_id));
-    }
-    sqlite3_finalize(q);
+    bool ok = w.ok, patched = w.patched;
+    json_t *done = w.done;
     json_t *more = ok ? cloud_referrers(a, o) : NULL;
     size_t i;
     json_t *pair;
@@ -854,7 +825,7 @@ static enum dirconn_err commit_batch(struct apply *a, struct batch *b)
             /* the old cloud id is gone: who referred to it is rewritten by the next sync */
             e = forget_references(a, o->external_id);
         if (e == DIRCONN_OK && o->recreated && o->kind == OBJECT_GROUP &&
-            !str_list_add(&a->settled, o->external_id))
+            json_object_set_new(a->settled, o->external_id, json_null()) != 0)
             e = dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
         if (o->pending)
             a->pending++;
@@ -1844,14 +1815,14 @@ static enum dirconn_err apply_ops_timed(struct apply *a, int op, int kind);
 enum dirconn_err apply_ops(struct apply *a, int op, int kind, struct dirconn_error *err)
 {
     a->err = err;
-    double t0 = now_s();
+    double t0 = (platform_monotonic_ms() / 1000.0);
     long before = a->done;
     enum dirconn_err e = apply_ops_timed(a, op, kind);
     if (a->done > before)
         log_msg(a->p.log, LOG_LEVEL_DEBUG, "%s %s: %ld objects in %.2f s",
                 op >= 0 ? plan_op_name((enum plan_op)op) : "all",
                 kind >= 0 ? object_kind_name((enum object_kind)kind) : "kinds", a->done - before,
-                now_s() - t0);
+                (platform_monotonic_ms() / 1000.0) - t0);
     return e;
 }
 
@@ -1940,9 +1911,8 @@ static int member_item(void *arg, const struct plan_item *it)
     struct apply *a = w->a;
     if (it->kind != OBJECT_GROUP || it->op != PLAN_UPDATE || it->drift)
         return 0; /* drift: members were diffed against the cloud's copy when it was applied */
-    for (size_t i = 0; i < a->settled.n; i++)
-        if (strcmp(a->settled.v[i], it->external_id) == 0)
-            return 0; /* created again, or found again and diffed against its copy */
+    if (json_object_get(a->settled, it->external_id) != NULL)
+        return 0; /* created again, or found again and diffed against its copy */
     json_t *add = NULL, *remove = NULL;
     w->e = plan_member_changes(a->p.plan, it, &add, &remove, a->err);
     if (w->e != DIRCONN_OK)
@@ -2060,6 +2030,10 @@ enum dirconn_err apply_new(const struct apply_params *params, struct apply **out
     if (a == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     a->p = *params;
+    if ((a->settled = json_object()) == NULL) {
+        free(a);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
     const struct plan_summary *s = plan_get_summary(a->p.plan);
     a->total = s->count[PLAN_ADD] + s->count[PLAN_UPDATE] + s->deletes + s->count[PLAN_FORGET];
     *out = a;
@@ -2070,7 +2044,7 @@ void apply_free(struct apply *a)
 {
     if (a == NULL)
         return;
-    str_list_free(&a->settled);
+    json_decref(a->settled);
     free(a);
 }
 

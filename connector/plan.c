@@ -41,11 +41,6 @@ const char *plan_op_name(enum plan_op op)
     return (int)op >= 0 && op < PLAN_OP_MAX ? op_names[op] : "?";
 }
 
-void plan_record_hash(const char *canonical, char hex[65])
-{
-    digest_sha256_hex(NULL, canonical, strlen(canonical), hex);
-}
-
 static enum dirconn_err db_fail(struct plan *p, struct dirconn_error *err, const char *what)
 {
     dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: %s: %s", state_path(p->st), what,

@@ -306,12 +306,6 @@ enum dirconn_err plan_write_report(struct plan *p, const char *path, bool thresh
 const char *plan_op_name(enum plan_op op);
 
 /*
- * plan_record_hash - the hex SHA-256 of the canonical form of a record
- * (json_dumps with JSON_SORT_KEYS | JSON_COMPACT), into hex[65].
- */
-void plan_record_hash(const char *canonical, char hex[65]);
-
-/*
  * plan_add_cloud_projected - plan_add_cloud with the projection hash
  * (record.h record_projection_hash over the mapping's scope) of that cloud
  * resource, or NULL, recorded in the same row: the inventory's rows go in

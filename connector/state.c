@@ -594,7 +594,7 @@ enum dirconn_err state_referrers_foreach(struct state *st, const char *external_
     enum dirconn_err e = prepare(st,
                                  "SELECT external_id, kind, cloud_id, record FROM objects"
                                  " WHERE kind IN (?2, ?3) AND record IS NOT NULL"
-                                 " AND (?4 = 0 OR cloud_id IS NOT NULL) AND external_id <> ?1"
+                                 " AND (?4 = 0 OR cloud_id IS NOT NULL)"
                                  " AND instr(record, '\"' || ?1 || '\"') > 0"
                                  " ORDER BY external_id",
                                  &q, err);

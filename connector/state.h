@@ -227,11 +227,11 @@ bool state_object_has_unacknowledged(struct state *st);
  * state_referrers_foreach - call fn for each user or group whose acknowledged record names
  * external_id (its manager or one of its members, plan.h PLAN_KEY_MANAGER and
  * PLAN_KEY_MEMBERS): a text match on the record, so fn must check the record's keys itself.
- * The object external_id itself is left out, and so are objects without a cloud id when
- * with_cloud_id is true. Rows come in externalId order; fn gets the row's externalId, kind
- * (enum object_kind), cloud id (may be NULL) and record, valid during the call only, and
- * returns 0 to go on or non-zero to stop (the walk then returns DIRCONN_OK). fn must not write
- * the state: the read is still open (collect, then write).
+ * The object itself is among them when its own record names it (a user who is his own
+ * manager). Objects without a cloud id are left out when with_cloud_id is true. Rows come in
+ * externalId order; fn gets the row's externalId, kind (enum object_kind), cloud id (may be NULL)
+ * and record, valid during the call only, and returns 0 to go on or non-zero to stop (the walk then
+ * returns DIRCONN_OK). fn must not write the state: the read is still open (collect, then write).
  * Errors: DIRCONN_ESTATE ("<state path>: reading the objects that refer to one: <SQLite message>
  * (SQLite N)"), with the SQLite cause.
  */

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "connector/apply.h"
+#include "connector/record.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -312,7 +313,7 @@ static void put_state(const char *ext, int kind, const char *dn, const char *clo
     char *text = rec != NULL ? json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     char hash[65];
     if (text != NULL)
-        plan_record_hash(text, hash);
+        record_hash(text, hash);
     struct state_object o = {.external_id = (char *)ext,
                              .kind = kind,
                              .dn = (char *)dn,

@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include "connector/plan.h"
+#include "connector/record.h"
 
 #include <locale.h>
 #include <stdio.h>
@@ -45,7 +46,7 @@ static json_t *user(const char *mail, const char *display)
 static void record_of(json_t *rec, char **text, char hash[65])
 {
     *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
-    plan_record_hash(*text, hash);
+    record_hash(*text, hash);
 }
 
 static void put_state(const char *ext, int kind, const char *dn, const char *cloud_id,

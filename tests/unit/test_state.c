@@ -643,7 +643,7 @@ static int referrer_row(void *arg, const char *id, int kind, const char *cloud_i
     return r->stop_after > 0 && r->n >= r->stop_after;
 }
 
-/* state_referrers_foreach: users and groups whose record names the object, not itself, not a
+/* state_referrers_foreach: users and groups whose record names the object (itself too), not a
  * contact, not without a record; without a cloud id only when asked; in externalId order. */
 static void test_referrers(void **state)
 {
@@ -676,12 +676,13 @@ static void test_referrers(void **state)
     }
     struct referrer_rows r = {0};
     assert_int_equal(state_referrers_foreach(st, "x", true, referrer_row, &r, &err), DIRCONN_OK);
-    assert_int_equal(r.n, 2);
+    assert_int_equal(r.n, 3);
     assert_string_equal(r.got[0], "g-2 1 cg2");
     assert_string_equal(r.got[1], "u-1 0 cu1");
+    assert_string_equal(r.got[2], "x 0 cx");
     memset(&r, 0, sizeof(r));
     assert_int_equal(state_referrers_foreach(st, "x", false, referrer_row, &r, &err), DIRCONN_OK);
-    assert_int_equal(r.n, 3);
+    assert_int_equal(r.n, 4);
     assert_string_equal(r.got[1], "u-0 0 -");
     memset(&r, 0, sizeof(r));
     r.stop_after = 1;
