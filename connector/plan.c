@@ -15,15 +15,12 @@
 #include <strings.h>
 #include <unistd.h>
 
-/* Status of a directory object. */
-enum { DIR_OK = 0, DIR_SKIP = 1, DIR_CONFLICT = 2 };
-
 struct plan {
     struct state *st;
     sqlite3 *db;
     sqlite3_stmt *ins_cloud, *ins_dir, *ins_warning, *ins_item;
     sqlite3_stmt *dir_by_dn, *cloud_by_id, *cloud_by_ext, *cloud_by_name;
-    sqlite3_stmt *ins_gone, *state_by_dn;
+    sqlite3_stmt *ins_gone;
     sqlite3_stmt *set_projection, *ins_same; /* prepared on first use */
     sqlite3_stmt *ins_raw;
     bool partial; /* incremental: only the objects given are planned; deletions are explicit */
@@ -48,96 +45,6 @@ static enum dirconn_err db_fail(struct plan *p, struct dirconn_error *err, const
     return dirconn_error_cause(err, DIRCONN_ORIGIN_SQLITE, sqlite3_extended_errcode(p->db));
 }
 
-/*
- * Bind the object kinds a statement names as :user, :group and :contact to
- * their enum object_kind values: the plan's SQL never writes a kind as a
- * literal (object_kind.h). A statement that names none is left as it is.
- */
-static void bind_kinds(sqlite3_stmt *s)
-{
-    static const struct {
-        const char *name;
-        enum object_kind kind;
-    } k[] = {{":user", OBJECT_USER}, {":group", OBJECT_GROUP}, {":contact", OBJECT_CONTACT}};
-    for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
-        int idx = sqlite3_bind_parameter_index(s, k[i].name);
-        if (idx > 0)
-            sqlite3_bind_int(s, idx, (int)k[i].kind);
-    }
-}
-
-/*
- * sqlite3_exec for SQL that names kinds (bind_kinds): each statement of sql
- * is prepared, bound and run in turn. Returns SQLITE_OK or the failing
- * code; sqlite3_errmsg(db) then says why.
- */
-static int exec_kinds(sqlite3 *db, const char *sql)
-{
-    const char *tail = sql;
-    while (tail != NULL && *tail != '\0') {
-        sqlite3_stmt *s = NULL;
-        int rc = sqlite3_prepare_v2(db, tail, -1, &s, &tail);
-        if (rc != SQLITE_OK)
-            return rc;
-        if (s == NULL) /* only white space or a comment was left */
-            continue;
-        bind_kinds(s);
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-            ;
-        sqlite3_finalize(s);
-        if (rc != SQLITE_DONE)
-            return rc;
-    }
-    return SQLITE_OK;
-}
-
-/*
- * The secondary indexes are built once the rows are in (plan_compute):
- * maintained row by row, their random keys rewrote pages of the temporary
- * file all the time once the tables outgrew SQLite's cache.
- */
-static const char index_input_sql[] =
-    "CREATE INDEX IF NOT EXISTS temp.plan_cloud_id ON plan_cloud(kind, id);"
-    "CREATE INDEX IF NOT EXISTS temp.plan_cloud_ext ON plan_cloud(kind, external_id);"
-    "CREATE INDEX IF NOT EXISTS temp.plan_cloud_name ON plan_cloud(kind, name_lower);"
-    "CREATE INDEX IF NOT EXISTS temp.plan_dir_dn ON plan_dir(dn_lower);"
-    "CREATE INDEX IF NOT EXISTS temp.plan_dir_manager ON plan_dir(manager_lower);"
-    "CREATE INDEX IF NOT EXISTS temp.plan_dir_name ON plan_dir(name_lower);"
-    /* The walk of compute() in (kind, externalId) order reads this index instead of sorting
-     * whole rows (records and member lists): at 1M objects that sort held 71 MB. Its first
-     * column is the expression kind + 0, which only that walk's ORDER BY names: an index on
-     * plain kind would be chosen for every "kind = :user" lookup (there are no statistics),
-     * and the management depth's correlated lookup would scan all users for each user. */
-    "CREATE INDEX IF NOT EXISTS temp.plan_dir_walk ON plan_dir(kind + 0, external_id);";
-static const char index_items_sql[] =
-    "CREATE INDEX IF NOT EXISTS temp.plan_items_op ON plan_items(op, kind, depth, seq);"
-    "CREATE INDEX IF NOT EXISTS temp.plan_items_ext ON plan_items(external_id);";
-
-static const char schema_sql[] =
-    "DROP TABLE IF EXISTS temp.plan_cloud;"
-    "DROP TABLE IF EXISTS temp.plan_dir;"
-    "DROP TABLE IF EXISTS temp.plan_items;"
-    "DROP TABLE IF EXISTS temp.plan_warnings;"
-    "DROP TABLE IF EXISTS temp.plan_gone;"
-    "DROP TABLE IF EXISTS temp.plan_same;"
-    "DROP TABLE IF EXISTS temp.plan_raw;"
-    /* raw hashes of the directory objects planned, with what their records were built from */
-    "CREATE TEMP TABLE plan_raw (external_id TEXT PRIMARY KEY, raw TEXT, manager_dn TEXT,"
-    "  links TEXT) WITHOUT ROWID;"
-    "CREATE TEMP TABLE plan_same (external_id TEXT PRIMARY KEY, version TEXT) WITHOUT ROWID;"
-    "CREATE TEMP TABLE plan_gone (external_id TEXT PRIMARY KEY) WITHOUT ROWID;"
-    "CREATE TEMP TABLE plan_cloud (kind INTEGER, id TEXT, name_lower TEXT, external_id TEXT,"
-    "  is_admin INTEGER, version TEXT, projection TEXT, name TEXT);"
-    "CREATE TEMP TABLE plan_dir (external_id TEXT PRIMARY KEY, kind INTEGER, dn TEXT,"
-    "  dn_lower TEXT, name TEXT, name_lower TEXT, resource TEXT, manager_dn TEXT,"
-    "  members TEXT, status INTEGER, message TEXT, manager_lower TEXT, split INTEGER,"
-    "  raw TEXT, same_links TEXT);"
-    "CREATE TEMP TABLE plan_items (seq INTEGER PRIMARY KEY, op INTEGER, kind INTEGER,"
-    "  external_id TEXT, cloud_id TEXT, dn TEXT, name TEXT, record TEXT, old_record TEXT,"
-    "  hash TEXT, version TEXT, changed TEXT, message TEXT, origin INTEGER,"
-    "  depth INTEGER NOT NULL DEFAULT 0, drift INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TEMP TABLE plan_warnings (seq INTEGER PRIMARY KEY, dn TEXT, message TEXT);";
-
 enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_error *err)
 {
     *out = NULL;
@@ -146,13 +53,10 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     p->st = st;
     p->db = state_db(st);
-    char *msg = NULL;
-    if (sqlite3_exec(p->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
-        enum dirconn_err e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: %s", state_path(st),
-                                               msg ? msg : "cannot create tables");
-        sqlite3_free(msg);
+    enum dirconn_err se = state_plan_schema(st, err);
+    if (se != DIRCONN_OK) {
         free(p);
-        return e;
+        return se;
     }
     p->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); /* NULL: EVP_sha256() is used */
     struct {
@@ -169,8 +73,9 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
                        " old_record, hash, version, changed, message, origin)"
                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"},
         /* Managers are users; members are users or groups (RFC 7643 4.2), never contacts. */
-        {&p->dir_by_dn, "SELECT external_id FROM plan_dir WHERE dn_lower = lower(?1) AND status = 0"
-                        " AND kind IN (:user, :group)"},
+        {&p->dir_by_dn,
+         "SELECT external_id FROM plan_dir WHERE dn_lower = lower(?1) AND status = :dir_ok"
+         " AND kind IN (:user, :group)"},
         {&p->cloud_by_id,
          "SELECT id, is_admin, version FROM plan_cloud WHERE kind = ?1 AND id = ?2"},
         {&p->cloud_by_ext,
@@ -178,11 +83,6 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
         {&p->cloud_by_name, "SELECT id, is_admin, version, external_id FROM plan_cloud"
                             " WHERE kind = ?1 AND name_lower = lower(?2)"},
         {&p->ins_gone, "INSERT OR IGNORE INTO plan_gone VALUES (?1)"},
-        /* Partial plans: a manager or member not read in this run is resolved through the state. */
-        {&p->state_by_dn,
-         "SELECT external_id FROM objects WHERE dn = ?1 COLLATE NOCASE"
-         " AND kind IN (:user, :group) AND external_id NOT IN (SELECT external_id FROM plan_gone)"
-         " AND external_id NOT IN (SELECT external_id FROM plan_dir)"},
     };
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
         if (sqlite3_prepare_v2(p->db, stmts[i].sql, -1, stmts[i].stmt, NULL) != SQLITE_OK) {
@@ -199,19 +99,13 @@ void plan_free(struct plan *p)
 {
     if (p == NULL)
         return;
-    sqlite3_stmt *all[] = {p->ins_cloud, p->ins_dir,     p->ins_warning,    p->ins_item,
-                           p->dir_by_dn, p->cloud_by_id, p->cloud_by_ext,   p->cloud_by_name,
-                           p->ins_gone,  p->state_by_dn, p->set_projection, p->ins_same,
-                           p->ins_raw};
+    sqlite3_stmt *all[] = {p->ins_cloud, p->ins_dir,        p->ins_warning,  p->ins_item,
+                           p->dir_by_dn, p->cloud_by_id,    p->cloud_by_ext, p->cloud_by_name,
+                           p->ins_gone,  p->set_projection, p->ins_same,     p->ins_raw};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
     EVP_MD_free(p->sha256);
-    sqlite3_exec(p->db,
-                 "DROP TABLE IF EXISTS temp.plan_cloud; DROP TABLE IF EXISTS temp.plan_dir;"
-                 "DROP TABLE IF EXISTS temp.plan_items; DROP TABLE IF EXISTS temp.plan_warnings;"
-                 "DROP TABLE IF EXISTS temp.plan_gone; DROP TABLE IF EXISTS temp.plan_same;"
-                 "DROP TABLE IF EXISTS temp.plan_raw;",
-                 NULL, NULL, NULL);
+    state_plan_drop(p->st);
     free(p);
 }
 
@@ -286,7 +180,7 @@ static enum dirconn_err add_dir(struct plan *p, enum object_kind kind, const cha
     sqlite3_bind_text(s, 5, res_text, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 6, manager_dn, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 7, members_text, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 8, skip_message != NULL ? DIR_SKIP : DIR_OK);
+    sqlite3_bind_int(s, 8, skip_message != NULL ? PLAN_DIR_SKIP : PLAN_DIR_OK);
     sqlite3_bind_text(s, 9, skip_message, -1, SQLITE_STATIC);
     /* DNs are compared in one spelling: member values and entry DNs may escape differently. */
     char *key = ldap_dn_canonical(dn);
@@ -354,7 +248,7 @@ static char *dir_external_id(struct plan *p, const char *dn, const char *known_k
 {
     char *key = known_key != NULL ? strdup(known_key) : ldap_dn_canonical(dn);
     sqlite3_bind_text(p->dir_by_dn, 1, key != NULL ? key : dn, -1, SQLITE_STATIC);
-    bind_kinds(p->dir_by_dn);
+    state_plan_bind(p->dir_by_dn);
     char *id = NULL;
     if (sqlite3_step(p->dir_by_dn) == SQLITE_ROW)
         id = strdup((const char *)sqlite3_column_text(p->dir_by_dn, 0));
@@ -365,12 +259,8 @@ static char *dir_external_id(struct plan *p, const char *dn, const char *known_k
         const char *try = pass == 0 ? dn : key;
         if (try == NULL || (pass == 1 && strcmp(dn, key) == 0))
             continue;
-        sqlite3_bind_text(p->state_by_dn, 1, try, -1, SQLITE_STATIC);
-        bind_kinds(p->state_by_dn);
-        if (sqlite3_step(p->state_by_dn) == SQLITE_ROW)
-            id = strdup((const char *)sqlite3_column_text(p->state_by_dn, 0));
-        sqlite3_reset(p->state_by_dn);
-        sqlite3_clear_bindings(p->state_by_dn);
+        /* Partial plans: a manager or member not read in this run is resolved through the state. */
+        id = state_plan_resolve_dn(p->st, try);
     }
     /* Neither read in this run nor known by this DN: the directory says what it is. */
     if (id == NULL && p->partial && p->resolve != NULL && dn != NULL)
@@ -398,10 +288,11 @@ enum dirconn_err plan_resolve_links(struct plan *p, struct dirconn_error *err)
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(
             p->db,
-            "SELECT manager_dn, manager_lower, members FROM plan_dir WHERE status = 0"
+            "SELECT manager_dn, manager_lower, members FROM plan_dir WHERE status = :dir_ok"
             " AND (manager_dn IS NOT NULL OR members IS NOT NULL)",
             -1, &s, NULL) != SQLITE_OK)
         return db_fail(p, err, "reading the directory objects' links");
+    state_plan_bind(s);
     json_t *dns = json_array();
     enum dirconn_err e =
         dns != NULL ? DIRCONN_OK : dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
@@ -672,9 +563,9 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
     const char *raw = (const char *)sqlite3_column_text(row, 11);
     const char *same_links = (const char *)sqlite3_column_text(row, 12);
 
-    if (status != DIR_OK)
-        return insert_item(p, status == DIR_SKIP ? PLAN_SKIP : PLAN_CONFLICT, kind, ext, NULL, dn,
-                           name, NULL, NULL, NULL, NULL, NULL, message, 0, err);
+    if (status != PLAN_DIR_OK)
+        return insert_item(p, status == PLAN_DIR_SKIP ? PLAN_SKIP : PLAN_CONFLICT, kind, ext, NULL,
+                           dn, name, NULL, NULL, NULL, NULL, NULL, message, 0, err);
 
     struct state_object so = {0};
     bool known = false;
@@ -799,6 +690,27 @@ enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dir
     return e;
 }
 
+/* A state object that left the scope (state_plan_gone_foreach): delete, protect or forget it. */
+struct gone_arg {
+    struct plan *p;
+    struct dirconn_error *err;
+    enum dirconn_err e;
+};
+
+static int plan_gone_one(void *arg, const struct state_object *o)
+{
+    struct gone_arg *g = arg;
+    struct cloud_row c;
+    cloud_lookup(g->p, g->p->cloud_by_id, o->kind, o->cloud_id, &c);
+    enum plan_op op = !c.found ? PLAN_FORGET : c.is_admin ? PLAN_PROTECTED : PLAN_DELETE;
+    g->e = insert_item(g->p, op, o->kind, o->external_id, o->cloud_id, o->dn, o->name, NULL,
+                       o->record, NULL, c.version, NULL,
+                       op == PLAN_PROTECTED ? "a cloud administrator is never deleted" : NULL,
+                       (int)o->origin, g->err);
+    cloud_row_clear(&c);
+    return g->e != DIRCONN_OK;
+}
+
 static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct dirconn_error *err)
 {
     memset(p->summary.count, 0, sizeof(p->summary.count));
@@ -807,42 +719,24 @@ static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct d
     memset(p->summary.raw_same, 0, sizeof(p->summary.raw_same));
     p->summary.deletes = 0;
     /* Naming conflicts: one email on two users or contacts; none of them is sent. */
-    /*
-     * A partial plan also counts the names of the objects in scope that this
-     * run did not read: the state's names table, kept by every run.
-     */
-    static const char conflicts_partial[] =
-        "DROP TABLE IF EXISTS temp.plan_conflicts;"
-        "CREATE TEMP TABLE plan_conflicts AS SELECT name_lower, group_concat(dn, '; ') AS dns"
-        " FROM (SELECT name_lower, dn FROM plan_dir WHERE status = 0 AND kind IN (:user, :contact)"
-        "   AND name_lower IS NOT NULL"
-        " UNION ALL SELECT name_lower, coalesce(dn, external_id) FROM names"
-        "   WHERE external_id NOT IN (SELECT external_id FROM plan_dir)"
-        "   AND external_id NOT IN (SELECT external_id FROM plan_gone))"
-        " GROUP BY name_lower HAVING count(*) > 1;";
-    static const char conflicts_full[] =
-        "DROP TABLE IF EXISTS temp.plan_conflicts;"
-        "CREATE TEMP TABLE plan_conflicts AS SELECT name_lower, group_concat(dn, '; ') AS dns"
-        " FROM plan_dir WHERE status = 0 AND kind IN (:user, :contact) AND name_lower IS NOT NULL"
-        " GROUP BY name_lower HAVING count(*) > 1;";
     static const char conflicts[] =
-        "UPDATE plan_dir SET status = 2, message = 'Naming conflict: the email ' || name ||"
+        "UPDATE plan_dir SET status = :dir_conflict, message = 'Naming conflict: the email ' || "
+        "name ||"
         " ' is on more than one directory object (' || (SELECT dns FROM plan_conflicts c"
         " WHERE c.name_lower = plan_dir.name_lower) || '); none of them is sent'"
-        " WHERE status = 0 AND kind IN (:user, :contact) AND name_lower IN"
+        " WHERE status = :dir_ok AND kind IN (:user, :contact) AND name_lower IN"
         " (SELECT name_lower FROM plan_conflicts);"
         "DROP TABLE temp.plan_conflicts;";
-    char *msg = NULL;
-    if (sqlite3_exec(p->db, index_input_sql, NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(p->db, "DELETE FROM plan_items", NULL, NULL, &msg) != SQLITE_OK) {
-        enum dirconn_err e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: %s",
-                                               state_path(p->st), msg ? msg : "conflict detection");
-        sqlite3_free(msg);
+    /* A partial plan also counts the names of the objects in scope it did not read. */
+    enum dirconn_err e = state_plan_index(p->st, false, err);
+    if (e == DIRCONN_OK)
+        e = state_plan_exec(p->st, "DELETE FROM plan_items", "plan", err);
+    if (e == DIRCONN_OK)
+        e = state_plan_conflicts(p->st, p->partial, err);
+    if (e == DIRCONN_OK)
+        e = state_plan_exec(p->st, conflicts, "plan: naming conflicts", err);
+    if (e != DIRCONN_OK)
         return e;
-    }
-    if (exec_kinds(p->db, p->partial ? conflicts_partial : conflicts_full) != SQLITE_OK ||
-        exec_kinds(p->db, conflicts) != SQLITE_OK)
-        return db_fail(p, err, "conflict detection");
     sqlite3_stmt *rows = NULL;
     if (sqlite3_prepare_v2(p->db,
                            "SELECT external_id, kind, dn, name, resource, manager_dn, members,"
@@ -850,42 +744,17 @@ static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct d
                            " ORDER BY kind + 0, external_id", /* plan_dir_walk */
                            -1, &rows, NULL) != SQLITE_OK)
         return db_fail(p, err, "reading the directory objects");
-    enum dirconn_err e = DIRCONN_OK;
-    int rc;
-    while (e == DIRCONN_OK && (rc = sqlite3_step(rows)) == SQLITE_ROW)
+    while (e == DIRCONN_OK && sqlite3_step(rows) == SQLITE_ROW)
         e = plan_one(p, rows, err);
     sqlite3_finalize(rows);
     if (e != DIRCONN_OK)
         return e;
 
     /* Deletions: objects the connector holds that left the scope. */
-    if (sqlite3_prepare_v2(p->db,
-                           "SELECT o.external_id, o.kind, o.dn, o.cloud_id, o.name, o.record,"
-                           " o.origin FROM objects o WHERE ((?1 >> o.kind) & 1) = 1 AND NOT EXISTS"
-                           " (SELECT 1 FROM plan_dir d WHERE d.external_id = o.external_id)"
-                           " AND (?2 = 0 OR o.external_id IN (SELECT external_id FROM plan_gone))"
-                           " ORDER BY o.kind, o.external_id",
-                           -1, &rows, NULL) != SQLITE_OK)
-        return db_fail(p, err, "reading the state");
-    sqlite3_bind_int(rows, 1, (int)kinds_enabled);
-    sqlite3_bind_int(rows, 2, p->partial);
-    while (e == DIRCONN_OK && (rc = sqlite3_step(rows)) == SQLITE_ROW) {
-        const char *ext = (const char *)sqlite3_column_text(rows, 0);
-        int kind = sqlite3_column_int(rows, 1);
-        const char *dn = (const char *)sqlite3_column_text(rows, 2);
-        const char *cloud_id = (const char *)sqlite3_column_text(rows, 3);
-        const char *name = (const char *)sqlite3_column_text(rows, 4);
-        const char *record = (const char *)sqlite3_column_text(rows, 5);
-        int origin = sqlite3_column_int(rows, 6);
-        struct cloud_row c;
-        cloud_lookup(p, p->cloud_by_id, kind, cloud_id, &c);
-        enum plan_op op = !c.found ? PLAN_FORGET : c.is_admin ? PLAN_PROTECTED : PLAN_DELETE;
-        e = insert_item(p, op, kind, ext, cloud_id, dn, name, NULL, record, NULL, c.version, NULL,
-                        op == PLAN_PROTECTED ? "a cloud administrator is never deleted" : NULL,
-                        origin, err);
-        cloud_row_clear(&c);
-    }
-    sqlite3_finalize(rows);
+    struct gone_arg g = {.p = p, .err = err};
+    e = state_plan_gone_foreach(p->st, kinds_enabled, p->partial, plan_gone_one, &g, err);
+    if (g.e != DIRCONN_OK)
+        e = g.e; /* the walk reports "stopped": insert_item's error says why */
     if (e != DIRCONN_OK)
         return e;
 
@@ -899,44 +768,28 @@ static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct d
         "DROP TABLE IF EXISTS temp.plan_depth;"
         "CREATE TEMP TABLE plan_depth AS WITH RECURSIVE lvl(ext, dn_lower, depth) AS ("
         "  SELECT d.external_id, d.dn_lower, 0 FROM plan_dir d"
-        "   WHERE d.kind = :user AND d.status = 0"
+        "   WHERE d.kind = :user AND d.status = :dir_ok"
         "   AND (d.manager_lower IS NULL OR NOT EXISTS (SELECT 1 FROM plan_dir m"
-        "    WHERE m.dn_lower = d.manager_lower AND m.status = 0 AND m.kind = :user))"
+        "    WHERE m.dn_lower = d.manager_lower AND m.status = :dir_ok AND m.kind = :user))"
         "  UNION ALL"
         "  SELECT d.external_id, d.dn_lower, lvl.depth + 1 FROM lvl"
         "   JOIN plan_dir d ON d.manager_lower = lvl.dn_lower"
-        "   WHERE d.kind = :user AND d.status = 0 AND lvl.depth < 32)"
+        "   WHERE d.kind = :user AND d.status = :dir_ok AND lvl.depth < 32)"
         " SELECT ext, max(depth) AS depth FROM lvl GROUP BY ext;"
         "CREATE INDEX temp.plan_depth_ext ON plan_depth(ext);"
         "UPDATE plan_items SET depth = coalesce((SELECT depth FROM plan_depth"
         " WHERE plan_depth.ext = plan_items.external_id), 99)"
-        " WHERE kind = :user AND op IN (0, 1, 2);"
+        " WHERE kind = :user AND op IN (:add, :update, :match);"
         "DROP TABLE temp.plan_depth;";
-    if (sqlite3_exec(p->db, index_items_sql, NULL, NULL, &msg) != SQLITE_OK) {
-        e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: management depth: %s",
-                              state_path(p->st), msg ? msg : "");
-        sqlite3_free(msg);
-    } else if (exec_kinds(p->db, depth_sql) != SQLITE_OK) {
-        e = db_fail(p, err, "management depth");
-    }
+    e = state_plan_index(p->st, true, err);
+    if (e == DIRCONN_OK)
+        e = state_plan_exec(p->st, depth_sql, "plan: management depth", err);
     return e;
 }
 
 enum dirconn_err plan_save_names(struct plan *p, struct dirconn_error *err)
 {
-    /* Skipped objects have no name; conflicted ones keep theirs (status 2). */
-    static const char names_full[] =
-        "DELETE FROM names;"
-        "INSERT INTO names SELECT external_id, kind, dn, name_lower FROM plan_dir"
-        " WHERE status IN (0, 2) AND kind IN (:user, :contact) AND name_lower IS NOT NULL;";
-    static const char names_partial[] =
-        "DELETE FROM names WHERE external_id IN (SELECT external_id FROM plan_dir)"
-        " OR external_id IN (SELECT external_id FROM plan_gone);"
-        "INSERT INTO names SELECT external_id, kind, dn, name_lower FROM plan_dir"
-        " WHERE status IN (0, 2) AND kind IN (:user, :contact) AND name_lower IS NOT NULL;";
-    if (exec_kinds(p->db, p->partial ? names_partial : names_full) != SQLITE_OK)
-        return db_fail(p, err, "names");
-    return DIRCONN_OK;
+    return state_plan_save_names(p->st, p->partial, err);
 }
 
 const struct plan_summary *plan_get_summary(const struct plan *p)
@@ -1133,9 +986,10 @@ enum dirconn_err plan_item_get(struct plan *p, const char *external_id,
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(p->db,
                            "SELECT " ITEM_COLUMNS " FROM plan_items WHERE external_id = ?1"
-                           " AND op IN (0, 1, 2) LIMIT 1",
+                           " AND op IN (:add, :update, :match) LIMIT 1",
                            -1, &s, NULL) != SQLITE_OK)
         return db_fail(p, err, "reading the plan");
+    state_plan_bind(s);
     sqlite3_bind_text(s, 1, external_id, -1, SQLITE_STATIC);
     enum dirconn_err e = DIRCONN_OK;
     dirconn_error_clear(err);
@@ -1149,38 +1003,54 @@ enum dirconn_err plan_item_get(struct plan *p, const char *external_id,
     return e;
 }
 
+/* A growing list of strings (plan_pending_ids, plan_projection_ids). */
+struct id_vec {
+    char **v;
+    size_t n, cap;
+    bool oom;
+};
+
+static int id_vec_push(void *arg, const char *id)
+{
+    struct id_vec *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char **g = realloc(l->v, cap * sizeof(char *));
+        if (g == NULL)
+            return l->oom = true;
+        l->v = g;
+        l->cap = cap;
+    }
+    if ((l->v[l->n] = strdup(id != NULL ? id : "")) == NULL)
+        return l->oom = true;
+    l->n++;
+    return 0;
+}
+
+/* Hand the list over (*ids, *n) on success; free it on error. */
+static enum dirconn_err id_vec_take(struct id_vec *l, enum dirconn_err e, char ***ids, size_t *n,
+                                    struct dirconn_error *err)
+{
+    if (l->oom)
+        e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    if (e != DIRCONN_OK) {
+        for (size_t i = 0; i < l->n; i++)
+            free(l->v[i]);
+        free(l->v);
+        return e;
+    }
+    *ids = l->v;
+    *n = l->n;
+    return DIRCONN_OK;
+}
+
 enum dirconn_err plan_pending_ids(struct plan *p, char ***ids, size_t *n, struct dirconn_error *err)
 {
     *ids = NULL;
     *n = 0;
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(p->db,
-                           "SELECT i.external_id FROM plan_items i JOIN objects o"
-                           " ON o.external_id = i.external_id WHERE i.op IN (0, 1)"
-                           " AND i.record IS NOT NULL AND o.record IS NULL"
-                           " AND o.cloud_id IS NOT NULL ORDER BY i.depth, i.seq",
-                           -1, &s, NULL) != SQLITE_OK)
-        return db_fail(p, err, "reading the pending objects");
-    size_t cap = 0;
-    enum dirconn_err e = DIRCONN_OK;
-    while (e == DIRCONN_OK && sqlite3_step(s) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **g = realloc(*ids, cap * sizeof(char *));
-            if (g == NULL) {
-                e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-                break;
-            }
-            *ids = g;
-        }
-        (*ids)[*n] = strdup((const char *)sqlite3_column_text(s, 0));
-        if ((*ids)[*n] == NULL)
-            e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-        else
-            (*n)++;
-    }
-    sqlite3_finalize(s);
-    return e;
+    struct id_vec l = {0};
+    enum dirconn_err e = state_plan_pending_foreach(p->st, id_vec_push, &l, err);
+    return id_vec_take(&l, e, ids, n, err);
 }
 
 /* The cloud id of the object with this externalId, from the state (malloc'd), or NULL. */
@@ -1564,6 +1434,42 @@ static void adopt_rows_free(struct adopt_row *v, size_t n)
     free(v);
 }
 
+/* The rows to adopt, one per externalId (state_plan_adoptable_foreach). */
+struct adopt_arg {
+    bool (*is_ours)(void *arg, enum object_kind kind, const char *external_id);
+    void *arg;
+    struct adopt_row *v;
+    size_t n, cap;
+    bool oom;
+};
+
+static int adopt_collect(void *arg, const struct state_plan_adoptable *r)
+{
+    struct adopt_arg *a = arg;
+    /* One cloud object per externalId: a second one with the same is left alone. */
+    if (a->n > 0 && strcmp(a->v[a->n - 1].external_id, r->external_id) == 0)
+        return 0;
+    if (!r->in_scope && (a->is_ours == NULL || !a->is_ours(a->arg, r->kind, r->external_id)))
+        return 0;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 256;
+        struct adopt_row *g = realloc(a->v, cap * sizeof(*g));
+        if (g == NULL)
+            return a->oom = true;
+        a->v = g;
+        a->cap = cap;
+    }
+    struct adopt_row *row = &a->v[a->n++];
+    *row = (struct adopt_row){.kind = r->kind,
+                              .id = r->cloud_id != NULL ? strdup(r->cloud_id) : NULL,
+                              .external_id = strdup(r->external_id),
+                              .name = r->name != NULL ? strdup(r->name) : NULL,
+                              .dn = r->dn != NULL ? strdup(r->dn) : NULL};
+    if (row->id == NULL || row->external_id == NULL)
+        return a->oom = true;
+    return 0;
+}
+
 enum dirconn_err plan_adopt_cloud(struct plan *p, unsigned kinds_enabled,
                                   bool (*is_ours)(void *arg, enum object_kind kind,
                                                   const char *external_id),
@@ -1571,57 +1477,13 @@ enum dirconn_err plan_adopt_cloud(struct plan *p, unsigned kinds_enabled,
 {
     if (adopted != NULL)
         *adopted = 0;
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(
-            p->db,
-            "SELECT c.kind, c.id, c.external_id, coalesce(d.name, c.name), d.dn,"
-            " d.external_id IS NOT NULL FROM plan_cloud c LEFT JOIN plan_dir d"
-            " ON d.external_id = c.external_id AND d.kind = c.kind"
-            " WHERE ((?1 >> c.kind) & 1) = 1 AND c.external_id IS NOT NULL AND c.external_id != ''"
-            " AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.external_id = c.external_id)"
-            " AND (?2 = 0 OR d.external_id IS NOT NULL"
-            "  OR c.external_id IN (SELECT external_id FROM plan_gone))"
-            " ORDER BY c.external_id, c.kind, c.id",
-            -1, &s, NULL) != SQLITE_OK)
-        return db_fail(p, err, "reading the cloud inventory");
-    sqlite3_bind_int(s, 1, (int)kinds_enabled);
-    sqlite3_bind_int(s, 2, p->partial);
-    struct adopt_row *v = NULL;
-    size_t n = 0, cap = 0;
-    enum dirconn_err e = DIRCONN_OK;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *ext = (const char *)sqlite3_column_text(s, 2);
-        /* One cloud object per externalId: a second one with the same is left alone. */
-        if (n > 0 && strcmp(v[n - 1].external_id, ext) == 0)
-            continue;
-        enum object_kind kind = (enum object_kind)sqlite3_column_int(s, 0);
-        bool in_scope = sqlite3_column_int(s, 5) != 0;
-        if (!in_scope && (is_ours == NULL || !is_ours(arg, kind, ext)))
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 256;
-            struct adopt_row *g = realloc(v, cap * sizeof(*g));
-            if (g == NULL) {
-                e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-                break;
-            }
-            v = g;
-        }
-        v[n] = (struct adopt_row){.kind = kind,
-                                  .id = dup_col(s, 1),
-                                  .external_id = dup_col(s, 2),
-                                  .name = dup_col(s, 3),
-                                  .dn = dup_col(s, 4)};
-        n++;
-        if (v[n - 1].id == NULL || v[n - 1].external_id == NULL) {
-            e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-            break;
-        }
-    }
-    if (e == DIRCONN_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
-        e = db_fail(p, err, "reading the cloud inventory");
-    sqlite3_finalize(s);
+    struct adopt_arg a = {.is_ours = is_ours, .arg = arg};
+    enum dirconn_err e =
+        state_plan_adoptable_foreach(p->st, kinds_enabled, p->partial, adopt_collect, &a, err);
+    if (e == DIRCONN_EFAIL && a.oom)
+        e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    struct adopt_row *v = a.v;
+    size_t n = a.n;
     for (size_t i = 0; i < n && e == DIRCONN_OK; i++) {
         /* No record yet: the plan compares the cloud's copy before writing (see plan.h). */
         struct state_object o = {.external_id = v[i].external_id,
@@ -1663,47 +1525,25 @@ enum dirconn_err plan_mark_verified(struct plan *p, const char *external_id, boo
     return DIRCONN_OK;
 }
 
-/*
- * The items whose cloud copy must be compared by value (see
- * plan_projection_count): matches whose version in the inventory is not the
- * one the state holds, and updates without an acknowledged record that
- * verify_unacknowledged compares (adopted, or written without their record).
- */
-#define NEEDS_PROJECTION                                                                           \
-    " FROM plan_items i LEFT JOIN objects o ON o.external_id = i.external_id"                      \
-    " WHERE i.kind = ?1 AND i.cloud_id IS NOT NULL AND ((i.op = ?2 AND (i.version IS NULL"         \
-    " OR o.version IS NULL OR i.version != o.version)) OR (i.op = ?3 AND i.old_record IS NULL"     \
-    " AND i.record IS NOT NULL AND i.drift = 0 AND i.origin = ?4))"
-
-static void bind_needs(sqlite3_stmt *s, enum object_kind kind)
-{
-    sqlite3_bind_int(s, 1, kind);
-    sqlite3_bind_int(s, 2, PLAN_MATCH);
-    sqlite3_bind_int(s, 3, PLAN_UPDATE);
-    sqlite3_bind_int(s, 4, STATE_ORIGIN_CREATED);
-}
-
 enum dirconn_err plan_projection_count(struct plan *p, enum object_kind kind, long *needed,
                                        long *total, struct dirconn_error *err)
 {
     *needed = *total = 0;
-    static const char *const sql[2] = {"SELECT count(*)" NEEDS_PROJECTION,
-                                       "SELECT count(*) FROM plan_cloud WHERE kind = ?1"};
-    for (int i = 0; i < 2; i++) {
-        sqlite3_stmt *s = NULL;
-        if (sqlite3_prepare_v2(p->db, sql[i], -1, &s, NULL) != SQLITE_OK)
-            return db_fail(p, err, "counting the objects to compare");
-        if (i == 0)
-            bind_needs(s, kind);
-        else
-            sqlite3_bind_int(s, 1, kind);
-        int rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW)
-            *(i == 0 ? needed : total) = (long)sqlite3_column_int64(s, 0);
-        sqlite3_finalize(s);
-        if (rc != SQLITE_ROW)
-            return db_fail(p, err, "counting the objects to compare");
-    }
+    long k = state_plan_projection_count(p->st, kind, err);
+    if (k < 0)
+        return DIRCONN_ESTATE;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(p->db, "SELECT count(*) FROM plan_cloud WHERE kind = ?1", -1, &s,
+                           NULL) != SQLITE_OK)
+        return db_fail(p, err, "counting the objects to compare");
+    sqlite3_bind_int(s, 1, kind);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *total = (long)sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW)
+        return db_fail(p, err, "counting the objects to compare");
+    *needed = k;
     return DIRCONN_OK;
 }
 
@@ -1712,33 +1552,9 @@ enum dirconn_err plan_projection_ids(struct plan *p, enum object_kind kind, size
 {
     *ids = NULL;
     *n = 0;
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(p->db, "SELECT DISTINCT i.cloud_id" NEEDS_PROJECTION " LIMIT ?5", -1, &s,
-                           NULL) != SQLITE_OK)
-        return db_fail(p, err, "listing the objects to compare");
-    bind_needs(s, kind);
-    sqlite3_bind_int64(s, 5, (sqlite3_int64)max);
-    char **v = max > 0 ? calloc(max, sizeof(*v)) : NULL;
-    enum dirconn_err e =
-        max > 0 && v == NULL ? dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory") : DIRCONN_OK;
-    int rc = SQLITE_DONE;
-    while (e == DIRCONN_OK && *n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        v[*n] = dup_col(s, 0);
-        if (v[(*n)++] == NULL)
-            e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-    }
-    if (e == DIRCONN_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
-        e = db_fail(p, err, "listing the objects to compare");
-    sqlite3_finalize(s);
-    if (e != DIRCONN_OK) {
-        for (size_t i = 0; i < *n; i++)
-            free(v[i]);
-        free(v);
-        *n = 0;
-        return e;
-    }
-    *ids = v;
-    return DIRCONN_OK;
+    struct id_vec l = {0};
+    enum dirconn_err e = state_plan_projection_foreach(p->st, kind, max, id_vec_push, &l, err);
+    return id_vec_take(&l, e, ids, n, err);
 }
 
 enum dirconn_err plan_set_cloud_projection(struct plan *p, enum object_kind kind, const char *id,
@@ -1777,52 +1593,10 @@ enum dirconn_err plan_note_same(struct plan *p, enum object_kind kind, const cha
 
 enum dirconn_err plan_save_verified(struct plan *p, struct dirconn_error *err)
 {
-    static const char sql[] =
-        "UPDATE objects SET"
-        " record = (SELECT i.record FROM plan_items i WHERE i.external_id = objects.external_id"
-        "   AND i.op = 2 AND i.record IS NOT NULL),"
-        " hash = (SELECT i.hash FROM plan_items i WHERE i.external_id = objects.external_id"
-        "   AND i.op = 2 AND i.record IS NOT NULL),"
-        " dn = coalesce((SELECT i.dn FROM plan_items i WHERE i.external_id = objects.external_id"
-        "   AND i.op = 2 AND i.record IS NOT NULL), dn),"
-        " synced_at = CAST(strftime('%s', 'now') AS INTEGER)"
-        " WHERE external_id IN (SELECT external_id FROM plan_items WHERE op = 2"
-        "   AND record IS NOT NULL);"
-        /* the versions of the cloud copies compared and found equal (plan_note_same) */
-        "UPDATE objects SET"
-        " version = (SELECT s.version FROM plan_same s WHERE s.external_id = objects.external_id)"
-        " WHERE external_id IN (SELECT external_id FROM plan_same);";
-    char *msg = NULL;
-    if (sqlite3_exec(p->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        enum dirconn_err e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: verified: %s",
-                                               state_path(p->st), msg ? msg : "write failed");
-        sqlite3_free(msg);
-        return e;
-    }
-    return DIRCONN_OK;
+    return state_plan_save_verified(p->st, err);
 }
 
 enum dirconn_err plan_save_raw(struct plan *p, struct dirconn_error *err)
 {
-    /*
-     * Only where the state holds the very record this plan built from the
-     * entry (its hash, name and DN): a write that failed or was not made
-     * leaves the old record, whose raw hash, if any, still describes it.
-     */
-    static const char sql[] =
-        "UPDATE objects SET raw_hash = r.raw, raw_for = objects.hash, raw_manager = r.manager_dn,"
-        " raw_links = r.links FROM plan_raw r JOIN plan_items i ON i.external_id = r.external_id"
-        " AND i.op IN (0, 1, 2) WHERE objects.external_id = r.external_id"
-        " AND objects.hash = i.hash AND objects.name IS i.name AND objects.dn = i.dn"
-        " AND objects.record IS NOT NULL AND r.raw IS NOT NULL AND r.links IS NOT NULL"
-        " AND (objects.raw_hash IS NOT r.raw OR objects.raw_for IS NOT objects.hash"
-        "  OR objects.raw_manager IS NOT r.manager_dn OR objects.raw_links IS NOT r.links)";
-    char *msg = NULL;
-    if (sqlite3_exec(p->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        enum dirconn_err e = dirconn_error_set(err, DIRCONN_ESTATE, "%s: plan: raw hashes: %s",
-                                               state_path(p->st), msg ? msg : "write failed");
-        sqlite3_free(msg);
-        return e;
-    }
-    return DIRCONN_OK;
+    return state_plan_save_raw(p->st, err);
 }

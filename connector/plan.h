@@ -29,17 +29,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-enum plan_op {
-    PLAN_ADD = 0,   /* create in the cloud */
-    PLAN_UPDATE,    /* change in the cloud (PATCH of the changed attributes), or adopt */
-    PLAN_MATCH,     /* in the cloud and unchanged */
-    PLAN_DELETE,    /* created or adopted by the connector, gone from the scope */
-    PLAN_PROTECTED, /* would be deleted, but is a cloud administrator */
-    PLAN_SKIP,      /* not sent: a required attribute is missing */
-    PLAN_CONFLICT,  /* not sent: its email is on another directory object too */
-    PLAN_FORGET,    /* in the state but already gone from the cloud: only the state entry goes */
-    PLAN_OP_MAX
-};
+/* enum plan_op, the op column of the plan's temporary tables, is in state.h with their schema. */
 
 /* Private keys of a planned record, resolved and removed before sending (MAPPING_LINK_PREFIX). */
 #define PLAN_KEY_MANAGER "dirconn:manager" /* externalId of the manager */
@@ -154,6 +144,7 @@ enum dirconn_err plan_add_dir_same(struct plan *p, enum object_kind kind, const 
  * record; other objects keep what they had (their raw_for then voids it if
  * their record changed). Call inside the caller's transaction once the run's
  * results are saved (after plan_save_verified). Errors: DIRCONN_ESTATE.
+ * The statement is state_plan_save_raw (state.c).
  */
 enum dirconn_err plan_save_raw(struct plan *p, struct dirconn_error *err);
 
@@ -212,7 +203,7 @@ enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dir
  * full plan, the changed and gone ones for a partial plan. Partial plans
  * detect naming conflicts with the objects they did not read through it.
  * Call once the run's results are saved (inside the caller's transaction).
- * Errors: DIRCONN_ESTATE.
+ * Errors: DIRCONN_ESTATE. The statements are state_plan_save_names (state.c).
  */
 enum dirconn_err plan_save_names(struct plan *p, struct dirconn_error *err);
 
@@ -412,7 +403,7 @@ enum dirconn_err plan_mark_verified(struct plan *p, const char *external_id, boo
  * the matches plan_mark_verified made: the cloud holds them already; and the
  * versions plan_note_same noted. Call
  * inside the caller's transaction once the run's results are saved.
- * Errors: DIRCONN_ESTATE.
+ * Errors: DIRCONN_ESTATE. The statements are state_plan_save_verified (state.c).
  */
 enum dirconn_err plan_save_verified(struct plan *p, struct dirconn_error *err);
 

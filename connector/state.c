@@ -1120,3 +1120,383 @@ enum dirconn_err state_name_partners_foreach(struct state *st, const char *exter
     sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_TRANSIENT);
     return names_walk(st, stmt, fn, arg, err);
 }
+
+/* --- the plan's temporary tables (state.h) ------------------------------------------------ */
+
+static const char plan_schema_sql[] =
+    "DROP TABLE IF EXISTS temp.plan_cloud;"
+    "DROP TABLE IF EXISTS temp.plan_dir;"
+    "DROP TABLE IF EXISTS temp.plan_items;"
+    "DROP TABLE IF EXISTS temp.plan_warnings;"
+    "DROP TABLE IF EXISTS temp.plan_gone;"
+    "DROP TABLE IF EXISTS temp.plan_same;"
+    "DROP TABLE IF EXISTS temp.plan_raw;"
+    /* raw hashes of the directory objects planned, with what their records were built from */
+    "CREATE TEMP TABLE plan_raw (external_id TEXT PRIMARY KEY, raw TEXT, manager_dn TEXT,"
+    "  links TEXT) WITHOUT ROWID;"
+    "CREATE TEMP TABLE plan_same (external_id TEXT PRIMARY KEY, version TEXT) WITHOUT ROWID;"
+    "CREATE TEMP TABLE plan_gone (external_id TEXT PRIMARY KEY) WITHOUT ROWID;"
+    "CREATE TEMP TABLE plan_cloud (kind INTEGER, id TEXT, name_lower TEXT, external_id TEXT,"
+    "  is_admin INTEGER, version TEXT, projection TEXT, name TEXT);"
+    "CREATE TEMP TABLE plan_dir (external_id TEXT PRIMARY KEY, kind INTEGER, dn TEXT,"
+    "  dn_lower TEXT, name TEXT, name_lower TEXT, resource TEXT, manager_dn TEXT,"
+    "  members TEXT, status INTEGER, message TEXT, manager_lower TEXT, split INTEGER,"
+    "  raw TEXT, same_links TEXT);"
+    "CREATE TEMP TABLE plan_items (seq INTEGER PRIMARY KEY, op INTEGER, kind INTEGER,"
+    "  external_id TEXT, cloud_id TEXT, dn TEXT, name TEXT, record TEXT, old_record TEXT,"
+    "  hash TEXT, version TEXT, changed TEXT, message TEXT, origin INTEGER,"
+    "  depth INTEGER NOT NULL DEFAULT 0, drift INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TEMP TABLE plan_warnings (seq INTEGER PRIMARY KEY, dn TEXT, message TEXT);";
+
+static const char plan_index_input_sql[] =
+    "CREATE INDEX IF NOT EXISTS temp.plan_cloud_id ON plan_cloud(kind, id);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_cloud_ext ON plan_cloud(kind, external_id);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_cloud_name ON plan_cloud(kind, name_lower);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_dir_dn ON plan_dir(dn_lower);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_dir_manager ON plan_dir(manager_lower);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_dir_name ON plan_dir(name_lower);"
+    /* The plan's walk in (kind, externalId) order reads this index instead of sorting whole
+     * rows (records and member lists): at 1M objects that sort held 71 MB. Its first column
+     * is the expression kind + 0, which only that walk's ORDER BY names: an index on plain
+     * kind would be chosen for every "kind = :user" lookup (there are no statistics), and
+     * the management depth's correlated lookup would scan all users for each user. */
+    "CREATE INDEX IF NOT EXISTS temp.plan_dir_walk ON plan_dir(kind + 0, external_id);";
+
+static const char plan_index_items_sql[] =
+    "CREATE INDEX IF NOT EXISTS temp.plan_items_op ON plan_items(op, kind, depth, seq);"
+    "CREATE INDEX IF NOT EXISTS temp.plan_items_ext ON plan_items(external_id);";
+
+enum dirconn_err state_plan_schema(struct state *st, struct dirconn_error *err)
+{
+    return exec(st, plan_schema_sql, "plan: creating its tables", err);
+}
+
+void state_plan_drop(struct state *st)
+{
+    sqlite3_exec(st->db,
+                 "DROP TABLE IF EXISTS temp.plan_cloud; DROP TABLE IF EXISTS temp.plan_dir;"
+                 "DROP TABLE IF EXISTS temp.plan_items; DROP TABLE IF EXISTS temp.plan_warnings;"
+                 "DROP TABLE IF EXISTS temp.plan_gone; DROP TABLE IF EXISTS temp.plan_same;"
+                 "DROP TABLE IF EXISTS temp.plan_raw;",
+                 NULL, NULL, NULL);
+}
+
+enum dirconn_err state_plan_index(struct state *st, bool items, struct dirconn_error *err)
+{
+    return exec(st, items ? plan_index_items_sql : plan_index_input_sql, "plan: indexing", err);
+}
+
+void state_plan_bind(sqlite3_stmt *stmt)
+{
+    static const struct {
+        const char *name;
+        int value;
+    } v[] = {{":user", OBJECT_USER},       {":group", OBJECT_GROUP},
+             {":contact", OBJECT_CONTACT}, {":add", PLAN_ADD},
+             {":update", PLAN_UPDATE},     {":match", PLAN_MATCH},
+             {":delete", PLAN_DELETE},     {":protected", PLAN_PROTECTED},
+             {":skip", PLAN_SKIP},         {":conflict", PLAN_CONFLICT},
+             {":forget", PLAN_FORGET},     {":dir_ok", PLAN_DIR_OK},
+             {":dir_skip", PLAN_DIR_SKIP}, {":dir_conflict", PLAN_DIR_CONFLICT}};
+    if (sqlite3_bind_parameter_count(stmt) == 0)
+        return;
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        int idx = sqlite3_bind_parameter_index(stmt, v[i].name);
+        if (idx > 0)
+            sqlite3_bind_int(stmt, idx, v[i].value);
+    }
+}
+
+enum dirconn_err state_plan_exec(struct state *st, const char *sql, const char *what,
+                                 struct dirconn_error *err)
+{
+    const char *tail = sql;
+    while (tail != NULL && *tail != '\0') {
+        sqlite3_stmt *s = NULL;
+        if (sqlite3_prepare_v2(st->db, tail, -1, &s, &tail) != SQLITE_OK)
+            return db_error(st, err, what);
+        if (s == NULL) /* only white space or a comment was left */
+            continue;
+        state_plan_bind(s);
+        int rc;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+            ;
+        if (rc != SQLITE_DONE) {
+            enum dirconn_err e = db_error(st, err, what);
+            sqlite3_finalize(s);
+            return e;
+        }
+        sqlite3_finalize(s);
+    }
+    return DIRCONN_OK;
+}
+
+char *state_plan_resolve_dn(struct state *st, const char *dn)
+{
+    static const char sql[] =
+        "SELECT external_id FROM objects WHERE dn = ?1 COLLATE NOCASE"
+        " AND kind IN (:user, :group) AND external_id NOT IN (SELECT external_id FROM plan_gone)"
+        " AND external_id NOT IN (SELECT external_id FROM plan_dir)";
+    sqlite3_stmt *stmt = NULL;
+    if (cached(st, sql, &stmt, NULL) != DIRCONN_OK)
+        return NULL;
+    state_plan_bind(stmt);
+    sqlite3_bind_text(stmt, 1, dn, -1, SQLITE_STATIC);
+    char *id = sqlite3_step(stmt) == SQLITE_ROW ? col_text(stmt, 0) : NULL;
+    cached_done(st, stmt);
+    return id;
+}
+
+enum dirconn_err state_plan_conflicts(struct state *st, bool partial, struct dirconn_error *err)
+{
+    static const char full[] =
+        "DROP TABLE IF EXISTS temp.plan_conflicts;"
+        "CREATE TEMP TABLE plan_conflicts AS SELECT name_lower, group_concat(dn, '; ') AS dns"
+        " FROM plan_dir WHERE status = :dir_ok AND kind IN (:user, :contact) AND name_lower IS NOT "
+        "NULL"
+        " GROUP BY name_lower HAVING count(*) > 1;";
+    /* The names of the objects in scope that this run did not read: the names table. */
+    static const char part[] =
+        "DROP TABLE IF EXISTS temp.plan_conflicts;"
+        "CREATE TEMP TABLE plan_conflicts AS SELECT name_lower, group_concat(dn, '; ') AS dns"
+        " FROM (SELECT name_lower, dn FROM plan_dir WHERE status = :dir_ok AND kind IN (:user, "
+        ":contact)"
+        "   AND name_lower IS NOT NULL"
+        " UNION ALL SELECT name_lower, coalesce(dn, external_id) FROM names"
+        "   WHERE external_id NOT IN (SELECT external_id FROM plan_dir)"
+        "   AND external_id NOT IN (SELECT external_id FROM plan_gone))"
+        " GROUP BY name_lower HAVING count(*) > 1;";
+    return state_plan_exec(st, partial ? part : full, "plan: naming conflicts", err);
+}
+
+enum dirconn_err state_plan_gone_foreach(struct state *st, unsigned kinds, bool partial,
+                                         int (*fn)(void *arg, const struct state_object *obj),
+                                         void *arg, struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(
+        st,
+        "SELECT " OBJECT_COLUMNS " FROM objects o WHERE ((?1 >> o.kind) & 1) = 1 AND NOT EXISTS"
+        " (SELECT 1 FROM plan_dir d WHERE d.external_id = o.external_id)"
+        " AND (?2 = 0 OR o.external_id IN (SELECT external_id FROM plan_gone))"
+        " ORDER BY o.kind, o.external_id",
+        &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_int(stmt, 1, (int)kinds);
+    sqlite3_bind_int(stmt, 2, partial);
+    dirconn_error_clear(err);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        struct state_object o;
+        read_object(stmt, &o);
+        int stop = fn(arg, &o);
+        state_object_clear(&o);
+        if (stop != 0) {
+            sqlite3_finalize(stmt);
+            return dirconn_error_stopped(err, DIRCONN_EFAIL, "%s: walk of the objects stopped",
+                                         st->path);
+        }
+    }
+    if (rc != SQLITE_DONE)
+        e = db_error(st, err, "plan: reading the objects that left the scope");
+    sqlite3_finalize(stmt);
+    return e;
+}
+
+enum dirconn_err state_plan_adoptable_foreach(struct state *st, unsigned kinds, bool partial,
+                                              int (*fn)(void *arg,
+                                                        const struct state_plan_adoptable *row),
+                                              void *arg, struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(
+        st,
+        "SELECT c.kind, c.id, c.external_id, coalesce(d.name, c.name), d.dn,"
+        " d.external_id IS NOT NULL FROM plan_cloud c LEFT JOIN plan_dir d"
+        " ON d.external_id = c.external_id AND d.kind = c.kind"
+        " WHERE ((?1 >> c.kind) & 1) = 1 AND c.external_id IS NOT NULL AND c.external_id != ''"
+        " AND NOT EXISTS (SELECT 1 FROM objects o WHERE o.external_id = c.external_id)"
+        " AND (?2 = 0 OR d.external_id IS NOT NULL"
+        "  OR c.external_id IN (SELECT external_id FROM plan_gone))"
+        " ORDER BY c.external_id, c.kind, c.id",
+        &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_int(stmt, 1, (int)kinds);
+    sqlite3_bind_int(stmt, 2, partial);
+    dirconn_error_clear(err);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        struct state_plan_adoptable row = {.kind = (enum object_kind)sqlite3_column_int(stmt, 0),
+                                           .cloud_id = (const char *)sqlite3_column_text(stmt, 1),
+                                           .external_id =
+                                               (const char *)sqlite3_column_text(stmt, 2),
+                                           .name = (const char *)sqlite3_column_text(stmt, 3),
+                                           .dn = (const char *)sqlite3_column_text(stmt, 4),
+                                           .in_scope = sqlite3_column_int(stmt, 5) != 0};
+        if (fn(arg, &row) != 0) {
+            sqlite3_finalize(stmt);
+            return dirconn_error_stopped(err, DIRCONN_EFAIL,
+                                         "%s: walk of the cloud inventory stopped", st->path);
+        }
+    }
+    if (rc != SQLITE_DONE)
+        e = db_error(st, err, "plan: reading the cloud inventory");
+    sqlite3_finalize(stmt);
+    return e;
+}
+
+/* One walk over the first column (text) of a prepared statement (state_plan_*_foreach). */
+static enum dirconn_err text_walk(struct state *st, sqlite3_stmt *stmt, size_t max,
+                                  int (*fn)(void *arg, const char *value), void *arg,
+                                  const char *what, struct dirconn_error *err)
+{
+    enum dirconn_err e = DIRCONN_OK;
+    dirconn_error_clear(err);
+    int rc = SQLITE_DONE;
+    for (size_t n = 0; n < max && (rc = sqlite3_step(stmt)) == SQLITE_ROW; n++) {
+        if (fn(arg, (const char *)sqlite3_column_text(stmt, 0)) != 0) {
+            e = dirconn_error_stopped(err, DIRCONN_EFAIL, "%s: %s stopped", st->path, what);
+            break;
+        }
+    }
+    if (e == DIRCONN_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        e = db_error(st, err, what);
+    sqlite3_finalize(stmt);
+    return e;
+}
+
+enum dirconn_err state_plan_pending_foreach(struct state *st,
+                                            int (*fn)(void *arg, const char *external_id),
+                                            void *arg, struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(st,
+                                 "SELECT i.external_id FROM plan_items i JOIN objects o"
+                                 " ON o.external_id = i.external_id WHERE i.op IN (:add, :update)"
+                                 " AND i.record IS NOT NULL AND o.record IS NULL"
+                                 " AND o.cloud_id IS NOT NULL ORDER BY i.depth, i.seq",
+                                 &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    state_plan_bind(stmt);
+    return text_walk(st, stmt, SIZE_MAX, fn, arg, "plan: reading the pending objects", err);
+}
+
+/*
+ * The items whose cloud copy must be compared by value: matches whose version
+ * in the inventory is not the one the state holds, and updates without an
+ * acknowledged record that the connector created and that were not found to
+ * have drifted (adopted, or written without their record).
+ */
+#define NEEDS_PROJECTION                                                                           \
+    " FROM plan_items i LEFT JOIN objects o ON o.external_id = i.external_id"                      \
+    " WHERE i.kind = :kind AND i.cloud_id IS NOT NULL AND ((i.op = :match AND (i.version IS NULL"  \
+    " OR o.version IS NULL OR i.version != o.version)) OR (i.op = :update"                         \
+    " AND i.old_record IS NULL AND i.record IS NOT NULL AND i.drift = 0 AND i.origin = :created))"
+
+/* Named parameters only: a ?N after a :name would share its slot (SQLite numbers them in order). */
+static void bind_needs_projection(sqlite3_stmt *stmt, enum object_kind kind)
+{
+    state_plan_bind(stmt);
+    sqlite3_bind_int(stmt, sqlite3_bind_parameter_index(stmt, ":kind"), (int)kind);
+    sqlite3_bind_int(stmt, sqlite3_bind_parameter_index(stmt, ":created"), STATE_ORIGIN_CREATED);
+}
+
+long state_plan_projection_count(struct state *st, enum object_kind kind, struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (prepare(st, "SELECT count(*)" NEEDS_PROJECTION, &stmt, err) != DIRCONN_OK)
+        return -1;
+    bind_needs_projection(stmt, kind);
+    long n = -1;
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        n = (long)sqlite3_column_int64(stmt, 0);
+    else
+        db_error(st, err, "plan: counting the objects to compare");
+    sqlite3_finalize(stmt);
+    return n;
+}
+
+enum dirconn_err state_plan_projection_foreach(struct state *st, enum object_kind kind, size_t max,
+                                               int (*fn)(void *arg, const char *cloud_id),
+                                               void *arg, struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(st, "SELECT DISTINCT i.cloud_id" NEEDS_PROJECTION, &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    bind_needs_projection(stmt, kind);
+    return text_walk(st, stmt, max, fn, arg, "plan: listing the objects to compare", err);
+}
+
+enum dirconn_err state_plan_save_names(struct state *st, bool partial, struct dirconn_error *err)
+{
+    /*
+     * Skipped objects have no name; conflicted ones keep theirs (status 2).
+     * Only the rows that changed are written: a run that changed no name
+     * writes nothing here.
+     */
+#define NAMES_IN_SCOPE                                                                             \
+    " SELECT external_id, kind, dn, name_lower FROM plan_dir WHERE status IN (:dir_ok, "           \
+    ":dir_conflict)"                                                                               \
+    " AND kind IN (:user, :contact) AND name_lower IS NOT NULL"
+    static const char full[] =
+        "DELETE FROM names WHERE NOT EXISTS (SELECT 1 FROM plan_dir d"
+        " WHERE d.external_id = names.external_id AND d.status IN (:dir_ok, :dir_conflict)"
+        " AND d.kind IN (:user, :contact) AND d.name_lower IS NOT NULL);"
+        "INSERT OR REPLACE INTO names" NAMES_IN_SCOPE " AND NOT EXISTS (SELECT 1 FROM names n"
+        " WHERE n.external_id = plan_dir.external_id AND n.kind = plan_dir.kind"
+        " AND n.dn IS plan_dir.dn AND n.name_lower = plan_dir.name_lower);";
+    static const char part[] =
+        "DELETE FROM names WHERE (external_id IN (SELECT external_id FROM plan_dir)"
+        " OR external_id IN (SELECT external_id FROM plan_gone)) AND NOT EXISTS (SELECT 1"
+        " FROM plan_dir d WHERE d.external_id = names.external_id AND d.status IN (:dir_ok, "
+        ":dir_conflict)"
+        " AND d.kind IN (:user, :contact) AND d.name_lower IS NOT NULL);"
+        "INSERT OR REPLACE INTO names" NAMES_IN_SCOPE " AND NOT EXISTS (SELECT 1 FROM names n"
+        " WHERE n.external_id = plan_dir.external_id AND n.kind = plan_dir.kind"
+        " AND n.dn IS plan_dir.dn AND n.name_lower = plan_dir.name_lower);";
+#undef NAMES_IN_SCOPE
+    return state_plan_exec(st, partial ? part : full, "plan: saving the names", err);
+}
+
+enum dirconn_err state_plan_save_verified(struct state *st, struct dirconn_error *err)
+{
+    static const char sql[] =
+        "UPDATE objects SET record = i.record, hash = i.hash, dn = coalesce(i.dn, objects.dn),"
+        " synced_at = CAST(strftime('%s', 'now') AS INTEGER)"
+        " FROM plan_items i WHERE i.external_id = objects.external_id AND i.op = :match"
+        " AND i.record IS NOT NULL;"
+        /* the versions of the cloud copies compared and found equal (plan_note_same) */
+        "UPDATE objects SET version = s.version FROM plan_same s"
+        " WHERE s.external_id = objects.external_id;";
+    return state_plan_exec(st, sql, "plan: saving the verified records", err);
+}
+
+enum dirconn_err state_plan_save_raw(struct state *st, struct dirconn_error *err)
+{
+    /*
+     * Only where the state holds the very record this plan built from the
+     * entry (its hash, name and DN): a write that failed or was not made
+     * leaves the old record, whose raw hash, if any, still describes it.
+     */
+    static const char sql[] =
+        "UPDATE objects SET raw_hash = r.raw, raw_for = objects.hash, raw_manager = r.manager_dn,"
+        " raw_links = r.links FROM plan_raw r JOIN plan_items i ON i.external_id = r.external_id"
+        " AND i.op IN (:add, :update, :match) WHERE objects.external_id = r.external_id"
+        " AND objects.hash = i.hash AND objects.name IS i.name AND objects.dn = i.dn"
+        " AND objects.record IS NOT NULL AND r.raw IS NOT NULL AND r.links IS NOT NULL"
+        " AND (objects.raw_hash IS NOT r.raw OR objects.raw_for IS NOT objects.hash"
+        "  OR objects.raw_manager IS NOT r.manager_dn OR objects.raw_links IS NOT r.links)";
+    return state_plan_exec(st, sql, "plan: saving the raw hashes", err);
+}
+
+enum dirconn_err state_plan_save_moves(struct state *st, struct dirconn_error *err)
+{
+    static const char sql[] =
+        "UPDATE objects SET dn = i.dn FROM plan_items i WHERE i.external_id = objects.external_id"
+        " AND i.op = :match AND i.dn IS NOT NULL AND objects.dn != i.dn";
+    return state_plan_exec(st, sql, "plan: saving the moved objects", err);
+}

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 /* Current schema version (PRAGMA user_version). */
 #define STATE_SCHEMA_VERSION 7
@@ -391,5 +392,190 @@ enum dirconn_err state_name_partners_foreach(struct state *st, const char *exter
                                              int (*fn)(void *arg, const char *external_id,
                                                        const char *dn),
                                              void *arg, struct dirconn_error *err);
+
+/*
+ * The plan's temporary tables.
+ *
+ * plan.c computes a run's plan in temporary tables of this connection
+ * (plan_cloud, plan_dir, plan_items, plan_raw, plan_same, plan_gone,
+ * plan_warnings); their schema is kept here, with the state's, because the
+ * statements that join them with the state's tables (objects, names) live
+ * here too: every statement that reads or writes a state table is in
+ * state.c. The state_plan_save_* functions move the state on from the plan
+ * after the cloud acknowledged it (sync_save.c).
+ */
+
+/* A planned operation: the op column of plan_items (bound as :add, :update ... in SQL). */
+enum plan_op {
+    PLAN_ADD = 0,   /* create in the cloud */
+    PLAN_UPDATE,    /* change in the cloud (PATCH of the changed attributes), or adopt */
+    PLAN_MATCH,     /* in the cloud and unchanged */
+    PLAN_DELETE,    /* created or adopted by the connector, gone from the scope */
+    PLAN_PROTECTED, /* would be deleted, but is a cloud administrator */
+    PLAN_SKIP,      /* not sent: a required attribute is missing */
+    PLAN_CONFLICT,  /* not sent: its email is on another directory object too */
+    PLAN_FORGET,    /* in the state but already gone from the cloud: only the state entry goes */
+    PLAN_OP_MAX
+};
+
+/* The status column of plan_dir (bound as :dir_ok, :dir_skip, :dir_conflict in SQL). */
+enum plan_dir_status {
+    PLAN_DIR_OK = 0,   /* in scope, planned */
+    PLAN_DIR_SKIP,     /* not sent: a required attribute is missing (its message says which) */
+    PLAN_DIR_CONFLICT, /* not sent: a naming conflict (its message names the other objects) */
+};
+
+/*
+ * state_plan_schema - drop and create the plan's temporary tables, empty.
+ * Returns DIRCONN_OK, or DIRCONN_ESTATE (the message names the file and
+ * SQLite's error).
+ */
+enum dirconn_err state_plan_schema(struct state *st, struct dirconn_error *err);
+
+/* state_plan_drop - drop the plan's temporary tables (plan_free). Never fails. */
+void state_plan_drop(struct state *st);
+
+/*
+ * state_plan_index - build the secondary indexes of the plan's temporary
+ * tables once their rows are in: items false, the input tables (plan_cloud,
+ * plan_dir); items true, plan_items. Maintained row by row, their random
+ * keys rewrote pages all the time once the tables outgrew SQLite's cache.
+ * Idempotent. Errors as state_plan_schema.
+ */
+enum dirconn_err state_plan_index(struct state *st, bool items, struct dirconn_error *err);
+
+/*
+ * state_plan_bind - bind the named parameters of stmt that name an object
+ * kind (:user, :group, :contact; enum object_kind), a plan operation (:add,
+ * :update, :match, :delete ...; enum plan_op, by plan_op_name) or a status of
+ * plan_dir (:dir_ok, :dir_skip, :dir_conflict): SQL never writes them as
+ * numbers. SQLite numbers a :name after the highest ?N seen before it, so a
+ * statement that mixes them writes every ?N before its first :name.
+ * Parameters stmt does not name are left alone. Never fails.
+ */
+void state_plan_bind(struct sqlite3_stmt *stmt);
+
+/*
+ * state_plan_exec - run sql, one or more statements on the plan's temporary
+ * tables, each bound with state_plan_bind. what names the step in the error
+ * message. Returns DIRCONN_OK or DIRCONN_ESTATE.
+ */
+enum dirconn_err state_plan_exec(struct state *st, const char *sql, const char *what,
+                                 struct dirconn_error *err);
+
+/*
+ * state_plan_resolve_dn - for a partial plan: the externalId (malloc'd, the
+ * caller frees it) of the user or group the state knows by dn (compared
+ * without case, as the server spelled it), if this run neither read it
+ * (plan_dir) nor saw it leave the scope (plan_gone); NULL when there is none
+ * or on a database error (a DN that does not resolve is reported by the
+ * plan as unresolved).
+ */
+char *state_plan_resolve_dn(struct state *st, const char *dn);
+
+/*
+ * state_plan_conflicts - fill temp.plan_conflicts (name_lower, dns: the DNs
+ * joined by "; ") with the names (email, userName) that more than one user
+ * or contact in scope carries: those of plan_dir (status 0), and for a
+ * partial plan also those of the names table for the objects this run did
+ * not read and did not see leave. The caller drops the table. Errors as
+ * state_plan_schema.
+ */
+enum dirconn_err state_plan_conflicts(struct state *st, bool partial, struct dirconn_error *err);
+
+/*
+ * state_plan_gone_foreach - call fn for each object of the state whose kind
+ * is in kinds (a bit mask, 1 << enum object_kind) that the plan did not read
+ * (plan_dir): for a partial plan only those it saw leave the scope
+ * (plan_gone). Ordered by kind, then externalId. obj is valid during the
+ * call only; fn may write the plan's tables, never the state's. Returns
+ * DIRCONN_OK; DIRCONN_ESTATE on a database error; fn's non-zero return stops
+ * the walk with fn's own error, as state_object_foreach.
+ */
+enum dirconn_err state_plan_gone_foreach(struct state *st, unsigned kinds, bool partial,
+                                         int (*fn)(void *arg, const struct state_object *obj),
+                                         void *arg, struct dirconn_error *err);
+
+/* A cloud object the state does not map (state_plan_adoptable_foreach). */
+struct state_plan_adoptable {
+    enum object_kind kind;
+    const char *cloud_id;
+    const char *external_id;
+    const char *name; /* the directory's name if read in this run, else the cloud's */
+    const char *dn;   /* NULL when this run did not read it */
+    bool in_scope;    /* read in this run (plan_dir) */
+};
+
+/*
+ * state_plan_adoptable_foreach - call fn for each object of the cloud
+ * inventory (plan_cloud) with an externalId, of a kind in kinds, that no
+ * state object has: for a partial plan only those read in this run or seen
+ * leaving the scope. Ordered by externalId, kind, cloud id (the caller keeps
+ * one per externalId). The strings are valid during the call only; fn must
+ * not write the state. Returns and errors as state_plan_gone_foreach.
+ */
+enum dirconn_err state_plan_adoptable_foreach(struct state *st, unsigned kinds, bool partial,
+                                              int (*fn)(void *arg,
+                                                        const struct state_plan_adoptable *row),
+                                              void *arg, struct dirconn_error *err);
+
+/*
+ * state_plan_pending_foreach - call fn with the externalId of each planned
+ * add or update with a record whose state object has a cloud id but no
+ * record (written to the cloud, never acknowledged), in apply order (depth,
+ * then plan order). Returns and errors as state_plan_gone_foreach.
+ */
+enum dirconn_err state_plan_pending_foreach(struct state *st,
+                                            int (*fn)(void *arg, const char *external_id),
+                                            void *arg, struct dirconn_error *err);
+
+/*
+ * state_plan_projection_count - the number of planned objects of kind whose
+ * cloud copy must be compared by value: matches whose version in the
+ * inventory is not the one the state holds, and updates without an
+ * acknowledged record (created by the connector, not found to have drifted).
+ * Returns the count, or -1 on a database error (err set, DIRCONN_ESTATE).
+ */
+long state_plan_projection_count(struct state *st, enum object_kind kind,
+                                 struct dirconn_error *err);
+
+/*
+ * state_plan_projection_foreach - call fn with the cloud id of each of those
+ * objects (state_plan_projection_count), each once, at most max of them.
+ * Returns and errors as state_plan_gone_foreach.
+ */
+enum dirconn_err state_plan_projection_foreach(struct state *st, enum object_kind kind, size_t max,
+                                               int (*fn)(void *arg, const char *cloud_id),
+                                               void *arg, struct dirconn_error *err);
+
+/*
+ * state_plan_save_names - replace the names table (full: all of it; partial:
+ * the rows of the objects this run read or saw leave) with the names of the
+ * users and contacts in scope (plan_dir, sent or in a naming conflict).
+ * Rows that did not change are not rewritten. Call inside a transaction.
+ * Errors as state_plan_schema.
+ */
+enum dirconn_err state_plan_save_names(struct state *st, bool partial, struct dirconn_error *err);
+
+/*
+ * state_plan_save_verified - record in the state the records, hashes and DNs
+ * of the matches verified by comparing the cloud's copy (plan_items, op
+ * match with a record), and the versions of the cloud copies found equal
+ * (plan_same). Errors as state_plan_schema.
+ */
+enum dirconn_err state_plan_save_verified(struct state *st, struct dirconn_error *err);
+
+/*
+ * state_plan_save_raw - record the raw hashes (plan_raw) of the objects
+ * whose state record is the very one this plan built (same hash, name, DN).
+ * Errors as state_plan_schema.
+ */
+enum dirconn_err state_plan_save_raw(struct state *st, struct dirconn_error *err);
+
+/*
+ * state_plan_save_moves - give the matched objects whose DN changed within
+ * the scope (moved or renamed) their new DN. Errors as state_plan_schema.
+ */
+enum dirconn_err state_plan_save_moves(struct state *st, struct dirconn_error *err);
 
 #endif

@@ -7,34 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Matched objects whose DN changed (moved or renamed within the scope) get their new DN. */
-static int collect_moved(void *arg, const struct plan_item *it)
-{
-    struct id_list *l = arg;
-    return !id_list_add(l, it->external_id, it->dn, it->kind, NULL, false);
-}
-
-static enum dirconn_err record_moves(struct sync_ctx *c)
-{
-    struct id_list matched = {0};
-    enum dirconn_err e = plan_foreach(c->plan, PLAN_MATCH, -1, collect_moved, &matched, c->err);
-    for (size_t i = 0; e == DIRCONN_OK && i < matched.n; i++) {
-        struct state_object so = {0};
-        bool found = false;
-        e = state_object_get(c->st, matched.v[i].id, &so, &found, c->err);
-        if (e == DIRCONN_OK && found && matched.v[i].dn != NULL &&
-            strcmp(so.dn, matched.v[i].dn) != 0) {
-            free(so.dn);
-            so.dn = strdup(matched.v[i].dn);
-            e = so.dn != NULL ? state_object_put(c->st, &so, c->err)
-                              : dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
-        }
-        state_object_clear(&so);
-    }
-    id_list_free(&matched);
-    return e;
-}
-
 /*
  * After the cloud acknowledged the run (or each failure was recorded): the
  * failures become retries, the retries this run took up are forgotten, and
@@ -78,8 +50,9 @@ enum dirconn_err sync_save_progress(struct sync_ctx *c, bool full, const struct 
         e = plan_save_verified(c->plan, c->err);
     if (e == DIRCONN_OK)
         e = plan_save_raw(c->plan, c->err);
+    /* Matched objects whose DN changed (moved or renamed within the scope) get their new DN. */
     if (e == DIRCONN_OK)
-        e = record_moves(c);
+        e = state_plan_save_moves(c->st, c->err);
     if (e == DIRCONN_OK && wm != NULL && wm->method != NULL)
         e = state_watermark_put(c->st, wm, c->err);
     if (e == DIRCONN_OK)

@@ -619,6 +619,142 @@ static void test_names(void **state)
     state_close(st);
 }
 
+/* The number of rows the statements since the last call changed (sqlite3_total_changes). */
+static int changed_since(struct state *st, int *mark)
+{
+    int now = sqlite3_total_changes(state_db(st));
+    int d = now - *mark;
+    *mark = now;
+    return d;
+}
+
+static char *names_dump(struct state *st)
+{
+    static char out[512];
+    out[0] = '\0';
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(state_db(st),
+                                        "SELECT external_id || ' ' || kind || ' ' ||"
+                                        " coalesce(dn, '-') || ' ' || name_lower FROM names"
+                                        " ORDER BY external_id",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        strcat(out, (const char *)sqlite3_column_text(s, 0));
+        strcat(out, ";");
+    }
+    sqlite3_finalize(s);
+    return out;
+}
+
+static void test_plan_tables(void **state)
+{
+    (void)state;
+    struct state *st = open_ok();
+    struct dirconn_error err;
+    sqlite3 *db = state_db(st);
+    assert_int_equal(state_plan_schema(st, &err), DIRCONN_OK);
+    /* The status and op columns hold the enums' values, bound by name. */
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO plan_dir (external_id, kind, dn, name_lower, status) VALUES"
+             " ('u1', %d, 'cn=u1', 'a@x', %d), ('u2', %d, 'cn=u2', 'b@x', %d),"
+             " ('u3', %d, 'cn=u3', 'c@x', %d), ('g1', %d, 'cn=g1', 'g', %d),"
+             " ('c1', %d, 'cn=c1', 'a@x', %d);",
+             OBJECT_USER, PLAN_DIR_OK, OBJECT_USER, PLAN_DIR_CONFLICT, OBJECT_USER, PLAN_DIR_SKIP,
+             OBJECT_GROUP, PLAN_DIR_OK, OBJECT_CONTACT, PLAN_DIR_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(state_plan_index(st, false, &err), DIRCONN_OK);
+
+    /* Names: users and contacts sent or in conflict; a second save rewrites nothing. */
+    assert_int_equal(
+        sqlite3_exec(db, "INSERT INTO names VALUES ('old', 0, 'cn=old', 'o@x')", NULL, NULL, NULL),
+        SQLITE_OK);
+    int mark = sqlite3_total_changes(db);
+    assert_int_equal(state_plan_save_names(st, false, &err), DIRCONN_OK);
+    assert_string_equal(names_dump(st), "c1 2 cn=c1 a@x;u1 0 cn=u1 a@x;u2 0 cn=u2 b@x;");
+    assert_int_equal(changed_since(st, &mark), 4); /* "old" deleted, three inserted */
+    assert_int_equal(state_plan_save_names(st, false, &err), DIRCONN_OK);
+    assert_int_equal(changed_since(st, &mark), 0);
+    /* A renamed object's row is replaced; the others stay as they were. */
+    assert_int_equal(sqlite3_exec(db, "UPDATE plan_dir SET dn = 'cn=u1b' WHERE external_id = 'u1'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    mark = sqlite3_total_changes(db);
+    assert_int_equal(state_plan_save_names(st, false, &err), DIRCONN_OK);
+    assert_string_equal(names_dump(st), "c1 2 cn=c1 a@x;u1 0 cn=u1b a@x;u2 0 cn=u2 b@x;");
+    assert_int_equal(changed_since(st, &mark), 1);
+    /* A partial save touches only the rows of the objects it read or saw leave. */
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO names VALUES ('far', 0, 'cn=far', 'f@x'),"
+                                  " ('left', 0, 'cn=left', 'l@x');"
+                                  "INSERT INTO plan_gone VALUES ('left');",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(state_plan_save_names(st, true, &err), DIRCONN_OK);
+    assert_string_equal(names_dump(st),
+                        "c1 2 cn=c1 a@x;far 0 cn=far f@x;u1 0 cn=u1b a@x;u2 0 cn=u2 b@x;");
+
+    /* Naming conflicts: a full plan counts plan_dir; a partial one the names of the rest too. */
+    assert_int_equal(state_plan_conflicts(st, false, &err), DIRCONN_OK);
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT name_lower, dns FROM plan_conflicts", -1, &s, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "a@x");
+    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+    assert_int_equal(sqlite3_exec(db,
+                                  "UPDATE names SET name_lower = 'b@x' WHERE external_id = 'far'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(state_plan_conflicts(st, true, &err), DIRCONN_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM plan_conflicts", -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(s, 0), 1); /* u2 is in conflict, not OK: only a@x */
+    sqlite3_finalize(s);
+
+    /* Moves: a match whose DN changed gets it; the state row keeps everything else. */
+    struct state_object o = {.external_id = "u1",
+                             .kind = OBJECT_USER,
+                             .dn = "cn=u1",
+                             .cloud_id = "c-u1",
+                             .name = "a@x",
+                             .record = "{}",
+                             .hash = "h"};
+    assert_int_equal(state_object_put(st, &o, &err), DIRCONN_OK);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO plan_items (op, kind, external_id, cloud_id, dn) VALUES"
+             " (%d, %d, 'u1', 'c-u1', 'cn=u1b')",
+             PLAN_MATCH, OBJECT_USER);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(state_plan_index(st, true, &err), DIRCONN_OK);
+    assert_int_equal(state_plan_save_moves(st, &err), DIRCONN_OK);
+    struct state_object got = {0};
+    bool found = false;
+    assert_int_equal(state_object_get(st, "u1", &got, &found, &err), DIRCONN_OK);
+    assert_true(found);
+    assert_string_equal(got.dn, "cn=u1b");
+    assert_string_equal(got.record, "{}");
+    assert_string_equal(got.cloud_id, "c-u1");
+    state_object_clear(&got);
+    /* a DN the state knows resolves, unless this run read that object or saw it leave */
+    char *id = state_plan_resolve_dn(st, "CN=U1B");
+    assert_null(id); /* u1 is in plan_dir */
+    assert_int_equal(
+        sqlite3_exec(db, "DELETE FROM plan_dir WHERE external_id = 'u1'", NULL, NULL, NULL),
+        SQLITE_OK);
+    id = state_plan_resolve_dn(st, "CN=U1B");
+    assert_non_null(id);
+    assert_string_equal(id, "u1");
+    free(id);
+    state_plan_drop(st);
+    assert_int_not_equal(sqlite3_exec(db, "SELECT 1 FROM plan_dir", NULL, NULL, NULL), SQLITE_OK);
+    state_close(st);
+}
+
 static void test_unusable_dir(void **state)
 {
     (void)state;
@@ -705,6 +841,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cache_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_referrers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plan_tables, setup, teardown),
         cmocka_unit_test(test_unusable_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
