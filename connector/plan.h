@@ -142,9 +142,9 @@ enum dirconn_err plan_add_dir_same(struct plan *p, enum object_kind kind, const 
  * this plan's objects whose state now holds the record the plan built from
  * that entry (same hash, name and DN), with the manager DN and links of that
  * record; other objects keep what they had (their raw_for then voids it if
- * their record changed). Call inside the caller's transaction once the run's
- * results are saved (after plan_save_verified). Errors: DIRCONN_ESTATE.
- * The statement is state_plan_save_raw (state.c).
+ * their record changed). Call outside a transaction, once the run's results
+ * are committed: it commits in chunks (state_plan_save_raw, state.c).
+ * Errors: DIRCONN_ESTATE.
  */
 enum dirconn_err plan_save_raw(struct plan *p, struct dirconn_error *err);
 

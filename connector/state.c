@@ -1477,6 +1477,9 @@ enum dirconn_err state_plan_save_verified(struct state *st, struct dirconn_error
 
 enum dirconn_err state_plan_save_raw(struct state *st, struct dirconn_error *err)
 {
+    /* The upper externalId of the next chunk (plan_raw's key order), or none for the last. */
+    static const char bound_sql[] = "SELECT external_id FROM plan_raw WHERE ?1 IS NULL"
+                                    " OR external_id > ?1 ORDER BY external_id LIMIT 1 OFFSET ?2";
     /*
      * Only where the state holds the very record this plan built from the
      * entry (its hash, name and DN): a write that failed or was not made
@@ -1486,11 +1489,51 @@ enum dirconn_err state_plan_save_raw(struct state *st, struct dirconn_error *err
         "UPDATE objects SET raw_hash = r.raw, raw_for = objects.hash, raw_manager = r.manager_dn,"
         " raw_links = r.links FROM plan_raw r JOIN plan_items i ON i.external_id = r.external_id"
         " AND i.op IN (:add, :update, :match) WHERE objects.external_id = r.external_id"
+        " AND (:lo IS NULL OR r.external_id > :lo) AND (:hi IS NULL OR r.external_id <= :hi)"
         " AND objects.hash = i.hash AND objects.name IS i.name AND objects.dn = i.dn"
         " AND objects.record IS NOT NULL AND r.raw IS NOT NULL AND r.links IS NOT NULL"
         " AND (objects.raw_hash IS NOT r.raw OR objects.raw_for IS NOT objects.hash"
         "  OR objects.raw_manager IS NOT r.manager_dn OR objects.raw_links IS NOT r.links)";
-    return state_plan_exec(st, sql, "plan: saving the raw hashes", err);
+    sqlite3_stmt *bound = NULL, *upd = NULL;
+    enum dirconn_err e = prepare(st, bound_sql, &bound, err);
+    if (e == DIRCONN_OK)
+        e = prepare(st, sql, &upd, err);
+    char *lo = NULL;
+    bool last = false;
+    while (e == DIRCONN_OK && !last) {
+        sqlite3_bind_text(bound, 1, lo, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(bound, 2, STATE_PLAN_SAVE_CHUNK - 1);
+        int rc = sqlite3_step(bound);
+        char *hi = rc == SQLITE_ROW ? col_text(bound, 0) : NULL;
+        sqlite3_reset(bound);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            e = db_error(st, err, "plan: saving the raw hashes");
+            break;
+        }
+        last = hi == NULL;
+        e = state_begin(st, err);
+        if (e != DIRCONN_OK) {
+            free(hi);
+            break;
+        }
+        state_plan_bind(upd);
+        sqlite3_bind_text(upd, sqlite3_bind_parameter_index(upd, ":lo"), lo, -1, SQLITE_STATIC);
+        sqlite3_bind_text(upd, sqlite3_bind_parameter_index(upd, ":hi"), hi, -1, SQLITE_STATIC);
+        rc = sqlite3_step(upd);
+        sqlite3_reset(upd);
+        if (rc != SQLITE_DONE) {
+            e = db_error(st, err, "plan: saving the raw hashes");
+            state_rollback(st);
+        } else {
+            e = state_commit(st, err);
+        }
+        free(lo);
+        lo = hi;
+    }
+    free(lo);
+    sqlite3_finalize(bound);
+    sqlite3_finalize(upd);
+    return e;
 }
 
 enum dirconn_err state_plan_save_moves(struct state *st, struct dirconn_error *err)

@@ -565,10 +565,18 @@ enum dirconn_err state_plan_save_names(struct state *st, bool partial, struct di
  */
 enum dirconn_err state_plan_save_verified(struct state *st, struct dirconn_error *err);
 
+/* Objects per transaction of state_plan_save_raw: its write-ahead log stays near 20 MB. */
+#define STATE_PLAN_SAVE_CHUNK 10000
+
 /*
  * state_plan_save_raw - record the raw hashes (plan_raw) of the objects
  * whose state record is the very one this plan built (same hash, name, DN).
- * Errors as state_plan_schema.
+ * Call outside a transaction: it commits every STATE_PLAN_SAVE_CHUNK objects
+ * (in externalId order), so a first full sync of a million objects does not
+ * hold one transaction over all of them. A raw hash is only a shortcut: one
+ * not recorded (a crash between chunks, an error) costs the next full sync
+ * the mapping of that entry, nothing else. Errors as state_plan_schema; the
+ * chunks committed before an error stay.
  */
 enum dirconn_err state_plan_save_raw(struct state *st, struct dirconn_error *err);
 

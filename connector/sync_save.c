@@ -48,8 +48,6 @@ enum dirconn_err sync_save_progress(struct sync_ctx *c, bool full, const struct 
         e = plan_save_names(c->plan, c->err);
     if (e == DIRCONN_OK)
         e = plan_save_verified(c->plan, c->err);
-    if (e == DIRCONN_OK)
-        e = plan_save_raw(c->plan, c->err);
     /* Matched objects whose DN changed (moved or renamed within the scope) get their new DN. */
     if (e == DIRCONN_OK)
         e = state_plan_save_moves(c->st, c->err);
@@ -60,5 +58,19 @@ enum dirconn_err sync_save_progress(struct sync_ctx *c, bool full, const struct 
     else
         state_rollback(c->st);
     c->err = saved;
+    /*
+     * The raw hashes last, in transactions of their own: at a first full sync
+     * they rewrite every object, and one transaction over all of them held the
+     * write-ahead log at twice the state's size. One not saved costs the next
+     * full sync the mapping of that entry, so an error here is a warning.
+     */
+    if (e == DIRCONN_OK) {
+        struct dirconn_error rerr;
+        dirconn_error_clear(&rerr);
+        if (plan_save_raw(c->plan, &rerr) != DIRCONN_OK)
+            log_msg(c->log, LOG_LEVEL_WARN,
+                    "%s; the next full sync maps the entries whose raw hashes were not saved",
+                    rerr.msg);
+    }
     return e;
 }

@@ -755,6 +755,58 @@ static void test_plan_tables(void **state)
     state_close(st);
 }
 
+static int count_commit(void *arg)
+{
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* Raw hashes are saved in transactions of STATE_PLAN_SAVE_CHUNK objects, all of them. */
+static void test_plan_save_raw_chunks(void **state)
+{
+    (void)state;
+    struct state *st = open_ok();
+    struct dirconn_error err;
+    sqlite3 *db = state_db(st);
+    assert_int_equal(state_plan_schema(st, &err), DIRCONN_OK);
+    const int n = 2 * STATE_PLAN_SAVE_CHUNK + 1;
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < %d)"
+             " INSERT INTO objects (external_id, kind, dn, cloud_id, name, hash, record)"
+             " SELECT printf('u%%06d', i), %d, 'cn=' || i, 'c' || i, 'n' || i, 'h' || i, '{}'"
+             " FROM k;"
+             "INSERT INTO plan_items (op, kind, external_id, dn, name, hash)"
+             " SELECT %d, kind, external_id, dn, name, hash FROM objects;"
+             "INSERT INTO plan_raw SELECT external_id, 'r' || external_id, NULL, '{}' FROM objects;"
+             /* one whose state record is not the one planned keeps no raw hash */
+             "UPDATE plan_items SET hash = 'other' WHERE external_id = 'u000007';",
+             n, OBJECT_USER, PLAN_ADD);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(state_plan_index(st, true, &err), DIRCONN_OK);
+    int commits = 0;
+    sqlite3_commit_hook(db, count_commit, &commits);
+    assert_int_equal(state_plan_save_raw(st, &err), DIRCONN_OK);
+    sqlite3_commit_hook(db, NULL, NULL);
+    assert_int_equal(commits, 3);
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*), sum(raw_hash = 'r' || external_id"
+                                        " AND raw_for = hash) FROM objects WHERE raw_hash"
+                                        " IS NOT NULL",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(s, 0), n - 1);
+    assert_int_equal(sqlite3_column_int(s, 1), n - 1);
+    sqlite3_finalize(s);
+    /* nothing changed: a second save writes nothing */
+    int mark = sqlite3_total_changes(db);
+    assert_int_equal(state_plan_save_raw(st, &err), DIRCONN_OK);
+    assert_int_equal(sqlite3_total_changes(db) - mark, 0);
+    state_close(st);
+}
+
 static void test_unusable_dir(void **state)
 {
     (void)state;
@@ -842,6 +894,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_referrers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_tables, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plan_save_raw_chunks, setup, teardown),
         cmocka_unit_test(test_unusable_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
