@@ -22,6 +22,9 @@
 #define APPLY_BATCH_BYTES_MAX (16L << 20)
 /* Operations per /Bulk request, so that a batch's adds travel as several requests in flight. */
 #define BULK_CHUNK 250
+/* Bytes a /Bulk request adds around its operations, and around each operation's data. */
+#define BULK_REQ_OVERHEAD 128
+#define BULK_OP_OVERHEAD  128
 /* Members per PATCH operation (bounded chunks). */
 #define MEMBER_CHUNK 500
 
@@ -133,6 +136,7 @@ struct apply_op {
     bool lookup;   /* created by a lost attempt: find it by externalId */
     bool recreate; /* and when it is not there, create it (the POST may not have been applied) */
     char *sent;    /* the body of the POST (adds), to send again after a lookup */
+    bool in_bulk;  /* the add travels in a /Bulk request (submit_bulk), not a POST of its own */
     char *new_cloud_id;
     json_t *rest;        /* group adds: member values that did not fit the POST, added by PATCH */
     size_t post_members; /* group adds: the member values the POST carried */
@@ -985,6 +989,7 @@ struct bulk_req {
     struct apply *a;
     struct batch *b;
     int first, count;
+    size_t payload; /* the request's size in bytes, about */
 };
 
 const json_t *apply_bulk_result(const json_t *body, const char *bulk_id, long *status,
@@ -1017,30 +1022,61 @@ static void on_bulk_done(void *arg, const struct scim_response *r)
     struct apply *a = br->a;
     if (stops_run(a, r)) {
         for (int i = 0; i < br->count; i++)
-            answered(a, &br->b->ops[br->first + i]);
+            if (br->b->ops[br->first + i].in_bulk)
+                answered(a, &br->b->ops[br->first + i]);
         free(br);
         return;
     }
     if (r->maybe_applied) {
         /* Some or all of the bulk may have been applied: each is looked up, then created. */
         for (int i = 0; i < br->count; i++) {
-            answered(a, &br->b->ops[br->first + i]);
-            br->b->ops[br->first + i].lookup = true;
-            br->b->ops[br->first + i].recreate = true;
+            struct apply_op *o = &br->b->ops[br->first + i];
+            if (!o->in_bulk)
+                continue;
+            answered(a, o);
+            o->lookup = true;
+            o->recreate = true;
+        }
+        free(br);
+        return;
+    }
+    if (r->code != DIRCONN_OK && r->status == 413) {
+        /* Larger than the provider takes after all: smaller Bulk requests from now on, and
+         * these operations are sent one by one (a group with fewer members if it must). */
+        long cap = (long)br->payload / 2;
+        if (cap < a->p.caps.bulk_max_payload) {
+            log_msg(a->p.log, LOG_LEVEL_WARN,
+                    "the cloud refused a %zu-byte /Bulk request as too large (413): its %d "
+                    "operations are sent one by one, and Bulk requests carry at most %ld bytes "
+                    "for the rest of this sync",
+                    br->payload, br->count, cap);
+            a->p.caps.bulk_max_payload = cap;
+        }
+        for (int i = 0; i < br->count; i++) {
+            struct apply_op *o = &br->b->ops[br->first + i];
+            if (!o->in_bulk)
+                continue;
+            answered(a, o);
+            o->too_large = true;
         }
         free(br);
         return;
     }
     if (r->code != DIRCONN_OK) {
         for (int i = 0; i < br->count; i++) {
-            answered(a, &br->b->ops[br->first + i]);
-            report_failure(a, &br->b->ops[br->first + i], r->error);
+            struct apply_op *o = &br->b->ops[br->first + i];
+            if (!o->in_bulk)
+                continue;
+            answered(a, o);
+            report_failure(a, o, r->error);
         }
         free(br);
         return;
     }
     for (int i = 0; i < br->count; i++) {
         struct apply_op *o = &br->b->ops[br->first + i];
+        if (!o->in_bulk)
+            continue; /* a group too large for a bulk operation, sent alone */
         answered(a, o);
         long status = 0;
         const char *detail = NULL, *rid = NULL;
@@ -1077,13 +1113,17 @@ static enum dirconn_err submit_bulk(struct apply *a, struct batch *b, json_t **b
     int i = 0;
     while (i < b->n) {
         json_t *ops = json_array();
-        size_t payload = 128;
+        size_t payload = BULK_REQ_OVERHEAD;
         int first = i;
         long max_ops =
             a->p.caps.bulk_max_operations < BULK_CHUNK ? a->p.caps.bulk_max_operations : BULK_CHUNK;
         while (i < b->n && (long)json_array_size(ops) < max_ops) {
+            if (bodies[i] == NULL) { /* sent alone (send_op) */
+                i++;
+                continue;
+            }
             char *text = json_dumps(bodies[i], JSON_COMPACT);
-            size_t len = text != NULL ? strlen(text) + 128 : 0;
+            size_t len = text != NULL ? strlen(text) + BULK_OP_OVERHEAD : 0;
             free(text);
             if (json_array_size(ops) > 0 && (long)(payload + len) > a->p.caps.bulk_max_payload)
                 break;
@@ -1093,6 +1133,10 @@ static enum dirconn_err submit_bulk(struct apply *a, struct batch *b, json_t **b
                                                  b->ops[i].external_id, "data", bodies[i]));
             i++;
         }
+        if (json_array_size(ops) == 0) { /* the batch's last adds were all sent alone */
+            json_decref(ops);
+            break;
+        }
         json_t *req =
             json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_BULK_REQUEST, "Operations", ops);
         struct bulk_req *br = malloc(sizeof(*br));
@@ -1100,7 +1144,7 @@ static enum dirconn_err submit_bulk(struct apply *a, struct batch *b, json_t **b
             json_decref(req);
             return dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
         }
-        *br = (struct bulk_req){a, b, first, i - first};
+        *br = (struct bulk_req){a, b, first, i - first, payload};
         enum dirconn_err e =
             port_submit(a, "POST", "/Bulk", req, NULL, true, on_bulk_done, br, a->err);
         json_decref(req);
@@ -1396,8 +1440,15 @@ static enum dirconn_err send_op(struct apply *a, struct apply_op *o, json_t **bu
     o->sent = json_dumps(rec, JSON_COMPACT);
     o->create = true;
     o->vouches = true; /* the created copy holds the record (groups: unless o->rest) */
-    if (bulk_body != NULL) {
+    /*
+     * A group whose POST body (members up to [cloud] max_payload) would not
+     * fit one operation of a /Bulk request of the provider's size goes alone.
+     */
+    if (bulk_body != NULL &&
+        (o->sent == NULL || (long)strlen(o->sent) + BULK_OP_OVERHEAD + BULK_REQ_OVERHEAD <=
+                                a->p.caps.bulk_max_payload)) {
         *bulk_body = rec;
+        o->in_bulk = true;
         return DIRCONN_OK;
     }
     enum dirconn_err e = submit_write(a, o, "POST", resource_paths[o->kind], rec, NULL, a->err);
@@ -1529,7 +1580,7 @@ static void recreate_gone(struct apply *a, struct apply_op *o)
     json_decref(body);
 }
 
-/* A group's POST refused as too large (shrink_payload): sent again under the lowered limit. */
+/* A POST refused as too large (a group's, shrink_payload; or a /Bulk request's): sent alone. */
 static void resend_smaller(struct apply *a, struct apply_op *o)
 {
     o->too_large = false;
@@ -1580,7 +1631,7 @@ static enum dirconn_err send_batch(struct apply *a, struct batch *b)
     json_t *bodies[APPLY_BATCH] = {0};
     bool bulk = a->p.caps.bulk;
     for (int i = 0; i < b->n; i++)
-        bulk = bulk && b->ops[i].op == PLAN_ADD && b->ops[i].kind != OBJECT_GROUP;
+        bulk = bulk && b->ops[i].op == PLAN_ADD;
     enum dirconn_err e = DIRCONN_OK;
     int *saved = a->outstanding;
     a->outstanding = &b->outstanding;

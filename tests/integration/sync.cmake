@@ -11,7 +11,8 @@ dirconn_integration_test(bench_latency_smoke ../../bench/latency.sh ARGS --smoke
 dirconn_integration_test(scim_interop_rfc scim_interop.sh
   ARGS adlds strict payload-64k cascading no-enterprise no-bulk TIMEOUT 3600 COST 1000)
 dirconn_integration_test(scim_interop_limits scim_interop.sh
-  ARGS adlds no-patch no-etag no-contacts eq-only single-value body-64k TIMEOUT 3600 COST 1000)
+  ARGS adlds no-patch no-etag no-contacts eq-only single-value body-64k body-64k-no-bulk
+  TIMEOUT 3600 COST 1000)
 dirconn_integration_test(scim_interop_providers scim_interop.sh
   ARGS adlds group-patch-limited etag-required aws scimmy TIMEOUT 3600 COST 1000)
 dirconn_integration_test(daemon_bind_adds daemon_bind.sh TIMEOUT 1200 RESOURCE samba_adds)
