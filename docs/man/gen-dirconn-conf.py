@@ -90,10 +90,16 @@ def main(path):
                 i += 1
             header, body = rows[0], [r for r in rows[2:]]
             if header[:2] == ["key", "type"]:
+                # columns by name: key, type, default, reload (when applied), meaning
+                col = {name: n for n, name in enumerate(header)}
                 for r in body:
-                    key, typ, default, meaning = (r + ["", "", "", ""])[:4]
+                    r = r + [""] * (len(header) - len(r))
+                    key, typ, default = r[col["key"]], r[col["type"]], r[col["default"]]
+                    meaning = r[col["meaning"]]
+                    reload = r[col["reload"]] if "reload" in col else ""
                     w(".TP")
-                    w("%s (%s; default: %s)" % (esc(key), esc(typ), esc(default)))
+                    w("%s (%s; default: %s%s)" % (esc(key), esc(typ), esc(default),
+                                                  "; applied: " + esc(reload) if reload else ""))
                     w(line(meaning))
             else:
                 w(".TS")

@@ -33,6 +33,11 @@ while IFS= read -r row; do
 	key=$(sed -E 's/^\| `([a-z_]+)`.*/\1/' <<<"$row")
 	check_contains "dirconn.conf.5 documents $key" "$conf_text" "$key ("
 done < <(grep -E '^\| `[a-z_]+` \|' "$SRC/docs/configuration.md")
+# Each key's paragraph is its meaning (the table's last column), with when it is applied.
+check_contains "dirconn.conf.5 gives a key's meaning" "$conf_text" \
+	"The largest request body sent to this provider."
+check_contains "dirconn.conf.5 says when a key is applied" "$conf_text" \
+	"max_payload (integer (bytes); default: 0; applied: next-run)"
 
 if [[ -n ${DIRCONN_BUILD_DIR:-} ]]; then
 	cmake --install "$DIRCONN_BUILD_DIR" --prefix "$work/prefix" >/dev/null
