@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "cloud/cloud_control.h"
 #include "cloud/cloud_reply.h"
@@ -31,6 +32,11 @@ static void run_request(struct cloud_req *req)
         return;
     }
     if (req->nsegs >= 3 && strcmp(req->segs[0], "scim") == 0 && strcmp(req->segs[1], "v2") == 0) {
+        if (req->stall_ms > 0) {
+            struct timespec ts = {req->stall_ms / 1000, (req->stall_ms % 1000) * 1000000L};
+            while (nanosleep(&ts, &ts) != 0)
+                ;
+        }
         cloud_scim_handle(req);
         return;
     }
@@ -235,6 +241,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
         case CLOUD_FAULT_NONE:
             break;
         }
+        if (cloud_reply_is_scim(req))
+            req->stall_ms = cloud_fault_stall(&ctx->fault);
         if (delay_ms > 0) {
             req->delay = evtimer_new(ctx->base, delay_done, req);
             if (req->delay != NULL) {

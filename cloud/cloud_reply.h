@@ -43,6 +43,7 @@ struct cloud_req {
     int64_t start_ns;
     bool faultable;
     long patch_ops;      /* PATCH operations applied (a PATCH, or inside /Bulk), logged */
+    long stall_ms;       /* stall fault: the SCIM processing waits this long first */
     struct event *delay; /* latency fault timer */
     struct cloud_req *dnext, *dprev; /* in ctx->delayed while the timer runs */
 };

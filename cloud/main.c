@@ -105,6 +105,8 @@ static const struct opt options[] = {
      "add latency to each request"},
     {"fault-jitter", OPT_DURATION_MS, CFG(fault.jitter_ms), 0, 600000, "DURATION",
      "plus uniform random 0..DURATION"},
+    {"fault-stall", OPT_DURATION_MS, CFG(fault.stall_ms), 0, 600000, "DURATION",
+     "hold the SCIM processing of each faulted SCIM request this long (blocking)"},
     {"fault-500", OPT_RATE, CFG(fault.p500), 0, 0, "RATE", "fraction answered 500 before applying"},
     {"fault-503", OPT_RATE, CFG(fault.p503), 0, 0, "RATE",
      "fraction answered 503 + Retry-After before applying"},
