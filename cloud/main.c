@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/crypto.h>
@@ -502,7 +503,9 @@ static int run(struct cloud_ctx *ctx, int argc, char **argv)
             return dirconn_exit_code(DIRCONN_ESTATE);
         }
     }
-    ctx->base = event_base_new();
+    /* the SCIM thread hands its answers back with event_active (cloud_http.c) */
+    if (evthread_use_pthreads() == 0)
+        ctx->base = event_base_new();
     if (ctx->base == NULL) {
         log_msg(&ctx->log, LOG_LEVEL_ERROR, "event_base_new failed");
         return 1;

@@ -41,12 +41,11 @@ check "the change's write reaches the cloud and is stalled" wait_until 60 stalle
 t_stall=$(now)
 # while it is processed: lease renewals (PUT .../lease 200) go on, at least 3 within the stall
 renews_from=$(ha_cloud_log_lines)
-check "the lease is renewed while the SCIM write is being processed" \
-	ha_wait_lease_calls 1 PUT "$renews_from" 3 $((STALL_MS / 1000 - 1))
-renewed_in=$(elapsed "$t_stall" "$(now)")
+renewed_in=never
+ha_wait_lease_calls 1 PUT "$renews_from" 3 $((STALL_MS / 1000 - 1)) && renewed_in=$(elapsed "$t_stall" "$(now)")
 echo "# 3 renewals answered ${renewed_in}s after the write was stalled"
-check "the renewals were answered during the stall (< ${STALL_MS} ms)" \
-	awk -v e="$renewed_in" -v l="$STALL_MS" 'BEGIN { exit !(e * 1000 < l) }'
+check "the lease is renewed (3 times) while the SCIM write is being processed (< ${STALL_MS} ms)" \
+	awk -v e="$renewed_in" -v l="$STALL_MS" 'BEGIN { exit !(e != "never" && e * 1000 < l) }'
 check_eq "the cloud's lease holder is still conn-1" 1 "$(ha_cloud_holder)"
 check_eq "its fencing token is unchanged" "$tok" "$(json "$(ha_cloud_lease)" "j['leaseTransitions']")"
 check_eq "the instance is still active" active "$(ha_role 1)"
