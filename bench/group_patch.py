@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """group_patch.py - the cost of a member PATCH on a large group in dirconn-cloud.
 
-usage: bench/group_patch.py [--members N] [--chunk C] [--build-dir DIR] [--out FILE]
+usage: bench/group_patch.py [--members N] [--chunk C] [--build-dir DIR] [--out FILE] [--wrap CMD]
 
 Starts the reference cloud (plain HTTP on loopback, its own temporary database), creates N users
 through /Bulk, one group, and fills the group the way dirconn does (RFC 7644 3.5.2.1: one "add"
@@ -17,6 +17,7 @@ ap.add_argument("--members", type=int, default=20000)
 ap.add_argument("--chunk", type=int, default=500)
 ap.add_argument("--build-dir", default=os.path.join(os.path.dirname(__file__), "..", "build"))
 ap.add_argument("--out", default=None)
+ap.add_argument("--wrap", default="", help="command the cloud runs under, e.g. 'perf record -g -o F --'")
 a = ap.parse_args()
 cloud = os.path.join(a.build_dir, "cloud", "dirconn-cloud")
 tmp = tempfile.mkdtemp(prefix="dirconn-group-patch.")
@@ -24,7 +25,7 @@ tok = os.path.join(tmp, "token")
 open(tok, "w").write("benchtoken0123456789abcdef\n")
 ready = os.path.join(tmp, "ready")
 log = open(os.path.join(tmp, "cloud.log"), "w")
-p = subprocess.Popen([cloud, "--listen", "127.0.0.1:0", "--db", os.path.join(tmp, "db"),
+p = subprocess.Popen(a.wrap.split() + [cloud, "--listen", "127.0.0.1:0", "--db", os.path.join(tmp, "db"),
                       "--admin-token-file", tok, "--org", "bench", "--insecure-http",
                       "--ready-file", ready, "--max-body", "16m", "--bulk-max-payload", "16m"],
                      stderr=log)
@@ -102,6 +103,6 @@ try:
     if a.out:
         json.dump(res, open(a.out, "w"), indent=2)
 finally:
-    p.terminate()
+    p.send_signal(2)  # SIGINT: a wrapper such as perf record passes it on and writes its data
     p.wait()
     shutil.rmtree(tmp, ignore_errors=True)
