@@ -25,16 +25,16 @@
 #include "cloud/cloud_http.h"
 
 #include <arpa/inet.h>
-#include <event2/keyvalq_struct.h>
-#include <pthread.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <pthread.h>
 #include <sys/queue.h>
 #include <stdio.h>
 #include <stdlib.h>
