@@ -861,18 +861,12 @@ static enum dirconn_err commit_batch(struct apply *a, struct batch *b)
  * (and at most MEMBER_CHUNK); or "remove" of members[value eq "<id>"], at
  * most [cloud] patch_max_operations operations and max_payload bytes per
  * request. ids holds cloud ids (strings) or member objects ({"value": id}).
- * arg_for(ctx) gives each request its callback argument. Each request asks for the answer
- * without "members" (?excludedAttributes=members, RFC 7644 3.9): the callbacks read only the
- * status, and a large group's answer would otherwise hold its whole member list.
+ * arg_for(ctx) gives each request its callback argument.
  */
-static enum dirconn_err submit_member_patches(struct apply *a, const char *group_path,
-                                              const json_t *ids, bool remove, scim_done_fn done,
+static enum dirconn_err submit_member_patches(struct apply *a, const char *path, const json_t *ids,
+                                              bool remove, scim_done_fn done,
                                               void *(*arg_for)(void *ctx), void *ctx)
 {
-    /* the answer without the members (RFC 7644 3.5.2, 3.9): a large group's whole member list
-     * is not sent back for each chunk; a provider that ignores the parameter sends it all */
-    char path[600];
-    snprintf(path, sizeof(path), "%s?excludedAttributes=members", group_path);
     size_t n = json_array_size(ids);
     size_t i = 0;
     long budget = a->p.caps.max_payload - PATCH_OVERHEAD;
