@@ -6,11 +6,17 @@
  * event base and HTTP server, the TLS context, the SQLite store and the fault
  * injector. main.c creates it; request handlers receive it through
  * struct cloud_req (cloud_reply.h).
+ *
+ * Threads: the event loop thread owns everything but the SCIM thread's members of
+ * struct cloud_scim_thread (see cloud_http.c for the hand-over). Both threads read cfg,
+ * log (thread-safe), base_url and the schema tables, which do not change after start;
+ * a handler uses the store its request names (req->st), never ctx->store directly.
  */
 #ifndef DIRCONN_CLOUD_H
 #define DIRCONN_CLOUD_H
 
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -63,6 +69,24 @@ struct evhttp;
 struct event;
 struct cloud_req;
 
+/*
+ * The SCIM thread (cloud_http.c): every /scim/ request is processed there, one at a time in
+ * arrival order, with its own SQLite connection, so that the control API (lease, state,
+ * reports, on the event loop thread) is answered while a long SCIM request runs. lock guards
+ * queue, done and stop; cond wakes the thread (a request queued, stop).
+ */
+struct cloud_scim_thread {
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct cloud_req *queue, *queue_tail; /* waiting for the SCIM thread (arrival order) */
+    struct cloud_req *done, *done_tail;   /* answered there, to be sent by the loop thread */
+    bool stop;
+    struct event *done_ev;    /* made active by the SCIM thread: the loop sends what is done */
+    struct cloud_store store; /* the SCIM thread's connection (the loop thread uses ctx->store) */
+};
+
 struct cloud_ctx {
     struct cloud_config cfg;
     struct log_sink log;
@@ -70,7 +94,8 @@ struct cloud_ctx {
     struct evhttp *http;
     SSL_CTX *ssl;
     struct event *sig_term, *sig_int;
-    struct cloud_store store;
+    struct cloud_store store; /* the event loop thread's connection */
+    struct cloud_scim_thread scim;
     unsigned char admin_hash[32]; /* SHA-256 of the admin token */
     struct cloud_fault fault;
     char base_url[256];        /* scheme://host:port, no trailing slash */

@@ -35,8 +35,8 @@ static json_t *time_json(sqlite3_stmt *s, int col)
 
 static void db_error(struct cloud_req *req)
 {
-    log_msg(&req->ctx->log, LOG_LEVEL_ERROR, "database: %s", cloud_store_errmsg(&req->ctx->store));
-    cloud_store_rollback(&req->ctx->store);
+    log_msg(&req->ctx->log, LOG_LEVEL_ERROR, "database: %s", cloud_store_errmsg(req->st));
+    cloud_store_rollback(req->st);
     cloud_reply_error(req, 500, "internal", "database error");
 }
 
@@ -195,7 +195,7 @@ void cloud_control_oauth_token(struct cloud_req *req)
     unsigned char pending_md[32];
     bool promote = false; /* the pending secret was used: it becomes the secret now */
     if (status == 0) {
-        sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_CONN_GET);
+        sqlite3_stmt *s = cloud_store_stmt(req->st, CLOUD_STMT_CONN_GET);
         bind_text(s, 1, id);
         unsigned char md[32];
         cloud_sha256(secret, strlen(secret), md);
@@ -205,7 +205,7 @@ void cloud_control_oauth_token(struct cloud_req *req)
         bool current = known && hash_equal(s, 4, md);
         sqlite3_reset(s);
         if (known && !current) {
-            s = cloud_store_stmt(&ctx->store, CLOUD_STMT_PENDING_GET);
+            s = cloud_store_stmt(req->st, CLOUD_STMT_PENDING_GET);
             bind_text(s, 1, id);
             promote = sqlite3_step(s) == SQLITE_ROW && hash_equal(s, 0, md);
             sqlite3_reset(s);
@@ -232,7 +232,7 @@ void cloud_control_oauth_token(struct cloud_req *req)
     unsigned char md[32];
     cloud_sha256(token, strlen(token), md);
     int64_t now = cloud_now_ms();
-    struct cloud_store *st = &ctx->store;
+    struct cloud_store *st = req->st;
     sqlite3_stmt *s = cloud_store_stmt(st, CLOUD_STMT_TOKEN_PURGE);
     sqlite3_bind_int64(s, 1, now - 86400000);
     cloud_store_exec(st, s);
@@ -316,9 +316,9 @@ static json_t *connector_json(sqlite3_stmt *s)
 }
 
 /* Look up connector id in org; returns a JSON description or NULL (not found). */
-static json_t *connector_get(struct cloud_ctx *ctx, const char *org, const char *id)
+static json_t *connector_get(struct cloud_req *req, const char *org, const char *id)
 {
-    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_CONN_GET);
+    sqlite3_stmt *s = cloud_store_stmt(req->st, CLOUD_STMT_CONN_GET);
     bind_text(s, 1, id);
     json_t *c = NULL;
     if (sqlite3_step(s) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(s, 1), org) == 0)
@@ -346,11 +346,11 @@ static bool valid_text(const json_t *v, size_t max)
     return true;
 }
 
-static enum cloud_ha_mode hamode_effective(struct cloud_ctx *ctx, const char *org,
+static enum cloud_ha_mode hamode_effective(struct cloud_req *req, const char *org,
                                            enum cloud_ha_mode *recorded, bool *live);
 static void hamode_refuse(struct cloud_req *req, const char *org, enum cloud_ha_mode effective,
                           bool held_unrecorded, enum cloud_ha_mode declared);
-static int hamode_store(struct cloud_ctx *ctx, const char *org, enum cloud_ha_mode m,
+static int hamode_store(struct cloud_req *req, const char *org, enum cloud_ha_mode m,
                         const char *by);
 
 static void connectors_register(struct cloud_req *req, const char *org)
@@ -384,7 +384,7 @@ static void connectors_register(struct cloud_req *req, const char *org)
         cloud_reply_api_error(req, 400, "invalidRequest", "haMode must be cloud, etcd or none");
         return;
     }
-    enum cloud_ha_mode eff = hamode_effective(ctx, org, &recorded, NULL);
+    enum cloud_ha_mode eff = hamode_effective(req, org, &recorded, NULL);
     if (!cloud_ha_mode_accepts(eff, declared)) {
         json_decref(b);
         hamode_refuse(req, org, eff, recorded == CLOUD_HA_UNSET, declared);
@@ -399,20 +399,20 @@ static void connectors_register(struct cloud_req *req, const char *org)
     unsigned char md[32];
     cloud_sha256(secret, strlen(secret), md);
     int64_t now = cloud_now_ms();
-    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_CONN_INSERT);
+    sqlite3_stmt *s = cloud_store_stmt(req->st, CLOUD_STMT_CONN_INSERT);
     bind_text(s, 1, id);
     bind_text(s, 2, org);
     bind_text(s, 3, json_string_value(name));
     bind_text(s, 4, json_string_value(host));
     sqlite3_bind_blob(s, 5, md, 32, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 6, now);
-    int rc = cloud_store_exec(&ctx->store, s);
+    int rc = cloud_store_exec(req->st, s);
     json_decref(b);
     enum cloud_ha_mode rec = cloud_ha_mode_to_record(recorded, declared, CLOUD_HA_ACT_REGISTER);
     if (rc == SQLITE_DONE && rec != CLOUD_HA_UNSET) {
         char by[120];
         snprintf(by, sizeof(by), "registration of connector %s", id);
-        if (hamode_store(ctx, org, rec, by) != 0)
+        if (hamode_store(req, org, rec, by) != 0)
             rc = SQLITE_ERROR;
     }
     if (rc != SQLITE_DONE) {
@@ -420,7 +420,7 @@ static void connectors_register(struct cloud_req *req, const char *org)
         db_error(req);
         return;
     }
-    json_t *c = connector_get(ctx, org, id);
+    json_t *c = connector_get(req, org, id);
     json_object_set_new(c, "secret", json_string(secret));
     OPENSSL_cleanse(secret, sizeof(secret));
     char loc[512];
@@ -432,7 +432,7 @@ static void connectors_register(struct cloud_req *req, const char *org)
 
 static void connectors_list(struct cloud_req *req, const char *org)
 {
-    sqlite3_stmt *s = cloud_store_stmt(&req->ctx->store, CLOUD_STMT_CONN_LIST);
+    sqlite3_stmt *s = cloud_store_stmt(req->st, CLOUD_STMT_CONN_LIST);
     bind_text(s, 1, org);
     json_t *arr = json_array();
     while (sqlite3_step(s) == SQLITE_ROW)
@@ -452,10 +452,10 @@ struct lease {
     long long rv;
 };
 
-static int lease_load(struct cloud_ctx *ctx, const char *org, struct lease *l)
+static int lease_load(struct cloud_req *req, const char *org, struct lease *l)
 {
     memset(l, 0, sizeof(*l));
-    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_LEASE_GET);
+    sqlite3_stmt *s = cloud_store_stmt(req->st, CLOUD_STMT_LEASE_GET);
     bind_text(s, 1, org);
     if (sqlite3_step(s) != SQLITE_ROW) {
         sqlite3_reset(s);
@@ -481,9 +481,9 @@ static bool lease_expired(const struct lease *l, int64_t now)
     return l->has_holder && l->renew_ms + l->duration_s * 1000 <= now;
 }
 
-static int lease_store(struct cloud_ctx *ctx, const char *org, const struct lease *l)
+static int lease_store(struct cloud_req *req, const char *org, const struct lease *l)
 {
-    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_LEASE_SET);
+    sqlite3_stmt *s = cloud_store_stmt(req->st, CLOUD_STMT_LEASE_SET);
     bind_text(s, 1, org);
     bind_text(s, 2, l->has_holder ? l->holder : NULL);
     sqlite3_bind_int64(s, 3, l->duration_s);
@@ -492,16 +492,16 @@ static int lease_store(struct cloud_ctx *ctx, const char *org, const struct leas
     if (l->has_renew)
         sqlite3_bind_int64(s, 5, l->renew_ms);
     sqlite3_bind_int64(s, 6, l->transitions);
-    return cloud_store_exec(&ctx->store, s) == SQLITE_DONE ? 0 : -1;
+    return cloud_store_exec(req->st, s) == SQLITE_DONE ? 0 : -1;
 }
 
 /* --- HA mode (docs/cloud-api.md "HA mode") --------------------------------------------------- */
 
 /* The recorded mode of org (CLOUD_HA_UNSET: none); *ms and by (may be NULL) when recorded. */
-static enum cloud_ha_mode hamode_load(struct cloud_ctx *ctx, const char *org, long long *ms,
+static enum cloud_ha_mode hamode_load(struct cloud_req *req, const char *org, long long *ms,
                                       char *by, size_t byn)
 {
-    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_HAMODE_GET);
+    sqlite3_stmt *s = cloud_store_stmt(req->st, CLOUD_STMT_HAMODE_GET);
     bind_text(s, 1, org);
     enum cloud_ha_mode m = CLOUD_HA_UNSET;
     if (sqlite3_step(s) == SQLITE_ROW) {
@@ -516,35 +516,35 @@ static enum cloud_ha_mode hamode_load(struct cloud_ctx *ctx, const char *org, lo
 }
 
 /* Record mode m for org (CLOUD_HA_UNSET: forget it); returns 0 or -1. */
-static int hamode_store(struct cloud_ctx *ctx, const char *org, enum cloud_ha_mode m,
+static int hamode_store(struct cloud_req *req, const char *org, enum cloud_ha_mode m,
                         const char *by)
 {
     sqlite3_stmt *s;
     if (m == CLOUD_HA_UNSET) {
-        s = cloud_store_stmt(&ctx->store, CLOUD_STMT_HAMODE_DELETE);
+        s = cloud_store_stmt(req->st, CLOUD_STMT_HAMODE_DELETE);
         bind_text(s, 1, org);
     } else {
-        s = cloud_store_stmt(&ctx->store, CLOUD_STMT_HAMODE_SET);
+        s = cloud_store_stmt(req->st, CLOUD_STMT_HAMODE_SET);
         bind_text(s, 1, org);
         bind_text(s, 2, cloud_ha_mode_name(m));
         sqlite3_bind_int64(s, 3, cloud_now_ms());
         bind_text(s, 4, by);
     }
-    if (cloud_store_exec(&ctx->store, s) != SQLITE_DONE)
+    if (cloud_store_exec(req->st, s) != SQLITE_DONE)
         return -1;
-    log_msg(&ctx->log, LOG_LEVEL_INFO, "org %s: HA mode %s%s (%s)", org,
+    log_msg(&req->ctx->log, LOG_LEVEL_INFO, "org %s: HA mode %s%s (%s)", org,
             m == CLOUD_HA_UNSET ? "forgotten" : "recorded: ",
             m == CLOUD_HA_UNSET ? "" : cloud_ha_mode_name(m), by);
     return 0;
 }
 
 /* The mode in force in org: the recorded one, else the cloud lease while one is held. */
-static enum cloud_ha_mode hamode_effective(struct cloud_ctx *ctx, const char *org,
+static enum cloud_ha_mode hamode_effective(struct cloud_req *req, const char *org,
                                            enum cloud_ha_mode *recorded, bool *live)
 {
-    enum cloud_ha_mode r = hamode_load(ctx, org, NULL, NULL, 0);
+    enum cloud_ha_mode r = hamode_load(req, org, NULL, NULL, 0);
     struct lease l;
-    bool held = lease_load(ctx, org, &l) == 0 && l.has_holder && !lease_expired(&l, cloud_now_ms());
+    bool held = lease_load(req, org, &l) == 0 && l.has_holder && !lease_expired(&l, cloud_now_ms());
     if (recorded != NULL)
         *recorded = r;
     if (live != NULL)
@@ -578,7 +578,6 @@ static int hamode_declared(struct cloud_req *req, enum cloud_ha_mode *out)
 
 int cloud_control_ha_mode(struct cloud_req *req, const char *org, enum cloud_ha_act act)
 {
-    struct cloud_ctx *ctx = req->ctx;
     if (req->auth != CLOUD_AUTH_CONNECTOR)
         return 0;
     enum cloud_ha_mode declared, recorded;
@@ -587,7 +586,7 @@ int cloud_control_ha_mode(struct cloud_req *req, const char *org, enum cloud_ha_
     if (act == CLOUD_HA_ACT_LEASE && declared == CLOUD_HA_UNSET)
         declared = CLOUD_HA_CLOUD; /* taking the cloud lease is the cloud mode */
     bool live;
-    enum cloud_ha_mode eff = hamode_effective(ctx, org, &recorded, &live);
+    enum cloud_ha_mode eff = hamode_effective(req, org, &recorded, &live);
     if (!cloud_ha_mode_accepts(eff, declared)) {
         hamode_refuse(req, org, eff, recorded == CLOUD_HA_UNSET, declared);
         return -1;
@@ -597,7 +596,7 @@ int cloud_control_ha_mode(struct cloud_req *req, const char *org, enum cloud_ha_
         char by[120];
         snprintf(by, sizeof(by), "%s of connector %s",
                  act == CLOUD_HA_ACT_LEASE ? "lease" : "first write", req->connector_id);
-        if (hamode_store(ctx, org, rec, by) != 0) {
+        if (hamode_store(req, org, rec, by) != 0) {
             db_error(req);
             return -1;
         }
@@ -605,13 +604,13 @@ int cloud_control_ha_mode(struct cloud_req *req, const char *org, enum cloud_ha_
     return 0;
 }
 
-static json_t *hamode_json(struct cloud_ctx *ctx, const char *org)
+static json_t *hamode_json(struct cloud_req *req, const char *org)
 {
     long long ms = 0;
     char by[120] = "";
-    enum cloud_ha_mode m = hamode_load(ctx, org, &ms, by, sizeof(by));
+    enum cloud_ha_mode m = hamode_load(req, org, &ms, by, sizeof(by));
     bool live;
-    enum cloud_ha_mode eff = hamode_effective(ctx, org, NULL, &live);
+    enum cloud_ha_mode eff = hamode_effective(req, org, NULL, &live);
     char at[40];
     if (m != CLOUD_HA_UNSET)
         cloud_format_time(ms, at, sizeof(at));
@@ -625,7 +624,7 @@ static json_t *hamode_json(struct cloud_ctx *ctx, const char *org)
 
 static void hamode_get(struct cloud_req *req, const char *org)
 {
-    cloud_reply_send(req, 200, hamode_json(req->ctx, org), CT_JSON);
+    cloud_reply_send(req, 200, hamode_json(req, org), CT_JSON);
 }
 
 /* PUT ha-mode (admin): {"haMode": "cloud"|"etcd"|"none"|null, "force": bool}. */
@@ -657,7 +656,7 @@ static void hamode_put(struct cloud_req *req, const char *org)
         return;
     }
     struct lease l;
-    if (lease_load(ctx, org, &l) != 0) {
+    if (lease_load(req, org, &l) != 0) {
         db_error(req);
         return;
     }
@@ -670,14 +669,14 @@ static void hamode_put(struct cloud_req *req, const char *org)
                               l.holder);
         return;
     }
-    struct cloud_store *st = &ctx->store;
+    struct cloud_store *st = req->st;
     int ok = cloud_store_begin(st) == SQLITE_OK;
     if (ok && release) {
         l.has_holder = l.has_acquire = l.has_renew = false;
         l.transitions++;
-        ok = lease_store(ctx, org, &l) == 0;
+        ok = lease_store(req, org, &l) == 0;
     }
-    ok = ok && hamode_store(ctx, org, to, "the admin token") == 0;
+    ok = ok && hamode_store(req, org, to, "the admin token") == 0;
     if (!ok || cloud_store_commit(st) != SQLITE_OK) {
         db_error(req);
         return;
@@ -686,7 +685,7 @@ static void hamode_put(struct cloud_req *req, const char *org)
         log_msg(&ctx->log, LOG_LEVEL_INFO,
                 "org %s: lease released by the change of HA mode (transitions %lld)", org,
                 l.transitions);
-    cloud_reply_send(req, 200, hamode_json(ctx, org), CT_JSON);
+    cloud_reply_send(req, 200, hamode_json(req, org), CT_JSON);
 }
 
 static void connector_delete(struct cloud_req *req, const char *org, const char *id)
@@ -694,13 +693,13 @@ static void connector_delete(struct cloud_req *req, const char *org, const char 
     struct cloud_ctx *ctx = req->ctx;
     if (!require_admin(req))
         return;
-    json_t *c = connector_get(ctx, org, id);
+    json_t *c = connector_get(req, org, id);
     if (c == NULL) {
         cloud_reply_api_error(req, 404, "notFound", "no connector '%s' in org '%s'", id, org);
         return;
     }
     json_decref(c);
-    struct cloud_store *st = &ctx->store;
+    struct cloud_store *st = req->st;
     if (cloud_store_begin(st) != SQLITE_OK) {
         db_error(req);
         return;
@@ -715,11 +714,11 @@ static void connector_delete(struct cloud_req *req, const char *org, const char 
     bind_text(s, 1, id);
     ok = ok && cloud_store_exec(st, s) == SQLITE_DONE;
     struct lease l;
-    if (ok && lease_load(ctx, org, &l) == 0 && l.has_holder && strcmp(l.holder, id) == 0) {
+    if (ok && lease_load(req, org, &l) == 0 && l.has_holder && strcmp(l.holder, id) == 0) {
         l.has_holder = false;
         l.has_acquire = l.has_renew = false;
         l.transitions++;
-        ok = lease_store(ctx, org, &l) == 0;
+        ok = lease_store(req, org, &l) == 0;
         log_msg(&ctx->log, LOG_LEVEL_INFO, "org %s: lease released by deregistration of %s", org,
                 id);
     }
@@ -750,7 +749,7 @@ static void connector_reset_secret(struct cloud_req *req, const char *org, const
     }
     if (!self && !require_admin(req))
         return;
-    json_t *c = connector_get(ctx, org, id);
+    json_t *c = connector_get(req, org, id);
     if (c == NULL) {
         cloud_reply_api_error(req, 404, "notFound", "no connector '%s' in org '%s'", id, org);
         return;
@@ -763,7 +762,7 @@ static void connector_reset_secret(struct cloud_req *req, const char *org, const
     }
     unsigned char md[32];
     cloud_sha256(secret, strlen(secret), md);
-    struct cloud_store *st = &ctx->store;
+    struct cloud_store *st = req->st;
     int ok = cloud_store_begin(st) == SQLITE_OK;
     sqlite3_stmt *s;
     if (self) {
@@ -862,7 +861,7 @@ static bool if_match(const char *h, long long v)
 static void lease_get(struct cloud_req *req, const char *org)
 {
     struct lease l;
-    if (lease_load(req->ctx, org, &l) != 0) {
+    if (lease_load(req, org, &l) != 0) {
         db_error(req);
         return;
     }
@@ -870,9 +869,9 @@ static void lease_get(struct cloud_req *req, const char *org)
     cloud_reply_send(req, 200, lease_json(&l, cloud_now_ms()), CT_JSON);
 }
 
-static bool connector_in_org(struct cloud_ctx *ctx, const char *org, const char *id)
+static bool connector_in_org(struct cloud_req *req, const char *org, const char *id)
 {
-    json_t *c = connector_get(ctx, org, id);
+    json_t *c = connector_get(req, org, id);
     json_decref(c);
     return c != NULL;
 }
@@ -915,7 +914,7 @@ static void lease_put(struct cloud_req *req, const char *org)
         return;
     }
     struct lease l;
-    if (lease_load(ctx, org, &l) != 0) {
+    if (lease_load(req, org, &l) != 0) {
         json_decref(b);
         db_error(req);
         return;
@@ -933,7 +932,7 @@ static void lease_put(struct cloud_req *req, const char *org)
     int status = 0;
     const char *code = NULL;
     char detail[200] = "";
-    if (want != NULL && !connector_in_org(ctx, org, want)) {
+    if (want != NULL && !connector_in_org(req, org, want)) {
         status = 400, code = "invalidHolder";
         snprintf(detail, sizeof(detail), "holderIdentity must be a registered connector of %s",
                  org);
@@ -977,7 +976,7 @@ static void lease_put(struct cloud_req *req, const char *org)
             l.duration_s = json_integer_value(dur);
     }
     json_decref(b);
-    if (lease_store(ctx, org, &l) != 0 || lease_load(ctx, org, &l) != 0) {
+    if (lease_store(req, org, &l) != 0 || lease_load(req, org, &l) != 0) {
         db_error(req);
         return;
     }
@@ -996,14 +995,14 @@ int cloud_control_fence(struct cloud_req *req, const char *org)
     if (cloud_control_ha_mode(req, org, CLOUD_HA_ACT_WRITE) != 0)
         return -1;
     struct lease l;
-    if (lease_load(ctx, org, &l) != 0) {
+    if (lease_load(req, org, &l) != 0) {
         db_error(req);
         return -1;
     }
     const char *h = cloud_reply_input_header(req, CLOUD_FENCING_HEADER);
     const char *why = NULL;
     if (h == NULL) {
-        if (cloud_ha_mode_tokenless_ok(hamode_effective(ctx, org, NULL, NULL), l.transitions))
+        if (cloud_ha_mode_tokenless_ok(hamode_effective(req, org, NULL, NULL), l.transitions))
             return 0;
         why = "the org uses the cloud lease: writes must carry " CLOUD_FENCING_HEADER;
     } else {
@@ -1020,9 +1019,9 @@ int cloud_control_fence(struct cloud_req *req, const char *org)
     }
     if (why == NULL)
         return 0;
-    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_ORG_FENCED_INC);
+    sqlite3_stmt *s = cloud_store_stmt(req->st, CLOUD_STMT_ORG_FENCED_INC);
     bind_text(s, 1, org);
-    cloud_store_exec(&ctx->store, s);
+    cloud_store_exec(req->st, s);
     log_msg(&ctx->log, LOG_LEVEL_WARN, "org %s: fenced write from %s: %s", org, req->connector_id,
             why);
     cloud_reply_header(req, "Dirconn-Fenced", "1");
@@ -1035,7 +1034,7 @@ int cloud_control_fence(struct cloud_req *req, const char *org)
 
 static void state_get(struct cloud_req *req, const char *org)
 {
-    sqlite3_stmt *s = cloud_store_stmt(&req->ctx->store, CLOUD_STMT_ORG_GET);
+    sqlite3_stmt *s = cloud_store_stmt(req->st, CLOUD_STMT_ORG_GET);
     bind_text(s, 1, org);
     if (sqlite3_step(s) != SQLITE_ROW) {
         sqlite3_reset(s);
@@ -1051,7 +1050,6 @@ static void state_get(struct cloud_req *req, const char *org)
 
 static void state_put(struct cloud_req *req, const char *org)
 {
-    struct cloud_ctx *ctx = req->ctx;
     const char *im = cloud_reply_input_header(req, "If-Match");
     if (im == NULL) {
         cloud_reply_api_error(req, 412, "preconditionFailed",
@@ -1061,7 +1059,7 @@ static void state_put(struct cloud_req *req, const char *org)
     json_t *doc = parse_body(req, JSON_DECODE_ANY);
     if (doc == NULL)
         return;
-    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_ORG_GET);
+    sqlite3_stmt *s = cloud_store_stmt(req->st, CLOUD_STMT_ORG_GET);
     bind_text(s, 1, org);
     long long v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 2) : -1;
     sqlite3_reset(s);
@@ -1077,10 +1075,10 @@ static void state_put(struct cloud_req *req, const char *org)
         return;
     }
     char *text = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
-    s = cloud_store_stmt(&ctx->store, CLOUD_STMT_ORG_STATE_SET);
+    s = cloud_store_stmt(req->st, CLOUD_STMT_ORG_STATE_SET);
     bind_text(s, 1, org);
     bind_text(s, 2, text);
-    int rc = cloud_store_exec(&ctx->store, s);
+    int rc = cloud_store_exec(req->st, s);
     free(text);
     if (rc != SQLITE_DONE) {
         json_decref(doc);
@@ -1095,12 +1093,11 @@ static void state_put(struct cloud_req *req, const char *org)
 
 static void report_post(struct cloud_req *req, const char *org, const char *id)
 {
-    struct cloud_ctx *ctx = req->ctx;
     if (req->auth == CLOUD_AUTH_CONNECTOR && strcmp(req->connector_id, id) != 0) {
         cloud_reply_api_error(req, 403, "forbidden", "a connector reports only for itself");
         return;
     }
-    if (!connector_in_org(ctx, org, id)) {
+    if (!connector_in_org(req, org, id)) {
         cloud_reply_api_error(req, 404, "notFound", "no connector '%s' in org '%s'", id, org);
         return;
     }
@@ -1157,12 +1154,12 @@ static void report_post(struct cloud_req *req, const char *org, const char *id)
         json_object_set_new(b, "thresholdEvents", json_array());
     int64_t now = cloud_now_ms();
     char *text = json_dumps(b, JSON_COMPACT);
-    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_REPORT_INSERT);
+    sqlite3_stmt *s = cloud_store_stmt(req->st, CLOUD_STMT_REPORT_INSERT);
     bind_text(s, 1, org);
     bind_text(s, 2, id);
     sqlite3_bind_int64(s, 3, now);
     bind_text(s, 4, text);
-    int rc = cloud_store_exec(&ctx->store, s);
+    int rc = cloud_store_exec(req->st, s);
     free(text);
     if (rc != SQLITE_DONE) {
         json_decref(b);
@@ -1171,7 +1168,7 @@ static void report_post(struct cloud_req *req, const char *org, const char *id)
     }
     char ts[40];
     cloud_format_time(now, ts, sizeof(ts));
-    json_object_set_new(b, "id", json_integer(sqlite3_last_insert_rowid(ctx->store.db)));
+    json_object_set_new(b, "id", json_integer(sqlite3_last_insert_rowid(req->st->db)));
     json_object_set_new(b, "connectorId", json_string(id));
     json_object_set_new(b, "receivedAt", json_string(ts));
     cloud_reply_send(req, 201, b, CT_JSON);
@@ -1189,11 +1186,11 @@ static void reports_list(struct cloud_req *req, const char *org, const char *id)
             return;
         }
     }
-    if (id != NULL && !connector_in_org(req->ctx, org, id)) {
+    if (id != NULL && !connector_in_org(req, org, id)) {
         cloud_reply_api_error(req, 404, "notFound", "no connector '%s' in org '%s'", id, org);
         return;
     }
-    sqlite3_stmt *s = cloud_store_stmt(&req->ctx->store, CLOUD_STMT_REPORT_LIST);
+    sqlite3_stmt *s = cloud_store_stmt(req->st, CLOUD_STMT_REPORT_LIST);
     bind_text(s, 1, org);
     bind_text(s, 2, id);
     sqlite3_bind_int64(s, 3, limit);
@@ -1213,9 +1210,9 @@ static void reports_list(struct cloud_req *req, const char *org, const char *id)
 
 /* --- stats ------------------------------------------------------------------------------- */
 
-static long long count_of(struct cloud_ctx *ctx, enum cloud_stmt which, const char *org, int kind)
+static long long count_of(struct cloud_req *req, enum cloud_stmt which, const char *org, int kind)
 {
-    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, which);
+    sqlite3_stmt *s = cloud_store_stmt(req->st, which);
     bind_text(s, 1, org);
     if (kind >= 0)
         sqlite3_bind_int(s, 2, kind);
@@ -1226,30 +1223,29 @@ static long long count_of(struct cloud_ctx *ctx, enum cloud_stmt which, const ch
 
 static void stats_get(struct cloud_req *req, const char *org)
 {
-    struct cloud_ctx *ctx = req->ctx;
-    sqlite3_stmt *s = cloud_store_stmt(&ctx->store, CLOUD_STMT_ORG_GET);
+    sqlite3_stmt *s = cloud_store_stmt(req->st, CLOUD_STMT_ORG_GET);
     bind_text(s, 1, org);
     long long fenced = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     sqlite3_reset(s);
     struct lease l;
-    lease_load(ctx, org, &l);
+    lease_load(req, org, &l);
     json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:{s:o, s:I}}", "org", org,
                           "fencedRejections", (json_int_t)fenced, "users",
-                          (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 0), "groups",
-                          (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 1), "contacts",
-                          (json_int_t)count_of(ctx, CLOUD_STMT_RES_COUNT, org, 2), "connectors",
-                          (json_int_t)count_of(ctx, CLOUD_STMT_CONN_COUNT, org, -1), "lease",
+                          (json_int_t)count_of(req, CLOUD_STMT_RES_COUNT, org, 0), "groups",
+                          (json_int_t)count_of(req, CLOUD_STMT_RES_COUNT, org, 1), "contacts",
+                          (json_int_t)count_of(req, CLOUD_STMT_RES_COUNT, org, 2), "connectors",
+                          (json_int_t)count_of(req, CLOUD_STMT_CONN_COUNT, org, -1), "lease",
                           "holderIdentity", l.has_holder ? json_string(l.holder) : json_null(),
                           "leaseTransitions", (json_int_t)l.transitions);
-    const char *mode = cloud_ha_mode_name(hamode_load(ctx, org, NULL, NULL, 0));
+    const char *mode = cloud_ha_mode_name(hamode_load(req, org, NULL, NULL, 0));
     json_object_set_new(o, "haMode", mode != NULL ? json_string(mode) : json_null());
     cloud_reply_send(req, 200, o, CT_JSON);
 }
 
 /* 1 when id is a User of org, else 0. */
-static int count_of_user(struct cloud_ctx *ctx, const char *org, const char *id)
+static int count_of_user(struct cloud_req *req, const char *org, const char *id)
 {
-    sqlite3_stmt *q = cloud_store_stmt(&ctx->store, CLOUD_STMT_RES_GET);
+    sqlite3_stmt *q = cloud_store_stmt(req->st, CLOUD_STMT_RES_GET);
     bind_text(q, 1, org);
     bind_text(q, 2, id);
     int n = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 0;
@@ -1264,7 +1260,6 @@ static int count_of_user(struct cloud_ctx *ctx, const char *org, const char *id)
  */
 static void password_check(struct cloud_req *req, const char *org)
 {
-    struct cloud_ctx *ctx = req->ctx;
     if (!require_admin(req))
         return;
     json_t *b = parse_body(req, 0);
@@ -1292,7 +1287,7 @@ static void password_check(struct cloud_req *req, const char *org)
         for (char *c = lc; *c; c++)
             if (*c >= 'A' && *c <= 'Z')
                 *c = (char)(*c - 'A' + 'a');
-        sqlite3_stmt *q = cloud_store_stmt(&ctx->store, CLOUD_STMT_RES_BY_USERNAME);
+        sqlite3_stmt *q = cloud_store_stmt(req->st, CLOUD_STMT_RES_BY_USERNAME);
         bind_text(q, 1, org);
         bind_text(q, 2, lc);
         if (sqlite3_step(q) == SQLITE_ROW)
@@ -1302,8 +1297,8 @@ static void password_check(struct cloud_req *req, const char *org)
     struct cloud_password_info info;
     int rc = 0;
     if (bad == NULL && id[0] != '\0')
-        rc = cloud_password_check(&ctx->store, org, id, json_string_value(pw),
-                                  json_string_length(pw), &info);
+        rc = cloud_password_check(req->st, org, id, json_string_value(pw), json_string_length(pw),
+                                  &info);
     if (json_is_string(pw))
         OPENSSL_cleanse((char *)json_string_value(pw), json_string_length(pw));
     json_decref(b);
@@ -1311,7 +1306,7 @@ static void password_check(struct cloud_req *req, const char *org)
         cloud_reply_api_error(req, 400, "invalidRequest", "%s", bad);
         return;
     }
-    if (id[0] == '\0' || count_of_user(ctx, org, id) == 0) {
+    if (id[0] == '\0' || count_of_user(req, org, id) == 0) {
         cloud_reply_api_error(req, 404, "notFound", "no such User in org '%s'", org);
         return;
     }
@@ -1363,7 +1358,7 @@ void cloud_control_handle(struct cloud_req *req)
         const char *id = p[1];
         if (n == 2) {
             if (m == EVHTTP_REQ_GET) {
-                json_t *c = connector_get(req->ctx, org, id);
+                json_t *c = connector_get(req, org, id);
                 if (c == NULL)
                     cloud_reply_api_error(req, 404, "notFound", "no connector '%s'", id);
                 else

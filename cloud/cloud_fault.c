@@ -59,6 +59,14 @@ enum cloud_fault_action cloud_fault_before(struct cloud_fault *f, int64_t now_ms
     return CLOUD_FAULT_NONE;
 }
 
+long cloud_fault_stall(struct cloud_fault *f)
+{
+    if (f->cfg.stall_ms <= 0)
+        return 0;
+    f->counts.stalled++;
+    return f->cfg.stall_ms;
+}
+
 void cloud_fault_after(struct cloud_fault *f, bool *error_500, bool *drop)
 {
     *error_500 = *drop = false;
@@ -77,16 +85,17 @@ json_t *cloud_fault_json(const struct cloud_fault *f)
 {
     const struct cloud_fault_config *c = &f->cfg;
     return json_pack(
-        "{s:{s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:b, s:b, s:b}, "
-        "s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
+        "{s:{s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:b, s:b, s:b}, "
+        "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
         "config", "latencyMs", (json_int_t)c->latency_ms, "jitterMs", (json_int_t)c->jitter_ms,
-        "error500", c->p500, "error503", c->p503, "error500After", c->p500_after, "drop", c->pdrop,
-        "throttleRps", (json_int_t)c->throttle_rps, "retryAfter", (json_int_t)c->retry_after_s,
-        "seed", (json_int_t)c->seed, "oauth", c->oauth, "writesOnly", c->writes_only, "scimOnly",
+        "stallMs", (json_int_t)c->stall_ms, "error500", c->p500, "error503", c->p503,
+        "error500After", c->p500_after, "drop", c->pdrop, "throttleRps",
+        (json_int_t)c->throttle_rps, "retryAfter", (json_int_t)c->retry_after_s, "seed",
+        (json_int_t)c->seed, "oauth", c->oauth, "writesOnly", c->writes_only, "scimOnly",
         c->scim_only, "counts", "throttled", (json_int_t)f->counts.throttled, "error500",
         (json_int_t)f->counts.e500, "error503", (json_int_t)f->counts.e503, "error500After",
         (json_int_t)f->counts.e500_after, "dropped", (json_int_t)f->counts.dropped, "delayed",
-        (json_int_t)f->counts.delayed);
+        (json_int_t)f->counts.delayed, "stalled", (json_int_t)f->counts.stalled);
 }
 
 static int get_rate(const json_t *v, double *out)
@@ -125,6 +134,8 @@ int cloud_fault_update(struct cloud_fault *f, const json_t *obj, char *msg, size
             rc = get_long(v, 600000, &c.latency_ms);
         else if (strcmp(k, "jitterMs") == 0)
             rc = get_long(v, 600000, &c.jitter_ms);
+        else if (strcmp(k, "stallMs") == 0)
+            rc = get_long(v, 600000, &c.stall_ms);
         else if (strcmp(k, "error500") == 0)
             rc = get_rate(v, &c.p500);
         else if (strcmp(k, "error503") == 0)

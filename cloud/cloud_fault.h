@@ -21,6 +21,8 @@
 struct cloud_fault_config {
     long latency_ms;    /* added to every faulted request */
     long jitter_ms;     /* plus uniform 0..jitter_ms */
+    long stall_ms;      /* SCIM requests: the thread that processes them is held this long first
+                         * (blocking, unlike latency_ms: the SCIM requests behind it wait) */
     double p500;        /* fraction answered 500 before applying */
     double p503;        /* fraction answered 503 + Retry-After before applying */
     double p500_after;  /* fraction applied, then answered 500 */
@@ -34,7 +36,7 @@ struct cloud_fault_config {
 };
 
 struct cloud_fault_counts {
-    uint64_t throttled, e500, e503, e500_after, dropped, delayed;
+    uint64_t throttled, e500, e503, e500_after, dropped, delayed, stalled;
 };
 
 struct cloud_fault {
@@ -57,6 +59,13 @@ void cloud_fault_init(struct cloud_fault *f, const struct cloud_fault_config *cf
  * request, or CLOUD_FAULT_NONE.
  */
 enum cloud_fault_action cloud_fault_before(struct cloud_fault *f, int64_t now_ms, long *delay_ms);
+
+/*
+ * cloud_fault_stall - the stall (milliseconds, 0 for none) of a SCIM request that passed
+ * cloud_fault_before; counts it. Called on the event loop thread when the request arrives; the
+ * SCIM thread sleeps that long before it processes the request (cloud_http.c).
+ */
+long cloud_fault_stall(struct cloud_fault *f);
 
 /* cloud_fault_after - decide the faults applied after a request ran. */
 void cloud_fault_after(struct cloud_fault *f, bool *error_500, bool *drop);

@@ -1,5 +1,27 @@
 /* cloud_http.c - the router of dirconn-cloud: evhttp server, TLS, request parsing, the
- * "before" faults, and dispatch to the control API and SCIM handlers. */
+ * "before" faults, and dispatch to the control API and SCIM handlers.
+ *
+ * Threads. The event loop thread (main.c's event_base_dispatch) accepts connections, parses
+ * every request (on_request) and answers everything but SCIM itself: the control API
+ * (/v1/..., lease acquire/renew/release, state, reports), /oauth/token, /healthz, and every
+ * error found before routing. It owns evhttp, the fault injector and ctx->store.
+ *
+ * SCIM requests (/scim/...) are queued for the SCIM thread (scim_main), which processes them
+ * one at a time in arrival order, with its own SQLite connection (ctx->scim.store; WAL and a
+ * busy timeout: the two connections' writes wait for each other, reads never do). A request
+ * handed over is not touched by the loop thread until it comes back: the SCIM thread reads
+ * its private copies (path segments, query, body, request headers copied at arrival), writes
+ * the answer's headers into req->out_headers and formats the body (cloud_reply_send), then
+ * puts the request on the done list and activates ctx->scim.done_ev (event_active, which
+ * needs evthread_use_pthreads, main.c). On the loop thread, scim_done sends the answers
+ * (cloud_reply_deliver: "after" faults, log line, evhttp_send_reply). So a long SCIM request
+ * (a PATCH of a large group, a stall fault) delays the SCIM requests behind it, as one SCIM
+ * service would, but never the control API: the lease is renewed meanwhile. A control API
+ * write waits (busy timeout, 5 s) only while a SCIM write transaction commits.
+ *
+ * Shutdown (cloud_http_stop): stop is set and the SCIM thread joined (a stall ends at
+ * once; a request being processed is finished), then the requests still queued or done are
+ * freed unanswered, before evhttp_free closes their connections. */
 #include "cloud/cloud_http.h"
 
 #include <arpa/inet.h>
@@ -8,20 +30,25 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <pthread.h>
 #include <sys/queue.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "cloud/cloud_control.h"
 #include "cloud/cloud_reply.h"
 #include "cloud/cloud_scim.h"
 
 /* --- routing ----------------------------------------------------------------------------- */
+
+static void scim_enqueue(struct cloud_req *req);
 
 static void run_request(struct cloud_req *req)
 {
@@ -31,7 +58,7 @@ static void run_request(struct cloud_req *req)
         return;
     }
     if (req->nsegs >= 3 && strcmp(req->segs[0], "scim") == 0 && strcmp(req->segs[1], "v2") == 0) {
-        cloud_scim_handle(req);
+        scim_enqueue(req);
         return;
     }
     if (req->nsegs >= 3 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "orgs") == 0) {
@@ -154,7 +181,13 @@ static void on_request(struct evhttp_request *ev, void *arg)
     }
     req->method = evhttp_request_get_command(ev);
     req->method_name = method_name(req->method);
+    req->st = &ctx->store;
     TAILQ_INIT(&req->query);
+    TAILQ_INIT(&req->in_headers);
+    TAILQ_INIT(&req->out_headers);
+    struct evkeyval *h;
+    TAILQ_FOREACH(h, evhttp_request_get_input_headers(ev), next)
+    evhttp_add_header(&req->in_headers, h->key, h->value);
     const char *uri = evhttp_request_get_uri(ev);
     req->raw_path = strdup(uri != NULL ? uri : "?");
     char *q = req->raw_path != NULL ? strchr(req->raw_path, '?') : NULL;
@@ -235,6 +268,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
         case CLOUD_FAULT_NONE:
             break;
         }
+        if (cloud_reply_is_scim(req))
+            req->stall_ms = cloud_fault_stall(&ctx->fault);
         if (delay_ms > 0) {
             req->delay = evtimer_new(ctx->base, delay_done, req);
             if (req->delay != NULL) {
@@ -249,6 +284,157 @@ static void on_request(struct evhttp_request *ev, void *arg)
         }
     }
     run_request(req);
+}
+
+/* --- the SCIM thread ---------------------------------------------------------------------- */
+
+/* SCIM thread: req is answered (cloud_reply_send); the loop thread sends it. */
+static void scim_answered(struct cloud_req *req)
+{
+    struct cloud_scim_thread *w = &req->ctx->scim;
+    pthread_mutex_lock(&w->lock);
+    req->qnext = NULL;
+    if (w->done_tail != NULL)
+        w->done_tail->qnext = req;
+    else
+        w->done = req;
+    w->done_tail = req;
+    pthread_mutex_unlock(&w->lock);
+    event_active(w->done_ev, EV_READ, 0);
+}
+
+/* Loop thread: send the answers the SCIM thread finished, in the order it finished them. */
+static void scim_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct cloud_scim_thread *w = arg;
+    pthread_mutex_lock(&w->lock);
+    struct cloud_req *list = w->done;
+    w->done = w->done_tail = NULL;
+    pthread_mutex_unlock(&w->lock);
+    while (list != NULL) {
+        struct cloud_req *req = list;
+        list = req->qnext;
+        cloud_reply_deliver(req);
+    }
+}
+
+/* Loop thread: hand a SCIM request to the SCIM thread (processed after those queued before). */
+static void scim_enqueue(struct cloud_req *req)
+{
+    struct cloud_scim_thread *w = &req->ctx->scim;
+    req->st = &w->store;
+    req->answered = scim_answered;
+    req->qnext = NULL;
+    pthread_mutex_lock(&w->lock);
+    if (w->queue_tail != NULL)
+        w->queue_tail->qnext = req;
+    else
+        w->queue = req;
+    w->queue_tail = req;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* SCIM thread, lock held: wait ms milliseconds (the stall fault) unless stop is set. */
+static void scim_stall(struct cloud_scim_thread *w, long ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (!w->stop && pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
+        ;
+}
+
+static void *scim_main(void *arg)
+{
+    struct cloud_ctx *ctx = arg;
+    struct cloud_scim_thread *w = &ctx->scim;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (!w->stop && w->queue == NULL)
+            pthread_cond_wait(&w->cond, &w->lock);
+        if (w->stop)
+            break;
+        struct cloud_req *req = w->queue;
+        if (req->stall_ms > 0) {
+            scim_stall(w, req->stall_ms);
+            req->stall_ms = 0;
+            continue; /* stop may have come meanwhile; req is still first in the queue */
+        }
+        w->queue = req->qnext;
+        if (w->queue == NULL)
+            w->queue_tail = NULL;
+        pthread_mutex_unlock(&w->lock);
+        cloud_scim_handle(req); /* ends in cloud_reply_send -> scim_answered */
+        pthread_mutex_lock(&w->lock);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* Open the SCIM thread's SQLite connection and start it. */
+static int scim_thread_start(struct cloud_ctx *ctx, char *msg, size_t msglen)
+{
+    struct cloud_scim_thread *w = &ctx->scim;
+    struct dirconn_error err = {0};
+    if (cloud_store_open(&w->store, ctx->cfg.db_path, ctx->cfg.db_sync_full, &err) != DIRCONN_OK) {
+        snprintf(msg, msglen, "%s", err.msg);
+        return -1;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(&w->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc != 0 || pthread_mutex_init(&w->lock, NULL) != 0) {
+        snprintf(msg, msglen, "cannot create the SCIM thread's lock");
+        return -1;
+    }
+    w->done_ev = event_new(ctx->base, -1, 0, scim_done, w);
+    if (w->done_ev == NULL || pthread_create(&w->thread, NULL, scim_main, ctx) != 0) {
+        snprintf(msg, msglen, "cannot start the SCIM thread");
+        return -1;
+    }
+    w->started = true;
+    return 0;
+}
+
+static void free_list(struct cloud_req *req)
+{
+    while (req != NULL) {
+        struct cloud_req *next = req->qnext;
+        cloud_reply_free(req); /* its evhttp request goes with evhttp_free */
+        req = next;
+    }
+}
+
+static void scim_thread_stop(struct cloud_ctx *ctx)
+{
+    struct cloud_scim_thread *w = &ctx->scim;
+    if (w->started) {
+        pthread_mutex_lock(&w->lock);
+        w->stop = true;
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+        pthread_join(w->thread, NULL);
+        w->started = false;
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+    }
+    free_list(w->queue);
+    free_list(w->done);
+    w->queue = w->queue_tail = w->done = w->done_tail = NULL;
+    if (w->done_ev != NULL)
+        event_free(w->done_ev);
+    w->done_ev = NULL;
+    cloud_store_close(&w->store);
 }
 
 /* --- server setup ------------------------------------------------------------------------ */
@@ -315,6 +501,8 @@ int cloud_http_start(struct cloud_ctx *ctx, char *msg, size_t msglen)
             return -1;
         }
     }
+    if (scim_thread_start(ctx, msg, msglen) != 0)
+        return -1;
     ctx->http = evhttp_new(ctx->base);
     if (ctx->http == NULL) {
         snprintf(msg, msglen, "evhttp_new failed");
@@ -364,6 +552,7 @@ int cloud_http_start(struct cloud_ctx *ctx, char *msg, size_t msglen)
 
 void cloud_http_stop(struct cloud_ctx *ctx)
 {
+    scim_thread_stop(ctx);
     while (ctx->delayed != NULL) {
         struct cloud_req *req = ctx->delayed;
         delayed_unlink(req);

@@ -2,6 +2,7 @@
 #include "cloud/cloud_patch.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -55,6 +56,85 @@ static bool same_element(const json_t *a, const json_t *b)
     if (va != NULL && vb != NULL)
         return json_equal(va, vb);
     return json_equal(a, b);
+}
+
+/*
+ * Hash keys that mirror the comparisons above, so that a PATCH touching m values of an
+ * attribute with n values costs O(n + m), not O(n * m) (a large group's members).
+ * elem_key: a key equal for two values exactly when json_equal says so ("s" + the string,
+ * else "j" + the canonical JSON text). NULL when out of memory.
+ */
+static char *elem_key(const json_t *v)
+{
+    if (json_is_string(v)) {
+        size_t n = json_string_length(v);
+        char *k = malloc(n + 2);
+        if (k == NULL)
+            return NULL;
+        k[0] = 's';
+        memcpy(k + 1, json_string_value(v), n);
+        k[n + 1] = '\0';
+        /* a string with a NUL inside: the canonical text, which escapes it */
+        if (memchr(json_string_value(v), '\0', n) == NULL)
+            return k;
+        free(k);
+    }
+    char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS);
+    if (t == NULL)
+        return NULL;
+    size_t n = strlen(t);
+    char *k = malloc(n + 2);
+    if (k != NULL) {
+        k[0] = 'j';
+        memcpy(k + 1, t, n + 1);
+    }
+    free(t);
+    return k;
+}
+
+/*
+ * The index of arr for same_element (complex values, keyed by their "value") or json_equal
+ * (simple values): an object whose keys are elem_key of the values that have a key; values of
+ * a complex attribute without "value" are not indexed (*unkeyed is set: compare those one by
+ * one). NULL when out of memory.
+ */
+static json_t *index_of(const json_t *arr, bool complex, bool *unkeyed)
+{
+    json_t *idx = json_object();
+    size_t i;
+    json_t *el;
+    *unkeyed = false;
+    json_array_foreach(arr, i, el)
+    {
+        const json_t *k = complex ? json_object_get(el, "value") : el;
+        if (k == NULL) {
+            *unkeyed = true;
+            continue;
+        }
+        char *key = elem_key(k);
+        if (key == NULL || idx == NULL) {
+            free(key);
+            json_decref(idx);
+            return NULL;
+        }
+        json_object_set_new_nocheck(idx, key, json_true());
+        free(key);
+    }
+    return idx;
+}
+
+/* Whether v is in idx (built by index_of over values of the same kind). -1: out of memory. */
+static int index_has(const json_t *idx, const json_t *v, bool complex)
+{
+    const json_t *k = complex ? json_object_get(v, "value") : v;
+    if (k == NULL)
+        return 0;
+    char *key = elem_key(k);
+    if (key == NULL)
+        return -1;
+    int hit = json_object_get(idx, key) != NULL;
+    free(key);
+    return hit;
 }
 
 /* Apply one operation to an attribute of container (top-level doc or extension object). */
@@ -180,23 +260,45 @@ static int patch_attr(const char *op, json_t *container, const struct cloud_attr
                 json_array_append(wrapped, value);
                 vals = wrapped;
             }
-            for (size_t i = 0; i < json_array_size(cur);) {
-                bool hit = false;
-                size_t j;
-                json_t *v;
-                json_array_foreach(vals, j, v)
-                {
-                    if (same_element(json_array_get(cur, i), v))
-                        hit = true;
+            /* same_element(e, v): the "value"s compare when both have one, else the whole
+             * values; an element with "value" never equals a value without, and back */
+            bool unkeyed;
+            json_t *idx = index_of(vals, true, &unkeyed);
+            json_t *keep = json_array();
+            int rc = idx != NULL && keep != NULL ? 0 : -1;
+            size_t i;
+            json_t *e;
+            json_array_foreach(cur, i, e)
+            {
+                if (rc != 0)
+                    break;
+                int hit = 0;
+                if (json_object_get(e, "value") != NULL) {
+                    hit = index_has(idx, e, true);
+                } else if (unkeyed) {
+                    size_t j;
+                    json_t *v;
+                    json_array_foreach(vals, j, v) hit = hit || same_element(e, v);
                 }
-                if (hit)
-                    json_array_remove(cur, i);
-                else
-                    i++;
+                if (hit < 0)
+                    rc = -1;
+                else if (!hit)
+                    json_array_append(keep, e);
             }
+            json_decref(idx);
             json_decref(wrapped);
-            if (json_array_size(cur) == 0)
+            if (rc != 0) {
+                json_decref(keep);
+                return cloud_scim_err_set(err, 500, NULL, "out of memory");
+            }
+            if (json_array_size(keep) == 0) {
+                json_decref(keep);
                 json_object_del(container, key);
+            } else if (json_array_size(keep) != json_array_size(cur)) {
+                json_object_set_new(container, key, keep);
+            } else {
+                json_decref(keep);
+            }
             return 0;
         }
         json_object_del(container, key);
@@ -223,22 +325,42 @@ static int patch_attr(const char *op, json_t *container, const struct cloud_attr
             json_object_set_new(container, key, vals);
             return 0;
         }
+        bool complex = attr->type == CLOUD_T_COMPLEX, unkeyed;
+        json_t *idx = index_of(cur, complex, &unkeyed);
+        int rc = idx != NULL ? 0 : -1;
         size_t i;
         json_t *v;
         json_array_foreach(vals, i, v)
         {
-            bool dup = false;
-            size_t j;
-            json_t *e;
-            json_array_foreach(cur, j, e)
-            {
-                if (attr->type == CLOUD_T_COMPLEX ? same_element(e, v) : json_equal(e, v))
-                    dup = true;
+            if (rc != 0)
+                break;
+            int dup;
+            if (!complex || json_object_get(v, "value") != NULL) {
+                dup = index_has(idx, v, complex);
+            } else {
+                /* a complex value without "value": compared whole, one by one */
+                dup = 0;
+                size_t j;
+                json_t *e;
+                json_array_foreach(cur, j, e) dup = dup || same_element(e, v);
             }
-            if (!dup)
+            if (dup < 0) {
+                rc = -1;
+            } else if (!dup) {
                 json_array_append(cur, v);
+                const json_t *k = complex ? json_object_get(v, "value") : v;
+                char *key = k != NULL ? elem_key(k) : NULL;
+                if (key != NULL)
+                    json_object_set_new_nocheck(idx, key, json_true());
+                else if (k != NULL)
+                    rc = -1;
+                free(key);
+            }
         }
+        json_decref(idx);
         json_decref(vals);
+        if (rc != 0)
+            return cloud_scim_err_set(err, 500, NULL, "out of memory");
         return 0;
     }
     if (attr->type == CLOUD_T_COMPLEX) {
@@ -417,6 +539,111 @@ out:
     return rc;
 }
 
+/*
+ * A run of "remove" operations whose paths are attr[value eq "<string>"] (how a client takes
+ * members out of a group, one operation each) is applied as one pass over attr's values:
+ * sequentially each operation would scan every value, O(n * m). The result is the same: a
+ * value leaves when one of the filters matches it (compare_one of cloud_filter.c: strings
+ * compared with strcmp, or strcasecmp when "value" is not caseExact; a value that is not a
+ * string never matches), and the attribute goes when no value is left.
+ */
+struct remove_run {
+    const struct cloud_attr_def *attr; /* NULL: no run pending */
+    bool case_exact;
+    json_t *keys; /* object: the filters' strings (lower-cased unless case_exact) */
+};
+
+/* The key of string s in a run: s itself, or lower-cased (ASCII, as strcasecmp in the C
+ * locale). Caller frees. */
+static char *run_key(const char *s, bool case_exact)
+{
+    char *k = strdup(s);
+    if (k != NULL && !case_exact) {
+        for (char *p = k; *p != '\0'; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+    }
+    return k;
+}
+
+/*
+ * Whether op/path is a removal of the run's shape; on success *attr and *key (caller frees)
+ * are set. Anything else (another shape, or an error that patch_path_op will report) is not.
+ */
+static bool run_candidate(const struct cloud_rtype_def *rt, const char *op, const char *path,
+                          const struct cloud_attr_def **attr, char **key, bool *case_exact)
+{
+    if (strcmp(op, "remove") != 0 || path == NULL ||
+        (rt->ext != NULL && strcasecmp(path, rt->ext->id) == 0))
+        return false;
+    struct cloud_patch_path pp;
+    char msg[256];
+    if (cloud_patch_path_parse(path, &pp, msg, sizeof(msg)) != 0)
+        return false;
+    bool ok = false;
+    struct cloud_attr_ref ref;
+    struct cloud_scim_err e = {0};
+    const struct cloud_attr_def *vd = NULL;
+    if (pp.filter != NULL && pp.sub == NULL && pp.filter->op == CLOUD_FILTER_EQ &&
+        json_is_string(pp.filter->value) &&
+        cloud_schema_resolve(rt, pp.uri, pp.attr, NULL, &ref, &e) == 0 && ref.ext == NULL &&
+        ref.attr->multi && ref.attr->type == CLOUD_T_COMPLEX &&
+        ref.attr->mutability != CLOUD_M_READONLY &&
+        cloud_filter_bind_values(pp.filter, ref.attr, &e) == 0 &&
+        (vd = cloud_schema_find(ref.attr->subs, ref.attr->nsubs, "value")) != NULL &&
+        pp.filter->ref.attr == vd && pp.filter->ref.sub == NULL && vd->type == CLOUD_T_STRING &&
+        !vd->multi) {
+        *attr = ref.attr;
+        *case_exact = vd->case_exact;
+        *key = run_key(json_string_value(pp.filter->value), vd->case_exact);
+        ok = *key != NULL;
+    }
+    cloud_patch_path_clear(&pp);
+    return ok;
+}
+
+/* End the pending run without applying it (the PATCH failed); returns rc. */
+static int run_abort(struct remove_run *run, int rc)
+{
+    json_decref(run->keys);
+    run->keys = NULL;
+    run->attr = NULL;
+    return rc;
+}
+
+/* Apply the pending run to doc and end it. */
+static void run_flush(json_t *doc, struct remove_run *run)
+{
+    if (run->attr == NULL)
+        return;
+    json_t *cur = json_object_get(doc, run->attr->name);
+    if (json_is_array(cur)) {
+        json_t *keep = json_array();
+        size_t i;
+        json_t *el;
+        json_array_foreach(cur, i, el)
+        {
+            const json_t *v = json_object_get(el, "value");
+            bool hit = false;
+            if (json_is_string(v)) {
+                char *k = run_key(json_string_value(v), run->case_exact);
+                hit = k != NULL && json_object_get(run->keys, k) != NULL;
+                free(k);
+            }
+            if (!hit)
+                json_array_append(keep, el);
+        }
+        if (json_array_size(keep) == 0)
+            json_object_del(doc, run->attr->name);
+        else if (json_array_size(keep) != json_array_size(cur))
+            json_object_set(doc, run->attr->name, keep);
+        json_decref(keep);
+    }
+    json_decref(run->keys);
+    run->keys = NULL;
+    run->attr = NULL;
+}
+
 int cloud_patch_apply(const struct cloud_rtype_def *rt, json_t *doc, const json_t *body,
                       struct cloud_scim_err *err)
 {
@@ -448,16 +675,18 @@ int cloud_patch_apply_limited(const struct cloud_rtype_def *rt, json_t *doc, con
                                   "'Operations' must be a non-empty array");
     size_t i;
     json_t *o;
+    struct remove_run run = {0};
     json_array_foreach(ops, i, o)
     {
         if (!json_is_object(o))
-            return cloud_scim_err_set(err, 400, "invalidSyntax", "Operations[%zu] is not an object",
-                                      i);
+            return run_abort(&run, cloud_scim_err_set(err, 400, "invalidSyntax",
+                                                      "Operations[%zu] is not an object", i));
         json_object_foreach(o, k, v)
         {
             if (strcmp(k, "op") != 0 && strcmp(k, "path") != 0 && strcmp(k, "value") != 0)
-                return cloud_scim_err_set(err, 400, "invalidSyntax",
-                                          "unknown member '%s' in Operations[%zu]", k, i);
+                return run_abort(&run, cloud_scim_err_set(err, 400, "invalidSyntax",
+                                                          "unknown member '%s' in Operations[%zu]",
+                                                          k, i));
         }
         const char *opname = json_string_value(json_object_get(o, "op"));
         const char *op = NULL;
@@ -470,33 +699,53 @@ int cloud_patch_apply_limited(const struct cloud_rtype_def *rt, json_t *doc, con
                 op = "remove";
         }
         if (op == NULL)
-            return cloud_scim_err_set(err, 400, "invalidSyntax",
-                                      "Operations[%zu].op must be add, remove or replace", i);
+            return run_abort(
+                &run, cloud_scim_err_set(err, 400, "invalidSyntax",
+                                         "Operations[%zu].op must be add, remove or replace", i));
         if (lim != NULL && lim->no_replace && strcmp(op, "replace") == 0)
-            return cloud_scim_err_set(err, 400, "invalidSyntax",
-                                      "Operations[%zu]: replace is not supported for %s: use add "
-                                      "and remove",
-                                      i, rt->name);
+            return run_abort(&run, cloud_scim_err_set(
+                                       err, 400, "invalidSyntax",
+                                       "Operations[%zu]: replace is not supported for %s: use add "
+                                       "and remove",
+                                       i, rt->name));
         json_t *pathv = json_object_get(o, "path");
         json_t *value = json_object_get(o, "value");
         if (pathv != NULL && !json_is_string(pathv))
-            return cloud_scim_err_set(err, 400, "invalidPath",
-                                      "Operations[%zu].path is not a "
-                                      "string",
-                                      i);
+            return run_abort(&run, cloud_scim_err_set(err, 400, "invalidPath",
+                                                      "Operations[%zu].path is not a "
+                                                      "string",
+                                                      i));
         const char *path = json_string_value(pathv);
         if (strcmp(op, "remove") != 0 && value == NULL)
-            return cloud_scim_err_set(err, 400, "invalidValue", "Operations[%zu] needs a value", i);
+            return run_abort(&run, cloud_scim_err_set(err, 400, "invalidValue",
+                                                      "Operations[%zu] needs a value", i));
+        const struct cloud_attr_def *rattr;
+        char *rkey;
+        bool rexact;
+        if (run_candidate(rt, op, path, &rattr, &rkey, &rexact)) {
+            if (run.attr != rattr)
+                run_flush(doc, &run);
+            if (run.attr == NULL) {
+                run.attr = rattr;
+                run.case_exact = rexact;
+                run.keys = json_object();
+            }
+            json_object_set_new_nocheck(run.keys, rkey, json_true());
+            free(rkey);
+            continue;
+        }
+        run_flush(doc, &run);
         if (path != NULL) {
             if (patch_path_op(rt, doc, op, path, value, true, lim, err) != 0)
-                return -1;
+                return run_abort(&run, -1);
             continue;
         }
         if (strcmp(op, "remove") == 0)
-            return cloud_scim_err_set(err, 400, "noTarget", "remove needs a path");
+            return run_abort(&run, cloud_scim_err_set(err, 400, "noTarget", "remove needs a path"));
         if (!json_is_object(value))
-            return cloud_scim_err_set(err, 400, "invalidValue",
-                                      "without a path the value must be an object");
+            return run_abort(&run,
+                             cloud_scim_err_set(err, 400, "invalidValue",
+                                                "without a path the value must be an object"));
         const char *vk;
         json_t *vv;
         json_object_foreach(value, vk, vv)
@@ -504,9 +753,10 @@ int cloud_patch_apply_limited(const struct cloud_rtype_def *rt, json_t *doc, con
             if (strcmp(vk, "schemas") == 0)
                 continue;
             if (patch_path_op(rt, doc, op, vk, vv, false, lim, err) != 0)
-                return -1;
+                return run_abort(&run, -1);
         }
     }
+    run_flush(doc, &run);
     /* schemas follows the extension object's presence */
     json_t *sch = json_array();
     json_array_append_new(sch, json_string(rt->core->id));

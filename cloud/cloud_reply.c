@@ -5,7 +5,9 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
+#include <sys/queue.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,9 @@ void cloud_reply_free(struct cloud_req *req)
     for (size_t i = 0; i < req->nsegs; i++)
         free(req->segs[i]);
     evhttp_clear_headers(&req->query);
+    evhttp_clear_headers(&req->in_headers);
+    evhttp_clear_headers(&req->out_headers);
+    free(req->text);
     free(req->raw_path);
     free(req->body);
     if (req->delay != NULL)
@@ -41,12 +46,12 @@ bool cloud_reply_is_scim(const struct cloud_req *req)
 
 void cloud_reply_header(struct cloud_req *req, const char *name, const char *value)
 {
-    evhttp_add_header(evhttp_request_get_output_headers(req->ev), name, value);
+    evhttp_add_header(&req->out_headers, name, value);
 }
 
 const char *cloud_reply_input_header(struct cloud_req *req, const char *name)
 {
-    return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
+    return evhttp_find_header(&req->in_headers, name);
 }
 
 const char *cloud_reply_query(struct cloud_req *req, const char *name)
@@ -129,7 +134,39 @@ static json_t *scim_error_json(int status, const char *scim_type, const char *de
 
 void cloud_reply_send(struct cloud_req *req, int status, json_t *body, const char *ctype)
 {
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req->ev);
+    req->status = status;
+    req->ctype = ctype;
+    if (body != NULL) {
+        req->text = json_dumps(body, JSON_COMPACT);
+        req->text_len = req->text != NULL ? strlen(req->text) : 0;
+        json_decref(body);
+        if (req->text == NULL) {
+            req->status = 500;
+            req->ctype = "application/json";
+            req->text = strdup("{\"status\":500,\"detail\":\"out of memory\"}");
+            req->text_len = req->text != NULL ? strlen(req->text) : 0;
+        }
+    }
+    if (req->answered != NULL) {
+        req->answered(req); /* the loop thread sends it */
+        return;
+    }
+    cloud_reply_deliver(req);
+}
+
+/* Replace the kept body of req by JSON text of body (stolen). */
+static void set_text(struct cloud_req *req, json_t *body)
+{
+    free(req->text);
+    req->text = json_dumps(body, JSON_COMPACT);
+    req->text_len = req->text != NULL ? strlen(req->text) : 0;
+    json_decref(body);
+}
+
+void cloud_reply_deliver(struct cloud_req *req)
+{
+    int status = req->status;
+    struct evkeyvalq *out = &req->out_headers;
     bool drop = false;
     if (req->faultable && status < 400) {
         /* only answers of requests that were applied (or were harmless reads) */
@@ -138,41 +175,39 @@ void cloud_reply_send(struct cloud_req *req, int status, json_t *body, const cha
         if (e500) {
             evhttp_remove_header(out, "ETag");
             evhttp_remove_header(out, "Location");
-            json_decref(body);
-            body = scim_error_json(500, NULL, "injected fault: applied, then failed");
             status = 500;
             drop = false;
-            if (!cloud_reply_is_scim(req)) {
-                json_decref(body);
-                body = json_pack("{s:i, s:s, s:s}", "status", 500, "error", "injectedFault",
-                                 "detail", "injected fault: applied, then failed");
-            }
-            ctype = cloud_reply_is_scim(req) ? "application/scim+json" : "application/json";
+            if (cloud_reply_is_scim(req))
+                set_text(req, scim_error_json(500, NULL, "injected fault: applied, then failed"));
+            else
+                set_text(req, json_pack("{s:i, s:s, s:s}", "status", 500, "error", "injectedFault",
+                                        "detail", "injected fault: applied, then failed"));
+            req->ctype = cloud_reply_is_scim(req) ? "application/scim+json" : "application/json";
         }
     }
     struct evbuffer *buf = evbuffer_new();
-    if (body != NULL) {
-        char *text = json_dumps(body, JSON_COMPACT);
-        json_decref(body);
-        if (text != NULL) {
-            size_t len = strlen(text);
-            if (drop && len > 1) {
-                char cl[32];
-                snprintf(cl, sizeof(cl), "%zu", len);
-                evhttp_remove_header(out, "Content-Length");
-                evhttp_add_header(out, "Content-Length", cl);
-                evhttp_add_header(out, "Connection", "close");
-                len /= 2;
-            }
-            evbuffer_add(buf, text, len);
-            free(text);
+    if (req->text != NULL) {
+        size_t len = req->text_len;
+        if (drop && len > 1) {
+            char cl[32];
+            snprintf(cl, sizeof(cl), "%zu", len);
+            evhttp_remove_header(out, "Content-Length");
+            evhttp_add_header(out, "Content-Length", cl);
+            evhttp_add_header(out, "Connection", "close");
+            len /= 2;
         }
-        evhttp_add_header(out, "Content-Type", ctype != NULL ? ctype : "application/json");
+        evbuffer_add(buf, req->text, len);
+        evhttp_add_header(out, "Content-Type",
+                          req->ctype != NULL ? req->ctype : "application/json");
     } else if (drop) {
         evhttp_add_header(out, "Content-Length", "2");
         evhttp_add_header(out, "Connection", "close");
         evbuffer_add(buf, "{", 1);
     }
+    struct evkeyvalq *evout = evhttp_request_get_output_headers(req->ev);
+    struct evkeyval *h;
+    TAILQ_FOREACH(h, out, next)
+    evhttp_add_header(evout, h->key, h->value);
     log_request(req, status);
     evhttp_send_reply(req->ev, status, reason(status), buf);
     evbuffer_free(buf);
@@ -276,7 +311,7 @@ int cloud_reply_authenticate(struct cloud_req *req, const char *org)
         req->auth = CLOUD_AUTH_ADMIN;
         return 0;
     }
-    struct cloud_store *st = &ctx->store;
+    struct cloud_store *st = req->st;
     sqlite3_stmt *s = cloud_store_stmt(st, CLOUD_STMT_TOKEN_GET);
     sqlite3_bind_blob(s, 1, md, sizeof(md), SQLITE_TRANSIENT);
     int rc = sqlite3_step(s);

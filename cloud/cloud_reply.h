@@ -42,8 +42,21 @@ struct cloud_req {
     char auth_org[80];
     int64_t start_ns;
     bool faultable;
-    long patch_ops;      /* PATCH operations applied (a PATCH, or inside /Bulk), logged */
-    struct event *delay; /* latency fault timer */
+    long patch_ops;               /* PATCH operations applied (a PATCH, or inside /Bulk), logged */
+    long stall_ms;                /* stall fault: the SCIM processing waits this long first */
+    struct cloud_store *st;       /* the SQLite connection of the thread that processes it */
+    struct evkeyvalq in_headers;  /* copy of the request headers (readable on any thread) */
+    struct evkeyvalq out_headers; /* the answer's headers until it is sent */
+    /* Set for a request processed on the SCIM thread: cloud_reply_send keeps the answer
+     * (status, text, ctype) and calls answered(req) instead of sending; the loop thread
+     * then sends it with cloud_reply_deliver. */
+    void (*answered)(struct cloud_req *req);
+    int status;
+    char *text; /* the answer's body, JSON text, or NULL */
+    size_t text_len;
+    const char *ctype;
+    struct cloud_req *qnext;         /* in the SCIM thread's queue or done list */
+    struct event *delay;             /* latency fault timer */
     struct cloud_req *dnext, *dprev; /* in ctx->delayed while the timer runs */
 };
 
@@ -67,9 +80,16 @@ const char *cloud_reply_query(struct cloud_req *req, const char *name);
 /*
  * cloud_reply_send - answer with status and body (stolen, may be NULL for no
  * body) of content type ctype ("application/scim+json", "application/json").
- * Frees req.
+ * Frees req. On the SCIM thread (req->answered set): formats the body there and hands the
+ * request over with req->answered; the loop thread sends it (cloud_reply_deliver).
  */
 void cloud_reply_send(struct cloud_req *req, int status, json_t *body, const char *ctype);
+
+/*
+ * cloud_reply_deliver - on the event loop thread: send the answer kept by cloud_reply_send for
+ * a request with answered set (the "after" faults, the log line), then free req.
+ */
+void cloud_reply_deliver(struct cloud_req *req);
 
 /* cloud_reply_scim_error - a SCIM Error response (RFC 7644 3.12); scim_type may be NULL. */
 void cloud_reply_scim_error(struct cloud_req *req, int status, const char *scim_type,

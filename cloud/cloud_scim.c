@@ -1924,7 +1924,7 @@ static void discovery(struct cloud_req *req, struct scim *s)
 
 void cloud_scim_handle(struct cloud_req *req)
 {
-    struct scim s = {.ctx = req->ctx, .st = &req->ctx->store, .org = req->segs[2], .req = req};
+    struct scim s = {.ctx = req->ctx, .st = req->st, .org = req->segs[2], .req = req};
     if (!cloud_reply_org_exists(req->ctx, s.org)) {
         cloud_reply_scim_error(req, 404, NULL, "no organisation '%s'", s.org);
         return;

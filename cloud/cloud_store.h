@@ -2,7 +2,9 @@
  * cloud_store.h - dirconn-cloud's SQLite state: organisations, connectors,
  * tokens, lease, connector state, reports and SCIM resources.
  *
- * One connection, used from the event loop thread only. Every SQL statement
+ * One store is one connection, used by one thread only: the event loop thread has
+ * ctx->store, the SCIM thread ctx->scim.store (cloud_http.c); a handler uses its
+ * request's (req->st). Both open the same file. Every SQL statement
  * is prepared once at open time from CLOUD_STMT_MAP and fetched, reset and
  * with bindings cleared, by cloud_store_stmt(). WAL mode with
  * synchronous=NORMAL (or FULL with --db-sync full): a commit is in the WAL

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/crypto.h>
@@ -105,6 +106,8 @@ static const struct opt options[] = {
      "add latency to each request"},
     {"fault-jitter", OPT_DURATION_MS, CFG(fault.jitter_ms), 0, 600000, "DURATION",
      "plus uniform random 0..DURATION"},
+    {"fault-stall", OPT_DURATION_MS, CFG(fault.stall_ms), 0, 600000, "DURATION",
+     "hold the SCIM processing of each faulted SCIM request this long (blocking)"},
     {"fault-500", OPT_RATE, CFG(fault.p500), 0, 0, "RATE", "fraction answered 500 before applying"},
     {"fault-503", OPT_RATE, CFG(fault.p503), 0, 0, "RATE",
      "fraction answered 503 + Retry-After before applying"},
@@ -500,7 +503,9 @@ static int run(struct cloud_ctx *ctx, int argc, char **argv)
             return dirconn_exit_code(DIRCONN_ESTATE);
         }
     }
-    ctx->base = event_base_new();
+    /* the SCIM thread hands its answers back with event_active (cloud_http.c) */
+    if (evthread_use_pthreads() == 0)
+        ctx->base = event_base_new();
     if (ctx->base == NULL) {
         log_msg(&ctx->log, LOG_LEVEL_ERROR, "event_base_new failed");
         return 1;

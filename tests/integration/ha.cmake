@@ -17,6 +17,11 @@ dirconn_integration_test(ha_etcd ha_etcd.sh TIMEOUT 600)
 # map from the cloud inventory, writes nothing when nothing changed, and deletes the orphans.
 dirconn_integration_test(ha_orphans ha_orphans.sh TIMEOUT 600)
 
+# A slow provider does not starve the lease (ha_slow_scim.sh): the cloud's SCIM processing
+# stalls 8 s per write (fault injection) while one dirconnd holds a 3 s cloud lease; the
+# renewals must be answered meanwhile, no self-fence.
+dirconn_integration_test(ha_slow_scim ha_slow_scim.sh TIMEOUT 300)
+
 # Self-fencing: SIGSTOP of the active past its lease, SIGCONT, roles sampled every 50 ms
 # (ha_fence.sh), on the cloud's lease and on etcd's.
 dirconn_integration_test(ha_fence ha_fence.sh TIMEOUT 600)

@@ -391,6 +391,109 @@ static void test_patch_body(void **state)
     json_decref(d);
 }
 
+/* PATCH a Group document (members only) with the operations ops (a JSON array); NULL on error. */
+static json_t *patch_group(const char *members, const char *ops, struct cloud_scim_err *err)
+{
+    char doc[2048], body[2048];
+    snprintf(doc, sizeof(doc),
+             "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:Group\"],"
+             "\"displayName\":\"G\",\"members\":%s}",
+             members);
+    snprintf(body, sizeof(body),
+             "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\"Operations\":%s}",
+             ops);
+    json_t *d = load(doc), *b = load(body);
+    int rc = cloud_patch_apply(cloud_schema_rtype(CLOUD_RK_GROUP), d, b, err);
+    json_decref(b);
+    if (rc != 0) {
+        json_decref(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* The "value"s of d's attribute name, joined by commas ("-" when the attribute is absent). */
+static void values_of(const json_t *d, const char *name, char *out, size_t len)
+{
+    const json_t *arr = json_object_get(d, name);
+    snprintf(out, len, "%s", arr == NULL ? "-" : "");
+    size_t i;
+    json_t *el;
+    json_array_foreach(arr, i, el)
+    {
+        size_t n = strlen(out);
+        snprintf(out + n, len - n, "%s%s", i > 0 ? "," : "",
+                 json_string_value(json_object_get(el, "value")));
+    }
+}
+
+/* Member PATCHes of a large group go through indexes and one pass per run of removals
+ * (cloud_patch.c): the results are those of RFC 7644 3.5.2 applied one operation after
+ * the other. */
+static void test_patch_members(void **state)
+{
+    (void)state;
+    struct cloud_scim_err err = {0};
+    char got[256];
+#define M(v)  "{\"value\":\"" v "\",\"type\":\"User\"}"
+#define RM(v) "{\"op\":\"remove\",\"path\":\"members[value eq \\\"" v "\\\"]\"}"
+    /* removals (one absent, one differing in case only: value is caseExact), then an add
+     * with a value already there and a new one twice, then a removal after the add */
+    json_t *d =
+        patch_group("[" M("a") "," M("b") "," M("c") "," M("d") "," M("f") "]",
+                    "[" RM("b") "," RM("zz") "," RM("d") "," RM(
+                        "A") ","
+                             "{\"op\":\"add\",\"path\":\"members\",\"value\":["
+                             "{\"value\":\"e\"},{\"value\":\"a\"},{\"value\":\"e\"}]}," RM("f") "]",
+                    &err);
+    assert_non_null(d);
+    values_of(d, "members", got, sizeof(got));
+    assert_string_equal(got, "a,c,e");
+    json_decref(d);
+    /* removing every member by filters removes the attribute */
+    d = patch_group("[" M("a") "," M("b") "]", "[" RM("a") "," RM("b") "]", &err);
+    assert_non_null(d);
+    values_of(d, "members", got, sizeof(got));
+    assert_string_equal(got, "-");
+    json_decref(d);
+    /* a removal with a value list: those values leave, in one pass */
+    d = patch_group("[" M("a") "," M("b") "," M("c") "]",
+                    "[{\"op\":\"remove\",\"path\":\"members\",\"value\":["
+                    "{\"value\":\"c\"},{\"value\":\"a\"},{\"value\":\"x\"}]}]",
+                    &err);
+    assert_non_null(d);
+    values_of(d, "members", got, sizeof(got));
+    assert_string_equal(got, "b");
+    json_decref(d);
+    /* a filter that is not "value eq" between removals keeps the order of the operations */
+    d = patch_group(
+        "[" M("a") ",{\"value\":\"g\",\"type\":\"Group\"}," M("c") "]",
+        "[" RM("a") ",{\"op\":\"remove\",\"path\":\"members[type eq \\\"Group\\\"]\"},"
+                    "{\"op\":\"add\",\"path\":\"members\",\"value\":[{\"value\":\"a\"}]}," RM(
+                        "c") "]",
+        &err);
+    assert_non_null(d);
+    values_of(d, "members", got, sizeof(got));
+    assert_string_equal(got, "a");
+    json_decref(d);
+    /* an error after a run of removals: the PATCH fails as a whole */
+    assert_null(
+        patch_group("[" M("a") "]", "[" RM("a") ",{\"op\":\"bogus\",\"path\":\"members\"}]", &err));
+    assert_int_equal(err.status, 400);
+    assert_string_equal(err.scim_type, "invalidSyntax");
+    assert_null(patch_group("[" M("a") "]",
+                            "[" RM("a") ",{\"op\":\"remove\",\"path\":\"members[\"}]", &err));
+    assert_string_equal(err.scim_type, "invalidPath");
+#undef M
+#undef RM
+    /* emails.value is not caseExact: a removal by filter ignores case, as the filter does */
+    d = patch(base, "{\"op\":\"remove\",\"path\":\"emails[value eq \\\"W@X\\\"]\"}", &err);
+    assert_non_null(d);
+    values_of(d, "emails", got, sizeof(got));
+    assert_string_equal(got, "h@x");
+    json_decref(d);
+}
+
 static void test_omit(void **state)
 {
     (void)state;
@@ -437,7 +540,7 @@ int main(void)
         cmocka_unit_test(test_validate),   cmocka_unit_test(test_datetime),
         cmocka_unit_test(test_patch_ok),   cmocka_unit_test(test_patch_errors),
         cmocka_unit_test(test_patch_body), cmocka_unit_test(test_patch_limits),
-        cmocka_unit_test(test_omit),
+        cmocka_unit_test(test_omit),       cmocka_unit_test(test_patch_members),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
