@@ -1108,16 +1108,17 @@ static void on_bulk_done(void *arg, const struct scim_response *r)
 }
 
 /* Send the ADDs of a batch with /Bulk (RFC 7644 3.7) within the server's limits. */
-static enum dirconn_err submit_bulk(struct apply *a, struct batch *b, json_t **bodies)
+static enum dirconn_err submit_bulk(struct apply *a, struct batch *b, json_t **bodies, int from,
+                                    int to)
 {
-    int i = 0;
-    while (i < b->n) {
+    int i = from;
+    while (i < to) {
         json_t *ops = json_array();
         size_t payload = BULK_REQ_OVERHEAD;
         int first = i;
         long max_ops =
             a->p.caps.bulk_max_operations < BULK_CHUNK ? a->p.caps.bulk_max_operations : BULK_CHUNK;
-        while (i < b->n && (long)json_array_size(ops) < max_ops) {
+        while (i < to && (long)json_array_size(ops) < max_ops) {
             if (bodies[i] == NULL) { /* sent alone (send_op) */
                 i++;
                 continue;
@@ -1632,17 +1633,39 @@ static enum dirconn_err send_batch(struct apply *a, struct batch *b)
     bool bulk = a->p.caps.bulk;
     for (int i = 0; i < b->n; i++)
         bulk = bulk && b->ops[i].op == PLAN_ADD;
+    long max_ops =
+        a->p.caps.bulk_max_operations < BULK_CHUNK ? a->p.caps.bulk_max_operations : BULK_CHUNK;
     enum dirconn_err e = DIRCONN_OK;
     int *saved = a->outstanding;
     a->outstanding = &b->outstanding;
+    /*
+     * Adds in Bulk are sent as soon as a request's worth is built ([first, i]): the JSON trees
+     * of a batch's records (several times their text) are never all held at once.
+     */
+    int first = 0;
+    long ops = 0, payload = BULK_REQ_OVERHEAD;
     for (int i = 0; i < b->n && e == DIRCONN_OK; i++) {
         e = send_op(a, &b->ops[i], bulk ? &bodies[i] : NULL);
+        if (e == DIRCONN_OK && bodies[i] != NULL) {
+            ops++;
+            payload +=
+                (b->ops[i].sent != NULL ? (long)strlen(b->ops[i].sent) : 0) + BULK_OP_OVERHEAD;
+        }
+        if (e == DIRCONN_OK && bulk &&
+            (i == b->n - 1 || ops >= max_ops || payload >= a->p.caps.bulk_max_payload)) {
+            e = submit_bulk(a, b, bodies, first, i + 1);
+            for (int k = first; k <= i; k++) {
+                json_decref(bodies[k]);
+                bodies[k] = NULL;
+            }
+            first = i + 1;
+            ops = 0;
+            payload = BULK_REQ_OVERHEAD;
+        }
         /* the batches in flight go on being sent and answered while this one is built */
         if (e == DIRCONN_OK && a->ring_n > 0 && i % APPLY_PUMP == APPLY_PUMP - 1)
             e = scim_port_run_until(a->p.port, at_once, NULL, a->err);
     }
-    if (e == DIRCONN_OK && bulk)
-        e = submit_bulk(a, b, bodies);
     a->outstanding = saved;
     for (int i = 0; i < b->n; i++)
         json_decref(bodies[i]);
