@@ -129,7 +129,8 @@ t0=$(now)
 	{ echo "the full sync failed:" >&2; tail -5 "$T/full.err" >&2; exit 1; }
 full_wall=$(elapsed "$t0" "$(now)")
 read -r full_req full_4xx full_patch full_ops < <(requests_since "$mark")
-gid=$(grep -E 'POST /scim/v2/bench/Groups 201' "$T/cloud.log" >/dev/null && curl -sS --cacert "$T/ca.pem" \
+# (created by a POST of its own or inside a /Bulk request: found by its name either way)
+gid=$(curl -sS --cacert "$T/ca.pem" \
 	-H "Authorization: Bearer $(cat "$T/token")" \
 	"$cloud_url/scim/v2/bench/Groups?filter=displayName%20eq%20%22Bench%20Big%20Group%22&attributes=id" |
 	json - "j['Resources'][0]['id']")

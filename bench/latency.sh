@@ -107,7 +107,7 @@ bigrow=
 if [ "$big" -gt 0 ]; then
 	bash "$here/big_group.sh" --members "$big" --build-dir "$build" --out "$work/big.json" \
 		>"$work/big.out" 2>"$work/big.err" ||
-		{ echo "bench/big_group.sh failed:" >&2; tail -5 "$work/big.err" "$work/big.out" >&2; exit 1; }
+		{ echo "bench/big_group.sh failed:" >&2; tail -n 5 "$work/big.err" "$work/big.out" >&2; exit 1; }
 	bigrow=$(jq -c --argjson users "$big" '.one_member_added_dirconnd as $d | {label: "big_group",
 		mode: "member-add", fixture: "adlds", users: $users, members: .members_in_directory,
 		changes: 1, samples: [$d.latency_s], p50: $d.latency_s, p90: $d.latency_s,
