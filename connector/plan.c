@@ -697,7 +697,7 @@ struct gone_arg {
     enum dirconn_err e;
 };
 
-static int plan_gone_one(void *arg, const struct state_object *o)
+static int plan_gone_one(const struct state_object *o, void *arg)
 {
     struct gone_arg *g = arg;
     struct cloud_row c;

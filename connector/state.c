@@ -528,18 +528,12 @@ enum dirconn_err state_object_delete(struct state *st, const char *external_id,
     return e;
 }
 
-enum dirconn_err state_object_foreach(struct state *st, int kind,
-                                      int (*fn)(const struct state_object *obj, void *arg),
-                                      void *arg, struct dirconn_error *err)
+/* One walk over the OBJECT_COLUMNS rows of a prepared statement, which it finalizes. */
+static enum dirconn_err object_walk(struct state *st, sqlite3_stmt *stmt,
+                                    int (*fn)(const struct state_object *obj, void *arg), void *arg,
+                                    const char *what, struct dirconn_error *err)
 {
-    sqlite3_stmt *stmt = NULL;
-    enum dirconn_err e = prepare(st,
-                                 "SELECT " OBJECT_COLUMNS " FROM objects WHERE ?1 < 0 OR kind = ?1 "
-                                 "ORDER BY external_id",
-                                 &stmt, err);
-    if (e != DIRCONN_OK)
-        return e;
-    sqlite3_bind_int(stmt, 1, kind);
+    enum dirconn_err e = DIRCONN_OK;
     dirconn_error_clear(err);
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -554,9 +548,24 @@ enum dirconn_err state_object_foreach(struct state *st, int kind,
         }
     }
     if (rc != SQLITE_DONE)
-        e = db_error(st, err, "reading the objects");
+        e = db_error(st, err, what);
     sqlite3_finalize(stmt);
     return e;
+}
+
+enum dirconn_err state_object_foreach(struct state *st, int kind,
+                                      int (*fn)(const struct state_object *obj, void *arg),
+                                      void *arg, struct dirconn_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = prepare(st,
+                                 "SELECT " OBJECT_COLUMNS " FROM objects WHERE ?1 < 0 OR kind = ?1 "
+                                 "ORDER BY external_id",
+                                 &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_int(stmt, 1, kind);
+    return object_walk(st, stmt, fn, arg, "reading the objects", err);
 }
 
 bool state_object_has_version(struct state *st)
@@ -1270,7 +1279,7 @@ enum dirconn_err state_plan_conflicts(struct state *st, bool partial, struct dir
 }
 
 enum dirconn_err state_plan_gone_foreach(struct state *st, unsigned kinds, bool partial,
-                                         int (*fn)(void *arg, const struct state_object *obj),
+                                         int (*fn)(const struct state_object *obj, void *arg),
                                          void *arg, struct dirconn_error *err)
 {
     sqlite3_stmt *stmt = NULL;
@@ -1285,23 +1294,7 @@ enum dirconn_err state_plan_gone_foreach(struct state *st, unsigned kinds, bool 
         return e;
     sqlite3_bind_int(stmt, 1, (int)kinds);
     sqlite3_bind_int(stmt, 2, partial);
-    dirconn_error_clear(err);
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        struct state_object o;
-        read_object(stmt, &o);
-        int stop = fn(arg, &o);
-        state_object_clear(&o);
-        if (stop != 0) {
-            sqlite3_finalize(stmt);
-            return dirconn_error_stopped(err, DIRCONN_EFAIL, "%s: walk of the objects stopped",
-                                         st->path);
-        }
-    }
-    if (rc != SQLITE_DONE)
-        e = db_error(st, err, "plan: reading the objects that left the scope");
-    sqlite3_finalize(stmt);
-    return e;
+    return object_walk(st, stmt, fn, arg, "plan: reading the objects that left the scope", err);
 }
 
 enum dirconn_err state_plan_adoptable_foreach(struct state *st, unsigned kinds, bool partial,

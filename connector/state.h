@@ -493,7 +493,7 @@ enum dirconn_err state_plan_conflicts(struct state *st, bool partial, struct dir
  * the walk with fn's own error, as state_object_foreach.
  */
 enum dirconn_err state_plan_gone_foreach(struct state *st, unsigned kinds, bool partial,
-                                         int (*fn)(void *arg, const struct state_object *obj),
+                                         int (*fn)(const struct state_object *obj, void *arg),
                                          void *arg, struct dirconn_error *err);
 
 /* A cloud object the state does not map (state_plan_adoptable_foreach). */
