@@ -1471,27 +1471,38 @@ enum dirconn_err state_plan_save_verified(struct state *st, struct dirconn_error
 enum dirconn_err state_plan_save_raw(struct state *st, struct dirconn_error *err)
 {
     /* The upper externalId of the next chunk (plan_raw's key order), or none for the last. */
-    static const char bound_sql[] = "SELECT external_id FROM plan_raw WHERE ?1 IS NULL"
-                                    " OR external_id > ?1 ORDER BY external_id LIMIT 1 OFFSET ?2";
+    static const char bound_sql[] = "SELECT external_id FROM plan_raw WHERE external_id > ?1"
+                                    " ORDER BY external_id LIMIT 1 OFFSET ?2";
     /*
      * Only where the state holds the very record this plan built from the
      * entry (its hash, name and DN): a write that failed or was not made
      * leaves the old record, whose raw hash, if any, still describes it.
+     * plan_raw drives the join (CROSS JOIN keeps it the outer loop) through a
+     * range of its key, so each chunk reads its own rows: driven by plan_items,
+     * every chunk read all of them. The last chunk has no upper bound.
      */
-    static const char sql[] =
-        "UPDATE objects SET raw_hash = r.raw, raw_for = objects.hash, raw_manager = r.manager_dn,"
-        " raw_links = r.links FROM plan_raw r JOIN plan_items i ON i.external_id = r.external_id"
-        " AND i.op IN (:add, :update, :match) WHERE objects.external_id = r.external_id"
-        " AND (:lo IS NULL OR r.external_id > :lo) AND (:hi IS NULL OR r.external_id <= :hi)"
-        " AND objects.hash = i.hash AND objects.name IS i.name AND objects.dn = i.dn"
-        " AND objects.record IS NOT NULL AND r.raw IS NOT NULL AND r.links IS NOT NULL"
-        " AND (objects.raw_hash IS NOT r.raw OR objects.raw_for IS NOT objects.hash"
-        "  OR objects.raw_manager IS NOT r.manager_dn OR objects.raw_links IS NOT r.links)";
-    sqlite3_stmt *bound = NULL, *upd = NULL;
+#define UPDATE_RAW(HI)                                                                             \
+    "UPDATE objects SET raw_hash = r.raw, raw_for = objects.hash, raw_manager = r.manager_dn,"     \
+    " raw_links = r.links FROM plan_raw r CROSS JOIN plan_items i ON i.external_id = "             \
+    "r.external_id"                                                                                \
+    " AND i.op IN (:add, :update, :match) WHERE objects.external_id = r.external_id"               \
+    " AND r.external_id > :lo" HI " AND objects.hash = i.hash AND objects.name IS i.name"          \
+    " AND objects.dn = i.dn AND objects.record IS NOT NULL AND r.raw IS NOT NULL"                  \
+    " AND r.links IS NOT NULL AND (objects.raw_hash IS NOT r.raw OR objects.raw_for IS NOT"        \
+    " objects.hash OR objects.raw_manager IS NOT r.manager_dn OR objects.raw_links IS NOT "        \
+    "r.links)"
+    static const char sql[] = UPDATE_RAW(" AND r.external_id <= :hi");
+    static const char sql_last[] = UPDATE_RAW("");
+#undef UPDATE_RAW
+    sqlite3_stmt *bound = NULL, *upd = NULL, *upd_last = NULL;
     enum dirconn_err e = prepare(st, bound_sql, &bound, err);
     if (e == DIRCONN_OK)
         e = prepare(st, sql, &upd, err);
-    char *lo = NULL;
+    if (e == DIRCONN_OK)
+        e = prepare(st, sql_last, &upd_last, err);
+    char *lo = strdup(""); /* below every externalId (never empty: the state's key) */
+    if (e == DIRCONN_OK && lo == NULL)
+        e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     bool last = false;
     while (e == DIRCONN_OK && !last) {
         sqlite3_bind_text(bound, 1, lo, -1, SQLITE_STATIC);
@@ -1509,11 +1520,13 @@ enum dirconn_err state_plan_save_raw(struct state *st, struct dirconn_error *err
             free(hi);
             break;
         }
-        state_plan_bind(upd);
-        sqlite3_bind_text(upd, sqlite3_bind_parameter_index(upd, ":lo"), lo, -1, SQLITE_STATIC);
-        sqlite3_bind_text(upd, sqlite3_bind_parameter_index(upd, ":hi"), hi, -1, SQLITE_STATIC);
-        rc = sqlite3_step(upd);
-        sqlite3_reset(upd);
+        sqlite3_stmt *u = last ? upd_last : upd;
+        state_plan_bind(u);
+        sqlite3_bind_text(u, sqlite3_bind_parameter_index(u, ":lo"), lo, -1, SQLITE_STATIC);
+        if (!last)
+            sqlite3_bind_text(u, sqlite3_bind_parameter_index(u, ":hi"), hi, -1, SQLITE_STATIC);
+        rc = sqlite3_step(u);
+        sqlite3_reset(u);
         if (rc != SQLITE_DONE) {
             e = db_error(st, err, "plan: saving the raw hashes");
             state_rollback(st);
@@ -1526,6 +1539,7 @@ enum dirconn_err state_plan_save_raw(struct state *st, struct dirconn_error *err
     free(lo);
     sqlite3_finalize(bound);
     sqlite3_finalize(upd);
+    sqlite3_finalize(upd_last);
     return e;
 }
 
