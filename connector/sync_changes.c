@@ -228,8 +228,13 @@ static enum dirconn_err queue_name_partners(struct sync_ctx *c, const char *id,
     return state_name_partners_foreach(c->st, id, queue_partner, &w, c->err);
 }
 
-/* The object left the scope or was deleted: plan its deletion if the connector holds it. */
-static enum dirconn_err gone(struct sync_ctx *c, const char *id, const char *dn)
+/*
+ * The object left the scope or was deleted: plan its deletion if the connector holds it.
+ * deleted: the directory reported its deletion; unknown to the state, the cloud is asked
+ * whether it holds it (sync_cloud_load_targeted). An object the state does not know that only
+ * left the scope, or never was in it, is not looked up: most changes out of the scope are those.
+ */
+static enum dirconn_err gone(struct sync_ctx *c, const char *id, const char *dn, bool deleted)
 {
     struct state_object so = {0};
     bool found = false;
@@ -243,8 +248,12 @@ static enum dirconn_err gone(struct sync_ctx *c, const char *id, const char *dn)
             e = state_object_find_dn(c->st, key, &so, &found, c->err);
         free(key);
     }
-    if (e == DIRCONN_OK && !found && id != NULL)
-        e = plan_add_gone(c->plan, id, c->err); /* never sent (a conflict): its name goes */
+    if (e == DIRCONN_OK && !found && id != NULL) {
+        /* Never sent (a conflict): its name goes. Or sent without the state knowing. */
+        e = plan_add_gone(c->plan, id, c->err);
+        if (e == DIRCONN_OK && deleted && !id_list_add(&c->touched, id, NULL, -1, NULL, true))
+            e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    }
     if (e == DIRCONN_OK && found) {
         e = plan_add_gone(c->plan, so.external_id, c->err);
         if (e == DIRCONN_OK &&
@@ -299,7 +308,7 @@ static enum dirconn_err evaluate(struct sync_ctx *c, const char *id, const char 
             e = DIRCONN_OK; /* renamed or deleted since it was reported */
     }
     if (e == DIRCONN_OK && !found)
-        e = gone(c, id, dn);
+        e = gone(c, id, dn, false);
     return e;
 }
 
@@ -396,7 +405,7 @@ static enum dirconn_err plan_changed(struct sync_ctx *c, struct id_list lists[3]
         if (r->deleted) {
             e = queue_name_partners(c, r->id, &more);
             if (e == DIRCONN_OK)
-                e = gone(c, r->id, NULL);
+                e = gone(c, r->id, NULL, true);
         } else {
             e = evaluate(c, r->id, r->dn, &more, read);
         }
@@ -452,7 +461,7 @@ static enum dirconn_err plan_not_present(struct sync_ctx *c, struct id_list list
     if (e == DIRCONN_OK)
         e = state_object_foreach(c->st, -1, present_one, &w, c->err);
     for (size_t i = 0; i < w.gone.n && e == DIRCONN_OK; i++)
-        e = gone(c, w.gone.v[i].id, NULL);
+        e = gone(c, w.gone.v[i].id, NULL, false);
     id_list_free(&w.gone);
     id_list_free(&changed);
     return e;

@@ -329,6 +329,16 @@ enum dirconn_err sync_cloud_load_targeted(struct sync_ctx *c)
     enum dirconn_err e = DIRCONN_OK;
     for (size_t i = 0; i < c->touched.n && e == DIRCONN_OK; i++) {
         const struct id_rec *r = &c->touched.v[i];
+        if (r->kind < 0 && r->deleted && r->id != NULL) {
+            /* Deleted in the directory and unknown to the state, of a kind the deletion does not
+             * say: the cloud may hold it all the same (the state restored from a backup, or an
+             * active of the HA group stopped after its writes and before the state was shared).
+             * Found, it is adopted and deleted with the rest (plan_adopt_cloud). */
+            for (int k = 0; k < OBJECT_KINDS && e == DIRCONN_OK; k++)
+                if (c->kinds & (1u << k))
+                    e = inventory_filter(c, (enum object_kind)k, "externalId", r->id);
+            continue;
+        }
         if (r->kind < 0 || r->kind >= OBJECT_KINDS || !(c->kinds & (1u << r->kind)))
             continue;
         struct state_object so = {0};

@@ -66,7 +66,10 @@ enum dirconn_err sync_cloud_load_inventory(struct sync_ctx *c, unsigned kinds);
 /*
  * sync_cloud_load_targeted - an incremental's inventory: for each object of
  * c->touched, GET by the cloud id the state holds, then filters by externalId
- * and (users) userName for adoption; a 404 is no object. More than
+ * and (users) userName for adoption; a 404 is no object. A deletion the state
+ * does not know (kind -1) is looked up by externalId in each kind of c->kinds,
+ * so an object the cloud holds without the state knowing it is adopted and
+ * deleted (plan_adopt_cloud with its id in the plan's gone set). More than
  * SYNC_INVENTORY_PAGE objects, a provider without filters, or a lookup the
  * provider refuses with 400 (logged): the whole inventory instead.
  */

@@ -55,29 +55,26 @@ check_eq "the history says incremental" "incremental" "$(sqlite3 "$state" "selec
 # ---- a user added (as a member of the security group), then modified, then disabled
 emp=$(json "$M" "j['ous']['Employees']['dn']")
 new_dn="CN=Incr Tester,$emp"
-if [[ $kind == adds ]]; then
-	ldap_modify "dn: $new_dn
+# add_user DN UPN SAM: an enabled user with a mail address
+add_user() {
+	local enabled="msDS-UserAccountDisabled: FALSE"
+	[[ $kind == adds ]] && enabled="sAMAccountName: $3
+userAccountControl: 544"
+	ldap_modify "dn: $1
 changetype: add
 objectClass: user
-sAMAccountName: incrtester
-userPrincipalName: incr.tester@dirconn.test
+userPrincipalName: $2
 givenName: Incr
 sn: Tester
 displayName: Incr Tester
-mail: incr.tester@dirconn.test
-userAccountControl: 544"
+mail: $2
+$enabled"
+}
+add_user "$new_dn" incr.tester@dirconn.test incrtester
+if [[ $kind == adds ]]; then
 	disable="replace: userAccountControl
 userAccountControl: 546"
 else
-	ldap_modify "dn: $new_dn
-changetype: add
-objectClass: user
-userPrincipalName: incr.tester@dirconn.test
-givenName: Incr
-sn: Tester
-displayName: Incr Tester
-mail: incr.tester@dirconn.test
-msDS-UserAccountDisabled: FALSE"
 	disable="replace: msDS-UserAccountDisabled
 msDS-UserAccountDisabled: TRUE"
 fi
@@ -244,6 +241,37 @@ changetype: delete"
 incr x1
 check_contains "a deleted user is deleted in the cloud" "$x1_out" "| 1 deleted | 0 failed"
 converged "a deletion reaches the cloud"
+
+# ---- the state behind the cloud: an active that stopped after its SCIM writes and before it
+# shared its state, as a kill -9 of an HA group's active does (played here by restoring the
+# local and the shared state of before): a user it created, then deleted in the directory, is
+# deleted by the next incremental, whose state never knew it
+sqlite3 "$state" ".backup '$work/state.bak'"
+cloud_admin GET /v1/orgs/acme/state >"$work/shared.bak"
+bk_dn="CN=Backup Tester,$emp"
+add_user "$bk_dn" backup.tester@dirconn.test backuptester
+ldap_modify "dn: $SG
+changetype: modify
+add: member
+member: $bk_dn"
+incr b1
+check_contains "a user created after the copy of the state is added" "$b1_out" "| 1 added |"
+check_eq "the cloud holds it" 1 "$(sync_cloud_count 'userName eq "backup.tester@dirconn.test"')"
+known() { sqlite3 "$state" "select count(*) from objects where dn like 'cn=backup tester,%'"; }
+check_eq "the state knows it" 1 "$(known)"
+sqlite3 "$state" ".restore '$work/state.bak'"
+check_eq "the restored state does not know it" 0 "$(known)"
+check_eq "the shared state of before is put back" 200 "$(curl -sS --cacert "$work/cloud-ca.pem" -X PUT \
+	-H "Authorization: Bearer $(cat "$work/admin.token")" -H 'If-Match: *' -H 'Content-Type: application/json' \
+	--data-binary @"$work/shared.bak" -o /dev/null -w '%{http_code}' "$CLOUD_URL/v1/orgs/acme/state")"
+ldap_modify "dn: $bk_dn
+changetype: delete"
+incr b2
+check_eq "the incremental on the restored state exits 0" 0 "$b2_rc"
+check_eq "it goes on from the shared state it finds (no object map rebuild)" 0 "$(grep -c "Object map rebuilt" <<<"$b2_out")"
+check_contains "the user the state never knew is deleted in the cloud" "$b2_out" "| 1 deleted | 0 failed"
+check_eq "the cloud no longer holds it" 0 "$(sync_cloud_count 'userName eq "backup.tester@dirconn.test"')"
+converged "the cloud equals the directory after the incremental on the restored state"
 
 # ---- the delete threshold applies to incremental syncs too
 # 30 members out of the security group: more than 20 of them are in the cloud
