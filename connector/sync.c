@@ -207,8 +207,13 @@ static enum dirconn_err read_changes(struct sync_ctx *c, struct run *r)
     enum dirconn_err e = c->opts->rebuild_map ? sync_objmap_rebuild(c) : DIRCONN_OK;
     if (e != DIRCONN_OK)
         return e;
+    c->need_full = false;
     e = sync_changes_plan(c, r->method, r->partition, &r->wm, &r->next, r->lists, &c->res->read);
-    if (e == DIRCONN_EWATERMARK) {
+    if (e == DIRCONN_OK && c->need_full) {
+        /* A change only a full read can plan (its reason in c->res->fallback). */
+        r->incremental = false;
+        e = restart_as_full(c, r->lists, &r->next);
+    } else if (e == DIRCONN_EWATERMARK) {
         /* The watermark no longer applies (another DC, a restored DC, a refused cookie). */
         snprintf(c->res->fallback, sizeof(c->res->fallback), "%s", c->err->msg);
         e = state_watermark_delete_all(c->st, c->err);

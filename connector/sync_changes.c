@@ -136,6 +136,15 @@ static void queue_members(struct sync_ctx *c, const char *group_id, const struct
     bool found = false;
     if (state_object_get(c->st, group_id, &so, &found, NULL) != DIRCONN_OK || !found ||
         so.record == NULL) {
+        if (found && !c->need_full) {
+            /* Sent, but its record was reset (the object map rebuilt from a cloud copy that
+             * another connector had changed): who was a member is not known here. */
+            c->need_full = true;
+            snprintf(c->res->fallback, sizeof(c->res->fallback),
+                     "the security group %s changed and its last sent members are not known (no "
+                     "acknowledged record since the object map was rebuilt)",
+                     entry->dn);
+        }
         state_object_clear(&so);
         return;
     }

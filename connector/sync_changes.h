@@ -44,7 +44,10 @@ void sync_changes_scope_hash(const struct config *cfg, const struct select_plan 
  * and retries), lists[1] (the RFC 4533 present ids), lists[2] (the retries
  * taken up), c->res->changes, *read (entries read again, not reset). An RFC
  * 4533 present phase plans the deletion of what was neither present nor
- * changed. Errors: DIRCONN_EWATERMARK (the watermark no longer applies: the
+ * changed. A change only a full run can plan (a security group changed whose
+ * record the rebuilt object map reset: its former members are unknown) sets
+ * c->need_full and says why in c->res->fallback; the caller then runs in
+ * full. Errors: DIRCONN_EWATERMARK (the watermark no longer applies: the
  * caller runs in full), DIRCONN_ELDAP_UNSUPPORTED (the method was refused),
  * the directory's and the state's errors, the first error a DN lookup met
  * (c->resolve_e), DIRCONN_ENOMEM.

@@ -64,10 +64,11 @@ struct sync_ctx {
     /* raw hashes (sync_read_add_entry): the fingerprint of what else records depend on ("" = none)
      */
     char raw_fp[65];
-    bool raw_skip;           /* full runs: an entry whose raw hash the state holds is not mapped */
-    bool entry_warned;       /* add_entry: the entry being mapped gave a warning */
-    long raw_skipped;        /* entries given to the plan without mapping */
-    struct id_list touched;  /* incremental: objects planned or deleted in this run */
+    bool raw_skip;          /* full runs: an entry whose raw hash the state holds is not mapped */
+    bool entry_warned;      /* add_entry: the entry being mapped gave a warning */
+    long raw_skipped;       /* entries given to the plan without mapping */
+    struct id_list touched; /* incremental: objects planned or deleted in this run */
+    bool need_full; /* incremental: only a full run can plan it (c->res->fallback says why) */
     struct id_list failures; /* objects whose write failed: retried by the next incremental */
     /* apply (apply.h): progress on a terminal, and the lease lost during the run */
     long done, total;

@@ -273,6 +273,32 @@ check_contains "the user the state never knew is deleted in the cloud" "$b2_out"
 check_eq "the cloud no longer holds it" 0 "$(sync_cloud_count 'userName eq "backup.tester@dirconn.test"')"
 converged "the cloud equals the directory after the incremental on the restored state"
 
+# ---- the local state alone restored: the object map is rebuilt from the cloud inventory and
+# the security group's record, changed since by the cloud copy, is reset; a member then taken out
+# of it is deleted in the cloud by a full sync (who the members were is not known otherwise)
+sqlite3 "$state" ".backup '$work/state.bak'"
+rb_dn="CN=Rebuild Tester,$emp"
+add_user "$rb_dn" rebuild.tester@dirconn.test rebuildtester
+ldap_modify "dn: $SG
+changetype: modify
+add: member
+member: $rb_dn"
+incr r1
+check_contains "a member added to the security group is added" "$r1_out" "| 1 added |"
+sqlite3 "$state" ".restore '$work/state.bak'"
+incr r2
+check_contains "the local state alone restored: the object map is rebuilt" "$r2_out" "Object map rebuilt from the cloud inventory"
+ldap_modify "dn: $SG
+changetype: modify
+delete: member
+member: $rb_dn"
+incr r3
+check_eq "the incremental after the rebuild exits 0" 0 "$r3_rc"
+check_contains "the security group without a record: a full sync, and why" "$r3_out" "Running a full sync: the security group"
+check_contains "the member taken out of it is deleted" "$r3_out" "| 1 deleted | 0 failed"
+check_eq "the cloud no longer holds it" 0 "$(sync_cloud_count 'userName eq "rebuild.tester@dirconn.test"')"
+converged "the cloud equals the directory after a member left the security group"
+
 # ---- the delete threshold applies to incremental syncs too
 # 30 members out of the security group: more than 20 of them are in the cloud
 mapfile -t victims < <(LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
