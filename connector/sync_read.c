@@ -79,10 +79,12 @@ static enum dirconn_err report_single_email(struct sync_ctx *c, const char *dn,
     if (n == 0)
         return DIRCONN_OK;
     char msg[DIRCONN_ERROR_LEN];
-    snprintf(msg, sizeof(msg),
-             "For %s, the email addresses %s are not sent: the cloud takes one emails value "
-             "([cloud] single_valued), the primary.",
-             dn, list);
+    int w = snprintf(msg, sizeof(msg),
+                     "For %s, the email addresses %s are not sent: the cloud takes one emails "
+                     "value ([cloud] single_valued), the primary.",
+                     dn, list);
+    if (w < 0 || (size_t)w >= sizeof(msg)) /* a long DN and list: the message ends in "..." */
+        snprintf(msg + sizeof(msg) - 4, 4, "...");
     log_msg(c->log, LOG_LEVEL_WARN, "%s", msg);
     c->entry_warned = true;
     return plan_add_warning(c->plan, dn, msg, c->err);
