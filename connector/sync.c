@@ -192,6 +192,7 @@ static enum dirconn_err restart_as_full(struct sync_ctx *c, struct id_list lists
     plan_free(c->plan);
     c->plan = NULL;
     c->on_added = NULL;
+    c->present_phase = false;
     id_list_free(&c->touched);
     for (int i = 0; i < 3; i++)
         id_list_free(&lists[i]);
@@ -207,7 +208,7 @@ static enum dirconn_err read_changes(struct sync_ctx *c, struct run *r)
     enum dirconn_err e = c->opts->rebuild_map ? sync_objmap_rebuild(c) : DIRCONN_OK;
     if (e != DIRCONN_OK)
         return e;
-    c->need_full = false;
+    c->need_full = c->present_phase = false;
     e = sync_changes_plan(c, r->method, r->partition, &r->wm, &r->next, r->lists, &c->res->read);
     if (e == DIRCONN_OK && c->need_full) {
         /* A change only a full read can plan (its reason in c->res->fallback). */
@@ -272,8 +273,9 @@ static enum dirconn_err in_transaction(struct sync_ctx *c, struct run *r,
 
 static enum dirconn_err adopt(struct sync_ctx *c, struct run *r)
 {
-    (void)r;
-    return sync_objmap_adopt(c);
+    enum dirconn_err e =
+        c->present_phase ? sync_changes_cloud_not_present(c, r->lists) : DIRCONN_OK;
+    return e == DIRCONN_OK ? sync_objmap_adopt(c) : e;
 }
 
 static enum dirconn_err read_and_adopt(struct sync_ctx *c, struct run *r)

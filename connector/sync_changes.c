@@ -476,6 +476,43 @@ static enum dirconn_err plan_not_present(struct sync_ctx *c, struct id_list list
     return e;
 }
 
+/* sync_changes_cloud_not_present: the cloud objects of this group neither in the state, nor
+ * read in this run, nor present. */
+struct cloud_walk {
+    const struct id_list *present;
+    struct id_list gone;
+    bool oom;
+};
+
+static int cloud_not_present(void *arg, const struct state_plan_adoptable *row)
+{
+    struct cloud_walk *w = arg;
+    if (row->in_scope || !sync_objmap_is_ours(row->external_id) ||
+        sorted_has(w->present, row->external_id))
+        return 0;
+    w->oom = !id_list_add(&w->gone, row->external_id, NULL, row->kind, NULL, true);
+    return w->oom;
+}
+
+enum dirconn_err sync_changes_cloud_not_present(struct sync_ctx *c, const struct id_list lists[3])
+{
+    struct cloud_walk w = {&lists[1], {0}, false};
+    enum dirconn_err e =
+        state_plan_adoptable_foreach(c->st, c->kinds, false, cloud_not_present, &w, c->err);
+    if (e != DIRCONN_OK && w.oom)
+        e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < w.gone.n && e == DIRCONN_OK; i++)
+        e = plan_add_gone(c->plan, w.gone.v[i].id, c->err);
+    if (e == DIRCONN_OK && w.gone.n > 0)
+        log_msg(
+            c->log, LOG_LEVEL_INFO,
+            "present phase: %zu cloud object%s with this directory's externalIds neither in the "
+            "state nor present in the directory: deleted",
+            w.gone.n, w.gone.n == 1 ? "" : "s");
+    id_list_free(&w.gone);
+    return e;
+}
+
 enum dirconn_err sync_changes_plan(struct sync_ctx *c, enum change_tracking method,
                                    const char *partition, const struct state_watermark *wm,
                                    struct state_watermark *next, struct id_list lists[3],
@@ -493,6 +530,12 @@ enum dirconn_err sync_changes_plan(struct sync_ctx *c, enum change_tracking meth
     c->res->changes = (long)tr.changes;
     log_msg(c->log, LOG_LEVEL_INFO, "%s: %lu changes since the watermark",
             change_tracking_name(method), tr.changes);
+    c->present_phase = tr.present_phase;
+    if (tr.present_phase)
+        log_msg(c->log, LOG_LEVEL_INFO,
+                "%s: present phase (the server's session log does not reach back to the "
+                "watermark): %zu objects present; what is neither present nor changed is deleted",
+                change_tracking_name(method), lists[1].n);
     e = state_retry_foreach(c->st, collect_retry, lists, c->err);
     if (e != DIRCONN_OK)
         return e;

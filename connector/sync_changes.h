@@ -65,4 +65,16 @@ enum dirconn_err sync_changes_plan(struct sync_ctx *c, enum change_tracking meth
 enum dirconn_err sync_changes_note_added(struct sync_ctx *c, enum object_kind kind, const char *ext,
                                          const char *name);
 
+/*
+ * sync_changes_cloud_not_present - after an RFC 4533 present phase (c->present_phase) and
+ * the whole inventory loaded into the plan: the cloud objects of the kinds of the run with
+ * this directory's externalId form (sync_objmap_is_ours) that the state does not know, this
+ * run did not read and the directory did not list as present (lists[1], sorted by
+ * sync_changes_plan) are planned for deletion (plan_add_gone; sync_objmap_adopt then records
+ * them), as a full sync would. They are what an HA active killed after its writes and
+ * before it shared its state created, and the directory deleted since. Logged when there are
+ * some. Inside the caller's transaction. Errors: the state's, the plan's, DIRCONN_ENOMEM.
+ */
+enum dirconn_err sync_changes_cloud_not_present(struct sync_ctx *c, const struct id_list lists[3]);
+
 #endif

@@ -323,7 +323,7 @@ static enum dirconn_err inventory_filter(struct sync_ctx *c, enum object_kind ki
  */
 enum dirconn_err sync_cloud_load_targeted(struct sync_ctx *c)
 {
-    if (c->touched.n > SYNC_INVENTORY_PAGE || !c->caps.filter)
+    if (c->touched.n > SYNC_INVENTORY_PAGE || !c->caps.filter || c->present_phase)
         return sync_cloud_load_inventory(
             c, c->kinds); /* many objects, or a provider without filters */
     enum dirconn_err e = DIRCONN_OK;

@@ -68,7 +68,8 @@ struct sync_ctx {
     bool entry_warned;      /* add_entry: the entry being mapped gave a warning */
     long raw_skipped;       /* entries given to the plan without mapping */
     struct id_list touched; /* incremental: objects planned or deleted in this run */
-    bool need_full; /* incremental: only a full run can plan it (c->res->fallback says why) */
+    bool need_full;     /* incremental: only a full run can plan it (c->res->fallback says why) */
+    bool present_phase; /* incremental: RFC 4533 present phase (the whole inventory is read) */
     struct id_list failures; /* objects whose write failed: retried by the next incremental */
     /* apply (apply.h): progress on a terminal, and the lease lost during the run */
     long done, total;

@@ -242,12 +242,17 @@ enum dirconn_err sync_objmap_rebuild(struct sync_ctx *c)
  * created by a connector of this group, whichever instance was active, and
  * is managed by the active one (plan_adopt_cloud).
  */
+bool sync_objmap_is_ours(const char *external_id)
+{
+    unsigned char guid[16];
+    return ldap_guid_from_string(external_id, guid);
+}
+
 static bool is_ours(void *arg, enum object_kind kind, const char *external_id)
 {
     (void)arg;
     (void)kind;
-    unsigned char guid[16];
-    return ldap_guid_from_string(external_id, guid);
+    return sync_objmap_is_ours(external_id);
 }
 
 /* The object map gets what the cloud holds of this group and the state does not know. */

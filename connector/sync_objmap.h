@@ -32,6 +32,13 @@
 enum dirconn_err sync_objmap_rebuild(struct sync_ctx *c);
 
 /*
+ * sync_objmap_is_ours - whether external_id (not NULL) has this directory's
+ * externalId form (a GUID string: objectGUID or entryUUID), the mark of an
+ * object a connector of this group created.
+ */
+bool sync_objmap_is_ours(const char *external_id);
+
+/*
  * sync_objmap_adopt - plan_adopt_cloud over the kinds of the run: the cloud
  * objects with this directory's externalIds (objectGUID / entryUUID GUID
  * strings) that the state does not know are recorded as its own; logged
