@@ -500,7 +500,16 @@ static enum dirconn_err syncrepl_read(struct ldap_source *src, const char *parti
     char *one[] = {"1.1", NULL};
     ls.ls_base = (char *)partition;
     ls.ls_scope = LDAP_SCOPE_SUBTREE;
-    ls.ls_filter = (char *)"(objectClass=*)";
+    /*
+     * Only the current cookie (a full sync takes its watermark before it reads the directory):
+     * a refresh without a cookie sends the whole content (RFC 4533 3.3.1), so the filter asks
+     * for no entry, on the entryUUID index a syncrepl provider keeps. The SyncDone control
+     * still carries the cookie of the server's current state, whatever the filter was; the
+     * incrementals refresh from it with the filter below.
+     */
+    bool cookie_only = fn == NULL && (from == NULL || from->len == 0);
+    ls.ls_filter = cookie_only ? (char *)"(entryUUID=00000000-0000-0000-0000-000000000000)"
+                               : (char *)"(objectClass=*)";
     ls.ls_attrs = one;
     ls.ls_timeout = TRACKING_TIMEOUT_S;
     /*

@@ -49,6 +49,8 @@ check_eq "the history says full" "full" "$(sqlite3 "$state" "select type from hi
 incr i1
 check_eq "a second incremental exits 0" 0 "$i1_rc"
 check_contains "it is incremental" "$i1_out" "Incremental |"
+# the watermark the full sync took covers the directory as it read it: no change since
+check_contains "the watermark the full sync took leaves no change to read" "$i1_out" "Incremental | 0 changes since"
 check_contains "nothing changed, nothing sent" "$i1_out" "Result | 0 added | 0 updated | 0 deleted | 0 failed"
 check_eq "the history says incremental" "incremental" "$(sqlite3 "$state" "select type from history order by id desc limit 1")"
 
