@@ -10,7 +10,8 @@
 #   1. the full sync of an empty cloud: wall time, objects/s, CPU seconds, peak RSS;
 #   2. a no-change full sync of the same directory, twice (the second: the steady state);
 #   3. the floors: ldapsearch paging through the same objects (read floor), and
-#      dirconn-cloud's ingest rate of as many users with /Bulk (ingest floor).
+#      dirconn-cloud's ingest rate of as many users with /Bulk (ingest floor);
+#   4. an incremental sync after min(1000, N/10) users' displayName changed (one ldapmodify).
 # The connector's time is reported as a ratio to max(read floor, ingest floor).
 # Prints a table and writes JSON (default bench-sync-KIND-N.json), with the load
 # average of the machine at each measurement and the peak size of the state database's
@@ -157,8 +158,8 @@ wal_watch() {
 		sleep 0.1
 	done
 }
-measure() { # label -> "wall user sys maxrss_kb load_before load_after peak_wal_bytes"
-	local before watcher
+measure() { # label [MODE] -> "wall user sys maxrss_kb load_before load_after peak_wal_bytes"
+	local before watcher mode=${2:---full}
 	before=$(load)
 	echo 0 >"$T/$1.wal"
 	wal_watch "$T/$1.wal" &
@@ -166,7 +167,7 @@ measure() { # label -> "wall user sys maxrss_kb load_before load_after peak_wal_
 	# BENCH_WRAP: a profiler to run the connector under (e.g. "heaptrack -o /tmp/h"), its
 	# argument list word-split; the times and RSS then include the profiler's own.
 	# shellcheck disable=SC2086
-	/usr/bin/time -f '%e %U %S %M' -o "$T/$1.time" ${BENCH_WRAP:-} "$ctl" sync --full --no-progress --config "$T/bench.conf" \
+	/usr/bin/time -f '%e %U %S %M' -o "$T/$1.time" ${BENCH_WRAP:-} "$ctl" sync "$mode" --no-progress --config "$T/bench.conf" \
 		>"$T/$1.out" 2>"$T/$1.err" || { kill "$watcher" 2>/dev/null; echo "sync failed:" >&2; tail -5 "$T/$1.err" >&2; exit 1; }
 	kill "$watcher" 2>/dev/null || true
 	wait "$watcher" 2>/dev/null || true
@@ -179,6 +180,25 @@ read -r nc_wall nc_user nc_sys nc_rss nc_l0 nc_l1 nc_wal < <(measure nochange)
 matched=$(grep -o '[0-9]* Objects Matched' "$T/nochange.out" | grep -o '[0-9]*')
 # once more: the steady state (the first no-change sync may have versions to record)
 read -r nc2_wall nc2_user nc2_sys nc2_rss nc2_l0 nc2_l1 nc2_wal < <(measure nochange2)
+
+# ---- an incremental sync after min(1000, N/10) users changed: their displayName, in one
+# ldapmodify; the full sync before took the watermark
+n_changed=$((users / 10 < 1000 ? users / 10 : 1000))
+emp_ou=$(json "$LDSFX_MANIFEST" "j['ous']['Employees']['dn']")
+# their DNs as the server wrote them ("dn:" or, not ASCII, "dn::" base64), the first n_changed
+# of the Employees OU (a size limit: ldapsearch's exit 4 is expected)
+LDAPTLS_CACERT=$LDSFX_CA_FILE ldapsearch -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
+	-y "$LDSFX_BIND_PASSWORD_FILE" -b "$emp_ou" -s one -z "$n_changed" -LLL -o ldif-wrap=no \
+	'(objectClass=user)' 1.1 2>/dev/null | grep '^dn:' >"$T/changed.dns" || true
+awk '{ printf "%s\nchangetype: modify\nreplace: displayName\ndisplayName: Bench Changed %d\n\n", $0, NR }' \
+	"$T/changed.dns" >"$T/changed.ldif"
+n_changed=$(wc -l <"$T/changed.dns")
+LDAPTLS_CACERT=$LDSFX_CA_FILE ldapmodify -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
+	-y "$LDSFX_BIND_PASSWORD_FILE" -f "$T/changed.ldif" >/dev/null
+read -r inc_wall inc_user inc_sys inc_rss inc_l0 inc_l1 inc_wal < <(measure incremental --incremental)
+grep -q '^Incremental |' "$T/incremental.out" || { echo "the incremental sync ran in full:" >&2; head -3 "$T/incremental.out" >&2; exit 1; }
+inc_changes=$(grep -o 'Incremental | [0-9]* changes' "$T/incremental.out" | grep -o '[0-9]*')
+inc_updated=$(grep -o 'Result | [0-9]* added | [0-9]* updated' "$T/incremental.out" | grep -o '[0-9]* updated' | grep -o '[0-9]*')
 
 python3 - "$out" "$T" <<PY
 import json, re, sys
@@ -211,11 +231,16 @@ r = {
                                 "peak_rss_mb": round($nc2_rss / 1024, 1),
                                 "load_before": $nc2_l0, "load_after": $nc2_l1,
                                 "peak_wal_mb": round($nc2_wal / 1048576, 1), "peak_wal_bytes": $nc2_wal},
+    "incremental_sync": {"users_changed": $n_changed, "changes": int("${inc_changes:-0}"),
+                         "updated": int("${inc_updated:-0}"), "wall_s": $inc_wall,
+                         "cpu_s": round($inc_user + $inc_sys, 2), "peak_rss_mb": round($inc_rss / 1024, 1),
+                         "load_before": $inc_l0, "load_after": $inc_l1,
+                         "peak_wal_mb": round($inc_wal / 1048576, 1)},
     "floors": {"read_s": $read_floor, "ingest_bulk_s": $ingest_floor,
                "load_before_read": $load_read, "load_before_ingest": $load_ingest},
     "ratio_to_floor": round($full_wall / floor, 2) if floor > 0 else None,
     "state_cache_mib": int("${BENCH_STATE_CACHE_MIB:-16}"),
-    "phases": {k: phases(k) for k in ("full", "nochange", "nochange2")},
+    "phases": {k: phases(k) for k in ("full", "nochange", "nochange2", "incremental")},
 }
 json.dump(r, open(sys.argv[1], "w"), indent=2)
 f, n = r["full_sync"], r["no_change_sync"]
@@ -233,6 +258,9 @@ print("load average (1 min): read floor %s, ingest floor %s, full sync %s -> %s,
       "repeated %s -> %s; fixture start %.1f s (template build %.1f s, of which generate %.1f s)" % (
       $load_read, $load_ingest, $full_l0, $full_l1, $nc_l0, $nc_l1, $nc2_l0, $nc2_l1,
       $fixture_start, $tpl_build_ms / 1000, $tpl_generate_ms / 1000))
+i = r["incremental_sync"]
+print("incremental sync after %d users changed: %.2f s (%d changes, %d updated), %.1f MB" % (
+      i["users_changed"], i["wall_s"], i["changes"], i["updated"], i["peak_rss_mb"]))
 print("peak state WAL (MB): full sync %.1f, no-change %.1f, repeated %.1f" % (
       f["peak_wal_mb"], n["peak_wal_mb"], r["no_change_sync_repeated"]["peak_wal_mb"]))
 for k, v in r["phases"].items():

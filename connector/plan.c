@@ -284,6 +284,11 @@ enum dirconn_err plan_resolve_links(struct plan *p, struct dirconn_error *err)
 {
     if (!p->partial || p->resolve == NULL)
         return DIRCONN_OK;
+    /* Each link is looked up by DN in plan_dir: indexed now, not when the plan is computed (a
+     * re-read group of 100,000 members would scan plan_dir for each). */
+    enum dirconn_err e = state_plan_index(p->st, false, err);
+    if (e != DIRCONN_OK)
+        return e;
     /* The links first, then the lookups: the resolver may write the state, not plan_dir. */
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(
@@ -294,8 +299,8 @@ enum dirconn_err plan_resolve_links(struct plan *p, struct dirconn_error *err)
         return db_fail(p, err, "reading the directory objects' links");
     state_plan_bind(s);
     json_t *dns = json_array();
-    enum dirconn_err e =
-        dns != NULL ? DIRCONN_OK : dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    if (dns == NULL)
+        e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     int rc = SQLITE_DONE;
     while (e == DIRCONN_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *manager = (const char *)sqlite3_column_text(s, 0);

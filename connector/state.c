@@ -1243,9 +1243,9 @@ enum dirconn_err state_plan_exec(struct state *st, const char *sql, const char *
 char *state_plan_resolve_dn(struct state *st, const char *dn)
 {
     static const char sql[] =
-        "SELECT external_id FROM objects WHERE dn = ?1 COLLATE NOCASE"
-        " AND kind IN (:user, :group) AND external_id NOT IN (SELECT external_id FROM plan_gone)"
-        " AND external_id NOT IN (SELECT external_id FROM plan_dir)";
+        "SELECT external_id FROM objects o WHERE dn = ?1 COLLATE NOCASE AND kind IN (:user, :group)"
+        " AND NOT EXISTS (SELECT 1 FROM plan_gone g WHERE g.external_id = o.external_id)"
+        " AND NOT EXISTS (SELECT 1 FROM plan_dir d WHERE d.external_id = o.external_id)";
     sqlite3_stmt *stmt = NULL;
     if (cached(st, sql, &stmt, NULL) != DIRCONN_OK)
         return NULL;

@@ -302,8 +302,10 @@ static enum dirconn_err evaluate(struct sync_ctx *c, const char *id, const char 
                 (id == NULL || strcasecmp(id, entry->id) == 0)) {
                 found = true;
                 (*read)++;
+                c->entry_skipped = false;
                 e = sync_read_add_entry(c, (enum object_kind)s->kind, entry);
-                if (e == DIRCONN_OK && s->kind != OBJECT_CONTACT)
+                /* A skipped entry is sent to no group: its groups need not be read again. */
+                if (e == DIRCONN_OK && s->kind != OBJECT_CONTACT && !c->entry_skipped)
                     e = queue_groups_of_new(c, entry, more);
                 if (e == DIRCONN_OK && s->kind == OBJECT_GROUP && more != NULL &&
                     is_security_group(c->cfg, entry->dn))

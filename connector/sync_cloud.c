@@ -323,7 +323,12 @@ static enum dirconn_err inventory_filter(struct sync_ctx *c, enum object_kind ki
  */
 enum dirconn_err sync_cloud_load_targeted(struct sync_ctx *c)
 {
-    if (c->touched.n > SYNC_INVENTORY_PAGE || !c->caps.filter || c->present_phase)
+    /* Lookups cost a request or three an object, a page of the inventory one request for
+     * SYNC_INVENTORY_PAGE objects: the inventory is listed when the run touches more than a
+     * tenth of the objects the state holds (and more than a page). */
+    long held = state_object_count(c->st, -1);
+    size_t most = held / 10 > SYNC_INVENTORY_PAGE ? (size_t)(held / 10) : SYNC_INVENTORY_PAGE;
+    if (c->touched.n > most || !c->caps.filter || c->present_phase)
         return sync_cloud_load_inventory(
             c, c->kinds); /* many objects, or a provider without filters */
     enum dirconn_err e = DIRCONN_OK;

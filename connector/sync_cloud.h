@@ -70,7 +70,8 @@ enum dirconn_err sync_cloud_load_inventory(struct sync_ctx *c, unsigned kinds);
  * does not know (kind -1) is looked up by externalId in each kind of c->kinds,
  * so an object the cloud holds without the state knowing it is adopted and
  * deleted (plan_adopt_cloud with its id in the plan's gone set). More than
- * SYNC_INVENTORY_PAGE objects, a provider without filters, or a lookup the
+ * max(SYNC_INVENTORY_PAGE, a tenth of the objects the state holds) objects,
+ * a provider without filters, an RFC 4533 present phase, or a lookup the
  * provider refuses with 400 (logged): the whole inventory instead.
  */
 enum dirconn_err sync_cloud_load_targeted(struct sync_ctx *c);

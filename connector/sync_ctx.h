@@ -66,6 +66,7 @@ struct sync_ctx {
     char raw_fp[65];
     bool raw_skip;          /* full runs: an entry whose raw hash the state holds is not mapped */
     bool entry_warned;      /* add_entry: the entry being mapped gave a warning */
+    bool entry_skipped;     /* add_entry: the entry mapped was skipped (a required attribute) */
     long raw_skipped;       /* entries given to the plan without mapping */
     struct id_list touched; /* incremental: objects planned or deleted in this run */
     bool need_full;     /* incremental: only a full run can plan it (c->res->fallback says why) */

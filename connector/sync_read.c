@@ -250,6 +250,7 @@ enum dirconn_err sync_read_add_entry(struct sync_ctx *c, enum object_kind kind,
             mr.manager_dn = NULL;
         }
     }
+    c->entry_skipped = mr.skipped;
     if (e == DIRCONN_OK) {
         const char *ext = mr.external_id != NULL ? mr.external_id : entry->id;
         if (mr.skipped)

@@ -19,6 +19,10 @@ check "the peak WAL of each sync is recorded" \
 	python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); sys.exit(not (j["full_sync"]["peak_wal_bytes"] > 0
 	    and all(j[k]["peak_wal_bytes"] >= 0 for k in ("no_change_sync", "no_change_sync_repeated"))))' "$out"
 check_contains "it prints the peak WAL" "$b_out" "peak state WAL (MB): full sync"
+check_eq "the incremental step changed 50 users" 50 "$(json "$out" "j['incremental_sync']['users_changed']")"
+check_eq "the incremental sync read each of them as one change" 50 "$(json "$out" "j['incremental_sync']['changes']")"
+check "it updated those in scope" test "$(json "$out" "j['incremental_sync']['updated']")" -gt 30
+check_contains "it prints the incremental sync" "$b_out" "incremental sync after 50 users changed:"
 out2=$(bash "$SRC/bench/sync.sh" --kind adds --stream --build-dir "$DIRCONN_BUILD_DIR" 2>&1) && rc=0 || rc=$?
 check_eq "--stream with --kind adds is refused" 2 "$rc"
 check_contains "with its reason" "$out2" "--stream is for --kind adlds"
