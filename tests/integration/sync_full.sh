@@ -8,17 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/sync_lib.sh"
 kind=${1:?usage: sync_full.sh adds|adlds}
 
-work=$(mktemp -d /tmp/dirconn-it-sync-XXXXXX)
-cleanup() {
-	local rc=$? # a test that stopped on an error keeps its work directory too
-	sync_cloud_stop
-	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
-	if [[ $rc -eq 0 && $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
-}
-trap cleanup EXIT
-ldsfx_start_retry "$kind" "$work/fx"
-# shellcheck disable=SC1091
-source "$work/fx/env"
+sync_test_begin sync "$kind"
 M=$LDSFX_MANIFEST
 sync_cloud_start
 sync_register conn-a

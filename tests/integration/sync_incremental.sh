@@ -7,17 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/sync_lib.sh"
 kind=${1:?usage: sync_incremental.sh adds|adlds}
 
-work=$(mktemp -d /tmp/dirconn-it-incr-XXXXXX)
-cleanup() {
-	local rc=$? # a test that stopped on an error keeps its work directory too
-	sync_cloud_stop
-	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
-	if [[ $rc -eq 0 && $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
-}
-trap cleanup EXIT
-ldsfx_start_retry "$kind" "$work/fx"
-# shellcheck disable=SC1091
-source "$work/fx/env"
+sync_test_begin incr "$kind"
 M=$LDSFX_MANIFEST
 sync_cloud_start
 sync_register conn-a
@@ -73,6 +63,18 @@ mail: $2
 $enabled"
 }
 add_user "$new_dn" incr.tester@dirconn.test incrtester
+# new_member DN UPN SAM NAME: a new user made a member of the security group, then the
+# incremental NAME that adds it
+new_member() {
+	add_user "$1" "$2" "$3"
+	ldap_modify "dn: $SG
+changetype: modify
+add: member
+member: $1"
+	incr "$4"
+	local out=${4}_out
+	check_contains "$4: the new member of the security group is added" "${!out}" "| 1 added |"
+}
 if [[ $kind == adds ]]; then
 	disable="replace: userAccountControl
 userAccountControl: 546"
@@ -251,13 +253,7 @@ converged "a deletion reaches the cloud"
 sqlite3 "$state" ".backup '$work/state.bak'"
 cloud_admin GET /v1/orgs/acme/state >"$work/shared.bak"
 bk_dn="CN=Backup Tester,$emp"
-add_user "$bk_dn" backup.tester@dirconn.test backuptester
-ldap_modify "dn: $SG
-changetype: modify
-add: member
-member: $bk_dn"
-incr b1
-check_contains "a user created after the copy of the state is added" "$b1_out" "| 1 added |"
+new_member "$bk_dn" backup.tester@dirconn.test backuptester b1
 check_eq "the cloud holds it" 1 "$(sync_cloud_count 'userName eq "backup.tester@dirconn.test"')"
 known() { sqlite3 "$state" "select count(*) from objects where dn like 'cn=backup tester,%'"; }
 check_eq "the state knows it" 1 "$(known)"
@@ -280,13 +276,7 @@ converged "the cloud equals the directory after the incremental on the restored 
 # of it is deleted in the cloud by a full sync (who the members were is not known otherwise)
 sqlite3 "$state" ".backup '$work/state.bak'"
 rb_dn="CN=Rebuild Tester,$emp"
-add_user "$rb_dn" rebuild.tester@dirconn.test rebuildtester
-ldap_modify "dn: $SG
-changetype: modify
-add: member
-member: $rb_dn"
-incr r1
-check_contains "a member added to the security group is added" "$r1_out" "| 1 added |"
+new_member "$rb_dn" rebuild.tester@dirconn.test rebuildtester r1
 sqlite3 "$state" ".restore '$work/state.bak'"
 incr r2
 check_contains "the local state alone restored: the object map is rebuilt" "$r2_out" "Object map rebuilt from the cloud inventory"

@@ -38,6 +38,25 @@ sync_cloud_start() {
 	CLOUD_URL=https://127.0.0.1:$CLOUD_PORT
 }
 
+# sync_test_begin NAME KIND [LDSFX ARGS...]: the test's work directory ($work, kept when a check
+# failed or KEEP_WORK is set), its cleanup on exit (the cloud, the fixture), and the KIND fixture
+# started in $work/fx with its environment sourced
+sync_test_begin() {
+	local name=$1 kind=$2
+	shift 2
+	work=$(mktemp -d "/tmp/dirconn-it-$name-XXXXXX")
+	trap sync_test_cleanup EXIT
+	ldsfx_start_retry "$kind" "$work/fx" "$@"
+	# shellcheck disable=SC1091
+	source "$work/fx/env"
+}
+sync_test_cleanup() {
+	local rc=$? # a test that stopped on an error keeps its work directory too
+	sync_cloud_stop
+	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
+	if [[ $rc -eq 0 && $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
+}
+
 sync_cloud_stop() {
 	if [[ -n ${CLOUD_PID:-} ]]; then
 		kill -TERM "$CLOUD_PID" 2>/dev/null || true

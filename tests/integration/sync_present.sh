@@ -11,19 +11,9 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/sync_lib.sh"
 
-work=$(mktemp -d /tmp/dirconn-it-present-XXXXXX)
-cleanup() {
-	local rc=$? # a test that stopped on an error keeps its work directory too
-	sync_cloud_stop
-	"$LDSFX" stop "$work/fx" >/dev/null 2>&1 || true
-	if [[ $rc -eq 0 && $T_FAIL -eq 0 && -z ${KEEP_WORK:-} ]]; then rm -rf "$work"; else echo "kept $work"; fi
-}
-trap cleanup EXIT
 export LDSFX_SESSIONLOG=1
-ldsfx_start_retry adlds "$work/fx"
+sync_test_begin present adlds
 unset LDSFX_SESSIONLOG
-# shellcheck disable=SC1091
-source "$work/fx/env"
 check "the fixture's session log is one operation" grep -qx 'syncprov-sessionlog 1' "$work/fx/slapd.conf"
 sync_cloud_start
 sync_register conn-a
