@@ -66,7 +66,11 @@ static void resolve_failed(struct sync_ctx *c, enum dirconn_err e, const char *d
 static char *lookup_dn(struct sync_ctx *c, const char *dn)
 {
     char *ext = NULL;
-    for (size_t i = 0; c->sel != NULL && i < c->sel->n && ext == NULL; i++) {
+    /* Once a search finds the entry in scope, the others are not asked: an entry has one kind
+     * and its kind one mapping, which says whether it is sent (a member that is not sent was
+     * asked once for each search whose base holds it). */
+    bool in_scope = false;
+    for (size_t i = 0; c->sel != NULL && i < c->sel->n && !in_scope; i++) {
         const struct select_search *s = &c->sel->searches[i];
         if ((s->kind != OBJECT_USER && s->kind != OBJECT_GROUP) || !(c->kinds & (1u << s->kind)) ||
             !select_dn_within(dn, s->base))
@@ -88,6 +92,7 @@ static char *lookup_dn(struct sync_ctx *c, const char *dn)
                 break;
             if (ext == NULL && (int)select_classify(entry) == (int)s->kind &&
                 entry->id[0] != '\0') {
+                in_scope = true;
                 struct mapping_result mr;
                 if (mapping_apply(c->maps[s->kind], entry, &mr) == DIRCONN_OK && !mr.skipped) {
                     ext = strdup(mr.external_id != NULL ? mr.external_id : entry->id);
