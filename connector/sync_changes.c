@@ -466,8 +466,11 @@ static enum dirconn_err plan_not_present(struct sync_ctx *c, struct id_list list
         if (lists[0].v[i].id != NULL &&
             !id_list_add(&changed, lists[0].v[i].id, NULL, -1, NULL, false))
             e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
-    qsort(changed.v, changed.n, sizeof(*changed.v), cmp_rec);
-    qsort(lists[1].v, lists[1].n, sizeof(*lists[1].v), cmp_rec);
+    /* qsort takes no NULL array, even empty (C11 7.22.5 1): a refresh may report no change. */
+    if (changed.n > 0)
+        qsort(changed.v, changed.n, sizeof(*changed.v), cmp_rec);
+    if (lists[1].n > 0)
+        qsort(lists[1].v, lists[1].n, sizeof(*lists[1].v), cmp_rec);
     struct present_walk w = {c, &lists[1], &changed, {0}};
     if (e == DIRCONN_OK)
         e = state_object_foreach(c->st, -1, present_one, &w, c->err);
