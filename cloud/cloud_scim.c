@@ -120,6 +120,50 @@ static bool valid_id(const char *id)
 
 /* --- storage ----------------------------------------------------------------------------- */
 
+/* Put members (an array, may be NULL: nothing) into doc before its "meta" (canonical order). */
+static void doc_put_members(json_t *doc, json_t *members)
+{
+    if (members == NULL)
+        return;
+    json_t *meta = json_incref(json_object_get(doc, "meta"));
+    json_object_del(doc, "meta");
+    json_object_set_new(doc, "members", members);
+    if (meta != NULL)
+        json_object_set_new(doc, "meta", meta);
+}
+
+/*
+ * A group's members, stored apart from its document (table group_members), into doc as the
+ * document held them: {"value", "$ref", "type"} in the order they were added. Returns 0, or -1
+ * when the database fails.
+ */
+static int attach_members(struct scim *s, const char *group_id, json_t *doc)
+{
+    sqlite3_stmt *q = cloud_store_stmt(s->st, CLOUD_STMT_MEMBER_LIST);
+    sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, group_id, -1, SQLITE_TRANSIENT);
+    json_t *members = json_array();
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(q, 0);
+        bool is_group = sqlite3_column_int(q, 1) == CLOUD_RK_GROUP;
+        char ref[700];
+        snprintf(ref, sizeof(ref), "%s/%s/%s", s->base, is_group ? "Groups" : "Users", v);
+        json_array_append_new(members, json_pack("{s:s, s:s, s:s}", "value", v, "$ref", ref, "type",
+                                                 is_group ? "Group" : "User"));
+    }
+    sqlite3_reset(q);
+    if (rc != SQLITE_DONE) {
+        json_decref(members);
+        return -1;
+    }
+    if (json_array_size(members) == 0)
+        json_decref(members);
+    else
+        doc_put_members(doc, members);
+    return 0;
+}
+
 /* Load resource id of kind; returns 0, 1 when absent (or another kind), -1 on error. */
 static int res_load(struct scim *s, const char *id, int kind, json_t **body, long long *version,
                     long long *created)
@@ -143,9 +187,14 @@ static int res_load(struct scim *s, const char *id, int kind, json_t **body, lon
         *version = sqlite3_column_int64(q, 1);
     if (created != NULL)
         *created = sqlite3_column_int64(q, 2);
+    bool group = sqlite3_column_int(q, 0) == CLOUD_RK_GROUP;
     *body = json_loadb((const char *)sqlite3_column_text(q, 4), (size_t)sqlite3_column_bytes(q, 4),
                        0, NULL);
     sqlite3_reset(q);
+    if (*body != NULL && group && attach_members(s, id, *body) != 0) {
+        json_decref(*body);
+        *body = NULL;
+    }
     return *body != NULL ? 0 : -1;
 }
 
@@ -176,6 +225,11 @@ static void member_rows(struct scim *s, const char *group_id, const json_t *memb
         sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 2, group_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 3, v, -1, SQLITE_STATIC);
+        if (which == CLOUD_STMT_MEMBER_INSERT) {
+            const char *type = json_string_value(json_object_get(m, "type"));
+            sqlite3_bind_int(
+                q, 4, type != NULL && strcmp(type, "Group") == 0 ? CLOUD_RK_GROUP : CLOUD_RK_USER);
+        }
         if (cloud_store_exec(s->st, q) != SQLITE_DONE)
             *ok = false;
     }
@@ -236,7 +290,11 @@ static int res_save(struct scim *s, const struct cloud_rtype_def *rt, const char
     char *uname = ascii_lower(json_string_value(json_object_get(doc, "userName")));
     char *dname = ascii_lower(json_string_value(json_object_get(doc, "displayName")));
     const char *ext = json_string_value(json_object_get(doc, "externalId"));
+    /* a group's members are rows of their own (group_members), not part of the stored body */
+    json_t *members = json_incref(json_object_get(doc, "members"));
+    json_object_del(doc, "members");
     char *text = json_dumps(doc, JSON_COMPACT);
+    doc_put_members(doc, members);
     sqlite3_stmt *q;
     if (is_new) {
         q = cloud_store_stmt(s->st, CLOUD_STMT_RES_INSERT);
@@ -1153,6 +1211,7 @@ static json_t *list_page_projected(struct scim *s, const struct cloud_rtype_def 
         const char *name = ref->attr != NULL ? ref->attr->name : NULL;
         const char *sub = ref->sub != NULL ? ref->sub->name : NULL;
         if (ref->ext != NULL || name == NULL || strpbrk(name, "'\"") != NULL ||
+            (rt->kind == CLOUD_RK_GROUP && strcmp(name, "members") == 0) ||
             (sub != NULL && (ref->attr->multi || strpbrk(sub, "'\"") != NULL)))
             return NULL;
         if (sub != NULL)

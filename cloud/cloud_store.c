@@ -58,16 +58,58 @@ static const char schema_sql[] =
     "  org TEXT NOT NULL, value_lc TEXT NOT NULL, id TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS res_emails_value ON res_emails(org, value_lc);"
     "CREATE INDEX IF NOT EXISTS res_emails_id ON res_emails(org, id);"
-    "CREATE TABLE IF NOT EXISTS members("
+    /* A group's members are rows apart from its document (whose body holds no "members"):
+     * a member added or removed writes one row, not the whole list. kind is the member's
+     * resource kind when it was added (0 User, 1 Group), kept for a member deleted since
+     * without --delete-cascades; rowid is the order the members were added in. */
+    "CREATE TABLE IF NOT EXISTS group_members("
     "  org TEXT NOT NULL, group_id TEXT NOT NULL, member_id TEXT NOT NULL,"
-    "  PRIMARY KEY(org, group_id, member_id)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS members_member ON members(org, member_id);"
+    "  kind INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS group_members_key ON group_members(org, group_id, "
+    "member_id);"
+    "CREATE INDEX IF NOT EXISTS group_members_by_member ON group_members(org, member_id, "
+    "group_id);"
     /* The salted hash of a User's password (cloud_password.h); a table of its own, so that
      * databases written before it need no migration. */
     "CREATE TABLE IF NOT EXISTS user_passwords("
     "  org TEXT NOT NULL, id TEXT NOT NULL, salt BLOB NOT NULL, hash BLOB NOT NULL,"
     "  iterations INTEGER NOT NULL, set_ms INTEGER NOT NULL, changes INTEGER NOT NULL,"
     "  PRIMARY KEY(org, id)) WITHOUT ROWID;";
+
+/*
+ * Databases written before group_members kept each group's members in its document (and a
+ * "members" table as the index by member): move them to group_members in their order, take
+ * them out of the documents and drop the old table, in one transaction. A no-op otherwise.
+ */
+static const char migrate_members_sql[] =
+    "INSERT OR IGNORE INTO group_members(org, group_id, member_id, kind) "
+    "  SELECT r.org, r.id, json_extract(j.value, '$.value'),"
+    "         CASE json_extract(j.value, '$.type') WHEN 'Group' THEN 1 ELSE 0 END"
+    "  FROM resources r, json_each(r.body, '$.members') j WHERE r.kind = 1"
+    "  ORDER BY r.rowid, j.key;"
+    "UPDATE resources SET body = json_remove(body, '$.members') "
+    "  WHERE kind = 1 AND json_type(body, '$.members') IS NOT NULL;"
+    "DROP TABLE members;";
+
+static int migrate_members(sqlite3 *db, char **msg)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(
+        db, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'members'", -1, &q, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    bool old = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    if (!old)
+        return SQLITE_OK;
+    rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, migrate_members_sql, NULL, NULL, msg);
+    if (rc == SQLITE_OK)
+        return sqlite3_exec(db, "COMMIT", NULL, NULL, msg);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
 
 enum dirconn_err cloud_store_open(struct cloud_store *st, const char *path, bool full,
                                   struct dirconn_error *err)
@@ -85,6 +127,8 @@ enum dirconn_err cloud_store_open(struct cloud_store *st, const char *path, bool
     rc = sqlite3_exec(st->db, pragmas, NULL, NULL, &msg);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(st->db, schema_sql, NULL, NULL, &msg);
+    if (rc == SQLITE_OK)
+        rc = migrate_members(st->db, &msg);
     if (rc != SQLITE_OK) {
         dirconn_error_set(err, DIRCONN_ESTATE, "%s: %s (sqlite %d)", path,
                           msg != NULL ? msg : sqlite3_errstr(rc), rc);

@@ -89,15 +89,17 @@
                        "e.value_lc=?3 ORDER BY r.rowid")                                           \
     XX(EMAIL_INSERT, "INSERT INTO res_emails(org, value_lc, id) VALUES(?1, ?2, ?3)")               \
     XX(EMAIL_DELETE, "DELETE FROM res_emails WHERE org=?1 AND id=?2")                              \
-    XX(MEMBER_INSERT,                                                                              \
-       "INSERT OR IGNORE INTO members(org, group_id, member_id) VALUES(?1, ?2, ?3)")               \
-    XX(MEMBER_DELETE, "DELETE FROM members WHERE org=?1 AND group_id=?2 AND member_id=?3")         \
-    XX(MEMBER_DELETE_GROUP, "DELETE FROM members WHERE org=?1 AND group_id=?2")                    \
+    XX(MEMBER_INSERT, "INSERT OR IGNORE INTO group_members(org, group_id, member_id, kind) "       \
+                      "VALUES(?1, ?2, ?3, ?4)")                                                    \
+    XX(MEMBER_DELETE, "DELETE FROM group_members WHERE org=?1 AND group_id=?2 AND member_id=?3")   \
+    XX(MEMBER_DELETE_GROUP, "DELETE FROM group_members WHERE org=?1 AND group_id=?2")              \
+    XX(MEMBER_LIST, "SELECT member_id, kind FROM group_members WHERE org=?1 AND group_id=?2 "      \
+                    "ORDER BY rowid")                                                              \
     XX(MEMBER_OF, "SELECT m.group_id, json_extract(r.body, '$.displayName') "                      \
-                  "FROM members m JOIN resources r "                                               \
+                  "FROM group_members m JOIN resources r "                                         \
                   "ON r.org=m.org AND r.id=m.group_id WHERE m.org=?1 AND m.member_id=?2 "          \
                   "ORDER BY r.rowid")                                                              \
-    XX(MEMBER_GROUPS_OF, "SELECT group_id FROM members WHERE org=?1 AND member_id=?2")             \
+    XX(MEMBER_GROUPS_OF, "SELECT group_id FROM group_members WHERE org=?1 AND member_id=?2")       \
     XX(PASSWORD_SET, "INSERT INTO user_passwords(org, id, salt, hash, iterations, set_ms, "        \
                      "changes) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 1) ON CONFLICT(org, id) DO UPDATE "  \
                      "SET salt=?3, hash=?4, iterations=?5, set_ms=?6, changes=changes+1")          \

@@ -364,6 +364,34 @@ check_status "delete bob" 204
 api GET "$SCIM/Users/$FRANK"
 check_jq "--delete-cascades: the deleted manager is cleared on its reports" "none,Ops" \
     "[(.[\"$ENT\"].manager // \"none\"), .[\"$ENT\"].department]|map(tostring)|join(\",\")"
+# A group's members are rows apart from its document: none is left in a stored body.
+groups_json() { api GET "$SCIM/Groups?excludedAttributes=meta"; printf '%s' "$BODY" | jq -cS '[.Resources[] | {id, displayName, members: [(.members // [])[] | {value, type}]}]'; }
+before=$(groups_json)
+check_eq "groups with members before the migration" true "$(printf '%s' "$before" | jq '[.[] | select(.members != [])] | length > 2')"
+check_eq "no stored group body holds members" 0 \
+    "$(sqlite3 "$T/cloud.db" "SELECT count(*) FROM resources WHERE kind = 1 AND json_type(body, '\$.members') IS NOT NULL")"
+cloud_stop
+# A database written before group_members (members inside each group's body, a "members" table
+# as the index by member) is moved on open: same members, same order, none left in the bodies.
+sqlite3 "$T/cloud.db" <<'SQL'
+BEGIN;
+CREATE TABLE members(org TEXT NOT NULL, group_id TEXT NOT NULL, member_id TEXT NOT NULL,
+  PRIMARY KEY(org, group_id, member_id)) WITHOUT ROWID;
+INSERT INTO members SELECT org, group_id, member_id FROM group_members;
+UPDATE resources SET body = json_insert(body, '$.members', json((
+  SELECT json_group_array(json_object('value', m.member_id, '$ref', 'https://old.example/' || m.member_id,
+                                      'type', CASE m.kind WHEN 1 THEN 'Group' ELSE 'User' END))
+  FROM (SELECT member_id, kind FROM group_members g
+        WHERE g.org = resources.org AND g.group_id = resources.id ORDER BY g.rowid) m)))
+  WHERE kind = 1 AND EXISTS (SELECT 1 FROM group_members g WHERE g.org = resources.org AND g.group_id = resources.id);
+DROP TABLE group_members;
+COMMIT;
+SQL
+check_eq "the old layout written" 3 "$(sqlite3 "$T/cloud.db" "SELECT (SELECT count(*) FROM sqlite_schema WHERE name = 'members') + (SELECT count(*) > 1 FROM resources WHERE json_type(body, '\$.members') = 'array') + (SELECT count(*) = 0 FROM sqlite_schema WHERE name = 'group_members')")"
+cloud_start
+check_eq "the groups and their members after the migration" "$before" "$(groups_json)"
+check_eq "the old members table is gone and no body holds members" "0 0" \
+    "$(sqlite3 "$T/cloud.db" "SELECT (SELECT count(*) FROM sqlite_schema WHERE name = 'members'), (SELECT count(*) FROM resources WHERE json_type(body, '\$.members') IS NOT NULL)" | tr '|' ' ')"
 cloud_stop
 
 # maxResults: count is clamped to it (RFC 7644 3.4.2.4: never more than count, nor than
