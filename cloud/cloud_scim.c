@@ -31,6 +31,7 @@ struct op_result {
     json_t *res; /* stored representation after the operation (owned), or NULL */
     long long version;
     char id[40];
+    bool members_partial; /* res (a Group) holds only the members the operation named */
     struct cloud_scim_err err;
 };
 
@@ -164,9 +165,12 @@ static int attach_members(struct scim *s, const char *group_id, json_t *doc)
     return 0;
 }
 
-/* Load resource id of kind; returns 0, 1 when absent (or another kind), -1 on error. */
-static int res_load(struct scim *s, const char *id, int kind, json_t **body, long long *version,
-                    long long *created)
+/*
+ * Load resource id of kind, a Group with its members when members is true (else its document
+ * alone); returns 0, 1 when absent (or another kind), -1 on error.
+ */
+static int res_load_doc(struct scim *s, const char *id, int kind, bool members, json_t **body,
+                        long long *version, long long *created)
 {
     *body = NULL;
     if (!valid_id(id))
@@ -191,11 +195,18 @@ static int res_load(struct scim *s, const char *id, int kind, json_t **body, lon
     *body = json_loadb((const char *)sqlite3_column_text(q, 4), (size_t)sqlite3_column_bytes(q, 4),
                        0, NULL);
     sqlite3_reset(q);
-    if (*body != NULL && group && attach_members(s, id, *body) != 0) {
+    if (*body != NULL && group && members && attach_members(s, id, *body) != 0) {
         json_decref(*body);
         *body = NULL;
     }
     return *body != NULL ? 0 : -1;
+}
+
+/* Load resource id of kind, whole; returns 0, 1 when absent (or another kind), -1 on error. */
+static int res_load(struct scim *s, const char *id, int kind, json_t **body, long long *version,
+                    long long *created)
+{
+    return res_load_doc(s, id, kind, true, body, version, created);
 }
 
 /* Kind of resource id, or -1 if absent. */
@@ -667,7 +678,7 @@ static int op_create(struct scim *s, const struct cloud_rtype_def *rt, const jso
 
 /* Load for update with preconditions; 404/412 (428 with --etag-required) as results. */
 static int load_for_update(struct scim *s, const struct cloud_rtype_def *rt, const char *id,
-                           const char *if_match, const char *if_none, json_t **doc,
+                           const char *if_match, const char *if_none, bool members, json_t **doc,
                            long long *version, long long *created, struct op_result *r)
 {
     *doc = NULL;
@@ -675,7 +686,7 @@ static int load_for_update(struct scim *s, const struct cloud_rtype_def *rt, con
         return fail(r, 428, NULL,
                     "If-Match is required: send the version read (the ETag; in /Bulk the "
                     "operation's version) with PUT, PATCH and DELETE (RFC 6585 3)");
-    int rc = res_load(s, id, rt->kind, doc, version, created);
+    int rc = res_load_doc(s, id, rt->kind, members, doc, version, created);
     if (rc == 1)
         return fail(r, 404, NULL, "%s '%s' not found", rt->name, id);
     if (rc != 0)
@@ -723,7 +734,7 @@ static int op_replace(struct scim *s, const struct cloud_rtype_def *rt, const ch
 {
     json_t *old;
     long long version, created;
-    if (load_for_update(s, rt, id, if_match, if_none, &old, &version, &created, r) != 0)
+    if (load_for_update(s, rt, id, if_match, if_none, true, &old, &version, &created, r) != 0)
         return -1;
     int rc = finish_update(s, rt, id, body, old, version, created, r);
     json_decref(old);
@@ -735,7 +746,7 @@ static int op_delete(struct scim *s, const struct cloud_rtype_def *rt, const cha
 {
     json_t *old;
     long long version, created;
-    if (load_for_update(s, rt, id, if_match, if_none, &old, &version, &created, r) != 0)
+    if (load_for_update(s, rt, id, if_match, if_none, false, &old, &version, &created, r) != 0)
         return -1;
     json_decref(old);
     /* RFC 7644 3.6 leaves it to the provider whether a deleted resource leaves the groups
@@ -764,14 +775,138 @@ static int op_delete(struct scim *s, const struct cloud_rtype_def *rt, const cha
     return 0;
 }
 
+/* Whether a PATCH path names a Group's members ("members", with or without the schema URN). */
+static bool members_path(const struct cloud_patch_path *pp)
+{
+    return pp->sub == NULL && strcasecmp(pp->attr, "members") == 0 &&
+           (pp->uri == NULL || strcasecmp(pp->uri, CLOUD_SCHEMA_GROUP) == 0);
+}
+
+/* Add to set the "value" of each element of list; false unless list is an array of objects
+ * that each have a string "value". */
+static bool named_values(json_t *set, const json_t *list)
+{
+    if (!json_is_array(list) || json_array_size(list) == 0)
+        return false;
+    size_t i;
+    json_t *m;
+    json_array_foreach(list, i, m)
+    {
+        const char *v = json_string_value(json_object_get(m, "value"));
+        if (!json_is_object(m) || v == NULL)
+            return false;
+        json_object_set_new(set, v, json_true());
+    }
+    return true;
+}
+
+/*
+ * The member values a Group PATCH names, when each of its operations adds or removes named
+ * members only: "add" with path "members" and a list of values, "remove" with path
+ * members[value eq "..."] (members.value is caseExact), or "remove" with path "members" and a
+ * list of values. Such a PATCH can change no other member, so it is applied to the document
+ * holding only the named members that exist (O(the operation), not O(the group)). Returns
+ * the values as an object's keys (owned), or NULL for any other PATCH, which is applied to the
+ * whole document (it also reports the errors).
+ */
+static json_t *named_members(const json_t *body)
+{
+    json_t *ops = json_is_object(body) ? cloud_json_get_ci(body, "Operations", NULL) : NULL;
+    if (!json_is_array(ops) || json_array_size(ops) == 0)
+        return NULL;
+    json_t *set = json_object();
+    size_t i;
+    json_t *o;
+    json_array_foreach(ops, i, o)
+    {
+        const char *op = json_string_value(json_object_get(o, "op"));
+        const char *path = json_string_value(json_object_get(o, "path"));
+        const json_t *value = json_object_get(o, "value");
+        struct cloud_patch_path pp;
+        char perr[160];
+        bool ok = op != NULL && path != NULL &&
+                  cloud_patch_path_parse(path, &pp, perr, sizeof(perr)) == 0;
+        if (!ok) {
+            json_decref(set);
+            return NULL;
+        }
+        const struct cloud_filter *f = pp.filter;
+        if (!members_path(&pp))
+            ok = false;
+        else if (strcasecmp(op, "add") == 0)
+            ok = f == NULL && named_values(set, value);
+        else if (strcasecmp(op, "remove") == 0 && f == NULL)
+            ok = named_values(set, value);
+        else if (strcasecmp(op, "remove") == 0)
+            ok = value == NULL && f->op == CLOUD_FILTER_EQ && f->uri == NULL && f->sub == NULL &&
+                 f->attr != NULL && strcmp(f->attr, "value") == 0 && json_is_string(f->value) &&
+                 json_object_set(set, json_string_value(f->value), json_true()) == 0;
+        else
+            ok = false;
+        cloud_patch_path_clear(&pp);
+        if (!ok) {
+            json_decref(set);
+            return NULL;
+        }
+    }
+    return set;
+}
+
+/* Into doc (a Group's document without its members): those of the values named that are
+ * members, as attach_members writes them. Returns 0, or -1 when the database fails. */
+static int attach_named_members(struct scim *s, const char *group_id, const json_t *named,
+                                json_t *doc)
+{
+    json_t *members = json_array();
+    const char *v;
+    json_t *unused;
+    int rc = SQLITE_ROW;
+    json_object_foreach((json_t *)named, v, unused)
+    {
+        sqlite3_stmt *q = cloud_store_stmt(s->st, CLOUD_STMT_MEMBER_GET);
+        sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, group_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 3, v, -1, SQLITE_STATIC);
+        rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW) {
+            bool is_group = sqlite3_column_int(q, 0) == CLOUD_RK_GROUP;
+            char ref[700];
+            snprintf(ref, sizeof(ref), "%s/%s/%s", s->base, is_group ? "Groups" : "Users", v);
+            json_array_append_new(members, json_pack("{s:s, s:s, s:s}", "value", v, "$ref", ref,
+                                                     "type", is_group ? "Group" : "User"));
+        }
+        sqlite3_reset(q);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        json_decref(members);
+        return -1;
+    }
+    if (json_array_size(members) == 0)
+        json_decref(members);
+    else
+        doc_put_members(doc, members);
+    return 0;
+}
+
 static int op_patch(struct scim *s, const struct cloud_rtype_def *rt, const char *id,
                     const json_t *body, const char *if_match, const char *if_none,
                     struct op_result *r)
 {
+    json_t *named = rt->kind == CLOUD_RK_GROUP ? named_members(body) : NULL;
     json_t *old;
     long long version, created;
-    if (load_for_update(s, rt, id, if_match, if_none, &old, &version, &created, r) != 0)
+    if (load_for_update(s, rt, id, if_match, if_none, named == NULL, &old, &version, &created, r) !=
+        0) {
+        json_decref(named);
         return -1;
+    }
+    if (named != NULL && attach_named_members(s, id, named, old) != 0) {
+        json_decref(named);
+        json_decref(old);
+        return fail(r, 500, NULL, "database error: %s", cloud_store_errmsg(s->st));
+    }
     const struct cloud_config *cfg = &s->ctx->cfg;
     bool group_limited = cfg->group_patch_limited && rt->kind == CLOUD_RK_GROUP;
     struct cloud_patch_limits lim = {.eq_only_filters = cfg->filter_eq_only,
@@ -785,7 +920,10 @@ static int op_patch(struct scim *s, const struct cloud_rtype_def *rt, const char
         fail_err(r, &r->err);
     else
         rc = finish_update(s, rt, id, doc, old, version, created, r);
+    /* res_save wrote the difference between the named members before and after */
+    r->members_partial = rc == 0 && named != NULL;
     wipe_patch_passwords(body);
+    json_decref(named);
     json_decref(doc);
     json_decref(old);
     return rc;
@@ -1041,6 +1179,15 @@ static void answer_write(struct cloud_req *req, struct scim *s, const struct clo
         cloud_reply_header(
             req, "Location",
             json_string_value(json_object_get(json_object_get(r->res, "meta"), "location")));
+    }
+    if (r->members_partial) {
+        /* the operation saw only the members it named: the answer holds them all (or none) */
+        json_object_del(r->res, "members");
+        if (proj_keeps(p, "members") && attach_members(s, r->id, r->res) != 0) {
+            json_decref(r->res);
+            cloud_reply_scim_error(req, 500, NULL, "database error");
+            return;
+        }
     }
     json_t *out = proj_apply(p, representation(s, rt, r->res));
     cloud_reply_send(req, r->status, out, CT_SCIM);

@@ -93,6 +93,7 @@
                       "VALUES(?1, ?2, ?3, ?4)")                                                    \
     XX(MEMBER_DELETE, "DELETE FROM group_members WHERE org=?1 AND group_id=?2 AND member_id=?3")   \
     XX(MEMBER_DELETE_GROUP, "DELETE FROM group_members WHERE org=?1 AND group_id=?2")              \
+    XX(MEMBER_GET, "SELECT kind FROM group_members WHERE org=?1 AND group_id=?2 AND member_id=?3") \
     XX(MEMBER_LIST, "SELECT member_id, kind FROM group_members WHERE org=?1 AND group_id=?2 "      \
                     "ORDER BY rowid")                                                              \
     XX(MEMBER_OF, "SELECT m.group_id, json_extract(r.body, '$.displayName') "                      \

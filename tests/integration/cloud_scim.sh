@@ -193,6 +193,41 @@ gp '{"op":"remove","path":"members","value":[{"value":"'$BOB'"}]}'
 check_jq "remove member by value list" 1 '.members|length'
 gp '{"op":"add","path":"members","value":[{"value":"00000000-0000-0000-0000-000000000000"}]}'
 check_status "add nonexistent member" 400
+# A PATCH that only adds or removes named members is applied to those members alone (the rest of
+# the group is not read); any other PATCH to the whole document. Both must give the same group:
+# the same operations on two groups, the second's each with a displayName replace added.
+api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"A\",\"members\":[{\"value\":\"$CAROL\"},{\"value\":\"$BOB\"}]}"
+GA=$(printf '%s' "$BODY" | jq -r .id)
+api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"B\",\"members\":[{\"value\":\"$CAROL\"},{\"value\":\"$BOB\"}]}"
+GB=$(printf '%s' "$BODY" | jq -r .id)
+members_of() { printf '%s' "$BODY" | jq -c '[(.members // [])[] | {value, type}]'; }
+both() { # label expected-status operation (with GROUP_ID for the group's own id)
+    local a b sa sb
+    api PATCH "$SCIM/Groups/$GA" "{$PATCH_SCHEMA,\"Operations\":[${3//GROUP_ID/$GA}]}"
+    sa=$STATUS a=$(members_of)
+    api PATCH "$SCIM/Groups/$GB" "{$PATCH_SCHEMA,\"Operations\":[${3//GROUP_ID/$GB},{\"op\":\"replace\",\"path\":\"displayName\",\"value\":\"B\"}]}"
+    sb=$STATUS b=$(members_of)
+    check_eq "$1: status (members named / whole document)" "$2 $2" "$sa $sb"
+    [[ $2 == 200 ]] && check_eq "$1: the answer holds the same members" "$b" "$a"
+    api GET "$SCIM/Groups/$GA"; a=$(members_of)
+    api GET "$SCIM/Groups/$GB"; b=$(members_of)
+    check_eq "$1: the stored members are the same" "$b" "$a"
+}
+both "add two, one already a member" 200 '{"op":"add","path":"members","value":[{"value":"'$DAVE'"},{"value":"'$BOB'"}]}'
+check_jq "three members, in the order they were added" "$CAROL,$BOB,$DAVE" '[.members[].value]|join(",")'
+both "remove by value filter" 200 '{"op":"remove","path":"members[value eq \"'$CAROL'\"]"}'
+both "remove a member and an absent value by value list" 200 '{"op":"remove","path":"members","value":[{"value":"'$DAVE'"},{"value":"00000000-0000-0000-0000-000000000000"}]}'
+both "remove an absent member by value filter" 200 '{"op":"remove","path":"members[value eq \"'$CAROL'\"]"}'
+both "add one back, remove another in one PATCH" 200 '{"op":"add","path":"members","value":[{"value":"'$CAROL'"}]},{"op":"remove","path":"members[value eq \"'$BOB'\"]"}'
+both "the group itself as a member" 400 '{"op":"add","path":"members","value":[{"value":"GROUP_ID"}]}'
+both "a member that does not exist" 400 '{"op":"add","path":"members","value":[{"value":"00000000-0000-0000-0000-000000000000"}]}'
+both "a member of the wrong type" 400 '{"op":"add","path":"members","value":[{"value":"'$DAVE'","type":"Group"}]}'
+api PATCH "$SCIM/Groups/$GA?excludedAttributes=members" "{$PATCH_SCHEMA,\"Operations\":[{\"op\":\"add\",\"path\":\"members\",\"value\":[{\"value\":\"$BOB\"}]}]}"
+check_jq "excludedAttributes=members: the answer holds no members" "null,A" '[(.members|tostring), .displayName]|join(",")'
+api GET "$SCIM/Groups/$GA"
+check_jq "and the group holds both" "$CAROL,$BOB" '[.members[].value]|join(",")'
+api DELETE "$SCIM/Groups/$GA"; api DELETE "$SCIM/Groups/$GB"
+check_status "the groups deleted" 204
 api GET "$SCIM/Groups" "" -G --data-urlencode "filter=members[value eq \"$ALICE\"]"
 check_jq "filter groups by member" 1 '.totalResults'
 api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"All\",\"members\":[{\"value\":\"$ENG\",\"type\":\"Group\"}]}"
