@@ -794,7 +794,8 @@ static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct d
 
 enum dirconn_err plan_save_names(struct plan *p, struct dirconn_error *err)
 {
-    return state_plan_save_names(p->st, p->partial, err);
+    enum dirconn_err e = state_plan_save_names(p->st, p->partial, err);
+    return e == DIRCONN_OK ? state_plan_save_unsent(p->st, p->partial, err) : e;
 }
 
 const struct plan_summary *plan_get_summary(const struct plan *p)

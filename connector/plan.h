@@ -202,8 +202,11 @@ enum dirconn_err plan_compute(struct plan *p, unsigned kinds_enabled, struct dir
  * plan's directory objects in the state's names table: all of them for a
  * full plan, the changed and gone ones for a partial plan. Partial plans
  * detect naming conflicts with the objects they did not read through it.
+ * Also the objects in scope it did not send (skipped, in a naming conflict)
+ * by DN, which partial plans then resolve without the directory.
  * Call once the run's results are saved (inside the caller's transaction).
- * Errors: DIRCONN_ESTATE. The statements are state_plan_save_names (state.c).
+ * Errors: DIRCONN_ESTATE. The statements are state_plan_save_names and
+ * state_plan_save_unsent (state.c).
  */
 enum dirconn_err plan_save_names(struct plan *p, struct dirconn_error *err);
 

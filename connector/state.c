@@ -131,6 +131,16 @@ static const char *const migrations[] = {
     "ALTER TABLE objects ADD COLUMN raw_for TEXT;"
     "ALTER TABLE objects ADD COLUMN raw_manager TEXT;"
     "ALTER TABLE objects ADD COLUMN raw_links TEXT;",
+    /* 7 -> 8: the objects in scope that were read and not sent (a required attribute missing,
+     * a naming conflict), by canonical DN, so that an incremental resolving a member or manager
+     * DN does not ask the directory about them again (state_unsent_has_dn); empty after the
+     * migration, so the next runs ask as before until a full sync fills it */
+    "CREATE TABLE unsent ("
+    "  external_id TEXT PRIMARY KEY NOT NULL,"
+    "  kind INTEGER NOT NULL,"
+    "  dn_lower TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX unsent_dn ON unsent(dn_lower);",
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -1453,6 +1463,55 @@ enum dirconn_err state_plan_save_names(struct state *st, bool partial, struct di
         " AND n.dn IS plan_dir.dn AND n.name_lower = plan_dir.name_lower);";
 #undef NAMES_IN_SCOPE
     return state_plan_exec(st, partial ? part : full, "plan: saving the names", err);
+}
+
+enum dirconn_err state_plan_save_unsent(struct state *st, bool partial, struct dirconn_error *err)
+{
+    /*
+     * As state_plan_save_names: only the rows that changed are written. A partial plan also
+     * drops the rows of another object with a DN it read (the DN now names that object).
+     */
+#define UNSENT_IN_SCOPE                                                                            \
+    " SELECT external_id, kind, dn_lower FROM plan_dir WHERE status IN (:dir_skip, :dir_conflict)" \
+    " AND dn_lower IS NOT NULL"
+#define UNSENT_INSERT                                                                              \
+    "INSERT OR REPLACE INTO unsent" UNSENT_IN_SCOPE " AND NOT EXISTS (SELECT 1 FROM unsent u"      \
+    " WHERE u.external_id = plan_dir.external_id AND u.kind = plan_dir.kind"                       \
+    " AND u.dn_lower = plan_dir.dn_lower);"
+    static const char full[] =
+        "DELETE FROM unsent WHERE NOT EXISTS (SELECT 1 FROM plan_dir d WHERE d.external_id ="
+        " unsent.external_id AND d.status IN (:dir_skip, :dir_conflict) AND d.dn_lower IS NOT "
+        "NULL);" UNSENT_INSERT;
+    static const char part[] =
+        "DELETE FROM unsent WHERE (external_id IN (SELECT external_id FROM plan_dir)"
+        " OR external_id IN (SELECT external_id FROM plan_gone)"
+        " OR dn_lower IN (SELECT dn_lower FROM plan_dir)) AND NOT EXISTS (SELECT 1 FROM plan_dir d"
+        " WHERE d.external_id = unsent.external_id AND d.status IN (:dir_skip, :dir_conflict)"
+        " AND d.dn_lower = unsent.dn_lower);" UNSENT_INSERT;
+#undef UNSENT_INSERT
+#undef UNSENT_IN_SCOPE
+    return state_plan_exec(st, partial ? part : full, "plan: saving the objects not sent", err);
+}
+
+bool state_unsent_has_dn(struct state *st, const char *dn)
+{
+    static const char sql[] =
+        "SELECT 1 FROM unsent u WHERE dn_lower = lower(?1)"
+        " AND NOT EXISTS (SELECT 1 FROM plan_gone g WHERE g.external_id = u.external_id)"
+        " AND NOT EXISTS (SELECT 1 FROM plan_dir d WHERE d.external_id = u.external_id)";
+    sqlite3_stmt *stmt = NULL;
+    if (cached(st, sql, &stmt, NULL) != DIRCONN_OK)
+        return false;
+    state_plan_bind(stmt);
+    sqlite3_bind_text(stmt, 1, dn, -1, SQLITE_STATIC);
+    bool found = sqlite3_step(stmt) == SQLITE_ROW;
+    cached_done(st, stmt);
+    return found;
+}
+
+enum dirconn_err state_unsent_clear(struct state *st, struct dirconn_error *err)
+{
+    return exec(st, "DELETE FROM unsent", "forgetting the objects not sent", err);
 }
 
 enum dirconn_err state_plan_save_verified(struct state *st, struct dirconn_error *err)

@@ -31,7 +31,7 @@ struct sqlite3;
 struct sqlite3_stmt;
 
 /* Current schema version (PRAGMA user_version). */
-#define STATE_SCHEMA_VERSION 7
+#define STATE_SCHEMA_VERSION 8
 
 /* How the connector came to manage a cloud object. Only these may ever be deleted by it. */
 enum state_origin { STATE_ORIGIN_CREATED = 0, STATE_ORIGIN_ADOPTED = 1 };
@@ -556,6 +556,34 @@ enum dirconn_err state_plan_projection_foreach(struct state *st, enum object_kin
  * Errors as state_plan_schema.
  */
 enum dirconn_err state_plan_save_names(struct state *st, bool partial, struct dirconn_error *err);
+
+/*
+ * state_plan_save_unsent - replace the unsent table (full: all of it; partial: the rows of
+ * the objects this run read or saw leave, and of other objects holding a DN this run read)
+ * with the objects in scope this plan did not send: skipped (:dir_skip, a required attribute
+ * missing) or in a naming conflict (:dir_conflict), with their canonical DN (plan_dir
+ * dn_lower). Rows that did not change are not rewritten. Call inside a transaction. Errors
+ * as state_plan_schema.
+ */
+enum dirconn_err state_plan_save_unsent(struct state *st, bool partial, struct dirconn_error *err);
+
+/*
+ * state_unsent_has_dn - whether the object in scope with canonical DN dn (as
+ * ldap_dn_canonical spells it; compared in lower case, as plan_dir's dn_lower) was read and
+ * not sent by the runs that saved the unsent table (state_plan_save_unsent), and this run
+ * neither read it (plan_dir) nor saw it leave (plan_gone). A partial plan's resolver then
+ * leaves it out of a group's members, as reading it again would, without asking the
+ * directory. Needs the plan's temporary tables (state_plan_schema). false when not known or
+ * on a database error (the caller then asks the directory).
+ */
+bool state_unsent_has_dn(struct state *st, const char *dn);
+
+/*
+ * state_unsent_clear - forget every object not sent: after the object map is rebuilt from the
+ * cloud (another instance may have sent them since this state was written). Errors as
+ * state_plan_schema.
+ */
+enum dirconn_err state_unsent_clear(struct state *st, struct dirconn_error *err);
 
 /*
  * state_plan_save_verified - record in the state the records, hashes and DNs

@@ -450,6 +450,11 @@ static enum dirconn_err plan_changed(struct sync_ctx *c, struct id_list lists[3]
                 "%ld member or manager DNs read from the directory: %ld found in the object map "
                 "(DN recorded), %ld in scope but sent by no connector (left out)",
                 c->dn_found + c->dn_new, c->dn_found, c->dn_new);
+    if (e == DIRCONN_OK && c->dn_unsent > 0)
+        log_msg(c->log, LOG_LEVEL_INFO,
+                "%ld member or manager DNs left out without reading them: in scope and not sent "
+                "when last read (a required attribute missing, a naming conflict)",
+                c->dn_unsent);
     tree_free(&seen_dns, cmp_dn);
     tree_free(&changed_ids, cmp_cstr);
     free(later);

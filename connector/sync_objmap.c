@@ -135,6 +135,13 @@ char *sync_objmap_resolve_dn(void *arg, const char *dn)
         resolve_failed(c, DIRCONN_ENOMEM, dn, "out of memory");
         return NULL;
     }
+    if (state_unsent_has_dn(c->st, key)) {
+        /* Read and not sent by the last runs (skipped, or in a naming conflict), and not changed
+         * since (a change would have read it in this run): reading it again would leave it out. */
+        c->dn_unsent++;
+        log_msg(c->log, LOG_LEVEL_DEBUG, "%s: in scope and not sent when last read: left out", dn);
+        return NULL;
+    }
     char *ext = lookup_dn(c, dn);
     if (ext == NULL)
         return NULL;
@@ -223,6 +230,9 @@ enum dirconn_err sync_objmap_rebuild(struct sync_ctx *c)
     }
     if (e == DIRCONN_OK)
         e = state_reconcile_end(c->st, &r, c->kinds, c->err);
+    /* Another instance may have sent objects this state recorded as not sent. */
+    if (e == DIRCONN_OK)
+        e = state_unsent_clear(c->st, c->err);
     if (e == DIRCONN_OK)
         e = state_commit(c->st, c->err);
     else

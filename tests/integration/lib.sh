@@ -31,6 +31,11 @@ check_contains() {
 	if [[ "$2" == *"$3"* ]]; then ok "$1"; else not_ok "$1: '$3' not in: $2"; fi
 }
 
+# check_not_contains DESCRIPTION HAYSTACK NEEDLE
+check_not_contains() {
+	if [[ "$2" != *"$3"* ]]; then ok "$1"; else not_ok "$1: '$3' found in: $2"; fi
+}
+
 # run_capture VAR_PREFIX COMMAND...: runs the command, stores stdout in
 # ${prefix}_out, stderr in ${prefix}_err and the exit code in ${prefix}_rc.
 run_capture() {

@@ -189,6 +189,70 @@ incr g1
 check_eq "the incremental after a membership change exits 0" 0 "$g1_rc"
 converged "a group membership change reaches the cloud"
 
+# ---- a group read again: its members read and not sent by earlier runs (here: no mail address)
+# are left out from the state (table unsent), not asked of the directory again
+nomail_dn="CN=Incr Nomail,$emp"
+nomail_enabled="msDS-UserAccountDisabled: FALSE"
+[[ $kind == adds ]] && nomail_enabled="sAMAccountName: incrnomail
+userAccountControl: 544"
+ldap_modify "dn: $nomail_dn
+changetype: add
+objectClass: user
+userPrincipalName: incr.nomail@dirconn.test
+givenName: Incr
+sn: Nomail
+displayName: Incr Nomail
+$nomail_enabled"
+unsent_grp="CN=Incr Unsent,$emp"
+unsent_ldif="dn: $unsent_grp
+changetype: add
+objectClass: group
+groupType: -2147483646"
+[[ $kind == adds ]] && unsent_ldif+=$'\nsAMAccountName: incrunsent'
+ldap_modify "$unsent_ldif
+member: $new_dn
+member: $nomail_dn"
+ldap_modify "dn: $SG
+changetype: modify
+add: member
+member: $nomail_dn"
+incr u1
+check_eq "u1: the incremental exits 0" 0 "$u1_rc"
+check_contains "u1: the user without mail is not sent" "${u1_err,,}" "the required attribute mail is missing when adding on-premises entry ${nomail_dn,,}"
+check_eq "u1: it is recorded as not sent, by DN" 1 "$(sqlite3 "$state" "select count(*) from unsent where dn_lower like 'cn=incr nomail,%'")"
+converged "u1: the new group reaches the cloud without the user it cannot send"
+touch_unsent_grp() { # delete|add: a change of its member list, so that its members are resolved
+	ldap_modify "dn: $unsent_grp
+changetype: modify
+$1: member
+member: $new_dn"
+}
+# the directory reads are debug lines ("... searching 'DN'")
+sed 's/^level = warn/level = debug/' "$work/a.conf" >"$work/a-debug.conf"
+incr_debug() { run_capture "$1" dirconnctl sync --incremental --config "$work/a-debug.conf" --no-progress; }
+touch_unsent_grp delete
+incr_debug u2
+check_contains "u2: the group is read again" "${u2_err,,}" "searching '${unsent_grp,,}'"
+check_contains "u2: its member not sent is left out from the state" "$u2_err" "1 member or manager DNs left out without reading them"
+check_not_contains "u2: that member is not read from the directory" "${u2_err,,}" "searching '${nomail_dn,,}'"
+converged "u2: the member taken out of the group leaves it in the cloud"
+# without the record (as after a migration), the member is read from the directory again
+sqlite3 "$state" "delete from unsent"
+touch_unsent_grp add
+incr_debug u3
+check_contains "u3: without the record the member is read from the directory" "${u3_err,,}" "searching '${nomail_dn,,}'"
+check_not_contains "u3: and not left out from the state" "$u3_err" "left out without reading them"
+converged "u3: the member put back reaches the cloud"
+# the user gets a mail address: it is read, sent, and the group lists it
+ldap_modify "dn: $nomail_dn
+changetype: modify
+replace: mail
+mail: incr.nomail@dirconn.test"
+incr u4
+check_contains "u4: the user that got a mail address is added" "$u4_out" "| 1 added |"
+check_eq "u4: it is no longer recorded as not sent" 0 "$(sqlite3 "$state" "select count(*) from unsent where dn_lower like 'cn=incr nomail,%'")"
+converged "u4: the user and its group membership reach the cloud"
+
 # ---- removed from the security group: out of scope, deleted in the cloud
 ldap_modify "dn: $SG
 changetype: modify

@@ -243,7 +243,7 @@ static void test_retry_kind(void **state)
             " ALTER TABLE objects DROP COLUMN version;"
             " ALTER TABLE objects DROP COLUMN raw_hash; ALTER TABLE objects DROP COLUMN raw_for;"
             " ALTER TABLE objects DROP COLUMN raw_manager; ALTER TABLE objects DROP COLUMN "
-            "raw_links;"
+            "raw_links; DROP TABLE unsent;"
             " PRAGMA user_version = 4",
             NULL, NULL, NULL),
         SQLITE_OK);
@@ -290,7 +290,7 @@ static void test_version_migration(void **state)
             "ALTER TABLE objects DROP COLUMN version;"
             " ALTER TABLE objects DROP COLUMN raw_hash; ALTER TABLE objects DROP COLUMN raw_for;"
             " ALTER TABLE objects DROP COLUMN raw_manager; ALTER TABLE objects DROP COLUMN "
-            "raw_links;"
+            "raw_links; DROP TABLE unsent;"
             " PRAGMA user_version = 5",
             NULL, NULL, NULL),
         SQLITE_OK);
@@ -315,7 +315,7 @@ static void test_version_migration(void **state)
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(q, 0), STATE_SCHEMA_VERSION);
-    assert_int_equal(STATE_SCHEMA_VERSION, 7);
+    assert_int_equal(STATE_SCHEMA_VERSION, 8);
     sqlite3_finalize(q);
     sqlite3_close(db);
 }
@@ -489,6 +489,7 @@ static void test_raw_hash(void **state)
                                   " ALTER TABLE objects DROP COLUMN raw_for;"
                                   " ALTER TABLE objects DROP COLUMN raw_manager;"
                                   " ALTER TABLE objects DROP COLUMN raw_links;"
+                                  " DROP TABLE unsent;"
                                   " PRAGMA user_version = 6",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
@@ -645,6 +646,86 @@ static char *names_dump(struct state *st)
     }
     sqlite3_finalize(s);
     return out;
+}
+
+static char *unsent_dump(struct state *st)
+{
+    static char out[512];
+    out[0] = '\0';
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(state_db(st),
+                                        "SELECT external_id || ' ' || kind || ' ' || dn_lower"
+                                        " FROM unsent ORDER BY external_id",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        strcat(out, (const char *)sqlite3_column_text(s, 0));
+        strcat(out, ";");
+    }
+    sqlite3_finalize(s);
+    return out;
+}
+
+/*
+ * The objects in scope that a plan did not send (skipped, in a naming conflict) are kept by
+ * DN: a full save writes them all, a partial one those it read, saw leave or whose DN it read;
+ * a later run's resolver finds them unless it read them itself.
+ */
+static void test_unsent(void **state)
+{
+    (void)state;
+    struct state *st = open_ok();
+    struct dirconn_error err;
+    sqlite3 *db = state_db(st);
+    assert_int_equal(state_plan_schema(st, &err), DIRCONN_OK);
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO plan_dir (external_id, kind, dn, dn_lower, status) VALUES"
+             " ('u1', %d, 'CN=U1', 'cn=u1', %d), ('u2', %d, 'CN=U2', 'cn=u2', %d),"
+             " ('u3', %d, 'CN=U3', 'cn=u3', %d), ('g1', %d, 'CN=G1', 'cn=g1', %d);",
+             OBJECT_USER, PLAN_DIR_OK, OBJECT_USER, PLAN_DIR_CONFLICT, OBJECT_USER, PLAN_DIR_SKIP,
+             OBJECT_GROUP, PLAN_DIR_SKIP);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "INSERT INTO unsent VALUES ('old', 0, 'cn=old')", NULL, NULL, NULL),
+        SQLITE_OK);
+    int mark = sqlite3_total_changes(db);
+    assert_int_equal(state_plan_save_unsent(st, false, &err), DIRCONN_OK);
+    assert_string_equal(unsent_dump(st), "g1 1 cn=g1;u2 0 cn=u2;u3 0 cn=u3;");
+    assert_int_equal(changed_since(st, &mark), 4); /* "old" deleted, three inserted */
+    assert_int_equal(state_plan_save_unsent(st, false, &err), DIRCONN_OK);
+    assert_int_equal(changed_since(st, &mark), 0);
+    /* this run read them: they are not known from the state */
+    assert_false(state_unsent_has_dn(st, "cn=u3"));
+    state_plan_drop(st);
+
+    /* The next run, partial: u3 got its mail (sent), another object holds u2's DN, g1 left. */
+    assert_int_equal(state_plan_schema(st, &err), DIRCONN_OK);
+    assert_true(state_unsent_has_dn(st, "cn=u2"));
+    assert_true(state_unsent_has_dn(st, "cn=u3"));
+    assert_true(state_unsent_has_dn(st, "cn=g1"));
+    assert_false(state_unsent_has_dn(st, "cn=u1")); /* sent */
+    assert_true(state_unsent_has_dn(st, "CN=U2"));  /* compared in lower case, as plan_dir */
+    assert_false(state_unsent_has_dn(st, "cn=u2,ou=x"));
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO plan_dir (external_id, kind, dn, dn_lower, status) VALUES"
+             " ('u3', %d, 'CN=U3', 'cn=u3', %d), ('x9', %d, 'CN=U2', 'cn=u2', %d);"
+             "INSERT INTO plan_gone VALUES ('g1');",
+             OBJECT_USER, PLAN_DIR_OK, OBJECT_USER, PLAN_DIR_SKIP);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_false(state_unsent_has_dn(st, "cn=g1")); /* seen leaving */
+    assert_false(state_unsent_has_dn(st, "cn=u3")); /* read in this run */
+    assert_int_equal(
+        sqlite3_exec(db, "INSERT INTO unsent VALUES ('far', 0, 'cn=far')", NULL, NULL, NULL),
+        SQLITE_OK);
+    assert_int_equal(state_plan_save_unsent(st, true, &err), DIRCONN_OK);
+    assert_string_equal(unsent_dump(st), "far 0 cn=far;x9 0 cn=u2;");
+    state_plan_drop(st);
+
+    /* after the object map is rebuilt from the cloud, nothing is known */
+    assert_int_equal(state_unsent_clear(st, &err), DIRCONN_OK);
+    assert_string_equal(unsent_dump(st), "");
+    state_close(st);
 }
 
 static void test_plan_tables(void **state)
@@ -894,6 +975,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_referrers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_tables, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_save_raw_chunks, setup, teardown),
         cmocka_unit_test(test_unusable_dir),
     };
