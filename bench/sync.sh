@@ -11,7 +11,8 @@
 #   2. a no-change full sync of the same directory, twice (the second: the steady state);
 #   3. the floors: ldapsearch paging through the same objects (read floor), and
 #      dirconn-cloud's ingest rate of as many users with /Bulk (ingest floor);
-#   4. an incremental sync after min(1000, N/10) users' displayName changed (one ldapmodify).
+#   4. an incremental sync after min(1000, N/10) users' displayName changed (one ldapmodify);
+#      BENCH_INCR_LATENCY_MS=MS adds MS of latency to each of its SCIM requests.
 # The connector's time is reported as a ratio to max(read floor, ingest floor).
 # Prints a table and writes JSON (default bench-sync-KIND-N.json), with the load
 # average of the machine at each measurement and the peak size of the state database's
@@ -40,6 +41,7 @@ while [[ $# -gt 0 ]]; do
 	shift
 done
 [[ $users =~ ^[1-9][0-9]*$ ]] || { echo "--users must be a positive integer" >&2; exit 2; }
+[[ ${BENCH_INCR_LATENCY_MS:-0} =~ ^[0-9]+$ ]] || { echo "BENCH_INCR_LATENCY_MS must be a number of ms" >&2; exit 2; }
 if [[ -z $stream ]]; then
 	stream=0
 	[[ $kind == adlds ]] && ((users > 200000)) && stream=1
@@ -195,6 +197,13 @@ awk '{ printf "%s\nchangetype: modify\nreplace: displayName\ndisplayName: Bench 
 n_changed=$(wc -l <"$T/changed.dns")
 LDAPTLS_CACERT=$LDSFX_CA_FILE ldapmodify -x -H "$LDSFX_URL_TLS" -D "$LDSFX_BIND_DN" \
 	-y "$LDSFX_BIND_PASSWORD_FILE" -f "$T/changed.ldif" >/dev/null
+# BENCH_INCR_LATENCY_MS: delay every SCIM request of the incremental by this many ms (the
+# cloud's latencyMs fault, a timer: it keeps serving other requests), as a distant provider would
+if [[ -n ${BENCH_INCR_LATENCY_MS:-} ]]; then
+	curl -sS --fail --cacert "$T/ca.pem" -H "Authorization: Bearer $(cat "$T/token")" -X PUT \
+		-H 'Content-Type: application/json' \
+		-d "{\"latencyMs\": $BENCH_INCR_LATENCY_MS, \"scimOnly\": true}" "$cloud_url/v1/faults" >/dev/null
+fi
 read -r inc_wall inc_user inc_sys inc_rss inc_l0 inc_l1 inc_wal < <(measure incremental --incremental)
 grep -q '^Incremental |' "$T/incremental.out" || { echo "the incremental sync ran in full:" >&2; head -3 "$T/incremental.out" >&2; exit 1; }
 inc_changes=$(grep -o 'Incremental | [0-9]* changes' "$T/incremental.out" | grep -o '[0-9]*')
@@ -235,6 +244,7 @@ r = {
                          "updated": int("${inc_updated:-0}"), "wall_s": $inc_wall,
                          "cpu_s": round($inc_user + $inc_sys, 2), "peak_rss_mb": round($inc_rss / 1024, 1),
                          "load_before": $inc_l0, "load_after": $inc_l1,
+                         "latency_ms": int("${BENCH_INCR_LATENCY_MS:-0}"),
                          "peak_wal_mb": round($inc_wal / 1048576, 1)},
     "floors": {"read_s": $read_floor, "ingest_bulk_s": $ingest_floor,
                "load_before_read": $load_read, "load_before_ingest": $load_ingest},

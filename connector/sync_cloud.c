@@ -255,65 +255,185 @@ enum dirconn_err sync_cloud_load_inventory(struct sync_ctx *c, unsigned kinds)
     return e;
 }
 
-/* One targeted inventory request: a resource, or a list of them. 404 is no object. */
-/* GET path (which may end in "attributes=..." or not, see inventory_path). */
-static enum dirconn_err inventory_get(struct sync_ctx *c, enum object_kind kind, char *path)
+/*
+ * The lookups of the targeted inventory, pipelined through the client (up to
+ * its max_in_flight in flight): each is a GET of a resource or of a filtered
+ * list; 404 is no object. The answers are given to the plan in the order the
+ * lookups were made, as when they ran one after the other: the plan takes the
+ * first of the cloud objects it holds with one externalId or userName
+ * (cloud_lookup), so the order of its rows is kept. At most LOOKUP_WINDOW
+ * lookups are submitted ahead of the first one not yet recorded.
+ */
+#define LOOKUP_WINDOW 64
+
+struct lookups;
+
+struct lookup {
+    struct lookups *t;
+    enum object_kind kind;
+    char *path;   /* which may end in "attributes=..." (sync_cloud_inventory_select) */
+    bool project; /* the path has no selection: record the projection (drift check) */
+    bool done;
+    json_t *body; /* the answer, kept until the lookups made before it are recorded */
+};
+
+struct lookups {
+    struct sync_ctx *c;
+    struct lookup *win[LOOKUP_WINDOW]; /* submitted, not yet recorded: [seq % LOOKUP_WINDOW] */
+    size_t submitted, recorded;        /* sequence numbers */
+    enum dirconn_err e;                /* the first failure; its message is in c->err */
+    bool orphan; /* the client kept requests after a failed loop: they free, nothing more */
+};
+
+/* Give the answers completed in order to the plan, and free them. */
+static void lookups_record(struct lookups *t)
 {
-    struct scim_response r;
-    enum dirconn_err rc = scim_request_sync(c->scim, "GET", path, NULL, NULL, &r);
-    char *sel = strstr(path, "attributes=");
-    if (rc != DIRCONN_OK && r.status == 400 && sel != NULL) {
-        /* The provider refuses the selection (the attributes parameter is optional to honour,
-         * RFC 7644 3.4.2.5, not to break on): read whole resources for the rest of the run. */
-        log_msg(c->log, LOG_LEVEL_INFO,
-                "cloud: %s refused the attribute selection (%s); reading whole resources", path,
-                r.error);
-        c->no_attr_select = true;
-        sel[-1] = '\0'; /* drop "?attributes=..." or "&attributes=..." */
-        sel = NULL;
-        scim_response_clear(&r);
-        rc = scim_request_sync(c->scim, "GET", path, NULL, NULL, &r);
-    }
-    if (rc != DIRCONN_OK) {
-        c->inventory_status = r.status;
-        enum dirconn_err e = r.status == 404 ? DIRCONN_OK : scim_response_error(&r, c->err);
-        scim_response_clear(&r);
-        return e;
-    }
-    struct inventory_ctx ic = {c, kind, DIRCONN_OK, c->drift_check && sel == NULL, false};
-    json_t *list = json_object_get(r.body, "Resources");
-    if (list != NULL) {
-        size_t i;
-        json_t *res;
-        json_array_foreach(list, i, res)
-        {
-            if (inventory_one(&ic, res) != 0)
-                break;
+    while (t->recorded < t->submitted) {
+        struct lookup *l = t->win[t->recorded % LOOKUP_WINDOW];
+        if (!l->done)
+            break;
+        if (t->e == DIRCONN_OK && !t->orphan && l->body != NULL) {
+            struct inventory_ctx ic = {t->c, l->kind, DIRCONN_OK, l->project, false};
+            json_t *list = json_object_get(l->body, "Resources");
+            if (list != NULL) {
+                size_t i;
+                json_t *res;
+                json_array_foreach(list, i, res)
+                {
+                    if (inventory_one(&ic, res) != 0)
+                        break;
+                }
+            } else {
+                inventory_one(&ic, l->body);
+            }
+            t->e = ic.e;
         }
-    } else {
-        inventory_one(&ic, r.body);
+        json_decref(l->body);
+        free(l->path);
+        free(l);
+        t->win[t->recorded % LOOKUP_WINDOW] = NULL;
+        t->recorded++;
     }
-    scim_response_clear(&r);
-    return ic.e;
 }
 
-static enum dirconn_err inventory_filter(struct sync_ctx *c, enum object_kind kind,
-                                         const char *attr, const char *value)
+static void lookup_fail(struct lookups *t, enum dirconn_err code, const struct dirconn_error *err,
+                        long status)
 {
-    char filter[1024], path[2048];
+    if (t->e != DIRCONN_OK || t->orphan)
+        return; /* the first failure is the run's */
+    t->e = code;
+    *t->c->err = *err;
+    t->c->inventory_status = status;
+}
+
+static void on_lookup(void *arg, const struct scim_response *r)
+{
+    struct lookup *l = arg;
+    struct lookups *t = l->t;
+    struct sync_ctx *c = t->c;
+    char *sel = strstr(l->path, "attributes=");
+    if (t->e == DIRCONN_OK && !t->orphan && r->code != DIRCONN_OK && r->status == 400 &&
+        sel != NULL) {
+        /* The provider refuses the selection (the attributes parameter is optional to honour,
+         * RFC 7644 3.4.2.5, not to break on): read whole resources for the rest of the run. */
+        if (!c->no_attr_select)
+            log_msg(c->log, LOG_LEVEL_INFO,
+                    "cloud: %s refused the attribute selection (%s); reading whole resources",
+                    l->path, r->error);
+        c->no_attr_select = true;
+        sel[-1] = '\0'; /* drop "?attributes=..." or "&attributes=..." */
+        l->project = c->drift_check;
+        struct dirconn_error serr;
+        enum dirconn_err e = scim_submit(c->scim, "GET", l->path, NULL, NULL, on_lookup, l, &serr);
+        if (e == DIRCONN_OK)
+            return; /* completes again, with its answer without the selection */
+        lookup_fail(t, e, &serr, 0);
+    } else if (r->code == DIRCONN_OK) {
+        l->body = json_incref(r->body);
+    } else if (r->status != 404) {
+        struct dirconn_error rerr;
+        enum dirconn_err e = scim_response_error(r, &rerr);
+        lookup_fail(t, e, &rerr, r->status);
+    }
+    l->done = true;
+    lookups_record(t);
+    if (t->orphan && t->recorded == t->submitted)
+        free(t);
+}
+
+static bool lookups_have_room(void *arg)
+{
+    const struct lookups *t = arg;
+    return t->submitted - t->recorded <= LOOKUP_WINDOW / 2;
+}
+
+/* Run the lookups submitted: all of them (room false), or until the window is half empty. */
+static void lookups_run(struct lookups *t, bool room)
+{
+    struct dirconn_error rerr;
+    enum dirconn_err e =
+        scim_run_until(t->c->scim, room ? lookups_have_room : NULL, room ? t : NULL, &rerr);
+    if (e != DIRCONN_OK)
+        lookup_fail(t, e, &rerr, 0);
+}
+
+/* Submit a GET of prefix (a resource, or a list with its filter) with the selection of kind. */
+static void lookup_submit(struct lookups *t, enum object_kind kind, const char *prefix)
+{
+    struct sync_ctx *c = t->c;
+    if (t->e == DIRCONN_OK && t->submitted - t->recorded >= LOOKUP_WINDOW)
+        lookups_run(t, true);
+    if (t->e != DIRCONN_OK)
+        return; /* one after the other, the first failure ended the lookups */
+    const char *sel = sync_cloud_inventory_select(c, kind);
+    size_t len = strlen(prefix) + (sel != NULL ? strlen(sel) + 12 : 0) + 1;
+    struct lookup *l = calloc(1, sizeof(*l));
+    char *path = malloc(len);
+    if (l == NULL || path == NULL) {
+        free(l);
+        free(path);
+        t->e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+        return;
+    }
+    snprintf(path, len, "%s%s%s", prefix,
+             sel == NULL                   ? ""
+             : strchr(prefix, '?') != NULL ? "&attributes="
+                                           : "?attributes=",
+             sel != NULL ? sel : "");
+    *l = (struct lookup){t, kind, path, c->drift_check && sel == NULL, false, NULL};
+    enum dirconn_err e = scim_submit(c->scim, "GET", path, NULL, NULL, on_lookup, l, c->err);
+    if (e != DIRCONN_OK) {
+        free(path);
+        free(l);
+        t->e = e;
+        return;
+    }
+    t->win[t->submitted % LOOKUP_WINDOW] = l;
+    t->submitted++;
+    /* The first lookup with a selection runs alone: a provider that refuses the selection
+     * says so once, and every lookup after it goes without (c->no_attr_select). */
+    if (sel != NULL && t->submitted == 1)
+        lookups_run(t, false);
+}
+
+static void lookup_filter(struct lookups *t, enum object_kind kind, const char *attr,
+                          const char *value)
+{
+    char filter[1024], prefix[2048];
     /* The value is a JSON string in the filter (RFC 7644 3.4.2.2): quotes and backslashes escaped.
      */
     char *quoted = record_filter_string(value);
-    if (quoted == NULL)
-        return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    if (quoted == NULL) {
+        if (t->e == DIRCONN_OK)
+            t->e = dirconn_error_set(t->c->err, DIRCONN_ENOMEM, "out of memory");
+        return;
+    }
     snprintf(filter, sizeof(filter), "%s eq %s", attr, quoted);
     free(quoted);
     char *esc = scim_url_escape(filter);
-    const char *sel = sync_cloud_inventory_select(c, kind);
-    snprintf(path, sizeof(path), "%s?filter=%s%s%s", resource_paths[kind], esc != NULL ? esc : "",
-             sel != NULL ? "&attributes=" : "", sel != NULL ? sel : "");
+    snprintf(prefix, sizeof(prefix), "%s?filter=%s", resource_paths[kind], esc != NULL ? esc : "");
     curl_free(esc);
-    return inventory_get(c, kind, path);
+    lookup_submit(t, kind, prefix);
 }
 
 /*
@@ -331,41 +451,65 @@ enum dirconn_err sync_cloud_load_targeted(struct sync_ctx *c)
     if (c->touched.n > most || !c->caps.filter || c->present_phase)
         return sync_cloud_load_inventory(
             c, c->kinds); /* many objects, or a provider without filters */
-    enum dirconn_err e = DIRCONN_OK;
-    for (size_t i = 0; i < c->touched.n && e == DIRCONN_OK; i++) {
+    struct lookups *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    t->c = c;
+    double t0 = sync_ctx_now();
+    size_t objects = 0;
+    for (size_t i = 0; i < c->touched.n && t->e == DIRCONN_OK; i++) {
         const struct id_rec *r = &c->touched.v[i];
         if (r->kind < 0 && r->deleted && r->id != NULL) {
             /* Deleted in the directory and unknown to the state, of a kind the deletion does not
              * say: the cloud may hold it all the same (the state restored from a backup, or an
              * active of the HA group stopped after its writes and before the state was shared).
              * Found, it is adopted and deleted with the rest (plan_adopt_cloud). */
-            for (int k = 0; k < OBJECT_KINDS && e == DIRCONN_OK; k++)
+            objects++;
+            for (int k = 0; k < OBJECT_KINDS; k++)
                 if (c->kinds & (1u << k))
-                    e = inventory_filter(c, (enum object_kind)k, "externalId", r->id);
+                    lookup_filter(t, (enum object_kind)k, "externalId", r->id);
             continue;
         }
         if (r->kind < 0 || r->kind >= OBJECT_KINDS || !(c->kinds & (1u << r->kind)))
             continue;
+        objects++;
         struct state_object so = {0};
         bool found = false;
-        e = state_object_get(c->st, r->id, &so, &found, c->err);
-        if (e == DIRCONN_OK && found && so.cloud_id != NULL) {
-            char *esc = scim_url_escape(so.cloud_id);
-            char path[1024];
-            const char *sel = sync_cloud_inventory_select(c, (enum object_kind)r->kind);
-            snprintf(path, sizeof(path), "%s/%s%s%s", resource_paths[r->kind],
-                     esc != NULL ? esc : "", sel != NULL ? "?attributes=" : "",
-                     sel != NULL ? sel : "");
-            curl_free(esc);
-            e = inventory_get(c, (enum object_kind)r->kind, path);
+        enum dirconn_err e = state_object_get(c->st, r->id, &so, &found, c->err);
+        if (e != DIRCONN_OK) {
+            state_object_clear(&so);
+            t->e = e;
+            break;
         }
-        if (e == DIRCONN_OK && !r->deleted) {
-            e = inventory_filter(c, (enum object_kind)r->kind, "externalId", r->id);
-            if (e == DIRCONN_OK && r->kind == OBJECT_USER && r->name != NULL)
-                e = inventory_filter(c, OBJECT_USER, "userName", r->name);
+        if (found && so.cloud_id != NULL) {
+            char *esc = scim_url_escape(so.cloud_id);
+            char prefix[1024];
+            snprintf(prefix, sizeof(prefix), "%s/%s", resource_paths[r->kind],
+                     esc != NULL ? esc : "");
+            curl_free(esc);
+            lookup_submit(t, (enum object_kind)r->kind, prefix);
+        }
+        if (!r->deleted) {
+            lookup_filter(t, (enum object_kind)r->kind, "externalId", r->id);
+            if (r->kind == OBJECT_USER && r->name != NULL)
+                lookup_filter(t, OBJECT_USER, "userName", r->name);
         }
         state_object_clear(&so);
     }
+    /* The lookups submitted run to their end, after a failure too (their callbacks free). */
+    lookups_run(t, false);
+    enum dirconn_err e = t->e;
+    size_t n = t->submitted;
+    if (t->recorded == t->submitted) {
+        free(t);
+    } else {
+        /* the loop failed with requests left in the client: their callbacks free t */
+        t->orphan = true;
+    }
+    if (e == DIRCONN_OK)
+        log_msg(c->log, LOG_LEVEL_DEBUG,
+                "cloud: targeted inventory: %zu lookups for %zu touched objects in %.2f s", n,
+                objects, sync_ctx_now() - t0);
     if (e != DIRCONN_OK && c->inventory_status == 400) {
         /* The provider refused a lookup it should take (a filter with an escaped quote, say):
          * the whole inventory answers the same question, only slower. */

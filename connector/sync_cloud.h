@@ -66,7 +66,12 @@ enum dirconn_err sync_cloud_load_inventory(struct sync_ctx *c, unsigned kinds);
 /*
  * sync_cloud_load_targeted - an incremental's inventory: for each object of
  * c->touched, GET by the cloud id the state holds, then filters by externalId
- * and (users) userName for adoption; a 404 is no object. A deletion the state
+ * and (users) userName for adoption; a 404 is no object. The lookups are
+ * pipelined (scim_submit, up to the client's max_in_flight in flight; the
+ * first one alone, to learn whether the provider takes the attributes=
+ * selection) and their answers given to the plan in the order they were
+ * made; after a failure no further lookup is made, those submitted run to
+ * their end and the first failure is returned. A deletion the state
  * does not know (kind -1) is looked up by externalId in each kind of c->kinds,
  * so an object the cloud holds without the state knowing it is adopted and
  * deleted (plan_adopt_cloud with its id in the plan's gone set). More than

@@ -98,8 +98,17 @@ displayName: Incr Tester Renamed
 -
 replace: givenName
 givenName: Incremental"
-incr m1
+# with debug lines, and the cloud's log of the requests it answered from here on
+sed 's/^level = warn$/level = debug/' "$work/a.conf" >"$work/a-debug.conf"
+mark=$(wc -l <"$work/cloud.log")
+run_capture m1 dirconnctl sync --incremental --config "$work/a-debug.conf" --no-progress
 check_contains "a modified user is updated" "$m1_out" "Result | 0 added | 1 updated | 0 deleted | 0 failed"
+# the targeted inventory of one user the state knows: a GET by its cloud id, a filter by
+# externalId and one by userName (pipelined), each answered once by the cloud
+check_contains "the targeted inventory of one known user makes three lookups" "$m1_err" \
+	"cloud: targeted inventory: 3 lookups for 1 touched objects in "
+check_eq "the cloud answered three reads of resources" 3 \
+	"$(tail -n +"$((mark + 1))" "$work/cloud.log" | grep -cE ' GET /scim/v2/acme/(Users|Groups|Contacts)(/[^ ]*)? [0-9]{3} ' || true)"
 converged "a modified user reaches the cloud"
 
 # ---- values set, then cleared in the directory: each cleared value leaves the cloud too
