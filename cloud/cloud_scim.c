@@ -133,10 +133,19 @@ static void doc_put_members(json_t *doc, json_t *members)
         json_object_set_new(doc, "meta", meta);
 }
 
+/* A member as a group's document holds it: {"value", "$ref", "type"} (RFC 7643 4.2). */
+static json_t *member_value(const struct scim *s, const char *v, bool is_group)
+{
+    char ref[700];
+    snprintf(ref, sizeof(ref), "%s/%s/%s", s->base, is_group ? "Groups" : "Users", v);
+    return json_pack("{s:s, s:s, s:s}", "value", v, "$ref", ref, "type",
+                     is_group ? "Group" : "User");
+}
+
 /*
  * A group's members, stored apart from its document (table group_members), into doc as the
- * document held them: {"value", "$ref", "type"} in the order they were added. Returns 0, or -1
- * when the database fails.
+ * document held them (member_value) in the order they were added. Returns 0, or -1 when the
+ * database fails.
  */
 static int attach_members(struct scim *s, const char *group_id, json_t *doc)
 {
@@ -146,12 +155,8 @@ static int attach_members(struct scim *s, const char *group_id, json_t *doc)
     json_t *members = json_array();
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        const char *v = (const char *)sqlite3_column_text(q, 0);
-        bool is_group = sqlite3_column_int(q, 1) == CLOUD_RK_GROUP;
-        char ref[700];
-        snprintf(ref, sizeof(ref), "%s/%s/%s", s->base, is_group ? "Groups" : "Users", v);
-        json_array_append_new(members, json_pack("{s:s, s:s, s:s}", "value", v, "$ref", ref, "type",
-                                                 is_group ? "Group" : "User"));
+        json_array_append_new(members, member_value(s, (const char *)sqlite3_column_text(q, 0),
+                                                    sqlite3_column_int(q, 1) == CLOUD_RK_GROUP));
     }
     sqlite3_reset(q);
     if (rc != SQLITE_DONE) {
@@ -427,11 +432,7 @@ static int resolve_members(struct scim *s, const char *group_id, json_t *doc, co
             rc = fail(r, 400, "invalidValue", "member '%s' is a %s, not a %s", v, actual, type);
             break;
         }
-        char ref[700];
-        snprintf(ref, sizeof(ref), "%s/%s/%s", s->base, kind == CLOUD_RK_USER ? "Users" : "Groups",
-                 v);
-        json_t *c = json_pack("{s:s, s:s, s:s}", "value", v, "$ref", ref, "type", actual);
-        json_array_append_new(out, c);
+        json_array_append_new(out, member_value(s, v, kind == CLOUD_RK_GROUP));
         json_object_set_new(seen, v, json_true());
     }
     json_decref(seen);
@@ -868,13 +869,9 @@ static int attach_named_members(struct scim *s, const char *group_id, const json
         sqlite3_bind_text(q, 2, group_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 3, v, -1, SQLITE_STATIC);
         rc = sqlite3_step(q);
-        if (rc == SQLITE_ROW) {
-            bool is_group = sqlite3_column_int(q, 0) == CLOUD_RK_GROUP;
-            char ref[700];
-            snprintf(ref, sizeof(ref), "%s/%s/%s", s->base, is_group ? "Groups" : "Users", v);
-            json_array_append_new(members, json_pack("{s:s, s:s, s:s}", "value", v, "$ref", ref,
-                                                     "type", is_group ? "Group" : "User"));
-        }
+        if (rc == SQLITE_ROW)
+            json_array_append_new(members,
+                                  member_value(s, v, sqlite3_column_int(q, 0) == CLOUD_RK_GROUP));
         sqlite3_reset(q);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
             break;
