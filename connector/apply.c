@@ -195,8 +195,9 @@ static void tracked_done(void *arg, const struct scim_response *r)
  * here: counted in the batch being sent or finished (a->outstanding), so
  * that the pipeline can wait for one batch while later ones stay in flight.
  */
+/* flags: SCIM_SUBMIT_CREATE, SCIM_SUBMIT_STATUS_ONLY or 0 (scim.h, struct scim_port_ops) */
 static enum dirconn_err port_submit(struct apply *a, const char *method, const char *path,
-                                    const json_t *body, const char *if_match, bool create,
+                                    const json_t *body, const char *if_match, unsigned flags,
                                     scim_done_fn done, void *arg, struct dirconn_error *err)
 {
     struct tracked *t = malloc(sizeof(*t));
@@ -206,8 +207,12 @@ static enum dirconn_err port_submit(struct apply *a, const char *method, const c
     if (t->outstanding != NULL)
         (*t->outstanding)++;
     enum dirconn_err e =
-        create ? scim_port_submit_create(a->p.port, path, body, tracked_done, t, err)
-               : scim_port_submit(a->p.port, method, path, body, if_match, tracked_done, t, err);
+        (flags & SCIM_SUBMIT_CREATE)
+            ? scim_port_submit_create(a->p.port, path, body, tracked_done, t, err)
+        : (flags & SCIM_SUBMIT_STATUS_ONLY)
+            ? scim_port_submit_status_only(a->p.port, method, path, body, if_match, tracked_done, t,
+                                           err)
+            : scim_port_submit(a->p.port, method, path, body, if_match, tracked_done, t, err);
     if (e != DIRCONN_OK) {
         if (t->outstanding != NULL)
             (*t->outstanding)--;
@@ -469,8 +474,8 @@ static void find_created(struct apply *a, struct apply_op *o)
         memset(&w, 0, sizeof(w));
         struct dirconn_error serr;
         if (body == NULL ||
-            port_submit(a, "POST", resource_paths[o->kind], body, NULL, true, on_recreate_done, &w,
-                        &serr) != DIRCONN_OK ||
+            port_submit(a, "POST", resource_paths[o->kind], body, NULL, SCIM_SUBMIT_CREATE,
+                        on_recreate_done, &w, &serr) != DIRCONN_OK ||
             scim_port_run(a->p.port, &serr) != DIRCONN_OK) {
             json_decref(body);
             report_failure(a, o, "out of memory sending the object again");
@@ -909,10 +914,10 @@ static enum dirconn_err submit_member_patches(struct apply *a, const char *path,
                 ops, json_pack("{s:s, s:s, s:o}", "op", "add", "path", "members", "value", vals));
         json_t *body = json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
         void *arg = arg_for(ctx);
-        enum dirconn_err e =
-            body == NULL || arg == NULL
-                ? dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory")
-                : port_submit(a, "PATCH", path, body, NULL, false, done, arg, a->err);
+        enum dirconn_err e = body == NULL || arg == NULL
+                                 ? dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory")
+                                 : port_submit(a, "PATCH", path, body, NULL,
+                                               SCIM_SUBMIT_STATUS_ONLY, done, arg, a->err);
         json_decref(body);
         if (e != DIRCONN_OK)
             return e; /* arg is freed by the caller's bookkeeping (or is not owned) */
@@ -1146,8 +1151,8 @@ static enum dirconn_err submit_bulk(struct apply *a, struct batch *b, json_t **b
             return dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
         }
         *br = (struct bulk_req){a, b, first, i - first, payload};
-        enum dirconn_err e =
-            port_submit(a, "POST", "/Bulk", req, NULL, true, on_bulk_done, br, a->err);
+        enum dirconn_err e = port_submit(a, "POST", "/Bulk", req, NULL, SCIM_SUBMIT_CREATE,
+                                         on_bulk_done, br, a->err);
         json_decref(req);
         if (e != DIRCONN_OK) {
             free(br);
@@ -1172,7 +1177,8 @@ static enum dirconn_err submit_write(struct apply *a, struct apply_op *o, const 
     o->create = strcmp(method, "POST") == 0;
     json_decref(o->body);
     o->body = strcmp(method, "PATCH") == 0 ? json_incref(body) : NULL;
-    return port_submit(a, method, path, body, if_match, o->create, on_write_done, o, err);
+    return port_submit(a, method, path, body, if_match, o->create ? SCIM_SUBMIT_CREATE : 0,
+                       on_write_done, o, err);
 }
 
 /* o's planned record resolved to cloud ids (plan_resolve), with its externalId; NULL on error. */

@@ -41,6 +41,7 @@ struct scim_request {
     char transport_note[DIRCONN_ERROR_LEN]; /* the outcome hook's text for a transport error */
     enum dirconn_err transport_code;        /* and its code */
     bool create;        /* a POST that creates: not resent after it may have been applied */
+    bool status_only;   /* the body of a 2xx answer is not parsed (scim_submit_status_only) */
     bool maybe_applied; /* it ended on such a failure */
     bool own_if_match;  /* if_match is the version the client read after a 428, not the caller's */
     int version_reads;  /* reads of the version for a provider that requires If-Match */
@@ -282,6 +283,20 @@ enum dirconn_err scim_submit_create(struct scim_client *c, const char *path, con
     return e;
 }
 
+enum dirconn_err scim_submit_status_only(struct scim_client *c, const char *method,
+                                         const char *path, const json_t *body, const char *if_match,
+                                         scim_done_fn done, void *arg, struct dirconn_error *err)
+{
+    enum dirconn_err e = scim_submit(c, method, path, body, if_match, done, arg, err);
+    if (e == DIRCONN_OK) {
+        struct scim_request *r = c->waiting;
+        while (r->next != NULL)
+            r = r->next;
+        r->status_only = true;
+    }
+    return e;
+}
+
 /* Prepare the easy handle for one attempt and add it to the multi handle. */
 static enum dirconn_err start_attempt(struct scim_client *c, struct scim_request *r)
 {
@@ -441,8 +456,9 @@ static void build_response(struct scim_request *r, CURLcode rc, long status,
         return;
     }
     char *fenced = status == 409 ? http_header_value(r->http.easy, "Dirconn-Fenced") : NULL;
-    scim_response_parse(resp, r->method, r->url, status, r->http.body.data, r->http.body.len,
-                        fenced != NULL);
+    bool skip_body = r->status_only && status >= 200 && status < 300;
+    scim_response_parse(resp, r->method, r->url, status, r->http.body.data,
+                        skip_body ? 0 : r->http.body.len, fenced != NULL);
     free(fenced);
     /* docs/cloud-api.md "HA mode": the organisation uses another lease backend. */
     char *mode = status == 409 ? http_header_value(r->http.easy, "Dirconn-HA-Mode") : NULL;
@@ -820,11 +836,13 @@ enum dirconn_err scim_run_until(struct scim_client *c, bool (*until)(void *arg),
 /* ---- the transport port --------------------------------------------------------------------- */
 
 static enum dirconn_err client_port_submit(void *impl, const char *method, const char *path,
-                                           const json_t *body, const char *if_match, bool create,
+                                           const json_t *body, const char *if_match, unsigned flags,
                                            scim_done_fn done, void *arg, struct dirconn_error *err)
 {
-    if (create)
+    if (flags & SCIM_SUBMIT_CREATE)
         return scim_submit_create(impl, path, body, done, arg, err);
+    if (flags & SCIM_SUBMIT_STATUS_ONLY)
+        return scim_submit_status_only(impl, method, path, body, if_match, done, arg, err);
     return scim_submit(impl, method, path, body, if_match, done, arg, err);
 }
 
@@ -851,14 +869,23 @@ enum dirconn_err scim_port_submit(const struct scim_port *p, const char *method,
                                   const json_t *body, const char *if_match, scim_done_fn done,
                                   void *arg, struct dirconn_error *err)
 {
-    return p->ops->submit(p->impl, method, path, body, if_match, false, done, arg, err);
+    return p->ops->submit(p->impl, method, path, body, if_match, 0, done, arg, err);
+}
+
+enum dirconn_err scim_port_submit_status_only(const struct scim_port *p, const char *method,
+                                              const char *path, const json_t *body,
+                                              const char *if_match, scim_done_fn done, void *arg,
+                                              struct dirconn_error *err)
+{
+    return p->ops->submit(p->impl, method, path, body, if_match, SCIM_SUBMIT_STATUS_ONLY, done, arg,
+                          err);
 }
 
 enum dirconn_err scim_port_submit_create(const struct scim_port *p, const char *path,
                                          const json_t *body, scim_done_fn done, void *arg,
                                          struct dirconn_error *err)
 {
-    return p->ops->submit(p->impl, "POST", path, body, NULL, true, done, arg, err);
+    return p->ops->submit(p->impl, "POST", path, body, NULL, SCIM_SUBMIT_CREATE, done, arg, err);
 }
 
 enum dirconn_err scim_port_run(const struct scim_port *p, struct dirconn_error *err)

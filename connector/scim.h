@@ -170,6 +170,18 @@ enum dirconn_err scim_submit_create(struct scim_client *c, const char *path, con
                                     scim_done_fn done, void *arg, struct dirconn_error *err);
 
 /*
+ * scim_submit_status_only - scim_submit of a request whose caller reads only
+ * the outcome of a success: the body of a 2xx answer is not parsed
+ * (resp->body NULL; etag and location are kept), the body of an error answer
+ * is, as usual. For the member PATCHes of a large group, whose answer is the
+ * whole group with all its members (RFC 7644 3.5.2: 200 and the resource).
+ * Errors: those of scim_submit.
+ */
+enum dirconn_err scim_submit_status_only(struct scim_client *c, const char *method,
+                                         const char *path, const json_t *body, const char *if_match,
+                                         scim_done_fn done, void *arg, struct dirconn_error *err);
+
+/*
  * scim_run - execute queued requests until none is left (requests submitted
  * from callbacks included). Once a request of the run ends because the cloud
  * could not be reached (DIRCONN_ECLOUD_CONNECT after its retries, not a
@@ -247,9 +259,14 @@ enum dirconn_err scim_list_all(struct scim_client *c, const char *path, const ch
  * each done callback once, requests submitted from callbacks included.
  * Errors and ownership are those of scim_submit and scim_run.
  */
+/* How a request is submitted through a port (flags of scim_port_ops.submit). */
+#define SCIM_SUBMIT_CREATE      1u /* scim_submit_create */
+#define SCIM_SUBMIT_STATUS_ONLY 2u /* scim_submit_status_only */
+
 struct scim_port_ops {
+    /* flags: SCIM_SUBMIT_CREATE (a POST that creates), SCIM_SUBMIT_STATUS_ONLY, or 0 */
     enum dirconn_err (*submit)(void *impl, const char *method, const char *path, const json_t *body,
-                               const char *if_match, bool create, scim_done_fn done, void *arg,
+                               const char *if_match, unsigned flags, scim_done_fn done, void *arg,
                                struct dirconn_error *err);
     enum dirconn_err (*run)(void *impl, struct dirconn_error *err);
     /* run until until(arg) is true or nothing is left (scim_run_until); NULL: run */
@@ -273,6 +290,11 @@ enum dirconn_err scim_port_submit(const struct scim_port *p, const char *method,
 enum dirconn_err scim_port_submit_create(const struct scim_port *p, const char *path,
                                          const json_t *body, scim_done_fn done, void *arg,
                                          struct dirconn_error *err);
+/* scim_port_submit_status_only - scim_submit_status_only through a port. */
+enum dirconn_err scim_port_submit_status_only(const struct scim_port *p, const char *method,
+                                              const char *path, const json_t *body,
+                                              const char *if_match, scim_done_fn done, void *arg,
+                                              struct dirconn_error *err);
 enum dirconn_err scim_port_run(const struct scim_port *p, struct dirconn_error *err);
 
 /* scim_port_run_until - scim_run_until through a port (a port without run_until runs all). */

@@ -35,6 +35,7 @@ struct queued {
     void *arg;
     char method[8];
     char path[256];
+    bool status_only; /* SCIM_SUBMIT_STATUS_ONLY: a 2xx body is not parsed, as the client does */
 };
 
 struct fake {
@@ -46,10 +47,10 @@ struct fake {
 };
 
 static enum dirconn_err fake_submit(void *impl, const char *method, const char *path,
-                                    const json_t *body, const char *if_match, bool create,
+                                    const json_t *body, const char *if_match, unsigned flags,
                                     scim_done_fn done, void *arg, struct dirconn_error *err)
 {
-    (void)body, (void)if_match, (void)create;
+    (void)body, (void)if_match;
     struct fake *f = impl;
     if (f->nq == sizeof(f->q) / sizeof(f->q[0]))
         return dirconn_error_set(err, DIRCONN_EFAIL, "too many requests");
@@ -58,6 +59,7 @@ static enum dirconn_err fake_submit(void *impl, const char *method, const char *
     q->arg = arg;
     snprintf(q->method, sizeof(q->method), "%s", method);
     snprintf(q->path, sizeof(q->path), "%s", path);
+    q->status_only = (flags & SCIM_SUBMIT_STATUS_ONLY) != 0;
     return DIRCONN_OK;
 }
 
@@ -78,6 +80,8 @@ static void next_answer(struct fake *f, const struct queued *q, struct scim_resp
         status = strtol(b, NULL, 10);
         b += 4, len -= 4;
     }
+    if (q->status_only && status >= 200 && status < 300)
+        len = 0;
     scim_response_parse(r, q->method, q->path, status, b, len, status == 409);
 }
 

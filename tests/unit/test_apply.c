@@ -47,6 +47,7 @@ struct request {
     char *body; /* compact JSON with sorted keys, or NULL */
     char *if_match;
     bool create;
+    bool status_only; /* submitted with SCIM_SUBMIT_STATUS_ONLY */
 };
 
 #define MAX_REQUESTS 512
@@ -68,7 +69,7 @@ struct fake {
 };
 
 static enum dirconn_err fake_submit(void *impl, const char *method, const char *path,
-                                    const json_t *body, const char *if_match, bool create,
+                                    const json_t *body, const char *if_match, unsigned flags,
                                     scim_done_fn done, void *arg, struct dirconn_error *err)
 {
     (void)err;
@@ -79,7 +80,8 @@ static enum dirconn_err fake_submit(void *impl, const char *method, const char *
     r->path = strdup(path);
     r->body = body != NULL ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     r->if_match = if_match != NULL ? strdup(if_match) : NULL;
-    r->create = create;
+    r->create = (flags & SCIM_SUBMIT_CREATE) != 0;
+    r->status_only = (flags & SCIM_SUBMIT_STATUS_ONLY) != 0;
     f->queue[f->tail].index = f->n;
     f->queue[f->tail].done = done;
     f->queue[f->tail].arg = arg;
@@ -552,8 +554,11 @@ static void payload_limit_chunks_members(void **state)
         if (strcmp(r->method, "POST") == 0) {
             vals = json_object_get(b, "members");
             assert_true(json_array_size(vals) > 0);
+            assert_false(r->status_only); /* its answer gives the new group's id */
         } else {
             assert_string_equal(r->path, "/Groups/cG");
+            /* the answer to a member PATCH is the whole group: only its status is read */
+            assert_true(r->status_only);
             json_t *ops = json_object_get(b, "Operations");
             assert_true(json_array_size(ops) >= 1 && json_array_size(ops) <= 4);
             json_t *op = json_array_get(ops, 0);
@@ -589,6 +594,7 @@ static void payload_limit_chunks_members(void **state)
     for (int i = 0; i < fake.n; i++) {
         assert_string_equal(fake.req[i].method, "PATCH");
         assert_string_equal(fake.req[i].path, "/Groups/cG2");
+        assert_true(fake.req[i].status_only);
         json_t *b = body_of(&fake.req[i]);
         json_t *ops = json_object_get(b, "Operations");
         assert_true(json_array_size(ops) <= 4);

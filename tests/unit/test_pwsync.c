@@ -172,10 +172,10 @@ struct pending {
 static struct pending queued;
 
 static enum dirconn_err fake_submit(void *impl, const char *method, const char *path,
-                                    const json_t *body, const char *if_match, bool create,
+                                    const json_t *body, const char *if_match, unsigned flags,
                                     scim_done_fn done, void *arg, struct dirconn_error *err)
 {
-    (void)if_match, (void)create, (void)err;
+    (void)if_match, (void)flags, (void)err;
     struct fake *f = impl;
     f->calls++;
     snprintf(f->method, sizeof(f->method), "%s", method);
