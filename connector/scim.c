@@ -13,6 +13,10 @@
 
 /* Largest response body kept (a list page of a large tenant fits easily). */
 #define SCIM_MAX_RESPONSE (64u * 1024 * 1024)
+/* What is kept of an answer whose body is not parsed on success (scim_submit_status_only): an
+ * error's body is short; a group's answer to a member PATCH may be larger than
+ * SCIM_MAX_RESPONSE, and is read to its end and dropped. */
+#define SCIM_STATUS_ONLY_KEEP (64u * 1024)
 
 struct scim_header {
     char *name;
@@ -307,8 +311,10 @@ static enum dirconn_err start_attempt(struct scim_client *c, struct scim_request
     curl_slist_free_all(r->headers);
     r->headers = NULL;
     if (r->http.easy == NULL &&
-        http_request_init(&r->http, SCIM_MAX_RESPONSE, false, NULL) != DIRCONN_OK)
+        http_request_init(&r->http, r->status_only ? SCIM_STATUS_ONLY_KEEP : SCIM_MAX_RESPONSE,
+                          false, NULL) != DIRCONN_OK)
         return DIRCONN_ENOMEM;
+    r->http.body.keep_head = r->status_only;
 
     /* Self-fencing (HA): no write starts once the lease may have expired. */
     if (c->opts.write_deadline_ms != NULL && strcmp(r->method, "GET") != 0 &&

@@ -20,7 +20,7 @@ void http_body_reset(struct http_body *b)
     if (b->wipe && b->data != NULL)
         OPENSSL_cleanse(b->data, b->cap);
     b->len = 0;
-    b->overflow = false;
+    b->overflow = b->truncated = false;
     b->completed = false;
 }
 
@@ -39,8 +39,15 @@ size_t http_body_write(char *data, size_t size, size_t nmemb, void *userp)
     struct http_body *b = userp;
     size_t n = size * nmemb;
     if (b->len + n + 1 > b->max) {
-        b->overflow = true;
-        return 0;
+        if (!b->keep_head) {
+            b->overflow = true;
+            return 0;
+        }
+        b->truncated = true;
+        size_t room = b->max > b->len + 1 ? b->max - b->len - 1 : 0;
+        if (room == 0)
+            return n; /* the head is kept: the rest is read and dropped */
+        return http_body_write(data, 1, room, userp) == room ? n : 0;
     }
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;

@@ -65,6 +65,9 @@ struct http_body {
     size_t max; /* the cap in bytes, NUL included */
     bool wipe;
     bool overflow;
+    bool keep_head; /* over the cap: keep the first max - 1 bytes and take the rest unread
+                       (truncated set), instead of ending the transfer (overflow) */
+    bool truncated;
     bool (*complete)(const char *data, size_t len);
     bool completed;
 };
@@ -82,7 +85,7 @@ void http_body_free(struct http_body *b);
 /*
  * http_body_write - a CURLOPT_WRITEFUNCTION with CURLOPT_WRITEDATA = a
  * struct http_body. Returns nmemb * size, or 0 to end the transfer (over the
- * cap, whole, or out of memory).
+ * cap unless keep_head, whole, or out of memory).
  */
 size_t http_body_write(char *data, size_t size, size_t nmemb, void *userp);
 

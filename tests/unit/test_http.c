@@ -162,6 +162,42 @@ static void test_body_cap(void **state)
     }
 }
 
+/* keep_head: an answer over the cap is read to its end; its first max - 1 bytes are kept. */
+static void test_body_keep_head(void **state)
+{
+    (void)state;
+    char *answer = answer_with_body(100000); /* several chunks */
+    struct server s;
+    server_start(&s, answer);
+    char url[64];
+    server_url(&s, url, sizeof(url));
+    struct http_request r;
+    assert_int_equal(http_request_init(&r, 1001, false, NULL), DIRCONN_OK);
+    r.body.keep_head = true;
+    http_request_setup(&r, &opts, url);
+    struct dirconn_error err;
+    assert_int_equal(http_perform(&r, NULL, url, &err), DIRCONN_OK);
+    assert_int_equal(r.rc, CURLE_OK); /* not cut: the whole answer was taken */
+    assert_int_equal(r.status, 200);
+    assert_false(r.body.overflow);
+    assert_true(r.body.truncated);
+    assert_int_equal(r.body.len, 1000);
+    assert_int_equal(strlen(r.body.data), 1000);
+    assert_int_equal(strspn(r.body.data, "a"), 1000);
+    /* under the cap: whole, not truncated */
+    http_request_cleanup(&r);
+    assert_int_equal(http_request_init(&r, 100001, false, NULL), DIRCONN_OK);
+    r.body.keep_head = true;
+    http_request_setup(&r, &opts, url);
+    assert_int_equal(http_perform(&r, NULL, url, &err), DIRCONN_OK);
+    assert_int_equal(r.rc, CURLE_OK);
+    assert_false(r.body.truncated);
+    assert_int_equal(r.body.len, 100000);
+    http_request_cleanup(&r);
+    server_stop(&s);
+    free(answer);
+}
+
 /* A stream's body is whole once the part wanted is in: the transfer ends with CURLE_OK. */
 static bool first_line_in(const char *data, size_t len)
 {
@@ -481,10 +517,15 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_body_cap),          cmocka_unit_test(test_body_complete),
-        cmocka_unit_test(test_header_capture),    cmocka_unit_test(test_retry_decisions),
-        cmocka_unit_test(test_backoff),           cmocka_unit_test(test_retry_after),
-        cmocka_unit_test(test_route_per_attempt), cmocka_unit_test(test_route_per_request_multi),
+        cmocka_unit_test(test_body_cap),
+        cmocka_unit_test(test_body_keep_head),
+        cmocka_unit_test(test_body_complete),
+        cmocka_unit_test(test_header_capture),
+        cmocka_unit_test(test_retry_decisions),
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_retry_after),
+        cmocka_unit_test(test_route_per_attempt),
+        cmocka_unit_test(test_route_per_request_multi),
         cmocka_unit_test(test_configure_error),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
