@@ -1509,6 +1509,27 @@ bool state_unsent_has_dn(struct state *st, const char *dn)
     return found;
 }
 
+bool state_plan_in_conflict(struct state *st, const char *external_id)
+{
+    /* The counts of state_plan_conflicts (partial) for this object's name. */
+    static const char sql[] =
+        "SELECT 1 FROM plan_dir me WHERE me.external_id = ?1 AND me.status = :dir_ok"
+        " AND me.kind IN (:user, :contact) AND me.name_lower IS NOT NULL"
+        " AND (SELECT count(*) FROM plan_dir d WHERE d.name_lower = me.name_lower"
+        "   AND d.status = :dir_ok AND d.kind IN (:user, :contact))"
+        " + (SELECT count(*) FROM names n WHERE n.name_lower = me.name_lower"
+        "   AND NOT EXISTS (SELECT 1 FROM plan_dir d WHERE d.external_id = n.external_id)"
+        "   AND NOT EXISTS (SELECT 1 FROM plan_gone g WHERE g.external_id = n.external_id)) > 1";
+    sqlite3_stmt *stmt = NULL;
+    if (cached(st, sql, &stmt, NULL) != DIRCONN_OK)
+        return false;
+    state_plan_bind(stmt);
+    sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_STATIC);
+    bool found = sqlite3_step(stmt) == SQLITE_ROW;
+    cached_done(st, stmt);
+    return found;
+}
+
 enum dirconn_err state_unsent_clear(struct state *st, struct dirconn_error *err)
 {
     return exec(st, "DELETE FROM unsent", "forgetting the objects not sent", err);

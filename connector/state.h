@@ -579,6 +579,16 @@ enum dirconn_err state_plan_save_unsent(struct state *st, bool partial, struct d
 bool state_unsent_has_dn(struct state *st, const char *dn);
 
 /*
+ * state_plan_in_conflict - whether the user or contact external_id that this run read
+ * (plan_dir, sendable) shares its name with another object in scope: another one this run
+ * read, or one of the names table that this run neither read nor saw leave; as
+ * state_plan_conflicts will find once every change is read, so that it will not be sent.
+ * Needs the plan's temporary tables and their indexes (state_plan_index). false when not,
+ * or on a database error (the caller then treats the object as sent).
+ */
+bool state_plan_in_conflict(struct state *st, const char *external_id);
+
+/*
  * state_unsent_clear - forget every object not sent: after the object map is rebuilt from the
  * cloud (another instance may have sent them since this state was written). Errors as
  * state_plan_schema.

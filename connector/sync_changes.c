@@ -170,16 +170,16 @@ static void queue_members(struct sync_ctx *c, const char *group_id, const struct
  * their member lists and managers now resolve to it. (Groups of an object leaving the scope lose it
  * in the cloud with its deletion.)
  */
-static enum dirconn_err queue_groups_of_new(struct sync_ctx *c, const struct ldap_entry *entry,
+static enum dirconn_err queue_groups_of_new(struct sync_ctx *c, const char *id, const char *dn,
                                             struct id_list *more)
 {
     struct state_object so = {0};
     bool found = false;
-    enum dirconn_err e = state_object_get(c->st, entry->id, &so, &found, c->err);
+    enum dirconn_err e = state_object_get(c->st, id, &so, &found, c->err);
     state_object_clear(&so);
     if (e != DIRCONN_OK || found || more == NULL)
         return e;
-    char *esc = ldap_escape_filter_value(entry->dn, strlen(entry->dn));
+    char *esc = ldap_escape_filter_value(dn, strlen(dn));
     if (esc == NULL)
         return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
     size_t len = 2 * strlen(esc) + 64;
@@ -279,7 +279,7 @@ static enum dirconn_err gone(struct sync_ctx *c, const char *id, const char *dn,
  * scope (or gone), it is planned for deletion if the connector holds it.
  */
 static enum dirconn_err evaluate(struct sync_ctx *c, const char *id, const char *dn,
-                                 struct id_list *more, long *read)
+                                 struct id_list *more, struct id_list *fresh, long *read)
 {
     bool found = false;
     enum dirconn_err e = queue_name_partners(c, id, more);
@@ -304,9 +304,12 @@ static enum dirconn_err evaluate(struct sync_ctx *c, const char *id, const char 
                 (*read)++;
                 c->entry_skipped = false;
                 e = sync_read_add_entry(c, (enum object_kind)s->kind, entry);
-                /* A skipped entry is sent to no group: its groups need not be read again. */
-                if (e == DIRCONN_OK && s->kind != OBJECT_CONTACT && !c->entry_skipped)
-                    e = queue_groups_of_new(c, entry, more);
+                /* A skipped entry is sent to no group: its groups need not be read again. The
+                 * groups of the others are looked for once every change is read (fresh): an
+                 * entry then in a naming conflict is not sent either. */
+                if (e == DIRCONN_OK && s->kind != OBJECT_CONTACT && !c->entry_skipped &&
+                    more != NULL && !id_list_add(fresh, entry->id, entry->dn, s->kind, NULL, false))
+                    e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
                 if (e == DIRCONN_OK && s->kind == OBJECT_GROUP && more != NULL &&
                     is_security_group(c->cfg, entry->dn))
                     queue_members(c, entry->id, entry, more);
@@ -389,7 +392,7 @@ static void tree_free(void **root, int (*cmp)(const void *, const void *))
 static enum dirconn_err plan_changed(struct sync_ctx *c, struct id_list lists[3], long *read)
 {
     enum dirconn_err e = DIRCONN_OK;
-    struct id_list more = {0};
+    struct id_list more = {0}, fresh = {0};
     /*
      * The last report of an object wins (a change, then its deletion): walked
      * from the end, an id already in the tree (POSIX tsearch) has a later
@@ -418,26 +421,58 @@ static enum dirconn_err plan_changed(struct sync_ctx *c, struct id_list lists[3]
             if (e == DIRCONN_OK)
                 e = gone(c, r->id, NULL, true);
         } else {
-            e = evaluate(c, r->id, r->dn, &more, read);
+            e = evaluate(c, r->id, r->dn, &more, &fresh, read);
         }
         if ((i + 1) % 100 == 0)
             log_msg(c->log, LOG_LEVEL_DEBUG, "reading: %zu of %zu changed objects read again",
                     i + 1, lists[0].n);
     }
-    /* Related objects (groups of a changed member, ...): each DN once, none already changed. */
-    for (size_t i = 0; i < more.n && e == DIRCONN_OK; i++) {
-        /* evaluate may append to more; the strings stay where they are */
-        const char *id = more.v[i].id, *dn = more.v[i].dn;
-        bool seen = dn == NULL || tfind(dn, &seen_dns, cmp_dn) != NULL;
-        if (!seen && tsearch(dn, &seen_dns, cmp_dn) == NULL) {
-            e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
-            break;
+    /*
+     * Related objects (groups of a changed member, ...): each DN once, none already changed.
+     * Then the groups of the objects read that the state does not hold (fresh: new, back in
+     * scope, never sent): the groups that list them now resolve to them, unless they are in a
+     * naming conflict (state_plan_in_conflict, with every change read), and so not sent. A
+     * group read for them may bring more (its own groups), until none is left.
+     */
+    size_t next = 0;
+    while (e == DIRCONN_OK) {
+        for (; next < more.n && e == DIRCONN_OK; next++) {
+            /* evaluate may append to more; the strings stay where they are */
+            const char *id = more.v[next].id, *dn = more.v[next].dn;
+            bool seen = dn == NULL || tfind(dn, &seen_dns, cmp_dn) != NULL;
+            if (!seen && tsearch(dn, &seen_dns, cmp_dn) == NULL) {
+                e = dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+                break;
+            }
+            if (!seen && id != NULL)
+                seen = tfind(id, &changed_ids, cmp_cstr) != NULL;
+            if (!seen)
+                e = evaluate(c, id, dn, &more, &fresh, read);
         }
-        if (!seen && id != NULL)
-            seen = tfind(id, &changed_ids, cmp_cstr) != NULL;
-        if (!seen)
-            e = evaluate(c, id, dn, &more, read);
+        if (e != DIRCONN_OK || fresh.n == 0)
+            break;
+        struct id_list now = fresh;
+        fresh = (struct id_list){0};
+        if (now.n > 0)
+            e = state_plan_index(c->st, false, c->err); /* plan_dir by name */
+        for (size_t i = 0; i < now.n && e == DIRCONN_OK; i++) {
+            if (now.v[i].kind == OBJECT_USER && state_plan_in_conflict(c->st, now.v[i].id)) {
+                c->conflict_kept++;
+                log_msg(c->log, LOG_LEVEL_DEBUG,
+                        "%s: in a naming conflict, not sent: its groups are not read again",
+                        now.v[i].dn);
+                continue;
+            }
+            e = queue_groups_of_new(c, now.v[i].id, now.v[i].dn, &more);
+        }
+        id_list_free(&now);
     }
+    id_list_free(&fresh);
+    if (e == DIRCONN_OK && c->conflict_kept > 0)
+        log_msg(c->log, LOG_LEVEL_INFO,
+                "%ld objects read are in a naming conflict (not sent): the groups that list them "
+                "were not read again",
+                c->conflict_kept);
     /* The managers and members that resolve neither in this run nor through the map by DN are
      * read from the directory (sync_objmap_resolve_dn), inside this transaction: their DNs are
      * recorded. */

@@ -85,6 +85,7 @@ struct sync_ctx {
     void *dn_memo;              /* tsearch tree of struct dn_memo, by canonical DN */
     long dn_found, dn_new;      /* DNs recorded on rows of the object map / in scope, not in it */
     long dn_unsent;             /* member or manager DNs known not sent (state_unsent_has_dn) */
+    long conflict_kept;         /* objects read in a naming conflict: their groups not read */
     enum dirconn_err resolve_e; /* the first error a lookup met (the run stops on it) */
     char resolve_msg[DIRCONN_ERROR_LEN];
     struct dirconn_error *err;

@@ -262,6 +262,55 @@ check_contains "u4: the user that got a mail address is added" "$u4_out" "| 1 ad
 check_eq "u4: it is no longer recorded as not sent" 0 "$(sqlite3 "$state" "select count(*) from unsent where dn_lower like 'cn=incr nomail,%'")"
 converged "u4: the user and its group membership reach the cloud"
 
+# ---- a user changed while in a naming conflict (two users with one mail address) is not sent:
+# the groups that list it are not read again for it; when the conflict ends, both are added
+# and the group lists them
+twin() { # twin N MAIL: a user of the security group and of the group "Incr Unsent"
+	local dn="CN=Incr Twin $1,$emp" extra="msDS-UserAccountDisabled: FALSE"
+	[[ $kind == adds ]] && extra="sAMAccountName: incrtwin$1
+userAccountControl: 544"
+	ldap_modify "dn: $dn
+changetype: add
+objectClass: user
+userPrincipalName: incr.twin$1@dirconn.test
+givenName: Twin
+sn: $1
+displayName: Incr Twin $1
+mail: $2
+$extra"
+	ldap_modify "dn: $SG
+changetype: modify
+add: member
+member: $dn"
+	ldap_modify "dn: $unsent_grp
+changetype: modify
+add: member
+member: $dn"
+}
+twin 1 incr.twin@dirconn.test
+twin 2 incr.twin@dirconn.test
+incr c1
+check_contains "c1: two users with one mail address are in a naming conflict" "$c1_out" "| 0 added |"
+converged "c1: neither reaches the cloud"
+ldap_modify "dn: CN=Incr Twin 1,$emp
+changetype: modify
+replace: displayName
+displayName: Incr Twin One"
+incr_debug c2
+check_contains "c2: the changed user is read again" "${c2_err,,}" "searching 'cn=incr twin 1,${emp,,}'"
+# its conflict partner is read again too (a conflict may end when one of them changes)
+check_contains "c2: both are still in a naming conflict: their groups are not read again" "$c2_err" "2 objects read are in a naming conflict (not sent)"
+check_not_contains "c2: the group that lists it is not read" "${c2_err,,}" "searching '${unsent_grp,,}'"
+converged "c2: nothing to send"
+ldap_modify "dn: CN=Incr Twin 2,$emp
+changetype: modify
+replace: mail
+mail: incr.twin2@dirconn.test"
+incr_debug c3
+check_contains "c3: the conflict ended: both users are added" "$c3_out" "| 2 added |"
+check_contains "c3: the group that lists them is read again" "${c3_err,,}" "searching '${unsent_grp,,}'"
+converged "c3: both users and their group membership reach the cloud"
+
 # ---- removed from the security group: out of scope, deleted in the cloud
 ldap_modify "dn: $SG
 changetype: modify
