@@ -121,11 +121,14 @@ static bool valid_id(const char *id)
 
 /* --- storage ----------------------------------------------------------------------------- */
 
-/* Put members (an array, may be NULL: nothing) into doc before its "meta" (canonical order). */
+/* Put members (an array, taken; NULL or empty: nothing) into doc before its "meta" (canonical
+ * order). */
 static void doc_put_members(json_t *doc, json_t *members)
 {
-    if (members == NULL)
+    if (json_array_size(members) == 0) {
+        json_decref(members);
         return;
+    }
     json_t *meta = json_incref(json_object_get(doc, "meta"));
     json_object_del(doc, "meta");
     json_object_set_new(doc, "members", members);
@@ -163,10 +166,7 @@ static int attach_members(struct scim *s, const char *group_id, json_t *doc)
         json_decref(members);
         return -1;
     }
-    if (json_array_size(members) == 0)
-        json_decref(members);
-    else
-        doc_put_members(doc, members);
+    doc_put_members(doc, members);
     return 0;
 }
 
@@ -880,10 +880,7 @@ static int attach_named_members(struct scim *s, const char *group_id, const json
         json_decref(members);
         return -1;
     }
-    if (json_array_size(members) == 0)
-        json_decref(members);
-    else
-        doc_put_members(doc, members);
+    doc_put_members(doc, members);
     return 0;
 }
 

@@ -274,16 +274,21 @@ enum dirconn_err scim_submit(struct scim_client *c, const char *method, const ch
     return DIRCONN_OK;
 }
 
+/* The request scim_submit queued last. */
+static struct scim_request *last_waiting(struct scim_client *c)
+{
+    struct scim_request *r = c->waiting;
+    while (r->next != NULL)
+        r = r->next;
+    return r;
+}
+
 enum dirconn_err scim_submit_create(struct scim_client *c, const char *path, const json_t *body,
                                     scim_done_fn done, void *arg, struct dirconn_error *err)
 {
     enum dirconn_err e = scim_submit(c, "POST", path, body, NULL, done, arg, err);
-    if (e == DIRCONN_OK) {
-        struct scim_request *r = c->waiting;
-        while (r->next != NULL)
-            r = r->next;
-        r->create = true;
-    }
+    if (e == DIRCONN_OK)
+        last_waiting(c)->create = true;
     return e;
 }
 
@@ -292,12 +297,8 @@ enum dirconn_err scim_submit_status_only(struct scim_client *c, const char *meth
                                          scim_done_fn done, void *arg, struct dirconn_error *err)
 {
     enum dirconn_err e = scim_submit(c, method, path, body, if_match, done, arg, err);
-    if (e == DIRCONN_OK) {
-        struct scim_request *r = c->waiting;
-        while (r->next != NULL)
-            r = r->next;
-        r->status_only = true;
-    }
+    if (e == DIRCONN_OK)
+        last_waiting(c)->status_only = true;
     return e;
 }
 

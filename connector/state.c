@@ -1493,20 +1493,28 @@ enum dirconn_err state_plan_save_unsent(struct state *st, bool partial, struct d
     return state_plan_exec(st, partial ? part : full, "plan: saving the objects not sent", err);
 }
 
-bool state_unsent_has_dn(struct state *st, const char *dn)
+/* Whether sql (a cached statement on the plan's tables, bound with state_plan_bind and ?1 =
+ * arg) has a row; false on a database error. */
+static bool plan_has_row(struct state *st, const char *sql, const char *arg)
 {
-    static const char sql[] =
-        "SELECT 1 FROM unsent u WHERE dn_lower = lower(?1)"
-        " AND NOT EXISTS (SELECT 1 FROM plan_gone g WHERE g.external_id = u.external_id)"
-        " AND NOT EXISTS (SELECT 1 FROM plan_dir d WHERE d.external_id = u.external_id)";
     sqlite3_stmt *stmt = NULL;
     if (cached(st, sql, &stmt, NULL) != DIRCONN_OK)
         return false;
     state_plan_bind(stmt);
-    sqlite3_bind_text(stmt, 1, dn, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 1, arg, -1, SQLITE_STATIC);
     bool found = sqlite3_step(stmt) == SQLITE_ROW;
     cached_done(st, stmt);
     return found;
+}
+
+bool state_unsent_has_dn(struct state *st, const char *dn)
+{
+    return plan_has_row(
+        st,
+        "SELECT 1 FROM unsent u WHERE dn_lower = lower(?1)"
+        " AND NOT EXISTS (SELECT 1 FROM plan_gone g WHERE g.external_id = u.external_id)"
+        " AND NOT EXISTS (SELECT 1 FROM plan_dir d WHERE d.external_id = u.external_id)",
+        dn);
 }
 
 bool state_plan_in_conflict(struct state *st, const char *external_id)
@@ -1520,14 +1528,7 @@ bool state_plan_in_conflict(struct state *st, const char *external_id)
         " + (SELECT count(*) FROM names n WHERE n.name_lower = me.name_lower"
         "   AND NOT EXISTS (SELECT 1 FROM plan_dir d WHERE d.external_id = n.external_id)"
         "   AND NOT EXISTS (SELECT 1 FROM plan_gone g WHERE g.external_id = n.external_id)) > 1";
-    sqlite3_stmt *stmt = NULL;
-    if (cached(st, sql, &stmt, NULL) != DIRCONN_OK)
-        return false;
-    state_plan_bind(stmt);
-    sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_STATIC);
-    bool found = sqlite3_step(stmt) == SQLITE_ROW;
-    cached_done(st, stmt);
-    return found;
+    return plan_has_row(st, sql, external_id);
 }
 
 enum dirconn_err state_unsent_clear(struct state *st, struct dirconn_error *err)

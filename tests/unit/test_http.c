@@ -162,6 +162,19 @@ static void test_body_cap(void **state)
     }
 }
 
+/* A GET of url by a request whose body keeps the head of at most max bytes (keep_head). */
+static void get_keep_head(struct http_request *r, size_t max, const char *url)
+{
+    assert_int_equal(http_request_init(r, max, false, NULL), DIRCONN_OK);
+    r->body.keep_head = true;
+    http_request_setup(r, &opts, url);
+    struct dirconn_error err;
+    assert_int_equal(http_perform(r, NULL, url, &err), DIRCONN_OK);
+    assert_int_equal(r->rc, CURLE_OK); /* not cut: the whole answer was taken */
+    assert_int_equal(r->status, 200);
+    assert_false(r->body.overflow);
+}
+
 /* keep_head: an answer over the cap is read to its end; its first max - 1 bytes are kept. */
 static void test_body_keep_head(void **state)
 {
@@ -172,25 +185,14 @@ static void test_body_keep_head(void **state)
     char url[64];
     server_url(&s, url, sizeof(url));
     struct http_request r;
-    assert_int_equal(http_request_init(&r, 1001, false, NULL), DIRCONN_OK);
-    r.body.keep_head = true;
-    http_request_setup(&r, &opts, url);
-    struct dirconn_error err;
-    assert_int_equal(http_perform(&r, NULL, url, &err), DIRCONN_OK);
-    assert_int_equal(r.rc, CURLE_OK); /* not cut: the whole answer was taken */
-    assert_int_equal(r.status, 200);
-    assert_false(r.body.overflow);
+    get_keep_head(&r, 1001, url);
     assert_true(r.body.truncated);
     assert_int_equal(r.body.len, 1000);
     assert_int_equal(strlen(r.body.data), 1000);
     assert_int_equal(strspn(r.body.data, "a"), 1000);
-    /* under the cap: whole, not truncated */
     http_request_cleanup(&r);
-    assert_int_equal(http_request_init(&r, 100001, false, NULL), DIRCONN_OK);
-    r.body.keep_head = true;
-    http_request_setup(&r, &opts, url);
-    assert_int_equal(http_perform(&r, NULL, url, &err), DIRCONN_OK);
-    assert_int_equal(r.rc, CURLE_OK);
+    /* under the cap: whole, not truncated */
+    get_keep_head(&r, 100001, url);
     assert_false(r.body.truncated);
     assert_int_equal(r.body.len, 100000);
     http_request_cleanup(&r);

@@ -629,17 +629,13 @@ static int changed_since(struct state *st, int *mark)
     return d;
 }
 
-static char *names_dump(struct state *st)
+/* The rows sql selects (one text column each), each followed by ";". */
+static char *rows_dump(struct state *st, const char *sql)
 {
     static char out[512];
     out[0] = '\0';
     sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_prepare_v2(state_db(st),
-                                        "SELECT external_id || ' ' || kind || ' ' ||"
-                                        " coalesce(dn, '-') || ' ' || name_lower FROM names"
-                                        " ORDER BY external_id",
-                                        -1, &s, NULL),
-                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(state_db(st), sql, -1, &s, NULL), SQLITE_OK);
     while (sqlite3_step(s) == SQLITE_ROW) {
         strcat(out, (const char *)sqlite3_column_text(s, 0));
         strcat(out, ";");
@@ -648,22 +644,16 @@ static char *names_dump(struct state *st)
     return out;
 }
 
+static char *names_dump(struct state *st)
+{
+    return rows_dump(st, "SELECT external_id || ' ' || kind || ' ' || coalesce(dn, '-') || ' ' ||"
+                         " name_lower FROM names ORDER BY external_id");
+}
+
 static char *unsent_dump(struct state *st)
 {
-    static char out[512];
-    out[0] = '\0';
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_prepare_v2(state_db(st),
-                                        "SELECT external_id || ' ' || kind || ' ' || dn_lower"
-                                        " FROM unsent ORDER BY external_id",
-                                        -1, &s, NULL),
-                     SQLITE_OK);
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        strcat(out, (const char *)sqlite3_column_text(s, 0));
-        strcat(out, ";");
-    }
-    sqlite3_finalize(s);
-    return out;
+    return rows_dump(st, "SELECT external_id || ' ' || kind || ' ' || dn_lower FROM unsent"
+                         " ORDER BY external_id");
 }
 
 /*
@@ -671,6 +661,24 @@ static char *unsent_dump(struct state *st)
  * DN: a full save writes them all, a partial one those it read, saw leave or whose DN it read;
  * a later run's resolver finds them unless it read them itself.
  */
+/* A plan_dir row read with DN "CN=<ext upper case>" (dn_lower "cn=<ext>"). */
+static void dir_row(struct state *st, const char *ext, enum object_kind kind,
+                    enum plan_dir_status status)
+{
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(state_db(st),
+                                        "INSERT INTO plan_dir (external_id, kind, dn, dn_lower,"
+                                        " status) VALUES (?1, ?2, 'CN=' || upper(?1), 'cn=' || ?1,"
+                                        " ?3)",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(q, 1, ext, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, kind);
+    sqlite3_bind_int(q, 3, status);
+    assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+    sqlite3_finalize(q);
+}
+
 static void test_unsent(void **state)
 {
     (void)state;
@@ -678,14 +686,10 @@ static void test_unsent(void **state)
     struct dirconn_error err;
     sqlite3 *db = state_db(st);
     assert_int_equal(state_plan_schema(st, &err), DIRCONN_OK);
-    char sql[1024];
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO plan_dir (external_id, kind, dn, dn_lower, status) VALUES"
-             " ('u1', %d, 'CN=U1', 'cn=u1', %d), ('u2', %d, 'CN=U2', 'cn=u2', %d),"
-             " ('u3', %d, 'CN=U3', 'cn=u3', %d), ('g1', %d, 'CN=G1', 'cn=g1', %d);",
-             OBJECT_USER, PLAN_DIR_OK, OBJECT_USER, PLAN_DIR_CONFLICT, OBJECT_USER, PLAN_DIR_SKIP,
-             OBJECT_GROUP, PLAN_DIR_SKIP);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    dir_row(st, "u1", OBJECT_USER, PLAN_DIR_OK);
+    dir_row(st, "u2", OBJECT_USER, PLAN_DIR_CONFLICT);
+    dir_row(st, "u3", OBJECT_USER, PLAN_DIR_SKIP);
+    dir_row(st, "g1", OBJECT_GROUP, PLAN_DIR_SKIP);
     assert_int_equal(
         sqlite3_exec(db, "INSERT INTO unsent VALUES ('old', 0, 'cn=old')", NULL, NULL, NULL),
         SQLITE_OK);
@@ -707,12 +711,13 @@ static void test_unsent(void **state)
     assert_false(state_unsent_has_dn(st, "cn=u1")); /* sent */
     assert_true(state_unsent_has_dn(st, "CN=U2"));  /* compared in lower case, as plan_dir */
     assert_false(state_unsent_has_dn(st, "cn=u2,ou=x"));
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO plan_dir (external_id, kind, dn, dn_lower, status) VALUES"
-             " ('u3', %d, 'CN=U3', 'cn=u3', %d), ('x9', %d, 'CN=U2', 'cn=u2', %d);"
-             "INSERT INTO plan_gone VALUES ('g1');",
-             OBJECT_USER, PLAN_DIR_OK, OBJECT_USER, PLAN_DIR_SKIP);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    dir_row(st, "u3", OBJECT_USER, PLAN_DIR_OK);
+    dir_row(st, "x9", OBJECT_USER, PLAN_DIR_SKIP);
+    assert_int_equal(sqlite3_exec(db,
+                                  "UPDATE plan_dir SET dn = 'CN=U2', dn_lower = 'cn=u2'"
+                                  " WHERE external_id = 'x9'; INSERT INTO plan_gone VALUES ('g1');",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
     assert_false(state_unsent_has_dn(st, "cn=g1")); /* seen leaving */
     assert_false(state_unsent_has_dn(st, "cn=u3")); /* read in this run */
     assert_int_equal(
