@@ -2,7 +2,7 @@
 # sync.sh - full sync benchmark: dirconn against its floors, on one machine.
 #
 # usage: bench/sync.sh [--smoke] [--kind adlds|adds] [--users N] [--stream] [--out FILE]
-#                      [--build-dir DIR]
+#                      [--build-dir DIR] [--cloud-option OPT]...
 #
 # Starts the directory fixture with N users (and, from 5000 users up, N/10
 # groups with memberships; slapd is loaded with slapadd), the reference cloud over HTTPS, and
@@ -13,6 +13,9 @@
 #      dirconn-cloud's ingest rate of as many users with /Bulk (ingest floor);
 #   4. an incremental sync after min(1000, N/10) users' displayName changed (one ldapmodify);
 #      BENCH_INCR_LATENCY_MS=MS adds MS of latency to each of its SCIM requests.
+# --cloud-option OPT (repeatable) starts the connector's cloud with a dirconn-cloud option,
+# e.g. --cloud-option --group-patch-no-content (a provider that answers a Group PATCH 204,
+# docs/cloud-api.md 4.10); the ingest floor's cloud keeps the defaults.
 # The connector's time is reported as a ratio to max(read floor, ingest floor).
 # Prints a table and writes JSON (default bench-sync-KIND-N.json), with the load
 # average of the machine at each measurement and the peak size of the state database's
@@ -27,7 +30,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 build=${DIRCONN_BUILD_DIR:-$top/build}
 kind=adlds users=10000 out= smoke=0 stream=
-usage="usage: $0 [--smoke] [--kind adlds|adds] [--users N] [--stream] [--out FILE] [--build-dir DIR]"
+cloud_opts=()
+usage="usage: $0 [--smoke] [--kind adlds|adds] [--users N] [--stream] [--out FILE] [--build-dir DIR] [--cloud-option OPT]..."
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--smoke) smoke=1; users=500 ;;
@@ -36,6 +40,7 @@ while [[ $# -gt 0 ]]; do
 	--stream) stream=1 ;;
 	--out) out=$2; shift ;;
 	--build-dir) build=$2; shift ;;
+	--cloud-option) cloud_opts+=("$2"); shift ;;
 	*) echo "$usage" >&2; exit 2 ;;
 	esac
 	shift
@@ -79,9 +84,9 @@ read -r tpl_build_ms tpl_generate_ms < <(python3 -c 'import json, sys
 m = json.load(open(sys.argv[1]))
 print(m.get("template_build_ms", 0), m.get("template_generate_ms", 0))' "$LDSFX_MANIFEST")
 
-start_cloud() {
+start_cloud() { # NAME [OPTION...]
 	rm -f "$T/ready"
-	"$cloud" --listen 127.0.0.1:0 --db "$T/$1.db" --admin-token-file "$T/token" --org bench \
+	"$cloud" "${@:2}" --listen 127.0.0.1:0 --db "$T/$1.db" --admin-token-file "$T/token" --org bench \
 		--tls-cert "$T/server.pem" --tls-key "$T/server.key" --ready-file "$T/ready" --log-level warn \
 		2>>"$T/cloud.log" &
 	cloud_pid=$!
@@ -117,7 +122,7 @@ echo "== $(date -u +%T) ingest floor: $ingest_floor s (load $load_ingest)" >&2
 kill "$cloud_pid"; wait "$cloud_pid" 2>/dev/null || true; cloud_pid=
 
 # ---- the connector: a full sync into an empty cloud, then a no-change sync
-start_cloud sync
+start_cloud sync "${cloud_opts[@]}"
 reg=$(curl -sS --fail --cacert "$T/ca.pem" -H "Authorization: Bearer $(cat "$T/token")" \
 	-H 'Content-Type: application/json' -d '{"name":"bench","host":"localhost"}' \
 	"$cloud_url/v1/orgs/bench/connectors")
@@ -250,6 +255,7 @@ r = {
                "load_before_read": $load_read, "load_before_ingest": $load_ingest},
     "ratio_to_floor": round($full_wall / floor, 2) if floor > 0 else None,
     "state_cache_mib": int("${BENCH_STATE_CACHE_MIB:-16}"),
+    "cloud_options": "${cloud_opts[*]}".split(),
     "phases": {k: phases(k) for k in ("full", "nochange", "nochange2", "incremental")},
 }
 json.dump(r, open(sys.argv[1], "w"), indent=2)

@@ -56,9 +56,10 @@ struct cloud_config {
     bool no_search;           /* POST /{type}/.search answers 501 */
     bool single_value;        /* a User holds at most one value per multi-valued attribute */
     bool group_patch_limited; /* Group PATCH: no replace, no remove of all members */
-    bool etag_required;       /* PUT, PATCH, DELETE without If-Match: 428 (needs ETags) */
-    bool no_password;         /* the User attribute "password" is not served (not writable) */
-    const char *profile;      /* --profile: the canonical name of the provider profile, or NULL */
+    bool group_patch_no_content; /* a Group PATCH that succeeds: 204, no body (RFC 7644 3.5.2) */
+    bool etag_required;          /* PUT, PATCH, DELETE without If-Match: 428 (needs ETags) */
+    bool no_password;            /* the User attribute "password" is not served (not writable) */
+    const char *profile; /* --profile: the canonical name of the provider profile, or NULL */
     const char *const *omit_attrs; /* attributes not served (cloud_schema_omit), from the profile */
     enum log_level log_level;
     struct cloud_fault_config fault;

@@ -32,6 +32,7 @@ struct op_result {
     long long version;
     char id[40];
     bool members_partial; /* res (a Group) holds only the members the operation named */
+    bool etag_on_204;     /* a 204 that still says the new version (a Group PATCH) */
     struct cloud_scim_err err;
 };
 
@@ -1161,12 +1162,15 @@ static void answer_write(struct cloud_req *req, struct scim *s, const struct clo
         cloud_reply_scim_error(req, 500, NULL, "commit failed");
         return;
     }
+    char etag[40];
+    etag_of(r->version, etag, sizeof(etag));
     if (r->status == 204) {
+        if (r->etag_on_204 && !s->ctx->cfg.no_etag)
+            cloud_reply_header(req, "ETag", etag);
+        json_decref(r->res);
         cloud_reply_send(req, 204, NULL, NULL);
         return;
     }
-    char etag[40];
-    etag_of(r->version, etag, sizeof(etag));
     if (!s->ctx->cfg.no_etag)
         cloud_reply_header(req, "ETag", etag);
     if (r->status == 201) {
@@ -1706,6 +1710,13 @@ static void write_resource(struct cloud_req *req, struct scim *s, const struct c
         break;
     case EVHTTP_REQ_PATCH:
         rc = op_patch(s, rt, id, body, im, inm, &r);
+        /* RFC 7644 3.5.2: a successful PATCH is answered 200 with the whole resource, or
+         * 204 No Content with the response headers; some providers answer a Group PATCH
+         * the second way (--group-patch-no-content, AWS IAM Identity Center's PatchGroup) */
+        if (rc == 0 && rt->kind == CLOUD_RK_GROUP && s->ctx->cfg.group_patch_no_content) {
+            r.status = 204;
+            r.etag_on_204 = true;
+        }
         break;
     default:
         rc = op_delete(s, rt, id, im, inm, &r);

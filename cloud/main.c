@@ -96,6 +96,8 @@ static const struct opt options[] = {
      "emulate a provider that keeps one value per multi-valued User attribute"},
     {"group-patch-limited", OPT_FLAG, CFG(group_patch_limited), 0, 0, NULL,
      "emulate a provider whose Group PATCH has no replace and no remove-all"},
+    {"group-patch-no-content", OPT_FLAG, CFG(group_patch_no_content), 0, 0, NULL,
+     "emulate a provider that answers a Group PATCH 204 No Content, without the group"},
     {"etag-required", OPT_FLAG, CFG(etag_required), 0, 0, NULL,
      "emulate a provider that requires If-Match on PUT, PATCH and DELETE (428)"},
     {"no-password", OPT_FLAG, CFG(no_password), 0, 0, NULL,
@@ -143,9 +145,15 @@ struct profile {
  * x509Certificates, no 'display' sub-attribute of a multi-valued attribute, no
  * manager.displayName, no meta.version; only the User and Group resource types.
  */
-static const char *const aws_flags[] = {
-    "filter-eq-only",      "no-search", "no-bulk",     "single-value",
-    "group-patch-limited", "no-etag",   "no-contacts", NULL};
+static const char *const aws_flags[] = {"filter-eq-only",
+                                        "no-search",
+                                        "no-bulk",
+                                        "single-value",
+                                        "group-patch-limited",
+                                        "no-etag",
+                                        "no-contacts",
+                                        "group-patch-no-content",
+                                        NULL};
 static const char *const aws_omit[] = {CLOUD_SCHEMA_USER ":password",
                                        CLOUD_SCHEMA_USER ":ims",
                                        CLOUD_SCHEMA_USER ":photos",

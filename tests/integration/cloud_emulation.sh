@@ -146,6 +146,26 @@ patch_user "$ANN" '{"op":"replace","path":"title","value":"Lead"}'
 check_status "--group-patch-limited: a User PATCH may replace" 200
 cloud_stop
 
+# ---- --group-patch-no-content: a Group PATCH that succeeds is 204 with its ETag (RFC 7644 3.5.2)
+cloud_start --group-patch-no-content
+api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"Quiet\",\"members\":[{\"value\":\"$ANN\"}]}"
+QUIET=$(printf '%s' "$BODY" | jq -r .id)
+patch_group "$QUIET" "{\"op\":\"add\",\"path\":\"members\",\"value\":[{\"value\":\"$BEN\"}]}"
+check_status "--group-patch-no-content: a member added" 204
+check "--group-patch-no-content: no body" test -z "$BODY"
+check "--group-patch-no-content: the ETag of the new version" test "$(header ETag)" = 'W/"2"'
+patch_group "$QUIET" '{"op":"replace","path":"displayName","value":"Quieter"}'
+check_status "--group-patch-no-content: a replace" 204
+api GET "$SCIM/Groups/$QUIET"
+check_jq "--group-patch-no-content: both PATCHes applied" 'Quieter,2,W/"3"' \
+    '[.displayName, (.members|length|tostring), .meta.version]|join(",")'
+patch_group "$QUIET" '{"op":"add","path":"members","value":[{"value":"no-such-id"}]}'
+check_status "--group-patch-no-content: a refused PATCH keeps its error" 400
+patch_user "$ANN" '{"op":"replace","path":"title","value":"Lead"}'
+check_status "--group-patch-no-content: a User PATCH is answered with the user" 200
+check_jq "--group-patch-no-content: the user in the answer" Lead '.title'
+cloud_stop
+
 # ---- --etag-required: PUT, PATCH and DELETE need If-Match (428 Precondition Required, RFC 6585)
 cloud_start --etag-required
 api GET "$SCIM/ServiceProviderConfig"
@@ -260,7 +280,10 @@ refused 400 invalidSyntax "replace is not supported" "--profile aws: Group PATCH
 patch_group "$AWSG" '{"op":"remove","path":"members"}'
 refused 400 invalidSyntax "removing every value" "--profile aws: Group PATCH remove-all"
 patch_group "$AWSG" "{\"op\":\"add\",\"path\":\"members\",\"value\":[{\"value\":\"$GUS\"}]}"
-check_jq "--profile aws: Group PATCH add" 2 '.members|length'
+check_status "--profile aws: Group PATCH add answers 204 (PatchGroup)" 204
+check_eq "--profile aws: no ETag on the 204" "" "$(header ETag)"
+api GET "$SCIM/Groups/$AWSG"
+check_jq "--profile aws: Group PATCH add applied" 2 '.members|length'
 patch_user "$FAY" '{"op":"replace","path":"title","value":"Chief"}' -H 'If-Match: W/"99"'
 check_status "--profile aws: If-Match ignored (no ETags)" 200
 cloud_stop

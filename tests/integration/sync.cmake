@@ -15,7 +15,7 @@ dirconn_integration_test(scim_interop_limits scim_interop.sh
   ARGS adlds no-patch no-etag no-contacts eq-only single-value body-64k body-64k-no-bulk
   TIMEOUT 3600 COST 1000)
 dirconn_integration_test(scim_interop_providers scim_interop.sh
-  ARGS adlds group-patch-limited etag-required aws scimmy TIMEOUT 3600 COST 1000)
+  ARGS adlds group-patch-limited group-patch-no-content etag-required aws scimmy TIMEOUT 3600 COST 1000)
 dirconn_integration_test(daemon_bind_adds daemon_bind.sh TIMEOUT 1200 RESOURCE samba_adds)
 dirconn_integration_test(daemon_delete_adlds daemon_delete.sh ARGS adlds TIMEOUT 600)
 dirconn_integration_test(daemon_delete_adds daemon_delete.sh ARGS adds TIMEOUT 1200 RESOURCE samba_adds)
