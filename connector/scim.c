@@ -950,6 +950,64 @@ enum dirconn_err scim_request_sync(struct scim_client *c, const char *method, co
     return scim_port_request(&p, method, path, body, if_match, resp);
 }
 
+/*
+ * The pages of a list after the first are pipelined: the first answer gives
+ * totalResults and the page's length, and up to LIST_WINDOW pages are then
+ * asked at once, at the startIndex each will have if every page before it is
+ * as long as the first (RFC 7644 3.4.2.4). The answers are taken in order; a
+ * page shorter than that stride before the end (a provider that caps count
+ * lower, or a list that changed) drops the pages asked after it, and the walk
+ * goes on from the index the short page ended at, as one page after the other
+ * would.
+ */
+#define LIST_WINDOW 4
+
+struct list_page {
+    long start;
+    bool done;
+    struct scim_response resp;
+};
+
+struct list_walk {
+    struct list_page *win[LIST_WINDOW]; /* in flight or answered, in order from head */
+    size_t head, n;                     /* win[(head + i) % LIST_WINDOW], i < n */
+};
+
+static void list_page_done(void *arg, const struct scim_response *resp)
+{
+    struct list_page *pg = arg;
+    scim_response_copy(&pg->resp, resp);
+    pg->done = true;
+}
+
+static bool list_head_done(void *arg)
+{
+    const struct list_walk *w = arg;
+    return w->n == 0 || w->win[w->head]->done;
+}
+
+static void list_page_free(struct list_page *pg)
+{
+    if (pg != NULL)
+        scim_response_clear(&pg->resp);
+    free(pg);
+}
+
+/* Wait for the pages still in flight and drop every page of the window. */
+static void list_walk_drop(const struct scim_port *p, struct list_walk *w)
+{
+    bool pending = false;
+    for (size_t i = 0; i < w->n; i++)
+        pending = pending || !w->win[(w->head + i) % LIST_WINDOW]->done;
+    if (pending) {
+        struct dirconn_error ignored;
+        (void)scim_port_run(p, &ignored); /* their answers are not used */
+    }
+    for (size_t i = 0; i < w->n; i++)
+        list_page_free(w->win[(w->head + i) % LIST_WINDOW]);
+    w->head = w->n = 0;
+}
+
 enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path, const char *filter,
                                     const char *attributes, int page_size,
                                     int (*fn)(void *arg, json_t *resource), void *arg,
@@ -964,21 +1022,64 @@ enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
     }
     enum dirconn_err e = DIRCONN_OK;
     dirconn_error_clear(err);
-    long start = 1;
+    struct list_walk w = {0};
+    long start = 1;          /* the startIndex of the next page taken */
+    long next = 1;           /* the startIndex of the next page asked */
+    long stride = 0;         /* the first page's length: 0 until it is known */
+    json_int_t total = 0;    /* totalResults of the last page taken */
     char *prev_first = NULL; /* the id of the previous page's first resource */
     for (;;) {
-        char url[8192];
-        snprintf(url, sizeof(url), "%s%cstartIndex=%ld&count=%d%s%s%s%s", path,
-                 strchr(path, '?') != NULL ? '&' : '?', start, page_size, ef ? "&filter=" : "",
-                 ef ? ef : "", ea ? "&attributes=" : "", ea ? ea : "");
-        struct scim_response resp;
-        if (scim_port_request(p, "GET", url, NULL, NULL, &resp) != DIRCONN_OK) {
-            e = scim_response_error(&resp, err);
-            scim_response_clear(&resp);
+        /* ask: the first page alone, then up to LIST_WINDOW pages ahead */
+        while (e == DIRCONN_OK && w.n < (stride > 0 ? LIST_WINDOW : 1) &&
+               (stride == 0 || next <= (long)total)) {
+            char url[8192];
+            snprintf(url, sizeof(url), "%s%cstartIndex=%ld&count=%d%s%s%s%s", path,
+                     strchr(path, '?') != NULL ? '&' : '?', next, page_size, ef ? "&filter=" : "",
+                     ef ? ef : "", ea ? "&attributes=" : "", ea ? ea : "");
+            struct list_page *pg = calloc(1, sizeof(*pg));
+            if (pg == NULL) {
+                e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+                break;
+            }
+            pg->start = next;
+            e = scim_port_submit(p, "GET", url, NULL, NULL, list_page_done, pg, err);
+            if (e != DIRCONN_OK) {
+                free(pg);
+                if (w.n > 0) {
+                    /* the pages in flight first; asked again once they are taken */
+                    e = DIRCONN_OK;
+                    dirconn_error_clear(err);
+                }
+                break;
+            }
+            w.win[(w.head + w.n) % LIST_WINDOW] = pg;
+            w.n++;
+            if (stride == 0)
+                break;
+            next += stride;
+        }
+        if (e != DIRCONN_OK || w.n == 0)
+            break;
+        e = scim_port_run_until(p, list_head_done, &w, err);
+        if (e != DIRCONN_OK)
+            break;
+        struct list_page *pg = w.win[w.head];
+        if (!pg->done) {
+            e = dirconn_error_set(err, DIRCONN_ECLOUD,
+                                  "GET %s: no answer to the page at "
+                                  "startIndex=%ld",
+                                  path, pg->start);
             break;
         }
-        json_t *resources = json_object_get(resp.body, "Resources");
-        json_int_t total = json_integer_value(json_object_get(resp.body, "totalResults"));
+        w.head = (w.head + 1) % LIST_WINDOW;
+        w.n--;
+        if (pg->resp.code != DIRCONN_OK) {
+            e = scim_response_error(&pg->resp, err);
+            list_page_free(pg);
+            break;
+        }
+        json_t *resources = json_object_get(pg->resp.body, "Resources");
+        total = json_integer_value(json_object_get(pg->resp.body, "totalResults"));
         size_t n = json_array_size(resources);
         /* A provider that ignores startIndex (RFC 7644 3.4.2.4) answers the same page again:
          * never loop on it, nor hand its resources to the callback twice. */
@@ -988,7 +1089,7 @@ enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
                                   "GET %s: the page at startIndex=%ld starts with the resource %s "
                                   "again: the provider ignores startIndex (RFC 7644 3.4.2.4)",
                                   path, start, first);
-            scim_response_clear(&resp);
+            list_page_free(pg);
             break;
         }
         free(prev_first);
@@ -996,7 +1097,7 @@ enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
         int stop = 0;
         for (size_t i = 0; i < n && stop == 0; i++)
             stop = fn(arg, json_array_get(resources, i));
-        scim_response_clear(&resp);
+        list_page_free(pg);
         if (stop != 0) {
             /* the callback's own error is in err when it set one (code and message kept) */
             e = dirconn_error_stopped(err, DIRCONN_EFAIL, "listing %s stopped", path);
@@ -1005,7 +1106,16 @@ enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
         start += (long)n;
         if (n == 0 || start > (long)total)
             break;
+        if (stride == 0) {
+            stride = (long)n;
+            next = start;
+        } else if (w.n > 0 && w.win[w.head]->start != start) {
+            /* a short page before the end: the pages asked after it start elsewhere */
+            list_walk_drop(p, &w);
+            next = start;
+        }
     }
+    list_walk_drop(p, &w);
     free(prev_first);
     curl_free(ef);
     curl_free(ea);

@@ -1295,8 +1295,50 @@ static void listing_stops_when_startindex_is_ignored(void **state)
         scim_port_list_all(&port, "/Users", NULL, NULL, 2, count_listed, &listed, &err),
         DIRCONN_ECLOUD);
     assert_int_equal(listed, 2);
-    assert_int_equal(count(&f, "GET", "/Users"), 2);
+    /* the first page, then the window of pages asked ahead (LIST_WINDOW in scim.c) */
+    assert_int_equal(count(&f, "GET", "/Users"), 5);
     assert_non_null(strstr(err.msg, "ignores startIndex"));
+    fake_clear(&f);
+}
+
+/* The ids a listing handed to its callback, in order, joined by commas. */
+static int collect_listed(void *arg, json_t *resource)
+{
+    char *ids = arg;
+    size_t len = strlen(ids);
+    snprintf(ids + len, 64 - len, "%s%s", len > 0 ? "," : "",
+             json_string_value(json_object_get(resource, "id")));
+    return 0;
+}
+
+/* Pages are asked ahead at the stride of the first; a shorter page before the end (a provider
+ * that caps count lower on a later page) drops the pages asked after it, and the listing goes on
+ * where the short page ended: every resource once, in order. */
+static void listing_after_a_short_page(void **state)
+{
+    (void)state;
+    struct answer script[] = {
+        ANSWER("GET", "/Users?startIndex=1&", 200,
+               "{\"totalResults\":5,\"Resources\":[{\"id\":\"a\"},{\"id\":\"b\"}]}"),
+        ANSWER("GET", "/Users?startIndex=3&", 200,
+               "{\"totalResults\":5,\"Resources\":[{\"id\":\"c\"}]}"),
+        ANSWER("GET", "/Users?startIndex=5&", 200,
+               "{\"totalResults\":5,\"Resources\":[{\"id\":\"e\"}]}"),
+        ANSWER("GET", "/Users?startIndex=4&", 200,
+               "{\"totalResults\":5,\"Resources\":[{\"id\":\"d\"},{\"id\":\"e\"}]}"),
+        {0}};
+    struct fake f;
+    memset(&f, 0, sizeof(f));
+    f.script = script;
+    struct scim_port port = {&fake_ops, &f};
+    struct dirconn_error err;
+    char ids[64] = "";
+    assert_int_equal(scim_port_list_all(&port, "/Users", NULL, NULL, 2, collect_listed, ids, &err),
+                     DIRCONN_OK);
+    assert_string_equal(ids, "a,b,c,d,e");
+    assert_int_equal(count(&f, "GET", "/Users?startIndex=5&"), 1); /* asked ahead, dropped */
+    assert_int_equal(count(&f, "GET", "/Users?startIndex=4&"), 1);
+    assert_int_equal(count(&f, "GET", "/Users"), 4);
     fake_clear(&f);
 }
 
@@ -1515,6 +1557,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(unreachable_cloud_stops_the_run, setup, teardown),
         cmocka_unit_test_setup_teardown(other_ha_mode_stops_the_run, setup, teardown),
         cmocka_unit_test(listing_stops_when_startindex_is_ignored),
+        cmocka_unit_test(listing_after_a_short_page),
         cmocka_unit_test_setup_teardown(two_batches_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(later_batch_answered_first_is_recorded_after, setup,
                                         teardown),
