@@ -2,6 +2,7 @@
 # big_group.sh - one very large group into a provider with a small payload limit.
 #
 # usage: bench/big_group.sh [--smoke] [--members N] [--limit BYTES] [--out FILE] [--build-dir DIR]
+#                           [--cloud-option OPT]...
 #
 # Starts the slapd (AD LDS-like) fixture with N users, adds one group that lists every user with
 # mail, and runs the reference cloud with a request body limit of BYTES (--max-body and Bulk
@@ -19,7 +20,8 @@
 #      group_read_in_full says so when the bytes read of the group's entry cover its members.
 # It checks that the cloud's group holds every member synchronised (the users in the cloud). Prints a
 # table and writes JSON (default bench-big-group-N.json). --smoke: 2,000 members, for CI.
-# bench/latency.sh runs it for its big-group case (--members, --out).
+# bench/latency.sh runs it for its big-group case (--members, --out). --cloud-option OPT
+# (repeatable) passes a dirconn-cloud option, e.g. --group-patch-no-content (docs/cloud-api.md 4.10).
 set -euo pipefail
 # lib.sh: cert_ca, cert_issue, json, now, elapsed
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../tests/integration/lib.sh"
@@ -27,6 +29,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 build=${DIRCONN_BUILD_DIR:-$top/build}
 members=100000 limit=65536 out=
+cloud_opts=()
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--smoke) members=2000 ;;
@@ -34,7 +37,8 @@ while [[ $# -gt 0 ]]; do
 	--limit) limit=$2; shift ;;
 	--out) out=$2; shift ;;
 	--build-dir) build=$2; shift ;;
-	*) echo "usage: $0 [--smoke] [--members N] [--limit BYTES] [--out FILE] [--build-dir DIR]" >&2; exit 2 ;;
+	--cloud-option) cloud_opts+=("$2"); shift ;;
+	*) echo "usage: $0 [--smoke] [--members N] [--limit BYTES] [--out FILE] [--build-dir DIR] [--cloud-option OPT]..." >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -81,7 +85,7 @@ done
 cert_ca "$T/ca" "dirconn bench CA"
 cert_issue "$T/ca" "$T/server" /CN=localhost serverAuth IP:127.0.0.1
 openssl rand -hex 24 >"$T/token"
-"$cloud" --listen 127.0.0.1:0 --db "$T/cloud.db" --admin-token-file "$T/token" --org bench \
+"$cloud" "${cloud_opts[@]}" --listen 127.0.0.1:0 --db "$T/cloud.db" --admin-token-file "$T/token" --org bench \
 	--tls-cert "$T/server.pem" --tls-key "$T/server.key" --ready-file "$T/ready" \
 	--max-body "$limit" --bulk-max-payload "$limit" 2>"$T/cloud.log" &
 cloud_pid=$!
@@ -206,7 +210,7 @@ python3 - "$out" <<PY
 import json, sys
 r = {
     "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)", "machine": "$(nproc) cores",
-    "members_in_directory": $n_members, "users_in_cloud": $users_in_cloud, "limit_bytes": $limit,
+    "members_in_directory": $n_members, "users_in_cloud": $users_in_cloud, "limit_bytes": $limit, "cloud_options": "${cloud_opts[*]}".split(),
     "full_sync": {"wall_s": $full_wall, "requests": $full_req, "refused_4xx": $full_4xx,
                   "group_patch_requests": $group_patches, "members_in_cloud": $in_cloud},
     "one_member_removed": {"wall_s": $inc_wall, "requests": $inc_req, "refused_4xx": $inc_4xx,

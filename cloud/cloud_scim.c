@@ -1422,6 +1422,16 @@ static json_t *list_page_projected(struct scim *s, const struct cloud_rtype_def 
     return resources;
 }
 
+/* Whether filter f names the top-level attribute attr anywhere (RFC 7644 3.4.2.2). */
+static bool filter_names(const struct cloud_filter *f, const char *attr)
+{
+    if (f == NULL)
+        return false;
+    if (f->attr != NULL && strcasecmp(f->attr, attr) == 0)
+        return true;
+    return filter_names(f->left, attr) || filter_names(f->right, attr);
+}
+
 static void list_resources(struct cloud_req *req, struct scim *s, const struct cloud_rtype_def *rt)
 {
     struct cloud_ctx *ctx = s->ctx;
@@ -1501,6 +1511,9 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
     }
     sqlite3_bind_text(q, 1, s->org, -1, SQLITE_STATIC);
     sqlite3_bind_int(q, 2, rt->kind);
+    /* a group's members are composed only when the filter, the order or the answer use them */
+    bool members =
+        proj_keeps(&p, "members") || sort.on || (f != NULL && filter_names(f, "members"));
     /* collect ids first: loading uses other statements */
     json_t *ids = json_array();
     while (sqlite3_step(q) == SQLITE_ROW)
@@ -1515,7 +1528,7 @@ static void list_resources(struct cloud_req *req, struct scim *s, const struct c
     json_array_foreach(ids, i, idv)
     {
         json_t *doc;
-        if (res_load(s, json_string_value(idv), rt->kind, &doc, NULL, NULL) != 0)
+        if (res_load_doc(s, json_string_value(idv), rt->kind, members, &doc, NULL, NULL) != 0)
             continue;
         doc = representation_for(s, rt, doc, f != NULL || sort.on || proj_keeps(&p, "groups"));
         if (sort.on) {
@@ -1647,7 +1660,8 @@ static void get_resource(struct cloud_req *req, struct scim *s, const struct clo
     }
     json_t *doc;
     long long version;
-    int rc = res_load(s, id, rt->kind, &doc, &version, NULL);
+    /* a group's members are composed only when the answer holds them */
+    int rc = res_load_doc(s, id, rt->kind, proj_keeps(&p, "members"), &doc, &version, NULL);
     if (rc == 1) {
         cloud_reply_scim_error(req, 404, NULL, "%s '%s' not found", rt->name, id);
         return;
@@ -1666,7 +1680,9 @@ static void get_resource(struct cloud_req *req, struct scim *s, const struct clo
         cloud_reply_send(req, 304, NULL, NULL);
         return;
     }
-    cloud_reply_send(req, 200, proj_apply(&p, representation(s, rt, doc)), CT_SCIM);
+    cloud_reply_send(req, 200,
+                     proj_apply(&p, representation_for(s, rt, doc, proj_keeps(&p, "groups"))),
+                     CT_SCIM);
 }
 
 static void write_resource(struct cloud_req *req, struct scim *s, const struct cloud_rtype_def *rt,

@@ -230,6 +230,15 @@ api DELETE "$SCIM/Groups/$GA"; api DELETE "$SCIM/Groups/$GB"
 check_status "the groups deleted" 204
 api GET "$SCIM/Groups" "" -G --data-urlencode "filter=members[value eq \"$ALICE\"]"
 check_jq "filter groups by member" 1 '.totalResults'
+# the filter needs the members even when the answer leaves them out
+api GET "$SCIM/Groups" "" -G --data-urlencode "filter=members.value eq \"$ALICE\"" --data-urlencode attributes=id
+check_jq "filter groups by member, answer without members" "1,none" '[.totalResults, (.Resources[0].members // "none")]|map(tostring)|join(",")'
+api GET "$SCIM/Groups/$ENG?attributes=displayName"
+check_jq "a group read without its members" "Engineering,none" '[.displayName, (.members // "none")]|map(tostring)|join(",")'
+api GET "$SCIM/Groups/$ENG?excludedAttributes=members"
+check_jq "a group read with excludedAttributes=members" "none,true" '[(.members // "none"), (.meta.version != null)]|map(tostring)|join(",")'
+api GET "$SCIM/Groups/$ENG?attributes=members.value"
+check_jq "a group read with attributes=members.value" "$ALICE" '[.members[].value]|join(",")'
 api POST "$SCIM/Groups" "{$GROUP_SCHEMA,\"displayName\":\"All\",\"members\":[{\"value\":\"$ENG\",\"type\":\"Group\"}]}"
 check_status "nested group" 201
 ALL=$(printf '%s' "$BODY" | jq -r .id)
