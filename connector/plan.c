@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <openssl/evp.h>
 #include <sqlite3.h>
+#include <search.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,75 @@ struct plan {
     void *resolve_arg;
     EVP_MD *sha256; /* fetched once: EVP_sha256() makes each digest look the algorithm up again */
     struct plan_summary summary;
+    /* Partial plans: the member and manager DNs that plan_resolve_links resolved through the
+     * state, so that the plan does not look them up a second time (link_memo). */
+    void *memo;         /* tsearch tree of struct link_memo, by DN */
+    size_t memo_n;      /* entries in memo, at most LINK_MEMO_MAX */
+    bool memo_fill;     /* plan_resolve_links is filling it */
+    bool memo_resolver; /* the resolver found a DN while it was filled (it wrote the state) */
 };
+
+/*
+ * A DN that a partial plan resolved through the state (state_plan_resolve_dn): the
+ * externalId it found. Kept from plan_resolve_links to the plan's own link resolution,
+ * and only while nothing can have changed the answer: a deletion recorded
+ * (plan_add_gone) empties it, and so does a resolver that found a DN while it was
+ * filled (it records the object's new DN in the state). plan_dir is asked first in any
+ * case.
+ * Bounded: at most LINK_MEMO_MAX DNs (about 200 bytes each).
+ */
+#define LINK_MEMO_MAX 100000
+
+struct link_memo {
+    char *id; /* points into dn's allocation, after the DN */
+    char dn[];
+};
+
+static int link_memo_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct link_memo *)a)->dn, ((const struct link_memo *)b)->dn);
+}
+
+static void link_memo_clear(struct plan *p)
+{
+    while (p->memo != NULL) {
+        struct link_memo *m = *(struct link_memo **)p->memo;
+        tdelete(m, &p->memo, link_memo_cmp);
+        free(m);
+    }
+    p->memo_n = 0;
+}
+
+static void link_memo_add(struct plan *p, const char *dn, const char *id)
+{
+    if (p->memo_n >= LINK_MEMO_MAX)
+        return;
+    size_t dl = strlen(dn) + 1, il = strlen(id) + 1;
+    struct link_memo *m = malloc(sizeof(*m) + dl + il);
+    if (m == NULL)
+        return; /* not kept: looked up again */
+    memcpy(m->dn, dn, dl);
+    m->id = m->dn + dl;
+    memcpy(m->id, id, il);
+    struct link_memo **at = tsearch(m, &p->memo, link_memo_cmp);
+    if (at == NULL || *at != m) {
+        free(m); /* out of memory, or the DN is there already */
+        return;
+    }
+    p->memo_n++;
+}
+
+static const char *link_memo_get(const struct plan *p, const char *dn)
+{
+    size_t dl = strlen(dn) + 1;
+    char buf[sizeof(struct link_memo) + 512];
+    if (p->memo == NULL || sizeof(struct link_memo) + dl > sizeof(buf))
+        return NULL;
+    struct link_memo *key = (struct link_memo *)(void *)buf;
+    memcpy(key->dn, dn, dl);
+    struct link_memo **at = tfind(key, &p->memo, link_memo_cmp);
+    return at != NULL ? (*at)->id : NULL;
+}
 
 static const char *const op_names[PLAN_OP_MAX] = {"add",       "update", "match",    "delete",
                                                   "protected", "skip",   "conflict", "forget"};
@@ -105,6 +174,7 @@ void plan_free(struct plan *p)
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
     EVP_MD_free(p->sha256);
+    link_memo_clear(p);
     state_plan_drop(p->st);
     free(p);
 }
@@ -254,6 +324,13 @@ static char *dir_external_id(struct plan *p, const char *dn, const char *known_k
         id = strdup((const char *)sqlite3_column_text(p->dir_by_dn, 0));
     sqlite3_reset(p->dir_by_dn);
     sqlite3_clear_bindings(p->dir_by_dn);
+    if (id == NULL && p->partial && dn != NULL && !p->memo_fill) {
+        const char *known = link_memo_get(p, dn);
+        if (known != NULL) {
+            free(key);
+            return strdup(known);
+        }
+    }
     /* The state holds DNs as the server spelled them: try that spelling, then the canonical one. */
     for (int pass = 0; id == NULL && p->partial && pass < 2; pass++) {
         const char *try = pass == 0 ? dn : key;
@@ -261,10 +338,15 @@ static char *dir_external_id(struct plan *p, const char *dn, const char *known_k
             continue;
         /* Partial plans: a manager or member not read in this run is resolved through the state. */
         id = state_plan_resolve_dn(p->st, try);
+        if (id != NULL && p->memo_fill && dn != NULL)
+            link_memo_add(p, dn, id);
     }
     /* Neither read in this run nor known by this DN: the directory says what it is. */
-    if (id == NULL && p->partial && p->resolve != NULL && dn != NULL)
+    if (id == NULL && p->partial && p->resolve != NULL && dn != NULL) {
         id = p->resolve(p->resolve_arg, dn);
+        /* found: the resolver recorded the object's new DN in the state */
+        p->memo_resolver = p->memo_resolver || (p->memo_fill && id != NULL);
+    }
     free(key);
     return id;
 }
@@ -317,18 +399,25 @@ enum dirconn_err plan_resolve_links(struct plan *p, struct dirconn_error *err)
     sqlite3_finalize(s);
     size_t i;
     json_t *v;
+    link_memo_clear(p);
+    p->memo_fill = true;
+    p->memo_resolver = false;
     json_array_foreach(dns, i, v)
     {
         if (e != DIRCONN_OK)
             break;
         free(dir_external_id(p, json_string_value(v), NULL));
     }
+    p->memo_fill = false;
+    if (p->memo_resolver)
+        link_memo_clear(p); /* the resolver may have written the state */
     json_decref(dns);
     return e;
 }
 
 enum dirconn_err plan_add_gone(struct plan *p, const char *external_id, struct dirconn_error *err)
 {
+    link_memo_clear(p); /* a DN it holds may name the object gone */
     sqlite3_bind_text(p->ins_gone, 1, external_id, -1, SQLITE_STATIC);
     return step_done(p, p->ins_gone, err, "recording a deletion");
 }

@@ -677,6 +677,59 @@ static void test_adopt_cloud(void **state)
     plan_free(p);
 }
 
+/* A resolver that knows no DN (the directory has none of them), counting its calls. */
+static int resolver_calls;
+static char *resolve_none(void *arg, const char *dn)
+{
+    (void)arg;
+    (void)dn;
+    resolver_calls++;
+    return NULL;
+}
+
+/*
+ * plan_resolve_links resolves the members through the state before the plan does, and the
+ * plan takes what it found (link_memo); an object recorded gone after that (an RFC 4533
+ * present phase runs after the links are resolved) is not a member for all that.
+ */
+static void test_partial_links_then_gone(void **state)
+{
+    (void)state;
+    json_t *a = user("a@x.com", "A");
+    char *ta = NULL;
+    char ha[65];
+    record_of(a, &ta, ha);
+    put_state("A", OBJECT_USER, "CN=A,DC=x", "cA", ta, ha);
+    put_state("C", OBJECT_USER, "CN=C,DC=x", "cC", ta, ha);
+    for (int gone_after = 0; gone_after < 2; gone_after++) {
+        struct plan *p = NULL;
+        assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+        plan_set_partial(p);
+        resolver_calls = 0;
+        plan_set_resolver(p, resolve_none, NULL);
+        json_t *g = json_pack("{s:[s], s:s}", "schemas",
+                              "urn:ietf:params:scim:schemas:core:2.0:Group", "displayName", "G");
+        char *members[] = {"CN=A,DC=x", "cn=c,dc=x", "CN=Nobody,DC=x"};
+        assert_int_equal(
+            plan_add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 3, NULL, NULL),
+            DIRCONN_OK);
+        assert_int_equal(plan_resolve_links(p, NULL), DIRCONN_OK);
+        assert_int_equal(resolver_calls, 1); /* only the DN the state does not know */
+        if (gone_after)
+            assert_int_equal(plan_add_gone(p, "C", NULL), DIRCONN_OK);
+        assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+        char *rec = NULL;
+        plan_foreach(p, -1, -1, find_group, &rec, NULL);
+        assert_non_null(rec);
+        assert_non_null(strstr(rec, gone_after ? "\"dirconn:members\":[\"A\"]"
+                                               : "\"dirconn:members\":[\"A\",\"C\"]"));
+        free(rec);
+        plan_free(p);
+    }
+    free(ta);
+    json_decref(a);
+}
+
 /* A partial plan adopts only the objects it was given (changed or gone). */
 static void test_adopt_cloud_partial(void **state)
 {
@@ -1072,6 +1125,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_members_and_managers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_member_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_member_changes_100k, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_links_then_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drift, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt_cloud, setup, teardown),
