@@ -22,7 +22,7 @@ struct plan {
     sqlite3_stmt *ins_cloud, *ins_dir, *ins_warning, *ins_item;
     sqlite3_stmt *dir_by_dn, *cloud_by_id, *cloud_by_ext, *cloud_by_name;
     sqlite3_stmt *ins_gone;
-    sqlite3_stmt *set_projection, *ins_same; /* prepared on first use */
+    sqlite3_stmt *set_projection, *ins_same, *get_projection; /* prepared on first use */
     sqlite3_stmt *ins_raw;
     bool partial; /* incremental: only the objects given are planned; deletions are explicit */
     char *(*resolve)(void *arg, const char *dn); /* partial: a DN that misses (plan_set_resolver) */
@@ -168,9 +168,10 @@ void plan_free(struct plan *p)
 {
     if (p == NULL)
         return;
-    sqlite3_stmt *all[] = {p->ins_cloud, p->ins_dir,        p->ins_warning,  p->ins_item,
-                           p->dir_by_dn, p->cloud_by_id,    p->cloud_by_ext, p->cloud_by_name,
-                           p->ins_gone,  p->set_projection, p->ins_same,     p->ins_raw};
+    sqlite3_stmt *all[] = {p->ins_cloud,     p->ins_dir,        p->ins_warning,  p->ins_item,
+                           p->dir_by_dn,     p->cloud_by_id,    p->cloud_by_ext, p->cloud_by_name,
+                           p->ins_gone,      p->set_projection, p->ins_same,     p->ins_raw,
+                           p->get_projection};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
     EVP_MD_free(p->sha256);
@@ -986,15 +987,19 @@ static void free_items(struct walk_item *v, int n)
  * key (with op and kind given, plan_items' index on op, kind, depth, seq makes
  * that a seek). The plain walk reads the rows in place.
  */
-static enum dirconn_err walk(struct plan *p, int op, int kind, bool chunked,
-                             int (*fn)(void *arg, const struct plan_item *item), void *arg,
-                             struct dirconn_error *err)
+/* walk: every item of op and kind, or (projected) only those whose cloud copy has a projection */
+static enum dirconn_err walk_where(struct plan *p, int op, int kind, bool chunked, bool projected,
+                                   int (*fn)(void *arg, const struct plan_item *item), void *arg,
+                                   struct dirconn_error *err)
 {
-    char sql[512];
+    char sql[768];
     snprintf(sql, sizeof(sql),
-             "SELECT " ITEM_COLUMNS ", seq FROM plan_items WHERE (depth, seq) > (?3, ?4)%s%s"
+             "SELECT " ITEM_COLUMNS ", seq FROM plan_items WHERE (depth, seq) > (?3, ?4)%s%s%s"
              " ORDER BY depth, seq",
-             op >= 0 ? " AND op = ?1" : "", kind >= 0 ? " AND kind = ?2" : "");
+             op >= 0 ? " AND op = ?1" : "", kind >= 0 ? " AND kind = ?2" : "",
+             projected ? " AND EXISTS (SELECT 1 FROM plan_cloud c WHERE c.kind = plan_items.kind"
+                         " AND c.id = plan_items.cloud_id AND c.projection IS NOT NULL)"
+                       : "");
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(p->db, sql, -1, &s, NULL) != SQLITE_OK)
         return db_fail(p, err, "reading the plan");
@@ -1060,11 +1065,37 @@ static enum dirconn_err walk(struct plan *p, int op, int kind, bool chunked,
     return e;
 }
 
+static enum dirconn_err walk(struct plan *p, int op, int kind, bool chunked,
+                             int (*fn)(void *arg, const struct plan_item *item), void *arg,
+                             struct dirconn_error *err)
+{
+    return walk_where(p, op, kind, chunked, false, fn, arg, err);
+}
+
 enum dirconn_err plan_foreach(struct plan *p, int op, int kind,
                               int (*fn)(void *arg, const struct plan_item *item), void *arg,
                               struct dirconn_error *err)
 {
     return walk(p, op, kind, false, fn, arg, err);
+}
+
+enum dirconn_err plan_foreach_projected(struct plan *p, int op,
+                                        int (*fn)(void *arg, const struct plan_item *item),
+                                        void *arg, struct dirconn_error *err)
+{
+    /* a projection is recorded while the cloud rows are read, before the plan's indexes */
+    sqlite3_stmt *s = NULL;
+    bool any = false;
+    if (sqlite3_prepare_v2(p->db, "SELECT 1 FROM plan_cloud WHERE projection IS NOT NULL LIMIT 1",
+                           -1, &s, NULL) != SQLITE_OK)
+        return db_fail(p, err, "reading the plan");
+    int rc = sqlite3_step(s);
+    any = rc == SQLITE_ROW;
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(p, err, "reading the plan");
+    dirconn_error_clear(err);
+    return any ? walk_where(p, op, -1, false, true, fn, arg, err) : DIRCONN_OK;
 }
 
 enum dirconn_err plan_foreach_chunked(struct plan *p, int op, int kind,
@@ -1473,16 +1504,18 @@ enum dirconn_err plan_write_report(struct plan *p, const char *path, bool thresh
 
 char *plan_cloud_projection(struct plan *p, enum object_kind kind, const char *id)
 {
-    sqlite3_stmt *s = NULL;
     char *out = NULL;
-    if (sqlite3_prepare_v2(p->db, "SELECT projection FROM plan_cloud WHERE kind = ?1 AND id = ?2",
-                           -1, &s, NULL) != SQLITE_OK)
+    if (p->get_projection == NULL &&
+        sqlite3_prepare_v2(p->db, "SELECT projection FROM plan_cloud WHERE kind = ?1 AND id = ?2",
+                           -1, &p->get_projection, NULL) != SQLITE_OK)
         return NULL;
+    sqlite3_stmt *s = p->get_projection;
     sqlite3_bind_int(s, 1, kind);
     sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
     if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) != NULL)
         out = strdup((const char *)sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
     return out;
 }
 

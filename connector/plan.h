@@ -245,6 +245,18 @@ enum dirconn_err plan_foreach_chunked(struct plan *p, int op, int kind,
                                       struct dirconn_error *err);
 
 /*
+ * plan_foreach_projected - plan_foreach over the items of operation op whose
+ * cloud copy has a projection hash recorded (plan_add_cloud_projected,
+ * plan_set_cloud_projection): the items a drift comparison can compare. A
+ * no-change full sync with ETags has none (the inventory lists versions), so
+ * its matches are not walked. Same order, item lifetime, stop rule and errors
+ * as plan_foreach.
+ */
+enum dirconn_err plan_foreach_projected(struct plan *p, int op,
+                                        int (*fn)(void *arg, const struct plan_item *item),
+                                        void *arg, struct dirconn_error *err);
+
+/*
  * plan_item_get - call fn once with the add, update or match item of an
  * externalId, if the plan has one. Errors as plan_foreach.
  */

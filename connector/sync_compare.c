@@ -95,7 +95,7 @@ static int drift_item(void *arg, const struct plan_item *it)
 static enum dirconn_err detect_drift(struct sync_ctx *c)
 {
     struct drift_walk w = {c, {0}, DIRCONN_OK};
-    enum dirconn_err e = plan_foreach(c->plan, PLAN_MATCH, -1, drift_item, &w, c->err);
+    enum dirconn_err e = plan_foreach_projected(c->plan, PLAN_MATCH, drift_item, &w, c->err);
     if (w.e != DIRCONN_OK)
         e = w.e;
     for (size_t i = 0; i < w.found.n && e == DIRCONN_OK; i++) {

@@ -399,6 +399,53 @@ static void test_drift(void **state)
     plan_free(p);
 }
 
+/* The ids of the items a walk met, joined by commas. */
+static int ids_of(void *arg, const struct plan_item *it)
+{
+    char *out = arg;
+    size_t len = strlen(out);
+    snprintf(out + len, 128 - len, "%s%s", len > 0 ? "," : "", it->external_id);
+    return 0;
+}
+
+/* plan_foreach_projected walks only the items whose cloud copy has a projection. */
+static void test_foreach_projected(void **state)
+{
+    (void)state;
+    for (int with = 0; with < 2; with++) {
+        struct plan *p = NULL;
+        assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+        const char *ids[] = {"P1", "P2", "P3"};
+        json_t *u[3];
+        for (int i = 0; i < 3; i++) {
+            char mail[32], cid[8], dn[32];
+            snprintf(mail, sizeof(mail), "p%d@x.com", i + 1);
+            snprintf(cid, sizeof(cid), "c%d", i + 1);
+            snprintf(dn, sizeof(dn), "CN=P%d,DC=x", i + 1);
+            u[i] = user(mail, ids[i]);
+            char *text, hash[65];
+            record_of(u[i], &text, hash);
+            put_state(ids[i], OBJECT_USER, dn, cid, text, hash);
+            free(text);
+            /* with: the second one's copy has a projection (its version was not the one known) */
+            assert_int_equal(plan_add_cloud_projected(p, OBJECT_USER, cid, mail, ids[i], false,
+                                                      NULL, with && i == 1 ? "abc" : NULL, NULL),
+                             DIRCONN_OK);
+            assert_int_equal(
+                plan_add_dir(p, OBJECT_USER, ids[i], dn, mail, u[i], NULL, NULL, 0, NULL, NULL),
+                DIRCONN_OK);
+        }
+        assert_int_equal(plan_compute(p, 1u << OBJECT_USER, NULL), DIRCONN_OK);
+        assert_int_equal(plan_get_summary(p)->count[PLAN_MATCH], 3);
+        char walked[128] = "";
+        assert_int_equal(plan_foreach_projected(p, PLAN_MATCH, ids_of, walked, NULL), DIRCONN_OK);
+        assert_string_equal(walked, with ? "P2" : "");
+        for (int i = 0; i < 3; i++)
+            json_decref(u[i]);
+        plan_free(p);
+    }
+}
+
 /*
  * The plan's answers do not depend on the locale: matching a cloud user by mail ignores ASCII
  * case only, DNs name members the same way, and the order of the plan is the same, whether the
@@ -1126,6 +1173,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_member_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_member_changes_100k, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_links_then_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreach_projected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drift, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt_cloud, setup, teardown),
