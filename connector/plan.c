@@ -692,7 +692,8 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
     }
     if (!same)
         digest_sha256_hex(p->sha256, text, strlen(text), hash);
-    if (raw != NULL) {
+    /* same: the state holds this raw hash and these links already (state_object_raw_get) */
+    if (raw != NULL && !same) {
         sqlite3_stmt *s = p->ins_raw;
         sqlite3_bind_text(s, 1, ext, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 2, raw, -1, SQLITE_STATIC);
