@@ -1274,7 +1274,9 @@ enum dirconn_err state_plan_conflicts(struct state *st, bool partial, struct dir
         " FROM plan_dir WHERE status = :dir_ok AND kind IN (:user, :contact) AND name_lower IS NOT "
         "NULL"
         " GROUP BY name_lower HAVING count(*) > 1;";
-    /* The names of the objects in scope that this run did not read: the names table. */
+    /* The names of the objects in scope that this run did not read: the names table, by the
+     * names of the objects it read (only those are planned: an index look-up for each, not a
+     * sort of every name the state holds). */
     static const char part[] =
         "DROP TABLE IF EXISTS temp.plan_conflicts;"
         "CREATE TEMP TABLE plan_conflicts AS SELECT name_lower, group_concat(dn, '; ') AS dns"
@@ -1282,7 +1284,9 @@ enum dirconn_err state_plan_conflicts(struct state *st, bool partial, struct dir
         ":contact)"
         "   AND name_lower IS NOT NULL"
         " UNION ALL SELECT name_lower, coalesce(dn, external_id) FROM names"
-        "   WHERE external_id NOT IN (SELECT external_id FROM plan_dir)"
+        "   WHERE name_lower IN (SELECT name_lower FROM plan_dir WHERE status = :dir_ok"
+        "     AND kind IN (:user, :contact) AND name_lower IS NOT NULL)"
+        "   AND external_id NOT IN (SELECT external_id FROM plan_dir)"
         "   AND external_id NOT IN (SELECT external_id FROM plan_gone))"
         " GROUP BY name_lower HAVING count(*) > 1;";
     return state_plan_exec(st, partial ? part : full, "plan: naming conflicts", err);

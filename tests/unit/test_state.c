@@ -801,6 +801,32 @@ static void test_plan_tables(void **state)
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(s, 0), 1); /* u2 is in conflict, not OK: only a@x */
     sqlite3_finalize(s);
+    /* A name read in this run that an unread object holds is a conflict; two unread objects
+     * sharing a name are not this run's (neither is planned). */
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO plan_dir (external_id, kind, dn, name_lower, status) VALUES"
+             " ('u4', %d, 'cn=u4', 'd@x', %d);"
+             "INSERT INTO names VALUES ('far4', 0, 'cn=far4', 'd@x'), ('n1', 0, 'cn=n1', 'z@x'),"
+             " ('n2', 0, 'cn=n2', 'z@x');",
+             OBJECT_USER, PLAN_DIR_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(state_plan_conflicts(st, true, &err), DIRCONN_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT group_concat(name_lower || '=' || dns, ' ') FROM"
+                                        " (SELECT * FROM plan_conflicts ORDER BY name_lower)",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    const char *found_conflicts = (const char *)sqlite3_column_text(s, 0);
+    assert_non_null(strstr(found_conflicts, "d@x="));
+    assert_non_null(strstr(found_conflicts, "cn=far4"));
+    assert_null(strstr(found_conflicts, "z@x"));
+    sqlite3_finalize(s);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DELETE FROM plan_dir WHERE external_id = 'u4';"
+                                  "DELETE FROM names WHERE external_id IN ('far4', 'n1', 'n2');",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
 
     /* Moves: a match whose DN changed gets it; the state row keeps everything else. */
     struct state_object o = {.external_id = "u1",
