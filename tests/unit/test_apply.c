@@ -1267,6 +1267,17 @@ static void other_ha_mode_stops_the_run(void **state)
     plan_free(p);
 }
 
+/* List /Users by pages of 2 through a fake port answering from script (f is the caller's). */
+static enum dirconn_err list_scripted(struct fake *f, struct answer *script,
+                                      int (*fn)(void *arg, json_t *resource), void *arg,
+                                      struct dirconn_error *err)
+{
+    memset(f, 0, sizeof(*f));
+    f->script = script;
+    struct scim_port port = {&fake_ops, f};
+    return scim_port_list_all(&port, "/Users", NULL, NULL, 2, fn, arg, err);
+}
+
 /* A provider that ignores startIndex answers the first page again: the listing stops with an
  * error naming it, and no resource reaches the callback twice. */
 static int count_listed(void *arg, json_t *resource)
@@ -1286,14 +1297,9 @@ static void listing_stops_when_startindex_is_ignored(void **state)
                               ANSWER("GET", "/Users", 200, page),
                               {0}};
     struct fake f;
-    memset(&f, 0, sizeof(f));
-    f.script = script;
-    struct scim_port port = {&fake_ops, &f};
     struct dirconn_error err;
     int listed = 0;
-    assert_int_equal(
-        scim_port_list_all(&port, "/Users", NULL, NULL, 2, count_listed, &listed, &err),
-        DIRCONN_ECLOUD);
+    assert_int_equal(list_scripted(&f, script, count_listed, &listed, &err), DIRCONN_ECLOUD);
     assert_int_equal(listed, 2);
     /* the first page, then the window of pages asked ahead (LIST_WINDOW in scim.c) */
     assert_int_equal(count(&f, "GET", "/Users"), 5);
@@ -1328,13 +1334,9 @@ static void listing_after_a_short_page(void **state)
                "{\"totalResults\":5,\"Resources\":[{\"id\":\"d\"},{\"id\":\"e\"}]}"),
         {0}};
     struct fake f;
-    memset(&f, 0, sizeof(f));
-    f.script = script;
-    struct scim_port port = {&fake_ops, &f};
     struct dirconn_error err;
     char ids[64] = "";
-    assert_int_equal(scim_port_list_all(&port, "/Users", NULL, NULL, 2, collect_listed, ids, &err),
-                     DIRCONN_OK);
+    assert_int_equal(list_scripted(&f, script, collect_listed, ids, &err), DIRCONN_OK);
     assert_string_equal(ids, "a,b,c,d,e");
     assert_int_equal(count(&f, "GET", "/Users?startIndex=5&"), 1); /* asked ahead, dropped */
     assert_int_equal(count(&f, "GET", "/Users?startIndex=4&"), 1);
