@@ -772,6 +772,7 @@ static void test_partial_links_then_gone(void **state)
                                                : "\"dirconn:members\":[\"A\",\"C\"]"));
         free(rec);
         plan_free(p);
+        json_decref(g);
     }
     free(ta);
     json_decref(a);
