@@ -1171,7 +1171,9 @@ static const char plan_index_input_sql[] =
     "CREATE INDEX IF NOT EXISTS temp.plan_cloud_id ON plan_cloud(kind, id);"
     "CREATE INDEX IF NOT EXISTS temp.plan_cloud_ext ON plan_cloud(kind, external_id);"
     "CREATE INDEX IF NOT EXISTS temp.plan_cloud_name ON plan_cloud(kind, name_lower);"
-    "CREATE INDEX IF NOT EXISTS temp.plan_dir_dn ON plan_dir(dn_lower);"
+    /* Covering the plan's look-up of a member or manager by DN (status and externalId): the
+     * rows themselves (records, member lists) are not read for it. */
+    "CREATE INDEX IF NOT EXISTS temp.plan_dir_dn ON plan_dir(dn_lower, status, external_id);"
     "CREATE INDEX IF NOT EXISTS temp.plan_dir_manager ON plan_dir(manager_lower);"
     "CREATE INDEX IF NOT EXISTS temp.plan_dir_name ON plan_dir(name_lower);"
     /* The plan's walk in (kind, externalId) order reads this index instead of sorting whole
