@@ -94,7 +94,8 @@ else
 fi
 
 # ---- a move out of [users] base_dns
-rdn=${mv_dn%%,*}
+# the first RDN, escapes kept ("CN=Dubois\, Thomas" is one RDN)
+rdn=$("$PY" -c 'import sys, ldap.dn; print(ldap.dn.dn2str(ldap.dn.str2dn(sys.argv[1])[:1]))' "$mv_dn")
 t0=$(date +%s.%N)
 ldap_modify "dn: $mv_dn
 changetype: modrdn
