@@ -7,7 +7,7 @@
 # Starts the slapd (AD LDS-like) fixture with N users, adds one group that lists every user with
 # mail, and runs the reference cloud with a request body limit of BYTES (--max-body and Bulk
 # maxPayloadSize, default 65536). Then measures:
-#   1. the full sync into the empty cloud: wall time, the requests that carried the group
+#   1. the full sync into the empty cloud: wall time, peak RSS, the requests that carried the group
 #      (its POST and the PATCHes that add the members that did not fit), refused requests (4xx);
 #   2. the incremental after one member is removed from the group in the directory: its PATCH
 #      requests and operations (one request, one operation expected);
@@ -129,9 +129,11 @@ requests_since() {
 
 mark=$(wc -l <"$T/cloud.log")
 t0=$(now)
-"$ctl" sync --full --no-progress --config "$T/bench.conf" >"$T/full.out" 2>"$T/full.err" ||
+/usr/bin/time -f '%M' -o "$T/full.time" "$ctl" sync --full --no-progress --config "$T/bench.conf" \
+	>"$T/full.out" 2>"$T/full.err" ||
 	{ echo "the full sync failed:" >&2; tail -5 "$T/full.err" >&2; exit 1; }
 full_wall=$(elapsed "$t0" "$(now)")
+full_rss_kb=$(tail -1 "$T/full.time")
 read -r full_req full_4xx full_patch full_ops < <(requests_since "$mark")
 # (created by a POST of its own or inside a /Bulk request: found by its name either way)
 gid=$(curl -sS --cacert "$T/ca.pem" \
@@ -211,7 +213,7 @@ import json, sys
 r = {
     "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)", "machine": "$(nproc) cores",
     "members_in_directory": $n_members, "users_in_cloud": $users_in_cloud, "limit_bytes": $limit, "cloud_options": "${cloud_opts[*]}".split(),
-    "full_sync": {"wall_s": $full_wall, "requests": $full_req, "refused_4xx": $full_4xx,
+    "full_sync": {"wall_s": $full_wall, "peak_rss_mb": round($full_rss_kb / 1024, 1), "requests": $full_req, "refused_4xx": $full_4xx,
                   "group_patch_requests": $group_patches, "members_in_cloud": $in_cloud},
     "one_member_removed": {"wall_s": $inc_wall, "requests": $inc_req, "refused_4xx": $inc_4xx,
                            "patch_requests": $inc_patch, "patch_ops": $inc_ops,
@@ -226,10 +228,10 @@ r = {
 }
 json.dump(r, open(sys.argv[1], "w"), indent=2)
 f, i = r["full_sync"], r["one_member_removed"]
-print("| members | limit (B) | full (s) | requests | 4xx | group PATCHes | in cloud | -1 member (s) | PATCH/ops | in cloud |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-print("| %d | %d | %.2f | %d | %d | %d | %d | %.2f | %d/%d | %d |" % (
-    $n_members, $limit, f["wall_s"], f["requests"], f["refused_4xx"], f["group_patch_requests"],
+print("| members | limit (B) | full (s) | peak RSS (MB) | requests | 4xx | group PATCHes | in cloud | -1 member (s) | PATCH/ops | in cloud |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| %d | %d | %.2f | %.1f | %d | %d | %d | %d | %.2f | %d/%d | %d |" % (
+    $n_members, $limit, f["wall_s"], f["peak_rss_mb"], f["requests"], f["refused_4xx"], f["group_patch_requests"],
     f["members_in_cloud"], i["wall_s"], i["patch_requests"], i["patch_ops"], i["members_in_cloud"]))
 d = r["one_member_added_dirconnd"]
 print()

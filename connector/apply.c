@@ -138,11 +138,13 @@ struct apply_op {
     char *sent;    /* the body of the POST (adds), to send again after a lookup */
     bool in_bulk;  /* the add travels in a /Bulk request (submit_bulk), not a POST of its own */
     char *new_cloud_id;
-    json_t *rest;        /* group adds: member values that did not fit the POST, added by PATCH */
-    size_t post_members; /* group adds: the member values the POST carried */
-    bool too_large;      /* 413 to a group's POST: sent again with fewer members (shrink_payload) */
-    bool rest_failed;    /* and adding them failed: recorded without its record */
-    bool drift;          /* the cloud copy was edited: diffed against a fresh read of it */
+    /* group adds: the members' cloud ids; the first post_members went in the POST, the rest
+     * (the values that did not fit it) are added by PATCH once the group exists */
+    struct plan_ids members;
+    size_t post_members;
+    bool too_large;   /* 413 to a group's POST: sent again with fewer members (shrink_payload) */
+    bool rest_failed; /* and adding them failed: recorded without its record */
+    bool drift;       /* the cloud copy was edited: diffed against a fresh read of it */
     /* the write in flight, and what its answer asks for */
     const char *method; /* "POST", "PUT", "PATCH" or "DELETE" */
     json_t *body;       /* the PATCH body, sent again after a 412 */
@@ -233,7 +235,7 @@ static void op_clear(struct apply_op *o)
     free(o->sent);
     free(o->new_cloud_id);
     free(o->new_version);
-    json_decref(o->rest);
+    plan_ids_free(&o->members);
     json_decref(o->body);
     memset(o, 0, sizeof(*o));
 }
@@ -241,6 +243,12 @@ static void op_clear(struct apply_op *o)
 static char *dup_or_null(const char *s)
 {
     return s != NULL ? strdup(s) : NULL;
+}
+
+/* A group add with members that did not fit its POST (added by PATCH once it exists). */
+static bool has_rest(const struct apply_op *o)
+{
+    return o->members.n > o->post_members;
 }
 
 /* How an object is named in messages: its DN, else its externalId. */
@@ -826,8 +834,8 @@ static enum dirconn_err commit_batch(struct apply *a, struct batch *b)
             .record = o->pending ? NULL : o->record,
             .origin = o->origin,
             .synced_at = (int64_t)time(NULL),
-            .version = o->vouches && !o->pending && !o->followup && o->rest == NULL ? o->new_version
-                                                                                    : NULL,
+            .version =
+                o->vouches && !o->pending && !o->followup && !has_rest(o) ? o->new_version : NULL,
         };
         e = state_object_put(a->p.st, &so, a->err);
         if (e == DIRCONN_OK && o->recreated && o->kind != OBJECT_CONTACT)
@@ -862,6 +870,43 @@ static enum dirconn_err commit_batch(struct apply *a, struct batch *b)
 #define PATCH_OVERHEAD         256
 #define MEMBER_VALUE_OVERHEAD  16
 #define MEMBER_REMOVE_OVERHEAD 64
+/*
+ * Member PATCHes of one group queued ahead of their answers while a batch is
+ * tracked (a->outstanding): the bodies wait in memory until they are sent, so
+ * a group of 200,000 members does not hold its 400 PATCHes (10 MB) at once.
+ */
+#define MEMBER_PATCHES_AHEAD 16
+
+struct count_below {
+    const int *count;
+    int limit;
+};
+
+static bool count_below(void *arg)
+{
+    const struct count_below *c = arg;
+    return *c->count < c->limit;
+}
+
+/*
+ * The cloud ids of a JSON array of ids (strings) or of member objects
+ * ({"value": id}), pointing into it: a new array (free it, not the strings),
+ * NULL when out of memory. Entries without an id are left out.
+ */
+static const char **ids_of_json(const json_t *a, size_t *n)
+{
+    size_t len = json_array_size(a), k = 0;
+    const char **v = malloc((len > 0 ? len : 1) * sizeof(*v));
+    for (size_t i = 0; v != NULL && i < len; i++) {
+        const json_t *m = json_array_get(a, i);
+        const char *id = json_is_string(m) ? json_string_value(m)
+                                           : json_string_value(json_object_get(m, "value"));
+        if (id != NULL)
+            v[k++] = id;
+    }
+    *n = k;
+    return v;
+}
 
 /*
  * Membership changes of one group as PATCH requests within the provider's
@@ -869,15 +914,18 @@ static enum dirconn_err commit_batch(struct apply *a, struct batch *b)
  * operation per request holding as many values as fit [cloud] max_payload
  * (and at most MEMBER_CHUNK); or "remove" of members[value eq "<id>"], at
  * most [cloud] patch_max_operations operations and max_payload bytes per
- * request. ids holds cloud ids (strings) or member objects ({"value": id}).
- * arg_for(ctx) gives each request its callback argument.
+ * request. ids: n cloud ids. arg_for(ctx) gives each request its callback
+ * argument. While a batch is tracked, at most MEMBER_PATCHES_AHEAD of these
+ * requests wait for their answers: the port runs until half of them came.
  */
-static enum dirconn_err submit_member_patches(struct apply *a, const char *path, const json_t *ids,
-                                              bool remove, scim_done_fn done,
-                                              void *(*arg_for)(void *ctx), void *ctx)
+static enum dirconn_err submit_member_patches(struct apply *a, const char *path,
+                                              const char *const *ids, size_t n, bool remove,
+                                              scim_done_fn done, void *(*arg_for)(void *ctx),
+                                              void *ctx)
 {
-    size_t n = json_array_size(ids);
     size_t i = 0;
+    int *tracked = a->outstanding;
+    int base = tracked != NULL ? *tracked : 0;
     long budget = a->p.caps.max_payload - PATCH_OVERHEAD;
     if (budget < 1024)
         budget = 1024;
@@ -886,11 +934,7 @@ static enum dirconn_err submit_member_patches(struct apply *a, const char *path,
         long used = 0;
         size_t count = 0;
         for (; i < n; i++) {
-            const json_t *m = json_array_get(ids, i);
-            const char *id = json_is_string(m) ? json_string_value(m)
-                                               : json_string_value(json_object_get(m, "value"));
-            if (id == NULL)
-                continue;
+            const char *id = ids[i];
             long size =
                 (long)strlen(id) + (remove ? MEMBER_REMOVE_OVERHEAD : MEMBER_VALUE_OVERHEAD);
             if (count > 0 &&
@@ -919,10 +963,29 @@ static enum dirconn_err submit_member_patches(struct apply *a, const char *path,
                                  : port_submit(a, "PATCH", path, body, NULL,
                                                SCIM_SUBMIT_STATUS_ONLY, done, arg, a->err);
         json_decref(body);
+        if (e == DIRCONN_OK && tracked != NULL && *tracked >= base + MEMBER_PATCHES_AHEAD) {
+            struct count_below below = {tracked, base + MEMBER_PATCHES_AHEAD / 2};
+            e = scim_port_run_until(a->p.port, count_below, &below, a->err);
+        }
         if (e != DIRCONN_OK)
             return e; /* arg is freed by the caller's bookkeeping (or is not owned) */
     }
     return DIRCONN_OK;
+}
+
+/* submit_member_patches of a JSON array of ids or member objects (ids_of_json). */
+static enum dirconn_err submit_member_patches_json(struct apply *a, const char *path,
+                                                   const json_t *ids, bool remove,
+                                                   scim_done_fn done, void *(*arg_for)(void *ctx),
+                                                   void *ctx)
+{
+    size_t n = 0;
+    const char **v = ids_of_json(ids, &n);
+    if (v == NULL)
+        return dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
+    enum dirconn_err e = submit_member_patches(a, path, v, n, remove, done, arg_for, ctx);
+    free(v);
+    return e;
 }
 
 /* The members a group's creation could not carry: a failure leaves it recorded without record. */
@@ -1193,53 +1256,77 @@ static json_t *resolved(struct apply *a, const struct apply_op *o, int members, 
 }
 
 /*
+ * The size of a member value's compact JSON, {"value":"<id>"}: counted for
+ * an id that jansson writes as it is, asked of jansson for the others.
+ */
+static long member_json_size(const char *id)
+{
+    long n = 0;
+    for (const unsigned char *c = (const unsigned char *)id; *c != '\0'; c++, n++) {
+        if (*c < 0x20 || *c == '"' || *c == '\\' || *c >= 0x7f) {
+            json_t *m = json_pack("{s:s}", "value", id);
+            char *t = m != NULL ? json_dumps(m, JSON_COMPACT) : NULL;
+            n = t != NULL ? (long)strlen(t) : 0;
+            free(t);
+            json_decref(m);
+            return n;
+        }
+    }
+    return n + (long)strlen("{\"value\":\"\"}");
+}
+
+/*
  * The body of the POST that creates o (RFC 7644 3.3): its resolved record.
  * A group's POST carries the members that fit [cloud] max_payload; the
- * others go to o->rest and are added by PATCH once the group exists
- * (submit_member_patches). A manager, or a member, without a cloud id yet
- * (created later in this run) makes o pending: the follow-up pass
- * (apply_pending) sets it. NULL when the planned record cannot be read.
+ * others stay in o->members (after post_members) and are added by PATCH once
+ * the group exists (submit_member_patches). A manager, or a member, without
+ * a cloud id yet (created later in this run) makes o pending: the follow-up
+ * pass (apply_pending) sets it. NULL when the planned record cannot be read.
  */
 static json_t *create_body(struct apply *a, struct apply_op *o)
 {
     long unresolved = 0;
-    json_t *rec =
-        resolved(a, o, o->kind == OBJECT_GROUP ? PLAN_MEMBERS_ALL : PLAN_MEMBERS_NONE, &unresolved);
+    plan_ids_free(&o->members);
+    o->post_members = 0;
+    if (o->kind != OBJECT_GROUP) {
+        json_t *rec = resolved(a, o, PLAN_MEMBERS_NONE, &unresolved);
+        o->pending = unresolved > 0;
+        return rec;
+    }
+    struct plan_item it = {
+        .op = o->op, .kind = o->kind, .external_id = o->external_id, .record = o->record};
+    json_t *rec = plan_resolve_ids(a->p.plan, &it, &o->members, &unresolved);
     if (rec == NULL)
         return NULL;
+    json_object_set_new(rec, "externalId", json_string(o->external_id));
     o->pending = unresolved > 0;
-    json_decref(o->rest);
-    o->rest = NULL;
-    if (o->kind != OBJECT_GROUP)
-        return rec;
     json_t *members = json_object_get(rec, "members");
-    o->post_members = json_array_size(members);
-    char *text = json_dumps(rec, JSON_COMPACT);
-    long size = text != NULL ? (long)strlen(text) : 0;
-    free(text);
-    if (size + PATCH_OVERHEAD > a->p.caps.max_payload && json_array_size(members) > 0) {
-        /* exact sizes: each member's compact JSON and its comma */
-        size_t nm = json_array_size(members);
-        long *msize = calloc(nm, sizeof(long));
-        long used = size;
-        for (size_t k = 0; msize != NULL && k < nm; k++) {
-            char *mt = json_dumps(json_array_get(members, k), JSON_COMPACT);
-            msize[k] = (long)(mt != NULL ? strlen(mt) : 0) + 1;
-            free(mt);
-            used -= msize[k];
-        }
-        size_t keep = 0;
-        while (msize != NULL && keep < nm &&
-               used + msize[keep] + PATCH_OVERHEAD <= a->p.caps.max_payload)
-            used += msize[keep++];
+    size_t nm = o->members.n, keep = nm;
+    if (nm > 0) {
+        /* exact sizes: the body without members, then each member's compact JSON and its comma */
+        char *text = json_dumps(rec, JSON_COMPACT);
+        long used = text != NULL ? (long)strlen(text) - 1 : 0, all = used;
+        free(text);
+        long *msize = malloc(nm * sizeof(long));
+        for (size_t k = 0; msize != NULL && k < nm; k++)
+            all += msize[k] = member_json_size(o->members.v[k]) + 1;
+        if (msize == NULL)
+            keep = 0;
+        else if (all + PATCH_OVERHEAD > a->p.caps.max_payload)
+            for (keep = 0;
+                 keep < nm && used + msize[keep] + PATCH_OVERHEAD <= a->p.caps.max_payload;)
+                used += msize[keep++];
         free(msize);
-        o->rest = json_array();
-        while (json_array_size(members) > keep) {
-            json_array_append(o->rest, json_array_get(members, keep));
-            json_array_remove(members, keep);
-        }
-        o->post_members = keep;
     }
+    for (size_t k = 0; k < keep; k++)
+        if (json_array_append_new(members, json_pack("{s:s}", "value", o->members.v[k])) != 0) {
+            json_decref(rec);
+            plan_ids_free(&o->members);
+            return NULL;
+        }
+    o->post_members = keep;
+    if (keep == nm)
+        plan_ids_free(&o->members); /* all in the POST: nothing is held for PATCHes */
     return rec;
 }
 
@@ -1313,9 +1400,9 @@ static enum dirconn_err members_against(struct apply *a, struct apply_op *o, con
     }
     enum dirconn_err e = DIRCONN_OK;
     if (json_array_size(del) > 0)
-        e = submit_member_patches(a, path, del, true, on_rest_done, same_arg, o);
+        e = submit_member_patches_json(a, path, del, true, on_rest_done, same_arg, o);
     if (e == DIRCONN_OK && json_array_size(add) > 0)
-        e = submit_member_patches(a, path, add, false, on_rest_done, same_arg, o);
+        e = submit_member_patches_json(a, path, add, false, on_rest_done, same_arg, o);
     json_decref(add);
     json_decref(del);
     json_decref(want);
@@ -1398,11 +1485,13 @@ static enum dirconn_err send_update(struct apply *a, struct apply_op *o)
          */
         struct plan_item it = {
             .op = o->op, .kind = o->kind, .external_id = o->external_id, .record = o->record};
-        json_t *full = plan_resolve(a->p.plan, &it, OBJECT_GROUP, NULL);
-        json_t *members = json_object_get(full, "members");
-        if (json_array_size(members) > 0)
-            e = submit_member_patches(a, path, members, false, on_rest_done, same_arg, o);
-        json_decref(full);
+        struct plan_ids groups = {0};
+        if (!plan_member_ids(a->p.plan, &it, OBJECT_GROUP, &groups, NULL))
+            e = dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
+        else if (groups.n > 0)
+            e = submit_member_patches(a, path, groups.v, groups.n, false, on_rest_done, same_arg,
+                                      o);
+        plan_ids_free(&groups);
     }
     if (e == DIRCONN_OK && json_array_size(json_object_get(patch, "Operations")) == 0) {
         /* The cloud already holds these values (say, a changed member only). */
@@ -1446,7 +1535,7 @@ static enum dirconn_err send_op(struct apply *a, struct apply_op *o, json_t **bu
     }
     o->sent = json_dumps(rec, JSON_COMPACT);
     o->create = true;
-    o->vouches = true; /* the created copy holds the record (groups: unless o->rest) */
+    o->vouches = true; /* the created copy holds the record (groups: unless has_rest) */
     /*
      * A group whose POST body (members up to [cloud] max_payload) would not
      * fit one operation of a /Bulk request of the provider's size goes alone.
@@ -1709,11 +1798,12 @@ static enum dirconn_err finish_batch(struct apply *a, struct batch *b, bool sent
     bool more = false;
     for (int i = 0; i < b->n && e == DIRCONN_OK; i++) {
         struct apply_op *o = &b->ops[i];
-        if (!o->ok || o->rest == NULL || o->new_cloud_id == NULL)
+        if (!o->ok || !has_rest(o) || o->new_cloud_id == NULL)
             continue;
         char path[512];
         snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->new_cloud_id);
-        e = submit_member_patches(a, path, o->rest, false, on_rest_done, same_arg, o);
+        e = submit_member_patches(a, path, o->members.v + o->post_members,
+                                  o->members.n - o->post_members, false, on_rest_done, same_arg, o);
         more = true;
     }
     if (e == DIRCONN_OK && more)
@@ -2007,8 +2097,8 @@ static int member_item(void *arg, const struct plan_item *it)
     for (int pass = 0; pass < 2 && w->e == DIRCONN_OK; pass++) {
         json_t *list = pass == 0 ? remove : add;
         if (json_array_size(list) > 0) {
-            w->e = submit_member_patches(a, path, list, pass == 0, on_member_patch, member_arg_new,
-                                         &ma);
+            w->e = submit_member_patches_json(a, path, list, pass == 0, on_member_patch,
+                                              member_arg_new, &ma);
             w->patches++;
         }
     }

@@ -1194,8 +1194,68 @@ static char *cloud_id_of(struct plan *p, const char *external_id)
     return id;
 }
 
-json_t *plan_resolve(struct plan *p, const struct plan_item *item, int members_of_kind,
-                     long *unresolved)
+/*
+ * The cloud ids of the externalIds in members (a record's PLAN_KEY_MEMBERS)
+ * of the kind asked, looked up in the state, into *out (empty on entry);
+ * the others counted in *unresolved. false when memory runs out.
+ */
+static bool member_ids_of(struct plan *p, const json_t *members, int members_of_kind,
+                          struct plan_ids *out, long *unresolved)
+{
+    size_t n = json_array_size(members), len = 0, cap = 0, k = 0;
+    size_t *off = malloc((n > 0 ? n : 1) * sizeof(*off));
+    bool ok = off != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        struct state_object o = {0};
+        bool found = false;
+        state_object_get(p->st, json_string_value(json_array_get(members, i)), &o, &found, NULL);
+        if (found && o.cloud_id != NULL) {
+            if (members_of_kind == PLAN_MEMBERS_ALL || o.kind == members_of_kind) {
+                size_t l = strlen(o.cloud_id) + 1;
+                if (len + l > cap) {
+                    size_t c = cap ? cap : 4096;
+                    while (len + l > c)
+                        c *= 2;
+                    char *g = realloc(out->buf, c);
+                    ok = g != NULL;
+                    if (ok) {
+                        out->buf = g;
+                        cap = c;
+                    }
+                }
+                if (ok) {
+                    memcpy(out->buf + len, o.cloud_id, l);
+                    off[k++] = len;
+                    len += l;
+                }
+            }
+        } else if (unresolved != NULL) {
+            (*unresolved)++;
+        }
+        state_object_clear(&o);
+    }
+    if (ok && k > 0) {
+        char *tight = realloc(out->buf, len); /* a doubling buffer gives back its slack */
+        if (tight != NULL)
+            out->buf = tight;
+        out->v = malloc(k * sizeof(*out->v));
+        ok = out->v != NULL;
+        for (size_t i = 0; ok && i < k; i++)
+            out->v[i] = out->buf + off[i];
+        out->n = ok ? k : 0;
+    }
+    free(off);
+    if (!ok)
+        plan_ids_free(out);
+    return ok;
+}
+
+/*
+ * plan_resolve, and plan_resolve_ids when ids is not NULL: the members' cloud
+ * ids then go to *ids, and "members" is an empty array.
+ */
+static json_t *resolve(struct plan *p, const struct plan_item *item, int members_of_kind,
+                       struct plan_ids *ids, long *unresolved)
 {
     json_error_t jerr;
     json_t *rec = item->record != NULL ? json_loads(item->record, 0, &jerr) : NULL;
@@ -1224,27 +1284,57 @@ json_t *plan_resolve(struct plan *p, const struct plan_item *item, int members_o
     }
     json_t *members = json_object_get(rec, PLAN_KEY_MEMBERS);
     if (members_of_kind != PLAN_MEMBERS_NONE && members != NULL) {
+        struct plan_ids own = {0}, *v = ids != NULL ? ids : &own;
         json_t *out = json_array();
-        size_t i;
-        json_t *v;
-        json_array_foreach(members, i, v)
-        {
-            struct state_object o = {0};
-            bool found = false;
-            state_object_get(p->st, json_string_value(v), &o, &found, NULL);
-            if (found && o.cloud_id != NULL) {
-                if (members_of_kind == PLAN_MEMBERS_ALL || o.kind == members_of_kind)
-                    json_array_append_new(out, json_pack("{s:s}", "value", o.cloud_id));
-            } else if (unresolved != NULL) {
-                (*unresolved)++;
-            }
-            state_object_clear(&o);
+        if (out == NULL || !member_ids_of(p, members, members_of_kind, v, unresolved)) {
+            json_decref(out);
+            json_decref(rec);
+            return NULL;
         }
+        for (size_t i = 0; ids == NULL && i < own.n; i++)
+            json_array_append_new(out, json_pack("{s:s}", "value", own.v[i]));
+        plan_ids_free(&own);
         json_object_set_new(rec, "members", out);
     }
     json_object_del(rec, PLAN_KEY_MANAGER);
     json_object_del(rec, PLAN_KEY_MEMBERS);
     return rec;
+}
+
+json_t *plan_resolve(struct plan *p, const struct plan_item *item, int members_of_kind,
+                     long *unresolved)
+{
+    return resolve(p, item, members_of_kind, NULL, unresolved);
+}
+
+json_t *plan_resolve_ids(struct plan *p, const struct plan_item *item, struct plan_ids *members,
+                         long *unresolved)
+{
+    *members = (struct plan_ids){0};
+    return resolve(p, item, PLAN_MEMBERS_ALL, members, unresolved);
+}
+
+bool plan_member_ids(struct plan *p, const struct plan_item *item, int members_of_kind,
+                     struct plan_ids *out, long *unresolved)
+{
+    *out = (struct plan_ids){0};
+    json_error_t jerr;
+    json_t *rec = item->record != NULL ? json_loads(item->record, 0, &jerr) : NULL;
+    if (rec == NULL)
+        return false;
+    json_t *members = json_object_get(rec, PLAN_KEY_MEMBERS);
+    bool ok = members == NULL || member_ids_of(p, members, members_of_kind, out, unresolved);
+    json_decref(rec);
+    return ok;
+}
+
+void plan_ids_free(struct plan_ids *ids)
+{
+    if (ids == NULL)
+        return;
+    free(ids->v);
+    free(ids->buf);
+    *ids = (struct plan_ids){0};
 }
 
 static json_t *member_set(const char *record)

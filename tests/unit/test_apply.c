@@ -489,11 +489,12 @@ static void adopted_is_recorded_by_the_follow_up(void **state)
 /* ---- request sizes -------------------------------------------------------------- */
 
 #define N_MEMBERS 150
+#define N_MANY    900
 
-/* Users M000..M149 acknowledged, in the directory and in the cloud with long cloud ids. */
-static void many_users(struct plan *p, char **dns)
+/* Users M000..M<n-1> acknowledged, in the directory and in the cloud with long cloud ids. */
+static void many_users(struct plan *p, char **dns, int n)
 {
-    for (int i = 0; i < N_MEMBERS; i++) {
+    for (int i = 0; i < n; i++) {
         char ext[16], dn[32], id[48], name[32];
         snprintf(ext, sizeof(ext), "M%03d", i);
         snprintf(dn, sizeof(dn), "CN=M%03d,DC=x", i);
@@ -519,7 +520,7 @@ static void payload_limit_chunks_members(void **state)
     struct plan *p = NULL;
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
     char *dns[N_MEMBERS];
-    many_users(p, dns);
+    many_users(p, dns, N_MEMBERS);
     add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", group("G"), NULL, dns, N_MEMBERS);
     /* G2 listed M000..M009 when it was last written and lists none now */
     json_t *g2 = group("G2");
@@ -618,6 +619,73 @@ static void payload_limit_chunks_members(void **state)
 }
 
 /*
+ * The requests from the first'th on (a group's POST and its member PATCHes)
+ * are each at most limit bytes and carry n member values, each once.
+ */
+static void assert_members_sent_once(const struct fake *f, int first, size_t limit, int n)
+{
+    json_t *all = json_array();
+    for (int i = first; i < f->n; i++) {
+        const struct request *r = &f->req[i];
+        assert_true(strlen(r->body) <= limit);
+        json_t *b = body_of(r);
+        json_t *vals =
+            strcmp(r->method, "POST") == 0
+                ? json_object_get(b, "members")
+                : json_object_get(json_array_get(json_object_get(b, "Operations"), 0), "value");
+        size_t k;
+        json_t *v;
+        json_array_foreach(vals, k, v) json_array_append(all, json_object_get(v, "value"));
+        json_decref(b);
+    }
+    assert_int_equal(json_array_size(all), n);
+    for (size_t i = 0; i < json_array_size(all); i++)
+        for (size_t j = i + 1; j < json_array_size(all); j++)
+            assert_false(json_equal(json_array_get(all, i), json_array_get(all, j)));
+    json_decref(all);
+}
+
+/*
+ * A group of 900 members under max_payload 2048: the members that do not
+ * fit its POST take more than 16 PATCHes, and at most 16 of them wait for
+ * their answers at once (their bodies are held until sent). Every member is
+ * still sent once, and the group is recorded with its record.
+ */
+static void member_patches_wait_in_bounds(void **state)
+{
+    (void)state;
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    char *dns[N_MANY];
+    many_users(p, dns, N_MANY);
+    add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", group("G"), NULL, dns, N_MANY);
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+
+    struct cloud_caps caps = default_caps();
+    caps.max_payload = 2048;
+    struct answer script[] = {ANSWER("POST", "/Groups", 201, "{\"id\":\"cG\"}"), {0}};
+    struct scim_port port;
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_GROUP, &err), DIRCONN_OK);
+    assert_int_equal(count(&fake, "POST", "/Groups"), 1);
+    assert_true(count(&fake, "PATCH", "/Groups/cG") > 16);
+    assert_true(fake.max_queued <= 16);
+    assert_members_sent_once(&fake, 0, 2048, N_MANY);
+    assert_int_equal(apply_counts(a)->failed, 0);
+    bool found = false;
+    struct state_object o = get_state("G", &found);
+    assert_true(found);
+    assert_string_equal(o.cloud_id, "cG");
+    assert_non_null(o.record);
+    state_object_clear(&o);
+    for (int i = 0; i < N_MANY; i++)
+        free(dns[i]);
+    apply_free(a);
+    plan_free(p);
+}
+
+/*
  * The provider refuses a group's POST as too large (413) though it is under
  * max_payload (RFC 7644 declares no limit for a single request): the POST is
  * sent again with at most half the bytes, the other members follow by PATCH
@@ -629,7 +697,7 @@ static void too_large_post_is_sent_again_smaller(void **state)
     struct plan *p = NULL;
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
     char *dns[N_MEMBERS];
-    many_users(p, dns);
+    many_users(p, dns, N_MEMBERS);
     add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", group("G"), NULL, dns, N_MEMBERS);
     assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
 
@@ -650,25 +718,7 @@ static void too_large_post_is_sent_again_smaller(void **state)
     assert_string_equal(fake.req[1].method, "POST");
     assert_true(strlen(fake.req[1].body) <= first / 2);
     assert_true(count(&fake, "PATCH", "/Groups/cG") >= 1);
-    json_t *all = json_array();
-    for (int i = 1; i < fake.n; i++) {
-        const struct request *r = &fake.req[i];
-        assert_true(strlen(r->body) <= first / 2);
-        json_t *b = body_of(r);
-        json_t *vals =
-            strcmp(r->method, "POST") == 0
-                ? json_object_get(b, "members")
-                : json_object_get(json_array_get(json_object_get(b, "Operations"), 0), "value");
-        size_t k;
-        json_t *v;
-        json_array_foreach(vals, k, v) json_array_append(all, json_object_get(v, "value"));
-        json_decref(b);
-    }
-    assert_int_equal(json_array_size(all), N_MEMBERS);
-    for (size_t i = 0; i < json_array_size(all); i++)
-        for (size_t j = i + 1; j < json_array_size(all); j++)
-            assert_false(json_equal(json_array_get(all, i), json_array_get(all, j)));
-    json_decref(all);
+    assert_members_sent_once(&fake, 1, first / 2, N_MEMBERS);
     assert_int_equal(apply_counts(a)->failed, 0);
     bool found = false;
     struct state_object o = get_state("G", &found);
@@ -1544,6 +1594,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(maybe_applied_absent_is_created_after_lookup, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(payload_limit_chunks_members, setup, teardown),
+        cmocka_unit_test_setup_teardown(member_patches_wait_in_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(too_large_post_is_sent_again_smaller, setup, teardown),
         cmocka_unit_test_setup_teardown(delete_unlinks_referrers_first, setup, teardown),
         cmocka_unit_test_setup_teardown(delete_cascades_sends_delete_only, setup, teardown),
