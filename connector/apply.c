@@ -1191,8 +1191,12 @@ static enum dirconn_err submit_bulk(struct apply *a, struct batch *b, json_t **b
                 i++;
                 continue;
             }
-            char *text = json_dumps(bodies[i], JSON_COMPACT);
-            size_t len = text != NULL ? strlen(text) + BULK_OP_OVERHEAD : 0;
+            /* o->sent is bodies[i] as send_op wrote it: its size without writing it again */
+            const char *sent = b->ops[i].sent;
+            char *text = sent == NULL ? json_dumps(bodies[i], JSON_COMPACT) : NULL;
+            size_t len = sent != NULL   ? strlen(sent) + BULK_OP_OVERHEAD
+                         : text != NULL ? strlen(text) + BULK_OP_OVERHEAD
+                                        : 0;
             free(text);
             if (json_array_size(ops) > 0 && (long)(payload + len) > a->p.caps.bulk_max_payload)
                 break;

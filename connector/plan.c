@@ -1183,13 +1183,12 @@ enum dirconn_err plan_pending_ids(struct plan *p, char ***ids, size_t *n, struct
 /* The cloud id of the object with this externalId, from the state (malloc'd), or NULL. */
 static char *cloud_id_of(struct plan *p, const char *external_id)
 {
-    struct state_object o;
+    int kind = 0;
     bool found = false;
     char *id = NULL;
-    if (state_object_get(p->st, external_id, &o, &found, NULL) == DIRCONN_OK && found) {
-        id = o.cloud_id;
-        o.cloud_id = NULL;
-        state_object_clear(&o);
+    if (state_object_cloud_id(p->st, external_id, &kind, &id, &found, NULL) != DIRCONN_OK) {
+        free(id);
+        return NULL;
     }
     return id;
 }
@@ -1206,12 +1205,14 @@ static bool member_ids_of(struct plan *p, const json_t *members, int members_of_
     size_t *off = malloc((n > 0 ? n : 1) * sizeof(*off));
     bool ok = off != NULL;
     for (size_t i = 0; ok && i < n; i++) {
-        struct state_object o = {0};
+        int kind = 0;
+        char *cloud_id = NULL;
         bool found = false;
-        state_object_get(p->st, json_string_value(json_array_get(members, i)), &o, &found, NULL);
-        if (found && o.cloud_id != NULL) {
-            if (members_of_kind == PLAN_MEMBERS_ALL || o.kind == members_of_kind) {
-                size_t l = strlen(o.cloud_id) + 1;
+        state_object_cloud_id(p->st, json_string_value(json_array_get(members, i)), &kind,
+                              &cloud_id, &found, NULL);
+        if (found && cloud_id != NULL) {
+            if (members_of_kind == PLAN_MEMBERS_ALL || kind == members_of_kind) {
+                size_t l = strlen(cloud_id) + 1;
                 if (len + l > cap) {
                     size_t c = cap ? cap : 4096;
                     while (len + l > c)
@@ -1224,7 +1225,7 @@ static bool member_ids_of(struct plan *p, const json_t *members, int members_of_
                     }
                 }
                 if (ok) {
-                    memcpy(out->buf + len, o.cloud_id, l);
+                    memcpy(out->buf + len, cloud_id, l);
                     off[k++] = len;
                     len += l;
                 }
@@ -1232,7 +1233,7 @@ static bool member_ids_of(struct plan *p, const json_t *members, int members_of_
         } else if (unresolved != NULL) {
             (*unresolved)++;
         }
-        state_object_clear(&o);
+        free(cloud_id);
     }
     if (ok && k > 0) {
         char *tight = realloc(out->buf, len); /* a doubling buffer gives back its slack */

@@ -431,6 +431,31 @@ enum dirconn_err state_object_get(struct state *st, const char *external_id,
     return object_get_by(st, sql, external_id, out, found, err);
 }
 
+enum dirconn_err state_object_cloud_id(struct state *st, const char *external_id, int *kind,
+                                       char **cloud_id, bool *found, struct dirconn_error *err)
+{
+    static const char sql[] = "SELECT kind, cloud_id FROM objects WHERE external_id = ?1";
+    *found = false;
+    *cloud_id = NULL;
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = cached(st, sql, &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *found = true;
+        *kind = sqlite3_column_int(stmt, 0);
+        const char *id = (const char *)sqlite3_column_text(stmt, 1);
+        if (id != NULL && (*cloud_id = strdup(id)) == NULL)
+            e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    } else if (rc != SQLITE_DONE) {
+        e = db_error(st, err, "reading an object");
+    }
+    cached_done(st, stmt);
+    return e;
+}
+
 enum dirconn_err state_object_raw_get(struct state *st, const char *external_id,
                                       const char *raw_hash, struct state_raw *out, bool *found,
                                       struct dirconn_error *err)

@@ -165,6 +165,16 @@ enum dirconn_err state_object_get(struct state *st, const char *external_id,
                                   struct state_object *out, bool *found, struct dirconn_error *err);
 
 /*
+ * state_object_cloud_id - the kind (*kind) and cloud id (*cloud_id,
+ * malloc'd, NULL when it has none) of the object external_id, read without
+ * its record: what resolving a member or a manager to its cloud id needs
+ * (a group's record can be megabytes). *found false when the state does not
+ * hold it. Errors: DIRCONN_ESTATE, DIRCONN_ENOMEM.
+ */
+enum dirconn_err state_object_cloud_id(struct state *st, const char *external_id, int *kind,
+                                       char **cloud_id, bool *found, struct dirconn_error *err);
+
+/*
  * state_object_raw_get - *found: the object external_id holds a record, a
  * cloud id and the raw hash raw_hash for that very record (raw_for = hash);
  * then *out receives its name, manager DN and links (free with

@@ -110,6 +110,28 @@ static void test_objects_survive_reopen(void **state)
     state_object_clear(&got);
     assert_int_equal(state_object_get(st, "rolled-back", &got, &found, NULL), DIRCONN_OK);
     assert_false(found);
+    /* The kind and cloud id alone, as a member or a manager is resolved. */
+    int kind = -1;
+    char *cloud_id = NULL;
+    assert_int_equal(state_object_cloud_id(st, "g-1", &kind, &cloud_id, &found, NULL), DIRCONN_OK);
+    assert_true(found);
+    assert_int_equal(kind, 1);
+    assert_string_equal(cloud_id, "c-2");
+    free(cloud_id);
+    assert_int_equal(state_object_cloud_id(st, "rolled-back", &kind, &cloud_id, &found, NULL),
+                     DIRCONN_OK);
+    assert_false(found);
+    assert_null(cloud_id);
+    assert_int_equal(state_begin(st, NULL), DIRCONN_OK);
+    o.external_id = "not-sent";
+    o.cloud_id = NULL;
+    assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
+    assert_int_equal(state_commit(st, NULL), DIRCONN_OK);
+    assert_int_equal(state_object_cloud_id(st, "not-sent", &kind, &cloud_id, &found, NULL),
+                     DIRCONN_OK);
+    assert_true(found);
+    assert_null(cloud_id);
+    assert_int_equal(state_object_delete(st, "not-sent", NULL), DIRCONN_OK);
     assert_int_equal(state_object_delete(st, "g-1", NULL), DIRCONN_OK);
     assert_int_equal(state_object_delete(st, "g-1", NULL), DIRCONN_OK);
     assert_int_equal(state_object_count(st, -1), 1);
