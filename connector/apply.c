@@ -502,6 +502,13 @@ static void find_created(struct apply *a, struct apply_op *o)
             scim_response_clear(&w);
             return;
         }
+        if (w.status == 413 && shrink_payload(a, o)) {
+            /* Larger than the provider takes alone (a group that went in /Bulk, whose answer
+             * was lost): recover() sends it again with the members that fit, the rest by PATCH. */
+            o->too_large = true;
+            scim_response_clear(&w);
+            return;
+        }
         if (!w.maybe_applied) {
             report_failure(a, o, w.error);
             scim_response_clear(&w);

@@ -686,6 +686,55 @@ static void member_patches_wait_in_bounds(void **state)
 }
 
 /*
+ * A group's creation whose answer was lost is looked up, not found, and
+ * created again; the provider refuses that POST as too large (413: the group
+ * had gone in a /Bulk request, under a larger limit). It is sent once more
+ * with at most half the bytes, the other members follow by PATCH, and the
+ * group is not a failure.
+ */
+static void lost_then_too_large_is_sent_again_smaller(void **state)
+{
+    (void)state;
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    char *dns[N_MEMBERS];
+    many_users(p, dns, N_MEMBERS);
+    add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", group("G"), NULL, dns, N_MEMBERS);
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+
+    struct cloud_caps caps = default_caps();
+    struct answer script[] = {
+        ANSWER("POST", "/Groups", 0, NULL, .maybe_applied = true),
+        ANSWER("POST", "/Groups", 413,
+               "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:Error\"],"
+               "\"status\":\"413\",\"detail\":\"request body too large\"}"),
+        ANSWER("POST", "/Groups", 201, "{\"id\":\"cG\"}"),
+        {0}};
+    struct scim_port port;
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_GROUP, &err), DIRCONN_OK);
+    assert_int_equal(count(&fake, "POST", "/Groups"), 3);
+    assert_string_equal(fake.req[1].method, "GET"); /* looked up before creating it again */
+    assert_string_equal(fake.req[2].method, "POST");
+    size_t refused = strlen(fake.req[2].body);
+    assert_string_equal(fake.req[3].method, "POST");
+    assert_true(strlen(fake.req[3].body) <= refused / 2);
+    assert_true(count(&fake, "PATCH", "/Groups/cG") >= 1);
+    assert_members_sent_once(&fake, 3, refused / 2, N_MEMBERS);
+    assert_int_equal(apply_counts(a)->failed, 0);
+    bool found = false;
+    struct state_object o = get_state("G", &found);
+    assert_true(found);
+    assert_string_equal(o.cloud_id, "cG");
+    state_object_clear(&o);
+    for (int i = 0; i < N_MEMBERS; i++)
+        free(dns[i]);
+    apply_free(a);
+    plan_free(p);
+}
+
+/*
  * The provider refuses a group's POST as too large (413) though it is under
  * max_payload (RFC 7644 declares no limit for a single request): the POST is
  * sent again with at most half the bytes, the other members follow by PATCH
@@ -1595,6 +1644,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(payload_limit_chunks_members, setup, teardown),
         cmocka_unit_test_setup_teardown(member_patches_wait_in_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(lost_then_too_large_is_sent_again_smaller, setup, teardown),
         cmocka_unit_test_setup_teardown(too_large_post_is_sent_again_smaller, setup, teardown),
         cmocka_unit_test_setup_teardown(delete_unlinks_referrers_first, setup, teardown),
         cmocka_unit_test_setup_teardown(delete_cascades_sends_delete_only, setup, teardown),
