@@ -135,8 +135,10 @@ struct apply_op {
     bool followup; /* the second write of a pending object */
     bool lookup;   /* created by a lost attempt: find it by externalId */
     bool recreate; /* and when it is not there, create it (the POST may not have been applied) */
-    char *sent;    /* the body of the POST (adds), to send again after a lookup */
-    bool in_bulk;  /* the add travels in a /Bulk request (submit_bulk), not a POST of its own */
+    /* the bytes of the POST body (adds), for the /Bulk sizing and shrink_payload; the body
+     * itself is not kept: found absent after a lost answer, it is built again (create_body) */
+    size_t sent_len;
+    bool in_bulk; /* the add travels in a /Bulk request (submit_bulk), not a POST of its own */
     char *new_cloud_id;
     /* group adds: the members' cloud ids; the first post_members went in the POST, the rest
      * (the values that did not fit it) are added by PATCH once the group exists */
@@ -232,7 +234,6 @@ static void op_clear(struct apply_op *o)
     free(o->record);
     free(o->hash);
     free(o->version);
-    free(o->sent);
     free(o->new_cloud_id);
     free(o->new_version);
     plan_ids_free(&o->members);
@@ -324,7 +325,7 @@ static char *created_id(const struct scim_response *r)
  */
 static bool shrink_payload(struct apply *a, struct apply_op *o)
 {
-    long sent = o->sent != NULL ? (long)strlen(o->sent) : 0;
+    long sent = (long)o->sent_len;
     long cap = sent / 2;
     if (o->kind != OBJECT_GROUP || o->post_members == 0 || cap < 1024)
         return false;
@@ -432,6 +433,18 @@ static void on_recreate_done(void *arg, const struct scim_response *r)
         out->location = strdup(r->location);
 }
 
+/* o->sent_len for the POST body about to be sent; false when out of memory. */
+static bool note_sent(struct apply_op *o, const json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    bool written = text != NULL;
+    o->sent_len = written ? strlen(text) : 0;
+    free(text);
+    return written;
+}
+
+static json_t *create_body(struct apply *a, struct apply_op *o);
+
 /*
  * An add that answered 409 on a retry: the first attempt created the object
  * and its answer was lost. Find it by externalId and record it; it is
@@ -467,7 +480,7 @@ static void find_created(struct apply *a, struct apply_op *o)
             scim_response_clear(&r);
             return;
         }
-        if (r.code != DIRCONN_OK || !o->recreate || o->sent == NULL) {
+        if (r.code != DIRCONN_OK || !o->recreate || o->sent_len == 0) {
             report_failure(a, o,
                            r.code != DIRCONN_OK ? r.error
                                                 : "409 Conflict, and no object has its externalId");
@@ -475,9 +488,8 @@ static void find_created(struct apply *a, struct apply_op *o)
             return;
         }
         scim_response_clear(&r);
-        /* Not there: the lost POST was not applied. Create it now. */
-        json_error_t jerr;
-        json_t *body = json_loads(o->sent, 0, &jerr);
+        /* Not there: the lost POST was not applied. Create it now (the same body, built again). */
+        json_t *body = create_body(a, o);
         struct scim_response w;
         memset(&w, 0, sizeof(w));
         struct dirconn_error serr;
@@ -1198,10 +1210,10 @@ static enum dirconn_err submit_bulk(struct apply *a, struct batch *b, json_t **b
                 i++;
                 continue;
             }
-            /* o->sent is bodies[i] as send_op wrote it: its size without writing it again */
-            const char *sent = b->ops[i].sent;
-            char *text = sent == NULL ? json_dumps(bodies[i], JSON_COMPACT) : NULL;
-            size_t len = sent != NULL   ? strlen(sent) + BULK_OP_OVERHEAD
+            /* sent_len is the size of bodies[i] as send_op wrote it: not written again here */
+            size_t sent = b->ops[i].sent_len;
+            char *text = sent == 0 ? json_dumps(bodies[i], JSON_COMPACT) : NULL;
+            size_t len = sent > 0       ? sent + BULK_OP_OVERHEAD
                          : text != NULL ? strlen(text) + BULK_OP_OVERHEAD
                                         : 0;
             free(text);
@@ -1544,7 +1556,7 @@ static enum dirconn_err send_op(struct apply *a, struct apply_op *o, json_t **bu
         answered(a, o);
         return DIRCONN_OK;
     }
-    o->sent = json_dumps(rec, JSON_COMPACT);
+    bool written = note_sent(o, rec);
     o->create = true;
     o->vouches = true; /* the created copy holds the record (groups: unless has_rest) */
     /*
@@ -1552,8 +1564,8 @@ static enum dirconn_err send_op(struct apply *a, struct apply_op *o, json_t **bu
      * fit one operation of a /Bulk request of the provider's size goes alone.
      */
     if (bulk_body != NULL &&
-        (o->sent == NULL || (long)strlen(o->sent) + BULK_OP_OVERHEAD + BULK_REQ_OVERHEAD <=
-                                a->p.caps.bulk_max_payload)) {
+        (!written ||
+         (long)o->sent_len + BULK_OP_OVERHEAD + BULK_REQ_OVERHEAD <= a->p.caps.bulk_max_payload)) {
         *bulk_body = rec;
         o->in_bulk = true;
         return DIRCONN_OK;
@@ -1678,9 +1690,7 @@ static void recreate_gone(struct apply *a, struct apply_op *o)
         return;
     }
     json_t *body = create_body(a, o);
-    free(o->sent);
-    o->sent = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-    if (body == NULL || o->sent == NULL)
+    if (body == NULL || !note_sent(o, body))
         report_failure(a, o, "the planned record cannot be read");
     else
         write_now(a, o, "POST", resource_paths[o->kind], body, NULL);
@@ -1692,9 +1702,7 @@ static void resend_smaller(struct apply *a, struct apply_op *o)
 {
     o->too_large = false;
     json_t *body = create_body(a, o);
-    free(o->sent);
-    o->sent = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-    if (body == NULL || o->sent == NULL)
+    if (body == NULL || !note_sent(o, body))
         report_failure(a, o, "the planned record cannot be read");
     else
         write_now(a, o, "POST", resource_paths[o->kind], body, NULL);
@@ -1754,8 +1762,7 @@ static enum dirconn_err send_batch(struct apply *a, struct batch *b)
         e = send_op(a, &b->ops[i], bulk ? &bodies[i] : NULL);
         if (e == DIRCONN_OK && bodies[i] != NULL) {
             ops++;
-            payload +=
-                (b->ops[i].sent != NULL ? (long)strlen(b->ops[i].sent) : 0) + BULK_OP_OVERHEAD;
+            payload += (long)b->ops[i].sent_len + BULK_OP_OVERHEAD;
         }
         if (e == DIRCONN_OK && bulk &&
             (i == b->n - 1 || ops >= max_ops || payload >= a->p.caps.bulk_max_payload)) {
