@@ -1008,117 +1008,202 @@ static void list_walk_drop(const struct scim_port *p, struct list_walk *w)
     w->head = w->n = 0;
 }
 
+struct scim_list {
+    struct scim_port port;
+    char *path;
+    char *ef, *ea; /* filter and attributes, escaped, or NULL */
+    int page_size;
+    int (*fn)(void *arg, json_t *resource);
+    void *arg;
+    struct list_walk w;
+    long start;       /* the startIndex of the next page taken */
+    long next;        /* the startIndex of the next page asked */
+    long stride;      /* the first page's length: 0 until it is known */
+    json_int_t total; /* totalResults of the last page taken */
+    char *prev_first; /* the id of the previous page's first resource */
+    bool finished;    /* the walk ended: e is its outcome */
+    enum dirconn_err e;
+};
+
+enum dirconn_err scim_port_list_open(const struct scim_port *p, const char *path,
+                                     const char *filter, const char *attributes, int page_size,
+                                     int (*fn)(void *arg, json_t *resource), void *arg,
+                                     struct scim_list **out, struct dirconn_error *err)
+{
+    *out = NULL;
+    struct scim_list *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    l->port = *p;
+    l->path = strdup(path);
+    l->ef = filter != NULL ? scim_url_escape(filter) : NULL;
+    l->ea = attributes != NULL ? scim_url_escape(attributes) : NULL;
+    if (l->path == NULL || (filter != NULL && l->ef == NULL) ||
+        (attributes != NULL && l->ea == NULL)) {
+        scim_list_free(l);
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    }
+    l->page_size = page_size;
+    l->fn = fn;
+    l->arg = arg;
+    l->start = l->next = 1;
+    dirconn_error_clear(err);
+    *out = l;
+    return DIRCONN_OK;
+}
+
+static bool list_no_wait(void *arg)
+{
+    (void)arg;
+    return true;
+}
+
+/* Ask the pages due: the first page alone, then up to LIST_WINDOW pages ahead. */
+static enum dirconn_err list_ask(struct scim_list *l, struct dirconn_error *err)
+{
+    struct list_walk *w = &l->w;
+    while (w->n < (l->stride > 0 ? LIST_WINDOW : 1) &&
+           (l->stride == 0 || l->next <= (long)l->total)) {
+        char url[8192];
+        snprintf(url, sizeof(url), "%s%cstartIndex=%ld&count=%d%s%s%s%s", l->path,
+                 strchr(l->path, '?') != NULL ? '&' : '?', l->next, l->page_size,
+                 l->ef ? "&filter=" : "", l->ef ? l->ef : "", l->ea ? "&attributes=" : "",
+                 l->ea ? l->ea : "");
+        struct list_page *pg = calloc(1, sizeof(*pg));
+        if (pg == NULL)
+            return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+        pg->start = l->next;
+        enum dirconn_err e =
+            scim_port_submit(&l->port, "GET", url, NULL, NULL, list_page_done, pg, err);
+        if (e != DIRCONN_OK) {
+            free(pg);
+            if (w->n == 0)
+                return e;
+            /* the pages in flight first; asked again once they are taken */
+            dirconn_error_clear(err);
+            return DIRCONN_OK;
+        }
+        w->win[(w->head + w->n) % LIST_WINDOW] = pg;
+        w->n++;
+        if (l->stride == 0)
+            break;
+        l->next += l->stride;
+    }
+    return DIRCONN_OK;
+}
+
+/* Take the answered page at the head of the window: *more false once the walk has ended. */
+static enum dirconn_err list_take(struct scim_list *l, bool *more, struct dirconn_error *err)
+{
+    struct list_walk *w = &l->w;
+    struct list_page *pg = w->win[w->head];
+    *more = false;
+    w->head = (w->head + 1) % LIST_WINDOW;
+    w->n--;
+    if (pg->resp.code != DIRCONN_OK) {
+        enum dirconn_err e = scim_response_error(&pg->resp, err);
+        list_page_free(pg);
+        return e;
+    }
+    json_t *resources = json_object_get(pg->resp.body, "Resources");
+    l->total = json_integer_value(json_object_get(pg->resp.body, "totalResults"));
+    size_t n = json_array_size(resources);
+    /* A provider that ignores startIndex (RFC 7644 3.4.2.4) answers the same page again:
+     * never loop on it, nor hand its resources to the callback twice. */
+    const char *first = json_string_value(json_object_get(json_array_get(resources, 0), "id"));
+    if (l->start > 1 && first != NULL && l->prev_first != NULL &&
+        strcmp(first, l->prev_first) == 0) {
+        enum dirconn_err e =
+            dirconn_error_set(err, DIRCONN_ECLOUD,
+                              "GET %s: the page at startIndex=%ld starts with the resource %s "
+                              "again: the provider ignores startIndex (RFC 7644 3.4.2.4)",
+                              l->path, l->start, first);
+        list_page_free(pg);
+        return e;
+    }
+    free(l->prev_first);
+    l->prev_first = first != NULL ? strdup(first) : NULL;
+    int stop = 0;
+    for (size_t i = 0; i < n && stop == 0; i++)
+        stop = l->fn(l->arg, json_array_get(resources, i));
+    list_page_free(pg);
+    if (stop != 0) {
+        /* the callback's own error is in err when it set one (code and message kept) */
+        return dirconn_error_stopped(err, DIRCONN_EFAIL, "listing %s stopped", l->path);
+    }
+    l->start += (long)n;
+    if (n == 0 || l->start > (long)l->total)
+        return DIRCONN_OK;
+    if (l->stride == 0) {
+        l->stride = (long)n;
+        l->next = l->start;
+    } else if (w->n > 0 && w->win[w->head]->start != l->start) {
+        /* a short page before the end: the pages asked after it start elsewhere */
+        list_walk_drop(&l->port, w);
+        l->next = l->start;
+    }
+    *more = true;
+    return DIRCONN_OK;
+}
+
+enum dirconn_err scim_list_step(struct scim_list *l, bool wait, bool *finished,
+                                struct dirconn_error *err)
+{
+    while (!l->finished) {
+        enum dirconn_err e = list_ask(l, err);
+        if (e != DIRCONN_OK || l->w.n == 0) {
+            l->finished = true;
+            l->e = e;
+            break;
+        }
+        e = scim_port_run_until(&l->port, wait ? list_head_done : list_no_wait,
+                                wait ? (void *)&l->w : NULL, err);
+        bool more = false;
+        if (e == DIRCONN_OK && !l->w.win[l->w.head]->done) {
+            if (!wait)
+                break; /* the next page is not answered yet */
+            e = dirconn_error_set(err, DIRCONN_ECLOUD,
+                                  "GET %s: no answer to the page at "
+                                  "startIndex=%ld",
+                                  l->path, l->w.win[l->w.head]->start);
+        }
+        if (e == DIRCONN_OK)
+            e = list_take(l, &more, err);
+        if (e != DIRCONN_OK || !more) {
+            l->finished = true;
+            l->e = e;
+        }
+    }
+    if (l->finished)
+        list_walk_drop(&l->port, &l->w);
+    *finished = l->finished;
+    return l->finished ? l->e : DIRCONN_OK;
+}
+
+void scim_list_free(struct scim_list *l)
+{
+    if (l == NULL)
+        return;
+    list_walk_drop(&l->port, &l->w);
+    free(l->prev_first);
+    free(l->path);
+    curl_free(l->ef);
+    curl_free(l->ea);
+    free(l);
+}
+
 enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path, const char *filter,
                                     const char *attributes, int page_size,
                                     int (*fn)(void *arg, json_t *resource), void *arg,
                                     struct dirconn_error *err)
 {
-    char *ef = filter != NULL ? scim_url_escape(filter) : NULL;
-    char *ea = attributes != NULL ? scim_url_escape(attributes) : NULL;
-    if ((filter != NULL && ef == NULL) || (attributes != NULL && ea == NULL)) {
-        curl_free(ef);
-        curl_free(ea);
-        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-    }
-    enum dirconn_err e = DIRCONN_OK;
-    dirconn_error_clear(err);
-    struct list_walk w = {0};
-    long start = 1;          /* the startIndex of the next page taken */
-    long next = 1;           /* the startIndex of the next page asked */
-    long stride = 0;         /* the first page's length: 0 until it is known */
-    json_int_t total = 0;    /* totalResults of the last page taken */
-    char *prev_first = NULL; /* the id of the previous page's first resource */
-    for (;;) {
-        /* ask: the first page alone, then up to LIST_WINDOW pages ahead */
-        while (e == DIRCONN_OK && w.n < (stride > 0 ? LIST_WINDOW : 1) &&
-               (stride == 0 || next <= (long)total)) {
-            char url[8192];
-            snprintf(url, sizeof(url), "%s%cstartIndex=%ld&count=%d%s%s%s%s", path,
-                     strchr(path, '?') != NULL ? '&' : '?', next, page_size, ef ? "&filter=" : "",
-                     ef ? ef : "", ea ? "&attributes=" : "", ea ? ea : "");
-            struct list_page *pg = calloc(1, sizeof(*pg));
-            if (pg == NULL) {
-                e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-                break;
-            }
-            pg->start = next;
-            e = scim_port_submit(p, "GET", url, NULL, NULL, list_page_done, pg, err);
-            if (e != DIRCONN_OK) {
-                free(pg);
-                if (w.n > 0) {
-                    /* the pages in flight first; asked again once they are taken */
-                    e = DIRCONN_OK;
-                    dirconn_error_clear(err);
-                }
-                break;
-            }
-            w.win[(w.head + w.n) % LIST_WINDOW] = pg;
-            w.n++;
-            if (stride == 0)
-                break;
-            next += stride;
-        }
-        if (e != DIRCONN_OK || w.n == 0)
-            break;
-        e = scim_port_run_until(p, list_head_done, &w, err);
-        if (e != DIRCONN_OK)
-            break;
-        struct list_page *pg = w.win[w.head];
-        if (!pg->done) {
-            e = dirconn_error_set(err, DIRCONN_ECLOUD,
-                                  "GET %s: no answer to the page at "
-                                  "startIndex=%ld",
-                                  path, pg->start);
-            break;
-        }
-        w.head = (w.head + 1) % LIST_WINDOW;
-        w.n--;
-        if (pg->resp.code != DIRCONN_OK) {
-            e = scim_response_error(&pg->resp, err);
-            list_page_free(pg);
-            break;
-        }
-        json_t *resources = json_object_get(pg->resp.body, "Resources");
-        total = json_integer_value(json_object_get(pg->resp.body, "totalResults"));
-        size_t n = json_array_size(resources);
-        /* A provider that ignores startIndex (RFC 7644 3.4.2.4) answers the same page again:
-         * never loop on it, nor hand its resources to the callback twice. */
-        const char *first = json_string_value(json_object_get(json_array_get(resources, 0), "id"));
-        if (start > 1 && first != NULL && prev_first != NULL && strcmp(first, prev_first) == 0) {
-            e = dirconn_error_set(err, DIRCONN_ECLOUD,
-                                  "GET %s: the page at startIndex=%ld starts with the resource %s "
-                                  "again: the provider ignores startIndex (RFC 7644 3.4.2.4)",
-                                  path, start, first);
-            list_page_free(pg);
-            break;
-        }
-        free(prev_first);
-        prev_first = first != NULL ? strdup(first) : NULL;
-        int stop = 0;
-        for (size_t i = 0; i < n && stop == 0; i++)
-            stop = fn(arg, json_array_get(resources, i));
-        list_page_free(pg);
-        if (stop != 0) {
-            /* the callback's own error is in err when it set one (code and message kept) */
-            e = dirconn_error_stopped(err, DIRCONN_EFAIL, "listing %s stopped", path);
-            break;
-        }
-        start += (long)n;
-        if (n == 0 || start > (long)total)
-            break;
-        if (stride == 0) {
-            stride = (long)n;
-            next = start;
-        } else if (w.n > 0 && w.win[w.head]->start != start) {
-            /* a short page before the end: the pages asked after it start elsewhere */
-            list_walk_drop(p, &w);
-            next = start;
-        }
-    }
-    list_walk_drop(p, &w);
-    free(prev_first);
-    curl_free(ef);
-    curl_free(ea);
+    struct scim_list *l = NULL;
+    enum dirconn_err e =
+        scim_port_list_open(p, path, filter, attributes, page_size, fn, arg, &l, err);
+    bool finished = false;
+    if (e == DIRCONN_OK)
+        e = scim_list_step(l, true, &finished, err);
+    scim_list_free(l);
     return e;
 }
 

@@ -241,7 +241,10 @@ void scim_response_clear(struct scim_response *resp);
  * each resource in Resources; fn returning non-zero stops the walk with the
  * error fn recorded in err (cleared when the walk starts; code and message
  * kept), or DIRCONN_EFAIL ("listing <path> stopped") when it recorded none
- * (dirconn_error_stopped). page_size is the count per request.
+ * (dirconn_error_stopped). page_size is the count per request. The first
+ * page is asked alone; its length gives the startIndex of the next ones, and
+ * up to 4 are then asked ahead and taken in order (a shorter page before the
+ * end drops those asked after it, and the walk goes on where it ended).
  * Errors: DIRCONN_ECLOUD (a non-2xx answer, message names the URL and
  * status), the transport errors of scim_run.
  */
@@ -315,6 +318,39 @@ enum dirconn_err scim_port_list_all(const struct scim_port *p, const char *path,
                                     const char *attributes, int page_size,
                                     int (*fn)(void *arg, json_t *resource), void *arg,
                                     struct dirconn_error *err);
+
+/*
+ * A listing that goes on beside other work (the full run's inventory while the
+ * directory is read): scim_port_list_all's walk, RFC 7644 3.4.2.4, taken a
+ * step at a time, with the same pipelined pages and the same rules.
+ *
+ * scim_port_list_open - start listing path (as scim_port_list_all: filter and
+ * attributes may be NULL, page_size the count per request, fn called for each
+ * resource of each page in order, arg its argument). Nothing is sent until the
+ * first scim_list_step. *out: the listing, freed with scim_list_free; err is
+ * cleared (fn's error is recorded there). Errors: DIRCONN_ENOMEM (*out NULL).
+ *
+ * scim_list_step - ask the pages due, let the port send and receive, and hand
+ * the answered pages at the head of the window to fn, in order. wait false:
+ * never waits for the network (a round of the port's run_until whose
+ * predicate is true at once), returns when the next page is not answered yet;
+ * wait true: returns when the listing has ended. *finished: the listing ended;
+ * the return value is then its outcome (the errors of scim_port_list_all), and
+ * every later step returns the same. DIRCONN_OK and *finished false: more to
+ * come. The port's other requests run too while a step runs (the port is
+ * shared).
+ *
+ * scim_list_free - drop a listing, ended or not: pages still in flight are
+ * waited for and their answers not used. NULL is accepted.
+ */
+struct scim_list;
+enum dirconn_err scim_port_list_open(const struct scim_port *p, const char *path,
+                                     const char *filter, const char *attributes, int page_size,
+                                     int (*fn)(void *arg, json_t *resource), void *arg,
+                                     struct scim_list **out, struct dirconn_error *err);
+enum dirconn_err scim_list_step(struct scim_list *l, bool wait, bool *finished,
+                                struct dirconn_error *err);
+void scim_list_free(struct scim_list *l);
 
 /*
  * scim_response_copy - a response that outlives its callback: *out gets

@@ -278,9 +278,15 @@ static enum dirconn_err adopt(struct sync_ctx *c, struct run *r)
     return e == DIRCONN_OK ? sync_objmap_adopt(c) : e;
 }
 
+/* A full run: the directory read while the cloud's inventory is listed (sync_cloud.h). */
 static enum dirconn_err read_and_adopt(struct sync_ctx *c, struct run *r)
 {
-    enum dirconn_err e = sync_read_directory(c, &r->sel, c->kinds, &c->res->read);
+    enum dirconn_err e = sync_cloud_inventory_start(c, c->kinds);
+    if (e == DIRCONN_OK)
+        e = sync_read_directory(c, &r->sel, c->kinds, &c->res->read);
+    if (e == DIRCONN_OK)
+        e = sync_cloud_inventory_finish(c);
+    sync_cloud_inventory_drop(c);
     return e == DIRCONN_OK ? sync_objmap_adopt(c) : e;
 }
 
@@ -304,7 +310,7 @@ static enum dirconn_err read_all(struct sync_ctx *c, struct run *r)
     }
     c->no_versions = e == DIRCONN_OK && c->drift_check && !state_object_has_version(c->st);
     if (e == DIRCONN_OK)
-        e = r->incremental ? sync_cloud_load_targeted(c) : sync_cloud_load_inventory(c, c->kinds);
+        e = r->incremental ? sync_cloud_load_targeted(c) : DIRCONN_OK;
     if (e == DIRCONN_OK)
         e = in_transaction(c, r, r->incremental ? adopt : read_and_adopt);
     return e;

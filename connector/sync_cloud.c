@@ -128,6 +128,7 @@ struct inventory_ctx {
     enum dirconn_err e;
     bool project; /* whole resources of a full run: record each one's projection (drift) */
     bool fill;    /* after the plan: only the projection and version of known rows (fill) */
+    long listed;  /* resources handed to inventory_one */
 };
 
 static bool is_admin(json_t *res)
@@ -148,6 +149,7 @@ static bool is_admin(json_t *res)
 static int inventory_one(void *arg, json_t *res)
 {
     struct inventory_ctx *ic = arg;
+    ic->listed++;
     const char *id = json_string_value(json_object_get(res, "id"));
     const char *name = json_string_value(
         json_object_get(res, ic->kind == OBJECT_USER ? "userName" : "displayName"));
@@ -223,23 +225,97 @@ static const char *inventory_path(struct sync_ctx *c, enum object_kind kind, boo
     return c->no_attr_select ? resource_paths[kind] : users_without_groups;
 }
 
-static enum dirconn_err load_inventory_kinds(struct sync_ctx *c, unsigned kinds)
+/*
+ * A full inventory being listed: one kind after the other (users, groups,
+ * contacts), each a scim_list stepped by sync_cloud_inventory_step.
+ */
+struct sync_inventory {
+    unsigned kinds; /* the kinds to list */
+    int kind;       /* the kind being listed, or the last one listed */
+    struct scim_list *list;
+    struct inventory_ctx ic;
+    long listed; /* resources of the kinds done */
+    double started, read_done;
+};
+
+/* Open the listing of the next kind of inv->kinds, if any is left (inv->list stays NULL). */
+static enum dirconn_err inventory_open_next(struct sync_ctx *c, struct sync_inventory *inv)
 {
-    for (int k = 0; k < OBJECT_KINDS; k++) {
-        if (!(kinds & (1u << k)))
+    while (inv->list == NULL && ++inv->kind < OBJECT_KINDS) {
+        if (!(inv->kinds & (1u << inv->kind)))
             continue;
-        const char *sel = sync_cloud_inventory_select(c, (enum object_kind)k);
-        struct inventory_ctx ic = {c, (enum object_kind)k, DIRCONN_OK,
-                                   c->drift_check && sel == NULL, false};
+        enum object_kind k = (enum object_kind)inv->kind;
+        const char *sel = sync_cloud_inventory_select(c, k);
+        inv->ic = (struct inventory_ctx){c, k, DIRCONN_OK, c->drift_check && sel == NULL, false, 0};
+        struct scim_port port = scim_client_port(c->scim);
         enum dirconn_err e =
-            scim_list_all(c->scim, inventory_path(c, (enum object_kind)k, sel == NULL), NULL, sel,
-                          c->caps.page, inventory_one, &ic, c->err);
-        if (ic.e != DIRCONN_OK)
-            return ic.e;
+            scim_port_list_open(&port, inventory_path(c, k, sel == NULL), NULL, sel, c->caps.page,
+                                inventory_one, &inv->ic, &inv->list, c->err);
         if (e != DIRCONN_OK)
             return e;
     }
     return DIRCONN_OK;
+}
+
+enum dirconn_err sync_cloud_inventory_start(struct sync_ctx *c, unsigned kinds)
+{
+    sync_cloud_inventory_drop(c);
+    struct sync_inventory *inv = calloc(1, sizeof(*inv));
+    if (inv == NULL)
+        return dirconn_error_set(c->err, DIRCONN_ENOMEM, "out of memory");
+    inv->kinds = kinds;
+    inv->kind = -1;
+    inv->started = sync_ctx_now();
+    c->inventory = inv;
+    enum dirconn_err e = inventory_open_next(c, inv);
+    return e == DIRCONN_OK ? sync_cloud_inventory_step(c, false) : e;
+}
+
+enum dirconn_err sync_cloud_inventory_step(struct sync_ctx *c, bool wait)
+{
+    struct sync_inventory *inv = c->inventory;
+    while (inv != NULL && inv->list != NULL) {
+        bool finished = false;
+        enum dirconn_err e = scim_list_step(inv->list, wait, &finished, c->err);
+        if (inv->ic.e != DIRCONN_OK)
+            return inv->ic.e; /* recorded by inventory_one in c->err */
+        if (e != DIRCONN_OK || !finished)
+            return e;
+        scim_list_free(inv->list);
+        inv->list = NULL;
+        inv->listed += inv->ic.listed;
+        e = inventory_open_next(c, inv);
+        if (e != DIRCONN_OK)
+            return e;
+    }
+    return DIRCONN_OK;
+}
+
+enum dirconn_err sync_cloud_inventory_finish(struct sync_ctx *c)
+{
+    struct sync_inventory *inv = c->inventory;
+    if (inv == NULL)
+        return DIRCONN_OK;
+    double waited = sync_ctx_now();
+    enum dirconn_err e = sync_cloud_inventory_step(c, true);
+    if (e == DIRCONN_OK) {
+        double now = sync_ctx_now();
+        log_msg(c->log, LOG_LEVEL_DEBUG,
+                "cloud: inventory: %ld objects listed in %.2f s, %.2f s of it after the "
+                "directory read",
+                inv->listed, now - inv->started, now - waited);
+    }
+    sync_cloud_inventory_drop(c);
+    return e;
+}
+
+void sync_cloud_inventory_drop(struct sync_ctx *c)
+{
+    if (c->inventory == NULL)
+        return;
+    scim_list_free(c->inventory->list);
+    free(c->inventory);
+    c->inventory = NULL;
 }
 
 /* The inventory in one transaction, as the directory read: not one per object. */
@@ -248,7 +324,10 @@ enum dirconn_err sync_cloud_load_inventory(struct sync_ctx *c, unsigned kinds)
     enum dirconn_err e = state_begin(c->st, c->err);
     if (e != DIRCONN_OK)
         return e;
-    e = load_inventory_kinds(c, kinds);
+    e = sync_cloud_inventory_start(c, kinds);
+    if (e == DIRCONN_OK)
+        e = sync_cloud_inventory_finish(c);
+    sync_cloud_inventory_drop(c);
     if (e == DIRCONN_OK)
         return state_commit(c->st, c->err);
     state_rollback(c->st);
@@ -293,7 +372,7 @@ static void lookups_record(struct lookups *t)
         if (!l->done)
             break;
         if (t->e == DIRCONN_OK && !t->orphan && l->body != NULL) {
-            struct inventory_ctx ic = {t->c, l->kind, DIRCONN_OK, l->project, false};
+            struct inventory_ctx ic = {t->c, l->kind, DIRCONN_OK, l->project, false, 0};
             json_t *list = json_object_get(l->body, "Resources");
             if (list != NULL) {
                 size_t i;
@@ -620,7 +699,7 @@ enum dirconn_err sync_cloud_fill_projections(struct sync_ctx *c)
         if (one_by_one) {
             e = read_one_by_one(c, (enum object_kind)k, (size_t)needed);
         } else {
-            struct inventory_ctx ic = {c, (enum object_kind)k, DIRCONN_OK, true, true};
+            struct inventory_ctx ic = {c, (enum object_kind)k, DIRCONN_OK, true, true, 0};
             e = scim_list_all(c->scim, inventory_path(c, (enum object_kind)k, true), NULL, NULL,
                               c->caps.page, inventory_one, &ic, c->err);
             if (ic.e != DIRCONN_OK)

@@ -64,6 +64,30 @@ const char *sync_cloud_inventory_select(const struct sync_ctx *c, enum object_ki
 enum dirconn_err sync_cloud_load_inventory(struct sync_ctx *c, unsigned kinds);
 
 /*
+ * The same inventory listed beside the directory read of a full run, so that
+ * the provider builds its pages while the directory is read and mapped (the
+ * plan needs both only when it is computed). The caller holds the state
+ * transaction the plan's rows are written in.
+ *
+ * sync_cloud_inventory_start - start listing the kinds in the bit set kinds
+ * into c->inventory (one kind after the other, each scim_port_list_open with
+ * sync_cloud_inventory_select) and send the first page.
+ * sync_cloud_inventory_step - hand the pages answered so far to the plan;
+ * wait false never waits for the cloud (sync_read_directory calls it between
+ * entries), wait true returns once every kind is listed. No inventory: OK.
+ * sync_cloud_inventory_finish - step until the end, log (debug) how many
+ * objects were listed in how long and how long was waited for after the read,
+ * and drop c->inventory.
+ * sync_cloud_inventory_drop - free c->inventory, listed or not (pages in flight
+ * are waited for, their answers not used); none: nothing.
+ * Errors: those of sync_cloud_load_inventory, in c->err.
+ */
+enum dirconn_err sync_cloud_inventory_start(struct sync_ctx *c, unsigned kinds);
+enum dirconn_err sync_cloud_inventory_step(struct sync_ctx *c, bool wait);
+enum dirconn_err sync_cloud_inventory_finish(struct sync_ctx *c);
+void sync_cloud_inventory_drop(struct sync_ctx *c);
+
+/*
  * sync_cloud_load_targeted - an incremental's inventory: for each object of
  * c->touched, GET by the cloud id the state holds, then filters by externalId
  * and (users) userName for adoption; a 404 is no object. The lookups are

@@ -55,6 +55,8 @@ struct sync_ctx {
     bool no_attr_select; /* the provider refused an attributes= selection: read whole resources */
     bool no_versions; /* full run: the state holds no cloud version (new, taken over, migrated) */
     long inventory_status; /* the HTTP status of the last failed inventory read, 0 = none */
+    /* a full run's inventory, listed while the directory is read (sync_cloud_inventory_start) */
+    struct sync_inventory *inventory;
     char *scim_base;
     unsigned kinds; /* bits of enum object_kind being synchronised */
     const struct select_plan *sel;

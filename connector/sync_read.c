@@ -8,6 +8,7 @@
 #include "connector/plan.h"
 #include "connector/provider.h"
 #include "connector/scim.h"
+#include "connector/sync_cloud.h"
 #include "connector/select.h"
 #include "connector/state.h"
 
@@ -294,6 +295,8 @@ enum dirconn_err sync_read_directory(struct sync_ctx *c, const struct select_pla
             e = sync_read_add_entry(c, (enum object_kind)s->kind, entry);
             if (++*read % 100 == 0)
                 log_msg(c->log, LOG_LEVEL_DEBUG, "reading: %ld directory objects read", *read);
+            if (e == DIRCONN_OK && c->inventory != NULL && *read % SYNC_READ_INVENTORY_STEP == 0)
+                e = sync_cloud_inventory_step(c, false); /* the pages answered meanwhile */
             ldap_entry_free(entry);
         }
         ldap_cursor_free(cur);

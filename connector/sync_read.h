@@ -51,11 +51,17 @@ void sync_read_fingerprint(struct sync_ctx *c, const char *partition, char hex[6
 enum dirconn_err sync_read_add_entry(struct sync_ctx *c, enum object_kind kind,
                                      struct ldap_entry *entry);
 
+/* Entries read between two looks at the inventory's pages (a page is SYNC_INVENTORY_PAGE). */
+#define SYNC_READ_INVENTORY_STEP 32
+
 /*
  * sync_read_directory - read every search of sel whose kind is in the bit set
  * kinds (1u << enum object_kind) and give each entry to the plan
  * (sync_read_add_entry); computers and entries without an identifier are
- * passed over. *read counts the entries given (it is not reset).
+ * passed over. *read counts the entries given (it is not reset). Every
+ * SYNC_READ_INVENTORY_STEP entries, a full inventory being listed
+ * (c->inventory) gets the pages answered meanwhile (sync_cloud_inventory_step,
+ * without waiting).
  */
 enum dirconn_err sync_read_directory(struct sync_ctx *c, const struct select_plan *sel,
                                      unsigned kinds, long *read);

@@ -66,6 +66,7 @@ struct fake {
     int head, tail;
     bool lifo;      /* answer the request queued last first (later batches answer first) */
     int max_queued; /* the most requests queued and not yet answered at one time */
+    int arrived;    /* answers arrived: given by the next run_until before asking its predicate */
 };
 
 static enum dirconn_err fake_submit(void *impl, const char *method, const char *path,
@@ -113,7 +114,9 @@ static enum dirconn_err fake_run_until(void *impl, bool (*until)(void *arg), voi
 {
     (void)err;
     struct fake *f = impl;
-    while (f->head < f->tail && (until == NULL || !until(arg))) {
+    while (f->head < f->tail && (until == NULL || f->arrived > 0 || !until(arg))) {
+        if (f->arrived > 0)
+            f->arrived--;
         int i = f->head++;
         if (f->lifo) {
             /* the last one queued goes first; the rest keep their order */
@@ -1413,6 +1416,59 @@ static void listing_after_a_short_page(void **state)
     fake_clear(&f);
 }
 
+/* A listing stepped without waiting (the inventory beside the directory read): a step takes
+ * only the pages already answered, in order, and says the listing has not ended; the step that
+ * takes the last page ends it, and a later step returns the same outcome. */
+static void listing_stepped_without_waiting(void **state)
+{
+    (void)state;
+    struct answer script[] = {
+        ANSWER("GET", "/Users?startIndex=1&", 200,
+               "{\"totalResults\":5,\"Resources\":[{\"id\":\"a\"},{\"id\":\"b\"}]}"),
+        ANSWER("GET", "/Users?startIndex=3&", 200,
+               "{\"totalResults\":5,\"Resources\":[{\"id\":\"c\"},{\"id\":\"d\"}]}"),
+        ANSWER("GET", "/Users?startIndex=5&", 200,
+               "{\"totalResults\":5,\"Resources\":[{\"id\":\"e\"}]}"),
+        {0}};
+    struct fake f;
+    memset(&f, 0, sizeof(f));
+    f.script = script;
+    struct scim_port port = {&fake_ops, &f};
+    struct dirconn_error err;
+    char ids[64] = "";
+    struct scim_list *l = NULL;
+    assert_int_equal(
+        scim_port_list_open(&port, "/Users", NULL, "id", 2, collect_listed, ids, &l, &err),
+        DIRCONN_OK);
+    assert_int_equal(f.n, 0); /* nothing sent before the first step */
+    bool finished = true;
+    /* no answer has arrived: the first page is asked, nothing is taken */
+    assert_int_equal(scim_list_step(l, false, &finished, &err), DIRCONN_OK);
+    assert_false(finished);
+    assert_string_equal(ids, "");
+    assert_int_equal(f.n, 1);
+    assert_non_null(strstr(f.req[0].path, "attributes=id"));
+    /* one answer arrives before each step: the first page, then the pages asked ahead of it */
+    f.arrived = 1;
+    assert_int_equal(scim_list_step(l, false, &finished, &err), DIRCONN_OK);
+    assert_false(finished);
+    assert_string_equal(ids, "a,b");
+    assert_int_equal(f.n, 3); /* startIndex 3 and 5, asked at the first page's stride */
+    f.arrived = 1;
+    assert_int_equal(scim_list_step(l, false, &finished, &err), DIRCONN_OK);
+    assert_false(finished);
+    assert_string_equal(ids, "a,b,c,d");
+    f.arrived = 1;
+    assert_int_equal(scim_list_step(l, false, &finished, &err), DIRCONN_OK);
+    assert_true(finished);
+    assert_string_equal(ids, "a,b,c,d,e");
+    assert_int_equal(scim_list_step(l, true, &finished, &err), DIRCONN_OK);
+    assert_true(finished);
+    assert_int_equal(f.n, 3);
+    scim_list_free(l);
+    fake_clear(&f);
+}
+
 /* ---- the pipeline ------------------------------------------------------------------- */
 
 /* n new users U1..Un, in this order in the plan. */
@@ -1631,6 +1687,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(other_ha_mode_stops_the_run, setup, teardown),
         cmocka_unit_test(listing_stops_when_startindex_is_ignored),
         cmocka_unit_test(listing_after_a_short_page),
+        cmocka_unit_test(listing_stepped_without_waiting),
         cmocka_unit_test_setup_teardown(two_batches_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(later_batch_answered_first_is_recorded_after, setup,
                                         teardown),
