@@ -227,20 +227,61 @@ enum dirconn_err plan_add_dir(struct plan *p, enum object_kind kind, const char 
     return e;
 }
 
+/*
+ * The text of the JSON array of the n DNs (as json_dumps of a compact array
+ * of json_string values: a DN that is not UTF-8 is left out), written one
+ * value at a time by jansson's encoder into one buffer: no array of n values
+ * is built beside the text (a group of 200,000 members held its DNs twice
+ * more that way). NULL: out of memory.
+ */
+static char *members_json(char *const *dns, size_t n)
+{
+    size_t cap = 3, len = 0;
+    for (size_t i = 0; i < n; i++)
+        cap += strlen(dns[i]) + 3; /* quotes and comma; escapes grow it below */
+    char *out = malloc(cap);
+    if (out == NULL)
+        return NULL;
+    out[len++] = '[';
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_string(dns[i]);
+        if (v == NULL)
+            continue;
+        size_t sep = len > 1 ? 1 : 0;
+        size_t room = cap - len - sep - 2; /* "]" and NUL stay free */
+        size_t w = json_dumpb(v, out + len + sep, room, JSON_ENCODE_ANY);
+        if (w > room) {
+            cap = (cap + w) * 2;
+            char *grown = realloc(out, cap);
+            if (grown == NULL) {
+                json_decref(v);
+                free(out);
+                return NULL;
+            }
+            out = grown;
+            w = json_dumpb(v, out + len + sep, w, JSON_ENCODE_ANY);
+        }
+        json_decref(v);
+        if (w == 0) {
+            free(out);
+            return NULL;
+        }
+        if (sep)
+            out[len] = ',';
+        len += sep + w;
+    }
+    out[len++] = ']';
+    out[len] = '\0';
+    return out;
+}
+
 static enum dirconn_err add_dir(struct plan *p, enum object_kind kind, const char *external_id,
                                 const char *dn, const char *name, const char *res_text,
                                 size_t split, const char *manager_dn, char *const *member_dns,
                                 size_t n_members, const char *skip_message, const char *raw,
                                 const char *same_links, struct dirconn_error *err)
 {
-    char *members_text = NULL;
-    if (n_members > 0) {
-        json_t *a = json_array();
-        for (size_t i = 0; i < n_members; i++)
-            json_array_append_new(a, json_string(member_dns[i]));
-        members_text = json_dumps(a, JSON_COMPACT);
-        json_decref(a);
-    }
+    char *members_text = n_members > 0 ? members_json(member_dns, n_members) : NULL;
     if (n_members > 0 && members_text == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     sqlite3_stmt *s = p->ins_dir;
