@@ -24,19 +24,21 @@ int state_cache_size(void)
 }
 
 /*
- * Prepared statements of the hot paths, kept for the life of the handle. 13
- * statements use it; one that finds every slot taken is prepared and
- * finalized at each call.
+ * Prepared statements of the hot paths, kept for the life of the handle: one
+ * slot per string literal that uses it (cached()), so the cache grows with
+ * the statements and never turns one away. Only when memory runs out is a
+ * statement prepared and finalized at each call.
  */
-#define STATE_STMT_CACHE 24
+struct stmt_slot {
+    const char *sql; /* a string literal: compared by address */
+    sqlite3_stmt *stmt;
+};
 
 struct state {
     sqlite3 *db;
     char *path;
-    struct {
-        const char *sql; /* a string literal: compared by address */
-        sqlite3_stmt *stmt;
-    } cache[STATE_STMT_CACHE];
+    struct stmt_slot *cache;
+    size_t n_cache, cap_cache;
 };
 
 /*
@@ -186,7 +188,7 @@ static enum dirconn_err prepare(struct state *st, const char *sql, sqlite3_stmt 
 static enum dirconn_err cached(struct state *st, const char *sql, sqlite3_stmt **stmt,
                                struct dirconn_error *err)
 {
-    for (size_t i = 0; i < STATE_STMT_CACHE; i++) {
+    for (size_t i = 0; i < st->n_cache; i++) {
         if (st->cache[i].sql == sql) {
             *stmt = st->cache[i].stmt;
             return DIRCONN_OK;
@@ -195,19 +197,21 @@ static enum dirconn_err cached(struct state *st, const char *sql, sqlite3_stmt *
     enum dirconn_err e = prepare(st, sql, stmt, err);
     if (e != DIRCONN_OK)
         return e;
-    for (size_t i = 0; i < STATE_STMT_CACHE; i++) {
-        if (st->cache[i].sql == NULL) {
-            st->cache[i].sql = sql;
-            st->cache[i].stmt = *stmt;
-            return DIRCONN_OK;
-        }
+    if (st->n_cache == st->cap_cache) {
+        size_t cap = st->cap_cache > 0 ? st->cap_cache * 2 : 16;
+        struct stmt_slot *grown = realloc(st->cache, cap * sizeof(*grown));
+        if (grown == NULL)
+            return DIRCONN_OK; /* out of memory: cached_done() finalizes it */
+        st->cache = grown;
+        st->cap_cache = cap;
     }
-    return DIRCONN_OK; /* cache full: cached_done() finalizes it */
+    st->cache[st->n_cache++] = (struct stmt_slot){sql, *stmt};
+    return DIRCONN_OK;
 }
 
 static void cached_done(struct state *st, sqlite3_stmt *stmt)
 {
-    for (size_t i = 0; i < STATE_STMT_CACHE; i++) {
+    for (size_t i = 0; i < st->n_cache; i++) {
         if (st->cache[i].stmt == stmt) {
             sqlite3_reset(stmt);
             sqlite3_clear_bindings(stmt);
@@ -325,8 +329,9 @@ void state_close(struct state *st)
 {
     if (st == NULL)
         return;
-    for (size_t i = 0; i < STATE_STMT_CACHE; i++)
+    for (size_t i = 0; i < st->n_cache; i++)
         sqlite3_finalize(st->cache[i].stmt);
+    free(st->cache);
     sqlite3_close(st->db);
     free(st->path);
     free(st);
