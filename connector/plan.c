@@ -248,7 +248,9 @@ static char *members_json(char *const *dns, size_t n)
         if (v == NULL)
             continue;
         size_t sep = len > 1 ? 1 : 0;
-        size_t room = cap - len - sep - 2; /* "]" and NUL stay free */
+        /* "]" and NUL stay free; the escapes of the values before may have taken the estimate
+         * of this one (len <= cap - 2 always holds) */
+        size_t room = cap > len + sep + 2 ? cap - len - sep - 2 : 0;
         size_t w = json_dumpb(v, out + len + sep, room, JSON_ENCODE_ANY);
         if (w > room) {
             cap = (cap + w) * 2;
