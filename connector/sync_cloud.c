@@ -301,9 +301,9 @@ enum dirconn_err sync_cloud_inventory_finish(struct sync_ctx *c)
     if (e == DIRCONN_OK) {
         double now = sync_ctx_now();
         log_msg(c->log, LOG_LEVEL_DEBUG,
-                "cloud: inventory: %ld objects listed in %.2f s, %.2f s of it after the "
-                "directory read",
-                inv->listed, now - inv->started, now - waited);
+                "cloud: inventory of %ld objects (%.2f s of it after the directory read) listed "
+                "in %.2f s",
+                inv->listed, now - waited, now - inv->started);
     }
     sync_cloud_inventory_drop(c);
     return e;
@@ -641,14 +641,29 @@ static void on_projection_read(void *arg, const struct scim_response *r)
     free(g);
 }
 
+/*
+ * Users and contacts are read pipelined. Groups are read one after the
+ * other: a group's copy carries its members, and the copies of several
+ * groups of 200,000 members each, received and parsed at once, held about
+ * 90 MB at a million users.
+ */
 static enum dirconn_err read_one_by_one(struct sync_ctx *c, enum object_kind kind, size_t max)
 {
     char **ids = NULL;
     size_t n = 0;
     enum dirconn_err e = plan_projection_ids(c->plan, kind, max, &ids, &n, c->err);
     enum dirconn_err cb = DIRCONN_OK;
-    size_t i = 0;
+    bool alone = kind == OBJECT_GROUP;
+    size_t i = 0, run = 0; /* submitted, of which run to their end */
     for (; i < n && e == DIRCONN_OK; i++) {
+        if (alone && i > run) {
+            run = i;
+            e = scim_run(c->scim, c->err);
+            if (e == DIRCONN_OK)
+                e = cb;
+            if (e != DIRCONN_OK)
+                break;
+        }
         struct projection_get *g = malloc(sizeof(*g));
         char *esc = scim_url_escape(ids[i]);
         if (g == NULL || esc == NULL) {
@@ -668,7 +683,7 @@ static enum dirconn_err read_one_by_one(struct sync_ctx *c, enum object_kind kin
             free(g);
         }
     }
-    if (i > 0) {
+    if (i > run) {
         /* the requests queued run to their end, even after an error (their callbacks free) */
         struct dirconn_error rerr;
         enum dirconn_err re = scim_run(c->scim, e == DIRCONN_OK ? c->err : &rerr);
