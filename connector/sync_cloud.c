@@ -235,7 +235,7 @@ struct sync_inventory {
     struct scim_list *list;
     struct inventory_ctx ic;
     long listed; /* resources of the kinds done */
-    double started, read_done;
+    double started;
 };
 
 /* Open the listing of the next kind of inv->kinds, if any is left (inv->list stays NULL). */
