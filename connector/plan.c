@@ -1810,13 +1810,13 @@ enum dirconn_err plan_projection_count(struct plan *p, enum object_kind kind, lo
     return DIRCONN_OK;
 }
 
-enum dirconn_err plan_projection_ids(struct plan *p, enum object_kind kind, size_t max, char ***ids,
-                                     size_t *n, struct dirconn_error *err)
+enum dirconn_err plan_projection_ids(struct plan *p, enum object_kind kind, size_t max, int big,
+                                     char ***ids, size_t *n, struct dirconn_error *err)
 {
     *ids = NULL;
     *n = 0;
     struct id_vec l = {0};
-    enum dirconn_err e = state_plan_projection_foreach(p->st, kind, max, id_vec_push, &l, err);
+    enum dirconn_err e = state_plan_projection_foreach(p->st, kind, max, big, id_vec_push, &l, err);
     return id_vec_take(&l, e, ids, n, err);
 }
 

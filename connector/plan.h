@@ -376,11 +376,13 @@ enum dirconn_err plan_projection_count(struct plan *p, enum object_kind kind, lo
 
 /*
  * plan_projection_ids - the cloud ids of at most max of those objects, in a
- * new array *ids of *n malloc'd strings (the caller frees both). Errors:
+ * new array *ids of *n malloc'd strings (the caller frees both). big: -1 all
+ * of them, 1 only the big groups, 0 only the others (state.h,
+ * STATE_PROJECTION_BIG: by the length of the member DNs read). Errors:
  * DIRCONN_ESTATE, DIRCONN_ENOMEM.
  */
-enum dirconn_err plan_projection_ids(struct plan *p, enum object_kind kind, size_t max, char ***ids,
-                                     size_t *n, struct dirconn_error *err);
+enum dirconn_err plan_projection_ids(struct plan *p, enum object_kind kind, size_t max, int big,
+                                     char ***ids, size_t *n, struct dirconn_error *err);
 
 /*
  * plan_set_cloud_projection - after plan_compute: record the projection

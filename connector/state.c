@@ -1463,14 +1463,24 @@ long state_plan_projection_count(struct state *st, enum object_kind kind, struct
 }
 
 enum dirconn_err state_plan_projection_foreach(struct state *st, enum object_kind kind, size_t max,
-                                               int (*fn)(void *arg, const char *cloud_id),
+                                               int big, int (*fn)(void *arg, const char *cloud_id),
                                                void *arg, struct dirconn_error *err)
 {
+    /* big: by the length of the member DNs the directory gave (plan_dir.members) */
+    static const char any[] = "SELECT DISTINCT i.cloud_id" NEEDS_PROJECTION;
+    static const char by_size[] = "SELECT DISTINCT i.cloud_id" NEEDS_PROJECTION
+                                  " AND (coalesce((SELECT length(d.members) FROM plan_dir d"
+                                  " WHERE d.external_id = i.external_id), 0) >= :big_len) = :big";
     sqlite3_stmt *stmt = NULL;
-    enum dirconn_err e = prepare(st, "SELECT DISTINCT i.cloud_id" NEEDS_PROJECTION, &stmt, err);
+    enum dirconn_err e = prepare(st, big < 0 ? any : by_size, &stmt, err);
     if (e != DIRCONN_OK)
         return e;
     bind_needs_projection(stmt, kind);
+    if (big >= 0) {
+        sqlite3_bind_int64(stmt, sqlite3_bind_parameter_index(stmt, ":big_len"),
+                           STATE_PROJECTION_BIG);
+        sqlite3_bind_int(stmt, sqlite3_bind_parameter_index(stmt, ":big"), big != 0);
+    }
     return text_walk(st, stmt, max, fn, arg, "plan: listing the objects to compare", err);
 }
 

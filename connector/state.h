@@ -549,13 +549,19 @@ enum dirconn_err state_plan_pending_foreach(struct state *st,
 long state_plan_projection_count(struct state *st, enum object_kind kind,
                                  struct dirconn_error *err);
 
+/* Member DNs (bytes of the plan's list) from which a group's copy is big (a million users:
+ * the copy of a group of 200,000 members is tens of MB once parsed). */
+#define STATE_PROJECTION_BIG (1L << 20)
+
 /*
  * state_plan_projection_foreach - call fn with the cloud id of each of those
  * objects (state_plan_projection_count), each once, at most max of them.
+ * big: -1 all of them; 1 only the groups whose member DNs read in this run
+ * take STATE_PROJECTION_BIG bytes or more; 0 only the others.
  * Returns and errors as state_plan_gone_foreach.
  */
 enum dirconn_err state_plan_projection_foreach(struct state *st, enum object_kind kind, size_t max,
-                                               int (*fn)(void *arg, const char *cloud_id),
+                                               int big, int (*fn)(void *arg, const char *cloud_id),
                                                void *arg, struct dirconn_error *err);
 
 /*

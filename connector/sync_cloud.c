@@ -641,19 +641,12 @@ static void on_projection_read(void *arg, const struct scim_response *r)
     free(g);
 }
 
-/*
- * Users and contacts are read pipelined. Groups are read one after the
- * other: a group's copy carries its members, and the copies of several
- * groups of 200,000 members each, received and parsed at once, held about
- * 90 MB at a million users.
- */
-static enum dirconn_err read_one_by_one(struct sync_ctx *c, enum object_kind kind, size_t max)
+/* GET each of ids (n of them; freed here), pipelined, or each alone after the one before. */
+static enum dirconn_err read_ids(struct sync_ctx *c, enum object_kind kind, char **ids, size_t n,
+                                 bool alone)
 {
-    char **ids = NULL;
-    size_t n = 0;
-    enum dirconn_err e = plan_projection_ids(c->plan, kind, max, &ids, &n, c->err);
+    enum dirconn_err e = DIRCONN_OK;
     enum dirconn_err cb = DIRCONN_OK;
-    bool alone = kind == OBJECT_GROUP;
     size_t i = 0, run = 0; /* submitted, of which run to their end */
     for (; i < n && e == DIRCONN_OK; i++) {
         if (alone && i > run) {
@@ -693,6 +686,27 @@ static enum dirconn_err read_one_by_one(struct sync_ctx *c, enum object_kind kin
     for (size_t k = 0; k < n; k++)
         free(ids[k]);
     free(ids);
+    return e;
+}
+
+/*
+ * The copies read by id: pipelined, except the big groups (STATE_PROJECTION_BIG
+ * bytes of member DNs or more), read one after the other once the others are
+ * done. A group's copy carries its members: the copies of several groups of
+ * 200,000 members each, received and parsed at once, would hold tens of MB
+ * each at the same time.
+ */
+static enum dirconn_err read_one_by_one(struct sync_ctx *c, enum object_kind kind, size_t max)
+{
+    enum dirconn_err e = DIRCONN_OK;
+    for (int pass = 0; pass < (kind == OBJECT_GROUP ? 2 : 1) && e == DIRCONN_OK; pass++) {
+        int big = kind == OBJECT_GROUP ? pass : -1;
+        char **ids = NULL;
+        size_t n = 0;
+        e = plan_projection_ids(c->plan, kind, max, big, &ids, &n, c->err);
+        if (e == DIRCONN_OK)
+            e = read_ids(c, kind, ids, n, big == 1);
+    }
     return e;
 }
 

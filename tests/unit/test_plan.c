@@ -1045,6 +1045,73 @@ static void test_member_changes_100k(void **state)
 }
 
 /*
+ * The groups whose copy is read by id are split by the length of the member DNs read
+ * (STATE_PROJECTION_BIG): a group of 20,000 members (1.2 MB of DNs) is big, one of 2 is not, and -1 gives both.
+ */
+static void test_projection_big_groups(void **state)
+{
+    (void)state;
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    size_t nm = 20000;
+    char **members = calloc(nm, sizeof(char *));
+    assert_non_null(members);
+    for (size_t i = 0; i < nm; i++) {
+        members[i] = malloc(128);
+        snprintf(members[i], 128, "CN=Member %06zu of a department group,OU=Nobody Read,DC=x", i);
+    }
+    const char *ids[2] = {"G1", "G2"};
+    size_t counts[2] = {nm, 2};
+    for (int i = 0; i < 2; i++) {
+        char cid[8];
+        snprintf(cid, sizeof(cid), "c%s", ids[i]);
+        json_t *g = json_pack("{s:[s], s:s}", "schemas",
+                              "urn:ietf:params:scim:schemas:core:2.0:Group", "displayName", ids[i]);
+        char *text, hash[65];
+        /* as recorded: no member is in the plan, so the record lists none */
+        json_t *rec = json_deep_copy(g);
+        json_object_set_new(rec, "dirconn:members", json_array());
+        record_of(rec, &text, hash);
+        json_decref(rec);
+        put_state(ids[i], OBJECT_GROUP, ids[i], cid, text, hash);
+        struct state_object o = {0};
+        bool found = false;
+        assert_int_equal(state_object_get(st, ids[i], &o, &found, NULL), DIRCONN_OK);
+        o.version = strdup("W/\"1\"");
+        assert_int_equal(state_object_put(st, &o, NULL), DIRCONN_OK);
+        state_object_clear(&o);
+        assert_int_equal(
+            plan_add_cloud(p, OBJECT_GROUP, cid, ids[i], ids[i], false, "W/\"2\"", NULL),
+            DIRCONN_OK);
+        assert_int_equal(plan_add_dir(p, OBJECT_GROUP, ids[i], ids[i], ids[i], g, NULL, members,
+                                      counts[i], NULL, NULL),
+                         DIRCONN_OK);
+        json_decref(g);
+        free(text);
+    }
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+    assert_int_equal(plan_get_summary(p)->count[PLAN_MATCH], 2);
+    const char *want[3] = {"cG2", "cG1", NULL}; /* big 0, big 1, then -1: both */
+    for (int big = 0; big <= 2; big++) {
+        char **v = NULL;
+        size_t n = 0;
+        assert_int_equal(
+            plan_projection_ids(p, OBJECT_GROUP, 10, big == 2 ? -1 : big, &v, &n, NULL),
+            DIRCONN_OK);
+        assert_int_equal(n, big == 2 ? 2 : 1);
+        if (want[big] != NULL)
+            assert_string_equal(v[0], want[big]);
+        for (size_t i = 0; i < n; i++)
+            free(v[i]);
+        free(v);
+    }
+    for (size_t i = 0; i < nm; i++)
+        free(members[i]);
+    free(members);
+    plan_free(p);
+}
+
+/*
  * The matches whose cloud copy a full sync compares by value: version NULL or not the one
  * the state holds; a copy recorded later (plan_set_cloud_projection) and noted equal
  * (plan_note_same) gives the state its version.
@@ -1090,7 +1157,7 @@ static void test_projection_needed_by_version(void **state)
     assert_int_equal(needed, 0);
     char **v = NULL;
     size_t n = 0;
-    assert_int_equal(plan_projection_ids(p, OBJECT_USER, 10, &v, &n, NULL), DIRCONN_OK);
+    assert_int_equal(plan_projection_ids(p, OBJECT_USER, 10, -1, &v, &n, NULL), DIRCONN_OK);
     assert_int_equal(n, 2);
     bool saw2 = false, saw3 = false;
     for (size_t i = 0; i < n; i++) {
@@ -1218,6 +1285,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_locale_independent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_walk_keeps_the_callback_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_projection_needed_by_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_projection_big_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_walk_lets_the_wal_be_checkpointed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
