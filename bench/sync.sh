@@ -9,14 +9,17 @@
 # measures on the same data:
 #   1. the full sync of an empty cloud: wall time, objects/s, CPU seconds, peak RSS;
 #   2. a no-change full sync of the same directory, twice (the second: the steady state);
-#   3. the floors: ldapsearch paging through the same objects (read floor), and
-#      dirconn-cloud's ingest rate of as many users with /Bulk (ingest floor);
+#   3. the floors: ldapsearch paging through the same objects (read floor),
+#      dirconn-cloud's ingest rate of as many users with /Bulk (ingest floor), and curl
+#      listing what the full sync created, with the inventory's attributes, pages of 1000
+#      one after the other (inventory floor);
 #   4. an incremental sync after min(1000, N/10) users' displayName changed (one ldapmodify);
 #      BENCH_INCR_LATENCY_MS=MS adds MS of latency to each of its SCIM requests.
 # --cloud-option OPT (repeatable) starts the connector's cloud with a dirconn-cloud option,
 # e.g. --cloud-option --group-patch-no-content (a provider that answers a Group PATCH 204,
 # docs/cloud-api.md 4.10); the ingest floor's cloud keeps the defaults.
-# The connector's time is reported as a ratio to max(read floor, ingest floor).
+# The connector's time is reported as a ratio to max(read floor, ingest floor), the repeated
+# no-change sync's as a ratio to read floor + inventory floor.
 # Prints a table and writes JSON (default bench-sync-KIND-N.json), with the load
 # average of the machine at each measurement and the peak size of the state database's
 # write-ahead log (-wal) during each sync, sampled every 0.1 s. --smoke: 500 users, for CI.
@@ -183,6 +186,28 @@ measure() { # label [MODE] -> "wall user sys maxrss_kb load_before load_after pe
 }
 read -r full_wall full_user full_sys full_rss full_l0 full_l1 full_wal < <(measure full)
 added=$(grep -o 'Result | [0-9]* added' "$T/full.out" | grep -o '[0-9]*')
+# ---- floor 3: the cloud listing what the full sync created, as the connector's inventory asks
+# it (the same attributes= selection, pages of 1000), one page after the other on one connection
+inventory_conf=$T/inventory.curl
+: >"$inventory_conf"
+inventory_objects=0
+for listing in Users:id,userName,externalId,roles,meta.version \
+	Groups:id,displayName,externalId,meta.version Contacts:id,displayName,externalId,meta.version; do
+	path=${listing%%:*}
+	total=$(curl -sS --fail --cacert "$T/ca.pem" -H "Authorization: Bearer $(cat "$T/token")" \
+		"$cloud_url/scim/v2/bench/$path?count=1&attributes=id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["totalResults"])')
+	inventory_objects=$((inventory_objects + total))
+	for ((s = 1; s <= total; s += 1000)); do
+		printf 'url = "%s"\noutput = "/dev/null"\n' \
+			"$cloud_url/scim/v2/bench/$path?startIndex=$s&count=1000&attributes=${listing#*:}" >>"$inventory_conf"
+	done
+done
+load_inventory=$(load)
+t0=$(now)
+curl -sS --fail --cacert "$T/ca.pem" -H "Authorization: Bearer $(cat "$T/token")" -K "$inventory_conf"
+inventory_floor=$(elapsed "$t0" "$(now)")
+echo "== $(date -u +%T) inventory floor: $inventory_floor s for $inventory_objects objects (load $load_inventory)" >&2
+
 read -r nc_wall nc_user nc_sys nc_rss nc_l0 nc_l1 nc_wal < <(measure nochange)
 matched=$(grep -o '[0-9]* Objects Matched' "$T/nochange.out" | grep -o '[0-9]*')
 # once more: the steady state (the first no-change sync may have versions to record)
@@ -252,8 +277,12 @@ r = {
                          "latency_ms": int("${BENCH_INCR_LATENCY_MS:-0}"),
                          "peak_wal_mb": round($inc_wal / 1048576, 1)},
     "floors": {"read_s": $read_floor, "ingest_bulk_s": $ingest_floor,
-               "load_before_read": $load_read, "load_before_ingest": $load_ingest},
+               "inventory_s": $inventory_floor, "inventory_objects": $inventory_objects,
+               "load_before_read": $load_read, "load_before_ingest": $load_ingest,
+               "load_before_inventory": $load_inventory},
     "ratio_to_floor": round($full_wall / floor, 2) if floor > 0 else None,
+    "no_change_ratio": round($nc2_wall / ($read_floor + $inventory_floor), 2)
+                       if $read_floor + $inventory_floor > 0 else None,
     "state_cache_mib": int("${BENCH_STATE_CACHE_MIB:-16}"),
     "cloud_options": "${cloud_opts[*]}".split(),
     "phases": {k: phases(k) for k in ("full", "nochange", "nochange2", "incremental")},
@@ -270,6 +299,8 @@ print("read floor %.2f s (ldapsearch, %d objects), ingest floor %.2f s (dirconn-
       "no-change sync: %.2f s, %d matched, %.1f MB; repeated: %.2f s, %.1f MB" % ($read_floor,
       $objects, $ingest_floor, n["wall_s"], n["objects_matched"], n["peak_rss_mb"],
       r["no_change_sync_repeated"]["wall_s"], r["no_change_sync_repeated"]["peak_rss_mb"]))
+print("inventory floor %.2f s (%d objects listed by pages of 1000); the repeated no-change sync "
+      "is %sx read floor + inventory floor" % ($inventory_floor, $inventory_objects, r["no_change_ratio"]))
 print("load average (1 min): read floor %s, ingest floor %s, full sync %s -> %s, no-change %s -> %s, "
       "repeated %s -> %s; fixture start %.1f s (template build %.1f s, of which generate %.1f s)" % (
       $load_read, $load_ingest, $full_l0, $full_l1, $nc_l0, $nc_l1, $nc2_l0, $nc2_l1,

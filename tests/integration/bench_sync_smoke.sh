@@ -10,6 +10,12 @@ check "the full sync added every user it read" test "$(json "$out" "j['objects_a
 check_eq "the no-change sync matched them all" "$(json "$out" "j['objects_added']")" \
 	"$(json "$out" "j['no_change_sync']['objects_matched']")"
 check "the ratio to the floor is measured" test -n "$(json "$out" "j['ratio_to_floor']")"
+# the inventory floor lists what the connector's inventory lists: every object it matched
+check_eq "the inventory floor lists every object the no-change sync matched" \
+	"$(json "$out" "j['no_change_sync']['objects_matched']")" "$(json "$out" "j['floors']['inventory_objects']")"
+check "the no-change ratio to read and inventory floors is measured" \
+	python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); sys.exit(not (j["floors"]["inventory_s"] > 0 and j["no_change_ratio"] > 0))' "$out"
+check_contains "it prints the inventory floor" "$b_out" "inventory floor "
 check_eq "the fixture is the streamed organisation" stream "$(json "$out" "j['generator']")"
 check "the load average is recorded with the full sync" \
 	python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); sys.exit(not all(
