@@ -8,6 +8,12 @@
  *
  * usage: cloud_ingest_driver --scim URL --token-file FILE [--cacert FILE]
  *          --mode single|bulk [--users N] [--bulk-size N] [--concurrency N] [--prefix S]
+ *          [--shape small|directory]
+ * --shape small (the default): userName, externalId, active, displayName, name, one email,
+ * title. --shape directory: also what the connector maps from a user of the ldsfx
+ * organisation (bench/sync.sh): two addresses, a phone number, preferredLanguage and the
+ * enterprise extension's department and employeeNumber (no manager: it would name a user
+ * created before), so that the ingest floor ingests users as large as the ones it is a floor for.
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -17,7 +23,7 @@
 #include <time.h>
 
 struct driver {
-    const char *scim, *cacert, *mode, *prefix;
+    const char *scim, *cacert, *mode, *prefix, *shape;
     char token_header[600];
     long users, bulk_size, concurrency;
     long next_user, done_users, requests, errors;
@@ -55,11 +61,31 @@ static json_t *user_json(struct driver *d, long i)
     snprintf(ext, sizeof(ext), "%s-ext-%07ld", d->prefix, i);
     snprintf(given, sizeof(given), "Given%ld", i);
     snprintf(family, sizeof(family), "Family%ld", i);
-    return json_pack("{s:[s], s:s, s:s, s:b, s:s, s:{s:s, s:s}, s:[{s:s, s:s, s:b}], s:s}",
-                     "schemas", "urn:ietf:params:scim:schemas:core:2.0:User", "userName", name,
-                     "externalId", ext, "active", 1, "displayName", name, "name", "givenName",
-                     given, "familyName", family, "emails", "value", mail, "type", "work",
-                     "primary", 1, "title", "Engineer");
+    json_t *u = json_pack("{s:[s], s:s, s:s, s:b, s:s, s:{s:s, s:s}, s:[{s:s, s:s, s:b}], s:s}",
+                          "schemas", "urn:ietf:params:scim:schemas:core:2.0:User", "userName", name,
+                          "externalId", ext, "active", 1, "displayName", name, "name", "givenName",
+                          given, "familyName", family, "emails", "value", mail, "type", "work",
+                          "primary", 1, "title", "Engineer");
+    if (u == NULL || strcmp(d->shape, "directory") != 0)
+        return u;
+    char phone[32], employee[16];
+    snprintf(phone, sizeof(phone), "+48 12 5550 %04ld", i % 10000);
+    snprintf(employee, sizeof(employee), "E%06ld", i);
+    json_array_append_new(
+        json_object_get(u, "schemas"),
+        json_string("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"));
+    json_object_set_new(u, "addresses",
+                        json_pack("[{s:s, s:s, s:s, s:s, s:b, s:s, s:s}, {s:s, s:s}]", "country",
+                                  "PL", "formatted", "Krak\u00f3w, MA 31-019, Poland", "locality",
+                                  "Krak\u00f3w", "postalCode", "31-019", "primary", 1, "region",
+                                  "MA", "type", "work", "formatted", "Krak\u00f3w", "type",
+                                  "other"));
+    json_object_set_new(u, "phoneNumbers",
+                        json_pack("[{s:s, s:s}]", "type", "work", "value", phone));
+    json_object_set_new(u, "preferredLanguage", json_string("pl-PL"));
+    json_object_set_new(u, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+                        json_pack("{s:s, s:s}", "department", "Sales", "employeeNumber", employee));
+    return u;
 }
 
 static int start_one(struct driver *d)
@@ -143,8 +169,12 @@ static void finish_one(struct driver *d, CURL *easy, CURLcode rc)
 
 int main(int argc, char **argv)
 {
-    struct driver d = {
-        .mode = "single", .users = 1000, .bulk_size = 500, .concurrency = 4, .prefix = "u"};
+    struct driver d = {.mode = "single",
+                       .users = 1000,
+                       .bulk_size = 500,
+                       .concurrency = 4,
+                       .prefix = "u",
+                       .shape = "small"};
     const char *token_file = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
@@ -164,15 +194,18 @@ int main(int argc, char **argv)
             d.concurrency = atol(v);
         else if (strcmp(k, "--prefix") == 0)
             d.prefix = v;
+        else if (strcmp(k, "--shape") == 0)
+            d.shape = v;
         else {
             fprintf(stderr, "cloud_ingest_driver: unknown option %s\n", k);
             return 2;
         }
     }
     if (d.scim == NULL || token_file == NULL || d.users < 1 || d.bulk_size < 1 ||
-        d.concurrency < 1) {
+        d.concurrency < 1 || (strcmp(d.shape, "small") != 0 && strcmp(d.shape, "directory") != 0)) {
         fprintf(stderr, "usage: cloud_ingest_driver --scim URL --token-file FILE [--cacert FILE] "
-                        "--mode single|bulk [--users N] [--bulk-size N] [--concurrency N]\n");
+                        "--mode single|bulk [--users N] [--bulk-size N] [--concurrency N] "
+                        "[--prefix S] [--shape small|directory]\n");
         return 2;
     }
     FILE *f = fopen(token_file, "r");

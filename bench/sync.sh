@@ -119,7 +119,7 @@ start_cloud ingest
 load_ingest=$(load)
 t0=$(now)
 "$driver" --scim "$cloud_url/scim/v2/bench" --token-file "$T/token" --cacert "$T/ca.pem" \
-	--mode bulk --users "$objects" --bulk-size 1000 --concurrency 2 --prefix floor >/dev/null
+	--mode bulk --users "$objects" --bulk-size 1000 --concurrency 2 --prefix floor --shape directory >/dev/null
 ingest_floor=$(elapsed "$t0" "$(now)")
 echo "== $(date -u +%T) ingest floor: $ingest_floor s (load $load_ingest)" >&2
 kill "$cloud_pid"; wait "$cloud_pid" 2>/dev/null || true; cloud_pid=
