@@ -262,6 +262,21 @@ static int resolve_group(void *arg, const struct plan_item *it)
     return 0;
 }
 
+/* Add group G (CN=G,DC=x) with n member DNs to p, compute the plan and return G's planned
+ * record (the caller frees it). */
+static char *group_record(struct plan *p, char **members, size_t n)
+{
+    json_t *g = json_pack("{s:[s], s:s}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:Group",
+                          "displayName", "G");
+    plan_add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, n, NULL, NULL);
+    json_decref(g);
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+    char *rec = NULL;
+    plan_foreach(p, -1, -1, find_group, &rec, NULL);
+    assert_non_null(rec);
+    return rec;
+}
+
 static void test_members_and_managers(void **state)
 {
     (void)state;
@@ -269,23 +284,16 @@ static void test_members_and_managers(void **state)
     assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
     json_t *a = user("a@x.com", "A");
     json_t *e = user("e@x.com", "E");
-    json_t *g = json_pack("{s:[s], s:s}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:Group",
-                          "displayName", "G");
     char *members[] = {"CN=E,DC=x", "cn=a,dc=x", "CN=Outside,DC=x"};
     plan_add_dir(p, OBJECT_USER, "A", "CN=A,DC=x", "a@x.com", a, NULL, NULL, 0, NULL, NULL);
     plan_add_dir(p, OBJECT_USER, "E", "CN=E,DC=x", "e@x.com", e, "CN=A,DC=x", NULL, 0, NULL, NULL);
-    plan_add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 3, NULL, NULL);
-    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
-    char *rec = NULL;
-    plan_foreach(p, -1, -1, find_group, &rec, NULL);
-    assert_non_null(rec);
+    char *rec = group_record(p, members, 3);
     assert_non_null(strstr(rec, "\"dirconn:members\":[\"A\",\"E\"]"));
     free(rec);
     put_state("E", OBJECT_USER, "CN=E,DC=x", "cE", NULL, NULL);
     plan_foreach(p, -1, -1, resolve_group, p, NULL);
     json_decref(a);
     json_decref(e);
-    json_decref(g);
     plan_free(p);
 }
 
@@ -305,21 +313,14 @@ static void test_member_text_escapes(void **state)
         strcat(qdn, ",DC=x");
         json_t *q = user("q@x.com", "Q");
         json_t *b = user("b@x.com", "B");
-        json_t *g = json_pack("{s:[s], s:s}", "schemas",
-                              "urn:ietf:params:scim:schemas:core:2.0:Group", "displayName", "G");
         char *members[] = {qdn, "CN=\xff\xfe,DC=x", "CN=B,DC=x"};
         plan_add_dir(p, OBJECT_USER, "Q", qdn, "q@x.com", q, NULL, NULL, 0, NULL, NULL);
         plan_add_dir(p, OBJECT_USER, "B", "CN=B,DC=x", "b@x.com", b, NULL, NULL, 0, NULL, NULL);
-        plan_add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", g, NULL, members, 3, NULL, NULL);
-        assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
-        char *rec = NULL;
-        plan_foreach(p, -1, -1, find_group, &rec, NULL);
-        assert_non_null(rec);
+        char *rec = group_record(p, members, 3);
         assert_non_null(strstr(rec, "\"dirconn:members\":[\"B\",\"Q\"]"));
         free(rec);
         json_decref(q);
         json_decref(b);
-        json_decref(g);
         plan_free(p);
     }
 }
@@ -1046,7 +1047,8 @@ static void test_member_changes_100k(void **state)
 
 /*
  * The groups whose copy is read by id are split by the length of the member DNs read
- * (STATE_PROJECTION_BIG): a group of 20,000 members (1.2 MB of DNs) is big, one of 2 is not, and -1 gives both.
+ * (STATE_PROJECTION_BIG): a group of 20,000 members (1.2 MB of DNs) is big, one of 2 is not, and -1
+ * gives both.
  */
 static void test_projection_big_groups(void **state)
 {
