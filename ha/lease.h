@@ -86,7 +86,9 @@ bool lease_info_copy(struct lease_info *dst, const struct lease_info *src);
  *            unconditional) and this instance still holds the lease under
  *            `token`. DIRCONN_ELEASE when the write was fenced (stale token, lease
  *            lost); a version mismatch is DIRCONN_ELEASE_SERVER (etcd) or
- *            DIRCONN_ECLOUD (cloud); transport errors.
+ *            DIRCONN_ECLOUD (cloud); transport errors. Sent once: a
+ *            transport failure, 429 or 5xx is not tried again here (the
+ *            caller asks whether it may still write first; ha_shared_export).
  * free     - release everything (does not release the lease).
  * reconfigure - optional (NULL: the backend has no settings to take): take
  *            the [proxy] settings of cfg (owned by the backend from now on,

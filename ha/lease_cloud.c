@@ -110,7 +110,11 @@ static bool transient(enum dirconn_err e, long status)
 /*
  * One control API request with the connector's token; a 401 refreshes it once;
  * 429, 5xx and connection failures are tried again twice after 100 and 300 ms
- * (the election has its own deadline; a lease request never waits long).
+ * (the election has its own deadline; a lease request never waits long),
+ * except a fenced write (fencing set): it is sent once, and its caller asks
+ * whether it may still write before it tries again (ha_shared_export). A
+ * timeout may come after the cloud took the request: a resend after the
+ * instance lost its lease is a write it knows it must not make.
  * *retried tells whether an earlier attempt may have been applied.
  */
 static enum dirconn_err call_r(struct cloud_lease *cl, const char *method, const char *path,
@@ -135,7 +139,7 @@ static enum dirconn_err call_r(struct cloud_lease *cl, const char *method, const
             refreshed = true;
             continue;
         }
-        if (!transient(e, r->status) || attempt >= 2)
+        if (!transient(e, r->status) || attempt >= 2 || fencing != NULL)
             return e;
         *retried = true;
         struct timespec ts = {0, (attempt == 0 ? 100 : 300) * 1000000L};

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define GENERATION_SETTING "ha-generation"
 /* Set when an import replaced the local state, cleared when a full sync completed (see .h). */
@@ -289,8 +290,46 @@ enum dirconn_err ha_shared_import(struct lease_backend *b, struct state *st,
     return e;
 }
 
+bool ha_shared_election_gate(void *arg)
+{
+    return ha_election_is_active(arg);
+}
+
+/* A failure of the write that another attempt may not meet: no answer, 429, 5xx. */
+static bool transient_put(enum dirconn_err e, const struct dirconn_error *err)
+{
+    if (e == DIRCONN_ECLOUD_CONNECT || e == DIRCONN_ELEASE_CONNECT)
+        return true;
+    return err->origin == DIRCONN_ORIGIN_HTTP &&
+           (err->cause == 429 || (err->cause >= 500 && err->cause <= 504));
+}
+
+/* The backend's state_put, tried again after transient failures, the gate asked before each. */
+static enum dirconn_err put_gated(struct lease_backend *b, const json_t *doc, const char *version,
+                                  int64_t token, ha_write_gate gate, void *gate_arg,
+                                  struct dirconn_error *err)
+{
+    enum dirconn_err e = DIRCONN_OK;
+    for (int attempt = 0; attempt < HA_SHARED_PUT_ATTEMPTS; attempt++) {
+        if (attempt > 0) {
+            struct timespec ts = {0, (attempt == 1 ? 100 : 300) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (gate != NULL && !gate(gate_arg))
+            return dirconn_error_set(err, DIRCONN_ELEASE,
+                                     "this instance is no longer active (its lease deadline "
+                                     "passed): nothing written%s",
+                                     attempt > 0 ? " again" : "");
+        dirconn_error_clear(err);
+        e = b->ops->state_put(b->self, doc, version, token, err);
+        if (e == DIRCONN_OK || !transient_put(e, err))
+            return e;
+    }
+    return e;
+}
+
 enum dirconn_err ha_shared_export(struct lease_backend *b, struct state *st, int64_t token,
-                                  struct ha_election *gate, const struct log_sink *log,
+                                  ha_write_gate gate, void *gate_arg, const struct log_sink *log,
                                   struct dirconn_error *err)
 {
     json_t *old = NULL;
@@ -316,12 +355,8 @@ enum dirconn_err ha_shared_export(struct lease_backend *b, struct state *st, int
         e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     if (e == DIRCONN_OK)
         e = ha_shared_retry_encode(st, doc, err);
-    if (e == DIRCONN_OK && gate != NULL && !ha_election_is_active(gate))
-        e = dirconn_error_set(err, DIRCONN_ELEASE,
-                              "this instance is no longer active (its lease deadline passed): "
-                              "nothing written");
     if (e == DIRCONN_OK)
-        e = b->ops->state_put(b->self, doc, version, token, err);
+        e = put_gated(b, doc, version, token, gate, gate_arg, err);
     free(version);
     if (e == DIRCONN_OK)
         e = set_local_generation(st, next, err);
@@ -356,7 +391,8 @@ enum dirconn_err ha_shared_step(const struct config *cfg, const struct log_sink 
         e = state_open(cfg->state_dir, &st, err);
     if (e == DIRCONN_OK)
         e = import ? ha_shared_import(&b, st, log, what, err)
-                   : ha_shared_export(&b, st, token, gate, log, err);
+                   : ha_shared_export(&b, st, token, gate != NULL ? ha_shared_election_gate : NULL,
+                                      gate, log, err);
     state_close(st);
     lease_backend_free(&b);
     return e;

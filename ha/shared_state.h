@@ -104,18 +104,34 @@ enum dirconn_err ha_shared_retry_decode(const json_t *doc, struct state *st, con
 struct ha_election;
 
 /*
+ * ha_write_gate - asked right before each write of the shared document:
+ * true while arg's instance may still write under its lease. For the
+ * election, ha_shared_election_gate (arg: the struct ha_election).
+ */
+typedef bool (*ha_write_gate)(void *arg);
+
+/* ha_shared_election_gate - ha_election_is_active(arg) as an ha_write_gate (self-fences late). */
+bool ha_shared_election_gate(void *arg);
+
+/* Attempts of ha_shared_export's write when the lease server fails transiently. */
+#define HA_SHARED_PUT_ATTEMPTS 3
+
+/*
  * ha_shared_export - after an acknowledged sync: write the local watermarks
  * and retry list (ha_shared_retry_encode) as the next generation of the
- * shared document, fenced by token (the
- * backend's state_put), and remember that generation locally. gate (may be
- * NULL): the election whose lease the write is made under; right before the
- * write it is asked ha_election_is_active (which self-fences past the lease
- * deadline), and nothing is sent when it says no. Errors: DIRCONN_ELEASE
- * (fenced: this instance lost the lease, or the gate is closed), the
- * backend's transport errors, DIRCONN_ESTATE, DIRCONN_ENOMEM.
+ * shared document, fenced by token (the backend's state_put), and remember
+ * that generation locally. gate (may be NULL; gate_arg is its argument) is
+ * asked before every attempt of the write, and nothing more is sent once it
+ * says no. A transient failure of the write (no connection, a timeout,
+ * HTTP 429 or 5xx) is tried again, up to HA_SHARED_PUT_ATTEMPTS attempts in
+ * all, 100 and 300 ms apart, each after the gate: the backend sends a fenced
+ * write once (lease.h), so an instance that lost its lease while its write
+ * was on the way never sends it again. Errors: DIRCONN_ELEASE (fenced: this
+ * instance lost the lease, or the gate is closed), the backend's transport
+ * errors, DIRCONN_ESTATE, DIRCONN_ENOMEM.
  */
 enum dirconn_err ha_shared_export(struct lease_backend *b, struct state *st, int64_t token,
-                                  struct ha_election *gate, const struct log_sink *log,
+                                  ha_write_gate gate, void *gate_arg, const struct log_sink *log,
                                   struct dirconn_error *err);
 
 /*

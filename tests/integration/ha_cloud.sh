@@ -280,4 +280,29 @@ echo "# fencedRejections at the end: $(ha_fenced); lease: $(ha_cloud_lease)"
 # ---- failover_interval: after the lease ran out a standby waits that long before taking it
 FI=6
 ha_failover_interval_scenario "lease = cloud"
+
+# ---- a fenced write is sent once: the backend leaves the next attempt to its caller, which
+# first asks whether the instance may still write (a resend after a lost lease is a write the
+# instance knows it must not make). Through ha_lease_driver with conn-1's configuration, every
+# instance stopped, and every write answered 503 (not applied).
+ha_stop_all
+DRIVER=${DIRCONN_BUILD_DIR:-$SRC/build}/tests/integration/ha_lease_driver
+drive() { run_capture r "$DRIVER" "$work/conn-1.conf" - "$@"; }
+check "fenced write: the driver is built" test -x "$DRIVER"
+drive acquire
+check_eq "fenced write: conn-1 acquires the free lease (exit 0)" 0 "$r_rc"
+tok=$(json "$r_out" "j['token']")
+drive state-get
+ver=$(json "$r_out" "j['version']")
+cloud_admin PUT /v1/faults '{"error503": 1.0, "writesOnly": true}' >/dev/null
+before=$(json "$(cloud_admin GET /v1/faults)" "j['counts']['error503']")
+drive state-put '{"format": 1, "generation": 999, "writer": "driver", "watermarks": []}' "$ver" "$tok"
+after=$(json "$(cloud_admin GET /v1/faults)" "j['counts']['error503']")
+cloud_admin PUT /v1/faults '{"error503": 0, "writesOnly": false}' >/dev/null
+check_eq "fenced write: a 503 answer is the driver's error (exit 32, ECLOUD)" 32 "$r_rc"
+check_contains "fenced write: the error names the 503" "$r_err" "HTTP 503"
+check_eq "fenced write: the PUT /state was sent once, not tried again by the backend" 1 "$((after - before))"
+check "fenced write: the shared state was not replaced" \
+	test "$(json "$(cloud_admin GET /v1/orgs/acme/state)" "j.get('writer')")" != driver
+drive release
 finish

@@ -19,7 +19,11 @@
 struct store {
     json_t *doc; /* NULL = never written ({} as the cloud's initial document) */
     int version;
-    int puts;
+    int puts;     /* writes applied */
+    int attempts; /* writes received, applied or not */
+    int failures; /* the next this many writes fail with fail_code (HTTP fail_status) */
+    enum dirconn_err fail_code;
+    long fail_status;
 };
 
 static enum dirconn_err s_state_get(void *self, json_t **doc, char **version,
@@ -39,6 +43,14 @@ static enum dirconn_err s_state_put(void *self, const json_t *doc, const char *v
 {
     (void)token;
     struct store *s = self;
+    s->attempts++;
+    if (s->failures > 0) {
+        s->failures--;
+        dirconn_error_set(err, s->fail_code, "injected failure");
+        if (s->fail_status != 0)
+            dirconn_error_cause(err, DIRCONN_ORIGIN_HTTP, s->fail_status);
+        return s->fail_code;
+    }
     if (version == NULL || atoi(version) != s->version)
         return dirconn_error_set(err, DIRCONN_ECLOUD, "version conflict");
     json_decref(s->doc);
@@ -137,7 +149,7 @@ static void test_retry_list_round_trip(void **state)
     assert_int_equal(state_retry_put(a, "id-group", NULL, 1, "500", &err), DIRCONN_OK);
     assert_int_equal(state_retry_put(a, "id-unknown", NULL, -1, "500", &err), DIRCONN_OK);
     struct lease_backend ba = backend("conn-a");
-    assert_int_equal(ha_shared_export(&ba, a, 7, NULL, &quiet, &err), DIRCONN_OK);
+    assert_int_equal(ha_shared_export(&ba, a, 7, NULL, NULL, &quiet, &err), DIRCONN_OK);
     assert_int_equal(store.puts, 1);
 
     /* the document */
@@ -189,7 +201,7 @@ static void test_retry_list_round_trip(void **state)
 
     /* B writes the next generation: the merged list goes on; A, behind, takes it back */
     assert_int_equal(state_retry_delete(b, "id-group", &err), DIRCONN_OK);
-    assert_int_equal(ha_shared_export(&bb, b, 8, NULL, &quiet, &err), DIRCONN_OK);
+    assert_int_equal(ha_shared_export(&bb, b, 8, NULL, NULL, &quiet, &err), DIRCONN_OK);
     assert_int_equal(json_array_size(json_object_get(store.doc, "retry")), 3);
     assert_int_equal(ha_shared_import(&ba, a, &quiet, &what, &err), DIRCONN_OK);
     assert_int_equal(what, HA_IMPORT_TAKEN);
@@ -263,13 +275,13 @@ static void test_retry_list_overflow(void **state)
     struct lease_backend ba = backend("conn-a");
 
     /* exactly the limit: listed */
-    assert_int_equal(ha_shared_export(&ba, a, 7, NULL, &quiet, &err), DIRCONN_OK);
+    assert_int_equal(ha_shared_export(&ba, a, 7, NULL, NULL, &quiet, &err), DIRCONN_OK);
     assert_int_equal(json_array_size(json_object_get(store.doc, "retry")), HA_SHARED_RETRY_MAX);
     assert_null(json_object_get(store.doc, "retryOverflow"));
 
     /* one more: the flag instead */
     assert_int_equal(state_retry_put(a, "id-one-more", NULL, 0, "500", &err), DIRCONN_OK);
-    assert_int_equal(ha_shared_export(&ba, a, 7, NULL, &quiet, &err), DIRCONN_OK);
+    assert_int_equal(ha_shared_export(&ba, a, 7, NULL, NULL, &quiet, &err), DIRCONN_OK);
     assert_int_equal(json_array_size(json_object_get(store.doc, "retry")), 0);
     assert_true(json_is_true(json_object_get(store.doc, "retryOverflow")));
     assert_int_equal(json_array_size(json_object_get(store.doc, "watermarks")), 1);
@@ -329,6 +341,78 @@ static void test_retry_list_malformed(void **state)
     state_close(b);
 }
 
+/* A gate open for its first `open` questions, then closed (the lease deadline passed). */
+struct gate {
+    int open;
+    int asked;
+};
+
+static bool gate_ask(void *arg)
+{
+    struct gate *g = arg;
+    return g->asked++ < g->open;
+}
+
+/* A transient failure of the write is tried again, after the gate, until it is applied. */
+static void test_export_retries_transient(void **state)
+{
+    (void)state;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    struct state *a = open_state("a");
+    put_watermark(a, "4711");
+    struct lease_backend ba = backend("conn-a");
+    struct gate g = {.open = 100};
+    store.failures = 1; /* no answer (a timeout, a refused connection) */
+    store.fail_code = DIRCONN_ECLOUD_CONNECT;
+    assert_int_equal(ha_shared_export(&ba, a, 7, gate_ask, &g, &quiet, &err), DIRCONN_OK);
+    assert_int_equal(store.attempts, 2);
+    assert_int_equal(store.puts, 1);
+    assert_int_equal(g.asked, 2);
+    store.failures = 2; /* 503 twice: the third and last attempt is applied */
+    store.fail_code = DIRCONN_ECLOUD;
+    store.fail_status = 503;
+    assert_int_equal(ha_shared_export(&ba, a, 7, gate_ask, &g, &quiet, &err), DIRCONN_OK);
+    assert_int_equal(store.attempts, 2 + HA_SHARED_PUT_ATTEMPTS);
+    assert_int_equal(store.puts, 2);
+    store.failures = HA_SHARED_PUT_ATTEMPTS; /* every attempt: the error of the last */
+    assert_int_equal(ha_shared_export(&ba, a, 7, gate_ask, &g, &quiet, &err), DIRCONN_ECLOUD);
+    assert_int_equal(store.attempts, 2 + 2 * HA_SHARED_PUT_ATTEMPTS);
+    assert_int_equal(store.puts, 2);
+    assert_non_null(strstr(err.msg, "injected failure"));
+    state_close(a);
+}
+
+/* An instance whose lease deadline passed while its write was on the way sends it no more. */
+static void test_export_not_sent_again_after_the_gate_closed(void **state)
+{
+    (void)state;
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    struct state *a = open_state("a");
+    put_watermark(a, "4711");
+    struct lease_backend ba = backend("conn-a");
+    struct gate g = {.open = 1};
+    store.failures = 1;
+    store.fail_code = DIRCONN_ECLOUD_CONNECT; /* the answer timed out; the cloud may have it */
+    assert_int_equal(ha_shared_export(&ba, a, 7, gate_ask, &g, &quiet, &err), DIRCONN_ELEASE);
+    assert_int_equal(store.attempts, 1);
+    assert_int_equal(store.puts, 0);
+    assert_non_null(strstr(err.msg, "nothing written again"));
+    /* a closed gate from the start: nothing is sent at all */
+    g = (struct gate){.open = 0};
+    assert_int_equal(ha_shared_export(&ba, a, 7, gate_ask, &g, &quiet, &err), DIRCONN_ELEASE);
+    assert_int_equal(store.attempts, 1);
+    /* a refusal that is not transient (the cloud fenced it; a version conflict) is final */
+    g = (struct gate){.open = 100};
+    store.failures = 1;
+    store.fail_code = DIRCONN_ELEASE;
+    assert_int_equal(ha_shared_export(&ba, a, 7, gate_ask, &g, &quiet, &err), DIRCONN_ELEASE);
+    assert_int_equal(store.attempts, 2);
+    assert_int_equal(g.asked, 1);
+    state_close(a);
+}
+
 int main(void)
 {
     log_sink_init(&quiet, "test_shared_state", LOG_LEVEL_ERROR, LOG_TARGET_STDERR);
@@ -337,6 +421,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_document_without_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_list_overflow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_list_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_export_retries_transient, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_export_not_sent_again_after_the_gate_closed, setup,
+                                        teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     log_sink_close(&quiet);
