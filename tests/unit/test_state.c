@@ -1023,7 +1023,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile, setup, teardown),
-        cmocka_unit_test(test_raw_hash),
+        cmocka_unit_test_setup_teardown(test_raw_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_referrers, setup, teardown),
