@@ -850,6 +850,24 @@ static int plan_gone_one(const struct state_object *o, void *arg)
     return g->e != DIRCONN_OK;
 }
 
+/* Whether the plan adds or updates a user (*any; plan_items_op answers it from the index). */
+static enum dirconn_err users_written(struct plan *p, bool *any, struct dirconn_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(p->db,
+                           "SELECT 1 FROM plan_items WHERE op IN (:add, :update) AND kind = :user"
+                           " LIMIT 1",
+                           -1, &s, NULL) != SQLITE_OK)
+        return db_fail(p, err, "plan: looking for users to write");
+    state_plan_bind(s);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(p, err, "plan: looking for users to write");
+    *any = rc == SQLITE_ROW;
+    return DIRCONN_OK;
+}
+
 static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct dirconn_error *err)
 {
     memset(p->summary.count, 0, sizeof(p->summary.count));
@@ -921,7 +939,13 @@ static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct d
         " WHERE kind = :user AND op IN (:add, :update, :match);"
         "DROP TABLE temp.plan_depth;";
     e = state_plan_index(p->st, true, err);
+    bool writes = true;
     if (e == DIRCONN_OK)
+        e = users_written(p, &writes, err);
+    /* No user is added or updated: the depths would order only matches, which all have their
+     * cloud ids (a match the drift check turns into an update keeps depth 0, as do all of
+     * them: none waits for a manager's creation). At 1M users the walk takes seconds. */
+    if (e == DIRCONN_OK && writes)
         e = state_plan_exec(p->st, depth_sql, "plan: management depth", err);
     return e;
 }

@@ -435,6 +435,76 @@ static void test_drift(void **state)
     plan_free(p);
 }
 
+/* What a walk's items would leave in the state once acknowledged, as cloud id "c<externalId>". */
+struct acked {
+    char *text[3];
+    int n;
+};
+
+static int ack(void *arg, const struct plan_item *it)
+{
+    struct acked *a = arg;
+    char cid[16];
+    snprintf(cid, sizeof(cid), "c%s", it->external_id);
+    put_state(it->external_id, it->kind, it->dn, cid, it->record, it->hash);
+    a->text[a->n++] = strdup(it->record);
+    return 0;
+}
+
+static int depth_of(void *arg, const struct plan_item *it)
+{
+    char *out = arg;
+    size_t len = strlen(out);
+    snprintf(out + len, 128 - len, "%s%s=%d", len > 0 ? "," : "", it->external_id, it->depth);
+    return 0;
+}
+
+/* Users are applied down the management chain (depth): a manager added before its reports.
+ * A plan that adds or updates no user leaves every depth at 0: nothing waits for a creation,
+ * and a match the drift check turns into an update keeps 0. */
+static void test_management_depth(void **state)
+{
+    (void)state;
+    json_t *m = user("m@x.com", "M"), *r = user("r@x.com", "R"), *q = user("q@x.com", "Q");
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    plan_add_dir(p, OBJECT_USER, "R", "CN=R,DC=x", "r@x.com", r, "CN=M,DC=x", NULL, 0, NULL, NULL);
+    plan_add_dir(p, OBJECT_USER, "Q", "CN=Q,DC=x", "q@x.com", q, "CN=R,DC=x", NULL, 0, NULL, NULL);
+    plan_add_dir(p, OBJECT_USER, "M", "CN=M,DC=x", "m@x.com", m, NULL, NULL, 0, NULL, NULL);
+    assert_int_equal(plan_compute(p, 1u << OBJECT_USER, NULL), DIRCONN_OK);
+    char got[128] = "";
+    assert_int_equal(plan_foreach(p, PLAN_ADD, OBJECT_USER, depth_of, got, NULL), DIRCONN_OK);
+    assert_string_equal(got, "M=0,R=1,Q=2");
+    /* the state acknowledged all three, and the cloud has them: matches only */
+    struct acked acked = {0};
+    assert_int_equal(plan_foreach(p, PLAN_ADD, OBJECT_USER, ack, &acked, NULL), DIRCONN_OK);
+    assert_int_equal(acked.n, 3);
+    const char *cids[3] = {"cM", "cR", "cQ"}, *mails[3] = {"m@x.com", "r@x.com", "q@x.com"};
+    const char *ids[3] = {"M", "R", "Q"};
+    plan_free(p);
+    p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(
+            plan_add_cloud(p, OBJECT_USER, cids[i], mails[i], ids[i], false, NULL, NULL),
+            DIRCONN_OK);
+    plan_add_dir(p, OBJECT_USER, "R", "CN=R,DC=x", "r@x.com", r, "CN=M,DC=x", NULL, 0, NULL, NULL);
+    plan_add_dir(p, OBJECT_USER, "Q", "CN=Q,DC=x", "q@x.com", q, "CN=R,DC=x", NULL, 0, NULL, NULL);
+    plan_add_dir(p, OBJECT_USER, "M", "CN=M,DC=x", "m@x.com", m, NULL, NULL, 0, NULL, NULL);
+    assert_int_equal(plan_compute(p, 1u << OBJECT_USER, NULL), DIRCONN_OK);
+    assert_int_equal(plan_get_summary(p)->count[PLAN_MATCH], 3);
+    assert_int_equal(plan_mark_drift(p, "Q", acked.text[2], NULL), DIRCONN_OK);
+    got[0] = '\0';
+    assert_int_equal(plan_foreach(p, -1, OBJECT_USER, depth_of, got, NULL), DIRCONN_OK);
+    assert_string_equal(got, "M=0,Q=0,R=0");
+    for (int i = 0; i < 3; i++)
+        free(acked.text[i]);
+    json_decref(m);
+    json_decref(r);
+    json_decref(q);
+    plan_free(p);
+}
+
 /* The ids of the items a walk met, joined by commas. */
 static int ids_of(void *arg, const struct plan_item *it)
 {
@@ -1282,6 +1352,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreach_projected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drift, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_management_depth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt_cloud, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt_cloud_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locale_independent, setup, teardown),
