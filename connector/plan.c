@@ -139,8 +139,8 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
         {&p->ins_raw, "INSERT OR REPLACE INTO plan_raw VALUES (?1, ?2, ?3, ?4)"},
         {&p->ins_warning, "INSERT INTO plan_warnings (dn, message) VALUES (?1, ?2)"},
         {&p->ins_item, "INSERT INTO plan_items (op, kind, external_id, cloud_id, dn, name, record,"
-                       " old_record, hash, version, changed, message, origin)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"},
+                       " old_record, hash, version, changed, message, origin, moved)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"},
         /* Managers are users; members are users or groups (RFC 7643 4.2), never contacts. */
         {&p->dir_by_dn,
          "SELECT external_id FROM plan_dir WHERE dn_lower = lower(?1) AND status = :dir_ok"
@@ -655,7 +655,7 @@ static enum dirconn_err insert_item(struct plan *p, enum plan_op op, int kind, c
                                     const char *cloud_id, const char *dn, const char *name,
                                     const char *record, const char *old_record, const char *hash,
                                     const char *version, const char *changed, const char *message,
-                                    int origin, struct dirconn_error *err)
+                                    int origin, bool moved, struct dirconn_error *err)
 {
     sqlite3_stmt *s = p->ins_item;
     sqlite3_bind_int(s, 1, op);
@@ -671,6 +671,7 @@ static enum dirconn_err insert_item(struct plan *p, enum plan_op op, int kind, c
     sqlite3_bind_text(s, 11, changed, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 12, message, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 13, origin);
+    sqlite3_bind_int(s, 14, moved);
     enum dirconn_err e = step_done(p, s, err, "recording the plan");
     if (e == DIRCONN_OK) {
         p->summary.count[op]++;
@@ -703,7 +704,7 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
 
     if (status != PLAN_DIR_OK)
         return insert_item(p, status == PLAN_DIR_SKIP ? PLAN_SKIP : PLAN_CONFLICT, kind, ext, NULL,
-                           dn, name, NULL, NULL, NULL, NULL, NULL, message, 0, err);
+                           dn, name, NULL, NULL, NULL, NULL, NULL, message, 0, false, err);
 
     struct state_object so = {0};
     bool known = false;
@@ -789,7 +790,7 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
         e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     if (e == DIRCONN_OK && skip != NULL) {
         e = insert_item(p, PLAN_CONFLICT, kind, ext, NULL, dn, name, NULL, NULL, NULL, NULL, NULL,
-                        skip, 0, err);
+                        skip, 0, false, err);
     } else if (e == DIRCONN_OK) {
         /* Only updates need the record as a value. */
         json_error_t jerr;
@@ -798,9 +799,11 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
         json_decref(rec);
         /* A match is the acknowledged record itself: the state has it, the plan need not. */
         bool keep = op != PLAN_MATCH;
+        /* moved or renamed in the scope: state_plan_save_moves gives the state the new DN */
+        bool moved = known && so.dn != NULL && dn != NULL && strcmp(so.dn, dn) != 0;
         e = insert_item(p, op, kind, ext, c.found ? c.id : NULL, dn, name, keep ? text : NULL,
                         keep && known ? so.record : NULL, hash, c.version, changed, NULL, origin,
-                        err);
+                        moved, err);
         free(changed);
     }
     cloud_row_clear(&c);
@@ -845,7 +848,7 @@ static int plan_gone_one(const struct state_object *o, void *arg)
     g->e = insert_item(g->p, op, o->kind, o->external_id, o->cloud_id, o->dn, o->name, NULL,
                        o->record, NULL, c.version, NULL,
                        op == PLAN_PROTECTED ? "a cloud administrator is never deleted" : NULL,
-                       (int)o->origin, g->err);
+                       (int)o->origin, false, g->err);
     cloud_row_clear(&c);
     return g->e != DIRCONN_OK;
 }

@@ -1198,7 +1198,8 @@ static const char plan_schema_sql[] =
     "CREATE TEMP TABLE plan_items (seq INTEGER PRIMARY KEY, op INTEGER, kind INTEGER,"
     "  external_id TEXT, cloud_id TEXT, dn TEXT, name TEXT, record TEXT, old_record TEXT,"
     "  hash TEXT, version TEXT, changed TEXT, message TEXT, origin INTEGER,"
-    "  depth INTEGER NOT NULL DEFAULT 0, drift INTEGER NOT NULL DEFAULT 0);"
+    "  depth INTEGER NOT NULL DEFAULT 0, drift INTEGER NOT NULL DEFAULT 0,"
+    "  moved INTEGER NOT NULL DEFAULT 0);"
     "CREATE TEMP TABLE plan_warnings (seq INTEGER PRIMARY KEY, dn TEXT, message TEXT);";
 
 static const char plan_index_input_sql[] =
@@ -1677,7 +1678,8 @@ enum dirconn_err state_plan_save_raw(struct state *st, struct dirconn_error *err
 enum dirconn_err state_plan_save_moves(struct state *st, struct dirconn_error *err)
 {
     static const char sql[] =
-        "UPDATE objects SET dn = i.dn FROM plan_items i WHERE i.external_id = objects.external_id"
-        " AND i.op = :match AND i.dn IS NOT NULL AND objects.dn != i.dn";
+        "UPDATE objects SET dn = i.dn FROM plan_items i WHERE i.moved"
+        " AND i.external_id = objects.external_id AND i.op = :match AND i.dn IS NOT NULL"
+        " AND objects.dn != i.dn";
     return state_plan_exec(st, sql, "plan: saving the moved objects", err);
 }

@@ -505,6 +505,49 @@ static void test_management_depth(void **state)
     plan_free(p);
 }
 
+/* A match whose DN changed in the scope (moved, renamed) gives the state its new DN; the
+ * others are left as they are. */
+static void test_moved_match(void **state)
+{
+    (void)state;
+    json_t *a = user("mv@x.com", "MV"), *b = user("st@x.com", "ST");
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    plan_add_dir(p, OBJECT_USER, "MV", "CN=Old,OU=A,DC=x", "mv@x.com", a, NULL, NULL, 0, NULL,
+                 NULL);
+    plan_add_dir(p, OBJECT_USER, "ST", "CN=Stays,DC=x", "st@x.com", b, NULL, NULL, 0, NULL, NULL);
+    assert_int_equal(plan_compute(p, 1u << OBJECT_USER, NULL), DIRCONN_OK);
+    struct acked acked = {0};
+    assert_int_equal(plan_foreach(p, PLAN_ADD, OBJECT_USER, ack, &acked, NULL), DIRCONN_OK);
+    assert_int_equal(acked.n, 2);
+    plan_free(p);
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cMV", "mv@x.com", "MV", false, NULL, NULL),
+                     DIRCONN_OK);
+    assert_int_equal(plan_add_cloud(p, OBJECT_USER, "cST", "st@x.com", "ST", false, NULL, NULL),
+                     DIRCONN_OK);
+    plan_add_dir(p, OBJECT_USER, "MV", "CN=New,OU=B,DC=x", "mv@x.com", a, NULL, NULL, 0, NULL,
+                 NULL);
+    plan_add_dir(p, OBJECT_USER, "ST", "CN=Stays,DC=x", "st@x.com", b, NULL, NULL, 0, NULL, NULL);
+    assert_int_equal(plan_compute(p, 1u << OBJECT_USER, NULL), DIRCONN_OK);
+    assert_int_equal(plan_get_summary(p)->count[PLAN_MATCH], 2);
+    assert_int_equal(state_plan_save_moves(st, NULL), DIRCONN_OK);
+    struct state_object o = {0};
+    bool found = false;
+    assert_int_equal(state_object_get(st, "MV", &o, &found, NULL), DIRCONN_OK);
+    assert_true(found);
+    assert_string_equal(o.dn, "CN=New,OU=B,DC=x");
+    state_object_clear(&o);
+    assert_int_equal(state_object_get(st, "ST", &o, &found, NULL), DIRCONN_OK);
+    assert_string_equal(o.dn, "CN=Stays,DC=x");
+    state_object_clear(&o);
+    for (int i = 0; i < acked.n; i++)
+        free(acked.text[i]);
+    json_decref(a);
+    json_decref(b);
+    plan_free(p);
+}
+
 /* The ids of the items a walk met, joined by commas. */
 static int ids_of(void *arg, const struct plan_item *it)
 {
@@ -1353,6 +1396,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drift, setup, teardown),
         cmocka_unit_test_setup_teardown(test_management_depth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_moved_match, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt_cloud, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt_cloud_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locale_independent, setup, teardown),

@@ -850,7 +850,7 @@ static void test_plan_tables(void **state)
                                   NULL, NULL, NULL),
                      SQLITE_OK);
 
-    /* Moves: a match whose DN changed gets it; the state row keeps everything else. */
+    /* Moves: a match the plan marked moved gets its DN; the state row keeps everything else. */
     struct state_object o = {.external_id = "u1",
                              .kind = OBJECT_USER,
                              .dn = "cn=u1",
@@ -860,8 +860,8 @@ static void test_plan_tables(void **state)
                              .hash = "h"};
     assert_int_equal(state_object_put(st, &o, &err), DIRCONN_OK);
     snprintf(sql, sizeof(sql),
-             "INSERT INTO plan_items (op, kind, external_id, cloud_id, dn) VALUES"
-             " (%d, %d, 'u1', 'c-u1', 'cn=u1b')",
+             "INSERT INTO plan_items (op, kind, external_id, cloud_id, dn, moved) VALUES"
+             " (%d, %d, 'u1', 'c-u1', 'cn=u1b', 1)",
              PLAN_MATCH, OBJECT_USER);
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(state_plan_index(st, true, &err), DIRCONN_OK);
