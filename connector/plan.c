@@ -164,7 +164,7 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
     return DIRCONN_OK;
 }
 
-void plan_free(struct plan *p)
+static void release(struct plan *p, bool drop)
 {
     if (p == NULL)
         return;
@@ -176,8 +176,19 @@ void plan_free(struct plan *p)
         sqlite3_finalize(all[i]);
     EVP_MD_free(p->sha256);
     link_memo_clear(p);
-    state_plan_drop(p->st);
+    if (drop)
+        state_plan_drop(p->st);
     free(p);
+}
+
+void plan_free(struct plan *p)
+{
+    release(p, true);
+}
+
+void plan_discard(struct plan *p)
+{
+    release(p, false);
 }
 
 static enum dirconn_err step_done(struct plan *p, sqlite3_stmt *s, struct dirconn_error *err,

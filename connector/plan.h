@@ -79,6 +79,16 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
 void plan_free(struct plan *p);
 
 /*
+ * plan_discard - free p (may be NULL) and leave its temporary tables, for a
+ * caller that closes the state next (state_close): closing the connection
+ * discards its temporary database whole, where dropping the tables frees
+ * their pages one by one (at 100,000 objects, 0.5 s of reading and writing
+ * a 200 MB temporary file). Until then the tables stay; the next plan_new on
+ * the same state drops them.
+ */
+void plan_discard(struct plan *p);
+
+/*
  * plan_add_cloud - one object of the cloud inventory. name is the userName
  * (users) or displayName; external_id and version may be NULL.
  */

@@ -446,7 +446,7 @@ static void release(struct sync_ctx *c, struct run *r)
     id_list_free(&c->touched);
     id_list_free(&c->failures);
     sync_objmap_free(c);
-    plan_free(c->plan);
+    plan_discard(c->plan); /* state_close below discards its tables whole */
     provider_free(c->prov);
     for (int k = 0; k < OBJECT_KINDS; k++)
         free(c->scope_paths[k]);

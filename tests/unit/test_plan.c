@@ -557,6 +557,37 @@ static int ids_of(void *arg, const struct plan_item *it)
     return 0;
 }
 
+/* plan_discard leaves the tables to state_close; a plan_new before that starts from empty ones,
+ * and the state closes and opens again. */
+static void test_discard(void **state)
+{
+    (void)state;
+    json_t *a = user("d1@x.com", "D1"), *b = user("d2@x.com", "D2");
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    plan_add_dir(p, OBJECT_USER, "D1", "CN=D1,DC=x", "d1@x.com", a, NULL, NULL, 0, NULL, NULL);
+    assert_int_equal(plan_compute(p, 1u << OBJECT_USER, NULL), DIRCONN_OK);
+    assert_int_equal(plan_get_summary(p)->count[PLAN_ADD], 1);
+    plan_discard(p);
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    plan_add_dir(p, OBJECT_USER, "D2", "CN=D2,DC=x", "d2@x.com", b, NULL, NULL, 0, NULL, NULL);
+    assert_int_equal(plan_compute(p, 1u << OBJECT_USER, NULL), DIRCONN_OK);
+    char got[128] = "";
+    assert_int_equal(plan_foreach(p, -1, -1, ids_of, got, NULL), DIRCONN_OK);
+    assert_string_equal(got, "D2");
+    plan_discard(p);
+    plan_discard(NULL);
+    state_close(st);
+    st = NULL;
+    assert_int_equal(state_open(dir, &st, NULL), DIRCONN_OK);
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    assert_int_equal(plan_compute(p, 1u << OBJECT_USER, NULL), DIRCONN_OK);
+    assert_int_equal(plan_get_summary(p)->count[PLAN_ADD], 0);
+    plan_free(p);
+    json_decref(a);
+    json_decref(b);
+}
+
 /* plan_foreach_projected walks only the items whose cloud copy has a projection. */
 static void test_foreach_projected(void **state)
 {
@@ -1397,6 +1428,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drift, setup, teardown),
         cmocka_unit_test_setup_teardown(test_management_depth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_moved_match, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt_cloud, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt_cloud_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locale_independent, setup, teardown),
