@@ -98,6 +98,14 @@ static void put_watermark(struct state *st, const char *usn)
     assert_int_equal(state_watermark_put(st, &wm, &err), DIRCONN_OK);
 }
 
+/* Instance A's state with one watermark of usn: what an export writes. */
+static struct state *exporter(const char *usn)
+{
+    struct state *a = open_state("a");
+    put_watermark(a, usn);
+    return a;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -142,8 +150,7 @@ static void test_retry_list_round_trip(void **state)
     (void)state;
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    struct state *a = open_state("a");
-    put_watermark(a, "4711");
+    struct state *a = exporter("4711");
     assert_int_equal(state_retry_put(a, "id-user", "CN=U,DC=example,DC=net", 0, "500", &err),
                      DIRCONN_OK);
     assert_int_equal(state_retry_put(a, "id-group", NULL, 1, "500", &err), DIRCONN_OK);
@@ -263,8 +270,7 @@ static void test_retry_list_overflow(void **state)
     (void)state;
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    struct state *a = open_state("a");
-    put_watermark(a, "99");
+    struct state *a = exporter("99");
     assert_int_equal(state_begin(a, &err), DIRCONN_OK);
     char id[32];
     for (int i = 0; i < HA_SHARED_RETRY_MAX; i++) {
@@ -359,8 +365,7 @@ static void test_export_retries_transient(void **state)
     (void)state;
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    struct state *a = open_state("a");
-    put_watermark(a, "4711");
+    struct state *a = exporter("4711");
     struct lease_backend ba = backend("conn-a");
     struct gate g = {.open = 100};
     store.failures = 1; /* no answer (a timeout, a refused connection) */
@@ -389,8 +394,7 @@ static void test_export_not_sent_again_after_the_gate_closed(void **state)
     (void)state;
     struct dirconn_error err;
     dirconn_error_clear(&err);
-    struct state *a = open_state("a");
-    put_watermark(a, "4711");
+    struct state *a = exporter("4711");
     struct lease_backend ba = backend("conn-a");
     struct gate g = {.open = 1};
     store.failures = 1;
