@@ -936,6 +936,8 @@ static enum dirconn_err compute(struct plan *p, unsigned kinds_enabled, struct d
      * are written.
      */
     static const char depth_sql[] =
+        /* the walk's look-up of a manager's reports; only this walk needs it */
+        "CREATE INDEX IF NOT EXISTS temp.plan_dir_manager ON plan_dir(manager_lower);"
         "DROP TABLE IF EXISTS temp.plan_depth;"
         "CREATE TEMP TABLE plan_depth AS WITH RECURSIVE lvl(ext, dn_lower, depth) AS ("
         "  SELECT d.external_id, d.dn_lower, 0 FROM plan_dir d"

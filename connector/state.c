@@ -1209,7 +1209,6 @@ static const char plan_index_input_sql[] =
     /* Covering the plan's look-up of a member or manager by DN (status and externalId): the
      * rows themselves (records, member lists) are not read for it. */
     "CREATE INDEX IF NOT EXISTS temp.plan_dir_dn ON plan_dir(dn_lower, status, external_id);"
-    "CREATE INDEX IF NOT EXISTS temp.plan_dir_manager ON plan_dir(manager_lower);"
     "CREATE INDEX IF NOT EXISTS temp.plan_dir_name ON plan_dir(name_lower);"
     /* The plan's walk in (kind, externalId) order reads this index instead of sorting whole
      * rows (records and member lists): at 1M objects that sort held 71 MB. Its first column
