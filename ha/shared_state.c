@@ -3,6 +3,7 @@
  */
 #include "ha/shared_state.h"
 
+#include "connector/net/http.h"
 #include "ha/election.h"
 
 #include <inttypes.h>
@@ -295,13 +296,12 @@ bool ha_shared_election_gate(void *arg)
     return ha_election_is_active(arg);
 }
 
-/* A failure of the write that another attempt may not meet: no answer, 429, 5xx. */
+/* A failure of the write that another attempt may not meet: no answer, a "try later" status. */
 static bool transient_put(enum dirconn_err e, const struct dirconn_error *err)
 {
     if (e == DIRCONN_ECLOUD_CONNECT || e == DIRCONN_ELEASE_CONNECT)
         return true;
-    return err->origin == DIRCONN_ORIGIN_HTTP &&
-           (err->cause == 429 || (err->cause >= 500 && err->cause <= 504));
+    return err->origin == DIRCONN_ORIGIN_HTTP && http_retryable_status(err->cause);
 }
 
 /* The backend's state_put, tried again after transient failures, the gate asked before each. */

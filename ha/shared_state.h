@@ -123,12 +123,11 @@ bool ha_shared_election_gate(void *arg);
  * that generation locally. gate (may be NULL; gate_arg is its argument) is
  * asked before every attempt of the write, and nothing more is sent once it
  * says no. A transient failure of the write (no connection, a timeout,
- * HTTP 429 or 5xx) is tried again, up to HA_SHARED_PUT_ATTEMPTS attempts in
- * all, 100 and 300 ms apart, each after the gate: the backend sends a fenced
- * write once (lease.h), so an instance that lost its lease while its write
- * was on the way never sends it again. Errors: DIRCONN_ELEASE (fenced: this
- * instance lost the lease, or the gate is closed), the backend's transport
- * errors, DIRCONN_ESTATE, DIRCONN_ENOMEM.
+ * http_retryable_status: 429, 500, 502, 503, 504) is tried again, up to HA_SHARED_PUT_ATTEMPTS
+ * attempts in all, 100 and 300 ms apart, each after the gate: the backend sends a fenced write once
+ * (lease.h), so an instance that lost its lease while its write was on the way never sends it
+ * again. Errors: DIRCONN_ELEASE (fenced: this instance lost the lease, or the gate is closed), the
+ * backend's transport errors, DIRCONN_ESTATE, DIRCONN_ENOMEM.
  */
 enum dirconn_err ha_shared_export(struct lease_backend *b, struct state *st, int64_t token,
                                   ha_write_gate gate, void *gate_arg, const struct log_sink *log,

@@ -407,12 +407,21 @@ static void test_export_not_sent_again_after_the_gate_closed(void **state)
     g = (struct gate){.open = 0};
     assert_int_equal(ha_shared_export(&ba, a, 7, gate_ask, &g, &quiet, &err), DIRCONN_ELEASE);
     assert_int_equal(store.attempts, 1);
+    /* 501 says the server will not do it: not tried again */
+    g = (struct gate){.open = 100};
+    store.failures = 1;
+    store.fail_code = DIRCONN_ECLOUD;
+    store.fail_status = 501;
+    assert_int_equal(ha_shared_export(&ba, a, 7, gate_ask, &g, &quiet, &err), DIRCONN_ECLOUD);
+    assert_int_equal(store.attempts, 2);
+    assert_int_equal(g.asked, 1);
+    store.fail_status = 0;
     /* a refusal that is not transient (the cloud fenced it; a version conflict) is final */
     g = (struct gate){.open = 100};
     store.failures = 1;
     store.fail_code = DIRCONN_ELEASE;
     assert_int_equal(ha_shared_export(&ba, a, 7, gate_ask, &g, &quiet, &err), DIRCONN_ELEASE);
-    assert_int_equal(store.attempts, 2);
+    assert_int_equal(store.attempts, 3);
     assert_int_equal(g.asked, 1);
     state_close(a);
 }
