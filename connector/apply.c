@@ -146,7 +146,16 @@ struct apply_op {
     size_t post_members;
     bool too_large;   /* 413 to a group's POST: sent again with fewer members (shrink_payload) */
     bool rest_failed; /* and adding them failed: recorded without its record */
-    bool drift;       /* the cloud copy was edited: diffed against a fresh read of it */
+    /*
+     * The rest sent as a chain (send_rest): one PATCH at a time, each with
+     * If-Match of the version the answer before it gave (new_version), the
+     * first with the creation's. rest_at..rest_next: the members of the PATCH
+     * in flight. rest_chained: every PATCH so far went to the version before
+     * it, so the last version vouches for the whole record.
+     */
+    size_t rest_at, rest_next;
+    bool rest_chained;
+    bool drift; /* the cloud copy was edited: diffed against a fresh read of it */
     /* the write in flight, and what its answer asks for */
     const char *method; /* "POST", "PUT", "PATCH" or "DELETE" */
     json_t *body;       /* the PATCH body, sent again after a 412 */
@@ -854,7 +863,9 @@ static enum dirconn_err commit_batch(struct apply *a, struct batch *b)
             .origin = o->origin,
             .synced_at = (int64_t)time(NULL),
             .version =
-                o->vouches && !o->pending && !o->followup && !has_rest(o) ? o->new_version : NULL,
+                o->vouches && !o->pending && !o->followup && (!has_rest(o) || o->rest_chained)
+                    ? o->new_version
+                    : NULL,
         };
         e = state_object_put(a->p.st, &so, a->err);
         if (e == DIRCONN_OK && o->recreated && o->kind != OBJECT_CONTACT)
@@ -928,14 +939,52 @@ static const char **ids_of_json(const json_t *a, size_t *n)
 }
 
 /*
+ * One member PATCH body (RFC 7644 3.5.2.1, 3.5.2.2) from ids[*i] on: "add"
+ * of "members" values, one operation holding as many values as fit [cloud]
+ * max_payload (and at most MEMBER_CHUNK); or "remove" of
+ * members[value eq "<id>"], at most [cloud] patch_max_operations operations
+ * and max_payload bytes. *i moves past the ids it holds. NULL when out of
+ * memory.
+ */
+static json_t *member_patch_body(const struct apply *a, const char *const *ids, size_t n,
+                                 bool remove, size_t *i)
+{
+    long budget = a->p.caps.max_payload - PATCH_OVERHEAD;
+    if (budget < 1024)
+        budget = 1024;
+    json_t *ops = json_array(), *vals = remove ? NULL : json_array();
+    long used = 0;
+    size_t count = 0;
+    for (; *i < n; (*i)++) {
+        const char *id = ids[*i];
+        long size = (long)strlen(id) + (remove ? MEMBER_REMOVE_OVERHEAD : MEMBER_VALUE_OVERHEAD);
+        if (count > 0 && (used + size > budget || (remove ? (long)count >= a->p.caps.patch_max_ops
+                                                          : count >= MEMBER_CHUNK)))
+            break;
+        used += size;
+        count++;
+        if (remove) {
+            char *q = record_filter_string(id);
+            char p[600];
+            snprintf(p, sizeof(p), "members[value eq %s]", q != NULL ? q : "\"\"");
+            free(q);
+            json_array_append_new(ops, json_pack("{s:s, s:s}", "op", "remove", "path", p));
+        } else {
+            json_array_append_new(vals, json_pack("{s:s}", "value", id));
+        }
+    }
+    if (!remove)
+        json_array_append_new(
+            ops, json_pack("{s:s, s:s, s:o}", "op", "add", "path", "members", "value", vals));
+    return json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
+}
+
+/*
  * Membership changes of one group as PATCH requests within the provider's
- * limits (RFC 7644 3.5.2.1, 3.5.2.2): "add" of "members" values, one
- * operation per request holding as many values as fit [cloud] max_payload
- * (and at most MEMBER_CHUNK); or "remove" of members[value eq "<id>"], at
- * most [cloud] patch_max_operations operations and max_payload bytes per
- * request. ids: n cloud ids. arg_for(ctx) gives each request its callback
- * argument. While a batch is tracked, at most MEMBER_PATCHES_AHEAD of these
- * requests wait for their answers: the port runs until half of them came.
+ * limits (member_patch_body). ids: n cloud ids. arg_for(ctx) gives each
+ * request its callback argument. While a batch is tracked, at most
+ * MEMBER_PATCHES_AHEAD of these requests wait for their answers: the port
+ * runs until half of them came.
  */
 static enum dirconn_err submit_member_patches(struct apply *a, const char *path,
                                               const char *const *ids, size_t n, bool remove,
@@ -945,37 +994,8 @@ static enum dirconn_err submit_member_patches(struct apply *a, const char *path,
     size_t i = 0;
     int *tracked = a->outstanding;
     int base = tracked != NULL ? *tracked : 0;
-    long budget = a->p.caps.max_payload - PATCH_OVERHEAD;
-    if (budget < 1024)
-        budget = 1024;
     while (i < n) {
-        json_t *ops = json_array(), *vals = remove ? NULL : json_array();
-        long used = 0;
-        size_t count = 0;
-        for (; i < n; i++) {
-            const char *id = ids[i];
-            long size =
-                (long)strlen(id) + (remove ? MEMBER_REMOVE_OVERHEAD : MEMBER_VALUE_OVERHEAD);
-            if (count > 0 &&
-                (used + size > budget ||
-                 (remove ? (long)count >= a->p.caps.patch_max_ops : count >= MEMBER_CHUNK)))
-                break;
-            used += size;
-            count++;
-            if (remove) {
-                char *q = record_filter_string(id);
-                char p[600];
-                snprintf(p, sizeof(p), "members[value eq %s]", q != NULL ? q : "\"\"");
-                free(q);
-                json_array_append_new(ops, json_pack("{s:s, s:s}", "op", "remove", "path", p));
-            } else {
-                json_array_append_new(vals, json_pack("{s:s}", "value", id));
-            }
-        }
-        if (!remove)
-            json_array_append_new(
-                ops, json_pack("{s:s, s:s, s:o}", "op", "add", "path", "members", "value", vals));
-        json_t *body = json_pack("{s:[s], s:o}", "schemas", SCIM_SCHEMA_PATCH, "Operations", ops);
+        json_t *body = member_patch_body(a, ids, n, remove, &i);
         void *arg = arg_for(ctx);
         enum dirconn_err e = body == NULL || arg == NULL
                                  ? dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory")
@@ -1026,6 +1046,79 @@ static void on_rest_done(void *arg, const struct scim_response *r)
 static void *same_arg(void *ctx)
 {
     return ctx;
+}
+
+static void on_rest_link_done(void *arg, const struct scim_response *r);
+
+/* The next PATCH of a group's rest chain (send_rest), from o->rest_at on. */
+static enum dirconn_err submit_rest_link(struct apply *a, struct apply_op *o,
+                                         struct dirconn_error *err)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->new_cloud_id);
+    o->rest_next = o->rest_at;
+    json_t *body =
+        member_patch_body(a, (const char *const *)o->members.v, o->members.n, false, &o->rest_next);
+    enum dirconn_err e =
+        body == NULL ? dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory")
+                     : port_submit(a, "PATCH", path, body, o->rest_chained ? o->new_version : NULL,
+                                   SCIM_SUBMIT_STATUS_ONLY, on_rest_link_done, o, err);
+    json_decref(body);
+    return e;
+}
+
+/*
+ * The answer to a PATCH of the chain: its ETag is the If-Match of the next
+ * one. A 412 (the group was edited in the cloud meanwhile, or a lost answer's
+ * PATCH was applied and sent again) or an answer without an ETag ends the
+ * chain: the rest goes on one PATCH at a time without If-Match (adding a
+ * member twice changes nothing), and the group is recorded without a version,
+ * so the next sync compares it with a fresh read.
+ */
+static void on_rest_link_done(void *arg, const struct scim_response *r)
+{
+    struct apply_op *o = arg;
+    struct apply *a = o->a;
+    if (r->status == 412 && o->rest_chained) {
+        o->rest_chained = false; /* this PATCH again, without If-Match */
+    } else if (r->code != DIRCONN_OK) {
+        on_rest_done(arg, r);
+        return;
+    } else {
+        o->rest_at = o->rest_next;
+        free(o->new_version);
+        o->new_version = o->rest_chained ? dup_or_null(r->etag) : NULL;
+        o->rest_chained = o->new_version != NULL;
+    }
+    struct dirconn_error err;
+    dirconn_error_clear(&err);
+    if (o->rest_at < o->members.n && submit_rest_link(a, o, &err) != DIRCONN_OK) {
+        o->rest_failed = true;
+        report_failure(a, o, err.msg);
+    }
+}
+
+/*
+ * The members a group's creation could not carry, by PATCH once it exists.
+ * When the provider keeps versions (etag.supported) and the creation's
+ * answer gave one that vouches for the copy, they go as a chain: one PATCH
+ * at a time, each with If-Match of the version before it (RFC 7644 3.14),
+ * so that the last answer's version vouches for the whole record and the
+ * next no-change sync need not read the group (a group of 100,000 members is
+ * megabytes). Otherwise up to MEMBER_PATCHES_AHEAD go at once and the group
+ * is recorded without a version.
+ */
+static enum dirconn_err send_rest(struct apply *a, struct apply_op *o)
+{
+    if (a->p.caps.etag && o->vouches && o->new_version != NULL) {
+        o->rest_at = o->post_members;
+        o->rest_chained = true;
+        return submit_rest_link(a, o, a->err);
+    }
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->new_cloud_id);
+    return submit_member_patches(a, path, (const char *const *)o->members.v + o->post_members,
+                                 o->members.n - o->post_members, false, on_rest_done, same_arg, o);
 }
 
 /*
@@ -1818,10 +1911,7 @@ static enum dirconn_err finish_batch(struct apply *a, struct batch *b, bool sent
         struct apply_op *o = &b->ops[i];
         if (!o->ok || !has_rest(o) || o->new_cloud_id == NULL)
             continue;
-        char path[512];
-        snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->new_cloud_id);
-        e = submit_member_patches(a, path, o->members.v + o->post_members,
-                                  o->members.n - o->post_members, false, on_rest_done, same_arg, o);
+        e = send_rest(a, o);
         more = true;
     }
     if (e == DIRCONN_OK && more)

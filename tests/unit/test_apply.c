@@ -1083,6 +1083,87 @@ static void versions_recorded_from_answers(void **state)
     }
 }
 
+/*
+ * With versions (etag.supported), the members a group's POST could not carry
+ * go as a chain: one PATCH at a time, each with If-Match of the version the
+ * answer before it gave (the first: the creation's), and the last answer's
+ * version is recorded, so the next no-change sync need not read the group.
+ * stale: the second PATCH gets 412 (the group was edited in the cloud
+ * meanwhile); that PATCH goes again and the rest follow without If-Match,
+ * every member is still added once, and the group is recorded without a
+ * version (the next sync compares it with a fresh read).
+ */
+static void rest_chain_records_the_last_version(void **state)
+{
+    (void)state;
+    for (int stale = 0; stale < 2; stale++) {
+        char *dns[N_MEMBERS];
+        struct plan *p = plan_group_of(dns, N_MEMBERS);
+        struct cloud_caps caps = etag_caps();
+        caps.max_payload = 2048;
+        static const char *const etags[] = {"W/\"2\"", "W/\"3\"", "W/\"4\"", "W/\"5\"",
+                                            "W/\"6\"", "W/\"7\"", "W/\"8\"", "W/\"9\""};
+        struct answer script[10] = {ANSWER(
+            "POST", "/Groups", 201, "{\"id\":\"cG\",\"meta\":{\"version\":\"W/\\\"1\\\"\"}}")};
+        for (int k = 0; k < 8; k++)
+            script[1 + k] =
+                (struct answer)ANSWER("PATCH", "/Groups/cG", 200, NULL, .etag = etags[k]);
+        if (stale) {
+            script[2].status = 412;
+            script[2].etag = NULL;
+        }
+        struct scim_port port;
+        struct apply *a = start(p, script, &caps, false, &port);
+        struct dirconn_error err = {0};
+        assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_GROUP, &err), DIRCONN_OK);
+        assert_int_equal(apply_counts(a)->failed, 0);
+        int patches = count(&fake, "PATCH", "/Groups/cG");
+        assert_true(patches >= 3 && patches <= 8);
+        assert_int_equal(fake.max_queued, 1); /* one at a time */
+        json_t *all = json_array();
+        for (int i = 0; i < fake.n; i++) {
+            const struct request *r = &fake.req[i];
+            if (i == 1)
+                assert_string_equal(r->if_match, "W/\"1\"");
+            else if (i == 2)
+                assert_string_equal(r->if_match, "W/\"2\"");
+            else if (i > 2 && !stale)
+                assert_string_equal(r->if_match, etags[i - 2]);
+            else if (i > 2)
+                assert_null(r->if_match);
+            if (stale && i == 3)
+                assert_string_equal(r->body, fake.req[2].body); /* the refused one again */
+            if (stale && i == 2)
+                continue;
+            json_t *b = body_of(r);
+            json_t *vals =
+                i == 0
+                    ? json_object_get(b, "members")
+                    : json_object_get(json_array_get(json_object_get(b, "Operations"), 0), "value");
+            size_t k;
+            json_t *v;
+            json_array_foreach(vals, k, v) json_array_append(all, json_object_get(v, "value"));
+            json_decref(b);
+        }
+        assert_int_equal(json_array_size(all), N_MEMBERS);
+        for (size_t i = 0; i < json_array_size(all); i++)
+            for (size_t j = i + 1; j < json_array_size(all); j++)
+                assert_false(json_equal(json_array_get(all, i), json_array_get(all, j)));
+        json_decref(all);
+        bool found = false;
+        struct state_object o = get_state("G", &found);
+        assert_true(found);
+        if (stale)
+            assert_null(o.version);
+        else
+            assert_string_equal(o.version, etags[patches - 1]);
+        state_object_clear(&o);
+        group_added_then_free(a, p, dns, N_MEMBERS);
+        fake_clear(&fake);
+        assert_int_equal(state_object_delete(st, "G", NULL), DIRCONN_OK);
+    }
+}
+
 /* A second 412: a failure of the object, reported; nothing recorded, no third attempt. */
 static void second_412_is_a_failure(void **state)
 {
@@ -1678,6 +1759,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(membership_change_is_add_and_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(stale_patch_is_read_again_and_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(versions_recorded_from_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(rest_chain_records_the_last_version, setup, teardown),
         cmocka_unit_test_setup_teardown(second_412_is_a_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(stale_put_is_rebuilt_from_the_fresh_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(gone_on_patch_is_created_again, setup, teardown),
