@@ -24,6 +24,7 @@ struct plan {
     sqlite3_stmt *ins_gone;
     sqlite3_stmt *set_projection, *ins_same, *get_projection; /* prepared on first use */
     sqlite3_stmt *ins_raw;
+    sqlite3_stmt *member_dns;
     bool partial; /* incremental: only the objects given are planned; deletions are explicit */
     char *(*resolve)(void *arg, const char *dn); /* partial: a DN that misses (plan_set_resolver) */
     void *resolve_arg;
@@ -152,6 +153,8 @@ enum dirconn_err plan_new(struct state *st, struct plan **out, struct dirconn_er
         {&p->cloud_by_name, "SELECT id, is_admin, version, external_id FROM plan_cloud"
                             " WHERE kind = ?1 AND name_lower = lower(?2)"},
         {&p->ins_gone, "INSERT OR IGNORE INTO plan_gone VALUES (?1)"},
+        /* the DNs of a members column (members_json), one row each */
+        {&p->member_dns, "SELECT value FROM json_each(?1)"},
     };
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
         if (sqlite3_prepare_v2(p->db, stmts[i].sql, -1, stmts[i].stmt, NULL) != SQLITE_OK) {
@@ -168,10 +171,10 @@ static void release(struct plan *p, bool drop)
 {
     if (p == NULL)
         return;
-    sqlite3_stmt *all[] = {p->ins_cloud,     p->ins_dir,        p->ins_warning,  p->ins_item,
-                           p->dir_by_dn,     p->cloud_by_id,    p->cloud_by_ext, p->cloud_by_name,
-                           p->ins_gone,      p->set_projection, p->ins_same,     p->ins_raw,
-                           p->get_projection};
+    sqlite3_stmt *all[] = {p->ins_cloud,      p->ins_dir,        p->ins_warning,  p->ins_item,
+                           p->dir_by_dn,      p->cloud_by_id,    p->cloud_by_ext, p->cloud_by_name,
+                           p->ins_gone,       p->set_projection, p->ins_same,     p->ins_raw,
+                           p->get_projection, p->member_dns};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         sqlite3_finalize(all[i]);
     EVP_MD_free(p->sha256);
@@ -527,14 +530,77 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /*
- * The record to plan: the mapped resource plus the private keys naming the
- * manager and members by externalId (only objects in scope), as canonical
- * text. The keys are dumped with jansson on their own and spliced in at the
- * resource's split (mapping_canonical): the result is the canonical dump of
- * the merged object, without parsing the resource again.
+ * The externalIds of the members whose DNs the members column holds (the
+ * JSON text members_json wrote), sorted and without repeats, in *ids (*n of
+ * them; free each and the array). The DNs are read by SQLite's json_each,
+ * one row at a time: no tree of a big group's DNs is built (200,000 members
+ * took about 23 MB as a jansson array). False: out of memory, or the text is
+ * not a JSON array (a member list is never taken for empty).
  */
-static json_t *record_links(struct plan *p, const char *manager_dn, const char *manager_key,
-                            const char *members)
+static bool member_external_ids(struct plan *p, const char *members, char ***ids, size_t *n)
+{
+    sqlite3_stmt *s = p->member_dns;
+    char **v = NULL;
+    size_t k = 0, cap = 0;
+    bool ok = true;
+    int rc;
+    sqlite3_bind_text(s, 1, members, -1, SQLITE_STATIC);
+    while (ok && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *dn = (const char *)sqlite3_column_text(s, 0);
+        char *id = dn != NULL ? dir_external_id(p, dn, NULL) : NULL;
+        if (id == NULL)
+            continue;
+        if (k == cap) {
+            cap = cap > 0 ? cap * 2 : 64;
+            char **grown = realloc(v, cap * sizeof(*v));
+            if (grown == NULL) {
+                free(id);
+                ok = false;
+                break;
+            }
+            v = grown;
+        }
+        v[k++] = id;
+    }
+    ok = ok && rc == SQLITE_DONE;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (ok && k > 0) {
+        qsort(v, k, sizeof(*v), cmp_str);
+        size_t w = 1;
+        for (size_t i = 1; i < k; i++) {
+            if (strcmp(v[i], v[w - 1]) == 0)
+                free(v[i]);
+            else
+                v[w++] = v[i];
+        }
+        k = w;
+    }
+    if (!ok) {
+        for (size_t i = 0; i < k; i++)
+            free(v[i]);
+        free(v);
+        v = NULL;
+        k = 0;
+    }
+    *ids = v;
+    *n = k;
+    return ok;
+}
+
+/*
+ * The links of the record to plan: the private keys naming the manager and
+ * members by externalId (only objects in scope), as the canonical text
+ * json_dumps(JSON_COMPACT | JSON_SORT_KEYS) makes of that object ("{}" for
+ * none). It is spliced into the mapped resource at its split
+ * (mapping_canonical, record_text): the result is the canonical dump of the
+ * merged object, without parsing the resource again. The member array is
+ * written one value at a time (members_json) into the place of an empty
+ * array in jansson's dump of the object: the members key sorts last. NULL:
+ * out of memory, or a members column that is not a JSON array.
+ */
+static char *record_links(struct plan *p, const char *manager_dn, const char *manager_key,
+                          const char *members)
 {
     json_t *links = json_object();
     if (links == NULL)
@@ -545,31 +611,35 @@ static json_t *record_links(struct plan *p, const char *manager_dn, const char *
             json_object_set_new(links, PLAN_KEY_MANAGER, json_string(mid));
         free(mid);
     }
-    if (members != NULL) {
-        json_error_t jerr;
-        json_t *dns = json_loads(members, 0, &jerr);
-        size_t n = json_array_size(dns), k = 0;
-        char **ids = calloc(n > 0 ? n : 1, sizeof(char *));
-        for (size_t i = 0; ids != NULL && i < n; i++) {
-            char *id = dir_external_id(p, json_string_value(json_array_get(dns, i)), NULL);
-            if (id != NULL)
-                ids[k++] = id;
-        }
-        json_decref(dns);
-        if (ids != NULL) {
-            qsort(ids, k, sizeof(char *), cmp_str);
-            json_t *arr = json_array();
-            for (size_t i = 0; i < k; i++) {
-                if (i == 0 || strcmp(ids[i], ids[i - 1]) != 0)
-                    json_array_append_new(arr, json_string(ids[i]));
-            }
-            for (size_t i = 0; i < k; i++)
-                free(ids[i]);
-            free(ids);
-            json_object_set_new(links, PLAN_KEY_MEMBERS, arr);
-        }
+    char **ids = NULL;
+    size_t n = 0;
+    if (members != NULL && (!member_external_ids(p, members, &ids, &n) ||
+                            json_object_set_new(links, PLAN_KEY_MEMBERS, json_array()) != 0)) {
+        json_decref(links);
+        return NULL;
     }
-    return links;
+    char *text = json_dumps(links, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(links);
+    if (text != NULL && members != NULL) {
+        /* "...[]}": the empty array is the dump's end (PLAN_KEY_MEMBERS sorts last) */
+        char *arr = members_json(ids, n);
+        size_t len = strlen(text);
+        char *out = arr != NULL && len >= 3 && strcmp(text + len - 3, "[]}") == 0
+                        ? malloc(len - 3 + strlen(arr) + 2)
+                        : NULL;
+        if (out != NULL) {
+            memcpy(out, text, len - 3);
+            strcpy(out + len - 3, arr);
+            strcat(out + len - 3, "}");
+        }
+        free(arr);
+        free(text);
+        text = out;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    return text;
 }
 
 /* The record: resource with the links (record_links, as text: "{}" for none) spliced in. */
@@ -603,18 +673,23 @@ static char *record_text(const char *resource, size_t split, const char *ltext)
 /*
  * The record of an object whose raw hash held (plan_add_dir_same) but whose
  * links changed: the acknowledged record, which the unchanged entry mapped
- * to, with its private link keys replaced by links; the canonical dump, as
- * mapping_canonical and record_text make it.
+ * to, with its private link keys replaced by the links text ltext
+ * (record_links); the canonical dump, as mapping_canonical and record_text
+ * make it.
  */
-static char *record_relinked(const char *acknowledged, json_t *links)
+static char *record_relinked(const char *acknowledged, const char *ltext)
 {
     json_error_t jerr;
     json_t *rec = acknowledged != NULL ? json_loads(acknowledged, 0, &jerr) : NULL;
-    if (rec == NULL)
+    json_t *links = rec != NULL ? json_loads(ltext, 0, &jerr) : NULL;
+    if (links == NULL) {
+        json_decref(rec);
         return NULL;
+    }
     json_object_del(rec, PLAN_KEY_MANAGER);
     json_object_del(rec, PLAN_KEY_MEMBERS);
     json_object_update(rec, links);
+    json_decref(links);
     char *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(rec);
     return text;
@@ -717,13 +792,13 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
         return insert_item(p, status == PLAN_DIR_SKIP ? PLAN_SKIP : PLAN_CONFLICT, kind, ext, NULL,
                            dn, name, NULL, NULL, NULL, NULL, NULL, message, 0, false, err);
 
+    /* the acknowledged record is read only where it is needed (a match needs its hash) */
     struct state_object so = {0};
-    bool known = false;
-    enum dirconn_err e = state_object_get(p->st, ext, &so, &known, err);
+    bool known = false, has_record = false;
+    enum dirconn_err e = state_object_head(p->st, ext, &so, &known, &has_record, err);
     if (e != DIRCONN_OK)
         return e;
-    json_t *links = record_links(p, manager_dn, manager_key, members);
-    char *ltext = links != NULL ? json_dumps(links, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    char *ltext = record_links(p, manager_dn, manager_key, members);
     char *text = NULL;
     char hash[65];
     /*
@@ -732,14 +807,20 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
      * the record nor its hash is computed. Else the acknowledged record is
      * relinked (the resource part is what the unchanged entry maps to).
      */
-    bool same = same_links != NULL && ltext != NULL && known && so.hash != NULL &&
-                so.record != NULL && strcmp(ltext, same_links) == 0;
+    bool same = same_links != NULL && ltext != NULL && known && so.hash != NULL && has_record &&
+                strcmp(ltext, same_links) == 0;
     if (same)
         snprintf(hash, sizeof(hash), "%s", so.hash);
-    else if (ltext != NULL)
-        text = same_links != NULL ? record_relinked(known ? so.record : NULL, links)
+    else if (ltext != NULL && same_links != NULL)
+        e = state_object_record(p->st, ext, &so.record, err);
+    if (e != DIRCONN_OK) {
+        free(ltext);
+        state_object_clear(&so);
+        return e;
+    }
+    if (!same && ltext != NULL)
+        text = same_links != NULL ? record_relinked(so.record, ltext)
                                   : record_text(resource, split, ltext);
-    json_decref(links);
     if (!same && text == NULL) {
         free(ltext);
         state_object_clear(&so);
@@ -794,10 +875,14 @@ static enum dirconn_err plan_one(struct plan *p, sqlite3_stmt *row, struct dirco
             }
         }
     }
+    /* Not a match: the acknowledged record is the old one (and, raw-held, the new one too). */
+    if (op != PLAN_MATCH && skip == NULL && has_record && so.record == NULL)
+        e = state_object_record(p->st, ext, &so.record, err);
     /* Not a match after all (the cloud copy is gone, say): the record is the acknowledged one. */
     if (same && op == PLAN_MATCH)
         p->summary.raw_same[kind]++;
-    else if (same && skip == NULL && (text = strdup(so.record)) == NULL)
+    else if (e == DIRCONN_OK && same && skip == NULL &&
+             (so.record == NULL || (text = strdup(so.record)) == NULL))
         e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     if (e == DIRCONN_OK && skip != NULL) {
         e = insert_item(p, PLAN_CONFLICT, kind, ext, NULL, dn, name, NULL, NULL, NULL, NULL, NULL,

@@ -440,6 +440,44 @@ enum dirconn_err state_object_get(struct state *st, const char *external_id,
     return object_get_by(st, sql, external_id, out, found, err);
 }
 
+enum dirconn_err state_object_head(struct state *st, const char *external_id,
+                                   struct state_object *out, bool *found, bool *has_record,
+                                   struct dirconn_error *err)
+{
+    /* the record's column is its NULL-ness (read_object takes column 8 as text: "1" or NULL) */
+    static const char sql[] =
+        "SELECT external_id, kind, dn, cloud_id, name, hash, origin, synced_at,"
+        " CASE WHEN record IS NULL THEN NULL ELSE 1 END, version FROM objects"
+        " WHERE external_id = ?1";
+    enum dirconn_err e = object_get_by(st, sql, external_id, out, found, err);
+    *has_record = out->record != NULL;
+    free(out->record);
+    out->record = NULL;
+    return e;
+}
+
+enum dirconn_err state_object_record(struct state *st, const char *external_id, char **record,
+                                     struct dirconn_error *err)
+{
+    static const char sql[] = "SELECT record FROM objects WHERE external_id = ?1";
+    *record = NULL;
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = cached(st, sql, &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(stmt, 0);
+        if (t != NULL && (*record = strdup(t)) == NULL)
+            e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    } else if (rc != SQLITE_DONE) {
+        e = db_error(st, err, "reading an object's record");
+    }
+    cached_done(st, stmt);
+    return e;
+}
+
 enum dirconn_err state_object_cloud_id(struct state *st, const char *external_id, int *kind,
                                        char **cloud_id, bool *found, struct dirconn_error *err)
 {

@@ -165,6 +165,25 @@ enum dirconn_err state_object_get(struct state *st, const char *external_id,
                                   struct state_object *out, bool *found, struct dirconn_error *err);
 
 /*
+ * state_object_head - state_object_get without the record: out->record is
+ * left NULL and *has_record says whether the state holds one (read it with
+ * state_object_record when it is needed). What the plan reads of every
+ * object (plan.c plan_one): most are matches, which need only the hash, and
+ * a group's record can be megabytes. Errors: DIRCONN_ESTATE, DIRCONN_ENOMEM.
+ */
+enum dirconn_err state_object_head(struct state *st, const char *external_id,
+                                   struct state_object *out, bool *found, bool *has_record,
+                                   struct dirconn_error *err);
+
+/*
+ * state_object_record - the record of external_id (*record, malloc'd; NULL
+ * when the state holds no record or no such object). Errors: DIRCONN_ESTATE,
+ * DIRCONN_ENOMEM.
+ */
+enum dirconn_err state_object_record(struct state *st, const char *external_id, char **record,
+                                     struct dirconn_error *err);
+
+/*
  * state_object_cloud_id - the kind (*kind) and cloud id (*cloud_id,
  * malloc'd, NULL when it has none) of the object external_id, read without
  * its record: what resolving a member or a manager to its cloud id needs

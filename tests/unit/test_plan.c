@@ -325,6 +325,85 @@ static void test_member_text_escapes(void **state)
     }
 }
 
+/* The planned record of the user with externalId arg->ext (struct find_user). */
+struct find_user {
+    const char *ext;
+    char *record;
+};
+
+static int find_user(void *arg, const struct plan_item *it)
+{
+    struct find_user *f = arg;
+    if (strcmp(it->external_id, f->ext) == 0)
+        f->record = strdup(it->record);
+    return 0;
+}
+
+/* rec is the canonical dump (compact, keys sorted) of what it holds. */
+static void assert_canonical(const char *rec)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(rec, 0, &jerr);
+    assert_non_null(j);
+    char *again = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(rec, again);
+    free(again);
+    json_decref(j);
+}
+
+/*
+ * The link keys of a record are the canonical JSON of the externalIds (the
+ * record's hash is over its text): members sorted, each once however many
+ * DNs name it, with the escapes jansson writes (quote, backslash, a control
+ * character; non-ASCII as it is); a manager beside them; a group whose
+ * members are all out of scope keeps an empty list.
+ */
+static void test_links_canonical(void **state)
+{
+    (void)state;
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    static const char *const ext[] = {"Z\"q", "a\\b", "\xc3\xa9t\xc3\xa9", "t\tab"};
+    static const char *const dns[] = {"CN=Z,DC=x", "CN=AB,DC=x", "CN=E,DC=x", "CN=T,DC=x"};
+    for (int i = 0; i < 4; i++) {
+        char mail[32];
+        snprintf(mail, sizeof(mail), "u%d@x.com", i);
+        json_t *u = user(mail, "U");
+        plan_add_dir(p, OBJECT_USER, ext[i], dns[i], mail, u, i == 3 ? dns[0] : NULL, NULL, 0, NULL,
+                     NULL);
+        json_decref(u);
+    }
+    json_t *h = json_pack("{s:[s], s:s}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:Group",
+                          "displayName", "H");
+    char *out_of_scope[] = {"CN=Nobody,DC=x"};
+    plan_add_dir(p, OBJECT_GROUP, "H", "CN=H,DC=x", "H", h, NULL, out_of_scope, 1, NULL, NULL);
+    json_decref(h);
+    char *members[] = {"CN=T,DC=x", "cn=z,dc=x",  "CN=E,DC=x",
+                       "CN=Z,DC=x", "CN=AB,DC=x", "CN=Nobody,DC=x"};
+    char *rec = group_record(p, members, 6);
+    assert_canonical(rec);
+    json_error_t jerr;
+    json_t *g = json_loads(rec, 0, &jerr);
+    json_t *want = json_pack("[s,s,s,s]", "Z\"q", "a\\b", "t\tab", "\xc3\xa9t\xc3\xa9");
+    assert_true(json_equal(json_object_get(g, PLAN_KEY_MEMBERS), want));
+    json_decref(want);
+    json_decref(g);
+    free(rec);
+    struct find_user f = {"t\tab", NULL};
+    plan_foreach(p, -1, -1, find_user, &f, NULL);
+    assert_non_null(f.record);
+    assert_canonical(f.record);
+    assert_non_null(strstr(f.record, "\"" PLAN_KEY_MANAGER "\":\"Z\\\"q\""));
+    free(f.record);
+    f = (struct find_user){"H", NULL};
+    plan_foreach(p, -1, -1, find_user, &f, NULL);
+    assert_non_null(f.record);
+    assert_canonical(f.record);
+    assert_non_null(strstr(f.record, "\"" PLAN_KEY_MEMBERS "\":[]"));
+    free(f.record);
+    plan_free(p);
+}
+
 /*
  * A partial (incremental) plan: only the objects given are classified, the
  * state's others are left alone, deletions are explicit, and members that
@@ -1420,6 +1499,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_classification, setup, teardown),
         cmocka_unit_test_setup_teardown(test_members_and_managers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_member_text_escapes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_links_canonical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_member_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_member_changes_100k, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_links_then_gone, setup, teardown),

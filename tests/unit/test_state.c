@@ -122,6 +122,33 @@ static void test_objects_survive_reopen(void **state)
                      DIRCONN_OK);
     assert_false(found);
     assert_null(cloud_id);
+    /* Without the record (what the plan reads of every object), and the record alone. */
+    bool has_record = false;
+    assert_int_equal(state_object_head(st, "00112233-4455-6677-8899-aabbccddeeff", &got, &found,
+                                       &has_record, NULL),
+                     DIRCONN_OK);
+    assert_true(found);
+    assert_true(has_record);
+    assert_null(got.record);
+    assert_string_equal(got.hash, "abab");
+    assert_string_equal(got.version, "W/\"7\"");
+    state_object_clear(&got);
+    char *record = NULL;
+    assert_int_equal(state_object_record(st, "00112233-4455-6677-8899-aabbccddeeff", &record, NULL),
+                     DIRCONN_OK);
+    assert_string_equal(record, "{\"userName\":\"zoe@example.com\"}");
+    free(record);
+    assert_int_equal(state_object_head(st, "g-1", &got, &found, &has_record, NULL), DIRCONN_OK);
+    assert_true(found);
+    assert_false(has_record);
+    assert_string_equal(got.cloud_id, "c-2");
+    state_object_clear(&got);
+    assert_int_equal(state_object_record(st, "g-1", &record, NULL), DIRCONN_OK);
+    assert_null(record);
+    assert_int_equal(state_object_head(st, "rolled-back", &got, &found, &has_record, NULL),
+                     DIRCONN_OK);
+    assert_false(found);
+    assert_false(has_record);
     assert_int_equal(state_begin(st, NULL), DIRCONN_OK);
     o.external_id = "not-sent";
     o.cloud_id = NULL;
