@@ -47,7 +47,11 @@ struct apply {
     /* groups created again in this run (deleted in the cloud) or found again under another id:
        their members were written whole or diffed against the cloud's copy, the member pass
        leaves them alone */
-    json_t *settled;           /* a set: externalId -> null (a jansson object, hashed) */
+    json_t *settled; /* a set: externalId -> null (a jansson object, hashed) */
+    /* objects recorded pending (without their record) in this run: externalId -> the version
+     * their creation's answer gave, when that copy held what was sent; the follow-up pass
+     * writes with If-Match of it, so that its answer vouches for the whole record */
+    json_t *created_versions;
     struct dirconn_error *err; /* the error of the public call in progress */
     /* the pipeline (apply_ops): batches sent and not yet committed, oldest first */
     struct batch *ring[APPLY_WINDOW_MAX];
@@ -834,6 +838,16 @@ static bool unlink_referrers(struct apply *a, struct apply_op *o)
     return ok;
 }
 
+/*
+ * The version recorded with o's record (state.h, version): the answer's, when
+ * the copy it names holds the whole record (o->vouches, the members added
+ * after the write chained by If-Match, nothing left pending).
+ */
+static char *vouched_version(const struct apply_op *o)
+{
+    return o->vouches && !o->pending && (!has_rest(o) || o->rest_chained) ? o->new_version : NULL;
+}
+
 /* Record the acknowledged operations of a batch in the state, in one transaction. */
 static enum dirconn_err commit_batch(struct apply *a, struct batch *b)
 {
@@ -862,11 +876,13 @@ static enum dirconn_err commit_batch(struct apply *a, struct batch *b)
             .record = o->pending ? NULL : o->record,
             .origin = o->origin,
             .synced_at = (int64_t)time(NULL),
-            .version =
-                o->vouches && !o->pending && !o->followup && (!has_rest(o) || o->rest_chained)
-                    ? o->new_version
-                    : NULL,
+            .version = vouched_version(o),
         };
+        if (o->pending && !o->followup && o->op == PLAN_ADD && o->vouches &&
+            (!has_rest(o) || o->rest_chained) && o->new_version != NULL &&
+            json_object_set_new(a->created_versions, o->external_id, json_string(o->new_version)) !=
+                0)
+            e = dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
         e = state_object_put(a->p.st, &so, a->err);
         if (e == DIRCONN_OK && o->recreated && o->kind != OBJECT_CONTACT)
             /* the old cloud id is gone: who referred to it is rewritten by the next sync */
@@ -1050,12 +1066,19 @@ static void *same_arg(void *ctx)
 
 static void on_rest_link_done(void *arg, const struct scim_response *r);
 
+/* The path of the group the rest goes to: created in this run, or (a follow-up) before. */
+static void rest_path(const struct apply_op *o, char path[512])
+{
+    snprintf(path, 512, "%s/%s", resource_paths[o->kind],
+             o->new_cloud_id != NULL ? o->new_cloud_id : o->cloud_id);
+}
+
 /* The next PATCH of a group's rest chain (send_rest), from o->rest_at on. */
 static enum dirconn_err submit_rest_link(struct apply *a, struct apply_op *o,
                                          struct dirconn_error *err)
 {
     char path[512];
-    snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->new_cloud_id);
+    rest_path(o, path);
     o->rest_next = o->rest_at;
     json_t *body =
         member_patch_body(a, (const char *const *)o->members.v, o->members.n, false, &o->rest_next);
@@ -1099,9 +1122,10 @@ static void on_rest_link_done(void *arg, const struct scim_response *r)
 }
 
 /*
- * The members a group's creation could not carry, by PATCH once it exists.
- * When the provider keeps versions (etag.supported) and the creation's
- * answer gave one that vouches for the copy, they go as a chain: one PATCH
+ * The members a group's creation could not carry, by PATCH once it exists
+ * (and the member groups a follow-up adds, created after it). When the
+ * provider keeps versions (etag.supported) and the answer to the write gave
+ * one that vouches for the copy, they go as a chain: one PATCH
  * at a time, each with If-Match of the version before it (RFC 7644 3.14),
  * so that the last answer's version vouches for the whole record and the
  * next no-change sync need not read the group (a group of 100,000 members is
@@ -1116,7 +1140,7 @@ static enum dirconn_err send_rest(struct apply *a, struct apply_op *o)
         return submit_rest_link(a, o, a->err);
     }
     char path[512];
-    snprintf(path, sizeof(path), "%s/%s", resource_paths[o->kind], o->new_cloud_id);
+    rest_path(o, path);
     return submit_member_patches(a, path, (const char *const *)o->members.v + o->post_members,
                                  o->members.n - o->post_members, false, on_rest_done, same_arg, o);
 }
@@ -1584,10 +1608,12 @@ static enum dirconn_err send_update(struct apply *a, struct apply_op *o)
         bool known = false;
         state_object_get(a->p.st, o->external_id, &so, &known, NULL);
         patch = patch_for(a, o, rec, known ? so.record : NULL);
-        /* With If-Match of the version the state holds, the patched copy holds rec. */
-        o->vouches = o->kind != OBJECT_GROUP && !o->followup && known && so.record != NULL &&
-                     so.version != NULL && o->version != NULL &&
-                     strcmp(so.version, o->version) == 0;
+        /* With If-Match of the version the state holds, the patched copy holds rec; a
+         * follow-up's, with If-Match of the version its creation gave (created_versions). */
+        o->vouches = o->followup ? o->version != NULL
+                                 : o->kind != OBJECT_GROUP && known && so.record != NULL &&
+                                       so.version != NULL && o->version != NULL &&
+                                       strcmp(so.version, o->version) == 0;
         state_object_clear(&so);
     }
     json_decref(rec);
@@ -1601,13 +1627,11 @@ static enum dirconn_err send_update(struct apply *a, struct apply_op *o)
          */
         struct plan_item it = {
             .op = o->op, .kind = o->kind, .external_id = o->external_id, .record = o->record};
-        struct plan_ids groups = {0};
-        if (!plan_member_ids(a->p.plan, &it, OBJECT_GROUP, &groups, NULL))
+        plan_ids_free(&o->members);
+        o->post_members = 0;
+        /* added once the PATCH below is answered, as the rest of a creation (send_rest) */
+        if (!plan_member_ids(a->p.plan, &it, OBJECT_GROUP, &o->members, NULL))
             e = dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
-        else if (groups.n > 0)
-            e = submit_member_patches(a, path, groups.v, groups.n, false, on_rest_done, same_arg,
-                                      o);
-        plan_ids_free(&groups);
     }
     if (e == DIRCONN_OK && json_array_size(json_object_get(patch, "Operations")) == 0) {
         /* The cloud already holds these values (say, a changed member only). */
@@ -1617,7 +1641,7 @@ static enum dirconn_err send_update(struct apply *a, struct apply_op *o)
         o->new_version = o->drift ? NULL : dup_or_null(o->version);
         answered(a, o);
     } else if (e == DIRCONN_OK) {
-        e = submit_write(a, o, "PATCH", path, patch, o->followup ? NULL : o->version, a->err);
+        e = submit_write(a, o, "PATCH", path, patch, o->version, a->err);
     }
     json_decref(patch);
     return e;
@@ -1909,7 +1933,7 @@ static enum dirconn_err finish_batch(struct apply *a, struct batch *b, bool sent
     bool more = false;
     for (int i = 0; i < b->n && e == DIRCONN_OK; i++) {
         struct apply_op *o = &b->ops[i];
-        if (!o->ok || !has_rest(o) || o->new_cloud_id == NULL)
+        if (!o->ok || !has_rest(o) || (o->new_cloud_id == NULL && o->cloud_id == NULL))
             continue;
         e = send_rest(a, o);
         more = true;
@@ -2248,6 +2272,9 @@ static int manager_item(void *arg, const struct plan_item *it)
         o->name = dup_or_null(it->name);
         o->record = dup_or_null(it->record);
         o->hash = dup_or_null(it->hash);
+        o->version = w->a->p.caps.etag ? dup_or_null(json_string_value(json_object_get(
+                                             w->a->created_versions, it->external_id)))
+                                       : NULL;
         if (w->b->n == APPLY_BATCH)
             w->e = flush_batch(w->a, w->b);
     }
@@ -2308,7 +2335,8 @@ enum dirconn_err apply_new(const struct apply_params *params, struct apply **out
     if (a == NULL)
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     a->p = *params;
-    if ((a->settled = json_object()) == NULL) {
+    if ((a->settled = json_object()) == NULL || (a->created_versions = json_object()) == NULL) {
+        json_decref(a->settled);
         free(a);
         return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
     }
@@ -2323,6 +2351,7 @@ void apply_free(struct apply *a)
     if (a == NULL)
         return;
     json_decref(a->settled);
+    json_decref(a->created_versions);
     free(a);
 }
 

@@ -1164,6 +1164,66 @@ static void rest_chain_records_the_last_version(void **state)
     }
 }
 
+/*
+ * A group created before a member group (G lists H; G is created first, so
+ * without H: pending) is completed by the follow-up pass with If-Match of the
+ * version G's creation gave, then the member PATCH with If-Match of the
+ * version that answer gave; the last version is recorded with G's record, so
+ * the next no-change sync need not read G (a big group that lists a nested
+ * one is megabytes).
+ */
+static void follow_up_records_the_last_version(void **state)
+{
+    (void)state;
+    char *dns[3];
+    struct plan *p = NULL;
+    assert_int_equal(plan_new(st, &p, NULL), DIRCONN_OK);
+    many_users(p, dns, 3);
+    char *members[] = {dns[0], dns[1], dns[2], "CN=H,DC=x"};
+    add_dir(p, OBJECT_GROUP, "G", "CN=G,DC=x", "G", group("G"), NULL, members, 4);
+    add_dir(p, OBJECT_GROUP, "H", "CN=H,DC=x", "H", group("H"), NULL, NULL, 0);
+    assert_int_equal(plan_compute(p, 7, NULL), DIRCONN_OK);
+    struct cloud_caps caps = etag_caps();
+    struct answer script[] = {
+        ANSWER("POST", "/Groups", 201, "{\"id\":\"cG\",\"meta\":{\"version\":\"W/\\\"1\\\"\"}}"),
+        ANSWER("POST", "/Groups", 201, "{\"id\":\"cH\",\"meta\":{\"version\":\"W/\\\"h\\\"\"}}"),
+        ANSWER("PATCH", "/Groups/cG", 200, NULL, .etag = "W/\"2\""),
+        ANSWER("PATCH", "/Groups/cG", 200, NULL, .etag = "W/\"3\""),
+        {0}};
+    struct scim_port port;
+    struct apply *a = start(p, script, &caps, false, &port);
+    struct dirconn_error err = {0};
+    assert_int_equal(apply_ops(a, PLAN_ADD, OBJECT_GROUP, &err), DIRCONN_OK);
+    bool found = false;
+    struct state_object o = get_state("G", &found);
+    assert_true(found);
+    assert_null(o.record); /* pending: H had no cloud id yet */
+    assert_null(o.version);
+    state_object_clear(&o);
+    int before = fake.n;
+    assert_int_equal(apply_pending(a, &err), DIRCONN_OK);
+    assert_int_equal(apply_counts(a)->failed, 0);
+    int patches = count(&fake, "PATCH", "/Groups/cG");
+    assert_true(patches >= 1 && patches <= 2);
+    const char *expect = "W/\"1\"";
+    for (int i = before; i < fake.n; i++) {
+        assert_string_equal(fake.req[i].path, "/Groups/cG");
+        assert_string_equal(fake.req[i].if_match, expect);
+        expect = i == before ? "W/\"2\"" : "W/\"3\"";
+    }
+    /* the last PATCH adds H */
+    assert_non_null(strstr(fake.req[fake.n - 1].body, "\"value\":\"cH\""));
+    o = get_state("G", &found);
+    assert_true(found);
+    assert_non_null(o.record);
+    assert_string_equal(o.version, patches == 2 ? "W/\"3\"" : "W/\"2\"");
+    state_object_clear(&o);
+    for (int i = 0; i < 3; i++)
+        free(dns[i]);
+    apply_free(a);
+    plan_free(p);
+}
+
 /* A second 412: a failure of the object, reported; nothing recorded, no third attempt. */
 static void second_412_is_a_failure(void **state)
 {
@@ -1760,6 +1820,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(stale_patch_is_read_again_and_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(versions_recorded_from_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(rest_chain_records_the_last_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(follow_up_records_the_last_version, setup, teardown),
         cmocka_unit_test_setup_teardown(second_412_is_a_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(stale_put_is_rebuilt_from_the_fresh_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(gone_on_patch_is_created_again, setup, teardown),
