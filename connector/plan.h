@@ -133,19 +133,20 @@ enum dirconn_err plan_add_dir_raw(struct plan *p, enum object_kind kind, const c
 /*
  * plan_add_dir_same - a directory object whose entry has the raw hash raw
  * that the state records for its acknowledged record (state_object_raw_get),
- * given without mapping it: name, manager_dn and links as the state recorded
- * them, member_dns the entry's member values. plan_compute resolves its
+ * given without mapping it: name and manager_dn as the state recorded them,
+ * member_dns the entry's member values; the links recorded with the raw hash
+ * are read from the state by plan_compute, which resolves its
  * manager and members as for any object; when they give links, the object
  * is planned with the acknowledged record and hash (a match when the cloud
  * copy is there: counted in the summary's raw_same, its record never
  * built); otherwise with the acknowledged record relinked. It takes part in
  * naming conflicts, deletions (it is present) and the management depth like
- * any object. Errors: DIRCONN_EUSAGE (raw or links NULL), DIRCONN_ESTATE.
+ * any object. Errors: DIRCONN_EUSAGE (raw NULL), DIRCONN_ESTATE.
  */
 enum dirconn_err plan_add_dir_same(struct plan *p, enum object_kind kind, const char *external_id,
                                    const char *dn, const char *name, const char *manager_dn,
                                    char *const *member_dns, size_t n_members, const char *raw,
-                                   const char *links, struct dirconn_error *err);
+                                   struct dirconn_error *err);
 
 /*
  * plan_save_raw - record in the state (state.h, raw_hash) the raw hashes of

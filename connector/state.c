@@ -442,17 +442,45 @@ enum dirconn_err state_object_get(struct state *st, const char *external_id,
 
 enum dirconn_err state_object_head(struct state *st, const char *external_id,
                                    struct state_object *out, bool *found, bool *has_record,
-                                   struct dirconn_error *err)
+                                   char **raw_links, struct dirconn_error *err)
 {
-    /* the record's column is its NULL-ness (read_object takes column 8 as text: "1" or NULL) */
-    static const char sql[] =
-        "SELECT external_id, kind, dn, cloud_id, name, hash, origin, synced_at,"
-        " CASE WHEN record IS NULL THEN NULL ELSE 1 END, version FROM objects"
-        " WHERE external_id = ?1";
-    enum dirconn_err e = object_get_by(st, sql, external_id, out, found, err);
-    *has_record = out->record != NULL;
-    free(out->record);
-    out->record = NULL;
+    /* the record's column is its NULL-ness (read_object takes column 8 as text: "1" or NULL);
+     * raw_links is column 10 of the second */
+#define HEAD_COLUMNS                                                                               \
+    "SELECT external_id, kind, dn, cloud_id, name, hash, origin, synced_at,"                       \
+    " CASE WHEN record IS NULL THEN NULL ELSE 1 END, version"
+    static const char sql[] = HEAD_COLUMNS " FROM objects WHERE external_id = ?1";
+    static const char sql_links[] = HEAD_COLUMNS ", raw_links FROM objects WHERE external_id = ?1";
+#undef HEAD_COLUMNS
+    if (raw_links == NULL) {
+        enum dirconn_err e = object_get_by(st, sql, external_id, out, found, err);
+        *has_record = out->record != NULL;
+        free(out->record);
+        out->record = NULL;
+        return e;
+    }
+    *raw_links = NULL;
+    *found = *has_record = false;
+    memset(out, 0, sizeof(*out));
+    sqlite3_stmt *stmt = NULL;
+    enum dirconn_err e = cached(st, sql_links, &stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        read_object(stmt, out);
+        *found = true;
+        *has_record = out->record != NULL;
+        free(out->record);
+        out->record = NULL;
+        const char *l = (const char *)sqlite3_column_text(stmt, 10);
+        if (l != NULL && (*raw_links = strdup(l)) == NULL)
+            e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    } else if (rc != SQLITE_DONE) {
+        e = db_error(st, err, "reading an object");
+    }
+    cached_done(st, stmt);
     return e;
 }
 
@@ -508,7 +536,7 @@ enum dirconn_err state_object_raw_get(struct state *st, const char *external_id,
                                       struct dirconn_error *err)
 {
     static const char sql[] =
-        "SELECT name, raw_manager, raw_links FROM objects WHERE external_id = ?1"
+        "SELECT name, raw_manager FROM objects WHERE external_id = ?1"
         " AND raw_hash = ?2 AND raw_for = hash AND record IS NOT NULL AND cloud_id IS NOT NULL"
         " AND raw_links IS NOT NULL";
     *found = false;
@@ -521,14 +549,12 @@ enum dirconn_err state_object_raw_get(struct state *st, const char *external_id,
     sqlite3_bind_text(stmt, 2, raw_hash, -1, SQLITE_STATIC);
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
-        const char *v[3];
-        for (int i = 0; i < 3; i++)
+        const char *v[2];
+        for (int i = 0; i < 2; i++)
             v[i] = (const char *)sqlite3_column_text(stmt, i);
         out->name = v[0] != NULL ? strdup(v[0]) : NULL;
         out->manager_dn = v[1] != NULL ? strdup(v[1]) : NULL;
-        out->links = strdup(v[2]);
-        if ((v[0] != NULL && out->name == NULL) || (v[1] != NULL && out->manager_dn == NULL) ||
-            out->links == NULL) {
+        if ((v[0] != NULL && out->name == NULL) || (v[1] != NULL && out->manager_dn == NULL)) {
             state_raw_clear(out);
             e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
         } else {
@@ -547,7 +573,6 @@ void state_raw_clear(struct state_raw *r)
         return;
     free(r->name);
     free(r->manager_dn);
-    free(r->links);
     memset(r, 0, sizeof(*r));
 }
 
@@ -1232,7 +1257,7 @@ static const char plan_schema_sql[] =
     "CREATE TEMP TABLE plan_dir (external_id TEXT PRIMARY KEY, kind INTEGER, dn TEXT,"
     "  dn_lower TEXT, name TEXT, name_lower TEXT, resource TEXT, manager_dn TEXT,"
     "  members TEXT, status INTEGER, message TEXT, manager_lower TEXT, split INTEGER,"
-    "  raw TEXT, same_links TEXT);"
+    "  raw TEXT, same INTEGER);"
     "CREATE TEMP TABLE plan_items (seq INTEGER PRIMARY KEY, op INTEGER, kind INTEGER,"
     "  external_id TEXT, cloud_id TEXT, dn TEXT, name TEXT, record TEXT, old_record TEXT,"
     "  hash TEXT, version TEXT, changed TEXT, message TEXT, origin INTEGER,"

@@ -82,7 +82,6 @@ struct state_object {
 struct state_raw {
     char *name;       /* the plan name (userName, contact email, group displayName) */
     char *manager_dn; /* raw_manager, or NULL */
-    char *links;      /* raw_links */
 };
 
 struct state_watermark {
@@ -169,11 +168,14 @@ enum dirconn_err state_object_get(struct state *st, const char *external_id,
  * left NULL and *has_record says whether the state holds one (read it with
  * state_object_record when it is needed). What the plan reads of every
  * object (plan.c plan_one): most are matches, which need only the hash, and
- * a group's record can be megabytes. Errors: DIRCONN_ESTATE, DIRCONN_ENOMEM.
+ * a group's record can be megabytes. raw_links: NULL, or where the links
+ * recorded with the raw hash go (raw_links above; malloc'd, NULL when
+ * none), for an object whose raw hash held in this run. Errors:
+ * DIRCONN_ESTATE, DIRCONN_ENOMEM.
  */
 enum dirconn_err state_object_head(struct state *st, const char *external_id,
                                    struct state_object *out, bool *found, bool *has_record,
-                                   struct dirconn_error *err);
+                                   char **raw_links, struct dirconn_error *err);
 
 /*
  * state_object_record - the record of external_id (*record, malloc'd; NULL
@@ -195,9 +197,11 @@ enum dirconn_err state_object_cloud_id(struct state *st, const char *external_id
 
 /*
  * state_object_raw_get - *found: the object external_id holds a record, a
- * cloud id and the raw hash raw_hash for that very record (raw_for = hash);
- * then *out receives its name, manager DN and links (free with
- * state_raw_clear). Errors: DIRCONN_ESTATE, DIRCONN_ENOMEM.
+ * cloud id and the raw hash raw_hash for that very record (raw_for = hash),
+ * with its links (raw_links); then *out receives its name and manager DN
+ * (free with state_raw_clear). The links are read by the plan
+ * (state_object_head), not here: a big group's are megabytes. Errors:
+ * DIRCONN_ESTATE, DIRCONN_ENOMEM.
  */
 enum dirconn_err state_object_raw_get(struct state *st, const char *external_id,
                                       const char *raw_hash, struct state_raw *out, bool *found,

@@ -186,7 +186,7 @@ static enum dirconn_err add_same(struct sync_ctx *c, enum object_kind kind,
     for (size_t i = 0; i < n; i++)
         members[i] = a->values[i].data;
     e = plan_add_dir_same(c->plan, kind, entry->id, entry->dn, sr.name, sr.manager_dn, members, n,
-                          raw, sr.links, c->err);
+                          raw, c->err);
     free(members);
     if (e == DIRCONN_OK && c->on_added != NULL)
         e = c->on_added(c, kind, entry->id, sr.name);
