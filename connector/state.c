@@ -411,25 +411,55 @@ static void read_object(sqlite3_stmt *stmt, struct state_object *o)
 #define OBJECT_COLUMNS                                                                             \
     "external_id, kind, dn, cloud_id, name, hash, origin, synced_at, record, version"
 
+/*
+ * Run the cached statement sql with key bound to ?1, one step: *row says
+ * whether it gave a row, which the caller reads before cached_done(st,
+ * *stmt). what names the read in a database error.
+ */
+static enum dirconn_err step_by_key(struct state *st, const char *sql, const char *key,
+                                    sqlite3_stmt **stmt, bool *row, const char *what,
+                                    struct dirconn_error *err)
+{
+    *row = false;
+    enum dirconn_err e = cached(st, sql, stmt, err);
+    if (e != DIRCONN_OK)
+        return e;
+    sqlite3_bind_text(*stmt, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(*stmt);
+    if (rc == SQLITE_ROW)
+        *row = true;
+    else if (rc != SQLITE_DONE)
+        e = db_error(st, err, what);
+    return e;
+}
+
+/* *out: column col as a malloc'd string, NULL when the value is NULL. */
+static enum dirconn_err dup_column(sqlite3_stmt *stmt, int col, char **out,
+                                   struct dirconn_error *err)
+{
+    const char *t = (const char *)sqlite3_column_text(stmt, col);
+    if (t != NULL && (*out = strdup(t)) == NULL)
+        return dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
+    return DIRCONN_OK;
+}
+
+/* An object by the key sql binds; extra: NULL, or where column 10 goes (dup_column). */
 static enum dirconn_err object_get_by(struct state *st, const char *sql, const char *key,
-                                      struct state_object *out, bool *found,
+                                      struct state_object *out, bool *found, char **extra,
                                       struct dirconn_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    *found = false;
     memset(out, 0, sizeof(*out));
-    enum dirconn_err e = cached(st, sql, &stmt, err);
-    if (e != DIRCONN_OK)
-        return e;
-    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
+    if (extra != NULL)
+        *extra = NULL;
+    enum dirconn_err e = step_by_key(st, sql, key, &stmt, found, "reading an object", err);
+    if (e == DIRCONN_OK && *found) {
         read_object(stmt, out);
-        *found = true;
-    } else if (rc != SQLITE_DONE) {
-        e = db_error(st, err, "reading an object");
+        if (extra != NULL)
+            e = dup_column(stmt, 10, extra, err);
     }
-    cached_done(st, stmt);
+    if (stmt != NULL)
+        cached_done(st, stmt);
     return e;
 }
 
@@ -437,7 +467,7 @@ enum dirconn_err state_object_get(struct state *st, const char *external_id,
                                   struct state_object *out, bool *found, struct dirconn_error *err)
 {
     static const char sql[] = "SELECT " OBJECT_COLUMNS " FROM objects WHERE external_id = ?1";
-    return object_get_by(st, sql, external_id, out, found, err);
+    return object_get_by(st, sql, external_id, out, found, NULL, err);
 }
 
 enum dirconn_err state_object_head(struct state *st, const char *external_id,
@@ -452,35 +482,11 @@ enum dirconn_err state_object_head(struct state *st, const char *external_id,
     static const char sql[] = HEAD_COLUMNS " FROM objects WHERE external_id = ?1";
     static const char sql_links[] = HEAD_COLUMNS ", raw_links FROM objects WHERE external_id = ?1";
 #undef HEAD_COLUMNS
-    if (raw_links == NULL) {
-        enum dirconn_err e = object_get_by(st, sql, external_id, out, found, err);
-        *has_record = out->record != NULL;
-        free(out->record);
-        out->record = NULL;
-        return e;
-    }
-    *raw_links = NULL;
-    *found = *has_record = false;
-    memset(out, 0, sizeof(*out));
-    sqlite3_stmt *stmt = NULL;
-    enum dirconn_err e = cached(st, sql_links, &stmt, err);
-    if (e != DIRCONN_OK)
-        return e;
-    sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        read_object(stmt, out);
-        *found = true;
-        *has_record = out->record != NULL;
-        free(out->record);
-        out->record = NULL;
-        const char *l = (const char *)sqlite3_column_text(stmt, 10);
-        if (l != NULL && (*raw_links = strdup(l)) == NULL)
-            e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-    } else if (rc != SQLITE_DONE) {
-        e = db_error(st, err, "reading an object");
-    }
-    cached_done(st, stmt);
+    enum dirconn_err e = object_get_by(st, raw_links != NULL ? sql_links : sql, external_id, out,
+                                       found, raw_links, err);
+    *has_record = out->record != NULL;
+    free(out->record);
+    out->record = NULL;
     return e;
 }
 
@@ -490,19 +496,13 @@ enum dirconn_err state_object_record(struct state *st, const char *external_id, 
     static const char sql[] = "SELECT record FROM objects WHERE external_id = ?1";
     *record = NULL;
     sqlite3_stmt *stmt = NULL;
-    enum dirconn_err e = cached(st, sql, &stmt, err);
-    if (e != DIRCONN_OK)
-        return e;
-    sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        const char *t = (const char *)sqlite3_column_text(stmt, 0);
-        if (t != NULL && (*record = strdup(t)) == NULL)
-            e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-    } else if (rc != SQLITE_DONE) {
-        e = db_error(st, err, "reading an object's record");
-    }
-    cached_done(st, stmt);
+    bool row = false;
+    enum dirconn_err e =
+        step_by_key(st, sql, external_id, &stmt, &row, "reading an object's record", err);
+    if (e == DIRCONN_OK && row)
+        e = dup_column(stmt, 0, record, err);
+    if (stmt != NULL)
+        cached_done(st, stmt);
     return e;
 }
 
@@ -510,24 +510,15 @@ enum dirconn_err state_object_cloud_id(struct state *st, const char *external_id
                                        char **cloud_id, bool *found, struct dirconn_error *err)
 {
     static const char sql[] = "SELECT kind, cloud_id FROM objects WHERE external_id = ?1";
-    *found = false;
     *cloud_id = NULL;
     sqlite3_stmt *stmt = NULL;
-    enum dirconn_err e = cached(st, sql, &stmt, err);
-    if (e != DIRCONN_OK)
-        return e;
-    sqlite3_bind_text(stmt, 1, external_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        *found = true;
+    enum dirconn_err e = step_by_key(st, sql, external_id, &stmt, found, "reading an object", err);
+    if (e == DIRCONN_OK && *found) {
         *kind = sqlite3_column_int(stmt, 0);
-        const char *id = (const char *)sqlite3_column_text(stmt, 1);
-        if (id != NULL && (*cloud_id = strdup(id)) == NULL)
-            e = dirconn_error_set(err, DIRCONN_ENOMEM, "out of memory");
-    } else if (rc != SQLITE_DONE) {
-        e = db_error(st, err, "reading an object");
+        e = dup_column(stmt, 1, cloud_id, err);
     }
-    cached_done(st, stmt);
+    if (stmt != NULL)
+        cached_done(st, stmt);
     return e;
 }
 
@@ -581,14 +572,14 @@ enum dirconn_err state_object_find_cloud_id(struct state *st, const char *cloud_
                                             struct dirconn_error *err)
 {
     static const char sql[] = "SELECT " OBJECT_COLUMNS " FROM objects WHERE cloud_id = ?1";
-    return object_get_by(st, sql, cloud_id, out, found, err);
+    return object_get_by(st, sql, cloud_id, out, found, NULL, err);
 }
 
 enum dirconn_err state_object_find_dn(struct state *st, const char *dn, struct state_object *out,
                                       bool *found, struct dirconn_error *err)
 {
     static const char sql[] = "SELECT " OBJECT_COLUMNS " FROM objects WHERE dn = ?1 COLLATE NOCASE";
-    return object_get_by(st, sql, dn, out, found, err);
+    return object_get_by(st, sql, dn, out, found, NULL, err);
 }
 
 enum dirconn_err state_object_put(struct state *st, const struct state_object *o,
