@@ -840,12 +840,18 @@ static bool unlink_referrers(struct apply *a, struct apply_op *o)
 
 /*
  * The version recorded with o's record (state.h, version): the answer's, when
- * the copy it names holds the whole record (o->vouches, the members added
- * after the write chained by If-Match, nothing left pending).
+ * the copy it names holds all that was sent (holds_all_sent: o->vouches, the
+ * members added after the write chained by If-Match) and nothing is left
+ * pending.
  */
+static bool holds_all_sent(const struct apply_op *o)
+{
+    return o->vouches && (!has_rest(o) || o->rest_chained);
+}
+
 static char *vouched_version(const struct apply_op *o)
 {
-    return o->vouches && !o->pending && (!has_rest(o) || o->rest_chained) ? o->new_version : NULL;
+    return holds_all_sent(o) && !o->pending ? o->new_version : NULL;
 }
 
 /* Record the acknowledged operations of a batch in the state, in one transaction. */
@@ -878,12 +884,13 @@ static enum dirconn_err commit_batch(struct apply *a, struct batch *b)
             .synced_at = (int64_t)time(NULL),
             .version = vouched_version(o),
         };
-        if (o->pending && !o->followup && o->op == PLAN_ADD && o->vouches &&
-            (!has_rest(o) || o->rest_chained) && o->new_version != NULL &&
+        e = state_object_put(a->p.st, &so, a->err);
+        /* a pending creation: the follow-up pass writes with If-Match of its version */
+        if (e == DIRCONN_OK && o->pending && !o->followup && o->op == PLAN_ADD &&
+            holds_all_sent(o) && o->new_version != NULL &&
             json_object_set_new(a->created_versions, o->external_id, json_string(o->new_version)) !=
                 0)
             e = dirconn_error_set(a->err, DIRCONN_ENOMEM, "out of memory");
-        e = state_object_put(a->p.st, &so, a->err);
         if (e == DIRCONN_OK && o->recreated && o->kind != OBJECT_CONTACT)
             /* the old cloud id is gone: who referred to it is rewritten by the next sync */
             e = forget_references(a, o->external_id);

@@ -620,8 +620,8 @@ static char *record_links(struct plan *p, const char *manager_dn, const char *ma
     }
     char **ids = NULL;
     size_t n = 0;
-    if (members != NULL && (!member_external_ids(p, members, &ids, &n) ||
-                            json_object_set_new(links, PLAN_KEY_MEMBERS, json_array()) != 0)) {
+    if (members != NULL && (json_object_set_new(links, PLAN_KEY_MEMBERS, json_array()) != 0 ||
+                            !member_external_ids(p, members, &ids, &n))) {
         json_decref(links);
         return NULL;
     }
